@@ -1,0 +1,128 @@
+/**
+ * ModelSpec: everything crepe needs to know about a decoder-only transformer, independent of the
+ * family it came from. `model/config.ts` builds it from a Hugging Face config.json (one small
+ * adapter per family); the engine, the reference forward and the pruner only read this.
+ */
+
+export type Family = 'llama' | 'mistral' | 'qwen2' | 'qwen3';
+export const SUPPORTED_FAMILIES: readonly Family[] = ['llama', 'mistral', 'qwen2', 'qwen3'];
+
+/** `rope_scaling` of type "llama3" (Llama 3.1+): frequency-dependent stretch of the rotary base. */
+export interface Llama3RopeScaling {
+  type: 'llama3';
+  factor: number;
+  lowFreqFactor: number;
+  highFreqFactor: number;
+  originalMaxPositionEmbeddings: number;
+}
+
+export interface ModelSpec {
+  family: Family;
+  hiddenSize: number;
+  intermediateSize: number;
+  numLayers: number;
+  numHeads: number;
+  /** Grouped-query attention: numHeads is a multiple of numKvHeads. */
+  numKvHeads: number;
+  headDim: number;
+  vocabSize: number;
+  rmsNormEps: number;
+  ropeTheta: number;
+  ropeScaling: Llama3RopeScaling | null;
+  maxPositionEmbeddings: number;
+  /** lm_head shares the token-embedding matrix (no `lm_head.weight` tensor). */
+  tieWordEmbeddings: boolean;
+  /** q/k/v projections carry a bias (Qwen2). */
+  attentionBias: boolean;
+  /** Per-head RMSNorm on q and k before rotary (Qwen3). */
+  qkNorm: boolean;
+  bosTokenId: number | null;
+  eosTokenId: number | null;
+  /** torch_dtype of the checkpoint, as written in config.json (informational). */
+  torchDtype: string;
+}
+
+/** The seven linear sublayers of a decoder block, in the reference repositories' order. */
+export const LINEAR_NAMES = [
+  'self_attn.q_proj',
+  'self_attn.k_proj',
+  'self_attn.v_proj',
+  'self_attn.o_proj',
+  'mlp.gate_proj',
+  'mlp.up_proj',
+  'mlp.down_proj',
+] as const;
+export type LinearName = (typeof LINEAR_NAMES)[number];
+
+/**
+ * Linears that read the same input share one set of input statistics:
+ * q/k/v read the attention-normed hidden state, gate/up the MLP-normed one.
+ */
+export type LinearInputGroup = 'qkv' | 'o' | 'gateup' | 'down';
+export const LINEAR_INPUT_GROUP: Record<LinearName, LinearInputGroup> = {
+  'self_attn.q_proj': 'qkv',
+  'self_attn.k_proj': 'qkv',
+  'self_attn.v_proj': 'qkv',
+  'self_attn.o_proj': 'o',
+  'mlp.gate_proj': 'gateup',
+  'mlp.up_proj': 'gateup',
+  'mlp.down_proj': 'down',
+};
+
+/** [d_out, d_in] of each linear, as stored (PyTorch nn.Linear layout). */
+export function linearShape(spec: ModelSpec, name: LinearName): [number, number] {
+  const h = spec.hiddenSize;
+  const qDim = spec.numHeads * spec.headDim;
+  const kvDim = spec.numKvHeads * spec.headDim;
+  switch (name) {
+    case 'self_attn.q_proj': return [qDim, h];
+    case 'self_attn.k_proj': return [kvDim, h];
+    case 'self_attn.v_proj': return [kvDim, h];
+    case 'self_attn.o_proj': return [h, qDim];
+    case 'mlp.gate_proj': return [spec.intermediateSize, h];
+    case 'mlp.up_proj': return [spec.intermediateSize, h];
+    case 'mlp.down_proj': return [h, spec.intermediateSize];
+  }
+}
+
+/** Width of each linear-input group (the d_in its statistics have). */
+export function inputGroupWidth(spec: ModelSpec, group: LinearInputGroup): number {
+  switch (group) {
+    case 'qkv': return spec.hiddenSize;
+    case 'o': return spec.numHeads * spec.headDim;
+    case 'gateup': return spec.hiddenSize;
+    case 'down': return spec.intermediateSize;
+  }
+}
+
+/**
+ * Tensors of one decoder block, keyed by their name inside the block (Hugging Face naming without
+ * the `model.layers.{i}.` prefix), widened to float32, row-major in their stored shape:
+ *   input_layernorm.weight [h], post_attention_layernorm.weight [h],
+ *   self_attn.{q,k,v,o}_proj.weight, mlp.{gate,up,down}_proj.weight,
+ *   self_attn.{q,k,v}_proj.bias (attentionBias), self_attn.{q,k}_norm.weight [headDim] (qkNorm).
+ */
+export type BlockWeights = Record<string, Float32Array>;
+
+/** Names (inside a block) of the tensors a block of this spec holds. */
+export function blockTensorNames(spec: ModelSpec): string[] {
+  const names = ['input_layernorm.weight', 'post_attention_layernorm.weight'];
+  for (const linear of LINEAR_NAMES) names.push(`${linear}.weight`);
+  if (spec.attentionBias) names.push('self_attn.q_proj.bias', 'self_attn.k_proj.bias', 'self_attn.v_proj.bias');
+  if (spec.qkNorm) names.push('self_attn.q_norm.weight', 'self_attn.k_norm.weight');
+  return names;
+}
+
+/** Shape of a block tensor, by its in-block name. */
+export function blockTensorShape(spec: ModelSpec, name: string): number[] {
+  if (name.endsWith('layernorm.weight')) return [spec.hiddenSize];
+  if (name.endsWith('_norm.weight')) return [spec.headDim];
+  const linear = name.replace(/\.(weight|bias)$/, '') as LinearName;
+  const shape = linearShape(spec, linear);
+  return name.endsWith('.bias') ? [shape[0]] : shape;
+}
+
+export const layerPrefix = (layer: number): string => `model.layers.${layer}.`;
+export const EMBED_NAME = 'model.embed_tokens.weight';
+export const FINAL_NORM_NAME = 'model.norm.weight';
+export const LM_HEAD_NAME = 'lm_head.weight';
