@@ -1,0 +1,91 @@
+/**
+ * Text sources for calibration and evaluation: plain UTF-8 text files, WikiText raw files (turned
+ * into the exact string the reference repositories tokenise), and JSON Lines documents (C4).
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { UserError } from '../util/errors.ts';
+
+/** Reads a whole file as strict UTF-8 (a BOM is kept as U+FEFF, as Python's 'utf-8' codec does). */
+export function readTextFile(filePath: string): string {
+  return decodeUtf8(readBytes(filePath), filePath);
+}
+
+/**
+ * The text the reference repositories evaluate on for WikiText: Hugging Face's `wikitext` dataset
+ * has one row per line of the raw file; a whitespace-only line is the row "", every other row keeps
+ * its trailing "\n"; the rows are joined with "\n\n" (ALGORITHMS.md §1.2, PROVENANCE.md §2.1).
+ */
+export function hfWikitextText(raw: string): string {
+  const lines = raw.split('\n');
+  if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop(); // the file's final "\n"
+  const rows = lines.map((line) => (line.trim() === '' ? '' : line + '\n'));
+  return rows.join('\n\n');
+}
+
+/** True for WikiText raw files (`wiki.test.raw`, `wiki.train.raw`, …), which get the HF row rule. */
+export function isWikitextRawFile(filePath: string): boolean {
+  return /^wiki\..+\.raw$/.test(path.basename(filePath));
+}
+
+/** Evaluation text: the HF WikiText rule for wiki.*.raw files, the file's text as-is otherwise. */
+export function readEvalText(filePath: string): string {
+  const text = readTextFile(filePath);
+  return isWikitextRawFile(filePath) ? hfWikitextText(text) : text;
+}
+
+/**
+ * The `text` field of every document of a JSON Lines file (optionally gzip-compressed, as the C4
+ * shards are distributed). Blank lines are skipped. Lines are split on bytes, so files larger than
+ * a JavaScript string can hold still load.
+ */
+export function readJsonlDocuments(filePath: string): string[] {
+  let bytes = readBytes(filePath);
+  if (filePath.endsWith('.gz')) {
+    try {
+      bytes = gunzipSync(bytes);
+    } catch (err) {
+      throw new UserError(`${filePath}: not a valid gzip file (${(err as Error).message})`);
+    }
+  }
+  const documents: string[] = [];
+  let lineStart = 0;
+  for (let lineNumber = 1; lineStart < bytes.length; lineNumber++) {
+    let lineEnd = bytes.indexOf(0x0a, lineStart);
+    if (lineEnd < 0) lineEnd = bytes.length;
+    const line = decodeUtf8(bytes.subarray(lineStart, lineEnd), `${filePath} line ${lineNumber}`);
+    lineStart = lineEnd + 1;
+    if (line.trim() === '') continue;
+    let record: unknown;
+    try {
+      record = JSON.parse(line);
+    } catch (err) {
+      throw new UserError(`${filePath} line ${lineNumber}: not valid JSON (${(err as Error).message})`);
+    }
+    const text = typeof record === 'object' && record !== null ? (record as { text?: unknown }).text : undefined;
+    if (typeof text !== 'string') {
+      throw new UserError(`${filePath} line ${lineNumber}: expected a JSON object with a string field "text"`);
+    }
+    documents.push(text);
+  }
+  return documents;
+}
+
+function readBytes(filePath: string): Buffer {
+  try {
+    return readFileSync(filePath);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const reason = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (err as Error).message;
+    throw new UserError(`cannot read text file ${filePath}: ${reason}`);
+  }
+}
+
+function decodeUtf8(bytes: Uint8Array, where: string): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
+  } catch {
+    throw new UserError(`${where}: not valid UTF-8 text`);
+  }
+}
