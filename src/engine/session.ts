@@ -1,0 +1,61 @@
+/**
+ * ONNX Runtime sessions: the one place that knows about execution providers and session options.
+ */
+import ort from 'onnxruntime-node';
+import { UserError } from '../util/errors.ts';
+
+export interface EngineOptions {
+  device: 'cpu' | 'cuda';
+  /** Intra-op threads (CPU). Default: ORT's choice (the number of physical cores). */
+  threads?: number;
+}
+
+export type Session = ort.InferenceSession;
+
+export async function createSession(modelBytes: Uint8Array, opts: EngineOptions): Promise<ort.InferenceSession> {
+  const options: ort.InferenceSession.SessionOptions = {
+    graphOptimizationLevel: 'all',
+    executionMode: 'sequential',
+    executionProviders: opts.device === 'cuda' ? ['cuda'] : ['cpu'],
+  };
+  if (opts.threads !== undefined) {
+    if (!Number.isInteger(opts.threads) || opts.threads < 1) {
+      throw new UserError(`--threads must be a positive integer, got ${opts.threads}`);
+    }
+    options.intraOpNumThreads = opts.threads;
+  }
+  if (opts.device === 'cuda' && !cudaAvailable()) {
+    throw new UserError(
+      '--device cuda: this onnxruntime-node install has no CUDA execution provider. ' +
+      'Reinstall with ONNXRUNTIME_NODE_INSTALL=cuda12 (see README), or use --device cpu.',
+    );
+  }
+  try {
+    return await ort.InferenceSession.create(modelBytes, options);
+  } catch (error) {
+    if (opts.device === 'cuda') {
+      throw new UserError(`--device cuda: ONNX Runtime could not start the CUDA execution provider: ${(error as Error).message}`);
+    }
+    throw error;
+  }
+}
+
+function cudaAvailable(): boolean {
+  return ort.listSupportedBackends().some((backend) => backend.name === 'cuda');
+}
+
+/** A float32 ORT tensor over `data` (no copy). */
+export function floatTensor(data: Float32Array, dims: number[]): ort.Tensor {
+  return new ort.Tensor('float32', data, dims);
+}
+
+/** An int64 ORT tensor over `data` (no copy). */
+export function int64Tensor(data: BigInt64Array, dims: number[]): ort.Tensor {
+  return new ort.Tensor('int64', data, dims);
+}
+
+/** The float32 data of a session output. */
+export function floatData(tensor: ort.Tensor | undefined, name: string): Float32Array {
+  if (!tensor || !(tensor.data instanceof Float32Array)) throw new Error(`engine output ${name} missing or not float32`);
+  return tensor.data;
+}
