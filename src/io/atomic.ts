@@ -1,0 +1,65 @@
+/**
+ * Atomic file output: write under a temporary name in the destination's directory, fsync, then
+ * rename over the destination. A crash or error never leaves a file at the destination that looks
+ * complete but is not; at worst a `.name.tmp-*` file remains, which nothing reads.
+ */
+import { randomBytes } from 'node:crypto';
+import { open, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+
+/** A fresh temporary path beside `destination`: `<dir>/.<name>.tmp-<pid>-<random>`. */
+export function tempPathFor(destination: string): string {
+  const suffix = randomBytes(6).toString('hex');
+  return path.join(path.dirname(destination), `.${path.basename(destination)}.tmp-${process.pid}-${suffix}`);
+}
+
+async function fsyncFile(filePath: string): Promise<void> {
+  const handle = await open(filePath, 'r+');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Makes a completed rename durable. Some filesystems refuse fsync on directories; that is fine. */
+export async function fsyncDirectory(dirPath: string): Promise<void> {
+  try {
+    const handle = await open(dirPath, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    // Best effort only: the rename itself is already atomic.
+  }
+}
+
+/**
+ * Runs `writeTo(tmpPath)`, which must create and fill the file at tmpPath; then fsyncs it and
+ * renames it to `destination`. On any failure the temporary file is removed and the error rethrown.
+ */
+export async function withAtomicFile<T>(destination: string, writeTo: (tmpPath: string) => Promise<T>): Promise<T> {
+  const tmpPath = tempPathFor(destination);
+  try {
+    const result = await writeTo(tmpPath);
+    await fsyncFile(tmpPath);
+    await rename(tmpPath, destination);
+    await fsyncDirectory(path.dirname(destination));
+    return result;
+  } catch (error) {
+    await rm(tmpPath, { force: true });
+    throw error;
+  }
+}
+
+/** Writes `data` to `destination` atomically. */
+export async function atomicWriteFile(destination: string, data: Uint8Array | string): Promise<void> {
+  await withAtomicFile(destination, (tmpPath) => writeFile(tmpPath, data, { flag: 'wx' }));
+}
+
+/** Writes `value` as pretty-printed JSON (2-space indent, trailing newline) atomically. */
+export async function atomicWriteJson(destination: string, value: unknown): Promise<void> {
+  await atomicWriteFile(destination, `${JSON.stringify(value, null, 2)}\n`);
+}

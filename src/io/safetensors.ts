@@ -1,0 +1,418 @@
+/**
+ * safetensors reader. A file is: u64 little-endian header length N, N bytes of UTF-8 JSON
+ * header, then the data region. The header maps each tensor name to
+ * {dtype, shape, data_offsets: [begin, end)} (offsets relative to the data region) and may hold
+ * a `__metadata__` string → string map.
+ *
+ * Opening reads only the length and the header; tensors are read one at a time by file offset,
+ * so a model of any size is streamed, never loaded whole. The header is validated with the rules
+ * of the format's reference (Rust) reader, and every violation is a UserError naming the file.
+ *
+ * `Checkpoint` puts one file or a sharded set (`model.safetensors.index.json`) behind one API.
+ */
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { UserError } from '../util/errors.ts';
+import { bf16ToF32, f16ToF32 } from '../util/float16.ts';
+
+/** Element types crepe reads and writes. */
+export type DType = 'F32' | 'F16' | 'BF16';
+
+export const DTYPE_BYTES: Readonly<Record<DType, number>> = { F32: 4, F16: 2, BF16: 2 };
+
+/** Element types the format defines that crepe does not handle; named in the refusal message. */
+const UNSUPPORTED_DTYPES: ReadonlySet<string> = new Set([
+  'BOOL', 'F4', 'F6_E2M3', 'F6_E3M2', 'U8', 'I8', 'F8_E5M2', 'F8_E4M3', 'F8_E8M0',
+  'I16', 'U16', 'I32', 'U32', 'C64', 'F64', 'I64', 'U64',
+]);
+
+/** The reference reader's limit on the header length (bytes). */
+export const MAX_HEADER_BYTES = 100_000_000;
+
+const LENGTH_PREFIX_BYTES = 8;
+const METADATA_KEY = '__metadata__';
+
+export interface TensorInfo {
+  name: string;
+  dtype: DType;
+  shape: number[];
+  /** Absolute position of the tensor's first byte in its file. */
+  byteOffset: number;
+  byteLength: number;
+  /** Path of the file holding the tensor. */
+  file: string;
+}
+
+export function isDType(value: unknown): value is DType {
+  return value === 'F32' || value === 'F16' || value === 'BF16';
+}
+
+export function elementCount(shape: readonly number[]): number {
+  let count = 1;
+  for (const dim of shape) count *= dim;
+  return count;
+}
+
+/** Widens raw little-endian bytes of `dtype` to float32. */
+export function decodeToF32(raw: Uint8Array, dtype: DType): Float32Array {
+  const count = raw.byteLength / DTYPE_BYTES[dtype];
+  // Typed-array views need element alignment; copy the rare unaligned input first.
+  const aligned = raw.byteOffset % 4 === 0 ? raw : raw.slice();
+  switch (dtype) {
+    case 'F32': return new Float32Array(aligned.buffer, aligned.byteOffset, count);
+    case 'F16': return f16ToF32(new Uint16Array(aligned.buffer, aligned.byteOffset, count));
+    case 'BF16': return bf16ToF32(new Uint16Array(aligned.buffer, aligned.byteOffset, count));
+  }
+}
+
+/**
+ * First repeated key of any object in `jsonText` (already known to be valid JSON), with its
+ * nesting depth (1 = top level); null when there is none. JSON.parse keeps the last of duplicate
+ * keys silently, so a second tensor of the same name would otherwise vanish.
+ */
+export function findDuplicateKey(jsonText: string): { key: string; depth: number } | null {
+  // One frame per open object/array; for objects, the keys seen and whether a key comes next.
+  const frames: { keys: Set<string> | null; expectingKey: boolean }[] = [];
+  for (let i = 0; i < jsonText.length; i++) {
+    const c = jsonText.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      const start = i;
+      for (i++; jsonText.charCodeAt(i) !== 0x22; i++) if (jsonText.charCodeAt(i) === 0x5c /* \ */) i++;
+      const top = frames[frames.length - 1];
+      if (top?.keys && top.expectingKey) {
+        const key = JSON.parse(jsonText.slice(start, i + 1)) as string;
+        if (top.keys.has(key)) return { key, depth: frames.length };
+        top.keys.add(key);
+        top.expectingKey = false;
+      }
+    } else if (c === 0x7b /* { */) {
+      frames.push({ keys: new Set(), expectingKey: true });
+    } else if (c === 0x5b /* [ */) {
+      frames.push({ keys: null, expectingKey: false });
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      frames.pop();
+    } else if (c === 0x2c /* , */) {
+      const top = frames[frames.length - 1];
+      if (top.keys) top.expectingKey = true;
+    }
+  }
+  return null;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isNonNegativeInteger(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+/** Reads exactly `into.byteLength` bytes at `position`; a short read means the file shrank. */
+function readFully(fd: number, into: Uint8Array, position: number, file: string): void {
+  const maxChunk = 1 << 30; // readSync takes at most 2 GiB - 1 per call
+  let done = 0;
+  while (done < into.byteLength) {
+    const want = Math.min(maxChunk, into.byteLength - done);
+    const got = readSync(fd, into, done, want, position + done);
+    if (got === 0) {
+      throw new UserError(`${file}: unexpected end of file at byte ${position + done} (file truncated while open?)`);
+    }
+    done += got;
+  }
+}
+
+interface ParsedHeader {
+  metadata: Record<string, string>;
+  tensors: Map<string, TensorInfo>;
+}
+
+/** Validates one header entry and returns it with offsets still relative to the data region. */
+function parseTensorEntry(name: string, entry: unknown, fail: (problem: string) => never): TensorInfo & { begin: number; end: number } {
+  if (!isPlainObject(entry)) fail(`tensor "${name}": entry must be an object with dtype, shape and data_offsets`);
+  const { dtype, shape, data_offsets: offsets } = entry;
+  if (typeof dtype !== 'string') fail(`tensor "${name}": missing or non-string "dtype"`);
+  if (!isDType(dtype)) {
+    if (UNSUPPORTED_DTYPES.has(dtype)) {
+      fail(`tensor "${name}" has dtype ${dtype}, which crepe does not support (supported: F32, F16, BF16)`);
+    }
+    fail(`tensor "${name}" has unknown dtype "${dtype}" (supported: F32, F16, BF16)`);
+  }
+  if (!Array.isArray(shape) || !shape.every(isNonNegativeInteger)) {
+    fail(`tensor "${name}": "shape" must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
+  }
+  if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isNonNegativeInteger)) {
+    fail(`tensor "${name}": "data_offsets" must be [begin, end] with non-negative integers, got ${JSON.stringify(offsets)}`);
+  }
+  const [begin, end] = offsets as [number, number];
+  if (end < begin) fail(`tensor "${name}": data_offsets [${begin}, ${end}) end before they begin`);
+  const count = elementCount(shape);
+  const needed = count * DTYPE_BYTES[dtype];
+  if (!Number.isSafeInteger(needed)) fail(`tensor "${name}": shape [${shape.join(',')}] is too large`);
+  if (end - begin !== needed) {
+    fail(
+      `tensor "${name}" claims bytes [${begin}, ${end}) (${end - begin} bytes) but shape [${shape.join(',')}] × ${dtype} ` +
+        `needs ${needed} bytes`,
+    );
+  }
+  return { name, dtype, shape: [...shape], byteOffset: 0, byteLength: needed, file: '', begin, end };
+}
+
+/**
+ * Parses and validates a header. `dataStart` is the absolute offset of the data region and
+ * `dataBytes` its length: the tensors must tile it exactly, with no overlap and no hole.
+ */
+function parseHeader(headerBytes: Uint8Array, dataStart: number, dataBytes: number, file: string): ParsedHeader {
+  const fail = (problem: string): never => {
+    throw new UserError(`${file}: ${problem}`);
+  };
+  let headerText: string;
+  try {
+    headerText = new TextDecoder('utf-8', { fatal: true }).decode(headerBytes);
+  } catch {
+    return fail('header is not valid UTF-8');
+  }
+  let header: unknown;
+  try {
+    header = JSON.parse(headerText);
+  } catch (error) {
+    return fail(`header is not valid JSON (${(error as Error).message})`);
+  }
+  if (!isPlainObject(header)) return fail('header must be a JSON object');
+  const duplicate = findDuplicateKey(headerText);
+  if (duplicate) {
+    fail(duplicate.depth === 1 ? `duplicate tensor name "${duplicate.key}" in header` : `duplicate key "${duplicate.key}" in header`);
+  }
+
+  const metadata: Record<string, string> = {};
+  const entries: (TensorInfo & { begin: number; end: number })[] = [];
+  for (const [name, entry] of Object.entries(header)) {
+    if (name === METADATA_KEY) {
+      if (entry === null) continue;
+      if (!isPlainObject(entry)) fail(`"${METADATA_KEY}" must be an object of strings`);
+      for (const [key, value] of Object.entries(entry as Record<string, unknown>)) {
+        if (typeof value !== 'string') fail(`"${METADATA_KEY}" value of "${key}" must be a string, got ${JSON.stringify(value)}`);
+        metadata[key] = value as string;
+      }
+      continue;
+    }
+    entries.push(parseTensorEntry(name, entry, fail));
+  }
+
+  // As the reference reader does: order by offset, then the ranges must tile [0, dataBytes).
+  entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let covered = 0;
+  let previous: string | null = null;
+  for (const entry of entries) {
+    if (entry.begin < covered) {
+      fail(`tensor "${entry.name}" bytes [${entry.begin}, ${entry.end}) overlap tensor "${previous}" (which ends at ${covered})`);
+    }
+    if (entry.begin > covered) {
+      fail(
+        `hole in data: bytes [${covered}, ${entry.begin}) belong to no tensor ` +
+          `(between ${previous === null ? 'the start of the data' : `tensor "${previous}"`} and tensor "${entry.name}")`,
+      );
+    }
+    if (entry.end > dataBytes) {
+      fail(
+        `tensor "${entry.name}" ends at data byte ${entry.end} but the data region holds only ${dataBytes} bytes ` +
+          '(file truncated?)',
+      );
+    }
+    covered = entry.end;
+    previous = entry.name;
+  }
+  if (covered !== dataBytes) {
+    fail(`data region is ${dataBytes} bytes but the tensors cover only ${covered}: ${dataBytes - covered} trailing bytes belong to no tensor`);
+  }
+
+  const tensors = new Map<string, TensorInfo>();
+  for (const { begin, end: _end, ...info } of entries) {
+    tensors.set(info.name, { ...info, byteOffset: dataStart + begin, file });
+  }
+  return { metadata, tensors };
+}
+
+/** One safetensors file, open for reading tensors by offset. */
+export class SafetensorsFile {
+  private fd: number;
+
+  private constructor(
+    readonly path: string,
+    fd: number,
+    readonly metadata: Record<string, string>,
+    /** Tensors in the order of their data in the file. */
+    readonly tensors: Map<string, TensorInfo>,
+  ) {
+    this.fd = fd;
+  }
+
+  /** Opens `filePath` and validates its header; reads nothing else. */
+  static open(filePath: string): SafetensorsFile {
+    let fd: number;
+    try {
+      fd = openSync(filePath, 'r');
+    } catch (error) {
+      throw new UserError(`${filePath}: cannot open safetensors file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    }
+    try {
+      const stats = fstatSync(fd);
+      if (!stats.isFile()) throw new UserError(`${filePath}: not a regular file`);
+      const fileSize = stats.size;
+      if (fileSize < LENGTH_PREFIX_BYTES) {
+        throw new UserError(`${filePath}: file is ${fileSize} bytes, too short for the 8-byte header length (truncated?)`);
+      }
+      const prefix = new Uint8Array(LENGTH_PREFIX_BYTES);
+      readFully(fd, prefix, 0, filePath);
+      const headerLength = new DataView(prefix.buffer).getBigUint64(0, true);
+      if (headerLength > BigInt(MAX_HEADER_BYTES)) {
+        throw new UserError(`${filePath}: header length ${headerLength} bytes exceeds the ${MAX_HEADER_BYTES}-byte limit (not a safetensors file?)`);
+      }
+      const headerBytes = Number(headerLength);
+      if (LENGTH_PREFIX_BYTES + headerBytes > fileSize) {
+        throw new UserError(
+          `${filePath}: header length ${headerBytes} bytes runs past the end of the file (${fileSize} bytes; truncated?)`,
+        );
+      }
+      const header = new Uint8Array(headerBytes);
+      readFully(fd, header, LENGTH_PREFIX_BYTES, filePath);
+      const dataStart = LENGTH_PREFIX_BYTES + headerBytes;
+      const { metadata, tensors } = parseHeader(header, dataStart, fileSize - dataStart, filePath);
+      return new SafetensorsFile(filePath, fd, metadata, tensors);
+    } catch (error) {
+      closeSync(fd);
+      throw error;
+    }
+  }
+
+  info(name: string): TensorInfo {
+    const info = this.tensors.get(name);
+    if (!info) throw new UserError(`${this.path}: no tensor named "${name}"`);
+    return info;
+  }
+
+  /** The tensor's bytes as stored (little-endian, its own dtype), in a fresh buffer. */
+  readRaw(name: string): Uint8Array {
+    const info = this.info(name);
+    if (this.fd < 0) throw new Error(`${this.path}: read after close`);
+    const bytes = new Uint8Array(info.byteLength);
+    readFully(this.fd, bytes, info.byteOffset, this.path);
+    return bytes;
+  }
+
+  /** The tensor widened to float32. */
+  readF32(name: string): Float32Array {
+    return decodeToF32(this.readRaw(name), this.info(name).dtype);
+  }
+
+  close(): void {
+    if (this.fd >= 0) closeSync(this.fd);
+    this.fd = -1;
+  }
+}
+
+export const SINGLE_FILE_NAME = 'model.safetensors';
+export const INDEX_FILE_NAME = 'model.safetensors.index.json';
+
+/** Reads `weight_map` of a sharded checkpoint's index: tensor name → shard file name. */
+function readWeightMap(indexPath: string): Map<string, string> {
+  const fail = (problem: string): never => {
+    throw new UserError(`${indexPath}: ${problem}`);
+  };
+  const text = readFileSync(indexPath, 'utf8');
+  let index: unknown;
+  try {
+    index = JSON.parse(text);
+  } catch (error) {
+    return fail(`not valid JSON (${(error as Error).message})`);
+  }
+  if (!isPlainObject(index) || !isPlainObject(index.weight_map)) return fail('expected an object with a "weight_map" object');
+  const duplicate = findDuplicateKey(text);
+  if (duplicate) fail(`duplicate key "${duplicate.key}" (a tensor listed twice?)`);
+  const weightMap = new Map<string, string>();
+  for (const [tensor, shard] of Object.entries(index.weight_map)) {
+    if (typeof shard !== 'string' || shard === '' || path.basename(shard) !== shard) {
+      fail(`tensor "${tensor}" maps to ${JSON.stringify(shard)}; expected a file name in the same directory`);
+    }
+    weightMap.set(tensor, shard as string);
+  }
+  return weightMap;
+}
+
+/** A model's weights: `model.safetensors`, or the shards listed in `model.safetensors.index.json`. */
+export class Checkpoint {
+  private constructor(
+    readonly dir: string,
+    /** Open files by path. */
+    private readonly files: Map<string, SafetensorsFile>,
+    private readonly locations: Map<string, TensorInfo>,
+  ) {}
+
+  static open(dir: string): Checkpoint {
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UserError(`${dir}: not a directory`);
+    const singlePath = path.join(dir, SINGLE_FILE_NAME);
+    const indexPath = path.join(dir, INDEX_FILE_NAME);
+    // Like transformers: a single file wins over an index when both are present.
+    if (existsSync(singlePath)) {
+      const file = SafetensorsFile.open(singlePath);
+      return new Checkpoint(dir, new Map([[file.path, file]]), new Map(file.tensors));
+    }
+    if (!existsSync(indexPath)) {
+      throw new UserError(`${dir}: no ${SINGLE_FILE_NAME} or ${INDEX_FILE_NAME} (expected a Hugging Face model directory)`);
+    }
+    const weightMap = readWeightMap(indexPath);
+    const shards = new Map<string, SafetensorsFile>();
+    try {
+      const locations = new Map<string, TensorInfo>();
+      for (const [tensor, shardName] of weightMap) {
+        let shard = shards.get(shardName);
+        if (!shard) {
+          const shardPath = path.join(dir, shardName);
+          if (!existsSync(shardPath)) {
+            throw new UserError(`${indexPath}: shard ${shardName} (holding tensor "${tensor}") does not exist in ${dir}`);
+          }
+          shard = SafetensorsFile.open(shardPath);
+          shards.set(shardName, shard);
+        }
+        const info = shard.tensors.get(tensor);
+        if (!info) throw new UserError(`${indexPath}: tensor "${tensor}" is listed in shard ${shardName}, but that file does not contain it`);
+        locations.set(tensor, info);
+      }
+      return new Checkpoint(dir, new Map([...shards.values()].map((shard) => [shard.path, shard])), locations);
+    } catch (error) {
+      for (const shard of shards.values()) shard.close();
+      throw error;
+    }
+  }
+
+  names(): string[] {
+    return [...this.locations.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.locations.has(name);
+  }
+
+  info(name: string): TensorInfo {
+    const info = this.locations.get(name);
+    if (!info) throw new UserError(`${this.dir}: the checkpoint has no tensor named "${name}"`);
+    return info;
+  }
+
+  private fileOf(name: string): SafetensorsFile {
+    const file = this.files.get(this.info(name).file);
+    if (!file) throw new Error(`internal: no open file for tensor ${name}`);
+    return file;
+  }
+
+  readRaw(name: string): Uint8Array {
+    return this.fileOf(name).readRaw(name);
+  }
+
+  readF32(name: string): Float32Array {
+    return this.fileOf(name).readF32(name);
+  }
+
+  close(): void {
+    for (const file of this.files.values()) file.close();
+  }
+}
