@@ -1,0 +1,57 @@
+/**
+ * `npm run demo`: the main job end to end on the bundled test model, with the command lines a
+ * user would type. Converts stories260K (llama2.c) from ../shared/data to a Hugging Face
+ * directory, measures its WikiText-2 perplexity, prunes it with RIA at 50 % (C4 calibration) and
+ * measures the pruned model. Outputs go to demo-out/ (git-ignored).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, rmSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const shared = path.resolve(root, '../shared/data');
+const out = path.join(root, 'demo-out');
+const crepe = path.join(root, 'bin/crepe.js');
+
+const model = path.join(shared, 'models/stories260K/stories260K.bin');
+const tokenizer = path.join(shared, 'models/stories260K/tok512.bin');
+const wikitext = path.join(shared, 'text/wikitext-2-raw/wiki.test.raw');
+const c4 = path.join(shared, 'text/c4/c4-train.00000-of-01024.first1000.jsonl');
+for (const file of [model, tokenizer, wikitext, c4]) {
+  if (!existsSync(file)) {
+    process.stderr.write(`demo: ${file} is missing; the demo needs ../shared/data beside the repository\n`);
+    process.exit(2);
+  }
+}
+
+/** Runs one crepe command; JSON answers are parsed by the demo rather than echoed. */
+function run(args: string[]): string {
+  const shown = ['crepe', ...args.map((a) => (a.startsWith(root) ? path.relative(root, a) : a))].join(' ');
+  process.stdout.write(`\n$ ${shown}\n`);
+  const result = spawnSync(process.execPath, [crepe, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
+  if (!args.includes('--json')) process.stdout.write(result.stdout);
+  if (result.status !== 0) {
+    process.stderr.write(`demo: step failed with exit code ${result.status}\n`);
+    process.exit(result.status ?? 1);
+  }
+  return result.stdout;
+}
+
+rmSync(out, { recursive: true, force: true });
+mkdirSync(out, { recursive: true });
+const dense = path.join(out, 'stories260K');
+const pruned = path.join(out, 'stories260K-ria-50');
+
+run(['convert', model, '--tokenizer', tokenizer, '--out', dense]);
+const densePpl = JSON.parse(run(['eval', dense, '--ppl', wikitext, '--seqlen', '512', '--json'])).ppl as number;
+const report = JSON.parse(
+  run(['prune', dense, '--method', 'ria', '--sparsity', '0.5', '--calib', c4, '--nsamples', '32', '--seqlen', '256',
+    '--out', pruned, '--eval-ppl', wikitext, '--eval-seqlen', '512', '--json']),
+);
+const prunedPpl = report.evaluation.ppl as number;
+process.stdout.write(
+  `\nstories260K on WikiText-2 test (seqlen 512): dense PPL ${densePpl.toFixed(3)}, ` +
+    `RIA 50% PPL ${prunedPpl.toFixed(3)} (linear sparsity ${(report.totals.linearSparsity * 100).toFixed(2)}%)\n` +
+    `pruned model: ${path.relative(root, pruned)}/ (report: crepe-report.json)\n`,
+);

@@ -1,0 +1,110 @@
+/**
+ * WikiText-2-style perplexity (ALGORITHMS.md §1.2): the token stream is cut into non-overlapping
+ * windows of `seqlen` tokens (tail dropped), each window runs from position 0 with no cache, and
+ * PPL = exp(mean over windows of the window's mean next-token NLL).
+ *
+ * Windows go through the model layer-major in batches: a batch of windows' hidden states is held,
+ * each decoder block is read once per batch and applied to every window of it. Memory is one
+ * block's weights plus the batch's activations, whatever the model size.
+ */
+import type { ModelSpec, BlockWeights } from '../model/spec.ts';
+import { ropeTables } from '../model/rope.ts';
+import { BlockEngine } from '../engine/block-engine.ts';
+import { HeadEngine } from '../engine/head-engine.ts';
+import { embed } from '../engine/forward.ts';
+import type { EngineOptions } from '../engine/session.ts';
+import { check } from '../util/errors.ts';
+import type { Progress } from '../util/progress.ts';
+
+/** What the evaluator reads a model through (ModelCheckpoint satisfies it). */
+export interface ModelSource {
+  readonly spec: ModelSpec;
+  readBlock(layer: number): BlockWeights;
+  readEmbedding(): Float32Array;
+  readFinalNorm(): Float32Array;
+  readLmHead(): Float32Array;
+}
+
+export interface PerplexityOptions extends EngineOptions {
+  seqlen: number;
+  /** Evaluate only the first K windows (quick checks). */
+  maxChunks?: number;
+  /** Upper bound on the activations held for one batch of windows. */
+  activationBudgetBytes?: number;
+  progress?: Progress;
+}
+
+export interface PerplexityResult {
+  ppl: number;
+  /** Mean over windows of the per-window mean NLL (nats). */
+  meanNll: number;
+  windows: number;
+  seqlen: number;
+  tokens: number;
+  /** Per-window mean NLL, for statistics across windows. */
+  windowNll: number[];
+}
+
+/** Progress units of a perplexity run: one per window per block, plus one per window for the head. */
+export const perplexityWorkUnits = (spec: ModelSpec, windows: number): number => windows * (spec.numLayers + 1);
+
+/** Number of full windows the protocol takes from `tokenCount` tokens. */
+export function windowCount(tokenCount: number, seqlen: number, maxChunks?: number): number {
+  const all = Math.floor(tokenCount / seqlen);
+  return maxChunks === undefined ? all : Math.min(all, maxChunks);
+}
+
+export async function perplexity(model: ModelSource, tokens: Int32Array, opts: PerplexityOptions): Promise<PerplexityResult> {
+  const { spec } = model;
+  const { seqlen } = opts;
+  const windows = windowCount(tokens.length, seqlen, opts.maxChunks);
+  check(windows >= 1, `the evaluation text has ${tokens.length} tokens, fewer than one window of --seqlen ${seqlen}`);
+
+  const rope = ropeTables(spec, seqlen);
+  const windowBytes = seqlen * spec.hiddenSize * 4;
+  const budget = opts.activationBudgetBytes ?? 1 << 30;
+  const batchSize = Math.max(1, Math.min(windows, Math.floor(budget / windowBytes)));
+
+  const blockEngine = await BlockEngine.create(spec, seqlen, { ...opts, stats: 'none' });
+  const headEngine = await HeadEngine.create(spec, seqlen, { ...opts, output: 'nll' });
+  const embedding = model.readEmbedding();
+  const finalNorm = model.readFinalNorm();
+  const lmHead = model.readLmHead();
+  const windowNll: number[] = [];
+  let doneUnits = 0;
+
+  try {
+    for (let first = 0; first < windows; first += batchSize) {
+      const count = Math.min(batchSize, windows - first);
+      const hidden: Float32Array[] = [];
+      for (let w = 0; w < count; w++) {
+        const start = (first + w) * seqlen;
+        hidden.push(embed(tokens.subarray(start, start + seqlen), embedding, spec.hiddenSize));
+      }
+      for (let layer = 0; layer < spec.numLayers; layer++) {
+        const weights = model.readBlock(layer);
+        for (let w = 0; w < count; w++) {
+          hidden[w] = (await blockEngine.run(hidden[w], weights, rope)).hidden;
+          opts.progress?.update(++doneUnits, `layer ${layer + 1}/${spec.numLayers}`);
+        }
+      }
+      for (let w = 0; w < count; w++) {
+        const start = (first + w) * seqlen;
+        // Position t predicts token t+1; the last position has no target inside the window.
+        const targets = new Int32Array(seqlen);
+        targets.set(tokens.subarray(start + 1, start + seqlen));
+        const nll = await headEngine.nll(hidden[w], finalNorm, lmHead, targets);
+        let sum = 0;
+        for (let t = 0; t < seqlen - 1; t++) sum += nll[t];
+        windowNll.push(sum / (seqlen - 1));
+        opts.progress?.update(++doneUnits, 'head');
+      }
+    }
+  } finally {
+    await blockEngine.release();
+    await headEngine.release();
+  }
+
+  const meanNll = windowNll.reduce((a, b) => a + b, 0) / windowNll.length;
+  return { ppl: Math.exp(meanNll), meanNll, windows, seqlen, tokens: tokens.length, windowNll };
+}

@@ -1,0 +1,92 @@
+/**
+ * Accumulates one linear-input group's statistics over calibration sequences, in float64 and in
+ * sample order (so a resumed run sums exactly as an uninterrupted one).
+ *
+ * The engine returns, per sequence of L tokens, Σ_t x², Σ_t x and (for SparseGPT) XᵀX. From
+ * these the reference repositories' statistics follow (ALGORITHMS.md §1.4, §4, §6.1):
+ *   sqNorm_j   = (1/N) Σ_n Σ_t x²        Wanda/RIA `scaler_row` (‖X_j‖² / N)
+ *   mean_j     = (1/N) Σ_n Σ_t x         DSnoT's m_j (L·E[x_j])
+ *   variance_j = (1/N) Σ_n Var_t(x)      DSnoT's within-sequence variance
+ *   gram       = Σ_n XₙᵀXₙ               SparseGPT's H = 2·gram / N
+ */
+import type { BlockEngine, GroupStats } from '../engine/block-engine.ts';
+import { inputGroupWidth, type BlockWeights, type LinearInputGroup, type ModelSpec } from '../model/spec.ts';
+
+export interface LinearInputStats {
+  width: number;
+  nsamples: number;
+  tokensPerSample: number;
+  sqNorm: Float64Array;
+  mean: Float64Array;
+  variance: Float64Array;
+  gram: Float64Array | null;
+}
+
+export class GroupStatsAccumulator {
+  private readonly sqNormSum: Float64Array;
+  private readonly sumSum: Float64Array;
+  private readonly varianceSum: Float64Array;
+  private readonly gramSum: Float64Array | null;
+  private samples = 0;
+  private tokens = 0;
+
+  constructor(readonly width: number, withGram: boolean) {
+    this.sqNormSum = new Float64Array(width);
+    this.sumSum = new Float64Array(width);
+    this.varianceSum = new Float64Array(width);
+    this.gramSum = withGram ? new Float64Array(width * width) : null;
+  }
+
+  add(stats: GroupStats, tokens: number): void {
+    const { sqSum, sum, gram } = stats;
+    for (let j = 0; j < this.width; j++) {
+      this.sqNormSum[j] += sqSum[j];
+      if (sum) {
+        this.sumSum[j] += sum[j];
+        const mean = sum[j] / tokens;
+        this.varianceSum[j] += sqSum[j] / tokens - mean * mean;
+      }
+    }
+    if (this.gramSum) {
+      if (!gram) throw new Error('internal: gram statistics requested but not returned by the engine');
+      const target = this.gramSum;
+      for (let i = 0; i < target.length; i++) target[i] += gram[i];
+    }
+    this.samples++;
+    this.tokens = tokens;
+  }
+
+  finish(): LinearInputStats {
+    const n = this.samples;
+    const scale = (values: Float64Array) => values.map((v) => v / n);
+    return {
+      width: this.width,
+      nsamples: n,
+      tokensPerSample: this.tokens,
+      sqNorm: scale(this.sqNormSum),
+      mean: scale(this.sumSum),
+      variance: scale(this.varianceSum),
+      gram: this.gramSum,
+    };
+  }
+}
+
+/** Runs the block on every calibration sequence and accumulates the statistics of `groups`. */
+export async function collectStatistics(
+  spec: ModelSpec,
+  engine: BlockEngine,
+  hidden: Float32Array[],
+  weights: BlockWeights,
+  rope: { cos: Float32Array; sin: Float32Array },
+  groups: LinearInputGroup[],
+  withGram: boolean,
+): Promise<Map<LinearInputGroup, LinearInputStats>> {
+  const accumulators = new Map(groups.map((g) => [g, new GroupStatsAccumulator(inputGroupWidth(spec, g), withGram)] as const));
+  const tokens = hidden[0].length / spec.hiddenSize;
+  for (const h of hidden) {
+    const { stats } = await engine.run(h, weights, rope);
+    if (!stats) throw new Error('internal: the statistics engine returned no statistics');
+    for (const [group, accumulator] of accumulators) accumulator.add(stats[group], tokens);
+  }
+  return new Map([...accumulators].map(([g, a]) => [g, a.finish()] as const));
+}

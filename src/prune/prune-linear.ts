@@ -1,0 +1,124 @@
+/**
+ * Prunes one linear sublayer from its input statistics: score → (optional channel permutation) →
+ * mask → (optional DSnoT re-pruning) → (optional reconstruction) → zero the pruned weights.
+ * SparseGPT is its own path: it chooses the mask while it updates the weights.
+ */
+import type { LinearName } from '../model/spec.ts';
+import type { LinearInputStats } from './calibration-stats.ts';
+import { applyMask, nmMask, perMatrixMask, perRowMask } from './mask.ts';
+import { scoreMatrix } from './scores/index.ts';
+import { sparsegpt, sparsegptFixedMask } from './sparsegpt.ts';
+import { permuteForNM } from './permute.ts';
+import { dsnot } from './dsnot.ts';
+import type { PruneSettings, PruneTarget } from './settings.ts';
+
+export interface LinearReport {
+  name: LinearName;
+  shape: [number, number];
+  pruned: number;
+  sparsity: number;
+  seconds: { score: number; select: number; update: number };
+  /** Channel permutation: retained score before/after, and the permutation (new position → old column). */
+  permutation?: { retainedBefore: number; retainedAfter: number; order: number[] };
+  dsnot?: { swaps: number; cycles: number };
+  /** SparseGPT / reconstruction: the OBS loss Σ (w − q)² / U_cc² / 2. */
+  reconstructionLoss?: number;
+}
+
+export interface LinearPruneRequest {
+  name: LinearName;
+  weight: Float32Array;
+  dOut: number;
+  dIn: number;
+  /** Input statistics; null only for magnitude pruning, which needs none. */
+  stats: LinearInputStats | null;
+  settings: PruneSettings;
+  /** This layer's target (OWL may move it away from the global one). */
+  target: PruneTarget;
+}
+
+function requireStats(request: LinearPruneRequest): LinearInputStats {
+  if (!request.stats) throw new Error(`internal: ${request.name} needs calibration statistics`);
+  return request.stats;
+}
+
+function requireGram(stats: LinearInputStats): Float64Array {
+  if (!stats.gram) throw new Error('internal: the Hessian (XᵀX) was not collected');
+  return stats.gram;
+}
+
+export function pruneLinear(request: LinearPruneRequest): { weight: Float32Array; mask: Uint8Array; report: LinearReport } {
+  const { name, weight, dOut, dIn, settings, target } = request;
+  const seconds = { score: 0, select: 0, update: 0 };
+  const report: Omit<LinearReport, 'pruned' | 'sparsity'> = { name, shape: [dOut, dIn], seconds };
+  let t = performance.now();
+  const lap = (): number => {
+    const now = performance.now();
+    const elapsed = (now - t) / 1000;
+    t = now;
+    return elapsed;
+  };
+
+  let mask: Uint8Array;
+  if (settings.method === 'sparsegpt') {
+    const stats = requireStats(request);
+    const result = sparsegpt(weight, dOut, dIn, requireGram(stats), stats.nsamples, {
+      target,
+      blockSize: settings.sparsegpt.blockSize,
+      percdamp: settings.sparsegpt.percdamp,
+    });
+    mask = result.mask;
+    report.reconstructionLoss = result.loss;
+    seconds.update = lap();
+  } else {
+    const scores = scoreMatrix(settings.method, weight, dOut, dIn, request.stats?.sqNorm ?? null, {
+      riaA: settings.riaA,
+      crepe: settings.crepe,
+    });
+    seconds.score = lap();
+    if (target.kind === 'nm') {
+      if (settings.permute) {
+        const permuted = permuteForNM(scores, dOut, dIn, target.n, target.m, settings.permute);
+        mask = permuted.mask;
+        report.permutation = {
+          retainedBefore: permuted.retainedBefore,
+          retainedAfter: permuted.retainedAfter,
+          order: Array.from(permuted.permutation),
+        };
+      } else {
+        mask = nmMask(scores, dOut, dIn, target.n, target.m);
+      }
+    } else {
+      mask = settings.selection === 'per-row'
+        ? perRowMask(scores, dOut, dIn, target.sparsity)
+        : perMatrixMask(scores, target.sparsity);
+    }
+    seconds.select = lap();
+
+    const dsnotSettings = settings.dsnot;
+    if (dsnotSettings && !(dsnotSettings.skip === 'mlp' && name.startsWith('mlp.'))) {
+      const stats = requireStats(request);
+      const result = dsnot(weight, mask, { sqNorm: stats.sqNorm, mean: stats.mean, variance: stats.variance }, dOut, dIn, {
+        maxCycles: dsnotSettings.maxCycles,
+        updateThreshold: dsnotSettings.updateThreshold,
+        pattern: target.kind === 'nm' ? { n: target.n, m: target.m } : undefined,
+      });
+      mask = result.mask;
+      report.dsnot = { swaps: result.swaps, cycles: result.cyclesRun };
+    }
+    if (settings.reconstruct) {
+      const stats = requireStats(request);
+      const result = sparsegptFixedMask(weight, dOut, dIn, requireGram(stats), stats.nsamples, mask, {
+        blockSize: settings.sparsegpt.blockSize,
+        percdamp: settings.sparsegpt.percdamp,
+      });
+      report.reconstructionLoss = result.loss;
+    }
+    seconds.update = lap();
+  }
+
+  applyMask(weight, mask);
+  let pruned = 0;
+  for (let i = 0; i < mask.length; i++) pruned += mask[i];
+  return { weight, mask, report: { ...report, pruned, sparsity: pruned / mask.length } };
+}
