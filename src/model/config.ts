@@ -1,0 +1,110 @@
+/**
+ * config.json ↔ ModelSpec. Reading dispatches on `model_type` to one small adapter per family
+ * (families/*.ts); anything else is refused by name. Writing produces the Hugging Face
+ * config.json of a spec (the converter uses it for llama2.c / GGUF imports).
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { UserError } from '../util/errors.ts';
+import { isHfConfig, type HfConfig } from './families/common.ts';
+import { llamaSpec } from './families/llama.ts';
+import { mistralSpec } from './families/mistral.ts';
+import { qwen2Spec } from './families/qwen2.ts';
+import { qwen3Spec } from './families/qwen3.ts';
+import { SUPPORTED_FAMILIES, type Family, type ModelSpec } from './spec.ts';
+
+const ADAPTERS: Record<Family, (config: HfConfig, source: string) => ModelSpec> = {
+  llama: llamaSpec,
+  mistral: mistralSpec,
+  qwen2: qwen2Spec,
+  qwen3: qwen3Spec,
+};
+
+const ARCHITECTURES: Record<Family, string> = {
+  llama: 'LlamaForCausalLM',
+  mistral: 'MistralForCausalLM',
+  qwen2: 'Qwen2ForCausalLM',
+  qwen3: 'Qwen3ForCausalLM',
+};
+
+function isFamily(value: unknown): value is Family {
+  return typeof value === 'string' && (SUPPORTED_FAMILIES as readonly string[]).includes(value);
+}
+
+/** Builds the ModelSpec of a parsed config.json; `source` names it in error messages. */
+export function parseModelConfig(json: unknown, source: string): ModelSpec {
+  if (!isHfConfig(json)) throw new UserError(`${source}: expected a JSON object`);
+  const modelType = json.model_type;
+  const supported = SUPPORTED_FAMILIES.join(', ');
+  if (modelType === undefined) throw new UserError(`${source}: no "model_type" field (supported: ${supported})`);
+  if (!isFamily(modelType)) {
+    throw new UserError(`${source}: model_type ${JSON.stringify(modelType)} is not supported (supported: ${supported})`);
+  }
+  return ADAPTERS[modelType](json, source);
+}
+
+/** Reads and parses `<dir>/config.json`. */
+export function readModelConfig(dir: string): ModelSpec {
+  const configPath = path.join(dir, 'config.json');
+  if (!existsSync(configPath)) throw new UserError(`${dir}: no config.json (expected a Hugging Face model directory)`);
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(configPath, 'utf8'));
+  } catch (error) {
+    throw new UserError(`${configPath}: not valid JSON (${(error as Error).message})`);
+  }
+  return parseModelConfig(json, configPath);
+}
+
+/** The Hugging Face config.json describing `spec`; parseModelConfig of it gives `spec` back. */
+export function specToConfigJson(spec: ModelSpec): Record<string, unknown> {
+  // Each family's block structure is fixed; a spec outside it has no config.json.
+  const expected = { llama: [false, false], mistral: [false, false], qwen2: [true, false], qwen3: [false, true] }[spec.family];
+  assert.deepEqual([spec.attentionBias, spec.qkNorm], expected, `a ${spec.family} spec with attentionBias=${spec.attentionBias}, qkNorm=${spec.qkNorm}`);
+
+  const config: Record<string, unknown> = {
+    architectures: [ARCHITECTURES[spec.family]],
+    model_type: spec.family,
+    hidden_size: spec.hiddenSize,
+    intermediate_size: spec.intermediateSize,
+    num_hidden_layers: spec.numLayers,
+    num_attention_heads: spec.numHeads,
+    num_key_value_heads: spec.numKvHeads,
+    head_dim: spec.headDim,
+    vocab_size: spec.vocabSize,
+    hidden_act: 'silu',
+    max_position_embeddings: spec.maxPositionEmbeddings,
+    rms_norm_eps: spec.rmsNormEps,
+    rope_theta: spec.ropeTheta,
+    rope_scaling: spec.ropeScaling && {
+      rope_type: 'llama3',
+      factor: spec.ropeScaling.factor,
+      low_freq_factor: spec.ropeScaling.lowFreqFactor,
+      high_freq_factor: spec.ropeScaling.highFreqFactor,
+      original_max_position_embeddings: spec.ropeScaling.originalMaxPositionEmbeddings,
+    },
+    tie_word_embeddings: spec.tieWordEmbeddings,
+    bos_token_id: spec.bosTokenId,
+    eos_token_id: spec.eosTokenId,
+    torch_dtype: spec.torchDtype,
+    initializer_range: 0.02,
+    attention_dropout: 0.0,
+    use_cache: true,
+  };
+  switch (spec.family) {
+    case 'llama':
+      Object.assign(config, { attention_bias: false, mlp_bias: false, pretraining_tp: 1 });
+      break;
+    case 'mistral':
+      Object.assign(config, { sliding_window: null });
+      break;
+    case 'qwen2':
+      Object.assign(config, { use_sliding_window: false, sliding_window: null, max_window_layers: spec.numLayers });
+      break;
+    case 'qwen3':
+      Object.assign(config, { attention_bias: false, use_sliding_window: false, sliding_window: null, max_window_layers: spec.numLayers });
+      break;
+  }
+  return config;
+}
