@@ -1,0 +1,134 @@
+/**
+ * A model directory opened for computation: its ModelSpec (config.json) and its weights
+ * (safetensors), checked against each other on open, so that a wrong or truncated checkpoint fails
+ * before any work starts. Tensors are read on demand, one decoder block at a time, widened to
+ * float32 and checked to be finite.
+ */
+import { Checkpoint, type DType } from '../io/safetensors.ts';
+import { UserError } from '../util/errors.ts';
+import { readModelConfig } from './config.ts';
+import {
+  blockTensorNames,
+  blockTensorShape,
+  EMBED_NAME,
+  FINAL_NORM_NAME,
+  layerPrefix,
+  LINEAR_NAMES,
+  LM_HEAD_NAME,
+  type BlockWeights,
+  type ModelSpec,
+} from './spec.ts';
+
+/** Throws a UserError naming `name` (in `where`) if `data` holds a NaN or an infinity. */
+export function checkFinite(name: string, data: Float32Array, where: string): void {
+  for (let i = 0; i < data.length; i++) {
+    const value = data[i];
+    // x - x is 0 for every finite x and NaN for NaN and ±Inf.
+    if (value - value !== 0) {
+      throw new UserError(`${where}: tensor "${name}" holds ${value} at index ${i}; weights must be finite`);
+    }
+  }
+}
+
+const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((dim, i) => dim === b[i]);
+const formatShape = (shape: readonly number[]): string => `[${shape.join(', ')}]`;
+
+export class ModelCheckpoint {
+  private constructor(
+    readonly dir: string,
+    readonly spec: ModelSpec,
+    readonly weights: Checkpoint,
+    /** dtype of the decoder blocks' linear weights (the same for all of them). */
+    readonly weightDtype: DType,
+  ) {}
+
+  static open(dir: string): ModelCheckpoint {
+    const spec = readModelConfig(dir);
+    const weights = Checkpoint.open(dir);
+    try {
+      const weightDtype = validateWeights(dir, spec, weights);
+      return new ModelCheckpoint(dir, spec, weights, weightDtype);
+    } catch (error) {
+      weights.close();
+      throw error;
+    }
+  }
+
+  /** Every tensor of decoder block `layer`, keyed by its name inside the block, as float32. */
+  readBlock(layer: number): BlockWeights {
+    if (!Number.isInteger(layer) || layer < 0 || layer >= this.spec.numLayers) {
+      throw new RangeError(`layer ${layer} out of range [0, ${this.spec.numLayers})`);
+    }
+    const block: BlockWeights = {};
+    for (const name of blockTensorNames(this.spec)) block[name] = this.read(layerPrefix(layer) + name);
+    return block;
+  }
+
+  /** Token embedding [vocab, hidden]. */
+  readEmbedding(): Float32Array {
+    return this.read(EMBED_NAME);
+  }
+
+  /** Final RMSNorm weight [hidden]. */
+  readFinalNorm(): Float32Array {
+    return this.read(FINAL_NORM_NAME);
+  }
+
+  /** Output projection [vocab, hidden]: the embedding itself when the two are tied. */
+  readLmHead(): Float32Array {
+    return this.read(this.spec.tieWordEmbeddings ? EMBED_NAME : LM_HEAD_NAME);
+  }
+
+  checkFinite(name: string, data: Float32Array): void {
+    checkFinite(name, data, this.dir);
+  }
+
+  close(): void {
+    this.weights.close();
+  }
+
+  private read(name: string): Float32Array {
+    if (!this.weights.has(name)) throw new UserError(`${this.dir}: the checkpoint has no tensor "${name}"`);
+    const data = this.weights.readF32(name);
+    checkFinite(name, data, this.dir);
+    return data;
+  }
+}
+
+/**
+ * Checks that every tensor the spec implies exists with the right shape and that the block
+ * linears share one dtype; returns that dtype.
+ */
+function validateWeights(dir: string, spec: ModelSpec, weights: Checkpoint): DType {
+  const expected: [string, number[]][] = [
+    [EMBED_NAME, [spec.vocabSize, spec.hiddenSize]],
+    [FINAL_NORM_NAME, [spec.hiddenSize]],
+  ];
+  if (!spec.tieWordEmbeddings) expected.push([LM_HEAD_NAME, [spec.vocabSize, spec.hiddenSize]]);
+  for (let layer = 0; layer < spec.numLayers; layer++) {
+    for (const name of blockTensorNames(spec)) expected.push([layerPrefix(layer) + name, blockTensorShape(spec, name)]);
+  }
+  for (const [name, shape] of expected) {
+    if (!weights.has(name)) {
+      const hint = name === LM_HEAD_NAME ? ' (config.json says tie_word_embeddings is false)' : '';
+      throw new UserError(`${dir}: the checkpoint has no tensor "${name}"${hint}`);
+    }
+    const actual = weights.info(name).shape;
+    if (!sameShape(actual, shape)) {
+      throw new UserError(`${dir}: tensor "${name}" has shape ${formatShape(actual)}, but config.json implies ${formatShape(shape)}`);
+    }
+  }
+
+  const firstLinear = `${layerPrefix(0)}${LINEAR_NAMES[0]}.weight`;
+  const weightDtype = weights.info(firstLinear).dtype;
+  for (let layer = 0; layer < spec.numLayers; layer++) {
+    for (const linear of LINEAR_NAMES) {
+      const name = `${layerPrefix(layer)}${linear}.weight`;
+      const dtype = weights.info(name).dtype;
+      if (dtype !== weightDtype) {
+        throw new UserError(`${dir}: tensor "${name}" is ${dtype} but "${firstLinear}" is ${weightDtype}; crepe needs one dtype for all block linears`);
+      }
+    }
+  }
+  return weightDtype;
+}

@@ -1,0 +1,130 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { DType } from '../../src/io/safetensors.ts';
+import { writeSafetensors, type TensorToWrite } from '../../src/io/safetensors-writer.ts';
+import { ModelCheckpoint } from '../../src/model/checkpoint.ts';
+import { specToConfigJson } from '../../src/model/config.ts';
+import { blockTensorNames, blockTensorShape, layerPrefix, type ModelSpec } from '../../src/model/spec.ts';
+import { UserError } from '../../src/util/errors.ts';
+
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'crepe-model-checkpoint-'));
+
+const BASE: ModelSpec = {
+  family: 'llama', hiddenSize: 8, intermediateSize: 12, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 2,
+  vocabSize: 10, rmsNormEps: 1e-5, ropeTheta: 10000, ropeScaling: null, maxPositionEmbeddings: 64,
+  tieWordEmbeddings: false, attentionBias: false, qkNorm: false, bosTokenId: 1, eosTokenId: 2, torchDtype: 'float32',
+};
+
+/** Values that identify their tensor: tensor k holds k + i/1000 at index i (exact in F32). */
+function tensorsOf(spec: ModelSpec, dtype: DType): TensorToWrite[] {
+  const layout: [string, number[]][] = [['model.embed_tokens.weight', [spec.vocabSize, spec.hiddenSize]]];
+  for (let layer = 0; layer < spec.numLayers; layer++) {
+    for (const name of blockTensorNames(spec)) layout.push([layerPrefix(layer) + name, blockTensorShape(spec, name)]);
+  }
+  layout.push(['model.norm.weight', [spec.hiddenSize]]);
+  if (!spec.tieWordEmbeddings) layout.push(['lm_head.weight', [spec.vocabSize, spec.hiddenSize]]);
+  return layout.map(([name, shape], k) => {
+    const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
+    for (let i = 0; i < data.length; i++) data[i] = k + (i % 4) / 4; // quarters: exact in F16 and BF16 too
+    return { name, dtype, shape, data };
+  });
+}
+
+async function modelDir(spec: ModelSpec, tensors: TensorToWrite[] = tensorsOf(spec, 'F32')): Promise<string> {
+  const dir = mkdtempSync(path.join(tmp, `${spec.family}-`));
+  writeFileSync(path.join(dir, 'config.json'), JSON.stringify(specToConfigJson(spec)));
+  await writeSafetensors(path.join(dir, 'model.safetensors'), tensors);
+  return dir;
+}
+
+function refusedWith(dir: string, ...fragments: string[]): void {
+  assert.throws(
+    () => ModelCheckpoint.open(dir),
+    (error: unknown) => {
+      assert.ok(error instanceof UserError, `expected UserError, got ${error}`);
+      for (const fragment of fragments) assert.ok(error.message.includes(fragment), `"${error.message}" lacks "${fragment}"`);
+      return true;
+    },
+  );
+}
+
+test('every family opens; readBlock returns each block tensor with its shape and values', async () => {
+  const specs: ModelSpec[] = [
+    BASE,
+    { ...BASE, family: 'mistral' },
+    { ...BASE, family: 'qwen2', attentionBias: true, tieWordEmbeddings: true },
+    { ...BASE, family: 'qwen3', qkNorm: true, headDim: 4, tieWordEmbeddings: true },
+  ];
+  for (const spec of specs) {
+    const tensors = tensorsOf(spec, 'BF16');
+    const model = ModelCheckpoint.open(await modelDir(spec, tensors));
+    try {
+      assert.deepEqual(model.spec, spec);
+      assert.equal(model.weightDtype, 'BF16');
+      const block = model.readBlock(1);
+      assert.deepEqual(Object.keys(block).sort(), blockTensorNames(spec).sort());
+      for (const name of blockTensorNames(spec)) {
+        const written = tensors.find((t) => t.name === layerPrefix(1) + name)!;
+        assert.deepEqual(block[name], written.data, `${spec.family} ${name}`);
+      }
+      if (spec.attentionBias) assert.equal(block['self_attn.k_proj.bias'].length, spec.numKvHeads * spec.headDim);
+      if (spec.qkNorm) assert.equal(block['self_attn.q_norm.weight'].length, spec.headDim);
+      assert.equal(block['self_attn.o_proj.weight'].length, spec.hiddenSize * spec.numHeads * spec.headDim);
+      assert.deepEqual(model.readEmbedding(), tensors[0].data);
+      assert.deepEqual(model.readFinalNorm(), tensors.find((t) => t.name === 'model.norm.weight')!.data);
+      const lmHead = spec.tieWordEmbeddings ? tensors[0] : tensors.find((t) => t.name === 'lm_head.weight')!;
+      assert.deepEqual(model.readLmHead(), lmHead.data);
+      assert.throws(() => model.readBlock(spec.numLayers), RangeError);
+    } finally {
+      model.close();
+    }
+  }
+});
+
+test('refuses a missing block tensor, naming it', async () => {
+  const tensors = tensorsOf(BASE, 'F32').filter((t) => t.name !== 'model.layers.1.mlp.up_proj.weight');
+  refusedWith(await modelDir(BASE, tensors), 'no tensor "model.layers.1.mlp.up_proj.weight"');
+});
+
+test('refuses an untied model without lm_head.weight', async () => {
+  const tensors = tensorsOf(BASE, 'F32').filter((t) => t.name !== 'lm_head.weight');
+  refusedWith(await modelDir(BASE, tensors), 'no tensor "lm_head.weight"', 'tie_word_embeddings is false');
+});
+
+test('refuses a tensor whose shape disagrees with config.json', async () => {
+  const tensors = tensorsOf(BASE, 'F32');
+  const kProj = tensors.find((t) => t.name === 'model.layers.0.self_attn.k_proj.weight')!;
+  kProj.shape = [8, 8]; // GQA: config.json implies [numKvHeads·headDim, hidden] = [4, 8]
+  kProj.data = new Float32Array(64);
+  refusedWith(await modelDir(BASE, tensors), 'tensor "model.layers.0.self_attn.k_proj.weight" has shape [8, 8], but config.json implies [4, 8]');
+});
+
+test('refuses block linears of mixed dtypes', async () => {
+  const tensors = tensorsOf(BASE, 'F16');
+  tensors.find((t) => t.name === 'model.layers.1.mlp.down_proj.weight')!.dtype = 'F32';
+  refusedWith(await modelDir(BASE, tensors), '"model.layers.1.mlp.down_proj.weight" is F32', 'is F16');
+});
+
+test('NaN or Inf in a weight is a UserError naming the tensor', async () => {
+  const tensors = tensorsOf(BASE, 'F32');
+  (tensors.find((t) => t.name === 'model.layers.0.mlp.gate_proj.weight')!.data as Float32Array)[5] = NaN;
+  (tensors.find((t) => t.name === 'model.norm.weight')!.data as Float32Array)[3] = -Infinity;
+  const model = ModelCheckpoint.open(await modelDir(BASE, tensors));
+  try {
+    assert.throws(() => model.readBlock(0), (error: unknown) => error instanceof UserError && /"model\.layers\.0\.mlp\.gate_proj\.weight" holds NaN at index 5/.test(error.message));
+    assert.throws(() => model.readFinalNorm(), (error: unknown) => error instanceof UserError && /"model\.norm\.weight" holds -Infinity at index 3/.test(error.message));
+    assert.doesNotThrow(() => model.readBlock(1));
+    assert.doesNotThrow(() => model.checkFinite('x', new Float32Array([0, -1, 3.4e38])));
+    assert.throws(() => model.checkFinite('x', new Float32Array([Infinity])), UserError);
+  } finally {
+    model.close();
+  }
+});
+
+test('a directory without config.json is refused', () => {
+  const dir = mkdtempSync(path.join(tmp, 'noconfig-'));
+  refusedWith(dir, 'no config.json');
+});
