@@ -1,0 +1,71 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { outlierRatio, owlNMPerLayer, owlSparsities, roundHalfToEven } from '../../src/prune/owl.ts';
+import { UserError } from '../../src/util/errors.ts';
+
+const close = (a: number, b: number, tol = 1e-12) => assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);
+
+test('outlier ratio over the whole block, strictly above M × mean', () => {
+  // Values 1×8, 2, 30 over two arrays: mean = (8 + 2 + 30)/10 = 4; M = 5 → threshold 20.
+  // Only 30 is above it: 100 · 1/10 = 10 %.
+  const block = [Float32Array.of(1, 1, 1, 1, 30), Float32Array.of(1, 1, 1, 1, 2)];
+  assert.equal(outlierRatio(block, 5), 10);
+  // M = 0.5 → threshold 2: 30 is above, 2 is not (strict): still 10 %.
+  assert.equal(outlierRatio(block, 0.5), 10);
+  // M = 0.25 → threshold 1: 30 and 2 → 20 %.
+  assert.equal(outlierRatio(block, 0.25), 20);
+});
+
+test('sparsities average to the target and span exactly 2λ', () => {
+  const ratios = [3.1, 0.4, 7.9, 5.5, 2.2, 0.4, 6.0, 1.7];
+  for (const [target, lambda] of [[0.5, 0.08], [0.7, 0.1], [0.6, 0.02]]) {
+    const s = owlSparsities(ratios, target, lambda);
+    assert.equal(s.length, ratios.length);
+    close(s.reduce((a, b) => a + b, 0) / s.length, target);
+    close(Math.max(...s) - Math.min(...s), 2 * lambda);
+    // The layer with the most outliers is pruned least, the one with the fewest most.
+    assert.equal(s.indexOf(Math.min(...s)), 2);
+    close(s[1], Math.max(...s));
+  }
+});
+
+test('hand example: three layers', () => {
+  // D = 0, 5, 10 → r = 0, 0.08, 0.16 (λ = 0.08), mean r = 0.08 → sparsity 0.58, 0.50, 0.42.
+  const s = owlSparsities([0, 5, 10], 0.5, 0.08);
+  close(s[0], 0.58);
+  close(s[1], 0.5);
+  close(s[2], 0.42);
+});
+
+test('all-equal ratios give the uniform target (the reference divides by zero)', () => {
+  assert.deepEqual(owlSparsities([2.5, 2.5, 2.5], 0.6, 0.08), [0.6, 0.6, 0.6]);
+  assert.deepEqual(owlNMPerLayer([1, 1], 2, 4, 2), [2, 2]);
+});
+
+test('λ outside (0, target) is refused naming --owl-lambda', () => {
+  for (const lambda of [0, -0.1, 0.5, 0.6, Number.NaN]) {
+    assert.throws(() => owlSparsities([1, 2, 3], 0.5, lambda), (e: unknown) => e instanceof UserError && /--owl-lambda/.test(e.message));
+  }
+});
+
+test('a mapping that produces a sparsity ≤ 0 or ≥ 1 is refused', () => {
+  // One outlier layer among ten: r = 2λ for it, 0 for the rest, mean 0.2λ; with λ = 0.25 and
+  // S = 0.3 its sparsity is 0.3 − 0.45 = −0.15 although λ < S.
+  const ratios = [9, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+  assert.throws(() => owlSparsities(ratios, 0.3, 0.25), (e: unknown) => e instanceof UserError && /--owl-lambda/.test(e.message));
+  // The mirror case: one quiet layer at S = 0.9, λ = 0.2 → 0.9 + 0.36 ≥ 1.
+  assert.throws(() => owlSparsities([0, 9, 9, 9, 9, 9, 9, 9, 9, 9], 0.9, 0.2), /--owl-lambda/);
+});
+
+test('N:M per layer: hand example and the allowed range', () => {
+  // D = 0, 1, 2, 3 → r = 0, 2/3, 4/3, 2 (λ = 2) → minus mean 1 → −1, −1/3, 1/3, 1 → round −1, 0, 0, 1
+  // → n = 5 − r = 6, 5, 5, 4 for 5:8.
+  assert.deepEqual(owlNMPerLayer([0, 1, 2, 3], 5, 8, 2), [6, 5, 5, 4]);
+  // λ = 6 on 2:4 would give n = 2 ± 3: refused.
+  assert.throws(() => owlNMPerLayer([0, 1, 2, 3], 2, 4, 6), (e: unknown) => e instanceof UserError && /--owl-lambda/.test(e.message));
+  assert.throws(() => owlNMPerLayer([0, 1], 2, 4, 0), UserError);
+});
+
+test('round half to even, as numpy', () => {
+  assert.deepEqual([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 0.49, -0.51].map(roundHalfToEven), [-2, -2, 0, 0, 2, 2, 0, -1]);
+});
