@@ -183,7 +183,7 @@ function parseHeader(headerBytes: Uint8Array, dataStart: number, dataBytes: numb
     fail(duplicate.depth === 1 ? `duplicate tensor name "${duplicate.key}" in header` : `duplicate key "${duplicate.key}" in header`);
   }
 
-  const metadata: Record<string, string> = {};
+  let metadata: Record<string, string> = {};
   const entries: (TensorInfo & { begin: number; end: number })[] = [];
   for (const [name, entry] of Object.entries(header)) {
     if (name === METADATA_KEY) {
@@ -191,8 +191,9 @@ function parseHeader(headerBytes: Uint8Array, dataStart: number, dataBytes: numb
       if (!isPlainObject(entry)) fail(`"${METADATA_KEY}" must be an object of strings`);
       for (const [key, value] of Object.entries(entry as Record<string, unknown>)) {
         if (typeof value !== 'string') fail(`"${METADATA_KEY}" value of "${key}" must be a string, got ${JSON.stringify(value)}`);
-        metadata[key] = value as string;
       }
+      // fromEntries defines own properties, so even a key "__proto__" is kept as data.
+      metadata = Object.fromEntries(Object.entries(entry as Record<string, string>));
       continue;
     }
     entries.push(parseTensorEntry(name, entry, fail));

@@ -67,6 +67,14 @@ test('single-file checkpoint', async () => {
   checkpoint.close();
 });
 
+test('model.safetensors wins over an index in the same directory (as in transformers)', async () => {
+  const dir = await shardedDir();
+  await writeSafetensors(path.join(dir, 'model.safetensors'), [{ name: 'only', dtype: 'F32', shape: [1], data: new Float32Array([1]) }]);
+  const checkpoint = Checkpoint.open(dir);
+  assert.deepEqual(checkpoint.names(), ['only']);
+  checkpoint.close();
+});
+
 test('refuses a missing shard, naming it', async () => {
   const dir = await shardedDir({
     'model.norm.weight': 'model-00001-of-00002.safetensors',

@@ -271,6 +271,13 @@ test('refuses duplicate tensor names (which JSON.parse would silently merge)', (
   st.close();
 });
 
+test('metadata keys are kept as data, even "__proto__"', () => {
+  const st = SafetensorsFile.open(craft('{"__metadata__":{"__proto__":"x","format":"pt"}}'));
+  assert.deepEqual(Object.keys(st.metadata), ['__proto__', 'format']);
+  assert.equal(st.metadata.format, 'pt');
+  st.close();
+});
+
 test('refuses __metadata__ that is not a string map', () => {
   assertRefused(craft({ __metadata__: { n: 3 } }), '"__metadata__" value of "n" must be a string');
   assertRefused(craft({ __metadata__: ['a'] }), '"__metadata__" must be an object');
