@@ -1,0 +1,172 @@
+/**
+ * Prune masks from scores (ALGORITHMS.md §1.5). A mask is a Uint8Array [dOut·dIn] over a row-major
+ * weight matrix with 1 = pruned (weight set to zero), 0 = kept. Scores: higher = more important.
+ *
+ * - per-row (Wanda; RIA --per_outneuron): exactly floor(dIn·s) per row, ties → lower column first
+ *   (the stable ascending sort of the reference).
+ * - per-matrix (RIA default, magnitude): t = sorted[floor(N·s)], prune every score ≤ t
+ *   (floor(N·s) + 1 entries plus the ties at t).
+ * - n:m: per row, in each group of m consecutive input columns, prune the n smallest. The
+ *   reference's torch.topk leaves the tie order unspecified; here the lower column goes first.
+ *
+ * All selection is by quickselect / radix select, never a full sort.
+ */
+import { UserError, check } from '../util/errors.ts';
+import { kthSmallest, kthSmallestInRange } from '../util/select.ts';
+
+export type SparsityPattern =
+  | { kind: 'unstructured'; sparsity: number }
+  | { kind: 'nm'; n: number; m: number };
+
+/** Throws a UserError unless 0 < sparsity < 1 (named after the option that carried it). */
+export function validateSparsity(sparsity: number, optionName = '--sparsity'): void {
+  check(
+    Number.isFinite(sparsity) && sparsity > 0 && sparsity < 1,
+    `${optionName} must be a number strictly between 0 and 1 (a fraction of weights to prune), got ${sparsity}`,
+  );
+}
+
+/** Throws a UserError unless n and m are integers with 0 < n < m. */
+export function validateNM(n: number, m: number, optionName = '--pattern'): void {
+  check(
+    Number.isInteger(n) && Number.isInteger(m) && n > 0 && m > 0,
+    `${optionName} n:m needs positive integers, got ${n}:${m}`,
+  );
+  check(n < m, `${optionName} ${n}:${m} prunes n of every m weights, so n must be smaller than m`);
+}
+
+/** Throws a UserError unless the layer's input width is a multiple of m. */
+export function validateNMWidth(dIn: number, m: number, layerName: string): void {
+  check(
+    dIn % m === 0,
+    `n:m pattern with m=${m} does not fit ${layerName}: its input width ${dIn} is not a multiple of ${m}`,
+  );
+}
+
+/** Parses `--pattern`/`--sparsity` text: "0.5" (unstructured) or "2:4" (N:M). */
+export function parsePattern(text: string, optionName = '--pattern'): SparsityPattern {
+  const trimmed = text.trim();
+  const nm = /^(\d+)\s*:\s*(\d+)$/.exec(trimmed);
+  if (nm) {
+    const n = Number(nm[1]);
+    const m = Number(nm[2]);
+    validateNM(n, m, optionName);
+    return { kind: 'nm', n, m };
+  }
+  if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(trimmed)) {
+    throw new UserError(`${optionName} must be a sparsity like 0.5 or an n:m pattern like 2:4, got "${text}"`);
+  }
+  const sparsity = Number(trimmed);
+  validateSparsity(sparsity, optionName);
+  return { kind: 'unstructured', sparsity };
+}
+
+/** Prunes exactly floor(dIn·s) entries in every row; ties at the threshold: lower column first. */
+export function perRowMask(scores: Float32Array, dOut: number, dIn: number, sparsity: number): Uint8Array {
+  checkShape(scores, dOut, dIn);
+  const mask = new Uint8Array(dOut * dIn);
+  const count = Math.floor(dIn * sparsity);
+  if (count <= 0) return mask;
+  const work = new Float32Array(dIn);
+  for (let i = 0; i < dOut; i++) {
+    const rowStart = i * dIn;
+    const threshold = kthSmallestInRange(scores, rowStart, rowStart + dIn, count - 1, work);
+    let pruned = 0;
+    for (let j = 0; j < dIn; j++) {
+      if (scores[rowStart + j] < threshold) {
+        mask[rowStart + j] = 1;
+        pruned++;
+      }
+    }
+    for (let j = 0; j < dIn && pruned < count; j++) {
+      if (scores[rowStart + j] === threshold) {
+        mask[rowStart + j] = 1;
+        pruned++;
+      }
+    }
+  }
+  return mask;
+}
+
+/** One threshold for the whole matrix: t = sorted[floor(N·s)], prune every score ≤ t. */
+export function perMatrixMask(scores: Float32Array, sparsity: number): Uint8Array {
+  const total = scores.length;
+  const mask = new Uint8Array(total);
+  if (total === 0) return mask;
+  const index = Math.min(Math.floor(total * sparsity), total - 1);
+  const threshold = kthSmallest(scores, index);
+  for (let p = 0; p < total; p++) mask[p] = scores[p] <= threshold ? 1 : 0;
+  return mask;
+}
+
+/** Per row, per group of m consecutive columns: prune the n smallest (ties: lower column first). */
+export function nmMask(scores: Float32Array, dOut: number, dIn: number, n: number, m: number): Uint8Array {
+  checkShape(scores, dOut, dIn);
+  if (!(Number.isInteger(n) && Number.isInteger(m) && n > 0 && n < m) || dIn % m !== 0) {
+    throw new Error(`nmMask: invalid ${n}:${m} for width ${dIn} (validate with validateNM/validateNMWidth)`);
+  }
+  const mask = new Uint8Array(dOut * dIn);
+  for (let g = 0; g < scores.length; g += m) {
+    // Rank of each entry in its group under (score, column) order; the n lowest ranks are pruned.
+    // O(m²) per group: m is small (4, 8, 16) in every use.
+    for (let a = 0; a < m; a++) {
+      const va = scores[g + a];
+      let rank = 0;
+      for (let b = 0; b < m; b++) {
+        const vb = scores[g + b];
+        if (vb < va || (vb === va && b < a)) rank++;
+      }
+      if (rank < n) mask[g + a] = 1;
+    }
+  }
+  return mask;
+}
+
+/** Builds the mask of `pattern` with the given unstructured selection rule. */
+export function selectMask(
+  scores: Float32Array,
+  dOut: number,
+  dIn: number,
+  pattern: SparsityPattern,
+  selection: 'per-row' | 'per-matrix',
+): Uint8Array {
+  if (pattern.kind === 'nm') return nmMask(scores, dOut, dIn, pattern.n, pattern.m);
+  return selection === 'per-row'
+    ? perRowMask(scores, dOut, dIn, pattern.sparsity)
+    : perMatrixMask(scores, pattern.sparsity);
+}
+
+/** Sets pruned weights to zero, in place. */
+export function applyMask(weights: Float32Array, mask: Uint8Array): void {
+  if (weights.length !== mask.length) throw new Error(`applyMask: ${weights.length} weights vs ${mask.length} mask entries`);
+  for (let p = 0; p < mask.length; p++) if (mask[p]) weights[p] = 0;
+}
+
+/** Fraction of entries marked pruned. */
+export function maskSparsity(mask: Uint8Array): number {
+  let pruned = 0;
+  for (let p = 0; p < mask.length; p++) pruned += mask[p];
+  return mask.length === 0 ? 0 : pruned / mask.length;
+}
+
+/**
+ * Whether every row's group of m consecutive inputs has at least n pruned entries: zeros for a
+ * weight matrix (Float32Array), 1s for a mask (Uint8Array).
+ */
+export function satisfiesNM(weightsOrMask: Float32Array | Uint8Array, dOut: number, dIn: number, n: number, m: number): boolean {
+  if (weightsOrMask.length !== dOut * dIn || dIn % m !== 0) return false;
+  const isMask = weightsOrMask instanceof Uint8Array;
+  for (let g = 0; g < weightsOrMask.length; g += m) {
+    let pruned = 0;
+    for (let b = 0; b < m; b++) {
+      const v = weightsOrMask[g + b];
+      if (isMask ? v !== 0 : v === 0) pruned++;
+    }
+    if (pruned < n) return false;
+  }
+  return true;
+}
+
+function checkShape(values: ArrayLike<number>, dOut: number, dIn: number): void {
+  if (values.length !== dOut * dIn) throw new Error(`expected ${dOut}×${dIn} = ${dOut * dIn} entries, got ${values.length}`);
+}

@@ -1,0 +1,130 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  applyMask,
+  maskSparsity,
+  nmMask,
+  parsePattern,
+  perMatrixMask,
+  perRowMask,
+  satisfiesNM,
+  selectMask,
+  validateNMWidth,
+  validateSparsity,
+} from '../../src/prune/mask.ts';
+import { UserError } from '../../src/util/errors.ts';
+import { randomMatrix } from './random.ts';
+
+const f32 = (values: number[]): Float32Array => Float32Array.from(values);
+const u8 = (values: number[]): Uint8Array => Uint8Array.from(values);
+
+test('per-row: floor(dIn·s) per row, ties at the threshold prune the lower column first', () => {
+  const scores = f32([
+    3, 1, 2, 1, // threshold 1: columns 1 and 3
+    2, 2, 2, 2, // all tied: columns 0 and 1
+    5, 1, 1, 1, // three tied at the threshold: columns 1 and 2, column 3 kept
+  ]);
+  assert.deepEqual(perRowMask(scores, 3, 4, 0.5), u8([0, 1, 0, 1, 1, 1, 0, 0, 0, 1, 1, 0]));
+});
+
+test('per-row: the count is Math.floor(dIn·s) in float64, as the reference int(d_in * s)', () => {
+  const dIn = 10;
+  const scores = randomMatrix(4 * dIn, 1);
+  for (const [s, expected] of [[0.29, 2], [0.3, 3], [0.5, 5], [0.99, 9], [0.05, 0]] as const) {
+    const mask = perRowMask(scores, 4, dIn, s);
+    for (let i = 0; i < 4; i++) {
+      const pruned = mask.subarray(i * dIn, (i + 1) * dIn).reduce((a, b) => a + b, 0);
+      assert.equal(pruned, expected, `s=${s} row ${i}`);
+    }
+  }
+});
+
+test('per-row: the pruned entries are the smallest of each row (against a stable sort)', () => {
+  const dOut = 7;
+  const dIn = 33;
+  const scores = randomMatrix(dOut * dIn, 2);
+  for (let p = 0; p < scores.length; p += 5) scores[p] = 0.5; // plant ties
+  const mask = perRowMask(scores, dOut, dIn, 0.6);
+  const count = Math.floor(dIn * 0.6);
+  for (let i = 0; i < dOut; i++) {
+    const order = [...Array(dIn).keys()].sort((a, b) => scores[i * dIn + a] - scores[i * dIn + b] || a - b);
+    const expected = new Uint8Array(dIn);
+    for (const j of order.slice(0, count)) expected[j] = 1;
+    assert.deepEqual(mask.subarray(i * dIn, (i + 1) * dIn), expected);
+  }
+});
+
+test('per-matrix: t = sorted[floor(N·s)], prune every score ≤ t (ties included)', () => {
+  // N·s = 6·0.34 = 2.04 → t = sorted[2] = 2 → the three 2s and the 1: 4 pruned.
+  assert.deepEqual(perMatrixMask(f32([1, 2, 2, 2, 3, 4]), 0.34), u8([1, 1, 1, 1, 0, 0]));
+  assert.deepEqual(perMatrixMask(f32([4, 2, 3, 2, 1, 2]), 0.34), u8([0, 1, 0, 1, 1, 1]));
+  // No ties: exactly floor(N·s) + 1.
+  const mask = perMatrixMask(f32([0.6, 0.1, 0.5, 0.3, 0.2, 0.4, 0.9, 0.8]), 0.5);
+  assert.deepEqual(mask, u8([0, 1, 1, 1, 1, 1, 0, 0])); // t = sorted[4] = 0.5
+  assert.equal(maskSparsity(mask), 5 / 8);
+});
+
+test('per-matrix on a large random matrix (radix path) prunes floor(N·s)+1 entries, all ≤ every kept one', () => {
+  const scores = randomMatrix(300 * 300, 5).map(Math.abs);
+  const mask = perMatrixMask(scores, 0.5);
+  let pruned = 0;
+  let maxPruned = -Infinity;
+  let minKept = Infinity;
+  for (let p = 0; p < scores.length; p++) {
+    if (mask[p]) {
+      pruned++;
+      maxPruned = Math.max(maxPruned, scores[p]);
+    } else minKept = Math.min(minKept, scores[p]);
+  }
+  assert.equal(pruned, Math.floor(scores.length * 0.5) + 1);
+  assert.ok(maxPruned < minKept);
+});
+
+test('n:m prunes exactly n per group of m consecutive columns, ties lower column first', () => {
+  const scores = f32([
+    4, 3, 2, 1, 1, 1, 1, 1,
+    0, 9, 0, 9, 5, 6, 7, 8,
+  ]);
+  const mask = nmMask(scores, 2, 8, 2, 4);
+  assert.deepEqual(mask, u8([0, 0, 1, 1, 1, 1, 0, 0, 1, 0, 1, 0, 1, 1, 0, 0]));
+  const random = randomMatrix(16 * 64, 4);
+  for (const [n, m] of [[2, 4], [4, 8], [1, 4], [3, 4]] as const) {
+    const nm = nmMask(random, 16, 64, n, m);
+    for (let g = 0; g < nm.length; g += m) assert.equal(nm.subarray(g, g + m).reduce((a, b) => a + b, 0), n);
+    assert.ok(satisfiesNM(nm, 16, 64, n, m));
+  }
+});
+
+test('applyMask zeros pruned weights; satisfiesNM reads zeros of weights or ones of a mask', () => {
+  const weights = f32([1, 2, 3, 4, 5, 6, 7, 8]);
+  const mask = u8([1, 0, 0, 1, 0, 1, 1, 0]);
+  applyMask(weights, mask);
+  assert.deepEqual(weights, f32([0, 2, 3, 0, 5, 0, 0, 8]));
+  assert.ok(satisfiesNM(weights, 2, 4, 2, 4));
+  assert.ok(!satisfiesNM(weights, 2, 4, 3, 4));
+  assert.ok(satisfiesNM(mask, 2, 4, 2, 4));
+  assert.ok(!satisfiesNM(u8([1, 0, 0, 0]), 1, 4, 2, 4));
+  assert.equal(maskSparsity(mask), 0.5);
+});
+
+test('selectMask dispatches on pattern and selection', () => {
+  const scores = f32([1, 4, 3, 2, 8, 7, 6, 5]);
+  assert.deepEqual(selectMask(scores, 2, 4, { kind: 'nm', n: 2, m: 4 }, 'per-matrix'), u8([1, 0, 0, 1, 0, 0, 1, 1]));
+  assert.deepEqual(selectMask(scores, 2, 4, { kind: 'unstructured', sparsity: 0.5 }, 'per-row'), u8([1, 0, 0, 1, 0, 0, 1, 1]));
+  assert.deepEqual(selectMask(scores, 2, 4, { kind: 'unstructured', sparsity: 0.5 }, 'per-matrix'), u8([1, 1, 1, 1, 0, 0, 0, 1]));
+});
+
+test('parsePattern and validation: clear UserErrors naming the option', () => {
+  assert.deepEqual(parsePattern('0.5'), { kind: 'unstructured', sparsity: 0.5 });
+  assert.deepEqual(parsePattern(' 2:4 '), { kind: 'nm', n: 2, m: 4 });
+  assert.deepEqual(parsePattern('4:8'), { kind: 'nm', n: 4, m: 8 });
+  for (const bad of ['4:4', '5:4', '0:4']) assert.throws(() => parsePattern(bad), UserError, bad);
+  assert.throws(() => parsePattern('4:4'), /n must be smaller than m/);
+  for (const bad of ['0', '1', '1.5', '-0.2', 'half', '', '2:']) assert.throws(() => parsePattern(bad), UserError, bad);
+  assert.throws(() => validateSparsity(1), /--sparsity must be .* between 0 and 1/);
+  assert.throws(() => validateSparsity(NaN), UserError);
+  assert.throws(() => validateSparsity(0), UserError);
+  validateSparsity(0.7);
+  assert.throws(() => validateNMWidth(10, 4, 'layer 0 mlp.down_proj'), /mlp\.down_proj.*input width 10 is not a multiple of 4/);
+  validateNMWidth(12, 4, 'x');
+});
