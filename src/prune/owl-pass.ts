@@ -4,7 +4,7 @@
  * mean is the requested sparsity (or per-layer n for N:M).
  */
 import type { BlockEngine } from '../engine/block-engine.ts';
-import type { ModelCheckpoint } from '../model/checkpoint.ts';
+import type { BlockSource } from './layer-loop.ts';
 import { LINEAR_NAMES, LINEAR_INPUT_GROUP, linearShape } from '../model/spec.ts';
 import type { Progress } from '../util/progress.ts';
 import { outlierRatio, owlSparsities, owlNMPerLayer } from './owl.ts';
@@ -13,7 +13,7 @@ import { wandaScores } from './scores/wanda.ts';
 import type { PruneSettings, PruneTarget } from './settings.ts';
 
 export async function owlLayerTargets(
-  model: ModelCheckpoint,
+  model: BlockSource,
   layer0Inputs: Float32Array[],
   rope: { cos: Float32Array; sin: Float32Array },
   statsEngine: BlockEngine,

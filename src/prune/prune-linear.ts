@@ -98,7 +98,11 @@ export function pruneLinear(request: LinearPruneRequest): { weight: Float32Array
     const dsnotSettings = settings.dsnot;
     if (dsnotSettings && !(dsnotSettings.skip === 'mlp' && name.startsWith('mlp.'))) {
       const stats = requireStats(request);
-      const result = dsnot(weight, mask, { sqNorm: stats.sqNorm, mean: stats.mean, variance: stats.variance }, dOut, dIn, {
+      const result = dsnot(weight, mask, {
+        sqNorm: Float32Array.from(stats.sqNorm),
+        mean: Float32Array.from(stats.mean),
+        variance: Float32Array.from(stats.variance),
+      }, dOut, dIn, {
         maxCycles: dsnotSettings.maxCycles,
         updateThreshold: dsnotSettings.updateThreshold,
         pattern: target.kind === 'nm' ? { n: target.n, m: target.m } : undefined,

@@ -1,0 +1,151 @@
+/**
+ * The layer loop every pruning run shares (ALGORITHMS.md §1.3): for each decoder layer, collect
+ * the linears' input statistics on the dense block, prune the linears, run the pruned block to make
+ * the next layer's inputs. Where the pruned layers go (a work directory on disk, or memory for a
+ * search) is the caller's business, through `onLayerDone`.
+ */
+import {
+  LINEAR_NAMES, LINEAR_INPUT_GROUP, linearShape,
+  type BlockWeights, type LinearInputGroup, type ModelSpec,
+} from '../model/spec.ts';
+import { ropeTables } from '../model/rope.ts';
+import { BlockEngine } from '../engine/block-engine.ts';
+import { embed } from '../engine/forward.ts';
+import type { EngineOptions } from '../engine/session.ts';
+import { check } from '../util/errors.ts';
+import type { Progress } from '../util/progress.ts';
+import { collectStatistics } from './calibration-stats.ts';
+import { pruneLinear, type LinearReport } from './prune-linear.ts';
+import { owlLayerTargets } from './owl-pass.ts';
+import type { PruneSettings, PruneTarget } from './settings.ts';
+
+/** What the loop reads a model through (ModelCheckpoint satisfies it). */
+export interface BlockSource {
+  readonly spec: ModelSpec;
+  readBlock(layer: number): BlockWeights;
+  readEmbedding(): Float32Array;
+}
+
+export interface LayerReport {
+  layer: number;
+  target: PruneTarget;
+  linears: LinearReport[];
+  seconds: { statistics: number; pruning: number; forward: number };
+}
+
+/** Where a run starts: from scratch (layer 0, embedded windows) or from a saved state. */
+export interface LoopStart {
+  firstLayer: number;
+  /** Activations entering `firstLayer`, one array per calibration window. */
+  hidden: Float32Array[];
+  layerTargets: PruneTarget[];
+}
+
+export interface LayerLoopRequest {
+  model: BlockSource;
+  settings: PruneSettings;
+  windows: Int32Array[];
+  engine: EngineOptions;
+  /** Continue a saved run; when absent the loop embeds the windows and starts at layer 0. */
+  start?: LoopStart;
+  /** Called when the run's per-layer targets are fixed (after OWL's pass), before layer 0. */
+  onTargets?: (targets: PruneTarget[], hidden: Float32Array[]) => Promise<void>;
+  /** Receives each pruned layer (weights as the model will store them) and the next layer's inputs. */
+  onLayerDone: (layer: number, weights: BlockWeights, report: LayerReport, hidden: Float32Array[]) => Promise<void>;
+  /** Rounds a pruned/updated weight to the dtype it will be stored in (so propagation sees stored values). */
+  roundWeight?: (layer: number, name: string, weight: Float32Array) => Float32Array;
+  progress?: Progress;
+}
+
+/** Linear-input groups whose statistics are collected together (one stage each when true-sequential). */
+function statisticStages(settings: PruneSettings): LinearInputGroup[][] {
+  return settings.trueSequential ? [['qkv'], ['o'], ['gateup'], ['down']] : [['qkv', 'o', 'gateup', 'down']];
+}
+
+/** Which statistics the settings need: none (magnitude), Σx² only, or also Σx and XᵀX. */
+function statisticsKind(settings: PruneSettings): 'none' | 'sqnorm' | 'full' {
+  if (settings.method === 'sparsegpt' || settings.reconstruct || settings.dsnot) return 'full';
+  if (settings.method === 'magnitude' && !settings.owl) return 'none';
+  return 'sqnorm';
+}
+
+/** Checks what can be checked before any work: N:M widths. */
+export function validateAgainstModel(spec: ModelSpec, settings: PruneSettings): void {
+  if (settings.target.kind !== 'nm') return;
+  const { n, m } = settings.target;
+  for (const linear of LINEAR_NAMES) {
+    const [, dIn] = linearShape(spec, linear);
+    check(dIn % m === 0, `--pattern ${n}:${m}: ${linear} has ${dIn} inputs, not a multiple of ${m}`);
+  }
+}
+
+export async function pruneLayers(request: LayerLoopRequest): Promise<LayerReport[]> {
+  const { model, settings, progress } = request;
+  const { spec } = model;
+  validateAgainstModel(spec, settings);
+  const seqlen = settings.calibration.seqlen;
+  const rope = ropeTables(spec, seqlen);
+  const kind = statisticsKind(settings);
+  const statsEngine = kind === 'none' ? null : await BlockEngine.create(spec, seqlen, { ...request.engine, stats: kind });
+  const plainEngine = await BlockEngine.create(spec, seqlen, { ...request.engine, stats: 'none' });
+
+  try {
+    let start = request.start;
+    if (!start) {
+      const embedding = model.readEmbedding();
+      const hidden = request.windows.map((tokens) => embed(tokens, embedding, spec.hiddenSize));
+      const layerTargets = settings.owl
+        ? await owlLayerTargets(model, hidden, rope, statsEngine ?? plainEngine, plainEngine, settings, progress)
+        : Array.from({ length: spec.numLayers }, () => settings.target);
+      start = { firstLayer: 0, hidden, layerTargets };
+      await request.onTargets?.(layerTargets, hidden);
+    }
+    const { hidden, layerTargets } = start;
+    const reports: LayerReport[] = [];
+
+    for (let layer = start.firstLayer; layer < spec.numLayers; layer++) {
+      const seconds = { statistics: 0, pruning: 0, forward: 0 };
+      const weights = model.readBlock(layer);
+      const linears: LinearReport[] = [];
+      for (const stage of statisticStages(settings)) {
+        let t = performance.now();
+        const stats = statsEngine ? await collectStatistics(spec, statsEngine, hidden, weights, rope, stage, kind === 'full') : null;
+        seconds.statistics += (performance.now() - t) / 1000;
+        t = performance.now();
+        for (const name of LINEAR_NAMES) {
+          const group = LINEAR_INPUT_GROUP[name];
+          if (!stage.includes(group)) continue;
+          const [dOut, dIn] = linearShape(spec, name);
+          const key = `${name}.weight`;
+          const result = pruneLinear({ name, weight: weights[key], dOut, dIn, stats: stats?.get(group) ?? null, settings, target: layerTargets[layer] });
+          weights[key] = request.roundWeight ? request.roundWeight(layer, key, result.weight) : result.weight;
+          linears.push(result.report);
+        }
+        seconds.pruning += (performance.now() - t) / 1000;
+      }
+
+      const t = performance.now();
+      for (let n = 0; n < hidden.length; n++) hidden[n] = (await plainEngine.run(hidden[n], weights, rope)).hidden;
+      seconds.forward += (performance.now() - t) / 1000;
+
+      const report: LayerReport = { layer, target: layerTargets[layer], linears, seconds };
+      reports.push(report);
+      await request.onLayerDone(layer, weights, report, hidden);
+      progress?.update(layer + 1, `layer ${layer}: ${(layerSparsity(linears) * 100).toFixed(2)}% pruned`);
+    }
+    return reports;
+  } finally {
+    await statsEngine?.release();
+    await plainEngine.release();
+  }
+}
+
+export function layerSparsity(linears: LinearReport[]): number {
+  let pruned = 0;
+  let total = 0;
+  for (const l of linears) {
+    pruned += l.pruned;
+    total += l.shape[0] * l.shape[1];
+  }
+  return pruned / total;
+}
