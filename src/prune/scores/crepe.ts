@@ -1,0 +1,203 @@
+/**
+ * CRePE score (ALGORITHMS.md §7.2): RIA's relative importance with coefficients and a 2-D local
+ * neighbourhood term. With A = |W|, x_j^a = sqrt(s_j)^a:
+ *
+ *   P_ij = A_ij / Σ_q A_iq      (row term)       Q_ij = A_ij / Σ_p A_pj   (column term)
+ *   B_ij = A_ij / Σ_{k×k window centred on (i,j)} A   (window clipped at the border = zero padding)
+ *
+ *   normalized: S = (α·P + β·Q + γ·B) · x^a
+ *   smooth:     S = (α·P + β·Q) · x^a + γ·BoxMean_k[(P + Q) · x^a]
+ *
+ * Window sums come from a summed-area table in float64, kept as a ring of k+1 rows so memory is
+ * O(k·dIn) and the cost O(1) per weight for any k. Border 'mean' treats the cells outside the
+ * matrix as the window's in-matrix mean instead of zeros: the box mean divides by the count of
+ * in-matrix cells, and B's denominator becomes k²·(window mean).
+ *
+ * With α = β = 1 and γ = 0 the score is computed by RIA's own routine, so it equals RIA's score bit
+ * for bit (whatever k, variant and border).
+ */
+import { UserError } from '../../util/errors.ts';
+import type { InputSqNorms } from './index.ts';
+import { relativeImportanceRow, relativeImportanceSetup, weightedRelativeImportanceScores } from './ria.ts';
+
+export type CrepeVariant = 'normalized' | 'smooth';
+export type CrepeBorder = 'zero' | 'mean';
+
+export interface CrepeParams {
+  /** Window size, odd ≥ 1. */
+  k: number;
+  /** Coefficient of the row term P. */
+  alpha: number;
+  /** Coefficient of the column term Q. */
+  beta: number;
+  /** Coefficient of the neighbourhood term. */
+  gamma: number;
+  /** Activation exponent. */
+  a: number;
+  variant: CrepeVariant;
+  border: CrepeBorder;
+}
+
+/**
+ * Placeholder default: the RIA point (α = β = 1, γ = 0, a = 0.5) with k = 3. The default of
+ * `--method crepe` should be the configuration found by PHO, with its provenance.
+ */
+export const CREPE_DEFAULT_PARAMS: Readonly<CrepeParams> = {
+  k: 3,
+  alpha: 1,
+  beta: 1,
+  gamma: 0,
+  a: 0.5,
+  variant: 'normalized',
+  border: 'zero',
+};
+
+/** Fills in defaults and validates; throws UserError naming the bad parameter. */
+export function resolveCrepeParams(params: Partial<CrepeParams> = {}, source = 'crepe parameters'): CrepeParams {
+  const p: CrepeParams = { ...CREPE_DEFAULT_PARAMS, ...definedOnly(params) };
+  if (!(Number.isInteger(p.k) && p.k >= 1 && p.k % 2 === 1)) {
+    throw new UserError(`${source}: k (the neighbourhood window size) must be an odd integer ≥ 1, got ${p.k}`);
+  }
+  for (const name of ['alpha', 'beta', 'gamma'] as const) {
+    const value = p[name];
+    if (!(typeof value === 'number' && Number.isFinite(value) && value >= 0)) {
+      throw new UserError(`${source}: ${name} must be a finite number ≥ 0, got ${value}`);
+    }
+  }
+  if (p.alpha === 0 && p.beta === 0 && p.gamma === 0) {
+    throw new UserError(`${source}: alpha, beta and gamma are all zero; at least one coefficient must be positive`);
+  }
+  if (!(typeof p.a === 'number' && Number.isFinite(p.a))) {
+    throw new UserError(`${source}: a (the activation exponent) must be a finite number, got ${p.a}`);
+  }
+  if (p.variant !== 'normalized' && p.variant !== 'smooth') {
+    throw new UserError(`${source}: variant must be "normalized" or "smooth", got ${JSON.stringify(p.variant)}`);
+  }
+  if (p.border !== 'zero' && p.border !== 'mean') {
+    throw new UserError(`${source}: border must be "zero" or "mean", got ${JSON.stringify(p.border)}`);
+  }
+  return p;
+}
+
+export function crepeScores(
+  weights: Float32Array,
+  dOut: number,
+  dIn: number,
+  inputSqNorms: InputSqNorms,
+  params: Partial<CrepeParams> = {},
+): Float32Array {
+  const { k, alpha, beta, gamma, a, variant, border } = resolveCrepeParams(params);
+  const setup = relativeImportanceSetup(weights, dOut, dIn, inputSqNorms, a, 'crepe');
+  if (gamma === 0) return weightedRelativeImportanceScores(weights, setup, alpha, beta);
+
+  const { activation } = setup;
+  const scores = new Float32Array(dOut * dIn);
+  const terms = new Float64Array(dIn);
+  const windowArea = k * k;
+  const radius = (k - 1) / 2;
+
+  if (variant === 'normalized') {
+    forEachWindowSumRow(
+      dOut,
+      dIn,
+      k,
+      (p, out) => {
+        const rowStart = p * dIn;
+        for (let j = 0; j < dIn; j++) out[j] = Math.abs(weights[rowStart + j]);
+      },
+      (i, windowSums, rowsInWindow) => {
+        relativeImportanceRow(weights, setup, i, alpha, beta, terms);
+        const rowStart = i * dIn;
+        for (let j = 0; j < dIn; j++) {
+          const magnitude = Math.abs(weights[rowStart + j]);
+          // A window always contains its centre, so its sum is > 0 wherever A_ij > 0.
+          let neighbourhood = 0;
+          if (magnitude > 0) {
+            neighbourhood = magnitude / windowSums[j];
+            if (border === 'mean') neighbourhood *= (rowsInWindow * windowColumns(j, radius, dIn)) / windowArea;
+          }
+          scores[rowStart + j] = (terms[j] + gamma * neighbourhood) * activation[j];
+        }
+      },
+    );
+    return scores;
+  }
+
+  // smooth: the box mean of the plain RIA score (P + Q)·x^a, added with weight γ.
+  const riaRow = new Float64Array(dIn);
+  forEachWindowSumRow(
+    dOut,
+    dIn,
+    k,
+    (p, out) => {
+      relativeImportanceRow(weights, setup, p, 1, 1, riaRow);
+      for (let j = 0; j < dIn; j++) out[j] = riaRow[j] * activation[j];
+    },
+    (i, windowSums, rowsInWindow) => {
+      relativeImportanceRow(weights, setup, i, alpha, beta, terms);
+      const rowStart = i * dIn;
+      for (let j = 0; j < dIn; j++) {
+        const cells = border === 'mean' ? rowsInWindow * windowColumns(j, radius, dIn) : windowArea;
+        scores[rowStart + j] = terms[j] * activation[j] + gamma * (windowSums[j] / cells);
+      }
+    },
+  );
+  return scores;
+}
+
+/** Number of columns of the window centred on column j that lie inside [0, dIn). */
+function windowColumns(j: number, radius: number, dIn: number): number {
+  return Math.min(dIn, j + radius + 1) - Math.max(0, j - radius);
+}
+
+/**
+ * Streams the k×k window sums (window centred on each cell, clipped at the borders) of a dOut×dIn
+ * matrix whose rows `fillRow(p, out)` produces on demand, calling `visit(i, sums, rowsInWindow)`
+ * once per row i in order (sums[j] = window sum at (i, j); the array is reused).
+ *
+ * Summed-area table, factored: horizontal window sums per row from a row prefix sum, then
+ * vertical prefix sums V_p = Σ_{q<p} hsum_q kept in a ring of min(k, dOut) + 1 rows; the window
+ * sum of row i is V_{i2} − V_{i1}. All in float64.
+ */
+export function forEachWindowSumRow(
+  dOut: number,
+  dIn: number,
+  k: number,
+  fillRow: (p: number, out: Float64Array) => void,
+  visit: (i: number, sums: Float64Array, rowsInWindow: number) => void,
+): void {
+  const radius = (k - 1) / 2;
+  const ringSize = Math.min(k, dOut) + 1;
+  const ring: Float64Array[] = [];
+  for (let r = 0; r < ringSize; r++) ring.push(new Float64Array(dIn)); // ring[0] = V_0 = 0
+  const values = new Float64Array(dIn);
+  const prefix = new Float64Array(dIn + 1);
+  const sums = new Float64Array(dIn);
+  let built = 0; // V_0 … V_built are available
+
+  for (let i = 0; i < dOut; i++) {
+    const top = Math.max(0, i - radius);
+    const bottom = Math.min(dOut, i + radius + 1);
+    while (built < bottom) {
+      fillRow(built, values);
+      for (let j = 0; j < dIn; j++) prefix[j + 1] = prefix[j] + values[j];
+      const previous = ring[built % ringSize];
+      const next = ring[(built + 1) % ringSize];
+      for (let j = 0; j < dIn; j++) {
+        const horizontal = prefix[Math.min(dIn, j + radius + 1)] - prefix[Math.max(0, j - radius)];
+        next[j] = previous[j] + horizontal;
+      }
+      built++;
+    }
+    const upper = ring[top % ringSize];
+    const lower = ring[bottom % ringSize];
+    for (let j = 0; j < dIn; j++) sums[j] = lower[j] - upper[j];
+    visit(i, sums, bottom - top);
+  }
+}
+
+function definedOnly<T extends object>(params: Partial<T>): Partial<T> {
+  const out: Partial<T> = {};
+  for (const [key, value] of Object.entries(params)) if (value !== undefined) (out as Record<string, unknown>)[key] = value;
+  return out;
+}

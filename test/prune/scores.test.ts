@@ -1,0 +1,74 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { perRowMask } from '../../src/prune/mask.ts';
+import { crepeScores } from '../../src/prune/scores/crepe.ts';
+import { SCORE_METHODS, scoreMatrix } from '../../src/prune/scores/index.ts';
+import { magnitudeScores } from '../../src/prune/scores/magnitude.ts';
+import { riaScores } from '../../src/prune/scores/ria.ts';
+import { wandaScores } from '../../src/prune/scores/wanda.ts';
+import { UserError } from '../../src/util/errors.ts';
+import { randomMatrix, randomSqNorms } from './random.ts';
+
+// W = [[1, -2, 3], [-4, 0, 6]], s = [4, 1, 9] → ‖X_j‖ ∝ sqrt(s) = [2, 1, 3].
+// Column sums of |W|: C = [5, 2, 9]; row sums: R = [6, 10].
+const W = Float32Array.from([1, -2, 3, -4, 0, 6]);
+const SQ_NORMS = Float32Array.from([4, 1, 9]);
+
+function assertClose(actual: Float32Array, expected: number[], relative = 1e-6): void {
+  assert.equal(actual.length, expected.length);
+  for (let p = 0; p < expected.length; p++) {
+    assert.ok(Math.abs(actual[p] - expected[p]) <= relative * Math.abs(expected[p]) + 1e-12, `entry ${p}: ${actual[p]} vs ${expected[p]}`);
+  }
+}
+
+test('magnitude: |W|', () => {
+  assert.deepEqual(magnitudeScores(W, 2, 3), Float32Array.from([1, 2, 3, 4, 0, 6]));
+});
+
+test('wanda: |W|·sqrt(s_j)', () => {
+  assert.deepEqual(wandaScores(W, 2, 3, SQ_NORMS), Float32Array.from([2, 2, 9, 8, 0, 18]));
+});
+
+test('ria: (|W|/C_j + |W|/R_i)·sqrt(s_j)^a, by hand, a = 0.5 and a = 1', () => {
+  const act = [Math.SQRT2, 1, Math.sqrt(3)]; // sqrt(sqrt(s))
+  assertClose(riaScores(W, 2, 3, SQ_NORMS), [
+    (1 / 5 + 1 / 6) * act[0], (2 / 2 + 2 / 6) * act[1], (3 / 9 + 3 / 6) * act[2],
+    (4 / 5 + 4 / 10) * act[0], 0, (6 / 9 + 6 / 10) * act[2],
+  ]);
+  assertClose(riaScores(W, 2, 3, SQ_NORMS, { a: 1 }), [
+    (1 / 5 + 1 / 6) * 2, (2 / 2 + 2 / 6) * 1, (3 / 9 + 3 / 6) * 3,
+    (4 / 5 + 4 / 10) * 2, 0, (6 / 9 + 6 / 10) * 3,
+  ]);
+});
+
+test('ria: an all-zero row or column scores 0, not NaN; a dead input channel scores 0', () => {
+  const weights = Float32Array.from([0, 0, 0, 1, 0, 2]); // row 0 zero, column 1 zero
+  const scores = riaScores(weights, 2, 3, Float32Array.from([1, 1, 0]));
+  assert.deepEqual(scores, Float32Array.from([0, 0, 0, 1 / 1 + 1 / 3, 0, 0]));
+  assert.ok(scores.every((v) => Number.isFinite(v)));
+});
+
+test('ria with only the row term and a = 1 reproduces Wanda\'s per-row ranking', () => {
+  const dOut = 24;
+  const dIn = 40;
+  const weights = randomMatrix(dOut * dIn, 7);
+  const sqNorms = randomSqNorms(dIn, 8);
+  const rowOnly = crepeScores(weights, dOut, dIn, sqNorms, { alpha: 1, beta: 0, gamma: 0, a: 1 });
+  const wanda = wandaScores(weights, dOut, dIn, sqNorms);
+  for (const s of [0.3, 0.5, 0.7]) assert.deepEqual(perRowMask(rowOnly, dOut, dIn, s), perRowMask(wanda, dOut, dIn, s));
+});
+
+test('registry: default selections, needs, scoreMatrix, unknown method', () => {
+  assert.equal(SCORE_METHODS.wanda.defaultSelection, 'per-row');
+  assert.equal(SCORE_METHODS.ria.defaultSelection, 'per-matrix');
+  assert.equal(SCORE_METHODS.magnitude.defaultSelection, 'per-matrix');
+  assert.equal(SCORE_METHODS.crepe.defaultSelection, 'per-matrix');
+  assert.deepEqual(SCORE_METHODS.magnitude.needs, []);
+  assert.deepEqual(scoreMatrix('magnitude', W, 2, 3, null), magnitudeScores(W, 2, 3));
+  assert.deepEqual(scoreMatrix('ria', W, 2, 3, SQ_NORMS, { riaA: 1 }), riaScores(W, 2, 3, SQ_NORMS, { a: 1 }));
+  assert.deepEqual(scoreMatrix('crepe', W, 2, 3, SQ_NORMS, { crepe: { k: 1, gamma: 1 } }), crepeScores(W, 2, 3, SQ_NORMS, { k: 1, gamma: 1 }));
+  assert.throws(() => scoreMatrix('obs', W, 2, 3, null), (error: unknown) =>
+    error instanceof UserError && /unknown pruning method "obs".*magnitude, wanda, ria, crepe/.test(error.message));
+  assert.throws(() => scoreMatrix('toString', W, 2, 3, null), UserError);
+  assert.throws(() => riaScores(W, 2, 3, SQ_NORMS, { a: NaN }), /--ria-a/);
+});
