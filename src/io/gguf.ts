@@ -317,7 +317,7 @@ export class GgufFile {
     return decodeToF32(this.readRaw(name), this.info(name).dtype);
   }
 
-  /** A metadata value that must be present; `what` describes it in the error. */
+  /** A metadata value that must be present. */
   require(key: string): GgufValue {
     const value = this.metadata.get(key);
     if (value === undefined) throw new UserError(`${this.path}: metadata key "${key}" is missing`);
