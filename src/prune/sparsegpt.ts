@@ -1,0 +1,254 @@
+/**
+ * SparseGPT (ALGORITHMS.md §4): prune a linear layer column by column while compensating the
+ * remaining weights with Optimal Brain Surgeon updates from the inverse Hessian of its inputs.
+ *
+ *   H = 2·gram/nsamples (gram = Σ X·Xᵀ over the calibration samples)
+ *   dead inputs (H_jj = 0): H_jj ← 1 and W[:, j] ← 0;  H ← H + percdamp·mean(diag H)·I
+ *   U = upper Cholesky factor of H⁻¹ (util/cholesky.ts)
+ *   per block of B columns: choose the block's mask (adaptive: saliency W²/U_cc² over the whole
+ *   dOut×B block, prune ≤ the value at floor(dOut·B·s); N:M: at each c ≡ 0 mod m, the n smallest
+ *   of W²/U_cc² per row on the updated weights), then for each column c:
+ *     q = w_c with pruned rows zeroed, err = (w_c − q)/U_cc, W[:, c:] −= err ⊗ U[c, c:]
+ *   and after the block the lazy batch update W[:, i2:] −= Err · U[i1:i2, i2:].
+ *
+ * `sparsegptFixedMask` runs the same update with a given mask: RIA's `--reconstruction` (§3.5).
+ * The weights are updated in float64 and written back as float32, in place.
+ */
+import { NotPositiveDefiniteError, choleskyInverseUpperInPlace } from '../util/cholesky.ts';
+import { UserError } from '../util/errors.ts';
+import { kthSmallest } from '../util/select.ts';
+import type { SparsityPattern } from './mask.ts';
+
+export interface SparseGptOptions {
+  /** Columns per block (reference default 128; a multiple of m for N:M). */
+  blockSize?: number;
+  /** Dampening as a fraction of the mean Hessian diagonal (reference default 0.01). */
+  percdamp?: number;
+  /** Names the layer in error messages. */
+  layerName?: string;
+}
+
+export interface SparseGptResult {
+  /** The pruned and updated weights (the array passed in). */
+  weight: Float32Array;
+  /** 1 = pruned. */
+  mask: Uint8Array;
+  /** Σ (w − q)² / U_cc² / 2 over all pruned weights. */
+  loss: number;
+  /** The dampening that was used (RIA's reconstruction retries with 0.1). */
+  percdamp: number;
+  timings: { factorizationMs: number; updateMs: number };
+}
+
+const DEFAULT_BLOCK_SIZE = 128;
+const DEFAULT_PERCDAMP = 0.01;
+/** RIA's reconstruction retries a failed factorization with this dampening. */
+const RECONSTRUCTION_RETRY_PERCDAMP = 0.1;
+
+/** SparseGPT with its adaptive per-block mask (unstructured) or N:M mask on the updated weights. */
+export function sparsegpt(
+  weight: Float32Array,
+  dOut: number,
+  dIn: number,
+  gram: Float32Array | Float64Array,
+  nsamples: number,
+  options: SparseGptOptions & { target: SparsityPattern },
+): SparseGptResult {
+  const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
+  const percdamp = options.percdamp ?? DEFAULT_PERCDAMP;
+  const { target } = options;
+  if (target.kind === 'nm' && (blockSize % target.m !== 0 || dIn % target.m !== 0)) {
+    throw new Error(`sparsegpt: block size ${blockSize} and width ${dIn} must be multiples of m=${target.m}`);
+  }
+  const start = performance.now();
+  const work = new Float64Array(weight);
+  let inverseFactor: Float64Array;
+  try {
+    inverseFactor = inverseHessianFactor(work, dOut, dIn, gram, nsamples, percdamp);
+  } catch (error) {
+    if (error instanceof NotPositiveDefiniteError) throw notPositiveDefinite(options.layerName, percdamp, error);
+    throw error;
+  }
+  const factorized = performance.now();
+  const { mask, loss } = obsPrune(work, dOut, dIn, inverseFactor, blockSize, target.kind === 'nm'
+    ? { kind: 'nm', n: target.n, m: target.m }
+    : { kind: 'adaptive', sparsity: target.sparsity });
+  weight.set(work);
+  return { weight, mask, loss, percdamp, timings: { factorizationMs: factorized - start, updateMs: performance.now() - factorized } };
+}
+
+/** The OBS update with a given mask (RIA --reconstruction); retries with percdamp 0.1 as RIA does. */
+export function sparsegptFixedMask(
+  weight: Float32Array,
+  dOut: number,
+  dIn: number,
+  gram: Float32Array | Float64Array,
+  nsamples: number,
+  mask: Uint8Array,
+  options: SparseGptOptions = {},
+): SparseGptResult {
+  if (mask.length !== dOut * dIn) throw new Error(`sparsegptFixedMask: mask has ${mask.length} entries, expected ${dOut * dIn}`);
+  const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
+  let percdamp = options.percdamp ?? DEFAULT_PERCDAMP;
+  const start = performance.now();
+  const work = new Float64Array(weight);
+  let inverseFactor: Float64Array;
+  try {
+    inverseFactor = inverseHessianFactor(work, dOut, dIn, gram, nsamples, percdamp);
+  } catch (error) {
+    if (!(error instanceof NotPositiveDefiniteError)) throw error;
+    percdamp = RECONSTRUCTION_RETRY_PERCDAMP;
+    try {
+      inverseFactor = inverseHessianFactor(work, dOut, dIn, gram, nsamples, percdamp);
+    } catch (retryError) {
+      if (retryError instanceof NotPositiveDefiniteError) throw notPositiveDefinite(options.layerName, percdamp, retryError);
+      throw retryError;
+    }
+  }
+  const factorized = performance.now();
+  const { loss } = obsPrune(work, dOut, dIn, inverseFactor, blockSize, { kind: 'fixed', mask });
+  weight.set(work);
+  return { weight, mask, loss, percdamp, timings: { factorizationMs: factorized - start, updateMs: performance.now() - factorized } };
+}
+
+/**
+ * Forms H = 2·gram/nsamples, handles dead inputs (zeroing their columns of `work`), dampens, and
+ * returns U, the upper Cholesky factor of H⁻¹.
+ */
+function inverseHessianFactor(
+  work: Float64Array,
+  dOut: number,
+  dIn: number,
+  gram: Float32Array | Float64Array,
+  nsamples: number,
+  percdamp: number,
+): Float64Array {
+  if (gram.length !== dIn * dIn) throw new Error(`sparsegpt: gram has ${gram.length} entries, expected ${dIn}×${dIn}`);
+  if (!(nsamples > 0)) throw new Error(`sparsegpt: nsamples must be positive, got ${nsamples}`);
+  const hessian = new Float64Array(dIn * dIn);
+  const scale = 2 / nsamples;
+  for (let p = 0; p < hessian.length; p++) hessian[p] = gram[p] * scale;
+  let diagonalSum = 0;
+  for (let j = 0; j < dIn; j++) {
+    const diagonal = j * dIn + j;
+    if (hessian[diagonal] === 0) {
+      hessian[diagonal] = 1;
+      for (let i = 0; i < dOut; i++) work[i * dIn + j] = 0;
+    }
+    diagonalSum += hessian[diagonal];
+  }
+  const damp = (percdamp * diagonalSum) / dIn;
+  for (let j = 0; j < dIn; j++) hessian[j * dIn + j] += damp;
+  return choleskyInverseUpperInPlace(hessian, dIn);
+}
+
+type MaskRule =
+  | { kind: 'adaptive'; sparsity: number }
+  | { kind: 'nm'; n: number; m: number }
+  | { kind: 'fixed'; mask: Uint8Array };
+
+/** Columns of the lazy update handled together, so the U tile stays in cache across rows. */
+const LAZY_TILE = 256;
+
+/** The block loop on `work` (float64, row-major [dOut, dIn]); returns the mask used and the loss. */
+function obsPrune(
+  work: Float64Array,
+  dOut: number,
+  dIn: number,
+  U: Float64Array,
+  blockSize: number,
+  rule: MaskRule,
+): { mask: Uint8Array; loss: number } {
+  const mask = rule.kind === 'fixed' ? rule.mask : new Uint8Array(dOut * dIn);
+  let loss = 0;
+  const errors = new Float64Array(dOut * blockSize); // Err[r, c] of the current block
+  const saliency = new Float32Array(dOut * blockSize);
+
+  for (let i1 = 0; i1 < dIn; i1 += blockSize) {
+    const i2 = Math.min(i1 + blockSize, dIn);
+    const count = i2 - i1;
+
+    if (rule.kind === 'adaptive') {
+      // One threshold over the whole dOut × count block, from the weights as they are now.
+      const blockSaliency = saliency.subarray(0, dOut * count);
+      for (let r = 0; r < dOut; r++) {
+        for (let c = 0; c < count; c++) {
+          const w = work[r * dIn + i1 + c];
+          const u = U[(i1 + c) * dIn + i1 + c];
+          blockSaliency[r * count + c] = (w * w) / (u * u);
+        }
+      }
+      const threshold = kthSmallest(blockSaliency, Math.floor(dOut * count * rule.sparsity));
+      for (let r = 0; r < dOut; r++) {
+        for (let c = 0; c < count; c++) if (blockSaliency[r * count + c] <= threshold) mask[r * dIn + i1 + c] = 1;
+      }
+    }
+
+    errors.fill(0);
+    for (let c = 0; c < count; c++) {
+      const col = i1 + c;
+      const uRow = col * dIn;
+      const pivot = U[uRow + col];
+      if (rule.kind === 'nm' && c % rule.m === 0) selectNMGroup(work, dOut, dIn, U, col, rule.n, rule.m, mask);
+      for (let r = 0; r < dOut; r++) {
+        const rowStart = r * dIn;
+        if (!mask[rowStart + col]) continue; // q = w: no error, no update
+        const w = work[rowStart + col];
+        const err = w / pivot;
+        loss += (err * err) / 2;
+        errors[r * count + c] = err;
+        work[rowStart + col] = 0;
+        for (let t = col + 1; t < i2; t++) work[rowStart + t] -= err * U[uRow + t];
+      }
+    }
+
+    // Lazy batch update of the columns after the block: W[:, i2:] −= Err · U[i1:i2, i2:].
+    for (let t0 = i2; t0 < dIn; t0 += LAZY_TILE) {
+      const t1 = Math.min(dIn, t0 + LAZY_TILE);
+      for (let r = 0; r < dOut; r++) {
+        const rowStart = r * dIn;
+        for (let c = 0; c < count; c++) {
+          const err = errors[r * count + c];
+          if (err === 0) continue;
+          const uRow = (i1 + c) * dIn;
+          for (let t = t0; t < t1; t++) work[rowStart + t] -= err * U[uRow + t];
+        }
+      }
+    }
+  }
+  return { mask, loss };
+}
+
+/**
+ * N:M mask of the group of m columns starting at `col`, on the current weights: per row, prune the
+ * n smallest W²/U_cc² (ties: lower column first; the reference's topk leaves ties unspecified).
+ */
+function selectNMGroup(work: Float64Array, dOut: number, dIn: number, U: Float64Array, col: number, n: number, m: number, mask: Uint8Array): void {
+  const inversePivotSq = new Float64Array(m);
+  for (let b = 0; b < m; b++) {
+    const u = U[(col + b) * dIn + col + b];
+    inversePivotSq[b] = 1 / (u * u);
+  }
+  const values = new Float64Array(m);
+  for (let r = 0; r < dOut; r++) {
+    const rowStart = r * dIn + col;
+    for (let b = 0; b < m; b++) {
+      const w = work[rowStart + b];
+      values[b] = Math.fround(w * w * inversePivotSq[b]);
+    }
+    for (let a = 0; a < m; a++) {
+      let rank = 0;
+      for (let b = 0; b < m; b++) if (values[b] < values[a] || (values[b] === values[a] && b < a)) rank++;
+      if (rank < n) mask[rowStart + a] = 1;
+    }
+  }
+}
+
+function notPositiveDefinite(layerName: string | undefined, percdamp: number, error: NotPositiveDefiniteError): UserError {
+  const where = layerName ? `${layerName}: ` : '';
+  return new UserError(
+    `${where}SparseGPT cannot factor the input Hessian: with dampening percdamp=${percdamp} it is not positive definite ` +
+      `(Cholesky pivot ${error.pivotIndex} is ${error.pivot}). The calibration inputs are degenerate or not finite; ` +
+      'use more or different calibration samples, or a larger percdamp.',
+  );
+}
