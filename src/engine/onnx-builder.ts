@@ -116,6 +116,10 @@ export class GraphBuilder {
   transpose(x: string, perm: number[], out?: string): string { return this.op('Transpose', [x], { perm }, out); }
   unsqueeze(x: string, axes: number[], out?: string): string { return this.op('Unsqueeze', [x, this.int64s(axes)], {}, out); }
   concat(xs: string[], axis: number, out?: string): string { return this.op('Concat', xs, { axis }, out); }
+  /** x[starts:ends] along `axes` (Slice, opset 13 form). */
+  slice(x: string, starts: number[], ends: number[], axes: number[], out?: string): string {
+    return this.op('Slice', [x, this.int64s(starts), this.int64s(ends), this.int64s(axes)], {}, out);
+  }
   /** Splits `axis` into `parts` equal pieces. */
   split(x: string, axis: number, parts: number): string[] { return this.node('Split', [x], { axis }, parts); }
 

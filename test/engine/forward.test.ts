@@ -33,6 +33,14 @@ for (const [variant, spec] of Object.entries(SMALL_SPEC_VARIANTS)) {
   });
 }
 
+test('ONNX logits match the reference across attention chunks (seqLen 300 > one 256-row chunk)', async () => {
+  const spec = SMALL_SPEC_VARIANTS['llama (GQA)'];
+  const model = randomModel(spec, 77);
+  const tokens = randomTokens(300, spec.vocabSize, 5);
+  const diff = maxAbsDiff(await forwardLogits(spec, model, tokens, { device: 'cpu' }), referenceLogits(spec, model, tokens));
+  assert.ok(diff < 1e-4, `max |Δlogit| = ${diff}`);
+});
+
 test('embed gathers rows and rejects ids outside the vocabulary', () => {
   const embedding = Float32Array.from([0, 1, 10, 11, 20, 21]); // vocab 3, hidden 2
   assert.deepEqual(Array.from(embed(Int32Array.from([2, 0, 2]), embedding, 2)), [20, 21, 0, 1, 20, 21]);
