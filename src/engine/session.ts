@@ -1,6 +1,9 @@
 /**
  * ONNX Runtime sessions: the one place that knows about execution providers and session options.
  */
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
 import ort from 'onnxruntime-node';
 import { UserError } from '../util/errors.ts';
 
@@ -40,8 +43,15 @@ export async function createSession(modelBytes: Uint8Array, opts: EngineOptions)
   }
 }
 
+/**
+ * Whether the CUDA provider library sits beside the binding. `listSupportedBackends()` names cuda
+ * even when it is not installed (bundled: false), and ORT only finds out when a session starts.
+ */
 function cudaAvailable(): boolean {
-  return ort.listSupportedBackends().some((backend) => backend.name === 'cuda');
+  const indexJs = createRequire(import.meta.url).resolve('onnxruntime-node');
+  const bindingDir = path.join(path.dirname(indexJs), '..', 'bin', 'napi-v6', process.platform, process.arch);
+  return ['libonnxruntime_providers_cuda.so', 'onnxruntime_providers_cuda.dll']
+    .some((name) => fs.existsSync(path.join(bindingDir, name)));
 }
 
 /** A float32 ORT tensor over `data` (no copy). */
