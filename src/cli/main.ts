@@ -11,7 +11,7 @@ const program = new Command()
   .showHelpAfterError()
   .exitOverride();
 
-const commands = ['convert', 'inspect', 'eval', 'prune', 'search', 'bench'];
+const commands = ['convert', 'inspect', 'eval', 'prune', 'search'];
 for (const name of commands) {
   try {
     const mod = (await import(`./${name}.ts`)) as { register: (p: Command) => void };

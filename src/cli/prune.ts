@@ -7,6 +7,7 @@ import type { CrepeParams, PruneSettings, PruneTarget, Selection } from '../prun
 import { describeTarget } from '../prune/settings.ts';
 import { parsePattern } from '../prune/mask.ts';
 import { SCORE_METHODS } from '../prune/scores/index.ts';
+import { resolveCrepeParams } from '../prune/scores/crepe.ts';
 import { loadCrepeConfig, DEFAULT_CREPE_CONFIG_PATH } from '../search/crepe-config.ts';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
 import { TextTokenizer } from '../model/tokenizer.ts';
@@ -73,14 +74,18 @@ export function settingsFromOptions(opts: PruneCliOptions, calibSha256: string, 
   let crepe: CrepeParams | null = null;
   if (opts.method === 'crepe') {
     const base = loadCrepeConfig(opts.config ?? DEFAULT_CREPE_CONFIG_PATH);
-    crepe = {
-      k: opts.crepeK ?? base.k,
-      alpha: opts.crepeAlpha ?? base.alpha,
-      beta: opts.crepeBeta ?? base.beta,
-      gamma: opts.crepeGamma ?? base.gamma,
-      a: opts.crepeA ?? base.a,
-      variant: opts.crepeVariant ?? base.variant,
-    };
+    crepe = resolveCrepeParams(
+      {
+        k: opts.crepeK ?? base.k,
+        alpha: opts.crepeAlpha ?? base.alpha,
+        beta: opts.crepeBeta ?? base.beta,
+        gamma: opts.crepeGamma ?? base.gamma,
+        a: opts.crepeA ?? base.a,
+        variant: opts.crepeVariant ?? base.variant,
+        border: base.border,
+      },
+      'CRePE options',
+    );
   } else {
     check(opts.config === undefined, '--config applies to --method crepe only');
   }

@@ -3,18 +3,13 @@
  * crepe-report.json and hashed: a resumed run must have the same settings as the run it continues.
  */
 import type { SparsityPattern } from './mask.ts';
+import type { CrepeParams } from './scores/crepe.ts';
+
+export type { CrepeParams };
 
 export type PruneTarget = SparsityPattern;
 export type Selection = 'per-row' | 'per-matrix';
 
-export interface CrepeParams {
-  k: number;
-  alpha: number;
-  beta: number;
-  gamma: number;
-  a: number;
-  variant: 'normalized' | 'smooth';
-}
 
 export interface PruneSettings {
   method: string;

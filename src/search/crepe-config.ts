@@ -5,7 +5,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { CrepeParams } from '../prune/settings.ts';
+import { resolveCrepeParams, type CrepeParams } from '../prune/scores/crepe.ts';
 import { UserError } from '../util/errors.ts';
 
 export const CREPE_CONFIG_FORMAT = 'crepe-config/1';
@@ -19,42 +19,38 @@ export interface CrepeConfigFile extends CrepeParams {
 
 /** Validates parsed JSON as a CRePE configuration; `source` names the file in messages. */
 export function parseCrepeConfig(json: unknown, source: string): CrepeConfigFile {
-  const fail = (what: string): never => {
-    throw new UserError(`${source}: ${what}`);
-  };
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) fail('expected a JSON object with k, alpha, beta, gamma, a');
-  const obj = json as Record<string, unknown>;
-  if (obj.format !== undefined && obj.format !== CREPE_CONFIG_FORMAT) fail(`unknown format "${String(obj.format)}", expected "${CREPE_CONFIG_FORMAT}"`);
-  const number = (key: string, fallback?: number): number => {
-    const value = obj[key] ?? fallback;
-    if (typeof value !== 'number' || !Number.isFinite(value)) fail(`"${key}" must be a finite number, got ${JSON.stringify(obj[key])}`);
-    return value as number;
-  };
-  const k = number('k');
-  if (!Number.isInteger(k) || k < 1 || k % 2 === 0) fail(`"k" must be an odd integer ≥ 1 (the window is centred on the weight), got ${k}`);
-  const alpha = number('alpha');
-  const beta = number('beta');
-  const gamma = number('gamma');
-  const a = number('a', 0.5);
-  for (const [key, value] of Object.entries({ alpha, beta, gamma })) {
-    if (value < 0) fail(`"${key}" must be ≥ 0, got ${value}`);
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new UserError(`${source}: expected a JSON object with k, alpha, beta, gamma (and optionally a, variant, border)`);
   }
-  if (alpha === 0 && beta === 0 && gamma === 0) fail('"alpha", "beta" and "gamma" are all zero: every weight would score 0');
-  if (a < 0) fail(`"a" must be ≥ 0, got ${a}`);
-  const variant = obj.variant ?? 'normalized';
-  if (variant !== 'normalized' && variant !== 'smooth') fail(`"variant" must be "normalized" or "smooth", got ${JSON.stringify(variant)}`);
+  const obj = json as Record<string, unknown>;
+  if (obj.format !== undefined && obj.format !== CREPE_CONFIG_FORMAT) {
+    throw new UserError(`${source}: unknown format "${String(obj.format)}", expected "${CREPE_CONFIG_FORMAT}"`);
+  }
+  for (const key of ['k', 'alpha', 'beta', 'gamma']) {
+    if (obj[key] === undefined) throw new UserError(`${source}: "${key}" is missing`);
+  }
+  for (const key of ['k', 'alpha', 'beta', 'gamma', 'a']) {
+    if (obj[key] !== undefined && typeof obj[key] !== 'number') {
+      throw new UserError(`${source}: "${key}" must be a number, got ${JSON.stringify(obj[key])}`);
+    }
+  }
   const provenance = obj.provenance;
-  if (provenance !== undefined && (typeof provenance !== 'object' || provenance === null)) fail('"provenance" must be an object');
-  return {
-    format: CREPE_CONFIG_FORMAT,
-    k,
-    alpha,
-    beta,
-    gamma,
-    a,
-    variant: variant as CrepeParams['variant'],
-    provenance: provenance as Record<string, unknown> | undefined,
-  };
+  if (provenance !== undefined && (typeof provenance !== 'object' || provenance === null || Array.isArray(provenance))) {
+    throw new UserError(`${source}: "provenance" must be an object`);
+  }
+  const params = resolveCrepeParams(
+    {
+      k: obj.k as number,
+      alpha: obj.alpha as number,
+      beta: obj.beta as number,
+      gamma: obj.gamma as number,
+      a: obj.a as number | undefined,
+      variant: obj.variant as CrepeParams['variant'] | undefined,
+      border: obj.border as CrepeParams['border'] | undefined,
+    },
+    source,
+  );
+  return { format: CREPE_CONFIG_FORMAT, ...params, provenance: provenance as Record<string, unknown> | undefined };
 }
 
 export function loadCrepeConfig(file: string): CrepeConfigFile {

@@ -1,0 +1,262 @@
+/**
+ * `crepe search`: find CRePE's coefficients for a model — PHO (CMA-ES on a proxy from one cached
+ * dense pass), the slow hill-climbing baseline (real prune + held-out PPL per candidate), or
+ * `--validate N` to measure how well each proxy tracks real perplexity.
+ */
+import { Option, type Command } from 'commander';
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { ModelCheckpoint } from '../model/checkpoint.ts';
+import { TextTokenizer } from '../model/tokenizer.ts';
+import { sampleCalibrationFile } from '../data/calibration.ts';
+import { readEvalText } from '../data/text-sources.ts';
+import { parsePattern } from '../prune/mask.ts';
+import type { CrepeParams } from '../prune/scores/crepe.ts';
+import type { PruneSettings, PruneTarget, Selection } from '../prune/settings.ts';
+import { CREPE_CONFIG_FORMAT, type CrepeConfigFile } from '../search/crepe-config.ts';
+import { ProxyContext, PROXY_NAMES, type ProxyName, type ProxyOptions } from '../search/proxy.ts';
+import { DEFAULT_PROXY } from '../search/proxy-defaults.ts';
+import { runPho } from '../search/pho.ts';
+import { runHillClimb } from '../search/hillclimb.ts';
+import { randomConfigurations, validateProxies } from '../search/validate.ts';
+import { pruneAndMeasure } from '../search/trial.ts';
+import type { SearchSpace } from '../search/space.ts';
+import { scatterSvg } from '../util/svg-scatter.ts';
+import { sha256File } from '../util/hash.ts';
+import { createProgress } from '../util/progress.ts';
+import { check } from '../util/errors.ts';
+import type { EngineOptions } from '../engine/session.ts';
+import { engineOptionList, engineOptionsFrom, finiteNumber, nonNegativeInt, positiveInt, printJson } from './options.ts';
+
+interface SearchCliOptions {
+  strategy: 'pho' | 'hillclimb';
+  validate?: number;
+  calib: string;
+  sparsity?: number;
+  pattern?: string;
+  perRow?: boolean;
+  perMatrix?: boolean;
+  k: string;
+  budget?: number;
+  proxy?: ProxyName;
+  proxySign?: '+1' | '-1';
+  giniSubsample: string;
+  searchA?: boolean;
+  a: number;
+  variant: 'normalized' | 'smooth';
+  sigma0: number;
+  heldout?: string;
+  heldoutSeqlen?: number;
+  heldoutMaxChunks?: number;
+  nsamples: number;
+  seqlen?: number;
+  seed: number;
+  out: string;
+  overwrite?: boolean;
+  json?: boolean;
+  device: string;
+  threads?: number;
+}
+
+function parseKSet(text: string): number[] {
+  const values = text.split(',').map((s) => Number(s.trim()));
+  for (const k of values) check(Number.isInteger(k) && k >= 1 && k % 2 === 1, `--k expects a comma-separated list of odd window sizes ≥ 1, got "${text}"`);
+  return [...new Set(values)];
+}
+
+function parseTarget(opts: SearchCliOptions): PruneTarget {
+  check((opts.sparsity === undefined) !== (opts.pattern === undefined), 'give exactly one of --sparsity <s> or --pattern <n:m>');
+  return opts.pattern !== undefined ? parsePattern(opts.pattern) : parsePattern(String(opts.sparsity), '--sparsity');
+}
+
+/** Writes the search outputs into a temporary directory and renames it into place when complete. */
+function writeOutputs(outDir: string, files: Record<string, string>, overwrite: boolean): void {
+  const target = path.resolve(outDir);
+  check(!existsSync(target) || overwrite, `${target} already exists; pass --overwrite to replace it`);
+  const temp = `${target}.crepe-partial`;
+  rmSync(temp, { recursive: true, force: true });
+  mkdirSync(temp, { recursive: true });
+  for (const [name, content] of Object.entries(files)) writeFileSync(path.join(temp, name), content);
+  if (existsSync(target)) rmSync(target, { recursive: true, force: true });
+  renameSync(temp, target);
+}
+
+export async function runSearch(modelDir: string, opts: SearchCliOptions): Promise<Record<string, unknown>> {
+  const started = performance.now();
+  const target = parseTarget(opts);
+  check(!(opts.perRow && opts.perMatrix), '--per-row and --per-matrix exclude each other');
+  const selection: Selection = opts.perRow ? 'per-row' : 'per-matrix';
+  const kSet = parseKSet(opts.k);
+  const giniSubsample = opts.giniSubsample === 'exact' ? null : positiveInt('--gini-subsample')(opts.giniSubsample);
+  check(existsSync(opts.calib), `--calib ${opts.calib}: no such file`);
+  check(!existsSync(path.resolve(opts.out)) || opts.overwrite, `${path.resolve(opts.out)} already exists; pass --overwrite to replace it`);
+  const needsHeldOut = opts.strategy === 'hillclimb' || opts.validate !== undefined;
+  if (needsHeldOut) check(opts.heldout !== undefined, `--heldout <file> is needed: ${opts.validate !== undefined ? 'validation' : 'hill climbing'} measures real perplexity on held-out text`);
+
+  const model = ModelCheckpoint.open(modelDir);
+  try {
+    const { spec } = model;
+    const seqlen = opts.seqlen ?? Math.min(2048, spec.maxPositionEmbeddings);
+    const engine: EngineOptions = engineOptionsFrom(opts);
+    const tokenizer = TextTokenizer.load(modelDir);
+    const encode = (text: string) => tokenizer.encode(text, { bos: true });
+    const calibration = sampleCalibrationFile(opts.calib, encode, { nsamples: opts.nsamples, seqlen, seed: opts.seed });
+    const space: SearchSpace = { searchA: Boolean(opts.searchA), fixedA: opts.a, variant: opts.variant };
+    const proxyOptions: ProxyOptions = { target, selection, giniSubsample, seed: opts.seed };
+    const proxy = opts.proxy ?? DEFAULT_PROXY.name;
+    const sign: 1 | -1 = opts.proxySign ? (opts.proxySign === '-1' ? -1 : 1) : opts.proxy && opts.proxy !== DEFAULT_PROXY.name ? 1 : DEFAULT_PROXY.sign;
+
+    const settingsFor = (params: CrepeParams): PruneSettings => ({
+      method: 'crepe',
+      target,
+      selection,
+      riaA: 0.5,
+      crepe: params,
+      calibration: { file: path.resolve(opts.calib), sha256: '', nsamples: opts.nsamples, seqlen, seed: opts.seed },
+      trueSequential: false,
+      sparsegpt: { blockSize: 128, percdamp: 0.01 },
+      reconstruct: false,
+      owl: null,
+      dsnot: null,
+      permute: null,
+    });
+    const heldOut = opts.heldout
+      ? { tokens: encode(readEvalText(opts.heldout)), seqlen: opts.heldoutSeqlen ?? seqlen, maxChunks: opts.heldoutMaxChunks }
+      : null;
+    if (heldOut) check(heldOut.tokens.length >= heldOut.seqlen, `--heldout ${opts.heldout}: ${heldOut.tokens.length} tokens is shorter than one window of ${heldOut.seqlen}`);
+    const trial = (params: CrepeParams) => {
+      if (!heldOut) throw new Error('internal: trial without held-out text');
+      return pruneAndMeasure(model, settingsFor(params), calibration.windows, heldOut, engine);
+    };
+    const provenanceBase = {
+      model: path.resolve(modelDir),
+      modelSha256: sha256File(model.weights.info(model.weights.names()[0]).file),
+      calibration: { file: path.resolve(opts.calib), nsamples: opts.nsamples, seqlen, seed: opts.seed },
+      target,
+      selection,
+      heldout: opts.heldout ? path.resolve(opts.heldout) : null,
+      date: new Date().toISOString(),
+    };
+
+    if (opts.validate !== undefined) {
+      const contextProgress = createProgress('dense statistics', spec.numLayers);
+      const context = await ProxyContext.build(model, calibration.windows, seqlen, engine, contextProgress);
+      contextProgress.done();
+      const configurations = randomConfigurations(opts.validate, kSet, space, opts.seed + 1);
+      const progress = createProgress('validate', configurations.length);
+      const result = await validateProxies(context, configurations, proxyOptions, trial, {
+        bootstrapSeed: opts.seed,
+        onPoint: (p, i) => progress.update(i + 1, `PPL ${p.ppl.toFixed(2)}`),
+      });
+      progress.done();
+      const files: Record<string, string> = {
+        'validation.json': `${JSON.stringify({ provenance: provenanceBase, ...result }, null, 2)}\n`,
+      };
+      for (const c of result.correlations) {
+        files[`proxy-${c.proxy}.svg`] = scatterSvg(result.points.map((p) => ({ x: p.proxies[c.proxy], y: p.ppl })), {
+          title: `${c.proxy} vs PPL (Spearman ${c.spearman.estimate.toFixed(2)} [${c.spearman.lower.toFixed(2)}, ${c.spearman.upper.toFixed(2)}])`,
+          xLabel: c.proxy,
+          yLabel: 'held-out PPL',
+          logY: true,
+        });
+      }
+      writeOutputs(opts.out, files, Boolean(opts.overwrite));
+      return { kind: 'validation', out: path.resolve(opts.out), correlations: result.correlations, seconds: (performance.now() - started) / 1000 };
+    }
+
+    if (opts.strategy === 'pho') {
+      const contextProgress = createProgress('dense statistics', spec.numLayers);
+      const context = await ProxyContext.build(model, calibration.windows, seqlen, engine, contextProgress);
+      contextProgress.done();
+      const budgetPerK = opts.budget ?? 60;
+      const progress = createProgress(`PHO (${proxy}, sign ${sign > 0 ? '+' : '−'})`, budgetPerK * kSet.length);
+      let evaluated = 0;
+      const result = runPho(context, { ...proxyOptions, kSet, budgetPerK, proxy, sign, space, sigma0: opts.sigma0 }, (c) =>
+        progress.update(++evaluated, `k=${c.k} ${proxy}=${c.proxies[proxy].toFixed(5)}`),
+      );
+      progress.done(`best k=${result.best.k} β=${result.best.params.beta.toPrecision(4)} γ=${result.best.params.gamma.toPrecision(4)}`);
+      const seconds = (performance.now() - started) / 1000;
+      const config: CrepeConfigFile = {
+        format: CREPE_CONFIG_FORMAT,
+        ...result.best.params,
+        provenance: {
+          ...provenanceBase,
+          strategy: 'pho',
+          proxy,
+          proxySign: sign,
+          proxyValue: result.best.proxies[proxy],
+          kSet,
+          budgetPerK,
+          evaluations: result.candidates.length,
+          denseStatisticsSeconds: context.denseSeconds,
+          searchSeconds: seconds,
+        },
+      };
+      writeOutputs(opts.out, {
+        'crepe-config.json': `${JSON.stringify(config, null, 2)}\n`,
+        'search-log.json': `${JSON.stringify({ strategy: 'pho', seconds: { ...result.seconds, wall: seconds, denseStatistics: context.denseSeconds }, bestPerK: result.bestPerK, candidates: result.candidates }, null, 2)}\n`,
+      }, Boolean(opts.overwrite));
+      return { kind: 'pho', out: path.resolve(opts.out), config, seconds };
+    }
+
+    const budgetPerK = opts.budget ?? 12;
+    const progress = createProgress('hill climbing', budgetPerK * kSet.length);
+    let trials = 0;
+    const result = await runHillClimb(trial, { kSet, space, budgetPerK, initialStep: 1, minStep: 0.25 }, (c) =>
+      progress.update(++trials, `k=${c.k} PPL ${c.ppl.toFixed(3)}${c.accepted ? ' (accepted)' : ''}`),
+    );
+    progress.done(`best k=${result.best.k} PPL ${result.best.ppl.toFixed(3)}`);
+    const seconds = (performance.now() - started) / 1000;
+    const config: CrepeConfigFile = {
+      format: CREPE_CONFIG_FORMAT,
+      ...result.best.params,
+      provenance: { ...provenanceBase, strategy: 'hillclimb', heldoutPpl: result.best.ppl, kSet, budgetPerK, trials: result.candidates.length, searchSeconds: seconds },
+    };
+    writeOutputs(opts.out, {
+      'crepe-config.json': `${JSON.stringify(config, null, 2)}\n`,
+      'search-log.json': `${JSON.stringify({ strategy: 'hillclimb', seconds, bestPerK: result.bestPerK, candidates: result.candidates }, null, 2)}\n`,
+    }, Boolean(opts.overwrite));
+    return { kind: 'hillclimb', out: path.resolve(opts.out), config, seconds };
+  } finally {
+    model.close();
+  }
+}
+
+export function register(program: Command): void {
+  const command = program
+    .command('search')
+    .description('search CRePE coefficients: PHO (CMA-ES on a proxy), hill climbing on real PPL, or proxy validation')
+    .argument('<model>', 'Hugging Face model directory')
+    .addOption(new Option('--strategy <s>', 'pho: CMA-ES on a proxy; hillclimb: coordinate search on real held-out PPL').choices(['pho', 'hillclimb']).default('pho'))
+    .option('--validate <n>', 'instead of searching, measure proxy vs real PPL on N random configurations', positiveInt('--validate'))
+    .requiredOption('--calib <file>', 'calibration text (JSON Lines with "text", or plain text)')
+    .option('--sparsity <s>', 'unstructured sparsity in (0, 1)', finiteNumber('--sparsity'))
+    .option('--pattern <n:m>', 'N:M pattern, e.g. 2:4')
+    .option('--per-row', 'per-row selection (default: one threshold per matrix)')
+    .option('--per-matrix', 'one threshold per matrix (default)')
+    .option('--k <list>', 'window sizes to search', '1,3,5,7,9')
+    .option('--budget <n>', 'per window size: proxy evaluations (pho, default 60) or real trials (hillclimb, default 12)', positiveInt('--budget'))
+    .addOption(new Option('--proxy <name>', `PHO proxy (default ${DEFAULT_PROXY.name}, see RESULTS.md)`).choices([...PROXY_NAMES]))
+    .addOption(new Option('--proxy-sign <sign>', '+1: minimise the proxy; -1: maximise it (default: the validated sign)').choices(['+1', '-1']))
+    .option('--gini-subsample <n>', 'positions per matrix for the Gini index, or "exact"', '65536')
+    .option('--search-a', 'also search the activation exponent a')
+    .option('--a <x>', 'activation exponent when not searched', finiteNumber('--a'), 0.5)
+    .addOption(new Option('--variant <v>', 'neighbourhood term').choices(['normalized', 'smooth']).default('normalized'))
+    .option('--sigma0 <x>', 'CMA-ES initial step (log-ratio units)', finiteNumber('--sigma0'), 1.5)
+    .option('--heldout <file>', 'held-out text for real PPL (hillclimb, --validate)')
+    .option('--heldout-seqlen <n>', 'held-out window (default: --seqlen)', positiveInt('--heldout-seqlen'))
+    .option('--heldout-max-chunks <k>', 'use only the first K held-out windows', positiveInt('--heldout-max-chunks'))
+    .option('--nsamples <n>', 'calibration windows', positiveInt('--nsamples'), 128)
+    .option('--seqlen <n>', 'tokens per calibration window', positiveInt('--seqlen'))
+    .option('--seed <n>', 'calibration and search seed', nonNegativeInt('--seed'), 0)
+    .requiredOption('--out <dir>', 'output directory (crepe-config.json, search-log.json; validation.json and plots)')
+    .option('--overwrite', 'replace an existing output directory')
+    .option('--json', 'print the result as JSON');
+  for (const option of engineOptionList()) command.addOption(option);
+  command.action(async (modelDir: string, opts: SearchCliOptions) => {
+    const result = await runSearch(modelDir, opts);
+    if (opts.json) return printJson(result);
+    process.stdout.write(`wrote ${String(result.out)} (${Number(result.seconds).toFixed(1)}s)\n`);
+  });
+}
+

@@ -1,0 +1,76 @@
+/**
+ * PHO — Proxy-based Hyperparameter Optimization: for each window size k, CMA-ES minimises
+ * sign · proxy over (log β/α, log γ/α[, a]) using the cached dense statistics only. The sign says
+ * whether a high or a low proxy goes with low perplexity; it comes from proxy validation.
+ */
+import type { CrepeParams } from '../prune/scores/crepe.ts';
+import { CmaEs } from './cmaes.ts';
+import type { ProxyContext, ProxyName, ProxyOptions } from './proxy.ts';
+import { startPoint, toParams, type SearchSpace } from './space.ts';
+
+export interface PhoOptions extends ProxyOptions {
+  kSet: number[];
+  /** Proxy evaluations per window size. */
+  budgetPerK: number;
+  proxy: ProxyName;
+  /** +1: lower proxy is better; −1: higher proxy is better. */
+  sign: 1 | -1;
+  space: SearchSpace;
+  sigma0: number;
+}
+
+export interface PhoCandidate {
+  k: number;
+  generation: number;
+  params: CrepeParams;
+  proxies: Record<ProxyName, number>;
+  objective: number;
+  seconds: number;
+}
+
+export interface PhoResult {
+  best: PhoCandidate;
+  bestPerK: PhoCandidate[];
+  candidates: PhoCandidate[];
+  seconds: { total: number; score: number; select: number; gini: number };
+}
+
+export function runPho(context: ProxyContext, opts: PhoOptions, onCandidate?: (c: PhoCandidate) => void): PhoResult {
+  const started = performance.now();
+  const candidates: PhoCandidate[] = [];
+  const bestPerK: PhoCandidate[] = [];
+  const seconds = { total: 0, score: 0, select: 0, gini: 0 };
+
+  for (const k of opts.kSet) {
+    const es = new CmaEs(startPoint(opts.space), opts.sigma0, { seed: opts.seed + k, maxEvaluations: opts.budgetPerK });
+    let bestForK: PhoCandidate | null = null;
+    while (es.shouldStop() === null) {
+      const told = es.ask().map((x) => {
+        const t = performance.now();
+        const params = toParams(x, k, opts.space);
+        const evaluation = context.evaluate(params, opts);
+        seconds.score += evaluation.seconds.score;
+        seconds.select += evaluation.seconds.select;
+        seconds.gini += evaluation.seconds.gini;
+        const candidate: PhoCandidate = {
+          k,
+          generation: es.generation,
+          params,
+          proxies: evaluation.values,
+          objective: opts.sign * evaluation.values[opts.proxy],
+          seconds: (performance.now() - t) / 1000,
+        };
+        candidates.push(candidate);
+        onCandidate?.(candidate);
+        if (!bestForK || candidate.objective < bestForK.objective) bestForK = candidate;
+        return { x, value: candidate.objective };
+      });
+      es.tell(told);
+    }
+    if (bestForK) bestPerK.push(bestForK);
+  }
+  const best = bestPerK.reduce((a, b) => (b.objective < a.objective ? b : a));
+  seconds.total = (performance.now() - started) / 1000;
+  return { best, bestPerK, candidates, seconds };
+}
+
