@@ -9,7 +9,8 @@
  * - n:m: per row, in each group of m consecutive input columns, prune the n smallest. The
  *   reference's torch.topk leaves the tie order unspecified; here the lower column goes first.
  *
- * All selection is by quickselect / radix select, never a full sort.
+ * All selection is by quickselect / radix select, never a full sort. Every builder takes an optional
+ * `out` buffer to reuse across matrices.
  */
 import { UserError, check } from '../util/errors.ts';
 import { kthSmallest, kthSmallestInRange } from '../util/select.ts';
@@ -62,9 +63,9 @@ export function parsePattern(text: string, optionName = '--pattern'): SparsityPa
 }
 
 /** Prunes exactly floor(dIn·s) entries in every row; ties at the threshold: lower column first. */
-export function perRowMask(scores: Float32Array, dOut: number, dIn: number, sparsity: number): Uint8Array {
+export function perRowMask(scores: Float32Array, dOut: number, dIn: number, sparsity: number, out?: Uint8Array): Uint8Array {
   checkShape(scores, dOut, dIn);
-  const mask = new Uint8Array(dOut * dIn);
+  const mask = maskBuffer(scores.length, out);
   const count = Math.floor(dIn * sparsity);
   if (count <= 0) return mask;
   const work = new Float32Array(dIn);
@@ -89,9 +90,10 @@ export function perRowMask(scores: Float32Array, dOut: number, dIn: number, spar
 }
 
 /** One threshold for the whole matrix: t = sorted[floor(N·s)], prune every score ≤ t. */
-export function perMatrixMask(scores: Float32Array, sparsity: number): Uint8Array {
+export function perMatrixMask(scores: Float32Array, sparsity: number, out?: Uint8Array): Uint8Array {
   const total = scores.length;
-  const mask = new Uint8Array(total);
+  const mask = out ?? new Uint8Array(total); // every entry is written below
+  if (mask.length !== total) throw new Error(`mask buffer has ${mask.length} entries, expected ${total}`);
   if (total === 0) return mask;
   const index = Math.min(Math.floor(total * sparsity), total - 1);
   const threshold = kthSmallest(scores, index);
@@ -100,12 +102,12 @@ export function perMatrixMask(scores: Float32Array, sparsity: number): Uint8Arra
 }
 
 /** Per row, per group of m consecutive columns: prune the n smallest (ties: lower column first). */
-export function nmMask(scores: Float32Array, dOut: number, dIn: number, n: number, m: number): Uint8Array {
+export function nmMask(scores: Float32Array, dOut: number, dIn: number, n: number, m: number, out?: Uint8Array): Uint8Array {
   checkShape(scores, dOut, dIn);
   if (!(Number.isInteger(n) && Number.isInteger(m) && n > 0 && n < m) || dIn % m !== 0) {
     throw new Error(`nmMask: invalid ${n}:${m} for width ${dIn} (validate with validateNM/validateNMWidth)`);
   }
-  const mask = new Uint8Array(dOut * dIn);
+  const mask = maskBuffer(scores.length, out);
   for (let g = 0; g < scores.length; g += m) {
     // Rank of each entry in its group under (score, column) order; the n lowest ranks are pruned.
     // O(m²) per group: m is small (4, 8, 16) in every use.
@@ -129,11 +131,12 @@ export function selectMask(
   dIn: number,
   pattern: SparsityPattern,
   selection: 'per-row' | 'per-matrix',
+  out?: Uint8Array,
 ): Uint8Array {
-  if (pattern.kind === 'nm') return nmMask(scores, dOut, dIn, pattern.n, pattern.m);
+  if (pattern.kind === 'nm') return nmMask(scores, dOut, dIn, pattern.n, pattern.m, out);
   return selection === 'per-row'
-    ? perRowMask(scores, dOut, dIn, pattern.sparsity)
-    : perMatrixMask(scores, pattern.sparsity);
+    ? perRowMask(scores, dOut, dIn, pattern.sparsity, out)
+    : perMatrixMask(scores, pattern.sparsity, out);
 }
 
 /** Sets pruned weights to zero, in place. */
@@ -165,6 +168,16 @@ export function satisfiesNM(weightsOrMask: Float32Array | Uint8Array, dOut: numb
     if (pruned < n) return false;
   }
   return true;
+}
+
+/**
+ * The mask array: `out` (cleared) when given, else a new one. Reusing one buffer across linears
+ * matters at LLM sizes: first-touching a fresh 45 MB–180 MB allocation costs more than the work.
+ */
+function maskBuffer(length: number, out: Uint8Array | undefined): Uint8Array {
+  if (!out) return new Uint8Array(length);
+  if (out.length !== length) throw new Error(`mask buffer has ${out.length} entries, expected ${length}`);
+  return out.fill(0);
 }
 
 function checkShape(values: ArrayLike<number>, dOut: number, dIn: number): void {

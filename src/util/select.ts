@@ -82,36 +82,46 @@ function swap(a: Float32Array, i: number, j: number): void {
   a[j] = t;
 }
 
-/** Order-preserving map of float32 bits to uint32: negative floats flip all bits, others the sign. */
-function sortKey(bits: number): number {
-  return (bits & 0x80000000 ? ~bits : bits | 0x80000000) >>> 0;
-}
-
-/** Radix select over the float's key: histogram of the high 16 bits, then of the low 16 bits. */
+/**
+ * Radix select on the raw float32 bits, 16 bits per pass. Float order by raw bits: negative
+ * values (sign set) run from 0xFFFF_FFFF (most negative) down to 0x8000_0000 (-0), then
+ * non-negative values from 0x0000_0000 up; so buckets and low halves are walked downwards for
+ * negative numbers and upwards otherwise. The hot loops only shift and count.
+ */
 function radixSelect(values: Float32Array, k: number): number {
   const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
   const n = bits.length;
   const counts = new Uint32Array(1 << 16);
-  for (let i = 0; i < n; i++) counts[sortKey(bits[i]) >>> 16]++;
-  // Keys 0x0000_xxxx..0x007F_xxxx hold -NaN/-inf, 0xFF80_xxxx..0xFFFF_xxxx hold +inf/+NaN.
+  for (let i = 0; i < n; i++) counts[bits[i] >>> 16]++;
+  // Raw buckets 0x7F80–0x7FFF and 0xFF80–0xFFFF hold ±inf and NaN: look closer only if used.
   let extreme = 0;
-  for (let b = 0; b <= 0x7f; b++) extreme += counts[b] + counts[0xff80 + b];
+  for (let b = 0; b < 0x80; b++) extreme += counts[0x7f80 + b] + counts[0xff80 + b];
   if (extreme > 0) for (let i = 0; i < n; i++) if (values[i] !== values[i]) throw new Error('kthSmallest: NaN in input');
 
-  let high = 0;
   let below = 0;
-  while (below + counts[high] <= k) below += counts[high++];
-  const rank = k - below; // rank inside the bucket `high`
+  let bucket = -1;
+  for (let b = 0xffff; b >= 0x8000 && bucket < 0; b--) {
+    if (below + counts[b] > k) bucket = b;
+    else below += counts[b];
+  }
+  for (let b = 0; b <= 0x7fff && bucket < 0; b++) {
+    if (below + counts[b] > k) bucket = b;
+    else below += counts[b];
+  }
+  const rank = k - below;
 
   counts.fill(0);
   for (let i = 0; i < n; i++) {
-    const key = sortKey(bits[i]);
-    if (key >>> 16 === high) counts[key & 0xffff]++;
+    const v = bits[i];
+    if (v >>> 16 === bucket) counts[v & 0xffff]++;
   }
-  let low = 0;
+  const negative = bucket >= 0x8000;
   let seen = 0;
-  while (seen + counts[low] <= rank) seen += counts[low++];
-  const key = ((high << 16) | low) >>> 0;
-  const rawBits = key & 0x80000000 ? key & 0x7fffffff : ~key >>> 0;
-  return new Float32Array(new Uint32Array([rawBits]).buffer)[0];
+  let low = negative ? 0xffff : 0;
+  for (;;) {
+    if (seen + counts[low] > rank) break;
+    seen += counts[low];
+    low += negative ? -1 : 1;
+  }
+  return new Float32Array(new Uint32Array([((bucket << 16) | low) >>> 0]).buffer)[0];
 }

@@ -128,3 +128,14 @@ test('parsePattern and validation: clear UserErrors naming the option', () => {
   assert.throws(() => validateNMWidth(10, 4, 'layer 0 mlp.down_proj'), /mlp\.down_proj.*input width 10 is not a multiple of 4/);
   validateNMWidth(12, 4, 'x');
 });
+
+test('a reused mask buffer is cleared and gives the same masks', () => {
+  const scores = randomMatrix(8 * 16, 9);
+  const out = new Uint8Array(8 * 16).fill(1);
+  assert.deepEqual(perRowMask(scores, 8, 16, 0.25, out), perRowMask(scores, 8, 16, 0.25));
+  out.fill(1);
+  assert.deepEqual(perMatrixMask(scores, 0.25, out), perMatrixMask(scores, 0.25));
+  out.fill(1);
+  assert.deepEqual(nmMask(scores, 8, 16, 2, 4, out), nmMask(scores, 8, 16, 2, 4));
+  assert.throws(() => perMatrixMask(scores, 0.5, new Uint8Array(3)));
+});

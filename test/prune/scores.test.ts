@@ -72,3 +72,14 @@ test('registry: default selections, needs, scoreMatrix, unknown method', () => {
   assert.throws(() => scoreMatrix('toString', W, 2, 3, null), UserError);
   assert.throws(() => riaScores(W, 2, 3, SQ_NORMS, { a: NaN }), /--ria-a/);
 });
+
+test('a reused output buffer gives the same scores as a fresh one', () => {
+  const weights = randomMatrix(12 * 20, 51);
+  const sqNorms = randomSqNorms(20, 52);
+  for (const [method, params] of [['magnitude', {}], ['wanda', {}], ['ria', {}], ['crepe', { crepe: { k: 3, gamma: 0.1 } }], ['crepe', { crepe: { k: 3, gamma: 0.1, variant: 'smooth' as const } }]] as const) {
+    const out = new Float32Array(12 * 20).fill(NaN);
+    const reused = scoreMatrix(method, weights, 12, 20, sqNorms, params, out);
+    assert.equal(reused, out);
+    assert.deepEqual(reused, scoreMatrix(method, weights, 12, 20, sqNorms, params));
+  }
+});

@@ -18,7 +18,7 @@
  */
 import { UserError } from '../../util/errors.ts';
 import type { InputSqNorms } from './index.ts';
-import { relativeImportanceRow, relativeImportanceSetup, weightedRelativeImportanceScores } from './ria.ts';
+import { relativeImportanceRow, relativeImportanceSetup, scoreBuffer, weightedRelativeImportanceScores } from './ria.ts';
 
 export type CrepeVariant = 'normalized' | 'smooth';
 export type CrepeBorder = 'zero' | 'mean';
@@ -85,13 +85,14 @@ export function crepeScores(
   dIn: number,
   inputSqNorms: InputSqNorms,
   params: Partial<CrepeParams> = {},
+  out?: Float32Array,
 ): Float32Array {
   const { k, alpha, beta, gamma, a, variant, border } = resolveCrepeParams(params);
   const setup = relativeImportanceSetup(weights, dOut, dIn, inputSqNorms, a, 'crepe');
-  if (gamma === 0) return weightedRelativeImportanceScores(weights, setup, alpha, beta);
+  if (gamma === 0) return weightedRelativeImportanceScores(weights, setup, alpha, beta, out);
 
   const { activation } = setup;
-  const scores = new Float32Array(dOut * dIn);
+  const scores = scoreBuffer(dOut * dIn, out);
   const terms = new Float64Array(dIn);
   const windowArea = k * k;
   const radius = (k - 1) / 2;

@@ -32,6 +32,7 @@ export type ScoreFunction = (
   dIn: number,
   inputSqNorms: InputSqNorms,
   params: ScoreParams,
+  out?: Float32Array,
 ) => Float32Array;
 
 export interface ScoreMethod {
@@ -43,10 +44,10 @@ export interface ScoreMethod {
 }
 
 export const SCORE_METHODS = {
-  magnitude: { score: (w, dOut, dIn) => magnitudeScores(w, dOut, dIn), defaultSelection: 'per-matrix', needs: [] },
-  wanda: { score: (w, dOut, dIn, norms) => wandaScores(w, dOut, dIn, norms), defaultSelection: 'per-row', needs: ['sqnorm'] },
-  ria: { score: (w, dOut, dIn, norms, params) => riaScores(w, dOut, dIn, norms, { a: params.riaA }), defaultSelection: 'per-matrix', needs: ['sqnorm'] },
-  crepe: { score: (w, dOut, dIn, norms, params) => crepeScores(w, dOut, dIn, norms, params.crepe ?? {}), defaultSelection: 'per-matrix', needs: ['sqnorm'] },
+  magnitude: { score: (w, dOut, dIn, _norms, _params, out) => magnitudeScores(w, dOut, dIn, out), defaultSelection: 'per-matrix', needs: [] },
+  wanda: { score: (w, dOut, dIn, norms, _params, out) => wandaScores(w, dOut, dIn, norms, out), defaultSelection: 'per-row', needs: ['sqnorm'] },
+  ria: { score: (w, dOut, dIn, norms, params, out) => riaScores(w, dOut, dIn, norms, { a: params.riaA }, out), defaultSelection: 'per-matrix', needs: ['sqnorm'] },
+  crepe: { score: (w, dOut, dIn, norms, params, out) => crepeScores(w, dOut, dIn, norms, params.crepe ?? {}, out), defaultSelection: 'per-matrix', needs: ['sqnorm'] },
 } as const satisfies Record<string, ScoreMethod>;
 
 export type ScoreMethodName = keyof typeof SCORE_METHODS;
@@ -60,7 +61,7 @@ export function scoreMethod(name: string): ScoreMethod {
   return SCORE_METHODS[name as ScoreMethodName];
 }
 
-/** Scores of a [dOut, dIn] weight matrix with the named method. */
+/** Scores of a [dOut, dIn] weight matrix with the named method; `out` is reused when given. */
 export function scoreMatrix(
   method: string,
   weights: Float32Array,
@@ -68,6 +69,7 @@ export function scoreMatrix(
   dIn: number,
   inputSqNorms: InputSqNorms,
   params: ScoreParams = {},
+  out?: Float32Array,
 ): Float32Array {
-  return scoreMethod(method).score(weights, dOut, dIn, inputSqNorms, params);
+  return scoreMethod(method).score(weights, dOut, dIn, inputSqNorms, params, out);
 }

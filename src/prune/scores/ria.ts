@@ -24,10 +24,10 @@ export const RIA_DEFAULT_PARAMS: RiaParams = { a: 0.5 };
 export interface RelativeImportanceSetup {
   dOut: number;
   dIn: number;
-  /** C_j, with 0 replaced by 1: an all-zero column has A = 0, so A/1 = 0 instead of 0/0 = NaN. */
-  colSums: Float64Array;
-  /** R_i, with the same guard. */
-  rowSums: Float64Array;
+  /** 1/C_j, with C_j = 0 replaced by 1: an all-zero column has A = 0, so 0 instead of 0/0 = NaN. */
+  inverseColSums: Float64Array;
+  /** 1/R_i, with the same guard. */
+  inverseRowSums: Float64Array;
   /** sqrt(s_j)^a, as the reference writes it. */
   activation: Float64Array;
 }
@@ -54,12 +54,15 @@ export function relativeImportanceSetup(
       rowSum += magnitude;
       colSums[j] += magnitude;
     }
-    rowSums[i] = rowSum === 0 ? 1 : rowSum;
+    rowSums[i] = rowSum;
   }
-  for (let j = 0; j < dIn; j++) if (colSums[j] === 0) colSums[j] = 1;
+  // Reciprocals: a multiply per term instead of a divide (about 3× faster at LLM sizes); A·(1/C)
+  // and A/C differ by at most an ulp in float64, far below the float32 the score is stored in.
+  const inverseColSums = colSums.map((sum) => (sum === 0 ? 1 : 1 / sum));
+  const inverseRowSums = rowSums.map((sum) => (sum === 0 ? 1 : 1 / sum));
   const activation = new Float64Array(dIn);
   for (let j = 0; j < dIn; j++) activation[j] = Math.pow(Math.sqrt(inputSqNorms[j]), a);
-  return { dOut, dIn, colSums, rowSums, activation };
+  return { dOut, dIn, inverseColSums, inverseRowSums, activation };
 }
 
 /**
@@ -74,12 +77,12 @@ export function relativeImportanceRow(
   colCoef: number,
   out: Float64Array,
 ): void {
-  const { dIn, colSums } = setup;
+  const { dIn, inverseColSums } = setup;
   const rowStart = i * dIn;
-  const rowSum = setup.rowSums[i];
+  const inverseRowSum = setup.inverseRowSums[i];
   for (let j = 0; j < dIn; j++) {
     const magnitude = Math.abs(weights[rowStart + j]);
-    out[j] = colCoef * (magnitude / colSums[j]) + rowCoef * (magnitude / rowSum);
+    out[j] = colCoef * (magnitude * inverseColSums[j]) + rowCoef * (magnitude * inverseRowSum);
   }
 }
 
@@ -91,9 +94,10 @@ export function weightedRelativeImportanceScores(
   setup: RelativeImportanceSetup,
   rowCoef: number,
   colCoef: number,
+  out?: Float32Array,
 ): Float32Array {
   const { dOut, dIn, activation } = setup;
-  const scores = new Float32Array(dOut * dIn);
+  const scores = scoreBuffer(dOut * dIn, out);
   const terms = new Float64Array(dIn);
   for (let i = 0; i < dOut; i++) {
     relativeImportanceRow(weights, setup, i, rowCoef, colCoef, terms);
@@ -109,9 +113,21 @@ export function riaScores(
   dIn: number,
   inputSqNorms: InputSqNorms,
   params: Partial<RiaParams> = {},
+  out?: Float32Array,
 ): Float32Array {
   const a = params.a ?? RIA_DEFAULT_PARAMS.a;
   check(Number.isFinite(a), `--ria-a (the activation exponent a) must be a finite number, got ${a}`);
   const setup = relativeImportanceSetup(weights, dOut, dIn, inputSqNorms, a);
-  return weightedRelativeImportanceScores(weights, setup, 1, 1);
+  return weightedRelativeImportanceScores(weights, setup, 1, 1, out);
+}
+
+/**
+ * The score array: `out` when given (every entry gets overwritten), else a new one. Reusing one
+ * buffer across linears matters at LLM sizes: first-touching a fresh 180 MB allocation costs more
+ * than computing the scores.
+ */
+export function scoreBuffer(length: number, out: Float32Array | undefined): Float32Array {
+  if (!out) return new Float32Array(length);
+  if (out.length !== length) throw new Error(`score buffer has ${out.length} entries, expected ${length}`);
+  return out;
 }

@@ -4,7 +4,7 @@
  */
 import type { InputSqNorms } from './index.ts';
 
-export function wandaScores(weights: Float32Array, dOut: number, dIn: number, inputSqNorms: InputSqNorms): Float32Array {
+export function wandaScores(weights: Float32Array, dOut: number, dIn: number, inputSqNorms: InputSqNorms, out?: Float32Array): Float32Array {
   if (!inputSqNorms || inputSqNorms.length !== dIn) {
     throw new Error(`wanda needs input-channel squared norms of length ${dIn}, got ${inputSqNorms?.length ?? 'none'}`);
   }
@@ -13,7 +13,8 @@ export function wandaScores(weights: Float32Array, dOut: number, dIn: number, in
   // so that float32 statistics reproduce its scores exactly.
   const inputNorms = new Float64Array(dIn);
   for (let j = 0; j < dIn; j++) inputNorms[j] = Math.fround(Math.sqrt(inputSqNorms[j]));
-  const scores = new Float32Array(weights.length);
+  const scores = out ?? new Float32Array(weights.length);
+  if (scores.length !== weights.length) throw new Error(`wandaScores: output buffer has ${scores.length} entries`);
   for (let i = 0; i < dOut; i++) {
     const rowStart = i * dIn;
     for (let j = 0; j < dIn; j++) scores[rowStart + j] = Math.abs(weights[rowStart + j]) * inputNorms[j];
