@@ -1,0 +1,177 @@
+/**
+ * The experiments behind RESULTS.md, as exact `crepe` command lines. Each run's summary is cached
+ * in results/runs/<id>.json (delete it to run again); RESULTS.md's tables are rendered from those
+ * files by scripts/render-results.ts.
+ *
+ *   node --import tsx scripts/experiments.ts [--only baselines,crepe,combos]
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const shared = path.resolve(root, '../shared/data');
+const runsDir = path.join(root, 'results/runs');
+const configsDir = path.join(root, 'results/configs');
+const work = path.join(root, 'results/work');
+const crepe = path.join(root, 'bin/crepe.js');
+
+export const DATA = {
+  bin: path.join(shared, 'models/stories260K/stories260K.bin'),
+  tok: path.join(shared, 'models/stories260K/tok512.bin'),
+  wikitext: path.join(shared, 'text/wikitext-2-raw/wiki.test.raw'),
+  c4: path.join(shared, 'text/c4/c4-train.00000-of-01024.first1000.jsonl'),
+  ptbValid: path.join(shared, 'text/ptb/ptb.valid.txt'),
+};
+const model = path.join(work, 'stories260K');
+/** Calibration and evaluation settings of every run (the golden file's). */
+const calibration = (seed = 0): string[] => ['--calib', DATA.c4, '--nsamples', '32', '--seqlen', '256', '--seed', String(seed)];
+const CALIB = calibration(0);
+const EVAL = ['--eval-ppl', DATA.wikitext, '--eval-seqlen', '256'];
+const SEEDS = [0, 1, 2];
+export const SETTINGS: Record<string, string[]> = {
+  'u50': ['--sparsity', '0.5'],
+  'u60': ['--sparsity', '0.6'],
+  '2:4': ['--pattern', '2:4'],
+  '4:8': ['--pattern', '4:8'],
+};
+
+export interface RunSummary {
+  id: string;
+  command: string;
+  ppl: number;
+  linearSparsity: number;
+  seconds: number;
+}
+
+/** The command line as a user would type it, with paths relative to the repository. */
+function display(args: string[]): string {
+  return ['crepe', ...args].map((a) => (a.startsWith(root) ? path.relative(root, a) : a.startsWith(shared) ? `../shared/data/${path.relative(shared, a)}` : a)).join(' ');
+}
+
+function crepeRun(args: string[]): { stdout: string; seconds: number } {
+  const started = performance.now();
+  const result = spawnSync(process.execPath, [crepe, ...args], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 28 });
+  if (result.status !== 0) throw new Error(`${display(args)} failed (${result.status}): ${result.stderr.split('\n').filter(Boolean).slice(-3).join(' | ')}`);
+  return { stdout: result.stdout, seconds: (performance.now() - started) / 1000 };
+}
+
+function cached<T>(id: string, produce: () => T): T {
+  const file = path.join(runsDir, `${id.replace(/[^\w.+-]/g, '_')}.json`);
+  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as T;
+  const value = produce();
+  writeFileSync(file, `${JSON.stringify(value, null, 2)}\n`);
+  return value;
+}
+
+export function prune(id: string, args: string[]): RunSummary {
+  return cached(id, () => {
+    const out = path.join(work, 'pruned');
+    const full = ['prune', model, ...args, '--out', out, '--overwrite', ...EVAL, '--json'];
+    process.stderr.write(`[${id}] ${display(full)}\n`);
+    const { stdout, seconds } = crepeRun(full);
+    const report = JSON.parse(stdout);
+    rmSync(out, { recursive: true, force: true });
+    return { id, command: display(full.filter((a) => a !== '--overwrite' && a !== '--json').map((a) => (a === out ? 'out/' : a))), ppl: report.evaluation.ppl, linearSparsity: report.totals.linearSparsity, seconds };
+  });
+}
+
+function denseRun(): RunSummary {
+  return cached('dense', () => {
+    const full = ['eval', model, '--ppl', DATA.wikitext, '--seqlen', '256', '--json'];
+    const { stdout, seconds } = crepeRun(full);
+    return { id: 'dense', command: display(full.filter((a) => a !== '--json')), ppl: JSON.parse(stdout).ppl, linearSparsity: 0, seconds };
+  });
+}
+
+export interface SearchSummary {
+  id: string;
+  command: string;
+  seconds: number;
+  config: Record<string, unknown>;
+}
+
+function search(id: string, args: string[]): SearchSummary {
+  return cached(id, () => {
+    const out = path.join(work, `search-${id.replace(/[^\w.+-]/g, '_')}`);
+    const full = ['search', model, ...CALIB, ...args, '--out', out, '--overwrite', '--json'];
+    process.stderr.write(`[${id}] ${display(full)}\n`);
+    const { seconds } = crepeRun(full);
+    const config = JSON.parse(readFileSync(path.join(out, 'crepe-config.json'), 'utf8'));
+    copyFileSync(path.join(out, 'crepe-config.json'), path.join(configsDir, `${id.replace(/[^\w.+-]/g, '_')}.json`));
+    copyFileSync(path.join(out, 'search-log.json'), path.join(configsDir, `${id.replace(/[^\w.+-]/g, '_')}.log.json`));
+    return { id, command: display(full.filter((a) => a !== '--overwrite' && a !== '--json').map((a) => (a === out ? 'out/' : a))), seconds, config };
+  });
+}
+
+function validation(id: string, args: string[]): SearchSummary {
+  return cached(id, () => {
+    const out = path.join(root, 'results/validation', id.replace(/[^\w.+-]/g, '_'));
+    const full = ['search', model, ...CALIB, ...args, '--out', out, '--overwrite', '--json'];
+    process.stderr.write(`[${id}] ${display(full)}\n`);
+    const { stdout, seconds } = crepeRun(full);
+    return { id, command: display(full.filter((a) => a !== '--overwrite' && a !== '--json')), seconds, config: JSON.parse(stdout) };
+  });
+}
+
+const HELD_OUT = ['--heldout', DATA.ptbValid, '--heldout-max-chunks', '200'];
+const configPath = (id: string) => path.join(configsDir, `${id.replace(/[^\w.+-]/g, '_')}.json`);
+
+function baselines(): void {
+  denseRun();
+  for (const [setting, flags] of Object.entries(SETTINGS)) {
+    for (const method of ['magnitude', 'wanda', 'sparsegpt', 'ria']) prune(`${method}-${setting}`, ['--method', method, ...flags, ...CALIB]);
+  }
+}
+
+function crepeStudy(): void {
+  for (const setting of ['u50', 'u60', '2:4']) {
+    const flags = SETTINGS[setting];
+    validation(`validate-${setting}`, ['--validate', '32', ...flags, ...HELD_OUT]);
+    search(`pho-${setting}`, ['--strategy', 'pho', ...flags]);
+    search(`hillclimb-${setting}`, ['--strategy', 'hillclimb', ...flags, ...HELD_OUT]);
+    for (const seed of SEEDS) {
+      const calib = calibration(seed);
+      prune(`ria-${setting}-s${seed}`, ['--method', 'ria', ...flags, ...calib]);
+      prune(`crepe-pho-${setting}-s${seed}`, ['--method', 'crepe', '--config', configPath(`pho-${setting}`), ...flags, ...calib]);
+      prune(`crepe-hc-${setting}-s${seed}`, ['--method', 'crepe', '--config', configPath(`hillclimb-${setting}`), ...flags, ...calib]);
+    }
+  }
+}
+
+function combos(): void {
+  for (const setting of ['u50', 'u60', '2:4']) {
+    const flags = SETTINGS[setting];
+    const techniques: Record<string, string[]> = {
+      alone: [],
+      owl: ['--owl'],
+      dsnot: ['--dsnot'],
+      reconstruct: setting === '2:4' ? [] : ['--reconstruct'],
+      'permute-realloc': setting === '2:4' ? ['--permute', 'reallocation'] : [],
+      'permute-lsa': setting === '2:4' ? ['--permute', 'lsa'] : [],
+    };
+    for (const method of ['wanda', 'ria', 'crepe']) {
+      const methodFlags = method === 'crepe' ? ['--method', 'crepe', '--config', configPath(`pho-${setting}`)] : ['--method', method];
+      for (const [technique, extra] of Object.entries(techniques)) {
+        if (technique !== 'alone' && extra.length === 0) continue;
+        for (const seed of SEEDS) {
+          const calib = calibration(seed);
+          prune(`combo-${method}-${technique}-${setting}-s${seed}`, [...methodFlags, ...flags, ...extra, ...calib]);
+        }
+      }
+    }
+  }
+}
+
+function main(): void {
+  const onlyIndex = process.argv.indexOf('--only');
+  const only = onlyIndex > 0 ? process.argv[onlyIndex + 1].split(',') : ['baselines', 'crepe', 'combos'];
+  for (const dir of [runsDir, configsDir, work]) mkdirSync(dir, { recursive: true });
+  if (!existsSync(path.join(model, 'model.safetensors'))) crepeRun(['convert', DATA.bin, '--tokenizer', DATA.tok, '--out', model, '--overwrite']);
+  if (only.includes('baselines')) baselines();
+  if (only.includes('crepe')) crepeStudy();
+  if (only.includes('combos')) combos();
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) main();
