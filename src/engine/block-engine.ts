@@ -1,30 +1,48 @@
 /**
  * BlockEngine: runs the decoder-block graph for one model shape and sequence length. One session
  * serves every layer: the caller passes each layer's weights per call (no copies: ORT reads the
- * Float32Arrays in place).
+ * Float32Arrays in place). A run takes a batch of B sequences (B = 1 … maxBatch), which is what
+ * makes small models fast: the per-run overhead is paid once per batch.
  */
 import assert from 'node:assert/strict';
 import type ort from 'onnxruntime-node';
 import { buildBlockGraph, type StatsMode } from './block-graph.ts';
+import { blockBatchSize } from './batch-size.ts';
 import { createSession, floatData, floatTensor, type EngineOptions } from './session.ts';
 import {
   blockTensorNames, blockTensorShape, inputGroupWidth,
   type BlockWeights, type LinearInputGroup, type ModelSpec,
 } from '../model/spec.ts';
 
+/** One linear-input group's statistics for a batch of B sequences, width d = d_in. */
 export interface GroupStats {
-  /** Σ over tokens of x², per input channel [d_in]. */
+  /** Σ over each sequence's tokens of x², [B, d] row-major (one row per sequence). */
   sqSum: Float32Array;
-  /** Σ over tokens of x, per input channel [d_in] (stats 'full'). */
+  /** Σ over each sequence's tokens of x, [B, d] (stats 'full'). */
   sum?: Float32Array;
-  /** XᵀX summed over tokens, [d_in, d_in] row-major (stats 'full'). */
+  /** XᵀX summed over all tokens of the batch, [d, d] row-major (stats 'full'). */
   gram?: Float32Array;
 }
 export type BlockStats = Record<LinearInputGroup, GroupStats>;
 
+export interface BlockRunResult {
+  /** [B·seqLen, hiddenSize]. */
+  hidden: Float32Array;
+  /** B. */
+  sequences: number;
+  stats?: BlockStats;
+}
+
 export interface RopeTables {
   cos: Float32Array;
   sin: Float32Array;
+}
+
+/** What `runSequences` reports after each batch: which sequences it held and their statistics. */
+export interface BatchDone {
+  first: number;
+  count: number;
+  stats?: BlockStats;
 }
 
 const GROUPS: readonly LinearInputGroup[] = ['qkv', 'o', 'gateup', 'down'];
@@ -34,22 +52,28 @@ export class BlockEngine {
     private readonly spec: ModelSpec,
     readonly seqLen: number,
     readonly stats: StatsMode,
+    /** Sequences per run that `runSequences` uses. */
+    readonly maxBatch: number,
     private readonly session: ort.InferenceSession,
   ) {}
 
-  static async create(spec: ModelSpec, seqLen: number, opts: EngineOptions & { stats: StatsMode }): Promise<BlockEngine> {
+  /** `maxBatch` defaults to `blockBatchSize(spec, seqLen)`. */
+  static async create(spec: ModelSpec, seqLen: number, opts: EngineOptions & { stats: StatsMode; maxBatch?: number }): Promise<BlockEngine> {
+    const maxBatch = opts.maxBatch ?? blockBatchSize(spec, seqLen);
+    assert.ok(Number.isInteger(maxBatch) && maxBatch >= 1, 'maxBatch must be a positive integer');
     const session = await createSession(buildBlockGraph(spec, { seqLen, stats: opts.stats }), opts);
-    return new BlockEngine(spec, seqLen, opts.stats, session);
+    return new BlockEngine(spec, seqLen, opts.stats, maxBatch, session);
   }
 
-  /** Runs one block on one sequence: `hidden` is [seqLen, hiddenSize] row-major. */
-  async run(hidden: Float32Array, weights: BlockWeights, rope: RopeTables): Promise<{ hidden: Float32Array; stats?: BlockStats }> {
+  /** Runs one block on B sequences: `hidden` is [B·seqLen, hiddenSize] row-major, B ≥ 1. */
+  async run(hidden: Float32Array, weights: BlockWeights, rope: RopeTables): Promise<BlockRunResult> {
     const { spec, seqLen } = this;
     const h = spec.hiddenSize;
-    assert.equal(hidden.length, seqLen * h, 'hidden must be [seqLen, hiddenSize]');
+    const sequences = hidden.length / (seqLen * h);
+    assert.ok(Number.isInteger(sequences) && sequences >= 1, 'hidden must be [B·seqLen, hiddenSize]');
     assert.equal(rope.cos.length, seqLen * spec.headDim, 'rope tables must be [seqLen, headDim]');
     const feeds: Record<string, ort.Tensor> = {
-      hidden: floatTensor(hidden, [seqLen, h]),
+      hidden: floatTensor(hidden, [sequences * seqLen, h]),
       cos: floatTensor(rope.cos, [seqLen, spec.headDim]),
       sin: floatTensor(rope.sin, [seqLen, spec.headDim]),
     };
@@ -62,22 +86,53 @@ export class BlockEngine {
     }
     const results = await this.session.run(feeds);
     const output = floatData(results.hidden_out, 'hidden_out');
-    if (this.stats === 'none') return { hidden: output };
+    if (this.stats === 'none') return { hidden: output, sequences };
 
     const stats = {} as BlockStats;
     for (const group of GROUPS) {
+      const width = inputGroupWidth(spec, group);
       const groupStats: GroupStats = { sqSum: floatData(results[`${group}.sqsum`], `${group}.sqsum`) };
-      assert.equal(groupStats.sqSum.length, inputGroupWidth(spec, group));
+      assert.equal(groupStats.sqSum.length, sequences * width);
       if (this.stats === 'full') {
         groupStats.sum = floatData(results[`${group}.sum`], `${group}.sum`);
         groupStats.gram = floatData(results[`${group}.gram`], `${group}.gram`);
       }
       stats[group] = groupStats;
     }
-    return { hidden: output, stats };
+    return { hidden: output, sequences, stats };
+  }
+
+  /**
+   * Runs the block on every sequence of `hidden` (one [seqLen, hiddenSize] array each), in order,
+   * `maxBatch` sequences per run; returns the outputs as one new array per sequence. `onBatch`
+   * sees each batch's statistics before the next batch runs.
+   */
+  async runSequences(
+    hidden: readonly Float32Array[], weights: BlockWeights, rope: RopeTables,
+    onBatch?: (batch: BatchDone) => void,
+  ): Promise<Float32Array[]> {
+    const size = this.seqLen * this.spec.hiddenSize;
+    const outputs: Float32Array[] = [];
+    for (let first = 0; first < hidden.length; first += this.maxBatch) {
+      const count = Math.min(this.maxBatch, hidden.length - first);
+      const result = await this.run(concatSequences(hidden, first, count, size), weights, rope);
+      if (count === 1) outputs.push(result.hidden);
+      else for (let s = 0; s < count; s++) outputs.push(result.hidden.slice(s * size, (s + 1) * size));
+      onBatch?.({ first, count, stats: result.stats });
+    }
+    return outputs;
   }
 
   async release(): Promise<void> {
     await this.session.release();
   }
+}
+
+/** sequences[first … first+count) laid end to end (the array itself when count is 1). */
+export function concatSequences(sequences: readonly Float32Array[], first: number, count: number, size: number): Float32Array {
+  for (let s = first; s < first + count; s++) assert.equal(sequences[s].length, size, 'every sequence must be [seqLen, hiddenSize]');
+  if (count === 1) return sequences[first];
+  const batch = new Float32Array(count * size);
+  for (let s = 0; s < count; s++) batch.set(sequences[first + s], s * size);
+  return batch;
 }

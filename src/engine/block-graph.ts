@@ -1,12 +1,16 @@
 /**
- * The decoder-block graph: one Llama-style pre-norm block for one sequence of `seqLen` tokens,
+ * The decoder-block graph: one Llama-style pre-norm block for a batch of B sequences of `seqLen`
+ * tokens each (B is a symbolic dimension: each run chooses it),
  *
  *   h   = x + o_proj(Attention(RMSNorm(x)))
  *   out = h + down_proj(silu(gate_proj(n)) · up_proj(n)),   n = RMSNorm(h)
  *
  * with the block's weights as graph inputs (named as in `blockTensorNames`), so a single session
- * runs every layer of a model, dense or pruned. Optional outputs carry, for each distinct linear
- * input (LINEAR_INPUT_GROUP), Σ_t x² per input channel and, for 'full', Σ_t x and XᵀX.
+ * runs every layer of a model, dense or pruned. Tokens travel as [B·seqLen, hidden] rows, so every
+ * projection is one Gemm over the whole batch; attention is per sequence (each starts at position
+ * 0, causal within itself). Optional outputs carry, for each distinct linear input
+ * (LINEAR_INPUT_GROUP), Σ_t x² per sequence and input channel and, for 'full', Σ_t x per sequence
+ * and XᵀX summed over the batch.
  */
 import { GraphBuilder, INT64 } from './onnx-builder.ts';
 import {
@@ -21,6 +25,10 @@ export interface BlockGraphOptions {
   stats: StatsMode;
 }
 
+/** Symbolic dimensions: tokens of the batch (B·seqLen) and sequences of the batch (B). */
+export const TOKENS = 'tokens';
+export const SEQUENCES = 'sequences';
+
 /** Large enough that exp(score + MASKED − max) is exactly 0, small enough to stay finite. */
 const MASKED = -1e30;
 
@@ -30,7 +38,7 @@ export function buildBlockGraph(spec: ModelSpec, opts: BlockGraphOptions): Uint8
   const G = H / KV; // query heads per key/value head
   const g = new GraphBuilder('decoder_block');
 
-  const x = g.input('hidden', [L, h]);
+  const x = g.input('hidden', [TOKENS, h]);
   const cos = g.input('cos', [L, d]);
   const sin = g.input('sin', [L, d]);
   const w: Record<string, string> = {};
@@ -41,25 +49,27 @@ export function buildBlockGraph(spec: ModelSpec, opts: BlockGraphOptions): Uint8
     g.gemm(input, w[`${name}.weight`], { transB: true, bias: w[`${name}.bias`] });
 
   // ---- attention ----
+  // Per-head tensors are [B, L, heads, d]; −1 stands for the batch's B.
   const attnIn = g.rmsNorm(x, w['input_layernorm.weight'], eps);
-  let q = g.reshape(linear(attnIn, 'self_attn.q_proj'), [L, H, d]);
-  let k = g.reshape(linear(attnIn, 'self_attn.k_proj'), [L, KV, d]);
-  const v = g.reshape(linear(attnIn, 'self_attn.v_proj'), [L, KV, d]);
+  let q = g.reshape(linear(attnIn, 'self_attn.q_proj'), [-1, L, H, d]);
+  let k = g.reshape(linear(attnIn, 'self_attn.k_proj'), [-1, L, KV, d]);
+  const v = g.reshape(linear(attnIn, 'self_attn.v_proj'), [-1, L, KV, d]);
   if (spec.qkNorm) {
     q = g.rmsNorm(q, w['self_attn.q_norm.weight'], eps);
     k = g.rmsNorm(k, w['self_attn.k_norm.weight'], eps);
   }
 
   // Rotary, rotate_half layout: x·cos + rotate_half(x)·sin, where rotate_half(x) = [−x₂, x₁].
-  // Written as x·cos + [x₂, x₁]·[−sin₁, sin₂]; the tables broadcast over heads as [L, 1, d].
-  // The attention scale 1/√d is folded into q's tables (an [L, d] multiply instead of [H, L, L]).
+  // Written as x·cos + [x₂, x₁]·[−sin₁, sin₂]; the tables broadcast over batch and heads as
+  // [L, 1, d]. The attention scale 1/√d is folded into q's tables (an [L, d] multiply instead of
+  // [B, H, L, L]).
   const cosTable = g.reshape(cos, [L, 1, d]);
   const [sinFirstHalf, sinSecondHalf] = g.split(sin, 1, 2);
   const sinSigned = g.reshape(g.concat([g.neg(sinFirstHalf), sinSecondHalf], 1), [L, 1, d]);
   const scale = g.scalar(1 / Math.sqrt(d));
   const rotate = (t: string, cosT: string, sinT: string): string => {
-    const [firstHalf, secondHalf] = g.split(t, 2, 2);
-    return g.add(g.mul(t, cosT), g.mul(g.concat([secondHalf, firstHalf], 2), sinT));
+    const [firstHalf, secondHalf] = g.split(t, 3, 2);
+    return g.add(g.mul(t, cosT), g.mul(g.concat([secondHalf, firstHalf], 3), sinT));
   };
   q = rotate(q, g.mul(cosTable, scale), g.mul(sinSigned, scale));
   k = rotate(k, cosTable, sinSigned);
@@ -71,17 +81,22 @@ export function buildBlockGraph(spec: ModelSpec, opts: BlockGraphOptions): Uint8
   const mlpIn = g.rmsNorm(afterAttn, w['post_attention_layernorm.weight'], eps);
   const gated = g.mul(g.silu(linear(mlpIn, 'mlp.gate_proj')), linear(mlpIn, 'mlp.up_proj'));
   const out = g.add(afterAttn, linear(gated, 'mlp.down_proj'));
-  g.output(out, 'hidden_out', [L, h]);
+  g.output(out, 'hidden_out', [TOKENS, h]);
 
   // ---- per-linear-input statistics ----
   if (opts.stats !== 'none') {
     const groupInputs: Record<LinearInputGroup, string> = { qkv: attnIn, o: attnOut, gateup: mlpIn, down: gated };
+    // Sums over each sequence's tokens: [B·L, w] viewed as [B, L, w], then ones[1, L]·X per
+    // sequence. Measured on TinyLlama's shape: the MatMul adds ~2 % to the block, ReduceSum over
+    // the middle axis ~10 %, ReduceSumSquare far more.
+    const ones = g.initializer('sequence_ones', new Float32Array(L).fill(1), [1, L]);
     for (const [group, input] of Object.entries(groupInputs) as [LinearInputGroup, string][]) {
       const width = inputGroupWidth(spec, group);
-      // Mul + ReduceSum: ORT's ReduceSumSquare over axis 0 measured ~5× slower here.
-      g.output(g.reduceSum(g.mul(input, input), [0], false), `${group}.sqsum`, [width]);
+      const perSequence = (t: string): string => g.reshape(g.matmul(ones, g.reshape(t, [-1, L, width])), [-1, width]);
+      g.output(perSequence(g.mul(input, input)), `${group}.sqsum`, [SEQUENCES, width]);
       if (opts.stats === 'full') {
-        g.output(g.reduceSum(input, [0], false), `${group}.sum`, [width]);
+        g.output(perSequence(input), `${group}.sum`, [SEQUENCES, width]);
+        // One XᵀX over all B·L rows: the batch's grams summed in the product itself.
         g.output(g.gemm(input, input, { transA: true }), `${group}.gram`, [width, width]);
       }
     }
@@ -89,40 +104,47 @@ export function buildBlockGraph(spec: ModelSpec, opts: BlockGraphOptions): Uint8
   return g.toBytes();
 }
 
-/** Query rows per attention chunk: keeps score tensors small and skips most masked work. */
-const ATTENTION_CHUNK = 256;
+/**
+ * Query rows per attention chunk: keeps score tensors small and skips most masked work. 64 beat
+ * 128 and 256 on stories260K (head_dim 8: the score tensors' memory traffic, not FLOPs, is the
+ * cost) and matched 256 on TinyLlama's shape at seqLen 2048.
+ */
+export const ATTENTION_CHUNK = 64;
 
 /**
- * Causal grouped-query attention. q [L, H, d] (already scaled), k and v [L, KV, d] → [L, H·d].
+ * Causal grouped-query attention, per sequence. q [B, L, H, d] (already scaled), k and v
+ * [B, L, KV, d] → [B·L, H·d].
  *
  * No repeat_kv copies: the G query heads that share a kv head are stacked along rows, giving one
- * [G·C, d]·[d, keys] product per kv head (head index = kv·G + group, as Hugging Face orders them).
- * Queries go in chunks of C rows; chunk [s, e) only attends to keys [0, e), so the L×L score
- * square is computed about half (plus the diagonal blocks), in tensors of [KV, G·C, e].
+ * [G·C, d]·[d, keys] product per sequence and kv head (head index = kv·G + group, as Hugging Face
+ * orders them). Queries go in chunks of C rows; chunk [s, e) only attends to keys [0, e), so the
+ * L×L score square is computed about half (plus the diagonal blocks), in tensors of
+ * [B, KV, G·C, e].
  */
 function causalAttention(
   g: GraphBuilder, q: string, k: string, v: string,
   { L, KV, G, d }: { L: number; KV: number; G: number; d: number },
 ): string {
-  const kTransposed = g.transpose(k, [1, 2, 0]); // [KV, d, L]
-  const vByHead = g.transpose(v, [1, 0, 2]); // [KV, L, d]
+  const kTransposed = g.transpose(k, [0, 2, 3, 1]); // [B, KV, d, L]
+  const vByHead = g.transpose(v, [0, 2, 1, 3]); // [B, KV, L, d]
   const mask = causalMask(g, L);
   const chunks: string[] = [];
   for (let start = 0; start < L; start += ATTENTION_CHUNK) {
     const end = Math.min(L, start + ATTENTION_CHUNK);
     const C = end - start;
-    const qChunk = start === 0 && end === L ? q : g.slice(q, [start], [end], [0]); // [C, H, d]
-    const keysT = end === L ? kTransposed : g.slice(kTransposed, [0], [end], [2]); // [KV, d, e]
-    const values = end === L ? vByHead : g.slice(vByHead, [0], [end], [1]); // [KV, e, d]
+    const qChunk = start === 0 && end === L ? q : g.slice(q, [start], [end], [1]); // [B, C, H, d]
+    const keysT = end === L ? kTransposed : g.slice(kTransposed, [0], [end], [3]); // [B, KV, d, e]
+    const values = end === L ? vByHead : g.slice(vByHead, [0], [end], [2]); // [B, KV, e, d]
     const maskChunk = start === 0 && end === L ? mask : g.slice(mask, [start, 0], [end, end], [0, 1]); // [C, e]
 
-    const qGrouped = g.reshape(g.transpose(g.reshape(qChunk, [C, KV, G, d]), [1, 2, 0, 3]), [KV, G * C, d]);
-    const scores = g.reshape(g.matmul(qGrouped, keysT), [KV, G, C, end]);
-    const probs = g.reshape(g.softmax(g.add(scores, maskChunk), -1), [KV, G * C, end]);
-    const context = g.matmul(probs, values); // [KV, G·C, d]
-    chunks.push(g.reshape(g.transpose(g.reshape(context, [KV, G, C, d]), [2, 0, 1, 3]), [C, KV * G * d]));
+    const qGrouped = g.reshape(g.transpose(g.reshape(qChunk, [-1, C, KV, G, d]), [0, 2, 3, 1, 4]), [-1, KV, G * C, d]);
+    const scores = g.reshape(g.matmul(qGrouped, keysT), [-1, KV, G, C, end]);
+    const probs = g.reshape(g.softmax(g.add(scores, maskChunk), -1), [-1, KV, G * C, end]);
+    const context = g.matmul(probs, values); // [B, KV, G·C, d]
+    chunks.push(g.transpose(g.reshape(context, [-1, KV, G, C, d]), [0, 3, 1, 2, 4])); // [B, C, KV, G, d]
   }
-  return chunks.length === 1 ? chunks[0] : g.concat(chunks, 0);
+  const byToken = chunks.length === 1 ? chunks[0] : g.concat(chunks, 1); // [B, L, KV, G, d]
+  return g.reshape(byToken, [-1, KV * G * d]);
 }
 
 /** [L, L] additive causal mask: 0 on and below the diagonal, MASKED above (constant-folded by ORT). */

@@ -1,34 +1,34 @@
 /**
- * The head graph: final RMSNorm → lm_head → log-softmax → −log p(target), per token.
- * Evaluation only needs the NLL, so the [seqLen, vocab] logits never leave ORT; the 'logits'
+ * The head graph: final RMSNorm → lm_head → log-softmax → −log p(target), per token, for any
+ * number of tokens (a batch of sequences laid end to end: the head works token by token).
+ * Evaluation only needs the NLL, so the [tokens, vocab] logits never leave ORT; the 'logits'
  * variant exists for tests and conversion checks.
  */
 import { GraphBuilder, INT64 } from './onnx-builder.ts';
+import { TOKENS } from './block-graph.ts';
 import type { ModelSpec } from '../model/spec.ts';
 
 export type HeadOutput = 'nll' | 'logits';
 
 export interface HeadGraphOptions {
-  seqLen: number;
   output: HeadOutput;
 }
 
 export function buildHeadGraph(spec: ModelSpec, opts: HeadGraphOptions): Uint8Array {
-  const L = opts.seqLen;
   const { hiddenSize: h, vocabSize: vocab } = spec;
   const g = new GraphBuilder(`head_${opts.output}`);
-  const hidden = g.input('hidden', [L, h]);
+  const hidden = g.input('hidden', [TOKENS, h]);
   const finalNorm = g.input('norm.weight', [h]);
   const lmHead = g.input('lm_head.weight', [vocab, h]);
 
   const logits = g.gemm(g.rmsNorm(hidden, finalNorm, spec.rmsNormEps), lmHead, { transB: true });
   if (opts.output === 'logits') {
-    g.output(logits, 'logits', [L, vocab]);
+    g.output(logits, 'logits', [TOKENS, vocab]);
   } else {
-    const targets = g.input('targets', [L], INT64);
+    const targets = g.input('targets', [TOKENS], INT64);
     const logProbs = g.logSoftmax(logits, -1);
     const targetLogProb = g.op('GatherElements', [logProbs, g.unsqueeze(targets, [1])], { axis: 1 });
-    g.output(g.neg(g.reshape(targetLogProb, [L])), 'nll', [L]);
+    g.output(g.neg(g.reshape(targetLogProb, [-1])), 'nll', [TOKENS]);
   }
   return g.toBytes();
 }

@@ -22,6 +22,8 @@ export const IR_VERSION = 8;
 export const FLOAT = onnx.TensorProto.DataType.FLOAT;
 export const INT64 = onnx.TensorProto.DataType.INT64;
 export type ElemType = typeof FLOAT | typeof INT64;
+/** A tensor dimension: a fixed size, or a symbolic name whose size each run chooses. */
+export type Dim = number | string;
 
 export class GraphBuilder {
   private readonly nodes: onnxProto.onnx.INodeProto[] = [];
@@ -32,8 +34,8 @@ export class GraphBuilder {
 
   constructor(private readonly graphName: string) {}
 
-  /** Declares a graph input of fixed shape. */
-  input(name: string, dims: number[], elemType: ElemType = FLOAT): string {
+  /** Declares a graph input; a string dim is symbolic (e.g. 'tokens'), fixed per run, free per session. */
+  input(name: string, dims: Dim[], elemType: ElemType = FLOAT): string {
     this.inputs.push(valueInfo(name, elemType, dims));
     return name;
   }
@@ -42,7 +44,7 @@ export class GraphBuilder {
    * Declares `value` as a graph output. With `name`, the value is first renamed through an
    * Identity node (ORT elides it), so outputs get stable names whatever produced them.
    */
-  output(value: string, name: string = value, dims?: number[], elemType: ElemType = FLOAT): string {
+  output(value: string, name: string = value, dims?: Dim[], elemType: ElemType = FLOAT): string {
     if (name !== value) this.op('Identity', [value], {}, name);
     this.outputs.push(valueInfo(name, elemType, dims));
     return name;
@@ -168,9 +170,9 @@ export class GraphBuilder {
   }
 }
 
-function valueInfo(name: string, elemType: ElemType, dims?: number[]): onnxProto.onnx.IValueInfoProto {
+function valueInfo(name: string, elemType: ElemType, dims?: Dim[]): onnxProto.onnx.IValueInfoProto {
   const tensorType: onnxProto.onnx.TypeProto.ITensor = { elemType };
-  if (dims) tensorType.shape = { dim: dims.map((dimValue) => ({ dimValue })) };
+  if (dims) tensorType.shape = { dim: dims.map((dim) => (typeof dim === 'string' ? { dimParam: dim } : { dimValue: dim })) };
   return { name, type: { tensorType } };
 }
 
