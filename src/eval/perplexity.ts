@@ -3,9 +3,10 @@
  * windows of `seqlen` tokens (tail dropped), each window runs from position 0 with no cache, and
  * PPL = exp(mean over windows of the window's mean next-token NLL).
  *
- * Windows go through the model layer-major in batches: a batch of windows' hidden states is held,
- * each decoder block is read once per batch and applied to every window of it. Memory is one
- * block's weights plus the batch's activations, whatever the model size.
+ * Windows go through the model layer-major in groups: a group of windows' hidden states is held,
+ * each decoder block is read once per group and applied to every window of it, several windows
+ * per engine run (the engine's batch size). Memory is one block's weights plus the group's
+ * activations, whatever the model size.
  */
 import type { ModelSpec, BlockWeights } from '../model/spec.ts';
 import { ropeTables } from '../model/rope.ts';
@@ -61,43 +62,58 @@ export async function perplexity(model: ModelSource, tokens: Int32Array, opts: P
   check(windows >= 1, `the evaluation text has ${tokens.length} tokens, fewer than one window of --seqlen ${seqlen}`);
 
   const rope = ropeTables(spec, seqlen);
-  const windowBytes = seqlen * spec.hiddenSize * 4;
-  const budget = opts.activationBudgetBytes ?? 1 << 30;
-  const batchSize = Math.max(1, Math.min(windows, Math.floor(budget / windowBytes)));
-
   const blockEngine = await BlockEngine.create(spec, seqlen, { ...opts, stats: 'none' });
   const headEngine = await HeadEngine.create(spec, seqlen, { ...opts, output: 'nll' });
+  const windowSize = seqlen * spec.hiddenSize;
+  const batchSize = blockEngine.maxBatch;
+  // Whole engine batches per group, as many as the activation budget holds (at least one).
+  const budget = opts.activationBudgetBytes ?? 1 << 30;
+  const groupSize = batchSize * Math.max(1, Math.floor(budget / (4 * windowSize * batchSize)));
+
   const embedding = model.readEmbedding();
   const finalNorm = model.readFinalNorm();
   const lmHead = model.readLmHead();
   const windowNll: number[] = [];
   let doneUnits = 0;
 
+  /** Appends the mean next-token NLL of `count` windows from `first`, whose last hidden states are `hidden`. */
+  const headBatch = async (hidden: Float32Array, first: number, count: number): Promise<void> => {
+    const targets = new Int32Array(count * seqlen);
+    for (let w = 0; w < count; w++) {
+      // Position t predicts token t+1; the last position has no target inside the window (left 0).
+      const start = (first + w) * seqlen;
+      targets.set(tokens.subarray(start + 1, start + seqlen), w * seqlen);
+    }
+    const nll = await headEngine.nll(hidden, finalNorm, lmHead, targets);
+    for (let w = 0; w < count; w++) {
+      let sum = 0;
+      for (let t = 0; t < seqlen - 1; t++) sum += nll[w * seqlen + t];
+      windowNll.push(sum / (seqlen - 1));
+    }
+    opts.progress?.update((doneUnits += count), 'head');
+  };
+
   try {
-    for (let first = 0; first < windows; first += batchSize) {
-      const count = Math.min(batchSize, windows - first);
-      const hidden: Float32Array[] = [];
-      for (let w = 0; w < count; w++) {
-        const start = (first + w) * seqlen;
-        hidden.push(embed(tokens.subarray(start, start + seqlen), embedding, spec.hiddenSize));
+    for (let groupFirst = 0; groupFirst < windows; groupFirst += groupSize) {
+      const groupEnd = Math.min(windows, groupFirst + groupSize);
+      // The group's windows as engine batches: [count·seqlen, hidden] each.
+      const batches: { first: number; count: number; hidden: Float32Array }[] = [];
+      for (let first = groupFirst; first < groupEnd; first += batchSize) {
+        const count = Math.min(batchSize, groupEnd - first);
+        batches.push({ first, count, hidden: embed(tokens.subarray(first * seqlen, (first + count) * seqlen), embedding, spec.hiddenSize) });
       }
       for (let layer = 0; layer < spec.numLayers; layer++) {
         const weights = model.readBlock(layer);
-        for (let w = 0; w < count; w++) {
-          hidden[w] = (await blockEngine.run(hidden[w], weights, rope)).hidden;
-          opts.progress?.update(++doneUnits, `layer ${layer + 1}/${spec.numLayers}`);
+        for (const batch of batches) {
+          batch.hidden = (await blockEngine.run(batch.hidden, weights, rope)).hidden;
+          opts.progress?.update((doneUnits += batch.count), `layer ${layer + 1}/${spec.numLayers}`);
         }
       }
-      for (let w = 0; w < count; w++) {
-        const start = (first + w) * seqlen;
-        // Position t predicts token t+1; the last position has no target inside the window.
-        const targets = new Int32Array(seqlen);
-        targets.set(tokens.subarray(start + 1, start + seqlen));
-        const nll = await headEngine.nll(hidden[w], finalNorm, lmHead, targets);
-        let sum = 0;
-        for (let t = 0; t < seqlen - 1; t++) sum += nll[t];
-        windowNll.push(sum / (seqlen - 1));
-        opts.progress?.update(++doneUnits, 'head');
+      for (const { first, count, hidden } of batches) {
+        for (let w = 0; w < count; w += headEngine.maxBatch) {
+          const n = Math.min(headEngine.maxBatch, count - w);
+          await headBatch(n === count ? hidden : hidden.slice(w * windowSize, (w + n) * windowSize), first + w, n);
+        }
       }
     }
   } finally {

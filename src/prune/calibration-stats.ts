@@ -2,14 +2,14 @@
  * Accumulates one linear-input group's statistics over calibration sequences, in float64 and in
  * sample order (so a resumed run sums exactly as an uninterrupted one).
  *
- * The engine returns, per sequence of L tokens, Σ_t x², Σ_t x and (for SparseGPT) XᵀX. From
- * these the reference repositories' statistics follow (ALGORITHMS.md §1.4, §4, §6.1):
+ * The engine returns, per batch of sequences of L tokens, Σ_t x² and Σ_t x per sequence and (for
+ * SparseGPT) XᵀX summed over the batch. From these the reference repositories' statistics follow (ALGORITHMS.md §1.4, §4, §6.1):
  *   sqNorm_j   = (1/N) Σ_n Σ_t x²        Wanda/RIA `scaler_row` (‖X_j‖² / N)
  *   mean_j     = (1/N) Σ_n Σ_t x         DSnoT's m_j (L·E[x_j])
  *   variance_j = (1/N) Σ_n Var_t(x)      DSnoT's within-sequence variance
  *   gram       = Σ_n XₙᵀXₙ               SparseGPT's H = 2·gram / N
  */
-import type { BlockEngine, GroupStats } from '../engine/block-engine.ts';
+import { concatSequences, type BlockEngine, type GroupStats } from '../engine/block-engine.ts';
 import { inputGroupWidth, type BlockWeights, type LinearInputGroup, type ModelSpec } from '../model/spec.ts';
 
 export interface LinearInputStats {
@@ -37,14 +37,19 @@ export class GroupStatsAccumulator {
     this.gramSum = withGram ? new Float64Array(width * width) : null;
   }
 
-  add(stats: GroupStats, tokens: number): void {
+  /** One batch: `sequences` rows of Σx² (and Σx), in sample order, and the batch's summed gram. */
+  add(stats: GroupStats, sequences: number, tokensPerSequence: number): void {
     const { sqSum, sum, gram } = stats;
-    for (let j = 0; j < this.width; j++) {
-      this.sqNormSum[j] += sqSum[j];
-      if (sum) {
-        this.sumSum[j] += sum[j];
-        const mean = sum[j] / tokens;
-        this.varianceSum[j] += sqSum[j] / tokens - mean * mean;
+    const width = this.width;
+    for (let s = 0; s < sequences; s++) {
+      const row = s * width;
+      for (let j = 0; j < width; j++) {
+        this.sqNormSum[j] += sqSum[row + j];
+        if (sum) {
+          this.sumSum[j] += sum[row + j];
+          const mean = sum[row + j] / tokensPerSequence;
+          this.varianceSum[j] += sqSum[row + j] / tokensPerSequence - mean * mean;
+        }
       }
     }
     if (this.gramSum) {
@@ -52,8 +57,8 @@ export class GroupStatsAccumulator {
       const target = this.gramSum;
       for (let i = 0; i < target.length; i++) target[i] += gram[i];
     }
-    this.samples++;
-    this.tokens = tokens;
+    this.samples += sequences;
+    this.tokens = tokensPerSequence;
   }
 
   finish(): LinearInputStats {
@@ -71,7 +76,7 @@ export class GroupStatsAccumulator {
   }
 }
 
-/** Runs the block on every calibration sequence and accumulates the statistics of `groups`. */
+/** Runs the block on every calibration sequence (in batches) and accumulates the statistics of `groups`. */
 export async function collectStatistics(
   spec: ModelSpec,
   engine: BlockEngine,
@@ -82,11 +87,13 @@ export async function collectStatistics(
   withGram: boolean,
 ): Promise<Map<LinearInputGroup, LinearInputStats>> {
   const accumulators = new Map(groups.map((g) => [g, new GroupStatsAccumulator(inputGroupWidth(spec, g), withGram)] as const));
-  const tokens = hidden[0].length / spec.hiddenSize;
-  for (const h of hidden) {
-    const { stats } = await engine.run(h, weights, rope);
+  const tokens = engine.seqLen;
+  const size = tokens * spec.hiddenSize;
+  for (let first = 0; first < hidden.length; first += engine.maxBatch) {
+    const count = Math.min(engine.maxBatch, hidden.length - first);
+    const { stats } = await engine.run(concatSequences(hidden, first, count, size), weights, rope);
     if (!stats) throw new Error('internal: the statistics engine returned no statistics');
-    for (const [group, accumulator] of accumulators) accumulator.add(stats[group], tokens);
+    for (const [group, accumulator] of accumulators) accumulator.add(stats[group], count, tokens);
   }
   return new Map([...accumulators].map(([g, a]) => [g, a.finish()] as const));
 }

@@ -100,7 +100,8 @@ export async function pruneLayers(request: LayerLoopRequest): Promise<LayerRepor
       start = { firstLayer: 0, hidden, layerTargets };
       await request.onTargets?.(layerTargets, hidden);
     }
-    const { hidden, layerTargets } = start;
+    const { layerTargets } = start;
+    let hidden = start.hidden;
     const reports: LayerReport[] = [];
 
     for (let layer = start.firstLayer; layer < spec.numLayers; layer++) {
@@ -125,7 +126,7 @@ export async function pruneLayers(request: LayerLoopRequest): Promise<LayerRepor
       }
 
       const t = performance.now();
-      for (let n = 0; n < hidden.length; n++) hidden[n] = (await plainEngine.run(hidden[n], weights, rope)).hidden;
+      hidden = await plainEngine.runSequences(hidden, weights, rope);
       seconds.forward += (performance.now() - t) / 1000;
 
       const report: LayerReport = { layer, target: layerTargets[layer], linears, seconds };

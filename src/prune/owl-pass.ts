@@ -24,7 +24,7 @@ export async function owlLayerTargets(
   const owl = settings.owl;
   if (!owl) throw new Error('internal: owlLayerTargets without OWL settings');
   const { spec } = model;
-  const hidden = [...layer0Inputs];
+  let hidden: Float32Array[] = layer0Inputs;
   const ratios: number[] = [];
   for (let layer = 0; layer < spec.numLayers; layer++) {
     const weights = model.readBlock(layer);
@@ -36,7 +36,7 @@ export async function owlLayerTargets(
       return wandaScores(weights[`${name}.weight`], dOut, dIn, groupStats.sqNorm);
     });
     ratios.push(outlierRatio(blockScores, owl.m));
-    for (let n = 0; n < hidden.length; n++) hidden[n] = (await plainEngine.run(hidden[n], weights, rope)).hidden;
+    hidden = await plainEngine.runSequences(hidden, weights, rope);
     progress?.log(`OWL: layer ${layer} outlier ratio ${ratios[layer].toFixed(3)}%`);
   }
   const target = settings.target;

@@ -69,7 +69,7 @@ export class ProxyContext {
     const linears: CachedLinear[] = [];
     try {
       const embedding = model.readEmbedding();
-      const hidden = windows.map((tokens) => embed(tokens, embedding, spec.hiddenSize));
+      let hidden = windows.map((tokens) => embed(tokens, embedding, spec.hiddenSize));
       for (let layer = 0; layer < spec.numLayers; layer++) {
         const weights = model.readBlock(layer);
         const stats = await collectStatistics(spec, statsEngine, hidden, weights, rope, ['qkv', 'o', 'gateup', 'down'], false);
@@ -84,7 +84,7 @@ export class ProxyContext {
           linears.push({ layer, name, dOut, dIn, weight, sqNorm: groupStats.sqNorm, reference, referenceTotal });
         }
         if (layer + 1 < spec.numLayers) {
-          for (let n = 0; n < hidden.length; n++) hidden[n] = (await plainEngine.run(hidden[n], weights, rope)).hidden;
+          hidden = await plainEngine.runSequences(hidden, weights, rope);
         }
         progress?.update(layer + 1, `dense statistics, layer ${layer}`);
       }
