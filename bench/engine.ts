@@ -1,14 +1,17 @@
 /**
  * Engine benchmark: a synthetic decoder block with TinyLlama-1.1B's layer shape at seqLen 2048,
  * its achieved FLOP/s as a ratio of a plain ORT MatMul's FLOP/s measured in the same run, the
- * statistics variants, and the head graph's cost next to a block.
+ * statistics variants, and the head graph's cost next to a block; then, for stories260K's shape,
+ * the time per sequence of a block and a head run against the number of sequences per run.
  *
  * Standalone: node --import tsx bench/engine.ts [--threads N]
  */
 import os from 'node:os';
 import { pathToFileURL } from 'node:url';
-import { BlockEngine } from '../src/engine/block-engine.ts';
+import { BlockEngine, concatSequences } from '../src/engine/block-engine.ts';
+import { blockBatchSize, headBatchSize } from '../src/engine/batch-size.ts';
 import { HeadEngine } from '../src/engine/head-engine.ts';
+import { ATTENTION_CHUNK } from '../src/engine/block-graph.ts';
 import { GraphBuilder } from '../src/engine/onnx-builder.ts';
 import { createSession, floatTensor, type EngineOptions } from '../src/engine/session.ts';
 import { ropeTables } from '../src/model/rope.ts';
@@ -25,6 +28,12 @@ export const TINYLLAMA_SHAPE: ModelSpec = {
   headDim: 64, vocabSize: 32000, rmsNormEps: 1e-5, ropeTheta: 10000, ropeScaling: null,
   maxPositionEmbeddings: 2048, tieWordEmbeddings: false, attentionBias: false, qkNorm: false,
   bosTokenId: 1, eosTokenId: 2, torchDtype: 'bfloat16',
+};
+
+/** stories260K's shape (the test model): tiny matrices, so per-run overhead and cache decide. */
+export const STORIES260K_SHAPE: ModelSpec = {
+  ...TINYLLAMA_SHAPE, hiddenSize: 64, intermediateSize: 172, numLayers: 5, numHeads: 8, numKvHeads: 4,
+  headDim: 8, vocabSize: 512, maxPositionEmbeddings: 512, tieWordEmbeddings: true, torchDtype: 'float32',
 };
 
 /** Fast deterministic fill (xorshift32) scaled to ±amplitude. */
@@ -102,6 +111,40 @@ async function plainMatmul(m: number, k: number, n: number, opts: EngineOptions)
   return { run: () => session.run(feeds), release: () => session.release() };
 }
 
+/** Milliseconds per sequence of block (stats none / full) and head runs on stories260K's shape, by batch size. */
+async function benchSmallBatches(opts: EngineOptions, log: (s: string) => void): Promise<string[]> {
+  const spec = STORIES260K_SHAPE;
+  const weights = randomBlock(spec);
+  const lmHead = randomArray(spec.vocabSize * spec.hiddenSize, 0.2, 3);
+  const finalNorm = new Float32Array(spec.hiddenSize).fill(1);
+  const rows = ['| seqLen | B (sequences/run) | block ms/seq | block+stats=full ms/seq | head ms/seq |', '|---:|---:|---:|---:|---:|'];
+  for (const seqLen of [256, 512]) {
+    log(`engine: stories260K shape, seqLen ${seqLen}, batch sizes …`);
+    const rope = ropeTables(spec, seqLen);
+    const plain = await BlockEngine.create(spec, seqLen, { ...opts, stats: 'none' });
+    const full = await BlockEngine.create(spec, seqLen, { ...opts, stats: 'full' });
+    const head = await HeadEngine.create(spec, seqLen, { ...opts, output: 'nll' });
+    const chosen = [blockBatchSize(spec, seqLen), headBatchSize(spec, seqLen)];
+    for (const B of [1, 2, 4, 8, 16, 32]) {
+      const sequences = Array.from({ length: B }, (_, s) => randomArray(seqLen * spec.hiddenSize, 1, 40 + s));
+      const hidden = concatSequences(sequences, 0, B, seqLen * spec.hiddenSize);
+      const targets = Int32Array.from({ length: B * seqLen }, (_, i) => (i * 31) % spec.vocabSize);
+      // Several runs per timing, so each measures ~64 sequences whatever B is.
+      const repeat = (fn: () => Promise<unknown>) => async () => { for (let i = 0; i < Math.ceil(64 / B); i++) await fn(); };
+      const perSequence = (t: number): string => ((t * 1000) / (Math.ceil(64 / B) * B)).toFixed(3);
+      const tPlain = await bestSeconds(3, repeat(() => plain.run(hidden, weights, rope)));
+      const tFull = await bestSeconds(3, repeat(() => full.run(hidden, weights, rope)));
+      const tHead = await bestSeconds(3, repeat(() => head.nll(hidden, finalNorm, lmHead, targets)));
+      const mark = (value: string, isChosen: boolean): string => (isChosen ? `**${value}**` : value);
+      rows.push(`| ${seqLen} | ${B} | ${mark(perSequence(tPlain), B === chosen[0])} | ${mark(perSequence(tFull), B === chosen[0])} | ${mark(perSequence(tHead), B === chosen[1])} |`);
+    }
+    await plain.release();
+    await full.release();
+    await head.release();
+  }
+  return rows;
+}
+
 export async function benchEngine(log: (s: string) => void, threads?: number): Promise<string> {
   const spec = TINYLLAMA_SHAPE;
   const opts: EngineOptions = { device: 'cpu', threads };
@@ -147,6 +190,8 @@ export async function benchEngine(log: (s: string) => void, threads?: number): P
   const headFlops = 2 * SEQ_LEN * spec.hiddenSize * spec.vocabSize;
   const evalShare = headTime / (headTime + spec.numLayers * blockTimes.none);
 
+  const smallRows = await benchSmallBatches(opts, log);
+
   const ms = (s: number): string => (s * 1000).toFixed(0);
   const ratio = blockRate / matmulRate;
   return [
@@ -154,7 +199,7 @@ export async function benchEngine(log: (s: string) => void, threads?: number): P
     '',
     `Machine: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} logical CPUs, ORT threads: ${threads ?? 'default'}.`,
     `Synthetic block with TinyLlama-1.1B's layer shape (hidden 2048, intermediate 5632, 32 heads, 4 KV heads, head_dim 64), seqLen ${SEQ_LEN}, fp32, CPU.`,
-    'Block FLOPs = projections 2·L·Σ(d_in·d_out) + attention 2·2·heads·head_dim·L(L+1)/2 (causal half only; the graph computes attention in 256-query chunks against the keys they can see, so it does little masked work).',
+    `Block FLOPs = projections 2·L·Σ(d_in·d_out) + attention 2·2·heads·head_dim·L(L+1)/2 (causal half only; the graph computes attention in ${ATTENTION_CHUNK}-query chunks against the keys they can see, so it does little masked work).`,
     'Times are the fastest of several runs after two warm-ups; the MatMul and the plain block alternate so that both see the same machine load.',
     '',
     '| measurement | time (ms) | GFLOP | GFLOP/s |',
@@ -168,6 +213,13 @@ export async function benchEngine(log: (s: string) => void, threads?: number): P
     `**Block / MatMul FLOP/s ratio: ${ratio.toFixed(2)}** (goal ≥ 0.7).`,
     `Statistics overhead: sqnorm ${((blockTimes.sqnorm / blockTimes.none - 1) * 100).toFixed(1)} %, full ${((blockTimes.full / blockTimes.none - 1) * 100).toFixed(0)} % over the plain block.`,
     `Head vs one block: ${(headTime / blockTimes.none).toFixed(2)}×; head share of a 22-layer TinyLlama evaluation window: ${(evalShare * 100).toFixed(1)} %.`,
+    `Sequences per run chosen for this shape at seqLen ${SEQ_LEN}: block ${blockBatchSize(spec, SEQ_LEN)}, head ${headBatchSize(spec, SEQ_LEN)}.`,
+    '',
+    '### Batching: stories260K shape (hidden 64, 8 heads of 8, vocab 512)',
+    '',
+    'Time per sequence against sequences per run (fastest of 3, each over ~64 sequences); bold: the batch size the engine chooses.',
+    '',
+    ...smallRows,
     '',
   ].join('\n');
 }

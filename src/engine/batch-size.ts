@@ -17,10 +17,10 @@ export interface BatchBudget {
 
 /**
  * Measured on stories260K's shape (2 cores, seqLen 256 and 512): a block run is fastest per
- * sequence at 1–2 k tokens (beyond, attention scores fall out of cache and it slows again); the
+ * sequence at ~1 k tokens (beyond, attention scores fall out of cache and it slows again); the
  * head keeps gaining up to ~4 k tokens.
  */
-export const BLOCK_BATCH_BUDGET: BatchBudget = { maxTokens: 2048, maxBytes: 256 * 2 ** 20 };
+export const BLOCK_BATCH_BUDGET: BatchBudget = { maxTokens: 1024, maxBytes: 256 * 2 ** 20 };
 export const HEAD_BATCH_BUDGET: BatchBudget = { maxTokens: 4096, maxBytes: 256 * 2 ** 20 };
 
 /**

@@ -115,9 +115,9 @@ test('batch sizes: many short sequences for a tiny model, one long sequence for 
   const stories260K: ModelSpec = smallSpec('llama', {
     hiddenSize: 64, intermediateSize: 172, numHeads: 8, numKvHeads: 4, headDim: 8, vocabSize: 512,
   });
-  // Token caps: 2048 per block run, 4096 per head run.
-  assert.equal(blockBatchSize(stories260K, 256), 8);
-  assert.equal(blockBatchSize(stories260K, 512), 4);
+  // Token caps: 1024 per block run, 4096 per head run.
+  assert.equal(blockBatchSize(stories260K, 256), 4);
+  assert.equal(blockBatchSize(stories260K, 512), 2);
   assert.equal(headBatchSize(stories260K, 512), 8);
   // TinyLlama at 2048 tokens: one sequence is past the memory budget already, and never 0.
   assert.equal(blockBatchSize(TINYLLAMA_SHAPE, 2048), 1);
