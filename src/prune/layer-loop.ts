@@ -6,7 +6,7 @@
  */
 import {
   LINEAR_NAMES, LINEAR_INPUT_GROUP, linearShape,
-  type BlockWeights, type LinearInputGroup, type ModelSpec,
+  type BlockWeights, type LinearInputGroup, type LinearName, type ModelSpec,
 } from '../model/spec.ts';
 import { ropeTables } from '../model/rope.ts';
 import { BlockEngine } from '../engine/block-engine.ts';
@@ -74,8 +74,9 @@ export function validateAgainstModel(spec: ModelSpec, settings: PruneSettings): 
   if (settings.target.kind !== 'nm') return;
   const { n, m } = settings.target;
   for (const linear of LINEAR_NAMES) {
+    if (settings.exclude?.includes(linear)) continue;
     const [, dIn] = linearShape(spec, linear);
-    check(dIn % m === 0, `--pattern ${n}:${m}: ${linear} has ${dIn} inputs, not a multiple of ${m}`);
+    check(dIn % m === 0, `--pattern ${n}:${m}: ${linear} has ${dIn} inputs, not a multiple of ${m} (leave it dense with --exclude ${linear})`);
   }
 }
 
@@ -117,8 +118,12 @@ export async function pruneLayers(request: LayerLoopRequest): Promise<LayerRepor
           const group = LINEAR_INPUT_GROUP[name];
           if (!stage.includes(group)) continue;
           const [dOut, dIn] = linearShape(spec, name);
+          if (settings.exclude?.includes(name)) {
+            linears.push(denseLinearReport(name, dOut, dIn));
+            continue;
+          }
           const key = `${name}.weight`;
-          const result = pruneLinear({ name, weight: weights[key], dOut, dIn, stats: stats?.get(group) ?? null, settings, target: layerTargets[layer] });
+          const result = await pruneLinear({ name, weight: weights[key], dOut, dIn, stats: stats?.get(group) ?? null, settings, target: layerTargets[layer] });
           weights[key] = request.roundWeight ? request.roundWeight(layer, key, result.weight) : result.weight;
           linears.push(result.report);
         }
@@ -139,6 +144,11 @@ export async function pruneLayers(request: LayerLoopRequest): Promise<LayerRepor
     await statsEngine?.release();
     await plainEngine.release();
   }
+}
+
+/** The report entry of a linear left dense by --exclude. */
+function denseLinearReport(name: LinearName, dOut: number, dIn: number): LinearReport {
+  return { name, shape: [dOut, dIn], pruned: 0, sparsity: 0, seconds: { score: 0, select: 0, update: 0 }, excluded: true };
 }
 
 export function layerSparsity(linears: LinearReport[]): number {

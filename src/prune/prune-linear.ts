@@ -21,6 +21,8 @@ export interface LinearReport {
   /** Channel permutation: retained score before/after, and the permutation (new position → old column). */
   permutation?: { retainedBefore: number; retainedAfter: number; order: number[] };
   dsnot?: { swaps: number; cycles: number };
+  /** Left dense by --exclude. */
+  excluded?: boolean;
   /** SparseGPT / reconstruction: the OBS loss Σ (w − q)² / U_cc² / 2. */
   reconstructionLoss?: number;
 }
@@ -47,7 +49,7 @@ function requireGram(stats: LinearInputStats): Float64Array {
   return stats.gram;
 }
 
-export function pruneLinear(request: LinearPruneRequest): { weight: Float32Array; mask: Uint8Array; report: LinearReport } {
+export async function pruneLinear(request: LinearPruneRequest): Promise<{ weight: Float32Array; mask: Uint8Array; report: LinearReport }> {
   const { name, weight, dOut, dIn, settings, target } = request;
   const seconds = { score: 0, select: 0, update: 0 };
   const report: Omit<LinearReport, 'pruned' | 'sparsity'> = { name, shape: [dOut, dIn], seconds };
@@ -62,7 +64,7 @@ export function pruneLinear(request: LinearPruneRequest): { weight: Float32Array
   let mask: Uint8Array;
   if (settings.method === 'sparsegpt') {
     const stats = requireStats(request);
-    const result = sparsegpt(weight, dOut, dIn, requireGram(stats), stats.nsamples, {
+    const result = await sparsegpt(weight, dOut, dIn, requireGram(stats), stats.nsamples, {
       target,
       blockSize: settings.sparsegpt.blockSize,
       percdamp: settings.sparsegpt.percdamp,
@@ -112,7 +114,7 @@ export function pruneLinear(request: LinearPruneRequest): { weight: Float32Array
     }
     if (settings.reconstruct) {
       const stats = requireStats(request);
-      const result = sparsegptFixedMask(weight, dOut, dIn, requireGram(stats), stats.nsamples, mask, {
+      const result = await sparsegptFixedMask(weight, dOut, dIn, requireGram(stats), stats.nsamples, mask, {
         blockSize: settings.sparsegpt.blockSize,
         percdamp: settings.sparsegpt.percdamp,
       });

@@ -13,8 +13,14 @@
  *
  * `sparsegptFixedMask` runs the same update with a given mask: RIA's `--reconstruction` (§3.5).
  * The weights are updated in float64 and written back as float32, in place.
+ *
+ * Wide layers (dIn ≥ `ortMinWidth`) move the O(d³) and O(dOut·d²) work into ONNX Runtime: U comes
+ * from the blocked Cholesky chain, and the lazy update is gathered per block instead of scattered
+ * (left-looking: W[:, i1:i2] −= Err[:, :i1] · U[:i1, i1:i2] right before the block), one float32
+ * GEMM with a thin output, as the reference runs it in fp32. Narrow layers stay in float64 here.
  */
-import { NotPositiveDefiniteError, choleskyInverseUpperInPlace } from '../util/cholesky.ts';
+import { lazyBlockUpdate, type LinalgPrecision } from '../engine/linalg-graphs.ts';
+import { NotPositiveDefiniteError, choleskyInverseUpperBlocked } from '../util/cholesky.ts';
 import { UserError } from '../util/errors.ts';
 import { kthSmallest } from '../util/select.ts';
 import type { SparsityPattern } from './mask.ts';
@@ -26,6 +32,10 @@ export interface SparseGptOptions {
   percdamp?: number;
   /** Names the layer in error messages. */
   layerName?: string;
+  /** Input width from which the GEMMs run in ONNX Runtime (default 512). */
+  ortMinWidth?: number;
+  /** Element type of the ORT Cholesky chain (default float64: the same U as the in-process path). */
+  choleskyPrecision?: LinalgPrecision;
 }
 
 export interface SparseGptResult {
@@ -42,18 +52,20 @@ export interface SparseGptResult {
 
 const DEFAULT_BLOCK_SIZE = 128;
 const DEFAULT_PERCDAMP = 0.01;
+/** Below this input width ORT round trips cost more than the in-process loops. */
+const DEFAULT_ORT_MIN_WIDTH = 512;
 /** RIA's reconstruction retries a failed factorization with this dampening. */
 const RECONSTRUCTION_RETRY_PERCDAMP = 0.1;
 
 /** SparseGPT with its adaptive per-block mask (unstructured) or N:M mask on the updated weights. */
-export function sparsegpt(
+export async function sparsegpt(
   weight: Float32Array,
   dOut: number,
   dIn: number,
   gram: Float32Array | Float64Array,
   nsamples: number,
   options: SparseGptOptions & { target: SparsityPattern },
-): SparseGptResult {
+): Promise<SparseGptResult> {
   const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
   const percdamp = options.percdamp ?? DEFAULT_PERCDAMP;
   const { target } = options;
@@ -61,24 +73,22 @@ export function sparsegpt(
     throw new Error(`sparsegpt: block size ${blockSize} and width ${dIn} must be multiples of m=${target.m}`);
   }
   const start = performance.now();
-  const work = new Float64Array(weight);
   let inverseFactor: Float64Array;
   try {
-    inverseFactor = inverseHessianFactor(work, dOut, dIn, gram, nsamples, percdamp);
+    inverseFactor = await inverseHessianFactor(weight, dOut, dIn, gram, nsamples, percdamp, options);
   } catch (error) {
     if (error instanceof NotPositiveDefiniteError) throw notPositiveDefinite(options.layerName, percdamp, error);
     throw error;
   }
   const factorized = performance.now();
-  const { mask, loss } = obsPrune(work, dOut, dIn, inverseFactor, blockSize, target.kind === 'nm'
+  const { mask, loss } = await obsPrune(weight, dOut, dIn, inverseFactor, blockSize, target.kind === 'nm'
     ? { kind: 'nm', n: target.n, m: target.m }
-    : { kind: 'adaptive', sparsity: target.sparsity });
-  weight.set(work);
+    : { kind: 'adaptive', sparsity: target.sparsity }, useOrt(dIn, options));
   return { weight, mask, loss, percdamp, timings: { factorizationMs: factorized - start, updateMs: performance.now() - factorized } };
 }
 
 /** The OBS update with a given mask (RIA --reconstruction); retries with percdamp 0.1 as RIA does. */
-export function sparsegptFixedMask(
+export async function sparsegptFixedMask(
   weight: Float32Array,
   dOut: number,
   dIn: number,
@@ -86,43 +96,46 @@ export function sparsegptFixedMask(
   nsamples: number,
   mask: Uint8Array,
   options: SparseGptOptions = {},
-): SparseGptResult {
+): Promise<SparseGptResult> {
   if (mask.length !== dOut * dIn) throw new Error(`sparsegptFixedMask: mask has ${mask.length} entries, expected ${dOut * dIn}`);
   const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
   let percdamp = options.percdamp ?? DEFAULT_PERCDAMP;
   const start = performance.now();
-  const work = new Float64Array(weight);
   let inverseFactor: Float64Array;
   try {
-    inverseFactor = inverseHessianFactor(work, dOut, dIn, gram, nsamples, percdamp);
+    inverseFactor = await inverseHessianFactor(weight, dOut, dIn, gram, nsamples, percdamp, options);
   } catch (error) {
     if (!(error instanceof NotPositiveDefiniteError)) throw error;
     percdamp = RECONSTRUCTION_RETRY_PERCDAMP;
     try {
-      inverseFactor = inverseHessianFactor(work, dOut, dIn, gram, nsamples, percdamp);
+      inverseFactor = await inverseHessianFactor(weight, dOut, dIn, gram, nsamples, percdamp, options);
     } catch (retryError) {
       if (retryError instanceof NotPositiveDefiniteError) throw notPositiveDefinite(options.layerName, percdamp, retryError);
       throw retryError;
     }
   }
   const factorized = performance.now();
-  const { loss } = obsPrune(work, dOut, dIn, inverseFactor, blockSize, { kind: 'fixed', mask });
-  weight.set(work);
+  const { loss } = await obsPrune(weight, dOut, dIn, inverseFactor, blockSize, { kind: 'fixed', mask }, useOrt(dIn, options));
   return { weight, mask, loss, percdamp, timings: { factorizationMs: factorized - start, updateMs: performance.now() - factorized } };
 }
 
+function useOrt(dIn: number, options: SparseGptOptions): boolean {
+  return dIn >= (options.ortMinWidth ?? DEFAULT_ORT_MIN_WIDTH);
+}
+
 /**
- * Forms H = 2·gram/nsamples, handles dead inputs (zeroing their columns of `work`), dampens, and
+ * Forms H = 2·gram/nsamples, handles dead inputs (zeroing their columns of `weight`), dampens, and
  * returns U, the upper Cholesky factor of H⁻¹.
  */
 function inverseHessianFactor(
-  work: Float64Array,
+  weight: Float32Array,
   dOut: number,
   dIn: number,
   gram: Float32Array | Float64Array,
   nsamples: number,
   percdamp: number,
-): Float64Array {
+  options: SparseGptOptions,
+): Promise<Float64Array> {
   if (gram.length !== dIn * dIn) throw new Error(`sparsegpt: gram has ${gram.length} entries, expected ${dIn}×${dIn}`);
   if (!(nsamples > 0)) throw new Error(`sparsegpt: nsamples must be positive, got ${nsamples}`);
   const hessian = new Float64Array(dIn * dIn);
@@ -133,13 +146,16 @@ function inverseHessianFactor(
     const diagonal = j * dIn + j;
     if (hessian[diagonal] === 0) {
       hessian[diagonal] = 1;
-      for (let i = 0; i < dOut; i++) work[i * dIn + j] = 0;
+      for (let i = 0; i < dOut; i++) weight[i * dIn + j] = 0;
     }
     diagonalSum += hessian[diagonal];
   }
   const damp = (percdamp * diagonalSum) / dIn;
   for (let j = 0; j < dIn; j++) hessian[j * dIn + j] += damp;
-  return choleskyInverseUpperInPlace(hessian, dIn);
+  return choleskyInverseUpperBlocked(hessian, dIn, {
+    minOrtWidth: options.ortMinWidth ?? DEFAULT_ORT_MIN_WIDTH,
+    precision: options.choleskyPrecision,
+  });
 }
 
 type MaskRule =
@@ -147,33 +163,113 @@ type MaskRule =
   | { kind: 'nm'; n: number; m: number }
   | { kind: 'fixed'; mask: Uint8Array };
 
-/** Columns of the lazy update handled together, so the U tile stays in cache across rows. */
+/** Columns of the in-process lazy update handled together, so the U tile stays in cache across rows. */
 const LAZY_TILE = 256;
 
-/** The block loop on `work` (float64, row-major [dOut, dIn]); returns the mask used and the loss. */
-function obsPrune(
-  work: Float64Array,
+/**
+ * Where the weights live between blocks. `load` fills `block` (float64, [dOut, count]) with
+ * columns [i1, i2) carrying every earlier block's update; `store` takes the block back with the
+ * errors Err [dOut, count] it produced.
+ */
+interface WeightStore {
+  load(i1: number, i2: number, block: Float64Array): Promise<void> | void;
+  store(i1: number, i2: number, block: Float64Array, errors: Float64Array): void;
+  finish(): void;
+}
+
+/**
+ * In process, float64, right-looking: after each block, W[:, i2:] −= Err·U[i1:i2, i2:] on a float64
+ * copy of the weights, written back as float32 at the end.
+ */
+function inProcessStore(weight: Float32Array, dOut: number, dIn: number, U: Float64Array): WeightStore {
+  const work = new Float64Array(weight);
+  return {
+    load(i1, i2, block) {
+      const count = i2 - i1;
+      for (let r = 0; r < dOut; r++) block.set(work.subarray(r * dIn + i1, r * dIn + i2), r * count);
+    },
+    store(i1, i2, block, errors) {
+      const count = i2 - i1;
+      for (let r = 0; r < dOut; r++) work.set(block.subarray(r * count, (r + 1) * count), r * dIn + i1);
+      for (let t0 = i2; t0 < dIn; t0 += LAZY_TILE) {
+        const t1 = Math.min(dIn, t0 + LAZY_TILE);
+        for (let r = 0; r < dOut; r++) {
+          const rowStart = r * dIn;
+          for (let c = 0; c < count; c++) {
+            const err = errors[r * count + c];
+            if (err === 0) continue;
+            const uRow = (i1 + c) * dIn;
+            for (let t = t0; t < t1; t++) work[rowStart + t] -= err * U[uRow + t];
+          }
+        }
+      }
+    },
+    finish() {
+      weight.set(work);
+    },
+  };
+}
+
+/**
+ * ONNX Runtime, float32, left-looking: the weights stay float32 in place; each block is loaded as
+ * W[:, i1:i2] − Err[:, :i1]·U[:i1, i1:i2] (one GEMM, thin output), with the errors kept transposed
+ * (Errᵀ [dIn, dOut]) so that Err[:, :i1] is a prefix.
+ */
+function ortStore(weight: Float32Array, dOut: number, dIn: number, U: Float64Array): WeightStore {
+  const factor = Float32Array.from(U);
+  const errorsTransposed = new Float32Array(dIn * dOut);
+  let packed = new Float32Array(0);
+  return {
+    async load(i1, i2, block) {
+      const count = i2 - i1;
+      if (packed.length !== dOut * count) packed = new Float32Array(dOut * count);
+      for (let r = 0; r < dOut; r++) packed.set(weight.subarray(r * dIn + i1, r * dIn + i2), r * count);
+      block.set(i1 === 0 ? packed : await lazyBlockUpdate(packed, dOut, errorsTransposed, factor, dIn, i1, i2));
+    },
+    store(i1, i2, block, errors) {
+      const count = i2 - i1;
+      for (let r = 0; r < dOut; r++) {
+        const rowStart = r * dIn + i1;
+        for (let c = 0; c < count; c++) {
+          weight[rowStart + c] = block[r * count + c];
+          errorsTransposed[(i1 + c) * dOut + r] = errors[r * count + c];
+        }
+      }
+    },
+    finish() {},
+  };
+}
+
+/** The block loop; updates `weight` in place and returns the mask used and the loss. */
+async function obsPrune(
+  weight: Float32Array,
   dOut: number,
   dIn: number,
   U: Float64Array,
   blockSize: number,
   rule: MaskRule,
-): { mask: Uint8Array; loss: number } {
+  ort: boolean,
+): Promise<{ mask: Uint8Array; loss: number }> {
+  const store = ort ? ortStore(weight, dOut, dIn, U) : inProcessStore(weight, dOut, dIn, U);
   const mask = rule.kind === 'fixed' ? rule.mask : new Uint8Array(dOut * dIn);
   let loss = 0;
+  const block = new Float64Array(dOut * blockSize); // W[r, i1 + c] of the current block
   const errors = new Float64Array(dOut * blockSize); // Err[r, c] of the current block
   const saliency = new Float32Array(dOut * blockSize);
 
   for (let i1 = 0; i1 < dIn; i1 += blockSize) {
     const i2 = Math.min(i1 + blockSize, dIn);
     const count = i2 - i1;
+    const current = block.subarray(0, dOut * count);
+    const blockErrors = errors.subarray(0, dOut * count);
+    await store.load(i1, i2, current);
 
     if (rule.kind === 'adaptive') {
       // One threshold over the whole dOut × count block, from the weights as they are now.
       const blockSaliency = saliency.subarray(0, dOut * count);
       for (let r = 0; r < dOut; r++) {
         for (let c = 0; c < count; c++) {
-          const w = work[r * dIn + i1 + c];
+          const w = current[r * count + c];
           const u = U[(i1 + c) * dIn + i1 + c];
           blockSaliency[r * count + c] = (w * w) / (u * u);
         }
@@ -184,46 +280,39 @@ function obsPrune(
       }
     }
 
-    errors.fill(0);
+    blockErrors.fill(0);
     for (let c = 0; c < count; c++) {
       const col = i1 + c;
       const uRow = col * dIn;
       const pivot = U[uRow + col];
-      if (rule.kind === 'nm' && c % rule.m === 0) selectNMGroup(work, dOut, dIn, U, col, rule.n, rule.m, mask);
+      if (rule.kind === 'nm' && c % rule.m === 0) selectNMGroup(current, dOut, count, c, dIn, i1, U, rule.n, rule.m, mask);
       for (let r = 0; r < dOut; r++) {
-        const rowStart = r * dIn;
-        if (!mask[rowStart + col]) continue; // q = w: no error, no update
-        const w = work[rowStart + col];
+        if (!mask[r * dIn + col]) continue; // q = w: no error, no update
+        const rowStart = r * count;
+        const w = current[rowStart + c];
         const err = w / pivot;
         loss += (err * err) / 2;
-        errors[r * count + c] = err;
-        work[rowStart + col] = 0;
-        for (let t = col + 1; t < i2; t++) work[rowStart + t] -= err * U[uRow + t];
+        blockErrors[rowStart + c] = err;
+        current[rowStart + c] = 0;
+        for (let t = c + 1; t < count; t++) current[rowStart + t] -= err * U[uRow + i1 + t];
       }
     }
-
-    // Lazy batch update of the columns after the block: W[:, i2:] −= Err · U[i1:i2, i2:].
-    for (let t0 = i2; t0 < dIn; t0 += LAZY_TILE) {
-      const t1 = Math.min(dIn, t0 + LAZY_TILE);
-      for (let r = 0; r < dOut; r++) {
-        const rowStart = r * dIn;
-        for (let c = 0; c < count; c++) {
-          const err = errors[r * count + c];
-          if (err === 0) continue;
-          const uRow = (i1 + c) * dIn;
-          for (let t = t0; t < t1; t++) work[rowStart + t] -= err * U[uRow + t];
-        }
-      }
-    }
+    store.store(i1, i2, current, blockErrors);
   }
+  store.finish();
   return { mask, loss };
 }
 
 /**
- * N:M mask of the group of m columns starting at `col`, on the current weights: per row, prune the
- * n smallest W²/U_cc² (ties: lower column first; the reference's topk leaves ties unspecified).
+ * N:M mask of the group of m columns starting at block column `c` (global column i1 + c), on the
+ * current weights: per row, prune the n smallest W²/U_cc² (ties: lower column first; the
+ * reference's topk leaves ties unspecified).
  */
-function selectNMGroup(work: Float64Array, dOut: number, dIn: number, U: Float64Array, col: number, n: number, m: number, mask: Uint8Array): void {
+function selectNMGroup(
+  block: Float64Array, dOut: number, count: number, c: number, dIn: number, i1: number, U: Float64Array,
+  n: number, m: number, mask: Uint8Array,
+): void {
+  const col = i1 + c;
   const inversePivotSq = new Float64Array(m);
   for (let b = 0; b < m; b++) {
     const u = U[(col + b) * dIn + col + b];
@@ -231,15 +320,16 @@ function selectNMGroup(work: Float64Array, dOut: number, dIn: number, U: Float64
   }
   const values = new Float64Array(m);
   for (let r = 0; r < dOut; r++) {
-    const rowStart = r * dIn + col;
+    const blockStart = r * count + c;
     for (let b = 0; b < m; b++) {
-      const w = work[rowStart + b];
+      const w = block[blockStart + b];
       values[b] = Math.fround(w * w * inversePivotSq[b]);
     }
+    const maskStart = r * dIn + col;
     for (let a = 0; a < m; a++) {
       let rank = 0;
       for (let b = 0; b < m; b++) if (values[b] < values[a] || (values[b] === values[a] && b < a)) rank++;
-      if (rank < n) mask[rowStart + a] = 1;
+      if (rank < n) mask[maskStart + a] = 1;
     }
   }
 }
