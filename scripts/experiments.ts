@@ -34,7 +34,7 @@ export const SETTINGS: Record<string, string[]> = {
   'u50': ['--sparsity', '0.5'],
   'u60': ['--sparsity', '0.6'],
   '2:4': ['--pattern', '2:4'],
-  '4:8': ['--pattern', '4:8'],
+  '4:8': ['--pattern', '4:8', '--exclude', 'mlp.down_proj'],
 };
 
 export interface RunSummary {

@@ -10,6 +10,7 @@ import { SCORE_METHODS } from '../prune/scores/index.ts';
 import { resolveCrepeParams } from '../prune/scores/crepe.ts';
 import { loadCrepeConfig, DEFAULT_CREPE_CONFIG_PATH } from '../search/crepe-config.ts';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
+import { LINEAR_NAMES, type LinearName } from '../model/spec.ts';
 import { TextTokenizer } from '../model/tokenizer.ts';
 import { sampleCalibrationFile, windowsSha256 } from '../data/calibration.ts';
 import { atomicWriteJson } from '../io/atomic.ts';
@@ -52,6 +53,7 @@ interface PruneCliOptions {
   dsnotSkip: 'mlp' | 'none';
   permute?: 'reallocation' | 'lsa';
   permuteBlocks: number;
+  exclude?: string;
   out: string;
   overwrite?: boolean;
   resume?: boolean;
@@ -111,7 +113,19 @@ export function settingsFromOptions(opts: PruneCliOptions, calibSha256: string, 
     owl: opts.owl ? { m: opts.owlM, lambda: opts.owlLambda } : null,
     dsnot: opts.dsnot ? { maxCycles: opts.dsnotCycles, updateThreshold: opts.dsnotThreshold, skip: opts.dsnotSkip } : null,
     permute: opts.permute ? { strategy: opts.permute, blocks: opts.permuteBlocks } : null,
+    exclude: parseExclude(opts.exclude),
   };
+}
+
+/** --exclude q_proj,mlp.down_proj → full linear names; unknown names are refused. */
+function parseExclude(text: string | undefined): LinearName[] {
+  if (!text) return [];
+  return text.split(',').map((part) => {
+    const wanted = part.trim();
+    const match = LINEAR_NAMES.find((name) => name === wanted || name.endsWith(`.${wanted}`));
+    check(match !== undefined, `--exclude "${wanted}" is not a linear of a decoder block; expected some of ${LINEAR_NAMES.join(', ')}`);
+    return match;
+  });
 }
 
 function defaultSelection(method: string): Selection {
@@ -224,6 +238,7 @@ export function register(program: Command): void {
     .addOption(new Option('--dsnot-skip <which>', 'sublayers DSnoT leaves alone').choices(['mlp', 'none']).default('mlp'))
     .addOption(new Option('--permute <strategy>', 'channel permutation for N:M').choices(['reallocation', 'lsa']))
     .option('--permute-blocks <n>', 'LSA blocks per layer (RIA --fast uses 4/8/16)', positiveInt('--permute-blocks'), 1)
+    .option('--exclude <linears>', 'leave these linears dense in every layer, e.g. mlp.down_proj or down_proj,o_proj')
     .requiredOption('--out <dir>', 'output model directory')
     .option('--overwrite', 'replace an existing output directory')
     .option('--resume', 'continue an interrupted run from its last finished layer')

@@ -4,6 +4,7 @@
  */
 import type { SparsityPattern } from './mask.ts';
 import type { CrepeParams } from './scores/crepe.ts';
+import type { LinearName } from '../model/spec.ts';
 
 export type { CrepeParams };
 
@@ -25,6 +26,8 @@ export interface PruneSettings {
   owl: { m: number; lambda: number } | null;
   dsnot: { maxCycles: number; updateThreshold: number; skip: 'mlp' | 'none' } | null;
   permute: { strategy: 'reallocation' | 'lsa'; blocks: number } | null;
+  /** Linears left dense in every layer (e.g. a width an N:M pattern does not divide). */
+  exclude?: LinearName[];
 }
 
 export function describeTarget(target: PruneTarget): string {
