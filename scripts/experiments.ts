@@ -129,7 +129,7 @@ function crepeStudy(): void {
   for (const setting of ['u50', 'u60', '2:4']) {
     const flags = SETTINGS[setting];
     validation(`validate-${setting}`, ['--validate', '32', ...flags, ...HELD_OUT]);
-    search(`pho-${setting}`, ['--strategy', 'pho', ...flags]);
+    search(`pho-${setting}`, ['--strategy', 'pho', ...flags, '--confirm', '5', ...HELD_OUT]);
     search(`hillclimb-${setting}`, ['--strategy', 'hillclimb', ...flags, ...HELD_OUT]);
     for (const seed of SEEDS) {
       const calib = calibration(seed);

@@ -45,6 +45,7 @@ interface SearchCliOptions {
   a: number;
   variant: 'normalized' | 'smooth';
   sigma0: number;
+  confirm: number;
   heldout?: string;
   heldoutSeqlen?: number;
   heldoutMaxChunks?: number;
@@ -57,6 +58,9 @@ interface SearchCliOptions {
   device: string;
   threads?: number;
 }
+
+/** Largest total size of the per-layer Hessians a search keeps for the output-error proxy. */
+const GRAM_BUDGET_BYTES = 2 ** 30;
 
 function parseKSet(text: string): number[] {
   const values = text.split(',').map((s) => Number(s.trim()));
@@ -90,8 +94,8 @@ export async function runSearch(modelDir: string, opts: SearchCliOptions): Promi
   const giniSubsample = opts.giniSubsample === 'exact' ? null : positiveInt('--gini-subsample')(opts.giniSubsample);
   check(existsSync(opts.calib), `--calib ${opts.calib}: no such file`);
   check(!existsSync(path.resolve(opts.out)) || opts.overwrite, `${path.resolve(opts.out)} already exists; pass --overwrite to replace it`);
-  const needsHeldOut = opts.strategy === 'hillclimb' || opts.validate !== undefined;
-  if (needsHeldOut) check(opts.heldout !== undefined, `--heldout <file> is needed: ${opts.validate !== undefined ? 'validation' : 'hill climbing'} measures real perplexity on held-out text`);
+  const needsHeldOut = opts.strategy === 'hillclimb' || opts.validate !== undefined || opts.confirm > 0;
+  if (needsHeldOut) check(opts.heldout !== undefined, '--heldout <file> is needed: hill climbing, --validate and --confirm measure real perplexity on held-out text');
 
   const model = ModelCheckpoint.open(modelDir);
   try {
@@ -120,6 +124,10 @@ export async function runSearch(modelDir: string, opts: SearchCliOptions): Promi
       dsnot: null,
       permute: null,
     });
+    // output-error needs every layer's XᵀX; affordable for small models only.
+    const gramsFit = ProxyContext.gramBytes(spec) <= GRAM_BUDGET_BYTES;
+    if (proxy === 'output-error') check(gramsFit, `--proxy output-error needs ${(ProxyContext.gramBytes(spec) / 2 ** 30).toFixed(1)} GiB of Hessians for this model; use a gini proxy`);
+    const withGram = gramsFit && (opts.validate !== undefined || proxy === 'output-error');
     const heldOut = opts.heldout
       ? { tokens: encode(readEvalText(opts.heldout)), seqlen: opts.heldoutSeqlen ?? seqlen, maxChunks: opts.heldoutMaxChunks }
       : null;
@@ -140,7 +148,7 @@ export async function runSearch(modelDir: string, opts: SearchCliOptions): Promi
 
     if (opts.validate !== undefined) {
       const contextProgress = createProgress('dense statistics', spec.numLayers);
-      const context = await ProxyContext.build(model, calibration.windows, seqlen, engine, contextProgress);
+      const context = await ProxyContext.build(model, calibration.windows, seqlen, engine, { withGram, progress: contextProgress });
       contextProgress.done();
       const configurations = randomConfigurations(opts.validate, kSet, space, opts.seed + 1);
       const progress = createProgress('validate', configurations.length);
@@ -166,7 +174,7 @@ export async function runSearch(modelDir: string, opts: SearchCliOptions): Promi
 
     if (opts.strategy === 'pho') {
       const contextProgress = createProgress('dense statistics', spec.numLayers);
-      const context = await ProxyContext.build(model, calibration.windows, seqlen, engine, contextProgress);
+      const context = await ProxyContext.build(model, calibration.windows, seqlen, engine, { withGram, progress: contextProgress });
       contextProgress.done();
       const budgetPerK = opts.budget ?? 60;
       const progress = createProgress(`PHO (${proxy}, sign ${sign > 0 ? '+' : '−'})`, budgetPerK * kSet.length);
@@ -175,13 +183,28 @@ export async function runSearch(modelDir: string, opts: SearchCliOptions): Promi
         progress.update(++evaluated, `k=${c.k} ${proxy}=${c.proxies[proxy].toFixed(5)}`),
       );
       progress.done(`best k=${result.best.k} β=${result.best.params.beta.toPrecision(4)} γ=${result.best.params.gamma.toPrecision(4)}`);
+      // Optional confirmation: the best candidate of each k (by proxy) gets one real trial on the
+      // held-out text, and the lowest real PPL wins — a handful of trials instead of a climb.
+      const confirmations: Array<{ params: CrepeParams; objective: number; ppl: number; seconds: number }> = [];
+      if (opts.confirm > 0 && heldOut) {
+        const shortlist = [...result.bestPerK].sort((a, b) => a.objective - b.objective).slice(0, opts.confirm);
+        const confirmProgress = createProgress('confirm on held-out text', shortlist.length);
+        for (const candidate of shortlist) {
+          const measured = await trial(candidate.params);
+          confirmations.push({ params: candidate.params, objective: candidate.objective, ppl: measured.ppl, seconds: measured.seconds });
+          confirmProgress.update(confirmations.length, `k=${candidate.params.k} PPL ${measured.ppl.toFixed(3)}`);
+        }
+        confirmProgress.done();
+      }
+      const chosen = confirmations.length ? confirmations.reduce((a, b) => (b.ppl < a.ppl ? b : a)).params : result.best.params;
       const seconds = (performance.now() - started) / 1000;
       const config: CrepeConfigFile = {
         format: CREPE_CONFIG_FORMAT,
-        ...result.best.params,
+        ...chosen,
         provenance: {
           ...provenanceBase,
-          strategy: 'pho',
+          strategy: confirmations.length ? 'pho+confirm' : 'pho',
+          confirmations: confirmations.map((c) => ({ k: c.params.k, beta: c.params.beta, gamma: c.params.gamma, a: c.params.a, heldoutPpl: c.ppl })),
           proxy,
           proxySign: sign,
           proxyValue: result.best.proxies[proxy],
@@ -194,7 +217,7 @@ export async function runSearch(modelDir: string, opts: SearchCliOptions): Promi
       };
       writeOutputs(opts.out, {
         'crepe-config.json': `${JSON.stringify(config, null, 2)}\n`,
-        'search-log.json': `${JSON.stringify({ strategy: 'pho', seconds: { ...result.seconds, wall: seconds, denseStatistics: context.denseSeconds }, bestPerK: result.bestPerK, candidates: result.candidates }, null, 2)}\n`,
+        'search-log.json': `${JSON.stringify({ strategy: 'pho', seconds: { ...result.seconds, wall: seconds, denseStatistics: context.denseSeconds }, bestPerK: result.bestPerK, confirmations, candidates: result.candidates }, null, 2)}\n`,
       }, Boolean(opts.overwrite));
       return { kind: 'pho', out: path.resolve(opts.out), config, seconds };
     }
@@ -243,7 +266,8 @@ export function register(program: Command): void {
     .option('--a <x>', 'activation exponent when not searched', finiteNumber('--a'), 0.5)
     .addOption(new Option('--variant <v>', 'neighbourhood term').choices(['normalized', 'smooth']).default('normalized'))
     .option('--sigma0 <x>', 'CMA-ES initial step (log-ratio units)', finiteNumber('--sigma0'), 1.5)
-    .option('--heldout <file>', 'held-out text for real PPL (hillclimb, --validate)')
+    .option('--confirm <n>', 'PHO: give the best candidates of the N best window sizes one real held-out trial each and keep the best (needs --heldout)', nonNegativeInt('--confirm'), 0)
+    .option('--heldout <file>', 'held-out text for real PPL (hillclimb, --validate, --confirm)')
     .option('--heldout-seqlen <n>', 'held-out window (default: --seqlen)', positiveInt('--heldout-seqlen'))
     .option('--heldout-max-chunks <k>', 'use only the first K held-out windows', positiveInt('--heldout-max-chunks'))
     .option('--nsamples <n>', 'calibration windows', positiveInt('--nsamples'), 128)

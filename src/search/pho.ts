@@ -48,7 +48,7 @@ export function runPho(context: ProxyContext, opts: PhoOptions, onCandidate?: (c
       const told = es.ask().map((x) => {
         const t = performance.now();
         const params = toParams(x, k, opts.space);
-        const evaluation = context.evaluate(params, opts);
+        const evaluation = context.evaluate(params, opts, [opts.proxy]);
         seconds.score += evaluation.seconds.score;
         seconds.select += evaluation.seconds.select;
         seconds.gini += evaluation.seconds.gini;

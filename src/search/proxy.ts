@@ -7,10 +7,14 @@
  *   gini-own     Gini index of the candidate's own scores on the pruned set (scale-free);
  *   gini-ref     Gini index of a fixed reference importance (Wanda's |W|·‖X‖) on the pruned set;
  *   pruned-mass  the share of the reference importance that the mask removes.
+ *   column-gini  Gini index, over input channels, of the reference importance each channel loses:
+ *                high when the damage piles onto few channels (what RIA's column term prevents);
+ *   output-error the relative output error of the pruned linear on the calibration inputs,
+ *                tr(ΔW·XᵀX·ΔWᵀ) / tr(W·XᵀX·Wᵀ) (needs XᵀX: only for models whose grams fit).
  * The proxy is the mean over all linears. Gini can be exact or taken on a fixed random subsample
  * of positions (the same positions for every candidate).
  */
-import { LINEAR_NAMES, LINEAR_INPUT_GROUP, linearShape, type LinearName } from '../model/spec.ts';
+import { LINEAR_NAMES, LINEAR_INPUT_GROUP, linearShape, type LinearName, type ModelSpec } from '../model/spec.ts';
 import { ropeTables } from '../model/rope.ts';
 import { BlockEngine } from '../engine/block-engine.ts';
 import { embed } from '../engine/forward.ts';
@@ -24,7 +28,7 @@ import type { PruneTarget, Selection } from '../prune/settings.ts';
 import type { Progress } from '../util/progress.ts';
 import { gini, subsampleIndices } from './gini.ts';
 
-export const PROXY_NAMES = ['gini-own', 'gini-ref', 'pruned-mass'] as const;
+export const PROXY_NAMES = ['gini-own', 'gini-ref', 'pruned-mass', 'column-gini', 'output-error'] as const;
 export type ProxyName = (typeof PROXY_NAMES)[number];
 
 export interface ProxyOptions {
@@ -45,6 +49,12 @@ interface CachedLinear {
   sqNorm: Float64Array;
   reference: Float32Array;
   referenceTotal: number;
+  /** XᵀX of the linear's input (summed over calibration tokens), when output-error is wanted. */
+  gram: Float64Array | null;
+  /** tr(W·XᵀX·Wᵀ): the output energy the relative error is measured against. */
+  outputEnergy: number;
+  /** Positions in ascending reference order: the Gini of the reference on any pruned set needs no sort. */
+  referenceOrder: Uint32Array;
 }
 
 export interface ProxyValues {
@@ -55,16 +65,36 @@ export interface ProxyValues {
 export class ProxyContext {
   private constructor(readonly linears: CachedLinear[], readonly denseSeconds: number) {}
 
+  /** The proxies this context can compute (output-error needs the grams). */
+  get availableProxies(): ProxyName[] {
+    const withGram = this.linears.every((l) => l.gram !== null);
+    return PROXY_NAMES.filter((p) => p !== 'output-error' || withGram);
+  }
+
+  /** Bytes the grams of every layer would take (float64), to decide whether output-error is affordable. */
+  static gramBytes(spec: ModelSpec): number {
+    const widths = [spec.hiddenSize, spec.numHeads * spec.headDim, spec.hiddenSize, spec.intermediateSize];
+    return spec.numLayers * widths.reduce((sum, d) => sum + d * d * 8, 0);
+  }
+
   /**
    * The one dense calibration pass: the windows go through the unpruned model, each layer's
    * linear-input statistics are kept with its weights. Memory: all linear weights (fine for the
    * models a search runs on; the statistics are small).
    */
-  static async build(model: BlockSource, windows: Int32Array[], seqlen: number, engine: EngineOptions, progress?: Progress): Promise<ProxyContext> {
+  static async build(
+    model: BlockSource,
+    windows: Int32Array[],
+    seqlen: number,
+    engine: EngineOptions,
+    opts: { withGram?: boolean; progress?: Progress } = {},
+  ): Promise<ProxyContext> {
+    const { progress } = opts;
+    const withGram = Boolean(opts.withGram);
     const started = performance.now();
     const { spec } = model;
     const rope = ropeTables(spec, seqlen);
-    const statsEngine = await BlockEngine.create(spec, seqlen, { ...engine, stats: 'sqnorm' });
+    const statsEngine = await BlockEngine.create(spec, seqlen, { ...engine, stats: withGram ? 'full' : 'sqnorm' });
     const plainEngine = await BlockEngine.create(spec, seqlen, { ...engine, stats: 'none' });
     const linears: CachedLinear[] = [];
     try {
@@ -72,7 +102,7 @@ export class ProxyContext {
       let hidden = windows.map((tokens) => embed(tokens, embedding, spec.hiddenSize));
       for (let layer = 0; layer < spec.numLayers; layer++) {
         const weights = model.readBlock(layer);
-        const stats = await collectStatistics(spec, statsEngine, hidden, weights, rope, ['qkv', 'o', 'gateup', 'down'], false);
+        const stats = await collectStatistics(spec, statsEngine, hidden, weights, rope, ['qkv', 'o', 'gateup', 'down'], withGram);
         for (const name of LINEAR_NAMES) {
           const [dOut, dIn] = linearShape(spec, name);
           const groupStats = stats.get(LINEAR_INPUT_GROUP[name]);
@@ -81,7 +111,10 @@ export class ProxyContext {
           const reference = wandaScores(weight, dOut, dIn, groupStats.sqNorm);
           let referenceTotal = 0;
           for (let i = 0; i < reference.length; i++) referenceTotal += reference[i];
-          linears.push({ layer, name, dOut, dIn, weight, sqNorm: groupStats.sqNorm, reference, referenceTotal });
+          const referenceOrder = ascendingOrder(reference);
+          const gram = withGram ? groupStats.gram : null;
+          const outputEnergy = gram ? quadraticForm(weight, null, gram, dOut, dIn) : Number.NaN;
+          linears.push({ layer, name, dOut, dIn, weight, sqNorm: groupStats.sqNorm, reference, referenceTotal, gram, outputEnergy, referenceOrder });
         }
         if (layer + 1 < spec.numLayers) {
           hidden = await plainEngine.runSequences(hidden, weights, rope);
@@ -95,10 +128,13 @@ export class ProxyContext {
     return new ProxyContext(linears, (performance.now() - started) / 1000);
   }
 
-  /** Every proxy for one candidate (they share the scoring and selection, which dominate). */
-  evaluate(params: CrepeParams, opts: ProxyOptions): ProxyValues {
+  /**
+   * Proxies for one candidate; `which` limits the work to the proxies needed (a search needs one,
+   * validation all). Scoring and selection are shared and dominate.
+   */
+  evaluate(params: CrepeParams, opts: ProxyOptions, which: readonly ProxyName[] = this.availableProxies): ProxyValues {
     const seconds = { score: 0, select: 0, gini: 0 };
-    const sums: Record<ProxyName, number> = { 'gini-own': 0, 'gini-ref': 0, 'pruned-mass': 0 };
+    const sums = Object.fromEntries(PROXY_NAMES.map((p) => [p, 0])) as Record<ProxyName, number>;
     for (const linear of this.linears) {
       let t = performance.now();
       const scores = crepeScores(linear.weight, linear.dOut, linear.dIn, linear.sqNorm, params);
@@ -107,17 +143,19 @@ export class ProxyContext {
       const mask = selectMask(scores, linear.dOut, linear.dIn, opts);
       seconds.select += (performance.now() - t) / 1000;
       t = performance.now();
-      const { own, ref, mass } = prunedSetStatistics(scores, linear.reference, mask, opts);
-      sums['gini-own'] += own;
-      sums['gini-ref'] += ref;
-      sums['pruned-mass'] += mass / linear.referenceTotal;
+      if (which.includes('gini-own')) sums['gini-own'] += giniOfPruned(scores, mask, opts);
+      if (which.includes('gini-ref')) sums['gini-ref'] += giniInOrder(linear.reference, linear.referenceOrder, mask);
+      if (which.includes('pruned-mass')) sums['pruned-mass'] += prunedMass(linear.reference, mask) / linear.referenceTotal;
+      if (which.includes('column-gini')) sums['column-gini'] += columnGini(linear.reference, mask, linear.dOut, linear.dIn);
+      if (which.includes('output-error')) {
+        if (!linear.gram) throw new Error('internal: output-error needs a context built with grams');
+        sums['output-error'] += quadraticForm(linear.weight, mask, linear.gram, linear.dOut, linear.dIn) / linear.outputEnergy;
+      }
       seconds.gini += (performance.now() - t) / 1000;
     }
     const count = this.linears.length;
-    return {
-      values: { 'gini-own': sums['gini-own'] / count, 'gini-ref': sums['gini-ref'] / count, 'pruned-mass': sums['pruned-mass'] / count },
-      seconds,
-    };
+    const values = Object.fromEntries(PROXY_NAMES.map((p) => [p, which.includes(p) ? sums[p] / count : Number.NaN])) as Record<ProxyName, number>;
+    return { values, seconds };
   }
 }
 
@@ -127,21 +165,79 @@ function selectMask(scores: Float32Array, dOut: number, dIn: number, opts: Proxy
   return opts.selection === 'per-row' ? perRowMask(scores, dOut, dIn, target.sparsity) : perMatrixMask(scores, target.sparsity);
 }
 
-/** Gini of own and reference scores over the pruned entries (all, or those at the fixed subsample positions), and the pruned reference mass. */
-function prunedSetStatistics(scores: Float32Array, reference: Float32Array, mask: Uint8Array, opts: ProxyOptions): { own: number; ref: number; mass: number } {
+function prunedMass(reference: Float32Array, mask: Uint8Array): number {
   let mass = 0;
   for (let i = 0; i < mask.length; i++) if (mask[i]) mass += reference[i];
+  return mass;
+}
+
+/** Gini of the candidate's own scores over the pruned entries (all of them, or those at the fixed subsample positions). */
+function giniOfPruned(scores: Float32Array, mask: Uint8Array, opts: ProxyOptions): number {
   const positions = opts.giniSubsample !== null && opts.giniSubsample < mask.length ? subsampleIndices(mask.length, opts.giniSubsample, opts.seed) : null;
   const count = positions ? positions.length : mask.length;
-  const own = new Float64Array(count);
-  const ref = new Float64Array(count);
+  const pruned = new Float64Array(count);
   let picked = 0;
   for (let p = 0; p < count; p++) {
     const i = positions ? positions[p] : p;
-    if (!mask[i]) continue;
-    own[picked] = scores[i];
-    ref[picked] = reference[i];
-    picked++;
+    if (mask[i]) pruned[picked++] = scores[i];
   }
-  return { own: gini(own.subarray(0, picked)), ref: gini(ref.subarray(0, picked)), mass };
+  return gini(pruned.subarray(0, picked));
+}
+
+/**
+ * Gini index of `values` over the masked positions, walking a precomputed ascending order:
+ * G = Σᵢ (2i − n − 1)·sᵢ / (n·Σ s) with i the 1-based rank among the n pruned values. O(N), no sort.
+ */
+export function giniInOrder(values: Float32Array, ascending: Uint32Array, mask: Uint8Array): number {
+  let n = 0;
+  let total = 0;
+  let rankWeighted = 0;
+  for (let p = 0; p < ascending.length; p++) {
+    const i = ascending[p];
+    if (!mask[i]) continue;
+    n++;
+    total += values[i];
+    rankWeighted += n * values[i];
+  }
+  if (n <= 1 || total === 0) return 0;
+  return (2 * rankWeighted - (n + 1) * total) / (n * total);
+}
+
+/** Gini index over input channels of the reference importance each channel loses to the mask. */
+function columnGini(reference: Float32Array, mask: Uint8Array, dOut: number, dIn: number): number {
+  const lost = new Float64Array(dIn);
+  for (let i = 0; i < dOut; i++) {
+    const row = i * dIn;
+    for (let j = 0; j < dIn; j++) if (mask[row + j]) lost[j] += reference[row + j];
+  }
+  return gini(lost);
+}
+
+/**
+ * Σ_i w_i·G·w_iᵀ over the rows of W, restricted to the masked entries when a mask is given
+ * (then it is the squared output error of pruning them on the calibration inputs).
+ */
+function quadraticForm(weight: Float32Array, mask: Uint8Array | null, gram: Float64Array, dOut: number, dIn: number): number {
+  let total = 0;
+  const columns: number[] = [];
+  for (let i = 0; i < dOut; i++) {
+    const row = i * dIn;
+    columns.length = 0;
+    for (let j = 0; j < dIn; j++) if ((!mask || mask[row + j]) && weight[row + j] !== 0) columns.push(j);
+    for (const a of columns) {
+      const wa = weight[row + a];
+      const gramRow = a * dIn;
+      let inner = 0;
+      for (const b of columns) inner += gram[gramRow + b] * weight[row + b];
+      total += wa * inner;
+    }
+  }
+  return total;
+}
+
+/** Positions of `values` in ascending order. */
+function ascendingOrder(values: Float32Array): Uint32Array {
+  const order = new Uint32Array(values.length);
+  for (let i = 0; i < order.length; i++) order[i] = i;
+  return order.sort((a, b) => values[a] - values[b] || a - b);
 }

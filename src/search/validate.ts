@@ -7,7 +7,7 @@
 import type { CrepeParams } from '../prune/scores/crepe.ts';
 import { Rng } from '../util/rng.ts';
 import { bootstrapCI, pearson, spearman, type ConfidenceInterval } from '../util/stats.ts';
-import { PROXY_NAMES, type ProxyContext, type ProxyName, type ProxyOptions } from './proxy.ts';
+import { type ProxyContext, type ProxyName, type ProxyOptions } from './proxy.ts';
 import { EXPONENT_RANGE, LOG_RATIO_RANGE, toParams, type SearchSpace } from './space.ts';
 
 export interface ValidationPoint {
@@ -60,7 +60,7 @@ export async function validateProxies(
     opts.onPoint?.(point, points.length - 1);
   }
   const ppl = points.map((p) => p.ppl);
-  const correlations = PROXY_NAMES.map((proxy): ProxyCorrelation => {
+  const correlations = context.availableProxies.map((proxy): ProxyCorrelation => {
     const values = points.map((p) => p.proxies[proxy]);
     const rho = bootstrapCI(values, ppl, spearman, { seed: opts.bootstrapSeed });
     const r = bootstrapCI(values, ppl, pearson, { seed: opts.bootstrapSeed });
