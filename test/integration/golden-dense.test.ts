@@ -41,7 +41,7 @@ describe('stories260K dense (golden)', () => {
     ggufDir = await storiesGgufModelDir();
   });
 
-  it(`ONNX logits of the GGUF and .bin conversions agree with each other and the reference within 1e-4 (${SEQ_LEN} tokens)`, async () => {
+  it(`ONNX logits of the GGUF and .bin conversions agree with each other and the reference within 1e-4 (${SEQ_LEN} tokens)`, async (t) => {
     const tokens = TextTokenizer.load(binDir).encode(STORY, { bos: true }).slice(0, SEQ_LEN);
     assert.equal(tokens.length, SEQ_LEN);
     assert.deepEqual(TextTokenizer.load(ggufDir).encode(STORY, { bos: true }).slice(0, SEQ_LEN), tokens, 'both tokenizers agree');
@@ -62,6 +62,7 @@ describe('stories260K dense (golden)', () => {
       const binVsGguf = maxAbsDiff(onnxBin, onnxGguf);
       const binVsReference = maxAbsDiff(onnxBin, reference);
       const ggufVsReference = maxAbsDiff(onnxGguf, reference);
+      t.diagnostic(`max abs: GGUF vs .bin ${binVsGguf}, .bin vs reference ${binVsReference}, GGUF vs reference ${ggufVsReference}`);
       assert.ok(binVsGguf <= tolerance, `GGUF vs .bin: ${binVsGguf}`);
       assert.ok(binVsReference <= tolerance, `.bin vs reference: ${binVsReference}`);
       assert.ok(ggufVsReference <= tolerance, `GGUF vs reference: ${ggufVsReference}`);
@@ -71,12 +72,13 @@ describe('stories260K dense (golden)', () => {
     }
   });
 
-  it(`WikiText-2 test PPL at seqlen ${golden.dense.seqlen} equals the golden ${golden.dense.ppl.toFixed(4)} within 0.01 %`, async () => {
+  it(`WikiText-2 test PPL at seqlen ${golden.dense.seqlen} equals the golden ${golden.dense.ppl.toFixed(4)} within 0.01 %`, async (t) => {
     const report = await evaluatePerplexityFile(binDir, WIKITEXT_TEST, { seqlen: golden.dense.seqlen, quiet: true });
     assert.equal(report.textSha256, golden.text_utf8_sha256);
     assert.equal(report.tokens, golden.n_tokens);
     assert.equal(report.windows, golden.dense.windows);
     const relative = Math.abs(report.ppl - golden.dense.ppl) / golden.dense.ppl;
+    t.diagnostic(`PPL ${report.ppl} (golden ${golden.dense.ppl}, relative error ${relative.toExponential(2)})`);
     assert.ok(relative <= 1e-4, `PPL ${report.ppl} vs golden ${golden.dense.ppl}: relative error ${relative}`);
   });
 });
