@@ -1,0 +1,166 @@
+/**
+ * Renders RESULTS.md from the cached experiment summaries in results/ (see scripts/experiments.ts).
+ *
+ *   node --import tsx scripts/render-results.ts
+ */
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const runsDir = path.join(root, 'results/runs');
+
+interface Run { id: string; command: string; ppl: number; linearSparsity: number; seconds: number }
+interface Search { id: string; command: string; seconds: number; config: Record<string, unknown> }
+
+const fileId = (id: string) => id.replace(/[^\w.+-]/g, '_');
+function load<T>(id: string): T | null {
+  const file = path.join(runsDir, `${fileId(id)}.json`);
+  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as T) : null;
+}
+
+const fmt = (x: number | undefined | null, digits = 2) => (x === undefined || x === null || !Number.isFinite(x) ? '–' : x.toFixed(digits));
+const SETTING_LABEL: Record<string, string> = { u50: '50 %', u60: '60 %', '2:4': '2:4', '4:8': '4:8*' };
+
+function seedStats(ids: string[]): { mean: number; std: number; min: number; max: number; n: number } | null {
+  const values = ids.map((id) => load<Run>(id)?.ppl).filter((v): v is number => v !== undefined);
+  if (values.length === 0) return null;
+  const mean = values.reduce((a, b) => a + b, 0) / values.length;
+  const std = values.length > 1 ? Math.sqrt(values.reduce((a, b) => a + (b - mean) ** 2, 0) / (values.length - 1)) : 0;
+  return { mean, std, min: Math.min(...values), max: Math.max(...values), n: values.length };
+}
+const cell = (s: ReturnType<typeof seedStats>) => (s ? `${fmt(s.mean)} ± ${fmt(s.std)}` : '–');
+
+function baselineSection(): string {
+  const golden = JSON.parse(readFileSync(path.resolve(root, '../shared/golden/stories260K.json'), 'utf8')).pruning.results as Record<string, { ppl: number }>;
+  const goldenKey: Record<string, string> = { u50: '0.5', '2:4': '2of4' };
+  const dense = load<Run>('dense');
+  const lines = [
+    '## 1. Baselines (issue #3)',
+    '',
+    'WikiText-2 test perplexity of stories260K (seqlen 256, all 3,182 windows) after pruning every',
+    'linear of every decoder block; calibration: 32 windows of 256 tokens drawn from the C4 sample',
+    'with seed 0 (the golden file\'s settings). In brackets: the independent implementation\'s value',
+    '(`../shared/golden/stories260K.json`) where it has one.',
+    '',
+    `Dense: **${fmt(dense?.ppl, 3)}**.`,
+    '',
+    '| method | 50 % | 60 % | 2:4 | 4:8* |',
+    '|---|---|---|---|---|',
+  ];
+  for (const method of ['magnitude', 'wanda', 'sparsegpt', 'ria']) {
+    const cells = ['u50', 'u60', '2:4', '4:8'].map((setting) => {
+      const run = load<Run>(`${method}-${setting}`);
+      const g = goldenKey[setting] ? golden[`${method}-${goldenKey[setting]}`] : undefined;
+      return run ? `${fmt(run.ppl, 3)}${g ? ` (${fmt(g.ppl, 3)})` : ''}` : '–';
+    });
+    lines.push(`| ${method} | ${cells.join(' | ')} |`);
+  }
+  lines.push('', '\\* stories260K\'s MLP width is 172, not a multiple of 8: the 4:8 runs leave `mlp.down_proj` dense',
+    '(`--exclude mlp.down_proj`), so their linear sparsity is below 50 %; crepe refuses a pattern that does not',
+    'divide a width rather than pruning a ragged tail group.', '', '<details><summary>Command lines</summary>', '', '```sh');
+  if (dense) lines.push(dense.command);
+  for (const method of ['magnitude', 'wanda', 'sparsegpt', 'ria']) for (const s of ['u50', 'u60', '2:4', '4:8']) {
+    const run = load<Run>(`${method}-${s}`);
+    if (run) lines.push(run.command);
+  }
+  lines.push('```', '', '</details>', '');
+  return lines.join('\n');
+}
+
+function crepeSection(): string {
+  const lines = [
+    '## 2. CRePE against RIA (issue #4)',
+    '',
+    'Same model, calibration and evaluation as above, over calibration seeds 0, 1, 2 (mean ± sample',
+    'standard deviation of WikiText-2 test PPL). The CRePE configurations were searched once per setting',
+    'with calibration seed 0; hill climbing, validation and PHO\'s confirmation measure real perplexity on',
+    'held-out text (PTB validation, first 200 windows of 256 tokens), never on WikiText-2.',
+    '',
+    '| setting | RIA | CRePE (PHO config) | CRePE (hill-climbing config) |',
+    '|---|---|---|---|',
+  ];
+  for (const setting of ['u50', 'u60', '2:4']) {
+    const seeds = [0, 1, 2];
+    lines.push(`| ${SETTING_LABEL[setting]} | ${cell(seedStats(seeds.map((s) => `ria-${setting}-s${s}`)))} | ${cell(seedStats(seeds.map((s) => `crepe-pho-${setting}-s${s}`)))} | ${cell(seedStats(seeds.map((s) => `crepe-hc-${setting}-s${s}`)))} |`);
+  }
+  lines.push('', '### Searched configurations and search cost', '',
+    '| setting | strategy | k | β/α | γ/α | a | wall time (s) |', '|---|---|---|---|---|---|---|');
+  const ratios: string[] = [];
+  for (const setting of ['u50', 'u60', '2:4']) {
+    const pho = load<Search>(`pho-${setting}`);
+    const hc = load<Search>(`hillclimb-${setting}`);
+    for (const [name, s] of [['PHO (+confirm)', pho], ['hill climbing', hc]] as const) {
+      if (!s) continue;
+      const c = s.config as Record<string, number>;
+      lines.push(`| ${SETTING_LABEL[setting]} | ${name} | ${c.k} | ${fmt(c.beta, 3)} | ${fmt(c.gamma, 4)} | ${fmt(c.a, 2)} | ${fmt(s.seconds, 1)} |`);
+    }
+    if (pho && hc) ratios.push(`${SETTING_LABEL[setting]}: ${fmt(hc.seconds / pho.seconds, 1)}×`);
+  }
+  lines.push('', `Hill climbing over PHO wall time, measured in the same session: ${ratios.join(', ')}.`, '');
+  lines.push('### Proxy validation', '',
+    'Random configurations (k uniform over {1,3,5,7,9}, log β/α and log γ/α uniform in [−6, 4], a = 0.5),',
+    'each with every proxy (from one dense calibration pass) and its real held-out PPL. Spearman ρ and',
+    'Pearson r with 95 % percentile-bootstrap intervals (2,000 resamples).', '',
+    '| setting | proxy | Spearman ρ [95 % CI] | Pearson r [95 % CI] | plot |', '|---|---|---|---|---|');
+  for (const setting of ['u50', 'u60', '2:4']) {
+    const v = load<Search>(`validate-${setting}`);
+    if (!v) continue;
+    const correlations = (v.config as { correlations: Array<{ proxy: string; spearman: { estimate: number; lower: number; upper: number }; pearson: { estimate: number; lower: number; upper: number } }> }).correlations;
+    for (const c of correlations) {
+      const plot = `results/validation/validate-${fileId(setting)}/proxy-${c.proxy}.svg`;
+      lines.push(`| ${SETTING_LABEL[setting]} | ${c.proxy} | ${fmt(c.spearman.estimate)} [${fmt(c.spearman.lower)}, ${fmt(c.spearman.upper)}] | ${fmt(c.pearson.estimate)} [${fmt(c.pearson.lower)}, ${fmt(c.pearson.upper)}] | [svg](${plot}) |`);
+    }
+  }
+  lines.push('', '<details><summary>Command lines</summary>', '', '```sh');
+  for (const setting of ['u50', 'u60', '2:4']) {
+    for (const id of [`validate-${setting}`, `pho-${setting}`, `hillclimb-${setting}`]) {
+      const s = load<Search>(id);
+      if (s) lines.push(s.command);
+    }
+    for (const id of [`ria-${setting}-s0`, `crepe-pho-${setting}-s0`, `crepe-hc-${setting}-s0`]) {
+      const r = load<Run>(id);
+      if (r) lines.push(r.command);
+    }
+  }
+  lines.push('```', '', 'Seeds 1 and 2 differ only in `--seed`.', '', '</details>', '');
+  return lines.join('\n');
+}
+
+function combosSection(): string {
+  const techniques = ['alone', 'owl', 'dsnot', 'reconstruct', 'permute-realloc', 'permute-lsa'];
+  const lines = [
+    '## 3. Combinations (issue #5)',
+    '',
+    'Each scoring method alone and with each technique (permutation only for N:M, reconstruction only',
+    'for unstructured), WikiText-2 test PPL, mean ± sample standard deviation over calibration seeds 0, 1, 2.',
+    'CRePE uses the PHO configuration of the same setting.',
+    '',
+  ];
+  for (const setting of ['u50', 'u60', '2:4']) {
+    const present = techniques.filter((t) => ['wanda', 'ria', 'crepe'].some((m) => load<Run>(`combo-${m}-${t}-${setting}-s0`)));
+    if (present.length === 0) continue;
+    lines.push(`### ${SETTING_LABEL[setting]}`, '', `| method | ${present.join(' | ')} |`, `|---|${present.map(() => '---').join('|')}|`);
+    for (const method of ['wanda', 'ria', 'crepe']) {
+      lines.push(`| ${method} | ${present.map((t) => cell(seedStats([0, 1, 2].map((s) => `combo-${method}-${t}-${setting}-s${s}`)))).join(' | ')} |`);
+    }
+    lines.push('');
+  }
+  const example = load<Run>('combo-crepe-permute-lsa-2:4-s0') ?? load<Run>('combo-crepe-owl-u50-s0');
+  if (example) lines.push('Example command line:', '', '```sh', example.command, '```', '');
+  return lines.join('\n');
+}
+
+const header = [
+  '# Results',
+  '',
+  'Every number below was produced by the commands shown, on the bundled stories260K model (a real',
+  'pretrained Llama-architecture model, 260K parameters: hidden 64, MLP 172, 5 layers, 8 heads / 4 KV heads).',
+  'Reproduce with `node --import tsx scripts/experiments.ts` (cached per run in `results/runs/`) and',
+  '`node --import tsx scripts/render-results.ts`.',
+  '',
+].join('\n');
+
+const runCount = existsSync(runsDir) ? readdirSync(runsDir).length : 0;
+writeFileSync(path.join(root, 'RESULTS.md'), `${header}\n${baselineSection()}\n${crepeSection()}\n${combosSection()}\n_${runCount} cached runs._\n`);
+process.stdout.write(`wrote RESULTS.md from ${runCount} cached runs\n`);
