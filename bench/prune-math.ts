@@ -1,9 +1,9 @@
 /**
  * Benchmark of the per-matrix pruning math in TypeScript: scoring + selection on a 4096 × 11008
  * matrix (goal: RIA scored and selected in < 0.5 s), CRePE's neighbourhood term, per-row and N:M
- * selection, and the float64 Cholesky chain SparseGPT needs (O(d³), extrapolated to 5632 / 11008).
+ * selection, SparseGPT's Cholesky chain (in process vs ONNX Runtime) and one SparseGPT layer.
  *
- * Standalone: node --import tsx bench/prune-math.ts   (about a minute on the 2-core dev machine)
+ * Standalone: node --import tsx bench/prune-math.ts [--old-layer]   (a few minutes on the 2-core dev machine)
  */
 import os from 'node:os';
 import { pathToFileURL } from 'node:url';
@@ -11,7 +11,9 @@ import { nmMask, perMatrixMask, perRowMask } from '../src/prune/mask.ts';
 import { crepeScores } from '../src/prune/scores/crepe.ts';
 import { riaScores } from '../src/prune/scores/ria.ts';
 import { wandaScores } from '../src/prune/scores/wanda.ts';
-import { choleskyInverseUpperInPlace } from '../src/util/cholesky.ts';
+import { releaseLinalgSessions } from '../src/engine/linalg-graphs.ts';
+import { sparsegpt } from '../src/prune/sparsegpt.ts';
+import { choleskyInverseUpperBlocked, choleskyInverseUpperInPlace } from '../src/util/cholesky.ts';
 
 /** Deterministic uniform [0, 1) (xorshift32). */
 function uniform(seed: number): () => number {
@@ -75,26 +77,7 @@ export async function benchPruneMath(log: (line: string) => void): Promise<strin
     if (k === 5 && variant === 'normalized') row('**CRePE k=5 score + per-matrix selection**', s + perMatrix);
   }
 
-  const cholesky: string[] = [];
-  const measured: { d: number; s: number }[] = [];
-  for (const d of [1024, 2048]) {
-    log(`prune-math: Cholesky chain d=${d} …`);
-    const H = new Float64Array(d * d);
-    const spd = (): Float64Array => {
-      for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) H[i * d + j] = i === j ? d : 1 / (1 + Math.abs(i - j));
-      return H;
-    };
-    const s = bestOf(2, () => choleskyInverseUpperInPlace(spd(), d));
-    measured.push({ d, s });
-    const flops = (2 * d ** 3) / 3;
-    cholesky.push(`| ${d} | ${fmt(s)} | ${(flops / s / 1e9).toFixed(2)} | measured |`);
-  }
-  const largest = measured[measured.length - 1];
-  for (const d of [4096, 5632, 11008]) {
-    const s = largest.s * (d / largest.d) ** 3;
-    cholesky.push(`| ${d} | ${fmt(s)} | — | extrapolated O(d³) from ${largest.d} |`);
-  }
-
+  const { cholesky, layer } = await benchSparseGptLinalg(log);
   return [
     '## Pruning math (TypeScript, per matrix)',
     '',
@@ -104,13 +87,97 @@ export async function benchPruneMath(log: (line: string) => void): Promise<strin
     '|---|---|---|',
     ...rows,
     '',
-    'SparseGPT factorization: U = upper Cholesky factor of H⁻¹ (one Cholesky of the reversed H plus a triangular inverse, 2d³/3 flops, float64).',
+    'SparseGPT factorization: U = upper Cholesky factor of H⁻¹ (one Cholesky of the reversed H plus a triangular inverse, 2d³/3 useful flops; GFLOP/s counts those). In process: float64 JavaScript loops. ORT: left-looking panels of 256, GEMMs in ONNX Runtime (the inverse runs its products over the dense square, d³ flops done), diagonal blocks in float64 here.',
     '',
-    '| d | time | GFLOP/s | |',
-    '|---|---|---|---|',
+    '| d | path | time | GFLOP/s | |',
+    '|---|---|---|---|---|',
     ...cholesky,
     '',
+    ...layer,
+    '',
   ].join('\n');
+}
+
+/**
+ * A correlated SPD Hessian in O(d²): the Kac–Murdock–Szegő matrix ρ^|i−j| between channels with
+ * spread-out scales (a stand-in for the gram of correlated activations), as a float64 gram.
+ */
+function correlatedGram(d: number, rho: number, seed: number): Float64Array {
+  const next = uniform(seed);
+  const scales = Float64Array.from({ length: d }, () => Math.exp(2 * next() - 1));
+  const gram = new Float64Array(d * d);
+  for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) gram[i * d + j] = scales[i] * scales[j] * rho ** Math.abs(i - j);
+  return gram;
+}
+
+async function secondsOfAsync<T>(fn: () => Promise<T>): Promise<[T, number]> {
+  const start = process.hrtime.bigint();
+  const value = await fn();
+  return [value, Number(process.hrtime.bigint() - start) / 1e9];
+}
+
+/**
+ * The Cholesky chain by width and path, and one SparseGPT layer (2048 × 5632, TinyLlama's
+ * down_proj shape) with the share of its time spent factorizing. `includeOldLayer` also runs the
+ * layer fully in process (about two minutes).
+ */
+async function benchSparseGptLinalg(log: (line: string) => void, includeOldLayer = process.argv.includes('--old-layer')) {
+  const cholesky: string[] = [];
+  const gflops = (d: number, s: number) => ((2 * d ** 3) / 3 / s / 1e9).toFixed(1);
+  let largestOld = { d: 0, s: 0 };
+  for (const d of [1024, 2048, 4096, 5632]) {
+    const H = correlatedGram(d, 0.9, d);
+    for (let i = 0; i < d; i++) H[i * d + i] += 0.01;
+    const predictedOld = largestOld.s * (d / largestOld.d) ** 3;
+    if (d <= 2048 || predictedOld < 60) {
+      log(`prune-math: Cholesky chain d=${d}, in process …`);
+      const s = secondsOf(() => choleskyInverseUpperInPlace(Float64Array.from(H), d))[1];
+      largestOld = { d, s };
+      cholesky.push(`| ${d} | in process | ${fmt(s)} | ${gflops(d, s)} | measured |`);
+    } else {
+      cholesky.push(`| ${d} | in process | ${fmt(predictedOld)} | — | extrapolated O(d³) from ${largestOld.d} |`);
+    }
+    for (const precision of ['float64', 'float32'] as const) {
+      log(`prune-math: Cholesky chain d=${d}, ORT ${precision} …`);
+      const s = (await secondsOfAsync(() => choleskyInverseUpperBlocked(Float64Array.from(H), d, { precision })))[1];
+      cholesky.push(`| ${d} | ORT ${precision} | ${fmt(s)} | ${gflops(d, s)} | measured |`);
+    }
+  }
+
+  const [dOut, dIn] = [2048, 5632];
+  const gram = correlatedGram(dIn, 0.9, 11);
+  const next = uniform(12);
+  const weights = Float32Array.from({ length: dOut * dIn }, () => next() + next() + next() - 1.5);
+  const layer = [
+    `SparseGPT on one ${dOut} × ${dIn} layer (50 % unstructured, block 128, correlated random Hessian): time and the factorization's share; the lazy update is a float32 ORT GEMM on the ORT paths. Agreement with the float64-Cholesky ORT run: mask entries that differ and max |ΔW| / max |W|.`,
+    '',
+    '| path | total | factorization | share | update | mask differs | max ΔW |',
+    '|---|---|---|---|---|---|---|',
+  ];
+  const runs: { name: string; options: Parameters<typeof sparsegpt>[5] }[] = [
+    { name: 'ORT, float64 Cholesky', options: { target: { kind: 'unstructured', sparsity: 0.5 }, choleskyPrecision: 'float64' } },
+    { name: 'ORT, float32 Cholesky', options: { target: { kind: 'unstructured', sparsity: 0.5 }, choleskyPrecision: 'float32' } },
+  ];
+  if (includeOldLayer) runs.push({ name: 'in process (float64)', options: { target: { kind: 'unstructured', sparsity: 0.5 }, ortMinWidth: Infinity } });
+  let reference: { weight: Float32Array; mask: Uint8Array } | undefined;
+  for (const run of runs) {
+    log(`prune-math: SparseGPT ${dOut}×${dIn}, ${run.name} …`);
+    const [result, s] = await secondsOfAsync(() => sparsegpt(Float32Array.from(weights), dOut, dIn, gram, 1, run.options));
+    reference ??= result;
+    let maskDiffers = 0;
+    let maxDelta = 0;
+    let maxWeight = 0;
+    for (let p = 0; p < result.mask.length; p++) {
+      if (result.mask[p] !== reference.mask[p]) maskDiffers++;
+      maxDelta = Math.max(maxDelta, Math.abs(result.weight[p] - reference.weight[p]));
+      maxWeight = Math.max(maxWeight, Math.abs(reference.weight[p]));
+    }
+    const { factorizationMs, updateMs } = result.timings;
+    layer.push(`| ${run.name} | ${fmt(s)} | ${fmt(factorizationMs / 1000)} | ${((100 * factorizationMs) / 1000 / s).toFixed(0)} % | ${fmt(updateMs / 1000)} | ${maskDiffers} of ${result.mask.length} | ${(maxDelta / maxWeight).toExponential(1)} |`);
+  }
+  if (!includeOldLayer) layer.push('', '(In-process row: run with --old-layer.)');
+  await releaseLinalgSessions();
+  return { cholesky, layer };
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
