@@ -124,8 +124,9 @@ function useOrt(dIn: number, options: SparseGptOptions): boolean {
 }
 
 /**
- * Forms H = 2·gram/nsamples, handles dead inputs (zeroing their columns of `weight`), dampens, and
- * returns U, the upper Cholesky factor of H⁻¹.
+ * Zeroes the weight columns of dead inputs (H_jj = 0), then returns U, the upper Cholesky factor
+ * of the dampened H⁻¹. U depends on the gram alone, and q/k/v (and gate/up) share one gram, so it
+ * is computed once per gram and reused.
  */
 function inverseHessianFactor(
   weight: Float32Array,
@@ -138,16 +139,34 @@ function inverseHessianFactor(
 ): Promise<Float64Array> {
   if (gram.length !== dIn * dIn) throw new Error(`sparsegpt: gram has ${gram.length} entries, expected ${dIn}×${dIn}`);
   if (!(nsamples > 0)) throw new Error(`sparsegpt: nsamples must be positive, got ${nsamples}`);
+  for (let j = 0; j < dIn; j++) {
+    if (gram[j * dIn + j] === 0) for (let i = 0; i < dOut; i++) weight[i * dIn + j] = 0;
+  }
+  const key = `${nsamples}:${percdamp}:${options.ortMinWidth ?? DEFAULT_ORT_MIN_WIDTH}:${options.choleskyPrecision ?? ''}`;
+  let factors = factorCache.get(gram);
+  if (!factors) factorCache.set(gram, (factors = new Map()));
+  let factor = factors.get(key);
+  if (!factor) {
+    factor = dampedInverseFactor(dIn, gram, nsamples, percdamp, options);
+    factors.set(key, factor);
+    // A failed factorization is not cached: the caller may retry with more dampening.
+    factor.catch(() => factors.delete(key));
+  }
+  return factor;
+}
+
+/** U per gram (weakly held: dropped with the layer's statistics). */
+const factorCache = new WeakMap<Float32Array | Float64Array, Map<string, Promise<Float64Array>>>();
+
+/** H = 2·gram/nsamples, dead inputs H_jj ← 1, H ← H + percdamp·mean(diag H)·I, then U of H⁻¹. */
+function dampedInverseFactor(dIn: number, gram: Float32Array | Float64Array, nsamples: number, percdamp: number, options: SparseGptOptions): Promise<Float64Array> {
   const hessian = new Float64Array(dIn * dIn);
   const scale = 2 / nsamples;
   for (let p = 0; p < hessian.length; p++) hessian[p] = gram[p] * scale;
   let diagonalSum = 0;
   for (let j = 0; j < dIn; j++) {
     const diagonal = j * dIn + j;
-    if (hessian[diagonal] === 0) {
-      hessian[diagonal] = 1;
-      for (let i = 0; i < dOut; i++) weight[i * dIn + j] = 0;
-    }
+    if (hessian[diagonal] === 0) hessian[diagonal] = 1;
     diagonalSum += hessian[diagonal];
   }
   const damp = (percdamp * diagonalSum) / dIn;

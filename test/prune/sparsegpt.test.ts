@@ -213,3 +213,19 @@ test('a Hessian that is not positive definite: SparseGPT stops with a clear erro
   assert.equal(result.weight[1], 0);
   await assert.rejects(() => sparsegptFixedMask(Float32Array.from(weights), 2, 2, Float64Array.from([1, 0, 0, -1]), 2, new Uint8Array(4)), UserError);
 });
+
+test('linears that share a gram (q/k/v) reuse one factorization and get the same result as with their own copy', async () => {
+  const dIn = 24;
+  const gram = randomGram(dIn, 64, 11, [5]);
+  const first = randomMatrix(6 * dIn, 12);
+  const second = randomMatrix(8 * dIn, 13);
+  const opts = { target: { kind: 'unstructured' as const, sparsity: 0.5 }, blockSize: 8 };
+  const shared1 = await sparsegpt(first.slice(), 6, dIn, gram, 4, opts);
+  const shared2 = await sparsegpt(second.slice(), 8, dIn, gram, 4, opts);
+  const own2 = await sparsegpt(second.slice(), 8, dIn, gram.slice(), 4, opts);
+  assert.deepEqual(shared2.weight, own2.weight);
+  assert.deepEqual(shared2.mask, own2.mask);
+  // The dead input's column is zeroed in every linear, not only in the one that built the factor.
+  for (let i = 0; i < 8; i++) assert.equal(shared2.weight[i * dIn + 5], 0);
+  assert.ok(shared1.loss > 0);
+});
