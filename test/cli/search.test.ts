@@ -1,0 +1,118 @@
+// `crepe search` end to end on stories260K (converted here), kept small: 4 calibration windows of
+// 64 tokens, two window sizes, a dozen proxy evaluations each, 3 validation points on 2 held-out windows.
+import { before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseCrepeConfig } from '../../src/search/crepe-config.ts';
+import { PROXY_NAMES } from '../../src/search/proxy.ts';
+import { C4_SAMPLE, DATA } from '../helpers/shared.ts';
+import { crepe, scratchDir, storiesModelDir } from '../helpers/stories.ts';
+
+const PTB_VALID = path.join(DATA, 'text/ptb/ptb.valid.txt');
+const SMALL = ['--calib', C4_SAMPLE, '--nsamples', '4', '--seqlen', '64', '--sparsity', '0.5', '--k', '1,3', '--threads', '1'];
+
+const readJson = (file: string): Record<string, unknown> => JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+
+describe('crepe search on stories260K', () => {
+  let model: string;
+  before(async () => {
+    model = await storiesModelDir();
+  });
+
+  test('PHO: exit 0, a parseable crepe-config.json with provenance, a search log of every candidate', () => {
+    const out = path.join(scratchDir('pho'), 'found');
+    const result = crepe('search', model, ...SMALL, '--budget', '12', '--out', out, '--json');
+    assert.equal(result.status, 0, result.stderr);
+    const printed = JSON.parse(result.stdout) as { kind: string; out: string };
+    assert.equal(printed.kind, 'pho');
+    assert.equal(printed.out, out);
+    assert.deepEqual(readdirSync(out).sort(), ['crepe-config.json', 'search-log.json']);
+
+    const configFile = path.join(out, 'crepe-config.json');
+    const config = parseCrepeConfig(readJson(configFile), configFile);
+    assert.ok([1, 3].includes(config.k));
+    assert.equal(config.alpha, 1);
+    assert.equal(config.a, 0.5);
+    const provenance = config.provenance!;
+    assert.equal(provenance.strategy, 'pho');
+    assert.equal(provenance.proxy, 'gini-ref');
+    assert.equal(provenance.proxySign, 1);
+    assert.deepEqual(provenance.kSet, [1, 3]);
+    assert.equal(provenance.budgetPerK, 12);
+    assert.equal(provenance.model, model);
+    assert.match(String(provenance.modelSha256), /^[0-9a-f]{64}$/);
+    assert.deepEqual(provenance.calibration, { file: C4_SAMPLE, nsamples: 4, seqlen: 64, seed: 0 });
+    assert.deepEqual(provenance.target, { kind: 'unstructured', sparsity: 0.5 });
+
+    const log = readJson(path.join(out, 'search-log.json')) as {
+      strategy: string;
+      candidates: Array<{ k: number; params: { k: number; beta: number; gamma: number }; proxies: Record<string, number | null>; objective: number; seconds: number }>;
+      bestPerK: Array<{ k: number; objective: number }>;
+    };
+    assert.equal(log.strategy, 'pho');
+    // λ = 6 for two coordinates: two generations of 6 reach the budget of 12 for each k.
+    assert.equal(log.candidates.length, provenance.evaluations);
+    assert.equal(log.candidates.filter((c) => c.k === 1).length, 12);
+    assert.equal(log.candidates.filter((c) => c.k === 3).length, 12);
+    for (const c of log.candidates) {
+      assert.equal(typeof c.proxies['gini-ref'], 'number');
+      assert.equal(c.objective, c.proxies['gini-ref']);
+      assert.ok(c.seconds >= 0);
+    }
+    // The configuration written is the candidate with the lowest objective.
+    const best = log.candidates.reduce((a, b) => (b.objective < a.objective ? b : a));
+    assert.equal(config.k, best.k);
+    assert.equal(config.beta, best.params.beta);
+    assert.equal(config.gamma, best.params.gamma);
+    assert.equal(provenance.proxyValue, best.proxies['gini-ref']);
+    assert.deepEqual(log.bestPerK.map((b) => b.k), [1, 3]);
+  });
+
+  test('--validate 3: validation.json with correlations for every available proxy and one SVG per proxy', () => {
+    const out = path.join(scratchDir('validate'), 'validation');
+    const result = crepe('search', model, ...SMALL, '--validate', '3', '--heldout', PTB_VALID, '--heldout-max-chunks', '2', '--out', out, '--json');
+    assert.equal(result.status, 0, result.stderr);
+    assert.equal((JSON.parse(result.stdout) as { kind: string }).kind, 'validation');
+    // stories260K's grams are small, so output-error is available too: all five proxies.
+    const expectedFiles = ['validation.json', ...PROXY_NAMES.map((p) => `proxy-${p}.svg`)].sort();
+    assert.deepEqual(readdirSync(out).sort(), expectedFiles);
+
+    const validation = readJson(path.join(out, 'validation.json')) as {
+      points: Array<{ params: { k: number }; proxies: Record<string, number>; ppl: number }>;
+      correlations: Array<{ proxy: string; spearman: { estimate: number }; pearson: { estimate: number }; sign: number }>;
+    };
+    assert.equal(validation.points.length, 3);
+    for (const p of validation.points) {
+      assert.ok([1, 3].includes(p.params.k));
+      assert.ok(Number.isFinite(p.ppl) && p.ppl > 1, `PPL ${p.ppl}`);
+      for (const name of PROXY_NAMES) assert.equal(typeof p.proxies[name], 'number', name);
+    }
+    assert.deepEqual(validation.correlations.map((c) => c.proxy), [...PROXY_NAMES]);
+    for (const c of validation.correlations) {
+      // Three points: Spearman is one of −1, −0.5, 0.5, 1 (no ties expected).
+      assert.ok([-1, -0.5, 0.5, 1].some((v) => Math.abs(c.spearman.estimate - v) < 1e-12), `${c.proxy}: ρ = ${c.spearman.estimate}`);
+      assert.ok(Math.abs(c.pearson.estimate) <= 1 + 1e-12);
+      assert.equal(c.sign, c.spearman.estimate >= 0 ? 1 : -1);
+    }
+    for (const name of PROXY_NAMES) {
+      const svg = readFileSync(path.join(out, `proxy-${name}.svg`), 'utf8');
+      assert.ok(svg.startsWith('<svg'));
+      assert.equal((svg.match(/<circle /g) ?? []).length, 3);
+      assert.ok(!svg.includes('NaN'), `${name}.svg has NaN`);
+    }
+  });
+
+  test('--strategy hillclimb without --heldout: exit 2, one "crepe:" line, nothing written', () => {
+    const parent = scratchDir('hillclimb');
+    const out = path.join(parent, 'out');
+    const result = crepe('search', model, ...SMALL, '--strategy', 'hillclimb', '--out', out);
+    assert.equal(result.status, 2, result.stderr);
+    assert.equal(result.stdout, '');
+    const lines = result.stderr.trimEnd().split('\n');
+    assert.equal(lines.length, 1, result.stderr);
+    assert.match(lines[0], /^crepe: --heldout <file> is needed/);
+    assert.ok(!existsSync(out));
+    assert.deepEqual(readdirSync(parent), []);
+  });
+});
