@@ -80,3 +80,16 @@ test('with searchA the exponent a is climbed as a third coordinate', async () =>
   assert.equal(result.best.params.beta, 1);
   assert.equal(result.best.params.gamma, 1);
 });
+
+test(
+  'when the minimum lies on the edge of the box, no clipped point is measured again',
+  { todo: 'hillclimb keys `seen` by the unclipped x: x[1] = −13, −12.5, −12.25 all clip to γ = e^−12 and each costs another real trial' },
+  async () => {
+    // PPL keeps falling as γ → 0, so the climb walks to log γ = −12 and then probes beyond the box.
+    const trial = async (p: CrepeParams) => ({ ppl: Math.log(p.gamma) + 100 + Math.log(p.beta) ** 2 });
+    const result = await runHillClimb(trial, { kSet: [3], space, budgetPerK: 200, initialStep: 1, minStep: 0.25 });
+    assert.equal(Math.log(result.best.params.gamma), -12);
+    const keys = result.candidates.map((c) => `${c.params.beta},${c.params.gamma}`);
+    assert.equal(new Set(keys).size, keys.length, `${keys.length - new Set(keys).size} repeated trials`);
+  },
+);
