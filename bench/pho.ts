@@ -1,0 +1,152 @@
+/**
+ * PHO benchmark (issue #4): the proxy context's one dense calibration pass on the 4-layer synthetic
+ * TinyLlama-shaped model (32 × 512 random tokens), then proxy evaluations per second for random
+ * CRePE configurations at 50 % per-matrix, and where an evaluation's time goes (scoring, selection,
+ * Gini), with the Gini index on a 65,536-position subsample and exact. Runs in a child process so
+ * that the peak RSS (the context caches every linear weight of every layer in float32) is its own.
+ *
+ * Standalone: node --import tsx bench/pho.ts [--quick]
+ */
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { ModelCheckpoint } from '../src/model/checkpoint.ts';
+import { ProxyContext, type ProxyOptions } from '../src/search/proxy.ts';
+import { toParams, LOG_RATIO_RANGE, type SearchSpace } from '../src/search/space.ts';
+import type { CrepeParams } from '../src/prune/scores/crepe.ts';
+import { Rng } from '../src/util/rng.ts';
+import { argValue, peakRssBytes, runBenchChild, sendChildResult } from './child-process.ts';
+import {
+  ensureSyntheticModel, randomTokenWindows, weightFileBytes, QUICK_MODEL, TINYLLAMA_4_LAYERS,
+} from './synthetic-model.ts';
+
+const GINI_SUBSAMPLE = 65536;
+const SPACE: SearchSpace = { searchA: false, fixedA: 0.5, variant: 'normalized' };
+
+interface EvaluationTimings {
+  count: number;
+  /** Wall seconds of all `count` evaluations. */
+  wall: number;
+  score: number;
+  select: number;
+  gini: number;
+}
+
+interface PhoResult {
+  linears: number;
+  linearWeights: number;
+  buildSeconds: number;
+  /** Bytes the context holds per linear: weight and reference importance (float32), statistics (float64). */
+  cachedBytes: number;
+  rssAfterBuildBytes: number;
+  subsample: EvaluationTimings;
+  exact: EvaluationTimings;
+  peakRssBytes: number;
+}
+
+/** Random CRePE configurations from PHO's search box (k ∈ {3, 5, 7, 9}). */
+function randomParams(count: number, seed: number): CrepeParams[] {
+  const rng = new Rng(seed);
+  const [lo, hi] = LOG_RATIO_RANGE;
+  return Array.from({ length: count }, () => {
+    const k = 3 + 2 * rng.below(4);
+    return toParams([lo + (hi - lo) * rng.uniform(), lo + (hi - lo) * rng.uniform()], k, SPACE);
+  });
+}
+
+function timeEvaluations(context: ProxyContext, params: CrepeParams[], opts: ProxyOptions): EvaluationTimings {
+  const timings: EvaluationTimings = { count: params.length, wall: 0, score: 0, select: 0, gini: 0 };
+  for (const p of params) {
+    const started = performance.now();
+    const { seconds } = context.evaluate(p, opts);
+    timings.wall += (performance.now() - started) / 1000;
+    timings.score += seconds.score;
+    timings.select += seconds.select;
+    timings.gini += seconds.gini;
+  }
+  return timings;
+}
+
+async function runChild(modelDir: string, nsamples: number, seqlen: number, evaluations: number, exactEvaluations: number): Promise<PhoResult> {
+  const model = ModelCheckpoint.open(modelDir);
+  try {
+    const windows = randomTokenWindows(nsamples, seqlen, model.spec.vocabSize, 0);
+    console.error(`pho: dense statistics pass (${nsamples} × ${seqlen}) …`);
+    const context = await ProxyContext.build(model, windows, seqlen, { device: 'cpu' });
+    const rssAfterBuildBytes = process.memoryUsage().rss;
+    let linearWeights = 0;
+    let cachedBytes = 0;
+    for (const linear of context.linears) {
+      linearWeights += linear.dOut * linear.dIn;
+      cachedBytes += linear.weight.byteLength + linear.reference.byteLength + linear.sqNorm.byteLength;
+    }
+
+    const base = { target: { kind: 'unstructured', sparsity: 0.5 }, selection: 'per-matrix', seed: 0 } as const;
+    const params = randomParams(evaluations + 1 + exactEvaluations, 1);
+    console.error('pho: warm-up evaluation …');
+    context.evaluate(params[0], { ...base, giniSubsample: GINI_SUBSAMPLE });
+    console.error(`pho: ${evaluations} evaluations, Gini on ${GINI_SUBSAMPLE} positions …`);
+    const subsample = timeEvaluations(context, params.slice(1, 1 + evaluations), { ...base, giniSubsample: GINI_SUBSAMPLE });
+    console.error(`pho: ${exactEvaluations} evaluation(s), exact Gini …`);
+    const exact = timeEvaluations(context, params.slice(1 + evaluations), { ...base, giniSubsample: null });
+    return {
+      linears: context.linears.length, linearWeights, buildSeconds: context.denseSeconds, cachedBytes,
+      rssAfterBuildBytes, subsample, exact, peakRssBytes: peakRssBytes(),
+    };
+  } finally {
+    model.close();
+  }
+}
+
+const MiB = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
+const share = (part: number, whole: number): string => `${((part / whole) * 100).toFixed(1)} %`;
+
+function evaluationRow(label: string, t: EvaluationTimings, linearWeights: number): string {
+  const perEvaluation = t.wall / t.count;
+  const other = t.wall - t.score - t.select - t.gini;
+  return `| ${label} | ${t.count} | ${perEvaluation.toFixed(2)} s | **${(1 / perEvaluation).toFixed(3)}** | ${(linearWeights / perEvaluation / 1e6).toFixed(0)} M | `
+    + `${share(t.score, t.wall)} | ${share(t.select, t.wall)} | ${share(t.gini, t.wall)} | ${share(other, t.wall)} |`;
+}
+
+export async function benchPho(log: (line: string) => void, options: { quick?: boolean } = {}): Promise<string> {
+  const modelOptions = options.quick ? QUICK_MODEL : TINYLLAMA_4_LAYERS;
+  const nsamples = options.quick ? 4 : 32;
+  const seqlen = options.quick ? 128 : 512;
+  const evaluations = options.quick ? 3 : 5;
+  const exactEvaluations = options.quick ? 1 : 2;
+  const modelDir = await ensureSyntheticModel(modelOptions, log);
+  const args = ['--model', modelDir, '--nsamples', String(nsamples), '--seqlen', String(seqlen), '--evaluations', String(evaluations), '--exact', String(exactEvaluations)];
+  log('pho: proxy context and evaluations, in a child process …');
+  const r = await runBenchChild<PhoResult>(fileURLToPath(import.meta.url), args, log);
+
+  const { layers, hidden, intermediate } = modelOptions;
+  return [
+    '## PHO: proxy evaluations',
+    '',
+    `Synthetic model: ${layers} layers, hidden ${hidden}, intermediate ${intermediate} (TinyLlama-1.1B's layer shapes${options.quick ? ' scaled down, --quick' : ''}), F16, weights N(0, 0.02²);`
+      + ` calibration ${nsamples} × ${seqlen} random token ids. One evaluation = CRePE score, per-matrix selection at 50 % and the proxies (Gini of own and reference scores on the pruned set, pruned reference mass) for all ${r.linears} linears (${(r.linearWeights / 1e6).toFixed(0)} M weights).`
+      + ` Random configurations from PHO's box (log β/α, log γ/α uniform in [${LOG_RATIO_RANGE.join(', ')}], k ∈ {3, 5, 7, 9}, a = 0.5, normalized), after one warm-up evaluation.`,
+    '',
+    `Dense calibration pass (\`ProxyContext.build\`, once per search): ${r.buildSeconds.toFixed(1)} s.`,
+    '',
+    '| Gini | evaluations | time / evaluation | evaluations / s | weights / s | scoring | selection | Gini | other |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    evaluationRow(`subsample (${GINI_SUBSAMPLE} positions per matrix)`, r.subsample, r.linearWeights),
+    evaluationRow('exact (sort of every pruned entry)', r.exact, r.linearWeights),
+    '',
+    `Memory: the context caches every linear weight of all ${layers} layers in float32 plus the reference importance (float32) and statistics: ${MiB(r.cachedBytes)}`
+      + ` (the model's F16 weight file is ${MiB(weightFileBytes(modelDir))}). RSS after the dense pass ${MiB(r.rssAfterBuildBytes)}; peak RSS (child process) **${MiB(r.peakRssBytes)}**.`,
+    '',
+  ].join('\n');
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  if (process.argv.includes('--child')) {
+    const modelDir = argValue('model');
+    if (!modelDir) throw new Error('--child needs --model <dir>');
+    sendChildResult(await runChild(modelDir, Number(argValue('nsamples')), Number(argValue('seqlen')), Number(argValue('evaluations')), Number(argValue('exact'))));
+  } else {
+    const started = Date.now();
+    const section = await benchPho((line) => console.error(line), { quick: process.argv.includes('--quick') });
+    console.log(section);
+    console.error(`pho bench took ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  }
+}
