@@ -1,15 +1,17 @@
 /**
  * PHO benchmark (issue #4): the proxy context's one dense calibration pass on the 4-layer synthetic
  * TinyLlama-shaped model (32 × 512 random tokens), then proxy evaluations per second for random
- * CRePE configurations at 50 % per-matrix, and where an evaluation's time goes (scoring, selection,
- * Gini), with the Gini index on a 65,536-position subsample and exact. Runs in a child process so
- * that the peak RSS (the context caches every linear weight of every layer in float32) is its own.
+ * CRePE configurations at 50 % per-matrix and where an evaluation's time goes (scoring, selection,
+ * proxy): for PHO's default proxy, and for gini-own with its Gini on a 65,536-position subsample
+ * and exact. Runs in a child process so that the peak RSS (the context caches every linear weight
+ * of every layer in float32) is its own.
  *
  * Standalone: node --import tsx bench/pho.ts [--quick]
  */
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ModelCheckpoint } from '../src/model/checkpoint.ts';
-import { ProxyContext, type ProxyOptions } from '../src/search/proxy.ts';
+import { ProxyContext, type ProxyName, type ProxyOptions } from '../src/search/proxy.ts';
+import { DEFAULT_PROXY } from '../src/search/proxy-defaults.ts';
 import { toParams, LOG_RATIO_RANGE, type SearchSpace } from '../src/search/space.ts';
 import type { CrepeParams } from '../src/prune/scores/crepe.ts';
 import { Rng } from '../src/util/rng.ts';
@@ -30,15 +32,20 @@ interface EvaluationTimings {
   gini: number;
 }
 
+/** A proxy set and Gini mode measured, with its timings. */
+interface EvaluationCase {
+  label: string;
+  timings: EvaluationTimings;
+}
+
 interface PhoResult {
   linears: number;
   linearWeights: number;
   buildSeconds: number;
-  /** Bytes the context holds per linear: weight and reference importance (float32), statistics (float64). */
+  /** Bytes the context holds: weights and reference importance (float32), its ascending order (uint32), statistics (float64). */
   cachedBytes: number;
   rssAfterBuildBytes: number;
-  subsample: EvaluationTimings;
-  exact: EvaluationTimings;
+  cases: EvaluationCase[];
   peakRssBytes: number;
 }
 
@@ -52,11 +59,11 @@ function randomParams(count: number, seed: number): CrepeParams[] {
   });
 }
 
-function timeEvaluations(context: ProxyContext, params: CrepeParams[], opts: ProxyOptions): EvaluationTimings {
+function timeEvaluations(context: ProxyContext, params: CrepeParams[], opts: ProxyOptions, proxies: ProxyName[]): EvaluationTimings {
   const timings: EvaluationTimings = { count: params.length, wall: 0, score: 0, select: 0, gini: 0 };
   for (const p of params) {
     const started = performance.now();
-    const { seconds } = context.evaluate(p, opts);
+    const { seconds } = context.evaluate(p, opts, proxies);
     timings.wall += (performance.now() - started) / 1000;
     timings.score += seconds.score;
     timings.select += seconds.select;
@@ -76,20 +83,27 @@ async function runChild(modelDir: string, nsamples: number, seqlen: number, eval
     let cachedBytes = 0;
     for (const linear of context.linears) {
       linearWeights += linear.dOut * linear.dIn;
-      cachedBytes += linear.weight.byteLength + linear.reference.byteLength + linear.sqNorm.byteLength;
+      cachedBytes += linear.weight.byteLength + linear.reference.byteLength + linear.referenceOrder.byteLength + linear.sqNorm.byteLength;
     }
 
     const base = { target: { kind: 'unstructured', sparsity: 0.5 }, selection: 'per-matrix', seed: 0 } as const;
-    const params = randomParams(evaluations + 1 + exactEvaluations, 1);
+    const subsampled: ProxyOptions = { ...base, giniSubsample: GINI_SUBSAMPLE };
+    const params = randomParams(1 + 2 * evaluations + exactEvaluations, 1);
     console.error('pho: warm-up evaluation …');
-    context.evaluate(params[0], { ...base, giniSubsample: GINI_SUBSAMPLE });
-    console.error(`pho: ${evaluations} evaluations, Gini on ${GINI_SUBSAMPLE} positions …`);
-    const subsample = timeEvaluations(context, params.slice(1, 1 + evaluations), { ...base, giniSubsample: GINI_SUBSAMPLE });
-    console.error(`pho: ${exactEvaluations} evaluation(s), exact Gini …`);
-    const exact = timeEvaluations(context, params.slice(1 + evaluations), { ...base, giniSubsample: null });
+    context.evaluate(params[0], subsampled, [DEFAULT_PROXY.name]);
+    const plan: [string, CrepeParams[], ProxyOptions, ProxyName[]][] = [
+      [`${DEFAULT_PROXY.name} (PHO's default proxy; Gini along the precomputed reference order, no sort)`, params.slice(1, 1 + evaluations), subsampled, [DEFAULT_PROXY.name]],
+      [`gini-own, Gini on ${GINI_SUBSAMPLE} subsampled positions per matrix`, params.slice(1 + evaluations, 1 + 2 * evaluations), subsampled, ['gini-own']],
+      ['gini-own, exact Gini (sort of every pruned score)', params.slice(1 + 2 * evaluations), { ...base, giniSubsample: null }, ['gini-own']],
+    ];
+    const cases: EvaluationCase[] = [];
+    for (const [label, caseParams, opts, proxies] of plan) {
+      console.error(`pho: ${caseParams.length} evaluation(s), ${label} …`);
+      cases.push({ label, timings: timeEvaluations(context, caseParams, opts, proxies) });
+    }
     return {
       linears: context.linears.length, linearWeights, buildSeconds: context.denseSeconds, cachedBytes,
-      rssAfterBuildBytes, subsample, exact, peakRssBytes: peakRssBytes(),
+      rssAfterBuildBytes, cases, peakRssBytes: peakRssBytes(),
     };
   } finally {
     model.close();
@@ -122,17 +136,16 @@ export async function benchPho(log: (line: string) => void, options: { quick?: b
     '## PHO: proxy evaluations',
     '',
     `Synthetic model: ${layers} layers, hidden ${hidden}, intermediate ${intermediate} (TinyLlama-1.1B's layer shapes${options.quick ? ' scaled down, --quick' : ''}), F16, weights N(0, 0.02²);`
-      + ` calibration ${nsamples} × ${seqlen} random token ids. One evaluation = CRePE score, per-matrix selection at 50 % and the proxies (Gini of own and reference scores on the pruned set, pruned reference mass) for all ${r.linears} linears (${(r.linearWeights / 1e6).toFixed(0)} M weights).`
+      + ` calibration ${nsamples} × ${seqlen} random token ids. One evaluation = CRePE score, per-matrix selection at 50 % and the proxy for all ${r.linears} linears (${(r.linearWeights / 1e6).toFixed(0)} M weights); a PHO search computes one proxy per candidate.`
       + ` Random configurations from PHO's box (log β/α, log γ/α uniform in [${LOG_RATIO_RANGE.join(', ')}], k ∈ {3, 5, 7, 9}, a = 0.5, normalized), after one warm-up evaluation.`,
     '',
     `Dense calibration pass (\`ProxyContext.build\`, once per search): ${r.buildSeconds.toFixed(1)} s.`,
     '',
-    '| Gini | evaluations | time / evaluation | evaluations / s | weights / s | scoring | selection | Gini | other |',
+    '| proxy computed | evaluations | time / evaluation | evaluations / s | weights / s | scoring | selection | proxy (Gini) | other |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
-    evaluationRow(`subsample (${GINI_SUBSAMPLE} positions per matrix)`, r.subsample, r.linearWeights),
-    evaluationRow('exact (sort of every pruned entry)', r.exact, r.linearWeights),
+    ...r.cases.map((c) => evaluationRow(c.label, c.timings, r.linearWeights)),
     '',
-    `Memory: the context caches every linear weight of all ${layers} layers in float32 plus the reference importance (float32) and statistics: ${MiB(r.cachedBytes)}`
+    `Memory: the context caches every linear weight of all ${layers} layers in float32 plus the reference importance (float32), its ascending order (uint32) and statistics: ${MiB(r.cachedBytes)}`
       + ` (the model's F16 weight file is ${MiB(weightFileBytes(modelDir))}). RSS after the dense pass ${MiB(r.rssAfterBuildBytes)}; peak RSS (child process) **${MiB(r.peakRssBytes)}**.`,
     '',
   ].join('\n');
