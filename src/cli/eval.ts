@@ -33,6 +33,7 @@ export async function evaluatePerplexityFile(
     if (seqlen > model.spec.maxPositionEmbeddings) {
       process.stderr.write(`crepe: warning: --seqlen ${seqlen} exceeds the model's context (${model.spec.maxPositionEmbeddings})\n`);
     }
+    model.checkAllFinite();
     const text = readEvalText(file);
     const tokens = TextTokenizer.load(modelDir).encode(text, { bos: true });
     const windows = windowCount(tokens.length, seqlen, opts.maxChunks);

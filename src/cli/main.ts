@@ -8,7 +8,11 @@ import { UserError } from '../util/errors.ts';
 const program = new Command()
   .name('crepe')
   .description('Post-training pruning of large language models (CRePE, PHO, Magnitude, Wanda, SparseGPT, RIA).')
-  .showHelpAfterError()
+  .configureOutput({
+    // Commander's own errors (unknown option, bad choice, missing argument) follow crepe's rule:
+    // one line naming the problem; `--help` shows the rest.
+    outputError: (message, write) => write(`crepe: ${message.replace(/^error: /, '').trimEnd()} (see --help)\n`),
+  })
   .exitOverride();
 
 const commands = ['convert', 'inspect', 'eval', 'prune', 'search'];

@@ -69,7 +69,7 @@ interface PruneCliOptions {
 export function settingsFromOptions(opts: PruneCliOptions, calibSha256: string, seqlen: number): PruneSettings {
   check((METHODS as readonly string[]).includes(opts.method), `--method "${opts.method}" is unknown; expected one of ${METHODS.join(', ')}`);
   check((opts.sparsity === undefined) !== (opts.pattern === undefined), 'give exactly one of --sparsity <s> (unstructured) or --pattern <n:m>');
-  const target: PruneTarget = opts.pattern !== undefined ? parsePattern(opts.pattern) : parsePattern(String(opts.sparsity));
+  const target: PruneTarget = opts.pattern !== undefined ? parsePattern(opts.pattern) : parsePattern(String(opts.sparsity), '--sparsity');
   check(!(opts.perRow && opts.perMatrix), '--per-row and --per-matrix exclude each other');
   const selection: Selection = opts.perRow ? 'per-row' : opts.perMatrix ? 'per-matrix' : defaultSelection(opts.method);
 

@@ -13,7 +13,7 @@ import { readEvalText } from '../data/text-sources.ts';
 import { parsePattern } from '../prune/mask.ts';
 import type { CrepeParams } from '../prune/scores/crepe.ts';
 import type { PruneSettings, PruneTarget, Selection } from '../prune/settings.ts';
-import { CREPE_CONFIG_FORMAT, type CrepeConfigFile } from '../search/crepe-config.ts';
+import { CREPE_CONFIG_FORMAT, loadCrepeConfig, type CrepeConfigFile } from '../search/crepe-config.ts';
 import { ProxyContext, PROXY_NAMES, type ProxyName, type ProxyOptions } from '../search/proxy.ts';
 import { DEFAULT_PROXY } from '../search/proxy-defaults.ts';
 import { runPho } from '../search/pho.ts';
@@ -36,7 +36,8 @@ interface SearchCliOptions {
   pattern?: string;
   perRow?: boolean;
   perMatrix?: boolean;
-  k: string;
+  k?: string;
+  config?: string;
   budget?: number;
   proxy?: ProxyName;
   proxySign?: '+1' | '-1';
@@ -90,7 +91,9 @@ export async function runSearch(modelDir: string, opts: SearchCliOptions): Promi
   const target = parseTarget(opts);
   check(!(opts.perRow && opts.perMatrix), '--per-row and --per-matrix exclude each other');
   const selection: Selection = opts.perRow ? 'per-row' : 'per-matrix';
-  const kSet = parseKSet(opts.k);
+  const start = opts.config ? loadCrepeConfig(opts.config) : undefined;
+  if (start) check(start.alpha > 0, `${opts.config}: "alpha" must be positive to start a search (the search runs over ratios to alpha)`);
+  const kSet = parseKSet(opts.k ?? (start ? String(start.k) : '1,3,5,7,9'));
   const giniSubsample = opts.giniSubsample === 'exact' ? null : positiveInt('--gini-subsample')(opts.giniSubsample);
   check(existsSync(opts.calib), `--calib ${opts.calib}: no such file`);
   check(!existsSync(path.resolve(opts.out)) || opts.overwrite, `${path.resolve(opts.out)} already exists; pass --overwrite to replace it`);
@@ -179,7 +182,7 @@ export async function runSearch(modelDir: string, opts: SearchCliOptions): Promi
       const budgetPerK = opts.budget ?? 60;
       const progress = createProgress(`PHO (${proxy}, sign ${sign > 0 ? '+' : '−'})`, budgetPerK * kSet.length);
       let evaluated = 0;
-      const result = runPho(context, { ...proxyOptions, kSet, budgetPerK, proxy, sign, space, sigma0: opts.sigma0 }, (c) =>
+      const result = runPho(context, { ...proxyOptions, kSet, budgetPerK, proxy, sign, space, sigma0: opts.sigma0, start }, (c) =>
         progress.update(++evaluated, `k=${c.k} ${proxy}=${c.proxies[proxy].toFixed(5)}`),
       );
       progress.done(`best k=${result.best.k} β=${result.best.params.beta.toPrecision(4)} γ=${result.best.params.gamma.toPrecision(4)}`);
@@ -225,7 +228,7 @@ export async function runSearch(modelDir: string, opts: SearchCliOptions): Promi
     const budgetPerK = opts.budget ?? 12;
     const progress = createProgress('hill climbing', budgetPerK * kSet.length);
     let trials = 0;
-    const result = await runHillClimb(trial, { kSet, space, budgetPerK, initialStep: 1, minStep: 0.25 }, (c) =>
+    const result = await runHillClimb(trial, { kSet, space, budgetPerK, initialStep: 1, minStep: 0.25, start }, (c) =>
       progress.update(++trials, `k=${c.k} PPL ${c.ppl.toFixed(3)}${c.accepted ? ' (accepted)' : ''}`),
     );
     progress.done(`best k=${result.best.k} PPL ${result.best.ppl.toFixed(3)}`);
@@ -257,7 +260,8 @@ export function register(program: Command): void {
     .option('--pattern <n:m>', 'N:M pattern, e.g. 2:4')
     .option('--per-row', 'per-row selection (default: one threshold per matrix)')
     .option('--per-matrix', 'one threshold per matrix (default)')
-    .option('--k <list>', 'window sizes to search', '1,3,5,7,9')
+    .option('--k <list>', 'window sizes to search (default 1,3,5,7,9, or the --config file\'s k)')
+    .option('--config <file>', 'start from this CRePE configuration (e.g. one found on another model) instead of the RIA point')
     .option('--budget <n>', 'per window size: proxy evaluations (pho, default 60) or real trials (hillclimb, default 12)', positiveInt('--budget'))
     .addOption(new Option('--proxy <name>', `PHO proxy (default ${DEFAULT_PROXY.name}, see RESULTS.md)`).choices([...PROXY_NAMES]))
     .addOption(new Option('--proxy-sign <sign>', '+1: minimise the proxy; -1: maximise it (default: the validated sign)').choices(['+1', '-1']))

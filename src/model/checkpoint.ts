@@ -83,6 +83,14 @@ export class ModelCheckpoint {
     checkFinite(name, data, this.dir);
   }
 
+  /**
+   * Reads every tensor once (one at a time) and refuses NaN or infinite values, so a long run
+   * stops before it starts rather than at the layer that holds them.
+   */
+  checkAllFinite(): void {
+    for (const name of this.weights.names()) checkFinite(name, this.weights.readF32(name), this.dir);
+  }
+
   close(): void {
     this.weights.close();
   }

@@ -13,7 +13,7 @@ import { writeSafetensors, SafetensorsStreamWriter, type TensorToWrite } from '.
 import { SafetensorsFile } from '../io/safetensors.ts';
 import { f32ToBf16, f32ToF16, bf16ToF32, f16ToF32 } from '../util/float16.ts';
 import { sha256Bytes, sha256File } from '../util/hash.ts';
-import { check } from '../util/errors.ts';
+import { UserError, check } from '../util/errors.ts';
 import type { Progress } from '../util/progress.ts';
 import { pruneLayers, validateAgainstModel, type LayerReport } from './layer-loop.ts';
 import type { PruneSettings, PruneTarget } from './settings.ts';
@@ -52,6 +52,7 @@ export async function runPrunePipeline(request: PipelineRequest): Promise<Pipeli
   try {
     const { spec } = model;
     validateAgainstModel(spec, settings);
+    model.checkAllFinite();
     const inputSha256 = hashWeightFiles(model);
     const settingsHash = sha256Bytes(JSON.stringify({ settings, inputSha256, windows: windowsDigest(windows) }));
     const { work, state } = WorkDir.open<LayerReport>(outDir, { resume: request.resume, overwrite: request.overwrite, settingsHash });
@@ -60,32 +61,39 @@ export async function runPrunePipeline(request: PipelineRequest): Promise<Pipeli
     if (state) progress?.log(`resuming at layer ${state.layersDone} of ${spec.numLayers}`);
 
     const prunable = new Set(LINEAR_NAMES.map((n) => `${n}.weight`));
-    await pruneLayers({
-      model,
-      settings,
-      windows,
-      engine: request.engine,
-      start: state
-        ? {
-            firstLayer: state.layersDone,
-            hidden: work.readActivations(windows.length, settings.calibration.seqlen * spec.hiddenSize),
-            layerTargets,
-          }
-        : undefined,
-      progress,
-      roundWeight: (layer, name, weight) => roundToStoredDtype(weight, model.weights.info(layerPrefix(layer) + name).dtype),
-      onTargets: async (targets, hidden) => {
-        layerTargets = targets;
-        await work.writeActivations(hidden);
-        await work.writeState({ settingsHash, layersDone: 0, layers: [], layerTargets });
-      },
-      onLayerDone: async (layer, weights, report, hidden) => {
-        await writeLayer(model, work.layerFile(layer), layer, weights, prunable);
-        await work.writeActivations(hidden);
-        layers.push(report);
-        await work.writeState({ settingsHash, layersDone: layer + 1, layers, layerTargets });
-      },
-    });
+    try {
+      await pruneLayers({
+        model,
+        settings,
+        windows,
+        engine: request.engine,
+        start: state
+          ? {
+              firstLayer: state.layersDone,
+              hidden: work.readActivations(windows.length, settings.calibration.seqlen * spec.hiddenSize),
+              layerTargets,
+            }
+          : undefined,
+        progress,
+        roundWeight: (layer, name, weight) => roundToStoredDtype(weight, model.weights.info(layerPrefix(layer) + name).dtype),
+        onTargets: async (targets, hidden) => {
+          layerTargets = targets;
+          await work.writeActivations(hidden);
+          await work.writeState({ settingsHash, layersDone: 0, layers: [], layerTargets });
+        },
+        onLayerDone: async (layer, weights, report, hidden) => {
+          await writeLayer(model, work.layerFile(layer), layer, weights, prunable);
+          await work.writeActivations(hidden);
+          layers.push(report);
+          await work.writeState({ settingsHash, layersDone: layer + 1, layers, layerTargets });
+        },
+      });
+    } catch (error) {
+      // A deliberate stop (bad data found mid-run) leaves nothing behind; a crash or a signal
+      // never reaches this point, and its work directory stays for --resume.
+      if (error instanceof UserError && !state) work.remove();
+      throw error;
+    }
 
     await assembleCheckpoint(model, work);
     copyModelFiles(request.modelDir, work.dir);

@@ -105,6 +105,11 @@ export class WorkDir<LayerEntry> {
     }
   }
 
+  /** Removes the whole work directory (a run that stopped on bad input keeps nothing). */
+  remove(): void {
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
   /** Removes the intermediate files once the final model is assembled. */
   clearIntermediates(layers: number): void {
     rmSync(this.path('activations.f32'), { force: true });

@@ -54,7 +54,7 @@ export function parseCrepeConfig(json: unknown, source: string): CrepeConfigFile
 }
 
 export function loadCrepeConfig(file: string): CrepeConfigFile {
-  if (!existsSync(file)) throw new UserError(`--config ${file}: no such file`);
+  if (!existsSync(file)) throw new UserError(`${file}: no such CRePE configuration file`);
   let json: unknown;
   try {
     json = JSON.parse(readFileSync(file, 'utf8'));

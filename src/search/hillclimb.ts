@@ -14,6 +14,8 @@ export interface HillClimbOptions {
   budgetPerK: number;
   initialStep: number;
   minStep: number;
+  /** Start from this configuration's point instead of the RIA-like default. */
+  start?: CrepeParams;
 }
 
 export interface HillClimbCandidate {
@@ -43,6 +45,9 @@ export async function runHillClimb(
   for (const k of opts.kSet) {
     const seen = new Map<string, number>();
     let trials = 0;
+    // Points are remembered by the configuration they map to: moves past the box's edge clip to
+    // an already measured configuration and are skipped.
+    const keyOf = (x: Float64Array): string => JSON.stringify(toParams(x, k, opts.space));
     const measure = async (x: Float64Array): Promise<HillClimbCandidate> => {
       const params = toParams(x, k, opts.space);
       const t = performance.now();
@@ -53,11 +58,11 @@ export async function runHillClimb(
       return candidate;
     };
 
-    let x = startPoint(opts.space);
+    let x = startPoint(opts.space, opts.start);
     let current = await measure(x);
     current.accepted = true;
     onCandidate?.(current);
-    seen.set(x.join(','), current.ppl);
+    seen.set(keyOf(x), current.ppl);
     let step = opts.initialStep;
     while (step >= opts.minStep && trials < opts.budgetPerK) {
       let moved = false;
@@ -65,7 +70,7 @@ export async function runHillClimb(
         for (const direction of [1, -1]) {
           const next = Float64Array.from(x);
           next[d] += direction * step;
-          const key = next.join(',');
+          const key = keyOf(next);
           if (seen.has(key) || trials >= opts.budgetPerK) continue;
           const candidate = await measure(next);
           seen.set(key, candidate.ppl);

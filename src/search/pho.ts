@@ -17,6 +17,8 @@ export interface PhoOptions extends ProxyOptions {
   sign: 1 | -1;
   space: SearchSpace;
   sigma0: number;
+  /** Start from this configuration's point instead of the RIA-like default. */
+  start?: CrepeParams;
 }
 
 export interface PhoCandidate {
@@ -42,7 +44,7 @@ export function runPho(context: ProxyContext, opts: PhoOptions, onCandidate?: (c
   const seconds = { total: 0, score: 0, select: 0, gini: 0 };
 
   for (const k of opts.kSet) {
-    const es = new CmaEs(startPoint(opts.space), opts.sigma0, { seed: opts.seed + k, maxEvaluations: opts.budgetPerK });
+    const es = new CmaEs(startPoint(opts.space, opts.start), opts.sigma0, { seed: opts.seed + k, maxEvaluations: opts.budgetPerK });
     let bestForK: PhoCandidate | null = null;
     while (es.shouldStop() === null) {
       const told = es.ask().map((x) => {

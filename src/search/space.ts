@@ -23,9 +23,16 @@ export function dimension(space: SearchSpace): number {
   return space.searchA ? 3 : 2;
 }
 
-/** The search's starting point: β = α (as RIA), γ = α, a = fixedA. */
-export function startPoint(space: SearchSpace): Float64Array {
-  return Float64Array.from(space.searchA ? [0, 0, space.fixedA] : [0, 0]);
+/**
+ * The search's starting point: by default β = α (as RIA), γ = α, a = fixedA; or the point of a
+ * given configuration (`crepe search --config`), whose α must be positive since the search runs
+ * over ratios to α.
+ */
+export function startPoint(space: SearchSpace, from?: CrepeParams): Float64Array {
+  if (!from) return Float64Array.from(space.searchA ? [0, 0, space.fixedA] : [0, 0]);
+  const logRatio = (value: number) => clip(value > 0 ? Math.log(value / from.alpha) : -Infinity, LOG_RATIO_RANGE);
+  const x = [logRatio(from.beta), logRatio(from.gamma)];
+  return Float64Array.from(space.searchA ? [...x, clip(from.a, EXPONENT_RANGE)] : x);
 }
 
 export function toParams(x: ArrayLike<number>, k: number, space: SearchSpace): CrepeParams {
