@@ -15,8 +15,9 @@
  * whole file); tensors are read one at a time by file offset. Every malformation is a UserError
  * naming the file.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { UserError } from '../util/errors.ts';
+import { openForReading, readBytesAt } from './read-at.ts';
 import { DTYPE_BYTES, decodeToF32, type DType } from './safetensors.ts';
 
 const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian u32
@@ -124,8 +125,7 @@ class HeaderCursor {
     let offset = this.position - this.windowStart;
     if (offset < 0 || offset + n > this.window.byteLength) {
       const size = Math.min(Math.max(n, HEADER_CHUNK_BYTES), this.remaining);
-      this.window = new Uint8Array(size);
-      readFullyAt(this.fd, this.window, this.position, this.filePath);
+      this.window = readBytesAt(this.fd, this.position, size, this.filePath);
       this.view = new DataView(this.window.buffer);
       this.windowStart = this.position;
       offset = 0;
@@ -164,15 +164,6 @@ class HeaderCursor {
     } catch {
       return this.fail(`${what} at byte ${this.position - n} is not valid UTF-8`);
     }
-  }
-}
-
-function readFullyAt(fd: number, target: Uint8Array, position: number, filePath: string): void {
-  let done = 0;
-  while (done < target.byteLength) {
-    const n = readSync(fd, target, done, target.byteLength - done, position + done);
-    if (n === 0) throw new UserError(`${filePath}: unexpected end of file at byte ${position + done} (truncated?)`);
-    done += n;
   }
 }
 
@@ -280,21 +271,10 @@ export class GgufFile {
 
   /** Opens `filePath` and validates its header and tensor ranges; reads no tensor data. */
   static open(filePath: string): GgufFile {
-    let fd: number;
-    try {
-      fd = openSync(filePath, 'r');
-    } catch (error) {
-      throw new UserError(`${filePath}: cannot open GGUF file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
-    }
-    try {
-      const stats = fstatSync(fd);
-      if (!stats.isFile()) throw new UserError(`${filePath}: not a regular file`);
-      const parsed = parseGguf(new HeaderCursor(fd, stats.size, filePath), filePath);
+    return openForReading(filePath, 'GGUF file', (fd, fileSize) => {
+      const parsed = parseGguf(new HeaderCursor(fd, fileSize, filePath), filePath);
       return new GgufFile(filePath, fd, parsed.version, parsed.metadata, parsed.tensors, parsed.alignment, parsed.dataStart);
-    } catch (error) {
-      closeSync(fd);
-      throw error;
-    }
+    });
   }
 
   info(name: string): GgufTensorInfo {
@@ -307,9 +287,7 @@ export class GgufFile {
   readRaw(name: string): Uint8Array {
     const info = this.info(name);
     if (this.fd < 0) throw new Error(`${this.path}: read after close`);
-    const bytes = new Uint8Array(info.byteLength);
-    readFullyAt(this.fd, bytes, info.byteOffset, this.path);
-    return bytes;
+    return readBytesAt(this.fd, info.byteOffset, info.byteLength, this.path);
   }
 
   /** The tensor widened to float32. */

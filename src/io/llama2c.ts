@@ -15,8 +15,9 @@
  * Tokenizer (`tokenizer.bin`, `tok512.bin`): int32 max_token_length, then per token
  *   float32 score · int32 byte length · bytes (UTF-8, spaces as ' ' rather than '▁').
  */
-import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, readFileSync } from 'node:fs';
 import { UserError } from '../util/errors.ts';
+import { openForReading, readBytesAt } from './read-at.ts';
 
 export interface Llama2cConfig {
   dim: number;
@@ -127,21 +128,10 @@ export class Llama2cCheckpoint {
   }
 
   static open(filePath: string): Llama2cCheckpoint {
-    let fd: number;
-    try {
-      fd = openSync(filePath, 'r');
-    } catch (error) {
-      throw new UserError(`${filePath}: cannot open llama2.c checkpoint (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
-    }
-    try {
-      const fileSize = fstatSync(fd).size;
-      const header = new Uint8Array(Math.min(HEADER_BYTES, fileSize));
-      readFullyAt(fd, header, 0, filePath);
+    return openForReading(filePath, 'llama2.c checkpoint', (fd, fileSize) => {
+      const header = readBytesAt(fd, 0, Math.min(HEADER_BYTES, fileSize), filePath);
       return new Llama2cCheckpoint(filePath, fd, parseLlama2cHeader(header, fileSize, filePath));
-    } catch (error) {
-      closeSync(fd);
-      throw error;
-    }
+    });
   }
 
   array(kind: string): Llama2cArray {
@@ -164,9 +154,7 @@ export class Llama2cCheckpoint {
       byteOffset += layer * byteLength;
     }
     if (this.fd < 0) throw new Error(`${this.path}: read after close`);
-    const bytes = new Uint8Array(byteLength);
-    readFullyAt(this.fd, bytes, byteOffset, this.path);
-    return bytes;
+    return readBytesAt(this.fd, byteOffset, byteLength, this.path);
   }
 
   readF32(kind: string, layer?: number): Float32Array {
@@ -228,13 +216,4 @@ export function readLlama2cTokenizer(filePath: string, vocabSize: number): Llama
     fail(`has ${bytes.byteLength - position} bytes after the model's ${vocabSize} tokens (wrong tokenizer for this model?)`);
   }
   return { maxTokenLength, pieces, scores };
-}
-
-function readFullyAt(fd: number, target: Uint8Array, position: number, filePath: string): void {
-  let done = 0;
-  while (done < target.byteLength) {
-    const n = readSync(fd, target, done, target.byteLength - done, position + done);
-    if (n === 0) throw new UserError(`${filePath}: unexpected end of file at byte ${position + done} (truncated?)`);
-    done += n;
-  }
 }

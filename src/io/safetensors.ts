@@ -10,10 +10,11 @@
  *
  * `Checkpoint` puts one file or a sharded set (`model.safetensors.index.json`) behind one API.
  */
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../util/errors.ts';
 import { bf16ToF32, f16ToF32 } from '../util/float16.ts';
+import { openForReading, readBytesAt } from './read-at.ts';
 
 /** Element types crepe reads and writes. */
 export type DType = 'F32' | 'F16' | 'BF16';
@@ -105,20 +106,6 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 
 function isNonNegativeInteger(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
-}
-
-/** Reads exactly `into.byteLength` bytes at `position`; a short read means the file shrank. */
-function readFully(fd: number, into: Uint8Array, position: number, file: string): void {
-  const maxChunk = 1 << 30; // readSync takes at most 2 GiB - 1 per call
-  let done = 0;
-  while (done < into.byteLength) {
-    const want = Math.min(maxChunk, into.byteLength - done);
-    const got = readSync(fd, into, done, want, position + done);
-    if (got === 0) {
-      throw new UserError(`${file}: unexpected end of file at byte ${position + done} (file truncated while open?)`);
-    }
-    done += got;
-  }
 }
 
 interface ParsedHeader {
@@ -249,21 +236,11 @@ export class SafetensorsFile {
 
   /** Opens `filePath` and validates its header; reads nothing else. */
   static open(filePath: string): SafetensorsFile {
-    let fd: number;
-    try {
-      fd = openSync(filePath, 'r');
-    } catch (error) {
-      throw new UserError(`${filePath}: cannot open safetensors file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
-    }
-    try {
-      const stats = fstatSync(fd);
-      if (!stats.isFile()) throw new UserError(`${filePath}: not a regular file`);
-      const fileSize = stats.size;
+    return openForReading(filePath, 'safetensors file', (fd, fileSize) => {
       if (fileSize < LENGTH_PREFIX_BYTES) {
         throw new UserError(`${filePath}: file is ${fileSize} bytes, too short for the 8-byte header length (truncated?)`);
       }
-      const prefix = new Uint8Array(LENGTH_PREFIX_BYTES);
-      readFully(fd, prefix, 0, filePath);
+      const prefix = readBytesAt(fd, 0, LENGTH_PREFIX_BYTES, filePath);
       const headerLength = new DataView(prefix.buffer).getBigUint64(0, true);
       if (headerLength > BigInt(MAX_HEADER_BYTES)) {
         throw new UserError(`${filePath}: header length ${headerLength} bytes exceeds the ${MAX_HEADER_BYTES}-byte limit (not a safetensors file?)`);
@@ -274,15 +251,11 @@ export class SafetensorsFile {
           `${filePath}: header length ${headerBytes} bytes runs past the end of the file (${fileSize} bytes; truncated?)`,
         );
       }
-      const header = new Uint8Array(headerBytes);
-      readFully(fd, header, LENGTH_PREFIX_BYTES, filePath);
+      const header = readBytesAt(fd, LENGTH_PREFIX_BYTES, headerBytes, filePath);
       const dataStart = LENGTH_PREFIX_BYTES + headerBytes;
       const { metadata, tensors } = parseHeader(header, dataStart, fileSize - dataStart, filePath);
       return new SafetensorsFile(filePath, fd, metadata, tensors);
-    } catch (error) {
-      closeSync(fd);
-      throw error;
-    }
+    });
   }
 
   info(name: string): TensorInfo {
@@ -295,9 +268,7 @@ export class SafetensorsFile {
   readRaw(name: string): Uint8Array {
     const info = this.info(name);
     if (this.fd < 0) throw new Error(`${this.path}: read after close`);
-    const bytes = new Uint8Array(info.byteLength);
-    readFully(this.fd, bytes, info.byteOffset, this.path);
-    return bytes;
+    return readBytesAt(this.fd, info.byteOffset, info.byteLength, this.path);
   }
 
   /** The tensor widened to float32. */

@@ -1,0 +1,48 @@
+/**
+ * Positional reads shared by the checkpoint readers (safetensors, GGUF, llama2.c): each opens its
+ * file once, validates the header, then reads byte ranges by offset.
+ */
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { UserError } from '../util/errors.ts';
+
+/** readSync takes at most 2 GiB - 1 bytes per call. */
+const MAX_READ_CHUNK = 1 << 30;
+
+/**
+ * Exactly `byteLength` bytes at `position`, in a fresh buffer. Readers check every range against
+ * the file size when opening, so a short read means the file shrank since.
+ */
+export function readBytesAt(fd: number, position: number, byteLength: number, filePath: string): Uint8Array<ArrayBuffer> {
+  const bytes = new Uint8Array(byteLength);
+  let done = 0;
+  while (done < byteLength) {
+    const got = readSync(fd, bytes, done, Math.min(MAX_READ_CHUNK, byteLength - done), position + done);
+    if (got === 0) {
+      throw new UserError(`${filePath}: unexpected end of file at byte ${position + done} (file truncated while open?)`);
+    }
+    done += got;
+  }
+  return bytes;
+}
+
+/**
+ * Opens `filePath` read-only and hands the descriptor and file size to `parse`, which returns the
+ * open reader; the descriptor is closed if `parse` throws. `kind` names the expected format in
+ * the cannot-open message ("GGUF file").
+ */
+export function openForReading<T>(filePath: string, kind: string, parse: (fd: number, fileSize: number) => T): T {
+  let fd: number;
+  try {
+    fd = openSync(filePath, 'r');
+  } catch (error) {
+    throw new UserError(`${filePath}: cannot open ${kind} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
+  try {
+    const stats = fstatSync(fd);
+    if (!stats.isFile()) throw new UserError(`${filePath}: not a regular file`);
+    return parse(fd, stats.size);
+  } catch (error) {
+    closeSync(fd);
+    throw error;
+  }
+}
