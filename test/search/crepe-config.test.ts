@@ -133,6 +133,6 @@ describe('loadCrepeConfig', () => {
 
   test('a missing file → UserError', () => {
     const file = path.join(dir, 'absent.json');
-    assert.throws(() => loadCrepeConfig(file), (error: unknown) => error instanceof UserError && /absent\.json: no such file/.test(error.message));
+    assert.throws(() => loadCrepeConfig(file), (error: unknown) => error instanceof UserError && /absent\.json: no such CRePE configuration file/.test(error.message));
   });
 });
