@@ -130,12 +130,21 @@ function crepeStudy(): void {
     const flags = SETTINGS[setting];
     validation(`validate-${setting}`, ['--validate', '32', ...flags, ...HELD_OUT]);
     search(`pho-${setting}`, ['--strategy', 'pho', ...flags, '--confirm', '5', ...HELD_OUT]);
-    search(`hillclimb-${setting}`, ['--strategy', 'hillclimb', ...flags, ...HELD_OUT]);
+    search(`hillclimb-${setting}`, ['--strategy', 'hillclimb', ...flags, '--budget', '40', ...HELD_OUT]);
     for (const seed of SEEDS) {
       const calib = calibration(seed);
       prune(`ria-${setting}-s${seed}`, ['--method', 'ria', ...flags, ...calib]);
       prune(`crepe-pho-${setting}-s${seed}`, ['--method', 'crepe', '--config', configPath(`pho-${setting}`), ...flags, ...calib]);
       prune(`crepe-hc-${setting}-s${seed}`, ['--method', 'crepe', '--config', configPath(`hillclimb-${setting}`), ...flags, ...calib]);
+    }
+  }
+}
+
+/** Transfer: the configuration PHO found at 50 % unstructured, applied unchanged to other settings. */
+function transfer(): void {
+  for (const setting of ['u60', '2:4']) {
+    for (const seed of SEEDS) {
+      prune(`crepe-transfer-${setting}-s${seed}`, ['--method', 'crepe', '--config', configPath('pho-u50'), ...SETTINGS[setting], ...calibration(seed)]);
     }
   }
 }
@@ -166,11 +175,12 @@ function combos(): void {
 
 function main(): void {
   const onlyIndex = process.argv.indexOf('--only');
-  const only = onlyIndex > 0 ? process.argv[onlyIndex + 1].split(',') : ['baselines', 'crepe', 'combos'];
+  const only = onlyIndex > 0 ? process.argv[onlyIndex + 1].split(',') : ['baselines', 'crepe', 'transfer', 'combos'];
   for (const dir of [runsDir, configsDir, work]) mkdirSync(dir, { recursive: true });
   if (!existsSync(path.join(model, 'model.safetensors'))) crepeRun(['convert', DATA.bin, '--tokenizer', DATA.tok, '--out', model, '--overwrite']);
   if (only.includes('baselines')) baselines();
   if (only.includes('crepe')) crepeStudy();
+  if (only.includes('transfer')) transfer();
   if (only.includes('combos')) combos();
 }
 

@@ -84,6 +84,12 @@ function crepeSection(): string {
     const seeds = [0, 1, 2];
     lines.push(`| ${SETTING_LABEL[setting]} | ${cell(seedStats(seeds.map((s) => `ria-${setting}-s${s}`)))} | ${cell(seedStats(seeds.map((s) => `crepe-pho-${setting}-s${s}`)))} | ${cell(seedStats(seeds.map((s) => `crepe-hc-${setting}-s${s}`)))} |`);
   }
+  lines.push('', 'Transfer: the configuration found at 50 % (PHO), applied unchanged at other settings:', '',
+    '| setting | RIA | CRePE (50 % config, transferred) | CRePE (own PHO config) |', '|---|---|---|---|');
+  for (const setting of ['u60', '2:4']) {
+    const seeds = [0, 1, 2];
+    lines.push(`| ${SETTING_LABEL[setting]} | ${cell(seedStats(seeds.map((s) => `ria-${setting}-s${s}`)))} | ${cell(seedStats(seeds.map((s) => `crepe-transfer-${setting}-s${s}`)))} | ${cell(seedStats(seeds.map((s) => `crepe-pho-${setting}-s${s}`)))} |`);
+  }
   lines.push('', '### Searched configurations and search cost', '',
     '| setting | strategy | k | β/α | γ/α | a | wall time (s) |', '|---|---|---|---|---|---|---|');
   const ratios: string[] = [];

@@ -7,25 +7,15 @@ import { ATTENTION_CHUNK } from '../../src/engine/block-graph.ts';
 import { ropeTables } from '../../src/model/rope.ts';
 import { inputGroupWidth, type LinearInputGroup, type ModelSpec } from '../../src/model/spec.ts';
 import { TINYLLAMA_SHAPE } from '../../bench/engine.ts';
-import { randomModel, seededUniform, smallSpec } from '../helpers/random-model.ts';
+import { randomModel, smallSpec } from '../helpers/random-model.ts';
+import { seededRandom } from '../helpers/random.ts';
+import { relativeError } from '../helpers/relative-error.ts';
 
 const GROUPS: LinearInputGroup[] = ['qkv', 'o', 'gateup', 'down'];
 
 function randomSequences(count: number, size: number, seed: number): Float32Array[] {
-  const uniform = seededUniform(seed);
+  const uniform = seededRandom(seed);
   return Array.from({ length: count }, () => Float32Array.from({ length: size }, () => 2 * uniform() - 1));
-}
-
-/** max |a−b| / max |b|. */
-function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  assert.equal(actual.length, expected.length);
-  let maxDiff = 0;
-  let maxRef = 0;
-  for (let i = 0; i < expected.length; i++) {
-    maxDiff = Math.max(maxDiff, Math.abs(actual[i] - expected[i]));
-    maxRef = Math.max(maxRef, Math.abs(expected[i]));
-  }
-  return maxDiff / maxRef;
 }
 
 // seqLen 70 > one attention chunk: each sequence of the batch runs two chunks, and a leak of
@@ -97,7 +87,7 @@ test('head NLL of B sequences at once equals B single-sequence NLLs', async () =
   const seqLen = 13;
   const B = 4;
   const model = randomModel(spec, 31);
-  const uniform = seededUniform(32);
+  const uniform = seededRandom(32);
   const hidden = randomSequences(B, seqLen * spec.hiddenSize, 33);
   const targets = Int32Array.from({ length: B * seqLen }, () => Math.floor(uniform() * spec.vocabSize));
   const head = await HeadEngine.create(spec, seqLen, { device: 'cpu', threads: 1 });

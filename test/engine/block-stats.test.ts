@@ -4,21 +4,11 @@ import { BlockEngine } from '../../src/engine/block-engine.ts';
 import { ropeTables } from '../../src/model/rope.ts';
 import { referenceBlock } from '../../src/model/reference-forward.ts';
 import { inputGroupWidth, type LinearInputGroup } from '../../src/model/spec.ts';
-import { randomModel, seededUniform, smallSpec } from '../helpers/random-model.ts';
+import { randomModel, smallSpec } from '../helpers/random-model.ts';
+import { seededRandom } from '../helpers/random.ts';
+import { relativeError } from '../helpers/relative-error.ts';
 
 const GROUPS: LinearInputGroup[] = ['qkv', 'o', 'gateup', 'down'];
-
-/** max |a−b| / max |b|: a relative error that is meaningful for vectors with entries near zero. */
-function relativeError(actual: Float32Array, expected: Float64Array): number {
-  assert.equal(actual.length, expected.length);
-  let maxDiff = 0;
-  let maxRef = 0;
-  for (let i = 0; i < expected.length; i++) {
-    maxDiff = Math.max(maxDiff, Math.abs(actual[i] - expected[i]));
-    maxRef = Math.max(maxRef, Math.abs(expected[i]));
-  }
-  return maxDiff / maxRef;
-}
 
 // qwen3 has q·heads = 96 ≠ hidden 64, so the 'o' group's width differs from 'qkv''s.
 for (const family of ['llama', 'qwen3'] as const) {
@@ -26,7 +16,7 @@ for (const family of ['llama', 'qwen3'] as const) {
     const spec = smallSpec(family);
     const seqLen = 19;
     const model = randomModel(spec, 5);
-    const uniform = seededUniform(8);
+    const uniform = seededRandom(8);
     const hidden = Float32Array.from({ length: seqLen * spec.hiddenSize }, () => 2 * uniform() - 1);
     const engine = await BlockEngine.create(spec, seqLen, { device: 'cpu', threads: 1, stats: 'full' });
     const { hidden: out, stats } = await engine.run(hidden, model.readBlock(0), ropeTables(spec, seqLen));

@@ -2,10 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { forwardLogits, embed } from '../../src/engine/forward.ts';
 import { referenceLogits } from '../../src/model/reference-forward.ts';
-import { randomModel, seededUniform, SMALL_SPEC_VARIANTS } from '../helpers/random-model.ts';
+import { randomModel, SMALL_SPEC_VARIANTS } from '../helpers/random-model.ts';
+import { seededRandom } from '../helpers/random.ts';
 
 function randomTokens(n: number, vocab: number, seed: number): Int32Array {
-  const uniform = seededUniform(seed);
+  const uniform = seededRandom(seed);
   return Int32Array.from({ length: n }, () => Math.floor(uniform() * vocab));
 }
 

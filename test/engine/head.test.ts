@@ -2,13 +2,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { HeadEngine } from '../../src/engine/head-engine.ts';
 import { referenceHeadLogits } from '../../src/model/reference-forward.ts';
-import { randomModel, seededUniform, smallSpec } from '../helpers/random-model.ts';
+import { randomModel, smallSpec } from '../helpers/random-model.ts';
+import { seededRandom } from '../helpers/random.ts';
 
 test('head NLL equals −log softmax(reference logits)[target]; logits match the reference', async () => {
   const spec = smallSpec('llama');
   const seqLen = 11;
   const model = randomModel(spec, 21);
-  const uniform = seededUniform(4);
+  const uniform = seededRandom(4);
   const hidden = Float32Array.from({ length: seqLen * spec.hiddenSize }, () => 4 * uniform() - 2);
   const targets = Int32Array.from({ length: seqLen }, () => Math.floor(uniform() * spec.vocabSize));
   targets[0] = 0;

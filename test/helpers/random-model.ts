@@ -7,6 +7,7 @@ import {
   blockTensorNames, blockTensorShape,
   type BlockWeights, type Family, type ModelSpec,
 } from '../../src/model/spec.ts';
+import { seededRandom } from './random.ts';
 
 export interface RandomModel {
   spec: ModelSpec;
@@ -14,18 +15,6 @@ export interface RandomModel {
   readEmbedding(): Float32Array;
   readFinalNorm(): Float32Array;
   readLmHead(): Float32Array;
-}
-
-/** A deterministic uniform generator on [0, 1) (mulberry32). */
-export function seededUniform(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Values uniform with mean `mean` and standard deviation `std`. */
@@ -37,7 +26,7 @@ function uniformArray(n: number, mean: number, std: number, uniform: () => numbe
 }
 
 export function randomModel(spec: ModelSpec, seed: number): RandomModel {
-  const uniform = seededUniform(seed);
+  const uniform = seededRandom(seed);
   const h = spec.hiddenSize;
   const blocks: BlockWeights[] = [];
   for (let layer = 0; layer < spec.numLayers; layer++) {

@@ -1,4 +1,6 @@
-/** Seeded uniform and Gaussian numbers for the pruning tests (mulberry32). */
+/** Seeded numbers for tests, so failures reproduce. */
+
+/** A deterministic uniform generator on [0, 1) (mulberry32). */
 export function seededRandom(seed: number): () => number {
   let state = seed >>> 0;
   return () => {
@@ -10,6 +12,7 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
+/** One standard-normal value from two uniforms (Box–Muller). */
 export function randomNormal(random: () => number): number {
   const u = 1 - random();
   return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * random());

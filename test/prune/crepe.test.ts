@@ -4,7 +4,7 @@ import { nmMask, perMatrixMask, perRowMask } from '../../src/prune/mask.ts';
 import { crepeScores, forEachWindowSumRow, resolveCrepeParams, type CrepeParams } from '../../src/prune/scores/crepe.ts';
 import { riaScores } from '../../src/prune/scores/ria.ts';
 import { UserError } from '../../src/util/errors.ts';
-import { randomMatrix, randomSqNorms } from './random.ts';
+import { randomMatrix, randomSqNorms } from '../helpers/random.ts';
 
 // A 3×4 matrix with A = |W| = 1…12.
 const W34 = Float32Array.from([1, -2, 3, -4, 5, 6, -7, 8, 9, -10, 11, 12]);

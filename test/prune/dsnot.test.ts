@@ -2,24 +2,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { dsnot, type DsnotStats } from '../../src/prune/dsnot.ts';
 import { nmMask, perRowMask } from '../../src/prune/mask.ts';
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { randomNormal, seededRandom } from '../helpers/random.ts';
 
 const ones = (n: number) => new Float32Array(n).fill(1);
 const prunedColumns = (mask: Uint8Array) => [...mask].flatMap((v, j) => (v ? [j] : []));
 
 function randomLayer(dOut: number, dIn: number, seed: number) {
-  const next = rng(seed);
-  const gauss = () => Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next());
+  const next = seededRandom(seed);
+  const gauss = () => randomNormal(next);
   const weights = new Float32Array(dOut * dIn).map(() => gauss());
   const stats: DsnotStats = {
     sqNorm: new Float32Array(dIn).map(() => 0.1 + 4 * next()),

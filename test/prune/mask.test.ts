@@ -13,7 +13,7 @@ import {
   validateSparsity,
 } from '../../src/prune/mask.ts';
 import { UserError } from '../../src/util/errors.ts';
-import { randomMatrix } from './random.ts';
+import { randomMatrix } from '../helpers/random.ts';
 
 const f32 = (values: number[]): Float32Array => Float32Array.from(values);
 const u8 = (values: number[]): Uint8Array => Uint8Array.from(values);

@@ -9,21 +9,11 @@ import {
 } from '../../src/prune/permute.ts';
 import { nmMask } from '../../src/prune/mask.ts';
 import { UserError } from '../../src/util/errors.ts';
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../helpers/random.ts';
 
 /** Heavy-tailed positive scores, like |W|·‖X‖ with a few strong channels. */
 function randomScores(dOut: number, dIn: number, seed: number): Float32Array {
-  const next = rng(seed);
+  const next = seededRandom(seed);
   const channelScale = Array.from({ length: dIn }, () => Math.exp(2 * next()));
   const s = new Float32Array(dOut * dIn);
   for (let i = 0; i < dOut; i++) for (let j = 0; j < dIn; j++) s[i * dIn + j] = next() * channelScale[j];

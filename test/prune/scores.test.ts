@@ -7,7 +7,7 @@ import { magnitudeScores } from '../../src/prune/scores/magnitude.ts';
 import { riaScores } from '../../src/prune/scores/ria.ts';
 import { wandaScores } from '../../src/prune/scores/wanda.ts';
 import { UserError } from '../../src/util/errors.ts';
-import { randomMatrix, randomSqNorms } from './random.ts';
+import { randomMatrix, randomSqNorms } from '../helpers/random.ts';
 
 // W = [[1, -2, 3], [-4, 0, 6]], s = [4, 1, 9] → ‖X_j‖ ∝ sqrt(s) = [2, 1, 3].
 // Column sums of |W|: C = [5, 2, 9]; row sums: R = [6, 10].

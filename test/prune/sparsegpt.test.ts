@@ -4,7 +4,7 @@ import { satisfiesNM } from '../../src/prune/mask.ts';
 import { sparsegpt, sparsegptFixedMask } from '../../src/prune/sparsegpt.ts';
 import { NotPositiveDefiniteError, choleskyInverseUpper, choleskyLowerInPlace } from '../../src/util/cholesky.ts';
 import { UserError } from '../../src/util/errors.ts';
-import { randomMatrix, randomNormal, seededRandom } from './random.ts';
+import { randomMatrix, randomNormal, seededRandom } from '../helpers/random.ts';
 
 const D_OUT = 6;
 const D_IN = 16;

@@ -1,18 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { assignmentTotal, linearSumAssignment } from '../../src/util/assignment.ts';
-
-/** Deterministic generator (mulberry32) so failures reproduce. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../helpers/random.ts';
 
 /** Best total over all n! permutations (Heap's algorithm). */
 function bruteForceBest(cost: Float64Array, n: number, maximize: boolean): number {
@@ -47,7 +36,7 @@ function assertIsPermutation(columnOfRow: Int32Array, n: number): void {
 
 for (const maximize of [false, true]) {
   test(`200 random 6×6 cases equal brute force (${maximize ? 'maximise' : 'minimise'})`, () => {
-    const next = rng(maximize ? 11 : 7);
+    const next = seededRandom(maximize ? 11 : 7);
     const n = 6;
     for (let trial = 0; trial < 200; trial++) {
       const cost = new Float64Array(n * n);
@@ -62,7 +51,7 @@ for (const maximize of [false, true]) {
 }
 
 test('integer costs with many ties reach the brute-force optimum', () => {
-  const next = rng(3);
+  const next = seededRandom(3);
   for (const n of [2, 3, 4, 5, 6, 7]) {
     for (let trial = 0; trial < 40; trial++) {
       const cost = new Float64Array(n * n);

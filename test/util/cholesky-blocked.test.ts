@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { NotPositiveDefiniteError, choleskyInverseUpper, choleskyInverseUpperBlocked } from '../../src/util/cholesky.ts';
-import { randomNormal, seededRandom } from '../prune/random.ts';
+import { randomNormal, seededRandom } from '../helpers/random.ts';
+import { relativeError } from '../helpers/relative-error.ts';
 
 /**
  * A Hessian like SparseGPT's: the gram of correlated activations (a shared low-rank part plus
@@ -29,17 +30,6 @@ function correlatedHessian(d: number, tokens: number, seed: number): Float64Arra
   for (let i = 0; i < d; i++) diagonalSum += H[i * d + i];
   for (let i = 0; i < d; i++) H[i * d + i] += (0.01 * diagonalSum) / d;
   return H;
-}
-
-/** max |a − b| / max |b|. */
-function relativeError(a: Float64Array, b: Float64Array): number {
-  let worst = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    worst = Math.max(worst, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return worst / scale;
 }
 
 const D = 300; // panels of 64: four full panels and a partial one

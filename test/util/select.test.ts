@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { kthSmallest, kthSmallestInRange } from '../../src/util/select.ts';
-import { randomMatrix, seededRandom } from '../prune/random.ts';
+import { randomMatrix, seededRandom } from '../helpers/random.ts';
 
 function sortedCopy(values: Float32Array): Float32Array {
   return Float32Array.from(values).sort();
