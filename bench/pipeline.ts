@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { runPrunePipeline, workDirFor } from '../src/prune/pipeline.ts';
-import type { PruneSettings } from '../src/prune/settings.ts';
+import { pruneSettings, type PruneSettings } from '../src/prune/settings.ts';
 import { LINEAR_NAMES, linearShape, type ModelSpec } from '../src/model/spec.ts';
 import { readModelConfig } from '../src/model/config.ts';
 import { argValue, peakRssBytes, runBenchChild, sendChildResult } from './child-process.ts';
@@ -39,20 +39,12 @@ interface PipelineTimings {
 }
 
 function settingsFor(method: Method, nsamples: number, seqlen: number): PruneSettings {
-  return {
+  return pruneSettings({
     method,
     target: { kind: 'unstructured', sparsity: 0.5 },
     selection: 'per-matrix',
-    riaA: 0.5,
-    crepe: null,
     calibration: { file: '(random token ids)', sha256: '', nsamples, seqlen, seed: 0 },
-    trueSequential: false,
-    sparsegpt: { blockSize: 128, percdamp: 0.01 },
-    reconstruct: false,
-    owl: null,
-    dsnot: null,
-    permute: null,
-  };
+  });
 }
 
 /** The child's work: one pruning run, timed. */

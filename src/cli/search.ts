@@ -12,7 +12,7 @@ import { sampleCalibrationFile } from '../data/calibration.ts';
 import { readEvalText } from '../data/text-sources.ts';
 import { parsePattern } from '../prune/mask.ts';
 import type { CrepeParams } from '../prune/scores/crepe.ts';
-import type { PruneSettings, PruneTarget, Selection } from '../prune/settings.ts';
+import { pruneSettings, type PruneSettings, type PruneTarget, type Selection } from '../prune/settings.ts';
 import { CREPE_CONFIG_FORMAT, loadCrepeConfig, type CrepeConfigFile } from '../search/crepe-config.ts';
 import { ProxyContext, PROXY_NAMES, type ProxyName, type ProxyOptions } from '../search/proxy.ts';
 import { DEFAULT_PROXY } from '../search/proxy-defaults.ts';
@@ -113,19 +113,12 @@ export async function runSearch(modelDir: string, opts: SearchCliOptions): Promi
     const proxy = opts.proxy ?? DEFAULT_PROXY.name;
     const sign: 1 | -1 = opts.proxySign ? (opts.proxySign === '-1' ? -1 : 1) : opts.proxy && opts.proxy !== DEFAULT_PROXY.name ? 1 : DEFAULT_PROXY.sign;
 
-    const settingsFor = (params: CrepeParams): PruneSettings => ({
+    const settingsFor = (params: CrepeParams): PruneSettings => pruneSettings({
       method: 'crepe',
       target,
       selection,
-      riaA: 0.5,
       crepe: params,
       calibration: { file: path.resolve(opts.calib), sha256: '', nsamples: opts.nsamples, seqlen, seed: opts.seed },
-      trueSequential: false,
-      sparsegpt: { blockSize: 128, percdamp: 0.01 },
-      reconstruct: false,
-      owl: null,
-      dsnot: null,
-      permute: null,
     });
     // output-error needs every layer's XᵀX; affordable for small models only.
     const gramsFit = ProxyContext.gramBytes(spec) <= GRAM_BUDGET_BYTES;
