@@ -30,6 +30,11 @@ function rowsOf(data: Float32Array, cols: number): number[][] {
   return Array.from({ length: data.length / cols }, (_, r) => Array.from(data.subarray(r * cols, (r + 1) * cols)));
 }
 
+/** A tensor copied unchanged: its stored bytes equal the source tensor's. */
+function assertSameBytes(out: SafetensorsFile, name: string, source: SafetensorsFile | GgufFile, sourceName = name): void {
+  assert.ok(Buffer.from(out.readRaw(name)).equals(source.readRaw(sourceName)), `${name} differs from ${sourceName}`);
+}
+
 describe('rotary row permutation (interleaved → rotate_half)', () => {
   it('moves rows (2i, 2i+1) of a head to (i, i + headDim/2): one head of 4 rows', () => {
     const rows = [[1, 2], [3, 4], [5, 6], [7, 8]]; // r0 r1 r2 r3
@@ -101,7 +106,7 @@ describe('converting stories260K (GGUF v1 and llama2.c .bin)', () => {
       for (const name of a.tensors.keys()) {
         assert.equal(a.info(name).dtype, 'F32');
         assert.deepEqual(a.info(name).shape, b.info(name).shape);
-        assert.ok(Buffer.from(a.readRaw(name)).equals(b.readRaw(name)), name);
+        assertSameBytes(a, name, b);
       }
     } finally {
       a.close();
@@ -128,9 +133,9 @@ describe('converting stories260K (GGUF v1 and llama2.c .bin)', () => {
           }
         }
       }
-      assert.ok(Buffer.from(out.readRaw('model.layers.2.self_attn.v_proj.weight')).equals(gguf.readRaw('blk.2.attn_v.weight')));
-      assert.ok(Buffer.from(out.readRaw('model.layers.4.mlp.up_proj.weight')).equals(gguf.readRaw('blk.4.ffn_up.weight')));
-      assert.ok(Buffer.from(out.readRaw('model.norm.weight')).equals(gguf.readRaw('output_norm.weight')));
+      assertSameBytes(out, 'model.layers.2.self_attn.v_proj.weight', gguf, 'blk.2.attn_v.weight');
+      assertSameBytes(out, 'model.layers.4.mlp.up_proj.weight', gguf, 'blk.4.ffn_up.weight');
+      assertSameBytes(out, 'model.norm.weight', gguf, 'output_norm.weight');
     } finally {
       gguf.close();
       out.close();
@@ -253,10 +258,10 @@ describe('converter errors and other GGUF shapes', () => {
       assert.equal(st.info('model.layers.1.mlp.down_proj.weight').dtype, 'F16');
       assert.deepEqual(st.info('model.layers.1.mlp.down_proj.weight').shape, [4, 6]);
       assert.equal(st.info('model.layers.0.input_layernorm.weight').dtype, 'F32');
-      assert.ok(Buffer.from(st.readRaw('lm_head.weight')).equals(gguf.readRaw('output.weight')));
-      assert.ok(Buffer.from(st.readRaw('model.layers.1.mlp.down_proj.weight')).equals(gguf.readRaw('blk.1.ffn_down.weight')));
+      assertSameBytes(st, 'lm_head.weight', gguf, 'output.weight');
+      assertSameBytes(st, 'model.layers.1.mlp.down_proj.weight', gguf, 'blk.1.ffn_down.weight');
       // headDim 2: the rotary permutation is the identity.
-      assert.ok(Buffer.from(st.readRaw('model.layers.0.self_attn.q_proj.weight')).equals(gguf.readRaw('blk.0.attn_q.weight')));
+      assertSameBytes(st, 'model.layers.0.self_attn.q_proj.weight', gguf, 'blk.0.attn_q.weight');
     } finally {
       gguf.close();
       st.close();
