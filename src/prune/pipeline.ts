@@ -11,7 +11,7 @@ import { LINEAR_NAMES, blockTensorNames, layerPrefix, type BlockWeights } from '
 import type { EngineOptions } from '../engine/session.ts';
 import { writeSafetensors, SafetensorsStreamWriter, type TensorToWrite } from '../io/safetensors-writer.ts';
 import { SafetensorsFile } from '../io/safetensors.ts';
-import { f32ToBf16, f32ToF16, bf16ToF32, f16ToF32 } from '../util/float16.ts';
+import { roundThroughHalfInPlace } from '../util/float16.ts';
 import { sha256Bytes, sha256File } from '../util/hash.ts';
 import { UserError, check } from '../util/errors.ts';
 import type { Progress } from '../util/progress.ts';
@@ -141,8 +141,7 @@ export const workDirFor = (outDir: string): string => WorkDir.pathFor(outDir);
 
 /** The pruned model computes with weights as stored: round f32 results to f16/bf16 when the checkpoint is. */
 function roundToStoredDtype(weight: Float32Array, dtype: string): Float32Array {
-  if (dtype === 'F16') return f16ToF32(f32ToF16(weight));
-  if (dtype === 'BF16') return bf16ToF32(f32ToBf16(weight));
+  if (dtype === 'F16' || dtype === 'BF16') roundThroughHalfInPlace(weight, dtype);
   return weight;
 }
 

@@ -27,6 +27,7 @@ import { nmMask, perMatrixMask, perRowMask } from '../prune/mask.ts';
 import type { PruneTarget, Selection } from '../prune/settings.ts';
 import type { Progress } from '../util/progress.ts';
 import { gini, subsampleIndices } from './gini.ts';
+import { argsortNonNegative } from '../util/argsort.ts';
 
 export const PROXY_NAMES = ['gini-own', 'gini-ref', 'pruned-mass', 'column-gini', 'output-error'] as const;
 export type ProxyName = (typeof PROXY_NAMES)[number];
@@ -111,7 +112,7 @@ export class ProxyContext {
           const reference = wandaScores(weight, dOut, dIn, groupStats.sqNorm);
           let referenceTotal = 0;
           for (let i = 0; i < reference.length; i++) referenceTotal += reference[i];
-          const referenceOrder = ascendingOrder(reference);
+          const referenceOrder = argsortNonNegative(reference);
           const gram = withGram ? groupStats.gram : null;
           const outputEnergy = gram ? quadraticForm(weight, null, gram, dOut, dIn) : Number.NaN;
           linears.push({ layer, name, dOut, dIn, weight, sqNorm: groupStats.sqNorm, reference, referenceTotal, gram, outputEnergy, referenceOrder });
@@ -235,9 +236,3 @@ function quadraticForm(weight: Float32Array, mask: Uint8Array | null, gram: Floa
   return total;
 }
 
-/** Positions of `values` in ascending order. */
-function ascendingOrder(values: Float32Array): Uint32Array {
-  const order = new Uint32Array(values.length);
-  for (let i = 0; i < order.length; i++) order[i] = i;
-  return order.sort((a, b) => values[a] - values[b] || a - b);
-}

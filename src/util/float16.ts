@@ -112,3 +112,15 @@ export function f32ToBf16(x: Float32Array): Uint16Array {
   }
   return out;
 }
+
+/**
+ * Rounds float32 values to the nearest f16 (or bf16) value in place, chunk by chunk: what a
+ * weight becomes once stored in a half-precision checkpoint, without a model-sized temporary.
+ */
+export function roundThroughHalfInPlace(x: Float32Array, dtype: 'F16' | 'BF16'): void {
+  const chunk = 1 << 16;
+  for (let start = 0; start < x.length; start += chunk) {
+    const part = x.subarray(start, Math.min(start + chunk, x.length));
+    part.set(dtype === 'F16' ? f16ToF32(f32ToF16(part)) : bf16ToF32(f32ToBf16(part)));
+  }
+}
