@@ -67,7 +67,7 @@ function cached<T>(id: string, produce: () => T): T {
 
 export function prune(id: string, args: string[]): RunSummary {
   return cached(id, () => {
-    const out = path.join(work, 'pruned');
+    const out = path.join(work, `pruned-${id.replace(/[^\w.+-]/g, '_')}`);
     const full = ['prune', model, ...args, '--out', out, '--overwrite', ...EVAL, '--json'];
     process.stderr.write(`[${id}] ${display(full)}\n`);
     const { stdout, seconds } = crepeRun(full);
@@ -116,7 +116,8 @@ function validation(id: string, args: string[]): SearchSummary {
 }
 
 const HELD_OUT = ['--heldout', DATA.ptbValid, '--heldout-max-chunks', '200'];
-const configPath = (id: string) => path.join(configsDir, `${id.replace(/[^\w.+-]/g, '_')}.json`);
+const fileId = (id: string): string => id.replace(/[^\w.+-]/g, '_');
+const configPath = (id: string) => path.join(configsDir, `${fileId(id)}.json`);
 
 function baselines(): void {
   denseRun();
@@ -129,7 +130,7 @@ function crepeStudy(): void {
   for (const setting of ['u50', 'u60', '2:4']) {
     const flags = SETTINGS[setting];
     validation(`validate-${setting}`, ['--validate', '32', ...flags, ...HELD_OUT]);
-    search(`pho-${setting}`, ['--strategy', 'pho', ...flags, '--confirm', '5', ...HELD_OUT]);
+    search(`pho-${setting}`, ['--strategy', 'pho', ...flags, '--proxy-from', path.join(root, 'results/validation', `validate-${fileId(setting)}`, 'validation.json'), '--confirm', '5', ...HELD_OUT]);
     search(`hillclimb-${setting}`, ['--strategy', 'hillclimb', ...flags, '--budget', '40', ...HELD_OUT]);
     for (const seed of SEEDS) {
       const calib = calibration(seed);
@@ -149,7 +150,7 @@ function transfer(): void {
   }
 }
 
-function combos(): void {
+function combos(methods: string[]): void {
   for (const setting of ['u50', 'u60', '2:4']) {
     const flags = SETTINGS[setting];
     const techniques: Record<string, string[]> = {
@@ -160,7 +161,7 @@ function combos(): void {
       'permute-realloc': setting === '2:4' ? ['--permute', 'reallocation'] : [],
       'permute-lsa': setting === '2:4' ? ['--permute', 'lsa'] : [],
     };
-    for (const method of ['wanda', 'ria', 'crepe']) {
+    for (const method of methods) {
       const methodFlags = method === 'crepe' ? ['--method', 'crepe', '--config', configPath(`pho-${setting}`)] : ['--method', method];
       for (const [technique, extra] of Object.entries(techniques)) {
         if (technique !== 'alone' && extra.length === 0) continue;
@@ -181,7 +182,8 @@ function main(): void {
   if (only.includes('baselines')) baselines();
   if (only.includes('crepe')) crepeStudy();
   if (only.includes('transfer')) transfer();
-  if (only.includes('combos')) combos();
+  const methodsIndex = process.argv.indexOf('--combo-methods');
+  if (only.includes('combos')) combos(methodsIndex > 0 ? process.argv[methodsIndex + 1].split(',') : ['wanda', 'ria', 'crepe']);
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) main();

@@ -4,7 +4,7 @@
  * `--validate N` to measure how well each proxy tracks real perplexity.
  */
 import { Option, type Command } from 'commander';
-import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
 import { TextTokenizer } from '../model/tokenizer.ts';
@@ -24,7 +24,7 @@ import type { SearchSpace } from '../search/space.ts';
 import { scatterSvg } from '../util/svg-scatter.ts';
 import { sha256File } from '../util/hash.ts';
 import { createProgress } from '../util/progress.ts';
-import { check } from '../util/errors.ts';
+import { UserError, check } from '../util/errors.ts';
 import type { EngineOptions } from '../engine/session.ts';
 import { engineOptionList, engineOptionsFrom, finiteNumber, nonNegativeInt, positiveInt, printJson } from './options.ts';
 
@@ -41,6 +41,7 @@ interface SearchCliOptions {
   budget?: number;
   proxy?: ProxyName;
   proxySign?: '+1' | '-1';
+  proxyFrom?: string;
   giniSubsample: string;
   searchA?: boolean;
   a: number;
@@ -58,6 +59,24 @@ interface SearchCliOptions {
   json?: boolean;
   device: string;
   threads?: number;
+}
+
+/**
+ * The proxy a validation run found most informative (largest |Spearman ρ| with held-out PPL) and
+ * the sign to use it with: the measurement decides, as the issue asks.
+ */
+function proxyFromValidation(file: string): { proxy: ProxyName; sign: 1 | -1; spearman: number } {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new UserError(`--proxy-from ${file}: cannot read a validation result (${(error as Error).message})`);
+  }
+  const correlations = (json as { correlations?: Array<{ proxy: ProxyName; spearman: { estimate: number } }> }).correlations;
+  check(Array.isArray(correlations) && correlations.length > 0, `--proxy-from ${file}: no "correlations" (expected the validation.json written by crepe search --validate)`);
+  const best = correlations.reduce((a, b) => (Math.abs(b.spearman.estimate) > Math.abs(a.spearman.estimate) ? b : a));
+  check((PROXY_NAMES as readonly string[]).includes(best.proxy), `--proxy-from ${file}: unknown proxy "${best.proxy}"`);
+  return { proxy: best.proxy, sign: best.spearman.estimate >= 0 ? 1 : -1, spearman: best.spearman.estimate };
 }
 
 /** Largest total size of the per-layer Hessians a search keeps for the output-error proxy. */
@@ -110,8 +129,11 @@ export async function runSearch(modelDir: string, opts: SearchCliOptions): Promi
     const calibration = sampleCalibrationFile(opts.calib, encode, { nsamples: opts.nsamples, seqlen, seed: opts.seed });
     const space: SearchSpace = { searchA: Boolean(opts.searchA), fixedA: opts.a, variant: opts.variant };
     const proxyOptions: ProxyOptions = { target, selection, giniSubsample, seed: opts.seed };
-    const proxy = opts.proxy ?? DEFAULT_PROXY.name;
-    const sign: 1 | -1 = opts.proxySign ? (opts.proxySign === '-1' ? -1 : 1) : opts.proxy && opts.proxy !== DEFAULT_PROXY.name ? 1 : DEFAULT_PROXY.sign;
+    const measured = opts.proxyFrom ? proxyFromValidation(opts.proxyFrom) : null;
+    const proxy = opts.proxy ?? measured?.proxy ?? DEFAULT_PROXY.name;
+    const sign: 1 | -1 = opts.proxySign
+      ? opts.proxySign === '-1' ? -1 : 1
+      : measured && measured.proxy === proxy ? measured.sign : proxy === DEFAULT_PROXY.name ? DEFAULT_PROXY.sign : 1;
 
     const settingsFor = (params: CrepeParams): PruneSettings => pruneSettings({
       method: 'crepe',
@@ -203,6 +225,7 @@ export async function runSearch(modelDir: string, opts: SearchCliOptions): Promi
           confirmations: confirmations.map((c) => ({ k: c.params.k, beta: c.params.beta, gamma: c.params.gamma, a: c.params.a, heldoutPpl: c.ppl })),
           proxy,
           proxySign: sign,
+          proxySignSource: opts.proxySign ? '--proxy-sign' : measured && measured.proxy === proxy ? path.resolve(opts.proxyFrom ?? '') : 'default (RESULTS.md, 50 % validation)',
           proxyValue: result.best.proxies[proxy],
           kSet,
           budgetPerK,
@@ -258,6 +281,7 @@ export function register(program: Command): void {
     .option('--budget <n>', 'per window size: proxy evaluations (pho, default 60) or real trials (hillclimb, default 12)', positiveInt('--budget'))
     .addOption(new Option('--proxy <name>', `PHO proxy (default ${DEFAULT_PROXY.name}, see RESULTS.md)`).choices([...PROXY_NAMES]))
     .addOption(new Option('--proxy-sign <sign>', '+1: minimise the proxy; -1: maximise it (default: the validated sign)').choices(['+1', '-1']))
+    .option('--proxy-from <validation.json>', 'use the proxy (and sign) that a --validate run found most correlated with PPL')
     .option('--gini-subsample <n>', 'positions per matrix for the Gini index, or "exact"', '65536')
     .option('--search-a', 'also search the activation exponent a')
     .option('--a <x>', 'activation exponent when not searched', finiteNumber('--a'), 0.5)
