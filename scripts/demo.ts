@@ -2,7 +2,8 @@
  * `npm run demo`: the main job end to end on the bundled test model, with the command lines a
  * user would type. Converts stories260K (llama2.c) from ../shared/data to a Hugging Face
  * directory, measures its WikiText-2 perplexity, prunes it with RIA at 50 % (C4 calibration) and
- * measures the pruned model. Outputs go to demo-out/ (git-ignored).
+ * measures the pruned model, then does the same with CRePE (the shipped configuration, found by
+ * PHO on this model). Outputs go to demo-out/ (git-ignored).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, rmSync, mkdirSync } from 'node:fs';
@@ -27,7 +28,7 @@ for (const file of [model, tokenizer, wikitext, c4]) {
 
 /** Runs one crepe command; JSON answers are parsed by the demo rather than echoed. */
 function run(args: string[]): string {
-  const shown = ['crepe', ...args.map((a) => (a.startsWith(root) ? path.relative(root, a) : a))].join(' ');
+  const shown = ['crepe', ...args.map((a) => (path.isAbsolute(a) ? path.relative(root, a) : a))].join(' ');
   process.stdout.write(`\n$ ${shown}\n`);
   const result = spawnSync(process.execPath, [crepe, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
   if (!args.includes('--json')) process.stdout.write(result.stdout);
@@ -50,8 +51,16 @@ const report = JSON.parse(
     '--out', pruned, '--eval-ppl', wikitext, '--eval-seqlen', '512', '--json']),
 );
 const prunedPpl = report.evaluation.ppl as number;
+const crepePruned = path.join(out, 'stories260K-crepe-50');
+const crepeReport = JSON.parse(
+  run(['prune', dense, '--method', 'crepe', '--sparsity', '0.5', '--calib', c4, '--nsamples', '32', '--seqlen', '256',
+    '--out', crepePruned, '--eval-ppl', wikitext, '--eval-seqlen', '512', '--json']),
+);
+const sparsity = (r: { totals: { linearSparsity: number } }) => `${(r.totals.linearSparsity * 100).toFixed(2)}%`;
 process.stdout.write(
-  `\nstories260K on WikiText-2 test (seqlen 512): dense PPL ${densePpl.toFixed(3)}, ` +
-    `RIA 50% PPL ${prunedPpl.toFixed(3)} (linear sparsity ${(report.totals.linearSparsity * 100).toFixed(2)}%)\n` +
-    `pruned model: ${path.relative(root, pruned)}/ (report: crepe-report.json)\n`,
+  `\nstories260K on WikiText-2 test (seqlen 512):\n` +
+    `  dense         PPL ${densePpl.toFixed(3)}\n` +
+    `  RIA   50 %    PPL ${prunedPpl.toFixed(3)} (linear sparsity ${sparsity(report)})\n` +
+    `  CRePE 50 %    PPL ${(crepeReport.evaluation.ppl as number).toFixed(3)} (linear sparsity ${sparsity(crepeReport)})\n` +
+    `pruned models: ${path.relative(root, pruned)}/, ${path.relative(root, crepePruned)}/ (each with crepe-report.json)\n`,
 );

@@ -141,6 +141,17 @@ function crepeStudy(): void {
   }
 }
 
+/** PHO with the default proxy (gini-ref, sign + from the 50 % validation) instead of each setting's own validated proxy. */
+function phoDefaultProxy(): void {
+  for (const setting of ['u50', 'u60', '2:4']) {
+    const flags = SETTINGS[setting];
+    search(`pho-default-${setting}`, ['--strategy', 'pho', ...flags, '--confirm', '5', ...HELD_OUT]);
+    for (const seed of SEEDS) {
+      prune(`crepe-pho-default-${setting}-s${seed}`, ['--method', 'crepe', '--config', configPath(`pho-default-${setting}`), ...flags, ...calibration(seed)]);
+    }
+  }
+}
+
 /** Transfer: the configuration PHO found at 50 % unstructured, applied unchanged to other settings. */
 function transfer(): void {
   for (const setting of ['u60', '2:4']) {
@@ -181,6 +192,7 @@ function main(): void {
   if (!existsSync(path.join(model, 'model.safetensors'))) crepeRun(['convert', DATA.bin, '--tokenizer', DATA.tok, '--out', model, '--overwrite']);
   if (only.includes('baselines')) baselines();
   if (only.includes('crepe')) crepeStudy();
+  if (only.includes('pho-default')) phoDefaultProxy();
   if (only.includes('transfer')) transfer();
   const methodsIndex = process.argv.indexOf('--combo-methods');
   if (only.includes('combos')) combos(methodsIndex > 0 ? process.argv[methodsIndex + 1].split(',') : ['wanda', 'ria', 'crepe']);

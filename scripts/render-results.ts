@@ -68,6 +68,13 @@ function baselineSection(): string {
   return lines.join('\n');
 }
 
+/** The held-out PPL a search measured for the configuration it chose (hill climbing, or PHO's confirmation). */
+function heldOutPpl(provenance: Record<string, unknown>): number | null {
+  if (typeof provenance.heldoutPpl === 'number') return provenance.heldoutPpl;
+  const confirmations = provenance.confirmations as Array<{ heldoutPpl: number }> | undefined;
+  return confirmations?.length ? Math.min(...confirmations.map((c) => c.heldoutPpl)) : null;
+}
+
 function crepeSection(): string {
   const lines = [
     '## 2. CRePE against RIA (issue #4)',
@@ -77,12 +84,18 @@ function crepeSection(): string {
     'with calibration seed 0; hill climbing, validation and PHO\'s confirmation measure real perplexity on',
     'held-out text (PTB validation, first 200 windows of 256 tokens), never on WikiText-2.',
     '',
-    '| setting | RIA | CRePE (PHO config) | CRePE (hill-climbing config) |',
-    '|---|---|---|---|',
+    'PHO runs in two variants: with the default proxy (gini-ref, minimised: the sign measured at 50 %),',
+    'and with each setting\'s own validated proxy (`--proxy-from`: the proxy with the largest |Spearman ρ|',
+    'in that setting\'s validation, used with that ρ\'s sign). Both confirm the best candidate of each k with one',
+    'real held-out trial (`--confirm 5`).',
+    '',
+    '| setting | RIA | CRePE (PHO, default proxy) | CRePE (PHO, validated proxy) | CRePE (hill climbing) |',
+    '|---|---|---|---|---|',
   ];
   for (const setting of ['u50', 'u60', '2:4']) {
     const seeds = [0, 1, 2];
-    lines.push(`| ${SETTING_LABEL[setting]} | ${cell(seedStats(seeds.map((s) => `ria-${setting}-s${s}`)))} | ${cell(seedStats(seeds.map((s) => `crepe-pho-${setting}-s${s}`)))} | ${cell(seedStats(seeds.map((s) => `crepe-hc-${setting}-s${s}`)))} |`);
+    const column = (prefix: string) => cell(seedStats(seeds.map((s) => `${prefix}-${setting}-s${s}`)));
+    lines.push(`| ${SETTING_LABEL[setting]} | ${column('ria')} | ${column('crepe-pho-default')} | ${column('crepe-pho')} | ${column('crepe-hc')} |`);
   }
   lines.push('', 'Transfer: the configuration found at 50 % (PHO), applied unchanged at other settings:', '',
     '| setting | RIA | CRePE (50 % config, transferred) | CRePE (own PHO config) |', '|---|---|---|---|');
@@ -91,17 +104,20 @@ function crepeSection(): string {
     lines.push(`| ${SETTING_LABEL[setting]} | ${cell(seedStats(seeds.map((s) => `ria-${setting}-s${s}`)))} | ${cell(seedStats(seeds.map((s) => `crepe-transfer-${setting}-s${s}`)))} | ${cell(seedStats(seeds.map((s) => `crepe-pho-${setting}-s${s}`)))} |`);
   }
   lines.push('', '### Searched configurations and search cost', '',
-    '| setting | strategy | k | β/α | γ/α | a | wall time (s) |', '|---|---|---|---|---|---|---|');
+    '| setting | strategy | objective | k | β/α | γ/α | held-out PPL | wall time (s) |', '|---|---|---|---|---|---|---|---|');
   const ratios: string[] = [];
   for (const setting of ['u50', 'u60', '2:4']) {
+    const phoDefault = load<Search>(`pho-default-${setting}`);
     const pho = load<Search>(`pho-${setting}`);
     const hc = load<Search>(`hillclimb-${setting}`);
-    for (const [name, s] of [['PHO (+confirm)', pho], ['hill climbing', hc]] as const) {
+    for (const [name, s] of [['PHO, default proxy', phoDefault], ['PHO, validated proxy', pho], ['hill climbing', hc]] as const) {
       if (!s) continue;
-      const c = s.config as Record<string, number>;
-      lines.push(`| ${SETTING_LABEL[setting]} | ${name} | ${c.k} | ${fmt(c.beta, 3)} | ${fmt(c.gamma, 4)} | ${fmt(c.a, 2)} | ${fmt(s.seconds, 1)} |`);
+      const c = s.config as Record<string, number> & { provenance: Record<string, unknown> };
+      const proxy = c.provenance.proxy ? `${String(c.provenance.proxy)} (${Number(c.provenance.proxySign) > 0 ? 'min' : 'max'})` : 'real PPL';
+      const heldOut = heldOutPpl(c.provenance);
+      lines.push(`| ${SETTING_LABEL[setting]} | ${name} | ${proxy} | ${c.k} | ${fmt(c.beta, 3)} | ${fmt(c.gamma, 4)} | ${fmt(heldOut, 2)} | ${fmt(s.seconds, 1)} |`);
     }
-    if (pho && hc) ratios.push(`${SETTING_LABEL[setting]}: ${fmt(hc.seconds / pho.seconds, 1)}×`);
+    for (const s of [phoDefault, pho]) if (s && hc) ratios.push(`${SETTING_LABEL[setting]} ${s === pho ? 'validated' : 'default'}: ${fmt(hc.seconds / s.seconds, 1)}×`);
   }
   lines.push('', `Hill climbing over PHO wall time, measured in the same session: ${ratios.join(', ')}.`, '');
   lines.push('### Proxy validation', '',

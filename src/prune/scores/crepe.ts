@@ -39,8 +39,9 @@ export interface CrepeParams {
 }
 
 /**
- * Placeholder default: the RIA point (α = β = 1, γ = 0, a = 0.5) with k = 3. The default of
- * `--method crepe` should be the configuration found by PHO, with its provenance.
+ * Fill-ins for parameters a caller leaves out (the RIA point α = β = 1, γ = 0, a = 0.5, k = 3).
+ * `crepe prune --method crepe` does not use these: without --config it applies the searched
+ * configuration shipped in configs/crepe-default.json, with its provenance.
  */
 export const CREPE_DEFAULT_PARAMS: Readonly<CrepeParams> = {
   k: 3,
