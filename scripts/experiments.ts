@@ -152,6 +152,13 @@ function phoDefaultProxy(): void {
   }
 }
 
+/** PHO and hill climbing back to back under the same machine load: the search-cost ratio. */
+function timing(): void {
+  search('timing-pho-u50', ['--strategy', 'pho', ...SETTINGS.u50, '--confirm', '5', ...HELD_OUT]);
+  search('timing-hillclimb-u50', ['--strategy', 'hillclimb', ...SETTINGS.u50, '--budget', '40', ...HELD_OUT]);
+  search('timing-pho-noconfirm-u50', ['--strategy', 'pho', ...SETTINGS.u50]);
+}
+
 /** Transfer: the configuration PHO found at 50 % unstructured, applied unchanged to other settings. */
 function transfer(): void {
   for (const setting of ['u60', '2:4']) {
@@ -193,6 +200,7 @@ function main(): void {
   if (only.includes('baselines')) baselines();
   if (only.includes('crepe')) crepeStudy();
   if (only.includes('pho-default')) phoDefaultProxy();
+  if (only.includes('timing')) timing();
   if (only.includes('transfer')) transfer();
   const methodsIndex = process.argv.indexOf('--combo-methods');
   if (only.includes('combos')) combos(methodsIndex > 0 ? process.argv[methodsIndex + 1].split(',') : ['wanda', 'ria', 'crepe']);

@@ -119,7 +119,16 @@ function crepeSection(): string {
     }
     for (const s of [phoDefault, pho]) if (s && hc) ratios.push(`${SETTING_LABEL[setting]} ${s === pho ? 'validated' : 'default'}: ${fmt(hc.seconds / s.seconds, 1)}×`);
   }
-  lines.push('', `Hill climbing over PHO wall time, measured in the same session: ${ratios.join(', ')}.`, '');
+  lines.push('', `Wall-time ratios above (hill climbing / PHO) mix runs made under different machine loads: ${ratios.join(', ')}.`, '');
+  const timedPho = load<Search>('timing-pho-u50');
+  const timedHc = load<Search>('timing-hillclimb-u50');
+  const timedPhoOnly = load<Search>('timing-pho-noconfirm-u50');
+  if (timedPho && timedHc) {
+    lines.push(`Measured back to back at 50 % (one process, same load): PHO with confirmation ${fmt(timedPho.seconds, 1)} s,`,
+      `PHO alone (proxy only) ${fmt(timedPhoOnly?.seconds, 1)} s, hill climbing ${fmt(timedHc.seconds, 1)} s:`,
+      `**hill climbing / PHO = ${fmt(timedHc.seconds / timedPho.seconds, 1)}×** with confirmation, ${fmt(timedPhoOnly ? timedHc.seconds / timedPhoOnly.seconds : NaN, 1)}× without.`,
+      'Each wall time includes process start, tokenising the calibration and held-out text and (PHO) the dense pass.', '');
+  }
   lines.push('### Proxy validation', '',
     'Random configurations (k uniform over {1,3,5,7,9}, log β/α and log γ/α uniform in [−6, 4], a = 0.5),',
     'each with every proxy (from one dense calibration pass) and its real held-out PPL. Spearman ρ and',
