@@ -168,6 +168,13 @@ function transfer(): void {
   }
 }
 
+/** The shipped default configuration (no --config) at every setting. */
+function shippedDefault(): void {
+  for (const setting of ['u60', '2:4']) {
+    for (const seed of SEEDS) prune(`crepe-default-${setting}-s${seed}`, ['--method', 'crepe', ...SETTINGS[setting], ...calibration(seed)]);
+  }
+}
+
 function combos(methods: string[]): void {
   for (const setting of ['u50', 'u60', '2:4']) {
     const flags = SETTINGS[setting];
@@ -202,6 +209,7 @@ function main(): void {
   if (only.includes('pho-default')) phoDefaultProxy();
   if (only.includes('timing')) timing();
   if (only.includes('transfer')) transfer();
+  if (only.includes('default')) shippedDefault();
   const methodsIndex = process.argv.indexOf('--combo-methods');
   if (only.includes('combos')) combos(methodsIndex > 0 ? process.argv[methodsIndex + 1].split(',') : ['wanda', 'ria', 'crepe']);
 }
