@@ -16,7 +16,7 @@ import { pruneSettings, type PruneSettings, type PruneTarget, type Selection } f
 import { CREPE_CONFIG_FORMAT, loadCrepeConfig, type CrepeConfigFile } from '../search/crepe-config.ts';
 import { ProxyContext, PROXY_NAMES, type ProxyName, type ProxyOptions } from '../search/proxy.ts';
 import { DEFAULT_PROXY } from '../search/proxy-defaults.ts';
-import { runPho } from '../search/pho.ts';
+import { confirmOnHeldOut, runPho, type Confirmation } from '../search/pho.ts';
 import { runHillClimb } from '../search/hillclimb.ts';
 import { randomConfigurations, validateProxies } from '../search/validate.ts';
 import { pruneAndMeasure } from '../search/trial.ts';
@@ -201,17 +201,12 @@ export async function runSearch(modelDir: string, opts: SearchCliOptions): Promi
         progress.update(++evaluated, `k=${c.k} ${proxy}=${c.proxies[proxy].toFixed(5)}`),
       );
       progress.done(`best k=${result.best.k} β=${result.best.params.beta.toPrecision(4)} γ=${result.best.params.gamma.toPrecision(4)}`);
-      // Optional confirmation: the best candidate of each k (by proxy) gets one real trial on the
-      // held-out text, and the lowest real PPL wins — a handful of trials instead of a climb.
-      const confirmations: Array<{ params: CrepeParams; objective: number; ppl: number; seconds: number }> = [];
+      let confirmations: Confirmation[] = [];
       if (opts.confirm > 0 && heldOut) {
-        const shortlist = [...result.bestPerK].sort((a, b) => a.objective - b.objective).slice(0, opts.confirm);
-        const confirmProgress = createProgress('confirm on held-out text', shortlist.length);
-        for (const candidate of shortlist) {
-          const measured = await trial(candidate.params);
-          confirmations.push({ params: candidate.params, objective: candidate.objective, ppl: measured.ppl, seconds: measured.seconds });
-          confirmProgress.update(confirmations.length, `k=${candidate.params.k} PPL ${measured.ppl.toFixed(3)}`);
-        }
+        const confirmProgress = createProgress('confirm on held-out text', Math.min(opts.confirm, result.bestPerK.length));
+        confirmations = await confirmOnHeldOut(result, opts.confirm, trial, (c, i) =>
+          confirmProgress.update(i + 1, `k=${c.params.k} PPL ${c.ppl.toFixed(3)}`),
+        );
         confirmProgress.done();
       }
       const chosen = confirmations.length ? confirmations.reduce((a, b) => (b.ppl < a.ppl ? b : a)).params : result.best.params;

@@ -76,3 +76,33 @@ export function runPho(context: ProxyContext, opts: PhoOptions, onCandidate?: (c
   return { best, bestPerK, candidates, seconds };
 }
 
+
+export interface Confirmation {
+  params: CrepeParams;
+  objective: number;
+  /** Real perplexity on held-out text. */
+  ppl: number;
+  seconds: number;
+}
+
+/**
+ * PHO's confirmation step: the best candidate of each of the `count` best window sizes (by
+ * objective) gets one real trial on held-out text; the caller keeps the lowest PPL. A handful of
+ * trials instead of a climb guards against a proxy optimum that real perplexity disagrees with.
+ */
+export async function confirmOnHeldOut(
+  result: PhoResult,
+  count: number,
+  trial: (params: CrepeParams) => Promise<{ ppl: number; seconds: number }>,
+  onConfirmation?: (c: Confirmation, index: number) => void,
+): Promise<Confirmation[]> {
+  const shortlist = [...result.bestPerK].sort((a, b) => a.objective - b.objective).slice(0, count);
+  const confirmations: Confirmation[] = [];
+  for (const candidate of shortlist) {
+    const measured = await trial(candidate.params);
+    const confirmation = { params: candidate.params, objective: candidate.objective, ppl: measured.ppl, seconds: measured.seconds };
+    confirmations.push(confirmation);
+    onConfirmation?.(confirmation, confirmations.length - 1);
+  }
+  return confirmations;
+}

@@ -1,7 +1,7 @@
 // PHO on a tiny random model: reproducible, within budget, best = lowest objective, sign flips the goal.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { runPho, type PhoCandidate, type PhoOptions } from '../../src/search/pho.ts';
+import { confirmOnHeldOut, runPho, type PhoCandidate, type PhoOptions } from '../../src/search/pho.ts';
 import { ProxyContext, PROXY_NAMES } from '../../src/search/proxy.ts';
 import { cmaesConstants } from '../../src/search/cmaes.ts';
 import { Rng } from '../../src/util/rng.ts';
@@ -100,4 +100,21 @@ test('parameters stay in the search space: α = 1, fixed a, variant, zero border
     assert.ok(params.beta >= Math.exp(-12) && params.beta <= Math.exp(6));
     assert.ok(params.gamma >= Math.exp(-12) && params.gamma <= Math.exp(6));
   }
+});
+
+test('confirmOnHeldOut: the best candidate of each of the N best window sizes gets one real trial, in objective order', async () => {
+  const candidate = (k: number, objective: number) => ({
+    k, generation: 0, objective, seconds: 0,
+    params: { k, alpha: 1, beta: 1, gamma: 1, a: 0.5, variant: 'normalized' as const, border: 'zero' as const },
+    proxies: { 'gini-own': 0, 'gini-ref': objective, 'pruned-mass': 0, 'column-gini': 0, 'output-error': 0 },
+  });
+  const bestPerK = [candidate(1, 0.3), candidate(3, 0.1), candidate(5, 0.2)];
+  const result = { best: bestPerK[1], bestPerK, candidates: bestPerK, seconds: { total: 0, score: 0, select: 0, gini: 0 } };
+  const measuredKs: number[] = [];
+  const confirmations = await confirmOnHeldOut(result, 2, async (params) => {
+    measuredKs.push(params.k);
+    return { ppl: 100 + params.k, seconds: 0 };
+  });
+  assert.deepEqual(measuredKs, [3, 5]);
+  assert.deepEqual(confirmations.map((c) => [c.params.k, c.objective, c.ppl]), [[3, 0.1, 103], [5, 0.2, 105]]);
 });
