@@ -51,6 +51,7 @@ interface PruneCliOptions {
   dsnotCycles: number;
   dsnotThreshold: number;
   dsnotSkip: 'mlp' | 'none';
+  dsnotSameSign?: boolean;
   permute?: 'reallocation' | 'lsa';
   permuteBlocks: number;
   exclude?: string;
@@ -111,7 +112,7 @@ export function settingsFromOptions(opts: PruneCliOptions, calibSha256: string, 
     sparsegpt: { blockSize: opts.blocksize, percdamp: opts.percdamp },
     reconstruct: Boolean(opts.reconstruct),
     owl: opts.owl ? { m: opts.owlM, lambda: opts.owlLambda } : null,
-    dsnot: opts.dsnot ? { maxCycles: opts.dsnotCycles, updateThreshold: opts.dsnotThreshold, skip: opts.dsnotSkip } : null,
+    dsnot: opts.dsnot ? { maxCycles: opts.dsnotCycles, updateThreshold: opts.dsnotThreshold, skip: opts.dsnotSkip, ...(opts.dsnotSameSign ? { sameSign: true } : {}) } : null,
     permute: opts.permute ? { strategy: opts.permute, blocks: opts.permuteBlocks } : null,
     exclude: parseExclude(opts.exclude),
   };
@@ -235,6 +236,7 @@ export function register(program: Command): void {
     .option('--dsnot', 'DSnoT prune-and-grow re-pruning')
     .option('--dsnot-cycles <n>', 'DSnoT maximum cycles', positiveInt('--dsnot-cycles'), 50)
     .option('--dsnot-threshold <x>', 'DSnoT update threshold', finiteNumber('--dsnot-threshold'), 0.1)
+    .option('--dsnot-same-sign', 'DSnoT: only swap while the row\'s error keeps its sign (off in the reference\'s unstructured path)')
     .addOption(new Option('--dsnot-skip <which>', 'sublayers DSnoT leaves alone').choices(['mlp', 'none']).default('mlp'))
     .addOption(new Option('--permute <strategy>', 'channel permutation for N:M').choices(['reallocation', 'lsa']))
     .option('--permute-blocks <n>', 'LSA blocks per layer (RIA --fast uses 4/8/16)', positiveInt('--permute-blocks'), 1)

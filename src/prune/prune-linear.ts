@@ -107,6 +107,8 @@ export async function pruneLinear(request: LinearPruneRequest): Promise<{ weight
       }, dOut, dIn, {
         maxCycles: dsnotSettings.maxCycles,
         updateThreshold: dsnotSettings.updateThreshold,
+        // The reference's same-sign check is off in its unstructured path (an argparse quirk); --dsnot-same-sign turns it on.
+        withoutSameSign: !dsnotSettings.sameSign,
         pattern: target.kind === 'nm' ? { n: target.n, m: target.m } : undefined,
       });
       mask = result.mask;

@@ -23,7 +23,7 @@ export interface PruneSettings {
   sparsegpt: { blockSize: number; percdamp: number };
   reconstruct: boolean;
   owl: { m: number; lambda: number } | null;
-  dsnot: { maxCycles: number; updateThreshold: number; skip: 'mlp' | 'none' } | null;
+  dsnot: { maxCycles: number; updateThreshold: number; skip: 'mlp' | 'none'; sameSign?: boolean } | null;
   permute: { strategy: 'reallocation' | 'lsa'; blocks: number } | null;
   /** Linears left dense in every layer (e.g. a width an N:M pattern does not divide). */
   exclude?: LinearName[];
