@@ -4,7 +4,11 @@
  * before any work starts. Tensors are read on demand, one decoder block at a time, widened to
  * float32 and checked to be finite.
  */
-import { Checkpoint, type DType } from '../io/safetensors.ts';
+import { createHash } from 'node:crypto';
+import { closeSync, openSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { Checkpoint, decodeToF32, type DType, type TensorInfo } from '../io/safetensors.ts';
+import { readBytesAt } from '../io/read-at.ts';
 import { UserError } from '../util/errors.ts';
 import { readModelConfig } from './config.ts';
 import {
@@ -88,7 +92,37 @@ export class ModelCheckpoint {
    * stops before it starts rather than at the layer that holds them.
    */
   checkAllFinite(): void {
-    for (const name of this.weights.names()) checkFinite(name, this.weights.readF32(name), this.dir);
+    this.verifyWeights(false);
+  }
+
+  /**
+   * One pass over every weight file: refuses NaN/Inf like checkAllFinite and returns each file's
+   * sha256 (file name → hex). Tensors tile a safetensors data region exactly (validated on open),
+   * so hashing the header bytes and then each tensor in offset order hashes the whole file.
+   */
+  hashAndCheckFinite(): Record<string, string> {
+    return this.verifyWeights(true);
+  }
+
+  private verifyWeights(hash: boolean): Record<string, string> {
+    const byFile = new Map<string, TensorInfo[]>();
+    for (const name of this.weights.names()) {
+      const info = this.weights.info(name);
+      byFile.set(info.file, [...(byFile.get(info.file) ?? []), info]);
+    }
+    const hashes: Record<string, string> = {};
+    for (const file of [...byFile.keys()].sort()) {
+      const tensors = byFile.get(file)!.sort((a, b) => a.byteOffset - b.byteOffset);
+      const digest = hash ? createHash('sha256') : null;
+      if (digest) digest.update(readHeaderBytes(file, tensors.length ? tensors[0].byteOffset : statSync(file).size));
+      for (const info of tensors) {
+        const raw = this.weights.readRaw(info.name);
+        digest?.update(raw);
+        checkFinite(info.name, decodeToF32(raw, info.dtype), this.dir);
+      }
+      if (digest) hashes[path.basename(file)] = digest.digest('hex');
+    }
+    return hashes;
   }
 
   close(): void {
@@ -100,6 +134,16 @@ export class ModelCheckpoint {
     const data = this.weights.readF32(name);
     checkFinite(name, data, this.dir);
     return data;
+  }
+}
+
+/** The first `length` bytes of a file (a safetensors length prefix and header). */
+function readHeaderBytes(file: string, length: number): Uint8Array {
+  const fd = openSync(file, 'r');
+  try {
+    return readBytesAt(fd, 0, length, file);
+  } finally {
+    closeSync(fd);
   }
 }
 

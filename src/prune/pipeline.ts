@@ -12,7 +12,7 @@ import type { EngineOptions } from '../engine/session.ts';
 import { writeSafetensors, SafetensorsStreamWriter, type TensorToWrite } from '../io/safetensors-writer.ts';
 import { SafetensorsFile } from '../io/safetensors.ts';
 import { roundThroughHalfInPlace } from '../util/float16.ts';
-import { sha256Bytes, sha256File } from '../util/hash.ts';
+import { sha256Bytes } from '../util/hash.ts';
 import { UserError, check } from '../util/errors.ts';
 import type { Progress } from '../util/progress.ts';
 import { pruneLayers, validateAgainstModel, type LayerReport } from './layer-loop.ts';
@@ -52,8 +52,7 @@ export async function runPrunePipeline(request: PipelineRequest): Promise<Pipeli
   try {
     const { spec } = model;
     validateAgainstModel(spec, settings);
-    model.checkAllFinite();
-    const inputSha256 = hashWeightFiles(model);
+    const inputSha256 = model.hashAndCheckFinite();
     const settingsHash = sha256Bytes(JSON.stringify({ settings, inputSha256, windows: windowsDigest(windows) }));
     const { work, state } = WorkDir.open<LayerReport>(outDir, { resume: request.resume, overwrite: request.overwrite, settingsHash });
     const layers: LayerReport[] = state?.layers ?? [];
@@ -188,12 +187,6 @@ function copyModelFiles(modelDir: string, targetDir: string): void {
   }
 }
 
-function hashWeightFiles(model: ModelCheckpoint): Record<string, string> {
-  const files = new Set(model.weights.names().map((n) => model.weights.info(n).file));
-  const hashes: Record<string, string> = {};
-  for (const file of [...files].sort()) hashes[path.basename(file)] = sha256File(file);
-  return hashes;
-}
 
 function windowsDigest(windows: Int32Array[]): string {
   return sha256Bytes(windows.map((w) => sha256Bytes(w)).join(''));

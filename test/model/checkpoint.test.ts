@@ -128,3 +128,24 @@ test('a directory without config.json is refused', () => {
   const dir = mkdtempSync(path.join(tmp, 'noconfig-'));
   refusedWith(dir, 'no config.json');
 });
+
+test('hashAndCheckFinite: one pass gives each file\'s sha256 (as hashing the file whole) and refuses NaN', async () => {
+  const { createHash } = await import('node:crypto');
+  const { readFileSync } = await import('node:fs');
+  const dir = await modelDir(BASE, tensorsOf(BASE, 'BF16'));
+  const model = ModelCheckpoint.open(dir);
+  try {
+    const whole = createHash('sha256').update(readFileSync(path.join(dir, 'model.safetensors'))).digest('hex');
+    assert.deepEqual(model.hashAndCheckFinite(), { 'model.safetensors': whole });
+  } finally {
+    model.close();
+  }
+  const tensors = tensorsOf(BASE, 'F32');
+  (tensors.find((t) => t.name === 'model.layers.1.self_attn.o_proj.weight')!.data as Float32Array)[2] = NaN;
+  const bad = ModelCheckpoint.open(await modelDir(BASE, tensors));
+  try {
+    assert.throws(() => bad.hashAndCheckFinite(), (error: unknown) => error instanceof UserError && /o_proj\.weight" holds NaN at index 2/.test(error.message));
+  } finally {
+    bad.close();
+  }
+});
