@@ -4,7 +4,8 @@
  * `--validate N` to measure how well each proxy tracks real perplexity.
  */
 import { Option, type Command } from 'commander';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { replaceDirectory } from '../io/atomic.ts';
 import path from 'node:path';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
 import { TextTokenizer } from '../model/tokenizer.ts';
@@ -101,8 +102,7 @@ function writeOutputs(outDir: string, files: Record<string, string>, overwrite: 
   rmSync(temp, { recursive: true, force: true });
   mkdirSync(temp, { recursive: true });
   for (const [name, content] of Object.entries(files)) writeFileSync(path.join(temp, name), content);
-  if (existsSync(target)) rmSync(target, { recursive: true, force: true });
-  renameSync(temp, target);
+  replaceDirectory(temp, target);
 }
 
 export async function runSearch(modelDir: string, opts: SearchCliOptions): Promise<Record<string, unknown>> {

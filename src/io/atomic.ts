@@ -4,6 +4,7 @@
  * complete but is not; at worst a `.name.tmp-*` file remains, which nothing reads.
  */
 import { randomBytes } from 'node:crypto';
+import { existsSync, renameSync, rmSync } from 'node:fs';
 import { open, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -62,4 +63,20 @@ export async function atomicWriteFile(destination: string, data: Uint8Array | st
 /** Writes `value` as pretty-printed JSON (2-space indent, trailing newline) atomically. */
 export async function atomicWriteJson(destination: string, value: unknown): Promise<void> {
   await atomicWriteFile(destination, `${JSON.stringify(value, null, 2)}\n`);
+}
+
+/**
+ * Moves a finished directory into place at `target`, replacing an existing one only now, so a
+ * reader never sees a half-written output (the old one is set aside, then removed).
+ */
+export function replaceDirectory(finished: string, target: string): void {
+  if (!existsSync(target)) {
+    renameSync(finished, target);
+    return;
+  }
+  const old = `${target}.crepe-old`;
+  rmSync(old, { recursive: true, force: true });
+  renameSync(target, old);
+  renameSync(finished, target);
+  rmSync(old, { recursive: true, force: true });
 }

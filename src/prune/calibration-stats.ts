@@ -10,7 +10,10 @@
  *   gram       = Σ_n XₙᵀXₙ               SparseGPT's H = 2·gram / N
  */
 import { concatSequences, type BlockEngine, type GroupStats } from '../engine/block-engine.ts';
-import { inputGroupWidth, type BlockWeights, type LinearInputGroup, type ModelSpec } from '../model/spec.ts';
+import {
+  LINEAR_INPUT_GROUP, LINEAR_NAMES, inputGroupWidth, linearShape,
+  type BlockWeights, type LinearInputGroup, type LinearName, type ModelSpec,
+} from '../model/spec.ts';
 
 export interface LinearInputStats {
   width: number;
@@ -96,4 +99,41 @@ export async function collectStatistics(
     for (const [group, accumulator] of accumulators) accumulator.add(stats[group], count, tokens);
   }
   return new Map([...accumulators].map(([g, a]) => [g, a.finish()] as const));
+}
+
+/** One linear of a dense block with its input statistics. */
+export interface DenseLinear {
+  name: LinearName;
+  dOut: number;
+  dIn: number;
+  weight: Float32Array;
+  stats: LinearInputStats;
+}
+
+/**
+ * One pass of the calibration windows through the DENSE model (OWL's outlier pass, PHO's cached
+ * statistics): each layer's linears are handed to `visit` with their input statistics, then the
+ * dense block makes the next layer's inputs.
+ */
+export async function forEachDenseLayer(
+  model: { readonly spec: ModelSpec; readBlock(layer: number): BlockWeights },
+  layer0Inputs: Float32Array[],
+  rope: { cos: Float32Array; sin: Float32Array },
+  engines: { stats: BlockEngine; plain: BlockEngine },
+  withGram: boolean,
+  visit: (layer: number, linears: DenseLinear[]) => void,
+): Promise<void> {
+  const { spec } = model;
+  let hidden = layer0Inputs;
+  for (let layer = 0; layer < spec.numLayers; layer++) {
+    const weights = model.readBlock(layer);
+    const stats = await collectStatistics(spec, engines.stats, hidden, weights, rope, ['qkv', 'o', 'gateup', 'down'], withGram);
+    visit(layer, LINEAR_NAMES.map((name) => {
+      const [dOut, dIn] = linearShape(spec, name);
+      const groupStats = stats.get(LINEAR_INPUT_GROUP[name]);
+      if (!groupStats) throw new Error(`internal: no statistics for ${name}`);
+      return { name, dOut, dIn, weight: weights[`${name}.weight`], stats: groupStats };
+    }));
+    if (layer + 1 < spec.numLayers) hidden = await engines.plain.runSequences(hidden, weights, rope);
+  }
 }

@@ -5,10 +5,9 @@
  */
 import type { BlockEngine } from '../engine/block-engine.ts';
 import type { BlockSource } from './layer-loop.ts';
-import { LINEAR_NAMES, LINEAR_INPUT_GROUP, linearShape } from '../model/spec.ts';
 import type { Progress } from '../util/progress.ts';
 import { outlierRatio, owlSparsities, owlNMPerLayer } from './owl.ts';
-import { collectStatistics } from './calibration-stats.ts';
+import { forEachDenseLayer } from './calibration-stats.ts';
 import { wandaScores } from './scores/wanda.ts';
 import type { PruneSettings, PruneTarget } from './settings.ts';
 
@@ -23,22 +22,11 @@ export async function owlLayerTargets(
 ): Promise<PruneTarget[]> {
   const owl = settings.owl;
   if (!owl) throw new Error('internal: owlLayerTargets without OWL settings');
-  const { spec } = model;
-  let hidden: Float32Array[] = layer0Inputs;
   const ratios: number[] = [];
-  for (let layer = 0; layer < spec.numLayers; layer++) {
-    const weights = model.readBlock(layer);
-    const stats = await collectStatistics(spec, statsEngine, hidden, weights, rope, ['qkv', 'o', 'gateup', 'down'], false);
-    const blockScores = LINEAR_NAMES.map((name) => {
-      const [dOut, dIn] = linearShape(spec, name);
-      const groupStats = stats.get(LINEAR_INPUT_GROUP[name]);
-      if (!groupStats) throw new Error(`internal: no statistics for ${name}`);
-      return wandaScores(weights[`${name}.weight`], dOut, dIn, groupStats.sqNorm);
-    });
-    ratios.push(outlierRatio(blockScores, owl.m));
-    hidden = await plainEngine.runSequences(hidden, weights, rope);
+  await forEachDenseLayer(model, layer0Inputs, rope, { stats: statsEngine, plain: plainEngine }, false, (layer, linears) => {
+    ratios.push(outlierRatio(linears.map((l) => wandaScores(l.weight, l.dOut, l.dIn, l.stats.sqNorm)), owl.m));
     progress?.log(`OWL: layer ${layer} outlier ratio ${ratios[layer].toFixed(3)}%`);
-  }
+  });
   const target = settings.target;
   if (target.kind === 'nm') {
     return owlNMPerLayer(ratios, target.n, target.m, owl.lambda).map((n) => ({ kind: 'nm', n, m: target.m }));

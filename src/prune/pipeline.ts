@@ -4,11 +4,12 @@
  * then the final model.safetensors streamed together from the saved layers and the untouched
  * tensors, in the input's dtypes.
  */
-import { copyFileSync, existsSync, renameSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
 import { LINEAR_NAMES, blockTensorNames, layerPrefix, type BlockWeights } from '../model/spec.ts';
 import type { EngineOptions } from '../engine/session.ts';
+import { replaceDirectory } from '../io/atomic.ts';
 import { writeSafetensors, SafetensorsStreamWriter, type TensorToWrite } from '../io/safetensors-writer.ts';
 import { SafetensorsFile } from '../io/safetensors.ts';
 import { roundThroughHalfInPlace } from '../util/float16.ts';
@@ -124,16 +125,7 @@ export async function runPrunePipeline(request: PipelineRequest): Promise<Pipeli
 /** Moves the finished work directory into place, replacing an old output only now (when asked to). */
 export function publishOutput(outDir: string): void {
   const resolved = path.resolve(outDir);
-  const work = WorkDir.pathFor(resolved);
-  if (existsSync(resolved)) {
-    const old = `${resolved}.crepe-old`;
-    rmSync(old, { recursive: true, force: true });
-    renameSync(resolved, old);
-    renameSync(work, resolved);
-    rmSync(old, { recursive: true, force: true });
-  } else {
-    renameSync(work, resolved);
-  }
+  replaceDirectory(WorkDir.pathFor(resolved), resolved);
 }
 
 export const workDirFor = (outDir: string): string => WorkDir.pathFor(outDir);

@@ -14,13 +14,13 @@
  * The proxy is the mean over all linears. Gini can be exact or taken on a fixed random subsample
  * of positions (the same positions for every candidate).
  */
-import { LINEAR_NAMES, LINEAR_INPUT_GROUP, linearShape, type LinearName, type ModelSpec } from '../model/spec.ts';
+import type { LinearName, ModelSpec } from '../model/spec.ts';
 import { ropeTables } from '../model/rope.ts';
 import { BlockEngine } from '../engine/block-engine.ts';
 import { embed } from '../engine/forward.ts';
 import type { EngineOptions } from '../engine/session.ts';
 import type { BlockSource } from '../prune/layer-loop.ts';
-import { collectStatistics } from '../prune/calibration-stats.ts';
+import { forEachDenseLayer } from '../prune/calibration-stats.ts';
 import { crepeScores, type CrepeParams } from '../prune/scores/crepe.ts';
 import { wandaScores } from '../prune/scores/wanda.ts';
 import { nmMask, perMatrixMask, perRowMask } from '../prune/mask.ts';
@@ -100,28 +100,19 @@ export class ProxyContext {
     const linears: CachedLinear[] = [];
     try {
       const embedding = model.readEmbedding();
-      let hidden = windows.map((tokens) => embed(tokens, embedding, spec.hiddenSize));
-      for (let layer = 0; layer < spec.numLayers; layer++) {
-        const weights = model.readBlock(layer);
-        const stats = await collectStatistics(spec, statsEngine, hidden, weights, rope, ['qkv', 'o', 'gateup', 'down'], withGram);
-        for (const name of LINEAR_NAMES) {
-          const [dOut, dIn] = linearShape(spec, name);
-          const groupStats = stats.get(LINEAR_INPUT_GROUP[name]);
-          if (!groupStats) throw new Error(`internal: no statistics for ${name}`);
-          const weight = weights[`${name}.weight`];
-          const reference = wandaScores(weight, dOut, dIn, groupStats.sqNorm);
+      const hidden = windows.map((tokens) => embed(tokens, embedding, spec.hiddenSize));
+      await forEachDenseLayer(model, hidden, rope, { stats: statsEngine, plain: plainEngine }, withGram, (layer, dense) => {
+        for (const { name, dOut, dIn, weight, stats } of dense) {
+          const reference = wandaScores(weight, dOut, dIn, stats.sqNorm);
           let referenceTotal = 0;
           for (let i = 0; i < reference.length; i++) referenceTotal += reference[i];
           const referenceOrder = argsortNonNegative(reference);
-          const gram = withGram ? groupStats.gram : null;
+          const gram = withGram ? stats.gram : null;
           const outputEnergy = gram ? quadraticForm(weight, null, gram, dOut, dIn) : Number.NaN;
-          linears.push({ layer, name, dOut, dIn, weight, sqNorm: groupStats.sqNorm, reference, referenceTotal, gram, outputEnergy, referenceOrder });
-        }
-        if (layer + 1 < spec.numLayers) {
-          hidden = await plainEngine.runSequences(hidden, weights, rope);
+          linears.push({ layer, name, dOut, dIn, weight, sqNorm: stats.sqNorm, reference, referenceTotal, gram, outputEnergy, referenceOrder });
         }
         progress?.update(layer + 1, `dense statistics, layer ${layer}`);
-      }
+      });
     } finally {
       await statsEngine.release();
       await plainEngine.release();
