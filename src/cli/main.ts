@@ -2,25 +2,19 @@
  * The `crepe` command line. Each subcommand lives in its own file and registers itself here;
  * this file only wires them up and turns user errors into one clear line and exit code 2.
  */
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { UserError } from '../util/errors.ts';
+import { crepeVersion } from '../util/version.ts';
 import * as convertCommand from './convert.ts';
 import * as inspectCommand from './inspect.ts';
 import * as evalCommand from './eval.ts';
 import * as pruneCommand from './prune.ts';
 import * as searchCommand from './search.ts';
 
-function packageVersion(): string {
-  const file = fileURLToPath(new URL('../../package.json', import.meta.url));
-  return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
-}
-
 const program = new Command()
   .name('crepe')
   .description('Post-training pruning of large language models (CRePE, PHO, Magnitude, Wanda, SparseGPT, RIA).')
-  .version(packageVersion())
+  .version(crepeVersion())
   .configureOutput({
     // Commander's own errors (unknown option, bad choice, missing argument) follow crepe's rule:
     // one line naming the problem; `--help` shows the rest.

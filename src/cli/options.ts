@@ -35,7 +35,7 @@ export function finiteNumber(option: string) {
 export function engineOptionList(): Option[] {
   return [
     new Option('--device <device>', 'execution provider').choices(['cpu', 'cuda']).default('cpu'),
-    new Option('--threads <n>', 'intra-op threads of ONNX Runtime (default: all cores)').argParser(positiveInt('--threads')),
+    new Option('--threads <n>', 'threads: ONNX Runtime\'s intra-op threads, and crepe search\'s proxy evaluation threads (default: all cores)').argParser(positiveInt('--threads')),
   ];
 }
 

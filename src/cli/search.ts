@@ -5,6 +5,7 @@
  */
 import { Option, type Command } from 'commander';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import { replaceDirectory } from '../io/atomic.ts';
 import path from 'node:path';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
@@ -16,6 +17,7 @@ import type { CrepeParams } from '../prune/scores/crepe.ts';
 import { pruneSettings, type PruneSettings, type PruneTarget, type Selection } from '../prune/settings.ts';
 import { CREPE_CONFIG_FORMAT, loadCrepeConfig, type CrepeConfigFile } from '../search/crepe-config.ts';
 import { ProxyContext, PROXY_NAMES, type ProxyName, type ProxyOptions } from '../search/proxy.ts';
+import { windowKey } from '../search/proxy-terms.ts';
 import { DEFAULT_PROXY } from '../search/proxy-defaults.ts';
 import { confirmOnHeldOut, runPho, type Confirmation } from '../search/pho.ts';
 import { runHillClimb } from '../search/hillclimb.ts';
@@ -23,7 +25,7 @@ import { randomConfigurations, validateProxies } from '../search/validate.ts';
 import { pruneAndMeasure } from '../search/trial.ts';
 import type { SearchSpace } from '../search/space.ts';
 import { scatterSvg } from '../util/svg-scatter.ts';
-import { sha256File } from '../util/hash.ts';
+import { sha256Bytes, sha256File } from '../util/hash.ts';
 import { createProgress } from '../util/progress.ts';
 import { UserError, check } from '../util/errors.ts';
 import type { EngineOptions } from '../engine/session.ts';
@@ -60,6 +62,9 @@ interface SearchCliOptions {
   json?: boolean;
   device: string;
   threads?: number;
+  proxyCache?: string;
+  proxyCacheBudget: number;
+  proxyRows: number;
 }
 
 /**
@@ -82,6 +87,44 @@ function proxyFromValidation(file: string): { proxy: ProxyName; sign: 1 | -1; sp
 
 /** Largest total size of the per-layer Hessians a search keeps for the output-error proxy. */
 const GRAM_BUDGET_BYTES = 2 ** 30;
+
+/** sha256 over the sha256 of every weight file of the model (sorted by name): what the proxy cache is keyed on. */
+function modelWeightsSha256(model: ModelCheckpoint): string {
+  const files = [...new Set(model.weights.names().map((name) => model.weights.info(name).file))].sort();
+  return sha256Bytes(files.map((file) => `${path.basename(file)}:${sha256File(file)}`).join('\n'));
+}
+
+/** Opens (building, continuing or reusing) the proxy cache of this search, with progress on stderr. */
+async function openProxyContext(
+  model: ModelCheckpoint,
+  calibration: { windows: Int32Array[] },
+  seqlen: number,
+  engine: EngineOptions,
+  opts: SearchCliOptions,
+  settings: { withGram: boolean; kSet: number[]; space: SearchSpace },
+): Promise<ProxyContext> {
+  const cacheDir = path.resolve(opts.proxyCache ?? `${path.resolve(opts.out)}.proxy-cache`);
+  const progress = createProgress('dense statistics', model.spec.numLayers);
+  const context = await ProxyContext.open(model, calibration.windows, seqlen, engine, {
+    cacheDir,
+    cacheBudgetBytes: opts.proxyCacheBudget * 2 ** 20,
+    threads: opts.threads ?? os.availableParallelism(),
+    modelSha256: modelWeightsSha256(model),
+    calibrationFile: path.resolve(opts.calib),
+    calibrationSeed: opts.seed,
+    withGram: settings.withGram,
+    windows: settings.kSet.map((k) => windowKey({ k, variant: settings.space.variant, a: settings.space.fixedA })),
+    progress,
+  });
+  const { cache } = context;
+  progress.done(cache.layersBuilt > 0
+    ? `proxy cache ${cache.dir}: ${cache.layersBuilt} of ${cache.numLayers} layers computed`
+    : `reusing the proxy cache ${cache.dir}`);
+  return context;
+}
+
+/** Peak resident memory of this process so far (workers included: they are threads), in bytes. */
+const peakRssBytes = (): number => process.resourceUsage().maxRSS * 1024;
 
 function parseKSet(text: string): number[] {
   const values = text.split(',').map((s) => Number(s.trim()));
@@ -114,6 +157,7 @@ export async function runSearch(modelDir: string, opts: SearchCliOptions): Promi
   if (start) check(start.alpha > 0, `${opts.config}: "alpha" must be positive to start a search (the search runs over ratios to alpha)`);
   const kSet = parseKSet(opts.k ?? (start ? String(start.k) : '1,3,5,7,9'));
   const giniSubsample = opts.giniSubsample === 'exact' ? null : positiveInt('--gini-subsample')(opts.giniSubsample);
+  check(opts.proxyRows > 0 && opts.proxyRows <= 1, `--proxy-rows expects a fraction of rows in (0, 1], got ${opts.proxyRows}`);
   check(existsSync(opts.calib), `--calib ${opts.calib}: no such file`);
   check(!existsSync(path.resolve(opts.out)) || opts.overwrite, `${path.resolve(opts.out)} already exists; pass --overwrite to replace it`);
   const needsHeldOut = opts.strategy === 'hillclimb' || opts.validate !== undefined || opts.confirm > 0;
@@ -128,7 +172,7 @@ export async function runSearch(modelDir: string, opts: SearchCliOptions): Promi
     const encode = (text: string) => tokenizer.encode(text, { bos: true });
     const calibration = sampleCalibrationFile(opts.calib, encode, { nsamples: opts.nsamples, seqlen, seed: opts.seed });
     const space: SearchSpace = { searchA: Boolean(opts.searchA), fixedA: opts.a, variant: opts.variant };
-    const proxyOptions: ProxyOptions = { target, selection, giniSubsample, seed: opts.seed };
+    const proxyOptions: ProxyOptions = { target, selection, giniSubsample, seed: opts.seed, rows: opts.proxyRows };
     const measured = opts.proxyFrom ? proxyFromValidation(opts.proxyFrom) : null;
     const proxy = opts.proxy ?? measured?.proxy ?? DEFAULT_PROXY.name;
     const sign: 1 | -1 = opts.proxySign
@@ -145,7 +189,8 @@ export async function runSearch(modelDir: string, opts: SearchCliOptions): Promi
     // output-error needs every layer's XᵀX; affordable for small models only.
     const gramsFit = ProxyContext.gramBytes(spec) <= GRAM_BUDGET_BYTES;
     if (proxy === 'output-error') check(gramsFit, `--proxy output-error needs ${(ProxyContext.gramBytes(spec) / 2 ** 30).toFixed(1)} GiB of Hessians for this model; use a gini proxy`);
-    const withGram = gramsFit && (opts.validate !== undefined || proxy === 'output-error');
+    // Kept whenever they fit, so that one proxy cache serves searches and validations alike.
+    const withGram = gramsFit;
     const heldOut = opts.heldout
       ? { tokens: encode(readEvalText(opts.heldout)), seqlen: opts.heldoutSeqlen ?? seqlen, maxChunks: opts.heldoutMaxChunks }
       : null;
@@ -165,18 +210,18 @@ export async function runSearch(modelDir: string, opts: SearchCliOptions): Promi
     };
 
     if (opts.validate !== undefined) {
-      const contextProgress = createProgress('dense statistics', spec.numLayers);
-      const context = await ProxyContext.build(model, calibration.windows, seqlen, engine, { withGram, progress: contextProgress });
-      contextProgress.done();
+      const context = await openProxyContext(model, calibration, seqlen, engine, opts, { withGram, kSet, space });
       const configurations = randomConfigurations(opts.validate, kSet, space, opts.seed + 1);
       const progress = createProgress('validate', configurations.length);
       const result = await validateProxies(context, configurations, proxyOptions, trial, {
         bootstrapSeed: opts.seed,
-        onPoint: (p, i) => progress.update(i + 1, `PPL ${p.ppl.toFixed(2)}`),
-      });
+        rows: opts.proxyRows,
+        onPoint: (p, i) => progress.update(i + 1, `PPL ${p.ppl.toFixed(2)}, proxies ${p.proxySeconds.toFixed(2)} s`),
+      }).finally(() => context.close());
       progress.done();
+      const proxyCache = { ...context.cache, threads: context.threads };
       const files: Record<string, string> = {
-        'validation.json': `${JSON.stringify({ provenance: provenanceBase, ...result }, null, 2)}\n`,
+        'validation.json': `${JSON.stringify({ provenance: provenanceBase, ...result, proxyCache, peakRssBytes: peakRssBytes() }, null, 2)}\n`,
       };
       for (const c of result.correlations) {
         files[`proxy-${c.proxy}.svg`] = scatterSvg(result.points.map((p) => ({ x: p.proxies[c.proxy], y: p.ppl })), {
@@ -187,19 +232,21 @@ export async function runSearch(modelDir: string, opts: SearchCliOptions): Promi
         });
       }
       writeOutputs(opts.out, files, Boolean(opts.overwrite));
-      return { kind: 'validation', out: path.resolve(opts.out), correlations: result.correlations, seconds: (performance.now() - started) / 1000 };
+      return {
+        kind: 'validation', out: path.resolve(opts.out), correlations: result.correlations, subsample: result.subsample,
+        seconds: (performance.now() - started) / 1000, denseSeconds: context.denseSeconds, peakRssBytes: peakRssBytes(),
+      };
     }
 
     if (opts.strategy === 'pho') {
-      const contextProgress = createProgress('dense statistics', spec.numLayers);
-      const context = await ProxyContext.build(model, calibration.windows, seqlen, engine, { withGram, progress: contextProgress });
-      contextProgress.done();
+      const context = await openProxyContext(model, calibration, seqlen, engine, opts, { withGram, kSet, space });
       const budgetPerK = opts.budget ?? 60;
       const progress = createProgress(`PHO (${proxy}, sign ${sign > 0 ? '+' : '−'})`, budgetPerK * kSet.length);
       let evaluated = 0;
-      const result = runPho(context, { ...proxyOptions, kSet, budgetPerK, proxy, sign, space, sigma0: opts.sigma0, start }, (c) =>
-        progress.update(++evaluated, `k=${c.k} ${proxy}=${c.proxies[proxy].toFixed(5)}`),
-      );
+      const result = await runPho(context, { ...proxyOptions, kSet, budgetPerK, proxy, sign, space, sigma0: opts.sigma0, start }, (c) =>
+        progress.update(++evaluated, `k=${c.k} ${proxy}=${c.proxies[proxy].toFixed(5)}, ${c.seconds.toFixed(2)} s/candidate`),
+      ).finally(() => context.close());
+      const perEvaluationSeconds = result.candidates.reduce((sum, c) => sum + c.seconds, 0) / result.candidates.length;
       progress.done(`best k=${result.best.k} β=${result.best.params.beta.toPrecision(4)} γ=${result.best.params.gamma.toPrecision(4)}`);
       let confirmations: Confirmation[] = [];
       if (opts.confirm > 0 && heldOut) {
@@ -225,15 +272,25 @@ export async function runSearch(modelDir: string, opts: SearchCliOptions): Promi
           kSet,
           budgetPerK,
           evaluations: result.candidates.length,
+          proxyRows: opts.proxyRows,
           denseStatisticsSeconds: context.denseSeconds,
+          perEvaluationSeconds,
           searchSeconds: seconds,
         },
       };
       writeOutputs(opts.out, {
         'crepe-config.json': `${JSON.stringify(config, null, 2)}\n`,
-        'search-log.json': `${JSON.stringify({ strategy: 'pho', seconds: { ...result.seconds, wall: seconds, denseStatistics: context.denseSeconds }, bestPerK: result.bestPerK, confirmations, candidates: result.candidates }, null, 2)}\n`,
+        'search-log.json': `${JSON.stringify({
+          strategy: 'pho',
+          seconds: { ...result.seconds, wall: seconds, denseStatistics: context.denseSeconds, perEvaluation: perEvaluationSeconds },
+          peakRssBytes: peakRssBytes(),
+          proxyCache: { ...context.cache, threads: context.threads, rows: opts.proxyRows },
+          bestPerK: result.bestPerK,
+          confirmations,
+          candidates: result.candidates,
+        }, null, 2)}\n`,
       }, Boolean(opts.overwrite));
-      return { kind: 'pho', out: path.resolve(opts.out), config, seconds };
+      return { kind: 'pho', out: path.resolve(opts.out), config, seconds, denseSeconds: context.denseSeconds, perEvaluationSeconds, peakRssBytes: peakRssBytes() };
     }
 
     const budgetPerK = opts.budget ?? 12;
@@ -278,6 +335,9 @@ export function register(program: Command): void {
     .addOption(new Option('--proxy-sign <sign>', '+1: minimise the proxy; -1: maximise it (default: the validated sign)').choices(['+1', '-1']))
     .option('--proxy-from <validation.json>', 'use the proxy (and sign) that a --validate run found most correlated with PPL')
     .option('--gini-subsample <n>', 'positions per matrix for the Gini index, or "exact"', '65536')
+    .option('--proxy-rows <f>', 'compute the proxy on this fraction of each linear\'s rows (a fixed random subset); --validate also reports its Spearman ρ with the full proxy', finiteNumber('--proxy-rows'), 1)
+    .option('--proxy-cache <dir>', 'proxy cache directory: the dense pass\'s per-linear terms, reused by later searches and validations on the same model and calibration windows, continued after an interruption (default: <out>.proxy-cache)')
+    .option('--proxy-cache-budget <MiB>', 'memory for proxy terms kept between candidates, all threads together', nonNegativeInt('--proxy-cache-budget'), 1024)
     .option('--search-a', 'also search the activation exponent a')
     .option('--a <x>', 'activation exponent when not searched', finiteNumber('--a'), 0.5)
     .addOption(new Option('--variant <v>', 'neighbourhood term').choices(['normalized', 'smooth']).default('normalized'))
