@@ -345,17 +345,31 @@ export async function writeManifest(dir: string, manifest: Manifest): Promise<vo
 // ---------------------------------------------------------------------------------------------
 // In-memory LRU
 
-/** Least-recently-used values up to a byte budget; a value larger than the budget is not kept. */
+/**
+ * Values kept in memory up to a byte budget, for a caller that touches the same keys in the same
+ * order round after round (every linear, every candidate). Eviction is least-recently-used, but
+ * only among entries not used in the current round: a plain LRU would evict, in a cyclic scan,
+ * exactly the entry needed next and never hit; this keeps a fixed part of the cycle in memory and
+ * reads the rest. A value larger than the budget, or one that would need an entry of the current
+ * round evicted, is not kept.
+ */
 export class ByteLru<V> {
-  private readonly entries = new Map<string, { value: V; bytes: number }>();
+  private readonly entries = new Map<string, { value: V; bytes: number; round: number }>();
   private used = 0;
+  private round = 0;
 
   constructor(private readonly budget: number) {}
+
+  /** Starts the next round (e.g. the next candidate). */
+  nextRound(): void {
+    this.round++;
+  }
 
   get(key: string): V | undefined {
     const entry = this.entries.get(key);
     if (!entry) return undefined;
     this.entries.delete(key);
+    entry.round = this.round;
     this.entries.set(key, entry);
     return entry.value;
   }
@@ -367,12 +381,16 @@ export class ByteLru<V> {
       this.entries.delete(key);
     }
     if (bytes > this.budget) return;
-    while (this.used + bytes > this.budget) {
-      const [oldest, entry] = this.entries.entries().next().value!;
+    let evictable = 0;
+    for (const entry of this.entries.values()) if (entry.round < this.round) evictable += entry.bytes;
+    if (this.used - evictable + bytes > this.budget) return;
+    for (const [oldest, entry] of this.entries) {
+      if (this.used + bytes <= this.budget) break;
+      if (entry.round === this.round) continue;
       this.entries.delete(oldest);
       this.used -= entry.bytes;
     }
-    this.entries.set(key, { value, bytes });
+    this.entries.set(key, { value, bytes, round: this.round });
     this.used += bytes;
   }
 

@@ -22,7 +22,7 @@ import type { CrepeParams } from '../prune/scores/crepe.ts';
 import type { PruneTarget, Selection } from '../prune/settings.ts';
 import { gini, subsampleIndices } from './gini.ts';
 import {
-  candidateScores, candidateScoresDirect, forEachReference, naturalLayout, positionCount, quadraticForm, rowCount, rowSlots,
+  candidateScores, candidateScoresDirect, magnitudes, naturalLayout, positionCount, quadraticForm, referenceNorms, rowCount, rowSlots,
   type LinearTerms, type WindowTerm,
 } from './proxy-terms.ts';
 
@@ -49,6 +49,8 @@ export interface CandidateView {
   options: ProxyOptions;
   /** The pruned reference importance walked in ascending order (computed once per view). */
   referenceWalk(): ReferenceWalk;
+  /** The reference importance each input column loses (computed once per view). */
+  lostPerColumn(): Float64Array;
   /** Row-major mask and weights of the rows the terms cover (computed once per view). */
   natural(): { mask: Uint8Array; weight: Float32Array };
 }
@@ -58,8 +60,6 @@ export interface ReferenceWalk {
   count: number;
   total: number;
   rankWeighted: number;
-  /** Reference importance lost per input column. */
-  lostPerColumn: Float64Array;
 }
 
 export interface ProxyDefinition {
@@ -80,7 +80,7 @@ export const PROXIES: Record<ProxyName, ProxyDefinition> = {
     },
   },
   'pruned-mass': { needsGram: false, measure: (view) => view.referenceWalk().total / view.terms.referenceTotal },
-  'column-gini': { needsGram: false, measure: (view) => gini(view.referenceWalk().lostPerColumn) },
+  'column-gini': { needsGram: false, measure: (view) => gini(view.lostPerColumn()) },
   'output-error': {
     needsGram: true,
     measure(view) {
@@ -142,6 +142,7 @@ function forEachNaturalIndex(terms: LinearTerms, visit: (p: number, index: numbe
 
 /** Reused buffers of one evaluator (sized to its largest linear). */
 export class Scratch {
+  magnitude = new Float32Array(0);
   scores = new Float32Array(0);
   mask = new Uint8Array(0);
   naturalScores = new Float32Array(0);
@@ -149,6 +150,7 @@ export class Scratch {
 
   ensure(n: number): void {
     if (this.scores.length < n) {
+      this.magnitude = new Float32Array(n);
       this.scores = new Float32Array(n);
       this.mask = new Uint8Array(n);
     }
@@ -186,7 +188,8 @@ export function evaluateLinear(
   scratch.ensure(n);
   let t = performance.now();
   const scores = scratch.scores.subarray(0, n);
-  if (source.kind === 'terms') candidateScores(terms, source.window, params, scores);
+  const magnitude = magnitudes(terms, scratch.magnitude);
+  if (source.kind === 'terms') candidateScores(terms, magnitude, source.window, params, scores);
   else candidateScoresDirect(source.base, terms, params, scores);
   const score = (performance.now() - t) / 1000;
 
@@ -197,10 +200,12 @@ export function evaluateLinear(
 
   t = performance.now();
   let walk: ReferenceWalk | null = null;
+  let lost: Float64Array | null = null;
   let natural: { mask: Uint8Array; weight: Float32Array } | null = null;
   const view: CandidateView = {
     terms, scores, mask, options,
-    referenceWalk: () => (walk ??= walkReference(terms, mask)),
+    referenceWalk: () => (walk ??= walkReference(terms, magnitude, mask)),
+    lostPerColumn: () => (lost ??= lostPerColumn(terms, magnitude, mask)),
     natural: () => (natural ??= naturalMaskAndWeights(terms, mask)),
   };
   const values: Partial<Record<ProxyName, number>> = {};
@@ -228,21 +233,35 @@ function selectPositions(terms: LinearTerms, scores: Float32Array, options: Prox
   forEachNaturalIndex(terms, (p, index) => { mask[p] = naturalMask[index]; });
 }
 
-/** One pass along the reference order over the pruned positions. */
-function walkReference(terms: LinearTerms, mask: Uint8Array): ReferenceWalk {
+/**
+ * One pass along the reference order: count, Σ and rank-weighted Σ of the pruned entries'
+ * reference importance. Branch-free (a kept entry adds exact zeros), so the sums are those of the
+ * pruned entries alone, in order.
+ */
+function walkReference(terms: LinearTerms, magnitude: Float32Array, mask: Uint8Array): ReferenceWalk {
+  const norms = referenceNorms(terms);
+  const { col } = terms;
+  const n = positionCount(terms);
   let count = 0;
   let total = 0;
   let rankWeighted = 0;
-  const lostPerColumn = new Float64Array(terms.dIn);
-  const { col } = terms;
-  forEachReference(terms, (p, value) => {
-    if (!mask[p]) return;
-    count++;
+  for (let p = 0; p < n; p++) {
+    const pruned = mask[p];
+    const value = pruned * Math.fround(magnitude[p] * norms[col[p]]);
+    count += pruned;
     total += value;
     rankWeighted += count * value;
-    lostPerColumn[col[p]] += value;
-  });
-  return { count, total, rankWeighted, lostPerColumn };
+  }
+  return { count, total, rankWeighted };
+}
+
+function lostPerColumn(terms: LinearTerms, magnitude: Float32Array, mask: Uint8Array): Float64Array {
+  const norms = referenceNorms(terms);
+  const { col } = terms;
+  const lost = new Float64Array(terms.dIn);
+  const n = positionCount(terms);
+  for (let p = 0; p < n; p++) if (mask[p]) lost[col[p]] += Math.fround(magnitude[p] * norms[col[p]]);
+  return lost;
 }
 
 function naturalMaskAndWeights(terms: LinearTerms, mask: Uint8Array): { mask: Uint8Array; weight: Float32Array } {

@@ -203,38 +203,54 @@ function relativeSetup(terms: LinearTerms, a: number): RelativeImportanceSetup {
   return { dOut: terms.dOut, dIn: terms.dIn, inverseRowSums: terms.inverseRowSums, inverseColSums: terms.inverseColSums, activation: activationFactors(terms.sqNorm, a) };
 }
 
-/**
- * The candidate's CRePE scores at every position: one pass over the stored terms. `window` is
- * the neighbourhood term of the candidate's k (and a, for smooth); unused, and may be null, when γ = 0.
- * Same float64 operations, in the same order, as crepeScores.
- */
-export function candidateScores(terms: LinearTerms, window: WindowTerm | null, params: CrepeParams, out: Float32Array): Float32Array {
-  const { alpha, beta, gamma } = params;
-  const { row, col, inverseRowSums: ir, inverseColSums: ic, weightF16, weightF32 } = terms;
-  const activation = activationFactors(terms.sqNorm, params.a);
-  const table = float16Table();
+/** |W| at every position, as float32, into `out` (one pass; the hot loops then read one array type). */
+export function magnitudes(terms: LinearTerms, out: Float32Array): Float32Array {
   const n = positionCount(terms);
-  if (out.length < n) throw new Error(`internal: score buffer of ${out.length} for ${n} positions`);
+  const magnitude = out.subarray(0, n);
+  if (terms.weightF32) {
+    const weight = terms.weightF32;
+    for (let p = 0; p < n; p++) magnitude[p] = Math.abs(weight[p]);
+  } else {
+    const table = float16Table();
+    const bits = terms.weightF16!;
+    // Clearing the sign bit of a float16 gives its magnitude's bits.
+    for (let p = 0; p < n; p++) magnitude[p] = table[bits[p] & 0x7fff];
+  }
+  return magnitude;
+}
+
+/**
+ * The candidate's CRePE scores at every position: one pass over the stored terms (`magnitude`
+ * from magnitudes()). `window` is the neighbourhood term of the candidate's k (and a, for
+ * smooth); unused, and may be null, when γ = 0. Same float64 operations, in the same order, as
+ * crepeScores.
+ */
+export function candidateScores(terms: LinearTerms, magnitude: Float32Array, window: WindowTerm | null, params: CrepeParams, out: Float32Array): Float32Array {
+  const { alpha, beta, gamma } = params;
+  const { row, col, inverseRowSums: ir, inverseColSums: ic } = terms;
+  const activation = activationFactors(terms.sqNorm, params.a);
+  const n = positionCount(terms);
+  if (out.length < n || magnitude.length < n) throw new Error(`internal: buffers of ${out.length}, ${magnitude.length} for ${n} positions`);
   if (gamma === 0) {
     for (let p = 0; p < n; p++) {
-      const magnitude = weightF16 ? Math.abs(table[weightF16[p]]) : Math.abs(weightF32![p]);
+      const m = magnitude[p];
       const j = col[p];
-      out[p] = (beta * (magnitude * ic[j]) + alpha * (magnitude * ir[row[p]])) * activation[j];
+      out[p] = (beta * (m * ic[j]) + alpha * (m * ir[row[p]])) * activation[j];
     }
     return out;
   }
   if (!window || window.length !== n) throw new Error('internal: a neighbourhood term for every position is needed when γ > 0');
   if (params.variant === 'normalized') {
     for (let p = 0; p < n; p++) {
-      const magnitude = weightF16 ? Math.abs(table[weightF16[p]]) : Math.abs(weightF32![p]);
+      const m = magnitude[p];
       const j = col[p];
-      out[p] = (beta * (magnitude * ic[j]) + alpha * (magnitude * ir[row[p]]) + gamma * window[p]) * activation[j];
+      out[p] = (beta * (m * ic[j]) + alpha * (m * ir[row[p]]) + gamma * window[p]) * activation[j];
     }
   } else {
     for (let p = 0; p < n; p++) {
-      const magnitude = weightF16 ? Math.abs(table[weightF16[p]]) : Math.abs(weightF32![p]);
+      const m = magnitude[p];
       const j = col[p];
-      out[p] = (beta * (magnitude * ic[j]) + alpha * (magnitude * ir[row[p]])) * activation[j] + gamma * window[p];
+      out[p] = (beta * (m * ic[j]) + alpha * (m * ir[row[p]])) * activation[j] + gamma * window[p];
     }
   }
   return out;
@@ -256,19 +272,10 @@ export function candidateScoresDirect(base: LinearTerms, subset: LinearTerms, pa
   return out;
 }
 
-/** The reference importance at every position, ascending: |W_ij|·fround(sqrt(s_j)) rounded to float32 as wandaScores. */
-export function forEachReference(terms: LinearTerms, visit: (p: number, value: number) => void): void {
-  const norms = referenceNorms(terms);
-  const { col, weightF16, weightF32 } = terms;
-  const table = float16Table();
-  const n = positionCount(terms);
-  for (let p = 0; p < n; p++) {
-    const magnitude = weightF16 ? Math.abs(table[weightF16[p]]) : Math.abs(weightF32![p]);
-    visit(p, Math.fround(magnitude * norms[col[p]]));
-  }
-}
-
-/** wandaScores' per-column factor fround(sqrt(s_j)). */
+/**
+ * wandaScores' per-column factor fround(sqrt(s_j)): the reference importance at position p is
+ * fround(magnitude[p]·norms[col[p]]), ascending in p.
+ */
 export function referenceNorms(terms: LinearTerms): Float64Array {
   return terms.sqNorm.map((s) => Math.fround(Math.sqrt(s)));
 }
@@ -305,8 +312,10 @@ export function subsetRows(base: LinearTerms, fraction: number, seed: number): L
     referenceTotal: 0,
     outputEnergy: Number.NaN,
   };
+  const norms = referenceNorms(subset);
+  const magnitude = magnitudes(subset, new Float32Array(kept));
   let total = 0;
-  forEachReference(subset, (_p, value) => { total += value; });
+  for (let q = 0; q < kept; q++) total += Math.fround(magnitude[q] * norms[subset.col[q]]);
   subset.referenceTotal = total;
   if (subset.gram) subset.outputEnergy = quadraticForm(naturalLayout(subset).weight, null, subset.gram, count, subset.dIn);
   return subset;

@@ -62,6 +62,7 @@ export class UnitEvaluator {
 
   /** Makes sure every unit has the neighbourhood term of `key` on disk (computed from its terms when missing). */
   async prepareWindow(key: WindowKey): Promise<void> {
+    this.lru.nextRound();
     for (const unit of this.config.units) {
       const file = windowFile(this.config.dir, unit, key);
       if (existsSync(file)) continue;
@@ -72,6 +73,7 @@ export class UnitEvaluator {
   }
 
   async evaluate(request: EvaluationRequest): Promise<UnitResult[]> {
+    this.lru.nextRound();
     const rows = rowSubset(request.options);
     const results: UnitResult[] = [];
     for (const unit of this.config.units) {

@@ -19,7 +19,7 @@ import { LINEAR_NAMES, linearShape, type ModelSpec } from '../model/spec.ts';
 import { forEachDenseLayer } from '../prune/calibration-stats.ts';
 import type { BlockSource } from '../prune/layer-loop.ts';
 import type { CrepeParams } from '../prune/scores/crepe.ts';
-import { sha256Bytes } from '../util/hash.ts';
+import { windowsSha256 } from '../data/calibration.ts';
 import type { Progress } from '../util/progress.ts';
 import { crepeVersion } from '../util/version.ts';
 import {
@@ -190,11 +190,6 @@ export class ProxyContext {
     this.manifest.windows.push(key);
     await writeManifest(this.dir, this.manifest);
   }
-}
-
-/** sha256 over the calibration windows' token ids (what the dense pass saw). */
-function windowsSha256(windows: Int32Array[]): string {
-  return sha256Bytes(windows.map((w) => sha256Bytes(w)).join(','));
 }
 
 /** The first layer with a linear whose terms are not on disk (numLayers when none). */
