@@ -103,7 +103,10 @@ async function openProxyContext(
   opts: SearchCliOptions,
   settings: { withGram: boolean; kSet: number[]; space: SearchSpace },
 ): Promise<ProxyContext> {
-  const cacheDir = path.resolve(opts.proxyCache ?? `${path.resolve(opts.out)}.proxy-cache`);
+  const out = path.resolve(opts.out);
+  const cacheDir = path.resolve(opts.proxyCache ?? `${out}.proxy-cache`);
+  const relative = path.relative(out, cacheDir);
+  check(relative.startsWith('..') || path.isAbsolute(relative), `--proxy-cache ${cacheDir} is inside --out ${out}, which is replaced when the search ends; name a directory outside it`);
   const progress = createProgress('dense statistics', model.spec.numLayers);
   const context = await ProxyContext.open(model, calibration.windows, seqlen, engine, {
     cacheDir,
