@@ -21,7 +21,7 @@ import { atomicWriteFile } from '../src/io/atomic.ts';
 import { removeSyntheticModel, LLAMA2_7B_2_LAYERS, QUICK_MODEL, TINYLLAMA_4_LAYERS } from './synthetic-model.ts';
 
 type Log = (line: string) => void;
-interface RunOptions { quick: boolean }
+interface RunOptions { quick: boolean; keepModel: boolean }
 
 /** Each section is imported only when it runs, so one broken module cannot stop the others. */
 const SECTIONS: Record<string, (log: Log, options: RunOptions) => Promise<string>> = {
@@ -98,7 +98,7 @@ function parseArgs(argv: string[]): { names: string[]; quick: boolean; out: stri
 
 async function main(): Promise<void> {
   const { names, quick, out, keepModel } = parseArgs(process.argv.slice(2));
-  const options: RunOptions = { quick };
+  const options: RunOptions = { quick, keepModel };
   const runStarted = performance.now();
   const elapsed = (): string => `${((performance.now() - runStarted) / 1000).toFixed(0)} s`;
   const sections: string[] = [];
