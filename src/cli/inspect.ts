@@ -1,7 +1,8 @@
 /** `crepe inspect <dir>`: per-tensor and total sparsity of a checkpoint, and N:M conformance. */
 import type { Command } from 'commander';
 import { Checkpoint } from '../io/safetensors.ts';
-import { parsePattern, satisfiesNM } from '../prune/mask.ts';
+import { satisfiesNM } from '../prune/mask.ts';
+import { parseTarget } from '../prune/target.ts';
 import { check } from '../util/errors.ts';
 import { printJson } from './options.ts';
 
@@ -25,7 +26,7 @@ export interface InspectReport {
 }
 
 export function inspectCheckpoint(dir: string, patternText?: string): InspectReport {
-  const pattern = patternText ? parsePattern(patternText) : null;
+  const pattern = patternText ? parseTarget(patternText, 'pattern') : null;
   check(pattern === null || pattern.kind === 'nm', `--pattern expects n:m (e.g. 2:4), got "${patternText}"`);
   const weights = Checkpoint.open(dir);
   try {

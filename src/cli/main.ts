@@ -11,6 +11,7 @@ import * as inspectCommand from './inspect.ts';
 import * as evalCommand from './eval.ts';
 import * as pruneCommand from './prune.ts';
 import * as searchCommand from './search.ts';
+import { userMessage } from './options.ts';
 
 function packageVersion(): string {
   const file = fileURLToPath(new URL('../../package.json', import.meta.url));
@@ -32,7 +33,7 @@ for (const command of [convertCommand, inspectCommand, evalCommand, pruneCommand
 
 function fail(error: unknown): never {
   if (error instanceof UserError) {
-    process.stderr.write(`crepe: ${error.message}\n`);
+    process.stderr.write(`crepe: ${userMessage(error)}\n`);
     process.exit(2);
   }
   if (error instanceof CommanderError) process.exit(error.exitCode === 0 ? 0 : 2);

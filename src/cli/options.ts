@@ -1,6 +1,6 @@
 /** Option parsing shared by the subcommands: every bad value names its option and what was expected. */
 import { Option } from 'commander';
-import { UserError } from '../util/errors.ts';
+import { FieldError, UserError } from '../util/errors.ts';
 import type { EngineOptions } from '../engine/session.ts';
 
 export function positiveInt(option: string) {
@@ -46,4 +46,32 @@ export function engineOptionsFrom(opts: { device?: string; threads?: number }): 
 /** Prints `value` as JSON on stdout (for --json). */
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** The flag that carries each library request field the commands expose. */
+const FIELD_FLAGS: Readonly<Record<string, string>> = {
+  method: '--method',
+  sparsity: '--sparsity',
+  pattern: '--pattern',
+  selection: '--per-row/--per-matrix',
+  riaA: '--ria-a',
+  'calibration.nsamples': '--nsamples',
+  'calibration.seqlen': '--seqlen',
+  'calibration.seed': '--seed',
+  'sparsegpt.blockSize': '--blocksize',
+  'sparsegpt.percdamp': '--percdamp',
+  'owl.m': '--owl-m',
+  'owl.lambda': '--owl-lambda',
+  'dsnot.maxCycles': '--dsnot-cycles',
+  'dsnot.updateThreshold': '--dsnot-threshold',
+  'dsnot.skip': '--dsnot-skip',
+  'permute.strategy': '--permute',
+  'permute.blocks': '--permute-blocks',
+  exclude: '--exclude',
+};
+
+/** A user error's one line, with a library field (`owl.lambda`) replaced by its flag (`--owl-lambda`). */
+export function userMessage(error: UserError): string {
+  if (error instanceof FieldError && Object.hasOwn(FIELD_FLAGS, error.field)) return `${FIELD_FLAGS[error.field]} ${error.problem}`;
+  return error.message;
 }

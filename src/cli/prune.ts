@@ -3,9 +3,9 @@ import { Option, type Command } from 'commander';
 import path from 'node:path';
 import { existsSync } from 'node:fs';
 import { runPrunePipeline, publishOutput, workDirFor } from '../prune/pipeline.ts';
-import type { CrepeParams, PruneSettings, PruneTarget, Selection } from '../prune/settings.ts';
-import { describeTarget } from '../prune/settings.ts';
-import { parsePattern } from '../prune/mask.ts';
+import type { CrepeParams, PruneSettings } from '../prune/settings.ts';
+import { describeTarget, parseTarget, type PruneTarget, type Selection } from '../prune/target.ts';
+import { validateOwl } from '../prune/owl.ts';
 import { SCORE_METHODS } from '../prune/scores/index.ts';
 import { resolveCrepeParams } from '../prune/scores/crepe.ts';
 import { loadCrepeConfig, DEFAULT_CREPE_CONFIG_PATH } from '../search/crepe-config.ts';
@@ -70,7 +70,7 @@ interface PruneCliOptions {
 export function settingsFromOptions(opts: PruneCliOptions, calibSha256: string, seqlen: number): PruneSettings {
   check((METHODS as readonly string[]).includes(opts.method), `--method "${opts.method}" is unknown; expected one of ${METHODS.join(', ')}`);
   check((opts.sparsity === undefined) !== (opts.pattern === undefined), 'give exactly one of --sparsity <s> (unstructured) or --pattern <n:m>');
-  const target: PruneTarget = opts.pattern !== undefined ? parsePattern(opts.pattern) : parsePattern(String(opts.sparsity), '--sparsity');
+  const target: PruneTarget = opts.pattern !== undefined ? parseTarget(opts.pattern, 'pattern') : parseTarget(opts.sparsity as number, 'sparsity');
   check(!(opts.perRow && opts.perMatrix), '--per-row and --per-matrix exclude each other');
   const selection: Selection = opts.perRow ? 'per-row' : opts.perMatrix ? 'per-matrix' : defaultSelection(opts.method);
 
@@ -96,9 +96,7 @@ export function settingsFromOptions(opts: PruneCliOptions, calibSha256: string, 
   if (opts.permute) check(target.kind === 'nm', '--permute needs an N:M --pattern; channel permutation does nothing for unstructured sparsity');
   if (opts.dsnot) check(opts.method !== 'sparsegpt', '--dsnot re-prunes a score-based mask; it does not apply to --method sparsegpt');
   if (opts.reconstruct) check(opts.method !== 'sparsegpt', '--reconstruct is built into --method sparsegpt already');
-  if (opts.owl && target.kind === 'unstructured') {
-    check(opts.owlLambda > 0 && opts.owlLambda < target.sparsity, `--owl-lambda must be in (0, ${target.sparsity}) for --sparsity ${target.sparsity}, got ${opts.owlLambda}`);
-  }
+  if (opts.owl) validateOwl({ m: opts.owlM, lambda: opts.owlLambda }, target);
   check(opts.percdamp > 0, `--percdamp must be positive, got ${opts.percdamp}`);
 
   return {

@@ -11,9 +11,9 @@ import { ModelCheckpoint } from '../model/checkpoint.ts';
 import { TextTokenizer } from '../model/tokenizer.ts';
 import { sampleCalibrationFile } from '../data/calibration.ts';
 import { readEvalText } from '../data/text-sources.ts';
-import { parsePattern } from '../prune/mask.ts';
 import type { CrepeParams } from '../prune/scores/crepe.ts';
-import { pruneSettings, type PruneSettings, type PruneTarget, type Selection } from '../prune/settings.ts';
+import { pruneSettings, type PruneSettings } from '../prune/settings.ts';
+import { parseTarget, type PruneTarget, type Selection } from '../prune/target.ts';
 import { CREPE_CONFIG_FORMAT, loadCrepeConfig, type CrepeConfigFile } from '../search/crepe-config.ts';
 import { ProxyContext, PROXY_NAMES, type ProxyName, type ProxyOptions } from '../search/proxy.ts';
 import { DEFAULT_PROXY } from '../search/proxy-defaults.ts';
@@ -89,9 +89,9 @@ function parseKSet(text: string): number[] {
   return [...new Set(values)];
 }
 
-function parseTarget(opts: SearchCliOptions): PruneTarget {
+function targetFromOptions(opts: SearchCliOptions): PruneTarget {
   check((opts.sparsity === undefined) !== (opts.pattern === undefined), 'give exactly one of --sparsity <s> or --pattern <n:m>');
-  return opts.pattern !== undefined ? parsePattern(opts.pattern) : parsePattern(String(opts.sparsity), '--sparsity');
+  return opts.pattern !== undefined ? parseTarget(opts.pattern, 'pattern') : parseTarget(opts.sparsity as number, 'sparsity');
 }
 
 /** Writes the search outputs into a temporary directory and renames it into place when complete. */
@@ -107,7 +107,7 @@ function writeOutputs(outDir: string, files: Record<string, string>, overwrite: 
 
 export async function runSearch(modelDir: string, opts: SearchCliOptions): Promise<Record<string, unknown>> {
   const started = performance.now();
-  const target = parseTarget(opts);
+  const target = targetFromOptions(opts);
   check(!(opts.perRow && opts.perMatrix), '--per-row and --per-matrix exclude each other');
   const selection: Selection = opts.perRow ? 'per-row' : 'per-matrix';
   const start = opts.config ? loadCrepeConfig(opts.config) : undefined;

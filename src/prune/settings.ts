@@ -2,14 +2,12 @@
  * Everything that decides a pruning run's result, as plain data. It is written into
  * crepe-report.json and hashed: a resumed run must have the same settings as the run it continues.
  */
-import type { SparsityPattern } from './mask.ts';
+import type { PruneTarget, Selection } from './target.ts';
 import type { CrepeParams } from './scores/crepe.ts';
 import type { LinearName } from '../model/spec.ts';
 
-export type { CrepeParams };
-
-export type PruneTarget = SparsityPattern;
-export type Selection = 'per-row' | 'per-matrix';
+export type { CrepeParams, PruneTarget, Selection };
+export { describeTarget } from './target.ts';
 
 export interface PruneSettings {
   method: string;
@@ -53,8 +51,4 @@ export function pruneSettings(input: PruneSettingsInput): PruneSettings {
     permute: input.permute ?? null,
     ...(input.exclude !== undefined && { exclude: input.exclude }),
   };
-}
-
-export function describeTarget(target: PruneTarget): string {
-  return target.kind === 'nm' ? `${target.n}:${target.m}` : `${(target.sparsity * 100).toFixed(1)}% unstructured`;
 }

@@ -4,6 +4,7 @@
  * SparseGPT is not here: it updates weights while it prunes (prune/sparsegpt.ts).
  */
 import { UserError } from '../../util/errors.ts';
+import type { Selection } from '../target.ts';
 import { crepeScores, type CrepeParams } from './crepe.ts';
 import { magnitudeScores } from './magnitude.ts';
 import { riaScores } from './ria.ts';
@@ -23,7 +24,6 @@ export interface ScoreParams {
   crepe?: Partial<CrepeParams> | null;
 }
 
-export type UnstructuredSelection = 'per-row' | 'per-matrix';
 export type StatisticNeed = 'sqnorm';
 
 export type ScoreFunction = (
@@ -38,7 +38,7 @@ export type ScoreFunction = (
 export interface ScoreMethod {
   score: ScoreFunction;
   /** The reference's unstructured selection (ALGORITHMS.md §1.5, §3.2). */
-  defaultSelection: UnstructuredSelection;
+  defaultSelection: Selection;
   /** Calibration statistics the score reads. */
   needs: readonly StatisticNeed[];
 }
