@@ -5,12 +5,11 @@
  */
 import type { LinearName } from '../model/spec.ts';
 import type { LinearInputStats } from './calibration-stats.ts';
-import { applyMask, nmMask, perMatrixMask, perRowMask } from './mask.ts';
+import { applyMask, selectMask } from './mask.ts';
 import { scoreMatrix } from './methods.ts';
 import { sparsegpt, sparsegptFixedMask } from './sparsegpt.ts';
 import { permuteForNM } from './permute.ts';
 import { dsnot } from './dsnot.ts';
-import { checkReachedSparsity, checkScores, checkUpdatedWeights, countZeros } from './selection-check.ts';
 import type { PruneSettings, PruneTarget } from './settings.ts';
 
 export interface LinearReport {
@@ -38,8 +37,6 @@ export interface LinearPruneRequest {
   settings: PruneSettings;
   /** This layer's target (OWL may move it away from the global one). */
   target: PruneTarget;
-  /** The decoder layer, for messages. */
-  layer?: number;
 }
 
 function requireStats(request: LinearPruneRequest): LinearInputStats {
@@ -53,8 +50,7 @@ function requireGram(stats: LinearInputStats): Float64Array {
 }
 
 export async function pruneLinear(request: LinearPruneRequest): Promise<{ weight: Float32Array; mask: Uint8Array; report: LinearReport }> {
-  const { name, weight, dOut, dIn, settings, target, layer } = request;
-  const zerosBefore = countZeros(weight);
+  const { name, weight, dOut, dIn, settings, target } = request;
   const seconds = { score: 0, select: 0, update: 0 };
   const report: Omit<LinearReport, 'pruned' | 'sparsity'> = { name, shape: [dOut, dIn], seconds };
   let t = performance.now();
@@ -75,32 +71,23 @@ export async function pruneLinear(request: LinearPruneRequest): Promise<{ weight
     });
     mask = result.mask;
     report.reconstructionLoss = result.loss;
-    checkReachedSparsity(mask, { target, selection: 'column-blocks', dOut, dIn, blockSize: settings.sparsegpt.blockSize }, zerosBefore, name, layer);
-    checkUpdatedWeights(weight, dIn, name, layer);
     seconds.update = lap();
   } else {
     const scores = scoreMatrix(settings.method, weight, dOut, dIn, request.stats?.sqNorm ?? null, {
       riaA: settings.riaA,
       crepe: settings.crepe,
     });
-    checkScores(scores, weight, dIn, name, layer);
     seconds.score = lap();
-    if (target.kind === 'nm') {
-      if (settings.permute) {
-        const permuted = permuteForNM(scores, dOut, dIn, target.n, target.m, settings.permute);
-        mask = permuted.mask;
-        report.permutation = {
-          retainedBefore: permuted.retainedBefore,
-          retainedAfter: permuted.retainedAfter,
-          order: Array.from(permuted.permutation),
-        };
-      } else {
-        mask = nmMask(scores, dOut, dIn, target.n, target.m);
-      }
+    if (target.kind === 'nm' && settings.permute) {
+      const permuted = permuteForNM(scores, dOut, dIn, target.n, target.m, settings.permute);
+      mask = permuted.mask;
+      report.permutation = {
+        retainedBefore: permuted.retainedBefore,
+        retainedAfter: permuted.retainedAfter,
+        order: Array.from(permuted.permutation),
+      };
     } else {
-      mask = settings.selection === 'per-row'
-        ? perRowMask(scores, dOut, dIn, target.sparsity)
-        : perMatrixMask(scores, target.sparsity);
+      mask = selectMask(scores, dOut, dIn, target, settings.selection);
     }
     seconds.select = lap();
 
@@ -121,7 +108,6 @@ export async function pruneLinear(request: LinearPruneRequest): Promise<{ weight
       mask = result.mask;
       report.dsnot = { swaps: result.swaps, cycles: result.cyclesRun };
     }
-    checkReachedSparsity(mask, { target, selection: settings.selection, dOut, dIn }, zerosBefore, name, layer);
     if (settings.reconstruct) {
       const stats = requireStats(request);
       const result = await sparsegptFixedMask(weight, dOut, dIn, requireGram(stats), stats.nsamples, mask, {
@@ -129,7 +115,6 @@ export async function pruneLinear(request: LinearPruneRequest): Promise<{ weight
         percdamp: settings.sparsegpt.percdamp,
       });
       report.reconstructionLoss = result.loss;
-      checkUpdatedWeights(weight, dIn, name, layer);
     }
     seconds.update = lap();
   }
