@@ -272,9 +272,10 @@ async function obsPrune(
   const store = ort ? ortStore(weight, dOut, dIn, U) : inProcessStore(weight, dOut, dIn, U);
   const mask = rule.kind === 'fixed' ? rule.mask : new Uint8Array(dOut * dIn);
   let loss = 0;
-  const block = new Float64Array(dOut * blockSize); // W[r, i1 + c] of the current block
-  const errors = new Float64Array(dOut * blockSize); // Err[r, c] of the current block
-  const saliency = new Float32Array(dOut * blockSize);
+  const width = Math.min(blockSize, dIn); // a block never holds more than the layer's columns
+  const block = new Float64Array(dOut * width); // W[r, i1 + c] of the current block
+  const errors = new Float64Array(dOut * width); // Err[r, c] of the current block
+  const saliency = new Float32Array(dOut * width);
 
   for (let i1 = 0; i1 < dIn; i1 += blockSize) {
     const i2 = Math.min(i1 + blockSize, dIn);
