@@ -10,6 +10,7 @@ import path from 'node:path';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
 import { sampleCalibrationFile } from '../data/calibration.ts';
 import type { CrepeParams, CrepeVariant } from '../prune/scores/crepe.ts';
+import { activationExponentProblem, isActivationExponent } from '../prune/scores/ria.ts';
 import { pruneSettings, type PruneSettings } from '../prune/settings.ts';
 import { validateTarget, type PruneTarget, type Selection } from '../prune/target.ts';
 import { CREPE_CONFIG_FORMAT, loadCrepeConfig, type CrepeConfigFile } from '../search/crepe-config.ts';
@@ -127,7 +128,7 @@ function searchOptions(request: SearchRequest) {
   const giniSubsample = request.giniSubsample === undefined ? 65536 : request.giniSubsample;
   if (giniSubsample !== null) checkInteger('giniSubsample', giniSubsample, 1);
   const a = request.crepe?.a ?? 0.5;
-  checkNumber('crepe.a', a, [0, 2]);
+  checkField(isActivationExponent(a), 'crepe.a', () => activationExponentProblem(a));
   const variant = request.crepe?.variant ?? 'normalized';
   checkField(variant === 'normalized' || variant === 'smooth', 'crepe.variant', `must be "normalized" or "smooth", got ${JSON.stringify(variant)}`);
   if (request.proxy !== undefined) checkField(PROXY_NAMES.includes(request.proxy), 'proxy', `"${request.proxy}" is unknown; expected one of ${PROXY_NAMES.join(', ')}`);
