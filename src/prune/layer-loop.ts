@@ -128,7 +128,7 @@ export async function pruneLayers(request: LayerLoopRequest): Promise<LayerRepor
             continue;
           }
           const key = `${name}.weight`;
-          const result = await pruneLinear({ name, weight: weights[key], dOut, dIn, stats: stats?.get(group) ?? null, settings, target: layerTargets[layer], layer });
+          const result = await pruneLinear({ name, weight: weights[key], dOut, dIn, stats: stats?.get(group) ?? null, settings, target: layerTargets[layer], layer, engine: request.engine });
           weights[key] = request.roundWeight ? request.roundWeight(layer, key, result.weight) : result.weight;
           linears.push(result.report);
         }

@@ -4,6 +4,7 @@
  * SparseGPT is its own path: it chooses the mask while it updates the weights.
  */
 import type { LinearName } from '../model/spec.ts';
+import type { EngineOptions } from '../engine/session.ts';
 import type { LinearInputStats } from './calibration-stats.ts';
 import { applyMask, selectMask } from './mask.ts';
 import { scoreMatrix } from './methods.ts';
@@ -40,6 +41,8 @@ export interface LinearPruneRequest {
   target: PruneTarget;
   /** The decoder layer, for messages. */
   layer?: number;
+  /** Where SparseGPT's ORT graphs run (the run's --device/--threads); default: CPU. */
+  engine?: EngineOptions;
 }
 
 function requireStats(request: LinearPruneRequest): LinearInputStats {
@@ -72,6 +75,7 @@ export async function pruneLinear(request: LinearPruneRequest): Promise<{ weight
       target,
       blockSize: settings.sparsegpt.blockSize,
       percdamp: settings.sparsegpt.percdamp,
+      engine: request.engine,
     });
     mask = result.mask;
     report.reconstructionLoss = result.loss;
@@ -121,6 +125,7 @@ export async function pruneLinear(request: LinearPruneRequest): Promise<{ weight
       const result = await sparsegptFixedMask(weight, dOut, dIn, requireGram(stats), stats.nsamples, mask, {
         blockSize: settings.sparsegpt.blockSize,
         percdamp: settings.sparsegpt.percdamp,
+        engine: request.engine,
       });
       report.reconstructionLoss = result.loss;
       checkUpdatedWeights(weight, dIn, name, layer);
