@@ -9,7 +9,7 @@ import path from 'node:path';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
 import { LINEAR_NAMES, blockTensorNames, layerPrefix, type BlockWeights } from '../model/spec.ts';
 import type { EngineOptions } from '../engine/session.ts';
-import { replaceDirectory } from '../io/atomic.ts';
+import { publishOutputDir } from '../io/output-dir.ts';
 import { writeSafetensors, SafetensorsStreamWriter, type TensorToWrite } from '../io/safetensors-writer.ts';
 import { SafetensorsFile } from '../io/safetensors.ts';
 import { roundThroughHalfInPlace } from '../util/float16.ts';
@@ -119,7 +119,7 @@ export async function runPrunePipeline(request: PipelineRequest): Promise<Pipeli
 /** Moves the finished work directory into place, replacing an old output only now (when asked to). */
 export function publishOutput(outDir: string): void {
   const resolved = path.resolve(outDir);
-  replaceDirectory(WorkDir.pathFor(resolved), resolved);
+  publishOutputDir(WorkDir.pathFor(resolved), resolved, 'prune');
 }
 
 export const workDirFor = (outDir: string): string => WorkDir.pathFor(outDir);
