@@ -11,7 +11,7 @@ import { before, describe, it } from 'node:test';
 import { Checkpoint } from '../../src/io/safetensors.ts';
 import type { InspectResult } from '../../src/index.ts';
 import { C4_SAMPLE, REPO_ROOT } from '../helpers/shared.ts';
-import { CREPE_BIN, crepe, scratchDir, storiesModelDir } from '../helpers/stories.ts';
+import { builtCrepeBin, crepe, scratchDir, storiesModelDir } from '../helpers/stories.ts';
 
 const BLOCK_LINEAR = /^model\.layers\.\d+\..*_proj\.weight$/;
 // stories260K: 5 layers × 7 linears.
@@ -19,7 +19,7 @@ const BLOCK_LINEARS = 35;
 
 function prune(model: string, name: string, ...target: string[]): string {
   const out = path.join(scratchDir(name), 'pruned');
-  const args = [CREPE_BIN, 'prune', model, '--method', 'wanda', ...target, '--calib', C4_SAMPLE, '--nsamples', '8', '--seqlen', '128', '--out', out];
+  const args = [builtCrepeBin(), 'prune', model, '--method', 'wanda', ...target, '--calib', C4_SAMPLE, '--nsamples', '8', '--seqlen', '128', '--out', out];
   const result = spawnSync(process.execPath, args, { cwd: REPO_ROOT, encoding: 'utf8', env: { ...process.env, CREPE_QUIET: '1' } });
   assert.equal(result.status, 0, result.stderr);
   return out;
