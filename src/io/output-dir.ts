@@ -124,13 +124,16 @@ export function markOutput(dir: string, command: string): void {
 }
 
 /**
- * Publishes the finished directory `finished` at `target`: marks it as crepe's, then moves it into
- * place, replacing an existing `target` only now. The target is checked again, as it may have
- * changed since the run started; a refusal leaves `finished` where it is and says so.
+ * Publishes the finished directory `finished` at `target`: marks it as crepe's (the `command` that
+ * wrote it), then moves it into place, replacing an existing `target` only now. The target is
+ * checked again, as it may have appeared or changed since the run started; a refusal leaves
+ * `finished` where it is and says so.
  */
-export function publishOutputDir(finished: string, target: string, command: string): void {
-  const problem = lstatOrNull(target) ? replaceProblem(target) : null;
-  if (problem) throw new UserError(`cannot replace ${target}: it ${problem} (changed while crepe ran?); the finished output is in ${finished}`);
+export function publishOutputDir(finished: string, target: string, opts: { command: string; overwrite?: boolean }): void {
+  const exists = lstatOrNull(target) !== null;
+  const problem = !exists ? null : !opts.overwrite ? 'appeared while crepe ran' : replaceProblem(target);
+  if (problem) throw new UserError(`cannot replace ${target}: it ${problem}; the finished output is in ${finished}`);
+  const command = opts.command;
   markOutput(finished, command);
   replaceDirectory(finished, target);
 }

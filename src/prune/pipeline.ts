@@ -116,10 +116,10 @@ export async function runPrunePipeline(request: PipelineRequest): Promise<Pipeli
   }
 }
 
-/** Moves the finished work directory into place, replacing an old output only now (when asked to). */
-export function publishOutput(outDir: string): void {
+/** Moves the finished work directory into place, replacing an old output (crepe's own, when `overwrite`) only now. */
+export function publishOutput(outDir: string, overwrite = false): void {
   const resolved = path.resolve(outDir);
-  publishOutputDir(WorkDir.pathFor(resolved), resolved, 'prune');
+  publishOutputDir(WorkDir.pathFor(resolved), resolved, { command: 'prune', overwrite });
 }
 
 export const workDirFor = (outDir: string): string => WorkDir.pathFor(outDir);

@@ -21,6 +21,7 @@ import { resolveCrepeParams, type CrepeParams } from '../prune/scores/crepe.ts';
 import { DEFAULT_CREPE_CONFIG_PATH, loadCrepeConfig } from '../search/crepe-config.ts';
 import { atomicWriteJson } from '../io/atomic.ts';
 import { checkOutputDir } from '../io/output-dir.ts';
+import { lockOutput } from '../io/output-lock.ts';
 import { sha256File } from '../util/hash.ts';
 import { checkField } from '../util/errors.ts';
 import {
@@ -164,6 +165,7 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
   const windows = sampleCalibrationFile(request.calib, (text) => encode(text, request.calib), { nsamples, seqlen, seed });
 
   const workDir = workDirFor(outDir);
+  const lock = lockOutput(outDir, (note) => request.onProgress?.({ kind: 'note', stage: 'output', done: 0, total: 0, detail: note }));
   let finished = false;
   try {
     const progress = stageProgress(request, `prune ${settings.method} ${describeTarget(settings.target)}`, spec.numLayers);
@@ -198,12 +200,14 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
       evaluation,
     };
     await atomicWriteJson(path.join(workDir, 'crepe-report.json'), report);
-    publishOutput(outDir);
+    publishOutput(outDir, request.overwrite);
     return { ...report, out: outDir };
   } catch (error) {
     // A finished model that was not published cannot be resumed (its state is gone), and a
     // cancelled fresh run keeps nothing; an interrupted resumable run keeps its work directory.
     if (finished || (request.signal?.aborted && !request.resume)) rmSync(workDir, { recursive: true, force: true });
     throw error;
+  } finally {
+    lock.release();
   }
 }

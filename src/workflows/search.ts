@@ -5,7 +5,7 @@
  * provenance and a search log, or validation.json with one scatter plot per proxy) are written to
  * a temporary directory and moved to `out` when complete.
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
 import { sampleCalibrationFile } from '../data/calibration.ts';
@@ -21,9 +21,10 @@ import { runHillClimb } from '../search/hillclimb.ts';
 import { randomConfigurations, validateProxies, type ProxyCorrelation } from '../search/validate.ts';
 import { pruneAndMeasure } from '../search/trial.ts';
 import { LOG_RATIO_RANGE, type SearchSpace } from '../search/space.ts';
-import { replaceDirectory } from '../io/atomic.ts';
 import { readInputJson } from '../io/input-file.ts';
-import { checkOutputDir } from '../io/output-dir.ts';
+import { checkOutputDir, publishOutputDir } from '../io/output-dir.ts';
+import { lockOutput, type OutputLock } from '../io/output-lock.ts';
+import { makeDirectory, writingToSync } from '../io/write-error.ts';
 import { scatterSvg } from '../util/svg-scatter.ts';
 import { sha256File } from '../util/hash.ts';
 import { checkField } from '../util/errors.ts';
@@ -103,13 +104,21 @@ function proxyFromValidation(file: string): { proxy: ProxyName; sign: 1 | -1 } {
   return { proxy: best.proxy, sign: best.spearman.estimate >= 0 ? 1 : -1 };
 }
 
-/** Writes the outputs into a temporary directory and renames it into place when complete. */
-function writeOutputs(outDir: string, files: Record<string, string>): void {
+/** Writes the outputs into a temporary directory and publishes it when complete; a failed write leaves nothing. */
+function writeOutputs(outDir: string, files: Record<string, string>, overwrite: boolean | undefined): void {
   const temp = `${outDir}.crepe-partial`;
   rmSync(temp, { recursive: true, force: true });
-  mkdirSync(temp, { recursive: true });
-  for (const [name, content] of Object.entries(files)) writeFileSync(path.join(temp, name), content);
-  replaceDirectory(temp, outDir);
+  try {
+    makeDirectory(temp);
+    for (const [name, content] of Object.entries(files)) {
+      const file = path.join(temp, name);
+      writingToSync(file, () => writeFileSync(file, content));
+    }
+  } catch (error) {
+    rmSync(temp, { recursive: true, force: true });
+    throw error;
+  }
+  publishOutputDir(temp, outDir, { command: 'search', overwrite });
 }
 
 const json = (value: unknown): string => `${JSON.stringify(value, null, 2)}\n`;
@@ -172,7 +181,9 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
   });
 
   const model = ModelCheckpoint.open(request.model);
+  let lock: OutputLock | undefined;
   try {
+    lock = lockOutput(outDir, (note) => request.onProgress?.({ kind: 'note', stage: 'output', done: 0, total: 0, detail: note }));
     const { spec } = model;
     const seqlen = request.seqlen ?? defaultSeqlen(spec);
     checkSeqlen('seqlen', seqlen, spec);
@@ -233,7 +244,7 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
           logY: true,
         });
       }
-      writeOutputs(outDir, files);
+      writeOutputs(outDir, files, request.overwrite);
       return { kind: 'validation', out: outDir, correlations: result.correlations, seconds: secondsSince(started) };
     }
 
@@ -282,7 +293,7 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
           confirmations,
           candidates: result.candidates,
         }),
-      });
+      }, request.overwrite);
       return { kind: 'pho', out: outDir, config, seconds };
     }
 
@@ -301,9 +312,10 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
     writeOutputs(outDir, {
       'crepe-config.json': json(config),
       'search-log.json': json({ strategy: 'hillclimb', seconds, bestPerK: result.bestPerK, candidates: result.candidates }),
-    });
+    }, request.overwrite);
     return { kind: 'hillclimb', out: outDir, config, seconds };
   } finally {
     model.close();
+    lock?.release();
   }
 }

@@ -117,10 +117,10 @@ describe('publishOutputDir', () => {
     const scratch = folder();
     const target = path.join(scratch, 'out');
     const first = folder({ 'a.json': '1' });
-    publishOutputDir(first, target, 'search');
+    publishOutputDir(first, target, { command: 'search' });
     assert.deepEqual(readdirSync(target).sort(), [OUTPUT_MARKER, 'a.json']);
     const second = folder({ 'b.json': '2' });
-    publishOutputDir(second, target, 'search');
+    publishOutputDir(second, target, { command: 'search', overwrite: true });
     assert.deepEqual(readdirSync(target).sort(), [OUTPUT_MARKER, 'b.json']);
     assert.ok(!existsSync(second) && !existsSync(`${target}.crepe-old`));
   });
@@ -128,11 +128,20 @@ describe('publishOutputDir', () => {
   it('refuses to replace a target that gained a user file while the run worked, and keeps the finished output', () => {
     const scratch = folder();
     const target = path.join(scratch, 'out');
-    publishOutputDir(folder({ 'a.json': '1' }), target, 'search');
+    publishOutputDir(folder({ 'a.json': '1' }), target, { command: 'search' });
     writeFileSync(path.join(target, 'mine.txt'), 'user');
     const finished = folder({ 'b.json': '2' });
-    refused(() => publishOutputDir(finished, target, 'search'), /cannot replace .*out: it holds mine\.txt, which crepe did not write there .*the finished output is in/);
+    refused(() => publishOutputDir(finished, target, { command: 'search', overwrite: true }), /cannot replace .*out: it holds mine\.txt, which crepe did not write there; the finished output is in/);
     assert.ok(existsSync(path.join(finished, 'b.json')));
     assert.equal(readFileSync(path.join(target, 'mine.txt'), 'utf8'), 'user');
+  });
+
+  it('without overwrite, an output that appeared while the run worked is not replaced', () => {
+    const scratch = folder();
+    const target = path.join(scratch, 'out');
+    publishOutputDir(folder({ 'a.json': '1' }), target, { command: 'search' });
+    const finished = folder({ 'b.json': '2' });
+    refused(() => publishOutputDir(finished, target, { command: 'search' }), /cannot replace .*out: it appeared while crepe ran; the finished output is in/);
+    assert.deepEqual(readdirSync(target).sort(), [OUTPUT_MARKER, 'a.json']);
   });
 });
