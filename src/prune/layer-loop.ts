@@ -9,6 +9,7 @@ import {
   type BlockWeights, type LinearInputGroup, type LinearName, type ModelSpec,
 } from '../model/spec.ts';
 import { ropeTables } from '../model/rope.ts';
+import type { BlockSource } from '../model/source.ts';
 import { BlockEngine } from '../engine/block-engine.ts';
 import type { StatsMode } from '../engine/block-graph.ts';
 import { embed } from '../engine/forward.ts';
@@ -21,12 +22,7 @@ import { requiredStatistics } from './methods.ts';
 import { owlLayerTargets } from './owl-pass.ts';
 import type { PruneSettings, PruneTarget } from './settings.ts';
 
-/** What the loop reads a model through (ModelCheckpoint satisfies it). */
-export interface BlockSource {
-  readonly spec: ModelSpec;
-  readBlock(layer: number): BlockWeights;
-  readEmbedding(): Float32Array;
-}
+export type { BlockSource };
 
 export interface LayerReport {
   layer: number;

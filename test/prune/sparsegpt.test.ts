@@ -237,7 +237,7 @@ test('the ORT path runs on the engine it is given: one thread gives the same res
   const defaultEngine = await sparsegpt(Float32Array.from(weights), D_OUT, D_IN, gram, NSAMPLES, options);
   const oneThread = await sparsegpt(Float32Array.from(weights), D_OUT, D_IN, gram, NSAMPLES, { ...options, engine: { device: 'cpu', threads: 1 } });
   assert.deepEqual(oneThread.mask, defaultEngine.mask);
-  assertWeightsClose(oneThread.weight, defaultEngine.weight, 1e-6);
+  for (let p = 0; p < weights.length; p++) assert.ok(Math.abs(oneThread.weight[p] - defaultEngine.weight[p]) <= 1e-6, `weight ${p}`);
   // The options reach ONNX Runtime's session: a thread count it cannot use is refused there.
   await assert.rejects(
     () => sparsegpt(Float32Array.from(weights), D_OUT, D_IN, gram, NSAMPLES, { ...options, engine: { device: 'cpu', threads: 0 } }),
