@@ -8,7 +8,8 @@
  * so a model of any size is streamed, never loaded whole. The header is validated with the rules
  * of the format's reference (Rust) reader, and every violation is a UserError naming the file.
  *
- * `Checkpoint` puts one file or a sharded set (`model.safetensors.index.json`) behind one API.
+ * `SafetensorsWeights` puts a model directory's weights — one file or a sharded set
+ * (`model.safetensors.index.json`) — behind one API; model/checkpoint.ts's ModelCheckpoint adds the config.
  */
 import { closeSync, existsSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -312,7 +313,7 @@ function readWeightMap(indexPath: string): Map<string, string> {
 }
 
 /** A model's weights: `model.safetensors`, or the shards listed in `model.safetensors.index.json`. */
-export class Checkpoint {
+export class SafetensorsWeights {
   private constructor(
     readonly dir: string,
     /** Open files by path. */
@@ -320,14 +321,14 @@ export class Checkpoint {
     private readonly locations: Map<string, TensorInfo>,
   ) {}
 
-  static open(dir: string): Checkpoint {
+  static open(dir: string): SafetensorsWeights {
     if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UserError(`${dir}: not a directory`);
     const singlePath = path.join(dir, SINGLE_FILE_NAME);
     const indexPath = path.join(dir, INDEX_FILE_NAME);
     // Like transformers: a single file wins over an index when both are present.
     if (existsSync(singlePath)) {
       const file = SafetensorsFile.open(singlePath);
-      return new Checkpoint(dir, new Map([[file.path, file]]), new Map(file.tensors));
+      return new SafetensorsWeights(dir, new Map([[file.path, file]]), new Map(file.tensors));
     }
     if (!existsSync(indexPath)) {
       throw new UserError(`${dir}: no ${SINGLE_FILE_NAME} or ${INDEX_FILE_NAME} (expected a Hugging Face model directory)`);
@@ -350,7 +351,7 @@ export class Checkpoint {
         if (!info) throw new UserError(`${indexPath}: tensor "${tensor}" is listed in shard ${shardName}, but that file does not contain it`);
         locations.set(tensor, info);
       }
-      return new Checkpoint(dir, new Map([...shards.values()].map((shard) => [shard.path, shard])), locations);
+      return new SafetensorsWeights(dir, new Map([...shards.values()].map((shard) => [shard.path, shard])), locations);
     } catch (error) {
       for (const shard of shards.values()) shard.close();
       throw error;

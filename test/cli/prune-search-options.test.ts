@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Checkpoint } from '../../src/io/safetensors.ts';
+import { SafetensorsWeights } from '../../src/io/safetensors.ts';
 import { satisfiesNM } from '../../src/prune/mask.ts';
 import { C4_SAMPLE, WIKITEXT_TEST } from '../helpers/shared.ts';
 import { scratchDir, storiesModelDir } from '../helpers/stories.ts';
@@ -21,7 +21,7 @@ test('--exclude leaves the named linear dense in every layer while the others fo
   const out = path.join(scratchDir('exclude'), 'pruned');
   const result = await runCli(['prune', model, '--method', 'wanda', '--pattern', '4:8', '--exclude', 'down_proj', ...quick, '--out', out]);
   assert.equal(result.status, 0, result.stderr);
-  const weights = Checkpoint.open(out);
+  const weights = SafetensorsWeights.open(out);
   try {
     for (let layer = 0; layer < 5; layer++) {
       const down = weights.readF32(`model.layers.${layer}.mlp.down_proj.weight`);
@@ -50,7 +50,7 @@ test('--dsnot-same-sign is recorded and keeps every row\'s count', async () => {
   assert.equal(result.status, 0, result.stderr);
   const report = JSON.parse(readFileSync(path.join(out, 'crepe-report.json'), 'utf8'));
   assert.equal(report.settings.dsnot.sameSign, true);
-  const weights = Checkpoint.open(out);
+  const weights = SafetensorsWeights.open(out);
   try {
     const q = weights.readF32('model.layers.0.self_attn.q_proj.weight');
     for (let row = 0; row < 64; row++) assert.equal(q.subarray(row * 64, row * 64 + 64).filter((v) => v === 0).length, 32);

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { Checkpoint } from '../../src/io/safetensors.ts';
+import { SafetensorsWeights } from '../../src/io/safetensors.ts';
 import type { InspectResult } from '../../src/index.ts';
 import { C4_SAMPLE, REPO_ROOT } from '../helpers/shared.ts';
 import { builtCrepeBin, crepe, scratchDir, storiesModelDir } from '../helpers/stories.ts';
@@ -27,7 +27,7 @@ function prune(model: string, name: string, ...target: string[]): string {
 
 /** Calls `visit(name, weights, dOut, dIn)` for every block linear of `dir`; returns how many it visited. */
 function forEachBlockLinear(dir: string, visit: (name: string, weights: Float32Array, dOut: number, dIn: number) => void): number {
-  const checkpoint = Checkpoint.open(dir);
+  const checkpoint = SafetensorsWeights.open(dir);
   try {
     let count = 0;
     for (const name of checkpoint.names()) {
@@ -44,8 +44,8 @@ function forEachBlockLinear(dir: string, visit: (name: string, weights: Float32A
 
 /** Every tensor but the block linears, and the non-weight files, are byte-identical to the input's. */
 function assertUntouched(input: string, output: string): void {
-  const before = Checkpoint.open(input);
-  const after = Checkpoint.open(output);
+  const before = SafetensorsWeights.open(input);
+  const after = SafetensorsWeights.open(output);
   try {
     assert.deepEqual(after.names().sort(), before.names().sort());
     const untouched = before.names().filter((name) => !BLOCK_LINEAR.test(name));
