@@ -162,7 +162,7 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
   const evalText = request.evalText === undefined
     ? null
     : prepareEvalText(EVAL_FIELDS, request.evalText, encode, evalSeqlen, request.evalMaxChunks);
-  const windows = sampleCalibrationFile(request.calib, (text) => encode(text, request.calib), { nsamples, seqlen, seed });
+  const windows = sampleCalibrationFile(request.calib, (text) => encode(text, request.calib), { nsamples, seqlen, seed, hiddenSize: spec.hiddenSize });
 
   const workDir = workDirFor(outDir);
   const lock = lockOutput(outDir, (note) => request.onProgress?.({ kind: 'note', stage: 'output', done: 0, total: 0, detail: note }));

@@ -202,7 +202,7 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
     const heldOut = request.evalText === undefined
       ? null
       : prepareEvalText(EVAL_FIELDS, request.evalText, encode, evalSeqlen, request.evalMaxChunks);
-    const calibration = sampleCalibrationFile(request.calib, (text) => encode(text, request.calib), { nsamples, seqlen, seed });
+    const calibration = sampleCalibrationFile(request.calib, (text) => encode(text, request.calib), { nsamples, seqlen, seed, hiddenSize: spec.hiddenSize });
     const proxyOptions: ProxyOptions = { target, selection, giniSubsample, seed };
     const calibrationSettings = { file: path.resolve(request.calib), sha256: '', nsamples, seqlen, seed };
     const settingsFor = (params: CrepeParams): PruneSettings => pruneSettings({ method: 'crepe', target, selection, crepe: params, calibration: calibrationSettings });
