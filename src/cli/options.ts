@@ -88,7 +88,9 @@ export function addAliases(command: Command, aliases: Record<string, string>): v
 const FIELD_FLAGS: Readonly<Record<string, string>> = {
   model: '',
   input: '',
-  target: '--sparsity/--pattern',
+  // The command line reads --sparsity and --pattern itself (parseTarget with those fields), so a
+  // target the library refuses later is an N:M pattern that does not fit the model.
+  target: '--pattern',
   selection: '--per-row/--per-matrix',
   text: '--eval-ppl',
   evalText: '--eval-ppl',

@@ -48,7 +48,7 @@ export async function runPrunePipeline(request: PipelineRequest): Promise<Pipeli
   const started = Date.now();
   const { settings, windows, progress } = request;
   const outDir = path.resolve(request.outDir);
-  check(!existsSync(outDir) || request.overwrite, `${outDir} already exists; pass --overwrite to replace it`);
+  check(!existsSync(outDir) || request.overwrite, `${outDir} already exists; pass overwrite to replace it`);
 
   const model = ModelCheckpoint.open(request.modelDir);
   try {
@@ -192,7 +192,7 @@ function stopped(error: unknown, work: WorkDir<LayerReport>, resumed: boolean): 
       return error;
     }
     work.removeUncommitted();
-    return new UserError(`${error.message}; the ${done} finished layer${done === 1 ? '' : 's'} stay in ${work.dir} for --resume once the problem is fixed (or delete it)`);
+    return new UserError(`${error.message}; the ${done} finished layer${done === 1 ? '' : 's'} stay in ${work.dir} for resume once the problem is fixed (or delete it)`);
   }
   if (error instanceof UserError && !resumed) work.remove();
   return error;
