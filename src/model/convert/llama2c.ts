@@ -2,7 +2,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Llama2cCheckpoint, readLlama2cTokenizer } from '../../io/llama2c.ts';
-import { UserError } from '../../util/errors.ts';
+import { FieldError } from '../../util/errors.ts';
 import { EMBED_NAME, FINAL_NORM_NAME, layerPrefix, LM_HEAD_NAME, type ModelSpec } from '../spec.ts';
 import { vocabularyFromLlama2c } from '../tokenizer-build.ts';
 import { BLOCK_TENSORS, expectedShape, interleavedToRotateHalfRows, rotaryHeads, type SourceModel, type SourceTensor } from './source.ts';
@@ -10,7 +10,7 @@ import { BLOCK_TENSORS, expectedShape, interleavedToRotateHalfRows, rotaryHeads,
 /** The tokenizer of a llama2.c checkpoint: the given path, or the one tok*.bin / tokenizer.bin beside it. */
 function findLlama2cTokenizer(input: string, given: string | undefined): string {
   if (given !== undefined) {
-    if (!existsSync(given)) throw new UserError(`--tokenizer ${given}: no such file`);
+    if (!existsSync(given)) throw new FieldError('tokenizer', `${given}: no such file`);
     return given;
   }
   const dir = path.dirname(input);
@@ -20,7 +20,7 @@ function findLlama2cTokenizer(input: string, given: string | undefined): string 
     .filter((candidate) => path.resolve(candidate) !== path.resolve(input) && statSync(candidate).isFile());
   if (candidates.length === 1) return candidates[0];
   const found = candidates.length === 0 ? 'none is beside it' : `several are beside it: ${candidates.map((c) => path.basename(c)).join(', ')}`;
-  throw new UserError(`${input}: a llama2.c checkpoint needs its tokenizer file; pass --tokenizer <tok*.bin> (${found})`);
+  throw new FieldError('tokenizer', `is needed for the llama2.c checkpoint ${input}: name its tok*.bin file (${found})`);
 }
 
 /** `checkpoint` (open; closed by the source, or here on failure) with its tokenizer as a source. */
