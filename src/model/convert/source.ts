@@ -10,6 +10,7 @@
 import type { DType } from '../../io/safetensors.ts';
 import { blockTensorShape, EMBED_NAME, FINAL_NORM_NAME, LM_HEAD_NAME, type ModelSpec } from '../spec.ts';
 import type { SentencePieceVocabulary } from '../tokenizer-build.ts';
+import { invariant } from '../../util/errors.ts';
 
 export type SourceFormat = 'gguf' | 'llama2c';
 
@@ -60,7 +61,7 @@ export const BLOCK_TENSORS: readonly { hf: string; gguf: string; llama2c: string
  */
 export function interleavedToRotateHalfRows(data: Uint8Array, numHeads: number, headDim: number): Uint8Array {
   const rows = numHeads * headDim;
-  if (headDim % 2 !== 0 || data.byteLength % rows !== 0) throw new Error(`cannot permute ${data.byteLength} bytes as ${numHeads} heads × ${headDim} rows`);
+  invariant(headDim % 2 === 0 && data.byteLength % rows === 0, () => `cannot permute ${data.byteLength} bytes as ${numHeads} heads × ${headDim} rows`);
   const rowBytes = data.byteLength / rows;
   const half = headDim / 2;
   const out = new Uint8Array(data.byteLength);
