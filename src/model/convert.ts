@@ -88,7 +88,7 @@ export async function convertToHuggingFace(input: string, outDir: string, option
     let parameters: number;
     try {
       await writingTo(tmpDir, () => mkdir(tmpDir));
-      parameters = await writeModelDirectory(source, tmpDir);
+      parameters = await writeModelDirectory(source, tmpDir, input);
     } catch (error) {
       await rm(tmpDir, { recursive: true, force: true });
       throw error;

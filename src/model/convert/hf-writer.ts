@@ -5,17 +5,22 @@
  */
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { elementCount } from '../../io/safetensors.ts';
+import { decodeToF32, elementCount } from '../../io/safetensors.ts';
 import { SafetensorsStreamWriter } from '../../io/safetensors-writer.ts';
 import { writingTo } from '../../io/write-error.ts';
+import { checkFinite } from '../checkpoint.ts';
 import { specToConfigJson } from '../config.ts';
 import { buildTokenizerConfig, buildTokenizerJson } from '../tokenizer-build.ts';
 import type { SourceModel } from './source.ts';
 
 const jsonText = (value: unknown): string => `${JSON.stringify(value, null, 2)}\n`;
 
-/** Writes `source` into the existing, empty directory `dir`; returns the number of parameters written. */
-export async function writeModelDirectory(source: SourceModel, dir: string): Promise<number> {
+/**
+ * Writes `source` into the existing, empty directory `dir`; returns the number of parameters
+ * written. A tensor holding NaN or an infinity is refused (naming `origin`, the checkpoint it came
+ * from): every other command refuses such a model, so the converter does not make one.
+ */
+export async function writeModelDirectory(source: SourceModel, dir: string, origin: string): Promise<number> {
   const { spec, vocab } = source;
   const writeJson = (name: string, value: unknown) => writingTo(path.join(dir, name), () => writeFile(path.join(dir, name), jsonText(value)));
   await writeJson('config.json', specToConfigJson(spec));
@@ -31,7 +36,9 @@ export async function writeModelDirectory(source: SourceModel, dir: string): Pro
   let parameters = 0;
   try {
     for (const tensor of source.tensors) {
-      await writer.write(tensor.name, tensor.read());
+      const raw = tensor.read();
+      checkFinite(tensor.name, decodeToF32(raw, tensor.dtype), origin);
+      await writer.write(tensor.name, raw);
       parameters += elementCount(tensor.shape);
     }
     await writer.finish();
