@@ -34,13 +34,6 @@ export interface BlockRunResult {
   stats?: BlockStats;
 }
 
-/** What `runSequences` reports after each batch: which sequences it held and their statistics. */
-export interface BatchDone {
-  first: number;
-  count: number;
-  stats?: BlockStats;
-}
-
 const GROUPS: readonly LinearInputGroup[] = ['qkv', 'o', 'gateup', 'down'];
 
 export class BlockEngine {
@@ -100,13 +93,9 @@ export class BlockEngine {
 
   /**
    * Runs the block on every sequence of `hidden` (one [seqLen, hiddenSize] array each), in order,
-   * `maxBatch` sequences per run; returns the outputs as one new array per sequence. `onBatch`
-   * sees each batch's statistics before the next batch runs.
+   * `maxBatch` sequences per run; returns the outputs as one new array per sequence.
    */
-  async runSequences(
-    hidden: readonly Float32Array[], weights: BlockWeights, rope: RopeTables,
-    onBatch?: (batch: BatchDone) => void,
-  ): Promise<Float32Array[]> {
+  async runSequences(hidden: readonly Float32Array[], weights: BlockWeights, rope: RopeTables): Promise<Float32Array[]> {
     const size = this.seqLen * this.spec.hiddenSize;
     const outputs: Float32Array[] = [];
     for (let first = 0; first < hidden.length; first += this.maxBatch) {
@@ -114,7 +103,6 @@ export class BlockEngine {
       const result = await this.run(concatSequences(hidden, first, count, size), weights, rope);
       if (count === 1) outputs.push(result.hidden);
       else for (let s = 0; s < count; s++) outputs.push(result.hidden.slice(s * size, (s + 1) * size));
-      onBatch?.({ first, count, stats: result.stats });
     }
     return outputs;
   }

@@ -101,13 +101,6 @@ export function applyMask(weights: Float32Array, mask: Uint8Array): void {
   for (let p = 0; p < mask.length; p++) if (mask[p]) weights[p] = 0;
 }
 
-/** Fraction of entries marked pruned. */
-export function maskSparsity(mask: Uint8Array): number {
-  let pruned = 0;
-  for (let p = 0; p < mask.length; p++) pruned += mask[p];
-  return mask.length === 0 ? 0 : pruned / mask.length;
-}
-
 /**
  * Whether every row's group of m consecutive inputs has at least n pruned entries: zeros for a
  * weight matrix (Float32Array), 1s for a mask (Uint8Array).
