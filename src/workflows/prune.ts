@@ -11,7 +11,7 @@ import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
 import { LINEAR_NAMES, type ModelSpec } from '../model/spec.ts';
-import { sampleCalibrationFile, windowsSha256 } from '../data/calibration.ts';
+import { windowsSha256 } from '../data/calibration.ts';
 import { runPrunePipeline, publishOutput, workDirFor, type PipelineResult } from '../prune/pipeline.ts';
 import { validateAgainstModel } from '../prune/layer-loop.ts';
 import { pruneSettings, type PruneSettings } from '../prune/settings.ts';
@@ -24,13 +24,12 @@ import { checkOutputDir } from '../io/output-dir.ts';
 import { lockOutput } from '../io/output-lock.ts';
 import { sha256File } from '../util/hash.ts';
 import { checkField } from '../util/errors.ts';
-import {
-  checkInputFile, checkInteger, checkSeqlen, defaultSeqlen, engineOptions, modelEncoder, stageProgress,
-  type EngineRequest, type RunControl,
-} from './common.ts';
-import { EVAL_FIELDS, measurePerplexity, prepareEvalText, type EvalResult } from './eval.ts';
+import { engineOptions, stageProgress, type EngineRequest, type RunControl } from './common.ts';
+import { measurePerplexity, type EvalResult } from './eval.ts';
+import { checkTextsRequest, planTexts, readTexts, type TextsRequest } from './texts.ts';
 
-export interface PruneRequest extends EngineRequest, RunControl {
+/** A pruning run; the calibration text and the optional evaluation text are `TextsRequest` fields. */
+export interface PruneRequest extends EngineRequest, RunControl, TextsRequest {
   /** Hugging Face model directory to prune (it is only read). */
   model: string;
   /** Output model directory; must not exist unless `overwrite`. */
@@ -41,14 +40,6 @@ export interface PruneRequest extends EngineRequest, RunControl {
   target: PruneTarget;
   /** Unstructured selection rule (default: the method's reference rule). */
   selection?: Selection;
-  /** Calibration text: JSON Lines with a "text" field (C4 protocol) or plain text. */
-  calib: string;
-  /** Calibration windows (default 128). */
-  nsamples?: number;
-  /** Tokens per calibration window (default: min(2048, the model's context)). */
-  seqlen?: number;
-  /** Calibration sampler seed, as Python's random.seed (default 0). */
-  seed?: number;
   /** RIA's activation exponent (default 0.5). */
   riaA?: number;
   /** CRePE configuration file (default: the shipped configs/crepe-default.json); method crepe only. */
@@ -72,11 +63,6 @@ export interface PruneRequest extends EngineRequest, RunControl {
   overwrite?: boolean;
   /** Continue an interrupted run from its last finished layer (same request required). */
   resume?: boolean;
-  /** Measure the pruned model's perplexity on this text. */
-  evalText?: string;
-  /** Evaluation window (default: `seqlen`). */
-  evalSeqlen?: number;
-  evalMaxChunks?: number;
   /** The command line that asked for the run, recorded in the report. */
   command?: string;
 }
@@ -139,30 +125,18 @@ function readSpec(modelDir: string): ModelSpec {
 export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
   const started = Date.now();
   const engine = engineOptions(request);
-  const nsamples = request.nsamples ?? 128;
-  const seed = request.seed ?? 0;
-  checkInteger('nsamples', nsamples, 1);
-  checkInteger('seed', seed, 0);
-  checkInputFile('calib', request.calib);
-  if (request.evalText !== undefined) checkInputFile('evalText', request.evalText);
+  const counts = checkTextsRequest(request);
   const outDir = checkOutputDir(request.out, {
     overwrite: request.overwrite,
     inputs: [request.model, request.calib, request.evalText, request.crepeConfig],
   });
   const spec = readSpec(request.model);
-  const seqlen = request.seqlen ?? defaultSeqlen(spec);
-  checkSeqlen('seqlen', seqlen, spec);
-  const evalSeqlen = request.evalSeqlen ?? seqlen;
-  if (request.evalText !== undefined) checkSeqlen('evalSeqlen', evalSeqlen, spec);
-
+  const plan = planTexts(request, spec, counts);
+  const { nsamples, seqlen, seed } = plan;
   const calibration = { file: path.resolve(request.calib), sha256: sha256File(request.calib), nsamples, seqlen, seed };
   const settings = settingsFor(request, calibration);
   validateAgainstModel(spec, settings);
-  const encode = modelEncoder(request.model, spec);
-  const evalText = request.evalText === undefined
-    ? null
-    : prepareEvalText(EVAL_FIELDS, request.evalText, encode, evalSeqlen, request.evalMaxChunks);
-  const windows = sampleCalibrationFile(request.calib, (text) => encode(text, request.calib), { nsamples, seqlen, seed, hiddenSize: spec.hiddenSize });
+  const { evalText, calibration: windows } = readTexts(request, request.model, spec, plan);
 
   const workDir = workDirFor(outDir);
   const lock = lockOutput(outDir, (note) => request.onProgress?.({ kind: 'note', stage: 'output', done: 0, total: 0, detail: note }));
