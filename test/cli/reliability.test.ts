@@ -7,11 +7,11 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SafetensorsFile } from '../../src/io/safetensors.ts';
-import { C4_SAMPLE, STORIES_GGUF } from '../helpers/shared.ts';
+import { C4_SAMPLE, REPO_ROOT, STORIES_BIN, STORIES_GGUF } from '../helpers/shared.ts';
 import { scratchDir, storiesModelDir } from '../helpers/stories.ts';
 import { runCli, type CliRun } from '../helpers/cli.ts';
 
@@ -180,6 +180,52 @@ describe('a tokenizer whose ids reach past the model\'s vocabulary', () => {
     const out = path.join(scratch, 'out');
     assertRefused(await runCli(['prune', model, ...PRUNE, '--out', out]), /tokenizer\.json gives token id 9999 .*outside the model's vocabulary of 512/);
     assert.ok(!existsSync(out) && !existsSync(`${out}.crepe-partial`) && !existsSync(`${out}.crepe-lock`));
+  });
+});
+
+describe('FIFOs and devices as inputs never hang the command line (one child process, 90 s limit)', () => {
+  it('--calib, --eval-ppl, convert input and tokenizer, model.safetensors, config.json, tokenizer.json, --config: each one line, exit 2', async () => {
+    const scratch = scratchDir('special');
+    const fifo = path.join(scratch, 'fifo');
+    assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
+    const withFile = (name: string, file: string, target: string) => {
+      const model = copyModel(base, path.join(scratch, name));
+      rmSync(path.join(model, file));
+      symlinkSync(target, path.join(model, file));
+      return model;
+    };
+    const out = path.join(scratch, 'out');
+    const cases: [string[], RegExp][] = [
+      [['prune', base, ...PRUNE.slice(0, -4), '--calib', fifo, '--out', out], /fifo: is a named pipe \(FIFO\)/],
+      [['prune', base, ...PRUNE.slice(0, -4), '--calib', '/dev/zero', '--out', out], /\/dev\/zero: is a character device/],
+      [['eval', base, '--eval-ppl', fifo], /fifo: is a named pipe/],
+      [['eval', base, '--eval-ppl', '/dev/zero'], /\/dev\/zero: is a character device/],
+      [['convert', fifo, '--out', out], /fifo: is a named pipe/],
+      [['convert', STORIES_BIN, '--tokenizer', '/dev/zero', '--out', out], /\/dev\/zero: is a character device/],
+      [['eval', withFile('weights-fifo', 'model.safetensors', fifo), '--eval-ppl', C4_SAMPLE], /model\.safetensors: is a named pipe/],
+      [['eval', withFile('config-zero', 'config.json', '/dev/zero'), '--eval-ppl', C4_SAMPLE], /config\.json: is a character device/],
+      [['prune', withFile('tokenizer-zero', 'tokenizer.json', '/dev/zero'), ...PRUNE, '--out', out], /tokenizer\.json: is a character device/],
+      [['prune', base, ...PRUNE.map((a) => (a === 'wanda' ? 'crepe' : a)), '--config', '/dev/zero', '--out', out], /\/dev\/zero: is a character device/],
+    ];
+    const script = `
+      const { main } = await import('./src/cli/main.ts');
+      const results = [];
+      for (const argv of ${JSON.stringify(cases.map(([argv]) => argv))}) {
+        let stderr = '';
+        const status = await main(argv, { stdout: { write() {} }, stderr: { write: (t) => (stderr += t) }, progress: false });
+        results.push({ status, stderr });
+        process.stdout.write(JSON.stringify({ status, stderr }) + '\\n');
+      }
+    `;
+    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 90_000 });
+    const results = child.stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line) as CliRun);
+    assert.equal(child.signal, null, `hung after ${results.length} cases, in: crepe ${cases[results.length]?.[0].join(' ')}\n${child.stderr}`);
+    assert.equal(results.length, cases.length, child.stderr);
+    cases.forEach(([argv, expected], i) => {
+      assert.equal(results[i].status, 2, `crepe ${argv.join(' ')}\n${results[i].stderr}`);
+      assertRefused({ ...results[i], stdout: '' }, expected);
+    });
+    assert.ok(!existsSync(out) && !existsSync(`${out}.crepe-partial`));
   });
 });
 
