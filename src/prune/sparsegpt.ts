@@ -72,10 +72,10 @@ export async function sparsegpt(
   const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
   const percdamp = options.percdamp ?? DEFAULT_PERCDAMP;
   const { target } = options;
-  invariant(
-    target.kind !== 'nm' || (blockSize % target.m === 0 && dIn % target.m === 0),
-    () => `sparsegpt: block size ${blockSize} and width ${dIn} must be multiples of m=${target.kind === 'nm' ? target.m : ''}`,
-  );
+  if (target.kind === 'nm') {
+    const { m } = target;
+    invariant(blockSize % m === 0 && dIn % m === 0, () => `sparsegpt: block size ${blockSize} and width ${dIn} must be multiples of m=${m}`);
+  }
   const start = performance.now();
   let inverseFactor: Float64Array;
   try {
