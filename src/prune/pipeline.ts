@@ -9,12 +9,12 @@ import path from 'node:path';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
 import { LINEAR_NAMES, blockTensorNames, layerPrefix, type BlockWeights } from '../model/spec.ts';
 import type { EngineOptions } from '../engine/session.ts';
-import { publishOutputDir } from '../io/output-dir.ts';
+import { checkOutputDir, publishOutputDir } from '../io/output-dir.ts';
 import { writeSafetensors, SafetensorsStreamWriter, type TensorToWrite } from '../io/safetensors-writer.ts';
 import { SafetensorsFile } from '../io/safetensors.ts';
 import { roundThroughHalfInPlace } from '../util/float16.ts';
 import { sha256Bytes } from '../util/hash.ts';
-import { UserError, check } from '../util/errors.ts';
+import { UserError } from '../util/errors.ts';
 import { WriteError, writingToSync } from '../io/write-error.ts';
 import type { Progress } from '../util/progress.ts';
 import { pruneLayers, validateAgainstModel, type LayerReport } from './layer-loop.ts';
@@ -48,7 +48,7 @@ export async function runPrunePipeline(request: PipelineRequest): Promise<Pipeli
   const started = Date.now();
   const { settings, windows, progress } = request;
   const outDir = path.resolve(request.outDir);
-  check(!existsSync(outDir) || request.overwrite, `${outDir} already exists; pass overwrite to replace it`);
+  checkOutputDir(outDir, { overwrite: request.overwrite, inputs: [request.modelDir] });
 
   const model = ModelCheckpoint.open(request.modelDir);
   try {
