@@ -196,7 +196,9 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
   try {
     // The dense baseline on the same windows, before anything is pruned.
     const baseline = evalText ? await measurePerplexity(request.model, evalText, engine, request, 'eval dense') : null;
-    const progress = stageProgress(request, `prune ${settings.method} ${describeTarget(settings.target)}`, spec.numLayers);
+    const progress = stageProgress(request, `prune ${settings.method} ${describeTarget(settings.target)}`, spec.numLayers, {
+      name: 'layers', tokens: windows.windows.length * seqlen,
+    });
     const result = await runPrunePipeline({
       modelDir: request.model,
       outDir,
