@@ -121,7 +121,7 @@ function settingsFor(request: PruneRequest, calibration: PruneSettings['calibrat
         variant: given.variant ?? base.variant,
         border: base.border,
       },
-      'CRePE options',
+      { field: 'crepe' },
     );
   } else {
     checkField(request.crepeConfig === undefined, 'crepeConfig', 'applies to method crepe only');

@@ -8,7 +8,7 @@
 import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
-import type { CrepeParams, CrepeVariant } from '../prune/scores/crepe.ts';
+import { MAX_CREPE_K, type CrepeParams, type CrepeVariant } from '../prune/scores/crepe.ts';
 import { activationExponentProblem, isActivationExponent } from '../prune/scores/ria.ts';
 import { pruneSettings, type PruneSettings } from '../prune/settings.ts';
 import { validateTarget, type PruneTarget, type Selection } from '../prune/target.ts';
@@ -141,7 +141,7 @@ function kSetOf(request: SearchRequest, start: CrepeParams | undefined): number[
   const kSet = request.kSet ?? (start ? [start.k] : DEFAULT_K_SET);
   checkField(Array.isArray(kSet) && kSet.length > 0, 'kSet', 'must list at least one window size');
   for (const k of kSet) {
-    checkField(Number.isSafeInteger(k) && k >= 1 && k % 2 === 1, 'kSet', `expects odd window sizes ≥ 1, got ${kSet.join(',')}`);
+    checkField(Number.isSafeInteger(k) && k >= 1 && k <= MAX_CREPE_K && k % 2 === 1, 'kSet', `expects odd window sizes in [1, ${MAX_CREPE_K}], got ${kSet.join(',')}`);
   }
   return [...new Set(kSet)];
 }
