@@ -3,7 +3,7 @@
  * description of the machine. A section that fails is reported in the file, not fatal. Numbers to
  * compare are ratios measured in the same run: absolute times drift on shared machines.
  *
- *   node --import tsx bench/run.ts [SECTION…] [--only engine,prune-math,pipeline,pho,pho-scale,combos] [--quick] [--out FILE] [--keep-model]
+ *   node --import tsx bench/run.ts [SECTION…] [--only engine,prune-math,pipeline,pho,pho-scale,combos,startup] [--quick] [--out FILE] [--keep-model]
  *
  * SECTION…  sections named on their own (`npm run bench -- pho-scale`), the same as --only.
  * --quick  smaller sizes for a smoke run (pipeline and PHO; the other sections have one size).
@@ -31,6 +31,7 @@ const SECTIONS: Record<string, (log: Log, options: RunOptions) => Promise<string
   pho: async (log, options) => (await import('./pho.ts')).benchPho(log, options),
   'pho-scale': async (log, options) => (await import('./pho-scale.ts')).benchPhoScale(log, options),
   combos: async (log) => (await import('./combos.ts')).benchCombos(log),
+  startup: async (log) => (await import('./startup.ts')).benchStartup(log),
 };
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
