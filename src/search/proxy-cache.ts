@@ -72,11 +72,14 @@ export interface RowSubset {
   seed: number;
 }
 
-type ArrayKind = 'uint8' | 'uint16' | 'uint32' | 'float32' | 'float64';
-type StoredArray = Uint8Array | Uint16Array | Uint32Array | Float32Array | Float64Array;
+export type ArrayKind = 'uint8' | 'uint16' | 'uint32' | 'float32' | 'float64';
+export type StoredArray = Uint8Array | Uint16Array | Uint32Array | Float32Array | Float64Array;
+/** Provides the array a stored array is read into (e.g. a reused one); new arrays by default. */
+export type Allocate = (kind: ArrayKind, length: number) => StoredArray;
+const allocateNew: Allocate = (kind, length) => new CONSTRUCTORS[kind](length);
 const CONSTRUCTORS = { uint8: Uint8Array, uint16: Uint16Array, uint32: Uint32Array, float32: Float32Array, float64: Float64Array } as const;
 
-function kindOf(values: StoredArray): ArrayKind {
+export function kindOf(values: StoredArray): ArrayKind {
   if (values instanceof Uint8Array) return 'uint8';
   if (values instanceof Uint16Array) return 'uint16';
   if (values instanceof Uint32Array) return 'uint32';
@@ -143,7 +146,7 @@ export async function writeArrays(file: string, meta: Record<string, unknown>, a
  * Reads a file written by writeArrays. `verify`: check each array's sha256. Any inconsistency is
  * a UserError naming the cache directory `dir`.
  */
-export function readArrays(file: string, dir: string, verify: boolean): { meta: Record<string, unknown>; arrays: Record<string, StoredArray> } {
+export function readArrays(file: string, dir: string, verify: boolean, allocate: Allocate = allocateNew): { meta: Record<string, unknown>; arrays: Record<string, StoredArray> } {
   const name = path.relative(dir, file);
   let fd: number;
   try {
@@ -182,7 +185,7 @@ export function readArrays(file: string, dir: string, verify: boolean): { meta: 
     for (const entry of header.arrays) {
       const Constructor = CONSTRUCTORS[entry.kind];
       if (!Constructor || !(entry.offset + entry.length * Constructor.BYTES_PER_ELEMENT <= size)) throw cacheError(dir, `${name} has a corrupt header`);
-      const values = new Constructor(entry.length);
+      const values = allocate(entry.kind, entry.length);
       read(bytesOf(values), entry.offset);
       if (verify && createHash('sha256').update(bytesOf(values)).digest('hex') !== entry.sha256) {
         throw cacheError(dir, `${name} is corrupt (checksum of "${entry.name}" does not match)`);
@@ -236,8 +239,8 @@ export async function writeTerms(file: string, terms: LinearTerms): Promise<void
   await writeArrays(file, { kind: 'terms', dOut: terms.dOut, dIn: terms.dIn, referenceTotal: terms.referenceTotal, outputEnergy: terms.outputEnergy }, arrays);
 }
 
-export function readTerms(file: string, dir: string, verify: boolean, expected: { dOut: number; dIn: number }): LinearTerms {
-  const { meta, arrays } = readArrays(file, dir, verify);
+export function readTerms(file: string, dir: string, verify: boolean, expected: { dOut: number; dIn: number }, allocate?: Allocate): LinearTerms {
+  const { meta, arrays } = readArrays(file, dir, verify, allocate);
   const name = path.relative(dir, file);
   if (meta.kind !== 'terms' || meta.dOut !== expected.dOut || meta.dIn !== expected.dIn) {
     throw cacheError(dir, `${name} holds ${String(meta.kind)} of shape ${String(meta.dOut)}×${String(meta.dIn)}, expected terms of ${expected.dOut}×${expected.dIn}`);
@@ -276,8 +279,8 @@ export async function writeWindow(file: string, key: WindowKey, window: WindowTe
   await writeArrays(file, { kind: 'window', ...key }, { window });
 }
 
-export function readWindow(file: string, dir: string, verify: boolean, key: WindowKey, length: number): WindowTerm {
-  const { meta, arrays } = readArrays(file, dir, verify);
+export function readWindow(file: string, dir: string, verify: boolean, key: WindowKey, length: number, allocate?: Allocate): WindowTerm {
+  const { meta, arrays } = readArrays(file, dir, verify, allocate);
   const window = arrays.window;
   if (meta.kind !== 'window' || meta.k !== key.k || meta.variant !== key.variant || !(window instanceof Float32Array || window instanceof Float64Array) || window.length !== length) {
     throw cacheError(dir, `${path.relative(dir, file)} does not hold the ${key.variant} neighbourhood term of k=${key.k} for ${length} weights`);
@@ -374,16 +377,17 @@ export class ByteLru<V> {
     return entry.value;
   }
 
-  set(key: string, value: V, bytes: number): void {
+  /** Keeps `value` if it fits (see the class comment); returns whether it was kept. */
+  set(key: string, value: V, bytes: number): boolean {
     const old = this.entries.get(key);
     if (old) {
       this.used -= old.bytes;
       this.entries.delete(key);
     }
-    if (bytes > this.budget) return;
+    if (bytes > this.budget) return false;
     let evictable = 0;
     for (const entry of this.entries.values()) if (entry.round < this.round) evictable += entry.bytes;
-    if (this.used - evictable + bytes > this.budget) return;
+    if (this.used - evictable + bytes > this.budget) return false;
     for (const [oldest, entry] of this.entries) {
       if (this.used + bytes <= this.budget) break;
       if (entry.round === this.round) continue;
@@ -392,6 +396,7 @@ export class ByteLru<V> {
     }
     this.entries.set(key, { value, bytes, round: this.round });
     this.used += bytes;
+    return true;
   }
 
   get bytes(): number {
@@ -399,8 +404,36 @@ export class ByteLru<V> {
   }
 }
 
+/** The arrays a terms object holds. */
+export function termsArrays(terms: LinearTerms): StoredArray[] {
+  return [terms.weightF16, terms.weightF32, terms.row, terms.col, terms.inverseRowSums, terms.inverseColSums, terms.sqNorm, terms.rows, terms.basePositions, terms.gram]
+    .filter((a): a is NonNullable<typeof a> => a !== null);
+}
+
 /** Bytes a terms object holds (for the LRU). */
 export function termsBytes(terms: LinearTerms): number {
-  const arrays = [terms.weightF16, terms.weightF32, terms.row, terms.col, terms.inverseRowSums, terms.inverseColSums, terms.sqNorm, terms.rows, terms.basePositions, terms.gram];
-  return arrays.reduce((sum, a) => sum + (a?.byteLength ?? 0), 0);
+  return termsArrays(terms).reduce((sum, a) => sum + a.byteLength, 0);
+}
+
+/**
+ * Arrays to read into again: a linear's arrays that the LRU does not keep are handed back after
+ * its evaluation and reused for the next linear of the same shape, instead of a fresh allocation
+ * (which the system zero-fills and maps page by page) for every linear of every candidate.
+ */
+export class ArrayPool {
+  private readonly free = new Map<string, StoredArray[]>();
+
+  constructor(private readonly perShape = 2) {}
+
+  readonly allocate: Allocate = (kind, length) => this.free.get(`${kind}:${length}`)?.pop() ?? allocateNew(kind, length);
+
+  /** `arrays` are no longer referenced by the caller. */
+  give(arrays: StoredArray[]): void {
+    for (const array of arrays) {
+      const key = `${kindOf(array)}:${array.length}`;
+      const list = this.free.get(key) ?? [];
+      if (list.length < this.perShape && !list.includes(array)) list.push(array);
+      this.free.set(key, list);
+    }
+  }
 }

@@ -54,6 +54,8 @@ export interface CandidateView {
   lostPerColumn(): Float64Array;
   /** Row-major mask and weights of the rows the terms cover (computed once per view). */
   natural(): { mask: Uint8Array; weight: Float32Array };
+  /** Candidate-independent values a proxy derives from the terms, kept for this linear across candidates. */
+  memo: Map<string, unknown>;
 }
 
 export interface ReferenceWalk {
@@ -97,7 +99,7 @@ export const PROXIES: Record<ProxyName, ProxyDefinition> = {
 function giniOwn(view: CandidateView): number {
   const { scores, mask, terms, options } = view;
   const n = positionCount(terms);
-  const positions = options.giniSubsample !== null && options.giniSubsample < n ? subsamplePositions(terms, options.giniSubsample, options.seed) : null;
+  const positions = options.giniSubsample !== null && options.giniSubsample < n ? subsamplePositions(view, options.giniSubsample, options.seed) : null;
   const count = positions ? positions.length : n;
   const pruned = new Float64Array(count);
   let picked = 0;
@@ -108,17 +110,13 @@ function giniOwn(view: CandidateView): number {
   return gini(pruned.subarray(0, picked));
 }
 
-const subsampleMemo = new WeakMap<LinearTerms, Map<string, Uint32Array>>();
-
 /**
  * The positions of gini-own's fixed subsample: `size` row-major indices drawn with `seed`
  * (subsampleIndices), located in position order. Computed once per terms and (size, seed).
  */
-function subsamplePositions(terms: LinearTerms, size: number, seed: number): Uint32Array {
-  let memo = subsampleMemo.get(terms);
-  if (!memo) subsampleMemo.set(terms, (memo = new Map()));
-  const key = `${size}:${seed}`;
-  let positions = memo.get(key);
+function subsamplePositions({ terms, memo, options }: CandidateView, size: number, seed: number): Uint32Array {
+  const key = `gini-own subsample ${size} ${seed} rows ${options.rows ?? 1}`;
+  let positions = memo.get(key) as Uint32Array | undefined;
   if (!positions) {
     const n = positionCount(terms);
     const sampled = new Uint8Array(n);
@@ -184,6 +182,7 @@ export function evaluateLinear(
   options: ProxyOptions,
   which: readonly ProxyName[],
   scratch: Scratch,
+  memo: Map<string, unknown> = new Map(),
 ): LinearEvaluation {
   const n = positionCount(terms);
   scratch.ensure(n);
@@ -204,7 +203,7 @@ export function evaluateLinear(
   let lost: Float64Array | null = null;
   let natural: { mask: Uint8Array; weight: Float32Array } | null = null;
   const view: CandidateView = {
-    terms, scores, mask, options,
+    terms, scores, mask, options, memo,
     referenceWalk: () => (walk ??= walkReference(terms, magnitude, mask)),
     lostPerColumn: () => (lost ??= lostPerColumn(terms, magnitude, mask)),
     natural: () => (natural ??= naturalMaskAndWeights(terms, mask)),

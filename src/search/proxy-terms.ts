@@ -104,17 +104,14 @@ export function buildLinearTerms(
   const order = argsortNonNegative(reference);
   const setup = relativeImportanceSetup(weight, dOut, dIn, sqNorm, 0, 'proxy');
   const n = weight.length;
-  const half = f32ToF16(weight);
-  const table = float16Table();
-  let exact = true;
-  for (let i = 0; i < n && exact; i++) exact = table[half[i]] === weight[i];
-  const weightF16 = exact ? new Uint16Array(n) : null;
-  const weightF32 = exact ? null : new Float32Array(n);
+  const half = float16Bits(weight);
+  const weightF16 = half ? new Uint16Array(n) : null;
+  const weightF32 = half ? null : new Float32Array(n);
   const row = indexArray(n, dOut);
   const col = indexArray(n, dIn);
   for (let p = 0; p < n; p++) {
     const index = order[p];
-    if (weightF16) weightF16[p] = half[index];
+    if (weightF16) weightF16[p] = half![index];
     else weightF32![p] = weight[index];
     const i = Math.floor(index / dIn);
     row[p] = i;
@@ -127,6 +124,20 @@ export function buildLinearTerms(
     outputEnergy: gram ? quadraticForm(weight, null, gram, dOut, dIn) : Number.NaN,
   };
   return { terms, order, setup };
+}
+
+/** The float16 bits of every value when all of them are float16 values (as in F16 checkpoints), else null. */
+function float16Bits(weight: Float32Array): Uint16Array | null {
+  const table = float16Table();
+  const bits = new Uint16Array(weight.length);
+  const chunk = 1 << 16;
+  for (let start = 0; start < weight.length; start += chunk) {
+    const part = weight.subarray(start, Math.min(weight.length, start + chunk));
+    const half = f32ToF16(part);
+    for (let i = 0; i < part.length; i++) if (table[half[i]] !== part[i]) return null;
+    bits.set(half, start);
+  }
+  return bits;
 }
 
 /** The neighbourhood term of `key` for every position, from the row-major weights and the position of each natural index. */

@@ -15,7 +15,7 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
 import type { CrepeParams } from '../prune/scores/crepe.ts';
 import { UserError } from '../util/errors.ts';
 import {
-  ByteLru, readTerms, readWindow, termsBytes, termsFile, windowFile, writeTerms, writeWindow,
+  ArrayPool, ByteLru, readTerms, readWindow, termsArrays, termsBytes, termsFile, windowFile, writeTerms, writeWindow,
   type RowSubset, type Unit,
 } from './proxy-cache.ts';
 import { evaluateLinear, Scratch, type LinearEvaluation, type ProxyName, type ProxyOptions } from './proxy-measures.ts';
@@ -50,11 +50,20 @@ export function rowSubset(options: ProxyOptions): RowSubset | null {
   return fraction < 1 ? { fraction, seed: options.seed } : null;
 }
 
+/** A value read for one evaluation; `release`: no one else holds it, its arrays can be reused after use. */
+interface Loaded<T> {
+  value: T;
+  release: boolean;
+}
+
 export class UnitEvaluator {
   private readonly lru: ByteLru<LinearTerms | WindowTerm>;
+  private readonly pool = new ArrayPool();
   /** Files whose checksums this thread has checked. */
   private readonly verified = new Set<string>();
   private readonly scratch = new Scratch();
+  /** Per unit: what proxies derive from its terms, across candidates. */
+  private readonly memos = new Map<number, Map<string, unknown>>();
 
   constructor(private readonly config: EvaluatorConfig) {
     this.lru = new ByteLru(config.budgetBytes);
@@ -66,7 +75,7 @@ export class UnitEvaluator {
     for (const unit of this.config.units) {
       const file = windowFile(this.config.dir, unit, key);
       if (existsSync(file)) continue;
-      const window = windowTermFromTerms(await this.terms(unit, null), key, this.config.windowPrecision);
+      const window = windowTermFromTerms((await this.terms(unit, null)).value, key, this.config.windowPrecision);
       await writeWindow(file, key, window);
       this.lru.set(file, window, window.byteLength);
     }
@@ -79,45 +88,49 @@ export class UnitEvaluator {
     for (const unit of this.config.units) {
       const terms = await this.terms(unit, rows);
       const { params } = request;
-      const source = request.source === 'direct'
-        ? { kind: 'direct' as const, base: await this.terms(unit, null) }
-        : { kind: 'terms' as const, window: params.gamma === 0 ? null : await this.window(unit, windowKey(params), rows, terms) };
-      results.push({ unit: unit.index, ...evaluateLinear(terms, source, params, request.options, request.which, this.scratch) });
+      const base = request.source === 'direct' ? await this.terms(unit, null) : null;
+      const window = request.source === 'terms' && params.gamma !== 0 ? await this.window(unit, windowKey(params), rows, terms.value) : null;
+      const source = base ? { kind: 'direct' as const, base: base.value } : { kind: 'terms' as const, window: window?.value ?? null };
+      let memo = this.memos.get(unit.index);
+      if (!memo) this.memos.set(unit.index, (memo = new Map()));
+      results.push({ unit: unit.index, ...evaluateLinear(terms.value, source, params, request.options, request.which, this.scratch, memo) });
+      if (terms.release) this.pool.give(termsArrays(terms.value));
+      if (base?.release && base.value !== terms.value) this.pool.give(termsArrays(base.value));
+      if (window?.release) this.pool.give([window.value]);
     }
     return results;
   }
 
   /** A unit's terms (of all rows, or of its row subset, made from those of all rows the first time). */
-  private async terms(unit: Unit, rows: RowSubset | null): Promise<LinearTerms> {
+  private async terms(unit: Unit, rows: RowSubset | null): Promise<Loaded<LinearTerms>> {
     const file = termsFile(this.config.dir, unit, rows);
     const cached = this.lru.get(file) as LinearTerms | undefined;
-    if (cached) return cached;
-    let terms: LinearTerms;
+    if (cached) return { value: cached, release: false };
     if (rows && !existsSync(file)) {
-      terms = subsetRows(await this.terms(unit, null), rows.fraction, rows.seed * 65536 + unit.index);
+      // The subset shares the per-row and per-column arrays of the full terms: neither is released.
+      const terms = subsetRows((await this.terms(unit, null)).value, rows.fraction, rows.seed * 65536 + unit.index);
       await writeTerms(file, terms);
       this.verified.add(file);
-    } else {
-      terms = readTerms(file, this.config.dir, this.firstRead(file), unit);
+      this.lru.set(file, terms, termsBytes(terms));
+      return { value: terms, release: false };
     }
-    this.lru.set(file, terms, termsBytes(terms));
-    return terms;
+    const terms = readTerms(file, this.config.dir, this.firstRead(file), unit, this.pool.allocate);
+    return { value: terms, release: !this.lru.set(file, terms, termsBytes(terms)) };
   }
 
-  private async window(unit: Unit, key: WindowKey, rows: RowSubset | null, terms: LinearTerms): Promise<WindowTerm> {
+  private async window(unit: Unit, key: WindowKey, rows: RowSubset | null, terms: LinearTerms): Promise<Loaded<WindowTerm>> {
     const file = windowFile(this.config.dir, unit, key, rows);
     const cached = this.lru.get(file) as WindowTerm | undefined;
-    if (cached) return cached;
-    let window: WindowTerm;
+    if (cached) return { value: cached, release: false };
     if (rows && !existsSync(file)) {
-      window = subsetWindow(await this.window(unit, key, null, await this.terms(unit, null)), terms);
+      const window = subsetWindow((await this.window(unit, key, null, (await this.terms(unit, null)).value)).value, terms);
       await writeWindow(file, key, window);
       this.verified.add(file);
-    } else {
-      window = readWindow(file, this.config.dir, this.firstRead(file), key, positionCount(terms));
+      this.lru.set(file, window, window.byteLength);
+      return { value: window, release: false };
     }
-    this.lru.set(file, window, window.byteLength);
-    return window;
+    const window = readWindow(file, this.config.dir, this.firstRead(file), key, positionCount(terms), this.pool.allocate);
+    return { value: window, release: !this.lru.set(file, window, window.byteLength) };
   }
 
   private firstRead(file: string): boolean {

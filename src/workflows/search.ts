@@ -187,6 +187,11 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
   const needsHeldOut = strategy === 'hillclimb' || request.validate !== undefined || confirm > 0;
   if (needsHeldOut) checkField(request.evalText !== undefined, 'evalText', 'is needed: hill climbing, validate and confirm measure real perplexity on held-out text');
   const measured = request.proxyFrom !== undefined ? proxyFromValidation(request.proxyFrom) : null;
+  if (request.proxyCache !== undefined) {
+    const relative = path.relative(path.resolve(request.out), path.resolve(request.proxyCache));
+    checkField(relative.startsWith('..') || path.isAbsolute(relative), 'proxyCache',
+      `${path.resolve(request.proxyCache)} is inside the output directory ${path.resolve(request.out)}, which is replaced when the search ends; name a directory outside it`);
+  }
   const outDir = checkOutputDir(request.out, {
     overwrite: request.overwrite,
     inputs: [request.model, request.calib, request.evalText, request.crepeConfig, request.proxyFrom, request.proxyCache],

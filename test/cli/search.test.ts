@@ -158,6 +158,11 @@ describe('crepe search on stories260K', () => {
     assert.equal(lines.length, 1, refused.stderr);
     assert.match(lines[0], new RegExp(`^crepe: proxy cache ${cache}: it was built from other inputs \\(calibration\\.nsamples is 4 there, 5 here\\)`));
     assert.ok(!existsSync(path.join(parent, 'c')));
+
+    const inside = await runCli(['search', model, ...SMALL, '--proxy-cache', path.join(parent, 'd', 'cache'), '--out', path.join(parent, 'd')]);
+    assert.equal(inside.status, 2, inside.stderr);
+    assert.match(inside.stderr, /^crepe: --proxy-cache \S+\/d\/cache is inside the output directory \S+\/d, which is replaced when the search ends; name a directory outside it\n$/);
+    assert.ok(!existsSync(path.join(parent, 'd')));
   });
 
   test('--strategy hillclimb without --eval-ppl: exit 2, one "crepe:" line, nothing written', async () => {
