@@ -4,18 +4,18 @@
  * then the final model.safetensors streamed together from the saved layers and the untouched
  * tensors, in the input's dtypes.
  */
-import { copyFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
 import { LINEAR_NAMES, blockTensorNames, layerPrefix, type BlockWeights } from '../model/spec.ts';
 import type { EngineOptions } from '../engine/session.ts';
 import { checkOutputDir, publishOutputDir } from '../io/output-dir.ts';
+import { copyModelFiles, type CopiedModelFiles } from '../io/model-files.ts';
 import { writeSafetensors, SafetensorsStreamWriter, type TensorToWrite } from '../io/safetensors-writer.ts';
 import { SafetensorsFile } from '../io/safetensors.ts';
 import { roundThroughHalfInPlace } from '../util/float16.ts';
 import { sha256Bytes } from '../util/hash.ts';
 import { UserError } from '../util/errors.ts';
-import { WriteError, writingToSync } from '../io/write-error.ts';
+import { WriteError } from '../io/write-error.ts';
 import type { Progress } from '../util/progress.ts';
 import { pruneLayers, validateAgainstModel, type LayerReport } from './layer-loop.ts';
 import type { PruneSettings, PruneTarget } from './settings.ts';
@@ -36,6 +36,8 @@ export interface PipelineRequest {
 export interface PipelineResult {
   outDir: string;
   inputSha256: Record<string, string>;
+  /** The input's non-weight files copied next to the weights, and what was left out. */
+  files: CopiedModelFiles;
   layers: LayerReport[];
   layerTargets: PruneTarget[];
   linearSparsity: number;
@@ -62,6 +64,7 @@ export async function runPrunePipeline(request: PipelineRequest): Promise<Pipeli
 
     const prunable = new Set(LINEAR_NAMES.map((n) => `${n}.weight`));
     let layers: LayerReport[];
+    let files: CopiedModelFiles;
     try {
       await pruneLayers({
         model,
@@ -87,8 +90,9 @@ export async function runPrunePipeline(request: PipelineRequest): Promise<Pipeli
       });
       layers = work.state!.layers;
       await assembleCheckpoint(model, work);
-      copyModelFiles(request.modelDir, work.dir);
-      work.keepOnly(PUBLISHED_FILES);
+      files = copyModelFiles(request.modelDir, work.dir);
+      for (const skipped of files.skipped) if (skipped.note) progress?.log(skipped.note);
+      work.keepOnly(['model.safetensors', ...new Set(files.copied.map((file) => file.split('/')[0]))]);
     } catch (error) {
       throw stopped(error, work, state !== null);
     }
@@ -104,6 +108,7 @@ export async function runPrunePipeline(request: PipelineRequest): Promise<Pipeli
     return {
       outDir,
       inputSha256,
+      files,
       layers,
       layerTargets,
       linearSparsity: prunedWeights / linearWeights,
@@ -161,19 +166,6 @@ async function assembleCheckpoint(model: ModelCheckpoint, work: WorkDir<LayerRep
     throw error;
   } finally {
     for (const f of layerFiles) f.close();
-  }
-}
-
-/** config.json, tokenizer and generation files travel with the pruned weights. */
-const MODEL_FILES = ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer.model'];
-/** What a finished work directory holds (crepe-report.json is added by the caller). */
-const PUBLISHED_FILES = ['model.safetensors', ...MODEL_FILES];
-
-function copyModelFiles(modelDir: string, targetDir: string): void {
-  for (const file of MODEL_FILES) {
-    const source = path.join(modelDir, file);
-    const target = path.join(targetDir, file);
-    if (existsSync(source)) writingToSync(target, () => copyFileSync(source, target));
   }
 }
 
