@@ -2,7 +2,9 @@
  * A pruning run that writes a checkpoint: the shared layer loop, with each finished layer saved
  * in the work directory (`--resume` continues after a crash or Ctrl-C with an identical result),
  * then the final model.safetensors streamed together from the saved layers and the untouched
- * tensors, in the input's dtypes.
+ * tensors, in the input's dtypes. A channel permutation of the MLP's intermediate channels is
+ * folded into the stored gate/up rows and down columns (storage-order.ts), so down_proj is N:M as
+ * written; the non-weight files of the input are copied alongside (io/model-files.ts).
  */
 import path from 'node:path';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
@@ -20,6 +22,7 @@ import type { Progress } from '../util/progress.ts';
 import { pruneLayers, validateAgainstModel, type LayerReport } from './layer-loop.ts';
 import type { PruneSettings, PruneTarget } from './settings.ts';
 import { WorkDir } from './work-dir.ts';
+import { foldMlpPermutation, storageOrder, type StorageOrder } from './storage-order.ts';
 
 export interface PipelineRequest {
   modelDir: string;
@@ -38,6 +41,8 @@ export interface PipelineResult {
   inputSha256: Record<string, string>;
   /** The input's non-weight files copied next to the weights, and what was left out. */
   files: CopiedModelFiles;
+  /** Permuted N:M linears: which are N:M as stored (MLP permutation folded in) and which need a runtime permutation. */
+  storage: StorageOrder;
   layers: LayerReport[];
   layerTargets: PruneTarget[];
   linearSparsity: number;
@@ -85,7 +90,7 @@ export async function runPrunePipeline(request: PipelineRequest): Promise<Pipeli
           await work.commitStart(settingsHash, layerTargets, hidden);
         },
         onLayerDone: async (layer, weights, report, hidden) => {
-          await work.commitLayer(layer, report, hidden, (file) => writeLayer(model, file, layer, weights, prunable));
+          await work.commitLayer(layer, report, hidden, (file) => writeLayer(model, file, layer, foldMlpPermutation(weights, report), prunable));
         },
       });
       layers = work.state!.layers;
@@ -109,6 +114,7 @@ export async function runPrunePipeline(request: PipelineRequest): Promise<Pipeli
       outDir,
       inputSha256,
       files,
+      storage: storageOrder(layers),
       layers,
       layerTargets,
       linearSparsity: prunedWeights / linearWeights,

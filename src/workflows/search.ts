@@ -224,7 +224,7 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
     };
     // Opens (building, continuing or reusing) the proxy cache of this search.
     const denseContext = async (): Promise<ProxyContext> => {
-      const progress = stageProgress(request, 'dense statistics', spec.numLayers);
+      const progress = stageProgress(request, 'dense statistics', spec.numLayers, { name: 'layers' });
       const context = await ProxyContext.open(model, calibration.windows, seqlen, engine, {
         cacheDir: path.resolve(request.proxyCache ?? `${outDir}.proxy-cache`),
         cacheBudgetBytes: proxyCacheBudget * 2 ** 20,
@@ -255,7 +255,7 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
     if (request.validate !== undefined) {
       const context = await denseContext();
       const configurations = randomConfigurations(request.validate, kSet, space, seed + 1);
-      const progress = stageProgress(request, 'validate', configurations.length);
+      const progress = stageProgress(request, 'validate', configurations.length, { name: 'configurations' });
       const result = await validateProxies(context, configurations, proxyOptions, trial, {
         bootstrapSeed: seed,
         rows: proxyRows,
@@ -281,7 +281,7 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
 
     if (strategy === 'pho') {
       const context = await denseContext();
-      const progress = stageProgress(request, `PHO (${proxy}, sign ${sign > 0 ? '+' : '−'})`, budget * kSet.length);
+      const progress = stageProgress(request, `PHO (${proxy}, sign ${sign > 0 ? '+' : '−'})`, budget * kSet.length, { name: 'candidates' });
       let evaluated = 0;
       const result = await runPho(context, { ...proxyOptions, kSet, budgetPerK: budget, proxy, sign, space, sigma0, start }, (c) =>
         progress.update(++evaluated, `k=${c.k} ${proxy}=${c.proxies[proxy].toFixed(5)}, ${c.seconds.toFixed(2)} s/candidate`),
@@ -290,7 +290,7 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
       progress.done(`best k=${result.best.k} β=${result.best.params.beta.toPrecision(4)} γ=${result.best.params.gamma.toPrecision(4)}`);
       let confirmations: Confirmation[] = [];
       if (confirm > 0) {
-        const confirmProgress = stageProgress(request, 'confirm on held-out text', Math.min(confirm, result.bestPerK.length));
+        const confirmProgress = stageProgress(request, 'confirm on held-out text', Math.min(confirm, result.bestPerK.length), { name: 'trials' });
         confirmations = await confirmOnHeldOut(result, confirm, trial, (c, i) => confirmProgress.update(i + 1, `k=${c.params.k} PPL ${c.ppl.toFixed(3)}`));
         confirmProgress.done();
       }
@@ -333,7 +333,7 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
       return { kind: 'pho', out: outDir, config, seconds, denseSeconds: context.denseSeconds, perEvaluationSeconds, peakRssBytes: peakRssBytes() };
     }
 
-    const progress = stageProgress(request, 'hill climbing', budget * kSet.length);
+    const progress = stageProgress(request, 'hill climbing', budget * kSet.length, { name: 'trials' });
     let trials = 0;
     const result = await runHillClimb(trial, { kSet, space, budgetPerK: budget, initialStep: 1, minStep: 0.25, start }, (c) =>
       progress.update(++trials, `k=${c.k} PPL ${c.ppl.toFixed(3)}${c.accepted ? ' (accepted)' : ''}`),
