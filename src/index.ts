@@ -49,4 +49,7 @@ export { pruneLayers, type LayerReport } from './prune/layer-loop.ts';
 export { loadCrepeConfig, parseCrepeConfig, type CrepeConfigFile } from './search/crepe-config.ts';
 export { ProxyContext, PROXY_NAMES, type ProxyName } from './search/proxy.ts';
 export { runPho } from './search/pho.ts';
+export { defaultCrepeConfigFor, RIA_POINT } from './search/crepe-defaults.ts';
+export { chooseByConfirmation, confirmationWindows, type AutoCandidate } from './search/auto.ts';
+export type { AutoOptions, AutoReport } from './workflows/auto-crepe.ts';
 export { runHillClimb } from './search/hillclimb.ts';

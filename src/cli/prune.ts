@@ -11,7 +11,7 @@ type PruneCliOptions = {
   crepeVariant?: 'normalized' | 'smooth'; dsnotSkip?: 'mlp' | 'none'; permute?: 'reallocation' | 'lsa'; exclude?: string; baseModel?: string;
 } & TextsOptions & Partial<Record<'riaA' | 'crepeK' | 'crepeAlpha' | 'crepeBeta' | 'crepeGamma' | 'crepeA' | 'blocksize'
   | 'percdamp' | 'owlM' | 'owlLambda' | 'dsnotCycles' | 'dsnotThreshold' | 'permuteBlocks' | 'threads', number>>
-  & Partial<Record<'perRow' | 'perMatrix' | 'trueSequential' | 'reconstruct' | 'owl' | 'dsnot' | 'dsnotSameSign' | 'overwrite' | 'resume' | 'json', boolean>>;
+  & Partial<Record<'perRow' | 'perMatrix' | 'trueSequential' | 'reconstruct' | 'owl' | 'dsnot' | 'dsnotSameSign' | 'overwrite' | 'resume' | 'json' | 'auto', boolean>>;
 
 export function register(program: Command, io: CliIo, argv: readonly string[]): void {
   const command = program
@@ -24,7 +24,8 @@ export function register(program: Command, io: CliIo, argv: readonly string[]): 
     .option('--per-row', 'select per output row (Wanda\'s default)')
     .option('--per-matrix', 'one threshold per matrix (magnitude/RIA/CRePE default)')
     .option('--ria-a <a>', 'RIA activation exponent (default 0.5)', finiteNumber('--ria-a'))
-    .option('--config <file>', 'CRePE configuration JSON (from `crepe search`); default: the shipped config')
+    .option('--config <file>', 'CRePE configuration JSON (from `crepe search`); default: the shipped one for the target (configs/crepe-50|60|70|2of4|4of8.json: nearest sparsity, an N:M pattern\'s own)')
+    .option('--auto', 'CRePE: search this model\'s coefficients (PHO), then keep the best of the top candidates and the RIA point by perplexity on held-out calibration windows (disjoint from the statistics windows)')
     .option('--crepe-k <k>', 'CRePE window size (odd)', positiveInt('--crepe-k'))
     .option('--crepe-alpha <x>', 'CRePE row coefficient', finiteNumber('--crepe-alpha'))
     .option('--crepe-beta <x>', 'CRePE column coefficient', finiteNumber('--crepe-beta'))
@@ -69,6 +70,7 @@ export function register(program: Command, io: CliIo, argv: readonly string[]): 
       ...textsFields(opts),
       riaA: opts.riaA,
       crepeConfig: opts.config,
+      auto: opts.auto,
       crepe,
       trueSequential: opts.trueSequential,
       sparsegpt: { blockSize: opts.blocksize, percdamp: opts.percdamp },
@@ -86,6 +88,7 @@ export function register(program: Command, io: CliIo, argv: readonly string[]): 
       onProgress: progressPrinter(io),
     });
     if (opts.json) return printJson(io.stdout, report);
+    if (report.crepeConfig) io.stdout.write(`CRePE configuration: ${report.crepeConfig.reason}\n`);
     io.stdout.write(pruneSummary(report));
   });
 }

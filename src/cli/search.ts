@@ -17,8 +17,8 @@ import { progressPrinter } from './progress.ts';
 type SearchCliOptions = {
   strategy: 'pho' | 'hillclimb'; out: string; device: 'cpu' | 'cuda'; sparsity?: number; pattern?: string;
   crepeK?: string; config?: string; proxy?: ProxyName; proxySign?: '+1' | '-1'; proxyFrom?: string; giniSubsample?: string;
-  crepeVariant?: 'normalized' | 'smooth';
-} & TextsOptions & Partial<Record<'validate' | 'budget' | 'crepeA' | 'sigma0' | 'confirm' | 'threads', number>>
+  crepeVariant?: 'normalized' | 'smooth'; proxyCache?: string;
+} & TextsOptions & Partial<Record<'validate' | 'budget' | 'crepeA' | 'sigma0' | 'confirm' | 'threads' | 'proxyRows' | 'proxyCacheBudget', number>>
   & Partial<Record<'perRow' | 'perMatrix' | 'searchA' | 'overwrite' | 'json', boolean>>;
 
 /** "1,3,5" → [1, 3, 5] (the library checks that they are odd and positive). */
@@ -69,6 +69,9 @@ export function register(program: Command, io: CliIo): void {
     .addOption(new Option('--proxy-sign <sign>', '+1: minimise the proxy; -1: maximise it (default: the validated sign)').choices(['+1', '-1']))
     .option('--proxy-from <validation.json>', 'use the proxy (and sign) that a --validate run found most correlated with PPL')
     .option('--gini-subsample <n>', 'positions per matrix for the Gini index, or "exact" (default 65536)')
+    .option('--proxy-rows <f>', 'compute the proxy on this fraction of each linear\'s rows (a fixed random subset; default 1); --validate also reports its Spearman ρ with the full proxy', finiteNumber('--proxy-rows'))
+    .option('--proxy-cache <dir>', 'proxy cache directory: the dense pass\'s per-linear terms, reused by later searches and validations on the same model and calibration windows, continued after an interruption (default: <out>.proxy-cache)')
+    .option('--proxy-cache-budget <MiB>', 'memory for proxy terms kept between candidates, all threads together (default 1024)', nonNegativeInt('--proxy-cache-budget'))
     .option('--search-a', 'also search the activation exponent a')
     .option('--crepe-a <x>', 'activation exponent when not searched (default 0.5)', finiteNumber('--crepe-a'))
     .addOption(new Option('--crepe-variant <v>', 'neighbourhood term (default normalized)').choices(['normalized', 'smooth']))
@@ -105,6 +108,9 @@ export function register(program: Command, io: CliIo): void {
       proxySign: opts.proxySign === undefined ? undefined : opts.proxySign === '-1' ? -1 : 1,
       proxyFrom: opts.proxyFrom,
       giniSubsample: gini === undefined ? undefined : gini === 'exact' ? null : positiveInt('--gini-subsample')(gini),
+      proxyRows: opts.proxyRows,
+      proxyCache: opts.proxyCache,
+      proxyCacheBudget: opts.proxyCacheBudget,
       searchA: opts.searchA,
       crepe: { a: opts.crepeA, variant: opts.crepeVariant },
       sigma0: opts.sigma0,

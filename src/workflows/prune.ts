@@ -21,7 +21,9 @@ import { pruneSettings, type PruneSettings } from '../prune/settings.ts';
 import { describeTarget, type PruneTarget, type Selection } from '../prune/target.ts';
 import type { MethodName } from '../prune/methods.ts';
 import { resolveCrepeParams, type CrepeParams } from '../prune/scores/crepe.ts';
-import { DEFAULT_CREPE_CONFIG_PATH, loadCrepeConfig } from '../search/crepe-config.ts';
+import { loadCrepeConfig } from '../search/crepe-config.ts';
+import { defaultCrepeConfigFor } from '../search/crepe-defaults.ts';
+import { runAutoCrepe, type AutoOptions, type AutoReport } from './auto-crepe.ts';
 import { atomicWriteFile, atomicWriteJson } from '../io/atomic.ts';
 import { readInputJson, readInputText } from '../io/input-file.ts';
 import type { CopiedModelFiles } from '../io/model-files.ts';
@@ -36,6 +38,7 @@ import type { Progress } from '../util/progress.ts';
 import { engineOptions, stageProgress, type EngineRequest, type RunControl } from './common.ts';
 import { measurePerplexity, type EvalResult } from './eval.ts';
 import { checkTextsRequest, planTexts, readTexts, type TextsRequest } from './texts.ts';
+import { autoExtraWindows } from './auto-crepe.ts';
 
 /** A pruning run; the calibration text and the optional evaluation text are `TextsRequest` fields. */
 export interface PruneRequest extends EngineRequest, RunControl, TextsRequest {
@@ -51,8 +54,16 @@ export interface PruneRequest extends EngineRequest, RunControl, TextsRequest {
   selection?: Selection;
   /** RIA's activation exponent (default 0.5). */
   riaA?: number;
-  /** CRePE configuration file (default: the shipped configs/crepe-default.json); method crepe only. */
+  /**
+   * CRePE configuration file; method crepe only. Default: the shipped configuration for the target
+   * (configs/crepe-50|60|70|2of4|4of8.json: the nearest sparsity, an N:M pattern's own).
+   */
   crepeConfig?: string;
+  /**
+   * Method crepe: search this model's coefficients (PHO) and keep the best of the top candidates and
+   * the RIA point by perplexity on held-out calibration windows; `true` for the defaults.
+   */
+  auto?: boolean | AutoOptions;
   /** CRePE coefficients that override the configuration's. */
   crepe?: Partial<Omit<CrepeParams, 'border'>>;
   /** Collect statistics group by group on the partly pruned block. */
@@ -97,6 +108,10 @@ export interface PruneReport {
   storage: StorageOrder | null;
   /** The input's non-weight files copied to the output, and those left out. */
   files: CopiedModelFiles;
+  /** Method crepe: the configuration used and why (given, the target's shipped default, or --auto's choice). */
+  crepeConfig?: { file: string | null; source: 'given' | 'default' | 'auto'; reason: string };
+  /** Method crepe with auto: every candidate, the confirmation perplexities and the cost. */
+  auto?: AutoReport;
 }
 
 export interface PruneResult extends PruneReport {
@@ -105,11 +120,11 @@ export interface PruneResult extends PruneReport {
 }
 
 /** The run's settings: the request's fields through pruneSettings (which checks every one of them). */
-function settingsFor(request: PruneRequest, calibration: PruneSettings['calibration']): PruneSettings {
+function settingsFor(request: PruneRequest, calibration: PruneSettings['calibration'], configFile: string | null, auto?: CrepeParams): PruneSettings {
   let crepe: Partial<CrepeParams> | null = null;
   if (request.method === 'crepe') {
-    // The configuration file's parameters, each overridden by the request's own.
-    const base = loadCrepeConfig(request.crepeConfig ?? DEFAULT_CREPE_CONFIG_PATH);
+    // The configuration's parameters (a file, or --auto's choice), each overridden by the request's own.
+    const base = auto ?? loadCrepeConfig(configFile!);
     const given = request.crepe ?? {};
     crepe = resolveCrepeParams(
       {
@@ -125,6 +140,7 @@ function settingsFor(request: PruneRequest, calibration: PruneSettings['calibrat
     );
   } else {
     checkField(request.crepeConfig === undefined, 'crepeConfig', 'applies to method crepe only');
+    checkField(!request.auto, 'auto', 'applies to method crepe only');
     for (const [name, value] of Object.entries(request.crepe ?? {})) {
       checkField(value === undefined, `crepe.${name}`, 'applies to method crepe only');
     }
@@ -185,10 +201,26 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
   const plan = planTexts(request, spec, counts);
   const { nsamples, seqlen, seed } = plan;
   const calibration = { file: path.resolve(request.calib), sha256: sha256File(request.calib), nsamples, seqlen, seed };
-  const settings = settingsFor(request, calibration);
+  checkField(!(request.auto && request.crepeConfig !== undefined), 'auto', 'searches the configuration itself: give crepeConfig or auto, not both');
+  const crepeConfig = request.method !== 'crepe'
+    ? undefined
+    : request.crepeConfig !== undefined
+      ? { file: path.resolve(request.crepeConfig), source: 'given' as const, reason: `${request.crepeConfig} (given)` }
+      : (() => {
+        const chosen = defaultCrepeConfigFor(request.target);
+        return { file: chosen.file, source: 'default' as const, reason: `configs/crepe-${chosen.name}.json, ${chosen.reason}` };
+      })();
+  // Checked with the configuration the run would fall back to; --auto replaces its coefficients.
+  let settings = settingsFor(request, calibration, crepeConfig?.file ?? null);
   validateAgainstModel(spec, settings);
   const baseModel = baseModelOf(request);
-  const { evalText, calibration: windows } = readTexts(request, request.model, spec, plan);
+  const autoOptions = request.auto ? (request.auto === true ? {} : request.auto) : null;
+  const { evalText, calibration: windows, continued } = readTexts(request, request.model, spec, plan, autoOptions ? autoExtraWindows(autoOptions) : 0);
+  let auto: AutoReport | undefined;
+  if (autoOptions) {
+    auto = await runAutoCrepe(request, autoOptions, { spec, outDir, settings, windows, continued, seqlen, engine });
+    settings = settingsFor(request, calibration, null, auto.chosen.params);
+  }
 
   const workDir = workDirFor(outDir);
   const lock = lockOutput(outDir, (note) => request.onProgress?.({ kind: 'note', stage: 'output', done: 0, total: 0, detail: note }));
@@ -232,6 +264,12 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
       evaluation,
       storage: settings.permute ? result.storage : null,
       files: result.files,
+      ...(crepeConfig ? {
+        crepeConfig: auto
+          ? { file: null, source: 'auto' as const, reason: `--auto: ${auto.chosen.source}, confirmation PPL ${auto.chosen.confirmationPpl.toFixed(3)} (RIA point ${auto.candidates[0].confirmationPpl.toFixed(3)})` }
+          : crepeConfig,
+      } : {}),
+      ...(auto ? { auto } : {}),
     };
     await atomicWriteJson(path.join(workDir, 'crepe-report.json'), report);
     await writeDocuments(workDir, report, outDir, progress);

@@ -19,7 +19,7 @@
 import { FieldError, UserError } from '../../util/errors.ts';
 import type { InputSqNorms } from './index.ts';
 import {
-  activationExponentProblem, isActivationExponent, relativeImportanceRow, relativeImportanceSetup, scoreBuffer, weightedRelativeImportanceScores,
+  activationExponentProblem, isActivationExponent, relativeImportanceRow, relativeImportanceSetup, scoreBuffer, weightedRelativeImportanceScores, type RelativeImportanceSetup,
 } from './ria.ts';
 
 export type CrepeVariant = 'normalized' | 'smooth';
@@ -101,6 +101,34 @@ export function crepeScores(
   const { activation } = setup;
   const scores = scoreBuffer(dOut * dIn, out);
   const terms = new Float64Array(dIn);
+  forEachNeighbourhoodRow(weights, setup, k, variant, border, (i, neighbourhood) => {
+    relativeImportanceRow(weights, setup, i, alpha, beta, terms);
+    const rowStart = i * dIn;
+    if (variant === 'normalized') {
+      for (let j = 0; j < dIn; j++) scores[rowStart + j] = (terms[j] + gamma * neighbourhood[j]) * activation[j];
+    } else {
+      for (let j = 0; j < dIn; j++) scores[rowStart + j] = terms[j] * activation[j] + gamma * neighbourhood[j];
+    }
+  });
+  return scores;
+}
+
+/**
+ * CRePE's neighbourhood term row by row, `visit(i, values)` for i = 0 … dOut−1 (values reused):
+ *   normalized: B_ij = A_ij / (window sum of A around (i, j)), 0 where A_ij = 0;
+ *   smooth:     the window mean of the plain RIA score (P + Q)·x^a (setup.activation).
+ * It does not depend on α, β, γ: the score is (αP + βQ + γB)·x^a or (αP + βQ)·x^a + γB.
+ */
+export function forEachNeighbourhoodRow(
+  weights: Float32Array,
+  setup: RelativeImportanceSetup,
+  k: number,
+  variant: CrepeVariant,
+  border: CrepeBorder,
+  visit: (i: number, values: Float64Array) => void,
+): void {
+  const { dOut, dIn, activation } = setup;
+  const values = new Float64Array(dIn);
   const windowArea = k * k;
   const radius = (k - 1) / 2;
 
@@ -114,7 +142,6 @@ export function crepeScores(
         for (let j = 0; j < dIn; j++) out[j] = Math.abs(weights[rowStart + j]);
       },
       (i, windowSums, rowsInWindow) => {
-        relativeImportanceRow(weights, setup, i, alpha, beta, terms);
         const rowStart = i * dIn;
         for (let j = 0; j < dIn; j++) {
           const magnitude = Math.abs(weights[rowStart + j]);
@@ -124,14 +151,15 @@ export function crepeScores(
             neighbourhood = magnitude / windowSums[j];
             if (border === 'mean') neighbourhood *= (rowsInWindow * windowColumns(j, radius, dIn)) / windowArea;
           }
-          scores[rowStart + j] = (terms[j] + gamma * neighbourhood) * activation[j];
+          values[j] = neighbourhood;
         }
+        visit(i, values);
       },
     );
-    return scores;
+    return;
   }
 
-  // smooth: the box mean of the plain RIA score (P + Q)·x^a, added with weight γ.
+  // smooth: the box mean of the plain RIA score (P + Q)·x^a.
   const riaRow = new Float64Array(dIn);
   forEachWindowSumRow(
     dOut,
@@ -142,15 +170,13 @@ export function crepeScores(
       for (let j = 0; j < dIn; j++) out[j] = riaRow[j] * activation[j];
     },
     (i, windowSums, rowsInWindow) => {
-      relativeImportanceRow(weights, setup, i, alpha, beta, terms);
-      const rowStart = i * dIn;
       for (let j = 0; j < dIn; j++) {
         const cells = border === 'mean' ? rowsInWindow * windowColumns(j, radius, dIn) : windowArea;
-        scores[rowStart + j] = terms[j] * activation[j] + gamma * (windowSums[j] / cells);
+        values[j] = windowSums[j] / cells;
       }
+      visit(i, values);
     },
   );
-  return scores;
 }
 
 /** Number of columns of the window centred on column j that lie inside [0, dIn). */
