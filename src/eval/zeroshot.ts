@@ -1,0 +1,202 @@
+/**
+ * Zero-shot multiple-choice evaluation, computed as lm-evaluation-harness computes it:
+ *
+ * - Requests: each choice's (context, continuation) from the task's loader, tokenized as the
+ *   harness's `_encode_pair` (lm_eval/api/model.py) does: trailing whitespace of the context moves
+ *   to the front of the continuation; the context and the whole text are each encoded (BOS
+ *   first), and the continuation's ids are whole[len(context ids):] — so context + continuation
+ *   ids concatenate to a valid tokenization even where the tokenizer merges across the boundary.
+ * - Scores: the log-likelihood of each continuation (src/eval/loglikelihood.ts), the window being
+ *   the model's max_position_embeddings, as HFLM's max_length is. A document with a continuation
+ *   longer than the window, which the harness cannot score, is skipped and counted.
+ * - Metrics, per document (ConfigurableTask.process_results): acc = [argmax_i ll_i = gold];
+ *   acc_norm = [argmax_i ll_i / len(choice_i) = gold], len in characters (Unicode code points, as
+ *   Python's len) of the doc_to_choice string without the delimiter; argmax keeps the first of
+ *   ties, as numpy's. Aggregated as the mean, with stderr = sample standard deviation / √n
+ *   (lm_eval.api.metrics.mean_stderr); null when n < 2.
+ */
+import { ModelCheckpoint } from '../model/checkpoint.ts';
+import { TextTokenizer } from '../model/tokenizer.ts';
+import type { EngineOptions } from '../engine/session.ts';
+import type { Progress } from '../util/progress.ts';
+import { check } from '../util/errors.ts';
+import { loglikelihoodWorkUnits, planLoglikelihoods, scoreLoglikelihoods, type LoglikelihoodRequest, type LoglikelihoodScore } from './loglikelihood.ts';
+import type { ModelSource } from './perplexity.ts';
+import { parseTaskList, type MetricName, type TaskDefinition, type TaskDoc, type TaskRequest } from './tasks/index.ts';
+
+/** A request as the model sees it: the strings after the whitespace move, and their token ids. */
+export interface EncodedRequest extends TaskRequest {
+  contextIds: Int32Array;
+  continuationIds: Int32Array;
+}
+
+export interface MetricValue {
+  value: number;
+  /** Standard error of the mean; null with fewer than two documents. */
+  stderr: number | null;
+}
+
+export interface TaskResult {
+  task: string;
+  /** Documents scored. */
+  docs: number;
+  /** Documents skipped: a continuation longer than the model's window. */
+  skipped: number;
+  requests: number;
+  /** Requests whose input was cut from the left to fit the window. */
+  truncatedRequests: number;
+  metrics: Partial<Record<MetricName, MetricValue>>;
+  seconds: number;
+}
+
+export interface ZeroShotReport {
+  model: string;
+  taskDir: string;
+  /** Documents per task when limited (the first N of each file). */
+  limit: number | null;
+  /** Tokens the model reads at most (its max_position_embeddings). */
+  window: number;
+  tasks: TaskResult[];
+}
+
+export interface EvaluateTasksOptions extends EngineOptions {
+  /** Task names, comma-separated or as a list; "all" for every task. */
+  tasks: string | readonly string[];
+  /** The directory holding the task files (boolq/, rte/, hellaswag/, …). */
+  taskDir: string;
+  /** Score only the first N documents of each task. */
+  limit?: number;
+  /** A progress display for each task, given its work units (CLI: createProgress). */
+  progressFor?: (task: string, units: number) => Progress;
+}
+
+/** Encodes one request the harness's way (see the file comment). */
+export function encodeRequest(tokenizer: TextTokenizer, request: TaskRequest, contextCache?: Map<string, Int32Array>): EncodedRequest {
+  let { context, continuation } = request;
+  const kept = context.trimEnd().length;
+  if (kept < context.length) {
+    continuation = context.slice(kept) + continuation;
+    context = context.slice(0, kept);
+  }
+  if (context === '') {
+    // The harness's rule for an empty context: the BOS token alone, the continuation encoded alone.
+    const ids = tokenizer.encode(continuation, { bos: false });
+    return { context, continuation, contextIds: tokenizer.encode('', { bos: true }), continuationIds: ids };
+  }
+  let contextIds = contextCache?.get(context);
+  if (!contextIds) {
+    contextIds = tokenizer.encode(context, { bos: true });
+    contextCache?.set(context, contextIds);
+  }
+  const whole = tokenizer.encode(context + continuation, { bos: true });
+  return { context, continuation, contextIds, continuationIds: whole.slice(contextIds.length) };
+}
+
+/** Index of the first maximum (numpy.argmax). */
+function argmax(values: readonly number[]): number {
+  let best = 0;
+  for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;
+  return best;
+}
+
+/** acc and acc_norm of one document from its choices' log-likelihoods. */
+export function documentMetrics(logLikelihoods: readonly number[], choices: readonly string[], gold: number): Record<MetricName, number> {
+  const normalized = logLikelihoods.map((ll, i) => ll / [...choices[i]].length);
+  return { acc: argmax(logLikelihoods) === gold ? 1 : 0, acc_norm: argmax(normalized) === gold ? 1 : 0 };
+}
+
+/** Mean and lm-eval's standard error of the mean (sample standard deviation / √n). */
+export function meanWithStderr(values: readonly number[]): MetricValue {
+  const n = values.length;
+  const mean = values.reduce((a, b) => a + b, 0) / n;
+  if (n < 2) return { value: mean, stderr: null };
+  const variance = values.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1);
+  return { value: mean, stderr: Math.sqrt(variance / n) };
+}
+
+/** The task's documents (the first `limit` when given), loaded and checked before any model work. */
+export function loadTaskDocs(task: TaskDefinition, taskDir: string, limit?: number): TaskDoc[] {
+  const docs = task.load(taskDir);
+  check(docs.length > 0, () => `${task.name}: ${task.files[0]} under ${taskDir} holds no documents`);
+  return limit === undefined ? docs : docs.slice(0, limit);
+}
+
+/** Scores the documents of one task on an open model. */
+export async function evaluateTask(
+  model: ModelSource, tokenizer: TextTokenizer, task: TaskDefinition, docs: readonly TaskDoc[],
+  opts: EngineOptions & { window: number; progressFor?: EvaluateTasksOptions['progressFor'] },
+): Promise<TaskResult> {
+  const started = Date.now();
+  const contextCache = new Map<string, Int32Array>();
+  const scored: { doc: TaskDoc; requests: LoglikelihoodRequest[] }[] = [];
+  let skipped = 0;
+  for (const doc of docs) {
+    const encoded = doc.requests.map((request) => encodeRequest(tokenizer, request, contextCache));
+    if (encoded.some((r) => r.continuationIds.length > opts.window)) {
+      skipped++;
+      continue;
+    }
+    scored.push({ doc, requests: encoded.map((r) => ({ context: r.contextIds, continuation: r.continuationIds })) });
+  }
+  check(scored.length > 0, `${task.name}: every document has a continuation longer than the model's window of ${opts.window} tokens`);
+  const plan = planLoglikelihoods(scored.map((s) => s.requests), { window: opts.window });
+  const progress = opts.progressFor?.(task.name, loglikelihoodWorkUnits(model.spec, plan));
+  const scores: LoglikelihoodScore[][] = await scoreLoglikelihoods(model, plan, { device: opts.device, threads: opts.threads, progress });
+
+  const perMetric: Record<MetricName, number[]> = { acc: [], acc_norm: [] };
+  scored.forEach(({ doc }, i) => {
+    const metrics = documentMetrics(scores[i].map((s) => s.logLikelihood), doc.choices, doc.gold);
+    perMetric.acc.push(metrics.acc);
+    perMetric.acc_norm.push(metrics.acc_norm);
+  });
+  const metrics: TaskResult['metrics'] = {};
+  for (const name of task.metrics) metrics[name] = meanWithStderr(perMetric[name]);
+  const result: TaskResult = {
+    task: task.name,
+    docs: scored.length,
+    skipped,
+    requests: plan.truncated.length,
+    truncatedRequests: plan.truncated.filter(Boolean).length,
+    metrics,
+    seconds: (Date.now() - started) / 1000,
+  };
+  progress?.done(task.metrics.map((name) => `${name} ${metrics[name]!.value.toFixed(4)}`).join(', '));
+  return result;
+}
+
+/**
+ * Zero-shot accuracy of the model in `modelDir` (config.json, weights, tokenizer.json) on the
+ * named tasks. Every task file is read and checked before the model runs.
+ */
+export async function evaluateTasks(modelDir: string, opts: EvaluateTasksOptions): Promise<ZeroShotReport> {
+  const tasks = parseTaskList(typeof opts.tasks === 'string' ? opts.tasks : opts.tasks.join(','));
+  check(opts.limit === undefined || (Number.isInteger(opts.limit) && opts.limit >= 1), `the document limit must be a positive integer, got ${opts.limit}`);
+  const loaded = tasks.map((task) => ({ task, docs: loadTaskDocs(task, opts.taskDir, opts.limit) }));
+  const tokenizer = TextTokenizer.load(modelDir);
+  const model = ModelCheckpoint.open(modelDir);
+  try {
+    model.checkAllFinite();
+    const window = model.spec.maxPositionEmbeddings;
+    const results: TaskResult[] = [];
+    for (const { task, docs } of loaded) {
+      results.push(await evaluateTask(model, tokenizer, task, docs, { device: opts.device, threads: opts.threads, window, progressFor: opts.progressFor }));
+    }
+    return { model: modelDir, taskDir: opts.taskDir, limit: opts.limit ?? null, window, tasks: results };
+  } finally {
+    model.close();
+  }
+}
+
+/** The results as a fixed-width table: one line per task and metric, value and stderr. */
+export function formatZeroShotTable(report: ZeroShotReport): string {
+  const header = ['task', 'metric', 'value', '± stderr', 'docs', 'skipped'];
+  const rows: string[][] = [];
+  for (const result of report.tasks) {
+    for (const [name, metric] of Object.entries(result.metrics) as [MetricName, MetricValue][]) {
+      rows.push([result.task, name, metric.value.toFixed(4), metric.stderr === null ? 'n/a' : metric.stderr.toFixed(4), String(result.docs), String(result.skipped)]);
+    }
+  }
+  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
+  const line = (cells: string[]): string => cells.map((cell, c) => (c < 2 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ').trimEnd();
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
