@@ -1,4 +1,7 @@
-/** `crepe eval <model> --ppl <file>`: perplexity of a Hugging Face model directory on a text file. */
+/**
+ * `crepe eval <model> --ppl <file>`: perplexity of a Hugging Face model directory on a text file;
+ * `--tasks boolq,rte,…`: zero-shot accuracy on multiple-choice tasks (either or both).
+ */
 import type { Command } from 'commander';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
 import { TextTokenizer } from '../model/tokenizer.ts';
@@ -8,6 +11,7 @@ import { createProgress } from '../util/progress.ts';
 import { sha256Bytes } from '../util/hash.ts';
 import { check } from '../util/errors.ts';
 import { engineOptionList, engineOptionsFrom, positiveInt, printJson } from './options.ts';
+import { describeTaskReport, resolveTaskDir, runTaskEvaluation, TASK_DIR_HELP, TASKS_HELP } from './tasks.ts';
 
 export interface EvalPplReport {
   file: string;
@@ -59,16 +63,23 @@ export async function evaluatePerplexityFile(
 export function register(program: Command): void {
   const command = program
     .command('eval')
-    .description('measure a model\'s perplexity on a text file (WikiText-2 protocol: non-overlapping windows, one BOS)')
+    .description('measure a model\'s perplexity on a text file (WikiText-2 protocol: non-overlapping windows, one BOS) and/or its zero-shot accuracy (lm-evaluation-harness protocol)')
     .argument('<model>', 'Hugging Face model directory (config.json, model.safetensors, tokenizer.json)')
-    .requiredOption('--ppl <file>', 'text to evaluate; a wiki.*.raw file is read as the HF dataset rows joined with "\\n\\n"')
+    .option('--ppl <file>', 'text to evaluate; a wiki.*.raw file is read as the HF dataset rows joined with "\\n\\n"')
+    .option('--tasks <list>', TASKS_HELP)
+    .option('--task-dir <dir>', TASK_DIR_HELP)
+    .option('--limit <n>', 'zero-shot: only the first N documents of each task', positiveInt('--limit'))
     .option('--seqlen <n>', 'window length in tokens (default: min(2048, the model context))', positiveInt('--seqlen'))
     .option('--max-chunks <k>', 'evaluate only the first K windows', positiveInt('--max-chunks'))
     .option('--json', 'print the result as JSON');
   for (const option of engineOptionList()) command.addOption(option);
-  command.action(async (modelDir: string, opts: { ppl: string; seqlen?: number; maxChunks?: number; json?: boolean; device: string; threads?: number }) => {
-    const report = await evaluatePerplexityFile(modelDir, opts.ppl, opts);
-    if (opts.json) printJson(report);
-    else process.stdout.write(`${report.file}: PPL ${report.ppl.toFixed(4)} (${report.windows} windows × ${report.seqlen} tokens, ${report.tokens} tokens)\n`);
+  command.action(async (modelDir: string, opts: { ppl?: string; tasks?: string; taskDir?: string; limit?: number; seqlen?: number; maxChunks?: number; json?: boolean; device: string; threads?: number }) => {
+    check(opts.ppl !== undefined || opts.tasks !== undefined, 'give --ppl <file>, --tasks <list>, or both');
+    // Tasks first: their files are all checked before any model work.
+    const zeroShot = opts.tasks !== undefined ? await runTaskEvaluation(modelDir, { ...opts, tasks: opts.tasks, taskDir: resolveTaskDir(opts.taskDir, '--task-dir') }) : null;
+    const report = opts.ppl !== undefined ? await evaluatePerplexityFile(modelDir, opts.ppl, opts) : null;
+    if (opts.json) printJson(report && zeroShot ? { perplexity: report, zeroShot } : report ?? zeroShot);
+    if (!opts.json && report) process.stdout.write(`${report.file}: PPL ${report.ppl.toFixed(4)} (${report.windows} windows × ${report.seqlen} tokens, ${report.tokens} tokens)\n`);
+    if (!opts.json && zeroShot) process.stdout.write(describeTaskReport(zeroShot));
   });
 }

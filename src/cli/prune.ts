@@ -19,6 +19,8 @@ import { createProgress } from '../util/progress.ts';
 import { check } from '../util/errors.ts';
 import { evaluatePerplexityFile, type EvalPplReport } from './eval.ts';
 import { engineOptionList, engineOptionsFrom, finiteNumber, nonNegativeInt, positiveInt, printJson } from './options.ts';
+import { checkTasks, describeTaskReport, resolveTaskDir, runTaskEvaluation, TASK_DIR_HELP, TASKS_HELP } from './tasks.ts';
+import type { ZeroShotReport } from '../eval/zeroshot.ts';
 
 export const METHODS = ['magnitude', 'wanda', 'sparsegpt', 'ria', 'crepe'] as const;
 
@@ -61,6 +63,9 @@ interface PruneCliOptions {
   evalPpl?: string;
   evalSeqlen?: number;
   evalMaxChunks?: number;
+  evalTasks?: string;
+  evalTaskDir?: string;
+  evalLimit?: number;
   json?: boolean;
   device: string;
   threads?: number;
@@ -151,6 +156,8 @@ export async function runPrune(modelDir: string, opts: PruneCliOptions): Promise
   const seqlen = opts.seqlen ?? Math.min(2048, spec.maxPositionEmbeddings);
   const calibSha256 = sha256File(opts.calib);
   const settings = settingsFromOptions(opts, calibSha256, seqlen);
+  const evalTaskDir = opts.evalTasks !== undefined ? resolveTaskDir(opts.evalTaskDir, '--eval-task-dir') : undefined;
+  if (opts.evalTasks !== undefined) checkTasks(opts.evalTasks, evalTaskDir!, opts.evalLimit);
 
   const tokenizer = TextTokenizer.load(modelDir);
   const calibration = sampleCalibrationFile(opts.calib, (text) => tokenizer.encode(text, { bos: true }), {
@@ -182,6 +189,12 @@ export async function runPrune(modelDir: string, opts: PruneCliOptions): Promise
     });
   }
 
+  let zeroShot: ZeroShotReport | null = null;
+  if (opts.evalTasks !== undefined) {
+    const evaluated = await runTaskEvaluation(workDirFor(outDir), { tasks: opts.evalTasks, taskDir: evalTaskDir!, limit: opts.evalLimit, device: opts.device, threads: opts.threads });
+    zeroShot = { ...evaluated, model: outDir };
+  }
+
   const report = {
     tool: 'crepe',
     command: ['crepe', 'prune', ...process.argv.slice(3)].join(' '),
@@ -198,6 +211,7 @@ export async function runPrune(modelDir: string, opts: PruneCliOptions): Promise
       seconds: (Date.now() - started) / 1000,
     },
     evaluation,
+    zeroShot,
   };
   await atomicWriteJson(path.join(workDirFor(outDir), 'crepe-report.json'), report);
   publishOutput(outDir);
@@ -247,6 +261,9 @@ export function register(program: Command): void {
     .option('--eval-ppl <file>', 'measure the pruned model\'s perplexity on this text')
     .option('--eval-seqlen <n>', 'perplexity window (default: --seqlen)', positiveInt('--eval-seqlen'))
     .option('--eval-max-chunks <k>', 'evaluate only the first K windows', positiveInt('--eval-max-chunks'))
+    .option('--eval-tasks <list>', `zero-shot accuracy of the pruned model: ${TASKS_HELP}`)
+    .option('--eval-task-dir <dir>', TASK_DIR_HELP)
+    .option('--eval-limit <n>', 'zero-shot: only the first N documents of each task', positiveInt('--eval-limit'))
     .option('--json', 'print the report as JSON');
   for (const option of engineOptionList()) command.addOption(option);
   command.action(async (modelDir: string, opts: PruneCliOptions) => {
@@ -257,6 +274,8 @@ export function register(program: Command): void {
       const evaluation = report.evaluation as EvalPplReport | null;
       process.stdout.write(`wrote ${path.resolve(opts.out)}: linear sparsity ${(totals.linearSparsity * 100).toFixed(3)}% in ${totals.seconds.toFixed(1)}s`);
       process.stdout.write(evaluation ? `, PPL ${evaluation.ppl.toFixed(4)} on ${evaluation.file}\n` : '\n');
+      const zeroShot = report.zeroShot as ZeroShotReport | null;
+      if (zeroShot) process.stdout.write(describeTaskReport(zeroShot));
     }
   });
 }
