@@ -3,10 +3,10 @@
  * description of the machine. A section that fails is reported in the file, not fatal. Numbers to
  * compare are ratios measured in the same run: absolute times drift on shared machines.
  *
- *   node --import tsx bench/run.ts [--only engine,prune-math,pipeline,pho,combos] [--quick] [--out FILE] [--keep-model]
+ *   node --import tsx bench/run.ts [--only engine,prune-math,pipeline,pho,combos,zeroshot] [--quick] [--out FILE] [--keep-model]
  *
  * --quick  smaller sizes for a smoke run (pipeline and PHO; the other sections have one size).
- * --only   run some sections.
+ * --only   run some sections; optional sections (zeroshot) run only when named here.
  * A full run writes BENCHMARKS.md; --quick and --only print to stdout unless --out names a file,
  * so a partial or smoke run never replaces the full report by accident.
  */
@@ -29,7 +29,10 @@ const SECTIONS: Record<string, (log: Log, options: RunOptions) => Promise<string
   pipeline: async (log, options) => (await import('./pipeline.ts')).benchPipeline(log, options),
   pho: async (log, options) => (await import('./pho.ts')).benchPho(log, options),
   combos: async (log) => (await import('./combos.ts')).benchCombos(log),
+  zeroshot: async (log, options) => (await import('./zeroshot.ts')).benchZeroShot(log, options),
 };
+/** Sections a full run leaves out. */
+const OPTIONAL = new Set(['zeroshot']);
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -80,7 +83,7 @@ function parseArgs(argv: string[]): { names: string[]; quick: boolean; out: stri
     return at >= 0 ? argv[at + 1] : undefined;
   };
   const only = valueOf('--only');
-  const names = only ? only.split(',').map((s) => s.trim()).filter(Boolean) : Object.keys(SECTIONS);
+  const names = only ? only.split(',').map((s) => s.trim()).filter(Boolean) : Object.keys(SECTIONS).filter((name) => !OPTIONAL.has(name));
   const unknown = names.filter((name) => !(name in SECTIONS));
   if (unknown.length > 0) {
     console.error(`--only: unknown section(s) ${unknown.join(', ')}; expected some of ${Object.keys(SECTIONS).join(', ')}`);
