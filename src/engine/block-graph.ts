@@ -8,9 +8,9 @@
  * with the block's weights as graph inputs (named as in `blockTensorNames`), so a single session
  * runs every layer of a model, dense or pruned. Tokens travel as [B·seqLen, hidden] rows, so every
  * projection is one Gemm over the whole batch; attention is per sequence (each starts at position
- * 0, causal within itself). Optional outputs carry, for each distinct linear input
- * (LINEAR_INPUT_GROUP), Σ_t x² per sequence and input channel and, for 'full', Σ_t x per sequence
- * and XᵀX summed over the batch.
+ * 0, causal within itself; or, packed, at given positions under a given mask). Optional outputs
+ * carry, for each distinct linear input (LINEAR_INPUT_GROUP), Σ_t x² per sequence and input
+ * channel and, for 'full', Σ_t x per sequence and XᵀX summed over the batch.
  */
 import { GraphBuilder, INT64 } from './onnx-builder.ts';
 import {
