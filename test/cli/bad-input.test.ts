@@ -4,11 +4,12 @@
 // beside them must not exist afterwards. Each case writes into its own empty scratch directory,
 // which must still be empty at the end.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { C4_SAMPLE, WIKITEXT_TEST } from '../helpers/shared.ts';
-import { scratchDir, spawnCrepe, storiesModelDir } from '../helpers/stories.ts';
+import { C4_SAMPLE, REPO_ROOT, WIKITEXT_TEST } from '../helpers/shared.ts';
+import { CREPE_BIN, scratchDir, storiesModelDir } from '../helpers/stories.ts';
 import { buildGguf } from '../convert/gguf-builder.ts';
 
 interface CliResult {
@@ -31,6 +32,18 @@ async function crepeAsync(args: string[]): Promise<CliResult> {
     running--;
     waiting.shift()?.();
   }
+}
+
+function spawnCrepe(args: string[]): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CREPE_BIN, ...args], { cwd: REPO_ROOT });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
 }
 
 /** Runs `crepe <args…> --out <fresh dir>/out` and checks the refusal contract; `problem` must match the one stderr line. */

@@ -3,12 +3,12 @@
 // stderr, and the refusals — unknown task, missing or malformed task file, no task directory, no
 // evaluation asked for — each one "crepe:" line with exit code 2, prune writing nothing.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { C4_SAMPLE, DATA, GOLDEN, REPO_ROOT } from '../helpers/shared.ts';
-import { CREPE_BIN, scratchDir, spawnCrepe, storiesModelDir } from '../helpers/stories.ts';
+import { CREPE_BIN, scratchDir, storiesModelDir } from '../helpers/stories.ts';
 
 const TASK_DIR = path.join(DATA, 'tasks');
 const golden = JSON.parse(readFileSync(path.join(GOLDEN, 'zeroshot-stories260K-first20.json'), 'utf8')) as {
@@ -24,9 +24,17 @@ function crepe(args: string[], env: Record<string, string> = {}) {
 }
 
 /** The same, asynchronously: the refusal cases run side by side. */
-function crepeAsync(args: string[]): ReturnType<typeof spawnCrepe> {
+function crepeAsync(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
   const { CREPE_TASK_DIR: _unset, ...env } = process.env;
-  return spawnCrepe(args, env);
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CREPE_BIN, ...args], { cwd: REPO_ROOT, env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
 }
 
 function expectRefusal(result: { status: number | null; stdout: string; stderr: string }, problem: RegExp): void {

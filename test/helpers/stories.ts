@@ -3,7 +3,7 @@
  * `os.tmpdir()/crepe-test-stories260K-<pid>/`, removed when the process exits. Also scratch
  * directories under the same root and a runner for the `crepe` command line.
  */
-import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -50,17 +50,4 @@ export function scratchDir(prefix: string): string {
 /** Runs `node bin/crepe.js …args` synchronously from the repository root. */
 export function crepe(...args: string[]): SpawnSyncReturns<string> {
   return spawnSync(process.execPath, [CREPE_BIN, ...args], { cwd: REPO_ROOT, encoding: 'utf8' });
-}
-
-/** Runs `node bin/crepe.js …args` from the repository root without blocking; `env` replaces the environment. */
-export function spawnCrepe(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CREPE_BIN, ...args], { cwd: REPO_ROOT, env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
 }
