@@ -49,7 +49,7 @@ async function measure(label: string, model: ModelCheckpoint, groups: Loglikelih
 
 function taskGroups(tokenizer: TextTokenizer, task: string, docs: number): LoglikelihoodRequest[][] {
   return taskByName(task).load(path.join(shared, 'tasks')).slice(0, docs).map((doc) => doc.requests.map((request) => {
-    const encoded = encodeRequest(tokenizer, request);
+    const encoded = encodeRequest((text) => tokenizer.encode(text), request);
     return { context: encoded.contextIds, continuation: encoded.continuationIds };
   }));
 }

@@ -21,9 +21,9 @@
  * The plan (rows, padding, batches) depends only on the requests and the model shape, never on
  * the machine, so the same inputs give the same numbers.
  */
-import assert from 'node:assert/strict';
+import type { ModelSource } from '../model/source.ts';
 import type { ModelSpec } from '../model/spec.ts';
-import { ropeTables } from '../model/rope.ts';
+import { ropeTables, type RopeTables } from '../model/rope.ts';
 import { BlockEngine } from '../engine/block-engine.ts';
 import { HeadEngine } from '../engine/head-engine.ts';
 import { MASKED } from '../engine/block-graph.ts';
@@ -31,8 +31,7 @@ import { blockBatchSize, headBatchSize } from '../engine/batch-size.ts';
 import { embed } from '../engine/forward.ts';
 import type { EngineOptions } from '../engine/session.ts';
 import type { Progress } from '../util/progress.ts';
-import { UserError } from '../util/errors.ts';
-import type { ModelSource } from './perplexity.ts';
+import { UserError, invariant } from '../util/errors.ts';
 
 export interface LoglikelihoodRequest {
   /** Context token ids, BOS first. */
@@ -99,7 +98,7 @@ export function paddedLength(n: number): number {
 /** Builds the rows for `groups` of requests (see the file comment). */
 export function planLoglikelihoods(groups: readonly (readonly LoglikelihoodRequest[])[], opts: PlanOptions): LoglikelihoodPlan {
   const { window } = opts;
-  assert.ok(Number.isInteger(window) && window >= 2, 'window must be an integer ≥ 2');
+  invariant(Number.isInteger(window) && window >= 2, 'window must be an integer ≥ 2');
   const capacity = paddedLength(window);
   const share = opts.share ?? true;
   const rows: PackedRow[] = [];
@@ -306,7 +305,7 @@ interface Batch {
   rows: PackedRow[];
   length: number;
   hidden: Float32Array;
-  rope: { cos: Float32Array; sin: Float32Array };
+  rope: RopeTables;
   mask: Float32Array;
 }
 
@@ -324,7 +323,7 @@ async function engineFor(engines: Map<number, BlockEngine>, spec: ModelSpec, len
  * which each token sees its ancestors and itself (padding tokens: id 0 at position 0, seeing only
  * themselves).
  */
-function buildBatch(rows: PackedRow[], length: number, embedding: Float32Array, spec: ModelSpec, rope: { cos: Float32Array; sin: Float32Array }): Batch {
+function buildBatch(rows: PackedRow[], length: number, embedding: Float32Array, spec: ModelSpec, rope: RopeTables): Batch {
   const d = spec.headDim;
   const tokens = new Int32Array(rows.length * length);
   const cos = new Float32Array(rows.length * length * d);

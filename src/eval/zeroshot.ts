@@ -15,14 +15,12 @@
  *   ties, as numpy's. Aggregated as the mean, with stderr = sample standard deviation / √n
  *   (lm_eval.api.metrics.mean_stderr); null when n < 2.
  */
-import { ModelCheckpoint } from '../model/checkpoint.ts';
-import { TextTokenizer } from '../model/tokenizer.ts';
+import type { ModelSource } from '../model/source.ts';
 import type { EngineOptions } from '../engine/session.ts';
 import type { Progress } from '../util/progress.ts';
 import { check } from '../util/errors.ts';
-import { loglikelihoodWorkUnits, planLoglikelihoods, scoreLoglikelihoods, type LoglikelihoodRequest, type LoglikelihoodScore } from './loglikelihood.ts';
-import type { ModelSource } from './perplexity.ts';
-import { parseTaskList, type MetricName, type TaskDefinition, type TaskDoc, type TaskRequest } from './tasks/index.ts';
+import { loglikelihoodWorkUnits, planLoglikelihoods, scoreLoglikelihoods, type LoglikelihoodRequest } from './loglikelihood.ts';
+import type { MetricName, TaskDefinition, TaskDoc, TaskRequest } from './tasks/index.ts';
 
 /** A request as the model sees it: the strings after the whitespace move, and their token ids. */
 export interface EncodedRequest extends TaskRequest {
@@ -59,36 +57,26 @@ export interface ZeroShotReport {
   tasks: TaskResult[];
 }
 
-export interface EvaluateTasksOptions extends EngineOptions {
-  /** Task names, comma-separated or as a list; "all" for every task. */
-  tasks: string | readonly string[];
-  /** The directory holding the task files (boolq/, rte/, hellaswag/, …). */
-  taskDir: string;
-  /** Score only the first N documents of each task. */
-  limit?: number;
-  /** A progress display for each task, given its work units (CLI: createProgress). */
-  progressFor?: (task: string, units: number) => Progress;
-}
+/** Token ids of a text, BOS first (the model's tokenizer). */
+export type Encode = (text: string) => Int32Array;
 
-/** Encodes one request the harness's way (see the file comment). */
-export function encodeRequest(tokenizer: TextTokenizer, request: TaskRequest, contextCache?: Map<string, Int32Array>): EncodedRequest {
+/**
+ * Encodes one request the harness's way (see the file comment). An empty context encodes as the
+ * BOS token alone, as the harness's rule for one has it.
+ */
+export function encodeRequest(encode: Encode, request: TaskRequest, contextCache?: Map<string, Int32Array>): EncodedRequest {
   let { context, continuation } = request;
   const kept = context.trimEnd().length;
   if (kept < context.length) {
     continuation = context.slice(kept) + continuation;
     context = context.slice(0, kept);
   }
-  if (context === '') {
-    // The harness's rule for an empty context: the BOS token alone, the continuation encoded alone.
-    const ids = tokenizer.encode(continuation, { bos: false });
-    return { context, continuation, contextIds: tokenizer.encode('', { bos: true }), continuationIds: ids };
-  }
   let contextIds = contextCache?.get(context);
   if (!contextIds) {
-    contextIds = tokenizer.encode(context, { bos: true });
+    contextIds = encode(context);
     contextCache?.set(context, contextIds);
   }
-  const whole = tokenizer.encode(context + continuation, { bos: true });
+  const whole = encode(context + continuation);
   return { context, continuation, contextIds, continuationIds: whole.slice(contextIds.length) };
 }
 
@@ -121,27 +109,38 @@ export function loadTaskDocs(task: TaskDefinition, taskDir: string, limit?: numb
   return limit === undefined ? docs : docs.slice(0, limit);
 }
 
-/** Scores the documents of one task on an open model. */
-export async function evaluateTask(
-  model: ModelSource, tokenizer: TextTokenizer, task: TaskDefinition, docs: readonly TaskDoc[],
-  opts: EngineOptions & { window: number; progressFor?: EvaluateTasksOptions['progressFor'] },
-): Promise<TaskResult> {
-  const started = Date.now();
+/** A task's documents with their requests tokenised: those the model can score, and how many it cannot. */
+export interface EncodedTask {
+  task: TaskDefinition;
+  scored: { doc: TaskDoc; requests: LoglikelihoodRequest[] }[];
+  /** Documents with a continuation longer than the window. */
+  skipped: number;
+}
+
+/** Tokenises a task's documents; a document whose continuation does not fit `window` tokens is skipped. */
+export function encodeTaskDocs(task: TaskDefinition, docs: readonly TaskDoc[], encode: Encode, window: number): EncodedTask {
   const contextCache = new Map<string, Int32Array>();
-  const scored: { doc: TaskDoc; requests: LoglikelihoodRequest[] }[] = [];
+  const scored: EncodedTask['scored'] = [];
   let skipped = 0;
   for (const doc of docs) {
-    const encoded = doc.requests.map((request) => encodeRequest(tokenizer, request, contextCache));
-    if (encoded.some((r) => r.continuationIds.length > opts.window)) {
-      skipped++;
-      continue;
-    }
-    scored.push({ doc, requests: encoded.map((r) => ({ context: r.contextIds, continuation: r.continuationIds })) });
+    const encoded = doc.requests.map((request) => encodeRequest(encode, request, contextCache));
+    if (encoded.some((r) => r.continuationIds.length > window)) skipped++;
+    else scored.push({ doc, requests: encoded.map((r) => ({ context: r.contextIds, continuation: r.continuationIds })) });
   }
-  check(scored.length > 0, `${task.name}: every document has a continuation longer than the model's window of ${opts.window} tokens`);
+  check(scored.length > 0, `${task.name}: every document has a continuation longer than the model's window of ${window} tokens`);
+  return { task, scored, skipped };
+}
+
+/** Scores one tokenised task on an open model: its metrics over the scored documents. */
+export async function evaluateTask(
+  model: ModelSource, encoded: EncodedTask,
+  opts: EngineOptions & { window: number; progressFor?: (task: string, units: number) => Progress },
+): Promise<TaskResult> {
+  const started = performance.now();
+  const { task, scored, skipped } = encoded;
   const plan = planLoglikelihoods(scored.map((s) => s.requests), { window: opts.window });
   const progress = opts.progressFor?.(task.name, loglikelihoodWorkUnits(model.spec, plan));
-  const scores: LoglikelihoodScore[][] = await scoreLoglikelihoods(model, plan, { device: opts.device, threads: opts.threads, progress });
+  const scores = await scoreLoglikelihoods(model, plan, { device: opts.device, threads: opts.threads, progress });
 
   const perMetric: Record<MetricName, number[]> = { acc: [], acc_norm: [] };
   scored.forEach(({ doc }, i) => {
@@ -151,40 +150,16 @@ export async function evaluateTask(
   });
   const metrics: TaskResult['metrics'] = {};
   for (const name of task.metrics) metrics[name] = meanWithStderr(perMetric[name]);
-  const result: TaskResult = {
+  progress?.done(task.metrics.map((name) => `${name} ${metrics[name]!.value.toFixed(4)}`).join(', '));
+  return {
     task: task.name,
     docs: scored.length,
     skipped,
     requests: plan.truncated.length,
     truncatedRequests: plan.truncated.filter(Boolean).length,
     metrics,
-    seconds: (Date.now() - started) / 1000,
+    seconds: (performance.now() - started) / 1000,
   };
-  progress?.done(task.metrics.map((name) => `${name} ${metrics[name]!.value.toFixed(4)}`).join(', '));
-  return result;
-}
-
-/**
- * Zero-shot accuracy of the model in `modelDir` (config.json, weights, tokenizer.json) on the
- * named tasks. Every task file is read and checked before the model runs.
- */
-export async function evaluateTasks(modelDir: string, opts: EvaluateTasksOptions): Promise<ZeroShotReport> {
-  const tasks = parseTaskList(typeof opts.tasks === 'string' ? opts.tasks : opts.tasks.join(','));
-  check(opts.limit === undefined || (Number.isInteger(opts.limit) && opts.limit >= 1), `the document limit must be a positive integer, got ${opts.limit}`);
-  const loaded = tasks.map((task) => ({ task, docs: loadTaskDocs(task, opts.taskDir, opts.limit) }));
-  const tokenizer = TextTokenizer.load(modelDir);
-  const model = ModelCheckpoint.open(modelDir);
-  try {
-    model.checkAllFinite();
-    const window = model.spec.maxPositionEmbeddings;
-    const results: TaskResult[] = [];
-    for (const { task, docs } of loaded) {
-      results.push(await evaluateTask(model, tokenizer, task, docs, { device: opts.device, threads: opts.threads, window, progressFor: opts.progressFor }));
-    }
-    return { model: modelDir, taskDir: opts.taskDir, limit: opts.limit ?? null, window, tasks: results };
-  } finally {
-    model.close();
-  }
 }
 
 /** The results as a fixed-width table: one line per task and metric, value and stderr. */

@@ -1,14 +1,15 @@
-// `crepe eval --tasks` and `crepe prune --eval-tasks` on stories260K: the table and the JSON
-// report (accuracies equal the harness's per-document values for the same documents), progress on
-// stderr, and the refusals — unknown task, missing or malformed task file, no task directory, no
-// evaluation asked for — each one "crepe:" line with exit code 2, prune writing nothing.
+// `crepe eval --tasks` and `crepe prune --eval-tasks` on stories260K (the command line run in
+// process): the table and the JSON report (accuracies equal the harness's per-document values for
+// the same documents), progress on stderr, and the refusals — unknown task, missing or malformed
+// task file, no task directory, no evaluation asked for — each one "crepe:" line with exit code 2,
+// prune writing nothing.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { C4_SAMPLE, DATA, GOLDEN, REPO_ROOT } from '../helpers/shared.ts';
-import { CREPE_BIN, scratchDir, storiesModelDir } from '../helpers/stories.ts';
+import { C4_SAMPLE, DATA, GOLDEN } from '../helpers/shared.ts';
+import { scratchDir, storiesModelDir } from '../helpers/stories.ts';
+import { runCli, type CliRun } from '../helpers/cli.ts';
 
 const TASK_DIR = path.join(DATA, 'tasks');
 const golden = JSON.parse(readFileSync(path.join(GOLDEN, 'zeroshot-stories260K-first20.json'), 'utf8')) as {
@@ -17,27 +18,20 @@ const golden = JSON.parse(readFileSync(path.join(GOLDEN, 'zeroshot-stories260K-f
 const goldenMean = (task: string, metric: 'acc' | 'acc_norm', n: number): number =>
   golden.tasks[task].per_doc_first_20.slice(0, n).reduce((a, d) => a + d[metric]!, 0) / n;
 
-/** Runs crepe without CREPE_TASK_DIR in its environment (unless given). */
-function crepe(args: string[], env: Record<string, string> = {}) {
-  const { CREPE_TASK_DIR: _unset, ...base } = process.env;
-  return spawnSync(process.execPath, [CREPE_BIN, ...args], { cwd: REPO_ROOT, encoding: 'utf8', env: { ...base, ...env } });
+/** Runs crepe with CREPE_TASK_DIR set to `taskDir` (or unset). */
+async function crepe(args: string[], opts: { taskDir?: string; progress?: boolean } = {}): Promise<CliRun> {
+  const saved = process.env.CREPE_TASK_DIR;
+  if (opts.taskDir === undefined) delete process.env.CREPE_TASK_DIR;
+  else process.env.CREPE_TASK_DIR = opts.taskDir;
+  try {
+    return await runCli(args, { progress: opts.progress });
+  } finally {
+    if (saved === undefined) delete process.env.CREPE_TASK_DIR;
+    else process.env.CREPE_TASK_DIR = saved;
+  }
 }
 
-/** The same, asynchronously: the refusal cases run side by side. */
-function crepeAsync(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const { CREPE_TASK_DIR: _unset, ...env } = process.env;
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CREPE_BIN, ...args], { cwd: REPO_ROOT, env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
-
-function expectRefusal(result: { status: number | null; stdout: string; stderr: string }, problem: RegExp): void {
+function expectRefusal(result: CliRun, problem: RegExp): void {
   const shown = `exit ${result.status}\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`;
   assert.equal(result.status, 2, shown);
   assert.equal(result.stdout, '', shown);
@@ -53,8 +47,8 @@ describe('crepe eval --tasks', () => {
     model = await storiesModelDir();
   });
 
-  it('prints a table per task and metric, with progress per task on stderr', () => {
-    const result = crepe(['eval', model, '--tasks', 'winogrande,piqa', '--limit', '6', '--task-dir', TASK_DIR]);
+  it('prints a table per task and metric, with progress per task on stderr', async () => {
+    const result = await crepe(['eval', model, '--tasks', 'winogrande,piqa', '--limit', '6', '--task-dir', TASK_DIR], { progress: true });
     assert.equal(result.status, 0, result.stderr);
     const lines = result.stdout.trimEnd().split('\n');
     assert.match(lines[0], /^task\s+metric\s+value\s+± stderr\s+docs\s+skipped$/);
@@ -66,8 +60,8 @@ describe('crepe eval --tasks', () => {
     assert.match(result.stderr, /eval piqa: acc \d\.\d{4}, acc_norm \d\.\d{4}/);
   });
 
-  it('--json: the report, with the task directory from CREPE_TASK_DIR', () => {
-    const result = crepe(['eval', model, '--tasks', 'boolq,hellaswag', '--limit', '10', '--json'], { CREPE_TASK_DIR: TASK_DIR });
+  it('--json: the report, with the task directory from CREPE_TASK_DIR', async () => {
+    const result = await crepe(['eval', model, '--tasks', 'boolq,hellaswag', '--limit', '10', '--json'], { taskDir: TASK_DIR });
     assert.equal(result.status, 0, result.stderr);
     const report = JSON.parse(result.stdout);
     assert.equal(report.window, 512);
@@ -86,15 +80,12 @@ describe('crepe eval --tasks', () => {
     const broken = scratchDir('broken-tasks');
     mkdirSync(path.join(broken, 'rte'));
     writeFileSync(path.join(broken, 'rte/val.jsonl'), '{"premise": "p", "hypothesis": "h", "label": "entailment"}\n{"premise": "p", "label": "entailment"}\n');
-    const cases: [string[], RegExp][] = [
-      [['eval', model, '--tasks', 'boolq,lambada', '--task-dir', TASK_DIR], /unknown task "lambada"; expected some of boolq, rte, hellaswag/],
-      [['eval', model, '--tasks', 'rte'], /zero-shot tasks need --task-dir <dir> \(or CREPE_TASK_DIR\)/],
-      [['eval', model, '--tasks', 'rte', '--task-dir', scratchDir('empty-tasks')], /rte[/\\]val\.jsonl: no such file \(task rte reads rte\/val\.jsonl/],
-      [['eval', model, '--tasks', 'rte', '--task-dir', broken], /val\.jsonl:2: expected a string field "hypothesis"/],
-      [['eval', model], /give --ppl <file>, --tasks <list>, or both/],
-    ];
-    const results = await Promise.all(cases.map(([args]) => crepeAsync(args)));
-    results.forEach((result, i) => expectRefusal(result, cases[i][1]));
+    expectRefusal(await crepe(['eval', model, '--tasks', 'boolq,lambada', '--task-dir', TASK_DIR]), /--tasks unknown task "lambada"; expected some of boolq, rte, hellaswag/);
+    expectRefusal(await crepe(['eval', model, '--tasks', 'rte']), /zero-shot tasks need --task-dir <dir> \(or CREPE_TASK_DIR\)/);
+    expectRefusal(await crepe(['eval', model, '--tasks', 'rte', '--task-dir', scratchDir('empty-tasks')]), /rte[/\\]val\.jsonl: no such file \(task rte reads rte\/val\.jsonl/);
+    expectRefusal(await crepe(['eval', model, '--tasks', 'rte', '--task-dir', broken]), /val\.jsonl:2: expected a string field "hypothesis"/);
+    expectRefusal(await crepe(['eval', model, '--tasks', 'rte', '--task-dir', TASK_DIR, '--limit', '0']), /--limit expects a positive integer, got "0"/);
+    expectRefusal(await crepe(['eval', model]), /give --eval-ppl <file>, --tasks <list>, or both/);
   });
 });
 
@@ -105,9 +96,9 @@ describe('crepe prune --eval-tasks', () => {
   });
   const pruneArgs = (out: string): string[] => ['prune', model, '--method', 'ria', '--sparsity', '0.5', '--calib', C4_SAMPLE, '--nsamples', '4', '--seqlen', '64', '--out', out];
 
-  it('evaluates the pruned model and puts the results in the report', () => {
+  it('evaluates the pruned model and puts the results in the report', async () => {
     const out = path.join(scratchDir('prune-tasks'), 'out');
-    const result = crepe([...pruneArgs(out), '--eval-tasks', 'rte,arc_easy', '--eval-limit', '5', '--eval-task-dir', TASK_DIR, '--json']);
+    const result = await crepe([...pruneArgs(out), '--eval-tasks', 'rte,arc_easy', '--eval-limit', '5', '--eval-task-dir', TASK_DIR, '--json']);
     assert.equal(result.status, 0, result.stderr);
     const report = JSON.parse(result.stdout);
     assert.equal(report.zeroShot.model, out);
@@ -117,14 +108,11 @@ describe('crepe prune --eval-tasks', () => {
     assert.deepEqual(saved.zeroShot.tasks.map((t: { metrics: unknown }) => t.metrics), report.zeroShot.tasks.map((t: { metrics: unknown }) => t.metrics));
   });
 
-  it('refuses a bad task list before pruning, writing nothing', async () => {
+  it('refuses a bad task list or task file before pruning, writing nothing', async () => {
     const out = path.join(scratchDir('prune-bad-tasks'), 'out');
-    const [unknown, noDir] = await Promise.all([
-      crepeAsync([...pruneArgs(out), '--eval-tasks', 'rte,nope', '--eval-task-dir', TASK_DIR]),
-      crepeAsync([...pruneArgs(out), '--eval-tasks', 'rte']),
-    ]);
-    expectRefusal(unknown, /unknown task "nope"/);
-    expectRefusal(noDir, /zero-shot tasks need --eval-task-dir <dir>/);
+    expectRefusal(await crepe([...pruneArgs(out), '--eval-tasks', 'rte,nope', '--eval-task-dir', TASK_DIR]), /--eval-tasks unknown task "nope"/);
+    expectRefusal(await crepe([...pruneArgs(out), '--eval-tasks', 'rte']), /zero-shot tasks need --eval-task-dir <dir>/);
+    expectRefusal(await crepe([...pruneArgs(out), '--eval-tasks', 'piqa', '--eval-task-dir', scratchDir('no-tasks')]), /piqa[/\\]valid\.jsonl: no such file/);
     assert.equal(existsSync(out), false);
   });
 });

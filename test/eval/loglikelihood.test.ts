@@ -28,7 +28,7 @@ function sampleGroups(tokenizer: TextTokenizer): LoglikelihoodRequest[][] {
     const docs = taskByName(name).load(TASK_DIR);
     for (const i of indices) {
       groups.push(docs[i].requests.map((r) => {
-        const encoded = encodeRequest(tokenizer, r);
+        const encoded = encodeRequest((text) => tokenizer.encode(text), r);
         return { context: encoded.contextIds, continuation: encoded.continuationIds };
       }));
     }
@@ -41,7 +41,7 @@ async function referenceScore(model: ModelCheckpoint, request: LoglikelihoodRequ
   const whole = [...request.context, ...request.continuation];
   const start = Math.max(0, whole.length - (window + 1));
   const input = Int32Array.from(whole.slice(start, whole.length - 1));
-  const logits = await forwardLogits(model.spec, model, input, { device: 'cpu' });
+  const logits = await forwardLogits(model, input, { device: 'cpu' });
   const vocab = model.spec.vocabSize;
   let sum = 0;
   let greedy = true;
@@ -106,7 +106,7 @@ describe('log-likelihood scoring on stories260K', () => {
     const tokens = [1, 410, 461, 347, 431];
     const window = model.spec.maxPositionEmbeddings;
     for (let step = 0; step < 4; step++) {
-      const logits = await forwardLogits(model.spec, model, Int32Array.from(tokens), { device: 'cpu' });
+      const logits = await forwardLogits(model, Int32Array.from(tokens), { device: 'cpu' });
       const last = logits.subarray((tokens.length - 1) * model.spec.vocabSize, tokens.length * model.spec.vocabSize);
       tokens.push(last.indexOf(Math.max(...last)));
     }

@@ -53,7 +53,7 @@ describe('zero-shot requests and scores equal lm-evaluation-harness on stories26
       assert.equal(expected.length, 20);
       const docs = task.load(TASK_DIR);
       const chosen = expected.map((g) => docs[g.idx_in_file ?? g.doc_id]);
-      const encoded = chosen.map((doc) => doc.requests.map((request) => encodeRequest(tokenizer, request)));
+      const encoded = chosen.map((doc) => doc.requests.map((request) => encodeRequest((text) => tokenizer.encode(text), request)));
       encoded.forEach((requests, d) => {
         assert.equal(requests.length, expected[d].requests.length, `doc ${d}: number of requests`);
         requests.forEach((request, r) => {

@@ -7,8 +7,9 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { TextTokenizer } from '../../src/model/tokenizer.ts';
-import { documentMetrics, encodeRequest, evaluateTasks, formatZeroShotTable, meanWithStderr, type ZeroShotReport } from '../../src/eval/zeroshot.ts';
-import { UserError } from '../../src/util/errors.ts';
+import { documentMetrics, encodeRequest, formatZeroShotTable, meanWithStderr, type ZeroShotReport } from '../../src/eval/zeroshot.ts';
+import { evaluateTasks } from '../../src/workflows/zeroshot.ts';
+import { FieldError } from '../../src/util/errors.ts';
 import { DATA, GOLDEN } from '../helpers/shared.ts';
 import { storiesModelDir } from '../helpers/stories.ts';
 
@@ -48,7 +49,7 @@ describe('tokenization and the report on stories260K', () => {
 
   it('trailing whitespace of the context moves to the continuation', () => {
     const tokenizer = TextTokenizer.load(modelDir);
-    const encoded = encodeRequest(tokenizer, { context: 'Question: is it? \nAnswer: ', continuation: ' yes' });
+    const encoded = encodeRequest((text) => tokenizer.encode(text), { context: 'Question: is it? \nAnswer: ', continuation: ' yes' });
     assert.equal(encoded.context, 'Question: is it? \nAnswer:');
     assert.equal(encoded.continuation, '  yes');
     assert.deepEqual([...encoded.contextIds], [...tokenizer.encode('Question: is it? \nAnswer:')]);
@@ -60,7 +61,7 @@ describe('tokenization and the report on stories260K', () => {
     const golden = JSON.parse(readFileSync(path.join(GOLDEN, 'zeroshot-stories260K-first20.json'), 'utf8')) as {
       tasks: Record<string, { per_doc_first_20: { acc: number; acc_norm?: number }[] }>;
     };
-    const run = (): Promise<ZeroShotReport> => evaluateTasks(modelDir, { tasks: 'rte,openbookqa', taskDir: path.join(DATA, 'tasks'), limit: 20, device: 'cpu' });
+    const run = (): Promise<ZeroShotReport> => evaluateTasks({ model: modelDir, tasks: 'rte,openbookqa', taskDir: path.join(DATA, 'tasks'), limit: 20 });
     const first = await run();
     assert.equal(first.window, 512);
     assert.deepEqual(first.tasks.map((t) => [t.task, t.docs, t.skipped, t.requests]), [['rte', 20, 0, 40], ['openbookqa', 20, 0, 80]]);
@@ -78,8 +79,9 @@ describe('tokenization and the report on stories260K', () => {
   });
 
   it('refuses an unknown task and a bad limit before reading the model', async () => {
-    await assert.rejects(evaluateTasks('/nonexistent', { tasks: 'rte,squad', taskDir: path.join(DATA, 'tasks'), device: 'cpu' }), (e: Error) => e instanceof UserError && /unknown task "squad"/.test(e.message));
-    await assert.rejects(evaluateTasks('/nonexistent', { tasks: 'rte', taskDir: path.join(DATA, 'tasks'), limit: 0, device: 'cpu' }), UserError);
+    await assert.rejects(evaluateTasks({ model: '/nonexistent', tasks: 'rte,squad', taskDir: path.join(DATA, 'tasks') }), (e: Error) => e instanceof FieldError && e.field === 'tasks' && /unknown task "squad"/.test(e.message));
+    await assert.rejects(evaluateTasks({ model: '/nonexistent', tasks: 'rte', taskDir: path.join(DATA, 'tasks'), limit: 0 }), (e: Error) => e instanceof FieldError && e.field === 'limit');
+    await assert.rejects(evaluateTasks({ model: '/nonexistent', tasks: 'rte', taskDir: '' }), (e: Error) => e instanceof FieldError && e.field === 'taskDir');
   });
 });
 
