@@ -5,10 +5,12 @@ import {
   addEngineOptions, addTextsOptions, finiteNumber, positiveInt, printJson, selectionOption, targetOption, textsFields, type CliIo, type TextsOptions,
 } from './options.ts';
 import { progressPrinter } from './progress.ts';
+import { describeTaskReport, LIMIT_HELP, TASK_DIR_HELP, TASKS_HELP, taskDirOption } from './tasks.ts';
 
 type PruneCliOptions = {
   method: MethodName; out: string; device: 'cpu' | 'cuda'; sparsity?: number; pattern?: string; config?: string;
   crepeVariant?: 'normalized' | 'smooth'; dsnotSkip?: 'mlp' | 'none'; permute?: 'reallocation' | 'lsa'; exclude?: string; baseModel?: string;
+  evalTasks?: string; evalTaskDir?: string; evalLimit?: number;
 } & TextsOptions & Partial<Record<'riaA' | 'crepeK' | 'crepeAlpha' | 'crepeBeta' | 'crepeGamma' | 'crepeA' | 'blocksize'
   | 'percdamp' | 'owlM' | 'owlLambda' | 'dsnotCycles' | 'dsnotThreshold' | 'permuteBlocks' | 'threads', number>>
   & Partial<Record<'perRow' | 'perMatrix' | 'trueSequential' | 'reconstruct' | 'owl' | 'dsnot' | 'dsnotSameSign' | 'overwrite' | 'resume' | 'json' | 'auto', boolean>>;
@@ -51,6 +53,9 @@ export function register(program: Command, io: CliIo, argv: readonly string[]): 
     .option('--overwrite', 'replace an existing output directory')
     .option('--resume', 'continue an interrupted run from its last finished layer')
     .option('--base-model <id>', 'Hub id of the input model for the model card\'s base_model (default: config.json\'s _name_or_path when it is one)')
+    .option('--eval-tasks <list>', `zero-shot accuracy of the pruned model (checked before pruning starts): ${TASKS_HELP}`)
+    .option('--eval-task-dir <dir>', TASK_DIR_HELP)
+    .option('--eval-limit <n>', LIMIT_HELP, positiveInt('--eval-limit'))
     .option('--json', 'print the report as JSON');
   addTextsOptions(command, {
     seed: 'calibration sampler seed, as Python\'s random.seed (default 0)',
@@ -83,6 +88,9 @@ export function register(program: Command, io: CliIo, argv: readonly string[]): 
       resume: opts.resume,
       command: ['crepe', ...argv].join(' '),
       baseModel: opts.baseModel,
+      evalTasks: opts.evalTasks,
+      evalTaskDir: opts.evalTasks === undefined ? undefined : taskDirOption(opts.evalTaskDir, '--eval-task-dir'),
+      evalLimit: opts.evalLimit,
       device: opts.device,
       threads: opts.threads,
       onProgress: progressPrinter(io),
@@ -90,5 +98,6 @@ export function register(program: Command, io: CliIo, argv: readonly string[]): 
     if (opts.json) return printJson(io.stdout, report);
     if (report.crepeConfig) io.stdout.write(`CRePE configuration: ${report.crepeConfig.reason}\n`);
     io.stdout.write(pruneSummary(report));
+    if (report.zeroShot) io.stdout.write(describeTaskReport(report.zeroShot));
   });
 }

@@ -39,6 +39,8 @@ import { engineOptions, stageProgress, type EngineRequest, type RunControl } fro
 import { measurePerplexity, type EvalResult } from './eval.ts';
 import { checkTextsRequest, planTexts, readTexts, type TextsRequest } from './texts.ts';
 import { autoExtraWindows } from './auto-crepe.ts';
+import { measureTasks, prepareTasks, selectTasks } from './zeroshot.ts';
+import type { ZeroShotReport } from '../eval/zeroshot.ts';
 
 /** A pruning run; the calibration text and the optional evaluation text are `TextsRequest` fields. */
 export interface PruneRequest extends EngineRequest, RunControl, TextsRequest {
@@ -87,6 +89,12 @@ export interface PruneRequest extends EngineRequest, RunControl, TextsRequest {
   command?: string;
   /** Hub id of the input model, written as base_model in the model card (default: config.json's _name_or_path when it is a Hub id). */
   baseModel?: string;
+  /** Zero-shot tasks to evaluate the pruned model on (see ZeroShotRequest.tasks), checked before pruning. */
+  evalTasks?: string | readonly string[];
+  /** The directory of the task files (with evalTasks). */
+  evalTaskDir?: string;
+  /** Only the first evalLimit documents of each task. */
+  evalLimit?: number;
 }
 
 /** What crepe-report.json holds. */
@@ -112,6 +120,8 @@ export interface PruneReport {
   crepeConfig?: { file: string | null; source: 'given' | 'default' | 'auto'; reason: string };
   /** Method crepe with auto: every candidate, the confirmation perplexities and the cost. */
   auto?: AutoReport;
+  /** Zero-shot accuracy of the pruned model (evalTasks). */
+  zeroShot: ZeroShotReport | null;
 }
 
 export interface PruneResult extends PruneReport {
@@ -193,6 +203,9 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
   const started = Date.now();
   const engine = engineOptions(request);
   const counts = checkTextsRequest(request);
+  const taskSelection = request.evalTasks === undefined
+    ? null
+    : selectTasks({ tasks: 'evalTasks', taskDir: 'evalTaskDir', limit: 'evalLimit' }, request.evalTasks, request.evalTaskDir, request.evalLimit);
   const outDir = checkOutputDir(request.out, {
     overwrite: request.overwrite,
     inputs: [request.model, request.calib, request.evalText, request.crepeConfig],
@@ -216,6 +229,7 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
   const baseModel = baseModelOf(request);
   const autoOptions = request.auto ? (request.auto === true ? {} : request.auto) : null;
   const { evalText, calibration: windows, continued } = readTexts(request, request.model, spec, plan, autoOptions ? autoExtraWindows(autoOptions) : 0);
+  const tasks = taskSelection ? prepareTasks(taskSelection, request.model, spec) : null;
   let auto: AutoReport | undefined;
   if (autoOptions) {
     auto = await runAutoCrepe(request, autoOptions, { spec, outDir, settings, windows, continued, seqlen, engine });
@@ -244,6 +258,7 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
     progress.done(`linear sparsity ${(result.linearSparsity * 100).toFixed(3)}%`);
     finished = true;
     const evaluation = evalText ? await measurePerplexity(workDir, evalText, engine, request, 'eval pruned') : null;
+    const zeroShot = tasks ? { ...(await measureTasks(workDir, tasks, engine, request)), model: outDir } : null;
     const report: PruneReport = {
       tool: 'crepe',
       crepeVersion: crepeVersion(),
@@ -270,6 +285,7 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
           : crepeConfig,
       } : {}),
       ...(auto ? { auto } : {}),
+      zeroShot,
     };
     await atomicWriteJson(path.join(workDir, 'crepe-report.json'), report);
     await writeDocuments(workDir, report, outDir, progress);
