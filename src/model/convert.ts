@@ -1,6 +1,7 @@
 /**
  * Import of GGUF and llama2.c checkpoints into a Hugging Face model directory:
- * config.json, generation_config.json, model.safetensors, tokenizer.json, tokenizer_config.json.
+ * config.json, generation_config.json, model.safetensors, tokenizer.json, tokenizer_config.json,
+ * tokenizer.model.
  *
  * Both formats store Q and K rows for interleaved rotary (pairs (2i, 2i+1) of a head rotate
  * together — Meta's original layout, kept by llama2.c and by llama.cpp's converters), while the
@@ -21,13 +22,7 @@ import { SafetensorsStreamWriter } from '../io/safetensors-writer.ts';
 import { UserError } from '../util/errors.ts';
 import { specToConfigJson } from './config.ts';
 import { blockTensorShape, EMBED_NAME, FINAL_NORM_NAME, layerPrefix, LM_HEAD_NAME, type ModelSpec } from './spec.ts';
-import {
-  buildTokenizerConfig,
-  buildTokenizerJson,
-  vocabularyFromGguf,
-  vocabularyFromLlama2c,
-  type SentencePieceVocabulary,
-} from './tokenizer-build.ts';
+import { vocabularyFromGguf, vocabularyFromLlama2c, writeTokenizerFiles, type SentencePieceVocabulary } from './tokenizer-build.ts';
 
 export interface ConvertOptions {
   /** llama2.c tokenizer file (tok512.bin, tokenizer.bin) for a `.bin` checkpoint. */
@@ -366,8 +361,7 @@ async function writeModelDirectory(source: SourceModel, dir: string): Promise<nu
   const { spec, vocab } = source;
   await writeFile(path.join(dir, 'config.json'), jsonText(specToConfigJson(spec)));
   await writeFile(path.join(dir, 'generation_config.json'), jsonText({ bos_token_id: spec.bosTokenId, eos_token_id: spec.eosTokenId }));
-  await writeFile(path.join(dir, 'tokenizer.json'), jsonText(buildTokenizerJson(vocab)));
-  await writeFile(path.join(dir, 'tokenizer_config.json'), jsonText(buildTokenizerConfig(vocab, spec.maxPositionEmbeddings)));
+  await writeTokenizerFiles(dir, vocab, spec.maxPositionEmbeddings);
 
   // One tensor in memory at a time, whatever the model size.
   const writer = await SafetensorsStreamWriter.create(

@@ -85,7 +85,7 @@ describe('converting stories260K (GGUF v1 and llama2.c .bin)', () => {
   it('writes the Hugging Face files, and config.json reads back as the same spec', () => {
     for (const dir of [fromGguf, fromBin]) {
       assert.deepEqual(readdirSync(dir).sort(), [
-        'config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json',
+        'config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer.model', 'tokenizer_config.json',
       ]);
       const config = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8'));
       assert.equal(config.model_type, 'llama');
