@@ -1,5 +1,13 @@
 #!/usr/bin/env node
-// Entry point of the `crepe` command: runs the TypeScript CLI through tsx's loader.
-import { register } from 'tsx/esm/api';
-register();
-await import('../src/cli/main.ts');
+// Entry point of the `crepe` command: runs the compiled CLI from dist/. In a source checkout,
+// `npm run build` makes dist/ (npm test and npm run demo run it first); `npm run crepe -- …`
+// runs the TypeScript sources directly.
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const main = new URL('../dist/cli/main.js', import.meta.url);
+if (!existsSync(main)) {
+  process.stderr.write(`crepe: ${fileURLToPath(main)} is missing; run \`npm run build\` in ${fileURLToPath(new URL('..', import.meta.url))}\n`);
+  process.exit(2);
+}
+await import(main.href);

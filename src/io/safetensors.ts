@@ -10,11 +10,12 @@
  *
  * `Checkpoint` puts one file or a sharded set (`model.safetensors.index.json`) behind one API.
  */
-import { closeSync, existsSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../util/errors.ts';
 import { bf16ToF32, f16ToF32 } from '../util/float16.ts';
 import { openForReading, readBytesAt } from './read-at.ts';
+import { readInputText } from './input-file.ts';
 
 /** Element types crepe reads and writes. */
 export type DType = 'F32' | 'F16' | 'BF16';
@@ -290,7 +291,7 @@ function readWeightMap(indexPath: string): Map<string, string> {
   const fail = (problem: string): never => {
     throw new UserError(`${indexPath}: ${problem}`);
   };
-  const text = readFileSync(indexPath, 'utf8');
+  const text = readInputText(indexPath, 'json');
   let index: unknown;
   try {
     index = JSON.parse(text);

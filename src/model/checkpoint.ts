@@ -11,6 +11,7 @@ import { Checkpoint, decodeToF32, type DType, type TensorInfo } from '../io/safe
 import { readBytesAt } from '../io/read-at.ts';
 import { UserError } from '../util/errors.ts';
 import { readModelConfig } from './config.ts';
+import { checkLayerCount } from './layer-count.ts';
 import {
   blockTensorNames,
   blockTensorShape,
@@ -157,6 +158,7 @@ function validateWeights(dir: string, spec: ModelSpec, weights: Checkpoint): DTy
     [FINAL_NORM_NAME, [spec.hiddenSize]],
   ];
   if (!spec.tieWordEmbeddings) expected.push([LM_HEAD_NAME, [spec.vocabSize, spec.hiddenSize]]);
+  checkLayerCount(spec.numLayers, weights.names(), /^model\.layers\.(\d+)\./, path.join(dir, 'config.json'), 'num_hidden_layers');
   for (let layer = 0; layer < spec.numLayers; layer++) {
     for (const name of blockTensorNames(spec)) expected.push([layerPrefix(layer) + name, blockTensorShape(spec, name)]);
   }

@@ -11,16 +11,18 @@
  * The directory is written under a temporary name beside `outDir` and renamed into place at the
  * end: a failed conversion leaves nothing that looks like a model.
  */
-import { existsSync, mkdirSync, readdirSync, readSync, openSync, closeSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readSync, closeSync, statSync } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { tempPathFor } from '../io/atomic.ts';
+import { openInputFile } from '../io/input-file.ts';
 import { GgufFile, hasGgufMagic, type GgufValue } from '../io/gguf.ts';
 import { Llama2cCheckpoint, readLlama2cTokenizer } from '../io/llama2c.ts';
 import { elementCount, type DType } from '../io/safetensors.ts';
 import { SafetensorsStreamWriter } from '../io/safetensors-writer.ts';
 import { UserError } from '../util/errors.ts';
 import { specToConfigJson } from './config.ts';
+import { checkLayerCount } from './layer-count.ts';
 import { blockTensorShape, EMBED_NAME, FINAL_NORM_NAME, layerPrefix, LM_HEAD_NAME, type ModelSpec } from './spec.ts';
 import { vocabularyFromGguf, vocabularyFromLlama2c, writeTokenizerFiles, type SentencePieceVocabulary } from './tokenizer-build.ts';
 
@@ -181,6 +183,7 @@ function ggufSource(gguf: GgufFile, input: string): SourceModel {
   };
   if (spec.numHeads % spec.numKvHeads !== 0) fail(`head_count ${spec.numHeads} is not a multiple of head_count_kv ${spec.numKvHeads}`);
 
+  checkLayerCount(spec.numLayers, gguf.tensors.keys(), /^blk\.(\d+)\./, input, `${key('block_count')}`);
   // Source tensor name → output name, with the rotary permutation where it applies.
   const plan: { from: string; to: string; rotary?: 'q' | 'k' }[] = [{ from: 'token_embd.weight', to: EMBED_NAME }];
   for (let layer = 0; layer < spec.numLayers; layer++) {
@@ -325,12 +328,7 @@ function llama2cSource(checkpoint: Llama2cCheckpoint, input: string, tokenizerOp
 // ———————————————————————————————————————— output ————————————————————————————————————————
 
 function readMagic(input: string): Uint8Array {
-  let fd: number;
-  try {
-    fd = openSync(input, 'r');
-  } catch (error) {
-    throw new UserError(`${input}: cannot open (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
-  }
+  const { fd } = openInputFile(input, 'checkpoint (GGUF or llama2.c .bin)');
   try {
     const magic = new Uint8Array(4);
     const n = readSync(fd, magic, 0, 4, 0);

@@ -20,7 +20,8 @@
  */
 import { check } from '../util/errors.ts';
 import { assignmentTotal, linearSumAssignment } from '../util/assignment.ts';
-import { nmMask, validateNM } from './mask.ts';
+import { nmMask } from './mask.ts';
+import { validateTarget } from './target.ts';
 
 export type PermuteStrategy = 'reallocation' | 'lsa';
 
@@ -53,7 +54,7 @@ export function permuteForNM(
   m: number,
   options: PermuteOptions,
 ): PermuteResult {
-  validateNM(n, m);
+  validateTarget({ kind: 'nm', n, m }, 'pattern');
   check(dIn % m === 0, `--permute needs the input width ${dIn} to be a multiple of m=${m}`);
   const blocks = options.blocks ?? 1;
   const groups = dIn / m;

@@ -6,10 +6,11 @@
 import type { LinearName } from '../model/spec.ts';
 import type { LinearInputStats } from './calibration-stats.ts';
 import { applyMask, nmMask, perMatrixMask, perRowMask } from './mask.ts';
-import { scoreMatrix } from './scores/index.ts';
+import { scoreMatrix } from './methods.ts';
 import { sparsegpt, sparsegptFixedMask } from './sparsegpt.ts';
 import { permuteForNM } from './permute.ts';
 import { dsnot } from './dsnot.ts';
+import { checkReachedSparsity, checkScores, checkUpdatedWeights, countZeros } from './selection-check.ts';
 import type { PruneSettings, PruneTarget } from './settings.ts';
 
 export interface LinearReport {
@@ -37,6 +38,8 @@ export interface LinearPruneRequest {
   settings: PruneSettings;
   /** This layer's target (OWL may move it away from the global one). */
   target: PruneTarget;
+  /** The decoder layer, for messages. */
+  layer?: number;
 }
 
 function requireStats(request: LinearPruneRequest): LinearInputStats {
@@ -50,7 +53,8 @@ function requireGram(stats: LinearInputStats): Float64Array {
 }
 
 export async function pruneLinear(request: LinearPruneRequest): Promise<{ weight: Float32Array; mask: Uint8Array; report: LinearReport }> {
-  const { name, weight, dOut, dIn, settings, target } = request;
+  const { name, weight, dOut, dIn, settings, target, layer } = request;
+  const zerosBefore = countZeros(weight);
   const seconds = { score: 0, select: 0, update: 0 };
   const report: Omit<LinearReport, 'pruned' | 'sparsity'> = { name, shape: [dOut, dIn], seconds };
   let t = performance.now();
@@ -71,12 +75,15 @@ export async function pruneLinear(request: LinearPruneRequest): Promise<{ weight
     });
     mask = result.mask;
     report.reconstructionLoss = result.loss;
+    checkReachedSparsity(mask, { target, selection: 'column-blocks', dOut, dIn, blockSize: settings.sparsegpt.blockSize }, zerosBefore, name, layer);
+    checkUpdatedWeights(weight, dIn, name, layer);
     seconds.update = lap();
   } else {
     const scores = scoreMatrix(settings.method, weight, dOut, dIn, request.stats?.sqNorm ?? null, {
       riaA: settings.riaA,
       crepe: settings.crepe,
     });
+    checkScores(scores, weight, dIn, name, layer);
     seconds.score = lap();
     if (target.kind === 'nm') {
       if (settings.permute) {
@@ -114,6 +121,7 @@ export async function pruneLinear(request: LinearPruneRequest): Promise<{ weight
       mask = result.mask;
       report.dsnot = { swaps: result.swaps, cycles: result.cyclesRun };
     }
+    checkReachedSparsity(mask, { target, selection: settings.selection, dOut, dIn }, zerosBefore, name, layer);
     if (settings.reconstruct) {
       const stats = requireStats(request);
       const result = await sparsegptFixedMask(weight, dOut, dIn, requireGram(stats), stats.nsamples, mask, {
@@ -121,6 +129,7 @@ export async function pruneLinear(request: LinearPruneRequest): Promise<{ weight
         percdamp: settings.sparsegpt.percdamp,
       });
       report.reconstructionLoss = result.loss;
+      checkUpdatedWeights(weight, dIn, name, layer);
     }
     seconds.update = lap();
   }

@@ -23,7 +23,7 @@ import { lazyBlockUpdate, type LinalgPrecision } from '../engine/linalg-graphs.t
 import { NotPositiveDefiniteError, choleskyInverseUpperBlocked } from '../util/cholesky.ts';
 import { UserError } from '../util/errors.ts';
 import { kthSmallest } from '../util/select.ts';
-import type { SparsityPattern } from './mask.ts';
+import type { PruneTarget } from './target.ts';
 
 export interface SparseGptOptions {
   /** Columns per block (reference default 128; a multiple of m for N:M). */
@@ -64,7 +64,7 @@ export async function sparsegpt(
   dIn: number,
   gram: Float32Array | Float64Array,
   nsamples: number,
-  options: SparseGptOptions & { target: SparsityPattern },
+  options: SparseGptOptions & { target: PruneTarget },
 ): Promise<SparseGptResult> {
   const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
   const percdamp = options.percdamp ?? DEFAULT_PERCDAMP;

@@ -10,7 +10,24 @@ export class UserError extends Error {
   }
 }
 
+/**
+ * A user error about one field of a request object. `field` is its path in the request
+ * (`sparsity`, `riaA`, `owl.lambda`); the message is `<field> <problem>`, so a command line can
+ * name its own flag instead: `${flag} ${problem}`.
+ */
+export class FieldError extends UserError {
+  constructor(readonly field: string, readonly problem: string) {
+    super(`${field} ${problem}`);
+    this.name = 'FieldError';
+  }
+}
+
 /** Throws a UserError with `message` when `condition` is false. */
 export function check(condition: unknown, message: string | (() => string)): asserts condition {
   if (!condition) throw new UserError(typeof message === 'function' ? message() : message);
+}
+
+/** Throws a FieldError naming `field` when `condition` is false. */
+export function checkField(condition: unknown, field: string, problem: string | (() => string)): asserts condition {
+  if (!condition) throw new FieldError(field, typeof problem === 'function' ? problem() : problem);
 }

@@ -241,7 +241,7 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
 
   describe('permutation, OWL, DSnoT options (issue #5)', { concurrency: true }, () => {
     it('--permute with unstructured --sparsity', () =>
-      expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--permute', 'lsa'), /--permute needs an N:M --pattern/));
+      expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--permute', 'lsa'), /--permute needs an N:M target/));
     it('--owl-lambda ≥ target', () =>
       expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--owl', '--owl-lambda', '0.6'), /--owl-lambda must be in \(0, 0\.5\) .*got 0\.6/));
     it('--owl-lambda 0', () => expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--owl', '--owl-lambda', '0'), /--owl-lambda must be in \(0, 0\.5\) .*got 0/));

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { Checkpoint } from '../../src/io/safetensors.ts';
-import type { InspectReport } from '../../src/cli/inspect.ts';
+import type { InspectResult } from '../../src/index.ts';
 import { C4_SAMPLE, REPO_ROOT } from '../helpers/shared.ts';
 import { CREPE_BIN, crepe, scratchDir, storiesModelDir } from '../helpers/stories.ts';
 
@@ -77,7 +77,7 @@ describe('exact counts on stories260K (wanda)', () => {
     const out = prune(model, 'nm', '--pattern', '2:4');
     const result = crepe('inspect', out, '--pattern', '2:4', '--json');
     assert.equal(result.status, 0, result.stderr);
-    const report = JSON.parse(result.stdout) as InspectReport;
+    const report = JSON.parse(result.stdout) as InspectResult;
     const linears = report.tensors.filter((t) => BLOCK_LINEAR.test(t.name));
     assert.equal(linears.length, BLOCK_LINEARS);
     for (const tensor of linears) {
