@@ -6,7 +6,7 @@ import { progressPrinter } from './progress.ts';
 
 type PruneCliOptions = {
   method: MethodName; calib: string; out: string; device: 'cpu' | 'cuda'; sparsity?: number; pattern?: string; config?: string;
-  crepeVariant?: 'normalized' | 'smooth'; dsnotSkip?: 'mlp' | 'none'; permute?: 'reallocation' | 'lsa'; exclude?: string; evalPpl?: string;
+  crepeVariant?: 'normalized' | 'smooth'; saveFormat: 'dense' | 'sparse-bitmask'; maxShardSize?: string; dsnotSkip?: 'mlp' | 'none'; permute?: 'reallocation' | 'lsa'; exclude?: string; evalPpl?: string;
 } & Partial<Record<'riaA' | 'crepeK' | 'crepeAlpha' | 'crepeBeta' | 'crepeGamma' | 'crepeA' | 'nsamples' | 'seqlen' | 'seed' | 'blocksize'
   | 'percdamp' | 'owlM' | 'owlLambda' | 'dsnotCycles' | 'dsnotThreshold' | 'permuteBlocks' | 'evalSeqlen' | 'evalMaxChunks' | 'threads', number>>
   & Partial<Record<'perRow' | 'perMatrix' | 'trueSequential' | 'reconstruct' | 'owl' | 'dsnot' | 'dsnotSameSign' | 'overwrite' | 'resume' | 'json', boolean>>;
@@ -49,6 +49,8 @@ export function register(program: Command, io: CliIo, argv: readonly string[]): 
     .option('--permute-blocks <n>', 'LSA blocks per layer (RIA --fast uses 4/8/16; default 1)', positiveInt('--permute-blocks'))
     .option('--exclude <linears>', 'leave these linears dense in every layer, e.g. mlp.down_proj or down_proj,o_proj')
     .requiredOption('--out <dir>', 'output model directory')
+    .addOption(new Option('--save-format <format>', 'weights as stored: dense, or compressed-tensors\' sparse-bitmask (smaller; transformers with compressed-tensors and crepe read it)').choices(['dense', 'sparse-bitmask']).default('dense'))
+    .option('--max-shard-size <size>', 'largest weight file, e.g. 2GB or 500MiB; larger models are sharded with an index (default 5GB)')
     .option('--overwrite', 'replace an existing output directory')
     .option('--resume', 'continue an interrupted run from its last finished layer')
     .option('--eval-ppl <file>', 'measure the pruned model\'s perplexity on this text (checked before pruning starts)')
@@ -80,6 +82,8 @@ export function register(program: Command, io: CliIo, argv: readonly string[]): 
       permute: opts.permute ? { strategy: opts.permute, blocks: opts.permuteBlocks } : null,
       exclude: opts.exclude?.split(',').map((name) => name.trim()),
       overwrite: opts.overwrite,
+      saveFormat: opts.saveFormat,
+      maxShardSize: opts.maxShardSize,
       resume: opts.resume,
       evalText: opts.evalPpl,
       evalSeqlen: opts.evalSeqlen,

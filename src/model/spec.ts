@@ -126,3 +126,11 @@ export const layerPrefix = (layer: number): string => `model.layers.${layer}.`;
 export const EMBED_NAME = 'model.embed_tokens.weight';
 export const FINAL_NORM_NAME = 'model.norm.weight';
 export const LM_HEAD_NAME = 'lm_head.weight';
+
+/**
+ * Whether a stored tensor is the weight of a decoder block's linear (a Linear module crepe prunes;
+ * fused ones such as phi3's qkv_proj included), as opposed to embeddings, norms and lm_head.
+ */
+export function isBlockLinearWeight(name: string, shape: readonly number[]): boolean {
+  return shape.length === 2 && /^model\.layers\.\d+\..*_proj\.weight$/.test(name);
+}

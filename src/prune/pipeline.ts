@@ -7,11 +7,13 @@
 import { copyFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
-import { LINEAR_NAMES, blockTensorNames, layerPrefix, type BlockWeights } from '../model/spec.ts';
+import { LINEAR_NAMES, blockTensorNames, isBlockLinearWeight, layerPrefix, type BlockWeights } from '../model/spec.ts';
 import type { EngineOptions } from '../engine/session.ts';
 import { replaceDirectory } from '../io/atomic.ts';
-import { writeSafetensors, SafetensorsStreamWriter, type TensorToWrite } from '../io/safetensors-writer.ts';
-import { SafetensorsFile } from '../io/safetensors.ts';
+import { writeSafetensors, type TensorToWrite } from '../io/safetensors-writer.ts';
+import { decodeToF32, SafetensorsFile } from '../io/safetensors.ts';
+import { writeCheckpoint, type SaveFormat } from '../io/checkpoint-writer.ts';
+import { SparsityTally, writeSparsityConfig, type SparsityMetadata } from './sparsity-config.ts';
 import { roundThroughHalfInPlace } from '../util/float16.ts';
 import { sha256Bytes } from '../util/hash.ts';
 import { UserError, check } from '../util/errors.ts';
@@ -31,6 +33,14 @@ export interface PipelineRequest {
   resume: boolean;
   overwrite: boolean;
   progress?: Progress;
+  /** How the pruned weights are stored (default: dense, 5 GB shards). */
+  output?: OutputOptions;
+}
+
+export interface OutputOptions {
+  format?: SaveFormat;
+  /** Largest weight file, bytes (default 5 GB, as transformers). */
+  maxShardSize?: number;
 }
 
 export interface PipelineResult {
@@ -86,9 +96,10 @@ export async function runPrunePipeline(request: PipelineRequest): Promise<Pipeli
         },
       });
       layers = work.state!.layers;
-      await assembleCheckpoint(model, work);
+      const { files, sparsity } = await assembleCheckpoint(model, work, settings.target, request.output ?? {});
       copyModelFiles(request.modelDir, work.dir);
-      work.keepOnly(PUBLISHED_FILES);
+      await writeSparsityConfig(work.path('config.json'), sparsity);
+      work.keepOnly([...files, ...MODEL_FILES]);
     } catch (error) {
       throw stopped(error, work, state !== null);
     }
@@ -139,26 +150,43 @@ async function writeLayer(model: ModelCheckpoint, file: string, layer: number, w
   await writeSafetensors(file, tensors);
 }
 
-/** Streams the final model.safetensors: pruned layers from the work directory, every other tensor copied. */
-async function assembleCheckpoint(model: ModelCheckpoint, work: WorkDir<LayerReport>): Promise<void> {
-  const names = model.weights.names();
-  const layout = names.map((name) => {
-    const { dtype, shape } = model.weights.info(name);
-    return { name, dtype, shape };
-  });
-  const writer = await SafetensorsStreamWriter.create(work.path('model.safetensors'), layout, { format: 'pt', producer: 'crepe' });
+/**
+ * Streams the final weights (model.safetensors, or shards with their index): pruned layers from
+ * the work directory, every other tensor copied, in the requested format; returns the files and
+ * the sparsity metadata counted on the way.
+ */
+async function assembleCheckpoint(
+  model: ModelCheckpoint, work: WorkDir<LayerReport>, target: PruneTarget, output: OutputOptions,
+): Promise<{ files: string[]; sparsity: SparsityMetadata }> {
+  const format = output.format ?? 'dense';
   const layerFiles: SafetensorsFile[] = [];
+  const tally = new SparsityTally(target);
   try {
     for (let l = 0; l < model.spec.numLayers; l++) layerFiles.push(SafetensorsFile.open(work.layerFile(l)));
-    for (const name of names) {
-      const match = /^model\.layers\.(\d+)\./.exec(name);
-      const layerFile = match ? layerFiles[Number(match[1])] : undefined;
-      await writer.write(name, layerFile?.tensors.has(name) ? layerFile.readRaw(name) : model.weights.readRaw(name));
-    }
-    await writer.finish();
-  } catch (error) {
-    await writer.abort();
-    throw error;
+    const source = {
+      names: () => model.weights.names(),
+      info: (name: string) => model.weights.info(name),
+      readRaw(name: string): Uint8Array {
+        const match = /^model\.layers\.(\d+)\./.exec(name);
+        const layerFile = match ? layerFiles[Number(match[1])] : undefined;
+        return layerFile?.tensors.has(name) ? layerFile.readRaw(name) : model.weights.readRaw(name);
+      },
+    };
+    const { files } = await writeCheckpoint(work.dir, source, {
+      format,
+      maxShardSize: output.maxShardSize,
+      metadata: { format: 'pt', producer: 'crepe' },
+      // Block linears with zeros; lm_head, embeddings, norms and linears left dense stay dense.
+      compress: (name, raw) => {
+        const { dtype, shape } = model.weights.info(name);
+        return isBlockLinearWeight(name, shape) && decodeToF32(raw, dtype).includes(0);
+      },
+      onTensor: (name, raw) => {
+        const { dtype, shape } = model.weights.info(name);
+        tally.observe(name, raw, dtype, shape);
+      },
+    });
+    return { files, sparsity: tally.metadata(format) };
   } finally {
     for (const f of layerFiles) f.close();
   }
@@ -166,8 +194,6 @@ async function assembleCheckpoint(model: ModelCheckpoint, work: WorkDir<LayerRep
 
 /** config.json, tokenizer and generation files travel with the pruned weights. */
 const MODEL_FILES = ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer.model'];
-/** What a finished work directory holds (crepe-report.json is added by the caller). */
-const PUBLISHED_FILES = ['model.safetensors', ...MODEL_FILES];
 
 function copyModelFiles(modelDir: string, targetDir: string): void {
   for (const file of MODEL_FILES) {

@@ -3,6 +3,7 @@ import { Checkpoint } from '../io/safetensors.ts';
 import { satisfiesNM } from '../prune/mask.ts';
 import { parseTarget, validateTarget, type PruneTarget } from '../prune/target.ts';
 import { checkField } from '../util/errors.ts';
+import { isBlockLinearWeight } from '../model/spec.ts';
 
 export interface InspectRequest {
   /** Model directory (model.safetensors, or shards with their index). */
@@ -31,8 +32,6 @@ export interface InspectResult {
   linear: { parameters: number; zeros: number; sparsity: number };
 }
 
-const BLOCK_LINEAR = /^model\.layers\.\d+\..*_proj\.weight$/;
-
 /** Counts the zeros of every tensor of `request.model`, one tensor at a time. */
 export async function inspectModel(request: InspectRequest): Promise<InspectResult> {
   const pattern = request.pattern === undefined
@@ -50,7 +49,7 @@ export async function inspectModel(request: InspectRequest): Promise<InspectResu
       let zeros = 0;
       for (let i = 0; i < values.length; i++) if (values[i] === 0) zeros++;
       const entry: TensorSparsity = { name, dtype: info.dtype, shape: info.shape, zeros, sparsity: values.length ? zeros / values.length : 0 };
-      const isBlockLinear = info.shape.length === 2 && BLOCK_LINEAR.test(name);
+      const isBlockLinear = isBlockLinearWeight(name, info.shape);
       if (pattern?.kind === 'nm' && isBlockLinear && info.shape[1] % pattern.m === 0) {
         entry.satisfiesPattern = satisfiesNM(values, info.shape[0], info.shape[1], pattern.n, pattern.m);
       }

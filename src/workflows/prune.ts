@@ -12,7 +12,8 @@ import path from 'node:path';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
 import { LINEAR_NAMES, type LinearName, type ModelSpec } from '../model/spec.ts';
 import { sampleCalibrationFile, windowsSha256 } from '../data/calibration.ts';
-import { runPrunePipeline, publishOutput, workDirFor, type PipelineResult } from '../prune/pipeline.ts';
+import { runPrunePipeline, publishOutput, workDirFor, type OutputOptions, type PipelineResult } from '../prune/pipeline.ts';
+import { parseByteSize, SAVE_FORMATS, type SaveFormat } from '../io/checkpoint-writer.ts';
 import { validateAgainstModel } from '../prune/layer-loop.ts';
 import { pruneSettings, type PruneSettings } from '../prune/settings.ts';
 import { describeTarget, validateTarget, type PruneTarget, type Selection } from '../prune/target.ts';
@@ -69,6 +70,10 @@ export interface PruneRequest extends EngineRequest, RunControl {
   /** Linears left dense in every layer: full names (mlp.down_proj) or their last part (down_proj). */
   exclude?: readonly string[];
   overwrite?: boolean;
+  /** How the pruned weights are stored: 'dense' (default) or compressed-tensors' 'sparse-bitmask'. */
+  saveFormat?: SaveFormat;
+  /** Largest weight file: bytes, or text such as "2GB" / "500MiB" (default "5GB", as transformers). */
+  maxShardSize?: number | string;
   /** Continue an interrupted run from its last finished layer (same request required). */
   resume?: boolean;
   /** Measure the pruned model's perplexity on this text. */
@@ -151,6 +156,18 @@ function excludedLinears(names: readonly string[]): LinearName[] {
   });
 }
 
+/** The save format and shard size of a request, validated. */
+function outputOptions(request: PruneRequest): OutputOptions {
+  const format = request.saveFormat ?? 'dense';
+  checkField(SAVE_FORMATS.includes(format), 'saveFormat', `must be one of ${SAVE_FORMATS.join(', ')}, got ${JSON.stringify(format)}`);
+  const size = request.maxShardSize;
+  const maxShardSize = size === undefined
+    ? undefined
+    : typeof size === 'number' ? (Number.isSafeInteger(size) && size > 0 ? size : null) : parseByteSize(size);
+  checkField(maxShardSize !== null, 'maxShardSize', `must be a positive size such as 5GB, 500MB or 2GiB, got ${JSON.stringify(size)}`);
+  return { format, maxShardSize };
+}
+
 function readSpec(modelDir: string): ModelSpec {
   const model = ModelCheckpoint.open(modelDir);
   model.close();
@@ -171,6 +188,7 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
     overwrite: request.overwrite,
     inputs: [request.model, request.calib, request.evalText, request.crepeConfig],
   });
+  const output = outputOptions(request);
   const spec = readSpec(request.model);
   const seqlen = request.seqlen ?? defaultSeqlen(spec);
   checkSeqlen('seqlen', seqlen, spec);
@@ -199,6 +217,7 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
       resume: Boolean(request.resume),
       overwrite: Boolean(request.overwrite),
       progress,
+      output,
     });
     progress.done(`linear sparsity ${(result.linearSparsity * 100).toFixed(3)}%`);
     finished = true;
