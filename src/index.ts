@@ -26,7 +26,7 @@ export { ModelCheckpoint } from './model/checkpoint.ts';
 export { readModelConfig, parseModelConfig } from './model/config.ts';
 export { LINEAR_NAMES, type LinearName, type ModelSpec, type BlockWeights } from './model/spec.ts';
 export { TextTokenizer } from './model/tokenizer.ts';
-export { Checkpoint } from './io/safetensors.ts';
+export { SafetensorsWeights } from './io/safetensors.ts';
 
 // Calibration and evaluation texts.
 export { sampleCalibrationFile, sampleC4Windows, sampleTextWindows, windowsSha256, type CalibrationSet } from './data/calibration.ts';

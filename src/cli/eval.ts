@@ -32,7 +32,7 @@ export function register(program: Command, io: CliIo): void {
       maxChunks: opts.maxChunks,
       device: opts.device,
       threads: opts.threads,
-      onProgress: progressPrinter(io.stderr),
+      onProgress: progressPrinter(io),
     });
     if (opts.json) printJson(io.stdout, report);
     else io.stdout.write(`${report.file}: PPL ${report.ppl.toFixed(4)} (${report.windows} windows × ${report.seqlen} tokens, ${report.tokens} tokens)\n`);

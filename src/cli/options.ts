@@ -16,6 +16,8 @@ export interface Writer {
 export interface CliIo {
   stdout: Writer;
   stderr: Writer;
+  /** Draw progress on stderr (default: yes, unless CREPE_QUIET=1). */
+  progress?: boolean;
 }
 
 export function positiveInt(flag: string) {

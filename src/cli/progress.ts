@@ -4,7 +4,7 @@
  * silences it.
  */
 import type { ProgressEvent } from '../workflows/common.ts';
-import type { Writer } from './options.ts';
+import type { CliIo } from './options.ts';
 
 interface Bar {
   update(done: number, detail?: string): void;
@@ -12,7 +12,7 @@ interface Bar {
   done(summary?: string): void;
 }
 
-function createBar(label: string, total: number, stream: Writer): Bar {
+function createBar(label: string, total: number, stream: CliIo['stderr']): Bar {
   const tty = Boolean(stream.isTTY);
   const start = Date.now();
   let lastLine = 0;
@@ -54,14 +54,15 @@ function createBar(label: string, total: number, stream: Writer): Bar {
   };
 }
 
-/** An `onProgress` callback that draws each stage's events on `stream`. */
-export function progressPrinter(stream: Writer, quiet = process.env.CREPE_QUIET === '1'): (event: ProgressEvent) => void {
+/** An `onProgress` callback that draws each stage's events on io.stderr. */
+export function progressPrinter(io: CliIo): (event: ProgressEvent) => void {
+  const show = io.progress ?? process.env.CREPE_QUIET !== '1';
   const bars = new Map<string, Bar>();
   return (event) => {
-    if (quiet) return;
+    if (!show) return;
     let bar = bars.get(event.stage);
     if (!bar) {
-      bar = createBar(event.stage, event.total, stream);
+      bar = createBar(event.stage, event.total, io.stderr);
       bars.set(event.stage, bar);
     }
     if (event.kind === 'update') bar.update(event.done, event.detail);

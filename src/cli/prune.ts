@@ -91,7 +91,7 @@ export function register(program: Command, io: CliIo, argv: readonly string[]): 
       command: ['crepe', ...argv].join(' '),
       device: opts.device,
       threads: opts.threads,
-      onProgress: progressPrinter(io.stderr),
+      onProgress: progressPrinter(io),
     });
     if (opts.json) return printJson(io.stdout, report);
     const evaluation = report.evaluation ? `, PPL ${report.evaluation.ppl.toFixed(4)} on ${report.evaluation.file}` : '';

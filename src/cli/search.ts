@@ -94,7 +94,7 @@ export function register(program: Command, io: CliIo): void {
       evalMaxChunks: opts.evalMaxChunks,
       device: opts.device,
       threads: opts.threads,
-      onProgress: progressPrinter(io.stderr),
+      onProgress: progressPrinter(io),
     });
     if (opts.json) return printJson(io.stdout, result);
     io.stdout.write(`wrote ${result.out} (${result.seconds.toFixed(1)}s)\n`);

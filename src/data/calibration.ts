@@ -7,7 +7,7 @@
  *  - one text (WikiText, PTB, any plain file), tokenised whole: `start = randint(0, T − seqlen − 1)`
  *    per sample, as the reference `get_wikitext2`/`get_ptb` trainloaders do.
  */
-import { endianness } from 'node:os';
+import { endianness, totalmem } from 'node:os';
 import { createHash } from 'node:crypto';
 import { PyRandom } from './mt19937.ts';
 import { readEvalText, readJsonlDocuments } from './text-sources.ts';
@@ -119,21 +119,55 @@ export function isDocumentsFile(filePath: string): boolean {
   return /\.jsonl(\.gz)?$|\.json\.gz$/.test(filePath);
 }
 
+export interface CalibrationFileOptions extends Omit<WindowOptions, 'source'> {
+  /** The model's hidden size: with it, windows whose activations cannot fit in memory are refused first. */
+  hiddenSize?: number;
+}
+
 /**
  * Reads a calibration file and draws its windows. A text file is tokenised whole (one BOS);
  * wiki.*.raw files get the Hugging Face row rule first (see text-sources.ts).
+ *
+ * Before anything is drawn, `nsamples` is held to what the file can provide: a text of T tokens
+ * has T − seqlen distinct windows, and documents at most Σ (bytes + 2 − seqlen) — every token
+ * covers at least one byte, plus BOS and a leading-space piece. With `hiddenSize`, the windows'
+ * activations (two copies of nsamples × seqlen × hidden float32 while a layer runs) must also fit in
+ * this machine's memory.
  */
-export function sampleCalibrationFile(
-  filePath: string,
-  encode: Encode,
-  opts: Omit<WindowOptions, 'source'>,
-): CalibrationSet {
+export function sampleCalibrationFile(filePath: string, encode: Encode, opts: CalibrationFileOptions): CalibrationSet {
+  validateOptions(opts);
+  const { hiddenSize, ...windowOptions } = opts;
+  if (hiddenSize !== undefined) checkActivationMemory(opts.nsamples, opts.seqlen, hiddenSize);
   if (isDocumentsFile(filePath)) {
-    const { windows, draws } = sampleC4Windows(readJsonlDocuments(filePath), encode, { ...opts, source: filePath });
+    const documents = readJsonlDocuments(filePath);
+    let bound = 0;
+    for (const document of documents) bound += Math.max(0, Buffer.byteLength(document, 'utf8') + 2 - opts.seqlen);
+    checkWindowSupply(opts.nsamples, opts.seqlen, bound, `${filePath} (${documents.length} documents)`);
+    const { windows, draws } = sampleC4Windows(documents, encode, { ...windowOptions, source: filePath });
     return { kind: 'documents', windows, draws };
   }
-  const { windows, starts } = sampleTextWindows(encode(readEvalText(filePath)), { ...opts, source: filePath });
+  const tokens = encode(readEvalText(filePath));
+  if (tokens.length > opts.seqlen) checkWindowSupply(opts.nsamples, opts.seqlen, tokens.length - opts.seqlen, `${filePath} (${tokens.length} tokens)`);
+  const { windows, starts } = sampleTextWindows(tokens, { ...windowOptions, source: filePath });
   return { kind: 'text', windows, draws: starts.map((start) => [0, start]) };
+}
+
+function checkWindowSupply(nsamples: number, seqlen: number, distinct: number, source: string): void {
+  check(
+    nsamples <= distinct,
+    () => `--nsamples ${nsamples}: ${source} can provide at most ${distinct} distinct windows of --seqlen ${seqlen} tokens; ask for fewer samples or give more calibration text`,
+  );
+}
+
+/** Refuses calibration activations (two float32 copies of nsamples × seqlen × hidden) larger than this machine's memory. */
+export function checkActivationMemory(nsamples: number, seqlen: number, hiddenSize: number): void {
+  const bytes = 2 * nsamples * seqlen * hiddenSize * 4;
+  const memory = totalmem();
+  const gib = (n: number) => `${(n / 2 ** 30).toFixed(1)} GiB`;
+  check(
+    bytes <= memory,
+    () => `--nsamples ${nsamples} × --seqlen ${seqlen}: the calibration activations need ${gib(bytes)} (2 × nsamples × seqlen × hidden ${hiddenSize} × 4 bytes), more than this machine's ${gib(memory)} of memory`,
+  );
 }
 
 /** sha256 over the int32 little-endian token ids of all windows, in order. */

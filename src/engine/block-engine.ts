@@ -13,6 +13,7 @@ import {
   blockTensorNames, blockTensorShape, inputGroupWidth,
   type BlockWeights, type LinearInputGroup, type ModelSpec,
 } from '../model/spec.ts';
+import type { RopeTables } from '../model/rope.ts';
 
 /** One linear-input group's statistics for a batch of B sequences, width d = d_in. */
 export interface GroupStats {
@@ -31,11 +32,6 @@ export interface BlockRunResult {
   /** B. */
   sequences: number;
   stats?: BlockStats;
-}
-
-export interface RopeTables {
-  cos: Float32Array;
-  sin: Float32Array;
 }
 
 /** What `runSequences` reports after each batch: which sequences it held and their statistics. */

@@ -6,16 +6,7 @@ import { BlockEngine } from './block-engine.ts';
 import { HeadEngine } from './head-engine.ts';
 import type { EngineOptions } from './session.ts';
 import { ropeTables } from '../model/rope.ts';
-import type { BlockWeights, ModelSpec } from '../model/spec.ts';
-
-/** Where a forward pass reads its weights from (a checkpoint, or a random test model). */
-export interface WeightSource {
-  readBlock(layer: number): BlockWeights;
-  readEmbedding(): Float32Array;
-  readFinalNorm(): Float32Array;
-  /** The lm_head matrix [vocab, hidden]; the embedding itself when embeddings are tied. */
-  readLmHead(): Float32Array;
-}
+import type { ModelSource } from '../model/source.ts';
 
 /** Rows of `embedding` [vocab, hiddenSize] for each token: [tokens.length, hiddenSize]. */
 export function embed(tokens: Int32Array, embedding: Float32Array, hiddenSize: number): Float32Array {
@@ -30,7 +21,8 @@ export function embed(tokens: Int32Array, embedding: Float32Array, hiddenSize: n
 }
 
 /** Logits [tokens.length, vocab] of one sequence. */
-export async function forwardLogits(spec: ModelSpec, source: WeightSource, tokens: Int32Array, opts: EngineOptions): Promise<Float32Array> {
+export async function forwardLogits(source: ModelSource, tokens: Int32Array, opts: EngineOptions): Promise<Float32Array> {
+  const { spec } = source;
   const seqLen = tokens.length;
   const rope = ropeTables(spec, seqLen);
   const block = await BlockEngine.create(spec, seqLen, { ...opts, stats: 'none' });

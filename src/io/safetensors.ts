@@ -8,7 +8,8 @@
  * so a model of any size is streamed, never loaded whole. The header is validated with the rules
  * of the format's reference (Rust) reader, and every violation is a UserError naming the file.
  *
- * `Checkpoint` puts one file or a sharded set (`model.safetensors.index.json`) behind one API.
+ * `SafetensorsWeights` puts a model directory's weights — one file or a sharded set
+ * (`model.safetensors.index.json`) — behind one API; model/checkpoint.ts's ModelCheckpoint adds the config.
  */
 import { closeSync, existsSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -354,7 +355,7 @@ interface BitmaskGroup {
  * `.row_offsets`) appear as the dense `<m>.weight` they stand for and are decompressed on read;
  * `storedTensors()` lists what the files hold.
  */
-export class Checkpoint {
+export class SafetensorsWeights {
   private constructor(
     readonly dir: string,
     /** Open files by path. */
@@ -366,7 +367,7 @@ export class Checkpoint {
     private readonly groups: Map<string, BitmaskGroup>,
   ) {}
 
-  static open(dir: string): Checkpoint {
+  static open(dir: string): SafetensorsWeights {
     if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UserError(`${dir}: not a directory`);
     const singlePath = path.join(dir, SINGLE_FILE_NAME);
     const indexPath = path.join(dir, INDEX_FILE_NAME);
@@ -374,7 +375,7 @@ export class Checkpoint {
     if (existsSync(singlePath)) {
       const file = SafetensorsFile.open(singlePath);
       try {
-        return Checkpoint.build(dir, [file], new Map<string, TensorInfo | RawTensorInfo>([...file.tensors, ...file.rawTensors]));
+        return SafetensorsWeights.build(dir, [file], new Map<string, TensorInfo | RawTensorInfo>([...file.tensors, ...file.rawTensors]));
       } catch (error) {
         file.close();
         throw error;
@@ -401,7 +402,7 @@ export class Checkpoint {
         if (!info) throw new UserError(`${indexPath}: tensor "${tensor}" is listed in shard ${shardName}, but that file does not contain it`);
         stored.set(tensor, info);
       }
-      return Checkpoint.build(dir, [...shards.values()], stored);
+      return SafetensorsWeights.build(dir, [...shards.values()], stored);
     } catch (error) {
       for (const shard of shards.values()) shard.close();
       throw error;
@@ -409,7 +410,7 @@ export class Checkpoint {
   }
 
   /** Finds the bitmask-stored weights among `stored`; any other integer tensor is refused. */
-  private static build(dir: string, files: SafetensorsFile[], stored: Map<string, TensorInfo | RawTensorInfo>): Checkpoint {
+  private static build(dir: string, files: SafetensorsFile[], stored: Map<string, TensorInfo | RawTensorInfo>): SafetensorsWeights {
     const locations = new Map<string, TensorInfo>();
     const groups = new Map<string, BitmaskGroup>();
     const grouped = new Set<string>();
@@ -447,7 +448,7 @@ export class Checkpoint {
       if (!isDType(info.dtype)) throw new UserError(`${info.file}: ${unsupportedDTypeProblem(name, info.dtype)}`);
       locations.set(name, info as TensorInfo);
     }
-    return new Checkpoint(dir, fileByPath, locations, stored, groups);
+    return new SafetensorsWeights(dir, fileByPath, locations, stored, groups);
   }
 
   names(): string[] {

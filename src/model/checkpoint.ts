@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { Checkpoint, decodeToF32, isDType, type DType, type RawTensorInfo, type TensorInfo } from '../io/safetensors.ts';
+import { SafetensorsWeights, decodeToF32, isDType, type DType, type RawTensorInfo, type TensorInfo } from '../io/safetensors.ts';
 import { readBytesAt } from '../io/read-at.ts';
 import { UserError } from '../util/errors.ts';
 import { readModelConfig } from './config.ts';
@@ -42,14 +42,14 @@ export class ModelCheckpoint {
   private constructor(
     readonly dir: string,
     readonly spec: ModelSpec,
-    readonly weights: Checkpoint,
+    readonly weights: SafetensorsWeights,
     /** dtype of the decoder blocks' linear weights (the same for all of them). */
     readonly weightDtype: DType,
   ) {}
 
   static open(dir: string): ModelCheckpoint {
     const spec = readModelConfig(dir);
-    const weights = Checkpoint.open(dir);
+    const weights = SafetensorsWeights.open(dir);
     try {
       const weightDtype = validateWeights(dir, spec, weights);
       return new ModelCheckpoint(dir, spec, weights, weightDtype);
@@ -150,7 +150,7 @@ function readHeaderBytes(file: string, length: number): Uint8Array {
  * Checks that every tensor the spec implies exists with the right shape and that the block
  * linears share one dtype; returns that dtype.
  */
-function validateWeights(dir: string, spec: ModelSpec, weights: Checkpoint): DType {
+function validateWeights(dir: string, spec: ModelSpec, weights: SafetensorsWeights): DType {
   const expected: [string, number[]][] = [
     [EMBED_NAME, [spec.vocabSize, spec.hiddenSize]],
     [FINAL_NORM_NAME, [spec.hiddenSize]],

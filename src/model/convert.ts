@@ -8,14 +8,18 @@
  * Hugging Face Llama rotates pairs (i, i + headDim/2) ("rotate_half"). The rows are permuted on
  * the way, so the converted model gives the same logits. Weights keep their stored dtype.
  *
- * The directory is written under a temporary name beside `outDir` and renamed into place at the
- * end: a failed conversion leaves nothing that looks like a model.
+ * The directory is written under a temporary name beside `outDir` and published (marked as
+ * crepe's output, renamed into place) at the end: a failed conversion leaves nothing that looks
+ * like a model.
  */
-import { existsSync, mkdirSync, readdirSync, readSync, closeSync, statSync } from 'node:fs';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { existsSync, readdirSync, readSync, closeSync, statSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { tempPathFor } from '../io/atomic.ts';
 import { openInputFile } from '../io/input-file.ts';
+import { checkOutputDir, publishOutputDir } from '../io/output-dir.ts';
+import { lockOutput, type OutputLock } from '../io/output-lock.ts';
+import { writingTo } from '../io/write-error.ts';
 import { GgufFile, hasGgufMagic, type GgufValue } from '../io/gguf.ts';
 import { Llama2cCheckpoint, readLlama2cTokenizer } from '../io/llama2c.ts';
 import { elementCount, type DType } from '../io/safetensors.ts';
@@ -357,8 +361,9 @@ const jsonText = (value: unknown): string => `${JSON.stringify(value, null, 2)}\
 
 async function writeModelDirectory(source: SourceModel, dir: string): Promise<number> {
   const { spec, vocab } = source;
-  await writeFile(path.join(dir, 'config.json'), jsonText(specToConfigJson(spec)));
-  await writeFile(path.join(dir, 'generation_config.json'), jsonText({ bos_token_id: spec.bosTokenId, eos_token_id: spec.eosTokenId }));
+  const writeJson = (name: string, value: unknown) => writingTo(path.join(dir, name), () => writeFile(path.join(dir, name), jsonText(value)));
+  await writeJson('config.json', specToConfigJson(spec));
+  await writeJson('generation_config.json', { bos_token_id: spec.bosTokenId, eos_token_id: spec.eosTokenId });
   await writeTokenizerFiles(dir, vocab, spec.maxPositionEmbeddings);
 
   // One tensor in memory at a time, whatever the model size.
@@ -380,43 +385,24 @@ async function writeModelDirectory(source: SourceModel, dir: string): Promise<nu
   return parameters;
 }
 
-/** True when `inner` is `outer` or lies inside it. */
-function isInside(inner: string, outer: string): boolean {
-  const relative = path.relative(path.resolve(outer), path.resolve(inner));
-  return relative === '' || (!relative.startsWith('..') && !path.isAbsolute(relative));
-}
-
 /** Converts a GGUF or llama2.c checkpoint to a Hugging Face model directory at `outDir`. */
 export async function convertToHuggingFace(input: string, outDir: string, options: ConvertOptions = {}): Promise<ConvertReport> {
   if (!existsSync(input)) throw new UserError(`${input}: no such file`);
-  if (existsSync(outDir)) {
-    if (!options.overwrite) throw new UserError(`${outDir} already exists (pass --overwrite to replace it)`);
-    for (const file of [input, options.tokenizer]) {
-      if (file !== undefined && isInside(file, outDir)) throw new UserError(`--out ${outDir} holds the input ${file}; refusing to replace it`);
-    }
-  }
+  const target = checkOutputDir(outDir, { overwrite: options.overwrite, inputs: [input, options.tokenizer] });
   const source = openSource(input, options);
+  let lock: OutputLock | undefined;
   try {
-    const parent = path.dirname(path.resolve(outDir));
-    mkdirSync(parent, { recursive: true });
-    const tmpDir = tempPathFor(path.resolve(outDir));
-    await mkdir(tmpDir);
+    lock = lockOutput(target);
+    const tmpDir = tempPathFor(target);
     let parameters: number;
     try {
+      await writingTo(tmpDir, () => mkdir(tmpDir));
       parameters = await writeModelDirectory(source, tmpDir);
-      if (existsSync(outDir)) {
-        // Move the old directory aside first, so that a failure here still leaves one complete model.
-        const oldDir = `${tmpDir}.old`;
-        await rename(outDir, oldDir);
-        await rename(tmpDir, outDir);
-        await rm(oldDir, { recursive: true, force: true });
-      } else {
-        await rename(tmpDir, outDir);
-      }
     } catch (error) {
       await rm(tmpDir, { recursive: true, force: true });
       throw error;
     }
+    publishOutputDir(tmpDir, target, { command: 'convert', overwrite: options.overwrite });
     const embedding = source.tensors.find((t) => t.name === EMBED_NAME)!;
     return {
       format: source.format,
@@ -431,6 +417,7 @@ export async function convertToHuggingFace(input: string, outDir: string, option
       notes: source.notes,
     };
   } finally {
+    lock?.release();
     source.close();
   }
 }

@@ -10,6 +10,8 @@
  *   gram       = Σ_n XₙᵀXₙ               SparseGPT's H = 2·gram / N
  */
 import { concatSequences, type BlockEngine, type GroupStats } from '../engine/block-engine.ts';
+import type { RopeTables } from '../model/rope.ts';
+import type { ModelSource } from '../model/source.ts';
 import {
   LINEAR_INPUT_GROUP, LINEAR_NAMES, inputGroupWidth, linearShape,
   type BlockWeights, type LinearInputGroup, type LinearName, type ModelSpec,
@@ -85,7 +87,7 @@ export async function collectStatistics(
   engine: BlockEngine,
   hidden: Float32Array[],
   weights: BlockWeights,
-  rope: { cos: Float32Array; sin: Float32Array },
+  rope: RopeTables,
   groups: LinearInputGroup[],
   withGram: boolean,
 ): Promise<Map<LinearInputGroup, LinearInputStats>> {
@@ -116,9 +118,9 @@ export interface DenseLinear {
  * dense block makes the next layer's inputs.
  */
 export async function forEachDenseLayer(
-  model: { readonly spec: ModelSpec; readBlock(layer: number): BlockWeights },
+  model: Pick<ModelSource, 'spec' | 'readBlock'>,
   layer0Inputs: Float32Array[],
-  rope: { cos: Float32Array; sin: Float32Array },
+  rope: RopeTables,
   engines: { stats: BlockEngine; plain: BlockEngine },
   withGram: boolean,
   visit: (layer: number, linears: DenseLinear[]) => void,

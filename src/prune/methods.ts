@@ -28,6 +28,13 @@ export interface PruningMethod {
   statistics: readonly Statistic[];
 }
 
+/** The statistics each optional pass reads: OWL's outlier ratios, DSnoT's prune-and-grow, reconstruction. */
+export const PASS_STATISTICS = {
+  owl: ['sqnorm'],
+  dsnot: ['sqnorm', 'moments'],
+  reconstruct: ['gram'],
+} as const satisfies Record<string, readonly Statistic[]>;
+
 /** In the order the documentation lists them. */
 export const METHODS = {
   magnitude: {
@@ -81,4 +88,13 @@ export function scoreMatrix(
   const { score } = pruningMethod(method);
   if (!score) throw new Error(`${method} has no score function (it selects its mask while it updates the weights)`);
   return score(weights, dOut, dIn, inputSqNorms, params, out);
+}
+
+/** The statistics a run must collect: its method's and those of the passes it turns on. */
+export function requiredStatistics(run: { method: MethodName; owl: unknown; dsnot: unknown; reconstruct: boolean }): Set<Statistic> {
+  const needed = new Set<Statistic>(METHODS[run.method].statistics);
+  for (const pass of ['owl', 'dsnot', 'reconstruct'] as const) {
+    if (run[pass]) for (const statistic of PASS_STATISTICS[pass]) needed.add(statistic);
+  }
+  return needed;
 }

@@ -4,7 +4,8 @@
  * mean is the requested sparsity (or per-layer n for N:M).
  */
 import type { BlockEngine } from '../engine/block-engine.ts';
-import type { BlockSource } from './layer-loop.ts';
+import type { BlockSource } from '../model/source.ts';
+import type { RopeTables } from '../model/rope.ts';
 import type { Progress } from '../util/progress.ts';
 import { outlierRatio, owlSparsities, owlNMPerLayer } from './owl.ts';
 import { forEachDenseLayer } from './calibration-stats.ts';
@@ -14,7 +15,7 @@ import type { PruneSettings, PruneTarget } from './settings.ts';
 export async function owlLayerTargets(
   model: BlockSource,
   layer0Inputs: Float32Array[],
-  rope: { cos: Float32Array; sin: Float32Array },
+  rope: RopeTables,
   statsEngine: BlockEngine,
   plainEngine: BlockEngine,
   settings: PruneSettings,

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
 import { LINEAR_NAMES, blockTensorNames, isBlockLinearWeight, layerPrefix, type BlockWeights } from '../model/spec.ts';
 import type { EngineOptions } from '../engine/session.ts';
-import { replaceDirectory } from '../io/atomic.ts';
+import { publishOutputDir } from '../io/output-dir.ts';
 import { writeSafetensors, type TensorToWrite } from '../io/safetensors-writer.ts';
 import { decodeToF32, SafetensorsFile } from '../io/safetensors.ts';
 import { writeCheckpoint, type SaveFormat } from '../io/checkpoint-writer.ts';
@@ -127,10 +127,10 @@ export async function runPrunePipeline(request: PipelineRequest): Promise<Pipeli
   }
 }
 
-/** Moves the finished work directory into place, replacing an old output only now (when asked to). */
-export function publishOutput(outDir: string): void {
+/** Moves the finished work directory into place, replacing an old output (crepe's own, when `overwrite`) only now. */
+export function publishOutput(outDir: string, overwrite = false): void {
   const resolved = path.resolve(outDir);
-  replaceDirectory(WorkDir.pathFor(resolved), resolved);
+  publishOutputDir(WorkDir.pathFor(resolved), resolved, { command: 'prune', overwrite });
 }
 
 export const workDirFor = (outDir: string): string => WorkDir.pathFor(outDir);

@@ -4,8 +4,9 @@
  * SparseGPT is its own path: it chooses the mask while it updates the weights.
  */
 import type { LinearName } from '../model/spec.ts';
+import type { EngineOptions } from '../engine/session.ts';
 import type { LinearInputStats } from './calibration-stats.ts';
-import { applyMask, nmMask, perMatrixMask, perRowMask } from './mask.ts';
+import { applyMask, selectMask } from './mask.ts';
 import { scoreMatrix } from './methods.ts';
 import { sparsegpt, sparsegptFixedMask } from './sparsegpt.ts';
 import { permuteForNM } from './permute.ts';
@@ -40,6 +41,8 @@ export interface LinearPruneRequest {
   target: PruneTarget;
   /** The decoder layer, for messages. */
   layer?: number;
+  /** Where SparseGPT's ORT graphs run (the run's --device/--threads); default: CPU. */
+  engine?: EngineOptions;
 }
 
 function requireStats(request: LinearPruneRequest): LinearInputStats {
@@ -72,6 +75,7 @@ export async function pruneLinear(request: LinearPruneRequest): Promise<{ weight
       target,
       blockSize: settings.sparsegpt.blockSize,
       percdamp: settings.sparsegpt.percdamp,
+      engine: request.engine,
     });
     mask = result.mask;
     report.reconstructionLoss = result.loss;
@@ -85,22 +89,16 @@ export async function pruneLinear(request: LinearPruneRequest): Promise<{ weight
     });
     checkScores(scores, weight, dIn, name, layer);
     seconds.score = lap();
-    if (target.kind === 'nm') {
-      if (settings.permute) {
-        const permuted = permuteForNM(scores, dOut, dIn, target.n, target.m, settings.permute);
-        mask = permuted.mask;
-        report.permutation = {
-          retainedBefore: permuted.retainedBefore,
-          retainedAfter: permuted.retainedAfter,
-          order: Array.from(permuted.permutation),
-        };
-      } else {
-        mask = nmMask(scores, dOut, dIn, target.n, target.m);
-      }
+    if (target.kind === 'nm' && settings.permute) {
+      const permuted = permuteForNM(scores, dOut, dIn, target.n, target.m, settings.permute);
+      mask = permuted.mask;
+      report.permutation = {
+        retainedBefore: permuted.retainedBefore,
+        retainedAfter: permuted.retainedAfter,
+        order: Array.from(permuted.permutation),
+      };
     } else {
-      mask = settings.selection === 'per-row'
-        ? perRowMask(scores, dOut, dIn, target.sparsity)
-        : perMatrixMask(scores, target.sparsity);
+      mask = selectMask(scores, dOut, dIn, target, settings.selection);
     }
     seconds.select = lap();
 
@@ -127,6 +125,7 @@ export async function pruneLinear(request: LinearPruneRequest): Promise<{ weight
       const result = await sparsegptFixedMask(weight, dOut, dIn, requireGram(stats), stats.nsamples, mask, {
         blockSize: settings.sparsegpt.blockSize,
         percdamp: settings.sparsegpt.percdamp,
+        engine: request.engine,
       });
       report.reconstructionLoss = result.loss;
       checkUpdatedWeights(weight, dIn, name, layer);

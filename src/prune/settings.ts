@@ -99,7 +99,9 @@ export function pruneSettings(input: PruneSettingsInput): PruneSettings {
   const blockSize = input.sparsegpt?.blockSize ?? PRUNE_DEFAULTS.sparsegpt.blockSize;
   const percdamp = input.sparsegpt?.percdamp ?? PRUNE_DEFAULTS.sparsegpt.percdamp;
   checkField(isPositiveInteger(blockSize), 'sparsegpt.blockSize', `must be a positive integer, got ${blockSize}`);
-  checkField(Number.isFinite(percdamp) && percdamp > 0, 'sparsegpt.percdamp', `must be a positive number, got ${percdamp}`);
+  // A fraction of the mean Hessian diagonal (the references use 0.01, and 0.1 on retry); larger
+  // dampening drowns the Hessian, and a huge one overflows it.
+  checkField(Number.isFinite(percdamp) && percdamp > 0 && percdamp <= 1, 'sparsegpt.percdamp', `must be a number in (0, 1], got ${percdamp}`);
   if (isSparseGpt && target.kind === 'nm') {
     checkField(blockSize % target.m === 0, 'sparsegpt.blockSize', `${blockSize} must be a multiple of m = ${target.m} for the ${target.n}:${target.m} target`);
   }

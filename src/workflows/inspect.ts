@@ -1,5 +1,5 @@
 /** Per-tensor and total sparsity of a checkpoint, and whether its block linears follow an N:M pattern. */
-import { Checkpoint } from '../io/safetensors.ts';
+import { SafetensorsWeights } from '../io/safetensors.ts';
 import { satisfiesNM } from '../prune/mask.ts';
 import { parseTarget, validateTarget, type PruneTarget } from '../prune/target.ts';
 import { checkField } from '../util/errors.ts';
@@ -38,7 +38,7 @@ export async function inspectModel(request: InspectRequest): Promise<InspectResu
     ? null
     : typeof request.pattern === 'string' ? parseTarget(request.pattern, 'pattern') : validateTarget(request.pattern, 'pattern');
   checkField(pattern === null || pattern.kind === 'nm', 'pattern', `expects n:m (e.g. 2:4), got ${JSON.stringify(request.pattern)}`);
-  const weights = Checkpoint.open(request.model);
+  const weights = SafetensorsWeights.open(request.model);
   try {
     const tensors: TensorSparsity[] = [];
     const total = { parameters: 0, zeros: 0, sparsity: 0 };

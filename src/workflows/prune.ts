@@ -10,18 +10,19 @@
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
-import { LINEAR_NAMES, type LinearName, type ModelSpec } from '../model/spec.ts';
+import { LINEAR_NAMES, type ModelSpec } from '../model/spec.ts';
 import { sampleCalibrationFile, windowsSha256 } from '../data/calibration.ts';
 import { runPrunePipeline, publishOutput, workDirFor, type OutputOptions, type PipelineResult } from '../prune/pipeline.ts';
 import { parseByteSize, SAVE_FORMATS, type SaveFormat } from '../io/checkpoint-writer.ts';
 import { validateAgainstModel } from '../prune/layer-loop.ts';
 import { pruneSettings, type PruneSettings } from '../prune/settings.ts';
-import { describeTarget, validateTarget, type PruneTarget, type Selection } from '../prune/target.ts';
-import { pruningMethod, type MethodName } from '../prune/methods.ts';
+import { describeTarget, type PruneTarget, type Selection } from '../prune/target.ts';
+import type { MethodName } from '../prune/methods.ts';
 import { resolveCrepeParams, type CrepeParams } from '../prune/scores/crepe.ts';
 import { DEFAULT_CREPE_CONFIG_PATH, loadCrepeConfig } from '../search/crepe-config.ts';
 import { atomicWriteJson } from '../io/atomic.ts';
 import { checkOutputDir } from '../io/output-dir.ts';
+import { lockOutput } from '../io/output-lock.ts';
 import { sha256File } from '../util/hash.ts';
 import { checkField } from '../util/errors.ts';
 import {
@@ -103,13 +104,11 @@ export interface PruneResult extends PruneReport {
   out: string;
 }
 
-/** Checks the method-dependent fields and builds the run's settings (through pruneSettings). */
+/** The run's settings: the request's fields through pruneSettings (which checks every one of them). */
 function settingsFor(request: PruneRequest, calibration: PruneSettings['calibration']): PruneSettings {
-  const { method } = request;
-  const { defaultSelection } = pruningMethod(method, 'method');
-  const target = validateTarget(request.target, 'target');
-  let crepe: CrepeParams | null = null;
-  if (method === 'crepe') {
+  let crepe: Partial<CrepeParams> | null = null;
+  if (request.method === 'crepe') {
+    // The configuration file's parameters, each overridden by the request's own.
     const base = loadCrepeConfig(request.crepeConfig ?? DEFAULT_CREPE_CONFIG_PATH);
     const given = request.crepe ?? {};
     crepe = resolveCrepeParams(
@@ -126,34 +125,13 @@ function settingsFor(request: PruneRequest, calibration: PruneSettings['calibrat
     );
   } else {
     checkField(request.crepeConfig === undefined, 'crepeConfig', 'applies to method crepe only');
+    for (const [name, value] of Object.entries(request.crepe ?? {})) {
+      checkField(value === undefined, `crepe.${name}`, 'applies to method crepe only');
+    }
   }
-  const { owl, dsnot, permute } = request;
-  return pruneSettings({
-    method,
-    target,
-    selection: request.selection ?? defaultSelection,
-    riaA: request.riaA ?? 0.5,
-    crepe,
-    calibration,
-    trueSequential: Boolean(request.trueSequential),
-    sparsegpt: { blockSize: request.sparsegpt?.blockSize ?? 128, percdamp: request.sparsegpt?.percdamp ?? 0.01 },
-    reconstruct: Boolean(request.reconstruct),
-    owl: owl ? { m: owl.m ?? 5, lambda: owl.lambda ?? 0.08 } : null,
-    dsnot: dsnot
-      ? { maxCycles: dsnot.maxCycles ?? 50, updateThreshold: dsnot.updateThreshold ?? 0.1, skip: dsnot.skip ?? 'mlp', ...(dsnot.sameSign ? { sameSign: true } : {}) }
-      : null,
-    permute: permute ? { strategy: permute.strategy, blocks: permute.blocks ?? 1 } : null,
-    exclude: excludedLinears(request.exclude ?? []),
-  });
-}
-
-/** Full linear names of `exclude` (q_proj → self_attn.q_proj); unknown names are refused. */
-function excludedLinears(names: readonly string[]): LinearName[] {
-  return names.map((wanted) => {
-    const match = LINEAR_NAMES.find((name) => name === wanted || name.endsWith(`.${wanted}`));
-    checkField(match !== undefined, 'exclude', `"${wanted}" is not a linear of a decoder block; expected some of ${LINEAR_NAMES.join(', ')}`);
-    return match;
-  });
+  // Short names (down_proj) stand for the block linear they end (mlp.down_proj).
+  const exclude = (request.exclude ?? []).map((wanted) => LINEAR_NAMES.find((name) => name.endsWith(`.${wanted}`)) ?? wanted);
+  return pruneSettings({ ...request, crepe, calibration, exclude });
 }
 
 /** The save format and shard size of a request, validated. */
@@ -202,9 +180,10 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
   const evalText = request.evalText === undefined
     ? null
     : prepareEvalText(EVAL_FIELDS, request.evalText, encode, evalSeqlen, request.evalMaxChunks);
-  const windows = sampleCalibrationFile(request.calib, (text) => encode(text, request.calib), { nsamples, seqlen, seed });
+  const windows = sampleCalibrationFile(request.calib, (text) => encode(text, request.calib), { nsamples, seqlen, seed, hiddenSize: spec.hiddenSize });
 
   const workDir = workDirFor(outDir);
+  const lock = lockOutput(outDir, (note) => request.onProgress?.({ kind: 'note', stage: 'output', done: 0, total: 0, detail: note }));
   let finished = false;
   try {
     const progress = stageProgress(request, `prune ${settings.method} ${describeTarget(settings.target)}`, spec.numLayers);
@@ -240,12 +219,14 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
       evaluation,
     };
     await atomicWriteJson(path.join(workDir, 'crepe-report.json'), report);
-    publishOutput(outDir);
+    publishOutput(outDir, request.overwrite);
     return { ...report, out: outDir };
   } catch (error) {
     // A finished model that was not published cannot be resumed (its state is gone), and a
     // cancelled fresh run keeps nothing; an interrupted resumable run keeps its work directory.
     if (finished || (request.signal?.aborted && !request.resume)) rmSync(workDir, { recursive: true, force: true });
     throw error;
+  } finally {
+    lock.release();
   }
 }

@@ -5,11 +5,12 @@
  * provenance and a search log, or validation.json with one scatter plot per proxy) are written to
  * a temporary directory and moved to `out` when complete.
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
 import { sampleCalibrationFile } from '../data/calibration.ts';
 import type { CrepeParams, CrepeVariant } from '../prune/scores/crepe.ts';
+import { activationExponentProblem, isActivationExponent } from '../prune/scores/ria.ts';
 import { pruneSettings, type PruneSettings } from '../prune/settings.ts';
 import { validateTarget, type PruneTarget, type Selection } from '../prune/target.ts';
 import { CREPE_CONFIG_FORMAT, loadCrepeConfig, type CrepeConfigFile } from '../search/crepe-config.ts';
@@ -20,9 +21,10 @@ import { runHillClimb } from '../search/hillclimb.ts';
 import { randomConfigurations, validateProxies, type ProxyCorrelation } from '../search/validate.ts';
 import { pruneAndMeasure } from '../search/trial.ts';
 import { LOG_RATIO_RANGE, type SearchSpace } from '../search/space.ts';
-import { replaceDirectory } from '../io/atomic.ts';
 import { readInputJson } from '../io/input-file.ts';
-import { checkOutputDir } from '../io/output-dir.ts';
+import { checkOutputDir, publishOutputDir } from '../io/output-dir.ts';
+import { lockOutput, type OutputLock } from '../io/output-lock.ts';
+import { makeDirectory, writingToSync } from '../io/write-error.ts';
 import { scatterSvg } from '../util/svg-scatter.ts';
 import { sha256File } from '../util/hash.ts';
 import { checkField } from '../util/errors.ts';
@@ -102,13 +104,21 @@ function proxyFromValidation(file: string): { proxy: ProxyName; sign: 1 | -1 } {
   return { proxy: best.proxy, sign: best.spearman.estimate >= 0 ? 1 : -1 };
 }
 
-/** Writes the outputs into a temporary directory and renames it into place when complete. */
-function writeOutputs(outDir: string, files: Record<string, string>): void {
+/** Writes the outputs into a temporary directory and publishes it when complete; a failed write leaves nothing. */
+function writeOutputs(outDir: string, files: Record<string, string>, overwrite: boolean | undefined): void {
   const temp = `${outDir}.crepe-partial`;
   rmSync(temp, { recursive: true, force: true });
-  mkdirSync(temp, { recursive: true });
-  for (const [name, content] of Object.entries(files)) writeFileSync(path.join(temp, name), content);
-  replaceDirectory(temp, outDir);
+  try {
+    makeDirectory(temp);
+    for (const [name, content] of Object.entries(files)) {
+      const file = path.join(temp, name);
+      writingToSync(file, () => writeFileSync(file, content));
+    }
+  } catch (error) {
+    rmSync(temp, { recursive: true, force: true });
+    throw error;
+  }
+  publishOutputDir(temp, outDir, { command: 'search', overwrite });
 }
 
 const json = (value: unknown): string => `${JSON.stringify(value, null, 2)}\n`;
@@ -127,7 +137,7 @@ function searchOptions(request: SearchRequest) {
   const giniSubsample = request.giniSubsample === undefined ? 65536 : request.giniSubsample;
   if (giniSubsample !== null) checkInteger('giniSubsample', giniSubsample, 1);
   const a = request.crepe?.a ?? 0.5;
-  checkNumber('crepe.a', a, [0, 2]);
+  checkField(isActivationExponent(a), 'crepe.a', () => activationExponentProblem(a));
   const variant = request.crepe?.variant ?? 'normalized';
   checkField(variant === 'normalized' || variant === 'smooth', 'crepe.variant', `must be "normalized" or "smooth", got ${JSON.stringify(variant)}`);
   if (request.proxy !== undefined) checkField(PROXY_NAMES.includes(request.proxy), 'proxy', `"${request.proxy}" is unknown; expected one of ${PROXY_NAMES.join(', ')}`);
@@ -171,7 +181,9 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
   });
 
   const model = ModelCheckpoint.open(request.model);
+  let lock: OutputLock | undefined;
   try {
+    lock = lockOutput(outDir, (note) => request.onProgress?.({ kind: 'note', stage: 'output', done: 0, total: 0, detail: note }));
     const { spec } = model;
     const seqlen = request.seqlen ?? defaultSeqlen(spec);
     checkSeqlen('seqlen', seqlen, spec);
@@ -190,7 +202,7 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
     const heldOut = request.evalText === undefined
       ? null
       : prepareEvalText(EVAL_FIELDS, request.evalText, encode, evalSeqlen, request.evalMaxChunks);
-    const calibration = sampleCalibrationFile(request.calib, (text) => encode(text, request.calib), { nsamples, seqlen, seed });
+    const calibration = sampleCalibrationFile(request.calib, (text) => encode(text, request.calib), { nsamples, seqlen, seed, hiddenSize: spec.hiddenSize });
     const proxyOptions: ProxyOptions = { target, selection, giniSubsample, seed };
     const calibrationSettings = { file: path.resolve(request.calib), sha256: '', nsamples, seqlen, seed };
     const settingsFor = (params: CrepeParams): PruneSettings => pruneSettings({ method: 'crepe', target, selection, crepe: params, calibration: calibrationSettings });
@@ -232,7 +244,7 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
           logY: true,
         });
       }
-      writeOutputs(outDir, files);
+      writeOutputs(outDir, files, request.overwrite);
       return { kind: 'validation', out: outDir, correlations: result.correlations, seconds: secondsSince(started) };
     }
 
@@ -281,7 +293,7 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
           confirmations,
           candidates: result.candidates,
         }),
-      });
+      }, request.overwrite);
       return { kind: 'pho', out: outDir, config, seconds };
     }
 
@@ -300,9 +312,10 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
     writeOutputs(outDir, {
       'crepe-config.json': json(config),
       'search-log.json': json({ strategy: 'hillclimb', seconds, bestPerK: result.bestPerK, candidates: result.candidates }),
-    });
+    }, request.overwrite);
     return { kind: 'hillclimb', out: outDir, config, seconds };
   } finally {
     model.close();
+    lock?.release();
   }
 }

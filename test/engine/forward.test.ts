@@ -21,8 +21,8 @@ for (const [variant, spec] of Object.entries(SMALL_SPEC_VARIANTS)) {
   test(`ONNX logits match the float64 reference: ${variant}`, async () => {
     const model = randomModel(spec, 1234);
     const tokens = randomTokens(23, spec.vocabSize, 99);
-    const onnxLogits = await forwardLogits(spec, model, tokens, { device: 'cpu', threads: 1 });
-    const reference = referenceLogits(spec, model, tokens);
+    const onnxLogits = await forwardLogits(model, tokens, { device: 'cpu', threads: 1 });
+    const reference = referenceLogits(model, tokens);
     assert.equal(onnxLogits.length, tokens.length * spec.vocabSize);
     // Logits must be O(1) and vary, or the comparison says nothing.
     let sumSq = 0;
@@ -38,7 +38,7 @@ test('ONNX logits match the reference across attention chunks (seqLen 300 > one 
   const spec = SMALL_SPEC_VARIANTS['llama (GQA)'];
   const model = randomModel(spec, 77);
   const tokens = randomTokens(300, spec.vocabSize, 5);
-  const diff = maxAbsDiff(await forwardLogits(spec, model, tokens, { device: 'cpu' }), referenceLogits(spec, model, tokens));
+  const diff = maxAbsDiff(await forwardLogits(model, tokens, { device: 'cpu' }), referenceLogits(model, tokens));
   assert.ok(diff < 1e-4, `max |Δlogit| = ${diff}`);
 });
 

@@ -51,9 +51,9 @@ describe('stories260K dense (golden)', () => {
     try {
       assert.deepEqual(fromGguf.spec, fromBin.spec);
       const spec = fromBin.spec;
-      const onnxBin = await forwardLogits(spec, fromBin, tokens, { device: 'cpu' });
-      const onnxGguf = await forwardLogits(spec, fromGguf, tokens, { device: 'cpu' });
-      const reference = referenceLogits(spec, fromBin, tokens);
+      const onnxBin = await forwardLogits(fromBin, tokens, { device: 'cpu' });
+      const onnxGguf = await forwardLogits(fromGguf, tokens, { device: 'cpu' });
+      const reference = referenceLogits(fromBin, tokens);
       assert.equal(reference.length, SEQ_LEN * spec.vocabSize);
 
       // The logits are far from trivial: a spread of several units across the vocabulary.

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { inspectModel } from '../../src/index.ts';
 import { DATA, GOLDEN, REPO_ROOT, WIKITEXT_TEST } from '../helpers/shared.ts';
-import { CREPE_BIN, scratchDir, storiesModelDir } from '../helpers/stories.ts';
+import { builtCrepeBin, scratchDir, storiesModelDir } from '../helpers/stories.ts';
 
 interface GoldenResult {
   method: string;
@@ -51,7 +51,7 @@ describe('stories260K pruning (golden)', () => {
       const selection = entry.selection === 'per-block' ? [] : [`--${entry.selection}`];
       const { calibration } = golden;
       const args = [
-        CREPE_BIN, 'prune', model, '--method', entry.method, ...target, ...selection,
+        builtCrepeBin(), 'prune', model, '--method', entry.method, ...target, ...selection,
         '--calib', path.join(DATA, calibration.file), '--nsamples', String(calibration.nsamples),
         '--seqlen', String(calibration.seqlen), '--seed', String(calibration.seed),
         '--eval-ppl', WIKITEXT_TEST, '--eval-seqlen', String(golden.eval.seqlen), '--out', out, '--json',

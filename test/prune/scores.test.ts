@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { perRowMask } from '../../src/prune/mask.ts';
 import { crepeScores } from '../../src/prune/scores/crepe.ts';
-import { METHODS, METHOD_NAMES, scoreMatrix } from '../../src/prune/methods.ts';
+import { METHODS, METHOD_NAMES, requiredStatistics, scoreMatrix } from '../../src/prune/methods.ts';
 import { magnitudeScores } from '../../src/prune/scores/magnitude.ts';
 import { riaScores } from '../../src/prune/scores/ria.ts';
 import { wandaScores } from '../../src/prune/scores/wanda.ts';
@@ -91,4 +91,16 @@ test('a reused output buffer gives the same scores as a fresh one', () => {
     assert.equal(reused, out);
     assert.deepEqual(reused, scoreMatrix(method, weights, 12, 20, sqNorms, params));
   }
+});
+
+test('requiredStatistics: the method\'s statistics plus those of OWL, DSnoT and reconstruction', () => {
+  const run = (method: keyof typeof METHODS, passes: { owl?: boolean; dsnot?: boolean; reconstruct?: boolean } = {}) =>
+    [...requiredStatistics({ method, owl: passes.owl ? {} : null, dsnot: passes.dsnot ? {} : null, reconstruct: Boolean(passes.reconstruct) })].sort();
+  assert.deepEqual(run('magnitude'), []);
+  assert.deepEqual(run('magnitude', { owl: true }), ['sqnorm']);
+  assert.deepEqual(run('wanda'), ['sqnorm']);
+  assert.deepEqual(run('ria', { dsnot: true }), ['moments', 'sqnorm']);
+  assert.deepEqual(run('crepe', { reconstruct: true }), ['gram', 'sqnorm']);
+  assert.deepEqual(run('sparsegpt'), ['gram']);
+  assert.deepEqual(run('sparsegpt', { owl: true }), ['gram', 'sqnorm']);
 });

@@ -85,7 +85,7 @@ test('pruneSettings refuses every bad field with a FieldError naming it', () => 
   refuses({ calibration: { ...calibration, seed: -1 } }, 'calibration.seed', /≥ 0/);
   refuses({ calibration: { ...calibration, file: '' } }, 'calibration.file', /calibration text/);
   refuses({ trueSequential: 'yes' }, 'trueSequential', /true or false/);
-  for (const percdamp of [0, -0.01, Number.NaN, Number.POSITIVE_INFINITY]) refuses({ sparsegpt: { percdamp } }, 'sparsegpt.percdamp', /positive number/);
+  for (const percdamp of [0, -0.01, 1.5, 1e308, Number.NaN, Number.POSITIVE_INFINITY]) refuses({ sparsegpt: { percdamp } }, 'sparsegpt.percdamp', /must be a number in \(0, 1\], got/);
   for (const blockSize of [0, 1.5, -128]) refuses({ sparsegpt: { blockSize } }, 'sparsegpt.blockSize', /positive integer/);
   refuses({ method: 'sparsegpt', target: { kind: 'nm', n: 2, m: 8 }, sparsegpt: { blockSize: 100 } }, 'sparsegpt.blockSize', /100 must be a multiple of m = 8/);
   refuses({ method: 'sparsegpt', reconstruct: true }, 'reconstruct', /built into method sparsegpt/);
