@@ -13,7 +13,7 @@ import {
   blockTensorNames, blockTensorShape, inputGroupWidth,
   type BlockWeights, type LinearInputGroup, type ModelSpec,
 } from '../model/spec.ts';
-import type { RopeTables } from '../model/rope.ts';
+import { rotaryDim, type RopeTables } from '../model/rope.ts';
 
 /** One linear-input group's statistics for a batch of B sequences, width d = d_in. */
 export interface GroupStats {
@@ -67,11 +67,12 @@ export class BlockEngine {
     const h = spec.hiddenSize;
     const sequences = hidden.length / (seqLen * h);
     assert.ok(Number.isInteger(sequences) && sequences >= 1, 'hidden must be [B·seqLen, hiddenSize]');
-    assert.equal(rope.cos.length, seqLen * spec.headDim, 'rope tables must be [seqLen, headDim]');
+    const r = rotaryDim(spec);
+    assert.equal(rope.cos.length, seqLen * r, 'rope tables must be [seqLen, rotaryDim]');
     const feeds: Record<string, ort.Tensor> = {
       hidden: floatTensor(hidden, [sequences * seqLen, h]),
-      cos: floatTensor(rope.cos, [seqLen, spec.headDim]),
-      sin: floatTensor(rope.sin, [seqLen, spec.headDim]),
+      cos: floatTensor(rope.cos, [seqLen, r]),
+      sin: floatTensor(rope.sin, [seqLen, r]),
     };
     for (const name of blockTensorNames(spec)) {
       const shape = blockTensorShape(spec, name);

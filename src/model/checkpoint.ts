@@ -13,8 +13,11 @@ import { UserError } from '../util/errors.ts';
 import { readModelConfig } from './config.ts';
 import { checkLayerCount } from './layer-count.ts';
 import {
-  blockTensorNames,
   blockTensorShape,
+  fusedTensors,
+  storedBlockTensorNames,
+  storedBlockTensorShape,
+  storedTensorOf,
   EMBED_NAME,
   FINAL_NORM_NAME,
   layerPrefix,
@@ -65,7 +68,18 @@ export class ModelCheckpoint {
       throw new RangeError(`layer ${layer} out of range [0, ${this.spec.numLayers})`);
     }
     const block: BlockWeights = {};
-    for (const name of blockTensorNames(this.spec)) block[name] = this.read(layerPrefix(layer) + name);
+    for (const name of storedBlockTensorNames(this.spec)) block[name] = this.read(layerPrefix(layer) + name);
+    // Fused tensors (phi3) are split into their parts, rows in order.
+    for (const { stored, parts } of fusedTensors(this.spec)) {
+      const whole = block[stored];
+      delete block[stored];
+      let row = 0;
+      for (const part of parts) {
+        const [rows, cols] = blockTensorShape(this.spec, part);
+        block[part] = whole.slice(row * cols, (row + rows) * cols);
+        row += rows;
+      }
+    }
     return block;
   }
 
@@ -158,7 +172,7 @@ function validateWeights(dir: string, spec: ModelSpec, weights: SafetensorsWeigh
   if (!spec.tieWordEmbeddings) expected.push([LM_HEAD_NAME, [spec.vocabSize, spec.hiddenSize]]);
   checkLayerCount(spec.numLayers, weights.names(), /^model\.layers\.(\d+)\./, path.join(dir, 'config.json'), 'num_hidden_layers');
   for (let layer = 0; layer < spec.numLayers; layer++) {
-    for (const name of blockTensorNames(spec)) expected.push([layerPrefix(layer) + name, blockTensorShape(spec, name)]);
+    for (const name of storedBlockTensorNames(spec)) expected.push([layerPrefix(layer) + name, storedBlockTensorShape(spec, name)]);
   }
   for (const [name, shape] of expected) {
     if (!weights.has(name)) {
@@ -171,11 +185,12 @@ function validateWeights(dir: string, spec: ModelSpec, weights: SafetensorsWeigh
     }
   }
 
-  const firstLinear = `${layerPrefix(0)}${LINEAR_NAMES[0]}.weight`;
+  const linears = [...new Set(LINEAR_NAMES.map((linear) => storedTensorOf(spec, `${linear}.weight`)))];
+  const firstLinear = `${layerPrefix(0)}${linears[0]}`;
   const weightDtype = weights.info(firstLinear).dtype;
   for (let layer = 0; layer < spec.numLayers; layer++) {
-    for (const linear of LINEAR_NAMES) {
-      const name = `${layerPrefix(layer)}${linear}.weight`;
+    for (const linear of linears) {
+      const name = `${layerPrefix(layer)}${linear}`;
       const dtype = weights.info(name).dtype;
       if (dtype !== weightDtype) {
         throw new UserError(`${dir}: tensor "${name}" is ${dtype} but "${firstLinear}" is ${weightDtype}; crepe needs one dtype for all block linears`);

@@ -7,7 +7,7 @@
 import { copyFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
-import { LINEAR_NAMES, blockTensorNames, isBlockLinearWeight, layerPrefix, type BlockWeights } from '../model/spec.ts';
+import { LINEAR_NAMES, fusedTensors, isBlockLinearWeight, layerPrefix, storedBlockTensorNames, storedTensorOf, type BlockWeights } from '../model/spec.ts';
 import type { EngineOptions } from '../engine/session.ts';
 import { publishOutputDir } from '../io/output-dir.ts';
 import { writeSafetensors, type TensorToWrite } from '../io/safetensors-writer.ts';
@@ -86,7 +86,7 @@ export async function runPrunePipeline(request: PipelineRequest): Promise<Pipeli
             }
           : undefined,
         progress,
-        roundWeight: (layer, name, weight) => roundToStoredDtype(weight, model.weights.info(layerPrefix(layer) + name).dtype),
+        roundWeight: (layer, name, weight) => roundToStoredDtype(weight, model.weights.info(layerPrefix(layer) + storedTensorOf(spec, name)).dtype),
         onTargets: async (targets, hidden) => {
           layerTargets = targets;
           await work.commitStart(settingsHash, layerTargets, hidden);
@@ -141,13 +141,30 @@ function roundToStoredDtype(weight: Float32Array, dtype: string): Float32Array {
   return weight;
 }
 
-/** Writes one layer's tensors in the checkpoint's dtypes; tensors crepe does not prune are copied byte for byte. */
+/**
+ * Writes one layer's tensors as the checkpoint stores them, in its dtypes: pruned linears from
+ * `weights` (fused ones stacked again), tensors crepe does not prune copied byte for byte.
+ */
 async function writeLayer(model: ModelCheckpoint, file: string, layer: number, weights: BlockWeights, prunable: Set<string>): Promise<void> {
-  const tensors: TensorToWrite[] = blockTensorNames(model.spec).map((name) => {
+  const fused = fusedTensors(model.spec);
+  const tensors: TensorToWrite[] = storedBlockTensorNames(model.spec).map((name) => {
     const info = model.weights.info(layerPrefix(layer) + name);
-    return { name: info.name, dtype: info.dtype, shape: info.shape, data: prunable.has(name) ? weights[name] : model.weights.readRaw(info.name) };
+    const group = fused.find((f) => f.stored === name);
+    const data = group ? stackRows(group.parts.map((part) => weights[part])) : prunable.has(name) ? weights[name] : model.weights.readRaw(info.name);
+    return { name: info.name, dtype: info.dtype, shape: info.shape, data };
   });
   await writeSafetensors(file, tensors);
+}
+
+/** Row-major matrices with the same width, one below the other. */
+function stackRows(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, part) => n + part.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
 }
 
 /**
