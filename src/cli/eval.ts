@@ -4,6 +4,7 @@ import { addAliases, addEngineOptions, positiveInt, printJson, type CliIo } from
 import { progressPrinter } from './progress.ts';
 
 interface EvalCliOptions {
+  revision?: string;
   evalPpl: string;
   seqlen?: number;
   maxChunks?: number;
@@ -16,7 +17,8 @@ export function register(program: Command, io: CliIo): void {
   const command = program
     .command('eval')
     .description('measure a model\'s perplexity on a text file (WikiText-2 protocol: non-overlapping windows, one BOS)')
-    .argument('<model>', 'Hugging Face model directory (config.json, model.safetensors, tokenizer.json)')
+    .argument('<model>', 'Hugging Face model directory (config.json, model.safetensors, tokenizer.json), or a Hub id org/name[@revision]')
+    .option('--revision <rev>', 'branch, tag or commit of a Hub id (default main)')
     .requiredOption('--eval-ppl <file>', 'text to evaluate; a wiki.*.raw file is read as the HF dataset rows joined with "\\n\\n"')
     .option('--seqlen <n>', 'window length in tokens, at most the model\'s context (default: min(2048, the context))', positiveInt('--seqlen'))
     .option('--max-chunks <k>', 'evaluate only the first K windows', positiveInt('--max-chunks'))
@@ -27,6 +29,7 @@ export function register(program: Command, io: CliIo): void {
     const { evaluatePerplexity } = await import('../workflows/eval.ts');
     const report = await evaluatePerplexity({
       model,
+      revision: opts.revision,
       text: opts.evalPpl,
       seqlen: opts.seqlen,
       maxChunks: opts.maxChunks,

@@ -6,7 +6,7 @@ import { progressPrinter } from './progress.ts';
 
 type PruneCliOptions = {
   method: MethodName; calib: string; out: string; device: 'cpu' | 'cuda'; sparsity?: number; pattern?: string; config?: string;
-  crepeVariant?: 'normalized' | 'smooth'; saveFormat: 'dense' | 'sparse-bitmask'; maxShardSize?: string; dsnotSkip?: 'mlp' | 'none'; permute?: 'reallocation' | 'lsa'; exclude?: string; evalPpl?: string;
+  crepeVariant?: 'normalized' | 'smooth'; saveFormat: 'dense' | 'sparse-bitmask'; maxShardSize?: string; revision?: string; dsnotSkip?: 'mlp' | 'none'; permute?: 'reallocation' | 'lsa'; exclude?: string; evalPpl?: string;
 } & Partial<Record<'riaA' | 'crepeK' | 'crepeAlpha' | 'crepeBeta' | 'crepeGamma' | 'crepeA' | 'nsamples' | 'seqlen' | 'seed' | 'blocksize'
   | 'percdamp' | 'owlM' | 'owlLambda' | 'dsnotCycles' | 'dsnotThreshold' | 'permuteBlocks' | 'evalSeqlen' | 'evalMaxChunks' | 'threads', number>>
   & Partial<Record<'perRow' | 'perMatrix' | 'trueSequential' | 'reconstruct' | 'owl' | 'dsnot' | 'dsnotSameSign' | 'overwrite' | 'resume' | 'json', boolean>>;
@@ -15,7 +15,8 @@ export function register(program: Command, io: CliIo, argv: readonly string[]): 
   const command = program
     .command('prune')
     .description('prune a Hugging Face model layer by layer and write the pruned checkpoint')
-    .argument('<model>', 'Hugging Face model directory')
+    .argument('<model>', 'Hugging Face model directory, or a Hub id org/name[@revision] (downloaded into the Hugging Face cache)')
+    .option('--revision <rev>', 'branch, tag or commit of a Hub id (default main)')
     .requiredOption('--method <name>', `scoring method: ${METHOD_NAMES.join(', ')}`)
     .option('--sparsity <s>', 'unstructured sparsity in (0, 1)', finiteNumber('--sparsity'))
     .option('--pattern <n:m>', 'N:M semi-structured: prune n of every m consecutive inputs per row (e.g. 2:4)')
@@ -63,6 +64,7 @@ export function register(program: Command, io: CliIo, argv: readonly string[]): 
     const crepe = { k: opts.crepeK, alpha: opts.crepeAlpha, beta: opts.crepeBeta, gamma: opts.crepeGamma, a: opts.crepeA, variant: opts.crepeVariant };
     const report = await pruneModel({
       model,
+      revision: opts.revision,
       out: opts.out,
       method: opts.method,
       target: targetOption(opts),

@@ -4,9 +4,10 @@ import { satisfiesNM } from '../prune/mask.ts';
 import { parseTarget, validateTarget, type PruneTarget } from '../prune/target.ts';
 import { checkField } from '../util/errors.ts';
 import { isBlockLinearWeight } from '../model/spec.ts';
+import { resolveModel, type HubRequest, type RunControl } from './common.ts';
 
-export interface InspectRequest {
-  /** Model directory (model.safetensors, or shards with their index). */
+export interface InspectRequest extends RunControl, HubRequest {
+  /** Model directory (model.safetensors, or shards with their index), or a Hub id (org/name[@revision]). */
   model: string;
   /** Check each block linear against this N:M pattern: "2:4" or { kind: 'nm', n: 2, m: 4 }. */
   pattern?: string | PruneTarget;
@@ -34,6 +35,7 @@ export interface InspectResult {
 
 /** Counts the zeros of every tensor of `request.model`, one tensor at a time. */
 export async function inspectModel(request: InspectRequest): Promise<InspectResult> {
+  request = { ...request, model: await resolveModel('model', request.model, request, 'model-dir') };
   const pattern = request.pattern === undefined
     ? null
     : typeof request.pattern === 'string' ? parseTarget(request.pattern, 'pattern') : validateTarget(request.pattern, 'pattern');

@@ -26,13 +26,13 @@ import { lockOutput } from '../io/output-lock.ts';
 import { sha256File } from '../util/hash.ts';
 import { checkField } from '../util/errors.ts';
 import {
-  checkInputFile, checkInteger, checkSeqlen, defaultSeqlen, engineOptions, modelEncoder, stageProgress,
-  type EngineRequest, type RunControl,
+  checkInputFile, checkInteger, resolveModel, checkSeqlen, defaultSeqlen, engineOptions, modelEncoder, stageProgress,
+  type EngineRequest, type HubRequest, type RunControl,
 } from './common.ts';
 import { EVAL_FIELDS, measurePerplexity, prepareEvalText, type EvalResult } from './eval.ts';
 
-export interface PruneRequest extends EngineRequest, RunControl {
-  /** Hugging Face model directory to prune (it is only read). */
+export interface PruneRequest extends EngineRequest, RunControl, HubRequest {
+  /** Hugging Face model directory to prune (it is only read), or a Hub id (org/name[@revision]). */
   model: string;
   /** Output model directory; must not exist unless `overwrite`. */
   out: string;
@@ -154,6 +154,7 @@ function readSpec(modelDir: string): ModelSpec {
 
 /** Prunes `request.model` and publishes the pruned checkpoint with its report at `request.out`. */
 export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
+  request = { ...request, model: await resolveModel('model', request.model, request, 'model-dir') };
   const started = Date.now();
   const engine = engineOptions(request);
   const nsamples = request.nsamples ?? 128;

@@ -30,11 +30,11 @@ import { sha256File } from '../util/hash.ts';
 import { checkField } from '../util/errors.ts';
 import {
   checkInputFile, checkInteger, checkNumber, checkSeqlen, defaultSeqlen, engineOptions, modelEncoder, secondsSince, stageProgress,
-  type EngineRequest, type RunControl,
+  resolveModel, type EngineRequest, type HubRequest, type RunControl,
 } from './common.ts';
 import { EVAL_FIELDS, prepareEvalText } from './eval.ts';
 
-export interface SearchRequest extends EngineRequest, RunControl {
+export interface SearchRequest extends EngineRequest, RunControl, HubRequest {
   /** Hugging Face model directory (only read). */
   model: string;
   /** Output directory; must not exist unless `overwrite`. */
@@ -159,6 +159,7 @@ function kSetOf(request: SearchRequest, start: CrepeParams | undefined): number[
 
 /** Runs the search (or the validation) that `request` describes and writes its outputs. */
 export async function searchCoefficients(request: SearchRequest): Promise<SearchResult> {
+  request = { ...request, model: await resolveModel('model', request.model, request, 'model-dir') };
   const started = performance.now();
   const engine = engineOptions(request);
   const target = validateTarget(request.target, 'target');
