@@ -107,10 +107,10 @@ export async function measurePerplexity(modelDir: string, text: EvalText, engine
 
 /** Measures the perplexity of `request.model` on `request.text`. */
 export async function evaluatePerplexity(request: EvalRequest): Promise<EvalResult> {
-  request = { ...request, model: await resolveModel('model', request.model, request, 'model-dir') };
   const started = performance.now();
   const engine = engineOptions(request);
   checkInputFile('text', request.text);
+  request = { ...request, model: await resolveModel('model', request.model, request, 'model-dir') };
   const model = ModelCheckpoint.open(request.model);
   const spec = model.spec;
   model.close();

@@ -154,7 +154,6 @@ function readSpec(modelDir: string): ModelSpec {
 
 /** Prunes `request.model` and publishes the pruned checkpoint with its report at `request.out`. */
 export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
-  request = { ...request, model: await resolveModel('model', request.model, request, 'model-dir') };
   const started = Date.now();
   const engine = engineOptions(request);
   const nsamples = request.nsamples ?? 128;
@@ -163,11 +162,13 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
   checkInteger('seed', seed, 0);
   checkInputFile('calib', request.calib);
   if (request.evalText !== undefined) checkInputFile('evalText', request.evalText);
+  const output = outputOptions(request);
+  // The model is fetched (when it is a Hub id) once the request's own fields are known to be good.
+  request = { ...request, model: await resolveModel('model', request.model, request, 'model-dir') };
   const outDir = checkOutputDir(request.out, {
     overwrite: request.overwrite,
     inputs: [request.model, request.calib, request.evalText, request.crepeConfig],
   });
-  const output = outputOptions(request);
   const spec = readSpec(request.model);
   const seqlen = request.seqlen ?? defaultSeqlen(spec);
   checkSeqlen('seqlen', seqlen, spec);

@@ -159,7 +159,6 @@ function kSetOf(request: SearchRequest, start: CrepeParams | undefined): number[
 
 /** Runs the search (or the validation) that `request` describes and writes its outputs. */
 export async function searchCoefficients(request: SearchRequest): Promise<SearchResult> {
-  request = { ...request, model: await resolveModel('model', request.model, request, 'model-dir') };
   const started = performance.now();
   const engine = engineOptions(request);
   const target = validateTarget(request.target, 'target');
@@ -176,6 +175,7 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
   if (needsHeldOut) checkField(request.evalText !== undefined, 'evalText', 'is needed: hill climbing, validate and confirm measure real perplexity on held-out text');
   if (request.evalText !== undefined) checkInputFile('evalText', request.evalText);
   const measured = request.proxyFrom !== undefined ? proxyFromValidation(request.proxyFrom) : null;
+  request = { ...request, model: await resolveModel('model', request.model, request, 'model-dir') };
   const outDir = checkOutputDir(request.out, {
     overwrite: request.overwrite,
     inputs: [request.model, request.calib, request.evalText, request.crepeConfig, request.proxyFrom],

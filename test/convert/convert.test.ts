@@ -172,7 +172,7 @@ describe('converting stories260K (GGUF v1 and llama2.c .bin)', () => {
     rmSync(path.join(target, 'stale.txt'));
     await convertToHuggingFace(STORIES_GGUF, target, { overwrite: true }); // an empty directory may be replaced
     await convertToHuggingFace(STORIES_GGUF, target, { overwrite: true }); // and so may crepe's own output
-    assert.deepEqual(readdirSync(target).sort(), ['.crepe-output', 'config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']);
+    assert.deepEqual(readdirSync(target).sort(), ['.crepe-output', 'config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer.model', 'tokenizer_config.json']);
     await expectUserError(convertToHuggingFace(STORIES_GGUF, path.dirname(STORIES_GGUF), { overwrite: true }), /holds the input/);
   });
 });
