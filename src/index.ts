@@ -23,6 +23,7 @@ export { UserError, FieldError } from './util/errors.ts';
 
 // Models: a checkpoint read block by block, its spec, its tokenizer.
 export { ModelCheckpoint } from './model/checkpoint.ts';
+export type { ModelSource } from './model/source.ts';
 export { readModelConfig, parseModelConfig } from './model/config.ts';
 export { LINEAR_NAMES, type LinearName, type ModelSpec, type BlockWeights } from './model/spec.ts';
 export { TextTokenizer } from './model/tokenizer.ts';

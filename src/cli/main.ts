@@ -48,7 +48,8 @@ function systemErrorLine(error: NodeJS.ErrnoException): string {
 /** The exit code of a failed run, after telling the user why on stderr. */
 function failure(error: unknown, io: CliIo): number {
   if (error instanceof UserError) {
-    io.stderr.write(`crepe: ${userMessage(error)}\n`);
+    // One line, whatever the message quotes (a corrupt file's text may hold line breaks).
+    io.stderr.write(`crepe: ${userMessage(error).replace(/\s*[\r\n]+\s*/g, ' ')}\n`);
     return 2;
   }
   // Commander has printed its message (or the help) already.

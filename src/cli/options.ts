@@ -4,6 +4,7 @@
  * aliases for old flag spellings, and the engine options.
  */
 import { Option, type Command } from 'commander';
+import type { TextsRequest } from '../workflows/texts.ts';
 import { parseTarget, type PruneTarget, type Selection } from '../prune/target.ts';
 import { FieldError, UserError } from '../util/errors.ts';
 
@@ -56,6 +57,45 @@ export function selectionOption(opts: { perRow?: boolean; perMatrix?: boolean })
   return opts.perRow ? 'per-row' : opts.perMatrix ? 'per-matrix' : undefined;
 }
 
+/** The calibration and held-out text options of prune and search, as parsed. */
+export interface TextsOptions {
+  calib: string;
+  nsamples?: number;
+  seqlen?: number;
+  seed?: number;
+  evalPpl?: string;
+  evalSeqlen?: number;
+  evalMaxChunks?: number;
+}
+
+/**
+ * --calib, --nsamples, --seqlen, --seed, and --eval-ppl, --eval-seqlen, --eval-max-chunks with
+ * `evalHelp` describing what the measured text is for.
+ */
+export function addTextsOptions(command: Command, help: { seed: string; evalPpl: string }): void {
+  command
+    .requiredOption('--calib <file>', 'calibration text: JSON Lines with a "text" field (C4 protocol) or plain text')
+    .option('--nsamples <n>', 'calibration windows (default 128)', positiveInt('--nsamples'))
+    .option('--seqlen <n>', 'tokens per calibration window, at most the model\'s context (default: min(2048, the context))', positiveInt('--seqlen'))
+    .option('--seed <n>', help.seed, nonNegativeInt('--seed'))
+    .option('--eval-ppl <file>', help.evalPpl)
+    .option('--eval-seqlen <n>', 'perplexity window (default: --seqlen)', positiveInt('--eval-seqlen'))
+    .option('--eval-max-chunks <k>', 'use only the first K windows of --eval-ppl', positiveInt('--eval-max-chunks'));
+}
+
+/** The request fields of the text options. */
+export function textsFields(opts: TextsOptions): TextsRequest {
+  return {
+    calib: opts.calib,
+    nsamples: opts.nsamples,
+    seqlen: opts.seqlen,
+    seed: opts.seed,
+    evalText: opts.evalPpl,
+    evalSeqlen: opts.evalSeqlen,
+    evalMaxChunks: opts.evalMaxChunks,
+  };
+}
+
 /** --device and --threads, added to every command that runs the model. */
 export function addEngineOptions(command: Command): void {
   command.addOption(new Option('--device <device>', 'execution provider').choices(['cpu', 'cuda']).default('cpu'));
@@ -88,7 +128,9 @@ export function addAliases(command: Command, aliases: Record<string, string>): v
 const FIELD_FLAGS: Readonly<Record<string, string>> = {
   model: '',
   input: '',
-  target: '--sparsity/--pattern',
+  // The command line reads --sparsity and --pattern itself (parseTarget with those fields), so a
+  // target the library refuses later is an N:M pattern that does not fit the model.
+  target: '--pattern',
   selection: '--per-row/--per-matrix',
   text: '--eval-ppl',
   evalText: '--eval-ppl',

@@ -1,14 +1,16 @@
 /** `crepe prune`: calibrate, prune layer by layer, write the pruned checkpoint and its report. */
 import { Option, type Command } from 'commander';
 import { METHOD_NAMES, type MethodName } from '../prune/methods.ts';
-import { addEngineOptions, finiteNumber, nonNegativeInt, positiveInt, printJson, selectionOption, targetOption, type CliIo } from './options.ts';
+import {
+  addEngineOptions, addTextsOptions, finiteNumber, positiveInt, printJson, selectionOption, targetOption, textsFields, type CliIo, type TextsOptions,
+} from './options.ts';
 import { progressPrinter } from './progress.ts';
 
 type PruneCliOptions = {
-  method: MethodName; calib: string; out: string; device: 'cpu' | 'cuda'; sparsity?: number; pattern?: string; config?: string;
-  crepeVariant?: 'normalized' | 'smooth'; saveFormat: 'dense' | 'sparse-bitmask'; maxShardSize?: string; revision?: string; dsnotSkip?: 'mlp' | 'none'; permute?: 'reallocation' | 'lsa'; exclude?: string; evalPpl?: string;
-} & Partial<Record<'riaA' | 'crepeK' | 'crepeAlpha' | 'crepeBeta' | 'crepeGamma' | 'crepeA' | 'nsamples' | 'seqlen' | 'seed' | 'blocksize'
-  | 'percdamp' | 'owlM' | 'owlLambda' | 'dsnotCycles' | 'dsnotThreshold' | 'permuteBlocks' | 'evalSeqlen' | 'evalMaxChunks' | 'threads', number>>
+  method: MethodName; out: string; device: 'cpu' | 'cuda'; sparsity?: number; pattern?: string; config?: string;
+  crepeVariant?: 'normalized' | 'smooth'; saveFormat: 'dense' | 'sparse-bitmask'; maxShardSize?: string; revision?: string; dsnotSkip?: 'mlp' | 'none'; permute?: 'reallocation' | 'lsa'; exclude?: string;
+} & TextsOptions & Partial<Record<'riaA' | 'crepeK' | 'crepeAlpha' | 'crepeBeta' | 'crepeGamma' | 'crepeA' | 'blocksize'
+  | 'percdamp' | 'owlM' | 'owlLambda' | 'dsnotCycles' | 'dsnotThreshold' | 'permuteBlocks' | 'threads', number>>
   & Partial<Record<'perRow' | 'perMatrix' | 'trueSequential' | 'reconstruct' | 'owl' | 'dsnot' | 'dsnotSameSign' | 'overwrite' | 'resume' | 'json', boolean>>;
 
 export function register(program: Command, io: CliIo, argv: readonly string[]): void {
@@ -30,10 +32,6 @@ export function register(program: Command, io: CliIo, argv: readonly string[]): 
     .option('--crepe-gamma <x>', 'CRePE neighbourhood coefficient', finiteNumber('--crepe-gamma'))
     .option('--crepe-a <x>', 'CRePE activation exponent', finiteNumber('--crepe-a'))
     .addOption(new Option('--crepe-variant <v>', 'CRePE neighbourhood term').choices(['normalized', 'smooth']))
-    .requiredOption('--calib <file>', 'calibration text: JSON Lines with a "text" field (C4 protocol) or plain text')
-    .option('--nsamples <n>', 'calibration windows (default 128)', positiveInt('--nsamples'))
-    .option('--seqlen <n>', 'tokens per calibration window, at most the model\'s context (default: min(2048, the context))', positiveInt('--seqlen'))
-    .option('--seed <n>', 'calibration sampler seed, as Python\'s random.seed (default 0)', nonNegativeInt('--seed'))
     .option('--true-sequential', 'collect statistics group by group on the partly pruned block')
     .option('--blocksize <n>', 'SparseGPT column block (default 128)', positiveInt('--blocksize'))
     .option('--percdamp <x>', 'SparseGPT dampening, fraction of the mean Hessian diagonal (default 0.01)', finiteNumber('--percdamp'))
@@ -54,10 +52,11 @@ export function register(program: Command, io: CliIo, argv: readonly string[]): 
     .option('--max-shard-size <s>', 'largest weight file, e.g. 2GB or 500MiB; larger models are sharded with an index (default 5GB)')
     .option('--overwrite', 'replace an existing output directory')
     .option('--resume', 'continue an interrupted run from its last finished layer')
-    .option('--eval-ppl <file>', 'measure the pruned model\'s perplexity on this text (checked before pruning starts)')
-    .option('--eval-seqlen <n>', 'perplexity window (default: --seqlen)', positiveInt('--eval-seqlen'))
-    .option('--eval-max-chunks <k>', 'evaluate only the first K windows', positiveInt('--eval-max-chunks'))
     .option('--json', 'print the report as JSON');
+  addTextsOptions(command, {
+    seed: 'calibration sampler seed, as Python\'s random.seed (default 0)',
+    evalPpl: 'measure the pruned model\'s perplexity on this text (checked before pruning starts)',
+  });
   addEngineOptions(command);
   command.action(async (model: string, opts: PruneCliOptions) => {
     const { pruneModel } = await import('../workflows/prune.ts');
@@ -69,10 +68,7 @@ export function register(program: Command, io: CliIo, argv: readonly string[]): 
       method: opts.method,
       target: targetOption(opts),
       selection: selectionOption(opts),
-      calib: opts.calib,
-      nsamples: opts.nsamples,
-      seqlen: opts.seqlen,
-      seed: opts.seed,
+      ...textsFields(opts),
       riaA: opts.riaA,
       crepeConfig: opts.config,
       crepe,
@@ -87,9 +83,6 @@ export function register(program: Command, io: CliIo, argv: readonly string[]): 
       saveFormat: opts.saveFormat,
       maxShardSize: opts.maxShardSize,
       resume: opts.resume,
-      evalText: opts.evalPpl,
-      evalSeqlen: opts.evalSeqlen,
-      evalMaxChunks: opts.evalMaxChunks,
       command: ['crepe', ...argv].join(' '),
       device: opts.device,
       threads: opts.threads,

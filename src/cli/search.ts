@@ -7,15 +7,16 @@ import { Option, type Command } from 'commander';
 import { PROXY_NAMES, type ProxyName } from '../search/proxy-defaults.ts';
 import { UserError } from '../util/errors.ts';
 import {
-  addAliases, addEngineOptions, finiteNumber, nonNegativeInt, positiveInt, printJson, selectionOption, targetOption, type CliIo,
+  addAliases, addEngineOptions, addTextsOptions, finiteNumber, nonNegativeInt, positiveInt, printJson, selectionOption, targetOption, textsFields,
+  type CliIo, type TextsOptions,
 } from './options.ts';
 import { progressPrinter } from './progress.ts';
 
 type SearchCliOptions = {
-  strategy: 'pho' | 'hillclimb'; calib: string; out: string; device: 'cpu' | 'cuda'; sparsity?: number; pattern?: string;
+  strategy: 'pho' | 'hillclimb'; out: string; device: 'cpu' | 'cuda'; sparsity?: number; pattern?: string;
   crepeK?: string; config?: string; proxy?: ProxyName; proxySign?: '+1' | '-1'; proxyFrom?: string; giniSubsample?: string;
-  crepeVariant?: 'normalized' | 'smooth'; evalPpl?: string; revision?: string;
-} & Partial<Record<'validate' | 'budget' | 'crepeA' | 'sigma0' | 'confirm' | 'evalSeqlen' | 'evalMaxChunks' | 'nsamples' | 'seqlen' | 'seed' | 'threads', number>>
+  crepeVariant?: 'normalized' | 'smooth'; revision?: string;
+} & TextsOptions & Partial<Record<'validate' | 'budget' | 'crepeA' | 'sigma0' | 'confirm' | 'threads', number>>
   & Partial<Record<'perRow' | 'perMatrix' | 'searchA' | 'overwrite' | 'json', boolean>>;
 
 /** "1,3,5" → [1, 3, 5] (the library checks that they are odd and positive). */
@@ -33,7 +34,6 @@ export function register(program: Command, io: CliIo): void {
     .option('--revision <rev>', 'branch, tag or commit of a Hub id (default main)')
     .addOption(new Option('--strategy <s>', 'pho: CMA-ES on a proxy; hillclimb: coordinate search on real held-out PPL').choices(['pho', 'hillclimb']).default('pho'))
     .option('--validate <n>', 'instead of searching, measure proxy vs real PPL on N ≥ 3 random configurations', positiveInt('--validate'))
-    .requiredOption('--calib <file>', 'calibration text (JSON Lines with "text", or plain text)')
     .option('--sparsity <s>', 'unstructured sparsity in (0, 1)', finiteNumber('--sparsity'))
     .option('--pattern <n:m>', 'N:M pattern, e.g. 2:4')
     .option('--per-row', 'per-row selection (default: one threshold per matrix)')
@@ -50,15 +50,13 @@ export function register(program: Command, io: CliIo): void {
     .addOption(new Option('--crepe-variant <v>', 'neighbourhood term (default normalized)').choices(['normalized', 'smooth']))
     .option('--sigma0 <x>', 'CMA-ES initial step in log-ratio units (default 1.5)', finiteNumber('--sigma0'))
     .option('--confirm <n>', 'PHO: give the best candidates of the N best window sizes one real held-out trial each and keep the best (needs --eval-ppl)', nonNegativeInt('--confirm'))
-    .option('--eval-ppl <file>', 'held-out text for real PPL (hillclimb, --validate, --confirm)')
-    .option('--eval-seqlen <n>', 'held-out window (default: --seqlen)', positiveInt('--eval-seqlen'))
-    .option('--eval-max-chunks <k>', 'use only the first K held-out windows', positiveInt('--eval-max-chunks'))
-    .option('--nsamples <n>', 'calibration windows (default 128)', positiveInt('--nsamples'))
-    .option('--seqlen <n>', 'tokens per calibration window, at most the model\'s context', positiveInt('--seqlen'))
-    .option('--seed <n>', 'calibration and search seed (default 0)', nonNegativeInt('--seed'))
     .requiredOption('--out <dir>', 'output directory (crepe-config.json, search-log.json; validation.json and plots)')
     .option('--overwrite', 'replace an existing output directory')
     .option('--json', 'print the result as JSON');
+  addTextsOptions(command, {
+    seed: 'calibration and search seed (default 0)',
+    evalPpl: 'held-out text for real PPL (hillclimb, --validate, --confirm)',
+  });
   addEngineOptions(command);
   addAliases(command, {
     '--k': '--crepe-k', '--a': '--crepe-a', '--variant': '--crepe-variant',
@@ -76,10 +74,7 @@ export function register(program: Command, io: CliIo): void {
       validate: opts.validate,
       target: targetOption(opts),
       selection: selectionOption(opts),
-      calib: opts.calib,
-      nsamples: opts.nsamples,
-      seqlen: opts.seqlen,
-      seed: opts.seed,
+      ...textsFields(opts),
       kSet: opts.crepeK === undefined ? undefined : kList(opts.crepeK),
       crepeConfig: opts.config,
       budget: opts.budget,
@@ -91,9 +86,6 @@ export function register(program: Command, io: CliIo): void {
       crepe: { a: opts.crepeA, variant: opts.crepeVariant },
       sigma0: opts.sigma0,
       confirm: opts.confirm,
-      evalText: opts.evalPpl,
-      evalSeqlen: opts.evalSeqlen,
-      evalMaxChunks: opts.evalMaxChunks,
       device: opts.device,
       threads: opts.threads,
       onProgress: progressPrinter(io),

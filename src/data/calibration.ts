@@ -11,7 +11,7 @@ import { endianness, totalmem } from 'node:os';
 import { createHash } from 'node:crypto';
 import { PyRandom } from './mt19937.ts';
 import { readEvalText, readJsonlDocuments } from './text-sources.ts';
-import { UserError, check } from '../util/errors.ts';
+import { UserError, check, checkField } from '../util/errors.ts';
 
 /** Tokenises one text; the result starts with BOS, as HF's slow Llama tokenizer does by default. */
 export type Encode = (text: string) => Int32Array;
@@ -72,8 +72,8 @@ export function sampleC4Windows(documents: readonly string[], encode: Encode, op
       shortCount++;
       if (shortCount === docCount) {
         throw new UserError(
-          `${source}: no document has more than --seqlen ${seqlen} tokens (all ${docCount} checked); ` +
-            'use a smaller --seqlen or longer documents',
+          `${source}: no document has more than seqlen ${seqlen} tokens (all ${docCount} checked); ` +
+            'use a smaller seqlen or longer documents',
         );
       }
     }
@@ -93,7 +93,7 @@ export function sampleTextWindows(tokens: Int32Array, opts: WindowOptions): Text
     tokens.length > seqlen,
     () =>
       `${opts.source ?? 'calibration text'}: ${tokens.length} tokens is too short for one window of ` +
-      `--seqlen ${seqlen} (needs at least ${seqlen + 1})`,
+      `seqlen ${seqlen} (needs at least ${seqlen + 1})`,
   );
   const rng = new PyRandom(opts.seed);
   const windows: Int32Array[] = [];
@@ -153,9 +153,10 @@ export function sampleCalibrationFile(filePath: string, encode: Encode, opts: Ca
 }
 
 function checkWindowSupply(nsamples: number, seqlen: number, distinct: number, source: string): void {
-  check(
+  checkField(
     nsamples <= distinct,
-    () => `--nsamples ${nsamples}: ${source} can provide at most ${distinct} distinct windows of --seqlen ${seqlen} tokens; ask for fewer samples or give more calibration text`,
+    'nsamples',
+    () => `${nsamples}: ${source} can provide at most ${distinct} distinct windows of seqlen ${seqlen} tokens; ask for fewer samples or give more calibration text`,
   );
 }
 
@@ -164,9 +165,10 @@ export function checkActivationMemory(nsamples: number, seqlen: number, hiddenSi
   const bytes = 2 * nsamples * seqlen * hiddenSize * 4;
   const memory = totalmem();
   const gib = (n: number) => `${(n / 2 ** 30).toFixed(1)} GiB`;
-  check(
+  checkField(
     bytes <= memory,
-    () => `--nsamples ${nsamples} × --seqlen ${seqlen}: the calibration activations need ${gib(bytes)} (2 × nsamples × seqlen × hidden ${hiddenSize} × 4 bytes), more than this machine's ${gib(memory)} of memory`,
+    'nsamples',
+    () => `${nsamples} × seqlen ${seqlen}: the calibration activations need ${gib(bytes)} (2 × nsamples × seqlen × hidden ${hiddenSize} × 4 bytes), more than this machine's ${gib(memory)} of memory`,
   );
 }
 
@@ -187,7 +189,7 @@ export function windowsSha256(windows: readonly Int32Array[]): string {
 }
 
 function validateOptions(opts: WindowOptions): void {
-  check(Number.isSafeInteger(opts.nsamples) && opts.nsamples >= 1, `--nsamples must be a positive integer, got ${opts.nsamples}`);
-  check(Number.isSafeInteger(opts.seqlen) && opts.seqlen >= 1, `--seqlen must be a positive integer, got ${opts.seqlen}`);
-  check(Number.isSafeInteger(opts.seed), `--seed must be an integer, got ${opts.seed}`);
+  checkField(Number.isSafeInteger(opts.nsamples) && opts.nsamples >= 1, 'nsamples', `must be a positive integer, got ${opts.nsamples}`);
+  checkField(Number.isSafeInteger(opts.seqlen) && opts.seqlen >= 1, 'seqlen', `must be a positive integer, got ${opts.seqlen}`);
+  checkField(Number.isSafeInteger(opts.seed), 'seed', `must be an integer, got ${opts.seed}`);
 }

@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { UserError } from '../util/errors.ts';
-import { INPUT_KINDS, decodeUtf8, formatBytes, readInputFile } from '../io/input-file.ts';
+import { INPUT_KINDS, decodeUtf8, formatBytes, parseJson, readInputFile } from '../io/input-file.ts';
 
 /** Reads a whole file as strict UTF-8 (a BOM is kept as U+FEFF, as Python's 'utf-8' codec does). */
 export function readTextFile(filePath: string): string {
@@ -61,12 +61,7 @@ export function readJsonlDocuments(filePath: string): string[] {
     const line = decodeUtf8(bytes.subarray(lineStart, lineEnd), `${filePath} line ${lineNumber}`);
     lineStart = lineEnd + 1;
     if (line.trim() === '') continue;
-    let record: unknown;
-    try {
-      record = JSON.parse(line);
-    } catch (err) {
-      throw new UserError(`${filePath} line ${lineNumber}: not valid JSON (${(err as Error).message})`);
-    }
+    const record = parseJson(line, `${filePath} line ${lineNumber}`);
     const text = typeof record === 'object' && record !== null ? (record as { text?: unknown }).text : undefined;
     if (typeof text !== 'string') {
       throw new UserError(`${filePath} line ${lineNumber}: expected a JSON object with a string field "text"`);

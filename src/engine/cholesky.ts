@@ -18,6 +18,7 @@
  */
 import { inverseRowPanel, panelSolve, type LinalgPrecision } from './linalg-graphs.ts';
 import type { EngineOptions } from './session.ts';
+import { invariant } from '../util/errors.ts';
 
 /** Thrown when a pivot is not positive: the matrix is not (numerically) positive definite. */
 export class NotPositiveDefiniteError extends Error {
@@ -39,7 +40,7 @@ export function choleskyInverseUpper(H: Float64Array, d: number): Float64Array {
 
 /** Same as choleskyInverseUpper, overwriting (and returning) H. */
 export function choleskyInverseUpperInPlace(H: Float64Array, d: number): Float64Array {
-  if (H.length !== d * d) throw new Error(`choleskyInverseUpper: expected ${d}×${d} entries, got ${H.length}`);
+  invariant(H.length === d * d, () => `choleskyInverseUpper: expected ${d}×${d} entries, got ${H.length}`);
   H.reverse(); // J·H·J
   choleskyLowerInPlace(H, d);
   invertLowerInPlace(H, d);
@@ -190,7 +191,7 @@ const MIN_ORT_WIDTH = 512;
  * become 2d³/3 (the waste buys one large GEMM per panel).
  */
 export async function choleskyInverseUpperBlocked(H: Float64Array, d: number, options: BlockedCholeskyOptions = {}): Promise<Float64Array> {
-  if (H.length !== d * d) throw new Error(`choleskyInverseUpper: expected ${d}×${d} entries, got ${H.length}`);
+  invariant(H.length === d * d, () => `choleskyInverseUpper: expected ${d}×${d} entries, got ${H.length}`);
   if (d < (options.minOrtWidth ?? MIN_ORT_WIDTH)) return choleskyInverseUpperInPlace(H, d);
   const precision = options.precision ?? 'float64';
   const panel = options.panel ?? BLOCKED_PANEL;

@@ -7,6 +7,7 @@ import { HeadEngine } from './head-engine.ts';
 import type { EngineOptions } from './session.ts';
 import { ropeTables } from '../model/rope.ts';
 import type { ModelSource } from '../model/source.ts';
+import { invariant } from '../util/errors.ts';
 
 /** Rows of `embedding` [vocab, hiddenSize] for each token: [tokens.length, hiddenSize]. */
 export function embed(tokens: Int32Array, embedding: Float32Array, hiddenSize: number): Float32Array {
@@ -14,7 +15,7 @@ export function embed(tokens: Int32Array, embedding: Float32Array, hiddenSize: n
   const out = new Float32Array(tokens.length * hiddenSize);
   for (let t = 0; t < tokens.length; t++) {
     const id = tokens[t];
-    if (!(id >= 0 && id < vocab)) throw new RangeError(`token id ${id} outside the vocabulary [0, ${vocab})`);
+    invariant(id >= 0 && id < vocab, () => `token id ${id} outside the vocabulary [0, ${vocab})`);
     out.set(embedding.subarray(id * hiddenSize, (id + 1) * hiddenSize), t * hiddenSize);
   }
   return out;

@@ -11,6 +11,7 @@
 import onnxProto from 'onnx-proto';
 import ort from 'onnxruntime-node';
 import { createSession, type EngineOptions, type Session } from './session.ts';
+import { invariant } from '../util/errors.ts';
 
 const onnx = onnxProto.onnx;
 const INT64 = onnx.TensorProto.DataType.INT64;
@@ -128,7 +129,7 @@ function precisionOf(data: LinalgMatrix): LinalgPrecision {
 }
 
 function matrix(data: LinalgMatrix, rows: number, cols: number): ort.Tensor {
-  if (data.length < rows * cols) throw new Error(`linalg: ${rows}×${cols} matrix over ${data.length} values`);
+  invariant(data.length >= rows * cols, () => `linalg: ${rows}×${cols} matrix over ${data.length} values`);
   const view = data.length === rows * cols ? data : data.subarray(0, rows * cols);
   return new ort.Tensor(precisionOf(data), view, [rows, cols]);
 }
@@ -141,7 +142,7 @@ function corner(row: number, col: number): ort.Tensor {
 async function runGraph(kind: GraphKind, precision: LinalgPrecision, engine: EngineOptions, feeds: Record<string, ort.Tensor>): Promise<LinalgMatrix> {
   const result = (await (await session(kind, precision, engine)).run(feeds)).y;
   const data = result.data;
-  if (!(data instanceof Float32Array || data instanceof Float64Array)) throw new Error(`linalg ${kind}: unexpected output type`);
+  invariant(data instanceof Float32Array || data instanceof Float64Array, () => `linalg ${kind}: unexpected output type`);
   return data;
 }
 

@@ -51,7 +51,7 @@ export async function perplexity(model: ModelSource, tokens: Int32Array, opts: P
   const { spec } = model;
   const { seqlen } = opts;
   const windows = windowCount(tokens.length, seqlen, opts.maxChunks);
-  check(windows >= 1, `the evaluation text has ${tokens.length} tokens, fewer than one window of --seqlen ${seqlen}`);
+  check(windows >= 1, `the evaluation text has ${tokens.length} tokens, fewer than one window of seqlen ${seqlen}`);
 
   const rope = ropeTables(spec, seqlen);
   const blockEngine = await BlockEngine.create(spec, seqlen, { ...opts, stats: 'none' });

@@ -130,11 +130,18 @@ export function readInputText(filePath: string, kind: InputKind, label?: string)
 
 /** The file parsed as JSON; a parse failure names the file. */
 export function readInputJson(filePath: string, kind: InputKind, label?: string): unknown {
-  const text = readInputText(filePath, kind, label);
+  return parseJson(readInputText(filePath, kind, label), named(filePath, label));
+}
+
+/**
+ * `text` parsed as JSON, or a UserError "<where>: not valid JSON (<reason>)" on one line (V8's
+ * reason quotes the text around the error, newlines included).
+ */
+export function parseJson(text: string, where: string): unknown {
   try {
     return JSON.parse(text);
   } catch (error) {
-    throw new UserError(`${named(filePath, label)}: not valid JSON (${(error as Error).message})`);
+    throw new UserError(`${where}: not valid JSON (${(error as Error).message.replace(/\s+/g, ' ')})`);
   }
 }
 

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { UserError } from '../util/errors.ts';
 import { bf16ToF32, f16ToF32 } from '../util/float16.ts';
 import { openForReading, readBytesAt } from './read-at.ts';
-import { readInputText } from './input-file.ts';
+import { parseJson, readInputText } from './input-file.ts';
 import { bitmaskDecompress, readIntegers } from './sparse-bitmask.ts';
 
 /** Element types crepe reads and writes. */
@@ -183,12 +183,7 @@ function parseHeader(headerBytes: Uint8Array, dataStart: number, dataBytes: numb
   } catch {
     return fail('header is not valid UTF-8');
   }
-  let header: unknown;
-  try {
-    header = JSON.parse(headerText);
-  } catch (error) {
-    return fail(`header is not valid JSON (${(error as Error).message})`);
-  }
+  const header = parseJson(headerText, `${file}: header`);
   if (!isPlainObject(header)) return fail('header must be a JSON object');
   const duplicate = findDuplicateKey(headerText);
   if (duplicate) {
@@ -322,12 +317,7 @@ function readWeightMap(indexPath: string): Map<string, string> {
     throw new UserError(`${indexPath}: ${problem}`);
   };
   const text = readInputText(indexPath, 'json');
-  let index: unknown;
-  try {
-    index = JSON.parse(text);
-  } catch (error) {
-    return fail(`not valid JSON (${(error as Error).message})`);
-  }
+  const index = parseJson(text, indexPath);
   if (!isPlainObject(index) || !isPlainObject(index.weight_map)) return fail('expected an object with a "weight_map" object');
   const duplicate = findDuplicateKey(text);
   if (duplicate) fail(`duplicate key "${duplicate.key}" (a tensor listed twice?)`);

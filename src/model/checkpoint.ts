@@ -9,7 +9,7 @@ import { closeSync, openSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { SafetensorsWeights, decodeToF32, isDType, type DType, type RawTensorInfo, type TensorInfo } from '../io/safetensors.ts';
 import { readBytesAt } from '../io/read-at.ts';
-import { UserError } from '../util/errors.ts';
+import { UserError, invariant } from '../util/errors.ts';
 import { readModelConfig } from './config.ts';
 import { checkLayerCount } from './layer-count.ts';
 import {
@@ -64,9 +64,7 @@ export class ModelCheckpoint {
 
   /** Every tensor of decoder block `layer`, keyed by its name inside the block, as float32. */
   readBlock(layer: number): BlockWeights {
-    if (!Number.isInteger(layer) || layer < 0 || layer >= this.spec.numLayers) {
-      throw new RangeError(`layer ${layer} out of range [0, ${this.spec.numLayers})`);
-    }
+    invariant(Number.isInteger(layer) && layer >= 0 && layer < this.spec.numLayers, () => `layer ${layer} out of range [0, ${this.spec.numLayers})`);
     const block: BlockWeights = {};
     for (const name of storedBlockTensorNames(this.spec)) block[name] = this.read(layerPrefix(layer) + name);
     // Fused tensors (phi3) are split into their parts, rows in order.

@@ -245,9 +245,3 @@ export function buildTokenizerConfig(vocab: SentencePieceVocabulary, modelMaxLen
   };
 }
 
-/** The tokenizer files of a model directory: tokenizer.json, tokenizer_config.json, tokenizer.model. */
-export async function writeTokenizerFiles(dir: string, vocab: SentencePieceVocabulary, modelMaxLength: number): Promise<void> {
-  await atomicWriteJson(path.join(dir, 'tokenizer.json'), buildTokenizerJson(vocab));
-  await atomicWriteJson(path.join(dir, 'tokenizer_config.json'), buildTokenizerConfig(vocab, modelMaxLength));
-  await atomicWriteFile(path.join(dir, 'tokenizer.model'), encodeSentencePieceModel(vocab));
-}

@@ -14,7 +14,7 @@ import { BlockEngine } from '../engine/block-engine.ts';
 import type { StatsMode } from '../engine/block-graph.ts';
 import { embed } from '../engine/forward.ts';
 import type { EngineOptions } from '../engine/session.ts';
-import { check } from '../util/errors.ts';
+import { checkField } from '../util/errors.ts';
 import type { Progress } from '../util/progress.ts';
 import { collectStatistics } from './calibration-stats.ts';
 import { pruneLinear, type LinearReport } from './prune-linear.ts';
@@ -77,7 +77,7 @@ export function validateAgainstModel(spec: ModelSpec, settings: PruneSettings): 
   for (const linear of LINEAR_NAMES) {
     if (settings.exclude?.includes(linear)) continue;
     const [, dIn] = linearShape(spec, linear);
-    check(dIn % m === 0, `--pattern ${n}:${m}: ${linear} has ${dIn} inputs, not a multiple of ${m} (leave it dense with --exclude ${linear})`);
+    checkField(dIn % m === 0, 'target', `${n}:${m}: ${linear} has ${dIn} inputs, not a multiple of ${m} (leave it dense with exclude ${linear})`);
   }
 }
 

@@ -14,6 +14,7 @@
  */
 import { kthSmallest, kthSmallestInRange } from '../util/select.ts';
 import type { PruneTarget, Selection } from './target.ts';
+import { invariant } from '../util/errors.ts';
 
 /** Prunes exactly floor(dIn·s) entries in every row; ties at the threshold: lower column first. */
 export function perRowMask(scores: Float32Array, dOut: number, dIn: number, sparsity: number, out?: Uint8Array): Uint8Array {
@@ -46,7 +47,7 @@ export function perRowMask(scores: Float32Array, dOut: number, dIn: number, spar
 export function perMatrixMask(scores: Float32Array, sparsity: number, out?: Uint8Array): Uint8Array {
   const total = scores.length;
   const mask = out ?? new Uint8Array(total); // every entry is written below
-  if (mask.length !== total) throw new Error(`mask buffer has ${mask.length} entries, expected ${total}`);
+  invariant(mask.length === total, () => `mask buffer has ${mask.length} entries, expected ${total}`);
   if (total === 0) return mask;
   const index = Math.min(Math.floor(total * sparsity), total - 1);
   const threshold = kthSmallest(scores, index);
@@ -57,9 +58,7 @@ export function perMatrixMask(scores: Float32Array, sparsity: number, out?: Uint
 /** Per row, per group of m consecutive columns: prune the n smallest (ties: lower column first). */
 export function nmMask(scores: Float32Array, dOut: number, dIn: number, n: number, m: number, out?: Uint8Array): Uint8Array {
   checkShape(scores, dOut, dIn);
-  if (!(Number.isInteger(n) && Number.isInteger(m) && n > 0 && n < m) || dIn % m !== 0) {
-    throw new Error(`nmMask: invalid ${n}:${m} for width ${dIn}`);
-  }
+  invariant(Number.isInteger(n) && Number.isInteger(m) && n > 0 && n < m && dIn % m === 0, () => `nmMask: invalid ${n}:${m} for width ${dIn}`);
   const mask = maskBuffer(scores.length, out);
   for (let g = 0; g < scores.length; g += m) {
     // Rank of each entry in its group under (score, column) order; the n lowest ranks are pruned.
@@ -98,15 +97,8 @@ export function selectMask(
 
 /** Sets pruned weights to zero, in place. */
 export function applyMask(weights: Float32Array, mask: Uint8Array): void {
-  if (weights.length !== mask.length) throw new Error(`applyMask: ${weights.length} weights vs ${mask.length} mask entries`);
+  invariant(weights.length === mask.length, () => `applyMask: ${weights.length} weights vs ${mask.length} mask entries`);
   for (let p = 0; p < mask.length; p++) if (mask[p]) weights[p] = 0;
-}
-
-/** Fraction of entries marked pruned. */
-export function maskSparsity(mask: Uint8Array): number {
-  let pruned = 0;
-  for (let p = 0; p < mask.length; p++) pruned += mask[p];
-  return mask.length === 0 ? 0 : pruned / mask.length;
 }
 
 /**
@@ -133,10 +125,10 @@ export function satisfiesNM(weightsOrMask: Float32Array | Uint8Array, dOut: numb
  */
 function maskBuffer(length: number, out: Uint8Array | undefined): Uint8Array {
   if (!out) return new Uint8Array(length);
-  if (out.length !== length) throw new Error(`mask buffer has ${out.length} entries, expected ${length}`);
+  invariant(out.length === length, () => `mask buffer has ${out.length} entries, expected ${length}`);
   return out.fill(0);
 }
 
 function checkShape(values: ArrayLike<number>, dOut: number, dIn: number): void {
-  if (values.length !== dOut * dIn) throw new Error(`expected ${dOut}×${dIn} = ${dOut * dIn} entries, got ${values.length}`);
+  invariant(values.length === dOut * dIn, () => `expected ${dOut}×${dIn} = ${dOut * dIn} entries, got ${values.length}`);
 }

@@ -3,7 +3,7 @@
  * uses, and the calibration statistics of a linear's input it reads. The layer loop collects
  * exactly the statistics the run's method and options declare (`requiredStatistics`).
  */
-import { FieldError } from '../util/errors.ts';
+import { FieldError, invariant } from '../util/errors.ts';
 import type { Selection } from './target.ts';
 import type { InputSqNorms, ScoreFunction, ScoreParams } from './scores/index.ts';
 import { crepeScores } from './scores/crepe.ts';
@@ -63,7 +63,7 @@ export const METHODS = {
 export type MethodName = keyof typeof METHODS;
 export const METHOD_NAMES = Object.keys(METHODS) as MethodName[];
 
-export function isMethodName(name: unknown): name is MethodName {
+function isMethodName(name: unknown): name is MethodName {
   return typeof name === 'string' && Object.hasOwn(METHODS, name);
 }
 
@@ -86,7 +86,7 @@ export function scoreMatrix(
   out?: Float32Array,
 ): Float32Array {
   const { score } = pruningMethod(method);
-  if (!score) throw new Error(`${method} has no score function (it selects its mask while it updates the weights)`);
+  invariant(score, () => `${method} has no score function (it selects its mask while it updates the weights)`);
   return score(weights, dOut, dIn, inputSqNorms, params, out);
 }
 

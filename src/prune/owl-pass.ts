@@ -11,6 +11,7 @@ import { outlierRatio, owlSparsities, owlNMPerLayer } from './owl.ts';
 import { forEachDenseLayer } from './calibration-stats.ts';
 import { wandaScores } from './scores/wanda.ts';
 import type { PruneSettings, PruneTarget } from './settings.ts';
+import { invariant } from '../util/errors.ts';
 
 export async function owlLayerTargets(
   model: BlockSource,
@@ -22,7 +23,7 @@ export async function owlLayerTargets(
   progress?: Progress,
 ): Promise<PruneTarget[]> {
   const owl = settings.owl;
-  if (!owl) throw new Error('internal: owlLayerTargets without OWL settings');
+  invariant(owl, 'owlLayerTargets without OWL settings');
   const ratios: number[] = [];
   await forEachDenseLayer(model, layer0Inputs, rope, { stats: statsEngine, plain: plainEngine }, false, (layer, linears) => {
     ratios.push(outlierRatio(linears.map((l) => wandaScores(l.weight, l.dOut, l.dIn, l.stats.sqNorm)), owl.m));

@@ -10,7 +10,7 @@
  *     0.01 (changing the mean); crepe refuses with an error naming owl.lambda;
  *   - the mean of the scores is taken in float64 (the reference: a float32 torch.mean).
  */
-import { checkField } from '../util/errors.ts';
+import { checkField, invariant } from '../util/errors.ts';
 import type { PruneTarget } from './target.ts';
 
 /** OWL's settings: the outlier threshold M (× the block's mean score) and the spread λ. */
@@ -46,7 +46,7 @@ export function outlierRatio(scoresOfBlock: Float32Array[], M: number): number {
     for (let p = 0; p < scores.length; p++) total += scores[p];
     count += scores.length;
   }
-  if (count === 0) throw new Error('outlierRatio: the block has no scores');
+  invariant(count > 0, 'outlierRatio: the block has no scores');
   const threshold = M * (total / count);
   let outliers = 0;
   for (const scores of scoresOfBlock) {
@@ -99,8 +99,8 @@ export function owlNMPerLayer(ratios: number[], n: number, m: number, lambda: nu
 
 /** (x − min)/(max − min) · span, or null when all ratios are equal (no layer stands out). */
 function minMaxScaled(ratios: number[], span: number): number[] | null {
-  if (ratios.length === 0) throw new Error('OWL: no layers');
-  for (const r of ratios) if (!Number.isFinite(r)) throw new Error(`OWL: outlier ratio ${r} is not finite`);
+  invariant(ratios.length > 0, 'OWL: no layers');
+  for (const r of ratios) invariant(Number.isFinite(r), () => `OWL: outlier ratio ${r} is not finite`);
   const min = Math.min(...ratios);
   const max = Math.max(...ratios);
   if (max === min) return null;

@@ -9,14 +9,14 @@ import path from 'node:path';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
 import { LINEAR_NAMES, fusedTensors, isBlockLinearWeight, layerPrefix, storedBlockTensorNames, storedTensorOf, type BlockWeights } from '../model/spec.ts';
 import type { EngineOptions } from '../engine/session.ts';
-import { publishOutputDir } from '../io/output-dir.ts';
+import { checkOutputDir, publishOutputDir } from '../io/output-dir.ts';
 import { writeSafetensors, type TensorToWrite } from '../io/safetensors-writer.ts';
 import { decodeToF32, SafetensorsFile } from '../io/safetensors.ts';
 import { writeCheckpoint, type SaveFormat } from '../io/checkpoint-writer.ts';
 import { SparsityTally, writeSparsityConfig, type SparsityMetadata } from './sparsity-config.ts';
 import { roundThroughHalfInPlace } from '../util/float16.ts';
 import { sha256Bytes } from '../util/hash.ts';
-import { UserError, check } from '../util/errors.ts';
+import { UserError } from '../util/errors.ts';
 import { WriteError, writingToSync } from '../io/write-error.ts';
 import type { Progress } from '../util/progress.ts';
 import { pruneLayers, validateAgainstModel, type LayerReport } from './layer-loop.ts';
@@ -58,7 +58,7 @@ export async function runPrunePipeline(request: PipelineRequest): Promise<Pipeli
   const started = Date.now();
   const { settings, windows, progress } = request;
   const outDir = path.resolve(request.outDir);
-  check(!existsSync(outDir) || request.overwrite, `${outDir} already exists; pass --overwrite to replace it`);
+  checkOutputDir(outDir, { overwrite: request.overwrite, inputs: [request.modelDir] });
 
   const model = ModelCheckpoint.open(request.modelDir);
   try {
@@ -235,7 +235,7 @@ function stopped(error: unknown, work: WorkDir<LayerReport>, resumed: boolean): 
       return error;
     }
     work.removeUncommitted();
-    return new UserError(`${error.message}; the ${done} finished layer${done === 1 ? '' : 's'} stay in ${work.dir} for --resume once the problem is fixed (or delete it)`);
+    return new UserError(`${error.message}; the ${done} finished layer${done === 1 ? '' : 's'} stay in ${work.dir} for resume once the problem is fixed (or delete it)`);
   }
   if (error instanceof UserError && !resumed) work.remove();
   return error;

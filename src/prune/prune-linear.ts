@@ -13,6 +13,7 @@ import { permuteForNM } from './permute.ts';
 import { dsnot } from './dsnot.ts';
 import { checkReachedSparsity, checkScores, checkUpdatedWeights, countZeros } from './selection-check.ts';
 import type { PruneSettings, PruneTarget } from './settings.ts';
+import { invariant } from '../util/errors.ts';
 
 export interface LinearReport {
   name: LinearName;
@@ -46,12 +47,12 @@ export interface LinearPruneRequest {
 }
 
 function requireStats(request: LinearPruneRequest): LinearInputStats {
-  if (!request.stats) throw new Error(`internal: ${request.name} needs calibration statistics`);
+  invariant(request.stats, () => `${request.name} needs calibration statistics`);
   return request.stats;
 }
 
 function requireGram(stats: LinearInputStats): Float64Array {
-  if (!stats.gram) throw new Error('internal: the Hessian (XᵀX) was not collected');
+  invariant(stats.gram, 'the Hessian (XᵀX) was not collected');
   return stats.gram;
 }
 

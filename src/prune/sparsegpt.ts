@@ -22,7 +22,7 @@
 import { lazyBlockUpdate, type LinalgPrecision } from '../engine/linalg-graphs.ts';
 import { NotPositiveDefiniteError, choleskyInverseUpperBlocked } from '../engine/cholesky.ts';
 import type { EngineOptions } from '../engine/session.ts';
-import { UserError } from '../util/errors.ts';
+import { UserError, invariant } from '../util/errors.ts';
 import { kthSmallest } from '../util/select.ts';
 import type { PruneTarget } from './target.ts';
 
@@ -72,8 +72,9 @@ export async function sparsegpt(
   const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
   const percdamp = options.percdamp ?? DEFAULT_PERCDAMP;
   const { target } = options;
-  if (target.kind === 'nm' && (blockSize % target.m !== 0 || dIn % target.m !== 0)) {
-    throw new Error(`sparsegpt: block size ${blockSize} and width ${dIn} must be multiples of m=${target.m}`);
+  if (target.kind === 'nm') {
+    const { m } = target;
+    invariant(blockSize % m === 0 && dIn % m === 0, () => `sparsegpt: block size ${blockSize} and width ${dIn} must be multiples of m=${m}`);
   }
   const start = performance.now();
   let inverseFactor: Float64Array;
@@ -100,7 +101,7 @@ export async function sparsegptFixedMask(
   mask: Uint8Array,
   options: SparseGptOptions = {},
 ): Promise<SparseGptResult> {
-  if (mask.length !== dOut * dIn) throw new Error(`sparsegptFixedMask: mask has ${mask.length} entries, expected ${dOut * dIn}`);
+  invariant(mask.length === dOut * dIn, () => `sparsegptFixedMask: mask has ${mask.length} entries, expected ${dOut * dIn}`);
   const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
   let percdamp = options.percdamp ?? DEFAULT_PERCDAMP;
   const start = performance.now();
@@ -141,8 +142,8 @@ function inverseHessianFactor(
   percdamp: number,
   options: SparseGptOptions,
 ): Promise<Float64Array> {
-  if (gram.length !== dIn * dIn) throw new Error(`sparsegpt: gram has ${gram.length} entries, expected ${dIn}×${dIn}`);
-  if (!(nsamples > 0)) throw new Error(`sparsegpt: nsamples must be positive, got ${nsamples}`);
+  invariant(gram.length === dIn * dIn, () => `sparsegpt: gram has ${gram.length} entries, expected ${dIn}×${dIn}`);
+  invariant(nsamples > 0, () => `sparsegpt: nsamples must be positive, got ${nsamples}`);
   for (let j = 0; j < dIn; j++) {
     if (gram[j * dIn + j] === 0) for (let i = 0; i < dOut; i++) weight[i * dIn + j] = 0;
   }

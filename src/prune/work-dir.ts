@@ -66,7 +66,7 @@ export class WorkDir<LayerEntry> {
         const state = readState<E>(dir);
         check(
           state.settingsHash === opts.settingsHash,
-          `${dir} was started with other settings, model or calibration data; pass the same options to --resume, or --overwrite to start again`,
+          `${dir} was started with other settings, model or calibration data; pass the same options to resume, or overwrite to start again`,
         );
         const work = new WorkDir<E>(dir, state);
         work.removeUncommitted();
@@ -74,7 +74,7 @@ export class WorkDir<LayerEntry> {
       }
       // A run killed before its first commit left nothing to continue: --resume starts afresh.
       if (!opts.overwrite && !opts.resume) {
-        throw new UserError(`${dir} holds an interrupted run: pass --resume to continue it or --overwrite to start again`);
+        throw new UserError(`${dir} holds an interrupted run: pass resume to continue it or overwrite to start again`);
       }
       rmSync(dir, { recursive: true, force: true });
     }
@@ -145,7 +145,7 @@ export class WorkDir<LayerEntry> {
     const state = this.current;
     if (!state) throw new Error('internal: no committed state to read activations from');
     const file = this.path(state.files.activations.name);
-    check(state.files.activations.bytes === count * perSequence * 4, `${file} does not hold ${count} windows of ${perSequence} values; pass --overwrite to start again`);
+    check(state.files.activations.bytes === count * perSequence * 4, `${file} does not hold ${count} windows of ${perSequence} values; pass overwrite to start again`);
     const fd = openSync(file, 'r');
     try {
       const hidden: Float32Array[] = [];
@@ -196,7 +196,7 @@ export class WorkDir<LayerEntry> {
 /** Reads and checks `<dir>/state.json`: the right format, and every file it names present with its size. */
 function readState<E>(dir: string): WorkState<E> {
   const file = path.join(dir, STATE_FILE);
-  const corrupt = (problem: string) => new UserError(`${file}: ${problem}; remove ${dir} or pass --overwrite to start again`);
+  const corrupt = (problem: string) => new UserError(`${file}: ${problem}; remove ${dir} or pass overwrite to start again`);
   let state: WorkState<E>;
   try {
     state = readInputJson(file, 'workState') as WorkState<E>;

@@ -54,9 +54,6 @@ export interface EvalTextFields {
   maxChunks: string;
 }
 
-/** The evaluation fields of prune and search requests. */
-export const EVAL_FIELDS: EvalTextFields = { text: 'evalText', seqlen: 'evalSeqlen', maxChunks: 'evalMaxChunks' };
-
 /**
  * Reads and tokenises `file` and checks that it holds at least one window of `seqlen` tokens;
  * errors name the request's `fields`.

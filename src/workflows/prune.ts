@@ -11,7 +11,7 @@ import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
 import { LINEAR_NAMES, type ModelSpec } from '../model/spec.ts';
-import { sampleCalibrationFile, windowsSha256 } from '../data/calibration.ts';
+import { windowsSha256 } from '../data/calibration.ts';
 import { runPrunePipeline, publishOutput, workDirFor, type OutputOptions, type PipelineResult } from '../prune/pipeline.ts';
 import { parseByteSize, SAVE_FORMATS, type SaveFormat } from '../io/checkpoint-writer.ts';
 import { validateAgainstModel } from '../prune/layer-loop.ts';
@@ -25,13 +25,12 @@ import { checkOutputDir } from '../io/output-dir.ts';
 import { lockOutput } from '../io/output-lock.ts';
 import { sha256File } from '../util/hash.ts';
 import { checkField } from '../util/errors.ts';
-import {
-  checkInputFile, checkInteger, resolveModel, checkSeqlen, defaultSeqlen, engineOptions, modelEncoder, stageProgress,
-  type EngineRequest, type HubRequest, type RunControl,
-} from './common.ts';
-import { EVAL_FIELDS, measurePerplexity, prepareEvalText, type EvalResult } from './eval.ts';
+import { engineOptions, resolveModel, stageProgress, type EngineRequest, type HubRequest, type RunControl } from './common.ts';
+import { measurePerplexity, type EvalResult } from './eval.ts';
+import { checkTextsRequest, planTexts, readTexts, type TextsRequest } from './texts.ts';
 
-export interface PruneRequest extends EngineRequest, RunControl, HubRequest {
+/** A pruning run; the calibration text and the optional evaluation text are `TextsRequest` fields. */
+export interface PruneRequest extends EngineRequest, RunControl, TextsRequest, HubRequest {
   /** Hugging Face model directory to prune (it is only read), or a Hub id (org/name[@revision]). */
   model: string;
   /** Output model directory; must not exist unless `overwrite`. */
@@ -42,14 +41,6 @@ export interface PruneRequest extends EngineRequest, RunControl, HubRequest {
   target: PruneTarget;
   /** Unstructured selection rule (default: the method's reference rule). */
   selection?: Selection;
-  /** Calibration text: JSON Lines with a "text" field (C4 protocol) or plain text. */
-  calib: string;
-  /** Calibration windows (default 128). */
-  nsamples?: number;
-  /** Tokens per calibration window (default: min(2048, the model's context)). */
-  seqlen?: number;
-  /** Calibration sampler seed, as Python's random.seed (default 0). */
-  seed?: number;
   /** RIA's activation exponent (default 0.5). */
   riaA?: number;
   /** CRePE configuration file (default: the shipped configs/crepe-default.json); method crepe only. */
@@ -77,11 +68,6 @@ export interface PruneRequest extends EngineRequest, RunControl, HubRequest {
   maxShardSize?: number | string;
   /** Continue an interrupted run from its last finished layer (same request required). */
   resume?: boolean;
-  /** Measure the pruned model's perplexity on this text. */
-  evalText?: string;
-  /** Evaluation window (default: `seqlen`). */
-  evalSeqlen?: number;
-  evalMaxChunks?: number;
   /** The command line that asked for the run, recorded in the report. */
   command?: string;
 }
@@ -156,12 +142,7 @@ function readSpec(modelDir: string): ModelSpec {
 export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
   const started = Date.now();
   const engine = engineOptions(request);
-  const nsamples = request.nsamples ?? 128;
-  const seed = request.seed ?? 0;
-  checkInteger('nsamples', nsamples, 1);
-  checkInteger('seed', seed, 0);
-  checkInputFile('calib', request.calib);
-  if (request.evalText !== undefined) checkInputFile('evalText', request.evalText);
+  const counts = checkTextsRequest(request);
   const output = outputOptions(request);
   // The model is fetched (when it is a Hub id) once the request's own fields are known to be good.
   request = { ...request, model: await resolveModel('model', request.model, request, 'model-dir') };
@@ -170,19 +151,12 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
     inputs: [request.model, request.calib, request.evalText, request.crepeConfig],
   });
   const spec = readSpec(request.model);
-  const seqlen = request.seqlen ?? defaultSeqlen(spec);
-  checkSeqlen('seqlen', seqlen, spec);
-  const evalSeqlen = request.evalSeqlen ?? seqlen;
-  if (request.evalText !== undefined) checkSeqlen('evalSeqlen', evalSeqlen, spec);
-
+  const plan = planTexts(request, spec, counts);
+  const { nsamples, seqlen, seed } = plan;
   const calibration = { file: path.resolve(request.calib), sha256: sha256File(request.calib), nsamples, seqlen, seed };
   const settings = settingsFor(request, calibration);
   validateAgainstModel(spec, settings);
-  const encode = modelEncoder(request.model, spec);
-  const evalText = request.evalText === undefined
-    ? null
-    : prepareEvalText(EVAL_FIELDS, request.evalText, encode, evalSeqlen, request.evalMaxChunks);
-  const windows = sampleCalibrationFile(request.calib, (text) => encode(text, request.calib), { nsamples, seqlen, seed, hiddenSize: spec.hiddenSize });
+  const { evalText, calibration: windows } = readTexts(request, request.model, spec, plan);
 
   const workDir = workDirFor(outDir);
   const lock = lockOutput(outDir, (note) => request.onProgress?.({ kind: 'note', stage: 'output', done: 0, total: 0, detail: note }));

@@ -8,7 +8,6 @@
 import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
-import { sampleCalibrationFile } from '../data/calibration.ts';
 import type { CrepeParams, CrepeVariant } from '../prune/scores/crepe.ts';
 import { activationExponentProblem, isActivationExponent } from '../prune/scores/ria.ts';
 import { pruneSettings, type PruneSettings } from '../prune/settings.ts';
@@ -29,12 +28,16 @@ import { scatterSvg } from '../util/svg-scatter.ts';
 import { sha256File } from '../util/hash.ts';
 import { checkField } from '../util/errors.ts';
 import {
-  checkInputFile, checkInteger, checkNumber, checkSeqlen, defaultSeqlen, engineOptions, modelEncoder, secondsSince, stageProgress,
-  resolveModel, type EngineRequest, type HubRequest, type RunControl,
+  checkInputFile, checkInteger, checkNumber, engineOptions, resolveModel, secondsSince, stageProgress,
+  type EngineRequest, type HubRequest, type RunControl,
 } from './common.ts';
-import { EVAL_FIELDS, prepareEvalText } from './eval.ts';
+import { checkTextsRequest, planTexts, readTexts, type TextsRequest } from './texts.ts';
 
-export interface SearchRequest extends EngineRequest, RunControl, HubRequest {
+/**
+ * A search; the calibration text and the held-out text (`evalText`) are `TextsRequest` fields, and
+ * `seed` seeds the search as well as the calibration draw.
+ */
+export interface SearchRequest extends EngineRequest, RunControl, TextsRequest, HubRequest {
   /** Hugging Face model directory (only read). */
   model: string;
   /** Output directory; must not exist unless `overwrite`. */
@@ -47,14 +50,6 @@ export interface SearchRequest extends EngineRequest, RunControl, HubRequest {
   target: PruneTarget;
   /** Unstructured selection rule (default per-matrix). */
   selection?: Selection;
-  /** Calibration text (JSON Lines with "text", or plain text). */
-  calib: string;
-  /** Calibration windows (default 128). */
-  nsamples?: number;
-  /** Tokens per calibration window (default: min(2048, the model's context)). */
-  seqlen?: number;
-  /** Calibration and search seed (default 0). */
-  seed?: number;
   /** Window sizes to search (default 1, 3, 5, 7, 9, or the configuration's k). */
   kSet?: readonly number[];
   /** Start from this CRePE configuration instead of the RIA point. */
@@ -75,13 +70,8 @@ export interface SearchRequest extends EngineRequest, RunControl, HubRequest {
   crepe?: { a?: number; variant?: CrepeVariant };
   /** CMA-ES initial step in log-ratio units (default 1.5). */
   sigma0?: number;
-  /** PHO: give the best candidates of this many window sizes one real held-out trial each (default 0). */
+  /** PHO: give the best candidates of this many window sizes one real held-out trial each (default 0); needs `evalText`. */
   confirm?: number;
-  /** Held-out text for real perplexity (hillclimb, validate, confirm). */
-  evalText?: string;
-  /** Held-out window (default: `seqlen`). */
-  evalSeqlen?: number;
-  evalMaxChunks?: number;
 }
 
 export type SearchResult =
@@ -163,17 +153,12 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
   const engine = engineOptions(request);
   const target = validateTarget(request.target, 'target');
   const { strategy, budget, sigma0, confirm, giniSubsample, space, selection } = searchOptions(request);
-  const nsamples = request.nsamples ?? 128;
-  const seed = request.seed ?? 0;
-  checkInteger('nsamples', nsamples, 1);
-  checkInteger('seed', seed, 0);
+  const counts = checkTextsRequest(request);
   const start = request.crepeConfig !== undefined ? loadCrepeConfig(request.crepeConfig) : undefined;
   if (start) checkField(start.alpha > 0, 'crepeConfig', `${request.crepeConfig}: "alpha" must be positive to start a search (the search runs over ratios to alpha)`);
   const kSet = kSetOf(request, start);
-  checkInputFile('calib', request.calib);
   const needsHeldOut = strategy === 'hillclimb' || request.validate !== undefined || confirm > 0;
   if (needsHeldOut) checkField(request.evalText !== undefined, 'evalText', 'is needed: hill climbing, validate and confirm measure real perplexity on held-out text');
-  if (request.evalText !== undefined) checkInputFile('evalText', request.evalText);
   const measured = request.proxyFrom !== undefined ? proxyFromValidation(request.proxyFrom) : null;
   request = { ...request, model: await resolveModel('model', request.model, request, 'model-dir') };
   const outDir = checkOutputDir(request.out, {
@@ -186,10 +171,8 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
   try {
     lock = lockOutput(outDir, (note) => request.onProgress?.({ kind: 'note', stage: 'output', done: 0, total: 0, detail: note }));
     const { spec } = model;
-    const seqlen = request.seqlen ?? defaultSeqlen(spec);
-    checkSeqlen('seqlen', seqlen, spec);
-    const evalSeqlen = request.evalSeqlen ?? seqlen;
-    if (request.evalText !== undefined) checkSeqlen('evalSeqlen', evalSeqlen, spec);
+    const plan = planTexts(request, spec, counts);
+    const { nsamples, seqlen, seed } = plan;
     const proxy = request.proxy ?? measured?.proxy ?? DEFAULT_PROXY.name;
     const sign: 1 | -1 = request.proxySign ?? (measured && measured.proxy === proxy ? measured.sign : proxy === DEFAULT_PROXY.name ? DEFAULT_PROXY.sign : 1);
     // output-error needs every layer's XᵀX; affordable for small models only.
@@ -199,11 +182,7 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
     }
     const withGram = gramsFit && (request.validate !== undefined || proxy === 'output-error');
 
-    const encode = modelEncoder(request.model, spec);
-    const heldOut = request.evalText === undefined
-      ? null
-      : prepareEvalText(EVAL_FIELDS, request.evalText, encode, evalSeqlen, request.evalMaxChunks);
-    const calibration = sampleCalibrationFile(request.calib, (text) => encode(text, request.calib), { nsamples, seqlen, seed, hiddenSize: spec.hiddenSize });
+    const { evalText: heldOut, calibration } = readTexts(request, request.model, spec, plan);
     const proxyOptions: ProxyOptions = { target, selection, giniSubsample, seed };
     const calibrationSettings = { file: path.resolve(request.calib), sha256: '', nsamples, seqlen, seed };
     const settingsFor = (params: CrepeParams): PruneSettings => pruneSettings({ method: 'crepe', target, selection, crepe: params, calibration: calibrationSettings });

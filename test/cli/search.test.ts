@@ -28,7 +28,7 @@ describe('crepe search on stories260K', () => {
     const printed = JSON.parse(result.stdout) as { kind: string; out: string };
     assert.equal(printed.kind, 'pho');
     assert.equal(printed.out, out);
-    assert.deepEqual(readdirSync(out).sort(), ['crepe-config.json', 'search-log.json']);
+    assert.deepEqual(readdirSync(out).sort(), ['.crepe-output', 'crepe-config.json', 'search-log.json']);
 
     const configFile = path.join(out, 'crepe-config.json');
     const config = parseCrepeConfig(readJson(configFile), configFile);
@@ -76,7 +76,7 @@ describe('crepe search on stories260K', () => {
     assert.equal(result.status, 0, result.stderr);
     assert.equal((JSON.parse(result.stdout) as { kind: string }).kind, 'validation');
     // stories260K's grams are small, so output-error is available too: all five proxies.
-    const expectedFiles = ['validation.json', ...PROXY_NAMES.map((p) => `proxy-${p}.svg`)].sort();
+    const expectedFiles = ['.crepe-output', 'validation.json', ...PROXY_NAMES.map((p) => `proxy-${p}.svg`)].sort();
     assert.deepEqual(readdirSync(out).sort(), expectedFiles);
 
     const validation = readJson(path.join(out, 'validation.json')) as {

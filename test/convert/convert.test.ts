@@ -182,7 +182,7 @@ describe('converter errors and other GGUF shapes', () => {
     const dir = path.join(tmp, 'bin-alone');
     mkdirSync(dir);
     copyFileSync(STORIES_BIN, path.join(dir, 'model.bin'));
-    await expectUserError(convertToHuggingFace(path.join(dir, 'model.bin'), path.join(tmp, 'x1')), /needs its tokenizer file; pass --tokenizer .*none is beside it/);
+    await expectUserError(convertToHuggingFace(path.join(dir, 'model.bin'), path.join(tmp, 'x1')), /^tokenizer is needed for the llama2\.c checkpoint .*model\.bin: name its tok\*\.bin file \(none is beside it\)/);
     copyFileSync(STORIES_TOK, path.join(dir, 'tok512.bin'));
     const report = await convertToHuggingFace(path.join(dir, 'model.bin'), path.join(tmp, 'x2'));
     assert.equal(report.tokenizerSource, path.join(dir, 'tok512.bin'));

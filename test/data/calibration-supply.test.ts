@@ -25,7 +25,7 @@ test('documents: at most Σ max(0, bytes + 2 − seqlen) windows, refused before
   writeFileSync(jsonl, ['ab', 'abcdefgh', 'xyz', 'hello world', 'q'].map((text) => JSON.stringify({ text })).join('\n'));
   encoded = 0;
   refused(() => sampleCalibrationFile(jsonl, charEncode, { nsamples: 17, seqlen: 4, seed: 0 }),
-    /^--nsamples 17: .*docs\.jsonl \(5 documents\) can provide at most 16 distinct windows of --seqlen 4 tokens; ask for fewer samples or give more calibration text$/);
+    /^nsamples 17: .*docs\.jsonl \(5 documents\) can provide at most 16 distinct windows of seqlen 4 tokens; ask for fewer samples or give more calibration text$/);
   assert.equal(encoded, 0, 'nothing tokenised');
   assert.equal(sampleCalibrationFile(jsonl, charEncode, { nsamples: 16, seqlen: 4, seed: 0 }).windows.length, 16);
 });
@@ -42,7 +42,7 @@ test('a text: exactly T − seqlen windows', () => {
 test('the issue\'s --nsamples 1000000000000 on the C4 sample fails at once, naming the file', () => {
   encoded = 0;
   refused(() => sampleCalibrationFile(C4_SAMPLE, charEncode, { nsamples: 1e12, seqlen: 64, seed: 0 }),
-    /^--nsamples 1000000000000: .*first1000\.jsonl \(1000 documents\) can provide at most \d+ distinct windows/);
+    /^nsamples 1000000000000: .*first1000\.jsonl \(1000 documents\) can provide at most \d+ distinct windows/);
   assert.equal(encoded, 0);
 });
 
@@ -50,7 +50,7 @@ test('activations that cannot fit in memory are refused before the file is read'
   const memory = totalmem();
   // hidden 4096, seqlen 2048: 64 MiB per window; enough windows for twice the machine's memory.
   const nsamples = Math.ceil(memory / (2 * 2048 * 4096 * 4)) * 2;
-  refused(() => checkActivationMemory(nsamples, 2048, 4096), new RegExp(`^--nsamples ${nsamples} × --seqlen 2048: the calibration activations need [\\d.]+ GiB .* more than this machine's [\\d.]+ GiB of memory$`));
+  refused(() => checkActivationMemory(nsamples, 2048, 4096), new RegExp(`^nsamples ${nsamples} × seqlen 2048: the calibration activations need [\\d.]+ GiB .* more than this machine's [\\d.]+ GiB of memory$`));
   checkActivationMemory(128, 2048, 4096);
   refused(() => sampleCalibrationFile(path.join(dir, 'absent.jsonl'), charEncode, { nsamples, seqlen: 2048, seed: 0, hiddenSize: 4096 }), /activations need/);
 });

@@ -10,7 +10,7 @@ import { closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, ftruncateSyn
 import os from 'node:os';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { INPUT_KINDS, formatBytes, openInputFile, readInputFile, readInputJson } from '../../src/io/input-file.ts';
+import { INPUT_KINDS, formatBytes, openInputFile, parseJson, readInputFile, readInputJson } from '../../src/io/input-file.ts';
 import { readJsonlDocuments } from '../../src/data/text-sources.ts';
 import { UserError } from '../../src/util/errors.ts';
 import { specToConfigJson } from '../../src/model/config.ts';
@@ -83,6 +83,13 @@ describe('readInputFile', () => {
     const { fd, size } = openInputFile(file, 'file');
     closeSync(fd);
     assert.equal(size, 37);
+  });
+
+  it('a JSON parse failure is one line naming the file, even when the reason quotes text with line breaks', () => {
+    const file = path.join(tmp, 'broken.json');
+    writeFileSync(file, '{\n  "a": 1,\n  ,\n  "b": 2\n}');
+    refused(() => readInputJson(file, 'json'), new RegExp(`^${file}: not valid JSON \\([^\\n]*\\)$`));
+    refused(() => parseJson('[1,\n\n,2]', 'where'), /^where: not valid JSON \([^\n]*\)$/);
   });
 
   it('formatBytes', () => {

@@ -2,7 +2,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   applyMask,
-  maskSparsity,
   nmMask,
   perMatrixMask,
   perRowMask,
@@ -57,7 +56,6 @@ test('per-matrix: t = sorted[floor(N·s)], prune every score ≤ t (ties include
   // No ties: exactly floor(N·s) + 1.
   const mask = perMatrixMask(f32([0.6, 0.1, 0.5, 0.3, 0.2, 0.4, 0.9, 0.8]), 0.5);
   assert.deepEqual(mask, u8([0, 1, 1, 1, 1, 1, 0, 0])); // t = sorted[4] = 0.5
-  assert.equal(maskSparsity(mask), 5 / 8);
 });
 
 test('per-matrix on a large random matrix (radix path) prunes floor(N·s)+1 entries, all ≤ every kept one', () => {
@@ -100,7 +98,6 @@ test('applyMask zeros pruned weights; satisfiesNM reads zeros of weights or ones
   assert.ok(!satisfiesNM(weights, 2, 4, 3, 4));
   assert.ok(satisfiesNM(mask, 2, 4, 2, 4));
   assert.ok(!satisfiesNM(u8([1, 0, 0, 0]), 1, 4, 2, 4));
-  assert.equal(maskSparsity(mask), 0.5);
 });
 
 test('selectMask dispatches on pattern and selection', () => {

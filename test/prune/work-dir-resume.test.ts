@@ -126,7 +126,7 @@ describe('resume after a stop between the commit steps of a layer', () => {
     const work = workDirFor(out);
     writeFileSync(path.join(work, activationsFileName(1)), 'truncated');
     await assert.rejects(run(out, { resume: true }), (error: unknown) =>
-      error instanceof UserError && /state\.json: activations-00001\.f32 is 9 bytes, not 65536; remove .* or pass --overwrite/.test(error.message));
+      error instanceof UserError && /state\.json: activations-00001\.f32 is 9 bytes, not 65536; remove .* or pass overwrite/.test(error.message));
 
     writeFileSync(path.join(work, 'state.json'), JSON.stringify({ settingsHash: 'x', layersDone: 1, layers: [{}], layerTargets: [] }));
     await assert.rejects(run(out, { resume: true }), (error: unknown) =>
