@@ -55,10 +55,16 @@ export const repoCacheDir = (settings: HubSettings, repo: string): string => pat
 /** Path segments of a repository file, each percent-encoded. */
 const encodePath = (file: string): string => file.split('/').map(encodeURIComponent).join('/');
 
+/**
+ * The Hub has no such repository, or cannot be asked: for an argument that is no local path
+ * either, the resolver says both.
+ */
+export class HubLookupError extends UserError {}
+
 function unreachable(settings: HubSettings, error: unknown): UserError {
   const cause = (error as { cause?: { code?: string; message?: string } }).cause;
   const reason = cause?.code ?? cause?.message ?? (error as Error).message;
-  return new UserError(`cannot reach the Hugging Face Hub at ${settings.endpoint} (${reason}); set HF_HUB_OFFLINE=1 to use the local cache only`);
+  return new HubLookupError(`cannot reach the Hugging Face Hub at ${settings.endpoint} (${reason}); set HF_HUB_OFFLINE=1 to use the local cache only`);
 }
 
 /**
@@ -96,7 +102,7 @@ function refusal(response: Response, id: string, file?: string): UserError {
   const code = response.headers.get('x-error-code');
   const what = file ? `${id}: file "${file}"` : id;
   if (code === 'RepoNotFound' || (!file && (response.status === 401 || response.status === 404) && code !== 'RevisionNotFound')) {
-    return new UserError(`${id}: no such model repository on the Hugging Face Hub (or it is private: set HF_TOKEN)`);
+    return new HubLookupError(`${id}: no such model repository on the Hugging Face Hub (or it is private: set HF_TOKEN)`);
   }
   if (code === 'RevisionNotFound') return new UserError(`${id}: no such revision (branch, tag or commit)`);
   if (code === 'EntryNotFound' || response.status === 404) return new UserError(`${what} not found`);

@@ -14,7 +14,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../util/errors.ts';
-import { cachedCommit, downloadFile, fetchRevision, repoCacheDir, writeRef, type DownloadProgress, type RepoFile, type RepoRevision } from './download.ts';
+import { cachedCommit, downloadFile, HubLookupError, fetchRevision, repoCacheDir, writeRef, type DownloadProgress, type RepoFile, type RepoRevision } from './download.ts';
 import { describeHubId, parseHubId, type HubId } from './hub-id.ts';
 import { hubSettings, type HubSettings } from './settings.ts';
 
@@ -48,7 +48,12 @@ export async function resolveModelArgument(argument: string, options: ResolveOpt
   if (id.file && options.kind === 'model-dir') return argument; // org/name/sub is no model id: a missing local path
   const target: HubId = { ...id, revision: id.revision ?? options.revision ?? 'main' };
   const settings = hubSettings(options.settings);
-  return settings.offline ? resolveOffline(settings, target, options.kind) : resolveOnline(settings, target, options);
+  try {
+    return settings.offline ? resolveOffline(settings, target, options.kind) : await resolveOnline(settings, target, options);
+  } catch (error) {
+    if (error instanceof HubLookupError) throw new UserError(`${argument}: no such local path, and as a Hub id: ${error.message}`);
+    throw error;
+  }
 }
 
 function resolveOffline(settings: HubSettings, id: HubId, kind: ModelArgumentKind): string {
@@ -57,7 +62,7 @@ function resolveOffline(settings: HubSettings, id: HubId, kind: ModelArgumentKin
   const snapshot = commit && path.join(repoCacheDir(settings, id.repo), 'snapshots', commit);
   const wanted = kind === 'model-dir' ? 'config.json' : id.file;
   if (!snapshot || !existsSync(snapshot) || (wanted && !existsSync(path.join(snapshot, wanted)))) {
-    throw new UserError(`${name}${id.file && kind === 'checkpoint-file' ? `/${id.file}` : ''} is not in the Hugging Face cache ${settings.cacheDir}, and HF_HUB_OFFLINE=1 forbids downloading it`);
+    throw new HubLookupError(`${name}${id.file && kind === 'checkpoint-file' ? `/${id.file}` : ''} is not in the Hugging Face cache ${settings.cacheDir}, and HF_HUB_OFFLINE=1 forbids downloading it`);
   }
   if (kind === 'model-dir' || id.file) return kind === 'model-dir' ? snapshot : path.join(snapshot, id.file!);
   const ggufs = readdirSync(snapshot).filter((f) => f.endsWith('.gguf'));

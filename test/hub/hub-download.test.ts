@@ -104,7 +104,7 @@ describe('models by Hub id (loopback Hub)', () => {
     const snapshot = await resolveModelArgument('crepe-test/stories260K', { kind: 'model-dir', settings: offline });
     assert.equal(snapshot, path.join(cache, 'models--crepe-test--stories260K', 'snapshots', main));
     await assert.rejects(resolveModelArgument('crepe-test/stories260K-sharded@v1', { kind: 'model-dir', settings: offline }), {
-      message: `crepe-test/stories260K-sharded@v1 is not in the Hugging Face cache ${cache}, and HF_HUB_OFFLINE=1 forbids downloading it`,
+      message: `crepe-test/stories260K-sharded@v1: no such local path, and as a Hub id: crepe-test/stories260K-sharded@v1 is not in the Hugging Face cache ${cache}, and HF_HUB_OFFLINE=1 forbids downloading it`,
     });
     assert.equal(hub.requests.length, before);
   });
@@ -145,7 +145,9 @@ describe('models by Hub id (loopback Hub)', () => {
 
   it('404s name the repository, revision or file', async () => {
     const resolveIt = (id: string, kind: 'model-dir' | 'checkpoint-file' = 'model-dir') => resolveModelArgument(id, { kind, settings: settings() });
-    await assert.rejects(resolveIt('crepe-test/missing'), { message: 'crepe-test/missing@main: no such model repository on the Hugging Face Hub (or it is private: set HF_TOKEN)' });
+    await assert.rejects(resolveIt('crepe-test/missing'), {
+      message: 'crepe-test/missing: no such local path, and as a Hub id: crepe-test/missing@main: no such model repository on the Hugging Face Hub (or it is private: set HF_TOKEN)',
+    });
     await assert.rejects(resolveIt('crepe-test/stories260K@nope'), { message: 'crepe-test/stories260K@nope: no such revision (branch, tag or commit)' });
     await assert.rejects(resolveIt('crepe-test/stories260K/missing.gguf', 'checkpoint-file'), { message: 'crepe-test/stories260K@main: file "missing.gguf" not found' });
     await assert.rejects(resolveIt('crepe-test/weights-bin-only'), /crepe-test\/weights-bin-only@main: no safetensors weights .*; it has pytorch_model\.bin, which crepe does not read/);
@@ -158,7 +160,7 @@ describe('models by Hub id (loopback Hub)', () => {
     const endpoint = `http://127.0.0.1:${(closed.address() as AddressInfo).port}`;
     await new Promise<void>((resolve) => closed.close(() => resolve()));
     await assert.rejects(resolveModelArgument('crepe-test/elsewhere', { kind: 'model-dir', settings: { ...settings(), endpoint } }), {
-      message: `cannot reach the Hugging Face Hub at ${endpoint} (ECONNREFUSED); set HF_HUB_OFFLINE=1 to use the local cache only`,
+      message: `crepe-test/elsewhere: no such local path, and as a Hub id: cannot reach the Hugging Face Hub at ${endpoint} (ECONNREFUSED); set HF_HUB_OFFLINE=1 to use the local cache only`,
     });
   });
 
