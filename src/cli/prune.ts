@@ -8,7 +8,7 @@ import { progressPrinter } from './progress.ts';
 
 type PruneCliOptions = {
   method: MethodName; out: string; device: 'cpu' | 'cuda'; sparsity?: number; pattern?: string; config?: string;
-  crepeVariant?: 'normalized' | 'smooth'; saveFormat: 'dense' | 'sparse-bitmask'; maxShardSize?: string; revision?: string; dsnotSkip?: 'mlp' | 'none'; permute?: 'reallocation' | 'lsa'; exclude?: string;
+  crepeVariant?: 'normalized' | 'smooth'; saveFormat: 'dense' | 'sparse-bitmask'; maxShardSize?: string; revision?: string; dsnotSkip?: 'mlp' | 'none'; permute?: 'reallocation' | 'lsa'; exclude?: string; baseModel?: string;
 } & TextsOptions & Partial<Record<'riaA' | 'crepeK' | 'crepeAlpha' | 'crepeBeta' | 'crepeGamma' | 'crepeA' | 'blocksize'
   | 'percdamp' | 'owlM' | 'owlLambda' | 'dsnotCycles' | 'dsnotThreshold' | 'permuteBlocks' | 'threads', number>>
   & Partial<Record<'perRow' | 'perMatrix' | 'trueSequential' | 'reconstruct' | 'owl' | 'dsnot' | 'dsnotSameSign' | 'overwrite' | 'resume' | 'json', boolean>>;
@@ -52,6 +52,7 @@ export function register(program: Command, io: CliIo, argv: readonly string[]): 
     .option('--max-shard-size <s>', 'largest weight file, e.g. 2GB or 500MiB; larger models are sharded with an index (default 5GB)')
     .option('--overwrite', 'replace an existing output directory')
     .option('--resume', 'continue an interrupted run from its last finished layer')
+    .option('--base-model <id>', 'Hub id of the input model for the model card\'s base_model (default: config.json\'s _name_or_path when it is one)')
     .option('--json', 'print the report as JSON');
   addTextsOptions(command, {
     seed: 'calibration sampler seed, as Python\'s random.seed (default 0)',
@@ -60,6 +61,7 @@ export function register(program: Command, io: CliIo, argv: readonly string[]): 
   addEngineOptions(command);
   command.action(async (model: string, opts: PruneCliOptions) => {
     const { pruneModel } = await import('../workflows/prune.ts');
+    const { pruneSummary } = await import('../workflows/prune-report.ts');
     const crepe = { k: opts.crepeK, alpha: opts.crepeAlpha, beta: opts.crepeBeta, gamma: opts.crepeGamma, a: opts.crepeA, variant: opts.crepeVariant };
     const report = await pruneModel({
       model,
@@ -84,12 +86,12 @@ export function register(program: Command, io: CliIo, argv: readonly string[]): 
       maxShardSize: opts.maxShardSize,
       resume: opts.resume,
       command: ['crepe', ...argv].join(' '),
+      baseModel: opts.baseModel,
       device: opts.device,
       threads: opts.threads,
       onProgress: progressPrinter(io),
     });
     if (opts.json) return printJson(io.stdout, report);
-    const evaluation = report.evaluation ? `, PPL ${report.evaluation.ppl.toFixed(4)} on ${report.evaluation.file}` : '';
-    io.stdout.write(`wrote ${report.out}: linear sparsity ${(report.totals.linearSparsity * 100).toFixed(3)}% in ${report.totals.seconds.toFixed(1)}s${evaluation}\n`);
+    io.stdout.write(pruneSummary(report));
   });
 }

@@ -6,6 +6,8 @@
 import { Option, type Command } from 'commander';
 import { PROXY_NAMES, type ProxyName } from '../search/proxy-defaults.ts';
 import { UserError } from '../util/errors.ts';
+import type { ProxyCorrelation } from '../search/validate.ts';
+import type { ConfidenceInterval } from '../util/stats.ts';
 import {
   addAliases, addEngineOptions, addTextsOptions, finiteNumber, nonNegativeInt, positiveInt, printJson, selectionOption, targetOption, textsFields,
   type CliIo, type TextsOptions,
@@ -24,6 +26,29 @@ function kList(text: string): number[] {
   const values = text.split(',').map((s) => Number(s.trim()));
   if (values.some((k) => !Number.isSafeInteger(k))) throw new UserError(`--crepe-k expects a comma-separated list of odd window sizes ≥ 1, got "${text}"`);
   return values;
+}
+
+/** A path as a shell word: quoted only when it needs to be. */
+const quote = (word: string): string => (/^[\w./:@%+=,-]+$/.test(word) ? word : `'${word.replace(/'/g, "'\\''")}'`);
+
+const signed = (x: number): string => `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(3)}`;
+const interval = (ci: ConfidenceInterval): string => `${signed(ci.estimate)} [${signed(ci.lower)}, ${signed(ci.upper)}]`;
+
+/** One line per proxy: Spearman and Pearson correlation with real PPL and their bootstrap intervals, strongest first. */
+export function correlationLines(correlations: readonly ProxyCorrelation[]): string {
+  if (correlations.length === 0) return '';
+  const sorted = [...correlations].sort((a, b) => Math.abs(b.spearman.estimate) - Math.abs(a.spearman.estimate));
+  const width = Math.max(...sorted.map((c) => c.proxy.length));
+  const level = Math.round(sorted[0].spearman.level * 100);
+  const lines = sorted.map((c, i) =>
+    `  ${c.proxy.padEnd(width)}  Spearman ρ ${interval(c.spearman)}  Pearson r ${interval(c.pearson)}  ${c.sign > 0 ? 'minimise' : 'maximise'}${i === 0 ? '  ← strongest (--proxy-from uses it)' : ''}`);
+  return `proxy vs real PPL (${level}% bootstrap intervals):\n${lines.join('\n')}\n`;
+}
+
+/** How to prune with the configuration a search wrote: the same model, target and calibration file. */
+export function applyHint(model: string, out: string, opts: Pick<SearchCliOptions, 'pattern' | 'sparsity' | 'perRow' | 'calib'>): string {
+  const target = opts.pattern !== undefined ? `--pattern ${opts.pattern}` : `--sparsity ${opts.sparsity}${opts.perRow ? ' --per-row' : ''}`;
+  return `apply it: crepe prune ${quote(model)} --method crepe --config ${quote(`${out}/crepe-config.json`)} ${target} --calib ${quote(opts.calib)} --out <pruned-dir>\n`;
 }
 
 export function register(program: Command, io: CliIo): void {
@@ -92,5 +117,10 @@ export function register(program: Command, io: CliIo): void {
     });
     if (opts.json) return printJson(io.stdout, result);
     io.stdout.write(`wrote ${result.out} (${result.seconds.toFixed(1)}s)\n`);
+    if (result.kind === 'validation') {
+      io.stdout.write(correlationLines(result.correlations));
+      return;
+    }
+    io.stdout.write(applyHint(model, result.out, opts));
   });
 }

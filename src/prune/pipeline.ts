@@ -2,14 +2,16 @@
  * A pruning run that writes a checkpoint: the shared layer loop, with each finished layer saved
  * in the work directory (`--resume` continues after a crash or Ctrl-C with an identical result),
  * then the final model.safetensors streamed together from the saved layers and the untouched
- * tensors, in the input's dtypes.
+ * tensors, in the input's dtypes. A channel permutation of the MLP's intermediate channels is
+ * folded into the stored gate/up rows and down columns (storage-order.ts), so down_proj is N:M as
+ * written; the non-weight files of the input are copied alongside (io/model-files.ts).
  */
-import { copyFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
 import { LINEAR_NAMES, fusedTensors, isBlockLinearWeight, layerPrefix, storedBlockTensorNames, storedTensorOf, type BlockWeights } from '../model/spec.ts';
 import type { EngineOptions } from '../engine/session.ts';
 import { checkOutputDir, publishOutputDir } from '../io/output-dir.ts';
+import { copyModelFiles, type CopiedModelFiles } from '../io/model-files.ts';
 import { writeSafetensors, type TensorToWrite } from '../io/safetensors-writer.ts';
 import { decodeToF32, SafetensorsFile } from '../io/safetensors.ts';
 import { writeCheckpoint, type SaveFormat } from '../io/checkpoint-writer.ts';
@@ -17,11 +19,12 @@ import { SparsityTally, writeSparsityConfig, type SparsityMetadata } from './spa
 import { roundThroughHalfInPlace } from '../util/float16.ts';
 import { sha256Bytes } from '../util/hash.ts';
 import { UserError } from '../util/errors.ts';
-import { WriteError, writingToSync } from '../io/write-error.ts';
+import { WriteError } from '../io/write-error.ts';
 import type { Progress } from '../util/progress.ts';
 import { pruneLayers, validateAgainstModel, type LayerReport } from './layer-loop.ts';
 import type { PruneSettings, PruneTarget } from './settings.ts';
 import { WorkDir } from './work-dir.ts';
+import { foldMlpPermutation, storageOrder, type StorageOrder } from './storage-order.ts';
 
 export interface PipelineRequest {
   modelDir: string;
@@ -46,6 +49,10 @@ export interface OutputOptions {
 export interface PipelineResult {
   outDir: string;
   inputSha256: Record<string, string>;
+  /** The input's non-weight files copied next to the weights, and what was left out. */
+  files: CopiedModelFiles;
+  /** Permuted N:M linears: which are N:M as stored (MLP permutation folded in) and which need a runtime permutation. */
+  storage: StorageOrder;
   layers: LayerReport[];
   layerTargets: PruneTarget[];
   linearSparsity: number;
@@ -72,6 +79,7 @@ export async function runPrunePipeline(request: PipelineRequest): Promise<Pipeli
 
     const prunable = new Set(LINEAR_NAMES.map((n) => `${n}.weight`));
     let layers: LayerReport[];
+    let files: CopiedModelFiles;
     try {
       await pruneLayers({
         model,
@@ -92,14 +100,15 @@ export async function runPrunePipeline(request: PipelineRequest): Promise<Pipeli
           await work.commitStart(settingsHash, layerTargets, hidden);
         },
         onLayerDone: async (layer, weights, report, hidden) => {
-          await work.commitLayer(layer, report, hidden, (file) => writeLayer(model, file, layer, weights, prunable));
+          await work.commitLayer(layer, report, hidden, (file) => writeLayer(model, file, layer, foldMlpPermutation(weights, report), prunable));
         },
       });
       layers = work.state!.layers;
-      const { files, sparsity } = await assembleCheckpoint(model, work, settings.target, request.output ?? {});
-      copyModelFiles(request.modelDir, work.dir);
+      const { files: weightFiles, sparsity } = await assembleCheckpoint(model, work, settings.target, request.output ?? {});
+      files = copyModelFiles(request.modelDir, work.dir);
+      for (const skipped of files.skipped) if (skipped.note) progress?.log(skipped.note);
       await writeSparsityConfig(work.path('config.json'), sparsity);
-      work.keepOnly([...files, ...MODEL_FILES]);
+      work.keepOnly([...weightFiles, ...new Set(files.copied.map((file) => file.split('/')[0]))]);
     } catch (error) {
       throw stopped(error, work, state !== null);
     }
@@ -115,6 +124,8 @@ export async function runPrunePipeline(request: PipelineRequest): Promise<Pipeli
     return {
       outDir,
       inputSha256,
+      files,
+      storage: storageOrder(layers),
       layers,
       layerTargets,
       linearSparsity: prunedWeights / linearWeights,
@@ -206,17 +217,6 @@ async function assembleCheckpoint(
     return { files, sparsity: tally.metadata(format) };
   } finally {
     for (const f of layerFiles) f.close();
-  }
-}
-
-/** config.json, tokenizer and generation files travel with the pruned weights. */
-const MODEL_FILES = ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer.model'];
-
-function copyModelFiles(modelDir: string, targetDir: string): void {
-  for (const file of MODEL_FILES) {
-    const source = path.join(modelDir, file);
-    const target = path.join(targetDir, file);
-    if (existsSync(source)) writingToSync(target, () => copyFileSync(source, target));
   }
 }
 

@@ -10,10 +10,10 @@ export interface ScatterOptions {
   height?: number;
 }
 
-const escapeXml = (text: string): string => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+export const escapeXml = (text: string): string => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 /** Rounded tick positions covering [lo, hi]. */
-function ticks(lo: number, hi: number, count = 5): number[] {
+export function ticks(lo: number, hi: number, count = 5): number[] {
   if (lo === hi) return [lo];
   const raw = (hi - lo) / count;
   const magnitude = 10 ** Math.floor(Math.log10(raw));

@@ -77,14 +77,14 @@ export function prepareEvalText(
   return { file, textSha256: sha256Bytes(text), tokens, seqlen, maxChunks };
 }
 
-/** Perplexity of the model in `modelDir` on a prepared text; refuses NaN/Inf weights before running. */
-export async function measurePerplexity(modelDir: string, text: EvalText, engine: EngineOptions, control: RunControl): Promise<EvalResult> {
+/** Perplexity of the model in `modelDir` on a prepared text (progress as `stage`); refuses NaN/Inf weights before running. */
+export async function measurePerplexity(modelDir: string, text: EvalText, engine: EngineOptions, control: RunControl, stage = 'eval'): Promise<EvalResult> {
   const started = performance.now();
   const model = ModelCheckpoint.open(modelDir);
   try {
     model.checkAllFinite();
     const windows = windowCount(text.tokens.length, text.seqlen, text.maxChunks);
-    const progress = stageProgress(control, 'eval', perplexityWorkUnits(model.spec, windows));
+    const progress = stageProgress(control, stage, perplexityWorkUnits(model.spec, windows));
     const result = await perplexity(model, text.tokens, { ...engine, seqlen: text.seqlen, maxChunks: text.maxChunks, progress });
     progress.done(`PPL ${result.ppl.toFixed(4)}`);
     return {

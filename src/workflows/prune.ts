@@ -3,28 +3,38 @@
  * layer-by-layer pipeline into `<out>.crepe-partial`, measure perplexity there when asked, write
  * crepe-report.json, and only then move the finished directory to `out`.
  *
+ * With an evaluation text, the dense model's perplexity is measured first on the same windows, so
+ * the report, the model card (README.md, prune-report.ts) and crepe-report.md show both.
+ *
  * Every input is checked before the first expensive step: the request's fields and settings, the
  * files (calibration, evaluation text, CRePE configuration), the output rule, the window lengths
  * against the model's context, N:M widths, and the evaluation text's length.
  */
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
 import { LINEAR_NAMES, type ModelSpec } from '../model/spec.ts';
 import { windowsSha256 } from '../data/calibration.ts';
 import { runPrunePipeline, publishOutput, workDirFor, type OutputOptions, type PipelineResult } from '../prune/pipeline.ts';
 import { parseByteSize, SAVE_FORMATS, type SaveFormat } from '../io/checkpoint-writer.ts';
+import { parseHubId } from '../hub/hub-id.ts';
 import { validateAgainstModel } from '../prune/layer-loop.ts';
 import { pruneSettings, type PruneSettings } from '../prune/settings.ts';
 import { describeTarget, type PruneTarget, type Selection } from '../prune/target.ts';
 import type { MethodName } from '../prune/methods.ts';
 import { resolveCrepeParams, type CrepeParams } from '../prune/scores/crepe.ts';
 import { DEFAULT_CREPE_CONFIG_PATH, loadCrepeConfig } from '../search/crepe-config.ts';
-import { atomicWriteJson } from '../io/atomic.ts';
+import { atomicWriteFile, atomicWriteJson } from '../io/atomic.ts';
+import { readInputJson, readInputText } from '../io/input-file.ts';
+import type { CopiedModelFiles } from '../io/model-files.ts';
+import type { StorageOrder } from '../prune/storage-order.ts';
+import { crepeVersion } from '../util/version.ts';
+import { modelCard, reportMarkdown } from './prune-report.ts';
 import { checkOutputDir } from '../io/output-dir.ts';
 import { lockOutput } from '../io/output-lock.ts';
 import { sha256File } from '../util/hash.ts';
-import { checkField } from '../util/errors.ts';
+import { UserError, checkField } from '../util/errors.ts';
+import type { Progress } from '../util/progress.ts';
 import { engineOptions, resolveModel, stageProgress, type EngineRequest, type HubRequest, type RunControl } from './common.ts';
 import { measurePerplexity, type EvalResult } from './eval.ts';
 import { checkTextsRequest, planTexts, readTexts, type TextsRequest } from './texts.ts';
@@ -70,19 +80,29 @@ export interface PruneRequest extends EngineRequest, RunControl, TextsRequest, H
   resume?: boolean;
   /** The command line that asked for the run, recorded in the report. */
   command?: string;
+  /** Hub id of the input model, written as base_model in the model card (default: config.json's _name_or_path when it is a Hub id). */
+  baseModel?: string;
 }
 
 /** What crepe-report.json holds. */
 export interface PruneReport {
   tool: 'crepe';
+  crepeVersion: string;
   command: string | null;
-  model: { dir: string; spec: ModelSpec; inputSha256: Record<string, string> };
+  model: { dir: string; spec: ModelSpec; inputSha256: Record<string, string>; baseModel: string | null };
   settings: PruneSettings;
   calibration: { windows: number; windowsSha256: string; draws: Array<[number, number]> };
   layerTargets: PruneTarget[];
   layers: PipelineResult['layers'];
   totals: { linearSparsity: number; prunedWeights: number; linearWeights: number; pipelineSeconds: number; seconds: number };
+  /** The dense model's perplexity on the evaluation windows, measured before pruning. */
+  baseline: EvalResult | null;
+  /** The pruned model's perplexity on the same windows. */
   evaluation: EvalResult | null;
+  /** With a channel permutation: which linears are N:M as stored and which need a runtime permutation. */
+  storage: StorageOrder | null;
+  /** The input's non-weight files copied to the output, and those left out. */
+  files: CopiedModelFiles;
 }
 
 export interface PruneResult extends PruneReport {
@@ -132,6 +152,43 @@ function outputOptions(request: PruneRequest): OutputOptions {
   return { format, maxShardSize };
 }
 
+/** `name` when it is a plain Hub id (org/name, no revision or file). */
+const isRepoId = (name: string): boolean => parseHubId(name)?.repo === name;
+
+/**
+ * The model card's base_model: the request's; the Hub id the model was fetched by; or config.json's
+ * _name_or_path when that is a Hub id and no local path.
+ */
+function baseModelOf(request: PruneRequest, fetchedFrom: string | null): string | null {
+  if (request.baseModel !== undefined) {
+    checkField(isRepoId(request.baseModel), 'baseModel', `must be a Hub id such as org/name, got ${JSON.stringify(request.baseModel)}`);
+    return request.baseModel;
+  }
+  if (fetchedFrom !== null) return fetchedFrom;
+  const config = readInputJson(path.join(request.model, 'config.json'), 'json') as { _name_or_path?: unknown };
+  const name = config?._name_or_path;
+  return typeof name === 'string' && isRepoId(name) && !existsSync(name) ? name : null;
+}
+
+/**
+ * Writes README.md (the input's card with its Pruning section) and crepe-report.md into `dir`. An
+ * input README.md that is not UTF-8 text stays as copied, with a note.
+ */
+async function writeDocuments(dir: string, report: PruneReport, outDir: string, progress: Progress): Promise<void> {
+  const readme = path.join(dir, 'README.md');
+  let input: string | null = null;
+  try {
+    if (report.files.copied.includes('README.md')) input = readInputText(readme, 'text');
+  } catch (error) {
+    if (!(error instanceof UserError)) throw error;
+    progress.log(`${error.message}: README.md copied as it is, without a Pruning section (see crepe-report.md)`);
+  }
+  if (input !== null || !report.files.copied.includes('README.md')) {
+    await atomicWriteFile(readme, modelCard(input, report, { title: path.basename(outDir), baseModel: report.model.baseModel }));
+  }
+  await atomicWriteFile(path.join(dir, 'crepe-report.md'), reportMarkdown(report));
+}
+
 function readSpec(modelDir: string): ModelSpec {
   const model = ModelCheckpoint.open(modelDir);
   model.close();
@@ -145,7 +202,9 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
   const counts = checkTextsRequest(request);
   const output = outputOptions(request);
   // The model is fetched (when it is a Hub id) once the request's own fields are known to be good.
+  const given = request.model;
   request = { ...request, model: await resolveModel('model', request.model, request, 'model-dir') };
+  const fetchedFrom = request.model !== given ? parseHubId(given)!.repo : null;
   const outDir = checkOutputDir(request.out, {
     overwrite: request.overwrite,
     inputs: [request.model, request.calib, request.evalText, request.crepeConfig],
@@ -156,12 +215,15 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
   const calibration = { file: path.resolve(request.calib), sha256: sha256File(request.calib), nsamples, seqlen, seed };
   const settings = settingsFor(request, calibration);
   validateAgainstModel(spec, settings);
+  const baseModel = baseModelOf(request, fetchedFrom);
   const { evalText, calibration: windows } = readTexts(request, request.model, spec, plan);
 
   const workDir = workDirFor(outDir);
   const lock = lockOutput(outDir, (note) => request.onProgress?.({ kind: 'note', stage: 'output', done: 0, total: 0, detail: note }));
   let finished = false;
   try {
+    // The dense baseline on the same windows, before anything is pruned.
+    const baseline = evalText ? await measurePerplexity(request.model, evalText, engine, request, 'eval dense') : null;
     const progress = stageProgress(request, `prune ${settings.method} ${describeTarget(settings.target)}`, spec.numLayers);
     const result = await runPrunePipeline({
       modelDir: request.model,
@@ -176,11 +238,12 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
     });
     progress.done(`linear sparsity ${(result.linearSparsity * 100).toFixed(3)}%`);
     finished = true;
-    const evaluation = evalText ? await measurePerplexity(workDir, evalText, engine, request) : null;
+    const evaluation = evalText ? await measurePerplexity(workDir, evalText, engine, request, 'eval pruned') : null;
     const report: PruneReport = {
       tool: 'crepe',
+      crepeVersion: crepeVersion(),
       command: request.command ?? null,
-      model: { dir: path.resolve(request.model), spec, inputSha256: result.inputSha256 },
+      model: { dir: path.resolve(request.model), spec, inputSha256: result.inputSha256, baseModel },
       settings,
       calibration: { windows: windows.windows.length, windowsSha256: windowsSha256(windows.windows), draws: windows.draws },
       layerTargets: result.layerTargets,
@@ -192,9 +255,13 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
         pipelineSeconds: result.seconds,
         seconds: (Date.now() - started) / 1000,
       },
+      baseline,
       evaluation,
+      storage: settings.permute ? result.storage : null,
+      files: result.files,
     };
     await atomicWriteJson(path.join(workDir, 'crepe-report.json'), report);
+    await writeDocuments(workDir, report, outDir, progress);
     publishOutput(outDir, request.overwrite);
     return { ...report, out: outDir };
   } catch (error) {

@@ -62,7 +62,7 @@ async function npm(args: string[], cwd: string): Promise<string> {
   }
 }
 
-describe(`npm pack → install offline → crepe --help and import('${pkg.name}')`, { timeout: 180_000 }, () => {
+describe(`npm pack → install offline → crepe --help and import('${pkg.name}')`, { timeout: 420_000 }, () => {
   let root: string;
   let packed: string[];
   let consumer: string;
