@@ -31,6 +31,19 @@ export interface ProgressEvent {
   total: number;
   /** The latest unit ('update'), the stage's summary ('done') or the message ('note'). */
   detail?: string;
+  /** What the units are, for display (set on every event of a stage that declares it). */
+  units?: ProgressUnits;
+}
+
+/**
+ * How a stage's units are shown: `name` (layers, windows, candidates), `per` work units to one shown
+ * unit (default 1; an evaluation window is one unit per layer), and `tokens` per shown unit when a
+ * token rate means something.
+ */
+export interface ProgressUnits {
+  name: string;
+  per?: number;
+  tokens?: number;
 }
 
 /** Progress and cancellation of a long-running request. */
@@ -48,20 +61,21 @@ export interface RunControl {
  * A stage's Progress for the internal modules (which report between layers, window batches and
  * candidates): forwards to `onProgress` and checks the abort signal at every unit.
  */
-export function stageProgress(control: RunControl, stage: string, total: number): Progress {
+export function stageProgress(control: RunControl, stage: string, total: number, units?: ProgressUnits): Progress {
   const emit = control.onProgress ?? (() => {});
   control.signal?.throwIfAborted();
-  emit({ kind: 'start', stage, done: 0, total });
+  const shown = units ? { units } : {};
+  emit({ kind: 'start', stage, done: 0, total, ...shown });
   return {
     update(done, detail) {
-      emit({ kind: 'update', stage, done, total, detail });
+      emit({ kind: 'update', stage, done, total, detail, ...shown });
       control.signal?.throwIfAborted();
     },
     log(message) {
-      emit({ kind: 'note', stage, done: 0, total, detail: message });
+      emit({ kind: 'note', stage, done: 0, total, detail: message, ...shown });
     },
     done(summary) {
-      emit({ kind: 'done', stage, done: total, total, detail: summary });
+      emit({ kind: 'done', stage, done: total, total, detail: summary, ...shown });
     },
   };
 }

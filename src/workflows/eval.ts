@@ -84,7 +84,9 @@ export async function measurePerplexity(modelDir: string, text: EvalText, engine
   try {
     model.checkAllFinite();
     const windows = windowCount(text.tokens.length, text.seqlen, text.maxChunks);
-    const progress = stageProgress(control, stage, perplexityWorkUnits(model.spec, windows));
+    const progress = stageProgress(control, stage, perplexityWorkUnits(model.spec, windows), {
+      name: 'windows', per: perplexityWorkUnits(model.spec, 1), tokens: text.seqlen,
+    });
     const result = await perplexity(model, text.tokens, { ...engine, seqlen: text.seqlen, maxChunks: text.maxChunks, progress });
     progress.done(`PPL ${result.ppl.toFixed(4)}`);
     return {

@@ -127,7 +127,7 @@ function settingsFor(request: PruneRequest, calibration: PruneSettings['calibrat
         variant: given.variant ?? base.variant,
         border: base.border,
       },
-      'CRePE options',
+      { field: 'crepe' },
     );
   } else {
     checkField(request.crepeConfig === undefined, 'crepeConfig', 'applies to method crepe only');
@@ -224,7 +224,9 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
   try {
     // The dense baseline on the same windows, before anything is pruned.
     const baseline = evalText ? await measurePerplexity(request.model, evalText, engine, request, 'eval dense') : null;
-    const progress = stageProgress(request, `prune ${settings.method} ${describeTarget(settings.target)}`, spec.numLayers);
+    const progress = stageProgress(request, `prune ${settings.method} ${describeTarget(settings.target)}`, spec.numLayers, {
+      name: 'layers', tokens: windows.windows.length * seqlen,
+    });
     const result = await runPrunePipeline({
       modelDir: request.model,
       outDir,

@@ -8,7 +8,7 @@
 import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
-import type { CrepeParams, CrepeVariant } from '../prune/scores/crepe.ts';
+import { MAX_CREPE_K, type CrepeParams, type CrepeVariant } from '../prune/scores/crepe.ts';
 import { activationExponentProblem, isActivationExponent } from '../prune/scores/ria.ts';
 import { pruneSettings, type PruneSettings } from '../prune/settings.ts';
 import { validateTarget, type PruneTarget, type Selection } from '../prune/target.ts';
@@ -142,7 +142,7 @@ function kSetOf(request: SearchRequest, start: CrepeParams | undefined): number[
   const kSet = request.kSet ?? (start ? [start.k] : DEFAULT_K_SET);
   checkField(Array.isArray(kSet) && kSet.length > 0, 'kSet', 'must list at least one window size');
   for (const k of kSet) {
-    checkField(Number.isSafeInteger(k) && k >= 1 && k % 2 === 1, 'kSet', `expects odd window sizes ≥ 1, got ${kSet.join(',')}`);
+    checkField(Number.isSafeInteger(k) && k >= 1 && k <= MAX_CREPE_K && k % 2 === 1, 'kSet', `expects odd window sizes in [1, ${MAX_CREPE_K}], got ${kSet.join(',')}`);
   }
   return [...new Set(kSet)];
 }
@@ -191,7 +191,7 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
       return pruneAndMeasure(model, settingsFor(params), calibration.windows, { tokens: heldOut.tokens, seqlen: heldOut.seqlen, maxChunks: heldOut.maxChunks }, engine);
     };
     const denseContext = async (): Promise<ProxyContext> => {
-      const progress = stageProgress(request, 'dense statistics', spec.numLayers);
+      const progress = stageProgress(request, 'dense statistics', spec.numLayers, { name: 'layers' });
       const context = await ProxyContext.build(model, calibration.windows, seqlen, engine, { withGram, progress });
       progress.done();
       return context;
@@ -209,7 +209,7 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
     if (request.validate !== undefined) {
       const context = await denseContext();
       const configurations = randomConfigurations(request.validate, kSet, space, seed + 1);
-      const progress = stageProgress(request, 'validate', configurations.length);
+      const progress = stageProgress(request, 'validate', configurations.length, { name: 'configurations' });
       const result = await validateProxies(context, configurations, proxyOptions, trial, {
         bootstrapSeed: seed,
         onPoint: (p, i) => progress.update(i + 1, `PPL ${p.ppl.toFixed(2)}`),
@@ -230,7 +230,7 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
 
     if (strategy === 'pho') {
       const context = await denseContext();
-      const progress = stageProgress(request, `PHO (${proxy}, sign ${sign > 0 ? '+' : '−'})`, budget * kSet.length);
+      const progress = stageProgress(request, `PHO (${proxy}, sign ${sign > 0 ? '+' : '−'})`, budget * kSet.length, { name: 'candidates' });
       let evaluated = 0;
       const result = runPho(context, { ...proxyOptions, kSet, budgetPerK: budget, proxy, sign, space, sigma0, start }, (c) =>
         progress.update(++evaluated, `k=${c.k} ${proxy}=${c.proxies[proxy].toFixed(5)}`),
@@ -238,7 +238,7 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
       progress.done(`best k=${result.best.k} β=${result.best.params.beta.toPrecision(4)} γ=${result.best.params.gamma.toPrecision(4)}`);
       let confirmations: Confirmation[] = [];
       if (confirm > 0) {
-        const confirmProgress = stageProgress(request, 'confirm on held-out text', Math.min(confirm, result.bestPerK.length));
+        const confirmProgress = stageProgress(request, 'confirm on held-out text', Math.min(confirm, result.bestPerK.length), { name: 'trials' });
         confirmations = await confirmOnHeldOut(result, confirm, trial, (c, i) => confirmProgress.update(i + 1, `k=${c.params.k} PPL ${c.ppl.toFixed(3)}`));
         confirmProgress.done();
       }
@@ -277,7 +277,7 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
       return { kind: 'pho', out: outDir, config, seconds };
     }
 
-    const progress = stageProgress(request, 'hill climbing', budget * kSet.length);
+    const progress = stageProgress(request, 'hill climbing', budget * kSet.length, { name: 'trials' });
     let trials = 0;
     const result = await runHillClimb(trial, { kSet, space, budgetPerK: budget, initialStep: 1, minStep: 0.25, start }, (c) =>
       progress.update(++trials, `k=${c.k} PPL ${c.ppl.toFixed(3)}${c.accepted ? ' (accepted)' : ''}`),
