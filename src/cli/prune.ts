@@ -9,7 +9,7 @@ import { describeTaskReport, LIMIT_HELP, TASK_DIR_HELP, TASKS_HELP, taskDirOptio
 
 type PruneCliOptions = {
   method: MethodName; out: string; device: 'cpu' | 'cuda'; sparsity?: number; pattern?: string; config?: string;
-  crepeVariant?: 'normalized' | 'smooth'; dsnotSkip?: 'mlp' | 'none'; permute?: 'reallocation' | 'lsa'; exclude?: string; baseModel?: string;
+  crepeVariant?: 'normalized' | 'smooth'; saveFormat: 'dense' | 'sparse-bitmask'; maxShardSize?: string; revision?: string; dsnotSkip?: 'mlp' | 'none'; permute?: 'reallocation' | 'lsa'; exclude?: string; baseModel?: string;
   evalTasks?: string; evalTaskDir?: string; evalLimit?: number;
 } & TextsOptions & Partial<Record<'riaA' | 'crepeK' | 'crepeAlpha' | 'crepeBeta' | 'crepeGamma' | 'crepeA' | 'blocksize'
   | 'percdamp' | 'owlM' | 'owlLambda' | 'dsnotCycles' | 'dsnotThreshold' | 'permuteBlocks' | 'threads', number>>
@@ -19,7 +19,8 @@ export function register(program: Command, io: CliIo, argv: readonly string[]): 
   const command = program
     .command('prune')
     .description('prune a Hugging Face model layer by layer and write the pruned checkpoint')
-    .argument('<model>', 'Hugging Face model directory')
+    .argument('<model>', 'Hugging Face model directory, or a Hub id org/name[@revision] (downloaded into the Hugging Face cache)')
+    .option('--revision <rev>', 'branch, tag or commit of a Hub id (default main)')
     .requiredOption('--method <name>', `scoring method: ${METHOD_NAMES.join(', ')}`)
     .option('--sparsity <s>', 'unstructured sparsity in (0, 1)', finiteNumber('--sparsity'))
     .option('--pattern <n:m>', 'N:M semi-structured: prune n of every m consecutive inputs per row (e.g. 2:4)')
@@ -50,6 +51,8 @@ export function register(program: Command, io: CliIo, argv: readonly string[]): 
     .option('--permute-blocks <n>', 'LSA blocks per layer (RIA --fast uses 4/8/16; default 1)', positiveInt('--permute-blocks'))
     .option('--exclude <linears>', 'leave these linears dense in every layer, e.g. mlp.down_proj or down_proj,o_proj')
     .requiredOption('--out <dir>', 'output model directory')
+    .addOption(new Option('--save-format <fmt>', 'weights as stored: dense, or compressed-tensors\' sparse-bitmask (smaller; transformers with compressed-tensors and crepe read it)').choices(['dense', 'sparse-bitmask']).default('dense'))
+    .option('--max-shard-size <s>', 'largest weight file, e.g. 2GB or 500MiB; larger models are sharded with an index (default 5GB)')
     .option('--overwrite', 'replace an existing output directory')
     .option('--resume', 'continue an interrupted run from its last finished layer')
     .option('--base-model <id>', 'Hub id of the input model for the model card\'s base_model (default: config.json\'s _name_or_path when it is one)')
@@ -68,6 +71,7 @@ export function register(program: Command, io: CliIo, argv: readonly string[]): 
     const crepe = { k: opts.crepeK, alpha: opts.crepeAlpha, beta: opts.crepeBeta, gamma: opts.crepeGamma, a: opts.crepeA, variant: opts.crepeVariant };
     const report = await pruneModel({
       model,
+      revision: opts.revision,
       out: opts.out,
       method: opts.method,
       target: targetOption(opts),
@@ -85,6 +89,8 @@ export function register(program: Command, io: CliIo, argv: readonly string[]): 
       permute: opts.permute ? { strategy: opts.permute, blocks: opts.permuteBlocks } : null,
       exclude: opts.exclude?.split(',').map((name) => name.trim()),
       overwrite: opts.overwrite,
+      saveFormat: opts.saveFormat,
+      maxShardSize: opts.maxShardSize,
       resume: opts.resume,
       command: ['crepe', ...argv].join(' '),
       baseModel: opts.baseModel,

@@ -17,7 +17,7 @@ import { progressPrinter } from './progress.ts';
 type SearchCliOptions = {
   strategy: 'pho' | 'hillclimb'; out: string; device: 'cpu' | 'cuda'; sparsity?: number; pattern?: string;
   crepeK?: string; config?: string; proxy?: ProxyName; proxySign?: '+1' | '-1'; proxyFrom?: string; giniSubsample?: string;
-  crepeVariant?: 'normalized' | 'smooth'; proxyCache?: string;
+  crepeVariant?: 'normalized' | 'smooth'; proxyCache?: string; revision?: string;
 } & TextsOptions & Partial<Record<'validate' | 'budget' | 'crepeA' | 'sigma0' | 'confirm' | 'threads' | 'proxyRows' | 'proxyCacheBudget', number>>
   & Partial<Record<'perRow' | 'perMatrix' | 'searchA' | 'overwrite' | 'json', boolean>>;
 
@@ -55,7 +55,8 @@ export function register(program: Command, io: CliIo): void {
   const command = program
     .command('search')
     .description('search CRePE coefficients: PHO (CMA-ES on a proxy), hill climbing on real PPL, or proxy validation')
-    .argument('<model>', 'Hugging Face model directory')
+    .argument('<model>', 'Hugging Face model directory, or a Hub id org/name[@revision] (downloaded into the Hugging Face cache)')
+    .option('--revision <rev>', 'branch, tag or commit of a Hub id (default main)')
     .addOption(new Option('--strategy <s>', 'pho: CMA-ES on a proxy; hillclimb: coordinate search on real held-out PPL').choices(['pho', 'hillclimb']).default('pho'))
     .option('--validate <n>', 'instead of searching, measure proxy vs real PPL on N ≥ 3 random configurations', positiveInt('--validate'))
     .option('--sparsity <s>', 'unstructured sparsity in (0, 1)', finiteNumber('--sparsity'))
@@ -94,6 +95,7 @@ export function register(program: Command, io: CliIo): void {
     const gini = opts.giniSubsample;
     const result = await searchCoefficients({
       model,
+      revision: opts.revision,
       out: opts.out,
       overwrite: opts.overwrite,
       strategy: opts.strategy,

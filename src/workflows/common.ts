@@ -10,6 +10,7 @@ import { TextTokenizer } from '../model/tokenizer.ts';
 import type { EngineOptions } from '../engine/session.ts';
 import { FieldError, UserError, checkField } from '../util/errors.ts';
 import type { Progress } from '../util/progress.ts';
+import { resolveModelArgument, type ModelArgumentKind } from '../hub/resolve.ts';
 
 /** Where the model runs. */
 export interface EngineRequest {
@@ -77,6 +78,39 @@ export function stageProgress(control: RunControl, stage: string, total: number,
       emit({ kind: 'done', stage, done: total, total, detail: summary, ...shown });
     },
   };
+}
+
+/** Requests whose model may be a Hugging Face Hub id. */
+export interface HubRequest {
+  /** Revision (branch, tag or commit) of a Hub id that names none; default "main". */
+  revision?: string;
+}
+
+/**
+ * The local path of a model argument (`field` of the request): an existing path as it is, or a
+ * Hub id fetched into the Hugging Face cache, its download reported as the stage "download <id>"
+ * in bytes (hub/resolve.ts).
+ */
+export async function resolveModel(field: string, value: unknown, request: RunControl & HubRequest, kind: ModelArgumentKind): Promise<string> {
+  checkField(typeof value === 'string' && value !== '', field, 'must name a model directory or a Hugging Face Hub id (org/name)');
+  if (request.revision !== undefined) checkField(typeof request.revision === 'string' && request.revision.trim() !== '', 'revision', 'must name a branch, tag or commit');
+  const stage = `download ${value}`;
+  let started = false;
+  let last: ProgressEvent | null = null;
+  const emit = request.onProgress ?? (() => {});
+  const resolved = await resolveModelArgument(value, {
+    kind,
+    revision: request.revision,
+    signal: request.signal,
+    onProgress: ({ file, done, total }) => {
+      if (!started) emit({ kind: 'start', stage, done: 0, total });
+      started = true;
+      last = { kind: 'update', stage, done, total, detail: file };
+      emit(last);
+    },
+  });
+  if (last) emit({ kind: 'done', stage, done: (last as ProgressEvent).total, total: (last as ProgressEvent).total, detail: resolved });
+  return resolved;
 }
 
 /** The engine options of a request, validated. */

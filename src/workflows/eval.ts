@@ -11,10 +11,10 @@ import { checkField } from '../util/errors.ts';
 import type { EngineOptions } from '../engine/session.ts';
 import {
   checkInputFile, checkInteger, checkSeqlen, defaultSeqlen, engineOptions, modelEncoder, secondsSince, stageProgress,
-  type EngineRequest, type RunControl,
+  resolveModel, type EngineRequest, type HubRequest, type RunControl,
 } from './common.ts';
 
-export interface EvalRequest extends EngineRequest, RunControl {
+export interface EvalRequest extends EngineRequest, RunControl, HubRequest {
   /** Hugging Face model directory (config.json, model.safetensors, tokenizer.json). */
   model: string;
   /** Text file to evaluate; a `wiki.*.raw` file is read as the HF dataset rows joined with "\n\n". */
@@ -109,6 +109,7 @@ export async function evaluatePerplexity(request: EvalRequest): Promise<EvalResu
   const started = performance.now();
   const engine = engineOptions(request);
   checkInputFile('text', request.text);
+  request = { ...request, model: await resolveModel('model', request.model, request, 'model-dir') };
   const model = ModelCheckpoint.open(request.model);
   const spec = model.spec;
   model.close();

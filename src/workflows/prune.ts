@@ -15,7 +15,9 @@ import path from 'node:path';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
 import { LINEAR_NAMES, type ModelSpec } from '../model/spec.ts';
 import { windowsSha256 } from '../data/calibration.ts';
-import { runPrunePipeline, publishOutput, workDirFor, type PipelineResult } from '../prune/pipeline.ts';
+import { runPrunePipeline, publishOutput, workDirFor, type OutputOptions, type PipelineResult } from '../prune/pipeline.ts';
+import { parseByteSize, SAVE_FORMATS, type SaveFormat } from '../io/checkpoint-writer.ts';
+import { parseHubId } from '../hub/hub-id.ts';
 import { validateAgainstModel } from '../prune/layer-loop.ts';
 import { pruneSettings, type PruneSettings } from '../prune/settings.ts';
 import { describeTarget, type PruneTarget, type Selection } from '../prune/target.ts';
@@ -35,7 +37,7 @@ import { lockOutput } from '../io/output-lock.ts';
 import { sha256File } from '../util/hash.ts';
 import { UserError, checkField } from '../util/errors.ts';
 import type { Progress } from '../util/progress.ts';
-import { engineOptions, stageProgress, type EngineRequest, type RunControl } from './common.ts';
+import { engineOptions, resolveModel, stageProgress, type EngineRequest, type HubRequest, type RunControl } from './common.ts';
 import { measurePerplexity, type EvalResult } from './eval.ts';
 import { checkTextsRequest, planTexts, readTexts, type TextsRequest } from './texts.ts';
 import { autoExtraWindows } from './auto-crepe.ts';
@@ -43,8 +45,8 @@ import { measureTasks, prepareTasks, selectTasks } from './zeroshot.ts';
 import type { ZeroShotReport } from '../eval/zeroshot.ts';
 
 /** A pruning run; the calibration text and the optional evaluation text are `TextsRequest` fields. */
-export interface PruneRequest extends EngineRequest, RunControl, TextsRequest {
-  /** Hugging Face model directory to prune (it is only read). */
+export interface PruneRequest extends EngineRequest, RunControl, TextsRequest, HubRequest {
+  /** Hugging Face model directory to prune (it is only read), or a Hub id (org/name[@revision]). */
   model: string;
   /** Output model directory; must not exist unless `overwrite`. */
   out: string;
@@ -83,6 +85,10 @@ export interface PruneRequest extends EngineRequest, RunControl, TextsRequest {
   /** Linears left dense in every layer: full names (mlp.down_proj) or their last part (down_proj). */
   exclude?: readonly string[];
   overwrite?: boolean;
+  /** How the pruned weights are stored: 'dense' (default) or compressed-tensors' 'sparse-bitmask'. */
+  saveFormat?: SaveFormat;
+  /** Largest weight file: bytes, or text such as "2GB" / "500MiB" (default "5GB", as transformers). */
+  maxShardSize?: number | string;
   /** Continue an interrupted run from its last finished layer (same request required). */
   resume?: boolean;
   /** The command line that asked for the run, recorded in the report. */
@@ -160,17 +166,34 @@ function settingsFor(request: PruneRequest, calibration: PruneSettings['calibrat
   return pruneSettings({ ...request, crepe, calibration, exclude });
 }
 
-const HUB_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/;
+/** The save format and shard size of a request, validated. */
+function outputOptions(request: PruneRequest): OutputOptions {
+  const format = request.saveFormat ?? 'dense';
+  checkField(SAVE_FORMATS.includes(format), 'saveFormat', `must be one of ${SAVE_FORMATS.join(', ')}, got ${JSON.stringify(format)}`);
+  const size = request.maxShardSize;
+  const maxShardSize = size === undefined
+    ? undefined
+    : typeof size === 'number' ? (Number.isSafeInteger(size) && size > 0 ? size : null) : parseByteSize(size);
+  checkField(maxShardSize !== null, 'maxShardSize', `must be a positive size such as 5GB, 500MB or 2GiB, got ${JSON.stringify(size)}`);
+  return { format, maxShardSize };
+}
 
-/** The model card's base_model: the request's, or config.json's _name_or_path when that is a Hub id and no local path. */
-function baseModelOf(request: PruneRequest): string | null {
+/** `name` when it is a plain Hub id (org/name, no revision or file). */
+const isRepoId = (name: string): boolean => parseHubId(name)?.repo === name;
+
+/**
+ * The model card's base_model: the request's; the Hub id the model was fetched by; or config.json's
+ * _name_or_path when that is a Hub id and no local path.
+ */
+function baseModelOf(request: PruneRequest, fetchedFrom: string | null): string | null {
   if (request.baseModel !== undefined) {
-    checkField(HUB_ID.test(request.baseModel), 'baseModel', `must be a Hub id such as org/name, got ${JSON.stringify(request.baseModel)}`);
+    checkField(isRepoId(request.baseModel), 'baseModel', `must be a Hub id such as org/name, got ${JSON.stringify(request.baseModel)}`);
     return request.baseModel;
   }
+  if (fetchedFrom !== null) return fetchedFrom;
   const config = readInputJson(path.join(request.model, 'config.json'), 'json') as { _name_or_path?: unknown };
   const name = config?._name_or_path;
-  return typeof name === 'string' && HUB_ID.test(name) && !existsSync(name) ? name : null;
+  return typeof name === 'string' && isRepoId(name) && !existsSync(name) ? name : null;
 }
 
 /**
@@ -206,6 +229,11 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
   const taskSelection = request.evalTasks === undefined
     ? null
     : selectTasks({ tasks: 'evalTasks', taskDir: 'evalTaskDir', limit: 'evalLimit' }, request.evalTasks, request.evalTaskDir, request.evalLimit);
+  const output = outputOptions(request);
+  // The model is fetched (when it is a Hub id) once the request's own fields are known to be good.
+  const given = request.model;
+  request = { ...request, model: await resolveModel('model', request.model, request, 'model-dir') };
+  const fetchedFrom = request.model !== given ? parseHubId(given)!.repo : null;
   const outDir = checkOutputDir(request.out, {
     overwrite: request.overwrite,
     inputs: [request.model, request.calib, request.evalText, request.crepeConfig],
@@ -226,7 +254,7 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
   // Checked with the configuration the run would fall back to; --auto replaces its coefficients.
   let settings = settingsFor(request, calibration, crepeConfig?.file ?? null);
   validateAgainstModel(spec, settings);
-  const baseModel = baseModelOf(request);
+  const baseModel = baseModelOf(request, fetchedFrom);
   const autoOptions = request.auto ? (request.auto === true ? {} : request.auto) : null;
   const { evalText, calibration: windows, continued } = readTexts(request, request.model, spec, plan, autoOptions ? autoExtraWindows(autoOptions) : 0);
   const tasks = taskSelection ? prepareTasks(taskSelection, request.model, spec) : null;
@@ -254,6 +282,7 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
       resume: Boolean(request.resume),
       overwrite: Boolean(request.overwrite),
       progress,
+      output,
     });
     progress.done(`linear sparsity ${(result.linearSparsity * 100).toFixed(3)}%`);
     finished = true;

@@ -30,7 +30,8 @@ import { scatterSvg } from '../util/svg-scatter.ts';
 import { sha256Bytes, sha256File } from '../util/hash.ts';
 import { checkField } from '../util/errors.ts';
 import {
-  checkInputFile, checkInteger, checkNumber, engineOptions, secondsSince, stageProgress, type EngineRequest, type RunControl,
+  checkInputFile, checkInteger, checkNumber, engineOptions, resolveModel, secondsSince, stageProgress,
+  type EngineRequest, type HubRequest, type RunControl,
 } from './common.ts';
 import { checkTextsRequest, planTexts, readTexts, type TextsRequest } from './texts.ts';
 
@@ -38,7 +39,7 @@ import { checkTextsRequest, planTexts, readTexts, type TextsRequest } from './te
  * A search; the calibration text and the held-out text (`evalText`) are `TextsRequest` fields, and
  * `seed` seeds the search as well as the calibration draw.
  */
-export interface SearchRequest extends EngineRequest, RunControl, TextsRequest {
+export interface SearchRequest extends EngineRequest, RunControl, TextsRequest, HubRequest {
   /** Hugging Face model directory (only read). */
   model: string;
   /** Output directory; must not exist unless `overwrite`. */
@@ -192,6 +193,7 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
     checkField(relative.startsWith('..') || path.isAbsolute(relative), 'proxyCache',
       `${path.resolve(request.proxyCache)} is inside the output directory ${path.resolve(request.out)}, which is replaced when the search ends; name a directory outside it`);
   }
+  request = { ...request, model: await resolveModel('model', request.model, request, 'model-dir') };
   const outDir = checkOutputDir(request.out, {
     overwrite: request.overwrite,
     inputs: [request.model, request.calib, request.evalText, request.crepeConfig, request.proxyFrom, request.proxyCache],

@@ -53,9 +53,13 @@ describe('prune output directory', () => {
   it('copies every non-weight file byte for byte and nothing else', () => {
     const input = readdirSync(model).filter((n) => !n.startsWith('.') && n !== 'model.safetensors' && n !== 'pytorch_model.bin' && n !== 'README.md');
     assert.ok(input.includes('tokenizer_config.json') && input.includes('chat_template.jinja') && input.includes('generation_config.json'));
-    for (const name of [...input.filter((n) => n !== 'extra'), 'extra/notes.txt']) {
+    for (const name of [...input.filter((n) => n !== 'extra' && n !== 'config.json'), 'extra/notes.txt']) {
       assert.ok(readFileSync(path.join(report.out, name)).equals(readFileSync(path.join(model, name))), `${name} differs`);
     }
+    // config.json is the input's with compressed-tensors' sparsity_config added.
+    const { quantization_config: quantization, ...config } = JSON.parse(readFileSync(path.join(report.out, 'config.json'), 'utf8'));
+    assert.deepEqual(config, JSON.parse(readFileSync(path.join(model, 'config.json'), 'utf8')));
+    assert.equal(quantization.sparsity_config.format, 'dense');
     assert.deepEqual(
       readdirSync(report.out).sort(),
       [...input, 'README.md', 'model.safetensors', 'crepe-report.json', 'crepe-report.md', '.crepe-output'].sort(),
