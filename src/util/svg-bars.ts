@@ -1,5 +1,5 @@
 /** A small, dependency-free SVG chart of horizontal bars (reports), in the style of svg-scatter.ts. */
-import { escapeXml, ticks } from './svg-scatter.ts';
+import { escapeXml, svgFrame, ticks } from './svg-scatter.ts';
 
 export interface Bar {
   label: string;
@@ -29,13 +29,7 @@ export function barChartSvg(bars: readonly Bar[], opts: BarChartOptions): string
   const max = opts.max ?? Math.max(0, ...bars.map((b) => b.value));
   const scale = max > 0 ? (width - margin.left - margin.right) / max : 0;
   const axisY = height - margin.bottom;
-  const parts: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`,
-    `<rect width="${width}" height="${height}" fill="white"/>`,
-    `<text x="${width / 2}" y="20" text-anchor="middle" font-size="13">${escapeXml(opts.title)}</text>`,
-    `<line x1="${margin.left}" y1="${margin.top}" x2="${margin.left}" y2="${axisY}" stroke="black"/>`,
-    `<line x1="${margin.left}" y1="${axisY}" x2="${width - margin.right}" y2="${axisY}" stroke="black"/>`,
-  ];
+  const parts = svgFrame(width, height, opts.title, margin);
   if (max > 0) {
     for (const t of ticks(0, max, 4)) {
       const x = margin.left + t * scale;
