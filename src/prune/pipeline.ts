@@ -44,6 +44,8 @@ export interface OutputOptions {
   format?: SaveFormat;
   /** Largest weight file, bytes (default 5 GB, as transformers). */
   maxShardSize?: number;
+  /** Write compressed-tensors' sparsity metadata into config.json (default true; needed by sparse-bitmask). */
+  sparsityMetadata?: boolean;
 }
 
 export interface PipelineResult {
@@ -107,7 +109,7 @@ export async function runPrunePipeline(request: PipelineRequest): Promise<Pipeli
       const { files: weightFiles, sparsity } = await assembleCheckpoint(model, work, settings.target, request.output ?? {});
       files = copyModelFiles(request.modelDir, work.dir);
       for (const skipped of files.skipped) if (skipped.note) progress?.log(skipped.note);
-      await writeSparsityConfig(work.path('config.json'), sparsity);
+      if (request.output?.sparsityMetadata !== false) await writeSparsityConfig(work.path('config.json'), sparsity);
       work.keepOnly([...weightFiles, ...new Set(files.copied.map((file) => file.split('/')[0]))]);
     } catch (error) {
       throw stopped(error, work, state !== null);

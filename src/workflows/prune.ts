@@ -89,6 +89,12 @@ export interface PruneRequest extends EngineRequest, RunControl, TextsRequest, H
   saveFormat?: SaveFormat;
   /** Largest weight file: bytes, or text such as "2GB" / "500MiB" (default "5GB", as transformers). */
   maxShardSize?: number | string;
+  /**
+   * Write compressed-tensors' `quantization_config.sparsity_config` into config.json (default true), which
+   * vLLM and llm-compressor read; transformers then needs the compressed-tensors package to load the model.
+   * false keeps config.json as the input's (a dense save only).
+   */
+  sparsityMetadata?: boolean;
   /** Continue an interrupted run from its last finished layer (same request required). */
   resume?: boolean;
   /** The command line that asked for the run, recorded in the report. */
@@ -175,7 +181,10 @@ function outputOptions(request: PruneRequest): OutputOptions {
     ? undefined
     : typeof size === 'number' ? (Number.isSafeInteger(size) && size > 0 ? size : null) : parseByteSize(size);
   checkField(maxShardSize !== null, 'maxShardSize', `must be a positive size such as 5GB, 500MB or 2GiB, got ${JSON.stringify(size)}`);
-  return { format, maxShardSize };
+  const sparsityMetadata = request.sparsityMetadata ?? true;
+  checkField(typeof sparsityMetadata === 'boolean', 'sparsityMetadata', `must be true or false, got ${JSON.stringify(sparsityMetadata)}`);
+  checkField(sparsityMetadata || format === 'dense', 'sparsityMetadata', 'is needed by saveFormat sparse-bitmask (its readers find the format there)');
+  return { format, maxShardSize, sparsityMetadata };
 }
 
 /** `name` when it is a plain Hub id (org/name, no revision or file). */

@@ -2,7 +2,7 @@
 // 200 kB: every tensor reads back bit for bit the same, eval and inspect give the same answers, and
 // config.json differs only by the sparsity_config's format.
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { evaluatePerplexity, inspectModel, parseTarget, pruneModel, SafetensorsWeights, type PruneRequest } from '../../src/index.ts';
@@ -61,5 +61,12 @@ describe('save formats on stories260K', () => {
 
     const ppl = async (dir: string) => (await evaluatePerplexity({ model: dir, text: WIKITEXT_TEST, seqlen: 64, maxChunks: 2 })).ppl;
     assert.equal(await ppl(packed), await ppl(dense));
+  });
+  it('sparsityMetadata false keeps config.json as the input\'s; sparse-bitmask needs the metadata', async () => {
+    const out = (await pruneModel(request(path.join(scratchDir('no-metadata'), 'out'), { sparsityMetadata: false }))).out;
+    assert.deepEqual(readConfig(out), readConfig(model));
+    const refused = path.join(scratchDir('bitmask-no-metadata'), 'out');
+    await assert.rejects(pruneModel(request(refused, { saveFormat: 'sparse-bitmask', sparsityMetadata: false })), /sparsityMetadata.*sparse-bitmask/);
+    assert.equal(existsSync(refused), false);
   });
 });
