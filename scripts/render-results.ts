@@ -208,7 +208,7 @@ function zeroShotSection(): string {
   if (runs.length === 0) return '';
   const pct = (m?: { value: number; stderr: number | null }) => (m ? `${(100 * m.value).toFixed(2)} ± ${m.stderr === null ? '–' : (100 * m.stderr).toFixed(2)}` : '–');
   const lines = [
-    '## 4. Zero-shot accuracy (issue #14)',
+    '## Zero-shot accuracy (issue #14)',
     '',
     'Accuracy in % ± standard error (lm-evaluation-harness\'s: sample standard deviation / √n) on all documents of the eight',
     'tasks, computed as the harness computes it from the local task files (`crepe eval --tasks`, src/eval/zeroshot.ts; the first 20',
@@ -256,5 +256,9 @@ const header = [
 ].join('\n');
 
 const runCount = existsSync(runsDir) ? readdirSync(runsDir).length : 0;
-writeFileSync(path.join(root, 'RESULTS.md'), `${header}\n${baselineSection()}\n${crepeSection()}\n${combosSection()}\n${zeroShotSection()}\n_${runCount} cached runs._\n`);
+// Sections written by hand below the rendered ones (after the "_N cached runs._" line) are kept.
+const resultsFile = path.join(root, 'RESULTS.md');
+const previous = existsSync(resultsFile) ? readFileSync(resultsFile, 'utf8') : '';
+const handWritten = previous.match(/^_\d+ cached runs\._\n([\s\S]*)$/m)?.[1] ?? '';
+writeFileSync(resultsFile, `${header}\n${baselineSection()}\n${crepeSection()}\n${combosSection()}\n${zeroShotSection()}\n_${runCount} cached runs._\n${handWritten}`);
 process.stdout.write(`wrote RESULTS.md from ${runCount} cached runs\n`);

@@ -29,6 +29,12 @@ export { readModelConfig, parseModelConfig } from './model/config.ts';
 export { LINEAR_NAMES, type LinearName, type ModelSpec, type BlockWeights } from './model/spec.ts';
 export { TextTokenizer } from './model/tokenizer.ts';
 export { SafetensorsWeights } from './io/safetensors.ts';
+export { writeCheckpoint, parseByteSize, SAVE_FORMATS, type SaveFormat, type WeightSource, type WriteCheckpointOptions } from './io/checkpoint-writer.ts';
+export { bitmaskCompress, bitmaskDecompress } from './io/sparse-bitmask.ts';
+export { sparsityConfig, withSparsityConfig, writeSparsityConfig, SparsityTally, type SparsityMetadata } from './prune/sparsity-config.ts';
+export { resolveModelArgument, type ResolveOptions } from './hub/resolve.ts';
+export { parseHubId, type HubId } from './hub/hub-id.ts';
+export { hubSettings, type HubSettings } from './hub/settings.ts';
 
 // Calibration and evaluation texts.
 export { sampleCalibrationFile, sampleC4Windows, sampleTextWindows, windowsSha256, type CalibrationSet } from './data/calibration.ts';
@@ -55,4 +61,7 @@ export { pruneLayers, type LayerReport } from './prune/layer-loop.ts';
 export { loadCrepeConfig, parseCrepeConfig, type CrepeConfigFile } from './search/crepe-config.ts';
 export { ProxyContext, PROXY_NAMES, type ProxyName } from './search/proxy.ts';
 export { runPho } from './search/pho.ts';
+export { defaultCrepeConfigFor, RIA_POINT } from './search/crepe-defaults.ts';
+export { chooseByConfirmation, confirmationWindows, type AutoCandidate } from './search/auto.ts';
+export type { AutoOptions, AutoReport } from './workflows/auto-crepe.ts';
 export { runHillClimb } from './search/hillclimb.ts';

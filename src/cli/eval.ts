@@ -9,6 +9,7 @@ import { progressPrinter } from './progress.ts';
 import { describeTaskReport, LIMIT_HELP, TASK_DIR_HELP, TASKS_HELP, taskDirOption } from './tasks.ts';
 
 interface EvalCliOptions {
+  revision?: string;
   evalPpl?: string;
   seqlen?: number;
   maxChunks?: number;
@@ -24,7 +25,8 @@ export function register(program: Command, io: CliIo): void {
   const command = program
     .command('eval')
     .description('measure a model\'s perplexity on a text file (WikiText-2 protocol: non-overlapping windows, one BOS) and/or its zero-shot accuracy (lm-evaluation-harness protocol)')
-    .argument('<model>', 'Hugging Face model directory (config.json, model.safetensors, tokenizer.json)')
+    .argument('<model>', 'Hugging Face model directory (config.json, model.safetensors, tokenizer.json), or a Hub id org/name[@revision]')
+    .option('--revision <rev>', 'branch, tag or commit of a Hub id (default main)')
     .option('--eval-ppl <file>', 'text to evaluate; a wiki.*.raw file is read as the HF dataset rows joined with "\\n\\n"')
     .option('--seqlen <n>', 'window length in tokens, at most the model\'s context (default: min(2048, the context))', positiveInt('--seqlen'))
     .option('--max-chunks <k>', 'evaluate only the first K windows', positiveInt('--max-chunks'))
@@ -39,10 +41,10 @@ export function register(program: Command, io: CliIo): void {
     const engine = { device: opts.device, threads: opts.threads, onProgress: progressPrinter(io) };
     // Tasks first: their names, files and tokenisation are all checked before any model work.
     const zeroShot = opts.tasks === undefined ? null : await (await import('../workflows/zeroshot.ts')).evaluateTasks({
-      model, tasks: opts.tasks, taskDir: taskDirOption(opts.taskDir, '--task-dir'), limit: opts.limit, ...engine,
+      model, revision: opts.revision, tasks: opts.tasks, taskDir: taskDirOption(opts.taskDir, '--task-dir'), limit: opts.limit, ...engine,
     });
     const report = opts.evalPpl === undefined ? null : await (await import('../workflows/eval.ts')).evaluatePerplexity({
-      model, text: opts.evalPpl, seqlen: opts.seqlen, maxChunks: opts.maxChunks, ...engine,
+      model, revision: opts.revision, text: opts.evalPpl, seqlen: opts.seqlen, maxChunks: opts.maxChunks, ...engine,
     });
     if (opts.json) return printJson(io.stdout, report && zeroShot ? { perplexity: report, zeroShot } : report ?? zeroShot);
     if (report) io.stdout.write(`${report.file}: PPL ${report.ppl.toFixed(4)} (${report.windows} windows × ${report.seqlen} tokens, ${report.tokens} tokens)\n`);

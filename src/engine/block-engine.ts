@@ -12,7 +12,7 @@ import {
   blockTensorNames, blockTensorShape, inputGroupWidth,
   type BlockWeights, type LinearInputGroup, type ModelSpec,
 } from '../model/spec.ts';
-import type { RopeTables } from '../model/rope.ts';
+import { rotaryDim, type RopeTables } from '../model/rope.ts';
 import { invariant } from '../util/errors.ts';
 
 /** One linear-input group's statistics for a batch of B sequences, width d = d_in. */
@@ -66,12 +66,13 @@ export class BlockEngine {
     const h = spec.hiddenSize;
     const sequences = hidden.length / (seqLen * h);
     invariant(Number.isInteger(sequences) && sequences >= 1, 'hidden must be [B·seqLen, hiddenSize]');
+    const r = rotaryDim(spec);
     const ropeRows = this.packed ? sequences * seqLen : seqLen;
-    invariant(rope.cos.length === ropeRows * spec.headDim, () => `rope tables must be [${this.packed ? 'B·seqLen' : 'seqLen'}, headDim]`);
+    invariant(rope.cos.length === ropeRows * r, () => `rope tables must be [${this.packed ? 'B·seqLen' : 'seqLen'}, rotaryDim]`);
     const feeds: Record<string, ort.Tensor> = {
       hidden: floatTensor(hidden, [sequences * seqLen, h]),
-      cos: floatTensor(rope.cos, [ropeRows, spec.headDim]),
-      sin: floatTensor(rope.sin, [ropeRows, spec.headDim]),
+      cos: floatTensor(rope.cos, [ropeRows, r]),
+      sin: floatTensor(rope.sin, [ropeRows, r]),
     };
     if (this.packed) {
       invariant(mask && mask.length === sequences * seqLen * seqLen, 'a packed run needs a mask [B, seqLen, seqLen]');

@@ -17,6 +17,7 @@ import {
   blockTensorNames, blockTensorShape, inputGroupWidth,
   type LinearInputGroup, type LinearName, type ModelSpec,
 } from '../model/spec.ts';
+import { rotaryDim } from '../model/rope.ts';
 
 export type StatsMode = 'none' | 'sqnorm' | 'full';
 
@@ -45,10 +46,11 @@ export function buildBlockGraph(spec: ModelSpec, opts: BlockGraphOptions): Uint8
   const G = H / KV; // query heads per key/value head
   const g = new GraphBuilder('decoder_block');
 
+  const r = rotaryDim(spec); // channels turned by rotary (the first r of each head)
   const x = g.input('hidden', [TOKENS, h]);
   const ropeRows = opts.packed ? TOKENS : L;
-  const cos = g.input('cos', [ropeRows, d]);
-  const sin = g.input('sin', [ropeRows, d]);
+  const cos = g.input('cos', [ropeRows, r]);
+  const sin = g.input('sin', [ropeRows, r]);
   const w: Record<string, string> = {};
   for (const name of blockTensorNames(spec)) w[name] = g.input(name, blockTensorShape(spec, name));
 
@@ -69,19 +71,26 @@ export function buildBlockGraph(spec: ModelSpec, opts: BlockGraphOptions): Uint8
 
   // Rotary, rotate_half layout: x·cos + rotate_half(x)·sin, where rotate_half(x) = [−x₂, x₁].
   // Written as x·cos + [x₂, x₁]·[−sin₁, sin₂]; the tables broadcast over batch and heads as
-  // [L, 1, d] ([B, L, 1, d] when packed). The attention scale 1/√d is folded into q's tables (an
-  // [L, d] multiply instead of [B, H, L, L]).
-  const tableShape = opts.packed ? [-1, L, 1, d] : [L, 1, d];
+  // [L, 1, r] ([B, L, 1, r] when packed). The attention scale 1/√d is folded into q's tables (an
+  // [L, r] multiply instead of [B, H, L, L]). With partial rotary (r < d) the first r channels turn,
+  // in halves of r/2, and the rest pass through (q's scaled by 1/√d).
+  const tableShape = opts.packed ? [-1, L, 1, r] : [L, 1, r];
   const cosTable = g.reshape(cos, tableShape);
   const [sinFirstHalf, sinSecondHalf] = g.split(sin, 1, 2);
   const sinSigned = g.reshape(g.concat([g.neg(sinFirstHalf), sinSecondHalf], 1), tableShape);
   const scale = g.scalar(1 / Math.sqrt(d));
-  const rotate = (t: string, cosT: string, sinT: string): string => {
+  const turn = (t: string, cosT: string, sinT: string): string => {
     const [firstHalf, secondHalf] = g.split(t, 3, 2);
     return g.add(g.mul(t, cosT), g.mul(g.concat([secondHalf, firstHalf], 3), sinT));
   };
-  q = rotate(q, g.mul(cosTable, scale), g.mul(sinSigned, scale));
-  k = rotate(k, cosTable, sinSigned);
+  const rotate = (t: string, cosT: string, sinT: string, passScale: string | null): string => {
+    if (r === d) return turn(t, cosT, sinT);
+    const turned = turn(g.slice(t, [0], [r], [3]), cosT, sinT);
+    const pass = g.slice(t, [r], [d], [3]);
+    return g.concat([turned, passScale ? g.mul(pass, passScale) : pass], 3);
+  };
+  q = rotate(q, g.mul(cosTable, scale), g.mul(sinSigned, scale), scale);
+  k = rotate(k, cosTable, sinSigned, null);
 
   // The mask broadcasts over the scores [B, KV, G, C, keys]: [L, L] causal, or [B, 1, 1, L, L].
   const mask = opts.packed

@@ -23,7 +23,7 @@
  */
 import type { ModelSource } from '../model/source.ts';
 import type { ModelSpec } from '../model/spec.ts';
-import { ropeTables, type RopeTables } from '../model/rope.ts';
+import { ropeTables, rotaryDim, type RopeTables } from '../model/rope.ts';
 import { BlockEngine } from '../engine/block-engine.ts';
 import { HeadEngine } from '../engine/head-engine.ts';
 import { MASKED } from '../engine/block-graph.ts';
@@ -324,7 +324,7 @@ async function engineFor(engines: Map<number, BlockEngine>, spec: ModelSpec, len
  * themselves).
  */
 function buildBatch(rows: PackedRow[], length: number, embedding: Float32Array, spec: ModelSpec, rope: RopeTables): Batch {
-  const d = spec.headDim;
+  const d = rotaryDim(spec); // rope table width
   const tokens = new Int32Array(rows.length * length);
   const cos = new Float32Array(rows.length * length * d);
   const sin = new Float32Array(rows.length * length * d);

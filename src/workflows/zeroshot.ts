@@ -9,10 +9,12 @@ import type { EngineOptions } from '../engine/session.ts';
 import { FieldError, UserError, checkField } from '../util/errors.ts';
 import { parseTaskList, type TaskDefinition } from '../eval/tasks/index.ts';
 import { encodeTaskDocs, evaluateTask, loadTaskDocs, type EncodedTask, type ZeroShotReport } from '../eval/zeroshot.ts';
-import { checkInteger, engineOptions, modelEncoder, secondsSince, stageProgress, type EngineRequest, type RunControl } from './common.ts';
+import {
+  checkInteger, engineOptions, modelEncoder, resolveModel, secondsSince, stageProgress, type EngineRequest, type HubRequest, type RunControl,
+} from './common.ts';
 
-export interface ZeroShotRequest extends EngineRequest, RunControl {
-  /** Hugging Face model directory (config.json, model.safetensors, tokenizer.json). */
+export interface ZeroShotRequest extends EngineRequest, RunControl, HubRequest {
+  /** Hugging Face model directory (config.json, model.safetensors, tokenizer.json), or a Hub id (org/name[@revision]). */
   model: string;
   /** boolq, rte, hellaswag, winogrande, arc_easy, arc_challenge, piqa, openbookqa (a list or comma-separated), or "all". */
   tasks: string | readonly string[];
@@ -96,6 +98,7 @@ export async function evaluateTasks(request: ZeroShotRequest): Promise<ZeroShotR
   const started = performance.now();
   const engine = engineOptions(request);
   const selection = selectTasks({ tasks: 'tasks', taskDir: 'taskDir', limit: 'limit' }, request.tasks, request.taskDir, request.limit);
+  request = { ...request, model: await resolveModel('model', request.model, request, 'model-dir') };
   const model = ModelCheckpoint.open(request.model);
   const spec = model.spec;
   model.close();
