@@ -22,7 +22,7 @@ import type { CrepeParams } from '../prune/scores/crepe.ts';
 import type { PruneTarget, Selection } from '../prune/settings.ts';
 import { gini, subsampleIndices } from './gini.ts';
 import {
-  candidateScores, candidateScoresDirect, magnitudes, naturalLayout, positionCount, quadraticForm, referenceNorms, rowCount, rowSlots,
+  candidateScores, candidateScoresDirect, magnitudeSource, naturalLayout, positionCount, quadraticForm, referenceNorms, rowCount, rowSlots,
   type LinearTerms, type WindowTerm,
 } from './proxy-terms.ts';
 
@@ -141,7 +141,6 @@ function forEachNaturalIndex(terms: LinearTerms, visit: (p: number, index: numbe
 
 /** Reused buffers of one evaluator (sized to its largest linear). */
 export class Scratch {
-  magnitude = new Float32Array(0);
   scores = new Float32Array(0);
   mask = new Uint8Array(0);
   naturalScores = new Float32Array(0);
@@ -149,7 +148,6 @@ export class Scratch {
 
   ensure(n: number): void {
     if (this.scores.length < n) {
-      this.magnitude = new Float32Array(n);
       this.scores = new Float32Array(n);
       this.mask = new Uint8Array(n);
     }
@@ -188,8 +186,7 @@ export function evaluateLinear(
   scratch.ensure(n);
   let t = performance.now();
   const scores = scratch.scores.subarray(0, n);
-  const magnitude = magnitudes(terms, scratch.magnitude);
-  if (source.kind === 'terms') candidateScores(terms, magnitude, source.window, params, scores);
+  if (source.kind === 'terms') candidateScores(terms, source.window, params, scores);
   else candidateScoresDirect(source.base, terms, params, scores);
   const score = (performance.now() - t) / 1000;
 
@@ -204,8 +201,8 @@ export function evaluateLinear(
   let natural: { mask: Uint8Array; weight: Float32Array } | null = null;
   const view: CandidateView = {
     terms, scores, mask, options, memo,
-    referenceWalk: () => (walk ??= walkReference(terms, magnitude, mask)),
-    lostPerColumn: () => (lost ??= lostPerColumn(terms, magnitude, mask)),
+    referenceWalk: () => (walk ??= walkReference(terms, mask)),
+    lostPerColumn: () => (lost ??= lostPerColumn(terms, mask)),
     natural: () => (natural ??= naturalMaskAndWeights(terms, mask)),
   };
   const values: Partial<Record<ProxyName, number>> = {};
@@ -238,16 +235,18 @@ function selectPositions(terms: LinearTerms, scores: Float32Array, options: Prox
  * reference importance. Branch-free (a kept entry adds exact zeros), so the sums are those of the
  * pruned entries alone, in order.
  */
-function walkReference(terms: LinearTerms, magnitude: Float32Array, mask: Uint8Array): ReferenceWalk {
+function walkReference(terms: LinearTerms, mask: Uint8Array): ReferenceWalk {
   const norms = referenceNorms(terms);
   const { col } = terms;
+  const { f16, f32, table } = magnitudeSource(terms);
   const n = positionCount(terms);
   let count = 0;
   let total = 0;
   let rankWeighted = 0;
   for (let p = 0; p < n; p++) {
     const pruned = mask[p];
-    const value = pruned * Math.fround(magnitude[p] * norms[col[p]]);
+    const magnitude = f16 !== null ? table[f16[p] & 0x7fff] : Math.abs(f32![p]);
+    const value = pruned * Math.fround(magnitude * norms[col[p]]);
     count += pruned;
     total += value;
     rankWeighted += count * value;
@@ -255,12 +254,15 @@ function walkReference(terms: LinearTerms, magnitude: Float32Array, mask: Uint8A
   return { count, total, rankWeighted };
 }
 
-function lostPerColumn(terms: LinearTerms, magnitude: Float32Array, mask: Uint8Array): Float64Array {
+function lostPerColumn(terms: LinearTerms, mask: Uint8Array): Float64Array {
   const norms = referenceNorms(terms);
   const { col } = terms;
+  const { f16, f32, table } = magnitudeSource(terms);
   const lost = new Float64Array(terms.dIn);
   const n = positionCount(terms);
-  for (let p = 0; p < n; p++) if (mask[p]) lost[col[p]] += Math.fround(magnitude[p] * norms[col[p]]);
+  for (let p = 0; p < n; p++) {
+    if (mask[p]) lost[col[p]] += Math.fround((f16 !== null ? table[f16[p] & 0x7fff] : Math.abs(f32![p])) * norms[col[p]]);
+  }
   return lost;
 }
 

@@ -214,37 +214,31 @@ function relativeSetup(terms: LinearTerms, a: number): RelativeImportanceSetup {
   return { dOut: terms.dOut, dIn: terms.dIn, inverseRowSums: terms.inverseRowSums, inverseColSums: terms.inverseColSums, activation: activationFactors(terms.sqNorm, a) };
 }
 
-/** |W| at every position, as float32, into `out` (one pass; the hot loops then read one array type). */
-export function magnitudes(terms: LinearTerms, out: Float32Array): Float32Array {
-  const n = positionCount(terms);
-  const magnitude = out.subarray(0, n);
-  if (terms.weightF32) {
-    const weight = terms.weightF32;
-    for (let p = 0; p < n; p++) magnitude[p] = Math.abs(weight[p]);
-  } else {
-    const table = float16Table();
-    const bits = terms.weightF16!;
-    // Clearing the sign bit of a float16 gives its magnitude's bits.
-    for (let p = 0; p < n; p++) magnitude[p] = table[bits[p] & 0x7fff];
-  }
-  return magnitude;
+/**
+ * The weights' magnitudes for the hot loops: |W| at position p is `table[f16[p] & 0x7fff]`
+ * (clearing a float16's sign bit gives its magnitude's bits) when the weights are stored as
+ * float16, else `Math.abs(f32[p])`. Reading the 2-byte bits through a 256 KiB table beats a
+ * separate decoded float32 copy: the passes are bound by memory traffic.
+ */
+export function magnitudeSource(terms: LinearTerms): { f16: Uint16Array | null; f32: Float32Array | null; table: Float32Array } {
+  return { f16: terms.weightF16, f32: terms.weightF32, table: float16Table() };
 }
 
 /**
- * The candidate's CRePE scores at every position: one pass over the stored terms (`magnitude`
- * from magnitudes()). `window` is the neighbourhood term of the candidate's k (and a, for
- * smooth); unused, and may be null, when γ = 0. Same float64 operations, in the same order, as
- * crepeScores.
+ * The candidate's CRePE scores at every position: one pass over the stored terms. `window` is
+ * the neighbourhood term of the candidate's k (and a, for smooth); unused, and may be null, when
+ * γ = 0. Same float64 operations, in the same order, as crepeScores.
  */
-export function candidateScores(terms: LinearTerms, magnitude: Float32Array, window: WindowTerm | null, params: CrepeParams, out: Float32Array): Float32Array {
+export function candidateScores(terms: LinearTerms, window: WindowTerm | null, params: CrepeParams, out: Float32Array): Float32Array {
   const { alpha, beta, gamma } = params;
   const { row, col, inverseRowSums: ir, inverseColSums: ic } = terms;
+  const { f16, f32, table } = magnitudeSource(terms);
   const activation = activationFactors(terms.sqNorm, params.a);
   const n = positionCount(terms);
-  if (out.length < n || magnitude.length < n) throw new Error(`internal: buffers of ${out.length}, ${magnitude.length} for ${n} positions`);
+  if (out.length < n) throw new Error(`internal: a score buffer of ${out.length} for ${n} positions`);
   if (gamma === 0) {
     for (let p = 0; p < n; p++) {
-      const m = magnitude[p];
+      const m = f16 !== null ? table[f16[p] & 0x7fff] : Math.abs(f32![p]);
       const j = col[p];
       out[p] = (beta * (m * ic[j]) + alpha * (m * ir[row[p]])) * activation[j];
     }
@@ -253,13 +247,13 @@ export function candidateScores(terms: LinearTerms, magnitude: Float32Array, win
   if (!window || window.length !== n) throw new Error('internal: a neighbourhood term for every position is needed when γ > 0');
   if (params.variant === 'normalized') {
     for (let p = 0; p < n; p++) {
-      const m = magnitude[p];
+      const m = f16 !== null ? table[f16[p] & 0x7fff] : Math.abs(f32![p]);
       const j = col[p];
       out[p] = (beta * (m * ic[j]) + alpha * (m * ir[row[p]]) + gamma * window[p]) * activation[j];
     }
   } else {
     for (let p = 0; p < n; p++) {
-      const m = magnitude[p];
+      const m = f16 !== null ? table[f16[p] & 0x7fff] : Math.abs(f32![p]);
       const j = col[p];
       out[p] = (beta * (m * ic[j]) + alpha * (m * ir[row[p]])) * activation[j] + gamma * window[p];
     }
@@ -324,9 +318,9 @@ export function subsetRows(base: LinearTerms, fraction: number, seed: number): L
     outputEnergy: Number.NaN,
   };
   const norms = referenceNorms(subset);
-  const magnitude = magnitudes(subset, new Float32Array(kept));
+  const { f16, f32, table } = magnitudeSource(subset);
   let total = 0;
-  for (let q = 0; q < kept; q++) total += Math.fround(magnitude[q] * norms[subset.col[q]]);
+  for (let q = 0; q < kept; q++) total += Math.fround((f16 !== null ? table[f16[q] & 0x7fff] : Math.abs(f32![q])) * norms[subset.col[q]]);
   subset.referenceTotal = total;
   if (subset.gram) subset.outputEnergy = quadraticForm(naturalLayout(subset).weight, null, subset.gram, count, subset.dIn);
   return subset;
