@@ -3,11 +3,11 @@
  * description of the machine. A section that fails is reported in the file, not fatal. Numbers to
  * compare are ratios measured in the same run: absolute times drift on shared machines.
  *
- *   node --import tsx bench/run.ts [SECTION…] [--only engine,prune-math,pipeline,pho,pho-scale,combos] [--quick] [--out FILE] [--keep-model]
+ *   node --import tsx bench/run.ts [SECTION…] [--only engine,prune-math,pipeline,pho,pho-scale,combos,startup,zeroshot] [--quick] [--out FILE] [--keep-model]
  *
  * SECTION…  sections named on their own (`npm run bench -- pho-scale`), the same as --only.
  * --quick  smaller sizes for a smoke run (pipeline and PHO; the other sections have one size).
- * --only   run some sections.
+ * --only   run some sections; optional sections (zeroshot) run only when named here.
  * A full run writes BENCHMARKS.md; --quick and --only print to stdout unless --out names a file,
  * so a partial or smoke run never replaces the full report by accident.
  */
@@ -31,7 +31,11 @@ const SECTIONS: Record<string, (log: Log, options: RunOptions) => Promise<string
   pho: async (log, options) => (await import('./pho.ts')).benchPho(log, options),
   'pho-scale': async (log, options) => (await import('./pho-scale.ts')).benchPhoScale(log, options),
   combos: async (log) => (await import('./combos.ts')).benchCombos(log),
+  startup: async (log) => (await import('./startup.ts')).benchStartup(log),
+  zeroshot: async (log, options) => (await import('./zeroshot.ts')).benchZeroShot(log, options),
 };
+/** Sections a full run leaves out. */
+const OPTIONAL = new Set(['zeroshot']);
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -84,7 +88,7 @@ function parseArgs(argv: string[]): { names: string[]; quick: boolean; out: stri
   const valueFlags = new Set(['--only', '--out']);
   const positional = argv.filter((arg, i) => !arg.startsWith('--') && !valueFlags.has(argv[i - 1]));
   const only = [valueOf('--only'), ...positional].filter((v) => v !== undefined).join(',') || undefined;
-  const names = only ? only.split(',').map((s) => s.trim()).filter(Boolean) : Object.keys(SECTIONS);
+  const names = only ? only.split(',').map((s) => s.trim()).filter(Boolean) : Object.keys(SECTIONS).filter((name) => !OPTIONAL.has(name));
   const unknown = names.filter((name) => !(name in SECTIONS));
   if (unknown.length > 0) {
     console.error(`--only: unknown section(s) ${unknown.join(', ')}; expected some of ${Object.keys(SECTIONS).join(', ')}`);

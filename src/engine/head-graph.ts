@@ -2,13 +2,15 @@
  * The head graph: final RMSNorm → lm_head → log-softmax → −log p(target), per token, for any
  * number of tokens (a batch of sequences laid end to end: the head works token by token).
  * Evaluation only needs the NLL, so the [tokens, vocab] logits never leave ORT; the 'logits'
- * variant exists for tests and conversion checks.
+ * variant exists for tests and conversion checks. The 'target' variant serves log-likelihood
+ * scoring: log p(target) and whether the target is the argmax of the log-probabilities (ArgMax
+ * keeps the first of tied maxima, as torch.argmax does), as 0/1.
  */
-import { GraphBuilder, INT64 } from './onnx-builder.ts';
+import { FLOAT, GraphBuilder, INT64 } from './onnx-builder.ts';
 import { TOKENS } from './block-graph.ts';
 import type { ModelSpec } from '../model/spec.ts';
 
-export type HeadOutput = 'nll' | 'logits';
+export type HeadOutput = 'nll' | 'logits' | 'target';
 
 export interface HeadGraphOptions {
   output: HeadOutput;
@@ -27,8 +29,14 @@ export function buildHeadGraph(spec: ModelSpec, opts: HeadGraphOptions): Uint8Ar
   } else {
     const targets = g.input('targets', [TOKENS], INT64);
     const logProbs = g.logSoftmax(logits, -1);
-    const targetLogProb = g.op('GatherElements', [logProbs, g.unsqueeze(targets, [1])], { axis: 1 });
-    g.output(g.neg(g.reshape(targetLogProb, [-1])), 'nll', [TOKENS]);
+    const targetLogProb = g.reshape(g.op('GatherElements', [logProbs, g.unsqueeze(targets, [1])], { axis: 1 }), [-1]);
+    if (opts.output === 'nll') {
+      g.output(g.neg(targetLogProb), 'nll', [TOKENS]);
+    } else {
+      g.output(targetLogProb, 'logprob', [TOKENS]);
+      const argmax = g.op('ArgMax', [logProbs], { axis: 1, keepdims: 0, select_last_index: 0 });
+      g.output(g.op('Cast', [g.op('Equal', [argmax, targets])], { to: FLOAT }), 'greedy', [TOKENS]);
+    }
   }
   return g.toBytes();
 }

@@ -26,8 +26,9 @@ import {
   type LinearTerms, type WindowTerm,
 } from './proxy-terms.ts';
 
-export const PROXY_NAMES = ['gini-own', 'gini-ref', 'pruned-mass', 'column-gini', 'output-error'] as const;
-export type ProxyName = (typeof PROXY_NAMES)[number];
+import { PROXY_NAMES, type ProxyName } from './proxy-defaults.ts';
+
+export { PROXY_NAMES, type ProxyName };
 
 export interface ProxyOptions {
   target: PruneTarget;

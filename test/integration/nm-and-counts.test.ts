@@ -2,16 +2,17 @@
 // `crepe prune --method wanda --pattern 2:4`, `crepe inspect --json --pattern 2:4` reports every block
 // linear as 2:4 and every group of 4 inputs holds exactly 2 zeros; after `--sparsity 0.6 --per-row`,
 // every row of every block linear holds exactly floor(d_in · 0.6) zeros. Everything that is not a
-// block linear (embedding, norms) and the config/tokenizer files are byte-identical to the input's.
+// block linear (embedding, norms) and the tokenizer files are byte-identical to the input's; config.json
+// differs only by compressed-tensors' sparsity_config, whose numbers are counted by hand here.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { Checkpoint } from '../../src/io/safetensors.ts';
-import type { InspectReport } from '../../src/cli/inspect.ts';
+import { SafetensorsWeights } from '../../src/io/safetensors.ts';
+import type { InspectResult } from '../../src/index.ts';
 import { C4_SAMPLE, REPO_ROOT } from '../helpers/shared.ts';
-import { CREPE_BIN, crepe, scratchDir, storiesModelDir } from '../helpers/stories.ts';
+import { builtCrepeBin, crepe, scratchDir, storiesModelDir } from '../helpers/stories.ts';
 
 const BLOCK_LINEAR = /^model\.layers\.\d+\..*_proj\.weight$/;
 // stories260K: 5 layers × 7 linears.
@@ -19,7 +20,7 @@ const BLOCK_LINEARS = 35;
 
 function prune(model: string, name: string, ...target: string[]): string {
   const out = path.join(scratchDir(name), 'pruned');
-  const args = [CREPE_BIN, 'prune', model, '--method', 'wanda', ...target, '--calib', C4_SAMPLE, '--nsamples', '8', '--seqlen', '128', '--out', out];
+  const args = [builtCrepeBin(), 'prune', model, '--method', 'wanda', ...target, '--calib', C4_SAMPLE, '--nsamples', '8', '--seqlen', '128', '--out', out];
   const result = spawnSync(process.execPath, args, { cwd: REPO_ROOT, encoding: 'utf8', env: { ...process.env, CREPE_QUIET: '1' } });
   assert.equal(result.status, 0, result.stderr);
   return out;
@@ -27,7 +28,7 @@ function prune(model: string, name: string, ...target: string[]): string {
 
 /** Calls `visit(name, weights, dOut, dIn)` for every block linear of `dir`; returns how many it visited. */
 function forEachBlockLinear(dir: string, visit: (name: string, weights: Float32Array, dOut: number, dIn: number) => void): number {
-  const checkpoint = Checkpoint.open(dir);
+  const checkpoint = SafetensorsWeights.open(dir);
   try {
     let count = 0;
     for (const name of checkpoint.names()) {
@@ -42,10 +43,13 @@ function forEachBlockLinear(dir: string, visit: (name: string, weights: Float32A
   }
 }
 
-/** Every tensor but the block linears, and the non-weight files, are byte-identical to the input's. */
-function assertUntouched(input: string, output: string): void {
-  const before = Checkpoint.open(input);
-  const after = Checkpoint.open(output);
+/**
+ * Every tensor but the block linears, and the tokenizer files, are byte-identical to the input's;
+ * config.json is the input's plus quantization_config, whose sparsity_config is returned.
+ */
+function assertUntouched(input: string, output: string): Record<string, unknown> {
+  const before = SafetensorsWeights.open(input);
+  const after = SafetensorsWeights.open(output);
   try {
     assert.deepEqual(after.names().sort(), before.names().sort());
     const untouched = before.names().filter((name) => !BLOCK_LINEAR.test(name));
@@ -60,10 +64,18 @@ function assertUntouched(input: string, output: string): void {
     before.close();
     after.close();
   }
-  for (const file of ['config.json', 'tokenizer.json', 'tokenizer_config.json']) {
+  for (const file of ['tokenizer.json', 'tokenizer_config.json']) {
     assert.ok(readFileSync(path.join(output, file)).equals(readFileSync(path.join(input, file))), `${file} changed`);
   }
+  const { quantization_config: quantization, ...config } = JSON.parse(readFileSync(path.join(output, 'config.json'), 'utf8'));
+  assert.deepEqual(config, JSON.parse(readFileSync(path.join(input, 'config.json'), 'utf8')));
+  assert.equal(quantization.quant_method, 'compressed-tensors');
+  assert.deepEqual(quantization.config_groups, {});
+  return quantization.sparsity_config;
 }
+
+// stories260K's 260,032 parameters (tied embedding 512×64, 11 norms of 64, 5 × 45,312 in the linears).
+const PARAMETERS = 512 * 64 + 11 * 64 + 5 * (64 * 64 + 32 * 64 + 32 * 64 + 64 * 64 + 3 * 172 * 64);
 
 describe('exact counts on stories260K (wanda)', () => {
   let model = '';
@@ -77,7 +89,7 @@ describe('exact counts on stories260K (wanda)', () => {
     const out = prune(model, 'nm', '--pattern', '2:4');
     const result = crepe('inspect', out, '--pattern', '2:4', '--json');
     assert.equal(result.status, 0, result.stderr);
-    const report = JSON.parse(result.stdout) as InspectReport;
+    const report = JSON.parse(result.stdout) as InspectResult;
     const linears = report.tensors.filter((t) => BLOCK_LINEAR.test(t.name));
     assert.equal(linears.length, BLOCK_LINEARS);
     for (const tensor of linears) {
@@ -99,7 +111,15 @@ describe('exact counts on stories260K (wanda)', () => {
       }
     });
     assert.equal(visited, BLOCK_LINEARS);
-    assertUntouched(model, out);
+    assert.equal(PARAMETERS, 260_032);
+    assert.deepEqual(assertUntouched(model, out), {
+      format: 'dense',
+      global_sparsity: (5 * 45_312) / 2 / PARAMETERS,
+      ignore: ['lm_head'],
+      registry_requires_subclass: false,
+      sparsity_structure: '2:4',
+      targets: ['Linear'],
+    });
   });
 
   it('--sparsity 0.6 --per-row: every row holds exactly floor(d_in · 0.6) zeros (38 of 64, 103 of 172)', () => {
@@ -118,6 +138,10 @@ describe('exact counts on stories260K (wanda)', () => {
     assert.deepEqual([...widths].sort((a, b) => a - b), [64, 172]);
     assert.equal(Math.floor(64 * 0.6), 38);
     assert.equal(Math.floor(172 * 0.6), 103);
-    assertUntouched(model, out);
+    // Per layer: q, o 64 rows × 38; k, v 32 × 38; gate, up 172 × 38; down 64 × 103.
+    const zeros = 5 * (2 * 64 * 38 + 2 * 32 * 38 + 2 * 172 * 38 + 64 * 103);
+    assert.deepEqual(assertUntouched(model, out), {
+      format: 'dense', global_sparsity: zeros / PARAMETERS, ignore: ['lm_head'], registry_requires_subclass: false, sparsity_structure: 'unstructured', targets: ['Linear'],
+    });
   });
 });

@@ -16,10 +16,10 @@
  * With α = β = 1 and γ = 0 the score is computed by RIA's own routine, so it equals RIA's score bit
  * for bit (whatever k, variant and border).
  */
-import { UserError } from '../../util/errors.ts';
+import { FieldError, UserError } from '../../util/errors.ts';
 import type { InputSqNorms } from './index.ts';
 import {
-  relativeImportanceRow, relativeImportanceSetup, scoreBuffer, weightedRelativeImportanceScores, type RelativeImportanceSetup,
+  activationExponentProblem, isActivationExponent, relativeImportanceRow, relativeImportanceSetup, scoreBuffer, weightedRelativeImportanceScores, type RelativeImportanceSetup,
 } from './ria.ts';
 
 export type CrepeVariant = 'normalized' | 'smooth';
@@ -55,30 +55,34 @@ export const CREPE_DEFAULT_PARAMS: Readonly<CrepeParams> = {
   border: 'zero',
 };
 
-/** Fills in defaults and validates; throws UserError naming the bad parameter. */
-export function resolveCrepeParams(params: Partial<CrepeParams> = {}, source = 'crepe parameters'): CrepeParams {
+/** The largest neighbourhood window: a k×k window sum is kept per row, and wider windows only blur the term away. */
+export const MAX_CREPE_K = 63;
+
+/**
+ * Fills in defaults and validates. `source` says where the parameters came from: a file (its
+ * path prefixes a UserError) or `{ field }`, a request field (`crepe`) whose sub-field each
+ * FieldError names (`crepe.k`), so a command line can name its flag.
+ */
+export function resolveCrepeParams(params: Partial<CrepeParams> = {}, source: string | { field: string } = 'crepe parameters'): CrepeParams {
   const p: CrepeParams = { ...CREPE_DEFAULT_PARAMS, ...definedOnly(params) };
-  if (!(Number.isInteger(p.k) && p.k >= 1 && p.k % 2 === 1)) {
-    throw new UserError(`${source}: k (the neighbourhood window size) must be an odd integer ≥ 1, got ${p.k}`);
+  const fail = (name: keyof CrepeParams, problem: string): never => {
+    if (typeof source === 'string') throw new UserError(`${source}: ${name} ${problem}`);
+    throw new FieldError(`${source.field}.${name}`, problem);
+  };
+  if (!(Number.isInteger(p.k) && p.k >= 1 && p.k <= MAX_CREPE_K && p.k % 2 === 1)) {
+    fail('k', `(the neighbourhood window size) must be an odd integer in [1, ${MAX_CREPE_K}], got ${p.k}`);
   }
   for (const name of ['alpha', 'beta', 'gamma'] as const) {
     const value = p[name];
-    if (!(typeof value === 'number' && Number.isFinite(value) && value >= 0)) {
-      throw new UserError(`${source}: ${name} must be a finite number ≥ 0, got ${value}`);
-    }
+    if (!(typeof value === 'number' && Number.isFinite(value) && value >= 0)) fail(name, `must be a finite number ≥ 0, got ${value}`);
   }
   if (p.alpha === 0 && p.beta === 0 && p.gamma === 0) {
-    throw new UserError(`${source}: alpha, beta and gamma are all zero; at least one coefficient must be positive`);
+    if (typeof source === 'string') throw new UserError(`${source}: alpha, beta and gamma are all zero; at least one coefficient must be positive`);
+    fail('gamma', 'is zero, and so are alpha and beta; at least one coefficient must be positive');
   }
-  if (!(typeof p.a === 'number' && Number.isFinite(p.a))) {
-    throw new UserError(`${source}: a (the activation exponent) must be a finite number, got ${p.a}`);
-  }
-  if (p.variant !== 'normalized' && p.variant !== 'smooth') {
-    throw new UserError(`${source}: variant must be "normalized" or "smooth", got ${JSON.stringify(p.variant)}`);
-  }
-  if (p.border !== 'zero' && p.border !== 'mean') {
-    throw new UserError(`${source}: border must be "zero" or "mean", got ${JSON.stringify(p.border)}`);
-  }
+  if (!isActivationExponent(p.a)) fail('a', activationExponentProblem(p.a));
+  if (p.variant !== 'normalized' && p.variant !== 'smooth') fail('variant', `must be "normalized" or "smooth", got ${JSON.stringify(p.variant)}`);
+  if (p.border !== 'zero' && p.border !== 'mean') fail('border', `must be "zero" or "mean", got ${JSON.stringify(p.border)}`);
   return p;
 }
 

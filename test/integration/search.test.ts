@@ -7,10 +7,11 @@ import path from 'node:path';
 import { parseCrepeConfig } from '../../src/search/crepe-config.ts';
 import { PROXY_NAMES } from '../../src/search/proxy.ts';
 import { C4_SAMPLE, DATA } from '../helpers/shared.ts';
-import { crepe, scratchDir, storiesModelDir } from '../helpers/stories.ts';
+import { scratchDir, storiesModelDir } from '../helpers/stories.ts';
+import { runCli } from '../helpers/cli.ts';
 
 const PTB_VALID = path.join(DATA, 'text/ptb/ptb.valid.txt');
-const SMALL = ['--calib', C4_SAMPLE, '--nsamples', '4', '--seqlen', '64', '--sparsity', '0.5', '--k', '1,3', '--threads', '1'];
+const SMALL = ['--calib', C4_SAMPLE, '--nsamples', '4', '--seqlen', '64', '--sparsity', '0.5', '--crepe-k', '1,3', '--threads', '1'];
 
 const readJson = (file: string): Record<string, unknown> => JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
 
@@ -20,14 +21,14 @@ describe('crepe search on stories260K', () => {
     model = await storiesModelDir();
   });
 
-  test('PHO: exit 0, a parseable crepe-config.json with provenance, a search log of every candidate', () => {
+  test('PHO: exit 0, a parseable crepe-config.json with provenance, a search log of every candidate', async () => {
     const out = path.join(scratchDir('pho'), 'found');
-    const result = crepe('search', model, ...SMALL, '--budget', '12', '--out', out, '--json');
+    const result = await runCli(['search', model, ...SMALL, '--budget', '12', '--out', out, '--json']);
     assert.equal(result.status, 0, result.stderr);
     const printed = JSON.parse(result.stdout) as { kind: string; out: string };
     assert.equal(printed.kind, 'pho');
     assert.equal(printed.out, out);
-    assert.deepEqual(readdirSync(out).sort(), ['crepe-config.json', 'search-log.json']);
+    assert.deepEqual(readdirSync(out).sort(), ['.crepe-output', 'crepe-config.json', 'search-log.json']);
 
     const configFile = path.join(out, 'crepe-config.json');
     const config = parseCrepeConfig(readJson(configFile), configFile);
@@ -69,13 +70,13 @@ describe('crepe search on stories260K', () => {
     assert.deepEqual(log.bestPerK.map((b) => b.k), [1, 3]);
   });
 
-  test('--validate 3 --proxy-rows 0.5: validation.json with correlations for every available proxy, the row subset\'s fidelity, one SVG per proxy', () => {
+  test('--validate 3 --proxy-rows 0.5: validation.json with correlations for every available proxy, the row subset\'s fidelity, one SVG per proxy', async () => {
     const out = path.join(scratchDir('validate'), 'validation');
-    const result = crepe('search', model, ...SMALL, '--validate', '3', '--proxy-rows', '0.5', '--heldout', PTB_VALID, '--heldout-max-chunks', '2', '--out', out, '--json');
+    const result = await runCli(['search', model, ...SMALL, '--validate', '3', '--proxy-rows', '0.5', '--eval-ppl', PTB_VALID, '--eval-max-chunks', '2', '--out', out, '--json']);
     assert.equal(result.status, 0, result.stderr);
     assert.equal((JSON.parse(result.stdout) as { kind: string }).kind, 'validation');
     // stories260K's grams are small, so output-error is available too: all five proxies.
-    const expectedFiles = ['validation.json', ...PROXY_NAMES.map((p) => `proxy-${p}.svg`)].sort();
+    const expectedFiles = ['.crepe-output', 'validation.json', ...PROXY_NAMES.map((p) => `proxy-${p}.svg`)].sort();
     assert.deepEqual(readdirSync(out).sort(), expectedFiles);
 
     const validation = readJson(path.join(out, 'validation.json')) as {
@@ -116,22 +117,22 @@ describe('crepe search on stories260K', () => {
     }
   });
 
-  test('the search result is unchanged by the cached, threaded proxy: best configurations recorded with the in-memory implementation (commit fa23197)', () => {
+  test('the search result is unchanged by the cached, threaded proxy: best configurations recorded with the in-memory implementation (commit fa23197)', async () => {
     const calib = ['--calib', C4_SAMPLE];
     const cases = [
       // 50 % per matrix, gini-ref, k ∈ {1, 3}, 12 candidates each, one thread.
-      { args: [...calib, '--nsamples', '4', '--seqlen', '64', '--sparsity', '0.5', '--k', '1,3', '--threads', '1', '--budget', '12'],
+      { args: [...calib, '--nsamples', '4', '--seqlen', '64', '--sparsity', '0.5', '--crepe-k', '1,3', '--threads', '1', '--budget', '12'],
         best: { k: 1, beta: 1.2448118991777875, gamma: 0.02820127620904844, a: 0.5 }, proxyValue: 0.36118518939268346 },
       // a searched too, exact Gini, seed 7, two evaluator threads.
-      { args: [...calib, '--nsamples', '8', '--seqlen', '128', '--sparsity', '0.5', '--k', '1,3,5', '--threads', '2', '--budget', '24', '--seed', '7', '--search-a', '--gini-subsample', 'exact'],
+      { args: [...calib, '--nsamples', '8', '--seqlen', '128', '--sparsity', '0.5', '--crepe-k', '1,3,5', '--threads', '2', '--budget', '24', '--seed', '7', '--search-a', '--gini-subsample', 'exact'],
         best: { k: 3, beta: 2.57756249392858, gamma: 0.023841199669306992, a: 0.7374561589780236 }, proxyValue: 0.35796569782225196 },
       // 2:4 with the pruned-mass proxy.
-      { args: [...calib, '--nsamples', '8', '--seqlen', '128', '--pattern', '2:4', '--k', '3,5', '--threads', '1', '--budget', '18', '--seed', '3', '--proxy', 'pruned-mass'],
+      { args: [...calib, '--nsamples', '8', '--seqlen', '128', '--pattern', '2:4', '--crepe-k', '3,5', '--threads', '1', '--budget', '18', '--seed', '3', '--proxy', 'pruned-mass'],
         best: { k: 3, beta: 0.8106946769219612, gamma: 0.08508951393907899, a: 0.5 }, proxyValue: 0.25011471360204046 },
     ];
     for (const { args, best, proxyValue } of cases) {
       const out = path.join(scratchDir('unchanged'), 'found');
-      const result = crepe('search', model, ...args, '--out', out, '--json');
+      const result = await runCli(['search', model, ...args, '--out', out, '--json']);
       assert.equal(result.status, 0, result.stderr);
       const config = readJson(path.join(out, 'crepe-config.json')) as { k: number; beta: number; gamma: number; a: number; provenance: { proxyValue: number } };
       assert.deepEqual({ k: config.k, beta: config.beta, gamma: config.gamma, a: config.a }, best, args.join(' '));
@@ -139,40 +140,40 @@ describe('crepe search on stories260K', () => {
     }
   });
 
-  test('--proxy-cache shared by a search and a validation; refused (exit 2, one line naming it) for other calibration settings', () => {
+  test('--proxy-cache shared by a search and a validation; refused (exit 2, one line naming it) for other calibration settings', async () => {
     const parent = scratchDir('shared-cache');
     const cache = path.join(parent, 'cache');
-    const first = crepe('search', model, ...SMALL, '--budget', '6', '--proxy-cache', cache, '--out', path.join(parent, 'a'), '--json');
+    const first = await runCli(['search', model, ...SMALL, '--budget', '6', '--proxy-cache', cache, '--out', path.join(parent, 'a'), '--json']);
     assert.equal(first.status, 0, first.stderr);
     assert.ok((JSON.parse(first.stdout) as { denseSeconds: number }).denseSeconds > 0);
-    const second = crepe('search', model, ...SMALL, '--validate', '2', '--heldout', PTB_VALID, '--heldout-max-chunks', '1', '--proxy-cache', cache, '--out', path.join(parent, 'b'), '--json');
+    const second = await runCli(['search', model, ...SMALL, '--validate', '3', '--eval-ppl', PTB_VALID, '--eval-max-chunks', '1', '--proxy-cache', cache, '--out', path.join(parent, 'b'), '--json'], { progress: true });
     assert.equal(second.status, 0, second.stderr);
     assert.equal((JSON.parse(second.stdout) as { denseSeconds: number }).denseSeconds, 0);
     assert.match(second.stderr, new RegExp(`reusing the proxy cache ${cache}`));
 
     const other = SMALL.map((arg, i) => (SMALL[i - 1] === '--nsamples' ? '5' : arg));
-    const refused = crepe('search', model, ...other, '--budget', '6', '--proxy-cache', cache, '--out', path.join(parent, 'c'));
+    const refused = await runCli(['search', model, ...other, '--budget', '6', '--proxy-cache', cache, '--out', path.join(parent, 'c')]);
     assert.equal(refused.status, 2, refused.stderr);
     const lines = refused.stderr.trimEnd().split('\n');
     assert.equal(lines.length, 1, refused.stderr);
     assert.match(lines[0], new RegExp(`^crepe: proxy cache ${cache}: it was built from other inputs \\(calibration\\.nsamples is 4 there, 5 here\\)`));
     assert.ok(!existsSync(path.join(parent, 'c')));
 
-    const inside = crepe('search', model, ...SMALL, '--proxy-cache', path.join(parent, 'd', 'cache'), '--out', path.join(parent, 'd'));
+    const inside = await runCli(['search', model, ...SMALL, '--proxy-cache', path.join(parent, 'd', 'cache'), '--out', path.join(parent, 'd')]);
     assert.equal(inside.status, 2, inside.stderr);
-    assert.match(inside.stderr, /^crepe: --proxy-cache \S+\/d\/cache is inside --out \S+\/d, which is replaced when the search ends; name a directory outside it\n$/);
+    assert.match(inside.stderr, /^crepe: --proxy-cache \S+\/d\/cache is inside the output directory \S+\/d, which is replaced when the search ends; name a directory outside it\n$/);
     assert.ok(!existsSync(path.join(parent, 'd')));
   });
 
-  test('--strategy hillclimb without --heldout: exit 2, one "crepe:" line, nothing written', () => {
+  test('--strategy hillclimb without --eval-ppl: exit 2, one "crepe:" line, nothing written', async () => {
     const parent = scratchDir('hillclimb');
     const out = path.join(parent, 'out');
-    const result = crepe('search', model, ...SMALL, '--strategy', 'hillclimb', '--out', out);
+    const result = await runCli(['search', model, ...SMALL, '--strategy', 'hillclimb', '--out', out]);
     assert.equal(result.status, 2, result.stderr);
     assert.equal(result.stdout, '');
     const lines = result.stderr.trimEnd().split('\n');
     assert.equal(lines.length, 1, result.stderr);
-    assert.match(lines[0], /^crepe: --heldout <file> is needed/);
+    assert.match(lines[0], /^crepe: --eval-ppl is needed/);
     assert.ok(!existsSync(out));
     assert.deepEqual(readdirSync(parent), []);
   });
