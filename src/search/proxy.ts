@@ -76,7 +76,6 @@ export class ProxyContext {
     private readonly pool: EvaluatorPool,
     private readonly manifest: Manifest,
     private readonly dir: string,
-    private readonly units: Unit[],
     private readonly withGram: boolean,
     readonly cache: CacheReport,
   ) {}
@@ -138,7 +137,7 @@ export class ProxyContext {
       cache.totalDenseSeconds = manifest.denseSeconds;
     }
     const pool = EvaluatorPool.start({ dir, units, budgetBytes: opts.cacheBudgetBytes, windowPrecision }, opts.threads);
-    const context = new ProxyContext(pool, manifest, dir, units, opts.withGram, cache);
+    const context = new ProxyContext(pool, manifest, dir, opts.withGram, cache);
     try {
       for (const key of opts.windows) await context.ensureWindow(key);
     } catch (error) {
