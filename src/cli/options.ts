@@ -145,7 +145,7 @@ const FIELD_FLAGS: Readonly<Record<string, string>> = {
   'dsnot.maxCycles': '--dsnot-cycles',
   'dsnot.updateThreshold': '--dsnot-threshold',
   'permute.strategy': '--permute',
-  sparsityMetadata: '--no-sparsity-metadata',
+  sparsityMetadata: '--no-sparsity-config',
 };
 
 /** Fields that library messages mention beside the one they are about ("pass overwrite to …"). */

@@ -9,7 +9,7 @@ import { describeTaskReport, LIMIT_HELP, TASK_DIR_HELP, TASKS_HELP, taskDirOptio
 
 type PruneCliOptions = {
   method: MethodName; out: string; device: 'cpu' | 'cuda'; sparsity?: number; pattern?: string; config?: string;
-  crepeVariant?: 'normalized' | 'smooth'; saveFormat: 'dense' | 'sparse-bitmask'; maxShardSize?: string; revision?: string; dsnotSkip?: 'mlp' | 'none'; permute?: 'reallocation' | 'lsa'; exclude?: string; baseModel?: string; sparsityMetadata?: boolean;
+  crepeVariant?: 'normalized' | 'smooth'; saveFormat: 'dense' | 'sparse-bitmask'; maxShardSize?: string; revision?: string; dsnotSkip?: 'mlp' | 'none'; permute?: 'reallocation' | 'lsa'; exclude?: string; baseModel?: string; sparsityConfig?: boolean;
   evalTasks?: string; evalTaskDir?: string; evalLimit?: number;
 } & TextsOptions & Partial<Record<'riaA' | 'crepeK' | 'crepeAlpha' | 'crepeBeta' | 'crepeGamma' | 'crepeA' | 'blocksize'
   | 'percdamp' | 'owlM' | 'owlLambda' | 'dsnotCycles' | 'dsnotThreshold' | 'permuteBlocks' | 'threads', number>>
@@ -52,7 +52,7 @@ export function register(program: Command, io: CliIo, argv: readonly string[]): 
     .option('--exclude <linears>', 'leave these linears dense in every layer, e.g. mlp.down_proj or down_proj,o_proj')
     .requiredOption('--out <dir>', 'output model directory')
     .addOption(new Option('--save-format <fmt>', 'weights as stored: dense, or compressed-tensors\' sparse-bitmask (smaller; transformers with compressed-tensors and crepe read it)').choices(['dense', 'sparse-bitmask']).default('dense'))
-    .option('--no-sparsity-metadata', 'leave config.json without compressed-tensors\' sparsity_config (plain transformers loads it without the compressed-tensors package; dense saves only)')
+    .option('--no-sparsity-config', 'leave config.json without compressed-tensors\' sparsity_config (plain transformers loads it without the compressed-tensors package; dense saves only)')
     .option('--max-shard-size <s>', 'largest weight file, e.g. 2GB or 500MiB; larger models are sharded with an index (default 5GB)')
     .option('--overwrite', 'replace an existing output directory')
     .option('--resume', 'continue an interrupted run from its last finished layer')
@@ -92,7 +92,7 @@ export function register(program: Command, io: CliIo, argv: readonly string[]): 
       overwrite: opts.overwrite,
       saveFormat: opts.saveFormat,
       maxShardSize: opts.maxShardSize,
-      sparsityMetadata: opts.sparsityMetadata,
+      sparsityMetadata: opts.sparsityConfig,
       resume: opts.resume,
       command: ['crepe', ...argv].join(' '),
       baseModel: opts.baseModel,

@@ -183,7 +183,7 @@ function outputOptions(request: PruneRequest): OutputOptions {
   checkField(maxShardSize !== null, 'maxShardSize', `must be a positive size such as 5GB, 500MB or 2GiB, got ${JSON.stringify(size)}`);
   const sparsityMetadata = request.sparsityMetadata ?? true;
   checkField(typeof sparsityMetadata === 'boolean', 'sparsityMetadata', `must be true or false, got ${JSON.stringify(sparsityMetadata)}`);
-  checkField(sparsityMetadata || format === 'dense', 'sparsityMetadata', 'is needed by saveFormat sparse-bitmask (its readers find the format there)');
+  checkField(sparsityMetadata || format === 'dense', 'sparsityMetadata', 'cannot be combined with saveFormat sparse-bitmask, whose readers find the format in config.json\'s sparsity_config');
   return { format, maxShardSize, sparsityMetadata };
 }
 
