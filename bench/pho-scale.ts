@@ -164,7 +164,7 @@ function report(layers: number, modelDir: string, run: { nsamples: number; seqle
     '',
     `Synthetic model: ${layers} decoder layers with Llama-2-7B's shapes (hidden 4096, intermediate 11008, 32 heads, vocab 32000${run.quick ? '; --quick: scaled down' : ''}), F16,`
       + ` weights N(0, 0.02²): ${(weights / 1e6).toFixed(0)} M linear weights, weight file ${MiB(weightFileBytes(modelDir))}. Calibration ${run.nsamples} × ${run.seqlen} random token ids.`
-      + ` One evaluation = CRePE scores from the cached terms, per-matrix selection at 50 % and PHO's default proxy (${DEFAULT_PROXY.name}) for all ${layers * 7} linears;`
+      + ` One evaluation = CRePE scores from the cached terms, per-matrix selection at 50 % and PHO's default proxy (${DEFAULT_PROXY.name}) for all ${layers * 7} linears.`
       + ` Random configurations from PHO's box with k = ${TIMED_K} (a search evaluates 60 candidates of one k in a row), after a first evaluation of each k ∈ {${K_SET.join(', ')}} (which reads and checksums its files, and writes the row-subset files).`
       + ` In-memory LRU budget ${BUDGET_MIB} MiB; the rest is read from the cache directory each evaluation (from the page cache when it fits).`
       + ` Each run is its own child process (its own peak RSS). "Load" is the 1-minute load average when the run started (2 CPUs; other work on the machine slows every number).`,
