@@ -423,7 +423,7 @@ export function termsBytes(terms: LinearTerms): number {
 export class ArrayPool {
   private readonly free = new Map<string, StoredArray[]>();
 
-  constructor(private readonly perShape = 2) {}
+  constructor(private readonly perShape = 4) {}
 
   readonly allocate: Allocate = (kind, length) => this.free.get(`${kind}:${length}`)?.pop() ?? allocateNew(kind, length);
 

@@ -236,10 +236,21 @@ function selectPositions(terms: LinearTerms, scores: Float32Array, options: Prox
  * pruned entries alone, in order.
  */
 function walkReference(terms: LinearTerms, mask: Uint8Array): ReferenceWalk {
-  const norms = referenceNorms(terms);
-  const { col } = terms;
   const { f16, f32, table } = magnitudeSource(terms);
-  const n = positionCount(terms);
+  const sums = new Float64Array(3);
+  walkLoop(mask, f16, f32, table, referenceNorms(terms), terms.col, positionCount(terms), sums);
+  return { count: sums[0], total: sums[1], rankWeighted: sums[2] };
+}
+
+/**
+ * The walk's loop on its own, over typed arrays only: a loop of tens of millions of iterations is
+ * entered through on-stack replacement, and code after it in the same function would run without
+ * type feedback and throw the optimised code away on every call.
+ */
+function walkLoop(
+  mask: Uint8Array, f16: Uint16Array | null, f32: Float32Array | null, table: Float32Array, norms: Float64Array, col: Uint16Array | Uint32Array, n: number,
+  out: Float64Array,
+): void {
   let count = 0;
   let total = 0;
   let rankWeighted = 0;
@@ -251,7 +262,9 @@ function walkReference(terms: LinearTerms, mask: Uint8Array): ReferenceWalk {
     total += value;
     rankWeighted += count * value;
   }
-  return { count, total, rankWeighted };
+  out[0] = count;
+  out[1] = total;
+  out[2] = rankWeighted;
 }
 
 function lostPerColumn(terms: LinearTerms, mask: Uint8Array): Float64Array {

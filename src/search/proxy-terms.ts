@@ -230,35 +230,44 @@ export function magnitudeSource(terms: LinearTerms): { f16: Uint16Array | null; 
  * γ = 0. Same float64 operations, in the same order, as crepeScores.
  */
 export function candidateScores(terms: LinearTerms, window: WindowTerm | null, params: CrepeParams, out: Float32Array): Float32Array {
-  const { alpha, beta, gamma } = params;
-  const { row, col, inverseRowSums: ir, inverseColSums: ic } = terms;
-  const { f16, f32, table } = magnitudeSource(terms);
-  const activation = activationFactors(terms.sqNorm, params.a);
   const n = positionCount(terms);
   if (out.length < n) throw new Error(`internal: a score buffer of ${out.length} for ${n} positions`);
-  if (gamma === 0) {
-    for (let p = 0; p < n; p++) {
-      const m = f16 !== null ? table[f16[p] & 0x7fff] : Math.abs(f32![p]);
-      const j = col[p];
-      out[p] = (beta * (m * ic[j]) + alpha * (m * ir[row[p]])) * activation[j];
-    }
-    return out;
-  }
-  if (!window || window.length !== n) throw new Error('internal: a neighbourhood term for every position is needed when γ > 0');
-  if (params.variant === 'normalized') {
-    for (let p = 0; p < n; p++) {
-      const m = f16 !== null ? table[f16[p] & 0x7fff] : Math.abs(f32![p]);
-      const j = col[p];
-      out[p] = (beta * (m * ic[j]) + alpha * (m * ir[row[p]]) + gamma * window[p]) * activation[j];
-    }
-  } else {
-    for (let p = 0; p < n; p++) {
-      const m = f16 !== null ? table[f16[p] & 0x7fff] : Math.abs(f32![p]);
-      const j = col[p];
-      out[p] = (beta * (m * ic[j]) + alpha * (m * ir[row[p]])) * activation[j] + gamma * window[p];
-    }
-  }
+  const formula = params.gamma === 0 ? PLAIN : params.variant === 'normalized' ? NORMALIZED : SMOOTH;
+  if (formula !== PLAIN && (!window || window.length !== n)) throw new Error('internal: a neighbourhood term for every position is needed when γ > 0');
+  const { f16, f32, table } = magnitudeSource(terms);
+  scoreLoop(
+    formula, n, params.alpha, params.beta, params.gamma, f16, f32, table, terms.row, terms.col,
+    terms.inverseRowSums, terms.inverseColSums, activationFactors(terms.sqNorm, params.a), window ?? NO_WINDOW, out,
+  );
   return out;
+}
+
+const PLAIN = 0;
+const NORMALIZED = 1;
+const SMOOTH = 2;
+const NO_WINDOW = new Float32Array(0);
+
+/**
+ * The scoring loop on its own, over numbers and typed arrays only: a loop of tens of millions of
+ * iterations is entered through on-stack replacement, and property reads or code after the loop in
+ * the same function would run without type feedback and discard the optimised code on every call.
+ *   PLAIN (γ = 0):  (β·A/C + α·A/R)·x^a
+ *   NORMALIZED:     (β·A/C + α·A/R + γ·B)·x^a
+ *   SMOOTH:         (β·A/C + α·A/R)·x^a + γ·B
+ */
+function scoreLoop(
+  formula: number, n: number, alpha: number, beta: number, gamma: number,
+  f16: Uint16Array | null, f32: Float32Array | null, table: Float32Array, row: IndexArray, col: IndexArray,
+  ir: Float64Array, ic: Float64Array, activation: Float64Array, window: WindowTerm, out: Float32Array,
+): void {
+  for (let p = 0; p < n; p++) {
+    const m = f16 !== null ? table[f16[p] & 0x7fff] : Math.abs(f32![p]);
+    const j = col[p];
+    const relative = beta * (m * ic[j]) + alpha * (m * ir[row[p]]);
+    out[p] = formula === NORMALIZED ? (relative + gamma * window[p]) * activation[j]
+      : formula === SMOOTH ? relative * activation[j] + gamma * window[p]
+        : relative * activation[j];
+  }
 }
 
 /**
