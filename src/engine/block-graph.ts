@@ -34,15 +34,44 @@ const MASKED = -1e30;
 
 export function buildBlockGraph(spec: ModelSpec, opts: BlockGraphOptions): Uint8Array {
   const L = opts.seqLen;
-  const { hiddenSize: h, numHeads: H, numKvHeads: KV, headDim: d, rmsNormEps: eps } = spec;
-  const G = H / KV; // query heads per key/value head
   const g = new GraphBuilder('decoder_block');
-
-  const x = g.input('hidden', [TOKENS, h]);
-  const cos = g.input('cos', [L, d]);
-  const sin = g.input('sin', [L, d]);
+  const x = g.input('hidden', [TOKENS, spec.hiddenSize]);
+  const rope = { cos: g.input('cos', [L, spec.headDim]), sin: g.input('sin', [L, spec.headDim]) };
   const w: Record<string, string> = {};
   for (const name of blockTensorNames(spec)) w[name] = g.input(name, blockTensorShape(spec, name));
+  const { out, groupInputs } = decoderBlock(g, spec, L, x, w, rope);
+  g.output(out, 'hidden_out', [TOKENS, spec.hiddenSize]);
+
+  // ---- per-linear-input statistics ----
+  if (opts.stats !== 'none') {
+    // Sums over each sequence's tokens: [B·L, w] viewed as [B, L, w], then ones[1, L]·X per
+    // sequence. Measured on TinyLlama's shape: the MatMul adds ~2 % to the block, ReduceSum over
+    // the middle axis ~10 %, ReduceSumSquare far more.
+    const ones = g.initializer('sequence_ones', new Float32Array(L).fill(1), [1, L]);
+    for (const [group, input] of Object.entries(groupInputs) as [LinearInputGroup, string][]) {
+      const width = inputGroupWidth(spec, group);
+      const perSequence = (t: string): string => g.reshape(g.matmul(ones, g.reshape(t, [-1, L, width])), [-1, width]);
+      g.output(perSequence(g.mul(input, input)), `${group}.sqsum`, [SEQUENCES, width]);
+      if (opts.stats === 'full') {
+        g.output(perSequence(input), `${group}.sum`, [SEQUENCES, width]);
+        // One XᵀX over all B·L rows: the batch's grams summed in the product itself.
+        g.output(g.gemm(input, input, { transA: true }), `${group}.gram`, [width, width]);
+      }
+    }
+  }
+  return g.toBytes();
+}
+
+/**
+ * Appends one decoder block to `g`: `x` [B·L, hidden] → the block's output, plus the input of
+ * each linear-input group (for statistics). `w` names the value of each block tensor (graph
+ * inputs or constants), `rope` the [L, headDim] cos and sin tables.
+ */
+export function decoderBlock(
+  g: GraphBuilder, spec: ModelSpec, L: number, x: string, w: Record<string, string>, rope: { cos: string; sin: string },
+): { out: string; groupInputs: Record<LinearInputGroup, string> } {
+  const { numHeads: H, numKvHeads: KV, headDim: d, rmsNormEps: eps } = spec;
+  const G = H / KV; // query heads per key/value head
 
   // y = x·Wᵀ (+ b): Gemm reads the stored [d_out, d_in] weight with transB, no transposed copy.
   const linear = (input: string, name: LinearName): string =>
@@ -63,8 +92,8 @@ export function buildBlockGraph(spec: ModelSpec, opts: BlockGraphOptions): Uint8
   // Written as x·cos + [x₂, x₁]·[−sin₁, sin₂]; the tables broadcast over batch and heads as
   // [L, 1, d]. The attention scale 1/√d is folded into q's tables (an [L, d] multiply instead of
   // [B, H, L, L]).
-  const cosTable = g.reshape(cos, [L, 1, d]);
-  const [sinFirstHalf, sinSecondHalf] = g.split(sin, 1, 2);
+  const cosTable = g.reshape(rope.cos, [L, 1, d]);
+  const [sinFirstHalf, sinSecondHalf] = g.split(rope.sin, 1, 2);
   const sinSigned = g.reshape(g.concat([g.neg(sinFirstHalf), sinSecondHalf], 1), [L, 1, d]);
   const scale = g.scalar(1 / Math.sqrt(d));
   const rotate = (t: string, cosT: string, sinT: string): string => {
@@ -81,27 +110,7 @@ export function buildBlockGraph(spec: ModelSpec, opts: BlockGraphOptions): Uint8
   const mlpIn = g.rmsNorm(afterAttn, w['post_attention_layernorm.weight'], eps);
   const gated = g.mul(g.silu(linear(mlpIn, 'mlp.gate_proj')), linear(mlpIn, 'mlp.up_proj'));
   const out = g.add(afterAttn, linear(gated, 'mlp.down_proj'));
-  g.output(out, 'hidden_out', [TOKENS, h]);
-
-  // ---- per-linear-input statistics ----
-  if (opts.stats !== 'none') {
-    const groupInputs: Record<LinearInputGroup, string> = { qkv: attnIn, o: attnOut, gateup: mlpIn, down: gated };
-    // Sums over each sequence's tokens: [B·L, w] viewed as [B, L, w], then ones[1, L]·X per
-    // sequence. Measured on TinyLlama's shape: the MatMul adds ~2 % to the block, ReduceSum over
-    // the middle axis ~10 %, ReduceSumSquare far more.
-    const ones = g.initializer('sequence_ones', new Float32Array(L).fill(1), [1, L]);
-    for (const [group, input] of Object.entries(groupInputs) as [LinearInputGroup, string][]) {
-      const width = inputGroupWidth(spec, group);
-      const perSequence = (t: string): string => g.reshape(g.matmul(ones, g.reshape(t, [-1, L, width])), [-1, width]);
-      g.output(perSequence(g.mul(input, input)), `${group}.sqsum`, [SEQUENCES, width]);
-      if (opts.stats === 'full') {
-        g.output(perSequence(input), `${group}.sum`, [SEQUENCES, width]);
-        // One XᵀX over all B·L rows: the batch's grams summed in the product itself.
-        g.output(g.gemm(input, input, { transA: true }), `${group}.gram`, [width, width]);
-      }
-    }
-  }
-  return g.toBytes();
+  return { out, groupInputs: { qkv: attnIn, o: attnOut, gateup: mlpIn, down: gated } };
 }
 
 /**
@@ -147,9 +156,19 @@ function causalAttention(
   return g.reshape(byToken, [-1, KV * G * d]);
 }
 
+/** The [L, L] causal mask of each graph, built once however many blocks the graph holds. */
+const causalMasks = new WeakMap<GraphBuilder, Map<number, string>>();
+
 /** [L, L] additive causal mask: 0 on and below the diagonal, MASKED above (constant-folded by ORT). */
 function causalMask(g: GraphBuilder, L: number): string {
-  const ones = g.op('Expand', [g.scalar(1), g.int64s([L, L])]);
-  const strictlyUpper = g.op('Trilu', [ones, g.initializer('mask_diagonal_offset', [1], [], INT64)], { upper: 1 });
-  return g.mul(strictlyUpper, g.scalar(MASKED));
+  let masks = causalMasks.get(g);
+  if (!masks) causalMasks.set(g, (masks = new Map()));
+  let mask = masks.get(L);
+  if (mask === undefined) {
+    const ones = g.op('Expand', [g.scalar(1), g.int64s([L, L])]);
+    const strictlyUpper = g.op('Trilu', [ones, g.initializer(`mask_diagonal_offset_${L}`, [1], [], INT64)], { upper: 1 });
+    mask = g.mul(strictlyUpper, g.scalar(MASKED));
+    masks.set(L, mask);
+  }
+  return mask;
 }

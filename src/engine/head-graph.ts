@@ -20,15 +20,22 @@ export function buildHeadGraph(spec: ModelSpec, opts: HeadGraphOptions): Uint8Ar
   const hidden = g.input('hidden', [TOKENS, h]);
   const finalNorm = g.input('norm.weight', [h]);
   const lmHead = g.input('lm_head.weight', [vocab, h]);
-
-  const logits = g.gemm(g.rmsNorm(hidden, finalNorm, spec.rmsNormEps), lmHead, { transB: true });
   if (opts.output === 'logits') {
-    g.output(logits, 'logits', [TOKENS, vocab]);
+    g.output(headLogits(g, spec, hidden, finalNorm, lmHead), 'logits', [TOKENS, vocab]);
   } else {
-    const targets = g.input('targets', [TOKENS], INT64);
-    const logProbs = g.logSoftmax(logits, -1);
-    const targetLogProb = g.op('GatherElements', [logProbs, g.unsqueeze(targets, [1])], { axis: 1 });
-    g.output(g.neg(g.reshape(targetLogProb, [-1])), 'nll', [TOKENS]);
+    g.output(headNll(g, spec, hidden, finalNorm, lmHead, g.input('targets', [TOKENS], INT64)), 'nll', [TOKENS]);
   }
   return g.toBytes();
+}
+
+/** Logits [tokens, vocab] of hidden states [tokens, hidden]. */
+export function headLogits(g: GraphBuilder, spec: ModelSpec, hidden: string, finalNorm: string, lmHead: string): string {
+  return g.gemm(g.rmsNorm(hidden, finalNorm, spec.rmsNormEps), lmHead, { transB: true });
+}
+
+/** −log p(targets[t] | hidden[t]) per token: [tokens]. */
+export function headNll(g: GraphBuilder, spec: ModelSpec, hidden: string, finalNorm: string, lmHead: string, targets: string): string {
+  const logProbs = g.logSoftmax(headLogits(g, spec, hidden, finalNorm, lmHead), -1);
+  const targetLogProb = g.op('GatherElements', [logProbs, g.unsqueeze(targets, [1])], { axis: 1 });
+  return g.neg(g.reshape(targetLogProb, [-1]));
 }

@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
 import { UserError } from '../util/errors.ts';
+import type { ExternalData } from './onnx-builder.ts';
 
 export interface EngineOptions {
   device: 'cpu' | 'cuda';
@@ -15,12 +16,17 @@ export interface EngineOptions {
 
 export type Session = ort.InferenceSession;
 
-export async function createSession(modelBytes: Uint8Array, opts: EngineOptions): Promise<ort.InferenceSession> {
+/**
+ * A session over `modelBytes`; `externalData` carries the bytes of the model's large constants
+ * (GraphBuilder.weight), which ORT copies (and, for MatMul/Gemm weights, pre-packs) at creation.
+ */
+export async function createSession(modelBytes: Uint8Array, opts: EngineOptions, externalData?: ExternalData[]): Promise<ort.InferenceSession> {
   const options: ort.InferenceSession.SessionOptions = {
     graphOptimizationLevel: 'all',
     executionMode: 'sequential',
     executionProviders: opts.device === 'cuda' ? ['cuda'] : ['cpu'],
   };
+  if (externalData && externalData.length > 0) options.externalData = externalData;
   if (opts.threads !== undefined) {
     if (!Number.isInteger(opts.threads) || opts.threads < 1) {
       throw new UserError(`--threads must be a positive integer, got ${opts.threads}`);
