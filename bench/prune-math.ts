@@ -13,7 +13,7 @@ import { riaScores } from '../src/prune/scores/ria.ts';
 import { wandaScores } from '../src/prune/scores/wanda.ts';
 import { releaseLinalgSessions } from '../src/engine/linalg-graphs.ts';
 import { sparsegpt } from '../src/prune/sparsegpt.ts';
-import { choleskyInverseUpperBlocked, choleskyInverseUpperInPlace } from '../src/util/cholesky.ts';
+import { choleskyInverseUpperBlocked, choleskyInverseUpperInPlace } from '../src/engine/cholesky.ts';
 
 /** Deterministic uniform [0, 1) (xorshift32). */
 function uniform(seed: number): () => number {

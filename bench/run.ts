@@ -3,7 +3,7 @@
  * description of the machine. A section that fails is reported in the file, not fatal. Numbers to
  * compare are ratios measured in the same run: absolute times drift on shared machines.
  *
- *   node --import tsx bench/run.ts [--only engine,prune-math,pipeline,pho,combos] [--quick] [--out FILE] [--keep-model]
+ *   node --import tsx bench/run.ts [--only engine,prune-math,pipeline,pho,combos,startup] [--quick] [--out FILE] [--keep-model]
  *
  * --quick  smaller sizes for a smoke run (pipeline and PHO; the other sections have one size).
  * --only   run some sections.
@@ -29,6 +29,7 @@ const SECTIONS: Record<string, (log: Log, options: RunOptions) => Promise<string
   pipeline: async (log, options) => (await import('./pipeline.ts')).benchPipeline(log, options),
   pho: async (log, options) => (await import('./pho.ts')).benchPho(log, options),
   combos: async (log) => (await import('./combos.ts')).benchCombos(log),
+  startup: async (log) => (await import('./startup.ts')).benchStartup(log),
 };
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

@@ -45,7 +45,7 @@ const dense = path.join(out, 'stories260K');
 const pruned = path.join(out, 'stories260K-ria-50');
 
 run(['convert', model, '--tokenizer', tokenizer, '--out', dense]);
-const densePpl = JSON.parse(run(['eval', dense, '--ppl', wikitext, '--seqlen', '512', '--json'])).ppl as number;
+const densePpl = JSON.parse(run(['eval', dense, '--eval-ppl', wikitext, '--seqlen', '512', '--json'])).ppl as number;
 const report = JSON.parse(
   run(['prune', dense, '--method', 'ria', '--sparsity', '0.5', '--calib', c4, '--nsamples', '32', '--seqlen', '256',
     '--out', pruned, '--eval-ppl', wikitext, '--eval-seqlen', '512', '--json']),

@@ -1,7 +1,6 @@
 /** `crepe convert <file> --out <dir>`: a GGUF or llama2.c checkpoint → a Hugging Face model directory. */
 import type { Command } from 'commander';
-import { convertToHuggingFace } from '../model/convert.ts';
-import { printJson } from './options.ts';
+import { printJson, type CliIo } from './options.ts';
 
 interface ConvertCliOptions {
   out: string;
@@ -10,7 +9,7 @@ interface ConvertCliOptions {
   json?: boolean;
 }
 
-export function register(program: Command): void {
+export function register(program: Command, io: CliIo): void {
   program
     .command('convert')
     .description('convert a GGUF (F32/F16/BF16) or llama2.c .bin checkpoint to a Hugging Face directory (config.json, model.safetensors, tokenizer.json)')
@@ -20,11 +19,9 @@ export function register(program: Command): void {
     .option('--overwrite', 'replace an existing output directory')
     .option('--json', 'print the result as JSON')
     .action(async (file: string, opts: ConvertCliOptions) => {
-      const report = await convertToHuggingFace(file, opts.out, { tokenizer: opts.tokenizer, overwrite: opts.overwrite });
-      if (opts.json) {
-        printJson(report);
-        return;
-      }
+      const { convertModel } = await import('../workflows/convert.ts');
+      const report = await convertModel({ input: file, out: opts.out, tokenizer: opts.tokenizer, overwrite: opts.overwrite });
+      if (opts.json) return printJson(io.stdout, report);
       const { spec } = report;
       const format = report.format === 'gguf' ? `GGUF v${report.formatVersion}` : 'llama2.c (legacy .bin)';
       const lines = [
@@ -36,6 +33,6 @@ export function register(program: Command): void {
         ...report.notes.map((note) => `  note: ${note}`),
         `wrote ${report.outDir}`,
       ];
-      process.stdout.write(`${lines.join('\n')}\n`);
+      io.stdout.write(`${lines.join('\n')}\n`);
     });
 }

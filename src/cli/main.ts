@@ -1,8 +1,12 @@
 /**
- * The `crepe` command line. Each subcommand lives in its own file and registers itself here;
- * this file only wires them up and turns user errors into one clear line and exit code 2.
+ * The `crepe` command line: `main(argv, io)` parses the arguments, runs one command through the
+ * library and returns the exit code. Each subcommand lives in its own file and loads the library
+ * (and ONNX Runtime) only when it runs, so --help and option errors answer at once.
+ *
+ * Exit codes: 0 success; 2 a problem the user can fix (bad option, bad or missing file, a refusal),
+ * shown as one `crepe: …` line; 1 a bug in crepe, shown with its stack trace.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { UserError } from '../util/errors.ts';
@@ -11,43 +15,70 @@ import * as inspectCommand from './inspect.ts';
 import * as evalCommand from './eval.ts';
 import * as pruneCommand from './prune.ts';
 import * as searchCommand from './search.ts';
+import { userMessage, type CliIo } from './options.ts';
 
 function packageVersion(): string {
   const file = fileURLToPath(new URL('../../package.json', import.meta.url));
   return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
 }
 
-const program = new Command()
-  .name('crepe')
-  .description('Post-training pruning of large language models (CRePE, PHO, Magnitude, Wanda, SparseGPT, RIA).')
-  .version(packageVersion())
-  .configureOutput({
-    // Commander's own errors (unknown option, bad choice, missing argument) follow crepe's rule:
-    // one line naming the problem; `--help` shows the rest.
-    outputError: (message, write) => write(`crepe: ${message.replace(/^error: /, '').trimEnd()} (see --help)\n`),
-  })
-  .exitOverride();
+function program(io: CliIo, argv: readonly string[]): Command {
+  const root = new Command()
+    .name('crepe')
+    .description('Post-training pruning of large language models (CRePE, PHO, Magnitude, Wanda, SparseGPT, RIA).')
+    .version(packageVersion())
+    .configureOutput({
+      writeOut: (text) => io.stdout.write(text),
+      writeErr: (text) => io.stderr.write(text),
+      // Commander's own errors (unknown option, bad choice, missing argument) follow crepe's rule:
+      // one line naming the problem; `--help` shows the rest.
+      outputError: (message, write) => write(`crepe: ${message.replace(/^error: /, '').trimEnd()} (see --help)\n`),
+    })
+    .exitOverride();
+  for (const command of [convertCommand, inspectCommand, evalCommand, pruneCommand, searchCommand]) command.register(root, io, argv);
+  return root;
+}
 
-for (const command of [convertCommand, inspectCommand, evalCommand, pruneCommand, searchCommand]) command.register(program);
+/** An operating-system error (no such file, no permission, disk full) as one line naming its path. */
+function systemErrorLine(error: NodeJS.ErrnoException): string {
+  const reason = error.message.replace(/^E[A-Z]+: /, '').replace(/, \w+(?: '.*')?$/, '');
+  return error.path ? `${error.path}: ${reason} (${error.code})` : error.message;
+}
 
-function fail(error: unknown): never {
+/** The exit code of a failed run, after telling the user why on stderr. */
+function failure(error: unknown, io: CliIo): number {
   if (error instanceof UserError) {
-    process.stderr.write(`crepe: ${error.message}\n`);
-    process.exit(2);
+    // One line, whatever the message quotes (a corrupt file's text may hold line breaks).
+    io.stderr.write(`crepe: ${userMessage(error).replace(/\s*[\r\n]+\s*/g, ' ')}\n`);
+    return 2;
   }
-  if (error instanceof CommanderError) process.exit(error.exitCode === 0 ? 0 : 2);
-  // Errors from the operating system (a path that does not exist, no permission, a full disk)
-  // are the user's to fix: one line, like any other bad input.
+  // Commander has printed its message (or the help) already.
+  if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
   const code = (error as NodeJS.ErrnoException | null)?.code;
   if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) {
-    process.stderr.write(`crepe: ${(error as Error).message}\n`);
-    process.exit(2);
+    io.stderr.write(`crepe: ${systemErrorLine(error as NodeJS.ErrnoException)}\n`);
+    return 2;
   }
-  throw error;
+  io.stderr.write(`crepe: internal error (a bug in crepe; please report it with this output)\n${(error as Error)?.stack ?? String(error)}\n`);
+  return 1;
 }
 
-try {
-  await program.parseAsync(process.argv);
-} catch (error) {
-  fail(error);
+/** Runs the command line `argv` (the arguments after `crepe`) and returns its exit code. */
+export async function main(argv: readonly string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+  try {
+    await program(io, argv).parseAsync([...argv], { from: 'user' });
+    return 0;
+  } catch (error) {
+    return failure(error, io);
+  }
 }
+
+// `node src/cli/main.ts …` (npm run crepe) runs the command line; importing this module does not.
+function isEntryPoint(): boolean {
+  try {
+    return realpathSync(process.argv[1] ?? '') === fileURLToPath(import.meta.url);
+  } catch {
+    return false;
+  }
+}
+if (isEntryPoint()) process.exitCode = await main(process.argv.slice(2));

@@ -1,49 +1,178 @@
-/** Option parsing shared by the subcommands: every bad value names its option and what was expected. */
-import { Option } from 'commander';
-import { UserError } from '../util/errors.ts';
-import type { EngineOptions } from '../engine/session.ts';
+/**
+ * What the subcommands share: where they write, option parsers (syntax only: the library checks
+ * ranges and names the request field, which `userMessage` turns back into the flag), hidden
+ * aliases for old flag spellings, and the engine options.
+ */
+import { Option, type Command } from 'commander';
+import type { TextsRequest } from '../workflows/texts.ts';
+import { parseTarget, type PruneTarget, type Selection } from '../prune/target.ts';
+import { FieldError, UserError } from '../util/errors.ts';
 
-export function positiveInt(option: string) {
+export interface Writer {
+  write(text: string): unknown;
+  isTTY?: boolean;
+}
+
+/** Where the command line writes: results on stdout, progress and errors on stderr. */
+export interface CliIo {
+  stdout: Writer;
+  stderr: Writer;
+  /** Draw progress on stderr (default: yes, unless CREPE_QUIET=1). */
+  progress?: boolean;
+}
+
+export function positiveInt(flag: string) {
   return (value: string): number => {
     const n = Number(value);
-    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) {
-      throw new UserError(`${option} expects a positive integer, got "${value}"`);
-    }
+    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) throw new UserError(`${flag} expects a positive integer, got "${value}"`);
     return n;
   };
 }
 
-export function nonNegativeInt(option: string) {
+export function nonNegativeInt(flag: string) {
   return (value: string): number => {
     const n = Number(value);
-    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) {
-      throw new UserError(`${option} expects a non-negative integer, got "${value}"`);
-    }
+    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) throw new UserError(`${flag} expects a non-negative integer, got "${value}"`);
     return n;
   };
 }
 
-export function finiteNumber(option: string) {
+export function finiteNumber(flag: string) {
   return (value: string): number => {
     const n = Number(value);
-    if (value.trim() === '' || !Number.isFinite(n)) throw new UserError(`${option} expects a number, got "${value}"`);
+    if (value.trim() === '' || !Number.isFinite(n)) throw new UserError(`${flag} expects a number, got "${value}"`);
     return n;
+  };
+}
+
+/** --sparsity or --pattern (exactly one), through the library's one target reader. */
+export function targetOption(opts: { sparsity?: number; pattern?: string }): PruneTarget {
+  if ((opts.sparsity === undefined) === (opts.pattern === undefined)) throw new UserError('give exactly one of --sparsity <s> (unstructured) or --pattern <n:m>');
+  return opts.pattern !== undefined ? parseTarget(opts.pattern, 'pattern') : parseTarget(opts.sparsity!, 'sparsity');
+}
+
+/** --per-row or --per-matrix (at most one); undefined leaves the method's default. */
+export function selectionOption(opts: { perRow?: boolean; perMatrix?: boolean }): Selection | undefined {
+  if (opts.perRow && opts.perMatrix) throw new UserError('--per-row and --per-matrix exclude each other');
+  return opts.perRow ? 'per-row' : opts.perMatrix ? 'per-matrix' : undefined;
+}
+
+/** The calibration and held-out text options of prune and search, as parsed. */
+export interface TextsOptions {
+  calib: string;
+  nsamples?: number;
+  seqlen?: number;
+  seed?: number;
+  evalPpl?: string;
+  evalSeqlen?: number;
+  evalMaxChunks?: number;
+}
+
+/**
+ * --calib, --nsamples, --seqlen, --seed, and --eval-ppl, --eval-seqlen, --eval-max-chunks with
+ * `evalHelp` describing what the measured text is for.
+ */
+export function addTextsOptions(command: Command, help: { seed: string; evalPpl: string }): void {
+  command
+    .requiredOption('--calib <file>', 'calibration text: JSON Lines with a "text" field (C4 protocol) or plain text')
+    .option('--nsamples <n>', 'calibration windows (default 128)', positiveInt('--nsamples'))
+    .option('--seqlen <n>', 'tokens per calibration window, at most the model\'s context (default: min(2048, the context))', positiveInt('--seqlen'))
+    .option('--seed <n>', help.seed, nonNegativeInt('--seed'))
+    .option('--eval-ppl <file>', help.evalPpl)
+    .option('--eval-seqlen <n>', 'perplexity window (default: --seqlen)', positiveInt('--eval-seqlen'))
+    .option('--eval-max-chunks <k>', 'use only the first K windows of --eval-ppl', positiveInt('--eval-max-chunks'));
+}
+
+/** The request fields of the text options. */
+export function textsFields(opts: TextsOptions): TextsRequest {
+  return {
+    calib: opts.calib,
+    nsamples: opts.nsamples,
+    seqlen: opts.seqlen,
+    seed: opts.seed,
+    evalText: opts.evalPpl,
+    evalSeqlen: opts.evalSeqlen,
+    evalMaxChunks: opts.evalMaxChunks,
   };
 }
 
 /** --device and --threads, added to every command that runs the model. */
-export function engineOptionList(): Option[] {
-  return [
-    new Option('--device <device>', 'execution provider').choices(['cpu', 'cuda']).default('cpu'),
-    new Option('--threads <n>', 'intra-op threads of ONNX Runtime (default: all cores)').argParser(positiveInt('--threads')),
-  ];
+export function addEngineOptions(command: Command): void {
+  command.addOption(new Option('--device <device>', 'execution provider').choices(['cpu', 'cuda']).default('cpu'));
+  command.addOption(new Option('--threads <n>', 'intra-op threads of ONNX Runtime (default: all cores)').argParser(positiveInt('--threads')));
 }
 
-export function engineOptionsFrom(opts: { device?: string; threads?: number }): EngineOptions {
-  return { device: (opts.device ?? 'cpu') as EngineOptions['device'], threads: opts.threads };
+/**
+ * Hidden old spellings of options (`alias` → the canonical long flag): each sets the canonical
+ * option's value, with its parser and choices, and is left out of --help.
+ */
+export function addAliases(command: Command, aliases: Record<string, string>): void {
+  for (const [alias, canonical] of Object.entries(aliases)) {
+    const option = command.options.find((o) => o.long === canonical);
+    if (!option) throw new Error(`internal: ${canonical} is not an option of ${command.name()}`);
+    const hidden = new Option(option.flags.replace(canonical, alias), option.description).hideHelp();
+    if (option.parseArg) hidden.argParser(option.parseArg);
+    if (option.argChoices) hidden.choices(option.argChoices);
+    command.addOption(hidden);
+    command.on(`option:${hidden.name()}`, () => {
+      command.setOptionValueWithSource(option.attributeName(), command.getOptionValue(hidden.attributeName()), 'cli');
+    });
+  }
 }
 
-/** Prints `value` as JSON on stdout (for --json). */
-export function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+/**
+ * Library request fields whose flag is not `--` + the field in kebab case (`owl.lambda` →
+ * `--owl-lambda`, `riaA` → `--ria-a`). An empty flag is a positional argument: the message
+ * already names its path.
+ */
+const FIELD_FLAGS: Readonly<Record<string, string>> = {
+  model: '',
+  input: '',
+  // The command line reads --sparsity and --pattern itself (parseTarget with those fields), so a
+  // target the library refuses later is an N:M pattern that does not fit the model.
+  target: '--pattern',
+  selection: '--per-row/--per-matrix',
+  text: '--eval-ppl',
+  evalText: '--eval-ppl',
+  crepeConfig: '--config',
+  kSet: '--crepe-k',
+  'calibration.file': '--calib',
+  'calibration.nsamples': '--nsamples',
+  'calibration.seqlen': '--seqlen',
+  'calibration.seed': '--seed',
+  'sparsegpt.blockSize': '--blocksize',
+  'sparsegpt.percdamp': '--percdamp',
+  'dsnot.maxCycles': '--dsnot-cycles',
+  'dsnot.updateThreshold': '--dsnot-threshold',
+  'permute.strategy': '--permute',
+};
+
+/** Fields that library messages mention beside the one they are about ("pass overwrite to …"). */
+const MENTIONED_FIELDS = [
+  'overwrite', 'resume', 'seqlen', 'evalSeqlen', 'evalText', 'evalMaxChunks', 'maxChunks', 'nsamples', 'method', 'pattern',
+  'exclude', 'threads', 'validate', 'confirm', 'proxySign', 'crepeConfig', 'calib',
+];
+
+/** The flag of a request field. */
+export function flagOf(field: string): string {
+  if (Object.hasOwn(FIELD_FLAGS, field)) return FIELD_FLAGS[field];
+  return `--${field.replace(/\./g, '-').replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}
+
+// A field mentioned as a word of its own: not part of a path, a flag or a longer name.
+const MENTION = new RegExp(`(?<![\\w./\\\\-])(${MENTIONED_FIELDS.join('|')})(?![\\w/\\\\-]|\\.\\w)`, 'g');
+
+/** A user error's one line, with library field names (`owl.lambda`, `overwrite`) turned into flags. */
+export function userMessage(error: UserError): string {
+  const mapped = (text: string) => text.replace(MENTION, (field) => flagOf(field));
+  if (error instanceof FieldError) {
+    const flag = flagOf(error.field);
+    return `${flag}${flag ? ' ' : ''}${mapped(error.problem)}`;
+  }
+  return mapped(error.message);
+}
+
+/** Prints `value` as JSON (for --json). */
+export function printJson(out: Writer, value: unknown): void {
+  out.write(`${JSON.stringify(value, null, 2)}\n`);
 }

@@ -7,11 +7,11 @@
  *  - one text (WikiText, PTB, any plain file), tokenised whole: `start = randint(0, T − seqlen − 1)`
  *    per sample, as the reference `get_wikitext2`/`get_ptb` trainloaders do.
  */
-import { endianness } from 'node:os';
+import { endianness, totalmem } from 'node:os';
 import { createHash } from 'node:crypto';
 import { PyRandom } from './mt19937.ts';
 import { readEvalText, readJsonlDocuments } from './text-sources.ts';
-import { UserError, check } from '../util/errors.ts';
+import { UserError, check, checkField } from '../util/errors.ts';
 
 /** Tokenises one text; the result starts with BOS, as HF's slow Llama tokenizer does by default. */
 export type Encode = (text: string) => Int32Array;
@@ -72,8 +72,8 @@ export function sampleC4Windows(documents: readonly string[], encode: Encode, op
       shortCount++;
       if (shortCount === docCount) {
         throw new UserError(
-          `${source}: no document has more than --seqlen ${seqlen} tokens (all ${docCount} checked); ` +
-            'use a smaller --seqlen or longer documents',
+          `${source}: no document has more than seqlen ${seqlen} tokens (all ${docCount} checked); ` +
+            'use a smaller seqlen or longer documents',
         );
       }
     }
@@ -93,7 +93,7 @@ export function sampleTextWindows(tokens: Int32Array, opts: WindowOptions): Text
     tokens.length > seqlen,
     () =>
       `${opts.source ?? 'calibration text'}: ${tokens.length} tokens is too short for one window of ` +
-      `--seqlen ${seqlen} (needs at least ${seqlen + 1})`,
+      `seqlen ${seqlen} (needs at least ${seqlen + 1})`,
   );
   const rng = new PyRandom(opts.seed);
   const windows: Int32Array[] = [];
@@ -119,21 +119,57 @@ export function isDocumentsFile(filePath: string): boolean {
   return /\.jsonl(\.gz)?$|\.json\.gz$/.test(filePath);
 }
 
+export interface CalibrationFileOptions extends Omit<WindowOptions, 'source'> {
+  /** The model's hidden size: with it, windows whose activations cannot fit in memory are refused first. */
+  hiddenSize?: number;
+}
+
 /**
  * Reads a calibration file and draws its windows. A text file is tokenised whole (one BOS);
  * wiki.*.raw files get the Hugging Face row rule first (see text-sources.ts).
+ *
+ * Before anything is drawn, `nsamples` is held to what the file can provide: a text of T tokens
+ * has T − seqlen distinct windows, and documents at most Σ (bytes + 2 − seqlen) — every token
+ * covers at least one byte, plus BOS and a leading-space piece. With `hiddenSize`, the windows'
+ * activations (two copies of nsamples × seqlen × hidden float32 while a layer runs) must also fit in
+ * this machine's memory.
  */
-export function sampleCalibrationFile(
-  filePath: string,
-  encode: Encode,
-  opts: Omit<WindowOptions, 'source'>,
-): CalibrationSet {
+export function sampleCalibrationFile(filePath: string, encode: Encode, opts: CalibrationFileOptions): CalibrationSet {
+  validateOptions(opts);
+  const { hiddenSize, ...windowOptions } = opts;
+  if (hiddenSize !== undefined) checkActivationMemory(opts.nsamples, opts.seqlen, hiddenSize);
   if (isDocumentsFile(filePath)) {
-    const { windows, draws } = sampleC4Windows(readJsonlDocuments(filePath), encode, { ...opts, source: filePath });
+    const documents = readJsonlDocuments(filePath);
+    let bound = 0;
+    for (const document of documents) bound += Math.max(0, Buffer.byteLength(document, 'utf8') + 2 - opts.seqlen);
+    checkWindowSupply(opts.nsamples, opts.seqlen, bound, `${filePath} (${documents.length} documents)`);
+    const { windows, draws } = sampleC4Windows(documents, encode, { ...windowOptions, source: filePath });
     return { kind: 'documents', windows, draws };
   }
-  const { windows, starts } = sampleTextWindows(encode(readEvalText(filePath)), { ...opts, source: filePath });
+  const tokens = encode(readEvalText(filePath));
+  if (tokens.length > opts.seqlen) checkWindowSupply(opts.nsamples, opts.seqlen, tokens.length - opts.seqlen, `${filePath} (${tokens.length} tokens)`);
+  const { windows, starts } = sampleTextWindows(tokens, { ...windowOptions, source: filePath });
   return { kind: 'text', windows, draws: starts.map((start) => [0, start]) };
+}
+
+function checkWindowSupply(nsamples: number, seqlen: number, distinct: number, source: string): void {
+  checkField(
+    nsamples <= distinct,
+    'nsamples',
+    () => `${nsamples}: ${source} can provide at most ${distinct} distinct windows of seqlen ${seqlen} tokens; ask for fewer samples or give more calibration text`,
+  );
+}
+
+/** Refuses calibration activations (two float32 copies of nsamples × seqlen × hidden) larger than this machine's memory. */
+export function checkActivationMemory(nsamples: number, seqlen: number, hiddenSize: number): void {
+  const bytes = 2 * nsamples * seqlen * hiddenSize * 4;
+  const memory = totalmem();
+  const gib = (n: number) => `${(n / 2 ** 30).toFixed(1)} GiB`;
+  checkField(
+    bytes <= memory,
+    'nsamples',
+    () => `${nsamples} × seqlen ${seqlen}: the calibration activations need ${gib(bytes)} (2 × nsamples × seqlen × hidden ${hiddenSize} × 4 bytes), more than this machine's ${gib(memory)} of memory`,
+  );
 }
 
 /** sha256 over the int32 little-endian token ids of all windows, in order. */
@@ -153,7 +189,7 @@ export function windowsSha256(windows: readonly Int32Array[]): string {
 }
 
 function validateOptions(opts: WindowOptions): void {
-  check(Number.isSafeInteger(opts.nsamples) && opts.nsamples >= 1, `--nsamples must be a positive integer, got ${opts.nsamples}`);
-  check(Number.isSafeInteger(opts.seqlen) && opts.seqlen >= 1, `--seqlen must be a positive integer, got ${opts.seqlen}`);
-  check(Number.isSafeInteger(opts.seed), `--seed must be an integer, got ${opts.seed}`);
+  checkField(Number.isSafeInteger(opts.nsamples) && opts.nsamples >= 1, 'nsamples', `must be a positive integer, got ${opts.nsamples}`);
+  checkField(Number.isSafeInteger(opts.seqlen) && opts.seqlen >= 1, 'seqlen', `must be a positive integer, got ${opts.seqlen}`);
+  checkField(Number.isSafeInteger(opts.seed), 'seed', `must be an integer, got ${opts.seed}`);
 }

@@ -2,14 +2,14 @@
  * Text sources for calibration and evaluation: plain UTF-8 text files, WikiText raw files (turned
  * into the exact string the reference repositories tokenise), and JSON Lines documents (C4).
  */
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { UserError } from '../util/errors.ts';
+import { INPUT_KINDS, decodeUtf8, formatBytes, parseJson, readInputFile } from '../io/input-file.ts';
 
 /** Reads a whole file as strict UTF-8 (a BOM is kept as U+FEFF, as Python's 'utf-8' codec does). */
 export function readTextFile(filePath: string): string {
-  return decodeUtf8(readBytes(filePath), filePath);
+  return decodeUtf8(readInputFile(filePath, 'text'), filePath);
 }
 
 /**
@@ -41,11 +41,15 @@ export function readEvalText(filePath: string): string {
  * a JavaScript string can hold still load.
  */
 export function readJsonlDocuments(filePath: string): string[] {
-  let bytes = readBytes(filePath);
+  let bytes = readInputFile(filePath, 'documents');
   if (filePath.endsWith('.gz')) {
+    const { limit, what } = INPUT_KINDS.documents;
     try {
-      bytes = gunzipSync(bytes);
+      bytes = gunzipSync(bytes, { maxOutputLength: limit });
     } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+        throw new UserError(`${filePath}: decompresses to more than the ${formatBytes(limit)} limit for a ${what}`);
+      }
       throw new UserError(`${filePath}: not a valid gzip file (${(err as Error).message})`);
     }
   }
@@ -57,12 +61,7 @@ export function readJsonlDocuments(filePath: string): string[] {
     const line = decodeUtf8(bytes.subarray(lineStart, lineEnd), `${filePath} line ${lineNumber}`);
     lineStart = lineEnd + 1;
     if (line.trim() === '') continue;
-    let record: unknown;
-    try {
-      record = JSON.parse(line);
-    } catch (err) {
-      throw new UserError(`${filePath} line ${lineNumber}: not valid JSON (${(err as Error).message})`);
-    }
+    const record = parseJson(line, `${filePath} line ${lineNumber}`);
     const text = typeof record === 'object' && record !== null ? (record as { text?: unknown }).text : undefined;
     if (typeof text !== 'string') {
       throw new UserError(`${filePath} line ${lineNumber}: expected a JSON object with a string field "text"`);
@@ -70,22 +69,4 @@ export function readJsonlDocuments(filePath: string): string[] {
     documents.push(text);
   }
   return documents;
-}
-
-function readBytes(filePath: string): Buffer {
-  try {
-    return readFileSync(filePath);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const reason = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (err as Error).message;
-    throw new UserError(`cannot read text file ${filePath}: ${reason}`);
-  }
-}
-
-function decodeUtf8(bytes: Uint8Array, where: string): string {
-  try {
-    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
-  } catch {
-    throw new UserError(`${where}: not valid UTF-8 text`);
-  }
 }

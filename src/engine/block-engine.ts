@@ -4,7 +4,6 @@
  * Float32Arrays in place). A run takes a batch of B sequences (B = 1 … maxBatch), which is what
  * makes small models fast: the per-run overhead is paid once per batch.
  */
-import assert from 'node:assert/strict';
 import type ort from 'onnxruntime-node';
 import { buildBlockGraph, type StatsMode } from './block-graph.ts';
 import { blockBatchSize } from './batch-size.ts';
@@ -13,6 +12,8 @@ import {
   blockTensorNames, blockTensorShape, inputGroupWidth,
   type BlockWeights, type LinearInputGroup, type ModelSpec,
 } from '../model/spec.ts';
+import type { RopeTables } from '../model/rope.ts';
+import { invariant } from '../util/errors.ts';
 
 /** One linear-input group's statistics for a batch of B sequences, width d = d_in. */
 export interface GroupStats {
@@ -33,18 +34,6 @@ export interface BlockRunResult {
   stats?: BlockStats;
 }
 
-export interface RopeTables {
-  cos: Float32Array;
-  sin: Float32Array;
-}
-
-/** What `runSequences` reports after each batch: which sequences it held and their statistics. */
-export interface BatchDone {
-  first: number;
-  count: number;
-  stats?: BlockStats;
-}
-
 const GROUPS: readonly LinearInputGroup[] = ['qkv', 'o', 'gateup', 'down'];
 
 export class BlockEngine {
@@ -60,7 +49,7 @@ export class BlockEngine {
   /** `maxBatch` defaults to `blockBatchSize(spec, seqLen)`. */
   static async create(spec: ModelSpec, seqLen: number, opts: EngineOptions & { stats: StatsMode; maxBatch?: number }): Promise<BlockEngine> {
     const maxBatch = opts.maxBatch ?? blockBatchSize(spec, seqLen);
-    assert.ok(Number.isInteger(maxBatch) && maxBatch >= 1, 'maxBatch must be a positive integer');
+    invariant(Number.isInteger(maxBatch) && maxBatch >= 1, 'maxBatch must be a positive integer');
     const session = await createSession(buildBlockGraph(spec, { seqLen, stats: opts.stats }), opts);
     return new BlockEngine(spec, seqLen, opts.stats, maxBatch, session);
   }
@@ -70,8 +59,8 @@ export class BlockEngine {
     const { spec, seqLen } = this;
     const h = spec.hiddenSize;
     const sequences = hidden.length / (seqLen * h);
-    assert.ok(Number.isInteger(sequences) && sequences >= 1, 'hidden must be [B·seqLen, hiddenSize]');
-    assert.equal(rope.cos.length, seqLen * spec.headDim, 'rope tables must be [seqLen, headDim]');
+    invariant(Number.isInteger(sequences) && sequences >= 1, 'hidden must be [B·seqLen, hiddenSize]');
+    invariant(rope.cos.length === seqLen * spec.headDim, 'rope tables must be [seqLen, headDim]');
     const feeds: Record<string, ort.Tensor> = {
       hidden: floatTensor(hidden, [sequences * seqLen, h]),
       cos: floatTensor(rope.cos, [seqLen, spec.headDim]),
@@ -80,8 +69,8 @@ export class BlockEngine {
     for (const name of blockTensorNames(spec)) {
       const shape = blockTensorShape(spec, name);
       const tensor = weights[name];
-      assert.ok(tensor, `block weight ${name} missing`);
-      assert.equal(tensor.length, shape.reduce((a, b) => a * b, 1), `block weight ${name} has the wrong size`);
+      invariant(tensor, () => `block weight ${name} missing`);
+      invariant(tensor.length === shape.reduce((a, b) => a * b, 1), () => `block weight ${name} has the wrong size`);
       feeds[name] = floatTensor(tensor, shape);
     }
     const results = await this.session.run(feeds);
@@ -92,7 +81,7 @@ export class BlockEngine {
     for (const group of GROUPS) {
       const width = inputGroupWidth(spec, group);
       const groupStats: GroupStats = { sqSum: floatData(results[`${group}.sqsum`], `${group}.sqsum`) };
-      assert.equal(groupStats.sqSum.length, sequences * width);
+      invariant(groupStats.sqSum.length === sequences * width, () => `${group} statistics have ${groupStats.sqSum.length} entries, expected ${sequences * width}`);
       if (this.stats === 'full') {
         groupStats.sum = floatData(results[`${group}.sum`], `${group}.sum`);
         groupStats.gram = floatData(results[`${group}.gram`], `${group}.gram`);
@@ -104,13 +93,9 @@ export class BlockEngine {
 
   /**
    * Runs the block on every sequence of `hidden` (one [seqLen, hiddenSize] array each), in order,
-   * `maxBatch` sequences per run; returns the outputs as one new array per sequence. `onBatch`
-   * sees each batch's statistics before the next batch runs.
+   * `maxBatch` sequences per run; returns the outputs as one new array per sequence.
    */
-  async runSequences(
-    hidden: readonly Float32Array[], weights: BlockWeights, rope: RopeTables,
-    onBatch?: (batch: BatchDone) => void,
-  ): Promise<Float32Array[]> {
+  async runSequences(hidden: readonly Float32Array[], weights: BlockWeights, rope: RopeTables): Promise<Float32Array[]> {
     const size = this.seqLen * this.spec.hiddenSize;
     const outputs: Float32Array[] = [];
     for (let first = 0; first < hidden.length; first += this.maxBatch) {
@@ -118,7 +103,6 @@ export class BlockEngine {
       const result = await this.run(concatSequences(hidden, first, count, size), weights, rope);
       if (count === 1) outputs.push(result.hidden);
       else for (let s = 0; s < count; s++) outputs.push(result.hidden.slice(s * size, (s + 1) * size));
-      onBatch?.({ first, count, stats: result.stats });
     }
     return outputs;
   }
@@ -130,7 +114,7 @@ export class BlockEngine {
 
 /** sequences[first … first+count) laid end to end (the array itself when count is 1). */
 export function concatSequences(sequences: readonly Float32Array[], first: number, count: number, size: number): Float32Array {
-  for (let s = first; s < first + count; s++) assert.equal(sequences[s].length, size, 'every sequence must be [seqLen, hiddenSize]');
+  for (let s = first; s < first + count; s++) invariant(sequences[s].length === size, 'every sequence must be [seqLen, hiddenSize]');
   if (count === 1) return sequences[first];
   const batch = new Float32Array(count * size);
   for (let s = 0; s < count; s++) batch.set(sequences[first + s], s * size);

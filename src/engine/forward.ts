@@ -6,16 +6,8 @@ import { BlockEngine } from './block-engine.ts';
 import { HeadEngine } from './head-engine.ts';
 import type { EngineOptions } from './session.ts';
 import { ropeTables } from '../model/rope.ts';
-import type { BlockWeights, ModelSpec } from '../model/spec.ts';
-
-/** Where a forward pass reads its weights from (a checkpoint, or a random test model). */
-export interface WeightSource {
-  readBlock(layer: number): BlockWeights;
-  readEmbedding(): Float32Array;
-  readFinalNorm(): Float32Array;
-  /** The lm_head matrix [vocab, hidden]; the embedding itself when embeddings are tied. */
-  readLmHead(): Float32Array;
-}
+import type { ModelSource } from '../model/source.ts';
+import { invariant } from '../util/errors.ts';
 
 /** Rows of `embedding` [vocab, hiddenSize] for each token: [tokens.length, hiddenSize]. */
 export function embed(tokens: Int32Array, embedding: Float32Array, hiddenSize: number): Float32Array {
@@ -23,14 +15,15 @@ export function embed(tokens: Int32Array, embedding: Float32Array, hiddenSize: n
   const out = new Float32Array(tokens.length * hiddenSize);
   for (let t = 0; t < tokens.length; t++) {
     const id = tokens[t];
-    if (!(id >= 0 && id < vocab)) throw new RangeError(`token id ${id} outside the vocabulary [0, ${vocab})`);
+    invariant(id >= 0 && id < vocab, () => `token id ${id} outside the vocabulary [0, ${vocab})`);
     out.set(embedding.subarray(id * hiddenSize, (id + 1) * hiddenSize), t * hiddenSize);
   }
   return out;
 }
 
 /** Logits [tokens.length, vocab] of one sequence. */
-export async function forwardLogits(spec: ModelSpec, source: WeightSource, tokens: Int32Array, opts: EngineOptions): Promise<Float32Array> {
+export async function forwardLogits(source: ModelSource, tokens: Int32Array, opts: EngineOptions): Promise<Float32Array> {
+  const { spec } = source;
   const seqLen = tokens.length;
   const rope = ropeTables(spec, seqLen);
   const block = await BlockEngine.create(spec, seqLen, { ...opts, stats: 'none' });

@@ -1,6 +1,7 @@
 /**
- * The GEMM-shaped pieces of SparseGPT's linear algebra (util/cholesky.ts, prune/sparsegpt.ts) as
- * one-node-ish ONNX graphs run by ONNX Runtime (MLAS GEMM instead of JavaScript loops).
+ * The GEMM-shaped pieces of SparseGPT's linear algebra (cholesky.ts, prune/sparsegpt.ts) as
+ * one-node-ish ONNX graphs run by ONNX Runtime (MLAS GEMM instead of JavaScript loops), on the
+ * run's execution provider and thread count.
  *
  * Every graph takes whole matrices as inputs and slices them inside ORT: inputs are passed to ORT
  * without a copy, while outputs are copied back into JavaScript, so each graph is written to return
@@ -9,7 +10,8 @@
  */
 import onnxProto from 'onnx-proto';
 import ort from 'onnxruntime-node';
-import { createSession, type Session } from './session.ts';
+import { createSession, type EngineOptions, type Session } from './session.ts';
+import { invariant } from '../util/errors.ts';
 
 const onnx = onnxProto.onnx;
 const INT64 = onnx.TensorProto.DataType.INT64;
@@ -102,12 +104,14 @@ function graphBytes(kind: GraphKind, precision: LinalgPrecision): Uint8Array {
 
 const sessions = new Map<string, Promise<Session>>();
 
-/** The cached CPU session for one graph and element type (built on first use). */
-function session(kind: GraphKind, precision: LinalgPrecision): Promise<Session> {
-  const key = `${kind}:${precision}`;
+/** The cached session for one graph, element type and engine (built on first use). */
+function session(kind: GraphKind, precision: LinalgPrecision, engine: EngineOptions): Promise<Session> {
+  const key = `${kind}:${precision}:${engine.device}:${engine.threads ?? ''}`;
   let cached = sessions.get(key);
   if (!cached) {
-    cached = createSession(graphBytes(kind, precision), { device: 'cpu' });
+    cached = createSession(graphBytes(kind, precision), engine);
+    // A session that failed to start (no CUDA provider, bad thread count) is not kept.
+    cached.catch(() => sessions.delete(key));
     sessions.set(key, cached);
   }
   return cached;
@@ -125,7 +129,7 @@ function precisionOf(data: LinalgMatrix): LinalgPrecision {
 }
 
 function matrix(data: LinalgMatrix, rows: number, cols: number): ort.Tensor {
-  if (data.length < rows * cols) throw new Error(`linalg: ${rows}×${cols} matrix over ${data.length} values`);
+  invariant(data.length >= rows * cols, () => `linalg: ${rows}×${cols} matrix over ${data.length} values`);
   const view = data.length === rows * cols ? data : data.subarray(0, rows * cols);
   return new ort.Tensor(precisionOf(data), view, [rows, cols]);
 }
@@ -135,10 +139,10 @@ function corner(row: number, col: number): ort.Tensor {
   return new ort.Tensor('int64', BigInt64Array.of(BigInt(row), BigInt(col)), [2]);
 }
 
-async function runGraph(kind: GraphKind, precision: LinalgPrecision, feeds: Record<string, ort.Tensor>): Promise<LinalgMatrix> {
-  const result = (await (await session(kind, precision)).run(feeds)).y;
+async function runGraph(kind: GraphKind, precision: LinalgPrecision, engine: EngineOptions, feeds: Record<string, ort.Tensor>): Promise<LinalgMatrix> {
+  const result = (await (await session(kind, precision, engine)).run(feeds)).y;
   const data = result.data;
-  if (!(data instanceof Float32Array || data instanceof Float64Array)) throw new Error(`linalg ${kind}: unexpected output type`);
+  invariant(data instanceof Float32Array || data instanceof Float64Array, () => `linalg ${kind}: unexpected output type`);
   return data;
 }
 
@@ -147,10 +151,10 @@ async function runGraph(kind: GraphKind, precision: LinalgPrecision, feeds: Reco
  * (c1−c0)², as a (r1−r0) × (c1−c0) row-major array in A's element type.
  */
 export function panelSolve(
-  A: LinalgMatrix, d: number, rows: [number, number], cols: [number, number], k: number, T: LinalgMatrix,
+  A: LinalgMatrix, d: number, rows: [number, number], cols: [number, number], k: number, T: LinalgMatrix, engine: EngineOptions,
 ): Promise<LinalgMatrix> {
   const width = cols[1] - cols[0];
-  return runGraph('panelSolve', precisionOf(A), {
+  return runGraph('panelSolve', precisionOf(A), engine, {
     a: matrix(A, d, d),
     t: matrix(T, width, width),
     blockStart: corner(rows[0], cols[0]),
@@ -163,9 +167,9 @@ export function panelSolve(
 }
 
 /** (−T·(X[k0:k1, 0:k0]·X[0:k0, 0:k0]))ᵀ with X square d×d and T of size (k1−k0)²: k0 × (k1−k0). */
-export function inverseRowPanel(X: LinalgMatrix, d: number, k0: number, k1: number, T: LinalgMatrix): Promise<LinalgMatrix> {
+export function inverseRowPanel(X: LinalgMatrix, d: number, k0: number, k1: number, T: LinalgMatrix, engine: EngineOptions): Promise<LinalgMatrix> {
   const width = k1 - k0;
-  return runGraph('inverseRowPanel', precisionOf(X), {
+  return runGraph('inverseRowPanel', precisionOf(X), engine, {
     x: matrix(X, d, d),
     t: matrix(T, width, width),
     panelStart: corner(k0, 0),
@@ -180,9 +184,9 @@ export function inverseRowPanel(X: LinalgMatrix, d: number, k0: number, k1: numb
  * W is dOut × (i2−i1) and U is d×d: the block's share of all earlier blocks' lazy updates.
  */
 export function lazyBlockUpdate(
-  W: LinalgMatrix, dOut: number, errT: LinalgMatrix, U: LinalgMatrix, d: number, i1: number, i2: number,
+  W: LinalgMatrix, dOut: number, errT: LinalgMatrix, U: LinalgMatrix, d: number, i1: number, i2: number, engine: EngineOptions,
 ): Promise<LinalgMatrix> {
-  return runGraph('lazyBlockUpdate', precisionOf(W), {
+  return runGraph('lazyBlockUpdate', precisionOf(W), engine, {
     w: matrix(W, dOut, i2 - i1),
     errT: matrix(errT, d, dOut),
     u: matrix(U, d, d),

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
-import { UserError } from '../util/errors.ts';
+import { FieldError } from '../util/errors.ts';
 import type { ExternalData } from './onnx-builder.ts';
 
 export interface EngineOptions {
@@ -29,21 +29,22 @@ export async function createSession(modelBytes: Uint8Array, opts: EngineOptions,
   if (externalData && externalData.length > 0) options.externalData = externalData;
   if (opts.threads !== undefined) {
     if (!Number.isInteger(opts.threads) || opts.threads < 1) {
-      throw new UserError(`--threads must be a positive integer, got ${opts.threads}`);
+      throw new FieldError('threads', `must be a positive integer, got ${opts.threads}`);
     }
     options.intraOpNumThreads = opts.threads;
   }
   if (opts.device === 'cuda' && !cudaAvailable()) {
-    throw new UserError(
-      '--device cuda: this onnxruntime-node install has no CUDA execution provider. ' +
-      'Reinstall with ONNXRUNTIME_NODE_INSTALL=cuda12 (see README), or use --device cpu.',
+    throw new FieldError(
+      'device',
+      'cuda: this onnxruntime-node install has no CUDA execution provider. ' +
+        'Reinstall with ONNXRUNTIME_NODE_INSTALL=cuda12 (see README), or run on the CPU.',
     );
   }
   try {
     return await ort.InferenceSession.create(modelBytes, options);
   } catch (error) {
     if (opts.device === 'cuda') {
-      throw new UserError(`--device cuda: ONNX Runtime could not start the CUDA execution provider: ${(error as Error).message}`);
+      throw new FieldError('device', `cuda: ONNX Runtime could not start the CUDA execution provider: ${(error as Error).message}`);
     }
     throw error;
   }

@@ -8,7 +8,8 @@
  * per engine run (the engine's batch size). Memory is one block's weights plus the group's
  * activations, whatever the model size.
  */
-import type { ModelSpec, BlockWeights } from '../model/spec.ts';
+import type { ModelSource } from '../model/source.ts';
+import type { ModelSpec } from '../model/spec.ts';
 import { ropeTables } from '../model/rope.ts';
 import { BlockEngine } from '../engine/block-engine.ts';
 import { HeadEngine } from '../engine/head-engine.ts';
@@ -16,15 +17,6 @@ import { embed } from '../engine/forward.ts';
 import type { EngineOptions } from '../engine/session.ts';
 import { check } from '../util/errors.ts';
 import type { Progress } from '../util/progress.ts';
-
-/** What the evaluator reads a model through (ModelCheckpoint satisfies it). */
-export interface ModelSource {
-  readonly spec: ModelSpec;
-  readBlock(layer: number): BlockWeights;
-  readEmbedding(): Float32Array;
-  readFinalNorm(): Float32Array;
-  readLmHead(): Float32Array;
-}
 
 export interface PerplexityOptions extends EngineOptions {
   seqlen: number;
@@ -59,7 +51,7 @@ export async function perplexity(model: ModelSource, tokens: Int32Array, opts: P
   const { spec } = model;
   const { seqlen } = opts;
   const windows = windowCount(tokens.length, seqlen, opts.maxChunks);
-  check(windows >= 1, `the evaluation text has ${tokens.length} tokens, fewer than one window of --seqlen ${seqlen}`);
+  check(windows >= 1, `the evaluation text has ${tokens.length} tokens, fewer than one window of seqlen ${seqlen}`);
 
   const rope = ropeTables(spec, seqlen);
   const blockEngine = await BlockEngine.create(spec, seqlen, { ...opts, stats: 'none' });

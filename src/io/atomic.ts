@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, renameSync, rmSync } from 'node:fs';
 import { open, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { asWriteError, writingToSync } from './write-error.ts';
 
 /** A fresh temporary path beside `destination`: `<dir>/.<name>.tmp-<pid>-<random>`. */
 export function tempPathFor(destination: string): string {
@@ -51,7 +52,7 @@ export async function withAtomicFile<T>(destination: string, writeTo: (tmpPath: 
     return result;
   } catch (error) {
     await rm(tmpPath, { force: true });
-    throw error;
+    throw asWriteError(error, destination);
   }
 }
 
@@ -70,13 +71,15 @@ export async function atomicWriteJson(destination: string, value: unknown): Prom
  * reader never sees a half-written output (the old one is set aside, then removed).
  */
 export function replaceDirectory(finished: string, target: string): void {
-  if (!existsSync(target)) {
+  writingToSync(target, () => {
+    if (!existsSync(target)) {
+      renameSync(finished, target);
+      return;
+    }
+    const old = `${target}.crepe-old`;
+    rmSync(old, { recursive: true, force: true });
+    renameSync(target, old);
     renameSync(finished, target);
-    return;
-  }
-  const old = `${target}.crepe-old`;
-  rmSync(old, { recursive: true, force: true });
-  renameSync(target, old);
-  renameSync(finished, target);
-  rmSync(old, { recursive: true, force: true });
+    rmSync(old, { recursive: true, force: true });
+  });
 }

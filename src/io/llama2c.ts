@@ -15,9 +15,10 @@
  * Tokenizer (`tokenizer.bin`, `tok512.bin`): int32 max_token_length, then per token
  *   float32 score · int32 byte length · bytes (UTF-8, spaces as ' ' rather than '▁').
  */
-import { closeSync, readFileSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { UserError } from '../util/errors.ts';
 import { openForReading, readBytesAt } from './read-at.ts';
+import { readInputFile } from './input-file.ts';
 
 export interface Llama2cConfig {
   dim: number;
@@ -180,12 +181,7 @@ export interface Llama2cVocabulary {
  * the model), so it is passed in; the file must end exactly after that many tokens.
  */
 export function readLlama2cTokenizer(filePath: string, vocabSize: number): Llama2cVocabulary {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(filePath);
-  } catch (error) {
-    throw new UserError(`${filePath}: cannot read llama2.c tokenizer (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
-  }
+  const bytes = readInputFile(filePath, 'llama2cTokenizer');
   const fail = (problem: string): never => {
     throw new UserError(`${filePath}: ${problem}`);
   };

@@ -2,7 +2,8 @@
  * Positional reads shared by the checkpoint readers (safetensors, GGUF, llama2.c): each opens its
  * file once, validates the header, then reads byte ranges by offset.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, readSync } from 'node:fs';
+import { openInputFile } from './input-file.ts';
 import { UserError } from '../util/errors.ts';
 
 /** readSync takes at most 2 GiB - 1 bytes per call. */
@@ -31,16 +32,9 @@ export function readBytesAt(fd: number, position: number, byteLength: number, fi
  * the cannot-open message ("GGUF file").
  */
 export function openForReading<T>(filePath: string, kind: string, parse: (fd: number, fileSize: number) => T): T {
-  let fd: number;
+  const { fd, size } = openInputFile(filePath, kind);
   try {
-    fd = openSync(filePath, 'r');
-  } catch (error) {
-    throw new UserError(`${filePath}: cannot open ${kind} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
-  }
-  try {
-    const stats = fstatSync(fd);
-    if (!stats.isFile()) throw new UserError(`${filePath}: not a regular file`);
-    return parse(fd, stats.size);
+    return parse(fd, size);
   } catch (error) {
     closeSync(fd);
     throw error;

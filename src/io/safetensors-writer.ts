@@ -13,6 +13,7 @@ import { endianness } from 'node:os';
 import path from 'node:path';
 import { f32ToBf16, f32ToF16 } from '../util/float16.ts';
 import { fsyncDirectory, tempPathFor, withAtomicFile } from './atomic.ts';
+import { asWriteError } from './write-error.ts';
 import { DTYPE_BYTES, elementCount, MAX_HEADER_BYTES, type DType } from './safetensors.ts';
 
 // Typed arrays use the host's byte order and safetensors is little-endian.
@@ -137,14 +138,19 @@ export class SafetensorsStreamWriter {
   ): Promise<SafetensorsStreamWriter> {
     const plan = planFile(layout, metadata);
     const tmpPath = tempPathFor(filePath);
-    const handle = await open(tmpPath, 'wx');
+    let handle: FileHandle;
+    try {
+      handle = await open(tmpPath, 'wx');
+    } catch (error) {
+      throw asWriteError(error, filePath);
+    }
     try {
       await writeAll(handle, plan.headerBytes, 0);
       await handle.truncate(plan.totalBytes); // full size now; tensors fill it in any order
     } catch (error) {
       await handle.close();
       await rm(tmpPath, { force: true });
-      throw error;
+      throw asWriteError(error, filePath);
     }
     const byName = new Map(layout.map((tensor) => [tensor.name, tensor]));
     return new SafetensorsStreamWriter(filePath, tmpPath, handle, byName, plan.positions);
@@ -161,6 +167,8 @@ export class SafetensorsStreamWriter {
     this.inFlight.add(pending);
     try {
       await pending;
+    } catch (error) {
+      throw asWriteError(error, this.path);
     } finally {
       this.inFlight.delete(pending);
     }
@@ -182,7 +190,7 @@ export class SafetensorsStreamWriter {
       await rename(this.tmpPath, this.path);
     } catch (error) {
       await rm(this.tmpPath, { force: true });
-      throw error;
+      throw asWriteError(error, this.path);
     }
     await fsyncDirectory(path.dirname(this.path));
   }

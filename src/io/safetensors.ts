@@ -8,13 +8,15 @@
  * so a model of any size is streamed, never loaded whole. The header is validated with the rules
  * of the format's reference (Rust) reader, and every violation is a UserError naming the file.
  *
- * `Checkpoint` puts one file or a sharded set (`model.safetensors.index.json`) behind one API.
+ * `SafetensorsWeights` puts a model directory's weights — one file or a sharded set
+ * (`model.safetensors.index.json`) — behind one API; model/checkpoint.ts's ModelCheckpoint adds the config.
  */
-import { closeSync, existsSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../util/errors.ts';
 import { bf16ToF32, f16ToF32 } from '../util/float16.ts';
 import { openForReading, readBytesAt } from './read-at.ts';
+import { parseJson, readInputText } from './input-file.ts';
 
 /** Element types crepe reads and writes. */
 export type DType = 'F32' | 'F16' | 'BF16';
@@ -158,12 +160,7 @@ function parseHeader(headerBytes: Uint8Array, dataStart: number, dataBytes: numb
   } catch {
     return fail('header is not valid UTF-8');
   }
-  let header: unknown;
-  try {
-    header = JSON.parse(headerText);
-  } catch (error) {
-    return fail(`header is not valid JSON (${(error as Error).message})`);
-  }
+  const header = parseJson(headerText, `${file}: header`);
   if (!isPlainObject(header)) return fail('header must be a JSON object');
   const duplicate = findDuplicateKey(headerText);
   if (duplicate) {
@@ -290,13 +287,8 @@ function readWeightMap(indexPath: string): Map<string, string> {
   const fail = (problem: string): never => {
     throw new UserError(`${indexPath}: ${problem}`);
   };
-  const text = readFileSync(indexPath, 'utf8');
-  let index: unknown;
-  try {
-    index = JSON.parse(text);
-  } catch (error) {
-    return fail(`not valid JSON (${(error as Error).message})`);
-  }
+  const text = readInputText(indexPath, 'json');
+  const index = parseJson(text, indexPath);
   if (!isPlainObject(index) || !isPlainObject(index.weight_map)) return fail('expected an object with a "weight_map" object');
   const duplicate = findDuplicateKey(text);
   if (duplicate) fail(`duplicate key "${duplicate.key}" (a tensor listed twice?)`);
@@ -311,7 +303,7 @@ function readWeightMap(indexPath: string): Map<string, string> {
 }
 
 /** A model's weights: `model.safetensors`, or the shards listed in `model.safetensors.index.json`. */
-export class Checkpoint {
+export class SafetensorsWeights {
   private constructor(
     readonly dir: string,
     /** Open files by path. */
@@ -319,14 +311,14 @@ export class Checkpoint {
     private readonly locations: Map<string, TensorInfo>,
   ) {}
 
-  static open(dir: string): Checkpoint {
+  static open(dir: string): SafetensorsWeights {
     if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UserError(`${dir}: not a directory`);
     const singlePath = path.join(dir, SINGLE_FILE_NAME);
     const indexPath = path.join(dir, INDEX_FILE_NAME);
     // Like transformers: a single file wins over an index when both are present.
     if (existsSync(singlePath)) {
       const file = SafetensorsFile.open(singlePath);
-      return new Checkpoint(dir, new Map([[file.path, file]]), new Map(file.tensors));
+      return new SafetensorsWeights(dir, new Map([[file.path, file]]), new Map(file.tensors));
     }
     if (!existsSync(indexPath)) {
       throw new UserError(`${dir}: no ${SINGLE_FILE_NAME} or ${INDEX_FILE_NAME} (expected a Hugging Face model directory)`);
@@ -349,7 +341,7 @@ export class Checkpoint {
         if (!info) throw new UserError(`${indexPath}: tensor "${tensor}" is listed in shard ${shardName}, but that file does not contain it`);
         locations.set(tensor, info);
       }
-      return new Checkpoint(dir, new Map([...shards.values()].map((shard) => [shard.path, shard])), locations);
+      return new SafetensorsWeights(dir, new Map([...shards.values()].map((shard) => [shard.path, shard])), locations);
     } catch (error) {
       for (const shard of shards.values()) shard.close();
       throw error;

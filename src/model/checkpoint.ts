@@ -7,10 +7,11 @@
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { Checkpoint, decodeToF32, type DType, type TensorInfo } from '../io/safetensors.ts';
+import { SafetensorsWeights, decodeToF32, type DType, type TensorInfo } from '../io/safetensors.ts';
 import { readBytesAt } from '../io/read-at.ts';
-import { UserError } from '../util/errors.ts';
+import { UserError, invariant } from '../util/errors.ts';
 import { readModelConfig } from './config.ts';
+import { checkLayerCount } from './layer-count.ts';
 import {
   blockTensorNames,
   blockTensorShape,
@@ -41,14 +42,14 @@ export class ModelCheckpoint {
   private constructor(
     readonly dir: string,
     readonly spec: ModelSpec,
-    readonly weights: Checkpoint,
+    readonly weights: SafetensorsWeights,
     /** dtype of the decoder blocks' linear weights (the same for all of them). */
     readonly weightDtype: DType,
   ) {}
 
   static open(dir: string): ModelCheckpoint {
     const spec = readModelConfig(dir);
-    const weights = Checkpoint.open(dir);
+    const weights = SafetensorsWeights.open(dir);
     try {
       const weightDtype = validateWeights(dir, spec, weights);
       return new ModelCheckpoint(dir, spec, weights, weightDtype);
@@ -60,9 +61,7 @@ export class ModelCheckpoint {
 
   /** Every tensor of decoder block `layer`, keyed by its name inside the block, as float32. */
   readBlock(layer: number): BlockWeights {
-    if (!Number.isInteger(layer) || layer < 0 || layer >= this.spec.numLayers) {
-      throw new RangeError(`layer ${layer} out of range [0, ${this.spec.numLayers})`);
-    }
+    invariant(Number.isInteger(layer) && layer >= 0 && layer < this.spec.numLayers, () => `layer ${layer} out of range [0, ${this.spec.numLayers})`);
     const block: BlockWeights = {};
     for (const name of blockTensorNames(this.spec)) block[name] = this.read(layerPrefix(layer) + name);
     return block;
@@ -151,12 +150,13 @@ function readHeaderBytes(file: string, length: number): Uint8Array {
  * Checks that every tensor the spec implies exists with the right shape and that the block
  * linears share one dtype; returns that dtype.
  */
-function validateWeights(dir: string, spec: ModelSpec, weights: Checkpoint): DType {
+function validateWeights(dir: string, spec: ModelSpec, weights: SafetensorsWeights): DType {
   const expected: [string, number[]][] = [
     [EMBED_NAME, [spec.vocabSize, spec.hiddenSize]],
     [FINAL_NORM_NAME, [spec.hiddenSize]],
   ];
   if (!spec.tieWordEmbeddings) expected.push([LM_HEAD_NAME, [spec.vocabSize, spec.hiddenSize]]);
+  checkLayerCount(spec.numLayers, weights.names(), /^model\.layers\.(\d+)\./, path.join(dir, 'config.json'), 'num_hidden_layers');
   for (let layer = 0; layer < spec.numLayers; layer++) {
     for (const name of blockTensorNames(spec)) expected.push([layerPrefix(layer) + name, blockTensorShape(spec, name)]);
   }

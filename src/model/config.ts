@@ -4,9 +4,10 @@
  * config.json of a spec (the converter uses it for llama2.c / GGUF imports).
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../util/errors.ts';
+import { readInputJson } from '../io/input-file.ts';
 import { isHfConfig, type HfConfig } from './families/common.ts';
 import { llamaSpec } from './families/llama.ts';
 import { mistralSpec } from './families/mistral.ts';
@@ -48,13 +49,7 @@ export function parseModelConfig(json: unknown, source: string): ModelSpec {
 export function readModelConfig(dir: string): ModelSpec {
   const configPath = path.join(dir, 'config.json');
   if (!existsSync(configPath)) throw new UserError(`${dir}: no config.json (expected a Hugging Face model directory)`);
-  let json: unknown;
-  try {
-    json = JSON.parse(readFileSync(configPath, 'utf8'));
-  } catch (error) {
-    throw new UserError(`${configPath}: not valid JSON (${(error as Error).message})`);
-  }
-  return parseModelConfig(json, configPath);
+  return parseModelConfig(readInputJson(configPath, 'json'), configPath);
 }
 
 /** The Hugging Face config.json describing `spec`; parseModelConfig of it gives `spec` back. */

@@ -4,18 +4,12 @@
  * It shares no code with the graph builder (only the rotary frequencies, tested on their own).
  */
 import { ropeInverseFrequencies } from './rope.ts';
+import type { ModelSource } from './source.ts';
 import type { BlockWeights, LinearInputGroup, ModelSpec } from './spec.ts';
 
-/** Same shape as the engine's weight source (src/engine/forward.ts). */
-export interface ReferenceWeightSource {
-  readBlock(layer: number): BlockWeights;
-  readEmbedding(): Float32Array;
-  readFinalNorm(): Float32Array;
-  readLmHead(): Float32Array;
-}
-
 /** Logits [tokens.length, vocab] row-major. */
-export function referenceLogits(spec: ModelSpec, source: ReferenceWeightSource, tokens: Int32Array): Float64Array {
+export function referenceLogits(source: ModelSource, tokens: Int32Array): Float64Array {
+  const { spec } = source;
   const h = spec.hiddenSize;
   const seqLen = tokens.length;
   const embedding = source.readEmbedding();

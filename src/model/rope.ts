@@ -41,7 +41,12 @@ export function applyLlama3Scaling(invFreq: Float64Array, scaling: Llama3RopeSca
 }
 
 /** cos and sin tables, each [seqLen, headDim] row-major, for positions 0 … seqLen−1. */
-export function ropeTables(spec: ModelSpec, seqLen: number): { cos: Float32Array; sin: Float32Array } {
+export interface RopeTables {
+  cos: Float32Array;
+  sin: Float32Array;
+}
+
+export function ropeTables(spec: ModelSpec, seqLen: number): RopeTables {
   const d = spec.headDim;
   const half = d / 2;
   const invFreq = ropeInverseFrequencies(spec);

@@ -3,29 +3,19 @@
  * `tokenizer_config.json`). BOS is prepended here, explicitly, rather than left to the
  * tokenizer's post-processor, so that "one BOS at the start" holds for every family.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { UserError } from '../util/errors.ts';
+import { readInputJson, type InputKind } from '../io/input-file.ts';
 
 export interface EncodeOptions {
   /** Prepend the BOS token (when the tokenizer has one). Default true. */
   bos?: boolean;
 }
 
-function readJsonObject(filePath: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = readFileSync(filePath, 'utf8');
-  } catch (error) {
-    throw new UserError(`${filePath}: cannot read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    throw new UserError(`${filePath}: not valid JSON (${(error as Error).message})`);
-  }
+function readJsonObject(filePath: string, kind: InputKind): Record<string, unknown> {
+  const value = readInputJson(filePath, kind);
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new UserError(`${filePath}: expected a JSON object`);
   return value as Record<string, unknown>;
 }
@@ -52,9 +42,9 @@ export class TextTokenizer {
   static load(dir: string): TextTokenizer {
     const tokenizerPath = path.join(dir, 'tokenizer.json');
     if (!existsSync(tokenizerPath)) throw new UserError(`${dir}: no tokenizer.json (crepe needs a Hugging Face tokenizer.json beside the model)`);
-    const tokenizerJson = readJsonObject(tokenizerPath);
+    const tokenizerJson = readJsonObject(tokenizerPath, 'tokenizer');
     const configPath = path.join(dir, 'tokenizer_config.json');
-    const config = existsSync(configPath) ? readJsonObject(configPath) : {};
+    const config = existsSync(configPath) ? readJsonObject(configPath, 'json') : {};
     let tokenizer: Tokenizer;
     try {
       tokenizer = new Tokenizer(tokenizerJson, config);

@@ -10,10 +10,13 @@
  *   gram       = Σ_n XₙᵀXₙ               SparseGPT's H = 2·gram / N
  */
 import { concatSequences, type BlockEngine, type GroupStats } from '../engine/block-engine.ts';
+import type { RopeTables } from '../model/rope.ts';
+import type { ModelSource } from '../model/source.ts';
 import {
   LINEAR_INPUT_GROUP, LINEAR_NAMES, inputGroupWidth, linearShape,
   type BlockWeights, type LinearInputGroup, type LinearName, type ModelSpec,
 } from '../model/spec.ts';
+import { invariant } from '../util/errors.ts';
 
 export interface LinearInputStats {
   width: number;
@@ -56,7 +59,7 @@ export class GroupStatsAccumulator {
       }
     }
     if (this.gramSum) {
-      if (!gram) throw new Error('internal: gram statistics requested but not returned by the engine');
+      invariant(gram, 'gram statistics requested but not returned by the engine');
       const target = this.gramSum;
       for (let i = 0; i < target.length; i++) target[i] += gram[i];
     }
@@ -85,7 +88,7 @@ export async function collectStatistics(
   engine: BlockEngine,
   hidden: Float32Array[],
   weights: BlockWeights,
-  rope: { cos: Float32Array; sin: Float32Array },
+  rope: RopeTables,
   groups: LinearInputGroup[],
   withGram: boolean,
 ): Promise<Map<LinearInputGroup, LinearInputStats>> {
@@ -95,7 +98,7 @@ export async function collectStatistics(
   for (let first = 0; first < hidden.length; first += engine.maxBatch) {
     const count = Math.min(engine.maxBatch, hidden.length - first);
     const { stats } = await engine.run(concatSequences(hidden, first, count, size), weights, rope);
-    if (!stats) throw new Error('internal: the statistics engine returned no statistics');
+    invariant(stats, 'the statistics engine returned no statistics');
     for (const [group, accumulator] of accumulators) accumulator.add(stats[group], count, tokens);
   }
   return new Map([...accumulators].map(([g, a]) => [g, a.finish()] as const));
@@ -116,9 +119,9 @@ export interface DenseLinear {
  * dense block makes the next layer's inputs.
  */
 export async function forEachDenseLayer(
-  model: { readonly spec: ModelSpec; readBlock(layer: number): BlockWeights },
+  model: Pick<ModelSource, 'spec' | 'readBlock'>,
   layer0Inputs: Float32Array[],
-  rope: { cos: Float32Array; sin: Float32Array },
+  rope: RopeTables,
   engines: { stats: BlockEngine; plain: BlockEngine },
   withGram: boolean,
   visit: (layer: number, linears: DenseLinear[]) => void,
@@ -131,7 +134,7 @@ export async function forEachDenseLayer(
     visit(layer, LINEAR_NAMES.map((name) => {
       const [dOut, dIn] = linearShape(spec, name);
       const groupStats = stats.get(LINEAR_INPUT_GROUP[name]);
-      if (!groupStats) throw new Error(`internal: no statistics for ${name}`);
+      invariant(groupStats, () => `no statistics for ${name}`);
       return { name, dOut, dIn, weight: weights[`${name}.weight`], stats: groupStats };
     }));
     if (layer + 1 < spec.numLayers) hidden = await engines.plain.runSequences(hidden, weights, rope);

@@ -9,22 +9,20 @@ import {
   type BlockWeights, type LinearInputGroup, type LinearName, type ModelSpec,
 } from '../model/spec.ts';
 import { ropeTables } from '../model/rope.ts';
+import type { BlockSource } from '../model/source.ts';
 import { BlockEngine } from '../engine/block-engine.ts';
+import type { StatsMode } from '../engine/block-graph.ts';
 import { embed } from '../engine/forward.ts';
 import type { EngineOptions } from '../engine/session.ts';
-import { check } from '../util/errors.ts';
+import { checkField } from '../util/errors.ts';
 import type { Progress } from '../util/progress.ts';
 import { collectStatistics } from './calibration-stats.ts';
 import { pruneLinear, type LinearReport } from './prune-linear.ts';
+import { requiredStatistics } from './methods.ts';
 import { owlLayerTargets } from './owl-pass.ts';
 import type { PruneSettings, PruneTarget } from './settings.ts';
 
-/** What the loop reads a model through (ModelCheckpoint satisfies it). */
-export interface BlockSource {
-  readonly spec: ModelSpec;
-  readBlock(layer: number): BlockWeights;
-  readEmbedding(): Float32Array;
-}
+export type { BlockSource };
 
 export interface LayerReport {
   layer: number;
@@ -62,11 +60,14 @@ function statisticStages(settings: PruneSettings): LinearInputGroup[][] {
   return settings.trueSequential ? [['qkv'], ['o'], ['gateup'], ['down']] : [['qkv', 'o', 'gateup', 'down']];
 }
 
-/** Which statistics the settings need: none (magnitude), Σx² only, or also Σx and XᵀX. */
-function statisticsKind(settings: PruneSettings): 'none' | 'sqnorm' | 'full' {
-  if (settings.method === 'sparsegpt' || settings.reconstruct || settings.dsnot) return 'full';
-  if (settings.method === 'magnitude' && !settings.owl) return 'none';
-  return 'sqnorm';
+/**
+ * What the statistics engine computes for the statistics the run needs (prune/methods.ts): nothing,
+ * Σx² only, or also Σx and XᵀX; the gram is summed only when something reads it.
+ */
+function statisticsPlan(settings: PruneSettings): { mode: StatsMode; withGram: boolean } {
+  const needed = requiredStatistics(settings);
+  const mode: StatsMode = needed.has('gram') || needed.has('moments') ? 'full' : needed.has('sqnorm') ? 'sqnorm' : 'none';
+  return { mode, withGram: needed.has('gram') };
 }
 
 /** Checks what can be checked before any work: N:M widths. */
@@ -76,7 +77,7 @@ export function validateAgainstModel(spec: ModelSpec, settings: PruneSettings): 
   for (const linear of LINEAR_NAMES) {
     if (settings.exclude?.includes(linear)) continue;
     const [, dIn] = linearShape(spec, linear);
-    check(dIn % m === 0, `--pattern ${n}:${m}: ${linear} has ${dIn} inputs, not a multiple of ${m} (leave it dense with --exclude ${linear})`);
+    checkField(dIn % m === 0, 'target', `${n}:${m}: ${linear} has ${dIn} inputs, not a multiple of ${m} (leave it dense with exclude ${linear})`);
   }
 }
 
@@ -86,8 +87,8 @@ export async function pruneLayers(request: LayerLoopRequest): Promise<LayerRepor
   validateAgainstModel(spec, settings);
   const seqlen = settings.calibration.seqlen;
   const rope = ropeTables(spec, seqlen);
-  const kind = statisticsKind(settings);
-  const statsEngine = kind === 'none' ? null : await BlockEngine.create(spec, seqlen, { ...request.engine, stats: kind });
+  const statistics = statisticsPlan(settings);
+  const statsEngine = statistics.mode === 'none' ? null : await BlockEngine.create(spec, seqlen, { ...request.engine, stats: statistics.mode });
   const plainEngine = await BlockEngine.create(spec, seqlen, { ...request.engine, stats: 'none' });
 
   try {
@@ -111,7 +112,7 @@ export async function pruneLayers(request: LayerLoopRequest): Promise<LayerRepor
       const linears: LinearReport[] = [];
       for (const stage of statisticStages(settings)) {
         let t = performance.now();
-        const stats = statsEngine ? await collectStatistics(spec, statsEngine, hidden, weights, rope, stage, kind === 'full') : null;
+        const stats = statsEngine ? await collectStatistics(spec, statsEngine, hidden, weights, rope, stage, statistics.withGram) : null;
         seconds.statistics += (performance.now() - t) / 1000;
         t = performance.now();
         for (const name of LINEAR_NAMES) {
@@ -123,7 +124,7 @@ export async function pruneLayers(request: LayerLoopRequest): Promise<LayerRepor
             continue;
           }
           const key = `${name}.weight`;
-          const result = await pruneLinear({ name, weight: weights[key], dOut, dIn, stats: stats?.get(group) ?? null, settings, target: layerTargets[layer] });
+          const result = await pruneLinear({ name, weight: weights[key], dOut, dIn, stats: stats?.get(group) ?? null, settings, target: layerTargets[layer], layer, engine: request.engine });
           weights[key] = request.roundWeight ? request.roundWeight(layer, key, result.weight) : result.weight;
           linears.push(result.report);
         }

@@ -12,55 +12,9 @@
  * All selection is by quickselect / radix select, never a full sort. Every builder takes an optional
  * `out` buffer to reuse across matrices.
  */
-import { UserError, check } from '../util/errors.ts';
 import { kthSmallest, kthSmallestInRange } from '../util/select.ts';
-
-export type SparsityPattern =
-  | { kind: 'unstructured'; sparsity: number }
-  | { kind: 'nm'; n: number; m: number };
-
-/** Throws a UserError unless 0 < sparsity < 1 (named after the option that carried it). */
-export function validateSparsity(sparsity: number, optionName = '--sparsity'): void {
-  check(
-    Number.isFinite(sparsity) && sparsity > 0 && sparsity < 1,
-    `${optionName} must be a number strictly between 0 and 1 (a fraction of weights to prune), got ${sparsity}`,
-  );
-}
-
-/** Throws a UserError unless n and m are integers with 0 < n < m. */
-export function validateNM(n: number, m: number, optionName = '--pattern'): void {
-  check(
-    Number.isInteger(n) && Number.isInteger(m) && n > 0 && m > 0,
-    `${optionName} n:m needs positive integers, got ${n}:${m}`,
-  );
-  check(n < m, `${optionName} ${n}:${m} prunes n of every m weights, so n must be smaller than m`);
-}
-
-/** Throws a UserError unless the layer's input width is a multiple of m. */
-export function validateNMWidth(dIn: number, m: number, layerName: string): void {
-  check(
-    dIn % m === 0,
-    `n:m pattern with m=${m} does not fit ${layerName}: its input width ${dIn} is not a multiple of ${m}`,
-  );
-}
-
-/** Parses `--pattern`/`--sparsity` text: "0.5" (unstructured) or "2:4" (N:M). */
-export function parsePattern(text: string, optionName = '--pattern'): SparsityPattern {
-  const trimmed = text.trim();
-  const nm = /^(\d+)\s*:\s*(\d+)$/.exec(trimmed);
-  if (nm) {
-    const n = Number(nm[1]);
-    const m = Number(nm[2]);
-    validateNM(n, m, optionName);
-    return { kind: 'nm', n, m };
-  }
-  if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(trimmed)) {
-    throw new UserError(`${optionName} must be a sparsity like 0.5 or an n:m pattern like 2:4, got "${text}"`);
-  }
-  const sparsity = Number(trimmed);
-  validateSparsity(sparsity, optionName);
-  return { kind: 'unstructured', sparsity };
-}
+import type { PruneTarget, Selection } from './target.ts';
+import { invariant } from '../util/errors.ts';
 
 /** Prunes exactly floor(dIn·s) entries in every row; ties at the threshold: lower column first. */
 export function perRowMask(scores: Float32Array, dOut: number, dIn: number, sparsity: number, out?: Uint8Array): Uint8Array {
@@ -93,7 +47,7 @@ export function perRowMask(scores: Float32Array, dOut: number, dIn: number, spar
 export function perMatrixMask(scores: Float32Array, sparsity: number, out?: Uint8Array): Uint8Array {
   const total = scores.length;
   const mask = out ?? new Uint8Array(total); // every entry is written below
-  if (mask.length !== total) throw new Error(`mask buffer has ${mask.length} entries, expected ${total}`);
+  invariant(mask.length === total, () => `mask buffer has ${mask.length} entries, expected ${total}`);
   if (total === 0) return mask;
   const index = Math.min(Math.floor(total * sparsity), total - 1);
   const threshold = kthSmallest(scores, index);
@@ -104,9 +58,7 @@ export function perMatrixMask(scores: Float32Array, sparsity: number, out?: Uint
 /** Per row, per group of m consecutive columns: prune the n smallest (ties: lower column first). */
 export function nmMask(scores: Float32Array, dOut: number, dIn: number, n: number, m: number, out?: Uint8Array): Uint8Array {
   checkShape(scores, dOut, dIn);
-  if (!(Number.isInteger(n) && Number.isInteger(m) && n > 0 && n < m) || dIn % m !== 0) {
-    throw new Error(`nmMask: invalid ${n}:${m} for width ${dIn} (validate with validateNM/validateNMWidth)`);
-  }
+  invariant(Number.isInteger(n) && Number.isInteger(m) && n > 0 && n < m && dIn % m === 0, () => `nmMask: invalid ${n}:${m} for width ${dIn}`);
   const mask = maskBuffer(scores.length, out);
   for (let g = 0; g < scores.length; g += m) {
     // Rank of each entry in its group under (score, column) order; the n lowest ranks are pruned.
@@ -124,32 +76,29 @@ export function nmMask(scores: Float32Array, dOut: number, dIn: number, n: numbe
   return mask;
 }
 
-/** Builds the mask of `pattern` with the given unstructured selection rule. */
+/**
+ * The mask of a [dOut, dIn] score matrix for `target`: N:M per group, or the unstructured
+ * `selection` rule. `out` is reused when given (it must hold dOut·dIn entries).
+ */
 export function selectMask(
   scores: Float32Array,
   dOut: number,
   dIn: number,
-  pattern: SparsityPattern,
-  selection: 'per-row' | 'per-matrix',
+  target: PruneTarget,
+  selection: Selection,
   out?: Uint8Array,
 ): Uint8Array {
-  if (pattern.kind === 'nm') return nmMask(scores, dOut, dIn, pattern.n, pattern.m, out);
+  if (target.kind === 'nm') return nmMask(scores, dOut, dIn, target.n, target.m, out);
+  checkShape(scores, dOut, dIn);
   return selection === 'per-row'
-    ? perRowMask(scores, dOut, dIn, pattern.sparsity, out)
-    : perMatrixMask(scores, pattern.sparsity, out);
+    ? perRowMask(scores, dOut, dIn, target.sparsity, out)
+    : perMatrixMask(scores, target.sparsity, out);
 }
 
 /** Sets pruned weights to zero, in place. */
 export function applyMask(weights: Float32Array, mask: Uint8Array): void {
-  if (weights.length !== mask.length) throw new Error(`applyMask: ${weights.length} weights vs ${mask.length} mask entries`);
+  invariant(weights.length === mask.length, () => `applyMask: ${weights.length} weights vs ${mask.length} mask entries`);
   for (let p = 0; p < mask.length; p++) if (mask[p]) weights[p] = 0;
-}
-
-/** Fraction of entries marked pruned. */
-export function maskSparsity(mask: Uint8Array): number {
-  let pruned = 0;
-  for (let p = 0; p < mask.length; p++) pruned += mask[p];
-  return mask.length === 0 ? 0 : pruned / mask.length;
 }
 
 /**
@@ -176,10 +125,10 @@ export function satisfiesNM(weightsOrMask: Float32Array | Uint8Array, dOut: numb
  */
 function maskBuffer(length: number, out: Uint8Array | undefined): Uint8Array {
   if (!out) return new Uint8Array(length);
-  if (out.length !== length) throw new Error(`mask buffer has ${out.length} entries, expected ${length}`);
+  invariant(out.length === length, () => `mask buffer has ${out.length} entries, expected ${length}`);
   return out.fill(0);
 }
 
 function checkShape(values: ArrayLike<number>, dOut: number, dIn: number): void {
-  if (values.length !== dOut * dIn) throw new Error(`expected ${dOut}×${dIn} = ${dOut * dIn} entries, got ${values.length}`);
+  invariant(values.length === dOut * dIn, () => `expected ${dOut}×${dIn} = ${dOut * dIn} entries, got ${values.length}`);
 }

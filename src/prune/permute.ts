@@ -18,9 +18,10 @@
  *   - an assignment is applied only when it strictly raises the block's total, and the LSA result
  *     is kept only if its recomputed retained score is ≥ its starting point's.
  */
-import { check } from '../util/errors.ts';
+import { checkField } from '../util/errors.ts';
 import { assignmentTotal, linearSumAssignment } from '../util/assignment.ts';
-import { nmMask, validateNM } from './mask.ts';
+import { nmMask } from './mask.ts';
+import { validateTarget } from './target.ts';
 
 export type PermuteStrategy = 'reallocation' | 'lsa';
 
@@ -53,13 +54,14 @@ export function permuteForNM(
   m: number,
   options: PermuteOptions,
 ): PermuteResult {
-  validateNM(n, m);
-  check(dIn % m === 0, `--permute needs the input width ${dIn} to be a multiple of m=${m}`);
+  validateTarget({ kind: 'nm', n, m }, 'pattern');
+  checkField(dIn % m === 0, 'permute', `needs the input width ${dIn} to be a multiple of m=${m}`);
   const blocks = options.blocks ?? 1;
   const groups = dIn / m;
-  check(
+  checkField(
     Number.isInteger(blocks) && blocks >= 1 && groups % blocks === 0,
-    `--permute-blocks must be a positive integer dividing the ${groups} groups of ${m} columns, got ${blocks}`,
+    'permute.blocks',
+    `must be a positive integer dividing the ${groups} groups of ${m} columns, got ${blocks}`,
   );
   if (scores.length !== dOut * dIn) throw new Error(`permuteForNM: expected ${dOut * dIn} scores, got ${scores.length}`);
 

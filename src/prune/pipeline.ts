@@ -9,12 +9,13 @@ import path from 'node:path';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
 import { LINEAR_NAMES, blockTensorNames, layerPrefix, type BlockWeights } from '../model/spec.ts';
 import type { EngineOptions } from '../engine/session.ts';
-import { replaceDirectory } from '../io/atomic.ts';
+import { checkOutputDir, publishOutputDir } from '../io/output-dir.ts';
 import { writeSafetensors, SafetensorsStreamWriter, type TensorToWrite } from '../io/safetensors-writer.ts';
 import { SafetensorsFile } from '../io/safetensors.ts';
 import { roundThroughHalfInPlace } from '../util/float16.ts';
 import { sha256Bytes } from '../util/hash.ts';
-import { UserError, check } from '../util/errors.ts';
+import { UserError } from '../util/errors.ts';
+import { WriteError, writingToSync } from '../io/write-error.ts';
 import type { Progress } from '../util/progress.ts';
 import { pruneLayers, validateAgainstModel, type LayerReport } from './layer-loop.ts';
 import type { PruneSettings, PruneTarget } from './settings.ts';
@@ -47,7 +48,7 @@ export async function runPrunePipeline(request: PipelineRequest): Promise<Pipeli
   const started = Date.now();
   const { settings, windows, progress } = request;
   const outDir = path.resolve(request.outDir);
-  check(!existsSync(outDir) || request.overwrite, `${outDir} already exists; pass --overwrite to replace it`);
+  checkOutputDir(outDir, { overwrite: request.overwrite, inputs: [request.modelDir] });
 
   const model = ModelCheckpoint.open(request.modelDir);
   try {
@@ -56,11 +57,11 @@ export async function runPrunePipeline(request: PipelineRequest): Promise<Pipeli
     const inputSha256 = model.hashAndCheckFinite();
     const settingsHash = sha256Bytes(JSON.stringify({ settings, inputSha256, windows: windowsDigest(windows) }));
     const { work, state } = WorkDir.open<LayerReport>(outDir, { resume: request.resume, overwrite: request.overwrite, settingsHash });
-    const layers: LayerReport[] = state?.layers ?? [];
     let layerTargets = (state?.layerTargets as PruneTarget[] | undefined) ?? [];
     if (state) progress?.log(`resuming at layer ${state.layersDone} of ${spec.numLayers}`);
 
     const prunable = new Set(LINEAR_NAMES.map((n) => `${n}.weight`));
+    let layers: LayerReport[];
     try {
       await pruneLayers({
         model,
@@ -78,26 +79,19 @@ export async function runPrunePipeline(request: PipelineRequest): Promise<Pipeli
         roundWeight: (layer, name, weight) => roundToStoredDtype(weight, model.weights.info(layerPrefix(layer) + name).dtype),
         onTargets: async (targets, hidden) => {
           layerTargets = targets;
-          await work.writeActivations(hidden);
-          await work.writeState({ settingsHash, layersDone: 0, layers: [], layerTargets });
+          await work.commitStart(settingsHash, layerTargets, hidden);
         },
         onLayerDone: async (layer, weights, report, hidden) => {
-          await writeLayer(model, work.layerFile(layer), layer, weights, prunable);
-          await work.writeActivations(hidden);
-          layers.push(report);
-          await work.writeState({ settingsHash, layersDone: layer + 1, layers, layerTargets });
+          await work.commitLayer(layer, report, hidden, (file) => writeLayer(model, file, layer, weights, prunable));
         },
       });
+      layers = work.state!.layers;
+      await assembleCheckpoint(model, work);
+      copyModelFiles(request.modelDir, work.dir);
+      work.keepOnly(PUBLISHED_FILES);
     } catch (error) {
-      // A deliberate stop (bad data found mid-run) leaves nothing behind; a crash or a signal
-      // never reaches this point, and its work directory stays for --resume.
-      if (error instanceof UserError && !state) work.remove();
-      throw error;
+      throw stopped(error, work, state !== null);
     }
-
-    await assembleCheckpoint(model, work);
-    copyModelFiles(request.modelDir, work.dir);
-    work.clearIntermediates(spec.numLayers);
 
     let prunedWeights = 0;
     let linearWeights = 0;
@@ -122,10 +116,10 @@ export async function runPrunePipeline(request: PipelineRequest): Promise<Pipeli
   }
 }
 
-/** Moves the finished work directory into place, replacing an old output only now (when asked to). */
-export function publishOutput(outDir: string): void {
+/** Moves the finished work directory into place, replacing an old output (crepe's own, when `overwrite`) only now. */
+export function publishOutput(outDir: string, overwrite = false): void {
   const resolved = path.resolve(outDir);
-  replaceDirectory(WorkDir.pathFor(resolved), resolved);
+  publishOutputDir(WorkDir.pathFor(resolved), resolved, { command: 'prune', overwrite });
 }
 
 export const workDirFor = (outDir: string): string => WorkDir.pathFor(outDir);
@@ -171,12 +165,37 @@ async function assembleCheckpoint(model: ModelCheckpoint, work: WorkDir<LayerRep
 }
 
 /** config.json, tokenizer and generation files travel with the pruned weights. */
+const MODEL_FILES = ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer.model'];
+/** What a finished work directory holds (crepe-report.json is added by the caller). */
+const PUBLISHED_FILES = ['model.safetensors', ...MODEL_FILES];
+
 function copyModelFiles(modelDir: string, targetDir: string): void {
-  const files = ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer.model'];
-  for (const file of files) {
+  for (const file of MODEL_FILES) {
     const source = path.join(modelDir, file);
-    if (existsSync(source)) copyFileSync(source, path.join(targetDir, file));
+    const target = path.join(targetDir, file);
+    if (existsSync(source)) writingToSync(target, () => copyFileSync(source, target));
   }
+}
+
+/**
+ * What is left after a run stops, and the error to report. Bad data found mid-run (a UserError)
+ * leaves nothing behind in a fresh run. A refused write (a full disk, a read-only mount) removes
+ * what was not committed and keeps the committed layers for --resume, saying so; with no layer
+ * committed there is nothing worth keeping. A crash or a signal never reaches this point, and its
+ * work directory stays for --resume.
+ */
+function stopped(error: unknown, work: WorkDir<LayerReport>, resumed: boolean): unknown {
+  if (error instanceof WriteError) {
+    const done = work.state?.layersDone ?? 0;
+    if (done === 0 && !resumed) {
+      work.remove();
+      return error;
+    }
+    work.removeUncommitted();
+    return new UserError(`${error.message}; the ${done} finished layer${done === 1 ? '' : 's'} stay in ${work.dir} for resume once the problem is fixed (or delete it)`);
+  }
+  if (error instanceof UserError && !resumed) work.remove();
+  return error;
 }
 
 

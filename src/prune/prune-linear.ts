@@ -4,13 +4,16 @@
  * SparseGPT is its own path: it chooses the mask while it updates the weights.
  */
 import type { LinearName } from '../model/spec.ts';
+import type { EngineOptions } from '../engine/session.ts';
 import type { LinearInputStats } from './calibration-stats.ts';
-import { applyMask, nmMask, perMatrixMask, perRowMask } from './mask.ts';
-import { scoreMatrix } from './scores/index.ts';
+import { applyMask, selectMask } from './mask.ts';
+import { scoreMatrix } from './methods.ts';
 import { sparsegpt, sparsegptFixedMask } from './sparsegpt.ts';
 import { permuteForNM } from './permute.ts';
 import { dsnot } from './dsnot.ts';
+import { checkReachedSparsity, checkScores, checkUpdatedWeights, countZeros } from './selection-check.ts';
 import type { PruneSettings, PruneTarget } from './settings.ts';
+import { invariant } from '../util/errors.ts';
 
 export interface LinearReport {
   name: LinearName;
@@ -37,20 +40,25 @@ export interface LinearPruneRequest {
   settings: PruneSettings;
   /** This layer's target (OWL may move it away from the global one). */
   target: PruneTarget;
+  /** The decoder layer, for messages. */
+  layer?: number;
+  /** Where SparseGPT's ORT graphs run (the run's --device/--threads); default: CPU. */
+  engine?: EngineOptions;
 }
 
 function requireStats(request: LinearPruneRequest): LinearInputStats {
-  if (!request.stats) throw new Error(`internal: ${request.name} needs calibration statistics`);
+  invariant(request.stats, () => `${request.name} needs calibration statistics`);
   return request.stats;
 }
 
 function requireGram(stats: LinearInputStats): Float64Array {
-  if (!stats.gram) throw new Error('internal: the Hessian (XᵀX) was not collected');
+  invariant(stats.gram, 'the Hessian (XᵀX) was not collected');
   return stats.gram;
 }
 
 export async function pruneLinear(request: LinearPruneRequest): Promise<{ weight: Float32Array; mask: Uint8Array; report: LinearReport }> {
-  const { name, weight, dOut, dIn, settings, target } = request;
+  const { name, weight, dOut, dIn, settings, target, layer } = request;
+  const zerosBefore = countZeros(weight);
   const seconds = { score: 0, select: 0, update: 0 };
   const report: Omit<LinearReport, 'pruned' | 'sparsity'> = { name, shape: [dOut, dIn], seconds };
   let t = performance.now();
@@ -68,32 +76,30 @@ export async function pruneLinear(request: LinearPruneRequest): Promise<{ weight
       target,
       blockSize: settings.sparsegpt.blockSize,
       percdamp: settings.sparsegpt.percdamp,
+      engine: request.engine,
     });
     mask = result.mask;
     report.reconstructionLoss = result.loss;
+    checkReachedSparsity(mask, { target, selection: 'column-blocks', dOut, dIn, blockSize: settings.sparsegpt.blockSize }, zerosBefore, name, layer);
+    checkUpdatedWeights(weight, dIn, name, layer);
     seconds.update = lap();
   } else {
     const scores = scoreMatrix(settings.method, weight, dOut, dIn, request.stats?.sqNorm ?? null, {
       riaA: settings.riaA,
       crepe: settings.crepe,
     });
+    checkScores(scores, weight, dIn, name, layer);
     seconds.score = lap();
-    if (target.kind === 'nm') {
-      if (settings.permute) {
-        const permuted = permuteForNM(scores, dOut, dIn, target.n, target.m, settings.permute);
-        mask = permuted.mask;
-        report.permutation = {
-          retainedBefore: permuted.retainedBefore,
-          retainedAfter: permuted.retainedAfter,
-          order: Array.from(permuted.permutation),
-        };
-      } else {
-        mask = nmMask(scores, dOut, dIn, target.n, target.m);
-      }
+    if (target.kind === 'nm' && settings.permute) {
+      const permuted = permuteForNM(scores, dOut, dIn, target.n, target.m, settings.permute);
+      mask = permuted.mask;
+      report.permutation = {
+        retainedBefore: permuted.retainedBefore,
+        retainedAfter: permuted.retainedAfter,
+        order: Array.from(permuted.permutation),
+      };
     } else {
-      mask = settings.selection === 'per-row'
-        ? perRowMask(scores, dOut, dIn, target.sparsity)
-        : perMatrixMask(scores, target.sparsity);
+      mask = selectMask(scores, dOut, dIn, target, settings.selection);
     }
     seconds.select = lap();
 
@@ -114,13 +120,16 @@ export async function pruneLinear(request: LinearPruneRequest): Promise<{ weight
       mask = result.mask;
       report.dsnot = { swaps: result.swaps, cycles: result.cyclesRun };
     }
+    checkReachedSparsity(mask, { target, selection: settings.selection, dOut, dIn }, zerosBefore, name, layer);
     if (settings.reconstruct) {
       const stats = requireStats(request);
       const result = await sparsegptFixedMask(weight, dOut, dIn, requireGram(stats), stats.nsamples, mask, {
         blockSize: settings.sparsegpt.blockSize,
         percdamp: settings.sparsegpt.percdamp,
+        engine: request.engine,
       });
       report.reconstructionLoss = result.loss;
+      checkUpdatedWeights(weight, dIn, name, layer);
     }
     seconds.update = lap();
   }

@@ -1,18 +1,24 @@
 /**
  * Everything that decides a pruning run's result, as plain data. It is written into
  * crepe-report.json and hashed: a resumed run must have the same settings as the run it continues.
+ * `pruneSettings` is their only constructor: it validates every field and fixes the key order.
  */
-import type { SparsityPattern } from './mask.ts';
-import type { CrepeParams } from './scores/crepe.ts';
-import type { LinearName } from '../model/spec.ts';
+import { checkField } from '../util/errors.ts';
+import { LINEAR_NAMES, type LinearName } from '../model/spec.ts';
+import { validateTarget, SELECTIONS, type PruneTarget, type Selection } from './target.ts';
+import { pruningMethod, type MethodName } from './methods.ts';
+import { validateOwl, type OwlSettings } from './owl.ts';
+import type { PermuteStrategy } from './permute.ts';
+import { resolveCrepeParams, type CrepeParams } from './scores/crepe.ts';
+import { RIA_DEFAULT_PARAMS, activationExponentProblem, isActivationExponent } from './scores/ria.ts';
 
-export type { CrepeParams };
+export type { CrepeParams, PruneTarget, Selection };
+export { describeTarget } from './target.ts';
 
-export type PruneTarget = SparsityPattern;
-export type Selection = 'per-row' | 'per-matrix';
+export type DsnotSkip = 'mlp' | 'none';
 
 export interface PruneSettings {
-  method: string;
+  method: MethodName;
   target: PruneTarget;
   /** Unstructured selection rule (ignored by N:M and by SparseGPT's per-block rule). */
   selection: Selection;
@@ -22,39 +28,167 @@ export interface PruneSettings {
   trueSequential: boolean;
   sparsegpt: { blockSize: number; percdamp: number };
   reconstruct: boolean;
-  owl: { m: number; lambda: number } | null;
-  dsnot: { maxCycles: number; updateThreshold: number; skip: 'mlp' | 'none'; sameSign?: boolean } | null;
-  permute: { strategy: 'reallocation' | 'lsa'; blocks: number } | null;
+  owl: OwlSettings | null;
+  dsnot: { maxCycles: number; updateThreshold: number; skip: DsnotSkip; sameSign?: boolean } | null;
+  permute: { strategy: PermuteStrategy; blocks: number } | null;
   /** Linears left dense in every layer (e.g. a width an N:M pattern does not divide). */
   exclude?: LinearName[];
 }
 
-/** What a caller must decide; every other setting defaults to a plain one-pass run. */
-export type PruneSettingsInput = Pick<PruneSettings, 'method' | 'target' | 'selection' | 'calibration'> & Partial<PruneSettings>;
+/**
+ * What a caller must decide (method, target, calibration); everything else has a default. `method`
+ * is checked against the registry, so any string may come in.
+ */
+export interface PruneSettingsInput {
+  method: string;
+  target: PruneTarget;
+  /** Default: the method's reference rule. */
+  selection?: Selection;
+  calibration: PruneSettings['calibration'];
+  riaA?: number;
+  /** CRePE's parameters (method crepe only); missing fields take CREPE_DEFAULT_PARAMS. */
+  crepe?: Partial<CrepeParams> | null;
+  trueSequential?: boolean;
+  sparsegpt?: Partial<PruneSettings['sparsegpt']>;
+  reconstruct?: boolean;
+  owl?: Partial<OwlSettings> | null;
+  dsnot?: Partial<NonNullable<PruneSettings['dsnot']>> | null;
+  permute?: { strategy: PermuteStrategy; blocks?: number } | null;
+  exclude?: readonly string[];
+}
+
+export const PRUNE_DEFAULTS = {
+  riaA: RIA_DEFAULT_PARAMS.a,
+  sparsegpt: { blockSize: 128, percdamp: 0.01 },
+  owl: { m: 5, lambda: 0.08 },
+  dsnot: { maxCycles: 50, updateThreshold: 0.1, skip: 'mlp' as DsnotSkip },
+  permute: { blocks: 1 },
+} as const;
+
+const DSNOT_SKIPS: readonly DsnotSkip[] = ['mlp', 'none'];
+const PERMUTE_STRATEGIES: readonly PermuteStrategy[] = ['reallocation', 'lsa'];
 
 /**
- * Settings with the defaults filled in: RIA a = 0.5, SparseGPT blocks of 128 with 1 % dampening,
- * no reconstruction, OWL, DSnoT or permutation, one statistics pass per block. The key order
- * is fixed (the settings are hashed as JSON), and `exclude` is present only when given.
+ * Validated settings with the defaults filled in: the method's reference selection, RIA a = 0.5,
+ * SparseGPT blocks of 128 with 1 % dampening, no reconstruction, OWL (M 5, λ 0.08 when asked
+ * for), DSnoT (50 cycles, τ 0.1, MLP skipped when asked for) or permutation (1 block), one
+ * statistics pass per block. The key order is fixed (the settings are hashed as JSON), and
+ * `exclude` is present only when given. Every refusal is a FieldError naming its field
+ * (`sparsity` …, `owl.lambda`, `sparsegpt.percdamp`).
  */
 export function pruneSettings(input: PruneSettingsInput): PruneSettings {
+  const method = input.method;
+  const entry = pruningMethod(method, 'method');
+  const name = method as MethodName;
+  const target = copyTarget(validateTarget(input.target, 'target'));
+  const isSparseGpt = name === 'sparsegpt';
+
+  const selection = input.selection ?? entry.defaultSelection;
+  checkField(SELECTIONS.includes(selection), 'selection', `must be one of ${SELECTIONS.join(', ')}, got ${JSON.stringify(selection)}`);
+
+  const riaA = input.riaA ?? PRUNE_DEFAULTS.riaA;
+  checkField(isActivationExponent(riaA), 'riaA', () => activationExponentProblem(riaA));
+
+  const crepeInput = input.crepe ?? null;
+  checkField(crepeInput === null || name === 'crepe', 'crepe', 'parameters apply to method crepe only');
+  const crepe = crepeInput === null ? null : copyCrepe(resolveCrepeParams(crepeInput, 'crepe'));
+
+  const calibration = validateCalibration(input.calibration);
+  const trueSequential = flag(input.trueSequential, 'trueSequential');
+
+  const blockSize = input.sparsegpt?.blockSize ?? PRUNE_DEFAULTS.sparsegpt.blockSize;
+  const percdamp = input.sparsegpt?.percdamp ?? PRUNE_DEFAULTS.sparsegpt.percdamp;
+  checkField(isPositiveInteger(blockSize), 'sparsegpt.blockSize', `must be a positive integer, got ${blockSize}`);
+  // A fraction of the mean Hessian diagonal (the references use 0.01, and 0.1 on retry); larger
+  // dampening drowns the Hessian, and a huge one overflows it.
+  checkField(Number.isFinite(percdamp) && percdamp > 0 && percdamp <= 1, 'sparsegpt.percdamp', `must be a number in (0, 1], got ${percdamp}`);
+  if (isSparseGpt && target.kind === 'nm') {
+    checkField(blockSize % target.m === 0, 'sparsegpt.blockSize', `${blockSize} must be a multiple of m = ${target.m} for the ${target.n}:${target.m} target`);
+  }
+
+  const reconstruct = flag(input.reconstruct, 'reconstruct');
+  checkField(!(reconstruct && isSparseGpt), 'reconstruct', 'is built into method sparsegpt already');
+
+  let owl: OwlSettings | null = null;
+  if (input.owl) {
+    owl = { m: input.owl.m ?? PRUNE_DEFAULTS.owl.m, lambda: input.owl.lambda ?? PRUNE_DEFAULTS.owl.lambda };
+    validateOwl(owl, target);
+  }
+
+  let dsnot: PruneSettings['dsnot'] = null;
+  if (input.dsnot) {
+    checkField(!isSparseGpt, 'dsnot', 're-prunes a score-based mask; it does not apply to method sparsegpt');
+    const given = input.dsnot;
+    const maxCycles = given.maxCycles ?? PRUNE_DEFAULTS.dsnot.maxCycles;
+    const updateThreshold = given.updateThreshold ?? PRUNE_DEFAULTS.dsnot.updateThreshold;
+    const skip = given.skip ?? PRUNE_DEFAULTS.dsnot.skip;
+    checkField(isPositiveInteger(maxCycles), 'dsnot.maxCycles', `must be a positive integer, got ${maxCycles}`);
+    checkField(Number.isFinite(updateThreshold) && updateThreshold >= 0, 'dsnot.updateThreshold', `must be a number ≥ 0, got ${updateThreshold}`);
+    checkField(DSNOT_SKIPS.includes(skip), 'dsnot.skip', `must be one of ${DSNOT_SKIPS.join(', ')}, got ${JSON.stringify(skip)}`);
+    dsnot = { maxCycles, updateThreshold, skip, ...(flag(given.sameSign, 'dsnot.sameSign') && { sameSign: true }) };
+  }
+
+  let permute: PruneSettings['permute'] = null;
+  if (input.permute) {
+    const { strategy } = input.permute;
+    const blocks = input.permute.blocks ?? PRUNE_DEFAULTS.permute.blocks;
+    checkField(PERMUTE_STRATEGIES.includes(strategy), 'permute.strategy', `must be one of ${PERMUTE_STRATEGIES.join(', ')}, got ${JSON.stringify(strategy)}`);
+    checkField(isPositiveInteger(blocks), 'permute.blocks', `must be a positive integer, got ${blocks}`);
+    checkField(target.kind === 'nm', 'permute', 'needs an N:M target; channel permutation does nothing for unstructured sparsity');
+    checkField(!isSparseGpt, 'permute', 'reorders a score-based mask; it does not apply to method sparsegpt');
+    permute = { strategy, blocks };
+  }
+
+  let exclude: LinearName[] | undefined;
+  if (input.exclude !== undefined) {
+    checkField(Array.isArray(input.exclude), 'exclude', 'must be a list of linear names');
+    exclude = input.exclude.map((linear) => {
+      checkField((LINEAR_NAMES as readonly string[]).includes(linear), 'exclude', `"${linear}" is not a linear of a decoder block; expected some of ${LINEAR_NAMES.join(', ')}`);
+      return linear as LinearName;
+    });
+  }
+
   return {
-    method: input.method,
-    target: input.target,
-    selection: input.selection,
-    riaA: input.riaA ?? 0.5,
-    crepe: input.crepe ?? null,
-    calibration: input.calibration,
-    trueSequential: input.trueSequential ?? false,
-    sparsegpt: input.sparsegpt ?? { blockSize: 128, percdamp: 0.01 },
-    reconstruct: input.reconstruct ?? false,
-    owl: input.owl ?? null,
-    dsnot: input.dsnot ?? null,
-    permute: input.permute ?? null,
-    ...(input.exclude !== undefined && { exclude: input.exclude }),
+    method: name,
+    target,
+    selection,
+    riaA,
+    crepe,
+    calibration,
+    trueSequential,
+    sparsegpt: { blockSize, percdamp },
+    reconstruct,
+    owl,
+    dsnot,
+    permute,
+    ...(exclude !== undefined && { exclude }),
   };
 }
 
-export function describeTarget(target: PruneTarget): string {
-  return target.kind === 'nm' ? `${target.n}:${target.m}` : `${(target.sparsity * 100).toFixed(1)}% unstructured`;
+/** The target with its keys in the hashed order. */
+function copyTarget(target: PruneTarget): PruneTarget {
+  return target.kind === 'nm' ? { kind: 'nm', n: target.n, m: target.m } : { kind: 'unstructured', sparsity: target.sparsity };
 }
+
+/** CRePE's parameters with their keys in the hashed order (and nothing else). */
+function copyCrepe({ k, alpha, beta, gamma, a, variant, border }: CrepeParams): CrepeParams {
+  return { k, alpha, beta, gamma, a, variant, border };
+}
+
+function validateCalibration(calibration: PruneSettings['calibration']): PruneSettings['calibration'] {
+  checkField(typeof calibration === 'object' && calibration !== null, 'calibration', 'is missing');
+  const { file, sha256, nsamples, seqlen, seed } = calibration;
+  checkField(typeof file === 'string' && file !== '', 'calibration.file', 'must name the calibration text');
+  checkField(typeof sha256 === 'string', 'calibration.sha256', 'must be a string');
+  checkField(isPositiveInteger(nsamples), 'calibration.nsamples', `must be a positive integer, got ${nsamples}`);
+  checkField(isPositiveInteger(seqlen), 'calibration.seqlen', `must be a positive integer, got ${seqlen}`);
+  checkField(Number.isSafeInteger(seed) && seed >= 0, 'calibration.seed', `must be an integer ≥ 0, got ${seed}`);
+  return { file, sha256, nsamples, seqlen, seed };
+}
+
+function flag(value: boolean | undefined, field: string): boolean {
+  checkField(value === undefined || typeof value === 'boolean', field, `must be true or false, got ${JSON.stringify(value)}`);
+  return value ?? false;
+}
+
+const isPositiveInteger = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) > 0;

@@ -4,7 +4,7 @@
  *
  *   H = 2·gram/nsamples (gram = Σ X·Xᵀ over the calibration samples)
  *   dead inputs (H_jj = 0): H_jj ← 1 and W[:, j] ← 0;  H ← H + percdamp·mean(diag H)·I
- *   U = upper Cholesky factor of H⁻¹ (util/cholesky.ts)
+ *   U = upper Cholesky factor of H⁻¹ (engine/cholesky.ts)
  *   per block of B columns: choose the block's mask (adaptive: saliency W²/U_cc² over the whole
  *   dOut×B block, prune ≤ the value at floor(dOut·B·s); N:M: at each c ≡ 0 mod m, the n smallest
  *   of W²/U_cc² per row on the updated weights), then for each column c:
@@ -20,10 +20,11 @@
  * GEMM with a thin output, as the reference runs it in fp32. Narrow layers stay in float64 here.
  */
 import { lazyBlockUpdate, type LinalgPrecision } from '../engine/linalg-graphs.ts';
-import { NotPositiveDefiniteError, choleskyInverseUpperBlocked } from '../util/cholesky.ts';
-import { UserError } from '../util/errors.ts';
+import { NotPositiveDefiniteError, choleskyInverseUpperBlocked } from '../engine/cholesky.ts';
+import type { EngineOptions } from '../engine/session.ts';
+import { UserError, invariant } from '../util/errors.ts';
 import { kthSmallest } from '../util/select.ts';
-import type { SparsityPattern } from './mask.ts';
+import type { PruneTarget } from './target.ts';
 
 export interface SparseGptOptions {
   /** Columns per block (reference default 128; a multiple of m for N:M). */
@@ -36,6 +37,8 @@ export interface SparseGptOptions {
   ortMinWidth?: number;
   /** Element type of the ORT Cholesky chain (default float64: the same U as the in-process path). */
   choleskyPrecision?: LinalgPrecision;
+  /** Where the ORT GEMMs run (execution provider, threads); default: CPU with ORT's thread count. */
+  engine?: EngineOptions;
 }
 
 export interface SparseGptResult {
@@ -64,13 +67,14 @@ export async function sparsegpt(
   dIn: number,
   gram: Float32Array | Float64Array,
   nsamples: number,
-  options: SparseGptOptions & { target: SparsityPattern },
+  options: SparseGptOptions & { target: PruneTarget },
 ): Promise<SparseGptResult> {
   const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
   const percdamp = options.percdamp ?? DEFAULT_PERCDAMP;
   const { target } = options;
-  if (target.kind === 'nm' && (blockSize % target.m !== 0 || dIn % target.m !== 0)) {
-    throw new Error(`sparsegpt: block size ${blockSize} and width ${dIn} must be multiples of m=${target.m}`);
+  if (target.kind === 'nm') {
+    const { m } = target;
+    invariant(blockSize % m === 0 && dIn % m === 0, () => `sparsegpt: block size ${blockSize} and width ${dIn} must be multiples of m=${m}`);
   }
   const start = performance.now();
   let inverseFactor: Float64Array;
@@ -83,7 +87,7 @@ export async function sparsegpt(
   const factorized = performance.now();
   const { mask, loss } = await obsPrune(weight, dOut, dIn, inverseFactor, blockSize, target.kind === 'nm'
     ? { kind: 'nm', n: target.n, m: target.m }
-    : { kind: 'adaptive', sparsity: target.sparsity }, useOrt(dIn, options));
+    : { kind: 'adaptive', sparsity: target.sparsity }, ortEngine(dIn, options));
   return { weight, mask, loss, percdamp, timings: { factorizationMs: factorized - start, updateMs: performance.now() - factorized } };
 }
 
@@ -97,7 +101,7 @@ export async function sparsegptFixedMask(
   mask: Uint8Array,
   options: SparseGptOptions = {},
 ): Promise<SparseGptResult> {
-  if (mask.length !== dOut * dIn) throw new Error(`sparsegptFixedMask: mask has ${mask.length} entries, expected ${dOut * dIn}`);
+  invariant(mask.length === dOut * dIn, () => `sparsegptFixedMask: mask has ${mask.length} entries, expected ${dOut * dIn}`);
   const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
   let percdamp = options.percdamp ?? DEFAULT_PERCDAMP;
   const start = performance.now();
@@ -115,12 +119,13 @@ export async function sparsegptFixedMask(
     }
   }
   const factorized = performance.now();
-  const { loss } = await obsPrune(weight, dOut, dIn, inverseFactor, blockSize, { kind: 'fixed', mask }, useOrt(dIn, options));
+  const { loss } = await obsPrune(weight, dOut, dIn, inverseFactor, blockSize, { kind: 'fixed', mask }, ortEngine(dIn, options));
   return { weight, mask, loss, percdamp, timings: { factorizationMs: factorized - start, updateMs: performance.now() - factorized } };
 }
 
-function useOrt(dIn: number, options: SparseGptOptions): boolean {
-  return dIn >= (options.ortMinWidth ?? DEFAULT_ORT_MIN_WIDTH);
+/** The engine the ORT paths run on, or null when the layer is narrow enough for the in-process loops. */
+function ortEngine(dIn: number, options: SparseGptOptions): EngineOptions | null {
+  return dIn >= (options.ortMinWidth ?? DEFAULT_ORT_MIN_WIDTH) ? options.engine ?? { device: 'cpu' } : null;
 }
 
 /**
@@ -137,12 +142,12 @@ function inverseHessianFactor(
   percdamp: number,
   options: SparseGptOptions,
 ): Promise<Float64Array> {
-  if (gram.length !== dIn * dIn) throw new Error(`sparsegpt: gram has ${gram.length} entries, expected ${dIn}×${dIn}`);
-  if (!(nsamples > 0)) throw new Error(`sparsegpt: nsamples must be positive, got ${nsamples}`);
+  invariant(gram.length === dIn * dIn, () => `sparsegpt: gram has ${gram.length} entries, expected ${dIn}×${dIn}`);
+  invariant(nsamples > 0, () => `sparsegpt: nsamples must be positive, got ${nsamples}`);
   for (let j = 0; j < dIn; j++) {
     if (gram[j * dIn + j] === 0) for (let i = 0; i < dOut; i++) weight[i * dIn + j] = 0;
   }
-  const key = `${nsamples}:${percdamp}:${options.ortMinWidth ?? DEFAULT_ORT_MIN_WIDTH}:${options.choleskyPrecision ?? ''}`;
+  const key = `${nsamples}:${percdamp}:${options.ortMinWidth ?? DEFAULT_ORT_MIN_WIDTH}:${options.choleskyPrecision ?? ''}:${options.engine?.device ?? ''}:${options.engine?.threads ?? ''}`;
   let factors = factorCache.get(gram);
   if (!factors) factorCache.set(gram, (factors = new Map()));
   let factor = factors.get(key);
@@ -174,6 +179,7 @@ function dampedInverseFactor(dIn: number, gram: Float32Array | Float64Array, nsa
   return choleskyInverseUpperBlocked(hessian, dIn, {
     minOrtWidth: options.ortMinWidth ?? DEFAULT_ORT_MIN_WIDTH,
     precision: options.choleskyPrecision,
+    engine: options.engine,
   });
 }
 
@@ -234,7 +240,7 @@ function inProcessStore(weight: Float32Array, dOut: number, dIn: number, U: Floa
  * W[:, i1:i2] − Err[:, :i1]·U[:i1, i1:i2] (one GEMM, thin output), with the errors kept transposed
  * (Errᵀ [dIn, dOut]) so that Err[:, :i1] is a prefix.
  */
-function ortStore(weight: Float32Array, dOut: number, dIn: number, U: Float64Array): WeightStore {
+function ortStore(weight: Float32Array, dOut: number, dIn: number, U: Float64Array, engine: EngineOptions): WeightStore {
   const factor = Float32Array.from(U);
   const errorsTransposed = new Float32Array(dIn * dOut);
   let packed = new Float32Array(0);
@@ -243,7 +249,7 @@ function ortStore(weight: Float32Array, dOut: number, dIn: number, U: Float64Arr
       const count = i2 - i1;
       if (packed.length !== dOut * count) packed = new Float32Array(dOut * count);
       for (let r = 0; r < dOut; r++) packed.set(weight.subarray(r * dIn + i1, r * dIn + i2), r * count);
-      block.set(i1 === 0 ? packed : await lazyBlockUpdate(packed, dOut, errorsTransposed, factor, dIn, i1, i2));
+      block.set(i1 === 0 ? packed : await lazyBlockUpdate(packed, dOut, errorsTransposed, factor, dIn, i1, i2, engine));
     },
     store(i1, i2, block, errors) {
       const count = i2 - i1;
@@ -267,14 +273,15 @@ async function obsPrune(
   U: Float64Array,
   blockSize: number,
   rule: MaskRule,
-  ort: boolean,
+  ort: EngineOptions | null,
 ): Promise<{ mask: Uint8Array; loss: number }> {
-  const store = ort ? ortStore(weight, dOut, dIn, U) : inProcessStore(weight, dOut, dIn, U);
+  const store = ort ? ortStore(weight, dOut, dIn, U, ort) : inProcessStore(weight, dOut, dIn, U);
   const mask = rule.kind === 'fixed' ? rule.mask : new Uint8Array(dOut * dIn);
   let loss = 0;
-  const block = new Float64Array(dOut * blockSize); // W[r, i1 + c] of the current block
-  const errors = new Float64Array(dOut * blockSize); // Err[r, c] of the current block
-  const saliency = new Float32Array(dOut * blockSize);
+  const width = Math.min(blockSize, dIn); // a block never holds more than the layer's columns
+  const block = new Float64Array(dOut * width); // W[r, i1 + c] of the current block
+  const errors = new Float64Array(dOut * width); // Err[r, c] of the current block
+  const saliency = new Float32Array(dOut * width);
 
   for (let i1 = 0; i1 < dIn; i1 += blockSize) {
     const i2 = Math.min(i1 + blockSize, dIn);

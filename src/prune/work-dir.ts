@@ -1,27 +1,53 @@
 /**
- * The work directory of a pruning run, `<out>.crepe-partial/`: it holds each finished layer's
- * pruned tensors, the activations that enter the next layer and a state file, so an interrupted run
- * continues where it stopped (`--resume`) and ends byte-identical to an uninterrupted one. Every file
- * in it is written atomically; `state.json` is written last and is the commit point of a layer.
+ * The work directory of a pruning run, `<out>.crepe-partial/`: each finished layer's pruned
+ * tensors, the activations that enter the next layer, and `state.json`, so an interrupted run
+ * continues where it stopped (`--resume`) and ends byte-identical to an uninterrupted one.
+ *
+ * A layer is committed in three atomic steps: its tensors (`layer-L.safetensors`), then the
+ * activations entering layer L+1 under their own name (`activations-(L+1).f32`), then
+ * `state.json`, which names every committed file with its size. Only the state makes a commit:
+ * a kill between any two steps leaves the previous state naming the previous files, all still
+ * present, and whatever a newer step wrote is removed on resume. Nothing is ever read that the
+ * state does not name, so a layer can never run twice on activations that already went through it.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, openSync, readSync, closeSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, readdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { atomicWriteFile, atomicWriteJson } from '../io/atomic.ts';
+import { readInputJson } from '../io/input-file.ts';
+import { makeDirectory } from '../io/write-error.ts';
 import { UserError, check } from '../util/errors.ts';
 
+/** The state format; a work directory of another format is not resumed. */
+export const WORK_STATE_FORMAT = 'crepe-work/2';
+const STATE_FILE = 'state.json';
+
+export interface CommittedFile {
+  name: string;
+  bytes: number;
+}
+
 export interface WorkState<LayerEntry> {
+  format: typeof WORK_STATE_FORMAT;
   settingsHash: string;
   layersDone: number;
   layers: LayerEntry[];
   /** Per-layer sparsities (OWL), fixed before the first layer. */
   layerTargets: unknown;
+  /** What this state commits: the finished layers' files (layer order) and the activations entering layer `layersDone`. */
+  files: { layers: CommittedFile[]; activations: CommittedFile };
 }
+
+const pad = (n: number): string => String(n).padStart(5, '0');
+export const layerFileName = (layer: number): string => `layer-${pad(layer)}.safetensors`;
+export const activationsFileName = (layer: number): string => `activations-${pad(layer)}.f32`;
 
 export class WorkDir<LayerEntry> {
   readonly dir: string;
+  private current: WorkState<LayerEntry> | null;
 
-  private constructor(dir: string) {
+  private constructor(dir: string, state: WorkState<LayerEntry> | null) {
     this.dir = dir;
+    this.current = state;
   }
 
   static pathFor(outDir: string): string {
@@ -29,29 +55,31 @@ export class WorkDir<LayerEntry> {
   }
 
   /**
-   * Opens the work directory for `outDir`. A leftover directory is continued with `resume`,
-   * discarded with `overwrite`, and refused otherwise, so no run silently mixes two runs' layers.
+   * Opens the work directory for `outDir`. A leftover directory is continued with `resume` (its
+   * uncommitted files removed first), discarded with `overwrite`, and refused otherwise, so no run
+   * silently mixes two runs' layers.
    */
   static open<E>(outDir: string, opts: { resume: boolean; overwrite: boolean; settingsHash: string }): { work: WorkDir<E>; state: WorkState<E> | null } {
     const dir = WorkDir.pathFor(outDir);
-    const work = new WorkDir<E>(dir);
     if (existsSync(dir)) {
-      if (opts.resume) {
-        const state = work.readState();
-        check(state !== null, `${dir} holds no state.json; remove it or pass --overwrite`);
+      if (opts.resume && existsSync(path.join(dir, STATE_FILE))) {
+        const state = readState<E>(dir);
         check(
           state.settingsHash === opts.settingsHash,
-          `${dir} was started with other settings, model or calibration data; pass the same options to --resume, or --overwrite to start again`,
+          `${dir} was started with other settings, model or calibration data; pass the same options to resume, or overwrite to start again`,
         );
+        const work = new WorkDir<E>(dir, state);
+        work.removeUncommitted();
         return { work, state };
       }
-      if (!opts.overwrite) {
-        throw new UserError(`${dir} holds an interrupted run: pass --resume to continue it or --overwrite to start again`);
+      // A run killed before its first commit left nothing to continue: --resume starts afresh.
+      if (!opts.overwrite && !opts.resume) {
+        throw new UserError(`${dir} holds an interrupted run: pass resume to continue it or overwrite to start again`);
       }
       rmSync(dir, { recursive: true, force: true });
     }
-    mkdirSync(dir, { recursive: true });
-    return { work, state: null };
+    makeDirectory(dir);
+    return { work: new WorkDir<E>(dir, null), state: null };
   }
 
   path(name: string): string {
@@ -59,25 +87,47 @@ export class WorkDir<LayerEntry> {
   }
 
   layerFile(layer: number): string {
-    return this.path(`layer-${String(layer).padStart(5, '0')}.safetensors`);
+    return this.path(layerFileName(layer));
   }
 
-  private readState(): WorkState<LayerEntry> | null {
-    const file = this.path('state.json');
-    if (!existsSync(file)) return null;
-    try {
-      return JSON.parse(readFileSync(file, 'utf8')) as WorkState<LayerEntry>;
-    } catch {
-      throw new UserError(`${file} is corrupt; remove ${this.dir} or pass --overwrite`);
-    }
+  /** The last committed state (null before the first commit). */
+  get state(): WorkState<LayerEntry> | null {
+    return this.current;
   }
 
-  async writeState(state: WorkState<LayerEntry>): Promise<void> {
-    await atomicWriteJson(this.path('state.json'), state);
+  /** Commits the start of a run: the activations entering layer 0 and the per-layer targets. */
+  async commitStart(settingsHash: string, layerTargets: unknown, hidden: Float32Array[]): Promise<void> {
+    const activations = await this.writeActivations(0, hidden);
+    await this.commit({ format: WORK_STATE_FORMAT, settingsHash, layersDone: 0, layers: [], layerTargets, files: { layers: [], activations } });
   }
 
-  /** Saves the calibration activations entering the next layer (N sequences, concatenated). */
-  async writeActivations(hidden: Float32Array[]): Promise<void> {
+  /**
+   * Commits finished layer `layer`: `writeLayer` writes its tensors (atomically) to the path it is
+   * given; then the activations entering the next layer; then the state naming both.
+   */
+  async commitLayer(layer: number, entry: LayerEntry, hidden: Float32Array[], writeLayer: (file: string) => Promise<void>): Promise<void> {
+    const previous = this.current;
+    if (!previous || previous.layersDone !== layer) throw new Error(`internal: commit of layer ${layer} after ${previous?.layersDone ?? 'no'} committed layers`);
+    const layerName = layerFileName(layer);
+    await writeLayer(this.path(layerName));
+    const layerFile: CommittedFile = { name: layerName, bytes: statSync(this.path(layerName)).size };
+    const activations = await this.writeActivations(layer + 1, hidden);
+    await this.commit({
+      ...previous,
+      layersDone: layer + 1,
+      layers: [...previous.layers, entry],
+      files: { layers: [...previous.files.layers, layerFile], activations },
+    });
+    rmSync(this.path(previous.files.activations.name), { force: true });
+  }
+
+  private async commit(state: WorkState<LayerEntry>): Promise<void> {
+    await atomicWriteJson(this.path(STATE_FILE), state);
+    this.current = state;
+  }
+
+  /** Saves the calibration activations entering `layer` (N sequences, concatenated). */
+  private async writeActivations(layer: number, hidden: Float32Array[]): Promise<CommittedFile> {
     const length = hidden.reduce((n, h) => n + h.length, 0);
     const all = new Float32Array(length);
     let offset = 0;
@@ -85,12 +135,17 @@ export class WorkDir<LayerEntry> {
       all.set(h, offset);
       offset += h.length;
     }
-    await atomicWriteFile(this.path('activations.f32'), new Uint8Array(all.buffer));
+    const name = activationsFileName(layer);
+    await atomicWriteFile(this.path(name), new Uint8Array(all.buffer));
+    return { name, bytes: all.byteLength };
   }
 
+  /** The committed activations entering layer `layersDone`: `count` sequences of `perSequence` floats. */
   readActivations(count: number, perSequence: number): Float32Array[] {
-    const file = this.path('activations.f32');
-    check(existsSync(file) && statSync(file).size === count * perSequence * 4, `${file} is missing or has the wrong size; pass --overwrite to start again`);
+    const state = this.current;
+    if (!state) throw new Error('internal: no committed state to read activations from');
+    const file = this.path(state.files.activations.name);
+    check(state.files.activations.bytes === count * perSequence * 4, `${file} does not hold ${count} windows of ${perSequence} values; pass overwrite to start again`);
     const fd = openSync(file, 'r');
     try {
       const hidden: Float32Array[] = [];
@@ -105,15 +160,62 @@ export class WorkDir<LayerEntry> {
     }
   }
 
+  /** Files the state commits, plus the state itself. */
+  private committedNames(): Set<string> {
+    const names = new Set<string>([STATE_FILE]);
+    const state = this.current;
+    if (state) {
+      for (const file of state.files.layers) names.add(file.name);
+      names.add(state.files.activations.name);
+    }
+    return names;
+  }
+
+  /**
+   * Removes everything the state does not commit: temporary files of a killed write, a layer or
+   * activations file written after the last commit, a partly assembled model.
+   */
+  removeUncommitted(): void {
+    const keep = this.committedNames();
+    for (const name of readdirSync(this.dir)) if (!keep.has(name)) rmSync(this.path(name), { recursive: true, force: true });
+  }
+
   /** Removes the whole work directory (a run that stopped on bad input keeps nothing). */
   remove(): void {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
-  /** Removes the intermediate files once the final model is assembled. */
-  clearIntermediates(layers: number): void {
-    rmSync(this.path('activations.f32'), { force: true });
-    rmSync(this.path('state.json'), { force: true });
-    for (let l = 0; l < layers; l++) rmSync(this.layerFile(l), { force: true });
+  /** Once the final model is assembled: keeps only the files named in `keep`, removing every intermediate and temporary file. */
+  keepOnly(keep: readonly string[]): void {
+    const wanted = new Set(keep);
+    for (const name of readdirSync(this.dir)) if (!wanted.has(name)) rmSync(this.path(name), { recursive: true, force: true });
+    this.current = null;
   }
+}
+
+/** Reads and checks `<dir>/state.json`: the right format, and every file it names present with its size. */
+function readState<E>(dir: string): WorkState<E> {
+  const file = path.join(dir, STATE_FILE);
+  const corrupt = (problem: string) => new UserError(`${file}: ${problem}; remove ${dir} or pass overwrite to start again`);
+  let state: WorkState<E>;
+  try {
+    state = readInputJson(file, 'workState') as WorkState<E>;
+  } catch (error) {
+    if (error instanceof UserError) throw corrupt(error.message.replace(`${file}: `, ''));
+    throw error;
+  }
+  if (state === null || typeof state !== 'object') throw corrupt('not a work state');
+  if (state.format !== WORK_STATE_FORMAT) {
+    throw corrupt(`format ${JSON.stringify(state.format ?? null)} is not ${WORK_STATE_FORMAT} (written by another version of crepe)`);
+  }
+  const { files, layersDone } = state;
+  if (!Number.isSafeInteger(layersDone) || layersDone < 0 || !Array.isArray(state.layers) || state.layers.length !== layersDone) throw corrupt('inconsistent layer count');
+  if (!files || !Array.isArray(files.layers) || files.layers.length !== layersDone || !files.activations) throw corrupt('does not name its files');
+  const expected = [...files.layers.map((f, layer) => [f, layerFileName(layer)] as const), [files.activations, activationsFileName(layersDone)] as const];
+  for (const [entry, name] of expected) {
+    if (!entry || entry.name !== name) throw corrupt(`names ${JSON.stringify(entry?.name)} where ${name} belongs`);
+    const actual = existsSync(path.join(dir, name)) ? statSync(path.join(dir, name)).size : -1;
+    if (actual !== entry.bytes) throw corrupt(`${name} is ${actual < 0 ? 'missing' : `${actual} bytes, not ${entry.bytes}`}`);
+  }
+  return state;
 }

@@ -2,11 +2,12 @@
  * CRePE configuration files: the small JSON a search writes and `crepe prune --config` applies to
  * any model (the transfer experiment). Coefficients matter only as ratios; k is the odd window size.
  */
-import { readFileSync, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { resolveCrepeParams, type CrepeParams } from '../prune/scores/crepe.ts';
 import { UserError } from '../util/errors.ts';
+import { readInputJson } from '../io/input-file.ts';
 
 export const CREPE_CONFIG_FORMAT = 'crepe-config/1';
 export const DEFAULT_CREPE_CONFIG_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../configs/crepe-default.json');
@@ -55,11 +56,5 @@ export function parseCrepeConfig(json: unknown, source: string): CrepeConfigFile
 
 export function loadCrepeConfig(file: string): CrepeConfigFile {
   if (!existsSync(file)) throw new UserError(`${file}: no such CRePE configuration file`);
-  let json: unknown;
-  try {
-    json = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (error) {
-    throw new UserError(`${file}: not valid JSON (${(error as Error).message})`);
-  }
-  return parseCrepeConfig(json, file);
+  return parseCrepeConfig(readInputJson(file, 'crepeConfig'), file);
 }

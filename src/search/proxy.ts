@@ -28,9 +28,9 @@ import type { PruneTarget, Selection } from '../prune/settings.ts';
 import type { Progress } from '../util/progress.ts';
 import { gini, subsampleIndices } from './gini.ts';
 import { argsortNonNegative } from '../util/argsort.ts';
+import { PROXY_NAMES, type ProxyName } from './proxy-defaults.ts';
 
-export const PROXY_NAMES = ['gini-own', 'gini-ref', 'pruned-mass', 'column-gini', 'output-error'] as const;
-export type ProxyName = (typeof PROXY_NAMES)[number];
+export { PROXY_NAMES, type ProxyName };
 
 export interface ProxyOptions {
   target: PruneTarget;

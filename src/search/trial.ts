@@ -5,7 +5,8 @@
  */
 import type { BlockWeights } from '../model/spec.ts';
 import type { EngineOptions } from '../engine/session.ts';
-import { perplexity, type ModelSource } from '../eval/perplexity.ts';
+import { perplexity } from '../eval/perplexity.ts';
+import type { ModelSource } from '../model/source.ts';
 import { pruneLayers } from '../prune/layer-loop.ts';
 import type { PruneSettings } from '../prune/settings.ts';
 

@@ -1,10 +1,12 @@
 /** sha256 helpers for reports: files are hashed in streamed chunks, never read whole. */
 import { createHash } from 'node:crypto';
-import { openSync, readSync, closeSync } from 'node:fs';
+import { readSync, closeSync } from 'node:fs';
+import { openInputFile } from '../io/input-file.ts';
 
-export function sha256File(path: string): string {
+/** sha256 of a regular file (a FIFO or device is refused by name); `what` describes it in that refusal. */
+export function sha256File(path: string, what = 'file'): string {
   const hash = createHash('sha256');
-  const fd = openSync(path, 'r');
+  const { fd } = openInputFile(path, what);
   try {
     const chunk = Buffer.allocUnsafe(1 << 22);
     for (;;) {

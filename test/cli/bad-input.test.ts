@@ -1,56 +1,23 @@
-// Every user mistake the issues list (#2, #3, #4, #5) must stop the `crepe` command with exit code 2,
-// exactly one line on stderr that starts with "crepe:" and names the problem, no stack trace, and
-// nothing written: the --out directory, its .crepe-partial work directory and any temporary file
-// beside them must not exist afterwards. Each case writes into its own empty scratch directory,
-// which must still be empty at the end.
+// Every user mistake must stop the `crepe` command with exit code 2, exactly one line on stderr
+// that starts with "crepe:" and names the problem, no stack trace, and nothing written: the --out
+// directory, its .crepe-partial work directory and any temporary file beside them must not exist
+// afterwards. Each case writes into its own empty scratch directory, which must still be empty at
+// the end. The command line runs in this process (`main(argv, io)`); progress is drawn, so a
+// refusal that came after the work had started would show a second line.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { C4_SAMPLE, REPO_ROOT, WIKITEXT_TEST } from '../helpers/shared.ts';
-import { CREPE_BIN, scratchDir, storiesModelDir } from '../helpers/stories.ts';
+import { C4_SAMPLE, WIKITEXT_TEST } from '../helpers/shared.ts';
+import { scratchDir, storiesModelDir } from '../helpers/stories.ts';
+import { runCli } from '../helpers/cli.ts';
 import { buildGguf } from '../convert/gguf-builder.ts';
-
-interface CliResult {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-// The cases run concurrently, but at most two `crepe` processes at a time (the machine has two cores).
-const MAX_CHILDREN = 2;
-let running = 0;
-const waiting: (() => void)[] = [];
-
-async function crepeAsync(args: string[]): Promise<CliResult> {
-  if (running >= MAX_CHILDREN) await new Promise<void>((resolve) => waiting.push(resolve));
-  running++;
-  try {
-    return await spawnCrepe(args);
-  } finally {
-    running--;
-    waiting.shift()?.();
-  }
-}
-
-function spawnCrepe(args: string[]): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CREPE_BIN, ...args], { cwd: REPO_ROOT });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
 
 /** Runs `crepe <args…> --out <fresh dir>/out` and checks the refusal contract; `problem` must match the one stderr line. */
 async function expectRefusal(args: string[], problem: RegExp, opts: { out?: boolean } = {}): Promise<void> {
   const outParent = scratchDir('out');
   const out = path.join(outParent, 'out');
-  const result = await crepeAsync(opts.out === false ? args : [...args, '--out', out]);
+  const result = await runCli(opts.out === false ? args : [...args, '--out', out], { progress: true });
   const shown = `exit ${result.status}\nstderr:\n${result.stderr}`;
   assert.equal(result.status, 2, shown);
   assert.equal(result.stdout, '', shown);
@@ -58,7 +25,7 @@ async function expectRefusal(args: string[], problem: RegExp, opts: { out?: bool
   const lines = result.stderr.slice(0, -1).split('\n');
   assert.equal(lines.length, 1, `expected one line on stderr:\n${result.stderr}`);
   assert.match(lines[0], /^crepe: /);
-  assert.doesNotMatch(lines[0], /\bat .*\.ts:\d+/, 'no stack trace');
+  assert.doesNotMatch(result.stderr, /^\s+at /m, 'no stack trace');
   assert.match(lines[0], problem);
   assert.ok(!existsSync(out), `${out} must not exist`);
   assert.ok(!existsSync(`${out}.crepe-partial`), `${out}.crepe-partial must not exist`);
@@ -109,10 +76,17 @@ function writeConfig(name: string, config: unknown): string {
 }
 
 let model = '';
+let foreignTokenizer = '';
 const damaged: Record<string, string> = {};
 
 before(async () => {
   model = await storiesModelDir();
+  // An added token "Once" with id 5000, beyond the model's 512 embeddings.
+  foreignTokenizer = damagedModel(model, 'foreign-tokenizer', () => {});
+  const tokenizerFile = path.join(foreignTokenizer, 'tokenizer.json');
+  const tokenizer = JSON.parse(readFileSync(tokenizerFile, 'utf8')) as { added_tokens: object[] };
+  tokenizer.added_tokens.push({ id: 5000, content: 'Once', single_word: false, lstrip: false, rstrip: false, normalized: false, special: false });
+  writeFileSync(tokenizerFile, JSON.stringify(tokenizer));
   damaged.truncated = damagedModel(model, 'truncated', (file) => {
     const bytes = readFileSync(file);
     writeFileSync(file, bytes.subarray(0, bytes.length - 1000));
@@ -150,9 +124,10 @@ before(async () => {
   writeFileSync(configFile, JSON.stringify({ ...JSON.parse(readFileSync(configFile, 'utf8')), model_type: 'gpt_neox' }));
 });
 
-const pruneArgs = (modelDir: string, ...extra: string[]): string[] => [
-  'prune', modelDir, '--method', 'wanda', '--calib', C4_SAMPLE, '--nsamples', '2', '--seqlen', '64', ...extra,
+const pruneWith = (method: string, modelDir: string, ...extra: string[]): string[] => [
+  'prune', modelDir, '--method', method, '--calib', C4_SAMPLE, '--nsamples', '2', '--seqlen', '64', ...extra,
 ];
+const pruneArgs = (modelDir: string, ...extra: string[]): string[] => pruneWith('wanda', modelDir, ...extra);
 
 describe('crepe refuses bad input: one line, exit 2, nothing written', { concurrency: true }, () => {
   describe('damaged checkpoints (issue #2)', { concurrency: true }, () => {
@@ -169,7 +144,7 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
     it('unknown model_type in config.json', () =>
       expectRefusal(pruneArgs(damaged.unknownModelType, '--sparsity', '0.5'), /config\.json: model_type "gpt_neox" is not supported \(supported: .*llama/));
     it('unknown model_type in config.json (eval)', () =>
-      expectRefusal(['eval', damaged.unknownModelType, '--ppl', WIKITEXT_TEST], /model_type "gpt_neox" is not supported/, { out: false }));
+      expectRefusal(['eval', damaged.unknownModelType, '--eval-ppl', WIKITEXT_TEST], /model_type "gpt_neox" is not supported/, { out: false }));
     it('quantized GGUF tensor (convert)', async () => {
       const file = path.join(scratchDir('gguf'), 'q4.gguf');
       writeFileSync(file, buildGguf({ version: 3, tensors: [{ name: 'token_embd.weight', ggmlDims: [32, 2], type: 2, data: new Uint8Array(36) }] }));
@@ -178,12 +153,12 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
     it('a NaN weight (prune)', () =>
       expectRefusal(pruneArgs(damaged.nanWeight, '--sparsity', '0.5'), /model\.layers\.2\.self_attn\.q_proj\.weight.*NaN/));
     it('a NaN weight (eval)', () =>
-      expectRefusal(['eval', damaged.nanWeight, '--ppl', WIKITEXT_TEST, '--max-chunks', '1'], /model\.layers\.2\.self_attn\.q_proj\.weight" holds NaN/, { out: false }));
+      expectRefusal(['eval', damaged.nanWeight, '--eval-ppl', WIKITEXT_TEST, '--max-chunks', '1'], /model\.layers\.2\.self_attn\.q_proj\.weight" holds NaN/, { out: false }));
   });
 
   describe('texts too short (issues #2, #3)', { concurrency: true }, () => {
     it('evaluation text shorter than one window', () =>
-      expectRefusal(['eval', model, '--ppl', writeText('short.txt', 'Once upon a time there was a cat.'), '--seqlen', '512'], /short\.txt: \d+ tokens is shorter than one window of --seqlen 512/, { out: false }));
+      expectRefusal(['eval', model, '--eval-ppl', writeText('short.txt', 'Once upon a time there was a cat.'), '--seqlen', '512'], /--eval-ppl .*short\.txt: \d+ tokens is shorter than one window of --seqlen 512/, { out: false }));
     it('calibration text shorter than one window', () =>
       expectRefusal(['prune', model, '--method', 'wanda', '--sparsity', '0.5', '--calib', writeText('calib.txt', 'Once upon a time there was a cat.'), '--seqlen', '64'], /calib\.txt.*(shorter|fewer|window)/));
     it('a JSONL without any document longer than seqlen', () => {
@@ -210,9 +185,9 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
       mkdirSync(out);
       writeFileSync(path.join(out, 'keep.txt'), 'mine');
       const before = statSync(path.join(out, 'keep.txt')).mtimeMs;
-      const result = await crepeAsync([...pruneArgs(model, '--sparsity', '0.5'), '--out', out]);
+      const result = await runCli([...pruneArgs(model, '--sparsity', '0.5'), '--out', out]);
       assert.equal(result.status, 2, result.stderr);
-      assert.match(result.stderr, /^crepe: .*pruned already exists; pass --overwrite to replace it\n$/);
+      assert.match(result.stderr, /^crepe: --out .*pruned already exists; pass --overwrite to replace it\n$/);
       assert.deepEqual(readdirSync(out), ['keep.txt']);
       assert.equal(readFileSync(path.join(out, 'keep.txt'), 'utf8'), 'mine');
       assert.equal(statSync(path.join(out, 'keep.txt')).mtimeMs, before);
@@ -232,21 +207,74 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
       expectRefusal(crepeArgs(writeConfig('zero.json', { k: 3, alpha: 0, beta: 0, gamma: 0 })), /zero\.json: alpha, beta and gamma are all zero/));
     it('--crepe-k 2 on the command line', () =>
       expectRefusal(['prune', model, '--method', 'crepe', '--sparsity', '0.5', '--calib', C4_SAMPLE, '--crepe-k', '2'], /k .*odd integer ≥ 1, got 2/));
-    it('crepe search --k with an even window size', () =>
-      expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--k', '3,4'], /--k expects .*odd window sizes ≥ 1, got "3,4"/));
-    it('crepe search --k 0', () => expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--k', '0'], /--k expects .*odd window sizes ≥ 1, got "0"/));
+    it('crepe search --crepe-k with an even window size', () =>
+      expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--crepe-k', '3,4'], /--crepe-k expects odd window sizes ≥ 1, got 3,4/));
+    it('crepe search --k 0 (the old spelling)', () =>
+      expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--k', '0'], /--crepe-k expects odd window sizes ≥ 1, got 0/));
     it('crepe search --config with a malformed file', () =>
       expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--config', writeConfig('search-bad.json', '{')], /search-bad\.json: not valid JSON/));
   });
 
   describe('permutation, OWL, DSnoT options (issue #5)', { concurrency: true }, () => {
     it('--permute with unstructured --sparsity', () =>
-      expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--permute', 'lsa'), /--permute needs an N:M --pattern/));
+      expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--permute', 'lsa'), /--permute needs an N:M target/));
     it('--owl-lambda ≥ target', () =>
       expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--owl', '--owl-lambda', '0.6'), /--owl-lambda must be in \(0, 0\.5\) .*got 0\.6/));
     it('--owl-lambda 0', () => expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--owl', '--owl-lambda', '0'), /--owl-lambda must be in \(0, 0\.5\) .*got 0/));
     it('--owl-lambda negative', () => expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--owl', '--owl-lambda', '-0.1'), /--owl-lambda must be in \(0, 0\.5\) .*got -0\.1/));
     it('unknown --dsnot-skip value', () =>
       expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--dsnot', '--dsnot-skip', 'foo'), /--dsnot-skip .*foo.*mlp, none/));
+  });
+  describe('numbers that parse but cannot be run', { concurrency: true }, () => {
+    const sparsegpt = (...extra: string[]) => pruneWith('sparsegpt', model, '--sparsity', '0.5', ...extra);
+    it('--percdamp 1e308 (overflowed the Hessian)', () => expectRefusal(sparsegpt('--percdamp', '1e308'), /--percdamp must be a number in \(0, 1\], got 1e\+308/));
+    it('--percdamp 0', () => expectRefusal(sparsegpt('--percdamp', '0'), /--percdamp must be a number in \(0, 1\], got 0/));
+    it('--ria-a 100 (scores overflow to ties)', () =>
+      expectRefusal(pruneWith('ria', model, '--sparsity', '0.5', '--ria-a', '100'), /--ria-a .*must be a number in \[0, 4\], got 100/));
+    it('--ria-a -100', () =>
+      expectRefusal(pruneWith('ria', model, '--sparsity', '0.5', '--ria-a', '-100'), /--ria-a .*must be a number in \[0, 4\], got -100/));
+    it('--crepe-a 100', () =>
+      expectRefusal(pruneWith('crepe', model, '--sparsity', '0.5', '--crepe-a', '100'), /\ba .*must be a number in \[0, 4\], got 100/));
+    it('search --crepe-a 100', () =>
+      expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--crepe-a', '100'], /--crepe-a .*must be a number in \[0, 4\], got 100/));
+    it('search --sigma0 -1', () =>
+      expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--sigma0', '-1'], /--sigma0 must be a number in \(0, 18\], got -1/));
+    it('search --sigma0 1e308', () =>
+      expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--sigma0', '1e308'], /--sigma0 must be a number in \(0, 18\], got 1e\+308/));
+    it('search --validate 2 (a correlation needs three points)', () =>
+      expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--validate', '2', '--eval-ppl', WIKITEXT_TEST], /--validate must be an integer ≥ 3, got 2/));
+    it('a CRePE option with another method', () =>
+      expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--crepe-k', '5'), /--crepe-k applies to --method crepe only/));
+  });
+
+  describe('windows longer than the model\'s context (512): refused the same way everywhere', { concurrency: true }, () => {
+    const tooLong = /--seqlen 100000 is longer than the model's context of 512 tokens/;
+    it('eval --seqlen 100000 (was a 40 GB allocation)', () => expectRefusal(['eval', model, '--eval-ppl', WIKITEXT_TEST, '--seqlen', '100000'], tooLong, { out: false }));
+    it('prune --seqlen 100000', () => expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--seqlen', '100000'), tooLong));
+    it('prune --seqlen 1024', () => expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--seqlen', '1024'), /--seqlen 1024 is longer than the model's context of 512/));
+    it('prune --eval-seqlen 1024', () =>
+      expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--eval-ppl', WIKITEXT_TEST, '--eval-seqlen', '1024'), /--eval-seqlen 1024 is longer than the model's context of 512/));
+    it('search --seqlen 100000', () => expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--seqlen', '100000'], tooLong));
+  });
+
+  describe('inputs checked before the first expensive step', { concurrency: true }, () => {
+    it('prune --eval-ppl missing.txt', () =>
+      expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--eval-ppl', path.join(scratchDir('missing'), 'missing.txt')), /--eval-ppl .*missing\.txt: .*no such file/));
+    it('prune --eval-ppl with a text shorter than one window', () =>
+      expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--eval-ppl', writeText('short-eval.txt', 'Once upon a time.')), /--eval-ppl .*short-eval\.txt: \d+ tokens is shorter than one window of --eval-seqlen 64/));
+    it('prune --calib <a directory>', () => {
+      const dir = scratchDir('calib-dir');
+      return expectRefusal(['prune', model, '--method', 'wanda', '--sparsity', '0.5', '--calib', dir], new RegExp(`--calib ${dir}: is a directory`));
+    });
+    it('search --calib <a directory>', () => {
+      const dir = scratchDir('calib-dir');
+      return expectRefusal(['search', model, '--sparsity', '0.5', '--calib', dir], new RegExp(`--calib ${dir}: is a directory`));
+    });
+    it('search --strategy hillclimb without held-out text', () =>
+      expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--strategy', 'hillclimb'], /--eval-ppl is needed/));
+    it('a tokenizer that gives ids outside the vocabulary (eval)', () =>
+      expectRefusal(['eval', foreignTokenizer, '--eval-ppl', writeText('once.txt', 'Once upon a time there was a cat. '.repeat(40))], /tokenizer\.json gives token id 5000 .*outside the model's vocabulary of 512/, { out: false }));
+    it('a tokenizer that gives ids outside the vocabulary (prune, found before pruning)', () =>
+      expectRefusal(pruneArgs(foreignTokenizer, '--sparsity', '0.5', '--eval-ppl', writeText('once.txt', 'Once upon a time there was a cat. '.repeat(40))), /tokenizer\.json gives token id 5000/));
   });
 });

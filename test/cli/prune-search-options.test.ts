@@ -1,12 +1,14 @@
-/** Options added for the experiments: --exclude, --dsnot-same-sign, search --proxy-from and --config. */
+/** Options beyond the basics: --exclude, --dsnot-same-sign, --blocksize, search --proxy-from and --config, the hidden old spellings. */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Checkpoint } from '../../src/io/safetensors.ts';
+import { SafetensorsWeights } from '../../src/io/safetensors.ts';
 import { satisfiesNM } from '../../src/prune/mask.ts';
-import { C4_SAMPLE } from '../helpers/shared.ts';
-import { crepe, scratchDir, storiesModelDir } from '../helpers/stories.ts';
+import { C4_SAMPLE, WIKITEXT_TEST } from '../helpers/shared.ts';
+import { scratchDir, storiesModelDir } from '../helpers/stories.ts';
+import { runCli } from '../helpers/cli.ts';
 
 let model = '';
 before(async () => {
@@ -15,11 +17,11 @@ before(async () => {
 
 const quick = ['--calib', C4_SAMPLE, '--nsamples', '2', '--seqlen', '64', '--threads', '1'];
 
-test('--exclude leaves the named linear dense in every layer while the others follow the pattern', () => {
+test('--exclude leaves the named linear dense in every layer while the others follow the pattern', async () => {
   const out = path.join(scratchDir('exclude'), 'pruned');
-  const result = crepe('prune', model, '--method', 'wanda', '--pattern', '4:8', '--exclude', 'down_proj', ...quick, '--out', out);
+  const result = await runCli(['prune', model, '--method', 'wanda', '--pattern', '4:8', '--exclude', 'down_proj', ...quick, '--out', out]);
   assert.equal(result.status, 0, result.stderr);
-  const weights = Checkpoint.open(out);
+  const weights = SafetensorsWeights.open(out);
   try {
     for (let layer = 0; layer < 5; layer++) {
       const down = weights.readF32(`model.layers.${layer}.mlp.down_proj.weight`);
@@ -36,19 +38,19 @@ test('--exclude leaves the named linear dense in every layer while the others fo
   assert.equal(down.excluded, true);
 });
 
-test('--exclude with a name that is not a block linear is refused', () => {
-  const result = crepe('prune', model, '--method', 'wanda', '--sparsity', '0.5', '--exclude', 'lm_head', ...quick, '--out', path.join(scratchDir('exclude-bad'), 'x'));
+test('--exclude with a name that is not a block linear is refused', async () => {
+  const result = await runCli(['prune', model, '--method', 'wanda', '--sparsity', '0.5', '--exclude', 'lm_head', ...quick, '--out', path.join(scratchDir('exclude-bad'), 'x')]);
   assert.equal(result.status, 2);
   assert.match(result.stderr, /^crepe: --exclude "lm_head" is not a linear of a decoder block/);
 });
 
-test('--dsnot-same-sign is recorded and keeps every row\'s count', () => {
+test('--dsnot-same-sign is recorded and keeps every row\'s count', async () => {
   const out = path.join(scratchDir('dsnot'), 'pruned');
-  const result = crepe('prune', model, '--method', 'wanda', '--sparsity', '0.5', '--dsnot', '--dsnot-same-sign', '--dsnot-cycles', '3', ...quick, '--out', out);
+  const result = await runCli(['prune', model, '--method', 'wanda', '--sparsity', '0.5', '--dsnot', '--dsnot-same-sign', '--dsnot-cycles', '3', ...quick, '--out', out]);
   assert.equal(result.status, 0, result.stderr);
   const report = JSON.parse(readFileSync(path.join(out, 'crepe-report.json'), 'utf8'));
   assert.equal(report.settings.dsnot.sameSign, true);
-  const weights = Checkpoint.open(out);
+  const weights = SafetensorsWeights.open(out);
   try {
     const q = weights.readF32('model.layers.0.self_attn.q_proj.weight');
     for (let row = 0; row < 64; row++) assert.equal(q.subarray(row * 64, row * 64 + 64).filter((v) => v === 0).length, 32);
@@ -57,7 +59,7 @@ test('--dsnot-same-sign is recorded and keeps every row\'s count', () => {
   }
 });
 
-test('search --proxy-from takes the proxy with the largest |Spearman ρ| and that ρ\'s sign; --config sets the start and k', () => {
+test('search --proxy-from takes the proxy with the largest |Spearman ρ| and that ρ\'s sign; --config sets the start and k', async () => {
   const dir = scratchDir('proxy-from');
   const validation = path.join(dir, 'validation.json');
   writeFileSync(validation, JSON.stringify({
@@ -69,7 +71,7 @@ test('search --proxy-from takes the proxy with the largest |Spearman ρ| and tha
   const start = path.join(dir, 'start.json');
   writeFileSync(start, JSON.stringify({ k: 5, alpha: 2, beta: 2 * Math.exp(3), gamma: 2 }));
   const out = path.join(dir, 'search');
-  const result = crepe('search', model, ...quick, '--sparsity', '0.5', '--proxy-from', validation, '--config', start, '--budget', '6', '--out', out);
+  const result = await runCli(['search', model, ...quick, '--sparsity', '0.5', '--proxy-from', validation, '--config', start, '--budget', '6', '--out', out]);
   assert.equal(result.status, 0, result.stderr);
   const config = JSON.parse(readFileSync(path.join(out, 'crepe-config.json'), 'utf8'));
   assert.equal(config.provenance.proxy, 'pruned-mass');
@@ -80,4 +82,37 @@ test('search --proxy-from takes the proxy with the largest |Spearman ρ| and tha
   // The start point (log β/α = 3, not the default 0) is the centre of CMA-ES's first generation (σ₀ = 1.5, 6 samples).
   const meanLogBeta = log.candidates.slice(0, 6).reduce((s: number, c: { params: { beta: number } }) => s + Math.log(c.params.beta), 0) / 6;
   assert.ok(meanLogBeta > 1.5 && meanLogBeta < 4.5, `first generation centred near log β/α = 3, got ${meanLogBeta}`);
+});
+
+test('--blocksize beyond every layer\'s width is one block per layer: the same model as --blocksize 172 (the widest input)', async () => {
+  const sha = async (blocksize: string): Promise<string> => {
+    const out = path.join(scratchDir(`blocksize-${blocksize.length}`), 'pruned');
+    const result = await runCli(['prune', model, '--method', 'sparsegpt', '--sparsity', '0.5', '--blocksize', blocksize, ...quick, '--out', out]);
+    assert.equal(result.status, 0, result.stderr);
+    return createHash('sha256').update(readFileSync(path.join(out, 'model.safetensors'))).digest('hex');
+  };
+  assert.equal(await sha('9007199254740991'), await sha('172'));
+});
+
+test('old flag spellings still work as hidden aliases: eval --ppl, search --k/--a/--variant/--heldout*', async () => {
+  const viaNew = await runCli(['eval', model, '--eval-ppl', WIKITEXT_TEST, '--seqlen', '64', '--max-chunks', '3', '--json']);
+  const viaOld = await runCli(['eval', model, '--ppl', WIKITEXT_TEST, '--eval-seqlen', '64', '--eval-max-chunks', '3', '--json']);
+  assert.equal(viaNew.status, 0, viaNew.stderr);
+  assert.equal(viaOld.status, 0, viaOld.stderr);
+  const ppl = (run: { stdout: string }) => (JSON.parse(run.stdout) as { ppl: number; windows: number; seqlen: number });
+  assert.deepEqual({ ...ppl(viaOld), seconds: 0 }, { ...ppl(viaNew), seconds: 0 });
+  assert.equal(ppl(viaNew).windows, 3);
+
+  const out = path.join(scratchDir('aliases'), 'search');
+  const result = await runCli(['search', model, ...quick, '--sparsity', '0.5', '--k', '3', '--a', '0.75', '--variant', 'smooth', '--budget', '6',
+    '--confirm', '1', '--heldout', WIKITEXT_TEST, '--heldout-seqlen', '32', '--heldout-max-chunks', '2', '--out', out]);
+  assert.equal(result.status, 0, result.stderr);
+  const config = JSON.parse(readFileSync(path.join(out, 'crepe-config.json'), 'utf8'));
+  assert.equal(config.k, 3);
+  assert.equal(config.a, 0.75);
+  assert.equal(config.variant, 'smooth');
+  assert.equal(config.provenance.heldout, WIKITEXT_TEST);
+  assert.equal(config.provenance.confirmations.length, 1);
+  const help = await runCli(['search', '--help']);
+  for (const old of ['--k ', '--a ', '--variant', '--heldout']) assert.ok(!help.stdout.includes(old), `${old} is hidden from --help`);
 });

@@ -7,10 +7,11 @@ import path from 'node:path';
 import { parseCrepeConfig } from '../../src/search/crepe-config.ts';
 import { PROXY_NAMES } from '../../src/search/proxy.ts';
 import { C4_SAMPLE, DATA } from '../helpers/shared.ts';
-import { crepe, scratchDir, storiesModelDir } from '../helpers/stories.ts';
+import { scratchDir, storiesModelDir } from '../helpers/stories.ts';
+import { runCli } from '../helpers/cli.ts';
 
 const PTB_VALID = path.join(DATA, 'text/ptb/ptb.valid.txt');
-const SMALL = ['--calib', C4_SAMPLE, '--nsamples', '4', '--seqlen', '64', '--sparsity', '0.5', '--k', '1,3', '--threads', '1'];
+const SMALL = ['--calib', C4_SAMPLE, '--nsamples', '4', '--seqlen', '64', '--sparsity', '0.5', '--crepe-k', '1,3', '--threads', '1'];
 
 const readJson = (file: string): Record<string, unknown> => JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
 
@@ -20,14 +21,14 @@ describe('crepe search on stories260K', () => {
     model = await storiesModelDir();
   });
 
-  test('PHO: exit 0, a parseable crepe-config.json with provenance, a search log of every candidate', () => {
+  test('PHO: exit 0, a parseable crepe-config.json with provenance, a search log of every candidate', async () => {
     const out = path.join(scratchDir('pho'), 'found');
-    const result = crepe('search', model, ...SMALL, '--budget', '12', '--out', out, '--json');
+    const result = await runCli(['search', model, ...SMALL, '--budget', '12', '--out', out, '--json']);
     assert.equal(result.status, 0, result.stderr);
     const printed = JSON.parse(result.stdout) as { kind: string; out: string };
     assert.equal(printed.kind, 'pho');
     assert.equal(printed.out, out);
-    assert.deepEqual(readdirSync(out).sort(), ['crepe-config.json', 'search-log.json']);
+    assert.deepEqual(readdirSync(out).sort(), ['.crepe-output', 'crepe-config.json', 'search-log.json']);
 
     const configFile = path.join(out, 'crepe-config.json');
     const config = parseCrepeConfig(readJson(configFile), configFile);
@@ -69,13 +70,13 @@ describe('crepe search on stories260K', () => {
     assert.deepEqual(log.bestPerK.map((b) => b.k), [1, 3]);
   });
 
-  test('--validate 3: validation.json with correlations for every available proxy and one SVG per proxy', () => {
+  test('--validate 3: validation.json with correlations for every available proxy and one SVG per proxy', async () => {
     const out = path.join(scratchDir('validate'), 'validation');
-    const result = crepe('search', model, ...SMALL, '--validate', '3', '--heldout', PTB_VALID, '--heldout-max-chunks', '2', '--out', out, '--json');
+    const result = await runCli(['search', model, ...SMALL, '--validate', '3', '--eval-ppl', PTB_VALID, '--eval-max-chunks', '2', '--out', out, '--json']);
     assert.equal(result.status, 0, result.stderr);
     assert.equal((JSON.parse(result.stdout) as { kind: string }).kind, 'validation');
     // stories260K's grams are small, so output-error is available too: all five proxies.
-    const expectedFiles = ['validation.json', ...PROXY_NAMES.map((p) => `proxy-${p}.svg`)].sort();
+    const expectedFiles = ['.crepe-output', 'validation.json', ...PROXY_NAMES.map((p) => `proxy-${p}.svg`)].sort();
     assert.deepEqual(readdirSync(out).sort(), expectedFiles);
 
     const validation = readJson(path.join(out, 'validation.json')) as {
@@ -103,15 +104,15 @@ describe('crepe search on stories260K', () => {
     }
   });
 
-  test('--strategy hillclimb without --heldout: exit 2, one "crepe:" line, nothing written', () => {
+  test('--strategy hillclimb without --eval-ppl: exit 2, one "crepe:" line, nothing written', async () => {
     const parent = scratchDir('hillclimb');
     const out = path.join(parent, 'out');
-    const result = crepe('search', model, ...SMALL, '--strategy', 'hillclimb', '--out', out);
+    const result = await runCli(['search', model, ...SMALL, '--strategy', 'hillclimb', '--out', out]);
     assert.equal(result.status, 2, result.stderr);
     assert.equal(result.stdout, '');
     const lines = result.stderr.trimEnd().split('\n');
     assert.equal(lines.length, 1, result.stderr);
-    assert.match(lines[0], /^crepe: --heldout <file> is needed/);
+    assert.match(lines[0], /^crepe: --eval-ppl is needed/);
     assert.ok(!existsSync(out));
     assert.deepEqual(readdirSync(parent), []);
   });

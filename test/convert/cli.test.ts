@@ -1,26 +1,19 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { REPO_ROOT, STORIES_BIN } from '../helpers/shared.ts';
+import { STORIES_BIN } from '../helpers/shared.ts';
+import { runCli } from '../helpers/cli.ts';
 import { buildGguf } from './gguf-builder.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'crepe-convert-cli-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-function crepe(...args: string[]) {
-  return spawnSync(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src/cli/main.ts'), ...args], {
-    cwd: REPO_ROOT,
-    encoding: 'utf8',
-  });
-}
-
 describe('crepe convert', () => {
-  it('converts a llama2.c checkpoint (tokenizer found beside it) and prints JSON', () => {
+  it('converts a llama2.c checkpoint (tokenizer found beside it) and prints JSON', async () => {
     const out = path.join(tmp, 'stories');
-    const result = crepe('convert', STORIES_BIN, '--out', out, '--json');
+    const result = await runCli(['convert', STORIES_BIN, '--out', out, '--json']);
     assert.equal(result.status, 0, result.stderr);
     const report = JSON.parse(result.stdout);
     assert.equal(report.format, 'llama2c');
@@ -30,11 +23,11 @@ describe('crepe convert', () => {
     assert.ok(existsSync(path.join(out, 'tokenizer.json')));
   });
 
-  it('stops a quantized GGUF with one line naming the tensor type, exit code 2, nothing written', () => {
+  it('stops a quantized GGUF with one line naming the tensor type, exit code 2, nothing written', async () => {
     const file = path.join(tmp, 'q8.gguf');
     writeFileSync(file, buildGguf({ version: 3, tensors: [{ name: 'token_embd.weight', ggmlDims: [32, 2], type: 8, data: new Uint8Array(68) }] }));
     const out = path.join(tmp, 'q8');
-    const result = crepe('convert', file, '--out', out);
+    const result = await runCli(['convert', file, '--out', out]);
     assert.equal(result.status, 2);
     assert.equal(result.stdout, '');
     assert.match(result.stderr, /^crepe: .*q8\.gguf: tensor "token_embd\.weight" has type Q8_0; crepe reads only F32, F16 and BF16/);

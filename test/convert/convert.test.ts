@@ -85,7 +85,7 @@ describe('converting stories260K (GGUF v1 and llama2.c .bin)', () => {
   it('writes the Hugging Face files, and config.json reads back as the same spec', () => {
     for (const dir of [fromGguf, fromBin]) {
       assert.deepEqual(readdirSync(dir).sort(), [
-        'config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json',
+        '.crepe-output', 'config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json',
       ]);
       const config = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8'));
       assert.equal(config.model_type, 'llama');
@@ -150,7 +150,7 @@ describe('converting stories260K (GGUF v1 and llama2.c .bin)', () => {
     try {
       const tokens = [1];
       while (tokenizer.decode(tokens).length < expected.length) {
-        const logits = referenceLogits(model.spec, model, Int32Array.from(tokens));
+        const logits = referenceLogits(model, Int32Array.from(tokens));
         const last = logits.subarray((tokens.length - 1) * model.spec.vocabSize);
         let best = 0;
         for (let v = 1; v < last.length; v++) if (last[v] > last[best]) best = v;
@@ -162,15 +162,17 @@ describe('converting stories260K (GGUF v1 and llama2.c .bin)', () => {
     }
   });
 
-  it('refuses an existing output directory unless --overwrite, and then replaces it whole', async () => {
+  it('refuses an existing output directory unless --overwrite, which replaces only crepe\'s own output, whole', async () => {
     const target = path.join(tmp, 'existing');
     mkdirSync(target);
     writeFileSync(path.join(target, 'stale.txt'), 'old');
-    await expectUserError(convertToHuggingFace(STORIES_GGUF, target), /already exists \(pass --overwrite/);
+    await expectUserError(convertToHuggingFace(STORIES_GGUF, target), /already exists; pass overwrite to replace it/);
+    await expectUserError(convertToHuggingFace(STORIES_GGUF, target, { overwrite: true }), /holds files crepe did not write \(no \.crepe-output marker\), e\.g\. stale\.txt/);
     assert.deepEqual(readdirSync(target), ['stale.txt']);
-    await convertToHuggingFace(STORIES_GGUF, target, { overwrite: true });
-    assert.ok(!existsSync(path.join(target, 'stale.txt')));
-    assert.ok(existsSync(path.join(target, 'model.safetensors')));
+    rmSync(path.join(target, 'stale.txt'));
+    await convertToHuggingFace(STORIES_GGUF, target, { overwrite: true }); // an empty directory may be replaced
+    await convertToHuggingFace(STORIES_GGUF, target, { overwrite: true }); // and so may crepe's own output
+    assert.deepEqual(readdirSync(target).sort(), ['.crepe-output', 'config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']);
     await expectUserError(convertToHuggingFace(STORIES_GGUF, path.dirname(STORIES_GGUF), { overwrite: true }), /holds the input/);
   });
 });
@@ -180,7 +182,7 @@ describe('converter errors and other GGUF shapes', () => {
     const dir = path.join(tmp, 'bin-alone');
     mkdirSync(dir);
     copyFileSync(STORIES_BIN, path.join(dir, 'model.bin'));
-    await expectUserError(convertToHuggingFace(path.join(dir, 'model.bin'), path.join(tmp, 'x1')), /needs its tokenizer file; pass --tokenizer .*none is beside it/);
+    await expectUserError(convertToHuggingFace(path.join(dir, 'model.bin'), path.join(tmp, 'x1')), /^tokenizer is needed for the llama2\.c checkpoint .*model\.bin: name its tok\*\.bin file \(none is beside it\)/);
     copyFileSync(STORIES_TOK, path.join(dir, 'tok512.bin'));
     const report = await convertToHuggingFace(path.join(dir, 'model.bin'), path.join(tmp, 'x2'));
     assert.equal(report.tokenizerSource, path.join(dir, 'tok512.bin'));

@@ -1,15 +1,17 @@
 // The C4 sampler on the real stories260K tokenizer against the golden draws and window checksum
-// (../shared/golden/stories260K.json `pruning.calibration`). Needs the model converter and the
-// tokenizer (src/model/convert.ts, src/model/tokenizer.ts); skipped until those modules exist.
+// (../shared/golden/stories260K.json `pruning.calibration`), with the model converted from the
+// llama2.c checkpoint and tokenised by its converted tokenizer.json.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { sampleC4Windows, windowsSha256 } from '../../src/data/calibration.ts';
 import { readJsonlDocuments } from '../../src/data/text-sources.ts';
 import { sha256File } from '../../src/util/hash.ts';
-import { DATA, GOLDEN, REPO_ROOT, STORIES_BIN, STORIES_TOK } from '../helpers/shared.ts';
+import { convertToHuggingFace } from '../../src/model/convert.ts';
+import { TextTokenizer } from '../../src/model/tokenizer.ts';
+import { DATA, GOLDEN, STORIES_BIN, STORIES_TOK } from '../helpers/shared.ts';
 
 interface CalibrationGolden {
   file: string;
@@ -23,24 +25,19 @@ interface CalibrationGolden {
 }
 
 const golden: CalibrationGolden = JSON.parse(readFileSync(path.join(GOLDEN, 'stories260K.json'), 'utf8')).pruning.calibration;
-const tokenizerModule = path.join(REPO_ROOT, 'src/model/tokenizer.ts');
-const convertModule = path.join(REPO_ROOT, 'src/model/convert.ts');
-const haveModules = existsSync(tokenizerModule) && existsSync(convertModule);
 
-test('C4 calibration windows of stories260K match the golden draws and checksum', { skip: haveModules ? false : 'src/model/tokenizer.ts or convert.ts not written yet' }, async () => {
+test('C4 calibration windows of stories260K match the golden draws and checksum', async () => {
   const calibFile = path.join(DATA, golden.file);
   assert.equal(sha256File(calibFile), golden.calib_sha256);
   const documents = readJsonlDocuments(calibFile);
   assert.equal(documents.length, golden.n_docs);
 
-  const { convertToHuggingFace } = await import(convertModule);
-  const { TextTokenizer } = await import(tokenizerModule);
   const outDir = mkdtempSync(path.join(tmpdir(), 'crepe-calib-golden-'));
   try {
     const modelDir = path.join(outDir, 'stories260K');
     await convertToHuggingFace(STORIES_BIN, modelDir, { tokenizer: STORIES_TOK });
-    const tokenizer = await TextTokenizer.load(modelDir);
-    const encode = (text: string): Int32Array => Int32Array.from(tokenizer.encode(text) as ArrayLike<number>);
+    const tokenizer = TextTokenizer.load(modelDir);
+    const encode = (text: string): Int32Array => tokenizer.encode(text);
 
     const { windows, draws } = sampleC4Windows(documents, encode, {
       nsamples: golden.nsamples,

@@ -46,16 +46,16 @@ test('sampleC4Windows tokenises each document at most once and reports progress'
 test('sampleC4Windows: a document of exactly seqlen tokens is rejected (strictly more needed)', () => {
   // 'abc' → 4 tokens: not enough for seqlen 4; with 5 tokens the window start is always 0 or 1.
   assert.throws(() => sampleC4Windows(['abc', 'xy'], charEncode, { nsamples: 1, seqlen: 4, seed: 0, source: 'tiny.jsonl' }), (err: unknown) =>
-    err instanceof UserError && err.message.includes('tiny.jsonl') && err.message.includes('--seqlen 4'));
+    err instanceof UserError && err.message.includes('tiny.jsonl') && err.message.includes('seqlen 4'));
   const { draws } = sampleC4Windows(['abc', 'abcd'], charEncode, { nsamples: 20, seqlen: 4, seed: 0 });
   assert.ok(draws.every(([doc, start]) => doc === 1 && (start === 0 || start === 1)));
 });
 
 test('sampleC4Windows: bad options and empty input are UserErrors', () => {
   assert.throws(() => sampleC4Windows([], charEncode, { nsamples: 1, seqlen: 4, seed: 0 }), UserError);
-  assert.throws(() => sampleC4Windows(docs, charEncode, { nsamples: 0, seqlen: 4, seed: 0 }), /--nsamples/);
-  assert.throws(() => sampleC4Windows(docs, charEncode, { nsamples: 1, seqlen: 1.5, seed: 0 }), /--seqlen/);
-  assert.throws(() => sampleC4Windows(docs, charEncode, { nsamples: 1, seqlen: 4, seed: 0.5 }), /--seed/);
+  assert.throws(() => sampleC4Windows(docs, charEncode, { nsamples: 0, seqlen: 4, seed: 0 }), { name: 'FieldError', field: 'nsamples' });
+  assert.throws(() => sampleC4Windows(docs, charEncode, { nsamples: 1, seqlen: 1.5, seed: 0 }), { name: 'FieldError', field: 'seqlen' });
+  assert.throws(() => sampleC4Windows(docs, charEncode, { nsamples: 1, seqlen: 4, seed: 0.5 }), { name: 'FieldError', field: 'seed' });
 });
 
 test('sampleTextWindows: start = randint(0, len − seqlen − 1) per sample', () => {
@@ -71,7 +71,7 @@ test('sampleTextWindows: start = randint(0, len − seqlen − 1) per sample', (
 test('sampleTextWindows: text shorter than seqlen + 1 tokens names the source and lengths', () => {
   assert.throws(
     () => sampleTextWindows(Int32Array.from([1, 2, 3, 4]), { nsamples: 1, seqlen: 4, seed: 0, source: 'short.txt' }),
-    (err: unknown) => err instanceof UserError && /short\.txt: 4 tokens.*--seqlen 4.*at least 5/.test(err.message),
+    (err: unknown) => err instanceof UserError && /short\.txt: 4 tokens.*seqlen 4.*at least 5/.test(err.message),
   );
 });
 

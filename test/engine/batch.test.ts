@@ -62,23 +62,16 @@ test('runSequences: batches of maxBatch (with a short last batch) give what sing
   const weights = randomModel(spec, 5).readBlock(1);
   const rope = ropeTables(spec, seqLen);
   const sequences = randomSequences(5, seqLen * spec.hiddenSize, 6);
-  const engine = await BlockEngine.create(spec, seqLen, { device: 'cpu', threads: 1, stats: 'sqnorm', maxBatch: 2 });
-  const batches: [number, number][] = [];
-  const sqSumRows: Float32Array[] = [];
-  const outputs = await engine.runSequences(sequences, weights, rope, ({ first, count, stats }) => {
-    batches.push([first, count]);
-    const width = inputGroupWidth(spec, 'down');
-    for (let s = 0; s < count; s++) sqSumRows.push(stats!.down.sqSum.slice(s * width, (s + 1) * width));
-  });
+  const engine = await BlockEngine.create(spec, seqLen, { device: 'cpu', threads: 1, stats: 'none', maxBatch: 2 });
+  const outputs = await engine.runSequences(sequences, weights, rope);
   const singles = [];
   for (const sequence of sequences) singles.push(await engine.run(sequence, weights, rope));
   await engine.release();
 
-  assert.deepEqual(batches, [[0, 2], [2, 2], [4, 1]]);
   assert.equal(outputs.length, 5);
   for (let s = 0; s < 5; s++) {
+    assert.equal(outputs[s].length, seqLen * spec.hiddenSize);
     assert.ok(relativeError(outputs[s], singles[s].hidden) < 1e-5, `sequence ${s}`);
-    assert.ok(relativeError(sqSumRows[s], singles[s].stats!.down.sqSum) < 1e-5, `down.sqsum ${s}`);
   }
 });
 

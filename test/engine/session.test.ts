@@ -6,7 +6,7 @@ import path from 'node:path';
 import ort from 'onnxruntime-node';
 import { GraphBuilder } from '../../src/engine/onnx-builder.ts';
 import { createSession } from '../../src/engine/session.ts';
-import { UserError } from '../../src/util/errors.ts';
+import { FieldError, UserError } from '../../src/util/errors.ts';
 
 function tinyModel(): Uint8Array {
   const g = new GraphBuilder('tiny');
@@ -16,7 +16,7 @@ function tinyModel(): Uint8Array {
 
 test('--threads must be a positive integer', async () => {
   await assert.rejects(createSession(tinyModel(), { device: 'cpu', threads: 0 }), (e: unknown) =>
-    e instanceof UserError && /--threads/.test(e.message));
+    e instanceof FieldError && e.field === 'threads');
   const session = await createSession(tinyModel(), { device: 'cpu', threads: 2 });
   const result = await session.run({ x: new ort.Tensor('float32', Float32Array.from([1, -2]), [2]) });
   assert.deepEqual(Array.from(result.y.data as Float32Array), [-1, 2]);
@@ -28,5 +28,5 @@ const cudaInstalled = fs.existsSync(path.join(bindingDir, 'libonnxruntime_provid
 
 test('--device cuda without a CUDA-enabled onnxruntime-node is a UserError naming the fix', { skip: cudaInstalled && 'this install has the CUDA provider' }, async () => {
   await assert.rejects(createSession(tinyModel(), { device: 'cuda' }), (e: unknown) =>
-    e instanceof UserError && /--device cuda/.test(e.message) && /ONNXRUNTIME_NODE_INSTALL=cuda12/.test(e.message));
+    e instanceof FieldError && e.field === 'device' && /^cuda: /.test(e.problem) && /ONNXRUNTIME_NODE_INSTALL=cuda12/.test(e.message));
 });

@@ -7,15 +7,8 @@ import {
   blockTensorNames, blockTensorShape,
   type BlockWeights, type Family, type ModelSpec,
 } from '../../src/model/spec.ts';
+import type { ModelSource } from '../../src/model/source.ts';
 import { seededRandom } from './random.ts';
-
-export interface RandomModel {
-  spec: ModelSpec;
-  readBlock(layer: number): BlockWeights;
-  readEmbedding(): Float32Array;
-  readFinalNorm(): Float32Array;
-  readLmHead(): Float32Array;
-}
 
 /** Values uniform with mean `mean` and standard deviation `std`. */
 function uniformArray(n: number, mean: number, std: number, uniform: () => number): Float32Array {
@@ -25,7 +18,7 @@ function uniformArray(n: number, mean: number, std: number, uniform: () => numbe
   return out;
 }
 
-export function randomModel(spec: ModelSpec, seed: number): RandomModel {
+export function randomModel(spec: ModelSpec, seed: number): ModelSource {
   const uniform = seededRandom(seed);
   const h = spec.hiddenSize;
   const blocks: BlockWeights[] = [];

@@ -8,10 +8,12 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { convertToHuggingFace } from '../../src/model/convert.ts';
+import { builtCrepeBin } from './built-cli.ts';
 import { REPO_ROOT, STORIES_BIN, STORIES_GGUF, STORIES_TOK } from './shared.ts';
 
+export { builtCrepeBin };
+
 export const TEST_ROOT = path.join(os.tmpdir(), `crepe-test-stories260K-${process.pid}`);
-export const CREPE_BIN = path.join(REPO_ROOT, 'bin/crepe.js');
 
 let rootReady = false;
 function root(): string {
@@ -47,7 +49,7 @@ export function scratchDir(prefix: string): string {
   return mkdtempSync(path.join(root(), `${prefix}-`));
 }
 
-/** Runs `node bin/crepe.js …args` synchronously from the repository root. */
+/** Runs `node bin/crepe.js …args` (the compiled dist/) synchronously from the repository root. */
 export function crepe(...args: string[]): SpawnSyncReturns<string> {
-  return spawnSync(process.execPath, [CREPE_BIN, ...args], { cwd: REPO_ROOT, encoding: 'utf8' });
+  return spawnSync(process.execPath, [builtCrepeBin(), ...args], { cwd: REPO_ROOT, encoding: 'utf8' });
 }

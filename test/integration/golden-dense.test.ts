@@ -9,7 +9,7 @@ import { forwardLogits } from '../../src/engine/forward.ts';
 import { ModelCheckpoint } from '../../src/model/checkpoint.ts';
 import { referenceLogits } from '../../src/model/reference-forward.ts';
 import { TextTokenizer } from '../../src/model/tokenizer.ts';
-import { evaluatePerplexityFile } from '../../src/cli/eval.ts';
+import { evaluatePerplexity } from '../../src/index.ts';
 import { GOLDEN, WIKITEXT_TEST } from '../helpers/shared.ts';
 import { storiesGgufModelDir, storiesModelDir } from '../helpers/stories.ts';
 
@@ -51,9 +51,9 @@ describe('stories260K dense (golden)', () => {
     try {
       assert.deepEqual(fromGguf.spec, fromBin.spec);
       const spec = fromBin.spec;
-      const onnxBin = await forwardLogits(spec, fromBin, tokens, { device: 'cpu' });
-      const onnxGguf = await forwardLogits(spec, fromGguf, tokens, { device: 'cpu' });
-      const reference = referenceLogits(spec, fromBin, tokens);
+      const onnxBin = await forwardLogits(fromBin, tokens, { device: 'cpu' });
+      const onnxGguf = await forwardLogits(fromGguf, tokens, { device: 'cpu' });
+      const reference = referenceLogits(fromBin, tokens);
       assert.equal(reference.length, SEQ_LEN * spec.vocabSize);
 
       // The logits are far from trivial: a spread of several units across the vocabulary.
@@ -73,7 +73,7 @@ describe('stories260K dense (golden)', () => {
   });
 
   it(`WikiText-2 test PPL at seqlen ${golden.dense.seqlen} equals the golden ${golden.dense.ppl.toFixed(4)} within 0.01 %`, async (t) => {
-    const report = await evaluatePerplexityFile(binDir, WIKITEXT_TEST, { seqlen: golden.dense.seqlen, quiet: true });
+    const report = await evaluatePerplexity({ model: binDir, text: WIKITEXT_TEST, seqlen: golden.dense.seqlen });
     assert.equal(report.textSha256, golden.text_utf8_sha256);
     assert.equal(report.tokens, golden.n_tokens);
     assert.equal(report.windows, golden.dense.windows);

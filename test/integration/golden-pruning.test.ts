@@ -10,9 +10,9 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { inspectCheckpoint } from '../../src/cli/inspect.ts';
+import { inspectModel } from '../../src/index.ts';
 import { DATA, GOLDEN, REPO_ROOT, WIKITEXT_TEST } from '../helpers/shared.ts';
-import { CREPE_BIN, scratchDir, storiesModelDir } from '../helpers/stories.ts';
+import { builtCrepeBin, scratchDir, storiesModelDir } from '../helpers/stories.ts';
 
 interface GoldenResult {
   method: string;
@@ -30,6 +30,7 @@ interface PruningGolden {
 const golden = (JSON.parse(readFileSync(path.join(GOLDEN, 'stories260K.json'), 'utf8')) as { pruning: PruningGolden }).pruning;
 
 interface PruneReport {
+  model: { spec: { numLayers: number } };
   settings: { method: string; selection: string; target: { kind: string; sparsity?: number; n?: number; m?: number } };
   calibration: { windows: number; windowsSha256: string; draws: [number, number][] };
   totals: { linearSparsity: number };
@@ -43,14 +44,14 @@ describe('stories260K pruning (golden)', () => {
   });
 
   for (const [name, entry] of Object.entries(golden.results)) {
-    it(`${name}: PPL within 0.5 % of ${entry.ppl.toFixed(3)}, linear sparsity ${entry.linear_sparsity}`, (t) => {
+    it(`${name}: PPL within 0.5 % of ${entry.ppl.toFixed(3)}, linear sparsity ${entry.linear_sparsity}`, async (t) => {
       const out = path.join(scratchDir(name), 'pruned');
       const target = entry.pattern !== undefined ? ['--pattern', entry.pattern] : ['--sparsity', String(entry.sparsity)];
       // SparseGPT chooses its mask per 128-column block; it takes no selection option.
       const selection = entry.selection === 'per-block' ? [] : [`--${entry.selection}`];
       const { calibration } = golden;
       const args = [
-        CREPE_BIN, 'prune', model, '--method', entry.method, ...target, ...selection,
+        builtCrepeBin(), 'prune', model, '--method', entry.method, ...target, ...selection,
         '--calib', path.join(DATA, calibration.file), '--nsamples', String(calibration.nsamples),
         '--seqlen', String(calibration.seqlen), '--seed', String(calibration.seed),
         '--eval-ppl', WIKITEXT_TEST, '--eval-seqlen', String(golden.eval.seqlen), '--out', out, '--json',
@@ -66,10 +67,13 @@ describe('stories260K pruning (golden)', () => {
       assert.equal(report.calibration.windowsSha256, calibration.windows_sha256_int32);
 
       assert.ok(Math.abs(report.totals.linearSparsity - entry.linear_sparsity) <= 1e-9, `report: ${report.totals.linearSparsity}`);
-      const written = inspectCheckpoint(out, entry.pattern);
+      const written = await inspectModel({ model: out, pattern: entry.pattern });
       assert.ok(Math.abs(written.linear.sparsity - entry.linear_sparsity) <= 1e-9, `zeros in model.safetensors: ${written.linear.sparsity}`);
       if (entry.pattern !== undefined) {
-        for (const tensor of written.tensors) if (tensor.satisfiesPattern !== undefined) assert.ok(tensor.satisfiesPattern, tensor.name);
+        const checked = written.tensors.filter((tensor) => tensor.satisfiesPattern !== undefined);
+        // Every block linear (7 per layer) has a width the pattern's m divides, so each is checked.
+        assert.equal(checked.length, 7 * report.model.spec.numLayers, 'every block linear checked against the pattern');
+        for (const tensor of checked) assert.ok(tensor.satisfiesPattern, tensor.name);
       }
 
       assert.equal(report.evaluation.seqlen, golden.eval.seqlen);

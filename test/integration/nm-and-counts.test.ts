@@ -8,10 +8,10 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { Checkpoint } from '../../src/io/safetensors.ts';
-import type { InspectReport } from '../../src/cli/inspect.ts';
+import { SafetensorsWeights } from '../../src/io/safetensors.ts';
+import type { InspectResult } from '../../src/index.ts';
 import { C4_SAMPLE, REPO_ROOT } from '../helpers/shared.ts';
-import { CREPE_BIN, crepe, scratchDir, storiesModelDir } from '../helpers/stories.ts';
+import { builtCrepeBin, crepe, scratchDir, storiesModelDir } from '../helpers/stories.ts';
 
 const BLOCK_LINEAR = /^model\.layers\.\d+\..*_proj\.weight$/;
 // stories260K: 5 layers × 7 linears.
@@ -19,7 +19,7 @@ const BLOCK_LINEARS = 35;
 
 function prune(model: string, name: string, ...target: string[]): string {
   const out = path.join(scratchDir(name), 'pruned');
-  const args = [CREPE_BIN, 'prune', model, '--method', 'wanda', ...target, '--calib', C4_SAMPLE, '--nsamples', '8', '--seqlen', '128', '--out', out];
+  const args = [builtCrepeBin(), 'prune', model, '--method', 'wanda', ...target, '--calib', C4_SAMPLE, '--nsamples', '8', '--seqlen', '128', '--out', out];
   const result = spawnSync(process.execPath, args, { cwd: REPO_ROOT, encoding: 'utf8', env: { ...process.env, CREPE_QUIET: '1' } });
   assert.equal(result.status, 0, result.stderr);
   return out;
@@ -27,7 +27,7 @@ function prune(model: string, name: string, ...target: string[]): string {
 
 /** Calls `visit(name, weights, dOut, dIn)` for every block linear of `dir`; returns how many it visited. */
 function forEachBlockLinear(dir: string, visit: (name: string, weights: Float32Array, dOut: number, dIn: number) => void): number {
-  const checkpoint = Checkpoint.open(dir);
+  const checkpoint = SafetensorsWeights.open(dir);
   try {
     let count = 0;
     for (const name of checkpoint.names()) {
@@ -44,8 +44,8 @@ function forEachBlockLinear(dir: string, visit: (name: string, weights: Float32A
 
 /** Every tensor but the block linears, and the non-weight files, are byte-identical to the input's. */
 function assertUntouched(input: string, output: string): void {
-  const before = Checkpoint.open(input);
-  const after = Checkpoint.open(output);
+  const before = SafetensorsWeights.open(input);
+  const after = SafetensorsWeights.open(output);
   try {
     assert.deepEqual(after.names().sort(), before.names().sort());
     const untouched = before.names().filter((name) => !BLOCK_LINEAR.test(name));
@@ -77,7 +77,7 @@ describe('exact counts on stories260K (wanda)', () => {
     const out = prune(model, 'nm', '--pattern', '2:4');
     const result = crepe('inspect', out, '--pattern', '2:4', '--json');
     assert.equal(result.status, 0, result.stderr);
-    const report = JSON.parse(result.stdout) as InspectReport;
+    const report = JSON.parse(result.stdout) as InspectResult;
     const linears = report.tensors.filter((t) => BLOCK_LINEAR.test(t.name));
     assert.equal(linears.length, BLOCK_LINEARS);
     for (const tensor of linears) {

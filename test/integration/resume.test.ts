@@ -10,7 +10,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { C4_SAMPLE, REPO_ROOT } from '../helpers/shared.ts';
-import { CREPE_BIN, scratchDir, storiesModelDir } from '../helpers/stories.ts';
+import { builtCrepeBin, scratchDir, storiesModelDir } from '../helpers/stories.ts';
 
 const NUM_LAYERS = 5;
 const STOP_AFTER_LAYERS = 2;
@@ -26,7 +26,7 @@ const readReport = (dir: string): Report => JSON.parse(readFileSync(path.join(di
 
 function pruneArgs(model: string, out: string): string[] {
   return [
-    CREPE_BIN, 'prune', model, '--method', 'sparsegpt', '--sparsity', '0.5',
+    builtCrepeBin(), 'prune', model, '--method', 'sparsegpt', '--sparsity', '0.5',
     '--calib', C4_SAMPLE, '--nsamples', '64', '--seqlen', '512', '--seed', '0', '--out', out,
   ];
 }

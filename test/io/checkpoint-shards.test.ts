@@ -4,7 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { atomicWriteFile, atomicWriteJson, tempPathFor, withAtomicFile } from '../../src/io/atomic.ts';
-import { Checkpoint } from '../../src/io/safetensors.ts';
+import { SafetensorsWeights } from '../../src/io/safetensors.ts';
 import { writeSafetensors } from '../../src/io/safetensors-writer.ts';
 import { UserError } from '../../src/util/errors.ts';
 
@@ -41,7 +41,7 @@ async function shardedDir(weightMap?: Record<string, string>): Promise<string> {
 
 test('sharded checkpoint: tensors found through the index, read from their shard', async () => {
   const dir = await shardedDir();
-  const checkpoint = Checkpoint.open(dir);
+  const checkpoint = SafetensorsWeights.open(dir);
   try {
     assert.deepEqual(checkpoint.names(), ['lm_head.weight', 'model.embed_tokens.weight', 'model.norm.weight']);
     assert.ok(checkpoint.has('model.norm.weight'));
@@ -61,7 +61,7 @@ test('sharded checkpoint: tensors found through the index, read from their shard
 test('single-file checkpoint', async () => {
   const dir = mkdtempSync(path.join(tmp, 'single-'));
   await writeSafetensors(path.join(dir, 'model.safetensors'), [{ name: 'w', dtype: 'F32', shape: [1], data: new Float32Array([3]) }]);
-  const checkpoint = Checkpoint.open(dir);
+  const checkpoint = SafetensorsWeights.open(dir);
   assert.deepEqual(checkpoint.names(), ['w']);
   assert.deepEqual([...checkpoint.readF32('w')], [3]);
   checkpoint.close();
@@ -70,7 +70,7 @@ test('single-file checkpoint', async () => {
 test('model.safetensors wins over an index in the same directory (as in transformers)', async () => {
   const dir = await shardedDir();
   await writeSafetensors(path.join(dir, 'model.safetensors'), [{ name: 'only', dtype: 'F32', shape: [1], data: new Float32Array([1]) }]);
-  const checkpoint = Checkpoint.open(dir);
+  const checkpoint = SafetensorsWeights.open(dir);
   assert.deepEqual(checkpoint.names(), ['only']);
   checkpoint.close();
 });
@@ -80,27 +80,27 @@ test('refuses a missing shard, naming it', async () => {
     'model.norm.weight': 'model-00001-of-00002.safetensors',
     'lm_head.weight': 'model-00003-of-00003.safetensors',
   });
-  assert.throws(() => Checkpoint.open(dir), isUserErrorWith('model.safetensors.index.json', 'shard model-00003-of-00003.safetensors', '"lm_head.weight"', 'does not exist'));
+  assert.throws(() => SafetensorsWeights.open(dir), isUserErrorWith('model.safetensors.index.json', 'shard model-00003-of-00003.safetensors', '"lm_head.weight"', 'does not exist'));
 });
 
 test('refuses an index listing a tensor its shard does not hold', async () => {
   const dir = await shardedDir({ 'lm_head.weight': 'model-00001-of-00002.safetensors' });
-  assert.throws(() => Checkpoint.open(dir), isUserErrorWith('tensor "lm_head.weight" is listed in shard model-00001-of-00002.safetensors', 'does not contain it'));
+  assert.throws(() => SafetensorsWeights.open(dir), isUserErrorWith('tensor "lm_head.weight" is listed in shard model-00001-of-00002.safetensors', 'does not contain it'));
 });
 
 test('refuses a malformed index and shard names outside the directory', async () => {
   const dir = await shardedDir({ 'lm_head.weight': '../elsewhere.safetensors' });
-  assert.throws(() => Checkpoint.open(dir), isUserErrorWith('"lm_head.weight"', 'expected a file name in the same directory'));
+  assert.throws(() => SafetensorsWeights.open(dir), isUserErrorWith('"lm_head.weight"', 'expected a file name in the same directory'));
   writeFileSync(path.join(dir, 'model.safetensors.index.json'), '{"weight_map": ');
-  assert.throws(() => Checkpoint.open(dir), isUserErrorWith('model.safetensors.index.json', 'not valid JSON'));
+  assert.throws(() => SafetensorsWeights.open(dir), isUserErrorWith('model.safetensors.index.json', 'not valid JSON'));
   writeFileSync(path.join(dir, 'model.safetensors.index.json'), '{"metadata": {}}');
-  assert.throws(() => Checkpoint.open(dir), isUserErrorWith('"weight_map"'));
+  assert.throws(() => SafetensorsWeights.open(dir), isUserErrorWith('"weight_map"'));
 });
 
 test('refuses a directory without weights, and a path that is not a directory', () => {
   const empty = mkdtempSync(path.join(tmp, 'empty-'));
-  assert.throws(() => Checkpoint.open(empty), isUserErrorWith(empty, 'no model.safetensors or model.safetensors.index.json'));
-  assert.throws(() => Checkpoint.open(path.join(empty, 'missing')), isUserErrorWith('not a directory'));
+  assert.throws(() => SafetensorsWeights.open(empty), isUserErrorWith(empty, 'no model.safetensors or model.safetensors.index.json'));
+  assert.throws(() => SafetensorsWeights.open(path.join(empty, 'missing')), isUserErrorWith('not a directory'));
 });
 
 test('atomic helpers: write, replace, JSON, failure leaves no temp file', async () => {

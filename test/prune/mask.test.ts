@@ -2,17 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   applyMask,
-  maskSparsity,
   nmMask,
-  parsePattern,
   perMatrixMask,
   perRowMask,
   satisfiesNM,
   selectMask,
-  validateNMWidth,
-  validateSparsity,
 } from '../../src/prune/mask.ts';
-import { UserError } from '../../src/util/errors.ts';
 import { randomMatrix } from '../helpers/random.ts';
 
 const f32 = (values: number[]): Float32Array => Float32Array.from(values);
@@ -61,7 +56,6 @@ test('per-matrix: t = sorted[floor(N·s)], prune every score ≤ t (ties include
   // No ties: exactly floor(N·s) + 1.
   const mask = perMatrixMask(f32([0.6, 0.1, 0.5, 0.3, 0.2, 0.4, 0.9, 0.8]), 0.5);
   assert.deepEqual(mask, u8([0, 1, 1, 1, 1, 1, 0, 0])); // t = sorted[4] = 0.5
-  assert.equal(maskSparsity(mask), 5 / 8);
 });
 
 test('per-matrix on a large random matrix (radix path) prunes floor(N·s)+1 entries, all ≤ every kept one', () => {
@@ -104,7 +98,6 @@ test('applyMask zeros pruned weights; satisfiesNM reads zeros of weights or ones
   assert.ok(!satisfiesNM(weights, 2, 4, 3, 4));
   assert.ok(satisfiesNM(mask, 2, 4, 2, 4));
   assert.ok(!satisfiesNM(u8([1, 0, 0, 0]), 1, 4, 2, 4));
-  assert.equal(maskSparsity(mask), 0.5);
 });
 
 test('selectMask dispatches on pattern and selection', () => {
@@ -112,21 +105,6 @@ test('selectMask dispatches on pattern and selection', () => {
   assert.deepEqual(selectMask(scores, 2, 4, { kind: 'nm', n: 2, m: 4 }, 'per-matrix'), u8([1, 0, 0, 1, 0, 0, 1, 1]));
   assert.deepEqual(selectMask(scores, 2, 4, { kind: 'unstructured', sparsity: 0.5 }, 'per-row'), u8([1, 0, 0, 1, 0, 0, 1, 1]));
   assert.deepEqual(selectMask(scores, 2, 4, { kind: 'unstructured', sparsity: 0.5 }, 'per-matrix'), u8([1, 1, 1, 1, 0, 0, 0, 1]));
-});
-
-test('parsePattern and validation: clear UserErrors naming the option', () => {
-  assert.deepEqual(parsePattern('0.5'), { kind: 'unstructured', sparsity: 0.5 });
-  assert.deepEqual(parsePattern(' 2:4 '), { kind: 'nm', n: 2, m: 4 });
-  assert.deepEqual(parsePattern('4:8'), { kind: 'nm', n: 4, m: 8 });
-  for (const bad of ['4:4', '5:4', '0:4']) assert.throws(() => parsePattern(bad), UserError, bad);
-  assert.throws(() => parsePattern('4:4'), /n must be smaller than m/);
-  for (const bad of ['0', '1', '1.5', '-0.2', 'half', '', '2:']) assert.throws(() => parsePattern(bad), UserError, bad);
-  assert.throws(() => validateSparsity(1), /--sparsity must be .* between 0 and 1/);
-  assert.throws(() => validateSparsity(NaN), UserError);
-  assert.throws(() => validateSparsity(0), UserError);
-  validateSparsity(0.7);
-  assert.throws(() => validateNMWidth(10, 4, 'layer 0 mlp.down_proj'), /mlp\.down_proj.*input width 10 is not a multiple of 4/);
-  validateNMWidth(12, 4, 'x');
 });
 
 test('a reused mask buffer is cleared and gives the same masks', () => {

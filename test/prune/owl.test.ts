@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { outlierRatio, owlNMPerLayer, owlSparsities, roundHalfToEven } from '../../src/prune/owl.ts';
-import { UserError } from '../../src/util/errors.ts';
+import { outlierRatio, owlNMPerLayer, owlSparsities, roundHalfToEven, validateOwl } from '../../src/prune/owl.ts';
+import { FieldError, UserError } from '../../src/util/errors.ts';
+
+const namesLambda = (e: unknown) => e instanceof FieldError && e.field === 'owl.lambda';
 
 const close = (a: number, b: number, tol = 1e-12) => assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);
 
@@ -42,9 +44,18 @@ test('all-equal ratios give the uniform target (the reference divides by zero)',
   assert.deepEqual(owlNMPerLayer([1, 1], 2, 4, 2), [2, 2]);
 });
 
-test('λ outside (0, target) is refused naming --owl-lambda', () => {
+test('λ outside (0, target) is refused naming owl.lambda', () => {
   for (const lambda of [0, -0.1, 0.5, 0.6, Number.NaN]) {
-    assert.throws(() => owlSparsities([1, 2, 3], 0.5, lambda), (e: unknown) => e instanceof UserError && /--owl-lambda/.test(e.message));
+    assert.throws(() => owlSparsities([1, 2, 3], 0.5, lambda), namesLambda);
+    assert.throws(() => validateOwl({ m: 5, lambda }, { kind: 'unstructured', sparsity: 0.5 }), namesLambda);
+  }
+  assert.throws(() => validateOwl({ m: 5, lambda: 0.6 }, { kind: 'unstructured', sparsity: 0.5 }), { message: 'owl.lambda must be in (0, 0.5) for sparsity 0.5, got 0.6' });
+  validateOwl({ m: 5, lambda: 0.08 }, { kind: 'unstructured', sparsity: 0.5 });
+  // N:M: any positive λ passes here; whether it fits shows only per layer (owlNMPerLayer).
+  validateOwl({ m: 5, lambda: 6 }, { kind: 'nm', n: 2, m: 4 });
+  for (const lambda of [0, -1, Number.NaN]) assert.throws(() => validateOwl({ m: 5, lambda }, { kind: 'nm', n: 2, m: 4 }), namesLambda);
+  for (const m of [0, -1, Number.POSITIVE_INFINITY]) {
+    assert.throws(() => validateOwl({ m, lambda: 0.08 }, { kind: 'unstructured', sparsity: 0.5 }), (e: unknown) => e instanceof FieldError && e.field === 'owl.m');
   }
 });
 
@@ -52,9 +63,9 @@ test('a mapping that produces a sparsity ≤ 0 or ≥ 1 is refused', () => {
   // One outlier layer among ten: r = 2λ for it, 0 for the rest, mean 0.2λ; with λ = 0.25 and
   // S = 0.3 its sparsity is 0.3 − 0.45 = −0.15 although λ < S.
   const ratios = [9, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-  assert.throws(() => owlSparsities(ratios, 0.3, 0.25), (e: unknown) => e instanceof UserError && /--owl-lambda/.test(e.message));
+  assert.throws(() => owlSparsities(ratios, 0.3, 0.25), namesLambda);
   // The mirror case: one quiet layer at S = 0.9, λ = 0.2 → 0.9 + 0.36 ≥ 1.
-  assert.throws(() => owlSparsities([0, 9, 9, 9, 9, 9, 9, 9, 9, 9], 0.9, 0.2), /--owl-lambda/);
+  assert.throws(() => owlSparsities([0, 9, 9, 9, 9, 9, 9, 9, 9, 9], 0.9, 0.2), namesLambda);
 });
 
 test('N:M per layer: hand example and the allowed range', () => {
@@ -62,7 +73,7 @@ test('N:M per layer: hand example and the allowed range', () => {
   // → n = 5 − r = 6, 5, 5, 4 for 5:8.
   assert.deepEqual(owlNMPerLayer([0, 1, 2, 3], 5, 8, 2), [6, 5, 5, 4]);
   // λ = 6 on 2:4 would give n = 2 ± 3: refused.
-  assert.throws(() => owlNMPerLayer([0, 1, 2, 3], 2, 4, 6), (e: unknown) => e instanceof UserError && /--owl-lambda/.test(e.message));
+  assert.throws(() => owlNMPerLayer([0, 1, 2, 3], 2, 4, 6), namesLambda);
   assert.throws(() => owlNMPerLayer([0, 1], 2, 4, 0), UserError);
 });
 

@@ -134,7 +134,7 @@ test('LSA improves on a case where the serpentine deal is not optimal', () => {
 test('bad options are user errors', () => {
   const scores = new Float32Array(4 * 16).fill(1);
   assert.throws(() => permuteForNM(scores, 4, 16, 2, 4, { strategy: 'lsa', blocks: 3 }), UserError);
-  assert.throws(() => permuteForNM(scores, 4, 16, 2, 4, { strategy: 'lsa', blocks: 0 }), /--permute-blocks/);
+  assert.throws(() => permuteForNM(scores, 4, 16, 2, 4, { strategy: 'lsa', blocks: 0 }), { name: 'FieldError', field: 'permute.blocks' });
   assert.throws(() => permuteForNM(new Float32Array(4 * 10), 4, 10, 2, 4, { strategy: 'reallocation' }), UserError);
   assert.throws(() => permuteForNM(scores, 4, 16, 4, 4, { strategy: 'reallocation' }), UserError);
 });

@@ -2,11 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { perRowMask } from '../../src/prune/mask.ts';
 import { crepeScores } from '../../src/prune/scores/crepe.ts';
-import { SCORE_METHODS, scoreMatrix } from '../../src/prune/scores/index.ts';
+import { METHODS, METHOD_NAMES, requiredStatistics, scoreMatrix } from '../../src/prune/methods.ts';
 import { magnitudeScores } from '../../src/prune/scores/magnitude.ts';
 import { riaScores } from '../../src/prune/scores/ria.ts';
 import { wandaScores } from '../../src/prune/scores/wanda.ts';
-import { UserError } from '../../src/util/errors.ts';
+import { FieldError } from '../../src/util/errors.ts';
 import { randomMatrix, randomSqNorms } from '../helpers/random.ts';
 
 // W = [[1, -2, 3], [-4, 0, 6]], s = [4, 1, 9] → ‖X_j‖ ∝ sqrt(s) = [2, 1, 3].
@@ -58,19 +58,28 @@ test('ria with only the row term and a = 1 reproduces Wanda\'s per-row ranking',
   for (const s of [0.3, 0.5, 0.7]) assert.deepEqual(perRowMask(rowOnly, dOut, dIn, s), perRowMask(wanda, dOut, dIn, s));
 });
 
-test('registry: default selections, needs, scoreMatrix, unknown method', () => {
-  assert.equal(SCORE_METHODS.wanda.defaultSelection, 'per-row');
-  assert.equal(SCORE_METHODS.ria.defaultSelection, 'per-matrix');
-  assert.equal(SCORE_METHODS.magnitude.defaultSelection, 'per-matrix');
-  assert.equal(SCORE_METHODS.crepe.defaultSelection, 'per-matrix');
-  assert.deepEqual(SCORE_METHODS.magnitude.needs, []);
+test('registry: default selections, statistics, scoreMatrix, unknown method', () => {
+  assert.deepEqual(METHOD_NAMES, ['magnitude', 'wanda', 'sparsegpt', 'ria', 'crepe']);
+  assert.equal(METHODS.wanda.defaultSelection, 'per-row');
+  assert.equal(METHODS.ria.defaultSelection, 'per-matrix');
+  assert.equal(METHODS.magnitude.defaultSelection, 'per-matrix');
+  assert.equal(METHODS.crepe.defaultSelection, 'per-matrix');
+  assert.equal(METHODS.sparsegpt.defaultSelection, 'per-matrix');
+  assert.deepEqual(METHODS.magnitude.statistics, []);
+  assert.deepEqual(METHODS.wanda.statistics, ['sqnorm']);
+  assert.deepEqual(METHODS.sparsegpt.statistics, ['gram']);
+  assert.equal(METHODS.sparsegpt.score, null);
+  assert.throws(() => scoreMatrix('sparsegpt', W, 2, 3, null), /no score function/);
   assert.deepEqual(scoreMatrix('magnitude', W, 2, 3, null), magnitudeScores(W, 2, 3));
   assert.deepEqual(scoreMatrix('ria', W, 2, 3, SQ_NORMS, { riaA: 1 }), riaScores(W, 2, 3, SQ_NORMS, { a: 1 }));
   assert.deepEqual(scoreMatrix('crepe', W, 2, 3, SQ_NORMS, { crepe: { k: 1, gamma: 1 } }), crepeScores(W, 2, 3, SQ_NORMS, { k: 1, gamma: 1 }));
-  assert.throws(() => scoreMatrix('obs', W, 2, 3, null), (error: unknown) =>
-    error instanceof UserError && /unknown pruning method "obs".*magnitude, wanda, ria, crepe/.test(error.message));
-  assert.throws(() => scoreMatrix('toString', W, 2, 3, null), UserError);
-  assert.throws(() => riaScores(W, 2, 3, SQ_NORMS, { a: NaN }), /--ria-a/);
+  assert.throws(() => scoreMatrix('obs' as never, W, 2, 3, null), (error: unknown) =>
+    error instanceof FieldError && error.field === 'method' && error.problem === '"obs" is unknown; expected one of magnitude, wanda, sparsegpt, ria, crepe');
+  assert.throws(() => scoreMatrix('toString' as never, W, 2, 3, null), FieldError);
+  for (const a of [Number.NaN, -0.1, 4.5, Number.POSITIVE_INFINITY]) {
+    assert.throws(() => riaScores(W, 2, 3, SQ_NORMS, { a }), (e: unknown) => e instanceof FieldError && e.field === 'riaA' && /in \[0, 4\]/.test(e.problem), String(a));
+  }
+  assert.deepEqual(riaScores(W, 2, 3, SQ_NORMS, { a: 4 }).length, 6);
 });
 
 test('a reused output buffer gives the same scores as a fresh one', () => {
@@ -82,4 +91,16 @@ test('a reused output buffer gives the same scores as a fresh one', () => {
     assert.equal(reused, out);
     assert.deepEqual(reused, scoreMatrix(method, weights, 12, 20, sqNorms, params));
   }
+});
+
+test('requiredStatistics: the method\'s statistics plus those of OWL, DSnoT and reconstruction', () => {
+  const run = (method: keyof typeof METHODS, passes: { owl?: boolean; dsnot?: boolean; reconstruct?: boolean } = {}) =>
+    [...requiredStatistics({ method, owl: passes.owl ? {} : null, dsnot: passes.dsnot ? {} : null, reconstruct: Boolean(passes.reconstruct) })].sort();
+  assert.deepEqual(run('magnitude'), []);
+  assert.deepEqual(run('magnitude', { owl: true }), ['sqnorm']);
+  assert.deepEqual(run('wanda'), ['sqnorm']);
+  assert.deepEqual(run('ria', { dsnot: true }), ['moments', 'sqnorm']);
+  assert.deepEqual(run('crepe', { reconstruct: true }), ['gram', 'sqnorm']);
+  assert.deepEqual(run('sparsegpt'), ['gram']);
+  assert.deepEqual(run('sparsegpt', { owl: true }), ['gram', 'sqnorm']);
 });

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pruneSettings } from '../../src/prune/settings.ts';
+import { FieldError } from '../../src/util/errors.ts';
 
 const calibration = { file: 'c.txt', sha256: '', nsamples: 4, seqlen: 32, seed: 0 };
 
@@ -37,4 +38,66 @@ test('pruneSettings keeps what is given, exclude included', () => {
   assert.equal(settings.trueSequential, true);
   assert.deepEqual(Object.keys(settings).slice(-1), ['exclude']);
   assert.deepEqual(settings.exclude, ['mlp.down_proj']);
+});
+
+test('pruneSettings fills the defaults of the optional passes and the method selection, in the hashed key order', () => {
+  const settings = pruneSettings({
+    method: 'ria', target: { m: 4, n: 2, kind: 'nm' } as never, calibration: { seed: 0, seqlen: 32, nsamples: 4, sha256: '', file: 'c.txt' },
+    owl: {}, dsnot: { sameSign: false }, permute: { strategy: 'lsa' },
+  });
+  assert.equal(
+    JSON.stringify(settings),
+    JSON.stringify({
+      method: 'ria',
+      target: { kind: 'nm', n: 2, m: 4 },
+      selection: 'per-matrix',
+      riaA: 0.5,
+      crepe: null,
+      calibration,
+      trueSequential: false,
+      sparsegpt: { blockSize: 128, percdamp: 0.01 },
+      reconstruct: false,
+      owl: { m: 5, lambda: 0.08 },
+      dsnot: { maxCycles: 50, updateThreshold: 0.1, skip: 'mlp' },
+      permute: { strategy: 'lsa', blocks: 1 },
+    }),
+  );
+  const sameSign = pruneSettings({ method: 'wanda', target: { kind: 'unstructured', sparsity: 0.5 }, calibration, dsnot: { sameSign: true } });
+  assert.equal(sameSign.selection, 'per-row');
+  assert.deepEqual(Object.keys(sameSign.dsnot ?? {}), ['maxCycles', 'updateThreshold', 'skip', 'sameSign']);
+  const crepe = pruneSettings({ method: 'crepe', target: { kind: 'unstructured', sparsity: 0.5 }, calibration, crepe: { gamma: 0.5, k: 5 } });
+  assert.equal(JSON.stringify(crepe.crepe), JSON.stringify({ k: 5, alpha: 1, beta: 1, gamma: 0.5, a: 0.5, variant: 'normalized', border: 'zero' }));
+});
+
+test('pruneSettings refuses every bad field with a FieldError naming it', () => {
+  const base = { method: 'wanda', target: { kind: 'unstructured', sparsity: 0.5 }, calibration } as const;
+  const refuses = (input: Record<string, unknown>, field: string, problem: RegExp) =>
+    assert.throws(() => pruneSettings({ ...base, ...input } as never), (e: unknown) => e instanceof FieldError && e.field === field && problem.test(e.problem), `${JSON.stringify(input)} → ${field}`);
+  refuses({ method: 'obs' }, 'method', /^"obs" is unknown; expected one of magnitude, wanda, sparsegpt, ria, crepe$/);
+  refuses({ method: 'toString' }, 'method', /unknown/);
+  refuses({ target: { kind: 'unstructured', sparsity: 1 } }, 'target', /between 0 and 1 .*got 1$/);
+  refuses({ target: { kind: 'nm', n: 4, m: 4 } }, 'target', /n must be smaller than m/);
+  refuses({ selection: 'per-column' }, 'selection', /per-row, per-matrix/);
+  for (const riaA of [-0.5, 4.01, Number.NaN, Number.POSITIVE_INFINITY]) refuses({ riaA }, 'riaA', /activation exponent a\) must be a number in \[0, 4\]/);
+  refuses({ crepe: { k: 3 } }, 'crepe', /method crepe only/);
+  refuses({ calibration: { ...calibration, nsamples: 0 } }, 'calibration.nsamples', /positive integer, got 0/);
+  refuses({ calibration: { ...calibration, seqlen: 1.5 } }, 'calibration.seqlen', /positive integer/);
+  refuses({ calibration: { ...calibration, seed: -1 } }, 'calibration.seed', /≥ 0/);
+  refuses({ calibration: { ...calibration, file: '' } }, 'calibration.file', /calibration text/);
+  refuses({ trueSequential: 'yes' }, 'trueSequential', /true or false/);
+  for (const percdamp of [0, -0.01, 1.5, 1e308, Number.NaN, Number.POSITIVE_INFINITY]) refuses({ sparsegpt: { percdamp } }, 'sparsegpt.percdamp', /must be a number in \(0, 1\], got/);
+  for (const blockSize of [0, 1.5, -128]) refuses({ sparsegpt: { blockSize } }, 'sparsegpt.blockSize', /positive integer/);
+  refuses({ method: 'sparsegpt', target: { kind: 'nm', n: 2, m: 8 }, sparsegpt: { blockSize: 100 } }, 'sparsegpt.blockSize', /100 must be a multiple of m = 8/);
+  refuses({ method: 'sparsegpt', reconstruct: true }, 'reconstruct', /built into method sparsegpt/);
+  refuses({ owl: { lambda: 0.6 } }, 'owl.lambda', /^must be in \(0, 0\.5\) for sparsity 0\.5, got 0\.6$/);
+  refuses({ owl: { m: 0 } }, 'owl.m', /positive/);
+  refuses({ method: 'sparsegpt', dsnot: {} }, 'dsnot', /does not apply to method sparsegpt/);
+  refuses({ dsnot: { maxCycles: 0 } }, 'dsnot.maxCycles', /positive integer/);
+  refuses({ dsnot: { updateThreshold: -1 } }, 'dsnot.updateThreshold', /≥ 0/);
+  refuses({ dsnot: { skip: 'attn' } }, 'dsnot.skip', /mlp, none/);
+  refuses({ permute: { strategy: 'lsa' } }, 'permute', /needs an N:M target/);
+  refuses({ target: { kind: 'nm', n: 2, m: 4 }, permute: { strategy: 'greedy' } }, 'permute.strategy', /reallocation, lsa/);
+  refuses({ target: { kind: 'nm', n: 2, m: 4 }, permute: { strategy: 'lsa', blocks: 0 } }, 'permute.blocks', /positive integer/);
+  refuses({ method: 'sparsegpt', target: { kind: 'nm', n: 2, m: 4 }, permute: { strategy: 'lsa' } }, 'permute', /does not apply to method sparsegpt/);
+  refuses({ exclude: ['lm_head'] }, 'exclude', /"lm_head" is not a linear/);
 });

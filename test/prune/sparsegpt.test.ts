@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { satisfiesNM } from '../../src/prune/mask.ts';
 import { sparsegpt, sparsegptFixedMask } from '../../src/prune/sparsegpt.ts';
-import { NotPositiveDefiniteError, choleskyInverseUpper, choleskyLowerInPlace } from '../../src/util/cholesky.ts';
+import { NotPositiveDefiniteError, choleskyInverseUpper, choleskyLowerInPlace } from '../../src/engine/cholesky.ts';
 import { UserError } from '../../src/util/errors.ts';
 import { randomMatrix, randomNormal, seededRandom } from '../helpers/random.ts';
 
@@ -228,4 +228,19 @@ test('linears that share a gram (q/k/v) reuse one factorization and get the same
   // The dead input's column is zeroed in every linear, not only in the one that built the factor.
   for (let i = 0; i < 8; i++) assert.equal(shared2.weight[i * dIn + 5], 0);
   assert.ok(shared1.loss > 0);
+});
+
+test('the ORT path runs on the engine it is given: one thread gives the same result, a bad thread count reaches the session', async () => {
+  const weights = randomMatrix(D_OUT * D_IN, 21);
+  const gram = randomGram(D_IN, 40, 22);
+  const options = { target: { kind: 'unstructured' as const, sparsity: 0.5 }, blockSize: 8, ortMinWidth: 1 };
+  const defaultEngine = await sparsegpt(Float32Array.from(weights), D_OUT, D_IN, gram, NSAMPLES, options);
+  const oneThread = await sparsegpt(Float32Array.from(weights), D_OUT, D_IN, gram, NSAMPLES, { ...options, engine: { device: 'cpu', threads: 1 } });
+  assert.deepEqual(oneThread.mask, defaultEngine.mask);
+  for (let p = 0; p < weights.length; p++) assert.ok(Math.abs(oneThread.weight[p] - defaultEngine.weight[p]) <= 1e-6, `weight ${p}`);
+  // The options reach ONNX Runtime's session: a thread count it cannot use is refused there.
+  await assert.rejects(
+    () => sparsegpt(Float32Array.from(weights), D_OUT, D_IN, gram, NSAMPLES, { ...options, engine: { device: 'cpu', threads: 0 } }),
+    (e: unknown) => e instanceof UserError && /threads must be a positive integer, got 0/.test(e.message),
+  );
 });

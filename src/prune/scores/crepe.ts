@@ -18,7 +18,9 @@
  */
 import { UserError } from '../../util/errors.ts';
 import type { InputSqNorms } from './index.ts';
-import { relativeImportanceRow, relativeImportanceSetup, scoreBuffer, weightedRelativeImportanceScores } from './ria.ts';
+import {
+  activationExponentProblem, isActivationExponent, relativeImportanceRow, relativeImportanceSetup, scoreBuffer, weightedRelativeImportanceScores,
+} from './ria.ts';
 
 export type CrepeVariant = 'normalized' | 'smooth';
 export type CrepeBorder = 'zero' | 'mean';
@@ -68,9 +70,7 @@ export function resolveCrepeParams(params: Partial<CrepeParams> = {}, source = '
   if (p.alpha === 0 && p.beta === 0 && p.gamma === 0) {
     throw new UserError(`${source}: alpha, beta and gamma are all zero; at least one coefficient must be positive`);
   }
-  if (!(typeof p.a === 'number' && Number.isFinite(p.a))) {
-    throw new UserError(`${source}: a (the activation exponent) must be a finite number, got ${p.a}`);
-  }
+  if (!isActivationExponent(p.a)) throw new UserError(`${source}: a ${activationExponentProblem(p.a)}`);
   if (p.variant !== 'normalized' && p.variant !== 'smooth') {
     throw new UserError(`${source}: variant must be "normalized" or "smooth", got ${JSON.stringify(p.variant)}`);
   }

@@ -1,13 +1,8 @@
 /**
- * Registry of score-based pruning methods: each maps a weight matrix and its calibration statistics
- * to importance scores (higher = keep), and names the selection rule its reference uses.
- * SparseGPT is not here: it updates weights while it prunes (prune/sparsegpt.ts).
+ * What every score function shares: a weight matrix and its calibration statistics in, importance
+ * scores (higher = keep) out. The methods that use them are listed in prune/methods.ts.
  */
-import { UserError } from '../../util/errors.ts';
-import { crepeScores, type CrepeParams } from './crepe.ts';
-import { magnitudeScores } from './magnitude.ts';
-import { riaScores } from './ria.ts';
-import { wandaScores } from './wanda.ts';
+import type { CrepeParams } from './crepe.ts';
 
 /**
  * Calibration statistic of one linear's input: s_j = (1/N) Σ_n Σ_t x²_{n,t,j} per input channel
@@ -23,9 +18,6 @@ export interface ScoreParams {
   crepe?: Partial<CrepeParams> | null;
 }
 
-export type UnstructuredSelection = 'per-row' | 'per-matrix';
-export type StatisticNeed = 'sqnorm';
-
 export type ScoreFunction = (
   weights: Float32Array,
   dOut: number,
@@ -34,42 +26,3 @@ export type ScoreFunction = (
   params: ScoreParams,
   out?: Float32Array,
 ) => Float32Array;
-
-export interface ScoreMethod {
-  score: ScoreFunction;
-  /** The reference's unstructured selection (ALGORITHMS.md §1.5, §3.2). */
-  defaultSelection: UnstructuredSelection;
-  /** Calibration statistics the score reads. */
-  needs: readonly StatisticNeed[];
-}
-
-export const SCORE_METHODS = {
-  magnitude: { score: (w, dOut, dIn, _norms, _params, out) => magnitudeScores(w, dOut, dIn, out), defaultSelection: 'per-matrix', needs: [] },
-  wanda: { score: (w, dOut, dIn, norms, _params, out) => wandaScores(w, dOut, dIn, norms, out), defaultSelection: 'per-row', needs: ['sqnorm'] },
-  ria: { score: (w, dOut, dIn, norms, params, out) => riaScores(w, dOut, dIn, norms, { a: params.riaA }, out), defaultSelection: 'per-matrix', needs: ['sqnorm'] },
-  crepe: { score: (w, dOut, dIn, norms, params, out) => crepeScores(w, dOut, dIn, norms, params.crepe ?? {}, out), defaultSelection: 'per-matrix', needs: ['sqnorm'] },
-} as const satisfies Record<string, ScoreMethod>;
-
-export type ScoreMethodName = keyof typeof SCORE_METHODS;
-export const SCORE_METHOD_NAMES = Object.keys(SCORE_METHODS) as ScoreMethodName[];
-
-/** Looks a method up by name; unknown → UserError listing the known ones. */
-export function scoreMethod(name: string): ScoreMethod {
-  if (!Object.hasOwn(SCORE_METHODS, name)) {
-    throw new UserError(`unknown pruning method "${name}"; known score methods: ${SCORE_METHOD_NAMES.join(', ')}`);
-  }
-  return SCORE_METHODS[name as ScoreMethodName];
-}
-
-/** Scores of a [dOut, dIn] weight matrix with the named method; `out` is reused when given. */
-export function scoreMatrix(
-  method: string,
-  weights: Float32Array,
-  dOut: number,
-  dIn: number,
-  inputSqNorms: InputSqNorms,
-  params: ScoreParams = {},
-  out?: Float32Array,
-): Float32Array {
-  return scoreMethod(method).score(weights, dOut, dIn, inputSqNorms, params, out);
-}

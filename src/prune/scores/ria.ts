@@ -12,13 +12,30 @@
  * fp16, so near-ties may break differently; ALGORITHMS.md §1.5.)
  */
 import type { InputSqNorms } from './index.ts';
-import { check } from '../../util/errors.ts';
+import { checkField } from '../../util/errors.ts';
 
 export interface RiaParams {
   /** Exponent of the activation factor ‖X_j‖; the reference default is 0.5. */
   a: number;
 }
 export const RIA_DEFAULT_PARAMS: RiaParams = { a: 0.5 };
+
+/**
+ * Allowed activation exponents a (RIA and CRePE). Below 0 a weight would rank higher the quieter
+ * its input. Above 4, sqrt(s_j)^a leaves float32 (max 3.4e38) for input norms ‖X_j‖ beyond 1e9 —
+ * outlier channels of LLMs reach 1e5 over a 2048-token window, which already overflows at a = 8.
+ * The reference uses 0.5 and PHO searches [0, 1.5].
+ */
+export const ACTIVATION_EXPONENT_RANGE: readonly [number, number] = [0, 4];
+
+/** Whether `a` is a number in ACTIVATION_EXPONENT_RANGE. */
+export function isActivationExponent(a: unknown): a is number {
+  return typeof a === 'number' && a >= ACTIVATION_EXPONENT_RANGE[0] && a <= ACTIVATION_EXPONENT_RANGE[1];
+}
+
+/** The refusal of an exponent outside the range, to follow the field's name. */
+export const activationExponentProblem = (a: unknown): string =>
+  `(the activation exponent a) must be a number in [${ACTIVATION_EXPONENT_RANGE.join(', ')}], got ${a}`;
 
 /** Per-matrix quantities shared by every row: column sums, row sums, activation factors. */
 export interface RelativeImportanceSetup {
@@ -116,7 +133,7 @@ export function riaScores(
   out?: Float32Array,
 ): Float32Array {
   const a = params.a ?? RIA_DEFAULT_PARAMS.a;
-  check(Number.isFinite(a), `--ria-a (the activation exponent a) must be a finite number, got ${a}`);
+  checkField(isActivationExponent(a), 'riaA', () => activationExponentProblem(a));
   const setup = relativeImportanceSetup(weights, dOut, dIn, inputSqNorms, a);
   return weightedRelativeImportanceScores(weights, setup, 1, 1, out);
 }

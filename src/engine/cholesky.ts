@@ -13,10 +13,12 @@
  * hand to a GEMM), the triangular inverse is a multi-right-hand-side forward substitution.
  *
  * Large matrices take the blocked path (choleskyInverseUpperBlocked): left-looking by panels, so
- * every O(d³) piece is a GEMM in ONNX Runtime (engine/linalg-graphs.ts) that returns only a thin
+ * every O(d³) piece is a GEMM in ONNX Runtime (linalg-graphs.ts) that returns only a thin
  * panel, while the small diagonal blocks are factored and inverted here in float64.
  */
-import { inverseRowPanel, panelSolve, type LinalgPrecision } from '../engine/linalg-graphs.ts';
+import { inverseRowPanel, panelSolve, type LinalgPrecision } from './linalg-graphs.ts';
+import type { EngineOptions } from './session.ts';
+import { invariant } from '../util/errors.ts';
 
 /** Thrown when a pivot is not positive: the matrix is not (numerically) positive definite. */
 export class NotPositiveDefiniteError extends Error {
@@ -38,7 +40,7 @@ export function choleskyInverseUpper(H: Float64Array, d: number): Float64Array {
 
 /** Same as choleskyInverseUpper, overwriting (and returning) H. */
 export function choleskyInverseUpperInPlace(H: Float64Array, d: number): Float64Array {
-  if (H.length !== d * d) throw new Error(`choleskyInverseUpper: expected ${d}×${d} entries, got ${H.length}`);
+  invariant(H.length === d * d, () => `choleskyInverseUpper: expected ${d}×${d} entries, got ${H.length}`);
   H.reverse(); // J·H·J
   choleskyLowerInPlace(H, d);
   invertLowerInPlace(H, d);
@@ -169,9 +171,12 @@ export interface BlockedCholeskyOptions {
   panel?: number;
   /** Below this width the plain in-process path is faster than ORT round trips (default 512). */
   minOrtWidth?: number;
+  /** Where the GEMMs run (execution provider, threads); default: CPU with ORT's thread count. */
+  engine?: EngineOptions;
 }
 
 const BLOCKED_PANEL = 256;
+const CPU: EngineOptions = { device: 'cpu' };
 const MIN_ORT_WIDTH = 512;
 
 /**
@@ -186,10 +191,11 @@ const MIN_ORT_WIDTH = 512;
  * become 2d³/3 (the waste buys one large GEMM per panel).
  */
 export async function choleskyInverseUpperBlocked(H: Float64Array, d: number, options: BlockedCholeskyOptions = {}): Promise<Float64Array> {
-  if (H.length !== d * d) throw new Error(`choleskyInverseUpper: expected ${d}×${d} entries, got ${H.length}`);
+  invariant(H.length === d * d, () => `choleskyInverseUpper: expected ${d}×${d} entries, got ${H.length}`);
   if (d < (options.minOrtWidth ?? MIN_ORT_WIDTH)) return choleskyInverseUpperInPlace(H, d);
   const precision = options.precision ?? 'float64';
   const panel = options.panel ?? BLOCKED_PANEL;
+  const engine = options.engine ?? CPU;
   H.reverse();
   // What ORT reads: H itself in float64; a float32 copy kept in step with H otherwise.
   const mirror = precision === 'float64' ? H : Float32Array.from(H);
@@ -199,7 +205,7 @@ export async function choleskyInverseUpperBlocked(H: Float64Array, d: number, op
   for (let k0 = 0; k0 < d; k0 += panel) {
     const k1 = Math.min(d, k0 + panel);
     const width = k1 - k0;
-    const diagonal = Float64Array.from(await panelSolve(mirror, d, [k0, k1], [k0, k1], k0, toPrecision(identity(width))));
+    const diagonal = Float64Array.from(await panelSolve(mirror, d, [k0, k1], [k0, k1], k0, toPrecision(identity(width)), engine));
     try {
       choleskyLowerInPlace(diagonal, width);
     } catch (error) {
@@ -213,7 +219,7 @@ export async function choleskyInverseUpperBlocked(H: Float64Array, d: number, op
     for (let i = 0; i < width; i++) inverse.fill(0, i * width + i + 1, (i + 1) * width);
     diagonalInverses.push(inverse);
     if (k1 < d) {
-      const below = await panelSolve(mirror, d, [k1, d], [k0, k1], k0, toPrecision(inverse));
+      const below = await panelSolve(mirror, d, [k1, d], [k0, k1], k0, toPrecision(inverse), engine);
       writeBlock(H, d, k1, k0, below, d - k1, width, mirror);
     }
   }
@@ -223,7 +229,7 @@ export async function choleskyInverseUpperBlocked(H: Float64Array, d: number, op
     const k1 = Math.min(d, k0 + panel);
     const width = k1 - k0;
     if (k0 > 0) {
-      const leftTransposed = await inverseRowPanel(mirror, d, k0, k1, toPrecision(diagonalInverses[p]));
+      const leftTransposed = await inverseRowPanel(mirror, d, k0, k1, toPrecision(diagonalInverses[p]), engine);
       writeBlock(H, d, k0, 0, transpose(leftTransposed, k0, width), width, k0, mirror);
     }
     writeBlock(H, d, k0, k0, diagonalInverses[p], width, width, mirror);

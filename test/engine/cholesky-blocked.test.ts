@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { NotPositiveDefiniteError, choleskyInverseUpper, choleskyInverseUpperBlocked } from '../../src/util/cholesky.ts';
+import { NotPositiveDefiniteError, choleskyInverseUpper, choleskyInverseUpperBlocked } from '../../src/engine/cholesky.ts';
 import { randomNormal, seededRandom } from '../helpers/random.ts';
 import { relativeError } from '../helpers/relative-error.ts';
 

@@ -1,0 +1,52 @@
+/**
+ * crepe as a library: the five workflows the `crepe` command runs, and the building blocks a
+ * researcher reuses to put a pruning experiment together.
+ *
+ * Every workflow takes one request object, checks all of it (fields, files, the output directory,
+ * lengths against the model) before any expensive step, and resolves to a result object. Errors a
+ * caller can fix are `UserError`s; those about one request field are `FieldError`s naming the field
+ * (`sparsity`, `owl.lambda`, `evalText`). Long workflows report through `onProgress` and stop at
+ * the next layer, window batch or candidate when their `signal` is aborted. Nothing here prints or
+ * exits the process.
+ */
+
+// Workflows.
+export { convertModel, type ConvertRequest, type ConvertResult } from './workflows/convert.ts';
+export { evaluatePerplexity, type EvalRequest, type EvalResult } from './workflows/eval.ts';
+export { pruneModel, type PruneRequest, type PruneResult, type PruneReport } from './workflows/prune.ts';
+export { searchCoefficients, type SearchRequest, type SearchResult } from './workflows/search.ts';
+export { inspectModel, type InspectRequest, type InspectResult, type TensorSparsity } from './workflows/inspect.ts';
+export type { EngineRequest, ProgressEvent, RunControl } from './workflows/common.ts';
+
+// Errors.
+export { UserError, FieldError } from './util/errors.ts';
+
+// Models: a checkpoint read block by block, its spec, its tokenizer.
+export { ModelCheckpoint } from './model/checkpoint.ts';
+export type { ModelSource } from './model/source.ts';
+export { readModelConfig, parseModelConfig } from './model/config.ts';
+export { LINEAR_NAMES, type LinearName, type ModelSpec, type BlockWeights } from './model/spec.ts';
+export { TextTokenizer } from './model/tokenizer.ts';
+export { SafetensorsWeights } from './io/safetensors.ts';
+
+// Calibration and evaluation texts.
+export { sampleCalibrationFile, sampleC4Windows, sampleTextWindows, windowsSha256, type CalibrationSet } from './data/calibration.ts';
+export { readEvalText, readJsonlDocuments } from './data/text-sources.ts';
+export { perplexity, type PerplexityResult } from './eval/perplexity.ts';
+
+// Pruning: targets, methods and their scores, masks, settings, the layer loop.
+export { parseTarget, validateTarget, describeTarget, type PruneTarget, type Selection } from './prune/target.ts';
+export { METHODS, METHOD_NAMES, pruningMethod, scoreMatrix, type MethodName } from './prune/methods.ts';
+export { magnitudeScores } from './prune/scores/magnitude.ts';
+export { wandaScores } from './prune/scores/wanda.ts';
+export { riaScores } from './prune/scores/ria.ts';
+export { crepeScores, resolveCrepeParams, type CrepeParams } from './prune/scores/crepe.ts';
+export { selectMask, applyMask, satisfiesNM } from './prune/mask.ts';
+export { pruneSettings, type PruneSettings } from './prune/settings.ts';
+export { pruneLayers, type LayerReport } from './prune/layer-loop.ts';
+
+// Search: CRePE configurations, proxies, PHO, hill climbing.
+export { loadCrepeConfig, parseCrepeConfig, type CrepeConfigFile } from './search/crepe-config.ts';
+export { ProxyContext, PROXY_NAMES, type ProxyName } from './search/proxy.ts';
+export { runPho } from './search/pho.ts';
+export { runHillClimb } from './search/hillclimb.ts';

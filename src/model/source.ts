@@ -1,0 +1,20 @@
+/**
+ * How everything that runs a model reads it: block by block, so no more than one decoder layer's
+ * weights need to be in memory. ModelCheckpoint is the file-backed source; a search's pruned
+ * blocks and the tests' random models are others.
+ */
+import type { BlockWeights, ModelSpec } from './spec.ts';
+
+export interface ModelSource {
+  readonly spec: ModelSpec;
+  /** Every tensor of decoder block `layer`, keyed by its name inside the block, as float32. */
+  readBlock(layer: number): BlockWeights;
+  /** The token embedding [vocab, hidden]. */
+  readEmbedding(): Float32Array;
+  readFinalNorm(): Float32Array;
+  /** The lm_head matrix [vocab, hidden]; the embedding itself when embeddings are tied. */
+  readLmHead(): Float32Array;
+}
+
+/** What the layer loop reads: the decoder blocks and the embedding that feeds the first. */
+export type BlockSource = Pick<ModelSource, 'spec' | 'readBlock' | 'readEmbedding'>;

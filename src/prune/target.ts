@@ -1,0 +1,54 @@
+/**
+ * What a pruning run removes: the target (a fraction of every linear's weights, or n of every m
+ * consecutive inputs per row) and, for unstructured targets, the rule that selects the mask.
+ * `parseTarget` is the one reader of user text ("0.5", "2:4") into a target.
+ */
+import { FieldError, checkField } from '../util/errors.ts';
+
+export type PruneTarget =
+  | { kind: 'unstructured'; sparsity: number }
+  | { kind: 'nm'; n: number; m: number };
+
+/**
+ * Unstructured selection rule (ALGORITHMS.md §1.5): exactly floor(dIn·s) per output row, or one
+ * threshold for the whole matrix. N:M targets ignore it.
+ */
+export type Selection = 'per-row' | 'per-matrix';
+export const SELECTIONS: readonly Selection[] = ['per-row', 'per-matrix'];
+
+/**
+ * A target from a sparsity (a number, or its text "0.5") or an "n:m" text, validated; errors are
+ * FieldErrors naming `field`.
+ */
+export function parseTarget(value: number | string, field = 'target'): PruneTarget {
+  if (typeof value === 'number') return validateTarget({ kind: 'unstructured', sparsity: value }, field);
+  const trimmed = value.trim();
+  const nm = /^(\d+)\s*:\s*(\d+)$/.exec(trimmed);
+  if (nm) return validateTarget({ kind: 'nm', n: Number(nm[1]), m: Number(nm[2]) }, field);
+  if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(trimmed)) {
+    throw new FieldError(field, `must be a sparsity like 0.5 or an n:m pattern like 2:4, got "${value}"`);
+  }
+  return validateTarget({ kind: 'unstructured', sparsity: Number(trimmed) }, field);
+}
+
+/** Returns `target` when it is well formed: 0 < sparsity < 1, or integers 0 < n < m. */
+export function validateTarget(target: PruneTarget, field = 'target'): PruneTarget {
+  if (target.kind === 'unstructured') {
+    const { sparsity } = target;
+    checkField(
+      typeof sparsity === 'number' && Number.isFinite(sparsity) && sparsity > 0 && sparsity < 1,
+      field,
+      `must be a number strictly between 0 and 1 (a fraction of weights to prune), got ${sparsity}`,
+    );
+    return target;
+  }
+  checkField(target.kind === 'nm', field, () => `has unknown kind ${JSON.stringify((target as { kind: unknown }).kind)}; expected "unstructured" or "nm"`);
+  const { n, m } = target;
+  checkField(Number.isInteger(n) && Number.isInteger(m) && n > 0 && m > 0, field, `n:m needs positive integers, got ${n}:${m}`);
+  checkField(n < m, field, `${n}:${m} prunes n of every m weights, so n must be smaller than m`);
+  return target;
+}
+
+export function describeTarget(target: PruneTarget): string {
+  return target.kind === 'nm' ? `${target.n}:${target.m}` : `${(target.sparsity * 100).toFixed(1)}% unstructured`;
+}

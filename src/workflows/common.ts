@@ -1,0 +1,149 @@
+/**
+ * What every workflow shares: the engine and run-control fields of a request, progress events,
+ * cancellation, and the input checks made before any expensive step (files that must be regular
+ * files, windows that must fit the model's context, token ids that must fit its vocabulary).
+ */
+import { closeSync } from 'node:fs';
+import { openInputFile } from '../io/input-file.ts';
+import type { ModelSpec } from '../model/spec.ts';
+import { TextTokenizer } from '../model/tokenizer.ts';
+import type { EngineOptions } from '../engine/session.ts';
+import { FieldError, UserError, checkField } from '../util/errors.ts';
+import type { Progress } from '../util/progress.ts';
+
+/** Where the model runs. */
+export interface EngineRequest {
+  /** ONNX Runtime execution provider (default 'cpu'). */
+  device?: 'cpu' | 'cuda';
+  /** Intra-op threads of ONNX Runtime (default: ORT's choice, the physical cores). */
+  threads?: number;
+}
+
+/** One report of a long-running step. */
+export interface ProgressEvent {
+  /** 'start' once when a stage begins, 'update' while it runs, 'done' once when it ends, 'note' for a message. */
+  kind: 'start' | 'update' | 'done' | 'note';
+  /** What runs, e.g. "prune wanda 50.0% unstructured", "eval", "dense statistics", "hill climbing". */
+  stage: string;
+  /** Units done and the stage's total (layers, windows × layers, candidates). */
+  done: number;
+  total: number;
+  /** The latest unit ('update'), the stage's summary ('done') or the message ('note'). */
+  detail?: string;
+}
+
+/** Progress and cancellation of a long-running request. */
+export interface RunControl {
+  /** Receives progress events; nothing is printed by the library. */
+  onProgress?: (event: ProgressEvent) => void;
+  /**
+   * Cancels the work: checked between layers, windows and search candidates; the promise then
+   * rejects with `signal.reason`.
+   */
+  signal?: AbortSignal;
+}
+
+/**
+ * A stage's Progress for the internal modules (which report between layers, window batches and
+ * candidates): forwards to `onProgress` and checks the abort signal at every unit.
+ */
+export function stageProgress(control: RunControl, stage: string, total: number): Progress {
+  const emit = control.onProgress ?? (() => {});
+  control.signal?.throwIfAborted();
+  emit({ kind: 'start', stage, done: 0, total });
+  return {
+    update(done, detail) {
+      emit({ kind: 'update', stage, done, total, detail });
+      control.signal?.throwIfAborted();
+    },
+    log(message) {
+      emit({ kind: 'note', stage, done: 0, total, detail: message });
+    },
+    done(summary) {
+      emit({ kind: 'done', stage, done: total, total, detail: summary });
+    },
+  };
+}
+
+/** The engine options of a request, validated. */
+export function engineOptions(request: EngineRequest): EngineOptions {
+  const device = request.device ?? 'cpu';
+  checkField(device === 'cpu' || device === 'cuda', 'device', `must be "cpu" or "cuda", got ${JSON.stringify(device)}`);
+  if (request.threads !== undefined) checkInteger('threads', request.threads, 1);
+  return { device, threads: request.threads };
+}
+
+/** Throws a FieldError unless `value` is a safe integer ≥ `min` (and ≤ `max` when given). */
+export function checkInteger(field: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): asserts value is number {
+  checkField(
+    typeof value === 'number' && Number.isSafeInteger(value) && value >= min && value <= max,
+    field,
+    () => `must be an integer ${max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `in [${min}, ${max}]`}, got ${String(value)}`,
+  );
+}
+
+/** Throws a FieldError unless `value` is a finite number in [min, max] (open ends where asked). */
+export function checkNumber(
+  field: string,
+  value: unknown,
+  [min, max]: readonly [number, number],
+  open: { min?: boolean; max?: boolean } = {},
+): asserts value is number {
+  const ok = typeof value === 'number' && Number.isFinite(value)
+    && (open.min ? value > min : value >= min) && (open.max ? value < max : value <= max);
+  checkField(ok, field, () => `must be a number in ${open.min ? '(' : '['}${min}, ${max}${open.max ? ')' : ']'}, got ${String(value)}`);
+}
+
+/**
+ * Refuses an input path that does not exist or is not a regular file (a directory, a FIFO, a
+ * device) before any work, naming the request field and the path.
+ */
+export function checkInputFile(field: string, file: unknown, what = 'text file'): asserts file is string {
+  checkField(typeof file === 'string' && file !== '', field, 'must name a file');
+  try {
+    closeSync(openInputFile(file, what).fd);
+  } catch (error) {
+    if (error instanceof UserError) throw new FieldError(field, error.message);
+    throw error;
+  }
+}
+
+/** The default window length: the model's context, at most 2048 (the reference protocol). */
+export const defaultSeqlen = (spec: ModelSpec): number => Math.min(2048, spec.maxPositionEmbeddings);
+
+/**
+ * A window length the model can take: a positive integer no longer than its context. Longer
+ * windows are refused everywhere (calibration, evaluation, search), before anything is allocated.
+ */
+export function checkSeqlen(field: string, seqlen: unknown, spec: ModelSpec): asserts seqlen is number {
+  checkInteger(field, seqlen, 1);
+  checkField(
+    seqlen <= spec.maxPositionEmbeddings,
+    field,
+    `${seqlen} is longer than the model's context of ${spec.maxPositionEmbeddings} tokens (max_position_embeddings in config.json)`,
+  );
+}
+
+/**
+ * The model's tokenizer as an `encode(text)` (one BOS first) that refuses token ids outside the
+ * model's vocabulary (a tokenizer.json with added or remapped tokens that config.json does not
+ * cover), naming `source` — the text being tokenised.
+ */
+export function modelEncoder(modelDir: string, spec: ModelSpec): (text: string, source: string) => Int32Array {
+  const tokenizer = TextTokenizer.load(modelDir);
+  return (text, source) => {
+    const ids = tokenizer.encode(text, { bos: true });
+    for (let i = 0; i < ids.length; i++) {
+      if (ids[i] < 0 || ids[i] >= spec.vocabSize) {
+        throw new UserError(
+          `${modelDir}/tokenizer.json gives token id ${ids[i]} for ${source}, outside the model's vocabulary of ` +
+            `${spec.vocabSize} (vocab_size in config.json); the tokenizer does not belong to this model`,
+        );
+      }
+    }
+    return ids;
+  };
+}
+
+/** Seconds since `started` (a performance.now() value). */
+export const secondsSince = (started: number): number => (performance.now() - started) / 1000;

@@ -1,0 +1,28 @@
+/**
+ * Conversion of a GGUF (F32/F16/BF16) or llama2.c checkpoint into a Hugging Face model directory
+ * (config.json, model.safetensors, tokenizer.json, …), written under a temporary name and moved
+ * into place when complete.
+ */
+import { convertToHuggingFace, type ConvertReport } from '../model/convert.ts';
+import { checkOutputDir } from '../io/output-dir.ts';
+import { checkInputFile } from './common.ts';
+
+export interface ConvertRequest {
+  /** GGUF file, or llama2.c legacy `.bin` checkpoint. */
+  input: string;
+  /** Output model directory; must not exist unless `overwrite`. */
+  out: string;
+  /** llama2.c tokenizer (tok512.bin, tokenizer.bin) for a `.bin`; default: the one tok*.bin beside it. */
+  tokenizer?: string;
+  overwrite?: boolean;
+}
+
+export type ConvertResult = ConvertReport;
+
+/** Converts `request.input` into a Hugging Face directory at `request.out`. */
+export async function convertModel(request: ConvertRequest): Promise<ConvertResult> {
+  checkInputFile('input', request.input, 'checkpoint');
+  if (request.tokenizer !== undefined) checkInputFile('tokenizer', request.tokenizer, 'llama2.c tokenizer');
+  checkOutputDir(request.out, { overwrite: request.overwrite, inputs: [request.input, request.tokenizer] });
+  return convertToHuggingFace(request.input, request.out, { tokenizer: request.tokenizer, overwrite: request.overwrite });
+}

@@ -1,0 +1,71 @@
+/** Per-tensor and total sparsity of a checkpoint, and whether its block linears follow an N:M pattern. */
+import { SafetensorsWeights } from '../io/safetensors.ts';
+import { satisfiesNM } from '../prune/mask.ts';
+import { parseTarget, validateTarget, type PruneTarget } from '../prune/target.ts';
+import { checkField } from '../util/errors.ts';
+
+export interface InspectRequest {
+  /** Model directory (model.safetensors, or shards with their index). */
+  model: string;
+  /** Check each block linear against this N:M pattern: "2:4" or { kind: 'nm', n: 2, m: 4 }. */
+  pattern?: string | PruneTarget;
+}
+
+export interface TensorSparsity {
+  name: string;
+  dtype: string;
+  shape: number[];
+  zeros: number;
+  sparsity: number;
+  /** Whether the tensor follows the requested N:M pattern along its input dimension (block linears whose width m divides). */
+  satisfiesPattern?: boolean;
+}
+
+export interface InspectResult {
+  dir: string;
+  /** The pattern as "n:m", or null. */
+  pattern: string | null;
+  tensors: TensorSparsity[];
+  total: { parameters: number; zeros: number; sparsity: number };
+  /** Totals over the 2-D weights of the decoder blocks (what pruning targets). */
+  linear: { parameters: number; zeros: number; sparsity: number };
+}
+
+const BLOCK_LINEAR = /^model\.layers\.\d+\..*_proj\.weight$/;
+
+/** Counts the zeros of every tensor of `request.model`, one tensor at a time. */
+export async function inspectModel(request: InspectRequest): Promise<InspectResult> {
+  const pattern = request.pattern === undefined
+    ? null
+    : typeof request.pattern === 'string' ? parseTarget(request.pattern, 'pattern') : validateTarget(request.pattern, 'pattern');
+  checkField(pattern === null || pattern.kind === 'nm', 'pattern', `expects n:m (e.g. 2:4), got ${JSON.stringify(request.pattern)}`);
+  const weights = SafetensorsWeights.open(request.model);
+  try {
+    const tensors: TensorSparsity[] = [];
+    const total = { parameters: 0, zeros: 0, sparsity: 0 };
+    const linear = { parameters: 0, zeros: 0, sparsity: 0 };
+    for (const name of weights.names()) {
+      const info = weights.info(name);
+      const values = weights.readF32(name);
+      let zeros = 0;
+      for (let i = 0; i < values.length; i++) if (values[i] === 0) zeros++;
+      const entry: TensorSparsity = { name, dtype: info.dtype, shape: info.shape, zeros, sparsity: values.length ? zeros / values.length : 0 };
+      const isBlockLinear = info.shape.length === 2 && BLOCK_LINEAR.test(name);
+      if (pattern?.kind === 'nm' && isBlockLinear && info.shape[1] % pattern.m === 0) {
+        entry.satisfiesPattern = satisfiesNM(values, info.shape[0], info.shape[1], pattern.n, pattern.m);
+      }
+      tensors.push(entry);
+      total.parameters += values.length;
+      total.zeros += zeros;
+      if (isBlockLinear) {
+        linear.parameters += values.length;
+        linear.zeros += zeros;
+      }
+    }
+    total.sparsity = total.parameters ? total.zeros / total.parameters : 0;
+    linear.sparsity = linear.parameters ? linear.zeros / linear.parameters : 0;
+    return { dir: request.model, pattern: pattern?.kind === 'nm' ? `${pattern.n}:${pattern.m}` : null, tensors, total, linear };
+  } finally {
+    weights.close();
+  }
+}

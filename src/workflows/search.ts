@@ -1,0 +1,299 @@
+/**
+ * A search for CRePE's coefficients on one model: PHO (CMA-ES on a proxy computed from one cached
+ * dense calibration pass), hill climbing on real held-out perplexity (the slow baseline), or a
+ * validation of the proxies against real perplexity. The outputs (a CRePE configuration with its
+ * provenance and a search log, or validation.json with one scatter plot per proxy) are written to
+ * a temporary directory and moved to `out` when complete.
+ */
+import { rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { ModelCheckpoint } from '../model/checkpoint.ts';
+import type { CrepeParams, CrepeVariant } from '../prune/scores/crepe.ts';
+import { activationExponentProblem, isActivationExponent } from '../prune/scores/ria.ts';
+import { pruneSettings, type PruneSettings } from '../prune/settings.ts';
+import { validateTarget, type PruneTarget, type Selection } from '../prune/target.ts';
+import { CREPE_CONFIG_FORMAT, loadCrepeConfig, type CrepeConfigFile } from '../search/crepe-config.ts';
+import { ProxyContext, PROXY_NAMES, type ProxyName, type ProxyOptions } from '../search/proxy.ts';
+import { DEFAULT_PROXY } from '../search/proxy-defaults.ts';
+import { confirmOnHeldOut, runPho, type Confirmation } from '../search/pho.ts';
+import { runHillClimb } from '../search/hillclimb.ts';
+import { randomConfigurations, validateProxies, type ProxyCorrelation } from '../search/validate.ts';
+import { pruneAndMeasure } from '../search/trial.ts';
+import { LOG_RATIO_RANGE, type SearchSpace } from '../search/space.ts';
+import { readInputJson } from '../io/input-file.ts';
+import { checkOutputDir, publishOutputDir } from '../io/output-dir.ts';
+import { lockOutput, type OutputLock } from '../io/output-lock.ts';
+import { makeDirectory, writingToSync } from '../io/write-error.ts';
+import { scatterSvg } from '../util/svg-scatter.ts';
+import { sha256File } from '../util/hash.ts';
+import { checkField } from '../util/errors.ts';
+import {
+  checkInputFile, checkInteger, checkNumber, engineOptions, secondsSince, stageProgress, type EngineRequest, type RunControl,
+} from './common.ts';
+import { checkTextsRequest, planTexts, readTexts, type TextsRequest } from './texts.ts';
+
+/**
+ * A search; the calibration text and the held-out text (`evalText`) are `TextsRequest` fields, and
+ * `seed` seeds the search as well as the calibration draw.
+ */
+export interface SearchRequest extends EngineRequest, RunControl, TextsRequest {
+  /** Hugging Face model directory (only read). */
+  model: string;
+  /** Output directory; must not exist unless `overwrite`. */
+  out: string;
+  overwrite?: boolean;
+  /** 'pho' (default): CMA-ES on a proxy; 'hillclimb': coordinate search on real held-out PPL. */
+  strategy?: 'pho' | 'hillclimb';
+  /** Instead of searching, measure every proxy against real PPL on this many random configurations. */
+  validate?: number;
+  target: PruneTarget;
+  /** Unstructured selection rule (default per-matrix). */
+  selection?: Selection;
+  /** Window sizes to search (default 1, 3, 5, 7, 9, or the configuration's k). */
+  kSet?: readonly number[];
+  /** Start from this CRePE configuration instead of the RIA point. */
+  crepeConfig?: string;
+  /** Per window size: proxy evaluations (pho, default 60) or real trials (hillclimb, default 12). */
+  budget?: number;
+  /** PHO's proxy (default: the validated one, or the one `proxyFrom` names). */
+  proxy?: ProxyName;
+  /** +1 minimises the proxy, −1 maximises it (default: the validated sign). */
+  proxySign?: 1 | -1;
+  /** A validation.json from an earlier `validate` run: use its most correlated proxy and that sign. */
+  proxyFrom?: string;
+  /** Positions per matrix for the Gini index, or null for the exact index (default 65536). */
+  giniSubsample?: number | null;
+  /** Also search the activation exponent a. */
+  searchA?: boolean;
+  /** The activation exponent when not searched (default 0.5) and the neighbourhood variant. */
+  crepe?: { a?: number; variant?: CrepeVariant };
+  /** CMA-ES initial step in log-ratio units (default 1.5). */
+  sigma0?: number;
+  /** PHO: give the best candidates of this many window sizes one real held-out trial each (default 0); needs `evalText`. */
+  confirm?: number;
+}
+
+export type SearchResult =
+  | { kind: 'validation'; out: string; correlations: ProxyCorrelation[]; seconds: number }
+  | { kind: 'pho' | 'hillclimb'; out: string; config: CrepeConfigFile; seconds: number };
+
+/** Largest total size of the per-layer Hessians a search keeps for the output-error proxy. */
+const GRAM_BUDGET_BYTES = 2 ** 30;
+const DEFAULT_K_SET = [1, 3, 5, 7, 9];
+
+/** The proxy a validation run found most informative (largest |Spearman ρ|) and its sign. */
+function proxyFromValidation(file: string): { proxy: ProxyName; sign: 1 | -1 } {
+  checkInputFile('proxyFrom', file, 'validation result');
+  const json = readInputJson(file, 'json');
+  const correlations = (json as { correlations?: Array<{ proxy: ProxyName; spearman: { estimate: number } }> } | null)?.correlations;
+  checkField(Array.isArray(correlations) && correlations.length > 0, 'proxyFrom', `${file}: no "correlations" (expected the validation.json of a validate run)`);
+  const best = correlations.reduce((a, b) => (Math.abs(b.spearman?.estimate) > Math.abs(a.spearman?.estimate) ? b : a));
+  checkField((PROXY_NAMES as readonly string[]).includes(best.proxy), 'proxyFrom', `${file}: unknown proxy "${best.proxy}"`);
+  checkField(Number.isFinite(best.spearman?.estimate), 'proxyFrom', `${file}: the correlation of "${best.proxy}" is not a number`);
+  return { proxy: best.proxy, sign: best.spearman.estimate >= 0 ? 1 : -1 };
+}
+
+/** Writes the outputs into a temporary directory and publishes it when complete; a failed write leaves nothing. */
+function writeOutputs(outDir: string, files: Record<string, string>, overwrite: boolean | undefined): void {
+  const temp = `${outDir}.crepe-partial`;
+  rmSync(temp, { recursive: true, force: true });
+  try {
+    makeDirectory(temp);
+    for (const [name, content] of Object.entries(files)) {
+      const file = path.join(temp, name);
+      writingToSync(file, () => writeFileSync(file, content));
+    }
+  } catch (error) {
+    rmSync(temp, { recursive: true, force: true });
+    throw error;
+  }
+  publishOutputDir(temp, outDir, { command: 'search', overwrite });
+}
+
+const json = (value: unknown): string => `${JSON.stringify(value, null, 2)}\n`;
+
+/** The request's search options, validated, with their defaults. */
+function searchOptions(request: SearchRequest) {
+  const strategy = request.strategy ?? 'pho';
+  checkField(strategy === 'pho' || strategy === 'hillclimb', 'strategy', `must be "pho" or "hillclimb", got ${JSON.stringify(strategy)}`);
+  if (request.validate !== undefined) checkInteger('validate', request.validate, 3);
+  const budget = request.budget ?? (strategy === 'pho' ? 60 : 12);
+  checkInteger('budget', budget, 1);
+  const sigma0 = request.sigma0 ?? 1.5;
+  checkNumber('sigma0', sigma0, [0, LOG_RATIO_RANGE[1] - LOG_RATIO_RANGE[0]], { min: true });
+  const confirm = request.confirm ?? 0;
+  checkInteger('confirm', confirm, 0);
+  const giniSubsample = request.giniSubsample === undefined ? 65536 : request.giniSubsample;
+  if (giniSubsample !== null) checkInteger('giniSubsample', giniSubsample, 1);
+  const a = request.crepe?.a ?? 0.5;
+  checkField(isActivationExponent(a), 'crepe.a', () => activationExponentProblem(a));
+  const variant = request.crepe?.variant ?? 'normalized';
+  checkField(variant === 'normalized' || variant === 'smooth', 'crepe.variant', `must be "normalized" or "smooth", got ${JSON.stringify(variant)}`);
+  if (request.proxy !== undefined) checkField(PROXY_NAMES.includes(request.proxy), 'proxy', `"${request.proxy}" is unknown; expected one of ${PROXY_NAMES.join(', ')}`);
+  if (request.proxySign !== undefined) checkField(request.proxySign === 1 || request.proxySign === -1, 'proxySign', `must be 1 or -1, got ${request.proxySign}`);
+  const selection = request.selection ?? 'per-matrix';
+  checkField(selection === 'per-row' || selection === 'per-matrix', 'selection', `must be "per-row" or "per-matrix", got ${JSON.stringify(selection)}`);
+  const space: SearchSpace = { searchA: Boolean(request.searchA), fixedA: a, variant };
+  return { strategy, budget, sigma0, confirm, giniSubsample, space, selection };
+}
+
+function kSetOf(request: SearchRequest, start: CrepeParams | undefined): number[] {
+  const kSet = request.kSet ?? (start ? [start.k] : DEFAULT_K_SET);
+  checkField(Array.isArray(kSet) && kSet.length > 0, 'kSet', 'must list at least one window size');
+  for (const k of kSet) {
+    checkField(Number.isSafeInteger(k) && k >= 1 && k % 2 === 1, 'kSet', `expects odd window sizes ≥ 1, got ${kSet.join(',')}`);
+  }
+  return [...new Set(kSet)];
+}
+
+/** Runs the search (or the validation) that `request` describes and writes its outputs. */
+export async function searchCoefficients(request: SearchRequest): Promise<SearchResult> {
+  const started = performance.now();
+  const engine = engineOptions(request);
+  const target = validateTarget(request.target, 'target');
+  const { strategy, budget, sigma0, confirm, giniSubsample, space, selection } = searchOptions(request);
+  const counts = checkTextsRequest(request);
+  const start = request.crepeConfig !== undefined ? loadCrepeConfig(request.crepeConfig) : undefined;
+  if (start) checkField(start.alpha > 0, 'crepeConfig', `${request.crepeConfig}: "alpha" must be positive to start a search (the search runs over ratios to alpha)`);
+  const kSet = kSetOf(request, start);
+  const needsHeldOut = strategy === 'hillclimb' || request.validate !== undefined || confirm > 0;
+  if (needsHeldOut) checkField(request.evalText !== undefined, 'evalText', 'is needed: hill climbing, validate and confirm measure real perplexity on held-out text');
+  const measured = request.proxyFrom !== undefined ? proxyFromValidation(request.proxyFrom) : null;
+  const outDir = checkOutputDir(request.out, {
+    overwrite: request.overwrite,
+    inputs: [request.model, request.calib, request.evalText, request.crepeConfig, request.proxyFrom],
+  });
+
+  const model = ModelCheckpoint.open(request.model);
+  let lock: OutputLock | undefined;
+  try {
+    lock = lockOutput(outDir, (note) => request.onProgress?.({ kind: 'note', stage: 'output', done: 0, total: 0, detail: note }));
+    const { spec } = model;
+    const plan = planTexts(request, spec, counts);
+    const { nsamples, seqlen, seed } = plan;
+    const proxy = request.proxy ?? measured?.proxy ?? DEFAULT_PROXY.name;
+    const sign: 1 | -1 = request.proxySign ?? (measured && measured.proxy === proxy ? measured.sign : proxy === DEFAULT_PROXY.name ? DEFAULT_PROXY.sign : 1);
+    // output-error needs every layer's XᵀX; affordable for small models only.
+    const gramsFit = ProxyContext.gramBytes(spec) <= GRAM_BUDGET_BYTES;
+    if (proxy === 'output-error') {
+      checkField(gramsFit, 'proxy', `output-error needs ${(ProxyContext.gramBytes(spec) / 2 ** 30).toFixed(1)} GiB of Hessians for this model; use a gini proxy`);
+    }
+    const withGram = gramsFit && (request.validate !== undefined || proxy === 'output-error');
+
+    const { evalText: heldOut, calibration } = readTexts(request, request.model, spec, plan);
+    const proxyOptions: ProxyOptions = { target, selection, giniSubsample, seed };
+    const calibrationSettings = { file: path.resolve(request.calib), sha256: '', nsamples, seqlen, seed };
+    const settingsFor = (params: CrepeParams): PruneSettings => pruneSettings({ method: 'crepe', target, selection, crepe: params, calibration: calibrationSettings });
+    const trial = (params: CrepeParams) => {
+      if (!heldOut) throw new Error('internal: a real trial without held-out text');
+      return pruneAndMeasure(model, settingsFor(params), calibration.windows, { tokens: heldOut.tokens, seqlen: heldOut.seqlen, maxChunks: heldOut.maxChunks }, engine);
+    };
+    const denseContext = async (): Promise<ProxyContext> => {
+      const progress = stageProgress(request, 'dense statistics', spec.numLayers);
+      const context = await ProxyContext.build(model, calibration.windows, seqlen, engine, { withGram, progress });
+      progress.done();
+      return context;
+    };
+    const provenanceBase = {
+      model: path.resolve(request.model),
+      modelSha256: sha256File(model.weights.info(model.weights.names()[0]).file),
+      calibration: { file: path.resolve(request.calib), nsamples, seqlen, seed },
+      target,
+      selection,
+      heldout: request.evalText !== undefined ? path.resolve(request.evalText) : null,
+      date: new Date().toISOString(),
+    };
+
+    if (request.validate !== undefined) {
+      const context = await denseContext();
+      const configurations = randomConfigurations(request.validate, kSet, space, seed + 1);
+      const progress = stageProgress(request, 'validate', configurations.length);
+      const result = await validateProxies(context, configurations, proxyOptions, trial, {
+        bootstrapSeed: seed,
+        onPoint: (p, i) => progress.update(i + 1, `PPL ${p.ppl.toFixed(2)}`),
+      });
+      progress.done();
+      const files: Record<string, string> = { 'validation.json': json({ provenance: provenanceBase, ...result }) };
+      for (const c of result.correlations) {
+        files[`proxy-${c.proxy}.svg`] = scatterSvg(result.points.map((p) => ({ x: p.proxies[c.proxy], y: p.ppl })), {
+          title: `${c.proxy} vs PPL (Spearman ${c.spearman.estimate.toFixed(2)} [${c.spearman.lower.toFixed(2)}, ${c.spearman.upper.toFixed(2)}])`,
+          xLabel: c.proxy,
+          yLabel: 'held-out PPL',
+          logY: true,
+        });
+      }
+      writeOutputs(outDir, files, request.overwrite);
+      return { kind: 'validation', out: outDir, correlations: result.correlations, seconds: secondsSince(started) };
+    }
+
+    if (strategy === 'pho') {
+      const context = await denseContext();
+      const progress = stageProgress(request, `PHO (${proxy}, sign ${sign > 0 ? '+' : '−'})`, budget * kSet.length);
+      let evaluated = 0;
+      const result = runPho(context, { ...proxyOptions, kSet, budgetPerK: budget, proxy, sign, space, sigma0, start }, (c) =>
+        progress.update(++evaluated, `k=${c.k} ${proxy}=${c.proxies[proxy].toFixed(5)}`),
+      );
+      progress.done(`best k=${result.best.k} β=${result.best.params.beta.toPrecision(4)} γ=${result.best.params.gamma.toPrecision(4)}`);
+      let confirmations: Confirmation[] = [];
+      if (confirm > 0) {
+        const confirmProgress = stageProgress(request, 'confirm on held-out text', Math.min(confirm, result.bestPerK.length));
+        confirmations = await confirmOnHeldOut(result, confirm, trial, (c, i) => confirmProgress.update(i + 1, `k=${c.params.k} PPL ${c.ppl.toFixed(3)}`));
+        confirmProgress.done();
+      }
+      const chosen = confirmations.length ? confirmations.reduce((a, b) => (b.ppl < a.ppl ? b : a)).params : result.best.params;
+      const seconds = secondsSince(started);
+      const config: CrepeConfigFile = {
+        format: CREPE_CONFIG_FORMAT,
+        ...chosen,
+        provenance: {
+          ...provenanceBase,
+          strategy: confirmations.length ? 'pho+confirm' : 'pho',
+          confirmations: confirmations.map((c) => ({ k: c.params.k, beta: c.params.beta, gamma: c.params.gamma, a: c.params.a, heldoutPpl: c.ppl })),
+          proxy,
+          proxySign: sign,
+          proxySignSource: request.proxySign !== undefined
+            ? 'given (proxySign)'
+            : measured && measured.proxy === proxy ? path.resolve(request.proxyFrom ?? '') : 'default (RESULTS.md, 50 % validation)',
+          proxyValue: result.best.proxies[proxy],
+          kSet,
+          budgetPerK: budget,
+          evaluations: result.candidates.length,
+          denseStatisticsSeconds: context.denseSeconds,
+          searchSeconds: seconds,
+        },
+      };
+      writeOutputs(outDir, {
+        'crepe-config.json': json(config),
+        'search-log.json': json({
+          strategy: 'pho',
+          seconds: { ...result.seconds, wall: seconds, denseStatistics: context.denseSeconds },
+          bestPerK: result.bestPerK,
+          confirmations,
+          candidates: result.candidates,
+        }),
+      }, request.overwrite);
+      return { kind: 'pho', out: outDir, config, seconds };
+    }
+
+    const progress = stageProgress(request, 'hill climbing', budget * kSet.length);
+    let trials = 0;
+    const result = await runHillClimb(trial, { kSet, space, budgetPerK: budget, initialStep: 1, minStep: 0.25, start }, (c) =>
+      progress.update(++trials, `k=${c.k} PPL ${c.ppl.toFixed(3)}${c.accepted ? ' (accepted)' : ''}`),
+    );
+    progress.done(`best k=${result.best.k} PPL ${result.best.ppl.toFixed(3)}`);
+    const seconds = secondsSince(started);
+    const config: CrepeConfigFile = {
+      format: CREPE_CONFIG_FORMAT,
+      ...result.best.params,
+      provenance: { ...provenanceBase, strategy: 'hillclimb', heldoutPpl: result.best.ppl, kSet, budgetPerK: budget, trials: result.candidates.length, searchSeconds: seconds },
+    };
+    writeOutputs(outDir, {
+      'crepe-config.json': json(config),
+      'search-log.json': json({ strategy: 'hillclimb', seconds, bestPerK: result.bestPerK, candidates: result.candidates }),
+    }, request.overwrite);
+    return { kind: 'hillclimb', out: outDir, config, seconds };
+  } finally {
+    model.close();
+    lock?.release();
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * The texts a prune or a search reads: calibration windows drawn from one file, and optionally a
+ * held-out text to measure perplexity on. Their fields are checked in two steps before any
+ * expensive work — the numbers and files first, the window lengths once the model's spec is known —
+ * and the held-out text is tokenised (and checked to hold a window) before the calibration draw.
+ */
+import type { ModelSpec } from '../model/spec.ts';
+import { sampleCalibrationFile, type CalibrationSet } from '../data/calibration.ts';
+import { checkInputFile, checkInteger, checkSeqlen, defaultSeqlen, modelEncoder } from './common.ts';
+import { prepareEvalText, type EvalText, type EvalTextFields } from './eval.ts';
+
+/** The calibration and held-out text fields of prune and search requests. */
+export interface TextsRequest {
+  /** Calibration text: JSON Lines with a "text" field (C4 protocol) or plain text. */
+  calib: string;
+  /** Calibration windows (default 128). */
+  nsamples?: number;
+  /** Tokens per calibration window (default: min(2048, the model's context)); at most the context. */
+  seqlen?: number;
+  /** Calibration sampler seed, as Python's random.seed (default 0). */
+  seed?: number;
+  /** Text to measure perplexity on. */
+  evalText?: string;
+  /** Its window (default: `seqlen`); at most the model's context. */
+  evalSeqlen?: number;
+  /** Use only its first `evalMaxChunks` windows. */
+  evalMaxChunks?: number;
+}
+
+const EVAL_FIELDS: EvalTextFields = { text: 'evalText', seqlen: 'evalSeqlen', maxChunks: 'evalMaxChunks' };
+
+/** The checked numbers of a TextsRequest. */
+export interface TextsPlan {
+  nsamples: number;
+  seed: number;
+  seqlen: number;
+  evalSeqlen: number;
+}
+
+/** What needs no model: the counts and the files. */
+export function checkTextsRequest(request: TextsRequest): Pick<TextsPlan, 'nsamples' | 'seed'> {
+  const nsamples = request.nsamples ?? 128;
+  const seed = request.seed ?? 0;
+  checkInteger('nsamples', nsamples, 1);
+  checkInteger('seed', seed, 0);
+  checkInputFile('calib', request.calib);
+  if (request.evalText !== undefined) checkInputFile('evalText', request.evalText);
+  return { nsamples, seed };
+}
+
+/** With the model's spec: the window lengths, refused when longer than its context. */
+export function planTexts(request: TextsRequest, spec: ModelSpec, counts: Pick<TextsPlan, 'nsamples' | 'seed'>): TextsPlan {
+  const { nsamples, seed } = counts;
+  const seqlen = request.seqlen ?? defaultSeqlen(spec);
+  checkSeqlen('seqlen', seqlen, spec);
+  const evalSeqlen = request.evalSeqlen ?? seqlen;
+  if (request.evalText !== undefined) checkSeqlen('evalSeqlen', evalSeqlen, spec);
+  return { nsamples, seed, seqlen, evalSeqlen };
+}
+
+/** Tokenises the held-out text (when given), then draws the calibration windows. */
+export function readTexts(
+  request: TextsRequest,
+  modelDir: string,
+  spec: ModelSpec,
+  plan: TextsPlan,
+): { evalText: EvalText | null; calibration: CalibrationSet } {
+  const encode = modelEncoder(modelDir, spec);
+  const evalText = request.evalText === undefined
+    ? null
+    : prepareEvalText(EVAL_FIELDS, request.evalText, encode, plan.evalSeqlen, request.evalMaxChunks);
+  const calibration = sampleCalibrationFile(request.calib, (text) => encode(text, request.calib), {
+    nsamples: plan.nsamples,
+    seqlen: plan.seqlen,
+    seed: plan.seed,
+    hiddenSize: spec.hiddenSize,
+  });
+  return { evalText, calibration };
+}

@@ -1,0 +1,115 @@
+// One run at a time per output: the lock names its owner (pid, host, start time); a second run is
+// refused naming that pid; a lock whose owner is gone — killed, or a pid since reused — is detected,
+// reported and taken over. The cross-process case uses a real second process killed with SIGKILL.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { lockOutput, lockPathFor, ownerStatus, type LockOwner } from '../../src/io/output-lock.ts';
+import { UserError } from '../../src/util/errors.ts';
+import { REPO_ROOT } from '../helpers/shared.ts';
+
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'crepe-output-lock-'));
+let n = 0;
+const freshOut = (): string => path.join(tmp, `run-${n++}`, 'out');
+
+function writeLock(out: string, owner: Partial<LockOwner>): void {
+  const full: LockOwner = { pid: 1, hostname: os.hostname(), processStarted: new Date().toISOString(), locked: '2026-01-01T00:00:00.000Z', token: 'other', ...owner };
+  const lock = lockPathFor(out);
+  mkdirSync(path.dirname(lock), { recursive: true });
+  writeFileSync(lock, JSON.stringify(full));
+}
+
+/** The pid of a process that has exited. */
+function deadPid(): number {
+  const child = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+  return Number(child.stdout);
+}
+
+describe('lockOutput', () => {
+  it('creates <out>.crepe-lock naming this process (and the output\'s folder), and removes it on release', () => {
+    const out = freshOut();
+    const lock = lockOutput(out);
+    assert.equal(lock.path, `${out}.crepe-lock`);
+    const owner = JSON.parse(readFileSync(lock.path, 'utf8')) as LockOwner;
+    assert.equal(owner.pid, process.pid);
+    assert.equal(owner.hostname, os.hostname());
+    assert.ok(Math.abs(Date.parse(owner.processStarted) - (Date.now() - process.uptime() * 1000)) < 2000);
+    assert.equal(ownerStatus(owner), 'alive', 'this process, with its own start time');
+    assert.equal(lock.tookOverFrom, null);
+    lock.release();
+    assert.ok(!existsSync(lock.path));
+    lock.release(); // twice is fine
+  });
+
+  it('refuses a second run on the same output, naming the owner\'s pid', () => {
+    const out = freshOut();
+    const lock = lockOutput(out);
+    assert.throws(() => lockOutput(out), (error: unknown) =>
+      error instanceof UserError && error.message.includes(`is in use by crepe process ${process.pid}`) && error.message.includes(`${out}.crepe-lock`));
+    lock.release();
+    lockOutput(out).release();
+  });
+
+  it('takes over the lock of a process that no longer runs, and reports it', () => {
+    const out = freshOut();
+    const dead = deadPid();
+    writeLock(out, { pid: dead });
+    const notes: string[] = [];
+    const lock = lockOutput(out, (note) => notes.push(note));
+    assert.equal(lock.tookOverFrom?.pid, dead);
+    assert.deepEqual(notes, [`took over the stale lock ${out}.crepe-lock of crepe process ${dead} (since 2026-01-01T00:00:00.000Z), which is no longer running`]);
+    assert.equal((JSON.parse(readFileSync(lock.path, 'utf8')) as LockOwner).pid, process.pid);
+    lock.release();
+  });
+
+  it('a live pid that started after the lock was taken is a reused pid: stale', () => {
+    const out = freshOut();
+    writeLock(out, { pid: process.pid, processStarted: '2000-01-01T00:00:00.000Z' });
+    const lock = lockOutput(out);
+    assert.equal(lock.tookOverFrom?.pid, process.pid);
+    lock.release();
+  });
+
+  it('a lock from another host is not guessed at: refused, saying how to clear it', () => {
+    const out = freshOut();
+    writeLock(out, { pid: 4242, hostname: 'elsewhere.example' });
+    assert.throws(() => lockOutput(out), (error: unknown) =>
+      error instanceof UserError && /in use by crepe process 4242 on host elsewhere\.example .*cannot check a process on another host/.test(error.message));
+  });
+
+  it('garbage in a lock file (not written by crepe) counts as stale', () => {
+    const out = freshOut();
+    writeLock(out, {});
+    writeFileSync(lockPathFor(out), 'garbage');
+    lockOutput(out).release();
+  });
+
+  it('across processes: refused while another process holds it; taken over once that process is killed', async () => {
+    const out = freshOut();
+    const script = `
+      const { lockOutput } = await import('./src/io/output-lock.ts');
+      lockOutput(${JSON.stringify(out)});
+      process.stdout.write('locked\\n');
+      setInterval(() => {}, 1000);
+    `;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on('data', (chunk: Buffer) => (chunk.toString().includes('locked') ? resolve() : undefined));
+        child.on('exit', (code) => reject(new Error(`the locking child exited with ${code}`)));
+      });
+      assert.throws(() => lockOutput(out), (error: unknown) => error instanceof UserError && error.message.includes(`crepe process ${child.pid} `));
+    } finally {
+      child.kill('SIGKILL');
+      await new Promise((resolve) => child.once('exit', resolve));
+    }
+    const notes: string[] = [];
+    const lock = lockOutput(out, (note) => notes.push(note));
+    assert.equal(lock.tookOverFrom?.pid, child.pid);
+    assert.match(notes[0], new RegExp(`stale lock .* of crepe process ${child.pid} .*no longer running`));
+    lock.release();
+  });
+});

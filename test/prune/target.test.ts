@@ -1,0 +1,41 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { describeTarget, parseTarget, validateTarget } from '../../src/prune/target.ts';
+import { FieldError } from '../../src/util/errors.ts';
+
+const fieldError = (field: string, pattern: RegExp) => (e: unknown) =>
+  e instanceof FieldError && e.field === field && pattern.test(e.problem) && e.message === `${field} ${e.problem}`;
+
+test('parseTarget reads a sparsity (number or text) or an n:m pattern', () => {
+  assert.deepEqual(parseTarget(0.5), { kind: 'unstructured', sparsity: 0.5 });
+  assert.deepEqual(parseTarget('0.5'), { kind: 'unstructured', sparsity: 0.5 });
+  assert.deepEqual(parseTarget('.25'), { kind: 'unstructured', sparsity: 0.25 });
+  assert.deepEqual(parseTarget('5e-1'), { kind: 'unstructured', sparsity: 0.5 });
+  assert.deepEqual(parseTarget(' 2:4 '), { kind: 'nm', n: 2, m: 4 });
+  assert.deepEqual(parseTarget('4 : 8'), { kind: 'nm', n: 4, m: 8 });
+});
+
+test('parseTarget refuses bad values with a FieldError naming the given field', () => {
+  for (const bad of [0, 1, 1.5, -0.1, Number.NaN, Number.POSITIVE_INFINITY]) {
+    assert.throws(() => parseTarget(bad, 'sparsity'), fieldError('sparsity', new RegExp(`strictly between 0 and 1 .*got ${bad}$`)), String(bad));
+  }
+  for (const bad of ['0', '1', '1.5', '-0.2']) assert.throws(() => parseTarget(bad), fieldError('target', /between 0 and 1/), bad);
+  for (const bad of ['half', '', '2:', '0x1', '1/2']) {
+    assert.throws(() => parseTarget(bad, 'pattern'), fieldError('pattern', /must be a sparsity like 0\.5 or an n:m pattern like 2:4/), bad);
+  }
+  assert.throws(() => parseTarget('4:4', 'pattern'), fieldError('pattern', /^4:4 prunes n of every m weights, so n must be smaller than m$/));
+  assert.throws(() => parseTarget('5:4', 'pattern'), fieldError('pattern', /n must be smaller than m/));
+  assert.throws(() => parseTarget('0:4', 'pattern'), fieldError('pattern', /positive integers, got 0:4/));
+});
+
+test('validateTarget checks targets built in code', () => {
+  assert.throws(() => validateTarget({ kind: 'nm', n: 1.5, m: 4 }), fieldError('target', /positive integers/));
+  assert.throws(() => validateTarget({ kind: 'sparse' } as never), fieldError('target', /unknown kind "sparse"/));
+  const target = { kind: 'nm', n: 2, m: 4 } as const;
+  assert.equal(validateTarget(target), target);
+});
+
+test('describeTarget', () => {
+  assert.equal(describeTarget({ kind: 'nm', n: 2, m: 4 }), '2:4');
+  assert.equal(describeTarget({ kind: 'unstructured', sparsity: 0.5 }), '50.0% unstructured');
+});
