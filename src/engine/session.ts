@@ -12,6 +12,13 @@ export interface EngineOptions {
   device: 'cpu' | 'cuda';
   /** Intra-op threads (CPU). Default: ORT's choice (the number of physical cores). */
   threads?: number;
+  /**
+   * Let idle intra-op threads spin between operators (ORT's default) instead of sleeping. Off by
+   * default: on a loaded machine spinning threads burn the time the working ones need (the
+   * stories260K evaluation ran 2–4× slower with it, BENCHMARKS.md), and large operators gain
+   * nothing from it.
+   */
+  spinning?: boolean;
 }
 
 export type Session = ort.InferenceSession;
@@ -25,6 +32,7 @@ export async function createSession(modelBytes: Uint8Array, opts: EngineOptions,
     graphOptimizationLevel: 'all',
     executionMode: 'sequential',
     executionProviders: opts.device === 'cuda' ? ['cuda'] : ['cpu'],
+    extra: { session: { intra_op: { allow_spinning: opts.spinning ? '1' : '0' } } },
   };
   if (externalData && externalData.length > 0) options.externalData = externalData;
   if (opts.threads !== undefined) {
