@@ -3,7 +3,7 @@
  * description of the machine. A section that fails is reported in the file, not fatal. Numbers to
  * compare are ratios measured in the same run: absolute times drift on shared machines.
  *
- *   node --import tsx bench/run.ts [--only engine,prune-math,pipeline,pho,combos,startup] [--quick] [--out FILE] [--keep-model]
+ *   node --import tsx bench/run.ts [--only engine,prune-math,pipeline,pho,combos,startup,peer | SECTION…] [--quick] [--out FILE] [--keep-model]
  *
  * --quick  smaller sizes for a smoke run (pipeline and PHO; the other sections have one size).
  * --only   run some sections.
@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { atomicWriteFile } from '../src/io/atomic.ts';
-import { removeSyntheticModel, QUICK_MODEL, TINYLLAMA_4_LAYERS } from './synthetic-model.ts';
+import { removeSyntheticModel, QUICK_MODEL, TINYLLAMA_2_LAYERS, TINYLLAMA_4_LAYERS } from './synthetic-model.ts';
 
 type Log = (line: string) => void;
 interface RunOptions { quick: boolean }
@@ -30,6 +30,7 @@ const SECTIONS: Record<string, (log: Log, options: RunOptions) => Promise<string
   pho: async (log, options) => (await import('./pho.ts')).benchPho(log, options),
   combos: async (log) => (await import('./combos.ts')).benchCombos(log),
   startup: async (log) => (await import('./startup.ts')).benchStartup(log),
+  peer: async (log, options) => (await import('./peer.ts')).benchPeer(log, options),
 };
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -53,6 +54,21 @@ function gitCommit(): string {
   }
 }
 
+const loadAtStart = os.loadavg()[0];
+
+/** The CPU's vector-extension flags that decide GEMM speed (from /proc/cpuinfo, Linux). */
+function simdFlags(): string {
+  try {
+    const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags'));
+    const flags = new Set(line?.split(':')[1]?.trim().split(/\s+/) ?? []);
+    const wanted = ['avx', 'avx2', 'fma', 'f16c', 'avx512f', 'avx512bw', 'avx512vl', 'avx512_vnni', 'avx512_bf16', 'avx512_fp16', 'avx_vnni', 'amx_bf16', 'amx_int8', 'amx_tile'];
+    const present = wanted.filter((flag) => flags.has(flag));
+    return present.length > 0 ? `${present.join(' ')} (absent: ${wanted.filter((flag) => !flags.has(flag)).join(' ') || 'none'})` : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
 function machineHeader(names: string[], options: RunOptions, sectionSeconds: Map<string, number>): string {
   const cpus = os.cpus();
   const total = [...sectionSeconds.values()].reduce((a, b) => a + b, 0);
@@ -65,6 +81,8 @@ function machineHeader(names: string[], options: RunOptions, sectionSeconds: Map
     '|---|---|',
     `| date | ${new Date().toISOString()} |`,
     `| CPU | ${cpus[0]?.model.trim() ?? 'unknown'}, ${cpus.length} logical CPUs |`,
+    `| CPU flags (SIMD) | ${simdFlags()} |`,
+    `| load average (1 min) | ${loadAtStart.toFixed(1)} at the start, ${os.loadavg()[0].toFixed(1)} at the end, on ${cpus.length} CPUs |`,
     `| memory | ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB |`,
     `| OS | ${os.type()} ${os.release()} (${os.arch()}) |`,
     `| Node | ${process.version} |`,
@@ -80,7 +98,9 @@ function parseArgs(argv: string[]): { names: string[]; quick: boolean; out: stri
     const at = argv.indexOf(flag);
     return at >= 0 ? argv[at + 1] : undefined;
   };
-  const only = valueOf('--only');
+  // Section names may also come bare: `npm run bench -- peer` = `--only peer`.
+  const bare = argv.filter((arg, i) => !arg.startsWith('--') && !['--only', '--out'].includes(argv[i - 1]));
+  const only = valueOf('--only') ?? (bare.length > 0 ? bare.join(',') : undefined);
   const names = only ? only.split(',').map((s) => s.trim()).filter(Boolean) : Object.keys(SECTIONS);
   const unknown = names.filter((name) => !(name in SECTIONS));
   if (unknown.length > 0) {
@@ -121,6 +141,7 @@ async function main(): Promise<void> {
   } finally {
     if (!keepModel) {
       removeSyntheticModel(TINYLLAMA_4_LAYERS);
+      removeSyntheticModel(TINYLLAMA_2_LAYERS);
       removeSyntheticModel(QUICK_MODEL);
     }
   }
