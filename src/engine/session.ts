@@ -62,7 +62,7 @@ export async function createSession(modelBytes: Uint8Array, opts: EngineOptions,
  * Whether the CUDA provider library sits beside the binding. `listSupportedBackends()` names cuda
  * even when it is not installed (bundled: false), and ORT only finds out when a session starts.
  */
-function cudaAvailable(): boolean {
+export function cudaAvailable(): boolean {
   const indexJs = createRequire(import.meta.url).resolve('onnxruntime-node');
   const bindingDir = path.join(path.dirname(indexJs), '..', 'bin', 'napi-v6', process.platform, process.arch);
   return ['libonnxruntime_providers_cuda.so', 'onnxruntime_providers_cuda.dll']
