@@ -25,6 +25,13 @@ const PARALLEL_MIN_WEIGHTS = 1 << 20;
 /** The one reused shared copy of a weight matrix that the workers read (grown to the largest seen). */
 let sharedWeights: Float32Array | null = null;
 
+/** A copy of `array` in shared memory. */
+function sharedCopy<T extends Float32Array | Float64Array>(array: T): T {
+  const copy = (array instanceof Float32Array ? sharedFloat32(array.length) : sharedFloat64(array.length)) as T;
+  copy.set(array);
+  return copy;
+}
+
 /** `weights` itself when the workers can read it, else its copy in the reused shared buffer. */
 function visibleToWorkers(weights: Float32Array): Float32Array {
   if (isShared(weights)) return weights;
@@ -90,9 +97,9 @@ export function relativeImportanceSetup(
   runKernel('rowAbsSums', { weights: visible, dOut, dIn, out: rowSums }, parts);
   // Reciprocals: a multiply per term instead of a divide (about 3× faster at LLM sizes); A·(1/C)
   // and A/C differ by at most an ulp in float64, far below the float32 the score is stored in.
-  const inverseColSums = colSums.map((sum) => (sum === 0 ? 1 : 1 / sum));
-  const inverseRowSums = rowSums.map((sum) => (sum === 0 ? 1 : 1 / sum));
-  const activation = float64s(dIn);
+  const inverseColSums = Float64Array.from(colSums, (sum) => (sum === 0 ? 1 : 1 / sum));
+  const inverseRowSums = Float64Array.from(rowSums, (sum) => (sum === 0 ? 1 : 1 / sum));
+  const activation = new Float64Array(dIn);
   for (let j = 0; j < dIn; j++) activation[j] = Math.pow(Math.sqrt(inputSqNorms[j]), a);
   return { dOut, dIn, inverseColSums, inverseRowSums, activation };
 }
@@ -128,12 +135,15 @@ export function weightedRelativeImportanceScores(
   colCoef: number,
   out?: Float32Array,
 ): Float32Array {
-  const { dOut, dIn, inverseColSums, inverseRowSums, activation } = setup;
+  const { dOut, dIn } = setup;
   const scores = scoreBuffer(dOut * dIn, out);
-  const parallel = scores.length >= PARALLEL_MIN_WEIGHTS && [scores, inverseColSums, inverseRowSums, activation].every(isShared);
-  const parts = parallel ? parallelParts() : 1;
-  const visible = parts > 1 ? visibleToWorkers(weights) : weights;
-  runKernel('weightedRelativeImportance', { weights: visible, dOut, dIn, out: scores, inverseColSums, inverseRowSums, activation, rowCoef, colCoef }, parts);
+  const parts = scores.length >= PARALLEL_MIN_WEIGHTS && isShared(scores) ? parallelParts() : 1;
+  // The workers read the weights and the per-row/per-column factors from shared memory.
+  const visible = <T extends Float32Array | Float64Array>(array: T): T => (parts > 1 && !isShared(array) ? sharedCopy(array) : array);
+  runKernel('weightedRelativeImportance', {
+    weights: parts > 1 ? visibleToWorkers(weights) : weights, dOut, dIn, out: scores,
+    inverseColSums: visible(setup.inverseColSums), inverseRowSums: visible(setup.inverseRowSums), activation: visible(setup.activation), rowCoef, colCoef,
+  }, parts);
   return scores;
 }
 
