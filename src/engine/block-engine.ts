@@ -93,7 +93,8 @@ export class BlockEngine {
 
   /**
    * Runs the block on every sequence of `hidden` (one [seqLen, hiddenSize] array each), in order,
-   * `maxBatch` sequences per run; returns the outputs as one new array per sequence.
+   * `maxBatch` sequences per run; returns the outputs as one array per sequence: views into each
+   * run's output, laid end to end, so the next block takes them as its batch without a copy.
    */
   async runSequences(hidden: readonly Float32Array[], weights: BlockWeights, rope: RopeTables): Promise<Float32Array[]> {
     const size = this.seqLen * this.spec.hiddenSize;
@@ -101,8 +102,7 @@ export class BlockEngine {
     for (let first = 0; first < hidden.length; first += this.maxBatch) {
       const count = Math.min(this.maxBatch, hidden.length - first);
       const result = await this.run(concatSequences(hidden, first, count, size), weights, rope);
-      if (count === 1) outputs.push(result.hidden);
-      else for (let s = 0; s < count; s++) outputs.push(result.hidden.slice(s * size, (s + 1) * size));
+      for (let s = 0; s < count; s++) outputs.push(result.hidden.subarray(s * size, (s + 1) * size));
     }
     return outputs;
   }
@@ -112,10 +112,19 @@ export class BlockEngine {
   }
 }
 
-/** sequences[first … first+count) laid end to end (the array itself when count is 1). */
+/**
+ * sequences[first … first+count) laid end to end: a view when they already lie so in one buffer
+ * (the outputs of `runSequences`, or a single sequence), else a new array.
+ */
 export function concatSequences(sequences: readonly Float32Array[], first: number, count: number, size: number): Float32Array {
   for (let s = first; s < first + count; s++) invariant(sequences[s].length === size, 'every sequence must be [seqLen, hiddenSize]');
-  if (count === 1) return sequences[first];
+  const head = sequences[first];
+  let contiguous = true;
+  for (let s = 1; s < count && contiguous; s++) {
+    const next = sequences[first + s];
+    contiguous = next.buffer === head.buffer && next.byteOffset === head.byteOffset + s * size * 4;
+  }
+  if (contiguous) return new Float32Array(head.buffer, head.byteOffset, count * size);
   const batch = new Float32Array(count * size);
   for (let s = 0; s < count; s++) batch.set(sequences[first + s], s * size);
   return batch;

@@ -107,3 +107,16 @@ test('batch sizes: many short sequences for a tiny model, one long sequence for 
   assert.equal(headBatchSize(TINYLLAMA_SHAPE, 2048), 1);
   assert.equal(blockBatchSize(stories260K, 256, { maxTokens: 100_000, maxBytes: 1 }), 1);
 });
+
+test('concatSequences: consecutive views of one buffer come back as a view, other sequences are copied', () => {
+  const size = 6;
+  const buffer = Float32Array.from({ length: 4 * size }, (_, i) => i);
+  const views = [0, 1, 2, 3].map((s) => buffer.subarray(s * size, (s + 1) * size));
+  const joined = concatSequences(views, 1, 2, size);
+  assert.equal(joined.buffer, buffer.buffer, 'no copy');
+  assert.deepEqual(Array.from(joined), Array.from(buffer.subarray(size, 3 * size)));
+  const scattered = [views[2], views[0]];
+  const copied = concatSequences(scattered, 0, 2, size);
+  assert.notEqual(copied.buffer, buffer.buffer);
+  assert.deepEqual(Array.from(copied), [...Array.from(views[2]), ...Array.from(views[0])]);
+});
