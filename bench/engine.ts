@@ -19,7 +19,7 @@ import ort from 'onnxruntime-node';
 import { ATTENTION_CHUNK, TOKENS, decoderBlock } from '../src/engine/block-graph.ts';
 import { GraphBuilder } from '../src/engine/onnx-builder.ts';
 import { createSession, floatTensor, type EngineOptions } from '../src/engine/session.ts';
-import { ropeTables } from '../src/model/rope.ts';
+import { ropeTables, rotaryDim } from '../src/model/rope.ts';
 import {
   blockTensorNames, blockTensorShape, LINEAR_NAMES, linearShape,
   type BlockWeights, type ModelSpec,
@@ -163,7 +163,8 @@ async function constantBlock(spec: ModelSpec, seqLen: number, weights: BlockWeig
   const g = new GraphBuilder('block_constants');
   const x = g.input('hidden', [TOKENS, spec.hiddenSize]);
   const tables = ropeTables(spec, seqLen);
-  const rope = { cos: g.weight('cos', tables.cos, [seqLen, spec.headDim]), sin: g.weight('sin', tables.sin, [seqLen, spec.headDim]) };
+  const r = rotaryDim(spec);
+  const rope = { cos: g.weight('cos', tables.cos, [seqLen, r]), sin: g.weight('sin', tables.sin, [seqLen, r]) };
   const w: Record<string, string> = {};
   for (const name of blockTensorNames(spec)) w[name] = g.weight(name, weights[name], blockTensorShape(spec, name));
   g.output(decoderBlock(g, spec, seqLen, x, w, rope).out, 'hidden_out', [TOKENS, spec.hiddenSize]);

@@ -1,16 +1,20 @@
 /**
- * PHO benchmark (issue #4): the proxy context's one dense calibration pass on the 4-layer synthetic
+ * PHO benchmark: the proxy context's one dense calibration pass on the 4-layer synthetic
  * TinyLlama-shaped model (32 × 512 random tokens), then proxy evaluations per second for random
  * CRePE configurations at 50 % per-matrix and where an evaluation's time goes (scoring, selection,
  * proxy): for PHO's default proxy, and for gini-own with its Gini on a 65,536-position subsample
- * and exact. Runs in a child process so that the peak RSS (the context caches every linear weight
- * of every layer in float32) is its own.
+ * and exact, on one thread. Runs in a child process so that the peak RSS is its own.
  *
  * Standalone: node --import tsx bench/pho.ts [--quick]
  */
+import { readdirSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ModelCheckpoint } from '../src/model/checkpoint.ts';
-import { ProxyContext, type ProxyName, type ProxyOptions } from '../src/search/proxy.ts';
+import { ProxyContext, type ProxyContextOptions, type ProxyName, type ProxyOptions } from '../src/search/proxy.ts';
+import { windowKey } from '../src/search/proxy-terms.ts';
+import { LINEAR_NAMES, linearShape, type ModelSpec } from '../src/model/spec.ts';
 import { DEFAULT_PROXY } from '../src/search/proxy-defaults.ts';
 import { toParams, LOG_RATIO_RANGE, type SearchSpace } from '../src/search/space.ts';
 import type { CrepeParams } from '../src/prune/scores/crepe.ts';
@@ -23,7 +27,7 @@ import {
 const GINI_SUBSAMPLE = 65536;
 const SPACE: SearchSpace = { searchA: false, fixedA: 0.5, variant: 'normalized' };
 
-interface EvaluationTimings {
+export interface EvaluationTimings {
   count: number;
   /** Wall seconds of all `count` evaluations. */
   wall: number;
@@ -42,28 +46,58 @@ interface PhoResult {
   linears: number;
   linearWeights: number;
   buildSeconds: number;
-  /** Bytes the context holds: weights and reference importance (float32), its ascending order (uint32), statistics (float64). */
+  /** Bytes of the proxy cache directory (terms and the neighbourhood terms of k = 3, 5, 7, 9). */
   cachedBytes: number;
   rssAfterBuildBytes: number;
   cases: EvaluationCase[];
   peakRssBytes: number;
 }
 
-/** Random CRePE configurations from PHO's search box (k ∈ {3, 5, 7, 9}). */
-function randomParams(count: number, seed: number): CrepeParams[] {
+/** Random CRePE configurations from PHO's search box, k drawn from `kSet`. */
+export function randomParams(count: number, seed: number, kSet: number[] = [3, 5, 7, 9]): CrepeParams[] {
   const rng = new Rng(seed);
   const [lo, hi] = LOG_RATIO_RANGE;
   return Array.from({ length: count }, () => {
-    const k = 3 + 2 * rng.below(4);
+    const k = kSet[rng.below(kSet.length)];
     return toParams([lo + (hi - lo) * rng.uniform(), lo + (hi - lo) * rng.uniform()], k, SPACE);
   });
 }
 
-function timeEvaluations(context: ProxyContext, params: CrepeParams[], opts: ProxyOptions, proxies: ProxyName[]): EvaluationTimings {
+/** Linear weights of all layers of a model. */
+export function linearWeights(spec: ModelSpec): number {
+  return spec.numLayers * LINEAR_NAMES.reduce((sum, name) => sum + linearShape(spec, name).reduce((a, b) => a * b, 1), 0);
+}
+
+/** Bytes of the files under `dir`. */
+export function directoryBytes(dir: string): number {
+  let total = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    total += entry.isDirectory() ? directoryBytes(full) : statSync(full).size;
+  }
+  return total;
+}
+
+/** The proxy cache options of a benchmark: the model's identity is its directory, the neighbourhood terms those of `kSet`. */
+export function benchCacheOptions(cacheDir: string, modelDir: string, kSet: number[], threads: number, budgetBytes: number): ProxyContextOptions {
+  return {
+    cacheDir, cacheBudgetBytes: budgetBytes, threads, modelSha256: `synthetic:${modelDir}`, calibrationSeed: 0, withGram: false,
+    windows: kSet.map((k) => windowKey({ k, variant: SPACE.variant, a: SPACE.fixedA })),
+  };
+}
+
+export async function timeEvaluations(
+  context: ProxyContext,
+  params: CrepeParams[],
+  opts: ProxyOptions,
+  proxies: ProxyName[],
+  onValues?: (values: Record<ProxyName, number>) => void,
+): Promise<EvaluationTimings> {
   const timings: EvaluationTimings = { count: params.length, wall: 0, score: 0, select: 0, gini: 0 };
   for (const p of params) {
     const started = performance.now();
-    const { seconds } = context.evaluate(p, opts, proxies);
+    const { seconds, values } = await context.evaluate(p, opts, proxies);
+    onValues?.(values);
     timings.wall += (performance.now() - started) / 1000;
     timings.score += seconds.score;
     timings.select += seconds.select;
@@ -77,20 +111,17 @@ async function runChild(modelDir: string, nsamples: number, seqlen: number, eval
   try {
     const windows = randomTokenWindows(nsamples, seqlen, model.spec.vocabSize, 0);
     console.error(`pho: dense statistics pass (${nsamples} × ${seqlen}) …`);
-    const context = await ProxyContext.build(model, windows, seqlen, { device: 'cpu' });
+    const cacheDir = path.join(os.tmpdir(), `crepe-bench-pho-cache-${process.pid}`);
+    rmSync(cacheDir, { recursive: true, force: true });
+    const context = await ProxyContext.open(model, windows, seqlen, { device: 'cpu' }, benchCacheOptions(cacheDir, modelDir, [3, 5, 7, 9], 1, 2 ** 30));
     const rssAfterBuildBytes = process.memoryUsage().rss;
-    let linearWeights = 0;
-    let cachedBytes = 0;
-    for (const linear of context.linears) {
-      linearWeights += linear.dOut * linear.dIn;
-      cachedBytes += linear.weight.byteLength + linear.reference.byteLength + linear.referenceOrder.byteLength + linear.sqNorm.byteLength;
-    }
+    const cachedBytes = directoryBytes(cacheDir);
 
     const base = { target: { kind: 'unstructured', sparsity: 0.5 }, selection: 'per-matrix', seed: 0 } as const;
     const subsampled: ProxyOptions = { ...base, giniSubsample: GINI_SUBSAMPLE };
     const params = randomParams(1 + 2 * evaluations + exactEvaluations, 1);
     console.error('pho: warm-up evaluation …');
-    context.evaluate(params[0], subsampled, [DEFAULT_PROXY.name]);
+    await context.evaluate(params[0], subsampled, [DEFAULT_PROXY.name]);
     const plan: [string, CrepeParams[], ProxyOptions, ProxyName[]][] = [
       [`${DEFAULT_PROXY.name} (PHO's default proxy; Gini along the precomputed reference order, no sort)`, params.slice(1, 1 + evaluations), subsampled, [DEFAULT_PROXY.name]],
       [`gini-own, Gini on ${GINI_SUBSAMPLE} subsampled positions per matrix`, params.slice(1 + evaluations, 1 + 2 * evaluations), subsampled, ['gini-own']],
@@ -99,10 +130,12 @@ async function runChild(modelDir: string, nsamples: number, seqlen: number, eval
     const cases: EvaluationCase[] = [];
     for (const [label, caseParams, opts, proxies] of plan) {
       console.error(`pho: ${caseParams.length} evaluation(s), ${label} …`);
-      cases.push({ label, timings: timeEvaluations(context, caseParams, opts, proxies) });
+      cases.push({ label, timings: await timeEvaluations(context, caseParams, opts, proxies) });
     }
+    await context.close();
+    rmSync(cacheDir, { recursive: true, force: true });
     return {
-      linears: context.linears.length, linearWeights, buildSeconds: context.denseSeconds, cachedBytes,
+      linears: model.spec.numLayers * LINEAR_NAMES.length, linearWeights: linearWeights(model.spec), buildSeconds: context.denseSeconds, cachedBytes,
       rssAfterBuildBytes, cases, peakRssBytes: peakRssBytes(),
     };
   } finally {
@@ -139,14 +172,14 @@ export async function benchPho(log: (line: string) => void, options: { quick?: b
       + ` calibration ${nsamples} × ${seqlen} random token ids. One evaluation = CRePE score, per-matrix selection at 50 % and the proxy for all ${r.linears} linears (${(r.linearWeights / 1e6).toFixed(0)} M weights); a PHO search computes one proxy per candidate.`
       + ` Random configurations from PHO's box (log β/α, log γ/α uniform in [${LOG_RATIO_RANGE.join(', ')}], k ∈ {3, 5, 7, 9}, a = 0.5, normalized), after one warm-up evaluation.`,
     '',
-    `Dense calibration pass (\`ProxyContext.build\`, once per search): ${r.buildSeconds.toFixed(1)} s.`,
+    `Dense calibration pass and proxy cache build (\`ProxyContext.open\`, once per model and calibration set): ${r.buildSeconds.toFixed(1)} s. Evaluations on one thread (see "PHO at scale" for threads).`,
     '',
     '| proxy computed | evaluations | time / evaluation | evaluations / s | weights / s | scoring | selection | proxy (Gini) | other |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...r.cases.map((c) => evaluationRow(c.label, c.timings, r.linearWeights)),
     '',
-    `Memory: the context caches every linear weight of all ${layers} layers in float32 plus the reference importance (float32), its ascending order (uint32) and statistics: ${MiB(r.cachedBytes)}`
-      + ` (the model's F16 weight file is ${MiB(weightFileBytes(modelDir))}). RSS after the dense pass ${MiB(r.rssAfterBuildBytes)}; peak RSS (child process) **${MiB(r.peakRssBytes)}**.`,
+    `Memory: the proxy cache on disk holds ${MiB(r.cachedBytes)} (per weight: the weight, its row and column, and one float32 neighbourhood term per k; the model's F16 weight file is ${MiB(weightFileBytes(modelDir))});`
+      + ` the in-memory LRU budget is 1 GiB. RSS after the dense pass ${MiB(r.rssAfterBuildBytes)}; peak RSS (child process) **${MiB(r.peakRssBytes)}**.`,
     '',
   ].join('\n');
 }

@@ -3,10 +3,11 @@
  * description of the machine. A section that fails is reported in the file, not fatal. Numbers to
  * compare are ratios measured in the same run: absolute times drift on shared machines.
  *
- *   node --import tsx bench/run.ts [--only engine,prune-math,pipeline,pho,combos,startup,peer | SECTION…] [--quick] [--out FILE] [--keep-model]
+ *   node --import tsx bench/run.ts [SECTION…] [--only engine,prune-math,pipeline,pho,pho-scale,combos,startup,peer,zeroshot] [--quick] [--out FILE] [--keep-model]
  *
+ * SECTION…  sections named on their own (`npm run bench -- pho-scale`), the same as --only.
  * --quick  smaller sizes for a smoke run (pipeline and PHO; the other sections have one size).
- * --only   run some sections.
+ * --only   run some sections; optional sections (zeroshot) run only when named here.
  * A full run writes BENCHMARKS.md; --quick and --only print to stdout unless --out names a file,
  * so a partial or smoke run never replaces the full report by accident.
  */
@@ -17,10 +18,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { atomicWriteFile } from '../src/io/atomic.ts';
-import { removeSyntheticModel, QUICK_MODEL, TINYLLAMA_2_LAYERS, TINYLLAMA_4_LAYERS } from './synthetic-model.ts';
+import { removeSyntheticModel, LLAMA2_7B_2_LAYERS, QUICK_MODEL, TINYLLAMA_2_LAYERS, TINYLLAMA_4_LAYERS } from './synthetic-model.ts';
 
 type Log = (line: string) => void;
-interface RunOptions { quick: boolean }
+interface RunOptions { quick: boolean; keepModel: boolean }
 
 /** Each section is imported only when it runs, so one broken module cannot stop the others. */
 const SECTIONS: Record<string, (log: Log, options: RunOptions) => Promise<string>> = {
@@ -28,10 +29,14 @@ const SECTIONS: Record<string, (log: Log, options: RunOptions) => Promise<string
   'prune-math': async (log) => (await import('./prune-math.ts')).benchPruneMath(log),
   pipeline: async (log, options) => (await import('./pipeline.ts')).benchPipeline(log, options),
   pho: async (log, options) => (await import('./pho.ts')).benchPho(log, options),
+  'pho-scale': async (log, options) => (await import('./pho-scale.ts')).benchPhoScale(log, options),
   combos: async (log) => (await import('./combos.ts')).benchCombos(log),
   startup: async (log) => (await import('./startup.ts')).benchStartup(log),
   peer: async (log, options) => (await import('./peer.ts')).benchPeer(log, options),
+  zeroshot: async (log, options) => (await import('./zeroshot.ts')).benchZeroShot(log, options),
 };
+/** Sections a full run leaves out. */
+const OPTIONAL = new Set(['zeroshot']);
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -98,10 +103,10 @@ function parseArgs(argv: string[]): { names: string[]; quick: boolean; out: stri
     const at = argv.indexOf(flag);
     return at >= 0 ? argv[at + 1] : undefined;
   };
-  // Section names may also come bare: `npm run bench -- peer` = `--only peer`.
-  const bare = argv.filter((arg, i) => !arg.startsWith('--') && !['--only', '--out'].includes(argv[i - 1]));
-  const only = valueOf('--only') ?? (bare.length > 0 ? bare.join(',') : undefined);
-  const names = only ? only.split(',').map((s) => s.trim()).filter(Boolean) : Object.keys(SECTIONS);
+  const valueFlags = new Set(['--only', '--out']);
+  const positional = argv.filter((arg, i) => !arg.startsWith('--') && !valueFlags.has(argv[i - 1]));
+  const only = [valueOf('--only'), ...positional].filter((v) => v !== undefined).join(',') || undefined;
+  const names = only ? only.split(',').map((s) => s.trim()).filter(Boolean) : Object.keys(SECTIONS).filter((name) => !OPTIONAL.has(name));
   const unknown = names.filter((name) => !(name in SECTIONS));
   if (unknown.length > 0) {
     console.error(`--only: unknown section(s) ${unknown.join(', ')}; expected some of ${Object.keys(SECTIONS).join(', ')}`);
@@ -115,7 +120,7 @@ function parseArgs(argv: string[]): { names: string[]; quick: boolean; out: stri
 
 async function main(): Promise<void> {
   const { names, quick, out, keepModel } = parseArgs(process.argv.slice(2));
-  const options: RunOptions = { quick };
+  const options: RunOptions = { quick, keepModel };
   const runStarted = performance.now();
   const elapsed = (): string => `${((performance.now() - runStarted) / 1000).toFixed(0)} s`;
   const sections: string[] = [];
@@ -141,6 +146,7 @@ async function main(): Promise<void> {
   } finally {
     if (!keepModel) {
       removeSyntheticModel(TINYLLAMA_4_LAYERS);
+      removeSyntheticModel(LLAMA2_7B_2_LAYERS);
       removeSyntheticModel(TINYLLAMA_2_LAYERS);
       removeSyntheticModel(QUICK_MODEL);
     }

@@ -39,6 +39,11 @@ export const TINYLLAMA_4_LAYERS: SyntheticModelOptions = {
 /** Two such layers: the peer benchmark and scripts/gpu-check. */
 export const TINYLLAMA_2_LAYERS: SyntheticModelOptions = { ...TINYLLAMA_4_LAYERS, layers: 2 };
 
+/** Llama-2-7B's layer shapes (multi-head attention, no GQA) with 2 layers: the PHO-at-scale benchmark's model. */
+export const LLAMA2_7B_2_LAYERS: SyntheticModelOptions = {
+  layers: 2, hidden: 4096, intermediate: 11008, heads: 32, kvHeads: 32, vocab: 32000, dtype: 'F16', seed: 0,
+};
+
 /** A small model of the same structure, for smoke runs (--quick). */
 export const QUICK_MODEL: SyntheticModelOptions = {
   layers: 2, hidden: 512, intermediate: 1408, heads: 8, kvHeads: 2, vocab: 4000, dtype: 'F16', seed: 0,

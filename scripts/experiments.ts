@@ -3,7 +3,7 @@
  * in results/runs/<id>.json (delete it to run again); RESULTS.md's tables are rendered from those
  * files by scripts/render-results.ts.
  *
- *   node --import tsx scripts/experiments.ts [--only baselines,crepe,combos]
+ *   node --import tsx scripts/experiments.ts [--only baselines,crepe,combos,zeroshot]
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
@@ -23,6 +23,7 @@ export const DATA = {
   wikitext: path.join(shared, 'text/wikitext-2-raw/wiki.test.raw'),
   c4: path.join(shared, 'text/c4/c4-train.00000-of-01024.first1000.jsonl'),
   ptbValid: path.join(shared, 'text/ptb/ptb.valid.txt'),
+  tasks: path.join(shared, 'tasks'),
 };
 const model = path.join(work, 'stories260K');
 /** Calibration and evaluation settings of every run (the golden file's). */
@@ -199,9 +200,43 @@ function combos(methods: string[]): void {
   }
 }
 
+export interface ZeroShotSummary {
+  id: string;
+  command: string;
+  ppl: number | null;
+  linearSparsity: number;
+  seconds: number;
+  tasks: { task: string; docs: number; skipped: number; truncatedRequests: number; metrics: Record<string, { value: number; stderr: number | null }> }[];
+}
+
+/** Zero-shot accuracy on all eight tasks: dense, and RIA / CRePE (shipped config) at 50 %, seed 0. */
+function zeroShot(): void {
+  const TASKS = ['--tasks', 'all', '--task-dir', DATA.tasks];
+  const keep = (tasks: (ZeroShotSummary['tasks'][number] & { seconds?: number })[]) => tasks.map(({ seconds: _seconds, ...rest }) => rest);
+  cached<ZeroShotSummary>('zeroshot-dense', () => {
+    const full = ['eval', model, ...TASKS, '--json'];
+    process.stderr.write(`[zeroshot-dense] ${display(full)}\n`);
+    const { stdout, seconds } = crepeRun(full);
+    return { id: 'zeroshot-dense', command: display(full.filter((a) => a !== '--json')), ppl: null, linearSparsity: 0, seconds, tasks: keep(JSON.parse(stdout).tasks) };
+  });
+  for (const method of ['ria', 'crepe']) {
+    const id = `zeroshot-${method}-u50-s0`;
+    cached<ZeroShotSummary>(id, () => {
+      const out = path.join(work, `pruned-${id}`);
+      const full = ['prune', model, '--method', method, ...SETTINGS.u50, ...CALIB, '--out', out, '--overwrite', ...EVAL, '--eval-tasks', 'all', '--eval-task-dir', DATA.tasks, '--json'];
+      process.stderr.write(`[${id}] ${display(full)}\n`);
+      const { stdout, seconds } = crepeRun(full);
+      const report = JSON.parse(stdout);
+      rmSync(out, { recursive: true, force: true });
+      const command = display(full.filter((a) => a !== '--overwrite' && a !== '--json').map((a) => (a === out ? 'out/' : a)));
+      return { id, command, ppl: report.evaluation.ppl, linearSparsity: report.totals.linearSparsity, seconds, tasks: keep(report.zeroShot.tasks) };
+    });
+  }
+}
+
 function main(): void {
   const onlyIndex = process.argv.indexOf('--only');
-  const only = onlyIndex > 0 ? process.argv[onlyIndex + 1].split(',') : ['baselines', 'crepe', 'transfer', 'combos'];
+  const only = onlyIndex > 0 ? process.argv[onlyIndex + 1].split(',') : ['baselines', 'crepe', 'transfer', 'combos', 'zeroshot'];
   for (const dir of [runsDir, configsDir, work]) mkdirSync(dir, { recursive: true });
   if (!existsSync(path.join(model, 'model.safetensors'))) crepeRun(['convert', DATA.bin, '--tokenizer', DATA.tok, '--out', model, '--overwrite']);
   if (only.includes('baselines')) baselines();
@@ -210,6 +245,7 @@ function main(): void {
   if (only.includes('timing')) timing();
   if (only.includes('transfer')) transfer();
   if (only.includes('default')) shippedDefault();
+  if (only.includes('zeroshot')) zeroShot();
   const methodsIndex = process.argv.indexOf('--combo-methods');
   if (only.includes('combos')) combos(methodsIndex > 0 ? process.argv[methodsIndex + 1].split(',') : ['wanda', 'ria', 'crepe']);
 }

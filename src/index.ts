@@ -1,5 +1,5 @@
 /**
- * crepe as a library: the five workflows the `crepe` command runs, and the building blocks a
+ * crepe as a library: the workflows the `crepe` command runs, and the building blocks a
  * researcher reuses to put a pruning experiment together.
  *
  * Every workflow takes one request object, checks all of it (fields, files, the output directory,
@@ -16,6 +16,7 @@ export { evaluatePerplexity, type EvalRequest, type EvalResult } from './workflo
 export { pruneModel, type PruneRequest, type PruneResult, type PruneReport } from './workflows/prune.ts';
 export { searchCoefficients, type SearchRequest, type SearchResult } from './workflows/search.ts';
 export { inspectModel, type InspectRequest, type InspectResult, type TensorSparsity } from './workflows/inspect.ts';
+export { evaluateTasks, type ZeroShotRequest, type ZeroShotResult } from './workflows/zeroshot.ts';
 export type { EngineRequest, ProgressEvent, RunControl } from './workflows/common.ts';
 
 // Errors.
@@ -28,11 +29,22 @@ export { readModelConfig, parseModelConfig } from './model/config.ts';
 export { LINEAR_NAMES, type LinearName, type ModelSpec, type BlockWeights } from './model/spec.ts';
 export { TextTokenizer } from './model/tokenizer.ts';
 export { SafetensorsWeights } from './io/safetensors.ts';
+export { writeCheckpoint, parseByteSize, SAVE_FORMATS, type SaveFormat, type WeightSource, type WriteCheckpointOptions } from './io/checkpoint-writer.ts';
+export { bitmaskCompress, bitmaskDecompress } from './io/sparse-bitmask.ts';
+export { sparsityConfig, withSparsityConfig, writeSparsityConfig, SparsityTally, type SparsityMetadata } from './prune/sparsity-config.ts';
+export { resolveModelArgument, type ResolveOptions } from './hub/resolve.ts';
+export { parseHubId, type HubId } from './hub/hub-id.ts';
+export { hubSettings, type HubSettings } from './hub/settings.ts';
 
 // Calibration and evaluation texts.
 export { sampleCalibrationFile, sampleC4Windows, sampleTextWindows, windowsSha256, type CalibrationSet } from './data/calibration.ts';
 export { readEvalText, readJsonlDocuments } from './data/text-sources.ts';
 export { perplexity, type PerplexityResult } from './eval/perplexity.ts';
+
+// Zero-shot tasks (lm-evaluation-harness prompts and metrics) and log-likelihood scoring.
+export { TASKS, TASK_NAMES, taskByName, parseTaskList, type TaskDefinition, type TaskDoc, type MetricName } from './eval/tasks/index.ts';
+export { documentMetrics, meanWithStderr, encodeRequest, formatZeroShotTable, type ZeroShotReport, type TaskResult } from './eval/zeroshot.ts';
+export { planLoglikelihoods, scoreLoglikelihoods, type LoglikelihoodRequest, type LoglikelihoodScore } from './eval/loglikelihood.ts';
 
 // Pruning: targets, methods and their scores, masks, settings, the layer loop.
 export { parseTarget, validateTarget, describeTarget, type PruneTarget, type Selection } from './prune/target.ts';
@@ -49,4 +61,7 @@ export { pruneLayers, type LayerReport } from './prune/layer-loop.ts';
 export { loadCrepeConfig, parseCrepeConfig, type CrepeConfigFile } from './search/crepe-config.ts';
 export { ProxyContext, PROXY_NAMES, type ProxyName } from './search/proxy.ts';
 export { runPho } from './search/pho.ts';
+export { defaultCrepeConfigFor, RIA_POINT } from './search/crepe-defaults.ts';
+export { chooseByConfirmation, confirmationWindows, type AutoCandidate } from './search/auto.ts';
+export type { AutoOptions, AutoReport } from './workflows/auto-crepe.ts';
 export { runHillClimb } from './search/hillclimb.ts';

@@ -6,10 +6,11 @@
  * Exit codes: 0 success; 2 a problem the user can fix (bad option, bad or missing file, a refusal),
  * shown as one `crepe: …` line; 1 a bug in crepe, shown with its stack trace.
  */
-import { readFileSync, realpathSync } from 'node:fs';
+import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { UserError } from '../util/errors.ts';
+import { crepeVersion } from '../util/version.ts';
 import * as convertCommand from './convert.ts';
 import * as inspectCommand from './inspect.ts';
 import * as evalCommand from './eval.ts';
@@ -17,16 +18,11 @@ import * as pruneCommand from './prune.ts';
 import * as searchCommand from './search.ts';
 import { userMessage, type CliIo } from './options.ts';
 
-function packageVersion(): string {
-  const file = fileURLToPath(new URL('../../package.json', import.meta.url));
-  return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
-}
-
 function program(io: CliIo, argv: readonly string[]): Command {
   const root = new Command()
     .name('crepe')
     .description('Post-training pruning of large language models (CRePE, PHO, Magnitude, Wanda, SparseGPT, RIA).')
-    .version(packageVersion())
+    .version(crepeVersion())
     .configureOutput({
       writeOut: (text) => io.stdout.write(text),
       writeErr: (text) => io.stderr.write(text),

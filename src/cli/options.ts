@@ -99,7 +99,7 @@ export function textsFields(opts: TextsOptions): TextsRequest {
 /** --device and --threads, added to every command that runs the model. */
 export function addEngineOptions(command: Command): void {
   command.addOption(new Option('--device <device>', 'execution provider').choices(['cpu', 'cuda']).default('cpu'));
-  command.addOption(new Option('--threads <n>', 'intra-op threads of ONNX Runtime (default: all cores)').argParser(positiveInt('--threads')));
+  command.addOption(new Option('--threads <n>', 'threads: ONNX Runtime\'s intra-op threads, and crepe search\'s proxy evaluation threads (default: all cores)').argParser(positiveInt('--threads')));
 }
 
 /**
@@ -145,6 +145,7 @@ const FIELD_FLAGS: Readonly<Record<string, string>> = {
   'dsnot.maxCycles': '--dsnot-cycles',
   'dsnot.updateThreshold': '--dsnot-threshold',
   'permute.strategy': '--permute',
+  sparsityMetadata: '--no-sparsity-config',
 };
 
 /** Fields that library messages mention beside the one they are about ("pass overwrite to …"). */

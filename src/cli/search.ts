@@ -6,6 +6,8 @@
 import { Option, type Command } from 'commander';
 import { PROXY_NAMES, type ProxyName } from '../search/proxy-defaults.ts';
 import { UserError } from '../util/errors.ts';
+import type { ProxyCorrelation } from '../search/validate.ts';
+import type { ConfidenceInterval } from '../util/stats.ts';
 import {
   addAliases, addEngineOptions, addTextsOptions, finiteNumber, nonNegativeInt, positiveInt, printJson, selectionOption, targetOption, textsFields,
   type CliIo, type TextsOptions,
@@ -15,8 +17,8 @@ import { progressPrinter } from './progress.ts';
 type SearchCliOptions = {
   strategy: 'pho' | 'hillclimb'; out: string; device: 'cpu' | 'cuda'; sparsity?: number; pattern?: string;
   crepeK?: string; config?: string; proxy?: ProxyName; proxySign?: '+1' | '-1'; proxyFrom?: string; giniSubsample?: string;
-  crepeVariant?: 'normalized' | 'smooth';
-} & TextsOptions & Partial<Record<'validate' | 'budget' | 'crepeA' | 'sigma0' | 'confirm' | 'threads', number>>
+  crepeVariant?: 'normalized' | 'smooth'; proxyCache?: string; revision?: string;
+} & TextsOptions & Partial<Record<'validate' | 'budget' | 'crepeA' | 'sigma0' | 'confirm' | 'threads' | 'proxyRows' | 'proxyCacheBudget', number>>
   & Partial<Record<'perRow' | 'perMatrix' | 'searchA' | 'overwrite' | 'json', boolean>>;
 
 /** "1,3,5" → [1, 3, 5] (the library checks that they are odd and positive). */
@@ -26,11 +28,35 @@ function kList(text: string): number[] {
   return values;
 }
 
+/** A path as a shell word: quoted only when it needs to be. */
+const quote = (word: string): string => (/^[\w./:@%+=,-]+$/.test(word) ? word : `'${word.replace(/'/g, "'\\''")}'`);
+
+const signed = (x: number): string => `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(3)}`;
+const interval = (ci: ConfidenceInterval): string => `${signed(ci.estimate)} [${signed(ci.lower)}, ${signed(ci.upper)}]`;
+
+/** One line per proxy: Spearman and Pearson correlation with real PPL and their bootstrap intervals, strongest first. */
+export function correlationLines(correlations: readonly ProxyCorrelation[]): string {
+  if (correlations.length === 0) return '';
+  const sorted = [...correlations].sort((a, b) => Math.abs(b.spearman.estimate) - Math.abs(a.spearman.estimate));
+  const width = Math.max(...sorted.map((c) => c.proxy.length));
+  const level = Math.round(sorted[0].spearman.level * 100);
+  const lines = sorted.map((c, i) =>
+    `  ${c.proxy.padEnd(width)}  Spearman ρ ${interval(c.spearman)}  Pearson r ${interval(c.pearson)}  ${c.sign > 0 ? 'minimise' : 'maximise'}${i === 0 ? '  ← strongest (--proxy-from uses it)' : ''}`);
+  return `proxy vs real PPL (${level}% bootstrap intervals):\n${lines.join('\n')}\n`;
+}
+
+/** How to prune with the configuration a search wrote: the same model, target and calibration file. */
+export function applyHint(model: string, out: string, opts: Pick<SearchCliOptions, 'pattern' | 'sparsity' | 'perRow' | 'calib'>): string {
+  const target = opts.pattern !== undefined ? `--pattern ${opts.pattern}` : `--sparsity ${opts.sparsity}${opts.perRow ? ' --per-row' : ''}`;
+  return `apply it: crepe prune ${quote(model)} --method crepe --config ${quote(`${out}/crepe-config.json`)} ${target} --calib ${quote(opts.calib)} --out <pruned-dir>\n`;
+}
+
 export function register(program: Command, io: CliIo): void {
   const command = program
     .command('search')
     .description('search CRePE coefficients: PHO (CMA-ES on a proxy), hill climbing on real PPL, or proxy validation')
-    .argument('<model>', 'Hugging Face model directory')
+    .argument('<model>', 'Hugging Face model directory, or a Hub id org/name[@revision] (downloaded into the Hugging Face cache)')
+    .option('--revision <rev>', 'branch, tag or commit of a Hub id (default main)')
     .addOption(new Option('--strategy <s>', 'pho: CMA-ES on a proxy; hillclimb: coordinate search on real held-out PPL').choices(['pho', 'hillclimb']).default('pho'))
     .option('--validate <n>', 'instead of searching, measure proxy vs real PPL on N ≥ 3 random configurations', positiveInt('--validate'))
     .option('--sparsity <s>', 'unstructured sparsity in (0, 1)', finiteNumber('--sparsity'))
@@ -44,6 +70,9 @@ export function register(program: Command, io: CliIo): void {
     .addOption(new Option('--proxy-sign <sign>', '+1: minimise the proxy; -1: maximise it (default: the validated sign)').choices(['+1', '-1']))
     .option('--proxy-from <validation.json>', 'use the proxy (and sign) that a --validate run found most correlated with PPL')
     .option('--gini-subsample <n>', 'positions per matrix for the Gini index, or "exact" (default 65536)')
+    .option('--proxy-rows <f>', 'compute the proxy on this fraction of each linear\'s rows (a fixed random subset; default 1); --validate also reports its Spearman ρ with the full proxy', finiteNumber('--proxy-rows'))
+    .option('--proxy-cache <dir>', 'proxy cache directory: the dense pass\'s per-linear terms, reused by later searches and validations on the same model and calibration windows, continued after an interruption (default: <out>.proxy-cache)')
+    .option('--proxy-cache-budget <MiB>', 'memory for proxy terms kept between candidates, all threads together (default 1024)', nonNegativeInt('--proxy-cache-budget'))
     .option('--search-a', 'also search the activation exponent a')
     .option('--crepe-a <x>', 'activation exponent when not searched (default 0.5)', finiteNumber('--crepe-a'))
     .addOption(new Option('--crepe-variant <v>', 'neighbourhood term (default normalized)').choices(['normalized', 'smooth']))
@@ -66,6 +95,7 @@ export function register(program: Command, io: CliIo): void {
     const gini = opts.giniSubsample;
     const result = await searchCoefficients({
       model,
+      revision: opts.revision,
       out: opts.out,
       overwrite: opts.overwrite,
       strategy: opts.strategy,
@@ -80,6 +110,9 @@ export function register(program: Command, io: CliIo): void {
       proxySign: opts.proxySign === undefined ? undefined : opts.proxySign === '-1' ? -1 : 1,
       proxyFrom: opts.proxyFrom,
       giniSubsample: gini === undefined ? undefined : gini === 'exact' ? null : positiveInt('--gini-subsample')(gini),
+      proxyRows: opts.proxyRows,
+      proxyCache: opts.proxyCache,
+      proxyCacheBudget: opts.proxyCacheBudget,
       searchA: opts.searchA,
       crepe: { a: opts.crepeA, variant: opts.crepeVariant },
       sigma0: opts.sigma0,
@@ -90,5 +123,10 @@ export function register(program: Command, io: CliIo): void {
     });
     if (opts.json) return printJson(io.stdout, result);
     io.stdout.write(`wrote ${result.out} (${result.seconds.toFixed(1)}s)\n`);
+    if (result.kind === 'validation') {
+      io.stdout.write(correlationLines(result.correlations));
+      return;
+    }
+    io.stdout.write(applyHint(model, result.out, opts));
   });
 }

@@ -12,7 +12,7 @@ import {
   blockTensorNames, blockTensorShape, inputGroupWidth,
   type BlockWeights, type LinearInputGroup, type ModelSpec,
 } from '../model/spec.ts';
-import type { RopeTables } from '../model/rope.ts';
+import { rotaryDim, type RopeTables } from '../model/rope.ts';
 import { invariant } from '../util/errors.ts';
 
 /** One linear-input group's statistics for a batch of B sequences, width d = d_in. */
@@ -44,28 +44,40 @@ export class BlockEngine {
     /** Sequences per run that `runSequences` uses. */
     readonly maxBatch: number,
     private readonly session: ort.InferenceSession,
+    /** Packed rows (see BlockGraphOptions.packed): per-token rope tables and a mask per run. */
+    readonly packed: boolean,
   ) {}
 
   /** `maxBatch` defaults to `blockBatchSize(spec, seqLen)`. */
-  static async create(spec: ModelSpec, seqLen: number, opts: EngineOptions & { stats: StatsMode; maxBatch?: number }): Promise<BlockEngine> {
+  static async create(spec: ModelSpec, seqLen: number, opts: EngineOptions & { stats: StatsMode; maxBatch?: number; packed?: boolean }): Promise<BlockEngine> {
     const maxBatch = opts.maxBatch ?? blockBatchSize(spec, seqLen);
     invariant(Number.isInteger(maxBatch) && maxBatch >= 1, 'maxBatch must be a positive integer');
-    const session = await createSession(buildBlockGraph(spec, { seqLen, stats: opts.stats }), opts);
-    return new BlockEngine(spec, seqLen, opts.stats, maxBatch, session);
+    const packed = Boolean(opts.packed);
+    const session = await createSession(buildBlockGraph(spec, { seqLen, stats: opts.stats, packed }), opts);
+    return new BlockEngine(spec, seqLen, opts.stats, maxBatch, session, packed);
   }
 
-  /** Runs one block on B sequences: `hidden` is [B·seqLen, hiddenSize] row-major, B ≥ 1. */
-  async run(hidden: Float32Array, weights: BlockWeights, rope: RopeTables): Promise<BlockRunResult> {
+  /**
+   * Runs one block on B sequences: `hidden` is [B·seqLen, hiddenSize] row-major, B ≥ 1. Packed
+   * engines take rope tables per token ([B·seqLen, headDim]) and the additive `mask` [B, seqLen, seqLen].
+   */
+  async run(hidden: Float32Array, weights: BlockWeights, rope: RopeTables, mask?: Float32Array): Promise<BlockRunResult> {
     const { spec, seqLen } = this;
     const h = spec.hiddenSize;
     const sequences = hidden.length / (seqLen * h);
     invariant(Number.isInteger(sequences) && sequences >= 1, 'hidden must be [B·seqLen, hiddenSize]');
-    invariant(rope.cos.length === seqLen * spec.headDim, 'rope tables must be [seqLen, headDim]');
+    const r = rotaryDim(spec);
+    const ropeRows = this.packed ? sequences * seqLen : seqLen;
+    invariant(rope.cos.length === ropeRows * r, () => `rope tables must be [${this.packed ? 'B·seqLen' : 'seqLen'}, rotaryDim]`);
     const feeds: Record<string, ort.Tensor> = {
       hidden: floatTensor(hidden, [sequences * seqLen, h]),
-      cos: floatTensor(rope.cos, [seqLen, spec.headDim]),
-      sin: floatTensor(rope.sin, [seqLen, spec.headDim]),
+      cos: floatTensor(rope.cos, [ropeRows, r]),
+      sin: floatTensor(rope.sin, [ropeRows, r]),
     };
+    if (this.packed) {
+      invariant(mask && mask.length === sequences * seqLen * seqLen, 'a packed run needs a mask [B, seqLen, seqLen]');
+      feeds.attention_mask = floatTensor(mask, [sequences, seqLen, seqLen]);
+    }
     for (const name of blockTensorNames(spec)) {
       const shape = blockTensorShape(spec, name);
       const tensor = weights[name];

@@ -6,23 +6,32 @@
  *   out = h + down_proj(silu(gate_proj(n)) · up_proj(n)),   n = RMSNorm(h)
  *
  * with the block's weights as graph inputs (named as in `blockTensorNames`), so a single session
- * runs every layer of a model, dense or pruned. Tokens travel as [B·seqLen, hidden] rows, so every
+ * runs every layer of a model, dense or pruned (`decoderBlock` also serves graphs that hold the
+ * weights as constants, model-graph.ts). Tokens travel as [B·seqLen, hidden] rows, so every
  * projection is one Gemm over the whole batch; attention is per sequence (each starts at position
- * 0, causal within itself). Optional outputs carry, for each distinct linear input
- * (LINEAR_INPUT_GROUP), Σ_t x² per sequence and input channel and, for 'full', Σ_t x per sequence
- * and XᵀX summed over the batch.
+ * 0, causal within itself; or, packed, at given positions under a given mask). Optional outputs
+ * carry, for each distinct linear input (LINEAR_INPUT_GROUP), Σ_t x² per sequence and input
+ * channel and, for 'full', Σ_t x per sequence and XᵀX summed over the batch.
  */
 import { GraphBuilder, INT64 } from './onnx-builder.ts';
 import {
   blockTensorNames, blockTensorShape, inputGroupWidth,
   type LinearInputGroup, type LinearName, type ModelSpec,
 } from '../model/spec.ts';
+import { rotaryDim } from '../model/rope.ts';
 
 export type StatsMode = 'none' | 'sqnorm' | 'full';
 
 export interface BlockGraphOptions {
   seqLen: number;
   stats: StatsMode;
+  /**
+   * Packed rows: cos/sin come per token ([B·seqLen, d], each token's own position) and an additive
+   * attention mask [B, seqLen, seqLen] (0 where a query may attend to a key, MASKED elsewhere)
+   * replaces the causal one, so one row can hold several sequences that share a prefix (a tree of
+   * tokens). Every key must sit at or before its queries in the row: chunks skip later keys.
+   */
+  packed?: boolean;
 }
 
 /** Symbolic dimensions: tokens of the batch (B·seqLen) and sequences of the batch (B). */
@@ -30,16 +39,19 @@ export const TOKENS = 'tokens';
 export const SEQUENCES = 'sequences';
 
 /** Large enough that exp(score + MASKED − max) is exactly 0, small enough to stay finite. */
-const MASKED = -1e30;
+export const MASKED = -1e30;
 
 export function buildBlockGraph(spec: ModelSpec, opts: BlockGraphOptions): Uint8Array {
   const L = opts.seqLen;
   const g = new GraphBuilder('decoder_block');
+  const r = rotaryDim(spec); // channels turned by rotary (the first r of each head)
   const x = g.input('hidden', [TOKENS, spec.hiddenSize]);
-  const rope = { cos: g.input('cos', [L, spec.headDim]), sin: g.input('sin', [L, spec.headDim]) };
+  const ropeRows = opts.packed ? TOKENS : L;
+  const attention: BlockAttention = { cos: g.input('cos', [ropeRows, r]), sin: g.input('sin', [ropeRows, r]) };
+  if (opts.packed) attention.packedMask = g.input('attention_mask', [SEQUENCES, L, L]);
   const w: Record<string, string> = {};
   for (const name of blockTensorNames(spec)) w[name] = g.input(name, blockTensorShape(spec, name));
-  const { out, groupInputs } = decoderBlock(g, spec, L, x, w, rope);
+  const { out, groupInputs } = decoderBlock(g, spec, L, x, w, attention);
   g.output(out, 'hidden_out', [TOKENS, spec.hiddenSize]);
 
   // ---- per-linear-input statistics ----
@@ -62,16 +74,27 @@ export function buildBlockGraph(spec: ModelSpec, opts: BlockGraphOptions): Uint8
   return g.toBytes();
 }
 
+/** What a block's attention reads besides its weights: values of the graph it is appended to. */
+export interface BlockAttention {
+  /** Rotary tables [L, r] (r = rotaryDim), or per token [B·L, r] when packed. */
+  cos: string;
+  sin: string;
+  /** Packed rows: the additive attention mask [B, L, L] that replaces the causal one. */
+  packedMask?: string;
+}
+
 /**
  * Appends one decoder block to `g`: `x` [B·L, hidden] → the block's output, plus the input of
  * each linear-input group (for statistics). `w` names the value of each block tensor (graph
- * inputs or constants), `rope` the [L, headDim] cos and sin tables.
+ * inputs or constants).
  */
 export function decoderBlock(
-  g: GraphBuilder, spec: ModelSpec, L: number, x: string, w: Record<string, string>, rope: { cos: string; sin: string },
+  g: GraphBuilder, spec: ModelSpec, L: number, x: string, w: Record<string, string>, attention: BlockAttention,
 ): { out: string; groupInputs: Record<LinearInputGroup, string> } {
   const { numHeads: H, numKvHeads: KV, headDim: d, rmsNormEps: eps } = spec;
   const G = H / KV; // query heads per key/value head
+  const r = rotaryDim(spec);
+  const packed = attention.packedMask !== undefined;
 
   // y = x·Wᵀ (+ b): Gemm reads the stored [d_out, d_in] weight with transB, no transposed copy.
   const linear = (input: string, name: LinearName): string =>
@@ -90,20 +113,32 @@ export function decoderBlock(
 
   // Rotary, rotate_half layout: x·cos + rotate_half(x)·sin, where rotate_half(x) = [−x₂, x₁].
   // Written as x·cos + [x₂, x₁]·[−sin₁, sin₂]; the tables broadcast over batch and heads as
-  // [L, 1, d]. The attention scale 1/√d is folded into q's tables (an [L, d] multiply instead of
-  // [B, H, L, L]).
-  const cosTable = g.reshape(rope.cos, [L, 1, d]);
-  const [sinFirstHalf, sinSecondHalf] = g.split(rope.sin, 1, 2);
-  const sinSigned = g.reshape(g.concat([g.neg(sinFirstHalf), sinSecondHalf], 1), [L, 1, d]);
+  // [L, 1, r] ([B, L, 1, r] when packed). The attention scale 1/√d is folded into q's tables (an
+  // [L, r] multiply instead of [B, H, L, L]). With partial rotary (r < d) the first r channels turn,
+  // in halves of r/2, and the rest pass through (q's scaled by 1/√d).
+  const tableShape = packed ? [-1, L, 1, r] : [L, 1, r];
+  const cosTable = g.reshape(attention.cos, tableShape);
+  const [sinFirstHalf, sinSecondHalf] = g.split(attention.sin, 1, 2);
+  const sinSigned = g.reshape(g.concat([g.neg(sinFirstHalf), sinSecondHalf], 1), tableShape);
   const scale = g.scalar(1 / Math.sqrt(d));
-  const rotate = (t: string, cosT: string, sinT: string): string => {
+  const turn = (t: string, cosT: string, sinT: string): string => {
     const [firstHalf, secondHalf] = g.split(t, 3, 2);
     return g.add(g.mul(t, cosT), g.mul(g.concat([secondHalf, firstHalf], 3), sinT));
   };
-  q = rotate(q, g.mul(cosTable, scale), g.mul(sinSigned, scale));
-  k = rotate(k, cosTable, sinSigned);
+  const rotate = (t: string, cosT: string, sinT: string, passScale: string | null): string => {
+    if (r === d) return turn(t, cosT, sinT);
+    const turned = turn(g.slice(t, [0], [r], [3]), cosT, sinT);
+    const pass = g.slice(t, [r], [d], [3]);
+    return g.concat([turned, passScale ? g.mul(pass, passScale) : pass], 3);
+  };
+  q = rotate(q, g.mul(cosTable, scale), g.mul(sinSigned, scale), scale);
+  k = rotate(k, cosTable, sinSigned, null);
 
-  const attnOut = causalAttention(g, q, k, v, { L, KV, G, d });
+  // The mask broadcasts over the scores [B, KV, G, C, keys]: [L, L] causal, or [B, 1, 1, L, L].
+  const mask = attention.packedMask !== undefined
+    ? { value: g.reshape(attention.packedMask, [-1, 1, 1, L, L]), axes: [3, 4] }
+    : { value: causalMask(g, L), axes: [0, 1] };
+  const attnOut = causalAttention(g, q, k, v, mask, { L, KV, G, d });
   const afterAttn = g.add(x, linear(attnOut, 'self_attn.o_proj'));
 
   // ---- MLP (SwiGLU) ----
@@ -122,7 +157,7 @@ export const ATTENTION_CHUNK = 64;
 
 /**
  * Causal grouped-query attention, per sequence. q [B, L, H, d] (already scaled), k and v
- * [B, L, KV, d] → [B·L, H·d].
+ * [B, L, KV, d] → [B·L, H·d]; `mask` is additive, its query and key axes named by `axes`.
  *
  * No repeat_kv copies: the G query heads that share a kv head are stacked along rows, giving one
  * [G·C, d]·[d, keys] product per sequence and kv head (head index = kv·G + group, as Hugging Face
@@ -132,11 +167,11 @@ export const ATTENTION_CHUNK = 64;
  */
 function causalAttention(
   g: GraphBuilder, q: string, k: string, v: string,
+  mask: { value: string; axes: number[] },
   { L, KV, G, d }: { L: number; KV: number; G: number; d: number },
 ): string {
   const kTransposed = g.transpose(k, [0, 2, 3, 1]); // [B, KV, d, L]
   const vByHead = g.transpose(v, [0, 2, 1, 3]); // [B, KV, L, d]
-  const mask = causalMask(g, L);
   const chunks: string[] = [];
   for (let start = 0; start < L; start += ATTENTION_CHUNK) {
     const end = Math.min(L, start + ATTENTION_CHUNK);
@@ -144,7 +179,7 @@ function causalAttention(
     const qChunk = start === 0 && end === L ? q : g.slice(q, [start], [end], [1]); // [B, C, H, d]
     const keysT = end === L ? kTransposed : g.slice(kTransposed, [0], [end], [3]); // [B, KV, d, e]
     const values = end === L ? vByHead : g.slice(vByHead, [0], [end], [2]); // [B, KV, e, d]
-    const maskChunk = start === 0 && end === L ? mask : g.slice(mask, [start, 0], [end, end], [0, 1]); // [C, e]
+    const maskChunk = start === 0 && end === L ? mask.value : g.slice(mask.value, [start, 0], [end, end], mask.axes); // [C, e]
 
     const qGrouped = g.reshape(g.transpose(g.reshape(qChunk, [-1, C, KV, G, d]), [0, 2, 3, 1, 4]), [-1, KV, G * C, d]);
     const scores = g.reshape(g.matmul(qGrouped, keysT), [-1, KV, G, C, end]);

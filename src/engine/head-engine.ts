@@ -1,6 +1,8 @@
 /**
- * HeadEngine: final norm + lm_head + per-token NLL (or logits, for tests) on a batch of B
- * sequences of `seqLen` tokens (B = 1 … maxBatch per run; the head graph itself takes any count).
+ * HeadEngine: final norm + lm_head + per-token NLL (or logits, for tests; or target log-probability
+ * and greedy flag, for log-likelihood scoring) on a batch of B sequences of `seqLen` tokens
+ * (B = 1 … maxBatch per run; the head graph itself takes any count). With seqLen 1 it takes any
+ * number of independent rows.
  */
 import assert from 'node:assert/strict';
 import type ort from 'onnxruntime-node';
@@ -40,6 +42,17 @@ export class HeadEngine {
     const feeds = { ...this.feeds(hidden, tokens, finalNorm, lmHead), targets: int64Tensor(targets64, [tokens]) };
     const results = await (await this.session('nll')).run(feeds);
     return floatData(results.nll, 'nll');
+  }
+
+  /**
+   * log p(targets[t] | hidden[t]) and whether targets[t] is the argmax (1) or not (0), per row.
+   */
+  async targetScores(hidden: Float32Array, finalNorm: Float32Array, lmHead: Float32Array, targets: BigInt64Array): Promise<{ logProb: Float32Array; greedy: Float32Array }> {
+    const tokens = this.tokenCount(hidden);
+    assert.equal(targets.length, tokens, 'targets must be [B·seqLen], one per hidden row');
+    const feeds = { ...this.feeds(hidden, tokens, finalNorm, lmHead), targets: int64Tensor(targets, [tokens]) };
+    const results = await (await this.session('target')).run(feeds);
+    return { logProb: floatData(results.logprob, 'logprob'), greedy: floatData(results.greedy, 'greedy') };
   }
 
   /** Logits [B·seqLen, vocab] row-major. */

@@ -2,13 +2,15 @@
  * The head graph: final RMSNorm → lm_head → log-softmax → −log p(target), per token, for any
  * number of tokens (a batch of sequences laid end to end: the head works token by token).
  * Evaluation only needs the NLL, so the [tokens, vocab] logits never leave ORT; the 'logits'
- * variant exists for tests and conversion checks.
+ * variant exists for tests and conversion checks. The 'target' variant serves log-likelihood
+ * scoring: log p(target) and whether the target is the argmax of the log-probabilities (ArgMax
+ * keeps the first of tied maxima, as torch.argmax does), as 0/1.
  */
-import { GraphBuilder, INT64 } from './onnx-builder.ts';
+import { FLOAT, GraphBuilder, INT64 } from './onnx-builder.ts';
 import { TOKENS } from './block-graph.ts';
 import type { ModelSpec } from '../model/spec.ts';
 
-export type HeadOutput = 'nll' | 'logits';
+export type HeadOutput = 'nll' | 'logits' | 'target';
 
 export interface HeadGraphOptions {
   output: HeadOutput;
@@ -23,7 +25,15 @@ export function buildHeadGraph(spec: ModelSpec, opts: HeadGraphOptions): Uint8Ar
   if (opts.output === 'logits') {
     g.output(headLogits(g, spec, hidden, finalNorm, lmHead), 'logits', [TOKENS, vocab]);
   } else {
-    g.output(headNll(g, spec, hidden, finalNorm, lmHead, g.input('targets', [TOKENS], INT64)), 'nll', [TOKENS]);
+    const targets = g.input('targets', [TOKENS], INT64);
+    const { logProbs, targetLogProb } = headTargetLogProb(g, spec, hidden, finalNorm, lmHead, targets);
+    if (opts.output === 'nll') {
+      g.output(g.neg(targetLogProb), 'nll', [TOKENS]);
+    } else {
+      g.output(targetLogProb, 'logprob', [TOKENS]);
+      const argmax = g.op('ArgMax', [logProbs], { axis: 1, keepdims: 0, select_last_index: 0 });
+      g.output(g.op('Cast', [g.op('Equal', [argmax, targets])], { to: FLOAT }), 'greedy', [TOKENS]);
+    }
   }
   return g.toBytes();
 }
@@ -33,9 +43,11 @@ export function headLogits(g: GraphBuilder, spec: ModelSpec, hidden: string, fin
   return g.gemm(g.rmsNorm(hidden, finalNorm, spec.rmsNormEps), lmHead, { transB: true });
 }
 
-/** −log p(targets[t] | hidden[t]) per token: [tokens]. */
-export function headNll(g: GraphBuilder, spec: ModelSpec, hidden: string, finalNorm: string, lmHead: string, targets: string): string {
+/** The log-probabilities [tokens, vocab] and log p(targets[t] | hidden[t]) per token [tokens]. */
+export function headTargetLogProb(
+  g: GraphBuilder, spec: ModelSpec, hidden: string, finalNorm: string, lmHead: string, targets: string,
+): { logProbs: string; targetLogProb: string } {
   const logProbs = g.logSoftmax(headLogits(g, spec, hidden, finalNorm, lmHead), -1);
-  const targetLogProb = g.op('GatherElements', [logProbs, g.unsqueeze(targets, [1])], { axis: 1 });
-  return g.neg(g.reshape(targetLogProb, [-1]));
+  const targetLogProb = g.reshape(g.op('GatherElements', [logProbs, g.unsqueeze(targets, [1])], { axis: 1 }), [-1]);
+  return { logProbs, targetLogProb };
 }

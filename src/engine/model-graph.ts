@@ -9,8 +9,8 @@
  */
 import { GraphBuilder, INT64, type ExternalData } from './onnx-builder.ts';
 import { decoderBlock, TOKENS } from './block-graph.ts';
-import { headNll } from './head-graph.ts';
-import { ropeTables } from '../model/rope.ts';
+import { headTargetLogProb } from './head-graph.ts';
+import { ropeTables, rotaryDim } from '../model/rope.ts';
 import { blockTensorNames, blockTensorShape, type BlockWeights, type ModelSpec } from '../model/spec.ts';
 
 export interface ModelWeights {
@@ -35,7 +35,8 @@ export function buildModelGraph(spec: ModelSpec, seqLen: number, weights: ModelW
   const ids = g.input('ids', [TOKENS], INT64);
   const targets = g.input('targets', [TOKENS], INT64);
   const tables = ropeTables(spec, seqLen);
-  const rope = { cos: g.weight('rope.cos', tables.cos, [seqLen, spec.headDim]), sin: g.weight('rope.sin', tables.sin, [seqLen, spec.headDim]) };
+  const r = rotaryDim(spec);
+  const rope = { cos: g.weight('rope.cos', tables.cos, [seqLen, r]), sin: g.weight('rope.sin', tables.sin, [seqLen, r]) };
   const embedding = g.weight('embed_tokens.weight', weights.embedding, [vocab, h]);
 
   let hidden = g.op('Gather', [embedding, ids], { axis: 0 });
@@ -46,6 +47,6 @@ export function buildModelGraph(spec: ModelSpec, seqLen: number, weights: ModelW
   });
   const lmHead = weights.lmHead === weights.embedding ? embedding : g.weight('lm_head.weight', weights.lmHead, [vocab, h]);
   const finalNorm = g.weight('norm.weight', weights.finalNorm, [h]);
-  g.output(headNll(g, spec, hidden, finalNorm, lmHead, targets), 'nll', [TOKENS]);
+  g.output(g.neg(headTargetLogProb(g, spec, hidden, finalNorm, lmHead, targets).targetLogProb), 'nll', [TOKENS]);
   return { bytes: g.toBytes(), externalData: g.externalData() };
 }

@@ -14,19 +14,20 @@ import path from 'node:path';
 import { f32ToBf16, f32ToF16 } from '../util/float16.ts';
 import { fsyncDirectory, tempPathFor, withAtomicFile } from './atomic.ts';
 import { asWriteError } from './write-error.ts';
-import { DTYPE_BYTES, elementCount, MAX_HEADER_BYTES, type DType } from './safetensors.ts';
+import { elementCount, isDType, MAX_HEADER_BYTES, STORED_DTYPE_BYTES, type StoredDType } from './safetensors.ts';
 
 // Typed arrays use the host's byte order and safetensors is little-endian.
 assert.equal(endianness(), 'LE', 'crepe writes safetensors on little-endian hosts only');
 
 export interface TensorLayout {
   name: string;
-  dtype: DType;
+  /** A float type, or an integer type (written from raw bytes only). */
+  dtype: StoredDType;
   shape: number[];
 }
 
 export interface TensorToWrite extends TensorLayout {
-  /** Float32Array: converted to `dtype`. Uint8Array: raw little-endian bytes already in `dtype`. */
+  /** Float32Array: converted to `dtype` (a float type). Uint8Array: raw little-endian bytes already in `dtype`. */
   data: Float32Array | Uint8Array;
 }
 
@@ -49,8 +50,8 @@ function planFile(layout: readonly TensorLayout[], metadata: Record<string, stri
     assert.ok(name !== '__metadata__', 'a tensor cannot be named __metadata__');
     assert.ok(!dataOffsets.has(name), `tensor "${name}" appears twice`);
     assert.ok(shape.every((dim) => Number.isSafeInteger(dim) && dim >= 0), `tensor "${name}": bad shape [${shape}]`);
-    assert.ok(dtype in DTYPE_BYTES, `tensor "${name}": unsupported dtype ${dtype}`);
-    const byteLength = elementCount(shape) * DTYPE_BYTES[dtype];
+    assert.ok(dtype in STORED_DTYPE_BYTES, `tensor "${name}": unsupported dtype ${dtype}`);
+    const byteLength = elementCount(shape) * STORED_DTYPE_BYTES[dtype];
     dataOffsets.set(name, dataBytes);
     // Built by hand rather than as one object: JS objects reorder integer-like keys.
     entries.push(`${JSON.stringify(name)}:${JSON.stringify({ dtype, shape, data_offsets: [dataBytes, dataBytes + byteLength] })}`);
@@ -73,9 +74,10 @@ function planFile(layout: readonly TensorLayout[], metadata: Record<string, stri
 function encodeTensor(tensor: TensorLayout, data: Float32Array | Uint8Array): Uint8Array {
   const count = elementCount(tensor.shape);
   if (data instanceof Uint8Array) {
-    assert.equal(data.byteLength, count * DTYPE_BYTES[tensor.dtype], `tensor "${tensor.name}": raw byte length does not match its shape`);
+    assert.equal(data.byteLength, count * STORED_DTYPE_BYTES[tensor.dtype], `tensor "${tensor.name}": raw byte length does not match its shape`);
     return data;
   }
+  assert.ok(isDType(tensor.dtype), `tensor "${tensor.name}": ${tensor.dtype} is written from raw bytes only`);
   assert.equal(data.length, count, `tensor "${tensor.name}": ${data.length} values for shape [${tensor.shape}]`);
   switch (tensor.dtype) {
     case 'F32': return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);

@@ -17,17 +17,37 @@ import { UserError } from '../util/errors.ts';
 import { bf16ToF32, f16ToF32 } from '../util/float16.ts';
 import { openForReading, readBytesAt } from './read-at.ts';
 import { parseJson, readInputText } from './input-file.ts';
+import { bitmaskDecompress, readIntegers } from './sparse-bitmask.ts';
 
 /** Element types crepe reads and writes. */
 export type DType = 'F32' | 'F16' | 'BF16';
 
 export const DTYPE_BYTES: Readonly<Record<DType, number>> = { F32: 4, F16: 2, BF16: 2 };
 
+/**
+ * Integer element types read as raw bytes only: the parts of a compressed-tensors bitmask tensor
+ * (packed bits U8, shape and row offsets I64). Anywhere else they are refused like the rest.
+ */
+export type RawDType = 'U8' | 'I32' | 'I64';
+/** Every element type a safetensors file written by crepe may hold. */
+export type StoredDType = DType | RawDType;
+
+export const STORED_DTYPE_BYTES: Readonly<Record<StoredDType, number>> = { ...DTYPE_BYTES, U8: 1, I32: 4, I64: 8 };
+
+const isRawDType = (value: string): value is RawDType => value === 'U8' || value === 'I32' || value === 'I64';
+
 /** Element types the format defines that crepe does not handle; named in the refusal message. */
 const UNSUPPORTED_DTYPES: ReadonlySet<string> = new Set([
   'BOOL', 'F4', 'F6_E2M3', 'F6_E3M2', 'U8', 'I8', 'F8_E5M2', 'F8_E4M3', 'F8_E8M0',
   'I16', 'U16', 'I32', 'U32', 'C64', 'F64', 'I64', 'U64',
 ]);
+
+/** The refusal of a tensor whose element type crepe does not compute with. */
+export function unsupportedDTypeProblem(name: string, dtype: string): string {
+  return UNSUPPORTED_DTYPES.has(dtype)
+    ? `tensor "${name}" has dtype ${dtype}, which crepe does not support (supported: F32, F16, BF16)`
+    : `tensor "${name}" has unknown dtype "${dtype}" (supported: F32, F16, BF16)`;
+}
 
 /** The reference reader's limit on the header length (bytes). */
 export const MAX_HEADER_BYTES = 100_000_000;
@@ -110,22 +130,25 @@ function isNonNegativeInteger(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 }
 
+/** A tensor of an integer element type, kept as raw bytes (see RawDType). */
+export interface RawTensorInfo extends Omit<TensorInfo, 'dtype'> {
+  dtype: RawDType;
+}
+
 interface ParsedHeader {
   metadata: Record<string, string>;
   tensors: Map<string, TensorInfo>;
+  rawTensors: Map<string, RawTensorInfo>;
 }
 
+type ParsedEntry = Omit<TensorInfo, 'dtype'> & { dtype: StoredDType; begin: number; end: number };
+
 /** Validates one header entry and returns it with offsets still relative to the data region. */
-function parseTensorEntry(name: string, entry: unknown, fail: (problem: string) => never): TensorInfo & { begin: number; end: number } {
+function parseTensorEntry(name: string, entry: unknown, fail: (problem: string) => never): ParsedEntry {
   if (!isPlainObject(entry)) fail(`tensor "${name}": entry must be an object with dtype, shape and data_offsets`);
   const { dtype, shape, data_offsets: offsets } = entry;
   if (typeof dtype !== 'string') fail(`tensor "${name}": missing or non-string "dtype"`);
-  if (!isDType(dtype)) {
-    if (UNSUPPORTED_DTYPES.has(dtype)) {
-      fail(`tensor "${name}" has dtype ${dtype}, which crepe does not support (supported: F32, F16, BF16)`);
-    }
-    fail(`tensor "${name}" has unknown dtype "${dtype}" (supported: F32, F16, BF16)`);
-  }
+  if (!isDType(dtype) && !isRawDType(dtype)) fail(unsupportedDTypeProblem(name, dtype));
   if (!Array.isArray(shape) || !shape.every(isNonNegativeInteger)) {
     fail(`tensor "${name}": "shape" must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
   }
@@ -135,7 +158,7 @@ function parseTensorEntry(name: string, entry: unknown, fail: (problem: string) 
   const [begin, end] = offsets as [number, number];
   if (end < begin) fail(`tensor "${name}": data_offsets [${begin}, ${end}) end before they begin`);
   const count = elementCount(shape);
-  const needed = count * DTYPE_BYTES[dtype];
+  const needed = count * STORED_DTYPE_BYTES[dtype as StoredDType];
   if (!Number.isSafeInteger(needed)) fail(`tensor "${name}": shape [${shape.join(',')}] is too large`);
   if (end - begin !== needed) {
     fail(
@@ -143,7 +166,7 @@ function parseTensorEntry(name: string, entry: unknown, fail: (problem: string) 
         `needs ${needed} bytes`,
     );
   }
-  return { name, dtype, shape: [...shape], byteOffset: 0, byteLength: needed, file: '', begin, end };
+  return { name, dtype: dtype as StoredDType, shape: [...shape], byteOffset: 0, byteLength: needed, file: '', begin, end };
 }
 
 /**
@@ -168,7 +191,7 @@ function parseHeader(headerBytes: Uint8Array, dataStart: number, dataBytes: numb
   }
 
   let metadata: Record<string, string> = {};
-  const entries: (TensorInfo & { begin: number; end: number })[] = [];
+  const entries: ParsedEntry[] = [];
   for (const [name, entry] of Object.entries(header)) {
     if (name === METADATA_KEY) {
       if (entry === null) continue;
@@ -211,10 +234,13 @@ function parseHeader(headerBytes: Uint8Array, dataStart: number, dataBytes: numb
   }
 
   const tensors = new Map<string, TensorInfo>();
+  const rawTensors = new Map<string, RawTensorInfo>();
   for (const { begin, end: _end, ...info } of entries) {
-    tensors.set(info.name, { ...info, byteOffset: dataStart + begin, file });
+    const placed = { ...info, byteOffset: dataStart + begin, file };
+    if (isDType(placed.dtype)) tensors.set(info.name, placed as TensorInfo);
+    else rawTensors.set(info.name, placed as RawTensorInfo);
   }
-  return { metadata, tensors };
+  return { metadata, tensors, rawTensors };
 }
 
 /** One safetensors file, open for reading tensors by offset. */
@@ -225,8 +251,10 @@ export class SafetensorsFile {
     readonly path: string,
     fd: number,
     readonly metadata: Record<string, string>,
-    /** Tensors in the order of their data in the file. */
+    /** Float tensors in the order of their data in the file. */
     readonly tensors: Map<string, TensorInfo>,
+    /** Integer tensors (RawDType), read as bytes only. */
+    readonly rawTensors: Map<string, RawTensorInfo>,
   ) {
     this.fd = fd;
   }
@@ -250,8 +278,8 @@ export class SafetensorsFile {
       }
       const header = readBytesAt(fd, LENGTH_PREFIX_BYTES, headerBytes, filePath);
       const dataStart = LENGTH_PREFIX_BYTES + headerBytes;
-      const { metadata, tensors } = parseHeader(header, dataStart, fileSize - dataStart, filePath);
-      return new SafetensorsFile(filePath, fd, metadata, tensors);
+      const { metadata, tensors, rawTensors } = parseHeader(header, dataStart, fileSize - dataStart, filePath);
+      return new SafetensorsFile(filePath, fd, metadata, tensors, rawTensors);
     });
   }
 
@@ -261,9 +289,10 @@ export class SafetensorsFile {
     return info;
   }
 
-  /** The tensor's bytes as stored (little-endian, its own dtype), in a fresh buffer. */
+  /** The tensor's bytes as stored (little-endian, its own dtype), in a fresh buffer; float or integer. */
   readRaw(name: string): Uint8Array {
-    const info = this.info(name);
+    const info = this.tensors.get(name) ?? this.rawTensors.get(name);
+    if (!info) throw new UserError(`${this.path}: no tensor named "${name}"`);
     if (this.fd < 0) throw new Error(`${this.path}: read after close`);
     return readBytesAt(this.fd, info.byteOffset, info.byteLength, this.path);
   }
@@ -302,13 +331,30 @@ function readWeightMap(indexPath: string): Map<string, string> {
   return weightMap;
 }
 
-/** A model's weights: `model.safetensors`, or the shards listed in `model.safetensors.index.json`. */
+/** A weight stored in compressed-tensors' bitmask layout (io/sparse-bitmask.ts), read back dense. */
+interface BitmaskGroup {
+  compressed: TensorInfo;
+  bitmask: RawTensorInfo;
+  shape: RawTensorInfo;
+  rowOffsets: RawTensorInfo | null;
+}
+
+/**
+ * A model's weights: `model.safetensors`, or the shards listed in `model.safetensors.index.json`.
+ * Weights stored in compressed-tensors' bitmask layout (`<m>.compressed`, `.bitmask`, `.shape`,
+ * `.row_offsets`) appear as the dense `<m>.weight` they stand for and are decompressed on read;
+ * `storedTensors()` lists what the files hold.
+ */
 export class SafetensorsWeights {
   private constructor(
     readonly dir: string,
     /** Open files by path. */
     private readonly files: Map<string, SafetensorsFile>,
+    /** Tensors as the model sees them (bitmask weights as their dense TensorInfo). */
     private readonly locations: Map<string, TensorInfo>,
+    /** Every tensor the files hold, float and integer. */
+    private readonly stored: Map<string, TensorInfo | RawTensorInfo>,
+    private readonly groups: Map<string, BitmaskGroup>,
   ) {}
 
   static open(dir: string): SafetensorsWeights {
@@ -318,7 +364,12 @@ export class SafetensorsWeights {
     // Like transformers: a single file wins over an index when both are present.
     if (existsSync(singlePath)) {
       const file = SafetensorsFile.open(singlePath);
-      return new SafetensorsWeights(dir, new Map([[file.path, file]]), new Map(file.tensors));
+      try {
+        return SafetensorsWeights.build(dir, [file], new Map<string, TensorInfo | RawTensorInfo>([...file.tensors, ...file.rawTensors]));
+      } catch (error) {
+        file.close();
+        throw error;
+      }
     }
     if (!existsSync(indexPath)) {
       throw new UserError(`${dir}: no ${SINGLE_FILE_NAME} or ${INDEX_FILE_NAME} (expected a Hugging Face model directory)`);
@@ -326,7 +377,7 @@ export class SafetensorsWeights {
     const weightMap = readWeightMap(indexPath);
     const shards = new Map<string, SafetensorsFile>();
     try {
-      const locations = new Map<string, TensorInfo>();
+      const stored = new Map<string, TensorInfo | RawTensorInfo>();
       for (const [tensor, shardName] of weightMap) {
         let shard = shards.get(shardName);
         if (!shard) {
@@ -337,15 +388,57 @@ export class SafetensorsWeights {
           shard = SafetensorsFile.open(shardPath);
           shards.set(shardName, shard);
         }
-        const info = shard.tensors.get(tensor);
+        const info = shard.tensors.get(tensor) ?? shard.rawTensors.get(tensor);
         if (!info) throw new UserError(`${indexPath}: tensor "${tensor}" is listed in shard ${shardName}, but that file does not contain it`);
-        locations.set(tensor, info);
+        stored.set(tensor, info);
       }
-      return new SafetensorsWeights(dir, new Map([...shards.values()].map((shard) => [shard.path, shard])), locations);
+      return SafetensorsWeights.build(dir, [...shards.values()], stored);
     } catch (error) {
       for (const shard of shards.values()) shard.close();
       throw error;
     }
+  }
+
+  /** Finds the bitmask-stored weights among `stored`; any other integer tensor is refused. */
+  private static build(dir: string, files: SafetensorsFile[], stored: Map<string, TensorInfo | RawTensorInfo>): SafetensorsWeights {
+    const locations = new Map<string, TensorInfo>();
+    const groups = new Map<string, BitmaskGroup>();
+    const grouped = new Set<string>();
+    const fileByPath = new Map(files.map((file) => [file.path, file]));
+    for (const [name, info] of stored) {
+      if (!name.endsWith('.bitmask') || isDType(info.dtype)) continue;
+      const prefix = name.slice(0, -'.bitmask'.length);
+      const part = (suffix: string) => stored.get(`${prefix}.${suffix}`);
+      const where = `${dir}: bitmask-compressed weight "${prefix}.weight"`;
+      const compressed = part('compressed');
+      const shapeInfo = part('shape');
+      const rowOffsets = part('row_offsets') ?? null;
+      if (!compressed || !isDType(compressed.dtype)) throw new UserError(`${where} has no float "${prefix}.compressed" tensor`);
+      if (!shapeInfo || (shapeInfo.dtype !== 'I64' && shapeInfo.dtype !== 'I32') || shapeInfo.shape.length !== 1) {
+        throw new UserError(`${where} has no integer "${prefix}.shape" tensor`);
+      }
+      if (rowOffsets && rowOffsets.dtype !== 'I64' && rowOffsets.dtype !== 'I32') throw new UserError(`${where}: "${prefix}.row_offsets" must be an integer tensor`);
+      if (stored.has(`${prefix}.weight`)) throw new UserError(`${where} is also stored dense`);
+      const shapeFile = fileByPath.get(shapeInfo.file)!;
+      const shape = readIntegers(shapeFile.readRaw(shapeInfo.name), shapeInfo.dtype as RawDType, `${dir}: "${shapeInfo.name}"`);
+      const bitmask = info as RawTensorInfo;
+      if (shape.length !== 2 || !shape.every((dim) => Number.isSafeInteger(dim) && dim >= 0) || bitmask.shape.length !== 2
+        || bitmask.shape[0] !== shape[0] || bitmask.shape[1] !== Math.ceil(shape[1] / 8)) {
+        throw new UserError(`${where}: shape [${shape.join(', ')}] does not match bitmask [${bitmask.shape.join(', ')}]`);
+      }
+      const dtype = compressed.dtype as DType;
+      locations.set(`${prefix}.weight`, {
+        name: `${prefix}.weight`, dtype, shape, byteOffset: compressed.byteOffset, byteLength: elementCount(shape) * DTYPE_BYTES[dtype], file: compressed.file,
+      });
+      groups.set(`${prefix}.weight`, { compressed: compressed as TensorInfo, bitmask, shape: shapeInfo as RawTensorInfo, rowOffsets: rowOffsets as RawTensorInfo | null });
+      for (const suffix of ['bitmask', 'compressed', 'shape', 'row_offsets']) grouped.add(`${prefix}.${suffix}`);
+    }
+    for (const [name, info] of stored) {
+      if (grouped.has(name)) continue;
+      if (!isDType(info.dtype)) throw new UserError(`${info.file}: ${unsupportedDTypeProblem(name, info.dtype)}`);
+      locations.set(name, info as TensorInfo);
+    }
+    return new SafetensorsWeights(dir, fileByPath, locations, stored, groups);
   }
 
   names(): string[] {
@@ -362,18 +455,48 @@ export class SafetensorsWeights {
     return info;
   }
 
-  private fileOf(name: string): SafetensorsFile {
-    const file = this.files.get(this.info(name).file);
-    if (!file) throw new Error(`internal: no open file for tensor ${name}`);
+  /** Whether `name` is stored in the bitmask layout. */
+  isBitmaskCompressed(name: string): boolean {
+    return this.groups.has(name);
+  }
+
+  /** Every tensor the files hold, as stored (bitmask parts included). */
+  storedTensors(): Array<TensorInfo | RawTensorInfo> {
+    return [...this.stored.values()];
+  }
+
+  private fileAt(filePath: string): SafetensorsFile {
+    const file = this.files.get(filePath);
+    if (!file) throw new Error(`internal: no open file ${filePath}`);
     return file;
   }
 
+  /** The bytes of a stored tensor (see storedTensors), float or integer. */
+  readStoredRaw(name: string): Uint8Array {
+    const info = this.stored.get(name);
+    if (!info) throw new UserError(`${this.dir}: the checkpoint stores no tensor named "${name}"`);
+    return this.fileAt(info.file).readRaw(name);
+  }
+
+  /** The tensor's dense bytes in its dtype (decompressed when it is stored as a bitmask). */
   readRaw(name: string): Uint8Array {
-    return this.fileOf(name).readRaw(name);
+    const info = this.info(name);
+    const group = this.groups.get(name);
+    if (!group) return this.fileAt(info.file).readRaw(name);
+    const rowOffsets = group.rowOffsets
+      ? readIntegers(this.readStoredRaw(group.rowOffsets.name), group.rowOffsets.dtype, `${this.dir}: "${group.rowOffsets.name}"`)
+      : undefined;
+    if (rowOffsets && rowOffsets.length !== info.shape[0]) throw new UserError(`${this.dir}: "${group.rowOffsets!.name}" has ${rowOffsets.length} entries for ${info.shape[0]} rows`);
+    return bitmaskDecompress(
+      { compressed: this.readStoredRaw(group.compressed.name), bitmask: this.readStoredRaw(group.bitmask.name), rowOffsets },
+      info.dtype,
+      info.shape,
+      `${this.dir}: bitmask-compressed weight "${name}"`,
+    );
   }
 
   readF32(name: string): Float32Array {
-    return this.fileOf(name).readF32(name);
+    return decodeToF32(this.readRaw(name), this.info(name).dtype);
   }
 
   close(): void {

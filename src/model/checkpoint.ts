@@ -7,14 +7,17 @@
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { SafetensorsWeights, decodeToF32, type DType, type TensorInfo } from '../io/safetensors.ts';
+import { SafetensorsWeights, decodeToF32, isDType, type DType, type RawTensorInfo, type TensorInfo } from '../io/safetensors.ts';
 import { readBytesAt } from '../io/read-at.ts';
 import { UserError, invariant } from '../util/errors.ts';
 import { readModelConfig } from './config.ts';
 import { checkLayerCount } from './layer-count.ts';
 import {
-  blockTensorNames,
   blockTensorShape,
+  fusedTensors,
+  storedBlockTensorNames,
+  storedBlockTensorShape,
+  storedTensorOf,
   EMBED_NAME,
   FINAL_NORM_NAME,
   layerPrefix,
@@ -63,7 +66,18 @@ export class ModelCheckpoint {
   readBlock(layer: number): BlockWeights {
     invariant(Number.isInteger(layer) && layer >= 0 && layer < this.spec.numLayers, () => `layer ${layer} out of range [0, ${this.spec.numLayers})`);
     const block: BlockWeights = {};
-    for (const name of blockTensorNames(this.spec)) block[name] = this.read(layerPrefix(layer) + name);
+    for (const name of storedBlockTensorNames(this.spec)) block[name] = this.read(layerPrefix(layer) + name);
+    // Fused tensors (phi3) are split into their parts, rows in order.
+    for (const { stored, parts } of fusedTensors(this.spec)) {
+      const whole = block[stored];
+      delete block[stored];
+      let row = 0;
+      for (const part of parts) {
+        const [rows, cols] = blockTensorShape(this.spec, part);
+        block[part] = whole.slice(row * cols, (row + rows) * cols);
+        row += rows;
+      }
+    }
     return block;
   }
 
@@ -104,20 +118,18 @@ export class ModelCheckpoint {
   }
 
   private verifyWeights(hash: boolean): Record<string, string> {
-    const byFile = new Map<string, TensorInfo[]>();
-    for (const name of this.weights.names()) {
-      const info = this.weights.info(name);
-      byFile.set(info.file, [...(byFile.get(info.file) ?? []), info]);
-    }
+    const byFile = new Map<string, Array<TensorInfo | RawTensorInfo>>();
+    for (const info of this.weights.storedTensors()) byFile.set(info.file, [...(byFile.get(info.file) ?? []), info]);
     const hashes: Record<string, string> = {};
     for (const file of [...byFile.keys()].sort()) {
       const tensors = byFile.get(file)!.sort((a, b) => a.byteOffset - b.byteOffset);
       const digest = hash ? createHash('sha256') : null;
       if (digest) digest.update(readHeaderBytes(file, tensors.length ? tensors[0].byteOffset : statSync(file).size));
       for (const info of tensors) {
-        const raw = this.weights.readRaw(info.name);
+        const raw = this.weights.readStoredRaw(info.name);
         digest?.update(raw);
-        checkFinite(info.name, decodeToF32(raw, info.dtype), this.dir);
+        // A bitmask weight's stored values are its nonzeros: checking them checks the weight.
+        if (isDType(info.dtype)) checkFinite(info.name, decodeToF32(raw, info.dtype), this.dir);
       }
       if (digest) hashes[path.basename(file)] = digest.digest('hex');
     }
@@ -158,7 +170,7 @@ function validateWeights(dir: string, spec: ModelSpec, weights: SafetensorsWeigh
   if (!spec.tieWordEmbeddings) expected.push([LM_HEAD_NAME, [spec.vocabSize, spec.hiddenSize]]);
   checkLayerCount(spec.numLayers, weights.names(), /^model\.layers\.(\d+)\./, path.join(dir, 'config.json'), 'num_hidden_layers');
   for (let layer = 0; layer < spec.numLayers; layer++) {
-    for (const name of blockTensorNames(spec)) expected.push([layerPrefix(layer) + name, blockTensorShape(spec, name)]);
+    for (const name of storedBlockTensorNames(spec)) expected.push([layerPrefix(layer) + name, storedBlockTensorShape(spec, name)]);
   }
   for (const [name, shape] of expected) {
     if (!weights.has(name)) {
@@ -171,11 +183,12 @@ function validateWeights(dir: string, spec: ModelSpec, weights: SafetensorsWeigh
     }
   }
 
-  const firstLinear = `${layerPrefix(0)}${LINEAR_NAMES[0]}.weight`;
+  const linears = [...new Set(LINEAR_NAMES.map((linear) => storedTensorOf(spec, `${linear}.weight`)))];
+  const firstLinear = `${layerPrefix(0)}${linears[0]}`;
   const weightDtype = weights.info(firstLinear).dtype;
   for (let layer = 0; layer < spec.numLayers; layer++) {
-    for (const linear of LINEAR_NAMES) {
-      const name = `${layerPrefix(layer)}${linear}.weight`;
+    for (const linear of linears) {
+      const name = `${layerPrefix(layer)}${linear}`;
       const dtype = weights.info(name).dtype;
       if (dtype !== weightDtype) {
         throw new UserError(`${dir}: tensor "${name}" is ${dtype} but "${firstLinear}" is ${weightDtype}; crepe needs one dtype for all block linears`);

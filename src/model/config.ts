@@ -13,6 +13,7 @@ import { llamaSpec } from './families/llama.ts';
 import { mistralSpec } from './families/mistral.ts';
 import { qwen2Spec } from './families/qwen2.ts';
 import { qwen3Spec } from './families/qwen3.ts';
+import { phi3Spec } from './families/phi3.ts';
 import { SUPPORTED_FAMILIES, type Family, type ModelSpec } from './spec.ts';
 
 const ADAPTERS: Record<Family, (config: HfConfig, source: string) => ModelSpec> = {
@@ -20,6 +21,7 @@ const ADAPTERS: Record<Family, (config: HfConfig, source: string) => ModelSpec> 
   mistral: mistralSpec,
   qwen2: qwen2Spec,
   qwen3: qwen3Spec,
+  phi3: phi3Spec,
 };
 
 const ARCHITECTURES: Record<Family, string> = {
@@ -27,6 +29,7 @@ const ARCHITECTURES: Record<Family, string> = {
   mistral: 'MistralForCausalLM',
   qwen2: 'Qwen2ForCausalLM',
   qwen3: 'Qwen3ForCausalLM',
+  phi3: 'Phi3ForCausalLM',
 };
 
 function isFamily(value: unknown): value is Family {
@@ -55,7 +58,8 @@ export function readModelConfig(dir: string): ModelSpec {
 /** The Hugging Face config.json describing `spec`; parseModelConfig of it gives `spec` back. */
 export function specToConfigJson(spec: ModelSpec): Record<string, unknown> {
   // Each family's block structure is fixed; a spec outside it has no config.json.
-  const expected = { llama: [false, false], mistral: [false, false], qwen2: [true, false], qwen3: [false, true] }[spec.family];
+  const expected = { llama: [false, false], mistral: [false, false], qwen2: [true, false], qwen3: [false, true], phi3: [false, false] }[spec.family];
+  assert.ok(spec.ropeScaling?.type !== 'longrope', 'a longrope spec has no config.json (its long factors are not kept)');
   assert.deepEqual([spec.attentionBias, spec.qkNorm], expected, `a ${spec.family} spec with attentionBias=${spec.attentionBias}, qkNorm=${spec.qkNorm}`);
 
   const config: Record<string, unknown> = {
@@ -72,13 +76,15 @@ export function specToConfigJson(spec: ModelSpec): Record<string, unknown> {
     max_position_embeddings: spec.maxPositionEmbeddings,
     rms_norm_eps: spec.rmsNormEps,
     rope_theta: spec.ropeTheta,
-    rope_scaling: spec.ropeScaling && {
-      rope_type: 'llama3',
-      factor: spec.ropeScaling.factor,
-      low_freq_factor: spec.ropeScaling.lowFreqFactor,
-      high_freq_factor: spec.ropeScaling.highFreqFactor,
-      original_max_position_embeddings: spec.ropeScaling.originalMaxPositionEmbeddings,
-    },
+    rope_scaling: spec.ropeScaling?.type === 'llama3'
+      ? {
+          rope_type: 'llama3',
+          factor: spec.ropeScaling.factor,
+          low_freq_factor: spec.ropeScaling.lowFreqFactor,
+          high_freq_factor: spec.ropeScaling.highFreqFactor,
+          original_max_position_embeddings: spec.ropeScaling.originalMaxPositionEmbeddings,
+        }
+      : null,
     tie_word_embeddings: spec.tieWordEmbeddings,
     bos_token_id: spec.bosTokenId,
     eos_token_id: spec.eosTokenId,
@@ -96,6 +102,13 @@ export function specToConfigJson(spec: ModelSpec): Record<string, unknown> {
       break;
     case 'qwen2':
       Object.assign(config, { use_sliding_window: false, sliding_window: null, max_window_layers: spec.numLayers });
+      break;
+    case 'phi3':
+      Object.assign(config, {
+        partial_rotary_factor: (spec.rotaryDim ?? spec.headDim) / spec.headDim,
+        original_max_position_embeddings: spec.maxPositionEmbeddings,
+        sliding_window: null,
+      });
       break;
     case 'qwen3':
       Object.assign(config, { attention_bias: false, use_sliding_window: false, sliding_window: null, max_window_layers: spec.numLayers });

@@ -3,7 +3,7 @@
  * llama2.c's run.c. Tests check the ONNX engine against it; nothing else should call it.
  * It shares no code with the graph builder (only the rotary frequencies, tested on their own).
  */
-import { ropeInverseFrequencies } from './rope.ts';
+import { ropeAttentionFactor, ropeInverseFrequencies, rotaryDim } from './rope.ts';
 import type { ModelSource } from './source.ts';
 import type { BlockWeights, LinearInputGroup, ModelSpec } from './spec.ts';
 
@@ -52,8 +52,10 @@ export function referenceBlock(
     normEachHead(k, seqLen * numKvHeads, d, w['self_attn.k_norm.weight'], eps);
   }
   const invFreq = ropeInverseFrequencies(spec);
-  rotate(q, seqLen, numHeads, d, invFreq);
-  rotate(k, seqLen, numKvHeads, d, invFreq);
+  const turned = rotaryDim(spec);
+  const scale = ropeAttentionFactor(spec);
+  rotate(q, seqLen, numHeads, d, turned, invFreq, scale);
+  rotate(k, seqLen, numKvHeads, d, turned, invFreq, scale);
   const attnOut = causalAttention(q, k, v, seqLen, numHeads, numKvHeads, d);
   const o = linear(attnOut, seqLen, qDim, w['self_attn.o_proj.weight'], h, undefined);
   const afterAttn = new Float64Array(seqLen * h);
@@ -103,18 +105,20 @@ function linear(x: Float64Array, rows: number, dIn: number, W: Float32Array, dOu
 }
 
 /**
- * In place rotary embedding of x [seqLen, heads, d], rotate_half convention: element i of the
- * first half and element i of the second half form a pair rotated by angle position·invFreq[i].
+ * In place rotary embedding of x [seqLen, heads, d], rotate_half convention over the first
+ * `turned` channels of each head (all of them without partial rotary): element i and element
+ * i + turned/2 form a pair rotated by angle position·invFreq[i], cos and sin scaled by `scale`;
+ * the remaining channels pass unchanged.
  */
-function rotate(x: Float64Array, seqLen: number, heads: number, d: number, invFreq: Float64Array): void {
-  const half = d / 2;
+function rotate(x: Float64Array, seqLen: number, heads: number, d: number, turned: number, invFreq: Float64Array, scale: number): void {
+  const half = turned / 2;
   for (let p = 0; p < seqLen; p++) {
     for (let head = 0; head < heads; head++) {
       const base = (p * heads + head) * d;
       for (let i = 0; i < half; i++) {
         const angle = p * invFreq[i];
-        const cos = Math.cos(angle);
-        const sin = Math.sin(angle);
+        const cos = Math.cos(angle) * scale;
+        const sin = Math.sin(angle) * scale;
         const first = x[base + i];
         const second = x[base + half + i];
         x[base + i] = first * cos - second * sin;

@@ -6,14 +6,29 @@
  */
 import type { Llama3RopeScaling, ModelSpec } from './spec.ts';
 
-/** Inverse frequencies base^(−2i/d), i = 0 … d/2−1, with `rope_scaling` applied (float64). */
+/** Channels of each head that rotary embedding turns: all, or the first `rotaryDim` (partial rotary). */
+export const rotaryDim = (spec: ModelSpec): number => spec.rotaryDim ?? spec.headDim;
+
+/**
+ * Inverse frequencies base^(−2i/r), i = 0 … r/2−1 over the r = rotaryDim turned channels, with
+ * `rope_scaling` applied (float64).
+ */
 export function ropeInverseFrequencies(spec: ModelSpec): Float64Array {
-  const half = spec.headDim / 2;
+  const r = rotaryDim(spec);
+  const half = r / 2;
   const invFreq = new Float64Array(half);
-  for (let i = 0; i < half; i++) invFreq[i] = 1 / Math.pow(spec.ropeTheta, (2 * i) / spec.headDim);
+  for (let i = 0; i < half; i++) invFreq[i] = 1 / Math.pow(spec.ropeTheta, (2 * i) / r);
   if (spec.ropeScaling?.type === 'llama3') applyLlama3Scaling(invFreq, spec.ropeScaling);
+  if (spec.ropeScaling?.type === 'longrope') {
+    const { shortFactor } = spec.ropeScaling;
+    for (let i = 0; i < half; i++) invFreq[i] /= shortFactor[i];
+  }
   return invFreq;
 }
+
+/** The factor cos and sin are scaled by (longrope's attention factor; 1 otherwise). */
+export const ropeAttentionFactor = (spec: ModelSpec): number =>
+  spec.ropeScaling?.type === 'longrope' ? spec.ropeScaling.attentionFactor : 1;
 
 /**
  * Llama 3.1 frequency scaling (Hugging Face `rope_type: "llama3"`), in place. With wavelength
@@ -40,23 +55,24 @@ export function applyLlama3Scaling(invFreq: Float64Array, scaling: Llama3RopeSca
   }
 }
 
-/** cos and sin tables, each [seqLen, headDim] row-major, for positions 0 … seqLen−1. */
+/** cos and sin tables, each [seqLen, rotaryDim] row-major, for positions 0 … seqLen−1. */
 export interface RopeTables {
   cos: Float32Array;
   sin: Float32Array;
 }
 
 export function ropeTables(spec: ModelSpec, seqLen: number): RopeTables {
-  const d = spec.headDim;
+  const d = rotaryDim(spec);
   const half = d / 2;
   const invFreq = ropeInverseFrequencies(spec);
+  const scale = ropeAttentionFactor(spec);
   const cos = new Float32Array(seqLen * d);
   const sin = new Float32Array(seqLen * d);
   for (let p = 0; p < seqLen; p++) {
     for (let i = 0; i < half; i++) {
       const angle = p * invFreq[i];
-      const c = Math.cos(angle);
-      const s = Math.sin(angle);
+      const c = Math.cos(angle) * scale;
+      const s = Math.sin(angle) * scale;
       cos[p * d + i] = c;
       cos[p * d + half + i] = c;
       sin[p * d + i] = s;

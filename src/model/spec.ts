@@ -4,8 +4,8 @@
  * adapter per family); the engine, the reference forward and the pruner only read this.
  */
 
-export type Family = 'llama' | 'mistral' | 'qwen2' | 'qwen3';
-export const SUPPORTED_FAMILIES: readonly Family[] = ['llama', 'mistral', 'qwen2', 'qwen3'];
+export type Family = 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'phi3';
+export const SUPPORTED_FAMILIES: readonly Family[] = ['llama', 'mistral', 'qwen2', 'qwen3', 'phi3'];
 
 /** `rope_scaling` of type "llama3" (Llama 3.1+): frequency-dependent stretch of the rotary base. */
 export interface Llama3RopeScaling {
@@ -14,6 +14,17 @@ export interface Llama3RopeScaling {
   lowFreqFactor: number;
   highFreqFactor: number;
   originalMaxPositionEmbeddings: number;
+}
+
+/**
+ * `rope_scaling` of type "longrope" (Phi-3.5, Phi-4-mini) for windows within the original context,
+ * where transformers uses the short factors: invFreq[i] / shortFactor[i], and cos and sin scaled
+ * by `attentionFactor`.
+ */
+export interface LongRopeScaling {
+  type: 'longrope';
+  shortFactor: number[];
+  attentionFactor: number;
 }
 
 export interface ModelSpec {
@@ -28,7 +39,12 @@ export interface ModelSpec {
   vocabSize: number;
   rmsNormEps: number;
   ropeTheta: number;
-  ropeScaling: Llama3RopeScaling | null;
+  ropeScaling: Llama3RopeScaling | LongRopeScaling | null;
+  /**
+   * Channels of each head that rotary embedding turns (the first ones; Phi-3's
+   * partial_rotary_factor · headDim); absent means all of them.
+   */
+  rotaryDim?: number;
   maxPositionEmbeddings: number;
   /** lm_head shares the token-embedding matrix (no `lm_head.weight` tensor). */
   tieWordEmbeddings: boolean;
@@ -113,6 +129,52 @@ export function blockTensorNames(spec: ModelSpec): string[] {
   return names;
 }
 
+/**
+ * A stored tensor that holds several block tensors, their rows stacked in order (Phi-3's
+ * qkv_proj = [q; k; v] and gate_up_proj = [gate; up]). crepe computes and prunes the parts as the
+ * separate linears they are, and writes the stacked tensor back.
+ */
+export interface FusedTensor {
+  /** In-block name of the stored tensor. */
+  stored: string;
+  /** In-block names of the parts, in row order. */
+  parts: string[];
+}
+
+/** The fused tensors of a family's checkpoint (none outside phi3). */
+export function fusedTensors(spec: ModelSpec): FusedTensor[] {
+  if (spec.family !== 'phi3') return [];
+  return [
+    { stored: 'self_attn.qkv_proj.weight', parts: ['self_attn.q_proj.weight', 'self_attn.k_proj.weight', 'self_attn.v_proj.weight'] },
+    { stored: 'mlp.gate_up_proj.weight', parts: ['mlp.gate_proj.weight', 'mlp.up_proj.weight'] },
+  ];
+}
+
+/** In-block names of the tensors a checkpoint of this spec stores (fused tensors in place of their parts). */
+export function storedBlockTensorNames(spec: ModelSpec): string[] {
+  const fused = fusedTensors(spec);
+  const names: string[] = [];
+  for (const name of blockTensorNames(spec)) {
+    const group = fused.find((f) => f.parts.includes(name));
+    if (!group) names.push(name);
+    else if (group.parts[0] === name) names.push(group.stored);
+  }
+  return names;
+}
+
+/** Shape of a stored block tensor (a fused one's parts' rows added up). */
+export function storedBlockTensorShape(spec: ModelSpec, name: string): number[] {
+  const group = fusedTensors(spec).find((f) => f.stored === name);
+  if (!group) return blockTensorShape(spec, name);
+  const shapes = group.parts.map((part) => blockTensorShape(spec, part));
+  return [shapes.reduce((rows, shape) => rows + shape[0], 0), shapes[0][1]];
+}
+
+/** In-block name of the stored tensor that holds block tensor `name`. */
+export function storedTensorOf(spec: ModelSpec, name: string): string {
+  return fusedTensors(spec).find((f) => f.parts.includes(name))?.stored ?? name;
+}
+
 /** Shape of a block tensor, by its in-block name. */
 export function blockTensorShape(spec: ModelSpec, name: string): number[] {
   if (name.endsWith('layernorm.weight')) return [spec.hiddenSize];
@@ -126,3 +188,11 @@ export const layerPrefix = (layer: number): string => `model.layers.${layer}.`;
 export const EMBED_NAME = 'model.embed_tokens.weight';
 export const FINAL_NORM_NAME = 'model.norm.weight';
 export const LM_HEAD_NAME = 'lm_head.weight';
+
+/**
+ * Whether a stored tensor is the weight of a decoder block's linear (a Linear module crepe prunes;
+ * fused ones such as phi3's qkv_proj included), as opposed to embeddings, norms and lm_head.
+ */
+export function isBlockLinearWeight(name: string, shape: readonly number[]): boolean {
+  return shape.length === 2 && /^model\.layers\.\d+\..*_proj\.weight$/.test(name);
+}

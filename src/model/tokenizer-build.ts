@@ -1,30 +1,33 @@
 /**
  * A SentencePiece BPE vocabulary (pieces, scores, token types — what llama2.c tokenizer files and
- * GGUF `tokenizer.ggml.*` hold) → Hugging Face `tokenizer.json` + `tokenizer_config.json`, built so
- * that @huggingface/tokenizers encodes text exactly as llama2.c / SentencePiece does:
+ * GGUF `tokenizer.ggml.*` hold) → the tokenizer files of a Hugging Face directory, built so that
+ * crepe (@huggingface/tokenizers), Python `tokenizers`, transformers' AutoTokenizer and
+ * sentencepiece give the ids SentencePiece gives:
  *
- * - BPE model over the pieces (spaces written `▁`), byte fallback to `<0xXX>` pieces;
- * - merges derived from the scores the way Hugging Face's SentencePiece extractor does;
- * - the dummy-prefix `▁` from the normalizer (prepend `▁`, then every space → `▁`): the package's
- *   Metaspace pre-tokenizer would skip the prefix when the text already starts with a space;
- * - `<s>`, `</s>`, `<unk>` are ordinary vocabulary entries, not added tokens: as added tokens the
- *   package would cut raw text at those strings, which SentencePiece does not do. BOS comes from
- *   a template post-processor.
+ * - `tokenizer.json`: a BPE model over the pieces (spaces written `▁`), byte fallback to `<0xXX>`
+ *   pieces, merges derived from the scores the way Hugging Face's SentencePiece extractor does; the
+ *   dummy-prefix `▁` comes from the normalizer (prepend `▁`, then every space → `▁`), because a
+ *   Metaspace pre-tokenizer skips the prefix when the text already starts with a space and
+ *   SentencePiece does not. BOS comes from a template post-processor.
+ * - The unknown and control pieces (`<unk>`, `<s>`, `</s>`) are special added tokens, user-defined
+ *   pieces non-special ones, as transformers' SentencePiece converter declares them: typed in the
+ *   text they are matched whole, as by every Hub Llama tokenizer (sentencepiece alone would spell
+ *   them out). Each stretch of text between them gets its own dummy prefix (transformers' "legacy"
+ *   Llama behaviour, and llama.cpp's).
+ * - `tokenizer_config.json` names the class `PreTrainedTokenizerFast`, which loads tokenizer.json as
+ *   it is. transformers 5's `LlamaTokenizer(Fast)` keeps only the vocabulary and merges and rebuilds
+ *   the rest from flags (no normalizer, a Metaspace pre-tokenizer), losing the prefix before a
+ *   leading space.
+ * - `tokenizer.model`: the SentencePiece protobuf with the scores (sentencepiece-model.ts), which
+ *   llama.cpp's converter reads for the scores it keeps in the GGUF.
  *
- * The one input that cannot match: a literal `▁` (U+2581) in the text, which SentencePiece keeps
- * apart from spaces but this normalizer cannot.
+ * A literal `▁` (U+2581) in the text reads as a space, here as in sentencepiece with the written
+ * model; llama2.c's run.c, whose vocabulary holds real spaces, byte-encodes it instead.
  */
+import path from 'node:path';
+import { atomicWriteFile, atomicWriteJson } from '../io/atomic.ts';
 import { UserError } from '../util/errors.ts';
-
-/** SentencePiece / GGUF token types (`tokenizer.ggml.token_type`). */
-export const TokenType = {
-  Normal: 1,
-  Unknown: 2,
-  Control: 3,
-  UserDefined: 4,
-  Unused: 5,
-  Byte: 6,
-} as const;
+import { encodeSentencePieceModel, TokenType } from './sentencepiece-model.ts';
 
 export const SPACE_MARK = '\u2581'; // ▁
 
@@ -84,6 +87,8 @@ function checkedVocabulary(vocab: SentencePieceVocabulary, sourcePath: string): 
       throw new UserError(`${sourcePath}: ${name} token id ${id} is outside the vocabulary of ${vocab.pieces.length}`);
     }
   }
+  const badType = vocab.types.findIndex((type) => !(Number.isInteger(type) && type >= 0 && type <= TokenType.Byte));
+  if (badType >= 0) throw new UserError(`${sourcePath}: token ${badType} has type ${vocab.types[badType]} (expected 0–6, as in GGUF's tokenizer.ggml.token_type)`);
   for (let byte = 0; byte < 256; byte++) {
     const piece = `<0x${byte.toString(16).toUpperCase().padStart(2, '0')}>`;
     if (!seen.has(piece)) throw new UserError(`${sourcePath}: byte token ${piece} is missing (crepe needs a byte-fallback vocabulary)`);
@@ -135,6 +140,21 @@ export function canSplitBeforeSpaceMark(pieces: readonly string[]): boolean {
   return pieces.every((piece) => piece.indexOf(SPACE_MARK, 1) === -1);
 }
 
+/**
+ * The added tokens of `tokenizer.json`, in id order: the unk token and control pieces as special
+ * tokens, user-defined pieces as plain ones; all matched in the raw text (`normalized: false`).
+ */
+export function addedTokens(vocab: SentencePieceVocabulary): Record<string, unknown>[] {
+  const added: Record<string, unknown>[] = [];
+  vocab.pieces.forEach((content, id) => {
+    const type = vocab.types[id];
+    const special = id === vocab.unkId || type === TokenType.Unknown || type === TokenType.Control;
+    if (!special && type !== TokenType.UserDefined) return;
+    added.push({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special });
+  });
+  return added;
+}
+
 /** The `tokenizer.json` object. */
 export function buildTokenizerJson(vocab: SentencePieceVocabulary): Record<string, unknown> {
   const { pieces, bosId } = vocab;
@@ -148,7 +168,7 @@ export function buildTokenizerJson(vocab: SentencePieceVocabulary): Record<strin
     version: '1.0',
     truncation: null,
     padding: null,
-    added_tokens: [],
+    added_tokens: addedTokens(vocab),
     normalizer: {
       type: 'Sequence',
       normalizers: [
@@ -201,10 +221,16 @@ export function buildTokenizerJson(vocab: SentencePieceVocabulary): Record<strin
   };
 }
 
-/** The `tokenizer_config.json` object: special tokens by name, BOS added, no clean-up of spaces. */
+/**
+ * The `tokenizer_config.json` object: the special tokens by name, BOS added, no clean-up of spaces,
+ * and the class that takes tokenizer.json as it is (see the top of this file). No
+ * `added_tokens_decoder`: transformers takes the added tokens from tokenizer.json, and llama.cpp's
+ * converter would give every token listed there the score −1000 and the type CONTROL (`<unk>` too)
+ * instead of what tokenizer.model says.
+ */
 export function buildTokenizerConfig(vocab: SentencePieceVocabulary, modelMaxLength: number): Record<string, unknown> {
   return {
-    tokenizer_class: 'LlamaTokenizerFast',
+    tokenizer_class: 'PreTrainedTokenizerFast',
     add_bos_token: true,
     add_eos_token: false,
     bos_token: vocab.pieces[vocab.bosId],
@@ -212,7 +238,10 @@ export function buildTokenizerConfig(vocab: SentencePieceVocabulary, modelMaxLen
     unk_token: vocab.pieces[vocab.unkId],
     pad_token: null,
     clean_up_tokenization_spaces: false,
+    // Read only by the Llama classes, should a user load with one: a dummy prefix on every text
+    // segment, as tokenizer.json does.
     legacy: true,
     model_max_length: modelMaxLength,
   };
 }
+

@@ -116,27 +116,32 @@ export interface DenseLinear {
 /**
  * One pass of the calibration windows through the DENSE model (OWL's outlier pass, PHO's cached
  * statistics): each layer's linears are handed to `visit` with their input statistics, then the
- * dense block makes the next layer's inputs.
+ * dense block makes the next layer's inputs. `from` continues a pass: `firstLayer` with `inputs`
+ * being that layer's inputs, and `onInputs` receives each next layer's inputs (to save them).
  */
 export async function forEachDenseLayer(
   model: Pick<ModelSource, 'spec' | 'readBlock'>,
-  layer0Inputs: Float32Array[],
+  inputs: Float32Array[],
   rope: RopeTables,
   engines: { stats: BlockEngine; plain: BlockEngine },
   withGram: boolean,
-  visit: (layer: number, linears: DenseLinear[]) => void,
+  visit: (layer: number, linears: DenseLinear[]) => void | Promise<void>,
+  from: { firstLayer?: number; onInputs?: (layer: number, inputs: Float32Array[]) => Promise<void> } = {},
 ): Promise<void> {
   const { spec } = model;
-  let hidden = layer0Inputs;
-  for (let layer = 0; layer < spec.numLayers; layer++) {
+  let hidden = inputs;
+  for (let layer = from.firstLayer ?? 0; layer < spec.numLayers; layer++) {
     const weights = model.readBlock(layer);
     const stats = await collectStatistics(spec, engines.stats, hidden, weights, rope, ['qkv', 'o', 'gateup', 'down'], withGram);
-    visit(layer, LINEAR_NAMES.map((name) => {
+    await visit(layer, LINEAR_NAMES.map((name) => {
       const [dOut, dIn] = linearShape(spec, name);
       const groupStats = stats.get(LINEAR_INPUT_GROUP[name]);
       invariant(groupStats, () => `no statistics for ${name}`);
       return { name, dOut, dIn, weight: weights[`${name}.weight`], stats: groupStats };
     }));
-    if (layer + 1 < spec.numLayers) hidden = await engines.plain.runSequences(hidden, weights, rope);
+    if (layer + 1 < spec.numLayers) {
+      hidden = await engines.plain.runSequences(hidden, weights, rope);
+      await from.onInputs?.(layer + 1, hidden);
+    }
   }
 }

@@ -72,6 +72,12 @@ function statisticsPlan(settings: PruneSettings): { mode: StatsMode; withGram: b
 
 /** Checks what can be checked before any work: N:M widths. */
 export function validateAgainstModel(spec: ModelSpec, settings: PruneSettings): void {
+  if (settings.crepe) {
+    // The k×k window must fit every pruned matrix.
+    const smallest = Math.min(...LINEAR_NAMES.filter((l) => !settings.exclude?.includes(l)).flatMap((l) => linearShape(spec, l)));
+    const k = settings.crepe.k;
+    checkField(k <= smallest, 'crepe.k', `${k} is larger than the smallest pruned matrix dimension of this model (${smallest})`);
+  }
   if (settings.target.kind !== 'nm') return;
   const { n, m } = settings.target;
   for (const linear of LINEAR_NAMES) {

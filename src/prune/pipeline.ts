@@ -2,24 +2,29 @@
  * A pruning run that writes a checkpoint: the shared layer loop, with each finished layer saved
  * in the work directory (`--resume` continues after a crash or Ctrl-C with an identical result),
  * then the final model.safetensors streamed together from the saved layers and the untouched
- * tensors, in the input's dtypes.
+ * tensors, in the input's dtypes. A channel permutation of the MLP's intermediate channels is
+ * folded into the stored gate/up rows and down columns (storage-order.ts), so down_proj is N:M as
+ * written; the non-weight files of the input are copied alongside (io/model-files.ts).
  */
-import { copyFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
-import { LINEAR_NAMES, blockTensorNames, layerPrefix, type BlockWeights } from '../model/spec.ts';
+import { LINEAR_NAMES, fusedTensors, isBlockLinearWeight, layerPrefix, storedBlockTensorNames, storedTensorOf, type BlockWeights } from '../model/spec.ts';
 import type { EngineOptions } from '../engine/session.ts';
 import { checkOutputDir, publishOutputDir } from '../io/output-dir.ts';
-import { writeSafetensors, SafetensorsStreamWriter, type TensorToWrite } from '../io/safetensors-writer.ts';
-import { SafetensorsFile } from '../io/safetensors.ts';
+import { copyModelFiles, type CopiedModelFiles } from '../io/model-files.ts';
+import { writeSafetensors, type TensorToWrite } from '../io/safetensors-writer.ts';
+import { decodeToF32, SafetensorsFile } from '../io/safetensors.ts';
+import { writeCheckpoint, type SaveFormat } from '../io/checkpoint-writer.ts';
+import { SparsityTally, writeSparsityConfig, type SparsityMetadata } from './sparsity-config.ts';
 import { roundThroughHalfInPlace } from '../util/float16.ts';
 import { sha256Bytes } from '../util/hash.ts';
 import { UserError } from '../util/errors.ts';
-import { WriteError, writingToSync } from '../io/write-error.ts';
+import { WriteError } from '../io/write-error.ts';
 import type { Progress } from '../util/progress.ts';
 import { pruneLayers, validateAgainstModel, type LayerReport } from './layer-loop.ts';
 import type { PruneSettings, PruneTarget } from './settings.ts';
 import { WorkDir } from './work-dir.ts';
+import { foldMlpPermutation, storageOrder, type StorageOrder } from './storage-order.ts';
 
 export interface PipelineRequest {
   modelDir: string;
@@ -31,11 +36,25 @@ export interface PipelineRequest {
   resume: boolean;
   overwrite: boolean;
   progress?: Progress;
+  /** How the pruned weights are stored (default: dense, 5 GB shards). */
+  output?: OutputOptions;
+}
+
+export interface OutputOptions {
+  format?: SaveFormat;
+  /** Largest weight file, bytes (default 5 GB, as transformers). */
+  maxShardSize?: number;
+  /** Write compressed-tensors' sparsity metadata into config.json (default true; needed by sparse-bitmask). */
+  sparsityMetadata?: boolean;
 }
 
 export interface PipelineResult {
   outDir: string;
   inputSha256: Record<string, string>;
+  /** The input's non-weight files copied next to the weights, and what was left out. */
+  files: CopiedModelFiles;
+  /** Permuted N:M linears: which are N:M as stored (MLP permutation folded in) and which need a runtime permutation. */
+  storage: StorageOrder;
   layers: LayerReport[];
   layerTargets: PruneTarget[];
   linearSparsity: number;
@@ -62,6 +81,7 @@ export async function runPrunePipeline(request: PipelineRequest): Promise<Pipeli
 
     const prunable = new Set(LINEAR_NAMES.map((n) => `${n}.weight`));
     let layers: LayerReport[];
+    let files: CopiedModelFiles;
     try {
       await pruneLayers({
         model,
@@ -76,19 +96,21 @@ export async function runPrunePipeline(request: PipelineRequest): Promise<Pipeli
             }
           : undefined,
         progress,
-        roundWeight: (layer, name, weight) => roundToStoredDtype(weight, model.weights.info(layerPrefix(layer) + name).dtype),
+        roundWeight: (layer, name, weight) => roundToStoredDtype(weight, model.weights.info(layerPrefix(layer) + storedTensorOf(spec, name)).dtype),
         onTargets: async (targets, hidden) => {
           layerTargets = targets;
           await work.commitStart(settingsHash, layerTargets, hidden);
         },
         onLayerDone: async (layer, weights, report, hidden) => {
-          await work.commitLayer(layer, report, hidden, (file) => writeLayer(model, file, layer, weights, prunable));
+          await work.commitLayer(layer, report, hidden, (file) => writeLayer(model, file, layer, foldMlpPermutation(weights, report), prunable));
         },
       });
       layers = work.state!.layers;
-      await assembleCheckpoint(model, work);
-      copyModelFiles(request.modelDir, work.dir);
-      work.keepOnly(PUBLISHED_FILES);
+      const { files: weightFiles, sparsity } = await assembleCheckpoint(model, work, settings.target, request.output ?? {});
+      files = copyModelFiles(request.modelDir, work.dir);
+      for (const skipped of files.skipped) if (skipped.note) progress?.log(skipped.note);
+      if (request.output?.sparsityMetadata !== false) await writeSparsityConfig(work.path('config.json'), sparsity);
+      work.keepOnly([...weightFiles, ...new Set(files.copied.map((file) => file.split('/')[0]))]);
     } catch (error) {
       throw stopped(error, work, state !== null);
     }
@@ -104,6 +126,8 @@ export async function runPrunePipeline(request: PipelineRequest): Promise<Pipeli
     return {
       outDir,
       inputSha256,
+      files,
+      storage: storageOrder(layers),
       layers,
       layerTargets,
       linearSparsity: prunedWeights / linearWeights,
@@ -130,50 +154,71 @@ function roundToStoredDtype(weight: Float32Array, dtype: string): Float32Array {
   return weight;
 }
 
-/** Writes one layer's tensors in the checkpoint's dtypes; tensors crepe does not prune are copied byte for byte. */
+/**
+ * Writes one layer's tensors as the checkpoint stores them, in its dtypes: pruned linears from
+ * `weights` (fused ones stacked again), tensors crepe does not prune copied byte for byte.
+ */
 async function writeLayer(model: ModelCheckpoint, file: string, layer: number, weights: BlockWeights, prunable: Set<string>): Promise<void> {
-  const tensors: TensorToWrite[] = blockTensorNames(model.spec).map((name) => {
+  const fused = fusedTensors(model.spec);
+  const tensors: TensorToWrite[] = storedBlockTensorNames(model.spec).map((name) => {
     const info = model.weights.info(layerPrefix(layer) + name);
-    return { name: info.name, dtype: info.dtype, shape: info.shape, data: prunable.has(name) ? weights[name] : model.weights.readRaw(info.name) };
+    const group = fused.find((f) => f.stored === name);
+    const data = group ? stackRows(group.parts.map((part) => weights[part])) : prunable.has(name) ? weights[name] : model.weights.readRaw(info.name);
+    return { name: info.name, dtype: info.dtype, shape: info.shape, data };
   });
   await writeSafetensors(file, tensors);
 }
 
-/** Streams the final model.safetensors: pruned layers from the work directory, every other tensor copied. */
-async function assembleCheckpoint(model: ModelCheckpoint, work: WorkDir<LayerReport>): Promise<void> {
-  const names = model.weights.names();
-  const layout = names.map((name) => {
-    const { dtype, shape } = model.weights.info(name);
-    return { name, dtype, shape };
-  });
-  const writer = await SafetensorsStreamWriter.create(work.path('model.safetensors'), layout, { format: 'pt', producer: 'crepe' });
-  const layerFiles: SafetensorsFile[] = [];
-  try {
-    for (let l = 0; l < model.spec.numLayers; l++) layerFiles.push(SafetensorsFile.open(work.layerFile(l)));
-    for (const name of names) {
-      const match = /^model\.layers\.(\d+)\./.exec(name);
-      const layerFile = match ? layerFiles[Number(match[1])] : undefined;
-      await writer.write(name, layerFile?.tensors.has(name) ? layerFile.readRaw(name) : model.weights.readRaw(name));
-    }
-    await writer.finish();
-  } catch (error) {
-    await writer.abort();
-    throw error;
-  } finally {
-    for (const f of layerFiles) f.close();
+/** Row-major matrices with the same width, one below the other. */
+function stackRows(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, part) => n + part.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
   }
+  return out;
 }
 
-/** config.json, tokenizer and generation files travel with the pruned weights. */
-const MODEL_FILES = ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer.model'];
-/** What a finished work directory holds (crepe-report.json is added by the caller). */
-const PUBLISHED_FILES = ['model.safetensors', ...MODEL_FILES];
-
-function copyModelFiles(modelDir: string, targetDir: string): void {
-  for (const file of MODEL_FILES) {
-    const source = path.join(modelDir, file);
-    const target = path.join(targetDir, file);
-    if (existsSync(source)) writingToSync(target, () => copyFileSync(source, target));
+/**
+ * Streams the final weights (model.safetensors, or shards with their index): pruned layers from
+ * the work directory, every other tensor copied, in the requested format; returns the files and
+ * the sparsity metadata counted on the way.
+ */
+async function assembleCheckpoint(
+  model: ModelCheckpoint, work: WorkDir<LayerReport>, target: PruneTarget, output: OutputOptions,
+): Promise<{ files: string[]; sparsity: SparsityMetadata }> {
+  const format = output.format ?? 'dense';
+  const layerFiles: SafetensorsFile[] = [];
+  const tally = new SparsityTally(target);
+  try {
+    for (let l = 0; l < model.spec.numLayers; l++) layerFiles.push(SafetensorsFile.open(work.layerFile(l)));
+    const source = {
+      names: () => model.weights.names(),
+      info: (name: string) => model.weights.info(name),
+      readRaw(name: string): Uint8Array {
+        const match = /^model\.layers\.(\d+)\./.exec(name);
+        const layerFile = match ? layerFiles[Number(match[1])] : undefined;
+        return layerFile?.tensors.has(name) ? layerFile.readRaw(name) : model.weights.readRaw(name);
+      },
+    };
+    const { files } = await writeCheckpoint(work.dir, source, {
+      format,
+      maxShardSize: output.maxShardSize,
+      metadata: { format: 'pt', producer: 'crepe' },
+      // Block linears with zeros; lm_head, embeddings, norms and linears left dense stay dense.
+      compress: (name, raw) => {
+        const { dtype, shape } = model.weights.info(name);
+        return isBlockLinearWeight(name, shape) && decodeToF32(raw, dtype).includes(0);
+      },
+      onTensor: (name, raw) => {
+        const { dtype, shape } = model.weights.info(name);
+        tally.observe(name, raw, dtype, shape);
+      },
+    });
+    return { files, sparsity: tally.metadata(format) };
+  } finally {
+    for (const f of layerFiles) f.close();
   }
 }
 

@@ -91,7 +91,7 @@ export function pruneSettings(input: PruneSettingsInput): PruneSettings {
 
   const crepeInput = input.crepe ?? null;
   checkField(crepeInput === null || name === 'crepe', 'crepe', 'parameters apply to method crepe only');
-  const crepe = crepeInput === null ? null : copyCrepe(resolveCrepeParams(crepeInput, 'crepe'));
+  const crepe = crepeInput === null ? null : copyCrepe(resolveCrepeParams(crepeInput, { field: 'crepe' }));
 
   const calibration = validateCalibration(input.calibration);
   const trueSequential = flag(input.trueSequential, 'trueSequential');

@@ -37,7 +37,7 @@ export interface PhoResult {
   seconds: { total: number; score: number; select: number; gini: number };
 }
 
-export function runPho(context: ProxyContext, opts: PhoOptions, onCandidate?: (c: PhoCandidate) => void): PhoResult {
+export async function runPho(context: ProxyContext, opts: PhoOptions, onCandidate?: (c: PhoCandidate) => void): Promise<PhoResult> {
   const started = performance.now();
   const candidates: PhoCandidate[] = [];
   const bestPerK: PhoCandidate[] = [];
@@ -47,10 +47,11 @@ export function runPho(context: ProxyContext, opts: PhoOptions, onCandidate?: (c
     const es = new CmaEs(startPoint(opts.space, opts.start), opts.sigma0, { seed: opts.seed + k, maxEvaluations: opts.budgetPerK });
     let bestForK: PhoCandidate | null = null;
     while (es.shouldStop() === null) {
-      const told = es.ask().map((x) => {
+      const told: { x: Float64Array; value: number }[] = [];
+      for (const x of es.ask()) {
         const t = performance.now();
         const params = toParams(x, k, opts.space);
-        const evaluation = context.evaluate(params, opts, [opts.proxy]);
+        const evaluation = await context.evaluate(params, opts, [opts.proxy]);
         seconds.score += evaluation.seconds.score;
         seconds.select += evaluation.seconds.select;
         seconds.gini += evaluation.seconds.gini;
@@ -65,8 +66,8 @@ export function runPho(context: ProxyContext, opts: PhoOptions, onCandidate?: (c
         candidates.push(candidate);
         onCandidate?.(candidate);
         if (!bestForK || candidate.objective < bestForK.objective) bestForK = candidate;
-        return { x, value: candidate.objective };
-      });
+        told.push({ x, value: candidate.objective });
+      }
       es.tell(told);
     }
     if (bestForK) bestPerK.push(bestForK);

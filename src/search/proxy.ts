@@ -1,75 +1,97 @@
 /**
- * PHO's proxies (ALGORITHMS.md §7.3): cheap stand-ins for perplexity, computed from the statistics
- * of ONE cached dense calibration pass, so no forward pass runs inside the search loop.
+ * PHO's proxy context: the statistics of ONE dense calibration pass, turned into per-linear terms
+ * that do not depend on the candidate (proxy-terms.ts) and kept in a cache directory
+ * (proxy-cache.ts), so that no forward pass runs inside the search loop and a candidate costs one
+ * pass over the terms per linear, the selection and the proxies (proxy-measures.ts), spread over
+ * worker threads (proxy-worker.ts).
  *
- * For a candidate configuration, each linear of each layer is scored with CRePE, its mask selected
- * at the target, and one number taken from the pruned entries:
- *   gini-own     Gini index of the candidate's own scores on the pruned set (scale-free);
- *   gini-ref     Gini index of a fixed reference importance (Wanda's |W|·‖X‖) on the pruned set;
- *   pruned-mass  the share of the reference importance that the mask removes.
- *   column-gini  Gini index, over input channels, of the reference importance each channel loses:
- *                high when the damage piles onto few channels (what RIA's column term prevents);
- *   output-error the relative output error of the pruned linear on the calibration inputs,
- *                tr(ΔW·XᵀX·ΔWᵀ) / tr(W·XᵀX·Wᵀ) (needs XᵀX: only for models whose grams fit).
- * The proxy is the mean over all linears. Gini can be exact or taken on a fixed random subsample
- * of positions (the same positions for every candidate).
+ * The cache is built layer by layer: each finished layer's files and the activations entering the
+ * next layer are on disk before the next starts, so an interrupted build continues at the first
+ * unfinished layer. A complete cache is reused as it is by every later search, validation or
+ * confirmation on the same model and calibration windows.
  */
-import type { LinearName, ModelSpec } from '../model/spec.ts';
-import { ropeTables } from '../model/rope.ts';
+import { existsSync, rmSync } from 'node:fs';
 import { BlockEngine } from '../engine/block-engine.ts';
 import { embed } from '../engine/forward.ts';
 import type { EngineOptions } from '../engine/session.ts';
-import type { BlockSource } from '../prune/layer-loop.ts';
+import { ropeTables } from '../model/rope.ts';
+import { LINEAR_NAMES, linearShape, type ModelSpec } from '../model/spec.ts';
 import { forEachDenseLayer } from '../prune/calibration-stats.ts';
-import { crepeScores, type CrepeParams } from '../prune/scores/crepe.ts';
-import { wandaScores } from '../prune/scores/wanda.ts';
-import { nmMask, perMatrixMask, perRowMask } from '../prune/mask.ts';
-import type { PruneTarget, Selection } from '../prune/settings.ts';
+import type { BlockSource } from '../prune/layer-loop.ts';
+import type { CrepeParams } from '../prune/scores/crepe.ts';
+import { windowsSha256 } from '../data/calibration.ts';
 import type { Progress } from '../util/progress.ts';
-import { gini, subsampleIndices } from './gini.ts';
-import { argsortNonNegative } from '../util/argsort.ts';
-import { PROXY_NAMES, type ProxyName } from './proxy-defaults.ts';
+import { crepeVersion } from '../util/version.ts';
+import {
+  CACHE_FORMAT, hiddenFile, openCacheDir, readArrays, termsFile, windowFile, writeArrays, writeManifest, writeTerms, writeWindow,
+  type CacheIdentity, type Manifest, type Unit,
+} from './proxy-cache.ts';
+import { PROXIES, PROXY_NAMES, type ProxyName, type ProxyOptions } from './proxy-measures.ts';
+import {
+  buildLinearTerms, positionsOf, sameWindow, windowKey, windowTerm,
+  type WindowKey, type WindowPrecision,
+} from './proxy-terms.ts';
+import { EvaluatorPool } from './proxy-worker.ts';
 
-export { PROXY_NAMES, type ProxyName };
-
-export interface ProxyOptions {
-  target: PruneTarget;
-  selection: Selection;
-  /** Positions per matrix for the Gini index; null = exact (every pruned entry). */
-  giniSubsample: number | null;
-  seed: number;
-}
-
-/** One linear, as the proxy needs it: weights, input statistics and the reference importance. */
-interface CachedLinear {
-  layer: number;
-  name: LinearName;
-  dOut: number;
-  dIn: number;
-  weight: Float32Array;
-  sqNorm: Float64Array;
-  reference: Float32Array;
-  referenceTotal: number;
-  /** XᵀX of the linear's input (summed over calibration tokens), when output-error is wanted. */
-  gram: Float64Array | null;
-  /** tr(W·XᵀX·Wᵀ): the output energy the relative error is measured against. */
-  outputEnergy: number;
-  /** Positions in ascending reference order: the Gini of the reference on any pruned set needs no sort. */
-  referenceOrder: Uint32Array;
-}
+export { PROXY_NAMES, type ProxyName, type ProxyOptions } from './proxy-measures.ts';
 
 export interface ProxyValues {
   values: Record<ProxyName, number>;
+  /** Seconds spent in each step, summed over the linears (and so over threads). */
   seconds: { score: number; select: number; gini: number };
 }
 
+export interface ProxyContextOptions {
+  /** The cache directory: created, continued or reused (when built from the same inputs). */
+  cacheDir: string;
+  /** Bytes of terms kept in memory between candidates, all threads together. */
+  cacheBudgetBytes: number;
+  /** Evaluator threads. */
+  threads: number;
+  /** Identifies the model's weights (e.g. sha256 of the weight files). */
+  modelSha256: string;
+  /** The calibration text the windows come from (recorded, not compared: the windows are). */
+  calibrationFile?: string | null;
+  calibrationSeed: number;
+  /** Keep XᵀX per linear for the output-error proxy (small models only). */
+  withGram: boolean;
+  /** Neighbourhood terms to prepare with the cache; others are added when a candidate needs them. */
+  windows: WindowKey[];
+  windowPrecision?: WindowPrecision;
+  progress?: Progress;
+}
+
+export interface CacheReport {
+  dir: string;
+  /** Layers whose dense statistics this process computed (0 when the cache was complete). */
+  layersBuilt: number;
+  numLayers: number;
+  /** Seconds this process spent on the dense pass; all dense-pass seconds the cache took, restarts included. */
+  denseSeconds: number;
+  totalDenseSeconds: number;
+}
+
 export class ProxyContext {
-  private constructor(readonly linears: CachedLinear[], readonly denseSeconds: number) {}
+  private constructor(
+    private readonly pool: EvaluatorPool,
+    private readonly manifest: Manifest,
+    private readonly dir: string,
+    private readonly withGram: boolean,
+    readonly cache: CacheReport,
+  ) {}
+
+  /** Seconds of dense calibration pass this context cost (0 when the cache was reused). */
+  get denseSeconds(): number {
+    return this.cache.denseSeconds;
+  }
+
+  get threads(): number {
+    return this.pool.threads;
+  }
 
   /** The proxies this context can compute (output-error needs the grams). */
   get availableProxies(): ProxyName[] {
-    const withGram = this.linears.every((l) => l.gram !== null);
-    return PROXY_NAMES.filter((p) => p !== 'output-error' || withGram);
+    return PROXY_NAMES.filter((p) => !PROXIES[p].needsGram || this.withGram);
   }
 
   /** Bytes the grams of every layer would take (float64), to decide whether output-error is affordable. */
@@ -79,151 +101,191 @@ export class ProxyContext {
   }
 
   /**
-   * The one dense calibration pass: the windows go through the unpruned model, each layer's
-   * linear-input statistics are kept with its weights. Memory: all linear weights (fine for the
-   * models a search runs on; the statistics are small).
+   * Opens the proxy cache for this model and calibration set: reuses it when complete, continues
+   * it when a build was interrupted, else runs the dense calibration pass to build it. Refuses
+   * (UserError naming the directory) a cache built from other inputs.
    */
-  static async build(
-    model: BlockSource,
-    windows: Int32Array[],
-    seqlen: number,
-    engine: EngineOptions,
-    opts: { withGram?: boolean; progress?: Progress } = {},
-  ): Promise<ProxyContext> {
-    const { progress } = opts;
-    const withGram = Boolean(opts.withGram);
-    const started = performance.now();
+  static async open(model: BlockSource, windows: Int32Array[], seqlen: number, engine: EngineOptions, opts: ProxyContextOptions): Promise<ProxyContext> {
     const { spec } = model;
-    const rope = ropeTables(spec, seqlen);
-    const statsEngine = await BlockEngine.create(spec, seqlen, { ...engine, stats: withGram ? 'full' : 'sqnorm' });
-    const plainEngine = await BlockEngine.create(spec, seqlen, { ...engine, stats: 'none' });
-    const linears: CachedLinear[] = [];
-    try {
-      const embedding = model.readEmbedding();
-      const hidden = windows.map((tokens) => embed(tokens, embedding, spec.hiddenSize));
-      await forEachDenseLayer(model, hidden, rope, { stats: statsEngine, plain: plainEngine }, withGram, (layer, dense) => {
-        for (const { name, dOut, dIn, weight, stats } of dense) {
-          const reference = wandaScores(weight, dOut, dIn, stats.sqNorm);
-          let referenceTotal = 0;
-          for (let i = 0; i < reference.length; i++) referenceTotal += reference[i];
-          const referenceOrder = argsortNonNegative(reference);
-          const gram = withGram ? stats.gram : null;
-          const outputEnergy = gram ? quadraticForm(weight, null, gram, dOut, dIn) : Number.NaN;
-          linears.push({ layer, name, dOut, dIn, weight, sqNorm: stats.sqNorm, reference, referenceTotal, gram, outputEnergy, referenceOrder });
-        }
-        progress?.update(layer + 1, `dense statistics, layer ${layer}`);
+    const windowPrecision = opts.windowPrecision ?? 'float32';
+    const identity: CacheIdentity = {
+      format: CACHE_FORMAT,
+      crepeVersion: crepeVersion(),
+      modelSha256: opts.modelSha256,
+      shape: { layers: spec.numLayers, hidden: spec.hiddenSize, intermediate: spec.intermediateSize, heads: spec.numHeads, kvHeads: spec.numKvHeads, headDim: spec.headDim },
+      calibration: { nsamples: windows.length, seqlen, seed: opts.calibrationSeed, windowsSha256: windowsSha256(windows) },
+      device: engine.device ?? 'cpu',
+      grams: opts.withGram,
+      windowPrecision,
+    };
+    const dir = opts.cacheDir;
+    const manifest = await openCacheDir(dir, identity, {
+      calibrationFile: opts.calibrationFile ?? null, numLayers: spec.numLayers, layersDone: 0, complete: false, windows: [], denseSeconds: 0, created: new Date().toISOString(),
+    });
+    const units: Unit[] = [];
+    for (let layer = 0; layer < spec.numLayers; layer++) {
+      LINEAR_NAMES.forEach((name) => {
+        const [dOut, dIn] = linearShape(spec, name);
+        units.push({ index: units.length, layer, name, dOut, dIn });
       });
-    } finally {
-      await statsEngine.release();
-      await plainEngine.release();
     }
-    return new ProxyContext(linears, (performance.now() - started) / 1000);
+    const cache: CacheReport = { dir, layersBuilt: 0, numLayers: spec.numLayers, denseSeconds: 0, totalDenseSeconds: manifest.denseSeconds };
+    if (!manifest.complete) {
+      const started = performance.now();
+      cache.layersBuilt = await buildCache(model, windows, seqlen, engine, { ...opts, windowPrecision }, manifest, units);
+      cache.denseSeconds = (performance.now() - started) / 1000;
+      cache.totalDenseSeconds = manifest.denseSeconds;
+    }
+    const pool = EvaluatorPool.start({ dir, units, budgetBytes: opts.cacheBudgetBytes, windowPrecision }, opts.threads);
+    const context = new ProxyContext(pool, manifest, dir, opts.withGram, cache);
+    try {
+      for (const key of opts.windows) await context.ensureWindow(key);
+    } catch (error) {
+      await context.close();
+      throw error;
+    }
+    return context;
   }
 
   /**
    * Proxies for one candidate; `which` limits the work to the proxies needed (a search needs one,
    * validation all). Scoring and selection are shared and dominate.
    */
-  evaluate(params: CrepeParams, opts: ProxyOptions, which: readonly ProxyName[] = this.availableProxies): ProxyValues {
+  async evaluate(params: CrepeParams, options: ProxyOptions, which: readonly ProxyName[] = this.availableProxies): Promise<ProxyValues> {
+    for (const name of which) if (PROXIES[name].needsGram && !this.withGram) throw new Error(`internal: ${name} needs a context built with grams`);
+    const rows = options.rows ?? 1;
+    if (!(rows > 0 && rows <= 1)) throw new RangeError(`proxy rows must be a fraction in (0, 1], got ${rows}`);
+    const key = windowKey(params);
+    let source: 'terms' | 'direct' = 'terms';
+    if (params.border !== 'zero' || (params.gamma > 0 && key.variant === 'smooth' && !this.hasWindow(key))) source = 'direct';
+    else if (params.gamma > 0) await this.ensureWindow(key);
+
+    const results = await this.pool.evaluate({ params, options, which, source });
     const seconds = { score: 0, select: 0, gini: 0 };
     const sums = Object.fromEntries(PROXY_NAMES.map((p) => [p, 0])) as Record<ProxyName, number>;
-    for (const linear of this.linears) {
-      let t = performance.now();
-      const scores = crepeScores(linear.weight, linear.dOut, linear.dIn, linear.sqNorm, params);
-      seconds.score += (performance.now() - t) / 1000;
-      t = performance.now();
-      const mask = selectMask(scores, linear.dOut, linear.dIn, opts);
-      seconds.select += (performance.now() - t) / 1000;
-      t = performance.now();
-      if (which.includes('gini-own')) sums['gini-own'] += giniOfPruned(scores, mask, opts);
-      if (which.includes('gini-ref')) sums['gini-ref'] += giniInOrder(linear.reference, linear.referenceOrder, mask);
-      if (which.includes('pruned-mass')) sums['pruned-mass'] += prunedMass(linear.reference, mask) / linear.referenceTotal;
-      if (which.includes('column-gini')) sums['column-gini'] += columnGini(linear.reference, mask, linear.dOut, linear.dIn);
-      if (which.includes('output-error')) {
-        if (!linear.gram) throw new Error('internal: output-error needs a context built with grams');
-        sums['output-error'] += quadraticForm(linear.weight, mask, linear.gram, linear.dOut, linear.dIn) / linear.outputEnergy;
-      }
-      seconds.gini += (performance.now() - t) / 1000;
+    for (const result of results) {
+      for (const name of which) sums[name] += result.values[name]!;
+      seconds.score += result.seconds.score;
+      seconds.select += result.seconds.select;
+      seconds.gini += result.seconds.gini;
     }
-    const count = this.linears.length;
+    const count = results.length;
     const values = Object.fromEntries(PROXY_NAMES.map((p) => [p, which.includes(p) ? sums[p] / count : Number.NaN])) as Record<ProxyName, number>;
     return { values, seconds };
   }
-}
 
-function selectMask(scores: Float32Array, dOut: number, dIn: number, opts: ProxyOptions): Uint8Array {
-  const { target } = opts;
-  if (target.kind === 'nm') return nmMask(scores, dOut, dIn, target.n, target.m);
-  return opts.selection === 'per-row' ? perRowMask(scores, dOut, dIn, target.sparsity) : perMatrixMask(scores, target.sparsity);
-}
-
-function prunedMass(reference: Float32Array, mask: Uint8Array): number {
-  let mass = 0;
-  for (let i = 0; i < mask.length; i++) if (mask[i]) mass += reference[i];
-  return mass;
-}
-
-/** Gini of the candidate's own scores over the pruned entries (all of them, or those at the fixed subsample positions). */
-function giniOfPruned(scores: Float32Array, mask: Uint8Array, opts: ProxyOptions): number {
-  const positions = opts.giniSubsample !== null && opts.giniSubsample < mask.length ? subsampleIndices(mask.length, opts.giniSubsample, opts.seed) : null;
-  const count = positions ? positions.length : mask.length;
-  const pruned = new Float64Array(count);
-  let picked = 0;
-  for (let p = 0; p < count; p++) {
-    const i = positions ? positions[p] : p;
-    if (mask[i]) pruned[picked++] = scores[i];
+  async close(): Promise<void> {
+    await this.pool.close();
   }
-  return gini(pruned.subarray(0, picked));
+
+  private hasWindow(key: WindowKey): boolean {
+    return this.manifest.windows.some((w) => sameWindow(w, key));
+  }
+
+  /** Makes the neighbourhood term of `key` available for every linear (computed once per key and cache). */
+  private async ensureWindow(key: WindowKey): Promise<void> {
+    if (this.hasWindow(key)) return;
+    await this.pool.prepareWindow(key);
+    this.manifest.windows.push(key);
+    await writeManifest(this.dir, this.manifest);
+  }
+}
+
+/** The first layer with a linear whose terms are not on disk (numLayers when none). */
+function firstMissingLayer(dir: string, units: Unit[]): number {
+  const missing = units.find((unit) => !existsSync(termsFile(dir, unit)));
+  return missing ? missing.layer : Number.POSITIVE_INFINITY;
 }
 
 /**
- * Gini index of `values` over the masked positions, walking a precomputed ascending order:
- * G = Σᵢ (2i − n − 1)·sᵢ / (n·Σ s) with i the 1-based rank among the n pruned values. O(N), no sort.
+ * The dense pass from the first unfinished layer: per layer, every linear's terms and the
+ * requested neighbourhood terms are written, then the inputs of the next layer; the manifest
+ * records progress. Returns the number of layers computed.
  */
-export function giniInOrder(values: Float32Array, ascending: Uint32Array, mask: Uint8Array): number {
-  let n = 0;
-  let total = 0;
-  let rankWeighted = 0;
-  for (let p = 0; p < ascending.length; p++) {
-    const i = ascending[p];
-    if (!mask[i]) continue;
-    n++;
-    total += values[i];
-    rankWeighted += n * values[i];
+async function buildCache(
+  model: BlockSource,
+  windows: Int32Array[],
+  seqlen: number,
+  engine: EngineOptions,
+  opts: ProxyContextOptions & { windowPrecision: WindowPrecision },
+  manifest: Manifest,
+  units: Unit[],
+): Promise<number> {
+  const { spec } = model;
+  const dir = opts.cacheDir;
+  const firstLayer = Math.min(spec.numLayers, firstMissingLayer(dir, units));
+  const rope = ropeTables(spec, seqlen);
+  const statsEngine = await BlockEngine.create(spec, seqlen, { ...engine, stats: opts.withGram ? 'full' : 'sqnorm' });
+  const plainEngine = await BlockEngine.create(spec, seqlen, { ...engine, stats: 'none' });
+  const buildWindows = opts.windows.filter((key, i) => opts.windows.findIndex((other) => sameWindow(other, key)) === i);
+  let layersBuilt = 0;
+  try {
+    if (firstLayer < spec.numLayers) {
+      const inputs = await layerInputs(model, windows, seqlen, firstLayer, dir, plainEngine, rope);
+      await forEachDenseLayer(model, inputs, rope, { stats: statsEngine, plain: plainEngine }, opts.withGram, async (layer, dense) => {
+        const started = performance.now();
+        for (const { name, dOut, dIn, weight, stats } of dense) {
+          const unit = { layer, name };
+          const built = buildLinearTerms(weight, dOut, dIn, stats.sqNorm, opts.withGram ? stats.gram : null);
+          const positionOf = positionsOf(built.order);
+          for (const key of buildWindows) {
+            await writeWindow(windowFile(dir, unit, key), key, windowTerm(weight, built.setup, stats.sqNorm, key, positionOf, opts.windowPrecision));
+          }
+          await writeTerms(termsFile(dir, unit), built.terms);
+        }
+        layersBuilt++;
+        manifest.layersDone = Math.max(manifest.layersDone, layer + 1);
+        manifest.denseSeconds += (performance.now() - started) / 1000;
+        await writeManifest(dir, manifest);
+        opts.progress?.update(layer + 1, `dense statistics, layer ${layer}`);
+      }, {
+        firstLayer,
+        onInputs: async (layer, hidden) => {
+          await writeArrays(hiddenFile(dir), { kind: 'hidden', layer }, Object.fromEntries(hidden.map((h, i) => [`window${i}`, h])));
+        },
+      });
+    }
+  } finally {
+    await statsEngine.release();
+    await plainEngine.release();
   }
-  if (n <= 1 || total === 0) return 0;
-  return (2 * rankWeighted - (n + 1) * total) / (n * total);
-}
-
-/** Gini index over input channels of the reference importance each channel loses to the mask. */
-function columnGini(reference: Float32Array, mask: Uint8Array, dOut: number, dIn: number): number {
-  const lost = new Float64Array(dIn);
-  for (let i = 0; i < dOut; i++) {
-    const row = i * dIn;
-    for (let j = 0; j < dIn; j++) if (mask[row + j]) lost[j] += reference[row + j];
-  }
-  return gini(lost);
+  manifest.complete = true;
+  manifest.layersDone = spec.numLayers;
+  await writeManifest(dir, manifest);
+  rmSync(hiddenFile(dir), { force: true });
+  return layersBuilt;
 }
 
 /**
- * Σ_i w_i·G·w_iᵀ over the rows of W, restricted to the masked entries when a mask is given
- * (then it is the squared output error of pruning them on the calibration inputs).
+ * The calibration activations entering `layer`: the embeddings for layer 0, else the saved
+ * activations of an interrupted build, carried through the dense blocks up to `layer` when they
+ * were saved for an earlier one (or recomputed from the embeddings when none are usable).
  */
-function quadraticForm(weight: Float32Array, mask: Uint8Array | null, gram: Float64Array, dOut: number, dIn: number): number {
-  let total = 0;
-  const columns: number[] = [];
-  for (let i = 0; i < dOut; i++) {
-    const row = i * dIn;
-    columns.length = 0;
-    for (let j = 0; j < dIn; j++) if ((!mask || mask[row + j]) && weight[row + j] !== 0) columns.push(j);
-    for (const a of columns) {
-      const wa = weight[row + a];
-      const gramRow = a * dIn;
-      let inner = 0;
-      for (const b of columns) inner += gram[gramRow + b] * weight[row + b];
-      total += wa * inner;
+async function layerInputs(
+  model: BlockSource,
+  windows: Int32Array[],
+  seqlen: number,
+  layer: number,
+  dir: string,
+  plainEngine: BlockEngine,
+  rope: { cos: Float32Array; sin: Float32Array },
+): Promise<Float32Array[]> {
+  const { spec } = model;
+  let from = 0;
+  let hidden: Float32Array[] | null = null;
+  if (layer > 0 && existsSync(hiddenFile(dir))) {
+    const saved = readArrays(hiddenFile(dir), dir, true);
+    const savedLayer = Number(saved.meta.layer);
+    const arrays = windows.map((_, i) => saved.arrays[`window${i}`]);
+    if (savedLayer <= layer && arrays.every((a) => a instanceof Float32Array && a.length === seqlen * spec.hiddenSize)) {
+      hidden = arrays as Float32Array[];
+      from = savedLayer;
     }
   }
-  return total;
+  if (!hidden) {
+    const embedding = model.readEmbedding();
+    hidden = windows.map((tokens) => embed(tokens, embedding, spec.hiddenSize));
+  }
+  for (let l = from; l < layer; l++) hidden = await plainEngine.runSequences(hidden, model.readBlock(l), rope);
+  return hidden;
 }
-

@@ -13,8 +13,13 @@ import { EXPONENT_RANGE, LOG_RATIO_RANGE, toParams, type SearchSpace } from './s
 export interface ValidationPoint {
   params: CrepeParams;
   proxies: Record<ProxyName, number>;
+  /** The proxies on the row subset (when validating --proxy-rows). */
+  subsampledProxies?: Record<ProxyName, number>;
   ppl: number;
   trialSeconds: number;
+  /** Seconds of the proxy evaluation (all proxies), and of the row-subset one. */
+  proxySeconds: number;
+  subsampledProxySeconds?: number;
 }
 
 export interface ProxyCorrelation {
@@ -25,9 +30,22 @@ export interface ProxyCorrelation {
   sign: 1 | -1;
 }
 
+/** What evaluating the proxies on a fraction of the rows costs in fidelity. */
+export interface SubsampleFidelity {
+  rows: number;
+  proxies: Array<{
+    proxy: ProxyName;
+    /** Spearman ρ between the subsampled and the full proxy over the validation configurations. */
+    spearmanWithFull: number;
+    /** Spearman ρ of the subsampled proxy with held-out PPL. */
+    spearman: ConfidenceInterval;
+  }>;
+}
+
 export interface ValidationResult {
   points: ValidationPoint[];
   correlations: ProxyCorrelation[];
+  subsample: SubsampleFidelity | null;
 }
 
 /** Random configurations spread over the search box (log-ratios uniform, k uniform over the set). */
@@ -48,14 +66,23 @@ export async function validateProxies(
   configurations: CrepeParams[],
   proxyOptions: ProxyOptions,
   trial: (params: CrepeParams) => Promise<{ ppl: number }>,
-  opts: { bootstrapSeed: number; onPoint?: (p: ValidationPoint, index: number) => void },
+  opts: { bootstrapSeed: number; onPoint?: (p: ValidationPoint, index: number) => void; rows?: number },
 ): Promise<ValidationResult> {
+  const rows = opts.rows ?? 1;
   const points: ValidationPoint[] = [];
   for (const params of configurations) {
-    const proxies = context.evaluate(params, proxyOptions).values;
-    const t = performance.now();
-    const { ppl } = await trial(params);
-    const point = { params, proxies, ppl, trialSeconds: (performance.now() - t) / 1000 };
+    let t = performance.now();
+    const proxies = (await context.evaluate(params, { ...proxyOptions, rows: 1 })).values;
+    const proxySeconds = (performance.now() - t) / 1000;
+    const point: ValidationPoint = { params, proxies, ppl: Number.NaN, trialSeconds: 0, proxySeconds };
+    if (rows < 1) {
+      t = performance.now();
+      point.subsampledProxies = (await context.evaluate(params, { ...proxyOptions, rows })).values;
+      point.subsampledProxySeconds = (performance.now() - t) / 1000;
+    }
+    t = performance.now();
+    point.ppl = (await trial(params)).ppl;
+    point.trialSeconds = (performance.now() - t) / 1000;
     points.push(point);
     opts.onPoint?.(point, points.length - 1);
   }
@@ -66,5 +93,18 @@ export async function validateProxies(
     const r = bootstrapCI(values, ppl, pearson, { seed: opts.bootstrapSeed });
     return { proxy, spearman: rho, pearson: r, sign: rho.estimate >= 0 ? 1 : -1 };
   });
-  return { points, correlations };
+  const subsample = rows < 1
+    ? {
+        rows,
+        proxies: context.availableProxies.map((proxy) => {
+          const values = points.map((p) => p.subsampledProxies![proxy]);
+          return {
+            proxy,
+            spearmanWithFull: spearman(values, points.map((p) => p.proxies[proxy])),
+            spearman: bootstrapCI(values, ppl, spearman, { seed: opts.bootstrapSeed }),
+          };
+        }),
+      }
+    : null;
+  return { points, correlations, subsample };
 }

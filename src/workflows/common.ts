@@ -10,6 +10,7 @@ import { TextTokenizer } from '../model/tokenizer.ts';
 import type { EngineOptions } from '../engine/session.ts';
 import { FieldError, UserError, checkField } from '../util/errors.ts';
 import type { Progress } from '../util/progress.ts';
+import { resolveModelArgument, type ModelArgumentKind } from '../hub/resolve.ts';
 
 /** Where the model runs. */
 export interface EngineRequest {
@@ -30,6 +31,19 @@ export interface ProgressEvent {
   total: number;
   /** The latest unit ('update'), the stage's summary ('done') or the message ('note'). */
   detail?: string;
+  /** What the units are, for display (set on every event of a stage that declares it). */
+  units?: ProgressUnits;
+}
+
+/**
+ * How a stage's units are shown: `name` (layers, windows, candidates), `per` work units to one shown
+ * unit (default 1; an evaluation window is one unit per layer), and `tokens` per shown unit when a
+ * token rate means something.
+ */
+export interface ProgressUnits {
+  name: string;
+  per?: number;
+  tokens?: number;
 }
 
 /** Progress and cancellation of a long-running request. */
@@ -47,22 +61,56 @@ export interface RunControl {
  * A stage's Progress for the internal modules (which report between layers, window batches and
  * candidates): forwards to `onProgress` and checks the abort signal at every unit.
  */
-export function stageProgress(control: RunControl, stage: string, total: number): Progress {
+export function stageProgress(control: RunControl, stage: string, total: number, units?: ProgressUnits): Progress {
   const emit = control.onProgress ?? (() => {});
   control.signal?.throwIfAborted();
-  emit({ kind: 'start', stage, done: 0, total });
+  const shown = units ? { units } : {};
+  emit({ kind: 'start', stage, done: 0, total, ...shown });
   return {
     update(done, detail) {
-      emit({ kind: 'update', stage, done, total, detail });
+      emit({ kind: 'update', stage, done, total, detail, ...shown });
       control.signal?.throwIfAborted();
     },
     log(message) {
-      emit({ kind: 'note', stage, done: 0, total, detail: message });
+      emit({ kind: 'note', stage, done: 0, total, detail: message, ...shown });
     },
     done(summary) {
-      emit({ kind: 'done', stage, done: total, total, detail: summary });
+      emit({ kind: 'done', stage, done: total, total, detail: summary, ...shown });
     },
   };
+}
+
+/** Requests whose model may be a Hugging Face Hub id. */
+export interface HubRequest {
+  /** Revision (branch, tag or commit) of a Hub id that names none; default "main". */
+  revision?: string;
+}
+
+/**
+ * The local path of a model argument (`field` of the request): an existing path as it is, or a
+ * Hub id fetched into the Hugging Face cache, its download reported as the stage "download <id>"
+ * in bytes (hub/resolve.ts).
+ */
+export async function resolveModel(field: string, value: unknown, request: RunControl & HubRequest, kind: ModelArgumentKind): Promise<string> {
+  checkField(typeof value === 'string' && value !== '', field, 'must name a model directory or a Hugging Face Hub id (org/name)');
+  if (request.revision !== undefined) checkField(typeof request.revision === 'string' && request.revision.trim() !== '', 'revision', 'must name a branch, tag or commit');
+  const stage = `download ${value}`;
+  let started = false;
+  let last: ProgressEvent | null = null;
+  const emit = request.onProgress ?? (() => {});
+  const resolved = await resolveModelArgument(value, {
+    kind,
+    revision: request.revision,
+    signal: request.signal,
+    onProgress: ({ file, done, total }) => {
+      if (!started) emit({ kind: 'start', stage, done: 0, total });
+      started = true;
+      last = { kind: 'update', stage, done, total, detail: file };
+      emit(last);
+    },
+  });
+  if (last) emit({ kind: 'done', stage, done: (last as ProgressEvent).total, total: (last as ProgressEvent).total, detail: resolved });
+  return resolved;
 }
 
 /** The engine options of a request, validated. */

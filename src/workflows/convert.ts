@@ -5,10 +5,10 @@
  */
 import { convertToHuggingFace, type ConvertReport } from '../model/convert.ts';
 import { checkOutputDir } from '../io/output-dir.ts';
-import { checkInputFile } from './common.ts';
+import { checkInputFile, resolveModel, type HubRequest, type RunControl } from './common.ts';
 
-export interface ConvertRequest {
-  /** GGUF file, or llama2.c legacy `.bin` checkpoint. */
+export interface ConvertRequest extends RunControl, HubRequest {
+  /** GGUF file, or llama2.c legacy `.bin` checkpoint; or a Hub id: org/name (its one .gguf) or org/name/<file>[@revision]. */
   input: string;
   /** Output model directory; must not exist unless `overwrite`. */
   out: string;
@@ -21,6 +21,7 @@ export type ConvertResult = ConvertReport;
 
 /** Converts `request.input` into a Hugging Face directory at `request.out`. */
 export async function convertModel(request: ConvertRequest): Promise<ConvertResult> {
+  request = { ...request, input: await resolveModel('input', request.input, request, 'checkpoint-file') };
   checkInputFile('input', request.input, 'checkpoint');
   if (request.tokenizer !== undefined) checkInputFile('tokenizer', request.tokenizer, 'llama2.c tokenizer');
   checkOutputDir(request.out, { overwrite: request.overwrite, inputs: [request.input, request.tokenizer] });

@@ -11,10 +11,10 @@ import { checkField } from '../util/errors.ts';
 import type { EngineOptions } from '../engine/session.ts';
 import {
   checkInputFile, checkInteger, checkSeqlen, defaultSeqlen, engineOptions, modelEncoder, secondsSince, stageProgress,
-  type EngineRequest, type RunControl,
+  resolveModel, type EngineRequest, type HubRequest, type RunControl,
 } from './common.ts';
 
-export interface EvalRequest extends EngineRequest, RunControl {
+export interface EvalRequest extends EngineRequest, RunControl, HubRequest {
   /** Hugging Face model directory (config.json, model.safetensors, tokenizer.json). */
   model: string;
   /** Text file to evaluate; a `wiki.*.raw` file is read as the HF dataset rows joined with "\n\n". */
@@ -77,14 +77,16 @@ export function prepareEvalText(
   return { file, textSha256: sha256Bytes(text), tokens, seqlen, maxChunks };
 }
 
-/** Perplexity of the model in `modelDir` on a prepared text; refuses NaN/Inf weights before running. */
-export async function measurePerplexity(modelDir: string, text: EvalText, engine: EngineOptions, control: RunControl): Promise<EvalResult> {
+/** Perplexity of the model in `modelDir` on a prepared text (progress as `stage`); refuses NaN/Inf weights before running. */
+export async function measurePerplexity(modelDir: string, text: EvalText, engine: EngineOptions, control: RunControl, stage = 'eval'): Promise<EvalResult> {
   const started = performance.now();
   const model = ModelCheckpoint.open(modelDir);
   try {
     model.checkAllFinite();
     const windows = windowCount(text.tokens.length, text.seqlen, text.maxChunks);
-    const progress = stageProgress(control, 'eval', perplexityWorkUnits(model.spec, windows));
+    const progress = stageProgress(control, stage, perplexityWorkUnits(model.spec, windows), {
+      name: 'windows', per: perplexityWorkUnits(model.spec, 1), tokens: text.seqlen,
+    });
     const result = await perplexity(model, text.tokens, { ...engine, seqlen: text.seqlen, maxChunks: text.maxChunks, progress });
     progress.done(`PPL ${result.ppl.toFixed(4)}`);
     return {
@@ -107,6 +109,7 @@ export async function evaluatePerplexity(request: EvalRequest): Promise<EvalResu
   const started = performance.now();
   const engine = engineOptions(request);
   checkInputFile('text', request.text);
+  request = { ...request, model: await resolveModel('model', request.model, request, 'model-dir') };
   const model = ModelCheckpoint.open(request.model);
   const spec = model.spec;
   model.close();

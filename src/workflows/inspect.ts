@@ -3,9 +3,11 @@ import { SafetensorsWeights } from '../io/safetensors.ts';
 import { satisfiesNM } from '../prune/mask.ts';
 import { parseTarget, validateTarget, type PruneTarget } from '../prune/target.ts';
 import { checkField } from '../util/errors.ts';
+import { isBlockLinearWeight } from '../model/spec.ts';
+import { resolveModel, type HubRequest, type RunControl } from './common.ts';
 
-export interface InspectRequest {
-  /** Model directory (model.safetensors, or shards with their index). */
+export interface InspectRequest extends RunControl, HubRequest {
+  /** Model directory (model.safetensors, or shards with their index), or a Hub id (org/name[@revision]). */
   model: string;
   /** Check each block linear against this N:M pattern: "2:4" or { kind: 'nm', n: 2, m: 4 }. */
   pattern?: string | PruneTarget;
@@ -31,10 +33,9 @@ export interface InspectResult {
   linear: { parameters: number; zeros: number; sparsity: number };
 }
 
-const BLOCK_LINEAR = /^model\.layers\.\d+\..*_proj\.weight$/;
-
 /** Counts the zeros of every tensor of `request.model`, one tensor at a time. */
 export async function inspectModel(request: InspectRequest): Promise<InspectResult> {
+  request = { ...request, model: await resolveModel('model', request.model, request, 'model-dir') };
   const pattern = request.pattern === undefined
     ? null
     : typeof request.pattern === 'string' ? parseTarget(request.pattern, 'pattern') : validateTarget(request.pattern, 'pattern');
@@ -50,7 +51,7 @@ export async function inspectModel(request: InspectRequest): Promise<InspectResu
       let zeros = 0;
       for (let i = 0; i < values.length; i++) if (values[i] === 0) zeros++;
       const entry: TensorSparsity = { name, dtype: info.dtype, shape: info.shape, zeros, sparsity: values.length ? zeros / values.length : 0 };
-      const isBlockLinear = info.shape.length === 2 && BLOCK_LINEAR.test(name);
+      const isBlockLinear = isBlockLinearWeight(name, info.shape);
       if (pattern?.kind === 'nm' && isBlockLinear && info.shape[1] % pattern.m === 0) {
         entry.satisfiesPattern = satisfiesNM(values, info.shape[0], info.shape[1], pattern.n, pattern.m);
       }

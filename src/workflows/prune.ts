@@ -3,34 +3,50 @@
  * layer-by-layer pipeline into `<out>.crepe-partial`, measure perplexity there when asked, write
  * crepe-report.json, and only then move the finished directory to `out`.
  *
+ * With an evaluation text, the dense model's perplexity is measured first on the same windows, so
+ * the report, the model card (README.md, prune-report.ts) and crepe-report.md show both.
+ *
  * Every input is checked before the first expensive step: the request's fields and settings, the
  * files (calibration, evaluation text, CRePE configuration), the output rule, the window lengths
  * against the model's context, N:M widths, and the evaluation text's length.
  */
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
 import { LINEAR_NAMES, type ModelSpec } from '../model/spec.ts';
 import { windowsSha256 } from '../data/calibration.ts';
-import { runPrunePipeline, publishOutput, workDirFor, type PipelineResult } from '../prune/pipeline.ts';
+import { runPrunePipeline, publishOutput, workDirFor, type OutputOptions, type PipelineResult } from '../prune/pipeline.ts';
+import { parseByteSize, SAVE_FORMATS, type SaveFormat } from '../io/checkpoint-writer.ts';
+import { parseHubId } from '../hub/hub-id.ts';
 import { validateAgainstModel } from '../prune/layer-loop.ts';
 import { pruneSettings, type PruneSettings } from '../prune/settings.ts';
 import { describeTarget, type PruneTarget, type Selection } from '../prune/target.ts';
 import type { MethodName } from '../prune/methods.ts';
 import { resolveCrepeParams, type CrepeParams } from '../prune/scores/crepe.ts';
-import { DEFAULT_CREPE_CONFIG_PATH, loadCrepeConfig } from '../search/crepe-config.ts';
-import { atomicWriteJson } from '../io/atomic.ts';
+import { loadCrepeConfig } from '../search/crepe-config.ts';
+import { defaultCrepeConfigFor } from '../search/crepe-defaults.ts';
+import { runAutoCrepe, type AutoOptions, type AutoReport } from './auto-crepe.ts';
+import { atomicWriteFile, atomicWriteJson } from '../io/atomic.ts';
+import { readInputJson, readInputText } from '../io/input-file.ts';
+import type { CopiedModelFiles } from '../io/model-files.ts';
+import type { StorageOrder } from '../prune/storage-order.ts';
+import { crepeVersion } from '../util/version.ts';
+import { modelCard, reportMarkdown } from './prune-report.ts';
 import { checkOutputDir } from '../io/output-dir.ts';
 import { lockOutput } from '../io/output-lock.ts';
 import { sha256File } from '../util/hash.ts';
-import { checkField } from '../util/errors.ts';
-import { engineOptions, stageProgress, type EngineRequest, type RunControl } from './common.ts';
+import { UserError, checkField } from '../util/errors.ts';
+import type { Progress } from '../util/progress.ts';
+import { engineOptions, resolveModel, stageProgress, type EngineRequest, type HubRequest, type RunControl } from './common.ts';
 import { measurePerplexity, type EvalResult } from './eval.ts';
 import { checkTextsRequest, planTexts, readTexts, type TextsRequest } from './texts.ts';
+import { autoExtraWindows } from './auto-crepe.ts';
+import { measureTasks, prepareTasks, selectTasks } from './zeroshot.ts';
+import type { ZeroShotReport } from '../eval/zeroshot.ts';
 
 /** A pruning run; the calibration text and the optional evaluation text are `TextsRequest` fields. */
-export interface PruneRequest extends EngineRequest, RunControl, TextsRequest {
-  /** Hugging Face model directory to prune (it is only read). */
+export interface PruneRequest extends EngineRequest, RunControl, TextsRequest, HubRequest {
+  /** Hugging Face model directory to prune (it is only read), or a Hub id (org/name[@revision]). */
   model: string;
   /** Output model directory; must not exist unless `overwrite`. */
   out: string;
@@ -42,8 +58,16 @@ export interface PruneRequest extends EngineRequest, RunControl, TextsRequest {
   selection?: Selection;
   /** RIA's activation exponent (default 0.5). */
   riaA?: number;
-  /** CRePE configuration file (default: the shipped configs/crepe-default.json); method crepe only. */
+  /**
+   * CRePE configuration file; method crepe only. Default: the shipped configuration for the target
+   * (configs/crepe-50|60|70|2of4|4of8.json: the nearest sparsity, an N:M pattern's own).
+   */
   crepeConfig?: string;
+  /**
+   * Method crepe: search this model's coefficients (PHO) and keep the best of the top candidates and
+   * the RIA point by perplexity on held-out calibration windows; `true` for the defaults.
+   */
+  auto?: boolean | AutoOptions;
   /** CRePE coefficients that override the configuration's. */
   crepe?: Partial<Omit<CrepeParams, 'border'>>;
   /** Collect statistics group by group on the partly pruned block. */
@@ -61,23 +85,55 @@ export interface PruneRequest extends EngineRequest, RunControl, TextsRequest {
   /** Linears left dense in every layer: full names (mlp.down_proj) or their last part (down_proj). */
   exclude?: readonly string[];
   overwrite?: boolean;
+  /** How the pruned weights are stored: 'dense' (default) or compressed-tensors' 'sparse-bitmask'. */
+  saveFormat?: SaveFormat;
+  /** Largest weight file: bytes, or text such as "2GB" / "500MiB" (default "5GB", as transformers). */
+  maxShardSize?: number | string;
+  /**
+   * Write compressed-tensors' `quantization_config.sparsity_config` into config.json (default true), which
+   * vLLM and llm-compressor read; transformers then needs the compressed-tensors package to load the model.
+   * false keeps config.json as the input's (a dense save only).
+   */
+  sparsityMetadata?: boolean;
   /** Continue an interrupted run from its last finished layer (same request required). */
   resume?: boolean;
   /** The command line that asked for the run, recorded in the report. */
   command?: string;
+  /** Hub id of the input model, written as base_model in the model card (default: config.json's _name_or_path when it is a Hub id). */
+  baseModel?: string;
+  /** Zero-shot tasks to evaluate the pruned model on (see ZeroShotRequest.tasks), checked before pruning. */
+  evalTasks?: string | readonly string[];
+  /** The directory of the task files (with evalTasks). */
+  evalTaskDir?: string;
+  /** Only the first evalLimit documents of each task. */
+  evalLimit?: number;
 }
 
 /** What crepe-report.json holds. */
 export interface PruneReport {
   tool: 'crepe';
+  crepeVersion: string;
   command: string | null;
-  model: { dir: string; spec: ModelSpec; inputSha256: Record<string, string> };
+  model: { dir: string; spec: ModelSpec; inputSha256: Record<string, string>; baseModel: string | null };
   settings: PruneSettings;
   calibration: { windows: number; windowsSha256: string; draws: Array<[number, number]> };
   layerTargets: PruneTarget[];
   layers: PipelineResult['layers'];
   totals: { linearSparsity: number; prunedWeights: number; linearWeights: number; pipelineSeconds: number; seconds: number };
+  /** The dense model's perplexity on the evaluation windows, measured before pruning. */
+  baseline: EvalResult | null;
+  /** The pruned model's perplexity on the same windows. */
   evaluation: EvalResult | null;
+  /** With a channel permutation: which linears are N:M as stored and which need a runtime permutation. */
+  storage: StorageOrder | null;
+  /** The input's non-weight files copied to the output, and those left out. */
+  files: CopiedModelFiles;
+  /** Method crepe: the configuration used and why (given, the target's shipped default, or --auto's choice). */
+  crepeConfig?: { file: string | null; source: 'given' | 'default' | 'auto'; reason: string };
+  /** Method crepe with auto: every candidate, the confirmation perplexities and the cost. */
+  auto?: AutoReport;
+  /** Zero-shot accuracy of the pruned model (evalTasks). */
+  zeroShot: ZeroShotReport | null;
 }
 
 export interface PruneResult extends PruneReport {
@@ -86,11 +142,11 @@ export interface PruneResult extends PruneReport {
 }
 
 /** The run's settings: the request's fields through pruneSettings (which checks every one of them). */
-function settingsFor(request: PruneRequest, calibration: PruneSettings['calibration']): PruneSettings {
+function settingsFor(request: PruneRequest, calibration: PruneSettings['calibration'], configFile: string | null, auto?: CrepeParams): PruneSettings {
   let crepe: Partial<CrepeParams> | null = null;
   if (request.method === 'crepe') {
-    // The configuration file's parameters, each overridden by the request's own.
-    const base = loadCrepeConfig(request.crepeConfig ?? DEFAULT_CREPE_CONFIG_PATH);
+    // The configuration's parameters (a file, or --auto's choice), each overridden by the request's own.
+    const base = auto ?? loadCrepeConfig(configFile!);
     const given = request.crepe ?? {};
     crepe = resolveCrepeParams(
       {
@@ -102,10 +158,11 @@ function settingsFor(request: PruneRequest, calibration: PruneSettings['calibrat
         variant: given.variant ?? base.variant,
         border: base.border,
       },
-      'CRePE options',
+      { field: 'crepe' },
     );
   } else {
     checkField(request.crepeConfig === undefined, 'crepeConfig', 'applies to method crepe only');
+    checkField(!request.auto, 'auto', 'applies to method crepe only');
     for (const [name, value] of Object.entries(request.crepe ?? {})) {
       checkField(value === undefined, `crepe.${name}`, 'applies to method crepe only');
     }
@@ -113,6 +170,58 @@ function settingsFor(request: PruneRequest, calibration: PruneSettings['calibrat
   // Short names (down_proj) stand for the block linear they end (mlp.down_proj).
   const exclude = (request.exclude ?? []).map((wanted) => LINEAR_NAMES.find((name) => name.endsWith(`.${wanted}`)) ?? wanted);
   return pruneSettings({ ...request, crepe, calibration, exclude });
+}
+
+/** The save format and shard size of a request, validated. */
+function outputOptions(request: PruneRequest): OutputOptions {
+  const format = request.saveFormat ?? 'dense';
+  checkField(SAVE_FORMATS.includes(format), 'saveFormat', `must be one of ${SAVE_FORMATS.join(', ')}, got ${JSON.stringify(format)}`);
+  const size = request.maxShardSize;
+  const maxShardSize = size === undefined
+    ? undefined
+    : typeof size === 'number' ? (Number.isSafeInteger(size) && size > 0 ? size : null) : parseByteSize(size);
+  checkField(maxShardSize !== null, 'maxShardSize', `must be a positive size such as 5GB, 500MB or 2GiB, got ${JSON.stringify(size)}`);
+  const sparsityMetadata = request.sparsityMetadata ?? true;
+  checkField(typeof sparsityMetadata === 'boolean', 'sparsityMetadata', `must be true or false, got ${JSON.stringify(sparsityMetadata)}`);
+  checkField(sparsityMetadata || format === 'dense', 'sparsityMetadata', 'cannot be combined with saveFormat sparse-bitmask, whose readers find the format in config.json\'s sparsity_config');
+  return { format, maxShardSize, sparsityMetadata };
+}
+
+/** `name` when it is a plain Hub id (org/name, no revision or file). */
+const isRepoId = (name: string): boolean => parseHubId(name)?.repo === name;
+
+/**
+ * The model card's base_model: the request's; the Hub id the model was fetched by; or config.json's
+ * _name_or_path when that is a Hub id and no local path.
+ */
+function baseModelOf(request: PruneRequest, fetchedFrom: string | null): string | null {
+  if (request.baseModel !== undefined) {
+    checkField(isRepoId(request.baseModel), 'baseModel', `must be a Hub id such as org/name, got ${JSON.stringify(request.baseModel)}`);
+    return request.baseModel;
+  }
+  if (fetchedFrom !== null) return fetchedFrom;
+  const config = readInputJson(path.join(request.model, 'config.json'), 'json') as { _name_or_path?: unknown };
+  const name = config?._name_or_path;
+  return typeof name === 'string' && isRepoId(name) && !existsSync(name) ? name : null;
+}
+
+/**
+ * Writes README.md (the input's card with its Pruning section) and crepe-report.md into `dir`. An
+ * input README.md that is not UTF-8 text stays as copied, with a note.
+ */
+async function writeDocuments(dir: string, report: PruneReport, outDir: string, progress: Progress): Promise<void> {
+  const readme = path.join(dir, 'README.md');
+  let input: string | null = null;
+  try {
+    if (report.files.copied.includes('README.md')) input = readInputText(readme, 'text');
+  } catch (error) {
+    if (!(error instanceof UserError)) throw error;
+    progress.log(`${error.message}: README.md copied as it is, without a Pruning section (see crepe-report.md)`);
+  }
+  if (input !== null || !report.files.copied.includes('README.md')) {
+    await atomicWriteFile(readme, modelCard(input, report, { title: path.basename(outDir), baseModel: report.model.baseModel }));
+  }
+  await atomicWriteFile(path.join(dir, 'crepe-report.md'), reportMarkdown(report));
 }
 
 function readSpec(modelDir: string): ModelSpec {
@@ -126,6 +235,14 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
   const started = Date.now();
   const engine = engineOptions(request);
   const counts = checkTextsRequest(request);
+  const taskSelection = request.evalTasks === undefined
+    ? null
+    : selectTasks({ tasks: 'evalTasks', taskDir: 'evalTaskDir', limit: 'evalLimit' }, request.evalTasks, request.evalTaskDir, request.evalLimit);
+  const output = outputOptions(request);
+  // The model is fetched (when it is a Hub id) once the request's own fields are known to be good.
+  const given = request.model;
+  request = { ...request, model: await resolveModel('model', request.model, request, 'model-dir') };
+  const fetchedFrom = request.model !== given ? parseHubId(given)!.repo : null;
   const outDir = checkOutputDir(request.out, {
     overwrite: request.overwrite,
     inputs: [request.model, request.calib, request.evalText, request.crepeConfig],
@@ -134,15 +251,37 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
   const plan = planTexts(request, spec, counts);
   const { nsamples, seqlen, seed } = plan;
   const calibration = { file: path.resolve(request.calib), sha256: sha256File(request.calib), nsamples, seqlen, seed };
-  const settings = settingsFor(request, calibration);
+  checkField(!(request.auto && request.crepeConfig !== undefined), 'auto', 'searches the configuration itself: give crepeConfig or auto, not both');
+  const crepeConfig = request.method !== 'crepe'
+    ? undefined
+    : request.crepeConfig !== undefined
+      ? { file: path.resolve(request.crepeConfig), source: 'given' as const, reason: `${request.crepeConfig} (given)` }
+      : (() => {
+        const chosen = defaultCrepeConfigFor(request.target);
+        return { file: chosen.file, source: 'default' as const, reason: `configs/crepe-${chosen.name}.json, ${chosen.reason}` };
+      })();
+  // Checked with the configuration the run would fall back to; --auto replaces its coefficients.
+  let settings = settingsFor(request, calibration, crepeConfig?.file ?? null);
   validateAgainstModel(spec, settings);
-  const { evalText, calibration: windows } = readTexts(request, request.model, spec, plan);
+  const baseModel = baseModelOf(request, fetchedFrom);
+  const autoOptions = request.auto ? (request.auto === true ? {} : request.auto) : null;
+  const { evalText, calibration: windows, continued } = readTexts(request, request.model, spec, plan, autoOptions ? autoExtraWindows(autoOptions) : 0);
+  const tasks = taskSelection ? prepareTasks(taskSelection, request.model, spec) : null;
+  let auto: AutoReport | undefined;
+  if (autoOptions) {
+    auto = await runAutoCrepe(request, autoOptions, { spec, outDir, settings, windows, continued, seqlen, engine });
+    settings = settingsFor(request, calibration, null, auto.chosen.params);
+  }
 
   const workDir = workDirFor(outDir);
   const lock = lockOutput(outDir, (note) => request.onProgress?.({ kind: 'note', stage: 'output', done: 0, total: 0, detail: note }));
   let finished = false;
   try {
-    const progress = stageProgress(request, `prune ${settings.method} ${describeTarget(settings.target)}`, spec.numLayers);
+    // The dense baseline on the same windows, before anything is pruned.
+    const baseline = evalText ? await measurePerplexity(request.model, evalText, engine, request, 'eval dense') : null;
+    const progress = stageProgress(request, `prune ${settings.method} ${describeTarget(settings.target)}`, spec.numLayers, {
+      name: 'layers', tokens: windows.windows.length * seqlen,
+    });
     const result = await runPrunePipeline({
       modelDir: request.model,
       outDir,
@@ -152,14 +291,17 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
       resume: Boolean(request.resume),
       overwrite: Boolean(request.overwrite),
       progress,
+      output,
     });
     progress.done(`linear sparsity ${(result.linearSparsity * 100).toFixed(3)}%`);
     finished = true;
-    const evaluation = evalText ? await measurePerplexity(workDir, evalText, engine, request) : null;
+    const evaluation = evalText ? await measurePerplexity(workDir, evalText, engine, request, 'eval pruned') : null;
+    const zeroShot = tasks ? { ...(await measureTasks(workDir, tasks, engine, request)), model: outDir } : null;
     const report: PruneReport = {
       tool: 'crepe',
+      crepeVersion: crepeVersion(),
       command: request.command ?? null,
-      model: { dir: path.resolve(request.model), spec, inputSha256: result.inputSha256 },
+      model: { dir: path.resolve(request.model), spec, inputSha256: result.inputSha256, baseModel },
       settings,
       calibration: { windows: windows.windows.length, windowsSha256: windowsSha256(windows.windows), draws: windows.draws },
       layerTargets: result.layerTargets,
@@ -171,9 +313,20 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
         pipelineSeconds: result.seconds,
         seconds: (Date.now() - started) / 1000,
       },
+      baseline,
       evaluation,
+      storage: settings.permute ? result.storage : null,
+      files: result.files,
+      ...(crepeConfig ? {
+        crepeConfig: auto
+          ? { file: null, source: 'auto' as const, reason: `--auto: ${auto.chosen.source}, confirmation PPL ${auto.chosen.confirmationPpl.toFixed(3)} (RIA point ${auto.candidates[0].confirmationPpl.toFixed(3)})` }
+          : crepeConfig,
+      } : {}),
+      ...(auto ? { auto } : {}),
+      zeroShot,
     };
     await atomicWriteJson(path.join(workDir, 'crepe-report.json'), report);
+    await writeDocuments(workDir, report, outDir, progress);
     publishOutput(outDir, request.overwrite);
     return { ...report, out: outDir };
   } catch (error) {

@@ -6,14 +6,16 @@
  * a temporary directory and moved to `out` when complete.
  */
 import { rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
-import type { CrepeParams, CrepeVariant } from '../prune/scores/crepe.ts';
+import { MAX_CREPE_K, type CrepeParams, type CrepeVariant } from '../prune/scores/crepe.ts';
 import { activationExponentProblem, isActivationExponent } from '../prune/scores/ria.ts';
 import { pruneSettings, type PruneSettings } from '../prune/settings.ts';
 import { validateTarget, type PruneTarget, type Selection } from '../prune/target.ts';
 import { CREPE_CONFIG_FORMAT, loadCrepeConfig, type CrepeConfigFile } from '../search/crepe-config.ts';
 import { ProxyContext, PROXY_NAMES, type ProxyName, type ProxyOptions } from '../search/proxy.ts';
+import { windowKey } from '../search/proxy-terms.ts';
 import { DEFAULT_PROXY } from '../search/proxy-defaults.ts';
 import { confirmOnHeldOut, runPho, type Confirmation } from '../search/pho.ts';
 import { runHillClimb } from '../search/hillclimb.ts';
@@ -25,10 +27,11 @@ import { checkOutputDir, publishOutputDir } from '../io/output-dir.ts';
 import { lockOutput, type OutputLock } from '../io/output-lock.ts';
 import { makeDirectory, writingToSync } from '../io/write-error.ts';
 import { scatterSvg } from '../util/svg-scatter.ts';
-import { sha256File } from '../util/hash.ts';
+import { sha256Bytes, sha256File } from '../util/hash.ts';
 import { checkField } from '../util/errors.ts';
 import {
-  checkInputFile, checkInteger, checkNumber, engineOptions, secondsSince, stageProgress, type EngineRequest, type RunControl,
+  checkInputFile, checkInteger, checkNumber, engineOptions, resolveModel, secondsSince, stageProgress,
+  type EngineRequest, type HubRequest, type RunControl,
 } from './common.ts';
 import { checkTextsRequest, planTexts, readTexts, type TextsRequest } from './texts.ts';
 
@@ -36,7 +39,7 @@ import { checkTextsRequest, planTexts, readTexts, type TextsRequest } from './te
  * A search; the calibration text and the held-out text (`evalText`) are `TextsRequest` fields, and
  * `seed` seeds the search as well as the calibration draw.
  */
-export interface SearchRequest extends EngineRequest, RunControl, TextsRequest {
+export interface SearchRequest extends EngineRequest, RunControl, TextsRequest, HubRequest {
   /** Hugging Face model directory (only read). */
   model: string;
   /** Output directory; must not exist unless `overwrite`. */
@@ -63,6 +66,15 @@ export interface SearchRequest extends EngineRequest, RunControl, TextsRequest {
   proxyFrom?: string;
   /** Positions per matrix for the Gini index, or null for the exact index (default 65536). */
   giniSubsample?: number | null;
+  /** Fraction of each linear's rows the proxies are computed on, in (0, 1] (default 1). */
+  proxyRows?: number;
+  /**
+   * Proxy cache directory: the dense pass's per-linear terms, reused by later searches and
+   * validations on the same model and calibration windows (default: `<out>.proxy-cache`).
+   */
+  proxyCache?: string;
+  /** MiB of proxy terms kept in memory between candidates, all threads together (default 1024). */
+  proxyCacheBudget?: number;
   /** Also search the activation exponent a. */
   searchA?: boolean;
   /** The activation exponent when not searched (default 0.5) and the neighbourhood variant. */
@@ -73,9 +85,13 @@ export interface SearchRequest extends EngineRequest, RunControl, TextsRequest {
   confirm?: number;
 }
 
+/** What a proxy-based run also reports: the dense pass's seconds and the peak resident memory. */
+interface ProxyCost { denseSeconds: number; peakRssBytes: number }
+
 export type SearchResult =
-  | { kind: 'validation'; out: string; correlations: ProxyCorrelation[]; seconds: number }
-  | { kind: 'pho' | 'hillclimb'; out: string; config: CrepeConfigFile; seconds: number };
+  | ({ kind: 'validation'; out: string; correlations: ProxyCorrelation[]; subsample: unknown; seconds: number } & ProxyCost)
+  | ({ kind: 'pho'; out: string; config: CrepeConfigFile; seconds: number; perEvaluationSeconds: number } & ProxyCost)
+  | { kind: 'hillclimb'; out: string; config: CrepeConfigFile; seconds: number };
 
 /** Largest total size of the per-layer Hessians a search keeps for the output-error proxy. */
 const GRAM_BUDGET_BYTES = 2 ** 30;
@@ -112,6 +128,15 @@ function writeOutputs(outDir: string, files: Record<string, string>, overwrite: 
 
 const json = (value: unknown): string => `${JSON.stringify(value, null, 2)}\n`;
 
+/** sha256 over the sha256 of every weight file of the model (sorted by name): what the proxy cache is keyed on. */
+function modelWeightsSha256(model: ModelCheckpoint): string {
+  const files = [...new Set(model.weights.names().map((name) => model.weights.info(name).file))].sort();
+  return sha256Bytes(files.map((file) => `${path.basename(file)}:${sha256File(file)}`).join('\n'));
+}
+
+/** Peak resident memory of this process so far (workers included: they are threads), in bytes. */
+const peakRssBytes = (): number => process.resourceUsage().maxRSS * 1024;
+
 /** The request's search options, validated, with their defaults. */
 function searchOptions(request: SearchRequest) {
   const strategy = request.strategy ?? 'pho';
@@ -131,17 +156,21 @@ function searchOptions(request: SearchRequest) {
   checkField(variant === 'normalized' || variant === 'smooth', 'crepe.variant', `must be "normalized" or "smooth", got ${JSON.stringify(variant)}`);
   if (request.proxy !== undefined) checkField(PROXY_NAMES.includes(request.proxy), 'proxy', `"${request.proxy}" is unknown; expected one of ${PROXY_NAMES.join(', ')}`);
   if (request.proxySign !== undefined) checkField(request.proxySign === 1 || request.proxySign === -1, 'proxySign', `must be 1 or -1, got ${request.proxySign}`);
+  const proxyRows = request.proxyRows ?? 1;
+  checkField(typeof proxyRows === 'number' && proxyRows > 0 && proxyRows <= 1, 'proxyRows', `expects a fraction of rows in (0, 1], got ${proxyRows}`);
+  const proxyCacheBudget = request.proxyCacheBudget ?? 1024;
+  checkInteger('proxyCacheBudget', proxyCacheBudget, 0);
   const selection = request.selection ?? 'per-matrix';
   checkField(selection === 'per-row' || selection === 'per-matrix', 'selection', `must be "per-row" or "per-matrix", got ${JSON.stringify(selection)}`);
   const space: SearchSpace = { searchA: Boolean(request.searchA), fixedA: a, variant };
-  return { strategy, budget, sigma0, confirm, giniSubsample, space, selection };
+  return { strategy, budget, sigma0, confirm, giniSubsample, space, selection, proxyRows, proxyCacheBudget };
 }
 
 function kSetOf(request: SearchRequest, start: CrepeParams | undefined): number[] {
   const kSet = request.kSet ?? (start ? [start.k] : DEFAULT_K_SET);
   checkField(Array.isArray(kSet) && kSet.length > 0, 'kSet', 'must list at least one window size');
   for (const k of kSet) {
-    checkField(Number.isSafeInteger(k) && k >= 1 && k % 2 === 1, 'kSet', `expects odd window sizes ≥ 1, got ${kSet.join(',')}`);
+    checkField(Number.isSafeInteger(k) && k >= 1 && k <= MAX_CREPE_K && k % 2 === 1, 'kSet', `expects odd window sizes in [1, ${MAX_CREPE_K}], got ${kSet.join(',')}`);
   }
   return [...new Set(kSet)];
 }
@@ -151,7 +180,7 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
   const started = performance.now();
   const engine = engineOptions(request);
   const target = validateTarget(request.target, 'target');
-  const { strategy, budget, sigma0, confirm, giniSubsample, space, selection } = searchOptions(request);
+  const { strategy, budget, sigma0, confirm, giniSubsample, space, selection, proxyRows, proxyCacheBudget } = searchOptions(request);
   const counts = checkTextsRequest(request);
   const start = request.crepeConfig !== undefined ? loadCrepeConfig(request.crepeConfig) : undefined;
   if (start) checkField(start.alpha > 0, 'crepeConfig', `${request.crepeConfig}: "alpha" must be positive to start a search (the search runs over ratios to alpha)`);
@@ -159,9 +188,15 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
   const needsHeldOut = strategy === 'hillclimb' || request.validate !== undefined || confirm > 0;
   if (needsHeldOut) checkField(request.evalText !== undefined, 'evalText', 'is needed: hill climbing, validate and confirm measure real perplexity on held-out text');
   const measured = request.proxyFrom !== undefined ? proxyFromValidation(request.proxyFrom) : null;
+  if (request.proxyCache !== undefined) {
+    const relative = path.relative(path.resolve(request.out), path.resolve(request.proxyCache));
+    checkField(relative.startsWith('..') || path.isAbsolute(relative), 'proxyCache',
+      `${path.resolve(request.proxyCache)} is inside the output directory ${path.resolve(request.out)}, which is replaced when the search ends; name a directory outside it`);
+  }
+  request = { ...request, model: await resolveModel('model', request.model, request, 'model-dir') };
   const outDir = checkOutputDir(request.out, {
     overwrite: request.overwrite,
-    inputs: [request.model, request.calib, request.evalText, request.crepeConfig, request.proxyFrom],
+    inputs: [request.model, request.calib, request.evalText, request.crepeConfig, request.proxyFrom, request.proxyCache],
   });
 
   const model = ModelCheckpoint.open(request.model);
@@ -178,20 +213,35 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
     if (proxy === 'output-error') {
       checkField(gramsFit, 'proxy', `output-error needs ${(ProxyContext.gramBytes(spec) / 2 ** 30).toFixed(1)} GiB of Hessians for this model; use a gini proxy`);
     }
-    const withGram = gramsFit && (request.validate !== undefined || proxy === 'output-error');
+    // Kept whenever they fit, so that one proxy cache serves searches and validations alike.
+    const withGram = gramsFit;
 
     const { evalText: heldOut, calibration } = readTexts(request, request.model, spec, plan);
-    const proxyOptions: ProxyOptions = { target, selection, giniSubsample, seed };
+    const proxyOptions: ProxyOptions = { target, selection, giniSubsample, seed, rows: proxyRows };
     const calibrationSettings = { file: path.resolve(request.calib), sha256: '', nsamples, seqlen, seed };
     const settingsFor = (params: CrepeParams): PruneSettings => pruneSettings({ method: 'crepe', target, selection, crepe: params, calibration: calibrationSettings });
     const trial = (params: CrepeParams) => {
       if (!heldOut) throw new Error('internal: a real trial without held-out text');
       return pruneAndMeasure(model, settingsFor(params), calibration.windows, { tokens: heldOut.tokens, seqlen: heldOut.seqlen, maxChunks: heldOut.maxChunks }, engine);
     };
+    // Opens (building, continuing or reusing) the proxy cache of this search.
     const denseContext = async (): Promise<ProxyContext> => {
-      const progress = stageProgress(request, 'dense statistics', spec.numLayers);
-      const context = await ProxyContext.build(model, calibration.windows, seqlen, engine, { withGram, progress });
-      progress.done();
+      const progress = stageProgress(request, 'dense statistics', spec.numLayers, { name: 'layers' });
+      const context = await ProxyContext.open(model, calibration.windows, seqlen, engine, {
+        cacheDir: path.resolve(request.proxyCache ?? `${outDir}.proxy-cache`),
+        cacheBudgetBytes: proxyCacheBudget * 2 ** 20,
+        threads: request.threads ?? os.availableParallelism(),
+        modelSha256: modelWeightsSha256(model),
+        calibrationFile: path.resolve(request.calib),
+        calibrationSeed: seed,
+        withGram,
+        windows: kSet.map((k) => windowKey({ k, variant: space.variant, a: space.fixedA })),
+        progress,
+      });
+      const { cache } = context;
+      progress.done(cache.layersBuilt > 0
+        ? `proxy cache ${cache.dir}: ${cache.layersBuilt} of ${cache.numLayers} layers computed`
+        : `reusing the proxy cache ${cache.dir}`);
       return context;
     };
     const provenanceBase = {
@@ -207,13 +257,15 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
     if (request.validate !== undefined) {
       const context = await denseContext();
       const configurations = randomConfigurations(request.validate, kSet, space, seed + 1);
-      const progress = stageProgress(request, 'validate', configurations.length);
+      const progress = stageProgress(request, 'validate', configurations.length, { name: 'configurations' });
       const result = await validateProxies(context, configurations, proxyOptions, trial, {
         bootstrapSeed: seed,
-        onPoint: (p, i) => progress.update(i + 1, `PPL ${p.ppl.toFixed(2)}`),
-      });
+        rows: proxyRows,
+        onPoint: (p, i) => progress.update(i + 1, `PPL ${p.ppl.toFixed(2)}, proxies ${p.proxySeconds.toFixed(2)} s`),
+      }).finally(() => context.close());
       progress.done();
-      const files: Record<string, string> = { 'validation.json': json({ provenance: provenanceBase, ...result }) };
+      const proxyCache = { ...context.cache, threads: context.threads };
+      const files: Record<string, string> = { 'validation.json': json({ provenance: provenanceBase, ...result, proxyCache, peakRssBytes: peakRssBytes() }) };
       for (const c of result.correlations) {
         files[`proxy-${c.proxy}.svg`] = scatterSvg(result.points.map((p) => ({ x: p.proxies[c.proxy], y: p.ppl })), {
           title: `${c.proxy} vs PPL (Spearman ${c.spearman.estimate.toFixed(2)} [${c.spearman.lower.toFixed(2)}, ${c.spearman.upper.toFixed(2)}])`,
@@ -223,20 +275,24 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
         });
       }
       writeOutputs(outDir, files, request.overwrite);
-      return { kind: 'validation', out: outDir, correlations: result.correlations, seconds: secondsSince(started) };
+      return {
+        kind: 'validation', out: outDir, correlations: result.correlations, subsample: result.subsample,
+        seconds: secondsSince(started), denseSeconds: context.denseSeconds, peakRssBytes: peakRssBytes(),
+      };
     }
 
     if (strategy === 'pho') {
       const context = await denseContext();
-      const progress = stageProgress(request, `PHO (${proxy}, sign ${sign > 0 ? '+' : '−'})`, budget * kSet.length);
+      const progress = stageProgress(request, `PHO (${proxy}, sign ${sign > 0 ? '+' : '−'})`, budget * kSet.length, { name: 'candidates' });
       let evaluated = 0;
-      const result = runPho(context, { ...proxyOptions, kSet, budgetPerK: budget, proxy, sign, space, sigma0, start }, (c) =>
-        progress.update(++evaluated, `k=${c.k} ${proxy}=${c.proxies[proxy].toFixed(5)}`),
-      );
+      const result = await runPho(context, { ...proxyOptions, kSet, budgetPerK: budget, proxy, sign, space, sigma0, start }, (c) =>
+        progress.update(++evaluated, `k=${c.k} ${proxy}=${c.proxies[proxy].toFixed(5)}, ${c.seconds.toFixed(2)} s/candidate`),
+      ).finally(() => context.close());
+      const perEvaluationSeconds = result.candidates.reduce((sum, c) => sum + c.seconds, 0) / result.candidates.length;
       progress.done(`best k=${result.best.k} β=${result.best.params.beta.toPrecision(4)} γ=${result.best.params.gamma.toPrecision(4)}`);
       let confirmations: Confirmation[] = [];
       if (confirm > 0) {
-        const confirmProgress = stageProgress(request, 'confirm on held-out text', Math.min(confirm, result.bestPerK.length));
+        const confirmProgress = stageProgress(request, 'confirm on held-out text', Math.min(confirm, result.bestPerK.length), { name: 'trials' });
         confirmations = await confirmOnHeldOut(result, confirm, trial, (c, i) => confirmProgress.update(i + 1, `k=${c.params.k} PPL ${c.ppl.toFixed(3)}`));
         confirmProgress.done();
       }
@@ -258,7 +314,9 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
           kSet,
           budgetPerK: budget,
           evaluations: result.candidates.length,
+          proxyRows,
           denseStatisticsSeconds: context.denseSeconds,
+          perEvaluationSeconds,
           searchSeconds: seconds,
         },
       };
@@ -266,16 +324,18 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
         'crepe-config.json': json(config),
         'search-log.json': json({
           strategy: 'pho',
-          seconds: { ...result.seconds, wall: seconds, denseStatistics: context.denseSeconds },
+          seconds: { ...result.seconds, wall: seconds, denseStatistics: context.denseSeconds, perEvaluation: perEvaluationSeconds },
+          peakRssBytes: peakRssBytes(),
+          proxyCache: { ...context.cache, threads: context.threads, rows: proxyRows },
           bestPerK: result.bestPerK,
           confirmations,
           candidates: result.candidates,
         }),
       }, request.overwrite);
-      return { kind: 'pho', out: outDir, config, seconds };
+      return { kind: 'pho', out: outDir, config, seconds, denseSeconds: context.denseSeconds, perEvaluationSeconds, peakRssBytes: peakRssBytes() };
     }
 
-    const progress = stageProgress(request, 'hill climbing', budget * kSet.length);
+    const progress = stageProgress(request, 'hill climbing', budget * kSet.length, { name: 'trials' });
     let trials = 0;
     const result = await runHillClimb(trial, { kSet, space, budgetPerK: budget, initialStep: 1, minStep: 0.25, start }, (c) =>
       progress.update(++trials, `k=${c.k} PPL ${c.ppl.toFixed(3)}${c.accepted ? ' (accepted)' : ''}`),

@@ -64,16 +64,21 @@ export function readTexts(
   modelDir: string,
   spec: ModelSpec,
   plan: TextsPlan,
-): { evalText: EvalText | null; calibration: CalibrationSet } {
+  continueBy = 0,
+): { evalText: EvalText | null; calibration: CalibrationSet; continued: CalibrationSet } {
   const encode = modelEncoder(modelDir, spec);
   const evalText = request.evalText === undefined
     ? null
     : prepareEvalText(EVAL_FIELDS, request.evalText, encode, plan.evalSeqlen, request.evalMaxChunks);
-  const calibration = sampleCalibrationFile(request.calib, (text) => encode(text, request.calib), {
-    nsamples: plan.nsamples,
+  // `continueBy` more windows of the same draw (same seed): the first nsamples are the calibration.
+  const continued = sampleCalibrationFile(request.calib, (text) => encode(text, request.calib), {
+    nsamples: plan.nsamples + continueBy,
     seqlen: plan.seqlen,
     seed: plan.seed,
     hiddenSize: spec.hiddenSize,
   });
-  return { evalText, calibration };
+  const calibration = continueBy === 0
+    ? continued
+    : { kind: continued.kind, windows: continued.windows.slice(0, plan.nsamples), draws: continued.draws.slice(0, plan.nsamples) };
+  return { evalText, calibration, continued };
 }

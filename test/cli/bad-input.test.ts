@@ -200,17 +200,23 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
     const base = { k: 3, alpha: 1, beta: 1, gamma: 0.5 };
     it('malformed JSON', () => expectRefusal(crepeArgs(writeConfig('bad.json', '{"k": 3, "alpha": ')), /bad\.json: not valid JSON/));
     it('not an object', () => expectRefusal(crepeArgs(writeConfig('array.json', [3, 1, 1, 0])), /array\.json: expected a JSON object/));
-    it('k even', () => expectRefusal(crepeArgs(writeConfig('k-even.json', { ...base, k: 4 })), /k-even\.json: k .*odd integer ≥ 1, got 4/));
-    it('k < 1', () => expectRefusal(crepeArgs(writeConfig('k-neg.json', { ...base, k: -1 })), /k-neg\.json: k .*odd integer ≥ 1, got -1/));
+    it('k even', () => expectRefusal(crepeArgs(writeConfig('k-even.json', { ...base, k: 4 })), /k-even\.json: k .*odd integer in \[1, 63\], got 4/));
+    it('k < 1', () => expectRefusal(crepeArgs(writeConfig('k-neg.json', { ...base, k: -1 })), /k-neg\.json: k .*odd integer in \[1, 63\], got -1/));
     it('negative coefficient', () => expectRefusal(crepeArgs(writeConfig('neg.json', { ...base, beta: -0.5 })), /neg\.json: beta must be a finite number ≥ 0, got -0\.5/));
     it('all-zero coefficients', () =>
       expectRefusal(crepeArgs(writeConfig('zero.json', { k: 3, alpha: 0, beta: 0, gamma: 0 })), /zero\.json: alpha, beta and gamma are all zero/));
     it('--crepe-k 2 on the command line', () =>
-      expectRefusal(['prune', model, '--method', 'crepe', '--sparsity', '0.5', '--calib', C4_SAMPLE, '--crepe-k', '2'], /k .*odd integer ≥ 1, got 2/));
+      expectRefusal(['prune', model, '--method', 'crepe', '--sparsity', '0.5', '--calib', C4_SAMPLE, '--crepe-k', '2'], /^crepe: --crepe-k \(the neighbourhood window size\) must be an odd integer in \[1, 63\], got 2$/));
+    it('a huge --crepe-k is refused before anything is allocated', () =>
+      expectRefusal(['prune', model, '--method', 'crepe', '--sparsity', '0.5', '--calib', C4_SAMPLE, '--crepe-k', '1000001'], /^crepe: --crepe-k .*in \[1, 63\], got 1000001$/));
+    it('--crepe-k wider than a matrix of the model (stories260K: k/v_proj have 32 rows)', () =>
+      expectRefusal(['prune', model, '--method', 'crepe', '--sparsity', '0.5', '--calib', C4_SAMPLE, '--crepe-k', '33'], /^crepe: --crepe-k 33 is larger than the smallest pruned matrix dimension of this model \(32\)$/));
+    it('--crepe-alpha/beta/gamma all zero name the flag', () =>
+      expectRefusal(['prune', model, '--method', 'crepe', '--sparsity', '0.5', '--calib', C4_SAMPLE, '--crepe-alpha', '0', '--crepe-beta', '0', '--crepe-gamma', '0'], /^crepe: --crepe-gamma is zero, and so are alpha and beta/));
     it('crepe search --crepe-k with an even window size', () =>
-      expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--crepe-k', '3,4'], /--crepe-k expects odd window sizes ≥ 1, got 3,4/));
+      expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--crepe-k', '3,4'], /--crepe-k expects odd window sizes in \[1, 63\], got 3,4/));
     it('crepe search --k 0 (the old spelling)', () =>
-      expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--k', '0'], /--crepe-k expects odd window sizes ≥ 1, got 0/));
+      expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--k', '0'], /--crepe-k expects odd window sizes in \[1, 63\], got 0/));
     it('crepe search --config with a malformed file', () =>
       expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--config', writeConfig('search-bad.json', '{')], /search-bad\.json: not valid JSON/));
   });

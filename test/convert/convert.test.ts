@@ -85,7 +85,7 @@ describe('converting stories260K (GGUF v1 and llama2.c .bin)', () => {
   it('writes the Hugging Face files, and config.json reads back as the same spec', () => {
     for (const dir of [fromGguf, fromBin]) {
       assert.deepEqual(readdirSync(dir).sort(), [
-        '.crepe-output', 'config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json',
+        '.crepe-output', 'config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer.model', 'tokenizer_config.json',
       ]);
       const config = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8'));
       assert.equal(config.model_type, 'llama');
@@ -172,7 +172,7 @@ describe('converting stories260K (GGUF v1 and llama2.c .bin)', () => {
     rmSync(path.join(target, 'stale.txt'));
     await convertToHuggingFace(STORIES_GGUF, target, { overwrite: true }); // an empty directory may be replaced
     await convertToHuggingFace(STORIES_GGUF, target, { overwrite: true }); // and so may crepe's own output
-    assert.deepEqual(readdirSync(target).sort(), ['.crepe-output', 'config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']);
+    assert.deepEqual(readdirSync(target).sort(), ['.crepe-output', 'config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer.model', 'tokenizer_config.json']);
     await expectUserError(convertToHuggingFace(STORIES_GGUF, path.dirname(STORIES_GGUF), { overwrite: true }), /holds the input/);
   });
 });

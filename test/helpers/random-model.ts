@@ -74,6 +74,8 @@ export function smallSpec(family: Family, overrides: Partial<ModelSpec> = {}): M
     qwen2: { attentionBias: true, tieWordEmbeddings: true, rmsNormEps: 1e-6, ropeTheta: 1e6 },
     // head_dim ≠ hidden / heads: q is 4·24 = 96 wide, o_proj maps 96 → 64.
     qwen3: { qkNorm: true, headDim: 24, tieWordEmbeddings: true, rmsNormEps: 1e-6, ropeTheta: 1e6 },
+    // Partial rotary as Phi-4-mini (0.75 of head_dim): 12 of 16 channels turn, 4 pass.
+    phi3: { rotaryDim: 12, eosTokenId: 32 },
   };
   return { ...base, ...familyDefaults[family], ...overrides };
 }
@@ -95,4 +97,9 @@ export const SMALL_SPEC_VARIANTS: Record<string, ModelSpec> = {
   'mistral (MQA)': smallSpec('mistral'),
   'qwen2 (bias, tied)': smallSpec('qwen2'),
   'qwen3 (q/k norm, head_dim ≠ h/heads, tied)': smallSpec('qwen3'),
+  'phi3 (partial rotary 12 of 16)': smallSpec('phi3'),
+  'phi3 (longrope short factors, attention factor)': smallSpec('phi3', {
+    rotaryDim: 16,
+    ropeScaling: { type: 'longrope', shortFactor: [1, 1.2, 1.5, 2, 3, 5, 8, 13], attentionFactor: 1.19 },
+  }),
 };

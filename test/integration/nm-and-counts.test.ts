@@ -2,7 +2,8 @@
 // `crepe prune --method wanda --pattern 2:4`, `crepe inspect --json --pattern 2:4` reports every block
 // linear as 2:4 and every group of 4 inputs holds exactly 2 zeros; after `--sparsity 0.6 --per-row`,
 // every row of every block linear holds exactly floor(d_in · 0.6) zeros. Everything that is not a
-// block linear (embedding, norms) and the config/tokenizer files are byte-identical to the input's.
+// block linear (embedding, norms) and the tokenizer files are byte-identical to the input's; config.json
+// differs only by compressed-tensors' sparsity_config, whose numbers are counted by hand here.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -42,8 +43,11 @@ function forEachBlockLinear(dir: string, visit: (name: string, weights: Float32A
   }
 }
 
-/** Every tensor but the block linears, and the non-weight files, are byte-identical to the input's. */
-function assertUntouched(input: string, output: string): void {
+/**
+ * Every tensor but the block linears, and the tokenizer files, are byte-identical to the input's;
+ * config.json is the input's plus quantization_config, whose sparsity_config is returned.
+ */
+function assertUntouched(input: string, output: string): Record<string, unknown> {
   const before = SafetensorsWeights.open(input);
   const after = SafetensorsWeights.open(output);
   try {
@@ -60,10 +64,18 @@ function assertUntouched(input: string, output: string): void {
     before.close();
     after.close();
   }
-  for (const file of ['config.json', 'tokenizer.json', 'tokenizer_config.json']) {
+  for (const file of ['tokenizer.json', 'tokenizer_config.json']) {
     assert.ok(readFileSync(path.join(output, file)).equals(readFileSync(path.join(input, file))), `${file} changed`);
   }
+  const { quantization_config: quantization, ...config } = JSON.parse(readFileSync(path.join(output, 'config.json'), 'utf8'));
+  assert.deepEqual(config, JSON.parse(readFileSync(path.join(input, 'config.json'), 'utf8')));
+  assert.equal(quantization.quant_method, 'compressed-tensors');
+  assert.deepEqual(quantization.config_groups, {});
+  return quantization.sparsity_config;
 }
+
+// stories260K's 260,032 parameters (tied embedding 512×64, 11 norms of 64, 5 × 45,312 in the linears).
+const PARAMETERS = 512 * 64 + 11 * 64 + 5 * (64 * 64 + 32 * 64 + 32 * 64 + 64 * 64 + 3 * 172 * 64);
 
 describe('exact counts on stories260K (wanda)', () => {
   let model = '';
@@ -99,7 +111,15 @@ describe('exact counts on stories260K (wanda)', () => {
       }
     });
     assert.equal(visited, BLOCK_LINEARS);
-    assertUntouched(model, out);
+    assert.equal(PARAMETERS, 260_032);
+    assert.deepEqual(assertUntouched(model, out), {
+      format: 'dense',
+      global_sparsity: (5 * 45_312) / 2 / PARAMETERS,
+      ignore: ['lm_head'],
+      registry_requires_subclass: false,
+      sparsity_structure: '2:4',
+      targets: ['Linear'],
+    });
   });
 
   it('--sparsity 0.6 --per-row: every row holds exactly floor(d_in · 0.6) zeros (38 of 64, 103 of 172)', () => {
@@ -118,6 +138,10 @@ describe('exact counts on stories260K (wanda)', () => {
     assert.deepEqual([...widths].sort((a, b) => a - b), [64, 172]);
     assert.equal(Math.floor(64 * 0.6), 38);
     assert.equal(Math.floor(172 * 0.6), 103);
-    assertUntouched(model, out);
+    // Per layer: q, o 64 rows × 38; k, v 32 × 38; gate, up 172 × 38; down 64 × 103.
+    const zeros = 5 * (2 * 64 * 38 + 2 * 32 * 38 + 2 * 172 * 38 + 64 * 103);
+    assert.deepEqual(assertUntouched(model, out), {
+      format: 'dense', global_sparsity: zeros / PARAMETERS, ignore: ['lm_head'], registry_requires_subclass: false, sparsity_structure: 'unstructured', targets: ['Linear'],
+    });
   });
 });

@@ -114,7 +114,7 @@ test('newer transformers: rope_parameters and dtype instead of rope_theta/rope_s
   const { rope_theta: _theta, rope_scaling: _scaling, torch_dtype: _dtype, ...rest } = LLAMA_31_8B;
   const spec = parseModelConfig({ ...rest, dtype: 'bfloat16', rope_parameters: { rope_theta: 500000, ...LLAMA_31_8B.rope_scaling } }, SOURCE);
   assert.equal(spec.ropeTheta, 500000);
-  assert.equal(spec.ropeScaling?.factor, 8);
+  assert.equal(spec.ropeScaling?.type === 'llama3' && spec.ropeScaling.factor, 8);
   assert.equal(spec.torchDtype, 'bfloat16');
   const plain = parseModelConfig({ ...rest, rope_parameters: { rope_theta: 20000, rope_type: 'default' } }, SOURCE);
   assert.equal(plain.ropeTheta, 20000);

@@ -62,7 +62,7 @@ async function npm(args: string[], cwd: string): Promise<string> {
   }
 }
 
-describe(`npm pack → install offline → crepe --help and import('${pkg.name}')`, { timeout: 180_000 }, () => {
+describe(`npm pack → install offline → crepe --help and import('${pkg.name}')`, { timeout: 420_000 }, () => {
   let root: string;
   let packed: string[];
   let consumer: string;
@@ -113,7 +113,7 @@ describe(`npm pack → install offline → crepe --help and import('${pkg.name}'
   });
 
   it('packs the compiled library, the bin, the default config, README and LICENSE, and no sources, tests or results', () => {
-    for (const file of ['package.json', 'README.md', 'LICENSE', 'bin/crepe.js', 'configs/crepe-default.json', 'dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js']) {
+    for (const file of ['package.json', 'README.md', 'LICENSE', 'bin/crepe.js', 'configs/crepe-default.json', 'configs/crepe-50.json', 'configs/crepe-2of4.json', 'dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js']) {
       assert.ok(packed.includes(file), `${file} is not in the tarball`);
     }
     const stray = packed.filter((file) => !/^(dist|bin|configs)\//.test(file) && !['package.json', 'README.md', 'LICENSE'].includes(file));
@@ -142,7 +142,7 @@ describe(`npm pack → install offline → crepe --help and import('${pkg.name}'
       { cwd: consumer, env: { ...npmEnvironment(), CREPE_QUIET: '1' } });
     const report = JSON.parse(readFileSync(path.join(pruned, 'crepe-report.json'), 'utf8')) as
       { settings: { crepe: Record<string, unknown> }; totals: { linearSparsity: number } };
-    const shipped = JSON.parse(readFileSync(path.join(REPO_ROOT, 'configs/crepe-default.json'), 'utf8')) as Record<string, unknown>;
+    const shipped = JSON.parse(readFileSync(path.join(REPO_ROOT, 'configs/crepe-50.json'), 'utf8')) as Record<string, unknown>;
     for (const key of ['k', 'alpha', 'beta', 'gamma', 'a', 'variant', 'border']) assert.equal(report.settings.crepe[key], shipped[key], key);
     assert.ok(Math.abs(report.totals.linearSparsity - 0.5) < 0.01, `linear sparsity ${report.totals.linearSparsity}`);
   });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { nmMask, perMatrixMask, perRowMask } from '../../src/prune/mask.ts';
 import { crepeScores, forEachWindowSumRow, resolveCrepeParams, type CrepeParams } from '../../src/prune/scores/crepe.ts';
 import { riaScores } from '../../src/prune/scores/ria.ts';
-import { UserError } from '../../src/util/errors.ts';
+import { FieldError, UserError } from '../../src/util/errors.ts';
 import { randomMatrix, randomSqNorms } from '../helpers/random.ts';
 
 // A 3×4 matrix with A = |W| = 1…12.
@@ -182,7 +182,10 @@ test('parameter validation: k even or < 1, negative, all-zero or non-finite coef
   for (const params of bad) {
     assert.throws(() => crepeScores(W34, 3, 4, ONES4, params), UserError, JSON.stringify(params));
   }
-  assert.throws(() => resolveCrepeParams({ k: 4 }, 'found.json'), /found\.json: k .* odd integer ≥ 1, got 4/);
+  assert.throws(() => resolveCrepeParams({ k: 4 }, 'found.json'), /found\.json: k .* odd integer in \[1, 63\], got 4/);
+  assert.throws(() => resolveCrepeParams({ k: 65 }, 'found.json'), /found\.json: k .* odd integer in \[1, 63\], got 65/);
+  assert.throws(() => resolveCrepeParams({ beta: -1 }, { field: 'crepe' }), (e: unknown) => e instanceof FieldError && e.field === 'crepe.beta' && /must be a finite number ≥ 0, got -1/.test(e.problem));
+  assert.deepEqual(resolveCrepeParams({ k: 63 }).k, 63);
   assert.throws(() => resolveCrepeParams({ alpha: 0, beta: 0, gamma: 0 }), /all zero/);
   assert.deepEqual(resolveCrepeParams({ gamma: 2, k: undefined }), { k: 3, alpha: 1, beta: 1, gamma: 2, a: 0.5, variant: 'normalized', border: 'zero' });
 });

@@ -102,7 +102,7 @@ describe('resume after a stop between the commit steps of a layer', () => {
     assert.ok(logs.some((line) => /resuming at layer 2 of 5/.test(line)), logs.join('\n'));
     assert.deepEqual(
       readdirSync(firstWork).sort(),
-      ['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'],
+      ['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer.model', 'tokenizer_config.json'],
       'only the model files remain: no intermediates, no temporaries',
     );
     publishOutput(first);

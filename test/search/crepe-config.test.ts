@@ -73,10 +73,10 @@ describe('parseCrepeConfig refuses', () => {
   });
 
   test('k even, k < 1, non-integer k', () => {
-    refuses({ ...valid, k: 4 }, /k \(the neighbourhood window size\) must be an odd integer ≥ 1, got 4/);
-    refuses({ ...valid, k: 0 }, /must be an odd integer ≥ 1, got 0/);
-    refuses({ ...valid, k: -3 }, /must be an odd integer ≥ 1, got -3/);
-    refuses({ ...valid, k: 2.5 }, /must be an odd integer ≥ 1, got 2.5/);
+    refuses({ ...valid, k: 4 }, /k \(the neighbourhood window size\) must be an odd integer in \[1, 63\], got 4/);
+    refuses({ ...valid, k: 0 }, /must be an odd integer in \[1, 63\], got 0/);
+    refuses({ ...valid, k: -3 }, /must be an odd integer in \[1, 63\], got -3/);
+    refuses({ ...valid, k: 2.5 }, /must be an odd integer in \[1, 63\], got 2.5/);
   });
 
   test('negative or non-finite coefficients', () => {

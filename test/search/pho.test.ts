@@ -1,11 +1,13 @@
 // PHO on a tiny random model: reproducible, within budget, best = lowest objective, sign flips the goal.
-import { before, test } from 'node:test';
+import { after, before, test } from 'node:test';
+import path from 'node:path';
 import assert from 'node:assert/strict';
 import { confirmOnHeldOut, runPho, type PhoCandidate, type PhoOptions } from '../../src/search/pho.ts';
 import { ProxyContext, PROXY_NAMES } from '../../src/search/proxy.ts';
 import { cmaesConstants } from '../../src/search/cmaes.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { randomModel, smallSpec } from '../helpers/random-model.ts';
+import { scratchDir } from '../helpers/stories.ts';
 
 const spec = smallSpec('llama', { numLayers: 1 });
 const seqlen = 16;
@@ -14,8 +16,11 @@ let context: ProxyContext;
 before(async () => {
   const rng = new Rng(5);
   const windows = Array.from({ length: 2 }, () => Int32Array.from({ length: seqlen }, () => rng.below(spec.vocabSize)));
-  context = await ProxyContext.build(randomModel(spec, 3), windows, seqlen, { device: 'cpu', threads: 1 });
+  context = await ProxyContext.open(randomModel(spec, 3), windows, seqlen, { device: 'cpu', threads: 1 }, {
+    cacheDir: path.join(scratchDir('pho'), 'proxy-cache'), cacheBudgetBytes: 2 ** 26, threads: 1, modelSha256: 'random-llama-3', calibrationSeed: 5, withGram: false, windows: [],
+  });
 });
+after(() => context.close());
 
 const options = (overrides: Partial<PhoOptions> = {}): PhoOptions => ({
   target: { kind: 'unstructured', sparsity: 0.5 },
@@ -34,20 +39,20 @@ const options = (overrides: Partial<PhoOptions> = {}): PhoOptions => ({
 /** A candidate without its timing, for comparing runs. */
 const untimed = ({ seconds: _seconds, ...rest }: PhoCandidate) => rest;
 
-test('same seed → identical candidates; another seed → different ones', () => {
-  const a = runPho(context, options());
-  const b = runPho(context, options());
+test('same seed → identical candidates; another seed → different ones', async () => {
+  const a = await runPho(context, options());
+  const b = await runPho(context, options());
   assert.deepEqual(b.candidates.map(untimed), a.candidates.map(untimed));
   assert.deepEqual(untimed(b.best), untimed(a.best));
-  const c = runPho(context, options({ seed: 5 }));
+  const c = await runPho(context, options({ seed: 5 }));
   assert.notDeepEqual(c.candidates.map((x) => x.params), a.candidates.map((x) => x.params));
 });
 
-test('budget: per k at least the budget and fewer than budget + λ candidates, whole generations; every one reported', () => {
+test('budget: per k at least the budget and fewer than budget + λ candidates, whole generations; every one reported', async () => {
   const { lambda } = cmaesConstants(2);
   assert.equal(lambda, 6);
   const reported: PhoCandidate[] = [];
-  const result = runPho(context, options({ kSet: [1, 3, 5], budgetPerK: 8 }), (c) => reported.push(c));
+  const result = await runPho(context, options({ kSet: [1, 3, 5], budgetPerK: 8 }), (c) => reported.push(c));
   assert.deepEqual(reported, result.candidates);
   for (const k of [1, 3, 5]) {
     const ofK = result.candidates.filter((c) => c.k === k);
@@ -59,8 +64,8 @@ test('budget: per k at least the budget and fewer than budget + λ candidates, w
   assert.deepEqual([...new Set(result.candidates.map((c) => c.k))], [1, 3, 5]);
 });
 
-test('objective = sign · proxy; best per k and overall = lowest objective; other proxies not computed', () => {
-  const result = runPho(context, options());
+test('objective = sign · proxy; best per k and overall = lowest objective; other proxies not computed', async () => {
+  const result = await runPho(context, options());
   for (const c of result.candidates) {
     assert.equal(c.objective, c.proxies['gini-ref']);
     for (const p of PROXY_NAMES) if (p !== 'gini-ref') assert.ok(Number.isNaN(c.proxies[p]));
@@ -74,14 +79,14 @@ test('objective = sign · proxy; best per k and overall = lowest objective; othe
   }
   assert.equal(result.best.objective, Math.min(...result.candidates.map((c) => c.objective)));
   // A candidate's proxy is what the context gives for its parameters.
-  const again = context.evaluate(result.best.params, options(), ['gini-ref']).values['gini-ref'];
+  const again = (await context.evaluate(result.best.params, options(), ['gini-ref'])).values['gini-ref'];
   assert.equal(again, result.best.proxies['gini-ref']);
   assert.ok(result.seconds.total >= result.seconds.score + result.seconds.select + result.seconds.gini - 1e-9);
 });
 
-test('sign −1 maximises the proxy; the first generation samples the same points either way', () => {
-  const minimised = runPho(context, options({ kSet: [3] }));
-  const maximised = runPho(context, options({ kSet: [3], sign: -1 }));
+test('sign −1 maximises the proxy; the first generation samples the same points either way', async () => {
+  const minimised = await runPho(context, options({ kSet: [3] }));
+  const maximised = await runPho(context, options({ kSet: [3], sign: -1 }));
   for (const c of maximised.candidates) assert.equal(c.objective, -c.proxies['gini-ref']);
   assert.equal(maximised.best.proxies['gini-ref'], Math.max(...maximised.candidates.map((c) => c.proxies['gini-ref'])));
   const firstGeneration = (r: typeof minimised) => r.candidates.filter((c) => c.generation === 0).map((c) => c.params);
@@ -90,8 +95,8 @@ test('sign −1 maximises the proxy; the first generation samples the same point
   assert.ok(maximised.best.proxies['gini-ref'] > minimised.best.proxies['gini-ref']);
 });
 
-test('parameters stay in the search space: α = 1, fixed a, variant, zero border', () => {
-  const result = runPho(context, options({ space: { searchA: false, fixedA: 0.7, variant: 'smooth' } }));
+test('parameters stay in the search space: α = 1, fixed a, variant, zero border', async () => {
+  const result = await runPho(context, options({ space: { searchA: false, fixedA: 0.7, variant: 'smooth' } }));
   for (const { params } of result.candidates) {
     assert.equal(params.alpha, 1);
     assert.equal(params.a, 0.7);

@@ -1,9 +1,13 @@
-// PHO's proxies: the O(N) Gini over a precomputed order, and each proxy of a ProxyContext on a tiny
-// random model recomputed directly from its definition (RIA's mask, Wanda's reference importance,
-// the input statistics of an independent calibration pass).
-import { before, describe, test } from 'node:test';
+// PHO's proxies: each proxy of one linear on a hand example (ties included), and each proxy of a
+// ProxyContext on a tiny random model recomputed directly from its definition (RIA's mask, Wanda's
+// reference importance, the input statistics of an independent calibration pass).
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { giniInOrder, PROXY_NAMES, ProxyContext, type ProxyName, type ProxyOptions } from '../../src/search/proxy.ts';
+import path from 'node:path';
+import { PROXY_NAMES, ProxyContext, type ProxyName, type ProxyOptions } from '../../src/search/proxy.ts';
+import { evaluateLinear, Scratch } from '../../src/search/proxy-measures.ts';
+import { buildLinearTerms } from '../../src/search/proxy-terms.ts';
+import { readTerms, termsFile } from '../../src/search/proxy-cache.ts';
 import { gini } from '../../src/search/gini.ts';
 import { BlockEngine } from '../../src/engine/block-engine.ts';
 import { embed } from '../../src/engine/forward.ts';
@@ -15,41 +19,39 @@ import { nmMask, perMatrixMask } from '../../src/prune/mask.ts';
 import type { CrepeParams } from '../../src/prune/scores/crepe.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { randomModel, smallSpec } from '../helpers/random-model.ts';
+import { scratchDir } from '../helpers/stories.ts';
 
 const close = (actual: number, expected: number, tol: number, what = '') =>
   assert.ok(Math.abs(actual - expected) <= tol, `${what}: ${actual} vs ${expected} (tol ${tol})`);
 
-const ascendingOrderOf = (values: Float32Array) =>
-  Uint32Array.from(values.keys()).sort((a, b) => values[a] - values[b] || a - b);
+const RIA_POINT: CrepeParams = { k: 3, alpha: 1, beta: 1, gamma: 0, a: 0.5, variant: 'normalized', border: 'zero' };
 
-describe('giniInOrder', () => {
-  test('hand example: values 3 1 4 1 5, the second one not pruned → Gini of {1, 3, 4, 5} = 13/52', () => {
-    const values = Float32Array.from([3, 1, 4, 1, 5]);
-    const mask = Uint8Array.from([1, 0, 1, 1, 1]);
-    // sorted 1 3 4 5, n = 4, Σ = 13: (−3·1 − 1·3 + 1·4 + 3·5) / (4·13) = 13/52.
-    close(giniInOrder(values, ascendingOrderOf(values), mask), 0.25, 1e-15, 'gini');
+describe('the proxies of one linear, by hand', () => {
+  // One row W = [3, −1, 4, 1, 5], s = 1: reference importance = |W|. RIA at a = 0.5: each column
+  // sum is |W_j| itself, so S_j = 1 + |W_j|/14 and the order follows |W|. At 60 % per matrix the
+  // threshold is the 4th smallest score (index floor(5·0.6) = 3): the entries 1, 1, 3, 4 are pruned.
+  const { terms } = buildLinearTerms(Float32Array.from([3, -1, 4, 1, 5]), 1, 5, new Float64Array(5).fill(1), null);
+  const options: ProxyOptions = { target: { kind: 'unstructured', sparsity: 0.6 }, selection: 'per-matrix', giniSubsample: null, seed: 0 };
+  const { values } = evaluateLinear(terms, { kind: 'terms', window: null }, RIA_POINT, options, ['gini-own', 'gini-ref', 'pruned-mass', 'column-gini'], new Scratch());
+
+  test('positions in ascending reference order, ties by index; weights stored exactly as float16', () => {
+    assert.deepEqual([...terms.col], [1, 3, 0, 2, 4]);
+    assert.deepEqual([...terms.row], [0, 0, 0, 0, 0]);
+    assert.ok(terms.weightF16 && !terms.weightF32);
+    assert.equal(terms.referenceTotal, 14);
   });
 
-  test('empty or single pruned set, or all-zero values → 0', () => {
-    const values = Float32Array.from([2, 0, 7]);
-    const order = ascendingOrderOf(values);
-    assert.equal(giniInOrder(values, order, Uint8Array.from([0, 0, 0])), 0);
-    assert.equal(giniInOrder(values, order, Uint8Array.from([0, 0, 1])), 0);
-    assert.equal(giniInOrder(new Float32Array(3), Uint32Array.from([0, 1, 2]), Uint8Array.from([1, 1, 1])), 0);
+  test('gini-ref: pruned {1, 1, 3, 4}: (−3·1 − 1·1 + 1·3 + 3·4) / (4·9) = 11/36', () => {
+    close(values['gini-ref']!, 11 / 36, 1e-15, 'gini-ref');
   });
 
-  test('equals gini() of the masked values on random data (ties included)', () => {
-    const rng = new Rng(11);
-    for (const size of [2, 17, 1000]) {
-      // Quantised values so that ties occur: the order among tied values must not matter.
-      const values = Float32Array.from({ length: size }, () => Math.floor(rng.uniform() * 20) / 4);
-      const order = ascendingOrderOf(values);
-      for (const density of [0.1, 0.5, 1]) {
-        const mask = Uint8Array.from({ length: size }, () => (rng.uniform() < density ? 1 : 0));
-        const masked = Float64Array.from(values.filter((_, i) => mask[i] === 1));
-        close(giniInOrder(values, order, mask), gini(masked), 1e-12, `size ${size}, density ${density}`);
-      }
-    }
+  test('pruned-mass 9/14; column-gini of the lost mass per column (3, 1, 4, 1, 0) = 20/45', () => {
+    close(values['pruned-mass']!, 9 / 14, 1e-15, 'pruned-mass');
+    close(values['column-gini']!, 20 / 45, 1e-15, 'column-gini');
+  });
+
+  test('gini-own: the pruned scores 15/14, 15/14, 17/14, 18/14 → 11/260 (float32 scores)', () => {
+    close(values['gini-own']!, 11 / 260, 1e-7, 'gini-own');
   });
 });
 
@@ -67,12 +69,17 @@ describe('ProxyContext on a tiny random llama (2 layers, 4 windows of 16 tokens)
 
   let withGram: ProxyContext;
   let withoutGram: ProxyContext;
+  let withGramDir: string;
   /** Each layer's statistics from an independent pass (the same engine, driven here by hand). */
   const layerStats: Map<LinearInputGroup, LinearInputStats>[] = [];
+  const open = (dir: string, gram: boolean) => ProxyContext.open(model, windows, seqlen, engine, {
+    cacheDir: dir, cacheBudgetBytes: 2 ** 26, threads: 1, modelSha256: 'random-llama-7', calibrationSeed: 3, withGram: gram, windows: [],
+  });
 
   before(async () => {
-    withGram = await ProxyContext.build(model, windows, seqlen, engine, { withGram: true });
-    withoutGram = await ProxyContext.build(model, windows, seqlen, engine);
+    withGramDir = path.join(scratchDir('proxy'), 'with-gram');
+    withGram = await open(withGramDir, true);
+    withoutGram = await open(path.join(scratchDir('proxy'), 'without-gram'), false);
     const rope = ropeTables(spec, seqlen);
     const statsEngine = await BlockEngine.create(spec, seqlen, { ...engine, stats: 'full' });
     const plainEngine = await BlockEngine.create(spec, seqlen, { ...engine, stats: 'none' });
@@ -87,6 +94,10 @@ describe('ProxyContext on a tiny random llama (2 layers, 4 windows of 16 tokens)
       await plainEngine.release();
     }
   });
+  after(async () => {
+    await withGram.close();
+    await withoutGram.close();
+  });
 
   /** Every linear of every layer with its weights and input statistics, as recomputed here. */
   function* linears() {
@@ -100,13 +111,12 @@ describe('ProxyContext on a tiny random llama (2 layers, 4 windows of 16 tokens)
   }
 
   test('the cached statistics are those of the dense pass; layer 0 q/k/v input norms by hand in float64', () => {
-    const cached = withGram.linears;
+    const cached = [...linears()].map((l) => readTerms(termsFile(withGramDir, l), withGramDir, true, l));
     assert.equal(cached.length, spec.numLayers * LINEAR_NAMES.length);
     let index = 0;
     for (const l of linears()) {
-      assert.equal(cached[index].layer, l.layer);
-      assert.equal(cached[index].name, l.name);
       assert.deepEqual(cached[index].sqNorm, l.sqNorm, `${l.layer} ${l.name}`);
+      assert.deepEqual(cached[index].gram, l.gram, `${l.layer} ${l.name}`);
       index++;
     }
     // s_j = (1/N) Σ_windows Σ_t x_j², x = RMSNorm(embedding row) · input_layernorm.
@@ -126,7 +136,7 @@ describe('ProxyContext on a tiny random llama (2 layers, 4 windows of 16 tokens)
     for (let j = 0; j < h; j++) close(cached[0].sqNorm[j], expected[j], 1e-4 * expected[j], `s_${j}`);
   });
 
-  test('every proxy at the RIA point equals its definition on RIA masks computed directly', () => {
+  test('every proxy at the RIA point equals its definition on RIA masks computed directly', async () => {
     const sums = Object.fromEntries(PROXY_NAMES.map((p) => [p, 0])) as Record<ProxyName, number>;
     let count = 0;
     for (const l of linears()) {
@@ -163,14 +173,14 @@ describe('ProxyContext on a tiny random llama (2 layers, 4 windows of 16 tokens)
       sums['output-error'] += error / energy;
       count++;
     }
-    const { values } = withGram.evaluate(riaPoint, unstructured);
+    const { values } = await withGram.evaluate(riaPoint, unstructured);
     for (const p of PROXY_NAMES) {
       close(values[p], sums[p] / count, 1e-6 * Math.max(1, Math.abs(sums[p] / count)), p);
       assert.ok(values[p] > 0 && values[p] < 1, `${p} = ${values[p]}`);
     }
   });
 
-  test('pruned-mass under 2:4 equals the reference share removed by RIA’s 2:4 mask', () => {
+  test('pruned-mass under 2:4 equals the reference share removed by RIA’s 2:4 mask', async () => {
     let expected = 0;
     let count = 0;
     for (const l of linears()) {
@@ -185,50 +195,49 @@ describe('ProxyContext on a tiny random llama (2 layers, 4 windows of 16 tokens)
       expected += removed / total;
       count++;
     }
-    const { values } = withoutGram.evaluate(riaPoint, { ...unstructured, target: { kind: 'nm', n: 2, m: 4 } }, ['pruned-mass']);
+    const { values } = await withoutGram.evaluate(riaPoint, { ...unstructured, target: { kind: 'nm', n: 2, m: 4 } }, ['pruned-mass']);
     close(values['pruned-mass'], expected / count, 1e-6, 'pruned-mass 2:4');
   });
 
-  test('pruning everything: pruned-mass and output-error are exactly 1', () => {
-    const { values } = withGram.evaluate(other, { ...unstructured, target: { kind: 'unstructured', sparsity: 1 } }, ['pruned-mass', 'output-error']);
+  test('pruning everything: pruned-mass and output-error are exactly 1', async () => {
+    const { values } = await withGram.evaluate(other, { ...unstructured, target: { kind: 'unstructured', sparsity: 1 } }, ['pruned-mass', 'output-error']);
     close(values['pruned-mass'], 1, 1e-12, 'pruned-mass');
     close(values['output-error'], 1, 1e-12, 'output-error');
   });
 
-  test('only the proxies asked for are computed; the others are NaN', () => {
-    const { values } = withGram.evaluate(other, unstructured, ['gini-ref']);
-    const all = withGram.evaluate(other, unstructured).values;
+  test('only the proxies asked for are computed; the others are NaN', async () => {
+    const { values } = await withGram.evaluate(other, unstructured, ['gini-ref']);
+    const all = (await withGram.evaluate(other, unstructured)).values;
     assert.equal(values['gini-ref'], all['gini-ref']);
     for (const p of PROXY_NAMES) if (p !== 'gini-ref') assert.ok(Number.isNaN(values[p]), `${p} = ${values[p]}`);
   });
 
-  test('deterministic: two evaluations give identical values; the two contexts agree on shared proxies', () => {
-    const first = withGram.evaluate(other, unstructured).values;
-    const second = withGram.evaluate(other, unstructured).values;
+  test('deterministic: two evaluations give identical values; the two contexts agree on shared proxies', async () => {
+    const first = (await withGram.evaluate(other, unstructured)).values;
+    const second = (await withGram.evaluate(other, unstructured)).values;
     assert.deepEqual(second, first);
-    const noGram = withoutGram.evaluate(other, unstructured, withoutGram.availableProxies).values;
+    const noGram = (await withoutGram.evaluate(other, unstructured, withoutGram.availableProxies)).values;
     for (const p of withoutGram.availableProxies) assert.equal(noGram[p], first[p], p);
   });
 
-  test('a different configuration gives a different mask and different proxies', () => {
-    const ria = withGram.evaluate(riaPoint, unstructured).values;
-    const changed = withGram.evaluate(other, unstructured).values;
+  test('a different configuration gives a different mask and different proxies', async () => {
+    const ria = (await withGram.evaluate(riaPoint, unstructured)).values;
+    const changed = (await withGram.evaluate(other, unstructured)).values;
     for (const p of PROXY_NAMES) assert.notEqual(changed[p], ria[p], p);
   });
 
-  test('availableProxies: output-error only with grams; asking for it without grams throws', () => {
+  test('availableProxies: output-error only with grams; asking for it without grams throws', async () => {
     assert.deepEqual(withGram.availableProxies, [...PROXY_NAMES]);
     assert.deepEqual(withoutGram.availableProxies, PROXY_NAMES.filter((p) => p !== 'output-error'));
-    assert.ok(withoutGram.linears.every((l) => l.gram === null));
-    assert.throws(() => withoutGram.evaluate(riaPoint, unstructured, ['output-error']), /output-error/);
+    await assert.rejects(withoutGram.evaluate(riaPoint, unstructured, ['output-error']), /output-error/);
   });
 
-  test('gini-own on a subsample: exact when the sample covers the matrix, fixed positions per seed otherwise', () => {
-    const exact = withoutGram.evaluate(other, unstructured, ['gini-own']).values['gini-own'];
-    const covering = withoutGram.evaluate(other, { ...unstructured, giniSubsample: 1 << 20 }, ['gini-own']).values['gini-own'];
+  test('gini-own on a subsample: exact when the sample covers the matrix, fixed positions per seed otherwise', async () => {
+    const exact = (await withoutGram.evaluate(other, unstructured, ['gini-own'])).values['gini-own'];
+    const covering = (await withoutGram.evaluate(other, { ...unstructured, giniSubsample: 1 << 20 }, ['gini-own'])).values['gini-own'];
     assert.equal(covering, exact);
-    const sampled = withoutGram.evaluate(other, { ...unstructured, giniSubsample: 500 }, ['gini-own']).values['gini-own'];
-    const again = withoutGram.evaluate(other, { ...unstructured, giniSubsample: 500 }, ['gini-own']).values['gini-own'];
+    const sampled = (await withoutGram.evaluate(other, { ...unstructured, giniSubsample: 500 }, ['gini-own'])).values['gini-own'];
+    const again = (await withoutGram.evaluate(other, { ...unstructured, giniSubsample: 500 }, ['gini-own'])).values['gini-own'];
     assert.equal(again, sampled);
     assert.notEqual(sampled, exact);
     close(sampled, exact, 0.1, 'a 500-position sample is close to the exact Gini');

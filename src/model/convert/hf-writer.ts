@@ -1,7 +1,8 @@
 /**
  * The one writer of a Hugging Face model directory from a converter source: config.json,
- * generation_config.json, tokenizer.json, tokenizer_config.json and model.safetensors (streamed,
- * one tensor in memory at a time).
+ * generation_config.json, tokenizer.json, tokenizer_config.json, tokenizer.model (SentencePiece,
+ * with the scores llama.cpp's converter reads) and model.safetensors (streamed, one tensor in
+ * memory at a time).
  */
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -11,6 +12,7 @@ import { writingTo } from '../../io/write-error.ts';
 import { checkFinite } from '../checkpoint.ts';
 import { specToConfigJson } from '../config.ts';
 import { buildTokenizerConfig, buildTokenizerJson } from '../tokenizer-build.ts';
+import { encodeSentencePieceModel } from '../sentencepiece-model.ts';
 import type { SourceModel } from './source.ts';
 
 const jsonText = (value: unknown): string => `${JSON.stringify(value, null, 2)}\n`;
@@ -27,6 +29,8 @@ export async function writeModelDirectory(source: SourceModel, dir: string, orig
   await writeJson('generation_config.json', { bos_token_id: spec.bosTokenId, eos_token_id: spec.eosTokenId });
   await writeJson('tokenizer.json', buildTokenizerJson(vocab));
   await writeJson('tokenizer_config.json', buildTokenizerConfig(vocab, spec.maxPositionEmbeddings));
+  const modelFile = path.join(dir, 'tokenizer.model');
+  await writingTo(modelFile, () => writeFile(modelFile, encodeSentencePieceModel(vocab)));
 
   // One tensor in memory at a time, whatever the model size.
   const writer = await SafetensorsStreamWriter.create(

@@ -16,10 +16,10 @@
  * With α = β = 1 and γ = 0 the score is computed by RIA's own routine, so it equals RIA's score bit
  * for bit (whatever k, variant and border).
  */
-import { UserError } from '../../util/errors.ts';
+import { FieldError, UserError } from '../../util/errors.ts';
 import type { InputSqNorms } from './index.ts';
 import {
-  activationExponentProblem, isActivationExponent, relativeImportanceRow, relativeImportanceSetup, scoreBuffer, weightedRelativeImportanceScores,
+  activationExponentProblem, isActivationExponent, relativeImportanceRow, relativeImportanceSetup, scoreBuffer, weightedRelativeImportanceScores, type RelativeImportanceSetup,
 } from './ria.ts';
 
 export type CrepeVariant = 'normalized' | 'smooth';
@@ -55,28 +55,34 @@ export const CREPE_DEFAULT_PARAMS: Readonly<CrepeParams> = {
   border: 'zero',
 };
 
-/** Fills in defaults and validates; throws UserError naming the bad parameter. */
-export function resolveCrepeParams(params: Partial<CrepeParams> = {}, source = 'crepe parameters'): CrepeParams {
+/** The largest neighbourhood window: a k×k window sum is kept per row, and wider windows only blur the term away. */
+export const MAX_CREPE_K = 63;
+
+/**
+ * Fills in defaults and validates. `source` says where the parameters came from: a file (its
+ * path prefixes a UserError) or `{ field }`, a request field (`crepe`) whose sub-field each
+ * FieldError names (`crepe.k`), so a command line can name its flag.
+ */
+export function resolveCrepeParams(params: Partial<CrepeParams> = {}, source: string | { field: string } = 'crepe parameters'): CrepeParams {
   const p: CrepeParams = { ...CREPE_DEFAULT_PARAMS, ...definedOnly(params) };
-  if (!(Number.isInteger(p.k) && p.k >= 1 && p.k % 2 === 1)) {
-    throw new UserError(`${source}: k (the neighbourhood window size) must be an odd integer ≥ 1, got ${p.k}`);
+  const fail = (name: keyof CrepeParams, problem: string): never => {
+    if (typeof source === 'string') throw new UserError(`${source}: ${name} ${problem}`);
+    throw new FieldError(`${source.field}.${name}`, problem);
+  };
+  if (!(Number.isInteger(p.k) && p.k >= 1 && p.k <= MAX_CREPE_K && p.k % 2 === 1)) {
+    fail('k', `(the neighbourhood window size) must be an odd integer in [1, ${MAX_CREPE_K}], got ${p.k}`);
   }
   for (const name of ['alpha', 'beta', 'gamma'] as const) {
     const value = p[name];
-    if (!(typeof value === 'number' && Number.isFinite(value) && value >= 0)) {
-      throw new UserError(`${source}: ${name} must be a finite number ≥ 0, got ${value}`);
-    }
+    if (!(typeof value === 'number' && Number.isFinite(value) && value >= 0)) fail(name, `must be a finite number ≥ 0, got ${value}`);
   }
   if (p.alpha === 0 && p.beta === 0 && p.gamma === 0) {
-    throw new UserError(`${source}: alpha, beta and gamma are all zero; at least one coefficient must be positive`);
+    if (typeof source === 'string') throw new UserError(`${source}: alpha, beta and gamma are all zero; at least one coefficient must be positive`);
+    fail('gamma', 'is zero, and so are alpha and beta; at least one coefficient must be positive');
   }
-  if (!isActivationExponent(p.a)) throw new UserError(`${source}: a ${activationExponentProblem(p.a)}`);
-  if (p.variant !== 'normalized' && p.variant !== 'smooth') {
-    throw new UserError(`${source}: variant must be "normalized" or "smooth", got ${JSON.stringify(p.variant)}`);
-  }
-  if (p.border !== 'zero' && p.border !== 'mean') {
-    throw new UserError(`${source}: border must be "zero" or "mean", got ${JSON.stringify(p.border)}`);
-  }
+  if (!isActivationExponent(p.a)) fail('a', activationExponentProblem(p.a));
+  if (p.variant !== 'normalized' && p.variant !== 'smooth') fail('variant', `must be "normalized" or "smooth", got ${JSON.stringify(p.variant)}`);
+  if (p.border !== 'zero' && p.border !== 'mean') fail('border', `must be "zero" or "mean", got ${JSON.stringify(p.border)}`);
   return p;
 }
 
@@ -95,6 +101,34 @@ export function crepeScores(
   const { activation } = setup;
   const scores = scoreBuffer(dOut * dIn, out);
   const terms = new Float64Array(dIn);
+  forEachNeighbourhoodRow(weights, setup, k, variant, border, (i, neighbourhood) => {
+    relativeImportanceRow(weights, setup, i, alpha, beta, terms);
+    const rowStart = i * dIn;
+    if (variant === 'normalized') {
+      for (let j = 0; j < dIn; j++) scores[rowStart + j] = (terms[j] + gamma * neighbourhood[j]) * activation[j];
+    } else {
+      for (let j = 0; j < dIn; j++) scores[rowStart + j] = terms[j] * activation[j] + gamma * neighbourhood[j];
+    }
+  });
+  return scores;
+}
+
+/**
+ * CRePE's neighbourhood term row by row, `visit(i, values)` for i = 0 … dOut−1 (values reused):
+ *   normalized: B_ij = A_ij / (window sum of A around (i, j)), 0 where A_ij = 0;
+ *   smooth:     the window mean of the plain RIA score (P + Q)·x^a (setup.activation).
+ * It does not depend on α, β, γ: the score is (αP + βQ + γB)·x^a or (αP + βQ)·x^a + γB.
+ */
+export function forEachNeighbourhoodRow(
+  weights: Float32Array,
+  setup: RelativeImportanceSetup,
+  k: number,
+  variant: CrepeVariant,
+  border: CrepeBorder,
+  visit: (i: number, values: Float64Array) => void,
+): void {
+  const { dOut, dIn, activation } = setup;
+  const values = new Float64Array(dIn);
   const windowArea = k * k;
   const radius = (k - 1) / 2;
 
@@ -108,7 +142,6 @@ export function crepeScores(
         for (let j = 0; j < dIn; j++) out[j] = Math.abs(weights[rowStart + j]);
       },
       (i, windowSums, rowsInWindow) => {
-        relativeImportanceRow(weights, setup, i, alpha, beta, terms);
         const rowStart = i * dIn;
         for (let j = 0; j < dIn; j++) {
           const magnitude = Math.abs(weights[rowStart + j]);
@@ -118,14 +151,15 @@ export function crepeScores(
             neighbourhood = magnitude / windowSums[j];
             if (border === 'mean') neighbourhood *= (rowsInWindow * windowColumns(j, radius, dIn)) / windowArea;
           }
-          scores[rowStart + j] = (terms[j] + gamma * neighbourhood) * activation[j];
+          values[j] = neighbourhood;
         }
+        visit(i, values);
       },
     );
-    return scores;
+    return;
   }
 
-  // smooth: the box mean of the plain RIA score (P + Q)·x^a, added with weight γ.
+  // smooth: the box mean of the plain RIA score (P + Q)·x^a.
   const riaRow = new Float64Array(dIn);
   forEachWindowSumRow(
     dOut,
@@ -136,15 +170,13 @@ export function crepeScores(
       for (let j = 0; j < dIn; j++) out[j] = riaRow[j] * activation[j];
     },
     (i, windowSums, rowsInWindow) => {
-      relativeImportanceRow(weights, setup, i, alpha, beta, terms);
-      const rowStart = i * dIn;
       for (let j = 0; j < dIn; j++) {
         const cells = border === 'mean' ? rowsInWindow * windowColumns(j, radius, dIn) : windowArea;
-        scores[rowStart + j] = terms[j] * activation[j] + gamma * (windowSums[j] / cells);
+        values[j] = windowSums[j] / cells;
       }
+      visit(i, values);
     },
   );
-  return scores;
 }
 
 /** Number of columns of the window centred on column j that lie inside [0, dIn). */

@@ -99,9 +99,14 @@ export function relativeImportanceSetup(
   // and A/C differ by at most an ulp in float64, far below the float32 the score is stored in.
   const inverseColSums = Float64Array.from(colSums, (sum) => (sum === 0 ? 1 : 1 / sum));
   const inverseRowSums = Float64Array.from(rowSums, (sum) => (sum === 0 ? 1 : 1 / sum));
-  const activation = new Float64Array(dIn);
-  for (let j = 0; j < dIn; j++) activation[j] = Math.pow(Math.sqrt(inputSqNorms[j]), a);
-  return { dOut, dIn, inverseColSums, inverseRowSums, activation };
+  return { dOut, dIn, inverseColSums, inverseRowSums, activation: activationFactors(inputSqNorms, a) };
+}
+
+/** The activation factors sqrt(s_j)^a, as the reference writes them. */
+export function activationFactors(inputSqNorms: Float32Array | Float64Array, a: number): Float64Array {
+  const activation = new Float64Array(inputSqNorms.length);
+  for (let j = 0; j < activation.length; j++) activation[j] = Math.pow(Math.sqrt(inputSqNorms[j]), a);
+  return activation;
 }
 
 /**

@@ -70,9 +70,9 @@ describe('crepe search on stories260K', () => {
     assert.deepEqual(log.bestPerK.map((b) => b.k), [1, 3]);
   });
 
-  test('--validate 3: validation.json with correlations for every available proxy and one SVG per proxy', async () => {
+  test('--validate 3 --proxy-rows 0.5: validation.json with correlations for every available proxy, the row subset\'s fidelity, one SVG per proxy', async () => {
     const out = path.join(scratchDir('validate'), 'validation');
-    const result = await runCli(['search', model, ...SMALL, '--validate', '3', '--eval-ppl', PTB_VALID, '--eval-max-chunks', '2', '--out', out, '--json']);
+    const result = await runCli(['search', model, ...SMALL, '--validate', '3', '--proxy-rows', '0.5', '--eval-ppl', PTB_VALID, '--eval-max-chunks', '2', '--out', out, '--json']);
     assert.equal(result.status, 0, result.stderr);
     assert.equal((JSON.parse(result.stdout) as { kind: string }).kind, 'validation');
     // stories260K's grams are small, so output-error is available too: all five proxies.
@@ -80,9 +80,22 @@ describe('crepe search on stories260K', () => {
     assert.deepEqual(readdirSync(out).sort(), expectedFiles);
 
     const validation = readJson(path.join(out, 'validation.json')) as {
-      points: Array<{ params: { k: number }; proxies: Record<string, number>; ppl: number }>;
+      points: Array<{ params: { k: number }; proxies: Record<string, number>; subsampledProxies: Record<string, number>; ppl: number }>;
       correlations: Array<{ proxy: string; spearman: { estimate: number }; pearson: { estimate: number }; sign: number }>;
+      subsample: { rows: number; proxies: Array<{ proxy: string; spearmanWithFull: number; spearman: { estimate: number } }> };
+      proxyCache: { dir: string; layersBuilt: number; numLayers: number };
+      peakRssBytes: number;
     };
+    assert.equal(validation.subsample.rows, 0.5);
+    assert.deepEqual(validation.subsample.proxies.map((p) => p.proxy), [...PROXY_NAMES]);
+    for (const p of validation.subsample.proxies) {
+      const full = validation.points.map((point) => point.proxies[p.proxy]);
+      const sub = validation.points.map((point) => point.subsampledProxies[p.proxy]);
+      assert.notDeepEqual(sub, full, p.proxy);
+      assert.ok([-1, -0.5, 0.5, 1].some((v) => Math.abs(p.spearmanWithFull - v) < 1e-12), `${p.proxy}: ρ(sub, full) = ${p.spearmanWithFull}`);
+    }
+    assert.deepEqual(validation.proxyCache, { ...validation.proxyCache, dir: `${out}.proxy-cache`, layersBuilt: 5, numLayers: 5 });
+    assert.ok(validation.peakRssBytes > 1e7);
     assert.equal(validation.points.length, 3);
     for (const p of validation.points) {
       assert.ok([1, 3].includes(p.params.k));
@@ -102,6 +115,54 @@ describe('crepe search on stories260K', () => {
       assert.equal((svg.match(/<circle /g) ?? []).length, 3);
       assert.ok(!svg.includes('NaN'), `${name}.svg has NaN`);
     }
+  });
+
+  test('the search result is unchanged by the cached, threaded proxy: best configurations recorded with the in-memory implementation (commit fa23197)', async () => {
+    const calib = ['--calib', C4_SAMPLE];
+    const cases = [
+      // 50 % per matrix, gini-ref, k ∈ {1, 3}, 12 candidates each, one thread.
+      { args: [...calib, '--nsamples', '4', '--seqlen', '64', '--sparsity', '0.5', '--crepe-k', '1,3', '--threads', '1', '--budget', '12'],
+        best: { k: 1, beta: 1.2448118991777875, gamma: 0.02820127620904844, a: 0.5 }, proxyValue: 0.36118518939268346 },
+      // a searched too, exact Gini, seed 7, two evaluator threads.
+      { args: [...calib, '--nsamples', '8', '--seqlen', '128', '--sparsity', '0.5', '--crepe-k', '1,3,5', '--threads', '2', '--budget', '24', '--seed', '7', '--search-a', '--gini-subsample', 'exact'],
+        best: { k: 3, beta: 2.57756249392858, gamma: 0.023841199669306992, a: 0.7374561589780236 }, proxyValue: 0.35796569782225196 },
+      // 2:4 with the pruned-mass proxy.
+      { args: [...calib, '--nsamples', '8', '--seqlen', '128', '--pattern', '2:4', '--crepe-k', '3,5', '--threads', '1', '--budget', '18', '--seed', '3', '--proxy', 'pruned-mass'],
+        best: { k: 3, beta: 0.8106946769219612, gamma: 0.08508951393907899, a: 0.5 }, proxyValue: 0.25011471360204046 },
+    ];
+    for (const { args, best, proxyValue } of cases) {
+      const out = path.join(scratchDir('unchanged'), 'found');
+      const result = await runCli(['search', model, ...args, '--out', out, '--json']);
+      assert.equal(result.status, 0, result.stderr);
+      const config = readJson(path.join(out, 'crepe-config.json')) as { k: number; beta: number; gamma: number; a: number; provenance: { proxyValue: number } };
+      assert.deepEqual({ k: config.k, beta: config.beta, gamma: config.gamma, a: config.a }, best, args.join(' '));
+      assert.equal(config.provenance.proxyValue, proxyValue);
+    }
+  });
+
+  test('--proxy-cache shared by a search and a validation; refused (exit 2, one line naming it) for other calibration settings', async () => {
+    const parent = scratchDir('shared-cache');
+    const cache = path.join(parent, 'cache');
+    const first = await runCli(['search', model, ...SMALL, '--budget', '6', '--proxy-cache', cache, '--out', path.join(parent, 'a'), '--json']);
+    assert.equal(first.status, 0, first.stderr);
+    assert.ok((JSON.parse(first.stdout) as { denseSeconds: number }).denseSeconds > 0);
+    const second = await runCli(['search', model, ...SMALL, '--validate', '3', '--eval-ppl', PTB_VALID, '--eval-max-chunks', '1', '--proxy-cache', cache, '--out', path.join(parent, 'b'), '--json'], { progress: true });
+    assert.equal(second.status, 0, second.stderr);
+    assert.equal((JSON.parse(second.stdout) as { denseSeconds: number }).denseSeconds, 0);
+    assert.match(second.stderr, new RegExp(`reusing the proxy cache ${cache}`));
+
+    const other = SMALL.map((arg, i) => (SMALL[i - 1] === '--nsamples' ? '5' : arg));
+    const refused = await runCli(['search', model, ...other, '--budget', '6', '--proxy-cache', cache, '--out', path.join(parent, 'c')]);
+    assert.equal(refused.status, 2, refused.stderr);
+    const lines = refused.stderr.trimEnd().split('\n');
+    assert.equal(lines.length, 1, refused.stderr);
+    assert.match(lines[0], new RegExp(`^crepe: proxy cache ${cache}: it was built from other inputs \\(calibration\\.nsamples is 4 there, 5 here\\)`));
+    assert.ok(!existsSync(path.join(parent, 'c')));
+
+    const inside = await runCli(['search', model, ...SMALL, '--proxy-cache', path.join(parent, 'd', 'cache'), '--out', path.join(parent, 'd')]);
+    assert.equal(inside.status, 2, inside.stderr);
+    assert.match(inside.stderr, /^crepe: --proxy-cache \S+\/d\/cache is inside the output directory \S+\/d, which is replaced when the search ends; name a directory outside it\n$/);
+    assert.ok(!existsSync(path.join(parent, 'd')));
   });
 
   test('--strategy hillclimb without --eval-ppl: exit 2, one "crepe:" line, nothing written', async () => {

@@ -1,0 +1,199 @@
+/**
+ * "PHO at scale": the proxy search on Llama-2-7B's layer shapes (hidden 4096, intermediate 11008,
+ * 32 heads, vocab 32000, F16) with 2 decoder layers and 16 × 512 random calibration tokens:
+ *   - the dense pass that builds the proxy cache (once per model and calibration set),
+ *   - the time of one proxy evaluation (PHO's default proxy at 50 % per matrix, random
+ *     configurations from PHO's box, k ∈ {1, 3, 5, 7, 9}) on 1 and 2 threads, and on a 10 % row subset,
+ *     in wall and in CPU seconds (all threads), after a first evaluation per window size (which
+ *     reads and checksums the files, and writes the row-subset files),
+ *   - weights/s, peak RSS of each run (its own child process), the cache's size on disk,
+ *   - the projection to Llama-2-7B's 32 layers: dense pass, one evaluation, a full search of
+ *     5 window sizes × 60 candidates.
+ * The 1- and 2-thread runs evaluate the same configurations; their proxy values must be identical.
+ *
+ * A complete cache from an earlier run of the same model and calibration is reused (its manifest
+ * keeps the dense pass's time); --keep-cache (or run.ts --keep-model) leaves it for the next run.
+ *
+ * Standalone: node --import tsx bench/pho-scale.ts [--quick] [--keep-cache]
+ * Children:   … --child build|evaluate --model DIR --cache DIR [--threads T --rows F --evaluations N --budget MiB]
+ */
+import { rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { ModelCheckpoint } from '../src/model/checkpoint.ts';
+import { ProxyContext, type ProxyOptions } from '../src/search/proxy.ts';
+import { DEFAULT_PROXY } from '../src/search/proxy-defaults.ts';
+import { argValue, peakRssBytes, runBenchChild, sendChildResult } from './child-process.ts';
+import { benchCacheOptions, directoryBytes, linearWeights, randomParams, timeEvaluations, type EvaluationTimings } from './pho.ts';
+import { ensureSyntheticModel, randomTokenWindows, weightFileBytes, LLAMA2_7B_2_LAYERS, QUICK_MODEL } from './synthetic-model.ts';
+
+const K_SET = [1, 3, 5, 7, 9];
+/** Llama-2-7B: 32 decoder layers. */
+const FULL_LAYERS = 32;
+/** PHO's default search: 5 window sizes × 60 candidates. */
+const SEARCH_EVALUATIONS = 5 * 60;
+const BUDGET_MIB = 1024;
+const SUBSET_ROWS = 0.1;
+
+interface BuildResult {
+  /** The dense pass's seconds, as the cache's manifest records them (also when this run reused the cache). */
+  denseSeconds: number;
+  reused: boolean;
+  cacheBytes: number;
+  peakRssBytes: number;
+}
+
+interface EvaluateResult {
+  threads: number;
+  rows: number;
+  /** The first evaluation of each window size: reads and checksums its files (and writes the row-subset files). */
+  firstSeconds: number;
+  timings: EvaluationTimings;
+  /** CPU seconds (user + system, all threads) of the timed evaluations. */
+  cpuSeconds: number;
+  values: number[];
+  peakRssBytes: number;
+}
+
+function calibration(model: ModelCheckpoint): { windows: Int32Array[]; seqlen: number } {
+  const nsamples = Number(argValue('nsamples'));
+  const seqlen = Number(argValue('seqlen'));
+  return { windows: randomTokenWindows(nsamples, seqlen, model.spec.vocabSize, 0), seqlen };
+}
+
+async function childBuild(modelDir: string, cacheDir: string): Promise<BuildResult> {
+  const model = ModelCheckpoint.open(modelDir);
+  try {
+    const { windows, seqlen } = calibration(model);
+    const context = await ProxyContext.open(model, windows, seqlen, { device: 'cpu' }, {
+      ...benchCacheOptions(cacheDir, modelDir, K_SET, 1, BUDGET_MIB * 2 ** 20),
+      progress: { update: (done, detail) => console.error(`pho-scale: ${detail ?? done}`), log: (line) => console.error(line), done: () => {} },
+    });
+    await context.close();
+    const { cache } = context;
+    return { denseSeconds: cache.totalDenseSeconds, reused: cache.layersBuilt === 0, cacheBytes: directoryBytes(cacheDir), peakRssBytes: peakRssBytes() };
+  } finally {
+    model.close();
+  }
+}
+
+async function childEvaluate(modelDir: string, cacheDir: string): Promise<EvaluateResult> {
+  const threads = Number(argValue('threads'));
+  const rows = Number(argValue('rows'));
+  const evaluations = Number(argValue('evaluations'));
+  const budget = Number(argValue('budget')) * 2 ** 20;
+  const model = ModelCheckpoint.open(modelDir);
+  try {
+    const { windows, seqlen } = calibration(model);
+    const context = await ProxyContext.open(model, windows, seqlen, { device: 'cpu' }, benchCacheOptions(cacheDir, modelDir, K_SET, threads, budget));
+    try {
+      const options: ProxyOptions = { target: { kind: 'unstructured', sparsity: 0.5 }, selection: 'per-matrix', giniSubsample: 65536, seed: 0, rows };
+      // A search uses each window size for many candidates: its first use is not what a candidate costs.
+      const started = performance.now();
+      for (const [i, k] of K_SET.entries()) await context.evaluate({ ...randomParams(1, 100 + i, [k])[0] }, options, [DEFAULT_PROXY.name]);
+      const firstSeconds = (performance.now() - started) / 1000 / K_SET.length;
+      console.error(`pho-scale: ${threads} thread(s), rows ${rows}: first evaluation per window size ${firstSeconds.toFixed(1)} s`);
+      const values: number[] = [];
+      const cpu = process.cpuUsage();
+      const timings = await timeEvaluations(context, randomParams(evaluations, 1, K_SET), options, [DEFAULT_PROXY.name], (v) => values.push(v[DEFAULT_PROXY.name]));
+      const used = process.cpuUsage(cpu);
+      return { threads, rows, firstSeconds, timings, cpuSeconds: (used.user + used.system) / 1e6, values, peakRssBytes: peakRssBytes() };
+    } finally {
+      await context.close();
+    }
+  } finally {
+    model.close();
+  }
+}
+
+const MiB = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
+const GiB = (bytes: number): string => `${(bytes / 2 ** 30).toFixed(1)} GiB`;
+const duration = (seconds: number): string => (seconds >= 3600 ? `${(seconds / 3600).toFixed(1)} h` : seconds >= 120 ? `${(seconds / 60).toFixed(1)} min` : `${seconds.toFixed(1)} s`);
+
+export async function benchPhoScale(log: (line: string) => void, options: { quick?: boolean; keepCache?: boolean; keepModel?: boolean } = {}): Promise<string> {
+  const modelOptions = options.quick ? QUICK_MODEL : LLAMA2_7B_2_LAYERS;
+  const nsamples = options.quick ? 4 : 16;
+  const seqlen = options.quick ? 128 : 512;
+  const evaluations = options.quick ? 2 : 5;
+  const modelDir = await ensureSyntheticModel(modelOptions, log);
+  const cacheDir = path.join(os.tmpdir(), `crepe-bench-pho-scale-cache-${path.basename(modelDir)}`);
+  const common = ['--model', modelDir, '--cache', cacheDir, '--nsamples', String(nsamples), '--seqlen', String(seqlen)];
+  const script = fileURLToPath(import.meta.url);
+  const load = () => os.loadavg()[0].toFixed(1);
+  try {
+    log(`pho-scale: dense pass and proxy cache build (load average ${load()}) …`);
+    const build = await runBenchChild<BuildResult>(script, ['build', ...common], log);
+    const runs: EvaluateResult[] = [];
+    const loads: string[] = [];
+    for (const [threads, rows] of [[1, 1], [2, 1], [2, SUBSET_ROWS]] as const) {
+      loads.push(load());
+      log(`pho-scale: ${evaluations} evaluations on ${threads} thread(s), rows ${rows} (load average ${loads.at(-1)}) …`);
+      runs.push(await runBenchChild<EvaluateResult>(script, ['evaluate', ...common, '--threads', String(threads), '--rows', String(rows), '--evaluations', String(evaluations), '--budget', String(BUDGET_MIB)], log));
+    }
+    return report(modelOptions.layers, modelDir, { nsamples, seqlen, quick: Boolean(options.quick) }, build, runs, loads);
+  } finally {
+    if (!options.keepCache && !options.keepModel) rmSync(cacheDir, { recursive: true, force: true });
+  }
+}
+
+function report(layers: number, modelDir: string, run: { nsamples: number; seqlen: number; quick: boolean }, build: BuildResult, runs: EvaluateResult[], loads: string[]): string {
+  const model = ModelCheckpoint.open(modelDir);
+  const weights = linearWeights(model.spec);
+  model.close();
+  const scale = FULL_LAYERS / layers;
+  const [one, two, subset] = runs;
+  const perEvaluation = (r: EvaluateResult) => r.timings.wall / r.timings.count;
+  const identical = one.values.length === two.values.length && one.values.every((v, i) => Object.is(v, two.values[i]));
+  const row = (label: string, r: EvaluateResult, load: string) => {
+    const t = perEvaluation(r);
+    const cpu = r.cpuSeconds / r.timings.count;
+    const evaluated = weights * r.rows;
+    const steps = r.timings.score + r.timings.select + r.timings.gini;
+    const share = (part: number) => `${((part / steps) * 100).toFixed(0)}`;
+    return `| ${label} | ${r.timings.count} | ${t.toFixed(2)} s | **${(evaluated / t / 1e6).toFixed(0)} M** | ${cpu.toFixed(2)} s | ${(evaluated / cpu / 1e6).toFixed(0)} M |`
+      + ` ${share(r.timings.score)} / ${share(r.timings.select)} / ${share(r.timings.gini)} | ${r.firstSeconds.toFixed(1)} s | ${MiB(r.peakRssBytes)} | ${load} |`
+      + ` ${duration(t * scale)} | ${duration(t * scale * SEARCH_EVALUATIONS)} |`;
+  };
+  return [
+    '## PHO at scale: Llama-2-7B layer shapes',
+    '',
+    `Synthetic model: ${layers} decoder layers with Llama-2-7B's shapes (hidden 4096, intermediate 11008, 32 heads, vocab 32000${run.quick ? '; --quick: scaled down' : ''}), F16,`
+      + ` weights N(0, 0.02²): ${(weights / 1e6).toFixed(0)} M linear weights, weight file ${MiB(weightFileBytes(modelDir))}. Calibration ${run.nsamples} × ${run.seqlen} random token ids.`
+      + ` One evaluation = CRePE scores from the cached terms, per-matrix selection at 50 % and PHO's default proxy (${DEFAULT_PROXY.name}) for all ${layers * 7} linears;`
+      + ` random configurations from PHO's box, k ∈ {${K_SET.join(', ')}}, after a first evaluation per window size (which reads and checksums its files, and writes the row-subset files; a search uses each k for 60 candidates).`
+      + ` In-memory LRU budget ${BUDGET_MIB} MiB; the rest is read from the cache directory each evaluation (from the page cache when it fits).`
+      + ` Each run is its own child process (its own peak RSS). "Load" is the 1-minute load average when the run started (2 CPUs; other work on the machine slows every number).`,
+    '',
+    `Dense pass and cache build (once per model and calibration set): **${duration(build.denseSeconds)}**${build.reused ? ' (as recorded in the manifest of the cache an earlier run built; this run reused it)' : `, peak RSS ${MiB(build.peakRssBytes)}`}; cache on disk ${GiB(build.cacheBytes)}`
+      + ` (weights as float16, row and column as uint16, one float32 neighbourhood term per k). Projected to ${FULL_LAYERS} layers: ${duration(build.denseSeconds * scale)}, ${GiB(build.cacheBytes * scale)} on disk.`,
+    '',
+    `| run | evaluations | time / evaluation | weights / s | CPU / evaluation | weights / CPU-s | score / select / proxy (% of steps) | first evaluation per k | peak RSS | load | ${FULL_LAYERS} layers: / evaluation | ${FULL_LAYERS} layers: search of ${SEARCH_EVALUATIONS} |`,
+    '|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|',
+    row('1 thread', one, loads[0]),
+    row('2 threads', two, loads[1]),
+    row(`2 threads, --proxy-rows ${SUBSET_ROWS}`, subset, loads[2]),
+    '',
+    `Parallel speed-up (1 → 2 threads, same configurations): **${(perEvaluation(one) / perEvaluation(two)).toFixed(2)}×**; proxy values of the two runs ${identical ? 'identical (bit for bit)' : '**differ**'}.`
+      + ` Weights/s counts the weights an evaluation covers (a tenth of them with --proxy-rows ${SUBSET_ROWS}); CPU is user + system time of all threads, so on an idle machine`
+      + ` an evaluation on T threads takes about CPU / T; the wall-clock projections use the measured wall time. The score/select/proxy split is of the evaluator threads' step times (the rest of an evaluation is reading terms the LRU does not hold).`
+      + ` Peak RSS does not grow with the layer count: an evaluator holds one linear's terms and buffers plus its share of the LRU budget.`,
+    '',
+  ].join('\n');
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const childAt = process.argv.indexOf('--child');
+  if (childAt >= 0) {
+    const role = process.argv[childAt + 1];
+    const modelDir = argValue('model');
+    const cacheDir = argValue('cache');
+    if (!modelDir || !cacheDir) throw new Error('--child needs --model <dir> and --cache <dir>');
+    sendChildResult(role === 'build' ? await childBuild(modelDir, cacheDir) : await childEvaluate(modelDir, cacheDir));
+  } else {
+    const started = Date.now();
+    const section = await benchPhoScale((line) => console.error(line), { quick: process.argv.includes('--quick'), keepCache: process.argv.includes('--keep-cache') });
+    console.log(section);
+    console.error(`pho-scale bench took ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  }
+}

@@ -1,0 +1,40 @@
+/**
+ * Where the Hugging Face Hub is and how crepe talks to it, from the same environment variables
+ * huggingface_hub reads: HF_ENDPOINT (default https://huggingface.co), HF_HUB_CACHE or
+ * HF_HOME/hub (default ~/.cache/huggingface/hub, XDG_CACHE_HOME honoured), HF_TOKEN (or the
+ * token file HF_TOKEN_PATH, default HF_HOME/token) and HF_HUB_OFFLINE.
+ */
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export interface HubSettings {
+  endpoint: string;
+  cacheDir: string;
+  token: string | null;
+  offline: boolean;
+}
+
+const truthy = (value: string | undefined): boolean => value !== undefined && ['1', 'true', 'yes', 'on'].includes(value.trim().toLowerCase());
+
+function readToken(file: string): string | null {
+  try {
+    const token = readFileSync(file, 'utf8').trim();
+    return token === '' ? null : token;
+  } catch {
+    return null;
+  }
+}
+
+/** The settings `env` gives (process.env by default); `overrides` win. */
+export function hubSettings(overrides: Partial<HubSettings> = {}, env: NodeJS.ProcessEnv = process.env): HubSettings {
+  const home = env.HF_HOME || path.join(env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'huggingface');
+  const token = env.HF_TOKEN?.trim() || readToken(env.HF_TOKEN_PATH || path.join(home, 'token'));
+  return {
+    endpoint: (env.HF_ENDPOINT || 'https://huggingface.co').replace(/\/+$/, ''),
+    cacheDir: env.HF_HUB_CACHE || env.HUGGINGFACE_HUB_CACHE || path.join(home, 'hub'),
+    token: token || null,
+    offline: truthy(env.HF_HUB_OFFLINE),
+    ...overrides,
+  };
+}

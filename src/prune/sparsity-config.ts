@@ -1,0 +1,121 @@
+/**
+ * What a pruned model's config.json says about its sparsity, in the layout of compressed-tensors
+ * (read by vLLM, llm-compressor and transformers' CompressedTensorsHfQuantizer):
+ *
+ *   "quantization_config": {
+ *     "quant_method": "compressed-tensors",
+ *     "config_groups": {},                 (no quantization; vLLM indexes the key)
+ *     "sparsity_config": {
+ *       "format": "dense" | "sparse-bitmask",
+ *       "global_sparsity": zeros / parameters over every tensor (llm-compressor's definition),
+ *       "sparsity_structure": "2:4" (N nonzeros of every M, in storage order) | "unstructured",
+ *       "targets": ["Linear"],
+ *       "ignore": ["lm_head", block linears left dense],
+ *       "registry_requires_subclass": false
+ *     }
+ *   }
+ *
+ * The structure is read from the stored weights, not from the request: a linear that satisfies
+ * N:M only in a permuted column order makes the model "unstructured" here, since vLLM's 2:4 kernel
+ * reads the weights as stored. Note that transformers asks for the compressed-tensors package to
+ * load a model with this config.
+ */
+import { atomicWriteJson } from '../io/atomic.ts';
+import { readInputJson } from '../io/input-file.ts';
+import type { SaveFormat } from '../io/checkpoint-writer.ts';
+import { decodeToF32, type DType } from '../io/safetensors.ts';
+import { modulePrefix } from '../io/sparse-bitmask.ts';
+import { satisfiesNM } from './mask.ts';
+import type { PruneTarget } from './target.ts';
+import { UserError } from '../util/errors.ts';
+import { isHfConfig, type HfConfig } from '../model/families/common.ts';
+import { isBlockLinearWeight } from '../model/spec.ts';
+
+export interface SparsityMetadata {
+  format: SaveFormat;
+  /** Zeros over all parameters, in [0, 1]. */
+  globalSparsity: number;
+  /** "n:m" with n nonzeros of every m consecutive inputs, or "unstructured". */
+  structure: string;
+  /** Modules (names without ".weight") stored dense among the targets: lm_head first. */
+  ignore: string[];
+}
+
+/** compressed-tensors' sparsity_config object. */
+export function sparsityConfig(meta: SparsityMetadata): Record<string, unknown> {
+  return {
+    format: meta.format,
+    global_sparsity: meta.globalSparsity,
+    ignore: meta.ignore,
+    registry_requires_subclass: false,
+    sparsity_structure: meta.structure,
+    targets: ['Linear'],
+  };
+}
+
+/**
+ * `config` with its quantization_config describing `meta`. A config that is already quantized by
+ * another method is refused (crepe never writes one; a quantized input is refused on read).
+ */
+export function withSparsityConfig(config: HfConfig, meta: SparsityMetadata, source: string): HfConfig {
+  const existing = config.quantization_config;
+  if (existing !== undefined && existing !== null) {
+    if (!isHfConfig(existing) || existing.quant_method !== 'compressed-tensors') {
+      throw new UserError(`${source}: has a quantization_config of another method (${JSON.stringify(isHfConfig(existing) ? existing.quant_method : existing)}); crepe cannot add its sparsity_config to it`);
+    }
+  }
+  const base = isHfConfig(existing) ? existing : {};
+  return {
+    ...config,
+    quantization_config: { config_groups: {}, ...base, quant_method: 'compressed-tensors', sparsity_config: sparsityConfig(meta) },
+  };
+}
+
+/** Rewrites `<dir>/config.json` (atomically) with the sparsity_config of `meta`. */
+export async function writeSparsityConfig(configPath: string, meta: SparsityMetadata): Promise<void> {
+  const config = readInputJson(configPath, 'json');
+  if (!isHfConfig(config)) throw new UserError(`${configPath}: expected a JSON object`);
+  await atomicWriteJson(configPath, withSparsityConfig(config, meta, configPath));
+}
+
+/**
+ * Counts, while a checkpoint is written, what its sparsity metadata needs: zeros of every tensor
+ * and, for the block linears (the Linear modules crepe prunes), whether each is left dense and
+ * whether each follows the run's N:M pattern in storage order.
+ */
+export class SparsityTally {
+  private parameters = 0;
+  private zeros = 0;
+  private readonly dense: string[] = [];
+  private allNM = true;
+  private sawTarget = false;
+
+  /** `target`: the run's target, whose N:M pattern (n pruned of every m) the linears are checked against. */
+  constructor(private readonly target: PruneTarget) {}
+
+  observe(name: string, raw: Uint8Array, dtype: DType, shape: readonly number[]): void {
+    const values = decodeToF32(raw, dtype);
+    let zeros = 0;
+    for (let i = 0; i < values.length; i++) if (values[i] === 0) zeros++;
+    this.parameters += values.length;
+    this.zeros += zeros;
+    if (!isBlockLinearWeight(name, shape)) return;
+    if (zeros === 0) {
+      this.dense.push(modulePrefix(name));
+      return;
+    }
+    this.sawTarget = true;
+    if (this.target.kind === 'nm' && this.allNM) this.allNM = satisfiesNM(values, shape[0], shape[1], this.target.n, this.target.m);
+  }
+
+  metadata(format: SaveFormat): SparsityMetadata {
+    const { target } = this;
+    const structure = target.kind === 'nm' && this.sawTarget && this.allNM ? `${target.m - target.n}:${target.m}` : 'unstructured';
+    return {
+      format,
+      globalSparsity: this.parameters ? this.zeros / this.parameters : 0,
+      structure,
+      ignore: ['lm_head', ...this.dense],
+    };
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * `prune --method crepe --auto`: PHO on this model and target, then a confirmation by real
+ * perplexity on held-out calibration windows (drawn from the calibration source, disjoint from the
+ * windows that feed the statistics) of the best few PHO candidates and the RIA point. The lowest
+ * confirmation perplexity wins and the RIA point wins ties, so the choice is never worse than RIA on
+ * that check.
+ */
+import type { CrepeParams } from '../prune/scores/crepe.ts';
+import type { CalibrationSet } from '../data/calibration.ts';
+import { RIA_POINT } from './crepe-defaults.ts';
+
+export interface AutoCandidate {
+  /** Where the candidate comes from: 'ria-point', 'pho k=3', or a caller's label. */
+  source: string;
+  params: CrepeParams;
+  /** PHO's objective (sign · proxy); null for candidates PHO did not score. */
+  objective: number | null;
+  /** Perplexity on the confirmation windows. */
+  confirmationPpl: number;
+  seconds: number;
+}
+
+/**
+ * Measures every candidate (the RIA point first, then `candidates` in order) with `trial` and
+ * returns them all with the chosen one: the lowest confirmation PPL; a candidate replaces the RIA
+ * point only when strictly lower.
+ */
+export async function chooseByConfirmation(
+  candidates: ReadonlyArray<{ source: string; params: CrepeParams; objective: number | null }>,
+  trial: (params: CrepeParams) => Promise<{ ppl: number; seconds: number }>,
+  onMeasured?: (candidate: AutoCandidate, index: number, total: number) => void,
+): Promise<{ chosen: AutoCandidate; candidates: AutoCandidate[] }> {
+  const list = [{ source: 'ria-point', params: RIA_POINT, objective: null }, ...candidates];
+  const measured: AutoCandidate[] = [];
+  for (const candidate of list) {
+    const { ppl, seconds } = await trial(candidate.params);
+    const entry = { ...candidate, confirmationPpl: ppl, seconds };
+    measured.push(entry);
+    onMeasured?.(entry, measured.length - 1, list.length);
+  }
+  // NaN never wins: only a strictly lower finite PPL replaces the current choice.
+  let chosen = measured[0];
+  for (const entry of measured.slice(1)) if (entry.confirmationPpl < chosen.confirmationPpl) chosen = entry;
+  return { chosen, candidates: measured };
+}
+
+/**
+ * Confirmation windows: the calibration draw continued past the statistics windows (same source,
+ * same seed, so `all`'s first `nsamples` windows are the statistics windows), keeping the first
+ * `count` windows that overlap no statistics window nor each other (same document, token ranges
+ * that intersect).
+ */
+export function confirmationWindows(all: CalibrationSet, nsamples: number, count: number, seqlen: number): CalibrationSet {
+  const taken: Array<[number, number]> = all.draws.slice(0, nsamples);
+  const overlaps = ([doc, start]: [number, number]) => taken.some(([d, s]) => d === doc && Math.abs(s - start) < seqlen);
+  const windows: Int32Array[] = [];
+  const draws: Array<[number, number]> = [];
+  for (let i = nsamples; i < all.windows.length && windows.length < count; i++) {
+    if (overlaps(all.draws[i])) continue;
+    taken.push(all.draws[i]);
+    windows.push(all.windows[i]);
+    draws.push(all.draws[i]);
+  }
+  return { kind: all.kind, windows, draws };
+}
+
+/** Windows of one length as one token stream whose consecutive chunks of that length are the windows. */
+export function concatWindows(windows: readonly Int32Array[]): Int32Array {
+  const out = new Int32Array(windows.reduce((n, w) => n + w.length, 0));
+  let offset = 0;
+  for (const w of windows) {
+    out.set(w, offset);
+    offset += w.length;
+  }
+  return out;
+}

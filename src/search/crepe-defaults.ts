@@ -1,0 +1,72 @@
+/**
+ * The shipped per-target CRePE configurations (configs/crepe-<name>.json), one per common target,
+ * each chosen by scripts/select-defaults.ts: the lowest mean held-out perplexity over several
+ * calibration seeds among the earlier searches, a fresh PHO search at that target and the RIA point
+ * (so a default never loses to RIA on that criterion). Each file records its provenance.
+ *
+ * Lookup: an unstructured target takes the unstructured default of the nearest sparsity (ties to
+ * the lower one); an N:M target takes its own pattern's default, or, for a pattern without one, the
+ * N:M default of the nearest sparsity N/M.
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { CrepeParams } from '../prune/scores/crepe.ts';
+import type { PruneTarget } from '../prune/target.ts';
+
+/** The RIA point of CRePE's space: α = β = 1, γ = 0 (no neighbourhood term), a = 0.5. */
+export const RIA_POINT: CrepeParams = { k: 1, alpha: 1, beta: 1, gamma: 0, a: 0.5, variant: 'normalized', border: 'zero' };
+
+/** The targets with a shipped default; `exclude` is what the selection on stories260K needed. */
+export const DEFAULT_TARGETS = {
+  '50': { target: '0.5', exclude: undefined },
+  '60': { target: '0.6', exclude: undefined },
+  '70': { target: '0.7', exclude: undefined },
+  '2of4': { target: '2:4', exclude: undefined },
+  // stories260K's MLP width (172) is not a multiple of 8: its 4:8 selection left mlp.down_proj dense.
+  '4of8': { target: '4:8', exclude: ['mlp.down_proj'] },
+} as const satisfies Record<string, { target: string; exclude: readonly string[] | undefined }>;
+
+export type DefaultTargetName = keyof typeof DEFAULT_TARGETS;
+
+const CONFIGS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../configs');
+
+/** The file of a shipped default, relative to the package root. */
+export function defaultConfigFile(name: DefaultTargetName): string {
+  return `configs/crepe-${name}.json`;
+}
+
+const sparsityOf = (target: PruneTarget): number => (target.kind === 'unstructured' ? target.sparsity : target.n / target.m);
+
+function targetOf(name: DefaultTargetName): PruneTarget {
+  const text = DEFAULT_TARGETS[name].target;
+  if (text.includes(':')) {
+    const [n, m] = text.split(':').map(Number);
+    return { kind: 'nm', n, m };
+  }
+  return { kind: 'unstructured', sparsity: Number(text) };
+}
+
+/** The shipped default for `target`: its name, its absolute path, and why it was picked. */
+export function defaultCrepeConfigFor(target: PruneTarget): { name: DefaultTargetName; file: string; reason: string } {
+  const names = Object.keys(DEFAULT_TARGETS) as DefaultTargetName[];
+  const sameKind = names.filter((name) => targetOf(name).kind === target.kind);
+  const own = target.kind === 'nm'
+    ? sameKind.find((name) => { const t = targetOf(name); return t.kind === 'nm' && t.n === target.n && t.m === target.m; })
+    : undefined;
+  let name: DefaultTargetName;
+  let reason: string;
+  if (own) {
+    name = own;
+    reason = `the ${DEFAULT_TARGETS[own].target} default`;
+  } else {
+    const wanted = sparsityOf(target);
+    name = sameKind.reduce((best, candidate) => {
+      const d = Math.abs(sparsityOf(targetOf(candidate)) - wanted);
+      const dBest = Math.abs(sparsityOf(targetOf(best)) - wanted);
+      return d < dBest - 1e-12 ? candidate : best;
+    });
+    const kind = target.kind === 'nm' ? 'N:M default' : 'default';
+    reason = `the ${kind} of the nearest sparsity (${DEFAULT_TARGETS[name].target})`;
+  }
+  return { name, file: path.join(CONFIGS_DIR, `crepe-${name}.json`), reason };
+}

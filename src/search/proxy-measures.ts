@@ -1,0 +1,274 @@
+/**
+ * PHO's proxies (ALGORITHMS.md §7.3): cheap stand-ins for perplexity, each one number per linear
+ * taken from a candidate's mask (the proxy of a model is the mean over its linears):
+ *   gini-own     Gini index of the candidate's own scores on the pruned set (scale-free);
+ *   gini-ref     Gini index of a fixed reference importance (Wanda's |W|·‖X‖) on the pruned set;
+ *   pruned-mass  the share of the reference importance that the mask removes;
+ *   column-gini  Gini index, over input channels, of the reference importance each channel loses:
+ *                high when the damage piles onto few channels (what RIA's column term prevents);
+ *   output-error the relative output error of the pruned linear on the calibration inputs,
+ *                tr(ΔW·XᵀX·ΔWᵀ) / tr(W·XᵀX·Wᵀ) (needs XᵀX: only for models whose grams fit).
+ * gini-own can be exact or taken on a fixed random subsample of positions (the same positions for
+ * every candidate).
+ *
+ * A proxy sees one linear through a CandidateView: the candidate's scores and mask in the terms'
+ * position order (ascending reference importance, see proxy-terms.ts), the walk of the mask along
+ * that order (shared by the reference-based proxies), and the row-major mask and weights on demand
+ * (for proxies defined on the matrix layout, such as a per-N:M-group measure). A new proxy is a
+ * name in PROXY_NAMES and an entry in PROXIES.
+ */
+import { selectMask } from '../prune/mask.ts';
+import type { CrepeParams } from '../prune/scores/crepe.ts';
+import type { PruneTarget, Selection } from '../prune/settings.ts';
+import { gini, subsampleIndices } from './gini.ts';
+import {
+  candidateScores, candidateScoresDirect, magnitudeSource, naturalLayout, positionCount, quadraticForm, referenceNorms, rowCount, rowSlots,
+  type LinearTerms, type WindowTerm,
+} from './proxy-terms.ts';
+
+import { PROXY_NAMES, type ProxyName } from './proxy-defaults.ts';
+
+export { PROXY_NAMES, type ProxyName };
+
+export interface ProxyOptions {
+  target: PruneTarget;
+  selection: Selection;
+  /** Positions per matrix for gini-own's Gini index; null = exact (every pruned entry). */
+  giniSubsample: number | null;
+  seed: number;
+  /** Fraction of each linear's rows the proxies are computed on (a fixed random subset); 1 or absent = all. */
+  rows?: number;
+}
+
+/** What one linear's proxies are computed from. */
+export interface CandidateView {
+  terms: LinearTerms;
+  /** The candidate's scores, position order. */
+  scores: Float32Array;
+  /** 1 = pruned, position order. */
+  mask: Uint8Array;
+  options: ProxyOptions;
+  /** The pruned reference importance walked in ascending order (computed once per view). */
+  referenceWalk(): ReferenceWalk;
+  /** The reference importance each input column loses (computed once per view). */
+  lostPerColumn(): Float64Array;
+  /** Row-major mask and weights of the rows the terms cover (computed once per view). */
+  natural(): { mask: Uint8Array; weight: Float32Array };
+  /** Candidate-independent values a proxy derives from the terms, kept for this linear across candidates. */
+  memo: Map<string, unknown>;
+}
+
+export interface ReferenceWalk {
+  /** Pruned count, Σ of their reference importance, Σ rank·value (rank among the pruned, from 1). */
+  count: number;
+  total: number;
+  rankWeighted: number;
+}
+
+export interface ProxyDefinition {
+  /** Needs XᵀX of the linear's input (kept only for models whose grams fit). */
+  needsGram: boolean;
+  measure(view: CandidateView): number;
+}
+
+export const PROXIES: Record<ProxyName, ProxyDefinition> = {
+  'gini-own': { needsGram: false, measure: giniOwn },
+  'gini-ref': {
+    needsGram: false,
+    measure(view) {
+      // G = Σᵢ (2i − n − 1)·sᵢ / (n·Σ s), i the 1-based rank among the n pruned values.
+      const { count: n, total, rankWeighted } = view.referenceWalk();
+      if (n <= 1 || total === 0) return 0;
+      return (2 * rankWeighted - (n + 1) * total) / (n * total);
+    },
+  },
+  'pruned-mass': { needsGram: false, measure: (view) => view.referenceWalk().total / view.terms.referenceTotal },
+  'column-gini': { needsGram: false, measure: (view) => gini(view.lostPerColumn()) },
+  'output-error': {
+    needsGram: true,
+    measure(view) {
+      const { gram, outputEnergy, dIn } = view.terms;
+      if (!gram) throw new Error('internal: output-error needs terms built with grams');
+      const { mask, weight } = view.natural();
+      return quadraticForm(weight, mask, gram, rowCount(view.terms), dIn) / outputEnergy;
+    },
+  },
+};
+
+/** Gini of the candidate's own scores over the pruned entries (all, or those at fixed subsample positions). */
+function giniOwn(view: CandidateView): number {
+  const { scores, mask, terms, options } = view;
+  const n = positionCount(terms);
+  const positions = options.giniSubsample !== null && options.giniSubsample < n ? subsamplePositions(view, options.giniSubsample, options.seed) : null;
+  const count = positions ? positions.length : n;
+  const pruned = new Float64Array(count);
+  let picked = 0;
+  for (let s = 0; s < count; s++) {
+    const p = positions ? positions[s] : s;
+    if (mask[p]) pruned[picked++] = scores[p];
+  }
+  return gini(pruned.subarray(0, picked));
+}
+
+/**
+ * The positions of gini-own's fixed subsample: `size` row-major indices drawn with `seed`
+ * (subsampleIndices), located in position order. Computed once per terms and (size, seed).
+ */
+function subsamplePositions({ terms, memo, options }: CandidateView, size: number, seed: number): Uint32Array {
+  const key = `gini-own subsample ${size} ${seed} rows ${options.rows ?? 1}`;
+  let positions = memo.get(key) as Uint32Array | undefined;
+  if (!positions) {
+    const n = positionCount(terms);
+    const sampled = new Uint8Array(n);
+    for (const index of subsampleIndices(n, size, seed)) sampled[index] = 1;
+    const out: number[] = [];
+    forEachNaturalIndex(terms, (p, index) => {
+      if (sampled[index]) out.push(p);
+    });
+    positions = Uint32Array.from(out);
+    memo.set(key, positions);
+  }
+  return positions;
+}
+
+/** Calls `visit(p, index)` with the row-major index (over the covered rows) of every position. */
+function forEachNaturalIndex(terms: LinearTerms, visit: (p: number, index: number) => void): void {
+  const { row, col, dIn } = terms;
+  const slot = rowSlots(terms);
+  const n = positionCount(terms);
+  for (let p = 0; p < n; p++) visit(p, (slot ? slot[row[p]] : row[p]) * dIn + col[p]);
+}
+
+/** Reused buffers of one evaluator (sized to its largest linear). */
+export class Scratch {
+  scores = new Float32Array(0);
+  mask = new Uint8Array(0);
+  naturalScores = new Float32Array(0);
+  naturalMask = new Uint8Array(0);
+
+  ensure(n: number): void {
+    if (this.scores.length < n) {
+      this.scores = new Float32Array(n);
+      this.mask = new Uint8Array(n);
+    }
+  }
+
+  ensureNatural(n: number): void {
+    if (this.naturalScores.length < n) {
+      this.naturalScores = new Float32Array(n);
+      this.naturalMask = new Uint8Array(n);
+    }
+  }
+}
+
+export interface LinearEvaluation {
+  values: Partial<Record<ProxyName, number>>;
+  seconds: { score: number; select: number; gini: number };
+}
+
+/** How a candidate's scores are computed for one linear. */
+export type ScoreSource =
+  | { kind: 'terms'; window: WindowTerm | null }
+  /** crepeScores on the reconstructed matrix: `base` = the terms of all rows. */
+  | { kind: 'direct'; base: LinearTerms };
+
+/** Scores, mask and the proxies in `which` of one candidate on one linear. */
+export function evaluateLinear(
+  terms: LinearTerms,
+  source: ScoreSource,
+  params: CrepeParams,
+  options: ProxyOptions,
+  which: readonly ProxyName[],
+  scratch: Scratch,
+  memo: Map<string, unknown> = new Map(),
+): LinearEvaluation {
+  const n = positionCount(terms);
+  scratch.ensure(n);
+  let t = performance.now();
+  const scores = scratch.scores.subarray(0, n);
+  if (source.kind === 'terms') candidateScores(terms, source.window, params, scores);
+  else candidateScoresDirect(source.base, terms, params, scores);
+  const score = (performance.now() - t) / 1000;
+
+  t = performance.now();
+  const mask = scratch.mask.subarray(0, n);
+  selectPositions(terms, scores, options, mask, scratch);
+  const select = (performance.now() - t) / 1000;
+
+  t = performance.now();
+  let walk: ReferenceWalk | null = null;
+  let lost: Float64Array | null = null;
+  let natural: { mask: Uint8Array; weight: Float32Array } | null = null;
+  const view: CandidateView = {
+    terms, scores, mask, options, memo,
+    referenceWalk: () => (walk ??= walkReference(terms, mask)),
+    lostPerColumn: () => (lost ??= lostPerColumn(terms, mask)),
+    natural: () => (natural ??= naturalMaskAndWeights(terms, mask)),
+  };
+  const values: Partial<Record<ProxyName, number>> = {};
+  for (const name of which) values[name] = PROXIES[name].measure(view);
+  return { values, seconds: { score, select, gini: (performance.now() - t) / 1000 } };
+}
+
+/**
+ * The mask of the candidate's scores with prune/mask.ts's selection. One threshold per matrix
+ * does not depend on where the scores sit, so it runs on the position order directly; per-row and
+ * N:M selection see the row-major layout (scores scattered there, the mask gathered back).
+ */
+function selectPositions(terms: LinearTerms, scores: Float32Array, options: ProxyOptions, mask: Uint8Array, scratch: Scratch): void {
+  const { target, selection } = options;
+  const rows = rowCount(terms);
+  if (target.kind === 'unstructured' && selection === 'per-matrix') {
+    selectMask(scores, rows, terms.dIn, target, selection, mask);
+    return;
+  }
+  const n = positionCount(terms);
+  scratch.ensureNatural(n);
+  const natural = scratch.naturalScores.subarray(0, n);
+  forEachNaturalIndex(terms, (p, index) => { natural[index] = scores[p]; });
+  const naturalMask = selectMask(natural, rows, terms.dIn, target, selection, scratch.naturalMask.subarray(0, n));
+  forEachNaturalIndex(terms, (p, index) => { mask[p] = naturalMask[index]; });
+}
+
+/**
+ * One pass along the reference order: count, Σ and rank-weighted Σ of the pruned entries'
+ * reference importance. Branch-free (a kept entry adds exact zeros), so the sums are those of the
+ * pruned entries alone, in order.
+ */
+function walkReference(terms: LinearTerms, mask: Uint8Array): ReferenceWalk {
+  const norms = referenceNorms(terms);
+  const { col } = terms;
+  const { f16, f32, table } = magnitudeSource(terms);
+  const n = positionCount(terms);
+  let count = 0;
+  let total = 0;
+  let rankWeighted = 0;
+  for (let p = 0; p < n; p++) {
+    const pruned = mask[p];
+    const magnitude = f16 !== null ? table[f16[p] & 0x7fff] : Math.abs(f32![p]);
+    const value = pruned * Math.fround(magnitude * norms[col[p]]);
+    count += pruned;
+    total += value;
+    rankWeighted += count * value;
+  }
+  return { count, total, rankWeighted };
+}
+
+function lostPerColumn(terms: LinearTerms, mask: Uint8Array): Float64Array {
+  const norms = referenceNorms(terms);
+  const { col } = terms;
+  const { f16, f32, table } = magnitudeSource(terms);
+  const lost = new Float64Array(terms.dIn);
+  const n = positionCount(terms);
+  for (let p = 0; p < n; p++) {
+    if (mask[p]) lost[col[p]] += Math.fround((f16 !== null ? table[f16[p] & 0x7fff] : Math.abs(f32![p])) * norms[col[p]]);
+  }
+  return lost;
+}
+
+function naturalMaskAndWeights(terms: LinearTerms, mask: Uint8Array): { mask: Uint8Array; weight: Float32Array } {
+  const { weight, naturalIndex } = naturalLayout(terms);
+  const naturalMask = new Uint8Array(weight.length);
+  for (let p = 0; p < naturalIndex.length; p++) naturalMask[naturalIndex[p]] = mask[p];
+  return { mask: naturalMask, weight };
+}

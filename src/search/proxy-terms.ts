@@ -1,0 +1,358 @@
+/**
+ * The part of CRePE's score that does not depend on the candidate, per linear, for PHO's proxies.
+ *
+ * CRePE (prune/scores/crepe.ts) scores a weight matrix W, A = |W|, x_j^a = sqrt(s_j)^a, as
+ *   normalized: S_ij = (β·A_ij/C_j + α·A_ij/R_i + γ·B_ij)·x_j^a
+ *   smooth:     S_ij = (β·A_ij/C_j + α·A_ij/R_i)·x_j^a + γ·B_ij
+ * where C and R are column and row sums of A and B is the neighbourhood term of window size k.
+ * A candidate changes α, β, γ (and a when it is searched); A, 1/C, 1/R and s are computed once per
+ * linear, B once per window size k (per k and a for smooth, whose B contains x^a). The per-column
+ * factor x^a is one array of dIn values per candidate.
+ *
+ * Every per-weight term is stored in ascending order of the reference importance |W_ij|·sqrt(s_j)
+ * (Wanda's score: the values of the gini-ref proxy), with the row and column of each position.
+ * A candidate is then sequential passes over arrays: score each position, select (per-matrix
+ * selection is blind to the order), and walk the mask along the reference order: no sort and no
+ * random access into matrix-sized arrays.
+ *
+ * Precision: the weights are stored exactly (float16 bits when every value of the matrix is a
+ * float16, as in F16 checkpoints, else float32) and 1/C, 1/R, s are crepeScores' own float64
+ * values, so a candidate's score equals crepeScores' bit for bit when γ = 0 or B is kept in
+ * float64. By default B is stored as float32 (half the bytes): a score can then differ from
+ * crepeScores' by one float32 ulp, and a mask by the few entries that tie with the threshold
+ * within that ulp.
+ */
+import { crepeScores, forEachNeighbourhoodRow, type CrepeParams, type CrepeVariant } from '../prune/scores/crepe.ts';
+import { activationFactors, relativeImportanceSetup, type RelativeImportanceSetup } from '../prune/scores/ria.ts';
+import { wandaScores } from '../prune/scores/wanda.ts';
+import { argsortNonNegative } from '../util/argsort.ts';
+import { f16ToF32, f32ToF16 } from '../util/float16.ts';
+import { Rng, sampleWithoutReplacement } from '../util/rng.ts';
+
+export type IndexArray = Uint16Array | Uint32Array;
+export type WindowTerm = Float32Array | Float64Array;
+export type WindowPrecision = 'float32' | 'float64';
+
+/** The per-linear terms, positions in ascending reference order. */
+export interface LinearTerms {
+  dOut: number;
+  dIn: number;
+  /** The weight at each position: float16 bits when every value is a float16, else null (see weightF32). */
+  weightF16: Uint16Array | null;
+  weightF32: Float32Array | null;
+  row: IndexArray;
+  col: IndexArray;
+  /** 1/R_i and 1/C_j of the whole matrix (crepeScores' values, zero sums guarded). */
+  inverseRowSums: Float64Array;
+  inverseColSums: Float64Array;
+  /** Input-channel squared norms s_j. */
+  sqNorm: Float64Array;
+  /** Σ of the reference importance over the positions. */
+  referenceTotal: number;
+  /** The kept rows (ascending) when the terms cover a subset of rows; null = all rows. */
+  rows: Uint32Array | null;
+  /** For a row subset: each position's position in the full terms; null = all rows. */
+  basePositions: Uint32Array | null;
+  /** XᵀX of the linear's input, for the output-error proxy. */
+  gram: Float64Array | null;
+  /** tr(W·XᵀX·Wᵀ) over the kept rows (NaN without a gram). */
+  outputEnergy: number;
+}
+
+/** Which neighbourhood term: the window size, the variant, and for smooth the exponent inside it. */
+export interface WindowKey {
+  k: number;
+  variant: CrepeVariant;
+  /** Only for smooth (its B contains x^a); null for normalized. */
+  a: number | null;
+}
+
+export function windowKey(params: Pick<CrepeParams, 'k' | 'variant' | 'a'>): WindowKey {
+  return { k: params.k, variant: params.variant, a: params.variant === 'smooth' ? params.a : null };
+}
+
+export const sameWindow = (x: WindowKey, y: WindowKey): boolean => x.k === y.k && x.variant === y.variant && Object.is(x.a, y.a);
+
+/** Number of positions (weights) the terms cover. */
+export const positionCount = (terms: LinearTerms): number => terms.row.length;
+
+/** Rows of the matrix the terms cover (all, or the kept subset). */
+export const rowCount = (terms: LinearTerms): number => terms.rows?.length ?? terms.dOut;
+
+let f16Values: Float32Array | null = null;
+/** The float32 value of every float16 bit pattern (256 KiB, built once). */
+function float16Table(): Float32Array {
+  return (f16Values ??= f16ToF32(Uint16Array.from({ length: 65536 }, (_, bits) => bits)));
+}
+
+const indexArray = (length: number, limit: number): IndexArray => (limit <= 65536 ? new Uint16Array(length) : new Uint32Array(length));
+
+/**
+ * The terms of one linear from its weights (row-major [dOut, dIn]) and input statistics, and the
+ * natural index of each position (`order`, the reference's stable ascending argsort).
+ */
+export function buildLinearTerms(
+  weight: Float32Array,
+  dOut: number,
+  dIn: number,
+  sqNorm: Float64Array,
+  gram: Float64Array | null,
+): { terms: LinearTerms; order: Uint32Array; setup: RelativeImportanceSetup } {
+  const reference = wandaScores(weight, dOut, dIn, sqNorm);
+  let referenceTotal = 0;
+  for (let i = 0; i < reference.length; i++) referenceTotal += reference[i];
+  const order = argsortNonNegative(reference);
+  const setup = relativeImportanceSetup(weight, dOut, dIn, sqNorm, 0, 'proxy');
+  const n = weight.length;
+  const half = float16Bits(weight);
+  const weightF16 = half ? new Uint16Array(n) : null;
+  const weightF32 = half ? null : new Float32Array(n);
+  const row = indexArray(n, dOut);
+  const col = indexArray(n, dIn);
+  for (let p = 0; p < n; p++) {
+    const index = order[p];
+    if (weightF16) weightF16[p] = half![index];
+    else weightF32![p] = weight[index];
+    const i = Math.floor(index / dIn);
+    row[p] = i;
+    col[p] = index - i * dIn;
+  }
+  const terms: LinearTerms = {
+    dOut, dIn, weightF16, weightF32, row, col,
+    inverseRowSums: setup.inverseRowSums, inverseColSums: setup.inverseColSums, sqNorm,
+    referenceTotal, rows: null, basePositions: null, gram,
+    outputEnergy: gram ? quadraticForm(weight, null, gram, dOut, dIn) : Number.NaN,
+  };
+  return { terms, order, setup };
+}
+
+/** The float16 bits of every value when all of them are float16 values (as in F16 checkpoints), else null. */
+function float16Bits(weight: Float32Array): Uint16Array | null {
+  const table = float16Table();
+  const bits = new Uint16Array(weight.length);
+  const chunk = 1 << 16;
+  for (let start = 0; start < weight.length; start += chunk) {
+    const part = weight.subarray(start, Math.min(weight.length, start + chunk));
+    const half = f32ToF16(part);
+    for (let i = 0; i < part.length; i++) if (table[half[i]] !== part[i]) return null;
+    bits.set(half, start);
+  }
+  return bits;
+}
+
+/** The neighbourhood term of `key` for every position, from the row-major weights and the position of each natural index. */
+export function windowTerm(
+  weight: Float32Array,
+  setup: RelativeImportanceSetup,
+  sqNorm: Float64Array,
+  key: WindowKey,
+  positionOf: Uint32Array,
+  precision: WindowPrecision,
+): WindowTerm {
+  const { dIn } = setup;
+  const out = precision === 'float64' ? new Float64Array(weight.length) : new Float32Array(weight.length);
+  const withActivation = key.variant === 'smooth' ? { ...setup, activation: activationFactors(sqNorm, key.a ?? Number.NaN) } : setup;
+  forEachNeighbourhoodRow(weight, withActivation, key.k, key.variant, 'zero', (i, values) => {
+    const rowStart = i * dIn;
+    for (let j = 0; j < dIn; j++) out[positionOf[rowStart + j]] = values[j];
+  });
+  return out;
+}
+
+/** The inverse of `order`: the position of each natural index. */
+export function positionsOf(order: Uint32Array): Uint32Array {
+  const positionOf = new Uint32Array(order.length);
+  for (let p = 0; p < order.length; p++) positionOf[order[p]] = p;
+  return positionOf;
+}
+
+/** The weight at each position, as float32. */
+function weightsByPosition(terms: LinearTerms): Float32Array {
+  if (terms.weightF32) return terms.weightF32;
+  const table = float16Table();
+  const bits = terms.weightF16!;
+  const out = new Float32Array(bits.length);
+  for (let p = 0; p < bits.length; p++) out[p] = table[bits[p]];
+  return out;
+}
+
+/**
+ * Row-major weights of the rows the terms cover (kept rows compacted in order) and the natural
+ * index of each position in that layout.
+ */
+export function naturalLayout(terms: LinearTerms): { weight: Float32Array; naturalIndex: Uint32Array } {
+  const { dIn, row, col } = terms;
+  const slot = rowSlots(terms);
+  const values = weightsByPosition(terms);
+  const n = positionCount(terms);
+  const weight = new Float32Array(rowCount(terms) * dIn);
+  const naturalIndex = new Uint32Array(n);
+  for (let p = 0; p < n; p++) {
+    const index = (slot ? slot[row[p]] : row[p]) * dIn + col[p];
+    naturalIndex[p] = index;
+    weight[index] = values[p];
+  }
+  return { weight, naturalIndex };
+}
+
+/** For a row subset: the compacted row of each kept row (−1 for the others); null for all rows. */
+export function rowSlots(terms: LinearTerms): Int32Array | null {
+  if (!terms.rows) return null;
+  const slot = new Int32Array(terms.dOut).fill(-1);
+  terms.rows.forEach((r, s) => { slot[r] = s; });
+  return slot;
+}
+
+/** The neighbourhood term of `key`, computed from the terms of all rows (for keys not built with the cache). */
+export function windowTermFromTerms(terms: LinearTerms, key: WindowKey, precision: WindowPrecision): WindowTerm {
+  if (terms.rows) throw new Error('internal: neighbourhood terms are computed from the terms of all rows');
+  const { weight, naturalIndex } = naturalLayout(terms);
+  return windowTerm(weight, relativeSetup(terms, 0), terms.sqNorm, key, positionsOf(naturalIndex), precision);
+}
+
+function relativeSetup(terms: LinearTerms, a: number): RelativeImportanceSetup {
+  return { dOut: terms.dOut, dIn: terms.dIn, inverseRowSums: terms.inverseRowSums, inverseColSums: terms.inverseColSums, activation: activationFactors(terms.sqNorm, a) };
+}
+
+/**
+ * The weights' magnitudes for the hot loops: |W| at position p is `table[f16[p] & 0x7fff]`
+ * (clearing a float16's sign bit gives its magnitude's bits) when the weights are stored as
+ * float16, else `Math.abs(f32[p])`. Reading the 2-byte bits through a 256 KiB table beats a
+ * separate decoded float32 copy: the passes are bound by memory traffic.
+ */
+export function magnitudeSource(terms: LinearTerms): { f16: Uint16Array | null; f32: Float32Array | null; table: Float32Array } {
+  return { f16: terms.weightF16, f32: terms.weightF32, table: float16Table() };
+}
+
+/**
+ * The candidate's CRePE scores at every position: one pass over the stored terms. `window` is
+ * the neighbourhood term of the candidate's k (and a, for smooth); unused, and may be null, when
+ * γ = 0. Same float64 operations, in the same order, as crepeScores.
+ */
+export function candidateScores(terms: LinearTerms, window: WindowTerm | null, params: CrepeParams, out: Float32Array): Float32Array {
+  const { alpha, beta, gamma } = params;
+  const { row, col, inverseRowSums: ir, inverseColSums: ic } = terms;
+  const { f16, f32, table } = magnitudeSource(terms);
+  const activation = activationFactors(terms.sqNorm, params.a);
+  const n = positionCount(terms);
+  if (out.length < n) throw new Error(`internal: a score buffer of ${out.length} for ${n} positions`);
+  if (gamma === 0) {
+    for (let p = 0; p < n; p++) {
+      const m = f16 !== null ? table[f16[p] & 0x7fff] : Math.abs(f32![p]);
+      const j = col[p];
+      out[p] = (beta * (m * ic[j]) + alpha * (m * ir[row[p]])) * activation[j];
+    }
+    return out;
+  }
+  if (!window || window.length !== n) throw new Error('internal: a neighbourhood term for every position is needed when γ > 0');
+  if (params.variant === 'normalized') {
+    for (let p = 0; p < n; p++) {
+      const m = f16 !== null ? table[f16[p] & 0x7fff] : Math.abs(f32![p]);
+      const j = col[p];
+      out[p] = (beta * (m * ic[j]) + alpha * (m * ir[row[p]]) + gamma * window[p]) * activation[j];
+    }
+  } else {
+    for (let p = 0; p < n; p++) {
+      const m = f16 !== null ? table[f16[p] & 0x7fff] : Math.abs(f32![p]);
+      const j = col[p];
+      out[p] = (beta * (m * ic[j]) + alpha * (m * ir[row[p]])) * activation[j] + gamma * window[p];
+    }
+  }
+  return out;
+}
+
+/**
+ * The candidate's scores through crepeScores itself (row-major, then gathered into position
+ * order): for what the stored terms do not cover (border 'mean'; smooth with an exponent a other
+ * than the one its term was built with). `base` = the terms of all rows.
+ */
+export function candidateScoresDirect(base: LinearTerms, subset: LinearTerms, params: CrepeParams, out: Float32Array): Float32Array {
+  const { weight, naturalIndex } = naturalLayout(base);
+  const scores = crepeScores(weight, base.dOut, base.dIn, base.sqNorm, params);
+  const n = positionCount(subset);
+  for (let q = 0; q < n; q++) {
+    const p = subset.basePositions ? subset.basePositions[q] : q;
+    out[q] = scores[naturalIndex[p]];
+  }
+  return out;
+}
+
+/**
+ * wandaScores' per-column factor fround(sqrt(s_j)): the reference importance at position p is
+ * fround(magnitude[p]·norms[col[p]]), ascending in p.
+ */
+export function referenceNorms(terms: LinearTerms): Float64Array {
+  return terms.sqNorm.map((s) => Math.fround(Math.sqrt(s)));
+}
+
+/**
+ * The terms restricted to a fixed random subset of rows: round(fraction·dOut) rows (at least one)
+ * drawn with `seed`, positions kept in reference order. Proxies over the subset estimate those
+ * over the matrix at `fraction` of the cost.
+ */
+export function subsetRows(base: LinearTerms, fraction: number, seed: number): LinearTerms {
+  if (base.rows) throw new Error('internal: a row subset of a row subset');
+  const count = Math.min(base.dOut, Math.max(1, Math.round(fraction * base.dOut)));
+  const rows = sampleWithoutReplacement(base.dOut, count, new Rng(seed));
+  const keep = new Uint8Array(base.dOut);
+  for (const r of rows) keep[r] = 1;
+  const n = positionCount(base);
+  let kept = 0;
+  for (let p = 0; p < n; p++) kept += keep[base.row[p]];
+  const basePositions = new Uint32Array(kept);
+  for (let p = 0, q = 0; p < n; p++) if (keep[base.row[p]]) basePositions[q++] = p;
+  const pick = <T extends Uint16Array | Uint32Array | Float32Array>(values: T): T => {
+    const out = new (values.constructor as new (length: number) => T)(kept);
+    for (let q = 0; q < kept; q++) out[q] = values[basePositions[q]];
+    return out;
+  };
+  const subset: LinearTerms = {
+    ...base,
+    weightF16: base.weightF16 ? pick(base.weightF16) : null,
+    weightF32: base.weightF32 ? pick(base.weightF32) : null,
+    row: pick(base.row),
+    col: pick(base.col),
+    rows,
+    basePositions,
+    referenceTotal: 0,
+    outputEnergy: Number.NaN,
+  };
+  const norms = referenceNorms(subset);
+  const { f16, f32, table } = magnitudeSource(subset);
+  let total = 0;
+  for (let q = 0; q < kept; q++) total += Math.fround((f16 !== null ? table[f16[q] & 0x7fff] : Math.abs(f32![q])) * norms[subset.col[q]]);
+  subset.referenceTotal = total;
+  if (subset.gram) subset.outputEnergy = quadraticForm(naturalLayout(subset).weight, null, subset.gram, count, subset.dIn);
+  return subset;
+}
+
+/** A base neighbourhood term restricted to a subset's positions. */
+export function subsetWindow(window: WindowTerm, subset: LinearTerms): WindowTerm {
+  const positions = subset.basePositions;
+  if (!positions) return window;
+  const out = window instanceof Float64Array ? new Float64Array(positions.length) : new Float32Array(positions.length);
+  for (let q = 0; q < positions.length; q++) out[q] = window[positions[q]];
+  return out;
+}
+
+/**
+ * Σ_i w_i·G·w_iᵀ over the rows of W, restricted to the masked entries when a mask is given
+ * (then it is the squared output error of pruning them on the calibration inputs).
+ */
+export function quadraticForm(weight: Float32Array, mask: Uint8Array | null, gram: Float64Array, dOut: number, dIn: number): number {
+  let total = 0;
+  const columns: number[] = [];
+  for (let i = 0; i < dOut; i++) {
+    const row = i * dIn;
+    columns.length = 0;
+    for (let j = 0; j < dIn; j++) if ((!mask || mask[row + j]) && weight[row + j] !== 0) columns.push(j);
+    for (const a of columns) {
+      const wa = weight[row + a];
+      const gramRow = a * dIn;
+      let inner = 0;
+      for (const b of columns) inner += gram[gramRow + b] * weight[row + b];
+      total += wa * inner;
+    }
+  }
+  return total;
+}

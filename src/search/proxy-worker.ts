@@ -1,0 +1,271 @@
+/**
+ * Evaluating PHO's proxies over the linears of a model, on worker threads.
+ *
+ * A UnitEvaluator owns some linears ("units") of a proxy cache: it reads their terms from the
+ * cache directory (keeping what fits its share of the memory budget in an LRU), scores a
+ * candidate, selects its mask and computes the proxies, one linear at a time with reused buffers.
+ * The EvaluatorPool gives each of `threads` workers a fixed set of units (largest first, each to
+ * the least loaded worker), so a worker rereads the same files and keeps the same LRU contents
+ * from candidate to candidate. Results come back per unit and the caller sums them in unit order:
+ * the proxy values do not depend on the thread count. With one thread the evaluator runs in the
+ * calling thread.
+ */
+import { existsSync } from 'node:fs';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import type { CrepeParams } from '../prune/scores/crepe.ts';
+import { UserError } from '../util/errors.ts';
+import {
+  ArrayPool, ByteLru, readTerms, readWindow, termsArrays, termsBytes, termsFile, windowFile, writeTerms, writeWindow,
+  type RowSubset, type Unit,
+} from './proxy-cache.ts';
+import { evaluateLinear, Scratch, type LinearEvaluation, type ProxyName, type ProxyOptions } from './proxy-measures.ts';
+import {
+  positionCount, subsetRows, subsetWindow, windowKey, windowTermFromTerms,
+  type LinearTerms, type WindowKey, type WindowPrecision, type WindowTerm,
+} from './proxy-terms.ts';
+
+export interface EvaluatorConfig {
+  dir: string;
+  units: Unit[];
+  /** Bytes of terms this evaluator keeps in memory between candidates. */
+  budgetBytes: number;
+  windowPrecision: WindowPrecision;
+}
+
+export interface EvaluationRequest {
+  params: CrepeParams;
+  options: ProxyOptions;
+  which: readonly ProxyName[];
+  /** 'terms': from the stored neighbourhood term of the candidate's key; 'direct': crepeScores on the reconstructed matrix. */
+  source: 'terms' | 'direct';
+}
+
+export interface UnitResult extends LinearEvaluation {
+  unit: number;
+}
+
+/** The fixed row subset of one unit for `--proxy-rows` (its own seed per linear), or null for all rows. */
+export function rowSubset(options: ProxyOptions): RowSubset | null {
+  const fraction = options.rows ?? 1;
+  return fraction < 1 ? { fraction, seed: options.seed } : null;
+}
+
+/** A value read for one evaluation; `release`: no one else holds it, its arrays can be reused after use. */
+interface Loaded<T> {
+  value: T;
+  release: boolean;
+}
+
+export class UnitEvaluator {
+  private readonly lru: ByteLru<LinearTerms | WindowTerm>;
+  private readonly pool = new ArrayPool();
+  /** Files whose checksums this thread has checked. */
+  private readonly verified = new Set<string>();
+  private readonly scratch = new Scratch();
+  /** Per unit: what proxies derive from its terms, across candidates. */
+  private readonly memos = new Map<number, Map<string, unknown>>();
+
+  constructor(private readonly config: EvaluatorConfig) {
+    this.lru = new ByteLru(config.budgetBytes);
+  }
+
+  /** Makes sure every unit has the neighbourhood term of `key` on disk (computed from its terms when missing). */
+  async prepareWindow(key: WindowKey): Promise<void> {
+    this.lru.nextRound();
+    for (const unit of this.config.units) {
+      const file = windowFile(this.config.dir, unit, key);
+      if (existsSync(file)) continue;
+      const window = windowTermFromTerms((await this.terms(unit, null)).value, key, this.config.windowPrecision);
+      await writeWindow(file, key, window);
+      this.lru.set(file, window, window.byteLength);
+    }
+  }
+
+  async evaluate(request: EvaluationRequest): Promise<UnitResult[]> {
+    this.lru.nextRound();
+    const rows = rowSubset(request.options);
+    const results: UnitResult[] = [];
+    for (const unit of this.config.units) {
+      const terms = await this.terms(unit, rows);
+      const { params } = request;
+      const base = request.source === 'direct' ? await this.terms(unit, null) : null;
+      const window = request.source === 'terms' && params.gamma !== 0 ? await this.window(unit, windowKey(params), rows, terms.value) : null;
+      const source = base ? { kind: 'direct' as const, base: base.value } : { kind: 'terms' as const, window: window?.value ?? null };
+      let memo = this.memos.get(unit.index);
+      if (!memo) this.memos.set(unit.index, (memo = new Map()));
+      results.push({ unit: unit.index, ...evaluateLinear(terms.value, source, params, request.options, request.which, this.scratch, memo) });
+      if (terms.release) this.pool.give(termsArrays(terms.value));
+      if (base?.release && base.value !== terms.value) this.pool.give(termsArrays(base.value));
+      if (window?.release) this.pool.give([window.value]);
+    }
+    return results;
+  }
+
+  /** A unit's terms (of all rows, or of its row subset, made from those of all rows the first time). */
+  private async terms(unit: Unit, rows: RowSubset | null): Promise<Loaded<LinearTerms>> {
+    const file = termsFile(this.config.dir, unit, rows);
+    const cached = this.lru.get(file) as LinearTerms | undefined;
+    if (cached) return { value: cached, release: false };
+    if (rows && !existsSync(file)) {
+      // The subset shares the per-row and per-column arrays of the full terms: neither is released.
+      const terms = subsetRows((await this.terms(unit, null)).value, rows.fraction, rows.seed * 65536 + unit.index);
+      await writeTerms(file, terms);
+      this.verified.add(file);
+      this.lru.set(file, terms, termsBytes(terms));
+      return { value: terms, release: false };
+    }
+    const terms = readTerms(file, this.config.dir, this.firstRead(file), unit, this.pool.allocate);
+    return { value: terms, release: !this.lru.set(file, terms, termsBytes(terms)) };
+  }
+
+  private async window(unit: Unit, key: WindowKey, rows: RowSubset | null, terms: LinearTerms): Promise<Loaded<WindowTerm>> {
+    const file = windowFile(this.config.dir, unit, key, rows);
+    const cached = this.lru.get(file) as WindowTerm | undefined;
+    if (cached) return { value: cached, release: false };
+    if (rows && !existsSync(file)) {
+      const window = subsetWindow((await this.window(unit, key, null, (await this.terms(unit, null)).value)).value, terms);
+      await writeWindow(file, key, window);
+      this.verified.add(file);
+      this.lru.set(file, window, window.byteLength);
+      return { value: window, release: false };
+    }
+    const window = readWindow(file, this.config.dir, this.firstRead(file), key, positionCount(terms), this.pool.allocate);
+    return { value: window, release: !this.lru.set(file, window, window.byteLength) };
+  }
+
+  private firstRead(file: string): boolean {
+    if (this.verified.has(file)) return false;
+    this.verified.add(file);
+    return true;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The pool (calling thread) and the worker side
+
+type Message =
+  | { id: number; op: 'evaluate'; request: EvaluationRequest }
+  | { id: number; op: 'prepare'; key: WindowKey };
+type Reply = { id: number; results?: UnitResult[]; error?: { message: string; user: boolean } };
+
+const ROLE = 'crepe-proxy-evaluator';
+
+/** Splits units over `threads` workers: largest first, each to the least loaded (ties: lowest worker). */
+export function assignUnits(units: Unit[], threads: number): Unit[][] {
+  const groups: Unit[][] = Array.from({ length: Math.max(1, Math.min(threads, units.length)) }, () => []);
+  const load = groups.map(() => 0);
+  const bySize = [...units].sort((a, b) => b.dOut * b.dIn - a.dOut * a.dIn || a.index - b.index);
+  for (const unit of bySize) {
+    const target = load.indexOf(Math.min(...load));
+    groups[target].push(unit);
+    load[target] += unit.dOut * unit.dIn;
+  }
+  for (const group of groups) group.sort((a, b) => a.index - b.index);
+  return groups;
+}
+
+interface Channel {
+  send(message: Message): Promise<UnitResult[]>;
+  close(): Promise<void>;
+}
+
+function inProcessChannel(config: EvaluatorConfig): Channel {
+  const evaluator = new UnitEvaluator(config);
+  return {
+    async send(message) {
+      if (message.op === 'prepare') {
+        await evaluator.prepareWindow(message.key);
+        return [];
+      }
+      return evaluator.evaluate(message.request);
+    },
+    async close() {},
+  };
+}
+
+function workerChannel(config: EvaluatorConfig): Channel {
+  // Workers do not inherit the tsx loader: register it first, then load this module.
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const self = import.meta.url;
+  const bootstrap = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(self)}); });`;
+  const worker = new Worker(bootstrap, { eval: true, workerData: { role: ROLE, config } });
+  const pending = new Map<number, { resolve: (r: UnitResult[]) => void; reject: (e: Error) => void }>();
+  let nextId = 0;
+  let failure: Error | null = null;
+  const failAll = (error: Error): void => {
+    failure = error;
+    for (const { reject } of pending.values()) reject(error);
+    pending.clear();
+  };
+  worker.on('message', (reply: Reply) => {
+    const waiting = pending.get(reply.id);
+    if (!waiting) return;
+    pending.delete(reply.id);
+    if (reply.error) waiting.reject(reply.error.user ? new UserError(reply.error.message) : new Error(reply.error.message));
+    else waiting.resolve(reply.results ?? []);
+  });
+  worker.on('error', (error) => failAll(error instanceof Error ? error : new Error(String(error))));
+  worker.on('exit', (code) => failAll(new Error(`proxy evaluator thread exited (code ${code})`)));
+  return {
+    send(message) {
+      if (failure) return Promise.reject(failure);
+      return new Promise((resolve, reject) => {
+        const id = nextId++;
+        pending.set(id, { resolve, reject });
+        worker.postMessage({ ...message, id });
+      });
+    },
+    async close() {
+      worker.removeAllListeners('exit');
+      await worker.terminate();
+    },
+  };
+}
+
+export class EvaluatorPool {
+  private constructor(private readonly channels: Channel[]) {}
+
+  /** `threads` evaluators over `units`, sharing `budgetBytes` of in-memory terms. */
+  static start(config: EvaluatorConfig, threads: number): EvaluatorPool {
+    const groups = assignUnits(config.units, threads);
+    const share = Math.floor(config.budgetBytes / groups.length);
+    if (groups.length === 1) return new EvaluatorPool([inProcessChannel({ ...config, budgetBytes: share })]);
+    return new EvaluatorPool(groups.map((units) => workerChannel({ ...config, units, budgetBytes: share })));
+  }
+
+  get threads(): number {
+    return this.channels.length;
+  }
+
+  /** Per-unit results, ordered by unit index. */
+  async evaluate(request: EvaluationRequest): Promise<UnitResult[]> {
+    const parts = await Promise.all(this.channels.map((c) => c.send({ id: 0, op: 'evaluate', request })));
+    return parts.flat().sort((a, b) => a.unit - b.unit);
+  }
+
+  async prepareWindow(key: WindowKey): Promise<void> {
+    await Promise.all(this.channels.map((c) => c.send({ id: 0, op: 'prepare', key })));
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.channels.map((c) => c.close()));
+  }
+}
+
+if (!isMainThread && (workerData as { role?: string } | null)?.role === ROLE) {
+  const evaluator = new UnitEvaluator((workerData as { config: EvaluatorConfig }).config);
+  const port = parentPort!;
+  // One message at a time, in order: the pool sends the next request only after all replies.
+  let queue = Promise.resolve();
+  port.on('message', (message: Message) => {
+    queue = queue.then(async () => {
+      try {
+        const results = message.op === 'prepare' ? (await evaluator.prepareWindow(message.key), []) : await evaluator.evaluate(message.request);
+        port.postMessage({ id: message.id, results } satisfies Reply);
+      } catch (error) {
+        const user = error instanceof UserError;
+        port.postMessage({ id: message.id, error: { message: user ? error.message : ((error as Error).stack ?? String(error)), user } } satisfies Reply);
+      }
+    });
+  });
+}

@@ -1,0 +1,128 @@
+/**
+ * The `auto` step of a CRePE pruning run: PHO on this model and target (from the run's own
+ * calibration windows, through a proxy cache beside the output that is removed afterwards), then a
+ * confirmation by real perplexity on held-out calibration windows — the calibration draw continued,
+ * disjoint from the statistics windows — of the best PHO candidates and the RIA point; the lowest
+ * wins and the RIA point wins ties (search/auto.ts).
+ */
+import os from 'node:os';
+import { rmSync } from 'node:fs';
+import { ModelCheckpoint } from '../model/checkpoint.ts';
+import type { ModelSpec } from '../model/spec.ts';
+import type { CalibrationSet } from '../data/calibration.ts';
+import type { EngineOptions } from '../engine/session.ts';
+import type { CrepeParams } from '../prune/scores/crepe.ts';
+import type { PruneSettings } from '../prune/settings.ts';
+import { ProxyContext } from '../search/proxy.ts';
+import { windowKey } from '../search/proxy-terms.ts';
+import { DEFAULT_PROXY } from '../search/proxy-defaults.ts';
+import { runPho } from '../search/pho.ts';
+import { pruneAndMeasure } from '../search/trial.ts';
+import { chooseByConfirmation, concatWindows, confirmationWindows, type AutoCandidate } from '../search/auto.ts';
+import type { SearchSpace } from '../search/space.ts';
+import { checkField } from '../util/errors.ts';
+import { checkInteger, secondsSince, stageProgress, type RunControl } from './common.ts';
+
+export interface AutoOptions {
+  /** PHO's proxy evaluations per window size (default 12). */
+  budget?: number;
+  /** Window sizes PHO searches (default 1, 3, 5, 7, 9). */
+  kSet?: readonly number[];
+  /** How many of PHO's best candidates (the best of each of the best window sizes) are confirmed (default 3). */
+  confirm?: number;
+  /** Held-out calibration windows for the confirmation (default 8). */
+  windows?: number;
+  /** Extra candidates confirmed beside PHO's (labelled 'given'): for experiments and tests. */
+  extraCandidates?: readonly CrepeParams[];
+}
+
+export interface AutoReport {
+  chosen: AutoCandidate;
+  /** The RIA point first, then PHO's shortlist, then any extra candidates. */
+  candidates: AutoCandidate[];
+  pho: { proxy: string; sign: 1 | -1; kSet: number[]; budgetPerK: number; evaluations: number; bestPerK: Array<{ k: number; params: CrepeParams; objective: number }> };
+  confirmation: { windows: number; seqlen: number; draws: Array<[number, number]>; statisticsDraws: Array<[number, number]> };
+  seconds: { pho: number; confirmation: number; total: number };
+}
+
+const defaults = (options: AutoOptions) => ({
+  budget: options.budget ?? 12,
+  kSet: [...new Set(options.kSet ?? [1, 3, 5, 7, 9])],
+  confirm: options.confirm ?? 3,
+  windows: options.windows ?? 8,
+});
+
+/** How many windows past the statistics windows the calibration draw continues (room for overlaps). */
+export function autoExtraWindows(options: AutoOptions): number {
+  return 4 * defaults(options).windows;
+}
+
+export async function runAutoCrepe(
+  control: RunControl & { model: string; threads?: number },
+  options: AutoOptions,
+  run: { spec: ModelSpec; outDir: string; settings: PruneSettings; windows: CalibrationSet; continued: CalibrationSet; seqlen: number; engine: EngineOptions },
+): Promise<AutoReport> {
+  const started = performance.now();
+  const { budget, kSet, confirm, windows: count } = defaults(options);
+  checkInteger('auto.budget', budget, 1);
+  checkInteger('auto.confirm', confirm, 0);
+  checkInteger('auto.windows', count, 1);
+  for (const k of kSet) checkField(Number.isSafeInteger(k) && k >= 1 && k % 2 === 1, 'auto.kSet', `expects odd window sizes ≥ 1, got ${kSet.join(',')}`);
+  const { settings, seqlen, engine } = run;
+  checkField(!settings.exclude?.length, 'auto', 'PHO prunes every linear: give exclude or auto, not both');
+  const held = confirmationWindows(run.continued, run.windows.windows.length, count, seqlen);
+  checkField(held.windows.length > 0, 'auto', `the calibration text has no window beyond the ${run.windows.windows.length} statistics windows for the held-out confirmation`);
+  const space: SearchSpace = { searchA: false, fixedA: settings.crepe?.a ?? 0.5, variant: settings.crepe?.variant ?? 'normalized' };
+
+  const model = ModelCheckpoint.open(control.model);
+  const cacheDir = `${run.outDir}.crepe-auto-cache`;
+  try {
+    // PHO on the run's statistics windows.
+    const progress = stageProgress(control, `auto: PHO (${DEFAULT_PROXY.name})`, budget * kSet.length);
+    const context = await ProxyContext.open(model, run.windows.windows, seqlen, engine, {
+      cacheDir,
+      cacheBudgetBytes: 256 * 2 ** 20,
+      threads: control.threads ?? os.availableParallelism(),
+      modelSha256: 'auto',
+      calibrationSeed: settings.calibration.seed,
+      withGram: false,
+      windows: kSet.map((k) => windowKey({ k, variant: space.variant, a: space.fixedA })),
+    });
+    let evaluated = 0;
+    const pho = await runPho(context, {
+      target: settings.target, selection: settings.selection, giniSubsample: 65536, seed: settings.calibration.seed,
+      kSet, budgetPerK: budget, proxy: DEFAULT_PROXY.name, sign: DEFAULT_PROXY.sign, space, sigma0: 1.5,
+    }, () => progress.update(++evaluated)).finally(() => context.close());
+    progress.done();
+    const phoSeconds = secondsSince(started);
+
+    // Confirmation on the held-out calibration windows.
+    const shortlist = [...pho.bestPerK].sort((a, b) => a.objective - b.objective).slice(0, confirm);
+    const candidates = [
+      ...shortlist.map((c) => ({ source: `pho k=${c.k}`, params: c.params, objective: c.objective })),
+      ...(options.extraCandidates ?? []).map((params) => ({ source: 'given', params, objective: null })),
+    ];
+    const heldOut = { tokens: concatWindows(held.windows), seqlen, maxChunks: held.windows.length };
+    const confirmProgress = stageProgress(control, 'auto: confirm on held-out calibration windows', candidates.length + 1);
+    const confirmStarted = performance.now();
+    const { chosen, candidates: measured } = await chooseByConfirmation(
+      candidates,
+      (params) => pruneAndMeasure(model, { ...settings, crepe: params }, run.windows.windows, heldOut, engine),
+      (c, i) => confirmProgress.update(i + 1, `${c.source} PPL ${c.confirmationPpl.toFixed(3)}`),
+    );
+    confirmProgress.done(`chose ${chosen.source}`);
+    return {
+      chosen,
+      candidates: measured,
+      pho: {
+        proxy: DEFAULT_PROXY.name, sign: DEFAULT_PROXY.sign, kSet, budgetPerK: budget, evaluations: pho.candidates.length,
+        bestPerK: pho.bestPerK.map((b) => ({ k: b.k, params: b.params, objective: b.objective })),
+      },
+      confirmation: { windows: held.windows.length, seqlen, draws: held.draws, statisticsDraws: run.windows.draws },
+      seconds: { pho: phoSeconds, confirmation: secondsSince(confirmStarted), total: secondsSince(started) },
+    };
+  } finally {
+    model.close();
+    rmSync(cacheDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,45 @@
+// `prune --method crepe --auto` end to end on stories260K: a deliberately bad candidate injected
+// beside PHO's is not chosen, the choice is no worse than the RIA point on the confirmation windows,
+// and those windows overlap no statistics window.
+import { before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import type { CrepeParams } from '../../src/prune/scores/crepe.ts';
+import { pruneModel } from '../../src/workflows/prune.ts';
+import { C4_SAMPLE } from '../helpers/shared.ts';
+import { scratchDir, storiesModelDir } from '../helpers/stories.ts';
+
+const BAD: CrepeParams = { k: 9, alpha: 1, beta: 0.01, gamma: 50, a: 0.5, variant: 'normalized', border: 'zero' };
+
+describe('prune --auto on stories260K', () => {
+  let model: string;
+  before(async () => {
+    model = await storiesModelDir();
+  });
+
+  test('a deliberately bad extra candidate is not chosen; the choice is no worse than the RIA point; the report records it all', async () => {
+    const out = path.join(scratchDir('auto'), 'pruned');
+    const result = await pruneModel({
+      model, out, method: 'crepe', target: { kind: 'unstructured', sparsity: 0.5 }, calib: C4_SAMPLE, nsamples: 4, seqlen: 64, seed: 1,
+      auto: { budget: 4, kSet: [1, 3], confirm: 2, windows: 4, extraCandidates: [BAD] }, threads: 1,
+    });
+    const auto = result.auto!;
+    assert.deepEqual(auto.candidates.map((c) => c.source.replace(/\d+$/, 'K')), ['ria-point', 'pho k=K', 'pho k=K', 'given']);
+    assert.notEqual(auto.chosen.source, 'given');
+    const ria = auto.candidates[0].confirmationPpl;
+    assert.ok(auto.chosen.confirmationPpl <= ria);
+    assert.ok(auto.candidates[3].confirmationPpl > ria, `the bad candidate measured ${auto.candidates[3].confirmationPpl} ≤ RIA ${ria}`);
+    assert.equal(auto.confirmation.windows, 4);
+    for (const [doc, start] of auto.confirmation.draws) {
+      assert.ok(!auto.confirmation.statisticsDraws.some(([d, s]) => d === doc && Math.abs(s - start) < 64));
+    }
+    assert.ok(auto.seconds.total >= auto.seconds.pho + auto.seconds.confirmation - 1e-6);
+    assert.equal(result.crepeConfig?.source, 'auto');
+    assert.deepEqual(
+      { k: result.settings.crepe!.k, beta: result.settings.crepe!.beta, gamma: result.settings.crepe!.gamma },
+      { k: auto.chosen.params.k, beta: auto.chosen.params.beta, gamma: auto.chosen.params.gamma },
+    );
+    assert.ok(!existsSync(`${out}.crepe-auto-cache`));
+  });
+});

@@ -1,0 +1,122 @@
+// Sharded and bitmask checkpoints as transformers lays them out: shard boundaries worked out by
+// hand, the index's total_size and weight_map, and a round trip through the reader (which already
+// reads sharded input) with every tensor back bit for bit.
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { parseByteSize, writeCheckpoint, type WeightSource } from '../../src/io/checkpoint-writer.ts';
+import { SafetensorsWeights, type DType } from '../../src/io/safetensors.ts';
+import { seededRandom } from '../helpers/random.ts';
+import { scratchDir } from '../helpers/stories.ts';
+
+/** Tensors of F32/BF16 with a fixed byte size each, half of the 2-D ones' values zero. */
+function memorySource(tensors: Array<{ name: string; dtype: DType; shape: number[] }>): WeightSource & { bytes: Map<string, Uint8Array> } {
+  const uniform = seededRandom(3);
+  const bytes = new Map<string, Uint8Array>();
+  for (const { name, dtype, shape } of tensors) {
+    const count = shape.reduce((a, b) => a * b, 1);
+    const width = dtype === 'F32' ? 4 : 2;
+    const raw = new Uint8Array(count * width).map(() => Math.floor(uniform() * 256));
+    if (shape.length === 2) for (let i = 0; i < count; i += 2) raw.fill(0, i * width, (i + 1) * width);
+    bytes.set(name, raw);
+  }
+  const byName = new Map(tensors.map((t) => [t.name, t]));
+  return { bytes, names: () => tensors.map((t) => t.name), info: (name) => byName.get(name)!, readRaw: (name) => bytes.get(name)!.slice() };
+}
+
+const TENSORS = [
+  { name: 'model.embed_tokens.weight', dtype: 'F32' as const, shape: [10, 8] }, // 320 bytes
+  { name: 'model.layers.0.self_attn.q_proj.weight', dtype: 'F32' as const, shape: [8, 8] }, // 256
+  { name: 'model.layers.0.input_layernorm.weight', dtype: 'F32' as const, shape: [8] }, // 32
+  { name: 'model.layers.0.mlp.up_proj.weight', dtype: 'BF16' as const, shape: [12, 8] }, // 192
+  { name: 'model.norm.weight', dtype: 'F32' as const, shape: [8] }, // 32
+];
+
+function assertRoundTrip(dir: string, source: ReturnType<typeof memorySource>): void {
+  const weights = SafetensorsWeights.open(dir);
+  try {
+    assert.deepEqual(weights.names().sort(), TENSORS.map((t) => t.name).sort());
+    for (const t of TENSORS) {
+      assert.deepEqual([weights.info(t.name).dtype, weights.info(t.name).shape], [t.dtype, t.shape], t.name);
+      assert.ok(Buffer.from(weights.readRaw(t.name)).equals(Buffer.from(source.bytes.get(t.name)!)), `${t.name} changed`);
+    }
+  } finally {
+    weights.close();
+  }
+}
+
+describe('writeCheckpoint', () => {
+  it('parses shard sizes as transformers does (decimal KB/MB/GB, binary KiB/MiB/GiB)', () => {
+    assert.equal(parseByteSize('5GB'), 5_000_000_000);
+    assert.equal(parseByteSize('2gb'), 2_000_000_000);
+    assert.equal(parseByteSize('500MB'), 500_000_000);
+    assert.equal(parseByteSize('1.5 GiB'), 1.5 * 2 ** 30);
+    assert.equal(parseByteSize('10KiB'), 10_240);
+    assert.equal(parseByteSize('1000'), 1000);
+    for (const bad of ['', 'GB', '0', '-1GB', '5XB', '5 G B']) assert.equal(parseByteSize(bad), null, bad);
+  });
+
+  it('one model.safetensors when everything fits', async () => {
+    const dir = scratchDir('one-shard');
+    const source = memorySource(TENSORS);
+    const written = await writeCheckpoint(dir, source);
+    assert.deepEqual(written, { files: ['model.safetensors'], totalSize: 320 + 256 + 32 + 192 + 32 });
+    assert.deepEqual(readdirSync(dir), ['model.safetensors']);
+    assertRoundTrip(dir, source);
+  });
+
+  it('shards above maxShardSize: boundaries, file names and index by hand', async () => {
+    const dir = scratchDir('shards');
+    const source = memorySource(TENSORS);
+    // Limit 300: embed (320) alone although larger; q (256) + norm (32) = 288; up (192) + norm (32) = 224.
+    const written = await writeCheckpoint(dir, source, { maxShardSize: 300 });
+    const names = ['model-00001-of-00003.safetensors', 'model-00002-of-00003.safetensors', 'model-00003-of-00003.safetensors'];
+    assert.deepEqual(written.files, [...names, 'model.safetensors.index.json']);
+    assert.deepEqual(readdirSync(dir).sort(), [...names, 'model.safetensors.index.json'].sort());
+    const index = JSON.parse(readFileSync(path.join(dir, 'model.safetensors.index.json'), 'utf8'));
+    assert.deepEqual(index, {
+      metadata: { total_size: 832 },
+      weight_map: {
+        'model.embed_tokens.weight': names[0],
+        'model.layers.0.input_layernorm.weight': names[1],
+        'model.layers.0.mlp.up_proj.weight': names[2],
+        'model.layers.0.self_attn.q_proj.weight': names[1],
+        'model.norm.weight': names[2],
+      },
+    });
+    assertRoundTrip(dir, source);
+  });
+
+  it('sparse-bitmask and sharded together: the parts of a weight share a shard, and read back dense', async () => {
+    const dir = scratchDir('bitmask-shards');
+    const source = memorySource(TENSORS);
+    const written = await writeCheckpoint(dir, source, { format: 'sparse-bitmask', maxShardSize: 300, compress: (name) => name.includes('_proj') });
+    // q_proj: shape 16 + 32 values × 4 + bitmask 8 + row_offsets 64 = 216; up_proj: 16 + 48 × 2 + 12 + 96 = 220.
+    assert.equal(written.totalSize, 320 + 216 + 32 + 220 + 32);
+    const index = JSON.parse(readFileSync(path.join(dir, 'model.safetensors.index.json'), 'utf8'));
+    const shardOf = (name: string) => index.weight_map[name];
+    for (const module of ['model.layers.0.self_attn.q_proj', 'model.layers.0.mlp.up_proj']) {
+      const parts = ['shape', 'compressed', 'bitmask', 'row_offsets'].map((part) => shardOf(`${module}.${part}`));
+      assert.ok(parts[0] !== undefined && parts.every((shard) => shard === parts[0]), module);
+      assert.equal(shardOf(`${module}.weight`), undefined);
+    }
+    assertRoundTrip(dir, source);
+    const weights = SafetensorsWeights.open(dir);
+    try {
+      assert.ok(weights.isBitmaskCompressed('model.layers.0.mlp.up_proj.weight'));
+      assert.ok(!weights.isBitmaskCompressed('model.embed_tokens.weight'));
+    } finally {
+      weights.close();
+    }
+  });
+
+  it('a failed write leaves no weight file behind', async () => {
+    const dir = scratchDir('shards-fail');
+    const source = memorySource(TENSORS);
+    let reads = 0;
+    const failing: WeightSource = { ...source, readRaw: (name) => (++reads === 4 ? assert.fail('read refused') : source.readRaw(name)) };
+    await assert.rejects(writeCheckpoint(dir, failing, { maxShardSize: 300 }), /read refused/);
+    assert.deepEqual(readdirSync(dir), []);
+  });
+});

@@ -1,0 +1,104 @@
+// The per-target CRePE defaults and `prune --method crepe --auto`: the lookup for every target, the
+// RIA guard (a bad candidate never replaces the RIA point), held-out confirmation windows disjoint
+// from the statistics windows (the whole auto run: test/integration/auto.test.ts).
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { defaultCrepeConfigFor, DEFAULT_TARGETS, RIA_POINT, type DefaultTargetName } from '../../src/search/crepe-defaults.ts';
+import { loadCrepeConfig } from '../../src/search/crepe-config.ts';
+import { chooseByConfirmation, concatWindows, confirmationWindows } from '../../src/search/auto.ts';
+import { sampleCalibrationFile } from '../../src/data/calibration.ts';
+import type { CrepeParams } from '../../src/prune/scores/crepe.ts';
+import { C4_SAMPLE, REPO_ROOT } from '../helpers/shared.ts';
+
+const BAD: CrepeParams = { k: 9, alpha: 1, beta: 0.01, gamma: 50, a: 0.5, variant: 'normalized', border: 'zero' };
+const GOOD: CrepeParams = { ...RIA_POINT, k: 3, gamma: 0.1 };
+
+describe('per-target defaults', () => {
+  const cases: Array<[string, Parameters<typeof defaultCrepeConfigFor>[0], DefaultTargetName]> = [
+    ['50 %', { kind: 'unstructured', sparsity: 0.5 }, '50'],
+    ['30 % (below every default)', { kind: 'unstructured', sparsity: 0.3 }, '50'],
+    ['55 % (a tie goes to the lower sparsity)', { kind: 'unstructured', sparsity: 0.55 }, '50'],
+    ['56 %', { kind: 'unstructured', sparsity: 0.56 }, '60'],
+    ['60 %', { kind: 'unstructured', sparsity: 0.6 }, '60'],
+    ['70 %', { kind: 'unstructured', sparsity: 0.7 }, '70'],
+    ['90 %', { kind: 'unstructured', sparsity: 0.9 }, '70'],
+    ['2:4', { kind: 'nm', n: 2, m: 4 }, '2of4'],
+    ['4:8', { kind: 'nm', n: 4, m: 8 }, '4of8'],
+    ['1:4 (no default of its own: the N:M default of the nearest sparsity)', { kind: 'nm', n: 1, m: 4 }, '2of4'],
+  ];
+  for (const [label, target, name] of cases) {
+    test(`${label} → configs/crepe-${name}.json`, () => {
+      const found = defaultCrepeConfigFor(target);
+      assert.equal(found.name, name);
+      assert.equal(found.file, path.join(REPO_ROOT, 'configs', `crepe-${name}.json`));
+    });
+  }
+
+  test('every shipped default exists, parses, and records a held-out multi-seed choice no worse than the RIA point', () => {
+    for (const name of Object.keys(DEFAULT_TARGETS) as DefaultTargetName[]) {
+      const file = path.join(REPO_ROOT, 'configs', `crepe-${name}.json`);
+      assert.ok(existsSync(file), file);
+      const config = loadCrepeConfig(file);
+      const provenance = config.provenance as { target: string; heldoutPpl: { perSeed: number[]; mean: number }; riaPointHeldoutPpl: { mean: number }; criterion: string };
+      assert.equal(provenance.target, DEFAULT_TARGETS[name].target);
+      assert.ok(provenance.heldoutPpl.perSeed.length >= 3, `${name}: ${provenance.heldoutPpl.perSeed.length} seeds`);
+      assert.ok(provenance.heldoutPpl.mean <= provenance.riaPointHeldoutPpl.mean, `${name}: ${provenance.heldoutPpl.mean} > RIA ${provenance.riaPointHeldoutPpl.mean}`);
+      assert.match(provenance.criterion, /ptb\.valid/);
+      assert.doesNotMatch(provenance.criterion, /wiki/);
+    }
+  });
+});
+
+describe('auto: the RIA guard', () => {
+  const ppl = new Map<string, number>([[JSON.stringify(RIA_POINT), 200], [JSON.stringify(BAD), 900], [JSON.stringify(GOOD), 190]]);
+  const trial = async (params: CrepeParams) => ({ ppl: ppl.get(JSON.stringify(params)) ?? Number.NaN, seconds: 0 });
+
+  test('a bad candidate with the best proxy objective is never chosen over the RIA point', async () => {
+    const { chosen, candidates } = await chooseByConfirmation([{ source: 'pho k=9', params: BAD, objective: -5 }], trial);
+    assert.equal(chosen.source, 'ria-point');
+    assert.deepEqual(candidates.map((c) => [c.source, c.confirmationPpl]), [['ria-point', 200], ['pho k=9', 900]]);
+  });
+
+  test('a better candidate is chosen; a tie and NaN keep the RIA point', async () => {
+    const better = await chooseByConfirmation([{ source: 'bad', params: BAD, objective: 1 }, { source: 'good', params: GOOD, objective: 2 }], trial);
+    assert.equal(better.chosen.source, 'good');
+    assert.equal(better.chosen.confirmationPpl, 190);
+    const tie = await chooseByConfirmation([{ source: 'same', params: { ...RIA_POINT, k: 5 }, objective: 0 }], async () => ({ ppl: 200, seconds: 0 }));
+    assert.equal(tie.chosen.source, 'ria-point');
+    const nan = await chooseByConfirmation([{ source: 'nan', params: { ...GOOD, k: 7 }, objective: 0 }], trial);
+    assert.equal(nan.chosen.source, 'ria-point');
+  });
+});
+
+describe('auto: confirmation windows', () => {
+  test('hand-made draws: overlapping ones (same document, starts closer than seqlen) are skipped', () => {
+    const w = (v: number) => Int32Array.of(v, v, v, v);
+    const all = {
+      kind: 'documents' as const,
+      windows: [w(0), w(1), w(2), w(3), w(4), w(5), w(6)],
+      draws: [[5, 100], [7, 0], [5, 103], [5, 104], [7, 10], [7, 12], [9, 0]] as Array<[number, number]>,
+    };
+    // statistics: (5,100), (7,0); seqlen 4: (5,103) overlaps, (5,104) not, (7,10) not, (7,12) overlaps (7,10).
+    const held = confirmationWindows(all, 2, 3, 4);
+    assert.deepEqual(held.draws, [[5, 104], [7, 10], [9, 0]]);
+    assert.deepEqual(held.windows.map((x) => x[0]), [3, 4, 6]);
+    assert.deepEqual([...concatWindows(held.windows)], [3, 3, 3, 3, 4, 4, 4, 4, 6, 6, 6, 6]);
+  });
+
+  test('C4: the continued draw starts with the statistics windows, and the held-out windows overlap none of them', () => {
+    const encode = (text: string) => Int32Array.from(Buffer.from(text, 'utf8'));
+    const stats = sampleCalibrationFile(C4_SAMPLE, encode, { nsamples: 16, seqlen: 128, seed: 3 });
+    const continued = sampleCalibrationFile(C4_SAMPLE, encode, { nsamples: 16 + 32, seqlen: 128, seed: 3 });
+    assert.deepEqual(continued.draws.slice(0, 16), stats.draws);
+    const held = confirmationWindows(continued, 16, 8, 128);
+    assert.equal(held.windows.length, 8);
+    const all = [...stats.draws, ...held.draws];
+    for (let i = 0; i < all.length; i++) {
+      for (let j = i + 1; j < all.length; j++) {
+        assert.ok(!(all[i][0] === all[j][0] && Math.abs(all[i][1] - all[j][1]) < 128), `windows ${i} and ${j} overlap: ${all[i]} ${all[j]}`);
+      }
+    }
+  });
+});
