@@ -167,7 +167,7 @@ async function constantBlock(spec: ModelSpec, seqLen: number, weights: BlockWeig
   const rope = { cos: g.weight('cos', tables.cos, [seqLen, r]), sin: g.weight('sin', tables.sin, [seqLen, r]) };
   const w: Record<string, string> = {};
   for (const name of blockTensorNames(spec)) w[name] = g.weight(name, weights[name], blockTensorShape(spec, name));
-  g.output(decoderBlock(g, spec, seqLen, x, w, rope).out, 'hidden_out', [TOKENS, spec.hiddenSize]);
+  g.output(decoderBlock(g, spec, seqLen, x, w, rope).output(), 'hidden_out', [TOKENS, spec.hiddenSize]);
   const session = await createSession(g.toBytes(), opts, g.externalData());
   const feeds = { hidden: floatTensor(hidden, [hidden.length / spec.hiddenSize, spec.hiddenSize]) };
   return { run: () => session.run(feeds), release: () => session.release() };

@@ -27,7 +27,10 @@ export interface GroupStats {
 export type BlockStats = Record<LinearInputGroup, GroupStats>;
 
 export interface BlockRunResult {
-  /** [B·seqLen, hiddenSize]. */
+  /**
+   * [B·seqLen, hiddenSize]; empty from a statistics engine, whose graph stops at the statistics
+   * (block-graph.ts): its callers take the next layer's inputs from a plain run.
+   */
   hidden: Float32Array;
   /** B. */
   sequences: number;
@@ -86,8 +89,7 @@ export class BlockEngine {
       feeds[name] = floatTensor(tensor, shape);
     }
     const results = await this.session.run(feeds);
-    const output = floatData(results.hidden_out, 'hidden_out');
-    if (this.stats === 'none') return { hidden: output, sequences };
+    if (this.stats === 'none') return { hidden: floatData(results.hidden_out, 'hidden_out'), sequences };
 
     const stats = {} as BlockStats;
     for (const group of GROUPS) {
@@ -100,7 +102,7 @@ export class BlockEngine {
       }
       stats[group] = groupStats;
     }
-    return { hidden: output, sequences, stats };
+    return { hidden: new Float32Array(0), sequences, stats };
   }
 
   /**
@@ -109,6 +111,7 @@ export class BlockEngine {
    * run's output, laid end to end, so the next block takes them as its batch without a copy.
    */
   async runSequences(hidden: readonly Float32Array[], weights: BlockWeights, rope: RopeTables): Promise<Float32Array[]> {
+    invariant(this.stats === 'none', 'runSequences needs a plain engine (stats none): statistics engines return no hidden states');
     const size = this.seqLen * this.spec.hiddenSize;
     const outputs: Float32Array[] = [];
     for (let first = 0; first < hidden.length; first += this.maxBatch) {

@@ -9,9 +9,10 @@
  * runs every layer of a model, dense or pruned (`decoderBlock` also serves graphs that hold the
  * weights as constants, model-graph.ts). Tokens travel as [B·seqLen, hidden] rows, so every
  * projection is one Gemm over the whole batch; attention is per sequence (each starts at position
- * 0, causal within itself; or, packed, at given positions under a given mask). Optional outputs
- * carry, for each distinct linear input (LINEAR_INPUT_GROUP), Σ_t x² per sequence and input
- * channel and, for 'full', Σ_t x per sequence and XᵀX summed over the batch.
+ * 0, causal within itself; or, packed, at given positions under a given mask). A statistics graph
+ * outputs, instead of the block's output, for each distinct linear input (LINEAR_INPUT_GROUP),
+ * Σ_t x² per sequence and input channel and, for 'full', Σ_t x per sequence and XᵀX summed over
+ * the batch.
  */
 import { GraphBuilder, INT64 } from './onnx-builder.ts';
 import {
@@ -51,11 +52,15 @@ export function buildBlockGraph(spec: ModelSpec, opts: BlockGraphOptions): Uint8
   if (opts.packed) attention.packedMask = g.input('attention_mask', [SEQUENCES, L, L]);
   const w: Record<string, string> = {};
   for (const name of blockTensorNames(spec)) w[name] = g.input(name, blockTensorShape(spec, name));
-  const { out, groupInputs } = decoderBlock(g, spec, L, x, w, attention);
-  g.output(out, 'hidden_out', [TOKENS, spec.hiddenSize]);
+  const block = decoderBlock(g, spec, L, x, w, attention);
+  // A statistics graph stops at the last linear's input: no statistic needs down_proj's product
+  // (a quarter of the block's weights), and its callers take the next layer's inputs from a plain
+  // run of the pruned block.
+  if (opts.stats === 'none') g.output(block.output(), 'hidden_out', [TOKENS, spec.hiddenSize]);
 
   // ---- per-linear-input statistics ----
   if (opts.stats !== 'none') {
+    const { groupInputs } = block;
     // Sums over each sequence's tokens: [B·L, w] viewed as [B, L, w], then ones[1, L]·X per
     // sequence. Measured on TinyLlama's shape: the MatMul adds ~2 % to the block, ReduceSum over
     // the middle axis ~10 %, ReduceSumSquare far more.
@@ -84,13 +89,13 @@ export interface BlockAttention {
 }
 
 /**
- * Appends one decoder block to `g`: `x` [B·L, hidden] → the block's output, plus the input of
- * each linear-input group (for statistics). `w` names the value of each block tensor (graph
- * inputs or constants).
+ * Appends one decoder block to `g` for `x` [B·L, hidden]: the input of each linear-input group
+ * (for statistics), and `output()`, which appends the last projection and residual and returns
+ * the block's output. `w` names the value of each block tensor (graph inputs or constants).
  */
 export function decoderBlock(
   g: GraphBuilder, spec: ModelSpec, L: number, x: string, w: Record<string, string>, attention: BlockAttention,
-): { out: string; groupInputs: Record<LinearInputGroup, string> } {
+): { output: () => string; groupInputs: Record<LinearInputGroup, string> } {
   const { numHeads: H, numKvHeads: KV, headDim: d, rmsNormEps: eps } = spec;
   const G = H / KV; // query heads per key/value head
   const r = rotaryDim(spec);
@@ -144,8 +149,10 @@ export function decoderBlock(
   // ---- MLP (SwiGLU) ----
   const mlpIn = g.rmsNorm(afterAttn, w['post_attention_layernorm.weight'], eps);
   const gated = g.mul(g.silu(linear(mlpIn, 'mlp.gate_proj')), linear(mlpIn, 'mlp.up_proj'));
-  const out = g.add(afterAttn, linear(gated, 'mlp.down_proj'));
-  return { out, groupInputs: { qkv: attnIn, o: attnOut, gateup: mlpIn, down: gated } };
+  return {
+    output: () => g.add(afterAttn, linear(gated, 'mlp.down_proj')),
+    groupInputs: { qkv: attnIn, o: attnOut, gateup: mlpIn, down: gated },
+  };
 }
 
 /**

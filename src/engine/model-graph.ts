@@ -43,7 +43,7 @@ export function buildModelGraph(spec: ModelSpec, seqLen: number, weights: ModelW
   weights.blocks.forEach((block, layer) => {
     const w: Record<string, string> = {};
     for (const name of blockTensorNames(spec)) w[name] = g.weight(`layers.${layer}.${name}`, block[name], blockTensorShape(spec, name));
-    hidden = decoderBlock(g, spec, seqLen, hidden, w, rope).out;
+    hidden = decoderBlock(g, spec, seqLen, hidden, w, rope).output();
   });
   const lmHead = weights.lmHead === weights.embedding ? embedding : g.weight('lm_head.weight', weights.lmHead, [vocab, h]);
   const finalNorm = g.weight('norm.weight', weights.finalNorm, [h]);
