@@ -162,11 +162,15 @@ async function benchPpl(peer: Peer, work: string, log: Log, maxWindows?: number)
 
 interface CrepePruneChild {
   cpuSeconds: number;
-  report: { calibration: { windowsSha256: string }; totals: { linearSparsity: number } };
+  report: {
+    calibration: { windowsSha256: string };
+    totals: { linearSparsity: number };
+    layers: { seconds: { statistics: number; pruning: number; forward: number }; linears: { seconds: { score: number; select: number } }[] }[];
+  };
 }
 
 interface PeerRia {
-  seconds: { import: number; load: number; forward: number; score: number; select: number; prune: number; save: number; total: number };
+  seconds: { import: number; load: number; forward: number; score: number; select: number; prune: number; save: number; total: number; cpu: number };
   threads: number;
 }
 
@@ -200,6 +204,16 @@ async function benchRia(peer: Peer, work: string, log: Log): Promise<string[]> {
   log(`peer: RIA peer ${s(peerRun.wallSeconds)}`);
   const agreement = maskAgreement(crepeOut, peerOut, 2);
   const t = peerRun.result.seconds;
+  const c = { statistics: 0, forward: 0, score: 0, select: 0, pruning: 0 };
+  for (const layer of crepe.result.report.layers) {
+    c.statistics += layer.seconds.statistics;
+    c.forward += layer.seconds.forward;
+    c.pruning += layer.seconds.pruning;
+    for (const linear of layer.linears) {
+      c.score += linear.seconds.score;
+      c.select += linear.seconds.select;
+    }
+  }
   return [
     '### (b) RIA 50 %, 2-layer TinyLlama-shaped model (F16), C4 32 × 512',
     '',
@@ -211,8 +225,11 @@ async function benchRia(peer: Peer, work: string, log: Log): Promise<string[]> {
     '| | crepe | peer | peer / crepe |',
     '|---|---:|---:|---:|',
     `| wall time, end to end | ${s(crepe.wallSeconds)} | ${s(peerRun.wallSeconds)} | ${ratio(peerRun.wallSeconds, crepe.wallSeconds)} |`,
-    `| CPU time of the pruning process | ${s(crepe.result.cpuSeconds)} | | |`,
+    `| CPU time of the pruning process | ${s(crepe.result.cpuSeconds)} | ${s(t.cpu)} | ${ratio(t.cpu, crepe.result.cpuSeconds)} |`,
     '',
+    `crepe breakdown: statistics passes ${s(c.statistics)}, forward passes ${s(c.forward)}, scoring ${s(c.score)}, selection ${s(c.select)}, `
+      + `other pruning work ${s(c.pruning - c.score - c.select)}, the rest (start-up, hashing and checking the input, calibration, embedding, writing layers and the model) `
+      + `${s(crepe.wallSeconds - c.statistics - c.forward - c.pruning)}.`,
     `Peer breakdown: imports ${s(t.import)}, loading ${s(t.load)}, forward passes ${s(t.forward)}, scoring ${s(t.score)}, `
       + `torch.sort selection ${s(t.select)}, zeroing ${s(t.prune)}, saving ${s(t.save)}.`,
     `Masks: ${((agreement.same / agreement.total) * 100).toFixed(3)} % of the ${(agreement.total / 1e6).toFixed(1)} M linear weights agree (zero in both or in neither); `
