@@ -8,7 +8,18 @@ import { createInterface } from 'node:readline';
 
 /** Runs `node --import tsx <script> --child <args…>` and returns the JSON of its last stdout line. */
 export async function runBenchChild<T>(script: string, args: string[], log: (line: string) => void): Promise<T> {
-  const child = spawn(process.execPath, ['--import', 'tsx', script, '--child', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  return (await runJsonProcess<T>(process.execPath, ['--import', 'tsx', script, '--child', ...args], log)).result;
+}
+
+/**
+ * Runs `command args…`, passing its stderr lines to `log`, and returns the JSON of its last
+ * stdout line with the wall time from start to exit.
+ */
+export async function runJsonProcess<T>(
+  command: string, args: string[], log: (line: string) => void, env?: NodeJS.ProcessEnv,
+): Promise<{ result: T; wallSeconds: number }> {
+  const started = performance.now();
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: env ?? process.env });
   const stdout: string[] = [];
   const stderrTail: string[] = [];
   createInterface({ input: child.stdout }).on('line', (line) => stdout.push(line));
@@ -21,11 +32,12 @@ export async function runBenchChild<T>(script: string, args: string[], log: (lin
     child.on('error', reject);
     child.on('close', resolve);
   });
+  const wallSeconds = (performance.now() - started) / 1000;
   const last = stdout.filter((line) => line.trim() !== '').at(-1);
   if (exitCode !== 0 || last === undefined) {
-    throw new Error(`${script} --child ${args.join(' ')} exited with ${exitCode}: ${stderrTail.slice(-5).join(' | ')}`);
+    throw new Error(`${command} ${args.join(' ')} exited with ${exitCode}: ${stderrTail.slice(-5).join(' | ')}`);
   }
-  return JSON.parse(last) as T;
+  return { result: JSON.parse(last) as T, wallSeconds };
 }
 
 /** The child's side: its result, as the one line the parent parses. */

@@ -1,8 +1,11 @@
 /**
  * Engine benchmark: a synthetic decoder block with TinyLlama-1.1B's layer shape at seqLen 2048,
- * its achieved FLOP/s as a ratio of a plain ORT MatMul's FLOP/s measured in the same run, the
- * statistics variants, and the head graph's cost next to a block; then, for stories260K's shape,
- * the time per sequence of a block and a head run against the number of sequences per run.
+ * its achieved FLOP/s as a ratio of the best fp32 GEMM rate ONNX Runtime reaches from Node on this
+ * machine, measured in the same run (MatMul and Gemm-with-transB, B as an input and as a
+ * pre-packed constant), in wall time and in CPU time (on a loaded machine the CPU time is the
+ * steadier of the two); fp16 and bf16 MatMul against fp32; the statistics variants, and the head
+ * graph's cost next to a block; then, for stories260K's shape, the time per sequence of a block
+ * and a head run against the number of sequences per run.
  *
  * Standalone: node --import tsx bench/engine.ts [--threads N]
  */
@@ -11,10 +14,12 @@ import { pathToFileURL } from 'node:url';
 import { BlockEngine, concatSequences } from '../src/engine/block-engine.ts';
 import { blockBatchSize, headBatchSize } from '../src/engine/batch-size.ts';
 import { HeadEngine } from '../src/engine/head-engine.ts';
-import { ATTENTION_CHUNK } from '../src/engine/block-graph.ts';
+import onnxProto from 'onnx-proto';
+import ort from 'onnxruntime-node';
+import { ATTENTION_CHUNK, TOKENS, decoderBlock } from '../src/engine/block-graph.ts';
 import { GraphBuilder } from '../src/engine/onnx-builder.ts';
 import { createSession, floatTensor, type EngineOptions } from '../src/engine/session.ts';
-import { ropeTables } from '../src/model/rope.ts';
+import { ropeTables, rotaryDim } from '../src/model/rope.ts';
 import {
   blockTensorNames, blockTensorShape, LINEAR_NAMES, linearShape,
   type BlockWeights, type ModelSpec,
@@ -98,17 +103,109 @@ export function blockFlops(spec: ModelSpec, seqLen: number): { projections: numb
   };
 }
 
+/** Wall and CPU seconds (this process, all threads) of one call. */
+async function timedRun(fn: () => Promise<unknown>): Promise<{ wall: number; cpu: number }> {
+  const cpu = process.cpuUsage();
+  const wall = await seconds(fn);
+  const used = process.cpuUsage(cpu);
+  return { wall, cpu: (used.user + used.system) / 1e6 };
+}
+
+interface Contender {
+  name: string;
+  flops: number;
+  run: () => Promise<unknown>;
+  release: () => Promise<void>;
+  wall: number;
+  cpu: number;
+}
+
 /**
- * A session computing one plain MatMul [m×k]·[k×n], and a function that runs it once. The product
- * is reduced to its column sums before leaving ORT: copying a 46 MB output into JavaScript costs
- * ~0.2 s on the dev machine, which would measure the binding, not the GEMM.
+ * Runs the contenders in turn, `rounds` times after two warm-up rounds, keeping each one's
+ * fastest wall and CPU time: alternating, so that all see the same machine load.
  */
-async function plainMatmul(m: number, k: number, n: number, opts: EngineOptions) {
-  const g = new GraphBuilder('matmul');
-  g.output(g.reduceSum(g.matmul(g.input('a', [m, k]), g.input('b', [k, n])), [0], false), 'c', [n]);
-  const session = await createSession(g.toBytes(), opts);
-  const feeds = { a: floatTensor(randomArray(m * k, 1, 7), [m, k]), b: floatTensor(randomArray(k * n, 1, 8), [k, n]) };
+async function race(contenders: Contender[], rounds: number): Promise<void> {
+  for (let r = 0; r < 2; r++) for (const c of contenders) await c.run();
+  for (let r = 0; r < rounds; r++) {
+    for (const c of contenders) {
+      const t = await timedRun(c.run);
+      c.wall = Math.min(c.wall, t.wall);
+      c.cpu = Math.min(c.cpu, t.cpu);
+    }
+  }
+}
+
+/**
+ * One fp32 GEMM [m×k]·[k×n] as ORT runs it for the block: MatMul (B [k, n]) or Gemm with transB
+ * (B [n, k], the stored weight layout), with B as a graph input (packed on every run) or as a
+ * constant (packed once when the session starts). The product is reduced to its column sums before
+ * leaving ORT: copying a 46 MB output into JavaScript would measure the binding, not the GEMM.
+ */
+async function gemmContender(m: number, k: number, n: number, form: 'matmul' | 'gemm', b: 'input' | 'constant', opts: EngineOptions): Promise<Contender> {
+  const g = new GraphBuilder('gemm');
+  const a = g.input('a', [m, k]);
+  const shape = form === 'matmul' ? [k, n] : [n, k];
+  const data = randomArray(k * n, 1, 8);
+  const bValue = b === 'input' ? g.input('b', shape) : g.weight('b', data, shape);
+  const product = form === 'matmul' ? g.matmul(a, bValue) : g.gemm(a, bValue, { transB: true });
+  g.output(g.reduceSum(product, [0], false), 'c', [n]);
+  const session = await createSession(g.toBytes(), opts, g.externalData());
+  const feeds: Record<string, ort.Tensor> = { a: floatTensor(randomArray(m * k, 1, 7), [m, k]) };
+  if (b === 'input') feeds.b = floatTensor(data, shape);
+  return {
+    name: `${form === 'matmul' ? 'MatMul' : 'Gemm transB'}, B ${b === 'input' ? 'an input' : 'a pre-packed constant'}`,
+    flops: 2 * m * k * n, run: () => session.run(feeds), release: () => session.release(), wall: Infinity, cpu: Infinity,
+  };
+}
+
+/** The decoder block with its weights as constants (what the whole-model graph runs). */
+async function constantBlock(spec: ModelSpec, seqLen: number, weights: BlockWeights, hidden: Float32Array, opts: EngineOptions) {
+  const g = new GraphBuilder('block_constants');
+  const x = g.input('hidden', [TOKENS, spec.hiddenSize]);
+  const tables = ropeTables(spec, seqLen);
+  const r = rotaryDim(spec);
+  const rope = { cos: g.weight('cos', tables.cos, [seqLen, r]), sin: g.weight('sin', tables.sin, [seqLen, r]) };
+  const w: Record<string, string> = {};
+  for (const name of blockTensorNames(spec)) w[name] = g.weight(name, weights[name], blockTensorShape(spec, name));
+  g.output(decoderBlock(g, spec, seqLen, x, w, rope).output(), 'hidden_out', [TOKENS, spec.hiddenSize]);
+  const session = await createSession(g.toBytes(), opts, g.externalData());
+  const feeds = { hidden: floatTensor(hidden, [hidden.length / spec.hiddenSize, spec.hiddenSize]) };
   return { run: () => session.run(feeds), release: () => session.release() };
+}
+
+/**
+ * fp32 against fp16 and bf16 MatMul [m×k]·[k×n] (both operands inputs): whether ORT's CPU provider
+ * has the kernel, and its rate. Values are all 1/1024-ish, so no overflow in either format.
+ */
+async function reducedPrecision(m: number, k: number, n: number, opts: EngineOptions): Promise<{ name: string; wall?: number; cpu?: number; error?: string }[]> {
+  const onnx = onnxProto.onnx;
+  const types = [['float32', onnx.TensorProto.DataType.FLOAT], ['float16', onnx.TensorProto.DataType.FLOAT16], ['bfloat16', onnx.TensorProto.DataType.BFLOAT16]] as const;
+  const contenders: Contender[] = [];
+  const results: { name: string; wall?: number; cpu?: number; error?: string }[] = [];
+  for (const [name, elemType] of types) {
+    const vi = (value: string, dims: number[]) => ({ name: value, type: { tensorType: { elemType, shape: { dim: dims.map((d) => ({ dimValue: d })) } } } });
+    const model = onnx.ModelProto.encode(onnx.ModelProto.create({
+      irVersion: 8, opsetImport: [{ domain: '', version: 15 }],
+      graph: { name: 'mm', node: [{ opType: 'MatMul', input: ['a', 'b'], output: ['y'] }], input: [vi('a', [m, k]), vi('b', [k, n])], output: [vi('y', [m, n])] },
+    })).finish();
+    const tensor = (count: number, dims: number[]): ort.Tensor => (name === 'float32'
+      ? new ort.Tensor('float32', new Float32Array(count).fill(1 / 1024), dims)
+      // 1/1024 in each 16-bit format: fp16 0x1400, bf16 0x3A80.
+      : new ort.Tensor(name as 'float16', new Uint16Array(count).fill(name === 'float16' ? 0x1400 : 0x3a80), dims));
+    try {
+      const session = await createSession(model, opts);
+      const feeds = { a: tensor(m * k, [m, k]), b: tensor(k * n, [k, n]) };
+      contenders.push({ name, flops: 2 * m * k * n, run: () => session.run(feeds), release: () => session.release(), wall: Infinity, cpu: Infinity });
+    } catch (error) {
+      results.push({ name, error: (error as Error).message.split('\n')[0] });
+    }
+  }
+  await race(contenders, 4);
+  for (const c of contenders) {
+    results.push({ name: c.name, wall: c.wall, cpu: c.cpu });
+    await c.release();
+  }
+  return results;
 }
 
 /** Milliseconds per sequence of block (stats none / full) and head runs on stories260K's shape, by batch size. */
@@ -156,36 +253,37 @@ export async function benchEngine(log: (s: string) => void, threads?: number): P
   const { projections, attention } = blockFlops(spec, SEQ_LEN);
   const blockFlopCount = projections + attention;
 
-  // The MatMul and the plain block alternate, so both see the same machine load.
-  log('engine: plain MatMul 2048×2048 · 2048×5632 and the plain decoder block, alternating …');
-  const matmulFlops = 2 * 2048 * 2048 * 5632;
-  const matmul = await plainMatmul(2048, 2048, 5632, opts);
+  // The GEMM forms and both blocks alternate, so all see the same machine load.
+  log('engine: fp32 GEMM forms [2048×2048]·[2048×5632] and the decoder block (weights as inputs, as constants), alternating …');
+  const gemms: Contender[] = [];
+  for (const form of ['matmul', 'gemm'] as const) for (const b of ['input', 'constant'] as const) gemms.push(await gemmContender(2048, 2048, 5632, form, b, opts));
   const plainBlock = await BlockEngine.create(spec, SEQ_LEN, { ...opts, stats: 'none' });
-  const runBlock = () => plainBlock.run(hidden, weights, rope);
-  for (let i = 0; i < 2; i++) { await matmul.run(); await runBlock(); }
-  let matmulTime = Infinity;
-  const blockTimes: Record<string, number> = { none: Infinity };
-  for (let i = 0; i < 4; i++) {
-    matmulTime = Math.min(matmulTime, await seconds(matmul.run));
-    blockTimes.none = Math.min(blockTimes.none, await seconds(runBlock));
-  }
-  await matmul.release();
-  await plainBlock.release();
-  const matmulRate = matmulFlops / matmulTime;
-  const blockRate = blockFlopCount / blockTimes.none;
-
+  const constBlock = await constantBlock(spec, SEQ_LEN, weights, hidden, opts);
+  const blocks: Contender[] = [
+    { name: 'decoder block, weights as inputs (the layer loop)', flops: blockFlopCount, run: () => plainBlock.run(hidden, weights, rope), release: () => plainBlock.release(), wall: Infinity, cpu: Infinity },
+    { name: 'decoder block, weights as pre-packed constants (the whole-model graph)', flops: blockFlopCount, run: constBlock.run, release: constBlock.release, wall: Infinity, cpu: Infinity },
+  ];
+  const statsBlocks: Contender[] = [];
   for (const stats of ['sqnorm', 'full'] as const) {
-    log(`engine: decoder block, stats=${stats} …`);
     const engine = await BlockEngine.create(spec, SEQ_LEN, { ...opts, stats });
-    blockTimes[stats] = await bestSeconds(2, () => engine.run(hidden, weights, rope));
-    await engine.release();
+    statsBlocks.push({ name: `stats=${stats}`, flops: blockFlopCount, run: () => engine.run(hidden, weights, rope), release: () => engine.release(), wall: Infinity, cpu: Infinity });
   }
+  await race([...gemms, ...blocks, ...statsBlocks], 5);
+  for (const c of [...gemms, ...blocks, ...statsBlocks]) await c.release();
+  const rate = (c: Contender, by: 'wall' | 'cpu'): number => c.flops / c[by];
+  const bestGemm = (by: 'wall' | 'cpu'): Contender => gemms.reduce((a, b) => (rate(a, by) >= rate(b, by) ? a : b));
+  const blockTimes: Record<string, number> = { none: blocks[0].cpu, sqnorm: statsBlocks[0].cpu, full: statsBlocks[1].cpu };
+
+  log('engine: fp16 and bf16 MatMul against fp32 …');
+  const precision = await reducedPrecision(1024, 2048, 5632, opts);
 
   log('engine: head graph (vocab 32000, NLL) …');
   const head = await HeadEngine.create(spec, SEQ_LEN, { ...opts, output: 'nll' });
   const lmHead = randomArray(spec.vocabSize * spec.hiddenSize, Math.sqrt(3 / spec.hiddenSize), 5);
   const targets = Int32Array.from({ length: SEQ_LEN }, (_, i) => (i * 7919) % spec.vocabSize);
-  const headTime = await bestSeconds(2, () => head.nll(hidden, new Float32Array(spec.hiddenSize).fill(1), lmHead, targets));
+  const runHead = () => head.nll(hidden, new Float32Array(spec.hiddenSize).fill(1), lmHead, targets);
+  await runHead();
+  const headTime = Math.min((await timedRun(runHead)).cpu, (await timedRun(runHead)).cpu);
   await head.release();
   const headFlops = 2 * SEQ_LEN * spec.hiddenSize * spec.vocabSize;
   const evalShare = headTime / (headTime + spec.numLayers * blockTimes.none);
@@ -193,27 +291,50 @@ export async function benchEngine(log: (s: string) => void, threads?: number): P
   const smallRows = await benchSmallBatches(opts, log);
 
   const ms = (s: number): string => (s * 1000).toFixed(0);
-  const ratio = blockRate / matmulRate;
+  const gemmRow = (c: Contender): string => `| ${c.name} | ${ms(c.wall)} | ${gflops(c.flops, c.wall)} | ${ms(c.cpu)} | ${gflops(c.flops, c.cpu)} |`;
+  const ratios = (c: Contender): string => `wall ${(rate(c, 'wall') / rate(bestGemm('wall'), 'wall')).toFixed(2)}, CPU ${(rate(c, 'cpu') / rate(bestGemm('cpu'), 'cpu')).toFixed(2)}`;
+  const fp32 = precision.find((p) => p.name === 'float32');
+  const precisionRows = precision.map((p) => (p.error
+    ? `| ${p.name} | no CPU kernel: ${p.error.replace(/\|/g, '/')} | | |`
+    : `| ${p.name} | ${ms(p.wall!)} | ${ms(p.cpu!)} | ${fp32?.cpu ? (fp32.cpu / p.cpu!).toFixed(2) : ''}× |`));
   return [
-    '## Engine: decoder block vs plain MatMul',
+    '## Engine: decoder block vs the best fp32 GEMM',
     '',
-    `Machine: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} logical CPUs, ORT threads: ${threads ?? 'default'}.`,
+    `Machine: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} logical CPUs, ORT threads: ${threads ?? 'default'}, load average at the end ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')}.`,
     `Synthetic block with TinyLlama-1.1B's layer shape (hidden 2048, intermediate 5632, 32 heads, 4 KV heads, head_dim 64), seqLen ${SEQ_LEN}, fp32, CPU.`,
     `Block FLOPs = projections 2·L·Σ(d_in·d_out) + attention 2·2·heads·head_dim·L(L+1)/2 (causal half only; the graph computes attention in ${ATTENTION_CHUNK}-query chunks against the keys they can see, so it does little masked work).`,
-    'Times are the fastest of several runs after two warm-ups; the MatMul and the plain block alternate so that both see the same machine load.',
+    'Fastest of four alternating rounds after two warm-ups. GFLOP/s by wall time and per CPU-second (all threads of the process): on a shared machine the CPU figure is the steadier one.',
     '',
-    '| measurement | time (ms) | GFLOP | GFLOP/s |',
-    '|---|---:|---:|---:|',
-    `| plain MatMul [2048×2048]·[2048×5632] (+ column sums, so no 46 MB copy-out) | ${ms(matmulTime)} | ${(matmulFlops / 1e9).toFixed(1)} | ${gflops(matmulFlops, matmulTime)} |`,
-    `| decoder block, stats=none | ${ms(blockTimes.none)} | ${(blockFlopCount / 1e9).toFixed(1)} (proj ${(projections / 1e9).toFixed(1)} + attn ${(attention / 1e9).toFixed(1)}) | ${gflops(blockFlopCount, blockTimes.none)} |`,
-    `| decoder block, stats=sqnorm (Σx² per channel) | ${ms(blockTimes.sqnorm)} | | |`,
-    `| decoder block, stats=full (+ Σx, XᵀX) | ${ms(blockTimes.full)} | | |`,
-    `| head: norm + lm_head (vocab 32000) + log-softmax + NLL | ${ms(headTime)} | ${(headFlops / 1e9).toFixed(1)} | ${gflops(headFlops, headTime)} |`,
+    '| measurement | wall (ms) | GFLOP/s | CPU (ms) | GFLOP per CPU-s |',
+    '|---|---:|---:|---:|---:|',
+    ...gemms.map(gemmRow),
+    ...blocks.map(gemmRow),
     '',
-    `**Block / MatMul FLOP/s ratio: ${ratio.toFixed(2)}** (goal ≥ 0.7).`,
+    `Block FLOPs ${(blockFlopCount / 1e9).toFixed(1)} G (projections ${(projections / 1e9).toFixed(1)} + attention ${(attention / 1e9).toFixed(1)}); GEMM ${(gemms[0].flops / 1e9).toFixed(1)} G. `
+      + `Best GEMM: ${bestGemm('wall').name} by wall time, ${bestGemm('cpu').name} by CPU time.`,
+    '',
+    `**Block / best GEMM rate — weights as inputs: ${ratios(blocks[0])}; weights as pre-packed constants: ${ratios(blocks[1])}** (goal ≥ 0.95).`,
+    '',
+    'CPU time of the other graphs (the statistics variants in the same alternation, the head after it):',
+    '',
+    '| graph | CPU (ms) |',
+    '|---|---:|',
+    `| decoder block, weights as inputs | ${ms(blockTimes.none)} |`,
+    `| decoder block, stats=sqnorm (Σx² per channel) | ${ms(blockTimes.sqnorm)} |`,
+    `| decoder block, stats=full (+ Σx, XᵀX) | ${ms(blockTimes.full)} |`,
+    `| head: norm + lm_head (vocab 32000) + log-softmax + NLL (${gflops(headFlops, headTime)} GFLOP per CPU-s) | ${ms(headTime)} |`,
+    '',
     `Statistics overhead: sqnorm ${((blockTimes.sqnorm / blockTimes.none - 1) * 100).toFixed(1)} %, full ${((blockTimes.full / blockTimes.none - 1) * 100).toFixed(0)} % over the plain block.`,
     `Head vs one block: ${(headTime / blockTimes.none).toFixed(2)}×; head share of a 22-layer TinyLlama evaluation window: ${(evalShare * 100).toFixed(1)} %.`,
     `Sequences per run chosen for this shape at seqLen ${SEQ_LEN}: block ${blockBatchSize(spec, SEQ_LEN)}, head ${headBatchSize(spec, SEQ_LEN)}.`,
+    '',
+    '### Reduced precision: fp16 and bf16 MatMul on this CPU',
+    '',
+    'ONNX Runtime\'s CPU provider, MatMul [1024×2048]·[2048×5632], both operands inputs, fastest of four alternating rounds; speed-up in CPU time against fp32.',
+    '',
+    '| type | wall (ms) | CPU (ms) | vs fp32 |',
+    '|---|---:|---:|---:|',
+    ...precisionRows,
     '',
     '### Batching: stories260K shape (hidden 64, 8 heads of 8, vocab 512)',
     '',

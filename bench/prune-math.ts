@@ -3,7 +3,7 @@
  * matrix (goal: RIA scored and selected in < 0.5 s), CRePE's neighbourhood term, per-row and N:M
  * selection, SparseGPT's Cholesky chain (in process vs ONNX Runtime) and one SparseGPT layer.
  *
- * Standalone: node --import tsx bench/prune-math.ts [--old-layer]   (a few minutes on the 2-core dev machine)
+ * Standalone: node --import tsx bench/prune-math.ts [--old-layer] [--scores-only]   (a few minutes on the 2-core dev machine)
  */
 import os from 'node:os';
 import { pathToFileURL } from 'node:url';
@@ -12,6 +12,7 @@ import { crepeScores } from '../src/prune/scores/crepe.ts';
 import { riaScores } from '../src/prune/scores/ria.ts';
 import { wandaScores } from '../src/prune/scores/wanda.ts';
 import { releaseLinalgSessions } from '../src/engine/linalg-graphs.ts';
+import { parallelParts, sharedFloat32 } from '../src/util/parallel.ts';
 import { sparsegpt } from '../src/prune/sparsegpt.ts';
 import { choleskyInverseUpperBlocked, choleskyInverseUpperInPlace } from '../src/engine/cholesky.ts';
 
@@ -24,6 +25,19 @@ function uniform(seed: number): () => number {
     state ^= state << 5;
     return (state >>> 0) / 4294967296;
   };
+}
+
+/** Wall and CPU seconds (all threads of the process) of the fastest of `repeats` runs. */
+function bestOfWithCpu(repeats: number, fn: () => unknown): { wall: number; cpu: number } {
+  let wall = Infinity;
+  let cpu = Infinity;
+  for (let r = 0; r < repeats; r++) {
+    const before = process.cpuUsage();
+    wall = Math.min(wall, secondsOf(fn)[1]);
+    const used = process.cpuUsage(before);
+    cpu = Math.min(cpu, (used.user + used.system) / 1e6);
+  }
+  return { wall, cpu };
 }
 
 function secondsOf<T>(fn: () => T): [T, number] {
@@ -42,7 +56,7 @@ function bestOf<T>(repeats: number, fn: () => T): number {
 const fmt = (s: number): string => (s < 1 ? `${(s * 1000).toFixed(0)} ms` : `${s.toFixed(2)} s`);
 const rate = (count: number, s: number): string => `${(count / s / 1e6).toFixed(0)} M/s`;
 
-export async function benchPruneMath(log: (line: string) => void): Promise<string> {
+export async function benchPruneMath(log: (line: string) => void, options: { scoresOnly?: boolean } = {}): Promise<string> {
   const dOut = 4096;
   const dIn = 11008;
   const total = dOut * dIn;
@@ -51,42 +65,58 @@ export async function benchPruneMath(log: (line: string) => void): Promise<strin
   const weights = new Float32Array(total);
   for (let p = 0; p < total; p++) weights[p] = next() + next() + next() - 1.5;
   const sqNorms = Float32Array.from({ length: dIn }, () => Math.exp(4 * next() - 2));
+  const loadAtStart = os.loadavg()[0];
 
   const rows: string[] = [];
-  const row = (what: string, s: number): void => {
-    rows.push(`| ${what} | ${fmt(s)} | ${rate(total, s)} |`);
-    log(`prune-math: ${what}: ${fmt(s)}`);
+  const row = (what: string, t: { wall: number; cpu: number }): void => {
+    rows.push(`| ${what} | ${fmt(t.wall)} | ${fmt(t.cpu)} | ${rate(total, t.wall)} |`);
+    log(`prune-math: ${what}: ${fmt(t.wall)} (CPU ${fmt(t.cpu)})`);
   };
+  const sum = (a: { wall: number; cpu: number }, b: { wall: number; cpu: number }) => ({ wall: a.wall + b.wall, cpu: a.cpu + b.cpu });
 
   // Output buffers are reused, as the pipeline should: first-touching a fresh 180 MB array costs
-  // more than the scoring itself (measured on its own below).
-  row('first touch of a new 4-byte-per-weight array', secondsOf(() => new Float32Array(total).fill(0))[1]);
-  const scores = new Float32Array(total);
+  // more than the scoring itself (measured on its own below). The score buffer is shared with the
+  // worker threads, as the score functions allocate it in the pipeline; a plain one keeps the
+  // work on this thread (the single-thread rows).
+  const firstTouch = secondsOf(() => new Float32Array(total).fill(0))[1];
+  row('first touch of a new 4-byte-per-weight array', { wall: firstTouch, cpu: firstTouch });
+  const parts = parallelParts();
+  const scores = sharedFloat32(total);
+  const plainScores = new Float32Array(total);
   const mask = new Uint8Array(total);
-  const riaScore = bestOf(2, () => riaScores(weights, dOut, dIn, sqNorms, {}, scores));
-  const perMatrix = bestOf(2, () => perMatrixMask(scores, 0.5, mask));
-  row('RIA score', riaScore);
-  row('per-matrix selection (s = 0.5)', perMatrix);
-  row('**RIA score + per-matrix selection**', riaScore + perMatrix);
-  row('per-row selection (s = 0.5)', bestOf(2, () => perRowMask(scores, dOut, dIn, 0.5, mask)));
-  row('2:4 selection', bestOf(2, () => nmMask(scores, dOut, dIn, 2, 4, mask)));
-  row('Wanda score', bestOf(2, () => wandaScores(weights, dOut, dIn, sqNorms, scores)));
+  const riaScore = bestOfWithCpu(3, () => riaScores(weights, dOut, dIn, sqNorms, {}, scores));
+  const perMatrix = bestOfWithCpu(3, () => perMatrixMask(scores, 0.5, mask));
+  const riaScorePlain = bestOfWithCpu(2, () => riaScores(weights, dOut, dIn, sqNorms, {}, plainScores));
+  const perMatrixPlain = bestOfWithCpu(2, () => perMatrixMask(plainScores, 0.5, mask));
+  row(`RIA score (${parts} threads)`, riaScore);
+  row(`per-matrix selection, s = 0.5 (${parts} threads count, one marks)`, perMatrix);
+  row(`**RIA score + per-matrix selection** (${parts} threads)`, sum(riaScore, perMatrix));
+  row('RIA score + per-matrix selection, one thread', sum(riaScorePlain, perMatrixPlain));
+  row(`per-row selection, s = 0.5 (${parts} threads select, one marks)`, bestOfWithCpu(2, () => perRowMask(scores, dOut, dIn, 0.5, mask)));
+  row('per-row selection, one thread', bestOfWithCpu(2, () => perRowMask(plainScores, dOut, dIn, 0.5, mask)));
+  row('2:4 selection', bestOfWithCpu(2, () => nmMask(scores, dOut, dIn, 2, 4, mask)));
+  row('Wanda score', bestOfWithCpu(2, () => wandaScores(weights, dOut, dIn, sqNorms, scores)));
   for (const [k, variant] of [[5, 'normalized'], [9, 'normalized'], [5, 'smooth']] as const) {
-    const s = bestOf(2, () => crepeScores(weights, dOut, dIn, sqNorms, { k, gamma: 0.05, variant }, scores));
-    row(`CRePE score k=${k} ${variant}`, s);
-    if (k === 5 && variant === 'normalized') row('**CRePE k=5 score + per-matrix selection**', s + perMatrix);
+    const t = bestOfWithCpu(2, () => crepeScores(weights, dOut, dIn, sqNorms, { k, gamma: 0.05, variant }, scores));
+    row(`CRePE score k=${k} ${variant}`, t);
+    if (k === 5 && variant === 'normalized') row('**CRePE k=5 score + per-matrix selection**', sum(t, perMatrix));
   }
+  const scoresTable = [
+    '## Pruning math (TypeScript, per matrix)',
+    '',
+    `Random ${dOut} × ${dIn} matrix (${(total / 1e6).toFixed(1)} M weights), best of 2–3 runs, score and mask buffers reused; ${parts} threads (this one and ${parts - 1} workers, util/parallel.ts) where the score buffer is shared. `
+      + `Goal: RIA scored and selected in < 0.5 s. CPU time counts every thread of the process. Machine load (1-min average): ${loadAtStart.toFixed(1)} at the start, ${os.loadavg()[0].toFixed(1)} at the end, on ${os.cpus().length} CPUs.`,
+    '',
+    '| step | wall | CPU | weights/s (wall) |',
+    '|---|---|---|---|',
+    ...rows,
+    '',
+  ];
+  if (options.scoresOnly) return scoresTable.join('\n');
 
   const { cholesky, layer } = await benchSparseGptLinalg(log);
   return [
-    '## Pruning math (TypeScript, per matrix)',
-    '',
-    `Random ${dOut} × ${dIn} matrix (${(total / 1e6).toFixed(1)} M weights), best of 2 runs, score and mask buffers reused. Goal: RIA scored and selected in < 0.5 s. Machine load (1-min average) at the start: ${os.loadavg()[0].toFixed(1)} on ${os.cpus().length} CPUs.`,
-    '',
-    '| step | time | weights/s |',
-    '|---|---|---|',
-    ...rows,
-    '',
+    ...scoresTable,
     'SparseGPT factorization: U = upper Cholesky factor of H⁻¹ (one Cholesky of the reversed H plus a triangular inverse, 2d³/3 useful flops; GFLOP/s counts those). In process: float64 JavaScript loops. ORT: left-looking panels of 256, GEMMs in ONNX Runtime (the inverse runs its products over the dense square, d³ flops done), diagonal blocks in float64 here.',
     '',
     '| d | path | time | GFLOP/s | |',
@@ -182,7 +212,7 @@ async function benchSparseGptLinalg(log: (line: string) => void, includeOldLayer
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const started = Date.now();
-  const section = await benchPruneMath((line) => console.error(line));
+  const section = await benchPruneMath((line) => console.error(line), { scoresOnly: process.argv.includes('--scores-only') });
   console.log(section);
   console.error(`prune-math bench took ${((Date.now() - started) / 1000).toFixed(0)} s`);
 }

@@ -3,7 +3,7 @@
  * description of the machine. A section that fails is reported in the file, not fatal. Numbers to
  * compare are ratios measured in the same run: absolute times drift on shared machines.
  *
- *   node --import tsx bench/run.ts [SECTION…] [--only engine,prune-math,pipeline,pho,pho-scale,combos,startup,zeroshot] [--quick] [--out FILE] [--keep-model]
+ *   node --import tsx bench/run.ts [SECTION…] [--only engine,prune-math,pipeline,pho,pho-scale,combos,startup,peer,zeroshot] [--quick] [--out FILE] [--keep-model]
  *
  * SECTION…  sections named on their own (`npm run bench -- pho-scale`), the same as --only.
  * --quick  smaller sizes for a smoke run (pipeline and PHO; the other sections have one size).
@@ -18,7 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { atomicWriteFile } from '../src/io/atomic.ts';
-import { removeSyntheticModel, LLAMA2_7B_2_LAYERS, QUICK_MODEL, TINYLLAMA_4_LAYERS } from './synthetic-model.ts';
+import { removeSyntheticModel, LLAMA2_7B_2_LAYERS, QUICK_MODEL, TINYLLAMA_2_LAYERS, TINYLLAMA_4_LAYERS } from './synthetic-model.ts';
 
 type Log = (line: string) => void;
 interface RunOptions { quick: boolean; keepModel: boolean }
@@ -32,6 +32,7 @@ const SECTIONS: Record<string, (log: Log, options: RunOptions) => Promise<string
   'pho-scale': async (log, options) => (await import('./pho-scale.ts')).benchPhoScale(log, options),
   combos: async (log) => (await import('./combos.ts')).benchCombos(log),
   startup: async (log) => (await import('./startup.ts')).benchStartup(log),
+  peer: async (log, options) => (await import('./peer.ts')).benchPeer(log, options),
   zeroshot: async (log, options) => (await import('./zeroshot.ts')).benchZeroShot(log, options),
 };
 /** Sections a full run leaves out. */
@@ -58,6 +59,21 @@ function gitCommit(): string {
   }
 }
 
+const loadAtStart = os.loadavg()[0];
+
+/** The CPU's vector-extension flags that decide GEMM speed (from /proc/cpuinfo, Linux). */
+function simdFlags(): string {
+  try {
+    const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags'));
+    const flags = new Set(line?.split(':')[1]?.trim().split(/\s+/) ?? []);
+    const wanted = ['avx', 'avx2', 'fma', 'f16c', 'avx512f', 'avx512bw', 'avx512vl', 'avx512_vnni', 'avx512_bf16', 'avx512_fp16', 'avx_vnni', 'amx_bf16', 'amx_int8', 'amx_tile'];
+    const present = wanted.filter((flag) => flags.has(flag));
+    return present.length > 0 ? `${present.join(' ')} (absent: ${wanted.filter((flag) => !flags.has(flag)).join(' ') || 'none'})` : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
 function machineHeader(names: string[], options: RunOptions, sectionSeconds: Map<string, number>): string {
   const cpus = os.cpus();
   const total = [...sectionSeconds.values()].reduce((a, b) => a + b, 0);
@@ -70,6 +86,8 @@ function machineHeader(names: string[], options: RunOptions, sectionSeconds: Map
     '|---|---|',
     `| date | ${new Date().toISOString()} |`,
     `| CPU | ${cpus[0]?.model.trim() ?? 'unknown'}, ${cpus.length} logical CPUs |`,
+    `| CPU flags (SIMD) | ${simdFlags()} |`,
+    `| load average (1 min) | ${loadAtStart.toFixed(1)} at the start, ${os.loadavg()[0].toFixed(1)} at the end, on ${cpus.length} CPUs |`,
     `| memory | ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB |`,
     `| OS | ${os.type()} ${os.release()} (${os.arch()}) |`,
     `| Node | ${process.version} |`,
@@ -129,6 +147,7 @@ async function main(): Promise<void> {
     if (!keepModel) {
       removeSyntheticModel(TINYLLAMA_4_LAYERS);
       removeSyntheticModel(LLAMA2_7B_2_LAYERS);
+      removeSyntheticModel(TINYLLAMA_2_LAYERS);
       removeSyntheticModel(QUICK_MODEL);
     }
   }

@@ -6,7 +6,7 @@
  *
  * Standalone: node --import tsx bench/synthetic-model.ts <dir> [--f32]
  */
-import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, linkSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -35,6 +35,9 @@ export interface SyntheticModelOptions {
 export const TINYLLAMA_4_LAYERS: SyntheticModelOptions = {
   layers: 4, hidden: 2048, intermediate: 5632, heads: 32, kvHeads: 4, vocab: 32000, dtype: 'F16', seed: 0,
 };
+
+/** Two such layers: the peer benchmark and scripts/gpu-check. */
+export const TINYLLAMA_2_LAYERS: SyntheticModelOptions = { ...TINYLLAMA_4_LAYERS, layers: 2 };
 
 /** Llama-2-7B's layer shapes (multi-head attention, no GQA) with 2 layers: the PHO-at-scale benchmark's model. */
 export const LLAMA2_7B_2_LAYERS: SyntheticModelOptions = {
@@ -126,6 +129,26 @@ export async function ensureSyntheticModel(options: SyntheticModelOptions, log?:
   log?.(`synthetic model: writing ${dir} …`);
   await writeSyntheticModel(dir, options);
   log?.(`synthetic model: ${(weightFileBytes(dir) / 2 ** 20).toFixed(0)} MiB in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  return dir;
+}
+
+/**
+ * A directory `dir` holding the synthetic model of `options` (its weight file hard-linked where the
+ * file system allows, else copied) with the tokenizer of another model directory beside it, so
+ * that commands which tokenise text (calibration, evaluation) can run on it. Any tokenizer whose
+ * ids stay below the synthetic vocabulary will do (stories260K's 512 ids, for instance).
+ */
+export async function syntheticModelWithTokenizer(options: SyntheticModelOptions, tokenizerModelDir: string, dir: string, log?: (line: string) => void): Promise<string> {
+  const source = await ensureSyntheticModel(options, log);
+  mkdirSync(dir, { recursive: true });
+  const weights = path.join(dir, 'model.safetensors');
+  try {
+    linkSync(path.join(source, 'model.safetensors'), weights);
+  } catch {
+    copyFileSync(path.join(source, 'model.safetensors'), weights);
+  }
+  copyFileSync(path.join(source, 'config.json'), path.join(dir, 'config.json'));
+  for (const file of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(path.join(tokenizerModelDir, file), path.join(dir, file));
   return dir;
 }
 

@@ -27,7 +27,10 @@ export interface GroupStats {
 export type BlockStats = Record<LinearInputGroup, GroupStats>;
 
 export interface BlockRunResult {
-  /** [B·seqLen, hiddenSize]. */
+  /**
+   * [B·seqLen, hiddenSize]; empty from a statistics engine, whose graph stops at the statistics
+   * (block-graph.ts): its callers take the next layer's inputs from a plain run.
+   */
   hidden: Float32Array;
   /** B. */
   sequences: number;
@@ -86,8 +89,7 @@ export class BlockEngine {
       feeds[name] = floatTensor(tensor, shape);
     }
     const results = await this.session.run(feeds);
-    const output = floatData(results.hidden_out, 'hidden_out');
-    if (this.stats === 'none') return { hidden: output, sequences };
+    if (this.stats === 'none') return { hidden: floatData(results.hidden_out, 'hidden_out'), sequences };
 
     const stats = {} as BlockStats;
     for (const group of GROUPS) {
@@ -100,21 +102,22 @@ export class BlockEngine {
       }
       stats[group] = groupStats;
     }
-    return { hidden: output, sequences, stats };
+    return { hidden: new Float32Array(0), sequences, stats };
   }
 
   /**
    * Runs the block on every sequence of `hidden` (one [seqLen, hiddenSize] array each), in order,
-   * `maxBatch` sequences per run; returns the outputs as one new array per sequence.
+   * `maxBatch` sequences per run; returns the outputs as one array per sequence: views into each
+   * run's output, laid end to end, so the next block takes them as its batch without a copy.
    */
   async runSequences(hidden: readonly Float32Array[], weights: BlockWeights, rope: RopeTables): Promise<Float32Array[]> {
+    invariant(this.stats === 'none', 'runSequences needs a plain engine (stats none): statistics engines return no hidden states');
     const size = this.seqLen * this.spec.hiddenSize;
     const outputs: Float32Array[] = [];
     for (let first = 0; first < hidden.length; first += this.maxBatch) {
       const count = Math.min(this.maxBatch, hidden.length - first);
       const result = await this.run(concatSequences(hidden, first, count, size), weights, rope);
-      if (count === 1) outputs.push(result.hidden);
-      else for (let s = 0; s < count; s++) outputs.push(result.hidden.slice(s * size, (s + 1) * size));
+      for (let s = 0; s < count; s++) outputs.push(result.hidden.subarray(s * size, (s + 1) * size));
     }
     return outputs;
   }
@@ -124,10 +127,19 @@ export class BlockEngine {
   }
 }
 
-/** sequences[first … first+count) laid end to end (the array itself when count is 1). */
+/**
+ * sequences[first … first+count) laid end to end: a view when they already lie so in one buffer
+ * (the outputs of `runSequences`, or a single sequence), else a new array.
+ */
 export function concatSequences(sequences: readonly Float32Array[], first: number, count: number, size: number): Float32Array {
   for (let s = first; s < first + count; s++) invariant(sequences[s].length === size, 'every sequence must be [seqLen, hiddenSize]');
-  if (count === 1) return sequences[first];
+  const head = sequences[first];
+  let contiguous = true;
+  for (let s = 1; s < count && contiguous; s++) {
+    const next = sequences[first + s];
+    contiguous = next.buffer === head.buffer && next.byteOffset === head.byteOffset + s * size * 4;
+  }
+  if (contiguous) return new Float32Array(head.buffer, head.byteOffset, count * size);
   const batch = new Float32Array(count * size);
   for (let s = 0; s < count; s++) batch.set(sequences[first + s], s * size);
   return batch;

@@ -6,11 +6,13 @@
  *   out = h + down_proj(silu(gate_proj(n)) · up_proj(n)),   n = RMSNorm(h)
  *
  * with the block's weights as graph inputs (named as in `blockTensorNames`), so a single session
- * runs every layer of a model, dense or pruned. Tokens travel as [B·seqLen, hidden] rows, so every
+ * runs every layer of a model, dense or pruned (`decoderBlock` also serves graphs that hold the
+ * weights as constants, model-graph.ts). Tokens travel as [B·seqLen, hidden] rows, so every
  * projection is one Gemm over the whole batch; attention is per sequence (each starts at position
- * 0, causal within itself; or, packed, at given positions under a given mask). Optional outputs
- * carry, for each distinct linear input (LINEAR_INPUT_GROUP), Σ_t x² per sequence and input
- * channel and, for 'full', Σ_t x per sequence and XᵀX summed over the batch.
+ * 0, causal within itself; or, packed, at given positions under a given mask). A statistics graph
+ * outputs, instead of the block's output, for each distinct linear input (LINEAR_INPUT_GROUP),
+ * Σ_t x² per sequence and input channel and, for 'full', Σ_t x per sequence and XᵀX summed over
+ * the batch.
  */
 import { GraphBuilder, INT64 } from './onnx-builder.ts';
 import {
@@ -42,17 +44,62 @@ export const MASKED = -1e30;
 
 export function buildBlockGraph(spec: ModelSpec, opts: BlockGraphOptions): Uint8Array {
   const L = opts.seqLen;
-  const { hiddenSize: h, numHeads: H, numKvHeads: KV, headDim: d, rmsNormEps: eps } = spec;
-  const G = H / KV; // query heads per key/value head
   const g = new GraphBuilder('decoder_block');
-
   const r = rotaryDim(spec); // channels turned by rotary (the first r of each head)
-  const x = g.input('hidden', [TOKENS, h]);
+  const x = g.input('hidden', [TOKENS, spec.hiddenSize]);
   const ropeRows = opts.packed ? TOKENS : L;
-  const cos = g.input('cos', [ropeRows, r]);
-  const sin = g.input('sin', [ropeRows, r]);
+  const attention: BlockAttention = { cos: g.input('cos', [ropeRows, r]), sin: g.input('sin', [ropeRows, r]) };
+  if (opts.packed) attention.packedMask = g.input('attention_mask', [SEQUENCES, L, L]);
   const w: Record<string, string> = {};
   for (const name of blockTensorNames(spec)) w[name] = g.input(name, blockTensorShape(spec, name));
+  const block = decoderBlock(g, spec, L, x, w, attention);
+  // A statistics graph stops at the last linear's input: no statistic needs down_proj's product
+  // (a quarter of the block's weights), and its callers take the next layer's inputs from a plain
+  // run of the pruned block.
+  if (opts.stats === 'none') g.output(block.output(), 'hidden_out', [TOKENS, spec.hiddenSize]);
+
+  // ---- per-linear-input statistics ----
+  if (opts.stats !== 'none') {
+    const { groupInputs } = block;
+    // Sums over each sequence's tokens: [B·L, w] viewed as [B, L, w], then ones[1, L]·X per
+    // sequence. Measured on TinyLlama's shape: the MatMul adds ~2 % to the block, ReduceSum over
+    // the middle axis ~10 %, ReduceSumSquare far more.
+    const ones = g.initializer('sequence_ones', new Float32Array(L).fill(1), [1, L]);
+    for (const [group, input] of Object.entries(groupInputs) as [LinearInputGroup, string][]) {
+      const width = inputGroupWidth(spec, group);
+      const perSequence = (t: string): string => g.reshape(g.matmul(ones, g.reshape(t, [-1, L, width])), [-1, width]);
+      g.output(perSequence(g.mul(input, input)), `${group}.sqsum`, [SEQUENCES, width]);
+      if (opts.stats === 'full') {
+        g.output(perSequence(input), `${group}.sum`, [SEQUENCES, width]);
+        // One XᵀX over all B·L rows: the batch's grams summed in the product itself.
+        g.output(g.gemm(input, input, { transA: true }), `${group}.gram`, [width, width]);
+      }
+    }
+  }
+  return g.toBytes();
+}
+
+/** What a block's attention reads besides its weights: values of the graph it is appended to. */
+export interface BlockAttention {
+  /** Rotary tables [L, r] (r = rotaryDim), or per token [B·L, r] when packed. */
+  cos: string;
+  sin: string;
+  /** Packed rows: the additive attention mask [B, L, L] that replaces the causal one. */
+  packedMask?: string;
+}
+
+/**
+ * Appends one decoder block to `g` for `x` [B·L, hidden]: the input of each linear-input group
+ * (for statistics), and `output()`, which appends the last projection and residual and returns
+ * the block's output. `w` names the value of each block tensor (graph inputs or constants).
+ */
+export function decoderBlock(
+  g: GraphBuilder, spec: ModelSpec, L: number, x: string, w: Record<string, string>, attention: BlockAttention,
+): { output: () => string; groupInputs: Record<LinearInputGroup, string> } {
+  const { numHeads: H, numKvHeads: KV, headDim: d, rmsNormEps: eps } = spec;
+  const G = H / KV; // query heads per key/value head
+  const r = rotaryDim(spec);
+  const packed = attention.packedMask !== undefined;
 
   // y = x·Wᵀ (+ b): Gemm reads the stored [d_out, d_in] weight with transB, no transposed copy.
   const linear = (input: string, name: LinearName): string =>
@@ -74,9 +121,9 @@ export function buildBlockGraph(spec: ModelSpec, opts: BlockGraphOptions): Uint8
   // [L, 1, r] ([B, L, 1, r] when packed). The attention scale 1/√d is folded into q's tables (an
   // [L, r] multiply instead of [B, H, L, L]). With partial rotary (r < d) the first r channels turn,
   // in halves of r/2, and the rest pass through (q's scaled by 1/√d).
-  const tableShape = opts.packed ? [-1, L, 1, r] : [L, 1, r];
-  const cosTable = g.reshape(cos, tableShape);
-  const [sinFirstHalf, sinSecondHalf] = g.split(sin, 1, 2);
+  const tableShape = packed ? [-1, L, 1, r] : [L, 1, r];
+  const cosTable = g.reshape(attention.cos, tableShape);
+  const [sinFirstHalf, sinSecondHalf] = g.split(attention.sin, 1, 2);
   const sinSigned = g.reshape(g.concat([g.neg(sinFirstHalf), sinSecondHalf], 1), tableShape);
   const scale = g.scalar(1 / Math.sqrt(d));
   const turn = (t: string, cosT: string, sinT: string): string => {
@@ -93,8 +140,8 @@ export function buildBlockGraph(spec: ModelSpec, opts: BlockGraphOptions): Uint8
   k = rotate(k, cosTable, sinSigned, null);
 
   // The mask broadcasts over the scores [B, KV, G, C, keys]: [L, L] causal, or [B, 1, 1, L, L].
-  const mask = opts.packed
-    ? { value: g.reshape(g.input('attention_mask', [SEQUENCES, L, L]), [-1, 1, 1, L, L]), axes: [3, 4] }
+  const mask = attention.packedMask !== undefined
+    ? { value: g.reshape(attention.packedMask, [-1, 1, 1, L, L]), axes: [3, 4] }
     : { value: causalMask(g, L), axes: [0, 1] };
   const attnOut = causalAttention(g, q, k, v, mask, { L, KV, G, d });
   const afterAttn = g.add(x, linear(attnOut, 'self_attn.o_proj'));
@@ -102,28 +149,10 @@ export function buildBlockGraph(spec: ModelSpec, opts: BlockGraphOptions): Uint8
   // ---- MLP (SwiGLU) ----
   const mlpIn = g.rmsNorm(afterAttn, w['post_attention_layernorm.weight'], eps);
   const gated = g.mul(g.silu(linear(mlpIn, 'mlp.gate_proj')), linear(mlpIn, 'mlp.up_proj'));
-  const out = g.add(afterAttn, linear(gated, 'mlp.down_proj'));
-  g.output(out, 'hidden_out', [TOKENS, h]);
-
-  // ---- per-linear-input statistics ----
-  if (opts.stats !== 'none') {
-    const groupInputs: Record<LinearInputGroup, string> = { qkv: attnIn, o: attnOut, gateup: mlpIn, down: gated };
-    // Sums over each sequence's tokens: [B·L, w] viewed as [B, L, w], then ones[1, L]·X per
-    // sequence. Measured on TinyLlama's shape: the MatMul adds ~2 % to the block, ReduceSum over
-    // the middle axis ~10 %, ReduceSumSquare far more.
-    const ones = g.initializer('sequence_ones', new Float32Array(L).fill(1), [1, L]);
-    for (const [group, input] of Object.entries(groupInputs) as [LinearInputGroup, string][]) {
-      const width = inputGroupWidth(spec, group);
-      const perSequence = (t: string): string => g.reshape(g.matmul(ones, g.reshape(t, [-1, L, width])), [-1, width]);
-      g.output(perSequence(g.mul(input, input)), `${group}.sqsum`, [SEQUENCES, width]);
-      if (opts.stats === 'full') {
-        g.output(perSequence(input), `${group}.sum`, [SEQUENCES, width]);
-        // One XᵀX over all B·L rows: the batch's grams summed in the product itself.
-        g.output(g.gemm(input, input, { transA: true }), `${group}.gram`, [width, width]);
-      }
-    }
-  }
-  return g.toBytes();
+  return {
+    output: () => g.add(afterAttn, linear(gated, 'mlp.down_proj')),
+    groupInputs: { qkv: attnIn, o: attnOut, gateup: mlpIn, down: gated },
+  };
 }
 
 /**
@@ -169,9 +198,19 @@ function causalAttention(
   return g.reshape(byToken, [-1, KV * G * d]);
 }
 
+/** The [L, L] causal mask of each graph, built once however many blocks the graph holds. */
+const causalMasks = new WeakMap<GraphBuilder, Map<number, string>>();
+
 /** [L, L] additive causal mask: 0 on and below the diagonal, MASKED above (constant-folded by ORT). */
 function causalMask(g: GraphBuilder, L: number): string {
-  const ones = g.op('Expand', [g.scalar(1), g.int64s([L, L])]);
-  const strictlyUpper = g.op('Trilu', [ones, g.initializer('mask_diagonal_offset', [1], [], INT64)], { upper: 1 });
-  return g.mul(strictlyUpper, g.scalar(MASKED));
+  let masks = causalMasks.get(g);
+  if (!masks) causalMasks.set(g, (masks = new Map()));
+  let mask = masks.get(L);
+  if (mask === undefined) {
+    const ones = g.op('Expand', [g.scalar(1), g.int64s([L, L])]);
+    const strictlyUpper = g.op('Trilu', [ones, g.initializer(`mask_diagonal_offset_${L}`, [1], [], INT64)], { upper: 1 });
+    mask = g.mul(strictlyUpper, g.scalar(MASKED));
+    masks.set(L, mask);
+  }
+  return mask;
 }

@@ -26,7 +26,7 @@ export class HeadEngine {
   static async create(spec: ModelSpec, seqLen: number, opts: EngineOptions & { output?: HeadOutput; maxBatch?: number }): Promise<HeadEngine> {
     const maxBatch = opts.maxBatch ?? headBatchSize(spec, seqLen);
     assert.ok(Number.isInteger(maxBatch) && maxBatch >= 1, 'maxBatch must be a positive integer');
-    const engine = new HeadEngine(spec, seqLen, maxBatch, { device: opts.device, threads: opts.threads });
+    const engine = new HeadEngine(spec, seqLen, maxBatch, { device: opts.device, threads: opts.threads, spinning: opts.spinning });
     await engine.session(opts.output ?? 'nll');
     return engine;
   }

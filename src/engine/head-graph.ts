@@ -22,14 +22,11 @@ export function buildHeadGraph(spec: ModelSpec, opts: HeadGraphOptions): Uint8Ar
   const hidden = g.input('hidden', [TOKENS, h]);
   const finalNorm = g.input('norm.weight', [h]);
   const lmHead = g.input('lm_head.weight', [vocab, h]);
-
-  const logits = g.gemm(g.rmsNorm(hidden, finalNorm, spec.rmsNormEps), lmHead, { transB: true });
   if (opts.output === 'logits') {
-    g.output(logits, 'logits', [TOKENS, vocab]);
+    g.output(headLogits(g, spec, hidden, finalNorm, lmHead), 'logits', [TOKENS, vocab]);
   } else {
     const targets = g.input('targets', [TOKENS], INT64);
-    const logProbs = g.logSoftmax(logits, -1);
-    const targetLogProb = g.reshape(g.op('GatherElements', [logProbs, g.unsqueeze(targets, [1])], { axis: 1 }), [-1]);
+    const { logProbs, targetLogProb } = headTargetLogProb(g, spec, hidden, finalNorm, lmHead, targets);
     if (opts.output === 'nll') {
       g.output(g.neg(targetLogProb), 'nll', [TOKENS]);
     } else {
@@ -39,4 +36,18 @@ export function buildHeadGraph(spec: ModelSpec, opts: HeadGraphOptions): Uint8Ar
     }
   }
   return g.toBytes();
+}
+
+/** Logits [tokens, vocab] of hidden states [tokens, hidden]. */
+export function headLogits(g: GraphBuilder, spec: ModelSpec, hidden: string, finalNorm: string, lmHead: string): string {
+  return g.gemm(g.rmsNorm(hidden, finalNorm, spec.rmsNormEps), lmHead, { transB: true });
+}
+
+/** The log-probabilities [tokens, vocab] and log p(targets[t] | hidden[t]) per token [tokens]. */
+export function headTargetLogProb(
+  g: GraphBuilder, spec: ModelSpec, hidden: string, finalNorm: string, lmHead: string, targets: string,
+): { logProbs: string; targetLogProb: string } {
+  const logProbs = g.logSoftmax(headLogits(g, spec, hidden, finalNorm, lmHead), -1);
+  const targetLogProb = g.reshape(g.op('GatherElements', [logProbs, g.unsqueeze(targets, [1])], { axis: 1 }), [-1]);
+  return { logProbs, targetLogProb };
 }

@@ -25,11 +25,18 @@ export type ElemType = typeof FLOAT | typeof INT64;
 /** A tensor dimension: a fixed size, or a symbolic name whose size each run chooses. */
 export type Dim = number | string;
 
+/** Bytes of a large constant that travel beside the model (ORT's in-memory external data). */
+export interface ExternalData {
+  path: string;
+  data: Uint8Array;
+}
+
 export class GraphBuilder {
   private readonly nodes: onnxProto.onnx.INodeProto[] = [];
   private readonly inputs: onnxProto.onnx.IValueInfoProto[] = [];
   private readonly outputs: onnxProto.onnx.IValueInfoProto[] = [];
   private readonly initializers: onnxProto.onnx.ITensorProto[] = [];
+  private readonly external: ExternalData[] = [];
   private counter = 0;
 
   constructor(private readonly graphName: string) {}
@@ -58,6 +65,28 @@ export class GraphBuilder {
     else tensor.floatData = Array.from(data as ArrayLike<number>);
     this.initializers.push(tensor);
     return name;
+  }
+
+  /**
+   * A large float32 constant (weights): stored as external data whose bytes are handed to ORT
+   * beside the model (`externalData()`), so they are not copied into the protobuf. ORT copies them
+   * when the session is created; later changes to `data` do not reach the session.
+   */
+  weight(name: string, data: Float32Array, dims: number[]): string {
+    if (data.length !== dims.reduce((a, b) => a * b, 1)) throw new Error(`weight ${name}: ${data.length} values for shape [${dims.join(', ')}]`);
+    const path = `w${this.external.length}.bin`;
+    this.initializers.push({
+      name, dims, dataType: FLOAT,
+      dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+      externalData: [{ key: 'location', value: path }, { key: 'offset', value: '0' }, { key: 'length', value: String(data.byteLength) }],
+    });
+    this.external.push({ path, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
+    return name;
+  }
+
+  /** The external data of the `weight` constants, for `createSession`. */
+  externalData(): ExternalData[] {
+    return [...this.external];
   }
 
   /** An int64 vector constant (shapes, axes, split sizes). */

@@ -6,21 +6,35 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
 import { FieldError } from '../util/errors.ts';
+import type { ExternalData } from './onnx-builder.ts';
 
 export interface EngineOptions {
   device: 'cpu' | 'cuda';
   /** Intra-op threads (CPU). Default: ORT's choice (the number of physical cores). */
   threads?: number;
+  /**
+   * Let idle intra-op threads spin between operators (ORT's default) instead of sleeping. Off by
+   * default: on a loaded machine spinning threads burn the time the working ones need (the
+   * stories260K evaluation ran 2–4× slower with it, BENCHMARKS.md), and large operators gain
+   * nothing from it.
+   */
+  spinning?: boolean;
 }
 
 export type Session = ort.InferenceSession;
 
-export async function createSession(modelBytes: Uint8Array, opts: EngineOptions): Promise<ort.InferenceSession> {
+/**
+ * A session over `modelBytes`; `externalData` carries the bytes of the model's large constants
+ * (GraphBuilder.weight), which ORT copies (and, for MatMul/Gemm weights, pre-packs) at creation.
+ */
+export async function createSession(modelBytes: Uint8Array, opts: EngineOptions, externalData?: ExternalData[]): Promise<ort.InferenceSession> {
   const options: ort.InferenceSession.SessionOptions = {
     graphOptimizationLevel: 'all',
     executionMode: 'sequential',
     executionProviders: opts.device === 'cuda' ? ['cuda'] : ['cpu'],
+    extra: { session: { intra_op: { allow_spinning: opts.spinning ? '1' : '0' } } },
   };
+  if (externalData && externalData.length > 0) options.externalData = externalData;
   if (opts.threads !== undefined) {
     if (!Number.isInteger(opts.threads) || opts.threads < 1) {
       throw new FieldError('threads', `must be a positive integer, got ${opts.threads}`);
@@ -48,7 +62,7 @@ export async function createSession(modelBytes: Uint8Array, opts: EngineOptions)
  * Whether the CUDA provider library sits beside the binding. `listSupportedBackends()` names cuda
  * even when it is not installed (bundled: false), and ORT only finds out when a session starts.
  */
-function cudaAvailable(): boolean {
+export function cudaAvailable(): boolean {
   const indexJs = createRequire(import.meta.url).resolve('onnxruntime-node');
   const bindingDir = path.join(path.dirname(indexJs), '..', 'bin', 'napi-v6', process.platform, process.arch);
   return ['libonnxruntime_providers_cuda.so', 'onnxruntime_providers_cuda.dll']

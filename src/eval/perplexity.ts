@@ -3,16 +3,18 @@
  * windows of `seqlen` tokens (tail dropped), each window runs from position 0 with no cache, and
  * PPL = exp(mean over windows of the window's mean next-token NLL).
  *
- * Windows go through the model layer-major in groups: a group of windows' hidden states is held,
- * each decoder block is read once per group and applied to every window of it, several windows
- * per engine run (the engine's batch size). Memory is one block's weights plus the group's
- * activations, whatever the model size.
+ * A small model runs as one graph (ModelEngine): each run takes a batch of windows from token ids
+ * to NLL. A larger one goes through the model layer-major in groups: a group of windows' hidden
+ * states is held, each decoder block is read once per group and applied to every window of it,
+ * several windows per engine run (the engine's batch size). Memory is then one block's weights
+ * plus the group's activations, whatever the model size.
  */
 import type { ModelSource } from '../model/source.ts';
 import type { ModelSpec } from '../model/spec.ts';
 import { ropeTables } from '../model/rope.ts';
 import { BlockEngine } from '../engine/block-engine.ts';
 import { HeadEngine } from '../engine/head-engine.ts';
+import { ModelEngine } from '../engine/model-engine.ts';
 import { embed } from '../engine/forward.ts';
 import type { EngineOptions } from '../engine/session.ts';
 import { check } from '../util/errors.ts';
@@ -22,6 +24,11 @@ export interface PerplexityOptions extends EngineOptions {
   seqlen: number;
   /** Evaluate only the first K windows (quick checks). */
   maxChunks?: number;
+  /**
+   * 'whole-model': one graph from token ids to NLL; 'layer-major': block by block. Default 'auto':
+   * the whole model when its weights fit ModelEngine's bound.
+   */
+  mode?: 'auto' | 'whole-model' | 'layer-major';
   /** Upper bound on the activations held for one batch of windows. */
   activationBudgetBytes?: number;
   progress?: Progress;
@@ -48,11 +55,57 @@ export function windowCount(tokenCount: number, seqlen: number, maxChunks?: numb
 }
 
 export async function perplexity(model: ModelSource, tokens: Int32Array, opts: PerplexityOptions): Promise<PerplexityResult> {
-  const { spec } = model;
   const { seqlen } = opts;
   const windows = windowCount(tokens.length, seqlen, opts.maxChunks);
   check(windows >= 1, `the evaluation text has ${tokens.length} tokens, fewer than one window of seqlen ${seqlen}`);
+  const wholeModel = opts.mode === 'whole-model' || ((opts.mode ?? 'auto') === 'auto' && ModelEngine.fits(model));
+  const windowNll = wholeModel
+    ? await wholeModelNll(model, tokens, windows, opts)
+    : await layerMajorNll(model, tokens, windows, opts);
+  const meanNll = windowNll.reduce((a, b) => a + b, 0) / windowNll.length;
+  return { ppl: Math.exp(meanNll), meanNll, windows, seqlen, tokens: tokens.length, windowNll };
+}
 
+/** Targets of `count` windows from `first`: position t predicts token t+1; the last position of a window has none (left 0). */
+function windowTargets(tokens: Int32Array, seqlen: number, first: number, count: number): Int32Array {
+  const targets = new Int32Array(count * seqlen);
+  for (let w = 0; w < count; w++) {
+    const start = (first + w) * seqlen;
+    targets.set(tokens.subarray(start + 1, start + seqlen), w * seqlen);
+  }
+  return targets;
+}
+
+/** Appends each window's mean NLL over its seqlen − 1 predicted positions to `out`. */
+function pushWindowMeans(nll: Float32Array, count: number, seqlen: number, out: number[]): void {
+  for (let w = 0; w < count; w++) {
+    let sum = 0;
+    for (let t = 0; t < seqlen - 1; t++) sum += nll[w * seqlen + t];
+    out.push(sum / (seqlen - 1));
+  }
+}
+
+async function wholeModelNll(model: ModelSource, tokens: Int32Array, windows: number, opts: PerplexityOptions): Promise<number[]> {
+  const { seqlen } = opts;
+  const units = model.spec.numLayers + 1;
+  const engine = await ModelEngine.create(model, seqlen, opts);
+  const windowNll: number[] = [];
+  try {
+    for (let first = 0; first < windows; first += engine.maxBatch) {
+      const count = Math.min(engine.maxBatch, windows - first);
+      const nll = await engine.nll(tokens.subarray(first * seqlen, (first + count) * seqlen), windowTargets(tokens, seqlen, first, count));
+      pushWindowMeans(nll, count, seqlen, windowNll);
+      opts.progress?.update((first + count) * units, 'model');
+    }
+  } finally {
+    await engine.release();
+  }
+  return windowNll;
+}
+
+async function layerMajorNll(model: ModelSource, tokens: Int32Array, windows: number, opts: PerplexityOptions): Promise<number[]> {
+  const { spec } = model;
+  const { seqlen } = opts;
   const rope = ropeTables(spec, seqlen);
   const blockEngine = await BlockEngine.create(spec, seqlen, { ...opts, stats: 'none' });
   const headEngine = await HeadEngine.create(spec, seqlen, { ...opts, output: 'nll' });
@@ -70,18 +123,8 @@ export async function perplexity(model: ModelSource, tokens: Int32Array, opts: P
 
   /** Appends the mean next-token NLL of `count` windows from `first`, whose last hidden states are `hidden`. */
   const headBatch = async (hidden: Float32Array, first: number, count: number): Promise<void> => {
-    const targets = new Int32Array(count * seqlen);
-    for (let w = 0; w < count; w++) {
-      // Position t predicts token t+1; the last position has no target inside the window (left 0).
-      const start = (first + w) * seqlen;
-      targets.set(tokens.subarray(start + 1, start + seqlen), w * seqlen);
-    }
-    const nll = await headEngine.nll(hidden, finalNorm, lmHead, targets);
-    for (let w = 0; w < count; w++) {
-      let sum = 0;
-      for (let t = 0; t < seqlen - 1; t++) sum += nll[w * seqlen + t];
-      windowNll.push(sum / (seqlen - 1));
-    }
+    const nll = await headEngine.nll(hidden, finalNorm, lmHead, windowTargets(tokens, seqlen, first, count));
+    pushWindowMeans(nll, count, seqlen, windowNll);
     opts.progress?.update((doneUnits += count), 'head');
   };
 
@@ -112,7 +155,5 @@ export async function perplexity(model: ModelSource, tokens: Int32Array, opts: P
     await blockEngine.release();
     await headEngine.release();
   }
-
-  const meanNll = windowNll.reduce((a, b) => a + b, 0) / windowNll.length;
-  return { ppl: Math.exp(meanNll), meanNll, windows, seqlen, tokens: tokens.length, windowNll };
+  return windowNll;
 }

@@ -89,6 +89,36 @@ export function decodeToF32(raw: Uint8Array, dtype: DType): Float32Array {
 }
 
 /**
+ * How many values of raw `dtype` bytes are ±0 and whether all are finite, read from the bit
+ * patterns: widening a whole checkpoint to float32 only to look at it would allocate (and, on a
+ * machine with costly page faults, first-touch) twice its size.
+ */
+export function scanRaw(raw: Uint8Array, dtype: DType): { zeros: number; allFinite: boolean } {
+  const count = raw.byteLength / DTYPE_BYTES[dtype];
+  const aligned = raw.byteOffset % 4 === 0 ? raw : raw.slice();
+  let zeros = 0;
+  let nonFinite = 0;
+  if (dtype === 'F32') {
+    const bits = new Uint32Array(aligned.buffer, aligned.byteOffset, count);
+    for (let i = 0; i < count; i++) {
+      const magnitude = bits[i] & 0x7fffffff;
+      zeros += +(magnitude === 0);
+      nonFinite += +(magnitude >= 0x7f800000);
+    }
+  } else {
+    // binary16: exponent 0x7C00; bfloat16: exponent 0x7F80 (all ones = Inf or NaN).
+    const exponent = dtype === 'F16' ? 0x7c00 : 0x7f80;
+    const bits = new Uint16Array(aligned.buffer, aligned.byteOffset, count);
+    for (let i = 0; i < count; i++) {
+      const v = bits[i];
+      zeros += +((v & 0x7fff) === 0);
+      nonFinite += +((v & exponent) === exponent);
+    }
+  }
+  return { zeros, allFinite: nonFinite === 0 };
+}
+
+/**
  * First repeated key of any object in `jsonText` (already known to be valid JSON), with its
  * nesting depth (1 = top level); null when there is none. JSON.parse keeps the last of duplicate
  * keys silently, so a second tensor of the same name would otherwise vanish.

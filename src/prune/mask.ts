@@ -12,7 +12,7 @@
  * All selection is by quickselect / radix select, never a full sort. Every builder takes an optional
  * `out` buffer to reuse across matrices.
  */
-import { kthSmallest, kthSmallestInRange } from '../util/select.ts';
+import { kthSmallest, markAtMost, rowKthSmallest } from '../util/select.ts';
 import type { PruneTarget, Selection } from './target.ts';
 import { invariant } from '../util/errors.ts';
 
@@ -22,16 +22,15 @@ export function perRowMask(scores: Float32Array, dOut: number, dIn: number, spar
   const mask = maskBuffer(scores.length, out);
   const count = Math.floor(dIn * sparsity);
   if (count <= 0) return mask;
-  const work = new Float32Array(dIn);
+  const thresholds = rowKthSmallest(scores, dOut, dIn, count - 1);
   for (let i = 0; i < dOut; i++) {
     const rowStart = i * dIn;
-    const threshold = kthSmallestInRange(scores, rowStart, rowStart + dIn, count - 1, work);
+    const threshold = thresholds[i];
     let pruned = 0;
     for (let j = 0; j < dIn; j++) {
-      if (scores[rowStart + j] < threshold) {
-        mask[rowStart + j] = 1;
-        pruned++;
-      }
+      const below = +(scores[rowStart + j] < threshold);
+      mask[rowStart + j] = below;
+      pruned += below;
     }
     for (let j = 0; j < dIn && pruned < count; j++) {
       if (scores[rowStart + j] === threshold) {
@@ -50,8 +49,7 @@ export function perMatrixMask(scores: Float32Array, sparsity: number, out?: Uint
   invariant(mask.length === total, () => `mask buffer has ${mask.length} entries, expected ${total}`);
   if (total === 0) return mask;
   const index = Math.min(Math.floor(total * sparsity), total - 1);
-  const threshold = kthSmallest(scores, index);
-  for (let p = 0; p < total; p++) mask[p] = scores[p] <= threshold ? 1 : 0;
+  markAtMost(scores, kthSmallest(scores, index), mask);
   return mask;
 }
 

@@ -13,7 +13,7 @@ import type { EngineOptions } from '../engine/session.ts';
 import { checkOutputDir, publishOutputDir } from '../io/output-dir.ts';
 import { copyModelFiles, type CopiedModelFiles } from '../io/model-files.ts';
 import { writeSafetensors, type TensorToWrite } from '../io/safetensors-writer.ts';
-import { decodeToF32, SafetensorsFile } from '../io/safetensors.ts';
+import { SafetensorsFile, scanRaw } from '../io/safetensors.ts';
 import { writeCheckpoint, type SaveFormat } from '../io/checkpoint-writer.ts';
 import { SparsityTally, writeSparsityConfig, type SparsityMetadata } from './sparsity-config.ts';
 import { roundThroughHalfInPlace } from '../util/float16.ts';
@@ -209,7 +209,7 @@ async function assembleCheckpoint(
       // Block linears with zeros; lm_head, embeddings, norms and linears left dense stay dense.
       compress: (name, raw) => {
         const { dtype, shape } = model.weights.info(name);
-        return isBlockLinearWeight(name, shape) && decodeToF32(raw, dtype).includes(0);
+        return isBlockLinearWeight(name, shape) && scanRaw(raw, dtype).zeros > 0;
       },
       onTensor: (name, raw) => {
         const { dtype, shape } = model.weights.info(name);

@@ -23,7 +23,7 @@
 import { atomicWriteJson } from '../io/atomic.ts';
 import { readInputJson } from '../io/input-file.ts';
 import type { SaveFormat } from '../io/checkpoint-writer.ts';
-import { decodeToF32, type DType } from '../io/safetensors.ts';
+import { DTYPE_BYTES, decodeToF32, scanRaw, type DType } from '../io/safetensors.ts';
 import { modulePrefix } from '../io/sparse-bitmask.ts';
 import { satisfiesNM } from './mask.ts';
 import type { PruneTarget } from './target.ts';
@@ -94,10 +94,8 @@ export class SparsityTally {
   constructor(private readonly target: PruneTarget) {}
 
   observe(name: string, raw: Uint8Array, dtype: DType, shape: readonly number[]): void {
-    const values = decodeToF32(raw, dtype);
-    let zeros = 0;
-    for (let i = 0; i < values.length; i++) if (values[i] === 0) zeros++;
-    this.parameters += values.length;
+    const { zeros } = scanRaw(raw, dtype);
+    this.parameters += raw.byteLength / DTYPE_BYTES[dtype];
     this.zeros += zeros;
     if (!isBlockLinearWeight(name, shape)) return;
     if (zeros === 0) {
@@ -105,7 +103,7 @@ export class SparsityTally {
       return;
     }
     this.sawTarget = true;
-    if (this.target.kind === 'nm' && this.allNM) this.allNM = satisfiesNM(values, shape[0], shape[1], this.target.n, this.target.m);
+    if (this.target.kind === 'nm' && this.allNM) this.allNM = satisfiesNM(decodeToF32(raw, dtype), shape[0], shape[1], this.target.n, this.target.m);
   }
 
   metadata(format: SaveFormat): SparsityMetadata {

@@ -29,15 +29,24 @@ test('a batch of B sequences equals B single runs: hidden, per-sequence Σx² an
   const rope = ropeTables(spec, seqLen);
   const sequences = randomSequences(B, seqLen * spec.hiddenSize, 12);
   const engine = await BlockEngine.create(spec, seqLen, { device: 'cpu', threads: 1, stats: 'full' });
-  const batched = await engine.run(concatSequences(sequences, 0, B, seqLen * spec.hiddenSize), weights, rope);
+  const plain = await BlockEngine.create(spec, seqLen, { device: 'cpu', threads: 1, stats: 'none' });
+  const batch = concatSequences(sequences, 0, B, seqLen * spec.hiddenSize);
+  const batched = await engine.run(batch, weights, rope);
+  const batchedHidden = (await plain.run(batch, weights, rope)).hidden;
   const singles = [];
-  for (const sequence of sequences) singles.push(await engine.run(sequence, weights, rope));
+  const singleHidden = [];
+  for (const sequence of sequences) {
+    singles.push(await engine.run(sequence, weights, rope));
+    singleHidden.push((await plain.run(sequence, weights, rope)).hidden);
+  }
   await engine.release();
+  await plain.release();
 
   assert.equal(batched.sequences, B);
+  assert.equal(batched.hidden.length, 0, 'a statistics engine returns no hidden states');
   const size = seqLen * spec.hiddenSize;
   for (let s = 0; s < B; s++) {
-    assert.ok(relativeError(batched.hidden.subarray(s * size, (s + 1) * size), singles[s].hidden) < 1e-5, `hidden of sequence ${s}`);
+    assert.ok(relativeError(batchedHidden.subarray(s * size, (s + 1) * size), singleHidden[s]) < 1e-5, `hidden of sequence ${s}`);
   }
   for (const group of GROUPS) {
     const width = inputGroupWidth(spec, group);
@@ -106,4 +115,17 @@ test('batch sizes: many short sequences for a tiny model, one long sequence for 
   assert.equal(blockBatchSize(TINYLLAMA_SHAPE, 2048), 1);
   assert.equal(headBatchSize(TINYLLAMA_SHAPE, 2048), 1);
   assert.equal(blockBatchSize(stories260K, 256, { maxTokens: 100_000, maxBytes: 1 }), 1);
+});
+
+test('concatSequences: consecutive views of one buffer come back as a view, other sequences are copied', () => {
+  const size = 6;
+  const buffer = Float32Array.from({ length: 4 * size }, (_, i) => i);
+  const views = [0, 1, 2, 3].map((s) => buffer.subarray(s * size, (s + 1) * size));
+  const joined = concatSequences(views, 1, 2, size);
+  assert.equal(joined.buffer, buffer.buffer, 'no copy');
+  assert.deepEqual(Array.from(joined), Array.from(buffer.subarray(size, 3 * size)));
+  const scattered = [views[2], views[0]];
+  const copied = concatSequences(scattered, 0, 2, size);
+  assert.notEqual(copied.buffer, buffer.buffer);
+  assert.deepEqual(Array.from(copied), [...Array.from(views[2]), ...Array.from(views[0])]);
 });

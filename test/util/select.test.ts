@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { kthSmallest, kthSmallestInRange } from '../../src/util/select.ts';
+import os from 'node:os';
+import { kthSmallest, markAtMost, rowKthSmallest } from '../../src/util/select.ts';
+import { parallelParts, sharedFloat32 } from '../../src/util/parallel.ts';
 import { randomMatrix, seededRandom } from '../helpers/random.ts';
 
 function sortedCopy(values: Float32Array): Float32Array {
@@ -50,10 +52,25 @@ test('kthSmallest refuses NaN on both paths', () => {
   assert.throws(() => kthSmallest(large, 10), /NaN/);
 });
 
-test('kthSmallestInRange selects inside one row with a reused scratch', () => {
-  const values = Float32Array.from([9, 8, 7, 3, 1, 2, 6, 5]);
-  const work = new Float32Array(8);
-  assert.equal(kthSmallestInRange(values, 3, 6, 0, work), 1);
-  assert.equal(kthSmallestInRange(values, 3, 6, 2, work), 3);
-  assert.equal(kthSmallestInRange(values, 0, 3, 1, work), 8);
+test('rowKthSmallest selects inside each row; markAtMost marks ≤ threshold', () => {
+  const values = Float32Array.from([9, 8, 7, 3, 1, 2, 6, 5, 6]);
+  assert.deepEqual(Array.from(rowKthSmallest(values, 3, 3, 0)), [7, 1, 5]);
+  assert.deepEqual(Array.from(rowKthSmallest(values, 3, 3, 2)), [9, 3, 6]);
+  const mask = new Uint8Array(9).fill(7);
+  markAtMost(values, 6, mask);
+  assert.deepEqual(Array.from(mask), [0, 0, 0, 1, 1, 1, 1, 1, 1]);
+});
+
+test('shared arrays are counted by the worker threads: same answers as the sorted order', () => {
+  const dOut = 300;
+  const dIn = 4000; // 1.2 M values: above the parallel threshold
+  const values = sharedFloat32(dOut * dIn);
+  values.set(randomMatrix(dOut * dIn, 5));
+  for (let i = 0; i < 5000; i++) values[17 * i] = 0.125; // ties across parts
+  const sorted = sortedCopy(values);
+  for (const k of [0, 599_999, 600_000, 1_000_000, dOut * dIn - 1]) assert.equal(kthSmallest(values, k), sorted[k], `k=${k}`);
+  const thresholds = rowKthSmallest(values, dOut, dIn, 1234);
+  for (const row of [0, 1, 150, 299]) assert.equal(thresholds[row], sortedCopy(values.subarray(row * dIn, (row + 1) * dIn))[1234], `row ${row}`);
+  // The pool really started: one part per CPU (up to 8), not the single-thread fallback.
+  assert.equal(parallelParts(), Math.min(8, os.availableParallelism()));
 });

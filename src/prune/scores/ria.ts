@@ -5,14 +5,41 @@
  *   RIA_ij = RI_ij · sqrt(s_j)^a          s_j = input-channel squared norm (§1.4), a = 0.5
  *
  * The pieces are exported because CRePE (crepe.ts) is this score with coefficients on the two
- * terms plus a neighbourhood term: both go through `relativeImportanceRow`, so with unit
- * coefficients and no neighbourhood CRePE reproduces RIA bit for bit.
+ * terms plus a neighbourhood term: both compute each term with `relativeImportanceTerm`
+ * (util/kernels.ts), so with unit coefficients and no neighbourhood CRePE reproduces RIA bit for bit.
  *
  * Sums and the score are computed in float64 and stored as float32. (The reference computes RI in
  * fp16, so near-ties may break differently; ALGORITHMS.md §1.5.)
  */
 import type { InputSqNorms } from './index.ts';
 import { checkField } from '../../util/errors.ts';
+import { relativeImportanceTerm } from '../../util/kernels.ts';
+import { isShared, parallelParts, runKernel, sharedFloat32, sharedFloat64 } from '../../util/parallel.ts';
+
+/**
+ * From this many weights on, sums and scores are computed by worker threads as well (kernels.ts):
+ * the same float64 operations in the same order, so the same scores.
+ */
+const PARALLEL_MIN_WEIGHTS = 1 << 20;
+
+/** The one reused shared copy of a weight matrix that the workers read (grown to the largest seen). */
+let sharedWeights: Float32Array | null = null;
+
+/** A copy of `array` in shared memory. */
+function sharedCopy<T extends Float32Array | Float64Array>(array: T): T {
+  const copy = (array instanceof Float32Array ? sharedFloat32(array.length) : sharedFloat64(array.length)) as T;
+  copy.set(array);
+  return copy;
+}
+
+/** `weights` itself when the workers can read it, else its copy in the reused shared buffer. */
+function visibleToWorkers(weights: Float32Array): Float32Array {
+  if (isShared(weights)) return weights;
+  if (!sharedWeights || sharedWeights.length < weights.length) sharedWeights = sharedFloat32(weights.length);
+  const view = sharedWeights.subarray(0, weights.length);
+  view.set(weights);
+  return view;
+}
 
 export interface RiaParams {
   /** Exponent of the activation factor ‖X_j‖; the reference default is 0.5. */
@@ -61,22 +88,17 @@ export function relativeImportanceSetup(
   if (!inputSqNorms || inputSqNorms.length !== dIn) {
     throw new Error(`${method} needs input-channel squared norms of length ${dIn}, got ${inputSqNorms?.length ?? 'none'}`);
   }
-  const colSums = new Float64Array(dIn);
-  const rowSums = new Float64Array(dOut);
-  for (let i = 0; i < dOut; i++) {
-    const rowStart = i * dIn;
-    let rowSum = 0;
-    for (let j = 0; j < dIn; j++) {
-      const magnitude = Math.abs(weights[rowStart + j]);
-      rowSum += magnitude;
-      colSums[j] += magnitude;
-    }
-    rowSums[i] = rowSum;
-  }
+  const parts = weights.length >= PARALLEL_MIN_WEIGHTS ? parallelParts() : 1;
+  const float64s = parts > 1 ? sharedFloat64 : (n: number) => new Float64Array(n);
+  const visible = parts > 1 ? visibleToWorkers(weights) : weights;
+  const colSums = float64s(dIn);
+  const rowSums = float64s(dOut);
+  runKernel('columnAbsSums', { weights: visible, dOut, dIn, out: colSums }, parts);
+  runKernel('rowAbsSums', { weights: visible, dOut, dIn, out: rowSums }, parts);
   // Reciprocals: a multiply per term instead of a divide (about 3× faster at LLM sizes); A·(1/C)
   // and A/C differ by at most an ulp in float64, far below the float32 the score is stored in.
-  const inverseColSums = colSums.map((sum) => (sum === 0 ? 1 : 1 / sum));
-  const inverseRowSums = rowSums.map((sum) => (sum === 0 ? 1 : 1 / sum));
+  const inverseColSums = Float64Array.from(colSums, (sum) => (sum === 0 ? 1 : 1 / sum));
+  const inverseRowSums = Float64Array.from(rowSums, (sum) => (sum === 0 ? 1 : 1 / sum));
   return { dOut, dIn, inverseColSums, inverseRowSums, activation: activationFactors(inputSqNorms, a) };
 }
 
@@ -104,7 +126,7 @@ export function relativeImportanceRow(
   const inverseRowSum = setup.inverseRowSums[i];
   for (let j = 0; j < dIn; j++) {
     const magnitude = Math.abs(weights[rowStart + j]);
-    out[j] = colCoef * (magnitude * inverseColSums[j]) + rowCoef * (magnitude * inverseRowSum);
+    out[j] = relativeImportanceTerm(magnitude, inverseColSums[j], inverseRowSum, rowCoef, colCoef);
   }
 }
 
@@ -118,14 +140,15 @@ export function weightedRelativeImportanceScores(
   colCoef: number,
   out?: Float32Array,
 ): Float32Array {
-  const { dOut, dIn, activation } = setup;
+  const { dOut, dIn } = setup;
   const scores = scoreBuffer(dOut * dIn, out);
-  const terms = new Float64Array(dIn);
-  for (let i = 0; i < dOut; i++) {
-    relativeImportanceRow(weights, setup, i, rowCoef, colCoef, terms);
-    const rowStart = i * dIn;
-    for (let j = 0; j < dIn; j++) scores[rowStart + j] = terms[j] * activation[j];
-  }
+  const parts = scores.length >= PARALLEL_MIN_WEIGHTS && isShared(scores) ? parallelParts() : 1;
+  // The workers read the weights and the per-row/per-column factors from shared memory.
+  const visible = <T extends Float32Array | Float64Array>(array: T): T => (parts > 1 && !isShared(array) ? sharedCopy(array) : array);
+  runKernel('weightedRelativeImportance', {
+    weights: parts > 1 ? visibleToWorkers(weights) : weights, dOut, dIn, out: scores,
+    inverseColSums: visible(setup.inverseColSums), inverseRowSums: visible(setup.inverseRowSums), activation: visible(setup.activation), rowCoef, colCoef,
+  }, parts);
   return scores;
 }
 
@@ -139,17 +162,20 @@ export function riaScores(
 ): Float32Array {
   const a = params.a ?? RIA_DEFAULT_PARAMS.a;
   checkField(isActivationExponent(a), 'riaA', () => activationExponentProblem(a));
-  const setup = relativeImportanceSetup(weights, dOut, dIn, inputSqNorms, a);
-  return weightedRelativeImportanceScores(weights, setup, 1, 1, out);
+  // One shared copy serves both passes when the workers take part.
+  const visible = weights.length >= PARALLEL_MIN_WEIGHTS && parallelParts() > 1 ? visibleToWorkers(weights) : weights;
+  const setup = relativeImportanceSetup(visible, dOut, dIn, inputSqNorms, a);
+  return weightedRelativeImportanceScores(visible, setup, 1, 1, out);
 }
 
 /**
- * The score array: `out` when given (every entry gets overwritten), else a new one. Reusing one
- * buffer across linears matters at LLM sizes: first-touching a fresh 180 MB allocation costs more
- * than computing the scores.
+ * The score array: `out` when given (every entry gets overwritten), else a new one — shared with
+ * the worker threads when large, so they can write it and the selection can count it in parallel.
+ * Reusing one buffer across linears matters at LLM sizes: first-touching a fresh 180 MB allocation
+ * costs more than computing the scores.
  */
 export function scoreBuffer(length: number, out: Float32Array | undefined): Float32Array {
-  if (!out) return new Float32Array(length);
+  if (!out) return length >= PARALLEL_MIN_WEIGHTS ? sharedFloat32(length) : new Float32Array(length);
   if (out.length !== length) throw new Error(`score buffer has ${out.length} entries, expected ${length}`);
   return out;
 }
