@@ -14,6 +14,8 @@ export interface TrialResult {
   ppl: number;
   linearSparsity: number;
   seconds: number;
+  /** Per held-out window: its mean next-token NLL (nats), in order. */
+  windowNll: number[];
 }
 
 export async function pruneAndMeasure(
@@ -48,5 +50,5 @@ export async function pruneAndMeasure(
     readLmHead: () => model.readLmHead(),
   };
   const result = await perplexity(prunedModel, heldOut.tokens, { ...engine, seqlen: heldOut.seqlen, maxChunks: heldOut.maxChunks });
-  return { ppl: result.ppl, linearSparsity: pruned / total, seconds: (performance.now() - started) / 1000 };
+  return { ppl: result.ppl, linearSparsity: pruned / total, seconds: (performance.now() - started) / 1000, windowNll: result.windowNll };
 }
