@@ -1,8 +1,8 @@
 /**
  * The shipped per-target CRePE configurations (configs/crepe-<name>.json), one per common target,
- * each chosen by scripts/select-defaults.ts: the lowest mean held-out perplexity over several
- * calibration seeds among the earlier searches, a fresh PHO search at that target and the RIA point
- * (so a default never loses to RIA on that criterion). Each file records its provenance.
+ * each chosen by scripts/select-defaults.ts on held-out text against the RIA point, paired per
+ * calibration seed: a candidate ships only when it beats RIA robustly (most seeds, a margin larger
+ * than its spread); otherwise the RIA point itself ships. Each file records its provenance.
  *
  * Lookup: an unstructured target takes the unstructured default of the nearest sparsity (ties to
  * the lower one); an N:M target takes its own pattern's default, or, for a pattern without one, the
