@@ -12,9 +12,15 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CrepeParams } from '../prune/scores/crepe.ts';
 import type { PruneTarget } from '../prune/target.ts';
+import { loadCrepeConfig } from './crepe-config.ts';
 
 /** The RIA point of CRePE's space: α = β = 1, γ = 0 (no neighbourhood term), a = 0.5. */
 export const RIA_POINT: CrepeParams = { k: 1, alpha: 1, beta: 1, gamma: 0, a: 0.5, variant: 'normalized', border: 'zero' };
+
+/** Whether `p` scores as RIA does: no neighbourhood term, β/α = 1, a = 0.5. */
+export function isRiaPoint(p: Pick<CrepeParams, 'alpha' | 'beta' | 'gamma' | 'a'>): boolean {
+  return p.gamma === 0 && p.alpha > 0 && p.beta === p.alpha && p.a === RIA_POINT.a;
+}
 
 /** The targets with a shipped default; `exclude` is what the selection on stories260K needed. */
 export const DEFAULT_TARGETS = {
@@ -68,5 +74,7 @@ export function defaultCrepeConfigFor(target: PruneTarget): { name: DefaultTarge
     const kind = target.kind === 'nm' ? 'N:M default' : 'default';
     reason = `the ${kind} of the nearest sparsity (${DEFAULT_TARGETS[name].target})`;
   }
-  return { name, file: path.join(CONFIGS_DIR, `crepe-${name}.json`), reason };
+  const file = path.join(CONFIGS_DIR, `crepe-${name}.json`);
+  if (isRiaPoint(loadCrepeConfig(file))) reason += ': the RIA point, since no searched configuration beat RIA robustly there (--auto searches this model)';
+  return { name, file, reason };
 }

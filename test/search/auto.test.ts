@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { defaultCrepeConfigFor, DEFAULT_TARGETS, RIA_POINT, type DefaultTargetName } from '../../src/search/crepe-defaults.ts';
+import { defaultCrepeConfigFor, DEFAULT_TARGETS, isRiaPoint, RIA_POINT, type DefaultTargetName } from '../../src/search/crepe-defaults.ts';
 import { loadCrepeConfig } from '../../src/search/crepe-config.ts';
 import { chooseByConfirmation, concatWindows, confirmationWindows } from '../../src/search/auto.ts';
 import { sampleCalibrationFile } from '../../src/data/calibration.ts';
@@ -35,6 +35,14 @@ describe('per-target defaults', () => {
       assert.equal(found.file, path.join(REPO_ROOT, 'configs', `crepe-${name}.json`));
     });
   }
+
+  test('the RIA point: γ = 0, β/α = 1, a = 0.5 (coefficients matter only as ratios)', () => {
+    assert.equal(isRiaPoint(RIA_POINT), true);
+    assert.equal(isRiaPoint({ ...RIA_POINT, alpha: 2, beta: 2 }), true);
+    assert.equal(isRiaPoint({ ...RIA_POINT, gamma: 0.01 }), false);
+    assert.equal(isRiaPoint({ ...RIA_POINT, beta: 2 }), false);
+    assert.equal(isRiaPoint({ ...RIA_POINT, a: 0.4 }), false);
+  });
 
   test('every shipped default exists, parses, and records a held-out multi-seed choice: a robust win over the RIA point, or the RIA point itself', () => {
     for (const name of Object.keys(DEFAULT_TARGETS) as DefaultTargetName[]) {
