@@ -248,7 +248,7 @@ async function main(): Promise<void> {
       };
       summary[name] = record;
       writeFileSync(path.join(outDir, 'selection.json'), `${JSON.stringify({
-        settings: SELECTION, heldOutC4: { documents: c4Held.documents.length, firstDocuments: c4Held.documents.slice(0, 10), excludedDocuments: c4Held.excludedDocuments }, targets: summary,
+        settings: SELECTION, heldOutC4: { documents: c4Held.documents, excludedDocuments: c4Held.excludedDocuments }, targets: summary,
       }, null, 2)}\n`);
       if (process.argv.includes('--write')) {
         const config = {
