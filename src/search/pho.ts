@@ -34,14 +34,14 @@ export interface PhoResult {
   best: PhoCandidate;
   bestPerK: PhoCandidate[];
   candidates: PhoCandidate[];
-  seconds: { total: number; score: number; select: number; gini: number };
+  seconds: { total: number; score: number; select: number; gini: number; forward: number };
 }
 
 export async function runPho(context: ProxyContext, opts: PhoOptions, onCandidate?: (c: PhoCandidate) => void): Promise<PhoResult> {
   const started = performance.now();
   const candidates: PhoCandidate[] = [];
   const bestPerK: PhoCandidate[] = [];
-  const seconds = { total: 0, score: 0, select: 0, gini: 0 };
+  const seconds = { total: 0, score: 0, select: 0, gini: 0, forward: 0 };
 
   for (const k of opts.kSet) {
     const es = new CmaEs(startPoint(opts.space, opts.start), opts.sigma0, { seed: opts.seed + k, maxEvaluations: opts.budgetPerK });
@@ -55,6 +55,7 @@ export async function runPho(context: ProxyContext, opts: PhoOptions, onCandidat
         seconds.score += evaluation.seconds.score;
         seconds.select += evaluation.seconds.select;
         seconds.gini += evaluation.seconds.gini;
+        seconds.forward += evaluation.seconds.forward;
         const candidate: PhoCandidate = {
           k,
           generation: es.generation,

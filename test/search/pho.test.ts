@@ -111,10 +111,10 @@ test('confirmOnHeldOut: the best candidate of each of the N best window sizes ge
   const candidate = (k: number, objective: number) => ({
     k, generation: 0, objective, seconds: 0,
     params: { k, alpha: 1, beta: 1, gamma: 1, a: 0.5, variant: 'normalized' as const, border: 'zero' as const },
-    proxies: { 'gini-own': 0, 'gini-ref': objective, 'pruned-mass': 0, 'column-gini': 0, 'output-error': 0 },
+    proxies: { 'gini-own': 0, 'gini-ref': objective, 'pruned-mass': 0, 'column-gini': 0, 'output-error': 0, 'calib-nll': 0 },
   });
   const bestPerK = [candidate(1, 0.3), candidate(3, 0.1), candidate(5, 0.2)];
-  const result = { best: bestPerK[1], bestPerK, candidates: bestPerK, seconds: { total: 0, score: 0, select: 0, gini: 0 } };
+  const result = { best: bestPerK[1], bestPerK, candidates: bestPerK, seconds: { total: 0, score: 0, select: 0, gini: 0, forward: 0 } };
   const measuredKs: number[] = [];
   const confirmations = await confirmOnHeldOut(result, 2, async (params) => {
     measuredKs.push(params.k);
