@@ -13,6 +13,8 @@
  */
 import { perplexity, type PerplexityResult } from '../eval/perplexity.ts';
 import type { EngineOptions } from '../engine/session.ts';
+import type { BlockEngine } from '../engine/block-engine.ts';
+import type { HeadEngine } from '../engine/head-engine.ts';
 import type { ModelSource } from '../model/source.ts';
 import { LINEAR_NAMES, linearShape, type BlockWeights, type LinearName } from '../model/spec.ts';
 import { applyMask, selectMask } from '../prune/mask.ts';
@@ -71,6 +73,7 @@ export async function prunedPerplexity(
   tokens: Int32Array,
   text: { seqlen: number; maxChunks?: number },
   engine: EngineOptions,
+  engines?: { block: BlockEngine; head: HeadEngine } | null,
 ): Promise<PerplexityResult> {
-  return perplexity(prunedView(model, sqNorm, params, options), tokens, { ...engine, seqlen: text.seqlen, maxChunks: text.maxChunks, mode: 'layer-major' });
+  return perplexity(prunedView(model, sqNorm, params, options), tokens, { ...engine, seqlen: text.seqlen, maxChunks: text.maxChunks, mode: 'layer-major', engines: engines ?? undefined });
 }

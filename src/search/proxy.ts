@@ -12,6 +12,7 @@
  */
 import { existsSync, rmSync } from 'node:fs';
 import { BlockEngine } from '../engine/block-engine.ts';
+import { HeadEngine } from '../engine/head-engine.ts';
 import { embed } from '../engine/forward.ts';
 import type { EngineOptions } from '../engine/session.ts';
 import { ropeTables } from '../model/rope.ts';
@@ -92,6 +93,9 @@ export class ProxyContext {
     /** What calib-nll runs: the model (with its head) and the windows; null when the model has no head. */
     private readonly endToEnd: { model: ModelSource; tokens: Int32Array; seqlen: number; engine: EngineOptions } | null,
   ) {}
+
+  /** calib-nll's engines, created at its first evaluation and kept for the next ones. */
+  private nllEngines: { block: BlockEngine; head: HeadEngine } | null = null;
 
   /** The dense input statistics s_j of each linear, read from the cache once. */
   private readonly sqNorms = new Map<string, Float64Array>();
@@ -180,7 +184,11 @@ export class ProxyContext {
     if (which.includes('calib-nll')) {
       const started = performance.now();
       const { model, tokens, seqlen, engine } = this.endToEnd!;
-      values['calib-nll'] = (await prunedPerplexity(model, (layer, name) => this.sqNorm(layer, name), params, options, tokens, { seqlen }, engine)).meanNll;
+      this.nllEngines ??= {
+        block: await BlockEngine.create(model.spec, seqlen, { ...engine, stats: 'none' }),
+        head: await HeadEngine.create(model.spec, seqlen, { ...engine, output: 'nll' }),
+      };
+      values['calib-nll'] = (await prunedPerplexity(model, (layer, name) => this.sqNorm(layer, name), params, options, tokens, { seqlen }, engine, this.nllEngines)).meanNll;
       seconds.forward = (performance.now() - started) / 1000;
     }
     return { values, seconds };
@@ -238,6 +246,9 @@ export class ProxyContext {
 
   async close(): Promise<void> {
     await this.pool.close();
+    await this.nllEngines?.block.release();
+    await this.nllEngines?.head.release();
+    this.nllEngines = null;
   }
 
   private hasWindow(key: WindowKey): boolean {

@@ -22,7 +22,7 @@ import { runHillClimb } from '../search/hillclimb.ts';
 import { randomConfigurations, validateProxies, type ProxyCorrelation } from '../search/validate.ts';
 import { pruneAndMeasure } from '../search/trial.ts';
 import { windowCount } from '../eval/perplexity.ts';
-import { LOG_RATIO_RANGE, type SearchSpace } from '../search/space.ts';
+import { LOG_RATIO_RANGE, startPoint, toParams, type SearchSpace } from '../search/space.ts';
 import { readInputJson } from '../io/input-file.ts';
 import { checkOutputDir, publishOutputDir } from '../io/output-dir.ts';
 import { lockOutput, type OutputLock } from '../io/output-lock.ts';
@@ -67,6 +67,8 @@ export interface SearchRequest extends EngineRequest, RunControl, TextsRequest, 
   proxyFrom?: string;
   /** Positions per matrix for the Gini index, or null for the exact index (default 65536). */
   giniSubsample?: number | null;
+  /** Calibration windows calib-nll runs on (the first of the statistics windows; default 8). */
+  nllWindows?: number;
   /** Fraction of each linear's rows the proxies are computed on, in (0, 1] (default 1). */
   proxyRows?: number;
   /**
@@ -85,8 +87,9 @@ export interface SearchRequest extends EngineRequest, RunControl, TextsRequest, 
   /** PHO: give the best candidates of this many window sizes one real held-out trial each (default 0); needs `evalText`. */
   confirm?: number;
   /**
-   * How a confirmation trial prunes: 'dense' (default) with the dense pass's statistics that PHO
-   * searched on, no statistics pass; 'sequential' the full prune a `crepe prune` runs.
+   * How a confirmation trial prunes: 'sequential' (default) the full prune a `crepe prune` runs;
+   * 'dense' with the dense pass's statistics that PHO searched on (no statistics pass: cheaper, but
+   * its perplexity can rank candidates differently, see RESULTS.md "Searched configurations").
    */
   confirmStatistics?: 'dense' | 'sequential';
   /** Held-out windows a confirmation trial measures (default: all, up to `evalMaxChunks`). */
@@ -156,9 +159,10 @@ function searchOptions(request: SearchRequest) {
   checkNumber('sigma0', sigma0, [0, LOG_RATIO_RANGE[1] - LOG_RATIO_RANGE[0]], { min: true });
   const confirm = request.confirm ?? 0;
   checkInteger('confirm', confirm, 0);
-  const confirmStatistics = request.confirmStatistics ?? 'dense';
+  const confirmStatistics = request.confirmStatistics ?? 'sequential';
   checkField(confirmStatistics === 'dense' || confirmStatistics === 'sequential', 'confirmStatistics', `must be "dense" or "sequential", got ${JSON.stringify(confirmStatistics)}`);
   if (request.confirmWindows !== undefined) checkInteger('confirmWindows', request.confirmWindows, 1);
+  if (request.nllWindows !== undefined) checkInteger('nllWindows', request.nllWindows, 1);
   const giniSubsample = request.giniSubsample === undefined ? 65536 : request.giniSubsample;
   if (giniSubsample !== null) checkInteger('giniSubsample', giniSubsample, 1);
   const a = request.crepe?.a ?? 0.5;
@@ -247,6 +251,7 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
         calibrationFile: path.resolve(request.calib),
         calibrationSeed: seed,
         withGram,
+        nllWindows: request.nllWindows,
         windows: kSet.map((k) => windowKey({ k, variant: space.variant, a: space.fixedA })),
         progress,
       });
@@ -308,11 +313,13 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
         phoSeconds = secondsSince(phoStarted);
         progress.done(`best k=${found.best.k} β=${found.best.params.beta.toPrecision(4)} γ=${found.best.params.gamma.toPrecision(4)}`);
         if (confirm > 0 && confirmText) {
-          const confirmProgress = stageProgress(request, `confirm on held-out text (${confirmStatistics} statistics)`, Math.min(confirm, found.bestPerK.length), { name: 'trials' });
+          const confirmProgress = stageProgress(request, `confirm on held-out text (${confirmStatistics} statistics)`, Math.min(confirm, found.bestPerK.length) + 1, { name: 'trials' });
           const confirmTrial = confirmStatistics === 'dense'
             ? (params: CrepeParams) => context.prunedPerplexity(params, proxyOptions, confirmText.tokens, confirmText)
             : (params: CrepeParams) => pruneAndMeasure(model, settingsFor(params), calibration.windows, confirmText, engine);
-          confirmations = await confirmOnHeldOut(found, confirm, confirmTrial, (c, i) => confirmProgress.update(i + 1, `k=${c.params.k} PPL ${c.ppl.toFixed(3)}`));
+          // The start configuration at the best window size is confirmed too (the search never returns worse than its start).
+          const startParams = toParams(startPoint(space, start), found.best.k, space);
+          confirmations = await confirmOnHeldOut(found, confirm, confirmTrial, (c, i) => confirmProgress.update(i + 1, `${c.source} k=${c.params.k} PPL ${c.ppl.toFixed(3)}`), startParams);
           confirmProgress.done();
         }
         return found;
@@ -327,7 +334,7 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
         provenance: {
           ...provenanceBase,
           strategy: confirmations.length ? 'pho+confirm' : 'pho',
-          confirmations: confirmations.map((c) => ({ k: c.params.k, beta: c.params.beta, gamma: c.params.gamma, a: c.params.a, heldoutPpl: c.ppl })),
+          confirmations: confirmations.map((c) => ({ source: c.source, k: c.params.k, beta: c.params.beta, gamma: c.params.gamma, a: c.params.a, heldoutPpl: c.ppl })),
           confirmation: confirmations.length ? { statistics: confirmStatistics, windows: confirmText ? windowCount(confirmText.tokens.length, confirmText.seqlen, confirmText.maxChunks) : 0, seconds: confirmSeconds } : null,
           proxy,
           proxySign: sign,

@@ -122,4 +122,11 @@ test('confirmOnHeldOut: the best candidate of each of the N best window sizes ge
   });
   assert.deepEqual(measuredKs, [3, 5]);
   assert.deepEqual(confirmations.map((c) => [c.params.k, c.objective, c.ppl]), [[3, 0.1, 103], [5, 0.2, 105]]);
+  // The start configuration is confirmed after them (objective NaN), unless it is one of them.
+  const start = { ...bestPerK[0].params, k: 7, beta: 2 };
+  const withStart = await confirmOnHeldOut(result, 2, async (params) => ({ ppl: 100 + params.k, seconds: 0 }), undefined, start);
+  assert.deepEqual(withStart.map((c) => [c.source, c.params.k, c.ppl]), [['pho', 3, 103], ['pho', 5, 105], ['start', 7, 107]]);
+  assert.ok(Number.isNaN(withStart[2].objective));
+  const startShortlisted = await confirmOnHeldOut(result, 2, async (params) => ({ ppl: 100 + params.k, seconds: 0 }), undefined, bestPerK[1].params);
+  assert.deepEqual(startShortlisted.map((c) => [c.source, c.params.k]), [['pho', 3], ['pho', 5]]);
 });
