@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { LINEAR_PROXY_NAMES, PROXY_NAMES, ProxyContext, type ProxyName, type ProxyOptions } from '../../src/search/proxy.ts';
-import { referenceLogits } from '../../src/model/reference-forward.ts';
+import { referenceWindowNll } from '../helpers/reference-nll.ts';
 import type { ModelSource } from '../../src/model/source.ts';
 import { crepeScores } from '../../src/prune/scores/crepe.ts';
 import { evaluateLinear, Scratch } from '../../src/search/proxy-measures.ts';
@@ -213,19 +213,7 @@ describe('ProxyContext on a tiny random llama (2 layers, 4 windows of 16 tokens)
       blocks[l.layer][`${l.name}.weight`] = Float32Array.from(l.weight, (w, p) => (mask[p] ? 0 : w));
     }
     const pruned: ModelSource = { ...model, spec, readBlock: (layer) => blocks[layer], readEmbedding: () => model.readEmbedding(), readFinalNorm: () => model.readFinalNorm(), readLmHead: () => model.readLmHead() };
-    return evalWindows.map((window) => {
-      const logits = referenceLogits(pruned, window);
-      const vocab = spec.vocabSize;
-      let sum = 0;
-      for (let t = 0; t < seqlen - 1; t++) {
-        const row = logits.subarray(t * vocab, (t + 1) * vocab);
-        const max = Math.max(...row);
-        let total = 0;
-        for (const v of row) total += Math.exp(v - max);
-        sum += max + Math.log(total) - row[window[t + 1]];
-      }
-      return sum / (seqlen - 1);
-    });
+    return evalWindows.map((window) => referenceWindowNll(pruned, window));
   }
   const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
 
