@@ -78,7 +78,7 @@ export function register(program: Command, io: CliIo): void {
     .option('--crepe-a <x>', 'activation exponent when not searched (default 0.5)', finiteNumber('--crepe-a'))
     .addOption(new Option('--crepe-variant <v>', 'neighbourhood term (default normalized)').choices(['normalized', 'smooth']))
     .option('--sigma0 <x>', 'CMA-ES initial step in log-ratio units (default 1.5)', finiteNumber('--sigma0'))
-    .option('--confirm <n>', 'PHO: give the best candidates of the N best window sizes one real held-out trial each and keep the best (needs --eval-ppl)', nonNegativeInt('--confirm'))
+    .option('--confirm <n>', 'PHO: give the best candidates of the N best window sizes, and the start configuration, one real held-out trial each and keep the best (needs --eval-ppl)', nonNegativeInt('--confirm'))
     .addOption(new Option('--confirm-statistics <s>', 'how a confirmation trial prunes: sequential = the full prune; dense = with the dense pass\'s statistics PHO searched on (no statistics pass, cheaper)').choices(['dense', 'sequential']).default('sequential'))
     .option('--confirm-windows <n>', 'held-out windows each confirmation trial measures (default: all, up to --eval-max-chunks)', positiveInt('--confirm-windows'))
     .requiredOption('--out <dir>', 'output directory (crepe-config.json, search-log.json; validation.json and plots)')
