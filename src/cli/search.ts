@@ -17,8 +17,8 @@ import { progressPrinter } from './progress.ts';
 type SearchCliOptions = {
   strategy: 'pho' | 'hillclimb'; out: string; device: 'cpu' | 'cuda'; sparsity?: number; pattern?: string;
   crepeK?: string; config?: string; proxy?: ProxyName; proxySign?: '+1' | '-1'; proxyFrom?: string; giniSubsample?: string;
-  crepeVariant?: 'normalized' | 'smooth'; proxyCache?: string; revision?: string;
-} & TextsOptions & Partial<Record<'validate' | 'budget' | 'crepeA' | 'sigma0' | 'confirm' | 'threads' | 'proxyRows' | 'proxyCacheBudget', number>>
+  crepeVariant?: 'normalized' | 'smooth'; proxyCache?: string; revision?: string; confirmStatistics?: 'dense' | 'sequential';
+} & TextsOptions & Partial<Record<'validate' | 'budget' | 'crepeA' | 'sigma0' | 'confirm' | 'confirmWindows' | 'nllWindows' | 'threads' | 'proxyRows' | 'proxyCacheBudget', number>>
   & Partial<Record<'perRow' | 'perMatrix' | 'searchA' | 'overwrite' | 'json', boolean>>;
 
 /** "1,3,5" → [1, 3, 5] (the library checks that they are odd and positive). */
@@ -66,10 +66,11 @@ export function register(program: Command, io: CliIo): void {
     .option('--crepe-k <list>', 'window sizes to search (default 1,3,5,7,9, or the --config file\'s k)')
     .option('--config <file>', 'start from this CRePE configuration (e.g. one found on another model) instead of the RIA point')
     .option('--budget <n>', 'per window size: proxy evaluations (pho, default 60) or real trials (hillclimb, default 12)', positiveInt('--budget'))
-    .addOption(new Option('--proxy <name>', 'PHO proxy (default gini-ref, see RESULTS.md)').choices([...PROXY_NAMES]))
+    .addOption(new Option('--proxy <name>', 'PHO proxy (default: the validated one for the target, see RESULTS.md "Proxy validation")').choices([...PROXY_NAMES]))
     .addOption(new Option('--proxy-sign <sign>', '+1: minimise the proxy; -1: maximise it (default: the validated sign)').choices(['+1', '-1']))
     .option('--proxy-from <validation.json>', 'use the proxy (and sign) that a --validate run found most correlated with PPL')
     .option('--gini-subsample <n>', 'positions per matrix for the Gini index, or "exact" (default 65536)')
+    .option('--nll-windows <n>', 'calibration windows the calib-nll proxy runs on (the first of the statistics windows; default 8)', positiveInt('--nll-windows'))
     .option('--proxy-rows <f>', 'compute the proxy on this fraction of each linear\'s rows (a fixed random subset; default 1); --validate also reports its Spearman ρ with the full proxy', finiteNumber('--proxy-rows'))
     .option('--proxy-cache <dir>', 'proxy cache directory: the dense pass\'s per-linear terms, reused by later searches and validations on the same model and calibration windows, continued after an interruption (default: <out>.proxy-cache)')
     .option('--proxy-cache-budget <MiB>', 'memory for proxy terms kept between candidates, all threads together (default 1024)', nonNegativeInt('--proxy-cache-budget'))
@@ -77,7 +78,9 @@ export function register(program: Command, io: CliIo): void {
     .option('--crepe-a <x>', 'activation exponent when not searched (default 0.5)', finiteNumber('--crepe-a'))
     .addOption(new Option('--crepe-variant <v>', 'neighbourhood term (default normalized)').choices(['normalized', 'smooth']))
     .option('--sigma0 <x>', 'CMA-ES initial step in log-ratio units (default 1.5)', finiteNumber('--sigma0'))
-    .option('--confirm <n>', 'PHO: give the best candidates of the N best window sizes one real held-out trial each and keep the best (needs --eval-ppl)', nonNegativeInt('--confirm'))
+    .option('--confirm <n>', 'PHO: give the best candidates of the N best window sizes, and the start configuration, one real held-out trial each and keep the best (needs --eval-ppl)', nonNegativeInt('--confirm'))
+    .addOption(new Option('--confirm-statistics <s>', 'how a confirmation trial prunes: sequential = the full prune; dense = with the dense pass\'s statistics PHO searched on (no statistics pass, cheaper)').choices(['dense', 'sequential']).default('sequential'))
+    .option('--confirm-windows <n>', 'held-out windows each confirmation trial measures (default: all, up to --eval-max-chunks)', positiveInt('--confirm-windows'))
     .requiredOption('--out <dir>', 'output directory (crepe-config.json, search-log.json; validation.json and plots)')
     .option('--overwrite', 'replace an existing output directory')
     .option('--json', 'print the result as JSON');
@@ -117,6 +120,9 @@ export function register(program: Command, io: CliIo): void {
       crepe: { a: opts.crepeA, variant: opts.crepeVariant },
       sigma0: opts.sigma0,
       confirm: opts.confirm,
+      nllWindows: opts.nllWindows,
+      confirmStatistics: opts.confirmStatistics,
+      confirmWindows: opts.confirmWindows,
       device: opts.device,
       threads: opts.threads,
       onProgress: progressPrinter(io),

@@ -29,6 +29,11 @@ export interface PerplexityOptions extends EngineOptions {
    * the whole model when its weights fit ModelEngine's bound.
    */
   mode?: 'auto' | 'whole-model' | 'layer-major';
+  /**
+   * Layer-major engines for this seqlen to use instead of creating (and releasing) new ones: for a
+   * caller that measures many models of one shape (PHO's calib-nll). Their owner releases them.
+   */
+  engines?: { block: BlockEngine; head: HeadEngine };
   /** Upper bound on the activations held for one batch of windows. */
   activationBudgetBytes?: number;
   progress?: Progress;
@@ -107,8 +112,8 @@ async function layerMajorNll(model: ModelSource, tokens: Int32Array, windows: nu
   const { spec } = model;
   const { seqlen } = opts;
   const rope = ropeTables(spec, seqlen);
-  const blockEngine = await BlockEngine.create(spec, seqlen, { ...opts, stats: 'none' });
-  const headEngine = await HeadEngine.create(spec, seqlen, { ...opts, output: 'nll' });
+  const blockEngine = opts.engines?.block ?? await BlockEngine.create(spec, seqlen, { ...opts, stats: 'none' });
+  const headEngine = opts.engines?.head ?? await HeadEngine.create(spec, seqlen, { ...opts, output: 'nll' });
   const windowSize = seqlen * spec.hiddenSize;
   const batchSize = blockEngine.maxBatch;
   // Whole engine batches per group, as many as the activation budget holds (at least one).
@@ -152,8 +157,10 @@ async function layerMajorNll(model: ModelSource, tokens: Int32Array, windows: nu
       }
     }
   } finally {
-    await blockEngine.release();
-    await headEngine.release();
+    if (!opts.engines) {
+      await blockEngine.release();
+      await headEngine.release();
+    }
   }
   return windowNll;
 }

@@ -34,14 +34,14 @@ export interface PhoResult {
   best: PhoCandidate;
   bestPerK: PhoCandidate[];
   candidates: PhoCandidate[];
-  seconds: { total: number; score: number; select: number; gini: number };
+  seconds: { total: number; score: number; select: number; gini: number; forward: number };
 }
 
 export async function runPho(context: ProxyContext, opts: PhoOptions, onCandidate?: (c: PhoCandidate) => void): Promise<PhoResult> {
   const started = performance.now();
   const candidates: PhoCandidate[] = [];
   const bestPerK: PhoCandidate[] = [];
-  const seconds = { total: 0, score: 0, select: 0, gini: 0 };
+  const seconds = { total: 0, score: 0, select: 0, gini: 0, forward: 0 };
 
   for (const k of opts.kSet) {
     const es = new CmaEs(startPoint(opts.space, opts.start), opts.sigma0, { seed: opts.seed + k, maxEvaluations: opts.budgetPerK });
@@ -55,6 +55,7 @@ export async function runPho(context: ProxyContext, opts: PhoOptions, onCandidat
         seconds.score += evaluation.seconds.score;
         seconds.select += evaluation.seconds.select;
         seconds.gini += evaluation.seconds.gini;
+        seconds.forward += evaluation.seconds.forward;
         const candidate: PhoCandidate = {
           k,
           generation: es.generation,
@@ -79,6 +80,8 @@ export async function runPho(context: ProxyContext, opts: PhoOptions, onCandidat
 
 
 export interface Confirmation {
+  /** 'pho': a best-per-k candidate; 'start': the search's start configuration (objective NaN). */
+  source: 'pho' | 'start';
   params: CrepeParams;
   objective: number;
   /** Real perplexity on held-out text. */
@@ -88,20 +91,26 @@ export interface Confirmation {
 
 /**
  * PHO's confirmation step: the best candidate of each of the `count` best window sizes (by
- * objective) gets one real trial on held-out text; the caller keeps the lowest PPL. A handful of
- * trials instead of a climb guards against a proxy optimum that real perplexity disagrees with.
+ * objective) gets one real trial on held-out text, and so does `start` (the configuration the
+ * search started from) unless it is one of them; the caller keeps the lowest PPL. A handful of
+ * trials instead of a climb guards against a proxy optimum that real perplexity disagrees with,
+ * and the start guards the result: never worse than where the search began, on that text.
  */
 export async function confirmOnHeldOut(
   result: PhoResult,
   count: number,
   trial: (params: CrepeParams) => Promise<{ ppl: number; seconds: number }>,
   onConfirmation?: (c: Confirmation, index: number) => void,
+  start?: CrepeParams,
 ): Promise<Confirmation[]> {
-  const shortlist = [...result.bestPerK].sort((a, b) => a.objective - b.objective).slice(0, count);
+  const shortlist: Array<{ source: Confirmation['source']; params: CrepeParams; objective: number }> = [...result.bestPerK]
+    .sort((a, b) => a.objective - b.objective).slice(0, count).map((c) => ({ source: 'pho', params: c.params, objective: c.objective }));
+  const same = (a: CrepeParams, b: CrepeParams) => JSON.stringify(a) === JSON.stringify(b);
+  if (start && !shortlist.some((c) => same(c.params, start))) shortlist.push({ source: 'start', params: start, objective: Number.NaN });
   const confirmations: Confirmation[] = [];
   for (const candidate of shortlist) {
     const measured = await trial(candidate.params);
-    const confirmation = { params: candidate.params, objective: candidate.objective, ppl: measured.ppl, seconds: measured.seconds };
+    const confirmation = { source: candidate.source, params: candidate.params, objective: candidate.objective, ppl: measured.ppl, seconds: measured.seconds };
     confirmations.push(confirmation);
     onConfirmation?.(confirmation, confirmations.length - 1);
   }

@@ -15,7 +15,7 @@
  * position order (ascending reference importance, see proxy-terms.ts), the walk of the mask along
  * that order (shared by the reference-based proxies), and the row-major mask and weights on demand
  * (for proxies defined on the matrix layout, such as a per-N:M-group measure). A new proxy is a
- * name in PROXY_NAMES and an entry in PROXIES.
+ * name in LINEAR_PROXY_NAMES and an entry in PROXIES. The model-level proxy calib-nll is in proxy-e2e.ts.
  */
 import { selectMask } from '../prune/mask.ts';
 import type { CrepeParams } from '../prune/scores/crepe.ts';
@@ -26,9 +26,9 @@ import {
   type LinearTerms, type WindowTerm,
 } from './proxy-terms.ts';
 
-import { PROXY_NAMES, type ProxyName } from './proxy-defaults.ts';
+import { LINEAR_PROXY_NAMES, PROXY_NAMES, type LinearProxyName, type ProxyName } from './proxy-defaults.ts';
 
-export { PROXY_NAMES, type ProxyName };
+export { LINEAR_PROXY_NAMES, PROXY_NAMES, type LinearProxyName, type ProxyName };
 
 export interface ProxyOptions {
   target: PruneTarget;
@@ -71,7 +71,7 @@ export interface ProxyDefinition {
   measure(view: CandidateView): number;
 }
 
-export const PROXIES: Record<ProxyName, ProxyDefinition> = {
+export const PROXIES: Record<LinearProxyName, ProxyDefinition> = {
   'gini-own': { needsGram: false, measure: giniOwn },
   'gini-ref': {
     needsGram: false,
@@ -162,7 +162,7 @@ export class Scratch {
 }
 
 export interface LinearEvaluation {
-  values: Partial<Record<ProxyName, number>>;
+  values: Partial<Record<LinearProxyName, number>>;
   seconds: { score: number; select: number; gini: number };
 }
 
@@ -178,7 +178,7 @@ export function evaluateLinear(
   source: ScoreSource,
   params: CrepeParams,
   options: ProxyOptions,
-  which: readonly ProxyName[],
+  which: readonly LinearProxyName[],
   scratch: Scratch,
   memo: Map<string, unknown> = new Map(),
 ): LinearEvaluation {
@@ -205,7 +205,7 @@ export function evaluateLinear(
     lostPerColumn: () => (lost ??= lostPerColumn(terms, mask)),
     natural: () => (natural ??= naturalMaskAndWeights(terms, mask)),
   };
-  const values: Partial<Record<ProxyName, number>> = {};
+  const values: Partial<Record<LinearProxyName, number>> = {};
   for (const name of which) values[name] = PROXIES[name].measure(view);
   return { values, seconds: { score, select, gini: (performance.now() - t) / 1000 } };
 }

@@ -18,7 +18,7 @@ import {
   ArrayPool, ByteLru, readTerms, readWindow, termsArrays, termsBytes, termsFile, windowFile, writeTerms, writeWindow,
   type RowSubset, type Unit,
 } from './proxy-cache.ts';
-import { evaluateLinear, Scratch, type LinearEvaluation, type ProxyName, type ProxyOptions } from './proxy-measures.ts';
+import { evaluateLinear, Scratch, type LinearEvaluation, type LinearProxyName, type ProxyOptions } from './proxy-measures.ts';
 import {
   positionCount, subsetRows, subsetWindow, windowKey, windowTermFromTerms,
   type LinearTerms, type WindowKey, type WindowPrecision, type WindowTerm,
@@ -35,7 +35,7 @@ export interface EvaluatorConfig {
 export interface EvaluationRequest {
   params: CrepeParams;
   options: ProxyOptions;
-  which: readonly ProxyName[];
+  which: readonly LinearProxyName[];
   /** 'terms': from the stored neighbourhood term of the candidate's key; 'direct': crepeScores on the reconstructed matrix. */
   source: 'terms' | 'direct';
 }

@@ -12,33 +12,42 @@
  */
 import { existsSync, rmSync } from 'node:fs';
 import { BlockEngine } from '../engine/block-engine.ts';
+import { HeadEngine } from '../engine/head-engine.ts';
 import { embed } from '../engine/forward.ts';
 import type { EngineOptions } from '../engine/session.ts';
 import { ropeTables } from '../model/rope.ts';
 import { LINEAR_NAMES, linearShape, type ModelSpec } from '../model/spec.ts';
 import { forEachDenseLayer } from '../prune/calibration-stats.ts';
 import type { BlockSource } from '../prune/layer-loop.ts';
+import type { ModelSource } from '../model/source.ts';
+import type { LinearName } from '../model/spec.ts';
 import type { CrepeParams } from '../prune/scores/crepe.ts';
 import { windowsSha256 } from '../data/calibration.ts';
 import type { Progress } from '../util/progress.ts';
 import { crepeVersion } from '../util/version.ts';
 import {
-  CACHE_FORMAT, hiddenFile, openCacheDir, readArrays, termsFile, windowFile, writeArrays, writeManifest, writeTerms, writeWindow,
+  CACHE_FORMAT, hiddenFile, openCacheDir, readArrays, readTerms, termsFile, windowFile, writeArrays, writeManifest, writeTerms, writeWindow,
   type CacheIdentity, type Manifest, type Unit,
 } from './proxy-cache.ts';
-import { PROXIES, PROXY_NAMES, type ProxyName, type ProxyOptions } from './proxy-measures.ts';
+import { LINEAR_PROXY_NAMES, PROXIES, PROXY_NAMES, type ProxyName, type ProxyOptions } from './proxy-measures.ts';
+import { isLinearProxy } from './proxy-defaults.ts';
+import { CALIB_NLL_WINDOWS, prunedPerplexity } from './proxy-e2e.ts';
+import { concatWindows } from './auto.ts';
 import {
   buildLinearTerms, positionsOf, sameWindow, windowKey, windowTerm,
   type WindowKey, type WindowPrecision,
 } from './proxy-terms.ts';
 import { EvaluatorPool } from './proxy-worker.ts';
 
-export { PROXY_NAMES, type ProxyName, type ProxyOptions } from './proxy-measures.ts';
+export { LINEAR_PROXY_NAMES, PROXY_NAMES, type LinearProxyName, type ProxyName, type ProxyOptions } from './proxy-measures.ts';
 
 export interface ProxyValues {
   values: Record<ProxyName, number>;
-  /** Seconds spent in each step, summed over the linears (and so over threads). */
-  seconds: { score: number; select: number; gini: number };
+  /**
+   * Seconds spent in each step of the per-linear proxies, summed over the linears (and so over
+   * threads); `forward`: calib-nll's pruned forward pass (its masks included).
+   */
+  seconds: { score: number; select: number; gini: number; forward: number };
 }
 
 export interface ProxyContextOptions {
@@ -55,6 +64,8 @@ export interface ProxyContextOptions {
   calibrationSeed: number;
   /** Keep XᵀX per linear for the output-error proxy (small models only). */
   withGram: boolean;
+  /** Calibration windows calib-nll runs on (the first of `windows`; default CALIB_NLL_WINDOWS). */
+  nllWindows?: number;
   /** Neighbourhood terms to prepare with the cache; others are added when a candidate needs them. */
   windows: WindowKey[];
   windowPrecision?: WindowPrecision;
@@ -78,7 +89,16 @@ export class ProxyContext {
     private readonly dir: string,
     private readonly withGram: boolean,
     readonly cache: CacheReport,
+    private readonly units: Unit[],
+    /** What calib-nll runs: the model (with its head) and the windows; null when the model has no head. */
+    private readonly endToEnd: { model: ModelSource; tokens: Int32Array; seqlen: number; engine: EngineOptions } | null,
   ) {}
+
+  /** calib-nll's engines, created at its first evaluation and kept for the next ones. */
+  private nllEngines: { block: BlockEngine; head: HeadEngine } | null = null;
+
+  /** The dense input statistics s_j of each linear, read from the cache once. */
+  private readonly sqNorms = new Map<string, Float64Array>();
 
   /** Seconds of dense calibration pass this context cost (0 when the cache was reused). */
   get denseSeconds(): number {
@@ -91,7 +111,7 @@ export class ProxyContext {
 
   /** The proxies this context can compute (output-error needs the grams). */
   get availableProxies(): ProxyName[] {
-    return PROXY_NAMES.filter((p) => !PROXIES[p].needsGram || this.withGram);
+    return PROXY_NAMES.filter((p) => (isLinearProxy(p) ? !PROXIES[p].needsGram || this.withGram : this.endToEnd !== null));
   }
 
   /** Bytes the grams of every layer would take (float64), to decide whether output-error is affordable. */
@@ -105,7 +125,7 @@ export class ProxyContext {
    * it when a build was interrupted, else runs the dense calibration pass to build it. Refuses
    * (UserError naming the directory) a cache built from other inputs.
    */
-  static async open(model: BlockSource, windows: Int32Array[], seqlen: number, engine: EngineOptions, opts: ProxyContextOptions): Promise<ProxyContext> {
+  static async open(model: BlockSource | ModelSource, windows: Int32Array[], seqlen: number, engine: EngineOptions, opts: ProxyContextOptions): Promise<ProxyContext> {
     const { spec } = model;
     const windowPrecision = opts.windowPrecision ?? 'float32';
     const identity: CacheIdentity = {
@@ -137,7 +157,11 @@ export class ProxyContext {
       cache.totalDenseSeconds = manifest.denseSeconds;
     }
     const pool = EvaluatorPool.start({ dir, units, budgetBytes: opts.cacheBudgetBytes, windowPrecision }, opts.threads);
-    const context = new ProxyContext(pool, manifest, dir, opts.withGram, cache);
+    const nllWindows = Math.min(windows.length, opts.nllWindows ?? CALIB_NLL_WINDOWS);
+    const endToEnd = 'readLmHead' in model && nllWindows > 0
+      ? { model, tokens: concatWindows(windows.slice(0, nllWindows)), seqlen, engine }
+      : null;
+    const context = new ProxyContext(pool, manifest, dir, opts.withGram, cache, units, endToEnd);
     try {
       for (const key of opts.windows) await context.ensureWindow(key);
     } catch (error) {
@@ -152,7 +176,42 @@ export class ProxyContext {
    * validation all). Scoring and selection are shared and dominate.
    */
   async evaluate(params: CrepeParams, options: ProxyOptions, which: readonly ProxyName[] = this.availableProxies): Promise<ProxyValues> {
-    for (const name of which) if (PROXIES[name].needsGram && !this.withGram) throw new Error(`internal: ${name} needs a context built with grams`);
+    for (const name of which) if (!this.availableProxies.includes(name)) throw new Error(`internal: ${name} is not available in this context`);
+    const linear = LINEAR_PROXY_NAMES.filter((p) => which.includes(p));
+    const values = Object.fromEntries(PROXY_NAMES.map((p) => [p, Number.NaN])) as Record<ProxyName, number>;
+    const seconds = { score: 0, select: 0, gini: 0, forward: 0 };
+    if (linear.length > 0) Object.assign(seconds, await this.evaluateLinears(params, options, linear, values));
+    if (which.includes('calib-nll')) {
+      const started = performance.now();
+      const { model, tokens, seqlen, engine } = this.endToEnd!;
+      this.nllEngines ??= {
+        block: await BlockEngine.create(model.spec, seqlen, { ...engine, stats: 'none' }),
+        head: await HeadEngine.create(model.spec, seqlen, { ...engine, output: 'nll' }),
+      };
+      values['calib-nll'] = (await prunedPerplexity(model, (layer, name) => this.sqNorm(layer, name), params, options, tokens, { seqlen }, engine, this.nllEngines)).meanNll;
+      seconds.forward = (performance.now() - started) / 1000;
+    }
+    return { values, seconds };
+  }
+
+  /**
+   * Perplexity on `tokens` of the model pruned by `params` with the dense pass's statistics (the
+   * masks PHO's proxies see; no statistics pass): PHO's confirmation of a candidate on held-out text.
+   */
+  async prunedPerplexity(
+    params: CrepeParams, options: ProxyOptions, tokens: Int32Array, text: { seqlen: number; maxChunks?: number },
+  ): Promise<{ ppl: number; seconds: number }> {
+    if (!this.endToEnd) throw new Error('internal: a pruned perplexity needs a model with its head');
+    const started = performance.now();
+    const { model, engine } = this.endToEnd;
+    const result = await prunedPerplexity(model, (layer, name) => this.sqNorm(layer, name), params, options, tokens, text, engine);
+    return { ppl: result.ppl, seconds: (performance.now() - started) / 1000 };
+  }
+
+  /** The per-linear proxies in `which`, averaged over the linears, into `values`; returns the seconds of each step. */
+  private async evaluateLinears(
+    params: CrepeParams, options: ProxyOptions, which: readonly (typeof LINEAR_PROXY_NAMES)[number][], values: Record<ProxyName, number>,
+  ): Promise<{ score: number; select: number; gini: number }> {
     const rows = options.rows ?? 1;
     if (!(rows > 0 && rows <= 1)) throw new RangeError(`proxy rows must be a fraction in (0, 1], got ${rows}`);
     const key = windowKey(params);
@@ -162,20 +221,34 @@ export class ProxyContext {
 
     const results = await this.pool.evaluate({ params, options, which, source });
     const seconds = { score: 0, select: 0, gini: 0 };
-    const sums = Object.fromEntries(PROXY_NAMES.map((p) => [p, 0])) as Record<ProxyName, number>;
+    for (const name of which) values[name] = 0;
     for (const result of results) {
-      for (const name of which) sums[name] += result.values[name]!;
+      for (const name of which) values[name] += result.values[name]!;
       seconds.score += result.seconds.score;
       seconds.select += result.seconds.select;
       seconds.gini += result.seconds.gini;
     }
-    const count = results.length;
-    const values = Object.fromEntries(PROXY_NAMES.map((p) => [p, which.includes(p) ? sums[p] / count : Number.NaN])) as Record<ProxyName, number>;
-    return { values, seconds };
+    for (const name of which) values[name] /= results.length;
+    return seconds;
+  }
+
+  private sqNorm(layer: number, name: LinearName): Float64Array {
+    const key = `${layer} ${name}`;
+    let values = this.sqNorms.get(key);
+    if (!values) {
+      const unit = this.units.find((u) => u.layer === layer && u.name === name);
+      if (!unit) throw new Error(`internal: no linear ${name} in layer ${layer}`);
+      values = readTerms(termsFile(this.dir, unit), this.dir, true, unit).sqNorm;
+      this.sqNorms.set(key, values);
+    }
+    return values;
   }
 
   async close(): Promise<void> {
     await this.pool.close();
+    await this.nllEngines?.block.release();
+    await this.nllEngines?.head.release();
+    this.nllEngines = null;
   }
 
   private hasWindow(key: WindowKey): boolean {

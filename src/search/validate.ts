@@ -8,6 +8,7 @@ import type { CrepeParams } from '../prune/scores/crepe.ts';
 import { Rng } from '../util/rng.ts';
 import { bootstrapCI, pearson, spearman, type ConfidenceInterval } from '../util/stats.ts';
 import { type ProxyContext, type ProxyName, type ProxyOptions } from './proxy.ts';
+import { isLinearProxy } from './proxy-defaults.ts';
 import { EXPONENT_RANGE, LOG_RATIO_RANGE, toParams, type SearchSpace } from './space.ts';
 
 export interface ValidationPoint {
@@ -70,6 +71,8 @@ export async function validateProxies(
 ): Promise<ValidationResult> {
   const rows = opts.rows ?? 1;
   const points: ValidationPoint[] = [];
+  // A row subset changes only the per-linear proxies (calib-nll runs the whole model).
+  const rowProxies = context.availableProxies.filter(isLinearProxy);
   for (const params of configurations) {
     let t = performance.now();
     const proxies = (await context.evaluate(params, { ...proxyOptions, rows: 1 })).values;
@@ -77,7 +80,7 @@ export async function validateProxies(
     const point: ValidationPoint = { params, proxies, ppl: Number.NaN, trialSeconds: 0, proxySeconds };
     if (rows < 1) {
       t = performance.now();
-      point.subsampledProxies = (await context.evaluate(params, { ...proxyOptions, rows })).values;
+      point.subsampledProxies = (await context.evaluate(params, { ...proxyOptions, rows }, rowProxies)).values;
       point.subsampledProxySeconds = (performance.now() - t) / 1000;
     }
     t = performance.now();
@@ -96,7 +99,7 @@ export async function validateProxies(
   const subsample = rows < 1
     ? {
         rows,
-        proxies: context.availableProxies.map((proxy) => {
+        proxies: rowProxies.map((proxy) => {
           const values = points.map((p) => p.subsampledProxies![proxy]);
           return {
             proxy,

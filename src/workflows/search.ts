@@ -16,12 +16,13 @@ import { validateTarget, type PruneTarget, type Selection } from '../prune/targe
 import { CREPE_CONFIG_FORMAT, loadCrepeConfig, type CrepeConfigFile } from '../search/crepe-config.ts';
 import { ProxyContext, PROXY_NAMES, type ProxyName, type ProxyOptions } from '../search/proxy.ts';
 import { windowKey } from '../search/proxy-terms.ts';
-import { DEFAULT_PROXY } from '../search/proxy-defaults.ts';
+import { defaultProxy } from '../search/proxy-defaults.ts';
 import { confirmOnHeldOut, runPho, type Confirmation } from '../search/pho.ts';
 import { runHillClimb } from '../search/hillclimb.ts';
 import { randomConfigurations, validateProxies, type ProxyCorrelation } from '../search/validate.ts';
 import { pruneAndMeasure } from '../search/trial.ts';
-import { LOG_RATIO_RANGE, type SearchSpace } from '../search/space.ts';
+import { windowCount } from '../eval/perplexity.ts';
+import { LOG_RATIO_RANGE, startPoint, toParams, type SearchSpace } from '../search/space.ts';
 import { readInputJson } from '../io/input-file.ts';
 import { checkOutputDir, publishOutputDir } from '../io/output-dir.ts';
 import { lockOutput, type OutputLock } from '../io/output-lock.ts';
@@ -66,6 +67,8 @@ export interface SearchRequest extends EngineRequest, RunControl, TextsRequest, 
   proxyFrom?: string;
   /** Positions per matrix for the Gini index, or null for the exact index (default 65536). */
   giniSubsample?: number | null;
+  /** Calibration windows calib-nll runs on (the first of the statistics windows; default 8). */
+  nllWindows?: number;
   /** Fraction of each linear's rows the proxies are computed on, in (0, 1] (default 1). */
   proxyRows?: number;
   /**
@@ -83,6 +86,14 @@ export interface SearchRequest extends EngineRequest, RunControl, TextsRequest, 
   sigma0?: number;
   /** PHO: give the best candidates of this many window sizes one real held-out trial each (default 0); needs `evalText`. */
   confirm?: number;
+  /**
+   * How a confirmation trial prunes: 'sequential' (default) the full prune a `crepe prune` runs;
+   * 'dense' with the dense pass's statistics that PHO searched on (no statistics pass: cheaper, but
+   * its perplexity can rank candidates differently, see RESULTS.md "Searched configurations").
+   */
+  confirmStatistics?: 'dense' | 'sequential';
+  /** Held-out windows a confirmation trial measures (default: all, up to `evalMaxChunks`). */
+  confirmWindows?: number;
 }
 
 /** What a proxy-based run also reports: the dense pass's seconds and the peak resident memory. */
@@ -148,6 +159,10 @@ function searchOptions(request: SearchRequest) {
   checkNumber('sigma0', sigma0, [0, LOG_RATIO_RANGE[1] - LOG_RATIO_RANGE[0]], { min: true });
   const confirm = request.confirm ?? 0;
   checkInteger('confirm', confirm, 0);
+  const confirmStatistics = request.confirmStatistics ?? 'sequential';
+  checkField(confirmStatistics === 'dense' || confirmStatistics === 'sequential', 'confirmStatistics', `must be "dense" or "sequential", got ${JSON.stringify(confirmStatistics)}`);
+  if (request.confirmWindows !== undefined) checkInteger('confirmWindows', request.confirmWindows, 1);
+  if (request.nllWindows !== undefined) checkInteger('nllWindows', request.nllWindows, 1);
   const giniSubsample = request.giniSubsample === undefined ? 65536 : request.giniSubsample;
   if (giniSubsample !== null) checkInteger('giniSubsample', giniSubsample, 1);
   const a = request.crepe?.a ?? 0.5;
@@ -163,7 +178,7 @@ function searchOptions(request: SearchRequest) {
   const selection = request.selection ?? 'per-matrix';
   checkField(selection === 'per-row' || selection === 'per-matrix', 'selection', `must be "per-row" or "per-matrix", got ${JSON.stringify(selection)}`);
   const space: SearchSpace = { searchA: Boolean(request.searchA), fixedA: a, variant };
-  return { strategy, budget, sigma0, confirm, giniSubsample, space, selection, proxyRows, proxyCacheBudget };
+  return { strategy, budget, sigma0, confirm, confirmStatistics, giniSubsample, space, selection, proxyRows, proxyCacheBudget };
 }
 
 function kSetOf(request: SearchRequest, start: CrepeParams | undefined): number[] {
@@ -180,7 +195,7 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
   const started = performance.now();
   const engine = engineOptions(request);
   const target = validateTarget(request.target, 'target');
-  const { strategy, budget, sigma0, confirm, giniSubsample, space, selection, proxyRows, proxyCacheBudget } = searchOptions(request);
+  const { strategy, budget, sigma0, confirm, confirmStatistics, giniSubsample, space, selection, proxyRows, proxyCacheBudget } = searchOptions(request);
   const counts = checkTextsRequest(request);
   const start = request.crepeConfig !== undefined ? loadCrepeConfig(request.crepeConfig) : undefined;
   if (start) checkField(start.alpha > 0, 'crepeConfig', `${request.crepeConfig}: "alpha" must be positive to start a search (the search runs over ratios to alpha)`);
@@ -206,8 +221,9 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
     const { spec } = model;
     const plan = planTexts(request, spec, counts);
     const { nsamples, seqlen, seed } = plan;
-    const proxy = request.proxy ?? measured?.proxy ?? DEFAULT_PROXY.name;
-    const sign: 1 | -1 = request.proxySign ?? (measured && measured.proxy === proxy ? measured.sign : proxy === DEFAULT_PROXY.name ? DEFAULT_PROXY.sign : 1);
+    const fallback = defaultProxy(target);
+    const proxy = request.proxy ?? measured?.proxy ?? fallback.name;
+    const sign: 1 | -1 = request.proxySign ?? (measured && measured.proxy === proxy ? measured.sign : proxy === fallback.name ? fallback.sign : 1);
     // output-error needs every layer's XᵀX; affordable for small models only.
     const gramsFit = ProxyContext.gramBytes(spec) <= GRAM_BUDGET_BYTES;
     if (proxy === 'output-error') {
@@ -235,6 +251,7 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
         calibrationFile: path.resolve(request.calib),
         calibrationSeed: seed,
         withGram,
+        nllWindows: request.nllWindows,
         windows: kSet.map((k) => windowKey({ k, variant: space.variant, a: space.fixedA })),
         progress,
       });
@@ -285,17 +302,30 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
       const context = await denseContext();
       const progress = stageProgress(request, `PHO (${proxy}, sign ${sign > 0 ? '+' : '−'})`, budget * kSet.length, { name: 'candidates' });
       let evaluated = 0;
-      const result = await runPho(context, { ...proxyOptions, kSet, budgetPerK: budget, proxy, sign, space, sigma0, start }, (c) =>
-        progress.update(++evaluated, `k=${c.k} ${proxy}=${c.proxies[proxy].toFixed(5)}, ${c.seconds.toFixed(2)} s/candidate`),
-      ).finally(() => context.close());
-      const perEvaluationSeconds = result.candidates.reduce((sum, c) => sum + c.seconds, 0) / result.candidates.length;
-      progress.done(`best k=${result.best.k} β=${result.best.params.beta.toPrecision(4)} γ=${result.best.params.gamma.toPrecision(4)}`);
+      let phoSeconds = 0;
       let confirmations: Confirmation[] = [];
-      if (confirm > 0) {
-        const confirmProgress = stageProgress(request, 'confirm on held-out text', Math.min(confirm, result.bestPerK.length), { name: 'trials' });
-        confirmations = await confirmOnHeldOut(result, confirm, trial, (c, i) => confirmProgress.update(i + 1, `k=${c.params.k} PPL ${c.ppl.toFixed(3)}`));
-        confirmProgress.done();
-      }
+      const confirmText = heldOut && { tokens: heldOut.tokens, seqlen: heldOut.seqlen, maxChunks: Math.min(heldOut.maxChunks ?? Infinity, request.confirmWindows ?? Infinity) };
+      const result = await (async () => {
+        const phoStarted = performance.now();
+        const found = await runPho(context, { ...proxyOptions, kSet, budgetPerK: budget, proxy, sign, space, sigma0, start }, (c) =>
+          progress.update(++evaluated, `k=${c.k} ${proxy}=${c.proxies[proxy].toFixed(5)}, ${c.seconds.toFixed(2)} s/candidate`),
+        );
+        phoSeconds = secondsSince(phoStarted);
+        progress.done(`best k=${found.best.k} β=${found.best.params.beta.toPrecision(4)} γ=${found.best.params.gamma.toPrecision(4)}`);
+        if (confirm > 0 && confirmText) {
+          const confirmProgress = stageProgress(request, `confirm on held-out text (${confirmStatistics} statistics)`, Math.min(confirm, found.bestPerK.length) + 1, { name: 'trials' });
+          const confirmTrial = confirmStatistics === 'dense'
+            ? (params: CrepeParams) => context.prunedPerplexity(params, proxyOptions, confirmText.tokens, confirmText)
+            : (params: CrepeParams) => pruneAndMeasure(model, settingsFor(params), calibration.windows, confirmText, engine);
+          // The start configuration at the best window size is confirmed too (the search never returns worse than its start).
+          const startParams = toParams(startPoint(space, start), found.best.k, space);
+          confirmations = await confirmOnHeldOut(found, confirm, confirmTrial, (c, i) => confirmProgress.update(i + 1, `${c.source} k=${c.params.k} PPL ${c.ppl.toFixed(3)}`), startParams);
+          confirmProgress.done();
+        }
+        return found;
+      })().finally(() => context.close());
+      const perEvaluationSeconds = result.candidates.reduce((sum, c) => sum + c.seconds, 0) / result.candidates.length;
+      const confirmSeconds = confirmations.reduce((sum, c) => sum + c.seconds, 0);
       const chosen = confirmations.length ? confirmations.reduce((a, b) => (b.ppl < a.ppl ? b : a)).params : result.best.params;
       const seconds = secondsSince(started);
       const config: CrepeConfigFile = {
@@ -304,12 +334,13 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
         provenance: {
           ...provenanceBase,
           strategy: confirmations.length ? 'pho+confirm' : 'pho',
-          confirmations: confirmations.map((c) => ({ k: c.params.k, beta: c.params.beta, gamma: c.params.gamma, a: c.params.a, heldoutPpl: c.ppl })),
+          confirmations: confirmations.map((c) => ({ source: c.source, k: c.params.k, beta: c.params.beta, gamma: c.params.gamma, a: c.params.a, heldoutPpl: c.ppl })),
+          confirmation: confirmations.length ? { statistics: confirmStatistics, windows: confirmText ? windowCount(confirmText.tokens.length, confirmText.seqlen, confirmText.maxChunks) : 0, seconds: confirmSeconds } : null,
           proxy,
           proxySign: sign,
           proxySignSource: request.proxySign !== undefined
             ? 'given (proxySign)'
-            : measured && measured.proxy === proxy ? path.resolve(request.proxyFrom ?? '') : 'default (RESULTS.md, 50 % validation)',
+            : measured && measured.proxy === proxy ? path.resolve(request.proxyFrom ?? '') : proxy === fallback.name ? `default: ${fallback.evidence}` : 'default (+1)',
           proxyValue: result.best.proxies[proxy],
           kSet,
           budgetPerK: budget,
@@ -324,7 +355,7 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
         'crepe-config.json': json(config),
         'search-log.json': json({
           strategy: 'pho',
-          seconds: { ...result.seconds, wall: seconds, denseStatistics: context.denseSeconds, perEvaluation: perEvaluationSeconds },
+          seconds: { ...result.seconds, wall: seconds, denseStatistics: context.denseSeconds, perEvaluation: perEvaluationSeconds, pho: phoSeconds, confirmation: confirmSeconds },
           peakRssBytes: peakRssBytes(),
           proxyCache: { ...context.cache, threads: context.threads, rows: proxyRows },
           bestPerK: result.bestPerK,

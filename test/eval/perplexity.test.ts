@@ -1,29 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { perplexity } from '../../src/eval/perplexity.ts';
-import { referenceLogits } from '../../src/model/reference-forward.ts';
+import { referenceWindowNll } from '../helpers/reference-nll.ts';
 import type { Family } from '../../src/model/spec.ts';
 import { randomModel, smallSpec } from '../helpers/random-model.ts';
 import { seededRandom } from '../helpers/random.ts';
 
-/** Mean over windows of the window's mean −log softmax(logits)[next token], from the float64 reference forward. */
+/** Per-window mean NLL of the first `windows` windows, from the float64 reference forward. */
 function referenceMeanNll(model: ReturnType<typeof randomModel>, tokens: Int32Array, seqlen: number, windows: number): number[] {
-  const vocab = model.spec.vocabSize;
-  const perWindow: number[] = [];
-  for (let w = 0; w < windows; w++) {
-    const window = tokens.subarray(w * seqlen, (w + 1) * seqlen);
-    const logits = referenceLogits(model, window);
-    let sum = 0;
-    for (let t = 0; t < seqlen - 1; t++) {
-      const row = logits.subarray(t * vocab, (t + 1) * vocab);
-      const max = Math.max(...row);
-      let total = 0;
-      for (const v of row) total += Math.exp(v - max);
-      sum += max + Math.log(total) - row[window[t + 1]];
-    }
-    perWindow.push(sum / (seqlen - 1));
-  }
-  return perWindow;
+  return Array.from({ length: windows }, (_, w) => referenceWindowNll(model, tokens.subarray(w * seqlen, (w + 1) * seqlen)));
 }
 
 // seqlen 70 spans two attention chunks; 7 windows with batches of several windows leave a short last batch.

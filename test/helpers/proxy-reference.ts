@@ -19,7 +19,7 @@ import type { Progress } from '../../src/util/progress.ts';
 import { gini, subsampleIndices } from '../../src/search/gini.ts';
 import { argsortNonNegative } from '../../src/util/argsort.ts';
 
-import { PROXY_NAMES, type ProxyName } from '../../src/search/proxy.ts';
+import { LINEAR_PROXY_NAMES, PROXY_NAMES, type ProxyName } from '../../src/search/proxy-measures.ts';
 
 export interface ProxyOptions {
   target: PruneTarget;
@@ -57,7 +57,7 @@ export class ReferenceProxyContext {
   /** The proxies this context can compute (output-error needs the grams). */
   get availableProxies(): ProxyName[] {
     const withGram = this.linears.every((l) => l.gram !== null);
-    return PROXY_NAMES.filter((p) => p !== 'output-error' || withGram);
+    return LINEAR_PROXY_NAMES.filter((p) => p !== 'output-error' || withGram);
   }
 
   /** Bytes the grams of every layer would take (float64), to decide whether output-error is affordable. */

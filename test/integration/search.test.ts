@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseCrepeConfig } from '../../src/search/crepe-config.ts';
-import { PROXY_NAMES } from '../../src/search/proxy.ts';
+import { LINEAR_PROXY_NAMES, PROXY_NAMES } from '../../src/search/proxy.ts';
 import { C4_SAMPLE, DATA } from '../helpers/shared.ts';
 import { scratchDir, storiesModelDir } from '../helpers/stories.ts';
 import { runCli } from '../helpers/cli.ts';
@@ -37,8 +37,10 @@ describe('crepe search on stories260K', () => {
     assert.equal(config.a, 0.5);
     const provenance = config.provenance!;
     assert.equal(provenance.strategy, 'pho');
-    assert.equal(provenance.proxy, 'gini-ref');
+    // The default proxy for 50 % unstructured is the one validated best there (src/search/proxy-defaults.ts).
+    assert.equal(provenance.proxy, 'calib-nll');
     assert.equal(provenance.proxySign, 1);
+    assert.match(String(provenance.proxySignSource), /^default: 50 % validation: calib-nll/);
     assert.deepEqual(provenance.kSet, [1, 3]);
     assert.equal(provenance.budgetPerK, 12);
     assert.equal(provenance.model, model);
@@ -57,8 +59,8 @@ describe('crepe search on stories260K', () => {
     assert.equal(log.candidates.filter((c) => c.k === 1).length, 12);
     assert.equal(log.candidates.filter((c) => c.k === 3).length, 12);
     for (const c of log.candidates) {
-      assert.equal(typeof c.proxies['gini-ref'], 'number');
-      assert.equal(c.objective, c.proxies['gini-ref']);
+      assert.equal(typeof c.proxies['calib-nll'], 'number');
+      assert.equal(c.objective, c.proxies['calib-nll']);
       assert.ok(c.seconds >= 0);
     }
     // The configuration written is the candidate with the lowest objective.
@@ -66,7 +68,7 @@ describe('crepe search on stories260K', () => {
     assert.equal(config.k, best.k);
     assert.equal(config.beta, best.params.beta);
     assert.equal(config.gamma, best.params.gamma);
-    assert.equal(provenance.proxyValue, best.proxies['gini-ref']);
+    assert.equal(provenance.proxyValue, best.proxies['calib-nll']);
     assert.deepEqual(log.bestPerK.map((b) => b.k), [1, 3]);
   });
 
@@ -87,7 +89,8 @@ describe('crepe search on stories260K', () => {
       peakRssBytes: number;
     };
     assert.equal(validation.subsample.rows, 0.5);
-    assert.deepEqual(validation.subsample.proxies.map((p) => p.proxy), [...PROXY_NAMES]);
+    // The row subset applies to the per-linear proxies only (calib-nll runs the whole model).
+    assert.deepEqual(validation.subsample.proxies.map((p) => p.proxy), [...LINEAR_PROXY_NAMES]);
     for (const p of validation.subsample.proxies) {
       const full = validation.points.map((point) => point.proxies[p.proxy]);
       const sub = validation.points.map((point) => point.subsampledProxies[p.proxy]);
@@ -121,10 +124,10 @@ describe('crepe search on stories260K', () => {
     const calib = ['--calib', C4_SAMPLE];
     const cases = [
       // 50 % per matrix, gini-ref, k ∈ {1, 3}, 12 candidates each, one thread.
-      { args: [...calib, '--nsamples', '4', '--seqlen', '64', '--sparsity', '0.5', '--crepe-k', '1,3', '--threads', '1', '--budget', '12'],
+      { args: [...calib, '--nsamples', '4', '--seqlen', '64', '--sparsity', '0.5', '--crepe-k', '1,3', '--threads', '1', '--budget', '12', '--proxy', 'gini-ref'],
         best: { k: 1, beta: 1.2448118991777875, gamma: 0.02820127620904844, a: 0.5 }, proxyValue: 0.36118518939268346 },
       // a searched too, exact Gini, seed 7, two evaluator threads.
-      { args: [...calib, '--nsamples', '8', '--seqlen', '128', '--sparsity', '0.5', '--crepe-k', '1,3,5', '--threads', '2', '--budget', '24', '--seed', '7', '--search-a', '--gini-subsample', 'exact'],
+      { args: [...calib, '--nsamples', '8', '--seqlen', '128', '--sparsity', '0.5', '--crepe-k', '1,3,5', '--threads', '2', '--budget', '24', '--seed', '7', '--search-a', '--gini-subsample', 'exact', '--proxy', 'gini-ref'],
         best: { k: 3, beta: 2.57756249392858, gamma: 0.023841199669306992, a: 0.7374561589780236 }, proxyValue: 0.35796569782225196 },
       // 2:4 with the pruned-mass proxy.
       { args: [...calib, '--nsamples', '8', '--seqlen', '128', '--pattern', '2:4', '--crepe-k', '3,5', '--threads', '1', '--budget', '18', '--seed', '3', '--proxy', 'pruned-mass'],

@@ -111,10 +111,10 @@ test('confirmOnHeldOut: the best candidate of each of the N best window sizes ge
   const candidate = (k: number, objective: number) => ({
     k, generation: 0, objective, seconds: 0,
     params: { k, alpha: 1, beta: 1, gamma: 1, a: 0.5, variant: 'normalized' as const, border: 'zero' as const },
-    proxies: { 'gini-own': 0, 'gini-ref': objective, 'pruned-mass': 0, 'column-gini': 0, 'output-error': 0 },
+    proxies: { 'gini-own': 0, 'gini-ref': objective, 'pruned-mass': 0, 'column-gini': 0, 'output-error': 0, 'calib-nll': 0 },
   });
   const bestPerK = [candidate(1, 0.3), candidate(3, 0.1), candidate(5, 0.2)];
-  const result = { best: bestPerK[1], bestPerK, candidates: bestPerK, seconds: { total: 0, score: 0, select: 0, gini: 0 } };
+  const result = { best: bestPerK[1], bestPerK, candidates: bestPerK, seconds: { total: 0, score: 0, select: 0, gini: 0, forward: 0 } };
   const measuredKs: number[] = [];
   const confirmations = await confirmOnHeldOut(result, 2, async (params) => {
     measuredKs.push(params.k);
@@ -122,4 +122,11 @@ test('confirmOnHeldOut: the best candidate of each of the N best window sizes ge
   });
   assert.deepEqual(measuredKs, [3, 5]);
   assert.deepEqual(confirmations.map((c) => [c.params.k, c.objective, c.ppl]), [[3, 0.1, 103], [5, 0.2, 105]]);
+  // The start configuration is confirmed after them (objective NaN), unless it is one of them.
+  const start = { ...bestPerK[0].params, k: 7, beta: 2 };
+  const withStart = await confirmOnHeldOut(result, 2, async (params) => ({ ppl: 100 + params.k, seconds: 0 }), undefined, start);
+  assert.deepEqual(withStart.map((c) => [c.source, c.params.k, c.ppl]), [['pho', 3, 103], ['pho', 5, 105], ['start', 7, 107]]);
+  assert.ok(Number.isNaN(withStart[2].objective));
+  const startShortlisted = await confirmOnHeldOut(result, 2, async (params) => ({ ppl: 100 + params.k, seconds: 0 }), undefined, bestPerK[1].params);
+  assert.deepEqual(startShortlisted.map((c) => [c.source, c.params.k]), [['pho', 3], ['pho', 5]]);
 });

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
-import { ProxyContext, PROXY_NAMES, type ProxyContextOptions, type ProxyName, type ProxyOptions } from '../../src/search/proxy.ts';
+import { ProxyContext, LINEAR_PROXY_NAMES, type ProxyContextOptions, type ProxyName, type ProxyOptions } from '../../src/search/proxy.ts';
 import { ByteLru, termsFile, windowFile } from '../../src/search/proxy-cache.ts';
 import { assignUnits } from '../../src/search/proxy-worker.ts';
 import type { CrepeParams } from '../../src/prune/scores/crepe.ts';
@@ -66,7 +66,7 @@ async function compareWithReference(reference: ReferenceProxyContext, context: P
     for (const options of SELECTIONS) {
       const expected = reference.evaluate(params, options).values;
       const actual = (await context.evaluate(params, options)).values;
-      for (const name of PROXY_NAMES) {
+      for (const name of LINEAR_PROXY_NAMES) {
         const what = `${name} ${JSON.stringify(params)} ${JSON.stringify(options.target)} ${options.selection}`;
         if (exact || params.gamma === 0) {
           assert.equal(actual[name], expected[name], what);
@@ -288,7 +288,7 @@ describe('proxy cache directory', () => {
       const half = (await full.evaluate(params, { ...options, rows: 0.5 })).values;
       const again = (await full.evaluate(params, { ...options, rows: 0.5 })).values;
       assert.deepEqual(again, half);
-      for (const name of PROXY_NAMES) {
+      for (const name of LINEAR_PROXY_NAMES) {
         assert.notEqual(half[name], fresh[name], name);
         assert.ok(half[name] > 0 && half[name] < 1, `${name}: ${half[name]}`);
       }

@@ -4,7 +4,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { PROXY_NAMES, ProxyContext, type ProxyName, type ProxyOptions } from '../../src/search/proxy.ts';
+import { LINEAR_PROXY_NAMES, PROXY_NAMES, ProxyContext, type ProxyName, type ProxyOptions } from '../../src/search/proxy.ts';
+import { referenceWindowNll } from '../helpers/reference-nll.ts';
+import type { ModelSource } from '../../src/model/source.ts';
+import { crepeScores } from '../../src/prune/scores/crepe.ts';
 import { evaluateLinear, Scratch } from '../../src/search/proxy-measures.ts';
 import { buildLinearTerms } from '../../src/search/proxy-terms.ts';
 import { readTerms, termsFile } from '../../src/search/proxy-cache.ts';
@@ -174,7 +177,7 @@ describe('ProxyContext on a tiny random llama (2 layers, 4 windows of 16 tokens)
       count++;
     }
     const { values } = await withGram.evaluate(riaPoint, unstructured);
-    for (const p of PROXY_NAMES) {
+    for (const p of LINEAR_PROXY_NAMES) {
       close(values[p], sums[p] / count, 1e-6 * Math.max(1, Math.abs(sums[p] / count)), p);
       assert.ok(values[p] > 0 && values[p] < 1, `${p} = ${values[p]}`);
     }
@@ -197,6 +200,53 @@ describe('ProxyContext on a tiny random llama (2 layers, 4 windows of 16 tokens)
     }
     const { values } = await withoutGram.evaluate(riaPoint, { ...unstructured, target: { kind: 'nm', n: 2, m: 4 } }, ['pruned-mass']);
     close(values['pruned-mass'], expected / count, 1e-6, 'pruned-mass 2:4');
+  });
+
+  /**
+   * Mean next-token NLL over `windows` of the model whose linears are pruned by `maskOf`, from the
+   * float64 reference forward (model/reference-forward.ts), the masks applied by hand.
+   */
+  function referenceNll(maskOf: (l: ReturnType<typeof linears> extends Iterable<infer L> ? L : never) => Uint8Array, evalWindows: Int32Array[]): number[] {
+    const blocks = Array.from({ length: spec.numLayers }, (_, layer) => ({ ...model.readBlock(layer) }));
+    for (const l of linears()) {
+      const mask = maskOf(l);
+      blocks[l.layer][`${l.name}.weight`] = Float32Array.from(l.weight, (w, p) => (mask[p] ? 0 : w));
+    }
+    const pruned: ModelSource = { ...model, spec, readBlock: (layer) => blocks[layer], readEmbedding: () => model.readEmbedding(), readFinalNorm: () => model.readFinalNorm(), readLmHead: () => model.readLmHead() };
+    return evalWindows.map((window) => referenceWindowNll(pruned, window));
+  }
+  const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
+
+  test('calib-nll at the RIA point: the float64 NLL, on the first calibration windows, of the model pruned by RIA masks from the dense statistics', async () => {
+    // The context runs calib-nll on min(4, CALIB_NLL_WINDOWS) = 4 windows: all of them here.
+    for (const target of [{ kind: 'unstructured', sparsity: 0.5 }, { kind: 'nm', n: 2, m: 4 }] as const) {
+      const expected = mean(referenceNll((l) => {
+        const scores = riaScores(l.weight, l.dOut, l.dIn, l.sqNorm, { a: 0.5 });
+        return target.kind === 'nm' ? nmMask(scores, l.dOut, l.dIn, 2, 4) : perMatrixMask(scores, 0.5);
+      }, windows));
+      const { values, seconds } = await withoutGram.evaluate(riaPoint, { ...unstructured, target }, ['calib-nll']);
+      close(values['calib-nll'], expected, 1e-4 * expected, `calib-nll ${target.kind}`);
+      assert.ok(seconds.forward > 0);
+      for (const p of LINEAR_PROXY_NAMES) assert.ok(Number.isNaN(values[p]), p);
+    }
+  });
+
+  test('calib-nll of another configuration, and at sparsity 0 the dense model\'s NLL; prunedPerplexity on other text', async () => {
+    const expected = mean(referenceNll((l) => perMatrixMask(crepeScores(l.weight, l.dOut, l.dIn, l.sqNorm, other), 0.5), windows));
+    const { values } = await withGram.evaluate(other, unstructured, ['calib-nll', 'pruned-mass']);
+    close(values['calib-nll'], expected, 1e-4 * expected, 'calib-nll');
+    const dense = mean(referenceNll((l) => new Uint8Array(l.weight.length), windows));
+    const atZero = (await withGram.evaluate(other, { ...unstructured, target: { kind: 'unstructured', sparsity: 0 } }, ['calib-nll'])).values['calib-nll'];
+    close(atZero, dense, 1e-4 * dense, 'calib-nll at sparsity 0');
+    assert.ok(values['calib-nll'] > atZero, `pruning half the weights raises the NLL: ${values['calib-nll']} vs ${atZero}`);
+    // The confirmation's perplexity: the same pruned model on two other windows (the first one only with maxChunks 1).
+    const text = Array.from({ length: 2 }, () => Int32Array.from({ length: seqlen }, () => rng.below(spec.vocabSize)));
+    const perWindow = referenceNll((l) => perMatrixMask(crepeScores(l.weight, l.dOut, l.dIn, l.sqNorm, other), 0.5), text);
+    const tokens = new Int32Array([...text[0], ...text[1]]);
+    const both = await withGram.prunedPerplexity(other, unstructured, tokens, { seqlen });
+    close(Math.log(both.ppl), mean(perWindow), 1e-4 * mean(perWindow), 'log PPL, two windows');
+    const first = await withGram.prunedPerplexity(other, unstructured, tokens, { seqlen, maxChunks: 1 });
+    close(Math.log(first.ppl), perWindow[0], 1e-4 * perWindow[0], 'log PPL, first window');
   });
 
   test('pruning everything: pruned-mass and output-error are exactly 1', async () => {
