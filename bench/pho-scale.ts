@@ -178,7 +178,8 @@ function report(
     '',
     `Synthetic model: ${layers} decoder layers with Llama-2-7B's shapes (hidden 4096, intermediate 11008, 32 heads, vocab 32000${run.quick ? '; --quick: scaled down' : ''}), F16,`
       + ` weights N(0, 0.02²): ${(weights / 1e6).toFixed(0)} M linear weights, weight file ${MiB(weightFileBytes(modelDir))}. Calibration ${run.nsamples} × ${run.seqlen} random token ids.`
-      + ` One evaluation = CRePE scores from the cached terms, per-matrix selection at 50 % and PHO's default proxy (${DEFAULT_PROXY.name}) for all ${layers * 7} linears.`
+      + ` One evaluation = CRePE scores from the cached terms, per-matrix selection at 50 % and PHO's default proxy (${DEFAULT_PROXY.name}) for all ${layers * 7} linears:`
+      + ' one pass per linear that scores each weight and walks it against the threshold, bracketed beforehand by the scores of 65536 evenly spaced positions (no score or mask array).'
       + ` Random configurations from PHO's box with k = ${TIMED_K} (a search evaluates 60 candidates of one k in a row), after a first evaluation of each k ∈ {${K_SET.join(', ')}} (which reads and checksums its files, and writes the row-subset files).`
       + ` In-memory LRU budget ${BUDGET_MIB} MiB; the rest is read from the cache directory each evaluation (from the page cache when it fits).`
       + ` Each run is its own child process (its own peak RSS). "Load" is the 1-minute load average when the run started (2 CPUs; other work on the machine slows every number).`,
@@ -198,7 +199,7 @@ function report(
     '',
     `Parallel speed-up (1 → 2 threads, same configurations): **${(perEvaluation(one) / perEvaluation(two)).toFixed(2)}×**; proxy values of the two runs ${identical ? 'identical (bit for bit)' : '**differ**'}.`
       + ` Weights/s counts the weights an evaluation covers (a tenth of them with --proxy-rows ${SUBSET_ROWS}); CPU is user + system time of all threads, so on an idle machine`
-      + ` an evaluation on T threads takes about CPU / T; the wall-clock projections use the measured wall time. The score/select/proxy split is of the evaluator threads' step times (the rest of an evaluation is reading terms the LRU does not hold).`
+      + ` an evaluation on T threads takes about CPU / T; the wall-clock projections use the measured wall time. The score/select/proxy split is of the evaluator threads' step times: score = the pass (scores and walk), select = the sample's bracket and the settling of the entries inside it; the rest of an evaluation is reading the terms the LRU does not hold.`
       + ` Peak RSS does not grow with the layer count: an evaluator holds one linear's terms and buffers plus its share of the LRU budget.`,
     '',
   ].join('\n');
