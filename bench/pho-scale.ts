@@ -17,13 +17,14 @@
  * Standalone: node --import tsx bench/pho-scale.ts [--quick] [--keep-cache]
  * Children:   … --child build|evaluate --model DIR --cache DIR [--threads T --rows F --evaluations N --budget MiB]
  */
-import { rmSync } from 'node:fs';
+import { readdirSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ModelCheckpoint } from '../src/model/checkpoint.ts';
 import { ProxyContext, type ProxyOptions } from '../src/search/proxy.ts';
 import { DEFAULT_PROXY } from '../src/search/proxy-defaults.ts';
+import { subsetDir } from '../src/search/proxy-cache.ts';
 import { argValue, peakRssBytes, runBenchChild, sendChildResult } from './child-process.ts';
 import { benchCacheOptions, directoryBytes, linearWeights, randomParams, timeEvaluations, type EvaluationTimings } from './pho.ts';
 import { ensureSyntheticModel, randomTokenWindows, weightFileBytes, LLAMA2_7B_2_LAYERS, QUICK_MODEL } from './synthetic-model.ts';
@@ -111,6 +112,13 @@ async function childEvaluate(modelDir: string, cacheDir: string): Promise<Evalua
   }
 }
 
+/** Bytes one evaluation of the timed window size reads: every linear's terms and its neighbourhood term for TIMED_K. */
+function workingSetBytes(dir: string): number {
+  return readdirSync(dir)
+    .filter((name) => name.endsWith('.terms.bin') || name.endsWith(`.normalized-k${TIMED_K}.bin`))
+    .reduce((sum, name) => sum + statSync(path.join(dir, name)).size, 0);
+}
+
 const MiB = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
 const GiB = (bytes: number): string => `${(bytes / 2 ** 30).toFixed(1)} GiB`;
 const duration = (seconds: number): string => (seconds >= 3600 ? `${(seconds / 3600).toFixed(1)} h` : seconds >= 120 ? `${(seconds / 60).toFixed(1)} min` : `${seconds.toFixed(1)} s`);
@@ -135,19 +143,25 @@ export async function benchPhoScale(log: (line: string) => void, options: { quic
       log(`pho-scale: ${evaluations} evaluations on ${threads} thread(s), rows ${rows} (load average ${loads.at(-1)}) …`);
       runs.push(await runBenchChild<EvaluateResult>(script, ['evaluate', ...common, '--threads', String(threads), '--rows', String(rows), '--evaluations', String(evaluations), '--budget', String(BUDGET_MIB)], log));
     }
-    return report(modelOptions.layers, modelDir, { nsamples, seqlen, quick: Boolean(options.quick) }, build, runs, loads);
+    const workingSets = runs.map((r) => workingSetBytes(subsetDir(cacheDir, r.rows < 1 ? { fraction: r.rows, seed: 0 } : null)));
+    return report(modelOptions.layers, modelDir, { nsamples, seqlen, quick: Boolean(options.quick) }, build, runs, loads, workingSets);
   } finally {
     if (!options.keepCache && !options.keepModel) rmSync(cacheDir, { recursive: true, force: true });
   }
 }
 
-function report(layers: number, modelDir: string, run: { nsamples: number; seqlen: number; quick: boolean }, build: BuildResult, runs: EvaluateResult[], loads: string[]): string {
+function report(
+  layers: number, modelDir: string, run: { nsamples: number; seqlen: number; quick: boolean }, build: BuildResult, runs: EvaluateResult[], loads: string[], workingSets: number[],
+): string {
   const model = ModelCheckpoint.open(modelDir);
   const weights = linearWeights(model.spec);
   model.close();
   const scale = FULL_LAYERS / layers;
   const [one, two, subset] = runs;
   const perEvaluation = (r: EvaluateResult) => r.timings.wall / r.timings.count;
+  // A search pays the first evaluation of each window size (reading and checksumming its files) once.
+  const search = (r: EvaluateResult) => scale * (K_SET.length * r.firstSeconds + (SEARCH_EVALUATIONS - K_SET.length) * perEvaluation(r));
+  const memory = os.totalmem();
   const identical = one.values.length === two.values.length && one.values.every((v, i) => Object.is(v, two.values[i]));
   const row = (label: string, r: EvaluateResult, load: string) => {
     const t = perEvaluation(r);
@@ -157,14 +171,15 @@ function report(layers: number, modelDir: string, run: { nsamples: number; seqle
     const share = (part: number) => `${((part / steps) * 100).toFixed(0)}`;
     return `| ${label} | ${r.timings.count} | ${t.toFixed(2)} s | **${(evaluated / t / 1e6).toFixed(0)} M** | ${cpu.toFixed(2)} s | ${(evaluated / cpu / 1e6).toFixed(0)} M |`
       + ` ${share(r.timings.score)} / ${share(r.timings.select)} / ${share(r.timings.gini)} | ${r.firstSeconds.toFixed(1)} s | ${MiB(r.peakRssBytes)} | ${load} |`
-      + ` ${duration(t * scale)} | ${duration(t * scale * SEARCH_EVALUATIONS)} |`;
+      + ` ${duration(t * scale)} | ${duration(search(r))} |`;
   };
   return [
     '## PHO at scale: Llama-2-7B layer shapes',
     '',
     `Synthetic model: ${layers} decoder layers with Llama-2-7B's shapes (hidden 4096, intermediate 11008, 32 heads, vocab 32000${run.quick ? '; --quick: scaled down' : ''}), F16,`
       + ` weights N(0, 0.02²): ${(weights / 1e6).toFixed(0)} M linear weights, weight file ${MiB(weightFileBytes(modelDir))}. Calibration ${run.nsamples} × ${run.seqlen} random token ids.`
-      + ` One evaluation = CRePE scores from the cached terms, per-matrix selection at 50 % and PHO's default proxy (${DEFAULT_PROXY.name}) for all ${layers * 7} linears.`
+      + ` One evaluation = CRePE scores from the cached terms, per-matrix selection at 50 % and PHO's default proxy (${DEFAULT_PROXY.name}) for all ${layers * 7} linears:`
+      + ' one pass per linear that scores each weight and walks it against the threshold, bracketed beforehand by the scores of 65536 evenly spaced positions (no score or mask array).'
       + ` Random configurations from PHO's box with k = ${TIMED_K} (a search evaluates 60 candidates of one k in a row), after a first evaluation of each k ∈ {${K_SET.join(', ')}} (which reads and checksums its files, and writes the row-subset files).`
       + ` In-memory LRU budget ${BUDGET_MIB} MiB; the rest is read from the cache directory each evaluation (from the page cache when it fits).`
       + ` Each run is its own child process (its own peak RSS). "Load" is the 1-minute load average when the run started (2 CPUs; other work on the machine slows every number).`,
@@ -172,15 +187,19 @@ function report(layers: number, modelDir: string, run: { nsamples: number; seqle
     `Dense pass and cache build (once per model and calibration set): **${duration(build.denseSeconds)}**${build.reused ? ' (as recorded in the manifest of the cache an earlier run built; this run reused it)' : `, peak RSS ${MiB(build.peakRssBytes)}`}; cache on disk ${GiB(build.cacheBytes)}`
       + ` (weights as float16, row and column as uint16, one float32 neighbourhood term per k). Projected to ${FULL_LAYERS} layers: ${duration(build.denseSeconds * scale)}, ${GiB(build.cacheBytes * scale)} on disk.`,
     '',
-    `| run | evaluations | time / evaluation | weights / s | CPU / evaluation | weights / CPU-s | score / select / proxy (% of steps) | first evaluation per k | peak RSS | load | ${FULL_LAYERS} layers: / evaluation | ${FULL_LAYERS} layers: search of ${SEARCH_EVALUATIONS} |`,
+    `| run | evaluations | time / evaluation | weights / s | CPU / evaluation | weights / CPU-s | score / select / proxy (% of steps) | first evaluation per k | peak RSS | load | ${FULL_LAYERS} layers: / evaluation | ${FULL_LAYERS} layers: search of ${SEARCH_EVALUATIONS} (first use of each k included) |`,
     '|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|',
     row('1 thread', one, loads[0]),
     row('2 threads', two, loads[1]),
     row(`2 threads, --proxy-rows ${SUBSET_ROWS}`, subset, loads[2]),
     '',
+    `Bytes one evaluation reads (every linear's terms and the neighbourhood term of k = ${TIMED_K}): ${GiB(workingSets[0])} (${GiB(workingSets[0] * scale)} at ${FULL_LAYERS} layers),`
+      + ` ${GiB(workingSets[2])} with --proxy-rows ${SUBSET_ROWS} (${GiB(workingSets[2] * scale)}); this machine has ${GiB(memory)} of memory.`
+      + ` The ${FULL_LAYERS}-layer columns assume these bytes come from the page cache as they do here; where they do not fit in memory, every evaluation reads them from storage instead.`,
+    '',
     `Parallel speed-up (1 → 2 threads, same configurations): **${(perEvaluation(one) / perEvaluation(two)).toFixed(2)}×**; proxy values of the two runs ${identical ? 'identical (bit for bit)' : '**differ**'}.`
       + ` Weights/s counts the weights an evaluation covers (a tenth of them with --proxy-rows ${SUBSET_ROWS}); CPU is user + system time of all threads, so on an idle machine`
-      + ` an evaluation on T threads takes about CPU / T; the wall-clock projections use the measured wall time. The score/select/proxy split is of the evaluator threads' step times (the rest of an evaluation is reading terms the LRU does not hold).`
+      + ` an evaluation on T threads takes about CPU / T; the wall-clock projections use the measured wall time. The score/select/proxy split is of the evaluator threads' step times: score = the pass (scores and walk), select = the sample's bracket and the settling of the entries inside it; the rest of an evaluation is reading the terms the LRU does not hold.`
       + ` Peak RSS does not grow with the layer count: an evaluator holds one linear's terms and buffers plus its share of the LRU budget.`,
     '',
   ].join('\n');

@@ -16,14 +16,19 @@
  * that order (shared by the reference-based proxies), and the row-major mask and weights on demand
  * (for proxies defined on the matrix layout, such as a per-N:M-group measure). A new proxy is a
  * name in LINEAR_PROXY_NAMES and an entry in PROXIES. The model-level proxy calib-nll is in proxy-e2e.ts.
+ *
+ * The proxies that need only the walk (gini-ref, pruned-mass: `walkOnly`) of a per-matrix mask,
+ * asked for on their own as a search does, take a shorter road: one pass per linear that scores
+ * and walks at once, with no score or mask array (perMatrixWalk).
  */
 import { selectMask } from '../prune/mask.ts';
 import type { CrepeParams } from '../prune/scores/crepe.ts';
 import type { PruneTarget, Selection } from '../prune/settings.ts';
 import { gini, subsampleIndices } from './gini.ts';
+import { kthSmallest } from '../util/select.ts';
 import {
-  candidateScores, candidateScoresDirect, magnitudeSource, naturalLayout, positionCount, quadraticForm, referenceNorms, rowCount, rowSlots,
-  type LinearTerms, type WindowTerm,
+  candidateScores, candidateScoresDirect, magnitudeSource, naturalLayout, pickPositions, positionCount, quadraticForm, referenceNorms, rowCount, rowSlots,
+  scoreAndWalk, type LinearTerms, type ThresholdBand, type WindowTerm,
 } from './proxy-terms.ts';
 
 import { LINEAR_PROXY_NAMES, PROXY_NAMES, type LinearProxyName, type ProxyName } from './proxy-defaults.ts';
@@ -68,6 +73,8 @@ export interface ReferenceWalk {
 export interface ProxyDefinition {
   /** Needs XᵀX of the linear's input (kept only for models whose grams fit). */
   needsGram: boolean;
+  /** A function of the reference walk (and the terms) alone: needs neither the scores nor the mask. */
+  walkOnly?: boolean;
   measure(view: CandidateView): number;
 }
 
@@ -75,6 +82,7 @@ export const PROXIES: Record<LinearProxyName, ProxyDefinition> = {
   'gini-own': { needsGram: false, measure: giniOwn },
   'gini-ref': {
     needsGram: false,
+    walkOnly: true,
     measure(view) {
       // G = Σᵢ (2i − n − 1)·sᵢ / (n·Σ s), i the 1-based rank among the n pruned values.
       const { count: n, total, rankWeighted } = view.referenceWalk();
@@ -82,7 +90,7 @@ export const PROXIES: Record<LinearProxyName, ProxyDefinition> = {
       return (2 * rankWeighted - (n + 1) * total) / (n * total);
     },
   },
-  'pruned-mass': { needsGram: false, measure: (view) => view.referenceWalk().total / view.terms.referenceTotal },
+  'pruned-mass': { needsGram: false, walkOnly: true, measure: (view) => view.referenceWalk().total / view.terms.referenceTotal },
   'column-gini': { needsGram: false, measure: (view) => gini(view.lostPerColumn()) },
   'output-error': {
     needsGram: true,
@@ -145,12 +153,21 @@ export class Scratch {
   mask = new Uint8Array(0);
   naturalScores = new Float32Array(0);
   naturalMask = new Uint8Array(0);
+  band: ThresholdBand = { lo: 0, hi: 0, score: new Float32Array(0), reference: new Float32Array(0), countBefore: new Float64Array(0), totalBefore: new Float64Array(0) };
 
   ensure(n: number): void {
     if (this.scores.length < n) {
       this.scores = new Float32Array(n);
       this.mask = new Uint8Array(n);
     }
+  }
+
+  /** A band of at least `capacity` entries (its bounds are set by the caller). */
+  ensureBand(capacity: number): ThresholdBand {
+    if (this.band.score.length < capacity) {
+      this.band = { lo: 0, hi: 0, score: new Float32Array(capacity), reference: new Float32Array(capacity), countBefore: new Float64Array(capacity), totalBefore: new Float64Array(capacity) };
+    }
+    return this.band;
   }
 
   ensureNatural(n: number): void {
@@ -183,6 +200,27 @@ export function evaluateLinear(
   memo: Map<string, unknown> = new Map(),
 ): LinearEvaluation {
   const n = positionCount(terms);
+  const { target, selection } = options;
+  // Seconds of a one-pass attempt that fell back to the general path are counted with it.
+  const seconds = { score: 0, select: 0, gini: 0 };
+  if (source.kind === 'terms' && target.kind === 'unstructured' && selection === 'per-matrix' && which.every((name) => PROXIES[name].walkOnly)) {
+    const walk = perMatrixWalk(terms, source.window, params, target.sparsity, scratch, seconds);
+    if (walk) {
+      const view: CandidateView = {
+        terms, options, memo,
+        get scores(): Float32Array { throw new Error('internal: a walk-only proxy read the scores'); },
+        get mask(): Uint8Array { throw new Error('internal: a walk-only proxy read the mask'); },
+        referenceWalk: () => walk,
+        lostPerColumn: () => { throw new Error('internal: a walk-only proxy read the mask'); },
+        natural: () => { throw new Error('internal: a walk-only proxy read the mask'); },
+      };
+      const t = performance.now();
+      const values: Partial<Record<ProxyName, number>> = {};
+      for (const name of which) values[name] = PROXIES[name].measure(view);
+      seconds.gini += (performance.now() - t) / 1000;
+      return { values, seconds };
+    }
+  }
   scratch.ensure(n);
   let t = performance.now();
   const scores = scratch.scores.subarray(0, n);
@@ -207,7 +245,68 @@ export function evaluateLinear(
   };
   const values: Partial<Record<LinearProxyName, number>> = {};
   for (const name of which) values[name] = PROXIES[name].measure(view);
-  return { values, seconds: { score, select, gini: (performance.now() - t) / 1000 } };
+  return { values, seconds: { score: seconds.score + score, select: seconds.select + select, gini: (performance.now() - t) / 1000 } };
+}
+
+/** Positions of the sample that brackets a per-matrix threshold before the pass (perMatrixWalk). */
+const THRESHOLD_SAMPLE = 1 << 16;
+/** Half-width of the bracket around the threshold's rank in the sample, in standard deviations of that rank. */
+const BRACKET_SIGMAS = 5;
+
+/**
+ * The reference walk of a per-matrix mask (prune every score ≤ t, t = the score of rank
+ * floor(n·sparsity), as perMatrixMask) in ONE pass over the terms, without storing scores or mask:
+ * the scores of a fixed sample of positions (evenly spaced along the reference order) bracket t
+ * in [lo, hi]; the pass walks the entries below lo as it scores them and records those in the
+ * bracket; the exact t is then selected among the recorded ones and the walk completed with them.
+ * Returns null, and the caller takes the general path, when t is not in the bracket (or a score
+ * is NaN); the walk is the same as the general path's up to float64 rounding (the sums are added
+ * in another order).
+ */
+function perMatrixWalk(
+  terms: LinearTerms, window: WindowTerm | null, params: CrepeParams, sparsity: number, scratch: Scratch, seconds: LinearEvaluation['seconds'],
+): ReferenceWalk | null {
+  const n = positionCount(terms);
+  if (n === 0) return { count: 0, total: 0, rankWeighted: 0 };
+  let t = performance.now();
+  const rank = Math.min(Math.floor(n * sparsity), n - 1);
+  const m = Math.min(n, THRESHOLD_SAMPLE);
+  const positions = new Uint32Array(m);
+  for (let i = 0; i < m; i++) positions[i] = Math.floor(((2 * i + 1) * n) / (2 * m));
+  const sample = pickPositions(terms, window, positions);
+  const sampleScores = candidateScores(sample.terms, sample.window, params, new Float32Array(m));
+  const q = (rank + 0.5) / n;
+  const spread = BRACKET_SIGMAS * Math.sqrt(m * q * (1 - q)) + 2;
+  const loRank = Math.floor(q * m - spread);
+  const hiRank = Math.ceil(q * m + spread);
+  const band = scratch.ensureBand(Math.min(n, Math.ceil((1.5 * (hiRank - loRank + 1) * n) / m) + 1024));
+  band.lo = loRank < 0 ? Number.NEGATIVE_INFINITY : kthSmallest(sampleScores, loRank);
+  band.hi = hiRank >= m ? Number.POSITIVE_INFINITY : kthSmallest(sampleScores, hiRank);
+  seconds.select += (performance.now() - t) / 1000;
+
+  t = performance.now();
+  const pass = scoreAndWalk(terms, window, params, band);
+  seconds.score += (performance.now() - t) / 1000;
+
+  t = performance.now();
+  const below = pass.count;
+  const inBand = pass.inBand;
+  if (inBand > band.score.length || below + inBand + pass.above !== n || rank < below || rank >= below + inBand) return null;
+  const threshold = kthSmallest(band.score.subarray(0, inBand), rank - below);
+  // Each recorded entry at or under the threshold is pruned: its rank is the count of pruned
+  // entries up to it, and every definitely pruned entry after it moves one rank up.
+  let extra = 0;
+  let total = 0;
+  let rankWeighted = 0;
+  for (let e = 0; e < inBand; e++) {
+    if (band.score[e] > threshold) continue;
+    extra++;
+    const value = band.reference[e];
+    total += value;
+    rankWeighted += (band.countBefore[e] + extra) * value + (pass.total - band.totalBefore[e]);
+  }
+  seconds.select += (performance.now() - t) / 1000;
+  return { count: below + extra, total: pass.total + total, rankWeighted: pass.rankWeighted + rankWeighted };
 }
 
 /**

@@ -232,42 +232,203 @@ export function magnitudeSource(terms: LinearTerms): { f16: Uint16Array | null; 
 export function candidateScores(terms: LinearTerms, window: WindowTerm | null, params: CrepeParams, out: Float32Array): Float32Array {
   const n = positionCount(terms);
   if (out.length < n) throw new Error(`internal: a score buffer of ${out.length} for ${n} positions`);
-  const formula = params.gamma === 0 ? PLAIN : params.variant === 'normalized' ? NORMALIZED : SMOOTH;
-  if (formula !== PLAIN && (!window || window.length !== n)) throw new Error('internal: a neighbourhood term for every position is needed when γ > 0');
-  const { f16, f32, table } = magnitudeSource(terms);
-  scoreLoop(
-    formula, n, params.alpha, params.beta, params.gamma, f16, f32, table, terms.row, terms.col,
-    terms.inverseRowSums, terms.inverseColSums, activationFactors(terms.sqNorm, params.a), window ?? NO_WINDOW, out,
-  );
+  scorePass(terms, window, params, out, null);
   return out;
 }
 
-const PLAIN = 0;
-const NORMALIZED = 1;
-const SMOOTH = 2;
-const NO_WINDOW = new Float32Array(0);
+/**
+ * A per-matrix threshold known to lie in [lo, hi], for a score pass that walks the mask as it
+ * scores (scoreAndWalk): entries scoring below lo are pruned, above hi kept, and those in between
+ * recorded here (in position order) to be settled once the exact threshold is known.
+ */
+export interface ThresholdBand {
+  lo: number;
+  hi: number;
+  /** Per recorded entry: its score, its reference importance, and the walk's count and Σ of the definitely pruned entries before it. */
+  score: Float32Array;
+  reference: Float32Array;
+  countBefore: Float64Array;
+  totalBefore: Float64Array;
+}
+
+/** What scoreAndWalk found: the walk of the entries below the band, the band's size (may exceed its capacity) and the count above it. */
+export interface BandedWalk {
+  count: number;
+  total: number;
+  rankWeighted: number;
+  inBand: number;
+  above: number;
+}
 
 /**
- * The scoring loop on its own, over numbers and typed arrays only: a loop of tens of millions of
- * iterations is entered through on-stack replacement, and property reads or code after the loop in
- * the same function would run without type feedback and discard the optimised code on every call.
- *   PLAIN (γ = 0):  (β·A/C + α·A/R)·x^a
- *   NORMALIZED:     (β·A/C + α·A/R + γ·B)·x^a
- *   SMOOTH:         (β·A/C + α·A/R)·x^a + γ·B
+ * The candidate's scores, not stored, walked along the reference order against `band` in the same
+ * pass (see ThresholdBand): the reference importance of a position is fround(|W|·norms[col]) as
+ * in the reference walk, the sums are float64 in position order.
  */
+export function scoreAndWalk(terms: LinearTerms, window: WindowTerm | null, params: CrepeParams, band: ThresholdBand): BandedWalk {
+  const sums = scorePass(terms, window, params, NO_SCORES, band);
+  return { count: sums[0], total: sums[1], rankWeighted: sums[2], inBand: sums[3], above: sums[4] };
+}
+
+const NO_SCORES = new Float32Array(0);
+/** The neighbourhood term read when γ = 0 (index masked to 0): its weight is 0. */
+const ZERO_WINDOW = new Float32Array(1);
+
+function scorePass(terms: LinearTerms, window: WindowTerm | null, params: CrepeParams, out: Float32Array, band: ThresholdBand | null): Float64Array {
+  const n = positionCount(terms);
+  const plain = params.gamma === 0;
+  if (!plain && (!window || window.length !== n)) throw new Error('internal: a neighbourhood term for every position is needed when γ > 0');
+  const normalized = !plain && params.variant === 'normalized';
+  const gN = normalized ? params.gamma : 0;
+  const gS = plain || normalized ? 0 : params.gamma;
+  const w = plain ? ZERO_WINDOW : window!;
+  const wMask = plain ? 0 : -1;
+  const { f16, f32, table } = magnitudeSource(terms);
+  const activation = activationFactors(terms.sqNorm, params.a);
+  const { row, col, inverseRowSums: ir, inverseColSums: ic } = terms;
+  const sums = new Float64Array(5);
+  if (!band) {
+    scoreLoop(n, params.alpha, params.beta, gN, gS, f16, f32, table, row, col, ir, ic, activation, w, wMask, out);
+    return sums;
+  }
+  const walk = [n, params.alpha, params.beta, gN, gS, row, col, ir, ic, activation, w, wMask, referenceNorms(terms), band.lo, band.hi,
+    band.score, band.reference, band.countBefore, band.totalBefore, sums] as const;
+  if (f16) walkLoopF16(f16, table, ...walk);
+  else walkLoopF32(f32!, ...walk);
+  return sums;
+}
+
+/**
+ * One weight's CRePE score from its terms (m = |W|, B the neighbourhood term), rounded to
+ * float32 as crepeScores stores it, with crepeScores' float64 operations in its order:
+ *   normalized: (β·m/C + α·m/R + γ·B)·x^a      (gN = γ, gS = 0)
+ *   smooth:     (β·m/C + α·m/R)·x^a + γ·B      (gN = 0, gS = γ)
+ *   γ = 0:      (β·m/C + α·m/R)·x^a            (gN = gS = 0)
+ * Adding the zero terms leaves every sum as it is: the one expression covers all three, without
+ * a branch in the loops that call it.
+ */
+function crepeScore(m: number, inverseCol: number, inverseRow: number, activation: number, b: number, alpha: number, beta: number, gN: number, gS: number): number {
+  return Math.fround((beta * (m * inverseCol) + alpha * (m * inverseRow) + gN * b) * activation + gS * b);
+}
+
+/*
+ * The loops below stand on their own, over numbers and typed arrays only: a loop of tens of
+ * millions of iterations is entered through on-stack replacement, and property reads or code after
+ * the loop in the same function would run without type feedback and discard the optimised code on
+ * every call. They take float16 bits or float32 weights in separate loops (a per-weight branch on
+ * the storage costs a quarter of the time); the neighbourhood term is read at p & wMask (0 when
+ * γ = 0, when there is none).
+ */
+
 function scoreLoop(
-  formula: number, n: number, alpha: number, beta: number, gamma: number,
-  f16: Uint16Array | null, f32: Float32Array | null, table: Float32Array, row: IndexArray, col: IndexArray,
-  ir: Float64Array, ic: Float64Array, activation: Float64Array, window: WindowTerm, out: Float32Array,
+  n: number, alpha: number, beta: number, gN: number, gS: number, f16: Uint16Array | null, f32: Float32Array | null, table: Float32Array,
+  row: IndexArray, col: IndexArray, ir: Float64Array, ic: Float64Array, activation: Float64Array, window: WindowTerm, wMask: number, out: Float32Array,
 ): void {
   for (let p = 0; p < n; p++) {
     const m = f16 !== null ? table[f16[p] & 0x7fff] : Math.abs(f32![p]);
     const j = col[p];
-    const relative = beta * (m * ic[j]) + alpha * (m * ir[row[p]]);
-    out[p] = formula === NORMALIZED ? (relative + gamma * window[p]) * activation[j]
-      : formula === SMOOTH ? relative * activation[j] + gamma * window[p]
-        : relative * activation[j];
+    out[p] = crepeScore(m, ic[j], ir[row[p]], activation[j], window[p & wMask], alpha, beta, gN, gS);
   }
+}
+
+/**
+ * scoreAndWalk's pass: each score against the band (see ThresholdBand); the reference importance
+ * is fround(m·norms[col]) as in the reference walk; branch-free but for the rare band entries.
+ */
+function walkLoopF16(
+  f16: Uint16Array, table: Float32Array,
+  n: number, alpha: number, beta: number, gN: number, gS: number, row: IndexArray, col: IndexArray, ir: Float64Array, ic: Float64Array,
+  activation: Float64Array, window: WindowTerm, wMask: number, norms: Float64Array, lo: number, hi: number,
+  bandScore: Float32Array, bandReference: Float32Array, bandCount: Float64Array, bandTotal: Float64Array, sums: Float64Array,
+): void {
+  const capacity = bandScore.length;
+  let count = 0;
+  let total = 0;
+  let rankWeighted = 0;
+  let inBand = 0;
+  let above = 0;
+  for (let p = 0; p < n; p++) {
+    const m = table[f16[p] & 0x7fff];
+    const j = col[p];
+    const score = crepeScore(m, ic[j], ir[row[p]], activation[j], window[p & wMask], alpha, beta, gN, gS);
+    const reference = Math.fround(m * norms[j]);
+    const pruned = +(score < lo);
+    const value = pruned * reference;
+    count += pruned;
+    total += value;
+    rankWeighted += count * value;
+    above += +(score > hi);
+    if (score >= lo && score <= hi) {
+      if (inBand < capacity) {
+        bandScore[inBand] = score;
+        bandReference[inBand] = reference;
+        bandCount[inBand] = count;
+        bandTotal[inBand] = total;
+      }
+      inBand++;
+    }
+  }
+  sums[0] = count;
+  sums[1] = total;
+  sums[2] = rankWeighted;
+  sums[3] = inBand;
+  sums[4] = above;
+}
+
+/** walkLoopF16 for weights stored as float32. */
+function walkLoopF32(
+  f32: Float32Array,
+  n: number, alpha: number, beta: number, gN: number, gS: number, row: IndexArray, col: IndexArray, ir: Float64Array, ic: Float64Array,
+  activation: Float64Array, window: WindowTerm, wMask: number, norms: Float64Array, lo: number, hi: number,
+  bandScore: Float32Array, bandReference: Float32Array, bandCount: Float64Array, bandTotal: Float64Array, sums: Float64Array,
+): void {
+  const capacity = bandScore.length;
+  let count = 0;
+  let total = 0;
+  let rankWeighted = 0;
+  let inBand = 0;
+  let above = 0;
+  for (let p = 0; p < n; p++) {
+    const m = Math.abs(f32[p]);
+    const j = col[p];
+    const score = crepeScore(m, ic[j], ir[row[p]], activation[j], window[p & wMask], alpha, beta, gN, gS);
+    const reference = Math.fround(m * norms[j]);
+    const pruned = +(score < lo);
+    const value = pruned * reference;
+    count += pruned;
+    total += value;
+    rankWeighted += count * value;
+    above += +(score > hi);
+    if (score >= lo && score <= hi) {
+      if (inBand < capacity) {
+        bandScore[inBand] = score;
+        bandReference[inBand] = reference;
+        bandCount[inBand] = count;
+        bandTotal[inBand] = total;
+      }
+      inBand++;
+    }
+  }
+  sums[0] = count;
+  sums[1] = total;
+  sums[2] = rankWeighted;
+  sums[3] = inBand;
+  sums[4] = above;
+}
+
+/** The terms (and neighbourhood term) at the given positions only, in their order: a sample to estimate a threshold from. */
+export function pickPositions(terms: LinearTerms, window: WindowTerm | null, positions: Uint32Array): { terms: LinearTerms; window: WindowTerm | null } {
+  return {
+    terms: {
+      ...terms,
+      weightF16: terms.weightF16 ? gather(terms.weightF16, positions) : null,
+      weightF32: terms.weightF32 ? gather(terms.weightF32, positions) : null,
+      row: gather(terms.row, positions),
+      col: gather(terms.col, positions),
+      basePositions: null,
+    },
+    window: window && window.length > 0 ? gather(window, positions) : window,
+  };
 }
 
 /**
@@ -310,17 +471,8 @@ export function subsetRows(base: LinearTerms, fraction: number, seed: number): L
   for (let p = 0; p < n; p++) kept += keep[base.row[p]];
   const basePositions = new Uint32Array(kept);
   for (let p = 0, q = 0; p < n; p++) if (keep[base.row[p]]) basePositions[q++] = p;
-  const pick = <T extends Uint16Array | Uint32Array | Float32Array>(values: T): T => {
-    const out = new (values.constructor as new (length: number) => T)(kept);
-    for (let q = 0; q < kept; q++) out[q] = values[basePositions[q]];
-    return out;
-  };
   const subset: LinearTerms = {
-    ...base,
-    weightF16: base.weightF16 ? pick(base.weightF16) : null,
-    weightF32: base.weightF32 ? pick(base.weightF32) : null,
-    row: pick(base.row),
-    col: pick(base.col),
+    ...pickPositions(base, null, basePositions).terms,
     rows,
     basePositions,
     referenceTotal: 0,
@@ -337,10 +489,15 @@ export function subsetRows(base: LinearTerms, fraction: number, seed: number): L
 
 /** A base neighbourhood term restricted to a subset's positions. */
 export function subsetWindow(window: WindowTerm, subset: LinearTerms): WindowTerm {
-  const positions = subset.basePositions;
-  if (!positions) return window;
-  const out = window instanceof Float64Array ? new Float64Array(positions.length) : new Float32Array(positions.length);
-  for (let q = 0; q < positions.length; q++) out[q] = window[positions[q]];
+  return subset.basePositions ? gather(window, subset.basePositions) : window;
+}
+
+type StoredValues = Uint16Array | Uint32Array | Float32Array | Float64Array;
+
+/** values[positions[q]] for every q, in an array of the same type. */
+function gather<T extends StoredValues>(values: T, positions: Uint32Array): T {
+  const out = new (values.constructor as new (length: number) => T)(positions.length);
+  for (let q = 0; q < positions.length; q++) out[q] = values[positions[q]];
   return out;
 }
 

@@ -58,6 +58,40 @@ describe('the proxies of one linear, by hand', () => {
   });
 });
 
+describe('gini-ref and pruned-mass asked alone: the per-matrix walk in one pass', () => {
+  // 400 × 1000 weights: above the 65536-position sample that brackets the threshold. Against the
+  // general path (scores stored, threshold selected, mask walked), asked together with gini-own.
+  const dOut = 400;
+  const dIn = 1000;
+  const rng = new Rng(11);
+  const sqNorm = Float64Array.from({ length: dIn }, () => 0.5 + rng.uniform());
+  const cases: [string, Float32Array, Float64Array][] = [
+    ['continuous weights', Float32Array.from({ length: dOut * dIn }, () => rng.uniform() - 0.5), sqNorm],
+    ['seven distinct weights (ties at the threshold)', Float32Array.from({ length: dOut * dIn }, () => (rng.below(7) - 3) / 8), new Float64Array(dIn).fill(1)],
+    ['every score equal (the bracket overflows: general path)', new Float32Array(dOut * dIn).fill(0.25), new Float64Array(dIn).fill(1)],
+  ];
+  const window = Float32Array.from({ length: dOut * dIn }, () => rng.uniform());
+  const params: CrepeParams[] = [RIA_POINT, { k: 3, alpha: 1, beta: 0.3, gamma: 2, a: 0.8, variant: 'normalized', border: 'zero' }];
+  for (const [label, weight, norms] of cases) {
+    test(label, () => {
+      const { terms } = buildLinearTerms(weight, dOut, dIn, norms, null);
+      for (const point of params) {
+        for (const sparsity of [0, 0.3, 0.5, 0.9, 1]) {
+          const options: ProxyOptions = { target: { kind: 'unstructured', sparsity }, selection: 'per-matrix', giniSubsample: null, seed: 0 };
+          const source = { kind: 'terms' as const, window: point.gamma > 0 ? window : null };
+          const alone = evaluateLinear(terms, source, point, options, ['gini-ref', 'pruned-mass'], new Scratch()).values;
+          const general = evaluateLinear(terms, source, point, options, ['gini-ref', 'pruned-mass', 'gini-own'], new Scratch()).values;
+          for (const name of ['gini-ref', 'pruned-mass'] as const) {
+            const what = `${name} at ${sparsity}, γ = ${point.gamma}`;
+            if (label.startsWith('every')) assert.equal(alone[name], general[name], what);
+            else close(alone[name]!, general[name]!, 1e-12 * Math.abs(general[name]!), what);
+          }
+        }
+      }
+    });
+  }
+});
+
 describe('ProxyContext on a tiny random llama (2 layers, 4 windows of 16 tokens)', () => {
   const spec = smallSpec('llama');
   const model = randomModel(spec, 7);
