@@ -12,7 +12,7 @@ import { crepeScores } from '../src/prune/scores/crepe.ts';
 import { riaScores } from '../src/prune/scores/ria.ts';
 import { wandaScores } from '../src/prune/scores/wanda.ts';
 import { releaseLinalgSessions } from '../src/engine/linalg-graphs.ts';
-import { parallelParts, sharedFloat32 } from '../src/util/parallel.ts';
+import { parallelParts, sharedFloat32, sharedUint8 } from '../src/util/parallel.ts';
 import { sparsegpt } from '../src/prune/sparsegpt.ts';
 import { choleskyInverseUpperBlocked, choleskyInverseUpperInPlace } from '../src/engine/cholesky.ts';
 
@@ -83,17 +83,18 @@ export async function benchPruneMath(log: (line: string) => void, options: { sco
   const parts = parallelParts();
   const scores = sharedFloat32(total);
   const plainScores = new Float32Array(total);
-  const mask = new Uint8Array(total);
+  const mask = sharedUint8(total);
+  const plainMask = new Uint8Array(total);
   const riaScore = bestOfWithCpu(3, () => riaScores(weights, dOut, dIn, sqNorms, {}, scores));
   const perMatrix = bestOfWithCpu(3, () => perMatrixMask(scores, 0.5, mask));
   const riaScorePlain = bestOfWithCpu(2, () => riaScores(weights, dOut, dIn, sqNorms, {}, plainScores));
-  const perMatrixPlain = bestOfWithCpu(2, () => perMatrixMask(plainScores, 0.5, mask));
+  const perMatrixPlain = bestOfWithCpu(2, () => perMatrixMask(plainScores, 0.5, plainMask));
   row(`RIA score (${parts} threads)`, riaScore);
-  row(`per-matrix selection, s = 0.5 (${parts} threads count, one marks)`, perMatrix);
+  row(`per-matrix selection, s = 0.5 (${parts} threads count and mark)`, perMatrix);
   row(`**RIA score + per-matrix selection** (${parts} threads)`, sum(riaScore, perMatrix));
   row('RIA score + per-matrix selection, one thread', sum(riaScorePlain, perMatrixPlain));
-  row(`per-row selection, s = 0.5 (${parts} threads select, one marks)`, bestOfWithCpu(2, () => perRowMask(scores, dOut, dIn, 0.5, mask)));
-  row('per-row selection, one thread', bestOfWithCpu(2, () => perRowMask(plainScores, dOut, dIn, 0.5, mask)));
+  row(`per-row selection, s = 0.5 (${parts} threads select and mark)`, bestOfWithCpu(2, () => perRowMask(scores, dOut, dIn, 0.5, mask)));
+  row('per-row selection, one thread', bestOfWithCpu(2, () => perRowMask(plainScores, dOut, dIn, 0.5, plainMask)));
   row('2:4 selection', bestOfWithCpu(2, () => nmMask(scores, dOut, dIn, 2, 4, mask)));
   row('Wanda score', bestOfWithCpu(2, () => wandaScores(weights, dOut, dIn, sqNorms, scores)));
   for (const [k, variant] of [[5, 'normalized'], [9, 'normalized'], [5, 'smooth']] as const) {

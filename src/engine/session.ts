@@ -3,6 +3,7 @@
  */
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
+import os from 'node:os';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
 import { FieldError } from '../util/errors.ts';
@@ -10,7 +11,7 @@ import type { ExternalData } from './onnx-builder.ts';
 
 export interface EngineOptions {
   device: 'cpu' | 'cuda';
-  /** Intra-op threads (CPU). Default: ORT's choice (the number of physical cores). */
+  /** Intra-op threads (CPU). Default: `defaultThreads()`, one per physical core. */
   threads?: number;
   /**
    * Let idle intra-op threads spin between operators (ORT's default) instead of sleeping. Off by
@@ -35,12 +36,10 @@ export async function createSession(modelBytes: Uint8Array, opts: EngineOptions,
     extra: { session: { intra_op: { allow_spinning: opts.spinning ? '1' : '0' } } },
   };
   if (externalData && externalData.length > 0) options.externalData = externalData;
-  if (opts.threads !== undefined) {
-    if (!Number.isInteger(opts.threads) || opts.threads < 1) {
-      throw new FieldError('threads', `must be a positive integer, got ${opts.threads}`);
-    }
-    options.intraOpNumThreads = opts.threads;
+  if (opts.threads !== undefined && (!Number.isInteger(opts.threads) || opts.threads < 1)) {
+    throw new FieldError('threads', `must be a positive integer, got ${opts.threads}`);
   }
+  options.intraOpNumThreads = opts.threads ?? defaultThreads();
   if (opts.device === 'cuda' && !cudaAvailable()) {
     throw new FieldError(
       'device',
@@ -56,6 +55,34 @@ export async function createSession(modelBytes: Uint8Array, opts: EngineOptions,
     }
     throw error;
   }
+}
+
+let physicalCores: number | undefined;
+
+/**
+ * Intra-op threads when none are asked for: the physical cores this process may run on (Linux:
+ * distinct core ids in /sys; elsewhere, or when that cannot be read, the logical CPUs), at most
+ * `os.availableParallelism()`. Set explicitly because ORT's own default ran every operator on the
+ * calling thread alone on a 2-core VM, leaving the second core idle (BENCHMARKS.md).
+ */
+export function defaultThreads(): number {
+  const available = os.availableParallelism();
+  if (physicalCores === undefined) {
+    physicalCores = available;
+    try {
+      const root = '/sys/devices/system/cpu';
+      const cores = new Set<string>();
+      for (const name of fs.readdirSync(root)) {
+        if (!/^cpu\d+$/.test(name)) continue;
+        const topology = path.join(root, name, 'topology');
+        cores.add(`${fs.readFileSync(path.join(topology, 'physical_package_id'), 'utf8').trim()}:${fs.readFileSync(path.join(topology, 'core_id'), 'utf8').trim()}`);
+      }
+      if (cores.size > 0) physicalCores = cores.size;
+    } catch {
+      // No sysfs topology (not Linux, or a restricted container): the logical CPUs.
+    }
+  }
+  return Math.max(1, Math.min(physicalCores, available));
 }
 
 /**

@@ -12,40 +12,25 @@
  * All selection is by quickselect / radix select, never a full sort. Every builder takes an optional
  * `out` buffer to reuse across matrices.
  */
-import { kthSmallest, markAtMost, rowKthSmallest } from '../util/select.ts';
+import { kthSmallest, markAtMost, markBuffer, markRowsBelow, rowKthSmallest } from '../util/select.ts';
 import type { PruneTarget, Selection } from './target.ts';
 import { invariant } from '../util/errors.ts';
 
 /** Prunes exactly floor(dIn·s) entries in every row; ties at the threshold: lower column first. */
 export function perRowMask(scores: Float32Array, dOut: number, dIn: number, sparsity: number, out?: Uint8Array): Uint8Array {
   checkShape(scores, dOut, dIn);
-  const mask = maskBuffer(scores.length, out);
   const count = Math.floor(dIn * sparsity);
-  if (count <= 0) return mask;
-  const thresholds = rowKthSmallest(scores, dOut, dIn, count - 1);
-  for (let i = 0; i < dOut; i++) {
-    const rowStart = i * dIn;
-    const threshold = thresholds[i];
-    let pruned = 0;
-    for (let j = 0; j < dIn; j++) {
-      const below = +(scores[rowStart + j] < threshold);
-      mask[rowStart + j] = below;
-      pruned += below;
-    }
-    for (let j = 0; j < dIn && pruned < count; j++) {
-      if (scores[rowStart + j] === threshold) {
-        mask[rowStart + j] = 1;
-        pruned++;
-      }
-    }
-  }
+  if (count <= 0) return maskBuffer(scores.length, out);
+  const mask = out ?? markBuffer(scores); // every entry is written below
+  invariant(mask.length === scores.length, () => `mask buffer has ${mask.length} entries, expected ${scores.length}`);
+  markRowsBelow(scores, dOut, dIn, rowKthSmallest(scores, dOut, dIn, count - 1), count, mask);
   return mask;
 }
 
 /** One threshold for the whole matrix: t = sorted[floor(N·s)], prune every score ≤ t. */
 export function perMatrixMask(scores: Float32Array, sparsity: number, out?: Uint8Array): Uint8Array {
   const total = scores.length;
-  const mask = out ?? new Uint8Array(total); // every entry is written below
+  const mask = out ?? markBuffer(scores); // every entry is written below
   invariant(mask.length === total, () => `mask buffer has ${mask.length} entries, expected ${total}`);
   if (total === 0) return mask;
   const index = Math.min(Math.floor(total * sparsity), total - 1);

@@ -119,6 +119,42 @@ function rowKthSmallest(args: { values: Float32Array; dOut: number; dIn: number;
   }
 }
 
+/** mask[p] = 1 where values[p] ≤ threshold, else 0, for this part's entries (branch-free). */
+function markAtMost(args: { values: Float32Array; threshold: number; mask: Uint8Array }, part: number, parts: number): void {
+  const { values, threshold, mask } = args;
+  const [start, end] = partRange(values.length, part, parts);
+  for (let p = start; p < end; p++) mask[p] = +(values[p] <= threshold);
+}
+
+/**
+ * Per-row marks for this part's rows of values [dOut, dIn]: every entry below the row's threshold,
+ * then entries equal to it from the lowest column on, until the row has `count` marks.
+ */
+function markRowsBelow(
+  args: { values: Float32Array; dOut: number; dIn: number; thresholds: Float32Array; count: number; mask: Uint8Array },
+  part: number,
+  parts: number,
+): void {
+  const { values, dOut, dIn, thresholds, count, mask } = args;
+  const [r0, r1] = partRange(dOut, part, parts);
+  for (let i = r0; i < r1; i++) {
+    const rowStart = i * dIn;
+    const threshold = thresholds[i];
+    let marked = 0;
+    for (let j = 0; j < dIn; j++) {
+      const below = +(values[rowStart + j] < threshold);
+      mask[rowStart + j] = below;
+      marked += below;
+    }
+    for (let j = 0; j < dIn && marked < count; j++) {
+      if (values[rowStart + j] === threshold) {
+        mask[rowStart + j] = 1;
+        marked++;
+      }
+    }
+  }
+}
+
 /** Rearranges a[lo, hi) so that a[k] is the value of sorted rank k; returns it. Throws on NaN. */
 export function quickselectInPlace(a: Float32Array, lo: number, hi: number, k: number): number {
   let left = lo;
@@ -169,5 +205,7 @@ export const KERNELS = {
   histogramHigh,
   histogramLow,
   rowKthSmallest,
+  markAtMost,
+  markRowsBelow,
 };
 export type KernelName = keyof typeof KERNELS;

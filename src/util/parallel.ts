@@ -60,6 +60,7 @@ export function isShared(array: ArrayBufferView): boolean {
 
 export const sharedFloat32 = (length: number): Float32Array => new Float32Array(new SharedArrayBuffer(4 * length));
 export const sharedFloat64 = (length: number): Float64Array => new Float64Array(new SharedArrayBuffer(8 * length));
+export const sharedUint8 = (length: number): Uint8Array => new Uint8Array(new SharedArrayBuffer(length));
 export const sharedUint32 = (length: number): Uint32Array => new Uint32Array(new SharedArrayBuffer(4 * length));
 
 /**

@@ -14,7 +14,7 @@
  */
 import assert from 'node:assert/strict';
 import { quickselectInPlace } from './kernels.ts';
-import { isShared, parallelParts, runKernel, sharedFloat32, sharedUint32 } from './parallel.ts';
+import { isShared, parallelParts, runKernel, sharedFloat32, sharedUint32, sharedUint8 } from './parallel.ts';
 
 /** Above this length radix select beats quickselect (histogram clearing is amortised). */
 const RADIX_MIN_LENGTH = 1 << 16;
@@ -100,9 +100,35 @@ export function rowKthSmallest(values: Float32Array, dOut: number, dIn: number, 
   return out;
 }
 
-/** mask[p] = 1 where values[p] ≤ threshold, else 0 (branch-free: ~5× faster on random scores). */
+/**
+ * A new mask [values.length] for marks over `values`: in shared memory when the marking is split
+ * over worker threads (values large and shared), so the workers can write it.
+ */
+export function markBuffer(values: Float32Array): Uint8Array {
+  return partsFor(values) > 1 ? sharedUint8(values.length) : new Uint8Array(values.length);
+}
+
+/** Parts for marking `values` into `mask`: split only when the workers can write the mask too. */
+const markParts = (values: Float32Array, mask: Uint8Array): number => (isShared(mask) ? partsFor(values) : 1);
+
+/**
+ * mask[p] = 1 where values[p] ≤ threshold, else 0 (branch-free: ~5× faster on random scores).
+ * Split over worker threads when both arrays are shared and large.
+ */
 export function markAtMost(values: Float32Array, threshold: number, mask: Uint8Array): void {
   assert(mask.length === values.length, 'markAtMost: mask and values differ in length');
-  const n = values.length;
-  for (let p = 0; p < n; p++) mask[p] = +(values[p] <= threshold);
+  runKernel('markAtMost', { values, threshold, mask }, markParts(values, mask));
+}
+
+/**
+ * Per row of values [dOut, dIn]: marks every entry below thresholds[i], then entries equal to it
+ * from the lowest column on, until the row has `count` marks (the stable-sort tie order). Split
+ * over worker threads by rows when both arrays are shared and large.
+ */
+export function markRowsBelow(values: Float32Array, dOut: number, dIn: number, thresholds: Float32Array, count: number, mask: Uint8Array): void {
+  assert(mask.length === values.length && values.length === dOut * dIn && thresholds.length === dOut, 'markRowsBelow: bad arguments');
+  const parts = markParts(values, mask);
+  const shared = parts > 1 && !isShared(thresholds) ? sharedFloat32(dOut) : thresholds;
+  if (shared !== thresholds) shared.set(thresholds);
+  runKernel('markRowsBelow', { values, dOut, dIn, thresholds: shared, count, mask }, parts);
 }

@@ -37,3 +37,38 @@ test('RIA on worker threads gives the one-thread scores bit for bit, and both eq
   assert.deepEqual(perMatrixMask(shared, 0.5), perMatrixMask(plain, 0.5));
   assert.deepEqual(perRowMask(shared, dOut, dIn, 0.3), perRowMask(plain, dOut, dIn, 0.3));
 });
+
+test('masks from large shared scores are marked on worker threads: the same masks as one thread, ties included', () => {
+  // Scores on a coarse grid, so many entries tie at every threshold.
+  const uniform = seededRandom(31);
+  const plain = Float32Array.from({ length: dOut * dIn }, () => Math.floor(uniform() * 64) / 8);
+  const shared = sharedFloat32(plain.length);
+  shared.set(plain);
+
+  const sharedMatrix = perMatrixMask(shared, 0.5);
+  const plainMatrix = perMatrixMask(plain, 0.5);
+  assert.ok(sharedMatrix.buffer instanceof SharedArrayBuffer, 'the workers wrote a shared mask');
+  assert.ok(!(plainMatrix.buffer instanceof SharedArrayBuffer), 'plain scores are marked on this thread');
+  assert.deepEqual(Array.from(sharedMatrix), Array.from(plainMatrix));
+  // Per matrix: every score ≤ sorted[floor(N/2)] is pruned, ties included.
+  const threshold = Float32Array.from(plain).sort()[Math.floor(plain.length / 2)];
+  let expected = 0;
+  for (const v of plain) expected += +(v <= threshold);
+  assert.equal(sharedMatrix.reduce((a, b) => a + b, 0), expected);
+
+  const count = Math.floor(dIn * 0.3);
+  const sharedRow = perRowMask(shared, dOut, dIn, 0.3);
+  assert.ok(sharedRow.buffer instanceof SharedArrayBuffer);
+  assert.deepEqual(Array.from(sharedRow), Array.from(perRowMask(plain, dOut, dIn, 0.3)));
+  // Per row: exactly `count` marks; ties at the row's threshold go to the lowest columns.
+  for (const i of [0, 1, 320, dOut - 1]) {
+    const row = plain.subarray(i * dIn, (i + 1) * dIn);
+    const order = Array.from(row.keys()).sort((a, b) => row[a] - row[b] || a - b);
+    const marked = new Set(order.slice(0, count));
+    for (let j = 0; j < dIn; j++) assert.equal(sharedRow[i * dIn + j], marked.has(j) ? 1 : 0, `(${i}, ${j})`);
+  }
+  // A given output buffer is used as it is (plain here: marked on this thread, same result).
+  const out = new Uint8Array(plain.length).fill(7);
+  assert.equal(perRowMask(shared, dOut, dIn, 0.3, out), out);
+  assert.deepEqual(Array.from(out), Array.from(sharedRow));
+});
