@@ -11,19 +11,13 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { convertToHuggingFace } from '../src/model/convert.ts';
 import { pruneModel, type PruneRequest } from '../src/workflows/prune.ts';
 import type { PruneTarget } from '../src/prune/target.ts';
+import { C4_SAMPLE, REPO_ROOT, STORIES_BIN, STORIES_TOK, WIKITEXT_TEST } from '../test/helpers/shared.ts';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const shared = path.resolve(root, '../shared/data');
-const DATA = {
-  bin: path.join(shared, 'models/stories260K/stories260K.bin'),
-  tok: path.join(shared, 'models/stories260K/tok512.bin'),
-  c4: path.join(shared, 'text/c4/c4-train.00000-of-01024.first1000.jsonl'),
-  wikitext: path.join(shared, 'text/wikitext-2-raw/wiki.test.raw'),
-};
+const root = REPO_ROOT;
+const DATA = { bin: STORIES_BIN, tok: STORIES_TOK, c4: C4_SAMPLE, wikitext: WIKITEXT_TEST };
 const SEEDS = [3, 4, 5];
 const TARGETS: Record<string, { label: string; target: PruneTarget }> = {
   u50: { label: '50 %', target: { kind: 'unstructured', sparsity: 0.5 } },

@@ -8,17 +8,16 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, rmSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { C4_SAMPLE, REPO_ROOT, STORIES_BIN, STORIES_TOK, WIKITEXT_TEST } from '../test/helpers/shared.ts';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const shared = path.resolve(root, '../shared/data');
+const root = REPO_ROOT;
 const out = path.join(root, 'demo-out');
 const crepe = path.join(root, 'bin/crepe.js');
 
-const model = path.join(shared, 'models/stories260K/stories260K.bin');
-const tokenizer = path.join(shared, 'models/stories260K/tok512.bin');
-const wikitext = path.join(shared, 'text/wikitext-2-raw/wiki.test.raw');
-const c4 = path.join(shared, 'text/c4/c4-train.00000-of-01024.first1000.jsonl');
+const model = STORIES_BIN;
+const tokenizer = STORIES_TOK;
+const wikitext = WIKITEXT_TEST;
+const c4 = C4_SAMPLE;
 for (const file of [model, tokenizer, wikitext, c4]) {
   if (!existsSync(file)) {
     process.stderr.write(`demo: ${file} is missing; the demo needs ../shared/data beside the repository\n`);

@@ -9,21 +9,21 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { C4_SAMPLE, PTB_VALID, REPO_ROOT, STORIES_BIN, STORIES_TOK, TASK_DIR, WIKITEXT_TEST, sharedRelative } from '../test/helpers/shared.ts';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const shared = path.resolve(root, '../shared/data');
+const root = REPO_ROOT;
 const runsDir = path.join(root, 'results/runs');
 const configsDir = path.join(root, 'results/configs');
 const work = path.join(root, 'results/work');
 const crepe = path.join(root, 'bin/crepe.js');
 
 export const DATA = {
-  bin: path.join(shared, 'models/stories260K/stories260K.bin'),
-  tok: path.join(shared, 'models/stories260K/tok512.bin'),
-  wikitext: path.join(shared, 'text/wikitext-2-raw/wiki.test.raw'),
-  c4: path.join(shared, 'text/c4/c4-train.00000-of-01024.first1000.jsonl'),
-  ptbValid: path.join(shared, 'text/ptb/ptb.valid.txt'),
-  tasks: path.join(shared, 'tasks'),
+  bin: STORIES_BIN,
+  tok: STORIES_TOK,
+  wikitext: WIKITEXT_TEST,
+  c4: C4_SAMPLE,
+  ptbValid: PTB_VALID,
+  tasks: TASK_DIR,
 };
 const model = path.join(work, 'stories260K');
 /** Calibration and evaluation settings of every run (the golden file's). */
@@ -48,7 +48,7 @@ export interface RunSummary {
 
 /** The command line as a user would type it, with paths relative to the repository. */
 function display(args: string[]): string {
-  return ['crepe', ...args].map((a) => (a.startsWith(root) ? path.relative(root, a) : a.startsWith(shared) ? `../shared/data/${path.relative(shared, a)}` : a)).join(' ');
+  return ['crepe', ...args].map(sharedRelative).join(' ');
 }
 
 function crepeRun(args: string[]): { stdout: string; seconds: number } {

@@ -34,7 +34,6 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { convertToHuggingFace } from '../src/model/convert.ts';
 import { ModelCheckpoint } from '../src/model/checkpoint.ts';
 import { TextTokenizer } from '../src/model/tokenizer.ts';
@@ -48,16 +47,11 @@ import { searchCoefficients } from '../src/workflows/search.ts';
 import { CREPE_CONFIG_FORMAT, loadCrepeConfig } from '../src/search/crepe-config.ts';
 import { RIA_POINT, DEFAULT_TARGETS, defaultConfigFile, type DefaultTargetName } from '../src/search/crepe-defaults.ts';
 import type { CrepeParams } from '../src/prune/scores/crepe.ts';
+import { C4_SAMPLE, PTB_VALID, REPO_ROOT, STORIES_BIN, STORIES_TOK, sharedRelative } from '../test/helpers/shared.ts';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const shared = path.resolve(root, '../shared/data');
-const DATA = {
-  bin: path.join(shared, 'models/stories260K/stories260K.bin'),
-  tok: path.join(shared, 'models/stories260K/tok512.bin'),
-  c4: path.join(shared, 'text/c4/c4-train.00000-of-01024.first1000.jsonl'),
-  ptbValid: path.join(shared, 'text/ptb/ptb.valid.txt'),
-};
-const rel = (p: string) => (p.startsWith(root) ? path.relative(root, p) : p.startsWith(shared) ? `../shared/data/${path.relative(shared, p)}` : p);
+const root = REPO_ROOT;
+const DATA = { bin: STORIES_BIN, tok: STORIES_TOK, c4: C4_SAMPLE, ptbValid: PTB_VALID };
+const rel = sharedRelative;
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 export const SELECTION = {

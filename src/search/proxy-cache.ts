@@ -23,7 +23,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { atomicWriteJson, withAtomicFile } from '../io/atomic.ts';
 import type { LinearName } from '../model/spec.ts';
-import { UserError, check } from '../util/errors.ts';
+import { UserError, checkField } from '../util/errors.ts';
 import type { LinearTerms, WindowKey, WindowPrecision, WindowTerm } from './proxy-terms.ts';
 
 export const CACHE_FORMAT = 'crepe-proxy-cache/1';
@@ -95,7 +95,7 @@ const align8 = (n: number): number => Math.ceil(n / 8) * 8;
 
 /** The cache directory's error: one line naming the directory and what to do. */
 export function cacheError(dir: string, problem: string): UserError {
-  return new UserError(`proxy cache ${dir}: ${problem}; remove the directory (or name another with --proxy-cache) to rebuild it`);
+  return new UserError(`proxy cache ${dir}: ${problem}; remove the directory (or name another as proxyCache) to rebuild it`);
 }
 
 /** Writes named arrays and metadata into `file` atomically. */
@@ -332,8 +332,8 @@ export async function openCacheDir(dir: string, identity: CacheIdentity, fresh: 
     return existing;
   }
   if (existsSync(dir)) {
-    check(statSync(dir).isDirectory(), `--proxy-cache ${dir}: not a directory`);
-    check(readdirSync(dir).length === 0, `--proxy-cache ${dir}: the directory exists and is not a proxy cache (no manifest.json); name an empty or new directory`);
+    checkField(statSync(dir).isDirectory(), 'proxyCache', `${dir}: not a directory`);
+    checkField(readdirSync(dir).length === 0, 'proxyCache', `${dir}: the directory exists and is not a proxy cache (no manifest.json); name an empty or new directory`);
   }
   mkdirSync(dir, { recursive: true });
   const manifest: Manifest = { identity, ...fresh };

@@ -7,11 +7,10 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { C4_SAMPLE, DATA, GOLDEN } from '../helpers/shared.ts';
+import { C4_SAMPLE, DATA, GOLDEN, TASK_DIR } from '../helpers/shared.ts';
 import { scratchDir, storiesModelDir } from '../helpers/stories.ts';
 import { runCli, type CliRun } from '../helpers/cli.ts';
 
-const TASK_DIR = path.join(DATA, 'tasks');
 const golden = JSON.parse(readFileSync(path.join(GOLDEN, 'zeroshot-stories260K-first20.json'), 'utf8')) as {
   tasks: Record<string, { per_doc_first_20: { acc: number; acc_norm?: number }[] }>;
 };

@@ -15,10 +15,9 @@ import {
   type LoglikelihoodRequest, type LoglikelihoodScore,
 } from '../../src/eval/loglikelihood.ts';
 import { UserError } from '../../src/util/errors.ts';
-import { DATA } from '../helpers/shared.ts';
+import { DATA, TASK_DIR } from '../helpers/shared.ts';
 import { storiesModelDir } from '../helpers/stories.ts';
 
-const TASK_DIR = path.join(DATA, 'tasks');
 
 /** A few documents of several tasks: shared contexts (hellaswag, arc), per-choice contexts (winogrande), truncated ones (boolq). */
 function sampleGroups(tokenizer: TextTokenizer): LoglikelihoodRequest[][] {

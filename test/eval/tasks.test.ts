@@ -9,10 +9,9 @@ import { describe, it } from 'node:test';
 import { TASKS, TASK_NAMES, parseTaskList, taskByName, type TaskDoc } from '../../src/eval/tasks/index.ts';
 import { preprocess } from '../../src/eval/tasks/hellaswag.ts';
 import { UserError } from '../../src/util/errors.ts';
-import { DATA } from '../helpers/shared.ts';
+import { DATA, TASK_DIR } from '../helpers/shared.ts';
 import { scratchDir } from '../helpers/stories.ts';
 
-const TASK_DIR = path.join(DATA, 'tasks');
 const load = (name: string): TaskDoc[] => taskByName(name).load(TASK_DIR);
 const contexts = (doc: TaskDoc): string[] => doc.requests.map((r) => r.context);
 const continuations = (doc: TaskDoc): string[] => doc.requests.map((r) => r.continuation);

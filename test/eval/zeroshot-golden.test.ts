@@ -13,7 +13,7 @@ import { TextTokenizer } from '../../src/model/tokenizer.ts';
 import { TASKS } from '../../src/eval/tasks/index.ts';
 import { documentMetrics, encodeRequest } from '../../src/eval/zeroshot.ts';
 import { planLoglikelihoods, scoreLoglikelihoods } from '../../src/eval/loglikelihood.ts';
-import { DATA, GOLDEN } from '../helpers/shared.ts';
+import { DATA, GOLDEN, TASK_DIR } from '../helpers/shared.ts';
 import { storiesModelDir } from '../helpers/stories.ts';
 
 interface GoldenRequest {
@@ -35,7 +35,6 @@ interface GoldenDoc {
 const golden = JSON.parse(readFileSync(path.join(GOLDEN, 'zeroshot-stories260K-first20.json'), 'utf8')) as {
   tasks: Record<string, { per_doc_first_20: GoldenDoc[] }>;
 };
-const TASK_DIR = path.join(DATA, 'tasks');
 const TOLERANCE = 1e-4;
 
 describe('zero-shot requests and scores equal lm-evaluation-harness on stories260K (first 20 documents)', () => {

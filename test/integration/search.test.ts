@@ -6,11 +6,10 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseCrepeConfig } from '../../src/search/crepe-config.ts';
 import { LINEAR_PROXY_NAMES, PROXY_NAMES } from '../../src/search/proxy.ts';
-import { C4_SAMPLE, DATA } from '../helpers/shared.ts';
+import { C4_SAMPLE, DATA, PTB_VALID } from '../helpers/shared.ts';
 import { scratchDir, storiesModelDir } from '../helpers/stories.ts';
 import { runCli } from '../helpers/cli.ts';
 
-const PTB_VALID = path.join(DATA, 'text/ptb/ptb.valid.txt');
 const SMALL = ['--calib', C4_SAMPLE, '--nsamples', '4', '--seqlen', '64', '--sparsity', '0.5', '--crepe-k', '1,3', '--threads', '1'];
 
 const readJson = (file: string): Record<string, unknown> => JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;

@@ -14,7 +14,7 @@ import type { BlockSource } from '../../src/prune/layer-loop.ts';
 import { ModelCheckpoint } from '../../src/model/checkpoint.ts';
 import { TextTokenizer } from '../../src/model/tokenizer.ts';
 import { sampleCalibrationFile } from '../../src/data/calibration.ts';
-import { UserError } from '../../src/util/errors.ts';
+import { FieldError, UserError } from '../../src/util/errors.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { ReferenceProxyContext } from '../helpers/proxy-reference.ts';
 import { slowBuildInputs } from '../helpers/proxy-build-inputs.ts';
@@ -277,7 +277,7 @@ describe('proxy cache directory', () => {
     const other = path.join(root, 'not-a-cache');
     mkdirSync(other);
     writeFileSync(path.join(other, 'notes.txt'), 'mine');
-    await assert.rejects(valuesFrom(other), (error: Error) => error instanceof UserError && error.message.includes(`--proxy-cache ${other}: the directory exists and is not a proxy cache`));
+    await assert.rejects(valuesFrom(other), (error: Error) => error instanceof FieldError && error.field === 'proxyCache' && error.problem.startsWith(`${other}: the directory exists and is not a proxy cache`));
     assert.deepEqual(readdirSync(other), ['notes.txt']);
   });
 
