@@ -9,15 +9,20 @@
  *   - weights/s, peak RSS of each run (its own child process), the cache's size on disk,
  *   - the projection to Llama-2-7B's 32 layers: dense pass, one evaluation, a full search of
  *     5 window sizes × 60 candidates.
- * The 1- and 2-thread runs evaluate the same configurations; their proxy values must be identical.
+ *   - the same on 2 threads with the candidates of a CMA-ES generation evaluated together
+ *     (evaluateMany: each linear's terms read once for the λ candidates, λ as PHO's CMA-ES has
+ *     in its 2-dimensional space), per candidate = generation time / λ,
+ *   - the bytes each run reads per candidate (/proc/self/io rchar: from the page cache or storage).
+ * The 1- and 2-thread runs and the batched runs evaluate the same configurations (the batched
+ * runs more of them); their proxy values must be identical.
  *
  * A complete cache from an earlier run of the same model and calibration is reused (its manifest
  * keeps the dense pass's time); --keep-cache (or run.ts --keep-model) leaves it for the next run.
  *
  * Standalone: node --import tsx bench/pho-scale.ts [--quick] [--keep-cache]
- * Children:   … --child build|evaluate --model DIR --cache DIR [--threads T --rows F --evaluations N --budget MiB]
+ * Children:   … --child build|evaluate --model DIR --cache DIR [--threads T --rows F --evaluations N --batch λ --budget MiB]
  */
-import { readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -26,7 +31,9 @@ import { ProxyContext, type ProxyOptions } from '../src/search/proxy.ts';
 import { DEFAULT_PROXY } from '../src/search/proxy-defaults.ts';
 import { subsetDir } from '../src/search/proxy-cache.ts';
 import { argValue, peakRssBytes, runBenchChild, sendChildResult } from './child-process.ts';
-import { benchCacheOptions, directoryBytes, linearWeights, randomParams, timeEvaluations, type EvaluationTimings } from './pho.ts';
+import { cmaesConstants } from '../src/search/cmaes.ts';
+import { dimension } from '../src/search/space.ts';
+import { benchCacheOptions, directoryBytes, linearWeights, randomParams, SPACE, timeEvaluations, type EvaluationTimings } from './pho.ts';
 import { ensureSyntheticModel, randomTokenWindows, weightFileBytes, LLAMA2_7B_2_LAYERS, QUICK_MODEL } from './synthetic-model.ts';
 
 const K_SET = [1, 3, 5, 7, 9];
@@ -38,6 +45,8 @@ const FULL_LAYERS = 32;
 const SEARCH_EVALUATIONS = 5 * 60;
 const BUDGET_MIB = 1024;
 const SUBSET_ROWS = 0.1;
+/** PHO's generation size in the space the random configurations come from (CMA-ES's default λ). */
+const LAMBDA = cmaesConstants(dimension(SPACE)).lambda;
 
 interface BuildResult {
   /** The dense pass's seconds, as the cache's manifest records them (also when this run reused the cache). */
@@ -50,6 +59,10 @@ interface BuildResult {
 interface EvaluateResult {
   threads: number;
   rows: number;
+  /** Candidates evaluated together (a generation); 1 = one by one. */
+  batch: number;
+  /** Bytes the process read (rchar) during the timed evaluations; NaN where /proc/self/io is missing. */
+  bytesRead: number;
   /** The first evaluation of each window size: reads and checksums its files (and writes the row-subset files). */
   firstSeconds: number;
   timings: EvaluationTimings;
@@ -81,10 +94,18 @@ async function childBuild(modelDir: string, cacheDir: string): Promise<BuildResu
   }
 }
 
+/** Bytes this process has read through system calls (page cache or storage), or NaN. */
+function bytesRead(): number {
+  if (!existsSync('/proc/self/io')) return Number.NaN;
+  const match = /^rchar:\s*(\d+)/m.exec(readFileSync('/proc/self/io', 'utf8'));
+  return match ? Number(match[1]) : Number.NaN;
+}
+
 async function childEvaluate(modelDir: string, cacheDir: string): Promise<EvaluateResult> {
   const threads = Number(argValue('threads'));
   const rows = Number(argValue('rows'));
   const evaluations = Number(argValue('evaluations'));
+  const batch = Number(argValue('batch') ?? 1);
   const budget = Number(argValue('budget')) * 2 ** 20;
   const model = ModelCheckpoint.open(modelDir);
   try {
@@ -100,10 +121,30 @@ async function childEvaluate(modelDir: string, cacheDir: string): Promise<Evalua
       const firstSeconds = (performance.now() - started) / 1000 / warmUp.length;
       console.error(`pho-scale: ${threads} thread(s), rows ${rows}: first evaluation per window size ${firstSeconds.toFixed(1)} s`);
       const values: number[] = [];
+      const params = randomParams(evaluations, 1, [TIMED_K]);
+      const read = bytesRead();
       const cpu = process.cpuUsage();
-      const timings = await timeEvaluations(context, randomParams(evaluations, 1, [TIMED_K]), options, [DEFAULT_PROXY.name], (v) => values.push(v[DEFAULT_PROXY.name]));
+      let timings: EvaluationTimings;
+      if (batch === 1) {
+        timings = await timeEvaluations(context, params, options, [DEFAULT_PROXY.name], (v) => values.push(v[DEFAULT_PROXY.name]));
+      } else {
+        timings = { count: params.length, wall: 0, score: 0, select: 0, gini: 0 };
+        for (let start = 0; start < params.length; start += batch) {
+          const t = performance.now();
+          const generation = await context.evaluateMany(params.slice(start, start + batch), options, [DEFAULT_PROXY.name]);
+          timings.wall += (performance.now() - t) / 1000;
+          for (const { values: v, seconds } of generation) {
+            values.push(v[DEFAULT_PROXY.name]);
+            timings.score += seconds.score;
+            timings.select += seconds.select;
+            timings.gini += seconds.gini;
+          }
+        }
+      }
       const used = process.cpuUsage(cpu);
-      return { threads, rows, firstSeconds, timings, cpuSeconds: (used.user + used.system) / 1e6, values, peakRssBytes: peakRssBytes() };
+      return {
+        threads, rows, batch, bytesRead: bytesRead() - read, firstSeconds, timings, cpuSeconds: (used.user + used.system) / 1e6, values, peakRssBytes: peakRssBytes(),
+      };
     } finally {
       await context.close();
     }
@@ -138,10 +179,15 @@ export async function benchPhoScale(log: (line: string) => void, options: { quic
     const build = await runBenchChild<BuildResult>(script, ['build', ...common], log);
     const runs: EvaluateResult[] = [];
     const loads: string[] = [];
-    for (const [threads, rows] of [[1, 1], [2, 1], [2, SUBSET_ROWS]] as const) {
+    // One by one: `evaluations` candidates; batched: `generations` generations of LAMBDA (the first candidates are the same).
+    const generations = options.quick ? 1 : 2;
+    for (const [threads, rows, batch] of [[1, 1, 1], [2, 1, 1], [2, SUBSET_ROWS, 1], [2, 1, LAMBDA], [2, SUBSET_ROWS, LAMBDA]] as const) {
+      const count = batch === 1 ? evaluations : generations * batch;
       loads.push(load());
-      log(`pho-scale: ${evaluations} evaluations on ${threads} thread(s), rows ${rows} (load average ${loads.at(-1)}) …`);
-      runs.push(await runBenchChild<EvaluateResult>(script, ['evaluate', ...common, '--threads', String(threads), '--rows', String(rows), '--evaluations', String(evaluations), '--budget', String(BUDGET_MIB)], log));
+      log(`pho-scale: ${count} evaluations on ${threads} thread(s), rows ${rows}, ${batch === 1 ? 'one by one' : `generations of ${batch}`} (load average ${loads.at(-1)}) …`);
+      runs.push(await runBenchChild<EvaluateResult>(script, [
+        'evaluate', ...common, '--threads', String(threads), '--rows', String(rows), '--evaluations', String(count), '--batch', String(batch), '--budget', String(BUDGET_MIB),
+      ], log));
     }
     const workingSets = runs.map((r) => workingSetBytes(subsetDir(cacheDir, r.rows < 1 ? { fraction: r.rows, seed: 0 } : null)));
     return report(modelOptions.layers, modelDir, { nsamples, seqlen, quick: Boolean(options.quick) }, build, runs, loads, workingSets);
@@ -157,12 +203,15 @@ function report(
   const weights = linearWeights(model.spec);
   model.close();
   const scale = FULL_LAYERS / layers;
-  const [one, two, subset] = runs;
+  const [one, two, subset, batched, batchedSubset] = runs;
   const perEvaluation = (r: EvaluateResult) => r.timings.wall / r.timings.count;
   // A search pays the first evaluation of each window size (reading and checksumming its files) once.
   const search = (r: EvaluateResult) => scale * (K_SET.length * r.firstSeconds + (SEARCH_EVALUATIONS - K_SET.length) * perEvaluation(r));
   const memory = os.totalmem();
-  const identical = one.values.length === two.values.length && one.values.every((v, i) => Object.is(v, two.values[i]));
+  const same = (a: EvaluateResult, b: EvaluateResult) => a.values.length <= b.values.length && a.values.every((v, i) => Object.is(v, b.values[i]));
+  const identical = one.values.length === two.values.length && same(one, two);
+  const batchIdentical = same(two, batched) && same(subset, batchedSubset);
+  const readPerEvaluation = (r: EvaluateResult) => (Number.isFinite(r.bytesRead) ? `${(r.bytesRead / r.timings.count / 2 ** 30).toFixed(2)} GiB` : 'n/a');
   const row = (label: string, r: EvaluateResult, load: string) => {
     const t = perEvaluation(r);
     const cpu = r.cpuSeconds / r.timings.count;
@@ -171,7 +220,7 @@ function report(
     const share = (part: number) => `${((part / steps) * 100).toFixed(0)}`;
     return `| ${label} | ${r.timings.count} | ${t.toFixed(2)} s | **${(evaluated / t / 1e6).toFixed(0)} M** | ${cpu.toFixed(2)} s | ${(evaluated / cpu / 1e6).toFixed(0)} M |`
       + ` ${share(r.timings.score)} / ${share(r.timings.select)} / ${share(r.timings.gini)} | ${r.firstSeconds.toFixed(1)} s | ${MiB(r.peakRssBytes)} | ${load} |`
-      + ` ${duration(t * scale)} | ${duration(search(r))} |`;
+      + ` ${readPerEvaluation(r)} | ${duration(t * scale)} | ${duration(search(r))} |`;
   };
   return [
     '## PHO at scale: Llama-2-7B layer shapes',
@@ -187,15 +236,21 @@ function report(
     `Dense pass and cache build (once per model and calibration set): **${duration(build.denseSeconds)}**${build.reused ? ' (as recorded in the manifest of the cache an earlier run built; this run reused it)' : `, peak RSS ${MiB(build.peakRssBytes)}`}; cache on disk ${GiB(build.cacheBytes)}`
       + ` (weights as float16, row and column as uint16, one float32 neighbourhood term per k). Projected to ${FULL_LAYERS} layers: ${duration(build.denseSeconds * scale)}, ${GiB(build.cacheBytes * scale)} on disk.`,
     '',
-    `| run | evaluations | time / evaluation | weights / s | CPU / evaluation | weights / CPU-s | score / select / proxy (% of steps) | first evaluation per k | peak RSS | load | ${FULL_LAYERS} layers: / evaluation | ${FULL_LAYERS} layers: search of ${SEARCH_EVALUATIONS} (first use of each k included) |`,
-    '|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|',
+    `| run | evaluations | time / evaluation | weights / s | CPU / evaluation | weights / CPU-s | score / select / proxy (% of steps) | first evaluation per k | peak RSS | load | read / evaluation | ${FULL_LAYERS} layers: / evaluation | ${FULL_LAYERS} layers: search of ${SEARCH_EVALUATIONS} (first use of each k included) |`,
+    '|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|',
     row('1 thread', one, loads[0]),
     row('2 threads', two, loads[1]),
     row(`2 threads, --proxy-rows ${SUBSET_ROWS}`, subset, loads[2]),
+    row(`2 threads, generations of λ = ${LAMBDA} batched`, batched, loads[3]),
+    row(`2 threads, --proxy-rows ${SUBSET_ROWS}, generations of λ = ${LAMBDA} batched`, batchedSubset, loads[4]),
     '',
     `Bytes one evaluation reads (every linear's terms and the neighbourhood term of k = ${TIMED_K}): ${GiB(workingSets[0])} (${GiB(workingSets[0] * scale)} at ${FULL_LAYERS} layers),`
       + ` ${GiB(workingSets[2])} with --proxy-rows ${SUBSET_ROWS} (${GiB(workingSets[2] * scale)}); this machine has ${GiB(memory)} of memory.`
       + ` The ${FULL_LAYERS}-layer columns assume these bytes come from the page cache as they do here; where they do not fit in memory, every evaluation reads them from storage instead.`,
+    '',
+    `Batched: the λ = ${LAMBDA} candidates of a CMA-ES generation (PHO's λ in its 2-dimensional space) evaluated together (ProxyContext.evaluateMany): each evaluator reads a linear's terms and neighbourhood term once and runs every candidate on them;`
+      + ` time / evaluation = generation time / λ. Speed-up over one by one on 2 threads: **${(perEvaluation(two) / perEvaluation(batched)).toFixed(2)}×** with all rows, ${(perEvaluation(subset) / perEvaluation(batchedSubset)).toFixed(2)}× with --proxy-rows ${SUBSET_ROWS};`
+      + ` proxy values of the candidates both ways evaluated ${batchIdentical ? 'identical (bit for bit)' : '**differ**'}. "Read / evaluation" is the bytes the process read (rchar of /proc/self/io: page cache or storage) during the timed evaluations, per candidate.`,
     '',
     `Parallel speed-up (1 → 2 threads, same configurations): **${(perEvaluation(one) / perEvaluation(two)).toFixed(2)}×**; proxy values of the two runs ${identical ? 'identical (bit for bit)' : '**differ**'}.`
       + ` Weights/s counts the weights an evaluation covers (a tenth of them with --proxy-rows ${SUBSET_ROWS}); CPU is user + system time of all threads, so on an idle machine`

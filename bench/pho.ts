@@ -25,7 +25,7 @@ import {
 } from './synthetic-model.ts';
 
 const GINI_SUBSAMPLE = 65536;
-const SPACE: SearchSpace = { searchA: false, fixedA: 0.5, variant: 'normalized' };
+export const SPACE: SearchSpace = { searchA: false, fixedA: 0.5, variant: 'normalized' };
 
 export interface EvaluationTimings {
   count: number;

@@ -20,7 +20,7 @@ import {
 } from './proxy-cache.ts';
 import { evaluateLinear, Scratch, type LinearEvaluation, type LinearProxyName, type ProxyOptions } from './proxy-measures.ts';
 import {
-  positionCount, subsetRows, subsetWindow, windowKey, windowTermFromTerms,
+  positionCount, sameWindow, subsetRows, subsetWindow, windowKey, windowTermFromTerms,
   type LinearTerms, type WindowKey, type WindowPrecision, type WindowTerm,
 } from './proxy-terms.ts';
 
@@ -81,22 +81,40 @@ export class UnitEvaluator {
     }
   }
 
-  async evaluate(request: EvaluationRequest): Promise<UnitResult[]> {
+  /**
+   * Per-unit results of each request (requests in order). The requests share their options (and so
+   * the row subset): each unit's terms, and the neighbourhood term of each window key, are read once
+   * and every request is evaluated on them while they are in memory, so a batch of candidates reads
+   * the cache once; each request's arithmetic is that of a batch of one.
+   */
+  async evaluate(requests: readonly EvaluationRequest[]): Promise<UnitResult[][]> {
     this.lru.nextRound();
-    const rows = rowSubset(request.options);
-    const results: UnitResult[] = [];
+    const results: UnitResult[][] = requests.map(() => []);
+    if (requests.length === 0) return results;
+    const rows = rowSubset(requests[0].options);
+    const sameRows = (other: RowSubset | null) => other?.fraction === rows?.fraction && other?.seed === rows?.seed;
+    if (!requests.every((r) => sameRows(rowSubset(r.options)))) throw new Error('internal: the requests of a batch share their row subset');
     for (const unit of this.config.units) {
       const terms = await this.terms(unit, rows);
-      const { params } = request;
-      const base = request.source === 'direct' ? await this.terms(unit, null) : null;
-      const window = request.source === 'terms' && params.gamma !== 0 ? await this.window(unit, windowKey(params), rows, terms.value) : null;
-      const source = base ? { kind: 'direct' as const, base: base.value } : { kind: 'terms' as const, window: window?.value ?? null };
+      const base = requests.some((r) => r.source === 'direct') ? await this.terms(unit, null) : null;
+      const windows: Array<{ key: WindowKey; loaded: Loaded<WindowTerm> }> = [];
       let memo = this.memos.get(unit.index);
       if (!memo) this.memos.set(unit.index, (memo = new Map()));
-      results.push({ unit: unit.index, ...evaluateLinear(terms.value, source, params, request.options, request.which, this.scratch, memo) });
+      for (const [i, request] of requests.entries()) {
+        const { params } = request;
+        let window: WindowTerm | null = null;
+        if (request.source === 'terms' && params.gamma !== 0) {
+          const key = windowKey(params);
+          let entry = windows.find((w) => sameWindow(w.key, key));
+          if (!entry) windows.push((entry = { key, loaded: await this.window(unit, key, rows, terms.value) }));
+          window = entry.loaded.value;
+        }
+        const source = request.source === 'direct' ? { kind: 'direct' as const, base: base!.value } : { kind: 'terms' as const, window };
+        results[i].push({ unit: unit.index, ...evaluateLinear(terms.value, source, params, request.options, request.which, this.scratch, memo) });
+      }
       if (terms.release) this.pool.give(termsArrays(terms.value));
       if (base?.release && base.value !== terms.value) this.pool.give(termsArrays(base.value));
-      if (window?.release) this.pool.give([window.value]);
+      for (const { loaded } of windows) if (loaded.release) this.pool.give([loaded.value]);
     }
     return results;
   }
@@ -144,9 +162,9 @@ export class UnitEvaluator {
 // The pool (calling thread) and the worker side
 
 type Message =
-  | { id: number; op: 'evaluate'; request: EvaluationRequest }
+  | { id: number; op: 'evaluate'; requests: EvaluationRequest[] }
   | { id: number; op: 'prepare'; key: WindowKey };
-type Reply = { id: number; results?: UnitResult[]; error?: { message: string; user: boolean } };
+type Reply = { id: number; results?: UnitResult[][]; error?: { message: string; user: boolean } };
 
 const ROLE = 'crepe-proxy-evaluator';
 
@@ -165,7 +183,7 @@ export function assignUnits(units: Unit[], threads: number): Unit[][] {
 }
 
 interface Channel {
-  send(message: Message): Promise<UnitResult[]>;
+  send(message: Message): Promise<UnitResult[][]>;
   close(): Promise<void>;
 }
 
@@ -177,7 +195,7 @@ function inProcessChannel(config: EvaluatorConfig): Channel {
         await evaluator.prepareWindow(message.key);
         return [];
       }
-      return evaluator.evaluate(message.request);
+      return evaluator.evaluate(message.requests);
     },
     async close() {},
   };
@@ -189,7 +207,7 @@ function workerChannel(config: EvaluatorConfig): Channel {
   const self = import.meta.url;
   const bootstrap = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(self)}); });`;
   const worker = new Worker(bootstrap, { eval: true, workerData: { role: ROLE, config } });
-  const pending = new Map<number, { resolve: (r: UnitResult[]) => void; reject: (e: Error) => void }>();
+  const pending = new Map<number, { resolve: (r: UnitResult[][]) => void; reject: (e: Error) => void }>();
   let nextId = 0;
   let failure: Error | null = null;
   const failAll = (error: Error): void => {
@@ -237,10 +255,10 @@ export class EvaluatorPool {
     return this.channels.length;
   }
 
-  /** Per-unit results, ordered by unit index. */
-  async evaluate(request: EvaluationRequest): Promise<UnitResult[]> {
-    const parts = await Promise.all(this.channels.map((c) => c.send({ id: 0, op: 'evaluate', request })));
-    return parts.flat().sort((a, b) => a.unit - b.unit);
+  /** Per request, its per-unit results ordered by unit index (one read of the cache for the batch). */
+  async evaluate(requests: EvaluationRequest[]): Promise<UnitResult[][]> {
+    const parts = await Promise.all(this.channels.map((c) => c.send({ id: 0, op: 'evaluate', requests })));
+    return requests.map((_, i) => parts.flatMap((part) => part[i]).sort((a, b) => a.unit - b.unit));
   }
 
   async prepareWindow(key: WindowKey): Promise<void> {
@@ -260,7 +278,7 @@ if (!isMainThread && (workerData as { role?: string } | null)?.role === ROLE) {
   port.on('message', (message: Message) => {
     queue = queue.then(async () => {
       try {
-        const results = message.op === 'prepare' ? (await evaluator.prepareWindow(message.key), []) : await evaluator.evaluate(message.request);
+        const results = message.op === 'prepare' ? (await evaluator.prepareWindow(message.key), []) : await evaluator.evaluate(message.requests);
         port.postMessage({ id: message.id, results } satisfies Reply);
       } catch (error) {
         const user = error instanceof UserError;

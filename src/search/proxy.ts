@@ -37,7 +37,7 @@ import {
   buildLinearTerms, positionsOf, sameWindow, windowKey, windowTerm,
   type WindowKey, type WindowPrecision,
 } from './proxy-terms.ts';
-import { EvaluatorPool } from './proxy-worker.ts';
+import { EvaluatorPool, type EvaluationRequest } from './proxy-worker.ts';
 
 export { LINEAR_PROXY_NAMES, PROXY_NAMES, type LinearProxyName, type ProxyName, type ProxyOptions } from './proxy-measures.ts';
 
@@ -176,22 +176,36 @@ export class ProxyContext {
    * validation all). Scoring and selection are shared and dominate.
    */
   async evaluate(params: CrepeParams, options: ProxyOptions, which: readonly ProxyName[] = this.availableProxies): Promise<ProxyValues> {
+    return (await this.evaluateMany([params], options, which))[0];
+  }
+
+  /**
+   * Proxies for several candidates (a CMA-ES generation), each equal bit for bit to its own
+   * evaluate(): the per-linear proxies read each linear's terms once for all of them (the
+   * evaluators run every candidate on a linear while it is in memory); calib-nll runs per candidate.
+   * A candidate's seconds are the steps of its own passes.
+   */
+  async evaluateMany(paramsList: readonly CrepeParams[], options: ProxyOptions, which: readonly ProxyName[] = this.availableProxies): Promise<ProxyValues[]> {
     for (const name of which) if (!this.availableProxies.includes(name)) throw new Error(`internal: ${name} is not available in this context`);
     const linear = LINEAR_PROXY_NAMES.filter((p) => which.includes(p));
-    const values = Object.fromEntries(PROXY_NAMES.map((p) => [p, Number.NaN])) as Record<ProxyName, number>;
-    const seconds = { score: 0, select: 0, gini: 0, forward: 0 };
-    if (linear.length > 0) Object.assign(seconds, await this.evaluateLinears(params, options, linear, values));
+    const evaluations: ProxyValues[] = paramsList.map(() => ({
+      values: Object.fromEntries(PROXY_NAMES.map((p) => [p, Number.NaN])) as Record<ProxyName, number>,
+      seconds: { score: 0, select: 0, gini: 0, forward: 0 },
+    }));
+    if (linear.length > 0) await this.evaluateLinears(paramsList, options, linear, evaluations);
     if (which.includes('calib-nll')) {
-      const started = performance.now();
-      const { model, tokens, seqlen, engine } = this.endToEnd!;
-      this.nllEngines ??= {
-        block: await BlockEngine.create(model.spec, seqlen, { ...engine, stats: 'none' }),
-        head: await HeadEngine.create(model.spec, seqlen, { ...engine, output: 'nll' }),
-      };
-      values['calib-nll'] = (await prunedPerplexity(model, (layer, name) => this.sqNorm(layer, name), params, options, tokens, { seqlen }, engine, this.nllEngines)).meanNll;
-      seconds.forward = (performance.now() - started) / 1000;
+      for (const [i, params] of paramsList.entries()) {
+        const started = performance.now();
+        const { model, tokens, seqlen, engine } = this.endToEnd!;
+        this.nllEngines ??= {
+          block: await BlockEngine.create(model.spec, seqlen, { ...engine, stats: 'none' }),
+          head: await HeadEngine.create(model.spec, seqlen, { ...engine, output: 'nll' }),
+        };
+        evaluations[i].values['calib-nll'] = (await prunedPerplexity(model, (layer, name) => this.sqNorm(layer, name), params, options, tokens, { seqlen }, engine, this.nllEngines)).meanNll;
+        evaluations[i].seconds.forward = (performance.now() - started) / 1000;
+      }
     }
-    return { values, seconds };
+    return evaluations;
   }
 
   /**
@@ -208,28 +222,32 @@ export class ProxyContext {
     return { ppl: result.ppl, seconds: (performance.now() - started) / 1000 };
   }
 
-  /** The per-linear proxies in `which`, averaged over the linears, into `values`; returns the seconds of each step. */
+  /** The per-linear proxies in `which` of each candidate, averaged over the linears, into its values and seconds. */
   private async evaluateLinears(
-    params: CrepeParams, options: ProxyOptions, which: readonly (typeof LINEAR_PROXY_NAMES)[number][], values: Record<ProxyName, number>,
-  ): Promise<{ score: number; select: number; gini: number }> {
+    paramsList: readonly CrepeParams[], options: ProxyOptions, which: readonly (typeof LINEAR_PROXY_NAMES)[number][], evaluations: ProxyValues[],
+  ): Promise<void> {
     const rows = options.rows ?? 1;
     if (!(rows > 0 && rows <= 1)) throw new RangeError(`proxy rows must be a fraction in (0, 1], got ${rows}`);
-    const key = windowKey(params);
-    let source: 'terms' | 'direct' = 'terms';
-    if (params.border !== 'zero' || (params.gamma > 0 && key.variant === 'smooth' && !this.hasWindow(key))) source = 'direct';
-    else if (params.gamma > 0) await this.ensureWindow(key);
-
-    const results = await this.pool.evaluate({ params, options, which, source });
-    const seconds = { score: 0, select: 0, gini: 0 };
-    for (const name of which) values[name] = 0;
-    for (const result of results) {
-      for (const name of which) values[name] += result.values[name]!;
-      seconds.score += result.seconds.score;
-      seconds.select += result.seconds.select;
-      seconds.gini += result.seconds.gini;
+    const requests: EvaluationRequest[] = [];
+    for (const params of paramsList) {
+      const key = windowKey(params);
+      let source: 'terms' | 'direct' = 'terms';
+      if (params.border !== 'zero' || (params.gamma > 0 && key.variant === 'smooth' && !this.hasWindow(key))) source = 'direct';
+      else if (params.gamma > 0) await this.ensureWindow(key);
+      requests.push({ params, options, which, source });
     }
-    for (const name of which) values[name] /= results.length;
-    return seconds;
+    const batch = await this.pool.evaluate(requests);
+    for (const [i, results] of batch.entries()) {
+      const { values, seconds } = evaluations[i];
+      for (const name of which) values[name] = 0;
+      for (const result of results) {
+        for (const name of which) values[name] += result.values[name]!;
+        seconds.score += result.seconds.score;
+        seconds.select += result.seconds.select;
+        seconds.gini += result.seconds.gini;
+      }
+      for (const name of which) values[name] /= results.length;
+    }
   }
 
   private sqNorm(layer: number, name: LinearName): Float64Array {

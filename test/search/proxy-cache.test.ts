@@ -137,6 +137,63 @@ describe('old and new proxy implementations agree', () => {
   });
 });
 
+/**
+ * A batch (evaluateMany: each linear read once for all candidates) against the same candidates
+ * evaluated one by one: every value identical bit for bit (Object.is), for every selection, all
+ * proxies and the walk-only ones, candidates of several scoring paths and window keys mixed.
+ */
+async function compareBatchWithSingles(context: ProxyContext): Promise<void> {
+  for (const options of [...SELECTIONS, { ...SELECTIONS[0], rows: 0.5 }]) {
+    for (const which of [context.availableProxies, WALK_PROXIES]) {
+      const singles = [];
+      for (const params of CONFIGURATIONS) singles.push((await context.evaluate(params, options, which)).values);
+      const batch = (await context.evaluateMany(CONFIGURATIONS, options, which)).map((e) => e.values);
+      assert.equal(batch.length, CONFIGURATIONS.length);
+      for (const [i, values] of batch.entries()) {
+        for (const name of which) {
+          assert.ok(Number.isFinite(values[name]), `${name} is computed`);
+          assert.ok(Object.is(values[name], singles[i][name]), `${name} ${JSON.stringify(CONFIGURATIONS[i])} ${JSON.stringify(options)}: batch ${values[name]} vs single ${singles[i][name]}`);
+        }
+      }
+    }
+  }
+}
+
+describe('a batch of candidates equals its candidates evaluated one by one', () => {
+  test('random llama (4 layers): 1 and 3 threads, in-memory budget and none, all rows and a row subset', async () => {
+    const spec = smallSpec('llama', { numLayers: 4 });
+    const model = randomModel(spec, 7);
+    const rng = new Rng(3);
+    const windows = Array.from({ length: 4 }, () => Int32Array.from({ length: 16 }, () => rng.below(spec.vocabSize)));
+    const root = scratchDir('proxy-batch');
+    for (const [threads, budget] of [[1, 2 ** 26], [3, 0]] as const) {
+      const context = await ProxyContext.open(model, windows, 16, engine, cacheOptions(path.join(root, `t${threads}`), { threads, cacheBudgetBytes: budget }));
+      try {
+        await compareBatchWithSingles(context);
+      } finally {
+        await context.close();
+      }
+    }
+  });
+
+  test('stories260K (5 layers, 8 C4 windows of 64 tokens), 2 threads', async () => {
+    const modelDir = await storiesModelDir();
+    const model = ModelCheckpoint.open(modelDir);
+    try {
+      const tokenizer = TextTokenizer.load(modelDir);
+      const { windows } = sampleCalibrationFile(C4_SAMPLE, (text) => tokenizer.encode(text, { bos: true }), { nsamples: 8, seqlen: 64, seed: 0 });
+      const context = await ProxyContext.open(model, windows, 64, engine, cacheOptions(scratchDir('proxy-batch-stories'), { threads: 2, withGram: false }));
+      try {
+        await compareBatchWithSingles(context);
+      } finally {
+        await context.close();
+      }
+    } finally {
+      model.close();
+    }
+  });
+});
+
 describe('proxy cache directory', () => {
   const spec = smallSpec('llama', { numLayers: 4 });
   const model = randomModel(spec, 11);
