@@ -319,7 +319,7 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
       files: result.files,
       ...(crepeConfig ? {
         crepeConfig: auto
-          ? { file: null, source: 'auto' as const, reason: `--auto: ${auto.chosen.source}, confirmation PPL ${auto.chosen.confirmationPpl.toFixed(3)} (RIA point ${auto.candidates[0].confirmationPpl.toFixed(3)})` }
+          ? { file: null, source: 'auto' as const, reason: `auto: ${auto.chosen.source}, confirmation PPL ${auto.chosen.confirmationPpl.toFixed(3)} (RIA point ${auto.candidates[0].confirmationPpl.toFixed(3)})` }
           : crepeConfig,
       } : {}),
       ...(auto ? { auto } : {}),

@@ -346,7 +346,8 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
           budgetPerK: budget,
           evaluations: result.candidates.length,
           proxyRows,
-          denseStatisticsSeconds: context.denseSeconds,
+          denseStatisticsSeconds: context.denseSeconds, // this run's share of the dense pass (0 when the cache was complete)
+          densePassSeconds: context.cache.totalDenseSeconds, // the whole dense pass, as the cache records it
           perEvaluationSeconds,
           searchSeconds: seconds,
         },

@@ -152,6 +152,16 @@ describe('crepe search on stories260K', () => {
     assert.equal(second.status, 0, second.stderr);
     assert.equal((JSON.parse(second.stdout) as { denseSeconds: number }).denseSeconds, 0);
     assert.match(second.stderr, new RegExp(`reusing the proxy cache ${cache}`));
+    // A search on the complete cache spends no time on the dense pass and still records what it cost.
+    const third = await runCli(['search', model, ...SMALL, '--budget', '6', '--proxy-cache', cache, '--out', path.join(parent, 'e')]);
+    assert.equal(third.status, 0, third.stderr);
+    type Timing = { provenance: { denseStatisticsSeconds: number; densePassSeconds: number } };
+    const built = (JSON.parse(readFileSync(path.join(parent, 'a', 'crepe-config.json'), 'utf8')) as Timing).provenance;
+    const reused = (JSON.parse(readFileSync(path.join(parent, 'e', 'crepe-config.json'), 'utf8')) as Timing).provenance;
+    assert.ok(built.denseStatisticsSeconds > 0);
+    assert.ok(built.densePassSeconds > 0 && built.densePassSeconds <= built.denseStatisticsSeconds, JSON.stringify(built));
+    assert.equal(reused.denseStatisticsSeconds, 0);
+    assert.equal(reused.densePassSeconds, built.densePassSeconds);
 
     const other = SMALL.map((arg, i) => (SMALL[i - 1] === '--nsamples' ? '5' : arg));
     const refused = await runCli(['search', model, ...other, '--budget', '6', '--proxy-cache', cache, '--out', path.join(parent, 'c')]);
