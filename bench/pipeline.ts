@@ -1,5 +1,5 @@
 /**
- * Pipeline benchmark (issue #3): RIA and SparseGPT at 50 % unstructured on a 4-layer synthetic
+ * Pipeline benchmark: RIA and SparseGPT at 50 % unstructured on a 4-layer synthetic
  * model with TinyLlama-1.1B's layer shapes, 32 × 512 random calibration tokens, through
  * runPrunePipeline. Reports where the wall time goes, scoring + selection throughput and peak RSS
  * next to the model's size. Each method runs in its own child process so that its peak RSS is its own.

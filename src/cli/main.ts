@@ -16,7 +16,8 @@ import * as inspectCommand from './inspect.ts';
 import * as evalCommand from './eval.ts';
 import * as pruneCommand from './prune.ts';
 import * as searchCommand from './search.ts';
-import { userMessage, type CliIo } from './options.ts';
+import type { CliIo } from './options.ts';
+import { userMessage } from './messages.ts';
 
 function program(io: CliIo, argv: readonly string[]): Command {
   const root = new Command()

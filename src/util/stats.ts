@@ -1,5 +1,5 @@
 /**
- * Small statistics for proxy validation (issue #4): mean, sample standard deviation, Pearson and
+ * Small statistics for proxy validation: mean, sample standard deviation, Pearson and
  * Spearman correlation, and percentile bootstrap confidence intervals over paired samples.
  */
 import { Rng } from './rng.ts';

@@ -3,6 +3,7 @@
  * fa23197, src/search/proxy.ts), kept verbatim as the independent reference the restructured
  * ProxyContext is compared against: every linear held in memory, CRePE scored from the weights for
  * each candidate, masks selected in row-major layout, Gini of the reference along its argsort.
+ * The output-error quadratic form is the production one (tested on its own against float64 sums).
  */
 import type { LinearName, ModelSpec } from '../../src/model/spec.ts';
 import { ropeTables } from '../../src/model/rope.ts';
@@ -20,6 +21,7 @@ import { gini, subsampleIndices } from '../../src/search/gini.ts';
 import { argsortNonNegative } from '../../src/util/argsort.ts';
 
 import { LINEAR_PROXY_NAMES, PROXY_NAMES, type ProxyName } from '../../src/search/proxy-measures.ts';
+import { quadraticForm } from '../../src/search/proxy-terms.ts'; // checked against a float64 reference in proxy.test.ts
 
 export interface ProxyOptions {
   target: PruneTarget;
@@ -191,27 +193,5 @@ function columnGini(reference: Float32Array, mask: Uint8Array, dOut: number, dIn
     for (let j = 0; j < dIn; j++) if (mask[row + j]) lost[j] += reference[row + j];
   }
   return gini(lost);
-}
-
-/**
- * Σ_i w_i·G·w_iᵀ over the rows of W, restricted to the masked entries when a mask is given
- * (then it is the squared output error of pruning them on the calibration inputs).
- */
-function quadraticForm(weight: Float32Array, mask: Uint8Array | null, gram: Float64Array, dOut: number, dIn: number): number {
-  let total = 0;
-  const columns: number[] = [];
-  for (let i = 0; i < dOut; i++) {
-    const row = i * dIn;
-    columns.length = 0;
-    for (let j = 0; j < dIn; j++) if ((!mask || mask[row + j]) && weight[row + j] !== 0) columns.push(j);
-    for (const a of columns) {
-      const wa = weight[row + a];
-      const gramRow = a * dIn;
-      let inner = 0;
-      for (const b of columns) inner += gram[gramRow + b] * weight[row + b];
-      total += wa * inner;
-    }
-  }
-  return total;
 }
 
