@@ -18,6 +18,7 @@ type SearchCliOptions = {
   strategy: 'pho' | 'hillclimb'; out: string; device: 'cpu' | 'cuda'; sparsity?: number; pattern?: string;
   crepeK?: string; config?: string; proxy?: ProxyName; proxySign?: '+1' | '-1'; proxyFrom?: string; giniSubsample?: string;
   crepeVariant?: 'normalized' | 'smooth'; proxyCache?: string; revision?: string; confirmStatistics?: 'dense' | 'sequential';
+  confirmOn?: 'heldout' | 'calibration';
 } & TextsOptions & Partial<Record<'validate' | 'budget' | 'crepeA' | 'sigma0' | 'confirm' | 'confirmWindows' | 'nllWindows' | 'threads' | 'proxyRows' | 'proxyCacheBudget', number>>
   & Partial<Record<'perRow' | 'perMatrix' | 'searchA' | 'overwrite' | 'json', boolean>>;
 
@@ -78,9 +79,10 @@ export function register(program: Command, io: CliIo): void {
     .option('--crepe-a <x>', 'activation exponent when not searched (default 0.5)', finiteNumber('--crepe-a'))
     .addOption(new Option('--crepe-variant <v>', 'neighbourhood term (default normalized)').choices(['normalized', 'smooth']))
     .option('--sigma0 <x>', 'CMA-ES initial step in log-ratio units (default 1.5)', finiteNumber('--sigma0'))
-    .option('--confirm <n>', 'PHO: give the best candidates of the N best window sizes, and the start configuration, one real held-out trial each and keep the best (needs --eval-ppl)', nonNegativeInt('--confirm'))
+    .option('--confirm <n>', 'PHO: give the best candidates of the N best window sizes, and the start configuration, one real held-out trial each and keep the best (needs --eval-ppl unless --confirm-on calibration)', nonNegativeInt('--confirm'))
     .addOption(new Option('--confirm-statistics <s>', 'how a confirmation trial prunes: sequential = the full prune; dense = with the dense pass\'s statistics PHO searched on (no statistics pass, cheaper)').choices(['dense', 'sequential']).default('sequential'))
-    .option('--confirm-windows <n>', 'held-out windows each confirmation trial measures (default: all, up to --eval-max-chunks)', positiveInt('--confirm-windows'))
+    .addOption(new Option('--confirm-on <text>', 'what a confirmation trial measures: heldout = --eval-ppl\'s first windows; calibration = held-out calibration windows (the draw continued, disjoint from the statistics windows)').choices(['heldout', 'calibration']).default('heldout'))
+    .option('--confirm-windows <n>', 'windows each confirmation trial measures (default: heldout all, up to --eval-max-chunks; calibration 32)', positiveInt('--confirm-windows'))
     .requiredOption('--out <dir>', 'output directory (crepe-config.json, search-log.json; validation.json and plots)')
     .option('--overwrite', 'replace an existing output directory')
     .option('--json', 'print the result as JSON');
@@ -122,6 +124,7 @@ export function register(program: Command, io: CliIo): void {
       confirm: opts.confirm,
       nllWindows: opts.nllWindows,
       confirmStatistics: opts.confirmStatistics,
+      confirmOn: opts.confirmOn,
       confirmWindows: opts.confirmWindows,
       device: opts.device,
       threads: opts.threads,

@@ -18,6 +18,7 @@ import { ProxyContext, PROXY_NAMES, type ProxyName, type ProxyOptions } from '..
 import { windowKey } from '../search/proxy-terms.ts';
 import { defaultProxy } from '../search/proxy-defaults.ts';
 import { confirmOnHeldOut, runPho, type Confirmation } from '../search/pho.ts';
+import { concatWindows, confirmationWindows } from '../search/auto.ts';
 import { runHillClimb } from '../search/hillclimb.ts';
 import { randomConfigurations, validateProxies, type ProxyCorrelation } from '../search/validate.ts';
 import { pruneAndMeasure } from '../search/trial.ts';
@@ -92,7 +93,13 @@ export interface SearchRequest extends EngineRequest, RunControl, TextsRequest, 
    * its perplexity can rank candidates differently, see RESULTS.md "Searched configurations").
    */
   confirmStatistics?: 'dense' | 'sequential';
-  /** Held-out windows a confirmation trial measures (default: all, up to `evalMaxChunks`). */
+  /**
+   * Where a confirmation trial measures perplexity: 'heldout' (default) the first windows of
+   * `evalText`; 'calibration' held-out calibration windows — the calibration draw continued past the
+   * statistics windows and disjoint from them — so that the text a report uses chooses nothing.
+   */
+  confirmOn?: 'heldout' | 'calibration';
+  /** Windows a confirmation trial measures (default: heldout all, up to `evalMaxChunks`; calibration 32). */
   confirmWindows?: number;
 }
 
@@ -107,6 +114,7 @@ export type SearchResult =
 /** Largest total size of the per-layer Hessians a search keeps for the output-error proxy. */
 const GRAM_BUDGET_BYTES = 2 ** 30;
 const DEFAULT_K_SET = [1, 3, 5, 7, 9];
+const DEFAULT_CALIBRATION_CONFIRM_WINDOWS = 32;
 
 /** The proxy a validation run found most informative (largest |Spearman ρ|) and its sign. */
 function proxyFromValidation(file: string): { proxy: ProxyName; sign: 1 | -1 } {
@@ -162,6 +170,10 @@ function searchOptions(request: SearchRequest) {
   const confirmStatistics = request.confirmStatistics ?? 'sequential';
   checkField(confirmStatistics === 'dense' || confirmStatistics === 'sequential', 'confirmStatistics', `must be "dense" or "sequential", got ${JSON.stringify(confirmStatistics)}`);
   if (request.confirmWindows !== undefined) checkInteger('confirmWindows', request.confirmWindows, 1);
+  const confirmOn = request.confirmOn ?? 'heldout';
+  checkField(confirmOn === 'heldout' || confirmOn === 'calibration', 'confirmOn', `must be "heldout" or "calibration", got ${JSON.stringify(confirmOn)}`);
+  // Held-out calibration windows: the draw continues by 4× as many (room for windows that overlap).
+  const calibrationConfirm = confirm > 0 && confirmOn === 'calibration' ? request.confirmWindows ?? DEFAULT_CALIBRATION_CONFIRM_WINDOWS : 0;
   if (request.nllWindows !== undefined) checkInteger('nllWindows', request.nllWindows, 1);
   const giniSubsample = request.giniSubsample === undefined ? 65536 : request.giniSubsample;
   if (giniSubsample !== null) checkInteger('giniSubsample', giniSubsample, 1);
@@ -178,7 +190,7 @@ function searchOptions(request: SearchRequest) {
   const selection = request.selection ?? 'per-matrix';
   checkField(selection === 'per-row' || selection === 'per-matrix', 'selection', `must be "per-row" or "per-matrix", got ${JSON.stringify(selection)}`);
   const space: SearchSpace = { searchA: Boolean(request.searchA), fixedA: a, variant };
-  return { strategy, budget, sigma0, confirm, confirmStatistics, giniSubsample, space, selection, proxyRows, proxyCacheBudget };
+  return { strategy, budget, sigma0, confirm, confirmStatistics, confirmOn, calibrationConfirm, giniSubsample, space, selection, proxyRows, proxyCacheBudget };
 }
 
 function kSetOf(request: SearchRequest, start: CrepeParams | undefined): number[] {
@@ -195,13 +207,13 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
   const started = performance.now();
   const engine = engineOptions(request);
   const target = validateTarget(request.target, 'target');
-  const { strategy, budget, sigma0, confirm, confirmStatistics, giniSubsample, space, selection, proxyRows, proxyCacheBudget } = searchOptions(request);
+  const { strategy, budget, sigma0, confirm, confirmStatistics, confirmOn, calibrationConfirm, giniSubsample, space, selection, proxyRows, proxyCacheBudget } = searchOptions(request);
   const counts = checkTextsRequest(request);
   const start = request.crepeConfig !== undefined ? loadCrepeConfig(request.crepeConfig) : undefined;
   if (start) checkField(start.alpha > 0, 'crepeConfig', `${request.crepeConfig}: "alpha" must be positive to start a search (the search runs over ratios to alpha)`);
   const kSet = kSetOf(request, start);
-  const needsHeldOut = strategy === 'hillclimb' || request.validate !== undefined || confirm > 0;
-  if (needsHeldOut) checkField(request.evalText !== undefined, 'evalText', 'is needed: hill climbing, validate and confirm measure real perplexity on held-out text');
+  const needsHeldOut = strategy === 'hillclimb' || request.validate !== undefined || (confirm > 0 && confirmOn === 'heldout');
+  if (needsHeldOut) checkField(request.evalText !== undefined, 'evalText', 'is needed: hill climbing, validate and confirm (unless on held-out calibration windows) measure real perplexity on held-out text');
   const measured = request.proxyFrom !== undefined ? proxyFromValidation(request.proxyFrom) : null;
   if (request.proxyCache !== undefined) {
     const relative = path.relative(path.resolve(request.out), path.resolve(request.proxyCache));
@@ -232,7 +244,11 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
     // Kept whenever they fit, so that one proxy cache serves searches and validations alike.
     const withGram = gramsFit;
 
-    const { evalText: heldOut, calibration } = readTexts(request, request.model, spec, plan);
+    const { evalText: heldOut, calibration, continued } = readTexts(request, request.model, spec, plan, 4 * calibrationConfirm);
+    const heldCalibration = calibrationConfirm > 0 ? confirmationWindows(continued, nsamples, calibrationConfirm, seqlen) : null;
+    if (heldCalibration) {
+      checkField(heldCalibration.windows.length > 0, 'confirmOn', `the calibration text has no window beyond the ${nsamples} statistics windows for the held-out confirmation`);
+    }
     const proxyOptions: ProxyOptions = { target, selection, giniSubsample, seed, rows: proxyRows };
     const calibrationSettings = { file: path.resolve(request.calib), sha256: '', nsamples, seqlen, seed };
     const settingsFor = (params: CrepeParams): PruneSettings => pruneSettings({ method: 'crepe', target, selection, crepe: params, calibration: calibrationSettings });
@@ -304,7 +320,9 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
       let evaluated = 0;
       let phoSeconds = 0;
       let confirmations: Confirmation[] = [];
-      const confirmText = heldOut && { tokens: heldOut.tokens, seqlen: heldOut.seqlen, maxChunks: Math.min(heldOut.maxChunks ?? Infinity, request.confirmWindows ?? Infinity) };
+      const confirmText = heldCalibration
+        ? { tokens: concatWindows(heldCalibration.windows), seqlen, maxChunks: heldCalibration.windows.length }
+        : heldOut && { tokens: heldOut.tokens, seqlen: heldOut.seqlen, maxChunks: Math.min(heldOut.maxChunks ?? Infinity, request.confirmWindows ?? Infinity) };
       const result = await (async () => {
         const phoStarted = performance.now();
         const found = await runPho(context, { ...proxyOptions, kSet, budgetPerK: budget, proxy, sign, space, sigma0, start }, (c) =>
@@ -335,7 +353,13 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
           ...provenanceBase,
           strategy: confirmations.length ? 'pho+confirm' : 'pho',
           confirmations: confirmations.map((c) => ({ source: c.source, k: c.params.k, beta: c.params.beta, gamma: c.params.gamma, a: c.params.a, heldoutPpl: c.ppl })),
-          confirmation: confirmations.length ? { statistics: confirmStatistics, windows: confirmText ? windowCount(confirmText.tokens.length, confirmText.seqlen, confirmText.maxChunks) : 0, seconds: confirmSeconds } : null,
+          confirmation: confirmations.length ? {
+            on: confirmOn,
+            statistics: confirmStatistics,
+            windows: confirmText ? windowCount(confirmText.tokens.length, confirmText.seqlen, confirmText.maxChunks) : 0,
+            ...(heldCalibration ? { draws: heldCalibration.draws } : {}),
+            seconds: confirmSeconds,
+          } : null,
           proxy,
           proxySign: sign,
           proxySignSource: request.proxySign !== undefined

@@ -9,6 +9,12 @@ import { LINEAR_PROXY_NAMES, PROXY_NAMES } from '../../src/search/proxy.ts';
 import { C4_SAMPLE, DATA, PTB_VALID } from '../helpers/shared.ts';
 import { scratchDir, storiesModelDir } from '../helpers/stories.ts';
 import { runCli } from '../helpers/cli.ts';
+import { ModelCheckpoint } from '../../src/model/checkpoint.ts';
+import { modelEncoder } from '../../src/workflows/common.ts';
+import { sampleCalibrationFile } from '../../src/data/calibration.ts';
+import { concatWindows, confirmationWindows } from '../../src/search/auto.ts';
+import { pruneAndMeasure } from '../../src/search/trial.ts';
+import { pruneSettings } from '../../src/prune/settings.ts';
 
 const SMALL = ['--calib', C4_SAMPLE, '--nsamples', '4', '--seqlen', '64', '--sparsity', '0.5', '--crepe-k', '1,3', '--threads', '1'];
 
@@ -175,6 +181,49 @@ describe('crepe search on stories260K', () => {
     assert.equal(inside.status, 2, inside.stderr);
     assert.match(inside.stderr, /^crepe: --proxy-cache \S+\/d\/cache is inside the output directory \S+\/d, which is replaced when the search ends; name a directory outside it\n$/);
     assert.ok(!existsSync(path.join(parent, 'd')));
+  });
+
+  test('--confirm-on calibration: confirmed on held-out calibration windows (no --eval-ppl), their PPL that of a real prune on exactly those windows', async () => {
+    const out = path.join(scratchDir('confirm-calibration'), 'found');
+    const args = ['search', model, ...SMALL, '--budget', '6', '--confirm', '2', '--confirm-on', 'calibration', '--confirm-windows', '3', '--confirm-statistics', 'sequential', '--out', out];
+    const result = await runCli(args);
+    assert.equal(result.status, 0, result.stderr);
+    const config = readJson(path.join(out, 'crepe-config.json')) as Record<string, number> & {
+      provenance: { strategy: string; confirmations: Array<{ source: string; k: number; beta: number; gamma: number; heldoutPpl: number }>; confirmation: { on: string; statistics: string; windows: number; draws: Array<[number, number]> } };
+    };
+    const { confirmation, confirmations } = config.provenance;
+    assert.equal(config.provenance.strategy, 'pho+confirm');
+    assert.equal(confirmation.on, 'calibration');
+    assert.equal(confirmation.statistics, 'sequential');
+    assert.equal(confirmation.windows, 3);
+    // The draw continued past the 4 statistics windows (same seed), overlapping none of them.
+    const spec = ModelCheckpoint.open(model);
+    const encode = modelEncoder(model, spec.spec);
+    const continued = sampleCalibrationFile(C4_SAMPLE, (text) => encode(text, C4_SAMPLE), { nsamples: 4 + 4 * 3, seqlen: 64, seed: 0, hiddenSize: spec.spec.hiddenSize });
+    const held = confirmationWindows(continued, 4, 3, 64);
+    assert.deepEqual(confirmation.draws, held.draws);
+    for (const [doc, start] of held.draws) {
+      assert.ok(continued.draws.slice(0, 4).every(([d, s]) => d !== doc || Math.abs(s - start) >= 64), `held-out window ${doc}:${start} overlaps a statistics window`);
+    }
+    // Two PHO candidates and the start configuration; the chosen one has the lowest confirmation PPL.
+    assert.deepEqual(confirmations.map((c) => c.source), ['pho', 'pho', 'start']);
+    const lowest = confirmations.reduce((a, b) => (b.heldoutPpl < a.heldoutPpl ? b : a));
+    assert.deepEqual([config.k, config.beta, config.gamma], [lowest.k, lowest.beta, lowest.gamma]);
+    // Each confirmation PPL is a real sequential prune measured on those 3 windows.
+    try {
+      for (const c of confirmations) {
+        const params = { k: c.k, alpha: 1, beta: c.beta, gamma: c.gamma, a: 0.5, variant: 'normalized' as const, border: 'zero' as const };
+        const settings = pruneSettings({ method: 'crepe', target: { kind: 'unstructured', sparsity: 0.5 }, selection: 'per-matrix', crepe: params, calibration: { file: C4_SAMPLE, sha256: '', nsamples: 4, seqlen: 64, seed: 0 } });
+        const measured = await pruneAndMeasure(spec, settings, continued.windows.slice(0, 4), { tokens: concatWindows(held.windows), seqlen: 64, maxChunks: 3 }, { device: 'cpu', threads: 1 });
+        assert.ok(Math.abs(measured.ppl - c.heldoutPpl) <= 1e-9 * c.heldoutPpl, `k=${c.k}: ${measured.ppl} vs ${c.heldoutPpl}`);
+      }
+    } finally {
+      spec.close();
+    }
+    // Unknown values are refused with one line.
+    const refused = await runCli(['search', model, ...SMALL, '--confirm', '1', '--confirm-on', 'ptb', '--out', path.join(scratchDir('confirm-on-bad'), 'x')]);
+    assert.equal(refused.status, 2, refused.stderr);
+    assert.match(refused.stderr, /^crepe: .*--confirm-on.*ptb/);
   });
 
   test('--strategy hillclimb without --eval-ppl: exit 2, one "crepe:" line, nothing written', async () => {
