@@ -331,7 +331,7 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
         phoSeconds = secondsSince(phoStarted);
         progress.done(`best k=${found.best.k} β=${found.best.params.beta.toPrecision(4)} γ=${found.best.params.gamma.toPrecision(4)}`);
         if (confirm > 0 && confirmText) {
-          const confirmProgress = stageProgress(request, `confirm on held-out text (${confirmStatistics} statistics)`, Math.min(confirm, found.bestPerK.length) + 1, { name: 'trials' });
+          const confirmProgress = stageProgress(request, `confirm on ${heldCalibration ? 'held-out calibration windows' : 'held-out text'} (${confirmStatistics} statistics)`, Math.min(confirm, found.bestPerK.length) + 1, { name: 'trials' });
           const confirmTrial = confirmStatistics === 'dense'
             ? (params: CrepeParams) => context.prunedPerplexity(params, proxyOptions, confirmText.tokens, confirmText)
             : (params: CrepeParams) => pruneAndMeasure(model, settingsFor(params), calibration.windows, confirmText, engine);
