@@ -1,16 +1,19 @@
 /**
  * PHO against hill climbing at a size where the search cost matters: the 4-layer TinyLlama-shaped
- * synthetic model. A whole hill climb there takes hours, so each side's unit costs are measured
- * once in this process and multiplied by the counts a real back-to-back search on stories260K used
- * (its two output directories, `--hillclimb DIR --pho DIR`):
- *   hill climbing = trials × (prune + held-out PPL), the trial hill climbing pays per candidate;
- *   PHO           = dense pass + evaluations × one proxy evaluation + confirmations × one confirmation.
+ * synthetic model. A whole hill climb there takes hours, so its trial (prune + held-out PPL) is
+ * measured once and multiplied by the trial count a real back-to-back search on stories260K used;
+ * PHO runs for real with the options of that run's PHO search (proxy, sign, row fraction, window
+ * sizes, budget; their two output directories, `--hillclimb DIR --pho DIR`):
+ *   hill climbing = trials × (prune + held-out PPL);
+ *   PHO           = dense pass + the whole CMA-ES search + its confirmations (as many as the
+ *                   stories260K run made, each with its statistics and window count).
  * Calibration 32 × 256 and held-out 200 × 256 random token ids: the stories260K protocol's sizes.
  *
- *   node --import tsx bench/pho-vs-hillclimb.ts --hillclimb DIR --pho DIR [--phase trial|pho|all] [--state FILE]
+ *   node --import tsx bench/pho-vs-hillclimb.ts --hillclimb DIR --pho DIR [--phase trial|pho|confirm|all] [--state FILE]
  *
  * The phases can run separately (each under its own lock, on a shared machine) into one state file;
- * the section is printed once both are in it.
+ * the proxy cache the pho phase builds is kept for the confirm phase and removed by it. The section
+ * is printed once all three are in the state file.
  */
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -22,15 +25,16 @@ import type { PruneTarget } from '../src/prune/settings.ts';
 import type { CrepeParams } from '../src/prune/scores/crepe.ts';
 import { ProxyContext, type ProxyName } from '../src/search/proxy.ts';
 import { concatWindows } from '../src/search/auto.ts';
+import { runPho } from '../src/search/pho.ts';
+import { startPoint, toParams } from '../src/search/space.ts';
 import { pruneAndMeasure } from '../src/search/trial.ts';
 import { argValue } from './child-process.ts';
-import { benchCacheOptions, randomParams } from './pho.ts';
+import { benchCacheOptions, SPACE } from './pho.ts';
 import { ensureSyntheticModel, randomTokenWindows, TINYLLAMA_4_LAYERS } from './synthetic-model.ts';
 
 const NSAMPLES = 32;
 const SEQLEN = 256;
 const HELDOUT_WINDOWS = 200;
-const EVALUATIONS = 4;
 
 /** What the stories260K searches used, read from their output directories. */
 interface SearchCounts {
@@ -38,20 +42,28 @@ interface SearchCounts {
   hillClimbTrials: number;
   hillClimbSeconds: number;
   hillClimbBest: CrepeParams;
+  hillClimbPpl: number;
   phoEvaluations: number;
   phoSeconds: number;
   proxy: ProxyName;
+  proxySign: 1 | -1;
   proxyRows: number;
   kSet: number[];
+  budgetPerK: number;
   confirmations: number;
+  confirmOn: string;
   confirmWindows: number;
-  confirmStatistics: string;
+  confirmStatistics: 'dense' | 'sequential';
 }
+
+/** Wall and CPU seconds (user + system, all threads) of one step. */
+interface Cost { seconds: number; cpuSeconds: number }
 
 interface State {
   counts: SearchCounts;
-  trial?: { seconds: number; ppl: number; load: number[] };
-  pho?: { denseSeconds: number; evaluations: Record<string, number[]>; denseConfirmationSeconds: number; load: number[] };
+  trial?: Cost & { ppl: number; load: number[] };
+  pho?: { dense: Cost; search: Cost; evaluations: number; shortlist: CrepeParams[]; load: number[] };
+  confirm?: { trials: Cost[]; load: number[] };
 }
 
 const readJson = (file: string): any => JSON.parse(readFileSync(file, 'utf8'));
@@ -68,71 +80,99 @@ function searchCounts(hillClimbDir: string, phoDir: string | undefined): SearchC
     hillClimbTrials: hcLog.candidates.length,
     hillClimbSeconds: hc.provenance.searchSeconds,
     hillClimbBest,
+    hillClimbPpl: hc.provenance.heldoutPpl,
     phoEvaluations: provenance.evaluations,
     phoSeconds: provenance.searchSeconds,
     proxy: provenance.proxy,
+    proxySign: provenance.proxySign,
     proxyRows: provenance.proxyRows,
     kSet: provenance.kSet,
+    budgetPerK: provenance.budgetPerK,
     confirmations: provenance.confirmations.length,
+    confirmOn: provenance.confirmation?.on ?? 'heldout',
     confirmWindows: provenance.confirmation?.windows ?? 0,
-    confirmStatistics: provenance.confirmation?.statistics ?? 'none',
+    confirmStatistics: provenance.confirmation?.statistics ?? 'sequential',
   };
 }
+
+/** Runs `step` and returns its result with its wall and CPU seconds. */
+async function timed<T>(step: () => Promise<T>): Promise<[T, Cost]> {
+  const cpu = process.cpuUsage();
+  const started = performance.now();
+  const value = await step();
+  const used = process.cpuUsage(cpu);
+  return [value, { seconds: (performance.now() - started) / 1000, cpuSeconds: (used.user + used.system) / 1e6 }];
+}
+
+const threads = os.availableParallelism();
+const engine = { device: 'cpu' as const, threads };
+const calibrationOf = (spec: { vocabSize: number }) => randomTokenWindows(NSAMPLES, SEQLEN, spec.vocabSize, 0);
+const settingsFor = (counts: SearchCounts, crepe: CrepeParams) => pruneSettings({
+  method: 'crepe', target: counts.target, selection: 'per-matrix', crepe,
+  calibration: { file: 'random tokens', sha256: '', nsamples: NSAMPLES, seqlen: SEQLEN, seed: 0 },
+});
 
 async function measureTrial(modelDir: string, counts: SearchCounts): Promise<State['trial']> {
   const model = ModelCheckpoint.open(modelDir);
   try {
-    const windows = randomTokenWindows(NSAMPLES, SEQLEN, model.spec.vocabSize, 0);
+    const windows = calibrationOf(model.spec);
     const heldOut = concatWindows(randomTokenWindows(HELDOUT_WINDOWS, SEQLEN, model.spec.vocabSize, 1));
-    const settings = pruneSettings({
-      method: 'crepe', target: counts.target, selection: 'per-matrix', crepe: counts.hillClimbBest,
-      calibration: { file: 'random tokens', sha256: '', nsamples: NSAMPLES, seqlen: SEQLEN, seed: 0 },
-    });
     console.error(`pho-vs-hillclimb: one hill-climbing trial (prune ${NSAMPLES} × ${SEQLEN}, PPL on ${HELDOUT_WINDOWS} × ${SEQLEN}) …`);
-    const started = performance.now();
-    const result = await pruneAndMeasure(model, settings, windows, { tokens: heldOut, seqlen: SEQLEN }, { device: 'cpu', threads: os.availableParallelism() });
-    return { seconds: (performance.now() - started) / 1000, ppl: result.ppl, load: os.loadavg() };
+    const [result, cost] = await timed(() => pruneAndMeasure(model, settingsFor(counts, counts.hillClimbBest), windows, { tokens: heldOut, seqlen: SEQLEN }, engine));
+    return { ...cost, ppl: result.ppl, load: os.loadavg() };
   } finally {
     model.close();
   }
 }
 
-/** The proxies measured: PHO's default for the target (from the stories260K run) and the cheapest per-linear one. */
-const CHEAP: { proxy: ProxyName; rows: number } = { proxy: 'gini-ref', rows: 0.1 };
-const DENSE_CONFIRM_WINDOWS = 32;
+const cacheDir = path.join(os.tmpdir(), 'crepe-bench-pho-vs-hillclimb-cache');
+const proxyOptions = (counts: SearchCounts) => ({ target: counts.target, selection: 'per-matrix' as const, giniSubsample: 65536, seed: 0, rows: counts.proxyRows });
+const openContext = (model: ModelCheckpoint, modelDir: string, counts: SearchCounts) =>
+  ProxyContext.open(model, calibrationOf(model.spec), SEQLEN, engine, benchCacheOptions(cacheDir, modelDir, counts.kSet, threads, 2 ** 30));
 
+/** The dense pass and the whole PHO search, with the stories260K run's options. */
 async function measurePho(modelDir: string, counts: SearchCounts): Promise<State['pho']> {
   const model = ModelCheckpoint.open(modelDir);
-  const cacheDir = path.join(os.tmpdir(), `crepe-bench-pho-hc-cache-${process.pid}`);
   rmSync(cacheDir, { recursive: true, force: true });
   try {
-    const windows = randomTokenWindows(NSAMPLES, SEQLEN, model.spec.vocabSize, 0);
-    const heldOut = concatWindows(randomTokenWindows(HELDOUT_WINDOWS, SEQLEN, model.spec.vocabSize, 1));
-    const threads = os.availableParallelism();
     console.error(`pho-vs-hillclimb: PHO's dense pass (${NSAMPLES} × ${SEQLEN}, neighbourhood terms of k = ${counts.kSet.join(', ')}) …`);
-    let started = performance.now();
-    const context = await ProxyContext.open(model, windows, SEQLEN, { device: 'cpu', threads }, benchCacheOptions(cacheDir, modelDir, counts.kSet, threads, 2 ** 30));
-    const denseSeconds = (performance.now() - started) / 1000;
+    const [context, dense] = await timed(() => openContext(model, modelDir, counts));
     try {
-      const base = { target: counts.target, selection: 'per-matrix' as const, giniSubsample: 65536, seed: 0 };
-      const evaluations: Record<string, number[]> = {};
-      for (const { proxy, rows } of [{ proxy: counts.proxy, rows: counts.proxyRows }, CHEAP]) {
-        const label = `${proxy} rows ${rows}`;
-        evaluations[label] = [];
-        for (const params of randomParams(EVALUATIONS, 2, counts.kSet.filter((k) => k > 1))) {
-          console.error(`pho-vs-hillclimb: one ${label} evaluation …`);
-          started = performance.now();
-          await context.evaluate(params, { ...base, rows }, [proxy]);
-          evaluations[label].push((performance.now() - started) / 1000);
-        }
-      }
-      console.error(`pho-vs-hillclimb: one confirmation with the dense statistics on ${DENSE_CONFIRM_WINDOWS} held-out windows …`);
-      started = performance.now();
-      await context.prunedPerplexity(counts.hillClimbBest, base, heldOut, { seqlen: SEQLEN, maxChunks: DENSE_CONFIRM_WINDOWS });
-      const denseConfirmationSeconds = (performance.now() - started) / 1000;
-      return { denseSeconds, evaluations, denseConfirmationSeconds, load: os.loadavg() };
+      console.error(`pho-vs-hillclimb: PHO (${counts.proxy}, rows ${counts.proxyRows}, ${counts.budgetPerK} per k) …`);
+      const [result, search] = await timed(() => runPho(context, {
+        ...proxyOptions(counts), kSet: counts.kSet, budgetPerK: counts.budgetPerK, proxy: counts.proxy, sign: counts.proxySign, space: SPACE, sigma0: 1.5,
+      }));
+      // What the confirmation step measures: the best of each window size, best first, and the start configuration.
+      const shortlist = [...result.bestPerK].sort((a, b) => a.objective - b.objective).map((c) => c.params);
+      shortlist.push(toParams(startPoint(SPACE), result.best.k, SPACE));
+      return { dense, search, evaluations: result.candidates.length, shortlist, load: os.loadavg() };
     } finally {
       await context.close();
+    }
+  } finally {
+    model.close();
+  }
+}
+
+/** The confirmations of the stories260K run (count, statistics, windows) on the candidates PHO found here. */
+async function measureConfirmations(modelDir: string, counts: SearchCounts, shortlist: CrepeParams[]): Promise<State['confirm']> {
+  const model = ModelCheckpoint.open(modelDir);
+  try {
+    const windows = calibrationOf(model.spec);
+    const text = { tokens: concatWindows(randomTokenWindows(counts.confirmWindows, SEQLEN, model.spec.vocabSize, 2)), seqlen: SEQLEN, maxChunks: counts.confirmWindows };
+    const context = counts.confirmStatistics === 'dense' ? await openContext(model, modelDir, counts) : null;
+    try {
+      const trials: Cost[] = [];
+      for (const params of shortlist.slice(0, counts.confirmations)) {
+        console.error(`pho-vs-hillclimb: one confirmation (${counts.confirmStatistics} statistics, ${counts.confirmWindows} windows) …`);
+        const [, cost] = await timed(() => (context
+          ? context.prunedPerplexity(params, proxyOptions(counts), text.tokens, text)
+          : pruneAndMeasure(model, settingsFor(counts, params), windows, text, engine)));
+        trials.push(cost);
+      }
+      return { trials, load: os.loadavg() };
+    } finally {
+      await context?.close();
     }
   } finally {
     model.close();
@@ -141,40 +181,36 @@ async function measurePho(modelDir: string, counts: SearchCounts): Promise<State
 }
 
 const fmt = (seconds: number): string => (seconds >= 3600 ? `${(seconds / 3600).toFixed(2)} h` : seconds >= 60 ? `${(seconds / 60).toFixed(1)} min` : `${seconds.toFixed(1)} s`);
-const mean = (values: number[]): number => values.reduce((a, b) => a + b, 0) / values.length;
+const sum = (costs: Cost[], key: keyof Cost): number => costs.reduce((a, c) => a + c[key], 0);
+const loads = (load: number[]): string => load.map((l) => l.toFixed(1)).join(', ');
 
 export function renderSection(state: Required<State>): string {
-  const { counts, trial, pho } = state;
-  const hillClimb = counts.hillClimbTrials * trial.seconds;
+  const { counts, trial, pho, confirm } = state;
   const { layers, hidden, intermediate } = TINYLLAMA_4_LAYERS;
   const target = counts.target.kind === 'nm' ? `${counts.target.n}:${counts.target.m}` : `${counts.target.sparsity * 100} %`;
-  // A sequential confirmation on all held-out windows is a hill-climbing trial: the same prune and the same PPL.
-  const confirmations = counts.confirmations;
-  const variants: Array<[string, string, number, string, number]> = [];
-  for (const [label, times] of Object.entries(pho.evaluations)) {
-    const evaluation = mean(times);
-    variants.push([label, `sequential, ${HELDOUT_WINDOWS} windows`, evaluation, 'trial', trial.seconds]);
-    variants.push([label, `dense statistics, ${DENSE_CONFIRM_WINDOWS} windows`, evaluation, 'dense', pho.denseConfirmationSeconds]);
-  }
-  const rows = variants.map(([label, confirm, evaluation, , confirmSeconds]) => {
-    const search = pho.denseSeconds + counts.phoEvaluations * evaluation;
-    const total = search + confirmations * confirmSeconds;
-    return `| ${label} | ${fmt(evaluation)} | ${confirm} (${fmt(confirmSeconds)} each) | ${fmt(search)} | ${fmt(total)} | ${(hillClimb / search).toFixed(1)}× | **${(hillClimb / total).toFixed(1)}×** |`;
-  });
+  const row = (key: keyof Cost, label: string): string => {
+    const hillClimb = counts.hillClimbTrials * trial[key];
+    const confirmations = sum(confirm.trials, key);
+    const search = pho.dense[key] + pho.search[key];
+    const total = search + confirmations;
+    return `| ${label} | ${fmt(trial[key])} | **${fmt(hillClimb)}** | ${fmt(pho.dense[key])} | ${fmt(pho.search[key])} (${fmt(pho.search[key] / pho.evaluations)} each) | ${fmt(confirmations)} | **${fmt(total)}** | ${(hillClimb / search).toFixed(1)}× | **${(hillClimb / total).toFixed(1)}×** |`;
+  };
   return [
     `Synthetic model: ${layers} layers, hidden ${hidden}, intermediate ${intermediate}, vocabulary 32000 (TinyLlama-1.1B's shapes), F16; ${target} per-matrix;`
-      + ` calibration ${NSAMPLES} × ${SEQLEN}, held-out ${HELDOUT_WINDOWS} × ${SEQLEN} random token ids; ${os.availableParallelism()} threads.`
-      + ` Counts from the stories260K back-to-back run: hill climbing ${counts.hillClimbTrials} trials; PHO ${counts.phoEvaluations} evaluations`
-      + ` (k ∈ {${counts.kSet.join(', ')}}) and ${confirmations} confirmations (the best of the ${confirmations - 1} best window sizes and the start configuration).`,
+      + ` calibration ${NSAMPLES} × ${SEQLEN}, held-out ${HELDOUT_WINDOWS} × ${SEQLEN} random token ids; ${threads} threads.`
+      + ` From the stories260K back-to-back run: hill climbing ${counts.hillClimbTrials} trials; PHO ${counts.proxy} (sign ${counts.proxySign > 0 ? '+' : '−'}) on ${counts.proxyRows} of the rows,`
+      + ` k ∈ {${counts.kSet.join(', ')}}, ${counts.budgetPerK} per k (${counts.phoEvaluations} evaluations there, ${pho.evaluations} here), ${counts.confirmations} confirmations`
+      + ` (${counts.confirmStatistics} statistics, ${counts.confirmWindows} ${counts.confirmOn === 'calibration' ? 'held-out calibration' : 'held-out'} windows each).`,
     '',
-    `Measured once each: hill-climbing trial (sequential prune + PPL on ${HELDOUT_WINDOWS} windows) ${fmt(trial.seconds)}, so hill climbing = ${counts.hillClimbTrials} × ${fmt(trial.seconds)} = **${fmt(hillClimb)}**;`
-      + ` PHO's dense pass (proxy cache, neighbourhood terms of every k) ${fmt(pho.denseSeconds)}; one proxy evaluation: mean of ${EVALUATIONS}.`,
+    'Hill climbing = trials × one trial (sequential prune + PPL on the held-out windows, measured once); PHO = its dense pass, the whole search and every confirmation, run here.'
+      + ' CPU = user + system seconds of all threads.',
     '',
-    '| PHO proxy | per evaluation | confirmation | PHO without confirmation | PHO with confirmation | HC / PHO without | HC / PHO with |',
-    '|---|---:|---|---:|---:|---:|---:|',
-    ...rows,
+    '| time | one HC trial | hill climbing | PHO dense pass | PHO search | PHO confirmations | PHO total | HC / PHO without confirmation | HC / PHO |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    row('seconds', 'wall'),
+    row('cpuSeconds', 'CPU'),
     '',
-    `Load average (1, 5, 15 min) after the trial ${trial.load.map((l) => l.toFixed(1)).join(', ')}, after PHO's steps ${pho.load.map((l) => l.toFixed(1)).join(', ')}.`,
+    `Load average (1, 5, 15 min) after the trial ${loads(trial.load)}, after PHO's search ${loads(pho.load)}, after the confirmations ${loads(confirm.load)}.`,
     '',
   ].join('\n');
 }
@@ -188,11 +224,17 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   if (hc) state = { ...(existsSync(stateFile) ? readJson(stateFile) : {}), counts: searchCounts(hc, phoDir) };
   else if (existsSync(stateFile)) state = readJson(stateFile);
   else throw new Error('--hillclimb DIR [--pho DIR] (the stories260K search outputs) are needed');
+  const save = () => writeFileSync(stateFile, JSON.stringify(state, null, 2));
   const modelDir = await ensureSyntheticModel(TINYLLAMA_4_LAYERS, (line) => console.error(line));
   if (phase === 'trial' || phase === 'all') state.trial = await measureTrial(modelDir, state.counts);
-  writeFileSync(stateFile, JSON.stringify(state, null, 2));
+  save();
   if (phase === 'pho' || phase === 'all') state.pho = await measurePho(modelDir, state.counts);
-  writeFileSync(stateFile, JSON.stringify(state, null, 2));
-  if (state.trial && state.pho) console.log(renderSection(state as Required<State>));
-  else console.error(`pho-vs-hillclimb: state in ${stateFile}; run the other phase to print the section`);
+  save();
+  if (phase === 'confirm' || phase === 'all') {
+    if (!state.pho) throw new Error('the confirm phase needs the pho phase\'s shortlist: run --phase pho first');
+    state.confirm = await measureConfirmations(modelDir, state.counts, state.pho.shortlist);
+  }
+  save();
+  if (state.trial && state.pho && state.confirm) console.log(renderSection(state as Required<State>));
+  else console.error(`pho-vs-hillclimb: state in ${stateFile}; run the other phases to print the section`);
 }
