@@ -36,7 +36,7 @@ function baselineSection(): string {
   const goldenKey: Record<string, string> = { u50: '0.5', '2:4': '2of4' };
   const dense = load<Run>('dense');
   const lines = [
-    '## 1. Baselines (issue #3)',
+    '## 1. Baselines',
     '',
     'WikiText-2 test perplexity of stories260K (seqlen 256, all 3,182 windows) after pruning every',
     'linear of every decoder block; calibration: 32 windows of 256 tokens drawn from the C4 sample',
@@ -77,7 +77,7 @@ function heldOutPpl(provenance: Record<string, unknown>): number | null {
 
 function crepeSection(): string {
   const lines = [
-    '## 2. CRePE against RIA (issue #4)',
+    '## 2. CRePE against RIA',
     '',
     'Same model, calibration and evaluation as above, over calibration seeds 0, 1, 2 (mean ± sample',
     'standard deviation of WikiText-2 test PPL). The CRePE configurations were searched once per setting',
@@ -164,7 +164,7 @@ function crepeSection(): string {
 function combosSection(): string {
   const techniques = ['alone', 'owl', 'dsnot', 'reconstruct', 'permute-realloc', 'permute-lsa'];
   const lines = [
-    '## 3. Combinations (issue #5)',
+    '## 3. Combinations',
     '',
     'Each scoring method alone and with each technique (permutation only for N:M, reconstruction only',
     'for unstructured), WikiText-2 test PPL, mean ± sample standard deviation over calibration seeds 0, 1, 2.',
@@ -208,7 +208,7 @@ function zeroShotSection(): string {
   if (runs.length === 0) return '';
   const pct = (m?: { value: number; stderr: number | null }) => (m ? `${(100 * m.value).toFixed(2)} ± ${m.stderr === null ? '–' : (100 * m.stderr).toFixed(2)}` : '–');
   const lines = [
-    '## Zero-shot accuracy (issue #14)',
+    '## Zero-shot accuracy',
     '',
     'Accuracy in % ± standard error (lm-evaluation-harness\'s: sample standard deviation / √n) on all documents of the eight',
     'tasks, computed as the harness computes it from the local task files (`crepe eval --tasks`, src/eval/zeroshot.ts; the first 20',

@@ -7,17 +7,21 @@
  *   <cache>/models--<org>--<name>/blobs/<etag>.incomplete      a download in progress (resumed with Range)
  *   <cache>/models--<org>--<name>/snapshots/<commit>/<file>    → ../../blobs/<etag> (relative symlink)
  *   <cache>/models--<org>--<name>/refs/<revision>              the commit a branch or tag pointed to
+ *   <cache>/.locks/models--<org>--<name>/<etag>.crepe-lock     the crepe process downloading that blob
  *
  * The file list and checksums come from `GET {endpoint}/api/models/{repo}/revision/{revision}?blobs=true`
  * (`sha`, `siblings[].rfilename/size/blobId/lfs.sha256`); each file from
  * `GET {endpoint}/{repo}/resolve/{commit}/{file}`, whose X-Repo-Commit and X-Linked-Etag (or ETag)
  * are checked against the list, following redirects (a CDN: Authorization is sent to the
  * endpoint's origin only). A finished download is checked — sha256 for LFS files, the git blob
- * sha1 otherwise — before it enters blobs/; a mismatch keeps nothing.
+ * sha1 otherwise — before it enters blobs/; a mismatch keeps nothing. Two crepe processes that need
+ * the same blob at once (two prunes of one model) do not both write it: the second waits for the
+ * first's lock and then finds the blob in place.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync, openSync, closeSync, writeSync } from 'node:fs';
 import path from 'node:path';
+import { waitForLock } from '../io/output-lock.ts';
 import { UserError } from '../util/errors.ts';
 import { describeHubId } from './hub-id.ts';
 import type { HubSettings } from './settings.ts';
@@ -154,7 +158,8 @@ const normalizeEtag = (etag: string | null): string | null => etag?.replace(/^W\
 
 /**
  * Downloads one file into blobs/<etag> (resuming an `.incomplete` one) and links it into the
- * commit's snapshot. Returns the snapshot path.
+ * commit's snapshot. Returns the snapshot path. While another crepe process downloads the same blob,
+ * waits for it (`onNote` is told once).
  */
 export async function downloadFile(
   settings: HubSettings,
@@ -162,69 +167,94 @@ export async function downloadFile(
   file: RepoFile,
   onProgress?: (progress: DownloadProgress) => void,
   signal?: AbortSignal,
+  onNote?: (message: string) => void,
 ): Promise<string> {
   const repoDir = repoCacheDir(settings, revision.repo);
   const blob = path.join(repoDir, 'blobs', file.etag);
   const snapshot = path.join(repoDir, 'snapshots', revision.commit, ...file.name.split('/'));
   const id = describeHubId(revision);
   if (!existsSync(blob)) {
-    mkdirSync(path.dirname(blob), { recursive: true });
-    const partial = `${blob}.incomplete`;
-    const url = `${settings.endpoint}/${revision.repo}/resolve/${revision.commit}/${encodePath(file.name)}`;
-    for (let attempt = 1; ; attempt++) {
-      const have = existsSync(partial) ? statSync(partial).size : 0;
-      if (have > file.size) rmSync(partial, { force: true });
-      const start = have > file.size ? 0 : have;
-      onProgress?.({ file: file.name, done: start, total: file.size });
-      if (start === file.size) break;
-      const { first, last } = await hubFetch(settings, url, { headers: start > 0 ? { range: `bytes=${start}-` } : {}, signal });
-      if (!last.ok) {
-        await last.body?.cancel();
-        if (last.status === 416) {
-          rmSync(partial, { force: true });
-          continue;
-        }
-        throw refusal(last, id, file.name);
-      }
-      const commit = first.headers.get('x-repo-commit');
-      const etag = normalizeEtag(first.headers.get('x-linked-etag') ?? first.headers.get('etag'));
-      if ((commit && commit !== revision.commit) || (etag && etag !== file.etag)) {
-        await last.body?.cancel();
-        throw new UserError(`${id}: file "${file.name}" changed while it was downloaded (commit ${commit}, etag ${etag}; expected ${revision.commit}, ${file.etag}); run again`);
-      }
-      const resumed = start > 0 && last.status === 206;
-      const fd = openSync(partial, resumed ? 'a' : 'w');
-      let done = resumed ? start : 0;
-      try {
-        for await (const chunk of last.body as unknown as AsyncIterable<Uint8Array>) {
-          writeSync(fd, chunk);
-          done += chunk.byteLength;
-          onProgress?.({ file: file.name, done, total: file.size });
-        }
-      } catch (error) {
-        if (signal?.aborted) throw signal.reason;
-        if (attempt >= MAX_ATTEMPTS) throw new UserError(`${id}: download of "${file.name}" failed ${attempt} times (${(error as Error).message}); run again to resume`);
-        continue;
-      } finally {
-        closeSync(fd);
-      }
-      if (done >= file.size || attempt >= MAX_ATTEMPTS) break;
+    const lockPath = path.join(settings.cacheDir, '.locks', path.basename(repoDir), `${file.etag}.crepe-lock`);
+    const lock = await waitForLock(lockPath, `the download of ${id} "${file.name}"`, { onWait: onNote, signal });
+    try {
+      if (!existsSync(blob)) await downloadBlob(settings, revision, file, blob, onProgress, signal);
+    } finally {
+      lock.release();
     }
-    const size = statSync(partial).size;
-    const sum = await checksumOf(partial, size, file.lfs);
-    if (size !== file.size || sum !== file.etag) {
-      rmSync(partial, { force: true });
-      throw new UserError(
-        `${id}: "${file.name}" failed its checksum (${size} bytes, ${file.lfs ? 'sha256' : 'git sha1'} ${sum}; the Hub lists ${file.size} bytes, ${file.etag}); nothing was kept`,
-      );
-    }
-    renameSync(partial, blob);
   }
   if (!existsSync(snapshot)) {
     mkdirSync(path.dirname(snapshot), { recursive: true });
-    symlinkSync(path.relative(path.dirname(snapshot), blob), snapshot);
+    try {
+      symlinkSync(path.relative(path.dirname(snapshot), blob), snapshot);
+    } catch (error) {
+      // Another process linked it between the check and here.
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
   }
   return snapshot;
+}
+
+/** Downloads `file` into `blob` through `<blob>.incomplete` (resumed with Range), checked before it is renamed into place. */
+async function downloadBlob(
+  settings: HubSettings,
+  revision: RepoRevision,
+  file: RepoFile,
+  blob: string,
+  onProgress: ((progress: DownloadProgress) => void) | undefined,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const id = describeHubId(revision);
+  mkdirSync(path.dirname(blob), { recursive: true });
+  const partial = `${blob}.incomplete`;
+  const url = `${settings.endpoint}/${revision.repo}/resolve/${revision.commit}/${encodePath(file.name)}`;
+  for (let attempt = 1; ; attempt++) {
+    const have = existsSync(partial) ? statSync(partial).size : 0;
+    if (have > file.size) rmSync(partial, { force: true });
+    const start = have > file.size ? 0 : have;
+    onProgress?.({ file: file.name, done: start, total: file.size });
+    if (start === file.size) break;
+    const { first, last } = await hubFetch(settings, url, { headers: start > 0 ? { range: `bytes=${start}-` } : {}, signal });
+    if (!last.ok) {
+      await last.body?.cancel();
+      if (last.status === 416) {
+        rmSync(partial, { force: true });
+        continue;
+      }
+      throw refusal(last, id, file.name);
+    }
+    const commit = first.headers.get('x-repo-commit');
+    const etag = normalizeEtag(first.headers.get('x-linked-etag') ?? first.headers.get('etag'));
+    if ((commit && commit !== revision.commit) || (etag && etag !== file.etag)) {
+      await last.body?.cancel();
+      throw new UserError(`${id}: file "${file.name}" changed while it was downloaded (commit ${commit}, etag ${etag}; expected ${revision.commit}, ${file.etag}); run again`);
+    }
+    const resumed = start > 0 && last.status === 206;
+    const fd = openSync(partial, resumed ? 'a' : 'w');
+    let done = resumed ? start : 0;
+    try {
+      for await (const chunk of last.body as unknown as AsyncIterable<Uint8Array>) {
+        writeSync(fd, chunk);
+        done += chunk.byteLength;
+        onProgress?.({ file: file.name, done, total: file.size });
+      }
+    } catch (error) {
+      if (signal?.aborted) throw signal.reason;
+      if (attempt >= MAX_ATTEMPTS) throw new UserError(`${id}: download of "${file.name}" failed ${attempt} times (${(error as Error).message}); run again to resume`);
+      continue;
+    } finally {
+      closeSync(fd);
+    }
+    if (done >= file.size || attempt >= MAX_ATTEMPTS) break;
+  }
+  const size = statSync(partial).size;
+  const sum = await checksumOf(partial, size, file.lfs);
+  if (size !== file.size || sum !== file.etag) {
+    rmSync(partial, { force: true });
+    throw new UserError(
+      `${id}: "${file.name}" failed its checksum (${size} bytes, ${file.lfs ? 'sha256' : 'git sha1'} ${sum}; the Hub lists ${file.size} bytes, ${file.etag}); nothing was kept`,
+    );
+  }
+  renameSync(partial, blob);
 }
 
 /** Records which commit `revision` (a branch or tag) pointed to, as huggingface_hub does. */

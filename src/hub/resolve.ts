@@ -28,6 +28,8 @@ export interface ResolveOptions {
   settings?: Partial<HubSettings>;
   /** Bytes downloaded so far (`done`) of all the files this resolution fetches (`total`), and the file in flight. */
   onProgress?: (progress: DownloadProgress) => void;
+  /** One-line notes, e.g. that another crepe process is downloading a file this one needs. */
+  onNote?: (message: string) => void;
   signal?: AbortSignal;
 }
 
@@ -118,14 +120,14 @@ function checkpointFiles(revision: RepoRevision, file: string | undefined): Repo
 
 async function resolveOnline(settings: HubSettings, id: HubId, options: ResolveOptions): Promise<string> {
   const revision = await fetchRevision(settings, id.repo, id.revision!, options.signal);
-  const fetchIndex = (file: RepoFile) => downloadFile(settings, revision, file, undefined, options.signal);
+  const fetchIndex = (file: RepoFile) => downloadFile(settings, revision, file, undefined, options.signal, options.onNote);
   const files = options.kind === 'model-dir' ? await modelFiles(revision, fetchIndex) : checkpointFiles(revision, id.file);
   const total = files.reduce((sum, file) => sum + file.size, 0);
   let completed = 0;
   const paths: string[] = [];
   for (const file of files) {
     const report = (p: DownloadProgress) => options.onProgress?.({ file: p.file, done: completed + p.done, total });
-    paths.push(await downloadFile(settings, revision, file, report, options.signal));
+    paths.push(await downloadFile(settings, revision, file, report, options.signal, options.onNote));
     completed += file.size;
   }
   writeRef(settings, revision);

@@ -3,7 +3,8 @@
  * complete file, so no reader ever sees a half-written lock), names the owner — pid, host, the
  * process's start time — and is removed when the run ends. A second run on the same output is
  * refused with the owner's pid. A lock whose owner is gone (a killed run) is stale: it is taken
- * over, and the caller is told whose it was so it can say so.
+ * over, and the caller is told whose it was so it can say so. The same lock file guards other
+ * shared things (a Hub download into the cache): there a second process waits for the first.
  */
 import { closeSync, linkSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -119,13 +120,18 @@ function tryCreate(lockPath: string, owner: LockOwner): boolean {
   }
 }
 
+/** A lock file's live owner, when this process could not take it. */
+export interface LockHeld {
+  heldBy: LockOwner;
+  /** 'unknown': the owner runs on another host, so crepe cannot tell whether it is still alive. */
+  status: 'alive' | 'unknown';
+}
+
 /**
- * Takes the lock of output `out` for this process (creating the directory it lies in), or refuses
- * with a UserError naming the owner's pid while another live run holds it. A stale lock is taken
- * over and `onStaleLock` told so, in one line.
+ * Takes lock file `lockPath` for this process (creating the directory it lies in), or returns its
+ * live owner. A stale lock (its owner is gone) is taken over and `onStaleLock` told so, in one line.
  */
-export function lockOutput(out: string, onStaleLock?: (message: string) => void): OutputLock {
-  const lockPath = lockPathFor(out);
+export function tryLock(lockPath: string, onStaleLock?: (message: string) => void): OutputLock | LockHeld {
   makeDirectory(path.dirname(lockPath));
   const owner: LockOwner = {
     pid: process.pid,
@@ -140,10 +146,8 @@ export function lockOutput(out: string, onStaleLock?: (message: string) => void)
     const current = readOwner(lockPath);
     if (current === null) continue; // released in between: try again
     const status = ownerStatus(current);
-    if (status !== 'dead' || attempt >= 3) {
-      const where = status === 'unknown' ? '; crepe cannot check a process on another host — if it is not running, delete the lock file' : '';
-      throw new UserError(`${path.resolve(out)} is in use by ${describeOwner(current)} (lock ${lockPath})${where}`);
-    }
+    if (status !== 'dead') return { heldBy: current, status };
+    if (attempt >= 3) return { heldBy: current, status: 'alive' };
     // Stale. Move it aside under a name of our own: of two runs taking over at once, one rename wins.
     const aside = `${lockPath}.stale-${owner.pid}-${owner.token}`;
     try {
@@ -158,10 +162,10 @@ export function lockOutput(out: string, onStaleLock?: (message: string) => void)
       try {
         linkSync(aside, lockPath);
       } catch {
-        // It has a lock again already; ours is refused below either way.
+        // It has a lock again already; ours is refused either way.
       }
       rmSync(aside, { force: true });
-      throw new UserError(`${path.resolve(out)} is in use by ${describeOwner(moved)} (lock ${lockPath})`);
+      return { heldBy: moved, status: 'alive' };
     }
     rmSync(aside, { force: true });
     tookOverFrom = current;
@@ -178,4 +182,45 @@ export function lockOutput(out: string, onStaleLock?: (message: string) => void)
       if (current && current.token === owner.token && current.pid === owner.pid) rmSync(lockPath, { force: true });
     },
   };
+}
+
+const isHeld = (result: OutputLock | LockHeld): result is LockHeld => 'heldBy' in result;
+
+/** The one-line refusal for `what`, held by another run through `lockPath`. */
+function inUse(what: string, lockPath: string, held: LockHeld): UserError {
+  const where = held.status === 'unknown' ? '; crepe cannot check a process on another host — if it is not running, delete the lock file' : '';
+  return new UserError(`${what} is in use by ${describeOwner(held.heldBy)} (lock ${lockPath})${where}`);
+}
+
+/**
+ * Takes the lock of output `out` for this process, or refuses with a UserError naming the owner's
+ * pid while another live run holds it. A stale lock is taken over and `onStaleLock` told so.
+ */
+export function lockOutput(out: string, onStaleLock?: (message: string) => void): OutputLock {
+  const lockPath = lockPathFor(out);
+  const result = tryLock(lockPath, onStaleLock);
+  if (isHeld(result)) throw inUse(path.resolve(out), lockPath, result);
+  return result;
+}
+
+/**
+ * Takes lock file `lockPath`, waiting while another live crepe process on this host holds it
+ * (polling every `pollMs`; `onWait` is told once, with the holder's line). An owner on another
+ * host cannot be checked: refused at once rather than waited on for ever. `signal` ends the wait.
+ */
+export async function waitForLock(
+  lockPath: string,
+  what: string,
+  options: { onWait?: (message: string) => void; onStaleLock?: (message: string) => void; signal?: AbortSignal; pollMs?: number } = {},
+): Promise<OutputLock> {
+  let told = false;
+  for (;;) {
+    options.signal?.throwIfAborted();
+    const result = tryLock(lockPath, options.onStaleLock);
+    if (!isHeld(result)) return result;
+    if (result.status === 'unknown') throw inUse(what, lockPath, result);
+    if (!told) options.onWait?.(`waiting for ${describeOwner(result.heldBy)}, which holds ${what}`);
+    told = true;
+    await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 250));
+  }
 }

@@ -102,6 +102,7 @@ export async function resolveModel(field: string, value: unknown, request: RunCo
     kind,
     revision: request.revision,
     signal: request.signal,
+    onNote: (note) => emit({ kind: 'note', stage, done: 0, total: 0, detail: note }),
     onProgress: ({ file, done, total }) => {
       if (!started) emit({ kind: 'start', stage, done: 0, total });
       started = true;

@@ -50,6 +50,7 @@ describe('models by Hub id (loopback Hub)', () => {
         refs: ['v1'],
         files: [...filesOf(stories, MODEL_FILES.slice(0, 5), () => false), ...filesOf(sharded, shardFiles, (n) => n.endsWith('.safetensors'))],
       }],
+      ['crepe-test/twice', { commit: newCommit(), refs: ['main'], files: filesOf(stories, MODEL_FILES, (n) => n.endsWith('.safetensors')) }],
       ['crepe-test/corrupt', { commit: newCommit(), refs: ['main'], files: filesOf(stories, ['config.json', 'model.safetensors'], (n) => n.endsWith('.safetensors')) }],
       ['crepe-test/stories260K-gguf', { commit: newCommit(), refs: ['main'], files: [{ name: 'stories260K-f32.gguf', bytes: readFileSync(STORIES_GGUF), lfs: true }] }],
       ['crepe-test/weights-bin-only', { commit: newCommit(), refs: ['main'], files: [...filesOf(stories, ['config.json'], () => false), { name: 'pytorch_model.bin', bytes: new Uint8Array(8), lfs: true }] }],
@@ -96,6 +97,22 @@ describe('models by Hub id (loopback Hub)', () => {
     const before = hub.requests.length;
     assert.equal(await resolveModelArgument('crepe-test/stories260K@main', { kind: 'model-dir', settings: settings() }), snapshot);
     assert.deepEqual(hub.requests.slice(before).map((r) => r.url), [`/api/models/crepe-test/stories260K/revision/main`]);
+  });
+
+  it('two runs that need the same model at once: each blob is downloaded once, one run waits for the other', async () => {
+    const before = hub.requests.length;
+    const notes: string[] = [];
+    const resolveIt = () => resolveModelArgument('crepe-test/twice', { kind: 'model-dir', settings: settings(), onNote: (note) => notes.push(note) });
+    const [a, b] = await Promise.all([resolveIt(), resolveIt()]);
+    assert.equal(a, b);
+    for (const name of MODEL_FILES) assert.ok(readFileSync(path.join(a, name)).equals(readFileSync(path.join(stories, name))), name);
+    const fetched = hub.requests.slice(before).filter((r) => r.url === `/cdn/${modelBlob}` || r.url.includes('/resolve/'));
+    assert.equal(fetched.filter((r) => r.url === `/cdn/${modelBlob}`).length, 1, 'the weights once');
+    assert.equal(fetched.filter((r) => r.url.endsWith('/config.json')).length, 1, 'config.json once');
+    assert.ok(notes.length >= 1);
+    for (const note of notes) assert.match(note, new RegExp(`^waiting for crepe process ${process.pid} \\(since [^)]+\\), which holds the download of crepe-test/twice@main "[^"]+"$`));
+    assert.deepEqual(readdirSync(path.join(cache, '.locks', 'models--crepe-test--twice')), [], 'no lock left behind');
+    assert.ok(!readdirSync(path.join(cache, 'models--crepe-test--twice', 'blobs')).some((f) => f.endsWith('.incomplete')));
   });
 
   it('offline: the cached snapshot without a request; an uncached id is refused clearly', async () => {

@@ -1,13 +1,14 @@
 // One run at a time per output: the lock names its owner (pid, host, start time); a second run is
 // refused naming that pid; a lock whose owner is gone — killed, or a pid since reused — is detected,
 // reported and taken over. The cross-process case uses a real second process killed with SIGKILL.
+// waitForLock (shared downloads) waits for a live holder on this host, never for one elsewhere.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { lockOutput, lockPathFor, ownerStatus, type LockOwner } from '../../src/io/output-lock.ts';
+import { lockOutput, lockPathFor, ownerStatus, waitForLock, type LockOwner } from '../../src/io/output-lock.ts';
 import { UserError } from '../../src/util/errors.ts';
 import { REPO_ROOT } from '../helpers/shared.ts';
 
@@ -111,5 +112,47 @@ describe('lockOutput', () => {
     assert.equal(lock.tookOverFrom?.pid, child.pid);
     assert.match(notes[0], new RegExp(`stale lock .* of crepe process ${child.pid} .*no longer running`));
     lock.release();
+  });
+});
+
+describe('waitForLock', () => {
+  it('waits while a live run holds the lock, tells once, and takes it when it is released', async () => {
+    const lockPath = lockPathFor(freshOut());
+    const first = lockOutput(lockPath.slice(0, -'.crepe-lock'.length));
+    const notes: string[] = [];
+    let released = false;
+    setTimeout(() => {
+      released = true;
+      first.release();
+    }, 120);
+    const second = await waitForLock(lockPath, 'the thing', { onWait: (note) => notes.push(note), pollMs: 20 });
+    assert.ok(released, 'taken only after the first holder released it');
+    assert.equal(notes.length, 1);
+    assert.match(notes[0], new RegExp(`^waiting for crepe process ${process.pid} \\(since [0-9T:.Z-]+\\), which holds the thing$`));
+    assert.equal(JSON.parse(readFileSync(lockPath, 'utf8')).pid, process.pid);
+    second.release();
+    assert.ok(!existsSync(lockPath));
+  });
+
+  it('a holder on another host is refused at once, not waited on; a dead holder is taken over', async () => {
+    const out = freshOut();
+    writeLock(out, { pid: 4242, hostname: 'elsewhere.example' });
+    await assert.rejects(waitForLock(lockPathFor(out), 'the thing'), (error: unknown) =>
+      error instanceof UserError && /^the thing is in use by crepe process 4242 on host elsewhere\.example .*delete the lock file$/.test(error.message));
+    const stale = freshOut();
+    writeLock(stale, { pid: deadPid() });
+    const notes: string[] = [];
+    const lock = await waitForLock(lockPathFor(stale), 'the thing', { onWait: (note) => notes.push(note) });
+    assert.deepEqual(notes, []);
+    lock.release();
+  });
+
+  it('an abort ends the wait', async () => {
+    const out = freshOut();
+    const held = lockOutput(out);
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(new Error('stopped')), 50);
+    await assert.rejects(waitForLock(lockPathFor(out), 'the thing', { signal: controller.signal, pollMs: 10 }), { message: 'stopped' });
+    held.release();
   });
 });
