@@ -43,6 +43,9 @@ describe('library API', () => {
       [evaluatePerplexity({ model, text: WIKITEXT_TEST, maxChunks: 0 }), 'maxChunks', /integer ≥ 1, got 0/],
       [searchCoefficients({ model, out: out(), target: parseTarget('2:4'), calib: C4_SAMPLE, sigma0: 0 }), 'sigma0', /\(0, 18\], got 0/],
       [searchCoefficients({ model, out: out(), target: parseTarget('0.5'), calib: C4_SAMPLE, kSet: [2] }), 'kSet', /odd window sizes/],
+      [searchCoefficients({ model, out: out(), target: parseTarget('0.5'), calib: C4_SAMPLE, confirm: 1, confirmOn: 'ptb' as never }), 'confirmOn', /"heldout" or "calibration", got "ptb"/],
+      // Confirming on --eval-ppl needs it; on held-out calibration windows it does not (the PHO test in integration/search runs that).
+      [searchCoefficients({ model, out: out(), target: parseTarget('0.5'), calib: C4_SAMPLE, confirm: 1 }), 'evalText', /is needed/],
       [inspectModel({ model, pattern: '0.5' }), 'pattern', /expects n:m/],
     ];
     for (const [promise, field, problem] of cases) {
