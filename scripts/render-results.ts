@@ -1,5 +1,8 @@
 /**
  * Renders RESULTS.md from the cached experiment summaries in results/ (see scripts/experiments.ts).
+ * Text written by hand survives a re-render in two places: inside a rendered section between
+ * `<!-- kept: NAME -->` and `<!-- /kept -->` (put back where the section emits that name), and
+ * everything after the "_N cached runs._" line.
  *
  *   node --import tsx scripts/render-results.ts
  */
@@ -17,6 +20,17 @@ const fileId = (id: string) => id.replace(/[^\w.+-]/g, '_');
 function load<T>(id: string): T | null {
   const file = path.join(runsDir, `${fileId(id)}.json`);
   return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as T) : null;
+}
+
+const resultsFile = path.join(root, 'RESULTS.md');
+const previous = existsSync(resultsFile) ? readFileSync(resultsFile, 'utf8') : '';
+
+/** The hand-written block NAME of the previous RESULTS.md, with its markers (empty markers when there is none). */
+function kept(name: string): string {
+  const open = `<!-- kept: ${name} -->`;
+  const start = previous.indexOf(open);
+  const end = start < 0 ? -1 : previous.indexOf('<!-- /kept -->', start);
+  return start < 0 || end < 0 ? `${open}\n<!-- /kept -->` : previous.slice(start, end + '<!-- /kept -->'.length);
 }
 
 const fmt = (x: number | undefined | null, digits = 2) => (x === undefined || x === null || !Number.isFinite(x) ? '–' : x.toFixed(digits));
@@ -84,7 +98,7 @@ function crepeSection(): string {
     'with calibration seed 0; hill climbing, validation and PHO\'s confirmation measure real perplexity on',
     'held-out text (PTB validation, first 200 windows of 256 tokens), never on WikiText-2.',
     '',
-    'PHO runs in two variants: with the default proxy (gini-ref, minimised: the sign measured at 50 %),',
+    'PHO runs in two variants: with the default proxy of the time (gini-ref, minimised: the sign measured at 50 %; the defaults are now per target, see "Proxy validation"),',
     'and with each setting\'s own validated proxy (`--proxy-from`: the proxy with the largest |Spearman ρ|',
     'in that setting\'s validation, used with that ρ\'s sign). Both confirm the best candidate of each k with one',
     'real held-out trial (`--confirm 5`).',
@@ -122,6 +136,10 @@ function crepeSection(): string {
     }
     for (const s of [phoDefault, pho]) if (s && hc) ratios.push(`${SETTING_LABEL[setting]} ${s === pho ? 'validated' : 'default'}: ${fmt(hc.seconds / s.seconds, 1)}×`);
   }
+  lines.push('', 'Held-out PPL in this table: PTB valid as crepe tokenised it when these searches ran (2026-11-28), with PTB\'s',
+    '`<unk>` split into several pieces; since 2026-12-01 it is one token, as in transformers, and PTB perplexities are lower',
+    '(the 50 % hill-climbing configuration: 226.20 here, 165.96 now). The WikiText-2 tables are unaffected (185.52 for that',
+    'configuration, then and now).');
   lines.push('', `Wall-time ratios above (hill climbing / PHO) mix runs made under different machine loads: ${ratios.join(', ')}.`, '');
   const timedPho = load<Search>('timing-pho-u50');
   const timedHc = load<Search>('timing-hillclimb-u50');
@@ -132,20 +150,31 @@ function crepeSection(): string {
       `**hill climbing / PHO = ${fmt(timedHc.seconds / timedPho.seconds, 1)}×** with confirmation, ${fmt(timedPhoOnly ? timedHc.seconds / timedPhoOnly.seconds : NaN, 1)}× without.`,
       'Each wall time includes process start, tokenising the calibration and held-out text and (PHO) the dense pass.', '');
   }
+  lines.push(kept('pho-vs-hillclimb'), '');
   lines.push('### Proxy validation', '',
     'Random configurations (k uniform over {1,3,5,7,9}, log β/α and log γ/α uniform in [−6, 4], a = 0.5),',
     'each with every proxy (from one dense calibration pass) and its real held-out PPL. Spearman ρ and',
-    'Pearson r with 95 % percentile-bootstrap intervals (2,000 resamples).', '',
+    'Pearson r with 95 % percentile-bootstrap intervals (2,000 resamples). 32 configurations per setting;',
+    'stories260K, C4 32 × 256 seed 0, PTB valid (first 200 windows of 256) held out.', '',
+    'calib-nll (src/search/proxy-e2e.ts) is the end-to-end proxy: the mean next-token NLL, on the first 8',
+    'calibration windows, of the model pruned with the candidate\'s masks (the same masks the other proxies',
+    'see: CRePE scores from the dense pass\'s input statistics), run layer by layer so that each block\'s',
+    'error reaches the next. The per-linear proxies (gini-own, gini-ref, pruned-mass, column-gini,',
+    'output-error = Σ_rows ΔwᵀGΔw / Σ_rows wᵀGw with the real calibration Gram G) judge each linear on its',
+    'dense inputs; "Gini of pruned scores" is still there as gini-own.', '',
     '| setting | proxy | Spearman ρ [95 % CI] | Pearson r [95 % CI] | plot |', '|---|---|---|---|---|');
   for (const setting of ['u50', 'u60', '2:4']) {
-    const v = load<Search>(`validate-${setting}`);
-    if (!v) continue;
-    const correlations = (v.config as { correlations: Array<{ proxy: string; spearman: { estimate: number; lower: number; upper: number }; pearson: { estimate: number; lower: number; upper: number } }> }).correlations;
+    // The validation's own file: a later `--validate` run on the same cache (new proxies) updates it.
+    const file = path.join(root, 'results/validation', `validate-${fileId(setting)}`, 'validation.json');
+    if (!existsSync(file)) continue;
+    const { correlations } = JSON.parse(readFileSync(file, 'utf8')) as { correlations: Array<{ proxy: string; spearman: { estimate: number; lower: number; upper: number }; pearson: { estimate: number; lower: number; upper: number } }> };
     for (const c of correlations) {
       const plot = `results/validation/validate-${fileId(setting)}/proxy-${c.proxy}.svg`;
-      lines.push(`| ${SETTING_LABEL[setting]} | ${c.proxy} | ${fmt(c.spearman.estimate)} [${fmt(c.spearman.lower)}, ${fmt(c.spearman.upper)}] | ${fmt(c.pearson.estimate)} [${fmt(c.pearson.lower)}, ${fmt(c.pearson.upper)}] | [svg](${plot}) |`);
+      const name = c.proxy === 'calib-nll' ? `**${c.proxy}**` : c.proxy;
+      lines.push(`| ${SETTING_LABEL[setting]} | ${name} | ${fmt(c.spearman.estimate)} [${fmt(c.spearman.lower)}, ${fmt(c.spearman.upper)}] | ${fmt(c.pearson.estimate)} [${fmt(c.pearson.lower)}, ${fmt(c.pearson.upper)}] | [svg](${plot}) |`);
     }
   }
+  lines.push('', kept('proxy-validation'));
   lines.push('', '<details><summary>Command lines</summary>', '', '```sh');
   for (const setting of ['u50', 'u60', '2:4']) {
     for (const id of [`validate-${setting}`, `pho-${setting}`, `hillclimb-${setting}`]) {
@@ -257,8 +286,6 @@ const header = [
 
 const runCount = existsSync(runsDir) ? readdirSync(runsDir).length : 0;
 // Sections written by hand below the rendered ones (after the "_N cached runs._" line) are kept.
-const resultsFile = path.join(root, 'RESULTS.md');
-const previous = existsSync(resultsFile) ? readFileSync(resultsFile, 'utf8') : '';
 const handWritten = previous.match(/^_\d+ cached runs\._\n([\s\S]*)$/m)?.[1] ?? '';
 writeFileSync(resultsFile, `${header}\n${baselineSection()}\n${crepeSection()}\n${combosSection()}\n${zeroShotSection()}\n_${runCount} cached runs._\n${handWritten}`);
 process.stdout.write(`wrote RESULTS.md from ${runCount} cached runs\n`);
