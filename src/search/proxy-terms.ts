@@ -458,11 +458,13 @@ export function scoreAndWalkMany(terms: LinearTerms, candidates: readonly WalkCa
   const reference = new Float64Array(CHUNK);
   // One x^a chunk per distinct exponent (a search has one unless it searches a).
   const exponents = [...new Set(candidates.map((c) => c.params.a))];
+  // Set's equality (SameValueZero: NaN equals NaN), which indexOf lacks.
+  const exponentIndex = (a: number): number => exponents.findIndex((e) => e === a || (e !== e && a !== a));
   const activations = exponents.map((a) => activationFactors(terms.sqNorm, a));
   const activationChunks = exponents.map(() => new Float64Array(CHUNK));
   const runs = candidates.map(({ window, params, band }) => {
     const { gN, gS, w, wMask } = windowWeights(params, window, n);
-    return { ...params, gN, gS, w, wMask, band, activation: activationChunks[exponents.indexOf(params.a)], sums: new Float64Array(5) };
+    return { ...params, gN, gS, w, wMask, band, activation: activationChunks[exponentIndex(params.a)], sums: new Float64Array(5) };
   });
   for (let start = 0; start < n; start += CHUNK) {
     const end = Math.min(n, start + CHUNK);
