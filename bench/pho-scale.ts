@@ -248,7 +248,8 @@ function report(
       + ` ${GiB(workingSets[2])} with --proxy-rows ${SUBSET_ROWS} (${GiB(workingSets[2] * scale)}); this machine has ${GiB(memory)} of memory.`
       + ` The ${FULL_LAYERS}-layer columns assume these bytes come from the page cache as they do here; where they do not fit in memory, every evaluation reads them from storage instead.`,
     '',
-    `Batched: the λ = ${LAMBDA} candidates of a CMA-ES generation (PHO's λ in its 2-dimensional space) evaluated together (ProxyContext.evaluateMany): each evaluator reads a linear's terms and neighbourhood term once and runs every candidate on them;`
+    `Batched: the λ = ${LAMBDA} candidates of a CMA-ES generation (PHO's λ in its 2-dimensional space) evaluated together (ProxyContext.evaluateMany): each evaluator reads a linear's terms and neighbourhood term once and walks every candidate over them in one pass`
+      + ' (per chunk of 4096 positions, the candidate-independent products m/C, m/R, the reference importance and x^a computed once, then each candidate scored and walked from them; the threshold sample gathered once and kept in the LRU);'
       + ` time / evaluation = generation time / λ. Speed-up over one by one on 2 threads: **${(perEvaluation(two) / perEvaluation(batched)).toFixed(2)}×** with all rows, ${(perEvaluation(subset) / perEvaluation(batchedSubset)).toFixed(2)}× with --proxy-rows ${SUBSET_ROWS};`
       + ` proxy values of the candidates both ways evaluated ${batchIdentical ? 'identical (bit for bit)' : '**differ**'}. "Read / evaluation" is the bytes the process read (rchar of /proc/self/io: page cache or storage) during the timed evaluations, per candidate.`,
     '',

@@ -28,7 +28,7 @@ import { gini, subsampleIndices } from './gini.ts';
 import { kthSmallest } from '../util/select.ts';
 import {
   candidateScores, candidateScoresDirect, magnitudeSource, naturalLayout, pickPositions, positionCount, quadraticForm, referenceNorms, rowCount, rowSlots,
-  scoreAndWalk, type LinearTerms, type ThresholdBand, type WindowTerm,
+  scoreAndWalkMany, type BandedWalk, type LinearTerms, type ThresholdBand, type WalkCandidate, type WindowTerm,
 } from './proxy-terms.ts';
 
 import { LINEAR_PROXY_NAMES, PROXY_NAMES, type LinearProxyName, type ProxyName } from './proxy-defaults.ts';
@@ -153,7 +153,8 @@ export class Scratch {
   mask = new Uint8Array(0);
   naturalScores = new Float32Array(0);
   naturalMask = new Uint8Array(0);
-  band: ThresholdBand = { lo: 0, hi: 0, score: new Float32Array(0), reference: new Float32Array(0), countBefore: new Float64Array(0), totalBefore: new Float64Array(0) };
+  /** One band per candidate of a multi-candidate pass. */
+  bands: ThresholdBand[] = [];
 
   ensure(n: number): void {
     if (this.scores.length < n) {
@@ -162,12 +163,13 @@ export class Scratch {
     }
   }
 
-  /** A band of at least `capacity` entries (its bounds are set by the caller). */
-  ensureBand(capacity: number): ThresholdBand {
-    if (this.band.score.length < capacity) {
-      this.band = { lo: 0, hi: 0, score: new Float32Array(capacity), reference: new Float32Array(capacity), countBefore: new Float64Array(capacity), totalBefore: new Float64Array(capacity) };
-    }
-    return this.band;
+  /** Candidate `index`'s band, of at least `capacity` entries (its bounds are set by the caller). */
+  ensureBand(index: number, capacity: number): ThresholdBand {
+    const band = this.bands[index];
+    if (band && band.score.length >= capacity) return band;
+    return (this.bands[index] = {
+      lo: 0, hi: 0, score: new Float32Array(capacity), reference: new Float32Array(capacity), countBefore: new Float64Array(capacity), totalBefore: new Float64Array(capacity),
+    });
   }
 
   ensureNatural(n: number): void {
@@ -189,6 +191,14 @@ export type ScoreSource =
   /** crepeScores on the reconstructed matrix: `base` = the terms of all rows. */
   | { kind: 'direct'; base: LinearTerms };
 
+/** One candidate on one linear: how its scores are computed, its parameters, and what to measure. */
+export interface LinearRequest {
+  source: ScoreSource;
+  params: CrepeParams;
+  options: ProxyOptions;
+  which: readonly LinearProxyName[];
+}
+
 /** Scores, mask and the proxies in `which` of one candidate on one linear. */
 export function evaluateLinear(
   terms: LinearTerms,
@@ -199,28 +209,59 @@ export function evaluateLinear(
   scratch: Scratch,
   memo: Map<string, unknown> = new Map(),
 ): LinearEvaluation {
-  const n = positionCount(terms);
-  const { target, selection } = options;
-  // Seconds of a one-pass attempt that fell back to the general path are counted with it.
-  const seconds = { score: 0, select: 0, gini: 0 };
-  if (source.kind === 'terms' && target.kind === 'unstructured' && selection === 'per-matrix' && which.every((name) => PROXIES[name].walkOnly)) {
-    const walk = perMatrixWalk(terms, source.window, params, target.sparsity, scratch, seconds);
-    if (walk) {
-      const view: CandidateView = {
-        terms, options, memo,
-        get scores(): Float32Array { throw new Error('internal: a walk-only proxy read the scores'); },
-        get mask(): Uint8Array { throw new Error('internal: a walk-only proxy read the mask'); },
-        referenceWalk: () => walk,
-        lostPerColumn: () => { throw new Error('internal: a walk-only proxy read the mask'); },
-        natural: () => { throw new Error('internal: a walk-only proxy read the mask'); },
-      };
-      const t = performance.now();
-      const values: Partial<Record<ProxyName, number>> = {};
-      for (const name of which) values[name] = PROXIES[name].measure(view);
-      seconds.gini += (performance.now() - t) / 1000;
-      return { values, seconds };
-    }
+  return evaluateLinearMany(terms, [{ source, params, options, which }], scratch, memo)[0];
+}
+
+/**
+ * evaluateLinear for several candidates on the same linear, each result equal bit for bit to its
+ * own evaluateLinear: the candidates that take the one-pass walk (walk-only proxies of a
+ * per-matrix mask) share one pass over the terms (scoreAndWalkMany) and the sample that brackets
+ * their thresholds (from `sampleOf`); that pass's seconds are split evenly among them.
+ */
+export function evaluateLinearMany(
+  terms: LinearTerms,
+  requests: readonly LinearRequest[],
+  scratch: Scratch,
+  memo: Map<string, unknown> = new Map(),
+  sampleOf: SampleSource = (window) => thresholdSample(terms, window),
+): LinearEvaluation[] {
+  const results: LinearEvaluation[] = new Array(requests.length);
+  const walking = requests.flatMap((request, i) => (walksInOnePass(request) ? [i] : []));
+  const walks = perMatrixWalks(terms, walking.map((i) => requests[i]), scratch, sampleOf);
+  for (const [w, i] of walking.entries()) {
+    const { walk, seconds } = walks[w];
+    if (!walk) continue;
+    const view: CandidateView = {
+      terms, options: requests[i].options, memo,
+      get scores(): Float32Array { throw new Error('internal: a walk-only proxy read the scores'); },
+      get mask(): Uint8Array { throw new Error('internal: a walk-only proxy read the mask'); },
+      referenceWalk: () => walk,
+      lostPerColumn: () => { throw new Error('internal: a walk-only proxy read the mask'); },
+      natural: () => { throw new Error('internal: a walk-only proxy read the mask'); },
+    };
+    const t = performance.now();
+    const values: Partial<Record<ProxyName, number>> = {};
+    for (const name of requests[i].which) values[name] = PROXIES[name].measure(view);
+    seconds.gini += (performance.now() - t) / 1000;
+    results[i] = { values, seconds };
   }
+  for (const [i, request] of requests.entries()) {
+    if (results[i]) continue;
+    // Seconds of a one-pass attempt that fell back to the general path are counted with it.
+    const w = walking.indexOf(i);
+    results[i] = evaluateGeneral(terms, request, scratch, memo, w >= 0 ? walks[w].seconds : { score: 0, select: 0, gini: 0 });
+  }
+  return results;
+}
+
+/** Whether the candidate's proxies come from the one-pass walk of a per-matrix mask (perMatrixWalks). */
+function walksInOnePass({ source, options, which }: LinearRequest): boolean {
+  return source.kind === 'terms' && options.target.kind === 'unstructured' && options.selection === 'per-matrix' && which.every((name) => PROXIES[name].walkOnly);
+}
+
+/** Scores, mask and proxies of one candidate: the general path, for any proxy, selection and score source. */
+function evaluateGeneral(terms: LinearTerms, { source, params, options, which }: LinearRequest, scratch: Scratch, memo: Map<string, unknown>, before: LinearEvaluation['seconds']): LinearEvaluation {
+  const n = positionCount(terms);
   scratch.ensure(n);
   let t = performance.now();
   const scores = scratch.scores.subarray(0, n);
@@ -245,50 +286,101 @@ export function evaluateLinear(
   };
   const values: Partial<Record<LinearProxyName, number>> = {};
   for (const name of which) values[name] = PROXIES[name].measure(view);
-  return { values, seconds: { score: seconds.score + score, select: seconds.select + select, gini: (performance.now() - t) / 1000 } };
+  return { values, seconds: { score: before.score + score, select: before.select + select, gini: before.gini + (performance.now() - t) / 1000 } };
 }
 
-/** Positions of the sample that brackets a per-matrix threshold before the pass (perMatrixWalk). */
+/** Positions of the sample that brackets a per-matrix threshold before the pass (perMatrixWalks). */
 const THRESHOLD_SAMPLE = 1 << 16;
-/** Half-width of the bracket around the threshold's rank in the sample, in standard deviations of that rank. */
-const BRACKET_SIGMAS = 5;
 
 /**
- * The reference walk of a per-matrix mask (prune every score ≤ t, t = the score of rank
- * floor(n·sparsity), as perMatrixMask) in ONE pass over the terms, without storing scores or mask:
- * the scores of a fixed sample of positions (evenly spaced along the reference order) bracket t
- * in [lo, hi]; the pass walks the entries below lo as it scores them and records those in the
- * bracket; the exact t is then selected among the recorded ones and the walk completed with them.
- * Returns null, and the caller takes the general path, when t is not in the bracket (or a score
- * is NaN); the walk is the same as the general path's up to float64 rounding (the sums are added
- * in another order).
+ * The weights, rows, columns and neighbourhood term at the sample's positions: the same for every
+ * candidate. It holds no per-row or per-column array of the terms (those may be reused for another
+ * linear once the terms are released): they are taken from the terms at each use.
  */
-function perMatrixWalk(
-  terms: LinearTerms, window: WindowTerm | null, params: CrepeParams, sparsity: number, scratch: Scratch, seconds: LinearEvaluation['seconds'],
-): ReferenceWalk | null {
+export interface ThresholdSample {
+  weightF16: Uint16Array | null;
+  weightF32: Float32Array | null;
+  row: LinearTerms['row'];
+  col: LinearTerms['col'];
+  window: WindowTerm | null;
+}
+/** The sample of the linear's terms with a neighbourhood term (null when γ = 0); a caller may keep them across candidates. */
+export type SampleSource = (window: WindowTerm | null) => ThresholdSample;
+
+/** The sample of `terms` and `window`: min(n, THRESHOLD_SAMPLE) positions evenly spaced along the reference order. */
+export function thresholdSample(terms: LinearTerms, window: WindowTerm | null): ThresholdSample {
   const n = positionCount(terms);
-  if (n === 0) return { count: 0, total: 0, rankWeighted: 0 };
-  let t = performance.now();
-  const rank = Math.min(Math.floor(n * sparsity), n - 1);
   const m = Math.min(n, THRESHOLD_SAMPLE);
   const positions = new Uint32Array(m);
   for (let i = 0; i < m; i++) positions[i] = Math.floor(((2 * i + 1) * n) / (2 * m));
   const sample = pickPositions(terms, window, positions);
-  const sampleScores = candidateScores(sample.terms, sample.window, params, new Float32Array(m));
-  const q = (rank + 0.5) / n;
-  const spread = BRACKET_SIGMAS * Math.sqrt(m * q * (1 - q)) + 2;
-  const loRank = Math.floor(q * m - spread);
-  const hiRank = Math.ceil(q * m + spread);
-  const band = scratch.ensureBand(Math.min(n, Math.ceil((1.5 * (hiRank - loRank + 1) * n) / m) + 1024));
-  band.lo = loRank < 0 ? Number.NEGATIVE_INFINITY : kthSmallest(sampleScores, loRank);
-  band.hi = hiRank >= m ? Number.POSITIVE_INFINITY : kthSmallest(sampleScores, hiRank);
-  seconds.select += (performance.now() - t) / 1000;
+  const { weightF16, weightF32, row, col } = sample.terms;
+  return { weightF16, weightF32, row, col, window: sample.window };
+}
 
-  t = performance.now();
-  const pass = scoreAndWalk(terms, window, params, band);
-  seconds.score += (performance.now() - t) / 1000;
+export function sampleBytes(sample: ThresholdSample): number {
+  return (sample.weightF16 ?? sample.weightF32)!.byteLength + sample.row.byteLength + sample.col.byteLength + (sample.window?.byteLength ?? 0);
+}
+/** Half-width of the bracket around the threshold's rank in the sample, in standard deviations of that rank. */
+const BRACKET_SIGMAS = 5;
 
-  t = performance.now();
+/**
+ * The reference walk of each candidate's per-matrix mask (prune every score ≤ t, t = the score of
+ * rank floor(n·sparsity), as perMatrixMask) in ONE pass over the terms for all of them, without
+ * storing scores or masks: the scores of a fixed sample of positions (evenly spaced along the
+ * reference order; gathered once for the candidates that share a neighbourhood term) bracket t in
+ * [lo, hi]; the pass walks the entries below lo as it scores them and records those in the
+ * bracket; the exact t is then selected among the recorded ones and the walk completed with them.
+ * A candidate's walk is null, and the caller takes the general path, when t is not in its bracket
+ * (or a score is NaN); the walk is the same as the general path's up to float64 rounding (the sums
+ * are added in another order).
+ */
+function perMatrixWalks(terms: LinearTerms, requests: readonly LinearRequest[], scratch: Scratch, sampleOf: SampleSource): Array<{ walk: ReferenceWalk | null; seconds: LinearEvaluation['seconds'] }> {
+  const n = positionCount(terms);
+  const seconds = requests.map(() => ({ score: 0, select: 0, gini: 0 }));
+  if (n === 0) return requests.map((_, i) => ({ walk: { count: 0, total: 0, rankWeighted: 0 }, seconds: seconds[i] }));
+  const m = Math.min(n, THRESHOLD_SAMPLE);
+  const samples = new Map<WindowTerm | null, ThresholdSample>();
+  const ranks: number[] = [];
+  const candidates: WalkCandidate[] = requests.map(({ source, params, options }, c) => {
+    const t = performance.now();
+    const window = source.kind === 'terms' ? source.window : null;
+    const sparsity = (options.target as { sparsity: number }).sparsity;
+    const rank = Math.min(Math.floor(n * sparsity), n - 1);
+    ranks.push(rank);
+    const key = params.gamma === 0 ? null : window;
+    let sample = samples.get(key);
+    if (!sample) samples.set(key, (sample = sampleOf(key)));
+    const { weightF16, weightF32, row, col } = sample;
+    const sampleScores = candidateScores({ ...terms, weightF16, weightF32, row, col, basePositions: null }, sample.window, params, new Float32Array(m));
+    const q = (rank + 0.5) / n;
+    const spread = BRACKET_SIGMAS * Math.sqrt(m * q * (1 - q)) + 2;
+    const loRank = Math.floor(q * m - spread);
+    const hiRank = Math.ceil(q * m + spread);
+    const band = scratch.ensureBand(c, Math.min(n, Math.ceil((1.5 * (hiRank - loRank + 1) * n) / m) + 1024));
+    band.lo = loRank < 0 ? Number.NEGATIVE_INFINITY : kthSmallest(sampleScores, loRank);
+    band.hi = hiRank >= m ? Number.POSITIVE_INFINITY : kthSmallest(sampleScores, hiRank);
+    seconds[c].select += (performance.now() - t) / 1000;
+    return { window, params, band };
+  });
+
+  const t = performance.now();
+  const passes = scoreAndWalkMany(terms, candidates);
+  const passSeconds = (performance.now() - t) / 1000 / candidates.length;
+  return candidates.map(({ band }, c) => {
+    seconds[c].score += passSeconds;
+    const started = performance.now();
+    const walk = settle(band, passes[c], ranks[c], n);
+    seconds[c].select += (performance.now() - started) / 1000;
+    return { walk, seconds: seconds[c] };
+  });
+}
+
+/**
+ * A candidate's walk completed with its band's entries (see perMatrixWalks), or null when its
+ * threshold of `rank` is not in the band (or a score is NaN, or the band overflowed).
+ */
+function settle(band: ThresholdBand, pass: BandedWalk, rank: number, n: number): ReferenceWalk | null {
   const below = pass.count;
   const inBand = pass.inBand;
   if (inBand > band.score.length || below + inBand + pass.above !== n || rank < below || rank >= below + inBand) return null;
@@ -305,7 +397,6 @@ function perMatrixWalk(
     total += value;
     rankWeighted += (band.countBefore[e] + extra) * value + (pass.total - band.totalBefore[e]);
   }
-  seconds.select += (performance.now() - t) / 1000;
   return { count: below + extra, total: pass.total + total, rankWeighted: pass.rankWeighted + rankWeighted };
 }
 

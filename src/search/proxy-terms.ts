@@ -274,15 +274,20 @@ const NO_SCORES = new Float32Array(0);
 /** The neighbourhood term read when γ = 0 (index masked to 0): its weight is 0. */
 const ZERO_WINDOW = new Float32Array(1);
 
-function scorePass(terms: LinearTerms, window: WindowTerm | null, params: CrepeParams, out: Float32Array, band: ThresholdBand | null): Float64Array {
-  const n = positionCount(terms);
+/**
+ * The neighbourhood term's weights in the score (see crepeScore: gN for normalized, gS for smooth,
+ * both 0 when γ = 0) and the term read at p & wMask (a one-entry zero term when γ = 0).
+ */
+function windowWeights(params: CrepeParams, window: WindowTerm | null, n: number): { gN: number; gS: number; w: WindowTerm; wMask: number } {
   const plain = params.gamma === 0;
   if (!plain && (!window || window.length !== n)) throw new Error('internal: a neighbourhood term for every position is needed when γ > 0');
   const normalized = !plain && params.variant === 'normalized';
-  const gN = normalized ? params.gamma : 0;
-  const gS = plain || normalized ? 0 : params.gamma;
-  const w = plain ? ZERO_WINDOW : window!;
-  const wMask = plain ? 0 : -1;
+  return { gN: normalized ? params.gamma : 0, gS: plain || normalized ? 0 : params.gamma, w: plain ? ZERO_WINDOW : window!, wMask: plain ? 0 : -1 };
+}
+
+function scorePass(terms: LinearTerms, window: WindowTerm | null, params: CrepeParams, out: Float32Array, band: ThresholdBand | null): Float64Array {
+  const n = positionCount(terms);
+  const { gN, gS, w, wMask } = windowWeights(params, window, n);
   const { f16, f32, table } = magnitudeSource(terms);
   const activation = activationFactors(terms.sqNorm, params.a);
   const { row, col, inverseRowSums: ir, inverseColSums: ic } = terms;
@@ -308,7 +313,12 @@ function scorePass(terms: LinearTerms, window: WindowTerm | null, params: CrepeP
  * a branch in the loops that call it.
  */
 function crepeScore(m: number, inverseCol: number, inverseRow: number, activation: number, b: number, alpha: number, beta: number, gN: number, gS: number): number {
-  return Math.fround((beta * (m * inverseCol) + alpha * (m * inverseRow) + gN * b) * activation + gS * b);
+  return scoreOfProducts(m * inverseCol, m * inverseRow, activation, b, alpha, beta, gN, gS);
+}
+
+/** crepeScore from its candidate-independent products m/C and m/R (the multi-candidate pass computes them once per weight). */
+function scoreOfProducts(byCol: number, byRow: number, activation: number, b: number, alpha: number, beta: number, gN: number, gS: number): number {
+  return Math.fround((beta * byCol + alpha * byRow + gN * b) * activation + gS * b);
 }
 
 /*
@@ -393,6 +403,132 @@ function walkLoopF32(
     const j = col[p];
     const score = crepeScore(m, ic[j], ir[row[p]], activation[j], window[p & wMask], alpha, beta, gN, gS);
     const reference = Math.fround(m * norms[j]);
+    const pruned = +(score < lo);
+    const value = pruned * reference;
+    count += pruned;
+    total += value;
+    rankWeighted += count * value;
+    above += +(score > hi);
+    if (score >= lo && score <= hi) {
+      if (inBand < capacity) {
+        bandScore[inBand] = score;
+        bandReference[inBand] = reference;
+        bandCount[inBand] = count;
+        bandTotal[inBand] = total;
+      }
+      inBand++;
+    }
+  }
+  sums[0] = count;
+  sums[1] = total;
+  sums[2] = rankWeighted;
+  sums[3] = inBand;
+  sums[4] = above;
+}
+
+/** One candidate of a multi-candidate pass: its neighbourhood term (null when γ = 0), parameters and band. */
+export interface WalkCandidate {
+  window: WindowTerm | null;
+  params: CrepeParams;
+  band: ThresholdBand;
+}
+
+/**
+ * Positions per chunk of the multi-candidate pass: the chunk's candidate-independent values
+ * (m/C, m/R, the reference importance, x^a: 4 × 8 bytes a position) stay in L2 while every
+ * candidate is walked over them.
+ */
+const CHUNK = 4096;
+
+/**
+ * scoreAndWalk for several candidates in one pass over the terms, chunk by chunk: per chunk, the
+ * products m/C and m/R, the reference importance and (per distinct exponent a) x^a of each
+ * position are computed once, then each candidate scores and walks the chunk from them, its walk
+ * carried from chunk to chunk. Every candidate's result is scoreAndWalk's bit for bit (the same
+ * float64 operations on the same values, its sums added in position order).
+ */
+export function scoreAndWalkMany(terms: LinearTerms, candidates: readonly WalkCandidate[]): BandedWalk[] {
+  if (candidates.length === 1) return [scoreAndWalk(terms, candidates[0].window, candidates[0].params, candidates[0].band)];
+  const n = positionCount(terms);
+  const { f16, f32, table } = magnitudeSource(terms);
+  const { row, col, inverseRowSums: ir, inverseColSums: ic } = terms;
+  const norms = referenceNorms(terms);
+  const byCol = new Float64Array(CHUNK);
+  const byRow = new Float64Array(CHUNK);
+  const reference = new Float64Array(CHUNK);
+  // One x^a chunk per distinct exponent (a search has one unless it searches a).
+  const exponents = [...new Set(candidates.map((c) => c.params.a))];
+  // Set's equality (SameValueZero: NaN equals NaN), which indexOf lacks.
+  const exponentIndex = (a: number): number => exponents.findIndex((e) => e === a || (e !== e && a !== a));
+  const activations = exponents.map((a) => activationFactors(terms.sqNorm, a));
+  const activationChunks = exponents.map(() => new Float64Array(CHUNK));
+  const runs = candidates.map(({ window, params, band }) => {
+    const { gN, gS, w, wMask } = windowWeights(params, window, n);
+    return { ...params, gN, gS, w, wMask, band, activation: activationChunks[exponentIndex(params.a)], sums: new Float64Array(5) };
+  });
+  for (let start = 0; start < n; start += CHUNK) {
+    const end = Math.min(n, start + CHUNK);
+    if (f16) productsF16(f16, table, start, end, row, col, ir, ic, norms, byCol, byRow, reference);
+    else productsF32(f32!, start, end, row, col, ir, ic, norms, byCol, byRow, reference);
+    for (let e = 0; e < exponents.length; e++) gatherColumns(activations[e], col, start, end, activationChunks[e]);
+    for (const r of runs) {
+      walkChunk(start, end, byCol, byRow, reference, r.activation, r.alpha, r.beta, r.gN, r.gS, r.w, r.wMask, r.band.lo, r.band.hi,
+        r.band.score, r.band.reference, r.band.countBefore, r.band.totalBefore, r.sums);
+    }
+  }
+  return runs.map(({ sums }) => ({ count: sums[0], total: sums[1], rankWeighted: sums[2], inBand: sums[3], above: sums[4] }));
+}
+
+/** The chunk's candidate-independent values from float16 weights: m/C, m/R and the reference importance fround(m·norms[col]). */
+function productsF16(
+  f16: Uint16Array, table: Float32Array, start: number, end: number, row: IndexArray, col: IndexArray, ir: Float64Array, ic: Float64Array, norms: Float64Array,
+  byCol: Float64Array, byRow: Float64Array, reference: Float64Array,
+): void {
+  for (let p = start, q = 0; p < end; p++, q++) {
+    const m = table[f16[p] & 0x7fff];
+    const j = col[p];
+    byCol[q] = m * ic[j];
+    byRow[q] = m * ir[row[p]];
+    reference[q] = Math.fround(m * norms[j]);
+  }
+}
+
+/** productsF16 for weights stored as float32. */
+function productsF32(
+  f32: Float32Array, start: number, end: number, row: IndexArray, col: IndexArray, ir: Float64Array, ic: Float64Array, norms: Float64Array,
+  byCol: Float64Array, byRow: Float64Array, reference: Float64Array,
+): void {
+  for (let p = start, q = 0; p < end; p++, q++) {
+    const m = Math.abs(f32[p]);
+    const j = col[p];
+    byCol[q] = m * ic[j];
+    byRow[q] = m * ir[row[p]];
+    reference[q] = Math.fround(m * norms[j]);
+  }
+}
+
+function gatherColumns(perColumn: Float64Array, col: IndexArray, start: number, end: number, out: Float64Array): void {
+  for (let p = start, q = 0; p < end; p++, q++) out[q] = perColumn[col[p]];
+}
+
+/**
+ * One candidate's score and walk over a chunk (walkLoopF16's body on the chunk's products), its
+ * walk read from and written back to `sums` (count, total, rankWeighted, inBand, above).
+ */
+function walkChunk(
+  start: number, end: number, byCol: Float64Array, byRow: Float64Array, referenceOf: Float64Array, activation: Float64Array,
+  alpha: number, beta: number, gN: number, gS: number, window: WindowTerm, wMask: number, lo: number, hi: number,
+  bandScore: Float32Array, bandReference: Float32Array, bandCount: Float64Array, bandTotal: Float64Array, sums: Float64Array,
+): void {
+  const capacity = bandScore.length;
+  let count = sums[0] | 0;
+  let total = sums[1];
+  let rankWeighted = sums[2];
+  let inBand = sums[3] | 0;
+  let above = sums[4] | 0;
+  for (let p = start, q = 0; p < end; p++, q++) {
+    const score = scoreOfProducts(byCol[q], byRow[q], activation[q], window[p & wMask], alpha, beta, gN, gS);
+    const reference = referenceOf[q];
     const pruned = +(score < lo);
     const value = pruned * reference;
     count += pruned;

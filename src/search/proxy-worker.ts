@@ -18,7 +18,9 @@ import {
   ArrayPool, ByteLru, readTerms, readWindow, termsArrays, termsBytes, termsFile, windowFile, writeTerms, writeWindow,
   type RowSubset, type Unit,
 } from './proxy-cache.ts';
-import { evaluateLinear, Scratch, type LinearEvaluation, type LinearProxyName, type ProxyOptions } from './proxy-measures.ts';
+import {
+  evaluateLinearMany, sampleBytes, Scratch, thresholdSample, type LinearEvaluation, type LinearProxyName, type LinearRequest, type ProxyOptions, type ThresholdSample,
+} from './proxy-measures.ts';
 import {
   positionCount, sameWindow, subsetRows, subsetWindow, windowKey, windowTermFromTerms,
   type LinearTerms, type WindowKey, type WindowPrecision, type WindowTerm,
@@ -57,7 +59,7 @@ interface Loaded<T> {
 }
 
 export class UnitEvaluator {
-  private readonly lru: ByteLru<LinearTerms | WindowTerm>;
+  private readonly lru: ByteLru<LinearTerms | WindowTerm | ThresholdSample>;
   private readonly pool = new ArrayPool();
   /** Files whose checksums this thread has checked. */
   private readonly verified = new Set<string>();
@@ -84,8 +86,9 @@ export class UnitEvaluator {
   /**
    * Per-unit results of each request (requests in order). The requests share their options (and so
    * the row subset): each unit's terms, and the neighbourhood term of each window key, are read once
-   * and every request is evaluated on them while they are in memory, so a batch of candidates reads
-   * the cache once; each request's arithmetic is that of a batch of one.
+   * and the requests are evaluated together on them while they are in memory (evaluateLinearMany:
+   * one pass over the terms for those that take the one-pass walk), so a batch of candidates reads
+   * the cache once; each request's result is that of a batch of one, bit for bit.
    */
   async evaluate(requests: readonly EvaluationRequest[]): Promise<UnitResult[][]> {
     this.lru.nextRound();
@@ -100,7 +103,8 @@ export class UnitEvaluator {
       const windows: Array<{ key: WindowKey; loaded: Loaded<WindowTerm> }> = [];
       let memo = this.memos.get(unit.index);
       if (!memo) this.memos.set(unit.index, (memo = new Map()));
-      for (const [i, request] of requests.entries()) {
+      const linearRequests: LinearRequest[] = [];
+      for (const request of requests) {
         const { params } = request;
         let window: WindowTerm | null = null;
         if (request.source === 'terms' && params.gamma !== 0) {
@@ -110,8 +114,21 @@ export class UnitEvaluator {
           window = entry.loaded.value;
         }
         const source = request.source === 'direct' ? { kind: 'direct' as const, base: base!.value } : { kind: 'terms' as const, window };
-        results[i].push({ unit: unit.index, ...evaluateLinear(terms.value, source, params, request.options, request.which, this.scratch, memo) });
+        linearRequests.push({ source, params, options: request.options, which: request.which });
       }
+      // The threshold samples are kept with the terms in the LRU (a sample is the same for every candidate).
+      const sampleOf = (window: WindowTerm | null): ThresholdSample => {
+        const entry = window && windows.find((w) => w.loaded.value === window);
+        const file = entry ? windowFile(this.config.dir, unit, entry.key, rows) : termsFile(this.config.dir, unit, rows);
+        const key = `${file} threshold sample`;
+        const kept = this.lru.get(key) as ThresholdSample | undefined;
+        if (kept) return kept;
+        const sample = thresholdSample(terms.value, window);
+        this.lru.set(key, sample, sampleBytes(sample));
+        return sample;
+      };
+      const evaluations = evaluateLinearMany(terms.value, linearRequests, this.scratch, memo, sampleOf);
+      for (const [i, evaluation] of evaluations.entries()) results[i].push({ unit: unit.index, ...evaluation });
       if (terms.release) this.pool.give(termsArrays(terms.value));
       if (base?.release && base.value !== terms.value) this.pool.give(termsArrays(base.value));
       for (const { loaded } of windows) if (loaded.release) this.pool.give([loaded.value]);
