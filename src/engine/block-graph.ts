@@ -110,8 +110,7 @@ export function decoderBlock(
     : g.add(residual, linear(input, name)));
 
   // ---- attention ----
-  // Projections come out as [B, L, heads, d] (−1 stands for the batch's B); attention works on
-  // [B, heads, L, d], where each head's rows are contiguous.
+  // Per-head tensors are [B, L, heads, d]; −1 stands for the batch's B.
   const attnIn = g.rmsNorm(x, w['input_layernorm.weight'], eps);
   let q = g.reshape(linear(attnIn, 'self_attn.q_proj'), [-1, L, H, d]);
   let k = g.reshape(linear(attnIn, 'self_attn.k_proj'), [-1, L, KV, d]);
@@ -120,21 +119,24 @@ export function decoderBlock(
     q = g.rmsNorm(q, w['self_attn.q_norm.weight'], eps);
     k = g.rmsNorm(k, w['self_attn.k_norm.weight'], eps);
   }
-  const headsFirst = (t: string): string => g.transpose(t, [0, 2, 1, 3]);
 
   // Rotary, rotate_half layout (x·cos + rotate_half(x)·sin, rotate_half(x) = [−x₂, x₁]) by ORT's
-  // RotaryEmbedding: the first r channels of each head turn, in halves of r/2, and the rest pass
-  // through (partial rotary). It reads one half of each table row (both halves are equal), at the
-  // token's position: 0 … L−1 per sequence, or each token's own row when packed.
+  // RotaryEmbedding over [B, L, heads·d]: the first r channels of each head turn, in halves of r/2,
+  // and the rest pass through (partial rotary). It reads one half of each table row (both halves
+  // are equal), at the token's position: 0 … L−1 per sequence, or each token's own row when packed.
   const rope = rotaryCaches(g, attention, L, r);
-  const turn = (t: string, heads: number): string =>
-    g.rotaryEmbedding(headsFirst(t), rope.positions, rope.cos, rope.sin, { numHeads: heads, rotaryDim: r });
+  const turn = (t: string, heads: number): string => g.reshape(
+    g.rotaryEmbedding(g.reshape(t, [-1, L, heads * d]), rope.positions, rope.cos, rope.sin, { numHeads: heads, rotaryDim: r }),
+    [-1, L, heads, d],
+  );
+  q = turn(q, H);
+  k = turn(k, KV);
 
   // The mask broadcasts over the scores [B, KV, G, C, keys]: [L, L] causal, or [B, 1, 1, L, L].
   const mask = attention.packedMask !== undefined
     ? { value: g.reshape(attention.packedMask, [-1, 1, 1, L, L]), axes: [3, 4] }
     : { value: causalMask(g, L), axes: [0, 1] };
-  const attnOut = causalAttention(g, turn(q, H), turn(k, KV), headsFirst(v), mask, { L, KV, G, d });
+  const attnOut = causalAttention(g, q, k, v, mask, { L, KV, G, d });
   const afterAttn = linearOnto(x, attnOut, 'self_attn.o_proj');
 
   // ---- MLP (SwiGLU) ----
@@ -154,15 +156,15 @@ export function decoderBlock(
 export const ATTENTION_CHUNK = 64;
 
 /**
- * Causal grouped-query attention, per sequence. q [B, H, L, d], k and v [B, KV, L, d] → [B·L, H·d];
+ * Causal grouped-query attention, per sequence. q [B, L, H, d], k and v [B, L, KV, d] → [B·L, H·d];
  * `mask` is additive, its query and key axes named by `axes`. The scale 1/√d is the score
- * product's alpha, and the product reads the keys [keys, d] transposed, so a chunk's keys are a
- * contiguous prefix of each head's rows.
+ * product's alpha, and keys stay [keys, d] (the product reads them transposed), so a chunk's keys
+ * are a contiguous prefix of each head's rows.
  *
- * No repeat_kv copies: the G query heads that share a kv head (head index = kv·G + group, as
- * Hugging Face orders them) are stacked along rows, giving one [G·C, d]·[d, keys] product per
- * sequence and kv head. Queries go in chunks of C rows; chunk [s, e) only attends to keys [0, e),
- * so the L×L score square is computed about half (plus the diagonal blocks), in tensors of
+ * No repeat_kv copies: the G query heads that share a kv head are stacked along rows, giving one
+ * [G·C, d]·[d, keys] product per sequence and kv head (head index = kv·G + group, as Hugging Face
+ * orders them). Queries go in chunks of C rows; chunk [s, e) only attends to keys [0, e), so the
+ * L×L score square is computed about half (plus the diagonal blocks), in tensors of
  * [B, KV, G·C, e].
  */
 function causalAttention(
@@ -170,24 +172,26 @@ function causalAttention(
   mask: { value: string; axes: number[] },
   { L, KV, G, d }: { L: number; KV: number; G: number; d: number },
 ): string {
+  const kByHead = g.transpose(k, [0, 2, 1, 3]); // [B, KV, L, d]
+  const vByHead = g.transpose(v, [0, 2, 1, 3]); // [B, KV, L, d]
   const scale = 1 / Math.sqrt(d);
   const chunks: string[] = [];
   for (let start = 0; start < L; start += ATTENTION_CHUNK) {
     const end = Math.min(L, start + ATTENTION_CHUNK);
     const C = end - start;
-    const whole = start === 0 && end === L;
-    const qChunk = whole ? q : g.slice(q, [start], [end], [2]); // [B, H, C, d] = [B, KV, G, C, d]
-    const keys = end === L ? k : g.slice(k, [0], [end], [2]); // [B, KV, e, d]
-    const values = end === L ? v : g.slice(v, [0], [end], [2]); // [B, KV, e, d]
-    const maskChunk = whole ? mask.value : g.slice(mask.value, [start, 0], [end, end], mask.axes); // [C, e]
+    const qChunk = start === 0 && end === L ? q : g.slice(q, [start], [end], [1]); // [B, C, H, d]
+    const keys = end === L ? kByHead : g.slice(kByHead, [0], [end], [2]); // [B, KV, e, d]
+    const values = end === L ? vByHead : g.slice(vByHead, [0], [end], [2]); // [B, KV, e, d]
+    const maskChunk = start === 0 && end === L ? mask.value : g.slice(mask.value, [start, 0], [end, end], mask.axes); // [C, e]
 
-    const scores = g.fusedMatMul(g.reshape(qChunk, [-1, KV, G * C, d]), keys, { transB: true, alpha: scale });
-    const probs = g.softmax(g.add(g.reshape(scores, [-1, KV, G, C, end]), maskChunk), -1);
-    const context = g.matmul(g.reshape(probs, [-1, KV, G * C, end]), values); // [B, KV, G·C, d]
-    chunks.push(g.reshape(context, [-1, KV * G, C, d])); // [B, H, C, d]
+    const qGrouped = g.reshape(g.transpose(g.reshape(qChunk, [-1, C, KV, G, d]), [0, 2, 3, 1, 4]), [-1, KV, G * C, d]);
+    const scores = g.reshape(g.fusedMatMul(qGrouped, keys, { transB: true, alpha: scale }), [-1, KV, G, C, end]);
+    const probs = g.reshape(g.softmax(g.add(scores, maskChunk), -1), [-1, KV, G * C, end]);
+    const context = g.matmul(probs, values); // [B, KV, G·C, d]
+    chunks.push(g.transpose(g.reshape(context, [-1, KV, G, C, d]), [0, 3, 1, 2, 4])); // [B, C, KV, G, d]
   }
-  const byHead = chunks.length === 1 ? chunks[0] : g.concat(chunks, 2); // [B, H, L, d]
-  return g.reshape(g.transpose(byHead, [0, 2, 1, 3]), [-1, KV * G * d]);
+  const byToken = chunks.length === 1 ? chunks[0] : g.concat(chunks, 1); // [B, L, KV, G, d]
+  return g.reshape(byToken, [-1, KV * G * d]);
 }
 
 /** The [L, L] causal mask of each graph, built once however many blocks the graph holds. */

@@ -197,7 +197,7 @@ export class GraphBuilder {
   // ---- position embeddings ---------------------------------------------------------------------
   /**
    * Rotary embedding in the rotate_half layout (ORT's com.microsoft RotaryEmbedding) of x
-   * [B, heads, L, d] or [B, L, heads·d]: in each head, channel i < rotaryDim/2 and its partner i + rotaryDim/2 turn by
+   * [B, L, heads·d]: in each head, channel i < rotaryDim/2 and its partner i + rotaryDim/2 turn by
    * the angle in row `positions` of the [rows, rotaryDim/2] caches; channels from rotaryDim on pass
    * through. `positions`: [1] (an offset: token s of each sequence reads row offset + s) or [B, L].
    */
