@@ -99,11 +99,15 @@ export function decoderBlock(
   const { numHeads: H, numKvHeads: KV, headDim: d, rmsNormEps: eps } = spec;
   const G = H / KV; // query heads per key/value head
   const r = rotaryDim(spec);
-  const packed = attention.packedMask !== undefined;
 
   // y = x·Wᵀ (+ b): Gemm reads the stored [d_out, d_in] weight with transB, no transposed copy.
   const linear = (input: string, name: LinearName): string =>
     g.gemm(input, w[`${name}.weight`], { transB: true, bias: w[`${name}.bias`] });
+  // residual + x·Wᵀ: without a bias the residual is the Gemm's C operand, which saves the separate
+  // Add's pass over the [B·L, hidden] product.
+  const linearOnto = (residual: string, input: string, name: LinearName): string => (w[`${name}.bias`] === undefined
+    ? g.gemm(input, w[`${name}.weight`], { transB: true, bias: residual })
+    : g.add(residual, linear(input, name)));
 
   // ---- attention ----
   // Per-head tensors are [B, L, heads, d]; −1 stands for the batch's B.
@@ -116,41 +120,30 @@ export function decoderBlock(
     k = g.rmsNorm(k, w['self_attn.k_norm.weight'], eps);
   }
 
-  // Rotary, rotate_half layout: x·cos + rotate_half(x)·sin, where rotate_half(x) = [−x₂, x₁].
-  // Written as x·cos + [x₂, x₁]·[−sin₁, sin₂]; the tables broadcast over batch and heads as
-  // [L, 1, r] ([B, L, 1, r] when packed). The attention scale 1/√d is folded into q's tables (an
-  // [L, r] multiply instead of [B, H, L, L]). With partial rotary (r < d) the first r channels turn,
-  // in halves of r/2, and the rest pass through (q's scaled by 1/√d).
-  const tableShape = packed ? [-1, L, 1, r] : [L, 1, r];
-  const cosTable = g.reshape(attention.cos, tableShape);
-  const [sinFirstHalf, sinSecondHalf] = g.split(attention.sin, 1, 2);
-  const sinSigned = g.reshape(g.concat([g.neg(sinFirstHalf), sinSecondHalf], 1), tableShape);
-  const scale = g.scalar(1 / Math.sqrt(d));
-  const turn = (t: string, cosT: string, sinT: string): string => {
-    const [firstHalf, secondHalf] = g.split(t, 3, 2);
-    return g.add(g.mul(t, cosT), g.mul(g.concat([secondHalf, firstHalf], 3), sinT));
-  };
-  const rotate = (t: string, cosT: string, sinT: string, passScale: string | null): string => {
-    if (r === d) return turn(t, cosT, sinT);
-    const turned = turn(g.slice(t, [0], [r], [3]), cosT, sinT);
-    const pass = g.slice(t, [r], [d], [3]);
-    return g.concat([turned, passScale ? g.mul(pass, passScale) : pass], 3);
-  };
-  q = rotate(q, g.mul(cosTable, scale), g.mul(sinSigned, scale), scale);
-  k = rotate(k, cosTable, sinSigned, null);
+  // Rotary, rotate_half layout (x·cos + rotate_half(x)·sin, rotate_half(x) = [−x₂, x₁]) by ORT's
+  // RotaryEmbedding over [B, L, heads·d]: the first r channels of each head turn, in halves of r/2,
+  // and the rest pass through (partial rotary). It reads one half of each table row (both halves
+  // are equal), at the token's position: 0 … L−1 per sequence, or each token's own row when packed.
+  const rope = rotaryCaches(g, attention, L, r);
+  const turn = (t: string, heads: number): string => g.reshape(
+    g.rotaryEmbedding(g.reshape(t, [-1, L, heads * d]), rope.positions, rope.cos, rope.sin, { numHeads: heads, rotaryDim: r }),
+    [-1, L, heads, d],
+  );
+  q = turn(q, H);
+  k = turn(k, KV);
 
   // The mask broadcasts over the scores [B, KV, G, C, keys]: [L, L] causal, or [B, 1, 1, L, L].
   const mask = attention.packedMask !== undefined
     ? { value: g.reshape(attention.packedMask, [-1, 1, 1, L, L]), axes: [3, 4] }
     : { value: causalMask(g, L), axes: [0, 1] };
   const attnOut = causalAttention(g, q, k, v, mask, { L, KV, G, d });
-  const afterAttn = g.add(x, linear(attnOut, 'self_attn.o_proj'));
+  const afterAttn = linearOnto(x, attnOut, 'self_attn.o_proj');
 
   // ---- MLP (SwiGLU) ----
   const mlpIn = g.rmsNorm(afterAttn, w['post_attention_layernorm.weight'], eps);
   const gated = g.mul(g.silu(linear(mlpIn, 'mlp.gate_proj')), linear(mlpIn, 'mlp.up_proj'));
   return {
-    output: () => g.add(afterAttn, linear(gated, 'mlp.down_proj')),
+    output: () => linearOnto(afterAttn, gated, 'mlp.down_proj'),
     groupInputs: { qkv: attnIn, o: attnOut, gateup: mlpIn, down: gated },
   };
 }
@@ -163,8 +156,10 @@ export function decoderBlock(
 export const ATTENTION_CHUNK = 64;
 
 /**
- * Causal grouped-query attention, per sequence. q [B, L, H, d] (already scaled), k and v
- * [B, L, KV, d] → [B·L, H·d]; `mask` is additive, its query and key axes named by `axes`.
+ * Causal grouped-query attention, per sequence. q [B, L, H, d], k and v [B, L, KV, d] → [B·L, H·d];
+ * `mask` is additive, its query and key axes named by `axes`. The scale 1/√d is the score
+ * product's alpha, and keys stay [keys, d] (the product reads them transposed), so a chunk's keys
+ * are a contiguous prefix of each head's rows.
  *
  * No repeat_kv copies: the G query heads that share a kv head are stacked along rows, giving one
  * [G·C, d]·[d, keys] product per sequence and kv head (head index = kv·G + group, as Hugging Face
@@ -177,19 +172,20 @@ function causalAttention(
   mask: { value: string; axes: number[] },
   { L, KV, G, d }: { L: number; KV: number; G: number; d: number },
 ): string {
-  const kTransposed = g.transpose(k, [0, 2, 3, 1]); // [B, KV, d, L]
+  const kByHead = g.transpose(k, [0, 2, 1, 3]); // [B, KV, L, d]
   const vByHead = g.transpose(v, [0, 2, 1, 3]); // [B, KV, L, d]
+  const scale = 1 / Math.sqrt(d);
   const chunks: string[] = [];
   for (let start = 0; start < L; start += ATTENTION_CHUNK) {
     const end = Math.min(L, start + ATTENTION_CHUNK);
     const C = end - start;
     const qChunk = start === 0 && end === L ? q : g.slice(q, [start], [end], [1]); // [B, C, H, d]
-    const keysT = end === L ? kTransposed : g.slice(kTransposed, [0], [end], [3]); // [B, KV, d, e]
+    const keys = end === L ? kByHead : g.slice(kByHead, [0], [end], [2]); // [B, KV, e, d]
     const values = end === L ? vByHead : g.slice(vByHead, [0], [end], [2]); // [B, KV, e, d]
     const maskChunk = start === 0 && end === L ? mask.value : g.slice(mask.value, [start, 0], [end, end], mask.axes); // [C, e]
 
     const qGrouped = g.reshape(g.transpose(g.reshape(qChunk, [-1, C, KV, G, d]), [0, 2, 3, 1, 4]), [-1, KV, G * C, d]);
-    const scores = g.reshape(g.matmul(qGrouped, keysT), [-1, KV, G, C, end]);
+    const scores = g.reshape(g.fusedMatMul(qGrouped, keys, { transB: true, alpha: scale }), [-1, KV, G, C, end]);
     const probs = g.reshape(g.softmax(g.add(scores, maskChunk), -1), [-1, KV, G * C, end]);
     const context = g.matmul(probs, values); // [B, KV, G·C, d]
     chunks.push(g.transpose(g.reshape(context, [-1, KV, G, C, d]), [0, 3, 1, 2, 4])); // [B, C, KV, G, d]
@@ -213,4 +209,32 @@ function causalMask(g: GraphBuilder, L: number): string {
     masks.set(L, mask);
   }
   return mask;
+}
+
+/** Each graph's rotary caches, built once however many blocks the graph holds. */
+const rotaryCachesOf = new WeakMap<GraphBuilder, Map<string, { cos: string; sin: string; positions: string }>>();
+
+/**
+ * RotaryEmbedding's inputs from the [rows, r] tables: the first half of each row ([rows, r/2]) and
+ * the position of each token in them: [0] (positions 0 … L−1 of every sequence) or, when packed
+ * (a table row per token), 0 … B·L−1 as [B, L].
+ */
+function rotaryCaches(g: GraphBuilder, attention: BlockAttention, L: number, r: number): { cos: string; sin: string; positions: string } {
+  let caches = rotaryCachesOf.get(g);
+  if (!caches) rotaryCachesOf.set(g, (caches = new Map()));
+  const key = `${attention.cos}|${attention.sin}|${L}`;
+  let result = caches.get(key);
+  if (result === undefined) {
+    const firstHalf = (table: string): string => g.slice(table, [0], [r / 2], [1]);
+    let positions: string;
+    if (attention.packedMask === undefined) {
+      positions = g.int64s([0]);
+    } else {
+      const rows = g.reshape(g.op('Shape', [attention.cos], { start: 0, end: 1 }), []);
+      positions = g.reshape(g.op('Range', [g.int64Scalar(0), rows, g.int64Scalar(1)]), [-1, L]);
+    }
+    result = { cos: firstHalf(attention.cos), sin: firstHalf(attention.sin), positions };
+    caches.set(key, result);
+  }
+  return result;
 }

@@ -19,6 +19,9 @@ export type AttrValue = number | number[] | string | { float: number };
 export const OPSET = 15;
 export const IR_VERSION = 8;
 
+/** ONNX Runtime's contrib-operator domain (fused kernels beyond the standard opset). */
+export const MS_DOMAIN = 'com.microsoft';
+
 export const FLOAT = onnx.TensorProto.DataType.FLOAT;
 export const INT64 = onnx.TensorProto.DataType.INT64;
 export type ElemType = typeof FLOAT | typeof INT64;
@@ -94,6 +97,11 @@ export class GraphBuilder {
     return this.initializer(this.fresh('i64'), values, [values.length], INT64);
   }
 
+  /** An int64 scalar constant (rank 0). */
+  int64Scalar(value: number): string {
+    return this.initializer(this.fresh('i64'), [value], [], INT64);
+  }
+
   /** A float scalar constant (rank 0, broadcasts against anything). */
   scalar(value: number): string {
     return this.initializer(this.fresh('f32'), [value], [], FLOAT);
@@ -136,6 +144,15 @@ export class GraphBuilder {
   /** Batched matrix product with numpy broadcasting. */
   matmul(a: string, b: string, out?: string): string { return this.op('MatMul', [a, b], {}, out); }
 
+  /**
+   * alpha·A·op(B) with numpy batch broadcasting (ORT's com.microsoft FusedMatMul): with `transB`
+   * the product reads B's last two axes transposed, without a transposed copy.
+   */
+  fusedMatMul(a: string, b: string, opts: { transB?: boolean; alpha?: number } = {}, out?: string): string {
+    const attrs: Record<string, AttrValue> = { transB: opts.transB ? 1 : 0, alpha: { float: opts.alpha ?? 1 } };
+    return this.node('FusedMatMul', [a, b], attrs, out === undefined ? 1 : [out], MS_DOMAIN)[0];
+  }
+
   /** 2-D op(A)·op(B) (+ C broadcast): the form that reads PyTorch [d_out, d_in] weights directly. */
   gemm(a: string, b: string, opts: { transA?: boolean; transB?: boolean; bias?: string } = {}, out?: string): string {
     const inputs = opts.bias ? [a, b, opts.bias] : [a, b];
@@ -177,12 +194,24 @@ export class GraphBuilder {
     return this.mul(this.div(x, rms), weight, out);
   }
 
+  // ---- position embeddings ---------------------------------------------------------------------
+  /**
+   * Rotary embedding in the rotate_half layout (ORT's com.microsoft RotaryEmbedding) of x
+   * [B, L, heads·d]: in each head, channel i < rotaryDim/2 and its partner i + rotaryDim/2 turn by
+   * the angle in row `positions` of the [rows, rotaryDim/2] caches; channels from rotaryDim on pass
+   * through. `positions`: [1] (an offset: token s of each sequence reads row offset + s) or [B, L].
+   */
+  rotaryEmbedding(x: string, positions: string, cosCache: string, sinCache: string, opts: { numHeads: number; rotaryDim: number }, out?: string): string {
+    const attrs = { interleaved: 0, num_heads: opts.numHeads, rotary_embedding_dim: opts.rotaryDim };
+    return this.node('RotaryEmbedding', [x, positions, cosCache, sinCache], attrs, out === undefined ? 1 : [out], MS_DOMAIN)[0];
+  }
+
   // ---- serialisation ----------------------------------------------------------------------------
   toBytes(): Uint8Array {
     const model = onnx.ModelProto.create({
       irVersion: IR_VERSION,
       producerName: 'crepe',
-      opsetImport: [{ domain: '', version: OPSET }, { domain: 'com.microsoft', version: 1 }],
+      opsetImport: [{ domain: '', version: OPSET }, { domain: MS_DOMAIN, version: 1 }],
       graph: {
         name: this.graphName,
         node: this.nodes,
