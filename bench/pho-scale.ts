@@ -30,6 +30,7 @@ import { ModelCheckpoint } from '../src/model/checkpoint.ts';
 import { ProxyContext, type ProxyOptions } from '../src/search/proxy.ts';
 import { DEFAULT_PROXY } from '../src/search/proxy-defaults.ts';
 import { subsetDir } from '../src/search/proxy-cache.ts';
+import { spearman } from '../src/util/stats.ts';
 import { argValue, peakRssBytes, runBenchChild, sendChildResult } from './child-process.ts';
 import { cmaesConstants } from '../src/search/cmaes.ts';
 import { dimension } from '../src/search/space.ts';
@@ -70,6 +71,19 @@ interface EvaluateResult {
   cpuSeconds: number;
   values: number[];
   peakRssBytes: number;
+}
+
+/** Spearman ρ of two proxies over the configurations both evaluated (the first min(length) of each). */
+function subsetFidelity(full: number[], subset: number[]): number {
+  const n = Math.min(full.length, subset.length);
+  return spearman(full.slice(0, n), subset.slice(0, n));
+}
+
+function largestRelativeDifference(full: number[], subset: number[]): number {
+  const n = Math.min(full.length, subset.length);
+  let largest = 0;
+  for (let i = 0; i < n; i++) largest = Math.max(largest, Math.abs(subset[i] - full[i]) / Math.abs(full[i]));
+  return largest;
 }
 
 function calibration(model: ModelCheckpoint): { windows: Int32Array[]; seqlen: number } {
@@ -252,6 +266,10 @@ function report(
       + ' (per chunk of 4096 positions, the candidate-independent products m/C, m/R, the reference importance and x^a computed once, then each candidate scored and walked from them; the threshold sample gathered once and kept in the LRU);'
       + ` time / evaluation = generation time / λ. Speed-up over one by one on 2 threads: **${(perEvaluation(two) / perEvaluation(batched)).toFixed(2)}×** with all rows, ${(perEvaluation(subset) / perEvaluation(batchedSubset)).toFixed(2)}× with --proxy-rows ${SUBSET_ROWS};`
       + ` proxy values of the candidates both ways evaluated ${batchIdentical ? 'identical (bit for bit)' : '**differ**'}. "Read / evaluation" is the bytes the process read (rchar of /proc/self/io: page cache or storage) during the timed evaluations, per candidate.`,
+    '',
+    `Fidelity of the row subset: over the ${Math.min(batched.values.length, batchedSubset.values.length)} configurations of the batched runs, Spearman ρ of the --proxy-rows ${SUBSET_ROWS} proxy with the all-rows proxy`
+      + ` **${subsetFidelity(batched.values, batchedSubset.values).toFixed(3)}**, largest relative difference ${(100 * largestRelativeDifference(batched.values, batchedSubset.values)).toFixed(2)} %`
+      + ' (random weights: rows are alike, so a real model\'s rows may agree less; `crepe search --validate N --proxy-rows F` measures the same ρ on a real model).',
     '',
     `Parallel speed-up (1 → 2 threads, same configurations): **${(perEvaluation(one) / perEvaluation(two)).toFixed(2)}×**; proxy values of the two runs ${identical ? 'identical (bit for bit)' : '**differ**'}.`
       + ` Weights/s counts the weights an evaluation covers (a tenth of them with --proxy-rows ${SUBSET_ROWS}); CPU is user + system time of all threads, so on an idle machine`
