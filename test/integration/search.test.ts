@@ -144,7 +144,10 @@ describe('crepe search on stories260K', () => {
       assert.equal(result.status, 0, result.stderr);
       const config = readJson(path.join(out, 'crepe-config.json')) as { k: number; beta: number; gamma: number; a: number; provenance: { proxyValue: number } };
       assert.deepEqual({ k: config.k, beta: config.beta, gamma: config.gamma, a: config.a }, best, args.join(' '));
-      assert.equal(config.provenance.proxyValue, proxyValue);
+      // The proxy's arithmetic is compared bit for bit in test/search/proxy-cache.test.ts; here its inputs, the dense
+      // pass's statistics, come from the float32 block graph, whose operators (fused rotary, residual in the Gemm)
+      // move them in the last bits since the value was recorded: 1e-9 relative.
+      assert.ok(Math.abs(config.provenance.proxyValue - proxyValue) <= 1e-8 * proxyValue, `${config.provenance.proxyValue} vs ${proxyValue}`);
     }
   });
 
