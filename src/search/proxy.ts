@@ -29,7 +29,7 @@ import {
   CACHE_FORMAT, hiddenFile, openCacheDir, readArrays, readTerms, termsFile, windowFile, writeArrays, writeManifest, writeTerms, writeWindow,
   type CacheIdentity, type Manifest, type Unit,
 } from './proxy-cache.ts';
-import { LINEAR_PROXY_NAMES, PROXIES, PROXY_NAMES, type ProxyName, type ProxyOptions } from './proxy-measures.ts';
+import { LINEAR_PROXY_NAMES, PROXIES, PROXY_NAMES, type LinearProxyName, type ProxyName, type ProxyOptions } from './proxy-measures.ts';
 import { isLinearProxy } from './proxy-defaults.ts';
 import { CALIB_NLL_WINDOWS, prunedPerplexity } from './proxy-e2e.ts';
 import { concatWindows } from './auto.ts';
@@ -224,7 +224,7 @@ export class ProxyContext {
 
   /** The per-linear proxies in `which` of each candidate, averaged over the linears, into its values and seconds. */
   private async evaluateLinears(
-    paramsList: readonly CrepeParams[], options: ProxyOptions, which: readonly (typeof LINEAR_PROXY_NAMES)[number][], evaluations: ProxyValues[],
+    paramsList: readonly CrepeParams[], options: ProxyOptions, which: readonly LinearProxyName[], evaluations: ProxyValues[],
   ): Promise<void> {
     const rows = options.rows ?? 1;
     if (!(rows > 0 && rows <= 1)) throw new RangeError(`proxy rows must be a fraction in (0, 1], got ${rows}`);

@@ -17,7 +17,7 @@ import { CREPE_CONFIG_FORMAT, loadCrepeConfig, type CrepeConfigFile } from '../s
 import { ProxyContext, PROXY_NAMES, type ProxyName, type ProxyOptions } from '../search/proxy.ts';
 import { windowKey } from '../search/proxy-terms.ts';
 import { defaultProxy } from '../search/proxy-defaults.ts';
-import { confirmOnHeldOut, runPho, type Confirmation } from '../search/pho.ts';
+import { confirmOnHeldOut, runPho, type Confirmation, type PhoResult } from '../search/pho.ts';
 import { concatWindows, confirmationWindows } from '../search/auto.ts';
 import { runHillClimb } from '../search/hillclimb.ts';
 import { randomConfigurations, validateProxies, type ProxyCorrelation } from '../search/validate.ts';
@@ -323,25 +323,27 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
       const confirmText = heldCalibration
         ? { tokens: concatWindows(heldCalibration.windows), seqlen, maxChunks: heldCalibration.windows.length }
         : heldOut && { tokens: heldOut.tokens, seqlen: heldOut.seqlen, maxChunks: Math.min(heldOut.maxChunks ?? Infinity, request.confirmWindows ?? Infinity) };
-      const result = await (async () => {
+      let result: PhoResult;
+      try {
         const phoStarted = performance.now();
-        const found = await runPho(context, { ...proxyOptions, kSet, budgetPerK: budget, proxy, sign, space, sigma0, start }, (c) =>
+        result = await runPho(context, { ...proxyOptions, kSet, budgetPerK: budget, proxy, sign, space, sigma0, start }, (c) =>
           progress.update(++evaluated, `k=${c.k} ${proxy}=${c.proxies[proxy].toFixed(5)}, ${c.seconds.toFixed(2)} s/candidate`),
         );
         phoSeconds = secondsSince(phoStarted);
-        progress.done(`best k=${found.best.k} β=${found.best.params.beta.toPrecision(4)} γ=${found.best.params.gamma.toPrecision(4)}`);
+        progress.done(`best k=${result.best.k} β=${result.best.params.beta.toPrecision(4)} γ=${result.best.params.gamma.toPrecision(4)}`);
         if (confirm > 0 && confirmText) {
-          const confirmProgress = stageProgress(request, `confirm on ${heldCalibration ? 'held-out calibration windows' : 'held-out text'} (${confirmStatistics} statistics)`, Math.min(confirm, found.bestPerK.length) + 1, { name: 'trials' });
+          const confirmProgress = stageProgress(request, `confirm on ${heldCalibration ? 'held-out calibration windows' : 'held-out text'} (${confirmStatistics} statistics)`, Math.min(confirm, result.bestPerK.length) + 1, { name: 'trials' });
           const confirmTrial = confirmStatistics === 'dense'
             ? (params: CrepeParams) => context.prunedPerplexity(params, proxyOptions, confirmText.tokens, confirmText)
             : (params: CrepeParams) => pruneAndMeasure(model, settingsFor(params), calibration.windows, confirmText, engine);
           // The start configuration at the best window size is confirmed too (the search never returns worse than its start).
-          const startParams = toParams(startPoint(space, start), found.best.k, space);
-          confirmations = await confirmOnHeldOut(found, confirm, confirmTrial, (c, i) => confirmProgress.update(i + 1, `${c.source} k=${c.params.k} PPL ${c.ppl.toFixed(3)}`), startParams);
+          const startParams = toParams(startPoint(space, start), result.best.k, space);
+          confirmations = await confirmOnHeldOut(result, confirm, confirmTrial, (c, i) => confirmProgress.update(i + 1, `${c.source} k=${c.params.k} PPL ${c.ppl.toFixed(3)}`), startParams);
           confirmProgress.done();
         }
-        return found;
-      })().finally(() => context.close());
+      } finally {
+        await context.close();
+      }
       const perEvaluationSeconds = result.candidates.reduce((sum, c) => sum + c.seconds, 0) / result.candidates.length;
       const confirmSeconds = confirmations.reduce((sum, c) => sum + c.seconds, 0);
       const chosen = confirmations.length ? confirmations.reduce((a, b) => (b.ppl < a.ppl ? b : a)).params : result.best.params;
