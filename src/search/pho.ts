@@ -94,24 +94,32 @@ export interface Confirmation {
   seconds: number;
 }
 
+export type ShortlistEntry = Pick<Confirmation, 'source' | 'params' | 'objective'>;
+
 /**
- * PHO's confirmation step: the best candidate of each of the `count` best window sizes (by
- * objective) gets one real trial on held-out text, and so does `start` (the configuration the
- * search started from) unless it is one of them; the caller keeps the lowest PPL. A handful of
- * trials instead of a climb guards against a proxy optimum that real perplexity disagrees with,
- * and the start guards the result: never worse than where the search began, on that text.
+ * PHO's confirmation shortlist: the best candidate of each of the `count` best window sizes (by
+ * objective), then `start` (the configuration the search started from, objective NaN) unless it is
+ * one of them. Its length is the number of confirmation trials.
  */
-export async function confirmOnHeldOut(
-  result: PhoResult,
-  count: number,
-  trial: (params: CrepeParams) => Promise<{ ppl: number; seconds: number }>,
-  onConfirmation?: (c: Confirmation, index: number) => void,
-  start?: CrepeParams,
-): Promise<Confirmation[]> {
-  const shortlist: Array<{ source: Confirmation['source']; params: CrepeParams; objective: number }> = [...result.bestPerK]
+export function confirmationShortlist(result: PhoResult, count: number, start?: CrepeParams): ShortlistEntry[] {
+  const shortlist: ShortlistEntry[] = [...result.bestPerK]
     .sort((a, b) => a.objective - b.objective).slice(0, count).map((c) => ({ source: 'pho', params: c.params, objective: c.objective }));
   const same = (a: CrepeParams, b: CrepeParams) => JSON.stringify(a) === JSON.stringify(b);
   if (start && !shortlist.some((c) => same(c.params, start))) shortlist.push({ source: 'start', params: start, objective: Number.NaN });
+  return shortlist;
+}
+
+/**
+ * PHO's confirmation step: each shortlisted configuration (`confirmationShortlist`) gets one real
+ * trial on held-out text, in order; the caller keeps the lowest PPL. A handful of trials instead of
+ * a climb guards against a proxy optimum that real perplexity disagrees with, and the start guards
+ * the result: never worse than where the search began, on that text.
+ */
+export async function confirmOnHeldOut(
+  shortlist: readonly ShortlistEntry[],
+  trial: (params: CrepeParams) => Promise<{ ppl: number; seconds: number }>,
+  onConfirmation?: (c: Confirmation, index: number) => void,
+): Promise<Confirmation[]> {
   const confirmations: Confirmation[] = [];
   for (const candidate of shortlist) {
     const measured = await trial(candidate.params);

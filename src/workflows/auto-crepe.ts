@@ -16,7 +16,7 @@ import type { PruneSettings } from '../prune/settings.ts';
 import { ProxyContext } from '../search/proxy.ts';
 import { windowKey } from '../search/proxy-terms.ts';
 import { DEFAULT_PROXY } from '../search/proxy-defaults.ts';
-import { runPho } from '../search/pho.ts';
+import { confirmationShortlist, runPho } from '../search/pho.ts';
 import { pruneAndMeasure } from '../search/trial.ts';
 import { chooseByConfirmation, concatWindows, confirmationWindows, type AutoCandidate } from '../search/auto.ts';
 import type { SearchSpace } from '../search/space.ts';
@@ -97,9 +97,8 @@ export async function runAutoCrepe(
     const phoSeconds = secondsSince(started);
 
     // Confirmation on the held-out calibration windows.
-    const shortlist = [...pho.bestPerK].sort((a, b) => a.objective - b.objective).slice(0, confirm);
     const candidates = [
-      ...shortlist.map((c) => ({ source: `pho k=${c.k}`, params: c.params, objective: c.objective })),
+      ...confirmationShortlist(pho, confirm).map((c) => ({ source: `pho k=${c.params.k}`, params: c.params, objective: c.objective })),
       ...(options.extraCandidates ?? []).map((params) => ({ source: 'given', params, objective: null })),
     ];
     const heldOut = { tokens: concatWindows(held.windows), seqlen, maxChunks: held.windows.length };

@@ -17,7 +17,7 @@ import { CREPE_CONFIG_FORMAT, loadCrepeConfig, type CrepeConfigFile } from '../s
 import { ProxyContext, PROXY_NAMES, type ProxyName, type ProxyOptions } from '../search/proxy.ts';
 import { windowKey } from '../search/proxy-terms.ts';
 import { defaultProxy } from '../search/proxy-defaults.ts';
-import { confirmOnHeldOut, runPho, type Confirmation, type PhoResult } from '../search/pho.ts';
+import { confirmationShortlist, confirmOnHeldOut, runPho, type Confirmation, type PhoResult } from '../search/pho.ts';
 import { concatWindows, confirmationWindows } from '../search/auto.ts';
 import { runHillClimb } from '../search/hillclimb.ts';
 import { randomConfigurations, validateProxies, type ProxyCorrelation } from '../search/validate.ts';
@@ -332,13 +332,13 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
         phoSeconds = secondsSince(phoStarted);
         progress.done(`best k=${result.best.k} β=${result.best.params.beta.toPrecision(4)} γ=${result.best.params.gamma.toPrecision(4)}`);
         if (confirm > 0 && confirmText) {
-          const confirmProgress = stageProgress(request, `confirm on ${heldCalibration ? 'held-out calibration windows' : 'held-out text'} (${confirmStatistics} statistics)`, Math.min(confirm, result.bestPerK.length) + 1, { name: 'trials' });
+          // The start configuration at the best window size is confirmed too (the search never returns worse than its start).
+          const shortlist = confirmationShortlist(result, confirm, toParams(startPoint(space, start), result.best.k, space));
+          const confirmProgress = stageProgress(request, `confirm on ${heldCalibration ? 'held-out calibration windows' : 'held-out text'} (${confirmStatistics} statistics)`, shortlist.length, { name: 'trials' });
           const confirmTrial = confirmStatistics === 'dense'
             ? (params: CrepeParams) => context.prunedPerplexity(params, proxyOptions, confirmText.tokens, confirmText)
             : (params: CrepeParams) => pruneAndMeasure(model, settingsFor(params), calibration.windows, confirmText, engine);
-          // The start configuration at the best window size is confirmed too (the search never returns worse than its start).
-          const startParams = toParams(startPoint(space, start), result.best.k, space);
-          confirmations = await confirmOnHeldOut(result, confirm, confirmTrial, (c, i) => confirmProgress.update(i + 1, `${c.source} k=${c.params.k} PPL ${c.ppl.toFixed(3)}`), startParams);
+          confirmations = await confirmOnHeldOut(shortlist, confirmTrial, (c, i) => confirmProgress.update(i + 1, `${c.source} k=${c.params.k} PPL ${c.ppl.toFixed(3)}`));
           confirmProgress.done();
         }
       } finally {

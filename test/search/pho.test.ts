@@ -2,7 +2,7 @@
 import { after, before, test } from 'node:test';
 import path from 'node:path';
 import assert from 'node:assert/strict';
-import { confirmOnHeldOut, runPho, type PhoCandidate, type PhoOptions } from '../../src/search/pho.ts';
+import { confirmationShortlist, confirmOnHeldOut, runPho, type PhoCandidate, type PhoOptions } from '../../src/search/pho.ts';
 import { ProxyContext, PROXY_NAMES } from '../../src/search/proxy.ts';
 import { cmaesConstants } from '../../src/search/cmaes.ts';
 import { Rng } from '../../src/util/rng.ts';
@@ -107,7 +107,7 @@ test('parameters stay in the search space: α = 1, fixed a, variant, zero border
   }
 });
 
-test('confirmOnHeldOut: the best candidate of each of the N best window sizes gets one real trial, in objective order', async () => {
+test('confirmationShortlist and confirmOnHeldOut: the best candidate of each of the N best window sizes gets one real trial, in objective order, then the start unless shortlisted', async () => {
   const candidate = (k: number, objective: number) => ({
     k, generation: 0, objective, seconds: 0,
     params: { k, alpha: 1, beta: 1, gamma: 1, a: 0.5, variant: 'normalized' as const, border: 'zero' as const },
@@ -115,18 +115,36 @@ test('confirmOnHeldOut: the best candidate of each of the N best window sizes ge
   });
   const bestPerK = [candidate(1, 0.3), candidate(3, 0.1), candidate(5, 0.2)];
   const result = { best: bestPerK[1], bestPerK, candidates: bestPerK, seconds: { total: 0, score: 0, select: 0, gini: 0, forward: 0 } };
-  const measuredKs: number[] = [];
-  const confirmations = await confirmOnHeldOut(result, 2, async (params) => {
-    measuredKs.push(params.k);
-    return { ppl: 100 + params.k, seconds: 0 };
-  });
-  assert.deepEqual(measuredKs, [3, 5]);
-  assert.deepEqual(confirmations.map((c) => [c.params.k, c.objective, c.ppl]), [[3, 0.1, 103], [5, 0.2, 105]]);
+  // What the search workflow does: a progress stage whose total is the shortlist's length, one
+  // update per trial; the updates must end exactly at the total.
+  const confirm = async (start?: typeof bestPerK[0]['params']) => {
+    const shortlist = confirmationShortlist(result, 2, start);
+    const total = shortlist.length;
+    const measuredKs: number[] = [];
+    const updates: number[] = [];
+    const confirmations = await confirmOnHeldOut(shortlist, async (params) => {
+      measuredKs.push(params.k);
+      return { ppl: 100 + params.k, seconds: 0 };
+    }, (_c, i) => updates.push(i + 1));
+    return { total, measuredKs, updates, confirmations };
+  };
+  const plain = await confirm();
+  assert.deepEqual(plain.measuredKs, [3, 5]);
+  assert.deepEqual(plain.confirmations.map((c) => [c.source, c.params.k, c.objective, c.ppl]), [['pho', 3, 0.1, 103], ['pho', 5, 0.2, 105]]);
+  assert.equal(plain.total, 2);
+  assert.deepEqual(plain.updates, [1, 2]);
   // The start configuration is confirmed after them (objective NaN), unless it is one of them.
-  const start = { ...bestPerK[0].params, k: 7, beta: 2 };
-  const withStart = await confirmOnHeldOut(result, 2, async (params) => ({ ppl: 100 + params.k, seconds: 0 }), undefined, start);
-  assert.deepEqual(withStart.map((c) => [c.source, c.params.k, c.ppl]), [['pho', 3, 103], ['pho', 5, 105], ['start', 7, 107]]);
-  assert.ok(Number.isNaN(withStart[2].objective));
-  const startShortlisted = await confirmOnHeldOut(result, 2, async (params) => ({ ppl: 100 + params.k, seconds: 0 }), undefined, bestPerK[1].params);
-  assert.deepEqual(startShortlisted.map((c) => [c.source, c.params.k]), [['pho', 3], ['pho', 5]]);
+  const withStart = await confirm({ ...bestPerK[0].params, k: 7, beta: 2 });
+  assert.deepEqual(withStart.confirmations.map((c) => [c.source, c.params.k, c.ppl]), [['pho', 3, 103], ['pho', 5, 105], ['start', 7, 107]]);
+  assert.ok(Number.isNaN(withStart.confirmations[2].objective));
+  assert.equal(withStart.total, 3);
+  assert.deepEqual(withStart.updates, [1, 2, 3]);
+  // Start shortlisted: two trials, and a total of two (not three).
+  const startShortlisted = await confirm(bestPerK[1].params);
+  assert.deepEqual(startShortlisted.confirmations.map((c) => [c.source, c.params.k]), [['pho', 3], ['pho', 5]]);
+  assert.deepEqual(startShortlisted.measuredKs, [3, 5]);
+  assert.equal(startShortlisted.total, 2);
+  assert.deepEqual(startShortlisted.updates, [1, 2]);
+  // Fewer window sizes than asked for: all of them, then the start.
+  assert.deepEqual(confirmationShortlist(result, 9, { ...bestPerK[0].params, k: 7 }).map((c) => [c.source, c.params.k]), [['pho', 3], ['pho', 5], ['pho', 1], ['start', 7]]);
 });
