@@ -26,7 +26,7 @@ import { windowsSha256 } from '../data/calibration.ts';
 import type { Progress } from '../util/progress.ts';
 import { crepeVersion } from '../util/version.ts';
 import {
-  CACHE_FORMAT, hiddenFile, openCacheDir, readArrays, readTerms, termsFile, windowFile, writeArrays, writeManifest, writeTerms, writeWindow,
+  CACHE_FORMAT, hiddenFile, openCacheDir, readArrays, readSqNorm, termsFile, windowFile, writeArrays, writeManifest, writeTerms, writeWindow,
   type CacheIdentity, type Manifest, type Unit,
 } from './proxy-cache.ts';
 import { LINEAR_PROXY_NAMES, PROXIES, PROXY_NAMES, type LinearProxyName, type ProxyName, type ProxyOptions } from './proxy-measures.ts';
@@ -256,7 +256,7 @@ export class ProxyContext {
     if (!values) {
       const unit = this.units.find((u) => u.layer === layer && u.name === name);
       if (!unit) throw new Error(`internal: no linear ${name} in layer ${layer}`);
-      values = readTerms(termsFile(this.dir, unit), this.dir, true, unit).sqNorm;
+      values = readSqNorm(termsFile(this.dir, unit), this.dir, true, unit);
       this.sqNorms.set(key, values);
     }
     return values;
