@@ -29,6 +29,7 @@ import { TextTokenizer } from '../src/model/tokenizer.ts';
 import { readEvalText } from '../src/data/text-sources.ts';
 import { sampleCalibrationFile, windowsSha256 } from '../src/data/calibration.ts';
 import { perplexity, type PerplexityOptions } from '../src/eval/perplexity.ts';
+import { stageTotals, type LayerReport } from '../src/prune/layer-loop.ts';
 import { argValue, runJsonProcess, sendChildResult } from './child-process.ts';
 import { maskAgreement } from './mask-agreement.ts';
 import { syntheticModelWithTokenizer, TINYLLAMA_2_LAYERS } from './synthetic-model.ts';
@@ -165,7 +166,7 @@ interface CrepePruneChild {
   report: {
     calibration: { windowsSha256: string };
     totals: { linearSparsity: number };
-    layers: { seconds: { statistics: number; pruning: number; forward: number }; linears: { seconds: { score: number; select: number } }[] }[];
+    layers: LayerReport[];
   };
 }
 
@@ -204,16 +205,7 @@ async function benchRia(peer: Peer, work: string, log: Log): Promise<string[]> {
   log(`peer: RIA peer ${s(peerRun.wallSeconds)}`);
   const agreement = maskAgreement(crepeOut, peerOut, 2);
   const t = peerRun.result.seconds;
-  const c = { statistics: 0, forward: 0, score: 0, select: 0, pruning: 0 };
-  for (const layer of crepe.result.report.layers) {
-    c.statistics += layer.seconds.statistics;
-    c.forward += layer.seconds.forward;
-    c.pruning += layer.seconds.pruning;
-    for (const linear of layer.linears) {
-      c.score += linear.seconds.score;
-      c.select += linear.seconds.select;
-    }
-  }
+  const c = stageTotals(crepe.result.report.layers);
   return [
     '### (b) RIA 50 %, 2-layer TinyLlama-shaped model (F16), C4 32 × 512',
     '',

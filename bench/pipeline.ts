@@ -11,6 +11,7 @@ import { rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { stageTotals } from '../src/prune/layer-loop.ts';
 import { runPrunePipeline, workDirFor } from '../src/prune/pipeline.ts';
 import { pruneSettings, type PruneSettings } from '../src/prune/settings.ts';
 import { LINEAR_NAMES, linearShape, type ModelSpec } from '../src/model/spec.ts';
@@ -60,22 +61,10 @@ async function runChild(method: Method, modelDir: string, nsamples: number, seql
       progress: { update: (done: number, message?: string) => console.error(`pipeline ${method}: ${message ?? done}`), log: (line: string) => console.error(line), done: () => undefined },
     });
     const wall = (performance.now() - started) / 1000;
-    const timings: PipelineTimings = {
-      method, wall, statistics: 0, forward: 0, pruning: 0, score: 0, select: 0, update: 0,
-      linearWeights: result.linearWeights, sparsity: result.linearSparsity, peakRssBytes: 0,
+    return {
+      method, wall, ...stageTotals(result.layers),
+      linearWeights: result.linearWeights, sparsity: result.linearSparsity, peakRssBytes: peakRssBytes(),
     };
-    for (const layer of result.layers) {
-      timings.statistics += layer.seconds.statistics;
-      timings.forward += layer.seconds.forward;
-      timings.pruning += layer.seconds.pruning;
-      for (const linear of layer.linears) {
-        timings.score += linear.seconds.score;
-        timings.select += linear.seconds.select;
-        timings.update += linear.seconds.update;
-      }
-    }
-    timings.peakRssBytes = peakRssBytes();
-    return timings;
   } finally {
     rmSync(workDirFor(outDir), { recursive: true, force: true });
     rmSync(outDir, { recursive: true, force: true });

@@ -167,3 +167,22 @@ export function layerSparsity(linears: LinearReport[]): number {
   }
   return pruned / total;
 }
+
+/**
+ * A run's seconds per stage, summed over its layers (statistics, pruning, forward) and their
+ * linears (score, select, update; parts of pruning), in layer order.
+ */
+export function stageTotals(layers: readonly LayerReport[]): LayerReport['seconds'] & LinearReport['seconds'] {
+  const sum = { statistics: 0, pruning: 0, forward: 0, score: 0, select: 0, update: 0 };
+  for (const layer of layers) {
+    sum.statistics += layer.seconds.statistics;
+    sum.pruning += layer.seconds.pruning;
+    sum.forward += layer.seconds.forward;
+    for (const linear of layer.linears) {
+      sum.score += linear.seconds.score;
+      sum.select += linear.seconds.select;
+      sum.update += linear.seconds.update;
+    }
+  }
+  return sum;
+}

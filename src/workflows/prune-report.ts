@@ -10,6 +10,7 @@
  */
 import path from 'node:path';
 import { LINEAR_NAMES } from '../model/spec.ts';
+import { stageTotals } from '../prune/layer-loop.ts';
 import { describeTarget } from '../prune/target.ts';
 import { barChartSvg } from '../util/svg-bars.ts';
 import type { PruneReport } from './prune.ts';
@@ -48,12 +49,7 @@ export function describePerplexity(report: PruneReport): string | null {
 
 /** Seconds per stage of the run, in order. */
 export function stageSeconds(report: PruneReport): Array<{ stage: string; seconds: number }> {
-  const sum = { statistics: 0, pruning: 0, forward: 0 };
-  for (const layer of report.layers) {
-    sum.statistics += layer.seconds.statistics;
-    sum.pruning += layer.seconds.pruning;
-    sum.forward += layer.seconds.forward;
-  }
+  const sum = stageTotals(report.layers);
   const layerTotal = sum.statistics + sum.pruning + sum.forward;
   const stages = [
     ...(report.baseline ? [{ stage: 'dense perplexity', seconds: report.baseline.seconds }] : []),
