@@ -170,7 +170,6 @@ class RowWorkspace {
   runUnstructured(maxCycles: number, threshold: number, signCheck: boolean): { swaps: number; cycles: number } {
     const c = this.contribution;
     const wanda = this.wanda;
-    const { low, high } = this.growEnds();
     // Prune list order: negative c by ascending Wanda, zero c likewise, positive c by descending
     // Wanda (so the end of the list is the least important positive). Ties: column order.
     const signClass = (j: number) => (c[j] < 0 ? 0 : c[j] === 0 ? 1 : 2);
@@ -184,32 +183,35 @@ class RowWorkspace {
     const k = Math.min(maxCycles, this.keptCount);
     const fromStart = firstK(this.kept, this.keptCount, k, listOrder);
     const fromEnd = firstK(this.kept, this.keptCount, k, (a, b) => listOrder(b, a));
-
-    const sign0 = Math.sign(this.error);
-    let lowUsed = 0, highUsed = 0, startUsed = 0, endUsed = 0;
-    let swaps = 0;
-    let cycles = 0;
-    while (cycles < maxCycles) {
-      cycles++;
-      const e = this.error;
-      if (!(Math.abs(e) > threshold)) break;
-      // The two pointers of a list meet when all its entries are used.
-      if (lowUsed + highUsed >= this.prunedCount || startUsed + endUsed >= this.keptCount) break;
-      const grow = e > 0 ? high[highUsed++] : low[lowUsed++];
-      const prune = e < 0 ? fromEnd[endUsed++] : fromStart[startUsed++];
-      const after = e + c[prune] - c[grow];
-      if (signCheck && Math.sign(after) !== sign0) break;
-      this.rowMask[prune] = 1;
-      this.rowMask[grow] = 0;
-      this.error = after;
-      swaps++;
-    }
-    return { swaps, cycles };
+    let startUsed = 0, endUsed = 0;
+    // The two pointers of the prune list meet when all its entries are used.
+    return this.swapCycles(maxCycles, threshold, signCheck, (e) =>
+      startUsed + endUsed >= this.keptCount ? STOP : e < 0 ? fromEnd[endUsed++] : fromStart[startUsed++]);
   }
 
   runNM(m: number, maxCycles: number, threshold: number): { swaps: number; cycles: number } {
-    const c = this.contribution;
     const wanda = this.wanda;
+    // The initially kept, still kept weight of the grown weight's group with the smallest Wanda
+    // score (ties: lower column). Weights grown in this run are not eligible: they were pruned
+    // initially, and the reference's metric for them is +∞.
+    return this.swapCycles(maxCycles, threshold, true, (_e, grow) => {
+      const groupStart = grow - (grow % m);
+      let prune = -1;
+      for (let j = groupStart; j < groupStart + m; j++) {
+        if (this.initiallyKept[j] && this.rowMask[j] === 0 && (prune < 0 || wanda[j] < wanda[prune])) prune = j;
+      }
+      return prune < 0 ? SKIP : prune; // SKIP: nothing left to give up in this group
+    });
+  }
+
+  /**
+   * The cycles both paths share: while |e| > τ and grow candidates remain, grow from the end that
+   * reduces e (the high end for e > 0) and prune `pruneFor(e, grow)` in its place: a column, SKIP
+   * (no swap this cycle, the row stays active) or STOP (the prune list is used up). With
+   * `signCheck` the first swap that would flip e's sign ends the row.
+   */
+  private swapCycles(maxCycles: number, threshold: number, signCheck: boolean, pruneFor: (e: number, grow: number) => number): { swaps: number; cycles: number } {
+    const c = this.contribution;
     const { low, high } = this.growEnds();
     const sign0 = Math.sign(this.error);
     let lowUsed = 0, highUsed = 0;
@@ -221,17 +223,11 @@ class RowWorkspace {
       if (!(Math.abs(e) > threshold)) break;
       if (lowUsed + highUsed >= this.prunedCount) break;
       const grow = e > 0 ? high[highUsed++] : low[lowUsed++];
-      // The initially kept, still kept weight of the same group with the smallest Wanda score
-      // (ties: lower column). Weights grown in this run are not eligible: they were pruned
-      // initially, and the reference's metric for them is +∞.
-      const groupStart = grow - (grow % m);
-      let prune = -1;
-      for (let j = groupStart; j < groupStart + m; j++) {
-        if (this.initiallyKept[j] && this.rowMask[j] === 0 && (prune < 0 || wanda[j] < wanda[prune])) prune = j;
-      }
-      if (prune < 0) continue; // nothing left to give up in this group
+      const prune = pruneFor(e, grow);
+      if (prune === STOP) break;
+      if (prune === SKIP) continue;
       const after = e + c[prune] - c[grow];
-      if (Math.sign(after) !== sign0) break;
+      if (signCheck && Math.sign(after) !== sign0) break;
       this.rowMask[prune] = 1;
       this.rowMask[grow] = 0;
       this.error = after;
@@ -240,6 +236,10 @@ class RowWorkspace {
     return { swaps, cycles };
   }
 }
+
+/** What a prune rule of swapCycles returns instead of a column: no swap this cycle, or no more swaps. */
+const SKIP = -1;
+const STOP = -2;
 
 /**
  * The first k of items[0..count) under the strict order `before`, in order: a bounded max-heap,
