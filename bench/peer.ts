@@ -39,7 +39,8 @@ type Log = (line: string) => void;
 const here = path.dirname(fileURLToPath(import.meta.url));
 const PEER_PPL = path.join(here, 'peer', 'ppl.py');
 const PEER_RIA = path.join(here, 'peer', 'ria.py');
-const PEER_ENV = { ...process.env, OMP_WAIT_POLICY: 'PASSIVE', TRANSFORMERS_VERBOSITY: 'error', HF_HUB_OFFLINE: '1' };
+// No bytecode cache: the scripts import bench/peer/peer_common.py, which would leave __pycache__/ in the repository.
+const PEER_ENV = { ...process.env, OMP_WAIT_POLICY: 'PASSIVE', TRANSFORMERS_VERBOSITY: 'error', HF_HUB_OFFLINE: '1', PYTHONDONTWRITEBYTECODE: '1' };
 
 export interface Peer {
   python: string;

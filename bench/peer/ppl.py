@@ -4,30 +4,25 @@ Reads int32 token ids (little-endian, as crepe tokenised them), cuts windows of 
 runs LlamaForCausalLM in float32 in batches of --batch windows and prints one JSON line:
 PPL = exp(mean over windows of the window's mean next-token NLL), the evaluation's seconds.
 """
-import argparse, json, time
+import json, time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from transformers import AutoModelForCausalLM
 
-p = argparse.ArgumentParser()
-p.add_argument("--model", required=True)
-p.add_argument("--tokens", required=True)
-p.add_argument("--seqlen", type=int, required=True)
+from peer_common import load_model, parse, parser, read_ids
+
+p = parser("--tokens", "the text's token ids, int32")
 p.add_argument("--batch", type=int, default=8)
-p.add_argument("--threads", type=int, default=0)
 p.add_argument("--max-windows", type=int, default=0)
-a = p.parse_args()
-if a.threads:
-    torch.set_num_threads(a.threads)
+a = parse(p)
 
-ids = torch.from_numpy(np.fromfile(a.tokens, dtype="<i4").astype(np.int64))
+ids = read_ids(a.tokens)
 windows = ids.numel() // a.seqlen
 if a.max_windows:
     windows = min(windows, a.max_windows)
 ids = ids[: windows * a.seqlen].view(windows, a.seqlen)
-model = AutoModelForCausalLM.from_pretrained(a.model, torch_dtype=torch.float32).eval()
+model = load_model(a.model)
 
 with torch.inference_mode():
     model(ids[:1])  # warm-up, as crepe's sessions are built before its clock starts

@@ -6,31 +6,26 @@ squared norms (scaler_row) over the calibration samples, one sample per forward;
 the layer to make the next layer's inputs. Reads int32 windows [nsamples, seqlen] (little-endian);
 prints one JSON line with the phases' seconds.
 """
-import argparse, json, os, time
+import json, time
 
 t_start, cpu_start = time.perf_counter(), time.process_time()
 import numpy as np
 import torch
-from transformers import AutoModelForCausalLM
 
-p = argparse.ArgumentParser()
-p.add_argument("--model", required=True)
-p.add_argument("--windows", required=True)
-p.add_argument("--seqlen", type=int, required=True)
+from peer_common import load_model, parse, parser, read_ids
+
+p = parser("--windows", "the calibration windows' token ids, int32 [nsamples, seqlen]")
 p.add_argument("--sparsity", type=float, default=0.5)
 p.add_argument("--a", type=float, default=0.5)
-p.add_argument("--threads", type=int, default=0)
 p.add_argument("--select", choices=["sort", "kthvalue"], default="sort")
 p.add_argument("--out", default="")
 p.add_argument("--mask-out", default="")
-a = p.parse_args()
-if a.threads:
-    torch.set_num_threads(a.threads)
+a = parse(p)
 t = {"import": time.perf_counter() - t_start}
 
 clock = time.perf_counter()
-model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32).eval()
-ids = torch.from_numpy(np.fromfile(a.windows, dtype="<i4").astype(np.int64)).view(-1, a.seqlen)
+model = load_model(a.model)
+ids = read_ids(a.windows).view(-1, a.seqlen)
 layers = model.model.layers
 t["load"] = time.perf_counter() - clock
 
