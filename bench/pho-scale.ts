@@ -17,7 +17,8 @@
  * runs more of them); their proxy values must be identical.
  *
  * A complete cache from an earlier run of the same model and calibration is reused (its manifest
- * keeps the dense pass's time); --keep-cache (or run.ts --keep-model) leaves it for the next run.
+ * keeps the dense pass's time) and left in place; a cache this run built is removed at the end
+ * unless --keep-cache (run.ts: --keep-model) leaves it for the next run.
  *
  * Standalone: node --import tsx bench/pho-scale.ts [--quick] [--keep-cache]
  * Children:   … --child build|evaluate --model DIR --cache DIR [--threads T --rows F --evaluations N --batch λ --budget MiB]
@@ -185,6 +186,8 @@ export async function benchPhoScale(log: (line: string) => void, options: { quic
   const evaluations = options.quick ? 2 : 5;
   const modelDir = await ensureSyntheticModel(modelOptions, log);
   const cacheDir = path.join(os.tmpdir(), `crepe-bench-pho-scale-cache-${path.basename(modelDir)}`);
+  // A cache already there may be another run's, in use: only one this run starts is removed.
+  const cacheFound = existsSync(cacheDir);
   const common = ['--model', modelDir, '--cache', cacheDir, '--nsamples', String(nsamples), '--seqlen', String(seqlen)];
   const script = fileURLToPath(import.meta.url);
   const load = () => os.loadavg()[0].toFixed(1);
@@ -206,7 +209,7 @@ export async function benchPhoScale(log: (line: string) => void, options: { quic
     const workingSets = runs.map((r) => workingSetBytes(subsetDir(cacheDir, r.rows < 1 ? { fraction: r.rows, seed: 0 } : null)));
     return report(modelOptions.layers, modelDir, { nsamples, seqlen, quick: Boolean(options.quick) }, build, runs, loads, workingSets);
   } finally {
-    if (!options.keepCache && !options.keepModel) rmSync(cacheDir, { recursive: true, force: true });
+    if (!cacheFound && !options.keepCache && !options.keepModel) rmSync(cacheDir, { recursive: true, force: true });
   }
 }
 

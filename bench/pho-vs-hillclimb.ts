@@ -125,7 +125,8 @@ async function measureTrial(modelDir: string, counts: SearchCounts): Promise<Sta
   }
 }
 
-const cacheDir = path.join(os.tmpdir(), 'crepe-bench-pho-vs-hillclimb-cache');
+// Per process: the cache is removed at the start and end of a run, so a shared name would pull it from under a concurrent run.
+const cacheDir = path.join(os.tmpdir(), `crepe-bench-pho-vs-hillclimb-cache-${process.pid}`);
 const proxyOptions = (counts: SearchCounts) => ({ target: counts.target, selection: 'per-matrix' as const, giniSubsample: 65536, seed: 0, rows: counts.proxyRows });
 const openContext = (model: ModelCheckpoint, modelDir: string, counts: SearchCounts) =>
   ProxyContext.open(model, calibrationOf(model.spec), SEQLEN, engine, benchCacheOptions(cacheDir, modelDir, counts.kSet, threads, 2 ** 30));

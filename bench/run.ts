@@ -1,15 +1,8 @@
 /**
  * `npm run bench`: runs the benchmark sections in turn and writes BENCHMARKS.md, headed by a
  * description of the machine. A section that fails is reported in the file, not fatal. Numbers to
- * compare are ratios measured in the same run: absolute times drift on shared machines.
- *
- *   node --import tsx bench/run.ts [SECTION…] [--only engine,prune-math,pipeline,pho,pho-scale,combos,startup,peer,zeroshot] [--quick] [--out FILE] [--keep-model]
- *
- * SECTION…  sections named on their own (`npm run bench -- pho-scale`), the same as --only.
- * --quick  smaller sizes for a smoke run (pipeline and PHO; the other sections have one size).
- * --only   run some sections; optional sections (zeroshot) run only when named here.
- * A full run writes BENCHMARKS.md; --quick and --only print to stdout unless --out names a file,
- * so a partial or smoke run never replaces the full report by accident.
+ * compare are ratios measured in the same run: absolute times drift on shared machines. The usage
+ * (`--help`) is USAGE below.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -18,7 +11,29 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { atomicWriteFile } from '../src/io/atomic.ts';
-import { removeSyntheticModel, LLAMA2_7B_2_LAYERS, QUICK_MODEL, TINYLLAMA_2_LAYERS, TINYLLAMA_4_LAYERS } from './synthetic-model.ts';
+import { removeWrittenSyntheticModels } from './synthetic-model.ts';
+
+const USAGE = `usage: npm run bench -- [SECTION…] [--only LIST] [--quick] [--out FILE] [--keep-model] [--remove-models]
+       (or node --import tsx bench/run.ts …)
+
+  SECTION…         sections named on their own (npm run bench -- pho-scale), the same as --only
+  --only LIST      comma-separated sections: engine, prune-math, pipeline, pho, pho-scale, combos,
+                   startup, peer, zeroshot; optional sections (zeroshot) run only when named
+  --quick          smaller sizes for a smoke run (pipeline and PHO; the other sections have one size)
+  --out FILE       where the report goes. A full run writes BENCHMARKS.md; --quick and --only print
+                   to stdout unless --out names a file, so a partial or smoke run never replaces the
+                   full report by accident
+  --keep-model     also keep pho-scale's proxy cache when this run built it (it is removed at the end
+                   otherwise; a cache the run found is always kept)
+  --remove-models  after the run, remove the synthetic models this run wrote
+  --help           this text
+
+Synthetic models (random weights with TinyLlama's or Llama-2-7B's layer shapes) are shared by
+every run on this machine:
+  ${path.join(os.tmpdir(), 'crepe-bench-model-*')}
+The first run that needs one writes it, later runs reuse it, and no run removes a model it did not
+write (another run may be using it). They are kept unless --remove-models is given; remove them by
+hand when no benchmark is running.`;
 
 type Log = (line: string) => void;
 interface RunOptions { quick: boolean; keepModel: boolean }
@@ -98,28 +113,41 @@ function machineHeader(names: string[], options: RunOptions, sectionSeconds: Map
   ].join('\n');
 }
 
-function parseArgs(argv: string[]): { names: string[]; quick: boolean; out: string | null; keepModel: boolean } {
+/** A usage error: one line and the usage, exit 2. */
+function refuse(message: string): never {
+  console.error(`bench: ${message}\n\n${USAGE}`);
+  process.exit(2);
+}
+
+function parseArgs(argv: string[]): { names: string[]; quick: boolean; out: string | null; keepModel: boolean; removeModels: boolean } {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  const valueFlags = new Set(['--only', '--out']);
+  const switches = new Set(['--quick', '--keep-model', '--remove-models']);
+  for (const [i, arg] of argv.entries()) {
+    if (!arg.startsWith('-') || valueFlags.has(argv[i - 1])) continue;
+    if (valueFlags.has(arg) && (i + 1 >= argv.length || argv[i + 1].startsWith('-'))) refuse(`${arg} needs a value`);
+    if (!valueFlags.has(arg) && !switches.has(arg)) refuse(`unknown option ${arg}`);
+  }
   const valueOf = (flag: string): string | undefined => {
     const at = argv.indexOf(flag);
     return at >= 0 ? argv[at + 1] : undefined;
   };
-  const valueFlags = new Set(['--only', '--out']);
-  const positional = argv.filter((arg, i) => !arg.startsWith('--') && !valueFlags.has(argv[i - 1]));
+  const positional = argv.filter((arg, i) => !arg.startsWith('-') && !valueFlags.has(argv[i - 1]));
   const only = [valueOf('--only'), ...positional].filter((v) => v !== undefined).join(',') || undefined;
   const names = only ? only.split(',').map((s) => s.trim()).filter(Boolean) : Object.keys(SECTIONS).filter((name) => !OPTIONAL.has(name));
   const unknown = names.filter((name) => !(name in SECTIONS));
-  if (unknown.length > 0) {
-    console.error(`--only: unknown section(s) ${unknown.join(', ')}; expected some of ${Object.keys(SECTIONS).join(', ')}`);
-    process.exit(2);
-  }
+  if (unknown.length > 0) refuse(`unknown section(s) ${unknown.join(', ')}; expected some of ${Object.keys(SECTIONS).join(', ')}`);
   const quick = argv.includes('--quick');
   const partial = quick || only !== undefined;
   const out = valueOf('--out') ?? (partial ? null : path.join(repoRoot, 'BENCHMARKS.md'));
-  return { names, quick, out, keepModel: argv.includes('--keep-model') };
+  return { names, quick, out, keepModel: argv.includes('--keep-model'), removeModels: argv.includes('--remove-models') };
 }
 
 async function main(): Promise<void> {
-  const { names, quick, out, keepModel } = parseArgs(process.argv.slice(2));
+  const { names, quick, out, keepModel, removeModels } = parseArgs(process.argv.slice(2));
   const options: RunOptions = { quick, keepModel };
   const runStarted = performance.now();
   const elapsed = (): string => `${((performance.now() - runStarted) / 1000).toFixed(0)} s`;
@@ -144,11 +172,9 @@ async function main(): Promise<void> {
       log(`${name} done in ${sectionSeconds.get(name)!.toFixed(0)} s`);
     }
   } finally {
-    if (!keepModel) {
-      removeSyntheticModel(TINYLLAMA_4_LAYERS);
-      removeSyntheticModel(LLAMA2_7B_2_LAYERS);
-      removeSyntheticModel(TINYLLAMA_2_LAYERS);
-      removeSyntheticModel(QUICK_MODEL);
+    if (removeModels) {
+      const removed = removeWrittenSyntheticModels();
+      console.error(removed.length > 0 ? `removed the synthetic models this run wrote: ${removed.join(', ')}` : 'this run wrote no synthetic model; none removed');
     }
   }
 

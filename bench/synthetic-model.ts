@@ -4,9 +4,15 @@
  * N(0, 0.02²) like a trained model's initial scale, norms 1. No tokenizer: benchmarks feed random
  * token windows directly.
  *
+ * The benchmarks keep each model in the temporary directory under a name made of its options
+ * (syntheticModelDir), shared by every run on the machine: written by the first run that needs it,
+ * then kept and reused. `npm run bench -- --remove-models` removes, after the run, only the models
+ * that run wrote.
+ *
  * Standalone: node --import tsx bench/synthetic-model.ts <dir> [--f32]
  */
-import { copyFileSync, existsSync, linkSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { copyFileSync, existsSync, linkSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -120,16 +126,64 @@ export function syntheticModelDir(options: SyntheticModelOptions): string {
   return path.join(os.tmpdir(), `crepe-bench-model-L${layers}-h${hidden}-i${intermediate}-a${heads}-kv${kvHeads}-v${vocab}-${dtype}-s${seed}`);
 }
 
-/** The synthetic model's directory, written first if it is not there yet. */
+/** The synthetic model directories this process wrote (not those it found): what a run may remove. */
+const written = new Set<string>();
+
+const isComplete = (dir: string): boolean => existsSync(path.join(dir, 'config.json'));
+
+/**
+ * The synthetic model's directory, written first if it is not there yet. The model is shared: other
+ * runs (other sessions too) find it and use it. It is written under a private name and renamed into
+ * place, so a directory under the shared name is always complete, and two runs that write it at
+ * the same time never write into the same files (the first rename wins, the other copy is dropped).
+ */
 export async function ensureSyntheticModel(options: SyntheticModelOptions, log?: (line: string) => void): Promise<string> {
   const dir = syntheticModelDir(options);
-  if (existsSync(path.join(dir, 'config.json'))) return dir;
-  rmSync(dir, { recursive: true, force: true });
+  if (isComplete(dir)) return dir;
+  const privateDir = `${dir}.writing-${process.pid}-${randomBytes(4).toString('hex')}`;
   const started = performance.now();
   log?.(`synthetic model: writing ${dir} …`);
-  await writeSyntheticModel(dir, options);
-  log?.(`synthetic model: ${(weightFileBytes(dir) / 2 ** 20).toFixed(0)} MiB in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  try {
+    await writeSyntheticModel(privateDir, options);
+    if (existsSync(dir) && !isComplete(dir)) {
+      // An incomplete directory under the shared name (an interrupted write of an older version):
+      // moved aside first, so that nothing removes a complete model that appears meanwhile.
+      const stale = `${dir}.stale-${process.pid}-${randomBytes(4).toString('hex')}`;
+      try {
+        renameSync(dir, stale);
+        rmSync(stale, { recursive: true, force: true });
+      } catch { /* another run moved it first */ }
+    }
+    try {
+      renameSync(privateDir, dir);
+      written.add(dir);
+      log?.(`synthetic model: ${(weightFileBytes(dir) / 2 ** 20).toFixed(0)} MiB in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    } catch (error) {
+      if (!isComplete(dir)) throw error;
+      log?.('synthetic model: another run wrote it first; using that one');
+    }
+  } finally {
+    rmSync(privateDir, { recursive: true, force: true });
+  }
   return dir;
+}
+
+/** The synthetic model directories this process wrote (ensureSyntheticModel), in the order written. */
+export function writtenSyntheticModels(): string[] {
+  return [...written];
+}
+
+/**
+ * Removes the synthetic models this process wrote and returns their directories; models it found
+ * already there are never removed (another run may be using them).
+ */
+export function removeWrittenSyntheticModels(): string[] {
+  const removed = [...written];
+  for (const dir of removed) {
+    rmSync(dir, { recursive: true, force: true });
+    written.delete(dir);
+  }
+  return removed;
 }
 
 /**
@@ -156,10 +210,6 @@ export async function syntheticModelWithTokenizer(options: SyntheticModelOptions
 export function randomTokenWindows(count: number, seqlen: number, vocab: number, seed: number): Int32Array[] {
   const rng = new Rng(seed);
   return Array.from({ length: count }, () => Int32Array.from({ length: seqlen }, () => rng.below(vocab)));
-}
-
-export function removeSyntheticModel(options: SyntheticModelOptions): void {
-  rmSync(syntheticModelDir(options), { recursive: true, force: true });
 }
 
 export function weightFileBytes(dir: string): number {
