@@ -1,4 +1,4 @@
-// Issue #2 acceptance on the real model: both stories260K files (GGUF v1 and llama2.c .bin) convert
+// On the real model: both stories260K files (GGUF v1 and llama2.c .bin) convert
 // to directories whose ONNX logits agree with each other and with the TypeScript reference, and the
 // dense WikiText-2 test perplexity equals the golden value (../shared/golden/stories260K.json).
 import assert from 'node:assert/strict';

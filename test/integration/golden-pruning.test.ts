@@ -1,4 +1,4 @@
-// Issue #3 acceptance on the real model: every entry of the golden `pruning.results`
+// On the real model: every entry of the golden `pruning.results`
 // (../shared/golden/stories260K.json) is pruned through `crepe prune` with the golden calibration
 // (C4 sample, 32 windows of 256 tokens, seed 0) and the entry's selection, then evaluated on the
 // WikiText-2 test text at seqlen 256 (`--eval-ppl`): PPL within 0.5 % of the golden value and the

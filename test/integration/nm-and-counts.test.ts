@@ -1,4 +1,4 @@
-// Issue #3 acceptance "counts are exact", on the real model through the command line: after
+// Counts are exact, on the real model through the command line: after
 // `crepe prune --method wanda --pattern 2:4`, `crepe inspect --json --pattern 2:4` reports every block
 // linear as 2:4 and every group of 4 inputs holds exactly 2 zeros; after `--sparsity 0.6 --per-row`,
 // every row of every block linear holds exactly floor(d_in · 0.6) zeros. Everything that is not a

@@ -1,4 +1,4 @@
-// Issue #3 acceptance: a `crepe prune` killed mid-run by a real signal (SIGKILL: no chance to clean
+// A `crepe prune` killed mid-run by a real signal (SIGKILL: no chance to clean
 // up; SIGINT: Ctrl-C) and continued with --resume ends with a model.safetensors byte-identical to an
 // uninterrupted run's, and the same per-linear pruned counts in crepe-report.json. SparseGPT makes a
 // real statistics pass (X·Xᵀ) per layer; 64 windows of 512 tokens make each of the 5 layers take long
