@@ -161,11 +161,14 @@ export function checkInputFile(field: string, file: unknown, what = 'text file')
 export const defaultSeqlen = (spec: ModelSpec): number => Math.min(2048, spec.maxPositionEmbeddings);
 
 /**
- * A window length the model can take: a positive integer no longer than its context. Longer
- * windows are refused everywhere (calibration, evaluation, search), before anything is allocated.
+ * A window length the model can take: at least 2 tokens (position t predicts token t + 1, so a
+ * one-token window has nothing to predict: its perplexity, PHO's calib-nll proxy and a
+ * confirmation trial would all be NaN) and no longer than its context. Other windows are refused
+ * everywhere (calibration, evaluation, search), before anything is allocated.
  */
 export function checkSeqlen(field: string, seqlen: unknown, spec: ModelSpec): asserts seqlen is number {
   checkInteger(field, seqlen, 1);
+  checkField(seqlen >= 2, field, `must be at least 2 tokens (a window predicts each token from the ones before it), got ${seqlen}`);
   checkField(
     seqlen <= spec.maxPositionEmbeddings,
     field,

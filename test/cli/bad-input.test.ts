@@ -261,6 +261,12 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
     it('prune --eval-seqlen 1024', () =>
       expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--eval-ppl', WIKITEXT_TEST, '--eval-seqlen', '1024'), /--eval-seqlen 1024 is longer than the model's context of 512/));
     it('search --seqlen 100000', () => expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--seqlen', '100000'], tooLong));
+    // A one-token window predicts nothing: its perplexity was NaN with exit 0, and PHO picked a
+    // configuration from NaN proxy values.
+    const oneToken = (flag: string) => new RegExp(`^crepe: ${flag} must be at least 2 tokens \\(a window predicts each token from the ones before it\\), got 1$`);
+    it('eval --seqlen 1', () => expectRefusal(['eval', model, '--eval-ppl', WIKITEXT_TEST, '--seqlen', '1'], oneToken('--seqlen'), { out: false }));
+    it('prune --eval-seqlen 1', () => expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--eval-ppl', WIKITEXT_TEST, '--eval-seqlen', '1'), oneToken('--eval-seqlen')));
+    it('search --seqlen 1', () => expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--seqlen', '1'], oneToken('--seqlen')));
   });
 
   describe('inputs checked before the first expensive step', { concurrency: true }, () => {
