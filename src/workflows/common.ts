@@ -172,7 +172,7 @@ export function checkSeqlen(field: string, seqlen: unknown, spec: ModelSpec): as
   checkField(
     seqlen <= spec.maxPositionEmbeddings,
     field,
-    `${seqlen} is longer than the model's context of ${spec.maxPositionEmbeddings} tokens (max_position_embeddings in config.json)`,
+    `${seqlen} is longer than the model's context of ${spec.maxPositionEmbeddings} tokens (${spec.contextField ?? 'max_position_embeddings'} in config.json)`,
   );
 }
 

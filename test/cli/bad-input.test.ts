@@ -122,6 +122,10 @@ before(async () => {
   damaged.unknownModelType = damagedModel(model, 'unknown-model-type', () => {});
   const configFile = path.join(damaged.unknownModelType, 'config.json');
   writeFileSync(configFile, JSON.stringify({ ...JSON.parse(readFileSync(configFile, 'utf8')), model_type: 'gpt_neox' }));
+  // stories260K as a Mistral with a 64-token sliding window (Mistral-7B v0.1 has 4096 of 32768).
+  damaged.slidingWindow = damagedModel(model, 'sliding-window', () => {});
+  const slidingConfig = path.join(damaged.slidingWindow, 'config.json');
+  writeFileSync(slidingConfig, JSON.stringify({ ...JSON.parse(readFileSync(slidingConfig, 'utf8')), model_type: 'mistral', sliding_window: 64 }));
 });
 
 const pruneWith = (method: string, modelDir: string, ...extra: string[]): string[] => [
@@ -261,6 +265,12 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
     it('prune --eval-seqlen 1024', () =>
       expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--eval-ppl', WIKITEXT_TEST, '--eval-seqlen', '1024'), /--eval-seqlen 1024 is longer than the model's context of 512/));
     it('search --seqlen 100000', () => expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--seqlen', '100000'], tooLong));
+    // Beyond a sliding window transformers attends to fewer keys than crepe's causal attention:
+    // the PPL was silently that of another model.
+    it('eval --seqlen 128 on a model with a 64-token sliding window', () =>
+      expectRefusal(['eval', damaged.slidingWindow, '--eval-ppl', WIKITEXT_TEST, '--seqlen', '128'], /^crepe: --seqlen 128 is longer than the model's context of 64 tokens \(sliding_window in config\.json\)$/, { out: false }));
+    it('prune --eval-seqlen 128 on a model with a 64-token sliding window', () =>
+      expectRefusal(pruneArgs(damaged.slidingWindow, '--sparsity', '0.5', '--eval-ppl', WIKITEXT_TEST, '--eval-seqlen', '128'), /^crepe: --eval-seqlen 128 is longer than the model's context of 64 tokens \(sliding_window in config\.json\)$/));
     // A one-token window predicts nothing: its perplexity was NaN with exit 0, and PHO picked a
     // configuration from NaN proxy values.
     const oneToken = (flag: string) => new RegExp(`^crepe: ${flag} must be at least 2 tokens \\(a window predicts each token from the ones before it\\), got 1$`);
