@@ -7,7 +7,7 @@ import { closeSync } from 'node:fs';
 import { openInputFile } from '../io/input-file.ts';
 import type { ModelSpec } from '../model/spec.ts';
 import { TextTokenizer } from '../model/tokenizer.ts';
-import type { EngineOptions } from '../engine/session.ts';
+import { checkThreads, type EngineOptions } from '../engine/session.ts';
 import { FieldError, UserError, checkField } from '../util/errors.ts';
 import type { Progress } from '../util/progress.ts';
 import { resolveModelArgument, type ModelArgumentKind } from '../hub/resolve.ts';
@@ -118,7 +118,7 @@ export async function resolveModel(field: string, value: unknown, request: RunCo
 export function engineOptions(request: EngineRequest): EngineOptions {
   const device = request.device ?? 'cpu';
   checkField(device === 'cpu' || device === 'cuda', 'device', `must be "cpu" or "cuda", got ${JSON.stringify(device)}`);
-  if (request.threads !== undefined) checkInteger('threads', request.threads, 1);
+  checkThreads(request.threads);
   return { device, threads: request.threads };
 }
 

@@ -253,6 +253,9 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
       expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--sigma0', '1e308'], /--sigma0 must be a number in \(0, 18\], got 1e\+308/));
     it('search --validate 2 (a correlation needs three points)', () =>
       expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--validate', '2', '--eval-ppl', WIKITEXT_TEST], /--validate must be an integer ≥ 3, got 2/));
+    it('eval --threads 100000 (ONNX Runtime never finished starting them)', () =>
+      expectRefusal(['eval', model, '--eval-ppl', WIKITEXT_TEST, '--threads', '100000'], /^crepe: --threads must be at most 1024 \(more than any machine's cores\), got 100000$/, { out: false }));
+    it('prune --threads 5000', () => expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--threads', '5000'), /^crepe: --threads must be at most 1024 .*got 5000$/));
     it('a CRePE option with another method', () =>
       expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--crepe-k', '5'), /--crepe-k applies to --method crepe only/));
   });
