@@ -5,7 +5,7 @@
  */
 import { Option, type Command } from 'commander';
 import type { TextsRequest } from '../workflows/texts.ts';
-import { parseTarget, type PruneTarget, type Selection } from '../prune/target.ts';
+import { parsePattern, parseTarget, type PruneTarget, type Selection } from '../prune/target.ts';
 import { UserError } from '../util/errors.ts';
 
 export interface Writer {
@@ -48,12 +48,12 @@ export function finiteNumber(flag: string) {
 /** --sparsity or --pattern (exactly one), through the library's one target reader. */
 export function targetOption(opts: { sparsity?: number; pattern?: string }): PruneTarget {
   if ((opts.sparsity === undefined) === (opts.pattern === undefined)) throw new UserError('give exactly one of --sparsity <s> (unstructured) or --pattern <n:m>');
-  return opts.pattern !== undefined ? parseTarget(opts.pattern, 'pattern') : parseTarget(opts.sparsity!, 'sparsity');
+  return opts.pattern !== undefined ? parsePattern(opts.pattern, 'pattern') : parseTarget(opts.sparsity!, 'sparsity');
 }
 
 /** --per-row or --per-matrix (at most one); undefined leaves the method's default. */
 export function selectionOption(opts: { perRow?: boolean; perMatrix?: boolean }): Selection | undefined {
-  if (opts.perRow && opts.perMatrix) throw new UserError('--per-row and --per-matrix exclude each other');
+  if (opts.perRow && opts.perMatrix) throw new UserError('give at most one of --per-row or --per-matrix');
   return opts.perRow ? 'per-row' : opts.perMatrix ? 'per-matrix' : undefined;
 }
 

@@ -181,6 +181,15 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
     it('--pattern 5:4 (n > m)', () => expectRefusal(pruneArgs(model, '--pattern', '5:4'), /--pattern 5:4 .*n must be smaller than m/));
     it('--pattern 2:8 on a width not divisible by 8 (intermediate 172)', () =>
       expectRefusal(pruneArgs(model, '--pattern', '2:8'), /--pattern 2:8: mlp\.down_proj has 172 inputs, not a multiple of 8/));
+    // A sparsity given as --pattern pruned unstructured, where semi-structured was asked for.
+    it('--pattern 0.5 (a sparsity, not n:m)', () =>
+      expectRefusal(pruneArgs(model, '--pattern', '0.5'), /^crepe: --pattern must be n:m with whole numbers, e\.g\. 2:4 \(n of every m consecutive weights pruned\), got "0\.5"$/));
+    it('search --pattern 0.5', () =>
+      expectRefusal(['search', model, '--calib', C4_SAMPLE, '--pattern', '0.5'], /^crepe: --pattern must be n:m with whole numbers, .*got "0\.5"$/));
+    it('inspect --pattern 2:x', () => expectRefusal(['inspect', model, '--pattern', '2:x'], /^crepe: --pattern must be n:m with whole numbers, .*got "2:x"$/, { out: false }));
+    // The message once read "--per-row and --per-matrix --exclude each other" (a field name turned into a flag).
+    it('--per-row with --per-matrix', () =>
+      expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--per-row', '--per-matrix'), /^crepe: give at most one of --per-row or --per-matrix$/));
     it('unknown --method', () =>
       expectRefusal(['prune', model, '--method', 'obs', '--sparsity', '0.5', '--calib', C4_SAMPLE], /--method "obs" is unknown; expected one of .*wanda/));
     it('an existing --out directory without --overwrite is refused and left untouched', async () => {
