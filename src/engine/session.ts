@@ -26,7 +26,7 @@ export type Session = ort.InferenceSession;
 
 /**
  * The most threads a request may ask for: more than any machine has cores, so a larger number is a
- * slip of the keyboard (ONNX Runtime starting 100000 threads never finished).
+ * slip of the keyboard (ONNX Runtime does not finish starting 100000 threads).
  */
 export const MAX_THREADS = 1024;
 

@@ -181,13 +181,13 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
     it('--pattern 5:4 (n > m)', () => expectRefusal(pruneArgs(model, '--pattern', '5:4'), /--pattern 5:4 .*n must be smaller than m/));
     it('--pattern 2:8 on a width not divisible by 8 (intermediate 172)', () =>
       expectRefusal(pruneArgs(model, '--pattern', '2:8'), /--pattern 2:8: mlp\.down_proj has 172 inputs, not a multiple of 8/));
-    // A sparsity given as --pattern pruned unstructured, where semi-structured was asked for.
+    // A sparsity given as --pattern would prune unstructured where semi-structured was asked for.
     it('--pattern 0.5 (a sparsity, not n:m)', () =>
       expectRefusal(pruneArgs(model, '--pattern', '0.5'), /^crepe: --pattern must be n:m with whole numbers, e\.g\. 2:4 \(n of every m consecutive weights pruned\), got "0\.5"$/));
     it('search --pattern 0.5', () =>
       expectRefusal(['search', model, '--calib', C4_SAMPLE, '--pattern', '0.5'], /^crepe: --pattern must be n:m with whole numbers, .*got "0\.5"$/));
     it('inspect --pattern 2:x', () => expectRefusal(['inspect', model, '--pattern', '2:x'], /^crepe: --pattern must be n:m with whole numbers, .*got "2:x"$/, { out: false }));
-    // The message once read "--per-row and --per-matrix --exclude each other" (a field name turned into a flag).
+    // Plain words, none of them a request field that the command line would turn into a flag.
     it('--per-row with --per-matrix', () =>
       expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--per-row', '--per-matrix'), /^crepe: give at most one of --per-row or --per-matrix$/));
     it('unknown --method', () =>
@@ -262,7 +262,7 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
       expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--sigma0', '1e308'], /--sigma0 must be a number in \(0, 18\], got 1e\+308/));
     it('search --validate 2 (a correlation needs three points)', () =>
       expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--validate', '2', '--eval-ppl', WIKITEXT_TEST], /--validate must be an integer ≥ 3, got 2/));
-    it('eval --threads 100000 (ONNX Runtime never finished starting them)', () =>
+    it('eval --threads 100000 (ONNX Runtime would not finish starting them)', () =>
       expectRefusal(['eval', model, '--eval-ppl', WIKITEXT_TEST, '--threads', '100000'], /^crepe: --threads must be at most 1024 \(more than any machine's cores\), got 100000$/, { out: false }));
     it('prune --threads 5000', () => expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--threads', '5000'), /^crepe: --threads must be at most 1024 .*got 5000$/));
     it('a CRePE option with another method', () =>
@@ -278,12 +278,12 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
       expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--eval-ppl', WIKITEXT_TEST, '--eval-seqlen', '1024'), /--eval-seqlen 1024 is longer than the model's context of 512/));
     it('search --seqlen 100000', () => expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--seqlen', '100000'], tooLong));
     // Beyond a sliding window transformers attends to fewer keys than crepe's causal attention:
-    // the PPL was silently that of another model.
+    // the PPL would be that of another model.
     it('eval --seqlen 128 on a model with a 64-token sliding window', () =>
       expectRefusal(['eval', damaged.slidingWindow, '--eval-ppl', WIKITEXT_TEST, '--seqlen', '128'], /^crepe: --seqlen 128 is longer than the model's context of 64 tokens \(sliding_window in config\.json\)$/, { out: false }));
     it('prune --eval-seqlen 128 on a model with a 64-token sliding window', () =>
       expectRefusal(pruneArgs(damaged.slidingWindow, '--sparsity', '0.5', '--eval-ppl', WIKITEXT_TEST, '--eval-seqlen', '128'), /^crepe: --eval-seqlen 128 is longer than the model's context of 64 tokens \(sliding_window in config\.json\)$/));
-    // A one-token window predicts nothing: its perplexity was NaN with exit 0, and PHO picked a
+    // A one-token window predicts nothing: its perplexity would be NaN, and PHO would pick a
     // configuration from NaN proxy values.
     const oneToken = (flag: string) => new RegExp(`^crepe: ${flag} must be at least 2 tokens \\(a window predicts each token from the ones before it\\), got 1$`);
     it('eval --seqlen 1', () => expectRefusal(['eval', model, '--eval-ppl', WIKITEXT_TEST, '--seqlen', '1'], oneToken('--seqlen'), { out: false }));
