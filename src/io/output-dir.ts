@@ -9,7 +9,7 @@
  */
 import { existsSync, lstatSync, readdirSync, realpathSync, writeFileSync, type Stats } from 'node:fs';
 import path from 'node:path';
-import { FieldError, UserError } from '../util/errors.ts';
+import { FieldError, UserError, checkField } from '../util/errors.ts';
 import { replaceDirectory } from './atomic.ts';
 import { readInputJson } from './input-file.ts';
 import { writingToSync } from './write-error.ts';
@@ -91,6 +91,8 @@ export interface OutputDirRequest {
 /** Checks `out` against the rule above and returns its absolute path; refusals are FieldErrors. */
 export function checkOutputDir(out: string, request: OutputDirRequest = {}): string {
   const field = request.field ?? 'out';
+  // An empty name would resolve to the working directory.
+  checkField(typeof out === 'string' && out.trim() !== '', field, 'must name an output directory');
   const target = path.resolve(out);
   const real = canonical(target);
   for (const input of request.inputs ?? []) {

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { resolveCrepeParams, type CrepeParams } from '../prune/scores/crepe.ts';
-import { UserError } from '../util/errors.ts';
+import { UserError, checkField } from '../util/errors.ts';
 import { readInputJson } from '../io/input-file.ts';
 
 export const CREPE_CONFIG_FORMAT = 'crepe-config/1';
@@ -54,7 +54,13 @@ export function parseCrepeConfig(json: unknown, source: string): CrepeConfigFile
   return { format: CREPE_CONFIG_FORMAT, ...params, provenance: provenance as Record<string, unknown> | undefined };
 }
 
+/** Refuses an empty configuration file name (the request field crepeConfig), which would resolve to the working directory. */
+export function checkCrepeConfigName(file: string): void {
+  checkField(typeof file === 'string' && file.trim() !== '', 'crepeConfig', 'must name a file');
+}
+
 export function loadCrepeConfig(file: string): CrepeConfigFile {
+  checkCrepeConfigName(file);
   if (!existsSync(file)) throw new UserError(`${file}: no such CRePE configuration file`);
   return parseCrepeConfig(readInputJson(file, 'crepeConfig'), file);
 }

@@ -23,7 +23,7 @@ import { pruneSettings, type PruneSettings } from '../prune/settings.ts';
 import { describeTarget, type PruneTarget, type Selection } from '../prune/target.ts';
 import type { MethodName } from '../prune/methods.ts';
 import { resolveCrepeParams, type CrepeParams } from '../prune/scores/crepe.ts';
-import { loadCrepeConfig } from '../search/crepe-config.ts';
+import { checkCrepeConfigName, loadCrepeConfig } from '../search/crepe-config.ts';
 import { defaultCrepeConfigFor } from '../search/crepe-defaults.ts';
 import { runAutoCrepe, type AutoOptions, type AutoReport } from './auto-crepe.ts';
 import { atomicWriteFile, atomicWriteJson } from '../io/atomic.ts';
@@ -252,6 +252,7 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
   const { nsamples, seqlen, seed } = plan;
   const calibration = { file: path.resolve(request.calib), sha256: sha256File(request.calib), nsamples, seqlen, seed };
   checkField(!(request.auto && request.crepeConfig !== undefined), 'auto', 'searches the configuration itself: give crepeConfig or auto, not both');
+  if (request.method === 'crepe' && request.crepeConfig !== undefined) checkCrepeConfigName(request.crepeConfig);
   const crepeConfig = request.method !== 'crepe'
     ? undefined
     : request.crepeConfig !== undefined

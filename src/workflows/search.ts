@@ -216,6 +216,8 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
   if (needsHeldOut) checkField(request.evalText !== undefined, 'evalText', 'is needed: hill climbing, validate and confirm (unless on held-out calibration windows) measure real perplexity on held-out text');
   const measured = request.proxyFrom !== undefined ? proxyFromValidation(request.proxyFrom) : null;
   if (request.proxyCache !== undefined) {
+    // An empty name would resolve to the working directory.
+    checkField(request.proxyCache.trim() !== '', 'proxyCache', 'must name a directory');
     const relative = path.relative(path.resolve(request.out), path.resolve(request.proxyCache));
     checkField(relative.startsWith('..') || path.isAbsolute(relative), 'proxyCache',
       `${path.resolve(request.proxyCache)} is inside the output directory ${path.resolve(request.out)}, which is replaced when the search ends; name a directory outside it`);

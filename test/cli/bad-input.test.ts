@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { C4_SAMPLE, WIKITEXT_TEST } from '../helpers/shared.ts';
+import { C4_SAMPLE, STORIES_BIN, WIKITEXT_TEST } from '../helpers/shared.ts';
 import { scratchDir, storiesModelDir } from '../helpers/stories.ts';
 import { runCli } from '../helpers/cli.ts';
 import { buildGguf } from '../convert/gguf-builder.ts';
@@ -304,6 +304,18 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
       const dir = scratchDir('calib-dir');
       return expectRefusal(['search', model, '--sparsity', '0.5', '--calib', dir], new RegExp(`--calib ${dir}: is a directory`));
     });
+    // An empty name would resolve to the working directory: an output, a cache or a file read there.
+    it('prune --out "" (and with --overwrite)', async () => {
+      await expectRefusal([...pruneArgs(model, '--sparsity', '0.5'), '--out', ''], /^crepe: --out must name an output directory$/, { out: false });
+      await expectRefusal([...pruneArgs(model, '--sparsity', '0.5'), '--out', '', '--overwrite'], /^crepe: --out must name an output directory$/, { out: false });
+    });
+    it('convert --out " "', () => expectRefusal(['convert', STORIES_BIN, '--out', ' '], /^crepe: --out must name an output directory$/, { out: false }));
+    it('search --proxy-cache ""', () =>
+      expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--proxy-cache', ''], /^crepe: --proxy-cache must name a directory$/));
+    it('prune --method crepe --config ""', () =>
+      expectRefusal(['prune', model, '--method', 'crepe', '--sparsity', '0.5', '--calib', C4_SAMPLE, '--config', ''], /^crepe: --config must name a file$/));
+    it('search --config ""', () =>
+      expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--config', ''], /^crepe: --config must name a file$/));
     it('search --strategy hillclimb without held-out text', () =>
       expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--strategy', 'hillclimb'], /--eval-ppl is needed/));
     it('a tokenizer that gives ids outside the vocabulary (eval)', () =>
