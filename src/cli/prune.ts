@@ -97,7 +97,7 @@ export function register(program: Command, io: CliIo, argv: readonly string[]): 
       command: ['crepe', ...argv].join(' '),
       baseModel: opts.baseModel,
       evalTasks: opts.evalTasks,
-      evalTaskDir: opts.evalTasks === undefined ? undefined : taskDirOption(opts.evalTaskDir, '--eval-task-dir'),
+      evalTaskDir: opts.evalTasks === undefined ? opts.evalTaskDir : taskDirOption(opts.evalTaskDir, '--eval-task-dir'),
       evalLimit: opts.evalLimit,
       device: opts.device,
       threads: opts.threads,

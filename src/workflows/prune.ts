@@ -235,6 +235,10 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
   const started = Date.now();
   const engine = engineOptions(request);
   const counts = checkTextsRequest(request);
+  if (request.evalTasks === undefined) {
+    checkField(request.evalTaskDir === undefined, 'evalTaskDir', 'applies to evalTasks only (the zero-shot tasks to measure)');
+    checkField(request.evalLimit === undefined, 'evalLimit', 'applies to evalTasks only (the zero-shot tasks to measure)');
+  }
   const taskSelection = request.evalTasks === undefined
     ? null
     : selectTasks({ tasks: 'evalTasks', taskDir: 'evalTaskDir', limit: 'evalLimit' }, request.evalTasks, request.evalTaskDir, request.evalLimit);

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { C4_SAMPLE, STORIES_BIN, WIKITEXT_TEST } from '../helpers/shared.ts';
+import { C4_SAMPLE, STORIES_BIN, STORIES_GGUF, STORIES_TOK, WIKITEXT_TEST } from '../helpers/shared.ts';
 import { scratchDir, storiesModelDir } from '../helpers/stories.ts';
 import { runCli } from '../helpers/cli.ts';
 import { buildGguf } from '../convert/gguf-builder.ts';
@@ -309,6 +309,8 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
       await expectRefusal([...pruneArgs(model, '--sparsity', '0.5'), '--out', ''], /^crepe: --out must name an output directory$/, { out: false });
       await expectRefusal([...pruneArgs(model, '--sparsity', '0.5'), '--out', '', '--overwrite'], /^crepe: --out must name an output directory$/, { out: false });
     });
+    it('convert a GGUF with --tokenizer (a GGUF carries its own; the file would be ignored)', () =>
+      expectRefusal(['convert', STORIES_GGUF, '--tokenizer', STORIES_TOK], /^crepe: --tokenizer .*tok512\.bin: applies to a llama2\.c \.bin checkpoint only; the GGUF file .*\.gguf carries its own tokenizer$/));
     it('convert --out " "', () => expectRefusal(['convert', STORIES_BIN, '--out', ' '], /^crepe: --out must name an output directory$/, { out: false }));
     it('search --proxy-cache ""', () =>
       expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--proxy-cache', ''], /^crepe: --proxy-cache must name a directory$/));
