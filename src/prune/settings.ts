@@ -146,6 +146,8 @@ export function pruneSettings(input: PruneSettingsInput): PruneSettings {
       checkField((LINEAR_NAMES as readonly string[]).includes(linear), 'exclude', `"${linear}" is not a linear of a decoder block; expected some of ${LINEAR_NAMES.join(', ')}`);
       return linear as LinearName;
     });
+    // Every linear left dense would publish the input unchanged as a pruned model.
+    checkField(LINEAR_NAMES.some((linear) => !exclude!.includes(linear)), 'exclude', `names every linear of a decoder block (${LINEAR_NAMES.join(', ')}), so nothing would be pruned`);
   }
 
   return {

@@ -241,6 +241,8 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
       expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--owl', '--owl-lambda', '0.6'), /--owl-lambda must be in \(0, 0\.5\) .*got 0\.6/));
     it('--owl-lambda 0', () => expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--owl', '--owl-lambda', '0'), /--owl-lambda must be in \(0, 0\.5\) .*got 0/));
     it('--owl-lambda negative', () => expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--owl', '--owl-lambda', '-0.1'), /--owl-lambda must be in \(0, 0\.5\) .*got -0\.1/));
+    it('--exclude naming every linear (nothing would be pruned)', () =>
+      expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--exclude', 'q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj'), /^crepe: --exclude names every linear of a decoder block \(self_attn\.q_proj, .*mlp\.down_proj\), so nothing would be pruned$/));
     it('unknown --dsnot-skip value', () =>
       expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--dsnot', '--dsnot-skip', 'foo'), /--dsnot-skip .*foo.*mlp, none/));
   });

@@ -100,4 +100,7 @@ test('pruneSettings refuses every bad field with a FieldError naming it', () => 
   refuses({ target: { kind: 'nm', n: 2, m: 4 }, permute: { strategy: 'lsa', blocks: 0 } }, 'permute.blocks', /positive integer/);
   refuses({ method: 'sparsegpt', target: { kind: 'nm', n: 2, m: 4 }, permute: { strategy: 'lsa' } }, 'permute', /does not apply to method sparsegpt/);
   refuses({ exclude: ['lm_head'] }, 'exclude', /"lm_head" is not a linear/);
+  const everyLinear = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj'];
+  refuses({ exclude: everyLinear }, 'exclude', /^names every linear of a decoder block \(self_attn\.q_proj, .*\), so nothing would be pruned$/);
+  assert.deepEqual(pruneSettings({ ...base, exclude: everyLinear.slice(1) } as never).exclude, everyLinear.slice(1));
 });
