@@ -18,6 +18,9 @@ export interface CrepeConfigFile extends CrepeParams {
   provenance?: Record<string, unknown>;
 }
 
+/** The fields of a configuration file. */
+const CONFIG_FIELDS: readonly string[] = ['format', 'k', 'alpha', 'beta', 'gamma', 'a', 'variant', 'border', 'provenance'];
+
 /** Validates parsed JSON as a CRePE configuration; `source` names the file in messages. */
 export function parseCrepeConfig(json: unknown, source: string): CrepeConfigFile {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
@@ -26,6 +29,10 @@ export function parseCrepeConfig(json: unknown, source: string): CrepeConfigFile
   const obj = json as Record<string, unknown>;
   if (obj.format !== undefined && obj.format !== CREPE_CONFIG_FORMAT) {
     throw new UserError(`${source}: unknown format "${String(obj.format)}", expected "${CREPE_CONFIG_FORMAT}"`);
+  }
+  // A misspelt field ("gama") would leave its parameter at the default without a word.
+  for (const key of Object.keys(obj)) {
+    if (!CONFIG_FIELDS.includes(key)) throw new UserError(`${source}: unknown field "${key}"; expected ${CONFIG_FIELDS.join(', ')}`);
   }
   for (const key of ['k', 'alpha', 'beta', 'gamma']) {
     if (obj[key] === undefined) throw new UserError(`${source}: "${key}" is missing`);
