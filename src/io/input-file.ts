@@ -135,11 +135,12 @@ export function readInputJson(filePath: string, kind: InputKind, label?: string)
 
 /**
  * `text` parsed as JSON, or a UserError "<where>: not valid JSON (<reason>)" on one line (V8's
- * reason quotes the text around the error, newlines included).
+ * reason quotes the text around the error, newlines included). A leading byte-order mark, which
+ * Windows editors write, is ignored, as RFC 8259 allows.
  */
 export function parseJson(text: string, where: string): unknown {
   try {
-    return JSON.parse(text);
+    return JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
   } catch (error) {
     throw new UserError(`${where}: not valid JSON (${(error as Error).message.replace(/\s+/g, ' ')})`);
   }

@@ -63,6 +63,8 @@ test('readJsonlDocuments: texts in order, blank lines skipped, CRLF tolerated, g
   const content = '{"text":"first","url":"u"}\r\n\n{"text":"sec\\nond"}\n   \n{"text":""}';
   assert.deepEqual(readJsonlDocuments(writeTemp('docs.jsonl', content)), ['first', 'sec\nond', '']);
   assert.deepEqual(readJsonlDocuments(writeTemp('docs.jsonl.gz', gzipSync(content))), ['first', 'sec\nond', '']);
+  // A byte-order mark (Windows editors write one) is not part of the first document.
+  assert.deepEqual(readJsonlDocuments(writeTemp('bom.jsonl', `\ufeff${content}`)), ['first', 'sec\nond', '']);
 });
 
 test('readJsonlDocuments: bad JSON or missing text names file and line', () => {
