@@ -10,7 +10,7 @@
 import { endianness, totalmem } from 'node:os';
 import { createHash } from 'node:crypto';
 import { PyRandom } from './mt19937.ts';
-import { readEvalText, readJsonlDocuments } from './text-sources.ts';
+import { looksLikeJsonLines, readEvalText, readJsonlDocuments } from './text-sources.ts';
 import { UserError, check, checkField } from '../util/errors.ts';
 
 /** Tokenises one text; the result starts with BOS, as HF's slow Llama tokenizer does by default. */
@@ -146,7 +146,13 @@ export function sampleCalibrationFile(filePath: string, encode: Encode, opts: Ca
     const { windows, draws } = sampleC4Windows(documents, encode, { ...windowOptions, source: filePath });
     return { kind: 'documents', windows, draws };
   }
-  const tokens = encode(readEvalText(filePath));
+  const text = readEvalText(filePath);
+  checkField(
+    !looksLikeJsonLines(text),
+    'calib',
+    `${filePath}: holds JSON Lines documents (line 1 is an object with a "text" field) but would be read as plain text, JSON syntax included, as its name does not end in .jsonl; rename it to .jsonl`,
+  );
+  const tokens = encode(text);
   if (tokens.length > opts.seqlen) checkWindowSupply(opts.nsamples, opts.seqlen, tokens.length - opts.seqlen, `${filePath} (${tokens.length} tokens)`);
   const { windows, starts } = sampleTextWindows(tokens, { ...windowOptions, source: filePath });
   return { kind: 'text', windows, draws: starts.map((start) => [0, start]) };
