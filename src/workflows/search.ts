@@ -156,6 +156,9 @@ function modelWeightsSha256(model: ModelCheckpoint): string {
 /** Peak resident memory of this process so far (workers included: they are threads), in bytes. */
 const peakRssBytes = (): number => process.resourceUsage().maxRSS * 1024;
 
+/** Request fields of PHO's proxy and CMA-ES, which hill climbing does not use. */
+const PHO_ONLY = ['sigma0', 'confirm', 'proxy', 'proxySign', 'proxyFrom', 'proxyRows', 'giniSubsample', 'nllWindows', 'proxyCache', 'proxyCacheBudget'] as const;
+
 /** The request's search options, validated, with their defaults. */
 function searchOptions(request: SearchRequest) {
   const strategy = request.strategy ?? 'pho';
@@ -189,6 +192,11 @@ function searchOptions(request: SearchRequest) {
   checkInteger('proxyCacheBudget', proxyCacheBudget, 0);
   const selection = request.selection ?? 'per-matrix';
   checkField(selection === 'per-row' || selection === 'per-matrix', 'selection', `must be "per-row" or "per-matrix", got ${JSON.stringify(selection)}`);
+  // Options that hill climbing or a search without confirmation would ignore.
+  if (strategy === 'hillclimb' && request.validate === undefined) {
+    for (const field of PHO_ONLY) checkField(request[field] === undefined, field, 'applies to PHO and validate only (hill climbing measures each trial for real)');
+  }
+  if (request.confirmWindows !== undefined) checkField(confirm > 0, 'confirmWindows', 'applies to confirm only (the windows each confirmation trial measures)');
   const space: SearchSpace = { searchA: Boolean(request.searchA), fixedA: a, variant };
   return { strategy, budget, sigma0, confirm, confirmStatistics, confirmOn, calibrationConfirm, giniSubsample, space, selection, proxyRows, proxyCacheBudget };
 }

@@ -333,6 +333,15 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
       expectRefusal(['prune', model, '--method', 'crepe', '--sparsity', '0.5', '--calib', C4_SAMPLE, '--config', ''], /^crepe: --config must name a file$/));
     it('search --config ""', () =>
       expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--config', ''], /^crepe: --config must name a file$/));
+    // Options the run would ignore.
+    it('search --strategy hillclimb with a PHO option (--proxy, --sigma0, --proxy-cache)', async () => {
+      const hillclimb = ['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--strategy', 'hillclimb', '--eval-ppl', WIKITEXT_TEST];
+      await expectRefusal([...hillclimb, '--proxy', 'gini-own'], /^crepe: --proxy applies to PHO and --validate only \(hill climbing measures each trial for real\)$/);
+      await expectRefusal([...hillclimb, '--sigma0', '1'], /^crepe: --sigma0 applies to PHO and --validate only/);
+      await expectRefusal([...hillclimb, '--proxy-cache', path.join(scratchDir('cache'), 'c')], /^crepe: --proxy-cache applies to PHO and --validate only/);
+    });
+    it('search --confirm-windows without --confirm', () =>
+      expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--confirm-windows', '3'], /^crepe: --confirm-windows applies to --confirm only \(the windows each confirmation trial measures\)$/));
     it('search --strategy hillclimb without held-out text', () =>
       expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--strategy', 'hillclimb'], /--eval-ppl is needed/));
     it('a tokenizer that gives ids outside the vocabulary (eval)', () =>
