@@ -4,7 +4,7 @@
  * held to a size limit that fits its kind, so `/dev/zero`, a named pipe or a mistaken multi-GB file
  * is refused with one line naming the file instead of hanging or exhausting memory.
  */
-import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
 import { UserError } from '../util/errors.ts';
 
 const MiB = 2 ** 20;
@@ -131,6 +131,19 @@ export function readInputText(filePath: string, kind: InputKind, label?: string)
 /** The file parsed as JSON; a parse failure names the file. */
 export function readInputJson(filePath: string, kind: InputKind, label?: string): unknown {
   return parseJson(readInputText(filePath, kind, label), named(filePath, label));
+}
+
+const MODEL_DIRECTORY = 'a Hugging Face model directory: config.json, model.safetensors, tokenizer.json';
+
+/** Refuses a model path that does not exist or is not a directory, naming it and what was expected. */
+export function checkModelDirectory(dir: string): void {
+  let stats: Stats;
+  try {
+    stats = statSync(dir);
+  } catch {
+    throw new UserError(`${dir}: no such directory (expected ${MODEL_DIRECTORY})`);
+  }
+  if (!stats.isDirectory()) throw new UserError(`${dir}: not a directory (expected ${MODEL_DIRECTORY})`);
 }
 
 /**

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../util/errors.ts';
-import { readInputJson } from '../io/input-file.ts';
+import { checkModelDirectory, readInputJson } from '../io/input-file.ts';
 import { isHfConfig, type HfConfig } from './families/common.ts';
 import { llamaSpec } from './families/llama.ts';
 import { mistralSpec } from './families/mistral.ts';
@@ -50,6 +50,7 @@ export function parseModelConfig(json: unknown, source: string): ModelSpec {
 
 /** Reads and parses `<dir>/config.json`. */
 export function readModelConfig(dir: string): ModelSpec {
+  checkModelDirectory(dir);
   const configPath = path.join(dir, 'config.json');
   if (!existsSync(configPath)) throw new UserError(`${dir}: no config.json (expected a Hugging Face model directory)`);
   return parseModelConfig(readInputJson(configPath, 'json'), configPath);

@@ -311,6 +311,13 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
       expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--eval-ppl', path.join(scratchDir('missing'), 'missing.txt')), /--eval-ppl .*missing\.txt: .*no such file/));
     it('prune --eval-ppl with a text shorter than one window', () =>
       expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--eval-ppl', writeText('short-eval.txt', 'Once upon a time.')), /--eval-ppl .*short-eval\.txt: \d+ tokens is shorter than one window of --eval-seqlen 64/));
+    it('a model path that does not exist, or is a file', async () => {
+      const missing = path.join(scratchDir('no-model'), 'nope');
+      await expectRefusal(['eval', missing, '--eval-ppl', WIKITEXT_TEST], new RegExp(`^crepe: ${missing}: no such directory \\(expected a Hugging Face model directory: config\\.json, model\\.safetensors, tokenizer\\.json\\)$`), { out: false });
+      const file = path.join(model, 'config.json');
+      await expectRefusal(['inspect', file], new RegExp(`^crepe: ${file}: not a directory \\(expected a Hugging Face model directory`), { out: false });
+      await expectRefusal(pruneArgs(file, '--sparsity', '0.5'), new RegExp(`^crepe: ${file}: not a directory`));
+    });
     it('prune --calib <a directory>', () => {
       const dir = scratchDir('calib-dir');
       return expectRefusal(['prune', model, '--method', 'wanda', '--sparsity', '0.5', '--calib', dir], new RegExp(`--calib ${dir}: is a directory`));
