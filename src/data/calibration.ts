@@ -140,6 +140,7 @@ export function sampleCalibrationFile(filePath: string, encode: Encode, opts: Ca
   if (hiddenSize !== undefined) checkActivationMemory(opts.nsamples, opts.seqlen, hiddenSize);
   if (isDocumentsFile(filePath)) {
     const documents = readJsonlDocuments(filePath);
+    checkField(documents.length > 0, 'calib', `${filePath}: holds no documents (expected JSON Lines: one object with a "text" field per line)`);
     let bound = 0;
     for (const document of documents) bound += Math.max(0, Buffer.byteLength(document, 'utf8') + 2 - opts.seqlen);
     checkWindowSupply(opts.nsamples, opts.seqlen, bound, `${filePath} (${documents.length} documents)`);
@@ -147,6 +148,7 @@ export function sampleCalibrationFile(filePath: string, encode: Encode, opts: Ca
     return { kind: 'documents', windows, draws };
   }
   const text = readEvalText(filePath);
+  checkField(text.trim() !== '', 'calib', `${filePath}: holds no text`);
   checkField(
     !looksLikeJsonLines(text),
     'calib',

@@ -69,6 +69,7 @@ export function prepareEvalText(
   checkInputFile(fields.text, file);
   if (maxChunks !== undefined) checkInteger(fields.maxChunks, maxChunks, 1);
   const text = readEvalText(file);
+  checkField(text.trim() !== '', fields.text, `${file}: holds no text`);
   checkField(
     !isDocumentsFile(file) && !looksLikeJsonLines(text),
     fields.text,

@@ -161,6 +161,16 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
   });
 
   describe('texts too short (issues #2, #3)', { concurrency: true }, () => {
+    it('an empty or blank evaluation text', async () => {
+      for (const [name, text] of [['empty.txt', ''], ['blank.txt', ' \n\n  \n']]) {
+        await expectRefusal(['eval', model, '--eval-ppl', writeText(name, text)], new RegExp(`^crepe: --eval-ppl \\S*${name.replace('.', '\\.')}: holds no text$`), { out: false });
+      }
+    });
+    it('an empty calibration text, and a JSON Lines file without documents', async () => {
+      await expectRefusal(['prune', model, '--method', 'wanda', '--sparsity', '0.5', '--calib', writeText('empty.txt', '')], /^crepe: --calib \S*empty\.txt: holds no text$/);
+      await expectRefusal(['prune', model, '--method', 'wanda', '--sparsity', '0.5', '--calib', writeText('blank.jsonl', '\n \n')],
+        /^crepe: --calib \S*blank\.jsonl: holds no documents \(expected JSON Lines: one object with a "text" field per line\)$/);
+    });
     it('evaluation text shorter than one window', () =>
       expectRefusal(['eval', model, '--eval-ppl', writeText('short.txt', 'Once upon a time there was a cat.'), '--seqlen', '512'], /--eval-ppl .*short\.txt: \d+ tokens is shorter than one window of --seqlen 512/, { out: false }));
     it('calibration text shorter than one window', () =>
