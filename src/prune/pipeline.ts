@@ -81,6 +81,7 @@ export async function runPrunePipeline(request: PipelineRequest): Promise<Pipeli
     const { work, state } = WorkDir.open<LayerReport>(outDir, { resume: request.resume, overwrite: request.overwrite, settingsHash });
     let layerTargets = (state?.layerTargets as PruneTarget[] | undefined) ?? [];
     if (state) progress?.log(`resuming at layer ${state.layersDone} of ${spec.numLayers}`);
+    else if (request.resume) progress?.log(`no interrupted run to resume in ${work.dir}: starting at the first layer`);
 
     const prunable = new Set(LINEAR_NAMES.map((n) => `${n}.weight`));
     let layers: LayerReport[];

@@ -87,6 +87,15 @@ describe('resume after a stop between the commit steps of a layer', () => {
     assert.equal(sha256(path.join(out, 'model.safetensors')), cleanSha);
   });
 
+  it('resume with nothing to resume says so, and runs from the first layer', async () => {
+    const out = path.join(scratchDir('nothing-to-resume'), 'out');
+    logs.length = 0;
+    await run(out, { resume: true });
+    assert.deepEqual(logs, [`no interrupted run to resume in ${workDirFor(out)}: starting at the first layer`]);
+    publishOutput(out);
+    assert.equal(sha256(path.join(out, 'model.safetensors')), cleanSha);
+  });
+
   it('a stopped run keeps exactly the committed files, named by state.json', async () => {
     const out = path.join(scratchDir('stopped'), 'out');
     await assert.rejects(run(out, { progress: crashAfter(2) }), SimulatedCrash);
