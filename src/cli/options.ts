@@ -74,7 +74,7 @@ export interface TextsOptions {
  */
 export function addTextsOptions(command: Command, help: { seed: string; evalPpl: string }): void {
   command
-    .requiredOption('--calib <file>', 'calibration text: JSON Lines (.jsonl, .jsonl.gz) with a "text" field (C4 protocol), or any other file as plain text')
+    .requiredOption('--calib <file>', 'calibration text: JSON Lines (.jsonl, .json, optionally .gz) with a "text" field (C4 protocol), or any other file as plain text')
     .option('--nsamples <n>', 'calibration windows (default 128)', positiveInt('--nsamples'))
     .option('--seqlen <n>', 'tokens per calibration window, at most the model\'s context (default: min(2048, the context))', positiveInt('--seqlen'))
     .option('--seed <n>', help.seed, nonNegativeInt('--seed'))

@@ -114,9 +114,12 @@ export interface CalibrationSet {
   draws: Array<[doc: number, start: number]>;
 }
 
-/** JSON Lines files (`.jsonl`, `.jsonl.gz`, `.json.gz` as C4 ships) are documents; anything else is one text. */
+/**
+ * JSON Lines files (`.jsonl`, `.json` as Hugging Face datasets names them, each optionally gzipped:
+ * C4 ships `.json.gz`) are documents; anything else is one text.
+ */
 export function isDocumentsFile(filePath: string): boolean {
-  return /\.jsonl(\.gz)?$|\.json\.gz$/.test(filePath);
+  return /\.jsonl?(\.gz)?$/.test(filePath);
 }
 
 export interface CalibrationFileOptions extends Omit<WindowOptions, 'source'> {
@@ -152,7 +155,7 @@ export function sampleCalibrationFile(filePath: string, encode: Encode, opts: Ca
   checkField(
     !looksLikeJsonLines(text),
     'calib',
-    `${filePath}: holds JSON Lines documents (line 1 is an object with a "text" field) but would be read as plain text, JSON syntax included, as its name does not end in .jsonl; rename it to .jsonl`,
+    `${filePath}: holds JSON Lines documents (line 1 is an object with a "text" field) but would be read as plain text, JSON syntax included, as its name does not end in .jsonl or .json; rename it`,
   );
   const tokens = encode(text);
   if (tokens.length > opts.seqlen) checkWindowSupply(opts.nsamples, opts.seqlen, tokens.length - opts.seqlen, `${filePath} (${tokens.length} tokens)`);

@@ -183,9 +183,9 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
 
   describe('JSON Lines where plain text is read: the JSON syntax, URLs and timestamps would be calibrated or measured on', { concurrency: true }, () => {
     const c4Lines = () => readFileSync(C4_SAMPLE, 'utf8').split('\n').slice(0, 50).join('\n');
-    it('--calib with C4 documents in a .json file', () =>
-      expectRefusal(['prune', model, '--method', 'wanda', '--sparsity', '0.5', '--calib', writeText('c4.json', c4Lines()), '--seqlen', '64'],
-        /^crepe: --calib \S*c4\.json: holds JSON Lines documents \(line 1 is an object with a "text" field\) but would be read as plain text, JSON syntax included, as its name does not end in \.jsonl; rename it to \.jsonl$/));
+    it('--calib with C4 documents in a .txt file', () =>
+      expectRefusal(['prune', model, '--method', 'wanda', '--sparsity', '0.5', '--calib', writeText('c4.txt', c4Lines()), '--seqlen', '64'],
+        /^crepe: --calib \S*c4\.txt: holds JSON Lines documents \(line 1 is an object with a "text" field\) but would be read as plain text, JSON syntax included, as its name does not end in \.jsonl or \.json; rename it$/));
     it('eval --eval-ppl on a .jsonl file', () =>
       expectRefusal(['eval', model, '--eval-ppl', C4_SAMPLE], /^crepe: --eval-ppl \S*\.jsonl: holds JSON Lines documents; perplexity is measured on plain text \(write the documents' "text" fields into a text file\)$/, { out: false }));
     it('prune --eval-ppl on C4 documents in a .txt file', () =>
