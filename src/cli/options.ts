@@ -45,6 +45,15 @@ export function finiteNumber(flag: string) {
   };
 }
 
+/**
+ * Refuses the options of a measurement or pass that is not asked for (`on` is its flag), which
+ * would be ignored; `options` maps each flag to its parsed value.
+ */
+export function refuseUnused(on: string, options: Record<string, unknown>): void {
+  const given = Object.keys(options).filter((flag) => options[flag] !== undefined);
+  if (given.length > 0) throw new UserError(`${given.join(' and ')} appl${given.length === 1 ? 'ies' : 'y'} to ${on} only`);
+}
+
 /** --sparsity or --pattern (exactly one), through the library's one target reader. */
 export function targetOption(opts: { sparsity?: number; pattern?: string }): PruneTarget {
   if ((opts.sparsity === undefined) === (opts.pattern === undefined)) throw new UserError('give exactly one of --sparsity <s> (unstructured) or --pattern <n:m>');

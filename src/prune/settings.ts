@@ -108,6 +108,11 @@ export function pruneSettings(input: PruneSettingsInput): PruneSettings {
 
   const reconstruct = flag(input.reconstruct, 'reconstruct');
   checkField(!(reconstruct && isSparseGpt), 'reconstruct', 'is built into method sparsegpt already');
+  // Parameters another method would ignore.
+  checkField(input.riaA === undefined || name === 'ria', 'riaA', `applies to method ria only${name === 'crepe' ? ' (CRePE\'s exponent is crepe.a)' : ''}`);
+  for (const key of ['blockSize', 'percdamp'] as const) {
+    checkField(input.sparsegpt?.[key] === undefined || isSparseGpt || reconstruct, `sparsegpt.${key}`, 'applies to method sparsegpt and to reconstruct only');
+  }
 
   let owl: OwlSettings | null = null;
   if (input.owl) {

@@ -266,6 +266,18 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
     it('--owl-lambda negative', () => expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--owl', '--owl-lambda', '-0.1'), /--owl-lambda must be in \(0, 0\.5\) .*got -0\.1/));
     it('--exclude naming every linear (nothing would be pruned)', () =>
       expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--exclude', 'q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj'), /^crepe: --exclude names every linear of a decoder block \(self_attn\.q_proj, .*mlp\.down_proj\), so nothing would be pruned$/));
+    // Options of a pass or method that does not run would be ignored.
+    it('--owl-lambda without --owl, --dsnot-cycles/--dsnot-skip without --dsnot, --permute-blocks without --permute', async () => {
+      await expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--owl-m', '3', '--owl-lambda', '0.1'), /^crepe: --owl-m and --owl-lambda apply to --owl only$/);
+      await expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--dsnot-cycles', '3'), /^crepe: --dsnot-cycles applies to --dsnot only$/);
+      await expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--dsnot-skip', 'none'), /^crepe: --dsnot-skip applies to --dsnot only$/);
+      await expectRefusal(pruneArgs(model, '--pattern', '2:4', '--permute-blocks', '4'), /^crepe: --permute-blocks applies to --permute only$/);
+    });
+    it('--ria-a with another method, --blocksize/--percdamp without SparseGPT', async () => {
+      await expectRefusal(pruneWith('crepe', model, '--sparsity', '0.5', '--ria-a', '0.3'), /^crepe: --ria-a applies to --method ria only \(CRePE's exponent is --crepe-a\)$/);
+      await expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--blocksize', '64'), /^crepe: --blocksize applies to --method sparsegpt and to --reconstruct only$/);
+      await expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--percdamp', '0.1'), /^crepe: --percdamp applies to --method sparsegpt and to --reconstruct only$/);
+    });
     it('unknown --dsnot-skip value', () =>
       expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--dsnot', '--dsnot-skip', 'foo'), /--dsnot-skip .*foo.*mlp, none/));
   });
