@@ -302,6 +302,8 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
     it('eval --threads 100000 (ONNX Runtime would not finish starting them)', () =>
       expectRefusal(['eval', model, '--eval-ppl', WIKITEXT_TEST, '--threads', '100000'], /^crepe: --threads must be at most 1024 \(more than any machine's cores\), got 100000$/, { out: false }));
     it('prune --threads 5000', () => expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--threads', '5000'), /^crepe: --threads must be at most 1024 .*got 5000$/));
+    it('--auto with --config: both flags named', () =>
+      expectRefusal(pruneWith('crepe', model, '--sparsity', '0.5', '--auto', '--config', writeConfig('auto.json', { k: 3, alpha: 1, beta: 1, gamma: 0.5 })), /^crepe: --auto searches the configuration itself: give --config or --auto, not both$/));
     it('a CRePE option with another method', () =>
       expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--crepe-k', '5'), /--crepe-k applies to --method crepe only/));
   });
