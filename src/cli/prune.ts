@@ -67,11 +67,11 @@ export function register(program: Command, io: CliIo, argv: readonly string[]): 
   });
   addEngineOptions(command);
   command.action(async (model: string, opts: PruneCliOptions) => {
-    const { pruneModel } = await import('../workflows/prune.ts');
-    const { pruneSummary } = await import('../workflows/prune-report.ts');
     if (!opts.owl) refuseUnused('--owl', { '--owl-m': opts.owlM, '--owl-lambda': opts.owlLambda });
     if (!opts.dsnot) refuseUnused('--dsnot', { '--dsnot-cycles': opts.dsnotCycles, '--dsnot-threshold': opts.dsnotThreshold, '--dsnot-same-sign': opts.dsnotSameSign, '--dsnot-skip': opts.dsnotSkip });
     if (!opts.permute) refuseUnused('--permute', { '--permute-blocks': opts.permuteBlocks });
+    const { pruneModel } = await import('../workflows/prune.ts');
+    const { pruneSummary } = await import('../workflows/prune-report.ts');
     const crepe = { k: opts.crepeK, alpha: opts.crepeAlpha, beta: opts.crepeBeta, gamma: opts.crepeGamma, a: opts.crepeA, variant: opts.crepeVariant };
     const report = await pruneModel({
       model,
