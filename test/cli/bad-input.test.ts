@@ -342,6 +342,8 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
       await expectRefusal(['inspect', file], new RegExp(`^crepe: ${file}: not a directory \\(expected a Hugging Face model directory`), { out: false });
       await expectRefusal(pruneArgs(file, '--sparsity', '0.5'), new RegExp(`^crepe: ${file}: not a directory`));
     });
+    it('--revision with a local model directory (it would be ignored)', () =>
+      expectRefusal(['eval', model, '--eval-ppl', WIKITEXT_TEST, '--revision', 'v1'], new RegExp(`^crepe: --revision applies to a Hub id only; ${model} is a local path$`), { out: false }));
     it('prune --calib <a directory>', () => {
       const dir = scratchDir('calib-dir');
       return expectRefusal(['prune', model, '--method', 'wanda', '--sparsity', '0.5', '--calib', dir], new RegExp(`--calib ${dir}: is a directory`));
