@@ -342,6 +342,10 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
       await expectRefusal(['inspect', file], new RegExp(`^crepe: ${file}: not a directory \\(expected a Hugging Face model directory`), { out: false });
       await expectRefusal(pruneArgs(file, '--sparsity', '0.5'), new RegExp(`^crepe: ${file}: not a directory`));
     });
+    it('--eval-seqlen / --eval-max-chunks without --eval-ppl (they would be ignored)', async () => {
+      await expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--eval-seqlen', '128'), /^crepe: --eval-seqlen applies to --eval-ppl only \(the text a perplexity is measured on\)$/);
+      await expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--eval-max-chunks', '3'], /^crepe: --eval-max-chunks applies to --eval-ppl only/);
+    });
     it('--revision with a local model directory (it would be ignored)', () =>
       expectRefusal(['eval', model, '--eval-ppl', WIKITEXT_TEST, '--revision', 'v1'], new RegExp(`^crepe: --revision applies to a Hub id only; ${model} is a local path$`), { out: false }));
     it('prune --calib <a directory>', () => {
