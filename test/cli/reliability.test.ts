@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SafetensorsFile } from '../../src/io/safetensors.ts';
@@ -124,6 +124,19 @@ describe('--overwrite replaces only crepe\'s own output', () => {
     writeFileSync(path.join(mine, 'notes.txt'), 'added by the user');
     assertRefused(await runCli(['prune', base, ...PRUNE, '--out', mine, '--overwrite']), /holds notes\.txt, which crepe did not write there/);
     assert.ok(existsSync(path.join(mine, 'notes.txt')));
+  });
+
+  it('a file of crepe\'s output edited since (the model card) blocks --overwrite; one only touched does not', async () => {
+    const out = path.join(scratchDir('edited'), 'out');
+    assert.equal((await runCli(['prune', base, ...PRUNE, '--out', out])).status, 0);
+    const card = path.join(out, 'README.md');
+    const later = new Date(Date.now() + 60_000);
+    utimesSync(card, later, later);
+    assert.equal((await runCli(['prune', base, ...PRUNE, '--out', out, '--overwrite'])).status, 0, 'same bytes, another time: still crepe\'s');
+    writeFileSync(card, `${readFileSync(card, 'utf8')}\nMy evaluation notes.\n`);
+    const before = treeHashes(out);
+    assertRefused(await runCli(['prune', base, ...PRUNE, '--out', out, '--overwrite']), /^crepe: --out \S+out holds README\.md, changed since crepe wrote it; --overwrite replaces only/);
+    assert.deepEqual(treeHashes(out), before);
   });
 });
 
