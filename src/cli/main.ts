@@ -60,11 +60,31 @@ function failure(error: unknown, io: CliIo): number {
   return 1;
 }
 
+let stdoutWatched = false;
+let stdoutFailed = false;
+
+/**
+ * A failed write to standard output (a full disk under `> results.json`) is one line and exit
+ * code 2 instead of Node's unhandled-error trace; a reader that stopped early (EPIPE: `| head`)
+ * just ends the output.
+ */
+function watchStandardOutput(io: CliIo): void {
+  if (io.stdout !== process.stdout || stdoutWatched) return;
+  stdoutWatched = true;
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE' || stdoutFailed) return;
+    stdoutFailed = true;
+    io.stderr.write(`crepe: cannot write to standard output: ${error.message.replace(/^E[A-Z]+: /, '').replace(/, \w+$/, '')} (${error.code})\n`);
+    process.exitCode = 2;
+  });
+}
+
 /** Runs the command line `argv` (the arguments after `crepe`) and returns its exit code. */
 export async function main(argv: readonly string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+  watchStandardOutput(io);
   try {
     await program(io, argv).parseAsync([...argv], { from: 'user' });
-    return 0;
+    return stdoutFailed ? 2 : 0;
   } catch (error) {
     return failure(error, io);
   }

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SafetensorsFile } from '../../src/io/safetensors.ts';
@@ -277,6 +277,20 @@ describe('a full or read-only disk (1 MiB tmpfs)', () => {
     if (!disk) return t.skip('mounting a tmpfs needs root');
     assertRefused(await runCli(['convert', STORIES_GGUF, '--out', path.join(disk, 'c')]), new RegExp(`cannot write ${disk}/\\S+: no space left on device \\(ENOSPC\\)`));
     assert.deepEqual(readdirSync(disk), []);
+  });
+
+  it('standard output on a full device (`--json > results.json` on a full disk): one line and exit 2, not Node\'s trace', (t) => {
+    if (!existsSync('/dev/full')) return t.skip('no /dev/full');
+    const full = openSync('/dev/full', 'w');
+    try {
+      for (const args of [['inspect', base, '--json'], ['--help']]) {
+        const child = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: REPO_ROOT, encoding: 'utf8', stdio: ['ignore', full, 'pipe'] });
+        assert.equal(child.status, 2, child.stderr);
+        assert.equal(child.stderr, 'crepe: cannot write to standard output: no space left on device (ENOSPC)\n');
+      }
+    } finally {
+      closeSync(full);
+    }
   });
 
   it('a read-only target: EROFS named, not ENOENT', async (t) => {
