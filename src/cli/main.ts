@@ -66,11 +66,13 @@ let stdoutFailed = false;
 /**
  * A failed write to standard output (a full disk under `> results.json`) is one line and exit
  * code 2 instead of Node's unhandled-error trace; a reader that stopped early (EPIPE: `| head`)
- * just ends the output.
+ * just ends the output. Progress and messages that cannot be written to standard error (`2> log`
+ * on a full disk) are dropped rather than stopping the run.
  */
 function watchStandardOutput(io: CliIo): void {
   if (io.stdout !== process.stdout || stdoutWatched) return;
   stdoutWatched = true;
+  if (io.stderr === process.stderr) process.stderr.on('error', () => {});
   process.stdout.on('error', (error: NodeJS.ErrnoException) => {
     if (error.code === 'EPIPE' || stdoutFailed) return;
     stdoutFailed = true;

@@ -279,7 +279,7 @@ describe('a full or read-only disk (1 MiB tmpfs)', () => {
     assert.deepEqual(readdirSync(disk), []);
   });
 
-  it('standard output on a full device (`--json > results.json` on a full disk): one line and exit 2, not Node\'s trace', (t) => {
+  it('standard output on a full device (`--json > results.json` on a full disk): one line and exit 2, not Node\'s trace; standard error on one: the run goes on', (t) => {
     if (!existsSync('/dev/full')) return t.skip('no /dev/full');
     const full = openSync('/dev/full', 'w');
     try {
@@ -288,6 +288,12 @@ describe('a full or read-only disk (1 MiB tmpfs)', () => {
         assert.equal(child.status, 2, child.stderr);
         assert.equal(child.stderr, 'crepe: cannot write to standard output: no space left on device (ENOSPC)\n');
       }
+      // Progress that cannot be written (`2> log` on a full disk) does not stop the run.
+      const out = path.join(scratchDir('stderr-full'), 'out');
+      const pruned = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'prune', base, ...PRUNE, '--out', out], { cwd: REPO_ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', full] });
+      assert.equal(pruned.status, 0);
+      assert.match(pruned.stdout, /wrote +\S+out/);
+      assert.ok(existsSync(path.join(out, 'model.safetensors')));
     } finally {
       closeSync(full);
     }
