@@ -129,6 +129,9 @@ export function addAliases(command: Command, aliases: Record<string, string>): v
   }
 }
 
+/** What the running command adds to the line printed when a signal stops it (how to continue), if anything. */
+export const interruption: { note?: () => string | null } = {};
+
 /** Prints `value` as JSON (for --json). */
 export function printJson(out: Writer, value: unknown): void {
   out.write(`${JSON.stringify(value, null, 2)}\n`);

@@ -2,7 +2,7 @@
 import { Option, type Command } from 'commander';
 import { METHOD_NAMES, type MethodName } from '../prune/methods.ts';
 import {
-  addEngineOptions, addTextsOptions, finiteNumber, positiveInt, printJson, refuseUnused, selectionOption, targetOption, textsFields, type CliIo, type TextsOptions,
+  addEngineOptions, addTextsOptions, finiteNumber, interruption, positiveInt, printJson, refuseUnused, selectionOption, targetOption, textsFields, type CliIo, type TextsOptions,
 } from './options.ts';
 import { progressPrinter } from './progress.ts';
 import { describeTaskReport, LIMIT_HELP, TASK_DIR_HELP, TASKS_HELP, taskDirOption } from './tasks.ts';
@@ -70,7 +70,8 @@ export function register(program: Command, io: CliIo, argv: readonly string[]): 
     if (!opts.owl) refuseUnused('--owl', { '--owl-m': opts.owlM, '--owl-lambda': opts.owlLambda });
     if (!opts.dsnot) refuseUnused('--dsnot', { '--dsnot-cycles': opts.dsnotCycles, '--dsnot-threshold': opts.dsnotThreshold, '--dsnot-same-sign': opts.dsnotSameSign, '--dsnot-skip': opts.dsnotSkip });
     if (!opts.permute) refuseUnused('--permute', { '--permute-blocks': opts.permuteBlocks });
-    const { pruneModel } = await import('../workflows/prune.ts');
+    const { interruptedPruneNote, pruneModel } = await import('../workflows/prune.ts');
+    interruption.note = () => interruptedPruneNote(opts.out);
     const { pruneSummary } = await import('../workflows/prune-report.ts');
     const crepe = { k: opts.crepeK, alpha: opts.crepeAlpha, beta: opts.crepeBeta, gamma: opts.crepeGamma, a: opts.crepeA, variant: opts.crepeVariant };
     const report = await pruneModel({

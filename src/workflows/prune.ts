@@ -16,6 +16,7 @@ import { ModelCheckpoint } from '../model/checkpoint.ts';
 import { LINEAR_NAMES, type ModelSpec } from '../model/spec.ts';
 import { windowsSha256 } from '../data/calibration.ts';
 import { runPrunePipeline, publishOutput, workDirFor, type OutputOptions, type PipelineResult } from '../prune/pipeline.ts';
+import { WorkDir } from '../prune/work-dir.ts';
 import { parseByteSize, SAVE_FORMATS, type SaveFormat } from '../io/checkpoint-writer.ts';
 import { parseHubId } from '../hub/hub-id.ts';
 import { validateAgainstModel } from '../prune/layer-loop.ts';
@@ -229,6 +230,14 @@ function readSpec(modelDir: string): ModelSpec {
   const model = ModelCheckpoint.open(modelDir);
   model.close();
   return model.spec;
+}
+
+/**
+ * What a prune into `out` stopped by a signal leaves behind, in one sentence for its user, or
+ * null when there is nothing to continue.
+ */
+export function interruptedPruneNote(out: string): string | null {
+  return WorkDir.resumable(out) ? `the finished layers stay in ${workDirFor(out)}: the same command with --resume continues it, --overwrite starts again` : null;
 }
 
 /** Prunes `request.model` and publishes the pruned checkpoint with its report at `request.out`. */
