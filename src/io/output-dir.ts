@@ -100,6 +100,11 @@ function canonical(file: string): string {
   return path.join(existsSync(existing) ? realpathSync(existing) : existing, ...rest);
 }
 
+/** True when path `inner` is `outer` or lies inside it, after resolving `..`, trailing slashes and symbolic links. */
+export function pathIsInside(inner: string, outer: string): boolean {
+  return isInside(canonical(inner), canonical(outer));
+}
+
 /** True when `inner` is `outer` or lies inside it. */
 function isInside(inner: string, outer: string): boolean {
   const relative = path.relative(outer, inner);

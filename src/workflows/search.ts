@@ -25,7 +25,7 @@ import { pruneAndMeasure } from '../search/trial.ts';
 import { windowCount } from '../eval/perplexity.ts';
 import { LOG_RATIO_RANGE, startPoint, toParams, type SearchSpace } from '../search/space.ts';
 import { readInputJson } from '../io/input-file.ts';
-import { checkOutputDir, publishOutputDir } from '../io/output-dir.ts';
+import { checkOutputDir, pathIsInside, publishOutputDir } from '../io/output-dir.ts';
 import { lockOutput, type OutputLock } from '../io/output-lock.ts';
 import { makeDirectory, writingToSync } from '../io/write-error.ts';
 import { scatterSvg } from '../util/svg-scatter.ts';
@@ -227,11 +227,15 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
   if (request.proxyCache !== undefined) {
     // An empty name would resolve to the working directory.
     checkField(request.proxyCache.trim() !== '', 'proxyCache', 'must name a directory');
-    const relative = path.relative(path.resolve(request.out), path.resolve(request.proxyCache));
-    checkField(relative.startsWith('..') || path.isAbsolute(relative), 'proxyCache',
+    checkField(!pathIsInside(request.proxyCache, request.out), 'proxyCache',
       `${path.resolve(request.proxyCache)} is inside the output directory ${path.resolve(request.out)}, which is replaced when the search ends; name a directory outside it`);
   }
   request = { ...request, model: await resolveModel('model', request.model, request, 'model-dir') };
+  // Every file of a model directory travels with the models pruned from it: a cache there would be copied into each.
+  if (request.proxyCache !== undefined) {
+    checkField(!pathIsInside(request.proxyCache, request.model), 'proxyCache',
+      `${path.resolve(request.proxyCache)} is inside the model directory ${path.resolve(request.model)}, whose files are copied into every model pruned from it; name a directory outside it`);
+  }
   const outDir = checkOutputDir(request.out, {
     overwrite: request.overwrite,
     inputs: [request.model, request.calib, request.evalText, request.crepeConfig, request.proxyFrom, request.proxyCache],

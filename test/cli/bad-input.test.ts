@@ -381,6 +381,15 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
       await expectRefusal([...hillclimb, '--sigma0', '1'], /^crepe: --sigma0 applies to PHO and --validate only/);
       await expectRefusal([...hillclimb, '--proxy-cache', path.join(scratchDir('cache'), 'c')], /^crepe: --proxy-cache applies to PHO and --validate only/);
     });
+    it('search --proxy-cache inside the model directory (its files are copied into every pruned model)', async () => {
+      const copy = path.join(scratchDir('model-copy'), 'm');
+      mkdirSync(copy);
+      for (const file of readdirSync(model)) copyFileSync(path.join(model, file), path.join(copy, file));
+      const before = readdirSync(copy).sort();
+      await expectRefusal(['search', copy, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--proxy-cache', path.join(copy, 'cache')],
+        new RegExp(`^crepe: --proxy-cache ${copy}/cache is inside the model directory ${copy}, whose files are copied into every model pruned from it; name a directory outside it$`));
+      assert.deepEqual(readdirSync(copy).sort(), before);
+    });
     it('search --confirm-windows without --confirm', () =>
       expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--confirm-windows', '3'], /^crepe: --confirm-windows applies to --confirm only \(the windows each confirmation trial measures\)$/));
     it('search --strategy hillclimb without held-out text', () =>
