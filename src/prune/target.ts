@@ -19,7 +19,7 @@ export const SELECTIONS: readonly Selection[] = ['per-row', 'per-matrix'];
 
 /** Refuses a selection rule asked for with an N:M target, which would ignore it. */
 export function checkSelectionFor(target: PruneTarget, selection: unknown): void {
-  checkField(selection === undefined || target.kind === 'unstructured', 'selection', 'applies to unstructured sparsity only (N:M keeps the best m − n of every m weights)');
+  checkField(selection === undefined || target.kind === 'unstructured', 'selection', 'applies to unstructured sparsity only (an N:M pattern keeps the best m − n of every m weights)');
 }
 
 /**
