@@ -17,11 +17,6 @@ export type PruneTarget =
 export type Selection = 'per-row' | 'per-matrix';
 export const SELECTIONS: readonly Selection[] = ['per-row', 'per-matrix'];
 
-/** Refuses a selection rule asked for with an N:M target, which would ignore it. */
-export function checkSelectionFor(target: PruneTarget, selection: unknown): void {
-  checkField(selection === undefined || target.kind === 'unstructured', 'selection', 'applies to unstructured sparsity only (an N:M pattern keeps the best m − n of every m weights)');
-}
-
 /**
  * A target from a sparsity (a number, or its text "0.5") or an "n:m" text, validated; errors are
  * FieldErrors naming `field`.

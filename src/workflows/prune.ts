@@ -21,7 +21,7 @@ import { parseByteSize, SAVE_FORMATS, type SaveFormat } from '../io/checkpoint-w
 import { parseHubId } from '../hub/hub-id.ts';
 import { validateAgainstModel } from '../prune/layer-loop.ts';
 import { pruneSettings, type PruneSettings } from '../prune/settings.ts';
-import { checkSelectionFor, describeTarget, type PruneTarget, type Selection } from '../prune/target.ts';
+import { describeTarget, type PruneTarget, type Selection } from '../prune/target.ts';
 import type { MethodName } from '../prune/methods.ts';
 import { resolveCrepeParams, type CrepeParams } from '../prune/scores/crepe.ts';
 import { checkCrepeConfigName, loadCrepeConfig } from '../search/crepe-config.ts';
@@ -170,7 +170,6 @@ function settingsFor(request: PruneRequest, calibration: PruneSettings['calibrat
   }
   // Short names (down_proj) stand for the block linear they end (mlp.down_proj).
   const exclude = (request.exclude ?? []).map((wanted) => LINEAR_NAMES.find((name) => name.endsWith(`.${wanted}`)) ?? wanted);
-  checkSelectionFor(request.target, request.selection);
   return pruneSettings({ ...request, crepe, calibration, exclude });
 }
 

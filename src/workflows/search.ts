@@ -12,7 +12,7 @@ import { ModelCheckpoint } from '../model/checkpoint.ts';
 import { MAX_CREPE_K, type CrepeParams, type CrepeVariant } from '../prune/scores/crepe.ts';
 import { activationExponentProblem, isActivationExponent } from '../prune/scores/ria.ts';
 import { pruneSettings, type PruneSettings } from '../prune/settings.ts';
-import { checkSelectionFor, validateTarget, type PruneTarget, type Selection } from '../prune/target.ts';
+import { validateTarget, type PruneTarget, type Selection } from '../prune/target.ts';
 import { CREPE_CONFIG_FORMAT, loadCrepeConfig, type CrepeConfigFile } from '../search/crepe-config.ts';
 import { ProxyContext, PROXY_NAMES, type ProxyName, type ProxyOptions } from '../search/proxy.ts';
 import { windowKey } from '../search/proxy-terms.ts';
@@ -215,7 +215,6 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
   const started = performance.now();
   const engine = engineOptions(request);
   const target = validateTarget(request.target, 'target');
-  checkSelectionFor(target, request.selection);
   const { strategy, budget, sigma0, confirm, confirmStatistics, confirmOn, calibrationConfirm, giniSubsample, space, selection, proxyRows, proxyCacheBudget } = searchOptions(request);
   const counts = checkTextsRequest(request);
   const start = request.crepeConfig !== undefined ? loadCrepeConfig(request.crepeConfig) : undefined;

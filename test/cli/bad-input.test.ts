@@ -209,10 +209,6 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
       expectRefusal(['search', model, '--calib', C4_SAMPLE, '--pattern', '0.5'], /^crepe: --pattern must be n:m with whole numbers, .*got "0\.5"$/));
     it('inspect --pattern 2:x', () => expectRefusal(['inspect', model, '--pattern', '2:x'], /^crepe: --pattern must be n:m with whole numbers, .*got "2:x"$/, { out: false }));
     // Plain words, none of them a request field that the command line would turn into a flag.
-    it('--per-row with --pattern (an N:M pattern would ignore it), in prune and search', async () => {
-      await expectRefusal(pruneArgs(model, '--pattern', '2:4', '--per-row'), /^crepe: --per-row\/--per-matrix applies to unstructured sparsity only \(an N:M --pattern keeps the best m − n of every m weights\)$/);
-      await expectRefusal(['search', model, '--calib', C4_SAMPLE, '--pattern', '2:4', '--per-matrix'], /^crepe: --per-row\/--per-matrix applies to unstructured sparsity only/);
-    });
     it('--per-row with --per-matrix', () =>
       expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--per-row', '--per-matrix'), /^crepe: give at most one of --per-row or --per-matrix$/));
     it('unknown --method', () =>
