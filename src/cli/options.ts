@@ -6,6 +6,7 @@
 import { Option, type Command } from 'commander';
 import type { TextsRequest } from '../workflows/texts.ts';
 import { parsePattern, parseTarget, type PruneTarget, type Selection } from '../prune/target.ts';
+import { parseDecimal } from '../util/decimal.ts';
 import { UserError } from '../util/errors.ts';
 
 export interface Writer {
@@ -39,8 +40,8 @@ export function nonNegativeInt(flag: string) {
 
 export function finiteNumber(flag: string) {
   return (value: string): number => {
-    const n = Number(value);
-    if (value.trim() === '' || !Number.isFinite(n)) throw new UserError(`${flag} expects a number, got "${value}"`);
+    const n = parseDecimal(value);
+    if (n === null) throw new UserError(`${flag} expects a number, got "${value}"`);
     return n;
   };
 }

@@ -4,6 +4,7 @@
  * `parseTarget` is the one reader of user text ("0.5", "2:4") into a target, `parsePattern` of text
  * that may only be "n:m".
  */
+import { parseDecimal } from '../util/decimal.ts';
 import { FieldError, checkField } from '../util/errors.ts';
 
 export type PruneTarget =
@@ -25,10 +26,9 @@ export function parseTarget(value: number | string, field = 'target'): PruneTarg
   if (typeof value === 'number') return validateTarget({ kind: 'unstructured', sparsity: value }, field);
   const trimmed = value.trim();
   if (NM_TEXT.test(trimmed)) return parsePattern(trimmed, field);
-  if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(trimmed)) {
-    throw new FieldError(field, `must be a sparsity like 0.5 or an n:m pattern like 2:4, got "${value}"`);
-  }
-  return validateTarget({ kind: 'unstructured', sparsity: Number(trimmed) }, field);
+  const sparsity = parseDecimal(trimmed);
+  if (sparsity === null) throw new FieldError(field, `must be a sparsity like 0.5 or an n:m pattern like 2:4, got "${value}"`);
+  return validateTarget({ kind: 'unstructured', sparsity }, field);
 }
 
 const NM_TEXT = /^(\d+)\s*:\s*(\d+)$/;

@@ -198,6 +198,11 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
         expectRefusal(pruneArgs(model, `--sparsity=${value}`), new RegExp(`--sparsity .*between 0 and 1.*got ${value.replace('.', '\\.')}`)));
     }
     it('--sparsity abc', () => expectRefusal(pruneArgs(model, '--sparsity', 'abc'), /--sparsity expects a number, got "abc"/));
+    // Number() reads these as 1 and 16: a typing slip would become a value.
+    it('--sparsity 0x1 and --owl-m 0x10 (hexadecimal)', async () => {
+      await expectRefusal(pruneArgs(model, '--sparsity', '0x1'), /^crepe: --sparsity expects a number, got "0x1"$/);
+      await expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--owl', '--owl-m', '0x10'), /^crepe: --owl-m expects a number, got "0x10"$/);
+    });
     it('--pattern 4:4 (n = m)', () => expectRefusal(pruneArgs(model, '--pattern', '4:4'), /--pattern 4:4 .*n must be smaller than m/));
     it('--pattern 5:4 (n > m)', () => expectRefusal(pruneArgs(model, '--pattern', '5:4'), /--pattern 5:4 .*n must be smaller than m/));
     it('--pattern 2:8 on a width not divisible by 8 (intermediate 172)', () =>
