@@ -256,6 +256,11 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
       expectRefusal(['prune', model, '--method', 'crepe', '--sparsity', '0.5', '--calib', C4_SAMPLE, '--crepe-alpha', '0', '--crepe-beta', '0', '--crepe-gamma', '0'], /^crepe: --crepe-gamma is zero, and so are alpha and beta/));
     it('crepe search --crepe-k with an even window size', () =>
       expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--crepe-k', '3,4'], /--crepe-k expects odd window sizes in \[1, 63\], got 3,4/));
+    it('crepe search --crepe-k with an empty entry, or in hexadecimal (were read as 0 and 3)', async () => {
+      for (const k of ['', '1,,3', '0x3']) {
+        await expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--crepe-k', k], new RegExp(`^crepe: --crepe-k expects a comma-separated list of odd window sizes ≥ 1, got "${k}"$`));
+      }
+    });
     it('crepe search --k 0 (the old spelling)', () =>
       expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--k', '0'], /--crepe-k expects odd window sizes in \[1, 63\], got 0/));
     it('crepe search --config with a malformed file', () =>
