@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { UserError } from '../util/errors.ts';
-import { addAliases, addEngineOptions, positiveInt, printJson, type CliIo } from './options.ts';
+import { addAliases, addEngineOptions, positiveInt, printJson, refuseUnused, type CliIo } from './options.ts';
 import { progressPrinter } from './progress.ts';
 import { describeTaskReport, LIMIT_HELP, TASK_DIR_HELP, TASKS_HELP, taskDirOption } from './tasks.ts';
 
@@ -38,6 +38,8 @@ export function register(program: Command, io: CliIo): void {
   addAliases(command, { '--ppl': '--eval-ppl', '--eval-seqlen': '--seqlen', '--eval-max-chunks': '--max-chunks' });
   command.action(async (model: string, opts: EvalCliOptions) => {
     if (opts.evalPpl === undefined && opts.tasks === undefined) throw new UserError('give --eval-ppl <file>, --tasks <list>, or both');
+    if (opts.evalPpl === undefined) refuseUnused('--eval-ppl', { '--seqlen': opts.seqlen, '--max-chunks': opts.maxChunks });
+    if (opts.tasks === undefined) refuseUnused('--tasks', { '--task-dir': opts.taskDir, '--limit': opts.limit });
     const engine = { device: opts.device, threads: opts.threads, onProgress: progressPrinter(io) };
     // Tasks first: their names, files and tokenisation are all checked before any model work.
     const zeroShot = opts.tasks === undefined ? null : await (await import('../workflows/zeroshot.ts')).evaluateTasks({

@@ -16,7 +16,8 @@ import * as inspectCommand from './inspect.ts';
 import * as evalCommand from './eval.ts';
 import * as pruneCommand from './prune.ts';
 import * as searchCommand from './search.ts';
-import type { CliIo } from './options.ts';
+import { releaseHeldLocks } from '../io/output-lock.ts';
+import { interruption, type CliIo } from './options.ts';
 import { userMessage } from './messages.ts';
 
 function program(io: CliIo, argv: readonly string[]): Command {
@@ -60,11 +61,53 @@ function failure(error: unknown, io: CliIo): number {
   return 1;
 }
 
+let stdoutWatched = false;
+let stdoutFailed = false;
+
+/**
+ * A failed write to standard output (a full disk under `> results.json`) is one line and exit
+ * code 2 instead of Node's unhandled-error trace; a reader that stopped early (EPIPE: `| head`)
+ * just ends the output. Progress and messages that cannot be written to standard error (`2> log`
+ * on a full disk) are dropped rather than stopping the run.
+ */
+function watchStandardOutput(io: CliIo): void {
+  if (io.stdout !== process.stdout || stdoutWatched) return;
+  stdoutWatched = true;
+  if (io.stderr === process.stderr) process.stderr.on('error', () => {});
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE' || stdoutFailed) return;
+    stdoutFailed = true;
+    io.stderr.write(`crepe: cannot write to standard output: ${error.message.replace(/^E[A-Z]+: /, '').replace(/, \w+$/, '')} (${error.code})\n`);
+    process.exitCode = 2;
+  });
+}
+
+/**
+ * Ctrl-C (SIGINT) or kill (SIGTERM) of a command-line run: its locks are released, one line says
+ * so (with how to continue an interrupted prune), and the process exits with 128 + the signal's
+ * number. What the run committed stays; a second Ctrl-C stops at once.
+ */
+function handleSignals(io: CliIo): void {
+  if (io.stderr !== process.stderr || signalsHandled) return;
+  signalsHandled = true;
+  for (const [signal, number] of [['SIGINT', 2], ['SIGTERM', 15]] as const) {
+    process.once(signal, () => {
+      releaseHeldLocks();
+      const note = interruption.note?.();
+      io.stderr.write(`\ncrepe: ${signal === 'SIGINT' ? 'interrupted' : 'terminated'} (${signal})${note ? `; ${note}` : ''}\n`);
+      process.exit(128 + number);
+    });
+  }
+}
+let signalsHandled = false;
+
 /** Runs the command line `argv` (the arguments after `crepe`) and returns its exit code. */
 export async function main(argv: readonly string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+  watchStandardOutput(io);
+  handleSignals(io);
   try {
     await program(io, argv).parseAsync([...argv], { from: 'user' });
-    return 0;
+    return stdoutFailed ? 2 : 0;
   } catch (error) {
     return failure(error, io);
   }

@@ -35,7 +35,8 @@ const FIELD_FLAGS: Readonly<Record<string, string>> = {
 /** Fields that library messages mention beside the one they are about ("pass overwrite to …"). */
 const MENTIONED_FIELDS = [
   'overwrite', 'resume', 'seqlen', 'evalSeqlen', 'evalText', 'evalMaxChunks', 'maxChunks', 'nsamples', 'method', 'pattern',
-  'exclude', 'threads', 'validate', 'confirm', 'proxySign', 'proxyCache', 'crepeConfig', 'calib',
+  'exclude', 'threads', 'validate', 'confirm', 'proxySign', 'proxyCache', 'crepeConfig', 'calib', 'evalTasks',
+  'reconstruct', 'crepe.a', 'auto',
 ];
 
 /** The flag of a request field. */

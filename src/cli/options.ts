@@ -5,7 +5,8 @@
  */
 import { Option, type Command } from 'commander';
 import type { TextsRequest } from '../workflows/texts.ts';
-import { parseTarget, type PruneTarget, type Selection } from '../prune/target.ts';
+import { parsePattern, parseTarget, type PruneTarget, type Selection } from '../prune/target.ts';
+import { parseDecimal } from '../util/decimal.ts';
 import { UserError } from '../util/errors.ts';
 
 export interface Writer {
@@ -39,21 +40,30 @@ export function nonNegativeInt(flag: string) {
 
 export function finiteNumber(flag: string) {
   return (value: string): number => {
-    const n = Number(value);
-    if (value.trim() === '' || !Number.isFinite(n)) throw new UserError(`${flag} expects a number, got "${value}"`);
+    const n = parseDecimal(value);
+    if (n === null) throw new UserError(`${flag} expects a number, got "${value}"`);
     return n;
   };
+}
+
+/**
+ * Refuses the options of a measurement or pass that is not asked for (`on` is its flag), which
+ * would be ignored; `options` maps each flag to its parsed value.
+ */
+export function refuseUnused(on: string, options: Record<string, unknown>): void {
+  const given = Object.keys(options).filter((flag) => options[flag] !== undefined);
+  if (given.length > 0) throw new UserError(`${given.join(' and ')} appl${given.length === 1 ? 'ies' : 'y'} to ${on} only`);
 }
 
 /** --sparsity or --pattern (exactly one), through the library's one target reader. */
 export function targetOption(opts: { sparsity?: number; pattern?: string }): PruneTarget {
   if ((opts.sparsity === undefined) === (opts.pattern === undefined)) throw new UserError('give exactly one of --sparsity <s> (unstructured) or --pattern <n:m>');
-  return opts.pattern !== undefined ? parseTarget(opts.pattern, 'pattern') : parseTarget(opts.sparsity!, 'sparsity');
+  return opts.pattern !== undefined ? parsePattern(opts.pattern, 'pattern') : parseTarget(opts.sparsity!, 'sparsity');
 }
 
 /** --per-row or --per-matrix (at most one); undefined leaves the method's default. */
 export function selectionOption(opts: { perRow?: boolean; perMatrix?: boolean }): Selection | undefined {
-  if (opts.perRow && opts.perMatrix) throw new UserError('--per-row and --per-matrix exclude each other');
+  if (opts.perRow && opts.perMatrix) throw new UserError('give at most one of --per-row or --per-matrix');
   return opts.perRow ? 'per-row' : opts.perMatrix ? 'per-matrix' : undefined;
 }
 
@@ -74,7 +84,7 @@ export interface TextsOptions {
  */
 export function addTextsOptions(command: Command, help: { seed: string; evalPpl: string }): void {
   command
-    .requiredOption('--calib <file>', 'calibration text: JSON Lines with a "text" field (C4 protocol) or plain text')
+    .requiredOption('--calib <file>', 'calibration text: JSON Lines (.jsonl, .json, optionally .gz) with a "text" field (C4 protocol), or any other file as plain text')
     .option('--nsamples <n>', 'calibration windows (default 128)', positiveInt('--nsamples'))
     .option('--seqlen <n>', 'tokens per calibration window, at most the model\'s context (default: min(2048, the context))', positiveInt('--seqlen'))
     .option('--seed <n>', help.seed, nonNegativeInt('--seed'))
@@ -119,6 +129,9 @@ export function addAliases(command: Command, aliases: Record<string, string>): v
     });
   }
 }
+
+/** What the running command adds to the line printed when a signal stops it (how to continue), if anything. */
+export const interruption: { note?: () => string | null } = {};
 
 /** Prints `value` as JSON (for --json). */
 export function printJson(out: Writer, value: unknown): void {

@@ -2,7 +2,7 @@
 import { Option, type Command } from 'commander';
 import { METHOD_NAMES, type MethodName } from '../prune/methods.ts';
 import {
-  addEngineOptions, addTextsOptions, finiteNumber, positiveInt, printJson, selectionOption, targetOption, textsFields, type CliIo, type TextsOptions,
+  addEngineOptions, addTextsOptions, finiteNumber, interruption, positiveInt, printJson, refuseUnused, selectionOption, targetOption, textsFields, type CliIo, type TextsOptions,
 } from './options.ts';
 import { progressPrinter } from './progress.ts';
 import { describeTaskReport, LIMIT_HELP, TASK_DIR_HELP, TASKS_HELP, taskDirOption } from './tasks.ts';
@@ -46,7 +46,7 @@ export function register(program: Command, io: CliIo, argv: readonly string[]): 
     .option('--dsnot-cycles <n>', 'DSnoT maximum cycles (default 50)', positiveInt('--dsnot-cycles'))
     .option('--dsnot-threshold <x>', 'DSnoT update threshold (default 0.1)', finiteNumber('--dsnot-threshold'))
     .option('--dsnot-same-sign', 'DSnoT: only swap while the row\'s error keeps its sign (off in the reference\'s unstructured path)')
-    .addOption(new Option('--dsnot-skip <which>', 'sublayers DSnoT leaves alone').choices(['mlp', 'none']).default('mlp'))
+    .addOption(new Option('--dsnot-skip <which>', 'sublayers DSnoT leaves alone (default mlp)').choices(['mlp', 'none']))
     .addOption(new Option('--permute <strategy>', 'channel permutation for N:M').choices(['reallocation', 'lsa']))
     .option('--permute-blocks <n>', 'LSA blocks per layer (RIA --fast uses 4/8/16; default 1)', positiveInt('--permute-blocks'))
     .option('--exclude <linears>', 'leave these linears dense in every layer, e.g. mlp.down_proj or down_proj,o_proj')
@@ -67,7 +67,11 @@ export function register(program: Command, io: CliIo, argv: readonly string[]): 
   });
   addEngineOptions(command);
   command.action(async (model: string, opts: PruneCliOptions) => {
-    const { pruneModel } = await import('../workflows/prune.ts');
+    if (!opts.owl) refuseUnused('--owl', { '--owl-m': opts.owlM, '--owl-lambda': opts.owlLambda });
+    if (!opts.dsnot) refuseUnused('--dsnot', { '--dsnot-cycles': opts.dsnotCycles, '--dsnot-threshold': opts.dsnotThreshold, '--dsnot-same-sign': opts.dsnotSameSign, '--dsnot-skip': opts.dsnotSkip });
+    if (!opts.permute) refuseUnused('--permute', { '--permute-blocks': opts.permuteBlocks });
+    const { interruptedPruneNote, pruneModel } = await import('../workflows/prune.ts');
+    interruption.note = () => interruptedPruneNote(opts.out);
     const { pruneSummary } = await import('../workflows/prune-report.ts');
     const crepe = { k: opts.crepeK, alpha: opts.crepeAlpha, beta: opts.crepeBeta, gamma: opts.crepeGamma, a: opts.crepeA, variant: opts.crepeVariant };
     const report = await pruneModel({
@@ -97,7 +101,7 @@ export function register(program: Command, io: CliIo, argv: readonly string[]): 
       command: ['crepe', ...argv].join(' '),
       baseModel: opts.baseModel,
       evalTasks: opts.evalTasks,
-      evalTaskDir: opts.evalTasks === undefined ? undefined : taskDirOption(opts.evalTaskDir, '--eval-task-dir'),
+      evalTaskDir: opts.evalTasks === undefined ? opts.evalTaskDir : taskDirOption(opts.evalTaskDir, '--eval-task-dir'),
       evalLimit: opts.evalLimit,
       device: opts.device,
       threads: opts.threads,

@@ -5,6 +5,7 @@
  */
 import { Option, type Command } from 'commander';
 import { PROXY_NAMES, type ProxyName } from '../search/proxy-defaults.ts';
+import { parseDecimal } from '../util/decimal.ts';
 import { UserError } from '../util/errors.ts';
 import type { ProxyCorrelation } from '../search/validate.ts';
 import type { ConfidenceInterval } from '../util/stats.ts';
@@ -24,9 +25,9 @@ type SearchCliOptions = {
 
 /** "1,3,5" → [1, 3, 5] (the library checks that they are odd and positive). */
 function kList(text: string): number[] {
-  const values = text.split(',').map((s) => Number(s.trim()));
-  if (values.some((k) => !Number.isSafeInteger(k))) throw new UserError(`--crepe-k expects a comma-separated list of odd window sizes ≥ 1, got "${text}"`);
-  return values;
+  const values = text.split(',').map((s) => parseDecimal(s));
+  if (values.some((k) => k === null || !Number.isSafeInteger(k))) throw new UserError(`--crepe-k expects a comma-separated list of odd window sizes ≥ 1, got "${text}"`);
+  return values as number[];
 }
 
 /** A path as a shell word: quoted only when it needs to be. */

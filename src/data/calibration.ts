@@ -10,7 +10,7 @@
 import { endianness, totalmem } from 'node:os';
 import { createHash } from 'node:crypto';
 import { PyRandom } from './mt19937.ts';
-import { readEvalText, readJsonlDocuments } from './text-sources.ts';
+import { looksLikeJsonLines, readEvalText, readJsonlDocuments } from './text-sources.ts';
 import { UserError, check, checkField } from '../util/errors.ts';
 
 /** Tokenises one text; the result starts with BOS, as HF's slow Llama tokenizer does by default. */
@@ -114,9 +114,12 @@ export interface CalibrationSet {
   draws: Array<[doc: number, start: number]>;
 }
 
-/** JSON Lines files (`.jsonl`, `.jsonl.gz`, `.json.gz` as C4 ships) are documents; anything else is one text. */
+/**
+ * JSON Lines files (`.jsonl`, `.json` as Hugging Face datasets names them, each optionally gzipped:
+ * C4 ships `.json.gz`) are documents; anything else is one text.
+ */
 export function isDocumentsFile(filePath: string): boolean {
-  return /\.jsonl(\.gz)?$|\.json\.gz$/.test(filePath);
+  return /\.jsonl?(\.gz)?$/.test(filePath);
 }
 
 export interface CalibrationFileOptions extends Omit<WindowOptions, 'source'> {
@@ -140,13 +143,21 @@ export function sampleCalibrationFile(filePath: string, encode: Encode, opts: Ca
   if (hiddenSize !== undefined) checkActivationMemory(opts.nsamples, opts.seqlen, hiddenSize);
   if (isDocumentsFile(filePath)) {
     const documents = readJsonlDocuments(filePath);
+    checkField(documents.length > 0, 'calib', `${filePath}: holds no documents (expected JSON Lines: one object with a "text" field per line)`);
     let bound = 0;
     for (const document of documents) bound += Math.max(0, Buffer.byteLength(document, 'utf8') + 2 - opts.seqlen);
     checkWindowSupply(opts.nsamples, opts.seqlen, bound, `${filePath} (${documents.length} documents)`);
     const { windows, draws } = sampleC4Windows(documents, encode, { ...windowOptions, source: filePath });
     return { kind: 'documents', windows, draws };
   }
-  const tokens = encode(readEvalText(filePath));
+  const text = readEvalText(filePath);
+  checkField(text.trim() !== '', 'calib', `${filePath}: holds no text`);
+  checkField(
+    !looksLikeJsonLines(text),
+    'calib',
+    `${filePath}: holds JSON Lines documents (line 1 is an object with a "text" field) but would be read as plain text, JSON syntax included, as its name does not end in .jsonl or .json; rename it`,
+  );
+  const tokens = encode(text);
   if (tokens.length > opts.seqlen) checkWindowSupply(opts.nsamples, opts.seqlen, tokens.length - opts.seqlen, `${filePath} (${tokens.length} tokens)`);
   const { windows, starts } = sampleTextWindows(tokens, { ...windowOptions, source: filePath });
   return { kind: 'text', windows, draws: starts.map((start) => [0, start]) };

@@ -36,6 +36,22 @@ export function readEvalText(filePath: string): string {
 }
 
 /**
+ * True when `text` reads as JSON Lines documents: its first non-blank line is a JSON object with a
+ * string "text" field (a C4 shard under another name). Read as plain text, its JSON syntax, URLs
+ * and timestamps would be calibrated or measured on.
+ */
+export function looksLikeJsonLines(text: string): boolean {
+  const first = /^\s*(\S[^\n]*)/.exec(text)?.[1]?.replace(/^\ufeff/, '');
+  if (!first?.startsWith('{')) return false;
+  try {
+    const record = JSON.parse(first) as { text?: unknown } | null;
+    return typeof record === 'object' && record !== null && typeof record.text === 'string';
+  } catch {
+    return false;
+  }
+}
+
+/**
  * The `text` field of every document of a JSON Lines file (optionally gzip-compressed, as the C4
  * shards are distributed). Blank lines are skipped. Lines are split on bytes, so files larger than
  * a JavaScript string can hold still load.

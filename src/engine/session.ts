@@ -25,6 +25,19 @@ export interface EngineOptions {
 export type Session = ort.InferenceSession;
 
 /**
+ * The most threads a request may ask for: more than any machine has cores, so a larger number is a
+ * slip of the keyboard (ONNX Runtime does not finish starting 100000 threads).
+ */
+export const MAX_THREADS = 1024;
+
+/** Refuses a thread count that is not an integer in [1, MAX_THREADS], naming the field `threads`. */
+export function checkThreads(threads: unknown): void {
+  if (threads === undefined) return;
+  if (typeof threads !== 'number' || !Number.isSafeInteger(threads) || threads < 1) throw new FieldError('threads', `must be a positive integer, got ${String(threads)}`);
+  if (threads > MAX_THREADS) throw new FieldError('threads', `must be at most ${MAX_THREADS} (more than any machine's cores), got ${threads}`);
+}
+
+/**
  * A session over `modelBytes`; `externalData` carries the bytes of the model's large constants
  * (GraphBuilder.weight), which ORT copies (and, for MatMul/Gemm weights, pre-packs) at creation.
  */
@@ -36,9 +49,7 @@ export async function createSession(modelBytes: Uint8Array, opts: EngineOptions,
     extra: { session: { intra_op: { allow_spinning: opts.spinning ? '1' : '0' } } },
   };
   if (externalData && externalData.length > 0) options.externalData = externalData;
-  if (opts.threads !== undefined && (!Number.isInteger(opts.threads) || opts.threads < 1)) {
-    throw new FieldError('threads', `must be a positive integer, got ${opts.threads}`);
-  }
+  checkThreads(opts.threads);
   options.intraOpNumThreads = opts.threads ?? defaultThreads();
   if (opts.device === 'cuda' && !cudaAvailable()) {
     throw new FieldError(

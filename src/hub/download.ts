@@ -24,7 +24,7 @@ import path from 'node:path';
 import { waitForLock } from '../io/output-lock.ts';
 import { UserError } from '../util/errors.ts';
 import { describeHubId } from './hub-id.ts';
-import type { HubSettings } from './settings.ts';
+import { DEFAULT_HUB_TIMEOUT_MS, type HubSettings } from './settings.ts';
 
 export interface RepoFile {
   /** Path inside the repository. */
@@ -72,11 +72,53 @@ function unreachable(settings: HubSettings, error: unknown): UserError {
 }
 
 /**
- * One request, following redirects itself: Authorization goes to the endpoint's origin only.
- * Returns the final response and the first one (whose X-Repo-Commit / X-Linked-Etag describe the file).
+ * Gives up a request when the Hub sends nothing for `ms`: armed from the start, re-armed by
+ * kick() at each chunk of the body, ended by stop(). A server that accepts the connection and
+ * never answers would otherwise keep crepe waiting, silent, for minutes.
  */
-async function hubFetch(settings: HubSettings, url: string, init: { method?: string; headers?: Record<string, string>; signal?: AbortSignal }): Promise<{ first: Response; last: Response }> {
+class Watchdog {
+  private readonly controller = new AbortController();
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly ms: number) {
+    this.kick();
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  get fired(): boolean {
+    return this.controller.signal.aborted;
+  }
+
+  kick(): void {
+    this.stop();
+    this.timer = setTimeout(() => this.controller.abort(), this.ms);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+}
+
+/** The refusal of a request the watchdog gave up. */
+function silent(settings: HubSettings): UserError {
+  const seconds = (settings.timeoutMs ?? DEFAULT_HUB_TIMEOUT_MS) / 1000;
+  return new HubLookupError(`the Hugging Face Hub at ${settings.endpoint} sent nothing for ${seconds} s (HF_HUB_DOWNLOAD_TIMEOUT sets the wait); set HF_HUB_OFFLINE=1 to use the local cache only`);
+}
+
+/**
+ * One request, following redirects itself: Authorization goes to the endpoint's origin only.
+ * Returns the final response, the first one (whose X-Repo-Commit / X-Linked-Etag describe the file)
+ * and the watchdog the caller kicks while it reads the body and stops when done.
+ */
+async function hubFetch(settings: HubSettings, url: string, init: { method?: string; headers?: Record<string, string>; signal?: AbortSignal }): Promise<{ first: Response; last: Response; watchdog: Watchdog }> {
   const origin = new URL(settings.endpoint).origin;
+  const watchdog = new Watchdog(settings.timeoutMs ?? DEFAULT_HUB_TIMEOUT_MS);
+  const signal = init.signal ? AbortSignal.any([init.signal, watchdog.signal]) : watchdog.signal;
   let current = url;
   let first: Response | null = null;
   for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
@@ -84,11 +126,14 @@ async function hubFetch(settings: HubSettings, url: string, init: { method?: str
     if (settings.token && new URL(current).origin === origin) headers.authorization = `Bearer ${settings.token}`;
     let response: Response;
     try {
-      response = await fetch(current, { method: init.method ?? 'GET', headers, redirect: 'manual', signal: init.signal });
+      response = await fetch(current, { method: init.method ?? 'GET', headers, redirect: 'manual', signal });
     } catch (error) {
+      watchdog.stop();
       if (init.signal?.aborted) throw init.signal.reason;
+      if (watchdog.fired) throw silent(settings);
       throw unreachable(settings, error);
     }
+    watchdog.kick();
     first ??= response;
     const location = response.headers.get('location');
     if (response.status >= 300 && response.status < 400 && location) {
@@ -96,8 +141,9 @@ async function hubFetch(settings: HubSettings, url: string, init: { method?: str
       current = new URL(location, current).toString();
       continue;
     }
-    return { first, last: response };
+    return { first, last: response, watchdog };
   }
+  watchdog.stop();
   throw new UserError(`${url}: more than ${MAX_REDIRECTS} redirects`);
 }
 
@@ -123,13 +169,18 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 export async function fetchRevision(settings: HubSettings, repo: string, revision: string, signal?: AbortSignal): Promise<RepoRevision> {
   const id = describeHubId({ repo, revision });
   const url = `${settings.endpoint}/api/models/${repo}/revision/${encodeURIComponent(revision)}?blobs=true`;
-  const { last } = await hubFetch(settings, url, { signal });
-  if (!last.ok) throw refusal(last, id);
+  const { last, watchdog } = await hubFetch(settings, url, { signal });
   let body: unknown;
   try {
+    if (!last.ok) throw refusal(last, id);
     body = await last.json();
-  } catch {
+  } catch (error) {
+    if (error instanceof UserError) throw error;
+    if (signal?.aborted) throw signal.reason;
+    if (watchdog.fired) throw silent(settings);
     throw new UserError(`${id}: the Hub's answer is not JSON`);
+  } finally {
+    watchdog.stop();
   }
   const malformed = (what: string) => new UserError(`${id}: unexpected answer from ${settings.endpoint} (${what})`);
   if (!isPlainObject(body) || typeof body.sha !== 'string' || !COMMIT.test(body.sha)) throw malformed('no commit "sha"');
@@ -213,7 +264,8 @@ async function downloadBlob(
     const start = have > file.size ? 0 : have;
     onProgress?.({ file: file.name, done: start, total: file.size });
     if (start === file.size) break;
-    const { first, last } = await hubFetch(settings, url, { headers: start > 0 ? { range: `bytes=${start}-` } : {}, signal });
+    const { first, last, watchdog } = await hubFetch(settings, url, { headers: start > 0 ? { range: `bytes=${start}-` } : {}, signal });
+    watchdog.stop();
     if (!last.ok) {
       await last.body?.cancel();
       if (last.status === 416) {
@@ -232,16 +284,20 @@ async function downloadBlob(
     const fd = openSync(partial, resumed ? 'a' : 'w');
     let done = resumed ? start : 0;
     try {
+      watchdog.kick();
       for await (const chunk of last.body as unknown as AsyncIterable<Uint8Array>) {
+        watchdog.kick();
         writeSync(fd, chunk);
         done += chunk.byteLength;
         onProgress?.({ file: file.name, done, total: file.size });
       }
     } catch (error) {
       if (signal?.aborted) throw signal.reason;
-      if (attempt >= MAX_ATTEMPTS) throw new UserError(`${id}: download of "${file.name}" failed ${attempt} times (${(error as Error).message}); run again to resume`);
+      const reason = watchdog.fired ? `nothing arrived for ${(settings.timeoutMs ?? DEFAULT_HUB_TIMEOUT_MS) / 1000} s` : (error as Error).message;
+      if (attempt >= MAX_ATTEMPTS) throw new UserError(`${id}: download of "${file.name}" failed ${attempt} times (${reason}); run again to resume`);
       continue;
     } finally {
+      watchdog.stop();
       closeSync(fd);
     }
     if (done >= file.size || attempt >= MAX_ATTEMPTS) break;

@@ -13,7 +13,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { UserError } from '../util/errors.ts';
+import { FieldError, UserError } from '../util/errors.ts';
 import { cachedCommit, downloadFile, HubLookupError, fetchRevision, repoCacheDir, writeRef, type DownloadProgress, type RepoFile, type RepoRevision } from './download.ts';
 import { describeHubId, parseHubId, type HubId } from './hub-id.ts';
 import { hubSettings, type HubSettings } from './settings.ts';
@@ -41,7 +41,11 @@ const MODEL_FILES = [
 
 /** The local path for `argument`: itself when it exists or is no Hub id, else its snapshot in the cache. */
 export async function resolveModelArgument(argument: string, options: ResolveOptions): Promise<string> {
-  if (existsSync(argument)) return argument;
+  if (existsSync(argument)) {
+    // A revision of a local path would be ignored.
+    if (options.revision !== undefined) throw new FieldError('revision', `applies to a Hub id only; ${argument} is a local path`);
+    return argument;
+  }
   const id = parseHubId(argument);
   if (!id) return argument;
   if (id.revision !== undefined && options.revision !== undefined && id.revision !== options.revision) {

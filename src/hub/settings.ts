@@ -2,7 +2,8 @@
  * Where the Hugging Face Hub is and how crepe talks to it, from the same environment variables
  * huggingface_hub reads: HF_ENDPOINT (default https://huggingface.co), HF_HUB_CACHE or
  * HF_HOME/hub (default ~/.cache/huggingface/hub, XDG_CACHE_HOME honoured), HF_TOKEN (or the
- * token file HF_TOKEN_PATH, default HF_HOME/token) and HF_HUB_OFFLINE.
+ * token file HF_TOKEN_PATH, default HF_HOME/token), HF_HUB_OFFLINE and HF_HUB_DOWNLOAD_TIMEOUT
+ * (seconds without a byte from the Hub before a request is given up, default 10).
  */
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -13,6 +14,16 @@ export interface HubSettings {
   cacheDir: string;
   token: string | null;
   offline: boolean;
+  /** Milliseconds a request may wait for the Hub's next byte (default DEFAULT_HUB_TIMEOUT_MS). */
+  timeoutMs?: number;
+}
+
+export const DEFAULT_HUB_TIMEOUT_MS = 10_000;
+
+/** HF_HUB_DOWNLOAD_TIMEOUT in milliseconds; a value that is not a positive number of seconds is ignored. */
+function timeoutOf(value: string | undefined): number {
+  const seconds = Number(value);
+  return value !== undefined && value.trim() !== '' && Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : DEFAULT_HUB_TIMEOUT_MS;
 }
 
 const truthy = (value: string | undefined): boolean => value !== undefined && ['1', 'true', 'yes', 'on'].includes(value.trim().toLowerCase());
@@ -35,6 +46,7 @@ export function hubSettings(overrides: Partial<HubSettings> = {}, env: NodeJS.Pr
     cacheDir: env.HF_HUB_CACHE || env.HUGGINGFACE_HUB_CACHE || path.join(home, 'hub'),
     token: token || null,
     offline: truthy(env.HF_HUB_OFFLINE),
+    timeoutMs: timeoutOf(env.HF_HUB_DOWNLOAD_TIMEOUT),
     ...overrides,
   };
 }

@@ -4,7 +4,7 @@
  * held to a size limit that fits its kind, so `/dev/zero`, a named pipe or a mistaken multi-GB file
  * is refused with one line naming the file instead of hanging or exhausting memory.
  */
-import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
 import { UserError } from '../util/errors.ts';
 
 const MiB = 2 ** 20;
@@ -133,13 +133,27 @@ export function readInputJson(filePath: string, kind: InputKind, label?: string)
   return parseJson(readInputText(filePath, kind, label), named(filePath, label));
 }
 
+const MODEL_DIRECTORY = 'a Hugging Face model directory: config.json, model.safetensors, tokenizer.json';
+
+/** Refuses a model path that does not exist or is not a directory, naming it and what was expected. */
+export function checkModelDirectory(dir: string): void {
+  let stats: Stats;
+  try {
+    stats = statSync(dir);
+  } catch {
+    throw new UserError(`${dir}: no such directory (expected ${MODEL_DIRECTORY})`);
+  }
+  if (!stats.isDirectory()) throw new UserError(`${dir}: not a directory (expected ${MODEL_DIRECTORY})`);
+}
+
 /**
  * `text` parsed as JSON, or a UserError "<where>: not valid JSON (<reason>)" on one line (V8's
- * reason quotes the text around the error, newlines included).
+ * reason quotes the text around the error, newlines included). A leading byte-order mark, which
+ * Windows editors write, is ignored, as RFC 8259 allows.
  */
 export function parseJson(text: string, where: string): unknown {
   try {
-    return JSON.parse(text);
+    return JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
   } catch (error) {
     throw new UserError(`${where}: not valid JSON (${(error as Error).message.replace(/\s+/g, ' ')})`);
   }

@@ -5,14 +5,17 @@
  * and symbolic links) — nor may the work directory, the set-aside old output or the lock beside
  * it, which a run also creates and removes. `overwrite` replaces only an empty directory or one that crepe
  * wrote: every output directory carries a `.crepe-output` marker listing the files crepe put
- * there, and a directory with anything else in it is refused, so no user file is ever deleted.
+ * there with their sizes (and the sha256 of those up to 16 MiB: model cards, configs, reports),
+ * and a directory with anything else in it, or with a file changed since (a model card edited by
+ * hand), is refused, so no user file or edit is ever deleted.
  */
 import { existsSync, lstatSync, readdirSync, realpathSync, writeFileSync, type Stats } from 'node:fs';
 import path from 'node:path';
-import { FieldError, UserError } from '../util/errors.ts';
+import { FieldError, UserError, checkField } from '../util/errors.ts';
 import { replaceDirectory } from './atomic.ts';
 import { readInputJson } from './input-file.ts';
 import { writingToSync } from './write-error.ts';
+import { sha256File } from '../util/hash.ts';
 
 /** The file that marks a directory as crepe's output, and lists what crepe wrote into it. */
 export const OUTPUT_MARKER = '.crepe-output';
@@ -23,6 +26,22 @@ interface OutputMarker {
   command: string;
   /** The files crepe wrote, besides the marker. */
   files: string[];
+  /** Each file as crepe left it; absent in markers of older versions. */
+  stamps?: Record<string, FileStamp>;
+}
+
+/** A file's size, and the sha256 of a regular file up to STAMP_HASH_LIMIT bytes. */
+interface FileStamp {
+  bytes: number;
+  sha256?: string;
+}
+
+/** Files up to this size are stamped with their hash: the ones a user edits by hand. */
+const STAMP_HASH_LIMIT = 16 * 2 ** 20;
+
+function stampOf(file: string): FileStamp {
+  const stats = lstatSync(file);
+  return stats.isFile() && stats.size <= STAMP_HASH_LIMIT ? { bytes: stats.size, sha256: sha256File(file) } : { bytes: stats.size };
 }
 
 /** Paths a run on `target` creates, replaces or removes besides the output: its work directory, the set-aside old output, the lock. */
@@ -57,6 +76,14 @@ export function replaceProblem(target: string): string | null {
   const written = new Set(Array.isArray(marker?.files) ? marker.files : []);
   const foreign = entries.filter((name) => name !== OUTPUT_MARKER && !written.has(name)).sort();
   if (foreign.length > 0) return `holds ${foreign[0]}${foreign.length > 1 ? ` and ${foreign.length - 1} more` : ''}, which crepe did not write there`;
+  const stamps = marker.stamps && typeof marker.stamps === 'object' ? marker.stamps : {};
+  const changed = entries.filter((name) => {
+    const stamp = stamps[name];
+    if (!stamp || typeof stamp !== 'object') return false;
+    const now = stampOf(path.join(target, name));
+    return now.bytes !== stamp.bytes || now.sha256 !== stamp.sha256;
+  }).sort();
+  if (changed.length > 0) return `holds ${changed[0]}${changed.length > 1 ? ` and ${changed.length - 1} more` : ''}, changed since crepe wrote it`;
   return null;
 }
 
@@ -71,6 +98,11 @@ function canonical(file: string): string {
     existing = parent;
   }
   return path.join(existsSync(existing) ? realpathSync(existing) : existing, ...rest);
+}
+
+/** True when path `inner` is `outer` or lies inside it, after resolving `..`, trailing slashes and symbolic links. */
+export function pathIsInside(inner: string, outer: string): boolean {
+  return isInside(canonical(inner), canonical(outer));
 }
 
 /** True when `inner` is `outer` or lies inside it. */
@@ -91,6 +123,8 @@ export interface OutputDirRequest {
 /** Checks `out` against the rule above and returns its absolute path; refusals are FieldErrors. */
 export function checkOutputDir(out: string, request: OutputDirRequest = {}): string {
   const field = request.field ?? 'out';
+  // An empty name would resolve to the working directory.
+  checkField(typeof out === 'string' && out.trim() !== '', field, 'must name an output directory');
   const target = path.resolve(out);
   const real = canonical(target);
   for (const input of request.inputs ?? []) {
@@ -118,7 +152,8 @@ export function checkOutputDir(out: string, request: OutputDirRequest = {}): str
 /** Writes the marker of `dir` (a finished output), listing every file in it. */
 export function markOutput(dir: string, command: string): void {
   const files = readdirSync(dir).filter((name) => name !== OUTPUT_MARKER).sort();
-  const marker: OutputMarker = { tool: 'crepe', command, files };
+  const stamps = Object.fromEntries(files.map((name) => [name, stampOf(path.join(dir, name))]));
+  const marker: OutputMarker = { tool: 'crepe', command, files, stamps };
   const file = path.join(dir, OUTPUT_MARKER);
   writingToSync(file, () => writeFileSync(file, `${JSON.stringify(marker, null, 2)}\n`));
 }

@@ -172,16 +172,27 @@ export function tryLock(lockPath: string, onStaleLock?: (message: string) => voi
   }
   if (tookOverFrom) onStaleLock?.(`took over the stale lock ${lockPath} of ${describeOwner(tookOverFrom)}, which is no longer running`);
   let released = false;
-  return {
+  const lock: OutputLock = {
     path: lockPath,
     tookOverFrom,
     release() {
       if (released) return;
       released = true;
+      heldLocks.delete(lock);
       const current = readOwner(lockPath);
       if (current && current.token === owner.token && current.pid === owner.pid) rmSync(lockPath, { force: true });
     },
   };
+  heldLocks.add(lock);
+  return lock;
+}
+
+/** The locks this process holds. */
+const heldLocks = new Set<OutputLock>();
+
+/** Releases every lock this process holds: for a process about to exit on a signal. */
+export function releaseHeldLocks(): void {
+  for (const lock of [...heldLocks]) lock.release();
 }
 
 const isHeld = (result: OutputLock | LockHeld): result is LockHeld => 'heldBy' in result;

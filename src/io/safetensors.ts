@@ -11,12 +11,12 @@
  * `SafetensorsWeights` puts a model directory's weights — one file or a sharded set
  * (`model.safetensors.index.json`) — behind one API; model/checkpoint.ts's ModelCheckpoint adds the config.
  */
-import { closeSync, existsSync, statSync } from 'node:fs';
+import { closeSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../util/errors.ts';
 import { bf16ToF32, f16ToF32 } from '../util/float16.ts';
 import { openForReading, readBytesAt } from './read-at.ts';
-import { parseJson, readInputText } from './input-file.ts';
+import { checkModelDirectory, parseJson, readInputText } from './input-file.ts';
 import { bitmaskDecompress, readIntegers } from './sparse-bitmask.ts';
 
 /** Element types crepe reads and writes. */
@@ -388,7 +388,7 @@ export class SafetensorsWeights {
   ) {}
 
   static open(dir: string): SafetensorsWeights {
-    if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UserError(`${dir}: not a directory`);
+    checkModelDirectory(dir);
     const singlePath = path.join(dir, SINGLE_FILE_NAME);
     const indexPath = path.join(dir, INDEX_FILE_NAME);
     // Like transformers: a single file wins over an index when both are present.

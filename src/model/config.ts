@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../util/errors.ts';
-import { readInputJson } from '../io/input-file.ts';
+import { checkModelDirectory, readInputJson } from '../io/input-file.ts';
 import { isHfConfig, type HfConfig } from './families/common.ts';
 import { llamaSpec } from './families/llama.ts';
 import { mistralSpec } from './families/mistral.ts';
@@ -50,6 +50,7 @@ export function parseModelConfig(json: unknown, source: string): ModelSpec {
 
 /** Reads and parses `<dir>/config.json`. */
 export function readModelConfig(dir: string): ModelSpec {
+  checkModelDirectory(dir);
   const configPath = path.join(dir, 'config.json');
   if (!existsSync(configPath)) throw new UserError(`${dir}: no config.json (expected a Hugging Face model directory)`);
   return parseModelConfig(readInputJson(configPath, 'json'), configPath);
@@ -62,6 +63,8 @@ export function specToConfigJson(spec: ModelSpec): Record<string, unknown> {
   assert.ok(spec.ropeScaling?.type !== 'longrope', 'a longrope spec has no config.json (its long factors are not kept)');
   assert.deepEqual([spec.attentionBias, spec.qkNorm], expected, `a ${spec.family} spec with attentionBias=${spec.attentionBias}, qkNorm=${spec.qkNorm}`);
 
+  // A context held to the sliding window is written as a window of that length.
+  const slidingWindow = spec.contextField === 'sliding_window' ? spec.maxPositionEmbeddings : null;
   const config: Record<string, unknown> = {
     architectures: [ARCHITECTURES[spec.family]],
     model_type: spec.family,
@@ -98,20 +101,20 @@ export function specToConfigJson(spec: ModelSpec): Record<string, unknown> {
       Object.assign(config, { attention_bias: false, mlp_bias: false, pretraining_tp: 1 });
       break;
     case 'mistral':
-      Object.assign(config, { sliding_window: null });
+      Object.assign(config, { sliding_window: slidingWindow });
       break;
     case 'qwen2':
-      Object.assign(config, { use_sliding_window: false, sliding_window: null, max_window_layers: spec.numLayers });
+      Object.assign(config, { use_sliding_window: slidingWindow !== null, sliding_window: slidingWindow, max_window_layers: slidingWindow === null ? spec.numLayers : 0 });
       break;
     case 'phi3':
       Object.assign(config, {
         partial_rotary_factor: (spec.rotaryDim ?? spec.headDim) / spec.headDim,
         original_max_position_embeddings: spec.maxPositionEmbeddings,
-        sliding_window: null,
+        sliding_window: slidingWindow,
       });
       break;
     case 'qwen3':
-      Object.assign(config, { attention_bias: false, use_sliding_window: false, sliding_window: null, max_window_layers: spec.numLayers });
+      Object.assign(config, { attention_bias: false, use_sliding_window: slidingWindow !== null, sliding_window: slidingWindow, max_window_layers: slidingWindow === null ? spec.numLayers : 0 });
       break;
   }
   return config;

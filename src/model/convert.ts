@@ -17,7 +17,7 @@ import { writingTo } from '../io/write-error.ts';
 import { hasGgufMagic } from '../io/gguf.ts';
 import { Llama2cCheckpoint } from '../io/llama2c.ts';
 import type { DType } from '../io/safetensors.ts';
-import { UserError } from '../util/errors.ts';
+import { FieldError, UserError } from '../util/errors.ts';
 import { EMBED_NAME, type ModelSpec } from './spec.ts';
 import { openGgufSource } from './convert/gguf.ts';
 import { llama2cSource } from './convert/llama2c.ts';
@@ -62,7 +62,13 @@ function readMagic(input: string): Uint8Array {
 }
 
 function openSource(input: string, options: ConvertOptions): SourceModel {
-  if (hasGgufMagic(readMagic(input))) return openGgufSource(input);
+  if (hasGgufMagic(readMagic(input))) {
+    // A GGUF carries its own vocabulary; a tokenizer file given beside it would be ignored.
+    if (options.tokenizer !== undefined) {
+      throw new FieldError('tokenizer', `${options.tokenizer}: applies to a llama2.c .bin checkpoint only; the GGUF file ${input} carries its own tokenizer`);
+    }
+    return openGgufSource(input);
+  }
   if (input.toLowerCase().endsWith('.gguf')) throw new UserError(`${input}: not a GGUF file (it does not start with "GGUF")`);
   let checkpoint: Llama2cCheckpoint;
   try {

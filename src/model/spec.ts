@@ -45,7 +45,13 @@ export interface ModelSpec {
    * partial_rotary_factor · headDim); absent means all of them.
    */
   rotaryDim?: number;
+  /**
+   * The longest window crepe computes as transformers does: max_position_embeddings, or less where
+   * config.json limits attention or rotary further (`contextField` then names that field).
+   */
   maxPositionEmbeddings: number;
+  /** The config.json field that limits the context below max_position_embeddings (sliding_window, …). */
+  contextField?: string;
   /** lm_head shares the token-embedding matrix (no `lm_head.weight` tensor). */
   tieWordEmbeddings: boolean;
   /** q/k/v projections carry a bias (Qwen2). */

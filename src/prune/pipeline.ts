@@ -74,10 +74,14 @@ export async function runPrunePipeline(request: PipelineRequest): Promise<Pipeli
     const { spec } = model;
     validateAgainstModel(spec, settings);
     const inputSha256 = model.hashAndCheckFinite();
-    const settingsHash = sha256Bytes(JSON.stringify({ settings, inputSha256, windows: windowsDigest(windows) }));
+    // What a resumed run must share with the interrupted one: the settings, the weights, the
+    // architecture config.json describes (rms_norm_eps, rope_theta, … change every activation) and
+    // the calibration windows.
+    const settingsHash = sha256Bytes(JSON.stringify({ settings, inputSha256, spec, windows: windowsDigest(windows) }));
     const { work, state } = WorkDir.open<LayerReport>(outDir, { resume: request.resume, overwrite: request.overwrite, settingsHash });
     let layerTargets = (state?.layerTargets as PruneTarget[] | undefined) ?? [];
     if (state) progress?.log(`resuming at layer ${state.layersDone} of ${spec.numLayers}`);
+    else if (request.resume) progress?.log(`no interrupted run to resume in ${work.dir}: starting at the first layer`);
 
     const prunable = new Set(LINEAR_NAMES.map((n) => `${n}.weight`));
     let layers: LayerReport[];

@@ -108,6 +108,11 @@ export function pruneSettings(input: PruneSettingsInput): PruneSettings {
 
   const reconstruct = flag(input.reconstruct, 'reconstruct');
   checkField(!(reconstruct && isSparseGpt), 'reconstruct', 'is built into method sparsegpt already');
+  // Parameters another method would ignore.
+  checkField(input.riaA === undefined || name === 'ria', 'riaA', `applies to method ria only${name === 'crepe' ? ' (CRePE\'s exponent is crepe.a)' : ''}`);
+  for (const key of ['blockSize', 'percdamp'] as const) {
+    checkField(input.sparsegpt?.[key] === undefined || isSparseGpt || reconstruct, `sparsegpt.${key}`, 'applies to method sparsegpt and to reconstruct only');
+  }
 
   let owl: OwlSettings | null = null;
   if (input.owl) {
@@ -146,6 +151,8 @@ export function pruneSettings(input: PruneSettingsInput): PruneSettings {
       checkField((LINEAR_NAMES as readonly string[]).includes(linear), 'exclude', `"${linear}" is not a linear of a decoder block; expected some of ${LINEAR_NAMES.join(', ')}`);
       return linear as LinearName;
     });
+    // Every linear left dense would publish the input unchanged as a pruned model.
+    checkField(LINEAR_NAMES.some((linear) => !exclude!.includes(linear)), 'exclude', `names every linear of a decoder block (${LINEAR_NAMES.join(', ')}), so nothing would be pruned`);
   }
 
   return {

@@ -1,8 +1,10 @@
 /**
  * What a pruning run removes: the target (a fraction of every linear's weights, or n of every m
  * consecutive inputs per row) and, for unstructured targets, the rule that selects the mask.
- * `parseTarget` is the one reader of user text ("0.5", "2:4") into a target.
+ * `parseTarget` is the one reader of user text ("0.5", "2:4") into a target, `parsePattern` of text
+ * that may only be "n:m".
  */
+import { parseDecimal } from '../util/decimal.ts';
 import { FieldError, checkField } from '../util/errors.ts';
 
 export type PruneTarget =
@@ -23,12 +25,22 @@ export const SELECTIONS: readonly Selection[] = ['per-row', 'per-matrix'];
 export function parseTarget(value: number | string, field = 'target'): PruneTarget {
   if (typeof value === 'number') return validateTarget({ kind: 'unstructured', sparsity: value }, field);
   const trimmed = value.trim();
-  const nm = /^(\d+)\s*:\s*(\d+)$/.exec(trimmed);
-  if (nm) return validateTarget({ kind: 'nm', n: Number(nm[1]), m: Number(nm[2]) }, field);
-  if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(trimmed)) {
-    throw new FieldError(field, `must be a sparsity like 0.5 or an n:m pattern like 2:4, got "${value}"`);
-  }
-  return validateTarget({ kind: 'unstructured', sparsity: Number(trimmed) }, field);
+  if (NM_TEXT.test(trimmed)) return parsePattern(trimmed, field);
+  const sparsity = parseDecimal(trimmed);
+  if (sparsity === null) throw new FieldError(field, `must be a sparsity like 0.5 or an n:m pattern like 2:4, got "${value}"`);
+  return validateTarget({ kind: 'unstructured', sparsity }, field);
+}
+
+const NM_TEXT = /^(\d+)\s*:\s*(\d+)$/;
+
+/**
+ * An N:M target from its text "n:m"; anything else — a sparsity such as "0.5" included, which
+ * would prune unstructured where semi-structured was asked for — is a FieldError naming `field`.
+ */
+export function parsePattern(value: string, field = 'pattern'): PruneTarget & { kind: 'nm' } {
+  const nm = NM_TEXT.exec(value.trim());
+  checkField(nm, field, `must be n:m with whole numbers, e.g. 2:4 (n of every m consecutive weights pruned), got "${value}"`);
+  return validateTarget({ kind: 'nm', n: Number(nm[1]), m: Number(nm[2]) }, field) as PruneTarget & { kind: 'nm' };
 }
 
 /** Returns `target` when it is well formed: 0 < sparsity < 1, or integers 0 < n < m. */
@@ -44,7 +56,7 @@ export function validateTarget(target: PruneTarget, field = 'target'): PruneTarg
   }
   checkField(target.kind === 'nm', field, () => `has unknown kind ${JSON.stringify((target as { kind: unknown }).kind)}; expected "unstructured" or "nm"`);
   const { n, m } = target;
-  checkField(Number.isInteger(n) && Number.isInteger(m) && n > 0 && m > 0, field, `n:m needs positive integers, got ${n}:${m}`);
+  checkField(Number.isSafeInteger(n) && Number.isSafeInteger(m) && n > 0 && m > 0, field, `n:m needs positive integers, got ${n}:${m}`);
   checkField(n < m, field, `${n}:${m} prunes n of every m weights, so n must be smaller than m`);
   return target;
 }

@@ -54,6 +54,11 @@ export class WorkDir<LayerEntry> {
     return `${path.resolve(outDir)}.crepe-partial`;
   }
 
+  /** True when the work directory of `outDir` holds a committed state that --resume continues. */
+  static resumable(outDir: string): boolean {
+    return existsSync(path.join(WorkDir.pathFor(outDir), STATE_FILE));
+  }
+
   /**
    * Opens the work directory for `outDir`. A leftover directory is continued with `resume` (its
    * uncommitted files removed first), discarded with `overwrite`, and refused otherwise, so no run

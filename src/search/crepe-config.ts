@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { resolveCrepeParams, type CrepeParams } from '../prune/scores/crepe.ts';
-import { UserError } from '../util/errors.ts';
+import { UserError, checkField } from '../util/errors.ts';
 import { readInputJson } from '../io/input-file.ts';
 
 export const CREPE_CONFIG_FORMAT = 'crepe-config/1';
@@ -18,6 +18,9 @@ export interface CrepeConfigFile extends CrepeParams {
   provenance?: Record<string, unknown>;
 }
 
+/** The fields of a configuration file. */
+const CONFIG_FIELDS: readonly string[] = ['format', 'k', 'alpha', 'beta', 'gamma', 'a', 'variant', 'border', 'provenance'];
+
 /** Validates parsed JSON as a CRePE configuration; `source` names the file in messages. */
 export function parseCrepeConfig(json: unknown, source: string): CrepeConfigFile {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
@@ -26,6 +29,10 @@ export function parseCrepeConfig(json: unknown, source: string): CrepeConfigFile
   const obj = json as Record<string, unknown>;
   if (obj.format !== undefined && obj.format !== CREPE_CONFIG_FORMAT) {
     throw new UserError(`${source}: unknown format "${String(obj.format)}", expected "${CREPE_CONFIG_FORMAT}"`);
+  }
+  // A misspelt field ("gama") would leave its parameter at the default without a word.
+  for (const key of Object.keys(obj)) {
+    if (!CONFIG_FIELDS.includes(key)) throw new UserError(`${source}: unknown field "${key}"; expected ${CONFIG_FIELDS.join(', ')}`);
   }
   for (const key of ['k', 'alpha', 'beta', 'gamma']) {
     if (obj[key] === undefined) throw new UserError(`${source}: "${key}" is missing`);
@@ -54,7 +61,13 @@ export function parseCrepeConfig(json: unknown, source: string): CrepeConfigFile
   return { format: CREPE_CONFIG_FORMAT, ...params, provenance: provenance as Record<string, unknown> | undefined };
 }
 
+/** Refuses an empty configuration file name (the request field crepeConfig), which would resolve to the working directory. */
+export function checkCrepeConfigName(file: string): void {
+  checkField(typeof file === 'string' && file.trim() !== '', 'crepeConfig', 'must name a file');
+}
+
 export function loadCrepeConfig(file: string): CrepeConfigFile {
+  checkCrepeConfigName(file);
   if (!existsSync(file)) throw new UserError(`${file}: no such CRePE configuration file`);
   return parseCrepeConfig(readInputJson(file, 'crepeConfig'), file);
 }

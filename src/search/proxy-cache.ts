@@ -22,7 +22,7 @@ import { open } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { atomicWriteJson, withAtomicFile } from '../io/atomic.ts';
-import type { LinearName } from '../model/spec.ts';
+import type { LinearName, ModelSpec } from '../model/spec.ts';
 import { UserError, checkField } from '../util/errors.ts';
 import type { LinearTerms, WindowKey, WindowPrecision, WindowTerm } from './proxy-terms.ts';
 
@@ -37,7 +37,8 @@ export interface CacheIdentity {
   crepeVersion: string;
   /** sha256 of the model's weights (one hash over the weight files' hashes). */
   modelSha256: string;
-  shape: { layers: number; hidden: number; intermediate: number; heads: number; kvHeads: number; headDim: number };
+  /** The architecture config.json describes: its shape, and rms_norm_eps, rope_theta, … that change every activation. */
+  spec: ModelSpec;
   calibration: { nsamples: number; seqlen: number; seed: number; windowsSha256: string };
   device: string;
   grams: boolean;

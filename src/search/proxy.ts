@@ -132,7 +132,7 @@ export class ProxyContext {
       format: CACHE_FORMAT,
       crepeVersion: crepeVersion(),
       modelSha256: opts.modelSha256,
-      shape: { layers: spec.numLayers, hidden: spec.hiddenSize, intermediate: spec.intermediateSize, heads: spec.numHeads, kvHeads: spec.numKvHeads, headDim: spec.headDim },
+      spec,
       calibration: { nsamples: windows.length, seqlen, seed: opts.calibrationSeed, windowsSha256: windowsSha256(windows) },
       device: engine.device ?? 'cpu',
       grams: opts.withGram,

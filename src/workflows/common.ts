@@ -7,7 +7,7 @@ import { closeSync } from 'node:fs';
 import { openInputFile } from '../io/input-file.ts';
 import type { ModelSpec } from '../model/spec.ts';
 import { TextTokenizer } from '../model/tokenizer.ts';
-import type { EngineOptions } from '../engine/session.ts';
+import { checkThreads, type EngineOptions } from '../engine/session.ts';
 import { FieldError, UserError, checkField } from '../util/errors.ts';
 import type { Progress } from '../util/progress.ts';
 import { resolveModelArgument, type ModelArgumentKind } from '../hub/resolve.ts';
@@ -118,7 +118,7 @@ export async function resolveModel(field: string, value: unknown, request: RunCo
 export function engineOptions(request: EngineRequest): EngineOptions {
   const device = request.device ?? 'cpu';
   checkField(device === 'cpu' || device === 'cuda', 'device', `must be "cpu" or "cuda", got ${JSON.stringify(device)}`);
-  if (request.threads !== undefined) checkInteger('threads', request.threads, 1);
+  checkThreads(request.threads);
   return { device, threads: request.threads };
 }
 
@@ -161,15 +161,18 @@ export function checkInputFile(field: string, file: unknown, what = 'text file')
 export const defaultSeqlen = (spec: ModelSpec): number => Math.min(2048, spec.maxPositionEmbeddings);
 
 /**
- * A window length the model can take: a positive integer no longer than its context. Longer
- * windows are refused everywhere (calibration, evaluation, search), before anything is allocated.
+ * A window length the model can take: at least 2 tokens (position t predicts token t + 1, so a
+ * one-token window has nothing to predict: its perplexity, PHO's calib-nll proxy and a
+ * confirmation trial would all be NaN) and no longer than its context. Other windows are refused
+ * everywhere (calibration, evaluation, search), before anything is allocated.
  */
 export function checkSeqlen(field: string, seqlen: unknown, spec: ModelSpec): asserts seqlen is number {
   checkInteger(field, seqlen, 1);
+  checkField(seqlen >= 2, field, `must be at least 2 tokens (a window predicts each token from the ones before it), got ${seqlen}`);
   checkField(
     seqlen <= spec.maxPositionEmbeddings,
     field,
-    `${seqlen} is longer than the model's context of ${spec.maxPositionEmbeddings} tokens (max_position_embeddings in config.json)`,
+    `${seqlen} is longer than the model's context of ${spec.maxPositionEmbeddings} tokens (${spec.contextField ?? 'max_position_embeddings'} in config.json)`,
   );
 }
 

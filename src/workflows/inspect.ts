@@ -1,7 +1,7 @@
 /** Per-tensor and total sparsity of a checkpoint, and whether its block linears follow an N:M pattern. */
 import { SafetensorsWeights } from '../io/safetensors.ts';
 import { satisfiesNM } from '../prune/mask.ts';
-import { parseTarget, validateTarget, type PruneTarget } from '../prune/target.ts';
+import { parsePattern, validateTarget, type PruneTarget } from '../prune/target.ts';
 import { checkField } from '../util/errors.ts';
 import { isBlockLinearWeight } from '../model/spec.ts';
 import { resolveModel, type HubRequest, type RunControl } from './common.ts';
@@ -38,7 +38,7 @@ export async function inspectModel(request: InspectRequest): Promise<InspectResu
   request = { ...request, model: await resolveModel('model', request.model, request, 'model-dir') };
   const pattern = request.pattern === undefined
     ? null
-    : typeof request.pattern === 'string' ? parseTarget(request.pattern, 'pattern') : validateTarget(request.pattern, 'pattern');
+    : typeof request.pattern === 'string' ? parsePattern(request.pattern, 'pattern') : validateTarget(request.pattern, 'pattern');
   checkField(pattern === null || pattern.kind === 'nm', 'pattern', `expects n:m (e.g. 2:4), got ${JSON.stringify(request.pattern)}`);
   const weights = SafetensorsWeights.open(request.model);
   try {

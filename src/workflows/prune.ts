@@ -16,6 +16,7 @@ import { ModelCheckpoint } from '../model/checkpoint.ts';
 import { LINEAR_NAMES, type ModelSpec } from '../model/spec.ts';
 import { windowsSha256 } from '../data/calibration.ts';
 import { runPrunePipeline, publishOutput, workDirFor, type OutputOptions, type PipelineResult } from '../prune/pipeline.ts';
+import { WorkDir } from '../prune/work-dir.ts';
 import { parseByteSize, SAVE_FORMATS, type SaveFormat } from '../io/checkpoint-writer.ts';
 import { parseHubId } from '../hub/hub-id.ts';
 import { validateAgainstModel } from '../prune/layer-loop.ts';
@@ -23,7 +24,7 @@ import { pruneSettings, type PruneSettings } from '../prune/settings.ts';
 import { describeTarget, type PruneTarget, type Selection } from '../prune/target.ts';
 import type { MethodName } from '../prune/methods.ts';
 import { resolveCrepeParams, type CrepeParams } from '../prune/scores/crepe.ts';
-import { loadCrepeConfig } from '../search/crepe-config.ts';
+import { checkCrepeConfigName, loadCrepeConfig } from '../search/crepe-config.ts';
 import { defaultCrepeConfigFor } from '../search/crepe-defaults.ts';
 import { runAutoCrepe, type AutoOptions, type AutoReport } from './auto-crepe.ts';
 import { atomicWriteFile, atomicWriteJson } from '../io/atomic.ts';
@@ -230,11 +231,23 @@ function readSpec(modelDir: string): ModelSpec {
   return model.spec;
 }
 
+/**
+ * What a prune into `out` stopped by a signal leaves behind, in one sentence for its user, or
+ * null when there is nothing to continue.
+ */
+export function interruptedPruneNote(out: string): string | null {
+  return WorkDir.resumable(out) ? `the finished layers stay in ${workDirFor(out)}: the same command with --resume continues it, --overwrite starts again` : null;
+}
+
 /** Prunes `request.model` and publishes the pruned checkpoint with its report at `request.out`. */
 export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
   const started = Date.now();
   const engine = engineOptions(request);
   const counts = checkTextsRequest(request);
+  if (request.evalTasks === undefined) {
+    checkField(request.evalTaskDir === undefined, 'evalTaskDir', 'applies to evalTasks only (the zero-shot tasks to measure)');
+    checkField(request.evalLimit === undefined, 'evalLimit', 'applies to evalTasks only (the zero-shot tasks to measure)');
+  }
   const taskSelection = request.evalTasks === undefined
     ? null
     : selectTasks({ tasks: 'evalTasks', taskDir: 'evalTaskDir', limit: 'evalLimit' }, request.evalTasks, request.evalTaskDir, request.evalLimit);
@@ -252,6 +265,7 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
   const { nsamples, seqlen, seed } = plan;
   const calibration = { file: path.resolve(request.calib), sha256: sha256File(request.calib), nsamples, seqlen, seed };
   checkField(!(request.auto && request.crepeConfig !== undefined), 'auto', 'searches the configuration itself: give crepeConfig or auto, not both');
+  if (request.method === 'crepe' && request.crepeConfig !== undefined) checkCrepeConfigName(request.crepeConfig);
   const crepeConfig = request.method !== 'crepe'
     ? undefined
     : request.crepeConfig !== undefined

@@ -25,7 +25,7 @@ import { pruneAndMeasure } from '../search/trial.ts';
 import { windowCount } from '../eval/perplexity.ts';
 import { LOG_RATIO_RANGE, startPoint, toParams, type SearchSpace } from '../search/space.ts';
 import { readInputJson } from '../io/input-file.ts';
-import { checkOutputDir, publishOutputDir } from '../io/output-dir.ts';
+import { checkOutputDir, pathIsInside, publishOutputDir } from '../io/output-dir.ts';
 import { lockOutput, type OutputLock } from '../io/output-lock.ts';
 import { makeDirectory, writingToSync } from '../io/write-error.ts';
 import { scatterSvg } from '../util/svg-scatter.ts';
@@ -156,6 +156,9 @@ function modelWeightsSha256(model: ModelCheckpoint): string {
 /** Peak resident memory of this process so far (workers included: they are threads), in bytes. */
 const peakRssBytes = (): number => process.resourceUsage().maxRSS * 1024;
 
+/** Request fields of PHO's proxy and CMA-ES, which hill climbing does not use. */
+const PHO_ONLY = ['sigma0', 'confirm', 'proxy', 'proxySign', 'proxyFrom', 'proxyRows', 'giniSubsample', 'nllWindows', 'proxyCache', 'proxyCacheBudget'] as const;
+
 /** The request's search options, validated, with their defaults. */
 function searchOptions(request: SearchRequest) {
   const strategy = request.strategy ?? 'pho';
@@ -189,6 +192,11 @@ function searchOptions(request: SearchRequest) {
   checkInteger('proxyCacheBudget', proxyCacheBudget, 0);
   const selection = request.selection ?? 'per-matrix';
   checkField(selection === 'per-row' || selection === 'per-matrix', 'selection', `must be "per-row" or "per-matrix", got ${JSON.stringify(selection)}`);
+  // Options that hill climbing or a search without confirmation would ignore.
+  if (strategy === 'hillclimb' && request.validate === undefined) {
+    for (const field of PHO_ONLY) checkField(request[field] === undefined, field, 'applies to PHO and validate only (hill climbing measures each trial for real)');
+  }
+  if (request.confirmWindows !== undefined) checkField(confirm > 0, 'confirmWindows', 'applies to confirm only (the windows each confirmation trial measures)');
   const space: SearchSpace = { searchA: Boolean(request.searchA), fixedA: a, variant };
   return { strategy, budget, sigma0, confirm, confirmStatistics, confirmOn, calibrationConfirm, giniSubsample, space, selection, proxyRows, proxyCacheBudget };
 }
@@ -216,11 +224,17 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
   if (needsHeldOut) checkField(request.evalText !== undefined, 'evalText', 'is needed: hill climbing, validate and confirm (unless on held-out calibration windows) measure real perplexity on held-out text');
   const measured = request.proxyFrom !== undefined ? proxyFromValidation(request.proxyFrom) : null;
   if (request.proxyCache !== undefined) {
-    const relative = path.relative(path.resolve(request.out), path.resolve(request.proxyCache));
-    checkField(relative.startsWith('..') || path.isAbsolute(relative), 'proxyCache',
+    // An empty name would resolve to the working directory.
+    checkField(request.proxyCache.trim() !== '', 'proxyCache', 'must name a directory');
+    checkField(!pathIsInside(request.proxyCache, request.out), 'proxyCache',
       `${path.resolve(request.proxyCache)} is inside the output directory ${path.resolve(request.out)}, which is replaced when the search ends; name a directory outside it`);
   }
   request = { ...request, model: await resolveModel('model', request.model, request, 'model-dir') };
+  // Every file of a model directory travels with the models pruned from it: a cache there would be copied into each.
+  if (request.proxyCache !== undefined) {
+    checkField(!pathIsInside(request.proxyCache, request.model), 'proxyCache',
+      `${path.resolve(request.proxyCache)} is inside the model directory ${path.resolve(request.model)}, whose files are copied into every model pruned from it; name a directory outside it`);
+  }
   const outDir = checkOutputDir(request.out, {
     overwrite: request.overwrite,
     inputs: [request.model, request.calib, request.evalText, request.crepeConfig, request.proxyFrom, request.proxyCache],

@@ -6,6 +6,7 @@
  */
 import type { ModelSpec } from '../model/spec.ts';
 import { sampleCalibrationFile, type CalibrationSet } from '../data/calibration.ts';
+import { checkField } from '../util/errors.ts';
 import { checkInputFile, checkInteger, checkSeqlen, defaultSeqlen, modelEncoder } from './common.ts';
 import { prepareEvalText, type EvalText, type EvalTextFields } from './eval.ts';
 
@@ -45,6 +46,10 @@ export function checkTextsRequest(request: TextsRequest): Pick<TextsPlan, 'nsamp
   checkInteger('seed', seed, 0);
   checkInputFile('calib', request.calib);
   if (request.evalText !== undefined) checkInputFile('evalText', request.evalText);
+  else {
+    // The window and count of a text not given would be ignored.
+    for (const field of ['evalSeqlen', 'evalMaxChunks'] as const) checkField(request[field] === undefined, field, 'applies to evalText only (the text a perplexity is measured on)');
+  }
   return { nsamples, seed };
 }
 

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { C4_SAMPLE, WIKITEXT_TEST } from '../helpers/shared.ts';
+import { C4_SAMPLE, STORIES_BIN, STORIES_GGUF, STORIES_TOK, WIKITEXT_TEST } from '../helpers/shared.ts';
 import { scratchDir, storiesModelDir } from '../helpers/stories.ts';
 import { runCli } from '../helpers/cli.ts';
 import { buildGguf } from '../convert/gguf-builder.ts';
@@ -122,6 +122,10 @@ before(async () => {
   damaged.unknownModelType = damagedModel(model, 'unknown-model-type', () => {});
   const configFile = path.join(damaged.unknownModelType, 'config.json');
   writeFileSync(configFile, JSON.stringify({ ...JSON.parse(readFileSync(configFile, 'utf8')), model_type: 'gpt_neox' }));
+  // stories260K as a Mistral with a 64-token sliding window (Mistral-7B v0.1 has 4096 of 32768).
+  damaged.slidingWindow = damagedModel(model, 'sliding-window', () => {});
+  const slidingConfig = path.join(damaged.slidingWindow, 'config.json');
+  writeFileSync(slidingConfig, JSON.stringify({ ...JSON.parse(readFileSync(slidingConfig, 'utf8')), model_type: 'mistral', sliding_window: 64 }));
 });
 
 const pruneWith = (method: string, modelDir: string, ...extra: string[]): string[] => [
@@ -157,6 +161,16 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
   });
 
   describe('texts too short (issues #2, #3)', { concurrency: true }, () => {
+    it('an empty or blank evaluation text', async () => {
+      for (const [name, text] of [['empty.txt', ''], ['blank.txt', ' \n\n  \n']]) {
+        await expectRefusal(['eval', model, '--eval-ppl', writeText(name, text)], new RegExp(`^crepe: --eval-ppl \\S*${name.replace('.', '\\.')}: holds no text$`), { out: false });
+      }
+    });
+    it('an empty calibration text, and a JSON Lines file without documents', async () => {
+      await expectRefusal(['prune', model, '--method', 'wanda', '--sparsity', '0.5', '--calib', writeText('empty.txt', '')], /^crepe: --calib \S*empty\.txt: holds no text$/);
+      await expectRefusal(['prune', model, '--method', 'wanda', '--sparsity', '0.5', '--calib', writeText('blank.jsonl', '\n \n')],
+        /^crepe: --calib \S*blank\.jsonl: holds no documents \(expected JSON Lines: one object with a "text" field per line\)$/);
+    });
     it('evaluation text shorter than one window', () =>
       expectRefusal(['eval', model, '--eval-ppl', writeText('short.txt', 'Once upon a time there was a cat.'), '--seqlen', '512'], /--eval-ppl .*short\.txt: \d+ tokens is shorter than one window of --seqlen 512/, { out: false }));
     it('calibration text shorter than one window', () =>
@@ -167,16 +181,41 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
     });
   });
 
+  describe('JSON Lines where plain text is read: the JSON syntax, URLs and timestamps would be calibrated or measured on', { concurrency: true }, () => {
+    const c4Lines = () => readFileSync(C4_SAMPLE, 'utf8').split('\n').slice(0, 50).join('\n');
+    it('--calib with C4 documents in a .txt file', () =>
+      expectRefusal(['prune', model, '--method', 'wanda', '--sparsity', '0.5', '--calib', writeText('c4.txt', c4Lines()), '--seqlen', '64'],
+        /^crepe: --calib \S*c4\.txt: holds JSON Lines documents \(line 1 is an object with a "text" field\) but would be read as plain text, JSON syntax included, as its name does not end in \.jsonl or \.json; rename it$/));
+    it('eval --eval-ppl on a .jsonl file', () =>
+      expectRefusal(['eval', model, '--eval-ppl', C4_SAMPLE], /^crepe: --eval-ppl \S*\.jsonl: holds JSON Lines documents; perplexity is measured on plain text \(write the documents' "text" fields into a text file\)$/, { out: false }));
+    it('prune --eval-ppl on C4 documents in a .txt file', () =>
+      expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--eval-ppl', writeText('c4.txt', c4Lines())), /^crepe: --eval-ppl \S*c4\.txt: holds JSON Lines documents; perplexity is measured on plain text/));
+  });
+
   describe('prune options (issue #3)', { concurrency: true }, () => {
     for (const value of ['0', '1', '1.5', '-0.1']) {
       it(`--sparsity ${value} (outside (0, 1))`, () =>
         expectRefusal(pruneArgs(model, `--sparsity=${value}`), new RegExp(`--sparsity .*between 0 and 1.*got ${value.replace('.', '\\.')}`)));
     }
     it('--sparsity abc', () => expectRefusal(pruneArgs(model, '--sparsity', 'abc'), /--sparsity expects a number, got "abc"/));
+    // Number() reads these as 1 and 16: a typing slip would become a value.
+    it('--sparsity 0x1 and --owl-m 0x10 (hexadecimal)', async () => {
+      await expectRefusal(pruneArgs(model, '--sparsity', '0x1'), /^crepe: --sparsity expects a number, got "0x1"$/);
+      await expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--owl', '--owl-m', '0x10'), /^crepe: --owl-m expects a number, got "0x10"$/);
+    });
     it('--pattern 4:4 (n = m)', () => expectRefusal(pruneArgs(model, '--pattern', '4:4'), /--pattern 4:4 .*n must be smaller than m/));
     it('--pattern 5:4 (n > m)', () => expectRefusal(pruneArgs(model, '--pattern', '5:4'), /--pattern 5:4 .*n must be smaller than m/));
     it('--pattern 2:8 on a width not divisible by 8 (intermediate 172)', () =>
       expectRefusal(pruneArgs(model, '--pattern', '2:8'), /--pattern 2:8: mlp\.down_proj has 172 inputs, not a multiple of 8/));
+    // A sparsity given as --pattern would prune unstructured where semi-structured was asked for.
+    it('--pattern 0.5 (a sparsity, not n:m)', () =>
+      expectRefusal(pruneArgs(model, '--pattern', '0.5'), /^crepe: --pattern must be n:m with whole numbers, e\.g\. 2:4 \(n of every m consecutive weights pruned\), got "0\.5"$/));
+    it('search --pattern 0.5', () =>
+      expectRefusal(['search', model, '--calib', C4_SAMPLE, '--pattern', '0.5'], /^crepe: --pattern must be n:m with whole numbers, .*got "0\.5"$/));
+    it('inspect --pattern 2:x', () => expectRefusal(['inspect', model, '--pattern', '2:x'], /^crepe: --pattern must be n:m with whole numbers, .*got "2:x"$/, { out: false }));
+    // Plain words, none of them a request field that the command line would turn into a flag.
+    it('--per-row with --per-matrix', () =>
+      expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--per-row', '--per-matrix'), /^crepe: give at most one of --per-row or --per-matrix$/));
     it('unknown --method', () =>
       expectRefusal(['prune', model, '--method', 'obs', '--sparsity', '0.5', '--calib', C4_SAMPLE], /--method "obs" is unknown; expected one of .*wanda/));
     it('an existing --out directory without --overwrite is refused and left untouched', async () => {
@@ -203,6 +242,8 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
     it('k even', () => expectRefusal(crepeArgs(writeConfig('k-even.json', { ...base, k: 4 })), /k-even\.json: k .*odd integer in \[1, 63\], got 4/));
     it('k < 1', () => expectRefusal(crepeArgs(writeConfig('k-neg.json', { ...base, k: -1 })), /k-neg\.json: k .*odd integer in \[1, 63\], got -1/));
     it('negative coefficient', () => expectRefusal(crepeArgs(writeConfig('neg.json', { ...base, beta: -0.5 })), /neg\.json: beta must be a finite number ≥ 0, got -0\.5/));
+    it('a misspelt field ("gama" would leave gamma at its default)', () =>
+      expectRefusal(crepeArgs(writeConfig('typo.json', { ...base, gama: 2 })), /^crepe: \S*typo\.json: unknown field "gama"; expected format, k, alpha, beta, gamma, a, variant, border, provenance$/));
     it('all-zero coefficients', () =>
       expectRefusal(crepeArgs(writeConfig('zero.json', { k: 3, alpha: 0, beta: 0, gamma: 0 })), /zero\.json: alpha, beta and gamma are all zero/));
     it('--crepe-k 2 on the command line', () =>
@@ -215,6 +256,11 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
       expectRefusal(['prune', model, '--method', 'crepe', '--sparsity', '0.5', '--calib', C4_SAMPLE, '--crepe-alpha', '0', '--crepe-beta', '0', '--crepe-gamma', '0'], /^crepe: --crepe-gamma is zero, and so are alpha and beta/));
     it('crepe search --crepe-k with an even window size', () =>
       expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--crepe-k', '3,4'], /--crepe-k expects odd window sizes in \[1, 63\], got 3,4/));
+    it('crepe search --crepe-k with an empty entry, or in hexadecimal (were read as 0 and 3)', async () => {
+      for (const k of ['', '1,,3', '0x3']) {
+        await expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--crepe-k', k], new RegExp(`^crepe: --crepe-k expects a comma-separated list of odd window sizes ≥ 1, got "${k}"$`));
+      }
+    });
     it('crepe search --k 0 (the old spelling)', () =>
       expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--k', '0'], /--crepe-k expects odd window sizes in \[1, 63\], got 0/));
     it('crepe search --config with a malformed file', () =>
@@ -228,6 +274,20 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
       expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--owl', '--owl-lambda', '0.6'), /--owl-lambda must be in \(0, 0\.5\) .*got 0\.6/));
     it('--owl-lambda 0', () => expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--owl', '--owl-lambda', '0'), /--owl-lambda must be in \(0, 0\.5\) .*got 0/));
     it('--owl-lambda negative', () => expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--owl', '--owl-lambda', '-0.1'), /--owl-lambda must be in \(0, 0\.5\) .*got -0\.1/));
+    it('--exclude naming every linear (nothing would be pruned)', () =>
+      expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--exclude', 'q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj'), /^crepe: --exclude names every linear of a decoder block \(self_attn\.q_proj, .*mlp\.down_proj\), so nothing would be pruned$/));
+    // Options of a pass or method that does not run would be ignored.
+    it('--owl-lambda without --owl, --dsnot-cycles/--dsnot-skip without --dsnot, --permute-blocks without --permute', async () => {
+      await expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--owl-m', '3', '--owl-lambda', '0.1'), /^crepe: --owl-m and --owl-lambda apply to --owl only$/);
+      await expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--dsnot-cycles', '3'), /^crepe: --dsnot-cycles applies to --dsnot only$/);
+      await expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--dsnot-skip', 'none'), /^crepe: --dsnot-skip applies to --dsnot only$/);
+      await expectRefusal(pruneArgs(model, '--pattern', '2:4', '--permute-blocks', '4'), /^crepe: --permute-blocks applies to --permute only$/);
+    });
+    it('--ria-a with another method, --blocksize/--percdamp without SparseGPT', async () => {
+      await expectRefusal(pruneWith('crepe', model, '--sparsity', '0.5', '--ria-a', '0.3'), /^crepe: --ria-a applies to --method ria only \(CRePE's exponent is --crepe-a\)$/);
+      await expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--blocksize', '64'), /^crepe: --blocksize applies to --method sparsegpt and to --reconstruct only$/);
+      await expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--percdamp', '0.1'), /^crepe: --percdamp applies to --method sparsegpt and to --reconstruct only$/);
+    });
     it('unknown --dsnot-skip value', () =>
       expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--dsnot', '--dsnot-skip', 'foo'), /--dsnot-skip .*foo.*mlp, none/));
   });
@@ -249,6 +309,11 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
       expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--sigma0', '1e308'], /--sigma0 must be a number in \(0, 18\], got 1e\+308/));
     it('search --validate 2 (a correlation needs three points)', () =>
       expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--validate', '2', '--eval-ppl', WIKITEXT_TEST], /--validate must be an integer ≥ 3, got 2/));
+    it('eval --threads 100000 (ONNX Runtime would not finish starting them)', () =>
+      expectRefusal(['eval', model, '--eval-ppl', WIKITEXT_TEST, '--threads', '100000'], /^crepe: --threads must be at most 1024 \(more than any machine's cores\), got 100000$/, { out: false }));
+    it('prune --threads 5000', () => expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--threads', '5000'), /^crepe: --threads must be at most 1024 .*got 5000$/));
+    it('--auto with --config: both flags named', () =>
+      expectRefusal(pruneWith('crepe', model, '--sparsity', '0.5', '--auto', '--config', writeConfig('auto.json', { k: 3, alpha: 1, beta: 1, gamma: 0.5 })), /^crepe: --auto searches the configuration itself: give --config or --auto, not both$/));
     it('a CRePE option with another method', () =>
       expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--crepe-k', '5'), /--crepe-k applies to --method crepe only/));
   });
@@ -261,6 +326,18 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
     it('prune --eval-seqlen 1024', () =>
       expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--eval-ppl', WIKITEXT_TEST, '--eval-seqlen', '1024'), /--eval-seqlen 1024 is longer than the model's context of 512/));
     it('search --seqlen 100000', () => expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--seqlen', '100000'], tooLong));
+    // Beyond a sliding window transformers attends to fewer keys than crepe's causal attention:
+    // the PPL would be that of another model.
+    it('eval --seqlen 128 on a model with a 64-token sliding window', () =>
+      expectRefusal(['eval', damaged.slidingWindow, '--eval-ppl', WIKITEXT_TEST, '--seqlen', '128'], /^crepe: --seqlen 128 is longer than the model's context of 64 tokens \(sliding_window in config\.json\)$/, { out: false }));
+    it('prune --eval-seqlen 128 on a model with a 64-token sliding window', () =>
+      expectRefusal(pruneArgs(damaged.slidingWindow, '--sparsity', '0.5', '--eval-ppl', WIKITEXT_TEST, '--eval-seqlen', '128'), /^crepe: --eval-seqlen 128 is longer than the model's context of 64 tokens \(sliding_window in config\.json\)$/));
+    // A one-token window predicts nothing: its perplexity would be NaN, and PHO would pick a
+    // configuration from NaN proxy values.
+    const oneToken = (flag: string) => new RegExp(`^crepe: ${flag} must be at least 2 tokens \\(a window predicts each token from the ones before it\\), got 1$`);
+    it('eval --seqlen 1', () => expectRefusal(['eval', model, '--eval-ppl', WIKITEXT_TEST, '--seqlen', '1'], oneToken('--seqlen'), { out: false }));
+    it('prune --eval-seqlen 1', () => expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--eval-ppl', WIKITEXT_TEST, '--eval-seqlen', '1'), oneToken('--eval-seqlen')));
+    it('search --seqlen 1', () => expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--seqlen', '1'], oneToken('--seqlen')));
   });
 
   describe('inputs checked before the first expensive step', { concurrency: true }, () => {
@@ -268,6 +345,19 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
       expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--eval-ppl', path.join(scratchDir('missing'), 'missing.txt')), /--eval-ppl .*missing\.txt: .*no such file/));
     it('prune --eval-ppl with a text shorter than one window', () =>
       expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--eval-ppl', writeText('short-eval.txt', 'Once upon a time.')), /--eval-ppl .*short-eval\.txt: \d+ tokens is shorter than one window of --eval-seqlen 64/));
+    it('a model path that does not exist, or is a file', async () => {
+      const missing = path.join(scratchDir('no-model'), 'nope');
+      await expectRefusal(['eval', missing, '--eval-ppl', WIKITEXT_TEST], new RegExp(`^crepe: ${missing}: no such directory \\(expected a Hugging Face model directory: config\\.json, model\\.safetensors, tokenizer\\.json\\)$`), { out: false });
+      const file = path.join(model, 'config.json');
+      await expectRefusal(['inspect', file], new RegExp(`^crepe: ${file}: not a directory \\(expected a Hugging Face model directory`), { out: false });
+      await expectRefusal(pruneArgs(file, '--sparsity', '0.5'), new RegExp(`^crepe: ${file}: not a directory`));
+    });
+    it('--eval-seqlen / --eval-max-chunks without --eval-ppl (they would be ignored)', async () => {
+      await expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--eval-seqlen', '128'), /^crepe: --eval-seqlen applies to --eval-ppl only \(the text a perplexity is measured on\)$/);
+      await expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--eval-max-chunks', '3'], /^crepe: --eval-max-chunks applies to --eval-ppl only/);
+    });
+    it('--revision with a local model directory (it would be ignored)', () =>
+      expectRefusal(['eval', model, '--eval-ppl', WIKITEXT_TEST, '--revision', 'v1'], new RegExp(`^crepe: --revision applies to a Hub id only; ${model} is a local path$`), { out: false }));
     it('prune --calib <a directory>', () => {
       const dir = scratchDir('calib-dir');
       return expectRefusal(['prune', model, '--method', 'wanda', '--sparsity', '0.5', '--calib', dir], new RegExp(`--calib ${dir}: is a directory`));
@@ -276,6 +366,38 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
       const dir = scratchDir('calib-dir');
       return expectRefusal(['search', model, '--sparsity', '0.5', '--calib', dir], new RegExp(`--calib ${dir}: is a directory`));
     });
+    // An empty name would resolve to the working directory: an output, a cache or a file read there.
+    it('prune --out "" (and with --overwrite)', async () => {
+      await expectRefusal([...pruneArgs(model, '--sparsity', '0.5'), '--out', ''], /^crepe: --out must name an output directory$/, { out: false });
+      await expectRefusal([...pruneArgs(model, '--sparsity', '0.5'), '--out', '', '--overwrite'], /^crepe: --out must name an output directory$/, { out: false });
+    });
+    it('convert a GGUF with --tokenizer (a GGUF carries its own; the file would be ignored)', () =>
+      expectRefusal(['convert', STORIES_GGUF, '--tokenizer', STORIES_TOK], /^crepe: --tokenizer .*tok512\.bin: applies to a llama2\.c \.bin checkpoint only; the GGUF file .*\.gguf carries its own tokenizer$/));
+    it('convert --out " "', () => expectRefusal(['convert', STORIES_BIN, '--out', ' '], /^crepe: --out must name an output directory$/, { out: false }));
+    it('search --proxy-cache ""', () =>
+      expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--proxy-cache', ''], /^crepe: --proxy-cache must name a directory$/));
+    it('prune --method crepe --config ""', () =>
+      expectRefusal(['prune', model, '--method', 'crepe', '--sparsity', '0.5', '--calib', C4_SAMPLE, '--config', ''], /^crepe: --config must name a file$/));
+    it('search --config ""', () =>
+      expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--config', ''], /^crepe: --config must name a file$/));
+    // Options the run would ignore.
+    it('search --strategy hillclimb with a PHO option (--proxy, --sigma0, --proxy-cache)', async () => {
+      const hillclimb = ['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--strategy', 'hillclimb', '--eval-ppl', WIKITEXT_TEST];
+      await expectRefusal([...hillclimb, '--proxy', 'gini-own'], /^crepe: --proxy applies to PHO and --validate only \(hill climbing measures each trial for real\)$/);
+      await expectRefusal([...hillclimb, '--sigma0', '1'], /^crepe: --sigma0 applies to PHO and --validate only/);
+      await expectRefusal([...hillclimb, '--proxy-cache', path.join(scratchDir('cache'), 'c')], /^crepe: --proxy-cache applies to PHO and --validate only/);
+    });
+    it('search --proxy-cache inside the model directory (its files are copied into every pruned model)', async () => {
+      const copy = path.join(scratchDir('model-copy'), 'm');
+      mkdirSync(copy);
+      for (const file of readdirSync(model)) copyFileSync(path.join(model, file), path.join(copy, file));
+      const before = readdirSync(copy).sort();
+      await expectRefusal(['search', copy, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--proxy-cache', path.join(copy, 'cache')],
+        new RegExp(`^crepe: --proxy-cache ${copy}/cache is inside the model directory ${copy}, whose files are copied into every model pruned from it; name a directory outside it$`));
+      assert.deepEqual(readdirSync(copy).sort(), before);
+    });
+    it('search --confirm-windows without --confirm', () =>
+      expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--confirm-windows', '3'], /^crepe: --confirm-windows applies to --confirm only \(the windows each confirmation trial measures\)$/));
     it('search --strategy hillclimb without held-out text', () =>
       expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--strategy', 'hillclimb'], /--eval-ppl is needed/));
     it('a tokenizer that gives ids outside the vocabulary (eval)', () =>

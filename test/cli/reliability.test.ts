@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SafetensorsFile } from '../../src/io/safetensors.ts';
@@ -124,6 +124,19 @@ describe('--overwrite replaces only crepe\'s own output', () => {
     writeFileSync(path.join(mine, 'notes.txt'), 'added by the user');
     assertRefused(await runCli(['prune', base, ...PRUNE, '--out', mine, '--overwrite']), /holds notes\.txt, which crepe did not write there/);
     assert.ok(existsSync(path.join(mine, 'notes.txt')));
+  });
+
+  it('a file of crepe\'s output edited since (the model card) blocks --overwrite; one only touched does not', async () => {
+    const out = path.join(scratchDir('edited'), 'out');
+    assert.equal((await runCli(['prune', base, ...PRUNE, '--out', out])).status, 0);
+    const card = path.join(out, 'README.md');
+    const later = new Date(Date.now() + 60_000);
+    utimesSync(card, later, later);
+    assert.equal((await runCli(['prune', base, ...PRUNE, '--out', out, '--overwrite'])).status, 0, 'same bytes, another time: still crepe\'s');
+    writeFileSync(card, `${readFileSync(card, 'utf8')}\nMy evaluation notes.\n`);
+    const before = treeHashes(out);
+    assertRefused(await runCli(['prune', base, ...PRUNE, '--out', out, '--overwrite']), /^crepe: --out \S+out holds README\.md, changed since crepe wrote it; --overwrite replaces only/);
+    assert.deepEqual(treeHashes(out), before);
   });
 });
 
@@ -264,6 +277,26 @@ describe('a full or read-only disk (1 MiB tmpfs)', () => {
     if (!disk) return t.skip('mounting a tmpfs needs root');
     assertRefused(await runCli(['convert', STORIES_GGUF, '--out', path.join(disk, 'c')]), new RegExp(`cannot write ${disk}/\\S+: no space left on device \\(ENOSPC\\)`));
     assert.deepEqual(readdirSync(disk), []);
+  });
+
+  it('standard output on a full device (`--json > results.json` on a full disk): one line and exit 2, not Node\'s trace; standard error on one: the run goes on', (t) => {
+    if (!existsSync('/dev/full')) return t.skip('no /dev/full');
+    const full = openSync('/dev/full', 'w');
+    try {
+      for (const args of [['inspect', base, '--json'], ['--help']]) {
+        const child = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: REPO_ROOT, encoding: 'utf8', stdio: ['ignore', full, 'pipe'] });
+        assert.equal(child.status, 2, child.stderr);
+        assert.equal(child.stderr, 'crepe: cannot write to standard output: no space left on device (ENOSPC)\n');
+      }
+      // Progress that cannot be written (`2> log` on a full disk) does not stop the run.
+      const out = path.join(scratchDir('stderr-full'), 'out');
+      const pruned = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'prune', base, ...PRUNE, '--out', out], { cwd: REPO_ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', full] });
+      assert.equal(pruned.status, 0);
+      assert.match(pruned.stdout, /wrote +\S+out/);
+      assert.ok(existsSync(path.join(out, 'model.safetensors')));
+    } finally {
+      closeSync(full);
+    }
   });
 
   it('a read-only target: EROFS named, not ENOENT', async (t) => {

@@ -86,6 +86,14 @@ describe('crepe eval --tasks', () => {
     expectRefusal(await crepe(['eval', model, '--tasks', 'rte', '--task-dir', TASK_DIR, '--limit', '0']), /--limit expects a positive integer, got "0"/);
     expectRefusal(await crepe(['eval', model]), /give --eval-ppl <file>, --tasks <list>, or both/);
   });
+
+  it('refuses the options of a measurement not asked for, which would be ignored', async () => {
+    const text = path.join(DATA, 'text/wikitext-2-raw/wiki.test.raw');
+    expectRefusal(await crepe(['eval', model, '--tasks', 'rte', '--task-dir', TASK_DIR, '--seqlen', '128']), /^crepe: --seqlen applies to --eval-ppl only$/);
+    expectRefusal(await crepe(['eval', model, '--tasks', 'rte', '--task-dir', TASK_DIR, '--seqlen', '128', '--max-chunks', '2']), /^crepe: --seqlen and --max-chunks apply to --eval-ppl only$/);
+    expectRefusal(await crepe(['eval', model, '--eval-ppl', text, '--limit', '3']), /^crepe: --limit applies to --tasks only$/);
+    expectRefusal(await crepe(['eval', model, '--eval-ppl', text, '--task-dir', TASK_DIR, '--limit', '3']), /^crepe: --task-dir and --limit apply to --tasks only$/);
+  });
 });
 
 describe('crepe prune --eval-tasks', () => {
@@ -112,6 +120,9 @@ describe('crepe prune --eval-tasks', () => {
     expectRefusal(await crepe([...pruneArgs(out), '--eval-tasks', 'rte,nope', '--eval-task-dir', TASK_DIR]), /--eval-tasks unknown task "nope"/);
     expectRefusal(await crepe([...pruneArgs(out), '--eval-tasks', 'rte']), /zero-shot tasks need --eval-task-dir <dir>/);
     expectRefusal(await crepe([...pruneArgs(out), '--eval-tasks', 'piqa', '--eval-task-dir', scratchDir('no-tasks')]), /piqa[/\\]valid\.jsonl: no such file/);
+    // Without --eval-tasks they would be ignored.
+    expectRefusal(await crepe([...pruneArgs(out), '--eval-limit', '5']), /^crepe: --eval-limit applies to --eval-tasks only \(the zero-shot tasks to measure\)$/);
+    expectRefusal(await crepe([...pruneArgs(out), '--eval-task-dir', TASK_DIR]), /^crepe: --eval-task-dir applies to --eval-tasks only/);
     assert.equal(existsSync(out), false);
   });
 });

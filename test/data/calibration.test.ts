@@ -104,5 +104,8 @@ test('sampleCalibrationFile dispatches JSON Lines to the document sampler and te
   }
   assert.equal(isDocumentsFile('c4-train.00000-of-01024.json.gz'), true);
   assert.equal(isDocumentsFile('x.jsonl.gz'), true);
+  // The decompressed C4 shard.
+  assert.equal(isDocumentsFile('c4-train.00000-of-01024.json'), true);
+  assert.equal(isDocumentsFile('notes.txt'), false);
   assert.equal(isDocumentsFile('wiki.train.raw'), false);
 });

@@ -9,6 +9,7 @@ import {
   hfWikitextText,
   isWikitextRawFile,
   readEvalText,
+  looksLikeJsonLines,
   readJsonlDocuments,
   readTextFile,
 } from '../../src/data/text-sources.ts';
@@ -63,6 +64,18 @@ test('readJsonlDocuments: texts in order, blank lines skipped, CRLF tolerated, g
   const content = '{"text":"first","url":"u"}\r\n\n{"text":"sec\\nond"}\n   \n{"text":""}';
   assert.deepEqual(readJsonlDocuments(writeTemp('docs.jsonl', content)), ['first', 'sec\nond', '']);
   assert.deepEqual(readJsonlDocuments(writeTemp('docs.jsonl.gz', gzipSync(content))), ['first', 'sec\nond', '']);
+  // A byte-order mark (Windows editors write one) is not part of the first document.
+  assert.deepEqual(readJsonlDocuments(writeTemp('bom.jsonl', `\ufeff${content}`)), ['first', 'sec\nond', '']);
+});
+
+test('looksLikeJsonLines: a first non-blank line that is an object with a string "text"', () => {
+  assert.equal(looksLikeJsonLines('\n  {"text": "a", "url": "u"}\n{"text": "b"}'), true);
+  assert.equal(looksLikeJsonLines('\ufeff{"text": "a"}'), true);
+  assert.equal(looksLikeJsonLines('{"a": 1}\nplain text'), false);
+  assert.equal(looksLikeJsonLines('{"text": 5}'), false);
+  assert.equal(looksLikeJsonLines('{ not json'), false);
+  assert.equal(looksLikeJsonLines(' = Valkyria Chronicles III = \n'), false);
+  assert.equal(looksLikeJsonLines(''), false);
 });
 
 test('readJsonlDocuments: bad JSON or missing text names file and line', () => {

@@ -15,9 +15,11 @@ function tinyModel(): Uint8Array {
   return g.toBytes();
 }
 
-test('--threads must be a positive integer', async () => {
+test('--threads must be a positive integer, at most 1024', async () => {
   await assert.rejects(createSession(tinyModel(), { device: 'cpu', threads: 0 }), (e: unknown) =>
     e instanceof FieldError && e.field === 'threads');
+  await assert.rejects(createSession(tinyModel(), { device: 'cpu', threads: 100_000 }), (e: unknown) =>
+    e instanceof FieldError && e.field === 'threads' && e.problem === "must be at most 1024 (more than any machine's cores), got 100000");
   const session = await createSession(tinyModel(), { device: 'cpu', threads: 2 });
   const result = await session.run({ x: new ort.Tensor('float32', Float32Array.from([1, -2]), [2]) });
   assert.deepEqual(Array.from(result.y.data as Float32Array), [-1, 2]);

@@ -2,8 +2,8 @@
  * A Hugging Face Hub stand-in on 127.0.0.1 (random port) for the download tests: the API's
  * revision endpoint, `/{repo}/resolve/{commit}/{file}` (small files directly with their git-sha1
  * ETag, LFS files by a 302 to `/cdn/<sha256>` with X-Linked-Etag), Range requests, the Hub's
- * X-Error-Code answers, and injected faults: a transfer cut mid-body, a blob served with a byte
- * changed. Every request is logged.
+ * X-Error-Code answers, and injected faults: a transfer cut mid-body, one that stops sending
+ * mid-body with the connection left open, a blob served with a byte changed. Every request is logged.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -40,6 +40,8 @@ export class HubServer {
   readonly requests: LoggedRequest[] = [];
   /** Blob sha256s whose next CDN transfer stops after half the bytes. */
   readonly cutNext = new Set<string>();
+  /** Blob sha256s whose next CDN transfer sends half the bytes, then nothing, the connection left open. */
+  readonly stallNext = new Set<string>();
   /** Blob sha256s served with their first byte flipped. */
   readonly corrupt = new Set<string>();
   private server: Server | null = null;
@@ -109,13 +111,14 @@ export class HubServer {
         bytes = bytes.slice();
         bytes[0] ^= 0xff;
       }
-      return this.send(req, res, bytes, `"cdn-${cdn[1].slice(0, 8)}"`, this.cutNext.delete(cdn[1]));
+      const fault = this.cutNext.delete(cdn[1]) ? 'cut' : this.stallNext.delete(cdn[1]) ? 'stall' : undefined;
+      return this.send(req, res, bytes, `"cdn-${cdn[1].slice(0, 8)}"`, fault);
     }
     this.fail(res, 404, null);
   }
 
-  /** The bytes (or the Range asked for); `cut`: send half, then drop the connection. */
-  private send(req: IncomingMessage, res: ServerResponse, bytes: Uint8Array, etag: string, cut = false): void {
+  /** The bytes (or the Range asked for); `cut`: send half, then drop the connection; `stall`: send half, then nothing. */
+  private send(req: IncomingMessage, res: ServerResponse, bytes: Uint8Array, etag: string, fault?: 'cut' | 'stall'): void {
     const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
     const start = range ? Number(range[1]) : 0;
     if (start > bytes.byteLength) return this.fail(res, 416, null);
@@ -124,8 +127,8 @@ export class HubServer {
     if (range) headers['content-range'] = `bytes ${start}-${bytes.byteLength - 1}/${bytes.byteLength}`;
     res.writeHead(range ? 206 : 200, headers);
     if (req.method === 'HEAD') return void res.end();
-    if (cut) {
-      res.write(body.subarray(0, Math.floor(body.byteLength / 2)), () => res.destroy());
+    if (fault) {
+      res.write(body.subarray(0, Math.floor(body.byteLength / 2)), () => (fault === 'cut' ? res.destroy() : undefined));
       return;
     }
     res.end(body);

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { writeCheckpoint } from '../../src/io/checkpoint-writer.ts';
@@ -51,6 +51,7 @@ describe('models by Hub id (loopback Hub)', () => {
         files: [...filesOf(stories, MODEL_FILES.slice(0, 5), () => false), ...filesOf(sharded, shardFiles, (n) => n.endsWith('.safetensors'))],
       }],
       ['crepe-test/twice', { commit: newCommit(), refs: ['main'], files: filesOf(stories, MODEL_FILES, (n) => n.endsWith('.safetensors')) }],
+      ['crepe-test/stalls', { commit: newCommit(), refs: ['main'], files: filesOf(stories, ['config.json', 'model.safetensors'], (n) => n.endsWith('.safetensors')) }],
       ['crepe-test/corrupt', { commit: newCommit(), refs: ['main'], files: filesOf(stories, ['config.json', 'model.safetensors'], (n) => n.endsWith('.safetensors')) }],
       ['crepe-test/stories260K-gguf', { commit: newCommit(), refs: ['main'], files: [{ name: 'stories260K-f32.gguf', bytes: readFileSync(STORIES_GGUF), lfs: true }] }],
       ['crepe-test/weights-bin-only', { commit: newCommit(), refs: ['main'], files: [...filesOf(stories, ['config.json'], () => false), { name: 'pytorch_model.bin', bytes: new Uint8Array(8), lfs: true }] }],
@@ -179,6 +180,29 @@ describe('models by Hub id (loopback Hub)', () => {
     await assert.rejects(resolveModelArgument('crepe-test/elsewhere', { kind: 'model-dir', settings: { ...settings(), endpoint } }), {
       message: `crepe-test/elsewhere: no such local path, and as a Hub id: cannot reach the Hugging Face Hub at ${endpoint} (ECONNREFUSED); set HF_HUB_OFFLINE=1 to use the local cache only`,
     });
+  });
+
+  it('a Hub that stops sending: one that never answers is given up after the timeout; a transfer that stalls mid-body is resumed', async () => {
+    const connections = new Set<Socket>();
+    const mute = createNetServer((socket) => connections.add(socket));
+    await new Promise<void>((resolve) => mute.listen(0, '127.0.0.1', resolve));
+    const endpoint = `http://127.0.0.1:${(mute.address() as AddressInfo).port}`;
+    try {
+      await assert.rejects(resolveModelArgument('crepe-test/elsewhere', { kind: 'model-dir', settings: { ...settings(), endpoint, timeoutMs: 300 } }), {
+        message: `crepe-test/elsewhere: no such local path, and as a Hub id: the Hugging Face Hub at ${endpoint} sent nothing for 0.3 s (HF_HUB_DOWNLOAD_TIMEOUT sets the wait); set HF_HUB_OFFLINE=1 to use the local cache only`,
+      });
+    } finally {
+      for (const socket of connections) socket.destroy();
+      await new Promise<void>((resolve) => mute.close(() => resolve()));
+    }
+
+    hub.stallNext.add(modelBlob);
+    const before = hub.requests.length;
+    const snapshot = await resolveModelArgument('crepe-test/stalls', { kind: 'model-dir', settings: { ...settings(), cacheDir: scratchDir('hf-cache-stall'), timeoutMs: 300 } });
+    assert.ok(readFileSync(path.join(snapshot, 'model.safetensors')).equals(readFileSync(path.join(stories, 'model.safetensors'))));
+    const cdn = hub.requests.slice(before).filter((r) => r.url === `/cdn/${modelBlob}`);
+    const size = readFileSync(path.join(stories, 'model.safetensors')).byteLength;
+    assert.deepEqual(cdn.map((r) => r.range), [undefined, `bytes=${Math.floor(size / 2)}-`], 'the stalled transfer and its resumption');
   });
 
   it('eval, inspect and convert take the id (HF_ENDPOINT, HF_HUB_CACHE from the environment); download progress is reported', async () => {

@@ -100,7 +100,9 @@ test('refuses a malformed index and shard names outside the directory', async ()
 test('refuses a directory without weights, and a path that is not a directory', () => {
   const empty = mkdtempSync(path.join(tmp, 'empty-'));
   assert.throws(() => SafetensorsWeights.open(empty), isUserErrorWith(empty, 'no model.safetensors or model.safetensors.index.json'));
-  assert.throws(() => SafetensorsWeights.open(path.join(empty, 'missing')), isUserErrorWith('not a directory'));
+  assert.throws(() => SafetensorsWeights.open(path.join(empty, 'missing')), isUserErrorWith(`${path.join(empty, 'missing')}: no such directory (expected a Hugging Face model directory`));
+  writeFileSync(path.join(empty, 'file'), '');
+  assert.throws(() => SafetensorsWeights.open(path.join(empty, 'file')), isUserErrorWith(`${path.join(empty, 'file')}: not a directory (expected a Hugging Face model directory`));
 });
 
 test('atomic helpers: write, replace, JSON, failure leaves no temp file', async () => {

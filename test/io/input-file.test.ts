@@ -92,6 +92,13 @@ describe('readInputFile', () => {
     refused(() => parseJson('[1,\n\n,2]', 'where'), /^where: not valid JSON \([^\n]*\)$/);
   });
 
+  it('a leading byte-order mark is ignored (config.json or tokenizer.json saved by a Windows editor); one elsewhere is not', () => {
+    const file = path.join(tmp, 'bom.json');
+    writeFileSync(file, '\ufeff{"model_type": "llama"}');
+    assert.deepEqual(readInputJson(file, 'json'), { model_type: 'llama' });
+    refused(() => parseJson('[1, \ufeff2]', 'where'), /^where: not valid JSON/);
+  });
+
   it('formatBytes', () => {
     assert.equal(formatBytes(812), '812 bytes');
     assert.equal(formatBytes(1536), '1.5 KiB');

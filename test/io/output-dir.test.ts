@@ -90,10 +90,28 @@ describe('checkOutputDir: what --overwrite may replace', () => {
   it('replaces a directory crepe wrote, and nothing more than crepe wrote', () => {
     const out = folder({ 'model.safetensors': 'w', 'config.json': '{}' });
     markOutput(out, 'prune');
-    assert.deepEqual(JSON.parse(readFileSync(path.join(out, OUTPUT_MARKER), 'utf8')), { tool: 'crepe', command: 'prune', files: ['config.json', 'model.safetensors'] });
+    assert.deepEqual(JSON.parse(readFileSync(path.join(out, OUTPUT_MARKER), 'utf8')), {
+      tool: 'crepe',
+      command: 'prune',
+      files: ['config.json', 'model.safetensors'],
+      stamps: {
+        // sha256("{}") and sha256("w")
+        'config.json': { bytes: 2, sha256: '44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a' },
+        'model.safetensors': { bytes: 1, sha256: '50e721e49c013f00c62cf59f2163542a9d8df02464efeb615d31051b0fddc326' },
+      },
+    });
     assert.equal(checkOutputDir(out, { overwrite: true }), out);
     writeFileSync(path.join(out, 'my-notes.txt'), 'added later by the user');
     refused(() => checkOutputDir(out, { overwrite: true }), /holds my-notes\.txt, which crepe did not write there; overwrite replaces only an empty directory or one crepe wrote/);
+  });
+
+  it('a file crepe wrote and the user changed since (same size included) blocks overwrite; a marker without stamps (older crepe) does not check', () => {
+    const out = folder({ 'README.md': 'card', 'config.json': '{}' });
+    markOutput(out, 'prune');
+    writeFileSync(path.join(out, 'README.md'), 'mine');
+    refused(() => checkOutputDir(out, { overwrite: true }), /holds README\.md, changed since crepe wrote it; overwrite replaces only/);
+    writeFileSync(path.join(out, OUTPUT_MARKER), JSON.stringify({ tool: 'crepe', command: 'prune', files: ['README.md', 'config.json'] }));
+    assert.equal(checkOutputDir(out, { overwrite: true }), out);
   });
 
   it('refuses a directory without the marker, a file and a symbolic link, saying why', () => {

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { lockOutput, lockPathFor, ownerStatus, waitForLock, type LockOwner } from '../../src/io/output-lock.ts';
+import { lockOutput, lockPathFor, ownerStatus, releaseHeldLocks, waitForLock, type LockOwner } from '../../src/io/output-lock.ts';
 import { UserError } from '../../src/util/errors.ts';
 import { REPO_ROOT } from '../helpers/shared.ts';
 
@@ -43,6 +43,15 @@ describe('lockOutput', () => {
     lock.release();
     assert.ok(!existsSync(lock.path));
     lock.release(); // twice is fine
+  });
+
+  it('releaseHeldLocks (a process stopped by a signal) removes every lock this process holds, and only those', () => {
+    const [a, b] = [lockOutput(freshOut()), lockOutput(freshOut())];
+    a.release();
+    writeFileSync(a.path, 'another run took it since');
+    releaseHeldLocks();
+    assert.equal(existsSync(b.path), false);
+    assert.equal(readFileSync(a.path, 'utf8'), 'another run took it since');
   });
 
   it('refuses a second run on the same output, naming the owner\'s pid', () => {

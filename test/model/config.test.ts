@@ -66,13 +66,29 @@ test('TinyLlama-1.1B (llama, GQA 32/4, untied)', () => {
   assert.deepEqual(parseModelConfig(TINYLLAMA, SOURCE), expected);
 });
 
-test('Mistral-7B (sliding_window ignored)', () => {
+test('Mistral-7B v0.1: the context is held to the sliding window (4096 of 32768)', () => {
   const expected: ModelSpec = {
     family: 'mistral', hiddenSize: 4096, intermediateSize: 14336, numLayers: 32, numHeads: 32, numKvHeads: 8, headDim: 128,
-    vocabSize: 32000, rmsNormEps: 1e-5, ropeTheta: 10000, ropeScaling: null, maxPositionEmbeddings: 32768,
+    vocabSize: 32000, rmsNormEps: 1e-5, ropeTheta: 10000, ropeScaling: null, maxPositionEmbeddings: 4096, contextField: 'sliding_window',
     tieWordEmbeddings: false, attentionBias: false, qkNorm: false, bosTokenId: 1, eosTokenId: 2, torchDtype: 'bfloat16',
   };
   assert.deepEqual(parseModelConfig(MISTRAL_7B, SOURCE), expected);
+  // v0.2 and later have no sliding window: the whole context.
+  const v02 = parseModelConfig({ ...MISTRAL_7B, sliding_window: null }, SOURCE);
+  assert.equal(v02.maxPositionEmbeddings, 32768);
+  assert.equal(v02.contextField, undefined);
+});
+
+test('Qwen2/Qwen3: use_sliding_window true holds the context to sliding_window; false leaves it', () => {
+  for (const config of [QWEN2_05B, QWEN3_06B]) {
+    const sliding = parseModelConfig({ ...config, use_sliding_window: true, sliding_window: 4096 }, SOURCE);
+    assert.equal(sliding.maxPositionEmbeddings, 4096);
+    assert.equal(sliding.contextField, 'sliding_window');
+    const full = parseModelConfig({ ...config, use_sliding_window: false, sliding_window: 4096 }, SOURCE);
+    assert.equal(full.maxPositionEmbeddings, config.max_position_embeddings);
+    assert.equal(full.contextField, undefined);
+  }
+  refusedWith({ ...QWEN2_05B, use_sliding_window: true, sliding_window: 0 }, '"sliding_window" must be a positive integer, got 0');
 });
 
 test('Qwen2-0.5B (q/k/v bias, tied embeddings, 14 heads / 2 kv heads)', () => {
@@ -175,7 +191,8 @@ test('bad integer fields and divisibility are refused naming the field', () => {
 });
 
 test('specToConfigJson round-trips every family', () => {
-  for (const config of [TINYLLAMA, MISTRAL_7B, QWEN2_05B, QWEN3_06B, LLAMA_31_8B]) {
+  const slidingQwen = { ...QWEN2_05B, use_sliding_window: true, sliding_window: 4096 };
+  for (const config of [TINYLLAMA, MISTRAL_7B, QWEN2_05B, slidingQwen, QWEN3_06B, LLAMA_31_8B]) {
     const spec = parseModelConfig(config, SOURCE);
     const written = specToConfigJson(spec);
     assert.deepEqual(parseModelConfig(JSON.parse(JSON.stringify(written)), SOURCE), spec);

@@ -31,9 +31,9 @@ test('pruneSettings fills the defaults in the fixed key order and leaves exclude
 test('pruneSettings keeps what is given, exclude included', () => {
   const settings = pruneSettings({
     method: 'sparsegpt', target: { kind: 'nm', n: 2, m: 4 }, selection: 'per-matrix', calibration,
-    riaA: 0.3, sparsegpt: { blockSize: 64, percdamp: 0.1 }, trueSequential: true, exclude: ['mlp.down_proj'],
+    sparsegpt: { blockSize: 64, percdamp: 0.1 }, trueSequential: true, exclude: ['mlp.down_proj'],
   });
-  assert.equal(settings.riaA, 0.3);
+  assert.equal(pruneSettings({ method: 'ria', target: { kind: 'nm', n: 2, m: 4 }, calibration, riaA: 0.3 }).riaA, 0.3);
   assert.deepEqual(settings.sparsegpt, { blockSize: 64, percdamp: 0.1 });
   assert.equal(settings.trueSequential, true);
   assert.deepEqual(Object.keys(settings).slice(-1), ['exclude']);
@@ -80,6 +80,12 @@ test('pruneSettings refuses every bad field with a FieldError naming it', () => 
   refuses({ selection: 'per-column' }, 'selection', /per-row, per-matrix/);
   for (const riaA of [-0.5, 4.01, Number.NaN, Number.POSITIVE_INFINITY]) refuses({ riaA }, 'riaA', /activation exponent a\) must be a number in \[0, 4\]/);
   refuses({ crepe: { k: 3 } }, 'crepe', /method crepe only/);
+  // Parameters of another method would be ignored.
+  refuses({ riaA: 0.3 }, 'riaA', /^applies to method ria only$/);
+  refuses({ method: 'crepe', riaA: 0.3 }, 'riaA', /^applies to method ria only \(CRePE's exponent is crepe\.a\)$/);
+  refuses({ sparsegpt: { blockSize: 64 } }, 'sparsegpt.blockSize', /^applies to method sparsegpt and to reconstruct only$/);
+  refuses({ sparsegpt: { percdamp: 0.1 } }, 'sparsegpt.percdamp', /^applies to method sparsegpt and to reconstruct only$/);
+  assert.equal(pruneSettings({ ...base, reconstruct: true, sparsegpt: { percdamp: 0.1 } } as never).sparsegpt.percdamp, 0.1);
   refuses({ calibration: { ...calibration, nsamples: 0 } }, 'calibration.nsamples', /positive integer, got 0/);
   refuses({ calibration: { ...calibration, seqlen: 1.5 } }, 'calibration.seqlen', /positive integer/);
   refuses({ calibration: { ...calibration, seed: -1 } }, 'calibration.seed', /≥ 0/);
@@ -100,4 +106,7 @@ test('pruneSettings refuses every bad field with a FieldError naming it', () => 
   refuses({ target: { kind: 'nm', n: 2, m: 4 }, permute: { strategy: 'lsa', blocks: 0 } }, 'permute.blocks', /positive integer/);
   refuses({ method: 'sparsegpt', target: { kind: 'nm', n: 2, m: 4 }, permute: { strategy: 'lsa' } }, 'permute', /does not apply to method sparsegpt/);
   refuses({ exclude: ['lm_head'] }, 'exclude', /"lm_head" is not a linear/);
+  const everyLinear = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj'];
+  refuses({ exclude: everyLinear }, 'exclude', /^names every linear of a decoder block \(self_attn\.q_proj, .*\), so nothing would be pruned$/);
+  assert.deepEqual(pruneSettings({ ...base, exclude: everyLinear.slice(1) } as never).exclude, everyLinear.slice(1));
 });

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { describeTarget, parseTarget, validateTarget } from '../../src/prune/target.ts';
+import { describeTarget, parsePattern, parseTarget, validateTarget } from '../../src/prune/target.ts';
 import { FieldError } from '../../src/util/errors.ts';
 
 const fieldError = (field: string, pattern: RegExp) => (e: unknown) =>
@@ -26,6 +26,15 @@ test('parseTarget refuses bad values with a FieldError naming the given field', 
   assert.throws(() => parseTarget('4:4', 'pattern'), fieldError('pattern', /^4:4 prunes n of every m weights, so n must be smaller than m$/));
   assert.throws(() => parseTarget('5:4', 'pattern'), fieldError('pattern', /n must be smaller than m/));
   assert.throws(() => parseTarget('0:4', 'pattern'), fieldError('pattern', /positive integers, got 0:4/));
+});
+
+test('parsePattern reads n:m only: a sparsity given as a pattern is refused, not pruned unstructured', () => {
+  assert.deepEqual(parsePattern(' 2 : 4 '), { kind: 'nm', n: 2, m: 4 });
+  for (const bad of ['0.5', '50%', 'abc', '2:x', '2.5:4', '-2:4', '']) {
+    assert.throws(() => parsePattern(bad), fieldError('pattern', new RegExp(`^must be n:m with whole numbers, e\\.g\\. 2:4 \\(n of every m consecutive weights pruned\\), got "${bad.replace('.', '\\.')}"$`)), bad);
+  }
+  assert.throws(() => parsePattern('2:99999999999999999999', 'p'), fieldError('p', /positive integers, got 2:100000000000000000000/));
+  assert.throws(() => parsePattern('4:4'), fieldError('pattern', /n must be smaller than m/));
 });
 
 test('validateTarget checks targets built in code', () => {

@@ -7,7 +7,7 @@
 // non-user error thrown from its progress callback right after a commit.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { runPrunePipeline, publishOutput, workDirFor } from '../../src/prune/pipeline.ts';
@@ -42,9 +42,9 @@ describe('resume after a stop between the commit steps of a layer', () => {
   let cleanSha = '';
   const logs: string[] = [];
 
-  const run = (out: string, opts: { resume?: boolean; progress?: Progress } = {}) =>
+  const run = (out: string, opts: { resume?: boolean; progress?: Progress; modelDir?: string } = {}) =>
     runPrunePipeline({
-      modelDir: model,
+      modelDir: opts.modelDir ?? model,
       outDir: out,
       settings,
       windows,
@@ -68,6 +68,32 @@ describe('resume after a stop between the commit steps of a layer', () => {
     await run(clean);
     publishOutput(clean);
     cleanSha = sha256(path.join(clean, 'model.safetensors'));
+  });
+
+  it('a config.json changed since the stop (rms_norm_eps) is refused on resume; restored, the run resumes', async () => {
+    const copy = path.join(scratchDir('changed-config'), 'model');
+    mkdirSync(copy);
+    for (const file of readdirSync(model)) copyFileSync(path.join(model, file), path.join(copy, file));
+    const out = path.join(scratchDir('changed-config-out'), 'out');
+    await assert.rejects(run(out, { progress: crashAfter(2), modelDir: copy }), SimulatedCrash);
+    const configFile = path.join(copy, 'config.json');
+    const original = readFileSync(configFile, 'utf8');
+    writeFileSync(configFile, JSON.stringify({ ...JSON.parse(original), rms_norm_eps: 0.01 }));
+    await assert.rejects(run(out, { resume: true, modelDir: copy }), (e: unknown) =>
+      e instanceof UserError && e.message === `${workDirFor(out)} was started with other settings, model or calibration data; pass the same options to resume, or overwrite to start again`);
+    writeFileSync(configFile, original);
+    await run(out, { resume: true, modelDir: copy });
+    publishOutput(out);
+    assert.equal(sha256(path.join(out, 'model.safetensors')), cleanSha);
+  });
+
+  it('resume with nothing to resume says so, and runs from the first layer', async () => {
+    const out = path.join(scratchDir('nothing-to-resume'), 'out');
+    logs.length = 0;
+    await run(out, { resume: true });
+    assert.deepEqual(logs, [`no interrupted run to resume in ${workDirFor(out)}: starting at the first layer`]);
+    publishOutput(out);
+    assert.equal(sha256(path.join(out, 'model.safetensors')), cleanSha);
   });
 
   it('a stopped run keeps exactly the committed files, named by state.json', async () => {

@@ -65,6 +65,10 @@ describe('parseCrepeConfig refuses', () => {
     for (const json of [null, 3, 'k=3', [valid]]) refuses(json, /expected a JSON object with k, alpha, beta, gamma/);
   });
 
+  test('an unknown field: a misspelt parameter would stay at its default', () => {
+    refuses({ ...valid, gama: 2 }, /unknown field "gama"; expected format, k, alpha, beta, gamma, a, variant, border, provenance$/);
+  });
+
   test('a missing k (or alpha, beta, gamma)', () => {
     for (const key of ['k', 'alpha', 'beta', 'gamma']) {
       const { [key as 'k']: _dropped, ...rest } = valid;

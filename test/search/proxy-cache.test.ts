@@ -347,6 +347,10 @@ describe('proxy cache directory', () => {
     await assert.rejects(ProxyContext.open(model, otherWindows, 16, engine, cacheOptions(freshDir)), (error: Error) =>
       error instanceof UserError && error.message.includes(`proxy cache ${freshDir}: it was built from other inputs (calibration.windowsSha256`));
     await assert.rejects(valuesFrom(freshDir, { withGram: false }), /grams is true there, false here/);
+    // The same weights under another config.json (rms_norm_eps): other activations, other terms.
+    const otherConfig = { ...model, spec: { ...model.spec, rmsNormEps: 1e-2 } };
+    await assert.rejects(ProxyContext.open(otherConfig, windows, 16, engine, cacheOptions(freshDir)), (error: Error) =>
+      error instanceof UserError && error.message.startsWith(`proxy cache ${freshDir}: it was built from other inputs (spec.rmsNormEps is 0.00001 there, 0.01 here)`));
   });
 
   test('--proxy-rows: a fixed row subset per linear, stored once; all rows = the full proxy', async () => {

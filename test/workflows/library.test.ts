@@ -46,7 +46,8 @@ describe('library API', () => {
       [searchCoefficients({ model, out: out(), target: parseTarget('0.5'), calib: C4_SAMPLE, confirm: 1, confirmOn: 'ptb' as never }), 'confirmOn', /"heldout" or "calibration", got "ptb"/],
       // Confirming on --eval-ppl needs it; on held-out calibration windows it does not (the PHO test in integration/search runs that).
       [searchCoefficients({ model, out: out(), target: parseTarget('0.5'), calib: C4_SAMPLE, confirm: 1 }), 'evalText', /is needed/],
-      [inspectModel({ model, pattern: '0.5' }), 'pattern', /expects n:m/],
+      [inspectModel({ model, pattern: '0.5' }), 'pattern', /must be n:m with whole numbers, e\.g\. 2:4 .*got "0\.5"/],
+      [inspectModel({ model, pattern: { kind: 'unstructured', sparsity: 0.5 } }), 'pattern', /expects n:m/],
     ];
     for (const [promise, field, problem] of cases) {
       const error = await fieldError(promise);

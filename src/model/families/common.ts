@@ -178,6 +178,27 @@ export function decoderSpec(
   };
 }
 
+/**
+ * Holds the spec's context to `limit` (config.json's `field`) when that is not longer. A sliding
+ * attention window is the usual limit: key j is visible to query i when i − j < window, so a
+ * window no longer than it is plain causal attention (what crepe computes), and a longer one is
+ * not.
+ */
+export function limitContext(spec: ModelSpec, limit: number, field: string): void {
+  if (limit > spec.maxPositionEmbeddings) return;
+  spec.maxPositionEmbeddings = limit;
+  spec.contextField = field;
+}
+
+/**
+ * Qwen2/Qwen3's sliding window, on when `use_sliding_window` is true. transformers applies it to
+ * the layers from `max_window_layers` on (older versions to the others), so the context is held to
+ * it whichever layers slide.
+ */
+export function limitToQwenSlidingWindow(spec: ModelSpec, fields: ConfigFields): void {
+  if (fields.boolean('use_sliding_window', false) && fields.has('sliding_window')) limitContext(spec, fields.positiveInt('sliding_window'), 'sliding_window');
+}
+
 /** Refuses a boolean option the family's HF code has but crepe's block does not implement. */
 export function refuseIfTrue(fields: ConfigFields, field: string, family: Family, what: string): void {
   if (fields.boolean(field, false)) {

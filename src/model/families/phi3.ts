@@ -15,7 +15,7 @@
  * HF defaults: max_position_embeddings 4096, bos 1, eos 32000, no biases, rms_norm_eps 1e-5.
  */
 import type { LongRopeScaling, ModelSpec } from '../spec.ts';
-import { ConfigFields, decoderSpec, isHfConfig, type HfConfig } from './common.ts';
+import { ConfigFields, decoderSpec, isHfConfig, limitContext, type HfConfig } from './common.ts';
 
 const LONGROPE_TYPES = new Set(['longrope', 'su']);
 
@@ -51,11 +51,10 @@ export function phi3Spec(config: HfConfig, source: string): ModelSpec {
   }
   if (rotaryDim !== spec.headDim) spec.rotaryDim = rotaryDim;
 
-  let context = spec.maxPositionEmbeddings;
-  if (fields.has('sliding_window')) context = Math.min(context, fields.positiveInt('sliding_window'));
+  let original: number | null = null;
   if (longRope) {
     const scaling = new ConfigFields(longRope.value, source, `${longRope.field}.`);
-    const original = scaling.has('original_max_position_embeddings')
+    original = scaling.has('original_max_position_embeddings')
       ? scaling.positiveInt('original_max_position_embeddings')
       : fields.positiveInt('original_max_position_embeddings', spec.maxPositionEmbeddings);
     const shortFactor = longRope.value.short_factor;
@@ -68,9 +67,10 @@ export function phi3Spec(config: HfConfig, source: string): ModelSpec {
       : ratio <= 1 ? 1 : Math.sqrt(1 + Math.log(ratio) / Math.log(original));
     const ropeScaling: LongRopeScaling = { type: 'longrope', shortFactor: [...(shortFactor as number[])], attentionFactor };
     spec.ropeScaling = ropeScaling;
-    context = Math.min(context, original);
   }
-  // The longest window crepe computes exactly as transformers does (see above).
-  spec.maxPositionEmbeddings = context;
+  // The longest window crepe computes exactly as transformers does (see above), limited only now:
+  // the attention factor comes from max_position_embeddings itself.
+  if (fields.has('sliding_window')) limitContext(spec, fields.positiveInt('sliding_window'), 'sliding_window');
+  if (original !== null) limitContext(spec, original, 'original_max_position_embeddings');
   return spec;
 }
