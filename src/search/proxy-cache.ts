@@ -26,7 +26,7 @@ import type { LinearName, ModelSpec } from '../model/spec.ts';
 import { UserError, checkField } from '../util/errors.ts';
 import type { LinearTerms, WindowKey, WindowPrecision, WindowTerm } from './proxy-terms.ts';
 
-export const CACHE_FORMAT = 'crepe-proxy-cache/1';
+export const CACHE_FORMAT = 'crepe-proxy-cache/2';
 const MAGIC = 'CRPXC001';
 /** readSync takes at most 2 GiB − 1 bytes per call. */
 const MAX_CHUNK = 1 << 30;

@@ -237,7 +237,7 @@ describe('proxy cache directory', () => {
     assert.equal(manifest.identity.modelSha256, 'model-under-test');
     assert.deepEqual(manifest.identity.calibration, { nsamples: 3, seqlen: 16, seed: 0, windowsSha256: manifest.identity.calibration.windowsSha256 });
     assert.match(manifest.identity.calibration.windowsSha256, /^[0-9a-f]{64}$/);
-    assert.equal(manifest.identity.format, 'crepe-proxy-cache/1');
+    assert.equal(manifest.identity.format, 'crepe-proxy-cache/2');
     assert.ok(!existsSync(path.join(freshDir, 'hidden.bin')), 'the saved activations are removed once the build is complete');
     // A new window size is added to the cache and recorded.
     const context = await ProxyContext.open(model, windows, 16, engine, cacheOptions(freshDir));
