@@ -17,6 +17,7 @@
  * for bit (whatever k, variant and border).
  */
 import { FieldError, UserError } from '../../util/errors.ts';
+import { checkKnownFields, describeValue } from '../../util/fields.ts';
 import type { InputSqNorms } from './index.ts';
 import {
   activationExponentProblem, isActivationExponent, relativeImportanceRow, relativeImportanceSetup, scoreBuffer, weightedRelativeImportanceScores, type RelativeImportanceSetup,
@@ -64,17 +65,19 @@ export const MAX_CREPE_K = 63;
  * FieldError names (`crepe.k`), so a command line can name its flag.
  */
 export function resolveCrepeParams(params: Partial<CrepeParams> = {}, source: string | { field: string } = 'crepe parameters'): CrepeParams {
+  // A misspelt parameter ("gama") would otherwise stay at its default.
+  checkKnownFields(params, typeof source === 'string' ? 'crepe' : source.field, Object.keys(CREPE_DEFAULT_PARAMS));
   const p: CrepeParams = { ...CREPE_DEFAULT_PARAMS, ...definedOnly(params) };
   const fail = (name: keyof CrepeParams, problem: string): never => {
     if (typeof source === 'string') throw new UserError(`${source}: ${name} ${problem}`);
     throw new FieldError(`${source.field}.${name}`, problem);
   };
   if (!(Number.isInteger(p.k) && p.k >= 1 && p.k <= MAX_CREPE_K && p.k % 2 === 1)) {
-    fail('k', `(the neighbourhood window size) must be an odd integer in [1, ${MAX_CREPE_K}], got ${p.k}`);
+    fail('k', `(the neighbourhood window size) must be an odd integer in [1, ${MAX_CREPE_K}], got ${describeValue(p.k)}`);
   }
   for (const name of ['alpha', 'beta', 'gamma'] as const) {
     const value = p[name];
-    if (!(typeof value === 'number' && Number.isFinite(value) && value >= 0)) fail(name, `must be a finite number ≥ 0, got ${value}`);
+    if (!(typeof value === 'number' && Number.isFinite(value) && value >= 0)) fail(name, `must be a finite number ≥ 0, got ${describeValue(value)}`);
   }
   if (p.alpha === 0 && p.beta === 0 && p.gamma === 0) {
     if (typeof source === 'string') throw new UserError(`${source}: alpha, beta and gamma are all zero; at least one coefficient must be positive`);
