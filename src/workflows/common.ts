@@ -9,6 +9,7 @@ import type { ModelSpec } from '../model/spec.ts';
 import { TextTokenizer } from '../model/tokenizer.ts';
 import { checkThreads, type EngineOptions } from '../engine/session.ts';
 import { FieldError, UserError, checkField } from '../util/errors.ts';
+import { checkFields, describeValue, type FieldSpec } from '../util/fields.ts';
 import type { Progress } from '../util/progress.ts';
 import { resolveModelArgument, type ModelArgumentKind } from '../hub/resolve.ts';
 
@@ -55,6 +56,23 @@ export interface RunControl {
    * rejects with `signal.reason`.
    */
   signal?: AbortSignal;
+}
+
+/** The fields every workflow request shares: run control, engine, Hub revision. */
+export const CONTROL_FIELDS: FieldSpec<RunControl> = { onProgress: 'checked', signal: 'checked' };
+export const ENGINE_FIELDS: FieldSpec<EngineRequest> = { device: 'checked', threads: 'checked' };
+export const HUB_FIELDS: FieldSpec<HubRequest> = { revision: 'checked' };
+
+/**
+ * The first step of every workflow: the request is an object with known fields only (`spec`, see
+ * util/fields.ts), `onProgress` a function, `signal` an AbortSignal; an aborted signal stops here.
+ */
+export function checkRequest<T extends RunControl>(request: unknown, spec: FieldSpec<T>): asserts request is T {
+  checkFields<T>(request, spec);
+  const { onProgress, signal } = request as T;
+  checkField(onProgress === undefined || typeof onProgress === 'function', 'onProgress', () => `must be a function, got ${describeValue(onProgress)}`);
+  checkField(signal === undefined || signal instanceof AbortSignal, 'signal', () => `must be an AbortSignal, got ${describeValue(signal)}`);
+  signal?.throwIfAborted();
 }
 
 /**
@@ -127,7 +145,7 @@ export function checkInteger(field: string, value: unknown, min: number, max = N
   checkField(
     typeof value === 'number' && Number.isSafeInteger(value) && value >= min && value <= max,
     field,
-    () => `must be an integer ${max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `in [${min}, ${max}]`}, got ${String(value)}`,
+    () => `must be an integer ${max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `in [${min}, ${max}]`}, got ${describeValue(value)}`,
   );
 }
 
@@ -140,7 +158,7 @@ export function checkNumber(
 ): asserts value is number {
   const ok = typeof value === 'number' && Number.isFinite(value)
     && (open.min ? value > min : value >= min) && (open.max ? value < max : value <= max);
-  checkField(ok, field, () => `must be a number in ${open.min ? '(' : '['}${min}, ${max}${open.max ? ')' : ']'}, got ${String(value)}`);
+  checkField(ok, field, () => `must be a number in ${open.min ? '(' : '['}${min}, ${max}${open.max ? ')' : ']'}, got ${describeValue(value)}`);
 }
 
 /**

@@ -5,7 +5,8 @@
  */
 import { convertToHuggingFace, type ConvertReport } from '../model/convert.ts';
 import { checkOutputDir } from '../io/output-dir.ts';
-import { checkInputFile, resolveModel, type HubRequest, type RunControl } from './common.ts';
+import type { FieldSpec } from '../util/fields.ts';
+import { CONTROL_FIELDS, HUB_FIELDS, checkInputFile, checkRequest, resolveModel, type HubRequest, type RunControl } from './common.ts';
 
 export interface ConvertRequest extends RunControl, HubRequest {
   /** GGUF file, or llama2.c legacy `.bin` checkpoint; or a Hub id: org/name (its one .gguf) or org/name/<file>[@revision]. */
@@ -19,8 +20,11 @@ export interface ConvertRequest extends RunControl, HubRequest {
 
 export type ConvertResult = ConvertReport;
 
+const CONVERT_FIELDS: FieldSpec<ConvertRequest> = { ...CONTROL_FIELDS, ...HUB_FIELDS, input: 'checked', out: 'checked', tokenizer: 'checked', overwrite: 'flag' };
+
 /** Converts `request.input` into a Hugging Face directory at `request.out`. */
 export async function convertModel(request: ConvertRequest): Promise<ConvertResult> {
+  checkRequest(request, CONVERT_FIELDS);
   request = { ...request, input: await resolveModel('input', request.input, request, 'checkpoint-file') };
   checkInputFile('input', request.input, 'checkpoint');
   if (request.tokenizer !== undefined) checkInputFile('tokenizer', request.tokenizer, 'llama2.c tokenizer');

@@ -31,11 +31,12 @@ import { makeDirectory, writingToSync } from '../io/write-error.ts';
 import { scatterSvg } from '../util/svg-scatter.ts';
 import { sha256Bytes, sha256File } from '../util/hash.ts';
 import { checkField } from '../util/errors.ts';
+import { checkFields, describeValue, type FieldSpec } from '../util/fields.ts';
 import {
-  checkInputFile, checkInteger, checkNumber, engineOptions, resolveModel, secondsSince, stageProgress,
+  CONTROL_FIELDS, ENGINE_FIELDS, HUB_FIELDS, checkInputFile, checkInteger, checkNumber, checkRequest, engineOptions, resolveModel, secondsSince, stageProgress,
   type EngineRequest, type HubRequest, type RunControl,
 } from './common.ts';
-import { checkTextsRequest, planTexts, readTexts, type TextsRequest } from './texts.ts';
+import { TEXTS_FIELDS, checkTextsRequest, planTexts, readTexts, type TextsRequest } from './texts.ts';
 
 /**
  * A search; the calibration text and the held-out text (`evalText`) are `TextsRequest` fields, and
@@ -156,6 +157,15 @@ function modelWeightsSha256(model: ModelCheckpoint): string {
 /** Peak resident memory of this process so far (workers included: they are threads), in bytes. */
 const peakRssBytes = (): number => process.resourceUsage().maxRSS * 1024;
 
+const SEARCH_FIELDS: FieldSpec<SearchRequest> = {
+  ...CONTROL_FIELDS, ...ENGINE_FIELDS, ...HUB_FIELDS, ...TEXTS_FIELDS,
+  model: 'checked', out: 'checked', overwrite: 'flag', strategy: 'checked', validate: 'checked', target: 'checked', selection: 'checked',
+  kSet: 'checked', crepeConfig: 'checked', budget: 'checked', proxy: 'checked', proxySign: 'checked', proxyFrom: 'checked',
+  giniSubsample: 'nullable', nllWindows: 'checked', proxyRows: 'checked', proxyCache: 'checked', proxyCacheBudget: 'checked', searchA: 'flag',
+  crepe: 'checked', sigma0: 'checked', confirm: 'checked', confirmStatistics: 'checked', confirmOn: 'checked', confirmWindows: 'checked',
+};
+const SEARCH_CREPE_FIELDS: FieldSpec<NonNullable<SearchRequest['crepe']>> = { a: 'checked', variant: 'checked' };
+
 /** Request fields of PHO's proxy and CMA-ES, which hill climbing does not use. */
 const PHO_ONLY = ['sigma0', 'confirm', 'proxy', 'proxySign', 'proxyFrom', 'proxyRows', 'giniSubsample', 'nllWindows', 'proxyCache', 'proxyCacheBudget'] as const;
 
@@ -180,14 +190,15 @@ function searchOptions(request: SearchRequest) {
   if (request.nllWindows !== undefined) checkInteger('nllWindows', request.nllWindows, 1);
   const giniSubsample = request.giniSubsample === undefined ? 65536 : request.giniSubsample;
   if (giniSubsample !== null) checkInteger('giniSubsample', giniSubsample, 1);
+  if (request.crepe !== undefined) checkFields(request.crepe, SEARCH_CREPE_FIELDS, 'crepe');
   const a = request.crepe?.a ?? 0.5;
   checkField(isActivationExponent(a), 'crepe.a', () => activationExponentProblem(a));
   const variant = request.crepe?.variant ?? 'normalized';
   checkField(variant === 'normalized' || variant === 'smooth', 'crepe.variant', `must be "normalized" or "smooth", got ${JSON.stringify(variant)}`);
   if (request.proxy !== undefined) checkField(PROXY_NAMES.includes(request.proxy), 'proxy', `"${request.proxy}" is unknown; expected one of ${PROXY_NAMES.join(', ')}`);
-  if (request.proxySign !== undefined) checkField(request.proxySign === 1 || request.proxySign === -1, 'proxySign', `must be 1 or -1, got ${request.proxySign}`);
+  if (request.proxySign !== undefined) checkField(request.proxySign === 1 || request.proxySign === -1, 'proxySign', `must be 1 or -1, got ${describeValue(request.proxySign)}`);
   const proxyRows = request.proxyRows ?? 1;
-  checkField(typeof proxyRows === 'number' && proxyRows > 0 && proxyRows <= 1, 'proxyRows', `expects a fraction of rows in (0, 1], got ${proxyRows}`);
+  checkField(typeof proxyRows === 'number' && proxyRows > 0 && proxyRows <= 1, 'proxyRows', () => `expects a fraction of rows in (0, 1], got ${describeValue(proxyRows)}`);
   const proxyCacheBudget = request.proxyCacheBudget ?? 1024;
   checkInteger('proxyCacheBudget', proxyCacheBudget, 0);
   const selection = request.selection ?? 'per-matrix';
@@ -203,9 +214,9 @@ function searchOptions(request: SearchRequest) {
 
 function kSetOf(request: SearchRequest, start: CrepeParams | undefined): number[] {
   const kSet = request.kSet ?? (start ? [start.k] : DEFAULT_K_SET);
-  checkField(Array.isArray(kSet) && kSet.length > 0, 'kSet', 'must list at least one window size');
+  checkField(Array.isArray(kSet) && kSet.length > 0, 'kSet', () => `must list at least one window size, got ${describeValue(kSet)}`);
   for (const k of kSet) {
-    checkField(Number.isSafeInteger(k) && k >= 1 && k <= MAX_CREPE_K && k % 2 === 1, 'kSet', `expects odd window sizes in [1, ${MAX_CREPE_K}], got ${kSet.join(',')}`);
+    checkField(Number.isSafeInteger(k) && k >= 1 && k <= MAX_CREPE_K && k % 2 === 1, 'kSet', () => `expects odd window sizes in [1, ${MAX_CREPE_K}], got ${kSet.map(describeValue).join(',')}`);
   }
   return [...new Set(kSet)];
 }
@@ -213,6 +224,7 @@ function kSetOf(request: SearchRequest, start: CrepeParams | undefined): number[
 /** Runs the search (or the validation) that `request` describes and writes its outputs. */
 export async function searchCoefficients(request: SearchRequest): Promise<SearchResult> {
   const started = performance.now();
+  checkRequest(request, SEARCH_FIELDS);
   const engine = engineOptions(request);
   const target = validateTarget(request.target, 'target');
   const { strategy, budget, sigma0, confirm, confirmStatistics, confirmOn, calibrationConfirm, giniSubsample, space, selection, proxyRows, proxyCacheBudget } = searchOptions(request);
@@ -225,7 +237,7 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
   const measured = request.proxyFrom !== undefined ? proxyFromValidation(request.proxyFrom) : null;
   if (request.proxyCache !== undefined) {
     // An empty name would resolve to the working directory.
-    checkField(request.proxyCache.trim() !== '', 'proxyCache', 'must name a directory');
+    checkField(typeof request.proxyCache === 'string' && request.proxyCache.trim() !== '', 'proxyCache', 'must name a directory');
     checkField(!pathIsInside(request.proxyCache, request.out), 'proxyCache',
       `${path.resolve(request.proxyCache)} is inside the output directory ${path.resolve(request.out)}, which is replaced when the search ends; name a directory outside it`);
   }
