@@ -88,3 +88,24 @@ export function checkFields<T>(value: unknown, spec: FieldSpec<T>, prefix = ''):
     if (kind === 'text') checkField(typeof given === 'string' && given.trim() !== '', field, () => `must be a non-empty string, got ${describeValue(given)}`);
   }
 }
+
+/** Throws a FieldError unless `value` is a safe integer ≥ `min` (and ≤ `max` when given). */
+export function checkInteger(field: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): asserts value is number {
+  checkField(
+    typeof value === 'number' && Number.isSafeInteger(value) && value >= min && value <= max,
+    field,
+    () => `must be an integer ${max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `in [${min}, ${max}]`}, got ${describeValue(value)}`,
+  );
+}
+
+/** Throws a FieldError unless `value` is a finite number in [min, max] (open ends where asked). */
+export function checkNumber(
+  field: string,
+  value: unknown,
+  [min, max]: readonly [number, number],
+  open: { min?: boolean; max?: boolean } = {},
+): asserts value is number {
+  const ok = typeof value === 'number' && Number.isFinite(value)
+    && (open.min ? value > min : value >= min) && (open.max ? value < max : value <= max);
+  checkField(ok, field, () => `must be a number in ${open.min ? '(' : '['}${min}, ${max}${open.max ? ')' : ']'}, got ${describeValue(value)}`);
+}
