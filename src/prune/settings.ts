@@ -4,7 +4,7 @@
  * `pruneSettings` is their only constructor: it validates every field and fixes the key order.
  */
 import { checkField } from '../util/errors.ts';
-import { checkFlag as flag, checkKnownFields, describeValue } from '../util/fields.ts';
+import { checkFields, checkFlag as flag, checkKnownFields, describeValue, type FieldSpec } from '../util/fields.ts';
 import { LINEAR_NAMES, type LinearName } from '../model/spec.ts';
 import { validateTarget, SELECTIONS, type PruneTarget, type Selection } from './target.ts';
 import { pruningMethod, type MethodName } from './methods.ts';
@@ -66,6 +66,11 @@ export const PRUNE_DEFAULTS = {
   permute: { blocks: 1 },
 } as const;
 
+const INPUT_FIELDS: FieldSpec<PruneSettingsInput> = {
+  method: 'checked', target: 'checked', selection: 'checked', calibration: 'checked', riaA: 'checked', crepe: 'nullable', trueSequential: 'flag',
+  sparsegpt: 'checked', reconstruct: 'flag', owl: 'nullable', dsnot: 'nullable', permute: 'nullable', exclude: 'checked',
+};
+
 const DSNOT_SKIPS: readonly DsnotSkip[] = ['mlp', 'none'];
 const PERMUTE_STRATEGIES: readonly PermuteStrategy[] = ['reallocation', 'lsa'];
 
@@ -78,6 +83,7 @@ const PERMUTE_STRATEGIES: readonly PermuteStrategy[] = ['reallocation', 'lsa'];
  * (`sparsity` …, `owl.lambda`, `sparsegpt.percdamp`).
  */
 export function pruneSettings(input: PruneSettingsInput): PruneSettings {
+  checkFields<PruneSettingsInput>(input, INPUT_FIELDS);
   const method = input.method;
   const entry = pruningMethod(method, 'method');
   const name = method as MethodName;

@@ -20,7 +20,7 @@ export type FieldSpec<T> = { readonly [K in keyof Required<T>]: FieldKind };
 export function describeValue(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
   if (typeof value === 'function') return 'a function';
-  if (Array.isArray(value)) return `an array [${value.map(describeValue).join(', ')}]`;
+  if (Array.isArray(value)) return `an array [${value.slice(0, 8).map(describeValue).join(', ')}${value.length > 8 ? `, … (${value.length} items)` : ''}]`;
   if (typeof value === 'object' && value !== null) return 'an object';
   return String(value);
 }

@@ -176,7 +176,8 @@ function settingsFor(request: PruneRequest, calibration: PruneSettings['calibrat
   // Short names (down_proj) stand for the block linear they end (mlp.down_proj).
   const excluded = request.exclude ?? [];
   const exclude = !Array.isArray(excluded) ? excluded : excluded.map((wanted) => LINEAR_NAMES.find((name) => name.endsWith(`.${wanted}`)) ?? wanted);
-  return pruneSettings({ ...request, crepe, calibration, exclude });
+  const { method, target, selection, riaA, trueSequential, sparsegpt, reconstruct, owl, dsnot, permute } = request;
+  return pruneSettings({ method, target, selection, riaA, crepe, calibration, trueSequential, sparsegpt, reconstruct, owl, dsnot, permute, exclude });
 }
 
 /** The save format and shard size of a request, validated. */
