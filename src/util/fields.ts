@@ -40,11 +40,14 @@ function distance(a: string, b: string): number {
   return previous[b.length];
 }
 
+/** Whether one name begins the other (budget, budgetPerK), for names of 4 characters or more. */
+const isPrefix = (a: string, b: string): boolean => Math.min(a.length, b.length) >= 4 && (a.startsWith(b) || b.startsWith(a));
+
 /**
  * Refuses `value` unless it is a plain object whose fields (those not undefined) are all in
  * `known`. `field` is the object's path in the request: '' for the request itself, `owl`, `auto`.
  * An unknown field is named with its path and the closest known name when one is near
- * (case or up to two edits apart).
+ * (case, a shortened name such as budget for budgetPerK, or up to two edits apart).
  */
 export function checkKnownFields(value: unknown, field: string, known: readonly string[]): asserts value is Record<string, unknown> {
   const isObject = typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -55,7 +58,7 @@ export function checkKnownFields(value: unknown, field: string, known: readonly 
   for (const [key, given] of Object.entries(value)) {
     if (given === undefined || known.includes(key)) continue;
     const near = known
-      .map((name) => ({ name, d: name.toLowerCase() === key.toLowerCase() ? 0 : distance(name, key) }))
+      .map((name) => ({ name, d: name.toLowerCase() === key.toLowerCase() ? 0 : isPrefix(key, name) ? 1 : distance(name, key) }))
       .filter(({ d }) => d <= 2)
       .sort((a, b) => a.d - b.d)[0];
     const of = field === '' ? 'the request' : field;

@@ -11,7 +11,7 @@ import { ModelCheckpoint } from '../model/checkpoint.ts';
 import type { ModelSpec } from '../model/spec.ts';
 import type { CalibrationSet } from '../data/calibration.ts';
 import type { EngineOptions } from '../engine/session.ts';
-import type { CrepeParams } from '../prune/scores/crepe.ts';
+import { checkWindowSizes, type CrepeParams } from '../prune/scores/crepe.ts';
 import type { PruneSettings } from '../prune/settings.ts';
 import { ProxyContext } from '../search/proxy.ts';
 import { windowKey } from '../search/proxy-terms.ts';
@@ -64,12 +64,11 @@ export function autoOptionsOf(auto: unknown): AutoOptions | null {
   if (auto === true) return {};
   checkField(typeof auto === 'object' && auto !== null && !Array.isArray(auto), 'auto', () => `must be true, false or an object of options, got ${describeValue(auto)}`);
   checkFields<AutoOptions>(auto, AUTO_FIELDS, 'auto');
-  checkField(Array.isArray(auto.kSet ?? []), 'auto.kSet', () => `must list odd window sizes, got ${describeValue(auto.kSet)}`);
-  const { budget, kSet, confirm, windows } = defaults(auto);
+  if (auto.kSet !== undefined) checkWindowSizes('auto.kSet', auto.kSet);
+  const { budget, confirm, windows } = defaults(auto);
   checkInteger('auto.budget', budget, 1);
   checkInteger('auto.confirm', confirm, 0);
   checkInteger('auto.windows', windows, 1);
-  for (const k of kSet) checkField(Number.isSafeInteger(k) && k >= 1 && k % 2 === 1, 'auto.kSet', `expects odd window sizes ≥ 1, got ${kSet.join(',')}`);
   if (auto.extraCandidates !== undefined) checkField(Array.isArray(auto.extraCandidates), 'auto.extraCandidates', 'must be a list of CRePE parameters');
   return auto;
 }

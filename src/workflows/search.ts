@@ -9,21 +9,21 @@ import { rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
-import { MAX_CREPE_K, type CrepeParams, type CrepeVariant } from '../prune/scores/crepe.ts';
+import { checkWindowSizes, type CrepeParams, type CrepeVariant } from '../prune/scores/crepe.ts';
 import { activationExponentProblem, isActivationExponent } from '../prune/scores/ria.ts';
 import { pruneSettings, type PruneSettings } from '../prune/settings.ts';
 import { validateTarget, type PruneTarget, type Selection } from '../prune/target.ts';
 import { CREPE_CONFIG_FORMAT, loadCrepeConfig, type CrepeConfigFile } from '../search/crepe-config.ts';
 import { ProxyContext, PROXY_NAMES, type ProxyName, type ProxyOptions } from '../search/proxy.ts';
 import { windowKey } from '../search/proxy-terms.ts';
-import { defaultProxy } from '../search/proxy-defaults.ts';
+import { checkProxyName, defaultProxy } from '../search/proxy-defaults.ts';
 import { confirmationShortlist, confirmOnHeldOut, runPho, type Confirmation, type PhoResult } from '../search/pho.ts';
 import { concatWindows, confirmationWindows } from '../search/auto.ts';
 import { runHillClimb } from '../search/hillclimb.ts';
 import { randomConfigurations, validateProxies, type ProxyCorrelation } from '../search/validate.ts';
 import { pruneAndMeasure } from '../search/trial.ts';
 import { windowCount } from '../eval/perplexity.ts';
-import { LOG_RATIO_RANGE, startPoint, toParams, type SearchSpace } from '../search/space.ts';
+import { checkSigma0, startPoint, toParams, type SearchSpace } from '../search/space.ts';
 import { readInputJson } from '../io/input-file.ts';
 import { checkOutputDir, pathIsInside, publishOutputDir } from '../io/output-dir.ts';
 import { lockOutput, type OutputLock } from '../io/output-lock.ts';
@@ -33,7 +33,7 @@ import { sha256Bytes, sha256File } from '../util/hash.ts';
 import { checkField } from '../util/errors.ts';
 import { checkFields, describeValue, type FieldSpec } from '../util/fields.ts';
 import {
-  CONTROL_FIELDS, ENGINE_FIELDS, HUB_FIELDS, checkInputFile, checkInteger, checkNumber, checkRequest, engineOptions, resolveModel, secondsSince, stageProgress,
+  CONTROL_FIELDS, ENGINE_FIELDS, HUB_FIELDS, checkInputFile, checkInteger, checkRequest, engineOptions, resolveModel, secondsSince, stageProgress,
   type EngineRequest, type HubRequest, type RunControl,
 } from './common.ts';
 import { TEXTS_FIELDS, checkTextsRequest, planTexts, readTexts, type TextsRequest } from './texts.ts';
@@ -177,7 +177,7 @@ function searchOptions(request: SearchRequest) {
   const budget = request.budget ?? (strategy === 'pho' ? 60 : 12);
   checkInteger('budget', budget, 1);
   const sigma0 = request.sigma0 ?? 1.5;
-  checkNumber('sigma0', sigma0, [0, LOG_RATIO_RANGE[1] - LOG_RATIO_RANGE[0]], { min: true });
+  checkSigma0('sigma0', sigma0);
   const confirm = request.confirm ?? 0;
   checkInteger('confirm', confirm, 0);
   const confirmStatistics = request.confirmStatistics ?? 'sequential';
@@ -195,7 +195,7 @@ function searchOptions(request: SearchRequest) {
   checkField(isActivationExponent(a), 'crepe.a', () => activationExponentProblem(a));
   const variant = request.crepe?.variant ?? 'normalized';
   checkField(variant === 'normalized' || variant === 'smooth', 'crepe.variant', `must be "normalized" or "smooth", got ${JSON.stringify(variant)}`);
-  if (request.proxy !== undefined) checkField(PROXY_NAMES.includes(request.proxy), 'proxy', `"${request.proxy}" is unknown; expected one of ${PROXY_NAMES.join(', ')}`);
+  if (request.proxy !== undefined) checkProxyName('proxy', request.proxy);
   if (request.proxySign !== undefined) checkField(request.proxySign === 1 || request.proxySign === -1, 'proxySign', `must be 1 or -1, got ${describeValue(request.proxySign)}`);
   const proxyRows = request.proxyRows ?? 1;
   checkField(typeof proxyRows === 'number' && proxyRows > 0 && proxyRows <= 1, 'proxyRows', () => `expects a fraction of rows in (0, 1], got ${describeValue(proxyRows)}`);
@@ -214,10 +214,7 @@ function searchOptions(request: SearchRequest) {
 
 function kSetOf(request: SearchRequest, start: CrepeParams | undefined): number[] {
   const kSet = request.kSet ?? (start ? [start.k] : DEFAULT_K_SET);
-  checkField(Array.isArray(kSet) && kSet.length > 0, 'kSet', () => `must list at least one window size, got ${describeValue(kSet)}`);
-  for (const k of kSet) {
-    checkField(Number.isSafeInteger(k) && k >= 1 && k <= MAX_CREPE_K && k % 2 === 1, 'kSet', () => `expects odd window sizes in [1, ${MAX_CREPE_K}], got ${kSet.map(describeValue).join(',')}`);
-  }
+  checkWindowSizes('kSet', kSet);
   return [...new Set(kSet)];
 }
 

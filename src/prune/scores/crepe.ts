@@ -59,6 +59,14 @@ export const CREPE_DEFAULT_PARAMS: Readonly<CrepeParams> = {
 /** The largest neighbourhood window: a k×k window sum is kept per row, and wider windows only blur the term away. */
 export const MAX_CREPE_K = 63;
 
+/** Throws a FieldError naming `field` unless `kSet` lists window sizes CRePE takes: odd integers in [1, MAX_CREPE_K]. */
+export function checkWindowSizes(field: string, kSet: unknown): asserts kSet is readonly number[] {
+  if (!(Array.isArray(kSet) && kSet.length > 0)) throw new FieldError(field, `must list at least one window size, got ${describeValue(kSet)}`);
+  if (!kSet.every((k) => Number.isSafeInteger(k) && k >= 1 && k <= MAX_CREPE_K && k % 2 === 1)) {
+    throw new FieldError(field, `expects odd window sizes in [1, ${MAX_CREPE_K}], got ${kSet.map(describeValue).join(',')}`);
+  }
+}
+
 /**
  * Fills in defaults and validates. `source` says where the parameters came from: a file (its
  * path prefixes a UserError) or `{ field }`, a request field (`crepe`) whose sub-field each
