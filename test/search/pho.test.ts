@@ -164,3 +164,15 @@ test('options a caller got wrong are refused naming them, before any candidate',
   await refuses({ kSet: [2] }, 'kSet', /^expects odd window sizes in \[1, 63\], got 2$/);
   await refuses({ budget: 8 }, 'budget', /^is not a field of the request; did you mean budgetPerK\?$/);
 });
+
+// Its evaluator threads are gone after close(): a request to them was never answered (a hang).
+test('a closed ProxyContext refuses to evaluate instead of waiting for ever; close() twice is harmless', async () => {
+  const rng = new Rng(6);
+  const windows = Array.from({ length: 2 }, () => Int32Array.from({ length: seqlen }, () => rng.below(spec.vocabSize)));
+  const closing = await ProxyContext.open(randomModel(spec, 3), windows, seqlen, { device: 'cpu', threads: 1 }, {
+    cacheDir: path.join(scratchDir('pho-closed'), 'proxy-cache'), cacheBudgetBytes: 2 ** 26, threads: 2, modelSha256: 'random-llama-3', calibrationSeed: 6, withGram: false, windows: [],
+  });
+  await closing.close();
+  await closing.close();
+  await assert.rejects(runPho(closing, options()), { name: 'UserError', message: /this ProxyContext is closed/ });
+});
