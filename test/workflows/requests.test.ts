@@ -162,3 +162,24 @@ describe('library requests from JavaScript', () => {
     }
   });
 });
+
+describe('convertModel progress and cancellation', () => {
+  it('reports parameters written and stops between tensors when its signal is aborted, leaving nothing', async () => {
+    const parent = scratchDir('convert-abort');
+    const controller = new AbortController();
+    const updates: number[] = [];
+    await assert.rejects(convertModel({
+      input: STORIES_BIN,
+      out: path.join(parent, 'model'),
+      signal: controller.signal,
+      onProgress: (event) => {
+        if (event.kind !== 'update') return;
+        updates.push(event.done);
+        if (updates.length === 3) controller.abort();
+      },
+    }), { name: 'AbortError' });
+    assert.equal(updates.length, 3);
+    assert.ok(updates.every((done, i) => i === 0 || done > updates[i - 1]));
+    assert.deepEqual(readdirSync(parent), []);
+  });
+});
