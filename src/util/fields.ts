@@ -45,14 +45,20 @@ const isPrefix = (a: string, b: string): boolean => Math.min(a.length, b.length)
 
 /**
  * Refuses `value` unless it is a plain object whose fields (those not undefined) are all in
- * `known`. `field` is the object's path in the request: '' for the request itself, `owl`, `auto`.
+ * `known`. `field` is the object's path in the request: '' for the request itself, `owl`, `auto`;
+ * `owner` names the object in the message (default: the request, or `field`).
  * An unknown field is named with its path and the closest known name when one is near
  * (case, a shortened name such as budget for budgetPerK, or up to two edits apart).
  */
-export function checkKnownFields(value: unknown, field: string, known: readonly string[]): asserts value is Record<string, unknown> {
+export function checkKnownFields(
+  value: unknown,
+  field: string,
+  known: readonly string[],
+  owner = field === '' ? 'the request' : field,
+): asserts value is Record<string, unknown> {
   const isObject = typeof value === 'object' && value !== null && !Array.isArray(value);
   if (!isObject) {
-    if (field === '') throw new UserError(`a request must be an object, got ${describeValue(value)}`);
+    if (field === '') throw new UserError(`${owner === 'the request' ? 'a request' : owner} must be an object, got ${describeValue(value)}`);
     throw new FieldError(field, `must be an object with some of the fields ${known.join(', ')}, got ${describeValue(value)}`);
   }
   for (const [key, given] of Object.entries(value)) {
@@ -61,10 +67,9 @@ export function checkKnownFields(value: unknown, field: string, known: readonly 
       .map((name) => ({ name, d: name.toLowerCase() === key.toLowerCase() ? 0 : isPrefix(key, name) ? 1 : distance(name, key) }))
       .filter(({ d }) => d <= 2)
       .sort((a, b) => a.d - b.d)[0];
-    const of = field === '' ? 'the request' : field;
     throw new FieldError(join(field, key), near
-      ? `is not a field of ${of}; did you mean ${join(field, near.name)}?`
-      : `is not a field of ${of}; expected some of ${known.join(', ')}`);
+      ? `is not a field of ${owner}; did you mean ${join(field, near.name)}?`
+      : `is not a field of ${owner}; expected some of ${known.join(', ')}`);
   }
 }
 
