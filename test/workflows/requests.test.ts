@@ -69,6 +69,7 @@ describe('library requests from JavaScript', () => {
       ['command of the wrong type', () => pruneModel(prune(out, { command: 5 })), 'command', /^must be a non-empty string, got 5$/],
       ['proxy cache of the wrong type', () => search(out, { proxyCache: 5 }), 'proxyCache', /^must name a directory$/],
       ['NaN shard size', () => pruneModel(prune(out, { maxShardSize: Number.NaN })), 'maxShardSize', /got NaN$/],
+      ['task directory that does not exist', () => evaluateTasks({ model, tasks: 'rte', taskDir: path.join(parent, 'tasks') }), 'taskDir', /tasks: no such directory \(expected the directory of the task files/],
       ['tasks of the wrong type', () => evaluateTasks({ model, tasks: 5, taskDir: TASK_DIR } as never), 'tasks', /comma-separated or as a list, got 5$/],
       ['onProgress not a function', () => pruneModel(prune(out, { onProgress: 'log' })), 'onProgress', /^must be a function, got "log"$/],
       ['signal not an AbortSignal', () => evaluate({ signal: { aborted: true } }), 'signal', /^must be an AbortSignal, got an object$/],
