@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { PyRandom } from './mt19937.ts';
 import { looksLikeJsonLines, readEvalText, readJsonlDocuments } from './text-sources.ts';
 import { UserError, check, checkField } from '../util/errors.ts';
+import { checkKnownFields, describeValue } from '../util/fields.ts';
 
 /** Tokenises one text; the result starts with BOS, as HF's slow Llama tokenizer does by default. */
 export type Encode = (text: string) => Int32Array;
@@ -39,7 +40,8 @@ export interface TextWindows {
 
 /** The C4 protocol: draw documents until one is long enough, then a window inside it. */
 export function sampleC4Windows(documents: readonly string[], encode: Encode, opts: WindowOptions): DocumentWindows {
-  validateOptions(opts);
+  validateOptions(opts, WINDOW_OPTIONS);
+  checkEncode(encode);
   const { nsamples, seqlen } = opts;
   const source = opts.source ?? 'calibration documents';
   const docCount = documents.length;
@@ -87,7 +89,7 @@ export function sampleC4Windows(documents: readonly string[], encode: Encode, op
 
 /** Random windows from one tokenised text. */
 export function sampleTextWindows(tokens: Int32Array, opts: WindowOptions): TextWindows {
-  validateOptions(opts);
+  validateOptions(opts, WINDOW_OPTIONS);
   const { nsamples, seqlen } = opts;
   check(
     tokens.length > seqlen,
@@ -138,7 +140,8 @@ export interface CalibrationFileOptions extends Omit<WindowOptions, 'source'> {
  * this machine's memory.
  */
 export function sampleCalibrationFile(filePath: string, encode: Encode, opts: CalibrationFileOptions): CalibrationSet {
-  validateOptions(opts);
+  validateOptions(opts, [...WINDOW_OPTIONS.filter((name) => name !== 'source'), 'hiddenSize']);
+  checkEncode(encode);
   const { hiddenSize, ...windowOptions } = opts;
   if (hiddenSize !== undefined) checkActivationMemory(opts.nsamples, opts.seqlen, hiddenSize);
   if (isDocumentsFile(filePath)) {
@@ -199,8 +202,16 @@ export function windowsSha256(windows: readonly Int32Array[]): string {
   return hash.digest('hex');
 }
 
-function validateOptions(opts: WindowOptions): void {
-  checkField(Number.isSafeInteger(opts.nsamples) && opts.nsamples >= 1, 'nsamples', `must be a positive integer, got ${opts.nsamples}`);
-  checkField(Number.isSafeInteger(opts.seqlen) && opts.seqlen >= 1, 'seqlen', `must be a positive integer, got ${opts.seqlen}`);
-  checkField(Number.isSafeInteger(opts.seed), 'seed', `must be an integer, got ${opts.seed}`);
+const WINDOW_OPTIONS: readonly string[] = ['nsamples', 'seqlen', 'seed', 'onProgress', 'source'];
+
+/** The options object: its known fields (`known`) only, and whole numbers where they must be. */
+function validateOptions(opts: WindowOptions, known: readonly string[]): void {
+  checkKnownFields(opts, '', known);
+  checkField(Number.isSafeInteger(opts.nsamples) && opts.nsamples >= 1, 'nsamples', () => `must be a positive integer, got ${describeValue(opts.nsamples)}`);
+  checkField(Number.isSafeInteger(opts.seqlen) && opts.seqlen >= 1, 'seqlen', () => `must be a positive integer, got ${describeValue(opts.seqlen)}`);
+  checkField(Number.isSafeInteger(opts.seed), 'seed', () => `must be an integer, got ${describeValue(opts.seed)}`);
+  checkField(opts.onProgress === undefined || typeof opts.onProgress === 'function', 'onProgress', () => `must be a function, got ${describeValue(opts.onProgress)}`);
 }
+
+const checkEncode = (encode: unknown): void =>
+  checkField(typeof encode === 'function', 'encode', () => `must be a function from text to token ids, got ${describeValue(encode)}`);

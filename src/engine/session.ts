@@ -1,6 +1,7 @@
 /**
  * ONNX Runtime sessions: the one place that knows about execution providers and session options.
  */
+import { describeValue } from '../util/fields.ts';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -33,7 +34,7 @@ export const MAX_THREADS = 1024;
 /** Refuses a thread count that is not an integer in [1, MAX_THREADS], naming the field `threads`. */
 export function checkThreads(threads: unknown): void {
   if (threads === undefined) return;
-  if (typeof threads !== 'number' || !Number.isSafeInteger(threads) || threads < 1) throw new FieldError('threads', `must be a positive integer, got ${String(threads)}`);
+  if (typeof threads !== 'number' || !Number.isSafeInteger(threads) || threads < 1) throw new FieldError('threads', `must be a positive integer, got ${describeValue(threads)}`);
   if (threads > MAX_THREADS) throw new FieldError('threads', `must be at most ${MAX_THREADS} (more than any machine's cores), got ${threads}`);
 }
 

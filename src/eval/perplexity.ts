@@ -10,14 +10,15 @@
  * plus the group's activations, whatever the model size.
  */
 import type { ModelSource } from '../model/source.ts';
-import type { ModelSpec } from '../model/spec.ts';
+import { checkSeqlen, type ModelSpec } from '../model/spec.ts';
 import { ropeTables } from '../model/rope.ts';
 import { BlockEngine } from '../engine/block-engine.ts';
 import { HeadEngine } from '../engine/head-engine.ts';
 import { ModelEngine } from '../engine/model-engine.ts';
 import { embed } from '../engine/forward.ts';
 import type { EngineOptions } from '../engine/session.ts';
-import { check } from '../util/errors.ts';
+import { FieldError, check, checkField } from '../util/errors.ts';
+import { checkInteger, describeValue } from '../util/fields.ts';
 import type { Progress } from '../util/progress.ts';
 
 export interface PerplexityOptions extends EngineOptions {
@@ -60,6 +61,7 @@ export function windowCount(tokenCount: number, seqlen: number, maxChunks?: numb
 }
 
 export async function perplexity(model: ModelSource, tokens: Int32Array, opts: PerplexityOptions): Promise<PerplexityResult> {
+  checkPerplexityInput(model.spec, tokens, opts);
   const { seqlen } = opts;
   const windows = windowCount(tokens.length, seqlen, opts.maxChunks);
   check(windows >= 1, `the evaluation text has ${tokens.length} tokens, fewer than one window of seqlen ${seqlen}`);
@@ -69,6 +71,20 @@ export async function perplexity(model: ModelSource, tokens: Int32Array, opts: P
     : await layerMajorNll(model, tokens, windows, opts);
   const meanNll = windowNll.reduce((a, b) => a + b, 0) / windowNll.length;
   return { ppl: Math.exp(meanNll), meanNll, windows, seqlen, tokens: tokens.length, windowNll };
+}
+
+/**
+ * A caller's tokens and windows, checked as the workflows check theirs: token ids in the model's
+ * vocabulary, windows of 2 tokens up to its context (a longer window runs positions the model was
+ * never trained on and measures nonsense), a whole number of windows.
+ */
+function checkPerplexityInput(spec: ModelSpec, tokens: unknown, opts: PerplexityOptions): asserts tokens is Int32Array {
+  checkField(tokens instanceof Int32Array, 'tokens', () => `must be an Int32Array of token ids, got ${describeValue(tokens)}`);
+  for (let i = 0; i < tokens.length; i++) {
+    if (tokens[i] < 0 || tokens[i] >= spec.vocabSize) throw new FieldError('tokens', `holds token id ${tokens[i]} at ${i}, outside the model's vocabulary of ${spec.vocabSize}`);
+  }
+  checkSeqlen('seqlen', opts?.seqlen, spec);
+  if (opts.maxChunks !== undefined) checkInteger('maxChunks', opts.maxChunks, 1);
 }
 
 /** Targets of `count` windows from `first`: position t predicts token t+1; the last position of a window has none (left 0). */

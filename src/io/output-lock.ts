@@ -170,7 +170,6 @@ export function tryLock(lockPath: string, onStaleLock?: (message: string) => voi
     rmSync(aside, { force: true });
     tookOverFrom = current;
   }
-  if (tookOverFrom) onStaleLock?.(`took over the stale lock ${lockPath} of ${describeOwner(tookOverFrom)}, which is no longer running`);
   let released = false;
   const lock: OutputLock = {
     path: lockPath,
@@ -184,6 +183,15 @@ export function tryLock(lockPath: string, onStaleLock?: (message: string) => voi
     },
   };
   heldLocks.add(lock);
+  if (tookOverFrom) {
+    // A callback that throws (a library caller's onProgress) leaves no lock behind.
+    try {
+      onStaleLock?.(`took over the stale lock ${lockPath} of ${describeOwner(tookOverFrom)}, which is no longer running`);
+    } catch (error) {
+      lock.release();
+      throw error;
+    }
+  }
   return lock;
 }
 

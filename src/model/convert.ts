@@ -16,8 +16,9 @@ import { lockOutput, type OutputLock } from '../io/output-lock.ts';
 import { writingTo } from '../io/write-error.ts';
 import { hasGgufMagic } from '../io/gguf.ts';
 import { Llama2cCheckpoint } from '../io/llama2c.ts';
-import type { DType } from '../io/safetensors.ts';
+import { elementCount, type DType } from '../io/safetensors.ts';
 import { FieldError, UserError } from '../util/errors.ts';
+import type { Progress } from '../util/progress.ts';
 import { EMBED_NAME, type ModelSpec } from './spec.ts';
 import { openGgufSource } from './convert/gguf.ts';
 import { llama2cSource } from './convert/llama2c.ts';
@@ -31,6 +32,11 @@ export interface ConvertOptions {
   tokenizer?: string;
   /** Replace an existing output directory. */
   overwrite?: boolean;
+  /**
+   * The stage's progress in parameters written, given the total once the input is read; its
+   * update may throw (a cancelled run), which leaves nothing written.
+   */
+  progress?: (parameters: number) => Progress;
 }
 
 export interface ConvertReport {
@@ -94,7 +100,8 @@ export async function convertToHuggingFace(input: string, outDir: string, option
     let parameters: number;
     try {
       await writingTo(tmpDir, () => mkdir(tmpDir));
-      parameters = await writeModelDirectory(source, tmpDir, input);
+      const total = source.tensors.reduce((sum, tensor) => sum + elementCount(tensor.shape), 0);
+      parameters = await writeModelDirectory(source, tmpDir, input, options.progress?.(total));
     } catch (error) {
       await rm(tmpDir, { recursive: true, force: true });
       throw error;

@@ -4,6 +4,9 @@
  * adapter per family); the engine, the reference forward and the pruner only read this.
  */
 
+import { checkField } from '../util/errors.ts';
+import { checkInteger } from '../util/fields.ts';
+
 export type Family = 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'phi3';
 export const SUPPORTED_FAMILIES: readonly Family[] = ['llama', 'mistral', 'qwen2', 'qwen3', 'phi3'];
 
@@ -201,4 +204,20 @@ export const LM_HEAD_NAME = 'lm_head.weight';
  */
 export function isBlockLinearWeight(name: string, shape: readonly number[]): boolean {
   return shape.length === 2 && /^model\.layers\.\d+\..*_proj\.weight$/.test(name);
+}
+
+/**
+ * A window length the model can take: at least 2 tokens (position t predicts token t + 1, so a
+ * one-token window has nothing to predict: its perplexity, PHO's calib-nll proxy and a
+ * confirmation trial would all be NaN) and no longer than its context. Other windows are refused
+ * everywhere (calibration, evaluation, search), before anything is allocated.
+ */
+export function checkSeqlen(field: string, seqlen: unknown, spec: ModelSpec): asserts seqlen is number {
+  checkInteger(field, seqlen, 1);
+  checkField(seqlen >= 2, field, `must be at least 2 tokens (a window predicts each token from the ones before it), got ${seqlen}`);
+  checkField(
+    seqlen <= spec.maxPositionEmbeddings,
+    field,
+    `${seqlen} is longer than the model's context of ${spec.maxPositionEmbeddings} tokens (${spec.contextField ?? 'max_position_embeddings'} in config.json)`,
+  );
 }

@@ -6,7 +6,8 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { UserError } from '../util/errors.ts';
+import { UserError, checkField } from '../util/errors.ts';
+import { describeValue } from '../util/fields.ts';
 import { readInputJson, type InputKind } from '../io/input-file.ts';
 
 export interface EncodeOptions {
@@ -40,6 +41,7 @@ export class TextTokenizer {
 
   /** Loads `<dir>/tokenizer.json` (required) and `<dir>/tokenizer_config.json` (optional). */
   static load(dir: string): TextTokenizer {
+    checkField(typeof dir === 'string' && dir !== '', 'dir', () => `must name a model directory, got ${describeValue(dir)}`);
     const tokenizerPath = path.join(dir, 'tokenizer.json');
     if (!existsSync(tokenizerPath)) throw new UserError(`${dir}: no tokenizer.json (crepe needs a Hugging Face tokenizer.json beside the model)`);
     const tokenizerJson = readJsonObject(tokenizerPath, 'tokenizer');
@@ -59,6 +61,7 @@ export class TextTokenizer {
 
   /** Token ids of `text`, with BOS first unless `bos: false`. */
   encode(text: string, options: EncodeOptions = {}): Int32Array {
+    checkField(typeof text === 'string', 'text', () => `must be a string, got ${describeValue(text)}`);
     const withBos = (options.bos ?? true) && this.bosId !== null;
     const { ids } = this.tokenizer.encode(text, { add_special_tokens: false });
     const out = new Int32Array(ids.length + (withBos ? 1 : 0));

@@ -13,8 +13,9 @@
  * `out` buffer to reuse across matrices.
  */
 import { kthSmallest, markAtMost, markBuffer, markRowsBelow, rowKthSmallest } from '../util/select.ts';
-import type { PruneTarget, Selection } from './target.ts';
-import { invariant } from '../util/errors.ts';
+import { SELECTIONS, validateTarget, type PruneTarget, type Selection } from './target.ts';
+import { checkField, invariant } from '../util/errors.ts';
+import { describeValue } from '../util/fields.ts';
 
 /** Prunes exactly floor(dIn·s) entries in every row; ties at the threshold: lower column first. */
 export function perRowMask(scores: Float32Array, dOut: number, dIn: number, sparsity: number, out?: Uint8Array): Uint8Array {
@@ -71,6 +72,15 @@ export function selectMask(
   selection: Selection,
   out?: Uint8Array,
 ): Uint8Array {
+  // A caller's target and rule, checked: an unknown rule would fall to per-matrix without a word.
+  // A mask may prune nothing or everything (sparsity 0 or 1: the search's end points).
+  if (target?.kind !== 'unstructured') validateTarget(target, 'target');
+  else {
+    const { sparsity } = target;
+    checkField(typeof sparsity === 'number' && sparsity >= 0 && sparsity <= 1, 'target', () => `sparsity must be a number in [0, 1], got ${describeValue(sparsity)}`);
+  }
+  checkField(SELECTIONS.includes(selection), 'selection', () => `must be one of ${SELECTIONS.join(', ')}, got ${describeValue(selection)}`);
+  if (target.kind === 'nm') checkField(dIn % target.m === 0, 'target', `${target.n}:${target.m} needs an input width divisible by ${target.m}, got ${dIn}`);
   if (target.kind === 'nm') return nmMask(scores, dOut, dIn, target.n, target.m, out);
   checkShape(scores, dOut, dIn);
   return selection === 'per-row'

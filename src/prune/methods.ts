@@ -3,7 +3,8 @@
  * uses, and the calibration statistics of a linear's input it reads. The layer loop collects
  * exactly the statistics the run's method and options declare (`requiredStatistics`).
  */
-import { FieldError, invariant } from '../util/errors.ts';
+import { FieldError, checkField } from '../util/errors.ts';
+import { checkKnownFields } from '../util/fields.ts';
 import type { Selection } from './target.ts';
 import type { InputSqNorms, ScoreFunction, ScoreParams } from './scores/index.ts';
 import { crepeScores } from './scores/crepe.ts';
@@ -86,7 +87,8 @@ export function scoreMatrix(
   out?: Float32Array,
 ): Float32Array {
   const { score } = pruningMethod(method);
-  invariant(score, () => `${method} has no score function (it selects its mask while it updates the weights)`);
+  checkField(score, 'method', () => `${method} has no score function (it selects its mask while it updates the weights)`);
+  checkKnownFields(params, 'params', ['riaA', 'crepe']);
   return score(weights, dOut, dIn, inputSqNorms, params, out);
 }
 

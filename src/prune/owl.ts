@@ -10,6 +10,7 @@
  *     0.01 (changing the mean); crepe refuses with an error naming owl.lambda;
  *   - the mean of the scores is taken in float64 (the reference: a float32 torch.mean).
  */
+import { describeValue } from '../util/fields.ts';
 import { checkField, invariant } from '../util/errors.ts';
 import type { PruneTarget } from './target.ts';
 
@@ -21,7 +22,7 @@ export interface OwlSettings {
 
 /** Checks OWL's settings against the run's target; errors name `owl.m` / `owl.lambda`. */
 export function validateOwl(owl: OwlSettings, target: PruneTarget): void {
-  checkField(Number.isFinite(owl.m) && owl.m > 0, 'owl.m', `(the outlier threshold M) must be a positive number, got ${owl.m}`);
+  checkField(Number.isFinite(owl.m) && owl.m > 0, 'owl.m', `(the outlier threshold M) must be a positive number, got ${describeValue(owl.m)}`);
   checkOwlLambda(owl.lambda, target);
 }
 
@@ -29,9 +30,9 @@ export function validateOwl(owl: OwlSettings, target: PruneTarget): void {
 function checkOwlLambda(lambda: number, target: PruneTarget): void {
   if (target.kind === 'unstructured') {
     const s = target.sparsity;
-    checkField(Number.isFinite(lambda) && lambda > 0 && lambda < s, 'owl.lambda', `must be in (0, ${s}) for sparsity ${s}, got ${lambda}`);
+    checkField(Number.isFinite(lambda) && lambda > 0 && lambda < s, 'owl.lambda', `must be in (0, ${s}) for sparsity ${s}, got ${describeValue(lambda)}`);
   } else {
-    checkField(Number.isFinite(lambda) && lambda > 0, 'owl.lambda', `must be a positive number, got ${lambda}`);
+    checkField(Number.isFinite(lambda) && lambda > 0, 'owl.lambda', `must be a positive number, got ${describeValue(lambda)}`);
   }
 }
 

@@ -4,6 +4,7 @@
  * `pruneSettings` is their only constructor: it validates every field and fixes the key order.
  */
 import { checkField } from '../util/errors.ts';
+import { checkFields, checkFlag as flag, checkKnownFields, describeValue, type FieldSpec } from '../util/fields.ts';
 import { LINEAR_NAMES, type LinearName } from '../model/spec.ts';
 import { validateTarget, SELECTIONS, type PruneTarget, type Selection } from './target.ts';
 import { pruningMethod, type MethodName } from './methods.ts';
@@ -65,6 +66,11 @@ export const PRUNE_DEFAULTS = {
   permute: { blocks: 1 },
 } as const;
 
+const INPUT_FIELDS: FieldSpec<PruneSettingsInput> = {
+  method: 'checked', target: 'checked', selection: 'checked', calibration: 'checked', riaA: 'checked', crepe: 'nullable', trueSequential: 'flag',
+  sparsegpt: 'checked', reconstruct: 'flag', owl: 'nullable', dsnot: 'nullable', permute: 'nullable', exclude: 'checked',
+};
+
 const DSNOT_SKIPS: readonly DsnotSkip[] = ['mlp', 'none'];
 const PERMUTE_STRATEGIES: readonly PermuteStrategy[] = ['reallocation', 'lsa'];
 
@@ -77,6 +83,7 @@ const PERMUTE_STRATEGIES: readonly PermuteStrategy[] = ['reallocation', 'lsa'];
  * (`sparsity` …, `owl.lambda`, `sparsegpt.percdamp`).
  */
 export function pruneSettings(input: PruneSettingsInput): PruneSettings {
+  checkFields<PruneSettingsInput>(input, INPUT_FIELDS);
   const method = input.method;
   const entry = pruningMethod(method, 'method');
   const name = method as MethodName;
@@ -94,19 +101,20 @@ export function pruneSettings(input: PruneSettingsInput): PruneSettings {
   const crepe = crepeInput === null ? null : copyCrepe(resolveCrepeParams(crepeInput, { field: 'crepe' }));
 
   const calibration = validateCalibration(input.calibration);
-  const trueSequential = flag(input.trueSequential, 'trueSequential');
+  const trueSequential = flag('trueSequential', input.trueSequential);
 
+  if (input.sparsegpt !== undefined) checkKnownFields(input.sparsegpt, 'sparsegpt', ['blockSize', 'percdamp']);
   const blockSize = input.sparsegpt?.blockSize ?? PRUNE_DEFAULTS.sparsegpt.blockSize;
   const percdamp = input.sparsegpt?.percdamp ?? PRUNE_DEFAULTS.sparsegpt.percdamp;
-  checkField(isPositiveInteger(blockSize), 'sparsegpt.blockSize', `must be a positive integer, got ${blockSize}`);
+  checkField(isPositiveInteger(blockSize), 'sparsegpt.blockSize', `must be a positive integer, got ${describeValue(blockSize)}`);
   // A fraction of the mean Hessian diagonal (the references use 0.01, and 0.1 on retry); larger
   // dampening drowns the Hessian, and a huge one overflows it.
-  checkField(Number.isFinite(percdamp) && percdamp > 0 && percdamp <= 1, 'sparsegpt.percdamp', `must be a number in (0, 1], got ${percdamp}`);
+  checkField(typeof percdamp === 'number' && Number.isFinite(percdamp) && percdamp > 0 && percdamp <= 1, 'sparsegpt.percdamp', () => `must be a number in (0, 1], got ${describeValue(percdamp)}`);
   if (isSparseGpt && target.kind === 'nm') {
     checkField(blockSize % target.m === 0, 'sparsegpt.blockSize', `${blockSize} must be a multiple of m = ${target.m} for the ${target.n}:${target.m} target`);
   }
 
-  const reconstruct = flag(input.reconstruct, 'reconstruct');
+  const reconstruct = flag('reconstruct', input.reconstruct);
   checkField(!(reconstruct && isSparseGpt), 'reconstruct', 'is built into method sparsegpt already');
   // Parameters another method would ignore.
   checkField(input.riaA === undefined || name === 'ria', 'riaA', `applies to method ria only${name === 'crepe' ? ' (CRePE\'s exponent is crepe.a)' : ''}`);
@@ -115,30 +123,36 @@ export function pruneSettings(input: PruneSettingsInput): PruneSettings {
   }
 
   let owl: OwlSettings | null = null;
-  if (input.owl) {
+  // null (or left out) switches a pass off; an object switches it on with its defaults for missing fields.
+  const pass = (field: string, value: unknown, known: readonly string[]): boolean => {
+    if (value === undefined || value === null) return false;
+    checkKnownFields(value, field, known);
+    return true;
+  };
+  if (pass('owl', input.owl, ['m', 'lambda']) && input.owl) {
     owl = { m: input.owl.m ?? PRUNE_DEFAULTS.owl.m, lambda: input.owl.lambda ?? PRUNE_DEFAULTS.owl.lambda };
     validateOwl(owl, target);
   }
 
   let dsnot: PruneSettings['dsnot'] = null;
-  if (input.dsnot) {
+  if (pass('dsnot', input.dsnot, ['maxCycles', 'updateThreshold', 'skip', 'sameSign']) && input.dsnot) {
     checkField(!isSparseGpt, 'dsnot', 're-prunes a score-based mask; it does not apply to method sparsegpt');
     const given = input.dsnot;
     const maxCycles = given.maxCycles ?? PRUNE_DEFAULTS.dsnot.maxCycles;
     const updateThreshold = given.updateThreshold ?? PRUNE_DEFAULTS.dsnot.updateThreshold;
     const skip = given.skip ?? PRUNE_DEFAULTS.dsnot.skip;
-    checkField(isPositiveInteger(maxCycles), 'dsnot.maxCycles', `must be a positive integer, got ${maxCycles}`);
-    checkField(Number.isFinite(updateThreshold) && updateThreshold >= 0, 'dsnot.updateThreshold', `must be a number ≥ 0, got ${updateThreshold}`);
+    checkField(isPositiveInteger(maxCycles), 'dsnot.maxCycles', `must be a positive integer, got ${describeValue(maxCycles)}`);
+    checkField(typeof updateThreshold === 'number' && Number.isFinite(updateThreshold) && updateThreshold >= 0, 'dsnot.updateThreshold', () => `must be a number ≥ 0, got ${describeValue(updateThreshold)}`);
     checkField(DSNOT_SKIPS.includes(skip), 'dsnot.skip', `must be one of ${DSNOT_SKIPS.join(', ')}, got ${JSON.stringify(skip)}`);
-    dsnot = { maxCycles, updateThreshold, skip, ...(flag(given.sameSign, 'dsnot.sameSign') && { sameSign: true }) };
+    dsnot = { maxCycles, updateThreshold, skip, ...(flag('dsnot.sameSign', given.sameSign) && { sameSign: true }) };
   }
 
   let permute: PruneSettings['permute'] = null;
-  if (input.permute) {
+  if (pass('permute', input.permute, ['strategy', 'blocks']) && input.permute) {
     const { strategy } = input.permute;
     const blocks = input.permute.blocks ?? PRUNE_DEFAULTS.permute.blocks;
     checkField(PERMUTE_STRATEGIES.includes(strategy), 'permute.strategy', `must be one of ${PERMUTE_STRATEGIES.join(', ')}, got ${JSON.stringify(strategy)}`);
-    checkField(isPositiveInteger(blocks), 'permute.blocks', `must be a positive integer, got ${blocks}`);
+    checkField(isPositiveInteger(blocks), 'permute.blocks', `must be a positive integer, got ${describeValue(blocks)}`);
     checkField(target.kind === 'nm', 'permute', 'needs an N:M target; channel permutation does nothing for unstructured sparsity');
     checkField(!isSparseGpt, 'permute', 'reorders a score-based mask; it does not apply to method sparsegpt');
     permute = { strategy, blocks };
@@ -146,9 +160,9 @@ export function pruneSettings(input: PruneSettingsInput): PruneSettings {
 
   let exclude: LinearName[] | undefined;
   if (input.exclude !== undefined) {
-    checkField(Array.isArray(input.exclude), 'exclude', 'must be a list of linear names');
+    checkField(Array.isArray(input.exclude), 'exclude', () => `must be a list of linear names, got ${describeValue(input.exclude)}`);
     exclude = input.exclude.map((linear) => {
-      checkField((LINEAR_NAMES as readonly string[]).includes(linear), 'exclude', `"${linear}" is not a linear of a decoder block; expected some of ${LINEAR_NAMES.join(', ')}`);
+      checkField((LINEAR_NAMES as readonly string[]).includes(linear), 'exclude', `${describeValue(linear)} is not a linear of a decoder block; expected some of ${LINEAR_NAMES.join(', ')}`);
       return linear as LinearName;
     });
     // Every linear left dense would publish the input unchanged as a pruned model.
@@ -184,18 +198,14 @@ function copyCrepe({ k, alpha, beta, gamma, a, variant, border }: CrepeParams): 
 
 function validateCalibration(calibration: PruneSettings['calibration']): PruneSettings['calibration'] {
   checkField(typeof calibration === 'object' && calibration !== null, 'calibration', 'is missing');
+  checkKnownFields(calibration, 'calibration', ['file', 'sha256', 'nsamples', 'seqlen', 'seed']);
   const { file, sha256, nsamples, seqlen, seed } = calibration;
   checkField(typeof file === 'string' && file !== '', 'calibration.file', 'must name the calibration text');
   checkField(typeof sha256 === 'string', 'calibration.sha256', 'must be a string');
-  checkField(isPositiveInteger(nsamples), 'calibration.nsamples', `must be a positive integer, got ${nsamples}`);
-  checkField(isPositiveInteger(seqlen), 'calibration.seqlen', `must be a positive integer, got ${seqlen}`);
-  checkField(Number.isSafeInteger(seed) && seed >= 0, 'calibration.seed', `must be an integer ≥ 0, got ${seed}`);
+  checkField(isPositiveInteger(nsamples), 'calibration.nsamples', `must be a positive integer, got ${describeValue(nsamples)}`);
+  checkField(isPositiveInteger(seqlen), 'calibration.seqlen', `must be a positive integer, got ${describeValue(seqlen)}`);
+  checkField(Number.isSafeInteger(seed) && seed >= 0, 'calibration.seed', `must be an integer ≥ 0, got ${describeValue(seed)}`);
   return { file, sha256, nsamples, seqlen, seed };
-}
-
-function flag(value: boolean | undefined, field: string): boolean {
-  checkField(value === undefined || typeof value === 'boolean', field, `must be true or false, got ${JSON.stringify(value)}`);
-  return value ?? false;
 }
 
 const isPositiveInteger = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) > 0;

@@ -6,6 +6,7 @@
  */
 import { parseDecimal } from '../util/decimal.ts';
 import { FieldError, checkField } from '../util/errors.ts';
+import { checkKnownFields, describeValue } from '../util/fields.ts';
 
 export type PruneTarget =
   | { kind: 'unstructured'; sparsity: number }
@@ -24,6 +25,7 @@ export const SELECTIONS: readonly Selection[] = ['per-row', 'per-matrix'];
  */
 export function parseTarget(value: number | string, field = 'target'): PruneTarget {
   if (typeof value === 'number') return validateTarget({ kind: 'unstructured', sparsity: value }, field);
+  checkField(typeof value === 'string', field, () => `must be a sparsity like 0.5 or an n:m pattern like 2:4, got ${describeValue(value)}`);
   const trimmed = value.trim();
   if (NM_TEXT.test(trimmed)) return parsePattern(trimmed, field);
   const sparsity = parseDecimal(trimmed);
@@ -38,25 +40,32 @@ const NM_TEXT = /^(\d+)\s*:\s*(\d+)$/;
  * would prune unstructured where semi-structured was asked for — is a FieldError naming `field`.
  */
 export function parsePattern(value: string, field = 'pattern'): PruneTarget & { kind: 'nm' } {
-  const nm = NM_TEXT.exec(value.trim());
-  checkField(nm, field, `must be n:m with whole numbers, e.g. 2:4 (n of every m consecutive weights pruned), got "${value}"`);
+  const nm = typeof value === 'string' ? NM_TEXT.exec(value.trim()) : null;
+  checkField(nm, field, () => `must be n:m with whole numbers, e.g. 2:4 (n of every m consecutive weights pruned), got ${describeValue(value)}`);
   return validateTarget({ kind: 'nm', n: Number(nm[1]), m: Number(nm[2]) }, field) as PruneTarget & { kind: 'nm' };
 }
 
 /** Returns `target` when it is well formed: 0 < sparsity < 1, or integers 0 < n < m. */
 export function validateTarget(target: PruneTarget, field = 'target'): PruneTarget {
+  checkField(
+    typeof target === 'object' && target !== null && !Array.isArray(target),
+    field,
+    () => `must be { kind: 'unstructured', sparsity } or { kind: 'nm', n, m } (parseTarget reads "0.5" and "2:4"), got ${describeValue(target)}`,
+  );
   if (target.kind === 'unstructured') {
+    checkKnownFields(target, field, ['kind', 'sparsity']);
     const { sparsity } = target;
     checkField(
       typeof sparsity === 'number' && Number.isFinite(sparsity) && sparsity > 0 && sparsity < 1,
       field,
-      `must be a number strictly between 0 and 1 (a fraction of weights to prune), got ${sparsity}`,
+      () => `must be a number strictly between 0 and 1 (a fraction of weights to prune), got ${describeValue(sparsity)}`,
     );
     return target;
   }
   checkField(target.kind === 'nm', field, () => `has unknown kind ${JSON.stringify((target as { kind: unknown }).kind)}; expected "unstructured" or "nm"`);
+  checkKnownFields(target, field, ['kind', 'n', 'm']);
   const { n, m } = target;
-  checkField(Number.isSafeInteger(n) && Number.isSafeInteger(m) && n > 0 && m > 0, field, `n:m needs positive integers, got ${n}:${m}`);
+  checkField(Number.isSafeInteger(n) && Number.isSafeInteger(m) && n > 0 && m > 0, field, () => `n:m needs positive integers, got ${describeValue(n)}:${describeValue(m)}`);
   checkField(n < m, field, `${n}:${m} prunes n of every m weights, so n must be smaller than m`);
   return target;
 }

@@ -6,7 +6,8 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { resolveCrepeParams, type CrepeParams } from '../prune/scores/crepe.ts';
-import { UserError, checkField } from '../util/errors.ts';
+import { FieldError, UserError, checkField } from '../util/errors.ts';
+import { checkKnownFields } from '../util/fields.ts';
 import { readInputJson } from '../io/input-file.ts';
 
 export const CREPE_CONFIG_FORMAT = 'crepe-config/1';
@@ -31,8 +32,11 @@ export function parseCrepeConfig(json: unknown, source: string): CrepeConfigFile
     throw new UserError(`${source}: unknown format "${String(obj.format)}", expected "${CREPE_CONFIG_FORMAT}"`);
   }
   // A misspelt field ("gama") would leave its parameter at the default without a word.
-  for (const key of Object.keys(obj)) {
-    if (!CONFIG_FIELDS.includes(key)) throw new UserError(`${source}: unknown field "${key}"; expected ${CONFIG_FIELDS.join(', ')}`);
+  try {
+    checkKnownFields(obj, '', CONFIG_FIELDS, 'a CRePE configuration');
+  } catch (error) {
+    if (error instanceof FieldError) throw new UserError(`${source}: ${error.message}`);
+    throw error;
   }
   for (const key of ['k', 'alpha', 'beta', 'gamma']) {
     if (obj[key] === undefined) throw new UserError(`${source}: "${key}" is missing`);

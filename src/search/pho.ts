@@ -3,10 +3,13 @@
  * sign · proxy over (log β/α, log γ/α[, a]) using the cached dense statistics only. The sign says
  * whether a high or a low proxy goes with low perplexity; it comes from proxy validation.
  */
-import type { CrepeParams } from '../prune/scores/crepe.ts';
+import { checkWindowSizes, type CrepeParams } from '../prune/scores/crepe.ts';
+import { checkField } from '../util/errors.ts';
+import { checkInteger, checkKnownFields, describeValue } from '../util/fields.ts';
+import { checkProxyName } from './proxy-defaults.ts';
 import { CmaEs } from './cmaes.ts';
 import type { ProxyContext, ProxyName, ProxyOptions } from './proxy.ts';
-import { startPoint, toParams, type SearchSpace } from './space.ts';
+import { checkSigma0, startPoint, toParams, type SearchSpace } from './space.ts';
 
 export interface PhoOptions extends ProxyOptions {
   kSet: number[];
@@ -37,7 +40,19 @@ export interface PhoResult {
   seconds: { total: number; score: number; select: number; gini: number; forward: number };
 }
 
+const PHO_OPTIONS = ['kSet', 'budgetPerK', 'proxy', 'sign', 'space', 'sigma0', 'start', 'target', 'selection', 'giniSubsample', 'seed', 'rows'];
+
 export async function runPho(context: ProxyContext, opts: PhoOptions, onCandidate?: (c: PhoCandidate) => void): Promise<PhoResult> {
+  // A caller's options, checked before the first candidate: an unknown proxy or a sign of 0 made
+  // every objective NaN or 0, and the search returned its start point as the best.
+  checkKnownFields(opts, '', PHO_OPTIONS);
+  checkWindowSizes('kSet', opts.kSet);
+  checkInteger('budgetPerK', opts.budgetPerK, 1);
+  checkProxyName('proxy', opts.proxy);
+  checkField(opts.sign === 1 || opts.sign === -1, 'sign', () => `must be 1 or -1, got ${describeValue(opts.sign)}`);
+  checkSigma0('sigma0', opts.sigma0);
+  checkInteger('seed', opts.seed, 0);
+  checkField(onCandidate === undefined || typeof onCandidate === 'function', 'onCandidate', () => `must be a function, got ${describeValue(onCandidate)}`);
   const started = performance.now();
   const candidates: PhoCandidate[] = [];
   const bestPerK: PhoCandidate[] = [];

@@ -4,12 +4,20 @@
  * validation"): the sign is that of the measured Spearman correlation between the proxy and
  * held-out perplexity. Nothing here loads the engine, so the command line can list the names.
  */
+import { checkField } from '../util/errors.ts';
+import { describeValue } from '../util/fields.ts';
+
 export const LINEAR_PROXY_NAMES = ['gini-own', 'gini-ref', 'pruned-mass', 'column-gini', 'output-error'] as const;
 /** Proxies computed per linear (proxy-measures.ts) and averaged over the linears. */
 export type LinearProxyName = (typeof LINEAR_PROXY_NAMES)[number];
 /** All proxies: the per-linear ones and calib-nll, the pruned model's NLL on calibration windows (proxy-e2e.ts). */
 export const PROXY_NAMES = [...LINEAR_PROXY_NAMES, 'calib-nll'] as const;
 export type ProxyName = (typeof PROXY_NAMES)[number];
+
+/** Throws a FieldError naming `field` unless `name` is one of PROXY_NAMES. */
+export function checkProxyName(field: string, name: unknown): asserts name is ProxyName {
+  checkField((PROXY_NAMES as readonly unknown[]).includes(name), field, () => `${describeValue(name)} is unknown; expected one of ${PROXY_NAMES.join(', ')}`);
+}
 export const isLinearProxy = (name: ProxyName): name is LinearProxyName => name !== 'calib-nll';
 
 // The cheapest well-validated proxy: one pass over each linear's cached terms, no forward pass.

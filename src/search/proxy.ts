@@ -24,6 +24,7 @@ import type { LinearName } from '../model/spec.ts';
 import type { CrepeParams } from '../prune/scores/crepe.ts';
 import { windowsSha256 } from '../data/calibration.ts';
 import type { Progress } from '../util/progress.ts';
+import { check } from '../util/errors.ts';
 import { crepeVersion } from '../util/version.ts';
 import {
   CACHE_FORMAT, hiddenFile, openCacheDir, readArrays, readSqNorm, termsFile, windowFile, writeArrays, writeManifest, writeTerms, writeWindow,
@@ -93,6 +94,9 @@ export class ProxyContext {
     /** What calib-nll runs: the model (with its head) and the windows; null when the model has no head. */
     private readonly endToEnd: { model: ModelSource; tokens: Int32Array; seqlen: number; engine: EngineOptions } | null,
   ) {}
+
+  /** Set by close(): the evaluator threads are gone, and a request to them would never be answered. */
+  private closed = false;
 
   /** calib-nll's engines, created at its first evaluation and kept for the next ones. */
   private nllEngines: { block: BlockEngine; head: HeadEngine } | null = null;
@@ -186,6 +190,7 @@ export class ProxyContext {
    * A candidate's seconds are the steps of its own passes.
    */
   async evaluateMany(paramsList: readonly CrepeParams[], options: ProxyOptions, which: readonly ProxyName[] = this.availableProxies): Promise<ProxyValues[]> {
+    check(!this.closed, 'this ProxyContext is closed: open another to evaluate candidates');
     for (const name of which) if (!this.availableProxies.includes(name)) throw new Error(`internal: ${name} is not available in this context`);
     const linear = LINEAR_PROXY_NAMES.filter((p) => which.includes(p));
     const evaluations: ProxyValues[] = paramsList.map(() => ({
@@ -215,6 +220,7 @@ export class ProxyContext {
   async prunedPerplexity(
     params: CrepeParams, options: ProxyOptions, tokens: Int32Array, text: { seqlen: number; maxChunks?: number },
   ): Promise<{ ppl: number; seconds: number }> {
+    check(!this.closed, 'this ProxyContext is closed: open another to measure a pruned perplexity');
     if (!this.endToEnd) throw new Error('internal: a pruned perplexity needs a model with its head');
     const started = performance.now();
     const { model, engine } = this.endToEnd;
@@ -262,7 +268,10 @@ export class ProxyContext {
     return values;
   }
 
+  /** Stops the evaluator threads and releases calib-nll's engines; a second call does nothing. */
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     await this.pool.close();
     await this.nllEngines?.block.release();
     await this.nllEngines?.head.release();

@@ -5,6 +5,7 @@
  * purpose, and ratios beyond e^6 make the other terms vanish.
  */
 import type { CrepeParams } from '../prune/scores/crepe.ts';
+import { checkNumber } from '../util/fields.ts';
 
 export const LOG_RATIO_RANGE: readonly [number, number] = [-12, 6];
 export const EXPONENT_RANGE: readonly [number, number] = [0, 1.5];
@@ -15,6 +16,11 @@ export interface SearchSpace {
   /** a when it is not searched. */
   fixedA: number;
   variant: CrepeParams['variant'];
+}
+
+/** CMA-ES's initial step in log-ratio units: positive, at most the width of the ratio box. */
+export function checkSigma0(field: string, sigma0: unknown): asserts sigma0 is number {
+  checkNumber(field, sigma0, [0, LOG_RATIO_RANGE[1] - LOG_RATIO_RANGE[0]], { min: true });
 }
 
 export const clip = (value: number, [lo, hi]: readonly [number, number]): number => Math.min(hi, Math.max(lo, value));

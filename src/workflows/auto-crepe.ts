@@ -11,7 +11,7 @@ import { ModelCheckpoint } from '../model/checkpoint.ts';
 import type { ModelSpec } from '../model/spec.ts';
 import type { CalibrationSet } from '../data/calibration.ts';
 import type { EngineOptions } from '../engine/session.ts';
-import type { CrepeParams } from '../prune/scores/crepe.ts';
+import { checkWindowSizes, type CrepeParams } from '../prune/scores/crepe.ts';
 import type { PruneSettings } from '../prune/settings.ts';
 import { ProxyContext } from '../search/proxy.ts';
 import { windowKey } from '../search/proxy-terms.ts';
@@ -21,6 +21,7 @@ import { pruneAndMeasure } from '../search/trial.ts';
 import { chooseByConfirmation, concatWindows, confirmationWindows, type AutoCandidate } from '../search/auto.ts';
 import type { SearchSpace } from '../search/space.ts';
 import { checkField } from '../util/errors.ts';
+import { checkFields, describeValue, type FieldSpec } from '../util/fields.ts';
 import { checkInteger, secondsSince, stageProgress, type RunControl } from './common.ts';
 
 export interface AutoOptions {
@@ -52,6 +53,26 @@ const defaults = (options: AutoOptions) => ({
   windows: options.windows ?? 8,
 });
 
+const AUTO_FIELDS: FieldSpec<AutoOptions> = { budget: 'checked', kSet: 'checked', confirm: 'checked', windows: 'checked', extraCandidates: 'checked' };
+
+/**
+ * The `auto` field of a prune request, checked before any work: true for the defaults, an
+ * AutoOptions object, or null when left out or false.
+ */
+export function autoOptionsOf(auto: unknown): AutoOptions | null {
+  if (auto === undefined || auto === false) return null;
+  if (auto === true) return {};
+  checkField(typeof auto === 'object' && auto !== null && !Array.isArray(auto), 'auto', () => `must be true, false or an object of options, got ${describeValue(auto)}`);
+  checkFields<AutoOptions>(auto, AUTO_FIELDS, 'auto');
+  if (auto.kSet !== undefined) checkWindowSizes('auto.kSet', auto.kSet);
+  const { budget, confirm, windows } = defaults(auto);
+  checkInteger('auto.budget', budget, 1);
+  checkInteger('auto.confirm', confirm, 0);
+  checkInteger('auto.windows', windows, 1);
+  if (auto.extraCandidates !== undefined) checkField(Array.isArray(auto.extraCandidates), 'auto.extraCandidates', 'must be a list of CRePE parameters');
+  return auto;
+}
+
 /** How many windows past the statistics windows the calibration draw continues (room for overlaps). */
 export function autoExtraWindows(options: AutoOptions): number {
   return 4 * defaults(options).windows;
@@ -63,11 +84,8 @@ export async function runAutoCrepe(
   run: { spec: ModelSpec; outDir: string; settings: PruneSettings; windows: CalibrationSet; continued: CalibrationSet; seqlen: number; engine: EngineOptions },
 ): Promise<AutoReport> {
   const started = performance.now();
+  // The options were checked by autoOptionsOf before any work.
   const { budget, kSet, confirm, windows: count } = defaults(options);
-  checkInteger('auto.budget', budget, 1);
-  checkInteger('auto.confirm', confirm, 0);
-  checkInteger('auto.windows', count, 1);
-  for (const k of kSet) checkField(Number.isSafeInteger(k) && k >= 1 && k % 2 === 1, 'auto.kSet', `expects odd window sizes ≥ 1, got ${kSet.join(',')}`);
   const { settings, seqlen, engine } = run;
   checkField(!settings.exclude?.length, 'auto', 'PHO prunes every linear: give exclude or auto, not both');
   const held = confirmationWindows(run.continued, run.windows.windows.length, count, seqlen);

@@ -9,6 +9,10 @@ import type { ModelSpec } from '../model/spec.ts';
 import { TextTokenizer } from '../model/tokenizer.ts';
 import { checkThreads, type EngineOptions } from '../engine/session.ts';
 import { FieldError, UserError, checkField } from '../util/errors.ts';
+import { checkFields, describeValue, type FieldSpec } from '../util/fields.ts';
+
+export { checkInteger, checkNumber } from '../util/fields.ts';
+export { checkSeqlen } from '../model/spec.ts';
 import type { Progress } from '../util/progress.ts';
 import { resolveModelArgument, type ModelArgumentKind } from '../hub/resolve.ts';
 
@@ -55,6 +59,23 @@ export interface RunControl {
    * rejects with `signal.reason`.
    */
   signal?: AbortSignal;
+}
+
+/** The fields every workflow request shares: run control, engine, Hub revision. */
+export const CONTROL_FIELDS: FieldSpec<RunControl> = { onProgress: 'checked', signal: 'checked' };
+export const ENGINE_FIELDS: FieldSpec<EngineRequest> = { device: 'checked', threads: 'checked' };
+export const HUB_FIELDS: FieldSpec<HubRequest> = { revision: 'checked' };
+
+/**
+ * The first step of every workflow: the request is an object with known fields only (`spec`, see
+ * util/fields.ts), `onProgress` a function, `signal` an AbortSignal; an aborted signal stops here.
+ */
+export function checkRequest<T extends RunControl>(request: unknown, spec: FieldSpec<T>): asserts request is T {
+  checkFields<T>(request, spec);
+  const { onProgress, signal } = request as T;
+  checkField(onProgress === undefined || typeof onProgress === 'function', 'onProgress', () => `must be a function, got ${describeValue(onProgress)}`);
+  checkField(signal === undefined || signal instanceof AbortSignal, 'signal', () => `must be an AbortSignal, got ${describeValue(signal)}`);
+  signal?.throwIfAborted();
 }
 
 /**
@@ -122,27 +143,6 @@ export function engineOptions(request: EngineRequest): EngineOptions {
   return { device, threads: request.threads };
 }
 
-/** Throws a FieldError unless `value` is a safe integer ≥ `min` (and ≤ `max` when given). */
-export function checkInteger(field: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): asserts value is number {
-  checkField(
-    typeof value === 'number' && Number.isSafeInteger(value) && value >= min && value <= max,
-    field,
-    () => `must be an integer ${max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `in [${min}, ${max}]`}, got ${String(value)}`,
-  );
-}
-
-/** Throws a FieldError unless `value` is a finite number in [min, max] (open ends where asked). */
-export function checkNumber(
-  field: string,
-  value: unknown,
-  [min, max]: readonly [number, number],
-  open: { min?: boolean; max?: boolean } = {},
-): asserts value is number {
-  const ok = typeof value === 'number' && Number.isFinite(value)
-    && (open.min ? value > min : value >= min) && (open.max ? value < max : value <= max);
-  checkField(ok, field, () => `must be a number in ${open.min ? '(' : '['}${min}, ${max}${open.max ? ')' : ']'}, got ${String(value)}`);
-}
-
 /**
  * Refuses an input path that does not exist or is not a regular file (a directory, a FIFO, a
  * device) before any work, naming the request field and the path.
@@ -159,22 +159,6 @@ export function checkInputFile(field: string, file: unknown, what = 'text file')
 
 /** The default window length: the model's context, at most 2048 (the reference protocol). */
 export const defaultSeqlen = (spec: ModelSpec): number => Math.min(2048, spec.maxPositionEmbeddings);
-
-/**
- * A window length the model can take: at least 2 tokens (position t predicts token t + 1, so a
- * one-token window has nothing to predict: its perplexity, PHO's calib-nll proxy and a
- * confirmation trial would all be NaN) and no longer than its context. Other windows are refused
- * everywhere (calibration, evaluation, search), before anything is allocated.
- */
-export function checkSeqlen(field: string, seqlen: unknown, spec: ModelSpec): asserts seqlen is number {
-  checkInteger(field, seqlen, 1);
-  checkField(seqlen >= 2, field, `must be at least 2 tokens (a window predicts each token from the ones before it), got ${seqlen}`);
-  checkField(
-    seqlen <= spec.maxPositionEmbeddings,
-    field,
-    `${seqlen} is longer than the model's context of ${spec.maxPositionEmbeddings} tokens (${spec.contextField ?? 'max_position_embeddings'} in config.json)`,
-  );
-}
 
 /**
  * The model's tokenizer as an `encode(text)` (one BOS first) that refuses token ids outside the

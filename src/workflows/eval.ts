@@ -10,8 +10,9 @@ import { perplexity, perplexityWorkUnits, windowCount } from '../eval/perplexity
 import { sha256Bytes } from '../util/hash.ts';
 import { checkField } from '../util/errors.ts';
 import type { EngineOptions } from '../engine/session.ts';
+import type { FieldSpec } from '../util/fields.ts';
 import {
-  checkInputFile, checkInteger, checkSeqlen, defaultSeqlen, engineOptions, modelEncoder, secondsSince, stageProgress,
+  CONTROL_FIELDS, ENGINE_FIELDS, HUB_FIELDS, checkInputFile, checkInteger, checkRequest, checkSeqlen, defaultSeqlen, engineOptions, modelEncoder, secondsSince, stageProgress,
   resolveModel, type EngineRequest, type HubRequest, type RunControl,
 } from './common.ts';
 
@@ -111,9 +112,12 @@ export async function measurePerplexity(modelDir: string, text: EvalText, engine
   }
 }
 
+const EVAL_FIELDS: FieldSpec<EvalRequest> = { ...CONTROL_FIELDS, ...ENGINE_FIELDS, ...HUB_FIELDS, model: 'checked', text: 'checked', seqlen: 'checked', maxChunks: 'checked' };
+
 /** Measures the perplexity of `request.model` on `request.text`. */
 export async function evaluatePerplexity(request: EvalRequest): Promise<EvalResult> {
   const started = performance.now();
+  checkRequest(request, EVAL_FIELDS);
   const engine = engineOptions(request);
   checkInputFile('text', request.text);
   request = { ...request, model: await resolveModel('model', request.model, request, 'model-dir') };

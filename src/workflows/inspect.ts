@@ -4,7 +4,8 @@ import { satisfiesNM } from '../prune/mask.ts';
 import { parsePattern, validateTarget, type PruneTarget } from '../prune/target.ts';
 import { checkField } from '../util/errors.ts';
 import { isBlockLinearWeight } from '../model/spec.ts';
-import { resolveModel, type HubRequest, type RunControl } from './common.ts';
+import type { FieldSpec } from '../util/fields.ts';
+import { CONTROL_FIELDS, HUB_FIELDS, checkRequest, resolveModel, type HubRequest, type RunControl } from './common.ts';
 
 export interface InspectRequest extends RunControl, HubRequest {
   /** Model directory (model.safetensors, or shards with their index), or a Hub id (org/name[@revision]). */
@@ -33,8 +34,11 @@ export interface InspectResult {
   linear: { parameters: number; zeros: number; sparsity: number };
 }
 
-/** Counts the zeros of every tensor of `request.model`, one tensor at a time. */
+const INSPECT_FIELDS: FieldSpec<InspectRequest> = { ...CONTROL_FIELDS, ...HUB_FIELDS, model: 'checked', pattern: 'checked' };
+
+/** Counts the zeros of every tensor of `request.model`, one tensor at a time; an aborted signal stops it between tensors. */
 export async function inspectModel(request: InspectRequest): Promise<InspectResult> {
+  checkRequest(request, INSPECT_FIELDS);
   request = { ...request, model: await resolveModel('model', request.model, request, 'model-dir') };
   const pattern = request.pattern === undefined
     ? null
@@ -46,6 +50,7 @@ export async function inspectModel(request: InspectRequest): Promise<InspectResu
     const total = { parameters: 0, zeros: 0, sparsity: 0 };
     const linear = { parameters: 0, zeros: 0, sparsity: 0 };
     for (const name of weights.names()) {
+      request.signal?.throwIfAborted();
       const info = weights.info(name);
       const values = weights.readF32(name);
       let zeros = 0;

@@ -37,11 +37,14 @@ import { checkOutputDir } from '../io/output-dir.ts';
 import { lockOutput } from '../io/output-lock.ts';
 import { sha256File } from '../util/hash.ts';
 import { UserError, checkField } from '../util/errors.ts';
+import { checkKnownFields, describeValue, type FieldSpec } from '../util/fields.ts';
 import type { Progress } from '../util/progress.ts';
-import { engineOptions, resolveModel, stageProgress, type EngineRequest, type HubRequest, type RunControl } from './common.ts';
+import {
+  CONTROL_FIELDS, ENGINE_FIELDS, HUB_FIELDS, checkRequest, engineOptions, resolveModel, stageProgress, type EngineRequest, type HubRequest, type RunControl,
+} from './common.ts';
 import { measurePerplexity, type EvalResult } from './eval.ts';
-import { checkTextsRequest, planTexts, readTexts, type TextsRequest } from './texts.ts';
-import { autoExtraWindows } from './auto-crepe.ts';
+import { TEXTS_FIELDS, checkTextsRequest, planTexts, readTexts, type TextsRequest } from './texts.ts';
+import { autoExtraWindows, autoOptionsOf } from './auto-crepe.ts';
 import { measureTasks, prepareTasks, selectTasks } from './zeroshot.ts';
 import type { ZeroShotReport } from '../eval/zeroshot.ts';
 
@@ -142,25 +145,27 @@ export interface PruneResult extends PruneReport {
   out: string;
 }
 
+const PRUNE_FIELDS: FieldSpec<PruneRequest> = {
+  ...CONTROL_FIELDS, ...ENGINE_FIELDS, ...HUB_FIELDS, ...TEXTS_FIELDS,
+  model: 'checked', out: 'checked', method: 'checked', target: 'checked', selection: 'checked', riaA: 'checked', crepeConfig: 'checked',
+  auto: 'checked', crepe: 'checked', trueSequential: 'flag', sparsegpt: 'checked', reconstruct: 'flag', owl: 'nullable', dsnot: 'nullable',
+  permute: 'nullable', exclude: 'checked', overwrite: 'flag', saveFormat: 'checked', maxShardSize: 'checked', sparsityMetadata: 'flag',
+  resume: 'flag', command: 'text', baseModel: 'checked', evalTasks: 'checked', evalTaskDir: 'checked', evalLimit: 'checked',
+};
+
+/** The CRePE coefficients a request may override (the border comes from the configuration). */
+const CREPE_OVERRIDES = ['k', 'alpha', 'beta', 'gamma', 'a', 'variant'] as const;
+
 /** The run's settings: the request's fields through pruneSettings (which checks every one of them). */
 function settingsFor(request: PruneRequest, calibration: PruneSettings['calibration'], configFile: string | null, auto?: CrepeParams): PruneSettings {
   let crepe: Partial<CrepeParams> | null = null;
   if (request.method === 'crepe') {
     // The configuration's parameters (a file, or --auto's choice), each overridden by the request's own.
     const base = auto ?? loadCrepeConfig(configFile!);
-    const given = request.crepe ?? {};
-    crepe = resolveCrepeParams(
-      {
-        k: given.k ?? base.k,
-        alpha: given.alpha ?? base.alpha,
-        beta: given.beta ?? base.beta,
-        gamma: given.gamma ?? base.gamma,
-        a: given.a ?? base.a,
-        variant: given.variant ?? base.variant,
-        border: base.border,
-      },
-      { field: 'crepe' },
-    );
+    const given: Partial<CrepeParams> = request.crepe ?? {};
+    const merged: Partial<CrepeParams> = { border: base.border };
+    for (const name of CREPE_OVERRIDES) Object.assign(merged, { [name]: given[name] ?? base[name] });
+    crepe = resolveCrepeParams(merged, { field: 'crepe' });
   } else {
     checkField(request.crepeConfig === undefined, 'crepeConfig', 'applies to method crepe only');
     checkField(!request.auto, 'auto', 'applies to method crepe only');
@@ -169,8 +174,10 @@ function settingsFor(request: PruneRequest, calibration: PruneSettings['calibrat
     }
   }
   // Short names (down_proj) stand for the block linear they end (mlp.down_proj).
-  const exclude = (request.exclude ?? []).map((wanted) => LINEAR_NAMES.find((name) => name.endsWith(`.${wanted}`)) ?? wanted);
-  return pruneSettings({ ...request, crepe, calibration, exclude });
+  const excluded = request.exclude ?? [];
+  const exclude = !Array.isArray(excluded) ? excluded : excluded.map((wanted) => LINEAR_NAMES.find((name) => name.endsWith(`.${wanted}`)) ?? wanted);
+  const { method, target, selection, riaA, trueSequential, sparsegpt, reconstruct, owl, dsnot, permute } = request;
+  return pruneSettings({ method, target, selection, riaA, crepe, calibration, trueSequential, sparsegpt, reconstruct, owl, dsnot, permute, exclude });
 }
 
 /** The save format and shard size of a request, validated. */
@@ -181,7 +188,7 @@ function outputOptions(request: PruneRequest): OutputOptions {
   const maxShardSize = size === undefined
     ? undefined
     : typeof size === 'number' ? (Number.isSafeInteger(size) && size > 0 ? size : null) : parseByteSize(size);
-  checkField(maxShardSize !== null, 'maxShardSize', `must be a positive size such as 5GB, 500MB or 2GiB, got ${JSON.stringify(size)}`);
+  checkField(maxShardSize !== null, 'maxShardSize', () => `must be a positive size such as 5GB, 500MB or 2GiB, got ${describeValue(size)}`);
   const sparsityMetadata = request.sparsityMetadata ?? true;
   checkField(typeof sparsityMetadata === 'boolean', 'sparsityMetadata', `must be true or false, got ${JSON.stringify(sparsityMetadata)}`);
   checkField(sparsityMetadata || format === 'dense', 'sparsityMetadata', 'cannot be combined with saveFormat sparse-bitmask, whose readers find the format in config.json\'s sparsity_config');
@@ -197,7 +204,7 @@ const isRepoId = (name: string): boolean => parseHubId(name)?.repo === name;
  */
 function baseModelOf(request: PruneRequest, fetchedFrom: string | null): string | null {
   if (request.baseModel !== undefined) {
-    checkField(isRepoId(request.baseModel), 'baseModel', `must be a Hub id such as org/name, got ${JSON.stringify(request.baseModel)}`);
+    checkField(typeof request.baseModel === 'string' && isRepoId(request.baseModel), 'baseModel', () => `must be a Hub id such as org/name, got ${describeValue(request.baseModel)}`);
     return request.baseModel;
   }
   if (fetchedFrom !== null) return fetchedFrom;
@@ -242,6 +249,25 @@ export function interruptedPruneNote(out: string): string | null {
 /** Prunes `request.model` and publishes the pruned checkpoint with its report at `request.out`. */
 export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
   const started = Date.now();
+  checkRequest(request, PRUNE_FIELDS);
+  if (request.crepe !== undefined) checkKnownFields(request.crepe, 'crepe', CREPE_OVERRIDES);
+  const autoOptions = autoOptionsOf(request.auto);
+  // A throwing onProgress stops the run as a cancellation does: a fresh run leaves nothing behind.
+  let callbackFailed = false;
+  const onProgress = request.onProgress;
+  if (onProgress) {
+    request = {
+      ...request,
+      onProgress: (event) => {
+        try {
+          onProgress(event);
+        } catch (error) {
+          callbackFailed = true;
+          throw error;
+        }
+      },
+    };
+  }
   const engine = engineOptions(request);
   const counts = checkTextsRequest(request);
   if (request.evalTasks === undefined) {
@@ -278,7 +304,6 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
   let settings = settingsFor(request, calibration, crepeConfig?.file ?? null);
   validateAgainstModel(spec, settings);
   const baseModel = baseModelOf(request, fetchedFrom);
-  const autoOptions = request.auto ? (request.auto === true ? {} : request.auto) : null;
   const { evalText, calibration: windows, continued } = readTexts(request, request.model, spec, plan, autoOptions ? autoExtraWindows(autoOptions) : 0);
   const tasks = taskSelection ? prepareTasks(taskSelection, request.model, spec) : null;
   let auto: AutoReport | undefined;
@@ -344,9 +369,10 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
     publishOutput(outDir, request.overwrite);
     return { ...report, out: outDir };
   } catch (error) {
-    // A finished model that was not published cannot be resumed (its state is gone), and a
-    // cancelled fresh run keeps nothing; an interrupted resumable run keeps its work directory.
-    if (finished || (request.signal?.aborted && !request.resume)) rmSync(workDir, { recursive: true, force: true });
+    // A finished model that was not published cannot be resumed (its state is gone), and a fresh
+    // run cancelled (by its signal or its onProgress) keeps nothing; an interrupted resumable run
+    // keeps its work directory.
+    if (finished || ((request.signal?.aborted || callbackFailed) && !request.resume)) rmSync(workDir, { recursive: true, force: true });
     throw error;
   } finally {
     lock.release();

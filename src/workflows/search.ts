@@ -9,21 +9,21 @@ import { rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
-import { MAX_CREPE_K, type CrepeParams, type CrepeVariant } from '../prune/scores/crepe.ts';
+import { checkWindowSizes, type CrepeParams, type CrepeVariant } from '../prune/scores/crepe.ts';
 import { activationExponentProblem, isActivationExponent } from '../prune/scores/ria.ts';
 import { pruneSettings, type PruneSettings } from '../prune/settings.ts';
 import { validateTarget, type PruneTarget, type Selection } from '../prune/target.ts';
 import { CREPE_CONFIG_FORMAT, loadCrepeConfig, type CrepeConfigFile } from '../search/crepe-config.ts';
 import { ProxyContext, PROXY_NAMES, type ProxyName, type ProxyOptions } from '../search/proxy.ts';
 import { windowKey } from '../search/proxy-terms.ts';
-import { defaultProxy } from '../search/proxy-defaults.ts';
+import { checkProxyName, defaultProxy } from '../search/proxy-defaults.ts';
 import { confirmationShortlist, confirmOnHeldOut, runPho, type Confirmation, type PhoResult } from '../search/pho.ts';
 import { concatWindows, confirmationWindows } from '../search/auto.ts';
 import { runHillClimb } from '../search/hillclimb.ts';
 import { randomConfigurations, validateProxies, type ProxyCorrelation } from '../search/validate.ts';
 import { pruneAndMeasure } from '../search/trial.ts';
 import { windowCount } from '../eval/perplexity.ts';
-import { LOG_RATIO_RANGE, startPoint, toParams, type SearchSpace } from '../search/space.ts';
+import { checkSigma0, startPoint, toParams, type SearchSpace } from '../search/space.ts';
 import { readInputJson } from '../io/input-file.ts';
 import { checkOutputDir, pathIsInside, publishOutputDir } from '../io/output-dir.ts';
 import { lockOutput, type OutputLock } from '../io/output-lock.ts';
@@ -31,11 +31,12 @@ import { makeDirectory, writingToSync } from '../io/write-error.ts';
 import { scatterSvg } from '../util/svg-scatter.ts';
 import { sha256Bytes, sha256File } from '../util/hash.ts';
 import { checkField } from '../util/errors.ts';
+import { checkFields, describeValue, type FieldSpec } from '../util/fields.ts';
 import {
-  checkInputFile, checkInteger, checkNumber, engineOptions, resolveModel, secondsSince, stageProgress,
+  CONTROL_FIELDS, ENGINE_FIELDS, HUB_FIELDS, checkInputFile, checkInteger, checkRequest, engineOptions, resolveModel, secondsSince, stageProgress,
   type EngineRequest, type HubRequest, type RunControl,
 } from './common.ts';
-import { checkTextsRequest, planTexts, readTexts, type TextsRequest } from './texts.ts';
+import { TEXTS_FIELDS, checkTextsRequest, planTexts, readTexts, type TextsRequest } from './texts.ts';
 
 /**
  * A search; the calibration text and the held-out text (`evalText`) are `TextsRequest` fields, and
@@ -156,6 +157,15 @@ function modelWeightsSha256(model: ModelCheckpoint): string {
 /** Peak resident memory of this process so far (workers included: they are threads), in bytes. */
 const peakRssBytes = (): number => process.resourceUsage().maxRSS * 1024;
 
+const SEARCH_FIELDS: FieldSpec<SearchRequest> = {
+  ...CONTROL_FIELDS, ...ENGINE_FIELDS, ...HUB_FIELDS, ...TEXTS_FIELDS,
+  model: 'checked', out: 'checked', overwrite: 'flag', strategy: 'checked', validate: 'checked', target: 'checked', selection: 'checked',
+  kSet: 'checked', crepeConfig: 'checked', budget: 'checked', proxy: 'checked', proxySign: 'checked', proxyFrom: 'checked',
+  giniSubsample: 'nullable', nllWindows: 'checked', proxyRows: 'checked', proxyCache: 'checked', proxyCacheBudget: 'checked', searchA: 'flag',
+  crepe: 'checked', sigma0: 'checked', confirm: 'checked', confirmStatistics: 'checked', confirmOn: 'checked', confirmWindows: 'checked',
+};
+const SEARCH_CREPE_FIELDS: FieldSpec<NonNullable<SearchRequest['crepe']>> = { a: 'checked', variant: 'checked' };
+
 /** Request fields of PHO's proxy and CMA-ES, which hill climbing does not use. */
 const PHO_ONLY = ['sigma0', 'confirm', 'proxy', 'proxySign', 'proxyFrom', 'proxyRows', 'giniSubsample', 'nllWindows', 'proxyCache', 'proxyCacheBudget'] as const;
 
@@ -167,7 +177,7 @@ function searchOptions(request: SearchRequest) {
   const budget = request.budget ?? (strategy === 'pho' ? 60 : 12);
   checkInteger('budget', budget, 1);
   const sigma0 = request.sigma0 ?? 1.5;
-  checkNumber('sigma0', sigma0, [0, LOG_RATIO_RANGE[1] - LOG_RATIO_RANGE[0]], { min: true });
+  checkSigma0('sigma0', sigma0);
   const confirm = request.confirm ?? 0;
   checkInteger('confirm', confirm, 0);
   const confirmStatistics = request.confirmStatistics ?? 'sequential';
@@ -180,14 +190,15 @@ function searchOptions(request: SearchRequest) {
   if (request.nllWindows !== undefined) checkInteger('nllWindows', request.nllWindows, 1);
   const giniSubsample = request.giniSubsample === undefined ? 65536 : request.giniSubsample;
   if (giniSubsample !== null) checkInteger('giniSubsample', giniSubsample, 1);
+  if (request.crepe !== undefined) checkFields(request.crepe, SEARCH_CREPE_FIELDS, 'crepe');
   const a = request.crepe?.a ?? 0.5;
   checkField(isActivationExponent(a), 'crepe.a', () => activationExponentProblem(a));
   const variant = request.crepe?.variant ?? 'normalized';
   checkField(variant === 'normalized' || variant === 'smooth', 'crepe.variant', `must be "normalized" or "smooth", got ${JSON.stringify(variant)}`);
-  if (request.proxy !== undefined) checkField(PROXY_NAMES.includes(request.proxy), 'proxy', `"${request.proxy}" is unknown; expected one of ${PROXY_NAMES.join(', ')}`);
-  if (request.proxySign !== undefined) checkField(request.proxySign === 1 || request.proxySign === -1, 'proxySign', `must be 1 or -1, got ${request.proxySign}`);
+  if (request.proxy !== undefined) checkProxyName('proxy', request.proxy);
+  if (request.proxySign !== undefined) checkField(request.proxySign === 1 || request.proxySign === -1, 'proxySign', `must be 1 or -1, got ${describeValue(request.proxySign)}`);
   const proxyRows = request.proxyRows ?? 1;
-  checkField(typeof proxyRows === 'number' && proxyRows > 0 && proxyRows <= 1, 'proxyRows', `expects a fraction of rows in (0, 1], got ${proxyRows}`);
+  checkField(typeof proxyRows === 'number' && proxyRows > 0 && proxyRows <= 1, 'proxyRows', () => `expects a fraction of rows in (0, 1], got ${describeValue(proxyRows)}`);
   const proxyCacheBudget = request.proxyCacheBudget ?? 1024;
   checkInteger('proxyCacheBudget', proxyCacheBudget, 0);
   const selection = request.selection ?? 'per-matrix';
@@ -203,16 +214,14 @@ function searchOptions(request: SearchRequest) {
 
 function kSetOf(request: SearchRequest, start: CrepeParams | undefined): number[] {
   const kSet = request.kSet ?? (start ? [start.k] : DEFAULT_K_SET);
-  checkField(Array.isArray(kSet) && kSet.length > 0, 'kSet', 'must list at least one window size');
-  for (const k of kSet) {
-    checkField(Number.isSafeInteger(k) && k >= 1 && k <= MAX_CREPE_K && k % 2 === 1, 'kSet', `expects odd window sizes in [1, ${MAX_CREPE_K}], got ${kSet.join(',')}`);
-  }
+  checkWindowSizes('kSet', kSet);
   return [...new Set(kSet)];
 }
 
 /** Runs the search (or the validation) that `request` describes and writes its outputs. */
 export async function searchCoefficients(request: SearchRequest): Promise<SearchResult> {
   const started = performance.now();
+  checkRequest(request, SEARCH_FIELDS);
   const engine = engineOptions(request);
   const target = validateTarget(request.target, 'target');
   const { strategy, budget, sigma0, confirm, confirmStatistics, confirmOn, calibrationConfirm, giniSubsample, space, selection, proxyRows, proxyCacheBudget } = searchOptions(request);
@@ -225,7 +234,7 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
   const measured = request.proxyFrom !== undefined ? proxyFromValidation(request.proxyFrom) : null;
   if (request.proxyCache !== undefined) {
     // An empty name would resolve to the working directory.
-    checkField(request.proxyCache.trim() !== '', 'proxyCache', 'must name a directory');
+    checkField(typeof request.proxyCache === 'string' && request.proxyCache.trim() !== '', 'proxyCache', 'must name a directory');
     checkField(!pathIsInside(request.proxyCache, request.out), 'proxyCache',
       `${path.resolve(request.proxyCache)} is inside the output directory ${path.resolve(request.out)}, which is replaced when the search ends; name a directory outside it`);
   }

@@ -7,6 +7,7 @@
 import type { ModelSpec } from '../model/spec.ts';
 import { sampleCalibrationFile, type CalibrationSet } from '../data/calibration.ts';
 import { checkField } from '../util/errors.ts';
+import type { FieldSpec } from '../util/fields.ts';
 import { checkInputFile, checkInteger, checkSeqlen, defaultSeqlen, modelEncoder } from './common.ts';
 import { prepareEvalText, type EvalText, type EvalTextFields } from './eval.ts';
 
@@ -27,6 +28,11 @@ export interface TextsRequest {
   /** Use only its first `evalMaxChunks` windows. */
   evalMaxChunks?: number;
 }
+
+/** The TextsRequest fields, for the request checks of prune and search. */
+export const TEXTS_FIELDS: FieldSpec<TextsRequest> = {
+  calib: 'checked', nsamples: 'checked', seqlen: 'checked', seed: 'checked', evalText: 'checked', evalSeqlen: 'checked', evalMaxChunks: 'checked',
+};
 
 const EVAL_FIELDS: EvalTextFields = { text: 'evalText', seqlen: 'evalSeqlen', maxChunks: 'evalMaxChunks' };
 

@@ -3,14 +3,16 @@
  * computes it (src/eval/zeroshot.ts). The task list, every task file and every request's
  * tokenisation are checked before any weight is read.
  */
+import { statSync } from 'node:fs';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
 import type { ModelSpec } from '../model/spec.ts';
 import type { EngineOptions } from '../engine/session.ts';
 import { FieldError, UserError, checkField } from '../util/errors.ts';
 import { parseTaskList, type TaskDefinition } from '../eval/tasks/index.ts';
+import { describeValue, type FieldSpec } from '../util/fields.ts';
 import { encodeTaskDocs, evaluateTask, loadTaskDocs, type EncodedTask, type ZeroShotReport } from '../eval/zeroshot.ts';
 import {
-  checkInteger, engineOptions, modelEncoder, resolveModel, secondsSince, stageProgress, type EngineRequest, type HubRequest, type RunControl,
+  CONTROL_FIELDS, ENGINE_FIELDS, HUB_FIELDS, checkInteger, checkRequest, engineOptions, modelEncoder, resolveModel, secondsSince, stageProgress, type EngineRequest, type HubRequest, type RunControl,
 } from './common.ts';
 
 export interface ZeroShotRequest extends EngineRequest, RunControl, HubRequest {
@@ -51,10 +53,19 @@ export interface PreparedTasks {
   tasks: EncodedTask[];
 }
 
+const isDirectory = (dir: string): boolean => {
+  try {
+    return statSync(dir).isDirectory();
+  } catch {
+    return false;
+  }
+};
+
 /** Parses the task list and checks the directory and limit fields; errors name `fields`. */
 export function selectTasks(fields: TaskFields, tasks: unknown, taskDir: unknown, limit: unknown): TaskSelection {
-  checkField(typeof tasks === 'string' || (Array.isArray(tasks) && tasks.every((t) => typeof t === 'string')), fields.tasks, 'must name tasks');
+  checkField(typeof tasks === 'string' || (Array.isArray(tasks) && tasks.every((t) => typeof t === 'string')), fields.tasks, () => `must be task names, comma-separated or as a list, got ${describeValue(tasks)}`);
   checkField(typeof taskDir === 'string' && taskDir !== '', fields.taskDir, 'must name the directory of the task files (boolq/, rte/, hellaswag/, …)');
+  checkField(isDirectory(taskDir), fields.taskDir, `${taskDir}: no such directory (expected the directory of the task files: boolq/, rte/, hellaswag/, …)`);
   if (limit !== undefined) checkInteger(fields.limit, limit, 1);
   try {
     const definitions = parseTaskList(typeof tasks === 'string' ? tasks : (tasks as string[]).join(','));
@@ -93,9 +104,12 @@ export async function measureTasks(modelDir: string, prepared: PreparedTasks, en
   }
 }
 
+const ZERO_SHOT_FIELDS: FieldSpec<ZeroShotRequest> = { ...CONTROL_FIELDS, ...ENGINE_FIELDS, ...HUB_FIELDS, model: 'checked', tasks: 'checked', taskDir: 'checked', limit: 'checked' };
+
 /** Zero-shot accuracy of `request.model` on `request.tasks`. */
 export async function evaluateTasks(request: ZeroShotRequest): Promise<ZeroShotResult> {
   const started = performance.now();
+  checkRequest(request, ZERO_SHOT_FIELDS);
   const engine = engineOptions(request);
   const selection = selectTasks({ tasks: 'tasks', taskDir: 'taskDir', limit: 'limit' }, request.tasks, request.taskDir, request.limit);
   request = { ...request, model: await resolveModel('model', request.model, request, 'model-dir') };

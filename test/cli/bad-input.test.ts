@@ -243,7 +243,7 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
     it('k < 1', () => expectRefusal(crepeArgs(writeConfig('k-neg.json', { ...base, k: -1 })), /k-neg\.json: k .*odd integer in \[1, 63\], got -1/));
     it('negative coefficient', () => expectRefusal(crepeArgs(writeConfig('neg.json', { ...base, beta: -0.5 })), /neg\.json: beta must be a finite number ≥ 0, got -0\.5/));
     it('a misspelt field ("gama" would leave gamma at its default)', () =>
-      expectRefusal(crepeArgs(writeConfig('typo.json', { ...base, gama: 2 })), /^crepe: \S*typo\.json: unknown field "gama"; expected format, k, alpha, beta, gamma, a, variant, border, provenance$/));
+      expectRefusal(crepeArgs(writeConfig('typo.json', { ...base, gama: 2 })), /^crepe: \S*typo\.json: gama is not a field of a CRePE configuration; did you mean gamma\?$/));
     it('all-zero coefficients', () =>
       expectRefusal(crepeArgs(writeConfig('zero.json', { k: 3, alpha: 0, beta: 0, gamma: 0 })), /zero\.json: alpha, beta and gamma are all zero/));
     it('--crepe-k 2 on the command line', () =>

@@ -75,6 +75,15 @@ describe('lockOutput', () => {
     lock.release();
   });
 
+  // A library caller's onProgress receives the note: when it throws, the run stops holding no lock.
+  it('a stale-lock note that throws leaves no lock behind', () => {
+    const out = freshOut();
+    writeLock(out, { pid: deadPid() });
+    assert.throws(() => lockOutput(out, () => { throw new Error('callback failed'); }), /callback failed/);
+    assert.ok(!existsSync(lockPathFor(out)));
+    lockOutput(out).release();
+  });
+
   it('a live pid that started after the lock was taken is a reused pid: stale', () => {
     const out = freshOut();
     writeLock(out, { pid: process.pid, processStarted: '2000-01-01T00:00:00.000Z' });

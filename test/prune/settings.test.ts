@@ -110,3 +110,29 @@ test('pruneSettings refuses every bad field with a FieldError naming it', () => 
   refuses({ exclude: everyLinear }, 'exclude', /^names every linear of a decoder block \(self_attn\.q_proj, .*\), so nothing would be pruned$/);
   assert.deepEqual(pruneSettings({ ...base, exclude: everyLinear.slice(1) } as never).exclude, everyLinear.slice(1));
 });
+
+// A JavaScript caller's object may carry a misspelt field (which would leave the real one at its
+// default), a value of the wrong type, or null where an object is expected.
+test('pruneSettings refuses unknown fields, wrong types and non-objects, naming the field and quoting strings', () => {
+  const base = { method: 'wanda', target: { kind: 'unstructured', sparsity: 0.5 }, calibration } as const;
+  const refuses = (input: unknown, field: string, problem: RegExp) =>
+    assert.throws(() => pruneSettings(input as never), (e: unknown) => e instanceof FieldError && e.field === field && problem.test(e.problem), `${JSON.stringify(input)} → ${field}`);
+  refuses({ ...base, riaa: 1 }, 'riaa', /^is not a field of the request; did you mean riaA\?$/);
+  refuses({ ...base, owl: { lamda: 0.1 } }, 'owl.lamda', /^is not a field of owl; did you mean owl\.lambda\?$/);
+  refuses({ ...base, owl: true }, 'owl', /^must be an object with some of the fields m, lambda, got true$/);
+  refuses({ ...base, dsnot: { maxcycles: 3 } }, 'dsnot.maxcycles', /did you mean dsnot\.maxCycles\?$/);
+  refuses({ ...base, sparsegpt: 'x' }, 'sparsegpt', /must be an object .*got "x"$/);
+  refuses({ ...base, target: { kind: 'nm', n: 2, m: 4 }, permute: { strategy: 'lsa', block: 2 } }, 'permute.block', /did you mean permute\.blocks\?$/);
+  refuses({ ...base, method: 'crepe', crepe: { gama: 1 } }, 'crepe.gama', /did you mean crepe\.gamma\?$/);
+  refuses({ ...base, calibration: { ...calibration, nsample: 4 } }, 'calibration.nsample', /did you mean calibration\.nsamples\?$/);
+  refuses({ ...base, target: { kind: 'unstructured', sparsity: 0.5, n: 2 } }, 'target.n', /^is not a field of target; expected some of kind, sparsity$/);
+  refuses({ ...base, target: null }, 'target', /must be given or left out, not null$/);
+  refuses({ ...base, target: '0.5' }, 'target', /parseTarget reads "0\.5" and "2:4"\), got "0\.5"$/);
+  refuses({ ...base, exclude: 'down_proj' }, 'exclude', /^must be a list of linear names, got "down_proj"$/);
+  refuses({ ...base, owl: { m: '5' } }, 'owl.m', /got "5"$/);
+  refuses({ ...base, sparsegpt: { percdamp: '0.1' } }, 'sparsegpt.percdamp', /got "0\.1"$/);
+  refuses({ ...base, reconstruct: 'false' }, 'reconstruct', /^must be true or false, got "false"$/);
+  assert.throws(() => pruneSettings(null as never), { name: 'UserError', message: 'a request must be an object, got null' });
+  // Fields left undefined (an object spread from options) are not refused, and null switches a pass off.
+  assert.equal(pruneSettings({ ...base, owl: null, dsnot: undefined, riaa: undefined } as never).owl, null);
+});

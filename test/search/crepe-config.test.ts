@@ -66,7 +66,8 @@ describe('parseCrepeConfig refuses', () => {
   });
 
   test('an unknown field: a misspelt parameter would stay at its default', () => {
-    refuses({ ...valid, gama: 2 }, /unknown field "gama"; expected format, k, alpha, beta, gamma, a, variant, border, provenance$/);
+    refuses({ ...valid, gama: 2 }, /: gama is not a field of a CRePE configuration; did you mean gamma\?$/);
+    refuses({ ...valid, colour: 2 }, /: colour is not a field of a CRePE configuration; expected some of format, k, alpha, beta, gamma, a, variant, border, provenance$/);
   });
 
   test('a missing k (or alpha, beta, gamma)', () => {

@@ -148,3 +148,31 @@ test('confirmationShortlist and confirmOnHeldOut: the best candidate of each of 
   // Fewer window sizes than asked for: all of them, then the start.
   assert.deepEqual(confirmationShortlist(result, 9, { ...bestPerK[0].params, k: 7 }).map((c) => [c.source, c.params.k]), [['pho', 3], ['pho', 5], ['pho', 1], ['start', 7]]);
 });
+
+// An unknown proxy made every objective NaN and a sign of 0 every objective 0: the search then
+// returned its start point as the best, without a word.
+test('options a caller got wrong are refused naming them, before any candidate', async () => {
+  const refuses = async (overrides: Record<string, unknown>, field: string, problem: RegExp) => {
+    let reported = 0;
+    await assert.rejects(runPho(context, options(overrides as Partial<PhoOptions>), () => reported++), { name: 'FieldError', field, problem }, field);
+    assert.equal(reported, 0);
+  };
+  await refuses({ proxy: 'gini' }, 'proxy', /^"gini" is unknown; expected one of gini-own, gini-ref, /);
+  await refuses({ sign: 0 }, 'sign', /^must be 1 or -1, got 0$/);
+  await refuses({ sigma0: Number.NaN }, 'sigma0', /^must be a number in \(0, 18\], got NaN$/);
+  await refuses({ budgetPerK: '8' }, 'budgetPerK', /got "8"$/);
+  await refuses({ kSet: [2] }, 'kSet', /^expects odd window sizes in \[1, 63\], got 2$/);
+  await refuses({ budget: 8 }, 'budget', /^is not a field of the request; did you mean budgetPerK\?$/);
+});
+
+// Its evaluator threads are gone after close(): a request to them was never answered (a hang).
+test('a closed ProxyContext refuses to evaluate instead of waiting for ever; close() twice is harmless', async () => {
+  const rng = new Rng(6);
+  const windows = Array.from({ length: 2 }, () => Int32Array.from({ length: seqlen }, () => rng.below(spec.vocabSize)));
+  const closing = await ProxyContext.open(randomModel(spec, 3), windows, seqlen, { device: 'cpu', threads: 1 }, {
+    cacheDir: path.join(scratchDir('pho-closed'), 'proxy-cache'), cacheBudgetBytes: 2 ** 26, threads: 2, modelSha256: 'random-llama-3', calibrationSeed: 6, withGram: false, windows: [],
+  });
+  await closing.close();
+  await closing.close();
+  await assert.rejects(runPho(closing, options()), { name: 'UserError', message: /this ProxyContext is closed/ });
+});

@@ -14,6 +14,7 @@ import { specToConfigJson } from '../config.ts';
 import { buildTokenizerConfig, buildTokenizerJson } from '../tokenizer-build.ts';
 import { encodeSentencePieceModel } from '../sentencepiece-model.ts';
 import type { SourceModel } from './source.ts';
+import type { Progress } from '../../util/progress.ts';
 
 const jsonText = (value: unknown): string => `${JSON.stringify(value, null, 2)}\n`;
 
@@ -22,7 +23,7 @@ const jsonText = (value: unknown): string => `${JSON.stringify(value, null, 2)}\
  * written. A tensor holding NaN or an infinity is refused (naming `origin`, the checkpoint it came
  * from): every other command refuses such a model, so the converter does not make one.
  */
-export async function writeModelDirectory(source: SourceModel, dir: string, origin: string): Promise<number> {
+export async function writeModelDirectory(source: SourceModel, dir: string, origin: string, progress?: Progress): Promise<number> {
   const { spec, vocab } = source;
   const writeJson = (name: string, value: unknown) => writingTo(path.join(dir, name), () => writeFile(path.join(dir, name), jsonText(value)));
   await writeJson('config.json', specToConfigJson(spec));
@@ -44,6 +45,7 @@ export async function writeModelDirectory(source: SourceModel, dir: string, orig
       checkFinite(tensor.name, decodeToF32(raw, tensor.dtype), origin);
       await writer.write(tensor.name, raw);
       parameters += elementCount(tensor.shape);
+      progress?.update(parameters, tensor.name);
     }
     await writer.finish();
   } catch (error) {

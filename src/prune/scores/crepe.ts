@@ -17,6 +17,7 @@
  * for bit (whatever k, variant and border).
  */
 import { FieldError, UserError } from '../../util/errors.ts';
+import { checkKnownFields, describeValue } from '../../util/fields.ts';
 import type { InputSqNorms } from './index.ts';
 import {
   activationExponentProblem, isActivationExponent, relativeImportanceRow, relativeImportanceSetup, scoreBuffer, weightedRelativeImportanceScores, type RelativeImportanceSetup,
@@ -58,23 +59,33 @@ export const CREPE_DEFAULT_PARAMS: Readonly<CrepeParams> = {
 /** The largest neighbourhood window: a k×k window sum is kept per row, and wider windows only blur the term away. */
 export const MAX_CREPE_K = 63;
 
+/** Throws a FieldError naming `field` unless `kSet` lists window sizes CRePE takes: odd integers in [1, MAX_CREPE_K]. */
+export function checkWindowSizes(field: string, kSet: unknown): asserts kSet is readonly number[] {
+  if (!(Array.isArray(kSet) && kSet.length > 0)) throw new FieldError(field, `must list at least one window size, got ${describeValue(kSet)}`);
+  if (!kSet.every((k) => Number.isSafeInteger(k) && k >= 1 && k <= MAX_CREPE_K && k % 2 === 1)) {
+    throw new FieldError(field, `expects odd window sizes in [1, ${MAX_CREPE_K}], got ${kSet.map(describeValue).join(',')}`);
+  }
+}
+
 /**
  * Fills in defaults and validates. `source` says where the parameters came from: a file (its
  * path prefixes a UserError) or `{ field }`, a request field (`crepe`) whose sub-field each
  * FieldError names (`crepe.k`), so a command line can name its flag.
  */
 export function resolveCrepeParams(params: Partial<CrepeParams> = {}, source: string | { field: string } = 'crepe parameters'): CrepeParams {
+  // A misspelt parameter ("gama") would otherwise stay at its default.
+  checkKnownFields(params, typeof source === 'string' ? 'crepe' : source.field, Object.keys(CREPE_DEFAULT_PARAMS));
   const p: CrepeParams = { ...CREPE_DEFAULT_PARAMS, ...definedOnly(params) };
   const fail = (name: keyof CrepeParams, problem: string): never => {
     if (typeof source === 'string') throw new UserError(`${source}: ${name} ${problem}`);
     throw new FieldError(`${source.field}.${name}`, problem);
   };
   if (!(Number.isInteger(p.k) && p.k >= 1 && p.k <= MAX_CREPE_K && p.k % 2 === 1)) {
-    fail('k', `(the neighbourhood window size) must be an odd integer in [1, ${MAX_CREPE_K}], got ${p.k}`);
+    fail('k', `(the neighbourhood window size) must be an odd integer in [1, ${MAX_CREPE_K}], got ${describeValue(p.k)}`);
   }
   for (const name of ['alpha', 'beta', 'gamma'] as const) {
     const value = p[name];
-    if (!(typeof value === 'number' && Number.isFinite(value) && value >= 0)) fail(name, `must be a finite number ≥ 0, got ${value}`);
+    if (!(typeof value === 'number' && Number.isFinite(value) && value >= 0)) fail(name, `must be a finite number ≥ 0, got ${describeValue(value)}`);
   }
   if (p.alpha === 0 && p.beta === 0 && p.gamma === 0) {
     if (typeof source === 'string') throw new UserError(`${source}: alpha, beta and gamma are all zero; at least one coefficient must be positive`);

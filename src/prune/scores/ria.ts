@@ -11,6 +11,7 @@
  * Sums and the score are computed in float64 and stored as float32. (The reference computes RI in
  * fp16, so near-ties may break differently; ALGORITHMS.md §1.5.)
  */
+import { describeValue } from '../../util/fields.ts';
 import type { InputSqNorms } from './index.ts';
 import { checkField } from '../../util/errors.ts';
 import { relativeImportanceTerm } from '../../util/kernels.ts';
@@ -62,7 +63,7 @@ export function isActivationExponent(a: unknown): a is number {
 
 /** The refusal of an exponent outside the range, to follow the field's name. */
 export const activationExponentProblem = (a: unknown): string =>
-  `(the activation exponent a) must be a number in [${ACTIVATION_EXPONENT_RANGE.join(', ')}], got ${a}`;
+  `(the activation exponent a) must be a number in [${ACTIVATION_EXPONENT_RANGE.join(', ')}], got ${describeValue(a)}`;
 
 /** Per-matrix quantities shared by every row: column sums, row sums, activation factors. */
 export interface RelativeImportanceSetup {

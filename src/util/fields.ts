@@ -1,0 +1,119 @@
+/**
+ * Checks of request objects as a JavaScript caller builds them: the object itself and its field
+ * names (a misspelt optional field such as `nsample` would otherwise leave `nsamples` at its
+ * default without a word), `null` where a field must be given or left out, and true/false flags
+ * (a string "yes" is truthy, and "false" would turn a flag on).
+ */
+import { FieldError, UserError, checkField } from './errors.ts';
+
+/**
+ * How a request field is checked here: 'flag' must be true or false, 'text' a non-empty string,
+ * 'nullable' may be null (it switches a pass off), 'checked' is left to the code that reads it
+ * (which refuses wrong values naming the field) but may not be null.
+ */
+export type FieldKind = 'checked' | 'nullable' | 'flag' | 'text';
+
+/** One entry for every field of a request type `T`, so that the list follows its interface. */
+export type FieldSpec<T> = { readonly [K in keyof Required<T>]: FieldKind };
+
+/** A value as an error message shows it: strings quoted, so that "64" and 64 differ. */
+export function describeValue(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'function') return 'a function';
+  if (Array.isArray(value)) return `an array [${value.slice(0, 8).map(describeValue).join(', ')}${value.length > 8 ? `, … (${value.length} items)` : ''}]`;
+  if (typeof value === 'object' && value !== null) return 'an object';
+  return String(value);
+}
+
+const join = (parent: string, key: string): string => (parent === '' ? key : `${parent}.${key}`);
+
+/** Levenshtein distance of two short names, for "did you mean". */
+function distance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = row;
+  }
+  return previous[b.length];
+}
+
+/** Whether one name begins the other (budget, budgetPerK), for names of 4 characters or more. */
+const isPrefix = (a: string, b: string): boolean => Math.min(a.length, b.length) >= 4 && (a.startsWith(b) || b.startsWith(a));
+
+/**
+ * Refuses `value` unless it is a plain object whose fields (those not undefined) are all in
+ * `known`. `field` is the object's path in the request: '' for the request itself, `owl`, `auto`;
+ * `owner` names the object in the message (default: the request, or `field`).
+ * An unknown field is named with its path and the closest known name when one is near
+ * (case, a shortened name such as budget for budgetPerK, or up to two edits apart).
+ */
+export function checkKnownFields(
+  value: unknown,
+  field: string,
+  known: readonly string[],
+  owner = field === '' ? 'the request' : field,
+): asserts value is Record<string, unknown> {
+  const isObject = typeof value === 'object' && value !== null && !Array.isArray(value);
+  if (!isObject) {
+    if (field === '') throw new UserError(`${owner === 'the request' ? 'a request' : owner} must be an object, got ${describeValue(value)}`);
+    throw new FieldError(field, `must be an object with some of the fields ${known.join(', ')}, got ${describeValue(value)}`);
+  }
+  for (const [key, given] of Object.entries(value)) {
+    if (given === undefined || known.includes(key)) continue;
+    const near = known
+      .map((name) => ({ name, d: name.toLowerCase() === key.toLowerCase() ? 0 : isPrefix(key, name) ? 1 : distance(name, key) }))
+      .filter(({ d }) => d <= 2)
+      .sort((a, b) => a.d - b.d)[0];
+    throw new FieldError(join(field, key), near
+      ? `is not a field of ${owner}; did you mean ${join(field, near.name)}?`
+      : `is not a field of ${owner}; expected some of ${known.join(', ')}`);
+  }
+}
+
+/** Throws a FieldError unless `value` is undefined, true or false; returns it, false when left out. */
+export function checkFlag(field: string, value: unknown): boolean {
+  checkField(value === undefined || typeof value === 'boolean', field, () => `must be true or false, got ${describeValue(value)}`);
+  return value ?? false;
+}
+
+/**
+ * Checks a request object against its field list (`spec`): known names only, null only where
+ * allowed, flags and texts of the right type. `prefix` is the object's path in an enclosing
+ * request ('' for the request itself).
+ */
+export function checkFields<T>(value: unknown, spec: FieldSpec<T>, prefix = ''): asserts value is T {
+  const kinds = spec as Record<string, FieldKind>;
+  checkKnownFields(value, prefix, Object.keys(kinds));
+  for (const [key, kind] of Object.entries(kinds)) {
+    const given = value[key];
+    const field = join(prefix, key);
+    if (given === undefined) continue;
+    checkField(given !== null || kind === 'nullable', field, 'must be given or left out, not null');
+    if (kind === 'flag') checkFlag(field, given);
+    if (kind === 'text') checkField(typeof given === 'string' && given.trim() !== '', field, () => `must be a non-empty string, got ${describeValue(given)}`);
+  }
+}
+
+/** Throws a FieldError unless `value` is a safe integer ≥ `min` (and ≤ `max` when given). */
+export function checkInteger(field: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): asserts value is number {
+  checkField(
+    typeof value === 'number' && Number.isSafeInteger(value) && value >= min && value <= max,
+    field,
+    () => `must be an integer ${max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `in [${min}, ${max}]`}, got ${describeValue(value)}`,
+  );
+}
+
+/** Throws a FieldError unless `value` is a finite number in [min, max] (open ends where asked). */
+export function checkNumber(
+  field: string,
+  value: unknown,
+  [min, max]: readonly [number, number],
+  open: { min?: boolean; max?: boolean } = {},
+): asserts value is number {
+  const ok = typeof value === 'number' && Number.isFinite(value)
+    && (open.min ? value > min : value >= min) && (open.max ? value < max : value <= max);
+  checkField(ok, field, () => `must be a number in ${open.min ? '(' : '['}${min}, ${max}${open.max ? ')' : ']'}, got ${describeValue(value)}`);
+}
