@@ -134,7 +134,7 @@ const pruneWith = (method: string, modelDir: string, ...extra: string[]): string
 const pruneArgs = (modelDir: string, ...extra: string[]): string[] => pruneWith('wanda', modelDir, ...extra);
 
 describe('crepe refuses bad input: one line, exit 2, nothing written', { concurrency: true }, () => {
-  describe('damaged checkpoints (issue #2)', { concurrency: true }, () => {
+  describe('damaged checkpoints', { concurrency: true }, () => {
     it('truncated safetensors', () =>
       expectRefusal(pruneArgs(damaged.truncated, '--sparsity', '0.5'), /model\.safetensors: .*(truncated|end of file|holds only)/));
     it('header length past the end of the file', () =>
@@ -160,7 +160,7 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
       expectRefusal(['eval', damaged.nanWeight, '--eval-ppl', WIKITEXT_TEST, '--max-chunks', '1'], /model\.layers\.2\.self_attn\.q_proj\.weight" holds NaN/, { out: false }));
   });
 
-  describe('texts too short (issues #2, #3)', { concurrency: true }, () => {
+  describe('texts too short', { concurrency: true }, () => {
     it('an empty or blank evaluation text', async () => {
       for (const [name, text] of [['empty.txt', ''], ['blank.txt', ' \n\n  \n']]) {
         await expectRefusal(['eval', model, '--eval-ppl', writeText(name, text)], new RegExp(`^crepe: --eval-ppl \\S*${name.replace('.', '\\.')}: holds no text$`), { out: false });
@@ -192,7 +192,7 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
       expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--eval-ppl', writeText('c4.txt', c4Lines())), /^crepe: --eval-ppl \S*c4\.txt: holds JSON Lines documents; perplexity is measured on plain text/));
   });
 
-  describe('prune options (issue #3)', { concurrency: true }, () => {
+  describe('prune options', { concurrency: true }, () => {
     for (const value of ['0', '1', '1.5', '-0.1']) {
       it(`--sparsity ${value} (outside (0, 1))`, () =>
         expectRefusal(pruneArgs(model, `--sparsity=${value}`), new RegExp(`--sparsity .*between 0 and 1.*got ${value.replace('.', '\\.')}`)));
@@ -234,7 +234,7 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
     });
   });
 
-  describe('CRePE configuration files (issue #4)', { concurrency: true }, () => {
+  describe('CRePE configuration files', { concurrency: true }, () => {
     const crepeArgs = (config: string): string[] => ['prune', model, '--method', 'crepe', '--sparsity', '0.5', '--calib', C4_SAMPLE, '--config', config];
     const base = { k: 3, alpha: 1, beta: 1, gamma: 0.5 };
     it('malformed JSON', () => expectRefusal(crepeArgs(writeConfig('bad.json', '{"k": 3, "alpha": ')), /bad\.json: not valid JSON/));
@@ -267,7 +267,7 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
       expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--config', writeConfig('search-bad.json', '{')], /search-bad\.json: not valid JSON/));
   });
 
-  describe('permutation, OWL, DSnoT options (issue #5)', { concurrency: true }, () => {
+  describe('permutation, OWL, DSnoT options', { concurrency: true }, () => {
     it('--permute with unstructured --sparsity', () =>
       expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--permute', 'lsa'), /--permute needs an N:M target/));
     it('--owl-lambda ≥ target', () =>
