@@ -30,7 +30,7 @@ function program(io: CliIo, argv: readonly string[]): Command {
       writeErr: (text) => io.stderr.write(text),
       // Commander's own errors (unknown option, bad choice, missing argument) follow crepe's rule:
       // one line naming the problem; `--help` shows the rest.
-      outputError: (message, write) => write(`crepe: ${message.replace(/^error: /, '').trimEnd()} (see --help)\n`),
+      outputError: (message, write) => write(`crepe: ${message.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ')} (see --help)\n`),
     })
     .exitOverride();
   for (const command of [convertCommand, inspectCommand, evalCommand, pruneCommand, searchCommand]) command.register(root, io, argv);

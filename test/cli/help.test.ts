@@ -52,4 +52,10 @@ describe('crepe --help', () => {
     assert.equal(result.stdout, '');
     assert.match(result.stderr, /^crepe: unknown option '--no-such-option' \(see --help\)\n$/);
   });
+
+  it('a misspelt option: the suggestion stays on the one "crepe:" line', async () => {
+    const result = await runCli(['inspect', 'model-dir', '--patern', '2:4']);
+    assert.equal(result.status, 2);
+    assert.equal(result.stderr, "crepe: unknown option '--patern' (Did you mean --pattern?) (see --help)\n");
+  });
 });
