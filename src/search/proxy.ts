@@ -26,6 +26,7 @@ import { windowsSha256 } from '../data/calibration.ts';
 import type { Progress } from '../util/progress.ts';
 import { check } from '../util/errors.ts';
 import { crepeVersion } from '../util/version.ts';
+import { lockOutput, type OutputLock } from '../io/output-lock.ts';
 import {
   CACHE_FORMAT, hiddenFile, openCacheDir, readArrays, readSqNorm, termsFile, windowFile, writeArrays, writeManifest, writeTerms, writeWindow,
   type CacheIdentity, type Manifest, type Unit,
@@ -93,6 +94,8 @@ export class ProxyContext {
     private readonly units: Unit[],
     /** What calib-nll runs: the model (with its head) and the windows; null when the model has no head. */
     private readonly endToEnd: { model: ModelSource; tokens: Int32Array; seqlen: number; engine: EngineOptions } | null,
+    /** `<cacheDir>.crepe-lock`: one context per cache directory at a time, so no run loses another's manifest entries. */
+    private readonly lock: OutputLock,
   ) {}
 
   /** Set by close(): the evaluator threads are gone, and a request to them would never be answered. */
@@ -127,7 +130,8 @@ export class ProxyContext {
   /**
    * Opens the proxy cache for this model and calibration set: reuses it when complete, continues
    * it when a build was interrupted, else runs the dense calibration pass to build it. Refuses
-   * (UserError naming the directory) a cache built from other inputs.
+   * (UserError naming the directory) a cache built from other inputs, and one that another live
+   * context holds (its lock `<cacheDir>.crepe-lock`, released by close()).
    */
   static async open(model: BlockSource | ModelSource, windows: Int32Array[], seqlen: number, engine: EngineOptions, opts: ProxyContextOptions): Promise<ProxyContext> {
     const { spec } = model;
@@ -142,6 +146,22 @@ export class ProxyContext {
       grams: opts.withGram,
       windowPrecision,
     };
+    const dir = opts.cacheDir;
+    const lock = lockOutput(dir, (message) => opts.progress?.log(message));
+    try {
+      return await ProxyContext.build(model, windows, seqlen, engine, opts, identity, windowPrecision, lock);
+    } catch (error) {
+      lock.release();
+      throw error;
+    }
+  }
+
+  /** open()'s work once the cache's lock is held. */
+  private static async build(
+    model: BlockSource | ModelSource, windows: Int32Array[], seqlen: number, engine: EngineOptions, opts: ProxyContextOptions,
+    identity: CacheIdentity, windowPrecision: WindowPrecision, lock: OutputLock,
+  ): Promise<ProxyContext> {
+    const { spec } = model;
     const dir = opts.cacheDir;
     const manifest = await openCacheDir(dir, identity, {
       calibrationFile: opts.calibrationFile ?? null, numLayers: spec.numLayers, layersDone: 0, complete: false, windows: [], denseSeconds: 0, created: new Date().toISOString(),
@@ -165,7 +185,7 @@ export class ProxyContext {
     const endToEnd = 'readLmHead' in model && nllWindows > 0
       ? { model, tokens: concatWindows(windows.slice(0, nllWindows)), seqlen, engine }
       : null;
-    const context = new ProxyContext(pool, manifest, dir, opts.withGram, cache, units, endToEnd);
+    const context = new ProxyContext(pool, manifest, dir, opts.withGram, cache, units, endToEnd, lock);
     try {
       for (const key of opts.windows) await context.ensureWindow(key);
     } catch (error) {
@@ -272,10 +292,14 @@ export class ProxyContext {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.pool.close();
-    await this.nllEngines?.block.release();
-    await this.nllEngines?.head.release();
-    this.nllEngines = null;
+    try {
+      await this.pool.close();
+      await this.nllEngines?.block.release();
+      await this.nllEngines?.head.release();
+      this.nllEngines = null;
+    } finally {
+      this.lock.release();
+    }
   }
 
   private hasWindow(key: WindowKey): boolean {

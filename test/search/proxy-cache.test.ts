@@ -227,6 +227,26 @@ describe('proxy cache directory', () => {
     }
   };
 
+  test('one context per cache at a time: a second open is refused naming the holder; close() releases the lock, also after a failed open', async () => {
+    const lockFile = `${freshDir}.crepe-lock`;
+    const first = await ProxyContext.open(model, windows, 16, engine, cacheOptions(freshDir));
+    try {
+      assert.ok(existsSync(lockFile));
+      await assert.rejects(ProxyContext.open(model, windows, 16, engine, cacheOptions(freshDir)), (error: unknown) =>
+        error instanceof UserError && error.message.includes(`${freshDir} is in use by`) && error.message.includes(`crepe process ${process.pid}`) && error.message.includes(lockFile));
+    } finally {
+      await first.close();
+    }
+    assert.ok(!existsSync(lockFile));
+    await first.close(); // a second close does nothing
+    // A refused open (other inputs) leaves no lock behind, and the cache opens again afterwards.
+    await assert.rejects(ProxyContext.open(model, windows, 16, engine, cacheOptions(freshDir, { calibrationSeed: 9 })), UserError);
+    assert.ok(!existsSync(lockFile));
+    const again = await ProxyContext.open(model, windows, 16, engine, cacheOptions(freshDir));
+    await again.close();
+    assert.ok(!existsSync(lockFile));
+  });
+
   test('a complete cache is reused as it is: no layer recomputed, same values; manifest records the inputs', async () => {
     const { values, cache } = await valuesFrom(freshDir);
     assert.equal(cache.layersBuilt, 0);
