@@ -16,7 +16,9 @@ export function register(program: Command, io: CliIo): void {
       const report = await inspectModel({ model, pattern: opts.pattern, revision: opts.revision, onProgress: progressPrinter(io) });
       if (opts.json) return printJson(io.stdout, report);
       const lines = report.tensors.map((t) => {
-        const nm = t.satisfiesPattern === undefined ? '' : t.satisfiesPattern ? `  ${report.pattern} ok` : `  ${report.pattern} NO`;
+        const nm = t.satisfiesPattern === undefined ? ''
+          : t.satisfiesPattern === null ? `  ${report.pattern} n/a (width ${t.shape[1]})`
+          : t.satisfiesPattern ? `  ${report.pattern} ok` : `  ${report.pattern} NO`;
         return `${t.name.padEnd(48)} ${t.dtype.padEnd(4)} ${JSON.stringify(t.shape).padEnd(14)} ${(t.sparsity * 100).toFixed(2).padStart(6)}%${nm}`;
       });
       lines.push(`linear weights: ${(report.linear.sparsity * 100).toFixed(3)}% of ${report.linear.parameters} are zero`);

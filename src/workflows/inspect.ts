@@ -20,8 +20,11 @@ export interface TensorSparsity {
   shape: number[];
   zeros: number;
   sparsity: number;
-  /** Whether the tensor follows the requested N:M pattern along its input dimension (block linears whose width m divides). */
-  satisfiesPattern?: boolean;
+  /**
+   * Whether the tensor follows the requested N:M pattern along its input dimension; null for a
+   * block linear whose width m does not divide (no verdict); absent for other tensors.
+   */
+  satisfiesPattern?: boolean | null;
 }
 
 export interface InspectResult {
@@ -57,8 +60,8 @@ export async function inspectModel(request: InspectRequest): Promise<InspectResu
       for (let i = 0; i < values.length; i++) if (values[i] === 0) zeros++;
       const entry: TensorSparsity = { name, dtype: info.dtype, shape: info.shape, zeros, sparsity: values.length ? zeros / values.length : 0 };
       const isBlockLinear = isBlockLinearWeight(name, info.shape);
-      if (pattern?.kind === 'nm' && isBlockLinear && info.shape[1] % pattern.m === 0) {
-        entry.satisfiesPattern = satisfiesNM(values, info.shape[0], info.shape[1], pattern.n, pattern.m);
+      if (pattern?.kind === 'nm' && isBlockLinear) {
+        entry.satisfiesPattern = info.shape[1] % pattern.m === 0 ? satisfiesNM(values, info.shape[0], info.shape[1], pattern.n, pattern.m) : null;
       }
       tensors.push(entry);
       total.parameters += values.length;

@@ -120,6 +120,17 @@ describe('exact counts on stories260K (wanda)', () => {
       sparsity_structure: '2:4',
       targets: ['Linear'],
     });
+
+    // 4:8 on the same model: widths 64 hold it (two 2:4 groups per 8), down_proj's 172 is not a
+    // multiple of 8, so it gets no verdict (null; "n/a" in the table), never a NO.
+    const wider = crepe('inspect', out, '--pattern', '4:8', '--json');
+    assert.equal(wider.status, 0, wider.stderr);
+    for (const tensor of (JSON.parse(wider.stdout) as InspectResult).tensors.filter((t) => BLOCK_LINEAR.test(t.name))) {
+      assert.equal(tensor.satisfiesPattern, tensor.name.endsWith('down_proj.weight') ? null : true, tensor.name);
+    }
+    const table = crepe('inspect', out, '--pattern', '4:8');
+    assert.match(table.stdout, /model\.layers\.0\.mlp\.down_proj\.weight +F32 +\[64,172\] +50\.00% {2}4:8 n\/a \(width 172\)\n/);
+    assert.match(table.stdout, /model\.layers\.0\.mlp\.up_proj\.weight +F32 +\[172,64\] +50\.00% {2}4:8 ok\n/);
   });
 
   it('--sparsity 0.6 --per-row: every row holds exactly floor(d_in · 0.6) zeros (38 of 64, 103 of 172)', () => {
