@@ -21,8 +21,8 @@ import { pruneAndMeasure } from '../search/trial.ts';
 import { chooseByConfirmation, concatWindows, confirmationWindows, type AutoCandidate } from '../search/auto.ts';
 import type { SearchSpace } from '../search/space.ts';
 import { checkField } from '../util/errors.ts';
-import { checkFields, describeValue, type FieldSpec } from '../util/fields.ts';
-import { checkInteger, secondsSince, stageProgress, type RunControl } from './common.ts';
+import { checkFields, checkInteger, describeValue, type FieldSpec } from '../util/fields.ts';
+import { secondsSince, stageProgress, type RunControl } from './common.ts';
 
 export interface AutoOptions {
   /** PHO's proxy evaluations per window size (default 12). */

@@ -10,9 +10,6 @@ import { TextTokenizer } from '../model/tokenizer.ts';
 import { checkThreads, type EngineOptions } from '../engine/session.ts';
 import { FieldError, UserError, checkField } from '../util/errors.ts';
 import { checkFields, describeValue, type FieldSpec } from '../util/fields.ts';
-
-export { checkInteger, checkNumber } from '../util/fields.ts';
-export { checkSeqlen } from '../model/spec.ts';
 import type { Progress } from '../util/progress.ts';
 import { resolveModelArgument, type ModelArgumentKind } from '../hub/resolve.ts';
 

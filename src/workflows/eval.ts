@@ -10,9 +10,10 @@ import { perplexity, perplexityWorkUnits, windowCount } from '../eval/perplexity
 import { sha256Bytes } from '../util/hash.ts';
 import { checkField } from '../util/errors.ts';
 import type { EngineOptions } from '../engine/session.ts';
-import type { FieldSpec } from '../util/fields.ts';
+import { checkInteger, type FieldSpec } from '../util/fields.ts';
+import { checkSeqlen } from '../model/spec.ts';
 import {
-  CONTROL_FIELDS, ENGINE_FIELDS, HUB_FIELDS, checkInputFile, checkInteger, checkRequest, checkSeqlen, defaultSeqlen, engineOptions, modelEncoder, secondsSince, stageProgress,
+  CONTROL_FIELDS, ENGINE_FIELDS, HUB_FIELDS, checkInputFile, checkRequest, defaultSeqlen, engineOptions, modelEncoder, secondsSince, stageProgress,
   resolveModel, type EngineRequest, type HubRequest, type RunControl,
 } from './common.ts';
 

@@ -31,9 +31,9 @@ import { makeDirectory, writingToSync } from '../io/write-error.ts';
 import { scatterSvg } from '../util/svg-scatter.ts';
 import { sha256Bytes, sha256File } from '../util/hash.ts';
 import { checkField } from '../util/errors.ts';
-import { checkFields, describeValue, type FieldSpec } from '../util/fields.ts';
+import { checkFields, checkInteger, describeValue, type FieldSpec } from '../util/fields.ts';
 import {
-  CONTROL_FIELDS, ENGINE_FIELDS, HUB_FIELDS, checkInputFile, checkInteger, checkRequest, engineOptions, resolveModel, secondsSince, stageProgress,
+  CONTROL_FIELDS, ENGINE_FIELDS, HUB_FIELDS, checkInputFile, checkRequest, engineOptions, resolveModel, secondsSince, stageProgress,
   type EngineRequest, type HubRequest, type RunControl,
 } from './common.ts';
 import { TEXTS_FIELDS, checkTextsRequest, planTexts, readTexts, type TextsRequest } from './texts.ts';

@@ -4,11 +4,11 @@
  * expensive work — the numbers and files first, the window lengths once the model's spec is known —
  * and the held-out text is tokenised (and checked to hold a window) before the calibration draw.
  */
-import type { ModelSpec } from '../model/spec.ts';
+import { checkSeqlen, type ModelSpec } from '../model/spec.ts';
 import { sampleCalibrationFile, type CalibrationSet } from '../data/calibration.ts';
 import { checkField } from '../util/errors.ts';
-import type { FieldSpec } from '../util/fields.ts';
-import { checkInputFile, checkInteger, checkSeqlen, defaultSeqlen, modelEncoder } from './common.ts';
+import { checkInteger, type FieldSpec } from '../util/fields.ts';
+import { checkInputFile, defaultSeqlen, modelEncoder } from './common.ts';
 import { prepareEvalText, type EvalText, type EvalTextFields } from './eval.ts';
 
 /** The calibration and held-out text fields of prune and search requests. */

@@ -9,10 +9,10 @@ import type { ModelSpec } from '../model/spec.ts';
 import type { EngineOptions } from '../engine/session.ts';
 import { FieldError, UserError, checkField } from '../util/errors.ts';
 import { parseTaskList, type TaskDefinition } from '../eval/tasks/index.ts';
-import { describeValue, type FieldSpec } from '../util/fields.ts';
+import { checkInteger, describeValue, type FieldSpec } from '../util/fields.ts';
 import { encodeTaskDocs, evaluateTask, loadTaskDocs, type EncodedTask, type ZeroShotReport } from '../eval/zeroshot.ts';
 import {
-  CONTROL_FIELDS, ENGINE_FIELDS, HUB_FIELDS, checkInteger, checkRequest, engineOptions, modelEncoder, resolveModel, secondsSince, stageProgress, type EngineRequest, type HubRequest, type RunControl,
+  CONTROL_FIELDS, ENGINE_FIELDS, HUB_FIELDS, checkRequest, engineOptions, modelEncoder, resolveModel, secondsSince, stageProgress, type EngineRequest, type HubRequest, type RunControl,
 } from './common.ts';
 
 export interface ZeroShotRequest extends EngineRequest, RunControl, HubRequest {
