@@ -59,10 +59,13 @@ export const CREPE_DEFAULT_PARAMS: Readonly<CrepeParams> = {
 /** The largest neighbourhood window: a k×k window sum is kept per row, and wider windows only blur the term away. */
 export const MAX_CREPE_K = 63;
 
-/** Throws a FieldError naming `field` unless `kSet` lists window sizes CRePE takes: odd integers in [1, MAX_CREPE_K]. */
+/** A window size CRePE takes: an odd integer in [1, MAX_CREPE_K]. */
+const isWindowSize = (k: unknown): k is number => Number.isSafeInteger(k) && (k as number) >= 1 && (k as number) <= MAX_CREPE_K && (k as number) % 2 === 1;
+
+/** Throws a FieldError naming `field` unless `kSet` lists window sizes CRePE takes (isWindowSize). */
 export function checkWindowSizes(field: string, kSet: unknown): asserts kSet is readonly number[] {
   if (!(Array.isArray(kSet) && kSet.length > 0)) throw new FieldError(field, `must list at least one window size, got ${describeValue(kSet)}`);
-  if (!kSet.every((k) => Number.isSafeInteger(k) && k >= 1 && k <= MAX_CREPE_K && k % 2 === 1)) {
+  if (!kSet.every(isWindowSize)) {
     throw new FieldError(field, `expects odd window sizes in [1, ${MAX_CREPE_K}], got ${kSet.map(describeValue).join(',')}`);
   }
 }
@@ -80,7 +83,7 @@ export function resolveCrepeParams(params: Partial<CrepeParams> = {}, source: st
     if (typeof source === 'string') throw new UserError(`${source}: ${name} ${problem}`);
     throw new FieldError(`${source.field}.${name}`, problem);
   };
-  if (!(Number.isInteger(p.k) && p.k >= 1 && p.k <= MAX_CREPE_K && p.k % 2 === 1)) {
+  if (!isWindowSize(p.k)) {
     fail('k', `(the neighbourhood window size) must be an odd integer in [1, ${MAX_CREPE_K}], got ${describeValue(p.k)}`);
   }
   for (const name of ['alpha', 'beta', 'gamma'] as const) {
