@@ -190,13 +190,18 @@ export function limitContext(spec: ModelSpec, limit: number, field: string): voi
   spec.contextField = field;
 }
 
+/** Holds the context to config.json's `sliding_window` when it gives one (Mistral, Phi-3). */
+export function limitToSlidingWindow(spec: ModelSpec, fields: ConfigFields): void {
+  if (fields.has('sliding_window')) limitContext(spec, fields.positiveInt('sliding_window'), 'sliding_window');
+}
+
 /**
  * Qwen2/Qwen3's sliding window, on when `use_sliding_window` is true. transformers applies it to
  * the layers from `max_window_layers` on (older versions to the others), so the context is held to
  * it whichever layers slide.
  */
 export function limitToQwenSlidingWindow(spec: ModelSpec, fields: ConfigFields): void {
-  if (fields.boolean('use_sliding_window', false) && fields.has('sliding_window')) limitContext(spec, fields.positiveInt('sliding_window'), 'sliding_window');
+  if (fields.boolean('use_sliding_window', false)) limitToSlidingWindow(spec, fields);
 }
 
 /** Refuses a boolean option the family's HF code has but crepe's block does not implement. */

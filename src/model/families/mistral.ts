@@ -7,7 +7,7 @@
  * held to it: within it sliding-window and full causal attention are identical.
  */
 import type { ModelSpec } from '../spec.ts';
-import { ConfigFields, decoderSpec, limitContext, type HfConfig } from './common.ts';
+import { ConfigFields, decoderSpec, limitToSlidingWindow, type HfConfig } from './common.ts';
 
 export function mistralSpec(config: HfConfig, source: string): ModelSpec {
   const fields = new ConfigFields(config, source);
@@ -16,6 +16,6 @@ export function mistralSpec(config: HfConfig, source: string): ModelSpec {
     bosTokenId: 1,
     eosTokenId: 2,
   });
-  if (fields.has('sliding_window')) limitContext(spec, fields.positiveInt('sliding_window'), 'sliding_window');
+  limitToSlidingWindow(spec, fields);
   return spec;
 }

@@ -15,7 +15,7 @@
  * HF defaults: max_position_embeddings 4096, bos 1, eos 32000, no biases, rms_norm_eps 1e-5.
  */
 import type { LongRopeScaling, ModelSpec } from '../spec.ts';
-import { ConfigFields, decoderSpec, isHfConfig, limitContext, type HfConfig } from './common.ts';
+import { ConfigFields, decoderSpec, isHfConfig, limitContext, limitToSlidingWindow, type HfConfig } from './common.ts';
 
 const LONGROPE_TYPES = new Set(['longrope', 'su']);
 
@@ -70,7 +70,7 @@ export function phi3Spec(config: HfConfig, source: string): ModelSpec {
   }
   // The longest window crepe computes exactly as transformers does (see above), limited only now:
   // the attention factor comes from max_position_embeddings itself.
-  if (fields.has('sliding_window')) limitContext(spec, fields.positiveInt('sliding_window'), 'sliding_window');
+  limitToSlidingWindow(spec, fields);
   if (original !== null) limitContext(spec, original, 'original_max_position_embeddings');
   return spec;
 }
