@@ -228,6 +228,7 @@ export function evaluateLinearMany(
   const results: LinearEvaluation[] = new Array(requests.length);
   const walking = requests.flatMap((request, i) => (walksInOnePass(request) ? [i] : []));
   const walks = perMatrixWalks(terms, walking.map((i) => requests[i]), scratch, sampleOf);
+  const walkOf = new Map(walking.map((i, w) => [i, w]));
   for (const [w, i] of walking.entries()) {
     const { walk, seconds } = walks[w];
     if (!walk) continue;
@@ -248,8 +249,8 @@ export function evaluateLinearMany(
   for (const [i, request] of requests.entries()) {
     if (results[i]) continue;
     // Seconds of a one-pass attempt that fell back to the general path are counted with it.
-    const w = walking.indexOf(i);
-    results[i] = evaluateGeneral(terms, request, scratch, memo, w >= 0 ? walks[w].seconds : { score: 0, select: 0, gini: 0 });
+    const w = walkOf.get(i);
+    results[i] = evaluateGeneral(terms, request, scratch, memo, w !== undefined ? walks[w].seconds : { score: 0, select: 0, gini: 0 });
   }
   return results;
 }
