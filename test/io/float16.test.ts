@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../src/util/float16.ts';
+import {
+  bf16ToF32, bf16ToF32Into, f16ToF32, f16ToF32Into, f32ToBf16, f32ToBf16Into, f32ToF16, f32ToF16Into, roundThroughHalfInPlace,
+} from '../../src/util/float16.ts';
 
 const toF16 = (x: number): number => f32ToF16(new Float32Array([x]))[0];
 const toBf16 = (x: number): number => f32ToBf16(new Float32Array([x]))[0];
@@ -108,4 +110,129 @@ test('narrowing works on a subarray view (non-zero byteOffset)', () => {
   const backing = new Float32Array([7, 1, -2.5]);
   assert.deepEqual([...f32ToF16(backing.subarray(1))], [0x3c00, 0xc100]);
   assert.deepEqual([...f32ToBf16(backing.subarray(1))], [0x3f80, 0xc020]);
+});
+
+/** binary16 → float32 from the definition (Math.pow), independent of the table the library builds. */
+function referenceF16Value(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exponent = (h >>> 10) & 0x1f;
+  const mantissa = h & 0x3ff;
+  if (exponent === 0) return sign * mantissa * Math.pow(2, -24);
+  if (exponent === 0x1f) return mantissa === 0 ? sign * Infinity : NaN;
+  return sign * (1 + mantissa / 1024) * Math.pow(2, exponent - 15);
+}
+
+/** The straightforward per-element float32 → binary16 narrowing (round to nearest even): the reference for the fast one. */
+function referenceF32ToF16(bits: number): number {
+  const sign = (bits >>> 16) & 0x8000;
+  const exponent = (bits >>> 23) & 0xff;
+  const mantissa = bits & 0x7fffff;
+  if (exponent === 0xff) return mantissa === 0 ? sign | 0x7c00 : sign | 0x7e00 | (mantissa >>> 13);
+  const halfExponent = exponent - 112;
+  if (halfExponent >= 0x1f) return sign | 0x7c00;
+  if (halfExponent > 0) {
+    let half = (halfExponent << 10) | (mantissa >>> 13);
+    const rest = mantissa & 0x1fff;
+    if (rest > 0x1000 || (rest === 0x1000 && (half & 1) === 1)) half++;
+    return sign | half;
+  }
+  if (halfExponent >= -10) {
+    const significand = mantissa | 0x800000;
+    const shift = 14 - halfExponent;
+    let half = significand >>> shift;
+    const rest = significand & ((1 << shift) - 1);
+    const halfway = 1 << (shift - 1);
+    if (rest > halfway || (rest === halfway && (half & 1) === 1)) half++;
+    return sign | half;
+  }
+  return sign;
+}
+
+/** The straightforward per-element float32 → bfloat16 narrowing. */
+function referenceF32ToBf16(bits: number): number {
+  if ((bits & 0x7fffffff) > 0x7f800000) return (bits >>> 16) | 0x0040;
+  return (bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16;
+}
+
+/**
+ * float32 bit patterns covering every sign and exponent, each with every top-10-bit mantissa and
+ * the low 13 bits at and around the rounding points (0, 1, halfway − 1, halfway, halfway + 1, all
+ * ones), plus the halfway points of bfloat16's 16 dropped bits: 3.7 M patterns.
+ */
+function float32Patterns(): Uint32Array {
+  const lows = [0, 1, 0xfff, 0x1000, 0x1001, 0x1fff];
+  const out = new Uint32Array(2 * 256 * 1024 * (lows.length + 1));
+  let n = 0;
+  for (let sign = 0; sign < 2; sign++) {
+    for (let exponent = 0; exponent < 256; exponent++) {
+      for (let high = 0; high < 1024; high++) {
+        const base = ((sign << 31) | (exponent << 23) | (high << 13)) >>> 0;
+        for (const low of lows) out[n++] = base | low;
+        out[n++] = (base & 0xffff0000) | 0x8000 | (high & 1);
+      }
+    }
+  }
+  return out;
+}
+
+test('f16ToF32 / f16ToF32Into: every one of the 65536 halves equals its value from the definition', () => {
+  const all = new Uint16Array(65536).map((_, i) => i);
+  const widened = f16ToF32(all);
+  const into = new Float32Array(65536 + 2).fill(7);
+  f16ToF32Into(all, into.subarray(1, 65537));
+  assert.equal(into[0], 7);
+  assert.equal(into[65537], 7);
+  for (let h = 0; h < 65536; h++) {
+    const expected = referenceF16Value(h);
+    if (Number.isNaN(expected)) {
+      // NaN keeps its payload in the top mantissa bits, and its sign.
+      const bits = new Uint32Array(widened.buffer, h * 4, 1)[0];
+      assert.equal(bits, (((h & 0x8000) << 16) | 0x7f800000 | ((h & 0x3ff) << 13)) >>> 0, `0x${h.toString(16)}`);
+    } else {
+      assert.ok(Object.is(widened[h], expected), `0x${h.toString(16)}: ${widened[h]} vs ${expected}`);
+    }
+    assert.ok(Object.is(into[h + 1], widened[h]), `into 0x${h.toString(16)}`);
+  }
+  const bf = new Float32Array(65536);
+  bf16ToF32Into(all, bf);
+  assert.deepEqual(new Uint32Array(bf.buffer), new Uint32Array(bf16ToF32(all).buffer));
+});
+
+test('f32ToF16 and f32ToBf16 (and their Into forms) agree bit for bit with the per-element reference', () => {
+  const patterns = float32Patterns();
+  const values = new Float32Array(patterns.buffer);
+  const half = f32ToF16(values);
+  const halfInto = new Uint16Array(values.length);
+  f32ToF16Into(values, halfInto);
+  const bf = f32ToBf16(values);
+  const bfInto = new Uint16Array(values.length);
+  f32ToBf16Into(values, bfInto);
+  for (let i = 0; i < patterns.length; i++) {
+    const hex = `0x${patterns[i].toString(16)}`;
+    if (half[i] !== referenceF32ToF16(patterns[i])) assert.equal(half[i], referenceF32ToF16(patterns[i]), `f16 ${hex}`);
+    if (halfInto[i] !== half[i]) assert.equal(halfInto[i], half[i], `f16 into ${hex}`);
+    if (bf[i] !== referenceF32ToBf16(patterns[i])) assert.equal(bf[i], referenceF32ToBf16(patterns[i]), `bf16 ${hex}`);
+    if (bfInto[i] !== bf[i]) assert.equal(bfInto[i], bf[i], `bf16 into ${hex}`);
+  }
+});
+
+test('roundThroughHalfInPlace gives the bits of narrowing then widening, for F16 and BF16', () => {
+  const patterns = float32Patterns();
+  for (const dtype of ['F16', 'BF16'] as const) {
+    const rounded = new Float32Array(patterns.slice().buffer);
+    roundThroughHalfInPlace(rounded, dtype);
+    const roundedBits = new Uint32Array(rounded.buffer);
+    const narrow = dtype === 'F16' ? referenceF32ToF16 : referenceF32ToBf16;
+    const widen = dtype === 'F16' ? f16ToF32 : bf16ToF32;
+    const narrowed = new Uint16Array(patterns.length);
+    for (let i = 0; i < patterns.length; i++) narrowed[i] = narrow(patterns[i]);
+    const expected = new Uint32Array(widen(narrowed).buffer);
+    for (let i = 0; i < patterns.length; i++) {
+      if (roundedBits[i] !== expected[i]) assert.equal(roundedBits[i], expected[i], `${dtype} 0x${patterns[i].toString(16)}`);
+    }
+  }
+  // On a view: only the view's values change.
+  const backing = Float32Array.from([1 + 2 ** -12, 1 + 2 ** -12, 1 + 2 ** -12]);
+  roundThroughHalfInPlace(backing.subarray(1, 2), 'F16');
+  assert.deepEqual([...backing], [1 + 2 ** -12, 1, 1 + 2 ** -12]);
 });
