@@ -15,15 +15,21 @@ const MAX_READ_CHUNK = 1 << 30;
  */
 export function readBytesAt(fd: number, position: number, byteLength: number, filePath: string): Uint8Array<ArrayBuffer> {
   const bytes = new Uint8Array(byteLength);
+  readBytesInto(fd, position, bytes, filePath);
+  return bytes;
+}
+
+/** Fills all of `target` with the bytes at `position` (readBytesAt into a buffer the caller reuses). */
+export function readBytesInto(fd: number, position: number, target: Uint8Array, filePath: string): void {
+  const byteLength = target.byteLength;
   let done = 0;
   while (done < byteLength) {
-    const got = readSync(fd, bytes, done, Math.min(MAX_READ_CHUNK, byteLength - done), position + done);
+    const got = readSync(fd, target, done, Math.min(MAX_READ_CHUNK, byteLength - done), position + done);
     if (got === 0) {
       throw new UserError(`${filePath}: unexpected end of file at byte ${position + done} (file truncated while open?)`);
     }
     done += got;
   }
-  return bytes;
 }
 
 /**

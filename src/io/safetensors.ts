@@ -13,9 +13,9 @@
  */
 import { closeSync, existsSync } from 'node:fs';
 import path from 'node:path';
-import { UserError } from '../util/errors.ts';
-import { bf16ToF32, f16ToF32 } from '../util/float16.ts';
-import { openForReading, readBytesAt } from './read-at.ts';
+import { UserError, invariant } from '../util/errors.ts';
+import { bf16ToF32Into, f16ToF32Into } from '../util/float16.ts';
+import { openForReading, readBytesAt, readBytesInto } from './read-at.ts';
 import { checkModelDirectory, parseJson, readInputText } from './input-file.ts';
 import { bitmaskDecompress, readIntegers } from './sparse-bitmask.ts';
 
@@ -78,13 +78,24 @@ export function elementCount(shape: readonly number[]): number {
 
 /** Widens raw little-endian bytes of `dtype` to float32. */
 export function decodeToF32(raw: Uint8Array, dtype: DType): Float32Array {
+  if (dtype === 'F32') {
+    // Typed-array views need element alignment; copy the rare unaligned input first.
+    const aligned = raw.byteOffset % 4 === 0 ? raw : raw.slice();
+    return new Float32Array(aligned.buffer, aligned.byteOffset, raw.byteLength / 4);
+  }
+  const out = new Float32Array(raw.byteLength / DTYPE_BYTES[dtype]);
+  decodeInto(raw, dtype, out);
+  return out;
+}
+
+/** decodeToF32 into `out` (at least as many elements as `raw` holds), which a caller reuses or fills piece by piece. */
+export function decodeInto(raw: Uint8Array, dtype: DType, out: Float32Array): void {
   const count = raw.byteLength / DTYPE_BYTES[dtype];
-  // Typed-array views need element alignment; copy the rare unaligned input first.
   const aligned = raw.byteOffset % 4 === 0 ? raw : raw.slice();
   switch (dtype) {
-    case 'F32': return new Float32Array(aligned.buffer, aligned.byteOffset, count);
-    case 'F16': return f16ToF32(new Uint16Array(aligned.buffer, aligned.byteOffset, count));
-    case 'BF16': return bf16ToF32(new Uint16Array(aligned.buffer, aligned.byteOffset, count));
+    case 'F32': out.set(new Float32Array(aligned.buffer, aligned.byteOffset, count)); return;
+    case 'F16': f16ToF32Into(new Uint16Array(aligned.buffer, aligned.byteOffset, count), out); return;
+    case 'BF16': bf16ToF32Into(new Uint16Array(aligned.buffer, aligned.byteOffset, count), out); return;
   }
 }
 
@@ -105,17 +116,32 @@ export function scanRaw(raw: Uint8Array, dtype: DType): { zeros: number; allFini
       zeros += +(magnitude === 0);
       nonFinite += +(magnitude >= 0x7f800000);
     }
-  } else {
-    // binary16: exponent 0x7C00; bfloat16: exponent 0x7F80 (all ones = Inf or NaN).
-    const exponent = dtype === 'F16' ? 0x7c00 : 0x7f80;
-    const bits = new Uint16Array(aligned.buffer, aligned.byteOffset, count);
-    for (let i = 0; i < count; i++) {
-      const v = bits[i];
-      zeros += +((v & 0x7fff) === 0);
-      nonFinite += +((v & exponent) === exponent);
-    }
+    return { zeros, allFinite: nonFinite === 0 };
   }
-  return { zeros, allFinite: nonFinite === 0 };
+  // binary16: exponent 0x7C00; bfloat16: exponent 0x7F80 (all ones = Inf or NaN). Two values per
+  // 32-bit word: adding 0x7FFF to a 15-bit magnitude sets its bit 15 unless it is 0, and adding the
+  // exponent's lowest bit to the exponent field sets bit 15 only when the field is all ones;
+  // neither sum carries into the other half.
+  const exponent = dtype === 'F16' ? 0x7c00 : 0x7f80;
+  const exponentPair = (exponent * 0x10001) >>> 0;
+  const exponentStep = (exponent & -exponent) * 0x10001;
+  const words = new Uint32Array(aligned.buffer, aligned.byteOffset, count >>> 1);
+  let nonzero = 0;
+  let overflow = 0;
+  for (let i = 0; i < words.length; i++) {
+    const word = words[i];
+    const flags = ((word & 0x7fff7fff) + 0x7fff7fff) >>> 15;
+    nonzero += (flags & 1) + (flags >>> 16);
+    overflow |= (word & exponentPair) + exponentStep;
+  }
+  zeros = 2 * words.length - nonzero;
+  let allFinite = (overflow & 0x80008000) === 0;
+  if (count & 1) {
+    const last = new Uint16Array(aligned.buffer, aligned.byteOffset, count)[count - 1];
+    zeros += +((last & 0x7fff) === 0);
+    allFinite &&= (last & exponent) !== exponent;
+  }
+  return { zeros, allFinite };
 }
 
 /**
@@ -273,6 +299,12 @@ function parseHeader(headerBytes: Uint8Array, dataStart: number, dataBytes: numb
   return { metadata, tensors, rawTensors };
 }
 
+/** Bytes per piece when a tensor is read piece by piece (a multiple of every element size). */
+export const PIECE_BYTES = 1 << 22;
+
+/** The piece buffer of readF32, allocated once: widening reuses it rather than a fresh copy of each tensor's bytes. */
+let widenScratch: Uint8Array | null = null;
+
 /** One safetensors file, open for reading tensors by offset. */
 export class SafetensorsFile {
   private fd: number;
@@ -319,17 +351,62 @@ export class SafetensorsFile {
     return info;
   }
 
-  /** The tensor's bytes as stored (little-endian, its own dtype), in a fresh buffer; float or integer. */
-  readRaw(name: string): Uint8Array {
+  /**
+   * The tensor's bytes as stored (little-endian, its own dtype), float or integer: in a fresh
+   * buffer, or at the start of `scratch` when it is given and large enough.
+   */
+  readRaw(name: string, scratch?: Uint8Array): Uint8Array {
     const info = this.tensors.get(name) ?? this.rawTensors.get(name);
     if (!info) throw new UserError(`${this.path}: no tensor named "${name}"`);
     if (this.fd < 0) throw new Error(`${this.path}: read after close`);
+    if (scratch && scratch.byteLength >= info.byteLength) {
+      const target = scratch.subarray(0, info.byteLength);
+      readBytesInto(this.fd, info.byteOffset, target, this.path);
+      return target;
+    }
     return readBytesAt(this.fd, info.byteOffset, info.byteLength, this.path);
   }
 
-  /** The tensor widened to float32. */
+  /**
+   * Fills `target` with the tensor's stored bytes from byte `offset` of the tensor on (a row, a
+   * piece); float or integer.
+   */
+  readRawInto(name: string, target: Uint8Array, offset = 0): void {
+    const info = this.tensors.get(name) ?? this.rawTensors.get(name);
+    if (!info) throw new UserError(`${this.path}: no tensor named "${name}"`);
+    if (this.fd < 0) throw new Error(`${this.path}: read after close`);
+    invariant(offset >= 0 && offset + target.byteLength <= info.byteLength, () => `${this.path}: bytes [${offset}, ${offset + target.byteLength}) outside tensor "${name}"`);
+    readBytesInto(this.fd, info.byteOffset + offset, target, this.path);
+  }
+
+  /**
+   * Hands the tensor's stored bytes to `visit` in order, piece by piece, each read into the start
+   * of `scratch` (valid only during the call; its length a multiple of 8, so every piece holds whole
+   * elements): a whole checkpoint is read without a fresh buffer per tensor.
+   */
+  readRawPieces(name: string, scratch: Uint8Array, visit: (piece: Uint8Array, offset: number) => void): void {
+    const info = this.tensors.get(name) ?? this.rawTensors.get(name);
+    if (!info) throw new UserError(`${this.path}: no tensor named "${name}"`);
+    invariant(scratch.byteLength > 0 && scratch.byteLength % 8 === 0, 'scratch must be a positive multiple of 8 bytes');
+    for (let offset = 0; offset < info.byteLength; offset += scratch.byteLength) {
+      const piece = scratch.subarray(0, Math.min(scratch.byteLength, info.byteLength - offset));
+      this.readRawInto(name, piece, offset);
+      visit(piece, offset);
+    }
+  }
+
+  /** The tensor widened to float32, read piece by piece into its float32 array (no copy of the stored bytes). */
   readF32(name: string): Float32Array {
-    return decodeToF32(this.readRaw(name), this.info(name).dtype);
+    const { dtype, shape } = this.info(name);
+    const out = new Float32Array(elementCount(shape));
+    if (dtype === 'F32') {
+      this.readRawInto(name, new Uint8Array(out.buffer));
+    } else {
+      this.readRawPieces(name, (widenScratch ??= new Uint8Array(PIECE_BYTES)), (piece, offset) => {
+        decodeInto(piece, dtype, out.subarray(offset / DTYPE_BYTES[dtype]));
+      });
+    }
+    return out;
   }
 
   close(): void {
@@ -503,16 +580,33 @@ export class SafetensorsWeights {
 
   /** The bytes of a stored tensor (see storedTensors), float or integer. */
   readStoredRaw(name: string): Uint8Array {
-    const info = this.stored.get(name);
-    if (!info) throw new UserError(`${this.dir}: the checkpoint stores no tensor named "${name}"`);
-    return this.fileAt(info.file).readRaw(name);
+    return this.storedFile(name).readRaw(name);
   }
 
-  /** The tensor's dense bytes in its dtype (decompressed when it is stored as a bitmask). */
-  readRaw(name: string): Uint8Array {
+  /** A stored tensor's bytes piece by piece (see SafetensorsFile.readRawPieces). */
+  readStoredPieces(name: string, scratch: Uint8Array, visit: (piece: Uint8Array, offset: number) => void): void {
+    this.storedFile(name).readRawPieces(name, scratch, visit);
+  }
+
+  /** Fills `target` with a stored tensor's bytes from byte `offset` on (see SafetensorsFile.readRawInto). */
+  readStoredInto(name: string, target: Uint8Array, offset = 0): void {
+    this.storedFile(name).readRawInto(name, target, offset);
+  }
+
+  private storedFile(name: string): SafetensorsFile {
+    const info = this.stored.get(name);
+    if (!info) throw new UserError(`${this.dir}: the checkpoint stores no tensor named "${name}"`);
+    return this.fileAt(info.file);
+  }
+
+  /**
+   * The tensor's dense bytes in its dtype (decompressed when it is stored as a bitmask); at the
+   * start of `scratch` when it is given and large enough (a stored dense tensor).
+   */
+  readRaw(name: string, scratch?: Uint8Array): Uint8Array {
     const info = this.info(name);
     const group = this.groups.get(name);
-    if (!group) return this.fileAt(info.file).readRaw(name);
+    if (!group) return this.fileAt(info.file).readRaw(name, scratch);
     const rowOffsets = group.rowOffsets
       ? readIntegers(this.readStoredRaw(group.rowOffsets.name), group.rowOffsets.dtype, `${this.dir}: "${group.rowOffsets.name}"`)
       : undefined;
@@ -526,7 +620,8 @@ export class SafetensorsWeights {
   }
 
   readF32(name: string): Float32Array {
-    return decodeToF32(this.readRaw(name), this.info(name).dtype);
+    const info = this.info(name);
+    return this.groups.has(name) ? decodeToF32(this.readRaw(name), info.dtype) : this.fileAt(info.file).readF32(name);
   }
 
   close(): void {

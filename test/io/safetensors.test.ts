@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { SafetensorsFile } from '../../src/io/safetensors.ts';
+import { PIECE_BYTES, SafetensorsFile, decodeToF32 } from '../../src/io/safetensors.ts';
 import { SafetensorsStreamWriter, writeSafetensors } from '../../src/io/safetensors-writer.ts';
 import { UserError } from '../../src/util/errors.ts';
 
@@ -296,4 +296,37 @@ test('readRaw reads only the tensor range; asking for an unknown tensor names it
   assert.deepEqual([...st.readF32('b')], [7, 8]);
   assert.throws(() => st.readF32('c'), (error: unknown) => error instanceof UserError && /no tensor named "c"/.test(error.message));
   st.close();
+});
+
+test('readRawInto, readRawPieces and readF32 read a tensor from any offset and piece by piece, as readRaw does', async () => {
+  // A tensor over two pieces (PIECE_BYTES) in each dtype, with values that exercise every bit.
+  const count = PIECE_BYTES / 2 + 1234;
+  const values = new Float32Array(count);
+  for (let i = 0; i < count; i++) values[i] = ((i * 2654435761) % 200003 - 100001) / 977;
+  const file = path.join(tmp, 'pieces.safetensors');
+  await writeSafetensors(file, (['F32', 'F16', 'BF16'] as const).map((dtype) => ({ name: dtype, dtype, shape: [count], data: values })));
+  const st = SafetensorsFile.open(file);
+  try {
+    for (const dtype of ['F32', 'F16', 'BF16'] as const) {
+      const raw = st.readRaw(dtype);
+      assert.deepEqual(st.readF32(dtype), decodeToF32(raw, dtype), dtype);
+      const part = new Uint8Array(20);
+      st.readRawInto(dtype, part, 6);
+      assert.deepEqual(part, raw.subarray(6, 26));
+      for (const scratchBytes of [8, 24, PIECE_BYTES]) {
+        const joined = new Uint8Array(raw.byteLength);
+        const offsets: number[] = [];
+        st.readRawPieces(dtype, new Uint8Array(scratchBytes), (piece, offset) => {
+          offsets.push(offset);
+          joined.set(piece, offset);
+        });
+        assert.deepEqual(joined, raw, `${dtype}, ${scratchBytes}-byte pieces`);
+        assert.equal(offsets.length, Math.ceil(raw.byteLength / scratchBytes));
+      }
+    }
+    assert.throws(() => st.readRawInto('F16', new Uint8Array(4), count * 2 - 2), /outside tensor "F16"/);
+    assert.throws(() => st.readRawPieces('F16', new Uint8Array(12), () => undefined), /multiple of 8/);
+  } finally {
+    st.close();
+  }
 });

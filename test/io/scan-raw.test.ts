@@ -22,3 +22,22 @@ test('scanRaw counts ±0 and finds non-finite values from the bit patterns of F3
   shifted.set(f32, 1);
   assert.deepEqual(scanRaw(shifted.subarray(1), 'F32'), { zeros: 3, allFinite: true });
 });
+
+test('scanRaw agrees with the per-value definition for every F16 and BF16 pattern, in either half of a word and as an odd last value', () => {
+  for (const [dtype, exponent] of [['F16', 0x7c00], ['BF16', 0x7f80]] as const) {
+    const finite = dtype === 'F16' ? 0x3c00 : 0x3f80;
+    for (let p = 0; p < 65536; p++) {
+      const isZero = (p & 0x7fff) === 0;
+      const isFinite = (p & exponent) !== exponent;
+      // p in the low half, in the high half, and alone at the end of an odd count.
+      const values = Uint16Array.from([p, finite, finite, p, p]);
+      const bytes = new Uint8Array(values.buffer);
+      const expect = (n: number) => ({ zeros: isZero ? n : 0, allFinite: isFinite });
+      const got = [scanRaw(bytes.subarray(0, 4), dtype), scanRaw(bytes.subarray(4, 8), dtype), scanRaw(bytes, dtype)];
+      const want = [expect(1), expect(1), expect(3)];
+      for (let k = 0; k < 3; k++) {
+        if (got[k].zeros !== want[k].zeros || got[k].allFinite !== want[k].allFinite) assert.deepEqual(got[k], want[k], `${dtype} 0x${p.toString(16)} case ${k}`);
+      }
+    }
+  }
+});
