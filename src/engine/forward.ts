@@ -6,7 +6,7 @@ import { BlockEngine } from './block-engine.ts';
 import { HeadEngine } from './head-engine.ts';
 import type { EngineOptions } from './session.ts';
 import { ropeTables } from '../model/rope.ts';
-import type { ModelSource } from '../model/source.ts';
+import type { BlockSource, ModelSource } from '../model/source.ts';
 import { invariant } from '../util/errors.ts';
 
 /** Rows of `embedding` [vocab, hiddenSize] for each token: [tokens.length, hiddenSize]. */
@@ -19,6 +19,31 @@ export function embed(tokens: Int32Array, embedding: Float32Array, hiddenSize: n
     out.set(embedding.subarray(id * hiddenSize, (id + 1) * hiddenSize), t * hiddenSize);
   }
   return out;
+}
+
+/**
+ * Each window embedded, [window length, hiddenSize]. A source that reads embedding rows alone is
+ * asked for the distinct ids only: a calibration set uses a fraction of a 32k–150k vocabulary, whose
+ * whole table would otherwise be read and widened to float32 first.
+ */
+export function embedWindows(source: BlockSource, windows: readonly Int32Array[]): Float32Array[] {
+  const { hiddenSize, vocabSize } = source.spec;
+  if (!source.readEmbeddingRows) {
+    const embedding = source.readEmbedding();
+    return windows.map((tokens) => embed(tokens, embedding, hiddenSize));
+  }
+  // Each used id's row in the compact table of distinct ids (in increasing order); -1 if unused.
+  const row = new Int32Array(vocabSize).fill(-1);
+  for (const tokens of windows) {
+    for (const id of tokens) {
+      invariant(id >= 0 && id < vocabSize, () => `token id ${id} outside the vocabulary [0, ${vocabSize})`);
+      row[id] = 0;
+    }
+  }
+  const ids: number[] = [];
+  for (let id = 0; id < vocabSize; id++) if (row[id] === 0) row[id] = ids.push(id) - 1;
+  const rows = source.readEmbeddingRows(Int32Array.from(ids));
+  return windows.map((tokens) => embed(tokens.map((id) => row[id]), rows, hiddenSize));
 }
 
 /** Logits [tokens.length, vocab] of one sequence. */

@@ -7,7 +7,9 @@
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { SafetensorsWeights, decodeToF32, isDType, scanRaw, type DType, type RawTensorInfo, type TensorInfo } from '../io/safetensors.ts';
+import {
+  SafetensorsWeights, DTYPE_BYTES, PIECE_BYTES, decodeInto, decodeToF32, isDType, scanRaw, type DType, type RawTensorInfo, type TensorInfo,
+} from '../io/safetensors.ts';
 import { readBytesAt } from '../io/read-at.ts';
 import { UserError, invariant } from '../util/errors.ts';
 import { readModelConfig } from './config.ts';
@@ -86,6 +88,32 @@ export class ModelCheckpoint {
     return this.read(EMBED_NAME);
   }
 
+  /**
+   * Rows `ids` of the token embedding, [ids.length, hidden]: the rows readEmbedding would give,
+   * read and widened alone. The whole embedding is still checked to be finite, from its stored bits.
+   */
+  readEmbeddingRows(ids: Int32Array): Float32Array {
+    const { hiddenSize, vocabSize } = this.spec;
+    const { dtype } = this.weights.info(EMBED_NAME);
+    // A bitmask-stored embedding is decompressed whole; a dense one is read row by row.
+    const whole = this.weights.isBitmaskCompressed(EMBED_NAME) ? this.weights.readRaw(EMBED_NAME) : null;
+    let allFinite = true;
+    if (whole) allFinite = scanRaw(whole, dtype).allFinite;
+    else this.weights.readStoredPieces(EMBED_NAME, new Uint8Array(PIECE_BYTES), (piece) => { allFinite &&= scanRaw(piece, dtype).allFinite; });
+    if (!allFinite) this.read(EMBED_NAME); // refuses it, naming the value
+    const rowBytes = hiddenSize * DTYPE_BYTES[dtype];
+    const row = new Uint8Array(rowBytes);
+    const out = new Float32Array(ids.length * hiddenSize);
+    ids.forEach((id, i) => {
+      invariant(Number.isInteger(id) && id >= 0 && id < vocabSize, () => `token id ${id} outside the vocabulary [0, ${vocabSize})`);
+      let bytes: Uint8Array = row;
+      if (whole) bytes = whole.subarray(id * rowBytes, (id + 1) * rowBytes);
+      else this.weights.readStoredInto(EMBED_NAME, row, id * rowBytes);
+      decodeInto(bytes, dtype, out.subarray(i * hiddenSize, (i + 1) * hiddenSize));
+    });
+    return out;
+  }
+
   /** Final RMSNorm weight [hidden]. */
   readFinalNorm(): Float32Array {
     return this.read(FINAL_NORM_NAME);
@@ -121,16 +149,22 @@ export class ModelCheckpoint {
     const byFile = new Map<string, Array<TensorInfo | RawTensorInfo>>();
     for (const info of this.weights.storedTensors()) byFile.set(info.file, [...(byFile.get(info.file) ?? []), info]);
     const hashes: Record<string, string> = {};
+    // Every tensor goes through one buffer, piece by piece: no fresh copy of each tensor's bytes.
+    const scratch = new Uint8Array(PIECE_BYTES);
     for (const file of [...byFile.keys()].sort()) {
       const tensors = byFile.get(file)!.sort((a, b) => a.byteOffset - b.byteOffset);
       const digest = hash ? createHash('sha256') : null;
       if (digest) digest.update(readHeaderBytes(file, tensors.length ? tensors[0].byteOffset : statSync(file).size));
       for (const info of tensors) {
-        const raw = this.weights.readStoredRaw(info.name);
-        digest?.update(raw);
-        // A bitmask weight's stored values are its nonzeros: checking them checks the weight.
-        // (Widened only to name the bad value.)
-        if (isDType(info.dtype) && !scanRaw(raw, info.dtype).allFinite) checkFinite(info.name, decodeToF32(raw, info.dtype), this.dir);
+        const dtype = isDType(info.dtype) ? info.dtype : null;
+        let allFinite = true;
+        this.weights.readStoredPieces(info.name, scratch, (piece) => {
+          digest?.update(piece);
+          // A bitmask weight's stored values are its nonzeros: checking them checks the weight.
+          if (dtype && allFinite) allFinite = scanRaw(piece, dtype).allFinite;
+        });
+        // Widened only to name the bad value.
+        if (!allFinite) checkFinite(info.name, decodeToF32(this.weights.readStoredRaw(info.name), dtype!), this.dir);
       }
       if (digest) hashes[path.basename(file)] = digest.digest('hex');
     }

@@ -11,10 +11,15 @@ export interface ModelSource {
   readBlock(layer: number): BlockWeights;
   /** The token embedding [vocab, hidden]. */
   readEmbedding(): Float32Array;
+  /**
+   * Rows `ids` of the token embedding, [ids.length, hidden], when the source can read them without
+   * the rest (a checkpoint on disk); embedWindows uses it.
+   */
+  readEmbeddingRows?(ids: Int32Array): Float32Array;
   readFinalNorm(): Float32Array;
   /** The lm_head matrix [vocab, hidden]; the embedding itself when embeddings are tied. */
   readLmHead(): Float32Array;
 }
 
 /** What the layer loop reads: the decoder blocks and the embedding that feeds the first. */
-export type BlockSource = Pick<ModelSource, 'spec' | 'readBlock' | 'readEmbedding'>;
+export type BlockSource = Pick<ModelSource, 'spec' | 'readBlock' | 'readEmbedding' | 'readEmbeddingRows'>;

@@ -12,7 +12,7 @@ import { ropeTables } from '../model/rope.ts';
 import type { BlockSource } from '../model/source.ts';
 import { BlockEngine } from '../engine/block-engine.ts';
 import type { StatsMode } from '../engine/block-graph.ts';
-import { embed } from '../engine/forward.ts';
+import { embedWindows } from '../engine/forward.ts';
 import type { EngineOptions } from '../engine/session.ts';
 import { checkField } from '../util/errors.ts';
 import type { Progress } from '../util/progress.ts';
@@ -100,8 +100,7 @@ export async function pruneLayers(request: LayerLoopRequest): Promise<LayerRepor
   try {
     let start = request.start;
     if (!start) {
-      const embedding = model.readEmbedding();
-      const hidden = request.windows.map((tokens) => embed(tokens, embedding, spec.hiddenSize));
+      const hidden = embedWindows(model, request.windows);
       const layerTargets = settings.owl
         ? await owlLayerTargets(model, hidden, rope, statsEngine ?? plainEngine, plainEngine, settings, progress)
         : Array.from({ length: spec.numLayers }, () => settings.target);

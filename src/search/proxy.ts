@@ -13,7 +13,7 @@
 import { existsSync, rmSync } from 'node:fs';
 import { BlockEngine } from '../engine/block-engine.ts';
 import { HeadEngine } from '../engine/head-engine.ts';
-import { embed } from '../engine/forward.ts';
+import { embedWindows } from '../engine/forward.ts';
 import type { EngineOptions } from '../engine/session.ts';
 import { ropeTables } from '../model/rope.ts';
 import { LINEAR_NAMES, linearShape, type ModelSpec } from '../model/spec.ts';
@@ -406,10 +406,7 @@ async function layerInputs(
       from = savedLayer;
     }
   }
-  if (!hidden) {
-    const embedding = model.readEmbedding();
-    hidden = windows.map((tokens) => embed(tokens, embedding, spec.hiddenSize));
-  }
+  if (!hidden) hidden = embedWindows(model, windows);
   for (let l = from; l < layer; l++) hidden = await plainEngine.runSequences(hidden, model.readBlock(l), rope);
   return hidden;
 }

@@ -149,3 +149,58 @@ test('hashAndCheckFinite: one pass gives each file\'s sha256 (as hashing the fil
     bad.close();
   }
 });
+
+test('readEmbeddingRows and embedWindows give exactly the rows of readEmbedding, and refuse a NaN in any row', async () => {
+  const { embed, embedWindows } = await import('../../src/engine/forward.ts');
+  for (const dtype of ['F32', 'F16', 'BF16'] as const) {
+    const tensors = tensorsOf(BASE, dtype);
+    const embedding = tensors[0].data as Float32Array;
+    for (let i = 0; i < embedding.length; i++) embedding[i] = (i % 13) / 8 - 0.75;
+    const model = ModelCheckpoint.open(await modelDir(BASE, tensors));
+    try {
+      const whole = model.readEmbedding();
+      const ids = Int32Array.from([9, 0, 4, 4]);
+      assert.deepEqual(model.readEmbeddingRows(ids), embed(ids, whole, BASE.hiddenSize), dtype);
+      const windows = [Int32Array.from([3, 1, 3, 7]), Int32Array.from([9, 3, 0, 0])];
+      assert.deepEqual(embedWindows(model, windows), windows.map((tokens) => embed(tokens, whole, BASE.hiddenSize)), dtype);
+      assert.throws(() => model.readEmbeddingRows(Int32Array.from([10])), /token id 10 outside the vocabulary \[0, 10\)/);
+    } finally {
+      model.close();
+    }
+  }
+  // A NaN in a row no window uses is refused as readEmbedding refuses it.
+  const tensors = tensorsOf(BASE, 'F16');
+  (tensors[0].data as Float32Array)[9 * BASE.hiddenSize + 2] = NaN;
+  const model = ModelCheckpoint.open(await modelDir(BASE, tensors));
+  try {
+    const refusal = /"model\.embed_tokens\.weight" holds NaN at index 74/;
+    assert.throws(() => model.readEmbedding(), refusal);
+    assert.throws(() => model.readEmbeddingRows(Int32Array.from([0, 1])), (error: unknown) => error instanceof UserError && refusal.test(error.message));
+  } finally {
+    model.close();
+  }
+});
+
+test('hashAndCheckFinite over tensors larger than one read piece: the file\'s sha256, and a NaN in a later piece named', async () => {
+  const { createHash } = await import('node:crypto');
+  const { readFileSync } = await import('node:fs');
+  const { PIECE_BYTES } = await import('../../src/io/safetensors.ts');
+  const spec: ModelSpec = { ...BASE, vocabSize: PIECE_BYTES / 16 + 3 }; // embedding and lm_head: two pieces each in F16
+  const tensors = tensorsOf(spec, 'F16');
+  const dir = await modelDir(spec, tensors);
+  const model = ModelCheckpoint.open(dir);
+  try {
+    const whole = createHash('sha256').update(readFileSync(path.join(dir, 'model.safetensors'))).digest('hex');
+    assert.deepEqual(model.hashAndCheckFinite(), { 'model.safetensors': whole });
+  } finally {
+    model.close();
+  }
+  const late = PIECE_BYTES / 2 + 5;
+  (tensors.find((t) => t.name === 'lm_head.weight')!.data as Float32Array)[late] = Infinity;
+  const bad = ModelCheckpoint.open(await modelDir(spec, tensors));
+  try {
+    assert.throws(() => bad.hashAndCheckFinite(), (error: unknown) => error instanceof UserError && new RegExp(`"lm_head\\.weight" holds Infinity at index ${late}`).test(error.message));
+  } finally {
+    bad.close();
+  }
+});
