@@ -56,8 +56,8 @@ export async function withAtomicFile<T>(destination: string, writeTo: (tmpPath: 
   }
 }
 
-/** Writes `data` to `destination` atomically. */
-export async function atomicWriteFile(destination: string, data: Uint8Array | string): Promise<void> {
+/** Writes `data` (bytes, text, or byte arrays one after the other) to `destination` atomically. */
+export async function atomicWriteFile(destination: string, data: Uint8Array | string | readonly Uint8Array[]): Promise<void> {
   await withAtomicFile(destination, (tmpPath) => writeFile(tmpPath, data, { flag: 'wx' }));
 }
 

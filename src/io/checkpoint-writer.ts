@@ -47,7 +47,8 @@ export function parseByteSize(text: string): number | null {
 export interface WeightSource {
   names(): string[];
   info(name: string): { dtype: DType; shape: number[] };
-  readRaw(name: string): Uint8Array;
+  /** The dense bytes; the source may place them at the start of `scratch` (then valid until the next read). */
+  readRaw(name: string, scratch?: Uint8Array): Uint8Array;
 }
 
 export interface WriteCheckpointOptions {
@@ -58,7 +59,7 @@ export interface WriteCheckpointOptions {
   compress?: (name: string, raw: Uint8Array) => boolean;
   /** `__metadata__` of every file. */
   metadata?: Record<string, string>;
-  /** Sees each tensor's dense bytes once, in order, as it is written. */
+  /** Sees each tensor's dense bytes once, in order, as it is written (valid during the call only). */
   onTensor?: (name: string, raw: Uint8Array) => void;
 }
 
@@ -106,12 +107,18 @@ export async function writeCheckpoint(dir: string, source: WeightSource, options
   if (!Number.isSafeInteger(maxShardSize) || maxShardSize < 1) throw new UserError(`maxShardSize must be a positive number of bytes, got ${maxShardSize}`);
   const bitmask = options.format === 'sparse-bitmask';
 
+  // Every tensor is read into one buffer the size of the largest: no fresh copy of each.
+  const denseBytes = (name: string): number => {
+    const { dtype, shape } = source.info(name);
+    return elementCount(shape) * STORED_DTYPE_BYTES[dtype];
+  };
+  const scratch = new Uint8Array(source.names().reduce((most, name) => Math.max(most, denseBytes(name)), 0));
   const compressed = new Set<string>();
   const units: Unit[] = source.names().map((name) => {
     const { dtype, shape } = source.info(name);
     let tensors: TensorLayout[] = [{ name, dtype, shape }];
     if (bitmask && shape.length === 2 && name.endsWith('.weight')) {
-      const raw = source.readRaw(name);
+      const raw = source.readRaw(name, scratch);
       if (options.compress?.(name, raw) ?? true) {
         compressed.add(name);
         tensors = bitmaskLayout(name, dtype, shape, storedValueCount(raw, dtype));
@@ -130,7 +137,7 @@ export async function writeCheckpoint(dir: string, source: WeightSource, options
       const writer = await SafetensorsStreamWriter.create(path.join(dir, files[s]), layout, options.metadata);
       try {
         for (const unit of shards[s]) {
-          const raw = source.readRaw(unit.name);
+          const raw = source.readRaw(unit.name, scratch);
           options.onTensor?.(unit.name, raw);
           if (compressed.has(unit.name)) {
             const { dtype, shape } = source.info(unit.name);

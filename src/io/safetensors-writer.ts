@@ -11,10 +11,10 @@ import assert from 'node:assert/strict';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import path from 'node:path';
-import { f32ToBf16, f32ToF16 } from '../util/float16.ts';
+import { f32ToBf16Into, f32ToF16Into } from '../util/float16.ts';
 import { fsyncDirectory, tempPathFor, withAtomicFile } from './atomic.ts';
 import { asWriteError } from './write-error.ts';
-import { elementCount, isDType, MAX_HEADER_BYTES, STORED_DTYPE_BYTES, type StoredDType } from './safetensors.ts';
+import { elementCount, isDType, MAX_HEADER_BYTES, PIECE_BYTES, STORED_DTYPE_BYTES, type StoredDType } from './safetensors.ts';
 
 // Typed arrays use the host's byte order and safetensors is little-endian.
 assert.equal(endianness(), 'LE', 'crepe writes safetensors on little-endian hosts only');
@@ -70,19 +70,29 @@ function planFile(layout: readonly TensorLayout[], metadata: Record<string, stri
   return { headerBytes, positions, totalBytes: headerBytes.byteLength + dataBytes };
 }
 
-/** The bytes of `data` stored as `dtype`. */
-function encodeTensor(tensor: TensorLayout, data: Float32Array | Uint8Array): Uint8Array {
+/** Elements narrowed per piece when float32 data is written as F16/BF16. */
+const NARROW_PIECE = PIECE_BYTES / 2;
+
+/**
+ * Writes `data` stored as `tensor.dtype` at `position`. Float32 data for a 16-bit dtype is narrowed
+ * piece by piece into `scratch` (a fresh one when not given), never into a tensor-sized copy.
+ */
+async function writeTensor(handle: FileHandle, tensor: TensorLayout, data: Float32Array | Uint8Array, position: number, scratch?: Uint16Array): Promise<void> {
   const count = elementCount(tensor.shape);
   if (data instanceof Uint8Array) {
     assert.equal(data.byteLength, count * STORED_DTYPE_BYTES[tensor.dtype], `tensor "${tensor.name}": raw byte length does not match its shape`);
-    return data;
+    return writeAll(handle, data, position);
   }
   assert.ok(isDType(tensor.dtype), `tensor "${tensor.name}": ${tensor.dtype} is written from raw bytes only`);
   assert.equal(data.length, count, `tensor "${tensor.name}": ${data.length} values for shape [${tensor.shape}]`);
-  switch (tensor.dtype) {
-    case 'F32': return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    case 'F16': return new Uint8Array(f32ToF16(data).buffer);
-    case 'BF16': return new Uint8Array(f32ToBf16(data).buffer);
+  if (tensor.dtype === 'F32') return writeAll(handle, new Uint8Array(data.buffer, data.byteOffset, data.byteLength), position);
+  const narrow = tensor.dtype === 'F16' ? f32ToF16Into : f32ToBf16Into;
+  const buffer = scratch ?? new Uint16Array(Math.min(count, NARROW_PIECE));
+  for (let start = 0; start < count; start += buffer.length) {
+    const part = data.subarray(start, Math.min(start + buffer.length, count));
+    const half = buffer.subarray(0, part.length);
+    narrow(part, half);
+    await writeAll(handle, new Uint8Array(half.buffer, half.byteOffset, half.byteLength), position + start * 2);
   }
 }
 
@@ -108,8 +118,9 @@ export async function writeSafetensors(
     const handle = await open(tmpPath, 'wx');
     try {
       await writeAll(handle, plan.headerBytes, 0);
-      // One tensor converted at a time: at most one extra copy in memory.
-      for (const tensor of tensors) await writeAll(handle, encodeTensor(tensor, tensor.data), plan.positions.get(tensor.name)!);
+      // One piece narrowed at a time, through one buffer.
+      const scratch = new Uint16Array(NARROW_PIECE);
+      for (const tensor of tensors) await writeTensor(handle, tensor, tensor.data, plan.positions.get(tensor.name)!, scratch);
     } finally {
       await handle.close();
     }
@@ -165,7 +176,7 @@ export class SafetensorsStreamWriter {
     assert.ok(tensor, `tensor "${name}" is not in the layout of ${this.path}`);
     assert.ok(!this.written.has(name), `tensor "${name}" written twice`);
     this.written.add(name);
-    const pending = writeAll(this.handle, encodeTensor(tensor, data), this.positions.get(name)!);
+    const pending = writeTensor(this.handle, tensor, data, this.positions.get(name)!);
     this.inFlight.add(pending);
     try {
       await pending;

@@ -200,10 +200,10 @@ async function assembleCheckpoint(
     const source = {
       names: () => model.weights.names(),
       info: (name: string) => model.weights.info(name),
-      readRaw(name: string): Uint8Array {
+      readRaw(name: string, scratch?: Uint8Array): Uint8Array {
         const match = /^model\.layers\.(\d+)\./.exec(name);
         const layerFile = match ? layerFiles[Number(match[1])] : undefined;
-        return layerFile?.tensors.has(name) ? layerFile.readRaw(name) : model.weights.readRaw(name);
+        return layerFile?.tensors.has(name) ? layerFile.readRaw(name, scratch) : model.weights.readRaw(name, scratch);
       },
     };
     const { files } = await writeCheckpoint(work.dir, source, {

@@ -131,18 +131,12 @@ export class WorkDir<LayerEntry> {
     this.current = state;
   }
 
-  /** Saves the calibration activations entering `layer` (N sequences, concatenated). */
+  /** Saves the calibration activations entering `layer` (N sequences, concatenated in the file, not in memory). */
   private async writeActivations(layer: number, hidden: Float32Array[]): Promise<CommittedFile> {
-    const length = hidden.reduce((n, h) => n + h.length, 0);
-    const all = new Float32Array(length);
-    let offset = 0;
-    for (const h of hidden) {
-      all.set(h, offset);
-      offset += h.length;
-    }
+    const parts = hidden.map((h) => new Uint8Array(h.buffer, h.byteOffset, h.byteLength));
     const name = activationsFileName(layer);
-    await atomicWriteFile(this.path(name), new Uint8Array(all.buffer));
-    return { name, bytes: all.byteLength };
+    await atomicWriteFile(this.path(name), parts);
+    return { name, bytes: parts.reduce((n, part) => n + part.byteLength, 0) };
   }
 
   /** The committed activations entering layer `layersDone`: `count` sequences of `perSequence` floats. */
