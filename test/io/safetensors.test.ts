@@ -6,6 +6,7 @@ import path from 'node:path';
 import { PIECE_BYTES, SafetensorsFile, decodeToF32 } from '../../src/io/safetensors.ts';
 import { SafetensorsStreamWriter, writeSafetensors } from '../../src/io/safetensors-writer.ts';
 import { UserError } from '../../src/util/errors.ts';
+import { f32ToBf16, f32ToF16 } from '../../src/util/float16.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'crepe-safetensors-'));
 let fileCounter = 0;
@@ -304,11 +305,21 @@ test('readRawInto, readRawPieces and readF32 read a tensor from any offset and p
   const values = new Float32Array(count);
   for (let i = 0; i < count; i++) values[i] = ((i * 2654435761) % 200003 - 100001) / 977;
   const file = path.join(tmp, 'pieces.safetensors');
-  await writeSafetensors(file, (['F32', 'F16', 'BF16'] as const).map((dtype) => ({ name: dtype, dtype, shape: [count], data: values })));
+  const layout = (['F32', 'F16', 'BF16'] as const).map((dtype) => ({ name: dtype, dtype, shape: [count], data: values }));
+  await writeSafetensors(file, layout);
+  // The stream writer narrows the same way.
+  const streamed = path.join(tmp, 'pieces-stream.safetensors');
+  const writer = await SafetensorsStreamWriter.create(streamed, layout);
+  for (const tensor of [...layout].reverse()) await writer.write(tensor.name, tensor.data);
+  await writer.finish();
+  assert.deepEqual(readFileSync(streamed), readFileSync(file));
   const st = SafetensorsFile.open(file);
   try {
     for (const dtype of ['F32', 'F16', 'BF16'] as const) {
       const raw = st.readRaw(dtype);
+      // Narrowed piece by piece when written: the same bytes as narrowing the whole array.
+      const whole = dtype === 'F32' ? values : dtype === 'F16' ? f32ToF16(values) : f32ToBf16(values);
+      assert.deepEqual(raw, new Uint8Array(whole.buffer), `${dtype} as written`);
       assert.deepEqual(st.readF32(dtype), decodeToF32(raw, dtype), dtype);
       const part = new Uint8Array(20);
       st.readRawInto(dtype, part, 6);
