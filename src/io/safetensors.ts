@@ -395,10 +395,14 @@ export class SafetensorsFile {
     }
   }
 
-  /** The tensor widened to float32, read piece by piece into its float32 array (no copy of the stored bytes). */
-  readF32(name: string): Float32Array {
+  /**
+   * The tensor widened to float32, read piece by piece into its float32 array (no copy of the
+   * stored bytes): a fresh one, or `into` (of the tensor's length) when given.
+   */
+  readF32(name: string, into?: Float32Array): Float32Array {
     const { dtype, shape } = this.info(name);
-    const out = new Float32Array(elementCount(shape));
+    const out = into ?? new Float32Array(elementCount(shape));
+    invariant(out.length === elementCount(shape), () => `${this.path}: tensor "${name}" has ${elementCount(shape)} values, not ${out.length}`);
     if (dtype === 'F32') {
       this.readRawInto(name, new Uint8Array(out.buffer));
     } else {
@@ -619,9 +623,15 @@ export class SafetensorsWeights {
     );
   }
 
-  readF32(name: string): Float32Array {
+  /** The tensor widened to float32, in a fresh array or in `into` (of the tensor's length). */
+  readF32(name: string, into?: Float32Array): Float32Array {
     const info = this.info(name);
-    return this.groups.has(name) ? decodeToF32(this.readRaw(name), info.dtype) : this.fileAt(info.file).readF32(name);
+    if (!this.groups.has(name)) return this.fileAt(info.file).readF32(name, into);
+    const dense = decodeToF32(this.readRaw(name), info.dtype);
+    if (!into) return dense;
+    invariant(into.length === dense.length, () => `${this.dir}: tensor "${name}" has ${dense.length} values, not ${into.length}`);
+    into.set(dense);
+    return into;
   }
 
   close(): void {

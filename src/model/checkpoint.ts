@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, openSync, statSync } from 'node:fs';
 import path from 'node:path';
 import {
-  SafetensorsWeights, DTYPE_BYTES, PIECE_BYTES, decodeInto, decodeToF32, isDType, scanRaw, type DType, type RawTensorInfo, type TensorInfo,
+  SafetensorsWeights, DTYPE_BYTES, PIECE_BYTES, decodeInto, decodeToF32, elementCount, isDType, scanRaw, type DType, type RawTensorInfo, type TensorInfo,
 } from '../io/safetensors.ts';
 import { readBytesAt } from '../io/read-at.ts';
 import { UserError, invariant } from '../util/errors.ts';
@@ -44,6 +44,9 @@ const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.len
 const formatShape = (shape: readonly number[]): string => `[${shape.join(', ')}]`;
 
 export class ModelCheckpoint {
+  /** Arrays of blocks handed back by recycleBlock, filled by the next reads of the same length. */
+  private spare: Float32Array[] = [];
+
   private constructor(
     readonly dir: string,
     readonly spec: ModelSpec,
@@ -81,6 +84,19 @@ export class ModelCheckpoint {
       }
     }
     return block;
+  }
+
+  /**
+   * Hands back the arrays of a block read earlier whose values are no longer needed (written out),
+   * so that the next readBlock fills them rather than fresh memory, whose first touch costs more
+   * than reading and widening the weights. The caller must keep no reference to them. Views and
+   * shared memory are left alone.
+   */
+  recycleBlock(block: BlockWeights): void {
+    for (const array of Object.values(block)) {
+      const whole = array.byteOffset === 0 && array.byteLength === array.buffer.byteLength && array.buffer instanceof ArrayBuffer;
+      if (whole && !this.spare.includes(array)) this.spare.push(array);
+    }
   }
 
   /** Token embedding [vocab, hidden]. */
@@ -173,11 +189,14 @@ export class ModelCheckpoint {
 
   close(): void {
     this.weights.close();
+    this.spare = [];
   }
 
   private read(name: string): Float32Array {
     if (!this.weights.has(name)) throw new UserError(`${this.dir}: the checkpoint has no tensor "${name}"`);
-    const data = this.weights.readF32(name);
+    const count = elementCount(this.weights.info(name).shape);
+    const at = this.spare.findIndex((array) => array.length === count);
+    const data = this.weights.readF32(name, at >= 0 ? this.spare.splice(at, 1)[0] : undefined);
     checkFinite(name, data, this.dir);
     return data;
   }

@@ -107,6 +107,8 @@ export async function runPrunePipeline(request: PipelineRequest): Promise<Pipeli
         },
         onLayerDone: async (layer, weights, report, hidden) => {
           await work.commitLayer(layer, report, hidden, (file) => writeLayer(model, file, layer, foldMlpPermutation(weights, report), prunable));
+          // Written out: the next layer is read into these arrays.
+          if (layer + 1 < spec.numLayers) model.recycleBlock(weights);
         },
       });
       layers = work.state!.layers;

@@ -204,3 +204,29 @@ test('hashAndCheckFinite over tensors larger than one read piece: the file\'s sh
     bad.close();
   }
 });
+
+test('recycleBlock: the next readBlock fills the handed-back arrays and gives the values a fresh read gives', async () => {
+  for (const dtype of ['F32', 'F16'] as const) {
+    const dir = await modelDir(BASE, tensorsOf(BASE, dtype));
+    const model = ModelCheckpoint.open(dir);
+    const fresh = ModelCheckpoint.open(dir);
+    try {
+      const first = model.readBlock(0);
+      const arrays = new Set(Object.values(first));
+      for (const array of arrays) array.fill(NaN); // what pruning leaves behind must not leak into the next block
+      const view = new Float32Array(first['mlp.up_proj.weight'].length + 4).subarray(4);
+      model.recycleBlock({ ...first, extra: view });
+      model.recycleBlock(first); // handed back twice: still used once
+      const second = model.readBlock(1);
+      assert.deepEqual(second, fresh.readBlock(1), dtype);
+      const values = Object.values(second);
+      assert.ok(values.every((array) => arrays.has(array)), `${dtype}: every array reused`);
+      assert.equal(new Set(values).size, values.length, `${dtype}: no array used twice`);
+      assert.ok(!values.includes(view));
+      assert.notStrictEqual(model.readBlock(0)['mlp.up_proj.weight'], view, 'views are never reused');
+    } finally {
+      model.close();
+      fresh.close();
+    }
+  }
+});
