@@ -162,7 +162,14 @@ test('readEmbeddingRows and embedWindows give exactly the rows of readEmbedding,
       const ids = Int32Array.from([9, 0, 4, 4]);
       assert.deepEqual(model.readEmbeddingRows(ids), embed(ids, whole, BASE.hiddenSize), dtype);
       const windows = [Int32Array.from([3, 1, 3, 7]), Int32Array.from([9, 3, 0, 0])];
-      assert.deepEqual(embedWindows(model, windows), windows.map((tokens) => embed(tokens, whole, BASE.hiddenSize)), dtype);
+      const expected = windows.map((tokens) => embed(tokens, whole, BASE.hiddenSize));
+      const inMemory = { spec: model.spec, readBlock: (layer: number) => model.readBlock(layer), readEmbedding: () => whole };
+      for (const source of [model, inMemory]) {
+        const hidden = embedWindows(source, windows);
+        assert.deepEqual(hidden, expected, dtype);
+        // Laid end to end in one buffer: a batch of them is a view, not a copy.
+        assert.ok(hidden[1].buffer === hidden[0].buffer && hidden[1].byteOffset === hidden[0].byteOffset + hidden[0].byteLength);
+      }
       assert.throws(() => model.readEmbeddingRows(Int32Array.from([10])), /token id 10 outside the vocabulary \[0, 10\)/);
     } finally {
       model.close();
