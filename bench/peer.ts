@@ -18,7 +18,7 @@
  *
  * Standalone: node --import tsx bench/peer.ts [--windows N] [--skip ria|ppl]
  */
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -30,7 +30,7 @@ import { readEvalText } from '../src/data/text-sources.ts';
 import { sampleCalibrationFile, windowsSha256 } from '../src/data/calibration.ts';
 import { perplexity, type PerplexityOptions } from '../src/eval/perplexity.ts';
 import { stageTotals, type LayerReport } from '../src/prune/layer-loop.ts';
-import { argValue, runJsonProcess, sendChildResult } from './child-process.ts';
+import { argValue, runJsonProcess } from './child-process.ts';
 import { maskAgreement } from './mask-agreement.ts';
 import { syntheticModelWithTokenizer, TINYLLAMA_2_LAYERS } from './synthetic-model.ts';
 import { C4_SAMPLE, STORIES_BIN, STORIES_TOK, WIKITEXT_TEST } from '../test/helpers/shared.ts';
@@ -39,6 +39,8 @@ type Log = (line: string) => void;
 const here = path.dirname(fileURLToPath(import.meta.url));
 const PEER_PPL = path.join(here, 'peer', 'ppl.py');
 const PEER_RIA = path.join(here, 'peer', 'ria.py');
+const CREPE_CLI_CHILD = path.join(here, 'crepe-cli-child.mjs');
+const repoRoot = path.resolve(here, '..');
 // No bytecode cache: the scripts import bench/peer/peer_common.py, which would leave __pycache__/ in the repository.
 const PEER_ENV = { ...process.env, OMP_WAIT_POLICY: 'PASSIVE', TRANSFORMERS_VERBOSITY: 'error', HF_HUB_OFFLINE: '1', PYTHONDONTWRITEBYTECODE: '1' };
 
@@ -194,10 +196,14 @@ async function benchRia(peer: Peer, work: string, log: Log): Promise<string[]> {
 
   const crepeOut = path.join(work, 'ria-crepe');
   const peerOut = path.join(work, 'ria-peer');
+  // crepe as an installed crepe runs it: the compiled CLI, not the sources through tsx's loader
+  // (which would add its transpiling to crepe's start-up).
+  log('peer: building dist/ (tsc -p tsconfig.build.json)');
+  execFileSync(process.execPath, [path.join(repoRoot, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: repoRoot, stdio: 'pipe' });
   log(`peer: RIA, crepe prune (child process), load ${loadNow()} …`);
-  const cliArgs = [modelDir, '--method', 'ria', '--sparsity', '0.5', '--per-matrix', '--calib', C4_SAMPLE,
+  const cliArgs = ['prune', modelDir, '--method', 'ria', '--sparsity', '0.5', '--per-matrix', '--calib', C4_SAMPLE,
     '--nsamples', String(nsamples), '--seqlen', String(seqlen), '--seed', '0', '--out', crepeOut, '--json'];
-  const crepe = await runJsonProcess<CrepePruneChild>(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', 'prune', ...cliArgs], log);
+  const crepe = await runJsonProcess<CrepePruneChild>(process.execPath, [CREPE_CLI_CHILD, ...cliArgs], log);
   if (crepe.result.report.calibration.windowsSha256 !== windowsSha256(calibration.windows)) {
     throw new Error('crepe prune drew other calibration windows than the ones given to the peer');
   }
@@ -211,7 +217,7 @@ async function benchRia(peer: Peer, work: string, log: Log): Promise<string[]> {
     '### (b) RIA 50 %, 2-layer TinyLlama-shaped model (F16), C4 32 × 512',
     '',
     'crepe: `crepe prune --method ria --sparsity 0.5 --per-matrix` (calibration sampled by crepe from the C4 sample, seed 0, tokenised with stories260K\'s tokenizer), '
-      + 'in its own process, end to end (reading, hashing, calibration, pruning, writing the F16 model). '
+      + 'the compiled CLI (dist/) in its own process, end to end (start-up, reading, hashing, calibration, pruning, writing the F16 model; CPU time from process start). '
       + `Peer: the Wanda/RIA reference flow on the same windows (hooks collecting Σx² per linear, one sample per forward, RIA score, torch.sort threshold, re-forward), ${peerRun.result.threads} threads, `
       + 'end to end (Python imports, loading, pruning, `save_pretrained` in F16). Wall times from process start to exit; one run each, back to back.',
     '',
@@ -256,20 +262,7 @@ export async function benchPeer(log: Log, options: { quick?: boolean; maxWindows
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const childAt = process.argv.indexOf('--child');
-  if (childAt >= 0 && process.argv[childAt + 1] === 'prune') {
-    // `crepe prune …` in this process, so its CPU time can be read at the end.
-    const { main } = await import('../src/cli/main.ts');
-    let stdout = '';
-    const io = { stdout: { write: (text: string) => { stdout += text; return true; } }, stderr: process.stderr };
-    const cpu = process.cpuUsage();
-    const code = await main(['prune', ...process.argv.slice(childAt + 2)], io as Parameters<typeof main>[1]);
-    if (code !== 0) process.exit(code);
-    const used = process.cpuUsage(cpu);
-    sendChildResult({ cpuSeconds: (used.user + used.system) / 1e6, report: JSON.parse(stdout) });
-  } else {
-    const skip = argValue('skip')?.split(',');
-    const windows = argValue('windows');
-    console.log(await benchPeer((line) => console.error(line), { skip, maxWindows: windows === undefined ? undefined : Number(windows) }));
-  }
+  const skip = argValue('skip')?.split(',');
+  const windows = argValue('windows');
+  console.log(await benchPeer((line) => console.error(line), { skip, maxWindows: windows === undefined ? undefined : Number(windows) }));
 }
