@@ -101,14 +101,23 @@ describe('old and new proxy implementations agree', () => {
     const reference = await ReferenceProxyContext.build(model, windows, 16, engine, { withGram: true });
     const root = scratchDir('proxy-compare');
     for (const threads of [1, 3]) {
-      const context = await ProxyContext.open(model, windows, 16, engine, cacheOptions(path.join(root, 'f64'), { threads, windowPrecision: 'float64' }));
+      // Each builds its own cache: with 3 threads the dense pass's files are written by 3 evaluators at once.
+      const context = await ProxyContext.open(model, windows, 16, engine, cacheOptions(path.join(root, `f64-t${threads}`), { threads, windowPrecision: 'float64' }));
       try {
         assert.equal(context.threads, threads);
+        assert.equal(context.cache.layersBuilt, 4);
         await compareWithReference(reference, context, true);
       } finally {
         await context.close();
       }
     }
+    // The same files, byte for byte, whichever thread built them (the manifest records times).
+    const files = (dir: string) => readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile() && e.name !== 'manifest.json')
+      .map((e) => path.relative(dir, path.join(e.parentPath, e.name))).sort();
+    const built = files(path.join(root, 'f64-t1'));
+    assert.ok(built.length >= 4 * 7, `${built.length} files`);
+    assert.deepEqual(files(path.join(root, 'f64-t3')), built);
+    for (const file of built) assert.ok(readFileSync(path.join(root, 'f64-t1', file)).equals(readFileSync(path.join(root, 'f64-t3', file))), file);
     const context = await ProxyContext.open(model, windows, 16, engine, cacheOptions(path.join(root, 'f32'), { threads: 2 }));
     try {
       await compareWithReference(reference, context, false);
