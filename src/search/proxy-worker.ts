@@ -210,11 +210,15 @@ type Reply = { id: number; results?: UnitResult[][]; error?: { message: string; 
 
 const ROLE = 'crepe-proxy-evaluator';
 
-/** Splits units over `threads` workers: largest first, each to the least loaded (ties: lowest worker). */
+/**
+ * Splits units over `threads` workers: layer by layer, largest first, each to the least loaded
+ * (ties: lowest worker), so that the work of every layer is spread too (the dense pass builds a
+ * layer's units at once) and the whole is balanced across layers.
+ */
 export function assignUnits(units: Unit[], threads: number): Unit[][] {
   const groups: Unit[][] = Array.from({ length: Math.max(1, Math.min(threads, units.length)) }, () => []);
   const load = groups.map(() => 0);
-  const bySize = [...units].sort((a, b) => b.dOut * b.dIn - a.dOut * a.dIn || a.index - b.index);
+  const bySize = [...units].sort((a, b) => a.layer - b.layer || b.dOut * b.dIn - a.dOut * a.dIn || a.index - b.index);
   for (const unit of bySize) {
     const target = load.indexOf(Math.min(...load));
     groups[target].push(unit);
