@@ -21,6 +21,12 @@ export interface EngineOptions {
    * nothing from it.
    */
   spinning?: boolean;
+  /**
+   * How block engines hold a layer's weights: as inputs of one shared session, packed by MLAS on
+   * every run ('inputs'), or as constants of a session per weight set, packed once ('constants').
+   * Default 'auto': whichever `constantWeightsPay` (block-engine.ts) expects to be faster.
+   */
+  blockWeights?: 'auto' | 'inputs' | 'constants';
 }
 
 export type Session = ort.InferenceSession;
@@ -41,12 +47,18 @@ export function checkThreads(threads: unknown): void {
 /**
  * A session over `modelBytes`; `externalData` carries the bytes of the model's large constants
  * (GraphBuilder.weight), which ORT copies (and, for MatMul/Gemm weights, pre-packs) at creation.
+ * `memPattern: false` turns off ORT's memory pattern: the second run then reuses the arena blocks
+ * of the first instead of allocating one new block for the whole plan, which is what a short-lived
+ * session wants (fresh memory is costly to touch, see `mallocHugePages`).
  */
-export async function createSession(modelBytes: Uint8Array, opts: EngineOptions, externalData?: ExternalData[]): Promise<ort.InferenceSession> {
+export async function createSession(
+  modelBytes: Uint8Array, opts: EngineOptions, externalData?: ExternalData[], { memPattern = true }: { memPattern?: boolean } = {},
+): Promise<ort.InferenceSession> {
   const options: ort.InferenceSession.SessionOptions = {
     graphOptimizationLevel: 'all',
     executionMode: 'sequential',
     executionProviders: opts.device === 'cuda' ? ['cuda'] : ['cpu'],
+    enableMemPattern: memPattern,
     extra: { session: { intra_op: { allow_spinning: opts.spinning ? '1' : '0' } } },
   };
   if (externalData && externalData.length > 0) options.externalData = externalData;
@@ -95,6 +107,38 @@ export function defaultThreads(): number {
     }
   }
   return Math.max(1, Math.min(physicalCores, available));
+}
+
+let hugePages: boolean | undefined;
+
+/**
+ * Whether this process's large allocations get transparent huge pages: the kernel's THP mode is
+ * 'always', or 'madvise' and glibc was asked at start-up to advise them (GLIBC_TUNABLES
+ * glibc.malloc.hugetlb=1). It decides what fresh memory costs, hence what a new session costs:
+ * ORT's copies, packed weights and arena are all first touched page by page, and on a VM a 4 KiB
+ * page fault can take 10–20 µs (BENCHMARKS.md), against one fault per 2 MiB with huge pages.
+ */
+export function mallocHugePages(): boolean {
+  if (hugePages === undefined) {
+    let enabled = '';
+    try {
+      enabled = fs.readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8');
+    } catch {
+      // No THP interface (not Linux, or a restricted container): no huge pages.
+    }
+    hugePages = hugePagesFrom(enabled, process.env.GLIBC_TUNABLES);
+  }
+  return hugePages;
+}
+
+/**
+ * `mallocHugePages` from the text of /sys/kernel/mm/transparent_hugepage/enabled (the mode in
+ * brackets, e.g. "always [madvise] never") and the GLIBC_TUNABLES variable (colon-separated).
+ */
+export function hugePagesFrom(thpEnabled: string, glibcTunables: string | undefined): boolean {
+  const mode = /\[(\w+)\]/.exec(thpEnabled)?.[1];
+  const advised = (glibcTunables ?? '').split(':').includes('glibc.malloc.hugetlb=1');
+  return mode === 'always' || (mode === 'madvise' && advised);
 }
 
 /**
