@@ -4,8 +4,10 @@ import { BlockEngine, ConstantBlockWeights, constantWeightsPay } from '../../src
 import { blockWeightBytes } from '../../src/engine/block-graph.ts';
 import { hugePagesFrom } from '../../src/engine/session.ts';
 import { ropeTables } from '../../src/model/rope.ts';
-import type { ModelSpec } from '../../src/model/spec.ts';
+import { LINEAR_NAMES, type BlockWeights, type ModelSpec } from '../../src/model/spec.ts';
 import { collectStatistics } from '../../src/prune/calibration-stats.ts';
+import { pruneLayers } from '../../src/prune/layer-loop.ts';
+import { pruneSettings } from '../../src/prune/settings.ts';
 import { randomModel, smallSpec } from '../helpers/random-model.ts';
 import { seededRandom } from '../helpers/random.ts';
 import { relativeError } from '../helpers/relative-error.ts';
@@ -112,5 +114,41 @@ test("constant weights run only on the engine that made them", async () => {
   } finally {
     await one.release();
     await other.release();
+  }
+});
+
+test('the layer loop prunes alike with the weights as constants and as inputs (Wanda, SparseGPT true-sequential)', async () => {
+  const spec = { ...smallSpec('llama'), numLayers: 2 };
+  const model = randomModel(spec, 21);
+  const seqLen = 16;
+  const uniform = seededRandom(9);
+  const windows = Array.from({ length: 6 }, () => Int32Array.from({ length: seqLen }, () => Math.floor(uniform() * spec.vocabSize)));
+  const calibration = { file: 'synthetic', sha256: '', nsamples: windows.length, seqlen: seqLen, seed: 0 };
+  const cases = [
+    pruneSettings({ method: 'wanda', target: { kind: 'unstructured', sparsity: 0.5 }, calibration }),
+    pruneSettings({ method: 'sparsegpt', target: { kind: 'unstructured', sparsity: 0.5 }, calibration, trueSequential: true }),
+  ];
+  for (const settings of cases) {
+    const prune = async (blockWeights: 'inputs' | 'constants') => {
+      const layers: { weights: BlockWeights; hidden: Float32Array[] }[] = [];
+      await pruneLayers({
+        model, settings, windows, engine: { device: 'cpu', threads: 1, blockWeights },
+        onLayerDone: async (_layer, weights, _report, hidden) => { layers.push({ weights: { ...weights }, hidden }); },
+      });
+      return layers;
+    };
+    const inputs = await prune('inputs');
+    const constants = await prune('constants');
+    for (let layer = 0; layer < spec.numLayers; layer++) {
+      for (const name of LINEAR_NAMES) {
+        const a = inputs[layer].weights[`${name}.weight`];
+        const b = constants[layer].weights[`${name}.weight`];
+        let sameMask = 0;
+        for (let i = 0; i < a.length; i++) if ((a[i] === 0) === (b[i] === 0)) sameMask++;
+        assert.equal(sameMask, a.length, `${settings.method} layer ${layer} ${name}: masks`);
+        assert.ok(relativeError(b, a) < 1e-5, `${settings.method} layer ${layer} ${name}: weights`);
+      }
+      for (let s = 0; s < windows.length; s++) assert.ok(relativeError(constants[layer].hidden[s], inputs[layer].hidden[s]) < 1e-5, `layer ${layer} output ${s}`);
+    }
   }
 });
