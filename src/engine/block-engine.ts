@@ -46,16 +46,18 @@ const GROUPS: readonly LinearInputGroup[] = ['qkv', 'o', 'gateup', 'down'];
 
 /**
  * The cost model behind `constantWeightsPay`, measured with TinyLlama's layer (176 MB of float32
- * weights) at 2,048 tokens per run on a 2-core AMD EPYC VM (BENCHMARKS.md, "Weights as constants"):
- * a run with the weights as inputs spends `packSecondsPerByte` per weight byte packing them; a
- * session holding them as constants costs `sessionSeconds` to create and warm (graph, ORT's copy
- * of the weights, their packing, the arena's first run) plus `sessionSecondsPerByte` per byte,
- * far less when fresh memory comes in huge pages.
+ * weights) at 2,048 tokens per run on a 2-core AMD EPYC VM (BENCHMARKS.md, "Weights as constants
+ * of a per-layer session"): a run with the weights as inputs spends `packSecondsPerByte` per weight
+ * byte packing them (≈ 11 ms of a 650 ms run); a session holding them as constants costs
+ * `sessionSeconds` plus `sessionSecondsPerByte` per byte to build, create (ORT's copy of the
+ * weights and their packing) and warm (its first two runs grow the arena and lay out the memory
+ * pattern). Almost all of that is first touches of fresh memory, 7× cheaper in huge pages
+ * (0.44 s against 3.2 s for this layer).
  */
 export const CONSTANT_WEIGHTS_COSTS = {
   packSecondsPerByte: 6.2e-11,
-  hugePages: { sessionSeconds: 0.1, sessionSecondsPerByte: 1.4e-9 },
-  smallPages: { sessionSeconds: 0.5, sessionSecondsPerByte: 7e-9 },
+  hugePages: { sessionSeconds: 0.1, sessionSecondsPerByte: 1.9e-9 },
+  smallPages: { sessionSeconds: 0.5, sessionSecondsPerByte: 1.5e-8 },
 } as const;
 
 /**
@@ -124,7 +126,7 @@ export class BlockEngine {
   async withWeights<T>(weights: BlockWeights, sequences: number, fn: (weights: BlockWeights | ConstantBlockWeights) => Promise<T>): Promise<T> {
     if (!this.constantsFor(sequences)) return fn(weights);
     const graph = buildConstantBlockGraph(this.spec, this.graphOptions, weights);
-    const session = await createSession(graph.bytes, this.opts, graph.externalData, { memPattern: false });
+    const session = await createSession(graph.bytes, this.opts, graph.externalData);
     try {
       return await fn(new ConstantBlockWeights(this, session));
     } finally {

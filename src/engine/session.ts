@@ -47,18 +47,12 @@ export function checkThreads(threads: unknown): void {
 /**
  * A session over `modelBytes`; `externalData` carries the bytes of the model's large constants
  * (GraphBuilder.weight), which ORT copies (and, for MatMul/Gemm weights, pre-packs) at creation.
- * `memPattern: false` turns off ORT's memory pattern: the second run then reuses the arena blocks
- * of the first instead of allocating one new block for the whole plan, which is what a short-lived
- * session wants (fresh memory is costly to touch, see `mallocHugePages`).
  */
-export async function createSession(
-  modelBytes: Uint8Array, opts: EngineOptions, externalData?: ExternalData[], { memPattern = true }: { memPattern?: boolean } = {},
-): Promise<ort.InferenceSession> {
+export async function createSession(modelBytes: Uint8Array, opts: EngineOptions, externalData?: ExternalData[]): Promise<ort.InferenceSession> {
   const options: ort.InferenceSession.SessionOptions = {
     graphOptimizationLevel: 'all',
     executionMode: 'sequential',
     executionProviders: opts.device === 'cuda' ? ['cuda'] : ['cpu'],
-    enableMemPattern: memPattern,
     extra: { session: { intra_op: { allow_spinning: opts.spinning ? '1' : '0' } } },
   };
   if (externalData && externalData.length > 0) options.externalData = externalData;
