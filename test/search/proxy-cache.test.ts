@@ -450,7 +450,7 @@ describe('proxy evaluation helpers', () => {
     // Layer 0: 11 → A, 11 → B, 11 → A, 4 → B, 4 → B, 1 → B, 1 → B (A 22, B 21); layer 1 from there: 11 → B, 11 → A, 11 → B
     // (A 33, B 43), then 4, 4, 1, 1 → A.
     assert.deepEqual(split.map((g) => g.map((u) => u.index)), [[4, 6, 7, 8, 9, 10, 12], [0, 1, 2, 3, 5, 11, 13]]);
-    const perLayer = (g: typeof layered, layer: number) => g.filter((u) => u.layer === layer).reduce((sum, u) => sum + u.dOut, 0);
+    const perLayer = (g: readonly { layer: number; dOut: number }[], layer: number) => g.filter((u) => u.layer === layer).reduce((sum, u) => sum + u.dOut, 0);
     assert.deepEqual(split.map((g) => [perLayer(g, 0), perLayer(g, 1)]), [[22, 21], [21, 22]]);
   });
 });
