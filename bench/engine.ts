@@ -11,14 +11,15 @@
  */
 import os from 'node:os';
 import { pathToFileURL } from 'node:url';
-import { BlockEngine, concatSequences } from '../src/engine/block-engine.ts';
+import { BlockEngine, concatSequences, type ConstantBlockWeights } from '../src/engine/block-engine.ts';
+import { argValue, runJsonProcess, sendChildResult } from './child-process.ts';
 import { blockBatchSize, headBatchSize } from '../src/engine/batch-size.ts';
 import { HeadEngine } from '../src/engine/head-engine.ts';
 import onnxProto from 'onnx-proto';
 import ort from 'onnxruntime-node';
 import { ATTENTION_CHUNK, TOKENS, decoderBlock } from '../src/engine/block-graph.ts';
 import { GraphBuilder } from '../src/engine/onnx-builder.ts';
-import { createSession, floatTensor, type EngineOptions } from '../src/engine/session.ts';
+import { createSession, floatTensor, mallocHugePages, type EngineOptions } from '../src/engine/session.ts';
 import { ropeTables, rotaryDim } from '../src/model/rope.ts';
 import {
   blockTensorNames, blockTensorShape, LINEAR_NAMES, linearShape,
@@ -219,6 +220,82 @@ async function reducedPrecision(m: number, k: number, n: number, opts: EngineOpt
   return results;
 }
 
+/** Runs per weight set in one pass of a 128-window calibration at seqLen 2048 (one sequence per run). */
+const CALIBRATION_RUNS = 128;
+
+/** What a per-layer session with the weights as constants costs, measured in a child process. */
+interface SessionCost {
+  hugePages: boolean;
+  /** EngineOptions.blockWeights 'auto' for CALIBRATION_RUNS runs. */
+  autoChoosesConstants: boolean;
+  /** Graph built, session created (ORT copies and packs the weights). */
+  create: { wall: number; cpu: number };
+  /** The first two runs' time beyond two steady runs (the arena's first growth). */
+  warm: { wall: number; cpu: number };
+  /** Page faults while creating and warming. */
+  faults: number;
+}
+
+/**
+ * Child side: the cost of `BlockEngine.withWeights` giving TinyLlama's layer a session of its own
+ * (build, create, and the extra time of the first two runs), lowest of three tries. Huge pages
+ * depend on the process's environment (GLIBC_TUNABLES), hence a child per setting.
+ */
+async function measureSessionCost(opts: EngineOptions): Promise<SessionCost> {
+  const spec = TINYLLAMA_SHAPE;
+  const weights = randomBlock(spec);
+  const hidden = randomArray(SEQ_LEN * spec.hiddenSize, 1, 99);
+  const rope = ropeTables(spec, SEQ_LEN);
+  const engine = await BlockEngine.create(spec, SEQ_LEN, { ...opts, stats: 'none', blockWeights: 'constants' });
+  const auto = await BlockEngine.create(spec, SEQ_LEN, { ...opts, stats: 'none', maxBatch: 1 });
+  const best: SessionCost = {
+    hugePages: mallocHugePages(), autoChoosesConstants: auto.constantsFor(CALIBRATION_RUNS),
+    create: { wall: Infinity, cpu: Infinity }, warm: { wall: Infinity, cpu: Infinity }, faults: Infinity,
+  };
+  await auto.release();
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const faults = process.resourceUsage().minorPageFault;
+    const started = process.hrtime.bigint();
+    const cpuStart = process.cpuUsage();
+    await engine.withWeights(weights, CALIBRATION_RUNS, async (held) => {
+      const used = process.cpuUsage(cpuStart);
+      const create = { wall: Number(process.hrtime.bigint() - started) / 1e9, cpu: (used.user + used.system) / 1e6 };
+      const runs: { wall: number; cpu: number }[] = [];
+      for (let i = 0; i < 4; i++) runs.push(await timedRun(() => engine.run(hidden, held, rope)));
+      const extra = (by: 'wall' | 'cpu'): number => runs[0][by] + runs[1][by] - 2 * Math.min(runs[2][by], runs[3][by]);
+      if (create.wall + extra('wall') < best.create.wall + best.warm.wall) {
+        best.create = create;
+        best.warm = { wall: extra('wall'), cpu: extra('cpu') };
+        best.faults = process.resourceUsage().minorPageFault - faults;
+      }
+    });
+  }
+  await engine.release();
+  return best;
+}
+
+/** The weights as `engine.withWeights` hands them to its callback, held until `release`. */
+async function holdWeights(engine: BlockEngine, weights: BlockWeights): Promise<{ weights: BlockWeights | ConstantBlockWeights; release: () => Promise<void> }> {
+  let release: () => void = () => {};
+  let handOver: (w: BlockWeights | ConstantBlockWeights) => void = () => {};
+  const handed = new Promise<BlockWeights | ConstantBlockWeights>((resolve) => { handOver = resolve; });
+  const done = engine.withWeights(weights, CALIBRATION_RUNS, (w) => {
+    handOver(w);
+    return new Promise<void>((resolve) => { release = resolve; });
+  });
+  const held = await Promise.race([handed, done.then(() => { throw new Error('withWeights returned before handing over the weights'); })]);
+  return { weights: held, release: async () => { release(); await done; } };
+}
+
+/** `measureSessionCost` in a child process with glibc's huge pages asked for or not. */
+async function sessionCost(hugePages: boolean, threads: number | undefined, log: (s: string) => void): Promise<SessionCost> {
+  const env = { ...process.env };
+  if (hugePages) env.GLIBC_TUNABLES = 'glibc.malloc.hugetlb=1';
+  else delete env.GLIBC_TUNABLES;
+  const args = ['--import', 'tsx', new URL(import.meta.url).pathname, '--child', 'session-cost', ...(threads ? ['--threads', String(threads)] : [])];
+  return (await runJsonProcess<SessionCost>(process.execPath, args, log, env)).result;
+}
+
 /** Milliseconds per sequence of block (stats none / full) and head runs on stories260K's shape, by batch size. */
 async function benchSmallBatches(opts: EngineOptions, log: (s: string) => void): Promise<string[]> {
   const spec = STORIES260K_SHAPE;
@@ -268,11 +345,20 @@ export async function benchEngine(log: (s: string) => void, threads?: number): P
   log('engine: fp32 GEMM forms [2048×2048]·[2048×5632] and the decoder block (weights as inputs, as constants), alternating …');
   const gemms: Contender[] = [];
   for (const form of ['matmul', 'gemm'] as const) for (const b of ['input', 'constant'] as const) gemms.push(await gemmContender(2048, 2048, 5632, form, b, opts));
-  const plainBlock = await BlockEngine.create(spec, SEQ_LEN, { ...opts, stats: 'none' });
+  const plainBlock = await BlockEngine.create(spec, SEQ_LEN, { ...opts, stats: 'none', blockWeights: 'inputs' });
   const constBlock = await constantBlock(spec, SEQ_LEN, weights, hidden, opts);
+  // The layer loop's constant form: the session `withWeights` makes, held open for the races.
+  const layerBlock = await BlockEngine.create(spec, SEQ_LEN, { ...opts, stats: 'none', blockWeights: 'constants' });
+  const held = await holdWeights(layerBlock, weights);
   const blocks: Contender[] = [
-    { name: 'decoder block, weights as inputs (the layer loop)', flops: blockFlopCount, run: () => plainBlock.run(hidden, weights, rope), release: () => plainBlock.release(), wall: Infinity, cpu: Infinity },
+    { name: 'decoder block, weights as inputs (the layer loop\'s shared session)', flops: blockFlopCount, run: () => plainBlock.run(hidden, weights, rope), release: () => plainBlock.release(), wall: Infinity, cpu: Infinity },
     { name: 'decoder block, weights as pre-packed constants (the whole-model graph)', flops: blockFlopCount, run: constBlock.run, release: constBlock.release, wall: Infinity, cpu: Infinity },
+    {
+      name: 'decoder block, weights as constants of a per-layer session (the layer loop\'s other form)', flops: blockFlopCount,
+      run: () => layerBlock.run(hidden, held.weights, rope),
+      release: async () => { await held.release(); await layerBlock.release(); },
+      wall: Infinity, cpu: Infinity,
+    },
   ];
   const statsBlocks: Contender[] = [];
   for (const stats of ['sqnorm', 'full'] as const) {
@@ -288,6 +374,9 @@ export async function benchEngine(log: (s: string) => void, threads?: number): P
   const rate = (c: Contender, by: 'wall' | 'cpu'): number => c.flops / c[by];
   const bestGemm = (by: 'wall' | 'cpu'): Contender => gemms.reduce((a, b) => (rate(a, by) >= rate(b, by) ? a : b));
   const blockTimes: Record<string, number> = { none: blocks[0].cpu, sqnorm: statsBlocks[0].cpu, full: statsBlocks[1].cpu };
+
+  log('engine: cost of a per-layer session with the weights as constants, 4 KiB pages and huge pages (child processes) …');
+  const costs = [await sessionCost(false, threads, log), await sessionCost(true, threads, log)];
 
   log('engine: fp16 and bf16 MatMul against fp32 …');
   const precision = await reducedPrecision(1024, 2048, 5632, opts);
@@ -309,6 +398,19 @@ export async function benchEngine(log: (s: string) => void, threads?: number): P
   const gemmRow = (c: Contender): string => `| ${c.name} | ${ms(c.wall)} | ${gflops(c.flops, c.wall)} | ${ms(c.cpu)} | ${gflops(c.flops, c.cpu)} |`;
   const ratios = (c: Contender): string => `wall ${(rate(c, 'wall') / rate(bestGemm('wall'), 'wall')).toFixed(2)}, CPU ${(rate(c, 'cpu') / rate(bestGemm('cpu'), 'cpu')).toFixed(2)}`;
   const fp32 = precision.find((p) => p.name === 'float32');
+  // Per run, the per-layer constant session saves the packing of the inputs form; a calibration
+  // pass of CALIBRATION_RUNS runs pays the session's creation and warm-up once.
+  const [inputsBlock, , layerConstBlock] = blocks;
+  const costRows = costs.map((c) => {
+    const total = { wall: c.create.wall + c.warm.wall, cpu: c.create.cpu + c.warm.cpu };
+    const saved = (by: 'wall' | 'cpu'): number => inputsBlock[by] - layerConstBlock[by];
+    const breakEven = (by: 'wall' | 'cpu'): string => (saved(by) > 0 ? (total[by] / saved(by)).toFixed(0) : '∞');
+    const amortized = (by: 'wall' | 'cpu'): string => {
+      const perRun = layerConstBlock[by] + total[by] / CALIBRATION_RUNS;
+      return ((blockFlopCount / perRun) / rate(bestGemm(by), by)).toFixed(3);
+    };
+    return `| ${c.hugePages ? 'huge pages (GLIBC_TUNABLES=glibc.malloc.hugetlb=1)' : '4 KiB pages'} | ${ms(c.create.wall)} / ${ms(c.create.cpu)} | ${ms(c.warm.wall)} / ${ms(c.warm.cpu)} | ${c.faults} | ${breakEven('wall')} / ${breakEven('cpu')} | ${amortized('wall')} / ${amortized('cpu')} | ${c.autoChoosesConstants ? 'constants' : 'inputs'} |`;
+  });
   const precisionRows = precision.map((p) => (p.error
     ? `| ${p.name} | no CPU kernel: ${p.error.replace(/\|/g, '/')} | | |`
     : `| ${p.name} | ${ms(p.wall!)} | ${ms(p.cpu!)} | ${fp32?.cpu ? (fp32.cpu / p.cpu!).toFixed(2) : ''}× |`));
@@ -328,7 +430,16 @@ export async function benchEngine(log: (s: string) => void, threads?: number): P
     `Block FLOPs ${(blockFlopCount / 1e9).toFixed(1)} G (projections ${(projections / 1e9).toFixed(1)} + attention ${(attention / 1e9).toFixed(1)}); GEMM ${(gemms[0].flops / GEMM_REPEATS / 1e9).toFixed(1)} G, run ${GEMM_REPEATS} times per timed call (the GEMM rows' times are for all ${GEMM_REPEATS}). `
       + `Best GEMM: ${bestGemm('wall').name} by wall time, ${bestGemm('cpu').name} by CPU time.`,
     '',
-    `**Block / best GEMM rate — weights as inputs: ${ratios(blocks[0])}; weights as pre-packed constants: ${ratios(blocks[1])}** (goal ≥ 0.95).`,
+    `**Block / best GEMM rate — weights as inputs: ${ratios(blocks[0])}; weights as pre-packed constants: ${ratios(blocks[1])}; per-layer constant session: ${ratios(blocks[2])}** (goal ≥ 0.95).`,
+    '',
+    `Per-layer constant session (what \`BlockEngine.withWeights\` makes for a weight set that serves enough runs), lowest of three tries in a child process per page size; `
+      + `"warm-up": the first two runs beyond two steady ones. Break-even: runs after which the packing saved per run (inputs row − per-layer constants row above) repays the session; `
+      + `"ratio over ${CALIBRATION_RUNS} runs": the block / best GEMM rate of one ${CALIBRATION_RUNS}-window calibration pass with the session's cost spread over it. `
+      + `This process: huge pages ${mallocHugePages() ? 'on' : 'off'}.`,
+    '',
+    `| fresh memory | create, wall / CPU (ms) | warm-up, wall / CPU (ms) | page faults | break-even runs, wall / CPU | ratio over ${CALIBRATION_RUNS} runs, wall / CPU | engine's choice for ${CALIBRATION_RUNS} runs |`,
+    '|---|---:|---:|---:|---:|---:|---|',
+    ...costRows,
     '',
     'CPU time of the other graphs (the statistics variants in the same alternation, the head after it):',
     '',
@@ -360,7 +471,10 @@ export async function benchEngine(log: (s: string) => void, threads?: number): P
   ].join('\n');
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href && argValue('child') === 'session-cost') {
+  const threads = argValue('threads');
+  sendChildResult(await measureSessionCost({ device: 'cpu', threads: threads === undefined ? undefined : Number(threads) }));
+} else if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const threadsFlag = process.argv.indexOf('--threads');
   const threads = threadsFlag >= 0 ? Number(process.argv[threadsFlag + 1]) : undefined;
   const started = Date.now();

@@ -109,7 +109,7 @@ export function textsFields(opts: TextsOptions): TextsRequest {
 /** --device and --threads, added to every command that runs the model. */
 export function addEngineOptions(command: Command): void {
   command.addOption(new Option('--device <device>', 'execution provider').choices(['cpu', 'cuda']).default('cpu'));
-  command.addOption(new Option('--threads <n>', 'threads: ONNX Runtime\'s intra-op threads (default: one per physical core; one for a small model\'s whole-model graph), and crepe search\'s proxy evaluation threads (default: all CPUs)').argParser(positiveInt('--threads')));
+  command.addOption(new Option('--threads <n>', 'threads: ONNX Runtime\'s intra-op threads (default: one per physical core; one for a small model\'s whole-model graph), and crepe search\'s proxy threads: dense-pass building and evaluation (default: all CPUs)').argParser(positiveInt('--threads')));
 }
 
 /**

@@ -6,20 +6,22 @@
  *   out = h + down_proj(silu(gate_proj(n)) · up_proj(n)),   n = RMSNorm(h)
  *
  * with the block's weights as graph inputs (named as in `blockTensorNames`), so a single session
- * runs every layer of a model, dense or pruned (`decoderBlock` also serves graphs that hold the
- * weights as constants, model-graph.ts). Tokens travel as [B·seqLen, hidden] rows, so every
+ * runs every layer of a model, dense or pruned; or, `buildConstantBlockGraph`, one layer's weights
+ * as constants, which ORT pre-packs once per session (`decoderBlock` also serves the whole-model
+ * graph, model-graph.ts). Tokens travel as [B·seqLen, hidden] rows, so every
  * projection is one Gemm over the whole batch; attention is per sequence (each starts at position
  * 0, causal within itself; or, packed, at given positions under a given mask). A statistics graph
  * outputs, instead of the block's output, for each distinct linear input (LINEAR_INPUT_GROUP),
  * Σ_t x² per sequence and input channel and, for 'full', Σ_t x per sequence and XᵀX summed over
  * the batch.
  */
-import { GraphBuilder, INT64 } from './onnx-builder.ts';
+import { GraphBuilder, INT64, type ExternalData } from './onnx-builder.ts';
 import {
   blockTensorNames, blockTensorShape, inputGroupWidth,
-  type LinearInputGroup, type LinearName, type ModelSpec,
+  type BlockWeights, type LinearInputGroup, type LinearName, type ModelSpec,
 } from '../model/spec.ts';
 import { rotaryDim } from '../model/rope.ts';
+import { invariant } from '../util/errors.ts';
 
 export type StatsMode = 'none' | 'sqnorm' | 'full';
 
@@ -42,7 +44,39 @@ export const SEQUENCES = 'sequences';
 /** Large enough that exp(score + MASKED − max) is exactly 0, small enough to stay finite. */
 export const MASKED = -1e30;
 
+/** Bytes of one block's float32 weights. */
+export function blockWeightBytes(spec: ModelSpec): number {
+  let values = 0;
+  for (const name of blockTensorNames(spec)) values += blockTensorShape(spec, name).reduce((a, b) => a * b, 1);
+  return 4 * values;
+}
+
+/** The block graph with the weights as inputs, named as in `blockTensorNames`. */
 export function buildBlockGraph(spec: ModelSpec, opts: BlockGraphOptions): Uint8Array {
+  return blockGraph(spec, opts, (g, name, shape) => g.input(name, shape)).toBytes();
+}
+
+/**
+ * The block graph with `weights` as constants (external data, copied by ORT when the session
+ * starts): the same inputs otherwise, and the same outputs.
+ */
+export function buildConstantBlockGraph(spec: ModelSpec, opts: BlockGraphOptions, weights: BlockWeights): { bytes: Uint8Array; externalData: ExternalData[] } {
+  const g = blockGraph(spec, opts, (builder, name, shape) => {
+    const data = weights[name];
+    invariant(data, () => `block weight ${name} missing`);
+    return builder.weight(name, data, shape);
+  }, true);
+  return { bytes: g.toBytes(), externalData: g.externalData() };
+}
+
+/**
+ * The block graph, its weights made by `tensor`: for each weight up front, or, `lazy`, when the
+ * graph first reads it (a statistics graph never reads down_proj's, and ORT warns of unused
+ * constants, while unused inputs are fine and keep one set of feeds for every graph).
+ */
+function blockGraph(
+  spec: ModelSpec, opts: BlockGraphOptions, tensor: (g: GraphBuilder, name: string, shape: number[]) => string, lazy = false,
+): GraphBuilder {
   const L = opts.seqLen;
   const g = new GraphBuilder('decoder_block');
   const r = rotaryDim(spec); // channels turned by rotary (the first r of each head)
@@ -51,7 +85,15 @@ export function buildBlockGraph(spec: ModelSpec, opts: BlockGraphOptions): Uint8
   const attention: BlockAttention = { cos: g.input('cos', [ropeRows, r]), sin: g.input('sin', [ropeRows, r]) };
   if (opts.packed) attention.packedMask = g.input('attention_mask', [SEQUENCES, L, L]);
   const w: Record<string, string> = {};
-  for (const name of blockTensorNames(spec)) w[name] = g.input(name, blockTensorShape(spec, name));
+  for (const name of blockTensorNames(spec)) {
+    const make = (): string => tensor(g, name, blockTensorShape(spec, name));
+    if (!lazy) {
+      w[name] = make();
+      continue;
+    }
+    let value: string | undefined;
+    Object.defineProperty(w, name, { enumerable: true, get: () => (value ??= make()) });
+  }
   const block = decoderBlock(g, spec, L, x, w, attention);
   // A statistics graph stops at the last linear's input: no statistic needs down_proj's product
   // (a quarter of the block's weights), and its callers take the next layer's inputs from a plain
@@ -76,7 +118,7 @@ export function buildBlockGraph(spec: ModelSpec, opts: BlockGraphOptions): Uint8
       }
     }
   }
-  return g.toBytes();
+  return g;
 }
 
 /** What a block's attention reads besides its weights: values of the graph it is appended to. */

@@ -8,7 +8,7 @@
  * Inputs: ids [B·seqLen] and targets [B·seqLen] (int64). Output: nll [B·seqLen].
  */
 import { GraphBuilder, INT64, type ExternalData } from './onnx-builder.ts';
-import { decoderBlock, TOKENS } from './block-graph.ts';
+import { blockWeightBytes, decoderBlock, TOKENS } from './block-graph.ts';
 import { headTargetLogProb } from './head-graph.ts';
 import { ropeTables, rotaryDim } from '../model/rope.ts';
 import { blockTensorNames, blockTensorShape, type BlockWeights, type ModelSpec } from '../model/spec.ts';
@@ -23,10 +23,8 @@ export interface ModelWeights {
 
 /** Bytes of a model's float32 weights: what a whole-model session copies into ORT (and packs). */
 export function modelWeightBytes(spec: ModelSpec): number {
-  let perLayer = 0;
-  for (const name of blockTensorNames(spec)) perLayer += blockTensorShape(spec, name).reduce((a, b) => a * b, 1);
   const vocabRows = spec.vocabSize * spec.hiddenSize * (spec.tieWordEmbeddings ? 1 : 2);
-  return 4 * (spec.numLayers * perLayer + vocabRows + spec.hiddenSize);
+  return spec.numLayers * blockWeightBytes(spec) + 4 * (vocabRows + spec.hiddenSize);
 }
 
 export function buildModelGraph(spec: ModelSpec, seqLen: number, weights: ModelWeights): { bytes: Uint8Array; externalData: ExternalData[] } {

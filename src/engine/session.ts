@@ -21,6 +21,12 @@ export interface EngineOptions {
    * nothing from it.
    */
   spinning?: boolean;
+  /**
+   * How block engines hold a layer's weights: as inputs of one shared session, packed by MLAS on
+   * every run ('inputs'), or as constants of a session per weight set, packed once ('constants').
+   * Default 'auto': whichever `constantWeightsPay` (block-engine.ts) expects to be faster.
+   */
+  blockWeights?: 'auto' | 'inputs' | 'constants';
 }
 
 export type Session = ort.InferenceSession;
@@ -95,6 +101,38 @@ export function defaultThreads(): number {
     }
   }
   return Math.max(1, Math.min(physicalCores, available));
+}
+
+let hugePages: boolean | undefined;
+
+/**
+ * Whether this process's large allocations get transparent huge pages: the kernel's THP mode is
+ * 'always', or 'madvise' and glibc was asked at start-up to advise them (GLIBC_TUNABLES
+ * glibc.malloc.hugetlb=1). It decides what fresh memory costs, hence what a new session costs:
+ * ORT's copies, packed weights and arena are all first touched page by page, and on a VM a 4 KiB
+ * page fault can take 10–20 µs (BENCHMARKS.md), against one fault per 2 MiB with huge pages.
+ */
+export function mallocHugePages(): boolean {
+  if (hugePages === undefined) {
+    let enabled = '';
+    try {
+      enabled = fs.readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8');
+    } catch {
+      // No THP interface (not Linux, or a restricted container): no huge pages.
+    }
+    hugePages = hugePagesFrom(enabled, process.env.GLIBC_TUNABLES);
+  }
+  return hugePages;
+}
+
+/**
+ * `mallocHugePages` from the text of /sys/kernel/mm/transparent_hugepage/enabled (the mode in
+ * brackets, e.g. "always [madvise] never") and the GLIBC_TUNABLES variable (colon-separated).
+ */
+export function hugePagesFrom(thpEnabled: string, glibcTunables: string | undefined): boolean {
+  const mode = /\[(\w+)\]/.exec(thpEnabled)?.[1];
+  const advised = (glibcTunables ?? '').split(':').includes('glibc.malloc.hugetlb=1');
+  return mode === 'always' || (mode === 'madvise' && advised);
 }
 
 /**

@@ -159,11 +159,13 @@ async function layerMajorNll(model: ModelSource, tokens: Int32Array, windows: nu
         batches.push({ first, count, hidden: embed(tokens.subarray(first * seqlen, (first + count) * seqlen), embedding, spec.hiddenSize) });
       }
       for (let layer = 0; layer < spec.numLayers; layer++) {
-        const weights = model.readBlock(layer);
-        for (const batch of batches) {
-          batch.hidden = (await blockEngine.run(batch.hidden, weights, rope)).hidden;
-          opts.progress?.update((doneUnits += batch.count), `layer ${layer + 1}/${spec.numLayers}`);
-        }
+        // The group's runs of this layer take its weights in the form that suits their number (BlockEngine.withWeights).
+        await blockEngine.withWeights(model.readBlock(layer), groupEnd - groupFirst, async (weights) => {
+          for (const batch of batches) {
+            batch.hidden = (await blockEngine.run(batch.hidden, weights, rope)).hidden;
+            opts.progress?.update((doneUnits += batch.count), `layer ${layer + 1}/${spec.numLayers}`);
+          }
+        });
       }
       for (const { first, count, hidden } of batches) {
         for (let w = 0; w < count; w += headEngine.maxBatch) {

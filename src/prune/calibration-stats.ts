@@ -95,12 +95,14 @@ export async function collectStatistics(
   const accumulators = new Map(groups.map((g) => [g, new GroupStatsAccumulator(inputGroupWidth(spec, g), withGram)] as const));
   const tokens = engine.seqLen;
   const size = tokens * spec.hiddenSize;
-  for (let first = 0; first < hidden.length; first += engine.maxBatch) {
-    const count = Math.min(engine.maxBatch, hidden.length - first);
-    const { stats } = await engine.run(concatSequences(hidden, first, count, size), weights, rope);
-    invariant(stats, 'the statistics engine returned no statistics');
-    for (const [group, accumulator] of accumulators) accumulator.add(stats[group], count, tokens);
-  }
+  await engine.withWeights(weights, hidden.length, async (held) => {
+    for (let first = 0; first < hidden.length; first += engine.maxBatch) {
+      const count = Math.min(engine.maxBatch, hidden.length - first);
+      const { stats } = await engine.run(concatSequences(hidden, first, count, size), held, rope);
+      invariant(stats, 'the statistics engine returned no statistics');
+      for (const [group, accumulator] of accumulators) accumulator.add(stats[group], count, tokens);
+    }
+  });
   return new Map([...accumulators].map(([g, a]) => [g, a.finish()] as const));
 }
 

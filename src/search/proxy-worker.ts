@@ -22,7 +22,7 @@ import {
   evaluateLinearMany, sampleBytes, Scratch, thresholdSample, type LinearEvaluation, type LinearProxyName, type LinearRequest, type ProxyOptions, type ThresholdSample,
 } from './proxy-measures.ts';
 import {
-  positionCount, sameWindow, subsetRows, subsetWindow, windowKey, windowTermFromTerms,
+  buildLinearTerms, positionCount, positionsOf, sameWindow, subsetRows, subsetWindow, windowKey, windowTerm, windowTermFromTerms,
   type LinearTerms, type WindowKey, type WindowPrecision, type WindowTerm,
 } from './proxy-terms.ts';
 
@@ -40,6 +40,16 @@ export interface EvaluationRequest {
   which: readonly LinearProxyName[];
   /** 'terms': from the stored neighbourhood term of the candidate's key; 'direct': crepeScores on the reconstructed matrix. */
   source: 'terms' | 'direct';
+}
+
+/** One linear of the dense pass: its dense weights and input statistics, and the neighbourhood terms to build. */
+export interface BuildRequest {
+  unit: number;
+  /** Row-major [dOut, dIn]. */
+  weight: Float32Array;
+  sqNorm: Float64Array;
+  gram: Float64Array | null;
+  windows: WindowKey[];
 }
 
 export interface UnitResult extends LinearEvaluation {
@@ -69,6 +79,20 @@ export class UnitEvaluator {
 
   constructor(private readonly config: EvaluatorConfig) {
     this.lru = new ByteLru(config.budgetBytes);
+  }
+
+  /** Writes the terms file of each requested unit and its neighbourhood terms of the requested keys. */
+  async build(requests: readonly BuildRequest[]): Promise<void> {
+    for (const { unit: index, weight, sqNorm, gram, windows } of requests) {
+      const unit = this.config.units.find((u) => u.index === index);
+      if (!unit) throw new Error(`internal: unit ${index} is not this evaluator's`);
+      const built = buildLinearTerms(weight, unit.dOut, unit.dIn, sqNorm, gram);
+      const positionOf = positionsOf(built.order);
+      for (const key of windows) {
+        await writeWindow(windowFile(this.config.dir, unit, key), key, windowTerm(weight, built.setup, sqNorm, key, positionOf, this.config.windowPrecision));
+      }
+      await writeTerms(termsFile(this.config.dir, unit), built.terms);
+    }
   }
 
   /** Makes sure every unit has the neighbourhood term of `key` on disk (computed from its terms when missing). */
@@ -180,16 +204,21 @@ export class UnitEvaluator {
 
 type Message =
   | { id: number; op: 'evaluate'; requests: EvaluationRequest[] }
+  | { id: number; op: 'build'; builds: BuildRequest[] }
   | { id: number; op: 'prepare'; key: WindowKey };
 type Reply = { id: number; results?: UnitResult[][]; error?: { message: string; user: boolean } };
 
 const ROLE = 'crepe-proxy-evaluator';
 
-/** Splits units over `threads` workers: largest first, each to the least loaded (ties: lowest worker). */
+/**
+ * Splits units over `threads` workers: layer by layer, largest first, each to the least loaded
+ * (ties: lowest worker), so that the work of every layer is spread too (the dense pass builds a
+ * layer's units at once) and the whole is balanced across layers.
+ */
 export function assignUnits(units: Unit[], threads: number): Unit[][] {
   const groups: Unit[][] = Array.from({ length: Math.max(1, Math.min(threads, units.length)) }, () => []);
   const load = groups.map(() => 0);
-  const bySize = [...units].sort((a, b) => b.dOut * b.dIn - a.dOut * a.dIn || a.index - b.index);
+  const bySize = [...units].sort((a, b) => a.layer - b.layer || b.dOut * b.dIn - a.dOut * a.dIn || a.index - b.index);
   for (const unit of bySize) {
     const target = load.indexOf(Math.min(...load));
     groups[target].push(unit);
@@ -204,16 +233,18 @@ interface Channel {
   close(): Promise<void>;
 }
 
+/** What a message asks of an evaluator, in this thread or a worker's. */
+async function handle(evaluator: UnitEvaluator, message: Message): Promise<UnitResult[][]> {
+  if (message.op === 'evaluate') return evaluator.evaluate(message.requests);
+  if (message.op === 'build') await evaluator.build(message.builds);
+  else await evaluator.prepareWindow(message.key);
+  return [];
+}
+
 function inProcessChannel(config: EvaluatorConfig): Channel {
   const evaluator = new UnitEvaluator(config);
   return {
-    async send(message) {
-      if (message.op === 'prepare') {
-        await evaluator.prepareWindow(message.key);
-        return [];
-      }
-      return evaluator.evaluate(message.requests);
-    },
+    send: (message) => handle(evaluator, message),
     async close() {},
   };
 }
@@ -258,14 +289,19 @@ function workerChannel(config: EvaluatorConfig): Channel {
 }
 
 export class EvaluatorPool {
-  private constructor(private readonly channels: Channel[]) {}
+  /** The channel that owns each unit index. */
+  private readonly owner = new Map<number, number>();
+
+  private constructor(private readonly channels: Channel[], groups: Unit[][]) {
+    groups.forEach((units, c) => { for (const unit of units) this.owner.set(unit.index, c); });
+  }
 
   /** `threads` evaluators over `units`, sharing `budgetBytes` of in-memory terms. */
   static start(config: EvaluatorConfig, threads: number): EvaluatorPool {
     const groups = assignUnits(config.units, threads);
     const share = Math.floor(config.budgetBytes / groups.length);
-    if (groups.length === 1) return new EvaluatorPool([inProcessChannel({ ...config, budgetBytes: share })]);
-    return new EvaluatorPool(groups.map((units) => workerChannel({ ...config, units, budgetBytes: share })));
+    if (groups.length === 1) return new EvaluatorPool([inProcessChannel({ ...config, budgetBytes: share })], groups);
+    return new EvaluatorPool(groups.map((units) => workerChannel({ ...config, units, budgetBytes: share })), groups);
   }
 
   get threads(): number {
@@ -282,6 +318,20 @@ export class EvaluatorPool {
     await Promise.all(this.channels.map((c) => c.send({ id: 0, op: 'prepare', key })));
   }
 
+  /**
+   * The dense pass's files of these units, each built by the evaluator that owns it: the
+   * evaluators work on their units at the same time (the arrays are copied to them).
+   */
+  async build(requests: readonly BuildRequest[]): Promise<void> {
+    const perChannel = this.channels.map((): BuildRequest[] => []);
+    for (const request of requests) {
+      const c = this.owner.get(request.unit);
+      if (c === undefined) throw new Error(`internal: unit ${request.unit} has no evaluator`);
+      perChannel[c].push(request);
+    }
+    await Promise.all(perChannel.map((builds, c) => (builds.length ? this.channels[c].send({ id: 0, op: 'build', builds }) : undefined)));
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.channels.map((c) => c.close()));
   }
@@ -295,7 +345,7 @@ if (!isMainThread && (workerData as { role?: string } | null)?.role === ROLE) {
   port.on('message', (message: Message) => {
     queue = queue.then(async () => {
       try {
-        const results = message.op === 'prepare' ? (await evaluator.prepareWindow(message.key), []) : await evaluator.evaluate(message.requests);
+        const results = await handle(evaluator, message);
         port.postMessage({ id: message.id, results } satisfies Reply);
       } catch (error) {
         const user = error instanceof UserError;

@@ -28,17 +28,14 @@ import { check } from '../util/errors.ts';
 import { crepeVersion } from '../util/version.ts';
 import { lockOutput, type OutputLock } from '../io/output-lock.ts';
 import {
-  CACHE_FORMAT, hiddenFile, openCacheDir, readArrays, readSqNorm, termsFile, windowFile, writeArrays, writeManifest, writeTerms, writeWindow,
+  CACHE_FORMAT, hiddenFile, openCacheDir, readArrays, readSqNorm, termsFile, writeArrays, writeManifest,
   type CacheIdentity, type Manifest, type Unit,
 } from './proxy-cache.ts';
 import { LINEAR_PROXY_NAMES, PROXIES, PROXY_NAMES, type LinearProxyName, type ProxyName, type ProxyOptions } from './proxy-measures.ts';
 import { isLinearProxy } from './proxy-defaults.ts';
 import { CALIB_NLL_WINDOWS, prunedPerplexity } from './proxy-e2e.ts';
 import { concatWindows } from './auto.ts';
-import {
-  buildLinearTerms, positionsOf, sameWindow, windowKey, windowTerm,
-  type WindowKey, type WindowPrecision,
-} from './proxy-terms.ts';
+import { sameWindow, windowKey, type WindowKey, type WindowPrecision } from './proxy-terms.ts';
 import { EvaluatorPool, type EvaluationRequest } from './proxy-worker.ts';
 
 export { LINEAR_PROXY_NAMES, PROXY_NAMES, type LinearProxyName, type ProxyName, type ProxyOptions } from './proxy-measures.ts';
@@ -174,13 +171,18 @@ export class ProxyContext {
       });
     }
     const cache: CacheReport = { dir, layersBuilt: 0, numLayers: spec.numLayers, denseSeconds: 0, totalDenseSeconds: manifest.denseSeconds };
+    const pool = EvaluatorPool.start({ dir, units, budgetBytes: opts.cacheBudgetBytes, windowPrecision }, opts.threads);
     if (!manifest.complete) {
       const started = performance.now();
-      cache.layersBuilt = await buildCache(model, windows, seqlen, engine, { ...opts, windowPrecision }, manifest, units);
+      try {
+        cache.layersBuilt = await buildCache(model, windows, seqlen, engine, { ...opts, windowPrecision }, manifest, units, pool);
+      } catch (error) {
+        await pool.close();
+        throw error;
+      }
       cache.denseSeconds = (performance.now() - started) / 1000;
       cache.totalDenseSeconds = manifest.denseSeconds;
     }
-    const pool = EvaluatorPool.start({ dir, units, budgetBytes: opts.cacheBudgetBytes, windowPrecision }, opts.threads);
     const nllWindows = Math.min(windows.length, opts.nllWindows ?? CALIB_NLL_WINDOWS);
     const endToEnd = 'readLmHead' in model && nllWindows > 0
       ? { model, tokens: concatWindows(windows.slice(0, nllWindows)), seqlen, engine }
@@ -323,8 +325,9 @@ function firstMissingLayer(dir: string, units: Unit[]): number {
 
 /**
  * The dense pass from the first unfinished layer: per layer, every linear's terms and the
- * requested neighbourhood terms are written, then the inputs of the next layer; the manifest
- * records progress. Returns the number of layers computed.
+ * requested neighbourhood terms are written (by the pool's evaluators, each linear by the one that
+ * owns it, at the same time), then the inputs of the next layer; the manifest records progress.
+ * Returns the number of layers computed.
  */
 async function buildCache(
   model: BlockSource,
@@ -334,6 +337,7 @@ async function buildCache(
   opts: ProxyContextOptions & { windowPrecision: WindowPrecision },
   manifest: Manifest,
   units: Unit[],
+  pool: EvaluatorPool,
 ): Promise<number> {
   const { spec } = model;
   const dir = opts.cacheDir;
@@ -348,15 +352,9 @@ async function buildCache(
       const inputs = await layerInputs(model, windows, seqlen, firstLayer, dir, plainEngine, rope);
       await forEachDenseLayer(model, inputs, rope, { stats: statsEngine, plain: plainEngine }, opts.withGram, async (layer, dense) => {
         const started = performance.now();
-        for (const { name, dOut, dIn, weight, stats } of dense) {
-          const unit = { layer, name };
-          const built = buildLinearTerms(weight, dOut, dIn, stats.sqNorm, opts.withGram ? stats.gram : null);
-          const positionOf = positionsOf(built.order);
-          for (const key of buildWindows) {
-            await writeWindow(windowFile(dir, unit, key), key, windowTerm(weight, built.setup, stats.sqNorm, key, positionOf, opts.windowPrecision));
-          }
-          await writeTerms(termsFile(dir, unit), built.terms);
-        }
+        await pool.build(dense.map(({ name, weight, stats }) => ({
+          unit: units.find((u) => u.layer === layer && u.name === name)!.index, weight, sqNorm: stats.sqNorm, gram: opts.withGram ? stats.gram : null, windows: buildWindows,
+        })));
         layersBuilt++;
         manifest.layersDone = Math.max(manifest.layersDone, layer + 1);
         manifest.denseSeconds += (performance.now() - started) / 1000;

@@ -13,15 +13,16 @@ function referenceMeanNll(model: ReturnType<typeof randomModel>, tokens: Int32Ar
 
 // seqlen 70 spans two attention chunks; 7 windows with batches of several windows leave a short last batch.
 for (const family of ['llama', 'qwen2', 'qwen3'] as Family[]) {
-  test(`${family}: whole-model and layer-major perplexity equal the float64 reference, window by window`, async () => {
+  test(`${family}: whole-model and layer-major perplexity (weights as inputs and as constants) equal the float64 reference, window by window`, async () => {
     const spec = smallSpec(family);
     const model = randomModel(spec, 41);
     const seqlen = 70;
     const uniform = seededRandom(42);
     const tokens = Int32Array.from({ length: 7 * seqlen + 13 }, () => Math.floor(uniform() * spec.vocabSize));
     const expected = referenceMeanNll(model, tokens, seqlen, 7);
-    for (const mode of ['whole-model', 'layer-major'] as const) {
-      const result = await perplexity(model, tokens, { device: 'cpu', threads: 1, seqlen, mode });
+    const runs = [['whole-model', 'inputs'], ['layer-major', 'inputs'], ['layer-major', 'constants']] as const;
+    for (const [mode, blockWeights] of runs) {
+      const result = await perplexity(model, tokens, { device: 'cpu', threads: 1, seqlen, mode, blockWeights });
       assert.equal(result.windows, 7, mode);
       assert.equal(result.windowNll.length, 7, mode);
       result.windowNll.forEach((nll, w) => assert.ok(Math.abs(nll - expected[w]) < 1e-5, `${mode} window ${w}: ${nll} vs ${expected[w]}`));

@@ -101,14 +101,23 @@ describe('old and new proxy implementations agree', () => {
     const reference = await ReferenceProxyContext.build(model, windows, 16, engine, { withGram: true });
     const root = scratchDir('proxy-compare');
     for (const threads of [1, 3]) {
-      const context = await ProxyContext.open(model, windows, 16, engine, cacheOptions(path.join(root, 'f64'), { threads, windowPrecision: 'float64' }));
+      // Each builds its own cache: with 3 threads the dense pass's files are written by 3 evaluators at once.
+      const context = await ProxyContext.open(model, windows, 16, engine, cacheOptions(path.join(root, `f64-t${threads}`), { threads, windowPrecision: 'float64' }));
       try {
         assert.equal(context.threads, threads);
+        assert.equal(context.cache.layersBuilt, 4);
         await compareWithReference(reference, context, true);
       } finally {
         await context.close();
       }
     }
+    // The same files, byte for byte, whichever thread built them (the manifest records times).
+    const files = (dir: string) => readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile() && e.name !== 'manifest.json')
+      .map((e) => path.relative(dir, path.join(e.parentPath, e.name))).sort();
+    const built = files(path.join(root, 'f64-t1'));
+    assert.ok(built.length >= 4 * 7, `${built.length} files`);
+    assert.deepEqual(files(path.join(root, 'f64-t3')), built);
+    for (const file of built) assert.ok(readFileSync(path.join(root, 'f64-t1', file)).equals(readFileSync(path.join(root, 'f64-t3', file))), file);
     const context = await ProxyContext.open(model, windows, 16, engine, cacheOptions(path.join(root, 'f32'), { threads: 2 }));
     try {
       await compareWithReference(reference, context, false);
@@ -434,6 +443,15 @@ describe('proxy evaluation helpers', () => {
     // Sizes 5 9 4 4 3: 9 → first, 5 → second, 4 → second (5 < 9), 4 → first (9 = 9), 3 → second.
     assert.deepEqual(groups.map((g) => g.map((u) => u.index)), [[1, 3], [0, 2, 4]]);
     assert.equal(assignUnits([unit(0, 1)], 4).length, 1);
+    // Layer by layer: a TinyLlama-like layer (sizes 4 1 1 4 11 11 11, in units of 0.5 M weights) twice on 2 threads.
+    const sizes = [4, 1, 1, 4, 11, 11, 11];
+    const layered = [0, 1].flatMap((layer) => sizes.map((size, i) => ({ index: layer * 7 + i, layer, name: 'mlp.up_proj' as const, dOut: size, dIn: 1 })));
+    const split = assignUnits(layered, 2);
+    // Layer 0: 11 → A, 11 → B, 11 → A, 4 → B, 4 → B, 1 → B, 1 → B (A 22, B 21); layer 1 from there: 11 → B, 11 → A, 11 → B
+    // (A 33, B 43), then 4, 4, 1, 1 → A.
+    assert.deepEqual(split.map((g) => g.map((u) => u.index)), [[4, 6, 7, 8, 9, 10, 12], [0, 1, 2, 3, 5, 11, 13]]);
+    const perLayer = (g: readonly { layer: number; dOut: number }[], layer: number) => g.filter((u) => u.layer === layer).reduce((sum, u) => sum + u.dOut, 0);
+    assert.deepEqual(split.map((g) => [perLayer(g, 0), perLayer(g, 1)]), [[22, 21], [21, 22]]);
   });
 });
 
