@@ -175,6 +175,8 @@ export function checkActivationMemory(nsamples: number, seqlen: number, hiddenSi
 
 /** sha256 over the int32 little-endian token ids of all windows, in order. */
 export function windowsSha256(windows: readonly Int32Array[]): string {
+  // A plain array has no buffer: it hashed as no bytes at all.
+  checkField(Array.isArray(windows) && windows.every((window) => window instanceof Int32Array), 'windows', () => `must be a list of Int32Arrays, got ${describeValue(windows)}`);
   const hash = createHash('sha256');
   const littleEndian = endianness() === 'LE';
   for (const window of windows) {

@@ -7,9 +7,9 @@ import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import {
-  FieldError, ModelCheckpoint, ProxyContext, TextTokenizer, UserError, convertModel, evaluatePerplexity, evaluateTasks, inspectModel, parseTarget, perplexity,
-  pruneLayers, pruneModel, pruneSettings, runHillClimb, runPho, sampleCalibrationFile, scoreMatrix, searchCoefficients, selectMask, writeCheckpoint,
-  type PruneRequest,
+  FieldError, ModelCheckpoint, ProxyContext, TextTokenizer, UserError, bitmaskCompress, convertModel, defaultCrepeConfigFor, documentMetrics, evaluatePerplexity,
+  evaluateTasks, hubSettings, inspectModel, parseTarget, parseTaskList, perplexity, planLoglikelihoods, pruneLayers, pruneModel, pruneSettings, riaScores,
+  runHillClimb, runPho, sampleCalibrationFile, scoreLoglikelihoods, scoreMatrix, searchCoefficients, selectMask, windowsSha256, writeCheckpoint, type PruneRequest,
 } from '../../src/index.ts';
 import { C4_SAMPLE, STORIES_BIN, TASK_DIR, WIKITEXT_TEST } from '../helpers/shared.ts';
 import { scratchDir, storiesModelDir } from '../helpers/stories.ts';
@@ -277,6 +277,35 @@ describe('the layer loop, the searches, the proxy context and the checkpoint wri
     ]);
     assert.deepEqual(readdirSync(dir), []);
     assert.deepEqual((await writeCheckpoint(dir, source, { metadata: { step: '5' } })).files, ['model.safetensors']);
+  });
+});
+
+describe('smaller building blocks from JavaScript', () => {
+  it('refuse arguments that gave a silently wrong answer or a TypeError, naming them', async () => {
+    const weights = new Float32Array([1, -2, 3, -4, 5, -6, 7, -8]);
+    await assertRefusals([
+      // A misspelt override left the Hub online.
+      ['hubSettings misspelt override', () => hubSettings({ ofline: true } as never, {}), 'ofline', /^is not a field of the Hub settings; did you mean offline\?$/],
+      ['hubSettings flag as text', () => hubSettings({ offline: 'yes' } as never, {}), 'offline', /got "yes"$/],
+      // Plain arrays have no buffer: they hashed as no bytes (the sha256 of nothing).
+      ['windowsSha256 of plain arrays', () => windowsSha256([[1, 2]] as never), 'windows', /must be a list of Int32Arrays/],
+      // A gold index past the choices scored the document wrong.
+      ['documentMetrics gold past the choices', () => documentMetrics([1, 2], ['a', 'b'], 5), 'gold', /^must be an integer in \[0, 1\], got 5$/],
+      ['documentMetrics one score for two choices', () => documentMetrics([1], ['a', 'b'], 0), 'logLikelihoods', /one number per choice \(2\)/],
+      ['planLoglikelihoods misspelt option', () => planLoglikelihoods([], { windw: 64 } as never), 'windw', /did you mean window\?$/],
+      ['planLoglikelihoods window 1', () => planLoglikelihoods([], { window: 1 }), 'window', /^must be an integer ≥ 2, got 1$/],
+      // An unknown device ran on the CPU.
+      ['scoreLoglikelihoods unknown device', () => scoreLoglikelihoods(null as never, planLoglikelihoods([], { window: 8 }), { device: 'gpu' } as never), 'device', /got "gpu"$/],
+      // A number for the params object scored with the default exponent.
+      ['riaScores params as a number', () => riaScores(weights, 2, 4, new Float32Array(4), 9 as never), 'params', /got 9$/],
+      ['defaultCrepeConfigFor NaN sparsity (picked the 50% default)', () => defaultCrepeConfigFor({ kind: 'unstructured', sparsity: Number.NaN }), 'target', /got NaN$/],
+      ['parseTaskList of a number', () => parseTaskList(5 as never), 'tasks', /got 5$/],
+      ['bitmaskCompress shape of other bytes', () => bitmaskCompress(new Uint8Array(16), 'F32', [3, 2]), 'raw', /^must hold the 3×2 F32 weight \(24 bytes\), got 16 bytes$/],
+      ['bitmaskCompress unknown dtype', () => bitmaskCompress(new Uint8Array(16), 'F33' as never, [2, 2]), 'dtype', /got "F33"$/],
+    ]);
+    // Well formed: the second choice scores higher, and per character too.
+    assert.deepEqual(documentMetrics([-4, -1], ['ab', 'cd'], 1), { acc: 1, acc_norm: 1 });
+    assert.equal(hubSettings({ offline: true }, { HF_HOME: '/nowhere' }).offline, true);
   });
 });
 
