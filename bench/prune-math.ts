@@ -46,13 +46,6 @@ function secondsOf<T>(fn: () => T): [T, number] {
   return [value, Number(process.hrtime.bigint() - start) / 1e9];
 }
 
-/** Best of `repeats` runs (the first run also warms the JIT). */
-function bestOf<T>(repeats: number, fn: () => T): number {
-  let best = Infinity;
-  for (let r = 0; r < repeats; r++) best = Math.min(best, secondsOf(fn)[1]);
-  return best;
-}
-
 const fmt = (s: number): string => (s < 1 ? `${(s * 1000).toFixed(0)} ms` : `${s.toFixed(2)} s`);
 const rate = (count: number, s: number): string => `${(count / s / 1e6).toFixed(0)} M/s`;
 

@@ -10,9 +10,9 @@
 import { endianness, totalmem } from 'node:os';
 import { createHash } from 'node:crypto';
 import { PyRandom } from './mt19937.ts';
-import { looksLikeJsonLines, readEvalText, readJsonlDocuments } from './text-sources.ts';
+import { checkPlainText, isDocumentsFile, readEvalText, readJsonlDocuments } from './text-sources.ts';
 import { UserError, check, checkField } from '../util/errors.ts';
-import { checkKnownFields, describeValue } from '../util/fields.ts';
+import { checkFunction, checkKnownFields, describeValue } from '../util/fields.ts';
 
 /** Tokenises one text; the result starts with BOS, as HF's slow Llama tokenizer does by default. */
 export type Encode = (text: string) => Int32Array;
@@ -116,14 +116,6 @@ export interface CalibrationSet {
   draws: Array<[doc: number, start: number]>;
 }
 
-/**
- * JSON Lines files (`.jsonl`, `.json` as Hugging Face datasets names them, each optionally gzipped:
- * C4 ships `.json.gz`) are documents; anything else is one text.
- */
-export function isDocumentsFile(filePath: string): boolean {
-  return /\.jsonl?(\.gz)?$/.test(filePath);
-}
-
 export interface CalibrationFileOptions extends Omit<WindowOptions, 'source'> {
   /** The model's hidden size: with it, windows whose activations cannot fit in memory are refused first. */
   hiddenSize?: number;
@@ -154,12 +146,7 @@ export function sampleCalibrationFile(filePath: string, encode: Encode, opts: Ca
     return { kind: 'documents', windows, draws };
   }
   const text = readEvalText(filePath);
-  checkField(text.trim() !== '', 'calib', `${filePath}: holds no text`);
-  checkField(
-    !looksLikeJsonLines(text),
-    'calib',
-    `${filePath}: holds JSON Lines documents (line 1 is an object with a "text" field) but would be read as plain text, JSON syntax included, as its name does not end in .jsonl or .json; rename it`,
-  );
+  checkPlainText('calib', filePath, text, ' (line 1 is an object with a "text" field) but would be read as plain text, JSON syntax included, as its name does not end in .jsonl or .json; rename it');
   const tokens = encode(text);
   if (tokens.length > opts.seqlen) checkWindowSupply(opts.nsamples, opts.seqlen, tokens.length - opts.seqlen, `${filePath} (${tokens.length} tokens)`);
   const { windows, starts } = sampleTextWindows(tokens, { ...windowOptions, source: filePath });
@@ -188,6 +175,8 @@ export function checkActivationMemory(nsamples: number, seqlen: number, hiddenSi
 
 /** sha256 over the int32 little-endian token ids of all windows, in order. */
 export function windowsSha256(windows: readonly Int32Array[]): string {
+  // A plain array has no buffer: it hashed as no bytes at all.
+  checkField(Array.isArray(windows) && windows.every((window) => window instanceof Int32Array), 'windows', () => `must be a list of Int32Arrays, got ${describeValue(windows)}`);
   const hash = createHash('sha256');
   const littleEndian = endianness() === 'LE';
   for (const window of windows) {
@@ -210,8 +199,8 @@ function validateOptions(opts: WindowOptions, known: readonly string[]): void {
   checkField(Number.isSafeInteger(opts.nsamples) && opts.nsamples >= 1, 'nsamples', () => `must be a positive integer, got ${describeValue(opts.nsamples)}`);
   checkField(Number.isSafeInteger(opts.seqlen) && opts.seqlen >= 1, 'seqlen', () => `must be a positive integer, got ${describeValue(opts.seqlen)}`);
   checkField(Number.isSafeInteger(opts.seed), 'seed', () => `must be an integer, got ${describeValue(opts.seed)}`);
-  checkField(opts.onProgress === undefined || typeof opts.onProgress === 'function', 'onProgress', () => `must be a function, got ${describeValue(opts.onProgress)}`);
+  checkFunction('onProgress', opts.onProgress);
 }
 
 const checkEncode = (encode: unknown): void =>
-  checkField(typeof encode === 'function', 'encode', () => `must be a function from text to token ids, got ${describeValue(encode)}`);
+  checkFunction('encode', encode, { optional: false, what: 'a function from text to token ids' });

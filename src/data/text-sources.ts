@@ -4,7 +4,7 @@
  */
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { UserError } from '../util/errors.ts';
+import { UserError, checkField } from '../util/errors.ts';
 import { INPUT_KINDS, decodeUtf8, formatBytes, parseJson, readInputFile } from '../io/input-file.ts';
 
 /** Reads a whole file as strict UTF-8 (a BOM is kept as U+FEFF, as Python's 'utf-8' codec does). */
@@ -33,6 +33,25 @@ export function isWikitextRawFile(filePath: string): boolean {
 export function readEvalText(filePath: string): string {
   const text = readTextFile(filePath);
   return isWikitextRawFile(filePath) ? hfWikitextText(text) : text;
+}
+
+/**
+ * JSON Lines files (`.jsonl`, `.json` as Hugging Face datasets names them, each optionally gzipped:
+ * C4 ships `.json.gz`) are documents; anything else is one text.
+ */
+export function isDocumentsFile(filePath: string): boolean {
+  return /\.jsonl?(\.gz)?$/.test(filePath);
+}
+
+/**
+ * The rule for a file read as one plain text (calibration, evaluation): refused, naming `field`,
+ * when it holds no text or holds JSON Lines documents (by its name or its first line).
+ * `documentsHint` completes "<file>: holds JSON Lines documents" with what the caller's use makes
+ * of them and what to do.
+ */
+export function checkPlainText(field: string, filePath: string, text: string, documentsHint: string): void {
+  checkField(text.trim() !== '', field, `${filePath}: holds no text`);
+  checkField(!isDocumentsFile(filePath) && !looksLikeJsonLines(text), field, `${filePath}: holds JSON Lines documents${documentsHint}`);
 }
 
 /**

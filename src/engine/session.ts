@@ -1,13 +1,13 @@
 /**
  * ONNX Runtime sessions: the one place that knows about execution providers and session options.
  */
-import { describeValue } from '../util/fields.ts';
+import { checkFlag, checkKnownFields, describeValue } from '../util/fields.ts';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
-import { FieldError } from '../util/errors.ts';
+import { FieldError, checkField } from '../util/errors.ts';
 import type { ExternalData } from './onnx-builder.ts';
 
 export interface EngineOptions {
@@ -37,11 +37,35 @@ export type Session = ort.InferenceSession;
  */
 export const MAX_THREADS = 1024;
 
-/** Refuses a thread count that is not an integer in [1, MAX_THREADS], naming the field `threads`. */
-export function checkThreads(threads: unknown): void {
+/** Refuses a thread count that is not an integer in [1, MAX_THREADS] (undefined: the default), naming `field`. */
+export function checkThreads(threads: unknown, field = 'threads'): void {
   if (threads === undefined) return;
-  if (typeof threads !== 'number' || !Number.isSafeInteger(threads) || threads < 1) throw new FieldError('threads', `must be a positive integer, got ${describeValue(threads)}`);
-  if (threads > MAX_THREADS) throw new FieldError('threads', `must be at most ${MAX_THREADS} (more than any machine's cores), got ${threads}`);
+  if (typeof threads !== 'number' || !Number.isSafeInteger(threads) || threads < 1) throw new FieldError(field, `must be a positive integer, got ${describeValue(threads)}`);
+  if (threads > MAX_THREADS) throw new FieldError(field, `must be at most ${MAX_THREADS} (more than any machine's cores), got ${threads}`);
+}
+
+/** Refuses a device other than "cpu" and "cuda" (undefined: the CPU); any other name ran on the CPU. */
+export function checkDevice(field: string, device: unknown): asserts device is EngineOptions['device'] | undefined {
+  checkField(device === undefined || device === 'cpu' || device === 'cuda', field, () => `must be "cpu" or "cuda", got ${describeValue(device)}`);
+}
+
+/** The fields of EngineOptions. */
+export const ENGINE_OPTION_FIELDS: readonly string[] = ['device', 'threads', 'spinning', 'blockWeights'];
+const BLOCK_WEIGHTS: readonly unknown[] = ['auto', 'inputs', 'constants'];
+
+/**
+ * Checks the engine options a building block's caller gives, as an object field `field` ('' when
+ * they are fields of the options object itself, next to `others`, the caller's own fields).
+ */
+export function checkEngineOptions(field: string, engine: unknown, others: readonly string[] = []): asserts engine is EngineOptions {
+  checkKnownFields(engine, field, [...ENGINE_OPTION_FIELDS, ...others]);
+  const name = (key: string) => (field ? `${field}.${key}` : key);
+  checkDevice(name('device'), engine.device);
+  checkThreads(engine.threads, name('threads'));
+  checkFlag(name('spinning'), engine.spinning);
+  const { blockWeights } = engine;
+  checkField(blockWeights === undefined || BLOCK_WEIGHTS.includes(blockWeights), name('blockWeights'),
+    () => `must be one of ${BLOCK_WEIGHTS.join(', ')}, got ${describeValue(blockWeights)}`);
 }
 
 /**

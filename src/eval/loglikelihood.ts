@@ -29,9 +29,10 @@ import { HeadEngine } from '../engine/head-engine.ts';
 import { MASKED } from '../engine/block-graph.ts';
 import { blockBatchSize, headBatchSize } from '../engine/batch-size.ts';
 import { embed } from '../engine/forward.ts';
-import type { EngineOptions } from '../engine/session.ts';
+import { checkDevice, checkThreads, type EngineOptions } from '../engine/session.ts';
 import type { Progress } from '../util/progress.ts';
-import { UserError, invariant } from '../util/errors.ts';
+import { UserError } from '../util/errors.ts';
+import { checkFlag, checkInteger, checkKnownFields } from '../util/fields.ts';
 
 export interface LoglikelihoodRequest {
   /** Context token ids, BOS first. */
@@ -97,10 +98,11 @@ export function paddedLength(n: number): number {
 
 /** Builds the rows for `groups` of requests (see the file comment). */
 export function planLoglikelihoods(groups: readonly (readonly LoglikelihoodRequest[])[], opts: PlanOptions): LoglikelihoodPlan {
+  checkKnownFields(opts, '', ['window', 'share']);
   const { window } = opts;
-  invariant(Number.isInteger(window) && window >= 2, 'window must be an integer ≥ 2');
+  checkInteger('window', window, 2);
   const capacity = paddedLength(window);
-  const share = opts.share ?? true;
+  const share = opts.share === undefined || checkFlag('share', opts.share);
   const rows: PackedRow[] = [];
   const truncated: boolean[] = [];
   let flat = 0;
@@ -207,6 +209,9 @@ export interface ScoreOptions extends EngineOptions {
 
 /** Scores a plan: one result per request, in the groups' shape. */
 export async function scoreLoglikelihoods(model: ModelSource, plan: LoglikelihoodPlan, opts: ScoreOptions): Promise<LoglikelihoodScore[][]> {
+  checkKnownFields(opts, '', ['device', 'threads', 'spinning', 'activationBudgetBytes', 'progress']);
+  checkDevice('device', opts.device);
+  checkThreads(opts.threads);
   const { spec } = model;
   const h = spec.hiddenSize;
   const requestCount = plan.truncated.length;

@@ -10,14 +10,14 @@
  * plus the group's activations, whatever the model size.
  */
 import type { ModelSource } from '../model/source.ts';
-import { checkSeqlen, type ModelSpec } from '../model/spec.ts';
+import { checkSeqlen, checkTokenIds, type ModelSpec } from '../model/spec.ts';
 import { ropeTables } from '../model/rope.ts';
 import { BlockEngine } from '../engine/block-engine.ts';
 import { HeadEngine } from '../engine/head-engine.ts';
 import { ModelEngine } from '../engine/model-engine.ts';
 import { embed } from '../engine/forward.ts';
-import type { EngineOptions } from '../engine/session.ts';
-import { FieldError, check, checkField } from '../util/errors.ts';
+import { checkEngineOptions, type EngineOptions } from '../engine/session.ts';
+import { check, checkField } from '../util/errors.ts';
 import { checkInteger, describeValue } from '../util/fields.ts';
 import type { Progress } from '../util/progress.ts';
 
@@ -39,6 +39,10 @@ export interface PerplexityOptions extends EngineOptions {
   activationBudgetBytes?: number;
   progress?: Progress;
 }
+
+/** PerplexityOptions' own fields, beside EngineOptions'. */
+const PERPLEXITY_OPTIONS = ['seqlen', 'maxChunks', 'mode', 'engines', 'activationBudgetBytes', 'progress'];
+const PERPLEXITY_MODES: readonly string[] = ['auto', 'whole-model', 'layer-major'];
 
 export interface PerplexityResult {
   ppl: number;
@@ -79,12 +83,11 @@ export async function perplexity(model: ModelSource, tokens: Int32Array, opts: P
  * never trained on and measures nonsense), a whole number of windows.
  */
 function checkPerplexityInput(spec: ModelSpec, tokens: unknown, opts: PerplexityOptions): asserts tokens is Int32Array {
-  checkField(tokens instanceof Int32Array, 'tokens', () => `must be an Int32Array of token ids, got ${describeValue(tokens)}`);
-  for (let i = 0; i < tokens.length; i++) {
-    if (tokens[i] < 0 || tokens[i] >= spec.vocabSize) throw new FieldError('tokens', `holds token id ${tokens[i]} at ${i}, outside the model's vocabulary of ${spec.vocabSize}`);
-  }
-  checkSeqlen('seqlen', opts?.seqlen, spec);
+  checkTokenIds('tokens', tokens, spec);
+  checkEngineOptions('', opts, PERPLEXITY_OPTIONS);
+  checkSeqlen('seqlen', opts.seqlen, spec);
   if (opts.maxChunks !== undefined) checkInteger('maxChunks', opts.maxChunks, 1);
+  checkField(opts.mode === undefined || PERPLEXITY_MODES.includes(opts.mode), 'mode', () => `must be one of ${PERPLEXITY_MODES.join(', ')}, got ${describeValue(opts.mode)}`);
 }
 
 /** Targets of `count` windows from `first`: position t predicts token t+1; the last position of a window has none (left 0). */

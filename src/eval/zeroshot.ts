@@ -18,7 +18,8 @@
 import type { ModelSource } from '../model/source.ts';
 import type { EngineOptions } from '../engine/session.ts';
 import type { Progress } from '../util/progress.ts';
-import { check } from '../util/errors.ts';
+import { check, checkField } from '../util/errors.ts';
+import { checkInteger, describeValue } from '../util/fields.ts';
 import { loglikelihoodWorkUnits, planLoglikelihoods, scoreLoglikelihoods, type LoglikelihoodRequest } from './loglikelihood.ts';
 import type { MetricName, TaskDefinition, TaskDoc, TaskRequest } from './tasks/index.ts';
 
@@ -89,6 +90,10 @@ function argmax(values: readonly number[]): number {
 
 /** acc and acc_norm of one document from its choices' log-likelihoods. */
 export function documentMetrics(logLikelihoods: readonly number[], choices: readonly string[], gold: number): Record<MetricName, number> {
+  // A gold index past the choices scored every document wrong, without a word.
+  checkField(Array.isArray(choices) && choices.length > 0, 'choices', () => `must be a non-empty list of the choices' texts, got ${describeValue(choices)}`);
+  checkField(Array.isArray(logLikelihoods) && logLikelihoods.length === choices.length, 'logLikelihoods', () => `must hold one number per choice (${choices.length}), got ${describeValue(logLikelihoods)}`);
+  checkInteger('gold', gold, 0, choices.length - 1);
   const normalized = logLikelihoods.map((ll, i) => ll / [...choices[i]].length);
   return { acc: argmax(logLikelihoods) === gold ? 1 : 0, acc_norm: argmax(normalized) === gold ? 1 : 0 };
 }

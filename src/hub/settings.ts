@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { checkFlag, checkKnownFields, checkNumber } from '../util/fields.ts';
 
 export interface HubSettings {
   endpoint: string;
@@ -39,6 +40,10 @@ function readToken(file: string): string | null {
 
 /** The settings `env` gives (process.env by default); `overrides` win. */
 export function hubSettings(overrides: Partial<HubSettings> = {}, env: NodeJS.ProcessEnv = process.env): HubSettings {
+  // A misspelt override ("ofline") left the Hub online without a word.
+  checkKnownFields(overrides, '', ['endpoint', 'cacheDir', 'token', 'offline', 'timeoutMs'], 'the Hub settings');
+  checkFlag('offline', overrides.offline);
+  if (overrides.timeoutMs !== undefined) checkNumber('timeoutMs', overrides.timeoutMs, [0, Number.MAX_SAFE_INTEGER], { min: true });
   const home = env.HF_HOME || path.join(env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'huggingface');
   const token = env.HF_TOKEN?.trim() || readToken(env.HF_TOKEN_PATH || path.join(home, 'token'));
   return {

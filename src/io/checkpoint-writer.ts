@@ -13,7 +13,8 @@
  */
 import { rmSync } from 'node:fs';
 import path from 'node:path';
-import { UserError } from '../util/errors.ts';
+import { checkField } from '../util/errors.ts';
+import { checkFunction, checkInteger, checkKnownFields, describeValue } from '../util/fields.ts';
 import { atomicWriteJson } from './atomic.ts';
 import { bitmaskCompress, bitmaskLayout, modulePrefix, storedValueCount, type BitmaskPart } from './sparse-bitmask.ts';
 import { INDEX_FILE_NAME, SINGLE_FILE_NAME, STORED_DTYPE_BYTES, elementCount, type DType } from './safetensors.ts';
@@ -101,10 +102,38 @@ function planShards(units: readonly Unit[], maxBytes: number): Unit[][] {
 const layoutBytes = (tensors: readonly TensorLayout[]): number =>
   tensors.reduce((sum, t) => sum + elementCount(t.shape) * STORED_DTYPE_BYTES[t.dtype], 0);
 
+const WRITE_OPTIONS: readonly (keyof WriteCheckpointOptions)[] = ['maxShardSize', 'format', 'compress', 'metadata', 'onTensor'];
+
+/**
+ * A caller's arguments, checked before anything is written: an unknown format (a misspelt
+ * "sparse_bitmask") wrote dense files, and metadata values other than strings made files that
+ * safetensors readers refuse.
+ */
+function checkWriteArguments(dir: unknown, source: unknown, options: unknown): void {
+  checkField(typeof dir === 'string' && dir !== '', 'dir', () => `must name a directory, got ${describeValue(dir)}`);
+  const weights = source as Partial<WeightSource> | null;
+  checkField(
+    typeof weights === 'object' && weights !== null && ['names', 'info', 'readRaw'].every((method) => typeof weights[method as keyof WeightSource] === 'function'),
+    'source',
+    () => `must be a weight source (names, info and readRaw functions) such as a ModelCheckpoint's weights, got ${describeValue(source)}`,
+  );
+  checkKnownFields(options, 'options', WRITE_OPTIONS);
+  const { maxShardSize, format, compress, onTensor, metadata } = options as WriteCheckpointOptions;
+  if (maxShardSize !== undefined) checkInteger('options.maxShardSize', maxShardSize, 1);
+  checkField(format === undefined || SAVE_FORMATS.includes(format), 'options.format', () => `must be one of ${SAVE_FORMATS.join(', ')}, got ${describeValue(format)}`);
+  checkFunction('options.compress', compress);
+  checkFunction('options.onTensor', onTensor);
+  if (metadata === undefined) return;
+  checkField(typeof metadata === 'object' && metadata !== null && !Array.isArray(metadata), 'options.metadata', () => `must be an object of strings, got ${describeValue(metadata)}`);
+  for (const [key, value] of Object.entries(metadata)) {
+    checkField(typeof value === 'string', `options.metadata.${key}`, () => `must be a string (safetensors metadata maps strings to strings), got ${describeValue(value)}`);
+  }
+}
+
 /** Writes every tensor of `source` into `dir` (which must not hold weight files of another layout). */
 export async function writeCheckpoint(dir: string, source: WeightSource, options: WriteCheckpointOptions = {}): Promise<WrittenCheckpoint> {
+  checkWriteArguments(dir, source, options);
   const maxShardSize = options.maxShardSize ?? DEFAULT_MAX_SHARD_SIZE;
-  if (!Number.isSafeInteger(maxShardSize) || maxShardSize < 1) throw new UserError(`maxShardSize must be a positive number of bytes, got ${maxShardSize}`);
   const bitmask = options.format === 'sparse-bitmask';
 
   // Every tensor is read into one buffer the size of the largest: no fresh copy of each.

@@ -5,7 +5,7 @@
  * is refused with one line naming the file instead of hanging or exhausting memory.
  */
 import { closeSync, constants, fstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
-import { UserError } from '../util/errors.ts';
+import { FieldError, UserError } from '../util/errors.ts';
 
 const MiB = 2 ** 20;
 
@@ -135,15 +135,27 @@ export function readInputJson(filePath: string, kind: InputKind, label?: string)
 
 const MODEL_DIRECTORY = 'a Hugging Face model directory: config.json, model.safetensors, tokenizer.json';
 
-/** Refuses a model path that does not exist or is not a directory, naming it and what was expected. */
-export function checkModelDirectory(dir: string): void {
+/**
+ * Refuses a path that does not exist or is not a directory, naming it and what was `expected`
+ * there; with `field`, as a FieldError naming the request field.
+ */
+export function checkDirectory(dir: string, expected: string, field?: string): void {
+  const refuse = (problem: string): never => {
+    const message = `${dir}: ${problem} (expected ${expected})`;
+    throw field === undefined ? new UserError(message) : new FieldError(field, message);
+  };
   let stats: Stats;
   try {
     stats = statSync(dir);
   } catch {
-    throw new UserError(`${dir}: no such directory (expected ${MODEL_DIRECTORY})`);
+    return refuse('no such directory');
   }
-  if (!stats.isDirectory()) throw new UserError(`${dir}: not a directory (expected ${MODEL_DIRECTORY})`);
+  if (!stats.isDirectory()) refuse('not a directory');
+}
+
+/** Refuses a model path that does not exist or is not a directory, naming it and what was expected. */
+export function checkModelDirectory(dir: string): void {
+  checkDirectory(dir, MODEL_DIRECTORY);
 }
 
 /**

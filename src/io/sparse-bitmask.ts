@@ -16,7 +16,8 @@
  * is bit for bit (compressed-tensors tests `!= 0` when writing and reads any mask back).
  */
 import assert from 'node:assert/strict';
-import { UserError } from '../util/errors.ts';
+import { UserError, checkField } from '../util/errors.ts';
+import { describeValue } from '../util/fields.ts';
 import { DTYPE_BYTES, elementCount, type DType, type RawDType } from './safetensors.ts';
 
 /** Suffixes of the four tensors that replace `<module>.weight`. */
@@ -72,9 +73,11 @@ const int64Bytes = (values: ArrayLike<number>): Uint8Array => {
 
 /** The bytes of the four tensors of `bitmaskLayout`, by part, for the dense weight `raw` [rows, cols]. */
 export function bitmaskCompress(raw: Uint8Array, dtype: DType, shape: readonly number[]): Record<BitmaskPart, Uint8Array> {
+  checkField(dtype in DTYPE_BYTES, 'dtype', () => `must be one of ${Object.keys(DTYPE_BYTES).join(', ')}, got ${describeValue(dtype)}`);
+  checkField(Array.isArray(shape) && shape.length === 2 && shape.every((d) => Number.isSafeInteger(d) && d >= 0), 'shape', () => `must be [rows, columns], got ${describeValue(shape)}`);
   const [rows, cols] = shape;
   const width = DTYPE_BYTES[dtype];
-  assert.equal(raw.byteLength, rows * cols * width, 'bitmaskCompress: byte length does not match the shape');
+  checkField(raw instanceof Uint8Array && raw.byteLength === rows * cols * width, 'raw', () => `must hold the ${rows}×${cols} ${dtype} weight (${rows * cols * width} bytes), got ${raw instanceof Uint8Array ? `${raw.byteLength} bytes` : describeValue(raw)}`);
   const bits = elementBits(raw, dtype);
   const packedCols = Math.ceil(cols / 8);
   const bitmask = new Uint8Array(rows * packedCols);

@@ -3,6 +3,8 @@
  * weights need to be in memory. ModelCheckpoint is the file-backed source; a search's pruned
  * blocks and the tests' random models are others.
  */
+import { checkField } from '../util/errors.ts';
+import { describeValue } from '../util/fields.ts';
 import type { BlockWeights, ModelSpec } from './spec.ts';
 
 export interface ModelSource {
@@ -23,3 +25,14 @@ export interface ModelSource {
 
 /** What the layer loop reads: the decoder blocks and the embedding that feeds the first. */
 export type BlockSource = Pick<ModelSource, 'spec' | 'readBlock' | 'readEmbedding' | 'readEmbeddingRows'>;
+
+/** Refuses `model` unless it reads like a BlockSource (a ModelCheckpoint, or an object with a spec, readBlock and readEmbedding). */
+export function checkBlockSource(field: string, model: unknown): asserts model is BlockSource {
+  const source = model as Partial<BlockSource> | null;
+  checkField(
+    typeof source === 'object' && source !== null && typeof source.spec === 'object' && source.spec !== null
+      && typeof source.readBlock === 'function' && typeof source.readEmbedding === 'function',
+    field,
+    () => `must be a model such as a ModelCheckpoint (spec, readBlock, readEmbedding), got ${describeValue(model)}`,
+  );
+}

@@ -4,8 +4,8 @@
  * adapter per family); the engine, the reference forward and the pruner only read this.
  */
 
-import { checkField } from '../util/errors.ts';
-import { checkInteger } from '../util/fields.ts';
+import { FieldError, checkField } from '../util/errors.ts';
+import { checkInteger, describeValue } from '../util/fields.ts';
 
 export type Family = 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'phi3';
 export const SUPPORTED_FAMILIES: readonly Family[] = ['llama', 'mistral', 'qwen2', 'qwen3', 'phi3'];
@@ -220,4 +220,25 @@ export function checkSeqlen(field: string, seqlen: unknown, spec: ModelSpec): as
     field,
     `${seqlen} is longer than the model's context of ${spec.maxPositionEmbeddings} tokens (${spec.contextField ?? 'max_position_embeddings'} in config.json)`,
   );
+}
+
+/** Refuses `tokens` unless it is an Int32Array of ids in the model's vocabulary (an id outside it read past the embedding). */
+export function checkTokenIds(field: string, tokens: unknown, spec: ModelSpec): asserts tokens is Int32Array {
+  checkField(tokens instanceof Int32Array, field, () => `must be an Int32Array of token ids, got ${describeValue(tokens)}`);
+  for (let i = 0; i < tokens.length; i++) {
+    if (tokens[i] < 0 || tokens[i] >= spec.vocabSize) throw new FieldError(field, `holds token id ${tokens[i]} at ${i}, outside the model's vocabulary of ${spec.vocabSize}`);
+  }
+}
+
+/**
+ * Refuses calibration windows unless they are a non-empty list of `seqlen` token ids each, in the
+ * model's vocabulary (windows of another length ran the engines on misshapen inputs, and none at
+ * all gave NaN scores).
+ */
+export function checkWindows(field: string, windows: unknown, seqlen: number, spec: ModelSpec): asserts windows is Int32Array[] {
+  checkField(Array.isArray(windows) && windows.length > 0, field, () => `must be a non-empty list of token windows (Int32Arrays), got ${describeValue(windows)}`);
+  windows.forEach((window, i) => {
+    checkTokenIds(`${field}[${i}]`, window, spec);
+    checkField(window.length === seqlen, `${field}[${i}]`, `holds ${window.length} tokens, not the window length ${seqlen}`);
+  });
 }

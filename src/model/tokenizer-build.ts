@@ -18,16 +18,14 @@
  *   it is. transformers 5's `LlamaTokenizer(Fast)` keeps only the vocabulary and merges and rebuilds
  *   the rest from flags (no normalizer, a Metaspace pre-tokenizer), losing the prefix before a
  *   leading space.
- * - `tokenizer.model`: the SentencePiece protobuf with the scores (sentencepiece-model.ts), which
- *   llama.cpp's converter reads for the scores it keeps in the GGUF.
+ * - `tokenizer.model`: the SentencePiece protobuf with the scores (sentencepiece-model.ts, written
+ *   by convert/hf-writer.ts), which llama.cpp's converter reads for the scores it keeps in the GGUF.
  *
  * A literal `▁` (U+2581) in the text reads as a space, here as in sentencepiece with the written
  * model; llama2.c's run.c, whose vocabulary holds real spaces, byte-encodes it instead.
  */
-import path from 'node:path';
-import { atomicWriteFile, atomicWriteJson } from '../io/atomic.ts';
 import { UserError } from '../util/errors.ts';
-import { encodeSentencePieceModel, TokenType } from './sentencepiece-model.ts';
+import { TokenType } from './sentencepiece-model.ts';
 
 export const SPACE_MARK = '\u2581'; // ▁
 

@@ -5,22 +5,24 @@
  * search) is the caller's business, through `onLayerDone`.
  */
 import {
-  LINEAR_NAMES, LINEAR_INPUT_GROUP, linearShape,
+  LINEAR_NAMES, LINEAR_INPUT_GROUP, checkSeqlen, checkWindows, linearShape,
   type BlockWeights, type LinearInputGroup, type LinearName, type ModelSpec,
 } from '../model/spec.ts';
 import { ropeTables } from '../model/rope.ts';
-import type { BlockSource } from '../model/source.ts';
+import { checkBlockSource, type BlockSource } from '../model/source.ts';
 import { BlockEngine } from '../engine/block-engine.ts';
 import type { StatsMode } from '../engine/block-graph.ts';
 import { embedWindows } from '../engine/forward.ts';
-import type { EngineOptions } from '../engine/session.ts';
+import { checkEngineOptions, type EngineOptions } from '../engine/session.ts';
 import { checkField } from '../util/errors.ts';
-import type { Progress } from '../util/progress.ts';
+import { checkFunction, checkInteger, checkKnownFields } from '../util/fields.ts';
+import { checkProgress, type Progress } from '../util/progress.ts';
 import { collectStatistics } from './calibration-stats.ts';
 import { pruneLinear, type LinearReport } from './prune-linear.ts';
 import { requiredStatistics } from './methods.ts';
 import { owlLayerTargets } from './owl-pass.ts';
-import type { PruneSettings, PruneTarget } from './settings.ts';
+import { checkPruneSettings, type PruneSettings, type PruneTarget } from './settings.ts';
+import { validateTarget } from './target.ts';
 
 export type { BlockSource };
 
@@ -87,7 +89,42 @@ export function validateAgainstModel(spec: ModelSpec, settings: PruneSettings): 
   }
 }
 
+const LAYER_LOOP_FIELDS: readonly (keyof LayerLoopRequest)[] = ['model', 'settings', 'windows', 'engine', 'start', 'onTargets', 'onLayerDone', 'roundWeight', 'progress'];
+
+/**
+ * A caller's request, checked before any work: its fields, the model, settings as pruneSettings
+ * makes them, windows of the calibration length the model can take, the engine options, the
+ * callbacks, and a saved start that fits the model and the windows.
+ */
+function checkLayerLoopRequest(request: LayerLoopRequest): void {
+  checkKnownFields(request, '', LAYER_LOOP_FIELDS);
+  checkBlockSource('model', request.model);
+  const { spec } = request.model;
+  checkPruneSettings(request.settings);
+  const { seqlen } = request.settings.calibration;
+  checkSeqlen('settings.calibration.seqlen', seqlen, spec);
+  checkWindows('windows', request.windows, seqlen, spec);
+  checkEngineOptions('engine', request.engine);
+  checkFunction('onLayerDone', request.onLayerDone, { optional: false });
+  checkFunction('onTargets', request.onTargets);
+  checkFunction('roundWeight', request.roundWeight);
+  checkProgress('progress', request.progress);
+  const { start } = request;
+  if (start === undefined) return;
+  checkKnownFields(start, 'start', ['firstLayer', 'hidden', 'layerTargets']);
+  checkInteger('start.firstLayer', start.firstLayer, 0, spec.numLayers);
+  const width = seqlen * spec.hiddenSize;
+  checkField(
+    Array.isArray(start.hidden) && start.hidden.length === request.windows.length && start.hidden.every((h) => h instanceof Float32Array && h.length === width),
+    'start.hidden',
+    `must hold one Float32Array of ${seqlen}×${spec.hiddenSize} activations per window (${request.windows.length})`,
+  );
+  checkField(Array.isArray(start.layerTargets) && start.layerTargets.length === spec.numLayers, 'start.layerTargets', `must hold one target per layer (${spec.numLayers})`);
+  start.layerTargets.forEach((target, layer) => validateTarget(target, `start.layerTargets[${layer}]`));
+}
+
 export async function pruneLayers(request: LayerLoopRequest): Promise<LayerReport[]> {
+  checkLayerLoopRequest(request);
   const { model, settings, progress } = request;
   const { spec } = model;
   validateAgainstModel(spec, settings);

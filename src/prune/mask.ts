@@ -61,6 +61,19 @@ export function nmMask(scores: Float32Array, dOut: number, dIn: number, n: numbe
 }
 
 /**
+ * A caller's mask target and selection rule, checked: an unknown rule would fall to per-matrix
+ * without a word. A mask may prune nothing or everything (sparsity 0 or 1: the search's end points).
+ */
+export function checkMaskTarget(target: PruneTarget, selection: Selection): void {
+  if (target?.kind !== 'unstructured') validateTarget(target, 'target');
+  else {
+    const { sparsity } = target;
+    checkField(typeof sparsity === 'number' && sparsity >= 0 && sparsity <= 1, 'target', () => `sparsity must be a number in [0, 1], got ${describeValue(sparsity)}`);
+  }
+  checkField(SELECTIONS.includes(selection), 'selection', () => `must be one of ${SELECTIONS.join(', ')}, got ${describeValue(selection)}`);
+}
+
+/**
  * The mask of a [dOut, dIn] score matrix for `target`: N:M per group, or the unstructured
  * `selection` rule. `out` is reused when given (it must hold dOut·dIn entries).
  */
@@ -72,14 +85,7 @@ export function selectMask(
   selection: Selection,
   out?: Uint8Array,
 ): Uint8Array {
-  // A caller's target and rule, checked: an unknown rule would fall to per-matrix without a word.
-  // A mask may prune nothing or everything (sparsity 0 or 1: the search's end points).
-  if (target?.kind !== 'unstructured') validateTarget(target, 'target');
-  else {
-    const { sparsity } = target;
-    checkField(typeof sparsity === 'number' && sparsity >= 0 && sparsity <= 1, 'target', () => `sparsity must be a number in [0, 1], got ${describeValue(sparsity)}`);
-  }
-  checkField(SELECTIONS.includes(selection), 'selection', () => `must be one of ${SELECTIONS.join(', ')}, got ${describeValue(selection)}`);
+  checkMaskTarget(target, selection);
   if (target.kind === 'nm') checkField(dIn % target.m === 0, 'target', `${target.n}:${target.m} needs an input width divisible by ${target.m}, got ${dIn}`);
   if (target.kind === 'nm') return nmMask(scores, dOut, dIn, target.n, target.m, out);
   checkShape(scores, dOut, dIn);

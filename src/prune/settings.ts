@@ -3,7 +3,7 @@
  * crepe-report.json and hashed: a resumed run must have the same settings as the run it continues.
  * `pruneSettings` is their only constructor: it validates every field and fixes the key order.
  */
-import { checkField } from '../util/errors.ts';
+import { FieldError, checkField } from '../util/errors.ts';
 import { checkFields, checkFlag as flag, checkKnownFields, describeValue, type FieldSpec } from '../util/fields.ts';
 import { LINEAR_NAMES, type LinearName } from '../model/spec.ts';
 import { validateTarget, SELECTIONS, type PruneTarget, type Selection } from './target.ts';
@@ -184,6 +184,31 @@ export function pruneSettings(input: PruneSettingsInput): PruneSettings {
     permute,
     ...(exclude !== undefined && { exclude }),
   };
+}
+
+const SETTINGS_FIELDS: readonly (keyof PruneSettings)[] = [
+  'method', 'target', 'selection', 'riaA', 'crepe', 'calibration', 'trueSequential', 'sparsegpt', 'reconstruct', 'owl', 'dsnot', 'permute', 'exclude',
+];
+
+/**
+ * Refuses settings that pruneSettings would not have made, for a caller who builds them by hand
+ * (the layer loop reads them as they are): unknown or missing fields, and every value
+ * pruneSettings checks; each FieldError names `field.<name>` (`settings.owl.lambda`).
+ */
+export function checkPruneSettings(settings: unknown, field = 'settings'): asserts settings is PruneSettings {
+  checkKnownFields(settings, field, SETTINGS_FIELDS);
+  for (const key of SETTINGS_FIELDS) {
+    checkField(key === 'exclude' || settings[key] !== undefined, `${field}.${key}`, 'is missing (pruneSettings fills in every field)');
+  }
+  // riaA and sparsegpt hold their defaults for the methods that do not read them, which pruneSettings would refuse as given.
+  const { riaA, sparsegpt, ...rest } = settings as unknown as PruneSettings;
+  const readsSparseGpt = rest.method === 'sparsegpt' || rest.reconstruct === true;
+  try {
+    pruneSettings({ ...rest, ...(rest.method === 'ria' && { riaA }), ...(readsSparseGpt && { sparsegpt }) });
+  } catch (error) {
+    if (error instanceof FieldError) throw new FieldError(`${field}.${error.field}`, error.problem);
+    throw error;
+  }
 }
 
 /** The target with its keys in the hashed order. */

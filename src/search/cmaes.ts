@@ -100,7 +100,6 @@ export class CmaEs {
   readonly constants: CmaesConstants;
   private readonly rng: Rng;
   private readonly opts: CmaesOptions;
-  private readonly sigma0: number;
   private readonly tolX: number;
   private readonly tolFun: number;
 
@@ -125,7 +124,6 @@ export class CmaEs {
     this.constants = cmaesConstants(n, opts.lambda, { active: opts.active });
     this.rng = new Rng(opts.seed);
     this.opts = opts;
-    this.sigma0 = sigma0;
     this.tolX = opts.tolX ?? 1e-12 * sigma0;
     this.tolFun = opts.tolFun ?? 1e-12;
     this.historyGenerations = 10 + Math.ceil((30 * n) / this.constants.lambda);

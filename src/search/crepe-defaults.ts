@@ -11,7 +11,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CrepeParams } from '../prune/scores/crepe.ts';
-import type { PruneTarget } from '../prune/target.ts';
+import { validateTarget, type PruneTarget } from '../prune/target.ts';
 import { loadCrepeConfig } from './crepe-config.ts';
 
 /** The RIA point of CRePE's space: α = β = 1, γ = 0 (no neighbourhood term), a = 0.5. */
@@ -54,6 +54,7 @@ function targetOf(name: DefaultTargetName): PruneTarget {
 
 /** The shipped default for `target`: its name, its absolute path, and why it was picked. */
 export function defaultCrepeConfigFor(target: PruneTarget): { name: DefaultTargetName; file: string; reason: string } {
+  validateTarget(target, 'target');
   const names = Object.keys(DEFAULT_TARGETS) as DefaultTargetName[];
   const sameKind = names.filter((name) => targetOf(name).kind === target.kind);
   const own = target.kind === 'nm'

@@ -4,8 +4,10 @@
  * lowers held-out PPL, halve the step when no move helps, stop below the smallest step or at the
  * trial budget. Every candidate costs a full prune and a perplexity measurement.
  */
-import type { CrepeParams } from '../prune/scores/crepe.ts';
-import { dimension, startPoint, toParams, type SearchSpace } from './space.ts';
+import { checkWindowSizes, type CrepeParams } from '../prune/scores/crepe.ts';
+import { checkField } from '../util/errors.ts';
+import { checkFunction, checkInteger, checkKnownFields, describeValue } from '../util/fields.ts';
+import { checkLogStep, checkSearchSpace, checkSearchStart, dimension, startPoint, toParams, type SearchSpace } from './space.ts';
 
 export interface HillClimbOptions {
   kSet: number[];
@@ -33,11 +35,31 @@ export interface HillClimbResult {
   seconds: number;
 }
 
+const HILL_CLIMB_OPTIONS: readonly (keyof HillClimbOptions)[] = ['kSet', 'space', 'budgetPerK', 'initialStep', 'minStep', 'start'];
+
+/**
+ * A caller's arguments, checked before the first trial: a minStep of 0 halved the step for ever
+ * once every move had been measured, an empty kSet crashed at the end, and a NaN budget or step
+ * returned the start point as the best.
+ */
+function checkHillClimb(trial: unknown, opts: HillClimbOptions, onCandidate: unknown): CrepeParams | undefined {
+  checkFunction('trial', trial, { optional: false, what: 'a function from CRePE parameters to a promise of { ppl }' });
+  checkKnownFields(opts, '', HILL_CLIMB_OPTIONS);
+  checkWindowSizes('kSet', opts.kSet);
+  checkSearchSpace('space', opts.space);
+  checkInteger('budgetPerK', opts.budgetPerK, 1);
+  checkLogStep('initialStep', opts.initialStep);
+  checkLogStep('minStep', opts.minStep, opts.initialStep);
+  checkFunction('onCandidate', onCandidate);
+  return opts.start === undefined ? undefined : checkSearchStart('start', opts.start);
+}
+
 export async function runHillClimb(
   trial: (params: CrepeParams) => Promise<{ ppl: number }>,
   opts: HillClimbOptions,
   onCandidate?: (c: HillClimbCandidate) => void,
 ): Promise<HillClimbResult> {
+  const start = checkHillClimb(trial, opts, onCandidate);
   const started = performance.now();
   const candidates: HillClimbCandidate[] = [];
   const bestPerK: HillClimbCandidate[] = [];
@@ -51,14 +73,16 @@ export async function runHillClimb(
     const measure = async (x: Float64Array): Promise<HillClimbCandidate> => {
       const params = toParams(x, k, opts.space);
       const t = performance.now();
-      const ppl = (await trial(params)).ppl;
+      const ppl = ((await trial(params)) as { ppl?: unknown } | null | undefined)?.ppl;
+      // A NaN never compares lower: the climb would stay at its start and call it the best.
+      checkField(typeof ppl === 'number' && !Number.isNaN(ppl), 'trial', () => `must resolve to { ppl: number }, got ppl ${describeValue(ppl)}`);
       trials++;
       const candidate: HillClimbCandidate = { k, params, ppl, seconds: (performance.now() - t) / 1000, accepted: false };
       candidates.push(candidate);
       return candidate;
     };
 
-    let x = startPoint(opts.space, opts.start);
+    let x = startPoint(opts.space, start);
     let current = await measure(x);
     current.accepted = true;
     onCandidate?.(current);

@@ -5,11 +5,12 @@
  */
 import { checkWindowSizes, type CrepeParams } from '../prune/scores/crepe.ts';
 import { checkField } from '../util/errors.ts';
-import { checkInteger, checkKnownFields, describeValue } from '../util/fields.ts';
+import { checkFunction, checkInteger, checkKnownFields, describeValue } from '../util/fields.ts';
 import { checkProxyName } from './proxy-defaults.ts';
 import { CmaEs } from './cmaes.ts';
 import type { ProxyContext, ProxyName, ProxyOptions } from './proxy.ts';
-import { checkSigma0, startPoint, toParams, type SearchSpace } from './space.ts';
+import { checkProxyOptions } from './proxy-measures.ts';
+import { checkLogStep, checkSearchSpace, checkSearchStart, startPoint, toParams, type SearchSpace } from './space.ts';
 
 export interface PhoOptions extends ProxyOptions {
   kSet: number[];
@@ -50,16 +51,18 @@ export async function runPho(context: ProxyContext, opts: PhoOptions, onCandidat
   checkInteger('budgetPerK', opts.budgetPerK, 1);
   checkProxyName('proxy', opts.proxy);
   checkField(opts.sign === 1 || opts.sign === -1, 'sign', () => `must be 1 or -1, got ${describeValue(opts.sign)}`);
-  checkSigma0('sigma0', opts.sigma0);
-  checkInteger('seed', opts.seed, 0);
-  checkField(onCandidate === undefined || typeof onCandidate === 'function', 'onCandidate', () => `must be a function, got ${describeValue(onCandidate)}`);
+  checkLogStep('sigma0', opts.sigma0);
+  checkProxyOptions(opts);
+  checkSearchSpace('space', opts.space);
+  const start = opts.start === undefined ? undefined : checkSearchStart('start', opts.start);
+  checkFunction('onCandidate', onCandidate);
   const started = performance.now();
   const candidates: PhoCandidate[] = [];
   const bestPerK: PhoCandidate[] = [];
   const seconds = { total: 0, score: 0, select: 0, gini: 0, forward: 0 };
 
   for (const k of opts.kSet) {
-    const es = new CmaEs(startPoint(opts.space, opts.start), opts.sigma0, { seed: opts.seed + k, maxEvaluations: opts.budgetPerK });
+    const es = new CmaEs(startPoint(opts.space, start), opts.sigma0, { seed: opts.seed + k, maxEvaluations: opts.budgetPerK });
     let bestForK: PhoCandidate | null = null;
     while (es.shouldStop() === null) {
       // The generation is evaluated together (the cache read once for all of it); its candidates

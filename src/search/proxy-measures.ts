@@ -21,9 +21,10 @@
  * asked for on their own as a search does, take a shorter road: one pass per linear that scores
  * and walks at once, with no score or mask array (perMatrixWalk).
  */
-import { selectMask } from '../prune/mask.ts';
+import { checkMaskTarget, selectMask } from '../prune/mask.ts';
 import type { CrepeParams } from '../prune/scores/crepe.ts';
 import type { PruneTarget, Selection } from '../prune/settings.ts';
+import { checkInteger, checkNumber } from '../util/fields.ts';
 import { gini, subsampleIndices } from './gini.ts';
 import { kthSmallest } from '../util/select.ts';
 import {
@@ -43,6 +44,14 @@ export interface ProxyOptions {
   seed: number;
   /** Fraction of each linear's rows the proxies are computed on (a fixed random subset); 1 or absent = all. */
   rows?: number;
+}
+
+/** Refuses proxy options a caller got wrong, naming the field (rows of 0 made every proxy NaN). */
+export function checkProxyOptions(options: ProxyOptions): void {
+  checkMaskTarget(options.target, options.selection);
+  if (options.giniSubsample !== undefined && options.giniSubsample !== null) checkInteger('giniSubsample', options.giniSubsample, 1);
+  checkInteger('seed', options.seed, 0);
+  if (options.rows !== undefined) checkNumber('rows', options.rows, [0, 1], { min: true });
 }
 
 /** What one linear's proxies are computed from. */

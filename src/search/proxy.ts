@@ -14,24 +14,25 @@ import { existsSync, rmSync } from 'node:fs';
 import { BlockEngine } from '../engine/block-engine.ts';
 import { HeadEngine } from '../engine/head-engine.ts';
 import { embedWindows } from '../engine/forward.ts';
-import type { EngineOptions } from '../engine/session.ts';
+import { MAX_THREADS, checkEngineOptions, type EngineOptions } from '../engine/session.ts';
 import { ropeTables } from '../model/rope.ts';
-import { LINEAR_NAMES, linearShape, type ModelSpec } from '../model/spec.ts';
+import { LINEAR_NAMES, checkSeqlen, checkWindows, linearShape, type ModelSpec } from '../model/spec.ts';
 import { forEachDenseLayer } from '../prune/calibration-stats.ts';
 import type { BlockSource } from '../prune/layer-loop.ts';
-import type { ModelSource } from '../model/source.ts';
+import { checkBlockSource, type ModelSource } from '../model/source.ts';
 import type { LinearName } from '../model/spec.ts';
-import type { CrepeParams } from '../prune/scores/crepe.ts';
+import { resolveCrepeParams, type CrepeParams } from '../prune/scores/crepe.ts';
 import { windowsSha256 } from '../data/calibration.ts';
-import type { Progress } from '../util/progress.ts';
-import { check } from '../util/errors.ts';
+import { checkProgress, type Progress } from '../util/progress.ts';
+import { check, checkField } from '../util/errors.ts';
+import { checkFlag, checkInteger, checkKnownFields, describeValue } from '../util/fields.ts';
 import { crepeVersion } from '../util/version.ts';
 import { lockOutput, type OutputLock } from '../io/output-lock.ts';
 import {
   CACHE_FORMAT, hiddenFile, openCacheDir, readArrays, readSqNorm, termsFile, writeArrays, writeManifest,
   type CacheIdentity, type Manifest, type Unit,
 } from './proxy-cache.ts';
-import { LINEAR_PROXY_NAMES, PROXIES, PROXY_NAMES, type LinearProxyName, type ProxyName, type ProxyOptions } from './proxy-measures.ts';
+import { LINEAR_PROXY_NAMES, PROXIES, PROXY_NAMES, checkProxyOptions, type LinearProxyName, type ProxyName, type ProxyOptions } from './proxy-measures.ts';
 import { isLinearProxy } from './proxy-defaults.ts';
 import { CALIB_NLL_WINDOWS, prunedPerplexity } from './proxy-e2e.ts';
 import { concatWindows } from './auto.ts';
@@ -79,6 +80,45 @@ export interface CacheReport {
   /** Seconds this process spent on the dense pass; all dense-pass seconds the cache took, restarts included. */
   denseSeconds: number;
   totalDenseSeconds: number;
+}
+
+const CONTEXT_OPTIONS: readonly (keyof ProxyContextOptions)[] = [
+  'cacheDir', 'cacheBudgetBytes', 'threads', 'modelSha256', 'calibrationFile', 'calibrationSeed', 'withGram', 'nllWindows', 'windows', 'windowPrecision', 'progress',
+];
+const WINDOW_PRECISIONS: readonly WindowPrecision[] = ['float32', 'float64'];
+
+/**
+ * ProxyContext.open's arguments, named as its parameters (`seqlen`, `opts.cacheDir`), checked
+ * before the cache is touched: a missing modelSha256 keyed
+ * the cache on nothing (a cache of another model was reused), windows of another length than
+ * seqlen ran the dense pass on misshapen inputs, and a NaN count of threads crashed.
+ */
+function checkOpenArguments(model: unknown, windows: unknown, seqlen: unknown, engine: unknown, opts: ProxyContextOptions): void {
+  checkBlockSource('model', model);
+  checkSeqlen('seqlen', seqlen, model.spec);
+  checkWindows('windows', windows, seqlen, model.spec);
+  checkEngineOptions('engine', engine);
+  checkKnownFields(opts, 'opts', CONTEXT_OPTIONS);
+  checkField(typeof opts.cacheDir === 'string' && opts.cacheDir.trim() !== '', 'opts.cacheDir', () => `must name a directory, got ${describeValue(opts.cacheDir)}`);
+  checkInteger('opts.cacheBudgetBytes', opts.cacheBudgetBytes, 0);
+  checkInteger('opts.threads', opts.threads, 1, MAX_THREADS);
+  checkField(typeof opts.modelSha256 === 'string' && opts.modelSha256 !== '', 'opts.modelSha256', () => `must identify the model's weights (a non-empty string), got ${describeValue(opts.modelSha256)}`);
+  checkField(opts.calibrationFile === undefined || opts.calibrationFile === null || typeof opts.calibrationFile === 'string', 'opts.calibrationFile', () => `must be a file name or null, got ${describeValue(opts.calibrationFile)}`);
+  checkInteger('opts.calibrationSeed', opts.calibrationSeed, 0);
+  checkFlag('opts.withGram', opts.withGram);
+  if (opts.nllWindows !== undefined) checkInteger('opts.nllWindows', opts.nllWindows, 0);
+  checkField(Array.isArray(opts.windows), 'opts.windows', () => `must list the neighbourhood terms to prepare (window keys), got ${describeValue(opts.windows)}`);
+  opts.windows.forEach((key, i) => {
+    const field = `opts.windows[${i}]`;
+    checkKnownFields(key, field, ['k', 'variant', 'a']);
+    const { k, variant, a } = key;
+    // a belongs to smooth windows only (windowKey): null for normalized ones.
+    checkField(variant !== 'smooth' || typeof a === 'number', `${field}.a`, () => `must be the activation exponent of a smooth window, got ${describeValue(a)}`);
+    checkField(variant === 'smooth' || a === null || a === undefined, `${field}.a`, () => `must be null for a ${describeValue(variant)} window, got ${describeValue(a)}`);
+    resolveCrepeParams({ k, variant, ...(typeof a === 'number' && { a }) }, { field });
+  });
+  checkField(opts.windowPrecision === undefined || WINDOW_PRECISIONS.includes(opts.windowPrecision), 'opts.windowPrecision', () => `must be one of ${WINDOW_PRECISIONS.join(', ')}, got ${describeValue(opts.windowPrecision)}`);
+  checkProgress('opts.progress', opts.progress);
 }
 
 export class ProxyContext {
@@ -131,6 +171,7 @@ export class ProxyContext {
    * context holds (its lock `<cacheDir>.crepe-lock`, released by close()).
    */
   static async open(model: BlockSource | ModelSource, windows: Int32Array[], seqlen: number, engine: EngineOptions, opts: ProxyContextOptions): Promise<ProxyContext> {
+    checkOpenArguments(model, windows, seqlen, engine, opts);
     const { spec } = model;
     const windowPrecision = opts.windowPrecision ?? 'float32';
     const identity: CacheIdentity = {
@@ -213,6 +254,7 @@ export class ProxyContext {
    */
   async evaluateMany(paramsList: readonly CrepeParams[], options: ProxyOptions, which: readonly ProxyName[] = this.availableProxies): Promise<ProxyValues[]> {
     check(!this.closed, 'this ProxyContext is closed: open another to evaluate candidates');
+    checkProxyOptions(options);
     for (const name of which) if (!this.availableProxies.includes(name)) throw new Error(`internal: ${name} is not available in this context`);
     const linear = LINEAR_PROXY_NAMES.filter((p) => which.includes(p));
     const evaluations: ProxyValues[] = paramsList.map(() => ({
@@ -254,8 +296,6 @@ export class ProxyContext {
   private async evaluateLinears(
     paramsList: readonly CrepeParams[], options: ProxyOptions, which: readonly LinearProxyName[], evaluations: ProxyValues[],
   ): Promise<void> {
-    const rows = options.rows ?? 1;
-    if (!(rows > 0 && rows <= 1)) throw new RangeError(`proxy rows must be a fraction in (0, 1], got ${rows}`);
     const requests: EvaluationRequest[] = [];
     for (const params of paramsList) {
       const key = windowKey(params);

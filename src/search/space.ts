@@ -4,8 +4,11 @@
  * activation exponent a. Coordinates are clipped to a box: γ = e^−12 is RIA for every practical
  * purpose, and ratios beyond e^6 make the other terms vanish.
  */
-import type { CrepeParams } from '../prune/scores/crepe.ts';
-import { checkNumber } from '../util/fields.ts';
+import { resolveCrepeParams, type CrepeParams } from '../prune/scores/crepe.ts';
+import type { CrepeConfigFile } from './crepe-config.ts';
+import { activationExponentProblem, isActivationExponent } from '../prune/scores/ria.ts';
+import { checkField } from '../util/errors.ts';
+import { checkFlag, checkKnownFields, checkNumber, describeValue } from '../util/fields.ts';
 
 export const LOG_RATIO_RANGE: readonly [number, number] = [-12, 6];
 export const EXPONENT_RANGE: readonly [number, number] = [0, 1.5];
@@ -18,9 +21,33 @@ export interface SearchSpace {
   variant: CrepeParams['variant'];
 }
 
-/** CMA-ES's initial step in log-ratio units: positive, at most the width of the ratio box. */
-export function checkSigma0(field: string, sigma0: unknown): asserts sigma0 is number {
-  checkNumber(field, sigma0, [0, LOG_RATIO_RANGE[1] - LOG_RATIO_RANGE[0]], { min: true });
+/**
+ * A step in log-ratio units (CMA-ES's sigma0, hill climbing's steps): positive, at most `max`,
+ * by default the width of the ratio box.
+ */
+export function checkLogStep(field: string, step: unknown, max = LOG_RATIO_RANGE[1] - LOG_RATIO_RANGE[0]): asserts step is number {
+  checkNumber(field, step, [0, max], { min: true });
+}
+
+/** Refuses a search space other than a searchA flag, an activation exponent fixedA and a CRePE variant. */
+export function checkSearchSpace(field: string, space: unknown): asserts space is SearchSpace {
+  checkKnownFields(space, field, ['searchA', 'fixedA', 'variant']);
+  checkFlag(`${field}.searchA`, space.searchA);
+  checkField(isActivationExponent(space.fixedA), `${field}.fixedA`, () => activationExponentProblem(space.fixedA));
+  checkField(space.variant === 'normalized' || space.variant === 'smooth', `${field}.variant`, () => `must be "normalized" or "smooth", got ${describeValue(space.variant)}`);
+}
+
+/**
+ * A configuration a search starts from (a configuration file's format and provenance allowed), with
+ * CREPE_DEFAULT_PARAMS for missing fields; its α must be positive, since the search runs over
+ * ratios to α (α = 0 started at the edge of the box).
+ */
+export function checkSearchStart(field: string, start: unknown): CrepeParams {
+  const isObject = typeof start === 'object' && start !== null;
+  const { format, provenance, ...given } = (isObject ? start : {}) as Partial<CrepeConfigFile>;
+  const params = resolveCrepeParams(isObject ? given : start as never, { field });
+  checkField(params.alpha > 0, `${field}.alpha`, 'must be positive to start a search (the search runs over ratios to alpha)');
+  return params;
 }
 
 export const clip = (value: number, [lo, hi]: readonly [number, number]): number => Math.min(hi, Math.max(lo, value));

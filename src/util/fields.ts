@@ -80,6 +80,14 @@ export function checkFlag(field: string, value: unknown): boolean {
 }
 
 /**
+ * Throws a FieldError unless `value` is a function (or undefined, where it may be left out);
+ * `what` says what kind of function the field takes.
+ */
+export function checkFunction(field: string, value: unknown, { optional = true, what = 'a function' } = {}): void {
+  checkField((optional && value === undefined) || typeof value === 'function', field, () => `must be ${what}, got ${describeValue(value)}`);
+}
+
+/**
  * Checks a request object against its field list (`spec`): known names only, null only where
  * allowed, flags and texts of the right type. `prefix` is the object's path in an enclosing
  * request ('' for the request itself).

@@ -7,9 +7,9 @@ import { closeSync } from 'node:fs';
 import { openInputFile } from '../io/input-file.ts';
 import type { ModelSpec } from '../model/spec.ts';
 import { TextTokenizer } from '../model/tokenizer.ts';
-import { checkThreads, type EngineOptions } from '../engine/session.ts';
+import { checkDevice, checkThreads, type EngineOptions } from '../engine/session.ts';
 import { FieldError, UserError, checkField } from '../util/errors.ts';
-import { checkFields, describeValue, type FieldSpec } from '../util/fields.ts';
+import { checkFields, checkFunction, describeValue, type FieldSpec } from '../util/fields.ts';
 import type { Progress } from '../util/progress.ts';
 import { resolveModelArgument, type ModelArgumentKind } from '../hub/resolve.ts';
 
@@ -70,7 +70,7 @@ export const HUB_FIELDS: FieldSpec<HubRequest> = { revision: 'checked' };
 export function checkRequest<T extends RunControl>(request: unknown, spec: FieldSpec<T>): asserts request is T {
   checkFields<T>(request, spec);
   const { onProgress, signal } = request as T;
-  checkField(onProgress === undefined || typeof onProgress === 'function', 'onProgress', () => `must be a function, got ${describeValue(onProgress)}`);
+  checkFunction('onProgress', onProgress);
   checkField(signal === undefined || signal instanceof AbortSignal, 'signal', () => `must be an AbortSignal, got ${describeValue(signal)}`);
   signal?.throwIfAborted();
 }
@@ -134,10 +134,9 @@ export async function resolveModel(field: string, value: unknown, request: RunCo
 
 /** The engine options of a request, validated. */
 export function engineOptions(request: EngineRequest): EngineOptions {
-  const device = request.device ?? 'cpu';
-  checkField(device === 'cpu' || device === 'cuda', 'device', `must be "cpu" or "cuda", got ${JSON.stringify(device)}`);
+  checkDevice('device', request.device);
   checkThreads(request.threads);
-  return { device, threads: request.threads };
+  return { device: request.device ?? 'cpu', threads: request.threads };
 }
 
 /**

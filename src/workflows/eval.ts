@@ -4,8 +4,7 @@
  * checked to hold at least one window before any weight is read.
  */
 import { ModelCheckpoint } from '../model/checkpoint.ts';
-import { looksLikeJsonLines, readEvalText } from '../data/text-sources.ts';
-import { isDocumentsFile } from '../data/calibration.ts';
+import { checkPlainText, readEvalText } from '../data/text-sources.ts';
 import { perplexity, perplexityWorkUnits, windowCount } from '../eval/perplexity.ts';
 import { sha256Bytes } from '../util/hash.ts';
 import { checkField } from '../util/errors.ts';
@@ -71,12 +70,7 @@ export function prepareEvalText(
   checkInputFile(fields.text, file);
   if (maxChunks !== undefined) checkInteger(fields.maxChunks, maxChunks, 1);
   const text = readEvalText(file);
-  checkField(text.trim() !== '', fields.text, `${file}: holds no text`);
-  checkField(
-    !isDocumentsFile(file) && !looksLikeJsonLines(text),
-    fields.text,
-    `${file}: holds JSON Lines documents; perplexity is measured on plain text (write the documents' "text" fields into a text file)`,
-  );
+  checkPlainText(fields.text, file, text, '; perplexity is measured on plain text (write the documents\' "text" fields into a text file)');
   const tokens = encode(text, file);
   checkField(
     windowCount(tokens.length, seqlen, maxChunks) >= 1,

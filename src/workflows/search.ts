@@ -23,7 +23,7 @@ import { runHillClimb } from '../search/hillclimb.ts';
 import { randomConfigurations, validateProxies, type ProxyCorrelation } from '../search/validate.ts';
 import { pruneAndMeasure } from '../search/trial.ts';
 import { windowCount } from '../eval/perplexity.ts';
-import { checkSigma0, startPoint, toParams, type SearchSpace } from '../search/space.ts';
+import { checkLogStep, startPoint, toParams, type SearchSpace } from '../search/space.ts';
 import { readInputJson } from '../io/input-file.ts';
 import { checkOutputDir, pathIsInside, publishOutputDir } from '../io/output-dir.ts';
 import { lockOutput, type OutputLock } from '../io/output-lock.ts';
@@ -177,7 +177,7 @@ function searchOptions(request: SearchRequest) {
   const budget = request.budget ?? (strategy === 'pho' ? 60 : 12);
   checkInteger('budget', budget, 1);
   const sigma0 = request.sigma0 ?? 1.5;
-  checkSigma0('sigma0', sigma0);
+  checkLogStep('sigma0', sigma0);
   const confirm = request.confirm ?? 0;
   checkInteger('confirm', confirm, 0);
   const confirmStatistics = request.confirmStatistics ?? 'sequential';

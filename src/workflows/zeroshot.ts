@@ -3,7 +3,7 @@
  * computes it (src/eval/zeroshot.ts). The task list, every task file and every request's
  * tokenisation are checked before any weight is read.
  */
-import { statSync } from 'node:fs';
+import { checkDirectory } from '../io/input-file.ts';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
 import type { ModelSpec } from '../model/spec.ts';
 import type { EngineOptions } from '../engine/session.ts';
@@ -53,19 +53,11 @@ export interface PreparedTasks {
   tasks: EncodedTask[];
 }
 
-const isDirectory = (dir: string): boolean => {
-  try {
-    return statSync(dir).isDirectory();
-  } catch {
-    return false;
-  }
-};
-
 /** Parses the task list and checks the directory and limit fields; errors name `fields`. */
 export function selectTasks(fields: TaskFields, tasks: unknown, taskDir: unknown, limit: unknown): TaskSelection {
   checkField(typeof tasks === 'string' || (Array.isArray(tasks) && tasks.every((t) => typeof t === 'string')), fields.tasks, () => `must be task names, comma-separated or as a list, got ${describeValue(tasks)}`);
   checkField(typeof taskDir === 'string' && taskDir !== '', fields.taskDir, 'must name the directory of the task files (boolq/, rte/, hellaswag/, …)');
-  checkField(isDirectory(taskDir), fields.taskDir, `${taskDir}: no such directory (expected the directory of the task files: boolq/, rte/, hellaswag/, …)`);
+  checkDirectory(taskDir, 'the directory of the task files: boolq/, rte/, hellaswag/, …', fields.taskDir);
   if (limit !== undefined) checkInteger(fields.limit, limit, 1);
   try {
     const definitions = parseTaskList(typeof tasks === 'string' ? tasks : (tasks as string[]).join(','));

@@ -7,12 +7,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
-  isDocumentsFile,
   sampleC4Windows,
   sampleCalibrationFile,
   sampleTextWindows,
   windowsSha256,
 } from '../../src/data/calibration.ts';
+import { isDocumentsFile } from '../../src/data/text-sources.ts';
 import { UserError } from '../../src/util/errors.ts';
 
 const charEncode = (text: string): Int32Array => Int32Array.from([1, ...Array.from(text, (c) => c.codePointAt(0)!)]);

@@ -7,7 +7,7 @@ import path from 'node:path';
 import ort from 'onnxruntime-node';
 import { GraphBuilder } from '../../src/engine/onnx-builder.ts';
 import { createSession, defaultThreads } from '../../src/engine/session.ts';
-import { FieldError, UserError } from '../../src/util/errors.ts';
+import { FieldError } from '../../src/util/errors.ts';
 
 function tinyModel(): Uint8Array {
   const g = new GraphBuilder('tiny');

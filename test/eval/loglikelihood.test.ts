@@ -3,7 +3,6 @@
 // gives (to float32 rounding: relative 1e-6), and both must equal a plain forward pass (the causal engine's logits, log-softmax here in
 // float64) — the continuation's summed log-probability and whether each token is the argmax.
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { ModelCheckpoint } from '../../src/model/checkpoint.ts';
 import { TextTokenizer } from '../../src/model/tokenizer.ts';
@@ -15,7 +14,7 @@ import {
   type LoglikelihoodRequest, type LoglikelihoodScore,
 } from '../../src/eval/loglikelihood.ts';
 import { UserError } from '../../src/util/errors.ts';
-import { DATA, TASK_DIR } from '../helpers/shared.ts';
+import { TASK_DIR } from '../helpers/shared.ts';
 import { storiesModelDir } from '../helpers/stories.ts';
 
 

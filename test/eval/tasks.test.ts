@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import { TASKS, TASK_NAMES, parseTaskList, taskByName, type TaskDoc } from '../../src/eval/tasks/index.ts';
 import { preprocess } from '../../src/eval/tasks/hellaswag.ts';
 import { UserError } from '../../src/util/errors.ts';
-import { DATA, TASK_DIR } from '../helpers/shared.ts';
+import { TASK_DIR } from '../helpers/shared.ts';
 import { scratchDir } from '../helpers/stories.ts';
 
 const load = (name: string): TaskDoc[] => taskByName(name).load(TASK_DIR);

@@ -13,7 +13,7 @@ import { TextTokenizer } from '../../src/model/tokenizer.ts';
 import { TASKS } from '../../src/eval/tasks/index.ts';
 import { documentMetrics, encodeRequest } from '../../src/eval/zeroshot.ts';
 import { planLoglikelihoods, scoreLoglikelihoods } from '../../src/eval/loglikelihood.ts';
-import { DATA, GOLDEN, TASK_DIR } from '../helpers/shared.ts';
+import { GOLDEN, TASK_DIR } from '../helpers/shared.ts';
 import { storiesModelDir } from '../helpers/stories.ts';
 
 interface GoldenRequest {

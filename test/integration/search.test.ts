@@ -6,7 +6,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseCrepeConfig } from '../../src/search/crepe-config.ts';
 import { LINEAR_PROXY_NAMES, PROXY_NAMES } from '../../src/search/proxy.ts';
-import { C4_SAMPLE, DATA, PTB_VALID } from '../helpers/shared.ts';
+import { C4_SAMPLE, PTB_VALID } from '../helpers/shared.ts';
 import { scratchDir, storiesModelDir } from '../helpers/stories.ts';
 import { runCli } from '../helpers/cli.ts';
 import { ModelCheckpoint } from '../../src/model/checkpoint.ts';

@@ -11,7 +11,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { INPUT_KINDS, formatBytes, openInputFile, parseJson, readInputFile, readInputJson } from '../../src/io/input-file.ts';
-import { readJsonlDocuments } from '../../src/data/text-sources.ts';
 import { UserError } from '../../src/util/errors.ts';
 import { specToConfigJson } from '../../src/model/config.ts';
 import type { ModelSpec } from '../../src/model/spec.ts';

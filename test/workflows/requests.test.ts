@@ -7,8 +7,9 @@ import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import {
-  FieldError, ModelCheckpoint, TextTokenizer, UserError, convertModel, evaluatePerplexity, evaluateTasks, inspectModel, parseTarget, perplexity,
-  pruneModel, sampleCalibrationFile, scoreMatrix, searchCoefficients, selectMask, type PruneRequest,
+  FieldError, ModelCheckpoint, ProxyContext, TextTokenizer, UserError, bitmaskCompress, convertModel, defaultCrepeConfigFor, documentMetrics, evaluatePerplexity,
+  evaluateTasks, hubSettings, inspectModel, parseTarget, parseTaskList, perplexity, planLoglikelihoods, pruneLayers, pruneModel, pruneSettings, riaScores,
+  runHillClimb, runPho, sampleCalibrationFile, scoreLoglikelihoods, scoreMatrix, searchCoefficients, selectMask, windowsSha256, writeCheckpoint, type PruneRequest,
 } from '../../src/index.ts';
 import { C4_SAMPLE, STORIES_BIN, TASK_DIR, WIKITEXT_TEST } from '../helpers/shared.ts';
 import { scratchDir, storiesModelDir } from '../helpers/stories.ts';
@@ -33,6 +34,16 @@ async function thrown(run: () => unknown): Promise<unknown> {
     return error;
   }
   return assert.fail('expected a refusal');
+}
+
+/** Runs each case and asserts a FieldError naming its field, with a problem matching its pattern. */
+async function assertRefusals(cases: Array<[string, () => unknown, string, RegExp]>): Promise<void> {
+  for (const [what, run, field, problem] of cases) {
+    const error = await thrown(run);
+    assert.ok(error instanceof FieldError, `${what}: expected a FieldError, got ${String(error)}`);
+    assert.equal(error.field, field, what);
+    assert.match(error.problem, problem, what);
+  }
 }
 
 describe('library requests from JavaScript', () => {
@@ -74,12 +85,7 @@ describe('library requests from JavaScript', () => {
       ['onProgress not a function', () => pruneModel(prune(out, { onProgress: 'log' })), 'onProgress', /^must be a function, got "log"$/],
       ['signal not an AbortSignal', () => evaluate({ signal: { aborted: true } }), 'signal', /^must be an AbortSignal, got an object$/],
     ];
-    for (const [what, run, field, problem] of cases) {
-      const error = await thrown(run);
-      assert.ok(error instanceof FieldError, `${what}: expected a FieldError, got ${String(error)}`);
-      assert.equal(error.field, field, what);
-      assert.match(error.problem, problem, what);
-    }
+    await assertRefusals(cases);
     assert.deepEqual(readdirSync(parent), []);
   });
 
@@ -135,6 +141,11 @@ describe('library requests from JavaScript', () => {
         ['perplexity maxChunks 0', () => perplexity(checkpoint, tokens, { seqlen: 8, maxChunks: 0, threads: 1, device: 'cpu' }), 'maxChunks', /integer ≥ 1, got 0$/],
         ['perplexity token id outside the vocabulary', () => perplexity(checkpoint, new Int32Array(16).fill(600), { seqlen: 8, threads: 1, device: 'cpu' }), 'tokens', /token id 600 at 0, outside the model's vocabulary of 512$/],
         ['perplexity plain array', () => perplexity(checkpoint, [1, 2, 3] as never, { seqlen: 2, threads: 1, device: 'cpu' }), 'tokens', /must be an Int32Array of token ids, got an array \[1, 2, 3\]$/],
+        // An unknown device ran on the CPU, a misspelt maxChunks measured every window.
+        ['perplexity unknown device', () => perplexity(checkpoint, tokens, { seqlen: 8, threads: 1, device: 'gpu' } as never), 'device', /^must be "cpu" or "cuda", got "gpu"$/],
+        ['perplexity misspelt option', () => perplexity(checkpoint, tokens, { seqlen: 8, maxchunks: 1, device: 'cpu' } as never), 'maxchunks', /did you mean maxChunks\?$/],
+        ['perplexity unknown mode', () => perplexity(checkpoint, tokens, { seqlen: 8, mode: 'whole', device: 'cpu' } as never), 'mode', /got "whole"$/],
+        ['perplexity unknown block-weights form', () => perplexity(checkpoint, tokens, { seqlen: 8, blockWeights: 'packed', device: 'cpu' } as never), 'blockWeights', /^must be one of auto, inputs, constants, got "packed"$/],
         // An unknown rule fell to per-matrix without a word.
         ['selectMask unknown selection', () => selectMask(weights, 2, 4, half, 'per-column' as never), 'selection', /per-row, per-matrix, got "per-column"$/],
         ['selectMask sparsity NaN', () => selectMask(weights, 2, 4, { kind: 'unstructured', sparsity: Number.NaN }, 'per-row'), 'target', /\[0, 1\], got NaN$/],
@@ -148,12 +159,7 @@ describe('library requests from JavaScript', () => {
         ['TextTokenizer.encode of a number', () => tokenizer.encode(5 as never), 'text', /^must be a string, got 5$/],
         ['TextTokenizer.load of a number', () => TextTokenizer.load(5 as never), 'dir', /must name a model directory, got 5$/],
       ];
-      for (const [what, run, field, problem] of cases) {
-        const error = await thrown(run);
-        assert.ok(error instanceof FieldError, `${what}: expected a FieldError, got ${String(error)}`);
-        assert.equal(error.field, field, what);
-        assert.match(error.problem, problem, what);
-      }
+      await assertRefusals(cases);
       const options = await thrown(() => sampleCalibrationFile(C4_SAMPLE, encode, null as never));
       assert.ok(options instanceof UserError && options.message === 'a request must be an object, got null');
       // Well formed, the same call works: per row, the two lowest scores (−2, −4 and −6, −8) are pruned.
@@ -161,6 +167,146 @@ describe('library requests from JavaScript', () => {
     } finally {
       checkpoint.close();
     }
+  });
+});
+
+describe('the layer loop, the searches, the proxy context and the checkpoint writer from JavaScript', () => {
+  it('pruneLayers refuses a bad request naming the field before any work (were TypeErrors, misshapen windows, a hang on a long seqlen)', async () => {
+    const checkpoint = ModelCheckpoint.open(model);
+    const { spec } = checkpoint;
+    const calibration = { file: C4_SAMPLE, sha256: '', nsamples: 2, seqlen: 16, seed: 0 };
+    const settings = pruneSettings({ method: 'wanda', target: parseTarget('0.5'), selection: 'per-row', calibration });
+    const window = Int32Array.from({ length: 16 }, (_, i) => (i * 37) % spec.vocabSize);
+    const layersDone: number[] = [];
+    const request = { model: checkpoint, settings, windows: [window, window], engine: { device: 'cpu', threads: 1 }, onLayerDone: async (layer: number) => { layersDone.push(layer); } };
+    const run = (extra: Record<string, unknown>) => () => pruneLayers({ ...request, ...extra } as never);
+    try {
+      await assertRefusals([
+        ['misspelt optional callback (stored weights left unrounded)', run({ roundweight: () => {} }), 'roundweight', /did you mean roundWeight\?$/],
+        ['no onLayerDone', run({ onLayerDone: undefined }), 'onLayerDone', /^must be a function, got undefined$/],
+        ['hand-built settings missing fields', run({ settings: { method: 'wanda', target: parseTarget('0.5') } }), 'settings.selection', /is missing/],
+        ['settings pruneSettings refuses', run({ settings: { ...settings, owl: { m: 5, lambda: 7 } } }), 'settings.owl.lambda', /got 7$/],
+        ['seqlen past the context', run({ settings: { ...settings, calibration: { ...calibration, seqlen: 100000 } } }), 'settings.calibration.seqlen', /longer than the model's context of 512/],
+        ['no windows (NaN scores)', run({ windows: [] }), 'windows', /non-empty list/],
+        ['window of another length', run({ windows: [window, window.subarray(0, 8)] }), 'windows[1]', /^holds 8 tokens, not the window length 16$/],
+        ['token id outside the vocabulary', run({ windows: [new Int32Array(16).fill(600)] }), 'windows[0]', /token id 600 at 0, outside the model's vocabulary of 512$/],
+        ['unknown device (ran on the CPU)', run({ engine: { device: 'gpu' } }), 'engine.device', /got "gpu"$/],
+        ['no model', run({ model: {} }), 'model', /must be a model such as a ModelCheckpoint/],
+        ['start past the last layer', run({ start: { firstLayer: 9, hidden: [], layerTargets: [] } }), 'start.firstLayer', /in \[0, 5\], got 9$/],
+        ['progress without its methods', run({ progress: 5 }), 'progress', /update, log and done functions, got 5$/],
+      ]);
+      assert.deepEqual(layersDone, []);
+      // Well formed, the same request prunes every layer: per row, exactly half of each linear.
+      const reports = await pruneLayers(request as never);
+      assert.deepEqual(layersDone, [0, 1, 2, 3, 4]);
+      for (const linear of reports.flatMap((report) => report.linears)) assert.equal(linear.pruned, (linear.shape[0] * linear.shape[1]) / 2, linear.name);
+    } finally {
+      checkpoint.close();
+    }
+  });
+
+  it('runHillClimb and runPho refuse bad options naming them before the first trial (minStep 0 never stopped, NaN returned the start)', async () => {
+    const space = { searchA: false, fixedA: 0.5, variant: 'normalized' };
+    const trials: number[] = [];
+    const trial = async (params: { beta: number }) => {
+      trials.push(params.beta);
+      return { ppl: (Math.log(params.beta) - 1) ** 2 + 10 };
+    };
+    const hill = { kSet: [3], space, budgetPerK: 20, initialStep: 1, minStep: 0.25 };
+    const climb = (extra: Record<string, unknown>, run: unknown = trial) => () => runHillClimb(run as never, { ...hill, ...extra } as never);
+    const pho = { target: parseTarget('0.5'), selection: 'per-matrix', giniSubsample: null, seed: 1, kSet: [3], budgetPerK: 8, proxy: 'gini-ref', sign: 1, space, sigma0: 1.5 };
+    const search = (extra: Record<string, unknown>) => () => runPho(null as never, { ...pho, ...extra } as never);
+    await assertRefusals([
+      ['misspelt option', climb({ budget: 3 }), 'budget', /did you mean budgetPerK\?$/],
+      ['no window size (crashed at the end)', climb({ kSet: [] }), 'kSet', /at least one window size/],
+      ['even window size', climb({ kSet: [2] }), 'kSet', /odd window sizes/],
+      ['NaN budget', climb({ budgetPerK: Number.NaN }), 'budgetPerK', /got NaN$/],
+      ['negative step', climb({ initialStep: -1 }), 'initialStep', /^must be a number in \(0, 18\], got -1$/],
+      ['minStep 0', climb({ minStep: 0 }), 'minStep', /^must be a number in \(0, 1\], got 0$/],
+      ['space flag as text', climb({ space: { ...space, searchA: 'yes' } }), 'space.searchA', /got "yes"$/],
+      ['space without its exponent', climb({ space: { searchA: false, variant: 'normalized' } }), 'space.fixedA', /got undefined$/],
+      ['unknown variant', climb({ space: { ...space, variant: 'smoothed' } }), 'space.variant', /got "smoothed"$/],
+      ['start with alpha 0', climb({ start: { k: 3, alpha: 0, beta: 1, gamma: 1, a: 0.5, variant: 'normalized', border: 'zero' } }), 'start.alpha', /must be positive/],
+      ['trial not a function', climb({}, 5), 'trial', /must be a function from CRePE parameters/],
+      ['trial resolving to NaN', climb({}, async () => ({ ppl: Number.NaN })), 'trial', /^must resolve to \{ ppl: number \}, got ppl NaN$/],
+      ['onCandidate not a function', () => runHillClimb(trial, hill as never, 5 as never), 'onCandidate', /must be a function, got 5$/],
+      ['PHO space variant', search({ space: { ...space, variant: 'smoothed' } }), 'space.variant', /got "smoothed"$/],
+      ['PHO unknown selection', search({ selection: 'per-column' }), 'selection', /got "per-column"$/],
+      ['PHO rows 0 (NaN proxies)', search({ rows: 0 }), 'rows', /^must be a number in \(0, 1\], got 0$/],
+      ['PHO start misspelt', search({ start: { gama: 1 } }), 'start.gama', /did you mean start\.gamma\?$/],
+    ]);
+    assert.deepEqual(trials, [], 'no refused call ran a trial');
+  });
+
+  it('ProxyContext.open refuses bad arguments before the cache is touched (a missing modelSha256 keyed the cache on nothing)', async () => {
+    const checkpoint = ModelCheckpoint.open(model);
+    const parent = scratchDir('proxy-open');
+    const window = Int32Array.from({ length: 16 }, (_, i) => i);
+    const options = { cacheDir: path.join(parent, 'cache'), cacheBudgetBytes: 2 ** 20, threads: 1, modelSha256: 'stories', calibrationSeed: 0, withGram: false, windows: [] };
+    const open = (extra: Record<string, unknown>, seqlen = 16, windows = [window]) => () => ProxyContext.open(checkpoint, windows, seqlen, { device: 'cpu', threads: 1 }, { ...options, ...extra } as never);
+    try {
+      await assertRefusals([
+        ['misspelt option', open({ cacheBudget: 5 }), 'opts.cacheBudget', /did you mean opts\.cacheBudgetBytes\?$/],
+        ['no modelSha256', open({ modelSha256: undefined }), 'opts.modelSha256', /got undefined$/],
+        ['NaN threads (crashed)', open({ threads: Number.NaN }), 'opts.threads', /got NaN$/],
+        ['negative cache budget', open({ cacheBudgetBytes: -1 }), 'opts.cacheBudgetBytes', /got -1$/],
+        ['flag as text', open({ withGram: 'yes' }), 'opts.withGram', /got "yes"$/],
+        ['even window key', open({ windows: [{ k: 2, variant: 'normalized', a: null }] }), 'opts.windows[0].k', /odd integer/],
+        ['unknown precision', open({ windowPrecision: 'float16' }), 'opts.windowPrecision', /got "float16"$/],
+        ['windows longer than seqlen (never finished)', open({}, 8), 'windows[0]', /^holds 16 tokens, not the window length 8$/],
+        ['seqlen past the context', open({}, 4096, [new Int32Array(4096)]), 'seqlen', /longer than the model's context/],
+      ]);
+      assert.deepEqual(readdirSync(parent), []);
+    } finally {
+      checkpoint.close();
+    }
+  });
+
+  it('writeCheckpoint refuses an unknown format, non-string metadata and bad callbacks before writing (wrote dense files, unreadable metadata)', async () => {
+    const dir = scratchDir('write-checkpoint');
+    const source = { names: () => ['w.weight'], info: () => ({ dtype: 'F32' as const, shape: [2, 2] }), readRaw: () => new Uint8Array(16) };
+    const write = (options: unknown, target: unknown = dir, from: unknown = source) => () => writeCheckpoint(target as never, from as never, options as never);
+    await assertRefusals([
+      ['misspelt option', write({ maxShardsize: 10 }), 'options.maxShardsize', /did you mean options\.maxShardSize\?$/],
+      ['unknown format', write({ format: 'sparse_bitmask' }), 'options.format', /^must be one of dense, sparse-bitmask, got "sparse_bitmask"$/],
+      ['shard size as text', write({ maxShardSize: '5GB' }), 'options.maxShardSize', /got "5GB"$/],
+      ['metadata value not a string', write({ metadata: { step: 5 } }), 'options.metadata.step', /must be a string/],
+      ['compress not a function', write({ format: 'sparse-bitmask', compress: true }), 'options.compress', /got true$/],
+      ['null options', write(null), 'options', /must be an object/],
+      ['directory not a string', write({}, 5), 'dir', /got 5$/],
+      ['source without its methods', write({}, dir, {}), 'source', /names, info and readRaw/],
+    ]);
+    assert.deepEqual(readdirSync(dir), []);
+    assert.deepEqual((await writeCheckpoint(dir, source, { metadata: { step: '5' } })).files, ['model.safetensors']);
+  });
+});
+
+describe('smaller building blocks from JavaScript', () => {
+  it('refuse arguments that gave a silently wrong answer or a TypeError, naming them', async () => {
+    const weights = new Float32Array([1, -2, 3, -4, 5, -6, 7, -8]);
+    await assertRefusals([
+      // A misspelt override left the Hub online.
+      ['hubSettings misspelt override', () => hubSettings({ ofline: true } as never, {}), 'ofline', /^is not a field of the Hub settings; did you mean offline\?$/],
+      ['hubSettings flag as text', () => hubSettings({ offline: 'yes' } as never, {}), 'offline', /got "yes"$/],
+      // Plain arrays have no buffer: they hashed as no bytes (the sha256 of nothing).
+      ['windowsSha256 of plain arrays', () => windowsSha256([[1, 2]] as never), 'windows', /must be a list of Int32Arrays/],
+      // A gold index past the choices scored the document wrong.
+      ['documentMetrics gold past the choices', () => documentMetrics([1, 2], ['a', 'b'], 5), 'gold', /^must be an integer in \[0, 1\], got 5$/],
+      ['documentMetrics one score for two choices', () => documentMetrics([1], ['a', 'b'], 0), 'logLikelihoods', /one number per choice \(2\)/],
+      ['planLoglikelihoods misspelt option', () => planLoglikelihoods([], { windw: 64 } as never), 'windw', /did you mean window\?$/],
+      ['planLoglikelihoods window 1', () => planLoglikelihoods([], { window: 1 }), 'window', /^must be an integer ≥ 2, got 1$/],
+      // An unknown device ran on the CPU.
+      ['scoreLoglikelihoods unknown device', () => scoreLoglikelihoods(null as never, planLoglikelihoods([], { window: 8 }), { device: 'gpu' } as never), 'device', /got "gpu"$/],
+      // A number for the params object scored with the default exponent.
+      ['riaScores params as a number', () => riaScores(weights, 2, 4, new Float32Array(4), 9 as never), 'params', /got 9$/],
+      ['defaultCrepeConfigFor NaN sparsity (picked the 50% default)', () => defaultCrepeConfigFor({ kind: 'unstructured', sparsity: Number.NaN }), 'target', /got NaN$/],
+      ['parseTaskList of a number', () => parseTaskList(5 as never), 'tasks', /got 5$/],
+      ['bitmaskCompress shape of other bytes', () => bitmaskCompress(new Uint8Array(16), 'F32', [3, 2]), 'raw', /^must hold the 3×2 F32 weight \(24 bytes\), got 16 bytes$/],
+      ['bitmaskCompress unknown dtype', () => bitmaskCompress(new Uint8Array(16), 'F33' as never, [2, 2]), 'dtype', /got "F33"$/],
+    ]);
+    // Well formed: the second choice scores higher, and per character too.
+    assert.deepEqual(documentMetrics([-4, -1], ['ab', 'cd'], 1), { acc: 1, acc_norm: 1 });
+    assert.equal(hubSettings({ offline: true }, { HF_HOME: '/nowhere' }).offline, true);
   });
 });
 

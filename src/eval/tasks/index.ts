@@ -1,5 +1,6 @@
 /** The zero-shot tasks by name, in the order papers report them. */
-import { UserError } from '../../util/errors.ts';
+import { UserError, checkField } from '../../util/errors.ts';
+import { describeValue } from '../../util/fields.ts';
 import { arcChallenge, arcEasy } from './arc.ts';
 import { boolq } from './boolq.ts';
 import { hellaswag } from './hellaswag.ts';
@@ -22,6 +23,7 @@ export function taskByName(name: string): TaskDefinition {
 
 /** "boolq,rte" → their definitions; "all" → every task. Duplicates and empty lists are refused. */
 export function parseTaskList(text: string): TaskDefinition[] {
+  checkField(typeof text === 'string', 'tasks', () => `must be task names, comma-separated, got ${describeValue(text)}`);
   const names = text.split(',').map((s) => s.trim()).filter(Boolean);
   if (names.length === 0) throw new UserError(`no task named; expected some of ${TASK_NAMES.join(', ')} (or "all")`);
   if (names.length === 1 && names[0] === 'all') return [...TASKS];

@@ -11,7 +11,7 @@
  * Sums and the score are computed in float64 and stored as float32. (The reference computes RI in
  * fp16, so near-ties may break differently; ALGORITHMS.md §1.5.)
  */
-import { describeValue } from '../../util/fields.ts';
+import { checkKnownFields, describeValue } from '../../util/fields.ts';
 import type { InputSqNorms } from './index.ts';
 import { checkField } from '../../util/errors.ts';
 import { relativeImportanceTerm } from '../../util/kernels.ts';
@@ -161,6 +161,7 @@ export function riaScores(
   params: Partial<RiaParams> = {},
   out?: Float32Array,
 ): Float32Array {
+  checkKnownFields(params, 'params', ['a']);
   const a = params.a ?? RIA_DEFAULT_PARAMS.a;
   checkField(isActivationExponent(a), 'riaA', () => activationExponentProblem(a));
   // One shared copy serves both passes when the workers take part.
