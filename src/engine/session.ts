@@ -44,7 +44,7 @@ export function checkThreads(threads: unknown, field = 'threads'): void {
   if (threads > MAX_THREADS) throw new FieldError(field, `must be at most ${MAX_THREADS} (more than any machine's cores), got ${threads}`);
 }
 
-/** Refuses a device other than "cpu" and "cuda" (undefined: the CPU); any other name ran on the CPU. */
+/** Refuses a device other than "cpu" and "cuda" (undefined: the CPU): any other name would silently run on the CPU. */
 export function checkDevice(field: string, device: unknown): asserts device is EngineOptions['device'] | undefined {
   checkField(device === undefined || device === 'cpu' || device === 'cuda', field, () => `must be "cpu" or "cuda", got ${describeValue(device)}`);
 }

@@ -38,9 +38,9 @@ export interface HillClimbResult {
 const HILL_CLIMB_OPTIONS: readonly (keyof HillClimbOptions)[] = ['kSet', 'space', 'budgetPerK', 'initialStep', 'minStep', 'start'];
 
 /**
- * A caller's arguments, checked before the first trial: a minStep of 0 halved the step for ever
- * once every move had been measured, an empty kSet crashed at the end, and a NaN budget or step
- * returned the start point as the best.
+ * A caller's arguments, checked before the first trial: with a minStep of 0 the step would be
+ * halved for ever once every move had been measured, an empty kSet would fail at the end, and a
+ * NaN budget or step would return the start point as the best.
  */
 function checkHillClimb(trial: unknown, opts: HillClimbOptions, onCandidate: unknown): CrepeParams | undefined {
   checkFunction('trial', trial, { optional: false, what: 'a function from CRePE parameters to a promise of { ppl }' });

@@ -89,9 +89,9 @@ const WINDOW_PRECISIONS: readonly WindowPrecision[] = ['float32', 'float64'];
 
 /**
  * ProxyContext.open's arguments, named as its parameters (`seqlen`, `opts.cacheDir`), checked
- * before the cache is touched: a missing modelSha256 keyed
- * the cache on nothing (a cache of another model was reused), windows of another length than
- * seqlen ran the dense pass on misshapen inputs, and a NaN count of threads crashed.
+ * before the cache is touched: without a modelSha256 the cache would be keyed on nothing (a cache
+ * of another model would be reused), windows of another length than seqlen would run the dense
+ * pass on misshapen inputs, and a NaN count of threads would fail inside the pool.
  */
 function checkOpenArguments(model: unknown, windows: unknown, seqlen: unknown, engine: unknown, opts: ProxyContextOptions): void {
   checkBlockSource('model', model);
