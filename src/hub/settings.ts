@@ -40,7 +40,7 @@ function readToken(file: string): string | null {
 
 /** The settings `env` gives (process.env by default); `overrides` win. */
 export function hubSettings(overrides: Partial<HubSettings> = {}, env: NodeJS.ProcessEnv = process.env): HubSettings {
-  // A misspelt override ("ofline") left the Hub online without a word.
+  // A misspelt override ("ofline") would leave the Hub online without a word.
   checkKnownFields(overrides, '', ['endpoint', 'cacheDir', 'token', 'offline', 'timeoutMs'], 'the Hub settings');
   checkFlag('offline', overrides.offline);
   if (overrides.timeoutMs !== undefined) checkNumber('timeoutMs', overrides.timeoutMs, [0, Number.MAX_SAFE_INTEGER], { min: true });

@@ -14,7 +14,7 @@
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { checkField } from '../util/errors.ts';
-import { checkFunction, checkInteger, checkKnownFields, describeValue } from '../util/fields.ts';
+import { checkFunction, checkInteger, checkKnownFields, describeValue, hasMethods } from '../util/fields.ts';
 import { atomicWriteJson } from './atomic.ts';
 import { bitmaskCompress, bitmaskLayout, modulePrefix, storedValueCount, type BitmaskPart } from './sparse-bitmask.ts';
 import { INDEX_FILE_NAME, SINGLE_FILE_NAME, STORED_DTYPE_BYTES, elementCount, type DType } from './safetensors.ts';
@@ -106,14 +106,13 @@ const WRITE_OPTIONS: readonly (keyof WriteCheckpointOptions)[] = ['maxShardSize'
 
 /**
  * A caller's arguments, checked before anything is written: an unknown format (a misspelt
- * "sparse_bitmask") wrote dense files, and metadata values other than strings made files that
- * safetensors readers refuse.
+ * "sparse_bitmask") would write dense files, and metadata values other than strings would make
+ * files that safetensors readers refuse.
  */
 function checkWriteArguments(dir: unknown, source: unknown, options: unknown): void {
   checkField(typeof dir === 'string' && dir !== '', 'dir', () => `must name a directory, got ${describeValue(dir)}`);
-  const weights = source as Partial<WeightSource> | null;
   checkField(
-    typeof weights === 'object' && weights !== null && ['names', 'info', 'readRaw'].every((method) => typeof weights[method as keyof WeightSource] === 'function'),
+    hasMethods(source, ['names', 'info', 'readRaw']),
     'source',
     () => `must be a weight source (names, info and readRaw functions) such as a ModelCheckpoint's weights, got ${describeValue(source)}`,
   );

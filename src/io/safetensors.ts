@@ -351,20 +351,22 @@ export class SafetensorsFile {
     return info;
   }
 
+  /** Where a tensor's bytes lie, float or integer. */
+  private stored(name: string): TensorInfo | RawTensorInfo {
+    const info = this.tensors.get(name) ?? this.rawTensors.get(name);
+    if (!info) throw new UserError(`${this.path}: no tensor named "${name}"`);
+    return info;
+  }
+
   /**
    * The tensor's bytes as stored (little-endian, its own dtype), float or integer: in a fresh
    * buffer, or at the start of `scratch` when it is given and large enough.
    */
   readRaw(name: string, scratch?: Uint8Array): Uint8Array {
-    const info = this.tensors.get(name) ?? this.rawTensors.get(name);
-    if (!info) throw new UserError(`${this.path}: no tensor named "${name}"`);
-    if (this.fd < 0) throw new Error(`${this.path}: read after close`);
-    if (scratch && scratch.byteLength >= info.byteLength) {
-      const target = scratch.subarray(0, info.byteLength);
-      readBytesInto(this.fd, info.byteOffset, target, this.path);
-      return target;
-    }
-    return readBytesAt(this.fd, info.byteOffset, info.byteLength, this.path);
+    const { byteLength } = this.stored(name);
+    const target = scratch && scratch.byteLength >= byteLength ? scratch.subarray(0, byteLength) : new Uint8Array(byteLength);
+    this.readRawInto(name, target);
+    return target;
   }
 
   /**
@@ -372,8 +374,7 @@ export class SafetensorsFile {
    * piece); float or integer.
    */
   readRawInto(name: string, target: Uint8Array, offset = 0): void {
-    const info = this.tensors.get(name) ?? this.rawTensors.get(name);
-    if (!info) throw new UserError(`${this.path}: no tensor named "${name}"`);
+    const info = this.stored(name);
     if (this.fd < 0) throw new Error(`${this.path}: read after close`);
     invariant(offset >= 0 && offset + target.byteLength <= info.byteLength, () => `${this.path}: bytes [${offset}, ${offset + target.byteLength}) outside tensor "${name}"`);
     readBytesInto(this.fd, info.byteOffset + offset, target, this.path);
@@ -385,8 +386,7 @@ export class SafetensorsFile {
    * elements): a whole checkpoint is read without a fresh buffer per tensor.
    */
   readRawPieces(name: string, scratch: Uint8Array, visit: (piece: Uint8Array, offset: number) => void): void {
-    const info = this.tensors.get(name) ?? this.rawTensors.get(name);
-    if (!info) throw new UserError(`${this.path}: no tensor named "${name}"`);
+    const info = this.stored(name);
     invariant(scratch.byteLength > 0 && scratch.byteLength % 8 === 0, 'scratch must be a positive multiple of 8 bytes');
     for (let offset = 0; offset < info.byteLength; offset += scratch.byteLength) {
       const piece = scratch.subarray(0, Math.min(scratch.byteLength, info.byteLength - offset));

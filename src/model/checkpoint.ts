@@ -46,6 +46,8 @@ const formatShape = (shape: readonly number[]): string => `[${shape.join(', ')}]
 export class ModelCheckpoint {
   /** Arrays of blocks handed back by recycleBlock, filled by the next reads of the same length. */
   private spare: Float32Array[] = [];
+  /** Set once verifyWeights has found every stored tensor finite: later reads need not scan again. */
+  private allFinite = false;
 
   private constructor(
     readonly dir: string,
@@ -106,17 +108,22 @@ export class ModelCheckpoint {
 
   /**
    * Rows `ids` of the token embedding, [ids.length, hidden]: the rows readEmbedding would give,
-   * read and widened alone. The whole embedding is still checked to be finite, from its stored bits.
+   * read and widened alone. The whole embedding is still checked to be finite, from its stored bits
+   * (unless every weight already was).
    */
   readEmbeddingRows(ids: Int32Array): Float32Array {
     const { hiddenSize, vocabSize } = this.spec;
     const { dtype } = this.weights.info(EMBED_NAME);
     // A bitmask-stored embedding is decompressed whole; a dense one is read row by row.
     const whole = this.weights.isBitmaskCompressed(EMBED_NAME) ? this.weights.readRaw(EMBED_NAME) : null;
-    let allFinite = true;
-    if (whole) allFinite = scanRaw(whole, dtype).allFinite;
-    else this.weights.readStoredPieces(EMBED_NAME, new Uint8Array(PIECE_BYTES), (piece) => { allFinite &&= scanRaw(piece, dtype).allFinite; });
-    if (!allFinite) this.read(EMBED_NAME); // refuses it, naming the value
+    const scannedFinite = (): boolean => {
+      if (whole) return scanRaw(whole, dtype).allFinite;
+      let finite = true;
+      this.weights.readStoredPieces(EMBED_NAME, new Uint8Array(PIECE_BYTES), (piece) => { finite &&= scanRaw(piece, dtype).allFinite; });
+      return finite;
+    };
+    // Not scanned again when every weight was (hashAndCheckFinite, checkAllFinite).
+    if (!this.allFinite && !scannedFinite()) this.read(EMBED_NAME); // refuses it, naming the value
     const rowBytes = hiddenSize * DTYPE_BYTES[dtype];
     const row = new Uint8Array(rowBytes);
     const out = new Float32Array(ids.length * hiddenSize);
@@ -184,6 +191,7 @@ export class ModelCheckpoint {
       }
       if (digest) hashes[path.basename(file)] = digest.digest('hex');
     }
+    this.allFinite = true;
     return hashes;
   }
 
@@ -197,7 +205,7 @@ export class ModelCheckpoint {
     const count = elementCount(this.weights.info(name).shape);
     const at = this.spare.findIndex((array) => array.length === count);
     const data = this.weights.readF32(name, at >= 0 ? this.spare.splice(at, 1)[0] : undefined);
-    checkFinite(name, data, this.dir);
+    if (!this.allFinite) checkFinite(name, data, this.dir);
     return data;
   }
 }

@@ -4,7 +4,7 @@
  * blocks and the tests' random models are others.
  */
 import { checkField } from '../util/errors.ts';
-import { describeValue } from '../util/fields.ts';
+import { describeValue, hasMethods } from '../util/fields.ts';
 import type { BlockWeights, ModelSpec } from './spec.ts';
 
 export interface ModelSource {
@@ -28,10 +28,9 @@ export type BlockSource = Pick<ModelSource, 'spec' | 'readBlock' | 'readEmbeddin
 
 /** Refuses `model` unless it reads like a BlockSource (a ModelCheckpoint, or an object with a spec, readBlock and readEmbedding). */
 export function checkBlockSource(field: string, model: unknown): asserts model is BlockSource {
-  const source = model as Partial<BlockSource> | null;
+  const spec = (model as Partial<BlockSource> | null)?.spec;
   checkField(
-    typeof source === 'object' && source !== null && typeof source.spec === 'object' && source.spec !== null
-      && typeof source.readBlock === 'function' && typeof source.readEmbedding === 'function',
+    hasMethods(model, ['readBlock', 'readEmbedding']) && typeof spec === 'object' && spec !== null,
     field,
     () => `must be a model such as a ModelCheckpoint (spec, readBlock, readEmbedding), got ${describeValue(model)}`,
   );

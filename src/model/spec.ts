@@ -232,8 +232,8 @@ export function checkTokenIds(field: string, tokens: unknown, spec: ModelSpec): 
 
 /**
  * Refuses calibration windows unless they are a non-empty list of `seqlen` token ids each, in the
- * model's vocabulary (windows of another length ran the engines on misshapen inputs, and none at
- * all gave NaN scores).
+ * model's vocabulary (windows of another length would run the engines on misshapen inputs, and
+ * none at all would give NaN scores).
  */
 export function checkWindows(field: string, windows: unknown, seqlen: number, spec: ModelSpec): asserts windows is Int32Array[] {
   checkField(Array.isArray(windows) && windows.length > 0, field, () => `must be a non-empty list of token windows (Int32Arrays), got ${describeValue(windows)}`);

@@ -44,8 +44,8 @@ export interface PhoResult {
 const PHO_OPTIONS = ['kSet', 'budgetPerK', 'proxy', 'sign', 'space', 'sigma0', 'start', 'target', 'selection', 'giniSubsample', 'seed', 'rows'];
 
 export async function runPho(context: ProxyContext, opts: PhoOptions, onCandidate?: (c: PhoCandidate) => void): Promise<PhoResult> {
-  // A caller's options, checked before the first candidate: an unknown proxy or a sign of 0 made
-  // every objective NaN or 0, and the search returned its start point as the best.
+  // A caller's options, checked before the first candidate: an unknown proxy or a sign of 0 would
+  // make every objective NaN or 0, and the search would return its start point as the best.
   checkKnownFields(opts, '', PHO_OPTIONS);
   checkWindowSizes('kSet', opts.kSet);
   checkInteger('budgetPerK', opts.budgetPerK, 1);

@@ -44,7 +44,7 @@ export interface EvaluationRequest {
 
 /** One linear of the dense pass: its dense weights and input statistics, and the neighbourhood terms to build. */
 export interface BuildRequest {
-  unit: number;
+  unit: Unit;
   /** Row-major [dOut, dIn]. */
   weight: Float32Array;
   sqNorm: Float64Array;
@@ -83,9 +83,7 @@ export class UnitEvaluator {
 
   /** Writes the terms file of each requested unit and its neighbourhood terms of the requested keys. */
   async build(requests: readonly BuildRequest[]): Promise<void> {
-    for (const { unit: index, weight, sqNorm, gram, windows } of requests) {
-      const unit = this.config.units.find((u) => u.index === index);
-      if (!unit) throw new Error(`internal: unit ${index} is not this evaluator's`);
+    for (const { unit, weight, sqNorm, gram, windows } of requests) {
       const built = buildLinearTerms(weight, unit.dOut, unit.dIn, sqNorm, gram);
       const positionOf = positionsOf(built.order);
       for (const key of windows) {
@@ -325,8 +323,8 @@ export class EvaluatorPool {
   async build(requests: readonly BuildRequest[]): Promise<void> {
     const perChannel = this.channels.map((): BuildRequest[] => []);
     for (const request of requests) {
-      const c = this.owner.get(request.unit);
-      if (c === undefined) throw new Error(`internal: unit ${request.unit} has no evaluator`);
+      const c = this.owner.get(request.unit.index);
+      if (c === undefined) throw new Error(`internal: unit ${request.unit.index} has no evaluator`);
       perChannel[c].push(request);
     }
     await Promise.all(perChannel.map((builds, c) => (builds.length ? this.channels[c].send({ id: 0, op: 'build', builds }) : undefined)));

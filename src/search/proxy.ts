@@ -322,8 +322,7 @@ export class ProxyContext {
     const key = `${layer} ${name}`;
     let values = this.sqNorms.get(key);
     if (!values) {
-      const unit = this.units.find((u) => u.layer === layer && u.name === name);
-      if (!unit) throw new Error(`internal: no linear ${name} in layer ${layer}`);
+      const unit = unitOf(this.units, layer, name);
       values = readSqNorm(termsFile(this.dir, unit), this.dir, true, unit);
       this.sqNorms.set(key, values);
     }
@@ -355,6 +354,13 @@ export class ProxyContext {
     this.manifest.windows.push(key);
     await writeManifest(this.dir, this.manifest);
   }
+}
+
+/** The unit of linear `name` in `layer`. */
+function unitOf(units: readonly Unit[], layer: number, name: LinearName): Unit {
+  const unit = units.find((u) => u.layer === layer && u.name === name);
+  if (!unit) throw new Error(`internal: no linear ${name} in layer ${layer}`);
+  return unit;
 }
 
 /** The first layer with a linear whose terms are not on disk (numLayers when none). */
@@ -393,7 +399,7 @@ async function buildCache(
       await forEachDenseLayer(model, inputs, rope, { stats: statsEngine, plain: plainEngine }, opts.withGram, async (layer, dense) => {
         const started = performance.now();
         await pool.build(dense.map(({ name, weight, stats }) => ({
-          unit: units.find((u) => u.layer === layer && u.name === name)!.index, weight, sqNorm: stats.sqNorm, gram: opts.withGram ? stats.gram : null, windows: buildWindows,
+          unit: unitOf(units, layer, name), weight, sqNorm: stats.sqNorm, gram: opts.withGram ? stats.gram : null, windows: buildWindows,
         })));
         layersBuilt++;
         manifest.layersDone = Math.max(manifest.layersDone, layer + 1);

@@ -4,11 +4,11 @@
  * activation exponent a. Coordinates are clipped to a box: γ = e^−12 is RIA for every practical
  * purpose, and ratios beyond e^6 make the other terms vanish.
  */
-import { resolveCrepeParams, type CrepeParams } from '../prune/scores/crepe.ts';
+import { crepeVariantProblem, isCrepeVariant, resolveCrepeParams, type CrepeParams } from '../prune/scores/crepe.ts';
 import type { CrepeConfigFile } from './crepe-config.ts';
 import { activationExponentProblem, isActivationExponent } from '../prune/scores/ria.ts';
 import { checkField } from '../util/errors.ts';
-import { checkFlag, checkKnownFields, checkNumber, describeValue } from '../util/fields.ts';
+import { checkFlag, checkKnownFields, checkNumber } from '../util/fields.ts';
 
 export const LOG_RATIO_RANGE: readonly [number, number] = [-12, 6];
 export const EXPONENT_RANGE: readonly [number, number] = [0, 1.5];
@@ -34,7 +34,7 @@ export function checkSearchSpace(field: string, space: unknown): asserts space i
   checkKnownFields(space, field, ['searchA', 'fixedA', 'variant']);
   checkFlag(`${field}.searchA`, space.searchA);
   checkField(isActivationExponent(space.fixedA), `${field}.fixedA`, () => activationExponentProblem(space.fixedA));
-  checkField(space.variant === 'normalized' || space.variant === 'smooth', `${field}.variant`, () => `must be "normalized" or "smooth", got ${describeValue(space.variant)}`);
+  checkField(isCrepeVariant(space.variant), `${field}.variant`, () => crepeVariantProblem(space.variant));
 }
 
 /**

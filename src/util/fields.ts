@@ -79,6 +79,11 @@ export function checkFlag(field: string, value: unknown): boolean {
   return value ?? false;
 }
 
+/** Whether `value` is an object with a function under each name of `methods` (a duck-typed interface). */
+export function hasMethods(value: unknown, methods: readonly string[]): boolean {
+  return typeof value === 'object' && value !== null && methods.every((name) => typeof (value as Record<string, unknown>)[name] === 'function');
+}
+
 /**
  * Throws a FieldError unless `value` is a function (or undefined, where it may be left out);
  * `what` says what kind of function the field takes.

@@ -69,6 +69,13 @@ const HALF_NORMAL_MIN = 0x38800000;
 const HALF_OVERFLOW = 0x477ff000;
 
 /**
+ * A float32 magnitude (bits) in the normal half range rounded, ties to even, to the 10 mantissa
+ * bits a half keeps; the 13 dropped bits are left for the caller to shift out or clear (a carry
+ * correctly bumps the exponent).
+ */
+const roundToHalfMantissa = (magnitude: number): number => magnitude + 0xfff + ((magnitude >>> 13) & 1);
+
+/**
  * The binary16 bit pattern nearest (ties to even) to the float32 of bit pattern `bits`. Values
  * beyond the largest half (65504, after rounding) become ±Inf; small values become subnormals or
  * ±0; NaN stays NaN (made quiet, so that a payload living only in the low bits survives).
@@ -77,9 +84,8 @@ function halfBits(bits: number): number {
   const sign = (bits >>> 16) & 0x8000;
   const magnitude = bits & 0x7fffffff;
   if (magnitude >= HALF_NORMAL_MIN && magnitude < HALF_OVERFLOW) {
-    // Normal: drop 13 mantissa bits rounding to nearest even (a carry correctly bumps the
-    // exponent), then rebias the exponent from 127 to 15 (112 << 10 = 0x1c000).
-    return sign | (((magnitude + 0xfff + ((magnitude >>> 13) & 1)) >>> 13) - 0x1c000);
+    // Normal: drop the 13 rounded-off mantissa bits, then rebias the exponent from 127 to 15 (112 << 10 = 0x1c000).
+    return sign | ((roundToHalfMantissa(magnitude) >>> 13) - 0x1c000);
   }
   const exponent = magnitude >>> 23;
   const mantissa = magnitude & 0x7fffff;
@@ -150,7 +156,7 @@ export function roundThroughHalfInPlace(x: Float32Array, dtype: 'F16' | 'BF16'):
     // Normal halves: clear the 13 dropped mantissa bits after rounding to nearest even; the rest
     // (subnormals, zeros, overflow, Inf, NaN) goes through the half's bit pattern.
     bits[i] = magnitude >= HALF_NORMAL_MIN && magnitude < HALF_OVERFLOW
-      ? (value & 0x80000000) | ((magnitude + 0xfff + ((magnitude >>> 13) & 1)) & ~0x1fff)
+      ? (value & 0x80000000) | (roundToHalfMantissa(magnitude) & ~0x1fff)
       : table[halfBits(value)];
   }
 }

@@ -4,7 +4,7 @@
  * `ProgressEvent`s for their callers; nothing here prints.
  */
 import { checkField } from './errors.ts';
-import { describeValue } from './fields.ts';
+import { describeValue, hasMethods } from './fields.ts';
 
 export interface Progress {
   /** Advance to `done` of the stage's units; `detail` is a short note (e.g. the current layer). */
@@ -16,9 +16,8 @@ export interface Progress {
 
 /** Refuses `progress` unless it is undefined or an object with Progress's update, log and done functions. */
 export function checkProgress(field: string, progress: unknown): asserts progress is Progress | undefined {
-  const methods = progress as Partial<Record<keyof Progress, unknown>> | null;
   checkField(
-    progress === undefined || (typeof methods === 'object' && methods !== null && typeof methods.update === 'function' && typeof methods.log === 'function' && typeof methods.done === 'function'),
+    progress === undefined || hasMethods(progress, ['update', 'log', 'done']),
     field,
     () => `must be an object with update, log and done functions, got ${describeValue(progress)}`,
   );

@@ -9,7 +9,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
-import { checkWindowSizes, type CrepeParams, type CrepeVariant } from '../prune/scores/crepe.ts';
+import { checkWindowSizes, crepeVariantProblem, isCrepeVariant, type CrepeParams, type CrepeVariant } from '../prune/scores/crepe.ts';
 import { activationExponentProblem, isActivationExponent } from '../prune/scores/ria.ts';
 import { pruneSettings, type PruneSettings } from '../prune/settings.ts';
 import { validateTarget, type PruneTarget, type Selection } from '../prune/target.ts';
@@ -194,7 +194,7 @@ function searchOptions(request: SearchRequest) {
   const a = request.crepe?.a ?? 0.5;
   checkField(isActivationExponent(a), 'crepe.a', () => activationExponentProblem(a));
   const variant = request.crepe?.variant ?? 'normalized';
-  checkField(variant === 'normalized' || variant === 'smooth', 'crepe.variant', `must be "normalized" or "smooth", got ${JSON.stringify(variant)}`);
+  checkField(isCrepeVariant(variant), 'crepe.variant', () => crepeVariantProblem(variant));
   if (request.proxy !== undefined) checkProxyName('proxy', request.proxy);
   if (request.proxySign !== undefined) checkField(request.proxySign === 1 || request.proxySign === -1, 'proxySign', `must be 1 or -1, got ${describeValue(request.proxySign)}`);
   const proxyRows = request.proxyRows ?? 1;

@@ -62,6 +62,10 @@ export const MAX_CREPE_K = 63;
 /** A window size CRePE takes: an odd integer in [1, MAX_CREPE_K]. */
 const isWindowSize = (k: unknown): k is number => Number.isSafeInteger(k) && (k as number) >= 1 && (k as number) <= MAX_CREPE_K && (k as number) % 2 === 1;
 
+/** CRePE's neighbourhood-term variants. */
+export const isCrepeVariant = (variant: unknown): variant is CrepeVariant => variant === 'normalized' || variant === 'smooth';
+export const crepeVariantProblem = (variant: unknown): string => `must be "normalized" or "smooth", got ${describeValue(variant)}`;
+
 /** Throws a FieldError naming `field` unless `kSet` lists window sizes CRePE takes (isWindowSize). */
 export function checkWindowSizes(field: string, kSet: unknown): asserts kSet is readonly number[] {
   if (!(Array.isArray(kSet) && kSet.length > 0)) throw new FieldError(field, `must list at least one window size, got ${describeValue(kSet)}`);
@@ -95,7 +99,7 @@ export function resolveCrepeParams(params: Partial<CrepeParams> = {}, source: st
     fail('gamma', 'is zero, and so are alpha and beta; at least one coefficient must be positive');
   }
   if (!isActivationExponent(p.a)) fail('a', activationExponentProblem(p.a));
-  if (p.variant !== 'normalized' && p.variant !== 'smooth') fail('variant', `must be "normalized" or "smooth", got ${JSON.stringify(p.variant)}`);
+  if (!isCrepeVariant(p.variant)) fail('variant', crepeVariantProblem(p.variant));
   if (p.border !== 'zero' && p.border !== 'mean') fail('border', `must be "zero" or "mean", got ${JSON.stringify(p.border)}`);
   return p;
 }
