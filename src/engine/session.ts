@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
 import { FieldError, checkField } from '../util/errors.ts';
+import { hugePagesFrom, readThpEnabled, runtimeGlibcVersion } from '../util/huge-pages.ts';
 import type { ExternalData } from './onnx-builder.ts';
 
 export interface EngineOptions {
@@ -130,33 +131,14 @@ export function defaultThreads(): number {
 let hugePages: boolean | undefined;
 
 /**
- * Whether this process's large allocations get transparent huge pages: the kernel's THP mode is
- * 'always', or 'madvise' and glibc was asked at start-up to advise them (GLIBC_TUNABLES
- * glibc.malloc.hugetlb=1). It decides what fresh memory costs, hence what a new session costs:
- * ORT's copies, packed weights and arena are all first touched page by page, and on a VM a 4 KiB
- * page fault can take 10–20 µs (BENCHMARKS.md), against one fault per 2 MiB with huge pages.
+ * Whether this process's large allocations get transparent huge pages (util/huge-pages.ts). It
+ * decides what fresh memory costs, hence what a new session costs: ORT's copies, packed weights and
+ * arena are all first touched page by page, and on a VM a 4 KiB page fault can take 10–20 µs
+ * (BENCHMARKS.md), against one fault per 2 MiB with huge pages.
  */
 export function mallocHugePages(): boolean {
-  if (hugePages === undefined) {
-    let enabled = '';
-    try {
-      enabled = fs.readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8');
-    } catch {
-      // No THP interface (not Linux, or a restricted container): no huge pages.
-    }
-    hugePages = hugePagesFrom(enabled, process.env.GLIBC_TUNABLES);
-  }
+  hugePages ??= hugePagesFrom(readThpEnabled(), process.env.GLIBC_TUNABLES, runtimeGlibcVersion);
   return hugePages;
-}
-
-/**
- * `mallocHugePages` from the text of /sys/kernel/mm/transparent_hugepage/enabled (the mode in
- * brackets, e.g. "always [madvise] never") and the GLIBC_TUNABLES variable (colon-separated).
- */
-export function hugePagesFrom(thpEnabled: string, glibcTunables: string | undefined): boolean {
-  const mode = /\[(\w+)\]/.exec(thpEnabled)?.[1];
-  const advised = (glibcTunables ?? '').split(':').includes('glibc.malloc.hugetlb=1');
-  return mode === 'always' || (mode === 'madvise' && advised);
 }
 
 /**

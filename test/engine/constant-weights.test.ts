@@ -2,7 +2,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BlockEngine, ConstantBlockWeights, constantWeightsPay } from '../../src/engine/block-engine.ts';
 import { blockWeightBytes } from '../../src/engine/block-graph.ts';
-import { hugePagesFrom } from '../../src/engine/session.ts';
 import { ropeTables } from '../../src/model/rope.ts';
 import { LINEAR_NAMES, type BlockWeights, type ModelSpec } from '../../src/model/spec.ts';
 import { collectStatistics } from '../../src/prune/calibration-stats.ts';
@@ -42,16 +41,6 @@ test('constantWeightsPay: break-even runs per weight set', () => {
   assert.equal(constantWeightsPay(stories, 3183, true), false);
   assert.equal(constantWeightsPay(stories, 8904, true), false);
   assert.equal(constantWeightsPay(stories, 8905, true), true);
-});
-
-test('hugePagesFrom: THP always, or madvise with glibc.malloc.hugetlb=1', () => {
-  assert.equal(hugePagesFrom('[always] madvise never\n', undefined), true);
-  assert.equal(hugePagesFrom('always [madvise] never\n', undefined), false);
-  assert.equal(hugePagesFrom('always [madvise] never\n', 'glibc.malloc.hugetlb=1'), true);
-  assert.equal(hugePagesFrom('always [madvise] never\n', 'glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1'), true);
-  assert.equal(hugePagesFrom('always [madvise] never\n', 'glibc.malloc.hugetlb=0'), false);
-  assert.equal(hugePagesFrom('always madvise [never]\n', 'glibc.malloc.hugetlb=1'), false);
-  assert.equal(hugePagesFrom('', 'glibc.malloc.hugetlb=1'), false);
 });
 
 test('block weights as constants give the outputs and statistics of weights as inputs', async () => {
