@@ -42,15 +42,26 @@ function processStartTime(): Date {
 }
 
 /**
+ * The fields of /proc/<pid>/stat after the parenthesised command name (field 3, the state, first),
+ * or null where there is none (not Linux, no such process).
+ */
+function statFields(pid: number): string[] | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return null;
+  }
+}
+
+/**
  * The start time of process `pid` on this host, from /proc (Linux); null where unknown. A pid
  * reused by an unrelated process has a later start time than the lock's owner.
  */
 function startTimeOf(pid: number): Date | null {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Field 22 (starttime, in clock ticks since boot) follows the parenthesised command name.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(fields[19]);
+    // Field 22: starttime, in clock ticks since boot.
+    const ticks = Number(statFields(pid)?.[19]);
     const bootLine = readFileSync('/proc/stat', 'utf8').split('\n').find((line) => line.startsWith('btime '));
     if (!bootLine || !Number.isFinite(ticks)) return null;
     const clockTicksPerSecond = 100; // USER_HZ on every Linux architecture Node runs on
@@ -70,6 +81,8 @@ export function ownerStatus(owner: LockOwner): 'alive' | 'dead' | 'unknown' {
     // EPERM: the process exists but belongs to someone else.
     if ((error as NodeJS.ErrnoException).code !== 'EPERM') return 'dead';
   }
+  // A zombie has ended and holds nothing; it stays until reaped, which an orphan's init may never do.
+  if (statFields(owner.pid)?.[0] === 'Z') return 'dead';
   const started = startTimeOf(owner.pid);
   const recorded = Date.parse(owner.processStarted);
   // A live process with that pid that started well after the owner is a recycled pid.

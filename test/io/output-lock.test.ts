@@ -92,6 +92,25 @@ describe('lockOutput', () => {
     lock.release();
   });
 
+  it('a zombie (ended, never reaped: an orphan under an init that does not reap) is not alive', { skip: process.platform !== 'linux' && 'needs /proc' }, async () => {
+    // sh starts `sleep 0` and becomes `sleep 5`, which never reaps it.
+    const parent = spawn('sh', ['-c', 'sleep 0 & exec sleep 5'], { stdio: 'ignore' });
+    try {
+      let zombie = 0;
+      for (let tries = 0; tries < 500 && !zombie; tries++) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        const pid = Number(readFileSync(`/proc/${parent.pid}/task/${parent.pid}/children`, 'utf8').trim().split(' ')[0]);
+        if (pid > 0 && readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ')) zombie = pid;
+      }
+      assert.ok(zombie > 0, 'a zombie appeared');
+      const owner: LockOwner = { pid: zombie, hostname: os.hostname(), processStarted: new Date().toISOString(), locked: '', token: 'other' };
+      assert.equal(ownerStatus(owner), 'dead');
+      assert.equal(ownerStatus({ ...owner, pid: parent.pid! }), 'alive', 'its live parent is alive');
+    } finally {
+      parent.kill('SIGKILL');
+    }
+  });
+
   it('a lock from another host is not guessed at: refused, saying how to clear it', () => {
     const out = freshOut();
     writeLock(out, { pid: 4242, hostname: 'elsewhere.example' });
