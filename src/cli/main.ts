@@ -19,6 +19,7 @@ import * as searchCommand from './search.ts';
 import { releaseHeldLocks } from '../io/output-lock.ts';
 import { interruption, type CliIo } from './options.ts';
 import { userMessage } from './messages.ts';
+import { followRelauncher, relaunchForHugePages } from './relaunch.ts';
 
 function program(io: CliIo, argv: readonly string[]): Command {
   const root = new Command()
@@ -85,13 +86,18 @@ function watchStandardOutput(io: CliIo): void {
 /**
  * Ctrl-C (SIGINT) or kill (SIGTERM) of a command-line run: its locks are released, one line says
  * so (with how to continue an interrupted prune), and the process exits with 128 + the signal's
- * number. What the run committed stays; a second Ctrl-C stops at once.
+ * number. What the run committed stays. The handler stays installed and ignores repeats: a Ctrl-C
+ * reaches a relaunched crepe twice (from the terminal and from its parent, cli/relaunch.ts), and
+ * without a handler a repeat would end the process mid-exit with the signal's default action.
  */
 function handleSignals(io: CliIo): void {
   if (io.stderr !== process.stderr || signalsHandled) return;
   signalsHandled = true;
+  let stopping = false;
   for (const [signal, number] of [['SIGINT', 2], ['SIGTERM', 15]] as const) {
-    process.once(signal, () => {
+    process.on(signal, () => {
+      if (stopping) return;
+      stopping = true;
       releaseHeldLocks();
       const note = interruption.note?.();
       io.stderr.write(`\ncrepe: ${signal === 'SIGINT' ? 'interrupted' : 'terminated'} (${signal})${note ? `; ${note}` : ''}\n`);
@@ -103,6 +109,7 @@ let signalsHandled = false;
 
 /** Runs the command line `argv` (the arguments after `crepe`) and returns its exit code. */
 export async function main(argv: readonly string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+  followRelauncher();
   watchStandardOutput(io);
   handleSignals(io);
   try {
@@ -113,7 +120,8 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
   }
 }
 
-// `node src/cli/main.ts …` (npm run crepe) runs the command line; importing this module does not.
+// `node src/cli/main.ts …` (npm run crepe) runs the command line, relaunched for huge pages where
+// that applies (as bin/crepe.js does); importing this module does not.
 function isEntryPoint(): boolean {
   try {
     return realpathSync(process.argv[1] ?? '') === fileURLToPath(import.meta.url);
@@ -121,4 +129,4 @@ function isEntryPoint(): boolean {
     return false;
   }
 }
-if (isEntryPoint()) process.exitCode = await main(process.argv.slice(2));
+if (isEntryPoint()) process.exitCode = await relaunchForHugePages(process.argv.slice(2)) ?? await main(process.argv.slice(2));
