@@ -113,7 +113,7 @@ describe(`npm pack → install offline → crepe --help and import('${pkg.name}'
   });
 
   it('packs the compiled library, the bin, the default config, README and LICENSE, and no sources, tests or results', () => {
-    for (const file of ['package.json', 'README.md', 'LICENSE', 'bin/crepe.js', 'configs/crepe-default.json', 'configs/crepe-50.json', 'configs/crepe-2of4.json', 'dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js']) {
+    for (const file of ['package.json', 'README.md', 'LICENSE', 'bin/crepe.js', 'configs/crepe-default.json', 'configs/crepe-50.json', 'configs/crepe-2of4.json', 'dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'dist/cli/relaunch.js']) {
       assert.ok(packed.includes(file), `${file} is not in the tarball`);
     }
     const stray = packed.filter((file) => !/^(dist|bin|configs)\//.test(file) && !['package.json', 'README.md', 'LICENSE'].includes(file));
