@@ -25,7 +25,7 @@ export function relaunchForHugePages(argv: readonly string[]): Promise<number | 
   const script = process.argv[1];
   if (!script || argv.length === 0 || argv[0] === 'help' || argv.some((arg) => ANSWERED_AT_ONCE.has(arg))) return Promise.resolve(null);
   // A second process would try to open the same inspector port.
-  if (process.execArgv.some((arg) => arg.startsWith('--inspect'))) return Promise.resolve(null);
+  if ([...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((arg) => arg.startsWith('--inspect'))) return Promise.resolve(null);
   const env = relaunchEnvForThisProcess();
   if (!env) return Promise.resolve(null);
 
