@@ -11,6 +11,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { atomicWriteFile } from '../src/io/atomic.ts';
+import { followRelauncher, runInChild } from '../src/cli/relaunch.ts';
+import { mallocHugePages } from '../src/engine/session.ts';
+import { relaunchEnvForThisProcess } from '../src/util/huge-pages.ts';
 import { removeWrittenSyntheticModels } from './synthetic-model.ts';
 
 const USAGE = `usage: npm run bench -- [SECTION…] [--only LIST] [--quick] [--out FILE] [--keep-model] [--remove-models]
@@ -103,7 +106,7 @@ function machineHeader(names: string[], options: RunOptions, sectionSeconds: Map
     `| CPU | ${cpus[0]?.model.trim() ?? 'unknown'}, ${cpus.length} logical CPUs |`,
     `| CPU flags (SIMD) | ${simdFlags()} |`,
     `| load average (1 min) | ${loadAtStart.toFixed(1)} at the start, ${os.loadavg()[0].toFixed(1)} at the end, on ${cpus.length} CPUs |`,
-    `| memory | ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB |`,
+    `| memory | ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB; ${mallocHugePages() ? 'transparent huge pages for malloc (as the crepe command runs)' : '4 KiB pages for malloc (no THP, or THP not advised)'} |`,
     `| OS | ${os.type()} ${os.release()} (${os.arch()}) |`,
     `| Node | ${process.version} |`,
     `| onnxruntime-node | ${packageVersion('onnxruntime-node')} |`,
@@ -189,4 +192,12 @@ async function main(): Promise<void> {
   if (failed.length > 0) process.exitCode = 1;
 }
 
-await main();
+// The benchmarks measure crepe in the environment the `crepe` command runs in: where it would
+// start itself again for huge pages (util/huge-pages.ts), so does the benchmark.
+const hugePagesEnv = relaunchEnvForThisProcess();
+const relaunched = hugePagesEnv ? await runInChild(process.argv[1], process.argv.slice(2), hugePagesEnv) : null;
+if (relaunched !== null) process.exitCode = relaunched;
+else {
+  followRelauncher();
+  await main();
+}

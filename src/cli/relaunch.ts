@@ -27,8 +27,16 @@ export function relaunchForHugePages(argv: readonly string[]): Promise<number | 
   // A second process would try to open the same inspector port.
   if ([...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((arg) => arg.startsWith('--inspect'))) return Promise.resolve(null);
   const env = relaunchEnvForThisProcess();
-  if (!env) return Promise.resolve(null);
+  return env ? runInChild(script, argv, env) : Promise.resolve(null);
+}
 
+/**
+ * Runs `script argv…` in a child Node process (this process's Node flags) with environment `env`,
+ * passing on SIGINT, SIGTERM and SIGHUP, and resolves to its exit code; a child killed by a signal
+ * ends this process with the same signal. Resolves to null when the child could not be started.
+ * The child is to call `followRelauncher`.
+ */
+export function runInChild(script: string, argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number | null> {
   return new Promise((resolve) => {
     let child: ChildProcess;
     try {
