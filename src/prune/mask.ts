@@ -15,7 +15,7 @@
 import { kthSmallest, markAtMost, markBuffer, markRowsBelow, rowKthSmallest } from '../util/select.ts';
 import { SELECTIONS, validateTarget, type PruneTarget, type Selection } from './target.ts';
 import { checkField, invariant } from '../util/errors.ts';
-import { describeValue } from '../util/fields.ts';
+import { checkInteger, describeValue } from '../util/fields.ts';
 
 /** Prunes exactly floor(dIn·s) entries in every row; ties at the threshold: lower column first. */
 export function perRowMask(scores: Float32Array, dOut: number, dIn: number, sparsity: number, out?: Uint8Array): Uint8Array {
@@ -102,10 +102,22 @@ export function applyMask(weights: Float32Array, mask: Uint8Array): void {
 
 /**
  * Whether every row's group of m consecutive inputs has at least n pruned entries: zeros for a
- * weight matrix (Float32Array), 1s for a mask (Uint8Array).
+ * weight matrix (Float32Array), 1s for a mask (Uint8Array). Refuses (FieldError) a pattern that is
+ * no n:m with 1 ≤ n ≤ m (m = 0 would check no group and answer false), a width that is no whole
+ * number of groups, and an array of another size than dOut×dIn.
  */
 export function satisfiesNM(weightsOrMask: Float32Array | Uint8Array, dOut: number, dIn: number, n: number, m: number): boolean {
-  if (weightsOrMask.length !== dOut * dIn || dIn % m !== 0) return false;
+  checkInteger('m', m, 1);
+  checkInteger('n', n, 1, m);
+  checkInteger('dOut', dOut, 0);
+  checkInteger('dIn', dIn, 0);
+  checkField(dIn % m === 0, 'dIn', () => `must be a multiple of m = ${m} (rows are checked in groups of m consecutive inputs), got ${dIn}`);
+  const isArray = weightsOrMask instanceof Float32Array || weightsOrMask instanceof Uint8Array;
+  checkField(
+    isArray && weightsOrMask.length === dOut * dIn,
+    'weightsOrMask',
+    () => `must be a Float32Array of weights or a Uint8Array mask of dOut×dIn = ${dOut}×${dIn} = ${dOut * dIn} entries, got ${isArray ? `${weightsOrMask.length} entries` : describeValue(weightsOrMask)}`,
+  );
   const isMask = weightsOrMask instanceof Uint8Array;
   for (let g = 0; g < weightsOrMask.length; g += m) {
     let pruned = 0;

@@ -9,6 +9,7 @@ import {
   selectMask,
 } from '../../src/prune/mask.ts';
 import { randomMatrix } from '../helpers/random.ts';
+import { FieldError } from '../../src/util/errors.ts';
 
 const f32 = (values: number[]): Float32Array => Float32Array.from(values);
 const u8 = (values: number[]): Uint8Array => Uint8Array.from(values);
@@ -98,6 +99,20 @@ test('applyMask zeros pruned weights; satisfiesNM reads zeros of weights or ones
   assert.ok(!satisfiesNM(weights, 2, 4, 3, 4));
   assert.ok(satisfiesNM(mask, 2, 4, 2, 4));
   assert.ok(!satisfiesNM(u8([1, 0, 0, 0]), 1, 4, 2, 4));
+});
+
+test('satisfiesNM refuses a pattern, width or array it cannot check, naming the argument (each answered false)', () => {
+  const refusal = (field: string, problem: string) => (e: unknown) => e instanceof FieldError && e.field === field && e.problem === problem;
+  const mask = u8([1, 1, 0, 0, 0, 1, 1, 0]);
+  assert.throws(() => satisfiesNM(mask, 2, 4, 0, 0), refusal('m', 'must be an integer ≥ 1, got 0'));
+  assert.throws(() => satisfiesNM(mask, 2, 4, 2.5, 4), refusal('n', 'must be an integer in [1, 4], got 2.5'));
+  assert.throws(() => satisfiesNM(mask, 2, 4, 5, 4), refusal('n', 'must be an integer in [1, 4], got 5'));
+  assert.throws(() => satisfiesNM(mask, 2, 4, 1, 3), refusal('dIn', 'must be a multiple of m = 3 (rows are checked in groups of m consecutive inputs), got 4'));
+  assert.throws(() => satisfiesNM(mask, 3, 4, 2, 4), refusal('weightsOrMask', 'must be a Float32Array of weights or a Uint8Array mask of dOut×dIn = 3×4 = 12 entries, got 8 entries'));
+  assert.throws(() => satisfiesNM([0, 0, 1, 1] as never, 1, 4, 2, 4), refusal('weightsOrMask', 'must be a Float32Array of weights or a Uint8Array mask of dOut×dIn = 1×4 = 4 entries, got an array [0, 0, 1, 1]'));
+  // n = m asks whether everything is pruned.
+  assert.equal(satisfiesNM(mask, 2, 4, 4, 4), false);
+  assert.equal(satisfiesNM(u8([1, 1]), 1, 2, 2, 2), true);
 });
 
 test('selectMask dispatches on pattern and selection', () => {

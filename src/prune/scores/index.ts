@@ -3,6 +3,8 @@
  * scores (higher = keep) out. The methods that use them are listed in prune/methods.ts.
  */
 import type { CrepeParams } from './crepe.ts';
+import { checkField } from '../../util/errors.ts';
+import { checkInteger, describeValue } from '../../util/fields.ts';
 
 /**
  * Calibration statistic of one linear's input: s_j = (1/N) Σ_n Σ_t x²_{n,t,j} per input channel
@@ -26,3 +28,30 @@ export type ScoreFunction = (
   params: ScoreParams,
   out?: Float32Array,
 ) => Float32Array;
+
+/**
+ * Throws a FieldError naming the argument unless `weights` is a Float32Array of dOut×dIn entries,
+ * `inputSqNorms` (for a method that needs them: `needsNorms` names it) holds one statistic per
+ * input channel, and `out`, when given, one score per weight. A mismatch would read past the
+ * matrix or score it with another linear's statistics. O(1).
+ */
+export function checkScoreArguments(
+  weights: unknown, dOut: unknown, dIn: unknown, inputSqNorms: unknown, out: unknown, needsNorms: string | null,
+): asserts weights is Float32Array {
+  checkInteger('dOut', dOut, 1);
+  checkInteger('dIn', dIn, 1);
+  const size = `dOut×dIn = ${dOut}×${dIn} = ${dOut * dIn}`;
+  checkField(weights instanceof Float32Array, 'weights', () => `must be a Float32Array of ${size} weights, got ${describeValue(weights)}`);
+  checkField(weights.length === dOut * dIn, 'weights', () => `must hold ${size} weights, got ${weights.length} entries`);
+  if (needsNorms !== null) {
+    const isArray = inputSqNorms instanceof Float32Array || inputSqNorms instanceof Float64Array;
+    checkField(
+      isArray && inputSqNorms.length === dIn,
+      'inputSqNorms',
+      () => `must hold one squared input norm per input channel (dIn = ${dIn}) for ${needsNorms}, got ${isArray ? `${inputSqNorms.length} entries` : describeValue(inputSqNorms)}`,
+    );
+  }
+  if (out !== undefined) {
+    checkField(out instanceof Float32Array && out.length === dOut * dIn, 'out', () => `must be a Float32Array of ${size} scores, got ${out instanceof Float32Array ? `${out.length} entries` : describeValue(out)}`);
+  }
+}
