@@ -30,28 +30,30 @@ export type ScoreFunction = (
 ) => Float32Array;
 
 /**
- * Throws a FieldError naming the argument unless `weights` is a Float32Array of dOut×dIn entries,
- * `inputSqNorms` (for a method that needs them: `needsNorms` names it) holds one statistic per
- * input channel, and `out`, when given, one score per weight. A mismatch would read past the
- * matrix or score it with another linear's statistics. O(1).
+ * Throws a FieldError naming the argument unless `weights` is a Float32Array of dOut×dIn entries
+ * and `out`, when given, one of as many scores. A mismatch would read past the matrix or write
+ * past the buffer. O(1).
  */
-export function checkScoreArguments(
-  weights: unknown, dOut: unknown, dIn: unknown, inputSqNorms: unknown, out: unknown, needsNorms: string | null,
-): asserts weights is Float32Array {
+export function checkScoreArguments(weights: unknown, dOut: unknown, dIn: unknown, out: unknown): asserts weights is Float32Array {
   checkInteger('dOut', dOut, 1);
   checkInteger('dIn', dIn, 1);
   const size = `dOut×dIn = ${dOut}×${dIn} = ${dOut * dIn}`;
   checkField(weights instanceof Float32Array, 'weights', () => `must be a Float32Array of ${size} weights, got ${describeValue(weights)}`);
   checkField(weights.length === dOut * dIn, 'weights', () => `must hold ${size} weights, got ${weights.length} entries`);
-  if (needsNorms !== null) {
-    const isArray = inputSqNorms instanceof Float32Array || inputSqNorms instanceof Float64Array;
-    checkField(
-      isArray && inputSqNorms.length === dIn,
-      'inputSqNorms',
-      () => `must hold one squared input norm per input channel (dIn = ${dIn}) for ${needsNorms}, got ${isArray ? `${inputSqNorms.length} entries` : describeValue(inputSqNorms)}`,
-    );
-  }
   if (out !== undefined) {
     checkField(out instanceof Float32Array && out.length === dOut * dIn, 'out', () => `must be a Float32Array of ${size} scores, got ${out instanceof Float32Array ? `${out.length} entries` : describeValue(out)}`);
   }
+}
+
+/**
+ * Throws a FieldError naming `inputSqNorms` unless it holds one statistic per input channel for
+ * `method` (another linear's statistics would score this one against the wrong inputs). O(1).
+ */
+export function checkInputSqNorms(inputSqNorms: unknown, dIn: number, method: string): asserts inputSqNorms is Float32Array | Float64Array {
+  const isArray = inputSqNorms instanceof Float32Array || inputSqNorms instanceof Float64Array;
+  checkField(
+    isArray && inputSqNorms.length === dIn,
+    'inputSqNorms',
+    () => `must hold one squared input norm per input channel (dIn = ${dIn}) for ${method}, got ${isArray ? `${inputSqNorms.length} entries` : describeValue(inputSqNorms)}`,
+  );
 }

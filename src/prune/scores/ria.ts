@@ -12,7 +12,7 @@
  * fp16, so near-ties may break differently; ALGORITHMS.md §1.5.)
  */
 import { checkKnownFields, describeValue } from '../../util/fields.ts';
-import { checkScoreArguments, type InputSqNorms } from './index.ts';
+import { checkInputSqNorms, checkScoreArguments, type InputSqNorms } from './index.ts';
 import { checkField, invariant } from '../../util/errors.ts';
 import { relativeImportanceTerm } from '../../util/kernels.ts';
 import { isShared, parallelParts, runKernel, sharedFloat32, sharedFloat64 } from '../../util/parallel.ts';
@@ -162,7 +162,8 @@ export function riaScores(
   checkKnownFields(params, 'params', ['a']);
   const a = params.a ?? RIA_DEFAULT_PARAMS.a;
   checkField(isActivationExponent(a), 'riaA', () => activationExponentProblem(a));
-  checkScoreArguments(weights, dOut, dIn, inputSqNorms, out, 'ria');
+  checkScoreArguments(weights, dOut, dIn, out);
+  checkInputSqNorms(inputSqNorms, dIn, 'ria');
   // One shared copy serves both passes when the workers take part.
   const visible = weights.length >= PARALLEL_MIN_WEIGHTS && parallelParts() > 1 ? visibleToWorkers(weights) : weights;
   const setup = relativeImportanceSetup(visible, dOut, dIn, inputSqNorms, a);

@@ -2,10 +2,11 @@
  * Wanda score (ALGORITHMS.md §2): S_ij = |W_ij| · ‖X_j‖₂, implemented as |W| · sqrt(s_j) with s_j the
  * running mean of Σ_t x²_j per sample (§1.4).
  */
-import { checkScoreArguments, type InputSqNorms } from './index.ts';
+import { checkInputSqNorms, checkScoreArguments, type InputSqNorms } from './index.ts';
 
 export function wandaScores(weights: Float32Array, dOut: number, dIn: number, inputSqNorms: InputSqNorms, out?: Float32Array): Float32Array {
-  checkScoreArguments(weights, dOut, dIn, inputSqNorms, out, 'wanda');
+  checkScoreArguments(weights, dOut, dIn, out);
+  checkInputSqNorms(inputSqNorms, dIn, 'wanda');
   // The reference multiplies by torch.sqrt of an fp32 tensor: round the factor to fp32 as it does,
   // so that float32 statistics reproduce its scores exactly.
   const inputNorms = new Float64Array(dIn);
