@@ -8,6 +8,8 @@
 import type { CrepeParams } from '../prune/scores/crepe.ts';
 import type { CalibrationSet } from '../data/calibration.ts';
 import { RIA_POINT } from './crepe-defaults.ts';
+import { checkField } from '../util/errors.ts';
+import { checkInteger, describeValue } from '../util/fields.ts';
 
 export interface AutoCandidate {
   /** Where the candidate comes from: 'ria-point', 'pho k=3', or a caller's label. */
@@ -49,8 +51,14 @@ export async function chooseByConfirmation(
  * same seed, so `all`'s first `nsamples` windows are the statistics windows), keeping the first
  * `count` windows that overlap no statistics window nor each other (same document, token ranges
  * that intersect).
+ *
+ * When the draw runs out first the result holds fewer than `count` windows, possibly none: callers
+ * check `windows.length` and say what the text lacks. Arguments that cannot describe such a draw
+ * (a count or seqlen below 1, nsamples past `all`, windows of another length than seqlen, which
+ * would let overlapping windows through) are refused with a FieldError naming them.
  */
 export function confirmationWindows(all: CalibrationSet, nsamples: number, count: number, seqlen: number): CalibrationSet {
+  checkConfirmationArguments(all, nsamples, count, seqlen);
   const taken: Array<[number, number]> = all.draws.slice(0, nsamples);
   const overlaps = ([doc, start]: [number, number]) => taken.some(([d, s]) => d === doc && Math.abs(s - start) < seqlen);
   const windows: Int32Array[] = [];
@@ -62,6 +70,17 @@ export function confirmationWindows(all: CalibrationSet, nsamples: number, count
     draws.push(all.draws[i]);
   }
   return { kind: all.kind, windows, draws };
+}
+
+function checkConfirmationArguments(all: CalibrationSet, nsamples: unknown, count: unknown, seqlen: unknown): void {
+  const isSet = typeof all === 'object' && all !== null && Array.isArray(all.windows) && Array.isArray(all.draws) && all.windows.length === all.draws.length;
+  checkField(isSet, 'all', () => `must be a calibration set (windows with one draw each, as sampleCalibrationFile returns), got ${describeValue(all)}`);
+  checkInteger('nsamples', nsamples, 0, all.windows.length);
+  checkInteger('count', count, 1);
+  checkInteger('seqlen', seqlen, 1);
+  all.windows.forEach((window, i) => {
+    checkField(window instanceof Int32Array && window.length === seqlen, `all.windows[${i}]`, () => `must be an Int32Array of seqlen = ${seqlen} tokens, got ${window instanceof Int32Array ? `${window.length} tokens` : describeValue(window)}`);
+  });
 }
 
 /** Windows of one length as one token stream whose consecutive chunks of that length are the windows. */
