@@ -22,12 +22,13 @@
  */
 import { atomicWriteJson } from '../io/atomic.ts';
 import { readInputJson } from '../io/input-file.ts';
-import type { SaveFormat } from '../io/checkpoint-writer.ts';
+import { SAVE_FORMATS, type SaveFormat } from '../io/checkpoint-writer.ts';
 import { DTYPE_BYTES, decodeToF32, scanRaw, type DType } from '../io/safetensors.ts';
 import { modulePrefix } from '../io/sparse-bitmask.ts';
 import { satisfiesNM } from './mask.ts';
-import type { PruneTarget } from './target.ts';
-import { UserError } from '../util/errors.ts';
+import { validateTarget, type PruneTarget } from './target.ts';
+import { UserError, checkField } from '../util/errors.ts';
+import { checkFields, checkNumber, describeValue, type FieldSpec } from '../util/fields.ts';
 import { isHfConfig, type HfConfig } from '../model/families/common.ts';
 import { isBlockLinearWeight } from '../model/spec.ts';
 
@@ -41,8 +42,35 @@ export interface SparsityMetadata {
   ignore: string[];
 }
 
-/** compressed-tensors' sparsity_config object. */
+const SPARSITY_FIELDS: FieldSpec<SparsityMetadata> = { format: 'checked', globalSparsity: 'checked', structure: 'checked', ignore: 'checked' };
+const NM_STRUCTURE = /^(\d+):(\d+)$/;
+
+/**
+ * Throws a FieldError naming the field of `meta` that compressed-tensors could not read: a format
+ * other than SAVE_FORMATS, a global sparsity outside [0, 1], a structure other than "unstructured"
+ * or "n:m" (0 < n < m), an ignore list of other than module names.
+ */
+function checkSparsityMetadata(meta: unknown): asserts meta is SparsityMetadata {
+  checkFields<SparsityMetadata>(meta, SPARSITY_FIELDS, 'meta');
+  const { format, globalSparsity, structure, ignore } = meta;
+  checkField(SAVE_FORMATS.includes(format), 'meta.format', () => `must be one of ${SAVE_FORMATS.join(', ')}, got ${describeValue(format)}`);
+  checkNumber('meta.globalSparsity', globalSparsity, [0, 1]);
+  const nm = typeof structure === 'string' ? NM_STRUCTURE.exec(structure) : null;
+  checkField(
+    structure === 'unstructured' || (nm !== null && Number(nm[1]) > 0 && Number(nm[1]) < Number(nm[2])),
+    'meta.structure',
+    () => `must be "unstructured" or "n:m" with 0 < n < m (n nonzeros of every m consecutive weights, as "2:4"), got ${describeValue(structure)}`,
+  );
+  checkField(
+    Array.isArray(ignore) && ignore.every((name) => typeof name === 'string' && name !== ''),
+    'meta.ignore',
+    () => `must list module names (non-empty strings, such as "lm_head"), got ${describeValue(ignore)}`,
+  );
+}
+
+/** compressed-tensors' sparsity_config object; refuses (FieldError naming the field) metadata it could not read. */
 export function sparsityConfig(meta: SparsityMetadata): Record<string, unknown> {
+  checkSparsityMetadata(meta);
   return {
     format: meta.format,
     global_sparsity: meta.globalSparsity,
@@ -91,7 +119,9 @@ export class SparsityTally {
   private sawTarget = false;
 
   /** `target`: the run's target, whose N:M pattern (n pruned of every m) the linears are checked against. */
-  constructor(private readonly target: PruneTarget) {}
+  constructor(private readonly target: PruneTarget) {
+    validateTarget(target);
+  }
 
   observe(name: string, raw: Uint8Array, dtype: DType, shape: readonly number[]): void {
     const { zeros } = scanRaw(raw, dtype);
