@@ -132,6 +132,7 @@ describe('library requests from JavaScript', () => {
     const norms = new Float32Array([1, 1, 1, 1]);
     const encode = (text: string) => tokenizer.encode(text);
     const half = { kind: 'unstructured', sparsity: 0.5 } as const;
+    const plan = (window: number) => planLoglikelihoods([[{ context: Int32Array.of(1, 2), continuation: Int32Array.of(3) }]], { window });
     try {
       const cases: Array<[string, () => unknown, string, RegExp]> = [
         // Windows past the context ran positions the model never saw: PPL 1.8e11, no error.
@@ -146,6 +147,16 @@ describe('library requests from JavaScript', () => {
         ['perplexity misspelt option', () => perplexity(checkpoint, tokens, { seqlen: 8, maxchunks: 1, device: 'cpu' } as never), 'maxchunks', /did you mean maxChunks\?$/],
         ['perplexity unknown mode', () => perplexity(checkpoint, tokens, { seqlen: 8, mode: 'whole', device: 'cpu' } as never), 'mode', /got "whole"$/],
         ['perplexity unknown block-weights form', () => perplexity(checkpoint, tokens, { seqlen: 8, blockWeights: 'packed', device: 'cpu' } as never), 'blockWeights', /^must be one of auto, inputs, constants, got "packed"$/],
+        // A NaN budget made the layer-major groups NaN windows long: no window measured, PPL NaN.
+        ['perplexity NaN activation budget', () => perplexity(checkpoint, tokens, { seqlen: 8, mode: 'layer-major', activationBudgetBytes: Number.NaN, device: 'cpu' }), 'activationBudgetBytes', /^must be an integer ≥ 1, got NaN$/],
+        ['perplexity progress without its methods', () => perplexity(checkpoint, tokens, { seqlen: 8, progress: 5, device: 'cpu' } as never), 'progress', /^must be an object with update, log and done functions, got 5$/],
+        ['perplexity of no model (a TypeError)', () => perplexity({} as never, tokens, { seqlen: 8, device: 'cpu' }), 'model', /^must be a model such as a ModelCheckpoint \(spec, readBlock, readEmbedding, readFinalNorm, readLmHead\), got an object$/],
+        // A NaN budget put every row in one group, whatever its memory.
+        ['scoreLoglikelihoods NaN activation budget', () => scoreLoglikelihoods(checkpoint, plan(512), { activationBudgetBytes: Number.NaN }), 'activationBudgetBytes', /^must be an integer ≥ 1, got NaN$/],
+        ['scoreLoglikelihoods window past the context', () => scoreLoglikelihoods(checkpoint, plan(1024), {}), 'plan.window', /^1024 is longer than the model's context of 512 tokens/],
+        ['scoreLoglikelihoods token outside the vocabulary', () => scoreLoglikelihoods(checkpoint, planLoglikelihoods([[{ context: Int32Array.of(1, 700), continuation: Int32Array.of(3) }]], { window: 64 }), {}), 'plan.rows[0].tokens', /^holds token id 700 at 1, outside the model's vocabulary of 512$/],
+        ['scoreLoglikelihoods continuation outside the vocabulary', () => scoreLoglikelihoods(checkpoint, planLoglikelihoods([[{ context: Int32Array.of(1, 2), continuation: Int32Array.of(600) }]], { window: 64 }), {}), 'plan.rows[0].targets', /^holds token id 600 at 0, outside the model's vocabulary of 512$/],
+        ['scoreLoglikelihoods plan not a plan', () => scoreLoglikelihoods(checkpoint, { window: 64 } as never, {}), 'plan', /^must be a plan from planLoglikelihoods, got an object$/],
         // An unknown rule fell to per-matrix without a word.
         ['selectMask unknown selection', () => selectMask(weights, 2, 4, half, 'per-column' as never), 'selection', /per-row, per-matrix, got "per-column"$/],
         ['selectMask sparsity NaN', () => selectMask(weights, 2, 4, { kind: 'unstructured', sparsity: Number.NaN }, 'per-row'), 'target', /\[0, 1\], got NaN$/],
