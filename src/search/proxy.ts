@@ -33,7 +33,7 @@ import {
   type CacheIdentity, type Manifest, type Unit,
 } from './proxy-cache.ts';
 import { LINEAR_PROXY_NAMES, PROXIES, PROXY_NAMES, checkProxyOptions, type LinearProxyName, type ProxyName, type ProxyOptions } from './proxy-measures.ts';
-import { isLinearProxy } from './proxy-defaults.ts';
+import { checkProxyName, isLinearProxy } from './proxy-defaults.ts';
 import { CALIB_NLL_WINDOWS, prunedPerplexity } from './proxy-e2e.ts';
 import { concatWindows } from './auto.ts';
 import { sameWindow, windowKey, type WindowKey, type WindowPrecision } from './proxy-terms.ts';
@@ -255,7 +255,11 @@ export class ProxyContext {
   async evaluateMany(paramsList: readonly CrepeParams[], options: ProxyOptions, which: readonly ProxyName[] = this.availableProxies): Promise<ProxyValues[]> {
     check(!this.closed, 'this ProxyContext is closed: open another to evaluate candidates');
     checkProxyOptions(options);
-    for (const name of which) if (!this.availableProxies.includes(name)) throw new Error(`internal: ${name} is not available in this context`);
+    checkField(Array.isArray(which), 'which', () => `must list proxy names (some of ${this.availableProxies.join(', ')}), got ${describeValue(which)}`);
+    which.forEach((name, i) => {
+      checkProxyName(`which[${i}]`, name);
+      checkField(this.availableProxies.includes(name), `which[${i}]`, () => `${name} is not available in this context (${isLinearProxy(name) ? 'it needs the grams: open the context with withGram' : 'it needs a model with its head and nllWindows > 0'}); available: ${this.availableProxies.join(', ')}`);
+    });
     const linear = LINEAR_PROXY_NAMES.filter((p) => which.includes(p));
     const evaluations: ProxyValues[] = paramsList.map(() => ({
       values: Object.fromEntries(PROXY_NAMES.map((p) => [p, Number.NaN])) as Record<ProxyName, number>,
