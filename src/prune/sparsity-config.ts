@@ -23,11 +23,11 @@
 import { atomicWriteJson } from '../io/atomic.ts';
 import { readInputJson } from '../io/input-file.ts';
 import { SAVE_FORMATS, type SaveFormat } from '../io/checkpoint-writer.ts';
-import { DTYPE_BYTES, decodeToF32, scanRaw, type DType } from '../io/safetensors.ts';
+import { DTYPE_BYTES, decodeInto, scanRaw, type DType } from '../io/safetensors.ts';
 import { modulePrefix } from '../io/sparse-bitmask.ts';
 import { satisfiesNM } from './mask.ts';
 import { validateTarget, type PruneTarget } from './target.ts';
-import { UserError, checkField } from '../util/errors.ts';
+import { UserError, checkField, invariant } from '../util/errors.ts';
 import { checkFields, checkNumber, describeValue, type FieldSpec } from '../util/fields.ts';
 import { isHfConfig, type HfConfig } from '../model/families/common.ts';
 import { isBlockLinearWeight } from '../model/spec.ts';
@@ -109,41 +109,66 @@ export async function writeSparsityConfig(configPath: string, meta: SparsityMeta
 /**
  * Counts, while a checkpoint is written, what its sparsity metadata needs: zeros of every tensor
  * and, for the block linears (the Linear modules crepe prunes), whether each is left dense and
- * whether each follows the run's N:M pattern in storage order.
+ * whether each follows the run's N:M pattern in storage order. A tensor may come whole or in
+ * pieces of whole rows, in order: the counts are the same.
  */
 export class SparsityTally {
   private parameters = 0;
   private zeros = 0;
-  private readonly dense: string[] = [];
-  private allNM = true;
-  private sawTarget = false;
+  /** Per block linear, in the order first seen: its zeros so far, and whether every piece so far follows the N:M pattern. */
+  private readonly linears = new Map<string, { zeros: number; nm: boolean }>();
+  /** Float32 values of the piece being checked for N:M (reused). */
+  private values = new Float32Array(0);
 
   /** `target`: the run's target, whose N:M pattern (n pruned of every m) the linears are checked against. */
   constructor(private readonly target: PruneTarget) {
     validateTarget(target);
   }
 
+  /** Counts `raw`: tensor `name` whole, or its next piece of whole rows. */
   observe(name: string, raw: Uint8Array, dtype: DType, shape: readonly number[]): void {
     const { zeros } = scanRaw(raw, dtype);
-    this.parameters += raw.byteLength / DTYPE_BYTES[dtype];
+    const count = raw.byteLength / DTYPE_BYTES[dtype];
+    this.parameters += count;
     this.zeros += zeros;
     if (!isBlockLinearWeight(name, shape)) return;
-    if (zeros === 0) {
-      this.dense.push(modulePrefix(name));
+    let linear = this.linears.get(name);
+    if (!linear) this.linears.set(name, (linear = { zeros: 0, nm: true }));
+    linear.zeros += zeros;
+    const { target } = this;
+    if (target.kind !== 'nm' || !linear.nm) return;
+    const [, dIn] = shape;
+    invariant(count % dIn === 0, () => `${name}: a piece of ${count} values is not whole rows of ${dIn}`);
+    // Groups of m never straddle rows, so the pieces follow the pattern exactly when the whole does.
+    if (zeros === 0 || dIn % target.m !== 0) {
+      linear.nm = false;
       return;
     }
-    this.sawTarget = true;
-    if (this.target.kind === 'nm' && this.allNM) this.allNM = satisfiesNM(decodeToF32(raw, dtype), shape[0], shape[1], this.target.n, this.target.m);
+    if (this.values.length < count) this.values = new Float32Array(count);
+    const values = this.values.subarray(0, count);
+    decodeInto(raw, dtype, values);
+    linear.nm = satisfiesNM(values, count / dIn, dIn, target.n, target.m);
   }
 
   metadata(format: SaveFormat): SparsityMetadata {
     const { target } = this;
-    const structure = target.kind === 'nm' && this.sawTarget && this.allNM ? `${target.m - target.n}:${target.m}` : 'unstructured';
+    const dense: string[] = [];
+    let pruned = 0;
+    let allNM = true;
+    for (const [name, { zeros, nm }] of this.linears) {
+      if (zeros === 0) {
+        dense.push(modulePrefix(name));
+      } else {
+        pruned++;
+        allNM &&= nm;
+      }
+    }
+    const structure = target.kind === 'nm' && pruned > 0 && allNM ? `${target.m - target.n}:${target.m}` : 'unstructured';
     return {
       format,
       globalSparsity: this.parameters ? this.zeros / this.parameters : 0,
       structure,
-      ignore: ['lm_head', ...this.dense],
+      ignore: ['lm_head', ...dense],
     };
   }
 }

@@ -48,3 +48,34 @@ test('SparsityTally refuses a target that is none (a 4:2 target was checked agai
   tally.observe('model.layers.0.mlp.up_proj.weight', new Uint8Array(weights.buffer), 'F32', [2, 4]);
   assert.deepEqual(tally.metadata('dense'), { format: 'dense', globalSparsity: 0.5, structure: '2:4', ignore: ['lm_head'] });
 });
+
+test('SparsityTally: a tensor counted in pieces of whole rows gives the metadata of the whole tensor', () => {
+  const f32 = (values: number[]) => new Uint8Array(Float32Array.from(values).buffer);
+  // up_proj 3×4: 2:4 in every row (2 zeros of every 4); gate_proj 2×4: row 1 has one zero only; o_proj dense.
+  const up = [0, 1, 0, 2, 3, 0, 0, 4, 0, 0, 5, 6];
+  const gate = [0, 0, 1, 1, 0, 1, 1, 1];
+  const dense = [1, 2, 3, 4, 5, 6, 7, 8];
+  const norm = [1, 0, 1, 1];
+  const tallies = (target: { kind: 'nm'; n: number; m: number }, pieces: boolean, withGate: boolean) => {
+    const tally = new SparsityTally(target);
+    const feed = (name: string, values: number[], shape: number[]) => {
+      if (!pieces) return tally.observe(name, f32(values), 'F32', shape);
+      for (let row = 0; row < shape[0]; row++) tally.observe(name, f32(values.slice(row * shape[1], (row + 1) * shape[1])), 'F32', shape);
+    };
+    feed('model.layers.0.mlp.up_proj.weight', up, [3, 4]);
+    if (withGate) feed('model.layers.0.mlp.gate_proj.weight', gate, [2, 4]);
+    feed('model.layers.0.self_attn.o_proj.weight', dense, [2, 4]);
+    tally.observe('model.norm.weight', f32(norm), 'F32', [4]);
+    return tally.metadata('dense');
+  };
+  const twoFour = { kind: 'nm', n: 2, m: 4 } as const;
+  // 6 zeros of 12 + 8 + 4 values: 7 / 24; with gate_proj 10 / 32.
+  assert.deepEqual(tallies(twoFour, true, false), { format: 'dense', globalSparsity: 7 / 24, structure: '2:4', ignore: ['lm_head', 'model.layers.0.self_attn.o_proj'] });
+  assert.deepEqual(tallies(twoFour, false, false), tallies(twoFour, true, false));
+  assert.deepEqual(tallies(twoFour, true, true), { format: 'dense', globalSparsity: 10 / 32, structure: 'unstructured', ignore: ['lm_head', 'model.layers.0.self_attn.o_proj'] });
+  assert.deepEqual(tallies(twoFour, false, true), tallies(twoFour, true, true));
+  // 1:4 holds for gate_proj too; a width of no whole groups (m = 3) is no N:M, whole or in pieces.
+  assert.equal(tallies({ kind: 'nm', n: 1, m: 4 }, true, true).structure, '3:4');
+  assert.equal(tallies({ kind: 'nm', n: 1, m: 3 }, true, true).structure, 'unstructured');
+  assert.equal(tallies({ kind: 'nm', n: 1, m: 3 }, false, true).structure, 'unstructured');
+});
