@@ -116,8 +116,9 @@ test('every score function refuses weights, statistics or an output buffer of an
     ['crepe', (w, o, i, n, out) => crepeScores(w, o, i, n, { k: 1, gamma: 1 }, out)],
   ];
   for (const [method, score] of scorers) {
-    assert.throws(() => score(W, 3, 3, SQ_NORMS), refusal('weights', 'must hold dOut×dIn = 3×3 = 9 weights, got 6 entries'), method);
+    assert.throws(() => score(W, 3, 3, SQ_NORMS), refusal('weights', 'must be a Float32Array of dOut×dIn = 3×3 = 9 weights, got 6 entries'), method);
     assert.throws(() => score(Array.from(W) as never, 2, 3, SQ_NORMS), refusal('weights', 'must be a Float32Array of dOut×dIn = 2×3 = 6 weights, got an array [1, -2, 3, -4, 0, 6]'), method);
+    assert.throws(() => score(Float64Array.from(W) as never, 2, 3, SQ_NORMS), refusal('weights', 'must be a Float32Array of dOut×dIn = 2×3 = 6 weights, got a Float64Array of 6 entries'), method);
     assert.throws(() => score(W, Number.NaN, 3, SQ_NORMS), refusal('dOut', 'must be an integer ≥ 1, got NaN'), method);
     assert.throws(() => score(W, 2, 3, SQ_NORMS, new Float32Array(5)), refusal('out', 'must be a Float32Array of dOut×dIn = 2×3 = 6 scores, got 5 entries'), method);
     if (method === 'magnitude') continue;

@@ -4,7 +4,7 @@
  */
 import type { CrepeParams } from './crepe.ts';
 import { checkField } from '../../util/errors.ts';
-import { checkInteger, describeValue } from '../../util/fields.ts';
+import { checkInteger, checkMatrix, describeValue } from '../../util/fields.ts';
 
 /**
  * Calibration statistic of one linear's input: s_j = (1/N) Σ_n Σ_t x²_{n,t,j} per input channel
@@ -37,12 +37,8 @@ export type ScoreFunction = (
 export function checkScoreArguments(weights: unknown, dOut: unknown, dIn: unknown, out: unknown): asserts weights is Float32Array {
   checkInteger('dOut', dOut, 1);
   checkInteger('dIn', dIn, 1);
-  const size = `dOut×dIn = ${dOut}×${dIn} = ${dOut * dIn}`;
-  checkField(weights instanceof Float32Array, 'weights', () => `must be a Float32Array of ${size} weights, got ${describeValue(weights)}`);
-  checkField(weights.length === dOut * dIn, 'weights', () => `must hold ${size} weights, got ${weights.length} entries`);
-  if (out !== undefined) {
-    checkField(out instanceof Float32Array && out.length === dOut * dIn, 'out', () => `must be a Float32Array of ${size} scores, got ${out instanceof Float32Array ? `${out.length} entries` : describeValue(out)}`);
-  }
+  checkMatrix('weights', weights, [Float32Array], dOut, dIn, 'weights');
+  if (out !== undefined) checkMatrix('out', out, [Float32Array], dOut, dIn, 'scores');
 }
 
 /**
