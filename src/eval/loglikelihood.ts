@@ -97,6 +97,20 @@ export function paddedLength(n: number): number {
   }
 }
 
+/** Throws a FieldError naming the first group or request that is not a list of { context, continuation } token ids. */
+function checkRequestGroups(groups: unknown): void {
+  checkField(Array.isArray(groups), 'groups', () => `must be a list of request groups (lists of { context, continuation }), got ${describeValue(groups)}`);
+  groups.forEach((group: unknown, g) => {
+    checkField(Array.isArray(group), `groups[${g}]`, () => `must be a list of requests { context, continuation }, got ${describeValue(group)}`);
+    group.forEach((request: Partial<LoglikelihoodRequest> | null, r) => {
+      for (const part of ['context', 'continuation'] as const) {
+        const ids = request?.[part];
+        checkField(ids instanceof Int32Array, `groups[${g}][${r}].${part}`, () => `must be an Int32Array of token ids, got ${describeValue(ids)}`);
+      }
+    });
+  });
+}
+
 /** Builds the rows for `groups` of requests (see the file comment). */
 export function planLoglikelihoods(groups: readonly (readonly LoglikelihoodRequest[])[], opts: PlanOptions): LoglikelihoodPlan {
   checkKnownFields(opts, '', ['window', 'share']);
@@ -104,6 +118,7 @@ export function planLoglikelihoods(groups: readonly (readonly LoglikelihoodReque
   checkInteger('window', window, 2);
   const capacity = paddedLength(window);
   const share = opts.share === undefined || checkFlag('share', opts.share);
+  checkRequestGroups(groups);
   const rows: PackedRow[] = [];
   const truncated: boolean[] = [];
   let flat = 0;

@@ -86,6 +86,7 @@ export function sparsityConfig(meta: SparsityMetadata): Record<string, unknown> 
  * another method is refused (crepe never writes one; a quantized input is refused on read).
  */
 export function withSparsityConfig(config: HfConfig, meta: SparsityMetadata, source: string): HfConfig {
+  checkField(isHfConfig(config), 'config', () => `must be a config.json object, got ${describeValue(config)}`);
   const existing = config.quantization_config;
   if (existing !== undefined && existing !== null) {
     if (!isHfConfig(existing) || existing.quant_method !== 'compressed-tensors') {

@@ -5,11 +5,11 @@
  * confirmation perplexity wins and the RIA point wins ties, so the choice is never worse than RIA on
  * that check.
  */
-import type { CrepeParams } from '../prune/scores/crepe.ts';
+import { resolveCrepeParams, type CrepeParams } from '../prune/scores/crepe.ts';
 import type { CalibrationSet } from '../data/calibration.ts';
 import { RIA_POINT } from './crepe-defaults.ts';
 import { checkField } from '../util/errors.ts';
-import { checkInteger, describeValue } from '../util/fields.ts';
+import { checkFunction, checkInteger, checkKnownFields, describeValue } from '../util/fields.ts';
 
 export interface AutoCandidate {
   /** Where the candidate comes from: 'ria-point', 'pho k=3', or a caller's label. */
@@ -32,10 +32,24 @@ export async function chooseByConfirmation(
   trial: (params: CrepeParams) => Promise<{ ppl: number; seconds: number }>,
   onMeasured?: (candidate: AutoCandidate, index: number, total: number) => void,
 ): Promise<{ chosen: AutoCandidate; candidates: AutoCandidate[] }> {
-  const list = [{ source: 'ria-point', params: RIA_POINT, objective: null }, ...candidates];
+  checkField(Array.isArray(candidates), 'candidates', () => `must be a list of { source, params, objective }, got ${describeValue(candidates)}`);
+  // Each candidate's parameters checked, with defaults for those left out (as crepeScores takes them).
+  const resolved = candidates.map((candidate, i): { source: string; params: CrepeParams; objective: number | null } => {
+    checkKnownFields(candidate, `candidates[${i}]`, ['source', 'params', 'objective']);
+    checkField(typeof candidate.source === 'string', `candidates[${i}].source`, () => `must be a label, got ${describeValue(candidate.source)}`);
+    checkField(candidate.objective === null || typeof candidate.objective === 'number', `candidates[${i}].objective`, () => `must be a number or null, got ${describeValue(candidate.objective)}`);
+    const { source, objective, params } = candidate as { source: string; objective: number | null; params: Partial<CrepeParams> };
+    return { source, params: resolveCrepeParams(params, { field: `candidates[${i}].params` }), objective };
+  });
+  checkFunction('trial', trial, { optional: false, what: 'a function from CRePE parameters to a promise of { ppl, seconds }' });
+  checkFunction('onMeasured', onMeasured);
+  const list = [{ source: 'ria-point', params: RIA_POINT, objective: null }, ...resolved];
   const measured: AutoCandidate[] = [];
   for (const candidate of list) {
-    const { ppl, seconds } = await trial(candidate.params);
+    const result = await trial(candidate.params);
+    // NaN is a measurement (a diverged model) and never wins; anything but a number would never win unnoticed.
+    checkField(typeof result?.ppl === 'number' && typeof result.seconds === 'number', 'trial', () => `must resolve to { ppl: number, seconds: number }, got ${describeValue(result)}`);
+    const { ppl, seconds } = result;
     const entry = { ...candidate, confirmationPpl: ppl, seconds };
     measured.push(entry);
     onMeasured?.(entry, measured.length - 1, list.length);

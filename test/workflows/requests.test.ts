@@ -10,6 +10,8 @@ import {
   FieldError, ModelCheckpoint, ProxyContext, TextTokenizer, UserError, bitmaskCompress, convertModel, defaultCrepeConfigFor, documentMetrics, evaluatePerplexity,
   evaluateTasks, hubSettings, inspectModel, parseTarget, parseTaskList, perplexity, planLoglikelihoods, pruneLayers, pruneModel, pruneSettings, riaScores,
   runHillClimb, runPho, sampleCalibrationFile, scoreLoglikelihoods, scoreMatrix, searchCoefficients, selectMask, windowsSha256, writeCheckpoint, type PruneRequest,
+  RIA_POINT, bitmaskDecompress, chooseByConfirmation, encodeRequest, formatZeroShotTable, meanWithStderr, parseHubId, resolveModelArgument, sampleC4Windows,
+  sampleTextWindows, withSparsityConfig,
 } from '../../src/index.ts';
 import { C4_SAMPLE, STORIES_BIN, TASK_DIR, WIKITEXT_TEST } from '../helpers/shared.ts';
 import { scratchDir, storiesModelDir } from '../helpers/stories.ts';
@@ -295,6 +297,7 @@ describe('the layer loop, the searches, the proxy context and the checkpoint wri
 describe('smaller building blocks from JavaScript', () => {
   it('refuse arguments that gave a silently wrong answer or a TypeError, naming them', async () => {
     const weights = new Float32Array([1, -2, 3, -4, 5, -6, 7, -8]);
+    const confirm = async () => ({ ppl: 10, seconds: 0 });
     await assertRefusals([
       // A misspelt override left the Hub online.
       ['hubSettings misspelt override', () => hubSettings({ ofline: true } as never, {}), 'ofline', /^is not a field of the Hub settings; did you mean offline\?$/],
@@ -314,6 +317,31 @@ describe('smaller building blocks from JavaScript', () => {
       ['parseTaskList of a number', () => parseTaskList(5 as never), 'tasks', /got 5$/],
       ['bitmaskCompress shape of other bytes', () => bitmaskCompress(new Uint8Array(16), 'F32', [3, 2]), 'raw', /^must hold the 3×2 F32 weight \(24 bytes\), got 16 bytes$/],
       ['bitmaskCompress unknown dtype', () => bitmaskCompress(new Uint8Array(16), 'F33' as never, [2, 2]), 'dtype', /got "F33"$/],
+      // "NaN values are stored, but the bitmask marks 0".
+      ['bitmaskDecompress unknown dtype', () => bitmaskDecompress({ compressed: new Uint8Array(4), bitmask: new Uint8Array(1) }, 'F33' as never, [1, 8], 'w'), 'dtype', /^must be one of F32, F16, BF16, got "F33"$/],
+      ['bitmaskDecompress without its parts', () => bitmaskDecompress(null as never, 'F32', [1, 8], 'w'), 'parts', /^must be \{ compressed, bitmask \} \(Uint8Arrays\) with optional rowOffsets \(numbers\), got null$/],
+      // No values gave a mean of NaN.
+      ['meanWithStderr of nothing', () => meanWithStderr([]), 'values', /^must be a non-empty list of finite numbers, got an array \[\]$/],
+      ['meanWithStderr of text', () => meanWithStderr([1, 'a'] as never), 'values', /got an array \[1, "a"\]$/],
+      ['encodeRequest encode not a function', () => encodeRequest(5 as never, { context: 'a', continuation: 'b' }), 'encode', /^must be a function from text to token ids, got 5$/],
+      ['encodeRequest context a number (a TypeError)', () => encodeRequest(() => Int32Array.of(1), { context: 5, continuation: 'b' } as never), 'request.context', /^must be a string, got 5$/],
+      ['formatZeroShotTable of null', () => formatZeroShotTable(null as never), 'report', /with its tasks\), got null$/],
+      ['parseHubId of a number (a TypeError)', () => parseHubId(5 as never), 'text', /^must be a Hub id such as org\/name or org\/name@revision, got 5$/],
+      ['resolveModelArgument of a number', () => resolveModelArgument(5 as never, { kind: 'model-dir' }), 'model', /got 5$/],
+      ['resolveModelArgument unknown kind', () => resolveModelArgument('no/such-model', { kind: 'dir' } as never), 'options.kind', /^must be one of model-dir, checkpoint-file, got "dir"$/],
+      ['resolveModelArgument misspelt option', () => resolveModelArgument('no/such-model', { kind: 'model-dir', revison: 'v1' } as never), 'options.revison', /did you mean options\.revision\?$/],
+      // Plain arrays gave plain-array windows, which the engines cannot take.
+      ['sampleTextWindows of a plain array', () => sampleTextWindows([1, 2, 3] as never, { nsamples: 1, seqlen: 2, seed: 0 }), 'tokens', /^must be an Int32Array of token ids, got an array \[1, 2, 3\]$/],
+      ['sampleC4Windows of a number', () => sampleC4Windows(5 as never, () => Int32Array.of(1), { nsamples: 1, seqlen: 2, seed: 0 }), 'documents', /got 5$/],
+      ['sampleC4Windows of a number document', () => sampleC4Windows([5] as never, () => Int32Array.of(1, 2, 3), { nsamples: 1, seqlen: 2, seed: 0 }), 'documents[0]', /^must be a document's text, got 5$/],
+      ['planLoglikelihoods of a number (a TypeError)', () => planLoglikelihoods(5 as never, { window: 8 }), 'groups', /got 5$/],
+      ['planLoglikelihoods plain-array context', () => planLoglikelihoods([[{ context: [1], continuation: Int32Array.of(2) }]] as never, { window: 8 }), 'groups[0][0].context', /^must be an Int32Array of token ids, got an array \[1\]$/],
+      ['withSparsityConfig of null (a TypeError)', () => withSparsityConfig(null as never, { format: 'dense', globalSparsity: 0, structure: 'unstructured', ignore: [] }, 'x'), 'config', /^must be a config\.json object, got null$/],
+      // Not a function was a TypeError; a trial resolving to {} never won, unnoticed.
+      ['chooseByConfirmation candidates not a list', () => chooseByConfirmation(5 as never, confirm), 'candidates', /got 5$/],
+      ['chooseByConfirmation trial not a function', () => chooseByConfirmation([], 5 as never), 'trial', /^must be a function from CRePE parameters to a promise of \{ ppl, seconds \}, got 5$/],
+      ['chooseByConfirmation even window', () => chooseByConfirmation([{ source: 'x', params: { ...RIA_POINT, k: 2 }, objective: null }], confirm), 'candidates[0].params.k', /odd integer/],
+      ['chooseByConfirmation trial without ppl', () => chooseByConfirmation([], (async () => ({})) as never), 'trial', /^must resolve to \{ ppl: number, seconds: number \}, got an object$/],
     ]);
     // Well formed: the second choice scores higher, and per character too.
     assert.deepEqual(documentMetrics([-4, -1], ['ab', 'cd'], 1), { acc: 1, acc_norm: 1 });
