@@ -171,6 +171,10 @@ describe('library requests from JavaScript', () => {
         // 5 was encoded as an empty text: BOS alone.
         ['TextTokenizer.encode of a number', () => tokenizer.encode(5 as never), 'text', /^must be a string, got 5$/],
         ['TextTokenizer.load of a number', () => TextTokenizer.load(5 as never), 'dir', /must name a model directory, got 5$/],
+        // A number decoded to "" without a word; a layer or token id out of range was an internal error.
+        ['TextTokenizer.decode of a number', () => tokenizer.decode(5 as never), 'ids', /^must be a list of token ids \(an array or Int32Array\), got 5$/],
+        ['ModelCheckpoint.readBlock past the last layer', () => checkpoint.readBlock(5), 'layer', /^must be an integer in \[0, 4\], got 5$/],
+        ['ModelCheckpoint.readEmbeddingRows outside the vocabulary', () => checkpoint.readEmbeddingRows(Int32Array.of(1, 600)), 'ids', /^holds token id 600 at 1, outside the model's vocabulary of 512$/],
       ];
       await assertRefusals(cases);
       const options = await thrown(() => sampleCalibrationFile(C4_SAMPLE, encode, null as never));
