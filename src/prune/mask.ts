@@ -86,8 +86,6 @@ export function selectMask(
   out?: Uint8Array,
 ): Uint8Array {
   checkMaskTarget(target, selection);
-  checkInteger('dOut', dOut, 1);
-  checkInteger('dIn', dIn, 1);
   checkMatrix('scores', scores, [Float32Array], dOut, dIn, 'scores');
   if (out !== undefined) checkMatrix('out', out, [Uint8Array], dOut, dIn, 'mask entries');
   if (target.kind === 'nm') checkField(dIn % target.m === 0, 'target', `${target.n}:${target.m} needs an input width divisible by ${target.m}, got ${dIn}`);
@@ -113,10 +111,8 @@ export function applyMask(weights: Float32Array, mask: Uint8Array): void {
 export function satisfiesNM(weightsOrMask: Float32Array | Uint8Array, dOut: number, dIn: number, n: number, m: number): boolean {
   checkInteger('m', m, 1);
   checkInteger('n', n, 1, m);
-  checkInteger('dOut', dOut, 0);
-  checkInteger('dIn', dIn, 0);
-  checkField(dIn % m === 0, 'dIn', () => `must be a multiple of m = ${m} (rows are checked in groups of m consecutive inputs), got ${dIn}`);
   checkMatrix('weightsOrMask', weightsOrMask, [Float32Array, Uint8Array], dOut, dIn, 'weights or mask entries');
+  checkField(dIn % m === 0, 'dIn', () => `must be a multiple of m = ${m} (rows are checked in groups of m consecutive inputs), got ${dIn}`);
   const isMask = weightsOrMask instanceof Uint8Array;
   for (let g = 0; g < weightsOrMask.length; g += m) {
     let pruned = 0;

@@ -116,9 +116,11 @@ export type MatrixArray = Float32ArrayConstructor | Uint8ArrayConstructor;
 
 /**
  * Throws a FieldError naming `field` unless `value` is one of `types` holding dOut×dIn entries
- * (`what` names them: weights, scores); dOut and dIn checked by the caller.
+ * (`what` names them: weights, scores), or naming `dOut` or `dIn` unless it is an integer ≥ 1.
  */
-export function checkMatrix(field: string, value: unknown, types: readonly MatrixArray[], dOut: number, dIn: number, what: string): void {
+export function checkMatrix(field: string, value: unknown, types: readonly MatrixArray[], dOut: unknown, dIn: unknown, what: string): void {
+  checkInteger('dOut', dOut, 1);
+  checkInteger('dIn', dIn, 1);
   const isType = types.some((type) => value instanceof type);
   checkField(
     isType && (value as Float32Array | Uint8Array).length === dOut * dIn,

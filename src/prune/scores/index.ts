@@ -4,7 +4,7 @@
  */
 import type { CrepeParams } from './crepe.ts';
 import { checkField } from '../../util/errors.ts';
-import { checkInteger, checkMatrix, describeValue } from '../../util/fields.ts';
+import { checkMatrix, describeValue } from '../../util/fields.ts';
 
 /**
  * Calibration statistic of one linear's input: s_j = (1/N) Σ_n Σ_t x²_{n,t,j} per input channel
@@ -35,8 +35,6 @@ export type ScoreFunction = (
  * past the buffer. O(1).
  */
 export function checkScoreArguments(weights: unknown, dOut: unknown, dIn: unknown, out: unknown): asserts weights is Float32Array {
-  checkInteger('dOut', dOut, 1);
-  checkInteger('dIn', dIn, 1);
   checkMatrix('weights', weights, [Float32Array], dOut, dIn, 'weights');
   if (out !== undefined) checkMatrix('out', out, [Float32Array], dOut, dIn, 'scores');
 }
