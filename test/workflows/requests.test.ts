@@ -251,6 +251,7 @@ describe('the layer loop, the searches, the proxy context and the checkpoint wri
       ['PHO unknown selection', search({ selection: 'per-column' }), 'selection', /got "per-column"$/],
       ['PHO rows 0 (NaN proxies)', search({ rows: 0 }), 'rows', /^must be a number in \(0, 1\], got 0$/],
       ['PHO start misspelt', search({ start: { gama: 1 } }), 'start.gama', /did you mean start\.gamma\?$/],
+      ['PHO without a context (a TypeError)', search({}), 'context', /^must be an open ProxyContext, got null$/],
     ]);
     assert.deepEqual(trials, [], 'no refused call ran a trial');
   });
