@@ -44,6 +44,7 @@ export function sampleC4Windows(documents: readonly string[], encode: Encode, op
   checkEncode(encode);
   const { nsamples, seqlen } = opts;
   const source = opts.source ?? 'calibration documents';
+  checkField(Array.isArray(documents), 'documents', () => `must be a list of document texts, got ${describeValue(documents)}`);
   const docCount = documents.length;
   check(docCount > 0, `${source}: no documents`);
 
@@ -64,6 +65,7 @@ export function sampleC4Windows(documents: readonly string[], encode: Encode, op
       tokens = longDocTokens.get(doc);
       if (tokens) break;
       if (isShort[doc]) continue;
+      checkField(typeof documents[doc] === 'string', `documents[${doc}]`, () => `must be a document's text, got ${describeValue(documents[doc])}`);
       const encoded = encode(documents[doc]);
       if (encoded.length > seqlen) {
         longDocTokens.set(doc, encoded);
@@ -90,6 +92,8 @@ export function sampleC4Windows(documents: readonly string[], encode: Encode, op
 /** Random windows from one tokenised text. */
 export function sampleTextWindows(tokens: Int32Array, opts: WindowOptions): TextWindows {
   validateOptions(opts, WINDOW_OPTIONS);
+  // A plain array gave plain-array windows, which the engines cannot take.
+  checkField(tokens instanceof Int32Array, 'tokens', () => `must be an Int32Array of token ids, got ${describeValue(tokens)}`);
   const { nsamples, seqlen } = opts;
   check(
     tokens.length > seqlen,

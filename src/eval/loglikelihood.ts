@@ -21,8 +21,8 @@
  * The plan (rows, padding, batches) depends only on the requests and the model shape, never on
  * the machine, so the same inputs give the same numbers.
  */
-import type { ModelSource } from '../model/source.ts';
-import type { ModelSpec } from '../model/spec.ts';
+import { checkModelSource, type ModelSource } from '../model/source.ts';
+import { checkSeqlen, checkTokenIds, type ModelSpec } from '../model/spec.ts';
 import { ropeTables, rotaryDim, type RopeTables } from '../model/rope.ts';
 import { BlockEngine } from '../engine/block-engine.ts';
 import { HeadEngine } from '../engine/head-engine.ts';
@@ -30,9 +30,10 @@ import { MASKED } from '../engine/block-graph.ts';
 import { blockBatchSize, headBatchSize } from '../engine/batch-size.ts';
 import { embed } from '../engine/forward.ts';
 import { checkDevice, checkThreads, type EngineOptions } from '../engine/session.ts';
-import type { Progress } from '../util/progress.ts';
-import { UserError } from '../util/errors.ts';
-import { checkFlag, checkInteger, checkKnownFields } from '../util/fields.ts';
+import { checkProgress, type Progress } from '../util/progress.ts';
+import { UserError, checkField } from '../util/errors.ts';
+import { checkFlag, checkInteger, checkKnownFields, describeValue } from '../util/fields.ts';
+import { checkActivationBudget } from './perplexity.ts';
 
 export interface LoglikelihoodRequest {
   /** Context token ids, BOS first. */
@@ -96,6 +97,20 @@ export function paddedLength(n: number): number {
   }
 }
 
+/** Throws a FieldError naming the first group or request that is not a list of { context, continuation } token ids. */
+function checkRequestGroups(groups: unknown): void {
+  checkField(Array.isArray(groups), 'groups', () => `must be a list of request groups (lists of { context, continuation }), got ${describeValue(groups)}`);
+  groups.forEach((group: unknown, g) => {
+    checkField(Array.isArray(group), `groups[${g}]`, () => `must be a list of requests { context, continuation }, got ${describeValue(group)}`);
+    group.forEach((request: Partial<LoglikelihoodRequest> | null, r) => {
+      for (const part of ['context', 'continuation'] as const) {
+        const ids = request?.[part];
+        checkField(ids instanceof Int32Array, `groups[${g}][${r}].${part}`, () => `must be an Int32Array of token ids, got ${describeValue(ids)}`);
+      }
+    });
+  });
+}
+
 /** Builds the rows for `groups` of requests (see the file comment). */
 export function planLoglikelihoods(groups: readonly (readonly LoglikelihoodRequest[])[], opts: PlanOptions): LoglikelihoodPlan {
   checkKnownFields(opts, '', ['window', 'share']);
@@ -103,6 +118,7 @@ export function planLoglikelihoods(groups: readonly (readonly LoglikelihoodReque
   checkInteger('window', window, 2);
   const capacity = paddedLength(window);
   const share = opts.share === undefined || checkFlag('share', opts.share);
+  checkRequestGroups(groups);
   const rows: PackedRow[] = [];
   const truncated: boolean[] = [];
   let flat = 0;
@@ -207,11 +223,31 @@ export interface ScoreOptions extends EngineOptions {
   progress?: Progress;
 }
 
+/**
+ * Refuses a plan that is not planLoglikelihoods' for this model: rows past the model's context
+ * run positions it was never trained on, and token ids outside its vocabulary read past the
+ * embedding or score a row of another matrix. One pass over the plan's tokens.
+ */
+function checkPlan(plan: unknown, spec: ModelSpec): asserts plan is LoglikelihoodPlan {
+  const { rows, truncated, groupSizes } = (plan ?? {}) as Partial<LoglikelihoodPlan>;
+  checkField(Array.isArray(rows) && Array.isArray(truncated) && Array.isArray(groupSizes), 'plan', () => `must be a plan from planLoglikelihoods, got ${describeValue(plan)}`);
+  checkSeqlen('plan.window', (plan as LoglikelihoodPlan).window, spec);
+  rows.forEach((row, i) => {
+    checkTokenIds(`plan.rows[${i}].tokens`, row.tokens, spec);
+    checkTokenIds(`plan.rows[${i}].targets`, row.targets, spec);
+  });
+}
+
 /** Scores a plan: one result per request, in the groups' shape. */
 export async function scoreLoglikelihoods(model: ModelSource, plan: LoglikelihoodPlan, opts: ScoreOptions): Promise<LoglikelihoodScore[][]> {
   checkKnownFields(opts, '', ['device', 'threads', 'spinning', 'activationBudgetBytes', 'progress']);
   checkDevice('device', opts.device);
   checkThreads(opts.threads);
+  checkFlag('spinning', opts.spinning);
+  checkActivationBudget(opts.activationBudgetBytes);
+  checkProgress('progress', opts.progress);
+  checkModelSource('model', model);
+  checkPlan(plan, model.spec);
   const { spec } = model;
   const h = spec.hiddenSize;
   const requestCount = plan.truncated.length;
@@ -219,7 +255,7 @@ export async function scoreLoglikelihoods(model: ModelSource, plan: Loglikelihoo
   const greedy = new Uint8Array(requestCount).fill(1);
   const rope = ropeTables(spec, plan.window);
   const budget = opts.activationBudgetBytes ?? 1 << 30;
-  const engineOptions: EngineOptions = { device: opts.device, threads: opts.threads };
+  const engineOptions: EngineOptions = { device: opts.device, threads: opts.threads, spinning: opts.spinning };
   const engines = new Map<number, BlockEngine>();
   const headTokens = headBatchSize(spec, 1);
   const head = await HeadEngine.create(spec, 1, { ...engineOptions, output: 'target', maxBatch: headTokens });

@@ -9,7 +9,7 @@
  * several windows per engine run (the engine's batch size). Memory is then one block's weights
  * plus the group's activations, whatever the model size.
  */
-import type { ModelSource } from '../model/source.ts';
+import { checkModelSource, type ModelSource } from '../model/source.ts';
 import { checkSeqlen, checkTokenIds, type ModelSpec } from '../model/spec.ts';
 import { ropeTables } from '../model/rope.ts';
 import { BlockEngine } from '../engine/block-engine.ts';
@@ -19,7 +19,7 @@ import { embed } from '../engine/forward.ts';
 import { checkEngineOptions, type EngineOptions } from '../engine/session.ts';
 import { check, checkField } from '../util/errors.ts';
 import { checkInteger, describeValue } from '../util/fields.ts';
-import type { Progress } from '../util/progress.ts';
+import { checkProgress, type Progress } from '../util/progress.ts';
 
 export interface PerplexityOptions extends EngineOptions {
   seqlen: number;
@@ -65,6 +65,7 @@ export function windowCount(tokenCount: number, seqlen: number, maxChunks?: numb
 }
 
 export async function perplexity(model: ModelSource, tokens: Int32Array, opts: PerplexityOptions): Promise<PerplexityResult> {
+  checkModelSource('model', model);
   checkPerplexityInput(model.spec, tokens, opts);
   const { seqlen } = opts;
   const windows = windowCount(tokens.length, seqlen, opts.maxChunks);
@@ -88,6 +89,16 @@ function checkPerplexityInput(spec: ModelSpec, tokens: unknown, opts: Perplexity
   checkSeqlen('seqlen', opts.seqlen, spec);
   if (opts.maxChunks !== undefined) checkInteger('maxChunks', opts.maxChunks, 1);
   checkField(opts.mode === undefined || PERPLEXITY_MODES.includes(opts.mode), 'mode', () => `must be one of ${PERPLEXITY_MODES.join(', ')}, got ${describeValue(opts.mode)}`);
+  checkActivationBudget(opts.activationBudgetBytes);
+  checkProgress('progress', opts.progress);
+}
+
+/**
+ * Throws a FieldError unless `bytes` (activationBudgetBytes) is left out or a whole number of
+ * bytes ≥ 1: NaN made the batch groups NaN windows long, so that no window was measured.
+ */
+export function checkActivationBudget(bytes: unknown): void {
+  if (bytes !== undefined) checkInteger('activationBudgetBytes', bytes, 1);
 }
 
 /** Targets of `count` windows from `first`: position t predicts token t+1; the last position of a window has none (left 0). */

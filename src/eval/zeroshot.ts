@@ -19,7 +19,7 @@ import type { ModelSource } from '../model/source.ts';
 import type { EngineOptions } from '../engine/session.ts';
 import type { Progress } from '../util/progress.ts';
 import { check, checkField } from '../util/errors.ts';
-import { checkInteger, describeValue } from '../util/fields.ts';
+import { checkFunction, checkInteger, checkKnownFields, describeValue } from '../util/fields.ts';
 import { loglikelihoodWorkUnits, planLoglikelihoods, scoreLoglikelihoods, type LoglikelihoodRequest } from './loglikelihood.ts';
 import type { MetricName, TaskDefinition, TaskDoc, TaskRequest } from './tasks/index.ts';
 
@@ -66,6 +66,12 @@ export type Encode = (text: string) => Int32Array;
  * BOS token alone, as the harness's rule for one has it.
  */
 export function encodeRequest(encode: Encode, request: TaskRequest, contextCache?: Map<string, Int32Array>): EncodedRequest {
+  checkFunction('encode', encode, { optional: false, what: 'a function from text to token ids' });
+  checkKnownFields(request, 'request', ['context', 'continuation']);
+  for (const field of ['context', 'continuation'] as const) {
+    checkField(typeof request[field] === 'string', `request.${field}`, () => `must be a string, got ${describeValue(request[field])}`);
+  }
+  checkField(contextCache === undefined || contextCache instanceof Map, 'contextCache', () => `must be a Map from context texts to token ids, got ${describeValue(contextCache)}`);
   let { context, continuation } = request;
   const kept = context.trimEnd().length;
   if (kept < context.length) {
@@ -100,6 +106,8 @@ export function documentMetrics(logLikelihoods: readonly number[], choices: read
 
 /** Mean and lm-eval's standard error of the mean (sample standard deviation / √n). */
 export function meanWithStderr(values: readonly number[]): MetricValue {
+  // No values, or a value that is no number, gave a mean of NaN.
+  checkField(Array.isArray(values) && values.length > 0 && values.every(Number.isFinite), 'values', () => `must be a non-empty list of finite numbers, got ${describeValue(values)}`);
   const n = values.length;
   const mean = values.reduce((a, b) => a + b, 0) / n;
   if (n < 2) return { value: mean, stderr: null };
@@ -169,6 +177,7 @@ export async function evaluateTask(
 
 /** The results as a fixed-width table: one line per task and metric, value and stderr. */
 export function formatZeroShotTable(report: ZeroShotReport): string {
+  checkField(Array.isArray((report as Partial<ZeroShotReport> | null)?.tasks), 'report', () => `must be a zero-shot report (evaluateTasks' result, with its tasks), got ${describeValue(report)}`);
   const header = ['task', 'metric', 'value', '± stderr', 'docs', 'skipped'];
   const rows: string[][] = [];
   for (const result of report.tasks) {

@@ -3,6 +3,8 @@
  * `org/name@revision`, and for a single file (convert's GGUF) `org/name/path/to/file@revision`.
  * A path that exists locally always wins; only then is the text read as an id.
  */
+import { checkField } from '../util/errors.ts';
+import { describeValue } from '../util/fields.ts';
 
 export interface HubId {
   /** `org/name`. */
@@ -19,6 +21,7 @@ const PART = /^(?!.*(?:--|\.\.))[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$
 
 /** The id in `text`, or null when it does not look like one (then it is a local path that does not exist). */
 export function parseHubId(text: string): HubId | null {
+  checkField(typeof text === 'string', 'text', () => `must be a Hub id such as org/name or org/name@revision, got ${describeValue(text)}`);
   const at = text.lastIndexOf('@');
   const body = at > 0 ? text.slice(0, at) : text;
   const revision = at > 0 ? text.slice(at + 1) : undefined;

@@ -13,12 +13,15 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { FieldError, UserError } from '../util/errors.ts';
+import { FieldError, UserError, checkField } from '../util/errors.ts';
+import { checkFunction, checkKnownFields, describeValue } from '../util/fields.ts';
 import { cachedCommit, downloadFile, HubLookupError, fetchRevision, repoCacheDir, writeRef, type DownloadProgress, type RepoFile, type RepoRevision } from './download.ts';
 import { describeHubId, parseHubId, type HubId } from './hub-id.ts';
 import { hubSettings, type HubSettings } from './settings.ts';
 
 export type ModelArgumentKind = 'model-dir' | 'checkpoint-file';
+const MODEL_ARGUMENT_KINDS: readonly unknown[] = ['model-dir', 'checkpoint-file'];
+const RESOLVE_OPTIONS: ReadonlyArray<keyof ResolveOptions> = ['kind', 'revision', 'settings', 'onProgress', 'onNote', 'signal'];
 
 export interface ResolveOptions {
   kind: ModelArgumentKind;
@@ -41,6 +44,13 @@ const MODEL_FILES = [
 
 /** The local path for `argument`: itself when it exists or is no Hub id, else its snapshot in the cache. */
 export async function resolveModelArgument(argument: string, options: ResolveOptions): Promise<string> {
+  checkField(typeof argument === 'string' && argument !== '', 'model', () => `must be a local path or a Hub id such as org/name, got ${describeValue(argument)}`);
+  checkKnownFields(options, 'options', RESOLVE_OPTIONS);
+  checkField(MODEL_ARGUMENT_KINDS.includes(options.kind), 'options.kind', () => `must be one of ${MODEL_ARGUMENT_KINDS.join(', ')}, got ${describeValue(options.kind)}`);
+  checkField(options.revision === undefined || (typeof options.revision === 'string' && options.revision !== ''), 'options.revision', () => `must be a branch, tag or commit, got ${describeValue(options.revision)}`);
+  checkFunction('options.onProgress', options.onProgress);
+  checkFunction('options.onNote', options.onNote);
+  checkField(options.signal === undefined || options.signal instanceof AbortSignal, 'options.signal', () => `must be an AbortSignal, got ${describeValue(options.signal)}`);
   if (existsSync(argument)) {
     // A revision of a local path would be ignored.
     if (options.revision !== undefined) throw new FieldError('revision', `applies to a Hub id only; ${argument} is a local path`);

@@ -17,7 +17,7 @@ import { checkField } from '../util/errors.ts';
 import { checkFunction, checkInteger, checkKnownFields, describeValue, hasMethods } from '../util/fields.ts';
 import { atomicWriteJson } from './atomic.ts';
 import { bitmaskCompress, bitmaskLayout, modulePrefix, storedValueCount, type BitmaskPart } from './sparse-bitmask.ts';
-import { INDEX_FILE_NAME, SINGLE_FILE_NAME, STORED_DTYPE_BYTES, elementCount, type DType } from './safetensors.ts';
+import { INDEX_FILE_NAME, PIECE_BYTES, SINGLE_FILE_NAME, STORED_DTYPE_BYTES, elementCount, type DType } from './safetensors.ts';
 import { SafetensorsStreamWriter, type TensorLayout } from './safetensors-writer.ts';
 
 export type SaveFormat = 'dense' | 'sparse-bitmask';
@@ -50,6 +50,13 @@ export interface WeightSource {
   info(name: string): { dtype: DType; shape: number[] };
   /** The dense bytes; the source may place them at the start of `scratch` (then valid until the next read). */
   readRaw(name: string, scratch?: Uint8Array): Uint8Array;
+  /**
+   * Optional: a reader that fills `target` with the dense bytes of `name` from byte `offset` on,
+   * when the source can read part of that tensor without the rest (null when it cannot). Tensors
+   * with a reader that are written as stored go through one 4 MiB buffer, whole rows at a time,
+   * instead of a buffer the size of the largest tensor.
+   */
+  rangeReader?(name: string): ((target: Uint8Array, offset: number) => void) | null;
 }
 
 export interface WriteCheckpointOptions {
@@ -60,8 +67,12 @@ export interface WriteCheckpointOptions {
   compress?: (name: string, raw: Uint8Array) => boolean;
   /** `__metadata__` of every file. */
   metadata?: Record<string, string>;
-  /** Sees each tensor's dense bytes once, in order, as it is written (valid during the call only). */
-  onTensor?: (name: string, raw: Uint8Array) => void;
+  /**
+   * Sees each tensor's dense bytes once, in order, as they are written (valid during the call
+   * only): whole, or, for a tensor read through the source's rangeReader, in pieces of whole rows
+   * (its first dimension), in order, `offset` being the piece's first byte in the tensor.
+   */
+  onTensor?: (name: string, raw: Uint8Array, offset: number) => void;
 }
 
 export interface WrittenCheckpoint {
@@ -122,11 +133,33 @@ function checkWriteArguments(dir: unknown, source: unknown, options: unknown): v
   checkField(format === undefined || SAVE_FORMATS.includes(format), 'options.format', () => `must be one of ${SAVE_FORMATS.join(', ')}, got ${describeValue(format)}`);
   checkFunction('options.compress', compress);
   checkFunction('options.onTensor', onTensor);
+  checkFunction('source.rangeReader', (source as WeightSource).rangeReader);
   if (metadata === undefined) return;
   checkField(typeof metadata === 'object' && metadata !== null && !Array.isArray(metadata), 'options.metadata', () => `must be an object of strings, got ${describeValue(metadata)}`);
   for (const [key, value] of Object.entries(metadata)) {
     checkField(typeof value === 'string', `options.metadata.${key}`, () => `must be a string (safetensors metadata maps strings to strings), got ${describeValue(value)}`);
   }
+}
+
+/**
+ * Copies a tensor written as stored from `read` to `writer` whole rows (its first dimension) at a
+ * time, as many as `buffer` holds (it grows to one row when a row is larger); returns the buffer.
+ */
+async function copyRows(
+  writer: SafetensorsStreamWriter, unit: Unit, read: (target: Uint8Array, offset: number) => void, buffer: Uint8Array,
+  onTensor: WriteCheckpointOptions['onTensor'],
+): Promise<Uint8Array> {
+  const [{ shape, dtype }] = unit.tensors;
+  const rowBytes = elementCount(shape.slice(1)) * STORED_DTYPE_BYTES[dtype];
+  if (buffer.byteLength < rowBytes) buffer = new Uint8Array(rowBytes);
+  const pieceBytes = rowBytes * Math.floor(buffer.byteLength / rowBytes);
+  for (let offset = 0; offset < unit.bytes; offset += pieceBytes) {
+    const piece = buffer.subarray(0, Math.min(pieceBytes, unit.bytes - offset));
+    read(piece, offset);
+    onTensor?.(unit.name, piece, offset);
+    await writer.writePiece(unit.name, piece, offset);
+  }
+  return buffer;
 }
 
 /** Writes every tensor of `source` into `dir` (which must not hold weight files of another layout). */
@@ -135,18 +168,20 @@ export async function writeCheckpoint(dir: string, source: WeightSource, options
   const maxShardSize = options.maxShardSize ?? DEFAULT_MAX_SHARD_SIZE;
   const bitmask = options.format === 'sparse-bitmask';
 
-  // Every tensor is read into one buffer the size of the largest: no fresh copy of each.
-  const denseBytes = (name: string): number => {
+  // A tensor read whole goes into one buffer, grown to the largest such tensor: no fresh copy of each.
+  let scratch = new Uint8Array(0);
+  const readWhole = (name: string): Uint8Array => {
     const { dtype, shape } = source.info(name);
-    return elementCount(shape) * STORED_DTYPE_BYTES[dtype];
+    const bytes = elementCount(shape) * STORED_DTYPE_BYTES[dtype];
+    if (scratch.byteLength < bytes) scratch = new Uint8Array(bytes);
+    return source.readRaw(name, scratch);
   };
-  const scratch = new Uint8Array(source.names().reduce((most, name) => Math.max(most, denseBytes(name)), 0));
   const compressed = new Set<string>();
   const units: Unit[] = source.names().map((name) => {
     const { dtype, shape } = source.info(name);
     let tensors: TensorLayout[] = [{ name, dtype, shape }];
     if (bitmask && shape.length === 2 && name.endsWith('.weight')) {
-      const raw = source.readRaw(name, scratch);
+      const raw = readWhole(name);
       if (options.compress?.(name, raw) ?? true) {
         compressed.add(name);
         tensors = bitmaskLayout(name, dtype, shape, storedValueCount(raw, dtype));
@@ -155,6 +190,7 @@ export async function writeCheckpoint(dir: string, source: WeightSource, options
     return { name, tensors, bytes: layoutBytes(tensors) };
   });
 
+  let pieces: Uint8Array | null = null;
   const shards = planShards(units, maxShardSize);
   const files = shards.map((_, i) => shardName(i, shards.length));
   const written: string[] = [];
@@ -165,14 +201,20 @@ export async function writeCheckpoint(dir: string, source: WeightSource, options
       const writer = await SafetensorsStreamWriter.create(path.join(dir, files[s]), layout, options.metadata);
       try {
         for (const unit of shards[s]) {
-          const raw = source.readRaw(unit.name, scratch);
-          options.onTensor?.(unit.name, raw);
-          if (compressed.has(unit.name)) {
-            const { dtype, shape } = source.info(unit.name);
-            const parts = bitmaskCompress(raw, dtype, shape);
-            for (const part of Object.keys(parts) as BitmaskPart[]) await writer.write(`${modulePrefix(unit.name)}.${part}`, parts[part]);
+          const reader = compressed.has(unit.name) ? null : source.rangeReader?.(unit.name) ?? null;
+          if (reader && unit.bytes > 0) {
+            pieces ??= new Uint8Array(PIECE_BYTES);
+            pieces = await copyRows(writer, unit, reader, pieces, options.onTensor);
           } else {
-            await writer.write(unit.name, raw);
+            const raw = readWhole(unit.name);
+            options.onTensor?.(unit.name, raw, 0);
+            if (compressed.has(unit.name)) {
+              const { dtype, shape } = source.info(unit.name);
+              const parts = bitmaskCompress(raw, dtype, shape);
+              for (const part of Object.keys(parts) as BitmaskPart[]) await writer.write(`${modulePrefix(unit.name)}.${part}`, parts[part]);
+            } else {
+              await writer.write(unit.name, raw);
+            }
           }
           for (const tensor of unit.tensors) weightMap[tensor.name] = files[s];
         }

@@ -133,6 +133,8 @@ export async function writeSafetensors(
  */
 export class SafetensorsStreamWriter {
   private readonly written = new Set<string>();
+  /** Bytes written so far of each tensor being written piece by piece (writePiece). */
+  private readonly partial = new Map<string, number>();
   private readonly inFlight = new Set<Promise<void>>();
   private closed = false;
 
@@ -169,14 +171,43 @@ export class SafetensorsStreamWriter {
     return new SafetensorsStreamWriter(filePath, tmpPath, handle, byName, plan.positions);
   }
 
-  /** Writes one tensor of the layout (each exactly once). */
+  /** Writes one tensor of the layout (each exactly once, whole or by writePiece). */
   async write(name: string, data: Float32Array | Uint8Array): Promise<void> {
+    const tensor = this.unwritten(name);
+    assert.ok(!this.partial.has(name), `tensor "${name}" written whole after a piece`);
+    this.written.add(name);
+    await this.track(writeTensor(this.handle, tensor, data, this.positions.get(name)!));
+  }
+
+  /**
+   * Writes the next piece of a tensor's raw bytes (in its dtype), `bytes` from byte `offset` of the
+   * tensor on: pieces in order, without gaps; the tensor counts as written with its last byte.
+   */
+  async writePiece(name: string, bytes: Uint8Array, offset: number): Promise<void> {
+    const tensor = this.unwritten(name);
+    const byteLength = elementCount(tensor.shape) * STORED_DTYPE_BYTES[tensor.dtype];
+    const done = this.partial.get(name) ?? 0;
+    assert.ok(offset === done && done + bytes.byteLength <= byteLength && bytes.byteLength > 0, `tensor "${name}": piece [${offset}, ${offset + bytes.byteLength}) after ${done} of ${byteLength} bytes`);
+    if (done + bytes.byteLength === byteLength) {
+      this.partial.delete(name);
+      this.written.add(name);
+    } else {
+      this.partial.set(name, done + bytes.byteLength);
+    }
+    await this.track(writeAll(this.handle, bytes, this.positions.get(name)! + offset));
+  }
+
+  /** The layout entry of a tensor that may still be written. */
+  private unwritten(name: string): TensorLayout {
     assert.ok(!this.closed, `write of "${name}" after finish/abort`);
     const tensor = this.layout.get(name);
     assert.ok(tensor, `tensor "${name}" is not in the layout of ${this.path}`);
     assert.ok(!this.written.has(name), `tensor "${name}" written twice`);
-    this.written.add(name);
-    const pending = writeTensor(this.handle, tensor, data, this.positions.get(name)!);
+    return tensor;
+  }
+
+  /** Awaits a write, kept in flight for finish/abort meanwhile; its error names the file. */
+  private async track(pending: Promise<void>): Promise<void> {
     this.inFlight.add(pending);
     try {
       await pending;

@@ -71,10 +71,15 @@ const int64Bytes = (values: ArrayLike<number>): Uint8Array => {
   return new Uint8Array(out.buffer);
 };
 
+/** Throws a FieldError naming `dtype` or `shape` unless they describe a float weight matrix. */
+function checkWeightType(dtype: unknown, shape: unknown): asserts shape is readonly [number, number] {
+  checkField(typeof dtype === 'string' && Object.hasOwn(DTYPE_BYTES, dtype), 'dtype', () => `must be one of ${Object.keys(DTYPE_BYTES).join(', ')}, got ${describeValue(dtype)}`);
+  checkField(Array.isArray(shape) && shape.length === 2 && shape.every((d) => Number.isSafeInteger(d) && d >= 0), 'shape', () => `must be [rows, columns], got ${describeValue(shape)}`);
+}
+
 /** The bytes of the four tensors of `bitmaskLayout`, by part, for the dense weight `raw` [rows, cols]. */
 export function bitmaskCompress(raw: Uint8Array, dtype: DType, shape: readonly number[]): Record<BitmaskPart, Uint8Array> {
-  checkField(dtype in DTYPE_BYTES, 'dtype', () => `must be one of ${Object.keys(DTYPE_BYTES).join(', ')}, got ${describeValue(dtype)}`);
-  checkField(Array.isArray(shape) && shape.length === 2 && shape.every((d) => Number.isSafeInteger(d) && d >= 0), 'shape', () => `must be [rows, columns], got ${describeValue(shape)}`);
+  checkWeightType(dtype, shape);
   const [rows, cols] = shape;
   const width = DTYPE_BYTES[dtype];
   checkField(raw instanceof Uint8Array && raw.byteLength === rows * cols * width, 'raw', () => `must hold the ${rows}×${cols} ${dtype} weight (${rows * cols * width} bytes), got ${raw instanceof Uint8Array ? `${raw.byteLength} bytes` : describeValue(raw)}`);
@@ -118,6 +123,10 @@ export function bitmaskDecompress(
   shape: readonly number[],
   what: string,
 ): Uint8Array {
+  checkWeightType(dtype, shape);
+  const { compressed, bitmask, rowOffsets } = (parts ?? {}) as Partial<typeof parts>;
+  checkField(compressed instanceof Uint8Array && bitmask instanceof Uint8Array && (rowOffsets === undefined || Array.isArray(rowOffsets)), 'parts',
+    () => `must be { compressed, bitmask } (Uint8Arrays) with optional rowOffsets (numbers), got ${describeValue(parts)}`);
   const [rows, cols] = shape;
   const width = DTYPE_BYTES[dtype];
   const packedCols = Math.ceil(cols / 8);

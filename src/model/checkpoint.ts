@@ -11,11 +11,13 @@ import {
   SafetensorsWeights, DTYPE_BYTES, PIECE_BYTES, decodeInto, decodeToF32, elementCount, isDType, scanRaw, type DType, type RawTensorInfo, type TensorInfo,
 } from '../io/safetensors.ts';
 import { readBytesAt } from '../io/read-at.ts';
-import { UserError, invariant } from '../util/errors.ts';
+import { UserError } from '../util/errors.ts';
+import { checkInteger } from '../util/fields.ts';
 import { readModelConfig } from './config.ts';
 import { checkLayerCount } from './layer-count.ts';
 import {
   blockTensorShape,
+  checkTokenIds,
   fusedTensors,
   storedBlockTensorNames,
   storedBlockTensorShape,
@@ -71,7 +73,7 @@ export class ModelCheckpoint {
 
   /** Every tensor of decoder block `layer`, keyed by its name inside the block, as float32. */
   readBlock(layer: number): BlockWeights {
-    invariant(Number.isInteger(layer) && layer >= 0 && layer < this.spec.numLayers, () => `layer ${layer} out of range [0, ${this.spec.numLayers})`);
+    checkInteger('layer', layer, 0, this.spec.numLayers - 1);
     const block: BlockWeights = {};
     for (const name of storedBlockTensorNames(this.spec)) block[name] = this.read(layerPrefix(layer) + name);
     // Fused tensors (phi3) are split into their parts, rows in order.
@@ -112,7 +114,9 @@ export class ModelCheckpoint {
    * (unless every weight already was).
    */
   readEmbeddingRows(ids: Int32Array): Float32Array {
-    const { hiddenSize, vocabSize } = this.spec;
+    const { hiddenSize } = this.spec;
+    // An id outside the vocabulary would read another tensor's bytes as its row.
+    checkTokenIds('ids', ids, this.spec);
     const { dtype } = this.weights.info(EMBED_NAME);
     // A bitmask-stored embedding is decompressed whole; a dense one is read row by row.
     const whole = this.weights.isBitmaskCompressed(EMBED_NAME) ? this.weights.readRaw(EMBED_NAME) : null;
@@ -128,7 +132,6 @@ export class ModelCheckpoint {
     const row = new Uint8Array(rowBytes);
     const out = new Float32Array(ids.length * hiddenSize);
     ids.forEach((id, i) => {
-      invariant(Number.isInteger(id) && id >= 0 && id < vocabSize, () => `token id ${id} outside the vocabulary [0, ${vocabSize})`);
       let bytes: Uint8Array = row;
       if (whole) bytes = whole.subarray(id * rowBytes, (id + 1) * rowBytes);
       else this.weights.readStoredInto(EMBED_NAME, row, id * rowBytes);

@@ -28,10 +28,19 @@ export type BlockSource = Pick<ModelSource, 'spec' | 'readBlock' | 'readEmbeddin
 
 /** Refuses `model` unless it reads like a BlockSource (a ModelCheckpoint, or an object with a spec, readBlock and readEmbedding). */
 export function checkBlockSource(field: string, model: unknown): asserts model is BlockSource {
+  checkSource(field, model, ['readBlock', 'readEmbedding']);
+}
+
+/** Refuses `model` unless it reads like a whole ModelSource: a BlockSource with readFinalNorm and readLmHead. */
+export function checkModelSource(field: string, model: unknown): asserts model is ModelSource {
+  checkSource(field, model, ['readBlock', 'readEmbedding', 'readFinalNorm', 'readLmHead']);
+}
+
+function checkSource(field: string, model: unknown, methods: readonly string[]): void {
   const spec = (model as Partial<BlockSource> | null)?.spec;
   checkField(
-    hasMethods(model, ['readBlock', 'readEmbedding']) && typeof spec === 'object' && spec !== null,
+    hasMethods(model, methods) && typeof spec === 'object' && spec !== null,
     field,
-    () => `must be a model such as a ModelCheckpoint (spec, readBlock, readEmbedding), got ${describeValue(model)}`,
+    () => `must be a model such as a ModelCheckpoint (spec, ${methods.join(', ')}), got ${describeValue(model)}`,
   );
 }

@@ -15,7 +15,7 @@
 import { kthSmallest, markAtMost, markBuffer, markRowsBelow, rowKthSmallest } from '../util/select.ts';
 import { SELECTIONS, validateTarget, type PruneTarget, type Selection } from './target.ts';
 import { checkField, invariant } from '../util/errors.ts';
-import { describeValue } from '../util/fields.ts';
+import { checkInteger, checkMatrix, describeValue } from '../util/fields.ts';
 
 /** Prunes exactly floor(dIn·s) entries in every row; ties at the threshold: lower column first. */
 export function perRowMask(scores: Float32Array, dOut: number, dIn: number, sparsity: number, out?: Uint8Array): Uint8Array {
@@ -86,9 +86,10 @@ export function selectMask(
   out?: Uint8Array,
 ): Uint8Array {
   checkMaskTarget(target, selection);
+  checkMatrix('scores', scores, [Float32Array], dOut, dIn, 'scores');
+  if (out !== undefined) checkMatrix('out', out, [Uint8Array], dOut, dIn, 'mask entries');
   if (target.kind === 'nm') checkField(dIn % target.m === 0, 'target', `${target.n}:${target.m} needs an input width divisible by ${target.m}, got ${dIn}`);
   if (target.kind === 'nm') return nmMask(scores, dOut, dIn, target.n, target.m, out);
-  checkShape(scores, dOut, dIn);
   return selection === 'per-row'
     ? perRowMask(scores, dOut, dIn, target.sparsity, out)
     : perMatrixMask(scores, target.sparsity, out);
@@ -96,16 +97,22 @@ export function selectMask(
 
 /** Sets pruned weights to zero, in place. */
 export function applyMask(weights: Float32Array, mask: Uint8Array): void {
-  invariant(weights.length === mask.length, () => `applyMask: ${weights.length} weights vs ${mask.length} mask entries`);
+  checkField(weights instanceof Float32Array, 'weights', () => `must be a Float32Array, got ${describeValue(weights)}`);
+  checkField(mask instanceof Uint8Array && mask.length === weights.length, 'mask', () => `must be a Uint8Array of one entry per weight (${weights.length}), got ${describeValue(mask)}`);
   for (let p = 0; p < mask.length; p++) if (mask[p]) weights[p] = 0;
 }
 
 /**
  * Whether every row's group of m consecutive inputs has at least n pruned entries: zeros for a
- * weight matrix (Float32Array), 1s for a mask (Uint8Array).
+ * weight matrix (Float32Array), 1s for a mask (Uint8Array). Refuses (FieldError) a pattern that is
+ * no n:m with 1 ≤ n ≤ m (m = 0 would check no group and answer false), a width that is no whole
+ * number of groups, and an array of another size than dOut×dIn.
  */
 export function satisfiesNM(weightsOrMask: Float32Array | Uint8Array, dOut: number, dIn: number, n: number, m: number): boolean {
-  if (weightsOrMask.length !== dOut * dIn || dIn % m !== 0) return false;
+  checkInteger('m', m, 1);
+  checkInteger('n', n, 1, m);
+  checkMatrix('weightsOrMask', weightsOrMask, [Float32Array, Uint8Array], dOut, dIn, 'weights or mask entries');
+  checkField(dIn % m === 0, 'dIn', () => `must be a multiple of m = ${m} (rows are checked in groups of m consecutive inputs), got ${dIn}`);
   const isMask = weightsOrMask instanceof Uint8Array;
   for (let g = 0; g < weightsOrMask.length; g += m) {
     let pruned = 0;

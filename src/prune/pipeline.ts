@@ -14,7 +14,7 @@ import { checkOutputDir, publishOutputDir } from '../io/output-dir.ts';
 import { copyModelFiles, type CopiedModelFiles } from '../io/model-files.ts';
 import { writeSafetensors, type TensorToWrite } from '../io/safetensors-writer.ts';
 import { SafetensorsFile, scanRaw } from '../io/safetensors.ts';
-import { writeCheckpoint, type SaveFormat } from '../io/checkpoint-writer.ts';
+import { writeCheckpoint, type SaveFormat, type WeightSource } from '../io/checkpoint-writer.ts';
 import { SparsityTally, writeSparsityConfig, type SparsityMetadata } from './sparsity-config.ts';
 import { roundThroughHalfInPlace } from '../util/float16.ts';
 import { sha256Bytes } from '../util/hash.ts';
@@ -199,13 +199,21 @@ async function assembleCheckpoint(
   const tally = new SparsityTally(target);
   try {
     for (let l = 0; l < model.spec.numLayers; l++) layerFiles.push(SafetensorsFile.open(work.layerFile(l)));
-    const source = {
+    /** The layer file that holds tensor `name` when its layer was pruned, else undefined (the input holds it). */
+    const prunedFile = (name: string): SafetensorsFile | undefined => {
+      const match = /^model\.layers\.(\d+)\./.exec(name);
+      const layerFile = match ? layerFiles[Number(match[1])] : undefined;
+      return layerFile?.tensors.has(name) ? layerFile : undefined;
+    };
+    const source: WeightSource = {
       names: () => model.weights.names(),
       info: (name: string) => model.weights.info(name),
-      readRaw(name: string, scratch?: Uint8Array): Uint8Array {
-        const match = /^model\.layers\.(\d+)\./.exec(name);
-        const layerFile = match ? layerFiles[Number(match[1])] : undefined;
-        return layerFile?.tensors.has(name) ? layerFile.readRaw(name, scratch) : model.weights.readRaw(name, scratch);
+      readRaw: (name, scratch) => (prunedFile(name) ?? model.weights).readRaw(name, scratch),
+      // Stored dense, a tensor is read a piece at a time (a bitmask-compressed input's only whole).
+      rangeReader(name) {
+        const layerFile = prunedFile(name);
+        if (layerFile) return (target, offset) => layerFile.readRawInto(name, target, offset);
+        return model.weights.isBitmaskCompressed(name) ? null : (target, offset) => model.weights.readStoredInto(name, target, offset);
       },
     };
     const { files } = await writeCheckpoint(work.dir, source, {

@@ -22,12 +22,13 @@
  */
 import { atomicWriteJson } from '../io/atomic.ts';
 import { readInputJson } from '../io/input-file.ts';
-import type { SaveFormat } from '../io/checkpoint-writer.ts';
-import { DTYPE_BYTES, decodeToF32, scanRaw, type DType } from '../io/safetensors.ts';
+import { SAVE_FORMATS, type SaveFormat } from '../io/checkpoint-writer.ts';
+import { DTYPE_BYTES, decodeInto, scanRaw, type DType } from '../io/safetensors.ts';
 import { modulePrefix } from '../io/sparse-bitmask.ts';
 import { satisfiesNM } from './mask.ts';
-import type { PruneTarget } from './target.ts';
-import { UserError } from '../util/errors.ts';
+import { validateTarget, type PruneTarget } from './target.ts';
+import { UserError, checkField, invariant } from '../util/errors.ts';
+import { checkFields, checkNumber, describeValue, type FieldSpec } from '../util/fields.ts';
 import { isHfConfig, type HfConfig } from '../model/families/common.ts';
 import { isBlockLinearWeight } from '../model/spec.ts';
 
@@ -41,8 +42,35 @@ export interface SparsityMetadata {
   ignore: string[];
 }
 
-/** compressed-tensors' sparsity_config object. */
+const SPARSITY_FIELDS: FieldSpec<SparsityMetadata> = { format: 'checked', globalSparsity: 'checked', structure: 'checked', ignore: 'checked' };
+const NM_STRUCTURE = /^(\d+):(\d+)$/;
+
+/**
+ * Throws a FieldError naming the field of `meta` that compressed-tensors could not read: a format
+ * other than SAVE_FORMATS, a global sparsity outside [0, 1], a structure other than "unstructured"
+ * or "n:m" (0 < n < m), an ignore list of other than module names.
+ */
+function checkSparsityMetadata(meta: unknown): asserts meta is SparsityMetadata {
+  checkFields<SparsityMetadata>(meta, SPARSITY_FIELDS, 'meta');
+  const { format, globalSparsity, structure, ignore } = meta;
+  checkField(SAVE_FORMATS.includes(format), 'meta.format', () => `must be one of ${SAVE_FORMATS.join(', ')}, got ${describeValue(format)}`);
+  checkNumber('meta.globalSparsity', globalSparsity, [0, 1]);
+  const nm = typeof structure === 'string' ? NM_STRUCTURE.exec(structure) : null;
+  checkField(
+    structure === 'unstructured' || (nm !== null && Number(nm[1]) > 0 && Number(nm[1]) < Number(nm[2])),
+    'meta.structure',
+    () => `must be "unstructured" or "n:m" with 0 < n < m (n nonzeros of every m consecutive weights, as "2:4"), got ${describeValue(structure)}`,
+  );
+  checkField(
+    Array.isArray(ignore) && ignore.every((name) => typeof name === 'string' && name !== ''),
+    'meta.ignore',
+    () => `must list module names (non-empty strings, such as "lm_head"), got ${describeValue(ignore)}`,
+  );
+}
+
+/** compressed-tensors' sparsity_config object; refuses (FieldError naming the field) metadata it could not read. */
 export function sparsityConfig(meta: SparsityMetadata): Record<string, unknown> {
+  checkSparsityMetadata(meta);
   return {
     format: meta.format,
     global_sparsity: meta.globalSparsity,
@@ -58,6 +86,7 @@ export function sparsityConfig(meta: SparsityMetadata): Record<string, unknown> 
  * another method is refused (crepe never writes one; a quantized input is refused on read).
  */
 export function withSparsityConfig(config: HfConfig, meta: SparsityMetadata, source: string): HfConfig {
+  checkField(isHfConfig(config), 'config', () => `must be a config.json object, got ${describeValue(config)}`);
   const existing = config.quantization_config;
   if (existing !== undefined && existing !== null) {
     if (!isHfConfig(existing) || existing.quant_method !== 'compressed-tensors') {
@@ -81,39 +110,66 @@ export async function writeSparsityConfig(configPath: string, meta: SparsityMeta
 /**
  * Counts, while a checkpoint is written, what its sparsity metadata needs: zeros of every tensor
  * and, for the block linears (the Linear modules crepe prunes), whether each is left dense and
- * whether each follows the run's N:M pattern in storage order.
+ * whether each follows the run's N:M pattern in storage order. A tensor may come whole or in
+ * pieces of whole rows, in order: the counts are the same.
  */
 export class SparsityTally {
   private parameters = 0;
   private zeros = 0;
-  private readonly dense: string[] = [];
-  private allNM = true;
-  private sawTarget = false;
+  /** Per block linear, in the order first seen: its zeros so far, and whether every piece so far follows the N:M pattern. */
+  private readonly linears = new Map<string, { zeros: number; nm: boolean }>();
+  /** Float32 values of the piece being checked for N:M (reused). */
+  private values = new Float32Array(0);
 
   /** `target`: the run's target, whose N:M pattern (n pruned of every m) the linears are checked against. */
-  constructor(private readonly target: PruneTarget) {}
+  constructor(private readonly target: PruneTarget) {
+    validateTarget(target);
+  }
 
+  /** Counts `raw`: tensor `name` whole, or its next piece of whole rows. */
   observe(name: string, raw: Uint8Array, dtype: DType, shape: readonly number[]): void {
     const { zeros } = scanRaw(raw, dtype);
-    this.parameters += raw.byteLength / DTYPE_BYTES[dtype];
+    const count = raw.byteLength / DTYPE_BYTES[dtype];
+    this.parameters += count;
     this.zeros += zeros;
     if (!isBlockLinearWeight(name, shape)) return;
-    if (zeros === 0) {
-      this.dense.push(modulePrefix(name));
+    let linear = this.linears.get(name);
+    if (!linear) this.linears.set(name, (linear = { zeros: 0, nm: true }));
+    linear.zeros += zeros;
+    const { target } = this;
+    if (target.kind !== 'nm' || !linear.nm) return;
+    const [, dIn] = shape;
+    invariant(count % dIn === 0, () => `${name}: a piece of ${count} values is not whole rows of ${dIn}`);
+    // Groups of m never straddle rows, so the pieces follow the pattern exactly when the whole does.
+    if (zeros === 0 || dIn % target.m !== 0) {
+      linear.nm = false;
       return;
     }
-    this.sawTarget = true;
-    if (this.target.kind === 'nm' && this.allNM) this.allNM = satisfiesNM(decodeToF32(raw, dtype), shape[0], shape[1], this.target.n, this.target.m);
+    if (this.values.length < count) this.values = new Float32Array(count);
+    const values = this.values.subarray(0, count);
+    decodeInto(raw, dtype, values);
+    linear.nm = satisfiesNM(values, count / dIn, dIn, target.n, target.m);
   }
 
   metadata(format: SaveFormat): SparsityMetadata {
     const { target } = this;
-    const structure = target.kind === 'nm' && this.sawTarget && this.allNM ? `${target.m - target.n}:${target.m}` : 'unstructured';
+    const dense: string[] = [];
+    let pruned = 0;
+    let allNM = true;
+    for (const [name, { zeros, nm }] of this.linears) {
+      if (zeros === 0) {
+        dense.push(modulePrefix(name));
+      } else {
+        pruned++;
+        allNM &&= nm;
+      }
+    }
+    const structure = target.kind === 'nm' && pruned > 0 && allNM ? `${target.m - target.n}:${target.m}` : 'unstructured';
     return {
       format,
       globalSparsity: this.parameters ? this.zeros / this.parameters : 0,
       structure,
-      ignore: ['lm_head', ...this.dense],
+      ignore: ['lm_head', ...dense],
     };
   }
 }

@@ -70,6 +70,8 @@ export function validateTarget(target: PruneTarget, field = 'target'): PruneTarg
   return target;
 }
 
+/** A target as a report shows it: "2:4" or "50.0% unstructured"; refuses (naming `target`) what validateTarget refuses. */
 export function describeTarget(target: PruneTarget): string {
+  validateTarget(target);
   return target.kind === 'nm' ? `${target.n}:${target.m}` : `${(target.sparsity * 100).toFixed(1)}% unstructured`;
 }

@@ -5,9 +5,11 @@
  * confirmation perplexity wins and the RIA point wins ties, so the choice is never worse than RIA on
  * that check.
  */
-import type { CrepeParams } from '../prune/scores/crepe.ts';
+import { resolveCrepeParams, type CrepeParams } from '../prune/scores/crepe.ts';
 import type { CalibrationSet } from '../data/calibration.ts';
 import { RIA_POINT } from './crepe-defaults.ts';
+import { checkField } from '../util/errors.ts';
+import { checkFunction, checkInteger, checkKnownFields, describeValue } from '../util/fields.ts';
 
 export interface AutoCandidate {
   /** Where the candidate comes from: 'ria-point', 'pho k=3', or a caller's label. */
@@ -30,10 +32,24 @@ export async function chooseByConfirmation(
   trial: (params: CrepeParams) => Promise<{ ppl: number; seconds: number }>,
   onMeasured?: (candidate: AutoCandidate, index: number, total: number) => void,
 ): Promise<{ chosen: AutoCandidate; candidates: AutoCandidate[] }> {
-  const list = [{ source: 'ria-point', params: RIA_POINT, objective: null }, ...candidates];
+  checkField(Array.isArray(candidates), 'candidates', () => `must be a list of { source, params, objective }, got ${describeValue(candidates)}`);
+  // Each candidate's parameters checked, with defaults for those left out (as crepeScores takes them).
+  const resolved = candidates.map((candidate, i): { source: string; params: CrepeParams; objective: number | null } => {
+    checkKnownFields(candidate, `candidates[${i}]`, ['source', 'params', 'objective']);
+    checkField(typeof candidate.source === 'string', `candidates[${i}].source`, () => `must be a label, got ${describeValue(candidate.source)}`);
+    checkField(candidate.objective === null || typeof candidate.objective === 'number', `candidates[${i}].objective`, () => `must be a number or null, got ${describeValue(candidate.objective)}`);
+    const { source, objective, params } = candidate as { source: string; objective: number | null; params: Partial<CrepeParams> };
+    return { source, params: resolveCrepeParams(params, { field: `candidates[${i}].params` }), objective };
+  });
+  checkFunction('trial', trial, { optional: false, what: 'a function from CRePE parameters to a promise of { ppl, seconds }' });
+  checkFunction('onMeasured', onMeasured);
+  const list = [{ source: 'ria-point', params: RIA_POINT, objective: null }, ...resolved];
   const measured: AutoCandidate[] = [];
   for (const candidate of list) {
-    const { ppl, seconds } = await trial(candidate.params);
+    const result = await trial(candidate.params);
+    // NaN is a measurement (a diverged model) and never wins; anything but a number would never win unnoticed.
+    checkField(typeof result?.ppl === 'number' && typeof result.seconds === 'number', 'trial', () => `must resolve to { ppl: number, seconds: number }, got ${describeValue(result)}`);
+    const { ppl, seconds } = result;
     const entry = { ...candidate, confirmationPpl: ppl, seconds };
     measured.push(entry);
     onMeasured?.(entry, measured.length - 1, list.length);
@@ -49,8 +65,14 @@ export async function chooseByConfirmation(
  * same seed, so `all`'s first `nsamples` windows are the statistics windows), keeping the first
  * `count` windows that overlap no statistics window nor each other (same document, token ranges
  * that intersect).
+ *
+ * When the draw runs out first the result holds fewer than `count` windows, possibly none: callers
+ * check `windows.length` and say what the text lacks. Arguments that cannot describe such a draw
+ * (a count or seqlen below 1, nsamples past `all`, windows of another length than seqlen, which
+ * would let overlapping windows through) are refused with a FieldError naming them.
  */
 export function confirmationWindows(all: CalibrationSet, nsamples: number, count: number, seqlen: number): CalibrationSet {
+  checkConfirmationArguments(all, nsamples, count, seqlen);
   const taken: Array<[number, number]> = all.draws.slice(0, nsamples);
   const overlaps = ([doc, start]: [number, number]) => taken.some(([d, s]) => d === doc && Math.abs(s - start) < seqlen);
   const windows: Int32Array[] = [];
@@ -62,6 +84,17 @@ export function confirmationWindows(all: CalibrationSet, nsamples: number, count
     draws.push(all.draws[i]);
   }
   return { kind: all.kind, windows, draws };
+}
+
+function checkConfirmationArguments(all: CalibrationSet, nsamples: unknown, count: unknown, seqlen: unknown): void {
+  const isSet = typeof all === 'object' && all !== null && Array.isArray(all.windows) && Array.isArray(all.draws) && all.windows.length === all.draws.length;
+  checkField(isSet, 'all', () => `must be a calibration set (windows with one draw each, as sampleCalibrationFile returns), got ${describeValue(all)}`);
+  checkInteger('nsamples', nsamples, 0, all.windows.length);
+  checkInteger('count', count, 1);
+  checkInteger('seqlen', seqlen, 1);
+  all.windows.forEach((window, i) => {
+    checkField(window instanceof Int32Array && window.length === seqlen, `all.windows[${i}]`, () => `must be an Int32Array of seqlen = ${seqlen} tokens, got ${window instanceof Int32Array ? `${window.length} tokens` : describeValue(window)}`);
+  });
 }
 
 /** Windows of one length as one token stream whose consecutive chunks of that length are the windows. */

@@ -5,7 +5,7 @@
  */
 import { checkWindowSizes, type CrepeParams } from '../prune/scores/crepe.ts';
 import { checkField } from '../util/errors.ts';
-import { checkFunction, checkInteger, checkKnownFields, describeValue } from '../util/fields.ts';
+import { checkFunction, checkInteger, checkKnownFields, describeValue, hasMethods } from '../util/fields.ts';
 import { checkProxyName } from './proxy-defaults.ts';
 import { CmaEs } from './cmaes.ts';
 import type { ProxyContext, ProxyName, ProxyOptions } from './proxy.ts';
@@ -56,6 +56,7 @@ export async function runPho(context: ProxyContext, opts: PhoOptions, onCandidat
   checkSearchSpace('space', opts.space);
   const start = opts.start === undefined ? undefined : checkSearchStart('start', opts.start);
   checkFunction('onCandidate', onCandidate);
+  checkField(hasMethods(context, ['evaluateMany']), 'context', () => `must be an open ProxyContext, got ${describeValue(context)}`);
   const started = performance.now();
   const candidates: PhoCandidate[] = [];
   const bestPerK: PhoCandidate[] = [];

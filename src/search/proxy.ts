@@ -33,7 +33,7 @@ import {
   type CacheIdentity, type Manifest, type Unit,
 } from './proxy-cache.ts';
 import { LINEAR_PROXY_NAMES, PROXIES, PROXY_NAMES, checkProxyOptions, type LinearProxyName, type ProxyName, type ProxyOptions } from './proxy-measures.ts';
-import { isLinearProxy } from './proxy-defaults.ts';
+import { checkProxyName, isLinearProxy } from './proxy-defaults.ts';
 import { CALIB_NLL_WINDOWS, prunedPerplexity } from './proxy-e2e.ts';
 import { concatWindows } from './auto.ts';
 import { sameWindow, windowKey, type WindowKey, type WindowPrecision } from './proxy-terms.ts';
@@ -243,7 +243,7 @@ export class ProxyContext {
    * validation all). Scoring and selection are shared and dominate.
    */
   async evaluate(params: CrepeParams, options: ProxyOptions, which: readonly ProxyName[] = this.availableProxies): Promise<ProxyValues> {
-    return (await this.evaluateMany([params], options, which))[0];
+    return (await this.evaluateMany([resolveCrepeParams(params, { field: 'params' })], options, which))[0];
   }
 
   /**
@@ -252,10 +252,17 @@ export class ProxyContext {
    * evaluators run every candidate on a linear while it is in memory); calib-nll runs per candidate.
    * A candidate's seconds are the steps of its own passes.
    */
-  async evaluateMany(paramsList: readonly CrepeParams[], options: ProxyOptions, which: readonly ProxyName[] = this.availableProxies): Promise<ProxyValues[]> {
+  async evaluateMany(candidates: readonly CrepeParams[], options: ProxyOptions, which: readonly ProxyName[] = this.availableProxies): Promise<ProxyValues[]> {
     check(!this.closed, 'this ProxyContext is closed: open another to evaluate candidates');
+    // A bad window size would be prepared and recorded in the cache's manifest.
+    checkField(Array.isArray(candidates), 'paramsList', () => `must be a list of CRePE parameters, got ${describeValue(candidates)}`);
+    const paramsList = candidates.map((params, i) => resolveCrepeParams(params, { field: `paramsList[${i}]` }));
     checkProxyOptions(options);
-    for (const name of which) if (!this.availableProxies.includes(name)) throw new Error(`internal: ${name} is not available in this context`);
+    checkField(Array.isArray(which), 'which', () => `must list proxy names (some of ${this.availableProxies.join(', ')}), got ${describeValue(which)}`);
+    which.forEach((name, i) => {
+      checkProxyName(`which[${i}]`, name);
+      checkField(this.availableProxies.includes(name), `which[${i}]`, () => `${name} is not available in this context (${isLinearProxy(name) ? 'it needs the grams: open the context with withGram' : 'it needs a model with its head and nllWindows > 0'}); available: ${this.availableProxies.join(', ')}`);
+    });
     const linear = LINEAR_PROXY_NAMES.filter((p) => which.includes(p));
     const evaluations: ProxyValues[] = paramsList.map(() => ({
       values: Object.fromEntries(PROXY_NAMES.map((p) => [p, Number.NaN])) as Record<ProxyName, number>,
@@ -286,9 +293,12 @@ export class ProxyContext {
   ): Promise<{ ppl: number; seconds: number }> {
     check(!this.closed, 'this ProxyContext is closed: open another to measure a pruned perplexity');
     if (!this.endToEnd) throw new Error('internal: a pruned perplexity needs a model with its head');
+    const resolved = resolveCrepeParams(params, { field: 'params' });
+    checkProxyOptions(options);
+    checkField(typeof text === 'object' && text !== null, 'text', () => `must be { seqlen, maxChunks? }, got ${describeValue(text)}`);
     const started = performance.now();
     const { model, engine } = this.endToEnd;
-    const result = await prunedPerplexity(model, (layer, name) => this.sqNorm(layer, name), params, options, tokens, text, engine);
+    const result = await prunedPerplexity(model, (layer, name) => this.sqNorm(layer, name), resolved, options, tokens, text, engine);
     return { ppl: result.ppl, seconds: (performance.now() - started) / 1000 };
   }
 

@@ -21,6 +21,7 @@ export function describeValue(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
   if (typeof value === 'function') return 'a function';
   if (Array.isArray(value)) return `an array [${value.slice(0, 8).map(describeValue).join(', ')}${value.length > 8 ? `, … (${value.length} items)` : ''}]`;
+  if (ArrayBuffer.isView(value) && 'length' in value) return `a ${value.constructor.name} of ${String(value.length)} entries`;
   if (typeof value === 'object' && value !== null) return 'an object';
   return String(value);
 }
@@ -108,6 +109,24 @@ export function checkFields<T>(value: unknown, spec: FieldSpec<T>, prefix = ''):
     if (kind === 'flag') checkFlag(field, given);
     if (kind === 'text') checkField(typeof given === 'string' && given.trim() !== '', field, () => `must be a non-empty string, got ${describeValue(given)}`);
   }
+}
+
+/** The typed arrays a matrix argument may be. */
+export type MatrixArray = Float32ArrayConstructor | Uint8ArrayConstructor;
+
+/**
+ * Throws a FieldError naming `field` unless `value` is one of `types` holding dOut×dIn entries
+ * (`what` names them: weights, scores), or naming `dOut` or `dIn` unless it is an integer ≥ 1.
+ */
+export function checkMatrix(field: string, value: unknown, types: readonly MatrixArray[], dOut: unknown, dIn: unknown, what: string): void {
+  checkInteger('dOut', dOut, 1);
+  checkInteger('dIn', dIn, 1);
+  const isType = types.some((type) => value instanceof type);
+  checkField(
+    isType && (value as Float32Array | Uint8Array).length === dOut * dIn,
+    field,
+    () => `must be a ${types.map((type) => type.name).join(' or ')} of dOut×dIn = ${dOut}×${dIn} = ${dOut * dIn} ${what}, got ${isType ? `${(value as Float32Array).length} entries` : describeValue(value)}`,
+  );
 }
 
 /** Throws a FieldError unless `value` is a safe integer ≥ `min` (and ≤ `max` when given). */

@@ -111,6 +111,42 @@ describe('writeCheckpoint', () => {
     }
   });
 
+  it('tensors with a range reader are copied through a 4 MiB buffer in whole rows; the files are those of whole reads', async () => {
+    const tensors = [
+      { name: 'model.embed_tokens.weight', dtype: 'F32' as const, shape: [1500, 1000] }, // rows of 4000 bytes: 1048 per 4 MiB piece
+      { name: 'model.norm.weight', dtype: 'BF16' as const, shape: [8] },
+      { name: 'lm_head.weight', dtype: 'F32' as const, shape: [2, 1_100_000] }, // a row of 4.4 MB: one row per piece
+      { name: 'model.layers.0.mlp.up_proj.weight', dtype: 'BF16' as const, shape: [12, 8] }, // no range reader: whole
+    ];
+    const source = memorySource(tensors);
+    const seen: string[] = [];
+    const onTensor = (name: string, raw: Uint8Array, offset: number) => {
+      // Each piece is the tensor's own bytes at its offset.
+      assert.ok(Buffer.from(raw).equals(Buffer.from(source.bytes.get(name)!.subarray(offset, offset + raw.byteLength))), `${name} at ${offset}`);
+      seen.push(`${name} ${offset}+${raw.byteLength}`);
+    };
+    const ranged: WeightSource = {
+      ...source,
+      rangeReader: (name) => (name.includes('up_proj') ? null : (target, offset) => target.set(source.bytes.get(name)!.subarray(offset, offset + target.byteLength))),
+    };
+    const piecewise = scratchDir('pieces');
+    const whole = scratchDir('whole');
+    await writeCheckpoint(piecewise, ranged, { onTensor });
+    assert.deepEqual(seen, [
+      'model.embed_tokens.weight 0+4192000', 'model.embed_tokens.weight 4192000+1808000',
+      'model.norm.weight 0+16',
+      'lm_head.weight 0+4400000', 'lm_head.weight 4400000+4400000',
+      'model.layers.0.mlp.up_proj.weight 0+192',
+    ]);
+    await writeCheckpoint(whole, source);
+    assert.ok(readFileSync(path.join(piecewise, 'model.safetensors')).equals(readFileSync(path.join(whole, 'model.safetensors'))));
+    // Bitmask-compressed weights are read whole; the others still go piece by piece.
+    seen.length = 0;
+    await writeCheckpoint(scratchDir('pieces-bitmask'), ranged, { format: 'sparse-bitmask', compress: (name) => name.includes('_proj'), onTensor });
+    assert.deepEqual(seen.filter((entry) => !entry.startsWith('model.embed_tokens')), ['model.norm.weight 0+16', 'lm_head.weight 0+4400000', 'lm_head.weight 4400000+4400000', 'model.layers.0.mlp.up_proj.weight 0+192']);
+    await assert.rejects(writeCheckpoint(scratchDir('pieces-bad'), { ...source, rangeReader: 5 } as never), /^FieldError: source\.rangeReader must be a function, got 5$/);
+  });
+
   it('a failed write leaves no weight file behind', async () => {
     const dir = scratchDir('shards-fail');
     const source = memorySource(TENSORS);

@@ -8,7 +8,7 @@ import { writeSafetensors, type TensorToWrite } from '../../src/io/safetensors-w
 import { ModelCheckpoint } from '../../src/model/checkpoint.ts';
 import { specToConfigJson } from '../../src/model/config.ts';
 import { blockTensorNames, blockTensorShape, layerPrefix, type ModelSpec } from '../../src/model/spec.ts';
-import { UserError } from '../../src/util/errors.ts';
+import { FieldError, UserError } from '../../src/util/errors.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'crepe-model-checkpoint-'));
 
@@ -77,7 +77,8 @@ test('every family opens; readBlock returns each block tensor with its shape and
       assert.deepEqual(model.readFinalNorm(), tensors.find((t) => t.name === 'model.norm.weight')!.data);
       const lmHead = spec.tieWordEmbeddings ? tensors[0] : tensors.find((t) => t.name === 'lm_head.weight')!;
       assert.deepEqual(model.readLmHead(), lmHead.data);
-      assert.throws(() => model.readBlock(spec.numLayers), (e: unknown) => e instanceof Error && !(e instanceof UserError) && /layer \d+ out of range/.test(e.message));
+      // A caller's layer past the last is refused naming the argument.
+      assert.throws(() => model.readBlock(spec.numLayers), (e: unknown) => e instanceof FieldError && e.field === 'layer' && e.problem === `must be an integer in [0, ${spec.numLayers - 1}], got ${spec.numLayers}`);
     } finally {
       model.close();
     }
@@ -179,7 +180,7 @@ test('readEmbeddingRows and embedWindows give exactly the rows of readEmbedding,
         // Laid end to end in one buffer: a batch of them is a view, not a copy.
         assert.ok(hidden[1].buffer === hidden[0].buffer && hidden[1].byteOffset === hidden[0].byteOffset + hidden[0].byteLength);
       }
-      assert.throws(() => model.readEmbeddingRows(Int32Array.from([10])), /token id 10 outside the vocabulary \[0, 10\)/);
+      assert.throws(() => model.readEmbeddingRows(Int32Array.from([10])), (e: unknown) => e instanceof FieldError && e.message === "ids holds token id 10 at 0, outside the model's vocabulary of 10");
     } finally {
       model.close();
     }

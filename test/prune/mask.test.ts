@@ -9,6 +9,7 @@ import {
   selectMask,
 } from '../../src/prune/mask.ts';
 import { randomMatrix } from '../helpers/random.ts';
+import { FieldError } from '../../src/util/errors.ts';
 
 const f32 = (values: number[]): Float32Array => Float32Array.from(values);
 const u8 = (values: number[]): Uint8Array => Uint8Array.from(values);
@@ -98,6 +99,28 @@ test('applyMask zeros pruned weights; satisfiesNM reads zeros of weights or ones
   assert.ok(!satisfiesNM(weights, 2, 4, 3, 4));
   assert.ok(satisfiesNM(mask, 2, 4, 2, 4));
   assert.ok(!satisfiesNM(u8([1, 0, 0, 0]), 1, 4, 2, 4));
+});
+
+test('satisfiesNM, selectMask and applyMask refuse a pattern, width or array they cannot use, naming the argument (satisfiesNM answered false)', () => {
+  const refusal = (field: string, problem: string) => (e: unknown) => e instanceof FieldError && e.field === field && e.problem === problem;
+  const mask = u8([1, 1, 0, 0, 0, 1, 1, 0]);
+  assert.throws(() => satisfiesNM(mask, 2, 4, 0, 0), refusal('m', 'must be an integer ≥ 1, got 0'));
+  assert.throws(() => satisfiesNM(mask, 2, 4, 2.5, 4), refusal('n', 'must be an integer in [1, 4], got 2.5'));
+  assert.throws(() => satisfiesNM(mask, 2, 4, 5, 4), refusal('n', 'must be an integer in [1, 4], got 5'));
+  assert.throws(() => satisfiesNM(mask, 2, 4, 1, 3), refusal('dIn', 'must be a multiple of m = 3 (rows are checked in groups of m consecutive inputs), got 4'));
+  assert.throws(() => satisfiesNM(mask, 3, 4, 2, 4), refusal('weightsOrMask', 'must be a Float32Array or Uint8Array of dOut×dIn = 3×4 = 12 weights or mask entries, got 8 entries'));
+  assert.throws(() => satisfiesNM([0, 0, 1, 1] as never, 1, 4, 2, 4), refusal('weightsOrMask', 'must be a Float32Array or Uint8Array of dOut×dIn = 1×4 = 4 weights or mask entries, got an array [0, 0, 1, 1]'));
+  // A mask or scores of another shape were plain Errors; mask entries for the wrong weights zeroed the wrong ones.
+  const scores = f32([1, 2, 3, 4, 5, 6, 7, 8]);
+  const half = { kind: 'unstructured', sparsity: 0.5 } as const;
+  assert.throws(() => selectMask(scores, 3, 4, half, 'per-row'), refusal('scores', 'must be a Float32Array of dOut×dIn = 3×4 = 12 scores, got 8 entries'));
+  assert.throws(() => selectMask(scores, 2, 4, half, 'per-row', new Uint8Array(4)), refusal('out', 'must be a Uint8Array of dOut×dIn = 2×4 = 8 mask entries, got 4 entries'));
+  assert.throws(() => selectMask(scores, 2.5, 4, half, 'per-row'), refusal('dOut', 'must be an integer ≥ 1, got 2.5'));
+  assert.throws(() => applyMask(scores, u8([1, 0])), refusal('mask', 'must be a Uint8Array of one entry per weight (8), got a Uint8Array of 2 entries'));
+  assert.throws(() => applyMask([1, 2] as never, u8([1, 0])), refusal('weights', 'must be a Float32Array, got an array [1, 2]'));
+  // n = m asks whether everything is pruned.
+  assert.equal(satisfiesNM(mask, 2, 4, 4, 4), false);
+  assert.equal(satisfiesNM(u8([1, 1]), 1, 2, 2, 2), true);
 });
 
 test('selectMask dispatches on pattern and selection', () => {

@@ -104,3 +104,27 @@ test('requiredStatistics: the method\'s statistics plus those of OWL, DSnoT and 
   assert.deepEqual(run('sparsegpt'), ['gram']);
   assert.deepEqual(run('sparsegpt', { owl: true }), ['gram', 'sqnorm']);
 });
+
+test('every score function refuses weights, statistics or an output buffer of another shape, naming the argument', () => {
+  // W is 2×3 with 3 input norms. These were plain Errors (or, for `out`, scores written to a
+  // buffer of another size); dOut NaN scored nothing.
+  const refusal = (field: string, problem: string) => (e: unknown) => e instanceof FieldError && e.field === field && e.problem === problem && e.message === `${field} ${problem}`;
+  const scorers: Array<[string, (weights: Float32Array, dOut: number, dIn: number, norms: Float32Array | null, out?: Float32Array) => Float32Array]> = [
+    ['magnitude', (w, o, i, _n, out) => magnitudeScores(w, o, i, out)],
+    ['wanda', (w, o, i, n, out) => wandaScores(w, o, i, n, out)],
+    ['ria', (w, o, i, n, out) => riaScores(w, o, i, n, {}, out)],
+    ['crepe', (w, o, i, n, out) => crepeScores(w, o, i, n, { k: 1, gamma: 1 }, out)],
+  ];
+  for (const [method, score] of scorers) {
+    assert.throws(() => score(W, 3, 3, SQ_NORMS), refusal('weights', 'must be a Float32Array of dOut×dIn = 3×3 = 9 weights, got 6 entries'), method);
+    assert.throws(() => score(Array.from(W) as never, 2, 3, SQ_NORMS), refusal('weights', 'must be a Float32Array of dOut×dIn = 2×3 = 6 weights, got an array [1, -2, 3, -4, 0, 6]'), method);
+    assert.throws(() => score(Float64Array.from(W) as never, 2, 3, SQ_NORMS), refusal('weights', 'must be a Float32Array of dOut×dIn = 2×3 = 6 weights, got a Float64Array of 6 entries'), method);
+    assert.throws(() => score(W, Number.NaN, 3, SQ_NORMS), refusal('dOut', 'must be an integer ≥ 1, got NaN'), method);
+    assert.throws(() => score(W, 2, 3, SQ_NORMS, new Float32Array(5)), refusal('out', 'must be a Float32Array of dOut×dIn = 2×3 = 6 scores, got 5 entries'), method);
+    if (method === 'magnitude') continue;
+    assert.throws(() => score(W, 2, 3, SQ_NORMS.subarray(0, 2)), refusal('inputSqNorms', `must hold one squared input norm per input channel (dIn = 3) for ${method}, got 2 entries`), method);
+    assert.throws(() => score(W, 2, 3, null), refusal('inputSqNorms', `must hold one squared input norm per input channel (dIn = 3) for ${method}, got null`), method);
+  }
+  // The same matrix viewed as 3×2 with 2 norms is well formed.
+  assert.equal(wandaScores(W, 3, 2, SQ_NORMS.subarray(0, 2)).length, 6);
+});

@@ -47,4 +47,9 @@ test('validateTarget checks targets built in code', () => {
 test('describeTarget', () => {
   assert.equal(describeTarget({ kind: 'nm', n: 2, m: 4 }), '2:4');
   assert.equal(describeTarget({ kind: 'unstructured', sparsity: 0.5 }), '50.0% unstructured');
+  // null threw a TypeError; a sparsity of 50 read "5000.0% unstructured".
+  assert.throws(() => describeTarget(null as never), fieldError('target', /^must be \{ kind: 'unstructured', sparsity \} or \{ kind: 'nm', n, m \} \(parseTarget reads "0\.5" and "2:4"\), got null$/));
+  assert.throws(() => describeTarget({ kind: 'unstructured', sparsity: 50 }), fieldError('target', /strictly between 0 and 1 .*got 50$/));
+  assert.throws(() => describeTarget({ kind: 'nm', n: 4, m: 2 }), fieldError('target', /^4:2 prunes n of every m weights, so n must be smaller than m$/));
+  assert.throws(() => describeTarget('2:4' as never), fieldError('target', /got "2:4"$/));
 });

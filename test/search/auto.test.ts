@@ -11,6 +11,7 @@ import { chooseByConfirmation, concatWindows, confirmationWindows } from '../../
 import { sampleCalibrationFile } from '../../src/data/calibration.ts';
 import type { CrepeParams } from '../../src/prune/scores/crepe.ts';
 import { C4_SAMPLE, REPO_ROOT } from '../helpers/shared.ts';
+import { FieldError } from '../../src/util/errors.ts';
 
 const BAD: CrepeParams = { k: 9, alpha: 1, beta: 0.01, gamma: 50, a: 0.5, variant: 'normalized', border: 'zero' };
 const GOOD: CrepeParams = { ...RIA_POINT, k: 3, gamma: 0.1 };
@@ -106,6 +107,24 @@ describe('auto: confirmation windows', () => {
     assert.deepEqual(held.draws, [[5, 104], [7, 10], [9, 0]]);
     assert.deepEqual(held.windows.map((x) => x[0]), [3, 4, 6]);
     assert.deepEqual([...concatWindows(held.windows)], [3, 3, 3, 3, 4, 4, 4, 4, 6, 6, 6, 6]);
+    // The draw runs out: fewer windows than asked for, none when nothing is left past the statistics.
+    assert.deepEqual(confirmationWindows(all, 2, 10, 4).draws, [[5, 104], [7, 10], [9, 0]]);
+    assert.deepEqual(confirmationWindows(all, 7, 3, 4).windows, []);
+  });
+
+  test('arguments that describe no draw are refused naming them (a count of 2.5 or −1, or nsamples past the set, returned fewer windows or none)', () => {
+    const w = (v: number) => Int32Array.of(v, v, v, v);
+    const all = { kind: 'documents' as const, windows: [w(0), w(1), w(2)], draws: [[0, 0], [0, 10], [1, 0]] as Array<[number, number]> };
+    const refusal = (field: string, problem: string) => (e: unknown) => e instanceof FieldError && e.field === field && e.problem === problem;
+    assert.throws(() => confirmationWindows(all, 1, 2.5, 4), refusal('count', 'must be an integer ≥ 1, got 2.5'));
+    assert.throws(() => confirmationWindows(all, 1, -1, 4), refusal('count', 'must be an integer ≥ 1, got -1'));
+    assert.throws(() => confirmationWindows(all, 5, 1, 4), refusal('nsamples', 'must be an integer in [0, 3], got 5'));
+    assert.throws(() => confirmationWindows(all, -1, 1, 4), refusal('nsamples', 'must be an integer in [0, 3], got -1'));
+    assert.throws(() => confirmationWindows(all, 1, 1, Number.NaN), refusal('seqlen', 'must be an integer ≥ 1, got NaN'));
+    // seqlen 2 for windows of 4 tokens would miss overlaps of windows whose starts are 2 or 3 apart.
+    assert.throws(() => confirmationWindows(all, 1, 1, 2), refusal('all.windows[0]', 'must be an Int32Array of seqlen = 2 tokens, got 4 tokens'));
+    assert.throws(() => confirmationWindows({ ...all, draws: [] }, 1, 1, 4), refusal('all', 'must be a calibration set (windows with one draw each, as sampleCalibrationFile returns), got an object'));
+    assert.throws(() => confirmationWindows(null as never, 1, 1, 4), refusal('all', 'must be a calibration set (windows with one draw each, as sampleCalibrationFile returns), got null'));
   });
 
   test('C4: the continued draw starts with the statistics windows, and the held-out windows overlap none of them', () => {

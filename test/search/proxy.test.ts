@@ -21,6 +21,7 @@ import { riaScores } from '../../src/prune/scores/ria.ts';
 import { nmMask, perMatrixMask } from '../../src/prune/mask.ts';
 import type { CrepeParams } from '../../src/prune/scores/crepe.ts';
 import { Rng } from '../../src/util/rng.ts';
+import { FieldError } from '../../src/util/errors.ts';
 import { randomModel, smallSpec } from '../helpers/random-model.ts';
 import { scratchDir } from '../helpers/stories.ts';
 
@@ -357,7 +358,19 @@ describe('ProxyContext on a tiny random llama (2 layers, 4 windows of 16 tokens)
   test('availableProxies: output-error only with grams; asking for it without grams throws', async () => {
     assert.deepEqual(withGram.availableProxies, [...PROXY_NAMES]);
     assert.deepEqual(withoutGram.availableProxies, PROXY_NAMES.filter((p) => p !== 'output-error'));
-    await assert.rejects(withoutGram.evaluate(riaPoint, unstructured, ['output-error']), /output-error/);
+    const refusal = (field: string, problem: string) => (e: unknown) => e instanceof FieldError && e.field === field && e.problem === problem;
+    await assert.rejects(withoutGram.evaluate(riaPoint, unstructured, ['output-error']),
+      refusal('which[0]', 'output-error is not available in this context (it needs the grams: open the context with withGram); available: gini-own, gini-ref, pruned-mass, column-gini, calib-nll'));
+    // An unknown name was an internal error; a name as text a TypeError.
+    await assert.rejects(withGram.evaluate(riaPoint, unstructured, ['gini-ref', 'gini' as never]),
+      refusal('which[1]', '"gini" is unknown; expected one of gini-own, gini-ref, pruned-mass, column-gini, output-error, calib-nll'));
+    // An even window size was prepared and recorded in the cache's manifest.
+    await assert.rejects(withGram.evaluate({ ...riaPoint, k: 2, gamma: 1 }, unstructured, ['gini-ref']), refusal('params.k', '(the neighbourhood window size) must be an odd integer in [1, 63], got 2'));
+    await assert.rejects(withGram.evaluateMany([riaPoint, { ...riaPoint, gama: 1 } as never], unstructured, ['gini-ref']), refusal('paramsList[1].gama', 'is not a field of paramsList[1]; did you mean paramsList[1].gamma?'));
+    await assert.rejects(withGram.prunedPerplexity({ ...riaPoint, alpha: -1 }, unstructured, Int32Array.of(1, 2, 3), { seqlen: 2 }), refusal('params.alpha', 'must be a finite number ≥ 0, got -1'));
+    await assert.rejects(withGram.prunedPerplexity(riaPoint, { ...unstructured, seed: -1 }, Int32Array.of(1, 2, 3), { seqlen: 2 }), refusal('seed', 'must be an integer ≥ 0, got -1'));
+    await assert.rejects(withGram.evaluateMany([riaPoint], unstructured, 'gini-ref' as never),
+      refusal('which', 'must list proxy names (some of gini-own, gini-ref, pruned-mass, column-gini, output-error, calib-nll), got "gini-ref"'));
   });
 
   test('gini-own on a subsample: exact when the sample covers the matrix, fixed positions per seed otherwise', async () => {

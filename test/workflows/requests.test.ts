@@ -10,6 +10,8 @@ import {
   FieldError, ModelCheckpoint, ProxyContext, TextTokenizer, UserError, bitmaskCompress, convertModel, defaultCrepeConfigFor, documentMetrics, evaluatePerplexity,
   evaluateTasks, hubSettings, inspectModel, parseTarget, parseTaskList, perplexity, planLoglikelihoods, pruneLayers, pruneModel, pruneSettings, riaScores,
   runHillClimb, runPho, sampleCalibrationFile, scoreLoglikelihoods, scoreMatrix, searchCoefficients, selectMask, windowsSha256, writeCheckpoint, type PruneRequest,
+  RIA_POINT, bitmaskDecompress, chooseByConfirmation, encodeRequest, formatZeroShotTable, meanWithStderr, parseHubId, resolveModelArgument, sampleC4Windows,
+  sampleTextWindows, withSparsityConfig,
 } from '../../src/index.ts';
 import { C4_SAMPLE, STORIES_BIN, TASK_DIR, WIKITEXT_TEST } from '../helpers/shared.ts';
 import { scratchDir, storiesModelDir } from '../helpers/stories.ts';
@@ -132,6 +134,7 @@ describe('library requests from JavaScript', () => {
     const norms = new Float32Array([1, 1, 1, 1]);
     const encode = (text: string) => tokenizer.encode(text);
     const half = { kind: 'unstructured', sparsity: 0.5 } as const;
+    const plan = (window: number) => planLoglikelihoods([[{ context: Int32Array.of(1, 2), continuation: Int32Array.of(3) }]], { window });
     try {
       const cases: Array<[string, () => unknown, string, RegExp]> = [
         // Windows past the context ran positions the model never saw: PPL 1.8e11, no error.
@@ -146,6 +149,16 @@ describe('library requests from JavaScript', () => {
         ['perplexity misspelt option', () => perplexity(checkpoint, tokens, { seqlen: 8, maxchunks: 1, device: 'cpu' } as never), 'maxchunks', /did you mean maxChunks\?$/],
         ['perplexity unknown mode', () => perplexity(checkpoint, tokens, { seqlen: 8, mode: 'whole', device: 'cpu' } as never), 'mode', /got "whole"$/],
         ['perplexity unknown block-weights form', () => perplexity(checkpoint, tokens, { seqlen: 8, blockWeights: 'packed', device: 'cpu' } as never), 'blockWeights', /^must be one of auto, inputs, constants, got "packed"$/],
+        // A NaN budget made the layer-major groups NaN windows long: no window measured, PPL NaN.
+        ['perplexity NaN activation budget', () => perplexity(checkpoint, tokens, { seqlen: 8, mode: 'layer-major', activationBudgetBytes: Number.NaN, device: 'cpu' }), 'activationBudgetBytes', /^must be an integer ≥ 1, got NaN$/],
+        ['perplexity progress without its methods', () => perplexity(checkpoint, tokens, { seqlen: 8, progress: 5, device: 'cpu' } as never), 'progress', /^must be an object with update, log and done functions, got 5$/],
+        ['perplexity of no model (a TypeError)', () => perplexity({} as never, tokens, { seqlen: 8, device: 'cpu' }), 'model', /^must be a model such as a ModelCheckpoint \(spec, readBlock, readEmbedding, readFinalNorm, readLmHead\), got an object$/],
+        // A NaN budget put every row in one group, whatever its memory.
+        ['scoreLoglikelihoods NaN activation budget', () => scoreLoglikelihoods(checkpoint, plan(512), { device: 'cpu', activationBudgetBytes: Number.NaN }), 'activationBudgetBytes', /^must be an integer ≥ 1, got NaN$/],
+        ['scoreLoglikelihoods window past the context', () => scoreLoglikelihoods(checkpoint, plan(1024), { device: 'cpu' }), 'plan.window', /^1024 is longer than the model's context of 512 tokens/],
+        ['scoreLoglikelihoods token outside the vocabulary', () => scoreLoglikelihoods(checkpoint, planLoglikelihoods([[{ context: Int32Array.of(1, 700), continuation: Int32Array.of(3) }]], { window: 64 }), { device: 'cpu' }), 'plan.rows[0].tokens', /^holds token id 700 at 1, outside the model's vocabulary of 512$/],
+        ['scoreLoglikelihoods continuation outside the vocabulary', () => scoreLoglikelihoods(checkpoint, planLoglikelihoods([[{ context: Int32Array.of(1, 2), continuation: Int32Array.of(600) }]], { window: 64 }), { device: 'cpu' }), 'plan.rows[0].targets', /^holds token id 600 at 0, outside the model's vocabulary of 512$/],
+        ['scoreLoglikelihoods plan not a plan', () => scoreLoglikelihoods(checkpoint, { window: 64 } as never, { device: 'cpu' }), 'plan', /^must be a plan from planLoglikelihoods, got an object$/],
         // An unknown rule fell to per-matrix without a word.
         ['selectMask unknown selection', () => selectMask(weights, 2, 4, half, 'per-column' as never), 'selection', /per-row, per-matrix, got "per-column"$/],
         ['selectMask sparsity NaN', () => selectMask(weights, 2, 4, { kind: 'unstructured', sparsity: Number.NaN }, 'per-row'), 'target', /\[0, 1\], got NaN$/],
@@ -158,6 +171,10 @@ describe('library requests from JavaScript', () => {
         // 5 was encoded as an empty text: BOS alone.
         ['TextTokenizer.encode of a number', () => tokenizer.encode(5 as never), 'text', /^must be a string, got 5$/],
         ['TextTokenizer.load of a number', () => TextTokenizer.load(5 as never), 'dir', /must name a model directory, got 5$/],
+        // A number decoded to "" without a word; a layer or token id out of range was an internal error.
+        ['TextTokenizer.decode of a number', () => tokenizer.decode(5 as never), 'ids', /^must be a list of token ids \(an array or Int32Array\), got 5$/],
+        ['ModelCheckpoint.readBlock past the last layer', () => checkpoint.readBlock(5), 'layer', /^must be an integer in \[0, 4\], got 5$/],
+        ['ModelCheckpoint.readEmbeddingRows outside the vocabulary', () => checkpoint.readEmbeddingRows(Int32Array.of(1, 600)), 'ids', /^holds token id 600 at 1, outside the model's vocabulary of 512$/],
       ];
       await assertRefusals(cases);
       const options = await thrown(() => sampleCalibrationFile(C4_SAMPLE, encode, null as never));
@@ -234,6 +251,7 @@ describe('the layer loop, the searches, the proxy context and the checkpoint wri
       ['PHO unknown selection', search({ selection: 'per-column' }), 'selection', /got "per-column"$/],
       ['PHO rows 0 (NaN proxies)', search({ rows: 0 }), 'rows', /^must be a number in \(0, 1\], got 0$/],
       ['PHO start misspelt', search({ start: { gama: 1 } }), 'start.gama', /did you mean start\.gamma\?$/],
+      ['PHO without a context (a TypeError)', search({}), 'context', /^must be an open ProxyContext, got null$/],
     ]);
     assert.deepEqual(trials, [], 'no refused call ran a trial');
   });
@@ -284,6 +302,7 @@ describe('the layer loop, the searches, the proxy context and the checkpoint wri
 describe('smaller building blocks from JavaScript', () => {
   it('refuse arguments that gave a silently wrong answer or a TypeError, naming them', async () => {
     const weights = new Float32Array([1, -2, 3, -4, 5, -6, 7, -8]);
+    const confirm = async () => ({ ppl: 10, seconds: 0 });
     await assertRefusals([
       // A misspelt override left the Hub online.
       ['hubSettings misspelt override', () => hubSettings({ ofline: true } as never, {}), 'ofline', /^is not a field of the Hub settings; did you mean offline\?$/],
@@ -303,6 +322,31 @@ describe('smaller building blocks from JavaScript', () => {
       ['parseTaskList of a number', () => parseTaskList(5 as never), 'tasks', /got 5$/],
       ['bitmaskCompress shape of other bytes', () => bitmaskCompress(new Uint8Array(16), 'F32', [3, 2]), 'raw', /^must hold the 3×2 F32 weight \(24 bytes\), got 16 bytes$/],
       ['bitmaskCompress unknown dtype', () => bitmaskCompress(new Uint8Array(16), 'F33' as never, [2, 2]), 'dtype', /got "F33"$/],
+      // "NaN values are stored, but the bitmask marks 0".
+      ['bitmaskDecompress unknown dtype', () => bitmaskDecompress({ compressed: new Uint8Array(4), bitmask: new Uint8Array(1) }, 'F33' as never, [1, 8], 'w'), 'dtype', /^must be one of F32, F16, BF16, got "F33"$/],
+      ['bitmaskDecompress without its parts', () => bitmaskDecompress(null as never, 'F32', [1, 8], 'w'), 'parts', /^must be \{ compressed, bitmask \} \(Uint8Arrays\) with optional rowOffsets \(numbers\), got null$/],
+      // No values gave a mean of NaN.
+      ['meanWithStderr of nothing', () => meanWithStderr([]), 'values', /^must be a non-empty list of finite numbers, got an array \[\]$/],
+      ['meanWithStderr of text', () => meanWithStderr([1, 'a'] as never), 'values', /got an array \[1, "a"\]$/],
+      ['encodeRequest encode not a function', () => encodeRequest(5 as never, { context: 'a', continuation: 'b' }), 'encode', /^must be a function from text to token ids, got 5$/],
+      ['encodeRequest context a number (a TypeError)', () => encodeRequest(() => Int32Array.of(1), { context: 5, continuation: 'b' } as never), 'request.context', /^must be a string, got 5$/],
+      ['formatZeroShotTable of null', () => formatZeroShotTable(null as never), 'report', /with its tasks\), got null$/],
+      ['parseHubId of a number (a TypeError)', () => parseHubId(5 as never), 'text', /^must be a Hub id such as org\/name or org\/name@revision, got 5$/],
+      ['resolveModelArgument of a number', () => resolveModelArgument(5 as never, { kind: 'model-dir' }), 'model', /got 5$/],
+      ['resolveModelArgument unknown kind', () => resolveModelArgument('no/such-model', { kind: 'dir' } as never), 'options.kind', /^must be one of model-dir, checkpoint-file, got "dir"$/],
+      ['resolveModelArgument misspelt option', () => resolveModelArgument('no/such-model', { kind: 'model-dir', revison: 'v1' } as never), 'options.revison', /did you mean options\.revision\?$/],
+      // Plain arrays gave plain-array windows, which the engines cannot take.
+      ['sampleTextWindows of a plain array', () => sampleTextWindows([1, 2, 3] as never, { nsamples: 1, seqlen: 2, seed: 0 }), 'tokens', /^must be an Int32Array of token ids, got an array \[1, 2, 3\]$/],
+      ['sampleC4Windows of a number', () => sampleC4Windows(5 as never, () => Int32Array.of(1), { nsamples: 1, seqlen: 2, seed: 0 }), 'documents', /got 5$/],
+      ['sampleC4Windows of a number document', () => sampleC4Windows([5] as never, () => Int32Array.of(1, 2, 3), { nsamples: 1, seqlen: 2, seed: 0 }), 'documents[0]', /^must be a document's text, got 5$/],
+      ['planLoglikelihoods of a number (a TypeError)', () => planLoglikelihoods(5 as never, { window: 8 }), 'groups', /got 5$/],
+      ['planLoglikelihoods plain-array context', () => planLoglikelihoods([[{ context: [1], continuation: Int32Array.of(2) }]] as never, { window: 8 }), 'groups[0][0].context', /^must be an Int32Array of token ids, got an array \[1\]$/],
+      ['withSparsityConfig of null (a TypeError)', () => withSparsityConfig(null as never, { format: 'dense', globalSparsity: 0, structure: 'unstructured', ignore: [] }, 'x'), 'config', /^must be a config\.json object, got null$/],
+      // Not a function was a TypeError; a trial resolving to {} never won, unnoticed.
+      ['chooseByConfirmation candidates not a list', () => chooseByConfirmation(5 as never, confirm), 'candidates', /got 5$/],
+      ['chooseByConfirmation trial not a function', () => chooseByConfirmation([], 5 as never), 'trial', /^must be a function from CRePE parameters to a promise of \{ ppl, seconds \}, got 5$/],
+      ['chooseByConfirmation even window', () => chooseByConfirmation([{ source: 'x', params: { ...RIA_POINT, k: 2 }, objective: null }], confirm), 'candidates[0].params.k', /odd integer/],
+      ['chooseByConfirmation trial without ppl', () => chooseByConfirmation([], (async () => ({})) as never), 'trial', /^must resolve to \{ ppl: number, seconds: number \}, got an object$/],
     ]);
     // Well formed: the second choice scores higher, and per character too.
     assert.deepEqual(documentMetrics([-4, -1], ['ab', 'cd'], 1), { acc: 1, acc_norm: 1 });

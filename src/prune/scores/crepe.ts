@@ -18,7 +18,7 @@
  */
 import { FieldError, UserError } from '../../util/errors.ts';
 import { checkKnownFields, describeValue } from '../../util/fields.ts';
-import type { InputSqNorms } from './index.ts';
+import { checkInputSqNorms, checkScoreArguments, type InputSqNorms } from './index.ts';
 import {
   activationExponentProblem, isActivationExponent, relativeImportanceRow, relativeImportanceSetup, scoreBuffer, weightedRelativeImportanceScores, type RelativeImportanceSetup,
 } from './ria.ts';
@@ -113,6 +113,8 @@ export function crepeScores(
   out?: Float32Array,
 ): Float32Array {
   const { k, alpha, beta, gamma, a, variant, border } = resolveCrepeParams(params);
+  checkScoreArguments(weights, dOut, dIn, out);
+  checkInputSqNorms(inputSqNorms, dIn, 'crepe');
   const setup = relativeImportanceSetup(weights, dOut, dIn, inputSqNorms, a, 'crepe');
   if (gamma === 0) return weightedRelativeImportanceScores(weights, setup, alpha, beta, out);
 

@@ -12,8 +12,8 @@
  * fp16, so near-ties may break differently; ALGORITHMS.md §1.5.)
  */
 import { checkKnownFields, describeValue } from '../../util/fields.ts';
-import type { InputSqNorms } from './index.ts';
-import { checkField } from '../../util/errors.ts';
+import { checkInputSqNorms, checkScoreArguments, type InputSqNorms } from './index.ts';
+import { checkField, invariant } from '../../util/errors.ts';
 import { relativeImportanceTerm } from '../../util/kernels.ts';
 import { isShared, parallelParts, runKernel, sharedFloat32, sharedFloat64 } from '../../util/parallel.ts';
 
@@ -85,10 +85,8 @@ export function relativeImportanceSetup(
   a: number,
   method = 'ria',
 ): RelativeImportanceSetup {
-  if (weights.length !== dOut * dIn) throw new Error(`${method}: expected ${dOut}×${dIn} weights, got ${weights.length}`);
-  if (!inputSqNorms || inputSqNorms.length !== dIn) {
-    throw new Error(`${method} needs input-channel squared norms of length ${dIn}, got ${inputSqNorms?.length ?? 'none'}`);
-  }
+  // Callers check their arguments (checkScoreArguments); a mismatch here is crepe's own.
+  invariant(weights.length === dOut * dIn && inputSqNorms?.length === dIn, () => `${method}: ${weights.length} weights and ${inputSqNorms?.length ?? 'no'} input norms for a ${dOut}×${dIn} matrix`);
   const parts = weights.length >= PARALLEL_MIN_WEIGHTS ? parallelParts() : 1;
   const float64s = parts > 1 ? sharedFloat64 : (n: number) => new Float64Array(n);
   const visible = parts > 1 ? visibleToWorkers(weights) : weights;
@@ -164,6 +162,8 @@ export function riaScores(
   checkKnownFields(params, 'params', ['a']);
   const a = params.a ?? RIA_DEFAULT_PARAMS.a;
   checkField(isActivationExponent(a), 'riaA', () => activationExponentProblem(a));
+  checkScoreArguments(weights, dOut, dIn, out);
+  checkInputSqNorms(inputSqNorms, dIn, 'ria');
   // One shared copy serves both passes when the workers take part.
   const visible = weights.length >= PARALLEL_MIN_WEIGHTS && parallelParts() > 1 ? visibleToWorkers(weights) : weights;
   const setup = relativeImportanceSetup(visible, dOut, dIn, inputSqNorms, a);

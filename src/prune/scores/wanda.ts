@@ -2,19 +2,16 @@
  * Wanda score (ALGORITHMS.md §2): S_ij = |W_ij| · ‖X_j‖₂, implemented as |W| · sqrt(s_j) with s_j the
  * running mean of Σ_t x²_j per sample (§1.4).
  */
-import type { InputSqNorms } from './index.ts';
+import { checkInputSqNorms, checkScoreArguments, type InputSqNorms } from './index.ts';
 
 export function wandaScores(weights: Float32Array, dOut: number, dIn: number, inputSqNorms: InputSqNorms, out?: Float32Array): Float32Array {
-  if (!inputSqNorms || inputSqNorms.length !== dIn) {
-    throw new Error(`wanda needs input-channel squared norms of length ${dIn}, got ${inputSqNorms?.length ?? 'none'}`);
-  }
-  if (weights.length !== dOut * dIn) throw new Error(`wandaScores: expected ${dOut}×${dIn} weights, got ${weights.length}`);
+  checkScoreArguments(weights, dOut, dIn, out);
+  checkInputSqNorms(inputSqNorms, dIn, 'wanda');
   // The reference multiplies by torch.sqrt of an fp32 tensor: round the factor to fp32 as it does,
   // so that float32 statistics reproduce its scores exactly.
   const inputNorms = new Float64Array(dIn);
   for (let j = 0; j < dIn; j++) inputNorms[j] = Math.fround(Math.sqrt(inputSqNorms[j]));
   const scores = out ?? new Float32Array(weights.length);
-  if (scores.length !== weights.length) throw new Error(`wandaScores: output buffer has ${scores.length} entries`);
   for (let i = 0; i < dOut; i++) {
     const rowStart = i * dIn;
     for (let j = 0; j < dIn; j++) scores[rowStart + j] = Math.abs(weights[rowStart + j]) * inputNorms[j];
