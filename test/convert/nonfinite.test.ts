@@ -4,14 +4,14 @@
 // converter must not make one.
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { convertToHuggingFace } from '../../src/model/convert.ts';
 import { UserError } from '../../src/util/errors.ts';
 import { STORIES_BIN, STORIES_GGUF, STORIES_TOK } from '../helpers/shared.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
-const tmp = mkdtempSync(path.join(os.tmpdir(), 'crepe-convert-nonfinite-'));
+const tmp = tempDir('crepe-convert-nonfinite');
 
 /** A copy of `source` with `length` bytes at `at` set to 0xff (a float32 NaN pattern). */
 function withNaN(source: string, at: number, length: number): string {

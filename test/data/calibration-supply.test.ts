@@ -2,15 +2,16 @@
 // can hold, before anything is tokenised or drawn: --nsamples 10¹² fails at once with one line
 // instead of growing memory until the process dies.
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir, totalmem } from 'node:os';
+import { writeFileSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { checkActivationMemory, sampleCalibrationFile } from '../../src/data/calibration.ts';
 import { UserError } from '../../src/util/errors.ts';
 import { C4_SAMPLE } from '../helpers/shared.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
-const dir = mkdtempSync(path.join(tmpdir(), 'crepe-calib-supply-'));
+const dir = tempDir('crepe-calib-supply');
 let encoded = 0;
 const charEncode = (text: string): Int32Array => {
   encoded++;

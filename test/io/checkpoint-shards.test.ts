@@ -1,14 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { atomicWriteFile, atomicWriteJson, tempPathFor, withAtomicFile } from '../../src/io/atomic.ts';
 import { SafetensorsWeights } from '../../src/io/safetensors.ts';
 import { writeSafetensors } from '../../src/io/safetensors-writer.ts';
 import { UserError } from '../../src/util/errors.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
-const tmp = mkdtempSync(path.join(os.tmpdir(), 'crepe-checkpoint-'));
+const tmp = tempDir('crepe-checkpoint');
 
 function isUserErrorWith(...fragments: string[]): (error: unknown) => boolean {
   return (error: unknown) => {

@@ -6,8 +6,7 @@
 // instead of blocking it.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, ftruncateSync, symlinkSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { closeSync, copyFileSync, mkdirSync, openSync, ftruncateSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { INPUT_KINDS, formatBytes, openInputFile, parseJson, readInputFile, readInputJson } from '../../src/io/input-file.ts';
@@ -15,6 +14,7 @@ import { UserError } from '../../src/util/errors.ts';
 import { specToConfigJson } from '../../src/model/config.ts';
 import type { ModelSpec } from '../../src/model/spec.ts';
 import { REPO_ROOT, STORIES_BIN, STORIES_GGUF } from '../helpers/shared.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const TINY: ModelSpec = {
   family: 'llama', hiddenSize: 8, intermediateSize: 12, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 2,
@@ -22,7 +22,7 @@ const TINY: ModelSpec = {
   tieWordEmbeddings: true, attentionBias: false, qkNorm: false, bosTokenId: 1, eosTokenId: 2, torchDtype: 'float32',
 };
 
-const tmp = mkdtempSync(path.join(os.tmpdir(), 'crepe-input-file-'));
+const tmp = tempDir('crepe-input-file');
 
 function refused(run: () => unknown, ...fragments: (string | RegExp)[]): void {
   assert.throws(run, (error: unknown) => {

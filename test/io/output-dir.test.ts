@@ -3,14 +3,14 @@
 // symbolic links, and including the work directory crepe creates beside it — and --overwrite
 // replaces only an empty directory or one crepe wrote (its .crepe-output marker lists every file).
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { OUTPUT_MARKER, checkOutputDir, markOutput, publishOutputDir, replaceProblem } from '../../src/io/output-dir.ts';
 import { FieldError, UserError } from '../../src/util/errors.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
-const tmp = mkdtempSync(path.join(os.tmpdir(), 'crepe-output-dir-'));
+const tmp = tempDir('crepe-output-dir');
 let n = 0;
 /** A fresh scratch folder holding `files` (name → content; a trailing '/' makes a directory). */
 function folder(files: Record<string, string> = {}): string {

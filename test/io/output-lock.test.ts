@@ -4,15 +4,16 @@
 // waitForLock (shared downloads) waits for a live holder on this host, never for one elsewhere.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { lockOutput, lockPathFor, ownerStatus, releaseHeldLocks, waitForLock, type LockOwner } from '../../src/io/output-lock.ts';
 import { UserError } from '../../src/util/errors.ts';
 import { REPO_ROOT } from '../helpers/shared.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
-const tmp = mkdtempSync(path.join(os.tmpdir(), 'crepe-output-lock-'));
+const tmp = tempDir('crepe-output-lock');
 let n = 0;
 const freshOut = (): string => path.join(tmp, `run-${n++}`, 'out');
 

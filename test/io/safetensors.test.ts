@@ -1,14 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { PIECE_BYTES, SafetensorsFile, decodeToF32 } from '../../src/io/safetensors.ts';
 import { SafetensorsStreamWriter, writeSafetensors } from '../../src/io/safetensors-writer.ts';
 import { UserError } from '../../src/util/errors.ts';
 import { f32ToBf16, f32ToF16 } from '../../src/util/float16.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
-const tmp = mkdtempSync(path.join(os.tmpdir(), 'crepe-safetensors-'));
+const tmp = tempDir('crepe-safetensors');
 let fileCounter = 0;
 
 /** A hand-made file: 8-byte length (default: the header's byte length), header text, data. */

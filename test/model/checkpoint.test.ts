@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import type { DType } from '../../src/io/safetensors.ts';
 import { writeSafetensors, type TensorToWrite } from '../../src/io/safetensors-writer.ts';
@@ -9,8 +8,9 @@ import { ModelCheckpoint } from '../../src/model/checkpoint.ts';
 import { specToConfigJson } from '../../src/model/config.ts';
 import { blockTensorNames, blockTensorShape, layerPrefix, type ModelSpec } from '../../src/model/spec.ts';
 import { FieldError, UserError } from '../../src/util/errors.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
-const tmp = mkdtempSync(path.join(os.tmpdir(), 'crepe-model-checkpoint-'));
+const tmp = tempDir('crepe-model-checkpoint');
 
 const BASE: ModelSpec = {
   family: 'llama', hiddenSize: 8, intermediateSize: 12, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 2,

@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseModelConfig, readModelConfig, specToConfigJson } from '../../src/model/config.ts';
 import type { ModelSpec } from '../../src/model/spec.ts';
 import { UserError } from '../../src/util/errors.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 // Config files as published on the Hugging Face Hub (fields trimmed only where irrelevant).
 const TINYLLAMA = {
@@ -206,7 +206,7 @@ test('specToConfigJson round-trips every family', () => {
 });
 
 test('readModelConfig reads <dir>/config.json and names problems', () => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'crepe-config-'));
+  const dir = tempDir('crepe-config');
   assert.throws(() => readModelConfig(dir), (error: unknown) => error instanceof UserError && error.message.includes('no config.json'));
   writeFileSync(path.join(dir, 'config.json'), '{"model_type": ');
   assert.throws(() => readModelConfig(dir), (error: unknown) => error instanceof UserError && error.message.includes(`${path.join(dir, 'config.json')}: not valid JSON`));

@@ -3,7 +3,6 @@
 // number of layers actually present.
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { checkLayerCount, layersPresent } from '../../src/model/layer-count.ts';
@@ -12,8 +11,9 @@ import { convertToHuggingFace } from '../../src/model/convert.ts';
 import { UserError } from '../../src/util/errors.ts';
 import { STORIES_GGUF } from '../helpers/shared.ts';
 import { storiesModelDir } from '../helpers/stories.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
-const tmp = mkdtempSync(path.join(os.tmpdir(), 'crepe-layer-count-'));
+const tmp = tempDir('crepe-layer-count');
 const HF = /^model\.layers\.(\d+)\./;
 
 function refused(run: () => unknown, ...fragments: string[]): void {
