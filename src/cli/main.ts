@@ -21,6 +21,15 @@ import { interruption, type CliIo } from './options.ts';
 import { userMessage } from './messages.ts';
 import { followRelauncher, relaunchForHugePages } from './relaunch.ts';
 
+const ENVIRONMENT_HELP = `
+Environment:
+  CREPE_HUGE_PAGES=0     do not start again with glibc's transparent-huge-page
+                         tunable (crepe does where THP is "madvise"; README, Speed)
+  CREPE_QUIET=1          no progress lines on stderr
+  CREPE_TASK_DIR         default for --task-dir (zero-shot task files)
+  HF_HUB_CACHE, HF_HOME  Hugging Face cache (model ids resolve there), as in
+                         huggingface_hub; HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE too`;
+
 function program(io: CliIo, argv: readonly string[]): Command {
   const root = new Command()
     .name('crepe')
@@ -33,7 +42,8 @@ function program(io: CliIo, argv: readonly string[]): Command {
       // one line naming the problem; `--help` shows the rest.
       outputError: (message, write) => write(`crepe: ${message.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ')} (see --help)\n`),
     })
-    .exitOverride();
+    .exitOverride()
+    .addHelpText('after', ENVIRONMENT_HELP);
   for (const command of [convertCommand, inspectCommand, evalCommand, pruneCommand, searchCommand]) command.register(root, io, argv);
   return root;
 }

@@ -29,6 +29,10 @@ describe('crepe --help', () => {
     assert.equal(result.status, 0, result.stderr);
     assert.match(result.stdout, /^Usage: crepe /);
     for (const command of Object.keys(KEY_OPTIONS)) assert.match(result.stdout, new RegExp(`^  ${command} `, 'm'), command);
+    // The variables crepe reads, each at the start of a line of the Environment section.
+    const environment = result.stdout.slice(result.stdout.indexOf('\nEnvironment:\n'));
+    assert.notEqual(environment, result.stdout, 'an Environment section');
+    for (const name of ['CREPE_HUGE_PAGES', 'CREPE_QUIET', 'CREPE_TASK_DIR', 'HF_HUB_CACHE']) assert.match(environment, new RegExp(`^  ${name}\\b`, 'm'), name);
   });
 
   for (const [command, options] of Object.entries(KEY_OPTIONS)) {
