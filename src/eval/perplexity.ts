@@ -95,7 +95,7 @@ function checkPerplexityInput(spec: ModelSpec, tokens: unknown, opts: Perplexity
 
 /**
  * Throws a FieldError unless `bytes` (activationBudgetBytes) is left out or a whole number of
- * bytes ≥ 1: NaN made the batch groups NaN windows long, so that no window was measured.
+ * bytes ≥ 1: a NaN budget would make the batch groups NaN windows long, so that no window is measured.
  */
 export function checkActivationBudget(bytes: unknown): void {
   if (bytes !== undefined) checkInteger('activationBudgetBytes', bytes, 1);

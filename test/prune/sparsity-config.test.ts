@@ -1,5 +1,5 @@
 // compressed-tensors' sparsity_config from a run's sparsity metadata, and its refusal of metadata
-// that vLLM or transformers could not read (each was written into config.json as given).
+// that vLLM or transformers could not read (unchecked, each would go into config.json as given).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SparsityTally, sparsityConfig, withSparsityConfig, type SparsityMetadata } from '../../src/prune/sparsity-config.ts';
@@ -39,7 +39,7 @@ test('sparsityConfig refuses each metadata field it cannot write, naming it', ()
   assert.throws(() => withSparsityConfig({ quantization_config: { quant_method: 'gptq' } }, META, 'config.json'), UserError);
 });
 
-test('SparsityTally refuses a target that is none (a 4:2 target was checked against a pattern no weights follow)', () => {
+test('SparsityTally refuses a target that is none (a 4:2 target would be checked against a pattern no weights follow)', () => {
   assert.throws(() => new SparsityTally({ kind: 'nm', n: 4, m: 2 }), refusal('target', '4:2 prunes n of every m weights, so n must be smaller than m'));
   assert.throws(() => new SparsityTally(null as never), refusal('target', /got null$/));
   // A 2×4 F32 block linear with half its weights zero, in 2:4 order: "2:4" (2 nonzeros of every 4).

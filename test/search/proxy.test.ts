@@ -361,10 +361,10 @@ describe('ProxyContext on a tiny random llama (2 layers, 4 windows of 16 tokens)
     const refusal = (field: string, problem: string) => (e: unknown) => e instanceof FieldError && e.field === field && e.problem === problem;
     await assert.rejects(withoutGram.evaluate(riaPoint, unstructured, ['output-error']),
       refusal('which[0]', 'output-error is not available in this context (it needs the grams: open the context with withGram); available: gini-own, gini-ref, pruned-mass, column-gini, calib-nll'));
-    // An unknown name was an internal error; a name as text a TypeError.
+    // Unchecked, an unknown name would be an internal error, a name as text a TypeError.
     await assert.rejects(withGram.evaluate(riaPoint, unstructured, ['gini-ref', 'gini' as never]),
       refusal('which[1]', '"gini" is unknown; expected one of gini-own, gini-ref, pruned-mass, column-gini, output-error, calib-nll'));
-    // An even window size was prepared and recorded in the cache's manifest.
+    // Unchecked, an even window size would be prepared and recorded in the cache's manifest.
     await assert.rejects(withGram.evaluate({ ...riaPoint, k: 2, gamma: 1 }, unstructured, ['gini-ref']), refusal('params.k', '(the neighbourhood window size) must be an odd integer in [1, 63], got 2'));
     await assert.rejects(withGram.evaluateMany([riaPoint, { ...riaPoint, gama: 1 } as never], unstructured, ['gini-ref']), refusal('paramsList[1].gama', 'is not a field of paramsList[1]; did you mean paramsList[1].gamma?'));
     await assert.rejects(withGram.prunedPerplexity({ ...riaPoint, alpha: -1 }, unstructured, Int32Array.of(1, 2, 3), { seqlen: 2 }), refusal('params.alpha', 'must be a finite number ≥ 0, got -1'));

@@ -171,7 +171,7 @@ describe('library requests from JavaScript', () => {
         // 5 was encoded as an empty text: BOS alone.
         ['TextTokenizer.encode of a number', () => tokenizer.encode(5 as never), 'text', /^must be a string, got 5$/],
         ['TextTokenizer.load of a number', () => TextTokenizer.load(5 as never), 'dir', /must name a model directory, got 5$/],
-        // A number decoded to "" without a word; a layer or token id out of range was an internal error.
+        // Unchecked, a number would decode to "" without a word, a layer or token id out of range would be an internal error.
         ['TextTokenizer.decode of a number', () => tokenizer.decode(5 as never), 'ids', /^must be a list of token ids \(an array or Int32Array\), got 5$/],
         ['ModelCheckpoint.readBlock past the last layer', () => checkpoint.readBlock(5), 'layer', /^must be an integer in \[0, 4\], got 5$/],
         ['ModelCheckpoint.readEmbeddingRows outside the vocabulary', () => checkpoint.readEmbeddingRows(Int32Array.of(1, 600)), 'ids', /^holds token id 600 at 1, outside the model's vocabulary of 512$/],
@@ -342,7 +342,7 @@ describe('smaller building blocks from JavaScript', () => {
       ['planLoglikelihoods of a number (a TypeError)', () => planLoglikelihoods(5 as never, { window: 8 }), 'groups', /got 5$/],
       ['planLoglikelihoods plain-array context', () => planLoglikelihoods([[{ context: [1], continuation: Int32Array.of(2) }]] as never, { window: 8 }), 'groups[0][0].context', /^must be an Int32Array of token ids, got an array \[1\]$/],
       ['withSparsityConfig of null (a TypeError)', () => withSparsityConfig(null as never, { format: 'dense', globalSparsity: 0, structure: 'unstructured', ignore: [] }, 'x'), 'config', /^must be a config\.json object, got null$/],
-      // Not a function was a TypeError; a trial resolving to {} never won, unnoticed.
+      // Unchecked, not a function would be a TypeError, and a trial resolving to {} would never win, unnoticed.
       ['chooseByConfirmation candidates not a list', () => chooseByConfirmation(5 as never, confirm), 'candidates', /got 5$/],
       ['chooseByConfirmation trial not a function', () => chooseByConfirmation([], 5 as never), 'trial', /^must be a function from CRePE parameters to a promise of \{ ppl, seconds \}, got 5$/],
       ['chooseByConfirmation even window', () => chooseByConfirmation([{ source: 'x', params: { ...RIA_POINT, k: 2 }, objective: null }], confirm), 'candidates[0].params.k', /odd integer/],
