@@ -110,7 +110,7 @@ test('satisfiesNM, selectMask and applyMask refuse a pattern, width or array the
   assert.throws(() => satisfiesNM(mask, 2, 4, 1, 3), refusal('dIn', 'must be a multiple of m = 3 (rows are checked in groups of m consecutive inputs), got 4'));
   assert.throws(() => satisfiesNM(mask, 3, 4, 2, 4), refusal('weightsOrMask', 'must be a Float32Array or Uint8Array of dOut×dIn = 3×4 = 12 weights or mask entries, got 8 entries'));
   assert.throws(() => satisfiesNM([0, 0, 1, 1] as never, 1, 4, 2, 4), refusal('weightsOrMask', 'must be a Float32Array or Uint8Array of dOut×dIn = 1×4 = 4 weights or mask entries, got an array [0, 0, 1, 1]'));
-  // A mask or scores of another shape were plain Errors; mask entries for the wrong weights zeroed the wrong ones.
+  // Unchecked, a mask or scores of another shape would be plain Errors, and mask entries for the wrong weights would zero the wrong ones.
   const scores = f32([1, 2, 3, 4, 5, 6, 7, 8]);
   const half = { kind: 'unstructured', sparsity: 0.5 } as const;
   assert.throws(() => selectMask(scores, 3, 4, half, 'per-row'), refusal('scores', 'must be a Float32Array of dOut×dIn = 3×4 = 12 scores, got 8 entries'));

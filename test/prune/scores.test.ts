@@ -106,8 +106,8 @@ test('requiredStatistics: the method\'s statistics plus those of OWL, DSnoT and 
 });
 
 test('every score function refuses weights, statistics or an output buffer of another shape, naming the argument', () => {
-  // W is 2×3 with 3 input norms. These were plain Errors (or, for `out`, scores written to a
-  // buffer of another size); dOut NaN scored nothing.
+  // W is 2×3 with 3 input norms. Unchecked, these would be plain Errors (or, for `out`, scores
+  // written to a buffer of another size), and dOut NaN would score nothing.
   const refusal = (field: string, problem: string) => (e: unknown) => e instanceof FieldError && e.field === field && e.problem === problem && e.message === `${field} ${problem}`;
   const scorers: Array<[string, (weights: Float32Array, dOut: number, dIn: number, norms: Float32Array | null, out?: Float32Array) => Float32Array]> = [
     ['magnitude', (w, o, i, _n, out) => magnitudeScores(w, o, i, out)],
