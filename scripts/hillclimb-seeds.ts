@@ -22,13 +22,13 @@ import { convertToHuggingFace } from '../src/model/convert.ts';
 import { ModelCheckpoint } from '../src/model/checkpoint.ts';
 import { TextTokenizer } from '../src/model/tokenizer.ts';
 import { sampleCalibrationFile } from '../src/data/calibration.ts';
-import { readJsonlDocuments } from '../src/data/text-sources.ts';
 import { pruneSettings } from '../src/prune/settings.ts';
 import { parseTarget } from '../src/prune/target.ts';
 import { pruneAndMeasure } from '../src/search/trial.ts';
 import { concatWindows } from '../src/search/auto.ts';
 import { runHillClimb } from '../src/search/hillclimb.ts';
 import { CREPE_CONFIG_FORMAT } from '../src/search/crepe-config.ts';
+import { heldOutWindows } from './held-out-windows.ts';
 import { C4_SAMPLE, REPO_ROOT, STORIES_BIN, STORIES_TOK, sharedRelative } from '../test/helpers/shared.ts';
 
 const { values } = parseArgs({
@@ -61,17 +61,8 @@ try {
     calibrationWindows.set(seed, set.windows);
     for (const [doc] of set.draws) excluded.add(doc);
   }
-  const heldOutWindows: Int32Array[] = [];
-  const heldOutDocuments: number[] = [];
-  const documents = readJsonlDocuments(C4_SAMPLE);
-  for (let doc = 0; doc < documents.length && heldOutWindows.length < Number(values.windows); doc++) {
-    if (excluded.has(doc)) continue;
-    const tokens = encode(documents[doc]);
-    const n = Math.min(2, Math.floor(tokens.length / evalSeqlen), Number(values.windows) - heldOutWindows.length);
-    for (let i = 0; i < n; i++) heldOutWindows.push(tokens.slice(i * evalSeqlen, (i + 1) * evalSeqlen));
-    if (n > 0) heldOutDocuments.push(doc);
-  }
-  const heldOut = { tokens: concatWindows(heldOutWindows), seqlen: evalSeqlen };
+  const { windows: heldOutList, documents: heldOutDocuments } = heldOutWindows(C4_SAMPLE, encode, excluded, { count: Number(values.windows), seqlen: evalSeqlen, perDocument: 2 });
+  const heldOut = { tokens: concatWindows(heldOutList), seqlen: evalSeqlen };
 
   const engine = { device: 'cpu' as const, threads: 2 };
   const trial = async (params: Parameters<typeof pruneSettings>[0]['crepe']) => {
@@ -102,7 +93,7 @@ try {
       model: `stories260K (converted from ${sharedRelative(STORIES_BIN)})`,
       target, selection: 'per-matrix', strategy: 'hillclimb over calibration seeds (scripts/hillclimb-seeds.ts)',
       calibration: { file: sharedRelative(C4_SAMPLE), ...calibration, seeds },
-      heldout: `${heldOutWindows.length} windows of ${evalSeqlen} from ${heldOutDocuments.length} C4 documents no search seed draws and the selection does not score`,
+      heldout: `${heldOutList.length} windows of ${evalSeqlen} from ${heldOutDocuments.length} C4 documents no search seed draws and the selection does not score`,
       heldoutDocuments: heldOutDocuments,
       objective: 'geometric mean of held-out PPL over the calibration seeds',
       heldoutPpl: result.best.ppl, budgetPerK: Number(values.budget), trials: result.candidates.length, searchSeconds: seconds,

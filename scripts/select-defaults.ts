@@ -38,7 +38,7 @@ import { convertToHuggingFace } from '../src/model/convert.ts';
 import { ModelCheckpoint } from '../src/model/checkpoint.ts';
 import { TextTokenizer } from '../src/model/tokenizer.ts';
 import { sampleCalibrationFile } from '../src/data/calibration.ts';
-import { readEvalText, readJsonlDocuments } from '../src/data/text-sources.ts';
+import { readEvalText } from '../src/data/text-sources.ts';
 import { pruneSettings } from '../src/prune/settings.ts';
 import { parseTarget, type PruneTarget } from '../src/prune/target.ts';
 import { pruneAndMeasure } from '../src/search/trial.ts';
@@ -47,6 +47,7 @@ import { searchCoefficients } from '../src/workflows/search.ts';
 import { CREPE_CONFIG_FORMAT, loadCrepeConfig } from '../src/search/crepe-config.ts';
 import { RIA_POINT, DEFAULT_TARGETS, defaultConfigFile, type DefaultTargetName } from '../src/search/crepe-defaults.ts';
 import type { CrepeParams } from '../src/prune/scores/crepe.ts';
+import { heldOutWindows } from './held-out-windows.ts';
 import { C4_SAMPLE, PTB_VALID, REPO_ROOT, STORIES_BIN, STORIES_TOK, sharedRelative } from '../test/helpers/shared.ts';
 
 const root = REPO_ROOT;
@@ -101,18 +102,7 @@ function heldOutC4(encode: (text: string) => Int32Array): { windows: Int32Array[
   for (const seed of excludedSeeds) {
     for (const [doc] of sampleCalibrationFile(DATA.c4, encode, { nsamples: excludedDraws, seqlen: SELECTION.calibration.seqlen, seed }).draws) drawn.add(doc);
   }
-  const documents = readJsonlDocuments(DATA.c4);
-  const windows: Int32Array[] = [];
-  const used: number[] = [];
-  for (let doc = 0; doc < documents.length && windows.length < count; doc++) {
-    if (drawn.has(doc)) continue;
-    const tokens = encode(documents[doc]);
-    const n = Math.min(perDocument, Math.floor(tokens.length / seqlen), count - windows.length);
-    for (let i = 0; i < n; i++) windows.push(tokens.slice(i * seqlen, (i + 1) * seqlen));
-    if (n > 0) used.push(doc);
-  }
-  if (windows.length < count) throw new Error(`held-out C4: only ${windows.length} windows`);
-  return { windows, documents: used, excludedDocuments: drawn.size };
+  return { ...heldOutWindows(DATA.c4, encode, drawn, { count, seqlen, perDocument }), excludedDocuments: drawn.size };
 }
 
 interface Row { name: string; params: CrepeParams; ppl: Record<number, { ptb: number; c4: number }>; d: Record<number, number> }
