@@ -404,7 +404,7 @@ export class SafetensorsFile {
     const out = into ?? new Float32Array(elementCount(shape));
     invariant(out.length === elementCount(shape), () => `${this.path}: tensor "${name}" has ${elementCount(shape)} values, not ${out.length}`);
     if (dtype === 'F32') {
-      this.readRawInto(name, new Uint8Array(out.buffer));
+      this.readRawInto(name, new Uint8Array(out.buffer, out.byteOffset, out.byteLength));
     } else {
       this.readRawPieces(name, (widenScratch ??= new Uint8Array(PIECE_BYTES)), (piece, offset) => {
         decodeInto(piece, dtype, out.subarray(offset / DTYPE_BYTES[dtype]));

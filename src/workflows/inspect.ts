@@ -1,5 +1,5 @@
 /** Per-tensor and total sparsity of a checkpoint, and whether its block linears follow an N:M pattern. */
-import { SafetensorsWeights } from '../io/safetensors.ts';
+import { SafetensorsWeights, elementCount } from '../io/safetensors.ts';
 import { satisfiesNM } from '../prune/mask.ts';
 import { parsePattern, validateTarget, type PruneTarget } from '../prune/target.ts';
 import { checkField } from '../util/errors.ts';
@@ -52,10 +52,15 @@ export async function inspectModel(request: InspectRequest): Promise<InspectResu
     const tensors: TensorSparsity[] = [];
     const total = { parameters: 0, zeros: 0, sparsity: 0 };
     const linear = { parameters: 0, zeros: 0, sparsity: 0 };
+    // One array for all tensors, grown to the largest: first touches of fresh memory would cost
+    // more than the counting.
+    let scratch = new Float32Array(0);
     for (const name of weights.names()) {
       request.signal?.throwIfAborted();
       const info = weights.info(name);
-      const values = weights.readF32(name);
+      const count = elementCount(info.shape);
+      if (scratch.length < count) scratch = new Float32Array(count);
+      const values = weights.readF32(name, scratch.subarray(0, count));
       let zeros = 0;
       for (let i = 0; i < values.length; i++) if (values[i] === 0) zeros++;
       const entry: TensorSparsity = { name, dtype: info.dtype, shape: info.shape, zeros, sparsity: values.length ? zeros / values.length : 0 };

@@ -67,6 +67,13 @@ test('round trip of F32, F16 and BF16 tensors with metadata', async () => {
     assert.deepEqual([...st.readF32('d.raw')], [1, -2.5]);
     assert.deepEqual(st.readRaw('d.raw'), new Uint8Array([0x00, 0x3c, 0x00, 0xc1]));
     assert.equal(st.readF32('e.empty').length, 0);
+    // Into a view that starts past its buffer's start and ends before its end: only the view is written.
+    const buffer = new Float32Array(10).fill(7);
+    assert.deepEqual([...st.readF32('a.f32', buffer.subarray(2, 8))], [1, -2.5, 0.10000000149011612, 65504, 2.9999999242136255e-5, -0]);
+    assert.deepEqual([...buffer.subarray(0, 2)], [7, 7]);
+    assert.deepEqual([...buffer.subarray(8)], [7, 7]);
+    st.readF32('b.f16', buffer.subarray(3, 9));
+    assert.deepEqual([...buffer], [7, 7, 1, 1, -2.5, 0.0999755859375, 65504, 503 * 2 ** -24, -0, 7]);
     const info = st.tensors.get('b.f16')!;
     assert.equal(info.byteLength, 12);
     assert.equal(info.file, file);
