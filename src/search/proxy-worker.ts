@@ -25,6 +25,7 @@ import {
   buildLinearTerms, positionCount, positionsOf, sameWindow, subsetRows, subsetWindow, windowKey, windowTerm, windowTermFromTerms,
   type LinearTerms, type WindowKey, type WindowPrecision, type WindowTerm,
 } from './proxy-terms.ts';
+import { importInWorker } from '../util/worker-module.ts';
 
 export interface EvaluatorConfig {
   dir: string;
@@ -248,10 +249,7 @@ function inProcessChannel(config: EvaluatorConfig): Channel {
 }
 
 function workerChannel(config: EvaluatorConfig): Channel {
-  // Workers do not inherit the tsx loader: register it first, then load this module.
-  const tsx = import.meta.resolve('tsx/esm/api');
-  const self = import.meta.url;
-  const bootstrap = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(self)}); });`;
+  const bootstrap = `${importInWorker(import.meta.url)};`;
   const worker = new Worker(bootstrap, { eval: true, workerData: { role: ROLE, config } });
   const pending = new Map<number, { resolve: (r: UnitResult[][]) => void; reject: (e: Error) => void }>();
   let nextId = 0;

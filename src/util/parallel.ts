@@ -11,6 +11,7 @@
 import os from 'node:os';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { KERNELS, type KernelName } from './kernels.ts';
+import { importInWorker } from './worker-module.ts';
 
 const MAX_WORKERS = 7;
 /** Marks this pool's workers (another worker that imports this module is left alone). */
@@ -97,17 +98,10 @@ function startPool(): Worker[] | null {
   return (pool = workers);
 }
 
-/**
- * The workers' code: this module, loaded through tsx's loader when it runs from TypeScript
- * sources (a worker does not inherit the parent's module hooks).
- */
+/** The workers' code: this module (util/worker-module.ts says how a worker loads it). */
 function workerSource(): string {
-  const self = JSON.stringify(import.meta.url);
-  const load = import.meta.url.endsWith('.ts')
-    ? `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${self}); })`
-    : `import(${self})`;
   return `const { workerData } = require('node:worker_threads');
-${load}.catch(() => { Atomics.store(workerData.ready, 1, 1); Atomics.notify(workerData.ready, 0); });`;
+${importInWorker(import.meta.url)}.catch(() => { Atomics.store(workerData.ready, 1, 1); Atomics.notify(workerData.ready, 0); });`;
 }
 
 if (!isMainThread && parentPort && (workerData as { role?: string } | null)?.role === POOL_ROLE) {

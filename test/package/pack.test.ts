@@ -145,6 +145,14 @@ describe(`npm pack → install offline → crepe --help and import('${pkg.name}'
     const shipped = JSON.parse(readFileSync(path.join(REPO_ROOT, 'configs/crepe-50.json'), 'utf8')) as Record<string, unknown>;
     for (const key of ['k', 'alpha', 'beta', 'gamma', 'a', 'variant', 'border']) assert.equal(report.settings.crepe[key], shipped[key], key);
     assert.ok(Math.abs(report.totals.linearSparsity - 0.5) < 0.01, `linear sparsity ${report.totals.linearSparsity}`);
+
+    // PHO's evaluator threads load the compiled modules too (no TypeScript loader is installed).
+    const searched = path.join(root, 'stories260K-search');
+    await run(bin, ['search', model, '--strategy', 'pho', '--sparsity', '0.5', '--calib', C4_SAMPLE, '--nsamples', '4', '--seqlen', '64',
+      '--crepe-k', '1,3', '--budget', '2', '--threads', '2', '--out', searched], { cwd: consumer, env: { ...npmEnvironment(), CREPE_QUIET: '1' } });
+    const config = JSON.parse(readFileSync(path.join(searched, 'crepe-config.json'), 'utf8')) as { k: number; provenance: { kSet: number[] } };
+    assert.deepEqual(config.provenance.kSet, [1, 3]);
+    assert.ok([1, 3].includes(config.k), `k ${config.k}`);
   });
 
   it(`exports the library by package name, the same names and kinds as src/index.ts`, async () => {
