@@ -108,6 +108,24 @@ export async function writeSparsityConfig(configPath: string, meta: SparsityMeta
 }
 
 /**
+ * Whether raw weight rows follow an N:M pattern (satisfiesNM on their values), for callers that
+ * hold a tensor's stored bytes: the rows are widened into one float32 buffer kept across calls.
+ */
+export class RawRowsNM {
+  private values = new Float32Array(0);
+
+  /** Whether `raw` (whole rows of `dIn` values of `dtype`) has at least n pruned of every m consecutive weights of a row. */
+  follows(raw: Uint8Array, dtype: DType, dIn: number, n: number, m: number): boolean {
+    const count = raw.byteLength / DTYPE_BYTES[dtype];
+    invariant(count % dIn === 0, () => `a piece of ${count} values is not whole rows of ${dIn}`);
+    if (this.values.length < count) this.values = new Float32Array(count);
+    const values = this.values.subarray(0, count);
+    decodeInto(raw, dtype, values);
+    return satisfiesNM(values, count / dIn, dIn, n, m);
+  }
+}
+
+/**
  * Counts, while a checkpoint is written, what its sparsity metadata needs: zeros of every tensor
  * and, for the block linears (the Linear modules crepe prunes), whether each is left dense and
  * whether each follows the run's N:M pattern in storage order. A tensor may come whole or in
@@ -118,8 +136,7 @@ export class SparsityTally {
   private zeros = 0;
   /** Per block linear, in the order first seen: its zeros so far, and whether every piece so far follows the N:M pattern. */
   private readonly linears = new Map<string, { zeros: number; nm: boolean }>();
-  /** Float32 values of the piece being checked for N:M (reused). */
-  private values = new Float32Array(0);
+  private readonly rowsNM = new RawRowsNM();
 
   /** `target`: the run's target, whose N:M pattern (n pruned of every m) the linears are checked against. */
   constructor(private readonly target: PruneTarget) {
@@ -139,16 +156,8 @@ export class SparsityTally {
     const { target } = this;
     if (target.kind !== 'nm' || !linear.nm) return;
     const [, dIn] = shape;
-    invariant(count % dIn === 0, () => `${name}: a piece of ${count} values is not whole rows of ${dIn}`);
     // Groups of m never straddle rows, so the pieces follow the pattern exactly when the whole does.
-    if (zeros === 0 || dIn % target.m !== 0) {
-      linear.nm = false;
-      return;
-    }
-    if (this.values.length < count) this.values = new Float32Array(count);
-    const values = this.values.subarray(0, count);
-    decodeInto(raw, dtype, values);
-    linear.nm = satisfiesNM(values, count / dIn, dIn, target.n, target.m);
+    linear.nm = zeros > 0 && dIn % target.m === 0 && this.rowsNM.follows(raw, dtype, dIn, target.n, target.m);
   }
 
   metadata(format: SaveFormat): SparsityMetadata {

@@ -1,6 +1,6 @@
 /** Per-tensor and total sparsity of a checkpoint, and whether its block linears follow an N:M pattern. */
-import { SafetensorsWeights, elementCount } from '../io/safetensors.ts';
-import { satisfiesNM } from '../prune/mask.ts';
+import { DTYPE_BYTES, SafetensorsWeights, elementCount, scanRaw } from '../io/safetensors.ts';
+import { RawRowsNM } from '../prune/sparsity-config.ts';
 import { parsePattern, validateTarget, type PruneTarget } from '../prune/target.ts';
 import { checkField } from '../util/errors.ts';
 import { isBlockLinearWeight } from '../model/spec.ts';
@@ -52,27 +52,29 @@ export async function inspectModel(request: InspectRequest): Promise<InspectResu
     const tensors: TensorSparsity[] = [];
     const total = { parameters: 0, zeros: 0, sparsity: 0 };
     const linear = { parameters: 0, zeros: 0, sparsity: 0 };
-    // One array for all tensors, grown to the largest: first touches of fresh memory would cost
-    // more than the counting.
-    let scratch = new Float32Array(0);
+    // The stored bytes of every tensor go through one buffer, grown to the largest (first touches
+    // of fresh memory would cost more than the counting); zeros are counted on the bit patterns.
+    let scratch = new Uint8Array(0);
+    const rowsNM = new RawRowsNM();
     for (const name of weights.names()) {
       request.signal?.throwIfAborted();
       const info = weights.info(name);
       const count = elementCount(info.shape);
-      if (scratch.length < count) scratch = new Float32Array(count);
-      const values = weights.readF32(name, scratch.subarray(0, count));
-      let zeros = 0;
-      for (let i = 0; i < values.length; i++) if (values[i] === 0) zeros++;
-      const entry: TensorSparsity = { name, dtype: info.dtype, shape: info.shape, zeros, sparsity: values.length ? zeros / values.length : 0 };
+      const bytes = count * DTYPE_BYTES[info.dtype];
+      if (scratch.length < bytes) scratch = new Uint8Array(bytes);
+      const raw = weights.readRaw(name, scratch);
+      const { zeros } = scanRaw(raw, info.dtype);
+      const entry: TensorSparsity = { name, dtype: info.dtype, shape: info.shape, zeros, sparsity: count ? zeros / count : 0 };
       const isBlockLinear = isBlockLinearWeight(name, info.shape);
       if (pattern?.kind === 'nm' && isBlockLinear) {
-        entry.satisfiesPattern = info.shape[1] % pattern.m === 0 ? satisfiesNM(values, info.shape[0], info.shape[1], pattern.n, pattern.m) : null;
+        const [, dIn] = info.shape;
+        entry.satisfiesPattern = dIn % pattern.m === 0 ? rowsNM.follows(raw, info.dtype, dIn, pattern.n, pattern.m) : null;
       }
       tensors.push(entry);
-      total.parameters += values.length;
+      total.parameters += count;
       total.zeros += zeros;
       if (isBlockLinear) {
-        linear.parameters += values.length;
+        linear.parameters += count;
         linear.zeros += zeros;
       }
     }
