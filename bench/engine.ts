@@ -19,7 +19,8 @@ import onnxProto from 'onnx-proto';
 import ort from 'onnxruntime-node';
 import { ATTENTION_CHUNK, TOKENS, decoderBlock } from '../src/engine/block-graph.ts';
 import { GraphBuilder } from '../src/engine/onnx-builder.ts';
-import { createSession, floatTensor, mallocHugePages, type EngineOptions } from '../src/engine/session.ts';
+import { createSession, floatTensor, type EngineOptions } from '../src/engine/session.ts';
+import { mallocHugePages } from '../src/util/huge-pages.ts';
 import { ropeTables, rotaryDim } from '../src/model/rope.ts';
 import {
   blockTensorNames, blockTensorShape, LINEAR_NAMES, linearShape,

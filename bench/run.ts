@@ -12,8 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { atomicWriteFile } from '../src/io/atomic.ts';
 import { followRelauncher, runInChild } from '../src/cli/relaunch.ts';
-import { mallocHugePages } from '../src/engine/session.ts';
-import { relaunchEnvForThisProcess } from '../src/util/huge-pages.ts';
+import { mallocHugePages, relaunchEnvForThisProcess } from '../src/util/huge-pages.ts';
 import { removeWrittenSyntheticModels } from './synthetic-model.ts';
 
 const USAGE = `usage: npm run bench -- [SECTION…] [--only LIST] [--quick] [--out FILE] [--keep-model] [--remove-models]

@@ -92,7 +92,7 @@ export function sampleC4Windows(documents: readonly string[], encode: Encode, op
 /** Random windows from one tokenised text. */
 export function sampleTextWindows(tokens: Int32Array, opts: WindowOptions): TextWindows {
   validateOptions(opts, WINDOW_OPTIONS);
-  // A plain array gave plain-array windows, which the engines cannot take.
+  // A plain array would give plain-array windows, which the engines cannot take.
   checkField(tokens instanceof Int32Array, 'tokens', () => `must be an Int32Array of token ids, got ${describeValue(tokens)}`);
   const { nsamples, seqlen } = opts;
   check(

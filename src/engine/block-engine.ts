@@ -12,7 +12,8 @@
 import type ort from 'onnxruntime-node';
 import { blockWeightBytes, buildBlockGraph, buildConstantBlockGraph, type BlockGraphOptions, type StatsMode } from './block-graph.ts';
 import { blockBatchSize } from './batch-size.ts';
-import { createSession, floatData, floatTensor, mallocHugePages, type EngineOptions } from './session.ts';
+import { createSession, floatData, floatTensor, type EngineOptions } from './session.ts';
+import { mallocHugePages } from '../util/huge-pages.ts';
 import {
   blockTensorNames, blockTensorShape, inputGroupWidth,
   type BlockWeights, type LinearInputGroup, type ModelSpec,

@@ -8,7 +8,6 @@ import os from 'node:os';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
 import { FieldError, checkField } from '../util/errors.ts';
-import { hugePagesFrom, readThpEnabled, runtimeGlibcVersion } from '../util/huge-pages.ts';
 import type { ExternalData } from './onnx-builder.ts';
 
 export interface EngineOptions {
@@ -126,19 +125,6 @@ export function defaultThreads(): number {
     }
   }
   return Math.max(1, Math.min(physicalCores, available));
-}
-
-let hugePages: boolean | undefined;
-
-/**
- * Whether this process's large allocations get transparent huge pages (util/huge-pages.ts). It
- * decides what fresh memory costs, hence what a new session costs: ORT's copies, packed weights and
- * arena are all first touched page by page, and on a VM a 4 KiB page fault can take 10–20 µs
- * (BENCHMARKS.md), against one fault per 2 MiB with huge pages.
- */
-export function mallocHugePages(): boolean {
-  hugePages ??= hugePagesFrom(readThpEnabled(), process.env.GLIBC_TUNABLES, runtimeGlibcVersion);
-  return hugePages;
 }
 
 /**

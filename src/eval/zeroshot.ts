@@ -106,7 +106,7 @@ export function documentMetrics(logLikelihoods: readonly number[], choices: read
 
 /** Mean and lm-eval's standard error of the mean (sample standard deviation / √n). */
 export function meanWithStderr(values: readonly number[]): MetricValue {
-  // No values, or a value that is no number, gave a mean of NaN.
+  // No values, or a value that is no number, would give a mean of NaN.
   checkField(Array.isArray(values) && values.length > 0 && values.every(Number.isFinite), 'values', () => `must be a non-empty list of finite numbers, got ${describeValue(values)}`);
   const n = values.length;
   const mean = values.reduce((a, b) => a + b, 0) / n;

@@ -72,7 +72,7 @@ export class TextTokenizer {
 
   /** The text of `ids`; BOS and EOS are left out. */
   decode(ids: ArrayLike<number>): string {
-    // Anything else has no length: it decoded to "" without a word.
+    // Anything else has no length: it would decode to "" without a word.
     checkField(Array.isArray(ids) || (ArrayBuffer.isView(ids) && !(ids instanceof DataView)), 'ids', () => `must be a list of token ids (an array or Int32Array), got ${describeValue(ids)}`);
     const kept: number[] = [];
     for (let i = 0; i < ids.length; i++) {

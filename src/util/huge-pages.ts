@@ -114,6 +114,19 @@ export function hugePagesRelaunchEnv(
   return { ...env, GLIBC_TUNABLES: tunables, [RELAUNCHED_VARIABLE]: '1' };
 }
 
+let hugePages: boolean | undefined;
+
+/**
+ * Whether this process's large allocations get transparent huge pages (`hugePagesFrom` for this
+ * process's environment and system, read once). It decides what fresh memory costs, hence what a
+ * new ONNX Runtime session costs: its copies, packed weights and arena are all first touched page
+ * by page.
+ */
+export function mallocHugePages(): boolean {
+  hugePages ??= hugePagesFrom(readThpEnabled(), process.env.GLIBC_TUNABLES, runtimeGlibcVersion);
+  return hugePages;
+}
+
 /** `hugePagesRelaunchEnv` for this process's environment and system. */
 export function relaunchEnvForThisProcess(): NodeJS.ProcessEnv | null {
   return hugePagesRelaunchEnv(process.env, readThpEnabled, runtimeGlibcVersion);
