@@ -67,17 +67,15 @@ try {
   const engine = { device: 'cpu' as const, threads: 2 };
   const trial = async (params: Parameters<typeof pruneSettings>[0]['crepe']) => {
     let logSum = 0;
-    const perSeed: number[] = [];
     for (const seed of seeds) {
       const settings = pruneSettings({
         method: 'crepe', target, selection: 'per-matrix', crepe: params,
         calibration: { file: C4_SAMPLE, sha256: '', ...calibration, seed },
       });
       const { ppl } = await pruneAndMeasure(model, settings, calibrationWindows.get(seed)!, heldOut, engine);
-      perSeed.push(ppl);
       logSum += Math.log(ppl);
     }
-    return { ppl: Math.exp(logSum / seeds.length), perSeed };
+    return { ppl: Math.exp(logSum / seeds.length) };
   };
   const started = performance.now();
   const result = await runHillClimb(trial, {
