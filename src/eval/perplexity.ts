@@ -9,7 +9,7 @@
  * several windows per engine run (the engine's batch size). Memory is then one block's weights
  * plus the group's activations, whatever the model size.
  */
-import { checkModelSource, type ModelSource } from '../model/source.ts';
+import { checkModelSource, type AsyncBlockModel, type ModelSource } from '../model/source.ts';
 import { checkSeqlen, checkTokenIds, type ModelSpec } from '../model/spec.ts';
 import { ropeTables } from '../model/rope.ts';
 import { BlockEngine } from '../engine/block-engine.ts';
@@ -64,15 +64,18 @@ export function windowCount(tokenCount: number, seqlen: number, maxChunks?: numb
   return maxChunks === undefined ? all : Math.min(all, maxChunks);
 }
 
-export async function perplexity(model: ModelSource, tokens: Int32Array, opts: PerplexityOptions): Promise<PerplexityResult> {
+export async function perplexity(model: ModelSource, tokens: Int32Array, opts: PerplexityOptions): Promise<PerplexityResult>;
+/** A model whose blocks are read asynchronously runs layer-major only. */
+export async function perplexity(model: AsyncBlockModel, tokens: Int32Array, opts: PerplexityOptions & { mode: 'layer-major' }): Promise<PerplexityResult>;
+export async function perplexity(model: ModelSource | AsyncBlockModel, tokens: Int32Array, opts: PerplexityOptions): Promise<PerplexityResult> {
   checkModelSource('model', model);
   checkPerplexityInput(model.spec, tokens, opts);
   const { seqlen } = opts;
   const windows = windowCount(tokens.length, seqlen, opts.maxChunks);
   check(windows >= 1, `the evaluation text has ${tokens.length} tokens, fewer than one window of seqlen ${seqlen}`);
-  const wholeModel = opts.mode === 'whole-model' || ((opts.mode ?? 'auto') === 'auto' && ModelEngine.fits(model));
+  const wholeModel = opts.mode === 'whole-model' || ((opts.mode ?? 'auto') === 'auto' && ModelEngine.fits(model as ModelSource));
   const windowNll = wholeModel
-    ? await wholeModelNll(model, tokens, windows, opts)
+    ? await wholeModelNll(model as ModelSource, tokens, windows, opts)
     : await layerMajorNll(model, tokens, windows, opts);
   const meanNll = windowNll.reduce((a, b) => a + b, 0) / windowNll.length;
   return { ppl: Math.exp(meanNll), meanNll, windows, seqlen, tokens: tokens.length, windowNll };
@@ -138,7 +141,7 @@ async function wholeModelNll(model: ModelSource, tokens: Int32Array, windows: nu
   return windowNll;
 }
 
-async function layerMajorNll(model: ModelSource, tokens: Int32Array, windows: number, opts: PerplexityOptions): Promise<number[]> {
+async function layerMajorNll(model: ModelSource | AsyncBlockModel, tokens: Int32Array, windows: number, opts: PerplexityOptions): Promise<number[]> {
   const { spec } = model;
   const { seqlen } = opts;
   const rope = ropeTables(spec, seqlen);
@@ -174,7 +177,7 @@ async function layerMajorNll(model: ModelSource, tokens: Int32Array, windows: nu
       }
       for (let layer = 0; layer < spec.numLayers; layer++) {
         // The group's runs of this layer take its weights in the form that suits their number (BlockEngine.withWeights).
-        await blockEngine.withWeights(model.readBlock(layer), groupEnd - groupFirst, async (weights) => {
+        await blockEngine.withWeights(await model.readBlock(layer), groupEnd - groupFirst, async (weights) => {
           for (const batch of batches) {
             batch.hidden = (await blockEngine.run(batch.hidden, weights, rope)).hidden;
             opts.progress?.update((doneUnits += batch.count), `layer ${layer + 1}/${spec.numLayers}`);

@@ -23,6 +23,14 @@ export interface ModelSource {
   readLmHead(): Float32Array;
 }
 
+/**
+ * A model whose blocks take asynchronous work to read, such as a pruned view whose masks come from
+ * worker threads: perplexity's layer-major pass reads it (one block at a time, as a ModelSource).
+ */
+export interface AsyncBlockModel extends Omit<ModelSource, 'readBlock'> {
+  readBlock(layer: number): Promise<BlockWeights>;
+}
+
 /** What the layer loop reads: the decoder blocks and the embedding that feeds the first. */
 export type BlockSource = Pick<ModelSource, 'spec' | 'readBlock' | 'readEmbedding' | 'readEmbeddingRows'>;
 

@@ -144,12 +144,11 @@ export async function writeArrays(file: string, meta: Record<string, unknown>, a
 }
 
 /**
- * Reads a file written by writeArrays. `verify`: check each array's sha256. `only`: read just these
- * arrays (the header is read whole; the other arrays' bytes are neither read nor checked). Any
- * inconsistency is a UserError naming the cache directory `dir`.
+ * Reads a file written by writeArrays. `verify`: check each array's sha256. Any inconsistency is a
+ * UserError naming the cache directory `dir`.
  */
 export function readArrays(
-  file: string, dir: string, verify: boolean, allocate: Allocate = allocateNew, only?: ReadonlySet<string>,
+  file: string, dir: string, verify: boolean, allocate: Allocate = allocateNew,
 ): { meta: Record<string, unknown>; arrays: Record<string, StoredArray> } {
   const name = path.relative(dir, file);
   let fd: number;
@@ -189,7 +188,6 @@ export function readArrays(
     for (const entry of header.arrays) {
       const Constructor = CONSTRUCTORS[entry.kind];
       if (!Constructor || !(entry.offset + entry.length * Constructor.BYTES_PER_ELEMENT <= size)) throw cacheError(dir, `${name} has a corrupt header`);
-      if (only && !only.has(entry.name)) continue;
       const values = allocate(entry.kind, entry.length);
       read(bytesOf(values), entry.offset);
       if (verify && createHash('sha256').update(bytesOf(values)).digest('hex') !== entry.sha256) {
@@ -244,9 +242,8 @@ export async function writeTerms(file: string, terms: LinearTerms): Promise<void
   await writeArrays(file, { kind: 'terms', dOut: terms.dOut, dIn: terms.dIn, referenceTotal: terms.referenceTotal, outputEnergy: terms.outputEnergy }, arrays);
 }
 
-/** The arrays of a terms file read (all, or `only` these), its metadata checked against `expected`. */
-function readTermsFile(file: string, dir: string, verify: boolean, expected: { dOut: number; dIn: number }, allocate?: Allocate, only?: ReadonlySet<string>) {
-  const { meta, arrays } = readArrays(file, dir, verify, allocate, only);
+export function readTerms(file: string, dir: string, verify: boolean, expected: { dOut: number; dIn: number }, allocate?: Allocate): LinearTerms {
+  const { meta, arrays } = readArrays(file, dir, verify, allocate);
   const name = path.relative(dir, file);
   if (meta.kind !== 'terms' || meta.dOut !== expected.dOut || meta.dIn !== expected.dIn) {
     throw cacheError(dir, `${name} holds ${String(meta.kind)} of shape ${String(meta.dOut)}×${String(meta.dIn)}, expected terms of ${expected.dOut}×${expected.dIn}`);
@@ -256,11 +253,6 @@ function readTermsFile(file: string, dir: string, verify: boolean, expected: { d
     if (!(values instanceof Constructor)) throw cacheError(dir, `${name} lacks "${key}"`);
     return values;
   };
-  return { meta, arrays, name, need };
-}
-
-export function readTerms(file: string, dir: string, verify: boolean, expected: { dOut: number; dIn: number }, allocate?: Allocate): LinearTerms {
-  const { meta, arrays, name, need } = readTermsFile(file, dir, verify, expected, allocate);
   const row = arrays.row as Uint16Array | Uint32Array;
   const col = arrays.col as Uint16Array | Uint32Array;
   const weightF16 = (arrays.weightF16 as Uint16Array | undefined) ?? null;
@@ -283,19 +275,6 @@ export function readTerms(file: string, dir: string, verify: boolean, expected: 
     gram: (arrays.gram as Float64Array | undefined) ?? null,
     outputEnergy: meta.outputEnergy === null ? Number.NaN : Number(meta.outputEnergy),
   };
-}
-
-const SQ_NORM_ONLY: ReadonlySet<string> = new Set(['sqNorm']);
-
-/**
- * The input statistics s_j of a terms file alone (`readTerms(…).sqNorm`, bit for bit): the header
- * and dIn float64 values are read, not the weights and coordinates around them.
- */
-export function readSqNorm(file: string, dir: string, verify: boolean, expected: { dOut: number; dIn: number }): Float64Array {
-  const { name, need } = readTermsFile(file, dir, verify, expected, undefined, SQ_NORM_ONLY);
-  const sqNorm = need('sqNorm', Float64Array);
-  if (sqNorm.length !== expected.dIn) throw cacheError(dir, `${name} has ${sqNorm.length} input statistics, expected ${expected.dIn}`);
-  return sqNorm;
 }
 
 export async function writeWindow(file: string, key: WindowKey, window: WindowTerm): Promise<void> {

@@ -2,78 +2,116 @@
  * The end-to-end proxy calib-nll: the mean next-token NLL, on the first few calibration windows,
  * of the model pruned with the candidate's masks. The masks are those the other proxies see (the
  * candidate's CRePE scores from the dense pass's input statistics, selected with the run's
- * target), so no statistics pass runs per candidate; the pruned model runs layer by layer on the
- * windows (one decoder block in memory at a time), and its error propagates through the blocks as
- * it does in the pruned model. The per-linear proxies measure each linear's damage on its dense
- * inputs; this one measures what the damage does to the model's predictions.
+ * target), computed by the proxy cache's evaluator threads from the terms they keep, so no
+ * statistics pass runs per candidate and no weight is scored on the calling thread; the pruned
+ * model runs layer by layer on the windows (one decoder block and its masks in memory at a time),
+ * and its error propagates through the blocks as it does in the pruned model. The per-linear
+ * proxies measure each linear's damage on its dense inputs; this one measures what the damage
+ * does to the model's predictions.
  *
- * Cost per candidate: the CRePE scores and selection of every linear (as for every proxy) plus a
- * forward pass of `windows` × seqlen tokens, against a real trial's two passes over all calibration
- * windows (statistics, then pruned) plus the held-out perplexity.
+ * Cost per candidate: the CRePE scores and selection of every linear (as for every proxy, spread
+ * over the evaluator threads) plus a forward pass of `windows` × seqlen tokens, against a real
+ * trial's two passes over all calibration windows (statistics, then pruned) plus the held-out
+ * perplexity.
  */
 import { perplexity, type PerplexityResult } from '../eval/perplexity.ts';
 import type { EngineOptions } from '../engine/session.ts';
 import type { BlockEngine } from '../engine/block-engine.ts';
 import type { HeadEngine } from '../engine/head-engine.ts';
-import type { ModelSource } from '../model/source.ts';
-import { LINEAR_NAMES, linearShape, type BlockWeights, type LinearName } from '../model/spec.ts';
-import { applyMask, selectMask } from '../prune/mask.ts';
-import { crepeScores, type CrepeParams } from '../prune/scores/crepe.ts';
-import type { PruneTarget, Selection } from '../prune/settings.ts';
+import type { AsyncBlockModel, ModelSource } from '../model/source.ts';
+import { LINEAR_NAMES, type BlockWeights, type LinearName } from '../model/spec.ts';
 
 /** Default number of calibration windows calib-nll runs on. */
 export const CALIB_NLL_WINDOWS = 8;
 
-export interface EndToEndOptions {
-  target: PruneTarget;
-  selection: Selection;
-}
+/** The masks of a decoder layer's linears (row-major, 1 = pruned), by linear name. */
+export type LayerMasks = (layer: number) => Promise<Record<LinearName, Uint8Array>>;
+
+/** A source that may take arrays of blocks it handed out back, to fill them on later reads (ModelCheckpoint). */
+type RecyclingSource = ModelSource & { recycleBlock?(block: BlockWeights): void };
 
 /**
- * The model with every linear pruned by `params` from the dense input statistics `sqNorm(layer,
- * name)`: blocks are pruned when read, so a layer-major pass holds one pruned block at a time.
+ * The model with every linear pruned by the masks `masksOf` gives: a block is pruned when read
+ * (its masks computed while its weights are read), so a layer-major pass holds one pruned block
+ * at a time. From a source that recycles arrays (ModelCheckpoint hands out arrays its caller owns)
+ * the weights are masked in place, and each block is handed back when the next is read and by
+ * `release()`: the view's reader must hold one block at a time, as the layer-major pass does. From
+ * any other source the masked weights are copies, the source's arrays left as they are.
  */
-export function prunedView(
-  model: ModelSource,
-  sqNorm: (layer: number, name: LinearName) => Float64Array,
-  params: CrepeParams,
-  options: EndToEndOptions,
-): ModelSource {
+export function prunedView(model: RecyclingSource, masksOf: LayerMasks): AsyncBlockModel & { release(): void } {
+  const recycle = model.recycleBlock?.bind(model);
+  let held: BlockWeights | null = null;
+  const release = (): void => {
+    if (held && recycle) recycle(held);
+    held = null;
+  };
   return {
     spec: model.spec,
     readEmbedding: () => model.readEmbedding(),
     readFinalNorm: () => model.readFinalNorm(),
     readLmHead: () => model.readLmHead(),
-    readBlock(layer: number): BlockWeights {
+    async readBlock(layer: number): Promise<BlockWeights> {
+      release();
+      const pending = masksOf(layer);
       const block = { ...model.readBlock(layer) };
+      const masks = await pending;
       for (const name of LINEAR_NAMES) {
-        const [dOut, dIn] = linearShape(model.spec, name);
         const key = `${name}.weight`;
-        const scores = crepeScores(block[key], dOut, dIn, sqNorm(layer, name), params);
-        const mask = selectMask(scores, dOut, dIn, options.target, options.selection);
-        const pruned = Float32Array.from(block[key]);
-        applyMask(pruned, mask);
-        block[key] = pruned;
+        block[key] = recycle ? maskInPlace(block[key], masks[name]) : maskInPlace(block[key].slice(), masks[name]);
       }
+      held = block;
       return block;
     },
+    release,
+  };
+}
+
+/** `weights` with the entries `mask` marks (1) set to +0: branch-free on the bit patterns (a mask is half ones, in no order). */
+function maskInPlace(weights: Float32Array, mask: Uint8Array): Float32Array {
+  if (mask.length !== weights.length) throw new Error(`internal: a mask of ${mask.length} entries for ${weights.length} weights`);
+  const bits = new Uint32Array(weights.buffer, weights.byteOffset, weights.length);
+  for (let p = 0; p < mask.length; p++) bits[p] &= mask[p] - 1;
+  return weights;
+}
+
+/**
+ * `model` with its embedding, final norm and head read once and then kept: every pruned model of a
+ * search shares them (pruning touches the decoder blocks' linears only), and each layer-major pass
+ * holds them anyway, so keeping them between candidates saves their reading (and widening) per
+ * candidate without raising the peak. A tied head is the embedding array itself.
+ */
+export function keepingEnds(model: RecyclingSource): RecyclingSource {
+  let embedding: Float32Array | undefined;
+  let finalNorm: Float32Array | undefined;
+  let lmHead: Float32Array | undefined;
+  const readEmbedding = (): Float32Array => (embedding ??= model.readEmbedding());
+  return {
+    spec: model.spec,
+    readBlock: (layer) => model.readBlock(layer),
+    recycleBlock: model.recycleBlock ? (block) => model.recycleBlock!(block) : undefined,
+    readEmbedding,
+    readFinalNorm: () => (finalNorm ??= model.readFinalNorm()),
+    readLmHead: () => (lmHead ??= model.spec.tieWordEmbeddings ? readEmbedding() : model.readLmHead()),
   };
 }
 
 /**
- * Perplexity of the model pruned by `params` from the dense statistics on `tokens` (whole windows
- * of `seqlen`, the first `maxChunks` when given): calib-nll is its mean NLL on calibration windows,
- * PHO's confirmation its perplexity on held-out text.
+ * Perplexity on `tokens` (whole windows of `seqlen`, the first `maxChunks` when given) of the
+ * model pruned by `masksOf`: calib-nll is its mean NLL on calibration windows, PHO's confirmation
+ * its perplexity on held-out text.
  */
 export async function prunedPerplexity(
-  model: ModelSource,
-  sqNorm: (layer: number, name: LinearName) => Float64Array,
-  params: CrepeParams,
-  options: EndToEndOptions,
+  model: RecyclingSource,
+  masksOf: LayerMasks,
   tokens: Int32Array,
   text: { seqlen: number; maxChunks?: number },
   engine: EngineOptions,
   engines?: { block: BlockEngine; head: HeadEngine } | null,
 ): Promise<PerplexityResult> {
-  return perplexity(prunedView(model, sqNorm, params, options), tokens, { ...engine, seqlen: text.seqlen, maxChunks: text.maxChunks, mode: 'layer-major', engines: engines ?? undefined });
+  const view = prunedView(model, masksOf);
+  try {
+    return await perplexity(view, tokens, { ...engine, seqlen: text.seqlen, maxChunks: text.maxChunks, mode: 'layer-major', engines: engines ?? undefined });
+  } finally {
+    view.release();
+  }
 }

@@ -29,7 +29,7 @@ import { gini, subsampleIndices } from './gini.ts';
 import { kthSmallest } from '../util/select.ts';
 import {
   candidateScores, candidateScoresDirect, magnitudeSource, naturalLayout, pickPositions, positionCount, quadraticForm, referenceNorms, rowCount, rowSlots,
-  scoreAndWalkMany, type BandedWalk, type LinearTerms, type ThresholdBand, type WalkCandidate, type WindowTerm,
+  scoreAndWalkMany, type BandedWalk, type IndexArray, type LinearTerms, type ThresholdBand, type WalkCandidate, type WindowTerm,
 } from './proxy-terms.ts';
 
 import { LINEAR_PROXY_NAMES, PROXY_NAMES, type LinearProxyName, type ProxyName } from './proxy-defaults.ts';
@@ -269,8 +269,8 @@ function walksInOnePass({ source, options, which }: LinearRequest): boolean {
   return source.kind === 'terms' && options.target.kind === 'unstructured' && options.selection === 'per-matrix' && which.every((name) => PROXIES[name].walkOnly);
 }
 
-/** Scores, mask and proxies of one candidate: the general path, for any proxy, selection and score source. */
-function evaluateGeneral(terms: LinearTerms, { source, params, options, which }: LinearRequest, scratch: Scratch, memo: Map<string, unknown>, before: LinearEvaluation['seconds']): LinearEvaluation {
+/** The candidate's scores and mask (1 = pruned) in position order, in `scratch`'s buffers, with the seconds of each step. */
+function scoreAndSelect(terms: LinearTerms, source: ScoreSource, params: CrepeParams, options: ProxyOptions, scratch: Scratch): { scores: Float32Array; mask: Uint8Array; score: number; select: number } {
   const n = positionCount(terms);
   scratch.ensure(n);
   let t = performance.now();
@@ -278,13 +278,33 @@ function evaluateGeneral(terms: LinearTerms, { source, params, options, which }:
   if (source.kind === 'terms') candidateScores(terms, source.window, params, scores);
   else candidateScoresDirect(source.base, terms, params, scores);
   const score = (performance.now() - t) / 1000;
-
   t = performance.now();
   const mask = scratch.mask.subarray(0, n);
   selectPositions(terms, scores, options, mask, scratch);
-  const select = (performance.now() - t) / 1000;
+  return { scores, mask, score, select: (performance.now() - t) / 1000 };
+}
 
-  t = performance.now();
+/**
+ * The candidate's mask of the linear, row-major over the rows the terms cover (1 = pruned): the
+ * mask its proxies see, for a pruned model built from the cache (calib-nll, confirmations).
+ */
+export function candidateMask(terms: LinearTerms, source: ScoreSource, params: CrepeParams, options: ProxyOptions, scratch: Scratch): Uint8Array {
+  const { mask } = scoreAndSelect(terms, source, params, options, scratch);
+  const natural = new Uint8Array(rowCount(terms) * terms.dIn);
+  scatterMask(mask, terms.row, terms.col, rowSlots(terms), terms.dIn, natural);
+  return natural;
+}
+
+/** `mask` (position order) into `out` (row-major over the covered rows): forEachNaturalIndex's walk as one loop over typed arrays. */
+function scatterMask(mask: Uint8Array, row: IndexArray, col: IndexArray, slot: Int32Array | null, dIn: number, out: Uint8Array): void {
+  if (slot) for (let p = 0; p < mask.length; p++) out[slot[row[p]] * dIn + col[p]] = mask[p];
+  else for (let p = 0; p < mask.length; p++) out[row[p] * dIn + col[p]] = mask[p];
+}
+
+/** Scores, mask and proxies of one candidate: the general path, for any proxy, selection and score source. */
+function evaluateGeneral(terms: LinearTerms, { source, params, options, which }: LinearRequest, scratch: Scratch, memo: Map<string, unknown>, before: LinearEvaluation['seconds']): LinearEvaluation {
+  const { scores, mask, score, select } = scoreAndSelect(terms, source, params, options, scratch);
+  const t = performance.now();
   let walk: ReferenceWalk | null = null;
   let lost: Float64Array | null = null;
   let natural: { mask: Uint8Array; weight: Float32Array } | null = null;

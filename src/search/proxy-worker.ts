@@ -19,7 +19,7 @@ import {
   type RowSubset, type Unit,
 } from './proxy-cache.ts';
 import {
-  evaluateLinearMany, sampleBytes, Scratch, thresholdSample, type LinearEvaluation, type LinearProxyName, type LinearRequest, type ProxyOptions, type ThresholdSample,
+  candidateMask, evaluateLinearMany, sampleBytes, Scratch, thresholdSample, type LinearEvaluation, type LinearProxyName, type LinearRequest, type ProxyOptions, type ScoreSource, type ThresholdSample,
 } from './proxy-measures.ts';
 import {
   buildLinearTerms, positionCount, positionsOf, sameWindow, subsetRows, subsetWindow, windowKey, windowTerm, windowTermFromTerms,
@@ -41,6 +41,21 @@ export interface EvaluationRequest {
   which: readonly LinearProxyName[];
   /** 'terms': from the stored neighbourhood term of the candidate's key; 'direct': crepeScores on the reconstructed matrix. */
   source: 'terms' | 'direct';
+}
+
+/** The masks of one candidate on some units (a decoder layer's linears), for a pruned model built from the cache. */
+export interface MaskRequest {
+  params: CrepeParams;
+  options: ProxyOptions;
+  source: EvaluationRequest['source'];
+  /** Unit indices; each evaluator computes those it owns. */
+  units: number[];
+}
+
+/** A unit's mask, row-major [dOut, dIn], 1 = pruned. */
+export interface UnitMask {
+  unit: number;
+  mask: Uint8Array;
 }
 
 /** One linear of the dense pass: its dense weights and input statistics, and the neighbourhood terms to build. */
@@ -159,6 +174,27 @@ export class UnitEvaluator {
     return results;
   }
 
+  /**
+   * The whole-matrix mask of each requested unit this evaluator owns: the candidate's scores from
+   * the terms of all rows (or crepeScores on the reconstructed matrix for a 'direct' source) and
+   * prune/mask.ts's selection, the mask the proxies select.
+   */
+  async masks({ params, options, source, units }: MaskRequest): Promise<UnitMask[]> {
+    this.lru.nextRound();
+    const wanted = new Set(units);
+    const masks: UnitMask[] = [];
+    for (const unit of this.config.units) {
+      if (!wanted.has(unit.index)) continue;
+      const terms = await this.terms(unit, null);
+      const window = source === 'terms' && params.gamma !== 0 ? await this.window(unit, windowKey(params), null, terms.value) : null;
+      const scoreSource: ScoreSource = source === 'direct' ? { kind: 'direct', base: terms.value } : { kind: 'terms', window: window?.value ?? null };
+      masks.push({ unit: unit.index, mask: candidateMask(terms.value, scoreSource, params, options, this.scratch) });
+      if (terms.release) this.pool.give(termsArrays(terms.value));
+      if (window?.release) this.pool.give([window.value]);
+    }
+    return masks;
+  }
+
   /** A unit's terms (of all rows, or of its row subset, made from those of all rows the first time). */
   private async terms(unit: Unit, rows: RowSubset | null): Promise<Loaded<LinearTerms>> {
     const file = termsFile(this.config.dir, unit, rows);
@@ -203,9 +239,12 @@ export class UnitEvaluator {
 
 type Message =
   | { id: number; op: 'evaluate'; requests: EvaluationRequest[] }
+  | { id: number; op: 'masks'; request: MaskRequest }
   | { id: number; op: 'build'; builds: BuildRequest[] }
   | { id: number; op: 'prepare'; key: WindowKey };
-type Reply = { id: number; results?: UnitResult[][]; error?: { message: string; user: boolean } };
+/** What a reply carries: per-request results for 'evaluate', masks for 'masks', nothing otherwise. */
+type Results = UnitResult[][] | UnitMask[];
+type Reply = { id: number; results?: Results; error?: { message: string; user: boolean } };
 
 const ROLE = 'crepe-proxy-evaluator';
 
@@ -228,13 +267,14 @@ export function assignUnits(units: Unit[], threads: number): Unit[][] {
 }
 
 interface Channel {
-  send(message: Message): Promise<UnitResult[][]>;
+  send(message: Message): Promise<Results>;
   close(): Promise<void>;
 }
 
 /** What a message asks of an evaluator, in this thread or a worker's. */
-async function handle(evaluator: UnitEvaluator, message: Message): Promise<UnitResult[][]> {
+async function handle(evaluator: UnitEvaluator, message: Message): Promise<Results> {
   if (message.op === 'evaluate') return evaluator.evaluate(message.requests);
+  if (message.op === 'masks') return evaluator.masks(message.request);
   if (message.op === 'build') await evaluator.build(message.builds);
   else await evaluator.prepareWindow(message.key);
   return [];
@@ -251,7 +291,7 @@ function inProcessChannel(config: EvaluatorConfig): Channel {
 function workerChannel(config: EvaluatorConfig): Channel {
   const bootstrap = `${importInWorker(import.meta.url)};`;
   const worker = new Worker(bootstrap, { eval: true, workerData: { role: ROLE, config } });
-  const pending = new Map<number, { resolve: (r: UnitResult[][]) => void; reject: (e: Error) => void }>();
+  const pending = new Map<number, { resolve: (r: Results) => void; reject: (e: Error) => void }>();
   let nextId = 0;
   let failure: Error | null = null;
   const failAll = (error: Error): void => {
@@ -306,8 +346,20 @@ export class EvaluatorPool {
 
   /** Per request, its per-unit results ordered by unit index (one read of the cache for the batch). */
   async evaluate(requests: EvaluationRequest[]): Promise<UnitResult[][]> {
-    const parts = await Promise.all(this.channels.map((c) => c.send({ id: 0, op: 'evaluate', requests })));
+    const parts = await Promise.all(this.channels.map((c) => c.send({ id: 0, op: 'evaluate', requests }) as Promise<UnitResult[][]>));
     return requests.map((_, i) => parts.flatMap((part) => part[i]).sort((a, b) => a.unit - b.unit));
+  }
+
+  /** The masks of `request.units` (their owners at work at the same time), by unit index. */
+  async masks(request: MaskRequest): Promise<Map<number, Uint8Array>> {
+    const channels = new Set<number>();
+    for (const unit of request.units) {
+      const c = this.owner.get(unit);
+      if (c === undefined) throw new Error(`internal: unit ${unit} has no evaluator`);
+      channels.add(c);
+    }
+    const parts = await Promise.all([...channels].map((c) => this.channels[c].send({ id: 0, op: 'masks', request }) as Promise<UnitMask[]>));
+    return new Map(parts.flat().map(({ unit, mask }) => [unit, mask]));
   }
 
   async prepareWindow(key: WindowKey): Promise<void> {
@@ -342,7 +394,9 @@ if (!isMainThread && (workerData as { role?: string } | null)?.role === ROLE) {
     queue = queue.then(async () => {
       try {
         const results = await handle(evaluator, message);
-        port.postMessage({ id: message.id, results } satisfies Reply);
+        // Masks move to the calling thread instead of being copied.
+        const transfer = message.op === 'masks' ? (results as UnitMask[]).map(({ mask }) => mask.buffer as ArrayBuffer) : [];
+        port.postMessage({ id: message.id, results } satisfies Reply, transfer);
       } catch (error) {
         const user = error instanceof UserError;
         port.postMessage({ id: message.id, error: { message: user ? error.message : ((error as Error).stack ?? String(error)), user } } satisfies Reply);

@@ -16,7 +16,7 @@ import { HeadEngine } from '../engine/head-engine.ts';
 import { embedWindows } from '../engine/forward.ts';
 import { MAX_THREADS, checkEngineOptions, type EngineOptions } from '../engine/session.ts';
 import { ropeTables } from '../model/rope.ts';
-import { LINEAR_NAMES, checkSeqlen, checkWindows, linearShape, type ModelSpec } from '../model/spec.ts';
+import { LINEAR_NAMES, checkSeqlen, checkTokenIds, checkWindows, linearShape, type ModelSpec } from '../model/spec.ts';
 import { forEachDenseLayer } from '../prune/calibration-stats.ts';
 import type { BlockSource } from '../prune/layer-loop.ts';
 import { checkBlockSource, type ModelSource } from '../model/source.ts';
@@ -29,12 +29,12 @@ import { checkFlag, checkInteger, checkKnownFields, describeValue } from '../uti
 import { crepeVersion } from '../util/version.ts';
 import { lockOutput, type OutputLock } from '../io/output-lock.ts';
 import {
-  CACHE_FORMAT, hiddenFile, openCacheDir, readArrays, readSqNorm, termsFile, writeArrays, writeManifest,
+  CACHE_FORMAT, hiddenFile, openCacheDir, readArrays, termsFile, writeArrays, writeManifest,
   type CacheIdentity, type Manifest, type Unit,
 } from './proxy-cache.ts';
 import { LINEAR_PROXY_NAMES, PROXIES, PROXY_NAMES, checkProxyOptions, type LinearProxyName, type ProxyName, type ProxyOptions } from './proxy-measures.ts';
 import { checkProxyName, isLinearProxy } from './proxy-defaults.ts';
-import { CALIB_NLL_WINDOWS, prunedPerplexity } from './proxy-e2e.ts';
+import { CALIB_NLL_WINDOWS, keepingEnds, prunedPerplexity, type LayerMasks } from './proxy-e2e.ts';
 import { concatWindows } from './auto.ts';
 import { sameWindow, windowKey, type WindowKey, type WindowPrecision } from './proxy-terms.ts';
 import { EvaluatorPool, type EvaluationRequest } from './proxy-worker.ts';
@@ -64,8 +64,13 @@ export interface ProxyContextOptions {
   calibrationSeed: number;
   /** Keep XᵀX per linear for the output-error proxy (small models only). */
   withGram: boolean;
-  /** Calibration windows calib-nll runs on (the first of `windows`; default CALIB_NLL_WINDOWS). */
+  /** Windows calib-nll runs on (the first of `windows`, or of `nllText`; default CALIB_NLL_WINDOWS). */
   nllWindows?: number;
+  /**
+   * A text calib-nll runs on instead of the calibration windows (its first `nllWindows` windows of
+   * `seqlen` tokens): the text a hill climb would climb on, for a search that sees what it sees.
+   */
+  nllText?: { tokens: Int32Array; seqlen: number };
   /** Neighbourhood terms to prepare with the cache; others are added when a candidate needs them. */
   windows: WindowKey[];
   windowPrecision?: WindowPrecision;
@@ -83,7 +88,7 @@ export interface CacheReport {
 }
 
 const CONTEXT_OPTIONS: readonly (keyof ProxyContextOptions)[] = [
-  'cacheDir', 'cacheBudgetBytes', 'threads', 'modelSha256', 'calibrationFile', 'calibrationSeed', 'withGram', 'nllWindows', 'windows', 'windowPrecision', 'progress',
+  'cacheDir', 'cacheBudgetBytes', 'threads', 'modelSha256', 'calibrationFile', 'calibrationSeed', 'withGram', 'nllWindows', 'nllText', 'windows', 'windowPrecision', 'progress',
 ];
 const WINDOW_PRECISIONS: readonly WindowPrecision[] = ['float32', 'float64'];
 
@@ -107,6 +112,12 @@ function checkOpenArguments(model: unknown, windows: unknown, seqlen: unknown, e
   checkInteger('opts.calibrationSeed', opts.calibrationSeed, 0);
   checkFlag('opts.withGram', opts.withGram);
   if (opts.nllWindows !== undefined) checkInteger('opts.nllWindows', opts.nllWindows, 0);
+  if (opts.nllText !== undefined) {
+    checkKnownFields(opts.nllText, 'opts.nllText', ['tokens', 'seqlen']);
+    checkSeqlen('opts.nllText.seqlen', opts.nllText.seqlen, model.spec);
+    checkTokenIds('opts.nllText.tokens', opts.nllText.tokens, model.spec);
+    checkField(opts.nllText.tokens.length >= opts.nllText.seqlen, 'opts.nllText.tokens', () => `holds ${opts.nllText!.tokens.length} tokens, fewer than one window of ${opts.nllText!.seqlen}`);
+  }
   checkField(Array.isArray(opts.windows), 'opts.windows', () => `must list the neighbourhood terms to prepare (window keys), got ${describeValue(opts.windows)}`);
   opts.windows.forEach((key, i) => {
     const field = `opts.windows[${i}]`;
@@ -140,9 +151,6 @@ export class ProxyContext {
 
   /** calib-nll's engines, created at its first evaluation and kept for the next ones. */
   private nllEngines: { block: BlockEngine; head: HeadEngine } | null = null;
-
-  /** The dense input statistics s_j of each linear, read from the cache once. */
-  private readonly sqNorms = new Map<string, Float64Array>();
 
   /** Seconds of dense calibration pass this context cost (0 when the cache was reused). */
   get denseSeconds(): number {
@@ -224,10 +232,11 @@ export class ProxyContext {
       cache.denseSeconds = (performance.now() - started) / 1000;
       cache.totalDenseSeconds = manifest.denseSeconds;
     }
-    const nllWindows = Math.min(windows.length, opts.nllWindows ?? CALIB_NLL_WINDOWS);
-    const endToEnd = 'readLmHead' in model && nllWindows > 0
-      ? { model, tokens: concatWindows(windows.slice(0, nllWindows)), seqlen, engine }
-      : null;
+    const nllWindows = opts.nllWindows ?? CALIB_NLL_WINDOWS;
+    const nllText = opts.nllText
+      ? { tokens: opts.nllText.tokens.subarray(0, nllWindows * opts.nllText.seqlen), seqlen: opts.nllText.seqlen }
+      : { tokens: concatWindows(windows.slice(0, nllWindows)), seqlen };
+    const endToEnd = 'readLmHead' in model && nllWindows > 0 ? { model: keepingEnds(model), ...nllText, engine } : null;
     const context = new ProxyContext(pool, manifest, dir, opts.withGram, cache, units, endToEnd, lock);
     try {
       for (const key of opts.windows) await context.ensureWindow(key);
@@ -277,7 +286,7 @@ export class ProxyContext {
           block: await BlockEngine.create(model.spec, seqlen, { ...engine, stats: 'none' }),
           head: await HeadEngine.create(model.spec, seqlen, { ...engine, output: 'nll' }),
         };
-        evaluations[i].values['calib-nll'] = (await prunedPerplexity(model, (layer, name) => this.sqNorm(layer, name), params, options, tokens, { seqlen }, engine, this.nllEngines)).meanNll;
+        evaluations[i].values['calib-nll'] = (await prunedPerplexity(model, await this.layerMasks(params, options), tokens, { seqlen }, engine, this.nllEngines)).meanNll;
         evaluations[i].seconds.forward = (performance.now() - started) / 1000;
       }
     }
@@ -298,7 +307,7 @@ export class ProxyContext {
     checkField(typeof text === 'object' && text !== null, 'text', () => `must be { seqlen, maxChunks? }, got ${describeValue(text)}`);
     const started = performance.now();
     const { model, engine } = this.endToEnd;
-    const result = await prunedPerplexity(model, (layer, name) => this.sqNorm(layer, name), resolved, options, tokens, text, engine);
+    const result = await prunedPerplexity(model, await this.layerMasks(resolved, options), tokens, text, engine);
     return { ppl: result.ppl, seconds: (performance.now() - started) / 1000 };
   }
 
@@ -307,13 +316,7 @@ export class ProxyContext {
     paramsList: readonly CrepeParams[], options: ProxyOptions, which: readonly LinearProxyName[], evaluations: ProxyValues[],
   ): Promise<void> {
     const requests: EvaluationRequest[] = [];
-    for (const params of paramsList) {
-      const key = windowKey(params);
-      let source: 'terms' | 'direct' = 'terms';
-      if (params.border !== 'zero' || (params.gamma > 0 && key.variant === 'smooth' && !this.hasWindow(key))) source = 'direct';
-      else if (params.gamma > 0) await this.ensureWindow(key);
-      requests.push({ params, options, which, source });
-    }
+    for (const params of paramsList) requests.push({ params, options, which, source: await this.scoreSource(params) });
     const batch = await this.pool.evaluate(requests);
     for (const [i, results] of batch.entries()) {
       const { values, seconds } = evaluations[i];
@@ -328,15 +331,26 @@ export class ProxyContext {
     }
   }
 
-  private sqNorm(layer: number, name: LinearName): Float64Array {
-    const key = `${layer} ${name}`;
-    let values = this.sqNorms.get(key);
-    if (!values) {
-      const unit = unitOf(this.units, layer, name);
-      values = readSqNorm(termsFile(this.dir, unit), this.dir, true, unit);
-      this.sqNorms.set(key, values);
-    }
-    return values;
+  /**
+   * Where the evaluators take a candidate's scores from: the cached terms and its neighbourhood
+   * term (prepared here when missing), or crepeScores on the reconstructed matrix for what the
+   * cache does not hold (a border other than zero, a smooth window not prepared).
+   */
+  private async scoreSource(params: CrepeParams): Promise<EvaluationRequest['source']> {
+    const key = windowKey(params);
+    if (params.border !== 'zero' || (params.gamma > 0 && key.variant === 'smooth' && !this.hasWindow(key))) return 'direct';
+    if (params.gamma > 0) await this.ensureWindow(key);
+    return 'terms';
+  }
+
+  /** The masks of `params` on each layer's linears, computed by the evaluators that own them. */
+  private async layerMasks(params: CrepeParams, options: ProxyOptions): Promise<LayerMasks> {
+    const source = await this.scoreSource(params);
+    return async (layer) => {
+      const units = LINEAR_NAMES.map((name) => unitOf(this.units, layer, name).index);
+      const masks = await this.pool.masks({ params, options, source, units });
+      return Object.fromEntries(LINEAR_NAMES.map((name, i) => [name, masks.get(units[i])!])) as Record<LinearName, Uint8Array>;
+    };
   }
 
   /** Stops the evaluator threads and releases calib-nll's engines; a second call does nothing. */

@@ -1,15 +1,13 @@
 // The restructured proxy (terms cached on disk, evaluated on worker threads) against the in-memory
 // implementation it replaced (test/helpers/proxy-reference.ts) on a random model and on stories260K;
-// the cache's reuse after an interrupted build, and its refusal of corrupt or mismatched files; the
-// input statistics read alone (readSqNorm) bit for bit, without the rest of the terms file.
+// the cache's reuse after an interrupted build, and its refusal of corrupt or mismatched files.
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { ProxyContext, LINEAR_PROXY_NAMES, type ProxyContextOptions, type ProxyName, type ProxyOptions } from '../../src/search/proxy.ts';
-import { ByteLru, readSqNorm, readTerms, termsFile, windowFile, writeTerms } from '../../src/search/proxy-cache.ts';
-import { buildLinearTerms } from '../../src/search/proxy-terms.ts';
+import { ByteLru, termsFile, windowFile } from '../../src/search/proxy-cache.ts';
 import { assignUnits } from '../../src/search/proxy-worker.ts';
 import type { CrepeParams } from '../../src/prune/scores/crepe.ts';
 import type { BlockSource } from '../../src/prune/layer-loop.ts';
@@ -452,66 +450,5 @@ describe('proxy evaluation helpers', () => {
     assert.deepEqual(split.map((g) => g.map((u) => u.index)), [[4, 6, 7, 8, 9, 10, 12], [0, 1, 2, 3, 5, 11, 13]]);
     const perLayer = (g: readonly { layer: number; dOut: number }[], layer: number) => g.filter((u) => u.layer === layer).reduce((sum, u) => sum + u.dOut, 0);
     assert.deepEqual(split.map((g) => [perLayer(g, 0), perLayer(g, 1)]), [[22, 21], [21, 22]]);
-  });
-});
-
-const bits = (values: Float64Array): Buffer => Buffer.from(values.buffer, values.byteOffset, values.byteLength);
-
-/** The byte offset of a named array in a file written by writeArrays (its JSON header). */
-function arrayOffset(file: string, name: string): number {
-  const bytes = readFileSync(file);
-  const header = JSON.parse(bytes.toString('utf8', 12, 12 + bytes.readUInt32LE(8))) as { arrays: Array<{ name: string; offset: number }> };
-  const entry = header.arrays.find((a) => a.name === name);
-  assert.ok(entry, `no array "${name}"`);
-  return entry.offset;
-}
-
-function flipByte(file: string, position: number): void {
-  const fd = openSync(file, 'r+');
-  try {
-    const byte = readFileSync(file)[position];
-    writeSync(fd, Uint8Array.of(byte ^ 0xff), 0, 1, position);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-describe('readSqNorm', () => {
-  const dOut = 24;
-  const dIn = 40;
-  const rng = new Rng(5);
-  const weight = Float32Array.from({ length: dOut * dIn }, () => rng.uniform() - 0.5);
-  // Values with full float64 mantissas (and one subnormal), so a float32 round trip would show.
-  const sqNorm = Float64Array.from({ length: dIn }, (_, j) => (j === 0 ? 5e-324 : Math.PI * rng.uniform() + 1 / 3));
-  const shape = { dOut, dIn };
-
-  async function written(): Promise<{ dir: string; file: string }> {
-    const dir = scratchDir('proxy-cache');
-    const file = path.join(dir, 'layer-00000.mlp.down_proj.terms.bin');
-    await writeTerms(file, buildLinearTerms(weight, dOut, dIn, sqNorm, null).terms);
-    return { dir, file };
-  }
-
-  test('the stored statistics bit for bit, equal to readTerms(…).sqNorm', async () => {
-    const { dir, file } = await written();
-    const alone = readSqNorm(file, dir, true, shape);
-    assert.ok(alone instanceof Float64Array);
-    assert.ok(bits(alone).equals(bits(sqNorm)));
-    assert.ok(bits(alone).equals(bits(readTerms(file, dir, true, shape).sqNorm)));
-  });
-
-  test('reads neither the weights nor the coordinates: a corrupt weight leaves it working, readTerms refuses', async () => {
-    const { dir, file } = await written();
-    flipByte(file, arrayOffset(file, 'weightF32'));
-    flipByte(file, arrayOffset(file, 'col'));
-    assert.ok(bits(readSqNorm(file, dir, true, shape)).equals(bits(sqNorm)));
-    assert.throws(() => readTerms(file, dir, true, shape), /proxy cache .*checksum of "(weightF32|col)" does not match/);
-  });
-
-  test('its own checksum, the shape and the file kind are still checked', async () => {
-    const { dir, file } = await written();
-    assert.throws(() => readSqNorm(file, dir, true, { dOut, dIn: dIn + 1 }), /holds terms of shape 24×40, expected terms of 24×41/);
-    flipByte(file, arrayOffset(file, 'sqNorm') + 3);
-    assert.throws(() => readSqNorm(file, dir, true, shape), /checksum of "sqNorm" does not match/);
   });
 });

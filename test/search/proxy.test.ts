@@ -8,8 +8,8 @@ import { LINEAR_PROXY_NAMES, PROXY_NAMES, ProxyContext, type ProxyName, type Pro
 import { referenceWindowNll } from '../helpers/reference-nll.ts';
 import type { ModelSource } from '../../src/model/source.ts';
 import { crepeScores } from '../../src/prune/scores/crepe.ts';
-import { evaluateLinear, evaluateLinearMany, Scratch } from '../../src/search/proxy-measures.ts';
-import { buildLinearTerms } from '../../src/search/proxy-terms.ts';
+import { candidateMask, evaluateLinear, evaluateLinearMany, Scratch } from '../../src/search/proxy-measures.ts';
+import { buildLinearTerms, positionsOf, windowKey, windowTerm } from '../../src/search/proxy-terms.ts';
 import { readTerms, termsFile } from '../../src/search/proxy-cache.ts';
 import { gini } from '../../src/search/gini.ts';
 import { BlockEngine } from '../../src/engine/block-engine.ts';
@@ -18,7 +18,8 @@ import { ropeTables } from '../../src/model/rope.ts';
 import { LINEAR_INPUT_GROUP, LINEAR_NAMES, linearShape, type LinearInputGroup } from '../../src/model/spec.ts';
 import { collectStatistics, type LinearInputStats } from '../../src/prune/calibration-stats.ts';
 import { riaScores } from '../../src/prune/scores/ria.ts';
-import { nmMask, perMatrixMask } from '../../src/prune/mask.ts';
+import { nmMask, perMatrixMask, selectMask } from '../../src/prune/mask.ts';
+import type { PruneTarget, Selection } from '../../src/prune/settings.ts';
 import type { CrepeParams } from '../../src/prune/scores/crepe.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { FieldError } from '../../src/util/errors.ts';
@@ -131,6 +132,47 @@ describe('candidates walked together in one pass (evaluateLinearMany) equal each
         for (const name of which) {
           assert.ok(Number.isFinite(alone[name]), `${name} is computed`);
           assert.ok(Object.is(together[i].values[name], alone[name]), `${label} ${name} ${JSON.stringify(params)}: together ${together[i].values[name]} vs alone ${alone[name]}`);
+        }
+      }
+    });
+  }
+});
+
+describe('candidateMask: the mask crepe prune selects, from the terms', () => {
+  // With the neighbourhood term kept in float64 the scores are crepeScores' bit for bit
+  // (proxy-terms.ts), so the mask in the natural layout equals selectMask(crepeScores(…)) exactly,
+  // for every selection; float16-exact and float32 weights; normalized and smooth terms, γ = 0.
+  const dOut = 48;
+  const dIn = 64;
+  const rng = new Rng(13);
+  const sqNorm = Float64Array.from({ length: dIn }, () => 0.5 + rng.uniform());
+  const weights: [string, Float32Array][] = [
+    ['float16 weights', Float32Array.from({ length: dOut * dIn }, () => (rng.below(2001) - 1000) / 1024)],
+    ['float32 weights', Float32Array.from({ length: dOut * dIn }, () => rng.uniform() - 0.5)],
+  ];
+  const params: CrepeParams[] = [
+    RIA_POINT,
+    { k: 3, alpha: 1, beta: 0.3, gamma: 2, a: 0.8, variant: 'normalized', border: 'zero' },
+    { k: 5, alpha: 1, beta: 2, gamma: 0.4, a: 0.5, variant: 'smooth', border: 'zero' },
+  ];
+  const targets: [PruneTarget, Selection][] = [
+    [{ kind: 'unstructured', sparsity: 0.5 }, 'per-matrix'],
+    [{ kind: 'unstructured', sparsity: 0.7 }, 'per-row'],
+    [{ kind: 'nm', n: 2, m: 4 }, 'per-matrix'],
+  ];
+  for (const [label, weight] of weights) {
+    test(label, () => {
+      const { terms, order, setup } = buildLinearTerms(weight, dOut, dIn, sqNorm, null);
+      const positionOf = positionsOf(order);
+      for (const point of params) {
+        const window = point.gamma === 0 ? null : windowTerm(weight, setup, sqNorm, windowKey(point), positionOf, 'float64');
+        const scores = crepeScores(weight, dOut, dIn, sqNorm, point);
+        for (const [target, selection] of targets) {
+          const options: ProxyOptions = { target, selection, giniSubsample: null, seed: 0 };
+          const mask = candidateMask(terms, { kind: 'terms', window }, point, options, new Scratch());
+          const expected = selectMask(scores, dOut, dIn, target, selection);
+          assert.equal(mask.length, dOut * dIn);
+          assert.ok(Buffer.from(mask).equals(Buffer.from(expected)), `${label} ${JSON.stringify(point)} ${JSON.stringify(target)} ${selection}`);
         }
       }
     });
@@ -326,6 +368,31 @@ describe('ProxyContext on a tiny random llama (2 layers, 4 windows of 16 tokens)
     close(Math.log(both.ppl), mean(perWindow), 1e-4 * mean(perWindow), 'log PPL, two windows');
     const first = await withGram.prunedPerplexity(other, unstructured, tokens, { seqlen, maxChunks: 1 });
     close(Math.log(first.ppl), perWindow[0], 1e-4 * perWindow[0], 'log PPL, first window');
+  });
+
+  test('nllText: calib-nll on the first nllWindows windows of another text (as --nll-on heldout gives it)', async () => {
+    const text = Array.from({ length: 3 }, () => Int32Array.from({ length: seqlen }, () => rng.below(spec.vocabSize)));
+    const expected = mean(referenceNll((l) => perMatrixMask(crepeScores(l.weight, l.dOut, l.dIn, l.sqNorm, other), 0.5), text.slice(0, 2)));
+    const onText = await ProxyContext.open(model, windows, seqlen, engine, {
+      cacheDir: path.join(scratchDir('proxy'), 'nll-text'), cacheBudgetBytes: 2 ** 26, threads: 2, modelSha256: 'random-llama-7', calibrationSeed: 3, withGram: false, windows: [],
+      nllWindows: 2, nllText: { tokens: new Int32Array(text.flatMap((w) => [...w])), seqlen },
+    });
+    try {
+      const { values } = await onText.evaluate(other, unstructured, ['calib-nll']);
+      close(values['calib-nll'], expected, 1e-4 * expected, 'calib-nll on the text');
+      // Not the calibration windows' value.
+      const onCalibration = (await withGram.evaluate(other, unstructured, ['calib-nll'])).values['calib-nll'];
+      assert.ok(Math.abs(values['calib-nll'] - onCalibration) > 1e-3, `${values['calib-nll']} vs ${onCalibration}`);
+    } finally {
+      await onText.close();
+    }
+    const refusal = (field: string) => (e: unknown) => e instanceof FieldError && e.field === field;
+    const badText = (nllText: unknown) => ProxyContext.open(model, windows, seqlen, engine, {
+      cacheDir: path.join(scratchDir('proxy'), 'nll-text-bad'), cacheBudgetBytes: 2 ** 26, threads: 1, modelSha256: 'random-llama-7', calibrationSeed: 3, withGram: false, windows: [], nllText: nllText as never,
+    });
+    await assert.rejects(badText({ tokens: Int32Array.of(1, 2, 3), seqlen }), refusal('opts.nllText.tokens'));
+    await assert.rejects(badText({ tokens: new Int32Array(seqlen).fill(spec.vocabSize), seqlen }), refusal('opts.nllText.tokens'));
+    await assert.rejects(badText({ tokens: new Int32Array(seqlen), seqlen, windows: 2 }), refusal('opts.nllText.windows'));
   });
 
   test('pruning everything: pruned-mass and output-error are exactly 1', async () => {
