@@ -25,6 +25,7 @@ import type { PruneTarget } from '../src/prune/settings.ts';
 import type { CrepeParams } from '../src/prune/scores/crepe.ts';
 import { ProxyContext, type ProxyName } from '../src/search/proxy.ts';
 import { concatWindows } from '../src/search/auto.ts';
+import { CALIB_NLL_WINDOWS } from '../src/search/proxy-e2e.ts';
 import { runPho } from '../src/search/pho.ts';
 import { startPoint, toParams } from '../src/search/space.ts';
 import { pruneAndMeasure } from '../src/search/trial.ts';
@@ -48,6 +49,8 @@ interface SearchCounts {
   proxy: ProxyName;
   proxySign: 1 | -1;
   proxyRows: number;
+  /** calib-nll's windows and text (null for a per-linear proxy). */
+  nll: { windows: number; on: 'calibration' | 'heldout' } | null;
   kSet: number[];
   budgetPerK: number;
   confirmations: number;
@@ -86,6 +89,7 @@ function searchCounts(hillClimbDir: string, phoDir: string | undefined): SearchC
     proxy: provenance.proxy,
     proxySign: provenance.proxySign,
     proxyRows: provenance.proxyRows,
+    nll: provenance.proxy === 'calib-nll' ? { windows: provenance.nllWindows ?? CALIB_NLL_WINDOWS, on: provenance.nllOn ?? 'calibration' } : null,
     kSet: provenance.kSet,
     budgetPerK: provenance.budgetPerK,
     confirmations: provenance.confirmations.length,
@@ -116,7 +120,7 @@ async function measureTrial(modelDir: string, counts: SearchCounts): Promise<Sta
   const model = ModelCheckpoint.open(modelDir);
   try {
     const windows = calibrationOf(model.spec);
-    const heldOut = concatWindows(randomTokenWindows(HELDOUT_WINDOWS, SEQLEN, model.spec.vocabSize, 1));
+    const heldOut = heldOutOf(model.spec);
     console.error(`pho-vs-hillclimb: one hill-climbing trial (prune ${NSAMPLES} × ${SEQLEN}, PPL on ${HELDOUT_WINDOWS} × ${SEQLEN}) …`);
     const [result, cost] = await timed(() => pruneAndMeasure(model, settingsFor(counts, counts.hillClimbBest), windows, { tokens: heldOut, seqlen: SEQLEN }, engine));
     return { ...cost, ppl: result.ppl, load: os.loadavg() };
@@ -128,8 +132,13 @@ async function measureTrial(modelDir: string, counts: SearchCounts): Promise<Sta
 // Per process: the cache is removed at the start and end of a run, so a shared name would pull it from under a concurrent run.
 const cacheDir = path.join(os.tmpdir(), `crepe-bench-pho-vs-hillclimb-cache-${process.pid}`);
 const proxyOptions = (counts: SearchCounts) => ({ target: counts.target, selection: 'per-matrix' as const, giniSubsample: 65536, seed: 0, rows: counts.proxyRows });
+const heldOutOf = (spec: { vocabSize: number }) => concatWindows(randomTokenWindows(HELDOUT_WINDOWS, SEQLEN, spec.vocabSize, 1));
 const openContext = (model: ModelCheckpoint, modelDir: string, counts: SearchCounts) =>
-  ProxyContext.open(model, calibrationOf(model.spec), SEQLEN, engine, benchCacheOptions(cacheDir, modelDir, counts.kSet, threads, 2 ** 30));
+  ProxyContext.open(model, calibrationOf(model.spec), SEQLEN, engine, {
+    ...benchCacheOptions(cacheDir, modelDir, counts.kSet, threads, 2 ** 30),
+    // calib-nll on the held-out windows when the stories260K search measured it on its held-out text.
+    ...(counts.nll ? { nllWindows: counts.nll.windows, nllText: counts.nll.on === 'heldout' ? { tokens: heldOutOf(model.spec), seqlen: SEQLEN } : undefined } : {}),
+  });
 
 /** The dense pass and the whole PHO search, with the stories260K run's options. */
 async function measurePho(modelDir: string, counts: SearchCounts): Promise<State['pho']> {
@@ -199,7 +208,8 @@ export function renderSection(state: Required<State>): string {
   return [
     `Synthetic model: ${layers} layers, hidden ${hidden}, intermediate ${intermediate}, vocabulary 32000 (TinyLlama-1.1B's shapes), F16; ${target} per-matrix;`
       + ` calibration ${NSAMPLES} × ${SEQLEN}, held-out ${HELDOUT_WINDOWS} × ${SEQLEN} random token ids; ${threads} threads.`
-      + ` From the stories260K back-to-back run: hill climbing ${counts.hillClimbTrials} trials; PHO ${counts.proxy} (sign ${counts.proxySign > 0 ? '+' : '−'}) on ${counts.proxyRows} of the rows,`
+      + ` From the stories260K back-to-back run: hill climbing ${counts.hillClimbTrials} trials; PHO ${counts.proxy} (sign ${counts.proxySign > 0 ? '+' : '−'})`
+      + (counts.nll ? ` on ${counts.nll.windows} ${counts.nll.on === 'heldout' ? 'held-out' : 'calibration'} windows,` : ` on ${counts.proxyRows} of the rows,`)
       + ` k ∈ {${counts.kSet.join(', ')}}, ${counts.budgetPerK} per k (${counts.phoEvaluations} evaluations there, ${pho.evaluations} here), ${counts.confirmations} confirmations`
       + ` (${counts.confirmStatistics} statistics, ${counts.confirmWindows} ${counts.confirmOn === 'calibration' ? 'held-out calibration' : 'held-out'} windows each).`,
     '',

@@ -20,6 +20,7 @@ type SearchCliOptions = {
   crepeK?: string; config?: string; proxy?: ProxyName; proxySign?: '+1' | '-1'; proxyFrom?: string; giniSubsample?: string;
   crepeVariant?: 'normalized' | 'smooth'; proxyCache?: string; revision?: string; confirmStatistics?: 'dense' | 'sequential';
   confirmOn?: 'heldout' | 'calibration';
+  nllOn?: 'calibration' | 'heldout';
 } & TextsOptions & Partial<Record<'validate' | 'budget' | 'crepeA' | 'sigma0' | 'confirm' | 'confirmWindows' | 'nllWindows' | 'threads' | 'proxyRows' | 'proxyCacheBudget', number>>
   & Partial<Record<'perRow' | 'perMatrix' | 'searchA' | 'overwrite' | 'json', boolean>>;
 
@@ -72,7 +73,8 @@ export function register(program: Command, io: CliIo): void {
     .addOption(new Option('--proxy-sign <sign>', '+1: minimise the proxy; -1: maximise it (default: the validated sign)').choices(['+1', '-1']))
     .option('--proxy-from <validation.json>', 'use the proxy (and sign) that a --validate run found most correlated with PPL')
     .option('--gini-subsample <n>', 'positions per matrix for the Gini index, or "exact" (default 65536)')
-    .option('--nll-windows <n>', 'calibration windows the calib-nll proxy runs on (the first of the statistics windows; default 8)', positiveInt('--nll-windows'))
+    .option('--nll-windows <n>', 'windows the calib-nll proxy runs on (the first of its text; default 8)', positiveInt('--nll-windows'))
+    .addOption(new Option('--nll-on <text>', 'what the calib-nll proxy measures: calibration = the first statistics windows (default); heldout = --eval-ppl\'s first windows, the text hill climbing climbs on').choices(['calibration', 'heldout']))
     .option('--proxy-rows <f>', 'compute the proxy on this fraction of each linear\'s rows (a fixed random subset; default 1); --validate also reports its Spearman ρ with the full proxy', finiteNumber('--proxy-rows'))
     .option('--proxy-cache <dir>', 'proxy cache directory: the dense pass\'s per-linear terms, reused by later searches and validations on the same model and calibration windows, continued after an interruption (default: <out>.proxy-cache)')
     .option('--proxy-cache-budget <MiB>', 'memory for proxy terms kept between candidates, all threads together (default 1024)', nonNegativeInt('--proxy-cache-budget'))
@@ -124,6 +126,7 @@ export function register(program: Command, io: CliIo): void {
       sigma0: opts.sigma0,
       confirm: opts.confirm,
       nllWindows: opts.nllWindows,
+      nllOn: opts.nllOn,
       confirmStatistics: opts.confirmStatistics,
       confirmOn: opts.confirmOn,
       confirmWindows: opts.confirmWindows,

@@ -16,6 +16,7 @@ import { validateTarget, type PruneTarget, type Selection } from '../prune/targe
 import { CREPE_CONFIG_FORMAT, loadCrepeConfig, type CrepeConfigFile } from '../search/crepe-config.ts';
 import { ProxyContext, PROXY_NAMES, type ProxyName, type ProxyOptions } from '../search/proxy.ts';
 import { windowKey } from '../search/proxy-terms.ts';
+import { CALIB_NLL_WINDOWS } from '../search/proxy-e2e.ts';
 import { checkProxyName, defaultProxy } from '../search/proxy-defaults.ts';
 import { confirmationShortlist, confirmOnHeldOut, runPho, type Confirmation, type PhoResult } from '../search/pho.ts';
 import { concatWindows, confirmationWindows } from '../search/auto.ts';
@@ -29,7 +30,7 @@ import { checkOutputDir, pathIsInside, publishOutputDir } from '../io/output-dir
 import { lockOutput, type OutputLock } from '../io/output-lock.ts';
 import { makeDirectory, writingToSync } from '../io/write-error.ts';
 import { scatterSvg } from '../util/svg-scatter.ts';
-import { sha256Bytes, sha256File } from '../util/hash.ts';
+import { sha256Bytes } from '../util/hash.ts';
 import { checkField } from '../util/errors.ts';
 import { checkFields, checkInteger, describeValue, type FieldSpec } from '../util/fields.ts';
 import {
@@ -69,8 +70,13 @@ export interface SearchRequest extends EngineRequest, RunControl, TextsRequest, 
   proxyFrom?: string;
   /** Positions per matrix for the Gini index, or null for the exact index (default 65536). */
   giniSubsample?: number | null;
-  /** Calibration windows calib-nll runs on (the first of the statistics windows; default 8). */
+  /** Windows calib-nll runs on (the first of the statistics windows, or of `evalText` with nllOn 'heldout'; default 8). */
   nllWindows?: number;
+  /**
+   * What calib-nll measures: 'calibration' (default) the first statistics windows; 'heldout' the
+   * first windows of `evalText`, the text hill climbing climbs on (so PHO sees what it sees).
+   */
+  nllOn?: 'calibration' | 'heldout';
   /** Fraction of each linear's rows the proxies are computed on, in (0, 1] (default 1). */
   proxyRows?: number;
   /**
@@ -148,10 +154,19 @@ function writeOutputs(outDir: string, files: Record<string, string>, overwrite: 
 
 const json = (value: unknown): string => `${JSON.stringify(value, null, 2)}\n`;
 
-/** sha256 over the sha256 of every weight file of the model (sorted by name): what the proxy cache is keyed on. */
-function modelWeightsSha256(model: ModelCheckpoint): string {
-  const files = [...new Set(model.weights.names().map((name) => model.weights.info(name).file))].sort();
-  return sha256Bytes(files.map((file) => `${path.basename(file)}:${sha256File(file)}`).join('\n'));
+/**
+ * The model's weight files read once: every stored value checked finite (the search's later reads
+ * then skip that scan) and each file hashed. Returns the sha256 over `name:sha256` of every weight
+ * file, sorted by name (what the proxy cache is keyed on), and the sha256 of the file of the first
+ * tensor (the one the configuration's provenance records).
+ */
+function hashWeights(model: ModelCheckpoint): { all: string; first: string } {
+  const hashes = model.hashAndCheckFinite();
+  const files = Object.keys(hashes).sort();
+  return {
+    all: sha256Bytes(files.map((file) => `${file}:${hashes[file]}`).join('\n')),
+    first: hashes[path.basename(model.weights.info(model.weights.names()[0]).file)],
+  };
 }
 
 /** Peak resident memory of this process so far (workers included: they are threads), in bytes. */
@@ -161,13 +176,13 @@ const SEARCH_FIELDS: FieldSpec<SearchRequest> = {
   ...CONTROL_FIELDS, ...ENGINE_FIELDS, ...HUB_FIELDS, ...TEXTS_FIELDS,
   model: 'checked', out: 'checked', overwrite: 'flag', strategy: 'checked', validate: 'checked', target: 'checked', selection: 'checked',
   kSet: 'checked', crepeConfig: 'checked', budget: 'checked', proxy: 'checked', proxySign: 'checked', proxyFrom: 'checked',
-  giniSubsample: 'nullable', nllWindows: 'checked', proxyRows: 'checked', proxyCache: 'checked', proxyCacheBudget: 'checked', searchA: 'flag',
+  giniSubsample: 'nullable', nllWindows: 'checked', nllOn: 'checked', proxyRows: 'checked', proxyCache: 'checked', proxyCacheBudget: 'checked', searchA: 'flag',
   crepe: 'checked', sigma0: 'checked', confirm: 'checked', confirmStatistics: 'checked', confirmOn: 'checked', confirmWindows: 'checked',
 };
 const SEARCH_CREPE_FIELDS: FieldSpec<NonNullable<SearchRequest['crepe']>> = { a: 'checked', variant: 'checked' };
 
 /** Request fields of PHO's proxy and CMA-ES, which hill climbing does not use. */
-const PHO_ONLY = ['sigma0', 'confirm', 'proxy', 'proxySign', 'proxyFrom', 'proxyRows', 'giniSubsample', 'nllWindows', 'proxyCache', 'proxyCacheBudget'] as const;
+const PHO_ONLY = ['sigma0', 'confirm', 'proxy', 'proxySign', 'proxyFrom', 'proxyRows', 'giniSubsample', 'nllWindows', 'nllOn', 'proxyCache', 'proxyCacheBudget'] as const;
 
 /** The request's search options, validated, with their defaults. */
 function searchOptions(request: SearchRequest) {
@@ -188,6 +203,8 @@ function searchOptions(request: SearchRequest) {
   // Held-out calibration windows: the draw continues by 4× as many (room for windows that overlap).
   const calibrationConfirm = confirm > 0 && confirmOn === 'calibration' ? request.confirmWindows ?? DEFAULT_CALIBRATION_CONFIRM_WINDOWS : 0;
   if (request.nllWindows !== undefined) checkInteger('nllWindows', request.nllWindows, 1);
+  const nllOn = request.nllOn ?? 'calibration';
+  checkField(nllOn === 'calibration' || nllOn === 'heldout', 'nllOn', `must be "calibration" or "heldout", got ${JSON.stringify(nllOn)}`);
   const giniSubsample = request.giniSubsample === undefined ? 65536 : request.giniSubsample;
   if (giniSubsample !== null) checkInteger('giniSubsample', giniSubsample, 1);
   if (request.crepe !== undefined) checkFields(request.crepe, SEARCH_CREPE_FIELDS, 'crepe');
@@ -209,7 +226,7 @@ function searchOptions(request: SearchRequest) {
   }
   if (request.confirmWindows !== undefined) checkField(confirm > 0, 'confirmWindows', 'applies to confirm only (the windows each confirmation trial measures)');
   const space: SearchSpace = { searchA: Boolean(request.searchA), fixedA: a, variant };
-  return { strategy, budget, sigma0, confirm, confirmStatistics, confirmOn, calibrationConfirm, giniSubsample, space, selection, proxyRows, proxyCacheBudget };
+  return { strategy, budget, sigma0, confirm, confirmStatistics, confirmOn, calibrationConfirm, nllOn, giniSubsample, space, selection, proxyRows, proxyCacheBudget };
 }
 
 function kSetOf(request: SearchRequest, start: CrepeParams | undefined): number[] {
@@ -224,13 +241,14 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
   checkRequest(request, SEARCH_FIELDS);
   const engine = engineOptions(request);
   const target = validateTarget(request.target, 'target');
-  const { strategy, budget, sigma0, confirm, confirmStatistics, confirmOn, calibrationConfirm, giniSubsample, space, selection, proxyRows, proxyCacheBudget } = searchOptions(request);
+  const { strategy, budget, sigma0, confirm, confirmStatistics, confirmOn, calibrationConfirm, nllOn, giniSubsample, space, selection, proxyRows, proxyCacheBudget } = searchOptions(request);
   const counts = checkTextsRequest(request);
   const start = request.crepeConfig !== undefined ? loadCrepeConfig(request.crepeConfig) : undefined;
   if (start) checkField(start.alpha > 0, 'crepeConfig', `${request.crepeConfig}: "alpha" must be positive to start a search (the search runs over ratios to alpha)`);
   const kSet = kSetOf(request, start);
   const needsHeldOut = strategy === 'hillclimb' || request.validate !== undefined || (confirm > 0 && confirmOn === 'heldout');
   if (needsHeldOut) checkField(request.evalText !== undefined, 'evalText', 'is needed: hill climbing, validate and confirm (unless on held-out calibration windows) measure real perplexity on held-out text');
+  if (nllOn === 'heldout') checkField(request.evalText !== undefined, 'nllOn', 'heldout needs evalText (calib-nll is then measured on its first windows)');
   const measured = request.proxyFrom !== undefined ? proxyFromValidation(request.proxyFrom) : null;
   if (request.proxyCache !== undefined) {
     // An empty name would resolve to the working directory.
@@ -259,6 +277,9 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
     const fallback = defaultProxy(target);
     const proxy = request.proxy ?? measured?.proxy ?? fallback.name;
     const sign: 1 | -1 = request.proxySign ?? (measured && measured.proxy === proxy ? measured.sign : proxy === fallback.name ? fallback.sign : 1);
+    if (request.validate === undefined) {
+      for (const field of ['nllOn', 'nllWindows'] as const) checkField(request[field] === undefined || proxy === 'calib-nll', field, `applies to the calib-nll proxy only (this search's proxy is ${proxy})`);
+    }
     // output-error needs every layer's XᵀX; affordable for small models only.
     const gramsFit = ProxyContext.gramBytes(spec) <= GRAM_BUDGET_BYTES;
     if (proxy === 'output-error') {
@@ -272,6 +293,7 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
     if (heldCalibration) {
       checkField(heldCalibration.windows.length > 0, 'confirmOn', `the calibration text has no window beyond the ${nsamples} statistics windows for the held-out confirmation`);
     }
+    const weightsSha256 = hashWeights(model);
     const proxyOptions: ProxyOptions = { target, selection, giniSubsample, seed, rows: proxyRows };
     const calibrationSettings = { file: path.resolve(request.calib), sha256: '', nsamples, seqlen, seed };
     const settingsFor = (params: CrepeParams): PruneSettings => pruneSettings({ method: 'crepe', target, selection, crepe: params, calibration: calibrationSettings });
@@ -286,11 +308,12 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
         cacheDir: path.resolve(request.proxyCache ?? `${outDir}.proxy-cache`),
         cacheBudgetBytes: proxyCacheBudget * 2 ** 20,
         threads: request.threads ?? os.availableParallelism(),
-        modelSha256: modelWeightsSha256(model),
+        modelSha256: weightsSha256.all,
         calibrationFile: path.resolve(request.calib),
         calibrationSeed: seed,
         withGram,
         nllWindows: request.nllWindows,
+        nllText: nllOn === 'heldout' && heldOut ? { tokens: heldOut.tokens, seqlen: heldOut.seqlen } : undefined,
         windows: kSet.map((k) => windowKey({ k, variant: space.variant, a: space.fixedA })),
         progress,
       });
@@ -302,7 +325,7 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
     };
     const provenanceBase = {
       model: path.resolve(request.model),
-      modelSha256: sha256File(model.weights.info(model.weights.names()[0]).file),
+      modelSha256: weightsSha256.first,
       calibration: { file: path.resolve(request.calib), nsamples, seqlen, seed },
       target,
       selection,
@@ -391,6 +414,7 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
             ? 'given (proxySign)'
             : measured && measured.proxy === proxy ? path.resolve(request.proxyFrom ?? '') : proxy === fallback.name ? `default: ${fallback.evidence}` : 'default (+1)',
           proxyValue: result.best.proxies[proxy],
+          ...(proxy === 'calib-nll' ? { nllOn, nllWindows: request.nllWindows ?? CALIB_NLL_WINDOWS } : {}),
           kSet,
           budgetPerK: budget,
           evaluations: result.candidates.length,

@@ -118,3 +118,27 @@ test('old flag spellings still work as hidden aliases: eval --ppl, search --k/--
   const help = await runCli(['search', '--help']);
   for (const old of ['--k ', '--a ', '--variant', '--heldout']) assert.ok(!help.stdout.includes(old), `${old} is hidden from --help`);
 });
+
+test('search --nll-on heldout: calib-nll on --eval-ppl\'s first windows, the same number a dense confirmation on them measures; refused without --eval-ppl or for another proxy', async () => {
+  const out = path.join(scratchDir('nll-on'), 'search');
+  const heldout = ['--eval-ppl', WIKITEXT_TEST, '--eval-seqlen', '64'];
+  const result = await runCli(['search', model, '--sparsity', '0.5', '--proxy', 'calib-nll', '--nll-on', 'heldout', '--nll-windows', '3', '--crepe-k', '3', '--budget', '4',
+    '--confirm', '1', '--confirm-statistics', 'dense', '--confirm-windows', '3', ...heldout, ...quick, '--out', out]);
+  assert.equal(result.status, 0, result.stderr);
+  const config = JSON.parse(readFileSync(path.join(out, 'crepe-config.json'), 'utf8'));
+  assert.equal(config.provenance.nllOn, 'heldout');
+  assert.equal(config.provenance.nllWindows, 3);
+  const log = JSON.parse(readFileSync(path.join(out, 'search-log.json'), 'utf8'));
+  // The best candidate's calib-nll is the mean NLL of the same pruned model on the same 3 windows: log of its confirmation PPL.
+  const confirmed = config.provenance.confirmations.find((c: { source: string }) => c.source === 'pho');
+  const best = log.bestPerK[0];
+  assert.equal(confirmed.beta, best.params.beta);
+  assert.ok(Math.abs(Math.log(confirmed.heldoutPpl) - best.objective) < 1e-9, `${Math.log(confirmed.heldoutPpl)} vs ${best.objective}`);
+
+  const refused = await runCli(['search', model, '--sparsity', '0.5', '--proxy', 'calib-nll', '--nll-on', 'heldout', '--budget', '2', ...quick, '--out', path.join(scratchDir('nll-on-bad'), 'x')]);
+  assert.equal(refused.status, 2);
+  assert.match(refused.stderr, /^crepe: --nll-on heldout needs --eval-ppl \(calib-nll is then measured on its first windows\)$/m);
+  const otherProxy = await runCli(['search', model, '--sparsity', '0.5', '--proxy', 'gini-ref', '--nll-on', 'heldout', '--budget', '2', ...heldout, ...quick, '--out', path.join(scratchDir('nll-on-bad'), 'y')]);
+  assert.equal(otherProxy.status, 2);
+  assert.match(otherProxy.stderr, /^crepe: --nll-on applies to the calib-nll proxy only \(this search's proxy is gini-ref\)/);
+});
