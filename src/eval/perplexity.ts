@@ -10,8 +10,8 @@
  * plus the group's activations, whatever the model size.
  */
 import { checkModelSource, type AsyncBlockModel, type ModelSource } from '../model/source.ts';
-import { checkSeqlen, checkTokenIds, type ModelSpec } from '../model/spec.ts';
-import { ropeTables } from '../model/rope.ts';
+import { checkSeqlen, checkTokenIds, type BlockWeights, type ModelSpec } from '../model/spec.ts';
+import { ropeTables, type RopeTables } from '../model/rope.ts';
 import { BlockEngine } from '../engine/block-engine.ts';
 import { HeadEngine } from '../engine/head-engine.ts';
 import { ModelEngine } from '../engine/model-engine.ts';
@@ -147,49 +147,23 @@ async function layerMajorNll(model: ModelSource | AsyncBlockModel, tokens: Int32
   const rope = ropeTables(spec, seqlen);
   const blockEngine = opts.engines?.block ?? await BlockEngine.create(spec, seqlen, { ...opts, stats: 'none' });
   const headEngine = opts.engines?.head ?? await HeadEngine.create(spec, seqlen, { ...opts, output: 'nll' });
-  const windowSize = seqlen * spec.hiddenSize;
   const batchSize = blockEngine.maxBatch;
   // Whole engine batches per group, as many as the activation budget holds (at least one).
   const budget = opts.activationBudgetBytes ?? 1 << 30;
-  const groupSize = batchSize * Math.max(1, Math.floor(budget / (4 * windowSize * batchSize)));
+  const groupSize = batchSize * Math.max(1, Math.floor(budget / (4 * seqlen * spec.hiddenSize * batchSize)));
 
   const embedding = model.readEmbedding();
   const finalNorm = model.readFinalNorm();
   const lmHead = model.readLmHead();
   const windowNll: number[] = [];
   let doneUnits = 0;
-
-  /** Appends the mean next-token NLL of `count` windows from `first`, whose last hidden states are `hidden`. */
-  const headBatch = async (hidden: Float32Array, first: number, count: number): Promise<void> => {
-    const nll = await headEngine.nll(hidden, finalNorm, lmHead, windowTargets(tokens, seqlen, first, count));
-    pushWindowMeans(nll, count, seqlen, windowNll);
-    opts.progress?.update((doneUnits += count), 'head');
-  };
-
   try {
     for (let groupFirst = 0; groupFirst < windows; groupFirst += groupSize) {
-      const groupEnd = Math.min(windows, groupFirst + groupSize);
-      // The group's windows as engine batches: [count·seqlen, hidden] each.
-      const batches: { first: number; count: number; hidden: Float32Array }[] = [];
-      for (let first = groupFirst; first < groupEnd; first += batchSize) {
-        const count = Math.min(batchSize, groupEnd - first);
-        batches.push({ first, count, hidden: embed(tokens.subarray(first * seqlen, (first + count) * seqlen), embedding, spec.hiddenSize) });
-      }
+      const pass = new WindowPass(tokens, seqlen, groupFirst, Math.min(windows, groupFirst + groupSize), embedding, spec.hiddenSize, batchSize);
       for (let layer = 0; layer < spec.numLayers; layer++) {
-        // The group's runs of this layer take its weights in the form that suits their number (BlockEngine.withWeights).
-        await blockEngine.withWeights(await model.readBlock(layer), groupEnd - groupFirst, async (weights) => {
-          for (const batch of batches) {
-            batch.hidden = (await blockEngine.run(batch.hidden, weights, rope)).hidden;
-            opts.progress?.update((doneUnits += batch.count), `layer ${layer + 1}/${spec.numLayers}`);
-          }
-        });
+        await pass.applyBlock(blockEngine, await model.readBlock(layer), rope, (count) => opts.progress?.update((doneUnits += count), `layer ${layer + 1}/${spec.numLayers}`));
       }
-      for (const { first, count, hidden } of batches) {
-        for (let w = 0; w < count; w += headEngine.maxBatch) {
-          const n = Math.min(headEngine.maxBatch, count - w);
-          await headBatch(n === count ? hidden : hidden.slice(w * windowSize, (w + n) * windowSize), first + w, n);
-        }
-      }
+      await pass.finish(headEngine, finalNorm, lmHead, windowNll, (count) => opts.progress?.update((doneUnits += count), 'head'));
     }
   } finally {
     if (!opts.engines) {
@@ -198,4 +172,59 @@ async function layerMajorNll(model: ModelSource | AsyncBlockModel, tokens: Int32
     }
   }
   return windowNll;
+}
+
+/**
+ * Windows [first, end) of a token stream on their way through a model layer-major, as engine
+ * batches of `batchSize` windows: embedded once, then each decoder block applied to every batch in
+ * layer order (`applyBlock`), then the head's NLL (`finish`). Holds the windows' hidden states
+ * ([windows·seqlen, hidden] floats), never weights: a caller that produces the blocks one at a
+ * time (a pruning run) measures its model with one block in memory.
+ */
+export class WindowPass {
+  private readonly batches: { first: number; count: number; hidden: Float32Array }[] = [];
+
+  constructor(
+    private readonly tokens: Int32Array,
+    private readonly seqlen: number,
+    first: number,
+    end: number,
+    embedding: Float32Array,
+    private readonly hiddenSize: number,
+    batchSize: number,
+  ) {
+    for (let at = first; at < end; at += batchSize) {
+      const count = Math.min(batchSize, end - at);
+      this.batches.push({ first: at, count, hidden: embed(tokens.subarray(at * seqlen, (at + count) * seqlen), embedding, hiddenSize) });
+    }
+  }
+
+  /** Bytes of hidden states a pass over `windows` windows holds. */
+  static bytes(windows: number, seqlen: number, hiddenSize: number): number {
+    return 4 * windows * seqlen * hiddenSize;
+  }
+
+  /** Runs every batch through one block (its weights in the form that suits their number: BlockEngine.withWeights). */
+  async applyBlock(engine: BlockEngine, weights: BlockWeights, rope: RopeTables, onBatch?: (windows: number) => void): Promise<void> {
+    const windows = this.batches.reduce((sum, b) => sum + b.count, 0);
+    await engine.withWeights(weights, windows, async (form) => {
+      for (const batch of this.batches) {
+        batch.hidden = (await engine.run(batch.hidden, form, rope)).hidden;
+        onBatch?.(batch.count);
+      }
+    });
+  }
+
+  /** Appends each window's mean next-token NLL to `out`, in window order. */
+  async finish(engine: HeadEngine, finalNorm: Float32Array, lmHead: Float32Array, out: number[], onWindows?: (windows: number) => void): Promise<void> {
+    const windowSize = this.seqlen * this.hiddenSize;
+    for (const { first, count, hidden } of this.batches) {
+      for (let w = 0; w < count; w += engine.maxBatch) {
+        const n = Math.min(engine.maxBatch, count - w);
+        const nll = await engine.nll(n === count ? hidden : hidden.slice(w * windowSize, (w + n) * windowSize), finalNorm, lmHead, windowTargets(this.tokens, this.seqlen, first + w, n));
+        pushWindowMeans(nll, n, this.seqlen, out);
+        onWindows?.(n);
+      }
+    }
+  }
 }
