@@ -4,6 +4,7 @@
  * validation"): the sign is that of the measured Spearman correlation between the proxy and
  * held-out perplexity. Nothing here loads the engine, so the command line can list the names.
  */
+import { LINEAR_NAMES, linearShape, type ModelSpec } from '../model/spec.ts';
 import { checkField } from '../util/errors.ts';
 import { describeValue } from '../util/fields.ts';
 
@@ -35,14 +36,40 @@ export interface ProxyChoice {
 }
 
 /**
+ * The most forward-pass work a search may spend on calib-nll for it to be the default: 10¹⁴ FLOPs,
+ * about 10 minutes on two CPU cores. Beyond it (from about 10⁸ weights at the default budget of
+ * 300 candidates with 8 windows of 256 tokens, 10⁷ with windows of 2048) the forward passes would
+ * make PHO a matter of hours, the cost it exists to avoid.
+ */
+export const CALIB_NLL_DEFAULT_MAX_FLOPS = 1e14;
+
+/** FLOPs of calib-nll's forward passes over a whole search: 2 per weight of the linears and the head, per token, per candidate. */
+export function calibNllSearchFlops(spec: ModelSpec, tokensPerCandidate: number, candidates: number): number {
+  let weights = spec.vocabSize * spec.hiddenSize;
+  for (const name of LINEAR_NAMES) {
+    const [dOut, dIn] = linearShape(spec, name);
+    weights += spec.numLayers * dOut * dIn;
+  }
+  return 2 * weights * tokensPerCandidate * candidates;
+}
+
+/**
  * PHO's proxy for a target when none is named: the one with the strongest Spearman ρ with held-out
  * PPL in that target's validation (stories260K, 32 random configurations, C4 32 × 256 seed 0, PTB
  * valid), with the sign of that ρ. Unstructured sparsities up to 55 % use the 50 % validation,
- * higher ones the 60 % validation, N:M patterns the 2:4 validation.
+ * higher ones the 60 % validation, N:M patterns the 2:4 validation. Where that is calib-nll and
+ * its forward passes would cost the search more than CALIB_NLL_DEFAULT_MAX_FLOPS
+ * (`calibNllFlops`), the per-linear pruned-mass instead, which needs no forward pass.
  */
-export function defaultProxy(target: { kind: 'unstructured'; sparsity: number } | { kind: 'nm'; n: number; m: number }): ProxyChoice {
-  if (target.kind === 'nm') return DEFAULT_PROXY_2_4;
-  return target.sparsity <= 0.55 ? DEFAULT_PROXY_50 : DEFAULT_PROXY_60;
+export function defaultProxy(target: { kind: 'unstructured'; sparsity: number } | { kind: 'nm'; n: number; m: number }, calibNllFlops = 0): ProxyChoice {
+  const validated = target.kind === 'nm' ? DEFAULT_PROXY_2_4 : target.sparsity <= 0.55 ? DEFAULT_PROXY_50 : DEFAULT_PROXY_60;
+  if (validated.name !== 'calib-nll' || calibNllFlops <= CALIB_NLL_DEFAULT_MAX_FLOPS) return validated;
+  const fallback = target.kind === 'nm' ? PER_LINEAR_2_4 : PER_LINEAR_50;
+  return {
+    ...fallback,
+    evidence: `${fallback.evidence}; calib-nll (${validated.evidence}) would spend ${(calibNllFlops / 1e12).toFixed(0)} TFLOP on forward passes in this search, `
+      + `more than the ${CALIB_NLL_DEFAULT_MAX_FLOPS / 1e12} TFLOP a default may`,
+  };
 }
 
 const DEFAULT_PROXY_50: ProxyChoice = { name: 'calib-nll', sign: 1, evidence: '50 % validation: calib-nll Spearman ρ +0.81 [0.56, 0.94] (gini-ref +0.59)' };
@@ -51,3 +78,7 @@ const DEFAULT_PROXY_60: ProxyChoice = { name: 'pruned-mass', sign: 1, evidence: 
 // as much with the calibration draw as across configurations). calib-nll ties gini-own on ρ and is
 // the only proxy whose Spearman and Pearson agree in sign with an interval of r above zero.
 const DEFAULT_PROXY_2_4: ProxyChoice = { name: 'calib-nll', sign: 1, evidence: '2:4 validation: calib-nll Spearman ρ +0.29 [−0.10, 0.60], Pearson r +0.44 [0.02, 0.69]' };
+// Where calib-nll costs too much: pruned-mass, the per-linear proxy with the strongest ρ at 50 % (and
+// the default above 55 %). At 2:4 no per-linear proxy tracks PPL (every interval spans 0).
+const PER_LINEAR_50: ProxyChoice = { name: 'pruned-mass', sign: 1, evidence: '50 % validation: pruned-mass Spearman ρ +0.60 [0.25, 0.83], the strongest per-linear proxy' };
+const PER_LINEAR_2_4: ProxyChoice = { name: 'pruned-mass', sign: 1, evidence: '2:4 validation: no per-linear proxy significant (pruned-mass Spearman ρ −0.08 [−0.41, 0.28], Pearson r +0.35 [−0.42, 0.61])' };

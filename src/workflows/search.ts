@@ -17,7 +17,7 @@ import { CREPE_CONFIG_FORMAT, loadCrepeConfig, type CrepeConfigFile } from '../s
 import { ProxyContext, PROXY_NAMES, type ProxyName, type ProxyOptions } from '../search/proxy.ts';
 import { windowKey } from '../search/proxy-terms.ts';
 import { CALIB_NLL_WINDOWS } from '../search/proxy-e2e.ts';
-import { checkProxyName, defaultProxy } from '../search/proxy-defaults.ts';
+import { calibNllSearchFlops, checkProxyName, defaultProxy } from '../search/proxy-defaults.ts';
 import { confirmationShortlist, confirmOnHeldOut, runPho, type Confirmation, type PhoResult } from '../search/pho.ts';
 import { concatWindows, confirmationWindows } from '../search/auto.ts';
 import { runHillClimb } from '../search/hillclimb.ts';
@@ -274,8 +274,12 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
     const { spec } = model;
     const plan = planTexts(request, spec, counts);
     const { nsamples, seqlen, seed } = plan;
-    const fallback = defaultProxy(target);
+    const nllTokens = (nllOn === 'heldout' ? plan.evalSeqlen : seqlen) * Math.min(request.nllWindows ?? CALIB_NLL_WINDOWS, nllOn === 'heldout' ? Infinity : nsamples);
+    const fallback = defaultProxy(target, calibNllSearchFlops(spec, nllTokens, budget * kSet.length));
     const proxy = request.proxy ?? measured?.proxy ?? fallback.name;
+    if (proxy === fallback.name && request.proxy === undefined && !measured && fallback.name !== defaultProxy(target).name) {
+      request.onProgress?.({ kind: 'note', stage: 'proxy', done: 0, total: 0, detail: `proxy ${fallback.name}: ${fallback.evidence} (--proxy calib-nll to use it anyway)` });
+    }
     const sign: 1 | -1 = request.proxySign ?? (measured && measured.proxy === proxy ? measured.sign : proxy === fallback.name ? fallback.sign : 1);
     if (request.validate === undefined) {
       for (const field of ['nllOn', 'nllWindows'] as const) checkField(request[field] === undefined || proxy === 'calib-nll', field, `applies to the calib-nll proxy only (this search's proxy is ${proxy})`);
