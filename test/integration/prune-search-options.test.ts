@@ -1,4 +1,4 @@
-/** Options beyond the basics: --exclude, --dsnot-same-sign, --blocksize, search --proxy-from and --config, the hidden old spellings. */
+/** Options beyond the basics: --exclude, --dsnot-same-sign, --blocksize, search --proxy-from, --config and --nll-on, the cost-aware default proxy, the hidden old spellings. */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -141,4 +141,22 @@ test('search --nll-on heldout: calib-nll on --eval-ppl\'s first windows, the sam
   const otherProxy = await runCli(['search', model, '--sparsity', '0.5', '--proxy', 'gini-ref', '--nll-on', 'heldout', '--budget', '2', ...heldout, ...quick, '--out', path.join(scratchDir('nll-on-bad'), 'y')]);
   assert.equal(otherProxy.status, 2);
   assert.match(otherProxy.stderr, /^crepe: --nll-on applies to the calib-nll proxy only \(this search's proxy is gini-ref\)/);
+});
+
+test('search without --proxy: where calib-nll\'s forward passes would cost the search more than 1e14 FLOPs, pruned-mass, with a note saying why', async () => {
+  const { searchCoefficients } = await import('../../src/workflows/search.ts');
+  const notes: string[] = [];
+  // stories260K costs 2 · 259,328 weights (linears and head) · 8 windows · 64 tokens ≈ 2.66e8 FLOPs per candidate: 400,000 candidates pass the bound.
+  const request = {
+    model, out: path.join(scratchDir('default-proxy'), 'x'), target: { kind: 'unstructured' as const, sparsity: 0.5 }, kSet: [3], budget: 400_000,
+    calib: C4_SAMPLE, nsamples: 8, seqlen: 64, threads: 1,
+    onProgress: (event: { kind: string; stage: string; detail?: string }) => {
+      if (event.kind !== 'note' || event.stage !== 'proxy') return;
+      notes.push(event.detail ?? '');
+      throw new Error('stopped after the note');
+    },
+  };
+  await assert.rejects(searchCoefficients(request), /stopped after the note/);
+  assert.equal(notes.length, 1);
+  assert.match(notes[0], /^proxy pruned-mass: 50 % validation: pruned-mass Spearman ρ \+0\.60 .*; calib-nll \(50 % validation: calib-nll .*\) would spend 106 TFLOP on forward passes in this search, more than the 100 TFLOP a default may \(--proxy calib-nll to use it anyway\)$/);
 });
