@@ -21,6 +21,7 @@ type SearchCliOptions = {
   crepeVariant?: 'normalized' | 'smooth'; proxyCache?: string; revision?: string; confirmStatistics?: 'dense' | 'sequential';
   confirmOn?: 'heldout' | 'calibration';
   nllOn?: 'calibration' | 'heldout';
+  proxyStatistics?: 'dense' | 'start';
 } & TextsOptions & Partial<Record<'validate' | 'budget' | 'crepeA' | 'sigma0' | 'confirm' | 'confirmWindows' | 'nllWindows' | 'threads' | 'proxyRows' | 'proxyCacheBudget', number>>
   & Partial<Record<'perRow' | 'perMatrix' | 'searchA' | 'overwrite' | 'json', boolean>>;
 
@@ -76,6 +77,7 @@ export function register(program: Command, io: CliIo): void {
     .option('--nll-windows <n>', 'windows the calib-nll proxy runs on (the first of its text; default 8)', positiveInt('--nll-windows'))
     .addOption(new Option('--nll-on <text>', 'what the calib-nll proxy measures: calibration = the first statistics windows (default); heldout = --eval-ppl\'s first windows, the text hill climbing climbs on').choices(['calibration', 'heldout']))
     .option('--proxy-rows <f>', 'compute the proxy on this fraction of each linear\'s rows (a fixed random subset; default 1); --validate also reports its Spearman ρ with the full proxy', finiteNumber('--proxy-rows'))
+    .addOption(new Option('--proxy-statistics <s>', 'the input statistics candidates are pruned with inside PHO: dense = the dense model\'s (default); start = the model pruned layer by layer by the start configuration, nearer to what a real prune sees').choices(['dense', 'start']))
     .option('--proxy-cache <dir>', 'proxy cache directory: the dense pass\'s per-linear terms, reused by later searches and validations on the same model and calibration windows, continued after an interruption (default: <out>.proxy-cache)')
     .option('--proxy-cache-budget <MiB>', 'memory for proxy terms kept between candidates, all threads together (default 1024)', nonNegativeInt('--proxy-cache-budget'))
     .option('--search-a', 'also search the activation exponent a')
@@ -127,6 +129,7 @@ export function register(program: Command, io: CliIo): void {
       confirm: opts.confirm,
       nllWindows: opts.nllWindows,
       nllOn: opts.nllOn,
+      proxyStatistics: opts.proxyStatistics,
       confirmStatistics: opts.confirmStatistics,
       confirmOn: opts.confirmOn,
       confirmWindows: opts.confirmWindows,

@@ -118,8 +118,9 @@ export interface DenseLinear {
 /**
  * One pass of the calibration windows through the DENSE model (OWL's outlier pass, PHO's cached
  * statistics): each layer's linears are handed to `visit` with their input statistics, then the
- * dense block makes the next layer's inputs. `from` continues a pass: `firstLayer` with `inputs`
- * being that layer's inputs, and `onInputs` receives each next layer's inputs (to save them).
+ * dense block makes the next layer's inputs (or the block `from.nextWeights` makes of it: a model
+ * pruned layer by layer). `from` continues a pass: `firstLayer` with `inputs` being that layer's
+ * inputs, and `onInputs` receives each next layer's inputs (to save them).
  */
 export async function forEachDenseLayer(
   model: Pick<ModelSource, 'spec' | 'readBlock'>,
@@ -128,21 +129,27 @@ export async function forEachDenseLayer(
   engines: { stats: BlockEngine; plain: BlockEngine },
   withGram: boolean,
   visit: (layer: number, linears: DenseLinear[]) => void | Promise<void>,
-  from: { firstLayer?: number; onInputs?: (layer: number, inputs: Float32Array[]) => Promise<void> } = {},
+  from: {
+    firstLayer?: number;
+    onInputs?: (layer: number, inputs: Float32Array[]) => Promise<void>;
+    /** The weights that make the next layer's inputs from this layer's (default: the dense block). */
+    nextWeights?: (layer: number, weights: BlockWeights, linears: DenseLinear[]) => BlockWeights;
+  } = {},
 ): Promise<void> {
   const { spec } = model;
   let hidden = inputs;
   for (let layer = from.firstLayer ?? 0; layer < spec.numLayers; layer++) {
     const weights = model.readBlock(layer);
     const stats = await collectStatistics(spec, engines.stats, hidden, weights, rope, ['qkv', 'o', 'gateup', 'down'], withGram);
-    await visit(layer, LINEAR_NAMES.map((name) => {
+    const linears = LINEAR_NAMES.map((name) => {
       const [dOut, dIn] = linearShape(spec, name);
       const groupStats = stats.get(LINEAR_INPUT_GROUP[name]);
       invariant(groupStats, () => `no statistics for ${name}`);
       return { name, dOut, dIn, weight: weights[`${name}.weight`], stats: groupStats };
-    }));
+    });
+    await visit(layer, linears);
     if (layer + 1 < spec.numLayers) {
-      hidden = await engines.plain.runSequences(hidden, weights, rope);
+      hidden = await engines.plain.runSequences(hidden, from.nextWeights ? from.nextWeights(layer, weights, linears) : weights, rope);
       await from.onInputs?.(layer + 1, hidden);
     }
   }

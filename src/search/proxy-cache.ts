@@ -23,6 +23,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { atomicWriteJson, withAtomicFile } from '../io/atomic.ts';
 import type { LinearName, ModelSpec } from '../model/spec.ts';
+import type { CrepeParams } from '../prune/scores/crepe.ts';
+import type { PruneTarget, Selection } from '../prune/settings.ts';
 import { UserError, checkField } from '../util/errors.ts';
 import type { LinearTerms, WindowKey, WindowPrecision, WindowTerm } from './proxy-terms.ts';
 
@@ -43,6 +45,15 @@ export interface CacheIdentity {
   device: string;
   grams: boolean;
   windowPrecision: WindowPrecision;
+  /** Present when the statistics are those of a model pruned layer by layer (ProxyContextOptions.statisticsFrom), absent for the dense model's. */
+  statisticsFrom?: StatisticsFrom;
+}
+
+/** The configuration whose layer-by-layer prune the statistics follow, with the target and selection it prunes to. */
+export interface StatisticsFrom {
+  params: CrepeParams;
+  target: PruneTarget;
+  selection: Selection;
 }
 
 export interface Manifest {

@@ -16,12 +16,13 @@ import { HeadEngine } from '../engine/head-engine.ts';
 import { embedWindows } from '../engine/forward.ts';
 import { MAX_THREADS, checkEngineOptions, type EngineOptions } from '../engine/session.ts';
 import { ropeTables } from '../model/rope.ts';
-import { LINEAR_NAMES, checkSeqlen, checkTokenIds, checkWindows, linearShape, type ModelSpec } from '../model/spec.ts';
-import { forEachDenseLayer } from '../prune/calibration-stats.ts';
+import { LINEAR_NAMES, checkSeqlen, checkTokenIds, checkWindows, linearShape, type BlockWeights, type ModelSpec } from '../model/spec.ts';
+import { forEachDenseLayer, type DenseLinear } from '../prune/calibration-stats.ts';
+import { applyMask, checkMaskTarget, selectMask } from '../prune/mask.ts';
 import type { BlockSource } from '../prune/layer-loop.ts';
 import { checkBlockSource, type ModelSource } from '../model/source.ts';
 import type { LinearName } from '../model/spec.ts';
-import { resolveCrepeParams, type CrepeParams } from '../prune/scores/crepe.ts';
+import { crepeScores, resolveCrepeParams, type CrepeParams } from '../prune/scores/crepe.ts';
 import { windowsSha256 } from '../data/calibration.ts';
 import { checkProgress, type Progress } from '../util/progress.ts';
 import { check, checkField } from '../util/errors.ts';
@@ -30,7 +31,7 @@ import { crepeVersion } from '../util/version.ts';
 import { lockOutput, type OutputLock } from '../io/output-lock.ts';
 import {
   CACHE_FORMAT, hiddenFile, openCacheDir, readArrays, termsFile, writeArrays, writeManifest,
-  type CacheIdentity, type Manifest, type Unit,
+  type CacheIdentity, type Manifest, type StatisticsFrom, type Unit,
 } from './proxy-cache.ts';
 import { LINEAR_PROXY_NAMES, PROXIES, PROXY_NAMES, checkProxyOptions, type LinearProxyName, type ProxyName, type ProxyOptions } from './proxy-measures.ts';
 import { checkProxyName, isLinearProxy } from './proxy-defaults.ts';
@@ -71,6 +72,13 @@ export interface ProxyContextOptions {
    * `seqlen` tokens): the text a hill climb would climb on, for a search that sees what it sees.
    */
   nllText?: { tokens: Int32Array; seqlen: number };
+  /**
+   * Take each layer's input statistics from the model pruned layer by layer by this configuration
+   * (each layer's inputs made by the layers before it, pruned from their own statistics, as a prune
+   * with it makes them) instead of from the dense model: nearer to the statistics a real prune of a
+   * nearby candidate sees (RESULTS.md, "Diagnosis 3"). Part of the cache's identity.
+   */
+  statisticsFrom?: StatisticsFrom;
   /** Neighbourhood terms to prepare with the cache; others are added when a candidate needs them. */
   windows: WindowKey[];
   windowPrecision?: WindowPrecision;
@@ -88,7 +96,7 @@ export interface CacheReport {
 }
 
 const CONTEXT_OPTIONS: readonly (keyof ProxyContextOptions)[] = [
-  'cacheDir', 'cacheBudgetBytes', 'threads', 'modelSha256', 'calibrationFile', 'calibrationSeed', 'withGram', 'nllWindows', 'nllText', 'windows', 'windowPrecision', 'progress',
+  'cacheDir', 'cacheBudgetBytes', 'threads', 'modelSha256', 'calibrationFile', 'calibrationSeed', 'withGram', 'nllWindows', 'nllText', 'statisticsFrom', 'windows', 'windowPrecision', 'progress',
 ];
 const WINDOW_PRECISIONS: readonly WindowPrecision[] = ['float32', 'float64'];
 
@@ -117,6 +125,11 @@ function checkOpenArguments(model: unknown, windows: unknown, seqlen: unknown, e
     checkSeqlen('opts.nllText.seqlen', opts.nllText.seqlen, model.spec);
     checkTokenIds('opts.nllText.tokens', opts.nllText.tokens, model.spec);
     checkField(opts.nllText.tokens.length >= opts.nllText.seqlen, 'opts.nllText.tokens', () => `holds ${opts.nllText!.tokens.length} tokens, fewer than one window of ${opts.nllText!.seqlen}`);
+  }
+  if (opts.statisticsFrom !== undefined) {
+    checkKnownFields(opts.statisticsFrom, 'opts.statisticsFrom', ['params', 'target', 'selection']);
+    resolveCrepeParams(opts.statisticsFrom.params, { field: 'opts.statisticsFrom.params' });
+    checkMaskTarget(opts.statisticsFrom.target, opts.statisticsFrom.selection);
   }
   checkField(Array.isArray(opts.windows), 'opts.windows', () => `must list the neighbourhood terms to prepare (window keys), got ${describeValue(opts.windows)}`);
   opts.windows.forEach((key, i) => {
@@ -191,6 +204,7 @@ export class ProxyContext {
       device: engine.device ?? 'cpu',
       grams: opts.withGram,
       windowPrecision,
+      ...(opts.statisticsFrom ? { statisticsFrom: { ...opts.statisticsFrom, params: resolveCrepeParams(opts.statisticsFrom.params, { field: 'opts.statisticsFrom.params' }) } } : {}),
     };
     const dir = opts.cacheDir;
     const lock = lockOutput(dir, (message) => opts.progress?.log(message));
@@ -411,15 +425,16 @@ async function buildCache(
 ): Promise<number> {
   const { spec } = model;
   const dir = opts.cacheDir;
-  const firstLayer = Math.min(spec.numLayers, firstMissingLayer(dir, units));
+  const missing = Math.min(spec.numLayers, firstMissingLayer(dir, units));
   const rope = ropeTables(spec, seqlen);
   const statsEngine = await BlockEngine.create(spec, seqlen, { ...engine, stats: opts.withGram ? 'full' : 'sqnorm' });
   const plainEngine = await BlockEngine.create(spec, seqlen, { ...engine, stats: 'none' });
   const buildWindows = opts.windows.filter((key, i) => opts.windows.findIndex((other) => sameWindow(other, key)) === i);
   let layersBuilt = 0;
   try {
-    if (firstLayer < spec.numLayers) {
-      const inputs = await layerInputs(model, windows, seqlen, firstLayer, dir, plainEngine, rope);
+    if (missing < spec.numLayers) {
+      // Inputs of a pruned model cannot be carried through dense blocks: without the saved inputs of the layer, its build starts over.
+      const { hidden: inputs, layer: firstLayer } = await layerInputs(model, windows, seqlen, missing, dir, opts.statisticsFrom ? null : plainEngine, rope);
       await forEachDenseLayer(model, inputs, rope, { stats: statsEngine, plain: plainEngine }, opts.withGram, async (layer, dense) => {
         const started = performance.now();
         await pool.build(dense.map(({ name, weight, stats }) => ({
@@ -432,6 +447,7 @@ async function buildCache(
         opts.progress?.update(layer + 1, `dense statistics, layer ${layer}`);
       }, {
         firstLayer,
+        nextWeights: opts.statisticsFrom ? prunedBlock(opts.statisticsFrom) : undefined,
         onInputs: async (layer, hidden) => {
           await writeArrays(hiddenFile(dir), { kind: 'hidden', layer }, Object.fromEntries(hidden.map((h, i) => [`window${i}`, h])));
         },
@@ -449,9 +465,27 @@ async function buildCache(
 }
 
 /**
- * The calibration activations entering `layer`: the embeddings for layer 0, else the saved
- * activations of an interrupted build, carried through the dense blocks up to `layer` when they
- * were saved for an earlier one (or recomputed from the embeddings when none are usable).
+ * The block a prune with `from` makes of a layer, from the layer's own statistics: each linear
+ * scored (crepeScores) and selected as `crepe prune --method crepe` does, the other tensors as they are.
+ */
+function prunedBlock(from: StatisticsFrom): (layer: number, weights: BlockWeights, linears: DenseLinear[]) => BlockWeights {
+  return (_layer, weights, linears) => {
+    const block = { ...weights };
+    for (const { name, dOut, dIn, weight, stats } of linears) {
+      const pruned = Float32Array.from(weight);
+      applyMask(pruned, selectMask(crepeScores(weight, dOut, dIn, stats.sqNorm, from.params), dOut, dIn, from.target, from.selection));
+      block[`${name}.weight`] = pruned;
+    }
+    return block;
+  };
+}
+
+/**
+ * The calibration activations entering the first layer to build and that layer: the embeddings
+ * for layer 0, else the saved activations of an interrupted build, carried through the dense
+ * blocks up to `layer` when they were saved for an earlier one (or recomputed from the embeddings
+ * when none are usable). Without `plainEngine` (a pruned model's inputs, which dense blocks would
+ * not make) only activations saved for `layer` itself are used, else the build starts at layer 0.
  */
 async function layerInputs(
   model: BlockSource,
@@ -459,9 +493,9 @@ async function layerInputs(
   seqlen: number,
   layer: number,
   dir: string,
-  plainEngine: BlockEngine,
+  plainEngine: BlockEngine | null,
   rope: { cos: Float32Array; sin: Float32Array },
-): Promise<Float32Array[]> {
+): Promise<{ hidden: Float32Array[]; layer: number }> {
   const { spec } = model;
   let from = 0;
   let hidden: Float32Array[] | null = null;
@@ -469,12 +503,14 @@ async function layerInputs(
     const saved = readArrays(hiddenFile(dir), dir, true);
     const savedLayer = Number(saved.meta.layer);
     const arrays = windows.map((_, i) => saved.arrays[`window${i}`]);
-    if (savedLayer <= layer && arrays.every((a) => a instanceof Float32Array && a.length === seqlen * spec.hiddenSize)) {
+    const usable = plainEngine ? savedLayer <= layer : savedLayer === layer;
+    if (usable && arrays.every((a) => a instanceof Float32Array && a.length === seqlen * spec.hiddenSize)) {
       hidden = arrays as Float32Array[];
       from = savedLayer;
     }
   }
   if (!hidden) hidden = embedWindows(model, windows);
+  if (!plainEngine) return { hidden, layer: from };
   for (let l = from; l < layer; l++) hidden = await plainEngine.runSequences(hidden, model.readBlock(l), rope);
-  return hidden;
+  return { hidden, layer };
 }

@@ -9,7 +9,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
-import { checkWindowSizes, crepeVariantProblem, isCrepeVariant, type CrepeParams, type CrepeVariant } from '../prune/scores/crepe.ts';
+import { CREPE_DEFAULT_PARAMS, checkWindowSizes, crepeVariantProblem, isCrepeVariant, type CrepeParams, type CrepeVariant } from '../prune/scores/crepe.ts';
 import { activationExponentProblem, isActivationExponent } from '../prune/scores/ria.ts';
 import { pruneSettings, type PruneSettings } from '../prune/settings.ts';
 import { validateTarget, type PruneTarget, type Selection } from '../prune/target.ts';
@@ -77,6 +77,12 @@ export interface SearchRequest extends EngineRequest, RunControl, TextsRequest, 
    * first windows of `evalText`, the text hill climbing climbs on (so PHO sees what it sees).
    */
   nllOn?: 'calibration' | 'heldout';
+  /**
+   * The input statistics the proxies (and dense confirmations) prune with: 'dense' (default) the
+   * dense model's; 'start' those of the model pruned layer by layer by the search's start
+   * configuration (`crepeConfig`, else β = γ = α at k = 3), nearer to what a real prune sees.
+   */
+  proxyStatistics?: 'dense' | 'start';
   /** Fraction of each linear's rows the proxies are computed on, in (0, 1] (default 1). */
   proxyRows?: number;
   /**
@@ -176,13 +182,13 @@ const SEARCH_FIELDS: FieldSpec<SearchRequest> = {
   ...CONTROL_FIELDS, ...ENGINE_FIELDS, ...HUB_FIELDS, ...TEXTS_FIELDS,
   model: 'checked', out: 'checked', overwrite: 'flag', strategy: 'checked', validate: 'checked', target: 'checked', selection: 'checked',
   kSet: 'checked', crepeConfig: 'checked', budget: 'checked', proxy: 'checked', proxySign: 'checked', proxyFrom: 'checked',
-  giniSubsample: 'nullable', nllWindows: 'checked', nllOn: 'checked', proxyRows: 'checked', proxyCache: 'checked', proxyCacheBudget: 'checked', searchA: 'flag',
+  giniSubsample: 'nullable', nllWindows: 'checked', nllOn: 'checked', proxyStatistics: 'checked', proxyRows: 'checked', proxyCache: 'checked', proxyCacheBudget: 'checked', searchA: 'flag',
   crepe: 'checked', sigma0: 'checked', confirm: 'checked', confirmStatistics: 'checked', confirmOn: 'checked', confirmWindows: 'checked',
 };
 const SEARCH_CREPE_FIELDS: FieldSpec<NonNullable<SearchRequest['crepe']>> = { a: 'checked', variant: 'checked' };
 
 /** Request fields of PHO's proxy and CMA-ES, which hill climbing does not use. */
-const PHO_ONLY = ['sigma0', 'confirm', 'proxy', 'proxySign', 'proxyFrom', 'proxyRows', 'giniSubsample', 'nllWindows', 'nllOn', 'proxyCache', 'proxyCacheBudget'] as const;
+const PHO_ONLY = ['sigma0', 'confirm', 'proxy', 'proxySign', 'proxyFrom', 'proxyRows', 'giniSubsample', 'nllWindows', 'nllOn', 'proxyStatistics', 'proxyCache', 'proxyCacheBudget'] as const;
 
 /** The request's search options, validated, with their defaults. */
 function searchOptions(request: SearchRequest) {
@@ -203,6 +209,8 @@ function searchOptions(request: SearchRequest) {
   // Held-out calibration windows: the draw continues by 4× as many (room for windows that overlap).
   const calibrationConfirm = confirm > 0 && confirmOn === 'calibration' ? request.confirmWindows ?? DEFAULT_CALIBRATION_CONFIRM_WINDOWS : 0;
   if (request.nllWindows !== undefined) checkInteger('nllWindows', request.nllWindows, 1);
+  const proxyStatistics = request.proxyStatistics ?? 'dense';
+  checkField(proxyStatistics === 'dense' || proxyStatistics === 'start', 'proxyStatistics', `must be "dense" or "start", got ${JSON.stringify(proxyStatistics)}`);
   const nllOn = request.nllOn ?? 'calibration';
   checkField(nllOn === 'calibration' || nllOn === 'heldout', 'nllOn', `must be "calibration" or "heldout", got ${JSON.stringify(nllOn)}`);
   const giniSubsample = request.giniSubsample === undefined ? 65536 : request.giniSubsample;
@@ -226,7 +234,7 @@ function searchOptions(request: SearchRequest) {
   }
   if (request.confirmWindows !== undefined) checkField(confirm > 0, 'confirmWindows', 'applies to confirm only (the windows each confirmation trial measures)');
   const space: SearchSpace = { searchA: Boolean(request.searchA), fixedA: a, variant };
-  return { strategy, budget, sigma0, confirm, confirmStatistics, confirmOn, calibrationConfirm, nllOn, giniSubsample, space, selection, proxyRows, proxyCacheBudget };
+  return { strategy, budget, sigma0, confirm, confirmStatistics, confirmOn, calibrationConfirm, nllOn, proxyStatistics, giniSubsample, space, selection, proxyRows, proxyCacheBudget };
 }
 
 function kSetOf(request: SearchRequest, start: CrepeParams | undefined): number[] {
@@ -241,7 +249,7 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
   checkRequest(request, SEARCH_FIELDS);
   const engine = engineOptions(request);
   const target = validateTarget(request.target, 'target');
-  const { strategy, budget, sigma0, confirm, confirmStatistics, confirmOn, calibrationConfirm, nllOn, giniSubsample, space, selection, proxyRows, proxyCacheBudget } = searchOptions(request);
+  const { strategy, budget, sigma0, confirm, confirmStatistics, confirmOn, calibrationConfirm, nllOn, proxyStatistics, giniSubsample, space, selection, proxyRows, proxyCacheBudget } = searchOptions(request);
   const counts = checkTextsRequest(request);
   const start = request.crepeConfig !== undefined ? loadCrepeConfig(request.crepeConfig) : undefined;
   if (start) checkField(start.alpha > 0, 'crepeConfig', `${request.crepeConfig}: "alpha" must be positive to start a search (the search runs over ratios to alpha)`);
@@ -298,6 +306,10 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
       checkField(heldCalibration.windows.length > 0, 'confirmOn', `the calibration text has no window beyond the ${nsamples} statistics windows for the held-out confirmation`);
     }
     const weightsSha256 = hashWeights(model);
+    // The start configuration at its own k (a given configuration's, else CREPE_DEFAULT_PARAMS'), pruned to this run's target.
+    const statisticsFrom = proxyStatistics === 'start'
+      ? { params: toParams(startPoint(space, start), start?.k ?? CREPE_DEFAULT_PARAMS.k, space), target, selection }
+      : null;
     const proxyOptions: ProxyOptions = { target, selection, giniSubsample, seed, rows: proxyRows };
     const calibrationSettings = { file: path.resolve(request.calib), sha256: '', nsamples, seqlen, seed };
     const settingsFor = (params: CrepeParams): PruneSettings => pruneSettings({ method: 'crepe', target, selection, crepe: params, calibration: calibrationSettings });
@@ -318,6 +330,7 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
         withGram,
         nllWindows: request.nllWindows,
         nllText: nllOn === 'heldout' && heldOut ? { tokens: heldOut.tokens, seqlen: heldOut.seqlen } : undefined,
+        statisticsFrom: statisticsFrom ?? undefined,
         windows: kSet.map((k) => windowKey({ k, variant: space.variant, a: space.fixedA })),
         progress,
       });
@@ -419,6 +432,7 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
             : measured && measured.proxy === proxy ? path.resolve(request.proxyFrom ?? '') : proxy === fallback.name ? `default: ${fallback.evidence}` : 'default (+1)',
           proxyValue: result.best.proxies[proxy],
           ...(proxy === 'calib-nll' ? { nllOn, nllWindows: request.nllWindows ?? CALIB_NLL_WINDOWS } : {}),
+          proxyStatistics: statisticsFrom ? { from: statisticsFrom.params } : 'dense',
           kSet,
           budgetPerK: budget,
           evaluations: result.candidates.length,

@@ -1,4 +1,4 @@
-/** Options beyond the basics: --exclude, --dsnot-same-sign, --blocksize, search --proxy-from, --config and --nll-on, the cost-aware default proxy, the hidden old spellings. */
+/** Options beyond the basics: --exclude, --dsnot-same-sign, --blocksize, search --proxy-from, --config, --nll-on and --proxy-statistics, the cost-aware default proxy, the hidden old spellings. */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -159,4 +159,18 @@ test('search without --proxy: where calib-nll\'s forward passes would cost the s
   await assert.rejects(searchCoefficients(request), /stopped after the note/);
   assert.equal(notes.length, 1);
   assert.match(notes[0], /^proxy pruned-mass: 50 % validation: pruned-mass Spearman ρ \+0\.60 .*; calib-nll \(50 % validation: calib-nll .*\) would spend 106 TFLOP on forward passes in this search, more than the 100 TFLOP a default may \(--proxy calib-nll to use it anyway\)$/);
+});
+
+test('search --proxy-statistics start: the proxies prune with the statistics of the model the start configuration prunes, recorded in the provenance; refused by hill climbing', async () => {
+  const out = path.join(scratchDir('proxy-statistics'), 'search');
+  const result = await runCli(['search', model, '--sparsity', '0.5', '--proxy', 'gini-ref', '--proxy-statistics', 'start', '--crepe-k', '3,5', '--budget', '3', ...quick, '--out', out]);
+  assert.equal(result.status, 0, result.stderr);
+  const config = JSON.parse(readFileSync(path.join(out, 'crepe-config.json'), 'utf8'));
+  assert.deepEqual(config.provenance.proxyStatistics, { from: { k: 3, alpha: 1, beta: 1, gamma: 1, a: 0.5, variant: 'normalized', border: 'zero' } });
+  const dense = path.join(scratchDir('proxy-statistics'), 'dense');
+  assert.equal((await runCli(['search', model, '--sparsity', '0.5', '--proxy', 'gini-ref', '--crepe-k', '3,5', '--budget', '3', ...quick, '--out', dense])).status, 0);
+  assert.equal(JSON.parse(readFileSync(path.join(dense, 'crepe-config.json'), 'utf8')).provenance.proxyStatistics, 'dense');
+  const refused = await runCli(['search', model, '--strategy', 'hillclimb', '--sparsity', '0.5', '--proxy-statistics', 'start', '--eval-ppl', WIKITEXT_TEST, ...quick, '--out', path.join(scratchDir('proxy-statistics'), 'x')]);
+  assert.equal(refused.status, 2);
+  assert.match(refused.stderr, /^crepe: --proxy-statistics applies to PHO and --validate only \(hill climbing measures each trial for real\)$/m);
 });

@@ -4,7 +4,7 @@
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { ProxyContext, LINEAR_PROXY_NAMES, type ProxyContextOptions, type ProxyName, type ProxyOptions } from '../../src/search/proxy.ts';
 import { ByteLru, termsFile, windowFile } from '../../src/search/proxy-cache.ts';
@@ -298,6 +298,29 @@ describe('proxy cache directory', () => {
     assert.deepEqual(values, fresh);
   });
 
+  test('statistics of a pruned model: an interrupted build continues from the saved inputs of its layer, or starts over without them, and ends with the same values', async () => {
+    const statisticsFrom = { params: { k: 3, alpha: 1, beta: 1, gamma: 1, a: 0.5, variant: 'normalized' as const, border: 'zero' as const }, target: { kind: 'unstructured' as const, sparsity: 0.5 }, selection: 'per-matrix' as const };
+    const failing: BlockSource = {
+      spec,
+      readEmbedding: () => model.readEmbedding(),
+      readBlock: (layer) => {
+        if (layer === 2) throw new Error('simulated crash while reading layer 2');
+        return model.readBlock(layer);
+      },
+    };
+    const whole = await valuesFrom(path.join(root, 'pruned-statistics'), { statisticsFrom });
+    assert.equal(whole.cache.layersBuilt, 4);
+    assert.notDeepEqual(whole.values, fresh);
+    for (const [label, keepInputs, rebuilt] of [['continued', true, 2], ['started over', false, 4]] as const) {
+      const dir = path.join(root, `pruned-statistics-${label.replace(' ', '-')}`);
+      await assert.rejects(ProxyContext.open(failing, windows, 16, engine, cacheOptions(dir, { statisticsFrom })), /simulated crash/);
+      if (!keepInputs) rmSync(path.join(dir, 'hidden.bin'));
+      const { values, cache } = await valuesFrom(dir, { statisticsFrom });
+      assert.equal(cache.layersBuilt, rebuilt, label);
+      assert.deepEqual(values, whole.values, label);
+    }
+  });
+
   test('kill -9 during the build: the restart reuses the finished layers and ends with the same values', async () => {
     const dir = path.join(root, 'killed');
     const open = async (cacheDir: string) => {
@@ -374,6 +397,10 @@ describe('proxy cache directory', () => {
     await assert.rejects(ProxyContext.open(model, otherWindows, 16, engine, cacheOptions(freshDir)), (error: Error) =>
       error instanceof UserError && error.message.includes(`proxy cache ${freshDir}: it was built from other inputs (calibration.windowsSha256`));
     await assert.rejects(valuesFrom(freshDir, { withGram: false }), /grams is true there, false here/);
+    // Statistics of a pruned model are other statistics.
+    const statisticsFrom = { params: { k: 3, alpha: 1, beta: 1, gamma: 0, a: 0.5, variant: 'normalized' as const, border: 'zero' as const }, target: { kind: 'unstructured' as const, sparsity: 0.5 }, selection: 'per-matrix' as const };
+    await assert.rejects(valuesFrom(freshDir, { statisticsFrom }), (error: Error) =>
+      error instanceof UserError && error.message.includes(`proxy cache ${freshDir}: it was built from other inputs (statisticsFrom`));
     // The same weights under another config.json (rms_norm_eps): other activations, other terms.
     const otherConfig = { ...model, spec: { ...model.spec, rmsNormEps: 1e-2 } };
     await assert.rejects(ProxyContext.open(otherConfig, windows, 16, engine, cacheOptions(freshDir)), (error: Error) =>

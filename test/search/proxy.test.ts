@@ -395,6 +395,39 @@ describe('ProxyContext on a tiny random llama (2 layers, 4 windows of 16 tokens)
     await assert.rejects(badText({ tokens: new Int32Array(seqlen), seqlen, windows: 2 }), refusal('opts.nllText.windows'));
   });
 
+  test('statisticsFrom: each layer\'s statistics on the inputs the layers before it make once pruned by the configuration (here RIA at 50 %)', async () => {
+    const dir = path.join(scratchDir('proxy'), 'pruned-statistics');
+    const pruned = await ProxyContext.open(model, windows, seqlen, engine, {
+      cacheDir: dir, cacheBudgetBytes: 2 ** 26, threads: 2, modelSha256: 'random-llama-7', calibrationSeed: 3, withGram: false, windows: [],
+      statisticsFrom: { params: riaPoint, target: unstructured.target, selection: 'per-matrix' },
+    });
+    await pruned.close();
+    // Layer 0 sees the embeddings either way; layer 1 the output of layer 0 pruned by RIA's masks from layer 0's statistics.
+    const rope = ropeTables(spec, seqlen);
+    const statsEngine = await BlockEngine.create(spec, seqlen, { ...engine, stats: 'full' });
+    const plainEngine = await BlockEngine.create(spec, seqlen, { ...engine, stats: 'none' });
+    try {
+      const block0 = { ...model.readBlock(0) };
+      for (const l of [...linears()].filter((x) => x.layer === 0)) {
+        const mask = perMatrixMask(riaScores(l.weight, l.dOut, l.dIn, l.sqNorm, { a: 0.5 }), 0.5);
+        block0[`${l.name}.weight`] = Float32Array.from(l.weight, (w, p) => (mask[p] ? 0 : w));
+      }
+      const hidden = await plainEngine.runSequences(windows.map((w) => embed(w, model.readEmbedding(), spec.hiddenSize)), block0, rope);
+      const expected = await collectStatistics(spec, statsEngine, hidden, model.readBlock(1), rope, ['qkv', 'o', 'gateup', 'down'], false);
+      let differs = false;
+      for (const l of linears()) {
+        const cached = readTerms(termsFile(dir, l), dir, true, l).sqNorm;
+        const want = l.layer === 0 ? l.sqNorm : expected.get(LINEAR_INPUT_GROUP[l.name])!.sqNorm;
+        assert.deepEqual(cached, want, `${l.layer} ${l.name}`);
+        if (l.layer === 1) differs ||= cached.some((v, j) => v !== l.sqNorm[j]);
+      }
+      assert.ok(differs, 'layer 1 statistics differ from the dense ones');
+    } finally {
+      await statsEngine.release();
+      await plainEngine.release();
+    }
+  });
+
   test('pruning everything: pruned-mass and output-error are exactly 1', async () => {
     const { values } = await withGram.evaluate(other, { ...unstructured, target: { kind: 'unstructured', sparsity: 1 } }, ['pruned-mass', 'output-error']);
     close(values['pruned-mass'], 1, 1e-12, 'pruned-mass');
