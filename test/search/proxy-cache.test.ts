@@ -278,16 +278,18 @@ describe('proxy cache directory', () => {
     assert.ok(existsSync(windowFile(freshDir, { layer: 3, name: 'mlp.down_proj' }, { k: 7, variant: 'normalized', a: null })));
   });
 
+  /** The model, failing when layer 2 is read: a build interrupted after two layers. */
+  const failing: BlockSource = {
+    spec,
+    readEmbedding: () => model.readEmbedding(),
+    readBlock: (layer) => {
+      if (layer === 2) throw new Error('simulated crash while reading layer 2');
+      return model.readBlock(layer);
+    },
+  };
+
   test('an interrupted build continues at the first unfinished layer and ends with the same values', async () => {
     const dir = path.join(root, 'interrupted');
-    const failing: BlockSource = {
-      spec,
-      readEmbedding: () => model.readEmbedding(),
-      readBlock: (layer) => {
-        if (layer === 2) throw new Error('simulated crash while reading layer 2');
-        return model.readBlock(layer);
-      },
-    };
     await assert.rejects(ProxyContext.open(failing, windows, 16, engine, cacheOptions(dir)), /simulated crash/);
     const manifest = JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
     assert.equal(manifest.complete, false);
@@ -300,14 +302,6 @@ describe('proxy cache directory', () => {
 
   test('statistics of a pruned model: an interrupted build continues from the saved inputs of its layer, or starts over without them, and ends with the same values', async () => {
     const statisticsFrom = { params: { k: 3, alpha: 1, beta: 1, gamma: 1, a: 0.5, variant: 'normalized' as const, border: 'zero' as const }, target: { kind: 'unstructured' as const, sparsity: 0.5 }, selection: 'per-matrix' as const };
-    const failing: BlockSource = {
-      spec,
-      readEmbedding: () => model.readEmbedding(),
-      readBlock: (layer) => {
-        if (layer === 2) throw new Error('simulated crash while reading layer 2');
-        return model.readBlock(layer);
-      },
-    };
     const whole = await valuesFrom(path.join(root, 'pruned-statistics'), { statisticsFrom });
     assert.equal(whole.cache.layersBuilt, 4);
     assert.notDeepEqual(whole.values, fresh);
