@@ -77,8 +77,13 @@ export async function perplexity(model: ModelSource | AsyncBlockModel, tokens: I
   const windowNll = wholeModel
     ? await wholeModelNll(model as ModelSource, tokens, windows, opts)
     : await layerMajorNll(model, tokens, windows, opts);
+  return { ...perplexityOf(windowNll), windows, seqlen, tokens: tokens.length, windowNll };
+}
+
+/** The protocol's PPL from the windows' mean NLLs: exp of their mean. */
+export function perplexityOf(windowNll: readonly number[]): { ppl: number; meanNll: number } {
   const meanNll = windowNll.reduce((a, b) => a + b, 0) / windowNll.length;
-  return { ppl: Math.exp(meanNll), meanNll, windows, seqlen, tokens: tokens.length, windowNll };
+  return { ppl: Math.exp(meanNll), meanNll };
 }
 
 /**

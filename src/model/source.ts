@@ -31,6 +31,20 @@ export interface AsyncBlockModel extends Omit<ModelSource, 'readBlock'> {
   readBlock(layer: number): Promise<BlockWeights>;
 }
 
+/**
+ * `model` with its decoder blocks read by `readBlock` instead (a pruned model kept in memory, a
+ * pruned view); the embedding, final norm and head are the model's.
+ */
+export function withBlocks<B extends BlockWeights | Promise<BlockWeights>>(model: ModelSource, readBlock: (layer: number) => B): Omit<ModelSource, 'readBlock'> & { readBlock(layer: number): B } {
+  return {
+    spec: model.spec,
+    readBlock,
+    readEmbedding: () => model.readEmbedding(),
+    readFinalNorm: () => model.readFinalNorm(),
+    readLmHead: () => model.readLmHead(),
+  };
+}
+
 /** What the layer loop reads: the decoder blocks and the embedding that feeds the first. */
 export type BlockSource = Pick<ModelSource, 'spec' | 'readBlock' | 'readEmbedding' | 'readEmbeddingRows'>;
 

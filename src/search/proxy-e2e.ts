@@ -18,8 +18,9 @@ import { perplexity, type PerplexityResult } from '../eval/perplexity.ts';
 import type { EngineOptions } from '../engine/session.ts';
 import type { BlockEngine } from '../engine/block-engine.ts';
 import type { HeadEngine } from '../engine/head-engine.ts';
-import type { AsyncBlockModel, ModelSource } from '../model/source.ts';
+import { withBlocks, type AsyncBlockModel, type ModelSource } from '../model/source.ts';
 import { LINEAR_NAMES, type BlockWeights, type LinearName } from '../model/spec.ts';
+import { applyMask } from '../prune/mask.ts';
 
 /** Default number of calibration windows calib-nll runs on. */
 export const CALIB_NLL_WINDOWS = 8;
@@ -45,33 +46,20 @@ export function prunedView(model: RecyclingSource, masksOf: LayerMasks): AsyncBl
     if (held && recycle) recycle(held);
     held = null;
   };
-  return {
-    spec: model.spec,
-    readEmbedding: () => model.readEmbedding(),
-    readFinalNorm: () => model.readFinalNorm(),
-    readLmHead: () => model.readLmHead(),
-    async readBlock(layer: number): Promise<BlockWeights> {
-      release();
-      const pending = masksOf(layer);
-      const block = { ...model.readBlock(layer) };
-      const masks = await pending;
-      for (const name of LINEAR_NAMES) {
-        const key = `${name}.weight`;
-        block[key] = recycle ? maskInPlace(block[key], masks[name]) : maskInPlace(block[key].slice(), masks[name]);
-      }
-      held = block;
-      return block;
-    },
-    release,
-  };
-}
-
-/** `weights` with the entries `mask` marks (1) set to +0: branch-free on the bit patterns (a mask is half ones, in no order). */
-function maskInPlace(weights: Float32Array, mask: Uint8Array): Float32Array {
-  if (mask.length !== weights.length) throw new Error(`internal: a mask of ${mask.length} entries for ${weights.length} weights`);
-  const bits = new Uint32Array(weights.buffer, weights.byteOffset, weights.length);
-  for (let p = 0; p < mask.length; p++) bits[p] &= mask[p] - 1;
-  return weights;
+  const view = withBlocks(model, async (layer: number): Promise<BlockWeights> => {
+    release();
+    const pending = masksOf(layer);
+    const block = { ...model.readBlock(layer) };
+    const masks = await pending;
+    for (const name of LINEAR_NAMES) {
+      const key = `${name}.weight`;
+      if (!recycle) block[key] = block[key].slice();
+      applyMask(block[key], masks[name]);
+    }
+    held = block;
+    return block;
+  });
+  return { ...view, release };
 }
 
 /**

@@ -29,7 +29,7 @@ import { gini, subsampleIndices } from './gini.ts';
 import { kthSmallest } from '../util/select.ts';
 import {
   candidateScores, candidateScoresDirect, magnitudeSource, naturalLayout, pickPositions, positionCount, quadraticForm, referenceNorms, rowCount, rowSlots,
-  scoreAndWalkMany, type BandedWalk, type IndexArray, type LinearTerms, type ThresholdBand, type WalkCandidate, type WindowTerm,
+  scoreAndWalkMany, type BandedWalk, type LinearTerms, type ThresholdBand, type WalkCandidate, type WindowTerm,
 } from './proxy-terms.ts';
 
 import { LINEAR_PROXY_NAMES, PROXY_NAMES, type LinearProxyName, type ProxyName } from './proxy-defaults.ts';
@@ -266,39 +266,47 @@ export function evaluateLinearMany(
 
 /** Whether the candidate's proxies come from the one-pass walk of a per-matrix mask (perMatrixWalks). */
 function walksInOnePass({ source, options, which }: LinearRequest): boolean {
-  return source.kind === 'terms' && options.target.kind === 'unstructured' && options.selection === 'per-matrix' && which.every((name) => PROXIES[name].walkOnly);
+  return source.kind === 'terms' && selectsInPositionOrder(options) && which.every((name) => PROXIES[name].walkOnly);
+}
+
+/** The candidate's scores in position order, in `scratch`'s buffer. */
+function scoresOf(terms: LinearTerms, source: ScoreSource, params: CrepeParams, scratch: Scratch): Float32Array {
+  const n = positionCount(terms);
+  scratch.ensure(n);
+  const scores = scratch.scores.subarray(0, n);
+  if (source.kind === 'terms') return candidateScores(terms, source.window, params, scores);
+  return candidateScoresDirect(source.base, terms, params, scores);
 }
 
 /** The candidate's scores and mask (1 = pruned) in position order, in `scratch`'s buffers, with the seconds of each step. */
 function scoreAndSelect(terms: LinearTerms, source: ScoreSource, params: CrepeParams, options: ProxyOptions, scratch: Scratch): { scores: Float32Array; mask: Uint8Array; score: number; select: number } {
-  const n = positionCount(terms);
-  scratch.ensure(n);
   let t = performance.now();
-  const scores = scratch.scores.subarray(0, n);
-  if (source.kind === 'terms') candidateScores(terms, source.window, params, scores);
-  else candidateScoresDirect(source.base, terms, params, scores);
+  const scores = scoresOf(terms, source, params, scratch);
   const score = (performance.now() - t) / 1000;
   t = performance.now();
-  const mask = scratch.mask.subarray(0, n);
+  const mask = scratch.mask.subarray(0, scores.length);
   selectPositions(terms, scores, options, mask, scratch);
   return { scores, mask, score, select: (performance.now() - t) / 1000 };
 }
 
 /**
  * The candidate's mask of the linear, row-major over the rows the terms cover (1 = pruned): the
- * mask its proxies see, for a pruned model built from the cache (calib-nll, confirmations).
+ * mask its proxies see, for a pruned model built from the cache (calib-nll, confirmations). A
+ * selection that sees the row-major layout selects there directly.
  */
 export function candidateMask(terms: LinearTerms, source: ScoreSource, params: CrepeParams, options: ProxyOptions, scratch: Scratch): Uint8Array {
-  const { mask } = scoreAndSelect(terms, source, params, options, scratch);
   const natural = new Uint8Array(rowCount(terms) * terms.dIn);
-  scatterMask(mask, terms.row, terms.col, rowSlots(terms), terms.dIn, natural);
-  return natural;
+  if (!selectsInPositionOrder(options)) return selectNatural(terms, scoresOf(terms, source, params, scratch), options, scratch, natural);
+  return toNatural(terms, scoreAndSelect(terms, source, params, options, scratch).mask, natural);
 }
 
-/** `mask` (position order) into `out` (row-major over the covered rows): forEachNaturalIndex's walk as one loop over typed arrays. */
-function scatterMask(mask: Uint8Array, row: IndexArray, col: IndexArray, slot: Int32Array | null, dIn: number, out: Uint8Array): void {
-  if (slot) for (let p = 0; p < mask.length; p++) out[slot[row[p]] * dIn + col[p]] = mask[p];
-  else for (let p = 0; p < mask.length; p++) out[row[p] * dIn + col[p]] = mask[p];
+/** `values` (position order) into `out` (row-major over the covered rows): forEachNaturalIndex's walk as one loop over typed arrays. */
+function toNatural<T extends Uint8Array | Float32Array>(terms: LinearTerms, values: T, out: T): T {
+  const { row, col, dIn } = terms;
+  const slot = rowSlots(terms);
+  if (slot) for (let p = 0; p < values.length; p++) out[slot[row[p]] * dIn + col[p]] = values[p];
+  else for (let p = 0; p < values.length; p++) out[row[p] * dIn + col[p]] = values[p];
+  return out;
 }
 
 /** Scores, mask and proxies of one candidate: the general path, for any proxy, selection and score source. */
@@ -436,18 +444,23 @@ function settle(band: ThresholdBand, pass: BandedWalk, rank: number, n: number):
  * N:M selection see the row-major layout (scores scattered there, the mask gathered back).
  */
 function selectPositions(terms: LinearTerms, scores: Float32Array, options: ProxyOptions, mask: Uint8Array, scratch: Scratch): void {
-  const { target, selection } = options;
-  const rows = rowCount(terms);
-  if (target.kind === 'unstructured' && selection === 'per-matrix') {
-    selectMask(scores, rows, terms.dIn, target, selection, mask);
+  if (selectsInPositionOrder(options)) {
+    selectMask(scores, rowCount(terms), terms.dIn, options.target, options.selection, mask);
     return;
   }
-  const n = positionCount(terms);
-  scratch.ensureNatural(n);
-  const natural = scratch.naturalScores.subarray(0, n);
-  forEachNaturalIndex(terms, (p, index) => { natural[index] = scores[p]; });
-  const naturalMask = selectMask(natural, rows, terms.dIn, target, selection, scratch.naturalMask.subarray(0, n));
+  scratch.ensureNatural(scores.length);
+  const naturalMask = selectNatural(terms, scores, options, scratch, scratch.naturalMask.subarray(0, scores.length));
   forEachNaturalIndex(terms, (p, index) => { mask[p] = naturalMask[index]; });
+}
+
+/** Whether the selection is blind to where the scores sit (one threshold per matrix), so that it runs on the position order. */
+const selectsInPositionOrder = ({ target, selection }: ProxyOptions): boolean => target.kind === 'unstructured' && selection === 'per-matrix';
+
+/** The row-major mask (into `out`) of a selection that sees the row-major layout: the scores scattered there, then selected. */
+function selectNatural(terms: LinearTerms, scores: Float32Array, options: ProxyOptions, scratch: Scratch, out: Uint8Array): Uint8Array {
+  scratch.ensureNatural(scores.length);
+  const natural = toNatural(terms, scores, scratch.naturalScores.subarray(0, scores.length));
+  return selectMask(natural, rowCount(terms), terms.dIn, options.target, options.selection, out);
 }
 
 /**

@@ -128,7 +128,6 @@ function checkOpenArguments(model: unknown, windows: unknown, seqlen: unknown, e
   }
   if (opts.statisticsFrom !== undefined) {
     checkKnownFields(opts.statisticsFrom, 'opts.statisticsFrom', ['params', 'target', 'selection']);
-    resolveCrepeParams(opts.statisticsFrom.params, { field: 'opts.statisticsFrom.params' });
     checkMaskTarget(opts.statisticsFrom.target, opts.statisticsFrom.selection);
   }
   checkField(Array.isArray(opts.windows), 'opts.windows', () => `must list the neighbourhood terms to prepare (window keys), got ${describeValue(opts.windows)}`);
@@ -193,6 +192,8 @@ export class ProxyContext {
    */
   static async open(model: BlockSource | ModelSource, windows: Int32Array[], seqlen: number, engine: EngineOptions, opts: ProxyContextOptions): Promise<ProxyContext> {
     checkOpenArguments(model, windows, seqlen, engine, opts);
+    // The configuration the statistics follow, complete: as the cache's identity records it and as the build prunes with it.
+    if (opts.statisticsFrom) opts = { ...opts, statisticsFrom: { ...opts.statisticsFrom, params: resolveCrepeParams(opts.statisticsFrom.params, { field: 'opts.statisticsFrom.params' }) } };
     const { spec } = model;
     const windowPrecision = opts.windowPrecision ?? 'float32';
     const identity: CacheIdentity = {
@@ -204,7 +205,7 @@ export class ProxyContext {
       device: engine.device ?? 'cpu',
       grams: opts.withGram,
       windowPrecision,
-      ...(opts.statisticsFrom ? { statisticsFrom: { ...opts.statisticsFrom, params: resolveCrepeParams(opts.statisticsFrom.params, { field: 'opts.statisticsFrom.params' }) } } : {}),
+      ...(opts.statisticsFrom ? { statisticsFrom: opts.statisticsFrom } : {}),
     };
     const dir = opts.cacheDir;
     const lock = lockOutput(dir, (message) => opts.progress?.log(message));

@@ -14,8 +14,8 @@ import { BlockEngine } from '../engine/block-engine.ts';
 import { HeadEngine } from '../engine/head-engine.ts';
 import { ModelEngine } from '../engine/model-engine.ts';
 import type { EngineOptions } from '../engine/session.ts';
-import { perplexity, windowCount, WindowPass } from '../eval/perplexity.ts';
-import type { ModelSource } from '../model/source.ts';
+import { perplexity, perplexityOf, windowCount, WindowPass } from '../eval/perplexity.ts';
+import { withBlocks, type ModelSource } from '../model/source.ts';
 import { ropeTables } from '../model/rope.ts';
 import type { BlockWeights } from '../model/spec.ts';
 import { pruneLayers, type LayerReport } from '../prune/layer-loop.ts';
@@ -54,11 +54,9 @@ export async function pruneAndMeasure(
   } else {
     const prunedBlocks: BlockWeights[] = [];
     await pruneLayers({ model, settings, windows: calibration, engine, onLayerDone: async (layer, weights, report) => { prunedBlocks[layer] = weights; count(report); } });
-    const prunedModel: ModelSource = { ...withoutBlocks(model), readBlock: (layer) => prunedBlocks[layer] };
-    windowNll = (await perplexity(prunedModel, heldOut.tokens, { ...engine, seqlen: heldOut.seqlen, maxChunks: heldOut.maxChunks })).windowNll;
+    windowNll = (await perplexity(withBlocks(model, (layer) => prunedBlocks[layer]), heldOut.tokens, { ...engine, seqlen: heldOut.seqlen, maxChunks: heldOut.maxChunks })).windowNll;
   }
-  const meanNll = windowNll.reduce((a, b) => a + b, 0) / windowNll.length;
-  return { ppl: Math.exp(meanNll), linearSparsity: pruned / total, seconds: (performance.now() - started) / 1000, windowNll };
+  return { ppl: perplexityOf(windowNll).ppl, linearSparsity: pruned / total, seconds: (performance.now() - started) / 1000, windowNll };
 }
 
 /** The pruning loop with the held-out windows carried through each pruned layer as it is handed over; their per-window NLL. */
@@ -87,10 +85,3 @@ async function pruneStreaming(
     await headEngine.release();
   }
 }
-
-const withoutBlocks = (model: ModelSource): Omit<ModelSource, 'readBlock'> => ({
-  spec: model.spec,
-  readEmbedding: () => model.readEmbedding(),
-  readFinalNorm: () => model.readFinalNorm(),
-  readLmHead: () => model.readLmHead(),
-});
