@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { UserError } from '../util/errors.ts';
-import { asWriteError, makeDirectory } from './write-error.ts';
+import { asWriteError, makeDirectory, removeCreatedDirectories } from './write-error.ts';
 
 export interface LockOwner {
   pid: number;
@@ -116,8 +116,14 @@ function describeOwner(owner: LockOwner): string {
 /** Creates `lockPath` holding `owner`, atomically; false when a lock already exists. */
 function tryCreate(lockPath: string, owner: LockOwner): boolean {
   const tmp = `${lockPath}.${owner.pid}-${owner.token}`;
+  let fd: number;
   try {
-    const fd = openSync(tmp, 'wx');
+    fd = openSync(tmp, 'wx');
+  } catch (error) {
+    // Nothing was created (no space, no permission, a name too long): nothing to remove.
+    throw asWriteError(error, lockPath);
+  }
+  try {
     try {
       writeSync(fd, `${JSON.stringify(owner)}\n`);
     } finally {
@@ -143,9 +149,25 @@ export interface LockHeld {
 /**
  * Takes lock file `lockPath` for this process (creating the directory it lies in), or returns its
  * live owner. A stale lock (its owner is gone) is taken over and `onStaleLock` told so, in one line.
+ * With `tidy`, the directories created for the lock are removed again on release, or when the lock
+ * is not taken, as far as they are empty by then (an output lock: a failed run leaves no empty
+ * folders on the way to its output; a shared lock folder stays, as another process may be using it).
  */
-export function tryLock(lockPath: string, onStaleLock?: (message: string) => void): OutputLock | LockHeld {
-  makeDirectory(path.dirname(lockPath));
+export function tryLock(lockPath: string, onStaleLock?: (message: string) => void, tidy = false): OutputLock | LockHeld {
+  const created = makeDirectory(path.dirname(lockPath));
+  const untidy = (): void => {
+    if (tidy) removeCreatedDirectories(path.dirname(lockPath), created);
+  };
+  try {
+    return takeLock(lockPath, onStaleLock, untidy);
+  } catch (error) {
+    untidy();
+    throw error;
+  }
+}
+
+/** tryLock's work once the lock's directory exists; `untidy` runs when the lock is released. */
+function takeLock(lockPath: string, onStaleLock: ((message: string) => void) | undefined, untidy: () => void): OutputLock | LockHeld {
   const owner: LockOwner = {
     pid: process.pid,
     hostname: os.hostname(),
@@ -193,6 +215,7 @@ export function tryLock(lockPath: string, onStaleLock?: (message: string) => voi
       heldLocks.delete(lock);
       const current = readOwner(lockPath);
       if (current && current.token === owner.token && current.pid === owner.pid) rmSync(lockPath, { force: true });
+      untidy();
     },
   };
   heldLocks.add(lock);
@@ -230,7 +253,7 @@ function inUse(what: string, lockPath: string, held: LockHeld): UserError {
  */
 export function lockOutput(out: string, onStaleLock?: (message: string) => void): OutputLock {
   const lockPath = lockPathFor(out);
-  const result = tryLock(lockPath, onStaleLock);
+  const result = tryLock(lockPath, onStaleLock, true);
   if (isHeld(result)) throw inUse(path.resolve(out), lockPath, result);
   return result;
 }

@@ -4,7 +4,7 @@
  * — Node's own message ("ENOSPC: no space left on device, write") names neither the file nor,
  * for some calls, the right cause (a recursive mkdir on a read-only mount reports ENOENT).
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmdirSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../util/errors.ts';
 
@@ -69,12 +69,13 @@ export function writingToSync<T>(filePath: string, write: () => T): T {
 }
 
 /**
- * Creates `dir` and any missing parents. A refusal names the first directory that could not be
- * created and the true cause (Node's recursive mkdir reports a read-only mount as ENOENT).
+ * Creates `dir` and any missing parents, and returns the first directory it created (undefined
+ * when `dir` existed). A refusal names the first directory that could not be created and the true
+ * cause (Node's recursive mkdir reports a read-only mount as ENOENT), and leaves nothing created.
  */
-export function makeDirectory(dir: string): void {
+export function makeDirectory(dir: string): string | undefined {
   try {
-    mkdirSync(dir, { recursive: true });
+    return mkdirSync(dir, { recursive: true });
   } catch (error) {
     // Retry the first missing component alone: its own error is the real cause.
     let first = path.resolve(dir);
@@ -84,6 +85,27 @@ export function makeDirectory(dir: string): void {
     } catch (inner) {
       throw asWriteError(inner, first);
     }
+    // It could be made (a later component failed, e.g. a name too long): it is not left behind.
+    rmdirSync(first);
     throw asWriteError(error, dir);
+  }
+}
+
+/**
+ * Removes `dir` and its parents up to `created` (a directory `makeDirectory` created for it), each
+ * only while it is empty: what a failed run made on the way to its output, and nothing else.
+ */
+export function removeCreatedDirectories(dir: string, created: string | undefined): void {
+  if (created === undefined) return;
+  const top = path.resolve(created);
+  for (let current = path.resolve(dir); ; current = path.dirname(current)) {
+    const relative = path.relative(top, current);
+    if (relative.startsWith('..') || path.isAbsolute(relative)) return;
+    try {
+      rmdirSync(current);
+    } catch {
+      return; // not empty (the output or another run's files are in it) or already gone
+    }
+    if (current === top) return;
   }
 }

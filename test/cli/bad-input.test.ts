@@ -13,10 +13,13 @@ import { scratchDir, storiesModelDir } from '../helpers/stories.ts';
 import { runCli } from '../helpers/cli.ts';
 import { buildGguf } from '../convert/gguf-builder.ts';
 
-/** Runs `crepe <args…> --out <fresh dir>/out` and checks the refusal contract; `problem` must match the one stderr line. */
-async function expectRefusal(args: string[], problem: RegExp, opts: { out?: boolean } = {}): Promise<void> {
+/**
+ * Runs `crepe <args…> --out <fresh dir>/out` (`nested`: `<fresh dir>/new/deeper/out`, folders the
+ * run creates) and checks the refusal contract; `problem` must match the one stderr line.
+ */
+async function expectRefusal(args: string[], problem: RegExp, opts: { out?: boolean; nested?: boolean } = {}): Promise<void> {
   const outParent = scratchDir('out');
-  const out = path.join(outParent, 'out');
+  const out = path.join(outParent, ...(opts.nested ? ['new', 'deeper'] : []), 'out');
   const result = await runCli(opts.out === false ? args : [...args, '--out', out], { progress: true });
   const shown = `exit ${result.status}\nstderr:\n${result.stderr}`;
   assert.equal(result.status, 2, shown);
@@ -156,6 +159,8 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
     });
     it('a NaN weight (prune)', () =>
       expectRefusal(pruneArgs(damaged.nanWeight, '--sparsity', '0.5'), /model\.layers\.2\.self_attn\.q_proj\.weight.*NaN/));
+    it('a NaN weight found mid-run, with --out in folders that do not exist yet: none of them is left', () =>
+      expectRefusal(pruneArgs(damaged.nanWeight, '--sparsity', '0.5'), /model\.layers\.2\.self_attn\.q_proj\.weight.*NaN/, { nested: true }));
     it('a NaN weight (eval)', () =>
       expectRefusal(['eval', damaged.nanWeight, '--eval-ppl', WIKITEXT_TEST, '--max-chunks', '1'], /model\.layers\.2\.self_attn\.q_proj\.weight" holds NaN/, { out: false }));
   });

@@ -4,7 +4,7 @@
 // waitForLock (shared downloads) waits for a live holder on this host, never for one elsewhere.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -49,6 +49,7 @@ describe('lockOutput', () => {
   it('releaseHeldLocks (a process stopped by a signal) removes every lock this process holds, and only those', () => {
     const [a, b] = [lockOutput(freshOut()), lockOutput(freshOut())];
     a.release();
+    mkdirSync(path.dirname(a.path), { recursive: true });
     writeFileSync(a.path, 'another run took it since');
     releaseHeldLocks();
     assert.equal(existsSync(b.path), false);
@@ -150,6 +151,36 @@ describe('lockOutput', () => {
     assert.equal(lock.tookOverFrom?.pid, child.pid);
     assert.match(notes[0], new RegExp(`stale lock .* of crepe process ${child.pid} .*no longer running`));
     lock.release();
+  });
+
+  it('a run that ends without an output leaves none of the folders it created on the way to it; folders holding something stay', () => {
+    const run = path.join(tmp, `run-${n++}`);
+    mkdirSync(run);
+    const out = path.join(run, 'new', 'deeper', 'out');
+    const lock = lockOutput(out);
+    assert.ok(existsSync(path.dirname(out)));
+    lock.release();
+    assert.deepEqual(readdirSync(run), [], 'new/deeper, made for the lock, are gone');
+
+    // A finished output keeps its folder; a folder that existed before is never removed.
+    const published = lockOutput(out);
+    mkdirSync(out);
+    published.release();
+    assert.ok(existsSync(out));
+    const existing = path.join(tmp, `run-${n++}`, 'out');
+    mkdirSync(path.dirname(existing));
+    lockOutput(existing).release();
+    assert.ok(existsSync(path.dirname(existing)));
+  });
+
+  it('a lock that cannot be created (its name too long) leaves no folder behind', () => {
+    const run = path.join(tmp, `run-${n++}`);
+    mkdirSync(run);
+    assert.throws(() => lockOutput(path.join(run, 'new', 'x'.repeat(300))), (error: unknown) => error instanceof UserError && /ENAMETOOLONG/.test(error.message));
+    assert.deepEqual(readdirSync(run), []);
+    // A path whose first new folder can be made but a later one cannot (longer than PATH_MAX).
+    assert.throws(() => lockOutput(path.join(run, `${'a/'.repeat(3000)}out`)), (error: unknown) => error instanceof UserError && /ENAMETOOLONG/.test(error.message));
+    assert.deepEqual(readdirSync(run), []);
   });
 });
 
