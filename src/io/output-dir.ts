@@ -140,11 +140,12 @@ export function checkOutputDir(out: string, request: OutputDirRequest = {}): str
     }
   }
   if (lstatOrNull(target)) {
-    if (!request.overwrite) throw new FieldError(field, `${target} already exists; pass overwrite to replace it`);
+    // What overwrite could not replace is refused as such, with or without it: advice to pass it would be refused next.
     const problem = replaceProblem(target);
     if (problem) {
       throw new FieldError(field, `${target} ${problem}; overwrite replaces only an empty directory or one crepe wrote — choose another output or remove it yourself`);
     }
+    if (!request.overwrite) throw new FieldError(field, `${target} already exists; pass overwrite to replace it`);
   }
   return target;
 }

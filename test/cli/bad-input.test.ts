@@ -231,7 +231,8 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
       const before = statSync(path.join(out, 'keep.txt')).mtimeMs;
       const result = await runCli([...pruneArgs(model, '--sparsity', '0.5'), '--out', out]);
       assert.equal(result.status, 2, result.stderr);
-      assert.match(result.stderr, /^crepe: --out .*pruned already exists; pass --overwrite to replace it\n$/);
+      // Not crepe's output, so --overwrite would be refused too: the message says why rather than suggesting it.
+      assert.match(result.stderr, /^crepe: --out .*pruned holds files crepe did not write \(no \.crepe-output marker\), e\.g\. keep\.txt; --overwrite replaces only an empty directory or one crepe wrote — choose another output or remove it yourself\n$/);
       assert.deepEqual(readdirSync(out), ['keep.txt']);
       assert.equal(readFileSync(path.join(out, 'keep.txt'), 'utf8'), 'mine');
       assert.equal(statSync(path.join(out, 'keep.txt')).mtimeMs, before);

@@ -166,10 +166,12 @@ describe('converting stories260K (GGUF v1 and llama2.c .bin)', () => {
     const target = path.join(tmp, 'existing');
     mkdirSync(target);
     writeFileSync(path.join(target, 'stale.txt'), 'old');
-    await expectUserError(convertToHuggingFace(STORIES_GGUF, target), /already exists; pass overwrite to replace it/);
+    // Not crepe's: refused saying why, with or without overwrite (which could not replace it either).
+    await expectUserError(convertToHuggingFace(STORIES_GGUF, target), /holds files crepe did not write \(no \.crepe-output marker\), e\.g\. stale\.txt/);
     await expectUserError(convertToHuggingFace(STORIES_GGUF, target, { overwrite: true }), /holds files crepe did not write \(no \.crepe-output marker\), e\.g\. stale\.txt/);
     assert.deepEqual(readdirSync(target), ['stale.txt']);
     rmSync(path.join(target, 'stale.txt'));
+    await expectUserError(convertToHuggingFace(STORIES_GGUF, target), /already exists; pass overwrite to replace it/);
     await convertToHuggingFace(STORIES_GGUF, target, { overwrite: true }); // an empty directory may be replaced
     await convertToHuggingFace(STORIES_GGUF, target, { overwrite: true }); // and so may crepe's own output
     assert.deepEqual(readdirSync(target).sort(), ['.crepe-output', 'config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer.model', 'tokenizer_config.json']);

@@ -80,6 +80,16 @@ describe('checkOutputDir: what --overwrite may replace', () => {
   it('an existing output needs overwrite', () => {
     const out = folder();
     refused(() => checkOutputDir(out), /already exists; pass overwrite to replace it/);
+    const written = folder({ 'config.json': '{}' });
+    markOutput(written, 'prune');
+    refused(() => checkOutputDir(written), /already exists; pass overwrite to replace it/);
+  });
+
+  it('without overwrite, what overwrite could not replace says why instead of suggesting it', () => {
+    const plain = folder({ 'thesis.tex': 'precious' });
+    refused(() => checkOutputDir(plain), /holds files crepe did not write \(no \.crepe-output marker\), e\.g\. thesis\.tex; overwrite replaces only an empty directory or one crepe wrote — choose another output or remove it yourself$/);
+    const file = path.join(folder({ 'f.txt': 'x' }), 'f.txt');
+    refused(() => checkOutputDir(file), /f\.txt is a file, not a directory crepe wrote; overwrite replaces only/);
   });
 
   it('replaces an empty directory', () => {
