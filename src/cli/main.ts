@@ -18,7 +18,7 @@ import * as pruneCommand from './prune.ts';
 import * as searchCommand from './search.ts';
 import { releaseHeldLocks } from '../io/output-lock.ts';
 import { interruption, type CliIo } from './options.ts';
-import { userMessage } from './messages.ts';
+import { shortenQuoted, userMessage } from './messages.ts';
 import { followRelauncher, relaunchForHugePages } from './relaunch.ts';
 
 const ENVIRONMENT_HELP = `
@@ -40,7 +40,7 @@ function program(io: CliIo, argv: readonly string[]): Command {
       writeErr: (text) => io.stderr.write(text),
       // Commander's own errors (unknown option, bad choice, missing argument) follow crepe's rule:
       // one line naming the problem; `--help` shows the rest.
-      outputError: (message, write) => write(`crepe: ${message.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ')} (see --help)\n`),
+      outputError: (message, write) => write(`crepe: ${shortenQuoted(message.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' '))} (see --help)\n`),
     })
     .exitOverride()
     .addHelpText('after', ENVIRONMENT_HELP);

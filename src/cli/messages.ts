@@ -57,3 +57,8 @@ export function userMessage(error: UserError): string {
   }
   return mapped(error.message);
 }
+
+/** Commander's message `text` (which quotes what was typed whole) with each long quoted value cut to its start. */
+export function shortenQuoted(text: string): string {
+  return text.replace(/'([^'\n]{80})([^'\n]+)'/g, (_, start: string, rest: string) => `'${start}…' (${start.length + rest.length} characters)`);
+}

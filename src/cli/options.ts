@@ -8,6 +8,7 @@ import type { TextsRequest } from '../workflows/texts.ts';
 import { parsePattern, parseTarget, type PruneTarget, type Selection } from '../prune/target.ts';
 import { parseDecimal } from '../util/decimal.ts';
 import { UserError } from '../util/errors.ts';
+import { describeValue } from '../util/fields.ts';
 
 export interface Writer {
   write(text: string): unknown;
@@ -25,7 +26,7 @@ export interface CliIo {
 export function positiveInt(flag: string) {
   return (value: string): number => {
     const n = Number(value);
-    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) throw new UserError(`${flag} expects a positive integer, got "${value}"`);
+    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) throw new UserError(`${flag} expects a positive integer, got ${describeValue(value)}`);
     return n;
   };
 }
@@ -33,7 +34,7 @@ export function positiveInt(flag: string) {
 export function nonNegativeInt(flag: string) {
   return (value: string): number => {
     const n = Number(value);
-    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) throw new UserError(`${flag} expects a non-negative integer, got "${value}"`);
+    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) throw new UserError(`${flag} expects a non-negative integer, got ${describeValue(value)}`);
     return n;
   };
 }
@@ -41,7 +42,7 @@ export function nonNegativeInt(flag: string) {
 export function finiteNumber(flag: string) {
   return (value: string): number => {
     const n = parseDecimal(value);
-    if (n === null) throw new UserError(`${flag} expects a number, got "${value}"`);
+    if (n === null) throw new UserError(`${flag} expects a number, got ${describeValue(value)}`);
     return n;
   };
 }

@@ -7,6 +7,7 @@ import { Option, type Command } from 'commander';
 import { PROXY_NAMES, type ProxyName } from '../search/proxy-defaults.ts';
 import { parseDecimal } from '../util/decimal.ts';
 import { UserError } from '../util/errors.ts';
+import { describeValue } from '../util/fields.ts';
 import type { ProxyCorrelation } from '../search/validate.ts';
 import type { ConfidenceInterval } from '../util/stats.ts';
 import {
@@ -28,7 +29,7 @@ type SearchCliOptions = {
 /** "1,3,5" → [1, 3, 5] (the library checks that they are odd and positive). */
 function kList(text: string): number[] {
   const values = text.split(',').map((s) => parseDecimal(s));
-  if (values.some((k) => k === null || !Number.isSafeInteger(k))) throw new UserError(`--crepe-k expects a comma-separated list of odd window sizes ≥ 1, got "${text}"`);
+  if (values.some((k) => k === null || !Number.isSafeInteger(k))) throw new UserError(`--crepe-k expects a comma-separated list of odd window sizes ≥ 1, got ${describeValue(text)}`);
   return values as number[];
 }
 

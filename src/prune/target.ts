@@ -29,7 +29,7 @@ export function parseTarget(value: number | string, field = 'target'): PruneTarg
   const trimmed = value.trim();
   if (NM_TEXT.test(trimmed)) return parsePattern(trimmed, field);
   const sparsity = parseDecimal(trimmed);
-  if (sparsity === null) throw new FieldError(field, `must be a sparsity like 0.5 or an n:m pattern like 2:4, got "${value}"`);
+  if (sparsity === null) throw new FieldError(field, `must be a sparsity like 0.5 or an n:m pattern like 2:4, got ${describeValue(value)}`);
   return validateTarget({ kind: 'unstructured', sparsity }, field);
 }
 

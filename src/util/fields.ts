@@ -16,9 +16,18 @@ export type FieldKind = 'checked' | 'nullable' | 'flag' | 'text';
 /** One entry for every field of a request type `T`, so that the list follows its interface. */
 export type FieldSpec<T> = { readonly [K in keyof Required<T>]: FieldKind };
 
-/** A value as an error message shows it: strings quoted, so that "64" and 64 differ. */
+/** How much of a long string an error message quotes. */
+const QUOTED_CHARS = 80;
+
+/**
+ * A value as an error message shows it: strings quoted, so that "64" and 64 differ, and a long one
+ * cut to its start and its length (a value pasted by mistake should not fill the screen).
+ */
 export function describeValue(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'string') {
+    if (value.length <= QUOTED_CHARS) return JSON.stringify(value);
+    return `${JSON.stringify(value.slice(0, QUOTED_CHARS))}… (${value.length} characters)`;
+  }
   if (typeof value === 'function') return 'a function';
   if (Array.isArray(value)) return `an array [${value.slice(0, 8).map(describeValue).join(', ')}${value.length > 8 ? `, … (${value.length} items)` : ''}]`;
   if (ArrayBuffer.isView(value) && 'length' in value) return `a ${value.constructor.name} of ${String(value.length)} entries`;

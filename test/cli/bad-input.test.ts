@@ -208,6 +208,17 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
       await expectRefusal(pruneArgs(model, '--sparsity', '0x1'), /^crepe: --sparsity expects a number, got "0x1"$/);
       await expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--owl', '--owl-m', '0x10'), /^crepe: --owl-m expects a number, got "0x10"$/);
     });
+    it('a value pasted by mistake (100,000 characters) is quoted by its start and its length, not whole', async () => {
+      const long = '9'.repeat(100_000);
+      const cut = `"${'9'.repeat(80)}"… \\(100000 characters\\)`;
+      await expectRefusal(pruneArgs(model, '--sparsity', long), new RegExp(`^crepe: --sparsity expects a number, got ${cut}$`));
+      await expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--nsamples', long), new RegExp(`^crepe: --nsamples expects a positive integer, got ${cut}$`));
+      await expectRefusal(pruneArgs(model, '--pattern', `2:${long}x`), /^crepe: --pattern must be n:m with whole numbers, .*got "2:9{78}"… \(100003 characters\)$/);
+      await expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--crepe-k', long], new RegExp(`^crepe: --crepe-k expects .*, got ${cut}$`));
+      // Commander's own refusals (a bad choice, an unknown option) quote with single quotes.
+      await expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--crepe-variant', long), /^crepe: option '--crepe-variant <v>' argument '9{80}…' \(100000 characters\) is invalid\./);
+      await expectRefusal(pruneArgs(model, '--sparsity', '0.5', `--${'x'.repeat(1000)}`), /^crepe: unknown option '--x{78}…' \(1002 characters\) \(see --help\)$/);
+    });
     it('--pattern 4:4 (n = m)', () => expectRefusal(pruneArgs(model, '--pattern', '4:4'), /--pattern 4:4 .*n must be smaller than m/));
     it('--pattern 5:4 (n > m)', () => expectRefusal(pruneArgs(model, '--pattern', '5:4'), /--pattern 5:4 .*n must be smaller than m/));
     it('--pattern 2:8 on a width not divisible by 8 (intermediate 172)', () =>
