@@ -50,10 +50,11 @@ export function correlationLines(correlations: readonly ProxyCorrelation[]): str
   return `proxy vs real PPL (${level}% bootstrap intervals):\n${lines.join('\n')}\n`;
 }
 
-/** How to prune with the configuration a search wrote: the same model, target and calibration file. */
-export function applyHint(model: string, out: string, opts: Pick<SearchCliOptions, 'pattern' | 'sparsity' | 'perRow' | 'calib'>): string {
+/** How to prune with the configuration a search wrote: the same model, target and calibration windows. */
+export function applyHint(model: string, out: string, opts: Pick<SearchCliOptions, 'revision' | 'pattern' | 'sparsity' | 'perRow' | 'calib' | 'nsamples' | 'seqlen' | 'seed'>): string {
   const target = opts.pattern !== undefined ? `--pattern ${opts.pattern}` : `--sparsity ${opts.sparsity}${opts.perRow ? ' --per-row' : ''}`;
-  return `apply it: crepe prune ${quote(model)} --method crepe --config ${quote(`${out}/crepe-config.json`)} ${target} --calib ${quote(opts.calib)} --out <pruned-dir>\n`;
+  const given = (['revision', 'nsamples', 'seqlen', 'seed'] as const).filter((o) => opts[o] !== undefined).map((o) => ` --${o} ${quote(String(opts[o]))}`).join('');
+  return `apply it: crepe prune ${quote(model)} --method crepe --config ${quote(`${out}/crepe-config.json`)} ${target} --calib ${quote(opts.calib)}${given} --out <pruned-dir>\n`;
 }
 
 export function register(program: Command, io: CliIo): void {

@@ -21,7 +21,7 @@ describe('crepe search output', () => {
     );
   });
 
-  it('prints the prune command that applies a search result, quoting paths that need it', () => {
+  it('prints the prune command that applies a search result, with its calibration options, quoting paths that need it', () => {
     assert.equal(
       applyHint('models/tiny', '/tmp/search out', { pattern: '2:4', calib: 'c4.jsonl' }),
       "apply it: crepe prune models/tiny --method crepe --config '/tmp/search out/crepe-config.json' --pattern 2:4 --calib c4.jsonl --out <pruned-dir>\n",
@@ -29,6 +29,11 @@ describe('crepe search output', () => {
     assert.equal(
       applyHint('m', 'o', { sparsity: 0.6, perRow: true, calib: "it's.txt" }),
       "apply it: crepe prune m --method crepe --config o/crepe-config.json --sparsity 0.6 --per-row --calib 'it'\\''s.txt' --out <pruned-dir>\n",
+    );
+    // The calibration windows the configuration was searched with (a default stays a default).
+    assert.equal(
+      applyHint('org/name', 'o', { revision: 'v1', sparsity: 0.5, calib: 'c4.jsonl', nsamples: 32, seqlen: 256, seed: 3 }),
+      'apply it: crepe prune org/name --method crepe --config o/crepe-config.json --sparsity 0.5 --calib c4.jsonl --revision v1 --nsamples 32 --seqlen 256 --seed 3 --out <pruned-dir>\n',
     );
   });
 });
