@@ -19,6 +19,7 @@ import * as searchCommand from './search.ts';
 import { releaseHeldLocks } from '../io/output-lock.ts';
 import { interruption, type CliIo } from './options.ts';
 import { shortenQuoted, userMessage } from './messages.ts';
+import { commandHelpText } from './examples.ts';
 import { followRelauncher, relaunchForHugePages } from './relaunch.ts';
 
 const ENVIRONMENT_HELP = `
@@ -45,6 +46,7 @@ function program(io: CliIo, argv: readonly string[]): Command {
     .exitOverride()
     .addHelpText('after', ENVIRONMENT_HELP);
   for (const command of [convertCommand, inspectCommand, evalCommand, pruneCommand, searchCommand]) command.register(root, io, argv);
+  for (const command of root.commands) command.addHelpText('after', commandHelpText(command.name()));
   return root;
 }
 

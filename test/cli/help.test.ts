@@ -50,6 +50,27 @@ describe('crepe --help', () => {
     });
   }
 
+  it('each command\'s help ends with what it needs and examples whose every option is one of the command\'s own, in 80 columns', async () => {
+    const optionsOf = async (command: string): Promise<Set<string>> =>
+      new Set([...(await runCli([command, '--help'])).stdout.matchAll(/^ {2}(?:-\w, )?(--[\w-]+)/gm)].map((m) => m[1]));
+    for (const command of Object.keys(KEY_OPTIONS)) {
+      const help = (await runCli([command, '--help'])).stdout;
+      const after = help.slice(help.indexOf('\nRequired: '));
+      assert.notEqual(after, help, `${command}: a Required line`);
+      assert.match(after, /\nExamples:\n/, command);
+      for (const line of after.split('\n')) assert.ok(line.length <= 80, `${command}: ${line.length} columns: ${line}`);
+      const examples = [...after.matchAll(/^ {4}\$ (.*(?:\n {8}.*)*)/gm)].map((m) => m[1].replace(/\s*\\\n\s*/g, ' '));
+      assert.ok(examples.length > 0, `${command}: examples`);
+      for (const example of examples) {
+        const [crepe, sub, ...words] = example.split(' ');
+        assert.equal(crepe, 'crepe', example);
+        assert.ok(sub in KEY_OPTIONS, `${example}: a crepe command`);
+        const known = await optionsOf(sub);
+        for (const flag of words.filter((w) => w.startsWith('--'))) assert.ok(known.has(flag), `${example}: ${flag} is not an option of crepe ${sub}`);
+      }
+    }
+  });
+
   it('an unknown option: exit 2, one "crepe:" line pointing at --help', async () => {
     const result = await runCli(['inspect', 'model-dir', '--no-such-option']);
     assert.equal(result.status, 2);
