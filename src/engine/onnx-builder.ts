@@ -22,8 +22,10 @@ export const IR_VERSION = 8;
 /** ONNX Runtime's contrib-operator domain (fused kernels beyond the standard opset). */
 export const MS_DOMAIN = 'com.microsoft';
 
-export const FLOAT = onnx.TensorProto.DataType.FLOAT;
-export const INT64 = onnx.TensorProto.DataType.INT64;
+// Typed as the numbers they are, so that the declarations a library user's compiler reads do not
+// import onnx-proto's types (which need the global `Long` of @types/long).
+export const FLOAT: 1 = onnx.TensorProto.DataType.FLOAT;
+export const INT64: 7 = onnx.TensorProto.DataType.INT64;
 export type ElemType = typeof FLOAT | typeof INT64;
 /** A tensor dimension: a fixed size, or a symbolic name whose size each run chooses. */
 export type Dim = number | string;

@@ -39,7 +39,7 @@ function readToken(file: string): string | null {
 }
 
 /** The settings `env` gives (process.env by default); `overrides` win. */
-export function hubSettings(overrides: Partial<HubSettings> = {}, env: NodeJS.ProcessEnv = process.env): HubSettings {
+export function hubSettings(overrides: Partial<HubSettings> = {}, env: Readonly<Record<string, string | undefined>> = process.env): HubSettings {
   // A misspelt override ("ofline") would leave the Hub online without a word.
   checkKnownFields(overrides, '', ['endpoint', 'cacheDir', 'token', 'offline', 'timeoutMs'], 'the Hub settings');
   checkFlag('offline', overrides.offline);

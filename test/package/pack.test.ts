@@ -176,8 +176,11 @@ describe(`npm pack → install offline → crepe --help and import('${pkg.name}'
       'void pruneModel(42);',
       '',
     ].join('\n'));
+    // The declarations are checked too (skipLibCheck off, TypeScript's default), with no global
+    // types (`types: []`, as a project listing only its own): they must not reach into a
+    // dependency's types that need globals (onnx-proto's `Long`) or into @types/node.
     writeFileSync(path.join(consumer, 'tsconfig.json'), JSON.stringify({
-      compilerOptions: { noEmit: true, strict: true, module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', skipLibCheck: true, types: [] },
+      compilerOptions: { noEmit: true, strict: true, module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', skipLibCheck: false, types: [] },
       files: ['use.ts'],
     }));
     try {
