@@ -17,6 +17,7 @@ import * as evalCommand from './eval.ts';
 import * as pruneCommand from './prune.ts';
 import * as searchCommand from './search.ts';
 import { releaseHeldLocks } from '../io/output-lock.ts';
+import { removePendingTemporaries } from '../io/atomic.ts';
 import { interruption, type CliIo } from './options.ts';
 import { shortenQuoted, userMessage } from './messages.ts';
 import { commandHelpText } from './examples.ts';
@@ -96,9 +97,9 @@ function watchStandardOutput(io: CliIo): void {
 }
 
 /**
- * Ctrl-C (SIGINT) or kill (SIGTERM) of a command-line run: its locks are released, one line says
- * so (with how to continue an interrupted prune), and the process exits with 128 + the signal's
- * number. What the run committed stays. The handler stays installed and ignores repeats: a Ctrl-C
+ * Ctrl-C (SIGINT) or kill (SIGTERM) of a command-line run: its locks are released, its unfinished
+ * temporary outputs removed, one line says so (with how to continue an interrupted prune), and the
+ * process exits with 128 + the signal's number. What the run committed stays. The handler stays installed and ignores repeats: a Ctrl-C
  * reaches a relaunched crepe twice (from the terminal and from its parent, cli/relaunch.ts), and
  * without a handler a repeat would end the process mid-exit with the signal's default action.
  */
@@ -111,6 +112,7 @@ function handleSignals(io: CliIo): void {
       if (stopping) return;
       stopping = true;
       releaseHeldLocks();
+      removePendingTemporaries();
       const note = interruption.note?.();
       io.stderr.write(`\ncrepe: ${signal === 'SIGINT' ? 'interrupted' : 'terminated'} (${signal})${note ? `; ${note}` : ''}\n`);
       process.exit(128 + number);

@@ -15,6 +15,25 @@ export function tempPathFor(destination: string): string {
   return path.join(path.dirname(destination), `.${path.basename(destination)}.tmp-${process.pid}-${suffix}`);
 }
 
+/** Temporary outputs that a process stopped by a signal would leave behind (see discardOnSignal). */
+const pendingTemporaries = new Set<string>();
+
+/**
+ * Marks `temporary` (a file or directory being written, not yet in place) as removed by
+ * `removePendingTemporaries`; the function returned unmarks it (once it is moved into place, or
+ * gone). A work directory meant for --resume is not marked.
+ */
+export function discardOnSignal(temporary: string): () => void {
+  pendingTemporaries.add(temporary);
+  return () => pendingTemporaries.delete(temporary);
+}
+
+/** Removes every marked temporary output: for a process about to exit on a signal (Ctrl-C). */
+export function removePendingTemporaries(): void {
+  for (const temporary of pendingTemporaries) rmSync(temporary, { recursive: true, force: true });
+  pendingTemporaries.clear();
+}
+
 async function fsyncFile(filePath: string): Promise<void> {
   const handle = await open(filePath, 'r+');
   try {

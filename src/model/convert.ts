@@ -9,7 +9,7 @@
  */
 import { existsSync, readSync, closeSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
-import { tempPathFor } from '../io/atomic.ts';
+import { discardOnSignal, tempPathFor } from '../io/atomic.ts';
 import { openInputFile } from '../io/input-file.ts';
 import { checkOutputDir, publishOutputDir } from '../io/output-dir.ts';
 import { lockOutput, type OutputLock } from '../io/output-lock.ts';
@@ -97,6 +97,7 @@ export async function convertToHuggingFace(input: string, outDir: string, option
   try {
     lock = lockOutput(target);
     const tmpDir = tempPathFor(target);
+    const keep = discardOnSignal(tmpDir);
     let parameters: number;
     try {
       await writingTo(tmpDir, () => mkdir(tmpDir));
@@ -105,6 +106,9 @@ export async function convertToHuggingFace(input: string, outDir: string, option
     } catch (error) {
       await rm(tmpDir, { recursive: true, force: true });
       throw error;
+    } finally {
+      // Complete (or removed): publishing it, synchronous, cannot be interrupted by a signal handler.
+      keep();
     }
     publishOutputDir(tmpDir, target, { command: 'convert', overwrite: options.overwrite });
     const embedding = source.tensors.find((t) => t.name === EMBED_NAME)!;

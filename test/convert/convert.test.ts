@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SafetensorsFile } from '../../src/io/safetensors.ts';
+import { removePendingTemporaries } from '../../src/io/atomic.ts';
 import { readModelConfig } from '../../src/model/config.ts';
 import { convertToHuggingFace, interleavedToRotateHalfRows, type ConvertReport } from '../../src/model/convert.ts';
 import { ModelCheckpoint } from '../../src/model/checkpoint.ts';
@@ -176,6 +177,30 @@ describe('converting stories260K (GGUF v1 and llama2.c .bin)', () => {
     await convertToHuggingFace(STORIES_GGUF, target, { overwrite: true }); // and so may crepe's own output
     assert.deepEqual(readdirSync(target).sort(), ['.crepe-output', 'config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer.model', 'tokenizer_config.json']);
     await expectUserError(convertToHuggingFace(STORIES_GGUF, path.dirname(STORIES_GGUF), { overwrite: true }), /holds the input/);
+  });
+
+  it('an interrupted conversion leaves nothing: its unfinished directory is one that a signal removes (what Ctrl-C does)', async () => {
+    const parent = path.join(tmp, 'interrupted');
+    mkdirSync(parent);
+    const target = path.join(parent, 'out');
+    let seen: string[] = [];
+    // The command line's signal handler calls removePendingTemporaries; here it runs mid-write.
+    const conversion = convertToHuggingFace(STORIES_BIN, target, {
+      progress: () => ({
+        update: () => {
+          if (seen.length > 0) return;
+          seen = readdirSync(parent);
+          removePendingTemporaries();
+        },
+        log: () => {},
+        done: () => {},
+      }),
+    });
+    await assert.rejects(conversion);
+    assert.equal(seen.length, 2, `the lock and the unfinished output, beside --out: ${seen.join(', ')}`);
+    assert.ok(seen.includes('out.crepe-lock'));
+    assert.match(seen.find((name) => name !== 'out.crepe-lock')!, /^\.out\.tmp-/);
+    assert.deepEqual(readdirSync(parent), [], 'removed, and nothing published');
   });
 });
 
