@@ -36,7 +36,7 @@ const FIELD_FLAGS: Readonly<Record<string, string>> = {
 const MENTIONED_FIELDS = [
   'overwrite', 'resume', 'seqlen', 'evalSeqlen', 'evalText', 'evalMaxChunks', 'maxChunks', 'nsamples', 'method', 'pattern',
   'exclude', 'threads', 'validate', 'confirm', 'proxySign', 'proxyCache', 'crepeConfig', 'calib', 'evalTasks',
-  'reconstruct', 'crepe.a', 'auto',
+  'reconstruct', 'crepe.a', 'auto', 'saveFormat',
 ];
 
 /** The flag of a request field. */

@@ -232,6 +232,9 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
     // Plain words, none of them a request field that the command line would turn into a flag.
     it('--per-row with --per-matrix', () =>
       expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--per-row', '--per-matrix'), /^crepe: give at most one of --per-row or --per-matrix$/));
+    it('--no-sparsity-config with --save-format sparse-bitmask: both flags named (not the request field saveFormat)', () =>
+      expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--no-sparsity-config', '--save-format', 'sparse-bitmask'),
+        /^crepe: --no-sparsity-config cannot be combined with --save-format sparse-bitmask, whose readers find the format in config\.json's sparsity_config$/));
     it('unknown --method', () =>
       expectRefusal(['prune', model, '--method', 'obs', '--sparsity', '0.5', '--calib', C4_SAMPLE], /--method "obs" is unknown; expected one of .*wanda/));
     it('an existing --out directory without --overwrite is refused and left untouched', async () => {
