@@ -74,11 +74,8 @@ export async function runPrunePipeline(request: PipelineRequest): Promise<Pipeli
     const { spec } = model;
     validateAgainstModel(spec, settings);
     const inputSha256 = model.hashAndCheckFinite();
-    // What a resumed run must share with the interrupted one: the settings, the weights, the
-    // architecture config.json describes (rms_norm_eps, rope_theta, … change every activation) and
-    // the calibration windows.
-    const settingsHash = sha256Bytes(JSON.stringify({ settings, inputSha256, spec, windows: windowsDigest(windows) }));
-    const { work, state } = WorkDir.open<LayerReport>(outDir, { resume: request.resume, overwrite: request.overwrite, settingsHash });
+    const identity = { settings, inputSha256, spec, windows: windowsDigest(windows) };
+    const { work, state } = WorkDir.open<LayerReport>(outDir, { resume: request.resume, overwrite: request.overwrite, identity });
     let layerTargets = (state?.layerTargets as PruneTarget[] | undefined) ?? [];
     if (state) progress?.log(`resuming at layer ${state.layersDone} of ${spec.numLayers}`);
     else if (request.resume) progress?.log(`no interrupted run to resume in ${work.dir}: starting at the first layer`);
@@ -103,7 +100,7 @@ export async function runPrunePipeline(request: PipelineRequest): Promise<Pipeli
         roundWeight: (layer, name, weight) => roundToStoredDtype(weight, model.weights.info(layerPrefix(layer) + storedTensorOf(spec, name)).dtype),
         onTargets: async (targets, hidden) => {
           layerTargets = targets;
-          await work.commitStart(settingsHash, layerTargets, hidden);
+          await work.commitStart(layerTargets, hidden);
         },
         onLayerDone: async (layer, weights, report, hidden) => {
           await work.commitLayer(layer, report, hidden, (file) => writeLayer(model, file, layer, foldMlpPermutation(weights, report), prunable));

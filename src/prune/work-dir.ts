@@ -16,6 +16,7 @@ import { atomicWriteFile, atomicWriteJson } from '../io/atomic.ts';
 import { readInputJson } from '../io/input-file.ts';
 import { makeDirectory } from '../io/write-error.ts';
 import { UserError, check } from '../util/errors.ts';
+import { sha256Bytes } from '../util/hash.ts';
 
 /** The state format; a work directory of another format is not resumed. */
 export const WORK_STATE_FORMAT = 'crepe-work/2';
@@ -26,9 +27,44 @@ export interface CommittedFile {
   bytes: number;
 }
 
+/**
+ * What a resumed run must share with the interrupted one: the settings, the weights (sha256 per
+ * file), the architecture config.json describes (rms_norm_eps, rope_theta, … change every
+ * activation) and the calibration windows (a digest).
+ */
+export interface RunIdentity {
+  settings: unknown;
+  inputSha256: unknown;
+  spec: unknown;
+  windows: string;
+}
+
+/** What differs between the identity a run was started with and a resumed run's, in a few words. */
+export function describeIdentityChange(started: RunIdentity, now: RunIdentity): string {
+  const changes = changedLeaves(started.settings, now.settings, '');
+  const spec = changedLeaves(started.spec, now.spec, '').map((change) => change.slice(0, change.indexOf(':')));
+  if (spec.length > 0) changes.push(`config.json describes another architecture (${spec.join(', ')})`);
+  if (JSON.stringify(started.inputSha256) !== JSON.stringify(now.inputSha256)) changes.push('other model weights');
+  if (started.windows !== now.windows) changes.push('other calibration windows');
+  return changes.length <= 4 ? changes.join('; ') : `${changes.slice(0, 4).join('; ')}; and ${changes.length - 4} more`;
+}
+
+/** The settings that differ, as "path: was X, now Y". */
+function changedLeaves(was: unknown, now: unknown, at: string): string[] {
+  if (JSON.stringify(was) === JSON.stringify(now)) return [];
+  const isRecord = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value);
+  if (isRecord(was) && isRecord(now)) {
+    return [...new Set([...Object.keys(was), ...Object.keys(now)])].flatMap((key) => changedLeaves(was[key], now[key], at === '' ? key : `${at}.${key}`));
+  }
+  const shown = (value: unknown) => (value === undefined ? 'unset' : JSON.stringify(value));
+  return [`${at}: was ${shown(was)}, now ${shown(now)}`];
+}
+
 export interface WorkState<LayerEntry> {
   format: typeof WORK_STATE_FORMAT;
   settingsHash: string;
+  /** The identity `settingsHash` hashes, to say what changed (states of older versions lack it). */
+  startedWith?: RunIdentity;
   layersDone: number;
   layers: LayerEntry[];
   /** Per-layer sparsities (OWL), fixed before the first layer. */
@@ -45,7 +81,7 @@ export class WorkDir<LayerEntry> {
   readonly dir: string;
   private current: WorkState<LayerEntry> | null;
 
-  private constructor(dir: string, state: WorkState<LayerEntry> | null) {
+  private constructor(dir: string, state: WorkState<LayerEntry> | null, private readonly identity: RunIdentity) {
     this.dir = dir;
     this.current = state;
   }
@@ -64,16 +100,16 @@ export class WorkDir<LayerEntry> {
    * uncommitted files removed first), discarded with `overwrite`, and refused otherwise, so no run
    * silently mixes two runs' layers.
    */
-  static open<E>(outDir: string, opts: { resume: boolean; overwrite: boolean; settingsHash: string }): { work: WorkDir<E>; state: WorkState<E> | null } {
+  static open<E>(outDir: string, opts: { resume: boolean; overwrite: boolean; identity: RunIdentity }): { work: WorkDir<E>; state: WorkState<E> | null } {
     const dir = WorkDir.pathFor(outDir);
     if (existsSync(dir)) {
       if (opts.resume && existsSync(path.join(dir, STATE_FILE))) {
         const state = readState<E>(dir);
-        check(
-          state.settingsHash === opts.settingsHash,
-          `${dir} was started with other settings, model or calibration data; pass the same options to resume, or overwrite to start again`,
-        );
-        const work = new WorkDir<E>(dir, state);
+        check(state.settingsHash === hashIdentity(opts.identity), () => {
+          const change = state.startedWith ? describeIdentityChange(state.startedWith, opts.identity) : '';
+          return `${dir} was started with other settings, model or calibration data${change ? ` (${change})` : ''}; pass the same options to resume, or overwrite to start again`;
+        });
+        const work = new WorkDir<E>(dir, state, opts.identity);
         work.removeUncommitted();
         return { work, state };
       }
@@ -84,7 +120,7 @@ export class WorkDir<LayerEntry> {
       rmSync(dir, { recursive: true, force: true });
     }
     makeDirectory(dir);
-    return { work: new WorkDir<E>(dir, null), state: null };
+    return { work: new WorkDir<E>(dir, null, opts.identity), state: null };
   }
 
   path(name: string): string {
@@ -101,9 +137,12 @@ export class WorkDir<LayerEntry> {
   }
 
   /** Commits the start of a run: the activations entering layer 0 and the per-layer targets. */
-  async commitStart(settingsHash: string, layerTargets: unknown, hidden: Float32Array[]): Promise<void> {
+  async commitStart(layerTargets: unknown, hidden: Float32Array[]): Promise<void> {
     const activations = await this.writeActivations(0, hidden);
-    await this.commit({ format: WORK_STATE_FORMAT, settingsHash, layersDone: 0, layers: [], layerTargets, files: { layers: [], activations } });
+    const { identity } = this;
+    await this.commit({
+      format: WORK_STATE_FORMAT, settingsHash: hashIdentity(identity), startedWith: identity, layersDone: 0, layers: [], layerTargets, files: { layers: [], activations },
+    });
   }
 
   /**
@@ -193,6 +232,9 @@ export class WorkDir<LayerEntry> {
 }
 
 /** Reads and checks `<dir>/state.json`: the right format, and every file it names present with its size. */
+/** The hash a work state records of its run's identity. */
+const hashIdentity = (identity: RunIdentity): string => sha256Bytes(JSON.stringify(identity));
+
 function readState<E>(dir: string): WorkState<E> {
   const file = path.join(dir, STATE_FILE);
   const corrupt = (problem: string) => new UserError(`${file}: ${problem}; remove ${dir} or pass overwrite to start again`);

@@ -80,9 +80,26 @@ describe('resume after a stop between the commit steps of a layer', () => {
     const original = readFileSync(configFile, 'utf8');
     writeFileSync(configFile, JSON.stringify({ ...JSON.parse(original), rms_norm_eps: 0.01 }));
     await assert.rejects(run(out, { resume: true, modelDir: copy }), (e: unknown) =>
-      e instanceof UserError && e.message === `${workDirFor(out)} was started with other settings, model or calibration data; pass the same options to resume, or overwrite to start again`);
+      e instanceof UserError && e.message === `${workDirFor(out)} was started with other settings, model or calibration data (config.json describes another architecture (rmsNormEps)); pass the same options to resume, or overwrite to start again`);
     writeFileSync(configFile, original);
     await run(out, { resume: true, modelDir: copy });
+    publishOutput(out);
+    assert.equal(sha256(path.join(out, 'model.safetensors')), cleanSha);
+  });
+
+  it('a resume with other options says which, as they were and as they are', async () => {
+    const out = path.join(scratchDir('changed-settings'), 'out');
+    await assert.rejects(run(out, { progress: crashAfter(1) }), SimulatedCrash);
+    const original = settings;
+    try {
+      settings = { ...original, target: { kind: 'unstructured', sparsity: 0.6 }, calibration: { ...original.calibration, seed: 3 } };
+      await assert.rejects(run(out, { resume: true }), (e: unknown) =>
+        e instanceof UserError && e.message === `${workDirFor(out)} was started with other settings, model or calibration data `
+          + '(target.sparsity: was 0.5, now 0.6; calibration.seed: was 0, now 3); pass the same options to resume, or overwrite to start again');
+    } finally {
+      settings = original;
+    }
+    await run(out, { resume: true });
     publishOutput(out);
     assert.equal(sha256(path.join(out, 'model.safetensors')), cleanSha);
   });
