@@ -56,6 +56,22 @@ const REASONS: Record<string, string> = {
   ENAMETOOLONG: 'file name too long',
 };
 
+/**
+ * readSync on an input, with a failure of the device (EIO on a failing disk or network mount,
+ * EISDIR, …) as a UserError naming the file rather than Node's message, which names none.
+ */
+export function readInputBytes(fd: number, buffer: Uint8Array, offset: number, length: number, position: number | null, filePath: string, label?: string): number {
+  try {
+    return readSync(fd, buffer, offset, length, position);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (typeof code !== 'string') throw error;
+    throw new UserError(`${named(filePath, label)}: cannot read (${READ_REASONS[code] ?? REASONS[code] ?? 'error'}, ${code})`);
+  }
+}
+
+const READ_REASONS: Record<string, string> = { EIO: 'input/output error', EISDIR: 'is a directory', EINVAL: 'not readable as a file' };
+
 /** "<label> <file>" or "<file>", the prefix of every refusal. */
 function named(filePath: string, label: string | undefined): string {
   return label ? `${label} ${filePath}` : filePath;
@@ -112,7 +128,7 @@ export function readInputFile(filePath: string, kind: InputKind, label?: string)
         buffer.copy(bigger, 0, 0, length);
         buffer = bigger;
       }
-      const got = readSync(fd, buffer, length, buffer.length - length, null);
+      const got = readInputBytes(fd, buffer, length, buffer.length - length, null, filePath, label);
       if (got === 0) break;
       length += got;
     }

@@ -14,9 +14,9 @@
  * A symbolic link to a regular file (a Hub cache snapshot is made of them) is copied as its content,
  * so the output stands on its own.
  */
-import { closeSync, constants, openSync, readSync, readdirSync, statSync, writeSync } from 'node:fs';
+import { closeSync, constants, openSync, readdirSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
-import { openInputFile } from './input-file.ts';
+import { openInputFile, readInputBytes } from './input-file.ts';
 import { WriteError, makeDirectory, writingToSync } from './write-error.ts';
 import { UserError } from '../util/errors.ts';
 
@@ -53,7 +53,7 @@ function copyStreaming(source: string, target: string): void {
       try {
         const buffer = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(input.size, 1)));
         for (;;) {
-          const got = readSync(input.fd, buffer, 0, buffer.length, null);
+          const got = readInputBytes(input.fd, buffer, 0, buffer.length, null, source);
           if (got === 0) break;
           for (let written = 0; written < got;) written += writeSync(out, buffer, written, got - written);
         }

@@ -2,8 +2,8 @@
  * Positional reads shared by the checkpoint readers (safetensors, GGUF, llama2.c): each opens its
  * file once, validates the header, then reads byte ranges by offset.
  */
-import { closeSync, readSync } from 'node:fs';
-import { openInputFile } from './input-file.ts';
+import { closeSync } from 'node:fs';
+import { openInputFile, readInputBytes } from './input-file.ts';
 import { UserError } from '../util/errors.ts';
 
 /** readSync takes at most 2 GiB - 1 bytes per call. */
@@ -24,7 +24,7 @@ export function readBytesInto(fd: number, position: number, target: Uint8Array, 
   const byteLength = target.byteLength;
   let done = 0;
   while (done < byteLength) {
-    const got = readSync(fd, target, done, Math.min(MAX_READ_CHUNK, byteLength - done), position + done);
+    const got = readInputBytes(fd, target, done, Math.min(MAX_READ_CHUNK, byteLength - done), position + done, filePath);
     if (got === 0) {
       throw new UserError(`${filePath}: unexpected end of file at byte ${position + done} (file truncated while open?)`);
     }

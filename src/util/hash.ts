@@ -1,7 +1,7 @@
 /** sha256 helpers for reports: files are hashed in streamed chunks, never read whole. */
 import { createHash } from 'node:crypto';
-import { readSync, closeSync } from 'node:fs';
-import { openInputFile } from '../io/input-file.ts';
+import { closeSync } from 'node:fs';
+import { openInputFile, readInputBytes } from '../io/input-file.ts';
 
 /** sha256 of a regular file (a FIFO or device is refused by name); `what` describes it in that refusal. */
 export function sha256File(path: string, what = 'file'): string {
@@ -10,7 +10,7 @@ export function sha256File(path: string, what = 'file'): string {
   try {
     const chunk = Buffer.allocUnsafe(1 << 22);
     for (;;) {
-      const n = readSync(fd, chunk, 0, chunk.length, null);
+      const n = readInputBytes(fd, chunk, 0, chunk.length, null, path);
       if (n === 0) break;
       hash.update(chunk.subarray(0, n));
     }

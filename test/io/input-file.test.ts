@@ -11,6 +11,8 @@ import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { INPUT_KINDS, formatBytes, openInputFile, parseJson, readInputFile, readInputJson } from '../../src/io/input-file.ts';
 import { UserError } from '../../src/util/errors.ts';
+import { readBytesAt } from '../../src/io/read-at.ts';
+import { sha256File } from '../../src/util/hash.ts';
 import { specToConfigJson } from '../../src/model/config.ts';
 import type { ModelSpec } from '../../src/model/spec.ts';
 import { REPO_ROOT, STORIES_BIN, STORIES_GGUF } from '../helpers/shared.ts';
@@ -96,6 +98,20 @@ describe('readInputFile', () => {
     writeFileSync(file, '\ufeff{"model_type": "llama"}');
     assert.deepEqual(readInputJson(file, 'json'), { model_type: 'llama' });
     refused(() => parseJson('[1, \ufeff2]', 'where'), /^where: not valid JSON/);
+  });
+
+  it('a read that the device fails (EIO) names the file, for whole files, ranges and hashes alike', { skip: process.platform !== 'linux' && 'needs /proc' }, () => {
+    // /proc/self/mem is a regular file whose reads at offset 0 fail with EIO: a failing disk or
+    // network mount as any user, root included (where chmod 000 would not stop a read).
+    const failing = (file: string) => (e: unknown) => e instanceof UserError && e.message === `${file}: cannot read (input/output error, EIO)`;
+    assert.throws(() => readInputFile('/proc/self/mem', 'text', '--calib'), failing('--calib /proc/self/mem'));
+    const { fd } = openInputFile('/proc/self/mem', 'checkpoint');
+    try {
+      assert.throws(() => readBytesAt(fd, 0, 16, '/proc/self/mem'), failing('/proc/self/mem'));
+    } finally {
+      closeSync(fd);
+    }
+    assert.throws(() => sha256File('/proc/self/mem'), failing('/proc/self/mem'));
   });
 
   it('formatBytes', () => {
