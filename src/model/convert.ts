@@ -7,10 +7,10 @@
  * crepe's output, renamed into place) at the end: a failed conversion leaves nothing that looks
  * like a model.
  */
-import { existsSync, readSync, closeSync } from 'node:fs';
+import { existsSync, closeSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { discardOnSignal, tempPathFor } from '../io/atomic.ts';
-import { openInputFile } from '../io/input-file.ts';
+import { openInputFile, readInputBytes } from '../io/input-file.ts';
 import { checkOutputDir, publishOutputDir } from '../io/output-dir.ts';
 import { lockOutput, type OutputLock } from '../io/output-lock.ts';
 import { writingTo } from '../io/write-error.ts';
@@ -60,7 +60,7 @@ function readMagic(input: string): Uint8Array {
   const { fd } = openInputFile(input, 'checkpoint (GGUF or llama2.c .bin)');
   try {
     const magic = new Uint8Array(4);
-    const n = readSync(fd, magic, 0, 4, 0);
+    const n = readInputBytes(fd, magic, 0, 4, 0, input);
     return magic.subarray(0, n);
   } finally {
     closeSync(fd);

@@ -205,6 +205,11 @@ describe('converting stories260K (GGUF v1 and llama2.c .bin)', () => {
 });
 
 describe('converter errors and other GGUF shapes', () => {
+  it('an input whose read fails (EIO: /proc/self/mem) is one error naming it', { skip: process.platform !== 'linux' && 'needs /proc' }, async () => {
+    await expectUserError(convertToHuggingFace('/proc/self/mem', path.join(tmp, 'eio')), /^\/proc\/self\/mem: cannot read \(input\/output error, EIO\)$/);
+    assert.ok(!existsSync(path.join(tmp, 'eio')));
+  });
+
   it('finds the one tok*.bin beside a llama2.c checkpoint, and asks for --tokenizer otherwise', async () => {
     const dir = path.join(tmp, 'bin-alone');
     mkdirSync(dir);
