@@ -46,6 +46,11 @@ describe('crepe --help', () => {
       if (command === 'prune') {
         const methods = /--method <name>\s+scoring method: (.*)/.exec(result.stdout)?.[1];
         assert.equal(methods, 'magnitude, wanda, sparsegpt, ria, crepe');
+        // CRePE's coefficients default to the configuration in use: the help says so.
+        for (const option of ['--crepe-k', '--crepe-alpha', '--crepe-beta', '--crepe-gamma', '--crepe-a', '--crepe-variant']) {
+          const described = new RegExp(`^\\s+${option} <\\w+>\\s+([^]*?)(?=\\n\\s+--)`, 'm').exec(result.stdout)?.[1].replace(/\s+/g, ' ');
+          assert.match(described ?? '', /default: the configuration's/, `${option}: ${described}`);
+        }
       }
     });
   }
