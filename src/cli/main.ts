@@ -127,7 +127,11 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
   watchStandardOutput(io);
   handleSignals(io);
   try {
-    await program(io, argv).parseAsync([...argv], { from: 'user' });
+    const root = program(io, argv);
+    // `crepe prnue --help`: refused as an unknown command (with Commander's suggestion), not answered with the general help.
+    const known = new Set(['help', ...root.commands.map((command) => command.name())]);
+    const args = argv[0] !== undefined && !argv[0].startsWith('-') && !known.has(argv[0]) ? argv.filter((a) => a !== '--help' && a !== '-h') : argv;
+    await root.parseAsync([...args], { from: 'user' });
     return stdoutFailed ? 2 : 0;
   } catch (error) {
     return failure(error, io);

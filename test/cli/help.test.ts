@@ -76,6 +76,17 @@ describe('crepe --help', () => {
     }
   });
 
+  it('an unknown command with --help is refused as unknown (with the suggestion), not answered with the general help', async () => {
+    for (const args of [['prnue', '--help'], ['prnue', 'model', '-h'], ['tasks', '--help']]) {
+      const result = await runCli(args);
+      assert.equal(result.status, 2, args.join(' '));
+      assert.equal(result.stdout, '');
+      assert.equal(result.stderr, `crepe: unknown command '${args[0]}'${args[0] === 'prnue' ? ' (Did you mean prune?)' : ''} (see --help)\n`);
+    }
+    assert.equal((await runCli(['help', 'prune'])).status, 0);
+    assert.equal((await runCli(['prune', '--help'])).status, 0);
+  });
+
   it('an unknown option: exit 2, one "crepe:" line pointing at --help', async () => {
     const result = await runCli(['inspect', 'model-dir', '--no-such-option']);
     assert.equal(result.status, 2);
