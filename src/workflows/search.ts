@@ -17,7 +17,7 @@ import { CREPE_CONFIG_FORMAT, loadCrepeConfig, type CrepeConfigFile } from '../s
 import { ProxyContext, PROXY_NAMES, type ProxyName, type ProxyOptions } from '../search/proxy.ts';
 import { windowKey } from '../search/proxy-terms.ts';
 import { CALIB_NLL_WINDOWS } from '../search/proxy-e2e.ts';
-import { calibNllSearchFlops, checkProxyName, defaultProxy } from '../search/proxy-defaults.ts';
+import { calibNllSearchFlops, checkProxyName, defaultProxy, defaultProxyRows, isLinearProxy, linearWeights, PER_LINEAR_DEFAULT_MAX_VISITS, rowsPercent } from '../search/proxy-defaults.ts';
 import { confirmationShortlist, confirmOnHeldOut, runPho, type Confirmation, type PhoResult } from '../search/pho.ts';
 import { concatWindows, confirmationWindows } from '../search/auto.ts';
 import { runHillClimb } from '../search/hillclimb.ts';
@@ -83,7 +83,11 @@ export interface SearchRequest extends EngineRequest, RunControl, TextsRequest, 
    * configuration (`crepeConfig`, else β = γ = α at k = 3), nearer to what a real prune sees.
    */
   proxyStatistics?: 'dense' | 'start';
-  /** Fraction of each linear's rows the proxies are computed on, in (0, 1] (default 1). */
+  /**
+   * Fraction of each linear's rows a per-linear proxy is computed on, in (0, 1]. Default: all rows,
+   * or where they would visit too many weights over the search, defaultProxyRows (proxy-defaults.ts).
+   * Refused with calib-nll, which prunes every row.
+   */
   proxyRows?: number;
   /**
    * Proxy cache directory: the dense pass's per-linear terms, reused by later searches and
@@ -222,8 +226,8 @@ function searchOptions(request: SearchRequest) {
   checkField(isCrepeVariant(variant), 'crepe.variant', () => crepeVariantProblem(variant));
   if (request.proxy !== undefined) checkProxyName('proxy', request.proxy);
   if (request.proxySign !== undefined) checkField(request.proxySign === 1 || request.proxySign === -1, 'proxySign', `must be 1 or -1, got ${describeValue(request.proxySign)}`);
-  const proxyRows = request.proxyRows ?? 1;
-  checkField(typeof proxyRows === 'number' && proxyRows > 0 && proxyRows <= 1, 'proxyRows', () => `expects a fraction of rows in (0, 1], got ${describeValue(proxyRows)}`);
+  const proxyRows = request.proxyRows;
+  checkField(proxyRows === undefined || (typeof proxyRows === 'number' && proxyRows > 0 && proxyRows <= 1), 'proxyRows', () => `expects a fraction of rows in (0, 1], got ${describeValue(proxyRows)}`);
   const proxyCacheBudget = request.proxyCacheBudget ?? 1024;
   checkInteger('proxyCacheBudget', proxyCacheBudget, 0);
   const selection = request.selection ?? 'per-matrix';
@@ -249,7 +253,7 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
   checkRequest(request, SEARCH_FIELDS);
   const engine = engineOptions(request);
   const target = validateTarget(request.target, 'target');
-  const { strategy, budget, sigma0, confirm, confirmStatistics, confirmOn, calibrationConfirm, nllOn, proxyStatistics, giniSubsample, space, selection, proxyRows, proxyCacheBudget } = searchOptions(request);
+  const { strategy, budget, sigma0, confirm, confirmStatistics, confirmOn, calibrationConfirm, nllOn, proxyStatistics, giniSubsample, space, selection, proxyCacheBudget } = searchOptions(request);
   const counts = checkTextsRequest(request);
   const start = request.crepeConfig !== undefined ? loadCrepeConfig(request.crepeConfig) : undefined;
   if (start) checkField(start.alpha > 0, 'crepeConfig', `${request.crepeConfig}: "alpha" must be positive to start a search (the search runs over ratios to alpha)`);
@@ -291,6 +295,15 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
     const sign: 1 | -1 = request.proxySign ?? (measured && measured.proxy === proxy ? measured.sign : proxy === fallback.name ? fallback.sign : 1);
     if (request.validate === undefined) {
       for (const field of ['nllOn', 'nllWindows'] as const) checkField(request[field] === undefined || proxy === 'calib-nll', field, `applies to the calib-nll proxy only (this search's proxy is ${proxy})`);
+      checkField(request.proxyRows === undefined || isLinearProxy(proxy), 'proxyRows', 'applies to the per-linear proxies only (calib-nll prunes every row of every linear)');
+    }
+    // A PHO search with a per-linear proxy runs on a subset of the rows where all of them would take too long.
+    const rowsByDefault = strategy === 'pho' && request.validate === undefined && isLinearProxy(proxy) ? defaultProxyRows(spec, budget * kSet.length) : 1;
+    const proxyRows = request.proxyRows ?? rowsByDefault;
+    if (request.proxyRows === undefined && rowsByDefault < 1) {
+      const visits = (n: number, digits: number) => n.toExponential(digits).replace('e+', 'e');
+      request.onProgress?.({ kind: 'note', stage: 'proxy', done: 0, total: 0, detail: `proxy rows ${rowsByDefault}: ${proxy} on a fixed random ${rowsPercent(rowsByDefault)} of each linear's rows; `
+        + `all rows would visit ${visits(linearWeights(spec) * budget * kSet.length, 1)} weights in this search, more than the ${visits(PER_LINEAR_DEFAULT_MAX_VISITS, 0)} a default may (--proxy-rows 1 for all rows)` });
     }
     // output-error needs every layer's XᵀX; affordable for small models only.
     const gramsFit = ProxyContext.gramBytes(spec) <= GRAM_BUDGET_BYTES;
@@ -437,6 +450,7 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
           budgetPerK: budget,
           evaluations: result.candidates.length,
           proxyRows,
+          proxyRowsSource: request.proxyRows !== undefined ? 'given (proxyRows)' : rowsByDefault < 1 ? `default: all rows would visit more than ${PER_LINEAR_DEFAULT_MAX_VISITS} weights` : 'default (all rows)',
           denseStatisticsSeconds: context.denseSeconds, // this run's share of the dense pass (0 when the cache was complete)
           densePassSeconds: context.cache.totalDenseSeconds, // the whole dense pass, as the cache records it
           perEvaluationSeconds,
