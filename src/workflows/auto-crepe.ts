@@ -107,6 +107,8 @@ export async function runAutoCrepe(
       calibrationSeed: settings.calibration.seed,
       withGram: false,
       windows: kSet.map((k) => windowKey({ k, variant: space.variant, a: space.fixedA })),
+      // The confirmations prune for real: the cache need not hold more than the rows PHO runs on.
+      ...(rows < 1 ? { rowsOnly: { fraction: rows, seed: settings.calibration.seed } } : {}),
     });
     let evaluated = 0;
     const pho = await runPho(context, {

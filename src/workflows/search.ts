@@ -19,7 +19,7 @@ import { validateTarget, type PruneTarget, type Selection } from '../prune/targe
 import { CREPE_CONFIG_FORMAT, loadCrepeConfig, type CrepeConfigFile } from '../search/crepe-config.ts';
 import { ProxyContext, PROXY_NAMES, type ProxyName, type ProxyOptions } from '../search/proxy.ts';
 import { windowKey } from '../search/proxy-terms.ts';
-import type { StatisticsFrom } from '../search/proxy-cache.ts';
+import type { RowSubset, StatisticsFrom } from '../search/proxy-cache.ts';
 import { CALIB_NLL_WINDOWS } from '../search/proxy-e2e.ts';
 import { calibNllSearchFlops, checkProxyName, defaultProxy, defaultProxyRows, isLinearProxy, linearWeights, PER_LINEAR_DEFAULT_MAX_VISITS, rowsPercent } from '../search/proxy-defaults.ts';
 import { confirmationShortlist, confirmOnHeldOut, runPho, type Confirmation, type PhoResult } from '../search/pho.ts';
@@ -371,8 +371,8 @@ interface SearchRun {
   settingsFor: (params: CrepeParams) => PruneSettings;
   /** A real trial: the full prune and its perplexity on the held-out text. */
   trial: (params: CrepeParams) => Promise<{ ppl: number; seconds: number }>;
-  /** Opens (building, continuing or reusing) the proxy cache of this search. */
-  denseContext: () => Promise<ProxyContext>;
+  /** Opens (building, continuing or reusing) the proxy cache of this search; `rowsOnly`: the run uses that row subset alone. */
+  denseContext: (rowsOnly?: RowSubset) => Promise<ProxyContext>;
 }
 
 function prepareRun(given: {
@@ -423,7 +423,7 @@ function prepareRun(given: {
       if (!heldOut) throw new Error('internal: a real trial without held-out text');
       return pruneAndMeasure(model, settingsFor(params), calibration.windows, { tokens: heldOut.tokens, seqlen: heldOut.seqlen, maxChunks: heldOut.maxChunks }, engine);
     },
-    denseContext: async () => {
+    denseContext: async (rowsOnly) => {
       const progress = stageProgress(request, 'dense statistics', spec.numLayers, { name: 'layers' });
       const context = await ProxyContext.open(model, calibration.windows, seqlen, engine, {
         cacheDir: path.resolve(request.proxyCache ?? `${outDir}.proxy-cache`),
@@ -438,6 +438,7 @@ function prepareRun(given: {
         nllText: nllOn === 'heldout' && heldOut ? { tokens: heldOut.tokens, seqlen: heldOut.seqlen } : undefined,
         statisticsFrom: statisticsFrom ?? undefined,
         windows: kSet.map((k) => windowKey({ k, variant: space.variant, a: space.fixedA })),
+        rowsOnly,
         progress,
       });
       const { cache } = context;
@@ -483,7 +484,9 @@ async function phoRun(run: SearchRun): Promise<SearchResult> {
   const { request, outDir, model, engine, kSet, start, plan, heldOut, calibration, heldCalibration, choice, proxyOptions, statisticsFrom, settingsFor } = run;
   const { budget, sigma0, confirm, confirmStatistics, confirmOn, nllOn, space } = run.options;
   const { proxy, sign } = choice;
-  const context = await run.denseContext();
+  // On a row subset, with nothing that needs whole matrices (calib-nll, dense confirmations), the cache holds that subset alone.
+  const wholeMatrices = !isLinearProxy(proxy) || (confirm > 0 && confirmStatistics === 'dense');
+  const context = await run.denseContext(choice.rows < 1 && !wholeMatrices ? { fraction: choice.rows, seed: plan.seed } : undefined);
   const progress = stageProgress(request, `PHO (${proxy}, sign ${sign > 0 ? '+' : '−'})`, budget * kSet.length, { name: 'candidates' });
   let evaluated = 0;
   let phoSeconds = 0;

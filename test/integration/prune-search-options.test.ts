@@ -2,7 +2,7 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { SafetensorsWeights } from '../../src/io/safetensors.ts';
 import { satisfiesNM } from '../../src/prune/mask.ts';
@@ -161,7 +161,7 @@ test('search without --proxy: where calib-nll\'s forward passes would cost the s
   assert.match(notes[0], /^proxy pruned-mass: 50 % validation: pruned-mass Spearman ρ \+0\.60 .*; calib-nll \(50 % validation: calib-nll .*\) would spend 106 TFLOP on forward passes in this search, more than the 100 TFLOP a default may \(--proxy calib-nll to use it anyway\)$/);
 });
 
-test('search with a per-linear proxy: where all rows would visit more than 2e11 weights, a one-digit fraction of them, with a note; --proxy-rows given is recorded, refused for calib-nll', async () => {
+test('search with a per-linear proxy: where all rows would visit more than 2e11 weights, a one-digit fraction of them, with a note; --proxy-rows given is recorded, its cache holds that subset alone; refused for calib-nll', async () => {
   const { searchCoefficients } = await import('../../src/workflows/search.ts');
   const notes: string[] = [];
   // stories260K's linears: 5 × (2 · 64·64 + 2 · 32·64 + 3 · 172·64) = 226,560 weights; 10⁶ candidates visit 2.27e11 → 0.88 → 0.8.
@@ -183,6 +183,9 @@ test('search with a per-linear proxy: where all rows would visit more than 2e11 
   const { provenance } = JSON.parse(readFileSync(path.join(out, 'crepe-config.json'), 'utf8'));
   assert.equal(provenance.proxyRows, 0.5);
   assert.equal(provenance.proxyRowsSource, 'given (proxyRows)');
+  // Nothing in this search needs whole matrices: its cache holds the subset's files alone.
+  assert.deepEqual(readdirSync(`${out}.proxy-cache`).sort(), ['manifest.json', 'rows-0.5-seed0']);
+  assert.deepEqual(JSON.parse(readFileSync(path.join(out, 'search-log.json'), 'utf8')).proxyCache.rowsOnly, { fraction: 0.5, seed: 0 });
   const refused = await runCli(['search', model, '--sparsity', '0.5', '--proxy', 'calib-nll', '--proxy-rows', '0.5', '--budget', '2', ...quick, '--out', path.join(scratchDir('default-rows'), 'y')]);
   assert.equal(refused.status, 2);
   assert.match(refused.stderr, /^crepe: --proxy-rows applies to the per-linear proxies only \(calib-nll prunes every row of every linear\)$/m);
