@@ -470,6 +470,25 @@ describe('proxy cache directory', () => {
     }
   });
 
+  test('rowsOnly: an interrupted build continues at the first layer without the subset\'s files, with the same values', async () => {
+    const dir = path.join(root, 'rows-only-interrupted');
+    const half = { fraction: 0.5, seed: 0 };
+    const onHalf = { ...options, rows: 0.5 };
+    await assert.rejects(ProxyContext.open(failing, windows, 16, engine, cacheOptions(dir, { rowsOnly: half })), /simulated crash/);
+    assert.equal(JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')).layersDone, 2);
+    const subsetValues = async (cacheDir: string) => {
+      const context = await ProxyContext.open(model, windows, 16, engine, cacheOptions(cacheDir, { rowsOnly: half }));
+      try {
+        return { values: (await context.evaluate(params, onHalf, [...LINEAR_PROXY_NAMES])).values, layersBuilt: context.cache.layersBuilt };
+      } finally {
+        await context.close();
+      }
+    };
+    const continued = await subsetValues(dir);
+    assert.equal(continued.layersBuilt, 2, 'layers 2 and 3 only');
+    assert.deepEqual(continued.values, (await subsetValues(freshDir)).values);
+  });
+
   test('a memory budget of 0 (every linear read from disk for every candidate) gives the same values', async () => {
     assert.deepEqual((await valuesFrom(freshDir, { cacheBudgetBytes: 0, threads: 2 })).values, fresh);
   });
