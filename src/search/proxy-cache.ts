@@ -11,6 +11,9 @@
  *   hidden.bin                                 calibration activations entering the next layer (while building)
  *   rows-0.1-seed0/…                           the same files restricted to a fixed subset of rows
  *
+ * A cache built for a search on one row subset alone (Manifest.rowsOnly) holds that subset's files
+ * and no others: a fraction of the disk (a tenth at 0.1), for runs on that subset only.
+ *
  * Every file is written atomically (temporary name, fsync, rename) and carries a header with the
  * sha256 of each array, checked the first time a process reads it; a file whose size or checksum
  * is wrong, or a manifest built from another model, calibration set or cache format, is refused
@@ -67,6 +70,8 @@ export interface Manifest {
   windows: WindowKey[];
   denseSeconds: number;
   created: string;
+  /** Present when the cache holds only this row subset's files (ProxyContextOptions.rowsOnly); absent: all rows. */
+  rowsOnly?: RowSubset;
 }
 
 /** One linear of the model, as the cache and the evaluators address it. */
@@ -217,8 +222,14 @@ export function readArrays(
 
 const pad = (layer: number): string => String(layer).padStart(5, '0');
 
+/** A row subset's folder name in the cache, `rows-<fraction>-seed<seed>`, which also names it in messages. */
+export const subsetName = (rows: RowSubset): string => `rows-${rows.fraction}-seed${rows.seed}`;
+
+export const sameRows = (a: RowSubset | null | undefined, b: RowSubset | null | undefined): boolean =>
+  (a ?? null) === (b ?? null) || (a != null && b != null && a.fraction === b.fraction && a.seed === b.seed);
+
 export function subsetDir(dir: string, rows: RowSubset | null): string {
-  return rows ? path.join(dir, `rows-${rows.fraction}-seed${rows.seed}`) : dir;
+  return rows ? path.join(dir, subsetName(rows)) : dir;
 }
 
 export function termsFile(dir: string, unit: Pick<Unit, 'layer' | 'name'>, rows: RowSubset | null = null): string {

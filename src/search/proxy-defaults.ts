@@ -43,14 +43,48 @@ export interface ProxyChoice {
  */
 export const CALIB_NLL_DEFAULT_MAX_FLOPS = 1e14;
 
-/** FLOPs of calib-nll's forward passes over a whole search: 2 per weight of the linears and the head, per token, per candidate. */
-export function calibNllSearchFlops(spec: ModelSpec, tokensPerCandidate: number, candidates: number): number {
-  let weights = spec.vocabSize * spec.hiddenSize;
+/** Weights of the linears PHO scores: every block's seven (the head and embeddings are never pruned). */
+export function linearWeights(spec: ModelSpec): number {
+  let weights = 0;
   for (const name of LINEAR_NAMES) {
     const [dOut, dIn] = linearShape(spec, name);
     weights += spec.numLayers * dOut * dIn;
   }
-  return 2 * weights * tokensPerCandidate * candidates;
+  return weights;
+}
+
+/** FLOPs of calib-nll's forward passes over a whole search: 2 per weight of the linears and the head, per token, per candidate. */
+export function calibNllSearchFlops(spec: ModelSpec, tokensPerCandidate: number, candidates: number): number {
+  return 2 * (linearWeights(spec) + spec.vocabSize * spec.hiddenSize) * tokensPerCandidate * candidates;
+}
+
+/**
+ * The most weights a per-linear proxy may visit over a whole search by default (linear weights ×
+ * fraction of rows × candidates): 2 × 10¹¹, about 16 minutes on two CPU cores at the ≈ 210 M
+ * weights/s measured on Llama-2-7B shapes (BENCHMARKS.md, "PHO at scale"). Beyond it, from about
+ * 7 × 10⁸ weights at PHO's 300 candidates, the default is a fixed random subset of each linear's
+ * rows (`defaultProxyRows`): all rows of a 7B model would take about 3 hours.
+ */
+export const PER_LINEAR_DEFAULT_MAX_VISITS = 2e11;
+/** The smallest default row fraction: 41 rows of a 4096-row linear. */
+export const MIN_DEFAULT_PROXY_ROWS = 0.01;
+
+/** A row fraction as people read it: 0.1 → '10 %'. */
+export const rowsPercent = (rows: number): string => `${+(rows * 100).toPrecision(2)} %`;
+
+/**
+ * The fraction of each linear's rows a per-linear proxy runs on when none is given: 1 while all
+ * rows stay within PER_LINEAR_DEFAULT_MAX_VISITS over `candidates`, else the largest fraction of
+ * one significant digit within it (a value a user can type, and one cache subset for every search
+ * of that size), at least MIN_DEFAULT_PROXY_ROWS. Measured fidelity of a subset, Spearman ρ with
+ * the proxy on all rows over 32 configurations: 1.000 on Llama-2-7B shapes at 0.1 (BENCHMARKS.md),
+ * and on stories260K's 64–172-row linears in RESULTS.md, "Proxy validation".
+ */
+export function defaultProxyRows(spec: ModelSpec, candidates: number): number {
+  const fraction = PER_LINEAR_DEFAULT_MAX_VISITS / (linearWeights(spec) * candidates);
+  if (fraction >= 1) return 1;
+  const scale = 10 ** Math.floor(Math.log10(fraction));
+  return Math.max(MIN_DEFAULT_PROXY_ROWS, Number((Math.floor(fraction / scale) * scale).toPrecision(1)));
 }
 
 /**

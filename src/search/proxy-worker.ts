@@ -15,7 +15,7 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
 import type { CrepeParams } from '../prune/scores/crepe.ts';
 import { UserError } from '../util/errors.ts';
 import {
-  ArrayPool, ByteLru, readTerms, readWindow, termsArrays, termsBytes, termsFile, windowFile, writeTerms, writeWindow,
+  ArrayPool, ByteLru, cacheError, readTerms, readWindow, subsetName, termsArrays, termsBytes, termsFile, windowFile, writeTerms, writeWindow,
   type RowSubset, type Unit,
 } from './proxy-cache.ts';
 import {
@@ -33,6 +33,8 @@ export interface EvaluatorConfig {
   /** Bytes of terms this evaluator keeps in memory between candidates. */
   budgetBytes: number;
   windowPrecision: WindowPrecision;
+  /** The only row subset the cache holds (Manifest.rowsOnly), or null for all rows. */
+  rowsOnly: RowSubset | null;
 }
 
 export interface EvaluationRequest {
@@ -78,6 +80,11 @@ export function rowSubset(options: ProxyOptions): RowSubset | null {
   return fraction < 1 ? { fraction, seed: options.seed } : null;
 }
 
+/** A unit's terms restricted to its fixed row subset (its own seed per linear, from the subset's seed). */
+function subsetOf(terms: LinearTerms, rows: RowSubset, unit: Unit): LinearTerms {
+  return subsetRows(terms, rows.fraction, rows.seed * 65536 + unit.index);
+}
+
 /** A value read for one evaluation; `release`: no one else holds it, its arrays can be reused after use. */
 interface Loaded<T> {
   value: T;
@@ -97,24 +104,37 @@ export class UnitEvaluator {
     this.lru = new ByteLru(config.budgetBytes);
   }
 
-  /** Writes the terms file of each requested unit and its neighbourhood terms of the requested keys. */
+  /**
+   * Writes the terms file of each requested unit and its neighbourhood terms of the requested keys
+   * (only their row subset's, for a cache of one subset: the whole terms are made in memory, since
+   * the column sums and the neighbourhood term need every row).
+   */
   async build(requests: readonly BuildRequest[]): Promise<void> {
+    const rows = this.config.rowsOnly;
     for (const { unit, weight, sqNorm, gram, windows } of requests) {
       const built = buildLinearTerms(weight, unit.dOut, unit.dIn, sqNorm, gram);
       const positionOf = positionsOf(built.order);
+      const terms = rows ? subsetOf(built.terms, rows, unit) : built.terms;
       for (const key of windows) {
-        await writeWindow(windowFile(this.config.dir, unit, key), key, windowTerm(weight, built.setup, sqNorm, key, positionOf, this.config.windowPrecision));
+        const window = windowTerm(weight, built.setup, sqNorm, key, positionOf, this.config.windowPrecision);
+        await writeWindow(windowFile(this.config.dir, unit, key, rows), key, rows ? subsetWindow(window, terms) : window);
       }
-      await writeTerms(termsFile(this.config.dir, unit), built.terms);
+      await writeTerms(termsFile(this.config.dir, unit, rows), terms);
     }
   }
 
-  /** Makes sure every unit has the neighbourhood term of `key` on disk (computed from its terms when missing). */
+  /**
+   * Makes sure every unit has the neighbourhood term of `key` on disk (computed from its terms when
+   * missing; a cache of one row subset cannot: a neighbourhood spans rows it does not hold).
+   */
   async prepareWindow(key: WindowKey): Promise<void> {
     this.lru.nextRound();
     for (const unit of this.config.units) {
-      const file = windowFile(this.config.dir, unit, key);
+      const file = windowFile(this.config.dir, unit, key, this.config.rowsOnly);
       if (existsSync(file)) continue;
+      if (this.config.rowsOnly) {
+        throw cacheError(this.config.dir, `it holds only the row subset ${subsetName(this.config.rowsOnly)}, built with the neighbourhood terms of other window sizes than k = ${key.k}, which it cannot add`);
+      }
       const window = windowTermFromTerms((await this.terms(unit, null)).value, key, this.config.windowPrecision);
       await writeWindow(file, key, window);
       this.lru.set(file, window, window.byteLength);
@@ -202,7 +222,7 @@ export class UnitEvaluator {
     if (cached) return { value: cached, release: false };
     if (rows && !existsSync(file)) {
       // The subset shares the per-row and per-column arrays of the full terms: neither is released.
-      const terms = subsetRows((await this.terms(unit, null)).value, rows.fraction, rows.seed * 65536 + unit.index);
+      const terms = subsetOf((await this.terms(unit, null)).value, rows, unit);
       await writeTerms(file, terms);
       this.verified.add(file);
       this.lru.set(file, terms, termsBytes(terms));

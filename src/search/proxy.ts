@@ -26,19 +26,19 @@ import { crepeScores, resolveCrepeParams, type CrepeParams } from '../prune/scor
 import { windowsSha256 } from '../data/calibration.ts';
 import { checkProgress, type Progress } from '../util/progress.ts';
 import { check, checkField } from '../util/errors.ts';
-import { checkFlag, checkInteger, checkKnownFields, describeValue } from '../util/fields.ts';
+import { checkFlag, checkInteger, checkKnownFields, checkNumber, describeValue } from '../util/fields.ts';
 import { crepeVersion } from '../util/version.ts';
 import { lockOutput, type OutputLock } from '../io/output-lock.ts';
 import {
-  CACHE_FORMAT, hiddenFile, openCacheDir, readArrays, termsFile, writeArrays, writeManifest,
-  type CacheIdentity, type Manifest, type StatisticsFrom, type Unit,
+  CACHE_FORMAT, cacheError, hiddenFile, openCacheDir, readArrays, sameRows, subsetName, termsFile, writeArrays, writeManifest,
+  type CacheIdentity, type Manifest, type RowSubset, type StatisticsFrom, type Unit,
 } from './proxy-cache.ts';
 import { LINEAR_PROXY_NAMES, PROXIES, PROXY_NAMES, checkProxyOptions, type LinearProxyName, type ProxyName, type ProxyOptions } from './proxy-measures.ts';
 import { checkProxyName, isLinearProxy } from './proxy-defaults.ts';
 import { CALIB_NLL_WINDOWS, keepingEnds, prunedPerplexity, type LayerMasks } from './proxy-e2e.ts';
 import { concatWindows } from './auto.ts';
 import { sameWindow, windowKey, type WindowKey, type WindowPrecision } from './proxy-terms.ts';
-import { EvaluatorPool, type EvaluationRequest } from './proxy-worker.ts';
+import { EvaluatorPool, rowSubset, type EvaluationRequest } from './proxy-worker.ts';
 
 export { LINEAR_PROXY_NAMES, PROXY_NAMES, type LinearProxyName, type ProxyName, type ProxyOptions } from './proxy-measures.ts';
 
@@ -79,8 +79,17 @@ export interface ProxyContextOptions {
    * nearby candidate sees (RESULTS.md, "Diagnosis 3"). Part of the cache's identity.
    */
   statisticsFrom?: StatisticsFrom;
-  /** Neighbourhood terms to prepare with the cache; others are added when a candidate needs them. */
+  /**
+   * Neighbourhood terms to prepare with the cache; others are added when a candidate needs them
+   * (not to a cache of one row subset: give every window size the run needs).
+   */
   windows: WindowKey[];
+  /**
+   * This run evaluates the per-linear proxies on this row subset only (ProxyOptions.rows and seed):
+   * a cache built here then holds that subset's files alone, a fraction of the disk. A cache that
+   * holds all rows serves it too; one that holds only a subset serves only runs declaring it.
+   */
+  rowsOnly?: RowSubset;
   windowPrecision?: WindowPrecision;
   progress?: Progress;
 }
@@ -93,10 +102,12 @@ export interface CacheReport {
   /** Seconds this process spent on the dense pass; all dense-pass seconds the cache took, restarts included. */
   denseSeconds: number;
   totalDenseSeconds: number;
+  /** The one row subset the cache holds (ProxyContextOptions.rowsOnly), or null for all rows. */
+  rowsOnly: RowSubset | null;
 }
 
 const CONTEXT_OPTIONS: readonly (keyof ProxyContextOptions)[] = [
-  'cacheDir', 'cacheBudgetBytes', 'threads', 'modelSha256', 'calibrationFile', 'calibrationSeed', 'withGram', 'nllWindows', 'nllText', 'statisticsFrom', 'windows', 'windowPrecision', 'progress',
+  'cacheDir', 'cacheBudgetBytes', 'threads', 'modelSha256', 'calibrationFile', 'calibrationSeed', 'withGram', 'nllWindows', 'nllText', 'statisticsFrom', 'windows', 'rowsOnly', 'windowPrecision', 'progress',
 ];
 const WINDOW_PRECISIONS: readonly WindowPrecision[] = ['float32', 'float64'];
 
@@ -125,6 +136,11 @@ function checkOpenArguments(model: unknown, windows: unknown, seqlen: unknown, e
     checkSeqlen('opts.nllText.seqlen', opts.nllText.seqlen, model.spec);
     checkTokenIds('opts.nllText.tokens', opts.nllText.tokens, model.spec);
     checkField(opts.nllText.tokens.length >= opts.nllText.seqlen, 'opts.nllText.tokens', () => `holds ${opts.nllText!.tokens.length} tokens, fewer than one window of ${opts.nllText!.seqlen}`);
+  }
+  if (opts.rowsOnly !== undefined) {
+    checkKnownFields(opts.rowsOnly, 'opts.rowsOnly', ['fraction', 'seed']);
+    checkNumber('opts.rowsOnly.fraction', opts.rowsOnly.fraction, [0, 1], { min: true, max: true });
+    checkInteger('opts.rowsOnly.seed', opts.rowsOnly.seed, 0);
   }
   if (opts.statisticsFrom !== undefined) {
     checkKnownFields(opts.statisticsFrom, 'opts.statisticsFrom', ['params', 'target', 'selection']);
@@ -173,9 +189,9 @@ export class ProxyContext {
     return this.pool.threads;
   }
 
-  /** The proxies this context can compute (output-error needs the grams). */
+  /** The proxies this context can compute (output-error needs the grams; calib-nll a head and every row). */
   get availableProxies(): ProxyName[] {
-    return PROXY_NAMES.filter((p) => (isLinearProxy(p) ? !PROXIES[p].needsGram || this.withGram : this.endToEnd !== null));
+    return PROXY_NAMES.filter((p) => (isLinearProxy(p) ? !PROXIES[p].needsGram || this.withGram : this.endToEnd !== null && !this.manifest.rowsOnly));
   }
 
   /** Bytes the grams of every layer would take (float64), to decide whether output-error is affordable. */
@@ -226,7 +242,11 @@ export class ProxyContext {
     const dir = opts.cacheDir;
     const manifest = await openCacheDir(dir, identity, {
       calibrationFile: opts.calibrationFile ?? null, numLayers: spec.numLayers, layersDone: 0, complete: false, windows: [], denseSeconds: 0, created: new Date().toISOString(),
+      ...(opts.rowsOnly ? { rowsOnly: { fraction: opts.rowsOnly.fraction, seed: opts.rowsOnly.seed } } : {}),
     });
+    if (manifest.rowsOnly && !sameRows(manifest.rowsOnly, opts.rowsOnly)) {
+      throw cacheError(dir, `it holds only the row subset ${subsetName(manifest.rowsOnly)}, built for a search on those rows; this run ${opts.rowsOnly ? `is on ${subsetName(opts.rowsOnly)}` : 'needs all rows'}`);
+    }
     const units: Unit[] = [];
     for (let layer = 0; layer < spec.numLayers; layer++) {
       LINEAR_NAMES.forEach((name) => {
@@ -234,8 +254,8 @@ export class ProxyContext {
         units.push({ index: units.length, layer, name, dOut, dIn });
       });
     }
-    const cache: CacheReport = { dir, layersBuilt: 0, numLayers: spec.numLayers, denseSeconds: 0, totalDenseSeconds: manifest.denseSeconds };
-    const pool = EvaluatorPool.start({ dir, units, budgetBytes: opts.cacheBudgetBytes, windowPrecision }, opts.threads);
+    const cache: CacheReport = { dir, layersBuilt: 0, numLayers: spec.numLayers, denseSeconds: 0, totalDenseSeconds: manifest.denseSeconds, rowsOnly: manifest.rowsOnly ?? null };
+    const pool = EvaluatorPool.start({ dir, units, budgetBytes: opts.cacheBudgetBytes, windowPrecision, rowsOnly: manifest.rowsOnly ?? null }, opts.threads);
     if (!manifest.complete) {
       const started = performance.now();
       try {
@@ -285,9 +305,14 @@ export class ProxyContext {
     checkField(Array.isArray(which), 'which', () => `must list proxy names (some of ${this.availableProxies.join(', ')}), got ${describeValue(which)}`);
     which.forEach((name, i) => {
       checkProxyName(`which[${i}]`, name);
-      checkField(this.availableProxies.includes(name), `which[${i}]`, () => `${name} is not available in this context (${isLinearProxy(name) ? 'it needs the grams: open the context with withGram' : 'it needs a model with its head and nllWindows > 0'}); available: ${this.availableProxies.join(', ')}`);
+      checkField(this.availableProxies.includes(name), `which[${i}]`, () => `${name} is not available in this context (${isLinearProxy(name) ? 'it needs the grams: open the context with withGram' : this.manifest.rowsOnly ? `it needs every row, the cache holds only ${subsetName(this.manifest.rowsOnly)}` : 'it needs a model with its head and nllWindows > 0'}); available: ${this.availableProxies.join(', ')}`);
     });
     const linear = LINEAR_PROXY_NAMES.filter((p) => which.includes(p));
+    const held = this.manifest.rowsOnly;
+    if (held && linear.length > 0) {
+      const rows = rowSubset(options);
+      checkField(sameRows(rows, held), 'options.rows', () => `this context's cache ${this.dir} holds only the row subset ${subsetName(held)}; asked for ${rows ? subsetName(rows) : 'all rows'}`);
+    }
     const evaluations: ProxyValues[] = paramsList.map(() => ({
       values: Object.fromEntries(PROXY_NAMES.map((p) => [p, Number.NaN])) as Record<ProxyName, number>,
       seconds: { score: 0, select: 0, gini: 0, forward: 0 },
@@ -320,6 +345,7 @@ export class ProxyContext {
     const resolved = resolveCrepeParams(params, { field: 'params' });
     checkProxyOptions(options);
     checkField(typeof text === 'object' && text !== null, 'text', () => `must be { seqlen, maxChunks? }, got ${describeValue(text)}`);
+    checkField(!this.manifest.rowsOnly, 'params', () => `a pruned perplexity needs every row of every linear; this context's cache ${this.dir} holds only the row subset ${subsetName(this.manifest.rowsOnly!)}`);
     const started = performance.now();
     const { model, engine } = this.endToEnd;
     const result = await prunedPerplexity(model, await this.layerMasks(resolved, options), tokens, text, engine);
@@ -402,9 +428,9 @@ function unitOf(units: readonly Unit[], layer: number, name: LinearName): Unit {
   return unit;
 }
 
-/** The first layer with a linear whose terms are not on disk (numLayers when none). */
-function firstMissingLayer(dir: string, units: Unit[]): number {
-  const missing = units.find((unit) => !existsSync(termsFile(dir, unit)));
+/** The first layer with a linear whose terms (of all rows, or of the one subset the cache holds) are not on disk (numLayers when none). */
+function firstMissingLayer(dir: string, units: Unit[], rows: RowSubset | null): number {
+  const missing = units.find((unit) => !existsSync(termsFile(dir, unit, rows)));
   return missing ? missing.layer : Number.POSITIVE_INFINITY;
 }
 
@@ -426,7 +452,7 @@ async function buildCache(
 ): Promise<number> {
   const { spec } = model;
   const dir = opts.cacheDir;
-  const missing = Math.min(spec.numLayers, firstMissingLayer(dir, units));
+  const missing = Math.min(spec.numLayers, firstMissingLayer(dir, units, manifest.rowsOnly ?? null));
   const rope = ropeTables(spec, seqlen);
   const statsEngine = await BlockEngine.create(spec, seqlen, { ...engine, stats: opts.withGram ? 'full' : 'sqnorm' });
   const plainEngine = await BlockEngine.create(spec, seqlen, { ...engine, stats: 'none' });

@@ -15,7 +15,7 @@ import { checkWindowSizes, type CrepeParams } from '../prune/scores/crepe.ts';
 import type { PruneSettings } from '../prune/settings.ts';
 import { ProxyContext } from '../search/proxy.ts';
 import { windowKey } from '../search/proxy-terms.ts';
-import { DEFAULT_PROXY } from '../search/proxy-defaults.ts';
+import { DEFAULT_PROXY, defaultProxyRows, rowsPercent } from '../search/proxy-defaults.ts';
 import { confirmationShortlist, runPho } from '../search/pho.ts';
 import { pruneAndMeasure } from '../search/trial.ts';
 import { chooseByConfirmation, concatWindows, confirmationWindows, type AutoCandidate } from '../search/auto.ts';
@@ -41,7 +41,8 @@ export interface AutoReport {
   chosen: AutoCandidate;
   /** The RIA point first, then PHO's shortlist, then any extra candidates. */
   candidates: AutoCandidate[];
-  pho: { proxy: string; sign: 1 | -1; kSet: number[]; budgetPerK: number; evaluations: number; bestPerK: Array<{ k: number; params: CrepeParams; objective: number }> };
+  /** rows: the fraction of each linear's rows the proxy ran on (defaultProxyRows). */
+  pho: { proxy: string; sign: 1 | -1; rows: number; kSet: number[]; budgetPerK: number; evaluations: number; bestPerK: Array<{ k: number; params: CrepeParams; objective: number }> };
   confirmation: { windows: number; seqlen: number; draws: Array<[number, number]>; statisticsDraws: Array<[number, number]> };
   seconds: { pho: number; confirmation: number; total: number };
 }
@@ -96,7 +97,8 @@ export async function runAutoCrepe(
   const cacheDir = `${run.outDir}.crepe-auto-cache`;
   try {
     // PHO on the run's statistics windows.
-    const progress = stageProgress(control, `auto: PHO (${DEFAULT_PROXY.name})`, budget * kSet.length);
+    const rows = defaultProxyRows(run.spec, budget * kSet.length);
+    const progress = stageProgress(control, `auto: PHO (${DEFAULT_PROXY.name}${rows < 1 ? ` on ${rowsPercent(rows)} of the rows` : ''})`, budget * kSet.length);
     const context = await ProxyContext.open(model, run.windows.windows, seqlen, engine, {
       cacheDir,
       cacheBudgetBytes: 256 * 2 ** 20,
@@ -105,10 +107,12 @@ export async function runAutoCrepe(
       calibrationSeed: settings.calibration.seed,
       withGram: false,
       windows: kSet.map((k) => windowKey({ k, variant: space.variant, a: space.fixedA })),
+      // The confirmations prune for real: the cache need not hold more than the rows PHO runs on.
+      ...(rows < 1 ? { rowsOnly: { fraction: rows, seed: settings.calibration.seed } } : {}),
     });
     let evaluated = 0;
     const pho = await runPho(context, {
-      target: settings.target, selection: settings.selection, giniSubsample: 65536, seed: settings.calibration.seed,
+      target: settings.target, selection: settings.selection, giniSubsample: 65536, seed: settings.calibration.seed, rows,
       kSet, budgetPerK: budget, proxy: DEFAULT_PROXY.name, sign: DEFAULT_PROXY.sign, space, sigma0: 1.5,
     }, () => progress.update(++evaluated)).finally(() => context.close());
     progress.done();
@@ -132,7 +136,7 @@ export async function runAutoCrepe(
       chosen,
       candidates: measured,
       pho: {
-        proxy: DEFAULT_PROXY.name, sign: DEFAULT_PROXY.sign, kSet, budgetPerK: budget, evaluations: pho.candidates.length,
+        proxy: DEFAULT_PROXY.name, sign: DEFAULT_PROXY.sign, rows, kSet, budgetPerK: budget, evaluations: pho.candidates.length,
         bestPerK: pho.bestPerK.map((b) => ({ k: b.k, params: b.params, objective: b.objective })),
       },
       confirmation: { windows: held.windows.length, seqlen, draws: held.draws, statisticsDraws: run.windows.draws },

@@ -9,6 +9,9 @@ import { rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
+import type { ModelSpec } from '../model/spec.ts';
+import type { CalibrationSet } from '../data/calibration.ts';
+import type { EngineOptions } from '../engine/session.ts';
 import { CREPE_DEFAULT_PARAMS, checkWindowSizes, crepeVariantProblem, isCrepeVariant, type CrepeParams, type CrepeVariant } from '../prune/scores/crepe.ts';
 import { activationExponentProblem, isActivationExponent } from '../prune/scores/ria.ts';
 import { pruneSettings, type PruneSettings } from '../prune/settings.ts';
@@ -16,8 +19,9 @@ import { validateTarget, type PruneTarget, type Selection } from '../prune/targe
 import { CREPE_CONFIG_FORMAT, loadCrepeConfig, type CrepeConfigFile } from '../search/crepe-config.ts';
 import { ProxyContext, PROXY_NAMES, type ProxyName, type ProxyOptions } from '../search/proxy.ts';
 import { windowKey } from '../search/proxy-terms.ts';
+import type { RowSubset, StatisticsFrom } from '../search/proxy-cache.ts';
 import { CALIB_NLL_WINDOWS } from '../search/proxy-e2e.ts';
-import { calibNllSearchFlops, checkProxyName, defaultProxy } from '../search/proxy-defaults.ts';
+import { calibNllSearchFlops, checkProxyName, defaultProxy, defaultProxyRows, isLinearProxy, linearWeights, PER_LINEAR_DEFAULT_MAX_VISITS, rowsPercent } from '../search/proxy-defaults.ts';
 import { confirmationShortlist, confirmOnHeldOut, runPho, type Confirmation, type PhoResult } from '../search/pho.ts';
 import { concatWindows, confirmationWindows } from '../search/auto.ts';
 import { runHillClimb } from '../search/hillclimb.ts';
@@ -38,6 +42,7 @@ import {
   type EngineRequest, type HubRequest, type RunControl,
 } from './common.ts';
 import { TEXTS_FIELDS, checkTextsRequest, planTexts, readTexts, type TextsRequest } from './texts.ts';
+import type { EvalText } from './eval.ts';
 
 /**
  * A search; the calibration text and the held-out text (`evalText`) are `TextsRequest` fields, and
@@ -83,7 +88,11 @@ export interface SearchRequest extends EngineRequest, RunControl, TextsRequest, 
    * configuration (`crepeConfig`, else β = γ = α at k = 3), nearer to what a real prune sees.
    */
   proxyStatistics?: 'dense' | 'start';
-  /** Fraction of each linear's rows the proxies are computed on, in (0, 1] (default 1). */
+  /**
+   * Fraction of each linear's rows a per-linear proxy is computed on, in (0, 1]. Default: all rows,
+   * or where they would visit too many weights over the search, defaultProxyRows (proxy-defaults.ts).
+   * Refused with calib-nll, which prunes every row.
+   */
   proxyRows?: number;
   /**
    * Proxy cache directory: the dense pass's per-linear terms, reused by later searches and
@@ -222,8 +231,8 @@ function searchOptions(request: SearchRequest) {
   checkField(isCrepeVariant(variant), 'crepe.variant', () => crepeVariantProblem(variant));
   if (request.proxy !== undefined) checkProxyName('proxy', request.proxy);
   if (request.proxySign !== undefined) checkField(request.proxySign === 1 || request.proxySign === -1, 'proxySign', `must be 1 or -1, got ${describeValue(request.proxySign)}`);
-  const proxyRows = request.proxyRows ?? 1;
-  checkField(typeof proxyRows === 'number' && proxyRows > 0 && proxyRows <= 1, 'proxyRows', () => `expects a fraction of rows in (0, 1], got ${describeValue(proxyRows)}`);
+  const proxyRows = request.proxyRows;
+  checkField(proxyRows === undefined || (typeof proxyRows === 'number' && proxyRows > 0 && proxyRows <= 1), 'proxyRows', () => `expects a fraction of rows in (0, 1], got ${describeValue(proxyRows)}`);
   const proxyCacheBudget = request.proxyCacheBudget ?? 1024;
   checkInteger('proxyCacheBudget', proxyCacheBudget, 0);
   const selection = request.selection ?? 'per-matrix';
@@ -246,10 +255,12 @@ function kSetOf(request: SearchRequest, start: CrepeParams | undefined): number[
 /** Runs the search (or the validation) that `request` describes and writes its outputs. */
 export async function searchCoefficients(request: SearchRequest): Promise<SearchResult> {
   const started = performance.now();
+  // ─── Everything checked before any work ───
   checkRequest(request, SEARCH_FIELDS);
   const engine = engineOptions(request);
   const target = validateTarget(request.target, 'target');
-  const { strategy, budget, sigma0, confirm, confirmStatistics, confirmOn, calibrationConfirm, nllOn, proxyStatistics, giniSubsample, space, selection, proxyRows, proxyCacheBudget } = searchOptions(request);
+  const options = searchOptions(request);
+  const { strategy, confirm, confirmOn, nllOn } = options;
   const counts = checkTextsRequest(request);
   const start = request.crepeConfig !== undefined ? loadCrepeConfig(request.crepeConfig) : undefined;
   if (start) checkField(start.alpha > 0, 'crepeConfig', `${request.crepeConfig}: "alpha" must be positive to start a search (the search runs over ratios to alpha)`);
@@ -275,50 +286,144 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
     inputs: [request.model, request.calib, request.evalText, request.crepeConfig, request.proxyFrom, request.proxyCache],
   });
 
+  // ─── The model, its texts and the proxy: then one of the three runs ───
   const model = ModelCheckpoint.open(request.model);
   let lock: OutputLock | undefined;
   try {
     lock = lockOutput(outDir, (note) => request.onProgress?.({ kind: 'note', stage: 'output', done: 0, total: 0, detail: note }));
-    const { spec } = model;
-    const plan = planTexts(request, spec, counts);
-    const { nsamples, seqlen, seed } = plan;
-    const nllTokens = (nllOn === 'heldout' ? plan.evalSeqlen : seqlen) * Math.min(request.nllWindows ?? CALIB_NLL_WINDOWS, nllOn === 'heldout' ? Infinity : nsamples);
-    const fallback = defaultProxy(target, calibNllSearchFlops(spec, nllTokens, budget * kSet.length));
-    const proxy = request.proxy ?? measured?.proxy ?? fallback.name;
-    if (proxy === fallback.name && request.proxy === undefined && !measured && fallback.name !== defaultProxy(target).name) {
-      request.onProgress?.({ kind: 'note', stage: 'proxy', done: 0, total: 0, detail: `proxy ${fallback.name}: ${fallback.evidence} (--proxy calib-nll to use it anyway)` });
-    }
-    const sign: 1 | -1 = request.proxySign ?? (measured && measured.proxy === proxy ? measured.sign : proxy === fallback.name ? fallback.sign : 1);
-    if (request.validate === undefined) {
-      for (const field of ['nllOn', 'nllWindows'] as const) checkField(request[field] === undefined || proxy === 'calib-nll', field, `applies to the calib-nll proxy only (this search's proxy is ${proxy})`);
-    }
-    // output-error needs every layer's XᵀX; affordable for small models only.
-    const gramsFit = ProxyContext.gramBytes(spec) <= GRAM_BUDGET_BYTES;
-    if (proxy === 'output-error') {
-      checkField(gramsFit, 'proxy', `output-error needs ${(ProxyContext.gramBytes(spec) / 2 ** 30).toFixed(1)} GiB of Hessians for this model; use a gini proxy`);
-    }
-    // Kept whenever they fit, so that one proxy cache serves searches and validations alike.
-    const withGram = gramsFit;
+    const run = prepareRun({ request, started, outDir, model, engine, target, options, counts, start, kSet, measured });
+    if (request.validate !== undefined) return await validationRun(run, request.validate);
+    return strategy === 'pho' ? await phoRun(run) : await hillClimbRun(run);
+  } finally {
+    model.close();
+    lock?.release();
+  }
+}
 
-    const { evalText: heldOut, calibration, continued } = readTexts(request, request.model, spec, plan, 4 * calibrationConfirm);
-    const heldCalibration = calibrationConfirm > 0 ? confirmationWindows(continued, nsamples, calibrationConfirm, seqlen) : null;
-    if (heldCalibration) {
-      checkField(heldCalibration.windows.length > 0, 'confirmOn', `the calibration text has no window beyond the ${nsamples} statistics windows for the held-out confirmation`);
-    }
-    const weightsSha256 = hashWeights(model);
-    // The start configuration at its own k (a given configuration's, else CREPE_DEFAULT_PARAMS'), pruned to this run's target.
-    const statisticsFrom = proxyStatistics === 'start'
-      ? { params: toParams(startPoint(space, start), start?.k ?? CREPE_DEFAULT_PARAMS.k, space), target, selection }
-      : null;
-    const proxyOptions: ProxyOptions = { target, selection, giniSubsample, seed, rows: proxyRows };
-    const calibrationSettings = { file: path.resolve(request.calib), sha256: '', nsamples, seqlen, seed };
-    const settingsFor = (params: CrepeParams): PruneSettings => pruneSettings({ method: 'crepe', target, selection, crepe: params, calibration: calibrationSettings });
-    const trial = (params: CrepeParams) => {
+/** A search's proxy, its sign and row fraction, each with where it came from. */
+interface ProxyChoiceMade {
+  proxy: ProxyName;
+  sign: 1 | -1;
+  signSource: string;
+  rows: number;
+  rowsSource: string;
+}
+
+/**
+ * The proxy a search uses: the one named, else the one `proxyFrom`'s validation measured best,
+ * else the target's default (defaultProxy, cost-aware); its sign likewise; and the fraction of rows
+ * a per-linear proxy runs on (defaultProxyRows unless given). Notes say when a default departs
+ * from the validated choice because of its cost.
+ */
+function chooseProxy(
+  request: SearchRequest, spec: ModelSpec, target: PruneTarget, strategy: 'pho' | 'hillclimb', candidates: number, nllTokens: number,
+  measured: { proxy: ProxyName; sign: 1 | -1 } | null,
+): ProxyChoiceMade {
+  const note = (detail: string) => request.onProgress?.({ kind: 'note', stage: 'proxy', done: 0, total: 0, detail });
+  const fallback = defaultProxy(target, calibNllSearchFlops(spec, nllTokens, candidates));
+  const proxy = request.proxy ?? measured?.proxy ?? fallback.name;
+  if (proxy === fallback.name && request.proxy === undefined && !measured && fallback.name !== defaultProxy(target).name) {
+    note(`proxy ${fallback.name}: ${fallback.evidence} (--proxy calib-nll to use it anyway)`);
+  }
+  const fromValidation = measured !== null && measured.proxy === proxy;
+  const sign: 1 | -1 = request.proxySign ?? (fromValidation ? measured.sign : proxy === fallback.name ? fallback.sign : 1);
+  const signSource = request.proxySign !== undefined
+    ? 'given (proxySign)'
+    : fromValidation ? path.resolve(request.proxyFrom ?? '') : proxy === fallback.name ? `default: ${fallback.evidence}` : 'default (+1)';
+  if (request.validate === undefined) {
+    for (const field of ['nllOn', 'nllWindows'] as const) checkField(request[field] === undefined || proxy === 'calib-nll', field, `applies to the calib-nll proxy only (this search's proxy is ${proxy})`);
+    checkField(request.proxyRows === undefined || isLinearProxy(proxy), 'proxyRows', 'applies to the per-linear proxies only (calib-nll prunes every row of every linear)');
+  }
+  // A PHO search with a per-linear proxy runs on a subset of the rows where all of them would take too long.
+  const rowsByDefault = strategy === 'pho' && request.validate === undefined && isLinearProxy(proxy) ? defaultProxyRows(spec, candidates) : 1;
+  if (request.proxyRows === undefined && rowsByDefault < 1) {
+    const visits = (n: number, digits: number) => n.toExponential(digits).replace('e+', 'e');
+    note(`proxy rows ${rowsByDefault}: ${proxy} on a fixed random ${rowsPercent(rowsByDefault)} of each linear's rows; `
+      + `all rows would visit ${visits(linearWeights(spec) * candidates, 1)} weights in this search, more than the ${visits(PER_LINEAR_DEFAULT_MAX_VISITS, 0)} a default may (--proxy-rows 1 for all rows)`);
+  }
+  return {
+    proxy, sign, signSource,
+    rows: request.proxyRows ?? rowsByDefault,
+    rowsSource: request.proxyRows !== undefined ? 'given (proxyRows)' : rowsByDefault < 1 ? `default: all rows would visit more than ${PER_LINEAR_DEFAULT_MAX_VISITS} weights` : 'default (all rows)',
+  };
+}
+
+/** What the validation, PHO and hill climbing share once the model is open: its texts, proxy, trial and proxy cache. */
+interface SearchRun {
+  request: SearchRequest;
+  started: number;
+  outDir: string;
+  model: ModelCheckpoint;
+  engine: EngineOptions;
+  options: ReturnType<typeof searchOptions>;
+  kSet: number[];
+  start: CrepeParams | undefined;
+  plan: { nsamples: number; seqlen: number; seed: number };
+  heldOut: EvalText | null;
+  calibration: CalibrationSet;
+  /** Held-out calibration windows for `confirmOn: 'calibration'`, else null. */
+  heldCalibration: CalibrationSet | null;
+  choice: ProxyChoiceMade;
+  proxyOptions: ProxyOptions;
+  /** The start configuration the proxy statistics come from with `proxyStatistics: 'start'`, else null. */
+  statisticsFrom: StatisticsFrom | null;
+  provenanceBase: Record<string, unknown>;
+  settingsFor: (params: CrepeParams) => PruneSettings;
+  /** A real trial: the full prune and its perplexity on the held-out text. */
+  trial: (params: CrepeParams) => Promise<{ ppl: number; seconds: number }>;
+  /** Opens (building, continuing or reusing) the proxy cache of this search; `rowsOnly`: the run uses that row subset alone. */
+  denseContext: (rowsOnly?: RowSubset) => Promise<ProxyContext>;
+}
+
+function prepareRun(given: {
+  request: SearchRequest; started: number; outDir: string; model: ModelCheckpoint; engine: EngineOptions; target: PruneTarget;
+  options: ReturnType<typeof searchOptions>; counts: ReturnType<typeof checkTextsRequest>; start: CrepeParams | undefined; kSet: number[];
+  measured: { proxy: ProxyName; sign: 1 | -1 } | null;
+}): SearchRun {
+  const { request, outDir, model, engine, target, options, start, kSet } = given;
+  const { strategy, budget, calibrationConfirm, nllOn, proxyStatistics, giniSubsample, space, selection, proxyCacheBudget } = options;
+  const { spec } = model;
+  const plan = planTexts(request, spec, given.counts);
+  const { nsamples, seqlen, seed } = plan;
+  const nllTokens = (nllOn === 'heldout' ? plan.evalSeqlen : seqlen) * Math.min(request.nllWindows ?? CALIB_NLL_WINDOWS, nllOn === 'heldout' ? Infinity : nsamples);
+  const choice = chooseProxy(request, spec, target, strategy, budget * kSet.length, nllTokens, given.measured);
+  // output-error needs every layer's XᵀX; affordable for small models only.
+  const gramsFit = ProxyContext.gramBytes(spec) <= GRAM_BUDGET_BYTES;
+  if (choice.proxy === 'output-error') {
+    checkField(gramsFit, 'proxy', `output-error needs ${(ProxyContext.gramBytes(spec) / 2 ** 30).toFixed(1)} GiB of Hessians for this model; use a gini proxy`);
+  }
+
+  const { evalText: heldOut, calibration, continued } = readTexts(request, request.model, spec, plan, 4 * calibrationConfirm);
+  const heldCalibration = calibrationConfirm > 0 ? confirmationWindows(continued, nsamples, calibrationConfirm, seqlen) : null;
+  if (heldCalibration) {
+    checkField(heldCalibration.windows.length > 0, 'confirmOn', `the calibration text has no window beyond the ${nsamples} statistics windows for the held-out confirmation`);
+  }
+  const weightsSha256 = hashWeights(model);
+  // The start configuration at its own k (a given configuration's, else CREPE_DEFAULT_PARAMS'), pruned to this run's target.
+  const statisticsFrom = proxyStatistics === 'start'
+    ? { params: toParams(startPoint(space, start), start?.k ?? CREPE_DEFAULT_PARAMS.k, space), target, selection }
+    : null;
+  const calibrationSettings = { file: path.resolve(request.calib), sha256: '', nsamples, seqlen, seed };
+  const settingsFor = (params: CrepeParams): PruneSettings => pruneSettings({ method: 'crepe', target, selection, crepe: params, calibration: calibrationSettings });
+  return {
+    request, started: given.started, outDir, model, engine, options, kSet, start, plan, heldOut, calibration, heldCalibration, choice,
+    proxyOptions: { target, selection, giniSubsample, seed, rows: choice.rows },
+    statisticsFrom,
+    provenanceBase: {
+      model: path.resolve(request.model),
+      modelSha256: weightsSha256.first,
+      calibration: { file: path.resolve(request.calib), nsamples, seqlen, seed },
+      target,
+      selection,
+      heldout: request.evalText !== undefined ? path.resolve(request.evalText) : null,
+      date: new Date().toISOString(),
+    },
+    settingsFor,
+    trial: (params) => {
       if (!heldOut) throw new Error('internal: a real trial without held-out text');
       return pruneAndMeasure(model, settingsFor(params), calibration.windows, { tokens: heldOut.tokens, seqlen: heldOut.seqlen, maxChunks: heldOut.maxChunks }, engine);
-    };
-    // Opens (building, continuing or reusing) the proxy cache of this search.
-    const denseContext = async (): Promise<ProxyContext> => {
+    },
+    denseContext: async (rowsOnly) => {
       const progress = stageProgress(request, 'dense statistics', spec.numLayers, { name: 'layers' });
       const context = await ProxyContext.open(model, calibration.windows, seqlen, engine, {
         cacheDir: path.resolve(request.proxyCache ?? `${outDir}.proxy-cache`),
@@ -327,11 +432,13 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
         modelSha256: weightsSha256.all,
         calibrationFile: path.resolve(request.calib),
         calibrationSeed: seed,
-        withGram,
+        // Kept whenever they fit, so that one proxy cache serves searches and validations alike.
+        withGram: gramsFit,
         nllWindows: request.nllWindows,
         nllText: nllOn === 'heldout' && heldOut ? { tokens: heldOut.tokens, seqlen: heldOut.seqlen } : undefined,
         statisticsFrom: statisticsFrom ?? undefined,
         windows: kSet.map((k) => windowKey({ k, variant: space.variant, a: space.fixedA })),
+        rowsOnly,
         progress,
       });
       const { cache } = context;
@@ -339,144 +446,144 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
         ? `proxy cache ${cache.dir}: ${cache.layersBuilt} of ${cache.numLayers} layers computed`
         : `reusing the proxy cache ${cache.dir}`);
       return context;
-    };
-    const provenanceBase = {
-      model: path.resolve(request.model),
-      modelSha256: weightsSha256.first,
-      calibration: { file: path.resolve(request.calib), nsamples, seqlen, seed },
-      target,
-      selection,
-      heldout: request.evalText !== undefined ? path.resolve(request.evalText) : null,
-      date: new Date().toISOString(),
-    };
+    },
+  };
+}
 
-    if (request.validate !== undefined) {
-      const context = await denseContext();
-      const configurations = randomConfigurations(request.validate, kSet, space, seed + 1);
-      const progress = stageProgress(request, 'validate', configurations.length, { name: 'configurations' });
-      const result = await validateProxies(context, configurations, proxyOptions, trial, {
-        bootstrapSeed: seed,
-        rows: proxyRows,
-        onPoint: (p, i) => progress.update(i + 1, `PPL ${p.ppl.toFixed(2)}, proxies ${p.proxySeconds.toFixed(2)} s`),
-      }).finally(() => context.close());
-      progress.done();
-      const proxyCache = { ...context.cache, threads: context.threads };
-      const files: Record<string, string> = { 'validation.json': json({ provenance: provenanceBase, ...result, proxyCache, peakRssBytes: peakRssBytes() }) };
-      for (const c of result.correlations) {
-        files[`proxy-${c.proxy}.svg`] = scatterSvg(result.points.map((p) => ({ x: p.proxies[c.proxy], y: p.ppl })), {
-          title: `${c.proxy} vs PPL (Spearman ${c.spearman.estimate.toFixed(2)} [${c.spearman.lower.toFixed(2)}, ${c.spearman.upper.toFixed(2)}])`,
-          xLabel: c.proxy,
-          yLabel: 'held-out PPL',
-          logY: true,
-        });
-      }
-      writeOutputs(outDir, files, request.overwrite);
-      return {
-        kind: 'validation', out: outDir, correlations: result.correlations, subsample: result.subsample,
-        seconds: secondsSince(started), denseSeconds: context.denseSeconds, peakRssBytes: peakRssBytes(),
-      };
-    }
-
-    if (strategy === 'pho') {
-      const context = await denseContext();
-      const progress = stageProgress(request, `PHO (${proxy}, sign ${sign > 0 ? '+' : '−'})`, budget * kSet.length, { name: 'candidates' });
-      let evaluated = 0;
-      let phoSeconds = 0;
-      let confirmations: Confirmation[] = [];
-      const confirmText = heldCalibration
-        ? { tokens: concatWindows(heldCalibration.windows), seqlen, maxChunks: heldCalibration.windows.length }
-        : heldOut && { tokens: heldOut.tokens, seqlen: heldOut.seqlen, maxChunks: Math.min(heldOut.maxChunks ?? Infinity, request.confirmWindows ?? Infinity) };
-      let result: PhoResult;
-      try {
-        const phoStarted = performance.now();
-        result = await runPho(context, { ...proxyOptions, kSet, budgetPerK: budget, proxy, sign, space, sigma0, start }, (c) =>
-          progress.update(++evaluated, `k=${c.k} ${proxy}=${c.proxies[proxy].toFixed(5)}, ${c.seconds.toFixed(2)} s/candidate`),
-        );
-        phoSeconds = secondsSince(phoStarted);
-        progress.done(`best k=${result.best.k} β=${result.best.params.beta.toPrecision(4)} γ=${result.best.params.gamma.toPrecision(4)}`);
-        if (confirm > 0 && confirmText) {
-          // The start configuration at the best window size is confirmed too (the search never returns worse than its start).
-          const shortlist = confirmationShortlist(result, confirm, toParams(startPoint(space, start), result.best.k, space));
-          const confirmProgress = stageProgress(request, `confirm on ${heldCalibration ? 'held-out calibration windows' : 'held-out text'} (${confirmStatistics} statistics)`, shortlist.length, { name: 'trials' });
-          const confirmTrial = confirmStatistics === 'dense'
-            ? (params: CrepeParams) => context.prunedPerplexity(params, proxyOptions, confirmText.tokens, confirmText)
-            : (params: CrepeParams) => pruneAndMeasure(model, settingsFor(params), calibration.windows, confirmText, engine);
-          confirmations = await confirmOnHeldOut(shortlist, confirmTrial, (c, i) => confirmProgress.update(i + 1, `${c.source} k=${c.params.k} PPL ${c.ppl.toFixed(3)}`));
-          confirmProgress.done();
-        }
-      } finally {
-        await context.close();
-      }
-      const perEvaluationSeconds = result.candidates.reduce((sum, c) => sum + c.seconds, 0) / result.candidates.length;
-      const confirmSeconds = confirmations.reduce((sum, c) => sum + c.seconds, 0);
-      const chosen = confirmations.length ? confirmations.reduce((a, b) => (b.ppl < a.ppl ? b : a)).params : result.best.params;
-      const seconds = secondsSince(started);
-      const config: CrepeConfigFile = {
-        format: CREPE_CONFIG_FORMAT,
-        ...chosen,
-        provenance: {
-          ...provenanceBase,
-          strategy: confirmations.length ? 'pho+confirm' : 'pho',
-          confirmations: confirmations.map((c) => ({ source: c.source, k: c.params.k, beta: c.params.beta, gamma: c.params.gamma, a: c.params.a, heldoutPpl: c.ppl })),
-          confirmation: confirmations.length ? {
-            on: confirmOn,
-            statistics: confirmStatistics,
-            windows: confirmText ? windowCount(confirmText.tokens.length, confirmText.seqlen, confirmText.maxChunks) : 0,
-            ...(heldCalibration ? { draws: heldCalibration.draws } : {}),
-            seconds: confirmSeconds,
-          } : null,
-          proxy,
-          proxySign: sign,
-          proxySignSource: request.proxySign !== undefined
-            ? 'given (proxySign)'
-            : measured && measured.proxy === proxy ? path.resolve(request.proxyFrom ?? '') : proxy === fallback.name ? `default: ${fallback.evidence}` : 'default (+1)',
-          proxyValue: result.best.proxies[proxy],
-          ...(proxy === 'calib-nll' ? { nllOn, nllWindows: request.nllWindows ?? CALIB_NLL_WINDOWS } : {}),
-          proxyStatistics: statisticsFrom ? { from: statisticsFrom.params } : 'dense',
-          kSet,
-          budgetPerK: budget,
-          evaluations: result.candidates.length,
-          proxyRows,
-          denseStatisticsSeconds: context.denseSeconds, // this run's share of the dense pass (0 when the cache was complete)
-          densePassSeconds: context.cache.totalDenseSeconds, // the whole dense pass, as the cache records it
-          perEvaluationSeconds,
-          searchSeconds: seconds,
-        },
-      };
-      writeOutputs(outDir, {
-        'crepe-config.json': json(config),
-        'search-log.json': json({
-          strategy: 'pho',
-          seconds: { ...result.seconds, wall: seconds, denseStatistics: context.denseSeconds, perEvaluation: perEvaluationSeconds, pho: phoSeconds, confirmation: confirmSeconds },
-          peakRssBytes: peakRssBytes(),
-          proxyCache: { ...context.cache, threads: context.threads, rows: proxyRows },
-          bestPerK: result.bestPerK,
-          confirmations,
-          candidates: result.candidates,
-        }),
-      }, request.overwrite);
-      return { kind: 'pho', out: outDir, config, seconds, denseSeconds: context.denseSeconds, perEvaluationSeconds, peakRssBytes: peakRssBytes() };
-    }
-
-    const progress = stageProgress(request, 'hill climbing', budget * kSet.length, { name: 'trials' });
-    let trials = 0;
-    const result = await runHillClimb(trial, { kSet, space, budgetPerK: budget, initialStep: 1, minStep: 0.25, start }, (c) =>
-      progress.update(++trials, `k=${c.k} PPL ${c.ppl.toFixed(3)}${c.accepted ? ' (accepted)' : ''}`),
-    );
-    progress.done(`best k=${result.best.k} PPL ${result.best.ppl.toFixed(3)}`);
-    const seconds = secondsSince(started);
-    const config: CrepeConfigFile = {
-      format: CREPE_CONFIG_FORMAT,
-      ...result.best.params,
-      provenance: { ...provenanceBase, strategy: 'hillclimb', heldoutPpl: result.best.ppl, kSet, budgetPerK: budget, trials: result.candidates.length, searchSeconds: seconds },
-    };
-    writeOutputs(outDir, {
-      'crepe-config.json': json(config),
-      'search-log.json': json({ strategy: 'hillclimb', seconds, bestPerK: result.bestPerK, candidates: result.candidates }),
-    }, request.overwrite);
-    return { kind: 'hillclimb', out: outDir, config, seconds };
-  } finally {
-    model.close();
-    lock?.release();
+// ─── Validation: every proxy against real perplexity on random configurations ───
+async function validationRun(run: SearchRun, count: number): Promise<SearchResult> {
+  const { request, outDir, kSet, plan, proxyOptions, trial, provenanceBase } = run;
+  const context = await run.denseContext();
+  const configurations = randomConfigurations(count, kSet, run.options.space, plan.seed + 1);
+  const progress = stageProgress(request, 'validate', configurations.length, { name: 'configurations' });
+  const result = await validateProxies(context, configurations, proxyOptions, trial, {
+    bootstrapSeed: plan.seed,
+    rows: run.choice.rows,
+    onPoint: (p, i) => progress.update(i + 1, `PPL ${p.ppl.toFixed(2)}, proxies ${p.proxySeconds.toFixed(2)} s`),
+  }).finally(() => context.close());
+  progress.done();
+  const proxyCache = { ...context.cache, threads: context.threads };
+  const files: Record<string, string> = { 'validation.json': json({ provenance: provenanceBase, ...result, proxyCache, peakRssBytes: peakRssBytes() }) };
+  for (const c of result.correlations) {
+    files[`proxy-${c.proxy}.svg`] = scatterSvg(result.points.map((p) => ({ x: p.proxies[c.proxy], y: p.ppl })), {
+      title: `${c.proxy} vs PPL (Spearman ${c.spearman.estimate.toFixed(2)} [${c.spearman.lower.toFixed(2)}, ${c.spearman.upper.toFixed(2)}])`,
+      xLabel: c.proxy,
+      yLabel: 'held-out PPL',
+      logY: true,
+    });
   }
+  writeOutputs(outDir, files, request.overwrite);
+  return {
+    kind: 'validation', out: outDir, correlations: result.correlations, subsample: result.subsample,
+    seconds: secondsSince(run.started), denseSeconds: context.denseSeconds, peakRssBytes: peakRssBytes(),
+  };
+}
+
+// ─── PHO: CMA-ES on the proxy, then the optional confirmation by real trials ───
+async function phoRun(run: SearchRun): Promise<SearchResult> {
+  const { request, outDir, model, engine, kSet, start, plan, heldOut, calibration, heldCalibration, choice, proxyOptions, statisticsFrom, settingsFor } = run;
+  const { budget, sigma0, confirm, confirmStatistics, confirmOn, nllOn, space } = run.options;
+  const { proxy, sign } = choice;
+  // On a row subset, with nothing that needs whole matrices (calib-nll, dense confirmations), the cache holds that subset alone.
+  const wholeMatrices = !isLinearProxy(proxy) || (confirm > 0 && confirmStatistics === 'dense');
+  const context = await run.denseContext(choice.rows < 1 && !wholeMatrices ? { fraction: choice.rows, seed: plan.seed } : undefined);
+  const progress = stageProgress(request, `PHO (${proxy}, sign ${sign > 0 ? '+' : '−'})`, budget * kSet.length, { name: 'candidates' });
+  let evaluated = 0;
+  let phoSeconds = 0;
+  let confirmations: Confirmation[] = [];
+  const confirmText = heldCalibration
+    ? { tokens: concatWindows(heldCalibration.windows), seqlen: plan.seqlen, maxChunks: heldCalibration.windows.length }
+    : heldOut && { tokens: heldOut.tokens, seqlen: heldOut.seqlen, maxChunks: Math.min(heldOut.maxChunks ?? Infinity, request.confirmWindows ?? Infinity) };
+  let result: PhoResult;
+  try {
+    const phoStarted = performance.now();
+    result = await runPho(context, { ...proxyOptions, kSet, budgetPerK: budget, proxy, sign, space, sigma0, start }, (c) =>
+      progress.update(++evaluated, `k=${c.k} ${proxy}=${c.proxies[proxy].toFixed(5)}, ${c.seconds.toFixed(2)} s/candidate`),
+    );
+    phoSeconds = secondsSince(phoStarted);
+    progress.done(`best k=${result.best.k} β=${result.best.params.beta.toPrecision(4)} γ=${result.best.params.gamma.toPrecision(4)}`);
+    if (confirm > 0 && confirmText) {
+      // The start configuration at the best window size is confirmed too (the search never returns worse than its start).
+      const shortlist = confirmationShortlist(result, confirm, toParams(startPoint(space, start), result.best.k, space));
+      const confirmProgress = stageProgress(request, `confirm on ${heldCalibration ? 'held-out calibration windows' : 'held-out text'} (${confirmStatistics} statistics)`, shortlist.length, { name: 'trials' });
+      const confirmTrial = confirmStatistics === 'dense'
+        ? (params: CrepeParams) => context.prunedPerplexity(params, proxyOptions, confirmText.tokens, confirmText)
+        : (params: CrepeParams) => pruneAndMeasure(model, settingsFor(params), calibration.windows, confirmText, engine);
+      confirmations = await confirmOnHeldOut(shortlist, confirmTrial, (c, i) => confirmProgress.update(i + 1, `${c.source} k=${c.params.k} PPL ${c.ppl.toFixed(3)}`));
+      confirmProgress.done();
+    }
+  } finally {
+    await context.close();
+  }
+  const perEvaluationSeconds = result.candidates.reduce((sum, c) => sum + c.seconds, 0) / result.candidates.length;
+  const confirmSeconds = confirmations.reduce((sum, c) => sum + c.seconds, 0);
+  const chosen = confirmations.length ? confirmations.reduce((a, b) => (b.ppl < a.ppl ? b : a)).params : result.best.params;
+  const seconds = secondsSince(run.started);
+  const config: CrepeConfigFile = {
+    format: CREPE_CONFIG_FORMAT,
+    ...chosen,
+    provenance: {
+      ...run.provenanceBase,
+      strategy: confirmations.length ? 'pho+confirm' : 'pho',
+      confirmations: confirmations.map((c) => ({ source: c.source, k: c.params.k, beta: c.params.beta, gamma: c.params.gamma, a: c.params.a, heldoutPpl: c.ppl })),
+      confirmation: confirmations.length ? {
+        on: confirmOn,
+        statistics: confirmStatistics,
+        windows: confirmText ? windowCount(confirmText.tokens.length, confirmText.seqlen, confirmText.maxChunks) : 0,
+        ...(heldCalibration ? { draws: heldCalibration.draws } : {}),
+        seconds: confirmSeconds,
+      } : null,
+      proxy,
+      proxySign: sign,
+      proxySignSource: choice.signSource,
+      proxyValue: result.best.proxies[proxy],
+      ...(proxy === 'calib-nll' ? { nllOn, nllWindows: request.nllWindows ?? CALIB_NLL_WINDOWS } : {}),
+      proxyStatistics: statisticsFrom ? { from: statisticsFrom.params } : 'dense',
+      kSet,
+      budgetPerK: budget,
+      evaluations: result.candidates.length,
+      proxyRows: choice.rows,
+      proxyRowsSource: choice.rowsSource,
+      denseStatisticsSeconds: context.denseSeconds, // this run's share of the dense pass (0 when the cache was complete)
+      densePassSeconds: context.cache.totalDenseSeconds, // the whole dense pass, as the cache records it
+      perEvaluationSeconds,
+      searchSeconds: seconds,
+    },
+  };
+  writeOutputs(outDir, {
+    'crepe-config.json': json(config),
+    'search-log.json': json({
+      strategy: 'pho',
+      seconds: { ...result.seconds, wall: seconds, denseStatistics: context.denseSeconds, perEvaluation: perEvaluationSeconds, pho: phoSeconds, confirmation: confirmSeconds },
+      peakRssBytes: peakRssBytes(),
+      proxyCache: { ...context.cache, threads: context.threads, rows: choice.rows },
+      bestPerK: result.bestPerK,
+      confirmations,
+      candidates: result.candidates,
+    }),
+  }, request.overwrite);
+  return { kind: 'pho', out: outDir, config, seconds, denseSeconds: context.denseSeconds, perEvaluationSeconds, peakRssBytes: peakRssBytes() };
+}
+
+// ─── Hill climbing: coordinate steps, each measured by a real trial ───
+async function hillClimbRun(run: SearchRun): Promise<SearchResult> {
+  const { request, outDir, kSet, start } = run;
+  const { budget, space } = run.options;
+  const progress = stageProgress(request, 'hill climbing', budget * kSet.length, { name: 'trials' });
+  let trials = 0;
+  const result = await runHillClimb(run.trial, { kSet, space, budgetPerK: budget, initialStep: 1, minStep: 0.25, start }, (c) =>
+    progress.update(++trials, `k=${c.k} PPL ${c.ppl.toFixed(3)}${c.accepted ? ' (accepted)' : ''}`),
+  );
+  progress.done(`best k=${result.best.k} PPL ${result.best.ppl.toFixed(3)}`);
+  const seconds = secondsSince(run.started);
+  const config: CrepeConfigFile = {
+    format: CREPE_CONFIG_FORMAT,
+    ...result.best.params,
+    provenance: { ...run.provenanceBase, strategy: 'hillclimb', heldoutPpl: result.best.ppl, kSet, budgetPerK: budget, trials: result.candidates.length, searchSeconds: seconds },
+  };
+  writeOutputs(outDir, {
+    'crepe-config.json': json(config),
+    'search-log.json': json({ strategy: 'hillclimb', seconds, bestPerK: result.bestPerK, candidates: result.candidates }),
+  }, request.overwrite);
+  return { kind: 'hillclimb', out: outDir, config, seconds };
 }

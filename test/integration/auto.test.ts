@@ -30,6 +30,8 @@ describe('prune --auto on stories260K', () => {
     const ria = auto.candidates[0].confirmationPpl;
     assert.ok(auto.chosen.confirmationPpl <= ria);
     assert.ok(auto.candidates[3].confirmationPpl > ria, `the bad candidate measured ${auto.candidates[3].confirmationPpl} ≤ RIA ${ria}`);
+    // stories260K's 226,560 linear weights × a dozen candidates are far below the bound: all rows.
+    assert.equal(auto.pho.rows, 1);
     assert.equal(auto.confirmation.windows, 4);
     for (const [doc, start] of auto.confirmation.draws) {
       assert.ok(!auto.confirmation.statisticsDraws.some(([d, s]) => d === doc && Math.abs(s - start) < 64));

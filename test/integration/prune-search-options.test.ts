@@ -2,7 +2,7 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { SafetensorsWeights } from '../../src/io/safetensors.ts';
 import { satisfiesNM } from '../../src/prune/mask.ts';
@@ -159,6 +159,36 @@ test('search without --proxy: where calib-nll\'s forward passes would cost the s
   await assert.rejects(searchCoefficients(request), /stopped after the note/);
   assert.equal(notes.length, 1);
   assert.match(notes[0], /^proxy pruned-mass: 50 % validation: pruned-mass Spearman ρ \+0\.60 .*; calib-nll \(50 % validation: calib-nll .*\) would spend 106 TFLOP on forward passes in this search, more than the 100 TFLOP a default may \(--proxy calib-nll to use it anyway\)$/);
+});
+
+test('search with a per-linear proxy: where all rows would visit more than 2e11 weights, a one-digit fraction of them, with a note; --proxy-rows given is recorded, its cache holds that subset alone; refused for calib-nll', async () => {
+  const { searchCoefficients } = await import('../../src/workflows/search.ts');
+  const notes: string[] = [];
+  // stories260K's linears: 5 × (2 · 64·64 + 2 · 32·64 + 3 · 172·64) = 226,560 weights; 10⁶ candidates visit 2.27e11 → 0.88 → 0.8.
+  const request = {
+    model, out: path.join(scratchDir('default-rows'), 'x'), target: { kind: 'unstructured' as const, sparsity: 0.5 }, kSet: [3], budget: 1_000_000, proxy: 'gini-ref' as const,
+    calib: C4_SAMPLE, nsamples: 8, seqlen: 64, threads: 1,
+    onProgress: (event: { kind: string; stage: string; detail?: string }) => {
+      if (event.kind !== 'note' || event.stage !== 'proxy') return;
+      notes.push(event.detail ?? '');
+      throw new Error('stopped after the note');
+    },
+  };
+  await assert.rejects(searchCoefficients(request), /stopped after the note/);
+  assert.deepEqual(notes, ['proxy rows 0.8: gini-ref on a fixed random 80 % of each linear\'s rows; all rows would visit 2.3e11 weights in this search, more than the 2e11 a default may (--proxy-rows 1 for all rows)']);
+
+  const out = path.join(scratchDir('default-rows'), 'given');
+  const result = await runCli(['search', model, '--sparsity', '0.5', '--proxy', 'pruned-mass', '--proxy-rows', '0.5', '--crepe-k', '3', '--budget', '3', ...quick, '--out', out]);
+  assert.equal(result.status, 0, result.stderr);
+  const { provenance } = JSON.parse(readFileSync(path.join(out, 'crepe-config.json'), 'utf8'));
+  assert.equal(provenance.proxyRows, 0.5);
+  assert.equal(provenance.proxyRowsSource, 'given (proxyRows)');
+  // Nothing in this search needs whole matrices: its cache holds the subset's files alone.
+  assert.deepEqual(readdirSync(`${out}.proxy-cache`).sort(), ['manifest.json', 'rows-0.5-seed0']);
+  assert.deepEqual(JSON.parse(readFileSync(path.join(out, 'search-log.json'), 'utf8')).proxyCache.rowsOnly, { fraction: 0.5, seed: 0 });
+  const refused = await runCli(['search', model, '--sparsity', '0.5', '--proxy', 'calib-nll', '--proxy-rows', '0.5', '--budget', '2', ...quick, '--out', path.join(scratchDir('default-rows'), 'y')]);
+  assert.equal(refused.status, 2);
+  assert.match(refused.stderr, /^crepe: --proxy-rows applies to the per-linear proxies only \(calib-nll prunes every row of every linear\)$/m);
 });
 
 test('search --proxy-statistics start: the proxies prune with the statistics of the model the start configuration prunes, recorded in the provenance; refused by hill climbing', async () => {

@@ -423,6 +423,72 @@ describe('proxy cache directory', () => {
     }
   });
 
+  test('rowsOnly: the cache holds one row subset\'s files alone, the proxies of that subset of a cache of all rows bit for bit; work it cannot do is refused', async () => {
+    const dir = path.join(root, 'rows-only');
+    const half = { fraction: 0.5, seed: 0 };
+    const onHalf = { ...options, rows: 0.5 };
+    const linear = [...LINEAR_PROXY_NAMES];
+    let values: Record<ProxyName, number>;
+    const context = await ProxyContext.open(model, windows, 16, engine, cacheOptions(dir, { rowsOnly: half, threads: 2 }));
+    try {
+      assert.equal(context.cache.layersBuilt, 4);
+      assert.deepEqual(context.cache.rowsOnly, half);
+      values = (await context.evaluate(params, onHalf, linear)).values;
+      assert.ok(!context.availableProxies.includes('calib-nll'));
+      await assert.rejects(context.evaluate(params, options, ['gini-ref']), (error: Error) =>
+        error instanceof FieldError && error.message.includes(`cache ${dir} holds only the row subset rows-0.5-seed0; asked for all rows`));
+      await assert.rejects(context.evaluate(params, { ...options, rows: 0.25 }, ['gini-ref']), /holds only the row subset rows-0\.5-seed0; asked for rows-0\.25-seed0/);
+      await assert.rejects(context.prunedPerplexity(params, onHalf, windows[0], { seqlen: 16 }), /a pruned perplexity needs every row of every linear/);
+      // k = 5 was not built: its neighbourhoods span rows the cache does not hold.
+      await assert.rejects(context.evaluate({ ...params, k: 5 }, onHalf, ['gini-ref']), (error: Error) =>
+        error instanceof UserError && error.message.startsWith(`proxy cache ${dir}: it holds only the row subset rows-0.5-seed0, built with the neighbourhood terms of other window sizes than k = 5`));
+    } finally {
+      await context.close();
+    }
+    // On disk: the manifest and the subset's folder (each linear's terms and built neighbourhood terms), no whole-matrix files.
+    assert.deepEqual(readdirSync(dir).sort(), ['manifest.json', 'rows-0.5-seed0']);
+    assert.equal(readdirSync(path.join(dir, 'rows-0.5-seed0')).length, 4 * 7 * (1 + WINDOWS_BUILT.length));
+    // A cache of all rows gives the same values for that subset, and serves a run that declares it.
+    const full = await ProxyContext.open(model, windows, 16, engine, cacheOptions(freshDir, { rowsOnly: half }));
+    try {
+      assert.equal(full.cache.layersBuilt, 0);
+      assert.equal(full.cache.rowsOnly, null);
+      assert.deepEqual((await full.evaluate(params, onHalf, linear)).values, values);
+    } finally {
+      await full.close();
+    }
+    // Reopened: for all rows or another subset, refused naming the subset; for the same subset, reused.
+    await assert.rejects(valuesFrom(dir), (error: Error) => error instanceof UserError
+      && error.message.startsWith(`proxy cache ${dir}: it holds only the row subset rows-0.5-seed0, built for a search on those rows; this run needs all rows`));
+    await assert.rejects(valuesFrom(dir, { rowsOnly: { fraction: 0.25, seed: 0 } }), /this run is on rows-0\.25-seed0/);
+    const again = await ProxyContext.open(model, windows, 16, engine, cacheOptions(dir, { rowsOnly: half }));
+    try {
+      assert.equal(again.cache.layersBuilt, 0);
+      assert.deepEqual((await again.evaluate(params, onHalf, linear)).values, values);
+    } finally {
+      await again.close();
+    }
+  });
+
+  test('rowsOnly: an interrupted build continues at the first layer without the subset\'s files, with the same values', async () => {
+    const dir = path.join(root, 'rows-only-interrupted');
+    const half = { fraction: 0.5, seed: 0 };
+    const onHalf = { ...options, rows: 0.5 };
+    await assert.rejects(ProxyContext.open(failing, windows, 16, engine, cacheOptions(dir, { rowsOnly: half })), /simulated crash/);
+    assert.equal(JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')).layersDone, 2);
+    const subsetValues = async (cacheDir: string) => {
+      const context = await ProxyContext.open(model, windows, 16, engine, cacheOptions(cacheDir, { rowsOnly: half }));
+      try {
+        return { values: (await context.evaluate(params, onHalf, [...LINEAR_PROXY_NAMES])).values, layersBuilt: context.cache.layersBuilt };
+      } finally {
+        await context.close();
+      }
+    };
+    const continued = await subsetValues(dir);
+    assert.equal(continued.layersBuilt, 2, 'layers 2 and 3 only');
+    assert.deepEqual(continued.values, (await subsetValues(freshDir)).values);
+  });
+
   test('a memory budget of 0 (every linear read from disk for every candidate) gives the same values', async () => {
     assert.deepEqual((await valuesFrom(freshDir, { cacheBudgetBytes: 0, threads: 2 })).values, fresh);
   });
