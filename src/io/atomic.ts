@@ -25,12 +25,27 @@ const pendingTemporaries = new Set<string>();
  */
 export function discardOnSignal(temporary: string): () => void {
   pendingTemporaries.add(temporary);
-  return () => pendingTemporaries.delete(temporary);
+  return () => keepOnSignal(temporary);
 }
 
-/** Removes every marked temporary output: for a process about to exit on a signal (Ctrl-C). */
+/** Unmarks `temporary` (moved into place, removed, or now worth keeping). */
+export function keepOnSignal(temporary: string): void {
+  pendingTemporaries.delete(temporary);
+}
+
+/**
+ * Removes every marked temporary output: for a process about to exit on a signal (Ctrl-C). Worker
+ * threads may still be writing into one (ENOTEMPTY while it is emptied): retried a few times, and
+ * what still fails is left rather than thrown from a signal handler.
+ */
 export function removePendingTemporaries(): void {
-  for (const temporary of pendingTemporaries) rmSync(temporary, { recursive: true, force: true });
+  for (const temporary of pendingTemporaries) {
+    try {
+      rmSync(temporary, { recursive: true, force: true, maxRetries: 5, retryDelay: 10 });
+    } catch {
+      // Left behind; the exit goes on.
+    }
+  }
   pendingTemporaries.clear();
 }
 

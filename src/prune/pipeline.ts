@@ -25,6 +25,7 @@ import { pruneLayers, validateAgainstModel, type LayerReport } from './layer-loo
 import type { PruneSettings, PruneTarget } from './settings.ts';
 import { WorkDir } from './work-dir.ts';
 import { foldMlpPermutation, storageOrder, type StorageOrder } from './storage-order.ts';
+import { keepOnSignal } from '../io/atomic.ts';
 
 export interface PipelineRequest {
   modelDir: string;
@@ -146,6 +147,8 @@ export async function runPrunePipeline(request: PipelineRequest): Promise<Pipeli
 /** Moves the finished work directory into place, replacing an old output (crepe's own, when `overwrite`) only now. */
 export function publishOutput(outDir: string, overwrite = false): void {
   const resolved = path.resolve(outDir);
+  // Moved into place, or (refused) kept where the message says: a later signal removes neither.
+  keepOnSignal(WorkDir.pathFor(resolved));
   publishOutputDir(WorkDir.pathFor(resolved), resolved, { command: 'prune', overwrite });
 }
 

@@ -12,7 +12,7 @@
  */
 import { closeSync, existsSync, openSync, readSync, readdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { atomicWriteFile, atomicWriteJson } from '../io/atomic.ts';
+import { atomicWriteFile, atomicWriteJson, discardOnSignal, keepOnSignal } from '../io/atomic.ts';
 import { readInputJson } from '../io/input-file.ts';
 import { makeDirectory } from '../io/write-error.ts';
 import { UserError, check } from '../util/errors.ts';
@@ -84,6 +84,18 @@ export class WorkDir<LayerEntry> {
   private constructor(dir: string, state: WorkState<LayerEntry> | null, private readonly identity: RunIdentity) {
     this.dir = dir;
     this.current = state;
+    this.markForSignals();
+  }
+
+  /**
+   * Without a committed state the directory holds nothing --resume can use (before the first
+   * commit, or once the finished model is assembled and the state removed): a Ctrl-C removes it
+   * (removePendingTemporaries) rather than leave something that stands in the next run's way.
+   * With a state it stays for --resume.
+   */
+  private markForSignals(): void {
+    if (this.current === null) discardOnSignal(this.dir);
+    else keepOnSignal(this.dir);
   }
 
   static pathFor(outDir: string): string {
@@ -168,6 +180,7 @@ export class WorkDir<LayerEntry> {
   private async commit(state: WorkState<LayerEntry>): Promise<void> {
     await atomicWriteJson(this.path(STATE_FILE), state);
     this.current = state;
+    this.markForSignals();
   }
 
   /** Saves the calibration activations entering `layer` (N sequences, concatenated in the file, not in memory). */
@@ -221,6 +234,7 @@ export class WorkDir<LayerEntry> {
   /** Removes the whole work directory (a run that stopped on bad input keeps nothing). */
   remove(): void {
     rmSync(this.dir, { recursive: true, force: true });
+    keepOnSignal(this.dir);
   }
 
   /** Once the final model is assembled: keeps only the files named in `keep`, removing every intermediate and temporary file. */
@@ -228,13 +242,14 @@ export class WorkDir<LayerEntry> {
     const wanted = new Set(keep);
     for (const name of readdirSync(this.dir)) if (!wanted.has(name)) rmSync(this.path(name), { recursive: true, force: true });
     this.current = null;
+    this.markForSignals();
   }
 }
 
-/** Reads and checks `<dir>/state.json`: the right format, and every file it names present with its size. */
 /** The hash a work state records of its run's identity. */
 const hashIdentity = (identity: RunIdentity): string => sha256Bytes(JSON.stringify(identity));
 
+/** Reads and checks `<dir>/state.json`: the right format, and every file it names present with its size. */
 function readState<E>(dir: string): WorkState<E> {
   const file = path.join(dir, STATE_FILE);
   const corrupt = (problem: string) => new UserError(`${file}: ${problem}; remove ${dir} or pass overwrite to start again`);

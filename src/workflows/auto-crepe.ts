@@ -23,6 +23,7 @@ import type { SearchSpace } from '../search/space.ts';
 import { checkField } from '../util/errors.ts';
 import { checkFields, checkInteger, describeValue, type FieldSpec } from '../util/fields.ts';
 import { secondsSince, stageProgress, type RunControl } from './common.ts';
+import { discardOnSignal } from '../io/atomic.ts';
 
 export interface AutoOptions {
   /** PHO's proxy evaluations per window size (default 12). */
@@ -95,6 +96,8 @@ export async function runAutoCrepe(
 
   const model = ModelCheckpoint.open(control.model);
   const cacheDir = `${run.outDir}.crepe-auto-cache`;
+  // Scratch for this run alone: removed at the end, and by a Ctrl-C (the command line's handler).
+  const kept = discardOnSignal(cacheDir);
   try {
     // PHO on the run's statistics windows.
     const rows = defaultProxyRows(run.spec, budget * kSet.length);
@@ -145,5 +148,6 @@ export async function runAutoCrepe(
   } finally {
     model.close();
     rmSync(cacheDir, { recursive: true, force: true });
+    kept();
   }
 }

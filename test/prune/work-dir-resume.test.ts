@@ -12,7 +12,8 @@ import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { runPrunePipeline, publishOutput, workDirFor } from '../../src/prune/pipeline.ts';
 import { pruneSettings, type PruneSettings } from '../../src/prune/settings.ts';
-import { activationsFileName, layerFileName, WORK_STATE_FORMAT } from '../../src/prune/work-dir.ts';
+import { activationsFileName, layerFileName, WORK_STATE_FORMAT, WorkDir } from '../../src/prune/work-dir.ts';
+import { removePendingTemporaries } from '../../src/io/atomic.ts';
 import { sampleCalibrationFile } from '../../src/data/calibration.ts';
 import { TextTokenizer } from '../../src/model/tokenizer.ts';
 import { UserError } from '../../src/util/errors.ts';
@@ -175,5 +176,28 @@ describe('resume after a stop between the commit steps of a layer', () => {
     await assert.rejects(run(out, { resume: true }), (error: unknown) =>
       error instanceof UserError && /format null is not crepe-work\/2 \(written by another version of crepe\)/.test(error.message));
     assert.ok(existsSync(work), 'a refused resume leaves the work directory alone');
+  });
+});
+
+describe('what a Ctrl-C removes (the command line calls removePendingTemporaries before it exits)', () => {
+  it('a work directory without a committed state (before the first commit, after assembly) goes; one with committed layers stays', async () => {
+    const out = path.join(scratchDir('signal'), 'out');
+    const identity = { settings: { method: 'wanda' }, inputSha256: {}, spec: {}, windows: '' };
+    const fresh = WorkDir.open(out, { resume: false, overwrite: false, identity }).work;
+    assert.ok(existsSync(fresh.dir));
+    removePendingTemporaries();
+    assert.ok(!existsSync(fresh.dir), 'nothing to resume: removed');
+
+    const { work } = WorkDir.open(out, { resume: false, overwrite: false, identity });
+    await work.commitStart([], [new Float32Array(4)]);
+    removePendingTemporaries();
+    assert.ok(existsSync(path.join(work.dir, 'state.json')), 'committed: kept for --resume');
+    const resumed = WorkDir.open(out, { resume: true, overwrite: false, identity }).work;
+    removePendingTemporaries();
+    assert.ok(existsSync(path.join(resumed.dir, 'state.json')), 'resumed: kept');
+
+    resumed.keepOnly([]); // the finished model assembled, the state gone: nothing --resume can use
+    removePendingTemporaries();
+    assert.ok(!existsSync(resumed.dir));
   });
 });

@@ -7,6 +7,7 @@ import { before, describe, it } from 'node:test';
 import {
   FieldError, evaluatePerplexity, inspectModel, parseTarget, pruneModel, searchCoefficients, type ProgressEvent, type PruneRequest,
 } from '../../src/index.ts';
+import { removePendingTemporaries } from '../../src/io/atomic.ts';
 import { C4_SAMPLE, REPO_ROOT, WIKITEXT_TEST } from '../helpers/shared.ts';
 import { scratchDir, storiesModelDir } from '../helpers/stories.ts';
 
@@ -88,6 +89,26 @@ describe('library API', () => {
     assert.deepEqual(layers, [1, 2]);
     assert.ok(!existsSync(out));
     assert.ok(!existsSync(`${out}.crepe-partial`));
+    assert.deepEqual(readdirSync(parent), []);
+  });
+
+  it('--auto\'s scratch proxy cache is among what a Ctrl-C removes (removePendingTemporaries, called by the command line\'s handler)', async () => {
+    const parent = scratchDir('auto-signal');
+    const out = path.join(parent, 'pruned');
+    const cache = `${out}.crepe-auto-cache`;
+    const seen: boolean[] = [];
+    const run = pruneModel(prune(out, {
+      method: 'crepe', nsamples: 8, auto: { budget: 2, kSet: [1], confirm: 1, windows: 2 },
+      onProgress: (event) => {
+        if (event.kind !== 'update' || !event.stage.startsWith('auto: PHO')) return;
+        seen.push(existsSync(cache));
+        removePendingTemporaries();
+        seen.push(existsSync(cache));
+        throw new Error('stopped here');
+      },
+    }));
+    await assert.rejects(run, /stopped here/);
+    assert.deepEqual(seen, [true, false], 'present during PHO, removed by the handler');
     assert.deepEqual(readdirSync(parent), []);
   });
 
