@@ -44,8 +44,12 @@ function stampOf(file: string): FileStamp {
   return stats.isFile() && stats.size <= STAMP_HASH_LIMIT ? { bytes: stats.size, sha256: sha256File(file) } : { bytes: stats.size };
 }
 
-/** Paths a run on `target` creates, replaces or removes besides the output: its work directory, the set-aside old output, the lock. */
-export const outputSiblings = (target: string): string[] => [`${target}.crepe-partial`, `${target}.crepe-old`, `${target}.crepe-lock`];
+/**
+ * Paths a run on `target` creates, replaces or removes besides the output: its work directory, the
+ * set-aside old output, the lock, and prune --auto's scratch proxy cache.
+ */
+export const outputSiblings = (target: string): string[] =>
+  [`${target}.crepe-partial`, `${target}.crepe-old`, `${target}.crepe-lock`, `${target}.crepe-auto-cache`];
 
 function lstatOrNull(file: string): Stats | null {
   try {

@@ -96,7 +96,9 @@ export async function runAutoCrepe(
 
   const model = ModelCheckpoint.open(control.model);
   const cacheDir = `${run.outDir}.crepe-auto-cache`;
-  // Scratch for this run alone: removed at the end, and by a Ctrl-C (the command line's handler).
+  // Scratch for this run alone (it holds the output's lock): one left by a killed run is not
+  // reused, and this one is removed at the end, and by a Ctrl-C (the command line's handler).
+  rmSync(cacheDir, { recursive: true, force: true });
   const kept = discardOnSignal(cacheDir);
   try {
     // PHO on the run's statistics windows.

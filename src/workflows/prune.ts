@@ -306,16 +306,16 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
   const baseModel = baseModelOf(request, fetchedFrom);
   const { evalText, calibration: windows, continued } = readTexts(request, request.model, spec, plan, autoOptions ? autoExtraWindows(autoOptions) : 0);
   const tasks = taskSelection ? prepareTasks(taskSelection, request.model, spec) : null;
-  let auto: AutoReport | undefined;
-  if (autoOptions) {
-    auto = await runAutoCrepe(request, autoOptions, { spec, outDir, settings, windows, continued, seqlen, engine });
-    settings = settingsFor(request, calibration, null, auto.chosen.params);
-  }
-
   const workDir = workDirFor(outDir);
+  // Taken before --auto's search, whose scratch cache beside the output is then this run's alone.
   const lock = lockOutput(outDir, (note) => request.onProgress?.({ kind: 'note', stage: 'output', done: 0, total: 0, detail: note }));
   let finished = false;
+  let auto: AutoReport | undefined;
   try {
+    if (autoOptions) {
+      auto = await runAutoCrepe(request, autoOptions, { spec, outDir, settings, windows, continued, seqlen, engine });
+      settings = settingsFor(request, calibration, null, auto.chosen.params);
+    }
     // The dense baseline on the same windows, before anything is pruned.
     const baseline = evalText ? await measurePerplexity(request.model, evalText, engine, request, 'eval dense') : null;
     const progress = stageProgress(request, `prune ${settings.method} ${describeTarget(settings.target)}`, spec.numLayers, {

@@ -63,6 +63,7 @@ describe('checkOutputDir: inputs', () => {
     const scratch = folder({ 'out.crepe-partial/config.json': '{}', 'x.crepe-lock': 'held' });
     refused(() => checkOutputDir(path.join(scratch, 'out'), { inputs: [path.join(scratch, 'out.crepe-partial')] }), /crepe would replace .*out\.crepe-partial, which holds the input/);
     refused(() => checkOutputDir(path.join(scratch, 'x'), { inputs: [path.join(scratch, 'x.crepe-lock')] }), /crepe would replace .*x\.crepe-lock/);
+    refused(() => checkOutputDir(path.join(scratch, 'y'), { inputs: [path.join(scratch, 'y.crepe-auto-cache', 'c4.jsonl')] }), /crepe would replace .*y\.crepe-auto-cache/);
   });
 
   it('accepts a sibling whose name only starts like an input (out-2 next to out)', () => {

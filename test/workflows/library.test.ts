@@ -1,7 +1,7 @@
 // The library's contract: requests are checked with errors naming their fields, progress arrives as
 // events, an aborted signal stops a prune with nothing left behind, and nothing outside the CLI prints.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import {
@@ -110,6 +110,12 @@ describe('library API', () => {
     await assert.rejects(run, /stopped here/);
     assert.deepEqual(seen, [true, false], 'present during PHO, removed by the handler');
     assert.deepEqual(readdirSync(parent), []);
+
+    // One left by a killed run (here: built from other calibration windows) is replaced, not refused.
+    mkdirSync(cache);
+    writeFileSync(path.join(cache, 'manifest.json'), JSON.stringify({ identity: { format: 'left by a killed run' } }));
+    await pruneModel(prune(out, { method: 'crepe', nsamples: 8, auto: { budget: 2, kSet: [1], confirm: 1, windows: 2 } }));
+    assert.deepEqual(readdirSync(parent), ['pruned']);
   });
 
   it('nothing outside src/cli prints or exits the process', () => {
