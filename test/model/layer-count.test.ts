@@ -30,10 +30,14 @@ describe('layersPresent / checkLayerCount', () => {
     assert.equal(layersPresent(names, HF), 3);
     assert.equal(layersPresent([], HF), 0);
   });
-  it('accepts a count the tensors back and refuses a larger one', () => {
-    checkLayerCount(3, names, HF, 'cfg', 'num_hidden_layers');
-    checkLayerCount(1, names, HF, 'cfg', 'num_hidden_layers');
-    refused(() => checkLayerCount(4, names, HF, 'cfg', 'num_hidden_layers'), 'cfg: num_hidden_layers is 4, but the weights hold tensors of 3 layers');
+  it('accepts the count the tensors back and refuses a larger or a smaller one', () => {
+    const three = names.filter((name) => !name.startsWith('model.layers.10.')).concat('model.layers.2.x');
+    checkLayerCount(3, three, HF, 'cfg', 'num_hidden_layers');
+    refused(() => checkLayerCount(4, three, HF, 'cfg', 'num_hidden_layers'), 'cfg: num_hidden_layers is 4, but the weights hold tensors of 3 layers;');
+    // Fewer layers than the weights hold would run the model without its last ones.
+    refused(() => checkLayerCount(2, three, HF, 'cfg', 'num_hidden_layers'), 'cfg: num_hidden_layers is 2, but the weights hold tensors of 3 layers (up to index 2)');
+    // As many indices as claimed, but one past the count (layer 2 missing, layer 10 present).
+    refused(() => checkLayerCount(3, names, HF, 'cfg', 'num_hidden_layers'), 'num_hidden_layers is 3, but the weights hold tensors of 3 layers (up to index 10)');
     refused(() => checkLayerCount(1e9, [], HF, 'cfg', 'n'), 'n is 1000000000, but the weights hold tensors of 0 layers');
   });
 });
@@ -50,6 +54,18 @@ describe('a model whose config claims 10⁹ layers', () => {
 
   it('is refused by ModelCheckpoint.open before any per-layer list is built', () => {
     refused(() => ModelCheckpoint.open(dir), 'config.json: num_hidden_layers is 1000000000, but the weights hold tensors of 5 layers');
+  });
+});
+
+describe('a model whose config claims fewer layers than its weights hold', () => {
+  it('is refused by ModelCheckpoint.open instead of running without its last layer', async () => {
+    const base = await storiesModelDir();
+    const dir = mkdtempSync(path.join(tmp, 'fewer-layers-'));
+    for (const file of ['model.safetensors', 'tokenizer.json', 'tokenizer_config.json']) copyFileSync(path.join(base, file), path.join(dir, file));
+    const config = JSON.parse(readFileSync(path.join(base, 'config.json'), 'utf8')) as Record<string, unknown>;
+    assert.equal(config.num_hidden_layers, 5);
+    writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...config, num_hidden_layers: 4 }));
+    refused(() => ModelCheckpoint.open(dir), 'config.json: num_hidden_layers is 4, but the weights hold tensors of 5 layers (up to index 4)');
   });
 });
 
