@@ -237,6 +237,16 @@ function validateWeights(dir: string, spec: ModelSpec, weights: SafetensorsWeigh
   for (let layer = 0; layer < spec.numLayers; layer++) {
     for (const name of storedBlockTensorNames(spec)) expected.push([layerPrefix(layer) + name, storedBlockTensorShape(spec, name)]);
   }
+  // A block weight or bias the config does not use (a q_proj.bias under attention_bias false, …)
+  // would be left out of the forward without a word; buffers such as rotary_emb.inv_freq are not
+  // weights and stay allowed.
+  const wanted = new Set(expected.map(([name]) => name));
+  const unused = weights.names().filter((name) => /^model\.layers\.\d+\..*\.(weight|bias)$/.test(name) && !wanted.has(name));
+  if (unused.length > 0) {
+    throw new UserError(
+      `${dir}: tensor "${unused[0]}"${unused.length > 1 ? ` (and ${unused.length - 1} more)` : ''} is not part of the ${spec.family} model config.json describes; the configuration does not match the checkpoint`,
+    );
+  }
   for (const [name, shape] of expected) {
     if (!weights.has(name)) {
       const hint = name === LM_HEAD_NAME ? ' (config.json says tie_word_embeddings is false)' : '';

@@ -103,6 +103,16 @@ test('refuses a tensor whose shape disagrees with config.json', async () => {
   refusedWith(await modelDir(BASE, tensors), 'tensor "model.layers.0.self_attn.k_proj.weight" has shape [8, 8], but config.json implies [4, 8]');
 });
 
+test('refuses a block weight or bias that config.json does not use, and allows a rotary buffer', async () => {
+  // The attention biases of a qwen2-like checkpoint under a config that says attention_bias false
+  // would be left out of the forward: the model would run, silently wrong.
+  const bias = (name: string): TensorToWrite => ({ name, dtype: 'F32', shape: [8], data: new Float32Array(8).fill(3) });
+  const withBias = [...tensorsOf(BASE, 'F32'), bias('model.layers.0.self_attn.q_proj.bias'), bias('model.layers.1.self_attn.q_proj.bias')];
+  refusedWith(await modelDir(BASE, withBias), 'tensor "model.layers.0.self_attn.q_proj.bias" (and 1 more) is not part of the llama model config.json describes');
+  const withBuffer = [...tensorsOf(BASE, 'F32'), { name: 'model.layers.0.self_attn.rotary_emb.inv_freq', dtype: 'F32' as const, shape: [1], data: new Float32Array(1) }];
+  ModelCheckpoint.open(await modelDir(BASE, withBuffer)).close();
+});
+
 test('refuses block linears of mixed dtypes', async () => {
   const tensors = tensorsOf(BASE, 'F16');
   tensors.find((t) => t.name === 'model.layers.1.mlp.down_proj.weight')!.dtype = 'F32';
