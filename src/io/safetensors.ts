@@ -503,6 +503,15 @@ export class SafetensorsWeights {
         if (!info) throw new UserError(`${indexPath}: tensor "${tensor}" is listed in shard ${shardName}, but that file does not contain it`);
         stored.set(tensor, info);
       }
+      // A tensor a shard holds but the index leaves out (an index out of date with its shards) would
+      // be missing from the model, or break up a bitmask-compressed weight, without a word.
+      for (const [shardName, shard] of shards) {
+        for (const tensor of [...shard.tensors.keys(), ...shard.rawTensors.keys()]) {
+          if (weightMap.get(tensor) !== shardName) {
+            throw new UserError(`${indexPath}: shard ${shardName} holds tensor "${tensor}", which the index ${weightMap.has(tensor) ? `lists in ${weightMap.get(tensor)}` : 'does not list'}; the index does not match its shards`);
+          }
+        }
+      }
       return SafetensorsWeights.build(dir, [...shards.values()], stored);
     } catch (error) {
       for (const shard of shards.values()) shard.close();

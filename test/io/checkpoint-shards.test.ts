@@ -88,6 +88,12 @@ test('refuses an index listing a tensor its shard does not hold', async () => {
   assert.throws(() => SafetensorsWeights.open(dir), isUserErrorWith('tensor "lm_head.weight" is listed in shard model-00001-of-00002.safetensors', 'does not contain it'));
 });
 
+test('refuses a shard holding a tensor the index leaves out (an index out of date with its shards)', async () => {
+  // Left out of the index, model.norm.weight would be missing from the model without a word.
+  const dir = await shardedDir({ 'lm_head.weight': 'model-00002-of-00002.safetensors', 'model.embed_tokens.weight': 'model-00001-of-00002.safetensors' });
+  assert.throws(() => SafetensorsWeights.open(dir), isUserErrorWith('model.safetensors.index.json: shard model-00001-of-00002.safetensors holds tensor "model.norm.weight", which the index does not list'));
+});
+
 test('refuses a malformed index and shard names outside the directory', async () => {
   const dir = await shardedDir({ 'lm_head.weight': '../elsewhere.safetensors' });
   assert.throws(() => SafetensorsWeights.open(dir), isUserErrorWith('"lm_head.weight"', 'expected a file name in the same directory'));
