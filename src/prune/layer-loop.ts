@@ -18,7 +18,7 @@ import { checkField } from '../util/errors.ts';
 import { checkFunction, checkInteger, checkKnownFields } from '../util/fields.ts';
 import { checkProgress, type Progress } from '../util/progress.ts';
 import { collectStatistics } from './calibration-stats.ts';
-import { pruneLinear, type LinearReport } from './prune-linear.ts';
+import { LinearScratch, pruneLinear, type LinearReport } from './prune-linear.ts';
 import { requiredStatistics } from './methods.ts';
 import { owlLayerTargets } from './owl-pass.ts';
 import { checkPruneSettings, type PruneSettings, type PruneTarget } from './settings.ts';
@@ -147,6 +147,7 @@ export async function pruneLayers(request: LayerLoopRequest): Promise<LayerRepor
     const { layerTargets } = start;
     let hidden = start.hidden;
     const reports: LayerReport[] = [];
+    const scratch = new LinearScratch();
 
     for (let layer = start.firstLayer; layer < spec.numLayers; layer++) {
       const seconds = { statistics: 0, pruning: 0, forward: 0 };
@@ -166,7 +167,7 @@ export async function pruneLayers(request: LayerLoopRequest): Promise<LayerRepor
             continue;
           }
           const key = `${name}.weight`;
-          const result = await pruneLinear({ name, weight: weights[key], dOut, dIn, stats: stats?.get(group) ?? null, settings, target: layerTargets[layer], layer, engine: request.engine });
+          const result = await pruneLinear({ name, weight: weights[key], dOut, dIn, stats: stats?.get(group) ?? null, settings, target: layerTargets[layer], layer, engine: request.engine, scratch });
           weights[key] = request.roundWeight ? request.roundWeight(layer, key, result.weight) : result.weight;
           linears.push(result.report);
         }

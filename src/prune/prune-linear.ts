@@ -14,6 +14,8 @@ import { dsnot } from './dsnot.ts';
 import { checkReachedSparsity, checkScores, checkUpdatedWeights, countZeros } from './selection-check.ts';
 import type { PruneSettings, PruneTarget } from './settings.ts';
 import { invariant } from '../util/errors.ts';
+import { markBuffer } from '../util/select.ts';
+import { scoreBuffer } from './scores/ria.ts';
 
 export interface LinearReport {
   name: LinearName;
@@ -44,6 +46,36 @@ export interface LinearPruneRequest {
   layer?: number;
   /** Where SparseGPT's ORT graphs run (the run's --device/--threads); default: CPU. */
   engine?: EngineOptions;
+  /**
+   * Buffers for the scores and the mask, reused from one linear to the next; the returned mask is
+   * then one of them, valid until the next call with the same scratch.
+   */
+  scratch?: LinearScratch;
+}
+
+/**
+ * One score buffer and one mask buffer per matrix size, reused by every linear of a layer loop.
+ * Fresh ones per linear (5 bytes per weight) are garbage that V8 frees only at its next full
+ * collection, several layers later: the loop's peak memory then grew with the number of layers
+ * instead of staying at one layer's worth.
+ */
+export class LinearScratch {
+  private readonly scores = new Map<number, Float32Array>();
+  private readonly masks = new Map<number, Uint8Array>();
+
+  /** The score buffer for `length` weights (shared with the worker threads when large). */
+  scoresFor(length: number): Float32Array {
+    let buffer = this.scores.get(length);
+    if (!buffer) this.scores.set(length, (buffer = scoreBuffer(length, undefined)));
+    return buffer;
+  }
+
+  /** The mask buffer for `scores` (shared when the marking over them is split over threads). */
+  maskFor(scores: Float32Array): Uint8Array {
+    let buffer = this.masks.get(scores.length);
+    if (!buffer) this.masks.set(scores.length, (buffer = markBuffer(scores)));
+    return buffer;
+  }
 }
 
 function requireStats(request: LinearPruneRequest): LinearInputStats {
@@ -87,7 +119,7 @@ export async function pruneLinear(request: LinearPruneRequest): Promise<{ weight
     const scores = scoreMatrix(settings.method, weight, dOut, dIn, request.stats?.sqNorm ?? null, {
       riaA: settings.riaA,
       crepe: settings.crepe,
-    });
+    }, request.scratch?.scoresFor(weight.length));
     checkScores(scores, weight, dIn, name, layer);
     seconds.score = lap();
     if (target.kind === 'nm' && settings.permute) {
@@ -99,7 +131,7 @@ export async function pruneLinear(request: LinearPruneRequest): Promise<{ weight
         order: Array.from(permuted.permutation),
       };
     } else {
-      mask = selectMask(scores, dOut, dIn, target, settings.selection);
+      mask = selectMask(scores, dOut, dIn, target, settings.selection, request.scratch?.maskFor(scores));
     }
     seconds.select = lap();
 
