@@ -21,7 +21,7 @@ import { sha256Bytes } from '../util/hash.ts';
 import { UserError } from '../util/errors.ts';
 import { WriteError } from '../io/write-error.ts';
 import type { Progress } from '../util/progress.ts';
-import { pruneLayers, validateAgainstModel, type LayerReport } from './layer-loop.ts';
+import { pruneLayers, prunedWeightCount, validateAgainstModel, type LayerReport } from './layer-loop.ts';
 import type { PruneSettings, PruneTarget } from './settings.ts';
 import { WorkDir } from './work-dir.ts';
 import { foldMlpPermutation, storageOrder, type StorageOrder } from './storage-order.ts';
@@ -119,14 +119,7 @@ export async function runPrunePipeline(request: PipelineRequest): Promise<Pipeli
       throw stopped(error, work, state !== null);
     }
 
-    let prunedWeights = 0;
-    let linearWeights = 0;
-    for (const layer of layers) {
-      for (const linear of layer.linears) {
-        prunedWeights += linear.pruned;
-        linearWeights += linear.shape[0] * linear.shape[1];
-      }
-    }
+    const { pruned: prunedWeights, total: linearWeights } = prunedWeightCount(layers);
     return {
       outDir,
       inputSha256,
@@ -256,7 +249,6 @@ function stopped(error: unknown, work: WorkDir<LayerReport>, resumed: boolean): 
   if (error instanceof UserError && !resumed) work.remove();
   return error;
 }
-
 
 function windowsDigest(windows: Int32Array[]): string {
   return sha256Bytes(windows.map((w) => sha256Bytes(w)).join(''));
