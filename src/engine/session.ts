@@ -50,7 +50,7 @@ export function checkDevice(field: string, device: unknown): asserts device is E
 }
 
 /** The fields of EngineOptions. */
-export const ENGINE_OPTION_FIELDS: readonly string[] = ['device', 'threads', 'spinning', 'blockWeights'];
+const ENGINE_OPTION_FIELDS: readonly string[] = ['device', 'threads', 'spinning', 'blockWeights'];
 const BLOCK_WEIGHTS: readonly unknown[] = ['auto', 'inputs', 'constants'];
 
 /**

@@ -58,7 +58,7 @@ export interface PruneSettingsInput {
   exclude?: readonly string[];
 }
 
-export const PRUNE_DEFAULTS = {
+const PRUNE_DEFAULTS = {
   riaA: RIA_DEFAULT_PARAMS.a,
   sparsegpt: { blockSize: 128, percdamp: 0.01 },
   owl: { m: 5, lambda: 0.08 },
