@@ -4,7 +4,9 @@
  * `pruneSettings` is their only constructor: it validates every field and fixes the key order.
  */
 import { FieldError, checkField } from '../util/errors.ts';
-import { checkFields, checkFlag as flag, checkKnownFields, describeValue, type FieldSpec } from '../util/fields.ts';
+import {
+  checkFields, checkFlag as flag, checkInteger, checkKnownFields, checkNumber, checkPositiveInteger, describeValue, type FieldSpec,
+} from '../util/fields.ts';
 import { LINEAR_NAMES, type LinearName } from '../model/spec.ts';
 import { validateTarget, SELECTIONS, type PruneTarget, type Selection } from './target.ts';
 import { pruningMethod, type MethodName } from './methods.ts';
@@ -175,10 +177,10 @@ function sparsegptSettings(given: PruneSettingsInput['sparsegpt'], isSparseGpt: 
   if (given !== undefined) checkKnownFields(given, 'sparsegpt', ['blockSize', 'percdamp']);
   const blockSize = given?.blockSize ?? PRUNE_DEFAULTS.sparsegpt.blockSize;
   const percdamp = given?.percdamp ?? PRUNE_DEFAULTS.sparsegpt.percdamp;
-  checkField(isPositiveInteger(blockSize), 'sparsegpt.blockSize', `must be a positive integer, got ${describeValue(blockSize)}`);
+  checkPositiveInteger('sparsegpt.blockSize', blockSize);
   // A fraction of the mean Hessian diagonal (the references use 0.01, and 0.1 on retry); larger
   // dampening drowns the Hessian, and a huge one overflows it.
-  checkField(typeof percdamp === 'number' && Number.isFinite(percdamp) && percdamp > 0 && percdamp <= 1, 'sparsegpt.percdamp', () => `must be a number in (0, 1], got ${describeValue(percdamp)}`);
+  checkNumber('sparsegpt.percdamp', percdamp, [0, 1], { min: true });
   if (isSparseGpt && target.kind === 'nm') {
     checkField(blockSize % target.m === 0, 'sparsegpt.blockSize', `${blockSize} must be a multiple of m = ${target.m} for the ${target.n}:${target.m} target`);
   }
@@ -205,7 +207,7 @@ function dsnotSettings(given: PruneSettingsInput['dsnot'], isSparseGpt: boolean)
   const maxCycles = given.maxCycles ?? PRUNE_DEFAULTS.dsnot.maxCycles;
   const updateThreshold = given.updateThreshold ?? PRUNE_DEFAULTS.dsnot.updateThreshold;
   const skip = given.skip ?? PRUNE_DEFAULTS.dsnot.skip;
-  checkField(isPositiveInteger(maxCycles), 'dsnot.maxCycles', `must be a positive integer, got ${describeValue(maxCycles)}`);
+  checkPositiveInteger('dsnot.maxCycles', maxCycles);
   checkField(typeof updateThreshold === 'number' && Number.isFinite(updateThreshold) && updateThreshold >= 0, 'dsnot.updateThreshold', () => `must be a number ≥ 0, got ${describeValue(updateThreshold)}`);
   checkField(DSNOT_SKIPS.includes(skip), 'dsnot.skip', `must be one of ${DSNOT_SKIPS.join(', ')}, got ${JSON.stringify(skip)}`);
   return { maxCycles, updateThreshold, skip, ...(flag('dsnot.sameSign', given.sameSign) && { sameSign: true }) };
@@ -216,7 +218,7 @@ function permuteSettings(given: PruneSettingsInput['permute'], target: PruneTarg
   const { strategy } = given;
   const blocks = given.blocks ?? PRUNE_DEFAULTS.permute.blocks;
   checkField(PERMUTE_STRATEGIES.includes(strategy), 'permute.strategy', `must be one of ${PERMUTE_STRATEGIES.join(', ')}, got ${JSON.stringify(strategy)}`);
-  checkField(isPositiveInteger(blocks), 'permute.blocks', `must be a positive integer, got ${describeValue(blocks)}`);
+  checkPositiveInteger('permute.blocks', blocks);
   checkField(target.kind === 'nm', 'permute', 'needs an N:M target; channel permutation does nothing for unstructured sparsity');
   checkField(!isSparseGpt, 'permute', 'reorders a score-based mask; it does not apply to method sparsegpt');
   return { strategy, blocks };
@@ -240,10 +242,8 @@ function validateCalibration(calibration: PruneSettings['calibration']): PruneSe
   const { file, sha256, nsamples, seqlen, seed } = calibration;
   checkField(typeof file === 'string' && file !== '', 'calibration.file', 'must name the calibration text');
   checkField(typeof sha256 === 'string', 'calibration.sha256', 'must be a string');
-  checkField(isPositiveInteger(nsamples), 'calibration.nsamples', `must be a positive integer, got ${describeValue(nsamples)}`);
-  checkField(isPositiveInteger(seqlen), 'calibration.seqlen', `must be a positive integer, got ${describeValue(seqlen)}`);
-  checkField(Number.isSafeInteger(seed) && seed >= 0, 'calibration.seed', `must be an integer ≥ 0, got ${describeValue(seed)}`);
+  checkPositiveInteger('calibration.nsamples', nsamples);
+  checkPositiveInteger('calibration.seqlen', seqlen);
+  checkInteger('calibration.seed', seed, 0);
   return { file, sha256, nsamples, seqlen, seed };
 }
-
-const isPositiveInteger = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) > 0;
