@@ -11,7 +11,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CrepeParams } from '../prune/scores/crepe.ts';
-import { validateTarget, type PruneTarget } from '../prune/target.ts';
+import { parseTarget, validateTarget, type PruneTarget } from '../prune/target.ts';
 import { loadCrepeConfig } from './crepe-config.ts';
 
 /** The RIA point of CRePE's space: α = β = 1, γ = 0 (no neighbourhood term), a = 0.5. */
@@ -34,7 +34,7 @@ export const DEFAULT_TARGETS = {
 
 export type DefaultTargetName = keyof typeof DEFAULT_TARGETS;
 
-const CONFIGS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../configs');
+const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 /** The file of a shipped default, relative to the package root. */
 export function defaultConfigFile(name: DefaultTargetName): string {
@@ -43,14 +43,7 @@ export function defaultConfigFile(name: DefaultTargetName): string {
 
 const sparsityOf = (target: PruneTarget): number => (target.kind === 'unstructured' ? target.sparsity : target.n / target.m);
 
-function targetOf(name: DefaultTargetName): PruneTarget {
-  const text = DEFAULT_TARGETS[name].target;
-  if (text.includes(':')) {
-    const [n, m] = text.split(':').map(Number);
-    return { kind: 'nm', n, m };
-  }
-  return { kind: 'unstructured', sparsity: Number(text) };
-}
+const targetOf = (name: DefaultTargetName): PruneTarget => parseTarget(DEFAULT_TARGETS[name].target);
 
 /** The shipped default for `target`: its name, its absolute path, and why it was picked. */
 export function defaultCrepeConfigFor(target: PruneTarget): { name: DefaultTargetName; file: string; reason: string } {
@@ -75,7 +68,7 @@ export function defaultCrepeConfigFor(target: PruneTarget): { name: DefaultTarge
     const kind = target.kind === 'nm' ? 'N:M default' : 'default';
     reason = `the ${kind} of the nearest sparsity (${DEFAULT_TARGETS[name].target})`;
   }
-  const file = path.join(CONFIGS_DIR, `crepe-${name}.json`);
+  const file = path.join(PACKAGE_ROOT, defaultConfigFile(name));
   if (isRiaPoint(loadCrepeConfig(file))) reason += ': the RIA point, since no searched configuration beat RIA robustly there (--auto searches this model)';
   return { name, file, reason };
 }

@@ -25,7 +25,7 @@ import { describeTarget, type PruneTarget, type Selection } from '../prune/targe
 import type { MethodName } from '../prune/methods.ts';
 import { resolveCrepeParams, type CrepeParams } from '../prune/scores/crepe.ts';
 import { checkCrepeConfigName, loadCrepeConfig } from '../search/crepe-config.ts';
-import { defaultCrepeConfigFor } from '../search/crepe-defaults.ts';
+import { defaultConfigFile, defaultCrepeConfigFor } from '../search/crepe-defaults.ts';
 import { runAutoCrepe, type AutoOptions, type AutoReport } from './auto-crepe.ts';
 import { atomicWriteFile, atomicWriteJson } from '../io/atomic.ts';
 import { readInputJson, readInputText } from '../io/input-file.ts';
@@ -289,7 +289,7 @@ function crepeConfigChoice(request: PruneRequest): (CrepeConfigChoice & { file: 
     return { file: path.resolve(request.crepeConfig), source: 'given', reason: `${request.crepeConfig} (given)` };
   }
   const chosen = defaultCrepeConfigFor(request.target);
-  return { file: chosen.file, source: 'default', reason: `configs/crepe-${chosen.name}.json, ${chosen.reason}` };
+  return { file: chosen.file, source: 'default', reason: `${defaultConfigFile(chosen.name)}, ${chosen.reason}` };
 }
 
 /** The report's configuration when --auto chose the coefficients. */
