@@ -9,10 +9,9 @@
  * N:M default of the nearest sparsity N/M.
  */
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { CrepeParams } from '../prune/scores/crepe.ts';
 import { parseTarget, validateTarget, type PruneTarget } from '../prune/target.ts';
-import { loadCrepeConfig } from './crepe-config.ts';
+import { PACKAGE_ROOT, loadCrepeConfig } from './crepe-config.ts';
 
 /** The RIA point of CRePE's space: α = β = 1, γ = 0 (no neighbourhood term), a = 0.5. */
 export const RIA_POINT: CrepeParams = { k: 1, alpha: 1, beta: 1, gamma: 0, a: 0.5, variant: 'normalized', border: 'zero' };
@@ -33,8 +32,6 @@ export const DEFAULT_TARGETS = {
 } as const satisfies Record<string, { target: string; exclude: readonly string[] | undefined }>;
 
 export type DefaultTargetName = keyof typeof DEFAULT_TARGETS;
-
-const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 /** The file of a shipped default, relative to the package root. */
 export function defaultConfigFile(name: DefaultTargetName): string {
