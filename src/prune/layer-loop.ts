@@ -72,7 +72,7 @@ function statisticsPlan(settings: PruneSettings): { mode: StatsMode; withGram: b
   return { mode, withGram: needed.has('gram') };
 }
 
-/** Checks what can be checked before any work: N:M widths. */
+/** Checks the settings against the model before any work: CRePE's k×k window and the N:M pattern fit every pruned linear. */
 export function validateAgainstModel(spec: ModelSpec, settings: PruneSettings): void {
   if (settings.crepe) {
     // The k×k window must fit every pruned matrix.
