@@ -11,7 +11,9 @@ import { LINEAR_NAMES, type LinearName } from '../model/spec.ts';
 import { validateTarget, SELECTIONS, type PruneTarget, type Selection } from './target.ts';
 import { pruningMethod, type MethodName } from './methods.ts';
 import { validateOwl, type OwlSettings } from './owl.ts';
-import type { PermuteStrategy } from './permute.ts';
+import { PERMUTE_DEFAULTS, type PermuteStrategy } from './permute.ts';
+import { SPARSEGPT_DEFAULTS } from './sparsegpt.ts';
+import { DSNOT_DEFAULTS } from './dsnot.ts';
 import { resolveCrepeParams, type CrepeParams } from './scores/crepe.ts';
 import { RIA_DEFAULT_PARAMS, activationExponentProblem, isActivationExponent } from './scores/ria.ts';
 
@@ -62,10 +64,10 @@ export interface PruneSettingsInput {
 
 const PRUNE_DEFAULTS = {
   riaA: RIA_DEFAULT_PARAMS.a,
-  sparsegpt: { blockSize: 128, percdamp: 0.01 },
+  sparsegpt: SPARSEGPT_DEFAULTS,
   owl: { m: 5, lambda: 0.08 },
-  dsnot: { maxCycles: 50, updateThreshold: 0.1, skip: 'mlp' as DsnotSkip },
-  permute: { blocks: 1 },
+  dsnot: { ...DSNOT_DEFAULTS, skip: 'mlp' as DsnotSkip },
+  permute: PERMUTE_DEFAULTS,
 } as const;
 
 const INPUT_FIELDS: FieldSpec<PruneSettingsInput> = {

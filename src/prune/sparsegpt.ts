@@ -53,8 +53,8 @@ export interface SparseGptResult {
   timings: { factorizationMs: number; updateMs: number };
 }
 
-const DEFAULT_BLOCK_SIZE = 128;
-const DEFAULT_PERCDAMP = 0.01;
+/** The references' column block and dampening. */
+export const SPARSEGPT_DEFAULTS = { blockSize: 128, percdamp: 0.01 } as const;
 /** Below this input width ORT round trips cost more than the in-process loops. */
 const DEFAULT_ORT_MIN_WIDTH = 512;
 /** RIA's reconstruction retries a failed factorization with this dampening. */
@@ -69,8 +69,8 @@ export async function sparsegpt(
   nsamples: number,
   options: SparseGptOptions & { target: PruneTarget },
 ): Promise<SparseGptResult> {
-  const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
-  const percdamp = options.percdamp ?? DEFAULT_PERCDAMP;
+  const blockSize = options.blockSize ?? SPARSEGPT_DEFAULTS.blockSize;
+  const percdamp = options.percdamp ?? SPARSEGPT_DEFAULTS.percdamp;
   const { target } = options;
   if (target.kind === 'nm') {
     const { m } = target;
@@ -102,8 +102,8 @@ export async function sparsegptFixedMask(
   options: SparseGptOptions = {},
 ): Promise<SparseGptResult> {
   invariant(mask.length === dOut * dIn, () => `sparsegptFixedMask: mask has ${mask.length} entries, expected ${dOut * dIn}`);
-  const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
-  let percdamp = options.percdamp ?? DEFAULT_PERCDAMP;
+  const blockSize = options.blockSize ?? SPARSEGPT_DEFAULTS.blockSize;
+  let percdamp = options.percdamp ?? SPARSEGPT_DEFAULTS.percdamp;
   const start = performance.now();
   let inverseFactor: Float64Array;
   try {
