@@ -156,12 +156,15 @@ const PRUNE_FIELDS: FieldSpec<PruneRequest> = {
 /** The CRePE coefficients a request may override (the border comes from the configuration). */
 const CREPE_OVERRIDES = ['k', 'alpha', 'beta', 'gamma', 'a', 'variant'] as const;
 
-/** The run's settings: the request's fields through pruneSettings (which checks every one of them). */
-function settingsFor(request: PruneRequest, calibration: PruneSettings['calibration'], configFile: string | null, auto?: CrepeParams): PruneSettings {
+/**
+ * The run's settings: the request's fields through pruneSettings (which checks every one of them).
+ * Method crepe starts from `autoParams` (--auto's choice) when given, else from `configFile`.
+ */
+function settingsFor(request: PruneRequest, calibration: PruneSettings['calibration'], configFile: string | null, autoParams?: CrepeParams): PruneSettings {
   let crepe: Partial<CrepeParams> | null = null;
   if (request.method === 'crepe') {
     // The configuration's parameters (a file, or --auto's choice), each overridden by the request's own.
-    const base = auto ?? loadCrepeConfig(configFile!);
+    const base = autoParams ?? loadCrepeConfig(configFile!);
     const given: Partial<CrepeParams> = request.crepe ?? {};
     const merged: Partial<CrepeParams> = { border: base.border };
     for (const name of CREPE_OVERRIDES) Object.assign(merged, { [name]: given[name] ?? base[name] });
