@@ -110,11 +110,7 @@ export async function runPrunePipeline(request: PipelineRequest): Promise<Pipeli
         },
       });
       layers = work.state!.layers;
-      const { files: weightFiles, sparsity } = await assembleCheckpoint(model, work, settings.target, request.output ?? {});
-      files = copyModelFiles(request.modelDir, work.dir);
-      for (const skipped of files.skipped) if (skipped.note) progress?.log(skipped.note);
-      if (request.output?.sparsityMetadata !== false) await writeSparsityConfig(work.path('config.json'), sparsity);
-      work.keepOnly([...weightFiles, ...new Set(files.copied.map((file) => file.split('/')[0]))]);
+      files = await finishOutput(model, work, request);
     } catch (error) {
       throw stopped(error, work, state !== null);
     }
@@ -177,6 +173,21 @@ function stackRows(parts: Float32Array[]): Float32Array {
     offset += part.length;
   }
   return out;
+}
+
+/**
+ * Completes the output in the work directory from the committed layers: the weights, the input's
+ * other files, the sparsity metadata in config.json (unless switched off); everything else there
+ * (layer files, state) is removed. Returns what was copied from the input.
+ */
+async function finishOutput(model: ModelCheckpoint, work: WorkDir<LayerReport>, request: PipelineRequest): Promise<CopiedModelFiles> {
+  const output = request.output ?? {};
+  const { files: weightFiles, sparsity } = await assembleCheckpoint(model, work, request.settings.target, output);
+  const files = copyModelFiles(request.modelDir, work.dir);
+  for (const skipped of files.skipped) if (skipped.note) request.progress?.log(skipped.note);
+  if (output.sparsityMetadata !== false) await writeSparsityConfig(work.path('config.json'), sparsity);
+  work.keepOnly([...weightFiles, ...new Set(files.copied.map((file) => file.split('/')[0]))]);
+  return files;
 }
 
 /**
