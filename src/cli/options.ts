@@ -42,7 +42,8 @@ export function nonNegativeInt(flag: string) {
 export function finiteNumber(flag: string) {
   return (value: string): number => {
     const n = parseDecimal(value);
-    if (n === null) throw new UserError(`${flag} expects a number, got ${describeValue(value)}`);
+    // "1e309" is a decimal whose value float64 cannot hold: say so rather than call it no number.
+    if (n === null) throw new UserError(`${flag} expects a ${Math.abs(Number(value)) === Infinity ? 'finite ' : ''}number, got ${describeValue(value)}`);
     return n;
   };
 }

@@ -11,7 +11,7 @@ import { describeValue } from '../util/fields.ts';
 import type { ProxyCorrelation } from '../search/validate.ts';
 import type { ConfidenceInterval } from '../util/stats.ts';
 import {
-  addAliases, addEngineOptions, addTextsOptions, finiteNumber, nonNegativeInt, positiveInt, printJson, selectionOption, targetOption, textsFields,
+  addAliases, addEngineOptions, addTextsOptions, finiteNumber, interruption, nonNegativeInt, positiveInt, printJson, selectionOption, targetOption, textsFields,
   type CliIo, type TextsOptions,
 } from './options.ts';
 import { progressPrinter } from './progress.ts';
@@ -103,8 +103,8 @@ export function register(program: Command, io: CliIo): void {
     '--heldout': '--eval-ppl', '--heldout-seqlen': '--eval-seqlen', '--heldout-max-chunks': '--eval-max-chunks',
   });
   command.action(async (model: string, opts: SearchCliOptions) => {
-    const { searchCoefficients } = await import('../workflows/search.ts');
-    const gini = opts.giniSubsample;
+    const { interruptedSearchNote, searchCoefficients } = await import('../workflows/search.ts');
+    interruption.note = () => interruptedSearchNote(opts.out, opts.proxyCache);
     const result = await searchCoefficients({
       model,
       revision: opts.revision,
@@ -121,7 +121,7 @@ export function register(program: Command, io: CliIo): void {
       proxy: opts.proxy,
       proxySign: opts.proxySign === undefined ? undefined : opts.proxySign === '-1' ? -1 : 1,
       proxyFrom: opts.proxyFrom,
-      giniSubsample: gini === undefined ? undefined : gini === 'exact' ? null : positiveInt('--gini-subsample')(gini),
+      giniSubsample: opts.giniSubsample === undefined ? undefined : opts.giniSubsample === 'exact' ? null : positiveInt('--gini-subsample')(opts.giniSubsample),
       proxyRows: opts.proxyRows,
       proxyCache: opts.proxyCache,
       proxyCacheBudget: opts.proxyCacheBudget,

@@ -20,15 +20,15 @@ export interface BatchBudget {
  * sequence at ~1 k tokens (beyond, attention scores fall out of cache and it slows again); the
  * head keeps gaining up to ~4 k tokens.
  */
-export const BLOCK_BATCH_BUDGET: BatchBudget = { maxTokens: 1024, maxBytes: 256 * 2 ** 20 };
-export const HEAD_BATCH_BUDGET: BatchBudget = { maxTokens: 4096, maxBytes: 256 * 2 ** 20 };
+const BLOCK_BATCH_BUDGET: BatchBudget = { maxTokens: 1024, maxBytes: 256 * 2 ** 20 };
+const HEAD_BATCH_BUDGET: BatchBudget = { maxTokens: 4096, maxBytes: 256 * 2 ** 20 };
 
 /**
  * Bytes a block run holds per sequence, roughly: the token rows of its widest tensors (hidden
  * states and norms, q/k/v before and after rotary, the attention output, gate/up/product), plus
  * one attention chunk's scores and probabilities [heads, chunk, seqLen].
  */
-export function blockBytesPerSequence(spec: ModelSpec, seqLen: number): number {
+function blockBytesPerSequence(spec: ModelSpec, seqLen: number): number {
   const qkvWidth = (spec.numHeads + 2 * spec.numKvHeads) * spec.headDim;
   const perToken = 4 * spec.hiddenSize + 2 * qkvWidth + spec.numHeads * spec.headDim + 3 * spec.intermediateSize;
   const scores = 2 * spec.numHeads * Math.min(ATTENTION_CHUNK, seqLen) * seqLen;
@@ -36,7 +36,7 @@ export function blockBytesPerSequence(spec: ModelSpec, seqLen: number): number {
 }
 
 /** Bytes a head run holds per sequence: logits and log-probabilities [seqLen, vocab]. */
-export function headBytesPerSequence(spec: ModelSpec, seqLen: number): number {
+function headBytesPerSequence(spec: ModelSpec, seqLen: number): number {
   return 4 * 2 * seqLen * spec.vocabSize;
 }
 

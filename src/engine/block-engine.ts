@@ -55,7 +55,7 @@ const GROUPS: readonly LinearInputGroup[] = ['qkv', 'o', 'gateup', 'down'];
  * pattern). Almost all of that is first touches of fresh memory, 7× cheaper in huge pages
  * (0.44 s against 3.2 s for this layer).
  */
-export const CONSTANT_WEIGHTS_COSTS = {
+const CONSTANT_WEIGHTS_COSTS = {
   packSecondsPerByte: 6.2e-11,
   hugePages: { sessionSeconds: 0.1, sessionSecondsPerByte: 1.9e-9 },
   smallPages: { sessionSeconds: 0.5, sessionSecondsPerByte: 1.5e-8 },

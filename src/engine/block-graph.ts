@@ -39,7 +39,7 @@ export interface BlockGraphOptions {
 
 /** Symbolic dimensions: tokens of the batch (B·seqLen) and sequences of the batch (B). */
 export const TOKENS = 'tokens';
-export const SEQUENCES = 'sequences';
+const SEQUENCES = 'sequences';
 
 /** Large enough that exp(score + MASKED − max) is exactly 0, small enough to stay finite. */
 export const MASKED = -1e30;

@@ -127,7 +127,7 @@ function syrkLowerSubtract(A: Float64Array, d: number, k1: number, panel: Float6
  * substitution for all rows i ≥ j0; it needs L only at columns ≥ j0, so X can overwrite the
  * columns already solved.
  */
-export function invertLowerInPlace(A: Float64Array, d: number): void {
+function invertLowerInPlace(A: Float64Array, d: number): void {
   const solution = new Float64Array(d * RHS_BLOCK); // solution[(i − j0)·b + c] = X[i, j0 + c]
   for (let j0 = 0; j0 < d; j0 += RHS_BLOCK) {
     const b = Math.min(RHS_BLOCK, d - j0);

@@ -39,7 +39,7 @@ export function buildHeadGraph(spec: ModelSpec, opts: HeadGraphOptions): Uint8Ar
 }
 
 /** Logits [tokens, vocab] of hidden states [tokens, hidden]. */
-export function headLogits(g: GraphBuilder, spec: ModelSpec, hidden: string, finalNorm: string, lmHead: string): string {
+function headLogits(g: GraphBuilder, spec: ModelSpec, hidden: string, finalNorm: string, lmHead: string): string {
   return g.gemm(g.rmsNorm(hidden, finalNorm, spec.rmsNormEps), lmHead, { transB: true });
 }
 

@@ -15,7 +15,7 @@ import { invariant } from '../util/errors.ts';
  * weights when the session starts, so the model is then held twice; beyond this the layer-major
  * path (one block's weights at a time) is used, and per-run overhead is small next to the work.
  */
-export const WHOLE_MODEL_MAX_BYTES = 64 * 2 ** 20;
+const WHOLE_MODEL_MAX_BYTES = 64 * 2 ** 20;
 
 export class ModelEngine {
   private constructor(

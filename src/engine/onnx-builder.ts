@@ -17,10 +17,10 @@ export type AttrValue = number | number[] | string | { float: number };
 
 /** Standard-domain opset. ORT 1.30 supports far more; 15 is the newest the onnx-proto 1.10 schema knows. */
 export const OPSET = 15;
-export const IR_VERSION = 8;
+const IR_VERSION = 8;
 
 /** ONNX Runtime's contrib-operator domain (fused kernels beyond the standard opset). */
-export const MS_DOMAIN = 'com.microsoft';
+const MS_DOMAIN = 'com.microsoft';
 
 // Typed as the numbers they are, so that the declarations a library user's compiler reads do not
 // import onnx-proto's types (which need the global `Long` of @types/long).

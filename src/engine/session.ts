@@ -1,7 +1,7 @@
 /**
  * ONNX Runtime sessions: the one place that knows about execution providers and session options.
  */
-import { checkFlag, checkKnownFields, describeValue } from '../util/fields.ts';
+import { checkFlag, checkKnownFields, checkPositiveInteger, describeValue } from '../util/fields.ts';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -40,7 +40,7 @@ export const MAX_THREADS = 1024;
 /** Refuses a thread count that is not an integer in [1, MAX_THREADS] (undefined: the default), naming `field`. */
 export function checkThreads(threads: unknown, field = 'threads'): void {
   if (threads === undefined) return;
-  if (typeof threads !== 'number' || !Number.isSafeInteger(threads) || threads < 1) throw new FieldError(field, `must be a positive integer, got ${describeValue(threads)}`);
+  checkPositiveInteger(field, threads);
   if (threads > MAX_THREADS) throw new FieldError(field, `must be at most ${MAX_THREADS} (more than any machine's cores), got ${threads}`);
 }
 
@@ -50,7 +50,7 @@ export function checkDevice(field: string, device: unknown): asserts device is E
 }
 
 /** The fields of EngineOptions. */
-export const ENGINE_OPTION_FIELDS: readonly string[] = ['device', 'threads', 'spinning', 'blockWeights'];
+const ENGINE_OPTION_FIELDS: readonly string[] = ['device', 'threads', 'spinning', 'blockWeights'];
 const BLOCK_WEIGHTS: readonly unknown[] = ['auto', 'inputs', 'constants'];
 
 /**

@@ -68,6 +68,9 @@ export interface DsnotResult {
   errorAfter: Float64Array;
 }
 
+/** The reference's cycle limit and update threshold. */
+export const DSNOT_DEFAULTS = { maxCycles: 50, updateThreshold: 0.1 } as const;
+
 export function dsnot(
   weights: Float32Array,
   mask: Uint8Array,
@@ -76,8 +79,8 @@ export function dsnot(
   dIn: number,
   options: DsnotOptions = {},
 ): DsnotResult {
-  const maxCycles = options.maxCycles ?? 50;
-  const threshold = options.updateThreshold ?? 0.1;
+  const maxCycles = options.maxCycles ?? DSNOT_DEFAULTS.maxCycles;
+  const threshold = options.updateThreshold ?? DSNOT_DEFAULTS.updateThreshold;
   const pow = options.powOfVarRegrowing ?? 1;
   const signCheck = options.pattern !== undefined || options.withoutSameSign === false;
   assert.equal(weights.length, dOut * dIn, 'dsnot: weights shape');

@@ -72,7 +72,7 @@ function statisticsPlan(settings: PruneSettings): { mode: StatsMode; withGram: b
   return { mode, withGram: needed.has('gram') };
 }
 
-/** Checks what can be checked before any work: N:M widths. */
+/** Checks the settings against the model before any work: CRePE's k×k window and the N:M pattern fit every pruned linear. */
 export function validateAgainstModel(spec: ModelSpec, settings: PruneSettings): void {
   if (settings.crepe) {
     // The k×k window must fit every pruned matrix.
@@ -181,7 +181,8 @@ export async function pruneLayers(request: LayerLoopRequest): Promise<LayerRepor
       const report: LayerReport = { layer, target: layerTargets[layer], linears, seconds };
       reports.push(report);
       await request.onLayerDone(layer, weights, report, hidden);
-      progress?.update(layer + 1, `layer ${layer}: ${(layerSparsity(linears) * 100).toFixed(2)}% pruned`);
+      const { pruned, total } = prunedWeightCount([report]);
+      progress?.update(layer + 1, `layer ${layer}: ${(pruned / total * 100).toFixed(2)}% pruned`);
     }
     return reports;
   } finally {
@@ -195,14 +196,17 @@ function denseLinearReport(name: LinearName, dOut: number, dIn: number): LinearR
   return { name, shape: [dOut, dIn], pruned: 0, sparsity: 0, seconds: { score: 0, select: 0, update: 0 }, excluded: true };
 }
 
-export function layerSparsity(linears: LinearReport[]): number {
+/** Pruned weights and all weights of the layers' block linears (a linear left dense counts in `total`). */
+export function prunedWeightCount(layers: readonly LayerReport[]): { pruned: number; total: number } {
   let pruned = 0;
   let total = 0;
-  for (const l of linears) {
-    pruned += l.pruned;
-    total += l.shape[0] * l.shape[1];
+  for (const layer of layers) {
+    for (const linear of layer.linears) {
+      pruned += linear.pruned;
+      total += linear.shape[0] * linear.shape[1];
+    }
   }
-  return pruned / total;
+  return { pruned, total };
 }
 
 /**

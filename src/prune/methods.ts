@@ -30,7 +30,7 @@ export interface PruningMethod {
 }
 
 /** The statistics each optional pass reads: OWL's outlier ratios, DSnoT's prune-and-grow, reconstruction. */
-export const PASS_STATISTICS = {
+const PASS_STATISTICS = {
   owl: ['sqnorm'],
   dsnot: ['sqnorm', 'moments'],
   reconstruct: ['gram'],

@@ -46,6 +46,9 @@ export interface PermuteResult {
   usedIdentity: boolean;
 }
 
+/** The default: LSA over the whole permutation at once (RIA without --fast). */
+export const PERMUTE_DEFAULTS = { blocks: 1 } as const;
+
 export function permuteForNM(
   scores: Float32Array,
   dOut: number,
@@ -56,7 +59,7 @@ export function permuteForNM(
 ): PermuteResult {
   validateTarget({ kind: 'nm', n, m }, 'pattern');
   checkField(dIn % m === 0, 'permute', `needs the input width ${dIn} to be a multiple of m=${m}`);
-  const blocks = options.blocks ?? 1;
+  const blocks = options.blocks ?? PERMUTE_DEFAULTS.blocks;
   const groups = dIn / m;
   checkField(
     Number.isInteger(blocks) && blocks >= 1 && groups % blocks === 0,

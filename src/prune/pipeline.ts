@@ -21,7 +21,7 @@ import { sha256Bytes } from '../util/hash.ts';
 import { UserError } from '../util/errors.ts';
 import { WriteError } from '../io/write-error.ts';
 import type { Progress } from '../util/progress.ts';
-import { pruneLayers, validateAgainstModel, type LayerReport } from './layer-loop.ts';
+import { pruneLayers, prunedWeightCount, validateAgainstModel, type LayerReport } from './layer-loop.ts';
 import type { PruneSettings, PruneTarget } from './settings.ts';
 import { WorkDir } from './work-dir.ts';
 import { foldMlpPermutation, storageOrder, type StorageOrder } from './storage-order.ts';
@@ -110,23 +110,12 @@ export async function runPrunePipeline(request: PipelineRequest): Promise<Pipeli
         },
       });
       layers = work.state!.layers;
-      const { files: weightFiles, sparsity } = await assembleCheckpoint(model, work, settings.target, request.output ?? {});
-      files = copyModelFiles(request.modelDir, work.dir);
-      for (const skipped of files.skipped) if (skipped.note) progress?.log(skipped.note);
-      if (request.output?.sparsityMetadata !== false) await writeSparsityConfig(work.path('config.json'), sparsity);
-      work.keepOnly([...weightFiles, ...new Set(files.copied.map((file) => file.split('/')[0]))]);
+      files = await finishOutput(model, work, request);
     } catch (error) {
       throw stopped(error, work, state !== null);
     }
 
-    let prunedWeights = 0;
-    let linearWeights = 0;
-    for (const layer of layers) {
-      for (const linear of layer.linears) {
-        prunedWeights += linear.pruned;
-        linearWeights += linear.shape[0] * linear.shape[1];
-      }
-    }
+    const { pruned: prunedWeights, total: linearWeights } = prunedWeightCount(layers);
     return {
       outDir,
       inputSha256,
@@ -184,6 +173,21 @@ function stackRows(parts: Float32Array[]): Float32Array {
     offset += part.length;
   }
   return out;
+}
+
+/**
+ * Completes the output in the work directory from the committed layers: the weights, the input's
+ * other files, the sparsity metadata in config.json (unless switched off); everything else there
+ * (layer files, state) is removed. Returns what was copied from the input.
+ */
+async function finishOutput(model: ModelCheckpoint, work: WorkDir<LayerReport>, request: PipelineRequest): Promise<CopiedModelFiles> {
+  const output = request.output ?? {};
+  const { files: weightFiles, sparsity } = await assembleCheckpoint(model, work, request.settings.target, output);
+  const files = copyModelFiles(request.modelDir, work.dir);
+  for (const skipped of files.skipped) if (skipped.note) request.progress?.log(skipped.note);
+  if (output.sparsityMetadata !== false) await writeSparsityConfig(work.path('config.json'), sparsity);
+  work.keepOnly([...weightFiles, ...new Set(files.copied.map((file) => file.split('/')[0]))]);
+  return files;
 }
 
 /**
@@ -256,7 +260,6 @@ function stopped(error: unknown, work: WorkDir<LayerReport>, resumed: boolean): 
   if (error instanceof UserError && !resumed) work.remove();
   return error;
 }
-
 
 function windowsDigest(windows: Int32Array[]): string {
   return sha256Bytes(windows.map((w) => sha256Bytes(w)).join(''));

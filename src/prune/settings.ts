@@ -4,12 +4,16 @@
  * `pruneSettings` is their only constructor: it validates every field and fixes the key order.
  */
 import { FieldError, checkField } from '../util/errors.ts';
-import { checkFields, checkFlag as flag, checkKnownFields, describeValue, type FieldSpec } from '../util/fields.ts';
+import {
+  checkFields, checkFlag as flag, checkInteger, checkKnownFields, checkNumber, checkPositiveInteger, describeValue, type FieldSpec,
+} from '../util/fields.ts';
 import { LINEAR_NAMES, type LinearName } from '../model/spec.ts';
 import { validateTarget, SELECTIONS, type PruneTarget, type Selection } from './target.ts';
 import { pruningMethod, type MethodName } from './methods.ts';
 import { validateOwl, type OwlSettings } from './owl.ts';
-import type { PermuteStrategy } from './permute.ts';
+import { PERMUTE_DEFAULTS, type PermuteStrategy } from './permute.ts';
+import { SPARSEGPT_DEFAULTS } from './sparsegpt.ts';
+import { DSNOT_DEFAULTS } from './dsnot.ts';
 import { resolveCrepeParams, type CrepeParams } from './scores/crepe.ts';
 import { RIA_DEFAULT_PARAMS, activationExponentProblem, isActivationExponent } from './scores/ria.ts';
 
@@ -58,12 +62,12 @@ export interface PruneSettingsInput {
   exclude?: readonly string[];
 }
 
-export const PRUNE_DEFAULTS = {
+const PRUNE_DEFAULTS = {
   riaA: RIA_DEFAULT_PARAMS.a,
-  sparsegpt: { blockSize: 128, percdamp: 0.01 },
+  sparsegpt: SPARSEGPT_DEFAULTS,
   owl: { m: 5, lambda: 0.08 },
-  dsnot: { maxCycles: 50, updateThreshold: 0.1, skip: 'mlp' as DsnotSkip },
-  permute: { blocks: 1 },
+  dsnot: { ...DSNOT_DEFAULTS, skip: 'mlp' as DsnotSkip },
+  permute: PERMUTE_DEFAULTS,
 } as const;
 
 const INPUT_FIELDS: FieldSpec<PruneSettingsInput> = {
@@ -103,16 +107,7 @@ export function pruneSettings(input: PruneSettingsInput): PruneSettings {
   const calibration = validateCalibration(input.calibration);
   const trueSequential = flag('trueSequential', input.trueSequential);
 
-  if (input.sparsegpt !== undefined) checkKnownFields(input.sparsegpt, 'sparsegpt', ['blockSize', 'percdamp']);
-  const blockSize = input.sparsegpt?.blockSize ?? PRUNE_DEFAULTS.sparsegpt.blockSize;
-  const percdamp = input.sparsegpt?.percdamp ?? PRUNE_DEFAULTS.sparsegpt.percdamp;
-  checkField(isPositiveInteger(blockSize), 'sparsegpt.blockSize', `must be a positive integer, got ${describeValue(blockSize)}`);
-  // A fraction of the mean Hessian diagonal (the references use 0.01, and 0.1 on retry); larger
-  // dampening drowns the Hessian, and a huge one overflows it.
-  checkField(typeof percdamp === 'number' && Number.isFinite(percdamp) && percdamp > 0 && percdamp <= 1, 'sparsegpt.percdamp', () => `must be a number in (0, 1], got ${describeValue(percdamp)}`);
-  if (isSparseGpt && target.kind === 'nm') {
-    checkField(blockSize % target.m === 0, 'sparsegpt.blockSize', `${blockSize} must be a multiple of m = ${target.m} for the ${target.n}:${target.m} target`);
-  }
+  const sparsegpt = sparsegptSettings(input.sparsegpt, isSparseGpt, target);
 
   const reconstruct = flag('reconstruct', input.reconstruct);
   checkField(!(reconstruct && isSparseGpt), 'reconstruct', 'is built into method sparsegpt already');
@@ -122,52 +117,10 @@ export function pruneSettings(input: PruneSettingsInput): PruneSettings {
     checkField(input.sparsegpt?.[key] === undefined || isSparseGpt || reconstruct, `sparsegpt.${key}`, 'applies to method sparsegpt and to reconstruct only');
   }
 
-  let owl: OwlSettings | null = null;
-  // null (or left out) switches a pass off; an object switches it on with its defaults for missing fields.
-  const pass = (field: string, value: unknown, known: readonly string[]): boolean => {
-    if (value === undefined || value === null) return false;
-    checkKnownFields(value, field, known);
-    return true;
-  };
-  if (pass('owl', input.owl, ['m', 'lambda']) && input.owl) {
-    owl = { m: input.owl.m ?? PRUNE_DEFAULTS.owl.m, lambda: input.owl.lambda ?? PRUNE_DEFAULTS.owl.lambda };
-    validateOwl(owl, target);
-  }
-
-  let dsnot: PruneSettings['dsnot'] = null;
-  if (pass('dsnot', input.dsnot, ['maxCycles', 'updateThreshold', 'skip', 'sameSign']) && input.dsnot) {
-    checkField(!isSparseGpt, 'dsnot', 're-prunes a score-based mask; it does not apply to method sparsegpt');
-    const given = input.dsnot;
-    const maxCycles = given.maxCycles ?? PRUNE_DEFAULTS.dsnot.maxCycles;
-    const updateThreshold = given.updateThreshold ?? PRUNE_DEFAULTS.dsnot.updateThreshold;
-    const skip = given.skip ?? PRUNE_DEFAULTS.dsnot.skip;
-    checkField(isPositiveInteger(maxCycles), 'dsnot.maxCycles', `must be a positive integer, got ${describeValue(maxCycles)}`);
-    checkField(typeof updateThreshold === 'number' && Number.isFinite(updateThreshold) && updateThreshold >= 0, 'dsnot.updateThreshold', () => `must be a number ≥ 0, got ${describeValue(updateThreshold)}`);
-    checkField(DSNOT_SKIPS.includes(skip), 'dsnot.skip', `must be one of ${DSNOT_SKIPS.join(', ')}, got ${JSON.stringify(skip)}`);
-    dsnot = { maxCycles, updateThreshold, skip, ...(flag('dsnot.sameSign', given.sameSign) && { sameSign: true }) };
-  }
-
-  let permute: PruneSettings['permute'] = null;
-  if (pass('permute', input.permute, ['strategy', 'blocks']) && input.permute) {
-    const { strategy } = input.permute;
-    const blocks = input.permute.blocks ?? PRUNE_DEFAULTS.permute.blocks;
-    checkField(PERMUTE_STRATEGIES.includes(strategy), 'permute.strategy', `must be one of ${PERMUTE_STRATEGIES.join(', ')}, got ${JSON.stringify(strategy)}`);
-    checkField(isPositiveInteger(blocks), 'permute.blocks', `must be a positive integer, got ${describeValue(blocks)}`);
-    checkField(target.kind === 'nm', 'permute', 'needs an N:M target; channel permutation does nothing for unstructured sparsity');
-    checkField(!isSparseGpt, 'permute', 'reorders a score-based mask; it does not apply to method sparsegpt');
-    permute = { strategy, blocks };
-  }
-
-  let exclude: LinearName[] | undefined;
-  if (input.exclude !== undefined) {
-    checkField(Array.isArray(input.exclude), 'exclude', () => `must be a list of linear names, got ${describeValue(input.exclude)}`);
-    exclude = input.exclude.map((linear) => {
-      checkField((LINEAR_NAMES as readonly string[]).includes(linear), 'exclude', `${describeValue(linear)} is not a linear of a decoder block; expected some of ${LINEAR_NAMES.join(', ')}`);
-      return linear as LinearName;
-    });
-    // Every linear left dense would publish the input unchanged as a pruned model.
-    checkField(LINEAR_NAMES.some((linear) => !exclude!.includes(linear)), 'exclude', `names every linear of a decoder block (${LINEAR_NAMES.join(', ')}), so nothing would be pruned`);
-  }
+  const owl = owlSettings(input.owl, target);
+  const dsnot = dsnotSettings(input.dsnot, isSparseGpt);
+  const permute = permuteSettings(input.permute, target, isSparseGpt);
+  const exclude = input.exclude === undefined ? undefined : excludedLinears(input.exclude);
 
   return {
     method: name,
@@ -177,7 +130,7 @@ export function pruneSettings(input: PruneSettingsInput): PruneSettings {
     crepe,
     calibration,
     trueSequential,
-    sparsegpt: { blockSize, percdamp },
+    sparsegpt,
     reconstruct,
     owl,
     dsnot,
@@ -221,16 +174,78 @@ function copyCrepe({ k, alpha, beta, gamma, a, variant, border }: CrepeParams): 
   return { k, alpha, beta, gamma, a, variant, border };
 }
 
+/** SparseGPT's block size and dampening, defaults filled in (read by method sparsegpt and by reconstruct). */
+function sparsegptSettings(given: PruneSettingsInput['sparsegpt'], isSparseGpt: boolean, target: PruneTarget): PruneSettings['sparsegpt'] {
+  if (given !== undefined) checkKnownFields(given, 'sparsegpt', ['blockSize', 'percdamp']);
+  const blockSize = given?.blockSize ?? PRUNE_DEFAULTS.sparsegpt.blockSize;
+  const percdamp = given?.percdamp ?? PRUNE_DEFAULTS.sparsegpt.percdamp;
+  checkPositiveInteger('sparsegpt.blockSize', blockSize);
+  // A fraction of the mean Hessian diagonal (the references use 0.01, and 0.1 on retry); larger
+  // dampening drowns the Hessian, and a huge one overflows it.
+  checkNumber('sparsegpt.percdamp', percdamp, [0, 1], { min: true });
+  if (isSparseGpt && target.kind === 'nm') {
+    checkField(blockSize % target.m === 0, 'sparsegpt.blockSize', `${blockSize} must be a multiple of m = ${target.m} for the ${target.n}:${target.m} target`);
+  }
+  return { blockSize, percdamp };
+}
+
+/** Whether an optional pass is on: null (or left out) switches it off; an object switches it on, its missing fields defaulted. */
+function switchedOn<T>(field: string, value: T | null | undefined, known: readonly string[]): value is T {
+  if (value === undefined || value === null) return false;
+  checkKnownFields(value, field, known);
+  return true;
+}
+
+function owlSettings(given: PruneSettingsInput['owl'], target: PruneTarget): OwlSettings | null {
+  if (!switchedOn('owl', given, ['m', 'lambda'])) return null;
+  const owl = { m: given.m ?? PRUNE_DEFAULTS.owl.m, lambda: given.lambda ?? PRUNE_DEFAULTS.owl.lambda };
+  validateOwl(owl, target);
+  return owl;
+}
+
+function dsnotSettings(given: PruneSettingsInput['dsnot'], isSparseGpt: boolean): PruneSettings['dsnot'] {
+  if (!switchedOn('dsnot', given, ['maxCycles', 'updateThreshold', 'skip', 'sameSign'])) return null;
+  checkField(!isSparseGpt, 'dsnot', 're-prunes a score-based mask; it does not apply to method sparsegpt');
+  const maxCycles = given.maxCycles ?? PRUNE_DEFAULTS.dsnot.maxCycles;
+  const updateThreshold = given.updateThreshold ?? PRUNE_DEFAULTS.dsnot.updateThreshold;
+  const skip = given.skip ?? PRUNE_DEFAULTS.dsnot.skip;
+  checkPositiveInteger('dsnot.maxCycles', maxCycles);
+  checkField(typeof updateThreshold === 'number' && Number.isFinite(updateThreshold) && updateThreshold >= 0, 'dsnot.updateThreshold', () => `must be a number ≥ 0, got ${describeValue(updateThreshold)}`);
+  checkField(DSNOT_SKIPS.includes(skip), 'dsnot.skip', `must be one of ${DSNOT_SKIPS.join(', ')}, got ${JSON.stringify(skip)}`);
+  return { maxCycles, updateThreshold, skip, ...(flag('dsnot.sameSign', given.sameSign) && { sameSign: true }) };
+}
+
+function permuteSettings(given: PruneSettingsInput['permute'], target: PruneTarget, isSparseGpt: boolean): PruneSettings['permute'] {
+  if (!switchedOn('permute', given, ['strategy', 'blocks'])) return null;
+  const { strategy } = given;
+  const blocks = given.blocks ?? PRUNE_DEFAULTS.permute.blocks;
+  checkField(PERMUTE_STRATEGIES.includes(strategy), 'permute.strategy', `must be one of ${PERMUTE_STRATEGIES.join(', ')}, got ${JSON.stringify(strategy)}`);
+  checkPositiveInteger('permute.blocks', blocks);
+  checkField(target.kind === 'nm', 'permute', 'needs an N:M target; channel permutation does nothing for unstructured sparsity');
+  checkField(!isSparseGpt, 'permute', 'reorders a score-based mask; it does not apply to method sparsegpt');
+  return { strategy, blocks };
+}
+
+/** The linears left dense, each a block linear's name; refused when they name every one. */
+function excludedLinears(given: readonly string[]): LinearName[] {
+  checkField(Array.isArray(given), 'exclude', () => `must be a list of linear names, got ${describeValue(given)}`);
+  const exclude = given.map((linear) => {
+    checkField((LINEAR_NAMES as readonly string[]).includes(linear), 'exclude', `${describeValue(linear)} is not a linear of a decoder block; expected some of ${LINEAR_NAMES.join(', ')}`);
+    return linear as LinearName;
+  });
+  // Every linear left dense would publish the input unchanged as a pruned model.
+  checkField(LINEAR_NAMES.some((linear) => !exclude.includes(linear)), 'exclude', `names every linear of a decoder block (${LINEAR_NAMES.join(', ')}), so nothing would be pruned`);
+  return exclude;
+}
+
 function validateCalibration(calibration: PruneSettings['calibration']): PruneSettings['calibration'] {
   checkField(typeof calibration === 'object' && calibration !== null, 'calibration', 'is missing');
   checkKnownFields(calibration, 'calibration', ['file', 'sha256', 'nsamples', 'seqlen', 'seed']);
   const { file, sha256, nsamples, seqlen, seed } = calibration;
   checkField(typeof file === 'string' && file !== '', 'calibration.file', 'must name the calibration text');
   checkField(typeof sha256 === 'string', 'calibration.sha256', 'must be a string');
-  checkField(isPositiveInteger(nsamples), 'calibration.nsamples', `must be a positive integer, got ${describeValue(nsamples)}`);
-  checkField(isPositiveInteger(seqlen), 'calibration.seqlen', `must be a positive integer, got ${describeValue(seqlen)}`);
-  checkField(Number.isSafeInteger(seed) && seed >= 0, 'calibration.seed', `must be an integer ≥ 0, got ${describeValue(seed)}`);
+  checkPositiveInteger('calibration.nsamples', nsamples);
+  checkPositiveInteger('calibration.seqlen', seqlen);
+  checkInteger('calibration.seed', seed, 0);
   return { file, sha256, nsamples, seqlen, seed };
 }
-
-const isPositiveInteger = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) > 0;

@@ -53,8 +53,8 @@ export interface SparseGptResult {
   timings: { factorizationMs: number; updateMs: number };
 }
 
-const DEFAULT_BLOCK_SIZE = 128;
-const DEFAULT_PERCDAMP = 0.01;
+/** The references' column block and dampening. */
+export const SPARSEGPT_DEFAULTS = { blockSize: 128, percdamp: 0.01 } as const;
 /** Below this input width ORT round trips cost more than the in-process loops. */
 const DEFAULT_ORT_MIN_WIDTH = 512;
 /** RIA's reconstruction retries a failed factorization with this dampening. */
@@ -69,21 +69,15 @@ export async function sparsegpt(
   nsamples: number,
   options: SparseGptOptions & { target: PruneTarget },
 ): Promise<SparseGptResult> {
-  const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
-  const percdamp = options.percdamp ?? DEFAULT_PERCDAMP;
+  const blockSize = options.blockSize ?? SPARSEGPT_DEFAULTS.blockSize;
+  const percdamp = options.percdamp ?? SPARSEGPT_DEFAULTS.percdamp;
   const { target } = options;
   if (target.kind === 'nm') {
     const { m } = target;
     invariant(blockSize % m === 0 && dIn % m === 0, () => `sparsegpt: block size ${blockSize} and width ${dIn} must be multiples of m=${m}`);
   }
   const start = performance.now();
-  let inverseFactor: Float64Array;
-  try {
-    inverseFactor = await inverseHessianFactor(weight, dOut, dIn, gram, nsamples, percdamp, options);
-  } catch (error) {
-    if (error instanceof NotPositiveDefiniteError) throw notPositiveDefinite(options.layerName, percdamp, error);
-    throw error;
-  }
+  const inverseFactor = await factorOrExplain(weight, dOut, dIn, gram, nsamples, percdamp, options);
   const factorized = performance.now();
   const { mask, loss } = await obsPrune(weight, dOut, dIn, inverseFactor, blockSize, target.kind === 'nm'
     ? { kind: 'nm', n: target.n, m: target.m }
@@ -102,8 +96,8 @@ export async function sparsegptFixedMask(
   options: SparseGptOptions = {},
 ): Promise<SparseGptResult> {
   invariant(mask.length === dOut * dIn, () => `sparsegptFixedMask: mask has ${mask.length} entries, expected ${dOut * dIn}`);
-  const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
-  let percdamp = options.percdamp ?? DEFAULT_PERCDAMP;
+  const blockSize = options.blockSize ?? SPARSEGPT_DEFAULTS.blockSize;
+  let percdamp = options.percdamp ?? SPARSEGPT_DEFAULTS.percdamp;
   const start = performance.now();
   let inverseFactor: Float64Array;
   try {
@@ -111,12 +105,7 @@ export async function sparsegptFixedMask(
   } catch (error) {
     if (!(error instanceof NotPositiveDefiniteError)) throw error;
     percdamp = RECONSTRUCTION_RETRY_PERCDAMP;
-    try {
-      inverseFactor = await inverseHessianFactor(weight, dOut, dIn, gram, nsamples, percdamp, options);
-    } catch (retryError) {
-      if (retryError instanceof NotPositiveDefiniteError) throw notPositiveDefinite(options.layerName, percdamp, retryError);
-      throw retryError;
-    }
+    inverseFactor = await factorOrExplain(weight, dOut, dIn, gram, nsamples, percdamp, options);
   }
   const factorized = performance.now();
   const { loss } = await obsPrune(weight, dOut, dIn, inverseFactor, blockSize, { kind: 'fixed', mask }, ortEngine(dIn, options));
@@ -126,6 +115,24 @@ export async function sparsegptFixedMask(
 /** The engine the ORT paths run on, or null when the layer is narrow enough for the in-process loops. */
 function ortEngine(dIn: number, options: SparseGptOptions): EngineOptions | null {
   return dIn >= (options.ortMinWidth ?? DEFAULT_ORT_MIN_WIDTH) ? options.engine ?? { device: 'cpu' } : null;
+}
+
+/** inverseHessianFactor, with a Hessian that is not positive definite refused as a UserError that names the layer and the dampening. */
+async function factorOrExplain(
+  weight: Float32Array,
+  dOut: number,
+  dIn: number,
+  gram: Float32Array | Float64Array,
+  nsamples: number,
+  percdamp: number,
+  options: SparseGptOptions,
+): Promise<Float64Array> {
+  try {
+    return await inverseHessianFactor(weight, dOut, dIn, gram, nsamples, percdamp, options);
+  } catch (error) {
+    if (error instanceof NotPositiveDefiniteError) throw notPositiveDefinite(options.layerName, percdamp, error);
+    throw error;
+  }
 }
 
 /**

@@ -40,7 +40,7 @@ export interface RunIdentity {
 }
 
 /** What differs between the identity a run was started with and a resumed run's, in a few words. */
-export function describeIdentityChange(started: RunIdentity, now: RunIdentity): string {
+function describeIdentityChange(started: RunIdentity, now: RunIdentity): string {
   const changes = changedLeaves(started.settings, now.settings, '');
   const spec = changedLeaves(started.spec, now.spec, '').map((change) => change.slice(0, change.indexOf(':')));
   if (spec.length > 0) changes.push(`config.json describes another architecture (${spec.join(', ')})`);

@@ -11,7 +11,9 @@ import { checkKnownFields } from '../util/fields.ts';
 import { readInputJson } from '../io/input-file.ts';
 
 export const CREPE_CONFIG_FORMAT = 'crepe-config/1';
-export const DEFAULT_CREPE_CONFIG_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../configs/crepe-default.json');
+/** The package's root directory, which holds configs/. */
+export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const DEFAULT_CREPE_CONFIG_PATH = path.join(PACKAGE_ROOT, 'configs/crepe-default.json');
 
 export interface CrepeConfigFile extends CrepeParams {
   format: typeof CREPE_CONFIG_FORMAT;

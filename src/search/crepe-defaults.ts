@@ -9,10 +9,9 @@
  * N:M default of the nearest sparsity N/M.
  */
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { CrepeParams } from '../prune/scores/crepe.ts';
-import { validateTarget, type PruneTarget } from '../prune/target.ts';
-import { loadCrepeConfig } from './crepe-config.ts';
+import { parseTarget, validateTarget, type PruneTarget } from '../prune/target.ts';
+import { PACKAGE_ROOT, loadCrepeConfig } from './crepe-config.ts';
 
 /** The RIA point of CRePE's space: α = β = 1, γ = 0 (no neighbourhood term), a = 0.5. */
 export const RIA_POINT: CrepeParams = { k: 1, alpha: 1, beta: 1, gamma: 0, a: 0.5, variant: 'normalized', border: 'zero' };
@@ -34,8 +33,6 @@ export const DEFAULT_TARGETS = {
 
 export type DefaultTargetName = keyof typeof DEFAULT_TARGETS;
 
-const CONFIGS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../configs');
-
 /** The file of a shipped default, relative to the package root. */
 export function defaultConfigFile(name: DefaultTargetName): string {
   return `configs/crepe-${name}.json`;
@@ -43,14 +40,7 @@ export function defaultConfigFile(name: DefaultTargetName): string {
 
 const sparsityOf = (target: PruneTarget): number => (target.kind === 'unstructured' ? target.sparsity : target.n / target.m);
 
-function targetOf(name: DefaultTargetName): PruneTarget {
-  const text = DEFAULT_TARGETS[name].target;
-  if (text.includes(':')) {
-    const [n, m] = text.split(':').map(Number);
-    return { kind: 'nm', n, m };
-  }
-  return { kind: 'unstructured', sparsity: Number(text) };
-}
+const targetOf = (name: DefaultTargetName): PruneTarget => parseTarget(DEFAULT_TARGETS[name].target);
 
 /** The shipped default for `target`: its name, its absolute path, and why it was picked. */
 export function defaultCrepeConfigFor(target: PruneTarget): { name: DefaultTargetName; file: string; reason: string } {
@@ -75,7 +65,7 @@ export function defaultCrepeConfigFor(target: PruneTarget): { name: DefaultTarge
     const kind = target.kind === 'nm' ? 'N:M default' : 'default';
     reason = `the ${kind} of the nearest sparsity (${DEFAULT_TARGETS[name].target})`;
   }
-  const file = path.join(CONFIGS_DIR, `crepe-${name}.json`);
+  const file = path.join(PACKAGE_ROOT, defaultConfigFile(name));
   if (isRiaPoint(loadCrepeConfig(file))) reason += ': the RIA point, since no searched configuration beat RIA robustly there (--auto searches this model)';
   return { name, file, reason };
 }

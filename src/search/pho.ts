@@ -102,7 +102,6 @@ export async function runPho(context: ProxyContext, opts: PhoOptions, onCandidat
   return { best, bestPerK, candidates, seconds };
 }
 
-
 export interface Confirmation {
   /** 'pho': a best-per-k candidate; 'start': the search's start configuration (objective NaN). */
   source: 'pho' | 'start';

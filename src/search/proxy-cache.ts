@@ -96,7 +96,7 @@ export type Allocate = (kind: ArrayKind, length: number) => StoredArray;
 const allocateNew: Allocate = (kind, length) => new CONSTRUCTORS[kind](length);
 const CONSTRUCTORS = { uint8: Uint8Array, uint16: Uint16Array, uint32: Uint32Array, float32: Float32Array, float64: Float64Array } as const;
 
-export function kindOf(values: StoredArray): ArrayKind {
+function kindOf(values: StoredArray): ArrayKind {
   if (values instanceof Uint8Array) return 'uint8';
   if (values instanceof Uint16Array) return 'uint16';
   if (values instanceof Uint32Array) return 'uint32';
@@ -244,7 +244,7 @@ export function windowFile(dir: string, unit: Pick<Unit, 'layer' | 'name'>, key:
   return path.join(subsetDir(dir, rows), `layer-${pad(unit.layer)}.${unit.name}.${suffix}.bin`);
 }
 
-export const manifestFile = (dir: string): string => path.join(dir, 'manifest.json');
+const manifestFile = (dir: string): string => path.join(dir, 'manifest.json');
 export const hiddenFile = (dir: string): string => path.join(dir, 'hidden.bin');
 
 // ---------------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ type RecyclingSource = ModelSource & { recycleBlock?(block: BlockWeights): void 
  * `release()`: the view's reader must hold one block at a time, as the layer-major pass does. From
  * any other source the masked weights are copies, the source's arrays left as they are.
  */
-export function prunedView(model: RecyclingSource, masksOf: LayerMasks): AsyncBlockModel & { release(): void } {
+function prunedView(model: RecyclingSource, masksOf: LayerMasks): AsyncBlockModel & { release(): void } {
   const recycle = model.recycleBlock?.bind(model);
   let held: BlockWeights | null = null;
   const release = (): void => {

@@ -265,7 +265,7 @@ export interface BandedWalk {
  * pass (see ThresholdBand): the reference importance of a position is fround(|W|·norms[col]) as
  * in the reference walk, the sums are float64 in position order.
  */
-export function scoreAndWalk(terms: LinearTerms, window: WindowTerm | null, params: CrepeParams, band: ThresholdBand): BandedWalk {
+function scoreAndWalk(terms: LinearTerms, window: WindowTerm | null, params: CrepeParams, band: ThresholdBand): BandedWalk {
   const sums = scorePass(terms, window, params, NO_SCORES, band);
   return { count: sums[0], total: sums[1], rankWeighted: sums[2], inBand: sums[3], above: sums[4] };
 }

@@ -18,7 +18,7 @@ import { perplexity, perplexityOf, windowCount, WindowPass } from '../eval/perpl
 import { withBlocks, type ModelSource } from '../model/source.ts';
 import { ropeTables } from '../model/rope.ts';
 import type { BlockWeights } from '../model/spec.ts';
-import { pruneLayers, type LayerReport } from '../prune/layer-loop.ts';
+import { pruneLayers, prunedWeightCount, type LayerReport } from '../prune/layer-loop.ts';
 import type { PruneSettings } from '../prune/settings.ts';
 
 export interface TrialResult {
@@ -38,31 +38,28 @@ export async function pruneAndMeasure(
 ): Promise<TrialResult> {
   const started = performance.now();
   const { spec } = model;
-  let pruned = 0;
-  let total = 0;
-  const count = (report: LayerReport): void => {
-    for (const linear of report.linears) {
-      pruned += linear.pruned;
-      total += linear.shape[0] * linear.shape[1];
-    }
+  const reports: LayerReport[] = [];
+  const collect = (report: LayerReport): void => {
+    reports.push(report);
   };
   const windows = windowCount(heldOut.tokens.length, heldOut.seqlen, heldOut.maxChunks);
   const streams = !ModelEngine.fits(model) && WindowPass.bytes(windows, heldOut.seqlen, spec.hiddenSize) <= spec.numLayers * blockWeightBytes(spec);
   let windowNll: number[];
   if (streams) {
-    windowNll = await pruneStreaming(model, settings, calibration, heldOut.tokens, heldOut.seqlen, windows, engine, count);
+    windowNll = await pruneStreaming(model, settings, calibration, heldOut.tokens, heldOut.seqlen, windows, engine, collect);
   } else {
     const prunedBlocks: BlockWeights[] = [];
-    await pruneLayers({ model, settings, windows: calibration, engine, onLayerDone: async (layer, weights, report) => { prunedBlocks[layer] = weights; count(report); } });
+    await pruneLayers({ model, settings, windows: calibration, engine, onLayerDone: async (layer, weights, report) => { prunedBlocks[layer] = weights; collect(report); } });
     windowNll = (await perplexity(withBlocks(model, (layer) => prunedBlocks[layer]), heldOut.tokens, { ...engine, seqlen: heldOut.seqlen, maxChunks: heldOut.maxChunks })).windowNll;
   }
+  const { pruned, total } = prunedWeightCount(reports);
   return { ppl: perplexityOf(windowNll).ppl, linearSparsity: pruned / total, seconds: (performance.now() - started) / 1000, windowNll };
 }
 
 /** The pruning loop with the held-out windows carried through each pruned layer as it is handed over; their per-window NLL. */
 async function pruneStreaming(
   model: ModelSource, settings: PruneSettings, calibration: Int32Array[], tokens: Int32Array, seqlen: number, windows: number, engine: EngineOptions,
-  count: (report: LayerReport) => void,
+  collect: (report: LayerReport) => void,
 ): Promise<number[]> {
   const { spec } = model;
   const blockEngine = await BlockEngine.create(spec, seqlen, { ...engine, stats: 'none' });
@@ -73,7 +70,7 @@ async function pruneStreaming(
     await pruneLayers({
       model, settings, windows: calibration, engine,
       onLayerDone: async (_layer, weights, report) => {
-        count(report);
+        collect(report);
         await pass.applyBlock(blockEngine, weights, rope);
       },
     });

@@ -147,6 +147,11 @@ export function checkInteger(field: string, value: unknown, min: number, max = N
   );
 }
 
+/** Throws a FieldError unless `value` is a safe integer ≥ 1. */
+export function checkPositiveInteger(field: string, value: unknown): asserts value is number {
+  checkField(Number.isSafeInteger(value) && (value as number) > 0, field, () => `must be a positive integer, got ${describeValue(value)}`);
+}
+
 /** Throws a FieldError unless `value` is a finite number in [min, max] (open ends where asked). */
 export function checkNumber(
   field: string,

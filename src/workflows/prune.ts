@@ -25,7 +25,7 @@ import { describeTarget, type PruneTarget, type Selection } from '../prune/targe
 import type { MethodName } from '../prune/methods.ts';
 import { resolveCrepeParams, type CrepeParams } from '../prune/scores/crepe.ts';
 import { checkCrepeConfigName, loadCrepeConfig } from '../search/crepe-config.ts';
-import { defaultCrepeConfigFor } from '../search/crepe-defaults.ts';
+import { defaultConfigFile, defaultCrepeConfigFor } from '../search/crepe-defaults.ts';
 import { runAutoCrepe, type AutoOptions, type AutoReport } from './auto-crepe.ts';
 import { atomicWriteFile, atomicWriteJson } from '../io/atomic.ts';
 import { readInputJson, readInputText } from '../io/input-file.ts';
@@ -45,7 +45,7 @@ import {
 import { measurePerplexity, type EvalResult } from './eval.ts';
 import { TEXTS_FIELDS, checkTextsRequest, planTexts, readTexts, type TextsRequest } from './texts.ts';
 import { autoExtraWindows, autoOptionsOf } from './auto-crepe.ts';
-import { measureTasks, prepareTasks, selectTasks } from './zeroshot.ts';
+import { measureTasks, prepareTasks, selectTasks, type TaskSelection } from './zeroshot.ts';
 import type { ZeroShotReport } from '../eval/zeroshot.ts';
 
 /** A pruning run; the calibration text and the optional evaluation text are `TextsRequest` fields. */
@@ -156,12 +156,15 @@ const PRUNE_FIELDS: FieldSpec<PruneRequest> = {
 /** The CRePE coefficients a request may override (the border comes from the configuration). */
 const CREPE_OVERRIDES = ['k', 'alpha', 'beta', 'gamma', 'a', 'variant'] as const;
 
-/** The run's settings: the request's fields through pruneSettings (which checks every one of them). */
-function settingsFor(request: PruneRequest, calibration: PruneSettings['calibration'], configFile: string | null, auto?: CrepeParams): PruneSettings {
+/**
+ * The run's settings: the request's fields through pruneSettings (which checks every one of them).
+ * Method crepe starts from `autoParams` (--auto's choice) when given, else from `configFile`.
+ */
+function settingsFor(request: PruneRequest, calibration: PruneSettings['calibration'], configFile: string | null, autoParams?: CrepeParams): PruneSettings {
   let crepe: Partial<CrepeParams> | null = null;
   if (request.method === 'crepe') {
     // The configuration's parameters (a file, or --auto's choice), each overridden by the request's own.
-    const base = auto ?? loadCrepeConfig(configFile!);
+    const base = autoParams ?? loadCrepeConfig(configFile!);
     const given: Partial<CrepeParams> = request.crepe ?? {};
     const merged: Partial<CrepeParams> = { border: base.border };
     for (const name of CREPE_OVERRIDES) Object.assign(merged, { [name]: given[name] ?? base[name] });
@@ -246,37 +249,72 @@ export function interruptedPruneNote(out: string): string | null {
   return WorkDir.resumable(out) ? `the finished layers stay in ${workDirFor(out)}: the same command with --resume continues it, --overwrite starts again` : null;
 }
 
+/**
+ * The request with its onProgress watched: a throwing onProgress stops the run as a cancellation
+ * does (a fresh run leaves nothing behind), so `failed` tells the run's cleanup it happened.
+ */
+function watchCallback(request: PruneRequest): { request: PruneRequest; failed: () => boolean } {
+  let failed = false;
+  const onProgress = request.onProgress;
+  if (!onProgress) return { request, failed: () => failed };
+  const watched: PruneRequest = {
+    ...request,
+    onProgress: (event) => {
+      try {
+        onProgress(event);
+      } catch (error) {
+        failed = true;
+        throw error;
+      }
+    },
+  };
+  return { request: watched, failed: () => failed };
+}
+
+/** The zero-shot tasks to measure on the pruned model (evalTasks), checked before pruning; null without evalTasks. */
+function zeroShotSelection(request: PruneRequest): TaskSelection | null {
+  if (request.evalTasks === undefined) {
+    checkField(request.evalTaskDir === undefined, 'evalTaskDir', 'applies to evalTasks only (the zero-shot tasks to measure)');
+    checkField(request.evalLimit === undefined, 'evalLimit', 'applies to evalTasks only (the zero-shot tasks to measure)');
+    return null;
+  }
+  return selectTasks({ tasks: 'evalTasks', taskDir: 'evalTaskDir', limit: 'evalLimit' }, request.evalTasks, request.evalTaskDir, request.evalLimit);
+}
+
+type CrepeConfigChoice = NonNullable<PruneReport['crepeConfig']>;
+
+/** Method crepe: the configuration file the run starts from (given, or the target's shipped default); undefined for other methods. */
+function crepeConfigChoice(request: PruneRequest): (CrepeConfigChoice & { file: string }) | undefined {
+  checkField(!(request.auto && request.crepeConfig !== undefined), 'auto', 'searches the configuration itself: give crepeConfig or auto, not both');
+  if (request.method !== 'crepe') return undefined;
+  if (request.crepeConfig !== undefined) {
+    checkCrepeConfigName(request.crepeConfig);
+    return { file: path.resolve(request.crepeConfig), source: 'given', reason: `${request.crepeConfig} (given)` };
+  }
+  const chosen = defaultCrepeConfigFor(request.target);
+  return { file: chosen.file, source: 'default', reason: `${defaultConfigFile(chosen.name)}, ${chosen.reason}` };
+}
+
+/** The report's configuration when --auto chose the coefficients. */
+function autoCrepeConfig(auto: AutoReport): CrepeConfigChoice {
+  return {
+    file: null,
+    source: 'auto',
+    reason: `auto: ${auto.chosen.source}, confirmation PPL ${auto.chosen.confirmationPpl.toFixed(3)} (RIA point ${auto.candidates[0].confirmationPpl.toFixed(3)})`,
+  };
+}
+
 /** Prunes `request.model` and publishes the pruned checkpoint with its report at `request.out`. */
 export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
   const started = Date.now();
   checkRequest(request, PRUNE_FIELDS);
   if (request.crepe !== undefined) checkKnownFields(request.crepe, 'crepe', CREPE_OVERRIDES);
   const autoOptions = autoOptionsOf(request.auto);
-  // A throwing onProgress stops the run as a cancellation does: a fresh run leaves nothing behind.
-  let callbackFailed = false;
-  const onProgress = request.onProgress;
-  if (onProgress) {
-    request = {
-      ...request,
-      onProgress: (event) => {
-        try {
-          onProgress(event);
-        } catch (error) {
-          callbackFailed = true;
-          throw error;
-        }
-      },
-    };
-  }
+  const callback = watchCallback(request);
+  request = callback.request;
   const engine = engineOptions(request);
   const counts = checkTextsRequest(request);
-  if (request.evalTasks === undefined) {
-    checkField(request.evalTaskDir === undefined, 'evalTaskDir', 'applies to evalTasks only (the zero-shot tasks to measure)');
-    checkField(request.evalLimit === undefined, 'evalLimit', 'applies to evalTasks only (the zero-shot tasks to measure)');
-  }
-  const taskSelection = request.evalTasks === undefined
-    ? null
-    : selectTasks({ tasks: 'evalTasks', taskDir: 'evalTaskDir', limit: 'evalLimit' }, request.evalTasks, request.evalTaskDir, request.evalLimit);
+  const taskSelection = zeroShotSelection(request);
   const output = outputOptions(request);
   // The model is fetched (when it is a Hub id) once the request's own fields are known to be good.
   const given = request.model;
@@ -290,16 +328,7 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
   const plan = planTexts(request, spec, counts);
   const { nsamples, seqlen, seed } = plan;
   const calibration = { file: path.resolve(request.calib), sha256: sha256File(request.calib), nsamples, seqlen, seed };
-  checkField(!(request.auto && request.crepeConfig !== undefined), 'auto', 'searches the configuration itself: give crepeConfig or auto, not both');
-  if (request.method === 'crepe' && request.crepeConfig !== undefined) checkCrepeConfigName(request.crepeConfig);
-  const crepeConfig = request.method !== 'crepe'
-    ? undefined
-    : request.crepeConfig !== undefined
-      ? { file: path.resolve(request.crepeConfig), source: 'given' as const, reason: `${request.crepeConfig} (given)` }
-      : (() => {
-        const chosen = defaultCrepeConfigFor(request.target);
-        return { file: chosen.file, source: 'default' as const, reason: `configs/crepe-${chosen.name}.json, ${chosen.reason}` };
-      })();
+  const crepeConfig = crepeConfigChoice(request);
   // Checked with the configuration the run would fall back to; --auto replaces its coefficients.
   let settings = settingsFor(request, calibration, crepeConfig?.file ?? null);
   validateAgainstModel(spec, settings);
@@ -356,11 +385,7 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
       evaluation,
       storage: settings.permute ? result.storage : null,
       files: result.files,
-      ...(crepeConfig ? {
-        crepeConfig: auto
-          ? { file: null, source: 'auto' as const, reason: `auto: ${auto.chosen.source}, confirmation PPL ${auto.chosen.confirmationPpl.toFixed(3)} (RIA point ${auto.candidates[0].confirmationPpl.toFixed(3)})` }
-          : crepeConfig,
-      } : {}),
+      ...(crepeConfig ? { crepeConfig: auto ? autoCrepeConfig(auto) : crepeConfig } : {}),
       ...(auto ? { auto } : {}),
       zeroShot,
     };
@@ -372,7 +397,7 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
     // A finished model that was not published cannot be resumed (its state is gone), and a fresh
     // run cancelled (by its signal or its onProgress) keeps nothing; an interrupted resumable run
     // keeps its work directory.
-    if (finished || ((request.signal?.aborted || callbackFailed) && !request.resume)) rmSync(workDir, { recursive: true, force: true });
+    if (finished || ((request.signal?.aborted || callback.failed()) && !request.resume)) rmSync(workDir, { recursive: true, force: true });
     throw error;
   } finally {
     lock.release();

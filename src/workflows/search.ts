@@ -5,7 +5,7 @@
  * provenance and a search log, or validation.json with one scatter plot per proxy) are written to
  * a temporary directory and moved to `out` when complete.
  */
-import { rmSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
@@ -19,7 +19,7 @@ import { validateTarget, type PruneTarget, type Selection } from '../prune/targe
 import { CREPE_CONFIG_FORMAT, loadCrepeConfig, type CrepeConfigFile } from '../search/crepe-config.ts';
 import { ProxyContext, PROXY_NAMES, type ProxyName, type ProxyOptions } from '../search/proxy.ts';
 import { windowKey } from '../search/proxy-terms.ts';
-import type { RowSubset, StatisticsFrom } from '../search/proxy-cache.ts';
+import { readManifest, type RowSubset, type StatisticsFrom } from '../search/proxy-cache.ts';
 import { CALIB_NLL_WINDOWS } from '../search/proxy-e2e.ts';
 import { calibNllSearchFlops, checkProxyName, defaultProxy, defaultProxyRows, isLinearProxy, linearWeights, PER_LINEAR_DEFAULT_MAX_VISITS, rowsPercent } from '../search/proxy-defaults.ts';
 import { confirmationShortlist, confirmOnHeldOut, runPho, type Confirmation, type PhoResult } from '../search/pho.ts';
@@ -252,6 +252,24 @@ function kSetOf(request: SearchRequest, start: CrepeParams | undefined): number[
   return [...new Set(kSet)];
 }
 
+/** The proxy cache directory of a search into `out`: the one given, else `<out>.proxy-cache`. */
+function proxyCacheDir(out: string, proxyCache: string | undefined): string {
+  return path.resolve(proxyCache ?? `${path.resolve(out)}.proxy-cache`);
+}
+
+/**
+ * What a search into `out` stopped by a signal leaves behind, in one sentence for its user, or null
+ * when it had not started its proxy cache: the cache stays, and the same command continues or reuses it.
+ */
+export function interruptedSearchNote(out: string, proxyCache?: string): string | null {
+  const dir = proxyCacheDir(out, proxyCache);
+  const manifest = existsSync(dir) ? readManifest(dir) : null;
+  if (!manifest) return null;
+  return manifest.complete
+    ? `the proxy cache ${dir} is complete and stays: the same command reuses it`
+    : `the proxy cache ${dir} keeps ${manifest.layersDone} of ${manifest.numLayers} layers of the dense pass: the same command continues it`;
+}
+
 /** Runs the search (or the validation) that `request` describes and writes its outputs. */
 export async function searchCoefficients(request: SearchRequest): Promise<SearchResult> {
   const started = performance.now();
@@ -426,7 +444,7 @@ function prepareRun(given: {
     denseContext: async (rowsOnly) => {
       const progress = stageProgress(request, 'dense statistics', spec.numLayers, { name: 'layers' });
       const context = await ProxyContext.open(model, calibration.windows, seqlen, engine, {
-        cacheDir: path.resolve(request.proxyCache ?? `${outDir}.proxy-cache`),
+        cacheDir: proxyCacheDir(outDir, request.proxyCache),
         cacheBudgetBytes: proxyCacheBudget * 2 ** 20,
         threads: request.threads ?? os.availableParallelism(),
         modelSha256: weightsSha256.all,

@@ -206,12 +206,13 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
     // Number() reads these as 1 and 16: a typing slip would become a value.
     it('--sparsity 0x1 and --owl-m 0x10 (hexadecimal)', async () => {
       await expectRefusal(pruneArgs(model, '--sparsity', '0x1'), /^crepe: --sparsity expects a number, got "0x1"$/);
+      await expectRefusal(pruneArgs(model, '--sparsity', '1e309'), /^crepe: --sparsity expects a finite number, got "1e309"$/);
       await expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--owl', '--owl-m', '0x10'), /^crepe: --owl-m expects a number, got "0x10"$/);
     });
     it('a value pasted by mistake (100,000 characters) is quoted by its start and its length, not whole', async () => {
       const long = '9'.repeat(100_000);
       const cut = `"${'9'.repeat(80)}"… \\(100000 characters\\)`;
-      await expectRefusal(pruneArgs(model, '--sparsity', long), new RegExp(`^crepe: --sparsity expects a number, got ${cut}$`));
+      await expectRefusal(pruneArgs(model, '--sparsity', long), new RegExp(`^crepe: --sparsity expects a finite number, got ${cut}$`));
       await expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--nsamples', long), new RegExp(`^crepe: --nsamples expects a positive integer, got ${cut}$`));
       await expectRefusal(pruneArgs(model, '--pattern', `2:${long}x`), /^crepe: --pattern must be n:m with whole numbers, .*got "2:9{78}"… \(100003 characters\)$/);
       await expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--crepe-k', long], new RegExp(`^crepe: --crepe-k expects .*, got ${cut}$`));

@@ -57,7 +57,7 @@ export const CREPE_DEFAULT_PARAMS: Readonly<CrepeParams> = {
 };
 
 /** The largest neighbourhood window: a k×k window sum is kept per row, and wider windows only blur the term away. */
-export const MAX_CREPE_K = 63;
+const MAX_CREPE_K = 63;
 
 /** A window size CRePE takes: an odd integer in [1, MAX_CREPE_K]. */
 const isWindowSize = (k: unknown): k is number => Number.isSafeInteger(k) && (k as number) >= 1 && (k as number) <= MAX_CREPE_K && (k as number) % 2 === 1;

@@ -54,7 +54,7 @@ export const RIA_DEFAULT_PARAMS: RiaParams = { a: 0.5 };
  * outlier channels of LLMs reach 1e5 over a 2048-token window, which already overflows at a = 8.
  * The reference uses 0.5 and PHO searches [0, 1.5].
  */
-export const ACTIVATION_EXPONENT_RANGE: readonly [number, number] = [0, 4];
+const ACTIVATION_EXPONENT_RANGE: readonly [number, number] = [0, 4];
 
 /** Whether `a` is a number in ACTIVATION_EXPONENT_RANGE. */
 export function isActivationExponent(a: unknown): a is number {
