@@ -143,12 +143,12 @@ test('search --nll-on heldout: calib-nll on --eval-ppl\'s first windows, the sam
   assert.match(otherProxy.stderr, /^crepe: --nll-on applies to the calib-nll proxy only \(this search's proxy is gini-ref\)/);
 });
 
-test('search without --proxy: where calib-nll\'s forward passes would cost the search more than 1e14 FLOPs, pruned-mass, with a note saying why', async () => {
+/** The proxy notes of a 50 % search on stories260K (k = 3, 8 × 64 calibration) up to the first, where it is stopped before its dense pass. */
+async function firstProxyNote(scratch: string, overrides: { budget: number; proxy?: 'gini-ref' }): Promise<string[]> {
   const { searchCoefficients } = await import('../../src/workflows/search.ts');
   const notes: string[] = [];
-  // stories260K costs 2 · 259,328 weights (linears and head) · 8 windows · 64 tokens ≈ 2.66e8 FLOPs per candidate: 400,000 candidates pass the bound.
   const request = {
-    model, out: path.join(scratchDir('default-proxy'), 'x'), target: { kind: 'unstructured' as const, sparsity: 0.5 }, kSet: [3], budget: 400_000,
+    model, out: path.join(scratchDir(scratch), 'x'), target: { kind: 'unstructured' as const, sparsity: 0.5 }, kSet: [3], ...overrides,
     calib: C4_SAMPLE, nsamples: 8, seqlen: 64, threads: 1,
     onProgress: (event: { kind: string; stage: string; detail?: string }) => {
       if (event.kind !== 'note' || event.stage !== 'proxy') return;
@@ -157,24 +157,19 @@ test('search without --proxy: where calib-nll\'s forward passes would cost the s
     },
   };
   await assert.rejects(searchCoefficients(request), /stopped after the note/);
+  return notes;
+}
+
+test('search without --proxy: where calib-nll\'s forward passes would cost the search more than 1e14 FLOPs, pruned-mass, with a note saying why', async () => {
+  // stories260K costs 2 · 259,328 weights (linears and head) · 8 windows · 64 tokens ≈ 2.66e8 FLOPs per candidate: 400,000 candidates pass the bound.
+  const notes = await firstProxyNote('default-proxy', { budget: 400_000 });
   assert.equal(notes.length, 1);
   assert.match(notes[0], /^proxy pruned-mass: 50 % validation: pruned-mass Spearman ρ \+0\.60 .*; calib-nll \(50 % validation: calib-nll .*\) would spend 106 TFLOP on forward passes in this search, more than the 100 TFLOP a default may \(--proxy calib-nll to use it anyway\)$/);
 });
 
 test('search with a per-linear proxy: where all rows would visit more than 2e11 weights, a one-digit fraction of them, with a note; --proxy-rows given is recorded, its cache holds that subset alone; refused for calib-nll', async () => {
-  const { searchCoefficients } = await import('../../src/workflows/search.ts');
-  const notes: string[] = [];
   // stories260K's linears: 5 × (2 · 64·64 + 2 · 32·64 + 3 · 172·64) = 226,560 weights; 10⁶ candidates visit 2.27e11 → 0.88 → 0.8.
-  const request = {
-    model, out: path.join(scratchDir('default-rows'), 'x'), target: { kind: 'unstructured' as const, sparsity: 0.5 }, kSet: [3], budget: 1_000_000, proxy: 'gini-ref' as const,
-    calib: C4_SAMPLE, nsamples: 8, seqlen: 64, threads: 1,
-    onProgress: (event: { kind: string; stage: string; detail?: string }) => {
-      if (event.kind !== 'note' || event.stage !== 'proxy') return;
-      notes.push(event.detail ?? '');
-      throw new Error('stopped after the note');
-    },
-  };
-  await assert.rejects(searchCoefficients(request), /stopped after the note/);
+  const notes = await firstProxyNote('default-rows', { budget: 1_000_000, proxy: 'gini-ref' });
   assert.deepEqual(notes, ['proxy rows 0.8: gini-ref on a fixed random 80 % of each linear\'s rows; all rows would visit 2.3e11 weights in this search, more than the 2e11 a default may (--proxy-rows 1 for all rows)']);
 
   const out = path.join(scratchDir('default-rows'), 'given');
