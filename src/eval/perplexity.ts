@@ -155,7 +155,7 @@ async function layerMajorNll(model: ModelSource | AsyncBlockModel, tokens: Int32
   const batchSize = blockEngine.maxBatch;
   // Whole engine batches per group, as many as the activation budget holds (at least one).
   const budget = opts.activationBudgetBytes ?? 1 << 30;
-  const groupSize = batchSize * Math.max(1, Math.floor(budget / (4 * seqlen * spec.hiddenSize * batchSize)));
+  const groupSize = batchSize * Math.max(1, Math.floor(budget / WindowPass.bytes(batchSize, seqlen, spec.hiddenSize)));
 
   const embedding = model.readEmbedding();
   const finalNorm = model.readFinalNorm();
