@@ -200,8 +200,8 @@ interface StageWork {
 /**
  * Collects the statistics of the stage's input groups on the block as it is now and prunes their
  * linears. The statistics and SparseGPT's factors of their grams (four XᵀX and four U, 680 MiB in
- * float64 on TinyLlama's layers) live in this call only: held by the loop itself, they stayed
- * referenced from its suspended state until the next layer's were made, one layer's worth more.
+ * float64 on TinyLlama's layers) live in this call only: as locals of the loop, its suspended
+ * state would keep them referenced until the next layer's were made, one layer's worth more.
  */
 async function pruneStage(request: LayerLoopRequest, tools: StageTools, work: StageWork): Promise<void> {
   const { model: { spec }, settings } = request;
