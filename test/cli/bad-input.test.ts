@@ -364,8 +364,11 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
   describe('inputs checked before the first expensive step', { concurrency: true }, () => {
     it('prune --eval-ppl missing.txt', () =>
       expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--eval-ppl', path.join(scratchDir('missing'), 'missing.txt')), /--eval-ppl .*missing\.txt: .*no such file/));
-    it('prune --eval-ppl with a text shorter than one window', () =>
-      expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--eval-ppl', writeText('short-eval.txt', 'Once upon a time.')), /--eval-ppl .*short-eval\.txt: \d+ tokens is shorter than one window of --eval-seqlen 64/));
+    // The window is named by the option it came from: --eval-seqlen when given, else --seqlen.
+    it('prune --eval-ppl with a text shorter than one window of --seqlen', () =>
+      expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--eval-ppl', writeText('short-eval.txt', 'Once upon a time.')), /--eval-ppl .*short-eval\.txt: \d+ tokens is shorter than one window of --seqlen 64$/));
+    it('prune --eval-ppl with a text shorter than one window of --eval-seqlen', () =>
+      expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--eval-ppl', writeText('short-eval2.txt', 'Once upon a time.'), '--eval-seqlen', '32'), /--eval-ppl .*short-eval2\.txt: \d+ tokens is shorter than one window of --eval-seqlen 32$/));
     it('a model path that does not exist, or is a file', async () => {
       const missing = path.join(scratchDir('no-model'), 'nope');
       await expectRefusal(['eval', missing, '--eval-ppl', WIKITEXT_TEST], new RegExp(`^crepe: ${missing}: no such directory \\(expected a Hugging Face model directory: config\\.json, model\\.safetensors, tokenizer\\.json\\)$`), { out: false });
