@@ -472,7 +472,11 @@ export class SafetensorsWeights {
     checkModelDirectory(dir);
     const singlePath = path.join(dir, SINGLE_FILE_NAME);
     const indexPath = path.join(dir, INDEX_FILE_NAME);
-    // Like transformers: a single file wins over an index when both are present.
+    // transformers would read the single file without a word; the two may hold different models
+    // (a stale file left beside newer shards), so crepe does not pick one.
+    if (existsSync(singlePath) && existsSync(indexPath)) {
+      throw new UserError(`${dir}: holds both ${SINGLE_FILE_NAME} and ${INDEX_FILE_NAME}, which may be different models; move the one that is not the model out of the directory`);
+    }
     if (existsSync(singlePath)) {
       const file = SafetensorsFile.open(singlePath);
       try {
