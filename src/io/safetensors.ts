@@ -523,9 +523,13 @@ export class SafetensorsWeights {
     }
   }
 
-  /** Finds the bitmask-stored weights among `stored`; any other integer tensor is refused. */
+  /**
+   * Finds the bitmask-stored weights among `stored`; any other integer tensor is refused. Tensors
+   * keep the order of `stored`, a bitmask-stored weight at the place of its `.compressed` part.
+   */
   private static build(dir: string, files: SafetensorsFile[], stored: Map<string, TensorInfo | RawTensorInfo>): SafetensorsWeights {
-    const locations = new Map<string, TensorInfo>();
+    // The dense weight that each `.compressed` part stands for.
+    const weightAt = new Map<string, TensorInfo>();
     const groups = new Map<string, BitmaskGroup>();
     const grouped = new Set<string>();
     const fileByPath = new Map(files.map((file) => [file.path, file]));
@@ -551,13 +555,16 @@ export class SafetensorsWeights {
         throw new UserError(`${where}: shape [${shape.join(', ')}] does not match bitmask [${bitmask.shape.join(', ')}]`);
       }
       const dtype = compressed.dtype as DType;
-      locations.set(`${prefix}.weight`, {
+      weightAt.set(`${prefix}.compressed`, {
         name: `${prefix}.weight`, dtype, shape, byteOffset: compressed.byteOffset, byteLength: elementCount(shape) * DTYPE_BYTES[dtype], file: compressed.file,
       });
       groups.set(`${prefix}.weight`, { compressed: compressed as TensorInfo, bitmask, shape: shapeInfo as RawTensorInfo, rowOffsets: rowOffsets as RawTensorInfo | null });
       for (const suffix of ['bitmask', 'compressed', 'shape', 'row_offsets']) grouped.add(`${prefix}.${suffix}`);
     }
+    const locations = new Map<string, TensorInfo>();
     for (const [name, info] of stored) {
+      const weight = weightAt.get(name);
+      if (weight) locations.set(weight.name, weight);
       if (grouped.has(name)) continue;
       if (!isDType(info.dtype)) throw new UserError(`${info.file}: ${unsupportedDTypeProblem(name, info.dtype)}`);
       locations.set(name, info as TensorInfo);

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { parseByteSize, writeCheckpoint, type WeightSource } from '../../src/io/checkpoint-writer.ts';
 import { SafetensorsWeights, type DType } from '../../src/io/safetensors.ts';
+import { inspectModel } from '../../src/workflows/inspect.ts';
 import { seededRandom } from '../helpers/random.ts';
 import { scratchDir } from '../helpers/stories.ts';
 
@@ -109,6 +110,19 @@ describe('writeCheckpoint', () => {
     } finally {
       weights.close();
     }
+  });
+
+  it('a sparse-bitmask file lists its tensors in the order written, bitmask weights in place (reader and inspect)', async () => {
+    const dir = scratchDir('bitmask-order');
+    await writeCheckpoint(dir, memorySource(TENSORS), { format: 'sparse-bitmask', compress: (name) => name.includes('_proj') });
+    const order = TENSORS.map((t) => t.name);
+    const weights = SafetensorsWeights.open(dir);
+    try {
+      assert.deepEqual(weights.names(), order);
+    } finally {
+      weights.close();
+    }
+    assert.deepEqual((await inspectModel({ model: dir })).tensors.map((t) => t.name), order);
   });
 
   it('tensors with a range reader are copied through a 4 MiB buffer in whole rows; the files are those of whole reads', async () => {
