@@ -38,11 +38,10 @@ interface PlannedFile {
   headerBytes: Uint8Array;
   /** Absolute file offset of each tensor's first byte. */
   positions: Map<string, number>;
-  totalBytes: number;
 }
 
-/** The header JSON of tensors laid out in the given order, each one's offset in the data, and the data's size. */
-function headerJson(layout: readonly TensorLayout[], metadata: Record<string, string> | undefined): { json: Uint8Array; offsets: Map<string, number>; dataBytes: number } {
+/** The header JSON of tensors laid out in the given order, and each one's offset in the data. */
+function headerJson(layout: readonly TensorLayout[], metadata: Record<string, string> | undefined): { json: Uint8Array; offsets: Map<string, number> } {
   const entries: string[] = [`"__metadata__":${JSON.stringify({ ...DEFAULT_METADATA, ...metadata })}`];
   const offsets = new Map<string, number>();
   let dataBytes = 0;
@@ -57,7 +56,7 @@ function headerJson(layout: readonly TensorLayout[], metadata: Record<string, st
     entries.push(`${JSON.stringify(name)}:${JSON.stringify({ dtype, shape, data_offsets: [dataBytes, dataBytes + byteLength] })}`);
     dataBytes += byteLength;
   }
-  return { json: new TextEncoder().encode(`{${entries.join(',')}}`), offsets, dataBytes };
+  return { json: new TextEncoder().encode(`{${entries.join(',')}}`), offsets };
 }
 
 /** Bytes a header of `jsonBytes` takes in the file after its length prefix: padded to a multiple of 8 so the data is aligned. */
@@ -75,11 +74,11 @@ function headerBytes(json: Uint8Array, room: number): Uint8Array {
 
 /** Computes the header and every tensor's position for tensors laid out in the given order. */
 function planFile(layout: readonly TensorLayout[], metadata: Record<string, string> | undefined): PlannedFile {
-  const { json, offsets, dataBytes } = headerJson(layout, metadata);
+  const { json, offsets } = headerJson(layout, metadata);
   const header = headerBytes(json, headerRoom(json.byteLength));
   const positions = new Map<string, number>();
   for (const [name, offset] of offsets) positions.set(name, header.byteLength + offset);
-  return { headerBytes: header, positions, totalBytes: header.byteLength + dataBytes };
+  return { headerBytes: header, positions };
 }
 
 /** Elements narrowed per piece when float32 data is written as F16/BF16. */
