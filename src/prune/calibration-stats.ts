@@ -136,21 +136,40 @@ export async function forEachDenseLayer(
     nextWeights?: (layer: number, weights: BlockWeights, linears: DenseLinear[]) => BlockWeights;
   } = {},
 ): Promise<void> {
-  const { spec } = model;
   let hidden = inputs;
-  for (let layer = from.firstLayer ?? 0; layer < spec.numLayers; layer++) {
-    const weights = model.readBlock(layer);
-    const stats = await collectStatistics(spec, engines.stats, hidden, weights, rope, ['qkv', 'o', 'gateup', 'down'], withGram);
-    const linears = LINEAR_NAMES.map((name) => {
-      const [dOut, dIn] = linearShape(spec, name);
-      const groupStats = stats.get(LINEAR_INPUT_GROUP[name]);
-      invariant(groupStats, () => `no statistics for ${name}`);
-      return { name, dOut, dIn, weight: weights[`${name}.weight`], stats: groupStats };
-    });
-    await visit(layer, linears);
-    if (layer + 1 < spec.numLayers) {
-      hidden = await engines.plain.runSequences(hidden, from.nextWeights ? from.nextWeights(layer, weights, linears) : weights, rope);
-      await from.onInputs?.(layer + 1, hidden);
-    }
+  for (let layer = from.firstLayer ?? 0; layer < model.spec.numLayers; layer++) {
+    hidden = await visitDenseLayer(model, layer, hidden, rope, engines, withGram, visit, from.nextWeights);
+    if (layer + 1 < model.spec.numLayers) await from.onInputs?.(layer + 1, hidden);
   }
+}
+
+/**
+ * forEachDenseLayer's work on one layer: its statistics and linears handed to `visit`, then the
+ * next layer's inputs (none after the last layer: `hidden` itself). The layer's weights and
+ * statistics (with grams, 338 MiB in float64 on TinyLlama's layers) live in this call only: held
+ * by the loop itself, they stayed referenced from its suspended state while the next layer's were
+ * read and collected, one layer's worth more.
+ */
+async function visitDenseLayer(
+  model: Pick<ModelSource, 'spec' | 'readBlock'>,
+  layer: number,
+  hidden: Float32Array[],
+  rope: RopeTables,
+  engines: { stats: BlockEngine; plain: BlockEngine },
+  withGram: boolean,
+  visit: (layer: number, linears: DenseLinear[]) => void | Promise<void>,
+  nextWeights: ((layer: number, weights: BlockWeights, linears: DenseLinear[]) => BlockWeights) | undefined,
+): Promise<Float32Array[]> {
+  const { spec } = model;
+  const weights = model.readBlock(layer);
+  const stats = await collectStatistics(spec, engines.stats, hidden, weights, rope, ['qkv', 'o', 'gateup', 'down'], withGram);
+  const linears = LINEAR_NAMES.map((name) => {
+    const [dOut, dIn] = linearShape(spec, name);
+    const groupStats = stats.get(LINEAR_INPUT_GROUP[name]);
+    invariant(groupStats, () => `no statistics for ${name}`);
+    return { name, dOut, dIn, weight: weights[`${name}.weight`], stats: groupStats };
+  });
+  await visit(layer, linears);
+  if (layer + 1 === spec.numLayers) return hidden;
+  return engines.plain.runSequences(hidden, nextWeights ? nextWeights(layer, weights, linears) : weights, rope);
 }
