@@ -197,11 +197,16 @@ interface StageWork {
   seconds: LayerReport['seconds'];
 }
 
+/** The last linear (in LINEAR_NAMES order) that reads each input group. */
+const LAST_LINEAR_OF = Object.fromEntries(LINEAR_NAMES.map((name) => [LINEAR_INPUT_GROUP[name], name])) as Record<LinearInputGroup, LinearName>;
+
 /**
  * Collects the statistics of the stage's input groups on the block as it is now and prunes their
  * linears. The statistics and SparseGPT's factors of their grams (four XᵀX and four U, 680 MiB in
  * float64 on TinyLlama's layers) live in this call only: as locals of the loop, its suspended
  * state would keep them referenced until the next layer's were made, one layer's worth more.
+ * Each group's are dropped after its last linear, so that down_proj's (the largest) are not joined
+ * by those of q/k/v, o and gate/up (190 MiB there).
  */
 async function pruneStage(request: LayerLoopRequest, tools: StageTools, work: StageWork): Promise<void> {
   const { model: { spec }, settings } = request;
@@ -217,15 +222,20 @@ async function pruneStage(request: LayerLoopRequest, tools: StageTools, work: St
     const [dOut, dIn] = linearShape(spec, name);
     if (settings.exclude?.includes(name)) {
       linears.push(denseLinearReport(name, dOut, dIn));
-      continue;
+    } else {
+      const key = `${name}.weight`;
+      const result = await pruneLinear({
+        name, weight: weights[key], dOut, dIn, stats: stats?.get(group) ?? null, settings, target: work.target, layer,
+        engine: request.engine, scratch: tools.scratch, factors,
+      });
+      weights[key] = request.roundWeight ? request.roundWeight(layer, key, result.weight) : result.weight;
+      linears.push(result.report);
     }
-    const key = `${name}.weight`;
-    const result = await pruneLinear({
-      name, weight: weights[key], dOut, dIn, stats: stats?.get(group) ?? null, settings, target: work.target, layer,
-      engine: request.engine, scratch: tools.scratch, factors,
-    });
-    weights[key] = request.roundWeight ? request.roundWeight(layer, key, result.weight) : result.weight;
-    linears.push(result.report);
+    if (name === LAST_LINEAR_OF[group]) {
+      const gram = stats?.get(group)?.gram;
+      stats?.delete(group);
+      if (gram) factors.forget(gram);
+    }
   }
   seconds.pruning += (performance.now() - t) / 1000;
 }

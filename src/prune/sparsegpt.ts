@@ -184,6 +184,11 @@ export class HessianFactors {
     }
     return factor;
   }
+
+  /** Drops the factors of `gram`, whose linears are done. */
+  forget(gram: Float32Array | Float64Array): void {
+    this.byGram.delete(gram);
+  }
 }
 
 /** H = 2·gram/nsamples, dead inputs H_jj ← 1, H ← H + percdamp·mean(diag H)·I, then U of H⁻¹. */

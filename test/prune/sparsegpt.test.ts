@@ -278,7 +278,7 @@ test('a gram array refilled with the next layer\'s statistics (a reused buffer) 
   }
 });
 
-test('the layer loop (2 layers, q/k/v and gate/up sharing a gram) prunes as SparseGPT on each layer\'s own statistics, one linear at a time', async () => {
+test('the layer loop (2 layers, q/k/v and gate/up sharing a gram) prunes as SparseGPT on each layer\'s own statistics, one linear at a time, also when the last linear of a group is left dense', async () => {
   const spec = { ...smallSpec('llama'), numLayers: 2 };
   const model = randomModel(spec, 41);
   const dense = Array.from({ length: spec.numLayers }, (_, layer) => Object.fromEntries(Object.entries(model.readBlock(layer)).map(([k, v]) => [k, v.slice()])));
@@ -286,31 +286,39 @@ test('the layer loop (2 layers, q/k/v and gate/up sharing a gram) prunes as Spar
   const uniform = seededRandom(42);
   const windows = Array.from({ length: 6 }, () => Int32Array.from({ length: seqLen }, () => Math.floor(uniform() * spec.vocabSize)));
   const target = { kind: 'unstructured' as const, sparsity: 0.5 };
-  const settings = pruneSettings({ method: 'sparsegpt', target, sparsegpt: { blockSize: 16 }, calibration: { file: 'synthetic', sha256: '', nsamples: windows.length, seqlen: seqLen, seed: 0 } });
   const engine = { device: 'cpu' as const, threads: 1 };
-  const inputs = [embedWindows(model, windows)];
-  const pruned: BlockWeights[] = [];
-  await pruneLayers({
-    model, settings, windows, engine,
-    onLayerDone: async (_layer, weights, _report, hidden) => {
-      pruned.push(Object.fromEntries(Object.entries(weights).map(([k, v]) => [k, v.slice()])));
-      inputs.push(hidden);
-    },
-  });
-  const statsEngine = await BlockEngine.create(spec, seqLen, { ...engine, stats: 'full' });
-  try {
-    for (let layer = 0; layer < spec.numLayers; layer++) {
-      const stats = await collectStatistics(spec, statsEngine, inputs[layer], dense[layer], ropeTables(spec, seqLen), ['qkv', 'o', 'gateup', 'down'], true);
-      for (const name of LINEAR_NAMES) {
-        const [dOut, dIn] = linearShape(spec, name);
-        const own = stats.get(LINEAR_INPUT_GROUP[name]);
-        assert.ok(own?.gram);
-        const expected = await sparsegpt(dense[layer][`${name}.weight`].slice(), dOut, dIn, own.gram.slice(), own.nsamples, { target, blockSize: 16, engine });
-        assert.deepEqual(pruned[layer][`${name}.weight`], expected.weight, `layer ${layer} ${name}`);
+  // Each group's statistics and factors are dropped after its last linear (v_proj, o_proj, up_proj, down_proj), pruned or left dense.
+  for (const exclude of [[], ['self_attn.v_proj', 'mlp.up_proj']] as const) {
+    const settings = pruneSettings({ method: 'sparsegpt', target, sparsegpt: { blockSize: 16 }, exclude: [...exclude], calibration: { file: 'synthetic', sha256: '', nsamples: windows.length, seqlen: seqLen, seed: 0 } });
+    const inputs = [embedWindows(randomModel(spec, 41), windows)];
+    const pruned: BlockWeights[] = [];
+    await pruneLayers({
+      model: randomModel(spec, 41), settings, windows, engine,
+      onLayerDone: async (_layer, weights, _report, hidden) => {
+        pruned.push(Object.fromEntries(Object.entries(weights).map(([k, v]) => [k, v.slice()])));
+        inputs.push(hidden);
+      },
+    });
+    const statsEngine = await BlockEngine.create(spec, seqLen, { ...engine, stats: 'full' });
+    try {
+      for (let layer = 0; layer < spec.numLayers; layer++) {
+        const stats = await collectStatistics(spec, statsEngine, inputs[layer], dense[layer], ropeTables(spec, seqLen), ['qkv', 'o', 'gateup', 'down'], true);
+        for (const name of LINEAR_NAMES) {
+          const key = `${name}.weight`;
+          if ((exclude as readonly string[]).includes(name)) {
+            assert.deepEqual(pruned[layer][key], dense[layer][key], `layer ${layer} ${name} left dense`);
+            continue;
+          }
+          const [dOut, dIn] = linearShape(spec, name);
+          const own = stats.get(LINEAR_INPUT_GROUP[name]);
+          assert.ok(own?.gram);
+          const expected = await sparsegpt(dense[layer][key].slice(), dOut, dIn, own.gram.slice(), own.nsamples, { target, blockSize: 16, engine });
+          assert.deepEqual(pruned[layer][key], expected.weight, `layer ${layer} ${name}, excluded ${exclude.join(', ') || 'none'}`);
+        }
       }
+    } finally {
+      await statsEngine.release();
     }
-  } finally {
-    await statsEngine.release();
   }
 });
 
