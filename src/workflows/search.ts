@@ -142,12 +142,18 @@ const DEFAULT_CALIBRATION_CONFIRM_WINDOWS = 32;
 function proxyFromValidation(file: string): { proxy: ProxyName; sign: 1 | -1 } {
   checkInputFile('proxyFrom', file, 'validation result');
   const json = readInputJson(file, 'json');
-  const correlations = (json as { correlations?: Array<{ proxy: ProxyName; spearman: { estimate: number } }> } | null)?.correlations;
+  const correlations: unknown = (json as { correlations?: unknown } | null)?.correlations;
   checkField(Array.isArray(correlations) && correlations.length > 0, 'proxyFrom', `${file}: no "correlations" (expected the validation.json of a validate run)`);
-  const best = correlations.reduce((a, b) => (Math.abs(b.spearman?.estimate) > Math.abs(a.spearman?.estimate) ? b : a));
+  const entries = correlations.map((entry: unknown, i) => {
+    const { proxy, spearman } = (typeof entry === 'object' && entry !== null ? entry : {}) as { proxy?: unknown; spearman?: { estimate?: unknown } | null };
+    const estimate = spearman?.estimate;
+    checkField(typeof proxy === 'string' && typeof estimate === 'number' && Number.isFinite(estimate), 'proxyFrom',
+      () => `${file}: correlations[${i}] is not a proxy's entry (an object with "proxy" and "spearman".estimate), got ${JSON.stringify(entry)}`);
+    return { proxy, estimate };
+  });
+  const best = entries.reduce((a, b) => (Math.abs(b.estimate) > Math.abs(a.estimate) ? b : a));
   checkField((PROXY_NAMES as readonly string[]).includes(best.proxy), 'proxyFrom', `${file}: unknown proxy "${best.proxy}"`);
-  checkField(Number.isFinite(best.spearman?.estimate), 'proxyFrom', `${file}: the correlation of "${best.proxy}" is not a number`);
-  return { proxy: best.proxy, sign: best.spearman.estimate >= 0 ? 1 : -1 };
+  return { proxy: best.proxy as ProxyName, sign: best.estimate >= 0 ? 1 : -1 };
 }
 
 /** Writes the outputs into a temporary directory and publishes it when complete; a failed write leaves nothing. */

@@ -3,7 +3,7 @@
 // and arguments of the building blocks. Each is refused naming its field before any work, and
 // nothing is left behind.
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import {
@@ -100,6 +100,25 @@ describe('library requests from JavaScript', () => {
         assert.match(error.message, /^a request must be an object, got (null|undefined|"model"|an array \[\])$/);
       }
     }
+  });
+
+  it('proxyFrom: a validation.json whose correlations are not proxy entries is a FieldError naming the file (null had been a TypeError)', async () => {
+    const parent = scratchDir('proxy-from');
+    const cases: Array<[unknown, RegExp]> = [
+      [[null], /correlations\[0\] is not a proxy's entry \(an object with "proxy" and "spearman"\.estimate\), got null/],
+      [[{ proxy: 'gini-ref', spearman: { estimate: 0.5 } }, 3], /correlations\[1\] is not a proxy's entry .*, got 3$/],
+      [[{ proxy: 'gini-ref', spearman: { estimate: null } }], /correlations\[0\] is not a proxy's entry/],
+      [[{ proxy: 'gini-ref', spearman: { estimate: 0.2 } }, { proxy: 'gini-new', spearman: { estimate: 0.9 } }], /unknown proxy "gini-new"/],
+    ];
+    for (const [i, [correlations, problem]] of cases.entries()) {
+      const file = path.join(parent, `validation-${i}.json`);
+      writeFileSync(file, JSON.stringify({ correlations }));
+      const error = await thrown(() => search(path.join(parent, 'out'), { proxyFrom: file }));
+      assert.ok(error instanceof FieldError && error.field === 'proxyFrom', `${JSON.stringify(correlations)}: ${String(error)}`);
+      assert.ok(error.problem.startsWith(`${file}: `), error.problem);
+      assert.match(error.problem, problem);
+    }
+    assert.deepEqual(readdirSync(parent).filter((name) => !name.endsWith('.json')), []);
   });
 
   it('an already aborted signal stops convert, inspect and zero-shot before any work', async () => {
