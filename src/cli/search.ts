@@ -71,7 +71,7 @@ export function register(program: Command, io: CliIo): void {
     .option('--per-matrix', 'one threshold per matrix (default)')
     .option('--crepe-k <list>', 'window sizes to search (default 1,3,5,7,9, or the --config file\'s k)')
     .option('--config <file>', 'start from this CRePE configuration (e.g. one found on another model) instead of the RIA point')
-    .option('--budget <n>', 'per window size: proxy evaluations (pho, default 60) or real trials (hillclimb, default 12)', positiveInt('--budget'))
+    .option('--budget <n>', 'per window size: proxy evaluations (pho, default 60; rounded up to whole CMA-ES generations of 6, 7 with --search-a) or real trials (hillclimb, default 12)', positiveInt('--budget'))
     .addOption(new Option('--proxy <name>', 'PHO proxy (default: the validated one for the target, see RESULTS.md "Proxy validation")').choices([...PROXY_NAMES]))
     .addOption(new Option('--proxy-sign <sign>', '+1: minimise the proxy; -1: maximise it (default: the validated sign)').choices(['+1', '-1']))
     .option('--proxy-from <validation.json>', 'use the proxy (and sign) that a --validate run found most correlated with PPL')

@@ -16,7 +16,7 @@ import type { PruneSettings } from '../prune/settings.ts';
 import { ProxyContext } from '../search/proxy.ts';
 import { windowKey } from '../search/proxy-terms.ts';
 import { DEFAULT_PROXY, defaultProxyRows, rowsPercent } from '../search/proxy-defaults.ts';
-import { confirmationShortlist, runPho } from '../search/pho.ts';
+import { confirmationShortlist, phoEvaluationsPerK, runPho } from '../search/pho.ts';
 import { pruneAndMeasure } from '../search/trial.ts';
 import { chooseByConfirmation, concatWindows, confirmationWindows, type AutoCandidate } from '../search/auto.ts';
 import type { SearchSpace } from '../search/space.ts';
@@ -26,7 +26,7 @@ import { secondsSince, stageProgress, type RunControl } from './common.ts';
 import { discardOnSignal } from '../io/atomic.ts';
 
 export interface AutoOptions {
-  /** PHO's proxy evaluations per window size (default 12). */
+  /** PHO's proxy evaluations per window size (default 12), rounded up to whole CMA-ES generations of 6. */
   budget?: number;
   /** Window sizes PHO searches (default 1, 3, 5, 7, 9). */
   kSet?: readonly number[];
@@ -103,7 +103,7 @@ export async function runAutoCrepe(
   try {
     // PHO on the run's statistics windows.
     const rows = defaultProxyRows(run.spec, budget * kSet.length);
-    const progress = stageProgress(control, `auto: PHO (${DEFAULT_PROXY.name}${rows < 1 ? ` on ${rowsPercent(rows)} of the rows` : ''})`, budget * kSet.length);
+    const progress = stageProgress(control, `auto: PHO (${DEFAULT_PROXY.name}${rows < 1 ? ` on ${rowsPercent(rows)} of the rows` : ''})`, phoEvaluationsPerK(budget, space) * kSet.length);
     const context = await ProxyContext.open(model, run.windows.windows, seqlen, engine, {
       cacheDir,
       cacheBudgetBytes: 256 * 2 ** 20,

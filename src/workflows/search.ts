@@ -10,9 +10,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
 import type { ModelSpec } from '../model/spec.ts';
-import type { CalibrationSet } from '../data/calibration.ts';
+import { windowsSha256, type CalibrationSet } from '../data/calibration.ts';
 import type { EngineOptions } from '../engine/session.ts';
-import { CREPE_DEFAULT_PARAMS, checkWindowSizes, crepeVariantProblem, isCrepeVariant, type CrepeParams, type CrepeVariant } from '../prune/scores/crepe.ts';
+import { CREPE_DEFAULT_PARAMS, checkWindowSizes, crepeParamsOf, crepeVariantProblem, isCrepeVariant, type CrepeParams, type CrepeVariant } from '../prune/scores/crepe.ts';
 import { activationExponentProblem, isActivationExponent } from '../prune/scores/ria.ts';
 import { pruneSettings, type PruneSettings } from '../prune/settings.ts';
 import { validateTarget, type PruneTarget, type Selection } from '../prune/target.ts';
@@ -22,7 +22,7 @@ import { windowKey } from '../search/proxy-terms.ts';
 import { readManifest, type RowSubset, type StatisticsFrom } from '../search/proxy-cache.ts';
 import { CALIB_NLL_WINDOWS } from '../search/proxy-e2e.ts';
 import { calibNllSearchFlops, checkProxyName, defaultProxy, defaultProxyRows, isLinearProxy, linearWeights, PER_LINEAR_DEFAULT_MAX_VISITS, rowsPercent } from '../search/proxy-defaults.ts';
-import { confirmationShortlist, confirmOnHeldOut, runPho, type Confirmation, type PhoResult } from '../search/pho.ts';
+import { confirmationShortlist, confirmOnHeldOut, phoEvaluationsPerK, runPho, type Confirmation, type PhoResult } from '../search/pho.ts';
 import { concatWindows, confirmationWindows } from '../search/auto.ts';
 import { runHillClimb } from '../search/hillclimb.ts';
 import { randomConfigurations, validateProxies, type ProxyCorrelation } from '../search/validate.ts';
@@ -34,7 +34,8 @@ import { checkOutputDir, pathIsInside, publishOutputDir } from '../io/output-dir
 import { lockOutput, type OutputLock } from '../io/output-lock.ts';
 import { makeDirectory, writingToSync } from '../io/write-error.ts';
 import { scatterSvg } from '../util/svg-scatter.ts';
-import { sha256Bytes } from '../util/hash.ts';
+import { sha256Bytes, sha256File } from '../util/hash.ts';
+import { crepeVersion } from '../util/version.ts';
 import { checkField } from '../util/errors.ts';
 import { checkFields, checkInteger, describeValue, type FieldSpec } from '../util/fields.ts';
 import {
@@ -65,7 +66,10 @@ export interface SearchRequest extends EngineRequest, RunControl, TextsRequest, 
   kSet?: readonly number[];
   /** Start from this CRePE configuration instead of the RIA point. */
   crepeConfig?: string;
-  /** Per window size: proxy evaluations (pho, default 60) or real trials (hillclimb, default 12). */
+  /**
+   * Per window size: proxy evaluations (pho, default 60; rounded up to whole CMA-ES generations of 6
+   * candidates, 7 with `searchA`) or real trials (hillclimb, default 12).
+   */
   budget?: number;
   /** PHO's proxy (default: the validated one, or the one `proxyFrom` names). */
   proxy?: ProxyName;
@@ -179,14 +183,15 @@ const json = (value: unknown): string => `${JSON.stringify(value, null, 2)}\n`;
  * The model's weight files read once: every stored value checked finite (the search's later reads
  * then skip that scan) and each file hashed. Returns the sha256 over `name:sha256` of every weight
  * file, sorted by name (what the proxy cache is keyed on), and the sha256 of the file of the first
- * tensor (the one the configuration's provenance records).
+ * tensor (the configuration's provenance records it, and every file's sha256 by name).
  */
-function hashWeights(model: ModelCheckpoint): { all: string; first: string } {
+function hashWeights(model: ModelCheckpoint): { all: string; first: string; files: Record<string, string> } {
   const hashes = model.hashAndCheckFinite();
   const files = Object.keys(hashes).sort();
   return {
     all: sha256Bytes(files.map((file) => `${file}:${hashes[file]}`).join('\n')),
     first: hashes[path.basename(model.weights.info(model.weights.names()[0]).file)],
+    files: Object.fromEntries(files.map((file) => [file, hashes[file]])),
   };
 }
 
@@ -433,13 +438,19 @@ function prepareRun(given: {
     request, started: given.started, outDir, model, engine, options, kSet, start, plan, heldOut, calibration, heldCalibration, choice,
     proxyOptions: { target, selection, giniSubsample, seed, rows: choice.rows },
     statisticsFrom,
+    // What the search ran on, so that it can be reproduced and its inputs recognised.
     provenanceBase: {
+      crepeVersion: crepeVersion(),
       model: path.resolve(request.model),
       modelSha256: weightsSha256.first,
-      calibration: { file: path.resolve(request.calib), nsamples, seqlen, seed },
+      modelFilesSha256: weightsSha256.files,
+      calibration: { file: path.resolve(request.calib), sha256: sha256File(request.calib), nsamples, seqlen, seed, windowsSha256: windowsSha256(calibration.windows) },
       target,
       selection,
       heldout: request.evalText !== undefined ? path.resolve(request.evalText) : null,
+      heldoutText: heldOut ? { sha256: heldOut.textSha256, seqlen: heldOut.seqlen, maxChunks: heldOut.maxChunks ?? null } : null,
+      start: start && request.crepeConfig !== undefined ? { file: path.resolve(request.crepeConfig), ...crepeParamsOf(start) } : null,
+      searchA: options.space.searchA,
       date: new Date().toISOString(),
     },
     settingsFor,
@@ -511,7 +522,7 @@ async function phoRun(run: SearchRun): Promise<SearchResult> {
   // On a row subset, with nothing that needs whole matrices (calib-nll, dense confirmations), the cache holds that subset alone.
   const wholeMatrices = !isLinearProxy(proxy) || (confirm > 0 && confirmStatistics === 'dense');
   const context = await run.denseContext(choice.rows < 1 && !wholeMatrices ? { fraction: choice.rows, seed: plan.seed } : undefined);
-  const progress = stageProgress(request, `PHO (${proxy}, sign ${sign > 0 ? '+' : '−'})`, budget * kSet.length, { name: 'candidates' });
+  const progress = stageProgress(request, `PHO (${proxy}, sign ${sign > 0 ? '+' : '−'})`, phoEvaluationsPerK(budget, space) * kSet.length, { name: 'candidates' });
   let evaluated = 0;
   let phoSeconds = 0;
   let confirmations: Confirmation[] = [];
@@ -566,6 +577,8 @@ async function phoRun(run: SearchRun): Promise<SearchResult> {
       kSet,
       budgetPerK: budget,
       evaluations: result.candidates.length,
+      sigma0,
+      giniSubsample: run.options.giniSubsample,
       proxyRows: choice.rows,
       proxyRowsSource: choice.rowsSource,
       denseStatisticsSeconds: context.denseSeconds, // this run's share of the dense pass (0 when the cache was complete)

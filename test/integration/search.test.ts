@@ -50,7 +50,9 @@ describe('crepe search on stories260K', () => {
     assert.equal(provenance.budgetPerK, 12);
     assert.equal(provenance.model, model);
     assert.match(String(provenance.modelSha256), /^[0-9a-f]{64}$/);
-    assert.deepEqual(provenance.calibration, { file: C4_SAMPLE, nsamples: 4, seqlen: 64, seed: 0 });
+    const calibration = provenance.calibration as { sha256: string; windowsSha256: string };
+    assert.deepEqual(calibration, { file: C4_SAMPLE, sha256: calibration.sha256, nsamples: 4, seqlen: 64, seed: 0, windowsSha256: calibration.windowsSha256 });
+    assert.match(calibration.sha256, /^[0-9a-f]{64}$/);
     assert.deepEqual(provenance.target, { kind: 'unstructured', sparsity: 0.5 });
 
     const log = readJson(path.join(out, 'search-log.json')) as {
