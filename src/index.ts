@@ -65,3 +65,4 @@ export { defaultCrepeConfigFor, RIA_POINT } from './search/crepe-defaults.ts';
 export { chooseByConfirmation, confirmationWindows, type AutoCandidate } from './search/auto.ts';
 export type { AutoOptions, AutoReport } from './workflows/auto-crepe.ts';
 export { runHillClimb } from './search/hillclimb.ts';
+export type { ProxyCorrelation, SubsampleFidelity } from './search/validate.ts';

@@ -25,7 +25,7 @@ import { calibNllSearchFlops, checkProxyName, defaultProxy, defaultProxyRows, is
 import { confirmationShortlist, confirmOnHeldOut, phoEvaluationsPerK, runPho, type Confirmation, type PhoResult } from '../search/pho.ts';
 import { concatWindows, confirmationWindows } from '../search/auto.ts';
 import { runHillClimb } from '../search/hillclimb.ts';
-import { randomConfigurations, validateProxies, type ProxyCorrelation } from '../search/validate.ts';
+import { randomConfigurations, validateProxies, type ProxyCorrelation, type SubsampleFidelity } from '../search/validate.ts';
 import { pruneAndMeasure } from '../search/trial.ts';
 import { windowCount } from '../eval/perplexity.ts';
 import { checkLogStep, startPoint, toParams, type SearchSpace } from '../search/space.ts';
@@ -133,7 +133,7 @@ export interface SearchRequest extends EngineRequest, RunControl, TextsRequest, 
 interface ProxyCost { denseSeconds: number; peakRssBytes: number }
 
 export type SearchResult =
-  | ({ kind: 'validation'; out: string; correlations: ProxyCorrelation[]; subsample: unknown; seconds: number } & ProxyCost)
+  | ({ kind: 'validation'; out: string; correlations: ProxyCorrelation[]; subsample: SubsampleFidelity | null; seconds: number } & ProxyCost)
   | ({ kind: 'pho'; out: string; config: CrepeConfigFile; seconds: number; perEvaluationSeconds: number } & ProxyCost)
   | { kind: 'hillclimb'; out: string; config: CrepeConfigFile; seconds: number };
 

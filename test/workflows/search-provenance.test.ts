@@ -83,4 +83,20 @@ describe('a search as a researcher reproduces it', () => {
     assert.equal(provenance.searchA, false);
     assert.equal(provenance.crepeVersion, version);
   });
+
+  it('validation: the result\'s subsample is typed (it was `unknown`), and validation.json carries the provenance', async () => {
+    const out = path.join(scratchDir('search-provenance-validate'), 'validation');
+    const result = await searchCoefficients({
+      model, out, validate: 3, kSet: [3], proxyRows: 0.5, target: parseTarget('0.5'), calib: C4_SAMPLE, nsamples: 2, seqlen: 64, threads: 1,
+      evalText: PTB_VALID, evalMaxChunks: 1,
+    });
+    assert.equal(result.kind, 'validation');
+    if (result.kind !== 'validation') return;
+    const subsample: { rows: number; proxies: Array<{ proxy: string; spearmanWithFull: number }> } | null = result.subsample;
+    assert.equal(subsample?.rows, 0.5);
+    assert.ok(subsample.proxies.length > 0 && subsample.proxies.every((p) => p.spearmanWithFull >= -1 && p.spearmanWithFull <= 1));
+    const provenance = readJson(path.join(out, 'validation.json')).provenance as Record<string, unknown>;
+    assert.deepEqual(provenance.heldoutText, { sha256: sha256(PTB_VALID), seqlen: 64, maxChunks: 1 });
+    assert.equal(provenance.crepeVersion, version);
+  });
 });
