@@ -209,6 +209,8 @@ const SEARCH_CREPE_FIELDS: FieldSpec<NonNullable<SearchRequest['crepe']>> = { a:
 
 /** Request fields of PHO's proxy and CMA-ES, which hill climbing does not use. */
 const PHO_ONLY = ['sigma0', 'confirm', 'proxy', 'proxySign', 'proxyFrom', 'proxyRows', 'giniSubsample', 'nllWindows', 'nllOn', 'proxyStatistics', 'proxyCache', 'proxyCacheBudget'] as const;
+/** Request fields of a search that a validation (every proxy on random configurations) does not use. */
+const SEARCH_ONLY = ['budget', 'sigma0', 'confirm', 'proxy', 'proxySign', 'proxyFrom'] as const;
 
 /** The request's search options, validated, with their defaults. */
 function searchOptions(request: SearchRequest) {
@@ -251,6 +253,10 @@ function searchOptions(request: SearchRequest) {
   // Options that hill climbing or a search without confirmation would ignore.
   if (strategy === 'hillclimb' && request.validate === undefined) {
     for (const field of PHO_ONLY) checkField(request[field] === undefined, field, 'applies to PHO and validate only (hill climbing measures each trial for real)');
+  }
+  if (request.validate !== undefined) {
+    checkField(strategy === 'pho', 'strategy', 'hillclimb does not combine with validate (which measures every proxy on random configurations)');
+    for (const field of SEARCH_ONLY) checkField(request[field] === undefined, field, 'applies to a search, not to validate (which measures every proxy on random configurations)');
   }
   if (request.confirmWindows !== undefined) checkField(confirm > 0, 'confirmWindows', 'applies to confirm only (the windows each confirmation trial measures)');
   const space: SearchSpace = { searchA: Boolean(request.searchA), fixedA: a, variant };
