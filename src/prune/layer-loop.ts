@@ -72,14 +72,20 @@ function statisticsPlan(settings: PruneSettings): { mode: StatsMode; withGram: b
   return { mode, withGram: needed.has('gram') };
 }
 
+/** The smallest dimension of the linears that are pruned (not in `exclude`): the largest CRePE window k that fits them all. */
+export function smallestPrunedDimension(spec: ModelSpec, exclude?: readonly LinearName[]): number {
+  return Math.min(...LINEAR_NAMES.filter((l) => !exclude?.includes(l)).flatMap((l) => linearShape(spec, l)));
+}
+
+/** Refuses a CRePE window size k (the request's `field`) larger than a dimension of a linear that is pruned (not in `exclude`). */
+export function checkCrepeWindowFits(spec: ModelSpec, k: number, exclude: readonly LinearName[] | undefined, field: string): void {
+  const smallest = smallestPrunedDimension(spec, exclude);
+  checkField(k <= smallest, field, `${k} is larger than the smallest pruned matrix dimension of this model (${smallest})`);
+}
+
 /** Checks the settings against the model before any work: CRePE's k×k window and the N:M pattern fit every pruned linear. */
 export function validateAgainstModel(spec: ModelSpec, settings: PruneSettings): void {
-  if (settings.crepe) {
-    // The k×k window must fit every pruned matrix.
-    const smallest = Math.min(...LINEAR_NAMES.filter((l) => !settings.exclude?.includes(l)).flatMap((l) => linearShape(spec, l)));
-    const k = settings.crepe.k;
-    checkField(k <= smallest, 'crepe.k', `${k} is larger than the smallest pruned matrix dimension of this model (${smallest})`);
-  }
+  if (settings.crepe) checkCrepeWindowFits(spec, settings.crepe.k, settings.exclude, 'crepe.k');
   if (settings.target.kind !== 'nm') return;
   const { n, m } = settings.target;
   for (const linear of LINEAR_NAMES) {

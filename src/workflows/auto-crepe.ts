@@ -13,6 +13,7 @@ import type { CalibrationSet } from '../data/calibration.ts';
 import type { EngineOptions } from '../engine/session.ts';
 import { checkWindowSizes, type CrepeParams } from '../prune/scores/crepe.ts';
 import type { PruneSettings } from '../prune/settings.ts';
+import { checkCrepeWindowFits, smallestPrunedDimension } from '../prune/layer-loop.ts';
 import { ProxyContext } from '../search/proxy.ts';
 import { windowKey } from '../search/proxy-terms.ts';
 import { DEFAULT_PROXY, defaultProxyRows, rowsPercent } from '../search/proxy-defaults.ts';
@@ -75,6 +76,14 @@ export function autoOptionsOf(auto: unknown): AutoOptions | null {
   return auto;
 }
 
+/**
+ * Refuses, before any work, an `auto.kSet` window larger than a linear of the model: the prune that
+ * applies the choice would refuse it after the search. (The default set keeps the sizes that fit.)
+ */
+export function checkAutoAgainstModel(spec: ModelSpec, options: AutoOptions): void {
+  if (options.kSet !== undefined) checkCrepeWindowFits(spec, Math.max(...options.kSet), undefined, 'auto.kSet');
+}
+
 /** How many windows past the statistics windows the calibration draw continues (room for overlaps). */
 export function autoExtraWindows(options: AutoOptions): number {
   return 4 * defaults(options).windows;
@@ -87,7 +96,8 @@ export async function runAutoCrepe(
 ): Promise<AutoReport> {
   const started = performance.now();
   // The options were checked by autoOptionsOf before any work.
-  const { budget, kSet, confirm, windows: count } = defaults(options);
+  const { budget, confirm, windows: count } = defaults(options);
+  const kSet = options.kSet === undefined ? defaults(options).kSet.filter((k) => k <= smallestPrunedDimension(run.spec)) : defaults(options).kSet;
   const { settings, seqlen, engine } = run;
   checkField(!settings.exclude?.length, 'auto', 'PHO prunes every linear: give exclude or auto, not both');
   const held = confirmationWindows(run.continued, run.windows.windows.length, count, seqlen);

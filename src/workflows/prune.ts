@@ -44,7 +44,7 @@ import {
 } from './common.ts';
 import { measurePerplexity, type EvalResult } from './eval.ts';
 import { TEXTS_FIELDS, checkTextsRequest, planTexts, readTexts, type TextsRequest } from './texts.ts';
-import { autoExtraWindows, autoOptionsOf } from './auto-crepe.ts';
+import { autoExtraWindows, autoOptionsOf, checkAutoAgainstModel } from './auto-crepe.ts';
 import { measureTasks, prepareTasks, selectTasks, type TaskSelection } from './zeroshot.ts';
 import type { ZeroShotReport } from '../eval/zeroshot.ts';
 
@@ -332,6 +332,7 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
   // Checked with the configuration the run would fall back to; --auto replaces its coefficients.
   let settings = settingsFor(request, calibration, crepeConfig?.file ?? null);
   validateAgainstModel(spec, settings);
+  if (autoOptions) checkAutoAgainstModel(spec, autoOptions);
   const baseModel = baseModelOf(request, fetchedFrom);
   const { evalText, calibration: windows, continued } = readTexts(request, request.model, spec, plan, autoOptions ? autoExtraWindows(autoOptions) : 0);
   const tasks = taskSelection ? prepareTasks(taskSelection, request.model, spec) : null;

@@ -27,6 +27,7 @@ import { concatWindows, confirmationWindows } from '../search/auto.ts';
 import { runHillClimb } from '../search/hillclimb.ts';
 import { randomConfigurations, validateProxies, type ProxyCorrelation, type SubsampleFidelity } from '../search/validate.ts';
 import { pruneAndMeasure } from '../search/trial.ts';
+import { checkCrepeWindowFits, smallestPrunedDimension } from '../prune/layer-loop.ts';
 import { windowCount } from '../eval/perplexity.ts';
 import { checkLogStep, startPoint, toParams, type SearchSpace } from '../search/space.ts';
 import { readInputJson } from '../io/input-file.ts';
@@ -62,7 +63,7 @@ export interface SearchRequest extends EngineRequest, RunControl, TextsRequest, 
   target: PruneTarget;
   /** Unstructured selection rule (default per-matrix). */
   selection?: Selection;
-  /** Window sizes to search (default 1, 3, 5, 7, 9, or the configuration's k). */
+  /** Window sizes to search (default 1, 3, 5, 7, 9 where they fit the model's linears, or the configuration's k); each must fit them. */
   kSet?: readonly number[];
   /** Start from this CRePE configuration instead of the RIA point. */
   crepeConfig?: string;
@@ -299,7 +300,7 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
   const counts = checkTextsRequest(request);
   const start = request.crepeConfig !== undefined ? loadCrepeConfig(request.crepeConfig) : undefined;
   if (start) checkField(start.alpha > 0, 'crepeConfig', `${request.crepeConfig}: "alpha" must be positive to start a search (the search runs over ratios to alpha)`);
-  const kSet = kSetOf(request, start);
+  const givenKSet = kSetOf(request, start);
   const needsHeldOut = strategy === 'hillclimb' || request.validate !== undefined || (confirm > 0 && confirmOn === 'heldout');
   if (needsHeldOut) checkField(request.evalText !== undefined, 'evalText', 'is needed: hill climbing, validate and confirm (unless on held-out calibration windows) measure real perplexity on held-out text');
   if (nllOn === 'heldout') checkField(request.evalText !== undefined, 'nllOn', 'heldout needs evalText (calib-nll is then measured on its first windows)');
@@ -325,6 +326,9 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
   const model = ModelCheckpoint.open(request.model);
   let lock: OutputLock | undefined;
   try {
+    // Every window searched must fit the model, as the prune that applies the result checks; the default set keeps those that do.
+    const kSet = request.kSet === undefined && !start ? givenKSet.filter((k) => k <= smallestPrunedDimension(model.spec)) : givenKSet;
+    checkCrepeWindowFits(model.spec, Math.max(...kSet), undefined, request.kSet === undefined ? 'crepeConfig' : 'kSet');
     lock = lockOutput(outDir, (note) => request.onProgress?.({ kind: 'note', stage: 'output', done: 0, total: 0, detail: note }));
     const run = prepareRun({ request, started, outDir, model, engine, target, options, counts, start, kSet, measured });
     if (request.validate !== undefined) return await validationRun(run, request.validate);

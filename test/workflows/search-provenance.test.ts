@@ -4,10 +4,10 @@
 // whose total is the evaluations CMA-ES makes (whole generations), not the budget asked for.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { parseTarget, searchCoefficients, type ProgressEvent } from '../../src/index.ts';
+import { FieldError, parseTarget, pruneModel, searchCoefficients, type ProgressEvent } from '../../src/index.ts';
 import { phoEvaluationsPerK } from '../../src/search/pho.ts';
 import { C4_SAMPLE, PTB_VALID, REPO_ROOT } from '../helpers/shared.ts';
 import { scratchDir, storiesModelDir } from '../helpers/stories.ts';
@@ -98,5 +98,28 @@ describe('a search as a researcher reproduces it', () => {
     const provenance = readJson(path.join(out, 'validation.json')).provenance as Record<string, unknown>;
     assert.deepEqual(provenance.heldoutText, { sha256: sha256(PTB_VALID), seqlen: 64, maxChunks: 1 });
     assert.equal(provenance.crepeVersion, version);
+  });
+
+  it('a window size larger than a linear of the model is refused before the dense pass (PHO had written a k = 63 configuration that no prune of the model accepts)', async () => {
+    const parent = scratchDir('search-k-too-large');
+    const out = path.join(parent, 'found');
+    await assert.rejects(
+      searchCoefficients({ model, out, target: parseTarget('0.5'), calib: C4_SAMPLE, nsamples: 2, seqlen: 64, threads: 1, budget: 1, kSet: [3, 63], proxy: 'gini-ref' }),
+      (error: Error) => error instanceof FieldError && error.field === 'kSet' && error.problem === '63 is larger than the smallest pruned matrix dimension of this model (32)',
+    );
+    assert.deepEqual(readdirSync(parent), []);
+    // A start configuration at such a k, its k searched by default.
+    const start = path.join(scratchDir('search-k-too-large-start'), 'start.json');
+    writeFileSync(start, JSON.stringify({ k: 33, alpha: 1, beta: 1, gamma: 1 }));
+    await assert.rejects(
+      searchCoefficients({ model, out, target: parseTarget('0.5'), calib: C4_SAMPLE, nsamples: 2, seqlen: 64, threads: 1, budget: 1, crepeConfig: start }),
+      (error: Error) => error instanceof FieldError && error.field === 'crepeConfig' && /^33 is larger than the smallest pruned matrix dimension/.test(error.problem),
+    );
+    // prune's auto: refused before its search (it had searched for 13 s, then refused the chosen k as crepe.k).
+    await assert.rejects(
+      pruneModel({ model, out, method: 'crepe', target: parseTarget('0.5'), calib: C4_SAMPLE, nsamples: 2, seqlen: 64, threads: 1, auto: { budget: 1, kSet: [3, 63] } }),
+      (error: Error) => error instanceof FieldError && error.field === 'auto.kSet' && error.problem === '63 is larger than the smallest pruned matrix dimension of this model (32)',
+    );
+    assert.deepEqual(readdirSync(parent), []);
   });
 });
