@@ -458,7 +458,7 @@ function prepareRun(given: {
       target,
       selection,
       heldout: request.evalText !== undefined ? path.resolve(request.evalText) : null,
-      heldoutText: heldOut ? { sha256: heldOut.textSha256, seqlen: heldOut.seqlen, maxChunks: heldOut.maxChunks ?? null } : null,
+      heldoutText: heldOut ? { textSha256: heldOut.textSha256, seqlen: heldOut.seqlen, maxChunks: heldOut.maxChunks ?? null } : null,
       start: start && request.crepeConfig !== undefined ? { file: path.resolve(request.crepeConfig), ...crepeParamsOf(start) } : null,
       searchA: options.space.searchA,
       date: new Date().toISOString(),

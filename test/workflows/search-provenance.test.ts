@@ -62,7 +62,7 @@ describe('a search as a researcher reproduces it', () => {
     const manifest = readJson(path.join(`${out}.proxy-cache`, 'manifest.json')) as { identity: { calibration: { windowsSha256: string } } };
     assert.equal(calibration.windowsSha256, manifest.identity.calibration.windowsSha256);
     assert.equal(provenance.heldout, PTB_VALID);
-    assert.deepEqual(provenance.heldoutText, { sha256: sha256(PTB_VALID), seqlen: 32, maxChunks: 2 });
+    assert.deepEqual(provenance.heldoutText, { textSha256: sha256(PTB_VALID), seqlen: 32, maxChunks: 2 });
     assert.deepEqual(provenance.start, { file: start, k: 3, alpha: 2, beta: 1, gamma: 0.5, a: 0.5, variant: 'normalized', border: 'zero' });
     assert.equal(provenance.searchA, true);
     assert.equal(provenance.sigma0, 1.5);
@@ -78,7 +78,7 @@ describe('a search as a researcher reproduces it', () => {
       budget: 1, kSet: [3], evalText: PTB_VALID, evalMaxChunks: 1,
     });
     const provenance = readJson(path.join(out, 'crepe-config.json')).provenance as Record<string, unknown>;
-    assert.deepEqual(provenance.heldoutText, { sha256: sha256(PTB_VALID), seqlen: 64, maxChunks: 1 });
+    assert.deepEqual(provenance.heldoutText, { textSha256: sha256(PTB_VALID), seqlen: 64, maxChunks: 1 });
     assert.equal(provenance.start, null);
     assert.equal(provenance.searchA, false);
     assert.equal(provenance.crepeVersion, version);
@@ -96,7 +96,7 @@ describe('a search as a researcher reproduces it', () => {
     assert.equal(subsample?.rows, 0.5);
     assert.ok(subsample.proxies.length > 0 && subsample.proxies.every((p) => p.spearmanWithFull >= -1 && p.spearmanWithFull <= 1));
     const provenance = readJson(path.join(out, 'validation.json')).provenance as Record<string, unknown>;
-    assert.deepEqual(provenance.heldoutText, { sha256: sha256(PTB_VALID), seqlen: 64, maxChunks: 1 });
+    assert.deepEqual(provenance.heldoutText, { textSha256: sha256(PTB_VALID), seqlen: 64, maxChunks: 1 });
     assert.equal(provenance.crepeVersion, version);
   });
 
