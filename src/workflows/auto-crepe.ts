@@ -11,7 +11,7 @@ import { ModelCheckpoint } from '../model/checkpoint.ts';
 import type { ModelSpec } from '../model/spec.ts';
 import type { CalibrationSet } from '../data/calibration.ts';
 import type { EngineOptions } from '../engine/session.ts';
-import { checkWindowSizes, type CrepeParams } from '../prune/scores/crepe.ts';
+import { checkWindowSizes, resolveCrepeParams, type CrepeParams } from '../prune/scores/crepe.ts';
 import type { PruneSettings } from '../prune/settings.ts';
 import { checkCrepeWindowFits, smallestPrunedDimension } from '../prune/layer-loop.ts';
 import { ProxyContext } from '../search/proxy.ts';
@@ -72,16 +72,21 @@ export function autoOptionsOf(auto: unknown): AutoOptions | null {
   checkInteger('auto.budget', budget, 1);
   checkInteger('auto.confirm', confirm, 0);
   checkInteger('auto.windows', windows, 1);
-  if (auto.extraCandidates !== undefined) checkField(Array.isArray(auto.extraCandidates), 'auto.extraCandidates', 'must be a list of CRePE parameters');
-  return auto;
+  if (auto.extraCandidates === undefined) return auto;
+  const extra: unknown = auto.extraCandidates;
+  checkField(Array.isArray(extra), 'auto.extraCandidates', 'must be a list of CRePE parameters');
+  // Each checked now, not after the search that precedes their confirmation.
+  return { ...auto, extraCandidates: extra.map((params: unknown, i) => resolveCrepeParams(params as Partial<CrepeParams>, { field: `auto.extraCandidates[${i}]` })) };
 }
 
 /**
- * Refuses, before any work, an `auto.kSet` window larger than a linear of the model: the prune that
- * applies the choice would refuse it after the search. (The default set keeps the sizes that fit.)
+ * Refuses, before any work, an `auto.kSet` window or an extra candidate's k larger than a linear of
+ * the model: the prune that applies the choice would refuse it after the search. (The default set
+ * keeps the sizes that fit.)
  */
 export function checkAutoAgainstModel(spec: ModelSpec, options: AutoOptions): void {
   if (options.kSet !== undefined) checkCrepeWindowFits(spec, Math.max(...options.kSet), undefined, 'auto.kSet');
+  options.extraCandidates?.forEach((params, i) => checkCrepeWindowFits(spec, params.k, undefined, `auto.extraCandidates[${i}].k`));
 }
 
 /** How many windows past the statistics windows the calibration draw continues (room for overlaps). */

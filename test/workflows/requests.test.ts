@@ -138,6 +138,20 @@ describe('library requests from JavaScript', () => {
     assert.deepEqual(readdirSync(parent), []);
   });
 
+  it('auto.extraCandidates are checked before the search, naming the candidate (they were refused as candidates[i] after it)', async () => {
+    const parent = scratchDir('auto-extra');
+    const out = path.join(parent, 'pruned');
+    const auto = (extraCandidates: unknown[]) => () => pruneModel(prune(out, { method: 'crepe', auto: { budget: 1, kSet: [3], windows: 2, extraCandidates } }));
+    await assertRefusals([
+      ['NaN', auto([{ k: 3, alpha: 1, beta: Number.NaN, gamma: 1 }]), 'auto.extraCandidates[0].beta', /^must be a finite number ≥ 0, got NaN$/],
+      ['even k', auto([{ k: 3, alpha: 1, beta: 1, gamma: 1 }, { k: 4, alpha: 1, beta: 1, gamma: 1 }]), 'auto.extraCandidates[1].k', /must be an odd integer in \[1, 63\], got 4$/],
+      ['null', auto([null]), 'auto.extraCandidates[0]', /^must be an object with some of the fields k, alpha/],
+      ['unknown field', auto([{ k: 3, alpha: 1, beta: 1, gamma: 1, note: 1 }]), 'auto.extraCandidates[0].note', /^is not a field of auto\.extraCandidates\[0\]/],
+      ['k too large', auto([{ k: 63, alpha: 1, beta: 1, gamma: 1 }]), 'auto.extraCandidates[0].k', /^63 is larger than the smallest pruned matrix dimension of this model \(32\)$/],
+    ]);
+    assert.deepEqual(readdirSync(parent), []);
+  });
+
   it('an already aborted signal stops convert, inspect and zero-shot before any work', async () => {
     const parent = scratchDir('aborted-early');
     const controller = new AbortController();
