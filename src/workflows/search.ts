@@ -108,7 +108,7 @@ export interface SearchRequest extends EngineRequest, RunControl, TextsRequest, 
   proxyCacheBudget?: number;
   /** Also search the activation exponent a. */
   searchA?: boolean;
-  /** The activation exponent when not searched (default 0.5) and the neighbourhood variant. */
+  /** The activation exponent when not searched and the neighbourhood variant (default: the start configuration's, else 0.5 and normalized). */
   crepe?: { a?: number; variant?: CrepeVariant };
   /** CMA-ES initial step in log-ratio units (default 1.5). */
   sigma0?: number;
@@ -213,8 +213,8 @@ const PHO_ONLY = ['sigma0', 'confirm', 'proxy', 'proxySign', 'proxyFrom', 'proxy
 /** Request fields of a search that a validation (every proxy on random configurations) does not use. */
 const SEARCH_ONLY = ['budget', 'sigma0', 'confirm', 'proxy', 'proxySign', 'proxyFrom'] as const;
 
-/** The request's search options, validated, with their defaults. */
-function searchOptions(request: SearchRequest) {
+/** The request's search options, validated, with their defaults (a and the variant: those of the start configuration when it is given). */
+function searchOptions(request: SearchRequest, start: CrepeParams | undefined) {
   const strategy = request.strategy ?? 'pho';
   checkField(strategy === 'pho' || strategy === 'hillclimb', 'strategy', `must be "pho" or "hillclimb", got ${JSON.stringify(strategy)}`);
   if (request.validate !== undefined) checkInteger('validate', request.validate, 3);
@@ -239,9 +239,9 @@ function searchOptions(request: SearchRequest) {
   const giniSubsample = request.giniSubsample === undefined ? 65536 : request.giniSubsample;
   if (giniSubsample !== null) checkInteger('giniSubsample', giniSubsample, 1);
   if (request.crepe !== undefined) checkFields(request.crepe, SEARCH_CREPE_FIELDS, 'crepe');
-  const a = request.crepe?.a ?? 0.5;
+  const a = request.crepe?.a ?? start?.a ?? 0.5;
   checkField(isActivationExponent(a), 'crepe.a', () => activationExponentProblem(a));
-  const variant = request.crepe?.variant ?? 'normalized';
+  const variant = request.crepe?.variant ?? start?.variant ?? 'normalized';
   checkField(isCrepeVariant(variant), 'crepe.variant', () => crepeVariantProblem(variant));
   if (request.proxy !== undefined) checkProxyName('proxy', request.proxy);
   if (request.proxySign !== undefined) checkField(request.proxySign === 1 || request.proxySign === -1, 'proxySign', `must be 1 or -1, got ${describeValue(request.proxySign)}`);
@@ -295,11 +295,14 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
   checkRequest(request, SEARCH_FIELDS);
   const engine = engineOptions(request);
   const target = validateTarget(request.target, 'target');
-  const options = searchOptions(request);
+  const start = request.crepeConfig !== undefined ? loadCrepeConfig(request.crepeConfig) : undefined;
+  if (start) {
+    checkField(start.alpha > 0, 'crepeConfig', `${request.crepeConfig}: "alpha" must be positive to start a search (the search runs over ratios to alpha)`);
+    checkField(start.border === 'zero', 'crepeConfig', `${request.crepeConfig}: border "mean" cannot be searched (the search's candidates pad the window with zeros); start from a copy with border "zero"`);
+  }
+  const options = searchOptions(request, start);
   const { strategy, confirm, confirmOn, nllOn } = options;
   const counts = checkTextsRequest(request);
-  const start = request.crepeConfig !== undefined ? loadCrepeConfig(request.crepeConfig) : undefined;
-  if (start) checkField(start.alpha > 0, 'crepeConfig', `${request.crepeConfig}: "alpha" must be positive to start a search (the search runs over ratios to alpha)`);
   const givenKSet = kSetOf(request, start);
   const needsHeldOut = strategy === 'hillclimb' || request.validate !== undefined || (confirm > 0 && confirmOn === 'heldout');
   if (needsHeldOut) checkField(request.evalText !== undefined, 'evalText', 'is needed: hill climbing, validate and confirm (unless on held-out calibration windows) measure real perplexity on held-out text');

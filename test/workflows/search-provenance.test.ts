@@ -100,6 +100,30 @@ describe('a search as a researcher reproduces it', () => {
     assert.equal(provenance.crepeVersion, version);
   });
 
+  it('a start configuration\'s a and variant are searched from, not replaced by the defaults; its border "mean" is refused (the candidates pad with zeros)', async () => {
+    const parent = scratchDir('search-start-config');
+    const start = path.join(parent, 'start.json');
+    writeFileSync(start, JSON.stringify({ k: 3, alpha: 1, beta: 2, gamma: 0.5, a: 0.8, variant: 'smooth' }));
+    const request = {
+      model, target: parseTarget('0.5'), calib: C4_SAMPLE, nsamples: 2, seqlen: 64, threads: 1,
+      strategy: 'hillclimb' as const, budget: 1, crepeConfig: start, evalText: PTB_VALID, evalMaxChunks: 1,
+    };
+    // One trial: the start itself, as the file gives it (a had become 0.5 and the variant normalized).
+    const result = await searchCoefficients({ ...request, out: path.join(parent, 'found') });
+    assert.equal(result.kind, 'hillclimb');
+    if (result.kind !== 'hillclimb') return;
+    const { format, provenance, ...found } = result.config;
+    assert.deepEqual(found, { k: 3, alpha: 1, beta: 2, gamma: 0.5, a: 0.8, variant: 'smooth', border: 'zero' });
+    // Given explicitly, the request's own a and variant still win.
+    const overridden = await searchCoefficients({ ...request, out: path.join(parent, 'overridden'), crepe: { a: 0.5, variant: 'normalized' } });
+    assert.ok(overridden.kind === 'hillclimb' && overridden.config.a === 0.5 && overridden.config.variant === 'normalized');
+
+    const mean = path.join(parent, 'mean.json');
+    writeFileSync(mean, JSON.stringify({ k: 3, alpha: 1, beta: 2, gamma: 0.5, border: 'mean' }));
+    await assert.rejects(searchCoefficients({ ...request, out: path.join(parent, 'refused'), crepeConfig: mean }),
+      (error: Error) => error instanceof FieldError && error.field === 'crepeConfig' && error.problem.startsWith(`${mean}: border "mean" cannot be searched`));
+  });
+
   it('a window size larger than a linear of the model is refused before the dense pass (PHO had written a k = 63 configuration that no prune of the model accepts)', async () => {
     const parent = scratchDir('search-k-too-large');
     const out = path.join(parent, 'found');
