@@ -490,9 +490,15 @@ function prepareRun(given: {
         progress,
       });
       const { cache } = context;
-      progress.done(cache.layersBuilt > 0
-        ? `proxy cache ${cache.dir}: ${cache.layersBuilt} of ${cache.numLayers} layers computed`
-        : `reusing the proxy cache ${cache.dir}`);
+      try {
+        progress.done(cache.layersBuilt > 0
+          ? `proxy cache ${cache.dir}: ${cache.layersBuilt} of ${cache.numLayers} layers computed`
+          : `reusing the proxy cache ${cache.dir}`);
+      } catch (error) {
+        // An onProgress that throws: the context's threads and the cache's lock go with it.
+        await context.close();
+        throw error;
+      }
       return context;
     },
   };
@@ -503,12 +509,18 @@ async function validationRun(run: SearchRun, count: number): Promise<SearchResul
   const { request, outDir, kSet, plan, proxyOptions, trial, provenanceBase } = run;
   const context = await run.denseContext();
   const configurations = randomConfigurations(count, kSet, run.options.space, plan.seed + 1);
-  const progress = stageProgress(request, 'validate', configurations.length, { name: 'configurations' });
-  const result = await validateProxies(context, configurations, proxyOptions, trial, {
-    bootstrapSeed: plan.seed,
-    rows: run.choice.rows,
-    onPoint: (p, i) => progress.update(i + 1, `PPL ${p.ppl.toFixed(2)}, proxies ${p.proxySeconds.toFixed(2)} s`),
-  }).finally(() => context.close());
+  let progress: ReturnType<typeof stageProgress>;
+  let result: Awaited<ReturnType<typeof validateProxies>>;
+  try {
+    progress = stageProgress(request, 'validate', configurations.length, { name: 'configurations' });
+    result = await validateProxies(context, configurations, proxyOptions, trial, {
+      bootstrapSeed: plan.seed,
+      rows: run.choice.rows,
+      onPoint: (p, i) => progress.update(i + 1, `PPL ${p.ppl.toFixed(2)}, proxies ${p.proxySeconds.toFixed(2)} s`),
+    });
+  } finally {
+    await context.close();
+  }
   progress.done();
   const proxyCache = { ...context.cache, threads: context.threads };
   const files: Record<string, string> = { 'validation.json': json({ provenance: provenanceBase, ...result, proxyCache, peakRssBytes: peakRssBytes() }) };
@@ -535,7 +547,6 @@ async function phoRun(run: SearchRun): Promise<SearchResult> {
   // On a row subset, with nothing that needs whole matrices (calib-nll, dense confirmations), the cache holds that subset alone.
   const wholeMatrices = !isLinearProxy(proxy) || (confirm > 0 && confirmStatistics === 'dense');
   const context = await run.denseContext(choice.rows < 1 && !wholeMatrices ? { fraction: choice.rows, seed: plan.seed } : undefined);
-  const progress = stageProgress(request, `PHO (${proxy}, sign ${sign > 0 ? '+' : '−'})`, phoEvaluationsPerK(budget, space) * kSet.length, { name: 'candidates' });
   let evaluated = 0;
   let phoSeconds = 0;
   let confirmations: Confirmation[] = [];
@@ -544,6 +555,7 @@ async function phoRun(run: SearchRun): Promise<SearchResult> {
     : heldOut && { tokens: heldOut.tokens, seqlen: heldOut.seqlen, maxChunks: Math.min(heldOut.maxChunks ?? Infinity, request.confirmWindows ?? Infinity) };
   let result: PhoResult;
   try {
+    const progress = stageProgress(request, `PHO (${proxy}, sign ${sign > 0 ? '+' : '−'})`, phoEvaluationsPerK(budget, space) * kSet.length, { name: 'candidates' });
     const phoStarted = performance.now();
     result = await runPho(context, { ...proxyOptions, kSet, budgetPerK: budget, proxy, sign, space, sigma0, start }, (c) =>
       progress.update(++evaluated, `k=${c.k} ${proxy}=${c.proxies[proxy].toFixed(5)}, ${c.seconds.toFixed(2)} s/candidate`),

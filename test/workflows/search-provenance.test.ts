@@ -124,6 +124,23 @@ describe('a search as a researcher reproduces it', () => {
       (error: Error) => error instanceof FieldError && error.field === 'crepeConfig' && error.problem.startsWith(`${mean}: border "mean" cannot be searched`));
   });
 
+  it('an onProgress that throws when a stage starts stops the search with the proxy cache closed: no lock left, no worker keeping the process alive', async () => {
+    const parent = scratchDir('search-throwing-progress');
+    for (const stage of ['dense statistics', 'PHO', 'validate']) {
+      const out = path.join(parent, stage.replace(/ /g, '-'));
+      const onProgress = (event: ProgressEvent) => {
+        if (event.stage.startsWith(stage) && event.kind !== 'note') throw new Error(`display failed at ${event.stage} ${event.kind}`);
+      };
+      const validate = stage === 'validate' ? { validate: 3, evalText: PTB_VALID, evalMaxChunks: 1 } : { budget: 1 };
+      await assert.rejects(
+        searchCoefficients({ model, out, target: parseTarget('0.5'), calib: C4_SAMPLE, nsamples: 2, seqlen: 64, threads: 1, kSet: [3], proxy: stage === 'validate' ? undefined : 'gini-ref', ...validate, onProgress }),
+        { message: new RegExp(`^display failed at ${stage}`) },
+      );
+      // The cache stays for the next run (it is complete after the dense pass), its lock and the output's do not.
+      assert.deepEqual(readdirSync(parent).filter((name) => name.startsWith(path.basename(out))).sort(), stage === 'dense statistics' ? [] : [`${path.basename(out)}.proxy-cache`], stage);
+    }
+  });
+
   it('a window size larger than a linear of the model is refused before the dense pass (PHO had written a k = 63 configuration that no prune of the model accepts)', async () => {
     const parent = scratchDir('search-k-too-large');
     const out = path.join(parent, 'found');
