@@ -5,7 +5,7 @@
  * Every workflow takes one request object, checks all of it (fields, files, the output directory,
  * lengths against the model) before any expensive step, and resolves to a result object. Errors a
  * caller can fix are `UserError`s; those about one request field are `FieldError`s naming the field
- * (`sparsity`, `owl.lambda`, `evalText`). Long workflows report through `onProgress` and stop at
+ * (`target`, `owl.lambda`, `evalText`). Long workflows report through `onProgress` and stop at
  * the next layer, window batch or candidate when their `signal` is aborted. Nothing here prints or
  * exits the process. The types of every function's arguments and callbacks are exported with it.
  */
