@@ -104,12 +104,13 @@ export async function writeSyntheticModel(dir: string, options: SyntheticModelOp
   const layout = tensorLayout(spec, dtype);
   const writer = await SafetensorsStreamWriter.create(path.join(dir, 'model.safetensors'), layout, { format: 'pt', producer: 'crepe-bench' });
   try {
-    for (const { name, shape } of layout) {
+    for (const tensor of layout) {
+      const { name, shape } = tensor;
       const size = shape.reduce((a, b) => a * b, 1);
       const data = new Float32Array(size);
       if (name.endsWith('norm.weight')) data.fill(1);
       else for (let i = 0; i < size; i++) data[i] = WEIGHT_STD * rng.gaussian();
-      await writer.write(name, data);
+      await writer.write(tensor, data);
     }
     await writer.finish();
   } catch (error) {

@@ -8,16 +8,21 @@
  *   and `model.safetensors.index.json` with `metadata.total_size` (bytes of tensor data) and
  *   `weight_map` (tensor → shard);
  * - format 'sparse-bitmask': the weights `compress` selects are stored in compressed-tensors'
- *   bitmask layout (io/sparse-bitmask.ts); a first pass counts each one's stored values, since
- *   every offset is fixed before the first byte is written.
+ *   bitmask layout (io/sparse-bitmask.ts).
+ *
+ * Every tensor is read once, in order, and written at once: a 2-D weight that may be compressed
+ * is read whole, and its size (which depends on its values) is known only then. So each file's
+ * header is written last, into room kept for the longest header its tensors could need (each such
+ * weight with every value stored), padded with spaces to that room; for dense files the room is
+ * exact and the files are those of a layout planned up front.
  */
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { checkField } from '../util/errors.ts';
 import { checkFunction, checkInteger, checkKnownFields, describeValue, hasMethods } from '../util/fields.ts';
 import { atomicWriteJson } from './atomic.ts';
-import { bitmaskCompress, bitmaskLayout, modulePrefix, storedValueCount, type BitmaskPart } from './sparse-bitmask.ts';
-import { INDEX_FILE_NAME, PIECE_BYTES, SINGLE_FILE_NAME, STORED_DTYPE_BYTES, elementCount, type DType } from './safetensors.ts';
+import { BITMASK_PARTS, bitmaskCompress, bitmaskLayout, type BitmaskPart } from './sparse-bitmask.ts';
+import { DTYPE_BYTES, INDEX_FILE_NAME, PIECE_BYTES, SINGLE_FILE_NAME, STORED_DTYPE_BYTES, elementCount, type DType } from './safetensors.ts';
 import { SafetensorsStreamWriter, type TensorLayout } from './safetensors-writer.ts';
 
 export type SaveFormat = 'dense' | 'sparse-bitmask';
@@ -82,36 +87,45 @@ export interface WrittenCheckpoint {
   totalSize: number;
 }
 
-/** A tensor of the source as written: itself, or the four parts of its bitmask layout. */
+/** A tensor of the source, as it may be written. */
 interface Unit {
   name: string;
-  tensors: TensorLayout[];
-  bytes: number;
+  dtype: DType;
+  shape: number[];
+  /** A 2-D weight of the sparse-bitmask format: read whole, then stored dense or as a bitmask, as `compress` says. */
+  candidate: boolean;
+  /** Its longest header entries: the bitmask layout with every value stored (a candidate), or itself. */
+  bound: TensorLayout[];
+  /** Its fewest bytes: the bitmask layout with no value stored when that is smaller (a candidate), or its size. */
+  minBytes: number;
 }
 
 const shardName = (index: number, count: number): string =>
   count === 1 ? SINGLE_FILE_NAME : `model-${String(index + 1).padStart(5, '0')}-of-${String(count).padStart(5, '0')}.safetensors`;
 
-/** Consecutive units per shard: a new shard when the next unit would pass `maxBytes`. */
-function planShards(units: readonly Unit[], maxBytes: number): Unit[][] {
-  const shards: Unit[][] = [];
-  let current: Unit[] = [];
-  let size = 0;
-  for (const unit of units) {
-    if (current.length > 0 && size + unit.bytes > maxBytes) {
-      shards.push(current);
-      current = [];
-      size = 0;
-    }
-    current.push(unit);
-    size += unit.bytes;
-  }
-  if (current.length > 0 || shards.length === 0) shards.push(current);
-  return shards;
-}
-
 const layoutBytes = (tensors: readonly TensorLayout[]): number =>
   tensors.reduce((sum, t) => sum + elementCount(t.shape) * STORED_DTYPE_BYTES[t.dtype], 0);
+
+function planUnit(name: string, info: { dtype: DType; shape: number[] }, bitmask: boolean): Unit {
+  const { dtype, shape } = info;
+  const dense: TensorLayout[] = [{ name, dtype, shape }];
+  if (!(bitmask && shape.length === 2 && name.endsWith('.weight'))) return { name, dtype, shape, candidate: false, bound: dense, minBytes: layoutBytes(dense) };
+  const fewest = Math.min(layoutBytes(dense), layoutBytes(bitmaskLayout(name, dtype, shape, 0)));
+  return { name, dtype, shape, candidate: true, bound: bitmaskLayout(name, dtype, shape, elementCount(shape)), minBytes: fewest };
+}
+
+/**
+ * The header bound of a file that starts with unit `first`: the units it can hold at the most
+ * (a new file starts when the next unit would pass `maxBytes`, and a unit has at least minBytes),
+ * each with its longest entries.
+ */
+function fileBound(units: readonly Unit[], first: number, maxBytes: number): TensorLayout[] {
+  const bound: TensorLayout[] = [];
+  for (let k = first, bytes = 0; k < units.length && (k === first || bytes + units[k].minBytes <= maxBytes); bytes += units[k++].minBytes) {
+    bound.push(...units[k].bound);
+  }
+  return bound;
+}
 
 const WRITE_OPTIONS: readonly (keyof WriteCheckpointOptions)[] = ['maxShardSize', 'format', 'compress', 'metadata', 'onTensor'];
 
@@ -146,94 +160,100 @@ function checkWriteArguments(dir: unknown, source: unknown, options: unknown): v
  * time, as many as `buffer` holds (it grows to one row when a row is larger); returns the buffer.
  */
 async function copyRows(
-  writer: SafetensorsStreamWriter, unit: Unit, read: (target: Uint8Array, offset: number) => void, buffer: Uint8Array,
+  writer: SafetensorsStreamWriter, tensor: TensorLayout, read: (target: Uint8Array, offset: number) => void, buffer: Uint8Array,
   onTensor: WriteCheckpointOptions['onTensor'],
 ): Promise<Uint8Array> {
-  const [{ shape, dtype }] = unit.tensors;
-  const rowBytes = elementCount(shape.slice(1)) * STORED_DTYPE_BYTES[dtype];
+  const rowBytes = elementCount(tensor.shape.slice(1)) * STORED_DTYPE_BYTES[tensor.dtype];
+  const bytes = layoutBytes([tensor]);
   if (buffer.byteLength < rowBytes) buffer = new Uint8Array(rowBytes);
   const pieceBytes = rowBytes * Math.floor(buffer.byteLength / rowBytes);
-  for (let offset = 0; offset < unit.bytes; offset += pieceBytes) {
-    const piece = buffer.subarray(0, Math.min(pieceBytes, unit.bytes - offset));
+  for (let offset = 0; offset < bytes; offset += pieceBytes) {
+    const piece = buffer.subarray(0, Math.min(pieceBytes, bytes - offset));
     read(piece, offset);
-    onTensor?.(unit.name, piece, offset);
-    await writer.writePiece(unit.name, piece, offset);
+    onTensor?.(tensor.name, piece, offset);
+    await writer.writePiece(tensor, piece, offset);
   }
   return buffer;
+}
+
+/** A file being written: its writer, its tensors' names, its bytes of tensor data so far. */
+interface OpenFile {
+  writer: SafetensorsStreamWriter;
+  tensors: string[];
+  bytes: number;
 }
 
 /** Writes every tensor of `source` into `dir` (which must not hold weight files of another layout). */
 export async function writeCheckpoint(dir: string, source: WeightSource, options: WriteCheckpointOptions = {}): Promise<WrittenCheckpoint> {
   checkWriteArguments(dir, source, options);
   const maxShardSize = options.maxShardSize ?? DEFAULT_MAX_SHARD_SIZE;
-  const bitmask = options.format === 'sparse-bitmask';
+  const units = source.names().map((name) => planUnit(name, source.info(name), options.format === 'sparse-bitmask'));
 
   // A tensor read whole goes into one buffer, grown to the largest such tensor: no fresh copy of each.
   let scratch = new Uint8Array(0);
-  const readWhole = (name: string): Uint8Array => {
-    const { dtype, shape } = source.info(name);
-    const bytes = elementCount(shape) * STORED_DTYPE_BYTES[dtype];
+  const readWhole = (unit: Unit): Uint8Array => {
+    const bytes = layoutBytes([unit]);
     if (scratch.byteLength < bytes) scratch = new Uint8Array(bytes);
-    return source.readRaw(name, scratch);
+    return source.readRaw(unit.name, scratch);
   };
-  const compressed = new Set<string>();
-  const units: Unit[] = source.names().map((name) => {
-    const { dtype, shape } = source.info(name);
-    let tensors: TensorLayout[] = [{ name, dtype, shape }];
-    if (bitmask && shape.length === 2 && name.endsWith('.weight')) {
-      const raw = readWhole(name);
-      if (options.compress?.(name, raw) ?? true) {
-        compressed.add(name);
-        tensors = bitmaskLayout(name, dtype, shape, storedValueCount(raw, dtype));
-      }
-    }
-    return { name, tensors, bytes: layoutBytes(tensors) };
-  });
-
   let pieces: Uint8Array | null = null;
-  const shards = planShards(units, maxShardSize);
-  const files = shards.map((_, i) => shardName(i, shards.length));
+  const open: OpenFile[] = [];
+  // Named by their number until the count is known.
+  const newFile = async (first: number): Promise<OpenFile> => {
+    const file = path.join(dir, `model-${String(open.length + 1).padStart(5, '0')}.safetensors`);
+    open.push({ writer: await SafetensorsStreamWriter.create(file, fileBound(units, first, maxShardSize), options.metadata), tensors: [], bytes: 0 });
+    return open[open.length - 1];
+  };
   const written: string[] = [];
-  const weightMap: Record<string, string> = {};
   try {
-    for (let s = 0; s < shards.length; s++) {
-      const layout = shards[s].flatMap((unit) => unit.tensors);
-      const writer = await SafetensorsStreamWriter.create(path.join(dir, files[s]), layout, options.metadata);
-      try {
-        for (const unit of shards[s]) {
-          const reader = compressed.has(unit.name) ? null : source.rangeReader?.(unit.name) ?? null;
-          if (reader && unit.bytes > 0) {
-            pieces ??= new Uint8Array(PIECE_BYTES);
-            pieces = await copyRows(writer, unit, reader, pieces, options.onTensor);
-          } else {
-            const raw = readWhole(unit.name);
-            options.onTensor?.(unit.name, raw, 0);
-            if (compressed.has(unit.name)) {
-              const { dtype, shape } = source.info(unit.name);
-              const parts = bitmaskCompress(raw, dtype, shape);
-              for (const part of Object.keys(parts) as BitmaskPart[]) await writer.write(`${modulePrefix(unit.name)}.${part}`, parts[part]);
-            } else {
-              await writer.write(unit.name, raw);
-            }
-          }
-          for (const tensor of unit.tensors) weightMap[tensor.name] = files[s];
+    for (let k = 0; k < units.length; k++) {
+      const unit = units[k];
+      let tensors: TensorLayout[] = [{ name: unit.name, dtype: unit.dtype, shape: unit.shape }];
+      let raw: Uint8Array | null = null;
+      let parts: Record<BitmaskPart, Uint8Array> | null = null;
+      if (unit.candidate) {
+        raw = readWhole(unit);
+        options.onTensor?.(unit.name, raw, 0);
+        if (options.compress?.(unit.name, raw) ?? true) {
+          parts = bitmaskCompress(raw, unit.dtype, unit.shape);
+          tensors = bitmaskLayout(unit.name, unit.dtype, unit.shape, parts.compressed.byteLength / DTYPE_BYTES[unit.dtype]);
         }
-        await writer.finish();
-        written.push(files[s]);
-      } catch (error) {
-        await writer.abort();
-        throw error;
+      }
+      const bytes = layoutBytes(tensors);
+      let file = open[open.length - 1];
+      if (!file || (file.tensors.length > 0 && file.bytes + bytes > maxShardSize)) file = await newFile(k);
+      file.tensors.push(...tensors.map((t) => t.name));
+      file.bytes += bytes;
+      const reader = unit.candidate ? null : source.rangeReader?.(unit.name) ?? null;
+      if (parts) {
+        for (const [i, part] of BITMASK_PARTS.entries()) await file.writer.write(tensors[i], parts[part]);
+      } else if (reader && bytes > 0) {
+        pieces ??= new Uint8Array(PIECE_BYTES);
+        pieces = await copyRows(file.writer, tensors[0], reader, pieces, options.onTensor);
+      } else {
+        if (!raw) {
+          raw = readWhole(unit);
+          options.onTensor?.(unit.name, raw, 0);
+        }
+        await file.writer.write(tensors[0], raw);
       }
     }
-    const totalSize = units.reduce((sum, unit) => sum + unit.bytes, 0);
-    if (shards.length > 1) {
+    if (open.length === 0) await newFile(0);
+    const files = open.map((_, i) => shardName(i, open.length));
+    for (const [i, file] of open.entries()) {
+      await file.writer.finish(path.join(dir, files[i]));
+      written.push(files[i]);
+    }
+    const totalSize = open.reduce((sum, file) => sum + file.bytes, 0);
+    if (open.length > 1) {
       // Sorted like transformers' index, which makes files from either tool comparable.
-      const sortedMap = Object.fromEntries(Object.keys(weightMap).sort().map((name) => [name, weightMap[name]]));
-      await atomicWriteJson(path.join(dir, INDEX_FILE_NAME), { metadata: { total_size: totalSize }, weight_map: sortedMap });
+      const weightMap = Object.fromEntries(open.flatMap((file, i) => file.tensors.map((name) => [name, files[i]])).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+      await atomicWriteJson(path.join(dir, INDEX_FILE_NAME), { metadata: { total_size: totalSize }, weight_map: weightMap });
       written.push(INDEX_FILE_NAME);
     }
     return { files: written, totalSize };
   } catch (error) {
+    for (const file of open) await file.writer.abort();
     for (const file of written) rmSync(path.join(dir, file), { force: true });
     throw error;
   }

@@ -283,11 +283,14 @@ export class GgufFile {
     return info;
   }
 
-  /** The tensor's bytes as stored (little-endian, its own dtype), in a fresh buffer. */
-  readRaw(name: string): Uint8Array {
+  /**
+   * The tensor's bytes as stored (little-endian, its own dtype): in a fresh buffer, or at the start
+   * of `scratch` when it is given and large enough.
+   */
+  readRaw(name: string, scratch?: Uint8Array<ArrayBuffer>): Uint8Array {
     const info = this.info(name);
     if (this.fd < 0) throw new Error(`${this.path}: read after close`);
-    return readBytesAt(this.fd, info.byteOffset, info.byteLength, this.path);
+    return readBytesAt(this.fd, info.byteOffset, info.byteLength, this.path, scratch);
   }
 
   /** The tensor widened to float32. */

@@ -142,10 +142,10 @@ export class Llama2cCheckpoint {
   }
 
   /**
-   * Bytes of one array, or of one layer's slice of a per-layer array (little-endian float32), in a
-   * fresh, aligned buffer.
+   * Bytes of one array, or of one layer's slice of a per-layer array (little-endian float32): in a
+   * fresh buffer, or at the start of `scratch` when it is given and large enough.
    */
-  readRaw(kind: string, layer?: number): Uint8Array {
+  readRaw(kind: string, layer?: number, scratch?: Uint8Array<ArrayBuffer>): Uint8Array {
     const array = this.array(kind);
     let { byteOffset, byteLength } = array;
     if (layer !== undefined) {
@@ -155,7 +155,7 @@ export class Llama2cCheckpoint {
       byteOffset += layer * byteLength;
     }
     if (this.fd < 0) throw new Error(`${this.path}: read after close`);
-    return readBytesAt(this.fd, byteOffset, byteLength, this.path);
+    return readBytesAt(this.fd, byteOffset, byteLength, this.path, scratch);
   }
 
   readF32(kind: string, layer?: number): Float32Array {

@@ -10,11 +10,12 @@ import { UserError } from '../util/errors.ts';
 const MAX_READ_CHUNK = 1 << 30;
 
 /**
- * Exactly `byteLength` bytes at `position`, in a fresh buffer. Readers check every range against
- * the file size when opening, so a short read means the file shrank since.
+ * Exactly `byteLength` bytes at `position`: in a fresh buffer, or at the start of `scratch` when it
+ * is given and large enough. Readers check every range against the file size when opening, so a
+ * short read means the file shrank since.
  */
-export function readBytesAt(fd: number, position: number, byteLength: number, filePath: string): Uint8Array<ArrayBuffer> {
-  const bytes = new Uint8Array(byteLength);
+export function readBytesAt(fd: number, position: number, byteLength: number, filePath: string, scratch?: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer> {
+  const bytes = scratch && scratch.byteLength >= byteLength ? scratch.subarray(0, byteLength) : new Uint8Array(byteLength);
   readBytesInto(fd, position, bytes, filePath);
   return bytes;
 }

@@ -3,9 +3,9 @@
  * is aligned, `__metadata__` first) followed by the tensors' bytes, written atomically.
  *
  * - `writeSafetensors` writes a list of tensors held in memory.
- * - `SafetensorsStreamWriter` writes a model one tensor at a time, in any order, so a pruned
- *   model never has to be held whole: the layout (names, dtypes, shapes) fixes every offset up
- *   front, and each tensor goes to its offset with a positional write.
+ * - `SafetensorsStreamWriter` writes a model one tensor at a time, in order, so a pruned model
+ *   never has to be held whole; the header goes in last, into room kept for it, so the tensors
+ *   need not be known (a bitmask-compressed weight's size) before the first one is written.
  */
 import assert from 'node:assert/strict';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
@@ -38,36 +38,47 @@ interface PlannedFile {
   headerBytes: Uint8Array;
   /** Absolute file offset of each tensor's first byte. */
   positions: Map<string, number>;
-  totalBytes: number;
 }
 
-/** Computes the header and every tensor's position for tensors laid out in the given order. */
-function planFile(layout: readonly TensorLayout[], metadata: Record<string, string> | undefined): PlannedFile {
+/** The header JSON of tensors laid out in the given order, and each one's offset in the data. */
+function headerJson(layout: readonly TensorLayout[], metadata: Record<string, string> | undefined): { json: Uint8Array; offsets: Map<string, number> } {
   const entries: string[] = [`"__metadata__":${JSON.stringify({ ...DEFAULT_METADATA, ...metadata })}`];
-  const dataOffsets = new Map<string, number>();
+  const offsets = new Map<string, number>();
   let dataBytes = 0;
   for (const { name, dtype, shape } of layout) {
     assert.ok(name !== '__metadata__', 'a tensor cannot be named __metadata__');
-    assert.ok(!dataOffsets.has(name), `tensor "${name}" appears twice`);
+    assert.ok(!offsets.has(name), `tensor "${name}" appears twice`);
     assert.ok(shape.every((dim) => Number.isSafeInteger(dim) && dim >= 0), `tensor "${name}": bad shape [${shape}]`);
     assert.ok(dtype in STORED_DTYPE_BYTES, `tensor "${name}": unsupported dtype ${dtype}`);
     const byteLength = elementCount(shape) * STORED_DTYPE_BYTES[dtype];
-    dataOffsets.set(name, dataBytes);
+    offsets.set(name, dataBytes);
     // Built by hand rather than as one object: JS objects reorder integer-like keys.
     entries.push(`${JSON.stringify(name)}:${JSON.stringify({ dtype, shape, data_offsets: [dataBytes, dataBytes + byteLength] })}`);
     dataBytes += byteLength;
   }
-  const json = new TextEncoder().encode(`{${entries.join(',')}}`);
-  const paddedLength = Math.ceil(json.byteLength / 8) * 8;
-  assert.ok(paddedLength <= MAX_HEADER_BYTES, 'safetensors header over the 100 MB limit');
+  return { json: new TextEncoder().encode(`{${entries.join(',')}}`), offsets };
+}
 
-  const headerBytes = new Uint8Array(8 + paddedLength).fill(0x20, 8 + json.byteLength);
-  new DataView(headerBytes.buffer).setBigUint64(0, BigInt(paddedLength), true);
-  headerBytes.set(json, 8);
+/** Bytes a header of `jsonBytes` takes in the file after its length prefix: padded to a multiple of 8 so the data is aligned. */
+const headerRoom = (jsonBytes: number): number => Math.ceil(jsonBytes / 8) * 8;
 
+/** The length prefix and the header, padded with spaces to `room` bytes. */
+function headerBytes(json: Uint8Array, room: number): Uint8Array {
+  assert.ok(json.byteLength <= room, `safetensors header of ${json.byteLength} bytes in a room of ${room}`);
+  assert.ok(room <= MAX_HEADER_BYTES, 'safetensors header over the 100 MB limit');
+  const bytes = new Uint8Array(8 + room).fill(0x20, 8 + json.byteLength);
+  new DataView(bytes.buffer).setBigUint64(0, BigInt(room), true);
+  bytes.set(json, 8);
+  return bytes;
+}
+
+/** Computes the header and every tensor's position for tensors laid out in the given order. */
+function planFile(layout: readonly TensorLayout[], metadata: Record<string, string> | undefined): PlannedFile {
+  const { json, offsets } = headerJson(layout, metadata);
+  const header = headerBytes(json, headerRoom(json.byteLength));
   const positions = new Map<string, number>();
-  for (const [name, offset] of dataOffsets) positions.set(name, headerBytes.byteLength + offset);
-  return { headerBytes, positions, totalBytes: headerBytes.byteLength + dataBytes };
+  for (const [name, offset] of offsets) positions.set(name, header.byteLength + offset);
+  return { headerBytes: header, positions };
 }
 
 /** Elements narrowed per piece when float32 data is written as F16/BF16. */
@@ -128,13 +139,21 @@ export async function writeSafetensors(
 }
 
 /**
- * Writes a safetensors file tensor by tensor. The file lives under a temporary name until
- * `finish()` has checked that every tensor of the layout was written; `abort()` removes it.
+ * Writes a safetensors file tensor by tensor, in order, holding none of them in memory: each
+ * tensor's bytes follow those written before, and `finish()` writes the header into room kept at
+ * the start of the file. The room is sized for `bound`: the tensors to come, or, when they are not
+ * known yet, tensors whose header is at least as long (more of them, larger numbers). A header
+ * shorter than its room is padded with spaces, as the format allows; given the exact tensors, the
+ * file is byte for byte the one writeSafetensors writes. The file lives under a temporary name
+ * until `finish()`; `abort()` removes it.
  */
 export class SafetensorsStreamWriter {
-  private readonly written = new Set<string>();
-  /** Bytes written so far of each tensor being written piece by piece (writePiece). */
-  private readonly partial = new Map<string, number>();
+  /** The tensors written or being written, in order. */
+  private readonly layout: TensorLayout[] = [];
+  private readonly names = new Set<string>();
+  private dataBytes = 0;
+  /** A tensor being written piece by piece (writePiece): its first byte's position, bytes written so far. */
+  private partial: { tensor: TensorLayout; position: number; done: number } | null = null;
   private readonly inFlight = new Set<Promise<void>>();
   private closed = false;
 
@@ -142,68 +161,57 @@ export class SafetensorsStreamWriter {
     readonly path: string,
     private readonly tmpPath: string,
     private readonly handle: FileHandle,
-    private readonly layout: Map<string, TensorLayout>,
-    private readonly positions: Map<string, number>,
+    /** Bytes kept for the header after its length prefix. */
+    private readonly room: number,
+    private readonly metadata: Record<string, string> | undefined,
   ) {}
 
   static async create(
     filePath: string,
-    layout: readonly TensorLayout[],
+    bound: readonly TensorLayout[],
     metadata?: Record<string, string>,
   ): Promise<SafetensorsStreamWriter> {
-    const plan = planFile(layout, metadata);
+    const room = headerRoom(headerJson(bound, metadata).json.byteLength);
+    assert.ok(room <= MAX_HEADER_BYTES, 'safetensors header over the 100 MB limit');
     const tmpPath = tempPathFor(filePath);
-    let handle: FileHandle;
     try {
-      handle = await open(tmpPath, 'wx');
+      return new SafetensorsStreamWriter(filePath, tmpPath, await open(tmpPath, 'wx'), room, metadata);
     } catch (error) {
       throw asWriteError(error, filePath);
     }
-    try {
-      await writeAll(handle, plan.headerBytes, 0);
-      await handle.truncate(plan.totalBytes); // full size now; tensors fill it in any order
-    } catch (error) {
-      await handle.close();
-      await rm(tmpPath, { force: true });
-      throw asWriteError(error, filePath);
-    }
-    const byName = new Map(layout.map((tensor) => [tensor.name, tensor]));
-    return new SafetensorsStreamWriter(filePath, tmpPath, handle, byName, plan.positions);
   }
 
-  /** Writes one tensor of the layout (each exactly once, whole or by writePiece). */
-  async write(name: string, data: Float32Array | Uint8Array): Promise<void> {
-    const tensor = this.unwritten(name);
-    assert.ok(!this.partial.has(name), `tensor "${name}" written whole after a piece`);
-    this.written.add(name);
-    await this.track(writeTensor(this.handle, tensor, data, this.positions.get(name)!));
+  /** Writes the next tensor whole. */
+  async write(tensor: TensorLayout, data: Float32Array | Uint8Array): Promise<void> {
+    const position = this.append(tensor);
+    await this.track(writeTensor(this.handle, tensor, data, position));
   }
 
   /**
    * Writes the next piece of a tensor's raw bytes (in its dtype), `bytes` from byte `offset` of the
-   * tensor on: pieces in order, without gaps; the tensor counts as written with its last byte.
+   * tensor on: pieces in order from 0, without gaps; the tensor is written with its last byte.
    */
-  async writePiece(name: string, bytes: Uint8Array, offset: number): Promise<void> {
-    const tensor = this.unwritten(name);
+  async writePiece(tensor: TensorLayout, bytes: Uint8Array, offset: number): Promise<void> {
+    if (offset === 0) this.partial = { tensor, position: this.append(tensor), done: 0 };
+    const partial = this.partial;
     const byteLength = elementCount(tensor.shape) * STORED_DTYPE_BYTES[tensor.dtype];
-    const done = this.partial.get(name) ?? 0;
-    assert.ok(offset === done && done + bytes.byteLength <= byteLength && bytes.byteLength > 0, `tensor "${name}": piece [${offset}, ${offset + bytes.byteLength}) after ${done} of ${byteLength} bytes`);
-    if (done + bytes.byteLength === byteLength) {
-      this.partial.delete(name);
-      this.written.add(name);
-    } else {
-      this.partial.set(name, done + bytes.byteLength);
-    }
-    await this.track(writeAll(this.handle, bytes, this.positions.get(name)! + offset));
+    assert.ok(partial?.tensor.name === tensor.name && offset === partial.done && offset + bytes.byteLength <= byteLength && bytes.byteLength > 0,
+      `tensor "${tensor.name}": piece [${offset}, ${offset + bytes.byteLength}) after ${partial?.tensor.name === tensor.name ? partial.done : 0} of ${byteLength} bytes`);
+    partial.done += bytes.byteLength;
+    if (partial.done === byteLength) this.partial = null;
+    await this.track(writeAll(this.handle, bytes, partial.position + offset));
   }
 
-  /** The layout entry of a tensor that may still be written. */
-  private unwritten(name: string): TensorLayout {
-    assert.ok(!this.closed, `write of "${name}" after finish/abort`);
-    const tensor = this.layout.get(name);
-    assert.ok(tensor, `tensor "${name}" is not in the layout of ${this.path}`);
-    assert.ok(!this.written.has(name), `tensor "${name}" written twice`);
-    return tensor;
+  /** Places `tensor` after those written before; returns the file position of its first byte. */
+  private append(tensor: TensorLayout): number {
+    assert.ok(!this.closed, `write of "${tensor.name}" after finish/abort`);
+    assert.ok(this.partial === null, `tensor "${tensor.name}" written before all of "${this.partial?.tensor.name}"`);
+    assert.ok(!this.names.has(tensor.name), `tensor "${tensor.name}" written twice`);
+    this.names.add(tensor.name);
+    this.layout.push({ name: tensor.name, dtype: tensor.dtype, shape: tensor.shape });
+    const position = 8 + this.room + this.dataBytes;
+    this.dataBytes += elementCount(tensor.shape) * STORED_DTYPE_BYTES[tensor.dtype];
+    return position;
   }
 
   /** Awaits a write, kept in flight for finish/abort meanwhile; its error names the file. */
@@ -218,25 +226,29 @@ export class SafetensorsStreamWriter {
     }
   }
 
-  /** Checks that every tensor was written, then fsyncs and renames the file into place. */
-  async finish(): Promise<void> {
+  /**
+   * Writes the header of the tensors written, then fsyncs and renames the file into place: at
+   * `finalPath` (default: the path it was created for).
+   */
+  async finish(finalPath = this.path): Promise<void> {
     assert.ok(!this.closed, 'finish after finish/abort');
     await Promise.allSettled(this.inFlight);
-    const missing = [...this.layout.keys()].filter((name) => !this.written.has(name));
-    if (missing.length > 0) {
+    if (this.partial) {
       await this.abort();
-      throw new Error(`${this.path}: not written: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}`);
+      throw new Error(`${this.path}: tensor "${this.partial.tensor.name}" not written to its end`);
     }
     this.closed = true;
     try {
+      await writeAll(this.handle, headerBytes(headerJson(this.layout, this.metadata).json, this.room), 0);
       await this.handle.sync();
       await this.handle.close();
-      await rename(this.tmpPath, this.path);
+      await rename(this.tmpPath, finalPath);
     } catch (error) {
+      await this.handle.close().catch(() => undefined);
       await rm(this.tmpPath, { force: true });
-      throw asWriteError(error, this.path);
+      throw asWriteError(error, finalPath);
     }
-    await fsyncDirectory(path.dirname(this.path));
+    await fsyncDirectory(path.dirname(finalPath));
   }
 
   /** Discards the partial file. Safe to call more than once. */

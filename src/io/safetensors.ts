@@ -472,7 +472,11 @@ export class SafetensorsWeights {
     checkModelDirectory(dir);
     const singlePath = path.join(dir, SINGLE_FILE_NAME);
     const indexPath = path.join(dir, INDEX_FILE_NAME);
-    // Like transformers: a single file wins over an index when both are present.
+    // transformers would read the single file without a word; the two may hold different models
+    // (a stale file left beside newer shards), so crepe does not pick one.
+    if (existsSync(singlePath) && existsSync(indexPath)) {
+      throw new UserError(`${dir}: holds both ${SINGLE_FILE_NAME} and ${INDEX_FILE_NAME}, which may be different models; move the one that is not the model out of the directory`);
+    }
     if (existsSync(singlePath)) {
       const file = SafetensorsFile.open(singlePath);
       try {
@@ -519,9 +523,13 @@ export class SafetensorsWeights {
     }
   }
 
-  /** Finds the bitmask-stored weights among `stored`; any other integer tensor is refused. */
+  /**
+   * Finds the bitmask-stored weights among `stored`; any other integer tensor is refused. Tensors
+   * keep the order of `stored`, a bitmask-stored weight at the place of its `.compressed` part.
+   */
   private static build(dir: string, files: SafetensorsFile[], stored: Map<string, TensorInfo | RawTensorInfo>): SafetensorsWeights {
-    const locations = new Map<string, TensorInfo>();
+    // The dense weight that each `.compressed` part stands for.
+    const weightAt = new Map<string, TensorInfo>();
     const groups = new Map<string, BitmaskGroup>();
     const grouped = new Set<string>();
     const fileByPath = new Map(files.map((file) => [file.path, file]));
@@ -547,13 +555,16 @@ export class SafetensorsWeights {
         throw new UserError(`${where}: shape [${shape.join(', ')}] does not match bitmask [${bitmask.shape.join(', ')}]`);
       }
       const dtype = compressed.dtype as DType;
-      locations.set(`${prefix}.weight`, {
+      weightAt.set(`${prefix}.compressed`, {
         name: `${prefix}.weight`, dtype, shape, byteOffset: compressed.byteOffset, byteLength: elementCount(shape) * DTYPE_BYTES[dtype], file: compressed.file,
       });
       groups.set(`${prefix}.weight`, { compressed: compressed as TensorInfo, bitmask, shape: shapeInfo as RawTensorInfo, rowOffsets: rowOffsets as RawTensorInfo | null });
       for (const suffix of ['bitmask', 'compressed', 'shape', 'row_offsets']) grouped.add(`${prefix}.${suffix}`);
     }
+    const locations = new Map<string, TensorInfo>();
     for (const [name, info] of stored) {
+      const weight = weightAt.get(name);
+      if (weight) locations.set(weight.name, weight);
       if (grouped.has(name)) continue;
       if (!isDType(info.dtype)) throw new UserError(`${info.file}: ${unsupportedDTypeProblem(name, info.dtype)}`);
       locations.set(name, info as TensorInfo);

@@ -8,7 +8,7 @@ import {
   LINEAR_NAMES, LINEAR_INPUT_GROUP, checkSeqlen, checkWindows, linearShape,
   type BlockWeights, type LinearInputGroup, type LinearName, type ModelSpec,
 } from '../model/spec.ts';
-import { ropeTables } from '../model/rope.ts';
+import { ropeTables, type RopeTables } from '../model/rope.ts';
 import { checkBlockSource, type BlockSource } from '../model/source.ts';
 import { BlockEngine } from '../engine/block-engine.ts';
 import type { StatsMode } from '../engine/block-graph.ts';
@@ -20,6 +20,7 @@ import { checkProgress, type Progress } from '../util/progress.ts';
 import { collectStatistics } from './calibration-stats.ts';
 import { LinearScratch, pruneLinear, type LinearReport } from './prune-linear.ts';
 import { requiredStatistics } from './methods.ts';
+import { HessianFactors } from './sparsegpt.ts';
 import { owlLayerTargets } from './owl-pass.ts';
 import { checkPruneSettings, type PruneSettings, type PruneTarget } from './settings.ts';
 import { validateTarget } from './target.ts';
@@ -153,31 +154,14 @@ export async function pruneLayers(request: LayerLoopRequest): Promise<LayerRepor
     const { layerTargets } = start;
     let hidden = start.hidden;
     const reports: LayerReport[] = [];
-    const scratch = new LinearScratch();
+    const tools: StageTools = { statsEngine, withGram: statistics.withGram, rope, scratch: new LinearScratch() };
 
     for (let layer = start.firstLayer; layer < spec.numLayers; layer++) {
       const seconds = { statistics: 0, pruning: 0, forward: 0 };
       const weights = model.readBlock(layer);
       const linears: LinearReport[] = [];
       for (const stage of statisticStages(settings)) {
-        let t = performance.now();
-        const stats = statsEngine ? await collectStatistics(spec, statsEngine, hidden, weights, rope, stage, statistics.withGram) : null;
-        seconds.statistics += (performance.now() - t) / 1000;
-        t = performance.now();
-        for (const name of LINEAR_NAMES) {
-          const group = LINEAR_INPUT_GROUP[name];
-          if (!stage.includes(group)) continue;
-          const [dOut, dIn] = linearShape(spec, name);
-          if (settings.exclude?.includes(name)) {
-            linears.push(denseLinearReport(name, dOut, dIn));
-            continue;
-          }
-          const key = `${name}.weight`;
-          const result = await pruneLinear({ name, weight: weights[key], dOut, dIn, stats: stats?.get(group) ?? null, settings, target: layerTargets[layer], layer, engine: request.engine, scratch });
-          weights[key] = request.roundWeight ? request.roundWeight(layer, key, result.weight) : result.weight;
-          linears.push(result.report);
-        }
-        seconds.pruning += (performance.now() - t) / 1000;
+        await pruneStage(request, tools, { layer, stage, target: layerTargets[layer], weights, hidden, linears, seconds });
       }
 
       const t = performance.now();
@@ -195,6 +179,61 @@ export async function pruneLayers(request: LayerLoopRequest): Promise<LayerRepor
     await statsEngine?.release();
     await plainEngine.release();
   }
+}
+
+/** What every stage of a run uses. */
+interface StageTools {
+  /** Null when the method needs no statistics (magnitude). */
+  statsEngine: BlockEngine | null;
+  withGram: boolean;
+  rope: RopeTables;
+  scratch: LinearScratch;
+}
+
+/** One stage of one layer; the stage adds its linears' reports to `linears` and its times to `seconds`. */
+interface StageWork {
+  layer: number;
+  stage: LinearInputGroup[];
+  target: PruneTarget;
+  /** The layer's weights, pruned in place. */
+  weights: BlockWeights;
+  /** The layer's inputs. */
+  hidden: Float32Array[];
+  linears: LinearReport[];
+  seconds: LayerReport['seconds'];
+}
+
+/**
+ * Collects the statistics of the stage's input groups on the block as it is now and prunes their
+ * linears. The statistics and SparseGPT's factors of their grams (four XᵀX and four U, 680 MiB in
+ * float64 on TinyLlama's layers) live in this call only: as locals of the loop, its suspended
+ * state would keep them referenced until the next layer's were made, one layer's worth more.
+ */
+async function pruneStage(request: LayerLoopRequest, tools: StageTools, work: StageWork): Promise<void> {
+  const { model: { spec }, settings } = request;
+  const { layer, stage, weights, linears, seconds } = work;
+  let t = performance.now();
+  const stats = tools.statsEngine ? await collectStatistics(spec, tools.statsEngine, work.hidden, weights, tools.rope, stage, tools.withGram) : null;
+  seconds.statistics += (performance.now() - t) / 1000;
+  t = performance.now();
+  const factors = new HessianFactors();
+  for (const name of LINEAR_NAMES) {
+    const group = LINEAR_INPUT_GROUP[name];
+    if (!stage.includes(group)) continue;
+    const [dOut, dIn] = linearShape(spec, name);
+    if (settings.exclude?.includes(name)) {
+      linears.push(denseLinearReport(name, dOut, dIn));
+      continue;
+    }
+    const key = `${name}.weight`;
+    const result = await pruneLinear({
+      name, weight: weights[key], dOut, dIn, stats: stats?.get(group) ?? null, settings, target: work.target, layer,
+      engine: request.engine, scratch: tools.scratch, factors,
+    });
+    weights[key] = request.roundWeight ? request.roundWeight(layer, key, result.weight) : result.weight;
+    linears.push(result.report);
+  }
+  seconds.pruning += (performance.now() - t) / 1000;
 }
 
 /** The report entry of a linear left dense by --exclude. */

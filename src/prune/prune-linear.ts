@@ -8,7 +8,7 @@ import type { EngineOptions } from '../engine/session.ts';
 import type { LinearInputStats } from './calibration-stats.ts';
 import { applyMask, selectMask } from './mask.ts';
 import { scoreMatrix } from './methods.ts';
-import { sparsegpt, sparsegptFixedMask } from './sparsegpt.ts';
+import { sparsegpt, sparsegptFixedMask, type HessianFactors } from './sparsegpt.ts';
 import { permuteForNM } from './permute.ts';
 import { dsnot } from './dsnot.ts';
 import { checkReachedSparsity, checkScores, checkUpdatedWeights, countZeros } from './selection-check.ts';
@@ -51,6 +51,8 @@ export interface LinearPruneRequest {
    * then one of them, valid until the next call with the same scratch.
    */
   scratch?: LinearScratch;
+  /** SparseGPT's factors of the grams in `stats`, shared by the linears that read the same inputs. */
+  factors?: HessianFactors;
 }
 
 /**
@@ -109,6 +111,7 @@ export async function pruneLinear(request: LinearPruneRequest): Promise<{ weight
       blockSize: settings.sparsegpt.blockSize,
       percdamp: settings.sparsegpt.percdamp,
       engine: request.engine,
+      factors: request.factors,
     });
     mask = result.mask;
     report.reconstructionLoss = result.loss;
@@ -159,6 +162,7 @@ export async function pruneLinear(request: LinearPruneRequest): Promise<{ weight
         blockSize: settings.sparsegpt.blockSize,
         percdamp: settings.sparsegpt.percdamp,
         engine: request.engine,
+        factors: request.factors,
       });
       report.reconstructionLoss = result.loss;
       checkUpdatedWeights(weight, dIn, name, layer);

@@ -39,6 +39,8 @@ export interface SparseGptOptions {
   choleskyPrecision?: LinalgPrecision;
   /** Where the ORT GEMMs run (execution provider, threads); default: CPU with ORT's thread count. */
   engine?: EngineOptions;
+  /** Factors already computed for this gram by linears that share it; without it U is computed afresh. */
+  factors?: HessianFactors;
 }
 
 export interface SparseGptResult {
@@ -137,8 +139,7 @@ async function factorOrExplain(
 
 /**
  * Zeroes the weight columns of dead inputs (H_jj = 0), then returns U, the upper Cholesky factor
- * of the dampened H⁻¹. U depends on the gram alone, and q/k/v (and gate/up) share one gram, so it
- * is computed once per gram and reused.
+ * of the dampened H⁻¹, from `options.factors` when a linear with the same gram computed it.
  */
 function inverseHessianFactor(
   weight: Float32Array,
@@ -154,21 +155,36 @@ function inverseHessianFactor(
   for (let j = 0; j < dIn; j++) {
     if (gram[j * dIn + j] === 0) for (let i = 0; i < dOut; i++) weight[i * dIn + j] = 0;
   }
+  const compute = () => dampedInverseFactor(dIn, gram, nsamples, percdamp, options);
+  if (!options.factors) return compute();
   const key = `${nsamples}:${percdamp}:${options.ortMinWidth ?? DEFAULT_ORT_MIN_WIDTH}:${options.choleskyPrecision ?? ''}:${options.engine?.device ?? ''}:${options.engine?.threads ?? ''}`;
-  let factors = factorCache.get(gram);
-  if (!factors) factorCache.set(gram, (factors = new Map()));
-  let factor = factors.get(key);
-  if (!factor) {
-    factor = dampedInverseFactor(dIn, gram, nsamples, percdamp, options);
-    factors.set(key, factor);
-    // A failed factorization is not cached: the caller may retry with more dampening.
-    factor.catch(() => factors.delete(key));
-  }
-  return factor;
+  return options.factors.factor(gram, key, compute);
 }
 
-/** U per gram (weakly held: dropped with the layer's statistics). */
-const factorCache = new WeakMap<Float32Array | Float64Array, Map<string, Promise<Float64Array>>>();
+/**
+ * U per gram, for the linears that read the same inputs (q/k/v, gate/up) and so share one gram:
+ * the first computes it, the others reuse it. A cache knows a gram by its array, not its values,
+ * so it must not outlive the statistics it was made for: the layer loop makes one per set of
+ * statistics and drops it with them, and a gram array refilled with other statistics (a reused
+ * buffer) needs a new cache, else it would get the old gram's U.
+ */
+export class HessianFactors {
+  private readonly byGram = new Map<Float32Array | Float64Array, Map<string, Promise<Float64Array>>>();
+
+  /** The factor of `gram` under the settings `key`, from `compute` the first time. */
+  factor(gram: Float32Array | Float64Array, key: string, compute: () => Promise<Float64Array>): Promise<Float64Array> {
+    let factors = this.byGram.get(gram);
+    if (!factors) this.byGram.set(gram, (factors = new Map()));
+    let factor = factors.get(key);
+    if (!factor) {
+      factor = compute();
+      factors.set(key, factor);
+      // A failed factorization is not kept: the caller may retry with more dampening.
+      factor.catch(() => factors.delete(key));
+    }
+    return factor;
+  }
+}
 
 /** H = 2·gram/nsamples, dead inputs H_jj ← 1, H ← H + percdamp·mean(diag H)·I, then U of H⁻¹. */
 function dampedInverseFactor(dIn: number, gram: Float32Array | Float64Array, nsamples: number, percdamp: number, options: SparseGptOptions): Promise<Float64Array> {

@@ -34,7 +34,10 @@ export const TEXTS_FIELDS: FieldSpec<TextsRequest> = {
   calib: 'checked', nsamples: 'checked', seqlen: 'checked', seed: 'checked', evalText: 'checked', evalSeqlen: 'checked', evalMaxChunks: 'checked',
 };
 
-const EVAL_FIELDS: EvalTextFields = { text: 'evalText', seqlen: 'evalSeqlen', maxChunks: 'evalMaxChunks' };
+/** The held-out text's fields; its window is named by the field it came from (evalSeqlen, or the seqlen it defaults to). */
+const evalFields = (request: TextsRequest): EvalTextFields => ({
+  text: 'evalText', seqlen: request.evalSeqlen === undefined ? 'seqlen' : 'evalSeqlen', maxChunks: 'evalMaxChunks',
+});
 
 /** The checked numbers of a TextsRequest. */
 export interface TextsPlan {
@@ -80,7 +83,7 @@ export function readTexts(
   const encode = modelEncoder(modelDir, spec);
   const evalText = request.evalText === undefined
     ? null
-    : prepareEvalText(EVAL_FIELDS, request.evalText, encode, plan.evalSeqlen, request.evalMaxChunks);
+    : prepareEvalText(evalFields(request), request.evalText, encode, plan.evalSeqlen, request.evalMaxChunks);
   // `continueBy` more windows of the same draw (same seed): the first nsamples are the calibration.
   const continued = sampleCalibrationFile(request.calib, (text) => encode(text, request.calib), {
     nsamples: plan.nsamples + continueBy,

@@ -122,6 +122,10 @@ before(async () => {
     bytes.writeFloatLE(Number.NaN, 8 + headerLength + entry.data_offsets[0] + 4 * 7);
     writeFileSync(file, bytes);
   });
+  // A stale single file beside shards (or the reverse): which one is the model is not clear.
+  damaged.bothWeightFiles = damagedModel(model, 'both-weight-files', (file) => {
+    writeFileSync(path.join(path.dirname(file), 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: {} }));
+  });
   damaged.unknownModelType = damagedModel(model, 'unknown-model-type', () => {});
   const configFile = path.join(damaged.unknownModelType, 'config.json');
   writeFileSync(configFile, JSON.stringify({ ...JSON.parse(readFileSync(configFile, 'utf8')), model_type: 'gpt_neox' }));
@@ -148,6 +152,11 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
       expectRefusal(pruneArgs(damaged.shapeMismatch, '--sparsity', '0.5'), /model\.safetensors: tensor "model\.layers\.0\.input_layernorm\.weight" claims bytes .* needs 260 bytes/));
     it('overlapping byte ranges', () =>
       expectRefusal(pruneArgs(damaged.overlap, '--sparsity', '0.5'), /model\.safetensors: .*overlap/));
+    it('model.safetensors and model.safetensors.index.json side by side (prune, inspect)', async () => {
+      const both = /^crepe: .*both-weight-files: holds both model\.safetensors and model\.safetensors\.index\.json, which may be different models; move the one that is not the model out of the directory$/;
+      await expectRefusal(pruneArgs(damaged.bothWeightFiles, '--sparsity', '0.5'), both);
+      await expectRefusal(['inspect', damaged.bothWeightFiles], both, { out: false });
+    });
     it('unknown model_type in config.json', () =>
       expectRefusal(pruneArgs(damaged.unknownModelType, '--sparsity', '0.5'), /config\.json: model_type "gpt_neox" is not supported \(supported: .*llama/));
     it('unknown model_type in config.json (eval)', () =>
@@ -364,8 +373,11 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
   describe('inputs checked before the first expensive step', { concurrency: true }, () => {
     it('prune --eval-ppl missing.txt', () =>
       expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--eval-ppl', path.join(scratchDir('missing'), 'missing.txt')), /--eval-ppl .*missing\.txt: .*no such file/));
-    it('prune --eval-ppl with a text shorter than one window', () =>
-      expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--eval-ppl', writeText('short-eval.txt', 'Once upon a time.')), /--eval-ppl .*short-eval\.txt: \d+ tokens is shorter than one window of --eval-seqlen 64/));
+    // The window is named by the option it came from: --eval-seqlen when given, else --seqlen.
+    it('prune --eval-ppl with a text shorter than one window of --seqlen', () =>
+      expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--eval-ppl', writeText('short-eval.txt', 'Once upon a time.')), /--eval-ppl .*short-eval\.txt: \d+ tokens is shorter than one window of --seqlen 64$/));
+    it('prune --eval-ppl with a text shorter than one window of --eval-seqlen', () =>
+      expectRefusal(pruneArgs(model, '--sparsity', '0.5', '--eval-ppl', writeText('short-eval2.txt', 'Once upon a time.'), '--eval-seqlen', '32'), /--eval-ppl .*short-eval2\.txt: \d+ tokens is shorter than one window of --eval-seqlen 32$/));
     it('a model path that does not exist, or is a file', async () => {
       const missing = path.join(scratchDir('no-model'), 'nope');
       await expectRefusal(['eval', missing, '--eval-ppl', WIKITEXT_TEST], new RegExp(`^crepe: ${missing}: no such directory \\(expected a Hugging Face model directory: config\\.json, model\\.safetensors, tokenizer\\.json\\)$`), { out: false });

@@ -11,6 +11,9 @@ import { ModelCheckpoint } from '../../src/model/checkpoint.ts';
 import { referenceLogits } from '../../src/model/reference-forward.ts';
 import { TextTokenizer } from '../../src/model/tokenizer.ts';
 import { GgufFile } from '../../src/io/gguf.ts';
+import { Llama2cCheckpoint } from '../../src/io/llama2c.ts';
+import { openGgufSource } from '../../src/model/convert/gguf.ts';
+import { llama2cSource } from '../../src/model/convert/llama2c.ts';
 import { UserError } from '../../src/util/errors.ts';
 import { STORIES_BIN, STORIES_GGUF, STORIES_TOK } from '../helpers/shared.ts';
 import { buildGguf, f32Bytes, type MetadataEntry } from './gguf-builder.ts';
@@ -49,6 +52,27 @@ describe('rotary row permutation (interleaved → rotate_half)', () => {
     assert.deepEqual(Array.from(out), [0, 2, 1, 3, 4, 6, 5, 7]);
     const headDim2 = Float32Array.from([0, 1, 2, 3]);
     assert.deepEqual(Array.from(new Float32Array(interleavedToRotateHalfRows(new Uint8Array(headDim2.buffer), 2, 2).buffer)), [0, 1, 2, 3]);
+  });
+
+  it('permutes into a given buffer, and a source reads its tensors through the same two buffers', async () => {
+    const rows = Float32Array.from([1, 2, 3, 4]); // one head of 4 rows of 1 column
+    const out = new Uint8Array(16);
+    assert.equal(interleavedToRotateHalfRows(new Uint8Array(rows.buffer), 1, 4, out), out);
+    assert.deepEqual(Array.from(new Float32Array(out.buffer)), [1, 3, 2, 4]);
+    assert.throws(() => interleavedToRotateHalfRows(new Uint8Array(rows.buffer), 1, 4, new Uint8Array(12)), /another buffer/);
+    // stories260K, read in order as the writer does (the embedding, its largest tensor, first): all
+    // tensors come from one buffer, Q and K rows from a second, not from a fresh buffer each.
+    for (const open of [() => openGgufSource(STORIES_GGUF), () => llama2cSource(Llama2cCheckpoint.open(STORIES_BIN), STORIES_BIN, STORIES_TOK)]) {
+      const source = open();
+      try {
+        const buffers = { rotary: new Set<ArrayBufferLike>(), other: new Set<ArrayBufferLike>() };
+        for (const tensor of source.tensors) buffers[/[qk]_proj/.test(tensor.name) ? 'rotary' : 'other'].add(tensor.read().buffer);
+        assert.deepEqual([buffers.rotary.size, buffers.other.size], [1, 1], source.format);
+        assert.ok(!buffers.other.has([...buffers.rotary][0]), source.format);
+      } finally {
+        source.close();
+      }
+    }
   });
 
   it('works on 16-bit rows too (bytes, whatever the dtype)', () => {

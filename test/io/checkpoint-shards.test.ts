@@ -67,12 +67,10 @@ test('single-file checkpoint', async () => {
   checkpoint.close();
 });
 
-test('model.safetensors wins over an index in the same directory (as in transformers)', async () => {
+test('refuses a directory holding both model.safetensors and an index, naming both (either may be stale)', async () => {
   const dir = await shardedDir();
   await writeSafetensors(path.join(dir, 'model.safetensors'), [{ name: 'only', dtype: 'F32', shape: [1], data: new Float32Array([1]) }]);
-  const checkpoint = SafetensorsWeights.open(dir);
-  assert.deepEqual(checkpoint.names(), ['only']);
-  checkpoint.close();
+  assert.throws(() => SafetensorsWeights.open(dir), isUserErrorWith(`${dir}: holds both model.safetensors and model.safetensors.index.json`, 'move the one that is not the model out'));
 });
 
 test('refuses a missing shard, naming it', async () => {

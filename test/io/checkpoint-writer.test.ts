@@ -7,6 +7,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { parseByteSize, writeCheckpoint, type WeightSource } from '../../src/io/checkpoint-writer.ts';
 import { SafetensorsWeights, type DType } from '../../src/io/safetensors.ts';
+import { inspectModel } from '../../src/workflows/inspect.ts';
 import { seededRandom } from '../helpers/random.ts';
 import { scratchDir } from '../helpers/stories.ts';
 
@@ -111,6 +112,19 @@ describe('writeCheckpoint', () => {
     }
   });
 
+  it('a sparse-bitmask file lists its tensors in the order written, bitmask weights in place (reader and inspect)', async () => {
+    const dir = scratchDir('bitmask-order');
+    await writeCheckpoint(dir, memorySource(TENSORS), { format: 'sparse-bitmask', compress: (name) => name.includes('_proj') });
+    const order = TENSORS.map((t) => t.name);
+    const weights = SafetensorsWeights.open(dir);
+    try {
+      assert.deepEqual(weights.names(), order);
+    } finally {
+      weights.close();
+    }
+    assert.deepEqual((await inspectModel({ model: dir })).tensors.map((t) => t.name), order);
+  });
+
   it('tensors with a range reader are copied through a 4 MiB buffer in whole rows; the files are those of whole reads', async () => {
     const tensors = [
       { name: 'model.embed_tokens.weight', dtype: 'F32' as const, shape: [1500, 1000] }, // rows of 4000 bytes: 1048 per 4 MiB piece
@@ -140,11 +154,50 @@ describe('writeCheckpoint', () => {
     ]);
     await writeCheckpoint(whole, source);
     assert.ok(readFileSync(path.join(piecewise, 'model.safetensors')).equals(readFileSync(path.join(whole, 'model.safetensors'))));
-    // Bitmask-compressed weights are read whole; the others still go piece by piece.
+    // In the sparse-bitmask format the 2-D weights are read whole (compress sees them whole); the others still go piece by piece.
     seen.length = 0;
     await writeCheckpoint(scratchDir('pieces-bitmask'), ranged, { format: 'sparse-bitmask', compress: (name) => name.includes('_proj'), onTensor });
-    assert.deepEqual(seen.filter((entry) => !entry.startsWith('model.embed_tokens')), ['model.norm.weight 0+16', 'lm_head.weight 0+4400000', 'lm_head.weight 4400000+4400000', 'model.layers.0.mlp.up_proj.weight 0+192']);
+    assert.deepEqual(seen, ['model.embed_tokens.weight 0+6000000', 'model.norm.weight 0+16', 'lm_head.weight 0+8800000', 'model.layers.0.mlp.up_proj.weight 0+192']);
     await assert.rejects(writeCheckpoint(scratchDir('pieces-bad'), { ...source, rangeReader: 5 } as never), /^FieldError: source\.rangeReader must be a function, got 5$/);
+  });
+
+  it('sparse-bitmask reads each tensor once, however its header is sized, and shards as if its sizes were known up front', async () => {
+    const source = memorySource(TENSORS);
+    const reads = new Map<string, number>();
+    const count = (name: string, bytes: number) => reads.set(name, (reads.get(name) ?? 0) + bytes);
+    const counted: WeightSource = {
+      ...source,
+      readRaw: (name) => { const raw = source.readRaw(name); count(name, raw.byteLength); return raw; },
+      rangeReader: (name) => (target, offset) => { target.set(source.bytes.get(name)!.subarray(offset, offset + target.byteLength)); count(name, target.byteLength); },
+    };
+    const dir = scratchDir('bitmask-once');
+    // Limit 300, sizes as in the test above: embed (320) alone; q (216) + norm (32); up (220) + norm (32).
+    const written = await writeCheckpoint(dir, counted, { format: 'sparse-bitmask', maxShardSize: 300, compress: (name) => name.includes('_proj') });
+    assert.deepEqual(Object.fromEntries(reads), Object.fromEntries(TENSORS.map((t) => [t.name, source.bytes.get(t.name)!.byteLength])));
+    assert.deepEqual(written.files, ['model-00001-of-00003.safetensors', 'model-00002-of-00003.safetensors', 'model-00003-of-00003.safetensors', 'model.safetensors.index.json']);
+    assertRoundTrip(dir, source);
+    // The second file's header has the room of the longest it could have been: q_proj with all 64
+    // values stored, and the tensors after it that could have fitted had q and up stored none (88 +
+    // 32 + 124 + 32 bytes ≤ 300), padded with spaces.
+    const entry = (name: string, dtype: string, shape: number[], begin: number, end: number) => `"${name}":{"dtype":"${dtype}","shape":[${shape}],"data_offsets":[${begin},${end}]}`;
+    const q = 'model.layers.0.self_attn.q_proj';
+    const up = 'model.layers.0.mlp.up_proj';
+    const header = (entries: string[]) => `{"__metadata__":{"format":"pt"},${entries.join(',')}}`;
+    const actual = header([
+      entry(`${q}.shape`, 'I64', [2], 0, 16), entry(`${q}.compressed`, 'F32', [32], 16, 144), entry(`${q}.bitmask`, 'U8', [8, 1], 144, 152),
+      entry(`${q}.row_offsets`, 'I64', [8], 152, 216), entry('model.layers.0.input_layernorm.weight', 'F32', [8], 216, 248),
+    ]);
+    const bound = header([
+      entry(`${q}.shape`, 'I64', [2], 0, 16), entry(`${q}.compressed`, 'F32', [64], 16, 272), entry(`${q}.bitmask`, 'U8', [8, 1], 272, 280),
+      entry(`${q}.row_offsets`, 'I64', [8], 280, 344), entry('model.layers.0.input_layernorm.weight', 'F32', [8], 344, 376),
+      entry(`${up}.shape`, 'I64', [2], 376, 392), entry(`${up}.compressed`, 'BF16', [96], 392, 584), entry(`${up}.bitmask`, 'U8', [12, 1], 584, 596),
+      entry(`${up}.row_offsets`, 'I64', [12], 596, 692), entry('model.norm.weight', 'F32', [8], 692, 724),
+    ]);
+    const bytes = readFileSync(path.join(dir, written.files[1]));
+    const room = Number(bytes.readBigUInt64LE(0));
+    assert.equal(room, Math.ceil(bound.length / 8) * 8);
+    assert.equal(bytes.subarray(8, 8 + room).toString('utf8'), actual.padEnd(room, ' '));
+    assert.equal(bytes.length, 8 + room + 248);
   });
 
   it('a failed write leaves no weight file behind', async () => {

@@ -119,7 +119,7 @@ test('atomic write leaves no temporary file behind', async () => {
   assert.deepEqual(readdirSync(dir), ['model.safetensors']);
 });
 
-test('stream writer: tensors written out of order land at their offsets', async () => {
+test('stream writer: tensors written in order; a header shorter than the room kept for its bound is padded with spaces', async () => {
   const dir = mkdtempSync(path.join(tmp, 'stream-'));
   const file = path.join(dir, 'model.safetensors');
   const layout = [
@@ -127,9 +127,11 @@ test('stream writer: tensors written out of order land at their offsets', async 
     { name: 'second', dtype: 'F16' as const, shape: [3] },
     { name: 'third', dtype: 'BF16' as const, shape: [1, 2] },
   ];
-  const writer = await SafetensorsStreamWriter.create(file, layout, { stage: 'pruned' });
-  await writer.write('third', new Float32Array([5, 6]));
-  await Promise.all([writer.write('first', new Float32Array([1, 2])), writer.write('second', new Float32Array([3, -4, 0.5]))]);
+  // Room for a longer third tensor and a fourth one that never comes.
+  const bound = [...layout.slice(0, 2), { name: 'third', dtype: 'BF16' as const, shape: [1000, 2] }, { name: 'fourth', dtype: 'F32' as const, shape: [5] }];
+  const writer = await SafetensorsStreamWriter.create(file, bound, { stage: 'pruned' });
+  await Promise.all([writer.write(layout[0], new Float32Array([1, 2])), writer.write(layout[1], new Float32Array([3, -4, 0.5]))]);
+  await writer.write(layout[2], new Float32Array([5, 6]));
   assert.deepEqual(readdirSync(dir).length, 1);
   assert.ok(readdirSync(dir)[0].startsWith('.model.safetensors.tmp-'), 'only a temp file before finish');
   await writer.finish();
@@ -141,24 +143,35 @@ test('stream writer: tensors written out of order land at their offsets', async 
   assert.deepEqual([...st.readF32('second')], [3, -4, 0.5]);
   assert.deepEqual([...st.readF32('third')], [5, 6]);
   st.close();
+  // The room is that of the bound's header (a multiple of 8); what the header does not fill is spaces.
+  const bytes = readFileSync(file);
+  const room = Number(bytes.readBigUInt64LE(0));
+  const json = '{"__metadata__":{"format":"pt","stage":"pruned"},'
+    + '"first":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"second":{"dtype":"F16","shape":[3],"data_offsets":[8,14]},'
+    + '"third":{"dtype":"BF16","shape":[1,2],"data_offsets":[14,18]}}';
+  const boundJson = json.slice(0, json.lastIndexOf('"third"'))
+    + '"third":{"dtype":"BF16","shape":[1000,2],"data_offsets":[14,4014]},"fourth":{"dtype":"F32","shape":[5],"data_offsets":[4014,4034]}}';
+  assert.equal(room, Math.ceil(boundJson.length / 8) * 8);
+  assert.equal(bytes.subarray(8, 8 + room).toString('latin1'), json.padEnd(room, ' '));
+  assert.equal(bytes.length, 8 + room + 18);
 });
 
-test('stream writer: finish with a missing tensor fails and leaves nothing; abort removes the temp file', async () => {
+test('stream writer: a tensor twice, out of its pieces\' order, or left half-written is refused; abort removes the temp file', async () => {
   const dir = mkdtempSync(path.join(tmp, 'stream-bad-'));
-  const layout = [
-    { name: 'a', dtype: 'F32' as const, shape: [1] },
-    { name: 'b', dtype: 'F32' as const, shape: [1] },
-  ];
-  const incomplete = await SafetensorsStreamWriter.create(path.join(dir, 'x.safetensors'), layout);
-  await incomplete.write('a', new Float32Array([1]));
-  await assert.rejects(incomplete.finish(), /not written: b/);
+  const a = { name: 'a', dtype: 'F32' as const, shape: [2] };
+  const b = { name: 'b', dtype: 'F32' as const, shape: [1] };
+  const incomplete = await SafetensorsStreamWriter.create(path.join(dir, 'x.safetensors'), [a, b]);
+  await incomplete.writePiece(a, new Uint8Array(4), 0);
+  await assert.rejects(incomplete.write(b, new Float32Array([1])), /"b" written before all of "a"/);
+  await assert.rejects(incomplete.writePiece(a, new Uint8Array(4), 0), /"a" written before all of "a"/);
+  await assert.rejects(incomplete.finish(), /tensor "a" not written to its end/);
   assert.deepEqual(readdirSync(dir), []);
 
-  const aborted = await SafetensorsStreamWriter.create(path.join(dir, 'y.safetensors'), layout);
-  await aborted.write('b', new Float32Array([1]));
-  await assert.rejects(aborted.write('b', new Float32Array([1])), /written twice/);
-  await assert.rejects(aborted.write('c', new Float32Array([1])), /not in the layout/);
+  const aborted = await SafetensorsStreamWriter.create(path.join(dir, 'y.safetensors'), [a, b]);
+  await aborted.write(b, new Float32Array([1]));
+  await assert.rejects(aborted.write(b, new Float32Array([1])), /written twice/);
   await aborted.abort();
+  await assert.rejects(aborted.write(a, new Float32Array([1, 2])), /after finish\/abort/);
   assert.deepEqual(readdirSync(dir), []);
 });
 
@@ -317,7 +330,7 @@ test('readRawInto, readRawPieces and readF32 read a tensor from any offset and p
   // The stream writer narrows the same way.
   const streamed = path.join(tmp, 'pieces-stream.safetensors');
   const writer = await SafetensorsStreamWriter.create(streamed, layout);
-  for (const tensor of [...layout].reverse()) await writer.write(tensor.name, tensor.data);
+  for (const tensor of layout) await writer.write(tensor, tensor.data);
   await writer.finish();
   assert.deepEqual(readFileSync(streamed), readFileSync(file));
   const st = SafetensorsFile.open(file);

@@ -1,9 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { satisfiesNM } from '../../src/prune/mask.ts';
-import { sparsegpt, sparsegptFixedMask } from '../../src/prune/sparsegpt.ts';
+import { HessianFactors, sparsegpt, sparsegptFixedMask } from '../../src/prune/sparsegpt.ts';
 import { NotPositiveDefiniteError, choleskyInverseUpper, choleskyLowerInPlace } from '../../src/engine/cholesky.ts';
+import { BlockEngine } from '../../src/engine/block-engine.ts';
+import { embedWindows } from '../../src/engine/forward.ts';
+import { ropeTables } from '../../src/model/rope.ts';
+import { LINEAR_INPUT_GROUP, LINEAR_NAMES, linearShape, type BlockWeights } from '../../src/model/spec.ts';
+import { collectStatistics } from '../../src/prune/calibration-stats.ts';
+import { pruneLayers } from '../../src/prune/layer-loop.ts';
+import { pruneSettings } from '../../src/prune/settings.ts';
 import { UserError } from '../../src/util/errors.ts';
+import { randomModel, smallSpec } from '../helpers/random-model.ts';
 import { randomMatrix, randomNormal, seededRandom } from '../helpers/random.ts';
 
 const D_OUT = 6;
@@ -211,23 +219,99 @@ test('a Hessian that is not positive definite: SparseGPT stops with a clear erro
   const result = await sparsegptFixedMask(Float32Array.from(weights), 2, 2, gram, 2, Uint8Array.from([0, 1, 0, 1]));
   assert.equal(result.percdamp, 0.1);
   assert.equal(result.weight[1], 0);
+  // A cache keeps no failed factorization: the retry, and a later linear of the same gram, succeed.
+  const factors = new HessianFactors();
+  for (let linear = 0; linear < 2; linear++) {
+    const cached = await sparsegptFixedMask(Float32Array.from(weights), 2, 2, gram, 2, Uint8Array.from([0, 1, 0, 1]), { factors });
+    assert.equal(cached.percdamp, 0.1);
+    assert.deepEqual(cached.weight, result.weight);
+  }
   await assert.rejects(() => sparsegptFixedMask(Float32Array.from(weights), 2, 2, Float64Array.from([1, 0, 0, -1]), 2, new Uint8Array(4)), UserError);
 });
 
-test('linears that share a gram (q/k/v) reuse one factorization and get the same result as with their own copy', async () => {
+test('linears that share a gram (q/k/v) and a HessianFactors reuse one factorization and get the same result as with their own copy', async () => {
   const dIn = 24;
   const gram = randomGram(dIn, 64, 11, [5]);
   const first = randomMatrix(6 * dIn, 12);
   const second = randomMatrix(8 * dIn, 13);
   const opts = { target: { kind: 'unstructured' as const, sparsity: 0.5 }, blockSize: 8 };
-  const shared1 = await sparsegpt(first.slice(), 6, dIn, gram, 4, opts);
-  const shared2 = await sparsegpt(second.slice(), 8, dIn, gram, 4, opts);
-  const own2 = await sparsegpt(second.slice(), 8, dIn, gram.slice(), 4, opts);
-  assert.deepEqual(shared2.weight, own2.weight);
-  assert.deepEqual(shared2.mask, own2.mask);
-  // The dead input's column is zeroed in every linear, not only in the one that built the factor.
-  for (let i = 0; i < 8; i++) assert.equal(shared2.weight[i * dIn + 5], 0);
-  assert.ok(shared1.loss > 0);
+  for (const path of PATHS) {
+    const factors = new HessianFactors();
+    const shared1 = await sparsegpt(first.slice(), 6, dIn, gram, 4, { ...opts, ...path.options, factors });
+    const shared2 = await sparsegpt(second.slice(), 8, dIn, gram, 4, { ...opts, ...path.options, factors });
+    const own2 = await sparsegpt(second.slice(), 8, dIn, gram.slice(), 4, { ...opts, ...path.options });
+    assert.deepEqual(shared2.weight, own2.weight, path.name);
+    assert.deepEqual(shared2.mask, own2.mask, path.name);
+    // The dead input's column is zeroed in every linear, not only in the one that built the factor.
+    for (let i = 0; i < 8; i++) assert.equal(shared2.weight[i * dIn + 5], 0);
+    assert.ok(shared1.loss > 0);
+    // The second linear took the first one's U: with the array's values changed in between (which
+    // a caller must not do while the cache lives), it still prunes as with the original gram.
+    gram.set(randomGram(dIn, 64, 14, [5]));
+    const stale = await sparsegpt(second.slice(), 8, dIn, gram, 4, { ...opts, ...path.options, factors });
+    gram.set(randomGram(dIn, 64, 11, [5]));
+    assert.deepEqual(stale.weight, own2.weight, `${path.name}: the cached factor`);
+  }
+});
+
+test('a gram array refilled with the next layer\'s statistics (a reused buffer) gets that layer\'s factor from a new HessianFactors', async () => {
+  // As a layer loop that refilled one gram buffer per layer would: each layer makes its own
+  // cache. The two layers' grams differ enough that the first layer's U prunes the second wrong.
+  const dIn = 24;
+  const dOut = 8;
+  const layers = [{ gram: randomGram(dIn, 64, 31, [2]), weight: randomMatrix(dOut * dIn, 32) }, { gram: randomGram(dIn, 64, 33, [7]), weight: randomMatrix(dOut * dIn, 34) }];
+  const opts = { target: { kind: 'unstructured' as const, sparsity: 0.5 }, blockSize: 8 };
+  for (const path of PATHS) {
+    const buffer = new Float64Array(dIn * dIn);
+    const runWide = new HessianFactors();
+    for (const [layer, { gram, weight }] of layers.entries()) {
+      buffer.set(gram);
+      const reused = await sparsegpt(Float32Array.from(weight), dOut, dIn, buffer, 4, { ...opts, ...path.options, factors: new HessianFactors() });
+      const independent = await sparsegpt(Float32Array.from(weight), dOut, dIn, gram.slice(), 4, { ...opts, ...path.options });
+      assert.deepEqual(reused.weight, independent.weight, `${path.name} layer ${layer}`);
+      assert.deepEqual(reused.mask, independent.mask, `${path.name} layer ${layer}`);
+      // One cache kept across the refill would hand layer 1 the factor of layer 0's gram.
+      const fromRunWide = await sparsegpt(Float32Array.from(weight), dOut, dIn, buffer, 4, { ...opts, ...path.options, factors: runWide });
+      if (layer === 0) assert.deepEqual(fromRunWide.weight, independent.weight);
+      else assert.notDeepEqual(fromRunWide.weight, independent.weight, `${path.name}: the stale factor must change the result`);
+    }
+  }
+});
+
+test('the layer loop (2 layers, q/k/v and gate/up sharing a gram) prunes as SparseGPT on each layer\'s own statistics, one linear at a time', async () => {
+  const spec = { ...smallSpec('llama'), numLayers: 2 };
+  const model = randomModel(spec, 41);
+  const dense = Array.from({ length: spec.numLayers }, (_, layer) => Object.fromEntries(Object.entries(model.readBlock(layer)).map(([k, v]) => [k, v.slice()])));
+  const seqLen = 16;
+  const uniform = seededRandom(42);
+  const windows = Array.from({ length: 6 }, () => Int32Array.from({ length: seqLen }, () => Math.floor(uniform() * spec.vocabSize)));
+  const target = { kind: 'unstructured' as const, sparsity: 0.5 };
+  const settings = pruneSettings({ method: 'sparsegpt', target, sparsegpt: { blockSize: 16 }, calibration: { file: 'synthetic', sha256: '', nsamples: windows.length, seqlen: seqLen, seed: 0 } });
+  const engine = { device: 'cpu' as const, threads: 1 };
+  const inputs = [embedWindows(model, windows)];
+  const pruned: BlockWeights[] = [];
+  await pruneLayers({
+    model, settings, windows, engine,
+    onLayerDone: async (_layer, weights, _report, hidden) => {
+      pruned.push(Object.fromEntries(Object.entries(weights).map(([k, v]) => [k, v.slice()])));
+      inputs.push(hidden);
+    },
+  });
+  const statsEngine = await BlockEngine.create(spec, seqLen, { ...engine, stats: 'full' });
+  try {
+    for (let layer = 0; layer < spec.numLayers; layer++) {
+      const stats = await collectStatistics(spec, statsEngine, inputs[layer], dense[layer], ropeTables(spec, seqLen), ['qkv', 'o', 'gateup', 'down'], true);
+      for (const name of LINEAR_NAMES) {
+        const [dOut, dIn] = linearShape(spec, name);
+        const own = stats.get(LINEAR_INPUT_GROUP[name]);
+        assert.ok(own?.gram);
+        const expected = await sparsegpt(dense[layer][`${name}.weight`].slice(), dOut, dIn, own.gram.slice(), own.nsamples, { target, blockSize: 16, engine });
+        assert.deepEqual(pruned[layer][`${name}.weight`], expected.weight, `layer ${layer} ${name}`);
+      }
+    }
+  } finally {
+    await statsEngine.release();
+  }
 });
 
 test('the ORT path runs on the engine it is given: one thread gives the same result, a bad thread count reaches the session', async () => {

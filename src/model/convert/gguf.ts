@@ -5,7 +5,7 @@ import { checkLayerCount } from '../layer-count.ts';
 import { EMBED_NAME, FINAL_NORM_NAME, layerPrefix, LM_HEAD_NAME, type ModelSpec } from '../spec.ts';
 import { vocabularyFromGguf } from '../tokenizer-build.ts';
 import {
-  BLOCK_TENSORS, TORCH_DTYPE, expectedShape, interleavedToRotateHalfRows, rotaryHeads,
+  BLOCK_TENSORS, TORCH_DTYPE, TensorReader, expectedShape,
   type SourceModel, type SourceTensor,
 } from './source.ts';
 
@@ -92,6 +92,7 @@ function ggufSource(gguf: GgufFile, input: string): SourceModel {
   const unexpected = [...gguf.tensors.keys()].filter((name) => !used.has(name));
   if (unexpected.length > 0) fail(`unexpected tensors for a llama model: ${unexpected.slice(0, 5).join(', ')}${unexpected.length > 5 ? ', …' : ''}`);
 
+  const reader = new TensorReader(spec);
   const tensors = plan.map(({ from, to, rotary }): SourceTensor => {
     const info = gguf.tensors.get(from) ?? fail(`tensor ${from} is missing`);
     const expected = expectedShape(spec, to);
@@ -100,7 +101,7 @@ function ggufSource(gguf: GgufFile, input: string): SourceModel {
       name: to,
       dtype: info.dtype,
       shape: info.shape,
-      read: () => (rotary ? interleavedToRotateHalfRows(gguf.readRaw(from), rotaryHeads(spec, rotary), headDim) : gguf.readRaw(from)),
+      read: () => reader.read(info.byteLength, (scratch) => gguf.readRaw(from, scratch), rotary),
     };
   });
 

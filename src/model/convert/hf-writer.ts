@@ -44,7 +44,7 @@ export async function writeModelDirectory(source: SourceModel, dir: string, orig
       const raw = tensor.read();
       // Checked on the bit patterns; widened only to name the first bad value.
       if (!scanRaw(raw, tensor.dtype).allFinite) checkFinite(tensor.name, decodeToF32(raw, tensor.dtype), origin);
-      await writer.write(tensor.name, raw);
+      await writer.write(tensor, raw);
       parameters += elementCount(tensor.shape);
       progress?.update(parameters, tensor.name);
     }

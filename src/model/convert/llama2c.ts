@@ -2,10 +2,11 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Llama2cCheckpoint, readLlama2cTokenizer } from '../../io/llama2c.ts';
+import { DTYPE_BYTES, elementCount } from '../../io/safetensors.ts';
 import { FieldError } from '../../util/errors.ts';
 import { EMBED_NAME, FINAL_NORM_NAME, layerPrefix, LM_HEAD_NAME, type ModelSpec } from '../spec.ts';
 import { vocabularyFromLlama2c } from '../tokenizer-build.ts';
-import { BLOCK_TENSORS, expectedShape, interleavedToRotateHalfRows, rotaryHeads, type SourceModel, type SourceTensor } from './source.ts';
+import { BLOCK_TENSORS, TensorReader, expectedShape, type SourceModel, type SourceTensor } from './source.ts';
 
 /** The tokenizer of a llama2.c checkpoint: the given path, or the one tok*.bin / tokenizer.bin beside it. */
 function findLlama2cTokenizer(input: string, given: string | undefined): string {
@@ -48,15 +49,11 @@ export function llama2cSource(checkpoint: Llama2cCheckpoint, input: string, toke
       eosTokenId: 2,
       torchDtype: 'float32',
     };
-    const tensor = (name: string, kind: string, layer?: number, rotary?: 'q' | 'k'): SourceTensor => ({
-      name,
-      dtype: 'F32',
-      shape: expectedShape(spec, name),
-      read: () => {
-        const raw = checkpoint.readRaw(kind, layer);
-        return rotary ? interleavedToRotateHalfRows(raw, rotaryHeads(spec, rotary), headDim) : raw;
-      },
-    });
+    const reader = new TensorReader(spec);
+    const tensor = (name: string, kind: string, layer?: number, rotary?: 'q' | 'k'): SourceTensor => {
+      const shape = expectedShape(spec, name);
+      return { name, dtype: 'F32', shape, read: () => reader.read(elementCount(shape) * DTYPE_BYTES.F32, (scratch) => checkpoint.readRaw(kind, layer, scratch), rotary) };
+    };
     const tensors: SourceTensor[] = [tensor(EMBED_NAME, 'token_embedding_table')];
     for (let layer = 0; layer < spec.numLayers; layer++) {
       for (const t of BLOCK_TENSORS) tensors.push(tensor(layerPrefix(layer) + t.hf, t.llama2c, layer, t.rotary));

@@ -19,7 +19,7 @@ export interface SourceTensor {
   name: string;
   dtype: DType;
   shape: number[];
-  /** Bytes as they go into model.safetensors (Q/K rows already permuted). */
+  /** Bytes as they go into model.safetensors (Q/K rows already permuted); valid until the next read of a tensor of the source. */
   read(): Uint8Array;
 }
 
@@ -57,14 +57,15 @@ export const BLOCK_TENSORS: readonly { hf: string; gguf: string; llama2c: string
 /**
  * Reorders the rows of a Q or K weight ([numHeads·headDim, d_in], raw bytes of any dtype) from
  * interleaved rotary to rotate_half: within each head, row 2i goes to i and row 2i+1 to
- * i + headDim/2 (Hugging Face's convert_llama_weights_to_hf `permute`, inverted).
+ * i + headDim/2 (Hugging Face's convert_llama_weights_to_hf `permute`, inverted). The rows go into
+ * `out` (as long as `data`, another buffer), a fresh one when not given.
  */
-export function interleavedToRotateHalfRows(data: Uint8Array, numHeads: number, headDim: number): Uint8Array {
+export function interleavedToRotateHalfRows(data: Uint8Array, numHeads: number, headDim: number, out = new Uint8Array(data.byteLength)): Uint8Array {
   const rows = numHeads * headDim;
   invariant(headDim % 2 === 0 && data.byteLength % rows === 0, () => `cannot permute ${data.byteLength} bytes as ${numHeads} heads × ${headDim} rows`);
+  invariant(out.byteLength === data.byteLength && out.buffer !== data.buffer, () => `rows of ${data.byteLength} bytes go into another buffer of that length, not ${out.byteLength} bytes`);
   const rowBytes = data.byteLength / rows;
   const half = headDim / 2;
-  const out = new Uint8Array(data.byteLength);
   for (let head = 0; head < numHeads; head++) {
     const base = head * headDim;
     for (let i = 0; i < half; i++) {
@@ -77,8 +78,26 @@ export function interleavedToRotateHalfRows(data: Uint8Array, numHeads: number, 
   return out;
 }
 
-export function rotaryHeads(spec: ModelSpec, rotary: 'q' | 'k' | undefined): number {
-  return rotary === 'q' ? spec.numHeads : spec.numKvHeads;
+/**
+ * Reads a source's tensors one after another through two buffers, each grown to the largest tensor
+ * so far, rather than fresh ones per tensor: one the stored bytes are read into, one Q and K rows
+ * are permuted into. What `read` returns is valid until its next call.
+ */
+export class TensorReader {
+  private stored = new Uint8Array(0);
+  private permuted = new Uint8Array(0);
+
+  constructor(private readonly spec: ModelSpec) {}
+
+  /** `byteLength` bytes that `readInto` places at the start of the buffer it is given, Q/K (`rotary`) rows permuted. */
+  read(byteLength: number, readInto: (scratch: Uint8Array<ArrayBuffer>) => Uint8Array, rotary?: 'q' | 'k'): Uint8Array {
+    if (this.stored.byteLength < byteLength) this.stored = new Uint8Array(byteLength);
+    const raw = readInto(this.stored);
+    if (!rotary) return raw;
+    if (this.permuted.byteLength < byteLength) this.permuted = new Uint8Array(byteLength);
+    const heads = rotary === 'q' ? this.spec.numHeads : this.spec.numKvHeads;
+    return interleavedToRotateHalfRows(raw, heads, this.spec.headDim, this.permuted.subarray(0, byteLength));
+  }
 }
 
 export const TORCH_DTYPE: Record<DType, string> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
