@@ -331,7 +331,7 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
   try {
     // Every window searched must fit the model, as the prune that applies the result checks; the default set keeps those that do.
     const kSet = request.kSet === undefined && !start ? givenKSet.filter((k) => k <= smallestPrunedDimension(model.spec)) : givenKSet;
-    checkCrepeWindowFits(model.spec, Math.max(...kSet), undefined, request.kSet === undefined ? 'crepeConfig' : 'kSet');
+    checkCrepeWindowFits(model.spec, Math.max(...kSet), undefined, 'kSet', request.kSet === undefined ? request.crepeConfig : undefined);
     lock = lockOutput(outDir, (note) => request.onProgress?.({ kind: 'note', stage: 'output', done: 0, total: 0, detail: note }));
     const run = prepareRun({ request, started, outDir, model, engine, target, options, counts, start, kSet, measured });
     if (request.validate !== undefined) return await validationRun(run, request.validate);
