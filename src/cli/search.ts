@@ -89,7 +89,7 @@ export function register(program: Command, io: CliIo): void {
     .option('--confirm <n>', 'PHO: give the best candidates of the N best window sizes, and the start configuration, one real held-out trial each and keep the best (needs --eval-ppl unless --confirm-on calibration)', nonNegativeInt('--confirm'))
     .addOption(new Option('--confirm-statistics <s>', 'how a confirmation trial prunes: sequential = the full prune; dense = with the dense pass\'s statistics PHO searched on (no statistics pass, cheaper)').choices(['dense', 'sequential']).default('sequential'))
     .addOption(new Option('--confirm-on <text>', 'what a confirmation trial measures: heldout = --eval-ppl\'s first windows; calibration = held-out calibration windows (the draw continued, disjoint from the statistics windows)').choices(['heldout', 'calibration']).default('heldout'))
-    .option('--confirm-windows <n>', 'windows each confirmation trial measures (default: heldout all, up to --eval-max-chunks; calibration 32)', positiveInt('--confirm-windows'))
+    .option('--confirm-windows <n>', 'windows each confirmation trial measures, at most what the text holds (default: heldout all, up to --eval-max-chunks; calibration 32, or as many as the text yields, with a note)', positiveInt('--confirm-windows'))
     .requiredOption('--out <dir>', 'output directory (crepe-config.json, search-log.json; validation.json and plots)')
     .option('--overwrite', 'replace an existing output directory')
     .option('--json', 'print the result as JSON');

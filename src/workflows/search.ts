@@ -126,7 +126,7 @@ export interface SearchRequest extends EngineRequest, RunControl, TextsRequest, 
    * statistics windows and disjoint from them — so that the text a report uses chooses nothing.
    */
   confirmOn?: 'heldout' | 'calibration';
-  /** Windows a confirmation trial measures (default: heldout all, up to `evalMaxChunks`; calibration 32). */
+  /** Windows a confirmation trial measures, refused when more than the text holds (default: heldout all, up to `evalMaxChunks`; calibration 32, or as many as the calibration text yields, with a note). */
   confirmWindows?: number;
 }
 
@@ -417,6 +417,31 @@ interface SearchRun {
   denseContext: (rowsOnly?: RowSubset) => Promise<ProxyContext>;
 }
 
+/**
+ * Confirmation windows the text cannot supply: confirmWindows asked for more is refused, naming
+ * how many the text holds (a confirmation on fewer would be another measurement than the one
+ * asked for); the default takes what there is, the held-out text's all, and the calibration draw's
+ * up to DEFAULT_CALIBRATION_CONFIRM_WINDOWS, with a note when that is fewer.
+ */
+function checkConfirmWindows(
+  request: SearchRequest, options: ReturnType<typeof searchOptions>, heldOut: EvalText | null, heldCalibration: CalibrationSet | null, nsamples: number,
+): void {
+  if (options.confirm === 0) return;
+  const asked = request.confirmWindows;
+  if (heldCalibration) {
+    const held = heldCalibration.windows.length;
+    const holds = `${held} windows of ${heldCalibration.windows[0].length} tokens beyond the ${nsamples} statistics windows (overlapping none of them)`;
+    if (asked !== undefined) checkField(held >= asked, 'confirmWindows', `${asked} is more than the calibration text yields: ${holds}`);
+    else if (held < DEFAULT_CALIBRATION_CONFIRM_WINDOWS) {
+      request.onProgress?.({ kind: 'note', stage: 'confirmation', done: 0, total: 0, detail: `confirmation on ${held} held-out calibration windows, fewer than the default ${DEFAULT_CALIBRATION_CONFIRM_WINDOWS}: the calibration text yields ${holds}` });
+    }
+  } else if (heldOut && asked !== undefined) {
+    const held = windowCount(heldOut.tokens.length, heldOut.seqlen, heldOut.maxChunks);
+    const limit = heldOut.maxChunks !== undefined && held === heldOut.maxChunks ? ` (evalMaxChunks ${held})` : '';
+    checkField(held >= asked, 'confirmWindows', `${asked} is more than the held-out text holds: ${held} windows of ${heldOut.seqlen} tokens${limit}`);
+  }
+}
+
 function prepareRun(given: {
   request: SearchRequest; started: number; outDir: string; model: ModelCheckpoint; engine: EngineOptions; target: PruneTarget;
   options: ReturnType<typeof searchOptions>; counts: ReturnType<typeof checkTextsRequest>; start: CrepeParams | undefined; kSet: number[];
@@ -440,6 +465,7 @@ function prepareRun(given: {
   if (heldCalibration) {
     checkField(heldCalibration.windows.length > 0, 'confirmOn', `the calibration text has no window beyond the ${nsamples} statistics windows for the held-out confirmation`);
   }
+  checkConfirmWindows(request, options, heldOut, heldCalibration, nsamples);
   const weightsSha256 = hashWeights(model);
   // The start configuration at its own k (a given configuration's, else CREPE_DEFAULT_PARAMS'), pruned to this run's target.
   const statisticsFrom = proxyStatistics === 'start'
@@ -606,8 +632,13 @@ async function phoRun(run: SearchRun): Promise<SearchResult> {
       giniSubsample: run.options.giniSubsample,
       proxyRows: choice.rows,
       proxyRowsSource: choice.rowsSource,
-      denseStatisticsSeconds: context.denseSeconds, // this run's share of the dense pass (0 when the cache was complete)
-      densePassSeconds: context.cache.totalDenseSeconds, // the whole dense pass, as the cache records it
+      // Wall time this run spent building the proxy cache: the dense forward passes that collect the
+      // statistics and the proxy terms derived from them (0 when the cache was complete).
+      denseStatisticsSeconds: context.denseSeconds,
+      // Only the proxy terms' part of the build (derived from each layer's weights and statistics, and
+      // written), summed over every run that built the cache, as its manifest records it; without the
+      // forward passes, so less than denseStatisticsSeconds when this run built the whole cache.
+      cacheTermsSeconds: context.cache.totalDenseSeconds,
       perEvaluationSeconds,
       searchSeconds: seconds,
     },
