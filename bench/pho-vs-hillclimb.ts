@@ -57,6 +57,8 @@ interface SearchCounts {
   confirmOn: string;
   confirmWindows: number;
   confirmStatistics: 'dense' | 'sequential';
+  /** The configuration whose layer-by-layer prune gave PHO's statistics (--proxy-statistics start); null for the dense model's. */
+  statisticsFrom: CrepeParams | null;
 }
 
 /** Wall and CPU seconds (user + system, all threads) of one step. */
@@ -96,6 +98,7 @@ function searchCounts(hillClimbDir: string, phoDir: string | undefined): SearchC
     confirmOn: provenance.confirmation?.on ?? 'heldout',
     confirmWindows: provenance.confirmation?.windows ?? 0,
     confirmStatistics: provenance.confirmation?.statistics ?? 'sequential',
+    statisticsFrom: provenance.proxyStatistics?.from ?? null,
   };
 }
 
@@ -138,6 +141,7 @@ const openContext = (model: ModelCheckpoint, modelDir: string, counts: SearchCou
     ...benchCacheOptions(cacheDir, modelDir, counts.kSet, threads, 2 ** 30),
     // calib-nll on the held-out windows when the stories260K search measured it on its held-out text.
     ...(counts.nll ? { nllWindows: counts.nll.windows, nllText: counts.nll.on === 'heldout' ? { tokens: heldOutOf(model.spec), seqlen: SEQLEN } : undefined } : {}),
+    ...(counts.statisticsFrom ? { statisticsFrom: { params: counts.statisticsFrom, target: counts.target, selection: 'per-matrix' as const } } : {}),
   });
 
 /** The dense pass and the whole PHO search, with the stories260K run's options. */
@@ -210,6 +214,7 @@ export function renderSection(state: Required<State>): string {
       + ` calibration ${NSAMPLES} × ${SEQLEN}, held-out ${HELDOUT_WINDOWS} × ${SEQLEN} random token ids; ${threads} threads.`
       + ` From the stories260K back-to-back run: hill climbing ${counts.hillClimbTrials} trials; PHO ${counts.proxy} (sign ${counts.proxySign > 0 ? '+' : '−'})`
       + (counts.nll ? ` on ${counts.nll.windows} ${counts.nll.on === 'heldout' ? 'held-out' : 'calibration'} windows,` : ` on ${counts.proxyRows} of the rows,`)
+      + (counts.statisticsFrom ? ' statistics of the start configuration\'s prune (--proxy-statistics start),' : '')
       + ` k ∈ {${counts.kSet.join(', ')}}, ${counts.budgetPerK} per k (${counts.phoEvaluations} evaluations there, ${pho.evaluations} here), ${counts.confirmations} confirmations`
       + ` (${counts.confirmStatistics} statistics, ${counts.confirmWindows} ${counts.confirmOn === 'calibration' ? 'held-out calibration' : 'held-out'} windows each).`,
     '',

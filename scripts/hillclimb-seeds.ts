@@ -10,7 +10,12 @@
  * (results/defaults/selection.json, `heldOutC4.documents`). The search's seeds must not be any seed
  * the selection (10–19) or the acceptance (3–5) uses.
  *
- *   node --import tsx scripts/hillclimb-seeds.ts --target 0.6|2:4 [--seeds 20,21,22] [--windows 200] [--budget 40] --out FILE
+ * With --ptb-windows N the objective has the selection's shape: per seed, the mean of log PPL on
+ * that held-out C4 and on N windows of PTB validation that follow the selection's first 300 (so no
+ * window the selection scores); the geometric mean over the seeds as before.
+ *
+ *   node --import tsx scripts/hillclimb-seeds.ts --target 0.6|2:4 [--seeds 20,21,22] [--windows 200] [--ptb-windows 0]
+ *     [--budget 40] [--threads 2] --out FILE
  *
  * Writes a CRePE configuration with its provenance (and FILE with .log.json: every trial).
  */
@@ -29,12 +34,14 @@ import { concatWindows } from '../src/search/auto.ts';
 import { runHillClimb } from '../src/search/hillclimb.ts';
 import { CREPE_CONFIG_FORMAT } from '../src/search/crepe-config.ts';
 import { heldOutWindows } from './held-out-windows.ts';
-import { C4_SAMPLE, REPO_ROOT, STORIES_BIN, STORIES_TOK, sharedRelative } from '../test/helpers/shared.ts';
+import { readEvalText } from '../src/data/text-sources.ts';
+import { C4_SAMPLE, PTB_VALID, REPO_ROOT, STORIES_BIN, STORIES_TOK, sharedRelative } from '../test/helpers/shared.ts';
 
 const { values } = parseArgs({
   options: {
     target: { type: 'string' }, seeds: { type: 'string', default: '20,21,22' }, windows: { type: 'string', default: '200' },
-    budget: { type: 'string', default: '40' }, out: { type: 'string' },
+    budget: { type: 'string', default: '40' }, out: { type: 'string' }, 'ptb-windows': { type: 'string', default: '0' },
+    threads: { type: 'string', default: '2' },
   },
 });
 if (!values.target || !values.out) throw new Error('--target and --out are needed');
@@ -62,9 +69,22 @@ try {
     for (const [doc] of set.draws) excluded.add(doc);
   }
   const { windows: heldOutList, documents: heldOutDocuments } = heldOutWindows(C4_SAMPLE, encode, excluded, { count: Number(values.windows), seqlen: evalSeqlen, perDocument: 2 });
-  const heldOut = { tokens: concatWindows(heldOutList), seqlen: evalSeqlen };
+  // PTB validation after the windows the selection scores (its first SELECTION_PTB_WINDOWS).
+  const selection = JSON.parse(readFileSync(path.join(REPO_ROOT, 'results/defaults/selection.json'), 'utf8')) as { settings: { heldOut: { ptb: { maxChunks: number } } } };
+  const ptbFrom = selection.settings.heldOut.ptb.maxChunks;
+  const ptbCount = Number(values['ptb-windows']);
+  const ptbTokens = encode(readEvalText(PTB_VALID));
+  if ((ptbFrom + ptbCount) * evalSeqlen > ptbTokens.length) throw new Error(`PTB validation has ${Math.floor(ptbTokens.length / evalSeqlen)} windows of ${evalSeqlen}, not ${ptbFrom} + ${ptbCount}`);
+  const ptbList = Array.from({ length: ptbCount }, (_, i) => ptbTokens.subarray((ptbFrom + i) * evalSeqlen, (ptbFrom + i + 1) * evalSeqlen));
+  // One evaluation of both texts: the first windows are held-out C4's, the rest PTB's.
+  const heldOut = { tokens: concatWindows([...heldOutList, ...ptbList]), seqlen: evalSeqlen };
+  const meanLog = (nll: number[]) => nll.reduce((s, x) => s + x, 0) / nll.length;
+  /** log PPL of the objective for one seed: held-out C4's, or the mean of C4's and PTB's. */
+  const seedScore = (windowNll: number[]) => (ptbCount === 0
+    ? meanLog(windowNll)
+    : (meanLog(windowNll.slice(0, heldOutList.length)) + meanLog(windowNll.slice(heldOutList.length))) / 2);
 
-  const engine = { device: 'cpu' as const, threads: 2 };
+  const engine = { device: 'cpu' as const, threads: Number(values.threads) };
   const trial = async (params: Parameters<typeof pruneSettings>[0]['crepe']) => {
     let logSum = 0;
     for (const seed of seeds) {
@@ -72,8 +92,8 @@ try {
         method: 'crepe', target, selection: 'per-matrix', crepe: params,
         calibration: { file: C4_SAMPLE, sha256: '', ...calibration, seed },
       });
-      const { ppl } = await pruneAndMeasure(model, settings, calibrationWindows.get(seed)!, heldOut, engine);
-      logSum += Math.log(ppl);
+      const { windowNll } = await pruneAndMeasure(model, settings, calibrationWindows.get(seed)!, heldOut, engine);
+      logSum += seedScore(windowNll);
     }
     return { ppl: Math.exp(logSum / seeds.length) };
   };
@@ -93,7 +113,10 @@ try {
       calibration: { file: sharedRelative(C4_SAMPLE), ...calibration, seeds },
       heldout: `${heldOutList.length} windows of ${evalSeqlen} from ${heldOutDocuments.length} C4 documents no search seed draws and the selection does not score`,
       heldoutDocuments: heldOutDocuments,
-      objective: 'geometric mean of held-out PPL over the calibration seeds',
+      ...(ptbCount > 0 ? { heldoutPtb: `${sharedRelative(PTB_VALID)}, windows ${ptbFrom}–${ptbFrom + ptbCount - 1} of ${evalSeqlen} (after the selection's)` } : {}),
+      objective: ptbCount > 0
+        ? 'geometric mean over the calibration seeds of exp(mean of log PPL on held-out C4 and on PTB validation)'
+        : 'geometric mean of held-out PPL over the calibration seeds',
       heldoutPpl: result.best.ppl, budgetPerK: Number(values.budget), trials: result.candidates.length, searchSeconds: seconds,
       date: new Date().toISOString(),
     },

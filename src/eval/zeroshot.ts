@@ -180,11 +180,15 @@ export function formatZeroShotTable(report: ZeroShotReport): string {
   checkField(Array.isArray((report as Partial<ZeroShotReport> | null)?.tasks), 'report', () => `must be a zero-shot report (evaluateTasks' result, with its tasks), got ${describeValue(report)}`);
   const header = ['task', 'metric', 'value', '± stderr', 'docs', 'skipped'];
   const rows: string[][] = [];
-  for (const result of report.tasks) {
+  report.tasks.forEach((result, i) => {
+    checkField(typeof result?.metrics === 'object' && result.metrics !== null, `report.tasks[${i}]`, () => `must be a task result with its metrics, got ${describeValue(result)}`);
     for (const [name, metric] of Object.entries(result.metrics) as [MetricName, MetricValue][]) {
+      // MetricValue's value is always a number: a report whose value is missing (JSON's null for NaN) is no report of evaluateTasks'.
+      const isMetric = Number.isFinite(metric?.value) && (metric.stderr === null || Number.isFinite(metric.stderr));
+      checkField(isMetric, `report.tasks[${i}].metrics.${name}`, () => `must be { value: a finite number, stderr: a finite number or null }, got ${describeValue(metric)}`);
       rows.push([result.task, name, metric.value.toFixed(4), metric.stderr === null ? 'n/a' : metric.stderr.toFixed(4), String(result.docs), String(result.skipped)]);
     }
-  }
+  });
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
   const line = (cells: string[]): string => cells.map((cell, c) => (c < 2 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ').trimEnd();
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');

@@ -14,7 +14,7 @@ import { BlockEngine } from '../engine/block-engine.ts';
 import type { StatsMode } from '../engine/block-graph.ts';
 import { embedWindows } from '../engine/forward.ts';
 import { checkEngineOptions, type EngineOptions } from '../engine/session.ts';
-import { checkField } from '../util/errors.ts';
+import { UserError, checkField } from '../util/errors.ts';
 import { checkFunction, checkInteger, checkKnownFields } from '../util/fields.ts';
 import { checkProgress, type Progress } from '../util/progress.ts';
 import { collectStatistics } from './calibration-stats.ts';
@@ -73,14 +73,26 @@ function statisticsPlan(settings: PruneSettings): { mode: StatsMode; withGram: b
   return { mode, withGram: needed.has('gram') };
 }
 
+/** The smallest dimension of the linears that are pruned (not in `exclude`): the largest CRePE window k that fits them all. */
+export function smallestPrunedDimension(spec: ModelSpec, exclude?: readonly LinearName[]): number {
+  return Math.min(...LINEAR_NAMES.filter((l) => !exclude?.includes(l)).flatMap((l) => linearShape(spec, l)));
+}
+
+/**
+ * Refuses a CRePE window size k larger than a dimension of a linear that is pruned (not in
+ * `exclude`), naming the request's `field`, or the configuration file `configFile` (and its field
+ * k) when the k was read from it.
+ */
+export function checkCrepeWindowFits(spec: ModelSpec, k: number, exclude: readonly LinearName[] | undefined, field: string, configFile?: string): void {
+  const smallest = smallestPrunedDimension(spec, exclude);
+  const problem = `${k} is larger than the smallest pruned matrix dimension of this model (${smallest})`;
+  if (configFile !== undefined && k > smallest) throw new UserError(`${configFile}: k ${problem}`);
+  checkField(k <= smallest, field, problem);
+}
+
 /** Checks the settings against the model before any work: CRePE's k×k window and the N:M pattern fit every pruned linear. */
 export function validateAgainstModel(spec: ModelSpec, settings: PruneSettings): void {
-  if (settings.crepe) {
-    // The k×k window must fit every pruned matrix.
-    const smallest = Math.min(...LINEAR_NAMES.filter((l) => !settings.exclude?.includes(l)).flatMap((l) => linearShape(spec, l)));
-    const k = settings.crepe.k;
-    checkField(k <= smallest, 'crepe.k', `${k} is larger than the smallest pruned matrix dimension of this model (${smallest})`);
-  }
+  if (settings.crepe) checkCrepeWindowFits(spec, settings.crepe.k, settings.exclude, 'crepe.k');
   if (settings.target.kind !== 'nm') return;
   const { n, m } = settings.target;
   for (const linear of LINEAR_NAMES) {

@@ -14,7 +14,7 @@ import { validateOwl, type OwlSettings } from './owl.ts';
 import { PERMUTE_DEFAULTS, type PermuteStrategy } from './permute.ts';
 import { SPARSEGPT_DEFAULTS } from './sparsegpt.ts';
 import { DSNOT_DEFAULTS } from './dsnot.ts';
-import { resolveCrepeParams, type CrepeParams } from './scores/crepe.ts';
+import { crepeParamsOf, resolveCrepeParams, type CrepeParams } from './scores/crepe.ts';
 import { RIA_DEFAULT_PARAMS, activationExponentProblem, isActivationExponent } from './scores/ria.ts';
 
 export type { CrepeParams, PruneTarget, Selection };
@@ -102,7 +102,7 @@ export function pruneSettings(input: PruneSettingsInput): PruneSettings {
 
   const crepeInput = input.crepe ?? null;
   checkField(crepeInput === null || name === 'crepe', 'crepe', 'parameters apply to method crepe only');
-  const crepe = crepeInput === null ? null : copyCrepe(resolveCrepeParams(crepeInput, { field: 'crepe' }));
+  const crepe = crepeInput === null ? null : crepeParamsOf(resolveCrepeParams(crepeInput, { field: 'crepe' }));
 
   const calibration = validateCalibration(input.calibration);
   const trueSequential = flag('trueSequential', input.trueSequential);
@@ -167,11 +167,6 @@ export function checkPruneSettings(settings: unknown, field = 'settings'): asser
 /** The target with its keys in the hashed order. */
 function copyTarget(target: PruneTarget): PruneTarget {
   return target.kind === 'nm' ? { kind: 'nm', n: target.n, m: target.m } : { kind: 'unstructured', sparsity: target.sparsity };
-}
-
-/** CRePE's parameters with their keys in the hashed order (and nothing else). */
-function copyCrepe({ k, alpha, beta, gamma, a, variant, border }: CrepeParams): CrepeParams {
-  return { k, alpha, beta, gamma, a, variant, border };
 }
 
 /** SparseGPT's block size and dampening, defaults filled in (read by method sparsegpt and by reconstruct). */

@@ -7,14 +7,14 @@ import { checkWindowSizes, type CrepeParams } from '../prune/scores/crepe.ts';
 import { checkField } from '../util/errors.ts';
 import { checkFunction, checkInteger, checkKnownFields, describeValue, hasMethods } from '../util/fields.ts';
 import { checkProxyName } from './proxy-defaults.ts';
-import { CmaEs } from './cmaes.ts';
+import { CmaEs, cmaesConstants } from './cmaes.ts';
 import type { ProxyContext, ProxyName, ProxyOptions } from './proxy.ts';
 import { checkProxyOptions } from './proxy-measures.ts';
 import { checkLogStep, checkSearchSpace, checkSearchStart, startPoint, toParams, type SearchSpace } from './space.ts';
 
 export interface PhoOptions extends ProxyOptions {
   kSet: number[];
-  /** Proxy evaluations per window size. */
+  /** Proxy evaluations per window size, rounded up to whole CMA-ES generations (phoEvaluationsPerK). */
   budgetPerK: number;
   proxy: ProxyName;
   /** +1: lower proxy is better; −1: higher proxy is better. */
@@ -39,6 +39,16 @@ export interface PhoResult {
   bestPerK: PhoCandidate[];
   candidates: PhoCandidate[];
   seconds: { total: number; score: number; select: number; gini: number; forward: number };
+}
+
+/**
+ * The proxy evaluations PHO makes per window size for `budgetPerK`: CMA-ES evaluates whole
+ * generations of its population size λ (6 candidates in the two-coordinate space, 7 with a), so the
+ * budget is rounded up to a multiple of λ. An upper bound: CMA-ES can stop earlier, on convergence.
+ */
+export function phoEvaluationsPerK(budgetPerK: number, space: SearchSpace): number {
+  const { lambda } = cmaesConstants(startPoint(space).length);
+  return Math.ceil(budgetPerK / lambda) * lambda;
 }
 
 const PHO_OPTIONS = ['kSet', 'budgetPerK', 'proxy', 'sign', 'space', 'sigma0', 'start', 'target', 'selection', 'giniSubsample', 'seed', 'rows'];

@@ -52,6 +52,13 @@ export interface MaskRequest {
   source: EvaluationRequest['source'];
   /** Unit indices; each evaluator computes those it owns. */
   units: number[];
+  /**
+   * Starts a round of the evaluators' LRU (ByteLru): true for the first request of a pass over the
+   * layers, false for the next layers of the same pass. The layers of one pass are one round, so
+   * the terms kept from a pass are found by the next one: a round per layer would let each layer
+   * evict the terms the previous layers kept, and a pass would read every file of the cache.
+   */
+  newRound: boolean;
 }
 
 /** A unit's mask, row-major [dOut, dIn], 1 = pruned. */
@@ -199,8 +206,8 @@ export class UnitEvaluator {
    * the terms of all rows (or crepeScores on the reconstructed matrix for a 'direct' source) and
    * prune/mask.ts's selection, the mask the proxies select.
    */
-  async masks({ params, options, source, units }: MaskRequest): Promise<UnitMask[]> {
-    this.lru.nextRound();
+  async masks({ params, options, source, units, newRound }: MaskRequest): Promise<UnitMask[]> {
+    if (newRound) this.lru.nextRound();
     const wanted = new Set(units);
     const masks: UnitMask[] = [];
     for (const unit of this.config.units) {

@@ -384,12 +384,18 @@ export class ProxyContext {
     return 'terms';
   }
 
-  /** The masks of `params` on each layer's linears, computed by the evaluators that own them. */
+  /**
+   * The masks of `params` on each layer's linears, computed by the evaluators that own them; the
+   * layers of one pass are one round of the evaluators' LRU (MaskRequest.newRound).
+   */
   private async layerMasks(params: CrepeParams, options: ProxyOptions): Promise<LayerMasks> {
     const source = await this.scoreSource(params);
+    let newRound = true;
     return async (layer) => {
       const units = LINEAR_NAMES.map((name) => unitOf(this.units, layer, name).index);
-      const masks = await this.pool.masks({ params, options, source, units });
+      const request = { params, options, source, units, newRound };
+      newRound = false;
+      const masks = await this.pool.masks(request);
       return Object.fromEntries(LINEAR_NAMES.map((name, i) => [name, masks.get(units[i])!])) as Record<LinearName, Uint8Array>;
     };
   }

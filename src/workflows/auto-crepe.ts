@@ -11,12 +11,13 @@ import { ModelCheckpoint } from '../model/checkpoint.ts';
 import type { ModelSpec } from '../model/spec.ts';
 import type { CalibrationSet } from '../data/calibration.ts';
 import type { EngineOptions } from '../engine/session.ts';
-import { checkWindowSizes, type CrepeParams } from '../prune/scores/crepe.ts';
+import { checkWindowSizes, resolveCrepeParams, type CrepeParams } from '../prune/scores/crepe.ts';
 import type { PruneSettings } from '../prune/settings.ts';
+import { checkCrepeWindowFits, smallestPrunedDimension } from '../prune/layer-loop.ts';
 import { ProxyContext } from '../search/proxy.ts';
 import { windowKey } from '../search/proxy-terms.ts';
 import { DEFAULT_PROXY, defaultProxyRows, rowsPercent } from '../search/proxy-defaults.ts';
-import { confirmationShortlist, runPho } from '../search/pho.ts';
+import { confirmationShortlist, phoEvaluationsPerK, runPho } from '../search/pho.ts';
 import { pruneAndMeasure } from '../search/trial.ts';
 import { chooseByConfirmation, concatWindows, confirmationWindows, type AutoCandidate } from '../search/auto.ts';
 import type { SearchSpace } from '../search/space.ts';
@@ -26,7 +27,7 @@ import { secondsSince, stageProgress, type RunControl } from './common.ts';
 import { discardOnSignal } from '../io/atomic.ts';
 
 export interface AutoOptions {
-  /** PHO's proxy evaluations per window size (default 12). */
+  /** PHO's proxy evaluations per window size (default 12), rounded up to whole CMA-ES generations of 6. */
   budget?: number;
   /** Window sizes PHO searches (default 1, 3, 5, 7, 9). */
   kSet?: readonly number[];
@@ -71,8 +72,21 @@ export function autoOptionsOf(auto: unknown): AutoOptions | null {
   checkInteger('auto.budget', budget, 1);
   checkInteger('auto.confirm', confirm, 0);
   checkInteger('auto.windows', windows, 1);
-  if (auto.extraCandidates !== undefined) checkField(Array.isArray(auto.extraCandidates), 'auto.extraCandidates', 'must be a list of CRePE parameters');
-  return auto;
+  if (auto.extraCandidates === undefined) return auto;
+  const extra: unknown = auto.extraCandidates;
+  checkField(Array.isArray(extra), 'auto.extraCandidates', 'must be a list of CRePE parameters');
+  // Each checked now, not after the search that precedes their confirmation.
+  return { ...auto, extraCandidates: extra.map((params: unknown, i) => resolveCrepeParams(params as Partial<CrepeParams>, { field: `auto.extraCandidates[${i}]` })) };
+}
+
+/**
+ * Refuses, before any work, an `auto.kSet` window or an extra candidate's k larger than a linear of
+ * the model: the prune that applies the choice would refuse it after the search. (The default set
+ * keeps the sizes that fit.)
+ */
+export function checkAutoAgainstModel(spec: ModelSpec, options: AutoOptions): void {
+  if (options.kSet !== undefined) checkCrepeWindowFits(spec, Math.max(...options.kSet), undefined, 'auto.kSet');
+  options.extraCandidates?.forEach((params, i) => checkCrepeWindowFits(spec, params.k, undefined, `auto.extraCandidates[${i}].k`));
 }
 
 /** How many windows past the statistics windows the calibration draw continues (room for overlaps). */
@@ -87,7 +101,8 @@ export async function runAutoCrepe(
 ): Promise<AutoReport> {
   const started = performance.now();
   // The options were checked by autoOptionsOf before any work.
-  const { budget, kSet, confirm, windows: count } = defaults(options);
+  const { budget, confirm, windows: count } = defaults(options);
+  const kSet = options.kSet === undefined ? defaults(options).kSet.filter((k) => k <= smallestPrunedDimension(run.spec)) : defaults(options).kSet;
   const { settings, seqlen, engine } = run;
   checkField(!settings.exclude?.length, 'auto', 'PHO prunes every linear: give exclude or auto, not both');
   const held = confirmationWindows(run.continued, run.windows.windows.length, count, seqlen);
@@ -103,7 +118,7 @@ export async function runAutoCrepe(
   try {
     // PHO on the run's statistics windows.
     const rows = defaultProxyRows(run.spec, budget * kSet.length);
-    const progress = stageProgress(control, `auto: PHO (${DEFAULT_PROXY.name}${rows < 1 ? ` on ${rowsPercent(rows)} of the rows` : ''})`, budget * kSet.length);
+    const progress = stageProgress(control, `auto: PHO (${DEFAULT_PROXY.name}${rows < 1 ? ` on ${rowsPercent(rows)} of the rows` : ''})`, phoEvaluationsPerK(budget, space) * kSet.length);
     const context = await ProxyContext.open(model, run.windows.windows, seqlen, engine, {
       cacheDir,
       cacheBudgetBytes: 256 * 2 ** 20,

@@ -19,7 +19,7 @@ import { runPrunePipeline, publishOutput, workDirFor, type OutputOptions, type P
 import { WorkDir } from '../prune/work-dir.ts';
 import { parseByteSize, SAVE_FORMATS, type SaveFormat } from '../io/checkpoint-writer.ts';
 import { parseHubId } from '../hub/hub-id.ts';
-import { validateAgainstModel } from '../prune/layer-loop.ts';
+import { checkCrepeWindowFits, validateAgainstModel } from '../prune/layer-loop.ts';
 import { pruneSettings, type PruneSettings } from '../prune/settings.ts';
 import { describeTarget, type PruneTarget, type Selection } from '../prune/target.ts';
 import type { MethodName } from '../prune/methods.ts';
@@ -44,7 +44,7 @@ import {
 } from './common.ts';
 import { measurePerplexity, type EvalResult } from './eval.ts';
 import { TEXTS_FIELDS, checkTextsRequest, planTexts, readTexts, type TextsRequest } from './texts.ts';
-import { autoExtraWindows, autoOptionsOf } from './auto-crepe.ts';
+import { autoExtraWindows, autoOptionsOf, checkAutoAgainstModel } from './auto-crepe.ts';
 import { measureTasks, prepareTasks, selectTasks, type TaskSelection } from './zeroshot.ts';
 import type { ZeroShotReport } from '../eval/zeroshot.ts';
 
@@ -331,7 +331,10 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
   const crepeConfig = crepeConfigChoice(request);
   // Checked with the configuration the run would fall back to; --auto replaces its coefficients.
   let settings = settingsFor(request, calibration, crepeConfig?.file ?? null);
+  // A k read from the configuration file is refused naming the file, not the override.
+  if (crepeConfig && request.crepe?.k === undefined) checkCrepeWindowFits(spec, settings.crepe!.k, settings.exclude, 'crepe.k', request.crepeConfig ?? crepeConfig.file);
   validateAgainstModel(spec, settings);
+  if (autoOptions) checkAutoAgainstModel(spec, autoOptions);
   const baseModel = baseModelOf(request, fetchedFrom);
   const { evalText, calibration: windows, continued } = readTexts(request, request.model, spec, plan, autoOptions ? autoExtraWindows(autoOptions) : 0);
   const tasks = taskSelection ? prepareTasks(taskSelection, request.model, spec) : null;

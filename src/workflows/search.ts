@@ -10,9 +10,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
 import type { ModelSpec } from '../model/spec.ts';
-import type { CalibrationSet } from '../data/calibration.ts';
+import { windowsSha256, type CalibrationSet } from '../data/calibration.ts';
 import type { EngineOptions } from '../engine/session.ts';
-import { CREPE_DEFAULT_PARAMS, checkWindowSizes, crepeVariantProblem, isCrepeVariant, type CrepeParams, type CrepeVariant } from '../prune/scores/crepe.ts';
+import { CREPE_DEFAULT_PARAMS, checkWindowSizes, crepeParamsOf, crepeVariantProblem, isCrepeVariant, type CrepeParams, type CrepeVariant } from '../prune/scores/crepe.ts';
 import { activationExponentProblem, isActivationExponent } from '../prune/scores/ria.ts';
 import { pruneSettings, type PruneSettings } from '../prune/settings.ts';
 import { validateTarget, type PruneTarget, type Selection } from '../prune/target.ts';
@@ -22,11 +22,12 @@ import { windowKey } from '../search/proxy-terms.ts';
 import { readManifest, type RowSubset, type StatisticsFrom } from '../search/proxy-cache.ts';
 import { CALIB_NLL_WINDOWS } from '../search/proxy-e2e.ts';
 import { calibNllSearchFlops, checkProxyName, defaultProxy, defaultProxyRows, isLinearProxy, linearWeights, PER_LINEAR_DEFAULT_MAX_VISITS, rowsPercent } from '../search/proxy-defaults.ts';
-import { confirmationShortlist, confirmOnHeldOut, runPho, type Confirmation, type PhoResult } from '../search/pho.ts';
+import { confirmationShortlist, confirmOnHeldOut, phoEvaluationsPerK, runPho, type Confirmation, type PhoResult } from '../search/pho.ts';
 import { concatWindows, confirmationWindows } from '../search/auto.ts';
 import { runHillClimb } from '../search/hillclimb.ts';
-import { randomConfigurations, validateProxies, type ProxyCorrelation } from '../search/validate.ts';
+import { randomConfigurations, validateProxies, type ProxyCorrelation, type SubsampleFidelity } from '../search/validate.ts';
 import { pruneAndMeasure } from '../search/trial.ts';
+import { checkCrepeWindowFits, smallestPrunedDimension } from '../prune/layer-loop.ts';
 import { windowCount } from '../eval/perplexity.ts';
 import { checkLogStep, startPoint, toParams, type SearchSpace } from '../search/space.ts';
 import { readInputJson } from '../io/input-file.ts';
@@ -34,7 +35,8 @@ import { checkOutputDir, pathIsInside, publishOutputDir } from '../io/output-dir
 import { lockOutput, type OutputLock } from '../io/output-lock.ts';
 import { makeDirectory, writingToSync } from '../io/write-error.ts';
 import { scatterSvg } from '../util/svg-scatter.ts';
-import { sha256Bytes } from '../util/hash.ts';
+import { sha256Bytes, sha256File } from '../util/hash.ts';
+import { crepeVersion } from '../util/version.ts';
 import { checkField } from '../util/errors.ts';
 import { checkFields, checkInteger, describeValue, type FieldSpec } from '../util/fields.ts';
 import {
@@ -61,11 +63,14 @@ export interface SearchRequest extends EngineRequest, RunControl, TextsRequest, 
   target: PruneTarget;
   /** Unstructured selection rule (default per-matrix). */
   selection?: Selection;
-  /** Window sizes to search (default 1, 3, 5, 7, 9, or the configuration's k). */
+  /** Window sizes to search (default 1, 3, 5, 7, 9 where they fit the model's linears, or the configuration's k); each must fit them. */
   kSet?: readonly number[];
   /** Start from this CRePE configuration instead of the RIA point. */
   crepeConfig?: string;
-  /** Per window size: proxy evaluations (pho, default 60) or real trials (hillclimb, default 12). */
+  /**
+   * Per window size: proxy evaluations (pho, default 60; rounded up to whole CMA-ES generations of 6
+   * candidates, 7 with `searchA`) or real trials (hillclimb, default 12).
+   */
   budget?: number;
   /** PHO's proxy (default: the validated one, or the one `proxyFrom` names). */
   proxy?: ProxyName;
@@ -103,7 +108,7 @@ export interface SearchRequest extends EngineRequest, RunControl, TextsRequest, 
   proxyCacheBudget?: number;
   /** Also search the activation exponent a. */
   searchA?: boolean;
-  /** The activation exponent when not searched (default 0.5) and the neighbourhood variant. */
+  /** The activation exponent when not searched and the neighbourhood variant (default: the start configuration's, else 0.5 and normalized). */
   crepe?: { a?: number; variant?: CrepeVariant };
   /** CMA-ES initial step in log-ratio units (default 1.5). */
   sigma0?: number;
@@ -121,7 +126,7 @@ export interface SearchRequest extends EngineRequest, RunControl, TextsRequest, 
    * statistics windows and disjoint from them — so that the text a report uses chooses nothing.
    */
   confirmOn?: 'heldout' | 'calibration';
-  /** Windows a confirmation trial measures (default: heldout all, up to `evalMaxChunks`; calibration 32). */
+  /** Windows a confirmation trial measures, refused when more than the text holds (default: heldout all, up to `evalMaxChunks`; calibration 32, or as many as the calibration text yields, with a note). */
   confirmWindows?: number;
 }
 
@@ -129,7 +134,7 @@ export interface SearchRequest extends EngineRequest, RunControl, TextsRequest, 
 interface ProxyCost { denseSeconds: number; peakRssBytes: number }
 
 export type SearchResult =
-  | ({ kind: 'validation'; out: string; correlations: ProxyCorrelation[]; subsample: unknown; seconds: number } & ProxyCost)
+  | ({ kind: 'validation'; out: string; correlations: ProxyCorrelation[]; subsample: SubsampleFidelity | null; seconds: number } & ProxyCost)
   | ({ kind: 'pho'; out: string; config: CrepeConfigFile; seconds: number; perEvaluationSeconds: number } & ProxyCost)
   | { kind: 'hillclimb'; out: string; config: CrepeConfigFile; seconds: number };
 
@@ -142,12 +147,18 @@ const DEFAULT_CALIBRATION_CONFIRM_WINDOWS = 32;
 function proxyFromValidation(file: string): { proxy: ProxyName; sign: 1 | -1 } {
   checkInputFile('proxyFrom', file, 'validation result');
   const json = readInputJson(file, 'json');
-  const correlations = (json as { correlations?: Array<{ proxy: ProxyName; spearman: { estimate: number } }> } | null)?.correlations;
+  const correlations: unknown = (json as { correlations?: unknown } | null)?.correlations;
   checkField(Array.isArray(correlations) && correlations.length > 0, 'proxyFrom', `${file}: no "correlations" (expected the validation.json of a validate run)`);
-  const best = correlations.reduce((a, b) => (Math.abs(b.spearman?.estimate) > Math.abs(a.spearman?.estimate) ? b : a));
+  const entries = correlations.map((entry: unknown, i) => {
+    const { proxy, spearman } = (typeof entry === 'object' && entry !== null ? entry : {}) as { proxy?: unknown; spearman?: { estimate?: unknown } | null };
+    const estimate = spearman?.estimate;
+    checkField(typeof proxy === 'string' && typeof estimate === 'number' && Number.isFinite(estimate), 'proxyFrom',
+      () => `${file}: correlations[${i}] is not a proxy's entry (an object with "proxy" and "spearman".estimate), got ${JSON.stringify(entry)}`);
+    return { proxy, estimate };
+  });
+  const best = entries.reduce((a, b) => (Math.abs(b.estimate) > Math.abs(a.estimate) ? b : a));
   checkField((PROXY_NAMES as readonly string[]).includes(best.proxy), 'proxyFrom', `${file}: unknown proxy "${best.proxy}"`);
-  checkField(Number.isFinite(best.spearman?.estimate), 'proxyFrom', `${file}: the correlation of "${best.proxy}" is not a number`);
-  return { proxy: best.proxy, sign: best.spearman.estimate >= 0 ? 1 : -1 };
+  return { proxy: best.proxy as ProxyName, sign: best.estimate >= 0 ? 1 : -1 };
 }
 
 /** Writes the outputs into a temporary directory and publishes it when complete; a failed write leaves nothing. */
@@ -173,14 +184,15 @@ const json = (value: unknown): string => `${JSON.stringify(value, null, 2)}\n`;
  * The model's weight files read once: every stored value checked finite (the search's later reads
  * then skip that scan) and each file hashed. Returns the sha256 over `name:sha256` of every weight
  * file, sorted by name (what the proxy cache is keyed on), and the sha256 of the file of the first
- * tensor (the one the configuration's provenance records).
+ * tensor (the configuration's provenance records it, and every file's sha256 by name).
  */
-function hashWeights(model: ModelCheckpoint): { all: string; first: string } {
+function hashWeights(model: ModelCheckpoint): { all: string; first: string; files: Record<string, string> } {
   const hashes = model.hashAndCheckFinite();
   const files = Object.keys(hashes).sort();
   return {
     all: sha256Bytes(files.map((file) => `${file}:${hashes[file]}`).join('\n')),
     first: hashes[path.basename(model.weights.info(model.weights.names()[0]).file)],
+    files: Object.fromEntries(files.map((file) => [file, hashes[file]])),
   };
 }
 
@@ -198,9 +210,11 @@ const SEARCH_CREPE_FIELDS: FieldSpec<NonNullable<SearchRequest['crepe']>> = { a:
 
 /** Request fields of PHO's proxy and CMA-ES, which hill climbing does not use. */
 const PHO_ONLY = ['sigma0', 'confirm', 'proxy', 'proxySign', 'proxyFrom', 'proxyRows', 'giniSubsample', 'nllWindows', 'nllOn', 'proxyStatistics', 'proxyCache', 'proxyCacheBudget'] as const;
+/** Request fields of a search that a validation (every proxy on random configurations) does not use. */
+const SEARCH_ONLY = ['budget', 'sigma0', 'confirm', 'proxy', 'proxySign', 'proxyFrom'] as const;
 
-/** The request's search options, validated, with their defaults. */
-function searchOptions(request: SearchRequest) {
+/** The request's search options, validated, with their defaults (a and the variant: those of the start configuration when it is given). */
+function searchOptions(request: SearchRequest, start: CrepeParams | undefined) {
   const strategy = request.strategy ?? 'pho';
   checkField(strategy === 'pho' || strategy === 'hillclimb', 'strategy', `must be "pho" or "hillclimb", got ${JSON.stringify(strategy)}`);
   if (request.validate !== undefined) checkInteger('validate', request.validate, 3);
@@ -225,9 +239,9 @@ function searchOptions(request: SearchRequest) {
   const giniSubsample = request.giniSubsample === undefined ? 65536 : request.giniSubsample;
   if (giniSubsample !== null) checkInteger('giniSubsample', giniSubsample, 1);
   if (request.crepe !== undefined) checkFields(request.crepe, SEARCH_CREPE_FIELDS, 'crepe');
-  const a = request.crepe?.a ?? 0.5;
+  const a = request.crepe?.a ?? start?.a ?? 0.5;
   checkField(isActivationExponent(a), 'crepe.a', () => activationExponentProblem(a));
-  const variant = request.crepe?.variant ?? 'normalized';
+  const variant = request.crepe?.variant ?? start?.variant ?? 'normalized';
   checkField(isCrepeVariant(variant), 'crepe.variant', () => crepeVariantProblem(variant));
   if (request.proxy !== undefined) checkProxyName('proxy', request.proxy);
   if (request.proxySign !== undefined) checkField(request.proxySign === 1 || request.proxySign === -1, 'proxySign', `must be 1 or -1, got ${describeValue(request.proxySign)}`);
@@ -240,6 +254,10 @@ function searchOptions(request: SearchRequest) {
   // Options that hill climbing or a search without confirmation would ignore.
   if (strategy === 'hillclimb' && request.validate === undefined) {
     for (const field of PHO_ONLY) checkField(request[field] === undefined, field, 'applies to PHO and validate only (hill climbing measures each trial for real)');
+  }
+  if (request.validate !== undefined) {
+    checkField(strategy === 'pho', 'strategy', 'hillclimb does not combine with validate (which measures every proxy on random configurations)');
+    for (const field of SEARCH_ONLY) checkField(request[field] === undefined, field, 'applies to a search, not to validate (which measures every proxy on random configurations)');
   }
   if (request.confirmWindows !== undefined) checkField(confirm > 0, 'confirmWindows', 'applies to confirm only (the windows each confirmation trial measures)');
   const space: SearchSpace = { searchA: Boolean(request.searchA), fixedA: a, variant };
@@ -277,12 +295,15 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
   checkRequest(request, SEARCH_FIELDS);
   const engine = engineOptions(request);
   const target = validateTarget(request.target, 'target');
-  const options = searchOptions(request);
+  const start = request.crepeConfig !== undefined ? loadCrepeConfig(request.crepeConfig) : undefined;
+  if (start) {
+    checkField(start.alpha > 0, 'crepeConfig', `${request.crepeConfig}: "alpha" must be positive to start a search (the search runs over ratios to alpha)`);
+    checkField(start.border === 'zero', 'crepeConfig', `${request.crepeConfig}: border "mean" cannot be searched (the search's candidates pad the window with zeros); start from a copy with border "zero"`);
+  }
+  const options = searchOptions(request, start);
   const { strategy, confirm, confirmOn, nllOn } = options;
   const counts = checkTextsRequest(request);
-  const start = request.crepeConfig !== undefined ? loadCrepeConfig(request.crepeConfig) : undefined;
-  if (start) checkField(start.alpha > 0, 'crepeConfig', `${request.crepeConfig}: "alpha" must be positive to start a search (the search runs over ratios to alpha)`);
-  const kSet = kSetOf(request, start);
+  const givenKSet = kSetOf(request, start);
   const needsHeldOut = strategy === 'hillclimb' || request.validate !== undefined || (confirm > 0 && confirmOn === 'heldout');
   if (needsHeldOut) checkField(request.evalText !== undefined, 'evalText', 'is needed: hill climbing, validate and confirm (unless on held-out calibration windows) measure real perplexity on held-out text');
   if (nllOn === 'heldout') checkField(request.evalText !== undefined, 'nllOn', 'heldout needs evalText (calib-nll is then measured on its first windows)');
@@ -308,6 +329,9 @@ export async function searchCoefficients(request: SearchRequest): Promise<Search
   const model = ModelCheckpoint.open(request.model);
   let lock: OutputLock | undefined;
   try {
+    // Every window searched must fit the model, as the prune that applies the result checks; the default set keeps those that do.
+    const kSet = request.kSet === undefined && !start ? givenKSet.filter((k) => k <= smallestPrunedDimension(model.spec)) : givenKSet;
+    checkCrepeWindowFits(model.spec, Math.max(...kSet), undefined, 'kSet', request.kSet === undefined ? request.crepeConfig : undefined);
     lock = lockOutput(outDir, (note) => request.onProgress?.({ kind: 'note', stage: 'output', done: 0, total: 0, detail: note }));
     const run = prepareRun({ request, started, outDir, model, engine, target, options, counts, start, kSet, measured });
     if (request.validate !== undefined) return await validationRun(run, request.validate);
@@ -393,6 +417,31 @@ interface SearchRun {
   denseContext: (rowsOnly?: RowSubset) => Promise<ProxyContext>;
 }
 
+/**
+ * Confirmation windows the text cannot supply: confirmWindows asked for more is refused, naming
+ * how many the text holds (a confirmation on fewer would be another measurement than the one
+ * asked for); the default takes what there is, the held-out text's all, and the calibration draw's
+ * up to DEFAULT_CALIBRATION_CONFIRM_WINDOWS, with a note when that is fewer.
+ */
+function checkConfirmWindows(
+  request: SearchRequest, options: ReturnType<typeof searchOptions>, heldOut: EvalText | null, heldCalibration: CalibrationSet | null, nsamples: number,
+): void {
+  if (options.confirm === 0) return;
+  const asked = request.confirmWindows;
+  if (heldCalibration) {
+    const held = heldCalibration.windows.length;
+    const holds = `${held} windows of ${heldCalibration.windows[0].length} tokens beyond the ${nsamples} statistics windows (overlapping none of them)`;
+    if (asked !== undefined) checkField(held >= asked, 'confirmWindows', `${asked} is more than the calibration text yields: ${holds}`);
+    else if (held < DEFAULT_CALIBRATION_CONFIRM_WINDOWS) {
+      request.onProgress?.({ kind: 'note', stage: 'confirmation', done: 0, total: 0, detail: `confirmation on ${held} held-out calibration windows, fewer than the default ${DEFAULT_CALIBRATION_CONFIRM_WINDOWS}: the calibration text yields ${holds}` });
+    }
+  } else if (heldOut && asked !== undefined) {
+    const held = windowCount(heldOut.tokens.length, heldOut.seqlen, heldOut.maxChunks);
+    const limit = heldOut.maxChunks !== undefined && held === heldOut.maxChunks ? ` (evalMaxChunks ${held})` : '';
+    checkField(held >= asked, 'confirmWindows', `${asked} is more than the held-out text holds: ${held} windows of ${heldOut.seqlen} tokens${limit}`);
+  }
+}
+
 function prepareRun(given: {
   request: SearchRequest; started: number; outDir: string; model: ModelCheckpoint; engine: EngineOptions; target: PruneTarget;
   options: ReturnType<typeof searchOptions>; counts: ReturnType<typeof checkTextsRequest>; start: CrepeParams | undefined; kSet: number[];
@@ -416,6 +465,7 @@ function prepareRun(given: {
   if (heldCalibration) {
     checkField(heldCalibration.windows.length > 0, 'confirmOn', `the calibration text has no window beyond the ${nsamples} statistics windows for the held-out confirmation`);
   }
+  checkConfirmWindows(request, options, heldOut, heldCalibration, nsamples);
   const weightsSha256 = hashWeights(model);
   // The start configuration at its own k (a given configuration's, else CREPE_DEFAULT_PARAMS'), pruned to this run's target.
   const statisticsFrom = proxyStatistics === 'start'
@@ -427,13 +477,19 @@ function prepareRun(given: {
     request, started: given.started, outDir, model, engine, options, kSet, start, plan, heldOut, calibration, heldCalibration, choice,
     proxyOptions: { target, selection, giniSubsample, seed, rows: choice.rows },
     statisticsFrom,
+    // What the search ran on, so that it can be reproduced and its inputs recognised.
     provenanceBase: {
+      crepeVersion: crepeVersion(),
       model: path.resolve(request.model),
       modelSha256: weightsSha256.first,
-      calibration: { file: path.resolve(request.calib), nsamples, seqlen, seed },
+      modelFilesSha256: weightsSha256.files,
+      calibration: { file: path.resolve(request.calib), sha256: sha256File(request.calib), nsamples, seqlen, seed, windowsSha256: windowsSha256(calibration.windows) },
       target,
       selection,
       heldout: request.evalText !== undefined ? path.resolve(request.evalText) : null,
+      heldoutText: heldOut ? { textSha256: heldOut.textSha256, seqlen: heldOut.seqlen, maxChunks: heldOut.maxChunks ?? null } : null,
+      start: start && request.crepeConfig !== undefined ? { file: path.resolve(request.crepeConfig), ...crepeParamsOf(start) } : null,
+      searchA: options.space.searchA,
       date: new Date().toISOString(),
     },
     settingsFor,
@@ -460,9 +516,15 @@ function prepareRun(given: {
         progress,
       });
       const { cache } = context;
-      progress.done(cache.layersBuilt > 0
-        ? `proxy cache ${cache.dir}: ${cache.layersBuilt} of ${cache.numLayers} layers computed`
-        : `reusing the proxy cache ${cache.dir}`);
+      try {
+        progress.done(cache.layersBuilt > 0
+          ? `proxy cache ${cache.dir}: ${cache.layersBuilt} of ${cache.numLayers} layers computed`
+          : `reusing the proxy cache ${cache.dir}`);
+      } catch (error) {
+        // An onProgress that throws: the context's threads and the cache's lock go with it.
+        await context.close();
+        throw error;
+      }
       return context;
     },
   };
@@ -473,12 +535,18 @@ async function validationRun(run: SearchRun, count: number): Promise<SearchResul
   const { request, outDir, kSet, plan, proxyOptions, trial, provenanceBase } = run;
   const context = await run.denseContext();
   const configurations = randomConfigurations(count, kSet, run.options.space, plan.seed + 1);
-  const progress = stageProgress(request, 'validate', configurations.length, { name: 'configurations' });
-  const result = await validateProxies(context, configurations, proxyOptions, trial, {
-    bootstrapSeed: plan.seed,
-    rows: run.choice.rows,
-    onPoint: (p, i) => progress.update(i + 1, `PPL ${p.ppl.toFixed(2)}, proxies ${p.proxySeconds.toFixed(2)} s`),
-  }).finally(() => context.close());
+  let progress: ReturnType<typeof stageProgress>;
+  let result: Awaited<ReturnType<typeof validateProxies>>;
+  try {
+    progress = stageProgress(request, 'validate', configurations.length, { name: 'configurations' });
+    result = await validateProxies(context, configurations, proxyOptions, trial, {
+      bootstrapSeed: plan.seed,
+      rows: run.choice.rows,
+      onPoint: (p, i) => progress.update(i + 1, `PPL ${p.ppl.toFixed(2)}, proxies ${p.proxySeconds.toFixed(2)} s`),
+    });
+  } finally {
+    await context.close();
+  }
   progress.done();
   const proxyCache = { ...context.cache, threads: context.threads };
   const files: Record<string, string> = { 'validation.json': json({ provenance: provenanceBase, ...result, proxyCache, peakRssBytes: peakRssBytes() }) };
@@ -505,7 +573,6 @@ async function phoRun(run: SearchRun): Promise<SearchResult> {
   // On a row subset, with nothing that needs whole matrices (calib-nll, dense confirmations), the cache holds that subset alone.
   const wholeMatrices = !isLinearProxy(proxy) || (confirm > 0 && confirmStatistics === 'dense');
   const context = await run.denseContext(choice.rows < 1 && !wholeMatrices ? { fraction: choice.rows, seed: plan.seed } : undefined);
-  const progress = stageProgress(request, `PHO (${proxy}, sign ${sign > 0 ? '+' : '−'})`, budget * kSet.length, { name: 'candidates' });
   let evaluated = 0;
   let phoSeconds = 0;
   let confirmations: Confirmation[] = [];
@@ -514,6 +581,7 @@ async function phoRun(run: SearchRun): Promise<SearchResult> {
     : heldOut && { tokens: heldOut.tokens, seqlen: heldOut.seqlen, maxChunks: Math.min(heldOut.maxChunks ?? Infinity, request.confirmWindows ?? Infinity) };
   let result: PhoResult;
   try {
+    const progress = stageProgress(request, `PHO (${proxy}, sign ${sign > 0 ? '+' : '−'})`, phoEvaluationsPerK(budget, space) * kSet.length, { name: 'candidates' });
     const phoStarted = performance.now();
     result = await runPho(context, { ...proxyOptions, kSet, budgetPerK: budget, proxy, sign, space, sigma0, start }, (c) =>
       progress.update(++evaluated, `k=${c.k} ${proxy}=${c.proxies[proxy].toFixed(5)}, ${c.seconds.toFixed(2)} s/candidate`),
@@ -560,10 +628,17 @@ async function phoRun(run: SearchRun): Promise<SearchResult> {
       kSet,
       budgetPerK: budget,
       evaluations: result.candidates.length,
+      sigma0,
+      giniSubsample: run.options.giniSubsample,
       proxyRows: choice.rows,
       proxyRowsSource: choice.rowsSource,
-      denseStatisticsSeconds: context.denseSeconds, // this run's share of the dense pass (0 when the cache was complete)
-      densePassSeconds: context.cache.totalDenseSeconds, // the whole dense pass, as the cache records it
+      // Wall time this run spent building the proxy cache: the dense forward passes that collect the
+      // statistics and the proxy terms derived from them (0 when the cache was complete).
+      denseStatisticsSeconds: context.denseSeconds,
+      // Only the proxy terms' part of the build (derived from each layer's weights and statistics, and
+      // written), summed over every run that built the cache, as its manifest records it; without the
+      // forward passes, so less than denseStatisticsSeconds when this run built the whole cache.
+      cacheTermsSeconds: context.cache.totalDenseSeconds,
       perEvaluationSeconds,
       searchSeconds: seconds,
     },

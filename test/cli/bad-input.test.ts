@@ -282,6 +282,14 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
       expectRefusal(['prune', model, '--method', 'crepe', '--sparsity', '0.5', '--calib', C4_SAMPLE, '--crepe-k', '1000001'], /^crepe: --crepe-k .*in \[1, 63\], got 1000001$/));
     it('--crepe-k wider than a matrix of the model (stories260K: k/v_proj have 32 rows)', () =>
       expectRefusal(['prune', model, '--method', 'crepe', '--sparsity', '0.5', '--calib', C4_SAMPLE, '--crepe-k', '33'], /^crepe: --crepe-k 33 is larger than the smallest pruned matrix dimension of this model \(32\)$/));
+    it('a --config file\'s k wider than a matrix of the model names the file and its k, not --crepe-k', async () => {
+      const file = writeConfig('k-wide.json', { ...base, k: 63 });
+      const refused = new RegExp(`^crepe: ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: k 63 is larger than the smallest pruned matrix dimension of this model \\(32\\)$`);
+      await expectRefusal(crepeArgs(file), refused);
+      await expectRefusal(['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--config', file], refused);
+      // --crepe-k overrides the file's k: then the flag is what is refused.
+      await expectRefusal([...crepeArgs(file), '--crepe-k', '33'], /^crepe: --crepe-k 33 is larger than the smallest pruned matrix dimension of this model \(32\)$/);
+    });
     it('--crepe-alpha/beta/gamma all zero name the flag', () =>
       expectRefusal(['prune', model, '--method', 'crepe', '--sparsity', '0.5', '--calib', C4_SAMPLE, '--crepe-alpha', '0', '--crepe-beta', '0', '--crepe-gamma', '0'], /^crepe: --crepe-gamma is zero, and so are alpha and beta/));
     it('crepe search --crepe-k with an even window size', () =>

@@ -3,6 +3,7 @@
 // files and the harness's task configs; then the refusals: an unknown task, a missing file, and
 // malformed lines, each naming the file and line.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -133,12 +134,14 @@ describe('task names', () => {
     assert.throws(() => parseTaskList('boolq,mmlu'), (e: Error) => e instanceof UserError && /unknown task "mmlu"; expected some of boolq, rte/.test(e.message));
     assert.throws(() => parseTaskList('rte,rte'), /task "rte" is named twice/);
     assert.throws(() => parseTaskList(','), /no task named/);
+    // "all" with other names is no unknown task: the message says that "all" stands alone.
+    assert.throws(() => parseTaskList('all,boolq'), (e: Error) => e instanceof UserError && e.message === '"all" names every task and stands alone; got "all" with boolq');
   });
 });
 
 describe('malformed task files are refused with the file and line', () => {
   /** A task directory with one file written; `relative` under it. */
-  function taskDir(files: Record<string, string>): string {
+  function taskDir(files: Record<string, string | Buffer>): string {
     const dir = scratchDir('tasks');
     for (const [relative, text] of Object.entries(files)) {
       mkdirSync(path.dirname(path.join(dir, relative)), { recursive: true });
@@ -154,6 +157,14 @@ describe('malformed task files are refused with the file and line', () => {
     const dir = taskDir({});
     refuses('boolq', dir, /boolq[/\\]boolq_validation\.llmfoundry\.jsonl: no such file \(task boolq reads/);
     refuses('piqa', taskDir({ 'piqa/valid.jsonl': '{"goal": "g", "sol1": "a", "sol2": "b"}\n' }), /piqa[/\\]valid-labels\.lst: no such file/);
+  });
+
+  it('a task file that is no regular file (a FIFO would block the read forever) or not UTF-8', { skip: process.platform === 'win32' }, () => {
+    const dir = taskDir({});
+    mkdirSync(path.join(dir, 'rte'));
+    execFileSync('mkfifo', [path.join(dir, 'rte', 'val.jsonl')]);
+    refuses('rte', dir, /rte[/\\]val\.jsonl: is a named pipe \(FIFO\), expected a text file \(a regular file\)/);
+    refuses('rte', taskDir({ 'rte/val.jsonl': Buffer.from([0x7b, 0xff, 0x7d, 0x0a]) }), /rte[/\\]val\.jsonl: not valid UTF-8 text/);
   });
 
   it('bad JSON, a missing field, a gold out of range, a wrong label', () => {

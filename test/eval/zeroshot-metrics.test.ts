@@ -102,4 +102,15 @@ describe('results table', () => {
       'piqa  acc_norm  0.5000       n/a  1836        2',
     ].join('\n'));
   });
+
+  it('a metric whose value is null (not a MetricValue, which always has a number) is refused naming it, not a TypeError', () => {
+    const result = { task: 'rte', docs: 1, skipped: 0, requests: 2, truncatedRequests: 0, seconds: 1 };
+    const report = (metrics: unknown): ZeroShotReport => ({ model: 'm', taskDir: 't', limit: null, window: 512, tasks: [{ ...result, metrics: { acc: { value: 0.5, stderr: null } } }, { ...result, metrics }] as never });
+    for (const metrics of [{ acc: { value: null, stderr: null } }, { acc_norm: null }, { acc: { value: 0.5, stderr: 'x' } }]) {
+      const name = Object.keys(metrics)[0];
+      assert.throws(() => formatZeroShotTable(report(metrics)), (error: Error) =>
+        error instanceof FieldError && error.field === `report.tasks[1].metrics.${name}` && error.problem.startsWith('must be { value: a finite number, stderr: a finite number or null }, got '), JSON.stringify(metrics));
+    }
+    assert.throws(() => formatZeroShotTable(report(null)), (error: Error) => error instanceof FieldError && error.field === 'report.tasks[1]' && error.problem.startsWith('must be a task result with its metrics, got '));
+  });
 });

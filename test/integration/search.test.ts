@@ -2,7 +2,7 @@
 // 64 tokens, two window sizes, a dozen proxy evaluations each, 3 validation points on 2 held-out windows.
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseCrepeConfig } from '../../src/search/crepe-config.ts';
 import { LINEAR_PROXY_NAMES, PROXY_NAMES } from '../../src/search/proxy.ts';
@@ -50,7 +50,9 @@ describe('crepe search on stories260K', () => {
     assert.equal(provenance.budgetPerK, 12);
     assert.equal(provenance.model, model);
     assert.match(String(provenance.modelSha256), /^[0-9a-f]{64}$/);
-    assert.deepEqual(provenance.calibration, { file: C4_SAMPLE, nsamples: 4, seqlen: 64, seed: 0 });
+    const calibration = provenance.calibration as { sha256: string; windowsSha256: string };
+    assert.deepEqual(calibration, { file: C4_SAMPLE, sha256: calibration.sha256, nsamples: 4, seqlen: 64, seed: 0, windowsSha256: calibration.windowsSha256 });
+    assert.match(calibration.sha256, /^[0-9a-f]{64}$/);
     assert.deepEqual(provenance.target, { kind: 'unstructured', sparsity: 0.5 });
 
     const log = readJson(path.join(out, 'search-log.json')) as {
@@ -164,13 +166,15 @@ describe('crepe search on stories260K', () => {
     // A search on the complete cache spends no time on the dense pass and still records what it cost.
     const third = await runCli(['search', model, ...SMALL, '--budget', '6', '--proxy-cache', cache, '--out', path.join(parent, 'e')]);
     assert.equal(third.status, 0, third.stderr);
-    type Timing = { provenance: { denseStatisticsSeconds: number; densePassSeconds: number } };
+    type Timing = { provenance: { denseStatisticsSeconds: number; cacheTermsSeconds: number } };
     const built = (JSON.parse(readFileSync(path.join(parent, 'a', 'crepe-config.json'), 'utf8')) as Timing).provenance;
     const reused = (JSON.parse(readFileSync(path.join(parent, 'e', 'crepe-config.json'), 'utf8')) as Timing).provenance;
     assert.ok(built.denseStatisticsSeconds > 0);
-    assert.ok(built.densePassSeconds > 0 && built.densePassSeconds <= built.denseStatisticsSeconds, JSON.stringify(built));
+    // The terms' part of the build, without its forward passes: a part of the whole build of the run that built it all.
+    assert.ok(built.cacheTermsSeconds > 0 && built.cacheTermsSeconds < built.denseStatisticsSeconds, JSON.stringify(built));
+    assert.equal((built as Record<string, unknown>).densePassSeconds, undefined, 'the old name read as the whole dense pass');
     assert.equal(reused.denseStatisticsSeconds, 0);
-    assert.equal(reused.densePassSeconds, built.densePassSeconds);
+    assert.equal(reused.cacheTermsSeconds, built.cacheTermsSeconds);
 
     const other = SMALL.map((arg, i) => (SMALL[i - 1] === '--nsamples' ? '5' : arg));
     const refused = await runCli(['search', model, ...other, '--budget', '6', '--proxy-cache', cache, '--out', path.join(parent, 'c')]);
@@ -227,6 +231,39 @@ describe('crepe search on stories260K', () => {
     const refused = await runCli(['search', model, ...SMALL, '--confirm', '1', '--confirm-on', 'ptb', '--out', path.join(scratchDir('confirm-on-bad'), 'x')]);
     assert.equal(refused.status, 2, refused.stderr);
     assert.match(refused.stderr, /^crepe: .*--confirm-on.*ptb/);
+  });
+
+  test('confirmation windows a text cannot supply: --confirm-windows refused naming how many it holds (both texts); the calibration default takes those with a note', async () => {
+    const dir = scratchDir('confirm-short');
+    const short = path.join(dir, 'short.txt');
+    writeFileSync(short, readFileSync(PTB_VALID, 'utf8').slice(0, 4000));
+    const args = (calib: string) => ['search', model, '--calib', calib, '--nsamples', '4', '--seqlen', '64', '--sparsity', '0.5', '--crepe-k', '1', '--threads', '1', '--budget', '6', '--confirm', '1'];
+    // What the calibration draw continued past the 4 statistics windows yields, drawn as the search draws it (4 × 32 more).
+    const spec = ModelCheckpoint.open(model);
+    const encode = modelEncoder(model, spec.spec);
+    const continued = sampleCalibrationFile(short, (text) => encode(text, short), { nsamples: 4 + 4 * 32, seqlen: 64, seed: 0, hiddenSize: spec.spec.hiddenSize });
+    spec.close();
+    const held = confirmationWindows(continued, 4, 32, 64).windows.length;
+    assert.ok(held > 0 && held < 32, `${held} windows`);
+    const refused = await runCli([...args(short), '--confirm-on', 'calibration', '--confirm-windows', '32', '--out', path.join(dir, 'a')]);
+    assert.equal(refused.status, 2, refused.stderr);
+    assert.equal(refused.stderr, `crepe: --confirm-windows 32 is more than the calibration text yields: ${held} windows of 64 tokens beyond the 4 statistics windows (overlapping none of them)\n`);
+    assert.deepEqual(readdirSync(dir), ['short.txt']);
+    // Defaulted: those windows, said.
+    const defaulted = await runCli([...args(short), '--confirm-on', 'calibration', '--out', path.join(dir, 'b')], { progress: true });
+    assert.equal(defaulted.status, 0, defaulted.stderr);
+    assert.ok(defaulted.stderr.includes(`confirmation on ${held} held-out calibration windows, fewer than the default 32: the calibration text yields ${held} windows of 64 tokens`), defaulted.stderr);
+    const provenance = readJson(path.join(dir, 'b', 'crepe-config.json')).provenance as { confirmation: { windows: number; draws: unknown[] } };
+    assert.equal(provenance.confirmation.windows, held);
+    assert.equal(provenance.confirmation.draws.length, held);
+    // The held-out text had been measured on the windows it holds, silently: its 2340 tokens make 4 windows of 512 (or --eval-max-chunks).
+    const heldOut = [[['--confirm-windows', '5'], '5 is more than the held-out text holds: 4 windows of 512 tokens'], [['--eval-max-chunks', '2', '--confirm-windows', '3'], '3 is more than the held-out text holds: 2 windows of 512 tokens (--eval-max-chunks 2)']] as const;
+    for (const [extra, problem] of heldOut) {
+      const result = await runCli([...args(C4_SAMPLE), '--eval-ppl', short, '--eval-seqlen', '512', ...extra, '--out', path.join(dir, 'c')]);
+      assert.equal(result.status, 2, result.stderr);
+      assert.equal(result.stderr, `crepe: --confirm-windows ${problem}\n`);
+    }
+    assert.deepEqual(readdirSync(dir).sort(), ['b', 'b.proxy-cache', 'short.txt']);
   });
 
   test('--strategy hillclimb without --eval-ppl: exit 2, one "crepe:" line, nothing written', async () => {

@@ -3,6 +3,7 @@
 // reference importance, the input statistics of an independent calibration pass).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { renameSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { LINEAR_PROXY_NAMES, PROXY_NAMES, ProxyContext, type ProxyName, type ProxyOptions } from '../../src/search/proxy.ts';
 import { referenceWindowNll } from '../helpers/reference-nll.ts';
@@ -10,7 +11,7 @@ import type { ModelSource } from '../../src/model/source.ts';
 import { crepeScores } from '../../src/prune/scores/crepe.ts';
 import { candidateMask, evaluateLinear, evaluateLinearMany, Scratch } from '../../src/search/proxy-measures.ts';
 import { buildLinearTerms, positionsOf, windowKey, windowTerm } from '../../src/search/proxy-terms.ts';
-import { readTerms, termsFile } from '../../src/search/proxy-cache.ts';
+import { readTerms, termsFile, windowFile } from '../../src/search/proxy-cache.ts';
 import { gini } from '../../src/search/gini.ts';
 import { BlockEngine } from '../../src/engine/block-engine.ts';
 import { embed } from '../../src/engine/forward.ts';
@@ -368,6 +369,42 @@ describe('ProxyContext on a tiny random llama (2 layers, 4 windows of 16 tokens)
     close(Math.log(both.ppl), mean(perWindow), 1e-4 * mean(perWindow), 'log PPL, two windows');
     const first = await withGram.prunedPerplexity(other, unstructured, tokens, { seqlen, maxChunks: 1 });
     close(Math.log(first.ppl), perWindow[0], 1e-4 * perWindow[0], 'log PPL, first window');
+  });
+
+  test('calib-nll with a memory budget that holds layer 0\'s terms only: the reference NLL, bit for bit the value of a budget holding all and of none; the next pass reads layer 1 alone', async () => {
+    const dir = path.join(scratchDir('proxy'), 'nll-budget');
+    const openWith = (cacheBudgetBytes: number) => ProxyContext.open(model, windows, seqlen, engine, {
+      cacheDir: dir, cacheBudgetBytes, threads: 1, modelSha256: 'random-llama-7', calibrationSeed: 3, withGram: false, windows: [windowKey(other)],
+    });
+    const nllOf = async (context: ProxyContext) => (await context.evaluate(other, unstructured, ['calib-nll'])).values['calib-nll'];
+    const valueWith = async (budget: number) => {
+      const context = await openWith(budget);
+      try {
+        return await nllOf(context);
+      } finally {
+        await context.close();
+      }
+    };
+    const all = await valueWith(2 ** 26);
+    const expected = mean(referenceNll((l) => perMatrixMask(crepeScores(l.weight, l.dOut, l.dIn, l.sqNorm, other), 0.5), windows));
+    close(all, expected, 1e-4 * expected, 'calib-nll');
+    assert.equal(await valueWith(0), all, 'every file read for every layer');
+    // Layer 0's files (their headers included): its terms fit, layer 1's do not (each linear is larger than the headers).
+    const layer0 = LINEAR_NAMES.flatMap((name) => [termsFile(dir, { layer: 0, name }), windowFile(dir, { layer: 0, name }, windowKey(other))]);
+    const partial = await openWith(layer0.reduce((sum, file) => sum + statSync(file).size, 0));
+    try {
+      assert.equal(await nllOf(partial), all, 'first pass');
+      // The layers of a pass are one round of the evaluators' LRU: layer 1 did not evict layer 0,
+      // so the next pass finds layer 0 in memory (its files moved away) and reads layer 1 again.
+      for (const file of layer0) renameSync(file, `${file}.away`);
+      try {
+        assert.equal(await nllOf(partial), all, 'second pass, layer 0 from memory');
+      } finally {
+        for (const file of layer0) renameSync(`${file}.away`, file);
+      }
+    } finally {
+      await partial.close();
+    }
   });
 
   test('nllText: calib-nll on the first nllWindows windows of another text (as --nll-on heldout gives it)', async () => {

@@ -3,7 +3,7 @@
 // and arguments of the building blocks. Each is refused naming its field before any work, and
 // nothing is left behind.
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import {
@@ -100,6 +100,56 @@ describe('library requests from JavaScript', () => {
         assert.match(error.message, /^a request must be an object, got (null|undefined|"model"|an array \[\])$/);
       }
     }
+  });
+
+  it('proxyFrom: a validation.json whose correlations are not proxy entries is a FieldError naming the file (null had been a TypeError)', async () => {
+    const parent = scratchDir('proxy-from');
+    const cases: Array<[unknown, RegExp]> = [
+      [[null], /correlations\[0\] is not a proxy's entry \(an object with "proxy" and "spearman"\.estimate\), got null/],
+      [[{ proxy: 'gini-ref', spearman: { estimate: 0.5 } }, 3], /correlations\[1\] is not a proxy's entry .*, got 3$/],
+      [[{ proxy: 'gini-ref', spearman: { estimate: null } }], /correlations\[0\] is not a proxy's entry/],
+      [[{ proxy: 'gini-ref', spearman: { estimate: 0.2 } }, { proxy: 'gini-new', spearman: { estimate: 0.9 } }], /unknown proxy "gini-new"/],
+    ];
+    for (const [i, [correlations, problem]] of cases.entries()) {
+      const file = path.join(parent, `validation-${i}.json`);
+      writeFileSync(file, JSON.stringify({ correlations }));
+      const error = await thrown(() => search(path.join(parent, 'out'), { proxyFrom: file }));
+      assert.ok(error instanceof FieldError && error.field === 'proxyFrom', `${JSON.stringify(correlations)}: ${String(error)}`);
+      assert.ok(error.problem.startsWith(`${file}: `), error.problem);
+      assert.match(error.problem, problem);
+    }
+    assert.deepEqual(readdirSync(parent).filter((name) => !name.endsWith('.json')), []);
+  });
+
+  it('validate refuses the options of a search it would ignore (budget, sigma0, confirm, proxy, its sign and source, hill climbing)', async () => {
+    const parent = scratchDir('validate-ignored');
+    const out = path.join(parent, 'validation');
+    const validate = (extra: Record<string, unknown>) => () => search(out, { validate: 5, evalText: WIKITEXT_TEST, ...extra });
+    const ignored = /^applies to a search, not to validate \(which measures every proxy on random configurations\)$/;
+    await assertRefusals([
+      ['budget', validate({ budget: 30 }), 'budget', ignored],
+      ['sigma0', validate({ sigma0: 0.5 }), 'sigma0', ignored],
+      ['confirm', validate({ confirm: 2 }), 'confirm', ignored],
+      ['proxy', validate({ proxy: 'gini-ref' }), 'proxy', ignored],
+      ['proxySign', validate({ proxySign: -1 }), 'proxySign', ignored],
+      ['proxyFrom', validate({ proxyFrom: WIKITEXT_TEST }), 'proxyFrom', ignored],
+      ['strategy', validate({ strategy: 'hillclimb' }), 'strategy', /^hillclimb does not combine with validate/],
+    ]);
+    assert.deepEqual(readdirSync(parent), []);
+  });
+
+  it('auto.extraCandidates are checked before the search, naming the candidate (they were refused as candidates[i] after it)', async () => {
+    const parent = scratchDir('auto-extra');
+    const out = path.join(parent, 'pruned');
+    const auto = (extraCandidates: unknown[]) => () => pruneModel(prune(out, { method: 'crepe', auto: { budget: 1, kSet: [3], windows: 2, extraCandidates } }));
+    await assertRefusals([
+      ['NaN', auto([{ k: 3, alpha: 1, beta: Number.NaN, gamma: 1 }]), 'auto.extraCandidates[0].beta', /^must be a finite number ≥ 0, got NaN$/],
+      ['even k', auto([{ k: 3, alpha: 1, beta: 1, gamma: 1 }, { k: 4, alpha: 1, beta: 1, gamma: 1 }]), 'auto.extraCandidates[1].k', /must be an odd integer in \[1, 63\], got 4$/],
+      ['null', auto([null]), 'auto.extraCandidates[0]', /^must be an object with some of the fields k, alpha/],
+      ['unknown field', auto([{ k: 3, alpha: 1, beta: 1, gamma: 1, note: 1 }]), 'auto.extraCandidates[0].note', /^is not a field of auto\.extraCandidates\[0\]/],
+      ['k too large', auto([{ k: 63, alpha: 1, beta: 1, gamma: 1 }]), 'auto.extraCandidates[0].k', /^63 is larger than the smallest pruned matrix dimension of this model \(32\)$/],
+    ]);
+    assert.deepEqual(readdirSync(parent), []);
   });
 
   it('an already aborted signal stops convert, inspect and zero-shot before any work', async () => {

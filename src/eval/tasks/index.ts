@@ -21,12 +21,15 @@ export function taskByName(name: string): TaskDefinition {
   return task;
 }
 
-/** "boolq,rte" → their definitions; "all" → every task. Duplicates and empty lists are refused. */
+/** "boolq,rte" → their definitions; "all" (alone) → every task. Duplicates and empty lists are refused. */
 export function parseTaskList(text: string): TaskDefinition[] {
   checkField(typeof text === 'string', 'tasks', () => `must be task names, comma-separated, got ${describeValue(text)}`);
   const names = text.split(',').map((s) => s.trim()).filter(Boolean);
   if (names.length === 0) throw new UserError(`no task named; expected some of ${TASK_NAMES.join(', ')} (or "all")`);
-  if (names.length === 1 && names[0] === 'all') return [...TASKS];
+  if (names.includes('all')) {
+    if (names.length === 1) return [...TASKS];
+    throw new UserError(`"all" names every task and stands alone; got "all" with ${names.filter((name) => name !== 'all').join(', ')}`);
+  }
   const seen = new Set<string>();
   return names.map((name) => {
     if (seen.has(name)) throw new UserError(`task "${name}" is named twice`);

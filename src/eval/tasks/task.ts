@@ -5,8 +5,9 @@
  * gold choice and the choice strings whose lengths normalise acc_norm. Also the file-reading
  * helpers the loaders share: every refusal names the file and line and what was expected.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { readInputText } from '../../io/input-file.ts';
 import { UserError } from '../../util/errors.ts';
 
 export type MetricName = 'acc' | 'acc_norm';
@@ -44,16 +45,14 @@ export function sharedContextDoc(line: number, context: string, choices: string[
   return { line, requests: choices.map((choice) => ({ context, continuation: TARGET_DELIMITER + choice })), gold, choices };
 }
 
-/** The text of a task file; a missing file is the user's to fix. */
+/**
+ * The text of a task file, read as every input is (a regular file within the text limit, strict
+ * UTF-8: a FIFO or a device is refused instead of blocking the read); a missing file names the task.
+ */
 export function readTaskFile(dir: string, relative: string, task: string): { file: string; text: string } {
   const file = path.join(dir, relative);
-  try {
-    return { file, text: readFileSync(file, 'utf8') };
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new UserError(`${file}: no such file (task ${task} reads ${relative} under the task directory)`);
-    throw new UserError(`${file}: cannot read (${code ?? (error as Error).message})`);
-  }
+  if (!existsSync(file)) throw new UserError(`${file}: no such file (task ${task} reads ${relative} under the task directory)`);
+  return { file, text: readInputText(file, 'text') };
 }
 
 /** The non-empty lines of a text with their 1-based line numbers (a final newline ends the last line). */

@@ -79,6 +79,11 @@ export function checkWindowSizes(field: string, kSet: unknown): asserts kSet is 
  * path prefixes a UserError) or `{ field }`, a request field (`crepe`) whose sub-field each
  * FieldError names (`crepe.k`), so a command line can name its flag.
  */
+/** CRePE's parameters alone (a configuration file's format and provenance left out), keys in the order settings hash them. */
+export function crepeParamsOf({ k, alpha, beta, gamma, a, variant, border }: CrepeParams): CrepeParams {
+  return { k, alpha, beta, gamma, a, variant, border };
+}
+
 export function resolveCrepeParams(params: Partial<CrepeParams> = {}, source: string | { field: string } = 'crepe parameters'): CrepeParams {
   // A misspelt parameter ("gama") would otherwise stay at its default.
   checkKnownFields(params, typeof source === 'string' ? 'crepe' : source.field, Object.keys(CREPE_DEFAULT_PARAMS));
