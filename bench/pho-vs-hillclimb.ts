@@ -124,6 +124,8 @@ async function measureTrial(modelDir: string, counts: SearchCounts): Promise<Sta
   try {
     const windows = calibrationOf(model.spec);
     const heldOut = heldOutOf(model.spec);
+    // As `crepe search` does once before its trials: later reads skip the finite check.
+    model.hashAndCheckFinite();
     console.error(`pho-vs-hillclimb: one hill-climbing trial (prune ${NSAMPLES} × ${SEQLEN}, PPL on ${HELDOUT_WINDOWS} × ${SEQLEN}) …`);
     const [result, cost] = await timed(() => pruneAndMeasure(model, settingsFor(counts, counts.hillClimbBest), windows, { tokens: heldOut, seqlen: SEQLEN }, engine));
     return { ...cost, ppl: result.ppl, load: os.loadavg() };
@@ -150,7 +152,11 @@ async function measurePho(modelDir: string, counts: SearchCounts): Promise<State
   rmSync(cacheDir, { recursive: true, force: true });
   try {
     console.error(`pho-vs-hillclimb: PHO's dense pass (${NSAMPLES} × ${SEQLEN}, neighbourhood terms of k = ${counts.kSet.join(', ')}) …`);
-    const [context, dense] = await timed(() => openContext(model, modelDir, counts));
+    // `crepe search` hashes and finite-checks the weights once before its dense pass; counted with it.
+    const [context, dense] = await timed(() => {
+      model.hashAndCheckFinite();
+      return openContext(model, modelDir, counts);
+    });
     try {
       console.error(`pho-vs-hillclimb: PHO (${counts.proxy}, rows ${counts.proxyRows}, ${counts.budgetPerK} per k) …`);
       const [result, search] = await timed(() => runPho(context, {
@@ -174,6 +180,7 @@ async function measureConfirmations(modelDir: string, counts: SearchCounts, shor
   try {
     const windows = calibrationOf(model.spec);
     const text = { tokens: concatWindows(randomTokenWindows(counts.confirmWindows, SEQLEN, model.spec.vocabSize, 2)), seqlen: SEQLEN, maxChunks: counts.confirmWindows };
+    model.hashAndCheckFinite(); // done before the search in `crepe search`'s process
     const context = counts.confirmStatistics === 'dense' ? await openContext(model, modelDir, counts) : null;
     try {
       const trials: Cost[] = [];
