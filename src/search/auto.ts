@@ -86,6 +86,20 @@ export function confirmationWindows(all: CalibrationSet, nsamples: number, count
   return { kind: all.kind, windows, draws };
 }
 
+/**
+ * The confirmation windows `held` (confirmationWindows' result) against the `count` wanted: a
+ * `count` the caller gave (`field`, when given) that the text cannot supply is refused, naming how
+ * many it holds, since a confirmation on fewer windows is another measurement than the one asked
+ * for; a default `count` takes what there is, and the note to show when that is fewer is returned
+ * (null when the count is reached).
+ */
+export function checkHeldCalibration(held: CalibrationSet, nsamples: number, count: number, field: string | null): string | null {
+  if (held.windows.length >= count) return null;
+  const holds = `${held.windows.length} windows of ${held.windows[0]?.length ?? 0} tokens beyond the ${nsamples} statistics windows (overlapping none of them)`;
+  checkField(field === null, field ?? '', `${count} is more than the calibration text yields: ${holds}`);
+  return `confirmation on ${held.windows.length} held-out calibration windows, fewer than the default ${count}: the calibration text yields ${holds}`;
+}
+
 function checkConfirmationArguments(all: CalibrationSet, nsamples: unknown, count: unknown, seqlen: unknown): void {
   const isSet = typeof all === 'object' && all !== null && Array.isArray(all.windows) && Array.isArray(all.draws) && all.windows.length === all.draws.length;
   checkField(isSet, 'all', () => `must be a calibration set (windows with one draw each, as sampleCalibrationFile returns), got ${describeValue(all)}`);

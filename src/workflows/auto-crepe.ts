@@ -19,7 +19,7 @@ import { windowKey } from '../search/proxy-terms.ts';
 import { DEFAULT_PROXY, defaultProxyRows, rowsPercent } from '../search/proxy-defaults.ts';
 import { confirmationShortlist, phoEvaluationsPerK, runPho } from '../search/pho.ts';
 import { pruneAndMeasure } from '../search/trial.ts';
-import { chooseByConfirmation, concatWindows, confirmationWindows, type AutoCandidate } from '../search/auto.ts';
+import { checkHeldCalibration, chooseByConfirmation, concatWindows, confirmationWindows, type AutoCandidate } from '../search/auto.ts';
 import type { SearchSpace } from '../search/space.ts';
 import { checkField } from '../util/errors.ts';
 import { checkFields, checkInteger, describeValue, type FieldSpec } from '../util/fields.ts';
@@ -107,6 +107,8 @@ export async function runAutoCrepe(
   checkField(!settings.exclude?.length, 'auto', 'PHO prunes every linear: give exclude or auto, not both');
   const held = confirmationWindows(run.continued, run.windows.windows.length, count, seqlen);
   checkField(held.windows.length > 0, 'auto', `the calibration text has no window beyond the ${run.windows.windows.length} statistics windows for the held-out confirmation`);
+  const shortNote = checkHeldCalibration(held, run.windows.windows.length, count, options.windows === undefined ? null : 'auto.windows');
+  if (shortNote) control.onProgress?.({ kind: 'note', stage: 'auto', done: 0, total: 0, detail: shortNote });
   const space: SearchSpace = { searchA: false, fixedA: settings.crepe?.a ?? 0.5, variant: settings.crepe?.variant ?? 'normalized' };
 
   const model = ModelCheckpoint.open(control.model);

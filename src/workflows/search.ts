@@ -23,7 +23,7 @@ import { readManifest, type RowSubset, type StatisticsFrom } from '../search/pro
 import { CALIB_NLL_WINDOWS } from '../search/proxy-e2e.ts';
 import { calibNllSearchFlops, checkProxyName, defaultProxy, defaultProxyRows, isLinearProxy, linearWeights, PER_LINEAR_DEFAULT_MAX_VISITS, rowsPercent } from '../search/proxy-defaults.ts';
 import { confirmationShortlist, confirmOnHeldOut, phoEvaluationsPerK, runPho, type Confirmation, type PhoResult } from '../search/pho.ts';
-import { concatWindows, confirmationWindows } from '../search/auto.ts';
+import { checkHeldCalibration, concatWindows, confirmationWindows } from '../search/auto.ts';
 import { runHillClimb } from '../search/hillclimb.ts';
 import { randomConfigurations, validateProxies, type ProxyCorrelation, type SubsampleFidelity } from '../search/validate.ts';
 import { pruneAndMeasure } from '../search/trial.ts';
@@ -429,12 +429,8 @@ function checkConfirmWindows(
   if (options.confirm === 0) return;
   const asked = request.confirmWindows;
   if (heldCalibration) {
-    const held = heldCalibration.windows.length;
-    const holds = `${held} windows of ${heldCalibration.windows[0].length} tokens beyond the ${nsamples} statistics windows (overlapping none of them)`;
-    if (asked !== undefined) checkField(held >= asked, 'confirmWindows', `${asked} is more than the calibration text yields: ${holds}`);
-    else if (held < DEFAULT_CALIBRATION_CONFIRM_WINDOWS) {
-      request.onProgress?.({ kind: 'note', stage: 'confirmation', done: 0, total: 0, detail: `confirmation on ${held} held-out calibration windows, fewer than the default ${DEFAULT_CALIBRATION_CONFIRM_WINDOWS}: the calibration text yields ${holds}` });
-    }
+    const note = checkHeldCalibration(heldCalibration, nsamples, asked ?? DEFAULT_CALIBRATION_CONFIRM_WINDOWS, asked === undefined ? null : 'confirmWindows');
+    if (note) request.onProgress?.({ kind: 'note', stage: 'confirmation', done: 0, total: 0, detail: note });
   } else if (heldOut && asked !== undefined) {
     const held = windowCount(heldOut.tokens.length, heldOut.seqlen, heldOut.maxChunks);
     const limit = heldOut.maxChunks !== undefined && held === heldOut.maxChunks ? ` (evalMaxChunks ${held})` : '';

@@ -8,7 +8,11 @@ import {
   FieldError, evaluatePerplexity, inspectModel, parseTarget, pruneModel, searchCoefficients, type ProgressEvent, type PruneRequest,
 } from '../../src/index.ts';
 import { removePendingTemporaries } from '../../src/io/atomic.ts';
-import { C4_SAMPLE, REPO_ROOT, WIKITEXT_TEST } from '../helpers/shared.ts';
+import { ModelCheckpoint } from '../../src/model/checkpoint.ts';
+import { modelEncoder } from '../../src/workflows/common.ts';
+import { sampleCalibrationFile } from '../../src/data/calibration.ts';
+import { confirmationWindows } from '../../src/search/auto.ts';
+import { C4_SAMPLE, PTB_VALID, REPO_ROOT, WIKITEXT_TEST } from '../helpers/shared.ts';
 import { scratchDir, storiesModelDir } from '../helpers/stories.ts';
 
 let model = '';
@@ -116,6 +120,33 @@ describe('library API', () => {
     writeFileSync(path.join(cache, 'manifest.json'), JSON.stringify({ identity: { format: 'left by a killed run' } }));
     await pruneModel(prune(out, { method: 'crepe', nsamples: 8, auto: { budget: 2, kSet: [1], confirm: 1, windows: 2 } }));
     assert.deepEqual(readdirSync(parent), ['pruned']);
+  });
+
+  it('auto.windows that the calibration text cannot supply is refused naming how many it holds; the default takes those with a note', async () => {
+    const dir = scratchDir('auto-short');
+    const short = path.join(dir, 'short.txt');
+    writeFileSync(short, readFileSync(PTB_VALID, 'utf8').slice(0, 1500));
+    // What the draw continued past the 2 statistics windows yields, drawn as the prune draws it (4 × 8 more).
+    const spec = ModelCheckpoint.open(model);
+    const encode = modelEncoder(model, spec.spec);
+    const continued = sampleCalibrationFile(short, (text) => encode(text, short), { nsamples: 2 + 4 * 8, seqlen: 64, seed: 0, hiddenSize: spec.spec.hiddenSize });
+    spec.close();
+    const held = confirmationWindows(continued, 2, 8, 64).windows.length;
+    assert.ok(held > 0 && held < 8, `${held} windows`);
+    const holds = `${held} windows of 64 tokens beyond the 2 statistics windows (overlapping none of them)`;
+
+    const error = await fieldError(pruneModel(prune(path.join(dir, 'a'), { method: 'crepe', calib: short, auto: { budget: 1, kSet: [1], confirm: 1, windows: 8 } })));
+    assert.equal(error.field, 'auto.windows');
+    assert.equal(error.problem, `8 is more than the calibration text yields: ${holds}`);
+    assert.ok(!existsSync(path.join(dir, 'a')), 'refused before any output');
+
+    const notes: string[] = [];
+    const result = await pruneModel(prune(path.join(dir, 'b'), {
+      method: 'crepe', calib: short, auto: { budget: 1, kSet: [1], confirm: 1 },
+      onProgress: (event) => { if (event.kind === 'note' && event.stage === 'auto') notes.push(event.detail ?? ''); },
+    }));
+    assert.deepEqual(notes, [`confirmation on ${held} held-out calibration windows, fewer than the default 8: the calibration text yields ${holds}`]);
+    assert.equal(result.auto?.confirmation.windows, held);
   });
 
   it('nothing outside src/cli prints or exits the process', () => {
