@@ -9,6 +9,7 @@ import { LINEAR_PROXY_NAMES, PROXY_NAMES } from '../../src/search/proxy.ts';
 import { C4_SAMPLE, PTB_VALID } from '../helpers/shared.ts';
 import { scratchDir, storiesModelDir } from '../helpers/stories.ts';
 import { runCli } from '../helpers/cli.ts';
+import { heldCalibrationWindows } from '../helpers/held-calibration.ts';
 import { ModelCheckpoint } from '../../src/model/checkpoint.ts';
 import { modelEncoder } from '../../src/workflows/common.ts';
 import { sampleCalibrationFile } from '../../src/data/calibration.ts';
@@ -238,12 +239,7 @@ describe('crepe search on stories260K', () => {
     const short = path.join(dir, 'short.txt');
     writeFileSync(short, readFileSync(PTB_VALID, 'utf8').slice(0, 4000));
     const args = (calib: string) => ['search', model, '--calib', calib, '--nsamples', '4', '--seqlen', '64', '--sparsity', '0.5', '--crepe-k', '1', '--threads', '1', '--budget', '6', '--confirm', '1'];
-    // What the calibration draw continued past the 4 statistics windows yields, drawn as the search draws it (4 × 32 more).
-    const spec = ModelCheckpoint.open(model);
-    const encode = modelEncoder(model, spec.spec);
-    const continued = sampleCalibrationFile(short, (text) => encode(text, short), { nsamples: 4 + 4 * 32, seqlen: 64, seed: 0, hiddenSize: spec.spec.hiddenSize });
-    spec.close();
-    const held = confirmationWindows(continued, 4, 32, 64).windows.length;
+    const held = heldCalibrationWindows(model, short, { nsamples: 4, count: 32, seqlen: 64 });
     assert.ok(held > 0 && held < 32, `${held} windows`);
     const refused = await runCli([...args(short), '--confirm-on', 'calibration', '--confirm-windows', '32', '--out', path.join(dir, 'a')]);
     assert.equal(refused.status, 2, refused.stderr);

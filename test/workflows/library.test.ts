@@ -8,10 +8,7 @@ import {
   FieldError, evaluatePerplexity, inspectModel, parseTarget, pruneModel, searchCoefficients, type ProgressEvent, type PruneRequest,
 } from '../../src/index.ts';
 import { removePendingTemporaries } from '../../src/io/atomic.ts';
-import { ModelCheckpoint } from '../../src/model/checkpoint.ts';
-import { modelEncoder } from '../../src/workflows/common.ts';
-import { sampleCalibrationFile } from '../../src/data/calibration.ts';
-import { confirmationWindows } from '../../src/search/auto.ts';
+import { heldCalibrationWindows } from '../helpers/held-calibration.ts';
 import { C4_SAMPLE, PTB_VALID, REPO_ROOT, WIKITEXT_TEST } from '../helpers/shared.ts';
 import { scratchDir, storiesModelDir } from '../helpers/stories.ts';
 
@@ -126,12 +123,7 @@ describe('library API', () => {
     const dir = scratchDir('auto-short');
     const short = path.join(dir, 'short.txt');
     writeFileSync(short, readFileSync(PTB_VALID, 'utf8').slice(0, 1500));
-    // What the draw continued past the 2 statistics windows yields, drawn as the prune draws it (4 × 8 more).
-    const spec = ModelCheckpoint.open(model);
-    const encode = modelEncoder(model, spec.spec);
-    const continued = sampleCalibrationFile(short, (text) => encode(text, short), { nsamples: 2 + 4 * 8, seqlen: 64, seed: 0, hiddenSize: spec.spec.hiddenSize });
-    spec.close();
-    const held = confirmationWindows(continued, 2, 8, 64).windows.length;
+    const held = heldCalibrationWindows(model, short, { nsamples: 2, count: 8, seqlen: 64 });
     assert.ok(held > 0 && held < 8, `${held} windows`);
     const holds = `${held} windows of 64 tokens beyond the 2 statistics windows (overlapping none of them)`;
 
