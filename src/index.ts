@@ -60,10 +60,12 @@ export { crepeScores, resolveCrepeParams, type CrepeParams, type CrepeVariant, t
 export { selectMask, applyMask, satisfiesNM } from './prune/mask.ts';
 export { pruneSettings, type PruneSettings, type PruneSettingsInput } from './prune/settings.ts';
 export { pruneLayers, type LayerReport, type LayerLoopRequest, type LoopStart } from './prune/layer-loop.ts';
+export type { LinearReport } from './prune/prune-linear.ts';
+export type { OwlSettings } from './prune/owl.ts';
 
 // Search: CRePE configurations, proxies, PHO, hill climbing.
 export { loadCrepeConfig, parseCrepeConfig, type CrepeConfigFile } from './search/crepe-config.ts';
-export { ProxyContext, PROXY_NAMES, type ProxyName, type ProxyContextOptions, type ProxyValues } from './search/proxy.ts';
+export { ProxyContext, PROXY_NAMES, type ProxyName, type ProxyContextOptions, type ProxyValues, type CacheReport } from './search/proxy.ts';
 export type { ProxyOptions } from './search/proxy-measures.ts';
 export type { StatisticsFrom, RowSubset } from './search/proxy-cache.ts';
 export type { WindowKey } from './search/proxy-terms.ts';

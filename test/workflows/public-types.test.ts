@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import {
-  parseTarget, pruneSettings, runHillClimb, type CrepeParams, type HillClimbCandidate, type HillClimbOptions, type PruneSettingsInput,
-  type ProgressEvent, type ProgressUnits, type SearchSpace,
+  parseTarget, pruneSettings, runHillClimb, type CacheReport, type CrepeParams, type HillClimbCandidate, type HillClimbOptions, type LinearReport,
+  type OwlSettings, type ProgressEvent, type ProgressUnits, type PruneResult, type PruneSettingsInput, type SearchSpace, type ProxyContext,
 } from '../../src/index.ts';
 
 it('a caller declares a settings input, a search space and hill-climbing options by their exported names', async () => {
@@ -29,4 +29,13 @@ it('a caller declares a settings input, a search space and hill-climbing options
   const units: ProgressUnits = { name: 'layers' };
   const event: ProgressEvent = { kind: 'start', stage: 'prune', done: 0, total: 5, units };
   assert.equal(event.units?.name, 'layers');
+});
+
+it('a caller names the sub-types of a prune\'s result and of a proxy context: a linear\'s report, OWL\'s settings, a proxy context\'s cache report', () => {
+  // Each declared by name must be the type the result holds (assignable both ways).
+  type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+  const linear: Same<LinearReport, PruneResult['layers'][number]['linears'][number]> = true;
+  const owl: Same<OwlSettings, NonNullable<PruneResult['settings']['owl']>> = true;
+  const cache: Same<CacheReport, ProxyContext['cache']> = true;
+  assert.deepEqual([linear, owl, cache], [true, true, true]);
 });
