@@ -79,7 +79,7 @@ export async function sparsegpt(
     invariant(blockSize % m === 0 && dIn % m === 0, () => `sparsegpt: block size ${blockSize} and width ${dIn} must be multiples of m=${m}`);
   }
   const start = performance.now();
-  const inverseFactor = await factorOrExplain(weight, dOut, dIn, gram, nsamples, percdamp, options);
+  const inverseFactor = await explained(inverseHessianFactor(weight, dOut, dIn, gram, nsamples, percdamp, options), options, percdamp);
   const factorized = performance.now();
   const { mask, loss } = await obsPrune(weight, dOut, dIn, inverseFactor, blockSize, target.kind === 'nm'
     ? { kind: 'nm', n: target.n, m: target.m }
@@ -107,7 +107,7 @@ export async function sparsegptFixedMask(
   } catch (error) {
     if (!(error instanceof NotPositiveDefiniteError)) throw error;
     percdamp = RECONSTRUCTION_RETRY_PERCDAMP;
-    inverseFactor = await factorOrExplain(weight, dOut, dIn, gram, nsamples, percdamp, options);
+    inverseFactor = await explained(inverseHessianFactor(weight, dOut, dIn, gram, nsamples, percdamp, options), options, percdamp);
   }
   const factorized = performance.now();
   const { loss } = await obsPrune(weight, dOut, dIn, inverseFactor, blockSize, { kind: 'fixed', mask }, ortEngine(dIn, options));
@@ -119,18 +119,10 @@ function ortEngine(dIn: number, options: SparseGptOptions): EngineOptions | null
   return dIn >= (options.ortMinWidth ?? DEFAULT_ORT_MIN_WIDTH) ? options.engine ?? { device: 'cpu' } : null;
 }
 
-/** inverseHessianFactor, with a Hessian that is not positive definite refused as a UserError that names the layer and the dampening. */
-async function factorOrExplain(
-  weight: Float32Array,
-  dOut: number,
-  dIn: number,
-  gram: Float32Array | Float64Array,
-  nsamples: number,
-  percdamp: number,
-  options: SparseGptOptions,
-): Promise<Float64Array> {
+/** `factor` (an inverseHessianFactor), with a Hessian that is not positive definite refused as a UserError that names the layer and the dampening. */
+async function explained(factor: Promise<Float64Array>, options: SparseGptOptions, percdamp: number): Promise<Float64Array> {
   try {
-    return await inverseHessianFactor(weight, dOut, dIn, gram, nsamples, percdamp, options);
+    return await factor;
   } catch (error) {
     if (error instanceof NotPositiveDefiniteError) throw notPositiveDefinite(options.layerName, percdamp, error);
     throw error;
