@@ -14,7 +14,7 @@ import { BlockEngine } from '../engine/block-engine.ts';
 import type { StatsMode } from '../engine/block-graph.ts';
 import { embedWindows } from '../engine/forward.ts';
 import { checkEngineOptions, type EngineOptions } from '../engine/session.ts';
-import { UserError, checkField } from '../util/errors.ts';
+import { FieldError, UserError, checkField } from '../util/errors.ts';
 import { checkFunction, checkInteger, checkKnownFields } from '../util/fields.ts';
 import { checkProgress, type Progress } from '../util/progress.ts';
 import { collectStatistics } from './calibration-stats.ts';
@@ -85,9 +85,9 @@ export function smallestPrunedDimension(spec: ModelSpec, exclude?: readonly Line
  */
 export function checkCrepeWindowFits(spec: ModelSpec, k: number, exclude: readonly LinearName[] | undefined, field: string, configFile?: string): void {
   const smallest = smallestPrunedDimension(spec, exclude);
+  if (k <= smallest) return;
   const problem = `${k} is larger than the smallest pruned matrix dimension of this model (${smallest})`;
-  if (configFile !== undefined && k > smallest) throw new UserError(`${configFile}: k ${problem}`);
-  checkField(k <= smallest, field, problem);
+  throw configFile === undefined ? new FieldError(field, problem) : new UserError(`${configFile}: k ${problem}`);
 }
 
 /** Checks the settings against the model before any work: CRePE's k×k window and the N:M pattern fit every pruned linear. */

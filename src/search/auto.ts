@@ -8,7 +8,7 @@
 import { resolveCrepeParams, type CrepeParams } from '../prune/scores/crepe.ts';
 import type { CalibrationSet } from '../data/calibration.ts';
 import { RIA_POINT } from './crepe-defaults.ts';
-import { checkField } from '../util/errors.ts';
+import { FieldError, checkField } from '../util/errors.ts';
 import { checkFunction, checkInteger, checkKnownFields, describeValue } from '../util/fields.ts';
 
 export interface AutoCandidate {
@@ -96,7 +96,7 @@ export function confirmationWindows(all: CalibrationSet, nsamples: number, count
 export function checkHeldCalibration(held: CalibrationSet, nsamples: number, count: number, field: string | null): string | null {
   if (held.windows.length >= count) return null;
   const holds = `${held.windows.length} windows of ${held.windows[0]?.length ?? 0} tokens beyond the ${nsamples} statistics windows (overlapping none of them)`;
-  checkField(field === null, field ?? '', `${count} is more than the calibration text yields: ${holds}`);
+  if (field !== null) throw new FieldError(field, `${count} is more than the calibration text yields: ${holds}`);
   return `confirmation on ${held.windows.length} held-out calibration windows, fewer than the default ${count}: the calibration text yields ${holds}`;
 }
 
