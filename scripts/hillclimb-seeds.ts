@@ -14,8 +14,11 @@
  * that held-out C4 and on N windows of PTB validation that follow the selection's first 300 (so no
  * window the selection scores); the geometric mean over the seeds as before.
  *
+ * With --search-a the activation exponent a (RIA's 0.5 otherwise) is a third coordinate of the climb,
+ * stepped like the log ratios and clipped to [0, 1.5].
+ *
  *   node --import tsx scripts/hillclimb-seeds.ts --target 0.6|2:4 [--seeds 20,21,22] [--windows 200] [--ptb-windows 0]
- *     [--budget 40] [--threads 2] --out FILE
+ *     [--search-a] [--budget 40] [--threads 2] --out FILE
  *
  * Writes a CRePE configuration with its provenance (and FILE with .log.json: every trial).
  */
@@ -41,7 +44,7 @@ const { values } = parseArgs({
   options: {
     target: { type: 'string' }, seeds: { type: 'string', default: '20,21,22' }, windows: { type: 'string', default: '200' },
     budget: { type: 'string', default: '40' }, out: { type: 'string' }, 'ptb-windows': { type: 'string', default: '0' },
-    threads: { type: 'string', default: '2' },
+    threads: { type: 'string', default: '2' }, 'search-a': { type: 'boolean', default: false },
   },
 });
 if (!values.target || !values.out) throw new Error('--target and --out are needed');
@@ -99,9 +102,9 @@ try {
   };
   const started = performance.now();
   const result = await runHillClimb(trial, {
-    kSet: [1, 3, 5, 7, 9], space: { searchA: false, fixedA: 0.5, variant: 'normalized' },
+    kSet: [1, 3, 5, 7, 9], space: { searchA: values['search-a'], fixedA: 0.5, variant: 'normalized' },
     budgetPerK: Number(values.budget), initialStep: 1, minStep: 0.25,
-  }, (c) => process.stderr.write(`k=${c.k} β=${c.params.beta.toFixed(3)} γ=${c.params.gamma.toFixed(4)}: ${c.ppl.toFixed(3)}${c.accepted ? ' (accepted)' : ''}\n`));
+  }, (c) => process.stderr.write(`k=${c.k} β=${c.params.beta.toFixed(3)} γ=${c.params.gamma.toFixed(4)} a=${c.params.a}: ${c.ppl.toFixed(3)}${c.accepted ? ' (accepted)' : ''}\n`));
   model.close();
   const seconds = (performance.now() - started) / 1000;
   const { k, alpha, beta, gamma, a, variant, border } = result.best.params;
@@ -117,6 +120,7 @@ try {
       objective: ptbCount > 0
         ? 'geometric mean over the calibration seeds of exp(mean of log PPL on held-out C4 and on PTB validation)'
         : 'geometric mean of held-out PPL over the calibration seeds',
+      ...(values['search-a'] ? { searchedA: 'the activation exponent a was a third coordinate of the climb (start 0.5, clipped to [0, 1.5])' } : {}),
       heldoutPpl: result.best.ppl, budgetPerK: Number(values.budget), trials: result.candidates.length, searchSeconds: seconds,
       date: new Date().toISOString(),
     },
