@@ -16,10 +16,11 @@
  *
  * With --search-a the activation exponent a (RIA's 0.5 otherwise) is a third coordinate of the climb,
  * stepped like the log ratios and clipped to [0, 1.5]. --start ria climbs from the RIA point (β = α,
- * γ = 0, a = 0.5) instead of β = γ = α; from there γ stays at the box's floor unless a step up helps.
+ * γ = 0, a = 0.5) instead of β = γ = α (from there γ stays at the box's floor unless a step up helps);
+ * --start β,γ,a from that point.
  *
  *   node --import tsx scripts/hillclimb-seeds.ts --target 0.6|2:4 [--seeds 20,21,22] [--windows 200] [--ptb-windows 0]
- *     [--search-a] [--start ria] [--k-set 1,3,5,7,9] [--budget 40] [--threads 2] --out FILE
+ *     [--search-a] [--start ria|β,γ,a] [--k-set 1,3,5,7,9] [--budget 40] [--threads 2] --out FILE
  *
  * Writes a CRePE configuration with its provenance (and FILE with .log.json: every trial).
  */
@@ -50,7 +51,8 @@ const { values } = parseArgs({
   },
 });
 if (!values.target || !values.out) throw new Error('--target and --out are needed');
-if (values.start !== undefined && values.start !== 'ria') throw new Error('--start takes ria only');
+const startValues = values.start === undefined ? null : values.start === 'ria' ? [1, 0, 0.5] : values.start.split(',').map(Number);
+if (startValues && (startValues.length !== 3 || startValues.some((v) => !Number.isFinite(v) || v < 0))) throw new Error('--start takes ria or β,γ,a (three non-negative numbers)');
 const seeds = values.seeds.split(',').map(Number);
 const forbidden = [3, 4, 5, ...Array.from({ length: 10 }, (_, i) => 10 + i)];
 if (seeds.some((s) => forbidden.includes(s))) throw new Error(`--seeds must avoid the acceptance's and the selection's seeds (${forbidden.join(', ')})`);
@@ -106,7 +108,7 @@ try {
   const started = performance.now();
   const result = await runHillClimb(trial, {
     kSet: values['k-set'].split(',').map(Number), space: { searchA: values['search-a'], fixedA: 0.5, variant: 'normalized' },
-    ...(values.start === 'ria' ? { start: { k: 1, alpha: 1, beta: 1, gamma: 0, a: 0.5, variant: 'normalized' as const, border: 'zero' as const } } : {}),
+    ...(startValues ? { start: { k: 1, alpha: 1, beta: startValues[0], gamma: startValues[1], a: startValues[2], variant: 'normalized' as const, border: 'zero' as const } } : {}),
     budgetPerK: Number(values.budget), initialStep: 1, minStep: 0.25,
   }, (c) => process.stderr.write(`k=${c.k} β=${c.params.beta.toFixed(3)} γ=${c.params.gamma.toFixed(4)} a=${c.params.a}: ${c.ppl.toFixed(3)}${c.accepted ? ' (accepted)' : ''}\n`));
   model.close();
@@ -124,7 +126,7 @@ try {
       objective: ptbCount > 0
         ? 'geometric mean over the calibration seeds of exp(mean of log PPL on held-out C4 and on PTB validation)'
         : 'geometric mean of held-out PPL over the calibration seeds',
-      ...(values.start === 'ria' ? { start: 'the RIA point (β = α, γ = 0, a = 0.5)' } : {}),
+      ...(startValues ? { start: values.start === 'ria' ? 'the RIA point (β = α, γ = 0, a = 0.5)' : `β = ${startValues[0]}, γ = ${startValues[1]}, a = ${startValues[2]}` } : {}),
       ...(values['search-a'] ? { searchedA: 'the activation exponent a was a third coordinate of the climb (start 0.5, clipped to [0, 1.5])' } : {}),
       heldoutPpl: result.best.ppl, budgetPerK: Number(values.budget), trials: result.candidates.length, searchSeconds: seconds,
       date: new Date().toISOString(),
