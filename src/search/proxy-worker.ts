@@ -9,21 +9,26 @@
  * from candidate to candidate. Results come back per unit and the caller sums them in unit order:
  * the proxy values do not depend on the thread count. With one thread the evaluator runs in the
  * calling thread.
+ *
+ * The evaluators read and write the cache's layout (EvaluatorConfig.layout): the position layout
+ * serves every request; the natural layout (row-major terms, proxy-terms.ts) serves masks and
+ * refuses per-linear proxy evaluations.
  */
 import { existsSync } from 'node:fs';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import type { CrepeParams } from '../prune/scores/crepe.ts';
 import { UserError } from '../util/errors.ts';
 import {
-  ArrayPool, ByteLru, cacheError, readTerms, readWindow, subsetName, termsArrays, termsBytes, termsFile, windowFile, writeTerms, writeWindow,
-  type RowSubset, type Unit,
+  ArrayPool, ByteLru, cacheError, readNaturalTerms, readTerms, readWindow, subsetName, termsArrays, termsBytes, termsFile, windowFile, writeNaturalTerms, writeTerms, writeWindow,
+  type RowSubset, type TermsLayout, type Unit,
 } from './proxy-cache.ts';
 import {
-  candidateMask, evaluateLinearMany, sampleBytes, Scratch, thresholdSample, type LinearEvaluation, type LinearProxyName, type LinearRequest, type ProxyOptions, type ScoreSource, type ThresholdSample,
+  candidateMask, evaluateLinearMany, naturalMask, sampleBytes, Scratch, thresholdSample,
+  type LinearEvaluation, type LinearProxyName, type LinearRequest, type NaturalSource, type ProxyOptions, type ScoreSource, type ThresholdSample,
 } from './proxy-measures.ts';
 import {
-  buildLinearTerms, positionCount, positionsOf, sameWindow, subsetRows, subsetWindow, windowKey, windowTerm, windowTermFromTerms,
-  type LinearTerms, type WindowKey, type WindowPrecision, type WindowTerm,
+  buildLinearTerms, buildNaturalTerms, naturalWindowTerm, positionCount, positionsOf, sameWindow, subsetRows, subsetWindow, windowKey, windowTerm, windowTermFromTerms,
+  type LinearTerms, type NaturalTerms, type WindowKey, type WindowPrecision, type WindowTerm,
 } from './proxy-terms.ts';
 import { importInWorker } from '../util/worker-module.ts';
 
@@ -35,6 +40,8 @@ export interface EvaluatorConfig {
   windowPrecision: WindowPrecision;
   /** The only row subset the cache holds (Manifest.rowsOnly), or null for all rows. */
   rowsOnly: RowSubset | null;
+  /** The layout of the cache's terms (Manifest.layout). */
+  layout: TermsLayout;
 }
 
 export interface EvaluationRequest {
@@ -99,7 +106,7 @@ interface Loaded<T> {
 }
 
 export class UnitEvaluator {
-  private readonly lru: ByteLru<LinearTerms | WindowTerm | ThresholdSample>;
+  private readonly lru: ByteLru<LinearTerms | NaturalTerms | WindowTerm | ThresholdSample>;
   private readonly pool = new ArrayPool();
   /** Files whose checksums this thread has checked. */
   private readonly verified = new Set<string>();
@@ -119,6 +126,15 @@ export class UnitEvaluator {
   async build(requests: readonly BuildRequest[]): Promise<void> {
     const rows = this.config.rowsOnly;
     for (const { unit, weight, sqNorm, gram, windows } of requests) {
+      if (this.config.layout === 'natural') {
+        // Row-major terms and neighbourhood terms: no reference order, no grams (masks need neither).
+        const built = buildNaturalTerms(weight, unit.dOut, unit.dIn, sqNorm);
+        for (const key of windows) {
+          await writeWindow(windowFile(this.config.dir, unit, key, null, 'natural'), key, windowTerm(weight, built.setup, sqNorm, key, null, this.config.windowPrecision));
+        }
+        await writeNaturalTerms(termsFile(this.config.dir, unit, null, 'natural'), built.terms);
+        continue;
+      }
       const built = buildLinearTerms(weight, unit.dOut, unit.dIn, sqNorm, gram);
       const positionOf = positionsOf(built.order);
       const terms = rows ? subsetOf(built.terms, rows, unit) : built.terms;
@@ -136,9 +152,16 @@ export class UnitEvaluator {
    */
   async prepareWindow(key: WindowKey): Promise<void> {
     this.lru.nextRound();
+    const natural = this.config.layout === 'natural';
     for (const unit of this.config.units) {
-      const file = windowFile(this.config.dir, unit, key, this.config.rowsOnly);
+      const file = windowFile(this.config.dir, unit, key, this.config.rowsOnly, this.config.layout);
       if (existsSync(file)) continue;
+      if (natural) {
+        const window = naturalWindowTerm((await this.naturalTerms(unit)).value, key, this.config.windowPrecision);
+        await writeWindow(file, key, window);
+        this.lru.set(file, window, window.byteLength);
+        continue;
+      }
       if (this.config.rowsOnly) {
         throw cacheError(this.config.dir, `it holds only the row subset ${subsetName(this.config.rowsOnly)}, built with the neighbourhood terms of other window sizes than k = ${key.k}, which it cannot add`);
       }
@@ -156,6 +179,7 @@ export class UnitEvaluator {
    * the cache once; each request's result is that of a batch of one, bit for bit.
    */
   async evaluate(requests: readonly EvaluationRequest[]): Promise<UnitResult[][]> {
+    if (this.config.layout === 'natural') throw new Error('internal: per-linear proxies need the terms in the position layout');
     this.lru.nextRound();
     const results: UnitResult[][] = requests.map(() => []);
     if (requests.length === 0) return results;
@@ -175,7 +199,7 @@ export class UnitEvaluator {
         if (request.source === 'terms' && params.gamma !== 0) {
           const key = windowKey(params);
           let entry = windows.find((w) => sameWindow(w.key, key));
-          if (!entry) windows.push((entry = { key, loaded: await this.window(unit, key, rows, terms.value) }));
+          if (!entry) windows.push((entry = { key, loaded: await this.window(unit, key, rows, positionCount(terms.value)) }));
           window = entry.loaded.value;
         }
         const source = request.source === 'direct' ? { kind: 'direct' as const, base: base!.value } : { kind: 'terms' as const, window };
@@ -204,7 +228,7 @@ export class UnitEvaluator {
   /**
    * The whole-matrix mask of each requested unit this evaluator owns: the candidate's scores from
    * the terms of all rows (or crepeScores on the reconstructed matrix for a 'direct' source) and
-   * prune/mask.ts's selection, the mask the proxies select.
+   * prune/mask.ts's selection, the mask the proxies select (the same from either layout).
    */
   async masks({ params, options, source, units, newRound }: MaskRequest): Promise<UnitMask[]> {
     if (newRound) this.lru.nextRound();
@@ -212,8 +236,17 @@ export class UnitEvaluator {
     const masks: UnitMask[] = [];
     for (const unit of this.config.units) {
       if (!wanted.has(unit.index)) continue;
+      if (this.config.layout === 'natural') {
+        const terms = await this.naturalTerms(unit);
+        const window = source === 'terms' && params.gamma !== 0 ? await this.window(unit, windowKey(params), null, unit.dOut * unit.dIn, 'natural') : null;
+        const scoreSource: NaturalSource = source === 'direct' ? { kind: 'direct' } : { kind: 'terms', window: window?.value ?? null };
+        masks.push({ unit: unit.index, mask: naturalMask(terms.value, scoreSource, params, options, this.scratch) });
+        if (terms.release) this.pool.give(termsArrays(terms.value));
+        if (window?.release) this.pool.give([window.value]);
+        continue;
+      }
       const terms = await this.terms(unit, null);
-      const window = source === 'terms' && params.gamma !== 0 ? await this.window(unit, windowKey(params), null, terms.value) : null;
+      const window = source === 'terms' && params.gamma !== 0 ? await this.window(unit, windowKey(params), null, positionCount(terms.value)) : null;
       const scoreSource: ScoreSource = source === 'direct' ? { kind: 'direct', base: terms.value } : { kind: 'terms', window: window?.value ?? null };
       masks.push({ unit: unit.index, mask: candidateMask(terms.value, scoreSource, params, options, this.scratch) });
       if (terms.release) this.pool.give(termsArrays(terms.value));
@@ -239,18 +272,29 @@ export class UnitEvaluator {
     return { value: terms, release: !this.lru.set(file, terms, termsBytes(terms)) };
   }
 
-  private async window(unit: Unit, key: WindowKey, rows: RowSubset | null, terms: LinearTerms): Promise<Loaded<WindowTerm>> {
-    const file = windowFile(this.config.dir, unit, key, rows);
+  /** A unit's natural-layout terms. */
+  private async naturalTerms(unit: Unit): Promise<Loaded<NaturalTerms>> {
+    const file = termsFile(this.config.dir, unit, null, 'natural');
+    const cached = this.lru.get(file) as NaturalTerms | undefined;
+    if (cached) return { value: cached, release: false };
+    const terms = readNaturalTerms(file, this.config.dir, this.firstRead(file), unit, this.pool.allocate);
+    return { value: terms, release: !this.lru.set(file, terms, termsBytes(terms)) };
+  }
+
+  /** A unit's neighbourhood term of `key` (`length` values: the weights its terms cover), in `layout`. */
+  private async window(unit: Unit, key: WindowKey, rows: RowSubset | null, length: number, layout: TermsLayout = 'position'): Promise<Loaded<WindowTerm>> {
+    const file = windowFile(this.config.dir, unit, key, rows, layout);
     const cached = this.lru.get(file) as WindowTerm | undefined;
     if (cached) return { value: cached, release: false };
     if (rows && !existsSync(file)) {
-      const window = subsetWindow((await this.window(unit, key, null, (await this.terms(unit, null)).value)).value, terms);
+      const terms = (await this.terms(unit, rows)).value;
+      const window = subsetWindow((await this.window(unit, key, null, unit.dOut * unit.dIn)).value, terms);
       await writeWindow(file, key, window);
       this.verified.add(file);
       this.lru.set(file, window, window.byteLength);
       return { value: window, release: false };
     }
-    const window = readWindow(file, this.config.dir, this.firstRead(file), key, positionCount(terms), this.pool.allocate);
+    const window = readWindow(file, this.config.dir, this.firstRead(file), key, length, this.pool.allocate);
     return { value: window, release: !this.lru.set(file, window, window.byteLength) };
   }
 
