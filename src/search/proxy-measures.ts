@@ -29,7 +29,7 @@ import { checkInteger, checkNumber } from '../util/fields.ts';
 import { gini, subsampleIndices } from './gini.ts';
 import { kthSmallest } from '../util/select.ts';
 import {
-  candidateScores, candidateScoresDirect, magnitudeSource, naturalLayout, naturalMarkBelow, naturalScores, naturalScoresAt, naturalWeights, pickPositions, positionCount, quadraticForm, referenceNorms, rowCount, rowSlots,
+  candidateScores, candidateScoresDirect, magnitudeSource, naturalLayout, naturalScores, naturalWeights, pickPositions, positionCount, quadraticForm, referenceNorms, rowCount, rowSlots,
   scoreAndWalkMany, type BandedWalk, type LinearTerms, type NaturalTerms, type ThresholdBand, type WalkCandidate, type WindowTerm,
 } from './proxy-terms.ts';
 
@@ -165,8 +165,6 @@ export class Scratch {
   naturalMask = new Uint8Array(0);
   /** One band per candidate of a multi-candidate pass. */
   bands: ThresholdBand[] = [];
-  /** The bracket's entries of a per-matrix mask marked in one pass (markPerMatrix). */
-  markBand = { index: new Uint32Array(0), score: new Float32Array(0) };
 
   ensure(n: number): void {
     if (this.scores.length < n) {
@@ -182,11 +180,6 @@ export class Scratch {
     return (this.bands[index] = {
       lo: 0, hi: 0, score: new Float32Array(capacity), reference: new Float32Array(capacity), countBefore: new Float64Array(capacity), totalBefore: new Float64Array(capacity),
     });
-  }
-
-  ensureMarkBand(capacity: number): { index: Uint32Array; score: Float32Array } {
-    if (this.markBand.index.length < capacity) this.markBand = { index: new Uint32Array(capacity), score: new Float32Array(capacity) };
-    return this.markBand;
   }
 
   ensureNatural(n: number): void {
@@ -315,41 +308,17 @@ export type NaturalSource = { kind: 'terms'; window: WindowTerm | null } | { kin
  * The candidate's mask of a linear from natural-layout terms, row-major (1 = pruned): its scores
  * in row order and prune/mask.ts's selection on them, with no position order to scatter from.
  * The scores are candidateMask's, each at its weight's natural index, so the mask is candidateMask's
- * bit for bit (a per-matrix threshold does not depend on where the scores sit). A per-matrix mask
- * from the stored terms is marked in the scoring pass itself (markPerMatrix).
+ * bit for bit (a per-matrix threshold does not depend on where the scores sit).
  */
 export function naturalMask(terms: NaturalTerms, source: NaturalSource, params: CrepeParams, options: ProxyOptions, scratch: Scratch): Uint8Array {
   const { dOut, dIn } = terms;
   const n = dOut * dIn;
-  const mask = new Uint8Array(n);
-  if (source.kind === 'terms' && selectsInPositionOrder(options) && n > 0 && markPerMatrix(terms, source.window, params, options, scratch, mask)) return mask;
   scratch.ensureNatural(n);
   const buffer = scratch.naturalScores.subarray(0, n);
   const scores = source.kind === 'terms'
     ? naturalScores(terms, source.window, params, buffer)
     : crepeScores(naturalWeights(terms), dOut, dIn, terms.sqNorm, params, buffer);
-  return selectMask(scores, dOut, dIn, options.target, options.selection, mask);
-}
-
-/**
- * perMatrixMask's mask (prune every score ≤ t, t the score of rank floor(n·sparsity)) in one pass
- * over natural-layout terms, without storing the scores: the scores of a fixed sample bracket t
- * in [lo, hi]; the pass marks the entries below lo and records those in the bracket; t is then
- * selected among the recorded ones, and those ≤ t marked. The marked set is perMatrixMask's (every
- * entry below lo is ≤ t, none above hi is). False, with `mask` to be rewritten by the caller, when
- * t is not in the bracket (or a score is NaN, or the bracket overflowed its buffers).
- */
-function markPerMatrix(terms: NaturalTerms, window: WindowTerm | null, params: CrepeParams, options: ProxyOptions, scratch: Scratch, mask: Uint8Array): boolean {
-  const n = terms.dOut * terms.dIn;
-  const rank = Math.min(Math.floor(n * (options.target as { sparsity: number }).sparsity), n - 1);
-  const sample = naturalScoresAt(terms, window, params, evenlySpaced(n), new Float32Array(Math.min(n, THRESHOLD_SAMPLE)));
-  const { lo, hi, capacity } = thresholdBracket(sample, rank, n);
-  const band = scratch.ensureMarkBand(capacity);
-  const { below, inBand, above } = naturalMarkBelow(terms, window, params, lo, hi, mask, band.index, band.score);
-  if (inBand > band.index.length || below + inBand + above !== n || rank < below || rank >= below + inBand) return false;
-  const threshold = kthSmallest(band.score.subarray(0, inBand), rank - below);
-  for (let e = 0; e < inBand; e++) if (band.score[e] <= threshold) mask[band.index[e]] = 1;
-  return true;
+  return selectMask(scores, dOut, dIn, options.target, options.selection, new Uint8Array(n));
 }
 
 /** `values` (position order) into `out` (row-major over the covered rows): forEachNaturalIndex's walk as one loop over typed arrays. */
@@ -397,17 +366,13 @@ export interface ThresholdSample {
 /** The sample of the linear's terms with a neighbourhood term (null when γ = 0); a caller may keep them across candidates. */
 export type SampleSource = (window: WindowTerm | null) => ThresholdSample;
 
-/** min(n, THRESHOLD_SAMPLE) indices in [0, n), evenly spaced: the sample that brackets a per-matrix threshold. */
-function evenlySpaced(n: number): Uint32Array {
-  const m = Math.min(n, THRESHOLD_SAMPLE);
-  const indices = new Uint32Array(m);
-  for (let i = 0; i < m; i++) indices[i] = Math.floor(((2 * i + 1) * n) / (2 * m));
-  return indices;
-}
-
 /** The sample of `terms` and `window`: min(n, THRESHOLD_SAMPLE) positions evenly spaced along the reference order. */
 export function thresholdSample(terms: LinearTerms, window: WindowTerm | null): ThresholdSample {
-  const sample = pickPositions(terms, window, evenlySpaced(positionCount(terms)));
+  const n = positionCount(terms);
+  const m = Math.min(n, THRESHOLD_SAMPLE);
+  const positions = new Uint32Array(m);
+  for (let i = 0; i < m; i++) positions[i] = Math.floor(((2 * i + 1) * n) / (2 * m));
+  const sample = pickPositions(terms, window, positions);
   const { weightF16, weightF32, row, col } = sample.terms;
   return { weightF16, weightF32, row, col, window: sample.window };
 }
@@ -417,24 +382,6 @@ export function sampleBytes(sample: ThresholdSample): number {
 }
 /** Half-width of the bracket around the threshold's rank in the sample, in standard deviations of that rank. */
 const BRACKET_SIGMAS = 5;
-
-/**
- * The bracket [lo, hi] of the score of rank `rank` among n, from the scores of an evenly spaced
- * sample (BRACKET_SIGMAS standard deviations of the rank each side), and a capacity that holds
- * the entries between them with a margin.
- */
-function thresholdBracket(sampleScores: Float32Array, rank: number, n: number): { lo: number; hi: number; capacity: number } {
-  const m = sampleScores.length;
-  const q = (rank + 0.5) / n;
-  const spread = BRACKET_SIGMAS * Math.sqrt(m * q * (1 - q)) + 2;
-  const loRank = Math.floor(q * m - spread);
-  const hiRank = Math.ceil(q * m + spread);
-  return {
-    lo: loRank < 0 ? Number.NEGATIVE_INFINITY : kthSmallest(sampleScores, loRank),
-    hi: hiRank >= m ? Number.POSITIVE_INFINITY : kthSmallest(sampleScores, hiRank),
-    capacity: Math.min(n, Math.ceil((1.5 * (hiRank - loRank + 1) * n) / m) + 1024),
-  };
-}
 
 /**
  * The reference walk of each candidate's per-matrix mask (prune every score ≤ t, t = the score of
@@ -465,10 +412,13 @@ function perMatrixWalks(terms: LinearTerms, requests: readonly LinearRequest[], 
     if (!sample) samples.set(key, (sample = sampleOf(key)));
     const { weightF16, weightF32, row, col } = sample;
     const sampleScores = candidateScores({ ...terms, weightF16, weightF32, row, col, basePositions: null }, sample.window, params, new Float32Array(m));
-    const { lo, hi, capacity } = thresholdBracket(sampleScores, rank, n);
-    const band = scratch.ensureBand(c, capacity);
-    band.lo = lo;
-    band.hi = hi;
+    const q = (rank + 0.5) / n;
+    const spread = BRACKET_SIGMAS * Math.sqrt(m * q * (1 - q)) + 2;
+    const loRank = Math.floor(q * m - spread);
+    const hiRank = Math.ceil(q * m + spread);
+    const band = scratch.ensureBand(c, Math.min(n, Math.ceil((1.5 * (hiRank - loRank + 1) * n) / m) + 1024));
+    band.lo = loRank < 0 ? Number.NEGATIVE_INFINITY : kthSmallest(sampleScores, loRank);
+    band.hi = hiRank >= m ? Number.POSITIVE_INFINITY : kthSmallest(sampleScores, hiRank);
     seconds[c].select += (performance.now() - t) / 1000;
     return { window, params, band };
   });

@@ -297,44 +297,6 @@ export function naturalScores(terms: NaturalTerms, window: WindowTerm | null, pa
   return out;
 }
 
-/** naturalScores at the given row-major indices only (`out[q]` the score at `indices[q]`): a sample to bracket a threshold with. */
-export function naturalScoresAt(terms: NaturalTerms, window: WindowTerm | null, params: CrepeParams, indices: Uint32Array, out: Float32Array): Float32Array {
-  const { dIn, weightF16, weightF32, inverseRowSums: ir, inverseColSums: ic } = terms;
-  const { gN, gS, w, wMask } = windowWeights(params, window, terms.dOut * dIn);
-  const activation = activationFactors(terms.sqNorm, params.a);
-  const table = float16Table();
-  for (let q = 0; q < indices.length; q++) {
-    const p = indices[q];
-    const i = Math.floor(p / dIn);
-    const j = p - i * dIn;
-    const m = weightF16 ? table[weightF16[p] & 0x7fff] : Math.abs(weightF32![p]);
-    out[q] = crepeScore(m, ic[j], ir[i], activation[j], w[p & wMask], params.alpha, params.beta, gN, gS);
-  }
-  return out;
-}
-
-/**
- * A per-matrix mask of natural-layout terms in one pass, its scores not stored, against a bracket
- * [lo, hi] of the threshold: entries scoring below lo are marked pruned in `mask` (which starts
- * zeroed), those above hi left kept, and those in between recorded (row-major index and score, in
- * `bandIndex` and `bandScore` up to their capacity) for the caller to settle once the exact
- * threshold is known. Returns the counts below, in and above the bracket (a NaN score is in none).
- */
-export function naturalMarkBelow(
-  terms: NaturalTerms, window: WindowTerm | null, params: CrepeParams, lo: number, hi: number, mask: Uint8Array, bandIndex: Uint32Array, bandScore: Float32Array,
-): { below: number; inBand: number; above: number } {
-  const { dOut, dIn, weightF16, weightF32, inverseRowSums, inverseColSums } = terms;
-  const { gN, gS, w, wMask } = windowWeights(params, window, dOut * dIn);
-  const activation = activationFactors(terms.sqNorm, params.a);
-  const counts = new Float64Array(3);
-  if (weightF16) {
-    markLoopF16(dOut, dIn, params.alpha, params.beta, gN, gS, weightF16, float16Table(), inverseRowSums, inverseColSums, activation, w, wMask, lo, hi, mask, bandIndex, bandScore, counts);
-  } else {
-    markLoopF32(dOut, dIn, params.alpha, params.beta, gN, gS, weightF32!, inverseRowSums, inverseColSums, activation, w, wMask, lo, hi, mask, bandIndex, bandScore, counts);
-  }
-  return { below: counts[0], inBand: counts[1], above: counts[2] };
-}
-
 /**
  * A per-matrix threshold known to lie in [lo, hi], for a score pass that walks the mask as it
  * scores (scoreAndWalk): entries scoring below lo are pruned, above hi kept, and those in between
@@ -460,70 +422,6 @@ function naturalLoopF32(
     const inverseRow = ir[i];
     for (let j = 0; j < dIn; j++, p++) out[p] = crepeScore(Math.abs(f32[p]), ic[j], inverseRow, activation[j], window[p & wMask], alpha, beta, gN, gS);
   }
-}
-
-/** naturalMarkBelow's pass over float16 weights: naturalLoopF16's scores, each marked against the bracket. */
-function markLoopF16(
-  dOut: number, dIn: number, alpha: number, beta: number, gN: number, gS: number, f16: Uint16Array, table: Float32Array,
-  ir: Float64Array, ic: Float64Array, activation: Float64Array, window: WindowTerm, wMask: number, lo: number, hi: number,
-  mask: Uint8Array, bandIndex: Uint32Array, bandScore: Float32Array, counts: Float64Array,
-): void {
-  const capacity = bandIndex.length;
-  let below = 0;
-  let inBand = 0;
-  let above = 0;
-  for (let i = 0, p = 0; i < dOut; i++) {
-    const inverseRow = ir[i];
-    for (let j = 0; j < dIn; j++, p++) {
-      const score = crepeScore(table[f16[p] & 0x7fff], ic[j], inverseRow, activation[j], window[p & wMask], alpha, beta, gN, gS);
-      const pruned = +(score < lo);
-      mask[p] = pruned;
-      below += pruned;
-      above += +(score > hi);
-      if (score >= lo && score <= hi) {
-        if (inBand < capacity) {
-          bandIndex[inBand] = p;
-          bandScore[inBand] = score;
-        }
-        inBand++;
-      }
-    }
-  }
-  counts[0] = below;
-  counts[1] = inBand;
-  counts[2] = above;
-}
-
-/** markLoopF16 for weights stored as float32. */
-function markLoopF32(
-  dOut: number, dIn: number, alpha: number, beta: number, gN: number, gS: number, f32: Float32Array,
-  ir: Float64Array, ic: Float64Array, activation: Float64Array, window: WindowTerm, wMask: number, lo: number, hi: number,
-  mask: Uint8Array, bandIndex: Uint32Array, bandScore: Float32Array, counts: Float64Array,
-): void {
-  const capacity = bandIndex.length;
-  let below = 0;
-  let inBand = 0;
-  let above = 0;
-  for (let i = 0, p = 0; i < dOut; i++) {
-    const inverseRow = ir[i];
-    for (let j = 0; j < dIn; j++, p++) {
-      const score = crepeScore(Math.abs(f32[p]), ic[j], inverseRow, activation[j], window[p & wMask], alpha, beta, gN, gS);
-      const pruned = +(score < lo);
-      mask[p] = pruned;
-      below += pruned;
-      above += +(score > hi);
-      if (score >= lo && score <= hi) {
-        if (inBand < capacity) {
-          bandIndex[inBand] = p;
-          bandScore[inBand] = score;
-        }
-        inBand++;
-      }
-    }
-  }
-  counts[0] = below;
-  counts[1] = inBand;
-  counts[2] = above;
 }
 
 /**

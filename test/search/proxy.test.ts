@@ -247,26 +247,6 @@ describe('naturalMask: the natural layout\'s mask is candidateMask\'s from the p
   }
 });
 
-test('naturalMask: a per-matrix threshold outside the sample\'s bracket (the sample sees only the large weights) falls back to every score, the same mask', () => {
-  // 512 × 256 = 2·65536 weights: the sample takes every odd index, here every large weight. With
-  // β = 0 (no column normalisation) the small weights score lowest, and at 30 % the threshold is
-  // one of theirs, far below what the sample brackets.
-  const dOut = 512;
-  const dIn = 256;
-  const rng = new Rng(5);
-  const weight = Float32Array.from({ length: dOut * dIn }, (_, p) => (p % 2 ? 1 + rng.below(64) / 64 : rng.below(64) / 4096) * (rng.below(2) ? 1 : -1));
-  const sqNorm = Float64Array.from({ length: dIn }, () => 0.5 + rng.uniform());
-  const { terms } = buildLinearTerms(weight, dOut, dIn, sqNorm, null);
-  const natural = buildNaturalTerms(weight, dOut, dIn, sqNorm).terms;
-  for (const sparsity of [0.3, 0.5, 0.8]) {
-    const point: CrepeParams = { ...RIA_POINT, beta: 0 };
-    const options: ProxyOptions = { target: { kind: 'unstructured', sparsity }, selection: 'per-matrix', giniSubsample: null, seed: 0 };
-    const mask = naturalMask(natural, { kind: 'terms', window: null }, point, options, new Scratch());
-    assert.ok(Buffer.from(mask).equals(Buffer.from(candidateMask(terms, { kind: 'terms', window: null }, point, options, new Scratch()))), `sparsity ${sparsity}`);
-    assert.equal(mask.reduce((sum, v) => sum + v, 0), Math.floor(dOut * dIn * sparsity) + 1, 'no ties: floor(n·s) + 1 pruned');
-  }
-});
-
 describe('ProxyContext on a tiny random llama (2 layers, 4 windows of 16 tokens)', () => {
   const spec = smallSpec('llama');
   const model = randomModel(spec, 7);
