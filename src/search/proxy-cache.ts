@@ -12,12 +12,15 @@
  *   rows-0.1-seed0/…                           the same files restricted to a fixed subset of rows
  *   natural/layer-00000.self_attn.q_proj.terms.bin          the terms in the natural layout (row-major)
  *   natural/layer-00000.self_attn.q_proj.normalized-k3.bin  its neighbourhood terms, row-major
+ *   natural/layer-00000.self_attn.q_proj.gram.bin           XᵀX, when the cache keeps grams
  *
  * The terms are stored in one of two layouts (proxy-terms.ts), Manifest.layout: 'position' (the
  * reference order, for every proxy; the layout of a manifest without the field) or 'natural'
  * (row-major, the files under natural/, for a cache built for masks alone: calib-nll and pruned
  * perplexities). A position-layout cache serves masks too; a natural-layout one serves no
- * per-linear proxy, and a run that needs one refuses it naming the directory.
+ * per-linear proxy: a run that may need one converts it to the position layout first (the
+ * position files made from the natural ones are those a position build writes, byte for byte),
+ * then removes natural/.
  *
  * A cache built for a search on one row subset alone (Manifest.rowsOnly) holds that subset's files
  * and no others: a fraction of the disk (a tenth at 0.1), for runs on that subset only.
@@ -259,6 +262,11 @@ export function termsFile(dir: string, unit: Pick<Unit, 'layer' | 'name'>, rows:
 
 /** The exponent a as exact text (its float64 bits), for the smooth variant's file name. */
 const exactText = (a: number): string => Buffer.from(new Float64Array([a]).buffer).toString('hex');
+
+/** XᵀX of a linear's input in the natural layout (the position layout keeps it in the terms file). */
+export function gramFile(dir: string, unit: Pick<Unit, 'layer' | 'name'>): string {
+  return path.join(subsetDir(dir, null, 'natural'), `layer-${pad(unit.layer)}.${unit.name}.gram.bin`);
+}
 
 export function windowFile(dir: string, unit: Pick<Unit, 'layer' | 'name'>, key: WindowKey, rows: RowSubset | null = null, layout: TermsLayout = 'position'): string {
   const suffix = key.variant === 'smooth' ? `smooth-k${key.k}-a${exactText(key.a ?? Number.NaN)}` : `normalized-k${key.k}`;

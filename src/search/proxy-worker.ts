@@ -12,14 +12,16 @@
  *
  * The evaluators read and write the cache's layout (EvaluatorConfig.layout): the position layout
  * serves every request; the natural layout (row-major terms, proxy-terms.ts) serves masks and
- * refuses per-linear proxy evaluations.
+ * refuses per-linear proxy evaluations, until `toPosition` writes each unit's position-layout
+ * files from its natural ones (those a position build writes, byte for byte).
  */
 import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import type { CrepeParams } from '../prune/scores/crepe.ts';
 import { UserError } from '../util/errors.ts';
 import {
-  ArrayPool, ByteLru, cacheError, readNaturalTerms, readTerms, readWindow, subsetName, termsArrays, termsBytes, termsFile, windowFile, writeNaturalTerms, writeTerms, writeWindow,
+  ArrayPool, ByteLru, cacheError, gramFile, readArrays, readNaturalTerms, readTerms, readWindow, subsetName, termsArrays, termsBytes, termsFile, windowFile, writeArrays, writeNaturalTerms, writeTerms, writeWindow,
   type RowSubset, type TermsLayout, type Unit,
 } from './proxy-cache.ts';
 import {
@@ -27,7 +29,7 @@ import {
   type LinearEvaluation, type LinearProxyName, type LinearRequest, type NaturalSource, type ProxyOptions, type ScoreSource, type ThresholdSample,
 } from './proxy-measures.ts';
 import {
-  buildLinearTerms, buildNaturalTerms, naturalWindowTerm, positionCount, positionsOf, sameWindow, subsetRows, subsetWindow, windowKey, windowTerm, windowTermFromTerms,
+  buildLinearTerms, buildNaturalTerms, naturalWeights, naturalWindowTerm, positionCount, positionsOf, sameWindow, subsetRows, subsetWindow, windowKey, windowTerm, windowTermFromTerms,
   type LinearTerms, type NaturalTerms, type WindowKey, type WindowPrecision, type WindowTerm,
 } from './proxy-terms.ts';
 import { importInWorker } from '../util/worker-module.ts';
@@ -106,6 +108,9 @@ interface Loaded<T> {
 }
 
 export class UnitEvaluator {
+  /** The layout of the cache's terms (EvaluatorConfig.layout; 'position' after toPosition). */
+  private layout: TermsLayout;
+
   private readonly lru: ByteLru<LinearTerms | NaturalTerms | WindowTerm | ThresholdSample>;
   private readonly pool = new ArrayPool();
   /** Files whose checksums this thread has checked. */
@@ -116,6 +121,7 @@ export class UnitEvaluator {
 
   constructor(private readonly config: EvaluatorConfig) {
     this.lru = new ByteLru(config.budgetBytes);
+    this.layout = config.layout;
   }
 
   /**
@@ -126,12 +132,13 @@ export class UnitEvaluator {
   async build(requests: readonly BuildRequest[]): Promise<void> {
     const rows = this.config.rowsOnly;
     for (const { unit, weight, sqNorm, gram, windows } of requests) {
-      if (this.config.layout === 'natural') {
+      if (this.layout === 'natural') {
         // Row-major terms and neighbourhood terms: no reference order, no grams (masks need neither).
         const built = buildNaturalTerms(weight, unit.dOut, unit.dIn, sqNorm);
         for (const key of windows) {
           await writeWindow(windowFile(this.config.dir, unit, key, null, 'natural'), key, windowTerm(weight, built.setup, sqNorm, key, null, this.config.windowPrecision));
         }
+        if (gram) await writeArrays(gramFile(this.config.dir, unit), { kind: 'gram' }, { gram });
         await writeNaturalTerms(termsFile(this.config.dir, unit, null, 'natural'), built.terms);
         continue;
       }
@@ -147,14 +154,43 @@ export class UnitEvaluator {
   }
 
   /**
+   * Writes the position-layout files of every unit from its natural-layout ones: the terms (the
+   * reference order sorted here, as the dense pass would have) and the neighbourhood terms of
+   * `windows`, their values moved to their positions; then serves requests from them.
+   */
+  async toPosition(windows: readonly WindowKey[], withGram: boolean): Promise<void> {
+    const { dir } = this.config;
+    for (const unit of this.config.units) {
+      const natural = readNaturalTerms(termsFile(dir, unit, null, 'natural'), dir, this.firstRead(termsFile(dir, unit, null, 'natural')), unit);
+      let gram: Float64Array | null = null;
+      if (withGram) {
+        const stored = readArrays(gramFile(dir, unit), dir, true).arrays.gram;
+        if (!(stored instanceof Float64Array) || stored.length !== unit.dIn * unit.dIn) throw cacheError(dir, `${path.relative(dir, gramFile(dir, unit))} does not hold the ${unit.dIn}×${unit.dIn} XᵀX of its linear`);
+        gram = stored;
+      }
+      const built = buildLinearTerms(naturalWeights(natural), unit.dOut, unit.dIn, natural.sqNorm, gram);
+      const positionOf = positionsOf(built.order);
+      for (const key of windows) {
+        const file = windowFile(dir, unit, key, null, 'natural');
+        const rowMajor = readWindow(file, dir, this.firstRead(file), key, unit.dOut * unit.dIn);
+        const window = new (rowMajor.constructor as new (n: number) => WindowTerm)(rowMajor.length);
+        for (let index = 0; index < rowMajor.length; index++) window[positionOf[index]] = rowMajor[index];
+        await writeWindow(windowFile(dir, unit, key), key, window);
+      }
+      await writeTerms(termsFile(dir, unit), built.terms);
+    }
+    this.layout = 'position';
+  }
+
+  /**
    * Makes sure every unit has the neighbourhood term of `key` on disk (computed from its terms when
    * missing; a cache of one row subset cannot: a neighbourhood spans rows it does not hold).
    */
   async prepareWindow(key: WindowKey): Promise<void> {
     this.lru.nextRound();
-    const natural = this.config.layout === 'natural';
+    const natural = this.layout === 'natural';
     for (const unit of this.config.units) {
-      const file = windowFile(this.config.dir, unit, key, this.config.rowsOnly, this.config.layout);
+      const file = windowFile(this.config.dir, unit, key, this.config.rowsOnly, this.layout);
       if (existsSync(file)) continue;
       if (natural) {
         const window = naturalWindowTerm((await this.naturalTerms(unit)).value, key, this.config.windowPrecision);
@@ -179,7 +215,7 @@ export class UnitEvaluator {
    * the cache once; each request's result is that of a batch of one, bit for bit.
    */
   async evaluate(requests: readonly EvaluationRequest[]): Promise<UnitResult[][]> {
-    if (this.config.layout === 'natural') throw new Error('internal: per-linear proxies need the terms in the position layout');
+    if (this.layout === 'natural') throw new Error('internal: per-linear proxies need the terms in the position layout');
     this.lru.nextRound();
     const results: UnitResult[][] = requests.map(() => []);
     if (requests.length === 0) return results;
@@ -236,7 +272,7 @@ export class UnitEvaluator {
     const masks: UnitMask[] = [];
     for (const unit of this.config.units) {
       if (!wanted.has(unit.index)) continue;
-      if (this.config.layout === 'natural') {
+      if (this.layout === 'natural') {
         const terms = await this.naturalTerms(unit);
         const window = source === 'terms' && params.gamma !== 0 ? await this.window(unit, windowKey(params), null, unit.dOut * unit.dIn, 'natural') : null;
         const scoreSource: NaturalSource = source === 'direct' ? { kind: 'direct' } : { kind: 'terms', window: window?.value ?? null };
@@ -312,7 +348,8 @@ type Message =
   | { id: number; op: 'evaluate'; requests: EvaluationRequest[] }
   | { id: number; op: 'masks'; request: MaskRequest }
   | { id: number; op: 'build'; builds: BuildRequest[] }
-  | { id: number; op: 'prepare'; key: WindowKey };
+  | { id: number; op: 'prepare'; key: WindowKey }
+  | { id: number; op: 'toPosition'; windows: WindowKey[]; withGram: boolean };
 /** What a reply carries: per-request results for 'evaluate', masks for 'masks', nothing otherwise. */
 type Results = UnitResult[][] | UnitMask[];
 type Reply = { id: number; results?: Results; error?: { message: string; user: boolean } };
@@ -347,6 +384,7 @@ async function handle(evaluator: UnitEvaluator, message: Message): Promise<Resul
   if (message.op === 'evaluate') return evaluator.evaluate(message.requests);
   if (message.op === 'masks') return evaluator.masks(message.request);
   if (message.op === 'build') await evaluator.build(message.builds);
+  else if (message.op === 'toPosition') await evaluator.toPosition(message.windows, message.withGram);
   else await evaluator.prepareWindow(message.key);
   return [];
 }
@@ -435,6 +473,11 @@ export class EvaluatorPool {
 
   async prepareWindow(key: WindowKey): Promise<void> {
     await Promise.all(this.channels.map((c) => c.send({ id: 0, op: 'prepare', key })));
+  }
+
+  /** Each evaluator writes the position-layout files of its units from the natural ones (UnitEvaluator.toPosition). */
+  async toPosition(windows: WindowKey[], withGram: boolean): Promise<void> {
+    await Promise.all(this.channels.map((c) => c.send({ id: 0, op: 'toPosition', windows, withGram })));
   }
 
   /**

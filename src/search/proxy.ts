@@ -30,7 +30,7 @@ import { checkFlag, checkInteger, checkKnownFields, checkNumber, describeValue }
 import { crepeVersion } from '../util/version.ts';
 import { lockOutput, type OutputLock } from '../io/output-lock.ts';
 import {
-  CACHE_FORMAT, cacheError, hiddenFile, layoutOf, openCacheDir, readArrays, sameRows, subsetName, termsFile, writeArrays, writeManifest,
+  CACHE_FORMAT, cacheError, hiddenFile, layoutOf, openCacheDir, readArrays, sameRows, subsetDir, subsetName, termsFile, writeArrays, writeManifest,
   type CacheIdentity, type Manifest, type RowSubset, type StatisticsFrom, type TermsLayout, type Unit,
 } from './proxy-cache.ts';
 import { LINEAR_PROXY_NAMES, PROXIES, PROXY_NAMES, checkProxyOptions, type LinearProxyName, type ProxyName, type ProxyOptions } from './proxy-measures.ts';
@@ -94,7 +94,8 @@ export interface ProxyContextOptions {
   /**
    * The proxies this run asks for (default: any). calib-nll alone: a new cache holds its terms in
    * the natural layout (proxy-cache.ts), which serves masks alone at a lower cost per candidate
-   * and dense pass; a cache of the position layout serves it as well.
+   * and dense pass; a cache of the position layout serves it as well. A run that may ask for
+   * another converts a natural cache to the position layout when it opens it.
    */
   proxies?: readonly ProxyName[];
   progress?: Progress;
@@ -258,9 +259,6 @@ export class ProxyContext {
       ...(opts.rowsOnly ? { rowsOnly: { fraction: opts.rowsOnly.fraction, seed: opts.rowsOnly.seed } } : {}),
       ...(layout === 'natural' ? { layout } : {}),
     });
-    if (layoutOf(manifest) === 'natural' && layout === 'position') {
-      throw cacheError(dir, `it holds its terms in the natural layout, built for calib-nll alone; this run ${opts.rowsOnly ? `is on the row subset ${subsetName(opts.rowsOnly)}` : 'may ask for per-linear proxies'}, which need the position layout`);
-    }
     if (manifest.rowsOnly && !sameRows(manifest.rowsOnly, opts.rowsOnly)) {
       throw cacheError(dir, `it holds only the row subset ${subsetName(manifest.rowsOnly)}, built for a search on those rows; this run ${opts.rowsOnly ? `is on ${subsetName(opts.rowsOnly)}` : 'needs all rows'}`);
     }
@@ -283,6 +281,18 @@ export class ProxyContext {
       }
       cache.denseSeconds = (performance.now() - started) / 1000;
       cache.totalDenseSeconds = manifest.denseSeconds;
+    }
+    if (layoutOf(manifest) === 'natural' && layout === 'position') {
+      // A run that may ask for per-linear proxies: the natural cache (complete by now) is converted.
+      try {
+        await pool.toPosition(manifest.windows, manifest.identity.grams);
+      } catch (error) {
+        await pool.close();
+        throw error;
+      }
+      delete manifest.layout;
+      await writeManifest(dir, manifest);
+      rmSync(subsetDir(dir, null, 'natural'), { recursive: true, force: true });
     }
     const nllWindows = opts.nllWindows ?? CALIB_NLL_WINDOWS;
     const nllText = opts.nllText

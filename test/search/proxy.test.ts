@@ -3,7 +3,7 @@
 // reference importance, the input statistics of an independent calibration pass).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { renameSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { LINEAR_PROXY_NAMES, PROXY_NAMES, ProxyContext, type ProxyName, type ProxyOptions } from '../../src/search/proxy.ts';
 import { referenceWindowNll } from '../helpers/reference-nll.ts';
@@ -12,7 +12,6 @@ import { crepeScores } from '../../src/prune/scores/crepe.ts';
 import { candidateMask, evaluateLinear, evaluateLinearMany, naturalMask, Scratch } from '../../src/search/proxy-measures.ts';
 import { buildLinearTerms, buildNaturalTerms, naturalWindowTerm, positionsOf, windowKey, windowTerm } from '../../src/search/proxy-terms.ts';
 import { readManifest, readNaturalTerms, readTerms, termsFile, windowFile } from '../../src/search/proxy-cache.ts';
-import { UserError } from '../../src/util/errors.ts';
 import { gini } from '../../src/search/gini.ts';
 import { BlockEngine } from '../../src/engine/block-engine.ts';
 import { embed } from '../../src/engine/forward.ts';
@@ -588,7 +587,7 @@ describe('ProxyContext on a tiny random llama (2 layers, 4 windows of 16 tokens)
     close(sampled, exact, 0.1, 'a 500-position sample is close to the exact Gini');
   });
 
-  test('proxies: [calib-nll]: a new cache in the natural layout gives the position layout\'s calib-nll and pruned perplexities bit for bit; it serves no per-linear proxy', async () => {
+  test('proxies: [calib-nll]: a new cache in the natural layout gives the position layout\'s calib-nll and pruned perplexities bit for bit; it serves no per-linear proxy until a run that may ask for one converts it', async () => {
     const dir = path.join(scratchDir('proxy'), 'natural');
     const smooth: CrepeParams = { k: 5, alpha: 0.6, beta: 1.7, gamma: 0.8, a: 0.5, variant: 'smooth', border: 'zero' };
     const options = (cacheDir: string, proxies?: ProxyName[]) => ({
@@ -626,7 +625,7 @@ describe('ProxyContext on a tiny random llama (2 layers, 4 windows of 16 tokens)
       await natural.close();
       await position.close();
     }
-    // Reopened for calib-nll, each cache is reused as it is; for any proxy, the natural one is refused naming the directory.
+    // Reopened for calib-nll, each cache is reused as it is.
     for (const cacheDir of [dir, positionDir]) {
       const again = await ProxyContext.open(model, windows, seqlen, engine, options(cacheDir, ['calib-nll']));
       try {
@@ -636,9 +635,26 @@ describe('ProxyContext on a tiny random llama (2 layers, 4 windows of 16 tokens)
         await again.close();
       }
     }
-    await assert.rejects(ProxyContext.open(model, windows, seqlen, engine, options(dir, ['calib-nll', 'gini-ref'])), (e: unknown) => e instanceof UserError
-      && e.message === `proxy cache ${dir}: it holds its terms in the natural layout, built for calib-nll alone; this run may ask for per-linear proxies, which need the position layout; remove the directory (or name another as proxyCache) to rebuild it`);
-    await assert.rejects(ProxyContext.open(model, windows, seqlen, engine, options(dir)), /natural layout/);
+    // Opened for any proxy, the natural cache is converted: the position files a position build wrote, byte for byte.
+    const converted = await ProxyContext.open(model, windows, seqlen, engine, options(dir, ['calib-nll', 'gini-ref']));
+    const reference = await ProxyContext.open(model, windows, seqlen, engine, options(positionDir));
+    try {
+      assert.equal(converted.cache.layersBuilt, 0);
+      assert.equal(readManifest(dir)!.layout, undefined);
+      assert.ok(!existsSync(path.join(dir, 'natural')), 'natural/ removed');
+      assert.deepEqual(readManifest(dir)!.windows, readManifest(positionDir)!.windows);
+      assert.equal(readManifest(dir)!.windows.length, 2, 'k = 3 and the k = 7 added on demand');
+      for (const x of linears()) {
+        const files = (root: string) => [termsFile(root, x), ...readManifest(root)!.windows.map((key) => windowFile(root, x, key))];
+        files(dir).forEach((file, i) => assert.ok(readFileSync(file).equals(readFileSync(files(positionDir)[i])), file));
+      }
+      assert.deepEqual(converted.availableProxies, withoutGram.availableProxies);
+      const all = (await converted.evaluate(other, unstructured, converted.availableProxies)).values;
+      assert.deepEqual(all, (await reference.evaluate(other, unstructured, reference.availableProxies)).values);
+    } finally {
+      await converted.close();
+      await reference.close();
+    }
     await assert.rejects(ProxyContext.open(model, windows, seqlen, engine, { ...options(dir, ['calib-nll']), proxies: ['gini'] as never }),
       (e: unknown) => e instanceof FieldError && e.field === 'opts.proxies[0]');
   });
