@@ -141,6 +141,8 @@ const heldOutOf = (spec: { vocabSize: number }) => concatWindows(randomTokenWind
 const openContext = (model: ModelCheckpoint, modelDir: string, counts: SearchCounts) =>
   ProxyContext.open(model, calibrationOf(model.spec), SEQLEN, engine, {
     ...benchCacheOptions(cacheDir, modelDir, counts.kSet, threads, 2 ** 30),
+    // As `crepe search` opens it: for its one proxy (calib-nll alone: the cache in the natural layout).
+    proxies: [counts.proxy],
     // calib-nll on the held-out windows when the stories260K search measured it on its held-out text.
     ...(counts.nll ? { nllWindows: counts.nll.windows, nllText: counts.nll.on === 'heldout' ? { tokens: heldOutOf(model.spec), seqlen: SEQLEN } : undefined } : {}),
     ...(counts.statisticsFrom ? { statisticsFrom: { params: counts.statisticsFrom, target: counts.target, selection: 'per-matrix' as const } } : {}),

@@ -10,6 +10,17 @@
  *   layer-00000.self_attn.q_proj.normalized-k3.bin   the neighbourhood term of one k (and a, for smooth)
  *   hidden.bin                                 calibration activations entering the next layer (while building)
  *   rows-0.1-seed0/…                           the same files restricted to a fixed subset of rows
+ *   natural/layer-00000.self_attn.q_proj.terms.bin          the terms in the natural layout (row-major)
+ *   natural/layer-00000.self_attn.q_proj.normalized-k3.bin  its neighbourhood terms, row-major
+ *   natural/layer-00000.self_attn.q_proj.gram.bin           XᵀX, when the cache keeps grams
+ *
+ * The terms are stored in one of two layouts (proxy-terms.ts), Manifest.layout: 'position' (the
+ * reference order, for every proxy; the layout of a manifest without the field) or 'natural'
+ * (row-major, the files under natural/, for a cache built for masks alone: calib-nll and pruned
+ * perplexities). A position-layout cache serves masks too; a natural-layout one serves no
+ * per-linear proxy: a run that may need one converts it to the position layout first (the
+ * position files made from the natural ones are those a position build writes, byte for byte),
+ * then removes natural/.
  *
  * A cache built for a search on one row subset alone (Manifest.rowsOnly) holds that subset's files
  * and no others: a fraction of the disk (a tenth at 0.1), for runs on that subset only.
@@ -29,7 +40,7 @@ import type { LinearName, ModelSpec } from '../model/spec.ts';
 import type { CrepeParams } from '../prune/scores/crepe.ts';
 import type { PruneTarget, Selection } from '../prune/settings.ts';
 import { UserError, checkField } from '../util/errors.ts';
-import type { LinearTerms, WindowKey, WindowPrecision, WindowTerm } from './proxy-terms.ts';
+import type { LinearTerms, NaturalTerms, WindowKey, WindowPrecision, WindowTerm } from './proxy-terms.ts';
 
 export const CACHE_FORMAT = 'crepe-proxy-cache/2';
 const MAGIC = 'CRPXC001';
@@ -72,7 +83,15 @@ export interface Manifest {
   created: string;
   /** Present when the cache holds only this row subset's files (ProxyContextOptions.rowsOnly); absent: all rows. */
   rowsOnly?: RowSubset;
+  /** The layout of the terms files; absent: 'position'. */
+  layout?: TermsLayout;
 }
+
+/** Where a cache's terms sit: in the reference order (every proxy) or row-major (masks alone); see proxy-terms.ts. */
+export type TermsLayout = 'position' | 'natural';
+
+/** A manifest's layout ('position' when it names none). */
+export const layoutOf = (manifest: Pick<Manifest, 'layout'>): TermsLayout => manifest.layout ?? 'position';
 
 /** One linear of the model, as the cache and the evaluators address it. */
 export interface Unit {
@@ -228,20 +247,30 @@ export const subsetName = (rows: RowSubset): string => `rows-${rows.fraction}-se
 export const sameRows = (a: RowSubset | null | undefined, b: RowSubset | null | undefined): boolean =>
   (a ?? null) === (b ?? null) || (a != null && b != null && a.fraction === b.fraction && a.seed === b.seed);
 
-export function subsetDir(dir: string, rows: RowSubset | null): string {
+/** The folder of the files of a row subset (position layout) or of the natural layout (all rows). */
+export function subsetDir(dir: string, rows: RowSubset | null, layout: TermsLayout = 'position'): string {
+  if (layout === 'natural') {
+    if (rows) throw new Error('internal: the natural layout holds all rows');
+    return path.join(dir, 'natural');
+  }
   return rows ? path.join(dir, subsetName(rows)) : dir;
 }
 
-export function termsFile(dir: string, unit: Pick<Unit, 'layer' | 'name'>, rows: RowSubset | null = null): string {
-  return path.join(subsetDir(dir, rows), `layer-${pad(unit.layer)}.${unit.name}.terms.bin`);
+export function termsFile(dir: string, unit: Pick<Unit, 'layer' | 'name'>, rows: RowSubset | null = null, layout: TermsLayout = 'position'): string {
+  return path.join(subsetDir(dir, rows, layout), `layer-${pad(unit.layer)}.${unit.name}.terms.bin`);
 }
 
 /** The exponent a as exact text (its float64 bits), for the smooth variant's file name. */
 const exactText = (a: number): string => Buffer.from(new Float64Array([a]).buffer).toString('hex');
 
-export function windowFile(dir: string, unit: Pick<Unit, 'layer' | 'name'>, key: WindowKey, rows: RowSubset | null = null): string {
+/** XᵀX of a linear's input in the natural layout (the position layout keeps it in the terms file). */
+export function gramFile(dir: string, unit: Pick<Unit, 'layer' | 'name'>): string {
+  return path.join(subsetDir(dir, null, 'natural'), `layer-${pad(unit.layer)}.${unit.name}.gram.bin`);
+}
+
+export function windowFile(dir: string, unit: Pick<Unit, 'layer' | 'name'>, key: WindowKey, rows: RowSubset | null = null, layout: TermsLayout = 'position'): string {
   const suffix = key.variant === 'smooth' ? `smooth-k${key.k}-a${exactText(key.a ?? Number.NaN)}` : `normalized-k${key.k}`;
-  return path.join(subsetDir(dir, rows), `layer-${pad(unit.layer)}.${unit.name}.${suffix}.bin`);
+  return path.join(subsetDir(dir, rows, layout), `layer-${pad(unit.layer)}.${unit.name}.${suffix}.bin`);
 }
 
 const manifestFile = (dir: string): string => path.join(dir, 'manifest.json');
@@ -297,6 +326,33 @@ export function readTerms(file: string, dir: string, verify: boolean, expected: 
     gram: (arrays.gram as Float64Array | undefined) ?? null,
     outputEnergy: meta.outputEnergy === null ? Number.NaN : Number(meta.outputEnergy),
   };
+}
+
+export async function writeNaturalTerms(file: string, terms: NaturalTerms): Promise<void> {
+  const arrays: Record<string, StoredArray> = { inverseRowSums: terms.inverseRowSums, inverseColSums: terms.inverseColSums, sqNorm: terms.sqNorm };
+  if (terms.weightF16) arrays.weightF16 = terms.weightF16;
+  if (terms.weightF32) arrays.weightF32 = terms.weightF32;
+  mkdirSync(path.dirname(file), { recursive: true });
+  await writeArrays(file, { kind: 'natural-terms', dOut: terms.dOut, dIn: terms.dIn }, arrays);
+}
+
+export function readNaturalTerms(file: string, dir: string, verify: boolean, expected: { dOut: number; dIn: number }, allocate?: Allocate): NaturalTerms {
+  const { meta, arrays } = readArrays(file, dir, verify, allocate);
+  const name = path.relative(dir, file);
+  const { dOut, dIn } = expected;
+  if (meta.kind !== 'natural-terms' || meta.dOut !== dOut || meta.dIn !== dIn) {
+    throw cacheError(dir, `${name} holds ${String(meta.kind)} of shape ${String(meta.dOut)}×${String(meta.dIn)}, expected natural-terms of ${dOut}×${dIn}`);
+  }
+  const weightF16 = arrays.weightF16 instanceof Uint16Array ? arrays.weightF16 : null;
+  const weightF32 = arrays.weightF32 instanceof Float32Array ? arrays.weightF32 : null;
+  const { inverseRowSums, inverseColSums, sqNorm } = arrays;
+  if (
+    (weightF16 ?? weightF32)?.length !== dOut * dIn
+    || !(inverseRowSums instanceof Float64Array) || inverseRowSums.length !== dOut
+    || !(inverseColSums instanceof Float64Array) || inverseColSums.length !== dIn
+    || !(sqNorm instanceof Float64Array) || sqNorm.length !== dIn
+  ) throw cacheError(dir, `${name} lacks arrays of the natural terms or has arrays of inconsistent lengths`);
+  return { dOut, dIn, weightF16, weightF32, inverseRowSums, inverseColSums, sqNorm };
 }
 
 export async function writeWindow(file: string, key: WindowKey, window: WindowTerm): Promise<void> {
@@ -429,14 +485,15 @@ export class ByteLru<V> {
   }
 }
 
-/** The arrays a terms object holds. */
-export function termsArrays(terms: LinearTerms): StoredArray[] {
-  return [terms.weightF16, terms.weightF32, terms.row, terms.col, terms.inverseRowSums, terms.inverseColSums, terms.sqNorm, terms.rows, terms.basePositions, terms.gram]
-    .filter((a): a is NonNullable<typeof a> => a !== null);
+/** The arrays a terms object (of either layout) holds. */
+export function termsArrays(terms: LinearTerms | NaturalTerms): StoredArray[] {
+  const common = [terms.weightF16, terms.weightF32, terms.inverseRowSums, terms.inverseColSums, terms.sqNorm];
+  const position = 'row' in terms ? [terms.row, terms.col, terms.rows, terms.basePositions, terms.gram] : [];
+  return [...common, ...position].filter((a): a is NonNullable<typeof a> => a !== null);
 }
 
 /** Bytes a terms object holds (for the LRU). */
-export function termsBytes(terms: LinearTerms): number {
+export function termsBytes(terms: LinearTerms | NaturalTerms): number {
   return termsArrays(terms).reduce((sum, a) => sum + a.byteLength, 0);
 }
 

@@ -14,7 +14,8 @@
  * A proxy sees one linear through a CandidateView: the candidate's scores and mask in the terms'
  * position order (ascending reference importance, see proxy-terms.ts), the walk of the mask along
  * that order (shared by the reference-based proxies), and the row-major mask and weights on demand
- * (for proxies defined on the matrix layout, such as a per-N:M-group measure). A new proxy is a
+ * (for proxies defined on the matrix layout, such as a per-N:M-group measure). Terms of the natural
+ * layout serve masks alone (naturalMask), for calib-nll and pruned perplexities. A new proxy is a
  * name in LINEAR_PROXY_NAMES and an entry in PROXIES. The model-level proxy calib-nll is in proxy-e2e.ts.
  *
  * The proxies that need only the walk (gini-ref, pruned-mass: `walkOnly`) of a per-matrix mask,
@@ -22,14 +23,14 @@
  * and walks at once, with no score or mask array (perMatrixWalk).
  */
 import { checkMaskTarget, selectMask } from '../prune/mask.ts';
-import type { CrepeParams } from '../prune/scores/crepe.ts';
+import { crepeScores, type CrepeParams } from '../prune/scores/crepe.ts';
 import type { PruneTarget, Selection } from '../prune/settings.ts';
 import { checkInteger, checkNumber } from '../util/fields.ts';
 import { gini, subsampleIndices } from './gini.ts';
 import { kthSmallest } from '../util/select.ts';
 import {
-  candidateScores, candidateScoresDirect, magnitudeSource, naturalLayout, pickPositions, positionCount, quadraticForm, referenceNorms, rowCount, rowSlots,
-  scoreAndWalkMany, type BandedWalk, type LinearTerms, type ThresholdBand, type WalkCandidate, type WindowTerm,
+  candidateScores, candidateScoresDirect, magnitudeSource, naturalLayout, naturalScores, naturalWeights, pickPositions, positionCount, quadraticForm, referenceNorms, rowCount, rowSlots,
+  scoreAndWalkMany, type BandedWalk, type LinearTerms, type NaturalTerms, type ThresholdBand, type WalkCandidate, type WindowTerm,
 } from './proxy-terms.ts';
 
 import { LINEAR_PROXY_NAMES, PROXY_NAMES, type LinearProxyName, type ProxyName } from './proxy-defaults.ts';
@@ -298,6 +299,26 @@ export function candidateMask(terms: LinearTerms, source: ScoreSource, params: C
   const natural = new Uint8Array(rowCount(terms) * terms.dIn);
   if (!selectsInPositionOrder(options)) return selectNatural(terms, scoresOf(terms, source, params, scratch), options, scratch, natural);
   return toNatural(terms, scoreAndSelect(terms, source, params, options, scratch).mask, natural);
+}
+
+/** How a candidate's scores of natural-layout terms are computed: from the row-major neighbourhood term, or crepeScores on the weights. */
+export type NaturalSource = { kind: 'terms'; window: WindowTerm | null } | { kind: 'direct' };
+
+/**
+ * The candidate's mask of a linear from natural-layout terms, row-major (1 = pruned): its scores
+ * in row order and prune/mask.ts's selection on them, with no position order to scatter from.
+ * The scores are candidateMask's, each at its weight's natural index, so the mask is candidateMask's
+ * bit for bit (a per-matrix threshold does not depend on where the scores sit).
+ */
+export function naturalMask(terms: NaturalTerms, source: NaturalSource, params: CrepeParams, options: ProxyOptions, scratch: Scratch): Uint8Array {
+  const { dOut, dIn } = terms;
+  const n = dOut * dIn;
+  scratch.ensureNatural(n);
+  const buffer = scratch.naturalScores.subarray(0, n);
+  const scores = source.kind === 'terms'
+    ? naturalScores(terms, source.window, params, buffer)
+    : crepeScores(naturalWeights(terms), dOut, dIn, terms.sqNorm, params, buffer);
+  return selectMask(scores, dOut, dIn, options.target, options.selection, new Uint8Array(n));
 }
 
 /** `values` (position order) into `out` (row-major over the covered rows): forEachNaturalIndex's walk as one loop over typed arrays. */

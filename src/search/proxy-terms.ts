@@ -9,11 +9,18 @@
  * linear, B once per window size k (per k and a for smooth, whose B contains x^a). The per-column
  * factor x^a is one array of dIn values per candidate.
  *
- * Every per-weight term is stored in ascending order of the reference importance |W_ij|·sqrt(s_j)
- * (Wanda's score: the values of the gini-ref proxy), with the row and column of each position.
- * A candidate is then sequential passes over arrays: score each position, select (per-matrix
- * selection is blind to the order), and walk the mask along the reference order: no sort and no
- * random access into matrix-sized arrays.
+ * Two layouts of the per-weight terms:
+ *  - position (LinearTerms): every per-weight term in ascending order of the reference importance
+ *    |W_ij|·sqrt(s_j) (Wanda's score: the values of the gini-ref proxy), with the row and column of
+ *    each position. A candidate's per-linear proxies are then sequential passes over arrays: score
+ *    each position, select (per-matrix selection is blind to the order), and walk the mask along
+ *    the reference order: no sort and no random access into matrix-sized arrays.
+ *  - natural (NaturalTerms): the weights and neighbourhood terms row-major, as the matrix holds
+ *    them, for a cache that serves masks alone (calib-nll, pruned perplexities): a candidate's
+ *    mask is one row-major pass of scores and the selection, with no reference order to sort in
+ *    the dense pass, no row/column arrays to read, and no scatter of the mask into the matrix.
+ * Both score a weight with the same float64 operations in the same order (crepeScore), so their
+ * scores, and so their masks, are equal bit for bit.
  *
  * Precision: the weights are stored exactly (float16 bits when every value of the matrix is a
  * float16, as in F16 checkpoints, else float32) and 1/C, 1/R, s are crepeScores' own float64
@@ -126,6 +133,34 @@ export function buildLinearTerms(
   return { terms, order, setup };
 }
 
+/** The per-linear terms in row-major order (the natural layout): what a candidate's mask needs, no more. */
+export interface NaturalTerms {
+  dOut: number;
+  dIn: number;
+  /** The weights, row-major: float16 bits when every value is a float16, else null (see weightF32). */
+  weightF16: Uint16Array | null;
+  weightF32: Float32Array | null;
+  /** 1/R_i and 1/C_j (crepeScores' values, zero sums guarded). */
+  inverseRowSums: Float64Array;
+  inverseColSums: Float64Array;
+  /** Input-channel squared norms s_j. */
+  sqNorm: Float64Array;
+}
+
+/** The natural-layout terms of one linear from its weights (row-major [dOut, dIn]) and input statistics. */
+export function buildNaturalTerms(weight: Float32Array, dOut: number, dIn: number, sqNorm: Float64Array): { terms: NaturalTerms; setup: RelativeImportanceSetup } {
+  const setup = relativeImportanceSetup(weight, dOut, dIn, sqNorm, 0, 'proxy');
+  const weightF16 = float16Bits(weight);
+  const terms: NaturalTerms = {
+    dOut, dIn, weightF16, weightF32: weightF16 ? null : Float32Array.from(weight),
+    inverseRowSums: setup.inverseRowSums, inverseColSums: setup.inverseColSums, sqNorm,
+  };
+  return { terms, setup };
+}
+
+/** The row-major float32 weights of natural-layout terms. */
+export const naturalWeights = (terms: NaturalTerms): Float32Array => float32Weights(terms);
+
 /** The float16 bits of every value when all of them are float16 values (as in F16 checkpoints), else null. */
 function float16Bits(weight: Float32Array): Uint16Array | null {
   const table = float16Table();
@@ -140,13 +175,16 @@ function float16Bits(weight: Float32Array): Uint16Array | null {
   return bits;
 }
 
-/** The neighbourhood term of `key` for every position, from the row-major weights and the position of each natural index. */
+/**
+ * The neighbourhood term of `key` for every weight, from the row-major weights: in position order
+ * (`positionOf`: the position of each natural index), or row-major when `positionOf` is null.
+ */
 export function windowTerm(
   weight: Float32Array,
   setup: RelativeImportanceSetup,
   sqNorm: Float64Array,
   key: WindowKey,
-  positionOf: Uint32Array,
+  positionOf: Uint32Array | null,
   precision: WindowPrecision,
 ): WindowTerm {
   const { dIn } = setup;
@@ -154,9 +192,16 @@ export function windowTerm(
   const withActivation = key.variant === 'smooth' ? { ...setup, activation: activationFactors(sqNorm, key.a ?? Number.NaN) } : setup;
   forEachNeighbourhoodRow(weight, withActivation, key.k, key.variant, 'zero', (i, values) => {
     const rowStart = i * dIn;
-    for (let j = 0; j < dIn; j++) out[positionOf[rowStart + j]] = values[j];
+    if (positionOf) for (let j = 0; j < dIn; j++) out[positionOf[rowStart + j]] = values[j];
+    else out.set(values, rowStart);
   });
   return out;
+}
+
+/** The neighbourhood term of `key` from natural-layout terms, row-major (for keys not built with the cache). */
+export function naturalWindowTerm(terms: NaturalTerms, key: WindowKey, precision: WindowPrecision): WindowTerm {
+  const setup: RelativeImportanceSetup = { dOut: terms.dOut, dIn: terms.dIn, inverseRowSums: terms.inverseRowSums, inverseColSums: terms.inverseColSums, activation: activationFactors(terms.sqNorm, 0) };
+  return windowTerm(naturalWeights(terms), setup, terms.sqNorm, key, null, precision);
 }
 
 /** The inverse of `order`: the position of each natural index. */
@@ -166,8 +211,8 @@ export function positionsOf(order: Uint32Array): Uint32Array {
   return positionOf;
 }
 
-/** The weight at each position, as float32. */
-function weightsByPosition(terms: LinearTerms): Float32Array {
+/** Stored weights (float16 bits or float32, in the terms' order) as float32. */
+function float32Weights(terms: Pick<LinearTerms, 'weightF16' | 'weightF32'>): Float32Array {
   if (terms.weightF32) return terms.weightF32;
   const table = float16Table();
   const bits = terms.weightF16!;
@@ -183,7 +228,7 @@ function weightsByPosition(terms: LinearTerms): Float32Array {
 export function naturalLayout(terms: LinearTerms): { weight: Float32Array; naturalIndex: Uint32Array } {
   const { dIn, row, col } = terms;
   const slot = rowSlots(terms);
-  const values = weightsByPosition(terms);
+  const values = float32Weights(terms);
   const n = positionCount(terms);
   const weight = new Float32Array(rowCount(terms) * dIn);
   const naturalIndex = new Uint32Array(n);
@@ -233,6 +278,22 @@ export function candidateScores(terms: LinearTerms, window: WindowTerm | null, p
   const n = positionCount(terms);
   if (out.length < n) throw new Error(`internal: a score buffer of ${out.length} for ${n} positions`);
   scorePass(terms, window, params, out, null);
+  return out;
+}
+
+/**
+ * The candidate's CRePE scores of natural-layout terms, row-major: one pass in row order with
+ * crepeScore's float64 operations (candidateScores' values, each at its weight's natural index).
+ * `window` is row-major; unused, and may be null, when γ = 0.
+ */
+export function naturalScores(terms: NaturalTerms, window: WindowTerm | null, params: CrepeParams, out: Float32Array): Float32Array {
+  const { dOut, dIn, weightF16, weightF32, inverseRowSums, inverseColSums } = terms;
+  const n = dOut * dIn;
+  if (out.length < n) throw new Error(`internal: a score buffer of ${out.length} for ${n} weights`);
+  const { gN, gS, w, wMask } = windowWeights(params, window, n);
+  const activation = activationFactors(terms.sqNorm, params.a);
+  if (weightF16) naturalLoopF16(dOut, dIn, params.alpha, params.beta, gN, gS, weightF16, float16Table(), inverseRowSums, inverseColSums, activation, w, wMask, out);
+  else naturalLoopF32(dOut, dIn, params.alpha, params.beta, gN, gS, weightF32!, inverseRowSums, inverseColSums, activation, w, wMask, out);
   return out;
 }
 
@@ -338,6 +399,28 @@ function scoreLoop(
     const m = f16 !== null ? table[f16[p] & 0x7fff] : Math.abs(f32![p]);
     const j = col[p];
     out[p] = crepeScore(m, ic[j], ir[row[p]], activation[j], window[p & wMask], alpha, beta, gN, gS);
+  }
+}
+
+/** naturalScores' pass over float16 weights: row i's 1/R_i read once, the per-column factors in order. */
+function naturalLoopF16(
+  dOut: number, dIn: number, alpha: number, beta: number, gN: number, gS: number, f16: Uint16Array, table: Float32Array,
+  ir: Float64Array, ic: Float64Array, activation: Float64Array, window: WindowTerm, wMask: number, out: Float32Array,
+): void {
+  for (let i = 0, p = 0; i < dOut; i++) {
+    const inverseRow = ir[i];
+    for (let j = 0; j < dIn; j++, p++) out[p] = crepeScore(table[f16[p] & 0x7fff], ic[j], inverseRow, activation[j], window[p & wMask], alpha, beta, gN, gS);
+  }
+}
+
+/** naturalLoopF16 for weights stored as float32. */
+function naturalLoopF32(
+  dOut: number, dIn: number, alpha: number, beta: number, gN: number, gS: number, f32: Float32Array,
+  ir: Float64Array, ic: Float64Array, activation: Float64Array, window: WindowTerm, wMask: number, out: Float32Array,
+): void {
+  for (let i = 0, p = 0; i < dOut; i++) {
+    const inverseRow = ir[i];
+    for (let j = 0; j < dIn; j++, p++) out[p] = crepeScore(Math.abs(f32[p]), ic[j], inverseRow, activation[j], window[p & wMask], alpha, beta, gN, gS);
   }
 }
 

@@ -9,21 +9,28 @@
  * from candidate to candidate. Results come back per unit and the caller sums them in unit order:
  * the proxy values do not depend on the thread count. With one thread the evaluator runs in the
  * calling thread.
+ *
+ * The evaluators read and write the cache's layout (EvaluatorConfig.layout): the position layout
+ * serves every request; the natural layout (row-major terms, proxy-terms.ts) serves masks and
+ * refuses per-linear proxy evaluations, until `toPosition` writes each unit's position-layout
+ * files from its natural ones (those a position build writes, byte for byte).
  */
 import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import type { CrepeParams } from '../prune/scores/crepe.ts';
 import { UserError } from '../util/errors.ts';
 import {
-  ArrayPool, ByteLru, cacheError, readTerms, readWindow, subsetName, termsArrays, termsBytes, termsFile, windowFile, writeTerms, writeWindow,
-  type RowSubset, type Unit,
+  ArrayPool, ByteLru, cacheError, gramFile, readArrays, readNaturalTerms, readTerms, readWindow, subsetName, termsArrays, termsBytes, termsFile, windowFile, writeArrays, writeNaturalTerms, writeTerms, writeWindow,
+  type RowSubset, type TermsLayout, type Unit,
 } from './proxy-cache.ts';
 import {
-  candidateMask, evaluateLinearMany, sampleBytes, Scratch, thresholdSample, type LinearEvaluation, type LinearProxyName, type LinearRequest, type ProxyOptions, type ScoreSource, type ThresholdSample,
+  candidateMask, evaluateLinearMany, naturalMask, sampleBytes, Scratch, thresholdSample,
+  type LinearEvaluation, type LinearProxyName, type LinearRequest, type NaturalSource, type ProxyOptions, type ScoreSource, type ThresholdSample,
 } from './proxy-measures.ts';
 import {
-  buildLinearTerms, positionCount, positionsOf, sameWindow, subsetRows, subsetWindow, windowKey, windowTerm, windowTermFromTerms,
-  type LinearTerms, type WindowKey, type WindowPrecision, type WindowTerm,
+  buildLinearTerms, buildNaturalTerms, naturalWeights, naturalWindowTerm, positionCount, positionsOf, sameWindow, subsetRows, subsetWindow, windowKey, windowTerm, windowTermFromTerms,
+  type LinearTerms, type NaturalTerms, type WindowKey, type WindowPrecision, type WindowTerm,
 } from './proxy-terms.ts';
 import { importInWorker } from '../util/worker-module.ts';
 
@@ -35,6 +42,8 @@ export interface EvaluatorConfig {
   windowPrecision: WindowPrecision;
   /** The only row subset the cache holds (Manifest.rowsOnly), or null for all rows. */
   rowsOnly: RowSubset | null;
+  /** The layout of the cache's terms (Manifest.layout). */
+  layout: TermsLayout;
 }
 
 export interface EvaluationRequest {
@@ -99,7 +108,10 @@ interface Loaded<T> {
 }
 
 export class UnitEvaluator {
-  private readonly lru: ByteLru<LinearTerms | WindowTerm | ThresholdSample>;
+  /** The layout of the cache's terms (EvaluatorConfig.layout; 'position' after toPosition). */
+  private layout: TermsLayout;
+
+  private readonly lru: ByteLru<LinearTerms | NaturalTerms | WindowTerm | ThresholdSample>;
   private readonly pool = new ArrayPool();
   /** Files whose checksums this thread has checked. */
   private readonly verified = new Set<string>();
@@ -109,6 +121,7 @@ export class UnitEvaluator {
 
   constructor(private readonly config: EvaluatorConfig) {
     this.lru = new ByteLru(config.budgetBytes);
+    this.layout = config.layout;
   }
 
   /**
@@ -119,6 +132,16 @@ export class UnitEvaluator {
   async build(requests: readonly BuildRequest[]): Promise<void> {
     const rows = this.config.rowsOnly;
     for (const { unit, weight, sqNorm, gram, windows } of requests) {
+      if (this.layout === 'natural') {
+        // Row-major terms and neighbourhood terms: no reference order, no grams (masks need neither).
+        const built = buildNaturalTerms(weight, unit.dOut, unit.dIn, sqNorm);
+        for (const key of windows) {
+          await writeWindow(windowFile(this.config.dir, unit, key, null, 'natural'), key, windowTerm(weight, built.setup, sqNorm, key, null, this.config.windowPrecision));
+        }
+        if (gram) await writeArrays(gramFile(this.config.dir, unit), { kind: 'gram' }, { gram });
+        await writeNaturalTerms(termsFile(this.config.dir, unit, null, 'natural'), built.terms);
+        continue;
+      }
       const built = buildLinearTerms(weight, unit.dOut, unit.dIn, sqNorm, gram);
       const positionOf = positionsOf(built.order);
       const terms = rows ? subsetOf(built.terms, rows, unit) : built.terms;
@@ -131,14 +154,50 @@ export class UnitEvaluator {
   }
 
   /**
+   * Writes the position-layout files of every unit from its natural-layout ones: the terms (the
+   * reference order sorted here, as the dense pass would have) and the neighbourhood terms of
+   * `windows`, their values moved to their positions; then serves requests from them.
+   */
+  async toPosition(windows: readonly WindowKey[], withGram: boolean): Promise<void> {
+    const { dir } = this.config;
+    for (const unit of this.config.units) {
+      const natural = readNaturalTerms(termsFile(dir, unit, null, 'natural'), dir, this.firstRead(termsFile(dir, unit, null, 'natural')), unit);
+      let gram: Float64Array | null = null;
+      if (withGram) {
+        const stored = readArrays(gramFile(dir, unit), dir, true).arrays.gram;
+        if (!(stored instanceof Float64Array) || stored.length !== unit.dIn * unit.dIn) throw cacheError(dir, `${path.relative(dir, gramFile(dir, unit))} does not hold the ${unit.dIn}×${unit.dIn} XᵀX of its linear`);
+        gram = stored;
+      }
+      const built = buildLinearTerms(naturalWeights(natural), unit.dOut, unit.dIn, natural.sqNorm, gram);
+      const positionOf = positionsOf(built.order);
+      for (const key of windows) {
+        const file = windowFile(dir, unit, key, null, 'natural');
+        const rowMajor = readWindow(file, dir, this.firstRead(file), key, unit.dOut * unit.dIn);
+        const window = new (rowMajor.constructor as new (n: number) => WindowTerm)(rowMajor.length);
+        for (let index = 0; index < rowMajor.length; index++) window[positionOf[index]] = rowMajor[index];
+        await writeWindow(windowFile(dir, unit, key), key, window);
+      }
+      await writeTerms(termsFile(dir, unit), built.terms);
+    }
+    this.layout = 'position';
+  }
+
+  /**
    * Makes sure every unit has the neighbourhood term of `key` on disk (computed from its terms when
    * missing; a cache of one row subset cannot: a neighbourhood spans rows it does not hold).
    */
   async prepareWindow(key: WindowKey): Promise<void> {
     this.lru.nextRound();
+    const natural = this.layout === 'natural';
     for (const unit of this.config.units) {
-      const file = windowFile(this.config.dir, unit, key, this.config.rowsOnly);
+      const file = windowFile(this.config.dir, unit, key, this.config.rowsOnly, this.layout);
       if (existsSync(file)) continue;
+      if (natural) {
+        const window = naturalWindowTerm((await this.naturalTerms(unit)).value, key, this.config.windowPrecision);
+        await writeWindow(file, key, window);
+        this.lru.set(file, window, window.byteLength);
+        continue;
+      }
       if (this.config.rowsOnly) {
         throw cacheError(this.config.dir, `it holds only the row subset ${subsetName(this.config.rowsOnly)}, built with the neighbourhood terms of other window sizes than k = ${key.k}, which it cannot add`);
       }
@@ -156,6 +215,7 @@ export class UnitEvaluator {
    * the cache once; each request's result is that of a batch of one, bit for bit.
    */
   async evaluate(requests: readonly EvaluationRequest[]): Promise<UnitResult[][]> {
+    if (this.layout === 'natural') throw new Error('internal: per-linear proxies need the terms in the position layout');
     this.lru.nextRound();
     const results: UnitResult[][] = requests.map(() => []);
     if (requests.length === 0) return results;
@@ -175,7 +235,7 @@ export class UnitEvaluator {
         if (request.source === 'terms' && params.gamma !== 0) {
           const key = windowKey(params);
           let entry = windows.find((w) => sameWindow(w.key, key));
-          if (!entry) windows.push((entry = { key, loaded: await this.window(unit, key, rows, terms.value) }));
+          if (!entry) windows.push((entry = { key, loaded: await this.window(unit, key, rows, positionCount(terms.value)) }));
           window = entry.loaded.value;
         }
         const source = request.source === 'direct' ? { kind: 'direct' as const, base: base!.value } : { kind: 'terms' as const, window };
@@ -204,7 +264,7 @@ export class UnitEvaluator {
   /**
    * The whole-matrix mask of each requested unit this evaluator owns: the candidate's scores from
    * the terms of all rows (or crepeScores on the reconstructed matrix for a 'direct' source) and
-   * prune/mask.ts's selection, the mask the proxies select.
+   * prune/mask.ts's selection, the mask the proxies select (the same from either layout).
    */
   async masks({ params, options, source, units, newRound }: MaskRequest): Promise<UnitMask[]> {
     if (newRound) this.lru.nextRound();
@@ -212,8 +272,17 @@ export class UnitEvaluator {
     const masks: UnitMask[] = [];
     for (const unit of this.config.units) {
       if (!wanted.has(unit.index)) continue;
+      if (this.layout === 'natural') {
+        const terms = await this.naturalTerms(unit);
+        const window = source === 'terms' && params.gamma !== 0 ? await this.window(unit, windowKey(params), null, unit.dOut * unit.dIn, 'natural') : null;
+        const scoreSource: NaturalSource = source === 'direct' ? { kind: 'direct' } : { kind: 'terms', window: window?.value ?? null };
+        masks.push({ unit: unit.index, mask: naturalMask(terms.value, scoreSource, params, options, this.scratch) });
+        if (terms.release) this.pool.give(termsArrays(terms.value));
+        if (window?.release) this.pool.give([window.value]);
+        continue;
+      }
       const terms = await this.terms(unit, null);
-      const window = source === 'terms' && params.gamma !== 0 ? await this.window(unit, windowKey(params), null, terms.value) : null;
+      const window = source === 'terms' && params.gamma !== 0 ? await this.window(unit, windowKey(params), null, positionCount(terms.value)) : null;
       const scoreSource: ScoreSource = source === 'direct' ? { kind: 'direct', base: terms.value } : { kind: 'terms', window: window?.value ?? null };
       masks.push({ unit: unit.index, mask: candidateMask(terms.value, scoreSource, params, options, this.scratch) });
       if (terms.release) this.pool.give(termsArrays(terms.value));
@@ -239,18 +308,29 @@ export class UnitEvaluator {
     return { value: terms, release: !this.lru.set(file, terms, termsBytes(terms)) };
   }
 
-  private async window(unit: Unit, key: WindowKey, rows: RowSubset | null, terms: LinearTerms): Promise<Loaded<WindowTerm>> {
-    const file = windowFile(this.config.dir, unit, key, rows);
+  /** A unit's natural-layout terms. */
+  private async naturalTerms(unit: Unit): Promise<Loaded<NaturalTerms>> {
+    const file = termsFile(this.config.dir, unit, null, 'natural');
+    const cached = this.lru.get(file) as NaturalTerms | undefined;
+    if (cached) return { value: cached, release: false };
+    const terms = readNaturalTerms(file, this.config.dir, this.firstRead(file), unit, this.pool.allocate);
+    return { value: terms, release: !this.lru.set(file, terms, termsBytes(terms)) };
+  }
+
+  /** A unit's neighbourhood term of `key` (`length` values: the weights its terms cover), in `layout`. */
+  private async window(unit: Unit, key: WindowKey, rows: RowSubset | null, length: number, layout: TermsLayout = 'position'): Promise<Loaded<WindowTerm>> {
+    const file = windowFile(this.config.dir, unit, key, rows, layout);
     const cached = this.lru.get(file) as WindowTerm | undefined;
     if (cached) return { value: cached, release: false };
     if (rows && !existsSync(file)) {
-      const window = subsetWindow((await this.window(unit, key, null, (await this.terms(unit, null)).value)).value, terms);
+      const terms = (await this.terms(unit, rows)).value;
+      const window = subsetWindow((await this.window(unit, key, null, unit.dOut * unit.dIn)).value, terms);
       await writeWindow(file, key, window);
       this.verified.add(file);
       this.lru.set(file, window, window.byteLength);
       return { value: window, release: false };
     }
-    const window = readWindow(file, this.config.dir, this.firstRead(file), key, positionCount(terms), this.pool.allocate);
+    const window = readWindow(file, this.config.dir, this.firstRead(file), key, length, this.pool.allocate);
     return { value: window, release: !this.lru.set(file, window, window.byteLength) };
   }
 
@@ -268,7 +348,8 @@ type Message =
   | { id: number; op: 'evaluate'; requests: EvaluationRequest[] }
   | { id: number; op: 'masks'; request: MaskRequest }
   | { id: number; op: 'build'; builds: BuildRequest[] }
-  | { id: number; op: 'prepare'; key: WindowKey };
+  | { id: number; op: 'prepare'; key: WindowKey }
+  | { id: number; op: 'toPosition'; windows: WindowKey[]; withGram: boolean };
 /** What a reply carries: per-request results for 'evaluate', masks for 'masks', nothing otherwise. */
 type Results = UnitResult[][] | UnitMask[];
 type Reply = { id: number; results?: Results; error?: { message: string; user: boolean } };
@@ -303,6 +384,7 @@ async function handle(evaluator: UnitEvaluator, message: Message): Promise<Resul
   if (message.op === 'evaluate') return evaluator.evaluate(message.requests);
   if (message.op === 'masks') return evaluator.masks(message.request);
   if (message.op === 'build') await evaluator.build(message.builds);
+  else if (message.op === 'toPosition') await evaluator.toPosition(message.windows, message.withGram);
   else await evaluator.prepareWindow(message.key);
   return [];
 }
@@ -391,6 +473,11 @@ export class EvaluatorPool {
 
   async prepareWindow(key: WindowKey): Promise<void> {
     await Promise.all(this.channels.map((c) => c.send({ id: 0, op: 'prepare', key })));
+  }
+
+  /** Each evaluator writes the position-layout files of its units from the natural ones (UnitEvaluator.toPosition). */
+  async toPosition(windows: WindowKey[], withGram: boolean): Promise<void> {
+    await Promise.all(this.channels.map((c) => c.send({ id: 0, op: 'toPosition', windows, withGram })));
   }
 
   /**

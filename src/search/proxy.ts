@@ -30,8 +30,8 @@ import { checkFlag, checkInteger, checkKnownFields, checkNumber, describeValue }
 import { crepeVersion } from '../util/version.ts';
 import { lockOutput, type OutputLock } from '../io/output-lock.ts';
 import {
-  CACHE_FORMAT, cacheError, hiddenFile, openCacheDir, readArrays, sameRows, subsetName, termsFile, writeArrays, writeManifest,
-  type CacheIdentity, type Manifest, type RowSubset, type StatisticsFrom, type Unit,
+  CACHE_FORMAT, cacheError, hiddenFile, layoutOf, openCacheDir, readArrays, sameRows, subsetDir, subsetName, termsFile, writeArrays, writeManifest,
+  type CacheIdentity, type Manifest, type RowSubset, type StatisticsFrom, type TermsLayout, type Unit,
 } from './proxy-cache.ts';
 import { LINEAR_PROXY_NAMES, PROXIES, PROXY_NAMES, checkProxyOptions, type LinearProxyName, type ProxyName, type ProxyOptions } from './proxy-measures.ts';
 import { checkProxyName, isLinearProxy } from './proxy-defaults.ts';
@@ -91,6 +91,13 @@ export interface ProxyContextOptions {
    */
   rowsOnly?: RowSubset;
   windowPrecision?: WindowPrecision;
+  /**
+   * The proxies this run asks for (default: any). calib-nll alone: a new cache holds its terms in
+   * the natural layout (proxy-cache.ts), which serves masks alone at a lower cost per candidate
+   * and dense pass; a cache of the position layout serves it as well. A run that may ask for
+   * another converts a natural cache to the position layout when it opens it.
+   */
+  proxies?: readonly ProxyName[];
   progress?: Progress;
 }
 
@@ -107,7 +114,7 @@ export interface CacheReport {
 }
 
 const CONTEXT_OPTIONS: readonly (keyof ProxyContextOptions)[] = [
-  'cacheDir', 'cacheBudgetBytes', 'threads', 'modelSha256', 'calibrationFile', 'calibrationSeed', 'withGram', 'nllWindows', 'nllText', 'statisticsFrom', 'windows', 'rowsOnly', 'windowPrecision', 'progress',
+  'cacheDir', 'cacheBudgetBytes', 'threads', 'modelSha256', 'calibrationFile', 'calibrationSeed', 'withGram', 'nllWindows', 'nllText', 'statisticsFrom', 'windows', 'rowsOnly', 'windowPrecision', 'proxies', 'progress',
 ];
 const WINDOW_PRECISIONS: readonly WindowPrecision[] = ['float32', 'float64'];
 
@@ -156,6 +163,10 @@ function checkOpenArguments(model: unknown, windows: unknown, seqlen: unknown, e
     checkField(variant === 'smooth' || a === null || a === undefined, `${field}.a`, () => `must be null for a ${describeValue(variant)} window, got ${describeValue(a)}`);
     resolveCrepeParams({ k, variant, ...(typeof a === 'number' && { a }) }, { field });
   });
+  if (opts.proxies !== undefined) {
+    checkField(Array.isArray(opts.proxies), 'opts.proxies', () => `must list proxy names (some of ${PROXY_NAMES.join(', ')}), got ${describeValue(opts.proxies)}`);
+    opts.proxies.forEach((name, i) => checkProxyName(`opts.proxies[${i}]`, name));
+  }
   checkField(opts.windowPrecision === undefined || WINDOW_PRECISIONS.includes(opts.windowPrecision), 'opts.windowPrecision', () => `must be one of ${WINDOW_PRECISIONS.join(', ')}, got ${describeValue(opts.windowPrecision)}`);
   checkProgress('opts.progress', opts.progress);
 }
@@ -191,7 +202,8 @@ export class ProxyContext {
 
   /** The proxies this context can compute (output-error needs the grams; calib-nll a head and every row). */
   get availableProxies(): ProxyName[] {
-    return PROXY_NAMES.filter((p) => (isLinearProxy(p) ? !PROXIES[p].needsGram || this.withGram : this.endToEnd !== null && !this.manifest.rowsOnly));
+    const positions = layoutOf(this.manifest) === 'position';
+    return PROXY_NAMES.filter((p) => (isLinearProxy(p) ? positions && (!PROXIES[p].needsGram || this.withGram) : this.endToEnd !== null && !this.manifest.rowsOnly));
   }
 
   /** Bytes the grams of every layer would take (float64), to decide whether output-error is affordable. */
@@ -240,9 +252,12 @@ export class ProxyContext {
   ): Promise<ProxyContext> {
     const { spec } = model;
     const dir = opts.cacheDir;
+    // Masks alone (calib-nll, and the pruned perplexities of its confirmations) need no reference order.
+    const layout: TermsLayout = !opts.rowsOnly && opts.proxies?.length && opts.proxies.every((p) => !isLinearProxy(p)) ? 'natural' : 'position';
     const manifest = await openCacheDir(dir, identity, {
       calibrationFile: opts.calibrationFile ?? null, numLayers: spec.numLayers, layersDone: 0, complete: false, windows: [], denseSeconds: 0, created: new Date().toISOString(),
       ...(opts.rowsOnly ? { rowsOnly: { fraction: opts.rowsOnly.fraction, seed: opts.rowsOnly.seed } } : {}),
+      ...(layout === 'natural' ? { layout } : {}),
     });
     if (manifest.rowsOnly && !sameRows(manifest.rowsOnly, opts.rowsOnly)) {
       throw cacheError(dir, `it holds only the row subset ${subsetName(manifest.rowsOnly)}, built for a search on those rows; this run ${opts.rowsOnly ? `is on ${subsetName(opts.rowsOnly)}` : 'needs all rows'}`);
@@ -255,7 +270,7 @@ export class ProxyContext {
       });
     }
     const cache: CacheReport = { dir, layersBuilt: 0, numLayers: spec.numLayers, denseSeconds: 0, totalDenseSeconds: manifest.denseSeconds, rowsOnly: manifest.rowsOnly ?? null };
-    const pool = EvaluatorPool.start({ dir, units, budgetBytes: opts.cacheBudgetBytes, windowPrecision, rowsOnly: manifest.rowsOnly ?? null }, opts.threads);
+    const pool = EvaluatorPool.start({ dir, units, budgetBytes: opts.cacheBudgetBytes, windowPrecision, rowsOnly: manifest.rowsOnly ?? null, layout: layoutOf(manifest) }, opts.threads);
     if (!manifest.complete) {
       const started = performance.now();
       try {
@@ -266,6 +281,18 @@ export class ProxyContext {
       }
       cache.denseSeconds = (performance.now() - started) / 1000;
       cache.totalDenseSeconds = manifest.denseSeconds;
+    }
+    if (layoutOf(manifest) === 'natural' && layout === 'position') {
+      // A run that may ask for per-linear proxies: the natural cache (complete by now) is converted.
+      try {
+        await pool.toPosition(manifest.windows, manifest.identity.grams);
+      } catch (error) {
+        await pool.close();
+        throw error;
+      }
+      delete manifest.layout;
+      await writeManifest(dir, manifest);
+      rmSync(subsetDir(dir, null, 'natural'), { recursive: true, force: true });
     }
     const nllWindows = opts.nllWindows ?? CALIB_NLL_WINDOWS;
     const nllText = opts.nllText
@@ -305,7 +332,7 @@ export class ProxyContext {
     checkField(Array.isArray(which), 'which', () => `must list proxy names (some of ${this.availableProxies.join(', ')}), got ${describeValue(which)}`);
     which.forEach((name, i) => {
       checkProxyName(`which[${i}]`, name);
-      checkField(this.availableProxies.includes(name), `which[${i}]`, () => `${name} is not available in this context (${isLinearProxy(name) ? 'it needs the grams: open the context with withGram' : this.manifest.rowsOnly ? `it needs every row, the cache holds only ${subsetName(this.manifest.rowsOnly)}` : 'it needs a model with its head and nllWindows > 0'}); available: ${this.availableProxies.join(', ')}`);
+      checkField(this.availableProxies.includes(name), `which[${i}]`, () => `${name} is not available in this context (${isLinearProxy(name) ? (layoutOf(this.manifest) === 'natural' ? `the cache ${this.dir} holds its terms in the natural layout, which serves calib-nll alone` : 'it needs the grams: open the context with withGram') : this.manifest.rowsOnly ? `it needs every row, the cache holds only ${subsetName(this.manifest.rowsOnly)}` : 'it needs a model with its head and nllWindows > 0'}); available: ${this.availableProxies.join(', ')}`);
     });
     const linear = LINEAR_PROXY_NAMES.filter((p) => which.includes(p));
     const held = this.manifest.rowsOnly;
@@ -434,9 +461,9 @@ function unitOf(units: readonly Unit[], layer: number, name: LinearName): Unit {
   return unit;
 }
 
-/** The first layer with a linear whose terms (of all rows, or of the one subset the cache holds) are not on disk (numLayers when none). */
-function firstMissingLayer(dir: string, units: Unit[], rows: RowSubset | null): number {
-  const missing = units.find((unit) => !existsSync(termsFile(dir, unit, rows)));
+/** The first layer with a linear whose terms (of all rows, or of the one subset the cache holds, in its layout) are not on disk (numLayers when none). */
+function firstMissingLayer(dir: string, units: Unit[], rows: RowSubset | null, layout: TermsLayout): number {
+  const missing = units.find((unit) => !existsSync(termsFile(dir, unit, rows, layout)));
   return missing ? missing.layer : Number.POSITIVE_INFINITY;
 }
 
@@ -458,7 +485,7 @@ async function buildCache(
 ): Promise<number> {
   const { spec } = model;
   const dir = opts.cacheDir;
-  const missing = Math.min(spec.numLayers, firstMissingLayer(dir, units, manifest.rowsOnly ?? null));
+  const missing = Math.min(spec.numLayers, firstMissingLayer(dir, units, manifest.rowsOnly ?? null, layoutOf(manifest)));
   const rope = ropeTables(spec, seqlen);
   const statsEngine = await BlockEngine.create(spec, seqlen, { ...engine, stats: opts.withGram ? 'full' : 'sqnorm' });
   const plainEngine = await BlockEngine.create(spec, seqlen, { ...engine, stats: 'none' });

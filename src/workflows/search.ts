@@ -418,7 +418,8 @@ interface SearchRun {
   /** A real trial: the full prune and its perplexity on the held-out text. */
   trial: (params: CrepeParams) => Promise<{ ppl: number; seconds: number }>;
   /** Opens (building, continuing or reusing) the proxy cache of this search; `rowsOnly`: the run uses that row subset alone. */
-  denseContext: (rowsOnly?: RowSubset) => Promise<ProxyContext>;
+  /** The proxy context; `proxies`: the only proxies the run asks for (calib-nll alone: its cache in the natural layout). */
+  denseContext: (rowsOnly?: RowSubset, proxies?: ProxyName[]) => Promise<ProxyContext>;
 }
 
 /**
@@ -497,7 +498,7 @@ function prepareRun(given: {
       if (!heldOut) throw new Error('internal: a real trial without held-out text');
       return pruneAndMeasure(model, settingsFor(params), calibration.windows, { tokens: heldOut.tokens, seqlen: heldOut.seqlen, maxChunks: heldOut.maxChunks }, engine);
     },
-    denseContext: async (rowsOnly) => {
+    denseContext: async (rowsOnly, proxies) => {
       const progress = stageProgress(request, 'dense statistics', spec.numLayers, { name: 'layers' });
       const context = await ProxyContext.open(model, calibration.windows, seqlen, engine, {
         cacheDir: proxyCacheDir(outDir, request.proxyCache),
@@ -513,6 +514,7 @@ function prepareRun(given: {
         statisticsFrom: statisticsFrom ?? undefined,
         windows: kSet.map((k) => windowKey({ k, variant: space.variant, a: space.fixedA })),
         rowsOnly,
+        proxies,
         progress,
       });
       const { cache } = context;
@@ -572,7 +574,7 @@ async function phoRun(run: SearchRun): Promise<SearchResult> {
   const { proxy, sign } = choice;
   // On a row subset, with nothing that needs whole matrices (calib-nll, dense confirmations), the cache holds that subset alone.
   const wholeMatrices = !isLinearProxy(proxy) || (confirm > 0 && confirmStatistics === 'dense');
-  const context = await run.denseContext(choice.rows < 1 && !wholeMatrices ? { fraction: choice.rows, seed: plan.seed } : undefined);
+  const context = await run.denseContext(choice.rows < 1 && !wholeMatrices ? { fraction: choice.rows, seed: plan.seed } : undefined, [proxy]);
   let evaluated = 0;
   let phoSeconds = 0;
   let confirmations: Confirmation[] = [];

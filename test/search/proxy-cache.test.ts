@@ -489,6 +489,49 @@ describe('proxy cache directory', () => {
     assert.deepEqual(continued.values, (await subsetValues(freshDir)).values);
   });
 
+  test('natural layout (proxies: [calib-nll]): an interrupted build continues at the first unfinished layer; the calib-nll of the position layout, with any budget; a corrupt file refused', async () => {
+    const dir = path.join(root, 'natural-interrupted');
+    const natural = { proxies: ['calib-nll'] as ProxyName[] };
+    await assert.rejects(ProxyContext.open(failing, windows, 16, engine, cacheOptions(dir, natural)), /simulated crash/);
+    const manifest = JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
+    assert.equal(manifest.layout, 'natural');
+    assert.equal(manifest.layersDone, 2);
+    assert.ok(existsSync(path.join(dir, 'natural', 'layer-00001.mlp.down_proj.terms.bin')));
+    assert.ok(!existsSync(path.join(dir, 'layer-00001.mlp.down_proj.terms.bin')), 'no position-layout file');
+    const nllFrom = async (overrides: Partial<ProxyContextOptions>) => {
+      const context = await ProxyContext.open(model, windows, 16, engine, cacheOptions(dir, { ...natural, ...overrides }));
+      try {
+        return { nll: (await context.evaluate(params, options, ['calib-nll'])).values['calib-nll'], layersBuilt: context.cache.layersBuilt };
+      } finally {
+        await context.close();
+      }
+    };
+    const continued = await nllFrom({});
+    assert.equal(continued.layersBuilt, 2, 'layers 2 and 3 only');
+    assert.equal(continued.nll, fresh['calib-nll']);
+    assert.equal((await nllFrom({ cacheBudgetBytes: 0, threads: 1 })).nll, fresh['calib-nll'], 'every file read for every layer');
+    const file = path.join(dir, 'natural', 'layer-00002.self_attn.q_proj.terms.bin');
+    const bytes = readFileSync(file);
+    bytes[bytes.length - 3] ^= 0xff;
+    writeFileSync(file, bytes);
+    await assert.rejects(nllFrom({ cacheBudgetBytes: 0 }), (error: Error) => error instanceof UserError
+      && error.message.startsWith(`proxy cache ${dir}: natural/layer-00002.self_attn.q_proj.terms.bin is corrupt`));
+  });
+
+  test('natural layout converted by a run that may ask for any proxy: the files of a position build byte for byte (grams included), the same values', async () => {
+    const dir = path.join(root, 'natural-converted');
+    const built = await ProxyContext.open(model, windows, 16, engine, cacheOptions(dir, { proxies: ['calib-nll'], threads: 2 }));
+    await built.close();
+    assert.ok(existsSync(path.join(dir, 'natural', 'layer-00003.mlp.down_proj.gram.bin')));
+    const { values, cache } = await valuesFrom(dir, { threads: 2 });
+    assert.equal(cache.layersBuilt, 0);
+    assert.deepEqual(values, fresh);
+    assert.ok(!existsSync(path.join(dir, 'natural')));
+    const files = readdirSync(dir).filter((name) => name.endsWith('.bin'));
+    assert.equal(files.length, 4 * 7 * (1 + WINDOWS_BUILT.length));
+    for (const name of files) assert.ok(readFileSync(path.join(dir, name)).equals(readFileSync(path.join(freshDir, name))), name);
+  });
+
   test('a memory budget of 0 (every linear read from disk for every candidate) gives the same values', async () => {
     assert.deepEqual((await valuesFrom(freshDir, { cacheBudgetBytes: 0, threads: 2 })).values, fresh);
   });

@@ -3,15 +3,15 @@
 // reference importance, the input statistics of an independent calibration pass).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { renameSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { LINEAR_PROXY_NAMES, PROXY_NAMES, ProxyContext, type ProxyName, type ProxyOptions } from '../../src/search/proxy.ts';
 import { referenceWindowNll } from '../helpers/reference-nll.ts';
 import type { ModelSource } from '../../src/model/source.ts';
 import { crepeScores } from '../../src/prune/scores/crepe.ts';
-import { candidateMask, evaluateLinear, evaluateLinearMany, Scratch } from '../../src/search/proxy-measures.ts';
-import { buildLinearTerms, positionsOf, windowKey, windowTerm } from '../../src/search/proxy-terms.ts';
-import { readTerms, termsFile, windowFile } from '../../src/search/proxy-cache.ts';
+import { candidateMask, evaluateLinear, evaluateLinearMany, naturalMask, Scratch } from '../../src/search/proxy-measures.ts';
+import { buildLinearTerms, buildNaturalTerms, naturalWindowTerm, positionsOf, windowKey, windowTerm } from '../../src/search/proxy-terms.ts';
+import { readManifest, readNaturalTerms, readTerms, termsFile, windowFile } from '../../src/search/proxy-cache.ts';
 import { gini } from '../../src/search/gini.ts';
 import { BlockEngine } from '../../src/engine/block-engine.ts';
 import { embed } from '../../src/engine/forward.ts';
@@ -176,6 +176,72 @@ describe('candidateMask: the mask crepe prune selects, from the terms', () => {
           assert.ok(Buffer.from(mask).equals(Buffer.from(expected)), `${label} ${JSON.stringify(point)} ${JSON.stringify(target)} ${selection}`);
         }
       }
+    });
+  }
+});
+
+describe('naturalMask: the natural layout\'s mask is candidateMask\'s from the position layout, bit for bit', () => {
+  // Both layouts hold the same weights, 1/R, 1/C, s and neighbourhood values (float32 here, the
+  // default, as well as float64); only the order differs. Ties at a per-matrix threshold are kept
+  // in both (markAtMost), so the sets agree whatever the order.
+  const dOut = 40;
+  const dIn = 96;
+  const rng = new Rng(29);
+  const sqNorm = Float64Array.from({ length: dIn }, (_, j) => (j % 17 === 0 ? 0 : 0.2 + 2 * rng.uniform()));
+  const weights: [string, Float32Array][] = [
+    // Few distinct values: many ties at every threshold.
+    ['float16 weights with ties and zeros', Float32Array.from({ length: dOut * dIn }, () => (rng.below(41) - 20) / 16)],
+    ['float32 weights', Float32Array.from({ length: dOut * dIn }, () => rng.uniform() - 0.5)],
+  ];
+  const params: CrepeParams[] = [
+    RIA_POINT,
+    { k: 3, alpha: 0.7, beta: 1.4, gamma: 0, a: 0.3, variant: 'smooth', border: 'zero' },
+    { k: 3, alpha: 1, beta: 0.3, gamma: 2, a: 0.8, variant: 'normalized', border: 'zero' },
+    { k: 5, alpha: 1, beta: 2, gamma: 0.4, a: 0.5, variant: 'smooth', border: 'zero' },
+  ];
+  const targets: [PruneTarget, Selection][] = [
+    [{ kind: 'unstructured', sparsity: 0.5 }, 'per-matrix'],
+    [{ kind: 'unstructured', sparsity: 0.37 }, 'per-matrix'],
+    [{ kind: 'unstructured', sparsity: 0.7 }, 'per-row'],
+    [{ kind: 'nm', n: 2, m: 4 }, 'per-matrix'],
+    [{ kind: 'unstructured', sparsity: 0 }, 'per-matrix'],
+    [{ kind: 'unstructured', sparsity: 1 }, 'per-matrix'],
+  ];
+  for (const [label, weight] of weights) {
+    test(label, () => {
+      const { terms, order, setup } = buildLinearTerms(weight, dOut, dIn, sqNorm, null);
+      const positionOf = positionsOf(order);
+      const natural = buildNaturalTerms(weight, dOut, dIn, sqNorm);
+      assert.equal(natural.terms.weightF16 !== null, terms.weightF16 !== null, 'the same storage');
+      assert.deepEqual(natural.terms.inverseRowSums, terms.inverseRowSums);
+      assert.deepEqual(natural.terms.inverseColSums, terms.inverseColSums);
+      const scratch = new Scratch();
+      let compared = 0;
+      for (const precision of ['float32', 'float64'] as const) {
+        for (const point of params) {
+          const key = windowKey(point);
+          const position = point.gamma === 0 ? null : windowTerm(weight, setup, sqNorm, key, positionOf, precision);
+          const rowMajor = point.gamma === 0 ? null : windowTerm(weight, natural.setup, sqNorm, key, null, precision);
+          if (rowMajor) {
+            // The same values, in the other order; and the same when computed later from the stored terms.
+            assert.ok(rowMajor.every((v, index) => Object.is(v, position![positionOf[index]])), `${label} window ${JSON.stringify(key)}`);
+            assert.deepEqual(naturalWindowTerm(natural.terms, key, precision), rowMajor);
+          }
+          for (const [target, selection] of targets) {
+            const options: ProxyOptions = { target, selection, giniSubsample: null, seed: 0 };
+            const what = `${label} ${precision} ${JSON.stringify(point)} ${JSON.stringify(target)} ${selection}`;
+            const expected = candidateMask(terms, { kind: 'terms', window: position }, point, options, new Scratch());
+            const mask = naturalMask(natural.terms, { kind: 'terms', window: rowMajor }, point, options, scratch);
+            assert.ok(Buffer.from(mask).equals(Buffer.from(expected)), what);
+            // crepeScores on the stored weights (a border the terms do not cover): candidateMask's direct source.
+            const mean: CrepeParams = { ...point, border: 'mean' };
+            const direct = naturalMask(natural.terms, { kind: 'direct' }, mean, options, scratch);
+            assert.ok(Buffer.from(direct).equals(Buffer.from(candidateMask(terms, { kind: 'direct', base: terms }, mean, options, new Scratch()))), `direct ${what}`);
+            compared++;
+          }
+        }
+      }
+      assert.equal(compared, 2 * params.length * targets.length);
     });
   }
 });
@@ -519,6 +585,78 @@ describe('ProxyContext on a tiny random llama (2 layers, 4 windows of 16 tokens)
     assert.equal(again, sampled);
     assert.notEqual(sampled, exact);
     close(sampled, exact, 0.1, 'a 500-position sample is close to the exact Gini');
+  });
+
+  test('proxies: [calib-nll]: a new cache in the natural layout gives the position layout\'s calib-nll and pruned perplexities bit for bit; it serves no per-linear proxy until a run that may ask for one converts it', async () => {
+    const dir = path.join(scratchDir('proxy'), 'natural');
+    const smooth: CrepeParams = { k: 5, alpha: 0.6, beta: 1.7, gamma: 0.8, a: 0.5, variant: 'smooth', border: 'zero' };
+    const options = (cacheDir: string, proxies?: ProxyName[]) => ({
+      cacheDir, cacheBudgetBytes: 2 ** 26, threads: 2, modelSha256: 'random-llama-7', calibrationSeed: 3, withGram: false, windows: [windowKey(other)], ...(proxies ? { proxies } : {}),
+    });
+    const natural = await ProxyContext.open(model, windows, seqlen, engine, options(dir, ['calib-nll']));
+    const positionDir = path.join(scratchDir('proxy'), 'natural-position');
+    const position = await ProxyContext.open(model, windows, seqlen, engine, options(positionDir));
+    try {
+      assert.equal(readManifest(dir)!.layout, 'natural');
+      assert.equal(readManifest(positionDir)!.layout, undefined);
+      assert.deepEqual(natural.availableProxies, ['calib-nll']);
+      const l = [...linears()][0];
+      const stored = readNaturalTerms(termsFile(dir, l, null, 'natural'), dir, true, l);
+      assert.deepEqual(stored.sqNorm, readTerms(termsFile(positionDir, l), positionDir, true, l).sqNorm);
+      const text = Int32Array.from({ length: 2 * seqlen }, () => rng.below(spec.vocabSize));
+      // k = 3 prepared with the cache; k = 5 smooth and k = 7 added on demand; the RIA point (γ = 0); a border read through crepeScores.
+      const points = [other, riaPoint, smooth, { ...other, k: 7 }, { ...other, border: 'mean' as const }];
+      const targets: ProxyOptions[] = [unstructured, { ...unstructured, selection: 'per-row' }, { ...unstructured, target: { kind: 'nm', n: 2, m: 4 } }];
+      for (const point of points) {
+        for (const opts of targets) {
+          const what = `${JSON.stringify(point)} ${JSON.stringify(opts.target)} ${opts.selection}`;
+          const nll = (await natural.evaluate(point, opts, ['calib-nll'])).values['calib-nll'];
+          assert.equal(nll, (await position.evaluate(point, opts, ['calib-nll'])).values['calib-nll'], what);
+          assert.ok(Number.isFinite(nll), what);
+        }
+        const ppl = (await natural.prunedPerplexity(point, unstructured, text, { seqlen })).ppl;
+        assert.equal(ppl, (await position.prunedPerplexity(point, unstructured, text, { seqlen })).ppl, JSON.stringify(point));
+      }
+      const expected = mean(referenceNll((x) => perMatrixMask(crepeScores(x.weight, x.dOut, x.dIn, x.sqNorm, other), 0.5), windows));
+      close((await natural.evaluate(other, unstructured, ['calib-nll'])).values['calib-nll'], expected, 1e-4 * expected, 'calib-nll against the float64 reference');
+      await assert.rejects(natural.evaluate(other, unstructured, ['gini-ref']), (e: unknown) => e instanceof FieldError && e.field === 'which[0]'
+        && e.problem === `gini-ref is not available in this context (the cache ${dir} holds its terms in the natural layout, which serves calib-nll alone); available: calib-nll`);
+    } finally {
+      await natural.close();
+      await position.close();
+    }
+    // Reopened for calib-nll, each cache is reused as it is.
+    for (const cacheDir of [dir, positionDir]) {
+      const again = await ProxyContext.open(model, windows, seqlen, engine, options(cacheDir, ['calib-nll']));
+      try {
+        assert.equal(again.cache.layersBuilt, 0);
+        assert.deepEqual(again.availableProxies, cacheDir === dir ? ['calib-nll'] : withoutGram.availableProxies);
+      } finally {
+        await again.close();
+      }
+    }
+    // Opened for any proxy, the natural cache is converted: the position files a position build wrote, byte for byte.
+    const converted = await ProxyContext.open(model, windows, seqlen, engine, options(dir, ['calib-nll', 'gini-ref']));
+    const reference = await ProxyContext.open(model, windows, seqlen, engine, options(positionDir));
+    try {
+      assert.equal(converted.cache.layersBuilt, 0);
+      assert.equal(readManifest(dir)!.layout, undefined);
+      assert.ok(!existsSync(path.join(dir, 'natural')), 'natural/ removed');
+      assert.deepEqual(readManifest(dir)!.windows, readManifest(positionDir)!.windows);
+      assert.equal(readManifest(dir)!.windows.length, 2, 'k = 3 and the k = 7 added on demand');
+      for (const x of linears()) {
+        const files = (root: string) => [termsFile(root, x), ...readManifest(root)!.windows.map((key) => windowFile(root, x, key))];
+        files(dir).forEach((file, i) => assert.ok(readFileSync(file).equals(readFileSync(files(positionDir)[i])), file));
+      }
+      assert.deepEqual(converted.availableProxies, withoutGram.availableProxies);
+      const all = (await converted.evaluate(other, unstructured, converted.availableProxies)).values;
+      assert.deepEqual(all, (await reference.evaluate(other, unstructured, reference.availableProxies)).values);
+    } finally {
+      await converted.close();
+      await reference.close();
+    }
+    await assert.rejects(ProxyContext.open(model, windows, seqlen, engine, { ...options(dir, ['calib-nll']), proxies: ['gini'] as never }),
+      (e: unknown) => e instanceof FieldError && e.field === 'opts.proxies[0]');
   });
 
   test('gramBytes: Σ over layers of the four input widths squared, 8 bytes each', () => {
