@@ -120,6 +120,11 @@ export interface Confirmation {
   /** Real perplexity on held-out text. */
   ppl: number;
   seconds: number;
+  /**
+   * 'dense pass': the pruned model measured is the one the dense pass pruned layer by layer to take
+   * its statistics (the same prune, kept), not pruned a second time; absent: pruned for this trial.
+   */
+  prune?: 'dense pass';
 }
 
 export type ShortlistEntry = Pick<Confirmation, 'source' | 'params' | 'objective'>;
@@ -145,13 +150,16 @@ export function confirmationShortlist(result: PhoResult, count: number, start?: 
  */
 export async function confirmOnHeldOut(
   shortlist: readonly ShortlistEntry[],
-  trial: (params: CrepeParams) => Promise<{ ppl: number; seconds: number }>,
+  trial: (params: CrepeParams) => Promise<{ ppl: number; seconds: number; prune?: 'dense pass' }>,
   onConfirmation?: (c: Confirmation, index: number) => void,
 ): Promise<Confirmation[]> {
   const confirmations: Confirmation[] = [];
   for (const candidate of shortlist) {
     const measured = await trial(candidate.params);
-    const confirmation = { source: candidate.source, params: candidate.params, objective: candidate.objective, ppl: measured.ppl, seconds: measured.seconds };
+    const confirmation: Confirmation = {
+      source: candidate.source, params: candidate.params, objective: candidate.objective, ppl: measured.ppl, seconds: measured.seconds,
+      ...(measured.prune ? { prune: measured.prune } : {}),
+    };
     confirmations.push(confirmation);
     onConfirmation?.(confirmation, confirmations.length - 1);
   }

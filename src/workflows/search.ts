@@ -26,7 +26,7 @@ import { confirmationShortlist, confirmOnHeldOut, phoEvaluationsPerK, runPho, ty
 import { checkHeldCalibration, concatWindows, confirmationWindows } from '../search/auto.ts';
 import { runHillClimb } from '../search/hillclimb.ts';
 import { randomConfigurations, validateProxies, type ProxyCorrelation, type SubsampleFidelity } from '../search/validate.ts';
-import { pruneAndMeasure } from '../search/trial.ts';
+import { measurePruned, pruneAndMeasure } from '../search/trial.ts';
 import { checkCrepeWindowFits, smallestPrunedDimension } from '../prune/layer-loop.ts';
 import { windowCount } from '../eval/perplexity.ts';
 import { checkLogStep, startPoint, toParams, type SearchSpace } from '../search/space.ts';
@@ -590,8 +590,14 @@ async function phoRun(run: SearchRun): Promise<SearchResult> {
       const confirmProgress = stageProgress(request, `confirm on ${heldCalibration ? 'held-out calibration windows' : 'held-out text'} (${confirmStatistics} statistics)`, shortlist.length, { name: 'trials' });
       const confirmTrial = confirmStatistics === 'dense'
         ? (params: CrepeParams) => context.prunedPerplexity(params, proxyOptions, confirmText.tokens, confirmText)
-        : (params: CrepeParams) => pruneAndMeasure(model, settingsFor(params), calibration.windows, confirmText, engine);
-      confirmations = await confirmOnHeldOut(shortlist, confirmTrial, (c, i) => confirmProgress.update(i + 1, `${c.source} k=${c.params.k} PPL ${c.ppl.toFixed(3)}`));
+        : async (params: CrepeParams) => {
+          // The configuration the statistics came from was pruned by the dense pass already: that prune is measured.
+          const blocks = context.statisticsPrune(settingsFor(params), calibration.windows, engine);
+          return blocks
+            ? { ...await measurePruned(model, blocks, confirmText, engine), prune: 'dense pass' as const }
+            : pruneAndMeasure(model, settingsFor(params), calibration.windows, confirmText, engine);
+        };
+      confirmations = await confirmOnHeldOut(shortlist, confirmTrial, (c, i) => confirmProgress.update(i + 1, `${c.source} k=${c.params.k} PPL ${c.ppl.toFixed(3)}${c.prune ? ' (the dense pass\'s prune)' : ''}`));
       confirmProgress.done();
     }
   } finally {
