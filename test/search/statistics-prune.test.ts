@@ -3,10 +3,11 @@
 // perplexity (measurePruned) equals a separate pruneAndMeasure of the same settings bit for bit, on
 // a model measured by one graph and on one whose held-out windows stream through the layers. Any
 // other prune (another configuration, target, selection, setting, window set or engine) and a
-// context that did not build the cache itself get no blocks.
+// context that did not build the cache itself get no blocks. A search whose start configuration is
+// confirmed measures that prune, and its log equals that of the same search confirming by a new prune.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ModelEngine } from '../../src/engine/model-engine.ts';
 import type { ModelSource } from '../../src/model/source.ts';
@@ -17,8 +18,10 @@ import { pruneSettings, type PruneSettings } from '../../src/prune/settings.ts';
 import { ProxyContext, type ProxyContextOptions } from '../../src/search/proxy.ts';
 import { measurePruned, pruneAndMeasure } from '../../src/search/trial.ts';
 import { Rng } from '../../src/util/rng.ts';
+import { parseTarget, searchCoefficients, type ProgressEvent } from '../../src/index.ts';
 import { randomModel, smallSpec } from '../helpers/random-model.ts';
-import { scratchDir } from '../helpers/stories.ts';
+import { C4_SAMPLE, PTB_VALID } from '../helpers/shared.ts';
+import { scratchDir, storiesModelDir } from '../helpers/stories.ts';
 
 const engine = { device: 'cpu' as const, threads: 1 };
 const seqlen = 16;
@@ -118,4 +121,38 @@ describe('the dense pass\'s own prune, measured as a trial', () => {
       await context.close();
     }
   });
+});
+
+test('a search with the start\'s statistics: the start\'s sequential confirmation measures the dense pass\'s prune, and the search is that of one that prunes again', async () => {
+  const model = await storiesModelDir();
+  const parent = scratchDir('statistics-prune-search');
+  const request = {
+    model, target: parseTarget('0.5'), calib: C4_SAMPLE, nsamples: 4, seqlen: 64, threads: 1,
+    budget: 1, kSet: [3], proxy: 'calib-nll' as const, nllWindows: 2, proxyStatistics: 'start' as const,
+    confirm: 1, confirmStatistics: 'sequential' as const, evalText: PTB_VALID, evalSeqlen: 32, evalMaxChunks: 3,
+  };
+  const events: ProgressEvent[] = [];
+  const first = path.join(parent, 'first');
+  await searchCoefficients({ ...request, out: first, onProgress: (event) => events.push(event) });
+  // The same search on the first one's complete cache: its dense pass is not run, so every confirmation prunes.
+  const second = path.join(parent, 'second');
+  await searchCoefficients({ ...request, out: second, proxyCache: `${first}.proxy-cache` });
+  type Log = { confirmations: { source: string; ppl: number; seconds: number; prune?: string }[]; candidates: { seconds: number }[]; bestPerK: { seconds: number }[] };
+  const read = (dir: string): Log => JSON.parse(readFileSync(path.join(dir, 'search-log.json'), 'utf8')) as Log;
+  const [reused, pruned] = [read(first), read(second)];
+  assert.deepEqual(reused.confirmations.map((c) => [c.source, c.prune]), [['pho', undefined], ['start', 'dense pass']]);
+  assert.deepEqual(pruned.confirmations.map((c) => [c.source, c.prune]), [['pho', undefined], ['start', undefined]]);
+  const timeless = (log: Log) => ({
+    confirmations: log.confirmations.map(({ seconds, prune, ...c }) => c),
+    candidates: log.candidates.map(({ seconds, ...c }) => c),
+    bestPerK: log.bestPerK.map(({ seconds, ...c }) => c),
+  });
+  assert.deepEqual(timeless(reused), timeless(pruned));
+  assert.ok(Number.isFinite(reused.confirmations[1].ppl));
+  const config = (dir: string) => { const { provenance, ...params } = JSON.parse(readFileSync(path.join(dir, 'crepe-config.json'), 'utf8')); return params; };
+  assert.deepEqual(config(first), config(second));
+  // The progress says which confirmation measured the dense pass's prune.
+  const confirms = events.filter((e) => e.stage.startsWith('confirm') && e.kind === 'update').map((e) => e.detail);
+  assert.equal(confirms.length, 2);
+  assert.ok(!confirms[0]?.includes('dense pass') && confirms[1]?.endsWith('(the dense pass\'s prune)'), JSON.stringify(confirms));
 });
