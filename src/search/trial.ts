@@ -49,7 +49,7 @@ export async function pruneAndMeasure(
   let windowNll: number[];
   try {
     await pruneLayers({
-      model, settings, windows: calibration, engine,
+      model, settings, windows: calibration, engine, lastLayerOutputs: false,
       onLayerDone: async (layer, weights, report) => {
         reports.push(report);
         await measure.onLayer(layer, weights);
