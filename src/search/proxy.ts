@@ -188,6 +188,15 @@ export class ProxyContext {
   /** calib-nll's engines, created at its first evaluation and kept for the next ones. */
   private nllEngines: { block: BlockEngine; head: HeadEngine } | null = null;
 
+  /**
+   * The model with its embedding, final norm and head kept once read (keepingEnds), as calib-nll
+   * reads them: a trial on the model while the context is open reads them from here instead of
+   * again. Null for a model without a head.
+   */
+  get modelWithEnds(): ModelSource | null {
+    return this.endToEnd?.model ?? null;
+  }
+
   /** Seconds of dense calibration pass this context cost (0 when the cache was reused). */
   get denseSeconds(): number {
     return this.cache.denseSeconds;
@@ -264,6 +273,8 @@ export class ProxyContext {
     }
     const cache: CacheReport = { dir, layersBuilt: 0, numLayers: spec.numLayers, denseSeconds: 0, totalDenseSeconds: manifest.denseSeconds, rowsOnly: manifest.rowsOnly ?? null };
     const maskFiles: string[] = [];
+    // Masks a context left behind (a process that ended without closing it): only a build from layer 0 writes them.
+    rmSync(statisticsMasksDir(dir), { recursive: true, force: true });
     const pool = EvaluatorPool.start({ dir, units, budgetBytes: opts.cacheBudgetBytes, windowPrecision, rowsOnly: manifest.rowsOnly ?? null }, opts.threads);
     if (!manifest.complete) {
       const started = performance.now();
@@ -517,10 +528,7 @@ async function buildCache(
       // The masks of the prune the statistics follow, per layer: its files kept when the pass starts at layer 0, for statisticsPrune.
       const from = opts.statisticsFrom;
       let layerMasks: Uint8Array[] = [];
-      if (from) {
-        rmSync(statisticsMasksDir(dir), { recursive: true, force: true });
-        if (firstLayer === 0) mkdirSync(statisticsMasksDir(dir));
-      }
+      if (from && firstLayer === 0) mkdirSync(statisticsMasksDir(dir));
       await forEachDenseLayer(model, inputs, rope, { stats: statsEngine, plain: plainEngine }, opts.withGram, async (layer, dense) => {
         const started = performance.now();
         const building = pool.build(dense.map(({ name, weight, stats }) => ({
