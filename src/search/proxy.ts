@@ -177,7 +177,8 @@ export class ProxyContext {
     private readonly lock: OutputLock,
     /**
      * The model the statistics came from (statisticsFrom), pruned by this context's own dense pass
-     * on every layer: its masks' files and the engine options the pass ran with; null otherwise.
+     * on every layer: its files (each layer's masks; the last layer's statistics, its masks being
+     * selected only when asked for) and the engine options the pass ran with; null otherwise.
      */
     private readonly statisticsPruneMasks: { model: BlockSource; files: string[]; engine: EngineOptions } | null,
   ) {}
@@ -442,13 +443,19 @@ export class ProxyContext {
       && isDeepStrictEqual(engine, masks.engine);
     if (!same) return null;
     const { model, files } = masks;
+    const { spec } = model;
     return async (layer) => {
       const block = { ...model.readBlock(layer) };
       const { arrays } = readArrays(files[layer], this.dir, true);
       for (const name of LINEAR_NAMES) {
         const key = `${name}.weight`;
+        const [dOut, dIn] = linearShape(spec, name);
+        // The last layer's masks, selected now from its statistics as the dense pass selects the others'.
+        const mask = layer + 1 === spec.numLayers
+          ? selectMask(crepeScores(block[key], dOut, dIn, arrays[name] as Float64Array, from.params), dOut, dIn, from.target, from.selection)
+          : unpackMask(arrays[name] as Uint8Array, dOut * dIn);
         const weight = block[key].slice();
-        applyMask(weight, unpackMask(arrays[name] as Uint8Array, weight.length));
+        applyMask(weight, mask);
         block[key] = weight;
       }
       return block;
@@ -537,10 +544,13 @@ async function buildCache(
         // The selection runs on this thread while the evaluators build the layer's terms.
         try {
           if (from) {
-            layerMasks = dense.map(({ weight, dOut, dIn, stats }) => selectMask(crepeScores(weight, dOut, dIn, stats.sqNorm, from.params), dOut, dIn, from.target, from.selection));
+            // The last layer makes no next inputs: its masks are selected only if a confirmation asks for them (statisticsPrune), from its statistics.
+            const last = layer + 1 === spec.numLayers;
+            layerMasks = last ? [] : dense.map(({ weight, dOut, dIn, stats }) => selectMask(crepeScores(weight, dOut, dIn, stats.sqNorm, from.params), dOut, dIn, from.target, from.selection));
             if (firstLayer === 0) {
               const file = statisticsMasksFile(dir, layer);
-              await writeArrays(file, { kind: 'statistics-masks', layer }, Object.fromEntries(dense.map(({ name }, i) => [name, packMask(layerMasks[i])])));
+              const arrays = dense.map(({ stats }, i) => (last ? stats.sqNorm : packMask(layerMasks[i])));
+              await writeArrays(file, { kind: last ? 'statistics-sqnorm' : 'statistics-masks', layer }, Object.fromEntries(dense.map(({ name }, i) => [name, arrays[i]])));
               maskFiles.push(file);
             }
           }
@@ -586,7 +596,7 @@ function maskedBlock(weights: BlockWeights, linears: DenseLinear[], masks: Uint8
   return block;
 }
 
-/** Where the dense pass keeps the masks of the prune its statistics follow (removed when its context closes). */
+/** Where the dense pass keeps the masks of the prune its statistics follow, the last layer's statistics (removed when its context closes). */
 function statisticsMasksDir(dir: string): string {
   return path.join(dir, 'statistics-masks');
 }
