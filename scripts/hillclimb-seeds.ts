@@ -14,8 +14,13 @@
  * that held-out C4 and on N windows of PTB validation that follow the selection's first 300 (so no
  * window the selection scores); the geometric mean over the seeds as before.
  *
+ * With --search-a the activation exponent a (RIA's 0.5 otherwise) is a third coordinate of the climb,
+ * stepped like the log ratios and clipped to [0, 1.5]. --start ria climbs from the RIA point (β = α,
+ * γ = 0, a = 0.5) instead of β = γ = α (from there γ stays at the box's floor unless a step up helps);
+ * --start β,γ,a from that point.
+ *
  *   node --import tsx scripts/hillclimb-seeds.ts --target 0.6|2:4 [--seeds 20,21,22] [--windows 200] [--ptb-windows 0]
- *     [--budget 40] [--threads 2] --out FILE
+ *     [--search-a] [--start ria|β,γ,a] [--k-set 1,3,5,7,9] [--budget 40] [--threads 2] --out FILE
  *
  * Writes a CRePE configuration with its provenance (and FILE with .log.json: every trial).
  */
@@ -41,10 +46,13 @@ const { values } = parseArgs({
   options: {
     target: { type: 'string' }, seeds: { type: 'string', default: '20,21,22' }, windows: { type: 'string', default: '200' },
     budget: { type: 'string', default: '40' }, out: { type: 'string' }, 'ptb-windows': { type: 'string', default: '0' },
-    threads: { type: 'string', default: '2' },
+    threads: { type: 'string', default: '2' }, 'search-a': { type: 'boolean', default: false },
+    start: { type: 'string' }, 'k-set': { type: 'string', default: '1,3,5,7,9' },
   },
 });
 if (!values.target || !values.out) throw new Error('--target and --out are needed');
+const startValues = values.start === undefined ? null : values.start === 'ria' ? [1, 0, 0.5] : values.start.split(',').map(Number);
+if (startValues && (startValues.length !== 3 || startValues.some((v) => !Number.isFinite(v) || v < 0))) throw new Error('--start takes ria or β,γ,a (three non-negative numbers)');
 const seeds = values.seeds.split(',').map(Number);
 const forbidden = [3, 4, 5, ...Array.from({ length: 10 }, (_, i) => 10 + i)];
 if (seeds.some((s) => forbidden.includes(s))) throw new Error(`--seeds must avoid the acceptance's and the selection's seeds (${forbidden.join(', ')})`);
@@ -99,9 +107,10 @@ try {
   };
   const started = performance.now();
   const result = await runHillClimb(trial, {
-    kSet: [1, 3, 5, 7, 9], space: { searchA: false, fixedA: 0.5, variant: 'normalized' },
+    kSet: values['k-set'].split(',').map(Number), space: { searchA: values['search-a'], fixedA: 0.5, variant: 'normalized' },
+    ...(startValues ? { start: { k: 1, alpha: 1, beta: startValues[0], gamma: startValues[1], a: startValues[2], variant: 'normalized' as const, border: 'zero' as const } } : {}),
     budgetPerK: Number(values.budget), initialStep: 1, minStep: 0.25,
-  }, (c) => process.stderr.write(`k=${c.k} β=${c.params.beta.toFixed(3)} γ=${c.params.gamma.toFixed(4)}: ${c.ppl.toFixed(3)}${c.accepted ? ' (accepted)' : ''}\n`));
+  }, (c) => process.stderr.write(`k=${c.k} β=${c.params.beta.toFixed(3)} γ=${c.params.gamma.toFixed(4)} a=${c.params.a}: ${c.ppl.toFixed(3)}${c.accepted ? ' (accepted)' : ''}\n`));
   model.close();
   const seconds = (performance.now() - started) / 1000;
   const { k, alpha, beta, gamma, a, variant, border } = result.best.params;
@@ -117,6 +126,8 @@ try {
       objective: ptbCount > 0
         ? 'geometric mean over the calibration seeds of exp(mean of log PPL on held-out C4 and on PTB validation)'
         : 'geometric mean of held-out PPL over the calibration seeds',
+      ...(startValues ? { start: values.start === 'ria' ? 'the RIA point (β = α, γ = 0, a = 0.5)' : `β = ${startValues[0]}, γ = ${startValues[1]}, a = ${startValues[2]}` } : {}),
+      ...(values['search-a'] ? { searchedA: 'the activation exponent a was a third coordinate of the climb (start 0.5, clipped to [0, 1.5])' } : {}),
       heldoutPpl: result.best.ppl, budgetPerK: Number(values.budget), trials: result.candidates.length, searchSeconds: seconds,
       date: new Date().toISOString(),
     },

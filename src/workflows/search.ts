@@ -259,7 +259,11 @@ function searchOptions(request: SearchRequest, start: CrepeParams | undefined) {
     checkField(strategy === 'pho', 'strategy', 'hillclimb does not combine with validate (which measures every proxy on random configurations)');
     for (const field of SEARCH_ONLY) checkField(request[field] === undefined, field, 'applies to a search, not to validate (which measures every proxy on random configurations)');
   }
-  if (request.confirmWindows !== undefined) checkField(confirm > 0, 'confirmWindows', 'applies to confirm only (the windows each confirmation trial measures)');
+  // How confirmations are run means nothing without them.
+  const confirmDetail = { confirmStatistics: 'how each confirmation trial prunes', confirmOn: 'what each confirmation trial measures', confirmWindows: 'the windows each confirmation trial measures' } as const;
+  for (const [field, detail] of Object.entries(confirmDetail) as Array<[keyof typeof confirmDetail, string]>) {
+    checkField(request[field] === undefined || confirm > 0, field, `applies to confirm only (${detail})`);
+  }
   const space: SearchSpace = { searchA: Boolean(request.searchA), fixedA: a, variant };
   return { strategy, budget, sigma0, confirm, confirmStatistics, confirmOn, calibrationConfirm, nllOn, proxyStatistics, giniSubsample, space, selection, proxyRows, proxyCacheBudget };
 }

@@ -428,6 +428,11 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
       await expectRefusal([...hillclimb, '--sigma0', '1'], /^crepe: --sigma0 applies to PHO and --validate only/);
       await expectRefusal([...hillclimb, '--proxy-cache', path.join(scratchDir('cache'), 'c')], /^crepe: --proxy-cache applies to PHO and --validate only/);
     });
+    it('search: --confirm-on, --confirm-statistics without --confirm', async () => {
+      const pho = ['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--eval-ppl', WIKITEXT_TEST];
+      await expectRefusal([...pho, '--confirm-on', 'calibration'], /^crepe: --confirm-on applies to --confirm only \(what each confirmation trial measures\)$/);
+      await expectRefusal([...pho, '--confirm', '0', '--confirm-statistics', 'dense'], /^crepe: --confirm-statistics applies to --confirm only \(how each confirmation trial prunes\)$/);
+    });
     it('search --proxy-cache inside the model directory (its files are copied into every pruned model)', async () => {
       const copy = path.join(scratchDir('model-copy'), 'm');
       mkdirSync(copy);
