@@ -564,7 +564,11 @@ async function buildCache(
         opts.progress?.update(layer + 1, `dense statistics, layer ${layer}`);
       }, {
         firstLayer,
-        nextWeights: from ? (_layer, weights, linears) => maskedBlock(weights, linears, layerMasks) : undefined,
+        nextWeights: from ? (_layer, weights, linears) => {
+          const block = maskedBlock(weights, linears, layerMasks);
+          layerMasks = [];
+          return block;
+        } : undefined,
         onInputs: async (layer, hidden) => {
           await writeArrays(hiddenFile(dir), { kind: 'hidden', layer }, Object.fromEntries(hidden.map((h, i) => [`window${i}`, h])));
         },
