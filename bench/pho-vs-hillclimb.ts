@@ -5,15 +5,17 @@
  * PHO runs for real with the options of that run's PHO search (proxy, sign, row fraction, window
  * sizes, budget; their two output directories, `--hillclimb DIR --pho DIR`):
  *   hill climbing = trials × (prune + held-out PPL);
- *   PHO           = dense pass + the whole CMA-ES search + its confirmations (as many as the
- *                   stories260K run made, each with its statistics and window count).
+ *   PHO           = dense pass + the whole CMA-ES search + its confirmations (the shortlist
+ *                   `crepe search` confirms with the stories260K run's --confirm, each trial with
+ *                   its statistics and window count, run by the search's confirmation code).
  * Calibration 32 × 256 and held-out 200 × 256 random token ids: the stories260K protocol's sizes.
  *
- *   node --import tsx bench/pho-vs-hillclimb.ts --hillclimb DIR --pho DIR [--phase trial|pho|confirm|all] [--state FILE]
+ *   node --import tsx bench/pho-vs-hillclimb.ts --hillclimb DIR --pho DIR [--phase trial|pho|all] [--state FILE]
  *
- * The phases can run separately (each under its own lock, on a shared machine) into one state file;
- * the proxy cache the pho phase builds is kept for the confirm phase and removed by it. The section
- * is printed once all three are in the state file.
+ * The two phases can run separately (each under its own lock, on a shared machine) into one state
+ * file; the pho phase runs the confirmations in its process, with its proxy context open, as
+ * `crepe search` does (a confirmation of the start configuration can then measure the dense pass's
+ * own prune). The section is printed once both are in the state file.
  */
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -26,9 +28,10 @@ import type { CrepeParams } from '../src/prune/scores/crepe.ts';
 import { ProxyContext, type ProxyName } from '../src/search/proxy.ts';
 import { concatWindows } from '../src/search/auto.ts';
 import { CALIB_NLL_WINDOWS } from '../src/search/proxy-e2e.ts';
-import { runPho } from '../src/search/pho.ts';
+import { confirmationShortlist, confirmationTrial, runPho } from '../src/search/pho.ts';
 import { startPoint, toParams } from '../src/search/space.ts';
 import { pruneAndMeasure } from '../src/search/trial.ts';
+import type { HeldOutText } from '../src/search/trial.ts';
 import { argValue } from './child-process.ts';
 import { benchCacheOptions, SPACE } from './pho.ts';
 import { ensureSyntheticModel, randomTokenWindows, TINYLLAMA_4_LAYERS } from './synthetic-model.ts';
@@ -54,6 +57,8 @@ interface SearchCounts {
   kSet: number[];
   budgetPerK: number;
   confirmations: number;
+  /** The search's --confirm: the confirmed PHO candidates (the start configuration is confirmed besides, unless among them). */
+  confirm: number;
   confirmOn: string;
   confirmWindows: number;
   confirmStatistics: 'dense' | 'sequential';
@@ -68,7 +73,8 @@ interface State {
   counts: SearchCounts;
   trial?: Cost & { ppl: number; load: number[] };
   pho?: { dense: Cost; search: Cost; evaluations: number; shortlist: CrepeParams[]; load: number[] };
-  confirm?: { trials: Cost[]; load: number[] };
+  /** Each confirmation's cost; `prune` when it measured the dense pass's own prune (ConfirmationTrial). */
+  confirm?: { trials: (Cost & { source: string; k: number; prune?: string })[]; load: number[] };
 }
 
 const readJson = (file: string): any => JSON.parse(readFileSync(file, 'utf8'));
@@ -95,6 +101,7 @@ function searchCounts(hillClimbDir: string, phoDir: string | undefined): SearchC
     kSet: provenance.kSet,
     budgetPerK: provenance.budgetPerK,
     confirmations: provenance.confirmations.length,
+    confirm: provenance.confirmations.filter((c: { source: string }) => c.source === 'pho').length,
     confirmOn: provenance.confirmation?.on ?? 'heldout',
     confirmWindows: provenance.confirmation?.windows ?? 0,
     confirmStatistics: provenance.confirmation?.statistics ?? 'sequential',
@@ -148,8 +155,8 @@ const openContext = (model: ModelCheckpoint, modelDir: string, counts: SearchCou
     ...(counts.statisticsFrom ? { statisticsFrom: { params: counts.statisticsFrom, target: counts.target, selection: 'per-matrix' as const } } : {}),
   });
 
-/** The dense pass and the whole PHO search, with the stories260K run's options. */
-async function measurePho(modelDir: string, counts: SearchCounts): Promise<State['pho']> {
+/** The dense pass, the whole PHO search and its confirmations, with the stories260K run's options. */
+async function measurePho(modelDir: string, counts: SearchCounts): Promise<{ pho: State['pho']; confirm: State['confirm'] }> {
   const model = ModelCheckpoint.open(modelDir);
   rmSync(cacheDir, { recursive: true, force: true });
   try {
@@ -164,38 +171,23 @@ async function measurePho(modelDir: string, counts: SearchCounts): Promise<State
       const [result, search] = await timed(() => runPho(context, {
         ...proxyOptions(counts), kSet: counts.kSet, budgetPerK: counts.budgetPerK, proxy: counts.proxy, sign: counts.proxySign, space: SPACE, sigma0: 1.5,
       }));
-      // What the confirmation step measures: the best of each window size, best first, and the start configuration.
-      const shortlist = [...result.bestPerK].sort((a, b) => a.objective - b.objective).map((c) => c.params);
-      shortlist.push(toParams(startPoint(SPACE), result.best.k, SPACE));
-      return { dense, search, evaluations: result.candidates.length, shortlist, load: os.loadavg() };
+      const pho = { dense, search, evaluations: result.candidates.length, shortlist: [] as CrepeParams[], load: os.loadavg() };
+      // What `crepe search --confirm N` confirms: the best of the N best window sizes, then the start configuration at the best k.
+      const shortlist = confirmationShortlist(result, counts.confirm, toParams(startPoint(SPACE), result.best.k, SPACE));
+      pho.shortlist = shortlist.map((c) => c.params);
+      const text: HeldOutText = { tokens: concatWindows(randomTokenWindows(counts.confirmWindows, SEQLEN, model.spec.vocabSize, 2)), seqlen: SEQLEN, maxChunks: counts.confirmWindows };
+      const trial = confirmationTrial(context, counts.confirmStatistics, {
+        model, settingsFor: (params) => settingsFor(counts, params), windows: calibrationOf(model.spec), text, engine, options: proxyOptions(counts),
+      });
+      const trials: NonNullable<State['confirm']>['trials'] = [];
+      for (const { source, params } of shortlist) {
+        console.error(`pho-vs-hillclimb: one confirmation (${source} k=${params.k}, ${counts.confirmStatistics} statistics, ${counts.confirmWindows} windows) …`);
+        const [measured, cost] = await timed(() => trial(params));
+        trials.push({ ...cost, source, k: params.k, ...(measured.prune ? { prune: measured.prune } : {}) });
+      }
+      return { pho, confirm: { trials, load: os.loadavg() } };
     } finally {
       await context.close();
-    }
-  } finally {
-    model.close();
-  }
-}
-
-/** The confirmations of the stories260K run (count, statistics, windows) on the candidates PHO found here. */
-async function measureConfirmations(modelDir: string, counts: SearchCounts, shortlist: CrepeParams[]): Promise<State['confirm']> {
-  const model = ModelCheckpoint.open(modelDir);
-  try {
-    const windows = calibrationOf(model.spec);
-    const text = { tokens: concatWindows(randomTokenWindows(counts.confirmWindows, SEQLEN, model.spec.vocabSize, 2)), seqlen: SEQLEN, maxChunks: counts.confirmWindows };
-    model.hashAndCheckFinite(); // done before the search in `crepe search`'s process
-    const context = counts.confirmStatistics === 'dense' ? await openContext(model, modelDir, counts) : null;
-    try {
-      const trials: Cost[] = [];
-      for (const params of shortlist.slice(0, counts.confirmations)) {
-        console.error(`pho-vs-hillclimb: one confirmation (${counts.confirmStatistics} statistics, ${counts.confirmWindows} windows) …`);
-        const [, cost] = await timed(() => (context
-          ? context.prunedPerplexity(params, proxyOptions(counts), text.tokens, text)
-          : pruneAndMeasure(model, settingsFor(counts, params), windows, text, engine)));
-        trials.push(cost);
-      }
-      return { trials, load: os.loadavg() };
-    } finally {
-      await context?.close();
     }
   } finally {
     model.close();
@@ -235,6 +227,7 @@ export function renderSection(state: Required<State>): string {
     row('seconds', 'wall'),
     row('cpuSeconds', 'CPU'),
     '',
+    `Confirmations: ${confirm.trials.map((t) => `${t.source} k=${t.k} ${fmt(t.seconds)}${t.prune ? ' (the dense pass\'s prune, measured without pruning again)' : ''}`).join(', ')}.`,
     `Load average (1, 5, 15 min) after the trial ${loads(trial.load)}, after PHO's search ${loads(pho.load)}, after the confirmations ${loads(confirm.load)}.`,
     '',
   ].join('\n');
@@ -253,12 +246,8 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const modelDir = await ensureSyntheticModel(TINYLLAMA_4_LAYERS, (line) => console.error(line));
   if (phase === 'trial' || phase === 'all') state.trial = await measureTrial(modelDir, state.counts);
   save();
-  if (phase === 'pho' || phase === 'all') state.pho = await measurePho(modelDir, state.counts);
-  save();
-  if (phase === 'confirm' || phase === 'all') {
-    if (!state.pho) throw new Error('the confirm phase needs the pho phase\'s shortlist: run --phase pho first');
-    state.confirm = await measureConfirmations(modelDir, state.counts, state.pho.shortlist);
-  }
+  if (phase === 'confirm') throw new Error('the confirmations run in the pho phase (with its proxy context open, as crepe search runs them): --phase trial|pho|all');
+  if (phase === 'pho' || phase === 'all') Object.assign(state, await measurePho(modelDir, state.counts));
   save();
   if (state.trial && state.pho && state.confirm) console.log(renderSection(state as Required<State>));
   else console.error(`pho-vs-hillclimb: state in ${stateFile}; run the other phases to print the section`);

@@ -15,7 +15,7 @@ import type { StatsMode } from '../engine/block-graph.ts';
 import { embedWindows } from '../engine/forward.ts';
 import { checkEngineOptions, type EngineOptions } from '../engine/session.ts';
 import { FieldError, UserError, checkField } from '../util/errors.ts';
-import { checkFunction, checkInteger, checkKnownFields } from '../util/fields.ts';
+import { checkFlag, checkFunction, checkInteger, checkKnownFields } from '../util/fields.ts';
 import { checkProgress, type Progress } from '../util/progress.ts';
 import { collectStatistics } from './calibration-stats.ts';
 import { LinearScratch, pruneLinear, type LinearReport } from './prune-linear.ts';
@@ -53,6 +53,12 @@ export interface LayerLoopRequest {
   onTargets?: (targets: PruneTarget[], hidden: Float32Array[]) => Promise<void>;
   /** Receives each pruned layer (weights as the model will store them) and the next layer's inputs. */
   onLayerDone: (layer: number, weights: BlockWeights, report: LayerReport, hidden: Float32Array[]) => Promise<void>;
+  /**
+   * Whether the last pruned layer runs on the calibration windows, its outputs handed to
+   * onLayerDone (default true); false: that forward pass is skipped and onLayerDone gets no
+   * arrays, for a caller that never reads them (a trial).
+   */
+  lastLayerOutputs?: boolean;
   /** Rounds a pruned/updated weight to the dtype it will be stored in (so propagation sees stored values). */
   roundWeight?: (layer: number, name: string, weight: Float32Array) => Float32Array;
   progress?: Progress;
@@ -102,7 +108,7 @@ export function validateAgainstModel(spec: ModelSpec, settings: PruneSettings): 
   }
 }
 
-const LAYER_LOOP_FIELDS: readonly (keyof LayerLoopRequest)[] = ['model', 'settings', 'windows', 'engine', 'start', 'onTargets', 'onLayerDone', 'roundWeight', 'progress'];
+const LAYER_LOOP_FIELDS: readonly (keyof LayerLoopRequest)[] = ['model', 'settings', 'windows', 'engine', 'start', 'onTargets', 'onLayerDone', 'roundWeight', 'lastLayerOutputs', 'progress'];
 
 /**
  * A caller's request, checked before any work: its fields, the model, settings as pruneSettings
@@ -121,6 +127,7 @@ function checkLayerLoopRequest(request: LayerLoopRequest): void {
   checkFunction('onLayerDone', request.onLayerDone, { optional: false });
   checkFunction('onTargets', request.onTargets);
   checkFunction('roundWeight', request.roundWeight);
+  if (request.lastLayerOutputs !== undefined) checkFlag('lastLayerOutputs', request.lastLayerOutputs);
   checkProgress('progress', request.progress);
   const { start } = request;
   if (start === undefined) return;
@@ -171,7 +178,7 @@ export async function pruneLayers(request: LayerLoopRequest): Promise<LayerRepor
       }
 
       const t = performance.now();
-      hidden = await plainEngine.runSequences(hidden, weights, rope);
+      hidden = layer + 1 < spec.numLayers || request.lastLayerOutputs !== false ? await plainEngine.runSequences(hidden, weights, rope) : [];
       seconds.forward += (performance.now() - t) / 1000;
 
       const report: LayerReport = { layer, target: layerTargets[layer], linears, seconds };

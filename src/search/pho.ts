@@ -8,7 +8,11 @@ import { checkField } from '../util/errors.ts';
 import { checkFunction, checkInteger, checkKnownFields, describeValue, hasMethods } from '../util/fields.ts';
 import { checkProxyName } from './proxy-defaults.ts';
 import { CmaEs, cmaesConstants } from './cmaes.ts';
+import type { EngineOptions } from '../engine/session.ts';
+import type { ModelSource } from '../model/source.ts';
+import type { PruneSettings } from '../prune/settings.ts';
 import type { ProxyContext, ProxyName, ProxyOptions } from './proxy.ts';
+import { measurePruned, pruneAndMeasure, type HeldOutText } from './trial.ts';
 import { checkProxyOptions } from './proxy-measures.ts';
 import { checkLogStep, checkSearchSpace, checkSearchStart, startPoint, toParams, type SearchSpace } from './space.ts';
 
@@ -120,6 +124,11 @@ export interface Confirmation {
   /** Real perplexity on held-out text. */
   ppl: number;
   seconds: number;
+  /**
+   * 'dense pass': the pruned model measured is the one the dense pass pruned layer by layer to take
+   * its statistics (the same prune, kept), not pruned a second time; absent: pruned for this trial.
+   */
+  prune?: 'dense pass';
 }
 
 export type ShortlistEntry = Pick<Confirmation, 'source' | 'params' | 'objective'>;
@@ -145,15 +154,46 @@ export function confirmationShortlist(result: PhoResult, count: number, start?: 
  */
 export async function confirmOnHeldOut(
   shortlist: readonly ShortlistEntry[],
-  trial: (params: CrepeParams) => Promise<{ ppl: number; seconds: number }>,
+  trial: ConfirmationTrial,
   onConfirmation?: (c: Confirmation, index: number) => void,
 ): Promise<Confirmation[]> {
   const confirmations: Confirmation[] = [];
   for (const candidate of shortlist) {
     const measured = await trial(candidate.params);
-    const confirmation = { source: candidate.source, params: candidate.params, objective: candidate.objective, ppl: measured.ppl, seconds: measured.seconds };
+    const confirmation: Confirmation = {
+      source: candidate.source, params: candidate.params, objective: candidate.objective, ppl: measured.ppl, seconds: measured.seconds,
+      ...(measured.prune ? { prune: measured.prune } : {}),
+    };
     confirmations.push(confirmation);
     onConfirmation?.(confirmation, confirmations.length - 1);
   }
   return confirmations;
+}
+
+/** What a confirmation trial measures: its perplexity, seconds, and whether it measured the dense pass's own prune. */
+export type ConfirmationTrial = (params: CrepeParams) => Promise<{ ppl: number; seconds: number; prune?: 'dense pass' }>;
+
+/**
+ * PHO's confirmation trial on `text`, as `statistics` says: 'sequential', the real prune
+ * (`settingsFor(params)` on the calibration `windows`) and its perplexity, except that the
+ * configuration the dense pass pruned to take its statistics (ProxyContext.statisticsPrune) is
+ * measured as that pass pruned it, without pruning again (the same result, bit for bit); 'dense',
+ * the candidate pruned with the dense pass's statistics (ProxyContext.prunedPerplexity).
+ */
+export function confirmationTrial(
+  context: ProxyContext,
+  statistics: 'dense' | 'sequential',
+  run: { model: ModelSource; settingsFor: (params: CrepeParams) => PruneSettings; windows: Int32Array[]; text: HeldOutText; engine: EngineOptions; options: ProxyOptions },
+): ConfirmationTrial {
+  const { settingsFor, windows, text, engine, options } = run;
+  if (statistics === 'dense') return (params) => context.prunedPerplexity(params, options, text.tokens, text);
+  // The embedding and head calib-nll keeps, not read again per trial.
+  const model = context.modelWithEnds ?? run.model;
+  return async (params) => {
+    const settings = settingsFor(params);
+    const blocks = context.statisticsPrune(settings, windows, engine);
+    return blocks
+      ? { ...(await measurePruned(model, blocks, text, engine)), prune: 'dense pass' }
+      : pruneAndMeasure(model, settings, windows, text, engine);
+  };
 }

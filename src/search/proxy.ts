@@ -10,7 +10,9 @@
  * unfinished layer. A complete cache is reused as it is by every later search, validation or
  * confirmation on the same model and calibration windows.
  */
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import { BlockEngine } from '../engine/block-engine.ts';
 import { HeadEngine } from '../engine/head-engine.ts';
 import { embedWindows } from '../engine/forward.ts';
@@ -23,6 +25,7 @@ import type { BlockSource } from '../prune/layer-loop.ts';
 import { checkBlockSource, type ModelSource } from '../model/source.ts';
 import type { LinearName } from '../model/spec.ts';
 import { crepeScores, resolveCrepeParams, type CrepeParams } from '../prune/scores/crepe.ts';
+import { pruneSettings, type PruneSettings } from '../prune/settings.ts';
 import { windowsSha256 } from '../data/calibration.ts';
 import { checkProgress, type Progress } from '../util/progress.ts';
 import { check, checkField } from '../util/errors.ts';
@@ -183,6 +186,12 @@ export class ProxyContext {
     private readonly endToEnd: { model: ModelSource; tokens: Int32Array; seqlen: number; engine: EngineOptions } | null,
     /** `<cacheDir>.crepe-lock`: one context per cache directory at a time, so no run loses another's manifest entries. */
     private readonly lock: OutputLock,
+    /**
+     * The model the statistics came from (statisticsFrom), pruned by this context's own dense pass
+     * on every layer: its files (each layer's masks; the last layer's statistics, its masks being
+     * selected only when asked for) and the engine options the pass ran with; null otherwise.
+     */
+    private readonly statisticsPruneMasks: { model: BlockSource; files: string[]; engine: EngineOptions } | null,
   ) {}
 
   /** Set by close(): the evaluator threads are gone, and a request to them would never be answered. */
@@ -190,6 +199,15 @@ export class ProxyContext {
 
   /** calib-nll's engines, created at its first evaluation and kept for the next ones. */
   private nllEngines: { block: BlockEngine; head: HeadEngine } | null = null;
+
+  /**
+   * The model with its embedding, final norm and head kept once read (keepingEnds), as calib-nll
+   * reads them: a trial on the model while the context is open reads them from here instead of
+   * again. Null for a model without a head.
+   */
+  get modelWithEnds(): ModelSource | null {
+    return this.endToEnd?.model ?? null;
+  }
 
   /** Seconds of dense calibration pass this context cost (0 when the cache was reused). */
   get denseSeconds(): number {
@@ -270,11 +288,14 @@ export class ProxyContext {
       });
     }
     const cache: CacheReport = { dir, layersBuilt: 0, numLayers: spec.numLayers, denseSeconds: 0, totalDenseSeconds: manifest.denseSeconds, rowsOnly: manifest.rowsOnly ?? null };
+    const maskFiles: string[] = [];
+    // Masks a context left behind (a process that ended without closing it): only a build from layer 0 writes them.
+    rmSync(statisticsMasksDir(dir), { recursive: true, force: true });
     const pool = EvaluatorPool.start({ dir, units, budgetBytes: opts.cacheBudgetBytes, windowPrecision, rowsOnly: manifest.rowsOnly ?? null, layout: layoutOf(manifest) }, opts.threads);
     if (!manifest.complete) {
       const started = performance.now();
       try {
-        cache.layersBuilt = await buildCache(model, windows, seqlen, engine, { ...opts, windowPrecision }, manifest, units, pool);
+        cache.layersBuilt = await buildCache(model, windows, seqlen, engine, { ...opts, windowPrecision }, manifest, units, pool, maskFiles);
       } catch (error) {
         await pool.close();
         throw error;
@@ -299,7 +320,8 @@ export class ProxyContext {
       ? { tokens: opts.nllText.tokens.subarray(0, nllWindows * opts.nllText.seqlen), seqlen: opts.nllText.seqlen }
       : { tokens: concatWindows(windows.slice(0, nllWindows)), seqlen };
     const endToEnd = 'readLmHead' in model && nllWindows > 0 ? { model: keepingEnds(model), ...nllText, engine } : null;
-    const context = new ProxyContext(pool, manifest, dir, opts.withGram, cache, units, endToEnd, lock);
+    const statisticsPruneMasks = maskFiles.length === spec.numLayers ? { model, files: maskFiles, engine } : null;
+    const context = new ProxyContext(pool, manifest, dir, opts.withGram, cache, units, endToEnd, lock, statisticsPruneMasks);
     try {
       for (const key of opts.windows) await context.ensureWindow(key);
     } catch (error) {
@@ -427,11 +449,52 @@ export class ProxyContext {
     };
   }
 
+  /**
+   * The blocks a real trial's prune (pruneLayers) with `settings` on the calibration `windows`
+   * makes, when that prune is the one this context's dense pass made to take its statistics: a
+   * plain CRePE prune with the statisticsFrom configuration (nothing else in `settings` but the
+   * defaults), on this cache's calibration windows, with the same engine options. Each block is
+   * the model's, masked by the masks the dense pass selected, read when asked for (one at a time,
+   * in layer order): measurePruned then gives what pruneAndMeasure would, bit for bit, without a
+   * second statistics pass and selection. Null when that is not the prune asked for, or when this
+   * context did not build every layer itself (a reused or continued cache).
+   */
+  statisticsPrune(settings: PruneSettings, windows: Int32Array[], engine: EngineOptions): ((layer: number) => Promise<BlockWeights>) | null {
+    check(!this.closed, 'this ProxyContext is closed: open another to read its pruned blocks');
+    const masks = this.statisticsPruneMasks;
+    const from = this.manifest.identity.statisticsFrom;
+    if (!masks || !from) return null;
+    const { calibration } = this.manifest.identity;
+    const same = isDeepStrictEqual(settings, pruneSettings({ method: 'crepe', target: from.target, selection: from.selection, crepe: from.params, calibration: settings.calibration }))
+      && settings.calibration.seqlen === calibration.seqlen && windows.length === calibration.nsamples && windowsSha256(windows) === calibration.windowsSha256
+      && isDeepStrictEqual(engine, masks.engine);
+    if (!same) return null;
+    const { model, files } = masks;
+    const { spec } = model;
+    return async (layer) => {
+      const block = { ...model.readBlock(layer) };
+      const { arrays } = readArrays(files[layer], this.dir, true);
+      for (const name of LINEAR_NAMES) {
+        const key = `${name}.weight`;
+        const [dOut, dIn] = linearShape(spec, name);
+        // The last layer's masks, selected now from its statistics as the dense pass selects the others'.
+        const mask = layer + 1 === spec.numLayers
+          ? selectMask(crepeScores(block[key], dOut, dIn, arrays[name] as Float64Array, from.params), dOut, dIn, from.target, from.selection)
+          : unpackMask(arrays[name] as Uint8Array, dOut * dIn);
+        const weight = block[key].slice();
+        applyMask(weight, mask);
+        block[key] = weight;
+      }
+      return block;
+    };
+  }
+
   /** Stops the evaluator threads and releases calib-nll's engines; a second call does nothing. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     try {
+      if (this.statisticsPruneMasks) rmSync(statisticsMasksDir(this.dir), { recursive: true, force: true });
       await this.pool.close();
       await this.nllEngines?.block.release();
       await this.nllEngines?.head.release();
@@ -482,6 +545,7 @@ async function buildCache(
   manifest: Manifest,
   units: Unit[],
   pool: EvaluatorPool,
+  maskFiles: string[],
 ): Promise<number> {
   const { spec } = model;
   const dir = opts.cacheDir;
@@ -495,11 +559,31 @@ async function buildCache(
     if (missing < spec.numLayers) {
       // Inputs of a pruned model cannot be carried through dense blocks: without the saved inputs of the layer, its build starts over.
       const { hidden: inputs, layer: firstLayer } = await layerInputs(model, windows, seqlen, missing, dir, opts.statisticsFrom ? null : plainEngine, rope);
+      // The masks of the prune the statistics follow, per layer: its files kept when the pass starts at layer 0, for statisticsPrune.
+      const from = opts.statisticsFrom;
+      let layerMasks: Uint8Array[] = [];
+      if (from && firstLayer === 0) mkdirSync(statisticsMasksDir(dir));
       await forEachDenseLayer(model, inputs, rope, { stats: statsEngine, plain: plainEngine }, opts.withGram, async (layer, dense) => {
         const started = performance.now();
-        await pool.build(dense.map(({ name, weight, stats }) => ({
+        const building = pool.build(dense.map(({ name, weight, stats }) => ({
           unit: unitOf(units, layer, name), weight, sqNorm: stats.sqNorm, gram: opts.withGram ? stats.gram : null, windows: buildWindows,
         })));
+        // The selection runs on this thread while the evaluators build the layer's terms.
+        try {
+          if (from) {
+            // The last layer makes no next inputs: its masks are selected only if a confirmation asks for them (statisticsPrune), from its statistics.
+            const last = layer + 1 === spec.numLayers;
+            layerMasks = last ? [] : dense.map(({ weight, dOut, dIn, stats }) => selectMask(crepeScores(weight, dOut, dIn, stats.sqNorm, from.params), dOut, dIn, from.target, from.selection));
+            if (firstLayer === 0) {
+              const file = statisticsMasksFile(dir, layer);
+              const arrays = dense.map(({ stats }, i) => (last ? stats.sqNorm : packMask(layerMasks[i])));
+              await writeArrays(file, { kind: last ? 'statistics-sqnorm' : 'statistics-masks', layer }, Object.fromEntries(dense.map(({ name }, i) => [name, arrays[i]])));
+              maskFiles.push(file);
+            }
+          }
+        } finally {
+          await building;
+        }
         layersBuilt++;
         manifest.layersDone = Math.max(manifest.layersDone, layer + 1);
         manifest.denseSeconds += (performance.now() - started) / 1000;
@@ -507,7 +591,11 @@ async function buildCache(
         opts.progress?.update(layer + 1, `dense statistics, layer ${layer}`);
       }, {
         firstLayer,
-        nextWeights: opts.statisticsFrom ? prunedBlock(opts.statisticsFrom) : undefined,
+        nextWeights: from ? (_layer, weights, linears) => {
+          const block = maskedBlock(weights, linears, layerMasks);
+          layerMasks = [];
+          return block;
+        } : undefined,
         onInputs: async (layer, hidden) => {
           await writeArrays(hiddenFile(dir), { kind: 'hidden', layer }, Object.fromEntries(hidden.map((h, i) => [`window${i}`, h])));
         },
@@ -525,19 +613,40 @@ async function buildCache(
 }
 
 /**
- * The block a prune with `from` makes of a layer, from the layer's own statistics: each linear
- * scored (crepeScores) and selected as `crepe prune --method crepe` does, the other tensors as they are.
+ * The block a prune with the statistics' configuration makes of a layer: each linear's weights
+ * masked by the masks selected from the layer's own statistics (crepeScores, selectMask, as
+ * `crepe prune --method crepe` does), the other tensors as they are.
  */
-function prunedBlock(from: StatisticsFrom): (layer: number, weights: BlockWeights, linears: DenseLinear[]) => BlockWeights {
-  return (_layer, weights, linears) => {
-    const block = { ...weights };
-    for (const { name, dOut, dIn, weight, stats } of linears) {
-      const pruned = Float32Array.from(weight);
-      applyMask(pruned, selectMask(crepeScores(weight, dOut, dIn, stats.sqNorm, from.params), dOut, dIn, from.target, from.selection));
-      block[`${name}.weight`] = pruned;
-    }
-    return block;
-  };
+function maskedBlock(weights: BlockWeights, linears: DenseLinear[], masks: Uint8Array[]): BlockWeights {
+  const block = { ...weights };
+  linears.forEach(({ name, weight }, i) => {
+    const pruned = Float32Array.from(weight);
+    applyMask(pruned, masks[i]);
+    block[`${name}.weight`] = pruned;
+  });
+  return block;
+}
+
+/** Where the dense pass keeps the masks of the prune its statistics follow, the last layer's statistics (removed when its context closes). */
+function statisticsMasksDir(dir: string): string {
+  return path.join(dir, 'statistics-masks');
+}
+
+function statisticsMasksFile(dir: string, layer: number): string {
+  return path.join(statisticsMasksDir(dir), `layer-${String(layer).padStart(5, '0')}.bin`);
+}
+
+/** A mask (one byte per weight, 1 = pruned) as bits, eight weights a byte, the first in the lowest bit. */
+function packMask(mask: Uint8Array): Uint8Array {
+  const bits = new Uint8Array(Math.ceil(mask.length / 8));
+  for (let p = 0; p < mask.length; p++) bits[p >> 3] |= mask[p] << (p & 7);
+  return bits;
+}
+
+function unpackMask(bits: Uint8Array, length: number): Uint8Array {
+  const mask = new Uint8Array(length);
+  for (let p = 0; p < length; p++) mask[p] = (bits[p >> 3] >> (p & 7)) & 1;
+  return mask;
 }
 
 /**

@@ -21,6 +21,13 @@ import type { BlockWeights } from '../model/spec.ts';
 import { pruneLayers, prunedWeightCount, type LayerReport } from '../prune/layer-loop.ts';
 import type { PruneSettings } from '../prune/settings.ts';
 
+/** Held-out text: whole windows of `seqlen` tokens, the first `maxChunks` when given. */
+export interface HeldOutText {
+  tokens: Int32Array;
+  seqlen: number;
+  maxChunks?: number;
+}
+
 export interface TrialResult {
   ppl: number;
   linearSparsity: number;
@@ -33,52 +40,97 @@ export async function pruneAndMeasure(
   model: ModelSource,
   settings: PruneSettings,
   calibration: Int32Array[],
-  heldOut: { tokens: Int32Array; seqlen: number; maxChunks?: number },
+  heldOut: HeldOutText,
   engine: EngineOptions,
 ): Promise<TrialResult> {
   const started = performance.now();
-  const { spec } = model;
   const reports: LayerReport[] = [];
-  const collect = (report: LayerReport): void => {
-    reports.push(report);
-  };
-  const windows = windowCount(heldOut.tokens.length, heldOut.seqlen, heldOut.maxChunks);
-  const streams = !ModelEngine.fits(model) && WindowPass.bytes(windows, heldOut.seqlen, spec.hiddenSize) <= spec.numLayers * blockWeightBytes(spec);
+  const measure = await heldOutMeasure(model, heldOut, engine);
   let windowNll: number[];
-  if (streams) {
-    windowNll = await pruneStreaming(model, settings, calibration, heldOut.tokens, heldOut.seqlen, windows, engine, collect);
-  } else {
-    const prunedBlocks: BlockWeights[] = [];
-    await pruneLayers({ model, settings, windows: calibration, engine, onLayerDone: async (layer, weights, report) => { prunedBlocks[layer] = weights; collect(report); } });
-    windowNll = (await perplexity(withBlocks(model, (layer) => prunedBlocks[layer]), heldOut.tokens, { ...engine, seqlen: heldOut.seqlen, maxChunks: heldOut.maxChunks })).windowNll;
+  try {
+    await pruneLayers({
+      model, settings, windows: calibration, engine, lastLayerOutputs: false,
+      onLayerDone: async (layer, weights, report) => {
+        reports.push(report);
+        await measure.onLayer(layer, weights);
+      },
+    });
+    windowNll = await measure.finish();
+  } finally {
+    await measure.release();
   }
   const { pruned, total } = prunedWeightCount(reports);
   return { ppl: perplexityOf(windowNll).ppl, linearSparsity: pruned / total, seconds: (performance.now() - started) / 1000, windowNll };
 }
 
-/** The pruning loop with the held-out windows carried through each pruned layer as it is handed over; their per-window NLL. */
-async function pruneStreaming(
-  model: ModelSource, settings: PruneSettings, calibration: Int32Array[], tokens: Int32Array, seqlen: number, windows: number, engine: EngineOptions,
-  collect: (report: LayerReport) => void,
-): Promise<number[]> {
-  const { spec } = model;
-  const blockEngine = await BlockEngine.create(spec, seqlen, { ...engine, stats: 'none' });
-  const headEngine = await HeadEngine.create(spec, seqlen, { ...engine, output: 'nll' });
+/**
+ * The held-out perplexity of a model already pruned, whose pruned blocks `blockOf` gives in layer
+ * order (one at a time): what pruneAndMeasure measures of the same blocks, bit for bit, without
+ * the pruning loop.
+ */
+export async function measurePruned(
+  model: ModelSource,
+  blockOf: (layer: number) => Promise<BlockWeights>,
+  heldOut: HeldOutText,
+  engine: EngineOptions,
+): Promise<Omit<TrialResult, 'linearSparsity'>> {
+  const started = performance.now();
+  const measure = await heldOutMeasure(model, heldOut, engine);
+  let windowNll: number[];
   try {
-    const rope = ropeTables(spec, seqlen);
-    const pass = new WindowPass(tokens, seqlen, 0, windows, model.readEmbedding(), spec.hiddenSize, blockEngine.maxBatch);
-    await pruneLayers({
-      model, settings, windows: calibration, engine,
-      onLayerDone: async (_layer, weights, report) => {
-        collect(report);
-        await pass.applyBlock(blockEngine, weights, rope);
-      },
-    });
-    const windowNll: number[] = [];
-    await pass.finish(headEngine, model.readFinalNorm(), model.readLmHead(), windowNll);
-    return windowNll;
+    for (let layer = 0; layer < model.spec.numLayers; layer++) await measure.onLayer(layer, await blockOf(layer));
+    windowNll = await measure.finish();
   } finally {
-    await blockEngine.release();
-    await headEngine.release();
+    await measure.release();
   }
+  return { ppl: perplexityOf(windowNll).ppl, seconds: (performance.now() - started) / 1000, windowNll };
+}
+
+/**
+ * How a trial measures the pruned blocks handed to `onLayer` in layer order: the held-out windows
+ * carried through each block as it comes (when the model is too large for perplexity's one-graph
+ * engine and the pruned blocks take more memory than those hidden states), else the blocks kept
+ * and the pruned model measured afterwards by perplexity().
+ */
+async function heldOutMeasure(model: ModelSource, heldOut: HeldOutText, engine: EngineOptions): Promise<{
+  onLayer(layer: number, weights: BlockWeights): Promise<void>;
+  finish(): Promise<number[]>;
+  release(): Promise<void>;
+}> {
+  const { spec } = model;
+  const { tokens, seqlen, maxChunks } = heldOut;
+  const windows = windowCount(tokens.length, seqlen, maxChunks);
+  const streams = !ModelEngine.fits(model) && WindowPass.bytes(windows, seqlen, spec.hiddenSize) <= spec.numLayers * blockWeightBytes(spec);
+  if (!streams) {
+    const prunedBlocks: BlockWeights[] = [];
+    return {
+      onLayer: async (layer, weights) => {
+        prunedBlocks[layer] = weights;
+      },
+      finish: async () => (await perplexity(withBlocks(model, (layer) => prunedBlocks[layer]), tokens, { ...engine, seqlen, maxChunks })).windowNll,
+      release: async () => {},
+    };
+  }
+  const blockEngine = await BlockEngine.create(spec, seqlen, { ...engine, stats: 'none' });
+  let headEngine: HeadEngine;
+  try {
+    headEngine = await HeadEngine.create(spec, seqlen, { ...engine, output: 'nll' });
+  } catch (error) {
+    await blockEngine.release();
+    throw error;
+  }
+  const rope = ropeTables(spec, seqlen);
+  const pass = new WindowPass(tokens, seqlen, 0, windows, model.readEmbedding(), spec.hiddenSize, blockEngine.maxBatch);
+  return {
+    onLayer: (_layer, weights) => pass.applyBlock(blockEngine, weights, rope),
+    finish: async () => {
+      const windowNll: number[] = [];
+      await pass.finish(headEngine, model.readFinalNorm(), model.readLmHead(), windowNll);
+      return windowNll;
+    },
+    release: async () => {
+      await blockEngine.release();
+      await headEngine.release();
+    },
+  };
 }

@@ -22,7 +22,7 @@ import { windowKey } from '../search/proxy-terms.ts';
 import { readManifest, type RowSubset, type StatisticsFrom } from '../search/proxy-cache.ts';
 import { CALIB_NLL_WINDOWS } from '../search/proxy-e2e.ts';
 import { calibNllSearchFlops, checkProxyName, defaultProxy, defaultProxyRows, isLinearProxy, linearWeights, PER_LINEAR_DEFAULT_MAX_VISITS, rowsPercent } from '../search/proxy-defaults.ts';
-import { confirmationShortlist, confirmOnHeldOut, phoEvaluationsPerK, runPho, type Confirmation, type PhoResult } from '../search/pho.ts';
+import { confirmationShortlist, confirmationTrial, confirmOnHeldOut, phoEvaluationsPerK, runPho, type Confirmation, type PhoResult } from '../search/pho.ts';
 import { checkHeldCalibration, concatWindows, confirmationWindows } from '../search/auto.ts';
 import { runHillClimb } from '../search/hillclimb.ts';
 import { randomConfigurations, validateProxies, type ProxyCorrelation, type SubsampleFidelity } from '../search/validate.ts';
@@ -594,10 +594,8 @@ async function phoRun(run: SearchRun): Promise<SearchResult> {
       // The start configuration at the best window size is confirmed too (the search never returns worse than its start).
       const shortlist = confirmationShortlist(result, confirm, toParams(startPoint(space, start), result.best.k, space));
       const confirmProgress = stageProgress(request, `confirm on ${heldCalibration ? 'held-out calibration windows' : 'held-out text'} (${confirmStatistics} statistics)`, shortlist.length, { name: 'trials' });
-      const confirmTrial = confirmStatistics === 'dense'
-        ? (params: CrepeParams) => context.prunedPerplexity(params, proxyOptions, confirmText.tokens, confirmText)
-        : (params: CrepeParams) => pruneAndMeasure(model, settingsFor(params), calibration.windows, confirmText, engine);
-      confirmations = await confirmOnHeldOut(shortlist, confirmTrial, (c, i) => confirmProgress.update(i + 1, `${c.source} k=${c.params.k} PPL ${c.ppl.toFixed(3)}`));
+      const confirmTrial = confirmationTrial(context, confirmStatistics, { model, settingsFor, windows: calibration.windows, text: confirmText, engine, options: proxyOptions });
+      confirmations = await confirmOnHeldOut(shortlist, confirmTrial, (c, i) => confirmProgress.update(i + 1, `${c.source} k=${c.params.k} PPL ${c.ppl.toFixed(3)}${c.prune ? ' (the dense pass\'s prune)' : ''}`));
       confirmProgress.done();
     }
   } finally {

@@ -57,3 +57,25 @@ test('a model small enough for one graph is kept pruned and measured as perplexi
   assert.ok(ModelEngine.fits({ spec } as ModelSource));
   await compare(spec, undefined);
 });
+
+test('lastLayerOutputs false (what a trial asks): the same pruned layers and reports, no outputs of the last layer', async () => {
+  const spec = smallSpec('llama');
+  const rng = new Rng(4);
+  const windows = Array.from({ length: 2 }, () => Int32Array.from({ length: seqlen }, () => rng.below(spec.vocabSize)));
+  const settings = pruneSettings({ method: 'wanda', target: { kind: 'unstructured', sparsity: 0.5 }, calibration: { file: 'random', sha256: '', nsamples: 2, seqlen, seed: 0 } });
+  const run = async (lastLayerOutputs: boolean | undefined) => {
+    const model = randomModel(spec, 6);
+    const done: { layer: number; weights: BlockWeights; hidden: number }[] = [];
+    const reports = await pruneLayers({
+      model, settings, windows, engine, lastLayerOutputs,
+      onLayerDone: async (layer, weights, _report, hidden) => { done.push({ layer, weights, hidden: hidden.length }); },
+    });
+    return { done, linears: reports.map((r) => r.linears.map((l) => [l.name, l.pruned])) };
+  };
+  const full = await run(undefined);
+  const trial = await run(false);
+  assert.deepEqual(full.done.map((d) => d.hidden), [2, 2]);
+  assert.deepEqual(trial.done.map((d) => d.hidden), [2, 0]);
+  assert.deepEqual(trial.done.map((d) => d.weights), full.done.map((d) => d.weights));
+  assert.deepEqual(trial.linears, full.linears);
+});
