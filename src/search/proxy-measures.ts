@@ -22,7 +22,7 @@
  * asked for on their own as a search does, take a shorter road: one pass per linear that scores
  * and walks at once, with no score or mask array (perMatrixWalk).
  */
-import { checkMaskTarget, selectMask } from '../prune/mask.ts';
+import { applyMask, checkMaskTarget, selectMask } from '../prune/mask.ts';
 import { crepeScores, type CrepeParams } from '../prune/scores/crepe.ts';
 import type { PruneTarget, Selection } from '../prune/settings.ts';
 import { checkInteger, checkNumber } from '../util/fields.ts';
@@ -319,6 +319,17 @@ export function naturalMask(terms: NaturalTerms, source: NaturalSource, params: 
     ? naturalScores(terms, source.window, params, buffer)
     : crepeScores(naturalWeights(terms), dOut, dIn, terms.sqNorm, params, buffer);
   return selectMask(scores, dOut, dIn, options.target, options.selection, new Uint8Array(n));
+}
+
+/**
+ * The float32 weights of natural-layout terms pruned by `mask` (row-major, 1 = pruned) in a new
+ * array: the widened weights (float16 to float32 is exact) with applyMask's zeros, what a
+ * checkpoint's readBlock and applyMask give, bit for bit.
+ */
+export function maskedNaturalWeights(terms: NaturalTerms, mask: Uint8Array): Float32Array {
+  const weight = terms.weightF32 ? terms.weightF32.slice() : naturalWeights(terms);
+  applyMask(weight, mask);
+  return weight;
 }
 
 /** `values` (position order) into `out` (row-major over the covered rows): forEachNaturalIndex's walk as one loop over typed arrays. */
