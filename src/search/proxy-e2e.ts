@@ -30,11 +30,13 @@ export type PrunedLinear = { mask: Uint8Array } | { weight: Float32Array };
 
 /**
  * The pruning of each decoder layer's linears, by linear name; `weights`: every linear comes as its
- * pruned weights (the model's are then not read), else as its mask.
+ * pruned weights (the model's are then not read), else as its mask. `giveBack` takes back what
+ * `of(layer)` gave once no longer referenced, to fill its arrays again.
  */
 export interface LayerPruning {
   weights: boolean;
   of(layer: number): Promise<Record<LinearName, PrunedLinear>>;
+  giveBack(linears: Record<LinearName, PrunedLinear>): void;
 }
 
 const LINEAR_WEIGHTS: ReadonlySet<string> = new Set(LINEAR_NAMES.map((name) => `${name}.weight`));
@@ -46,26 +48,28 @@ type RecyclingSource = ModelSource & { recycleBlock?(block: BlockWeights): void 
  * The model with every linear pruned as `pruning` gives: a block is pruned when read (its pruning
  * computed while the rest is read), so a layer-major pass holds one pruned block at a time. Pruned
  * weights handed over replace the linears, which are then not read from the model; masks are
- * applied to the model's. From a source that recycles arrays (ModelCheckpoint hands out arrays its
- * caller owns) the weights are masked in place, and the arrays read from it are handed back when
- * the next block is read and by `release()`: the view's reader must hold one block at a time, as
- * the layer-major pass does. From any other source the masked weights are copies, the source's
- * arrays left as they are.
+ * applied to the model's. A block's arrays are handed back when the next block is read and by
+ * `release()` (the pruned weights to `pruning`, those read to a source that recycles arrays), so
+ * the view's reader must hold one block at a time, as the layer-major pass does. From a source
+ * that recycles arrays (ModelCheckpoint hands out arrays its caller owns) the weights are masked
+ * in place; from any other the masked weights are copies, the source's arrays left as they are.
  */
 function prunedView(model: RecyclingSource, pruning: LayerPruning): AsyncBlockModel & { release(): void } {
   const recycle = model.recycleBlock?.bind(model);
-  let held: BlockWeights | null = null;
+  let held: { read: BlockWeights; linears: Record<LinearName, PrunedLinear> | null } | null = null;
   const release = (): void => {
-    if (held && recycle) recycle(held);
+    if (held && recycle) recycle(held.read);
+    if (held?.linears) pruning.giveBack(held.linears);
     held = null;
   };
   const view = withBlocks(model, async (layer: number): Promise<BlockWeights> => {
     release();
     const pending = pruning.of(layer);
     const read = model.readBlock(layer, pruning.weights ? LINEAR_WEIGHTS : undefined);
-    held = read;
+    held = { read, linears: null };
     const block = { ...read };
     const linears = await pending;
+    held.linears = linears;
     for (const name of LINEAR_NAMES) {
       const key = `${name}.weight`;
       const pruned = linears[name];

@@ -267,9 +267,12 @@ export class UnitEvaluator {
    * The whole-matrix mask of each requested unit this evaluator owns: the candidate's scores from
    * the terms of all rows (or crepeScores on the reconstructed matrix for a 'direct' source) and
    * prune/mask.ts's selection, the mask the proxies select (the same from either layout). From the
-   * natural layout, the unit's weights pruned by it instead (maskedNaturalWeights, a new array).
+   * natural layout, the unit's weights pruned by it instead (maskedNaturalWeights), written into
+   * the arrays of earlier replies handed back as `spare` (fresh memory costs more to touch first
+   * than the widening) or into new ones.
    */
-  async prune({ params, options, source, units, newRound }: PruneRequest): Promise<UnitPruning[]> {
+  async prune({ params, options, source, units, newRound }: PruneRequest, spare: Float32Array[] = []): Promise<UnitPruning[]> {
+    this.pool.give(spare);
     if (newRound) this.lru.nextRound();
     const wanted = new Set(units);
     const pruned: UnitPruning[] = [];
@@ -280,7 +283,8 @@ export class UnitEvaluator {
         const window = source === 'terms' && params.gamma !== 0 ? await this.window(unit, windowKey(params), null, unit.dOut * unit.dIn, 'natural') : null;
         const scoreSource: NaturalSource = source === 'direct' ? { kind: 'direct' } : { kind: 'terms', window: window?.value ?? null };
         const mask = naturalMask(terms.value, scoreSource, params, options, this.scratch);
-        pruned.push({ unit: unit.index, weight: maskedNaturalWeights(terms.value, mask) });
+        const out = this.pool.allocate('float32', unit.dOut * unit.dIn) as Float32Array;
+        pruned.push({ unit: unit.index, weight: maskedNaturalWeights(terms.value, mask, out) });
         if (terms.release) this.pool.give(termsArrays(terms.value));
         if (window?.release) this.pool.give([window.value]);
         continue;
@@ -350,7 +354,7 @@ export class UnitEvaluator {
 
 type Message =
   | { id: number; op: 'evaluate'; requests: EvaluationRequest[] }
-  | { id: number; op: 'prune'; request: PruneRequest }
+  | { id: number; op: 'prune'; request: PruneRequest; spare: Float32Array[] }
   | { id: number; op: 'build'; builds: BuildRequest[] }
   | { id: number; op: 'prepare'; key: WindowKey }
   | { id: number; op: 'toPosition'; windows: WindowKey[]; withGram: boolean };
@@ -386,7 +390,7 @@ interface Channel {
 /** What a message asks of an evaluator, in this thread or a worker's. */
 async function handle(evaluator: UnitEvaluator, message: Message): Promise<Results> {
   if (message.op === 'evaluate') return evaluator.evaluate(message.requests);
-  if (message.op === 'prune') return evaluator.prune(message.request);
+  if (message.op === 'prune') return evaluator.prune(message.request, message.spare);
   if (message.op === 'build') await evaluator.build(message.builds);
   else if (message.op === 'toPosition') await evaluator.toPosition(message.windows, message.withGram);
   else await evaluator.prepareWindow(message.key);
@@ -427,7 +431,8 @@ function workerChannel(config: EvaluatorConfig): Channel {
       return new Promise((resolve, reject) => {
         const id = nextId++;
         pending.set(id, { resolve, reject });
-        worker.postMessage({ ...message, id });
+        // Spare arrays move to the worker instead of being copied.
+        worker.postMessage({ ...message, id }, message.op === 'prune' ? message.spare.map((array) => array.buffer as ArrayBuffer) : []);
       });
     },
     async close() {
@@ -440,6 +445,8 @@ function workerChannel(config: EvaluatorConfig): Channel {
 export class EvaluatorPool {
   /** The channel that owns each unit index. */
   private readonly owner = new Map<number, number>();
+  /** Per channel, pruned weights handed back (giveBack), sent with its next prune request. */
+  private readonly spare = new Map<number, Float32Array[]>();
 
   private constructor(private readonly channels: Channel[], groups: Unit[][]) {
     groups.forEach((units, c) => { for (const unit of units) this.owner.set(unit.index, c); });
@@ -471,8 +478,25 @@ export class EvaluatorPool {
       if (c === undefined) throw new Error(`internal: unit ${unit} has no evaluator`);
       channels.add(c);
     }
-    const parts = await Promise.all([...channels].map((c) => this.channels[c].send({ id: 0, op: 'prune', request }) as Promise<UnitPruning[]>));
+    const parts = await Promise.all([...channels].map((c) => {
+      const spare = this.spare.get(c) ?? [];
+      this.spare.delete(c);
+      return this.channels[c].send({ id: 0, op: 'prune', request, spare }) as Promise<UnitPruning[]>;
+    }));
     return new Map(parts.flat().map((pruned) => [pruned.unit, pruned]));
+  }
+
+  /**
+   * Hands back the pruned weights of `unit` that prune gave, which the caller no longer references:
+   * the evaluator that made them fills them on its next prune request.
+   */
+  giveBack(unit: number, weight: Float32Array): void {
+    const c = this.owner.get(unit);
+    if (c === undefined) throw new Error(`internal: unit ${unit} has no evaluator`);
+    if (weight.byteOffset !== 0 || weight.byteLength !== weight.buffer.byteLength || !(weight.buffer instanceof ArrayBuffer)) return;
+    const list = this.spare.get(c) ?? [];
+    if (!list.includes(weight)) list.push(weight);
+    this.spare.set(c, list);
   }
 
   async prepareWindow(key: WindowKey): Promise<void> {

@@ -450,6 +450,9 @@ export class ProxyContext {
         const pruned = await this.pool.prune(request);
         return Object.fromEntries(LINEAR_NAMES.map((name, i) => [name, pruned.get(units[i])!])) as Record<LinearName, UnitPruning>;
       },
+      giveBack: (linears) => {
+        for (const pruned of Object.values(linears) as UnitPruning[]) if ('weight' in pruned) this.pool.giveBack(pruned.unit, pruned.weight);
+      },
     };
   }
 
