@@ -71,19 +71,27 @@ export class ModelCheckpoint {
     }
   }
 
-  /** Every tensor of decoder block `layer`, keyed by its name inside the block, as float32. */
-  readBlock(layer: number): BlockWeights {
+  /**
+   * Every tensor of decoder block `layer`, keyed by its name inside the block, as float32; those
+   * named in `without` are not read (a fused tensor is read when one of its parts is wanted).
+   */
+  readBlock(layer: number, without?: ReadonlySet<string>): BlockWeights {
     checkInteger('layer', layer, 0, this.spec.numLayers - 1);
+    const fused = fusedTensors(this.spec);
     const block: BlockWeights = {};
-    for (const name of storedBlockTensorNames(this.spec)) block[name] = this.read(layerPrefix(layer) + name);
+    for (const name of storedBlockTensorNames(this.spec)) {
+      const parts = fused.find((f) => f.stored === name)?.parts ?? [name];
+      if (!without || parts.some((part) => !without.has(part))) block[name] = this.read(layerPrefix(layer) + name);
+    }
     // Fused tensors (phi3) are split into their parts, rows in order.
-    for (const { stored, parts } of fusedTensors(this.spec)) {
+    for (const { stored, parts } of fused) {
       const whole = block[stored];
+      if (!whole) continue;
       delete block[stored];
       let row = 0;
       for (const part of parts) {
         const [rows, cols] = blockTensorShape(this.spec, part);
-        block[part] = whole.slice(row * cols, (row + rows) * cols);
+        if (!without?.has(part)) block[part] = whole.slice(row * cols, (row + rows) * cols);
         row += rows;
       }
     }

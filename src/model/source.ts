@@ -9,8 +9,11 @@ import type { BlockWeights, ModelSpec } from './spec.ts';
 
 export interface ModelSource {
   readonly spec: ModelSpec;
-  /** Every tensor of decoder block `layer`, keyed by its name inside the block, as float32. */
-  readBlock(layer: number): BlockWeights;
+  /**
+   * Every tensor of decoder block `layer`, keyed by its name inside the block, as float32; a source
+   * may leave out those named in `without` (the caller has them from elsewhere).
+   */
+  readBlock(layer: number, without?: ReadonlySet<string>): BlockWeights;
   /** The token embedding [vocab, hidden]. */
   readEmbedding(): Float32Array;
   /**

@@ -25,38 +25,62 @@ import { applyMask } from '../prune/mask.ts';
 /** Default number of calibration windows calib-nll runs on. */
 export const CALIB_NLL_WINDOWS = 8;
 
-/** The masks of a decoder layer's linears (row-major, 1 = pruned), by linear name. */
-export type LayerMasks = (layer: number) => Promise<Record<LinearName, Uint8Array>>;
+/** A linear pruned by a candidate: its mask (row-major, 1 = pruned), or its pruned weights (row-major float32, pruned entries 0). */
+export type PrunedLinear = { mask: Uint8Array } | { weight: Float32Array };
+
+/**
+ * The pruning of each decoder layer's linears, by linear name; `weights`: every linear comes as its
+ * pruned weights (the model's are then not read), else as its mask. `giveBack` takes back what
+ * `of(layer)` gave once no longer referenced, to fill its arrays again.
+ */
+export interface LayerPruning {
+  weights: boolean;
+  of(layer: number): Promise<Record<LinearName, PrunedLinear>>;
+  giveBack(linears: Record<LinearName, PrunedLinear>): void;
+}
+
+const LINEAR_WEIGHTS: ReadonlySet<string> = new Set(LINEAR_NAMES.map((name) => `${name}.weight`));
 
 /** A source that may take arrays of blocks it handed out back, to fill them on later reads (ModelCheckpoint). */
 type RecyclingSource = ModelSource & { recycleBlock?(block: BlockWeights): void };
 
 /**
- * The model with every linear pruned by the masks `masksOf` gives: a block is pruned when read
- * (its masks computed while its weights are read), so a layer-major pass holds one pruned block
- * at a time. From a source that recycles arrays (ModelCheckpoint hands out arrays its caller owns)
- * the weights are masked in place, and each block is handed back when the next is read and by
- * `release()`: the view's reader must hold one block at a time, as the layer-major pass does. From
- * any other source the masked weights are copies, the source's arrays left as they are.
+ * The model with every linear pruned as `pruning` gives: a block is pruned when read (its pruning
+ * computed while the rest is read), so a layer-major pass holds one pruned block at a time. Pruned
+ * weights handed over replace the linears, which are then not read from the model; masks are
+ * applied to the model's. A block's arrays are handed back when the next block is read and by
+ * `release()` (the pruned weights to `pruning`, those read to a source that recycles arrays), so
+ * the view's reader must hold one block at a time, as the layer-major pass does. From a source
+ * that recycles arrays (ModelCheckpoint hands out arrays its caller owns) the weights are masked
+ * in place; from any other the masked weights are copies, the source's arrays left as they are.
  */
-function prunedView(model: RecyclingSource, masksOf: LayerMasks): AsyncBlockModel & { release(): void } {
+function prunedView(model: RecyclingSource, pruning: LayerPruning): AsyncBlockModel & { release(): void } {
   const recycle = model.recycleBlock?.bind(model);
-  let held: BlockWeights | null = null;
+  let held: { read: BlockWeights; linears: Record<LinearName, PrunedLinear> | null } | null = null;
   const release = (): void => {
-    if (held && recycle) recycle(held);
+    if (held && recycle) recycle(held.read);
+    if (held?.linears) pruning.giveBack(held.linears);
     held = null;
   };
   const view = withBlocks(model, async (layer: number): Promise<BlockWeights> => {
     release();
-    const pending = masksOf(layer);
-    const block = { ...model.readBlock(layer) };
-    const masks = await pending;
+    const pending = pruning.of(layer);
+    const read = model.readBlock(layer, pruning.weights ? LINEAR_WEIGHTS : undefined);
+    held = { read, linears: null };
+    const block = { ...read };
+    const linears = await pending;
+    held.linears = linears;
     for (const name of LINEAR_NAMES) {
       const key = `${name}.weight`;
+      const pruned = linears[name];
+      if ('weight' in pruned) {
+        block[key] = pruned.weight;
+        continue;
+      }
+      if (!(key in read)) throw new Error(`internal: the mask of ${key} came for a block read without it`);
       if (!recycle) block[key] = block[key].slice();
-      applyMask(block[key], masks[name]);
+      applyMask(block[key], pruned.mask);
     }
-    held = block;
     return block;
   });
   return { ...view, release };
@@ -75,7 +99,7 @@ export function keepingEnds(model: RecyclingSource): RecyclingSource {
   const readEmbedding = (): Float32Array => (embedding ??= model.readEmbedding());
   return {
     spec: model.spec,
-    readBlock: (layer) => model.readBlock(layer),
+    readBlock: (layer, without) => model.readBlock(layer, without),
     recycleBlock: model.recycleBlock ? (block) => model.recycleBlock!(block) : undefined,
     readEmbedding,
     readFinalNorm: () => (finalNorm ??= model.readFinalNorm()),
@@ -85,18 +109,18 @@ export function keepingEnds(model: RecyclingSource): RecyclingSource {
 
 /**
  * Perplexity on `tokens` (whole windows of `seqlen`, the first `maxChunks` when given) of the
- * model pruned by `masksOf`: calib-nll is its mean NLL on calibration windows, PHO's confirmation
+ * model pruned by `pruning`: calib-nll is its mean NLL on calibration windows, PHO's confirmation
  * its perplexity on held-out text.
  */
 export async function prunedPerplexity(
   model: RecyclingSource,
-  masksOf: LayerMasks,
+  pruning: LayerPruning,
   tokens: Int32Array,
   text: { seqlen: number; maxChunks?: number },
   engine: EngineOptions,
   engines?: { block: BlockEngine; head: HeadEngine } | null,
 ): Promise<PerplexityResult> {
-  const view = prunedView(model, masksOf);
+  const view = prunedView(model, pruning);
   try {
     return await perplexity(view, tokens, { ...engine, seqlen: text.seqlen, maxChunks: text.maxChunks, mode: 'layer-major', engines: engines ?? undefined });
   } finally {

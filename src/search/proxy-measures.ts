@@ -29,7 +29,7 @@ import { checkInteger, checkNumber } from '../util/fields.ts';
 import { gini, subsampleIndices } from './gini.ts';
 import { kthSmallest } from '../util/select.ts';
 import {
-  candidateScores, candidateScoresDirect, magnitudeSource, naturalLayout, naturalScores, naturalWeights, pickPositions, positionCount, quadraticForm, referenceNorms, rowCount, rowSlots,
+  candidateScores, candidateScoresDirect, float16Table, magnitudeSource, naturalLayout, naturalScores, naturalWeights, pickPositions, positionCount, quadraticForm, referenceNorms, rowCount, rowSlots,
   scoreAndWalkMany, type BandedWalk, type LinearTerms, type NaturalTerms, type ThresholdBand, type WalkCandidate, type WindowTerm,
 } from './proxy-terms.ts';
 
@@ -319,6 +319,28 @@ export function naturalMask(terms: NaturalTerms, source: NaturalSource, params: 
     ? naturalScores(terms, source.window, params, buffer)
     : crepeScores(naturalWeights(terms), dOut, dIn, terms.sqNorm, params, buffer);
   return selectMask(scores, dOut, dIn, options.target, options.selection, new Uint8Array(n));
+}
+
+/**
+ * The float32 weights of natural-layout terms pruned by `mask` (row-major, 1 = pruned), into `out`
+ * (every entry written): the widened weights (float16 to float32 is exact) with applyMask's zeros
+ * (`bits & (mask - 1)`), in one pass: what a checkpoint's readBlock and applyMask give, bit for bit.
+ */
+export function maskedNaturalWeights(terms: NaturalTerms, mask: Uint8Array, out: Float32Array): Float32Array {
+  const n = terms.dOut * terms.dIn;
+  if (out.length !== n || mask.length !== n) throw new Error(`internal: ${out.length} values and ${mask.length} mask entries for a ${terms.dOut}×${terms.dIn} linear`);
+  const bits = new Uint32Array(out.buffer, out.byteOffset, n);
+  if (terms.weightF16) {
+    const table = float16Table();
+    const tableBits = new Uint32Array(table.buffer, table.byteOffset, table.length);
+    const half = terms.weightF16;
+    for (let p = 0; p < n; p++) bits[p] = tableBits[half[p]] & (mask[p] - 1);
+  } else {
+    const stored = terms.weightF32!;
+    const storedBits = new Uint32Array(stored.buffer, stored.byteOffset, n);
+    for (let p = 0; p < n; p++) bits[p] = storedBits[p] & (mask[p] - 1);
+  }
+  return out;
 }
 
 /** `values` (position order) into `out` (row-major over the covered rows): forEachNaturalIndex's walk as one loop over typed arrays. */

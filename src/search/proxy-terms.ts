@@ -88,7 +88,7 @@ export const rowCount = (terms: LinearTerms): number => terms.rows?.length ?? te
 
 let f16Values: Float32Array | null = null;
 /** The float32 value of every float16 bit pattern (256 KiB, built once). */
-function float16Table(): Float32Array {
+export function float16Table(): Float32Array {
   return (f16Values ??= f16ToF32(Uint16Array.from({ length: 65536 }, (_, bits) => bits)));
 }
 

@@ -13,7 +13,9 @@
  * The evaluators read and write the cache's layout (EvaluatorConfig.layout): the position layout
  * serves every request; the natural layout (row-major terms, proxy-terms.ts) serves masks and
  * refuses per-linear proxy evaluations, until `toPosition` writes each unit's position-layout
- * files from its natural ones (those a position build writes, byte for byte).
+ * files from its natural ones (those a position build writes, byte for byte). Since the natural
+ * layout holds each linear's weights row-major, its evaluators hand back a unit's pruned weights
+ * rather than its mask, so the calling thread neither reads nor masks them.
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -25,7 +27,7 @@ import {
   type RowSubset, type TermsLayout, type Unit,
 } from './proxy-cache.ts';
 import {
-  candidateMask, evaluateLinearMany, naturalMask, sampleBytes, Scratch, thresholdSample,
+  candidateMask, evaluateLinearMany, maskedNaturalWeights, naturalMask, sampleBytes, Scratch, thresholdSample,
   type LinearEvaluation, type LinearProxyName, type LinearRequest, type NaturalSource, type ProxyOptions, type ScoreSource, type ThresholdSample,
 } from './proxy-measures.ts';
 import {
@@ -54,8 +56,8 @@ export interface EvaluationRequest {
   source: 'terms' | 'direct';
 }
 
-/** The masks of one candidate on some units (a decoder layer's linears), for a pruned model built from the cache. */
-export interface MaskRequest {
+/** One candidate's pruning of some units (a decoder layer's linears), for a pruned model built from the cache. */
+export interface PruneRequest {
   params: CrepeParams;
   options: ProxyOptions;
   source: EvaluationRequest['source'];
@@ -70,11 +72,11 @@ export interface MaskRequest {
   newRound: boolean;
 }
 
-/** A unit's mask, row-major [dOut, dIn], 1 = pruned. */
-export interface UnitMask {
-  unit: number;
-  mask: Uint8Array;
-}
+/**
+ * A unit pruned by a candidate: its mask (row-major [dOut, dIn], 1 = pruned) from the position
+ * layout; its pruned float32 weights (row-major, pruned entries 0) from the natural layout.
+ */
+export type UnitPruning = { unit: number; mask: Uint8Array } | { unit: number; weight: Float32Array };
 
 /** One linear of the dense pass: its dense weights and input statistics, and the neighbourhood terms to build. */
 export interface BuildRequest {
@@ -264,19 +266,25 @@ export class UnitEvaluator {
   /**
    * The whole-matrix mask of each requested unit this evaluator owns: the candidate's scores from
    * the terms of all rows (or crepeScores on the reconstructed matrix for a 'direct' source) and
-   * prune/mask.ts's selection, the mask the proxies select (the same from either layout).
+   * prune/mask.ts's selection, the mask the proxies select (the same from either layout). From the
+   * natural layout, the unit's weights pruned by it instead (maskedNaturalWeights), written into
+   * the arrays of earlier replies handed back as `spare` (fresh memory costs more to touch first
+   * than the widening) or into new ones.
    */
-  async masks({ params, options, source, units, newRound }: MaskRequest): Promise<UnitMask[]> {
+  async prune({ params, options, source, units, newRound }: PruneRequest, spare: Float32Array[] = []): Promise<UnitPruning[]> {
+    this.pool.give(spare);
     if (newRound) this.lru.nextRound();
     const wanted = new Set(units);
-    const masks: UnitMask[] = [];
+    const pruned: UnitPruning[] = [];
     for (const unit of this.config.units) {
       if (!wanted.has(unit.index)) continue;
       if (this.layout === 'natural') {
         const terms = await this.naturalTerms(unit);
         const window = source === 'terms' && params.gamma !== 0 ? await this.window(unit, windowKey(params), null, unit.dOut * unit.dIn, 'natural') : null;
         const scoreSource: NaturalSource = source === 'direct' ? { kind: 'direct' } : { kind: 'terms', window: window?.value ?? null };
-        masks.push({ unit: unit.index, mask: naturalMask(terms.value, scoreSource, params, options, this.scratch) });
+        const mask = naturalMask(terms.value, scoreSource, params, options, this.scratch);
+        const out = this.pool.allocate('float32', unit.dOut * unit.dIn) as Float32Array;
+        pruned.push({ unit: unit.index, weight: maskedNaturalWeights(terms.value, mask, out) });
         if (terms.release) this.pool.give(termsArrays(terms.value));
         if (window?.release) this.pool.give([window.value]);
         continue;
@@ -284,11 +292,11 @@ export class UnitEvaluator {
       const terms = await this.terms(unit, null);
       const window = source === 'terms' && params.gamma !== 0 ? await this.window(unit, windowKey(params), null, positionCount(terms.value)) : null;
       const scoreSource: ScoreSource = source === 'direct' ? { kind: 'direct', base: terms.value } : { kind: 'terms', window: window?.value ?? null };
-      masks.push({ unit: unit.index, mask: candidateMask(terms.value, scoreSource, params, options, this.scratch) });
+      pruned.push({ unit: unit.index, mask: candidateMask(terms.value, scoreSource, params, options, this.scratch) });
       if (terms.release) this.pool.give(termsArrays(terms.value));
       if (window?.release) this.pool.give([window.value]);
     }
-    return masks;
+    return pruned;
   }
 
   /** A unit's terms (of all rows, or of its row subset, made from those of all rows the first time). */
@@ -346,12 +354,12 @@ export class UnitEvaluator {
 
 type Message =
   | { id: number; op: 'evaluate'; requests: EvaluationRequest[] }
-  | { id: number; op: 'masks'; request: MaskRequest }
+  | { id: number; op: 'prune'; request: PruneRequest; spare: Float32Array[] }
   | { id: number; op: 'build'; builds: BuildRequest[] }
   | { id: number; op: 'prepare'; key: WindowKey }
   | { id: number; op: 'toPosition'; windows: WindowKey[]; withGram: boolean };
-/** What a reply carries: per-request results for 'evaluate', masks for 'masks', nothing otherwise. */
-type Results = UnitResult[][] | UnitMask[];
+/** What a reply carries: per-request results for 'evaluate', the units pruned for 'prune', nothing otherwise. */
+type Results = UnitResult[][] | UnitPruning[];
 type Reply = { id: number; results?: Results; error?: { message: string; user: boolean } };
 
 const ROLE = 'crepe-proxy-evaluator';
@@ -382,7 +390,7 @@ interface Channel {
 /** What a message asks of an evaluator, in this thread or a worker's. */
 async function handle(evaluator: UnitEvaluator, message: Message): Promise<Results> {
   if (message.op === 'evaluate') return evaluator.evaluate(message.requests);
-  if (message.op === 'masks') return evaluator.masks(message.request);
+  if (message.op === 'prune') return evaluator.prune(message.request, message.spare);
   if (message.op === 'build') await evaluator.build(message.builds);
   else if (message.op === 'toPosition') await evaluator.toPosition(message.windows, message.withGram);
   else await evaluator.prepareWindow(message.key);
@@ -423,7 +431,8 @@ function workerChannel(config: EvaluatorConfig): Channel {
       return new Promise((resolve, reject) => {
         const id = nextId++;
         pending.set(id, { resolve, reject });
-        worker.postMessage({ ...message, id });
+        // Spare arrays move to the worker instead of being copied.
+        worker.postMessage({ ...message, id }, message.op === 'prune' ? message.spare.map((array) => array.buffer as ArrayBuffer) : []);
       });
     },
     async close() {
@@ -436,6 +445,8 @@ function workerChannel(config: EvaluatorConfig): Channel {
 export class EvaluatorPool {
   /** The channel that owns each unit index. */
   private readonly owner = new Map<number, number>();
+  /** Per channel, pruned weights handed back (giveBack), sent with its next prune request. */
+  private readonly spare = new Map<number, Float32Array[]>();
 
   private constructor(private readonly channels: Channel[], groups: Unit[][]) {
     groups.forEach((units, c) => { for (const unit of units) this.owner.set(unit.index, c); });
@@ -459,16 +470,33 @@ export class EvaluatorPool {
     return requests.map((_, i) => parts.flatMap((part) => part[i]).sort((a, b) => a.unit - b.unit));
   }
 
-  /** The masks of `request.units` (their owners at work at the same time), by unit index. */
-  async masks(request: MaskRequest): Promise<Map<number, Uint8Array>> {
+  /** The pruning of `request.units` (their owners at work at the same time), by unit index. */
+  async prune(request: PruneRequest): Promise<Map<number, UnitPruning>> {
     const channels = new Set<number>();
     for (const unit of request.units) {
       const c = this.owner.get(unit);
       if (c === undefined) throw new Error(`internal: unit ${unit} has no evaluator`);
       channels.add(c);
     }
-    const parts = await Promise.all([...channels].map((c) => this.channels[c].send({ id: 0, op: 'masks', request }) as Promise<UnitMask[]>));
-    return new Map(parts.flat().map(({ unit, mask }) => [unit, mask]));
+    const parts = await Promise.all([...channels].map((c) => {
+      const spare = this.spare.get(c) ?? [];
+      this.spare.delete(c);
+      return this.channels[c].send({ id: 0, op: 'prune', request, spare }) as Promise<UnitPruning[]>;
+    }));
+    return new Map(parts.flat().map((pruned) => [pruned.unit, pruned]));
+  }
+
+  /**
+   * Hands back the pruned weights of `unit` that prune gave, which the caller no longer references:
+   * the evaluator that made them fills them on its next prune request.
+   */
+  giveBack(unit: number, weight: Float32Array): void {
+    const c = this.owner.get(unit);
+    if (c === undefined) throw new Error(`internal: unit ${unit} has no evaluator`);
+    if (weight.byteOffset !== 0 || weight.byteLength !== weight.buffer.byteLength || !(weight.buffer instanceof ArrayBuffer)) return;
+    const list = this.spare.get(c) ?? [];
+    if (!list.includes(weight)) list.push(weight);
+    this.spare.set(c, list);
   }
 
   async prepareWindow(key: WindowKey): Promise<void> {
@@ -508,8 +536,8 @@ if (!isMainThread && (workerData as { role?: string } | null)?.role === ROLE) {
     queue = queue.then(async () => {
       try {
         const results = await handle(evaluator, message);
-        // Masks move to the calling thread instead of being copied.
-        const transfer = message.op === 'masks' ? (results as UnitMask[]).map(({ mask }) => mask.buffer as ArrayBuffer) : [];
+        // Masks and pruned weights (new arrays, no one else's) move to the calling thread instead of being copied.
+        const transfer = message.op === 'prune' ? (results as UnitPruning[]).map((p) => ('weight' in p ? p.weight : p.mask).buffer as ArrayBuffer) : [];
         port.postMessage({ id: message.id, results } satisfies Reply, transfer);
       } catch (error) {
         const user = error instanceof UserError;

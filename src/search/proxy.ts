@@ -38,10 +38,10 @@ import {
 } from './proxy-cache.ts';
 import { LINEAR_PROXY_NAMES, PROXIES, PROXY_NAMES, checkProxyOptions, type LinearProxyName, type ProxyName, type ProxyOptions } from './proxy-measures.ts';
 import { checkProxyName, isLinearProxy } from './proxy-defaults.ts';
-import { CALIB_NLL_WINDOWS, keepingEnds, prunedPerplexity, type LayerMasks } from './proxy-e2e.ts';
+import { CALIB_NLL_WINDOWS, keepingEnds, prunedPerplexity, type LayerPruning } from './proxy-e2e.ts';
 import { concatWindows } from './auto.ts';
 import { sameWindow, windowKey, type WindowKey, type WindowPrecision } from './proxy-terms.ts';
-import { EvaluatorPool, rowSubset, type EvaluationRequest } from './proxy-worker.ts';
+import { EvaluatorPool, rowSubset, type EvaluationRequest, type UnitPruning } from './proxy-worker.ts';
 
 export { LINEAR_PROXY_NAMES, PROXY_NAMES, type LinearProxyName, type ProxyName, type ProxyOptions } from './proxy-measures.ts';
 
@@ -375,7 +375,7 @@ export class ProxyContext {
           block: await BlockEngine.create(model.spec, seqlen, { ...engine, stats: 'none' }),
           head: await HeadEngine.create(model.spec, seqlen, { ...engine, output: 'nll' }),
         };
-        evaluations[i].values['calib-nll'] = (await prunedPerplexity(model, await this.layerMasks(params, options), tokens, { seqlen }, engine, this.nllEngines)).meanNll;
+        evaluations[i].values['calib-nll'] = (await prunedPerplexity(model, await this.layerPruning(params, options), tokens, { seqlen }, engine, this.nllEngines)).meanNll;
         evaluations[i].seconds.forward = (performance.now() - started) / 1000;
       }
     }
@@ -397,7 +397,7 @@ export class ProxyContext {
     checkField(!this.manifest.rowsOnly, 'params', () => `a pruned perplexity needs every row of every linear; this context's cache ${this.dir} holds only the row subset ${subsetName(this.manifest.rowsOnly!)}`);
     const started = performance.now();
     const { model, engine } = this.endToEnd;
-    const result = await prunedPerplexity(model, await this.layerMasks(resolved, options), tokens, text, engine);
+    const result = await prunedPerplexity(model, await this.layerPruning(resolved, options), tokens, text, engine);
     return { ppl: result.ppl, seconds: (performance.now() - started) / 1000 };
   }
 
@@ -434,18 +434,25 @@ export class ProxyContext {
   }
 
   /**
-   * The masks of `params` on each layer's linears, computed by the evaluators that own them; the
-   * layers of one pass are one round of the evaluators' LRU (MaskRequest.newRound).
+   * The pruning by `params` of each layer's linears, computed by the evaluators that own them
+   * (their pruned weights from a natural-layout cache, their masks from a position one); the
+   * layers of one pass are one round of the evaluators' LRU (PruneRequest.newRound).
    */
-  private async layerMasks(params: CrepeParams, options: ProxyOptions): Promise<LayerMasks> {
+  private async layerPruning(params: CrepeParams, options: ProxyOptions): Promise<LayerPruning> {
     const source = await this.scoreSource(params);
     let newRound = true;
-    return async (layer) => {
-      const units = LINEAR_NAMES.map((name) => unitOf(this.units, layer, name).index);
-      const request = { params, options, source, units, newRound };
-      newRound = false;
-      const masks = await this.pool.masks(request);
-      return Object.fromEntries(LINEAR_NAMES.map((name, i) => [name, masks.get(units[i])!])) as Record<LinearName, Uint8Array>;
+    return {
+      weights: layoutOf(this.manifest) === 'natural',
+      of: async (layer) => {
+        const units = LINEAR_NAMES.map((name) => unitOf(this.units, layer, name).index);
+        const request = { params, options, source, units, newRound };
+        newRound = false;
+        const pruned = await this.pool.prune(request);
+        return Object.fromEntries(LINEAR_NAMES.map((name, i) => [name, pruned.get(units[i])!])) as Record<LinearName, UnitPruning>;
+      },
+      giveBack: (linears) => {
+        for (const pruned of Object.values(linears) as UnitPruning[]) if ('weight' in pruned) this.pool.giveBack(pruned.unit, pruned.weight);
+      },
     };
   }
 

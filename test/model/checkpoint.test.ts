@@ -209,6 +209,19 @@ test('readEmbeddingRows and embedWindows give exactly the rows of readEmbedding,
 });
 
 
+test('readBlock without named tensors: the block\'s other tensors, as a whole read gives them', async () => {
+  const model = ModelCheckpoint.open(await modelDir(BASE, tensorsOf(BASE, 'F16')));
+  try {
+    const whole = model.readBlock(1);
+    const without = new Set(['self_attn.q_proj.weight', 'mlp.down_proj.weight', 'no.such.tensor']);
+    const part = model.readBlock(1, without);
+    assert.deepEqual(Object.keys(part).sort(), Object.keys(whole).filter((name) => !without.has(name)).sort());
+    for (const name of Object.keys(part)) assert.deepEqual(part[name], whole[name], name);
+  } finally {
+    model.close();
+  }
+});
+
 test('recycleBlock: the next readBlock fills the handed-back arrays and gives the values a fresh read gives', async () => {
   for (const dtype of ['F32', 'F16'] as const) {
     const dir = await modelDir(BASE, tensorsOf(BASE, dtype));

@@ -132,6 +132,11 @@ describe('phi3 checkpoint', () => {
         const block = checkpoint.readBlock(layer);
         assert.deepEqual(Object.keys(block).sort(), blockTensorNames(spec).sort());
         for (const name of blockTensorNames(spec)) assert.deepEqual(block[name], model.readBlock(layer)[name], name);
+        // A fused tensor is read when one of its parts is wanted, and left out when none is.
+        const without = new Set(['self_attn.q_proj.weight', 'self_attn.k_proj.weight', 'self_attn.v_proj.weight', 'mlp.gate_proj.weight']);
+        const part = checkpoint.readBlock(layer, without);
+        assert.deepEqual(Object.keys(part).sort(), blockTensorNames(spec).filter((name) => !without.has(name)).sort());
+        for (const name of Object.keys(part)) assert.deepEqual(part[name], block[name], name);
       }
       const uniform = seededRandom(5);
       const tokens = Int32Array.from({ length: 19 }, () => Math.floor(uniform() * spec.vocabSize));

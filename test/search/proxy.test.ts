@@ -9,7 +9,8 @@ import { LINEAR_PROXY_NAMES, PROXY_NAMES, ProxyContext, type ProxyName, type Pro
 import { referenceWindowNll } from '../helpers/reference-nll.ts';
 import type { ModelSource } from '../../src/model/source.ts';
 import { crepeScores } from '../../src/prune/scores/crepe.ts';
-import { candidateMask, evaluateLinear, evaluateLinearMany, naturalMask, Scratch } from '../../src/search/proxy-measures.ts';
+import { candidateMask, evaluateLinear, evaluateLinearMany, maskedNaturalWeights, naturalMask, Scratch } from '../../src/search/proxy-measures.ts';
+import { UnitEvaluator } from '../../src/search/proxy-worker.ts';
 import { buildLinearTerms, buildNaturalTerms, naturalWindowTerm, positionsOf, windowKey, windowTerm } from '../../src/search/proxy-terms.ts';
 import { readManifest, readNaturalTerms, readTerms, termsFile, windowFile } from '../../src/search/proxy-cache.ts';
 import { gini } from '../../src/search/gini.ts';
@@ -19,7 +20,7 @@ import { ropeTables } from '../../src/model/rope.ts';
 import { LINEAR_INPUT_GROUP, LINEAR_NAMES, linearShape, type LinearInputGroup } from '../../src/model/spec.ts';
 import { collectStatistics, type LinearInputStats } from '../../src/prune/calibration-stats.ts';
 import { riaScores } from '../../src/prune/scores/ria.ts';
-import { nmMask, perMatrixMask, selectMask } from '../../src/prune/mask.ts';
+import { applyMask, nmMask, perMatrixMask, selectMask } from '../../src/prune/mask.ts';
 import type { PruneTarget, Selection } from '../../src/prune/settings.ts';
 import type { CrepeParams } from '../../src/prune/scores/crepe.ts';
 import { Rng } from '../../src/util/rng.ts';
@@ -233,6 +234,12 @@ describe('naturalMask: the natural layout\'s mask is candidateMask\'s from the p
             const expected = candidateMask(terms, { kind: 'terms', window: position }, point, options, new Scratch());
             const mask = naturalMask(natural.terms, { kind: 'terms', window: rowMajor }, point, options, scratch);
             assert.ok(Buffer.from(mask).equals(Buffer.from(expected)), what);
+            // The pruned weights the evaluators hand back: applyMask on the weights, bit for bit, every entry of the (reused) array written.
+            const masked = weight.slice();
+            applyMask(masked, mask);
+            const out = new Float32Array(weight.length).fill(Number.NaN);
+            assert.equal(maskedNaturalWeights(natural.terms, mask, out), out);
+            assert.ok(Buffer.from(out.buffer).equals(Buffer.from(masked.buffer)), `pruned weights ${what}`);
             // crepeScores on the stored weights (a border the terms do not cover): candidateMask's direct source.
             const mean: CrepeParams = { ...point, border: 'mean' };
             const direct = naturalMask(natural.terms, { kind: 'direct' }, mean, options, scratch);
@@ -617,6 +624,35 @@ describe('ProxyContext on a tiny random llama (2 layers, 4 windows of 16 tokens)
         const ppl = (await natural.prunedPerplexity(point, unstructured, text, { seqlen })).ppl;
         assert.equal(ppl, (await position.prunedPerplexity(point, unstructured, text, { seqlen })).ppl, JSON.stringify(point));
       }
+      // What the evaluators hand back: from the natural layout each linear's weights, those of
+      // readBlock pruned by applyMask with the position layout's mask, bit for bit; the arrays of
+      // each request handed back with the next one are filled again.
+      const units = [...linears()].map(({ layer, name, dOut, dIn }, index) => ({ index, layer, name, dOut, dIn }));
+      const evaluator = (cacheDir: string, layout: 'natural' | 'position') => new UnitEvaluator({ dir: cacheDir, units, budgetBytes: 2 ** 26, windowPrecision: 'float32', rowsOnly: null, layout });
+      const [naturalEvaluator, positionEvaluator] = [evaluator(dir, 'natural'), evaluator(positionDir, 'position')];
+      let spare: Float32Array[] = [];
+      let reused = 0;
+      for (const [point, source] of [[other, 'terms'], [{ ...other, k: 7 }, 'terms'], [riaPoint, 'terms'], [smooth, 'direct'], [{ ...other, border: 'mean' }, 'direct']] as const) {
+        for (const opts of targets) {
+          const request = { params: point, options: opts, source, units: units.map((u) => u.index), newRound: true };
+          const pruned = await naturalEvaluator.prune(request, spare);
+          reused += pruned.filter((p) => 'weight' in p && spare.includes(p.weight)).length;
+          const masks = await positionEvaluator.prune(request);
+          for (const unit of units) {
+            const what = `${unit.layer} ${unit.name} ${JSON.stringify(point)} ${JSON.stringify(opts.target)} ${opts.selection}`;
+            const weight = pruned[unit.index];
+            const mask = masks[unit.index];
+            assert.ok('weight' in weight && 'mask' in mask && weight.unit === unit.index && mask.unit === unit.index, what);
+            const expected = model.readBlock(unit.layer)[`${unit.name}.weight`].slice();
+            applyMask(expected, mask.mask);
+            assert.ok(Buffer.from(weight.weight.buffer).equals(Buffer.from(expected.buffer)), what);
+          }
+          // Handed back dirty: the next request must write every entry.
+          spare = pruned.flatMap((p) => ('weight' in p ? [p.weight] : []));
+          for (const array of spare) array.fill(Number.NaN);
+        }
+      }
+      assert.ok(reused >= units.length, `${reused} arrays reused`);
       const expected = mean(referenceNll((x) => perMatrixMask(crepeScores(x.weight, x.dOut, x.dIn, x.sqNorm, other), 0.5), windows));
       close((await natural.evaluate(other, unstructured, ['calib-nll'])).values['calib-nll'], expected, 1e-4 * expected, 'calib-nll against the float64 reference');
       await assert.rejects(natural.evaluate(other, unstructured, ['gini-ref']), (e: unknown) => e instanceof FieldError && e.field === 'which[0]'
