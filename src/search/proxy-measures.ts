@@ -308,9 +308,10 @@ export type NaturalSource = { kind: 'terms'; window: WindowTerm | null } | { kin
  * The candidate's mask of a linear from natural-layout terms, row-major (1 = pruned): its scores
  * in row order and prune/mask.ts's selection on them, with no position order to scatter from.
  * The scores are candidateMask's, each at its weight's natural index, so the mask is candidateMask's
- * bit for bit (a per-matrix threshold does not depend on where the scores sit).
+ * bit for bit (a per-matrix threshold does not depend on where the scores sit). Into `out` (every
+ * entry written) when given: a caller that uses the mask at once can pass scratch memory.
  */
-export function naturalMask(terms: NaturalTerms, source: NaturalSource, params: CrepeParams, options: ProxyOptions, scratch: Scratch): Uint8Array {
+export function naturalMask(terms: NaturalTerms, source: NaturalSource, params: CrepeParams, options: ProxyOptions, scratch: Scratch, out?: Uint8Array): Uint8Array {
   const { dOut, dIn } = terms;
   const n = dOut * dIn;
   scratch.ensureNatural(n);
@@ -318,7 +319,7 @@ export function naturalMask(terms: NaturalTerms, source: NaturalSource, params: 
   const scores = source.kind === 'terms'
     ? naturalScores(terms, source.window, params, buffer)
     : crepeScores(naturalWeights(terms), dOut, dIn, terms.sqNorm, params, buffer);
-  return selectMask(scores, dOut, dIn, options.target, options.selection, new Uint8Array(n));
+  return selectMask(scores, dOut, dIn, options.target, options.selection, out ?? new Uint8Array(n));
 }
 
 /**

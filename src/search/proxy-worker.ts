@@ -282,8 +282,11 @@ export class UnitEvaluator {
         const terms = await this.naturalTerms(unit);
         const window = source === 'terms' && params.gamma !== 0 ? await this.window(unit, windowKey(params), null, unit.dOut * unit.dIn, 'natural') : null;
         const scoreSource: NaturalSource = source === 'direct' ? { kind: 'direct' } : { kind: 'terms', window: window?.value ?? null };
-        const mask = naturalMask(terms.value, scoreSource, params, options, this.scratch);
-        const out = this.pool.allocate('float32', unit.dOut * unit.dIn) as Float32Array;
+        // The mask is used at once, so it goes into the scratch's buffer, not fresh memory per linear.
+        const n = unit.dOut * unit.dIn;
+        this.scratch.ensureNatural(n);
+        const mask = naturalMask(terms.value, scoreSource, params, options, this.scratch, this.scratch.naturalMask.subarray(0, n));
+        const out = this.pool.allocate('float32', n) as Float32Array;
         pruned.push({ unit: unit.index, weight: maskedNaturalWeights(terms.value, mask, out) });
         if (terms.release) this.pool.give(termsArrays(terms.value));
         if (window?.release) this.pool.give([window.value]);

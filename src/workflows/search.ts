@@ -417,8 +417,10 @@ interface SearchRun {
   settingsFor: (params: CrepeParams) => PruneSettings;
   /** A real trial: the full prune and its perplexity on the held-out text. */
   trial: (params: CrepeParams) => Promise<{ ppl: number; seconds: number }>;
-  /** Opens (building, continuing or reusing) the proxy cache of this search; `rowsOnly`: the run uses that row subset alone. */
-  /** The proxy context; `proxies`: the only proxies the run asks for (calib-nll alone: its cache in the natural layout). */
+  /**
+   * Opens (building, continuing or reusing) the proxy cache of this search; `rowsOnly`: the run uses
+   * that row subset alone; `proxies`: the only proxies it asks for (calib-nll alone: the natural layout).
+   */
   denseContext: (rowsOnly?: RowSubset, proxies?: ProxyName[]) => Promise<ProxyContext>;
 }
 
