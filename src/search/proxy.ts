@@ -486,11 +486,9 @@ export class ProxyContext {
         const [dOut, dIn] = linearShape(spec, name);
         // The last layer's masks, selected now from its statistics as the dense pass selects the others'.
         const mask = layer + 1 === spec.numLayers
-          ? selectMask(crepeScores(block[key], dOut, dIn, arrays[name] as Float64Array, from.params), dOut, dIn, from.target, from.selection)
+          ? statisticsMask(from, block[key], dOut, dIn, arrays[name] as Float64Array)
           : unpackMask(arrays[name] as Uint8Array, dOut * dIn);
-        const weight = block[key].slice();
-        applyMask(weight, mask);
-        block[key] = weight;
+        block[key] = maskedCopy(block[key], mask);
       }
       return block;
     };
@@ -580,7 +578,7 @@ async function buildCache(
           if (from) {
             // The last layer makes no next inputs: its masks are selected only if a confirmation asks for them (statisticsPrune), from its statistics.
             const last = layer + 1 === spec.numLayers;
-            layerMasks = last ? [] : dense.map(({ weight, dOut, dIn, stats }) => selectMask(crepeScores(weight, dOut, dIn, stats.sqNorm, from.params), dOut, dIn, from.target, from.selection));
+            layerMasks = last ? [] : dense.map(({ weight, dOut, dIn, stats }) => statisticsMask(from, weight, dOut, dIn, stats.sqNorm));
             if (firstLayer === 0) {
               const file = statisticsMasksFile(dir, layer);
               const arrays = dense.map(({ stats }, i) => (last ? stats.sqNorm : packMask(layerMasks[i])));
@@ -620,16 +618,30 @@ async function buildCache(
 }
 
 /**
+ * A linear's mask in the prune the statistics follow: crepeScores with the statistics'
+ * configuration on its weights and input statistics, then selectMask, as `crepe prune --method
+ * crepe` selects it.
+ */
+function statisticsMask(from: StatisticsFrom, weight: Float32Array, dOut: number, dIn: number, sqNorm: Float64Array): Uint8Array {
+  return selectMask(crepeScores(weight, dOut, dIn, sqNorm, from.params), dOut, dIn, from.target, from.selection);
+}
+
+/** A copy of `weight` with the entries `mask` prunes set to zero (the model's arrays left as they are). */
+function maskedCopy(weight: Float32Array, mask: Uint8Array): Float32Array {
+  const pruned = Float32Array.from(weight);
+  applyMask(pruned, mask);
+  return pruned;
+}
+
+/**
  * The block a prune with the statistics' configuration makes of a layer: each linear's weights
- * masked by the masks selected from the layer's own statistics (crepeScores, selectMask, as
- * `crepe prune --method crepe` does), the other tensors as they are.
+ * masked by the masks statisticsMask selected from the layer's own statistics, the other tensors
+ * as they are.
  */
 function maskedBlock(weights: BlockWeights, linears: DenseLinear[], masks: Uint8Array[]): BlockWeights {
   const block = { ...weights };
   linears.forEach(({ name, weight }, i) => {
-    const pruned = Float32Array.from(weight);
-    applyMask(pruned, masks[i]);
-    block[`${name}.weight`] = pruned;
+    block[`${name}.weight`] = maskedCopy(weight, masks[i]);
   });
   return block;
 }
