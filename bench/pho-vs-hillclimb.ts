@@ -29,7 +29,7 @@ import { ProxyContext, type ProxyName } from '../src/search/proxy.ts';
 import { concatWindows } from '../src/search/auto.ts';
 import { CALIB_NLL_WINDOWS } from '../src/search/proxy-e2e.ts';
 import { confirmationShortlist, confirmationTrial, runPho } from '../src/search/pho.ts';
-import { startPoint, toParams } from '../src/search/space.ts';
+import { startParams } from '../src/search/space.ts';
 import { pruneAndMeasure } from '../src/search/trial.ts';
 import type { HeldOutText } from '../src/search/trial.ts';
 import { argValue } from './child-process.ts';
@@ -172,8 +172,8 @@ async function measurePho(modelDir: string, counts: SearchCounts): Promise<{ pho
         ...proxyOptions(counts), kSet: counts.kSet, budgetPerK: counts.budgetPerK, proxy: counts.proxy, sign: counts.proxySign, space: SPACE, sigma0: 1.5,
       }));
       const pho = { dense, search, evaluations: result.candidates.length, shortlist: [] as CrepeParams[], load: os.loadavg() };
-      // What `crepe search --confirm N` confirms: the best of the N best window sizes, then the start configuration at the best k.
-      const shortlist = confirmationShortlist(result, counts.confirm, toParams(startPoint(SPACE), result.best.k, SPACE));
+      // What `crepe search --confirm N` confirms: the best of the N best window sizes, then the start configuration.
+      const shortlist = confirmationShortlist(result, counts.confirm, startParams(SPACE, counts.kSet));
       pho.shortlist = shortlist.map((c) => c.params);
       const text: HeldOutText = { tokens: concatWindows(randomTokenWindows(counts.confirmWindows, SEQLEN, model.spec.vocabSize, 2)), seqlen: SEQLEN, maxChunks: counts.confirmWindows };
       const trial = confirmationTrial(context, counts.confirmStatistics, {

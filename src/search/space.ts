@@ -4,7 +4,7 @@
  * activation exponent a. Coordinates are clipped to a box: γ = e^−12 is RIA for every practical
  * purpose, and ratios beyond e^6 make the other terms vanish.
  */
-import { crepeVariantProblem, isCrepeVariant, resolveCrepeParams, type CrepeParams } from '../prune/scores/crepe.ts';
+import { CREPE_DEFAULT_PARAMS, crepeVariantProblem, isCrepeVariant, resolveCrepeParams, type CrepeParams } from '../prune/scores/crepe.ts';
 import type { CrepeConfigFile } from './crepe-config.ts';
 import { activationExponentProblem, isActivationExponent } from '../prune/scores/ria.ts';
 import { checkField } from '../util/errors.ts';
@@ -66,6 +66,18 @@ export function startPoint(space: SearchSpace, from?: CrepeParams): Float64Array
   const logRatio = (value: number) => clip(value > 0 ? Math.log(value / from.alpha) : -Infinity, LOG_RATIO_RANGE);
   const x = [logRatio(from.beta), logRatio(from.gamma)];
   return Float64Array.from(space.searchA ? [...x, clip(from.a, EXPONENT_RANGE)] : x);
+}
+
+/**
+ * The start configuration as a point of the space: `startPoint` at the start's own window size (a
+ * given configuration's k, else CREPE_DEFAULT_PARAMS'), or, when the search leaves that size out,
+ * the searched size nearest to it (the smaller on a tie). The configuration `--proxy-statistics
+ * start` prunes with and the one PHO's confirmation measures besides its candidates.
+ */
+export function startParams(space: SearchSpace, kSet: readonly number[], from?: CrepeParams): CrepeParams {
+  const own = from?.k ?? CREPE_DEFAULT_PARAMS.k;
+  const k = kSet.reduce((best, c) => (Math.abs(c - own) < Math.abs(best - own) || (Math.abs(c - own) === Math.abs(best - own) && c < best) ? c : best), kSet[0] ?? own);
+  return toParams(startPoint(space, from), k, space);
 }
 
 export function toParams(x: ArrayLike<number>, k: number, space: SearchSpace): CrepeParams {

@@ -12,7 +12,7 @@ import { ModelCheckpoint } from '../model/checkpoint.ts';
 import type { ModelSpec } from '../model/spec.ts';
 import { windowsSha256, type CalibrationSet } from '../data/calibration.ts';
 import type { EngineOptions } from '../engine/session.ts';
-import { CREPE_DEFAULT_PARAMS, checkWindowSizes, crepeParamsOf, crepeVariantProblem, isCrepeVariant, type CrepeParams, type CrepeVariant } from '../prune/scores/crepe.ts';
+import { checkWindowSizes, crepeParamsOf, crepeVariantProblem, isCrepeVariant, type CrepeParams, type CrepeVariant } from '../prune/scores/crepe.ts';
 import { activationExponentProblem, isActivationExponent } from '../prune/scores/ria.ts';
 import { pruneSettings, type PruneSettings } from '../prune/settings.ts';
 import { validateTarget, type PruneTarget, type Selection } from '../prune/target.ts';
@@ -29,7 +29,7 @@ import { randomConfigurations, validateProxies, type ProxyCorrelation, type Subs
 import { pruneAndMeasure } from '../search/trial.ts';
 import { checkCrepeWindowFits, smallestPrunedDimension } from '../prune/layer-loop.ts';
 import { windowCount } from '../eval/perplexity.ts';
-import { checkLogStep, startPoint, toParams, type SearchSpace } from '../search/space.ts';
+import { checkLogStep, startParams, type SearchSpace } from '../search/space.ts';
 import { readInputJson } from '../io/input-file.ts';
 import { checkOutputDir, pathIsInside, publishOutputDir } from '../io/output-dir.ts';
 import { lockOutput, type OutputLock } from '../io/output-lock.ts';
@@ -470,9 +470,8 @@ function prepareRun(given: {
   }
   checkConfirmWindows(request, options, heldOut, heldCalibration, nsamples);
   const weightsSha256 = hashWeights(model);
-  // The start configuration at its own k (a given configuration's, else CREPE_DEFAULT_PARAMS'), pruned to this run's target.
-  const statisticsFrom = proxyStatistics === 'start'
-    ? { params: toParams(startPoint(space, start), start?.k ?? CREPE_DEFAULT_PARAMS.k, space), target, selection }
+  // The start configuration, pruned to this run's target.
+  const statisticsFrom = proxyStatistics === 'start' ? { params: startParams(space, kSet, start), target, selection }
     : null;
   const calibrationSettings = { file: path.resolve(request.calib), sha256: '', nsamples, seqlen, seed };
   const settingsFor = (params: CrepeParams): PruneSettings => pruneSettings({ method: 'crepe', target, selection, crepe: params, calibration: calibrationSettings });
@@ -593,8 +592,8 @@ async function phoRun(run: SearchRun): Promise<SearchResult> {
     phoSeconds = secondsSince(phoStarted);
     progress.done(`best k=${result.best.k} β=${result.best.params.beta.toPrecision(4)} γ=${result.best.params.gamma.toPrecision(4)}`);
     if (confirm > 0 && confirmText) {
-      // The start configuration at the best window size is confirmed too (the search never returns worse than its start).
-      const shortlist = confirmationShortlist(result, confirm, toParams(startPoint(space, start), result.best.k, space));
+      // The start configuration is confirmed too (the search never returns worse than its start).
+      const shortlist = confirmationShortlist(result, confirm, startParams(space, kSet, start));
       const confirmProgress = stageProgress(request, `confirm on ${heldCalibration ? 'held-out calibration windows' : 'held-out text'} (${confirmStatistics} statistics)`, shortlist.length, { name: 'trials' });
       const confirmTrial = confirmationTrial(context, confirmStatistics, { model, settingsFor, windows: calibration.windows, text: confirmText, engine, options: proxyOptions });
       confirmations = await confirmOnHeldOut(shortlist, confirmTrial, (c, i) => confirmProgress.update(i + 1, `${c.source} k=${c.params.k} PPL ${c.ppl.toFixed(3)}${c.prune ? ' (the dense pass\'s prune)' : ''}`));

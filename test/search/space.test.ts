@@ -1,7 +1,7 @@
 // The search space: (log β/α, log γ/α[, a]) with α = 1, clipped to a box.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { clip, dimension, EXPONENT_RANGE, LOG_RATIO_RANGE, startPoint, toParams, type SearchSpace } from '../../src/search/space.ts';
+import { clip, dimension, EXPONENT_RANGE, LOG_RATIO_RANGE, startParams, startPoint, toParams, type SearchSpace } from '../../src/search/space.ts';
 
 const fixedA: SearchSpace = { searchA: false, fixedA: 0.5, variant: 'normalized' };
 const searchedA: SearchSpace = { searchA: true, fixedA: 0.25, variant: 'smooth' };
@@ -44,6 +44,18 @@ test('dimension and start point: 2-D (0, 0) or 3-D (0, 0, fixedA)', () => {
   assert.equal(dimension(searchedA), 3);
   assert.deepEqual(startPoint(fixedA), Float64Array.from([0, 0]));
   assert.deepEqual(startPoint(searchedA), Float64Array.from([0, 0, 0.25]));
+});
+
+test('startParams: the start at its own k (the default 3, or a given configuration\'s) when searched, else the nearest searched k, the smaller on a tie', () => {
+  const defaultStart = { k: 3, alpha: 1, beta: 1, gamma: 1, a: 0.5, variant: 'normalized', border: 'zero' };
+  assert.deepEqual(startParams(fixedA, [1, 3, 5, 7, 9]), defaultStart);
+  assert.deepEqual(startParams(fixedA, [1, 9]), { ...defaultStart, k: 1 });
+  assert.deepEqual(startParams(fixedA, [5, 1]), { ...defaultStart, k: 1 });
+  assert.deepEqual(startParams(fixedA, [7, 9]), { ...defaultStart, k: 7 });
+  const given = { k: 7, alpha: 2, beta: 2 * Math.E, gamma: 2, a: 0.75, variant: 'smooth' as const, border: 'zero' as const };
+  // Ratios to α as the search's coordinates, a and the variant from the space.
+  assert.deepEqual(startParams(fixedA, [1, 7], given), { ...defaultStart, k: 7, beta: Math.E });
+  assert.deepEqual(startParams(fixedA, [3, 9], given), { ...defaultStart, k: 9, beta: Math.E });
 });
 
 test('clip', () => {

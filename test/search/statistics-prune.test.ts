@@ -123,12 +123,12 @@ describe('the dense pass\'s own prune, measured as a trial', () => {
   });
 });
 
-test('a search with the start\'s statistics: the start\'s sequential confirmation measures the dense pass\'s prune, and the search is that of one that prunes again', async () => {
+test('a search with the start\'s statistics: the start\'s sequential confirmation, at its own k whatever k is best, measures the dense pass\'s prune, and the search is that of one that prunes again', async () => {
   const model = await storiesModelDir();
   const parent = scratchDir('statistics-prune-search');
   const request = {
     model, target: parseTarget('0.5'), calib: C4_SAMPLE, nsamples: 4, seqlen: 64, threads: 1,
-    budget: 1, kSet: [3], proxy: 'calib-nll' as const, nllWindows: 2, proxyStatistics: 'start' as const,
+    budget: 1, kSet: [3, 9], proxy: 'calib-nll' as const, nllWindows: 2, proxyStatistics: 'start' as const,
     confirm: 1, confirmStatistics: 'sequential' as const, evalText: PTB_VALID, evalSeqlen: 32, evalMaxChunks: 3,
   };
   const events: ProgressEvent[] = [];
@@ -137,10 +137,12 @@ test('a search with the start\'s statistics: the start\'s sequential confirmatio
   // The same search on the first one's complete cache: its dense pass is not run, so every confirmation prunes.
   const second = path.join(parent, 'second');
   await searchCoefficients({ ...request, out: second, proxyCache: `${first}.proxy-cache` });
-  type Log = { confirmations: { source: string; ppl: number; seconds: number; prune?: string }[]; candidates: { seconds: number }[]; bestPerK: { seconds: number }[] };
+  type Log = { confirmations: { source: string; params: { k: number }; ppl: number; seconds: number; prune?: string }[]; candidates: { seconds: number }[]; bestPerK: { seconds: number }[] };
   const read = (dir: string): Log => JSON.parse(readFileSync(path.join(dir, 'search-log.json'), 'utf8')) as Log;
   const [reused, pruned] = [read(first), read(second)];
   assert.deepEqual(reused.confirmations.map((c) => [c.source, c.prune]), [['pho', undefined], ['start', 'dense pass']]);
+  // PHO's best is k = 9 here; the start is confirmed at its own k = 3, the dense pass's prune.
+  assert.deepEqual(reused.confirmations.map((c) => c.params.k), [9, 3]);
   assert.deepEqual(pruned.confirmations.map((c) => [c.source, c.prune]), [['pho', undefined], ['start', undefined]]);
   const timeless = (log: Log) => ({
     confirmations: log.confirmations.map(({ seconds, prune, ...c }) => c),
