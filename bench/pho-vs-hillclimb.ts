@@ -56,6 +56,8 @@ interface SearchCounts {
   nll: { windows: number; on: 'calibration' | 'heldout' } | null;
   kSet: number[];
   budgetPerK: number;
+  /** The search's --race: the window sizes that continue after the first generation (null: all). */
+  race: number | null;
   confirmations: number;
   /** The search's --confirm: the confirmed PHO candidates (the start configuration is confirmed besides, unless among them). */
   confirm: number;
@@ -100,6 +102,7 @@ function searchCounts(hillClimbDir: string, phoDir: string | undefined): SearchC
     nll: provenance.proxy === 'calib-nll' ? { windows: provenance.nllWindows ?? CALIB_NLL_WINDOWS, on: provenance.nllOn ?? 'calibration' } : null,
     kSet: provenance.kSet,
     budgetPerK: provenance.budgetPerK,
+    race: provenance.race ?? null,
     confirmations: provenance.confirmations.length,
     confirm: provenance.confirmations.filter((c: { source: string }) => c.source === 'pho').length,
     confirmOn: provenance.confirmation?.on ?? 'heldout',
@@ -169,7 +172,7 @@ async function measurePho(modelDir: string, counts: SearchCounts): Promise<{ pho
     try {
       console.error(`pho-vs-hillclimb: PHO (${counts.proxy}, rows ${counts.proxyRows}, ${counts.budgetPerK} per k) …`);
       const [result, search] = await timed(() => runPho(context, {
-        ...proxyOptions(counts), kSet: counts.kSet, budgetPerK: counts.budgetPerK, proxy: counts.proxy, sign: counts.proxySign, space: SPACE, sigma0: 1.5,
+        ...proxyOptions(counts), kSet: counts.kSet, budgetPerK: counts.budgetPerK, race: counts.race ?? undefined, proxy: counts.proxy, sign: counts.proxySign, space: SPACE, sigma0: 1.5,
       }));
       const pho = { dense, search, evaluations: result.candidates.length, shortlist: [] as CrepeParams[], load: os.loadavg() };
       // What `crepe search --confirm N` confirms: the best of the N best window sizes, then the start configuration.
@@ -216,7 +219,7 @@ export function renderSection(state: Required<State>): string {
       + ` From the stories260K back-to-back run: hill climbing ${counts.hillClimbTrials} trials; PHO ${counts.proxy} (sign ${counts.proxySign > 0 ? '+' : '−'})`
       + (counts.nll ? ` on ${counts.nll.windows} ${counts.nll.on === 'heldout' ? 'held-out' : 'calibration'} windows,` : ` on ${counts.proxyRows} of the rows,`)
       + (counts.statisticsFrom ? ' statistics of the start configuration\'s prune (--proxy-statistics start),' : '')
-      + ` k ∈ {${counts.kSet.join(', ')}}, ${counts.budgetPerK} per k (${counts.phoEvaluations} evaluations there, ${pho.evaluations} here), ${counts.confirmations} confirmations`
+      + ` k ∈ {${counts.kSet.join(', ')}}, ${counts.budgetPerK} per k${counts.race ? ` (racing: ${counts.race} continue after the first generation)` : ''} (${counts.phoEvaluations} evaluations there, ${pho.evaluations} here), ${counts.confirmations} confirmations`
       + ` (${counts.confirmStatistics} statistics, ${counts.confirmWindows} ${counts.confirmOn === 'calibration' ? 'held-out calibration' : 'held-out'} windows each).`,
     '',
     'Hill climbing = trials × one trial (sequential prune + PPL on the held-out windows, measured once); PHO = its dense pass, the whole search and every confirmation, run here.'

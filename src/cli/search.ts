@@ -20,10 +20,8 @@ type SearchCliOptions = {
   strategy: 'pho' | 'hillclimb'; out: string; device: 'cpu' | 'cuda'; sparsity?: number; pattern?: string;
   crepeK?: string; config?: string; proxy?: ProxyName; proxySign?: '+1' | '-1'; proxyFrom?: string; giniSubsample?: string;
   crepeVariant?: 'normalized' | 'smooth'; proxyCache?: string; revision?: string; confirmStatistics?: 'dense' | 'sequential';
-  confirmOn?: 'heldout' | 'calibration';
-  nllOn?: 'calibration' | 'heldout';
-  proxyStatistics?: 'dense' | 'start';
-} & TextsOptions & Partial<Record<'validate' | 'budget' | 'crepeA' | 'sigma0' | 'confirm' | 'confirmWindows' | 'nllWindows' | 'threads' | 'proxyRows' | 'proxyCacheBudget', number>>
+  confirmOn?: 'heldout' | 'calibration'; nllOn?: 'calibration' | 'heldout'; proxyStatistics?: 'dense' | 'start';
+} & TextsOptions & Partial<Record<'validate' | 'budget' | 'race' | 'crepeA' | 'sigma0' | 'confirm' | 'confirmWindows' | 'nllWindows' | 'threads' | 'proxyRows' | 'proxyCacheBudget', number>>
   & Partial<Record<'perRow' | 'perMatrix' | 'searchA' | 'overwrite' | 'json', boolean>>;
 
 /** "1,3,5" → [1, 3, 5] (the library checks that they are odd and positive). */
@@ -72,6 +70,7 @@ export function register(program: Command, io: CliIo): void {
     .option('--crepe-k <list>', 'window sizes to search (default 1,3,5,7,9, or the --config file\'s k)')
     .option('--config <file>', 'start from this CRePE configuration (e.g. one found on another model) instead of the RIA point')
     .option('--budget <n>', 'per window size: proxy evaluations (pho, default 60; rounded up to whole CMA-ES generations of 6, 7 with --search-a) or real trials (hillclimb, default 12)', positiveInt('--budget'))
+    .option('--race <n>', 'PHO: after one CMA-ES generation at every window size, continue only the N window sizes with the best proxy so far (default: all continue)', positiveInt('--race'))
     .addOption(new Option('--proxy <name>', 'PHO proxy (default: the validated one for the target, see RESULTS.md "Proxy validation")').choices([...PROXY_NAMES]))
     .addOption(new Option('--proxy-sign <sign>', '+1: minimise the proxy; -1: maximise it (default: the validated sign)').choices(['+1', '-1']))
     .option('--proxy-from <validation.json>', 'use the proxy (and sign) that a --validate run found most correlated with PPL')
@@ -118,6 +117,7 @@ export function register(program: Command, io: CliIo): void {
       kSet: opts.crepeK === undefined ? undefined : kList(opts.crepeK),
       crepeConfig: opts.config,
       budget: opts.budget,
+      race: opts.race,
       proxy: opts.proxy,
       proxySign: opts.proxySign === undefined ? undefined : opts.proxySign === '-1' ? -1 : 1,
       proxyFrom: opts.proxyFrom,

@@ -27,6 +27,11 @@ export interface PhoOptions extends ProxyOptions {
   sigma0: number;
   /** Start from this configuration's point instead of the RIA-like default. */
   start?: CrepeParams;
+  /**
+   * Race the window sizes: after one CMA-ES generation at every k, only the `race` window sizes
+   * with the lowest objective so far continue to `budgetPerK` (default: every one continues).
+   */
+  race?: number;
 }
 
 export interface PhoCandidate {
@@ -55,7 +60,13 @@ export function phoEvaluationsPerK(budgetPerK: number, space: SearchSpace): numb
   return Math.ceil(budgetPerK / lambda) * lambda;
 }
 
-const PHO_OPTIONS = ['kSet', 'budgetPerK', 'proxy', 'sign', 'space', 'sigma0', 'start', 'target', 'selection', 'giniSubsample', 'seed', 'rows'];
+/** The proxy evaluations of a whole PHO search (an upper bound, as phoEvaluationsPerK): with `race`, one generation at the window sizes that do not continue. */
+export function phoEvaluations(budgetPerK: number, space: SearchSpace, kCount: number, race = kCount): number {
+  const continuing = Math.min(race, kCount);
+  return continuing * phoEvaluationsPerK(budgetPerK, space) + (kCount - continuing) * cmaesConstants(startPoint(space).length).lambda;
+}
+
+const PHO_OPTIONS = ['kSet', 'budgetPerK', 'proxy', 'sign', 'space', 'sigma0', 'start', 'race', 'target', 'selection', 'giniSubsample', 'seed', 'rows'];
 
 export async function runPho(context: ProxyContext, opts: PhoOptions, onCandidate?: (c: PhoCandidate) => void): Promise<PhoResult> {
   // A caller's options, checked before the first candidate: an unknown proxy or a sign of 0 would
@@ -63,6 +74,7 @@ export async function runPho(context: ProxyContext, opts: PhoOptions, onCandidat
   checkKnownFields(opts, '', PHO_OPTIONS);
   checkWindowSizes('kSet', opts.kSet);
   checkInteger('budgetPerK', opts.budgetPerK, 1);
+  if (opts.race !== undefined) checkInteger('race', opts.race, 1);
   checkProxyName('proxy', opts.proxy);
   checkField(opts.sign === 1 || opts.sign === -1, 'sign', () => `must be 1 or -1, got ${describeValue(opts.sign)}`);
   checkLogStep('sigma0', opts.sigma0);
@@ -76,41 +88,51 @@ export async function runPho(context: ProxyContext, opts: PhoOptions, onCandidat
   const bestPerK: PhoCandidate[] = [];
   const seconds = { total: 0, score: 0, select: 0, gini: 0, forward: 0 };
 
-  for (const k of opts.kSet) {
-    const es = new CmaEs(startPoint(opts.space, start), opts.sigma0, { seed: opts.seed + k, maxEvaluations: opts.budgetPerK });
-    let bestForK: PhoCandidate | null = null;
-    while (es.shouldStop() === null) {
-      // The generation is evaluated together (the cache read once for all of it); its candidates
-      // are reported in order, each with an equal share of the generation's time.
-      const t = performance.now();
-      const points = es.ask();
-      const paramsList = points.map((x) => toParams(x, k, opts.space));
-      const evaluations = await context.evaluateMany(paramsList, opts, [opts.proxy]);
-      const share = (performance.now() - t) / 1000 / points.length;
-      const told: { x: Float64Array; value: number }[] = [];
-      for (const [i, x] of points.entries()) {
-        const evaluation = evaluations[i];
-        seconds.score += evaluation.seconds.score;
-        seconds.select += evaluation.seconds.select;
-        seconds.gini += evaluation.seconds.gini;
-        seconds.forward += evaluation.seconds.forward;
-        const candidate: PhoCandidate = {
-          k,
-          generation: es.generation,
-          params: paramsList[i],
-          proxies: evaluation.values,
-          objective: opts.sign * evaluation.values[opts.proxy],
-          seconds: share,
-        };
-        candidates.push(candidate);
-        onCandidate?.(candidate);
-        if (!bestForK || candidate.objective < bestForK.objective) bestForK = candidate;
-        told.push({ x, value: candidate.objective });
-      }
-      es.tell(told);
+  // One CMA-ES per window size, seeded by k. With `race`, every size runs its first generation, and
+  // only the `race` sizes with the lowest objective so far run the rest.
+  const runs = opts.kSet.map((k) => ({ k, es: new CmaEs(startPoint(opts.space, start), opts.sigma0, { seed: opts.seed + k, maxEvaluations: opts.budgetPerK }), best: null as PhoCandidate | null }));
+  const generation = async (run: (typeof runs)[number]): Promise<void> => {
+    // The generation is evaluated together (the cache read once for all of it); its candidates
+    // are reported in order, each with an equal share of the generation's time.
+    const { k, es } = run;
+    const t = performance.now();
+    const points = es.ask();
+    const paramsList = points.map((x) => toParams(x, k, opts.space));
+    const evaluations = await context.evaluateMany(paramsList, opts, [opts.proxy]);
+    const share = (performance.now() - t) / 1000 / points.length;
+    const told: { x: Float64Array; value: number }[] = [];
+    for (const [i, x] of points.entries()) {
+      const evaluation = evaluations[i];
+      seconds.score += evaluation.seconds.score;
+      seconds.select += evaluation.seconds.select;
+      seconds.gini += evaluation.seconds.gini;
+      seconds.forward += evaluation.seconds.forward;
+      const candidate: PhoCandidate = {
+        k,
+        generation: es.generation,
+        params: paramsList[i],
+        proxies: evaluation.values,
+        objective: opts.sign * evaluation.values[opts.proxy],
+        seconds: share,
+      };
+      candidates.push(candidate);
+      onCandidate?.(candidate);
+      if (!run.best || candidate.objective < run.best.objective) run.best = candidate;
+      told.push({ x, value: candidate.objective });
     }
-    if (bestForK) bestPerK.push(bestForK);
+    es.tell(told);
+  };
+  let continuing = runs;
+  if (opts.race !== undefined && opts.race < runs.length) {
+    for (const run of runs) if (run.es.shouldStop() === null) await generation(run);
+    const ranked = [...runs].sort((a, b) => (a.best?.objective ?? Infinity) - (b.best?.objective ?? Infinity));
+    const kept = new Set(ranked.slice(0, opts.race));
+    continuing = runs.filter((run) => kept.has(run));
   }
+  for (const run of continuing) {
+    while (run.es.shouldStop() === null) await generation(run);
+  }
+  for (const run of runs) if (run.best) bestPerK.push(run.best);
   const best = bestPerK.reduce((a, b) => (b.objective < a.objective ? b : a));
   seconds.total = (performance.now() - started) / 1000;
   return { best, bestPerK, candidates, seconds };

@@ -17,7 +17,7 @@ import { checkCrepeWindowFits, smallestPrunedDimension } from '../prune/layer-lo
 import { ProxyContext } from '../search/proxy.ts';
 import { windowKey } from '../search/proxy-terms.ts';
 import { DEFAULT_PROXY, defaultProxyRows, rowsPercent } from '../search/proxy-defaults.ts';
-import { confirmationShortlist, phoEvaluationsPerK, runPho } from '../search/pho.ts';
+import { confirmationShortlist, phoEvaluations, runPho } from '../search/pho.ts';
 import { pruneAndMeasure } from '../search/trial.ts';
 import { checkHeldCalibration, chooseByConfirmation, concatWindows, confirmationWindows, type AutoCandidate } from '../search/auto.ts';
 import type { SearchSpace } from '../search/space.ts';
@@ -120,7 +120,7 @@ export async function runAutoCrepe(
   try {
     // PHO on the run's statistics windows.
     const rows = defaultProxyRows(run.spec, budget * kSet.length);
-    const progress = stageProgress(control, `auto: PHO (${DEFAULT_PROXY.name}${rows < 1 ? ` on ${rowsPercent(rows)} of the rows` : ''})`, phoEvaluationsPerK(budget, space) * kSet.length);
+    const progress = stageProgress(control, `auto: PHO (${DEFAULT_PROXY.name}${rows < 1 ? ` on ${rowsPercent(rows)} of the rows` : ''})`, phoEvaluations(budget, space, kSet.length));
     const context = await ProxyContext.open(model, run.windows.windows, seqlen, engine, {
       cacheDir,
       cacheBudgetBytes: 256 * 2 ** 20,

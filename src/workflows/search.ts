@@ -22,7 +22,7 @@ import { windowKey } from '../search/proxy-terms.ts';
 import { readManifest, type RowSubset, type StatisticsFrom } from '../search/proxy-cache.ts';
 import { CALIB_NLL_WINDOWS } from '../search/proxy-e2e.ts';
 import { calibNllSearchFlops, checkProxyName, defaultProxy, defaultProxyRows, isLinearProxy, linearWeights, PER_LINEAR_DEFAULT_MAX_VISITS, rowsPercent } from '../search/proxy-defaults.ts';
-import { confirmationShortlist, confirmationTrial, confirmOnHeldOut, phoEvaluationsPerK, runPho, type Confirmation, type PhoResult } from '../search/pho.ts';
+import { confirmationShortlist, confirmationTrial, confirmOnHeldOut, phoEvaluations, runPho, type Confirmation, type PhoResult } from '../search/pho.ts';
 import { checkHeldCalibration, concatWindows, confirmationWindows } from '../search/auto.ts';
 import { runHillClimb } from '../search/hillclimb.ts';
 import { randomConfigurations, validateProxies, type ProxyCorrelation, type SubsampleFidelity } from '../search/validate.ts';
@@ -72,6 +72,11 @@ export interface SearchRequest extends EngineRequest, RunControl, TextsRequest, 
    * candidates, 7 with `searchA`) or real trials (hillclimb, default 12).
    */
   budget?: number;
+  /**
+   * PHO: race the window sizes — after one CMA-ES generation at every k, only this many window
+   * sizes (those with the best proxy so far) continue to `budget` (default: all continue).
+   */
+  race?: number;
   /** PHO's proxy (default: the validated one, or the one `proxyFrom` names). */
   proxy?: ProxyName;
   /** +1 minimises the proxy, −1 maximises it (default: the validated sign). */
@@ -202,16 +207,16 @@ const peakRssBytes = (): number => process.resourceUsage().maxRSS * 1024;
 const SEARCH_FIELDS: FieldSpec<SearchRequest> = {
   ...CONTROL_FIELDS, ...ENGINE_FIELDS, ...HUB_FIELDS, ...TEXTS_FIELDS,
   model: 'checked', out: 'checked', overwrite: 'flag', strategy: 'checked', validate: 'checked', target: 'checked', selection: 'checked',
-  kSet: 'checked', crepeConfig: 'checked', budget: 'checked', proxy: 'checked', proxySign: 'checked', proxyFrom: 'checked',
+  kSet: 'checked', crepeConfig: 'checked', budget: 'checked', race: 'checked', proxy: 'checked', proxySign: 'checked', proxyFrom: 'checked',
   giniSubsample: 'nullable', nllWindows: 'checked', nllOn: 'checked', proxyStatistics: 'checked', proxyRows: 'checked', proxyCache: 'checked', proxyCacheBudget: 'checked', searchA: 'flag',
   crepe: 'checked', sigma0: 'checked', confirm: 'checked', confirmStatistics: 'checked', confirmOn: 'checked', confirmWindows: 'checked',
 };
 const SEARCH_CREPE_FIELDS: FieldSpec<NonNullable<SearchRequest['crepe']>> = { a: 'checked', variant: 'checked' };
 
 /** Request fields of PHO's proxy and CMA-ES, which hill climbing does not use. */
-const PHO_ONLY = ['sigma0', 'confirm', 'proxy', 'proxySign', 'proxyFrom', 'proxyRows', 'giniSubsample', 'nllWindows', 'nllOn', 'proxyStatistics', 'proxyCache', 'proxyCacheBudget'] as const;
+const PHO_ONLY = ['race', 'sigma0', 'confirm', 'proxy', 'proxySign', 'proxyFrom', 'proxyRows', 'giniSubsample', 'nllWindows', 'nllOn', 'proxyStatistics', 'proxyCache', 'proxyCacheBudget'] as const;
 /** Request fields of a search that a validation (every proxy on random configurations) does not use. */
-const SEARCH_ONLY = ['budget', 'sigma0', 'confirm', 'proxy', 'proxySign', 'proxyFrom'] as const;
+const SEARCH_ONLY = ['budget', 'race', 'sigma0', 'confirm', 'proxy', 'proxySign', 'proxyFrom'] as const;
 
 /** The request's search options, validated, with their defaults (a and the variant: those of the start configuration when it is given). */
 function searchOptions(request: SearchRequest, start: CrepeParams | undefined) {
@@ -220,6 +225,7 @@ function searchOptions(request: SearchRequest, start: CrepeParams | undefined) {
   if (request.validate !== undefined) checkInteger('validate', request.validate, 3);
   const budget = request.budget ?? (strategy === 'pho' ? 60 : 12);
   checkInteger('budget', budget, 1);
+  if (request.race !== undefined) checkInteger('race', request.race, 1);
   const sigma0 = request.sigma0 ?? 1.5;
   checkLogStep('sigma0', sigma0);
   const confirm = request.confirm ?? 0;
@@ -265,7 +271,7 @@ function searchOptions(request: SearchRequest, start: CrepeParams | undefined) {
     checkField(request[field] === undefined || confirm > 0, field, `applies to confirm only (${detail})`);
   }
   const space: SearchSpace = { searchA: Boolean(request.searchA), fixedA: a, variant };
-  return { strategy, budget, sigma0, confirm, confirmStatistics, confirmOn, calibrationConfirm, nllOn, proxyStatistics, giniSubsample, space, selection, proxyRows, proxyCacheBudget };
+  return { strategy, budget, race: request.race, sigma0, confirm, confirmStatistics, confirmOn, calibrationConfirm, nllOn, proxyStatistics, giniSubsample, space, selection, proxyRows, proxyCacheBudget };
 }
 
 function kSetOf(request: SearchRequest, start: CrepeParams | undefined): number[] {
@@ -571,7 +577,7 @@ async function validationRun(run: SearchRun, count: number): Promise<SearchResul
 // ─── PHO: CMA-ES on the proxy, then the optional confirmation by real trials ───
 async function phoRun(run: SearchRun): Promise<SearchResult> {
   const { request, outDir, model, engine, kSet, start, plan, heldOut, calibration, heldCalibration, choice, proxyOptions, statisticsFrom, settingsFor } = run;
-  const { budget, sigma0, confirm, confirmStatistics, confirmOn, nllOn, space } = run.options;
+  const { budget, race, sigma0, confirm, confirmStatistics, confirmOn, nllOn, space } = run.options;
   const { proxy, sign } = choice;
   // On a row subset, with nothing that needs whole matrices (calib-nll, dense confirmations), the cache holds that subset alone.
   const wholeMatrices = !isLinearProxy(proxy) || (confirm > 0 && confirmStatistics === 'dense');
@@ -584,9 +590,9 @@ async function phoRun(run: SearchRun): Promise<SearchResult> {
     : heldOut && { tokens: heldOut.tokens, seqlen: heldOut.seqlen, maxChunks: Math.min(heldOut.maxChunks ?? Infinity, request.confirmWindows ?? Infinity) };
   let result: PhoResult;
   try {
-    const progress = stageProgress(request, `PHO (${proxy}, sign ${sign > 0 ? '+' : '−'})`, phoEvaluationsPerK(budget, space) * kSet.length, { name: 'candidates' });
+    const progress = stageProgress(request, `PHO (${proxy}, sign ${sign > 0 ? '+' : '−'})`, phoEvaluations(budget, space, kSet.length, race), { name: 'candidates' });
     const phoStarted = performance.now();
-    result = await runPho(context, { ...proxyOptions, kSet, budgetPerK: budget, proxy, sign, space, sigma0, start }, (c) =>
+    result = await runPho(context, { ...proxyOptions, kSet, budgetPerK: budget, race, proxy, sign, space, sigma0, start }, (c) =>
       progress.update(++evaluated, `k=${c.k} ${proxy}=${c.proxies[proxy].toFixed(5)}, ${c.seconds.toFixed(2)} s/candidate`),
     );
     phoSeconds = secondsSince(phoStarted);
@@ -628,6 +634,7 @@ async function phoRun(run: SearchRun): Promise<SearchResult> {
       proxyStatistics: statisticsFrom ? { from: statisticsFrom.params } : 'dense',
       kSet,
       budgetPerK: budget,
+      ...(race !== undefined ? { race } : {}),
       evaluations: result.candidates.length,
       sigma0,
       giniSubsample: run.options.giniSubsample,

@@ -2,7 +2,7 @@
 import { after, before, test } from 'node:test';
 import path from 'node:path';
 import assert from 'node:assert/strict';
-import { confirmationShortlist, confirmOnHeldOut, runPho, type PhoCandidate, type PhoOptions } from '../../src/search/pho.ts';
+import { confirmationShortlist, confirmOnHeldOut, phoEvaluations, runPho, type PhoCandidate, type PhoOptions } from '../../src/search/pho.ts';
 import { ProxyContext, PROXY_NAMES } from '../../src/search/proxy.ts';
 import { cmaesConstants } from '../../src/search/cmaes.ts';
 import { Rng } from '../../src/util/rng.ts';
@@ -62,6 +62,28 @@ test('budget: per k at least the budget and fewer than budget + λ candidates, w
   }
   // The window sizes are searched in the given order.
   assert.deepEqual([...new Set(result.candidates.map((c) => c.k))], [1, 3, 5]);
+});
+
+test('race: every window size runs one generation, the best `race` by their first generation continue as without racing, the others stop', async () => {
+  const kSet = [1, 3, 5, 7];
+  const full = await runPho(context, options({ kSet, budgetPerK: 12 }));
+  const raced = await runPho(context, options({ kSet, budgetPerK: 12, race: 2 }));
+  const firstOf = (k: number) => full.candidates.filter((c) => c.k === k && c.generation === 0);
+  // The first generations come first, in kSet order, the same as without racing (one CMA-ES per k, seeded by k).
+  assert.deepEqual(raced.candidates.slice(0, 24).map(untimed), kSet.flatMap((k) => firstOf(k).map(untimed)));
+  const firstBest = kSet.map((k) => ({ k, objective: Math.min(...firstOf(k).map((c) => c.objective)) })).sort((a, b) => a.objective - b.objective);
+  const kept = firstBest.slice(0, 2).map((b) => b.k);
+  // The kept sizes continue, in kSet order, exactly as without racing; the others have their first generation only.
+  assert.deepEqual(raced.candidates.slice(24).map(untimed), kSet.filter((k) => kept.includes(k)).flatMap((k) => full.candidates.filter((c) => c.k === k && c.generation > 0).map(untimed)));
+  assert.equal(raced.candidates.length, 2 * 12 + 2 * 6);
+  assert.equal(phoEvaluations(12, options().space, kSet.length, 2), raced.candidates.length);
+  assert.equal(phoEvaluations(12, options().space, kSet.length), full.candidates.length);
+  // Every window size keeps its best, in kSet order; the best overall is among them.
+  assert.deepEqual(raced.bestPerK.map((b) => b.k), kSet);
+  for (const best of raced.bestPerK) assert.equal(best.objective, Math.min(...raced.candidates.filter((c) => c.k === best.k).map((c) => c.objective)));
+  // race ≥ the window sizes searched: every one continues, in the order of a search without racing.
+  assert.deepEqual((await runPho(context, options({ kSet, budgetPerK: 12, race: 4 }))).candidates.map(untimed), full.candidates.map(untimed));
+  await assert.rejects(runPho(context, options({ race: 0 })), /race/);
 });
 
 test('objective = sign · proxy; best per k and overall = lowest objective; other proxies not computed', async () => {
