@@ -1,9 +1,10 @@
 /**
  * PHO against hill climbing at a size where the search cost matters: the 4-layer TinyLlama-shaped
  * synthetic model. A whole hill climb there takes hours, so its trial (prune + held-out PPL) is
- * measured once and multiplied by the trial count a real back-to-back search on stories260K used;
+ * measured (phase all: before and after PHO, the mean taken) and multiplied by the trial count a
+ * real back-to-back search on stories260K used;
  * PHO runs for real with the options of that run's PHO search (proxy, sign, row fraction, window
- * sizes, budget; their two output directories, `--hillclimb DIR --pho DIR`):
+ * sizes, budget, race; their two output directories, `--hillclimb DIR --pho DIR`):
  *   hill climbing = trials × (prune + held-out PPL);
  *   PHO           = dense pass + the whole CMA-ES search + its confirmations (the shortlist
  *                   `crepe search` confirms with the stories260K run's --confirm, each trial with
@@ -73,7 +74,8 @@ interface Cost { seconds: number; cpuSeconds: number }
 
 interface State {
   counts: SearchCounts;
-  trial?: Cost & { ppl: number; load: number[] };
+  /** The hill-climbing trial, each time it was measured (phase all: before and after PHO); their mean is the trial's cost. */
+  trials?: Trial[];
   pho?: { dense: Cost; search: Cost; evaluations: number; shortlist: CrepeParams[]; load: number[] };
   /** Each confirmation's cost; `prune` when it measured the dense pass's own prune (ConfirmationTrial). */
   confirm?: { trials: (Cost & { source: string; k: number; prune?: string })[]; load: number[] };
@@ -129,7 +131,9 @@ const settingsFor = (counts: SearchCounts, crepe: CrepeParams) => pruneSettings(
   calibration: { file: 'random tokens', sha256: '', nsamples: NSAMPLES, seqlen: SEQLEN, seed: 0 },
 });
 
-async function measureTrial(modelDir: string, counts: SearchCounts): Promise<State['trial']> {
+type Trial = Cost & { ppl: number; load: number[] };
+
+async function measureTrial(modelDir: string, counts: SearchCounts): Promise<Trial> {
   const model = ModelCheckpoint.open(modelDir);
   try {
     const windows = calibrationOf(model.spec);
@@ -203,7 +207,8 @@ const sum = (costs: Cost[], key: keyof Cost): number => costs.reduce((a, c) => a
 const loads = (load: number[]): string => load.map((l) => l.toFixed(1)).join(', ');
 
 export function renderSection(state: Required<State>): string {
-  const { counts, trial, pho, confirm } = state;
+  const { counts, trials, pho, confirm } = state;
+  const trial: Cost = { seconds: sum(trials, 'seconds') / trials.length, cpuSeconds: sum(trials, 'cpuSeconds') / trials.length };
   const { layers, hidden, intermediate } = TINYLLAMA_4_LAYERS;
   const target = counts.target.kind === 'nm' ? `${counts.target.n}:${counts.target.m}` : `${counts.target.sparsity * 100} %`;
   const row = (key: keyof Cost, label: string): string => {
@@ -222,7 +227,7 @@ export function renderSection(state: Required<State>): string {
       + ` k ∈ {${counts.kSet.join(', ')}}, ${counts.budgetPerK} per k${counts.race ? ` (racing: ${counts.race} continue after the first generation)` : ''} (${counts.phoEvaluations} evaluations there, ${pho.evaluations} here), ${counts.confirmations} confirmations`
       + ` (${counts.confirmStatistics} statistics, ${counts.confirmWindows} ${counts.confirmOn === 'calibration' ? 'held-out calibration' : 'held-out'} windows each).`,
     '',
-    'Hill climbing = trials × one trial (sequential prune + PPL on the held-out windows, measured once); PHO = its dense pass, the whole search and every confirmation, run here.'
+    `Hill climbing = trials × one trial (sequential prune + PPL on the held-out windows; the mean of ${trials.length === 1 ? 'one measurement' : `${trials.length} measurements, ${trials.map((t) => `${fmt(t.seconds)} (${fmt(t.cpuSeconds)} CPU)`).join(', ')}${trials.length === 2 ? ', before and after PHO' : ''}`}); PHO = its dense pass, the whole search and every confirmation, run here.`
       + ' CPU = user + system seconds of all threads.',
     '',
     '| time | one HC trial | hill climbing | PHO dense pass | PHO search | PHO confirmations | PHO total | HC / PHO without confirmation | HC / PHO |',
@@ -231,7 +236,7 @@ export function renderSection(state: Required<State>): string {
     row('cpuSeconds', 'CPU'),
     '',
     `Confirmations: ${confirm.trials.map((t) => `${t.source} k=${t.k} ${fmt(t.seconds)}${t.prune ? ' (the dense pass\'s prune, measured without pruning again)' : ''}`).join(', ')}.`,
-    `Load average (1, 5, 15 min) after the trial ${loads(trial.load)}, after PHO's search ${loads(pho.load)}, after the confirmations ${loads(confirm.load)}.`,
+    `Load average (1, 5, 15 min) after the trial ${trials.map((t) => loads(t.load)).join(' / ')}, after PHO's search ${loads(pho.load)}, after the confirmations ${loads(confirm.load)}.`,
     '',
   ].join('\n');
 }
@@ -247,11 +252,17 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   else throw new Error('--hillclimb DIR [--pho DIR] (the stories260K search outputs) are needed');
   const save = () => writeFileSync(stateFile, JSON.stringify(state, null, 2));
   const modelDir = await ensureSyntheticModel(TINYLLAMA_4_LAYERS, (line) => console.error(line));
-  if (phase === 'trial' || phase === 'all') state.trial = await measureTrial(modelDir, state.counts);
-  save();
   if (phase === 'confirm') throw new Error('the confirmations run in the pho phase (with its proxy context open, as crepe search runs them): --phase trial|pho|all');
+  // Phase all measures the trial before and after PHO, so that a drift of the machine's speed during the run moves both sides.
+  const trial = async () => {
+    state.trials = [...(state.trials ?? []), await measureTrial(modelDir, state.counts)];
+    save();
+  };
+  if (phase === 'all') state.trials = [];
+  if (phase === 'trial' || phase === 'all') await trial();
   if (phase === 'pho' || phase === 'all') Object.assign(state, await measurePho(modelDir, state.counts));
   save();
-  if (state.trial && state.pho && state.confirm) console.log(renderSection(state as Required<State>));
+  if (phase === 'all') await trial();
+  if (state.trials?.length && state.pho && state.confirm) console.log(renderSection(state as Required<State>));
   else console.error(`pho-vs-hillclimb: state in ${stateFile}; run the other phases to print the section`);
 }
