@@ -45,31 +45,54 @@ const LINEAR_WEIGHTS: ReadonlySet<string> = new Set(LINEAR_NAMES.map((name) => `
 type RecyclingSource = ModelSource & { recycleBlock?(block: BlockWeights): void };
 
 /**
- * The model with every linear pruned as `pruning` gives: a block is pruned when read (its pruning
- * computed while the rest is read), so a layer-major pass holds one pruned block at a time. Pruned
- * weights handed over replace the linears, which are then not read from the model; masks are
- * applied to the model's. A block's arrays are handed back when the next block is read and by
+ * The model with every linear pruned as `pruning` gives: a block is pruned when read, and the next
+ * layer's pruning is asked for as soon as this one's is in (the evaluators compute it while the
+ * reader runs this block), so a layer-major pass holds one pruned block and the next one's pruning.
+ * Pruned weights handed over replace the linears, which are then not read from the model; masks
+ * are applied to the model's. A block's arrays are handed back when the next block is read and by
  * `release()` (the pruned weights to `pruning`, those read to a source that recycles arrays), so
- * the view's reader must hold one block at a time, as the layer-major pass does. From a source
- * that recycles arrays (ModelCheckpoint hands out arrays its caller owns) the weights are masked
- * in place; from any other the masked weights are copies, the source's arrays left as they are.
+ * the view's reader must hold one block at a time and read them in layer order, as the
+ * layer-major pass does. From a source that recycles arrays (ModelCheckpoint hands out arrays its
+ * caller owns) the weights are masked in place; from any other the masked weights are copies, the
+ * source's arrays left as they are.
  */
 function prunedView(model: RecyclingSource, pruning: LayerPruning): AsyncBlockModel & { release(): void } {
   const recycle = model.recycleBlock?.bind(model);
   let held: { read: BlockWeights; linears: Record<LinearName, PrunedLinear> | null } | null = null;
+  let next: { layer: number; pending: Promise<Record<LinearName, PrunedLinear>> } | null = null;
   const release = (): void => {
     if (held && recycle) recycle(held.read);
     if (held?.linears) pruning.giveBack(held.linears);
     held = null;
   };
+  // A pruning asked for that no block will use (the pass failed or stopped): its arrays go back when it comes.
+  const unused = (pending: Promise<Record<LinearName, PrunedLinear>>): void => {
+    pending.then((linears) => pruning.giveBack(linears), () => {});
+  };
+  const pruningOf = (layer: number): Promise<Record<LinearName, PrunedLinear>> => {
+    const prefetched = next?.layer === layer ? next.pending : null;
+    next = null;
+    return prefetched ?? pruning.of(layer);
+  };
   const view = withBlocks(model, async (layer: number): Promise<BlockWeights> => {
     release();
-    const pending = pruning.of(layer);
-    const read = model.readBlock(layer, pruning.weights ? LINEAR_WEIGHTS : undefined);
+    const pending = pruningOf(layer);
+    let read: BlockWeights;
+    try {
+      read = model.readBlock(layer, pruning.weights ? LINEAR_WEIGHTS : undefined);
+    } catch (error) {
+      unused(pending);
+      throw error;
+    }
     held = { read, linears: null };
     const block = { ...read };
     const linears = await pending;
     held.linears = linears;
+    if (layer + 1 < model.spec.numLayers) {
+      next = { layer: layer + 1, pending: pruning.of(layer + 1) };
+      // A pass that fails before reading it leaves it unread: no unhandled rejection.
+      next.pending.catch(() => {});
+    }
     for (const name of LINEAR_NAMES) {
       const key = `${name}.weight`;
       const pruned = linears[name];
@@ -83,7 +106,12 @@ function prunedView(model: RecyclingSource, pruning: LayerPruning): AsyncBlockMo
     }
     return block;
   });
-  return { ...view, release };
+  const releaseAll = (): void => {
+    release();
+    if (next) unused(next.pending);
+    next = null;
+  };
+  return { ...view, release: releaseAll };
 }
 
 /**

@@ -402,8 +402,14 @@ async function handle(evaluator: UnitEvaluator, message: Message): Promise<Resul
 
 function inProcessChannel(config: EvaluatorConfig): Channel {
   const evaluator = new UnitEvaluator(config);
+  // One message at a time, in order, as a worker handles them (a request may come before the last is answered).
+  let queue: Promise<unknown> = Promise.resolve();
   return {
-    send: (message) => handle(evaluator, message),
+    send: (message) => {
+      const reply = queue.then(() => handle(evaluator, message));
+      queue = reply.catch(() => {});
+      return reply;
+    },
     async close() {},
   };
 }
