@@ -426,6 +426,7 @@ describe('crepe refuses bad input: one line, exit 2, nothing written', { concurr
       const hillclimb = ['search', model, '--calib', C4_SAMPLE, '--sparsity', '0.5', '--strategy', 'hillclimb', '--eval-ppl', WIKITEXT_TEST];
       await expectRefusal([...hillclimb, '--proxy', 'gini-own'], /^crepe: --proxy applies to PHO and --validate only \(hill climbing measures each trial for real\)$/);
       await expectRefusal([...hillclimb, '--sigma0', '1'], /^crepe: --sigma0 applies to PHO and --validate only/);
+      await expectRefusal([...hillclimb, '--race', '2'], /^crepe: --race applies to PHO and --validate only/);
       await expectRefusal([...hillclimb, '--proxy-cache', path.join(scratchDir('cache'), 'c')], /^crepe: --proxy-cache applies to PHO and --validate only/);
     });
     it('search: --confirm-on, --confirm-statistics without --confirm', async () => {

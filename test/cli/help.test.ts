@@ -15,7 +15,7 @@ const KEY_OPTIONS: Record<string, string[]> = {
     '--overwrite', '--resume', '--eval-ppl', '--eval-seqlen', '--json', '--device', '--threads',
   ],
   search: [
-    '--strategy', '--validate', '--calib', '--sparsity', '--pattern', '--crepe-k', '--crepe-a', '--crepe-variant', '--budget',
+    '--strategy', '--validate', '--calib', '--sparsity', '--pattern', '--crepe-k', '--crepe-a', '--crepe-variant', '--budget', '--race',
     '--eval-ppl', '--eval-seqlen', '--out', '--json', '--device', '--threads',
   ],
 };

@@ -121,13 +121,14 @@ describe('library requests from JavaScript', () => {
     assert.deepEqual(readdirSync(parent).filter((name) => !name.endsWith('.json')), []);
   });
 
-  it('validate refuses the options of a search it would ignore (budget, sigma0, confirm, proxy, its sign and source, hill climbing)', async () => {
+  it('validate refuses the options of a search it would ignore (budget, race, sigma0, confirm, proxy, its sign and source, hill climbing)', async () => {
     const parent = scratchDir('validate-ignored');
     const out = path.join(parent, 'validation');
     const validate = (extra: Record<string, unknown>) => () => search(out, { validate: 5, evalText: WIKITEXT_TEST, ...extra });
     const ignored = /^applies to a search, not to validate \(which measures every proxy on random configurations\)$/;
     await assertRefusals([
       ['budget', validate({ budget: 30 }), 'budget', ignored],
+      ['race', validate({ race: 2 }), 'race', ignored],
       ['sigma0', validate({ sigma0: 0.5 }), 'sigma0', ignored],
       ['confirm', validate({ confirm: 2 }), 'confirm', ignored],
       ['proxy', validate({ proxy: 'gini-ref' }), 'proxy', ignored],
