@@ -70,9 +70,11 @@ function prunedView(model: RecyclingSource, pruning: LayerPruning): AsyncBlockMo
     pending.then((linears) => pruning.giveBack(linears), () => {});
   };
   const pruningOf = (layer: number): Promise<Record<LinearName, PrunedLinear>> => {
-    const prefetched = next?.layer === layer ? next.pending : null;
+    const prefetched = next;
     next = null;
-    return prefetched ?? pruning.of(layer);
+    if (prefetched?.layer === layer) return prefetched.pending;
+    if (prefetched) unused(prefetched.pending);
+    return pruning.of(layer);
   };
   const view = withBlocks(model, async (layer: number): Promise<BlockWeights> => {
     release();
