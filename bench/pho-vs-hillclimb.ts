@@ -76,7 +76,7 @@ interface State {
   counts: SearchCounts;
   /** The hill-climbing trial, each time it was measured (phase all: before and after PHO); their mean is the trial's cost. */
   trials?: Trial[];
-  pho?: { dense: Cost; search: Cost; evaluations: number; shortlist: CrepeParams[]; load: number[] };
+  pho?: { dense: Cost; search: Cost; evaluations: number; load: number[] };
   /** Each confirmation's cost; `prune` when it measured the dense pass's own prune (ConfirmationTrial). */
   confirm?: { trials: (Cost & { source: string; k: number; prune?: string })[]; load: number[] };
 }
@@ -178,10 +178,9 @@ async function measurePho(modelDir: string, counts: SearchCounts): Promise<{ pho
       const [result, search] = await timed(() => runPho(context, {
         ...proxyOptions(counts), kSet: counts.kSet, budgetPerK: counts.budgetPerK, race: counts.race ?? undefined, proxy: counts.proxy, sign: counts.proxySign, space: SPACE, sigma0: 1.5,
       }));
-      const pho = { dense, search, evaluations: result.candidates.length, shortlist: [] as CrepeParams[], load: os.loadavg() };
+      const pho = { dense, search, evaluations: result.candidates.length, load: os.loadavg() };
       // What `crepe search --confirm N` confirms: the best of the N best window sizes, then the start configuration.
       const shortlist = confirmationShortlist(result, counts.confirm, startParams(SPACE, counts.kSet));
-      pho.shortlist = shortlist.map((c) => c.params);
       const text: HeldOutText = { tokens: concatWindows(randomTokenWindows(counts.confirmWindows, SEQLEN, model.spec.vocabSize, 2)), seqlen: SEQLEN, maxChunks: counts.confirmWindows };
       const trial = confirmationTrial(context, counts.confirmStatistics, {
         model, settingsFor: (params) => settingsFor(counts, params), windows: calibrationOf(model.spec), text, engine, options: proxyOptions(counts),

@@ -63,7 +63,7 @@ export function phoEvaluationsPerK(budgetPerK: number, space: SearchSpace): numb
 /** The proxy evaluations of a whole PHO search (an upper bound, as phoEvaluationsPerK): with `race`, one generation at the window sizes that do not continue. */
 export function phoEvaluations(budgetPerK: number, space: SearchSpace, kCount: number, race = kCount): number {
   const continuing = Math.min(race, kCount);
-  return continuing * phoEvaluationsPerK(budgetPerK, space) + (kCount - continuing) * cmaesConstants(startPoint(space).length).lambda;
+  return continuing * phoEvaluationsPerK(budgetPerK, space) + (kCount - continuing) * phoEvaluationsPerK(1, space);
 }
 
 const PHO_OPTIONS = ['kSet', 'budgetPerK', 'proxy', 'sign', 'space', 'sigma0', 'start', 'race', 'target', 'selection', 'giniSubsample', 'seed', 'rows'];
@@ -85,7 +85,6 @@ export async function runPho(context: ProxyContext, opts: PhoOptions, onCandidat
   checkField(hasMethods(context, ['evaluateMany']), 'context', () => `must be an open ProxyContext, got ${describeValue(context)}`);
   const started = performance.now();
   const candidates: PhoCandidate[] = [];
-  const bestPerK: PhoCandidate[] = [];
   const seconds = { total: 0, score: 0, select: 0, gini: 0, forward: 0 };
 
   // One CMA-ES per window size, seeded by k. With `race`, every size runs its first generation, and
@@ -132,7 +131,7 @@ export async function runPho(context: ProxyContext, opts: PhoOptions, onCandidat
   for (const run of continuing) {
     while (run.es.shouldStop() === null) await generation(run);
   }
-  for (const run of runs) if (run.best) bestPerK.push(run.best);
+  const bestPerK = runs.flatMap((run) => (run.best ? [run.best] : []));
   const best = bestPerK.reduce((a, b) => (b.objective < a.objective ? b : a));
   seconds.total = (performance.now() - started) / 1000;
   return { best, bestPerK, candidates, seconds };

@@ -45,6 +45,17 @@ const LINEAR_WEIGHTS: ReadonlySet<string> = new Set(LINEAR_NAMES.map((name) => `
 type RecyclingSource = ModelSource & { recycleBlock?(block: BlockWeights): void };
 
 /**
+ * A weight of a block read from `model`, with `mask` applied: in place when the source hands out
+ * arrays its caller owns (one that recycles them, as ModelCheckpoint), else on a copy, the
+ * source's array left as it is.
+ */
+export function maskedRead(model: Pick<RecyclingSource, 'spec' | 'recycleBlock'>, weight: Float32Array, mask: Uint8Array): Float32Array {
+  const out = model.recycleBlock ? weight : weight.slice();
+  applyMask(out, mask);
+  return out;
+}
+
+/**
  * The model with every linear pruned as `pruning` gives: a block is pruned when read, and the next
  * layer's pruning is asked for as soon as this one's is in (the evaluators compute it while the
  * reader runs this block), so a layer-major pass holds one pruned block and the next one's pruning.
@@ -52,9 +63,7 @@ type RecyclingSource = ModelSource & { recycleBlock?(block: BlockWeights): void 
  * are applied to the model's. A block's arrays are handed back when the next block is read and by
  * `release()` (the pruned weights to `pruning`, those read to a source that recycles arrays), so
  * the view's reader must hold one block at a time and read them in layer order, as the
- * layer-major pass does. From a source that recycles arrays (ModelCheckpoint hands out arrays its
- * caller owns) the weights are masked in place; from any other the masked weights are copies, the
- * source's arrays left as they are.
+ * layer-major pass does. The masks are applied as maskedRead applies them.
  */
 function prunedView(model: RecyclingSource, pruning: LayerPruning): AsyncBlockModel & { release(): void } {
   const recycle = model.recycleBlock?.bind(model);
@@ -103,8 +112,7 @@ function prunedView(model: RecyclingSource, pruning: LayerPruning): AsyncBlockMo
         continue;
       }
       if (!(key in read)) throw new Error(`internal: the mask of ${key} came for a block read without it`);
-      if (!recycle) block[key] = block[key].slice();
-      applyMask(block[key], pruned.mask);
+      block[key] = maskedRead(model, block[key], pruned.mask);
     }
     return block;
   });

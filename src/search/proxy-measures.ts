@@ -29,7 +29,7 @@ import { checkInteger, checkNumber } from '../util/fields.ts';
 import { gini, subsampleIndices } from './gini.ts';
 import { kthSmallest } from '../util/select.ts';
 import {
-  candidateScores, candidateScoresDirect, float16Table, magnitudeSource, naturalLayout, naturalScores, naturalWeights, pickPositions, positionCount, quadraticForm, referenceNorms, rowCount, rowSlots,
+  candidateScores, candidateScoresDirect, float16Table, magnitudeSource, naturalLayout, float32Weights, naturalScores, pickPositions, positionCount, quadraticForm, referenceNorms, rowCount, rowSlots,
   scoreAndWalkMany, type BandedWalk, type LinearTerms, type NaturalTerms, type ThresholdBand, type WalkCandidate, type WindowTerm,
 } from './proxy-terms.ts';
 
@@ -318,7 +318,7 @@ export function naturalMask(terms: NaturalTerms, source: NaturalSource, params: 
   const buffer = scratch.naturalScores.subarray(0, n);
   const scores = source.kind === 'terms'
     ? naturalScores(terms, source.window, params, buffer)
-    : crepeScores(naturalWeights(terms), dOut, dIn, terms.sqNorm, params, buffer);
+    : crepeScores(float32Weights(terms), dOut, dIn, terms.sqNorm, params, buffer);
   return selectMask(scores, dOut, dIn, options.target, options.selection, out ?? new Uint8Array(n));
 }
 

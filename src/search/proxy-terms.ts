@@ -158,9 +158,6 @@ export function buildNaturalTerms(weight: Float32Array, dOut: number, dIn: numbe
   return { terms, setup };
 }
 
-/** The row-major float32 weights of natural-layout terms. */
-export const naturalWeights = (terms: NaturalTerms): Float32Array => float32Weights(terms);
-
 /** The float16 bits of every value when all of them are float16 values (as in F16 checkpoints), else null. */
 function float16Bits(weight: Float32Array): Uint16Array | null {
   const table = float16Table();
@@ -201,7 +198,7 @@ export function windowTerm(
 /** The neighbourhood term of `key` from natural-layout terms, row-major (for keys not built with the cache). */
 export function naturalWindowTerm(terms: NaturalTerms, key: WindowKey, precision: WindowPrecision): WindowTerm {
   const setup: RelativeImportanceSetup = { dOut: terms.dOut, dIn: terms.dIn, inverseRowSums: terms.inverseRowSums, inverseColSums: terms.inverseColSums, activation: activationFactors(terms.sqNorm, 0) };
-  return windowTerm(naturalWeights(terms), setup, terms.sqNorm, key, null, precision);
+  return windowTerm(float32Weights(terms), setup, terms.sqNorm, key, null, precision);
 }
 
 /** The inverse of `order`: the position of each natural index. */
@@ -211,8 +208,8 @@ export function positionsOf(order: Uint32Array): Uint32Array {
   return positionOf;
 }
 
-/** Stored weights (float16 bits or float32, in the terms' order) as float32. */
-function float32Weights(terms: Pick<LinearTerms, 'weightF16' | 'weightF32'>): Float32Array {
+/** Stored weights (float16 bits or float32, in the terms' order: row-major in the natural layout) as float32. */
+export function float32Weights(terms: Pick<LinearTerms, 'weightF16' | 'weightF32'>): Float32Array {
   if (terms.weightF32) return terms.weightF32;
   const table = float16Table();
   const bits = terms.weightF16!;

@@ -31,7 +31,7 @@ import {
   type LinearEvaluation, type LinearProxyName, type LinearRequest, type NaturalSource, type ProxyOptions, type ScoreSource, type ThresholdSample,
 } from './proxy-measures.ts';
 import {
-  buildLinearTerms, buildNaturalTerms, naturalWeights, naturalWindowTerm, positionCount, positionsOf, sameWindow, subsetRows, subsetWindow, windowKey, windowTerm, windowTermFromTerms,
+  buildLinearTerms, buildNaturalTerms, float32Weights, naturalWindowTerm, positionCount, positionsOf, sameWindow, subsetRows, subsetWindow, windowKey, windowTerm, windowTermFromTerms,
   type LinearTerms, type NaturalTerms, type WindowKey, type WindowPrecision, type WindowTerm,
 } from './proxy-terms.ts';
 import { importInWorker } from '../util/worker-module.ts';
@@ -170,7 +170,7 @@ export class UnitEvaluator {
         if (!(stored instanceof Float64Array) || stored.length !== unit.dIn * unit.dIn) throw cacheError(dir, `${path.relative(dir, gramFile(dir, unit))} does not hold the ${unit.dIn}×${unit.dIn} XᵀX of its linear`);
         gram = stored;
       }
-      const built = buildLinearTerms(naturalWeights(natural), unit.dOut, unit.dIn, natural.sqNorm, gram);
+      const built = buildLinearTerms(float32Weights(natural), unit.dOut, unit.dIn, natural.sqNorm, gram);
       const positionOf = positionsOf(built.order);
       for (const key of windows) {
         const file = windowFile(dir, unit, key, null, 'natural');
@@ -400,16 +400,22 @@ async function handle(evaluator: UnitEvaluator, message: Message): Promise<Resul
   return [];
 }
 
-function inProcessChannel(config: EvaluatorConfig): Channel {
-  const evaluator = new UnitEvaluator(config);
-  // One message at a time, in order, as a worker handles them (a request may come before the last is answered).
+/**
+ * `handle` on one evaluator, one message at a time in the order they come, in this thread or a
+ * worker's: a request may come before the last one is answered (a prefetched layer).
+ */
+function inOrder(evaluator: UnitEvaluator): (message: Message) => Promise<Results> {
   let queue: Promise<unknown> = Promise.resolve();
+  return (message) => {
+    const reply = queue.then(() => handle(evaluator, message));
+    queue = reply.catch(() => {});
+    return reply;
+  };
+}
+
+function inProcessChannel(config: EvaluatorConfig): Channel {
   return {
-    send: (message) => {
-      const reply = queue.then(() => handle(evaluator, message));
-      queue = reply.catch(() => {});
-      return reply;
-    },
+    send: inOrder(new UnitEvaluator(config)),
     async close() {},
   };
 }
@@ -537,21 +543,17 @@ export class EvaluatorPool {
 }
 
 if (!isMainThread && (workerData as { role?: string } | null)?.role === ROLE) {
-  const evaluator = new UnitEvaluator((workerData as { config: EvaluatorConfig }).config);
+  const answer = inOrder(new UnitEvaluator((workerData as { config: EvaluatorConfig }).config));
   const port = parentPort!;
-  // One message at a time, in order: the pool sends the next request only after all replies.
-  let queue = Promise.resolve();
-  port.on('message', (message: Message) => {
-    queue = queue.then(async () => {
-      try {
-        const results = await handle(evaluator, message);
-        // Masks and pruned weights (new arrays, no one else's) move to the calling thread instead of being copied.
-        const transfer = message.op === 'prune' ? (results as UnitPruning[]).map((p) => ('weight' in p ? p.weight : p.mask).buffer as ArrayBuffer) : [];
-        port.postMessage({ id: message.id, results } satisfies Reply, transfer);
-      } catch (error) {
-        const user = error instanceof UserError;
-        port.postMessage({ id: message.id, error: { message: user ? error.message : ((error as Error).stack ?? String(error)), user } } satisfies Reply);
-      }
-    });
+  port.on('message', async (message: Message) => {
+    try {
+      const results = await answer(message);
+      // Masks and pruned weights (new arrays, no one else's) move to the calling thread instead of being copied.
+      const transfer = message.op === 'prune' ? (results as UnitPruning[]).map((p) => ('weight' in p ? p.weight : p.mask).buffer as ArrayBuffer) : [];
+      port.postMessage({ id: message.id, results } satisfies Reply, transfer);
+    } catch (error) {
+      const user = error instanceof UserError;
+      port.postMessage({ id: message.id, error: { message: user ? error.message : ((error as Error).stack ?? String(error)), user } } satisfies Reply);
+    }
   });
 }

@@ -38,7 +38,7 @@ import {
 } from './proxy-cache.ts';
 import { LINEAR_PROXY_NAMES, PROXIES, PROXY_NAMES, checkProxyOptions, type LinearProxyName, type ProxyName, type ProxyOptions } from './proxy-measures.ts';
 import { checkProxyName, isLinearProxy } from './proxy-defaults.ts';
-import { CALIB_NLL_WINDOWS, keepingEnds, prunedPerplexity, type LayerPruning } from './proxy-e2e.ts';
+import { CALIB_NLL_WINDOWS, keepingEnds, maskedRead, prunedPerplexity, type LayerPruning } from './proxy-e2e.ts';
 import { concatWindows } from './auto.ts';
 import { sameWindow, windowKey, type WindowKey, type WindowPrecision } from './proxy-terms.ts';
 import { EvaluatorPool, rowSubset, type EvaluationRequest, type UnitPruning } from './proxy-worker.ts';
@@ -488,7 +488,7 @@ export class ProxyContext {
         const mask = layer + 1 === spec.numLayers
           ? statisticsMask(from, block[key], dOut, dIn, arrays[name] as Float64Array)
           : unpackMask(arrays[name] as Uint8Array, dOut * dIn);
-        block[key] = maskedCopy(block[key], mask);
+        block[key] = maskedRead(model, block[key], mask);
       }
       return block;
     };
@@ -626,22 +626,17 @@ function statisticsMask(from: StatisticsFrom, weight: Float32Array, dOut: number
   return selectMask(crepeScores(weight, dOut, dIn, sqNorm, from.params), dOut, dIn, from.target, from.selection);
 }
 
-/** A copy of `weight` with the entries `mask` prunes set to zero (the model's arrays left as they are). */
-function maskedCopy(weight: Float32Array, mask: Uint8Array): Float32Array {
-  const pruned = Float32Array.from(weight);
-  applyMask(pruned, mask);
-  return pruned;
-}
-
 /**
- * The block a prune with the statistics' configuration makes of a layer: each linear's weights
- * masked by the masks statisticsMask selected from the layer's own statistics, the other tensors
- * as they are.
+ * The block a prune with the statistics' configuration makes of a layer: a copy of each linear's
+ * weights masked by the masks statisticsMask selected from the layer's own statistics (the dense
+ * layer's arrays left as they are), the other tensors as they are.
  */
 function maskedBlock(weights: BlockWeights, linears: DenseLinear[], masks: Uint8Array[]): BlockWeights {
   const block = { ...weights };
   linears.forEach(({ name, weight }, i) => {
-    block[`${name}.weight`] = maskedCopy(weight, masks[i]);
+    const pruned = Float32Array.from(weight);
+    applyMask(pruned, masks[i]);
+    block[`${name}.weight`] = pruned;
   });
   return block;
 }
