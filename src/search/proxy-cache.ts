@@ -442,7 +442,8 @@ export class ByteLru<V> {
   private used = 0;
   private round = 0;
 
-  constructor(private readonly budget: number) {}
+  /** `onEvict` receives each value evicted to make room (never one of the current round). */
+  constructor(private readonly budget: number, private readonly onEvict?: (value: V) => void) {}
 
   /** Starts the next round (e.g. the next candidate). */
   nextRound(): void {
@@ -474,6 +475,7 @@ export class ByteLru<V> {
       if (entry.round === this.round) continue;
       this.entries.delete(oldest);
       this.used -= entry.bytes;
+      this.onEvict?.(entry.value);
     }
     this.entries.set(key, { value, bytes, round: this.round });
     this.used += bytes;
@@ -482,6 +484,12 @@ export class ByteLru<V> {
 
   get bytes(): number {
     return this.used;
+  }
+
+  /** Whether an entry holds `value` (the same object). */
+  holds(value: V): boolean {
+    for (const entry of this.entries.values()) if (entry.value === value) return true;
+    return false;
   }
 }
 

@@ -174,7 +174,10 @@ function float16Bits(weight: Float32Array): Uint16Array | null {
 
 /**
  * The neighbourhood term of `key` for every weight, from the row-major weights: in position order
- * (`positionOf`: the position of each natural index), or row-major when `positionOf` is null.
+ * (`positionOf`: the position of each natural index), or row-major when `positionOf` is null. Into
+ * `out` when given (an array of `precision`, one entry per weight, every entry written): a caller
+ * that writes the term out and drops it reuses one array, since fresh memory costs more to touch
+ * first than the term costs to compute.
  */
 export function windowTerm(
   weight: Float32Array,
@@ -183,9 +186,12 @@ export function windowTerm(
   key: WindowKey,
   positionOf: Uint32Array | null,
   precision: WindowPrecision,
+  out: WindowTerm = precision === 'float64' ? new Float64Array(weight.length) : new Float32Array(weight.length),
 ): WindowTerm {
   const { dIn } = setup;
-  const out = precision === 'float64' ? new Float64Array(weight.length) : new Float32Array(weight.length);
+  if (out.length !== weight.length || (out instanceof Float64Array) !== (precision === 'float64')) {
+    throw new Error(`internal: a ${precision} neighbourhood term of ${weight.length} weights into a ${out.constructor.name} of ${out.length}`);
+  }
   const withActivation = key.variant === 'smooth' ? { ...setup, activation: activationFactors(sqNorm, key.a ?? Number.NaN) } : setup;
   forEachNeighbourhoodRow(weight, withActivation, key.k, key.variant, 'zero', (i, values) => {
     const rowStart = i * dIn;

@@ -115,14 +115,17 @@ export class UnitEvaluator {
 
   private readonly lru: ByteLru<LinearTerms | NaturalTerms | WindowTerm | ThresholdSample>;
   private readonly pool = new ArrayPool();
-  /** Files whose checksums this thread has checked. */
+  /** Files whose checksums this thread has checked, and those it wrote. */
   private readonly verified = new Set<string>();
   private readonly scratch = new Scratch();
   /** Per unit: what proxies derive from its terms, across candidates. */
   private readonly memos = new Map<number, Map<string, unknown>>();
 
   constructor(private readonly config: EvaluatorConfig) {
-    this.lru = new ByteLru(config.budgetBytes);
+    // An evicted neighbourhood term (one array, which nothing else holds once no entry does) is read into again.
+    this.lru = new ByteLru(config.budgetBytes, (value) => {
+      if (ArrayBuffer.isView(value) && !this.lru.holds(value)) this.pool.give([value]);
+    });
     this.layout = config.layout;
   }
 
@@ -133,26 +136,39 @@ export class UnitEvaluator {
    */
   async build(requests: readonly BuildRequest[]): Promise<void> {
     const rows = this.config.rowsOnly;
+    const precision = this.config.windowPrecision;
     for (const { unit, weight, sqNorm, gram, windows } of requests) {
-      if (this.layout === 'natural') {
-        // Row-major terms and neighbourhood terms: no reference order, no grams (masks need neither).
-        const built = buildNaturalTerms(weight, unit.dOut, unit.dIn, sqNorm);
-        for (const key of windows) {
-          await writeWindow(windowFile(this.config.dir, unit, key, null, 'natural'), key, windowTerm(weight, built.setup, sqNorm, key, null, this.config.windowPrecision));
+      // Each neighbourhood term is written and dropped: one array of the pool serves them all.
+      const buffer = this.pool.allocate(precision, weight.length) as WindowTerm;
+      try {
+        if (this.layout === 'natural') {
+          // Row-major terms and neighbourhood terms: no reference order, no grams (masks need neither).
+          const built = buildNaturalTerms(weight, unit.dOut, unit.dIn, sqNorm);
+          for (const key of windows) {
+            await this.write(windowFile(this.config.dir, unit, key, null, 'natural'), (to) => writeWindow(to, key, windowTerm(weight, built.setup, sqNorm, key, null, precision, buffer)));
+          }
+          if (gram) await this.write(gramFile(this.config.dir, unit), (to) => writeArrays(to, { kind: 'gram' }, { gram }));
+          await this.write(termsFile(this.config.dir, unit, null, 'natural'), (to) => writeNaturalTerms(to, built.terms));
+          continue;
         }
-        if (gram) await writeArrays(gramFile(this.config.dir, unit), { kind: 'gram' }, { gram });
-        await writeNaturalTerms(termsFile(this.config.dir, unit, null, 'natural'), built.terms);
-        continue;
+        const built = buildLinearTerms(weight, unit.dOut, unit.dIn, sqNorm, gram);
+        const positionOf = positionsOf(built.order);
+        const terms = rows ? subsetOf(built.terms, rows, unit) : built.terms;
+        for (const key of windows) {
+          const window = windowTerm(weight, built.setup, sqNorm, key, positionOf, precision, buffer);
+          await this.write(windowFile(this.config.dir, unit, key, rows), (to) => writeWindow(to, key, rows ? subsetWindow(window, terms) : window));
+        }
+        await this.write(termsFile(this.config.dir, unit, rows), (to) => writeTerms(to, terms));
+      } finally {
+        this.pool.give([buffer]);
       }
-      const built = buildLinearTerms(weight, unit.dOut, unit.dIn, sqNorm, gram);
-      const positionOf = positionsOf(built.order);
-      const terms = rows ? subsetOf(built.terms, rows, unit) : built.terms;
-      for (const key of windows) {
-        const window = windowTerm(weight, built.setup, sqNorm, key, positionOf, this.config.windowPrecision);
-        await writeWindow(windowFile(this.config.dir, unit, key, rows), key, rows ? subsetWindow(window, terms) : window);
-      }
-      await writeTerms(termsFile(this.config.dir, unit, rows), terms);
     }
+  }
+
+  /** Writes `file` with `writer`; a file this thread wrote needs no checksum check when it reads it. */
+  private async write(file: string, writer: (file: string) => Promise<void>): Promise<void> {
+    await writer(file);
+    this.verified.add(file);
   }
 
   /**
@@ -177,9 +193,9 @@ export class UnitEvaluator {
         const rowMajor = readWindow(file, dir, this.firstRead(file), key, unit.dOut * unit.dIn);
         const window = new (rowMajor.constructor as new (n: number) => WindowTerm)(rowMajor.length);
         for (let index = 0; index < rowMajor.length; index++) window[positionOf[index]] = rowMajor[index];
-        await writeWindow(windowFile(dir, unit, key), key, window);
+        await this.write(windowFile(dir, unit, key), (to) => writeWindow(to, key, window));
       }
-      await writeTerms(termsFile(dir, unit), built.terms);
+      await this.write(termsFile(dir, unit), (to) => writeTerms(to, built.terms));
     }
     this.layout = 'position';
   }
@@ -196,7 +212,7 @@ export class UnitEvaluator {
       if (existsSync(file)) continue;
       if (natural) {
         const window = naturalWindowTerm((await this.naturalTerms(unit)).value, key, this.config.windowPrecision);
-        await writeWindow(file, key, window);
+        await this.write(file, (to) => writeWindow(to, key, window));
         this.lru.set(file, window, window.byteLength);
         continue;
       }
@@ -204,7 +220,7 @@ export class UnitEvaluator {
         throw cacheError(this.config.dir, `it holds only the row subset ${subsetName(this.config.rowsOnly)}, built with the neighbourhood terms of other window sizes than k = ${key.k}, which it cannot add`);
       }
       const window = windowTermFromTerms((await this.terms(unit, null)).value, key, this.config.windowPrecision);
-      await writeWindow(file, key, window);
+      await this.write(file, (to) => writeWindow(to, key, window));
       this.lru.set(file, window, window.byteLength);
     }
   }
@@ -310,8 +326,7 @@ export class UnitEvaluator {
     if (rows && !existsSync(file)) {
       // The subset shares the per-row and per-column arrays of the full terms: neither is released.
       const terms = subsetOf((await this.terms(unit, null)).value, rows, unit);
-      await writeTerms(file, terms);
-      this.verified.add(file);
+      await this.write(file, (to) => writeTerms(to, terms));
       this.lru.set(file, terms, termsBytes(terms));
       return { value: terms, release: false };
     }
@@ -336,8 +351,7 @@ export class UnitEvaluator {
     if (rows && !existsSync(file)) {
       const terms = (await this.terms(unit, rows)).value;
       const window = subsetWindow((await this.window(unit, key, null, unit.dOut * unit.dIn)).value, terms);
-      await writeWindow(file, key, window);
-      this.verified.add(file);
+      await this.write(file, (to) => writeWindow(to, key, window));
       this.lru.set(file, window, window.byteLength);
       return { value: window, release: false };
     }

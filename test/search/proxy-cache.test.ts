@@ -565,6 +565,23 @@ describe('proxy evaluation helpers', () => {
     assert.equal(lru.get('huge'), undefined);
   });
 
+  test('ByteLru: each value evicted to make room goes to onEvict, never one of the current round', () => {
+    const evicted: string[] = [];
+    const lru = new ByteLru<string>(30, (value) => evicted.push(value));
+    lru.nextRound();
+    for (const key of ['a', 'b', 'c']) lru.set(key, key.toUpperCase(), 10);
+    // Full with entries of this round: d is not kept and nothing is evicted.
+    assert.equal(lru.set('d', 'D', 10), false);
+    assert.deepEqual(evicted, []);
+    lru.nextRound();
+    assert.equal(lru.get('b'), 'B');
+    // The oldest entries of earlier rounds make room (a, then c); b was used in this round and stays.
+    assert.equal(lru.set('e', 'E', 20), true);
+    assert.deepEqual(evicted, ['A', 'C']);
+    assert.ok(lru.holds('B') && lru.holds('E') && !lru.holds('A'));
+    assert.equal(lru.bytes, 30);
+  });
+
   test('assignUnits: largest first to the least-loaded thread, each group in unit order', () => {
     const unit = (index: number, size: number) => ({ index, layer: 0, name: 'mlp.up_proj' as const, dOut: size, dIn: 1 });
     const groups = assignUnits([unit(0, 5), unit(1, 9), unit(2, 4), unit(3, 4), unit(4, 3)], 2);

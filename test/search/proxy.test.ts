@@ -227,6 +227,11 @@ describe('naturalMask: the natural layout\'s mask is candidateMask\'s from the p
             // The same values, in the other order; and the same when computed later from the stored terms.
             assert.ok(rowMajor.every((v, index) => Object.is(v, position![positionOf[index]])), `${label} window ${JSON.stringify(key)}`);
             assert.deepEqual(naturalWindowTerm(natural.terms, key, precision), rowMajor);
+            // Into an array used before (the build reuses one): every entry written, the same values.
+            const reused = (precision === 'float64' ? new Float64Array(weight.length) : new Float32Array(weight.length)).fill(Number.NaN);
+            assert.equal(windowTerm(weight, setup, sqNorm, key, positionOf, precision, reused), reused);
+            assert.deepEqual(reused, position);
+            assert.throws(() => windowTerm(weight, setup, sqNorm, key, positionOf, precision, new Float32Array(weight.length - 1)), /internal/);
           }
           for (const [target, selection] of targets) {
             const options: ProxyOptions = { target, selection, giniSubsample: null, seed: 0 };
