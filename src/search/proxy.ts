@@ -20,7 +20,7 @@ import { MAX_THREADS, checkEngineOptions, type EngineOptions } from '../engine/s
 import { ropeTables } from '../model/rope.ts';
 import { LINEAR_NAMES, checkSeqlen, checkTokenIds, checkWindows, linearShape, type BlockWeights, type ModelSpec } from '../model/spec.ts';
 import { forEachDenseLayer, type DenseLinear } from '../prune/calibration-stats.ts';
-import { applyMask, checkMaskTarget, selectMask } from '../prune/mask.ts';
+import { checkMaskTarget, selectMask } from '../prune/mask.ts';
 import type { BlockSource } from '../prune/layer-loop.ts';
 import { checkBlockSource, type ModelSource } from '../model/source.ts';
 import type { LinearName } from '../model/spec.ts';
@@ -567,6 +567,13 @@ async function buildCache(
       // The masks of the prune the statistics follow, per layer: its files kept when the pass starts at layer 0, for statisticsPrune.
       const from = opts.statisticsFrom;
       let layerMasks: Uint8Array[] = [];
+      // Reused from layer to layer (fresh memory costs more to touch first than the selection): one score array, one mask per linear.
+      const maskBuffers = { scores: new Float32Array(0), masks: [] as Uint8Array[] };
+      const buffersFor = (i: number, n: number): { scores: Float32Array; mask: Uint8Array } => {
+        if (maskBuffers.scores.length < n) maskBuffers.scores = new Float32Array(n);
+        if (maskBuffers.masks[i]?.length !== n) maskBuffers.masks[i] = new Uint8Array(n);
+        return { scores: maskBuffers.scores.subarray(0, n), mask: maskBuffers.masks[i] };
+      };
       if (from && firstLayer === 0) mkdirSync(statisticsMasksDir(dir));
       await forEachDenseLayer(model, inputs, rope, { stats: statsEngine, plain: plainEngine }, opts.withGram, async (layer, dense) => {
         const started = performance.now();
@@ -578,7 +585,7 @@ async function buildCache(
           if (from) {
             // The last layer makes no next inputs: its masks are selected only if a confirmation asks for them (statisticsPrune), from its statistics.
             const last = layer + 1 === spec.numLayers;
-            layerMasks = last ? [] : dense.map(({ weight, dOut, dIn, stats }) => statisticsMask(from, weight, dOut, dIn, stats.sqNorm));
+            layerMasks = last ? [] : dense.map(({ weight, dOut, dIn, stats }, i) => statisticsMask(from, weight, dOut, dIn, stats.sqNorm, buffersFor(i, dOut * dIn)));
             if (firstLayer === 0) {
               const file = statisticsMasksFile(dir, layer);
               const arrays = dense.map(({ stats }, i) => (last ? stats.sqNorm : packMask(layerMasks[i])));
@@ -597,7 +604,7 @@ async function buildCache(
       }, {
         firstLayer,
         nextWeights: from ? (_layer, weights, linears) => {
-          const block = maskedBlock(weights, linears, layerMasks);
+          const block = maskedBlock(model, weights, linears, layerMasks);
           layerMasks = [];
           return block;
         } : undefined,
@@ -620,23 +627,23 @@ async function buildCache(
 /**
  * A linear's mask in the prune the statistics follow: crepeScores with the statistics'
  * configuration on its weights and input statistics, then selectMask, as `crepe prune --method
- * crepe` selects it.
+ * crepe` selects it; into `buffers` when given (the scores and the mask, dOut·dIn each).
  */
-function statisticsMask(from: StatisticsFrom, weight: Float32Array, dOut: number, dIn: number, sqNorm: Float64Array): Uint8Array {
-  return selectMask(crepeScores(weight, dOut, dIn, sqNorm, from.params), dOut, dIn, from.target, from.selection);
+function statisticsMask(from: StatisticsFrom, weight: Float32Array, dOut: number, dIn: number, sqNorm: Float64Array, buffers?: { scores: Float32Array; mask: Uint8Array }): Uint8Array {
+  return selectMask(crepeScores(weight, dOut, dIn, sqNorm, from.params, buffers?.scores), dOut, dIn, from.target, from.selection, buffers?.mask);
 }
 
 /**
- * The block a prune with the statistics' configuration makes of a layer: a copy of each linear's
- * weights masked by the masks statisticsMask selected from the layer's own statistics (the dense
- * layer's arrays left as they are), the other tensors as they are.
+ * The block a prune with the statistics' configuration makes of a layer read from `model`: each
+ * linear's weights masked by the masks statisticsMask selected from the layer's own statistics, as
+ * maskedRead masks them (in place where the read arrays are the caller's: nothing reads the dense
+ * weights after, the evaluators' build of the layer being awaited before and a worker building
+ * from its own copy), the other tensors as they are.
  */
-function maskedBlock(weights: BlockWeights, linears: DenseLinear[], masks: Uint8Array[]): BlockWeights {
+function maskedBlock(model: BlockSource, weights: BlockWeights, linears: DenseLinear[], masks: Uint8Array[]): BlockWeights {
   const block = { ...weights };
   linears.forEach(({ name, weight }, i) => {
-    const pruned = Float32Array.from(weight);
-    applyMask(pruned, masks[i]);
-    block[`${name}.weight`] = pruned;
+    block[`${name}.weight`] = maskedRead(model, weight, masks[i]);
   });
   return block;
 }
