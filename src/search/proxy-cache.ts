@@ -442,7 +442,10 @@ export class ByteLru<V> {
   private used = 0;
   private round = 0;
 
-  /** `onEvict` receives each value evicted to make room (never one of the current round). */
+  /**
+   * `onEvict` receives each value evicted to make room (never one of the current round) once no
+   * entry holds it any more (one value may be kept under two keys), so that its owner may reuse it.
+   */
   constructor(private readonly budget: number, private readonly onEvict?: (value: V) => void) {}
 
   /** Starts the next round (e.g. the next candidate). */
@@ -475,7 +478,7 @@ export class ByteLru<V> {
       if (entry.round === this.round) continue;
       this.entries.delete(oldest);
       this.used -= entry.bytes;
-      this.onEvict?.(entry.value);
+      if (this.onEvict && !this.holds(entry.value)) this.onEvict(entry.value);
     }
     this.entries.set(key, { value, bytes, round: this.round });
     this.used += bytes;

@@ -122,9 +122,9 @@ export class UnitEvaluator {
   private readonly memos = new Map<number, Map<string, unknown>>();
 
   constructor(private readonly config: EvaluatorConfig) {
-    // An evicted neighbourhood term (one array, which nothing else holds once no entry does) is read into again.
+    // An evicted neighbourhood term (one array, which nothing else holds) is read into again.
     this.lru = new ByteLru(config.budgetBytes, (value) => {
-      if (ArrayBuffer.isView(value) && !this.lru.holds(value)) this.pool.give([value]);
+      if (ArrayBuffer.isView(value)) this.pool.give([value]);
     });
     this.layout = config.layout;
   }

@@ -478,18 +478,21 @@ export class ProxyContext {
     if (!same) return null;
     const { model, files } = masks;
     const { spec } = model;
+    // Each mask is applied as soon as it is made: its arrays serve the next linear of its kind.
+    const buffers = new MaskBuffers();
     return async (layer) => {
       const block = { ...model.readBlock(layer) };
       const { arrays } = readArrays(files[layer], this.dir, true);
-      for (const name of LINEAR_NAMES) {
+      LINEAR_NAMES.forEach((name, i) => {
         const key = `${name}.weight`;
         const [dOut, dIn] = linearShape(spec, name);
+        const into = buffers.of(i, dOut * dIn);
         // The last layer's masks, selected now from its statistics as the dense pass selects the others'.
         const mask = layer + 1 === spec.numLayers
-          ? statisticsMask(from, block[key], dOut, dIn, arrays[name] as Float64Array)
-          : unpackMask(arrays[name] as Uint8Array, dOut * dIn);
+          ? statisticsMask(from, block[key], dOut, dIn, arrays[name] as Float64Array, into)
+          : unpackMask(arrays[name] as Uint8Array, into.mask);
         block[key] = maskedRead(model, block[key], mask);
-      }
+      });
       return block;
     };
   }
@@ -567,13 +570,8 @@ async function buildCache(
       // The masks of the prune the statistics follow, per layer: its files kept when the pass starts at layer 0, for statisticsPrune.
       const from = opts.statisticsFrom;
       let layerMasks: Uint8Array[] = [];
-      // Reused from layer to layer (fresh memory costs more to touch first than the selection): one score array, one mask per linear.
-      const maskBuffers = { scores: new Float32Array(0), masks: [] as Uint8Array[] };
-      const buffersFor = (i: number, n: number): { scores: Float32Array; mask: Uint8Array } => {
-        if (maskBuffers.scores.length < n) maskBuffers.scores = new Float32Array(n);
-        if (maskBuffers.masks[i]?.length !== n) maskBuffers.masks[i] = new Uint8Array(n);
-        return { scores: maskBuffers.scores.subarray(0, n), mask: maskBuffers.masks[i] };
-      };
+      // A layer's masks live until its block is masked; the next layer's reuse their arrays.
+      const buffers = new MaskBuffers();
       if (from && firstLayer === 0) mkdirSync(statisticsMasksDir(dir));
       await forEachDenseLayer(model, inputs, rope, { stats: statsEngine, plain: plainEngine }, opts.withGram, async (layer, dense) => {
         const started = performance.now();
@@ -585,7 +583,7 @@ async function buildCache(
           if (from) {
             // The last layer makes no next inputs: its masks are selected only if a confirmation asks for them (statisticsPrune), from its statistics.
             const last = layer + 1 === spec.numLayers;
-            layerMasks = last ? [] : dense.map(({ weight, dOut, dIn, stats }, i) => statisticsMask(from, weight, dOut, dIn, stats.sqNorm, buffersFor(i, dOut * dIn)));
+            layerMasks = last ? [] : dense.map(({ weight, dOut, dIn, stats }, i) => statisticsMask(from, weight, dOut, dIn, stats.sqNorm, buffers.of(i, dOut * dIn)));
             if (firstLayer === 0) {
               const file = statisticsMasksFile(dir, layer);
               const arrays = dense.map(({ stats }, i) => (last ? stats.sqNorm : packMask(layerMasks[i])));
@@ -622,6 +620,22 @@ async function buildCache(
   await writeManifest(dir, manifest);
   rmSync(hiddenFile(dir), { force: true });
   return layersBuilt;
+}
+
+/**
+ * The arrays statisticsMask selects into, reused from layer to layer (fresh memory costs more to
+ * touch first than the selection): one score array, and one mask per linear of a block.
+ */
+class MaskBuffers {
+  private scores = new Float32Array(0);
+  private readonly masks: Uint8Array[] = [];
+
+  /** The arrays for the block's `linear`-th linear, of `n` weights. */
+  of(linear: number, n: number): { scores: Float32Array; mask: Uint8Array } {
+    if (this.scores.length < n) this.scores = new Float32Array(n);
+    if (this.masks[linear]?.length !== n) this.masks[linear] = new Uint8Array(n);
+    return { scores: this.scores.subarray(0, n), mask: this.masks[linear] };
+  }
 }
 
 /**
@@ -664,9 +678,9 @@ function packMask(mask: Uint8Array): Uint8Array {
   return bits;
 }
 
-function unpackMask(bits: Uint8Array, length: number): Uint8Array {
-  const mask = new Uint8Array(length);
-  for (let p = 0; p < length; p++) mask[p] = (bits[p >> 3] >> (p & 7)) & 1;
+/** packMask's bits back into `mask` (every entry written). */
+function unpackMask(bits: Uint8Array, mask: Uint8Array): Uint8Array {
+  for (let p = 0; p < mask.length; p++) mask[p] = (bits[p >> 3] >> (p & 7)) & 1;
   return mask;
 }
 

@@ -582,6 +582,20 @@ describe('proxy evaluation helpers', () => {
     assert.equal(lru.bytes, 30);
   });
 
+  test('ByteLru: a value kept under two keys goes to onEvict only when the second is evicted too', () => {
+    const shared = { name: 'shared' };
+    const evicted: object[] = [];
+    const lru = new ByteLru<object>(20, (value) => evicted.push(value));
+    lru.nextRound();
+    lru.set('full', shared, 10);
+    lru.set('subset', shared, 10);
+    lru.nextRound();
+    lru.set('x', { name: 'x' }, 10);
+    assert.deepEqual(evicted, [], 'the subset key still holds it');
+    lru.set('y', { name: 'y' }, 10);
+    assert.deepEqual(evicted, [shared]);
+  });
+
   test('assignUnits: largest first to the least-loaded thread, each group in unit order', () => {
     const unit = (index: number, size: number) => ({ index, layer: 0, name: 'mlp.up_proj' as const, dOut: size, dIn: 1 });
     const groups = assignUnits([unit(0, 5), unit(1, 9), unit(2, 4), unit(3, 4), unit(4, 3)], 2);
