@@ -19,8 +19,14 @@
  * γ = 0, a = 0.5) instead of β = γ = α (from there γ stays at the box's floor unless a step up helps);
  * --start β,γ,a from that point.
  *
+ * With --objective robust the climb minimises the statistic the defaults' selection decides on
+ * (scripts/select-defaults.ts: mean(d) < −std(d)) instead of the geometric mean: per seed
+ * d = log-score(candidate) − log-score(RIA point), and the objective is mean(d) + std(d) (sample std
+ * over the seeds), reported as exp of it (a PPL ratio; 1 at the RIA point). A point that is better on
+ * average but loses on some draws scores worse than one that wins by less on every draw.
+ *
  *   node --import tsx scripts/hillclimb-seeds.ts --target 0.6|2:4 [--seeds 20,21,22] [--windows 200] [--ptb-windows 0]
- *     [--search-a] [--start ria|β,γ,a] [--k-set 1,3,5,7,9] [--budget 40] [--threads 2] --out FILE
+ *     [--search-a] [--start ria|β,γ,a] [--k-set 1,3,5,7,9] [--objective geomean|robust] [--budget 40] [--threads 2] --out FILE
  *
  * Writes a CRePE configuration with its provenance (and FILE with .log.json: every trial).
  */
@@ -48,11 +54,14 @@ const { values } = parseArgs({
     budget: { type: 'string', default: '40' }, out: { type: 'string' }, 'ptb-windows': { type: 'string', default: '0' },
     threads: { type: 'string', default: '2' }, 'search-a': { type: 'boolean', default: false },
     start: { type: 'string' }, 'k-set': { type: 'string', default: '1,3,5,7,9' },
+    objective: { type: 'string', default: 'geomean' },
   },
 });
 if (!values.target || !values.out) throw new Error('--target and --out are needed');
 const startValues = values.start === undefined ? null : values.start === 'ria' ? [1, 0, 0.5] : values.start.split(',').map(Number);
 if (startValues && (startValues.length !== 3 || startValues.some((v) => !Number.isFinite(v) || v < 0))) throw new Error('--start takes ria or β,γ,a (three non-negative numbers)');
+if (values.objective !== 'geomean' && values.objective !== 'robust') throw new Error('--objective takes geomean or robust');
+const robust = values.objective === 'robust';
 const seeds = values.seeds.split(',').map(Number);
 const forbidden = [3, 4, 5, ...Array.from({ length: 10 }, (_, i) => 10 + i)];
 if (seeds.some((s) => forbidden.includes(s))) throw new Error(`--seeds must avoid the acceptance's and the selection's seeds (${forbidden.join(', ')})`);
@@ -93,17 +102,28 @@ try {
     : (meanLog(windowNll.slice(0, heldOutList.length)) + meanLog(windowNll.slice(heldOutList.length))) / 2);
 
   const engine = { device: 'cpu' as const, threads: Number(values.threads) };
-  const trial = async (params: Parameters<typeof pruneSettings>[0]['crepe']) => {
-    let logSum = 0;
+  /** Per calibration seed, the objective's log score of a configuration. */
+  const seedScores = async (params: Parameters<typeof pruneSettings>[0]['crepe']) => {
+    const scores: number[] = [];
     for (const seed of seeds) {
       const settings = pruneSettings({
         method: 'crepe', target, selection: 'per-matrix', crepe: params,
         calibration: { file: C4_SAMPLE, sha256: '', ...calibration, seed },
       });
       const { windowNll } = await pruneAndMeasure(model, settings, calibrationWindows.get(seed)!, heldOut, engine);
-      logSum += seedScore(windowNll);
+      scores.push(seedScore(windowNll));
     }
-    return { ppl: Math.exp(logSum / seeds.length) };
+    return scores;
+  };
+  const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
+  const sampleStd = (xs: number[]) => Math.sqrt(xs.reduce((s, x) => s + (x - mean(xs)) ** 2, 0) / (xs.length - 1));
+  const riaScores = robust ? await seedScores({ k: 1, alpha: 1, beta: 1, gamma: 0, a: 0.5, variant: 'normalized', border: 'zero' }) : [];
+  if (robust) process.stderr.write(`RIA point per seed: ${riaScores.map((x) => Math.exp(x).toFixed(3)).join(', ')}\n`);
+  const trial = async (params: Parameters<typeof pruneSettings>[0]['crepe']) => {
+    const scores = await seedScores(params);
+    if (!robust) return { ppl: Math.exp(mean(scores)) };
+    const d = scores.map((x, i) => x - riaScores[i]);
+    return { ppl: Math.exp(mean(d) + sampleStd(d)) };
   };
   const started = performance.now();
   const result = await runHillClimb(trial, {
@@ -123,12 +143,11 @@ try {
       heldout: `${heldOutList.length} windows of ${evalSeqlen} from ${heldOutDocuments.length} C4 documents no search seed draws and the selection does not score`,
       heldoutDocuments: heldOutDocuments,
       ...(ptbCount > 0 ? { heldoutPtb: `${sharedRelative(PTB_VALID)}, windows ${ptbFrom}–${ptbFrom + ptbCount - 1} of ${evalSeqlen} (after the selection's)` } : {}),
-      objective: ptbCount > 0
-        ? 'geometric mean over the calibration seeds of exp(mean of log PPL on held-out C4 and on PTB validation)'
-        : 'geometric mean of held-out PPL over the calibration seeds',
+      objective: `${robust ? 'exp(mean + sample std over the calibration seeds of d = log-score − the RIA point\'s log-score), where log-score is' : 'geometric mean over the calibration seeds of exp(log-score), where log-score is'} ${ptbCount > 0 ? 'the mean of log PPL on held-out C4 and on PTB validation' : 'log PPL on held-out C4'}`,
+      ...(robust ? { riaPointPerSeed: riaScores.map(Math.exp) } : {}),
       ...(startValues ? { start: values.start === 'ria' ? 'the RIA point (β = α, γ = 0, a = 0.5)' : `β = ${startValues[0]}, γ = ${startValues[1]}, a = ${startValues[2]}` } : {}),
       ...(values['search-a'] ? { searchedA: 'the activation exponent a was a third coordinate of the climb (start 0.5, clipped to [0, 1.5])' } : {}),
-      heldoutPpl: result.best.ppl, budgetPerK: Number(values.budget), trials: result.candidates.length, searchSeconds: seconds,
+      ...(robust ? { objectiveRatio: result.best.ppl } : { heldoutPpl: result.best.ppl }), budgetPerK: Number(values.budget), trials: result.candidates.length, searchSeconds: seconds,
       date: new Date().toISOString(),
     },
   };

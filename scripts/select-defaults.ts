@@ -24,6 +24,11 @@
  *     minus the sample std of its d (a margin larger than its paired std); the qualifying finalist
  *     with the lowest mean d is shipped. If none qualifies, the RIA point itself is shipped and the
  *     selection says so.
+ *  3. confirm: the decide seeds have judged the finalists of several rounds of candidates, so a
+ *     qualifier also has to meet the same criterion (>= 4 of 6 wins, mean d < −std d) on six confirm
+ *     seeds no round has used: the first six seeds from 40 up whose first 48 draws avoid every held-out
+ *     C4 document scored here. Qualifiers are tried in order of their decide mean d; the first that is
+ *     confirmed ships, else the RIA point.
  *
  *   node --import tsx scripts/select-defaults.ts [--targets 50,60,70,2of4,4of8] [--write]
  *
@@ -60,7 +65,8 @@ export const SELECTION = {
   screenSeeds: range(10, 13),
   decideSeeds: range(14, 19),
   finalists: 4,
-  rule: 'finalist qualifies if it beats the RIA point on >= 4 of the 6 decide seeds and mean(d) < -std(d) there; lowest mean(d) among qualifiers ships, else the RIA point',
+  confirm: { fromSeed: 40, count: 6, draws: 48 },
+  rule: 'finalist qualifies if it beats the RIA point on >= 4 of the 6 decide seeds and mean(d) < -std(d) there; qualifiers in order of mean(d) must meet the same criterion on the 6 confirm seeds; the first confirmed ships, else the RIA point',
   heldOut: {
     seqlen: 256,
     ptb: { file: rel(DATA.ptbValid), maxChunks: 300 },
@@ -83,6 +89,11 @@ function argValue(flag: string): string | undefined {
 const paramsOf = (c: CrepeParams): CrepeParams => ({ k: c.k, alpha: c.alpha, beta: c.beta, gamma: c.gamma, a: c.a, variant: c.variant, border: c.border });
 const mean = (v: number[]) => v.reduce((s, x) => s + x, 0) / v.length;
 const std = (v: number[]) => Math.sqrt(v.reduce((s, x) => s + (x - mean(v)) ** 2, 0) / (v.length - 1));
+/** The rule's criterion on paired log-PPL ratios d over six seeds: >= 4 wins and mean(d) < -std(d). */
+function robustly(d: number[]): { meanD: number; stdD: number; wins: number; qualifies: boolean } {
+  const wins = d.filter((x) => x < 0).length;
+  return { meanD: mean(d), stdD: std(d), wins, qualifies: wins >= 4 && mean(d) < -std(d) };
+}
 
 function storedCandidates(): Candidate[] {
   const list: Candidate[] = [];
@@ -105,6 +116,18 @@ function heldOutC4(encode: (text: string) => Int32Array): { windows: Int32Array[
   return { ...heldOutWindows(DATA.c4, encode, drawn, { count, seqlen, perDocument }), excludedDocuments: drawn.size };
 }
 
+/** The confirm seeds: the first seeds from `fromSeed` up whose first `draws` draws avoid every held-out C4 document. */
+function confirmSeeds(encode: (text: string) => Int32Array, heldOutDocuments: number[]): number[] {
+  const held = new Set(heldOutDocuments);
+  const { fromSeed, count, draws } = SELECTION.confirm;
+  const seeds: number[] = [];
+  for (let seed = fromSeed; seeds.length < count; seed++) {
+    const drawn = sampleCalibrationFile(DATA.c4, encode, { nsamples: draws, seqlen: SELECTION.calibration.seqlen, seed }).draws;
+    if (drawn.every(([doc]) => !held.has(doc))) seeds.push(seed);
+  }
+  return seeds;
+}
+
 interface Row { name: string; params: CrepeParams; ppl: Record<number, { ptb: number; c4: number }>; d: Record<number, number> }
 
 async function main(): Promise<void> {
@@ -122,6 +145,8 @@ async function main(): Promise<void> {
   const ptbTokens = encode(readEvalText(DATA.ptbValid));
   const ptbWindows = Array.from({ length: SELECTION.heldOut.ptb.maxChunks }, (_, i) => ptbTokens.subarray(i * evalSeqlen, (i + 1) * evalSeqlen));
   const c4Held = heldOutC4(encode);
+  const confirmSeedList = confirmSeeds(encode, c4Held.documents);
+  process.stderr.write(`confirm seeds: ${confirmSeedList.join(', ')}\n`);
   // Both texts in one evaluation: the first windows are PTB's, the rest held-out C4's.
   const heldOut = { tokens: concatWindows([...ptbWindows, ...c4Held.windows]), seqlen: evalSeqlen };
   const pplOf = (nll: number[]) => Math.exp(mean(nll));
@@ -206,20 +231,30 @@ async function main(): Promise<void> {
       const decided = [];
       for (const row of finalists) {
         await measureRow(row, SELECTION.decideSeeds);
-        const d = dOf(row, SELECTION.decideSeeds);
-        const wins = d.filter((x) => x < 0).length;
-        const qualifies = wins >= 4 && mean(d) < -std(d);
-        decided.push({ row, meanD: mean(d), stdD: std(d), wins, qualifies });
-        process.stderr.write(`[${name}] decide ${row.name} k=${row.params.k}: mean d ${mean(d).toFixed(4)} ± ${std(d).toFixed(4)}, wins ${wins}/6 → ${qualifies ? 'qualifies' : 'no'}\n`);
+        const check = robustly(dOf(row, SELECTION.decideSeeds));
+        decided.push({ row, ...check });
+        process.stderr.write(`[${name}] decide ${row.name} k=${row.params.k}: mean d ${check.meanD.toFixed(4)} ± ${check.stdD.toFixed(4)}, wins ${check.wins}/6 → ${check.qualifies ? 'qualifies' : 'no'}\n`);
       }
-      const winner = decided.filter((x) => x.qualifies).sort((a, b) => a.meanD - b.meanD)[0];
+      // 3. Confirm the qualifiers, best first, on seeds no round has seen.
+      const confirmed = [];
+      for (const x of decided.filter((q) => q.qualifies).sort((a, b) => a.meanD - b.meanD)) {
+        await measureRow(x.row, confirmSeedList);
+        const check = robustly(dOf(x.row, confirmSeedList));
+        confirmed.push({ name: x.row.name, ...check });
+        process.stderr.write(`[${name}] confirm ${x.row.name} k=${x.row.params.k}: mean d ${check.meanD.toFixed(4)} ± ${check.stdD.toFixed(4)}, wins ${check.wins}/6 → ${check.qualifies ? 'confirmed' : 'no'}\n`);
+        if (check.qualifies) break;
+      }
+      const winnerName = confirmed.find((c) => c.qualifies)?.name;
+      const winner = decided.find((x) => x.row.name === winnerName);
       const chosen = winner?.row ?? ria;
       const pplMean = (row: Row, seeds: number[]) => ({
         ptb: mean(seeds.map((s) => row.ppl[s].ptb)), c4: mean(seeds.map((s) => row.ppl[s].c4)),
       });
       const verdict = winner
-        ? `${chosen.name} beats the RIA point robustly on the decide seeds: mean paired log-PPL ratio ${winner.meanD.toFixed(4)} ± ${winner.stdD.toFixed(4)}, ${winner.wins}/6 seeds`
-        : 'no finalist beats the RIA point robustly on the decide seeds: the RIA point ships';
+        ? `${chosen.name} beats the RIA point robustly on the decide and the confirm seeds: mean paired log-PPL ratio ${winner.meanD.toFixed(4)} ± ${winner.stdD.toFixed(4)}, ${winner.wins}/6 decide seeds`
+        : decided.some((x) => x.qualifies)
+          ? 'no qualifier beats the RIA point robustly on the confirm seeds: the RIA point ships'
+          : 'no finalist beats the RIA point robustly on the decide seeds: the RIA point ships';
       process.stderr.write(`[${name}] ${verdict}\n`);
       const record = {
         target: spec.target, exclude: spec.exclude ?? null, chosen: chosen.name, params: chosen.params, verdict,
@@ -228,6 +263,7 @@ async function main(): Promise<void> {
           name: x.row.name, params: x.row.params, meanD: x.meanD, stdD: x.stdD, wins: x.wins, qualifies: x.qualifies,
           ppl: x.row.ppl, d: x.row.d, decideMean: pplMean(x.row, SELECTION.decideSeeds),
         })),
+        confirmSeeds: confirmSeedList, confirmed,
         screened: rows.map((r) => ({ name: r.name, params: r.params, screenMeanD: mean(dOf(r, SELECTION.screenSeeds)), ppl: r.ppl })),
       };
       summary[name] = record;
@@ -244,10 +280,12 @@ async function main(): Promise<void> {
             ...(spec.exclude ? { exclude: spec.exclude, note: 'stories260K\'s MLP width 172 is not a multiple of 8: chosen with mlp.down_proj excluded' } : {}),
             selection: 'per-matrix',
             strategy: 'two-stage multi-seed selection against the RIA point on held-out text (scripts/select-defaults.ts)',
-            criterion: `held-out score = mean log PPL on ${SELECTION.heldOut.ptb.file} (first ${SELECTION.heldOut.ptb.maxChunks} windows) and ${SELECTION.heldOut.c4.windows} held-out C4 windows (documents no calibration seed 0-19 draws), seqlen ${evalSeqlen}; C4 ${nsamples} × ${seqlen} calibration; screen on seeds ${SELECTION.screenSeeds.join(', ')}, decide on seeds ${SELECTION.decideSeeds.join(', ')}: ${SELECTION.rule}`,
+            criterion: `held-out score = mean log PPL on ${SELECTION.heldOut.ptb.file} (first ${SELECTION.heldOut.ptb.maxChunks} windows) and ${SELECTION.heldOut.c4.windows} held-out C4 windows (documents no calibration seed 0-19 draws), seqlen ${evalSeqlen}; C4 ${nsamples} × ${seqlen} calibration; screen on seeds ${SELECTION.screenSeeds.join(', ')}, decide on seeds ${SELECTION.decideSeeds.join(', ')}, confirm on seeds ${confirmSeedList.join(', ')}: ${SELECTION.rule}`,
             chosen: chosen.name,
             verdict,
             decideSeeds: SELECTION.decideSeeds,
+            confirmSeeds: confirmSeedList,
+            confirmed,
             heldoutPpl: pplMean(chosen, SELECTION.decideSeeds),
             riaPointHeldoutPpl: pplMean(ria, SELECTION.decideSeeds),
             pairedLogRatio: winner ? { mean: winner.meanD, std: winner.stdD, wins: winner.wins, seeds: SELECTION.decideSeeds.length } : null,
