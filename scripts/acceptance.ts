@@ -6,7 +6,9 @@
  * Each run is cached in results/acceptance/<id>.json (a cache written with other evaluation settings,
  * or a shipped-default run whose default has changed since, is measured again); the table is printed as Markdown (RESULTS.md, section "CRePE out of the box").
  *
- *   node --import tsx scripts/acceptance.ts [--targets u50,u60,2:4] [--arms ria,crepe,auto]
+ * --seeds measures other calibration seeds the same way (a diagnostic beyond the acceptance's three).
+ *
+ *   node --import tsx scripts/acceptance.ts [--targets u50,u60,2:4] [--arms ria,crepe,auto] [--seeds 3,4,5]
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -67,6 +69,7 @@ async function main(): Promise<void> {
   mkdirSync(cacheDir, { recursive: true });
   const targets = argList('--targets') ?? Object.keys(TARGETS);
   const arms = (argList('--arms') ?? Object.keys(ARMS)) as Array<keyof typeof ARMS>;
+  const seeds = argList('--seeds')?.map(Number) ?? SEEDS;
   const work = mkdtempSync(path.join(os.tmpdir(), 'crepe-acceptance-'));
   const model = path.join(work, 'stories260K');
   await convertToHuggingFace(DATA.bin, model, { tokenizer: DATA.tok });
@@ -77,7 +80,7 @@ async function main(): Promise<void> {
       for (const arm of arms) {
         const { fields } = ARMS[arm];
         table[t][arm] = [];
-        for (const seed of SEEDS) {
+        for (const seed of seeds) {
           const id = `${t.replace(':', '_')}-${arm}-s${seed}`;
           const file = path.join(cacheDir, `${id}.json`);
           const defaultParams = arm === 'crepe' ? shippedParams(TARGETS[t].target) : null;

@@ -26,7 +26,7 @@
  * average but loses on some draws scores worse than one that wins by less on every draw.
  *
  *   node --import tsx scripts/hillclimb-seeds.ts --target 0.6|2:4 [--seeds 20,21,22] [--windows 200] [--ptb-windows 0]
- *     [--search-a] [--start ria|β,γ,a] [--k-set 1,3,5,7,9] [--objective geomean|robust] [--budget 40] [--threads 2] --out FILE
+ *     [--search-a] [--start ria|β,γ,a] [--k-set 1,3,5,7,9] [--objective geomean|robust] [--variant normalized|smooth] [--budget 40] [--threads 2] --out FILE
  *
  * Writes a CRePE configuration with its provenance (and FILE with .log.json: every trial).
  */
@@ -54,7 +54,7 @@ const { values } = parseArgs({
     budget: { type: 'string', default: '40' }, out: { type: 'string' }, 'ptb-windows': { type: 'string', default: '0' },
     threads: { type: 'string', default: '2' }, 'search-a': { type: 'boolean', default: false },
     start: { type: 'string' }, 'k-set': { type: 'string', default: '1,3,5,7,9' },
-    objective: { type: 'string', default: 'geomean' },
+    objective: { type: 'string', default: 'geomean' }, variant: { type: 'string', default: 'normalized' },
   },
 });
 if (!values.target || !values.out) throw new Error('--target and --out are needed');
@@ -62,6 +62,8 @@ const startValues = values.start === undefined ? null : values.start === 'ria' ?
 if (startValues && (startValues.length !== 3 || startValues.some((v) => !Number.isFinite(v) || v < 0))) throw new Error('--start takes ria or β,γ,a (three non-negative numbers)');
 if (values.objective !== 'geomean' && values.objective !== 'robust') throw new Error('--objective takes geomean or robust');
 const robust = values.objective === 'robust';
+if (values.variant !== 'normalized' && values.variant !== 'smooth') throw new Error('--variant takes normalized or smooth');
+const variant = values.variant;
 const seeds = values.seeds.split(',').map(Number);
 const forbidden = [3, 4, 5, ...Array.from({ length: 10 }, (_, i) => 10 + i)];
 if (seeds.some((s) => forbidden.includes(s))) throw new Error(`--seeds must avoid the acceptance's and the selection's seeds (${forbidden.join(', ')})`);
@@ -127,15 +129,15 @@ try {
   };
   const started = performance.now();
   const result = await runHillClimb(trial, {
-    kSet: values['k-set'].split(',').map(Number), space: { searchA: values['search-a'], fixedA: 0.5, variant: 'normalized' },
-    ...(startValues ? { start: { k: 1, alpha: 1, beta: startValues[0], gamma: startValues[1], a: startValues[2], variant: 'normalized' as const, border: 'zero' as const } } : {}),
+    kSet: values['k-set'].split(',').map(Number), space: { searchA: values['search-a'], fixedA: 0.5, variant },
+    ...(startValues ? { start: { k: 1, alpha: 1, beta: startValues[0], gamma: startValues[1], a: startValues[2], variant, border: 'zero' as const } } : {}),
     budgetPerK: Number(values.budget), initialStep: 1, minStep: 0.25,
   }, (c) => process.stderr.write(`k=${c.k} β=${c.params.beta.toFixed(3)} γ=${c.params.gamma.toFixed(4)} a=${c.params.a}: ${c.ppl.toFixed(3)}${c.accepted ? ' (accepted)' : ''}\n`));
   model.close();
   const seconds = (performance.now() - started) / 1000;
-  const { k, alpha, beta, gamma, a, variant, border } = result.best.params;
+  const best = result.best.params;
   const config = {
-    format: CREPE_CONFIG_FORMAT, k, alpha, beta, gamma, a, variant, border,
+    format: CREPE_CONFIG_FORMAT, ...best,
     provenance: {
       model: `stories260K (converted from ${sharedRelative(STORIES_BIN)})`,
       target, selection: 'per-matrix', strategy: 'hillclimb over calibration seeds (scripts/hillclimb-seeds.ts)',
@@ -153,7 +155,7 @@ try {
   };
   writeFileSync(values.out, `${JSON.stringify(config, null, 2)}\n`);
   writeFileSync(values.out.replace(/\.json$/, '.log.json'), `${JSON.stringify({ strategy: 'hillclimb-seeds', seconds, bestPerK: result.bestPerK, candidates: result.candidates }, null, 2)}\n`);
-  process.stderr.write(`best k=${k} β=${beta} γ=${gamma}: ${result.best.ppl.toFixed(3)} (${result.candidates.length} trials, ${seconds.toFixed(0)} s)\n`);
+  process.stderr.write(`best k=${best.k} β=${best.beta} γ=${best.gamma} a=${best.a} (${best.variant}): ${result.best.ppl.toFixed(3)} (${result.candidates.length} trials, ${seconds.toFixed(0)} s)\n`);
 } finally {
   rmSync(work, { recursive: true, force: true });
 }
