@@ -1,7 +1,9 @@
 // The record of the shipped defaults' selection (results/defaults/selection.json): its held-out C4
 // documents are drawn by no calibration seed it names — neither the statistics windows of the selection
 // (10–19) and the acceptance (3–5) nor `--auto`'s confirmation windows, which continue the same draw —
-// and its seeds and texts leave out what reports results (WikiText-2, seeds 3–5).
+// and its seeds and texts leave out what reports results (WikiText-2, seeds 3–5). The confirm seeds,
+// which every shipped configuration other than the RIA point must also pass, are fresh: none is a
+// screen, decide or acceptance seed, and none draws a held-out document.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -17,9 +19,11 @@ interface Selection {
     calibration: { nsamples: number; seqlen: number };
     screenSeeds: number[];
     decideSeeds: number[];
+    confirm: { fromSeed: number; count: number; draws: number };
     heldOut: { ptb: { file: string }; c4: { file: string; windows: number; excludedSeeds: number[]; excludedDraws: number } };
   };
   heldOutC4: { documents: number[] };
+  targets: Record<string, { chosen: string; confirmSeeds: number[]; confirmed: Array<{ name: string; qualifies: boolean }> }>;
 }
 
 const record = JSON.parse(readFileSync(path.join(REPO_ROOT, 'results/defaults/selection.json'), 'utf8')) as Selection;
@@ -49,5 +53,21 @@ describe('defaults selection record', () => {
       drawn += draws.length;
     }
     assert.equal(drawn, excludedSeeds.length * excludedDraws);
+  });
+
+  test('the confirm seeds are fresh and draw no held-out document; every shipped configuration but the RIA point was confirmed on them', async () => {
+    const { calibration, screenSeeds, decideSeeds, confirm } = record.settings;
+    const tokenizer = TextTokenizer.load(await storiesModelDir());
+    const encode = (text: string) => tokenizer.encode(text, { bos: true });
+    const heldOutDocs = new Set(record.heldOutC4.documents);
+    for (const [name, target] of Object.entries(record.targets)) {
+      assert.equal(target.confirmSeeds.length, confirm.count, name);
+      for (const seed of target.confirmSeeds) {
+        assert.ok(seed >= confirm.fromSeed && ![3, 4, 5, ...screenSeeds, ...decideSeeds].includes(seed), `${name}: seed ${seed}`);
+        const { draws } = sampleCalibrationFile(C4_SAMPLE, encode, { nsamples: confirm.draws, seqlen: calibration.seqlen, seed });
+        for (const [doc] of draws) assert.ok(!heldOutDocs.has(doc), `${name}: confirm seed ${seed} draws held-out document ${doc}`);
+      }
+      if (target.chosen !== 'ria-point') assert.ok(target.confirmed.some((c) => c.name === target.chosen && c.qualifies), `${name}: ${target.chosen} was not confirmed`);
+    }
   });
 });
