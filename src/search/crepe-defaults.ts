@@ -66,6 +66,10 @@ export function defaultCrepeConfigFor(target: PruneTarget): { name: DefaultTarge
     reason = `the ${kind} of the nearest sparsity (${DEFAULT_TARGETS[name].target})`;
   }
   const file = path.join(PACKAGE_ROOT, defaultConfigFile(name));
-  if (isRiaPoint(loadCrepeConfig(file))) reason += ': the RIA point, since no searched configuration beat RIA robustly there (--auto searches this model)';
-  return { name, file, reason };
+  return { name, file, reason: withRiaPointNote(reason, loadCrepeConfig(file)) };
+}
+
+/** `reason`, followed by why the RIA point ships when the default `config` is that point. */
+export function withRiaPointNote(reason: string, config: Pick<CrepeParams, 'alpha' | 'beta' | 'gamma' | 'a'>): string {
+  return isRiaPoint(config) ? `${reason}: the RIA point, since no searched configuration beat RIA robustly there (--auto searches this model)` : reason;
 }

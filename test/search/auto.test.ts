@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { defaultCrepeConfigFor, DEFAULT_TARGETS, isRiaPoint, RIA_POINT, type DefaultTargetName } from '../../src/search/crepe-defaults.ts';
+import { defaultCrepeConfigFor, DEFAULT_TARGETS, isRiaPoint, RIA_POINT, withRiaPointNote, type DefaultTargetName } from '../../src/search/crepe-defaults.ts';
 import { loadCrepeConfig } from '../../src/search/crepe-config.ts';
 import { chooseByConfirmation, concatWindows, confirmationWindows } from '../../src/search/auto.ts';
 import { sampleCalibrationFile } from '../../src/data/calibration.ts';
@@ -43,6 +43,12 @@ describe('per-target defaults', () => {
     assert.equal(isRiaPoint({ ...RIA_POINT, gamma: 0.01 }), false);
     assert.equal(isRiaPoint({ ...RIA_POINT, beta: 2 }), false);
     assert.equal(isRiaPoint({ ...RIA_POINT, a: 0.4 }), false);
+  });
+
+  test('a default that is the RIA point says so on the CRePE configuration line; another does not', () => {
+    assert.equal(withRiaPointNote('the 2:4 default', RIA_POINT), 'the 2:4 default: the RIA point, since no searched configuration beat RIA robustly there (--auto searches this model)');
+    assert.equal(withRiaPointNote('the 2:4 default', { ...RIA_POINT, alpha: 3, beta: 3 }), withRiaPointNote('the 2:4 default', RIA_POINT));
+    assert.equal(withRiaPointNote('the 2:4 default', GOOD), 'the 2:4 default');
   });
 
   test('every shipped default exists, parses, and records a held-out multi-seed choice: a robust win over the RIA point, or the RIA point itself', () => {
