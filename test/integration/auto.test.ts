@@ -1,13 +1,14 @@
 // `prune --method crepe --auto` end to end on stories260K: a deliberately bad candidate injected
-// beside PHO's is not chosen, the choice is no worse than the RIA point on the confirmation windows,
-// and those windows overlap no statistics window.
+// beside PHO's is not chosen, the choice is no worse than the RIA point or the target's shipped
+// default on the confirmation windows, and those windows overlap no statistics window.
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { CrepeParams } from '../../src/prune/scores/crepe.ts';
 import { pruneModel } from '../../src/workflows/prune.ts';
-import { C4_SAMPLE } from '../helpers/shared.ts';
+import { loadCrepeConfig } from '../../src/search/crepe-config.ts';
+import { C4_SAMPLE, REPO_ROOT } from '../helpers/shared.ts';
 import { scratchDir, storiesModelDir } from '../helpers/stories.ts';
 
 const BAD: CrepeParams = { k: 9, alpha: 1, beta: 0.01, gamma: 50, a: 0.5, variant: 'normalized', border: 'zero' };
@@ -18,18 +19,20 @@ describe('prune --auto on stories260K', () => {
     model = await storiesModelDir();
   });
 
-  test('a deliberately bad extra candidate is not chosen; the choice is no worse than the RIA point; the report records it all', async () => {
+  test('a deliberately bad extra candidate is not chosen; the choice is no worse than the RIA point or the shipped default; the report records it all', async () => {
     const out = path.join(scratchDir('auto'), 'pruned');
     const result = await pruneModel({
       model, out, method: 'crepe', target: { kind: 'unstructured', sparsity: 0.5 }, calib: C4_SAMPLE, nsamples: 4, seqlen: 64, seed: 1,
       auto: { budget: 4, kSet: [1, 3], confirm: 2, windows: 4, extraCandidates: [BAD] }, threads: 1,
     });
     const auto = result.auto!;
-    assert.deepEqual(auto.candidates.map((c) => c.source.replace(/\d+$/, 'K')), ['ria-point', 'pho k=K', 'pho k=K', 'given']);
+    assert.deepEqual(auto.candidates.map((c) => c.source.replace(/\d+$/, 'K')), ['ria-point', 'default configs/crepe-50.json', 'pho k=K', 'pho k=K', 'given']);
+    const shipped = loadCrepeConfig(path.join(REPO_ROOT, 'configs/crepe-50.json'));
+    assert.deepEqual(auto.candidates[1].params, { k: shipped.k, alpha: shipped.alpha, beta: shipped.beta, gamma: shipped.gamma, a: shipped.a, variant: shipped.variant, border: shipped.border });
     assert.notEqual(auto.chosen.source, 'given');
     const ria = auto.candidates[0].confirmationPpl;
-    assert.ok(auto.chosen.confirmationPpl <= ria);
-    assert.ok(auto.candidates[3].confirmationPpl > ria, `the bad candidate measured ${auto.candidates[3].confirmationPpl} ≤ RIA ${ria}`);
+    assert.ok(auto.chosen.confirmationPpl <= Math.min(ria, auto.candidates[1].confirmationPpl));
+    assert.ok(auto.candidates[4].confirmationPpl > ria, `the bad candidate measured ${auto.candidates[4].confirmationPpl} ≤ RIA ${ria}`);
     // stories260K's 226,560 linear weights × a dozen candidates are far below the bound: all rows.
     assert.equal(auto.pho.rows, 1);
     assert.equal(auto.confirmation.windows, 4);
