@@ -45,7 +45,7 @@ export interface AutoOptions {
 
 export interface AutoReport {
   chosen: AutoCandidate;
-  /** The RIA point first, then the shipped default (if confirmed), PHO's shortlist, any extra candidates. */
+  /** The RIA point first, then the shipped default (unless it is the RIA point or too wide), PHO's shortlist, any extra candidates. */
   candidates: AutoCandidate[];
   /** rows: the fraction of each linear's rows the proxy ran on (defaultProxyRows). */
   pho: { proxy: string; sign: 1 | -1; rows: number; kSet: number[]; budgetPerK: number; evaluations: number; bestPerK: Array<{ k: number; params: CrepeParams; objective: number }> };
