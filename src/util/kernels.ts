@@ -12,6 +12,19 @@ export function partRange(n: number, part: number, parts: number): [number, numb
   return [Math.floor((n * part) / parts), Math.floor((n * (part + 1)) / parts)];
 }
 
+/**
+ * [start, end) of part `part` of n columns when a part's work is its own columns plus a share
+ * `prefixShare` of a column's work for every column before its end (a row prefix from column 0):
+ * with ρ = prefixShare, equal work ρ·end_p + (1 − ρ)·(end_p − start_p) for every part gives
+ * end_{p+1} = c + (1 − ρ)·end_p, c = n·ρ / (1 − (1 − ρ)^parts). The first parts are the widest.
+ */
+export function prefixWeightedRange(n: number, part: number, parts: number, prefixShare: number): [number, number] {
+  const keep = 1 - prefixShare;
+  const step = (n * prefixShare) / (1 - keep ** parts);
+  const end = (p: number): number => (p >= parts ? n : Math.min(n, Math.round((step * (1 - keep ** p)) / prefixShare)));
+  return [end(part), end(part + 1)];
+}
+
 /** out[j] = Σ_i |W_ij| over all rows in row order, for this part's columns j. */
 function columnAbsSums(args: { weights: Float32Array; dOut: number; dIn: number; out: Float64Array }, part: number, parts: number): void {
   const { weights, dOut, dIn, out } = args;
@@ -65,6 +78,149 @@ function weightedRelativeImportance(
       out[rowStart + j] = relativeImportanceTerm(magnitude, inverseColSums[j], inverseRowSum, rowCoef, colCoef) * activation[j];
     }
   }
+}
+
+/** Number of columns of the window centred on column j that lie inside [0, dIn). */
+export function windowColumns(j: number, radius: number, dIn: number): number {
+  return Math.min(dIn, j + radius + 1) - Math.max(0, j - radius);
+}
+
+/**
+ * Streams the k×k window sums (window centred on each cell, clipped at the borders) of a dOut×dIn
+ * matrix whose rows `fillRow(p, out, end)` produces on demand (entries 0 … end−1), calling
+ * `visit(i, sums, rowsInWindow)` once per row i in order (sums[j] = window sum at (i, j) for the
+ * columns c0 … c1−1; the array is reused).
+ *
+ * Summed-area table, factored: horizontal window sums per row from a row prefix sum, then
+ * vertical prefix sums V_p = Σ_{q<p} hsum_q kept in a ring of min(k, dOut) + 1 rows; the window
+ * sum of row i is V_{i2} − V_{i1}. All in float64. Every column's sums come out the same whatever
+ * [c0, c1) is: the row prefix always starts at column 0.
+ */
+export function forEachWindowSumRow(
+  dOut: number,
+  dIn: number,
+  k: number,
+  fillRow: (p: number, out: Float64Array, end: number) => void,
+  visit: (i: number, sums: Float64Array, rowsInWindow: number) => void,
+  c0 = 0,
+  c1 = dIn,
+): void {
+  const radius = (k - 1) / 2;
+  const end = Math.min(dIn, c1 + radius);
+  const ringSize = Math.min(k, dOut) + 1;
+  const ring: Float64Array[] = [];
+  for (let r = 0; r < ringSize; r++) ring.push(new Float64Array(dIn)); // ring[0] = V_0 = 0
+  const values = new Float64Array(dIn);
+  const prefix = new Float64Array(dIn + 1);
+  const sums = new Float64Array(dIn);
+  let built = 0; // V_0 … V_built are available
+
+  for (let i = 0; i < dOut; i++) {
+    const top = Math.max(0, i - radius);
+    const bottom = Math.min(dOut, i + radius + 1);
+    while (built < bottom) {
+      fillRow(built, values, end);
+      for (let j = 0; j < end; j++) prefix[j + 1] = prefix[j] + values[j];
+      const previous = ring[built % ringSize];
+      const next = ring[(built + 1) % ringSize];
+      for (let j = c0; j < c1; j++) {
+        const horizontal = prefix[Math.min(dIn, j + radius + 1)] - prefix[Math.max(0, j - radius)];
+        next[j] = previous[j] + horizontal;
+      }
+      built++;
+    }
+    const upper = ring[top % ringSize];
+    const lower = ring[bottom % ringSize];
+    for (let j = c0; j < c1; j++) sums[j] = lower[j] - upper[j];
+    visit(i, sums, bottom - top);
+  }
+}
+
+/** A matrix and its relative-importance factors (prune/scores/ria.ts), as the score kernels read them. */
+export interface ScoreInputs {
+  weights: Float32Array; dOut: number; dIn: number;
+  inverseColSums: Float64Array; inverseRowSums: Float64Array; activation: Float64Array;
+}
+
+/**
+ * CRePE's neighbourhood term (prune/scores/crepe.ts) row by row for the columns c0 … c1−1,
+ * `visit(i, values)` for i = 0 … dOut−1 (values reused):
+ *   normalized: B_ij = A_ij / (window sum of A around (i, j)), 0 where A_ij = 0;
+ *   smooth:     the window mean of the plain RIA score (P + Q)·x^a (inputs.activation).
+ * With meanBorder the window's out-of-matrix cells count as its in-matrix mean.
+ */
+export function forEachNeighbourhoodRow(
+  inputs: ScoreInputs,
+  k: number,
+  smooth: boolean,
+  meanBorder: boolean,
+  visit: (i: number, values: Float64Array) => void,
+  c0 = 0,
+  c1 = inputs.dIn,
+): void {
+  const { weights, dOut, dIn, inverseColSums, inverseRowSums, activation } = inputs;
+  const values = new Float64Array(dIn);
+  const windowArea = k * k;
+  const radius = (k - 1) / 2;
+
+  if (!smooth) {
+    forEachWindowSumRow(dOut, dIn, k, (p, out, end) => {
+      const rowStart = p * dIn;
+      for (let j = 0; j < end; j++) out[j] = Math.abs(weights[rowStart + j]);
+    }, (i, windowSums, rowsInWindow) => {
+      const rowStart = i * dIn;
+      for (let j = c0; j < c1; j++) {
+        const magnitude = Math.abs(weights[rowStart + j]);
+        // A window always contains its centre, so its sum is > 0 wherever A_ij > 0.
+        let neighbourhood = 0;
+        if (magnitude > 0) {
+          neighbourhood = magnitude / windowSums[j];
+          if (meanBorder) neighbourhood *= (rowsInWindow * windowColumns(j, radius, dIn)) / windowArea;
+        }
+        values[j] = neighbourhood;
+      }
+      visit(i, values);
+    }, c0, c1);
+    return;
+  }
+
+  // smooth: the box mean of the plain RIA score (P + Q)·x^a.
+  forEachWindowSumRow(dOut, dIn, k, (p, out, end) => {
+    const rowStart = p * dIn;
+    const inverseRowSum = inverseRowSums[p];
+    for (let j = 0; j < end; j++) out[j] = relativeImportanceTerm(Math.abs(weights[rowStart + j]), inverseColSums[j], inverseRowSum, 1, 1) * activation[j];
+  }, (i, windowSums, rowsInWindow) => {
+    for (let j = c0; j < c1; j++) {
+      const cells = meanBorder ? rowsInWindow * windowColumns(j, radius, dIn) : windowArea;
+      values[j] = windowSums[j] / cells;
+    }
+    visit(i, values);
+  }, c0, c1);
+}
+
+/**
+ * CRePE's score with a neighbourhood term (prune/scores/crepe.ts) for this part's columns:
+ *   normalized: (α·P + β·Q + γ·B)·x^a;   smooth: (α·P + β·Q)·x^a + γ·B;
+ * in float64, stored as float32. Parts split the columns: each part runs its own window sums over
+ * every row, so a row's work divides between them and the scores are the same bits for any split;
+ * a part also fills each row up to its last column, so the first parts take more columns.
+ */
+function crepeNeighbourhoodScores(
+  args: ScoreInputs & { out: Float32Array; k: number; alpha: number; beta: number; gamma: number; smooth: boolean; meanBorder: boolean },
+  part: number,
+  parts: number,
+): void {
+  const { weights, dIn, out, inverseColSums, inverseRowSums, activation, k, alpha, beta, gamma, smooth, meanBorder } = args;
+  // The row fill and prefix up to a part's last column are about 0.3 of a column's work (measured).
+  const [c0, c1] = prefixWeightedRange(dIn, part, parts, 0.3);
+  forEachNeighbourhoodRow(args, k, smooth, meanBorder, (i, neighbourhood) => {
+    const rowStart = i * dIn;
+    const inverseRowSum = inverseRowSums[i];
+    for (let j = c0; j < c1; j++) {
+      const term = relativeImportanceTerm(Math.abs(weights[rowStart + j]), inverseColSums[j], inverseRowSum, alpha, beta);
+      out[rowStart + j] = smooth ? term * activation[j] + gamma * neighbourhood[j] : (term + gamma * neighbourhood[j]) * activation[j];
+    }
+  }, c0, c1);
 }
 
 /** counts[part·65536 + high 16 bits of v]++ for this part's values (raw float32 bits). */
@@ -202,6 +358,7 @@ export const KERNELS = {
   columnAbsSums,
   rowAbsSums,
   weightedRelativeImportance,
+  crepeNeighbourhoodScores,
   histogramHigh,
   histogramLow,
   rowKthSmallest,

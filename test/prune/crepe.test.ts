@@ -1,8 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { nmMask, perMatrixMask, perRowMask } from '../../src/prune/mask.ts';
-import { crepeScores, forEachWindowSumRow, resolveCrepeParams, type CrepeParams } from '../../src/prune/scores/crepe.ts';
-import { riaScores } from '../../src/prune/scores/ria.ts';
+import { crepeScores, resolveCrepeParams, type CrepeParams } from '../../src/prune/scores/crepe.ts';
+import { forEachWindowSumRow, KERNELS, prefixWeightedRange } from '../../src/util/kernels.ts';
+import { relativeImportanceSetup, riaScores } from '../../src/prune/scores/ria.ts';
 import { FieldError, UserError } from '../../src/util/errors.ts';
 import { randomMatrix, randomSqNorms } from '../helpers/random.ts';
 
@@ -188,4 +189,60 @@ test('parameter validation: k even or < 1, negative, all-zero or non-finite coef
   assert.deepEqual(resolveCrepeParams({ k: 63 }).k, 63);
   assert.throws(() => resolveCrepeParams({ alpha: 0, beta: 0, gamma: 0 }), /all zero/);
   assert.deepEqual(resolveCrepeParams({ gamma: 2, k: undefined }), { k: 3, alpha: 1, beta: 1, gamma: 2, a: 0.5, variant: 'normalized', border: 'zero' });
+});
+
+test('CRePE scores split over columns into 2, 3 or 8 parts are the same bits as one part (both variants and borders, k = 1…9)', () => {
+  for (const [dOut, dIn] of [[9, 5], [17, 23], [6, 40]]) {
+    const weights = randomMatrix(dOut * dIn, dOut + dIn);
+    weights[3] = 0;
+    const setup = relativeImportanceSetup(weights, dOut, dIn, randomSqNorms(dIn, dIn), 1.25);
+    for (const smooth of [false, true]) for (const meanBorder of [false, true]) for (const k of [1, 3, 5, 9]) {
+      const args = { weights, ...setup, k, alpha: 1, beta: 0.7, gamma: 0.3, smooth, meanBorder };
+      const whole = new Float32Array(dOut * dIn).fill(Number.NaN);
+      KERNELS.crepeNeighbourhoodScores({ ...args, out: whole }, 0, 1);
+      assert.ok(whole.every(Number.isFinite), 'every score written');
+      for (const parts of [2, 3, 8]) {
+        const split = new Float32Array(dOut * dIn).fill(Number.NaN);
+        for (let part = 0; part < parts; part++) KERNELS.crepeNeighbourhoodScores({ ...args, out: split }, part, parts);
+        assert.deepEqual(new Uint32Array(split.buffer), new Uint32Array(whole.buffer), `${dOut}×${dIn} k=${k} smooth=${smooth} mean=${meanBorder} parts=${parts}`);
+      }
+    }
+  }
+});
+
+test('window sums of a column range equal those of the whole row; the row is filled only as far as the range needs', () => {
+  const values = randomMatrix(11 * 19, 5);
+  for (const k of [1, 3, 7]) {
+    const whole = windowSums(values, 11, 19, k);
+    for (const [c0, c1] of [[0, 4], [4, 13], [13, 19]]) {
+      let widest = 0;
+      forEachWindowSumRow(11, 19, k, (p, row, end) => {
+        widest = Math.max(widest, end);
+        for (let j = 0; j < end; j++) row[j] = Math.abs(values[p * 19 + j]);
+      }, (i, sums) => {
+        for (let j = c0; j < c1; j++) assert.equal(sums[j], whole[i * 19 + j], `k=${k} (${i}, ${j})`);
+      }, c0, c1);
+      assert.equal(widest, Math.min(19, c1 + (k - 1) / 2));
+    }
+  }
+});
+
+test('prefix-weighted column parts cover the columns in order, widest first, with equal work ρ·end + (1 − ρ)·width', () => {
+  assert.deepEqual(prefixWeightedRange(10, 0, 1, 0.3), [0, 10]);
+  for (const [n, parts] of [[2048, 2], [2048, 8], [5, 3], [2, 8]]) {
+    let previous = 0;
+    const work: number[] = [];
+    for (let part = 0; part < parts; part++) {
+      const [start, end] = prefixWeightedRange(n, part, parts, 0.3);
+      assert.equal(start, previous);
+      assert.ok(end >= start);
+      work.push(0.3 * end + 0.7 * (end - start));
+      previous = end;
+    }
+    assert.equal(previous, n);
+    // Rounding to whole columns moves a part's work by at most about one column.
+    if (n >= 100) for (const w of work) assert.ok(Math.abs(w - work[0]) <= 1.5, `${n}/${parts}: ${work.join(', ')}`);
+  }
+  // 2048 columns in two parts: ρ·n / (2 − ρ) … 1205 columns for the first.
+  assert.deepEqual(prefixWeightedRange(2048, 0, 2, 0.3), [0, 1205]);
 });

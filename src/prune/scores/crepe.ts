@@ -9,7 +9,8 @@
  *   smooth:     S = (α·P + β·Q) · x^a + γ·BoxMean_k[(P + Q) · x^a]
  *
  * Window sums come from a summed-area table in float64, kept as a ring of k+1 rows so memory is
- * O(k·dIn) and the cost O(1) per weight for any k. Border 'mean' treats the cells outside the
+ * O(k·dIn) and the cost O(1) per weight for any k (util/kernels.ts; large matrices are split over
+ * worker threads by columns, with the same bits). Border 'mean' treats the cells outside the
  * matrix as the window's in-matrix mean instead of zeros: the box mean divides by the count of
  * in-matrix cells, and B's denominator becomes k²·(window mean).
  *
@@ -20,8 +21,11 @@ import { FieldError, UserError } from '../../util/errors.ts';
 import { checkKnownFields, describeValue } from '../../util/fields.ts';
 import { checkInputSqNorms, checkScoreArguments, type InputSqNorms } from './index.ts';
 import {
-  activationExponentProblem, isActivationExponent, relativeImportanceRow, relativeImportanceSetup, scoreBuffer, weightedRelativeImportanceScores, type RelativeImportanceSetup,
+  activationExponentProblem, isActivationExponent, relativeImportanceSetup, scoreBuffer, scoreKernelInputs, weightedRelativeImportanceScores, type RelativeImportanceSetup,
 } from './ria.ts';
+import { forEachNeighbourhoodRow as neighbourhoodRows } from '../../util/kernels.ts';
+import { runKernel } from '../../util/parallel.ts';
+
 
 export type CrepeVariant = 'normalized' | 'smooth';
 export type CrepeBorder = 'zero' | 'mean';
@@ -123,18 +127,11 @@ export function crepeScores(
   const setup = relativeImportanceSetup(weights, dOut, dIn, inputSqNorms, a, 'crepe');
   if (gamma === 0) return weightedRelativeImportanceScores(weights, setup, alpha, beta, out);
 
-  const { activation } = setup;
   const scores = scoreBuffer(dOut * dIn, out);
-  const terms = new Float64Array(dIn);
-  forEachNeighbourhoodRow(weights, setup, k, variant, border, (i, neighbourhood) => {
-    relativeImportanceRow(weights, setup, i, alpha, beta, terms);
-    const rowStart = i * dIn;
-    if (variant === 'normalized') {
-      for (let j = 0; j < dIn; j++) scores[rowStart + j] = (terms[j] + gamma * neighbourhood[j]) * activation[j];
-    } else {
-      for (let j = 0; j < dIn; j++) scores[rowStart + j] = terms[j] * activation[j] + gamma * neighbourhood[j];
-    }
-  });
+  const { parts, inputs } = scoreKernelInputs(weights, setup, scores);
+  runKernel('crepeNeighbourhoodScores', {
+    ...inputs, out: scores, k, alpha, beta, gamma, smooth: variant === 'smooth', meanBorder: border === 'mean',
+  }, parts);
   return scores;
 }
 
@@ -142,7 +139,8 @@ export function crepeScores(
  * CRePE's neighbourhood term row by row, `visit(i, values)` for i = 0 … dOut−1 (values reused):
  *   normalized: B_ij = A_ij / (window sum of A around (i, j)), 0 where A_ij = 0;
  *   smooth:     the window mean of the plain RIA score (P + Q)·x^a (setup.activation).
- * It does not depend on α, β, γ: the score is (αP + βQ + γB)·x^a or (αP + βQ)·x^a + γB.
+ * It does not depend on α, β, γ: the score is (αP + βQ + γB)·x^a or (αP + βQ)·x^a + γB. The same
+ * loop (util/kernels.ts) computes crepeScores' term, there split over the columns.
  */
 export function forEachNeighbourhoodRow(
   weights: Float32Array,
@@ -152,107 +150,7 @@ export function forEachNeighbourhoodRow(
   border: CrepeBorder,
   visit: (i: number, values: Float64Array) => void,
 ): void {
-  const { dOut, dIn, activation } = setup;
-  const values = new Float64Array(dIn);
-  const windowArea = k * k;
-  const radius = (k - 1) / 2;
-
-  if (variant === 'normalized') {
-    forEachWindowSumRow(
-      dOut,
-      dIn,
-      k,
-      (p, out) => {
-        const rowStart = p * dIn;
-        for (let j = 0; j < dIn; j++) out[j] = Math.abs(weights[rowStart + j]);
-      },
-      (i, windowSums, rowsInWindow) => {
-        const rowStart = i * dIn;
-        for (let j = 0; j < dIn; j++) {
-          const magnitude = Math.abs(weights[rowStart + j]);
-          // A window always contains its centre, so its sum is > 0 wherever A_ij > 0.
-          let neighbourhood = 0;
-          if (magnitude > 0) {
-            neighbourhood = magnitude / windowSums[j];
-            if (border === 'mean') neighbourhood *= (rowsInWindow * windowColumns(j, radius, dIn)) / windowArea;
-          }
-          values[j] = neighbourhood;
-        }
-        visit(i, values);
-      },
-    );
-    return;
-  }
-
-  // smooth: the box mean of the plain RIA score (P + Q)·x^a.
-  const riaRow = new Float64Array(dIn);
-  forEachWindowSumRow(
-    dOut,
-    dIn,
-    k,
-    (p, out) => {
-      relativeImportanceRow(weights, setup, p, 1, 1, riaRow);
-      for (let j = 0; j < dIn; j++) out[j] = riaRow[j] * activation[j];
-    },
-    (i, windowSums, rowsInWindow) => {
-      for (let j = 0; j < dIn; j++) {
-        const cells = border === 'mean' ? rowsInWindow * windowColumns(j, radius, dIn) : windowArea;
-        values[j] = windowSums[j] / cells;
-      }
-      visit(i, values);
-    },
-  );
-}
-
-/** Number of columns of the window centred on column j that lie inside [0, dIn). */
-function windowColumns(j: number, radius: number, dIn: number): number {
-  return Math.min(dIn, j + radius + 1) - Math.max(0, j - radius);
-}
-
-/**
- * Streams the k×k window sums (window centred on each cell, clipped at the borders) of a dOut×dIn
- * matrix whose rows `fillRow(p, out)` produces on demand, calling `visit(i, sums, rowsInWindow)`
- * once per row i in order (sums[j] = window sum at (i, j); the array is reused).
- *
- * Summed-area table, factored: horizontal window sums per row from a row prefix sum, then
- * vertical prefix sums V_p = Σ_{q<p} hsum_q kept in a ring of min(k, dOut) + 1 rows; the window
- * sum of row i is V_{i2} − V_{i1}. All in float64.
- */
-export function forEachWindowSumRow(
-  dOut: number,
-  dIn: number,
-  k: number,
-  fillRow: (p: number, out: Float64Array) => void,
-  visit: (i: number, sums: Float64Array, rowsInWindow: number) => void,
-): void {
-  const radius = (k - 1) / 2;
-  const ringSize = Math.min(k, dOut) + 1;
-  const ring: Float64Array[] = [];
-  for (let r = 0; r < ringSize; r++) ring.push(new Float64Array(dIn)); // ring[0] = V_0 = 0
-  const values = new Float64Array(dIn);
-  const prefix = new Float64Array(dIn + 1);
-  const sums = new Float64Array(dIn);
-  let built = 0; // V_0 … V_built are available
-
-  for (let i = 0; i < dOut; i++) {
-    const top = Math.max(0, i - radius);
-    const bottom = Math.min(dOut, i + radius + 1);
-    while (built < bottom) {
-      fillRow(built, values);
-      for (let j = 0; j < dIn; j++) prefix[j + 1] = prefix[j] + values[j];
-      const previous = ring[built % ringSize];
-      const next = ring[(built + 1) % ringSize];
-      for (let j = 0; j < dIn; j++) {
-        const horizontal = prefix[Math.min(dIn, j + radius + 1)] - prefix[Math.max(0, j - radius)];
-        next[j] = previous[j] + horizontal;
-      }
-      built++;
-    }
-    const upper = ring[top % ringSize];
-    const lower = ring[bottom % ringSize];
-    for (let j = 0; j < dIn; j++) sums[j] = lower[j] - upper[j];
-    visit(i, sums, bottom - top);
-  }
+  neighbourhoodRows({ ...setup, weights }, k, variant === 'smooth', border === 'mean', visit);
 }
 
 function definedOnly<T extends object>(params: Partial<T>): Partial<T> {

@@ -14,7 +14,7 @@
 import { checkKnownFields, describeValue } from '../../util/fields.ts';
 import { checkInputSqNorms, checkScoreArguments, type InputSqNorms } from './index.ts';
 import { checkField, invariant } from '../../util/errors.ts';
-import { relativeImportanceTerm } from '../../util/kernels.ts';
+import type { ScoreInputs } from '../../util/kernels.ts';
 import { isShared, parallelParts, runKernel, sharedFloat32, sharedFloat64 } from '../../util/parallel.ts';
 
 /**
@@ -109,27 +109,6 @@ export function activationFactors(inputSqNorms: Float32Array | Float64Array, a: 
 }
 
 /**
- * Row i of the weighted relative importance, without the activation factor:
- * out[j] = colCoef·(A_ij / C_j) + rowCoef·(A_ij / R_i) — the column term first, as the reference.
- */
-export function relativeImportanceRow(
-  weights: Float32Array,
-  setup: RelativeImportanceSetup,
-  i: number,
-  rowCoef: number,
-  colCoef: number,
-  out: Float64Array,
-): void {
-  const { dIn, inverseColSums } = setup;
-  const rowStart = i * dIn;
-  const inverseRowSum = setup.inverseRowSums[i];
-  for (let j = 0; j < dIn; j++) {
-    const magnitude = Math.abs(weights[rowStart + j]);
-    out[j] = relativeImportanceTerm(magnitude, inverseColSums[j], inverseRowSum, rowCoef, colCoef);
-  }
-}
-
-/**
  * (rowCoef·P + colCoef·Q) · sqrt(s_j)^a for the whole matrix, as float32. RIA is rowCoef = colCoef = 1.
  */
 export function weightedRelativeImportanceScores(
@@ -139,16 +118,27 @@ export function weightedRelativeImportanceScores(
   colCoef: number,
   out?: Float32Array,
 ): Float32Array {
-  const { dOut, dIn } = setup;
-  const scores = scoreBuffer(dOut * dIn, out);
-  const parts = scores.length >= PARALLEL_MIN_WEIGHTS && isShared(scores) ? parallelParts() : 1;
-  // The workers read the weights and the per-row/per-column factors from shared memory.
-  const visible = <T extends Float32Array | Float64Array>(array: T): T => (parts > 1 && !isShared(array) ? sharedCopy(array) : array);
-  runKernel('weightedRelativeImportance', {
-    weights: parts > 1 ? visibleToWorkers(weights) : weights, dOut, dIn, out: scores,
-    inverseColSums: visible(setup.inverseColSums), inverseRowSums: visible(setup.inverseRowSums), activation: visible(setup.activation), rowCoef, colCoef,
-  }, parts);
+  const scores = scoreBuffer(setup.dOut * setup.dIn, out);
+  const { parts, inputs } = scoreKernelInputs(weights, setup, scores);
+  runKernel('weightedRelativeImportance', { ...inputs, out: scores, rowCoef, colCoef }, parts);
   return scores;
+}
+
+/**
+ * How many parts a score kernel writing `scores` runs in (several when the scores are large and
+ * shared), and its inputs: the weights and the per-row/per-column factors, in shared memory when
+ * the workers take part.
+ */
+export function scoreKernelInputs(weights: Float32Array, setup: RelativeImportanceSetup, scores: Float32Array): { parts: number; inputs: ScoreInputs } {
+  const parts = scores.length >= PARALLEL_MIN_WEIGHTS && isShared(scores) ? parallelParts() : 1;
+  const visible = <T extends Float32Array | Float64Array>(array: T): T => (parts > 1 && !isShared(array) ? sharedCopy(array) : array);
+  return {
+    parts,
+    inputs: {
+      weights: parts > 1 ? visibleToWorkers(weights) : weights, dOut: setup.dOut, dIn: setup.dIn,
+      inverseColSums: visible(setup.inverseColSums), inverseRowSums: visible(setup.inverseRowSums), activation: visible(setup.activation),
+    },
+  };
 }
 
 export function riaScores(
