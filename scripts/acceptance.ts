@@ -18,6 +18,7 @@ import { pruneModel, type PruneRequest } from '../src/workflows/prune.ts';
 import type { PruneTarget } from '../src/prune/target.ts';
 import { defaultCrepeConfigFor } from '../src/search/crepe-defaults.ts';
 import { loadCrepeConfig } from '../src/search/crepe-config.ts';
+import { mean, std } from '../src/util/stats.ts';
 import { C4_SAMPLE, REPO_ROOT, STORIES_BIN, STORIES_TOK, WIKITEXT_TEST } from '../test/helpers/shared.ts';
 
 const root = REPO_ROOT;
@@ -62,8 +63,6 @@ const shippedParams = (target: PruneTarget): unknown => {
   return params;
 };
 
-const mean = (v: number[]) => v.reduce((s, x) => s + x, 0) / v.length;
-const std = (v: number[]) => Math.sqrt(v.reduce((s, x) => s + (x - mean(v)) ** 2, 0) / (v.length - 1));
 
 async function main(): Promise<void> {
   mkdirSync(cacheDir, { recursive: true });

@@ -44,6 +44,8 @@ import { pruneAndMeasure } from '../src/search/trial.ts';
 import { concatWindows } from '../src/search/auto.ts';
 import { runHillClimb } from '../src/search/hillclimb.ts';
 import { CREPE_CONFIG_FORMAT } from '../src/search/crepe-config.ts';
+import { RIA_POINT } from '../src/search/crepe-defaults.ts';
+import { mean, std } from '../src/util/stats.ts';
 import { heldOutWindows } from './held-out-windows.ts';
 import { readEvalText } from '../src/data/text-sources.ts';
 import { C4_SAMPLE, PTB_VALID, REPO_ROOT, STORIES_BIN, STORIES_TOK, sharedRelative } from '../test/helpers/shared.ts';
@@ -97,11 +99,10 @@ try {
   const ptbList = Array.from({ length: ptbCount }, (_, i) => ptbTokens.subarray((ptbFrom + i) * evalSeqlen, (ptbFrom + i + 1) * evalSeqlen));
   // One evaluation of both texts: the first windows are held-out C4's, the rest PTB's.
   const heldOut = { tokens: concatWindows([...heldOutList, ...ptbList]), seqlen: evalSeqlen };
-  const meanLog = (nll: number[]) => nll.reduce((s, x) => s + x, 0) / nll.length;
   /** log PPL of the objective for one seed: held-out C4's, or the mean of C4's and PTB's. */
   const seedScore = (windowNll: number[]) => (ptbCount === 0
-    ? meanLog(windowNll)
-    : (meanLog(windowNll.slice(0, heldOutList.length)) + meanLog(windowNll.slice(heldOutList.length))) / 2);
+    ? mean(windowNll)
+    : (mean(windowNll.slice(0, heldOutList.length)) + mean(windowNll.slice(heldOutList.length))) / 2);
 
   const engine = { device: 'cpu' as const, threads: Number(values.threads) };
   /** Per calibration seed, the objective's log score of a configuration. */
@@ -117,15 +118,13 @@ try {
     }
     return scores;
   };
-  const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
-  const sampleStd = (xs: number[]) => Math.sqrt(xs.reduce((s, x) => s + (x - mean(xs)) ** 2, 0) / (xs.length - 1));
-  const riaScores = robust ? await seedScores({ k: 1, alpha: 1, beta: 1, gamma: 0, a: 0.5, variant: 'normalized', border: 'zero' }) : [];
+  const riaScores = robust ? await seedScores(RIA_POINT) : [];
   if (robust) process.stderr.write(`RIA point per seed: ${riaScores.map((x) => Math.exp(x).toFixed(3)).join(', ')}\n`);
   const trial = async (params: Parameters<typeof pruneSettings>[0]['crepe']) => {
     const scores = await seedScores(params);
     if (!robust) return { ppl: Math.exp(mean(scores)) };
     const d = scores.map((x, i) => x - riaScores[i]);
-    return { ppl: Math.exp(mean(d) + sampleStd(d)) };
+    return { ppl: Math.exp(mean(d) + std(d)) };
   };
   const started = performance.now();
   const result = await runHillClimb(trial, {

@@ -53,6 +53,7 @@ import { CREPE_CONFIG_FORMAT, loadCrepeConfig } from '../src/search/crepe-config
 import { RIA_POINT, DEFAULT_TARGETS, defaultConfigFile, type DefaultTargetName } from '../src/search/crepe-defaults.ts';
 import type { CrepeParams } from '../src/prune/scores/crepe.ts';
 import { heldOutWindows } from './held-out-windows.ts';
+import { mean, std } from '../src/util/stats.ts';
 import { C4_SAMPLE, PTB_VALID, REPO_ROOT, STORIES_BIN, STORIES_TOK, sharedRelative } from '../test/helpers/shared.ts';
 
 const root = REPO_ROOT;
@@ -87,8 +88,6 @@ function argValue(flag: string): string | undefined {
 }
 
 const paramsOf = (c: CrepeParams): CrepeParams => ({ k: c.k, alpha: c.alpha, beta: c.beta, gamma: c.gamma, a: c.a, variant: c.variant, border: c.border });
-const mean = (v: number[]) => v.reduce((s, x) => s + x, 0) / v.length;
-const std = (v: number[]) => Math.sqrt(v.reduce((s, x) => s + (x - mean(v)) ** 2, 0) / (v.length - 1));
 /** The rule's criterion on paired log-PPL ratios d over six seeds: >= 4 wins and mean(d) < -std(d). */
 function robustly(d: number[]): { meanD: number; stdD: number; wins: number; qualifies: boolean } {
   const wins = d.filter((x) => x < 0).length;

@@ -29,7 +29,8 @@
  * crepeScores' by one float32 ulp, and a mask by the few entries that tie with the threshold
  * within that ulp.
  */
-import { crepeScores, forEachNeighbourhoodRow, type CrepeParams, type CrepeVariant } from '../prune/scores/crepe.ts';
+import { crepeScores, type CrepeParams, type CrepeVariant } from '../prune/scores/crepe.ts';
+import { forEachNeighbourhoodRow } from '../util/kernels.ts';
 import { activationFactors, relativeImportanceSetup, type RelativeImportanceSetup } from '../prune/scores/ria.ts';
 import { wandaScores } from '../prune/scores/wanda.ts';
 import { argsortNonNegative } from '../util/argsort.ts';
@@ -193,7 +194,7 @@ export function windowTerm(
     throw new Error(`internal: a ${precision} neighbourhood term of ${weight.length} weights into a ${out.constructor.name} of ${out.length}`);
   }
   const withActivation = key.variant === 'smooth' ? { ...setup, activation: activationFactors(sqNorm, key.a ?? Number.NaN) } : setup;
-  forEachNeighbourhoodRow(weight, withActivation, key.k, key.variant, 'zero', (i, values) => {
+  forEachNeighbourhoodRow({ ...withActivation, weights: weight }, key.k, key.variant === 'smooth', false, (i, values) => {
     const rowStart = i * dIn;
     if (positionOf) for (let j = 0; j < dIn; j++) out[positionOf[rowStart + j]] = values[j];
     else out.set(values, rowStart);

@@ -2,9 +2,9 @@
  * The `auto` step of a CRePE pruning run: PHO on this model and target (from the run's own
  * calibration windows, through a proxy cache beside the output that is removed afterwards), then a
  * confirmation by real perplexity on held-out calibration windows — the calibration draw continued,
- * disjoint from the statistics windows — of the RIA point, the target's shipped default (when it is
- * not the RIA point and its window fits the model) and the best PHO candidates; the lowest wins and
- * an earlier one wins ties, the RIA point first (search/auto.ts).
+ * disjoint from the statistics windows — of the RIA point, the configuration the run falls back to
+ * (the target's shipped default, unless it is the RIA point) and the best PHO candidates; the lowest
+ * wins and an earlier one wins ties, the RIA point first (search/auto.ts).
  */
 import os from 'node:os';
 import { rmSync } from 'node:fs';
@@ -12,7 +12,7 @@ import { ModelCheckpoint } from '../model/checkpoint.ts';
 import type { ModelSpec } from '../model/spec.ts';
 import type { CalibrationSet } from '../data/calibration.ts';
 import type { EngineOptions } from '../engine/session.ts';
-import { checkWindowSizes, crepeParamsOf, resolveCrepeParams, type CrepeParams } from '../prune/scores/crepe.ts';
+import { checkWindowSizes, resolveCrepeParams, type CrepeParams } from '../prune/scores/crepe.ts';
 import type { PruneSettings } from '../prune/settings.ts';
 import { checkCrepeWindowFits, smallestPrunedDimension } from '../prune/layer-loop.ts';
 import { ProxyContext } from '../search/proxy.ts';
@@ -22,9 +22,7 @@ import { confirmationShortlist, phoEvaluations, runPho } from '../search/pho.ts'
 import { pruneAndMeasure } from '../search/trial.ts';
 import { checkHeldCalibration, chooseByConfirmation, concatWindows, confirmationWindows, type AutoCandidate } from '../search/auto.ts';
 import type { SearchSpace } from '../search/space.ts';
-import { defaultConfigFile, defaultCrepeConfigFor, isRiaPoint } from '../search/crepe-defaults.ts';
-import { loadCrepeConfig } from '../search/crepe-config.ts';
-import type { PruneTarget } from '../prune/target.ts';
+import { isRiaPoint } from '../search/crepe-defaults.ts';
 import { checkField } from '../util/errors.ts';
 import { checkFields, checkInteger, describeValue, type FieldSpec } from '../util/fields.ts';
 import { secondsSince, stageProgress, type RunControl } from './common.ts';
@@ -45,7 +43,7 @@ export interface AutoOptions {
 
 export interface AutoReport {
   chosen: AutoCandidate;
-  /** The RIA point first, then the shipped default (unless it is the RIA point or too wide), PHO's shortlist, any extra candidates. */
+  /** The RIA point first, then the fallback configuration (unless it is the RIA point), PHO's shortlist, any extra candidates. */
   candidates: AutoCandidate[];
   /** rows: the fraction of each linear's rows the proxy ran on (defaultProxyRows). */
   pho: { proxy: string; sign: 1 | -1; rows: number; kSet: number[]; budgetPerK: number; evaluations: number; bestPerK: Array<{ k: number; params: CrepeParams; objective: number }> };
@@ -98,21 +96,14 @@ export function autoExtraWindows(options: AutoOptions): number {
   return 4 * defaults(options).windows;
 }
 
-/**
- * The target's shipped default as a confirmation candidate, labelled with its file; none when it is
- * the RIA point (confirmed anyway) or its window is wider than the model's smallest pruned linear.
- */
-function shippedDefaultCandidate(target: PruneTarget, spec: ModelSpec): { source: string; params: CrepeParams; objective: null } | null {
-  const { name, file } = defaultCrepeConfigFor(target);
-  const params = crepeParamsOf(loadCrepeConfig(file));
-  if (isRiaPoint(params) || params.k > smallestPrunedDimension(spec)) return null;
-  return { source: `default ${defaultConfigFile(name)}`, params, objective: null };
-}
-
 export async function runAutoCrepe(
   control: RunControl & { model: string; threads?: number },
   options: AutoOptions,
-  run: { spec: ModelSpec; outDir: string; settings: PruneSettings; windows: CalibrationSet; continued: CalibrationSet; seqlen: number; engine: EngineOptions },
+  run: {
+    spec: ModelSpec; outDir: string; windows: CalibrationSet; continued: CalibrationSet; seqlen: number; engine: EngineOptions;
+    /** The settings the run falls back to, their CRePE configuration named by `fallback` (e.g. "default configs/crepe-60.json"). */
+    settings: PruneSettings; fallback: string;
+  },
 ): Promise<AutoReport> {
   const started = performance.now();
   // The options were checked by autoOptionsOf before any work.
@@ -156,9 +147,9 @@ export async function runAutoCrepe(
     const phoSeconds = secondsSince(started);
 
     // Confirmation on the held-out calibration windows.
-    const shipped = shippedDefaultCandidate(settings.target, run.spec);
+    const fallback = settings.crepe && !isRiaPoint(settings.crepe) ? [{ source: run.fallback, params: settings.crepe, objective: null }] : [];
     const candidates = [
-      ...(shipped ? [shipped] : []),
+      ...fallback,
       ...confirmationShortlist(pho, confirm).map((c) => ({ source: `pho k=${c.params.k}`, params: c.params, objective: c.objective })),
       ...(options.extraCandidates ?? []).map((params) => ({ source: 'given', params, objective: null })),
     ];

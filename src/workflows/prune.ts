@@ -24,7 +24,7 @@ import { pruneSettings, type PruneSettings } from '../prune/settings.ts';
 import { describeTarget, type PruneTarget, type Selection } from '../prune/target.ts';
 import type { MethodName } from '../prune/methods.ts';
 import { resolveCrepeParams, type CrepeParams } from '../prune/scores/crepe.ts';
-import { checkCrepeConfigName, loadCrepeConfig } from '../search/crepe-config.ts';
+import { PACKAGE_ROOT, checkCrepeConfigName, loadCrepeConfig } from '../search/crepe-config.ts';
 import { defaultConfigFile, defaultCrepeConfigFor } from '../search/crepe-defaults.ts';
 import { runAutoCrepe, type AutoOptions, type AutoReport } from './auto-crepe.ts';
 import { atomicWriteFile, atomicWriteJson } from '../io/atomic.ts';
@@ -345,7 +345,9 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
   let auto: AutoReport | undefined;
   try {
     if (autoOptions) {
-      auto = await runAutoCrepe(request, autoOptions, { spec, outDir, settings, windows, continued, seqlen, engine });
+      // With auto the configuration is always the target's shipped default (a given one is refused).
+      const fallback = `default ${path.relative(PACKAGE_ROOT, crepeConfig!.file)}`;
+      auto = await runAutoCrepe(request, autoOptions, { spec, outDir, settings, fallback, windows, continued, seqlen, engine });
       settings = settingsFor(request, calibration, null, auto.chosen.params);
     }
     // The dense baseline on the same windows, before anything is pruned.

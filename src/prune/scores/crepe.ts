@@ -21,11 +21,9 @@ import { FieldError, UserError } from '../../util/errors.ts';
 import { checkKnownFields, describeValue } from '../../util/fields.ts';
 import { checkInputSqNorms, checkScoreArguments, type InputSqNorms } from './index.ts';
 import {
-  activationExponentProblem, isActivationExponent, relativeImportanceSetup, scoreBuffer, scoreKernelInputs, weightedRelativeImportanceScores, type RelativeImportanceSetup,
+  activationExponentProblem, isActivationExponent, relativeImportanceSetup, scoreBuffer, scoreKernelInputs, scoredWeights, weightedRelativeImportanceScores,
 } from './ria.ts';
-import { forEachNeighbourhoodRow as neighbourhoodRows } from '../../util/kernels.ts';
 import { runKernel } from '../../util/parallel.ts';
-
 
 export type CrepeVariant = 'normalized' | 'smooth';
 export type CrepeBorder = 'zero' | 'mean';
@@ -124,33 +122,16 @@ export function crepeScores(
   const { k, alpha, beta, gamma, a, variant, border } = resolveCrepeParams(params);
   checkScoreArguments(weights, dOut, dIn, out);
   checkInputSqNorms(inputSqNorms, dIn, 'crepe');
-  const setup = relativeImportanceSetup(weights, dOut, dIn, inputSqNorms, a, 'crepe');
-  if (gamma === 0) return weightedRelativeImportanceScores(weights, setup, alpha, beta, out);
+  const visible = scoredWeights(weights);
+  const setup = relativeImportanceSetup(visible, dOut, dIn, inputSqNorms, a, 'crepe');
+  if (gamma === 0) return weightedRelativeImportanceScores(visible, setup, alpha, beta, out);
 
   const scores = scoreBuffer(dOut * dIn, out);
-  const { parts, inputs } = scoreKernelInputs(weights, setup, scores);
+  const { parts, inputs } = scoreKernelInputs(visible, setup, scores);
   runKernel('crepeNeighbourhoodScores', {
     ...inputs, out: scores, k, alpha, beta, gamma, smooth: variant === 'smooth', meanBorder: border === 'mean',
   }, parts);
   return scores;
-}
-
-/**
- * CRePE's neighbourhood term row by row, `visit(i, values)` for i = 0 … dOut−1 (values reused):
- *   normalized: B_ij = A_ij / (window sum of A around (i, j)), 0 where A_ij = 0;
- *   smooth:     the window mean of the plain RIA score (P + Q)·x^a (setup.activation).
- * It does not depend on α, β, γ: the score is (αP + βQ + γB)·x^a or (αP + βQ)·x^a + γB. The same
- * loop (util/kernels.ts) computes crepeScores' term, there split over the columns.
- */
-export function forEachNeighbourhoodRow(
-  weights: Float32Array,
-  setup: RelativeImportanceSetup,
-  k: number,
-  variant: CrepeVariant,
-  border: CrepeBorder,
-  visit: (i: number, values: Float64Array) => void,
-): void {
-  neighbourhoodRows({ ...setup, weights }, k, variant === 'smooth', border === 'mean', visit);
 }
 
 function definedOnly<T extends object>(params: Partial<T>): Partial<T> {

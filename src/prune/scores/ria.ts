@@ -154,10 +154,17 @@ export function riaScores(
   checkField(isActivationExponent(a), 'riaA', () => activationExponentProblem(a));
   checkScoreArguments(weights, dOut, dIn, out);
   checkInputSqNorms(inputSqNorms, dIn, 'ria');
-  // One shared copy serves both passes when the workers take part.
-  const visible = weights.length >= PARALLEL_MIN_WEIGHTS && parallelParts() > 1 ? visibleToWorkers(weights) : weights;
+  const visible = scoredWeights(weights);
   const setup = relativeImportanceSetup(visible, dOut, dIn, inputSqNorms, a);
   return weightedRelativeImportanceScores(visible, setup, 1, 1, out);
+}
+
+/**
+ * The weights a score reads in both its passes (sums, then scores): when the workers take part,
+ * their one shared copy, so that the passes do not copy them once each.
+ */
+export function scoredWeights(weights: Float32Array): Float32Array {
+  return weights.length >= PARALLEL_MIN_WEIGHTS && parallelParts() > 1 ? visibleToWorkers(weights) : weights;
 }
 
 /**
