@@ -34,9 +34,16 @@ export function perMatrixMask(scores: Float32Array, sparsity: number, out?: Uint
   const mask = out ?? markBuffer(scores); // every entry is written below
   invariant(mask.length === total, () => `mask buffer has ${mask.length} entries, expected ${total}`);
   if (total === 0) return mask;
-  const index = Math.min(Math.floor(total * sparsity), total - 1);
-  markAtMost(scores, kthSmallest(scores, index), mask);
+  markAtMost(scores, perMatrixThreshold(scores, sparsity), mask);
   return mask;
+}
+
+/**
+ * The per-matrix threshold: the score at index ⌊n·sparsity⌋ (the last at sparsity 1) of the scores
+ * sorted ascending; every score at most it is pruned (ties included). `scores` must not be empty.
+ */
+export function perMatrixThreshold(scores: Float32Array, sparsity: number): number {
+  return kthSmallest(scores, Math.min(Math.floor(scores.length * sparsity), scores.length - 1));
 }
 
 /** Per row, per group of m consecutive columns: prune the n smallest (ties: lower column first). */

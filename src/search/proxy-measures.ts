@@ -22,7 +22,7 @@
  * asked for on their own as a search does, take a shorter road: one pass per linear that scores
  * and walks at once, with no score or mask array (perMatrixWalk).
  */
-import { checkMaskTarget, selectMask } from '../prune/mask.ts';
+import { checkMaskTarget, perMatrixThreshold, selectMask } from '../prune/mask.ts';
 import { crepeScores, type CrepeParams } from '../prune/scores/crepe.ts';
 import type { PruneTarget, Selection } from '../prune/settings.ts';
 import { checkInteger, checkNumber } from '../util/fields.ts';
@@ -312,14 +312,55 @@ export type NaturalSource = { kind: 'terms'; window: WindowTerm | null } | { kin
  * entry written) when given: a caller that uses the mask at once can pass scratch memory.
  */
 export function naturalMask(terms: NaturalTerms, source: NaturalSource, params: CrepeParams, options: ProxyOptions, scratch: Scratch, out?: Uint8Array): Uint8Array {
+  const scores = naturalCandidateScores(terms, source, params, scratch);
+  return selectMask(scores, terms.dOut, terms.dIn, options.target, options.selection, out ?? new Uint8Array(scores.length));
+}
+
+/** The candidate's scores of natural-layout terms, row-major, in `scratch`'s buffer. */
+function naturalCandidateScores(terms: NaturalTerms, source: NaturalSource, params: CrepeParams, scratch: Scratch): Float32Array {
   const { dOut, dIn } = terms;
-  const n = dOut * dIn;
-  scratch.ensureNatural(n);
-  const buffer = scratch.naturalScores.subarray(0, n);
-  const scores = source.kind === 'terms'
+  scratch.ensureNatural(dOut * dIn);
+  const buffer = scratch.naturalScores.subarray(0, dOut * dIn);
+  return source.kind === 'terms'
     ? naturalScores(terms, source.window, params, buffer)
     : crepeScores(float32Weights(terms), dOut, dIn, terms.sqNorm, params, buffer);
-  return selectMask(scores, dOut, dIn, options.target, options.selection, out ?? new Uint8Array(n));
+}
+
+/**
+ * The candidate's pruned weights of a linear from natural-layout terms, into `out` (every entry
+ * written): maskedNaturalWeights(terms, naturalMask(…)) bit for bit. A per-matrix unstructured
+ * target needs no mask array: the weights are widened and zeroed where the score is at most the
+ * matrix's threshold (perMatrixMask's rule) in the same pass.
+ */
+export function prunedNaturalWeights(terms: NaturalTerms, source: NaturalSource, params: CrepeParams, options: ProxyOptions, scratch: Scratch, out: Float32Array): Float32Array {
+  const { target } = options;
+  if (!selectsInPositionOrder(options) || target.kind !== 'unstructured') {
+    scratch.ensureNatural(terms.dOut * terms.dIn);
+    return maskedNaturalWeights(terms, naturalMask(terms, source, params, options, scratch, scratch.naturalMask.subarray(0, terms.dOut * terms.dIn)), out);
+  }
+  const scores = naturalCandidateScores(terms, source, params, scratch);
+  checkNaturalOut(terms, scores.length, out);
+  const threshold = perMatrixThreshold(scores, target.sparsity);
+  const bits = storedBits(out);
+  if (terms.weightF16) weightsAboveF16(terms.weightF16, storedBits(float16Table()), scores, threshold, bits);
+  else weightsAboveF32(storedBits(terms.weightF32!), scores, threshold, bits);
+  return out;
+}
+
+/** bits[p] = the weight's float32 bits where scores[p] > threshold, else +0 (branch-free). */
+function weightsAboveF16(half: Uint16Array, tableBits: Uint32Array, scores: Float32Array, threshold: number, bits: Uint32Array): void {
+  for (let p = 0; p < bits.length; p++) bits[p] = tableBits[half[p]] & (+(scores[p] <= threshold) - 1);
+}
+
+function weightsAboveF32(stored: Uint32Array, scores: Float32Array, threshold: number, bits: Uint32Array): void {
+  for (let p = 0; p < bits.length; p++) bits[p] = stored[p] & (+(scores[p] <= threshold) - 1);
+}
+
+const storedBits = (values: Float32Array): Uint32Array => new Uint32Array(values.buffer, values.byteOffset, values.length);
+
+function checkNaturalOut(terms: NaturalTerms, entries: number, out: Float32Array): void {
+  const n = terms.dOut * terms.dIn;
+  if (out.length !== n || entries !== n) throw new Error(`internal: ${out.length} values and ${entries} mask entries for a ${terms.dOut}×${terms.dIn} linear`);
 }
 
 /**
@@ -328,18 +369,15 @@ export function naturalMask(terms: NaturalTerms, source: NaturalSource, params: 
  * (`bits & (mask - 1)`), in one pass: what a checkpoint's readBlock and applyMask give, bit for bit.
  */
 export function maskedNaturalWeights(terms: NaturalTerms, mask: Uint8Array, out: Float32Array): Float32Array {
-  const n = terms.dOut * terms.dIn;
-  if (out.length !== n || mask.length !== n) throw new Error(`internal: ${out.length} values and ${mask.length} mask entries for a ${terms.dOut}×${terms.dIn} linear`);
-  const bits = new Uint32Array(out.buffer, out.byteOffset, n);
+  checkNaturalOut(terms, mask.length, out);
+  const bits = storedBits(out);
   if (terms.weightF16) {
-    const table = float16Table();
-    const tableBits = new Uint32Array(table.buffer, table.byteOffset, table.length);
+    const tableBits = storedBits(float16Table());
     const half = terms.weightF16;
-    for (let p = 0; p < n; p++) bits[p] = tableBits[half[p]] & (mask[p] - 1);
+    for (let p = 0; p < bits.length; p++) bits[p] = tableBits[half[p]] & (mask[p] - 1);
   } else {
-    const stored = terms.weightF32!;
-    const storedBits = new Uint32Array(stored.buffer, stored.byteOffset, n);
-    for (let p = 0; p < n; p++) bits[p] = storedBits[p] & (mask[p] - 1);
+    const stored = storedBits(terms.weightF32!);
+    for (let p = 0; p < bits.length; p++) bits[p] = stored[p] & (mask[p] - 1);
   }
   return out;
 }

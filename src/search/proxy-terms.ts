@@ -296,8 +296,14 @@ export function naturalScores(terms: NaturalTerms, window: WindowTerm | null, pa
   if (out.length < n) throw new Error(`internal: a score buffer of ${out.length} for ${n} weights`);
   const { gN, gS, w, wMask } = windowWeights(params, window, n);
   const activation = activationFactors(terms.sqNorm, params.a);
-  if (weightF16) naturalLoopF16(dOut, dIn, params.alpha, params.beta, gN, gS, weightF16, float16Table(), inverseRowSums, inverseColSums, activation, w, wMask, out);
-  else naturalLoopF32(dOut, dIn, params.alpha, params.beta, gN, gS, weightF32!, inverseRowSums, inverseColSums, activation, w, wMask, out);
+  const { alpha, beta } = params;
+  const f16 = weightF16 !== null ? { f16: weightF16, table: float16Table() } : null;
+  // γ = 0: the loops without the term (its zero weights leave every score as it is, see crepeScore).
+  if (wMask === 0) {
+    if (f16) naturalPlainF16(dOut, dIn, alpha, beta, f16.f16, f16.table, inverseRowSums, inverseColSums, activation, out);
+    else naturalPlainF32(dOut, dIn, alpha, beta, weightF32!, inverseRowSums, inverseColSums, activation, out);
+  } else if (f16) naturalLoopF16(dOut, dIn, alpha, beta, gN, gS, f16.f16, f16.table, inverseRowSums, inverseColSums, activation, w, out);
+  else naturalLoopF32(dOut, dIn, alpha, beta, gN, gS, weightF32!, inverseRowSums, inverseColSums, activation, w, out);
   return out;
 }
 
@@ -406,25 +412,55 @@ function scoreLoop(
   }
 }
 
-/** naturalScores' pass over float16 weights: row i's 1/R_i read once, the per-column factors in order. */
+/**
+ * naturalScores' passes, row i's 1/R_i read once and the per-column factors in order: over float16
+ * weights or float32 ones, with the neighbourhood term `window` (row-major) or, for γ = 0, without
+ * (crepeScore less its zero terms: adding +0 to its non-negative sums changes no bit). The term is
+ * read at p, not p & wMask as in the position-order loops: a fifth faster here.
+ */
 function naturalLoopF16(
   dOut: number, dIn: number, alpha: number, beta: number, gN: number, gS: number, f16: Uint16Array, table: Float32Array,
-  ir: Float64Array, ic: Float64Array, activation: Float64Array, window: WindowTerm, wMask: number, out: Float32Array,
+  ir: Float64Array, ic: Float64Array, activation: Float64Array, window: WindowTerm, out: Float32Array,
 ): void {
   for (let i = 0, p = 0; i < dOut; i++) {
     const inverseRow = ir[i];
-    for (let j = 0; j < dIn; j++, p++) out[p] = crepeScore(table[f16[p] & 0x7fff], ic[j], inverseRow, activation[j], window[p & wMask], alpha, beta, gN, gS);
+    for (let j = 0; j < dIn; j++, p++) out[p] = crepeScore(table[f16[p] & 0x7fff], ic[j], inverseRow, activation[j], window[p], alpha, beta, gN, gS);
   }
 }
 
-/** naturalLoopF16 for weights stored as float32. */
 function naturalLoopF32(
   dOut: number, dIn: number, alpha: number, beta: number, gN: number, gS: number, f32: Float32Array,
-  ir: Float64Array, ic: Float64Array, activation: Float64Array, window: WindowTerm, wMask: number, out: Float32Array,
+  ir: Float64Array, ic: Float64Array, activation: Float64Array, window: WindowTerm, out: Float32Array,
 ): void {
   for (let i = 0, p = 0; i < dOut; i++) {
     const inverseRow = ir[i];
-    for (let j = 0; j < dIn; j++, p++) out[p] = crepeScore(Math.abs(f32[p]), ic[j], inverseRow, activation[j], window[p & wMask], alpha, beta, gN, gS);
+    for (let j = 0; j < dIn; j++, p++) out[p] = crepeScore(Math.abs(f32[p]), ic[j], inverseRow, activation[j], window[p], alpha, beta, gN, gS);
+  }
+}
+
+function naturalPlainF16(
+  dOut: number, dIn: number, alpha: number, beta: number, f16: Uint16Array, table: Float32Array,
+  ir: Float64Array, ic: Float64Array, activation: Float64Array, out: Float32Array,
+): void {
+  for (let i = 0, p = 0; i < dOut; i++) {
+    const inverseRow = ir[i];
+    for (let j = 0; j < dIn; j++, p++) {
+      const m = table[f16[p] & 0x7fff];
+      out[p] = Math.fround((beta * (m * ic[j]) + alpha * (m * inverseRow)) * activation[j]);
+    }
+  }
+}
+
+function naturalPlainF32(
+  dOut: number, dIn: number, alpha: number, beta: number, f32: Float32Array,
+  ir: Float64Array, ic: Float64Array, activation: Float64Array, out: Float32Array,
+): void {
+  for (let i = 0, p = 0; i < dOut; i++) {
+    const inverseRow = ir[i];
+    for (let j = 0; j < dIn; j++, p++) {
+      const m = Math.abs(f32[p]);
+      out[p] = Math.fround((beta * (m * ic[j]) + alpha * (m * inverseRow)) * activation[j]);
+    }
   }
 }
 

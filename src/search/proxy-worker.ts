@@ -27,7 +27,7 @@ import {
   type RowSubset, type TermsLayout, type Unit,
 } from './proxy-cache.ts';
 import {
-  candidateMask, evaluateLinearMany, maskedNaturalWeights, naturalMask, sampleBytes, Scratch, thresholdSample,
+  candidateMask, evaluateLinearMany, prunedNaturalWeights, sampleBytes, Scratch, thresholdSample,
   type LinearEvaluation, type LinearProxyName, type LinearRequest, type NaturalSource, type ProxyOptions, type ScoreSource, type ThresholdSample,
 } from './proxy-measures.ts';
 import {
@@ -283,7 +283,7 @@ export class UnitEvaluator {
    * The whole-matrix mask of each requested unit this evaluator owns: the candidate's scores from
    * the terms of all rows (or crepeScores on the reconstructed matrix for a 'direct' source) and
    * prune/mask.ts's selection, the mask the proxies select (the same from either layout). From the
-   * natural layout, the unit's weights pruned by it instead (maskedNaturalWeights), written into
+   * natural layout, the unit's weights pruned by it instead (prunedNaturalWeights), written into
    * the arrays of earlier replies handed back as `spare` (fresh memory costs more to touch first
    * than the widening) or into new ones.
    */
@@ -298,12 +298,8 @@ export class UnitEvaluator {
         const terms = await this.naturalTerms(unit);
         const window = source === 'terms' && params.gamma !== 0 ? await this.window(unit, windowKey(params), null, unit.dOut * unit.dIn, 'natural') : null;
         const scoreSource: NaturalSource = source === 'direct' ? { kind: 'direct' } : { kind: 'terms', window: window?.value ?? null };
-        // The mask is used at once, so it goes into the scratch's buffer, not fresh memory per linear.
-        const n = unit.dOut * unit.dIn;
-        this.scratch.ensureNatural(n);
-        const mask = naturalMask(terms.value, scoreSource, params, options, this.scratch, this.scratch.naturalMask.subarray(0, n));
-        const out = this.pool.allocate('float32', n) as Float32Array;
-        pruned.push({ unit: unit.index, weight: maskedNaturalWeights(terms.value, mask, out) });
+        const out = this.pool.allocate('float32', unit.dOut * unit.dIn) as Float32Array;
+        pruned.push({ unit: unit.index, weight: prunedNaturalWeights(terms.value, scoreSource, params, options, this.scratch, out) });
         if (terms.release) this.pool.give(termsArrays(terms.value));
         if (window?.release) this.pool.give([window.value]);
         continue;

@@ -9,9 +9,9 @@ import { LINEAR_PROXY_NAMES, PROXY_NAMES, ProxyContext, type ProxyName, type Pro
 import { referenceWindowNll } from '../helpers/reference-nll.ts';
 import type { ModelSource } from '../../src/model/source.ts';
 import { crepeScores } from '../../src/prune/scores/crepe.ts';
-import { candidateMask, evaluateLinear, evaluateLinearMany, maskedNaturalWeights, naturalMask, Scratch } from '../../src/search/proxy-measures.ts';
+import { candidateMask, evaluateLinear, evaluateLinearMany, maskedNaturalWeights, naturalMask, prunedNaturalWeights, Scratch } from '../../src/search/proxy-measures.ts';
 import { UnitEvaluator } from '../../src/search/proxy-worker.ts';
-import { buildLinearTerms, buildNaturalTerms, naturalWindowTerm, positionsOf, windowKey, windowTerm } from '../../src/search/proxy-terms.ts';
+import { buildLinearTerms, buildNaturalTerms, candidateScores, naturalScores, naturalWindowTerm, positionsOf, windowKey, windowTerm } from '../../src/search/proxy-terms.ts';
 import { readManifest, readNaturalTerms, readTerms, termsFile, windowFile } from '../../src/search/proxy-cache.ts';
 import { gini } from '../../src/search/gini.ts';
 import { BlockEngine } from '../../src/engine/block-engine.ts';
@@ -233,6 +233,10 @@ describe('naturalMask: the natural layout\'s mask is candidateMask\'s from the p
             assert.deepEqual(reused, position);
             assert.throws(() => windowTerm(weight, setup, sqNorm, key, positionOf, precision, new Float32Array(weight.length - 1)), /internal/);
           }
+          // The scores themselves, not only the masks they select: row-major, each the position layout's bit for bit.
+          const byPosition = candidateScores(terms, position, point, new Float32Array(weight.length));
+          const rowMajorScores = naturalScores(natural.terms, rowMajor, point, new Float32Array(weight.length).fill(Number.NaN));
+          assert.ok(rowMajorScores.every((v, index) => Object.is(v, byPosition[positionOf[index]])), `${label} ${precision} scores ${JSON.stringify(point)}`);
           for (const [target, selection] of targets) {
             const options: ProxyOptions = { target, selection, giniSubsample: null, seed: 0 };
             const what = `${label} ${precision} ${JSON.stringify(point)} ${JSON.stringify(target)} ${selection}`;
@@ -245,6 +249,10 @@ describe('naturalMask: the natural layout\'s mask is candidateMask\'s from the p
             const out = new Float32Array(weight.length).fill(Number.NaN);
             assert.equal(maskedNaturalWeights(natural.terms, mask, out), out);
             assert.ok(Buffer.from(out.buffer).equals(Buffer.from(masked.buffer)), `pruned weights ${what}`);
+            // The same weights without a mask array (a per-matrix threshold) or through one (the other targets).
+            const pruned = new Float32Array(weight.length).fill(Number.NaN);
+            assert.equal(prunedNaturalWeights(natural.terms, { kind: 'terms', window: rowMajor }, point, options, scratch, pruned), pruned);
+            assert.ok(Buffer.from(pruned.buffer).equals(Buffer.from(masked.buffer)), `prunedNaturalWeights ${what}`);
             // crepeScores on the stored weights (a border the terms do not cover): candidateMask's direct source.
             const mean: CrepeParams = { ...point, border: 'mean' };
             const direct = naturalMask(natural.terms, { kind: 'direct' }, mean, options, scratch);
