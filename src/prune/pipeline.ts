@@ -17,7 +17,7 @@ import { SafetensorsFile, scanRaw } from '../io/safetensors.ts';
 import { writeCheckpoint, type SaveFormat, type WeightSource } from '../io/checkpoint-writer.ts';
 import { SparsityTally, writeSparsityConfig, type SparsityMetadata } from './sparsity-config.ts';
 import { roundThroughHalfInPlace } from '../util/float16.ts';
-import { sha256Bytes } from '../util/hash.ts';
+import { windowsSha256 } from '../data/calibration.ts';
 import { UserError } from '../util/errors.ts';
 import { WriteError } from '../io/write-error.ts';
 import type { Progress } from '../util/progress.ts';
@@ -75,7 +75,7 @@ export async function runPrunePipeline(request: PipelineRequest): Promise<Pipeli
     const { spec } = model;
     validateAgainstModel(spec, settings);
     const inputSha256 = model.hashAndCheckFinite();
-    const identity = { settings, inputSha256, spec, windows: windowsDigest(windows) };
+    const identity = { settings, inputSha256, spec, windows: windowsSha256(windows) };
     const { work, state } = WorkDir.open<LayerReport>(outDir, { resume: request.resume, overwrite: request.overwrite, identity });
     let layerTargets = (state?.layerTargets as PruneTarget[] | undefined) ?? [];
     if (state) progress?.log(`resuming at layer ${state.layersDone} of ${spec.numLayers}`);
@@ -259,8 +259,4 @@ function stopped(error: unknown, work: WorkDir<LayerReport>, resumed: boolean): 
   }
   if (error instanceof UserError && !resumed) work.remove();
   return error;
-}
-
-function windowsDigest(windows: Int32Array[]): string {
-  return sha256Bytes(windows.map((w) => sha256Bytes(w)).join(''));
 }
