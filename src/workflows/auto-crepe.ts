@@ -45,8 +45,14 @@ export interface AutoReport {
   chosen: AutoCandidate;
   /** The RIA point first, then the fallback configuration (unless it is the RIA point), PHO's shortlist, any extra candidates. */
   candidates: AutoCandidate[];
-  /** rows: the fraction of each linear's rows the proxy ran on (defaultProxyRows). */
-  pho: { proxy: string; sign: 1 | -1; rows: number; kSet: number[]; budgetPerK: number; evaluations: number; bestPerK: Array<{ k: number; params: CrepeParams; objective: number }> };
+  /**
+   * rows: the fraction of each linear's rows the proxy ran on (defaultProxyRows); a and variant: the
+   * activation exponent and neighbourhood variant PHO held fixed, the fallback configuration's.
+   */
+  pho: {
+    proxy: string; sign: 1 | -1; rows: number; a: number; variant: CrepeParams['variant']; kSet: number[]; budgetPerK: number; evaluations: number;
+    bestPerK: Array<{ k: number; params: CrepeParams; objective: number }>;
+  };
   confirmation: { windows: number; seqlen: number; draws: Array<[number, number]>; statisticsDraws: Array<[number, number]> };
   seconds: { pho: number; confirmation: number; total: number };
 }
@@ -115,6 +121,7 @@ export async function runAutoCrepe(
   checkField(held.windows.length > 0, 'auto', `the calibration text has no window beyond the ${run.windows.windows.length} statistics windows for the held-out confirmation`);
   const shortNote = checkHeldCalibration(held, run.windows.windows.length, count, options.windows === undefined ? null : 'auto.windows');
   if (shortNote) control.onProgress?.({ kind: 'note', stage: 'auto', done: 0, total: 0, detail: shortNote });
+  // PHO searches k, β and γ; the exponent a and the variant stay the fallback configuration's.
   const space: SearchSpace = { searchA: false, fixedA: settings.crepe?.a ?? 0.5, variant: settings.crepe?.variant ?? 'normalized' };
 
   const model = ModelCheckpoint.open(control.model);
@@ -126,7 +133,8 @@ export async function runAutoCrepe(
   try {
     // PHO on the run's statistics windows.
     const rows = defaultProxyRows(run.spec, budget * kSet.length);
-    const progress = stageProgress(control, `auto: PHO (${DEFAULT_PROXY.name}${rows < 1 ? ` on ${rowsPercent(rows)} of the rows` : ''})`, phoEvaluations(budget, space, kSet.length));
+    const fixed = `${space.variant} with a = ${space.fixedA}, from the ${run.fallback}`;
+    const progress = stageProgress(control, `auto: PHO (${DEFAULT_PROXY.name}${rows < 1 ? ` on ${rowsPercent(rows)} of the rows` : ''}; ${fixed})`, phoEvaluations(budget, space, kSet.length));
     const context = await ProxyContext.open(model, run.windows.windows, seqlen, engine, {
       cacheDir,
       cacheBudgetBytes: 256 * 2 ** 20,
@@ -166,7 +174,7 @@ export async function runAutoCrepe(
       chosen,
       candidates: measured,
       pho: {
-        proxy: DEFAULT_PROXY.name, sign: DEFAULT_PROXY.sign, rows, kSet, budgetPerK: budget, evaluations: pho.candidates.length,
+        proxy: DEFAULT_PROXY.name, sign: DEFAULT_PROXY.sign, rows, a: space.fixedA, variant: space.variant, kSet, budgetPerK: budget, evaluations: pho.candidates.length,
         bestPerK: pho.bestPerK.map((b) => ({ k: b.k, params: b.params, objective: b.objective })),
       },
       confirmation: { windows: held.windows.length, seqlen, draws: held.draws, statisticsDraws: run.windows.draws },

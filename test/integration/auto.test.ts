@@ -35,6 +35,9 @@ describe('prune --auto on stories260K', () => {
     assert.ok(auto.candidates[4].confirmationPpl > ria, `the bad candidate measured ${auto.candidates[4].confirmationPpl} ≤ RIA ${ria}`);
     // stories260K's 226,560 linear weights × a dozen candidates are far below the bound: all rows.
     assert.equal(auto.pho.rows, 1);
+    // PHO searched k, β and γ with the shipped default's exponent and variant.
+    assert.deepEqual([auto.pho.a, auto.pho.variant], [shipped.a, shipped.variant]);
+    for (const c of auto.candidates.filter((c) => c.source.startsWith('pho'))) assert.deepEqual([c.params.a, c.params.variant], [shipped.a, shipped.variant]);
     assert.equal(auto.confirmation.windows, 4);
     for (const [doc, start] of auto.confirmation.draws) {
       assert.ok(!auto.confirmation.statisticsDraws.some(([d, s]) => d === doc && Math.abs(s - start) < 64));
