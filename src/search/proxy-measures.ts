@@ -333,14 +333,13 @@ function naturalCandidateScores(terms: NaturalTerms, source: NaturalSource, para
  * matrix's threshold (perMatrixMask's rule) in the same pass.
  */
 export function prunedNaturalWeights(terms: NaturalTerms, source: NaturalSource, params: CrepeParams, options: ProxyOptions, scratch: Scratch, out: Float32Array): Float32Array {
-  const { target } = options;
-  if (!selectsInPositionOrder(options) || target.kind !== 'unstructured') {
+  if (!selectsInPositionOrder(options)) {
     scratch.ensureNatural(terms.dOut * terms.dIn);
     return maskedNaturalWeights(terms, naturalMask(terms, source, params, options, scratch, scratch.naturalMask.subarray(0, terms.dOut * terms.dIn)), out);
   }
   const scores = naturalCandidateScores(terms, source, params, scratch);
   checkNaturalOut(terms, scores.length, out);
-  const threshold = perMatrixThreshold(scores, target.sparsity);
+  const threshold = perMatrixThreshold(scores, options.target.sparsity);
   const bits = storedBits(out);
   if (terms.weightF16) weightsAboveF16(terms.weightF16, storedBits(float16Table()), scores, threshold, bits);
   else weightsAboveF32(storedBits(terms.weightF32!), scores, threshold, bits);
@@ -536,7 +535,8 @@ function selectPositions(terms: LinearTerms, scores: Float32Array, options: Prox
 }
 
 /** Whether the selection is blind to where the scores sit (one threshold per matrix), so that it runs on the position order. */
-const selectsInPositionOrder = ({ target, selection }: ProxyOptions): boolean => target.kind === 'unstructured' && selection === 'per-matrix';
+const selectsInPositionOrder = (options: ProxyOptions): options is ProxyOptions & { target: Extract<PruneTarget, { kind: 'unstructured' }> } =>
+  options.target.kind === 'unstructured' && options.selection === 'per-matrix';
 
 /** The row-major mask (into `out`) of a selection that sees the row-major layout: the scores scattered there, then selected. */
 function selectNatural(terms: LinearTerms, scores: Float32Array, options: ProxyOptions, scratch: Scratch, out: Uint8Array): Uint8Array {
