@@ -33,10 +33,10 @@ export type PrunedLinear = { mask: Uint8Array } | { weight: Float32Array };
  * pruned weights (the model's are then not read), else as its mask. `giveBack` takes back what
  * `of(layer)` gave once no longer referenced, to fill its arrays again.
  */
-export interface LayerPruning {
+export interface LayerPruning<L extends PrunedLinear = PrunedLinear> {
   weights: boolean;
-  of(layer: number): Promise<Record<LinearName, PrunedLinear>>;
-  giveBack(linears: Record<LinearName, PrunedLinear>): void;
+  of(layer: number): Promise<Record<LinearName, L>>;
+  giveBack(linears: Record<LinearName, L>): void;
 }
 
 const LINEAR_WEIGHTS: ReadonlySet<string> = new Set(LINEAR_NAMES.map((name) => `${name}.weight`));
@@ -65,20 +65,20 @@ export function maskedRead(model: Pick<RecyclingSource, 'spec' | 'recycleBlock'>
  * the view's reader must hold one block at a time and read them in layer order, as the
  * layer-major pass does. The masks are applied as maskedRead applies them.
  */
-function prunedView(model: RecyclingSource, pruning: LayerPruning): AsyncBlockModel & { release(): void } {
+function prunedView<L extends PrunedLinear>(model: RecyclingSource, pruning: LayerPruning<L>): AsyncBlockModel & { release(): void } {
   const recycle = model.recycleBlock?.bind(model);
-  let held: { read: BlockWeights; linears: Record<LinearName, PrunedLinear> | null } | null = null;
-  let next: { layer: number; pending: Promise<Record<LinearName, PrunedLinear>> } | null = null;
+  let held: { read: BlockWeights; linears: Record<LinearName, L> | null } | null = null;
+  let next: { layer: number; pending: Promise<Record<LinearName, L>> } | null = null;
   const release = (): void => {
     if (held && recycle) recycle(held.read);
     if (held?.linears) pruning.giveBack(held.linears);
     held = null;
   };
   // A pruning asked for that no block will use (the pass failed or stopped): its arrays go back when it comes.
-  const unused = (pending: Promise<Record<LinearName, PrunedLinear>>): void => {
+  const unused = (pending: Promise<Record<LinearName, L>>): void => {
     pending.then((linears) => pruning.giveBack(linears), () => {});
   };
-  const pruningOf = (layer: number): Promise<Record<LinearName, PrunedLinear>> => {
+  const pruningOf = (layer: number): Promise<Record<LinearName, L>> => {
     const prefetched = next;
     next = null;
     if (prefetched?.layer === layer) return prefetched.pending;
@@ -150,9 +150,9 @@ export function keepingEnds(model: RecyclingSource): RecyclingSource {
  * model pruned by `pruning`: calib-nll is its mean NLL on calibration windows, PHO's confirmation
  * its perplexity on held-out text.
  */
-export async function prunedPerplexity(
+export async function prunedPerplexity<L extends PrunedLinear>(
   model: RecyclingSource,
-  pruning: LayerPruning,
+  pruning: LayerPruning<L>,
   tokens: Int32Array,
   text: { seqlen: number; maxChunks?: number },
   engine: EngineOptions,

@@ -438,7 +438,7 @@ export class ProxyContext {
    * (their pruned weights from a natural-layout cache, their masks from a position one); the
    * layers of one pass are one round of the evaluators' LRU (PruneRequest.newRound).
    */
-  private async layerPruning(params: CrepeParams, options: ProxyOptions): Promise<LayerPruning> {
+  private async layerPruning(params: CrepeParams, options: ProxyOptions): Promise<LayerPruning<UnitPruning>> {
     const source = await this.scoreSource(params);
     let newRound = true;
     return {
@@ -451,7 +451,7 @@ export class ProxyContext {
         return Object.fromEntries(LINEAR_NAMES.map((name, i) => [name, pruned.get(units[i])!])) as Record<LinearName, UnitPruning>;
       },
       giveBack: (linears) => {
-        for (const pruned of Object.values(linears) as UnitPruning[]) if ('weight' in pruned) this.pool.giveBack(pruned.unit, pruned.weight);
+        for (const pruned of Object.values(linears)) if ('weight' in pruned) this.pool.giveBack(pruned.unit, pruned.weight);
       },
     };
   }
