@@ -28,7 +28,7 @@ export function register(program: Command, io: CliIo, argv: readonly string[]): 
     .option('--per-matrix', 'one threshold per matrix (magnitude/RIA/CRePE default)')
     .option('--ria-a <a>', 'RIA activation exponent (default 0.5)', finiteNumber('--ria-a'))
     .option('--config <file>', 'CRePE configuration JSON (from `crepe search`); default: the shipped one for the target (configs/crepe-50|60|70|2of4|4of8.json: nearest sparsity, an N:M pattern\'s own)')
-    .option('--auto', 'CRePE: search this model\'s coefficients (PHO), then keep the best of the top candidates, the target\'s shipped default and the RIA point by perplexity on held-out calibration windows (disjoint from the statistics windows)')
+    .option('--auto', 'CRePE: search this model\'s k, β and γ (PHO; a and the variant stay the configuration\'s), then keep the best of the top candidates, the target\'s shipped default and the RIA point by perplexity on held-out calibration windows (disjoint from the statistics windows)')
     .option('--crepe-k <k>', 'CRePE window size, odd (default: the configuration\'s, see --config)', positiveInt('--crepe-k'))
     .option('--crepe-alpha <x>', 'CRePE row coefficient (default: the configuration\'s)', finiteNumber('--crepe-alpha'))
     .option('--crepe-beta <x>', 'CRePE column coefficient (default: the configuration\'s)', finiteNumber('--crepe-beta'))
