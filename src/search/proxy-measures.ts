@@ -359,7 +359,7 @@ const storedBits = (values: Float32Array): Uint32Array => new Uint32Array(values
 
 function checkNaturalOut(terms: NaturalTerms, entries: number, out: Float32Array): void {
   const n = terms.dOut * terms.dIn;
-  if (out.length !== n || entries !== n) throw new Error(`internal: ${out.length} values and ${entries} mask entries for a ${terms.dOut}×${terms.dIn} linear`);
+  if (out.length !== n || entries !== n) throw new Error(`internal: ${out.length} values and ${entries} mask or score entries for a ${terms.dOut}×${terms.dIn} linear`);
 }
 
 /**

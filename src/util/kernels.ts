@@ -81,7 +81,7 @@ function weightedRelativeImportance(
 }
 
 /** Number of columns of the window centred on column j that lie inside [0, dIn). */
-export function windowColumns(j: number, radius: number, dIn: number): number {
+function windowColumns(j: number, radius: number, dIn: number): number {
   return Math.min(dIn, j + radius + 1) - Math.max(0, j - radius);
 }
 
