@@ -23,6 +23,16 @@ import { isShared, parallelParts, runKernel, sharedFloat32, sharedFloat64 } from
  */
 const PARALLEL_MIN_WEIGHTS = 1 << 20;
 
+/**
+ * How many parts a score's pass over `length` weights runs in: every thread from
+ * PARALLEL_MIN_WEIGHTS on, else one. The one rule for the sums, the scores and the weights' shared
+ * copy; a pass that writes a caller's array runs in one part unless that array is shared
+ * (scoreKernelInputs).
+ */
+function workerParts(length: number): number {
+  return length >= PARALLEL_MIN_WEIGHTS ? parallelParts() : 1;
+}
+
 /** The one reused shared copy of a weight matrix that the workers read (grown to the largest seen). */
 let sharedWeights: Float32Array | null = null;
 
@@ -87,7 +97,7 @@ export function relativeImportanceSetup(
 ): RelativeImportanceSetup {
   // Callers check their arguments (checkScoreArguments); a mismatch here is crepe's own.
   invariant(weights.length === dOut * dIn && inputSqNorms?.length === dIn, () => `${method}: ${weights.length} weights and ${inputSqNorms?.length ?? 'no'} input norms for a ${dOut}×${dIn} matrix`);
-  const parts = weights.length >= PARALLEL_MIN_WEIGHTS ? parallelParts() : 1;
+  const parts = workerParts(weights.length);
   const float64s = parts > 1 ? sharedFloat64 : (n: number) => new Float64Array(n);
   const visible = parts > 1 ? visibleToWorkers(weights) : weights;
   const colSums = float64s(dIn);
@@ -130,7 +140,7 @@ export function weightedRelativeImportanceScores(
  * the workers take part.
  */
 export function scoreKernelInputs(weights: Float32Array, setup: RelativeImportanceSetup, scores: Float32Array): { parts: number; inputs: ScoreInputs } {
-  const parts = scores.length >= PARALLEL_MIN_WEIGHTS && isShared(scores) ? parallelParts() : 1;
+  const parts = isShared(scores) ? workerParts(scores.length) : 1;
   const visible = <T extends Float32Array | Float64Array>(array: T): T => (parts > 1 && !isShared(array) ? sharedCopy(array) : array);
   return {
     parts,
@@ -164,7 +174,7 @@ export function riaScores(
  * their one shared copy, so that the passes do not copy them once each.
  */
 export function scoredWeights(weights: Float32Array): Float32Array {
-  return weights.length >= PARALLEL_MIN_WEIGHTS && parallelParts() > 1 ? visibleToWorkers(weights) : weights;
+  return workerParts(weights.length) > 1 ? visibleToWorkers(weights) : weights;
 }
 
 /**
