@@ -1,8 +1,9 @@
 /**
  * PHO against hill climbing at a size where the search cost matters: the 4-layer TinyLlama-shaped
  * synthetic model. A whole hill climb there takes hours, so its trial (prune + held-out PPL) is
- * measured (phase all: before and after PHO, the mean taken) and multiplied by the trial count a
- * real back-to-back search on stories260K used;
+ * measured (phase all: before and after PHO, the mean taken) and multiplied by the trial count
+ * real searches on stories260K used (with several `--hillclimb` directories, one per calibration
+ * seed, their mean: the count hill climbing needs, not one seed's draw);
  * PHO runs for real with the options of that run's PHO search (proxy, sign, row fraction, window
  * sizes, budget, race; their two output directories, `--hillclimb DIR --pho DIR`):
  *   hill climbing = trials × (prune + held-out PPL);
@@ -11,7 +12,10 @@
  *                   its statistics and window count, run by the search's confirmation code).
  * Calibration 32 × 256 and held-out 200 × 256 random token ids: the stories260K protocol's sizes.
  *
- *   node --import tsx bench/pho-vs-hillclimb.ts --hillclimb DIR --pho DIR [--phase trial|pho|all] [--state FILE]
+ *   node --import tsx bench/pho-vs-hillclimb.ts --hillclimb DIR[,DIR…] --pho DIR [--phase trial|pho|all] [--state FILE]
+ *
+ * The first hill-climbing directory gives the configuration the trial prunes (the searches' choices
+ * differ little in cost: the same prune and held-out PPL at another k).
  *
  * The two phases can run separately (each under its own lock, on a shared machine) into one state
  * file; the pho phase runs the confirmations in its process, with its proxy context open, as
@@ -44,7 +48,10 @@ const HELDOUT_WINDOWS = 200;
 /** What the stories260K searches used, read from their output directories. */
 interface SearchCounts {
   target: PruneTarget;
+  /** The mean trial count of the hill-climbing searches (one per calibration seed). */
   hillClimbTrials: number;
+  /** Each search's trial count, in the order given. */
+  hillClimbTrialsPerSearch: number[];
   hillClimbSeconds: number;
   hillClimbBest: CrepeParams;
   hillClimbPpl: number;
@@ -83,16 +90,17 @@ interface State {
 
 const readJson = (file: string): any => JSON.parse(readFileSync(file, 'utf8'));
 
-function searchCounts(hillClimbDir: string, phoDir: string | undefined): SearchCounts {
-  const hc = readJson(path.join(hillClimbDir, 'crepe-config.json'));
-  const hcLog = readJson(path.join(hillClimbDir, 'search-log.json'));
+function searchCounts(hillClimbDirs: string[], phoDir: string | undefined): SearchCounts {
+  const hc = readJson(path.join(hillClimbDirs[0], 'crepe-config.json'));
+  const perSearch = hillClimbDirs.map((dir) => readJson(path.join(dir, 'search-log.json')).candidates.length as number);
   // Without a PHO run yet (the trial phase needs only hill climbing's counts): its fields stay empty.
   const pho = phoDir ? readJson(path.join(phoDir, 'crepe-config.json')) : { provenance: { confirmations: [], kSet: [] } };
   const { provenance } = pho;
   const { format: _format, provenance: _provenance, ...hillClimbBest } = hc;
   return {
     target: hc.provenance.target,
-    hillClimbTrials: hcLog.candidates.length,
+    hillClimbTrials: perSearch.reduce((a, b) => a + b, 0) / perSearch.length,
+    hillClimbTrialsPerSearch: perSearch,
     hillClimbSeconds: hc.provenance.searchSeconds,
     hillClimbBest,
     hillClimbPpl: hc.provenance.heldoutPpl,
@@ -203,6 +211,9 @@ async function measurePho(modelDir: string, counts: SearchCounts): Promise<{ pho
 
 const fmt = (seconds: number): string => (seconds >= 3600 ? `${(seconds / 3600).toFixed(2)} h` : seconds >= 60 ? `${(seconds / 60).toFixed(1)} min` : `${seconds.toFixed(1)} s`);
 const sum = (costs: Cost[], key: keyof Cost): number => costs.reduce((a, c) => a + c[key], 0);
+// A state file written before several searches were read holds one search's count only.
+const trialCounts = ({ hillClimbTrials, hillClimbTrialsPerSearch: per = [hillClimbTrials] }: SearchCounts): string =>
+  per.length === 1 ? `${hillClimbTrials} trials` : `${hillClimbTrials.toFixed(1)} trials (the mean of ${per.length} calibration seeds' searches: ${per.join(', ')})`;
 const loads = (load: number[]): string => load.map((l) => l.toFixed(1)).join(', ');
 
 export function renderSection(state: Required<State>): string {
@@ -220,7 +231,7 @@ export function renderSection(state: Required<State>): string {
   return [
     `Synthetic model: ${layers} layers, hidden ${hidden}, intermediate ${intermediate}, vocabulary 32000 (TinyLlama-1.1B's shapes), F16; ${target} per-matrix;`
       + ` calibration ${NSAMPLES} × ${SEQLEN}, held-out ${HELDOUT_WINDOWS} × ${SEQLEN} random token ids; ${threads} threads.`
-      + ` From the stories260K back-to-back run: hill climbing ${counts.hillClimbTrials} trials; PHO ${counts.proxy} (sign ${counts.proxySign > 0 ? '+' : '−'})`
+      + ` From the stories260K runs: hill climbing ${trialCounts(counts)}; PHO ${counts.proxy} (sign ${counts.proxySign > 0 ? '+' : '−'})`
       + (counts.nll ? ` on ${counts.nll.windows} ${counts.nll.on === 'heldout' ? 'held-out' : 'calibration'} windows,` : ` on ${counts.proxyRows} of the rows,`)
       + (counts.statisticsFrom ? ' statistics of the start configuration\'s prune (--proxy-statistics start),' : '')
       + ` k ∈ {${counts.kSet.join(', ')}}, ${counts.budgetPerK} per k${counts.race ? ` (racing: ${counts.race} continue after the first generation)` : ''} (${counts.phoEvaluations} evaluations there, ${pho.evaluations} here), ${counts.confirmations} confirmations`
@@ -246,9 +257,9 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const hc = argValue('hillclimb');
   const phoDir = argValue('pho');
   let state: State;
-  if (hc) state = { ...(existsSync(stateFile) ? readJson(stateFile) : {}), counts: searchCounts(hc, phoDir) };
+  if (hc) state = { ...(existsSync(stateFile) ? readJson(stateFile) : {}), counts: searchCounts(hc.split(','), phoDir) };
   else if (existsSync(stateFile)) state = readJson(stateFile);
-  else throw new Error('--hillclimb DIR [--pho DIR] (the stories260K search outputs) are needed');
+  else throw new Error('--hillclimb DIR[,DIR…] [--pho DIR] (the stories260K search outputs) are needed');
   const save = () => writeFileSync(stateFile, JSON.stringify(state, null, 2));
   const modelDir = await ensureSyntheticModel(TINYLLAMA_4_LAYERS, (line) => console.error(line));
   if (phase === 'confirm') throw new Error('the confirmations run in the pho phase (with its proxy context open, as crepe search runs them): --phase trial|pho|all');
