@@ -22,8 +22,8 @@ import { LinearScratch, pruneLinear, type LinearReport } from './prune-linear.ts
 import { requiredStatistics } from './methods.ts';
 import { HessianFactors } from './sparsegpt.ts';
 import { owlLayerTargets } from './owl-pass.ts';
-import { checkPruneSettings, type PruneSettings, type PruneTarget } from './settings.ts';
-import { validateTarget } from './target.ts';
+import { checkPruneSettings, dsnotApplies, type PruneSettings, type PruneTarget } from './settings.ts';
+import { targetSparsity, validateTarget } from './target.ts';
 
 export type { BlockSource };
 
@@ -106,6 +106,28 @@ export function validateAgainstModel(spec: ModelSpec, settings: PruneSettings): 
     const [, dIn] = linearShape(spec, linear);
     checkField(dIn % m === 0, 'target', `${n}:${m}: ${linear} has ${dIn} inputs, not a multiple of ${m} (leave it dense with exclude ${linear})`);
   }
+}
+
+/**
+ * A note when DSnoT's cycle limit is large next to what a re-pruned row keeps; null otherwise.
+ * Each cycle swaps one kept weight of a row for a pruned one. The reference's 50 cycles were made
+ * for rows of thousands (LLaMA-7B: at most 50 of the 2048 weights a 4096-wide row keeps at 50 %);
+ * on a row that keeps a few dozen, the same limit can rewrite most of its mask (stories260K's
+ * 64-wide rows: perplexity several times higher, RESULTS.md "Combinations"). The note names the
+ * narrowest re-pruned linear once the limit reaches a quarter of what its rows keep (on average,
+ * at the run's target).
+ */
+export function dsnotCycleNote(spec: ModelSpec, settings: PruneSettings): string | null {
+  if (!settings.dsnot) return null;
+  const reprunable = LINEAR_NAMES.filter((name) => !settings.exclude?.includes(name) && dsnotApplies(settings, name));
+  if (reprunable.length === 0) return null;
+  const narrowest = reprunable.reduce((a, b) => (linearShape(spec, b)[1] < linearShape(spec, a)[1] ? b : a));
+  const width = linearShape(spec, narrowest)[1];
+  const kept = Math.round(width * (1 - targetSparsity(settings.target)));
+  const { maxCycles } = settings.dsnot;
+  if (4 * maxCycles < kept) return null;
+  return `DSnoT: up to ${maxCycles} swaps per row, on rows that keep about ${kept} weights (${narrowest}, ${width} inputs): enough to rewrite most of a row's mask. `
+    + `The reference's limit suits rows of thousands; --dsnot-cycles ${Math.max(1, Math.ceil(kept / 4) - 1)} or fewer (dsnot.maxCycles) keeps the swaps under a quarter of what a row keeps`;
 }
 
 const LAYER_LOOP_FIELDS: readonly (keyof LayerLoopRequest)[] = ['model', 'settings', 'windows', 'engine', 'start', 'onTargets', 'onLayerDone', 'roundWeight', 'lastLayerOutputs', 'progress'];

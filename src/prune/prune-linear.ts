@@ -12,7 +12,7 @@ import { sparsegpt, sparsegptFixedMask, type HessianFactors } from './sparsegpt.
 import { permuteForNM } from './permute.ts';
 import { dsnot } from './dsnot.ts';
 import { checkReachedSparsity, checkScores, checkUpdatedWeights, countZeros } from './selection-check.ts';
-import type { PruneSettings, PruneTarget } from './settings.ts';
+import { dsnotApplies, type PruneSettings, type PruneTarget } from './settings.ts';
 import { invariant } from '../util/errors.ts';
 import { markBuffer } from '../util/select.ts';
 import { scoreBuffer } from './scores/ria.ts';
@@ -139,7 +139,7 @@ export async function pruneLinear(request: LinearPruneRequest): Promise<{ weight
     seconds.select = lap();
 
     const dsnotSettings = settings.dsnot;
-    if (dsnotSettings && !(dsnotSettings.skip === 'mlp' && name.startsWith('mlp.'))) {
+    if (dsnotSettings && dsnotApplies(settings, name)) {
       const stats = requireStats(request);
       const result = dsnot(weight, mask, {
         sqNorm: Float32Array.from(stats.sqNorm),

@@ -198,6 +198,11 @@ function owlSettings(given: PruneSettingsInput['owl'], target: PruneTarget): Owl
   return owl;
 }
 
+/** Whether DSnoT re-prunes the linear `name` (a LinearName) under `settings`: when on, every linear but the MLP's when it skips them. */
+export function dsnotApplies(settings: Pick<PruneSettings, 'dsnot'>, name: string): boolean {
+  return settings.dsnot !== null && !(settings.dsnot.skip === 'mlp' && name.startsWith('mlp.'));
+}
+
 function dsnotSettings(given: PruneSettingsInput['dsnot'], isSparseGpt: boolean): PruneSettings['dsnot'] {
   if (!switchedOn('dsnot', given, ['maxCycles', 'updateThreshold', 'skip', 'sameSign'])) return null;
   checkField(!isSparseGpt, 'dsnot', 're-prunes a score-based mask; it does not apply to method sparsegpt');

@@ -70,6 +70,11 @@ export function validateTarget(target: PruneTarget, field = 'target'): PruneTarg
   return target;
 }
 
+/** The fraction of a linear's weights the target prunes: the sparsity, or n/m. */
+export function targetSparsity(target: PruneTarget): number {
+  return target.kind === 'unstructured' ? target.sparsity : target.n / target.m;
+}
+
 /** A target as a report shows it: "2:4" or "50.0% unstructured"; refuses (naming `target`) what validateTarget refuses. */
 export function describeTarget(target: PruneTarget): string {
   validateTarget(target);

@@ -10,7 +10,7 @@
  */
 import path from 'node:path';
 import type { CrepeParams } from '../prune/scores/crepe.ts';
-import { parseTarget, validateTarget, type PruneTarget } from '../prune/target.ts';
+import { parseTarget, targetSparsity, validateTarget, type PruneTarget } from '../prune/target.ts';
 import { PACKAGE_ROOT, loadCrepeConfig } from './crepe-config.ts';
 
 /** The RIA point of CRePE's space: α = β = 1, γ = 0 (no neighbourhood term), a = 0.5. */
@@ -38,7 +38,6 @@ export function defaultConfigFile(name: DefaultTargetName): string {
   return `configs/crepe-${name}.json`;
 }
 
-const sparsityOf = (target: PruneTarget): number => (target.kind === 'unstructured' ? target.sparsity : target.n / target.m);
 
 const targetOf = (name: DefaultTargetName): PruneTarget => parseTarget(DEFAULT_TARGETS[name].target);
 
@@ -56,10 +55,10 @@ export function defaultCrepeConfigFor(target: PruneTarget): { name: DefaultTarge
     name = own;
     reason = `the ${DEFAULT_TARGETS[own].target} default`;
   } else {
-    const wanted = sparsityOf(target);
+    const wanted = targetSparsity(target);
     name = sameKind.reduce((best, candidate) => {
-      const d = Math.abs(sparsityOf(targetOf(candidate)) - wanted);
-      const dBest = Math.abs(sparsityOf(targetOf(best)) - wanted);
+      const d = Math.abs(targetSparsity(targetOf(candidate)) - wanted);
+      const dBest = Math.abs(targetSparsity(targetOf(best)) - wanted);
       return d < dBest - 1e-12 ? candidate : best;
     });
     const kind = target.kind === 'nm' ? 'N:M default' : 'default';

@@ -19,7 +19,7 @@ import { runPrunePipeline, publishOutput, workDirFor, type OutputOptions, type P
 import { WorkDir } from '../prune/work-dir.ts';
 import { parseByteSize, SAVE_FORMATS, type SaveFormat } from '../io/checkpoint-writer.ts';
 import { parseHubId } from '../hub/hub-id.ts';
-import { checkCrepeWindowFits, validateAgainstModel } from '../prune/layer-loop.ts';
+import { checkCrepeWindowFits, dsnotCycleNote, validateAgainstModel } from '../prune/layer-loop.ts';
 import { pruneSettings, type PruneSettings } from '../prune/settings.ts';
 import { describeTarget, type PruneTarget, type Selection } from '../prune/target.ts';
 import type { MethodName } from '../prune/methods.ts';
@@ -335,6 +335,8 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
   if (crepeConfig && request.crepe?.k === undefined) checkCrepeWindowFits(spec, settings.crepe!.k, settings.exclude, 'crepe.k', request.crepeConfig ?? crepeConfig.file);
   validateAgainstModel(spec, settings);
   if (autoOptions) checkAutoAgainstModel(spec, autoOptions);
+  const dsnotNote = dsnotCycleNote(spec, settings);
+  if (dsnotNote) request.onProgress?.({ kind: 'note', stage: 'prune', done: 0, total: 0, detail: dsnotNote });
   const baseModel = baseModelOf(request, fetchedFrom);
   const { evalText, calibration: windows, continued } = readTexts(request, request.model, spec, plan, autoOptions ? autoExtraWindows(autoOptions) : 0);
   const tasks = taskSelection ? prepareTasks(taskSelection, request.model, spec) : null;

@@ -46,8 +46,10 @@ test('--exclude with a name that is not a block linear is refused', async () => 
 
 test('--dsnot-same-sign is recorded and keeps every row\'s count', async () => {
   const out = path.join(scratchDir('dsnot'), 'pruned');
-  const result = await runCli(['prune', model, '--method', 'wanda', '--sparsity', '0.5', '--dsnot', '--dsnot-same-sign', '--dsnot-cycles', '3', ...quick, '--out', out]);
+  const result = await runCli(['prune', model, '--method', 'wanda', '--sparsity', '0.5', '--dsnot', '--dsnot-same-sign', '--dsnot-cycles', '3', ...quick, '--out', out], { progress: true });
   assert.equal(result.status, 0, result.stderr);
+  // 3 cycles on rows that keep 32 weights: under a quarter, no note.
+  assert.doesNotMatch(result.stderr, /DSnoT: up to/);
   const report = JSON.parse(readFileSync(path.join(out, 'crepe-report.json'), 'utf8'));
   assert.equal(report.settings.dsnot.sameSign, true);
   const weights = SafetensorsWeights.open(out);
@@ -57,6 +59,18 @@ test('--dsnot-same-sign is recorded and keeps every row\'s count', async () => {
   } finally {
     weights.close();
   }
+});
+
+test('--dsnot with its default 50 cycles on stories260K\'s 64-wide rows prints one note before the prune, naming the row and a limit that fits', async () => {
+  const out = path.join(scratchDir('dsnot-note'), 'pruned');
+  const result = await runCli(['prune', model, '--method', 'wanda', '--sparsity', '0.5', '--dsnot', ...quick, '--out', out], { progress: true });
+  assert.equal(result.status, 0, result.stderr);
+  const notes = result.stderr.split('\n').filter((line) => line.startsWith('DSnoT: up to'));
+  assert.deepEqual(notes, [
+    "DSnoT: up to 50 swaps per row, on rows that keep about 32 weights (self_attn.q_proj, 64 inputs): enough to rewrite most of a row's mask. "
+      + "The reference's limit suits rows of thousands; --dsnot-cycles 7 or fewer (dsnot.maxCycles) keeps the swaps under a quarter of what a row keeps",
+  ]);
+  assert.ok(result.stderr.indexOf(notes[0]) < result.stderr.indexOf('prune wanda'));
 });
 
 test('search --proxy-from takes the proxy with the largest |Spearman ρ| and that ρ\'s sign; --config sets the start and k', async () => {
