@@ -4,9 +4,9 @@
  * calibration seed: a candidate ships only when it beats RIA robustly (most seeds, a margin larger
  * than its spread); otherwise the RIA point itself ships. Each file records its provenance.
  *
- * Lookup: an unstructured target takes the unstructured default of the nearest sparsity (ties to
- * the lower one); an N:M target takes its own pattern's default, or, for a pattern without one, the
- * N:M default of the nearest sparsity N/M.
+ * Lookup: a target takes its own default (the same sparsity, or the same N:M pattern); else an
+ * unstructured target the unstructured default of the nearest sparsity (ties to the lower one), an
+ * N:M pattern the N:M default of the nearest sparsity N/M.
  */
 import path from 'node:path';
 import type { CrepeParams } from '../prune/scores/crepe.ts';
@@ -38,7 +38,6 @@ export function defaultConfigFile(name: DefaultTargetName): string {
   return `configs/crepe-${name}.json`;
 }
 
-
 const targetOf = (name: DefaultTargetName): PruneTarget => parseTarget(DEFAULT_TARGETS[name].target);
 
 /** The shipped default for `target`: its name, its absolute path, and why it was picked. */
@@ -46,9 +45,11 @@ export function defaultCrepeConfigFor(target: PruneTarget): { name: DefaultTarge
   validateTarget(target, 'target');
   const names = Object.keys(DEFAULT_TARGETS) as DefaultTargetName[];
   const sameKind = names.filter((name) => targetOf(name).kind === target.kind);
-  const own = target.kind === 'nm'
-    ? sameKind.find((name) => { const t = targetOf(name); return t.kind === 'nm' && t.n === target.n && t.m === target.m; })
-    : undefined;
+  // A target that has a default of its own: the same pattern, or the same sparsity.
+  const own = sameKind.find((name) => {
+    const t = targetOf(name);
+    return t.kind === 'nm' && target.kind === 'nm' ? t.n === target.n && t.m === target.m : targetSparsity(t) === targetSparsity(target);
+  });
   let name: DefaultTargetName;
   let reason: string;
   if (own) {

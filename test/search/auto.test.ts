@@ -37,6 +37,14 @@ describe('per-target defaults', () => {
     });
   }
 
+  test('the reason names a target\'s own default, or the nearest sparsity\'s', () => {
+    const reason = (target: Parameters<typeof defaultCrepeConfigFor>[0]) => defaultCrepeConfigFor(target).reason;
+    assert.equal(reason({ kind: 'unstructured', sparsity: 0.7 }), 'the 0.7 default');
+    assert.equal(reason({ kind: 'unstructured', sparsity: 0.65 }), 'the default of the nearest sparsity (0.6)');
+    assert.equal(reason({ kind: 'nm', n: 4, m: 8 }), 'the 4:8 default');
+    assert.equal(reason({ kind: 'nm', n: 1, m: 4 }), 'the N:M default of the nearest sparsity (2:4)');
+  });
+
   test('the RIA point: γ = 0, β/α = 1, a = 0.5 (coefficients matter only as ratios)', () => {
     assert.equal(isRiaPoint(RIA_POINT), true);
     assert.equal(isRiaPoint({ ...RIA_POINT, alpha: 2, beta: 2 }), true);
