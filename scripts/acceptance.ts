@@ -63,7 +63,6 @@ const shippedParams = (target: PruneTarget): unknown => {
   return params;
 };
 
-
 async function main(): Promise<void> {
   mkdirSync(cacheDir, { recursive: true });
   const targets = argList('--targets') ?? Object.keys(TARGETS);

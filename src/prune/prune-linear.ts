@@ -138,8 +138,8 @@ export async function pruneLinear(request: LinearPruneRequest): Promise<{ weight
     }
     seconds.select = lap();
 
-    const dsnotSettings = settings.dsnot;
-    if (dsnotSettings && dsnotApplies(settings, name)) {
+    if (dsnotApplies(settings, name)) {
+      const dsnotSettings = settings.dsnot;
       const stats = requireStats(request);
       const result = dsnot(weight, mask, {
         sqNorm: Float32Array.from(stats.sqNorm),

@@ -199,7 +199,7 @@ function owlSettings(given: PruneSettingsInput['owl'], target: PruneTarget): Owl
 }
 
 /** Whether DSnoT re-prunes the linear `name` (a LinearName) under `settings`: when on, every linear but the MLP's when it skips them. */
-export function dsnotApplies(settings: Pick<PruneSettings, 'dsnot'>, name: string): boolean {
+export function dsnotApplies<S extends Pick<PruneSettings, 'dsnot'>>(settings: S, name: string): settings is S & { dsnot: NonNullable<PruneSettings['dsnot']> } {
   return settings.dsnot !== null && !(settings.dsnot.skip === 'mlp' && name.startsWith('mlp.'));
 }
 
