@@ -4,7 +4,8 @@
  * (seeds no shipped default was chosen with), evaluated on the whole WikiText-2 test set in windows of
  * 256 tokens.
  * Each run is cached in results/acceptance/<id>.json (a cache written with other evaluation settings,
- * or a shipped-default run whose default has changed since, is measured again); the table is printed as Markdown (RESULTS.md, section "CRePE out of the box").
+ * or a shipped-default or --auto run whose default has changed since, is measured again: --auto
+ * confirms the default and takes its a and variant); the table is printed as Markdown (RESULTS.md, section "CRePE out of the box").
  *
  * --seeds measures other calibration seeds the same way (a diagnostic beyond the acceptance's three).
  *
@@ -41,7 +42,7 @@ const EVALUATION = { text: 'wiki.test.raw', seqlen: 256, maxChunks: null };
 
 interface Run {
   id: string; ppl: number; seconds: number; evaluation: typeof EVALUATION & { windows: number }; config: unknown; auto: unknown;
-  /** The shipped default's parameters when the run used one (the `crepe` arm). */
+  /** The shipped default's parameters when the run used one (the `crepe` and `auto` arms). */
   defaultParams?: unknown;
 }
 
@@ -81,7 +82,7 @@ async function main(): Promise<void> {
         for (const seed of seeds) {
           const id = `${t.replace(':', '_')}-${arm}-s${seed}`;
           const file = path.join(cacheDir, `${id}.json`);
-          const defaultParams = arm === 'crepe' ? shippedParams(TARGETS[t].target) : null;
+          const defaultParams = arm === 'ria' ? null : shippedParams(TARGETS[t].target);
           if (!cached(file, defaultParams)) {
             const result = await pruneModel({
               model, out: path.join(work, id), target: TARGETS[t].target, ...fields,

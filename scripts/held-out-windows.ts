@@ -1,9 +1,11 @@
 /**
  * Held-out evaluation windows cut from C4 documents that calibration does not draw: for the
- * scripts that choose or search configurations on held-out C4 (select-defaults.ts,
- * hillclimb-seeds.ts).
+ * scripts that choose or search configurations on held-out text (select-defaults.ts,
+ * hillclimb-seeds.ts); and WikiText-2 validation's windows for the same scripts.
  */
-import { readJsonlDocuments } from '../src/data/text-sources.ts';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { hfWikitextText, readJsonlDocuments } from '../src/data/text-sources.ts';
 
 /**
  * `count` non-overlapping windows of `seqlen` tokens from the starts of the documents of the JSONL
@@ -26,4 +28,31 @@ export function heldOutWindows(
   }
   if (windows.length < opts.count) throw new Error(`held-out C4: only ${windows.length} of ${opts.count} windows`);
   return { windows, documents: used };
+}
+
+/**
+ * WikiText-2 validation, the Wikipedia held-out text of the defaults' selection and of the climbs
+ * that feed it. The raw file is not staged in ../shared/data; the `<unk>`-tokenized one is public
+ * (pytorch/examples, word_language_model/data/wikitext-2/valid.txt) and has the raw file's lines,
+ * with rare words as `<unk>`, so it is read as the test file is: its lines as Hugging Face rows
+ * joined with "\n\n".
+ */
+export const WIKITEXT_VALID = {
+  source: 'pytorch/examples word_language_model/data/wikitext-2/valid.txt, git blob eec944eb2d9e46061cd34a6913528797db6842fc (WikiText-2 validation, <unk>-tokenized)',
+  sha256: 'f0737ed31fc1329026e95cb8b98e19c2a182c39c240ab909dc31abf2f8af58e8',
+  /** The selection scores windows 0…299 of 256 tokens; the climbs take theirs after them. */
+  selectionWindows: 300,
+};
+
+/** Windows `from`…`from + count − 1` of `seqlen` tokens of WikiText-2 validation (`file`, checked by its sha256). */
+export function wikitextValidWindows(
+  file: string, encode: (text: string) => Int32Array, opts: { from: number; count: number; seqlen: number },
+): Int32Array[] {
+  const bytes = readFileSync(file);
+  const sha = createHash('sha256').update(bytes).digest('hex');
+  if (sha !== WIKITEXT_VALID.sha256) throw new Error(`${file}: sha256 ${sha}, expected ${WIKITEXT_VALID.sha256} (${WIKITEXT_VALID.source})`);
+  const tokens = encode(hfWikitextText(bytes.toString('utf8')));
+  const { from, count, seqlen } = opts;
+  if ((from + count) * seqlen > tokens.length) throw new Error(`${file}: ${Math.floor(tokens.length / seqlen)} windows of ${seqlen}, not ${from} + ${count}`);
+  return Array.from({ length: count }, (_, i) => tokens.subarray((from + i) * seqlen, (from + i + 1) * seqlen));
 }

@@ -14,6 +14,10 @@
  * that held-out C4 and on N windows of PTB validation that follow the selection's first 300 (so no
  * window the selection scores); the geometric mean over the seeds as before.
  *
+ * With --wiki-windows N (and --wikitext-valid FILE, WikiText-2 validation: held-out-windows.ts) the
+ * per-seed score also averages log PPL on N windows of that Wikipedia text after the selection's
+ * first 300.
+ *
  * With --search-a the activation exponent a (RIA's 0.5 otherwise) is a third coordinate of the climb,
  * stepped like the log ratios and clipped to [0, 1.5]. --start ria climbs from the RIA point (β = α,
  * γ = 0, a = 0.5) instead of β = γ = α (from there γ stays at the box's floor unless a step up helps);
@@ -24,9 +28,11 @@
  * d = log-score(candidate) − log-score(RIA point), and the objective is mean(d) + std(d) (sample std
  * over the seeds), reported as exp of it (a PPL ratio; 1 at the RIA point). A point that is better on
  * average but loses on some draws scores worse than one that wins by less on every draw.
+ * --objective worst-text takes that statistic per held-out text (d of each text's log PPL) and
+ * minimises the largest: a point must beat the RIA point on every text, not on their mean.
  *
  *   node --import tsx scripts/hillclimb-seeds.ts --target 0.6|2:4 [--seeds 20,21,22] [--windows 200] [--ptb-windows 0]
- *     [--search-a] [--start ria|β,γ,a] [--k-set 1,3,5,7,9] [--objective geomean|robust] [--variant normalized|smooth] [--budget 40] [--threads 2] --out FILE
+ *     [--wiki-windows 0 --wikitext-valid FILE] [--search-a] [--start ria|β,γ,a] [--k-set 1,3,5,7,9] [--objective geomean|robust|worst-text] [--variant normalized|smooth] [--budget 40] [--threads 2] --out FILE
  *
  * Writes a CRePE configuration with its provenance (and FILE with .log.json: every trial).
  */
@@ -46,7 +52,7 @@ import { runHillClimb } from '../src/search/hillclimb.ts';
 import { CREPE_CONFIG_FORMAT } from '../src/search/crepe-config.ts';
 import { RIA_POINT } from '../src/search/crepe-defaults.ts';
 import { mean, std } from '../src/util/stats.ts';
-import { heldOutWindows } from './held-out-windows.ts';
+import { heldOutWindows, WIKITEXT_VALID, wikitextValidWindows } from './held-out-windows.ts';
 import { readEvalText } from '../src/data/text-sources.ts';
 import { C4_SAMPLE, PTB_VALID, REPO_ROOT, STORIES_BIN, STORIES_TOK, sharedRelative } from '../test/helpers/shared.ts';
 
@@ -54,6 +60,7 @@ const { values } = parseArgs({
   options: {
     target: { type: 'string' }, seeds: { type: 'string', default: '20,21,22' }, windows: { type: 'string', default: '200' },
     budget: { type: 'string', default: '40' }, out: { type: 'string' }, 'ptb-windows': { type: 'string', default: '0' },
+    'wiki-windows': { type: 'string', default: '0' }, 'wikitext-valid': { type: 'string' },
     threads: { type: 'string', default: '2' }, 'search-a': { type: 'boolean', default: false },
     start: { type: 'string' }, 'k-set': { type: 'string', default: '1,3,5,7,9' },
     objective: { type: 'string', default: 'geomean' }, variant: { type: 'string', default: 'normalized' },
@@ -62,8 +69,9 @@ const { values } = parseArgs({
 if (!values.target || !values.out) throw new Error('--target and --out are needed');
 const startValues = values.start === undefined ? null : values.start === 'ria' ? [1, 0, 0.5] : values.start.split(',').map(Number);
 if (startValues && (startValues.length !== 3 || startValues.some((v) => !Number.isFinite(v) || v < 0))) throw new Error('--start takes ria or β,γ,a (three non-negative numbers)');
-if (values.objective !== 'geomean' && values.objective !== 'robust') throw new Error('--objective takes geomean or robust');
-const robust = values.objective === 'robust';
+const objective = values.objective;
+if (objective !== 'geomean' && objective !== 'robust' && objective !== 'worst-text') throw new Error('--objective takes geomean, robust or worst-text');
+const robust = objective !== 'geomean';
 if (values.variant !== 'normalized' && values.variant !== 'smooth') throw new Error('--variant takes normalized or smooth');
 const variant = values.variant;
 const seeds = values.seeds.split(',').map(Number);
@@ -97,34 +105,41 @@ try {
   const ptbTokens = encode(readEvalText(PTB_VALID));
   if ((ptbFrom + ptbCount) * evalSeqlen > ptbTokens.length) throw new Error(`PTB validation has ${Math.floor(ptbTokens.length / evalSeqlen)} windows of ${evalSeqlen}, not ${ptbFrom} + ${ptbCount}`);
   const ptbList = Array.from({ length: ptbCount }, (_, i) => ptbTokens.subarray((ptbFrom + i) * evalSeqlen, (ptbFrom + i + 1) * evalSeqlen));
-  // One evaluation of both texts: the first windows are held-out C4's, the rest PTB's.
-  const heldOut = { tokens: concatWindows([...heldOutList, ...ptbList]), seqlen: evalSeqlen };
-  /** log PPL of the objective for one seed: held-out C4's, or the mean of C4's and PTB's. */
-  const seedScore = (windowNll: number[]) => (ptbCount === 0
-    ? mean(windowNll)
-    : (mean(windowNll.slice(0, heldOutList.length)) + mean(windowNll.slice(heldOutList.length))) / 2);
+  const wikiCount = Number(values['wiki-windows']);
+  if (wikiCount > 0 && !values['wikitext-valid']) throw new Error('--wiki-windows needs --wikitext-valid FILE');
+  const wikiFrom = WIKITEXT_VALID.selectionWindows;
+  const wikiList = wikiCount > 0 ? wikitextValidWindows(values['wikitext-valid']!, encode, { from: wikiFrom, count: wikiCount, seqlen: evalSeqlen }) : [];
+  // One evaluation of every text: held-out C4's windows first, then PTB's, then WikiText-2's.
+  const segments = [heldOutList.length, ptbCount, wikiCount].filter((n) => n > 0);
+  const heldOut = { tokens: concatWindows([...heldOutList, ...ptbList, ...wikiList]), seqlen: evalSeqlen };
+  /** Per text, its log PPL (mean window NLL) for one seed. */
+  const textScores = (windowNll: number[]) => {
+    let start = 0;
+    return segments.map((n) => mean(windowNll.slice(start, (start += n))));
+  };
 
   const engine = { device: 'cpu' as const, threads: Number(values.threads) };
-  /** Per calibration seed, the objective's log score of a configuration. */
+  /** Per calibration seed, the per-text log scores of a configuration. */
   const seedScores = async (params: Parameters<typeof pruneSettings>[0]['crepe']) => {
-    const scores: number[] = [];
+    const scores: number[][] = [];
     for (const seed of seeds) {
       const settings = pruneSettings({
         method: 'crepe', target, selection: 'per-matrix', crepe: params,
         calibration: { file: C4_SAMPLE, sha256: '', ...calibration, seed },
       });
       const { windowNll } = await pruneAndMeasure(model, settings, calibrationWindows.get(seed)!, heldOut, engine);
-      scores.push(seedScore(windowNll));
+      scores.push(textScores(windowNll));
     }
     return scores;
   };
-  const riaScores = robust ? await seedScores(RIA_POINT) : [];
-  if (robust) process.stderr.write(`RIA point per seed: ${riaScores.map((x) => Math.exp(x).toFixed(3)).join(', ')}\n`);
+  const riaScores = objective === 'geomean' ? [] : await seedScores(RIA_POINT);
+  if (riaScores.length > 0) process.stderr.write(`RIA point per seed: ${riaScores.map((x) => Math.exp(mean(x)).toFixed(3)).join(', ')}\n`);
+  const robustStat = (d: number[]) => mean(d) + std(d);
   const trial = async (params: Parameters<typeof pruneSettings>[0]['crepe']) => {
     const scores = await seedScores(params);
-    if (!robust) return { ppl: Math.exp(mean(scores)) };
-    const d = scores.map((x, i) => x - riaScores[i]);
-    return { ppl: Math.exp(mean(d) + std(d)) };
+    if (objective === 'geomean') return { ppl: Math.exp(mean(scores.map(mean))) };
+    if (objective === 'robust') return { ppl: Math.exp(robustStat(scores.map((x, i) => mean(x) - mean(riaScores[i])))) };
+    return { ppl: Math.exp(Math.max(...segments.map((_, t) => robustStat(scores.map((x, i) => x[t] - riaScores[i][t]))))) };
   };
   const started = performance.now();
   const result = await runHillClimb(trial, {
@@ -135,6 +150,13 @@ try {
   model.close();
   const seconds = (performance.now() - started) / 1000;
   const best = result.best.params;
+  const texts = ['held-out C4', ...(ptbCount > 0 ? ['PTB validation'] : []), ...(wikiCount > 0 ? ['WikiText-2 validation'] : [])].join(', ');
+  const logScore = segments.length > 1 ? `the mean of log PPL on ${texts}` : 'log PPL on held-out C4';
+  const objectiveText = objective === 'worst-text'
+    ? `exp(the largest over the texts (${texts}) of mean + sample std over the calibration seeds of d = the text's log PPL − the RIA point's)`
+    : objective === 'robust'
+      ? `exp(mean + sample std over the calibration seeds of d = log-score − the RIA point's log-score), where log-score is ${logScore}`
+      : `geometric mean over the calibration seeds of exp(log-score), where log-score is ${logScore}`;
   const config = {
     format: CREPE_CONFIG_FORMAT, ...best,
     provenance: {
@@ -144,8 +166,9 @@ try {
       heldout: `${heldOutList.length} windows of ${evalSeqlen} from ${heldOutDocuments.length} C4 documents no search seed draws and the selection does not score`,
       heldoutDocuments: heldOutDocuments,
       ...(ptbCount > 0 ? { heldoutPtb: `${sharedRelative(PTB_VALID)}, windows ${ptbFrom}–${ptbFrom + ptbCount - 1} of ${evalSeqlen} (after the selection's)` } : {}),
-      objective: `${robust ? 'exp(mean + sample std over the calibration seeds of d = log-score − the RIA point\'s log-score), where log-score is' : 'geometric mean over the calibration seeds of exp(log-score), where log-score is'} ${ptbCount > 0 ? 'the mean of log PPL on held-out C4 and on PTB validation' : 'log PPL on held-out C4'}`,
-      ...(robust ? { riaPointPerSeed: riaScores.map(Math.exp) } : {}),
+      ...(wikiCount > 0 ? { heldoutWikitext: `${WIKITEXT_VALID.source}, windows ${wikiFrom}–${wikiFrom + wikiCount - 1} of ${evalSeqlen} (after the selection's)` } : {}),
+      objective: objectiveText,
+      ...(robust ? { riaPointPerSeed: riaScores.map((x) => Math.exp(mean(x))) } : {}),
       ...(startValues ? { start: values.start === 'ria' ? 'the RIA point (β = α, γ = 0, a = 0.5)' : `β = ${startValues[0]}, γ = ${startValues[1]}, a = ${startValues[2]}` } : {}),
       ...(values['search-a'] ? { searchedA: 'the activation exponent a was a third coordinate of the climb (start 0.5, clipped to [0, 1.5])' } : {}),
       ...(robust ? { objectiveRatio: result.best.ppl } : { heldoutPpl: result.best.ppl }), budgetPerK: Number(values.budget), trials: result.candidates.length, searchSeconds: seconds,

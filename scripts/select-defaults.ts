@@ -3,10 +3,12 @@
  * criterion fixed before any measurement, and never on the text or seeds that report results
  * (WikiText-2 test; calibration seeds 3, 4, 5).
  *
- * Held-out score of a pruned model: the mean of log PPL on two held-out texts, in windows of 256 tokens
- * (the evaluation's length): PTB validation (the first 300 windows) and held-out C4 (150 windows cut
- * from the C4 documents that no calibration seed 0–19 draws in its first 48 draws, i.e. neither the
- * statistics windows of any seed used here or by the acceptance nor `--auto`'s confirmation windows).
+ * Held-out score of a pruned model: the mean of log PPL on three held-out texts, in windows of 256
+ * tokens (the evaluation's length): PTB validation (the first 300 windows), held-out C4 (150 windows
+ * cut from the C4 documents that no calibration seed 0–19 draws in its first 48 draws, i.e. neither
+ * the statistics windows of any seed used here or by the acceptance nor `--auto`'s confirmation
+ * windows) and WikiText-2 validation (the first 300 windows; the file is not staged in ../shared/data,
+ * see held-out-windows.ts, and is given with --wikitext-valid FILE).
  * Calibration: C4 16 × 128. Each candidate is compared with the RIA point (α = β = 1, γ = 0,
  * a = 0.5) under the same calibration seed: d = score(candidate) − score(RIA), a paired log-PPL ratio.
  *
@@ -21,16 +23,18 @@
  *  1. screen: every candidate on calibration seeds 10–13; the 4 with the lowest mean d go on;
  *  2. decide, on fresh seeds 14–19 only (the screen's seeds would favour its winners): a finalist
  *     qualifies when it beats the RIA point on at least 4 of the 6 seeds AND its mean d is below
- *     minus the sample std of its d (a margin larger than its paired std); the qualifying finalist
+ *     minus the sample std of its d (a margin larger than its paired std) AND on each text alone its
+ *     mean paired log-PPL ratio is below 0 (a default must not lose to RIA on any held-out text on
+ *     average, however much it wins on the others); the qualifying finalist
  *     with the lowest mean d is shipped. If none qualifies, the RIA point itself is shipped and the
  *     selection says so.
  *  3. confirm: the decide seeds have judged the finalists of several rounds of candidates, so a
- *     qualifier also has to meet the same criterion (>= 4 of 6 wins, mean d < −std d) on six confirm
+ *     qualifier also has to meet the same criterion (>= 4 of 6 wins, mean d < −std d, no text lost) on six confirm
  *     seeds no round has used: the first six seeds from 40 up whose first 48 draws avoid every held-out
  *     C4 document scored here. Qualifiers are tried in order of their decide mean d; the first that is
  *     confirmed ships, else the RIA point.
  *
- *   node --import tsx scripts/select-defaults.ts [--targets 50,60,70,2of4,4of8] [--write]
+ *   node --import tsx scripts/select-defaults.ts --wikitext-valid FILE [--targets 50,60,70,2of4,4of8] [--write]
  *
  * Every trial is cached in results/defaults/trials.json (delete it to run again); the whole record
  * goes to results/defaults/selection.json; --write rewrites configs/crepe-<target>.json with the
@@ -52,7 +56,7 @@ import { searchCoefficients } from '../src/workflows/search.ts';
 import { CREPE_CONFIG_FORMAT, loadCrepeConfig } from '../src/search/crepe-config.ts';
 import { RIA_POINT, DEFAULT_TARGETS, defaultConfigFile, type DefaultTargetName } from '../src/search/crepe-defaults.ts';
 import type { CrepeParams } from '../src/prune/scores/crepe.ts';
-import { heldOutWindows } from './held-out-windows.ts';
+import { heldOutWindows, WIKITEXT_VALID, wikitextValidWindows } from './held-out-windows.ts';
 import { mean, std } from '../src/util/stats.ts';
 import { C4_SAMPLE, PTB_VALID, REPO_ROOT, STORIES_BIN, STORIES_TOK, sharedRelative } from '../test/helpers/shared.ts';
 
@@ -67,18 +71,22 @@ export const SELECTION = {
   decideSeeds: range(14, 19),
   finalists: 4,
   confirm: { fromSeed: 40, count: 6, draws: 48 },
-  rule: 'finalist qualifies if it beats the RIA point on >= 4 of the 6 decide seeds and mean(d) < -std(d) there; qualifiers in order of mean(d) must meet the same criterion on the 6 confirm seeds; the first confirmed ships, else the RIA point',
+  rule: 'finalist qualifies if it beats the RIA point on >= 4 of the 6 decide seeds, mean(d) < -std(d) there and on each text alone mean(d) < 0; qualifiers in order of mean(d) must meet the same criterion on the 6 confirm seeds; the first confirmed ships, else the RIA point',
   heldOut: {
     seqlen: 256,
     ptb: { file: rel(DATA.ptbValid), maxChunks: 300 },
     c4: { file: rel(DATA.c4), windows: 150, perDocument: 2, excludedSeeds: range(0, 19), excludedDraws: 48 },
-    score: 'mean of log PPL over the two texts',
+    wikitext: { source: WIKITEXT_VALID.source, sha256: WIKITEXT_VALID.sha256, maxChunks: WIKITEXT_VALID.selectionWindows },
+    score: 'mean of log PPL over the three texts',
   },
   phoSearch: { seeds: [0, 1, 2], budgetPerK: 12, kSet: [1, 3, 5, 7, 9], shortlist: 3 },
 };
 const outDir = path.join(root, 'results/defaults');
 const trialsFile = path.join(outDir, 'trials.json');
 const HELD_OUT_TAG = 'ptb300+c4h150@256';
+const WIKITEXT_TAG = 'wt2v300@256';
+type TextPpl = { ptb: number; c4: number; wiki: number };
+const TEXTS = ['ptb', 'c4', 'wiki'] as const;
 
 type Candidate = { name: string; params: CrepeParams };
 
@@ -88,10 +96,14 @@ function argValue(flag: string): string | undefined {
 }
 
 const paramsOf = (c: CrepeParams): CrepeParams => ({ k: c.k, alpha: c.alpha, beta: c.beta, gamma: c.gamma, a: c.a, variant: c.variant, border: c.border });
-/** The rule's criterion on paired log-PPL ratios d over six seeds: >= 4 wins and mean(d) < -std(d). */
-function robustly(d: number[]): { meanD: number; stdD: number; wins: number; qualifies: boolean } {
+/**
+ * The rule's criterion over six seeds, on the paired log-PPL ratios d of the score (>= 4 wins and
+ * mean(d) < -std(d)) and on each text's own (`perText`: mean below 0).
+ */
+function robustly(d: number[], perText: Record<(typeof TEXTS)[number], number[]>): { meanD: number; stdD: number; wins: number; perTextMeanD: Record<string, number>; qualifies: boolean } {
   const wins = d.filter((x) => x < 0).length;
-  return { meanD: mean(d), stdD: std(d), wins, qualifies: wins >= 4 && mean(d) < -std(d) };
+  const perTextMeanD = Object.fromEntries(TEXTS.map((t) => [t, mean(perText[t])]));
+  return { meanD: mean(d), stdD: std(d), wins, perTextMeanD, qualifies: wins >= 4 && mean(d) < -std(d) && TEXTS.every((t) => perTextMeanD[t] < 0) };
 }
 
 function storedCandidates(): Candidate[] {
@@ -127,7 +139,7 @@ function confirmSeeds(encode: (text: string) => Int32Array, heldOutDocuments: nu
   return seeds;
 }
 
-interface Row { name: string; params: CrepeParams; ppl: Record<number, { ptb: number; c4: number }>; d: Record<number, number> }
+interface Row { name: string; params: CrepeParams; ppl: Record<number, TextPpl>; d: Record<number, number> }
 
 async function main(): Promise<void> {
   mkdirSync(outDir, { recursive: true });
@@ -144,6 +156,9 @@ async function main(): Promise<void> {
   const ptbTokens = encode(readEvalText(DATA.ptbValid));
   const ptbWindows = Array.from({ length: SELECTION.heldOut.ptb.maxChunks }, (_, i) => ptbTokens.subarray(i * evalSeqlen, (i + 1) * evalSeqlen));
   const c4Held = heldOutC4(encode);
+  const wikitextFile = argValue('--wikitext-valid');
+  if (!wikitextFile) throw new Error(`--wikitext-valid FILE is needed: ${WIKITEXT_VALID.source}`);
+  const wikiHeldOut = { tokens: concatWindows(wikitextValidWindows(wikitextFile, encode, { from: 0, count: WIKITEXT_VALID.selectionWindows, seqlen: evalSeqlen })), seqlen: evalSeqlen };
   const confirmSeedList = confirmSeeds(encode, c4Held.documents);
   process.stderr.write(`confirm seeds: ${confirmSeedList.join(', ')}\n`);
   // Both texts in one evaluation: the first windows are PTB's, the rest held-out C4's.
@@ -195,20 +210,26 @@ async function main(): Promise<void> {
         return seen.has(key) ? false : (seen.add(key), true);
       });
 
-      const measure = async (candidate: Candidate, seed: number) => {
+      // PTB and held-out C4 in one evaluation (cached as such); WikiText-2 validation in another.
+      const measure = async (candidate: Candidate, seed: number): Promise<TextPpl> => {
         const key = `${HELD_OUT_TAG}|${name}|${seed}|${JSON.stringify(candidate.params)}`;
+        const wikiKey = `${WIKITEXT_TAG}|${name}|${seed}|${JSON.stringify(candidate.params)}`;
+        const settings = pruneSettings({
+          method: 'crepe', target, selection: 'per-matrix', crepe: candidate.params,
+          calibration: { file: DATA.c4, sha256: '', nsamples, seqlen, seed }, exclude: spec.exclude,
+        });
         if (trials[key] === undefined) {
-          const settings = pruneSettings({
-            method: 'crepe', target, selection: 'per-matrix', crepe: candidate.params,
-            calibration: { file: DATA.c4, sha256: '', nsamples, seqlen, seed }, exclude: spec.exclude,
-          });
           const { windowNll } = await pruneAndMeasure(model, settings, windowsOf(seed), heldOut, engine);
           trials[key] = { ptb: pplOf(windowNll.slice(0, ptbWindows.length)), c4: pplOf(windowNll.slice(ptbWindows.length)) };
           saveTrials();
         }
-        return trials[key] as { ptb: number; c4: number };
+        if (trials[wikiKey] === undefined) {
+          trials[wikiKey] = { wiki: (await pruneAndMeasure(model, settings, windowsOf(seed), wikiHeldOut, engine)).ppl };
+          saveTrials();
+        }
+        return { ...(trials[key] as { ptb: number; c4: number }), ...(trials[wikiKey] as { wiki: number }) };
       };
-      const score = (p: { ptb: number; c4: number }) => (Math.log(p.ptb) + Math.log(p.c4)) / 2;
+      const score = (p: TextPpl) => mean(TEXTS.map((t) => Math.log(p[t])));
       const ria: Row = { name: 'ria-point', params: RIA_POINT, ppl: {}, d: {} };
       const measureRow = async (row: Row, seeds: number[]) => {
         for (const seed of seeds) {
@@ -218,6 +239,10 @@ async function main(): Promise<void> {
         }
       };
       const dOf = (row: Row, seeds: number[]) => seeds.map((s) => row.d[s]);
+      const checkOf = (row: Row, seeds: number[]) => robustly(dOf(row, seeds), Object.fromEntries(TEXTS.map((t) => [
+        t, seeds.map((s) => Math.log(row.ppl[s][t]) - Math.log(ria.ppl[s][t])),
+      ])) as Record<(typeof TEXTS)[number], number[]>);
+      const textsD = (d: Record<string, number>) => TEXTS.map((t) => `${t} ${d[t].toFixed(4)}`).join(', ');
 
       // 1. Screen.
       const rows: Row[] = candidates.map((c) => ({ ...c, ppl: {}, d: {} }));
@@ -230,25 +255,23 @@ async function main(): Promise<void> {
       const decided = [];
       for (const row of finalists) {
         await measureRow(row, SELECTION.decideSeeds);
-        const check = robustly(dOf(row, SELECTION.decideSeeds));
+        const check = checkOf(row, SELECTION.decideSeeds);
         decided.push({ row, ...check });
-        process.stderr.write(`[${name}] decide ${row.name} k=${row.params.k}: mean d ${check.meanD.toFixed(4)} ± ${check.stdD.toFixed(4)}, wins ${check.wins}/6 → ${check.qualifies ? 'qualifies' : 'no'}\n`);
+        process.stderr.write(`[${name}] decide ${row.name} k=${row.params.k}: mean d ${check.meanD.toFixed(4)} ± ${check.stdD.toFixed(4)}, wins ${check.wins}/6, per text ${textsD(check.perTextMeanD)} → ${check.qualifies ? 'qualifies' : 'no'}\n`);
       }
       // 3. Confirm the qualifiers, best first, on seeds no round has seen.
       const confirmed = [];
       for (const x of decided.filter((q) => q.qualifies).sort((a, b) => a.meanD - b.meanD)) {
         await measureRow(x.row, confirmSeedList);
-        const check = robustly(dOf(x.row, confirmSeedList));
+        const check = checkOf(x.row, confirmSeedList);
         confirmed.push({ name: x.row.name, ...check });
-        process.stderr.write(`[${name}] confirm ${x.row.name} k=${x.row.params.k}: mean d ${check.meanD.toFixed(4)} ± ${check.stdD.toFixed(4)}, wins ${check.wins}/6 → ${check.qualifies ? 'confirmed' : 'no'}\n`);
+        process.stderr.write(`[${name}] confirm ${x.row.name} k=${x.row.params.k}: mean d ${check.meanD.toFixed(4)} ± ${check.stdD.toFixed(4)}, wins ${check.wins}/6, per text ${textsD(check.perTextMeanD)} → ${check.qualifies ? 'confirmed' : 'no'}\n`);
         if (check.qualifies) break;
       }
       const winnerName = confirmed.find((c) => c.qualifies)?.name;
       const winner = decided.find((x) => x.row.name === winnerName);
       const chosen = winner?.row ?? ria;
-      const pplMean = (row: Row, seeds: number[]) => ({
-        ptb: mean(seeds.map((s) => row.ppl[s].ptb)), c4: mean(seeds.map((s) => row.ppl[s].c4)),
-      });
+      const pplMean = (row: Row, seeds: number[]) => Object.fromEntries(TEXTS.map((t) => [t, mean(seeds.map((s) => row.ppl[s][t]))]));
       const verdict = winner
         ? `${chosen.name} beats the RIA point robustly on the decide and the confirm seeds: mean paired log-PPL ratio ${winner.meanD.toFixed(4)} ± ${winner.stdD.toFixed(4)}, ${winner.wins}/6 decide seeds`
         : decided.some((x) => x.qualifies)
@@ -259,7 +282,7 @@ async function main(): Promise<void> {
         target: spec.target, exclude: spec.exclude ?? null, chosen: chosen.name, params: chosen.params, verdict,
         riaPoint: { ppl: ria.ppl, decideMean: pplMean(ria, SELECTION.decideSeeds) },
         finalists: decided.map((x) => ({
-          name: x.row.name, params: x.row.params, meanD: x.meanD, stdD: x.stdD, wins: x.wins, qualifies: x.qualifies,
+          name: x.row.name, params: x.row.params, meanD: x.meanD, stdD: x.stdD, wins: x.wins, perTextMeanD: x.perTextMeanD, qualifies: x.qualifies,
           ppl: x.row.ppl, d: x.row.d, decideMean: pplMean(x.row, SELECTION.decideSeeds),
         })),
         confirmSeeds: confirmSeedList, confirmed,
@@ -279,7 +302,7 @@ async function main(): Promise<void> {
             ...(spec.exclude ? { exclude: spec.exclude, note: 'stories260K\'s MLP width 172 is not a multiple of 8: chosen with mlp.down_proj excluded' } : {}),
             selection: 'per-matrix',
             strategy: 'two-stage multi-seed selection against the RIA point on held-out text (scripts/select-defaults.ts)',
-            criterion: `held-out score = mean log PPL on ${SELECTION.heldOut.ptb.file} (first ${SELECTION.heldOut.ptb.maxChunks} windows) and ${SELECTION.heldOut.c4.windows} held-out C4 windows (documents no calibration seed 0-19 draws), seqlen ${evalSeqlen}; C4 ${nsamples} × ${seqlen} calibration; screen on seeds ${SELECTION.screenSeeds.join(', ')}, decide on seeds ${SELECTION.decideSeeds.join(', ')}, confirm on seeds ${confirmSeedList.join(', ')}: ${SELECTION.rule}`,
+            criterion: `held-out score = mean log PPL on ${SELECTION.heldOut.ptb.file} (first ${SELECTION.heldOut.ptb.maxChunks} windows), ${SELECTION.heldOut.c4.windows} held-out C4 windows (documents no calibration seed 0-19 draws) and WikiText-2 validation (first ${SELECTION.heldOut.wikitext.maxChunks} windows; ${SELECTION.heldOut.wikitext.source}), seqlen ${evalSeqlen}; C4 ${nsamples} × ${seqlen} calibration; screen on seeds ${SELECTION.screenSeeds.join(', ')}, decide on seeds ${SELECTION.decideSeeds.join(', ')}, confirm on seeds ${confirmSeedList.join(', ')}: ${SELECTION.rule}`,
             chosen: chosen.name,
             verdict,
             decideSeeds: SELECTION.decideSeeds,
@@ -288,7 +311,7 @@ async function main(): Promise<void> {
             heldoutPpl: pplMean(chosen, SELECTION.decideSeeds),
             riaPointHeldoutPpl: pplMean(ria, SELECTION.decideSeeds),
             pairedLogRatio: winner ? { mean: winner.meanD, std: winner.stdD, wins: winner.wins, seeds: SELECTION.decideSeeds.length } : null,
-            finalists: decided.map((x) => ({ name: x.row.name, k: x.row.params.k, beta: x.row.params.beta, gamma: x.row.params.gamma, meanPairedLogRatio: x.meanD, std: x.stdD, wins: x.wins, qualifies: x.qualifies })),
+            finalists: decided.map((x) => ({ name: x.row.name, k: x.row.params.k, beta: x.row.params.beta, gamma: x.row.params.gamma, meanPairedLogRatio: x.meanD, std: x.stdD, wins: x.wins, perTextMeanD: x.perTextMeanD, qualifies: x.qualifies })),
             record: 'results/defaults/selection.json',
             date: new Date().toISOString(),
           },
