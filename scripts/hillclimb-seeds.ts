@@ -170,7 +170,7 @@ try {
       objective: objectiveText,
       ...(robust ? { riaPointPerSeed: riaScores.map((x) => Math.exp(mean(x))) } : {}),
       ...(startValues ? { start: values.start === 'ria' ? 'the RIA point (β = α, γ = 0, a = 0.5)' : `β = ${startValues[0]}, γ = ${startValues[1]}, a = ${startValues[2]}` } : {}),
-      ...(values['search-a'] ? { searchedA: 'the activation exponent a was a third coordinate of the climb (start 0.5, clipped to [0, 1.5])' } : {}),
+      ...(values['search-a'] ? { searchedA: `the activation exponent a was a third coordinate of the climb (start ${startValues?.[2] ?? 0.5}, clipped to [0, 1.5])` } : {}),
       ...(robust ? { objectiveRatio: result.best.ppl } : { heldoutPpl: result.best.ppl }), budgetPerK: Number(values.budget), trials: result.candidates.length, searchSeconds: seconds,
       date: new Date().toISOString(),
     },

@@ -1,17 +1,19 @@
 // The record of the shipped defaults' selection (results/defaults/selection.json): its held-out C4
 // documents are drawn by no calibration seed it names — neither the statistics windows of the selection
 // (10–19) and the acceptance (3–5) nor `--auto`'s confirmation windows, which continue the same draw —
-// and its seeds and texts leave out what reports results (WikiText-2, seeds 3–5). The confirm seeds,
+// and its seeds and texts leave out what reports results (WikiText-2 test, seeds 3–5): its Wikipedia
+// text is WikiText-2 validation, a file other than the test one. The confirm seeds,
 // which every shipped configuration other than the RIA point must also pass, are fresh: none is a
 // screen, decide or acceptance seed, and none draws a held-out document.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { sampleCalibrationFile } from '../../src/data/calibration.ts';
 import { TextTokenizer } from '../../src/model/tokenizer.ts';
 import { autoExtraWindows } from '../../src/workflows/auto-crepe.ts';
-import { C4_SAMPLE, REPO_ROOT } from '../helpers/shared.ts';
+import { C4_SAMPLE, REPO_ROOT, WIKITEXT_TEST } from '../helpers/shared.ts';
 import { storiesModelDir } from '../helpers/stories.ts';
 
 interface Selection {
@@ -20,7 +22,11 @@ interface Selection {
     screenSeeds: number[];
     decideSeeds: number[];
     confirm: { fromSeed: number; count: number; draws: number };
-    heldOut: { ptb: { file: string }; c4: { file: string; windows: number; excludedSeeds: number[]; excludedDraws: number } };
+    heldOut: {
+      ptb: { file: string };
+      c4: { file: string; windows: number; excludedSeeds: number[]; excludedDraws: number };
+      wikitext: { source: string; sha256: string };
+    };
   };
   heldOutC4: { documents: number[] };
   targets: Record<string, { chosen: string; confirmSeeds: number[]; confirmed: Array<{ name: string; qualifies: boolean }> }>;
@@ -34,7 +40,9 @@ describe('defaults selection record', () => {
     for (const seed of [3, 4, 5]) assert.ok(!screenSeeds.includes(seed) && !decideSeeds.includes(seed), `seed ${seed}`);
     assert.ok(!screenSeeds.some((s) => decideSeeds.includes(s)), 'the decide seeds are fresh');
     assert.match(heldOut.ptb.file, /ptb\.valid\.txt$/);
-    assert.doesNotMatch(JSON.stringify(heldOut), /wiki/);
+    assert.match(heldOut.wikitext.source, /wikitext-2\/valid\.txt.*WikiText-2 validation/);
+    assert.notEqual(heldOut.wikitext.sha256, createHash('sha256').update(readFileSync(WIKITEXT_TEST)).digest('hex'));
+    assert.doesNotMatch(JSON.stringify(heldOut), /test\.(raw|txt)|wiki\.test/);
   });
 
   test('the held-out C4 documents are drawn by none of the excluded seeds, statistics and --auto confirmation windows alike', async () => {
