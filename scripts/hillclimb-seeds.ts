@@ -71,7 +71,8 @@ const startValues = values.start === undefined ? null : values.start === 'ria' ?
 if (startValues && (startValues.length !== 3 || startValues.some((v) => !Number.isFinite(v) || v < 0))) throw new Error('--start takes ria or β,γ,a (three non-negative numbers)');
 const objective = values.objective;
 if (objective !== 'geomean' && objective !== 'robust' && objective !== 'worst-text') throw new Error('--objective takes geomean, robust or worst-text');
-const robust = objective !== 'geomean';
+/** The robust and worst-text objectives are ratios against the RIA point on the same seeds. */
+const againstRia = objective !== 'geomean';
 if (values.variant !== 'normalized' && values.variant !== 'smooth') throw new Error('--variant takes normalized or smooth');
 const variant = values.variant;
 const seeds = values.seeds.split(',').map(Number);
@@ -132,7 +133,7 @@ try {
     }
     return scores;
   };
-  const riaScores = objective === 'geomean' ? [] : await seedScores(RIA_POINT);
+  const riaScores = againstRia ? await seedScores(RIA_POINT) : [];
   if (riaScores.length > 0) process.stderr.write(`RIA point per seed: ${riaScores.map((x) => Math.exp(mean(x)).toFixed(3)).join(', ')}\n`);
   const robustStat = (d: number[]) => mean(d) + std(d);
   const trial = async (params: Parameters<typeof pruneSettings>[0]['crepe']) => {
@@ -168,10 +169,10 @@ try {
       ...(ptbCount > 0 ? { heldoutPtb: `${sharedRelative(PTB_VALID)}, windows ${ptbFrom}–${ptbFrom + ptbCount - 1} of ${evalSeqlen} (after the selection's)` } : {}),
       ...(wikiCount > 0 ? { heldoutWikitext: `${WIKITEXT_VALID.source}, windows ${wikiFrom}–${wikiFrom + wikiCount - 1} of ${evalSeqlen} (after the selection's)` } : {}),
       objective: objectiveText,
-      ...(robust ? { riaPointPerSeed: riaScores.map((x) => Math.exp(mean(x))) } : {}),
+      ...(againstRia ? { riaPointPerSeed: riaScores.map((x) => Math.exp(mean(x))) } : {}),
       ...(startValues ? { start: values.start === 'ria' ? 'the RIA point (β = α, γ = 0, a = 0.5)' : `β = ${startValues[0]}, γ = ${startValues[1]}, a = ${startValues[2]}` } : {}),
       ...(values['search-a'] ? { searchedA: `the activation exponent a was a third coordinate of the climb (start ${startValues?.[2] ?? 0.5}, clipped to [0, 1.5])` } : {}),
-      ...(robust ? { objectiveRatio: result.best.ppl } : { heldoutPpl: result.best.ppl }), budgetPerK: Number(values.budget), trials: result.candidates.length, searchSeconds: seconds,
+      ...(againstRia ? { objectiveRatio: result.best.ppl } : { heldoutPpl: result.best.ppl }), budgetPerK: Number(values.budget), trials: result.candidates.length, searchSeconds: seconds,
       date: new Date().toISOString(),
     },
   };
