@@ -1,11 +1,13 @@
 /**
  * Held-out evaluation windows cut from C4 documents that calibration does not draw: for the
  * scripts that choose or search configurations on held-out text (select-defaults.ts,
- * hillclimb-seeds.ts); and WikiText-2 validation's windows for the same scripts.
+ * hillclimb-seeds.ts); WikiText-2 validation's and other texts' windows, and the per-text split of
+ * one evaluation of several texts, for the same scripts.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hfWikitextText, readJsonlDocuments } from '../src/data/text-sources.ts';
+import { mean } from '../src/util/stats.ts';
 
 /**
  * `count` non-overlapping windows of `seqlen` tokens from the starts of the documents of the JSONL
@@ -51,8 +53,21 @@ export function wikitextValidWindows(
   const bytes = readFileSync(file);
   const sha = createHash('sha256').update(bytes).digest('hex');
   if (sha !== WIKITEXT_VALID.sha256) throw new Error(`${file}: sha256 ${sha}, expected ${WIKITEXT_VALID.sha256} (${WIKITEXT_VALID.source})`);
-  const tokens = encode(hfWikitextText(bytes.toString('utf8')));
+  return tokenWindows(encode(hfWikitextText(bytes.toString('utf8'))), opts, file);
+}
+
+/** Non-overlapping windows `from`…`from + count − 1` of `seqlen` tokens of `tokens`; `label` names the text when it is too short. */
+export function tokenWindows(tokens: Int32Array, opts: { from: number; count: number; seqlen: number }, label: string): Int32Array[] {
   const { from, count, seqlen } = opts;
-  if ((from + count) * seqlen > tokens.length) throw new Error(`${file}: ${Math.floor(tokens.length / seqlen)} windows of ${seqlen}, not ${from} + ${count}`);
+  if ((from + count) * seqlen > tokens.length) throw new Error(`${label}: ${Math.floor(tokens.length / seqlen)} windows of ${seqlen}, not ${from} + ${count}`);
   return Array.from({ length: count }, (_, i) => tokens.subarray((from + i) * seqlen, (from + i + 1) * seqlen));
+}
+
+/**
+ * The mean of `windowNll` over consecutive segments of `counts` windows: for several texts in one
+ * evaluation (their windows concatenated in that order), each text's log PPL.
+ */
+export function segmentMeans(windowNll: readonly number[], counts: readonly number[]): number[] {
+  let start = 0;
+  return counts.map((n) => mean(windowNll.slice(start, (start += n))));
 }

@@ -52,7 +52,7 @@ import { runHillClimb } from '../src/search/hillclimb.ts';
 import { CREPE_CONFIG_FORMAT } from '../src/search/crepe-config.ts';
 import { RIA_POINT } from '../src/search/crepe-defaults.ts';
 import { mean, std } from '../src/util/stats.ts';
-import { heldOutWindows, WIKITEXT_VALID, wikitextValidWindows } from './held-out-windows.ts';
+import { heldOutWindows, segmentMeans, tokenWindows, WIKITEXT_VALID, wikitextValidWindows } from './held-out-windows.ts';
 import { readEvalText } from '../src/data/text-sources.ts';
 import { C4_SAMPLE, PTB_VALID, REPO_ROOT, STORIES_BIN, STORIES_TOK, sharedRelative } from '../test/helpers/shared.ts';
 
@@ -90,8 +90,11 @@ try {
   const tokenizer = TextTokenizer.load(modelDir);
   const encode = (text: string) => tokenizer.encode(text, { bos: true });
 
+  const selection = JSON.parse(readFileSync(path.join(REPO_ROOT, 'results/defaults/selection.json'), 'utf8')) as {
+    heldOutC4: { documents: number[] }; settings: { heldOut: { ptb: { maxChunks: number } } };
+  };
   // Held-out windows: documents neither drawn by a search seed nor scoring the selection.
-  const excluded = new Set<number>((JSON.parse(readFileSync(path.join(REPO_ROOT, 'results/defaults/selection.json'), 'utf8')) as { heldOutC4: { documents: number[] } }).heldOutC4.documents);
+  const excluded = new Set<number>(selection.heldOutC4.documents);
   const calibrationWindows = new Map<number, Int32Array[]>();
   for (const seed of seeds) {
     const set = sampleCalibrationFile(C4_SAMPLE, encode, { ...calibration, seed });
@@ -99,13 +102,10 @@ try {
     for (const [doc] of set.draws) excluded.add(doc);
   }
   const { windows: heldOutList, documents: heldOutDocuments } = heldOutWindows(C4_SAMPLE, encode, excluded, { count: Number(values.windows), seqlen: evalSeqlen, perDocument: 2 });
-  // PTB validation after the windows the selection scores (its first SELECTION_PTB_WINDOWS).
-  const selection = JSON.parse(readFileSync(path.join(REPO_ROOT, 'results/defaults/selection.json'), 'utf8')) as { settings: { heldOut: { ptb: { maxChunks: number } } } };
+  // PTB validation after the windows the selection scores (its first heldOut.ptb.maxChunks).
   const ptbFrom = selection.settings.heldOut.ptb.maxChunks;
   const ptbCount = Number(values['ptb-windows']);
-  const ptbTokens = encode(readEvalText(PTB_VALID));
-  if ((ptbFrom + ptbCount) * evalSeqlen > ptbTokens.length) throw new Error(`PTB validation has ${Math.floor(ptbTokens.length / evalSeqlen)} windows of ${evalSeqlen}, not ${ptbFrom} + ${ptbCount}`);
-  const ptbList = Array.from({ length: ptbCount }, (_, i) => ptbTokens.subarray((ptbFrom + i) * evalSeqlen, (ptbFrom + i + 1) * evalSeqlen));
+  const ptbList = tokenWindows(encode(readEvalText(PTB_VALID)), { from: ptbFrom, count: ptbCount, seqlen: evalSeqlen }, 'PTB validation');
   const wikiCount = Number(values['wiki-windows']);
   if (wikiCount > 0 && !values['wikitext-valid']) throw new Error('--wiki-windows needs --wikitext-valid FILE');
   const wikiFrom = WIKITEXT_VALID.selectionWindows;
@@ -113,14 +113,9 @@ try {
   // One evaluation of every text: held-out C4's windows first, then PTB's, then WikiText-2's.
   const segments = [heldOutList.length, ptbCount, wikiCount].filter((n) => n > 0);
   const heldOut = { tokens: concatWindows([...heldOutList, ...ptbList, ...wikiList]), seqlen: evalSeqlen };
-  /** Per text, its log PPL (mean window NLL) for one seed. */
-  const textScores = (windowNll: number[]) => {
-    let start = 0;
-    return segments.map((n) => mean(windowNll.slice(start, (start += n))));
-  };
 
   const engine = { device: 'cpu' as const, threads: Number(values.threads) };
-  /** Per calibration seed, the per-text log scores of a configuration. */
+  /** Per calibration seed, the per-text log scores (log PPL) of a configuration. */
   const seedScores = async (params: Parameters<typeof pruneSettings>[0]['crepe']) => {
     const scores: number[][] = [];
     for (const seed of seeds) {
@@ -129,7 +124,7 @@ try {
         calibration: { file: C4_SAMPLE, sha256: '', ...calibration, seed },
       });
       const { windowNll } = await pruneAndMeasure(model, settings, calibrationWindows.get(seed)!, heldOut, engine);
-      scores.push(textScores(windowNll));
+      scores.push(segmentMeans(windowNll, segments));
     }
     return scores;
   };

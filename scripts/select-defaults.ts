@@ -56,7 +56,7 @@ import { searchCoefficients } from '../src/workflows/search.ts';
 import { CREPE_CONFIG_FORMAT, loadCrepeConfig } from '../src/search/crepe-config.ts';
 import { RIA_POINT, DEFAULT_TARGETS, defaultConfigFile, type DefaultTargetName } from '../src/search/crepe-defaults.ts';
 import type { CrepeParams } from '../src/prune/scores/crepe.ts';
-import { heldOutWindows, WIKITEXT_VALID, wikitextValidWindows } from './held-out-windows.ts';
+import { heldOutWindows, segmentMeans, tokenWindows, WIKITEXT_VALID, wikitextValidWindows } from './held-out-windows.ts';
 import { mean, std } from '../src/util/stats.ts';
 import { C4_SAMPLE, PTB_VALID, REPO_ROOT, STORIES_BIN, STORIES_TOK, sharedRelative } from '../test/helpers/shared.ts';
 
@@ -153,17 +153,16 @@ async function main(): Promise<void> {
   const tokenizer = TextTokenizer.load(modelDir);
   const encode = (text: string) => tokenizer.encode(text, { bos: true });
   const { seqlen: evalSeqlen } = SELECTION.heldOut;
-  const ptbTokens = encode(readEvalText(DATA.ptbValid));
-  const ptbWindows = Array.from({ length: SELECTION.heldOut.ptb.maxChunks }, (_, i) => ptbTokens.subarray(i * evalSeqlen, (i + 1) * evalSeqlen));
   const c4Held = heldOutC4(encode);
   const wikitextFile = argValue('--wikitext-valid');
   if (!wikitextFile) throw new Error(`--wikitext-valid FILE is needed: ${WIKITEXT_VALID.source}`);
-  const wikiHeldOut = { tokens: concatWindows(wikitextValidWindows(wikitextFile, encode, { from: 0, count: WIKITEXT_VALID.selectionWindows, seqlen: evalSeqlen })), seqlen: evalSeqlen };
+  const textWindows: Record<(typeof TEXTS)[number], Int32Array[]> = {
+    ptb: tokenWindows(encode(readEvalText(DATA.ptbValid)), { from: 0, count: SELECTION.heldOut.ptb.maxChunks, seqlen: evalSeqlen }, 'PTB validation'),
+    c4: c4Held.windows,
+    wiki: wikitextValidWindows(wikitextFile, encode, { from: 0, count: WIKITEXT_VALID.selectionWindows, seqlen: evalSeqlen }),
+  };
   const confirmSeedList = confirmSeeds(encode, c4Held.documents);
   process.stderr.write(`confirm seeds: ${confirmSeedList.join(', ')}\n`);
-  // Both texts in one evaluation: the first windows are PTB's, the rest held-out C4's.
-  const heldOut = { tokens: concatWindows([...ptbWindows, ...c4Held.windows]), seqlen: evalSeqlen };
-  const pplOf = (nll: number[]) => Math.exp(mean(nll));
   const { nsamples, seqlen } = SELECTION.calibration;
   const windowCache = new Map<number, Int32Array[]>();
   const windowsOf = (seed: number) => {
@@ -210,24 +209,27 @@ async function main(): Promise<void> {
         return seen.has(key) ? false : (seen.add(key), true);
       });
 
-      // PTB and held-out C4 in one evaluation (cached as such); WikiText-2 validation in another.
+      // The trials cache PTB and held-out C4 under one key, WikiText-2 validation (added later) under
+      // another; what is missing is measured in one prune and one evaluation of those texts.
       const measure = async (candidate: Candidate, seed: number): Promise<TextPpl> => {
-        const key = `${HELD_OUT_TAG}|${name}|${seed}|${JSON.stringify(candidate.params)}`;
-        const wikiKey = `${WIKITEXT_TAG}|${name}|${seed}|${JSON.stringify(candidate.params)}`;
-        const settings = pruneSettings({
-          method: 'crepe', target, selection: 'per-matrix', crepe: candidate.params,
-          calibration: { file: DATA.c4, sha256: '', nsamples, seqlen, seed }, exclude: spec.exclude,
-        });
-        if (trials[key] === undefined) {
+        const groups = [
+          { key: `${HELD_OUT_TAG}|${name}|${seed}|${JSON.stringify(candidate.params)}`, texts: ['ptb', 'c4'] as const },
+          { key: `${WIKITEXT_TAG}|${name}|${seed}|${JSON.stringify(candidate.params)}`, texts: ['wiki'] as const },
+        ];
+        const missing = groups.filter((g) => trials[g.key] === undefined);
+        if (missing.length > 0) {
+          const texts = missing.flatMap((g) => g.texts);
+          const settings = pruneSettings({
+            method: 'crepe', target, selection: 'per-matrix', crepe: candidate.params,
+            calibration: { file: DATA.c4, sha256: '', nsamples, seqlen, seed }, exclude: spec.exclude,
+          });
+          const heldOut = { tokens: concatWindows(texts.flatMap((t) => textWindows[t])), seqlen: evalSeqlen };
           const { windowNll } = await pruneAndMeasure(model, settings, windowsOf(seed), heldOut, engine);
-          trials[key] = { ptb: pplOf(windowNll.slice(0, ptbWindows.length)), c4: pplOf(windowNll.slice(ptbWindows.length)) };
+          const logPpl = segmentMeans(windowNll, texts.map((t) => textWindows[t].length));
+          for (const g of missing) trials[g.key] = Object.fromEntries(g.texts.map((t) => [t, Math.exp(logPpl[texts.indexOf(t)])]));
           saveTrials();
         }
-        if (trials[wikiKey] === undefined) {
-          trials[wikiKey] = { wiki: (await pruneAndMeasure(model, settings, windowsOf(seed), wikiHeldOut, engine)).ppl };
-          saveTrials();
-        }
-        return { ...(trials[key] as { ptb: number; c4: number }), ...(trials[wikiKey] as { wiki: number }) };
+        return Object.assign({}, ...groups.map((g) => trials[g.key])) as TextPpl;
       };
       const score = (p: TextPpl) => mean(TEXTS.map((t) => Math.log(p[t])));
       const ria: Row = { name: 'ria-point', params: RIA_POINT, ppl: {}, d: {} };
