@@ -17,7 +17,7 @@ describe('prune --method crepe picks and names the shipped default', () => {
 
   const cases: Array<[string[], string, string]> = [
     [['--sparsity', '0.55'], 'crepe-50.json', 'the default of the nearest sparsity (0.5)'],
-    [['--sparsity', '0.6'], 'crepe-60.json', 'the 0.6 default: the RIA point, since no searched configuration beat RIA robustly there (--auto searches this model)'],
+    [['--sparsity', '0.6'], 'crepe-60.json', 'the 0.6 default'],
     [['--sparsity', '0.68'], 'crepe-70.json', 'the default of the nearest sparsity (0.7)'],
     [['--pattern', '2:4'], 'crepe-2of4.json', 'the 2:4 default'],
   ];

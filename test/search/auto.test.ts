@@ -41,8 +41,7 @@ describe('per-target defaults', () => {
     const reason = (target: Parameters<typeof defaultCrepeConfigFor>[0]) => defaultCrepeConfigFor(target).reason;
     assert.equal(reason({ kind: 'unstructured', sparsity: 0.7 }), 'the 0.7 default');
     assert.equal(reason({ kind: 'unstructured', sparsity: 0.55 }), 'the default of the nearest sparsity (0.5)');
-    // The 0.6 default is the RIA point, and the reason says so.
-    assert.equal(reason({ kind: 'unstructured', sparsity: 0.65 }), 'the default of the nearest sparsity (0.6): the RIA point, since no searched configuration beat RIA robustly there (--auto searches this model)');
+    assert.equal(reason({ kind: 'unstructured', sparsity: 0.65 }), 'the default of the nearest sparsity (0.6)');
     assert.equal(reason({ kind: 'nm', n: 4, m: 8 }), 'the 4:8 default');
     assert.equal(reason({ kind: 'nm', n: 1, m: 4 }), 'the N:M default of the nearest sparsity (2:4)');
   });
@@ -61,14 +60,15 @@ describe('per-target defaults', () => {
     assert.equal(withRiaPointNote('the 2:4 default', GOOD), 'the 2:4 default');
   });
 
-  test('every shipped default exists, parses, and records a held-out multi-seed choice: a robust win over the RIA point, or the RIA point itself', () => {
+  test('every shipped default exists, parses, and records a held-out multi-seed choice: a robust win over the RIA point, a win by a paired t-test on fresh seeds, or the RIA point itself', () => {
     for (const name of Object.keys(DEFAULT_TARGETS) as DefaultTargetName[]) {
       const file = path.join(REPO_ROOT, 'configs', `crepe-${name}.json`);
       assert.ok(existsSync(file), file);
       const config = loadCrepeConfig(file);
       const provenance = config.provenance as {
         target: string; criterion: string; chosen: string; decideSeeds: number[];
-        pairedLogRatio: { mean: number; std: number; wins: number; seeds: number } | null;
+        pairedLogRatio: { mean: number; std: number; wins: number; seeds: number; t?: number } | null;
+        testSeeds?: number[]; tested?: { name: string; perTextMeanD: Record<string, number>; passes: boolean };
       };
       assert.equal(provenance.target, DEFAULT_TARGETS[name].target);
       assert.match(provenance.criterion, /ptb\.valid/);
@@ -81,11 +81,23 @@ describe('per-target defaults', () => {
       if (provenance.chosen === 'ria-point') {
         assert.equal(provenance.pairedLogRatio, null);
         assert.deepEqual(params, { k: RIA_POINT.k, alpha: RIA_POINT.alpha, beta: RIA_POINT.beta, gamma: RIA_POINT.gamma, a: RIA_POINT.a });
-      } else {
+      } else if (provenance.pairedLogRatio?.t === undefined) {
+        // Confirmed: most decide seeds won, by a margin larger than the spread.
         const r = provenance.pairedLogRatio!;
         assert.equal(r.seeds, provenance.decideSeeds.length);
         assert.ok(r.wins * 3 >= r.seeds * 2, `${name}: wins ${r.wins}/${r.seeds}`);
         assert.ok(r.mean < -r.std, `${name}: mean paired log ratio ${r.mean} not below -std ${-r.std}`);
+      } else {
+        // The test stage: a one-sided paired t-test at 5 % on 24 fresh seeds, and no held-out text lost.
+        const r = provenance.pairedLogRatio;
+        const { testSeeds, tested } = provenance;
+        assert.equal(r.seeds, 24);
+        assert.deepEqual(testSeeds?.length, r.seeds);
+        assert.ok(testSeeds!.every((s) => ![3, 4, 5].includes(s) && !provenance.decideSeeds.includes(s)), `${name}: ${testSeeds}`);
+        const t = r.mean / (r.std / Math.sqrt(r.seeds));
+        assert.ok(Math.abs(t - r.t!) < 1e-9 && t < -1.7139, `${name}: t = ${t}`);
+        assert.equal(tested?.name, provenance.chosen);
+        assert.ok(tested.passes && Object.values(tested.perTextMeanD).every((d) => d < 0), `${name}: ${JSON.stringify(tested.perTextMeanD)}`);
       }
     }
   });

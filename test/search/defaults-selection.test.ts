@@ -3,8 +3,10 @@
 // (10–19) and the acceptance (3–5) nor `--auto`'s confirmation windows, which continue the same draw —
 // and its seeds and texts leave out what reports results (WikiText-2 test, seeds 3–5): its Wikipedia
 // text is WikiText-2 validation, a file other than the test one. The confirm seeds,
-// which every shipped configuration other than the RIA point must also pass, are fresh: none is a
-// screen, decide or acceptance seed, and none draws a held-out document.
+// which every shipped configuration other than the RIA point must also pass (or, where none passed,
+// the test stage's seeds), are fresh: none is a screen, decide or acceptance seed (nor, for the test
+// seeds, a confirm seed), and none draws a held-out document. The test stage's paired t-test is
+// recomputed from the record's per-seed perplexities.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -22,6 +24,7 @@ interface Selection {
     screenSeeds: number[];
     decideSeeds: number[];
     confirm: { fromSeed: number; count: number; draws: number };
+    test: { fromSeed: number; count: number; draws: number; tQuantile: number };
     heldOut: {
       ptb: { file: string };
       c4: { file: string; windows: number; excludedSeeds: number[]; excludedDraws: number };
@@ -29,8 +32,14 @@ interface Selection {
     };
   };
   heldOutC4: { documents: number[] };
-  targets: Record<string, { chosen: string; confirmSeeds: number[]; confirmed: Array<{ name: string; qualifies: boolean }> }>;
+  targets: Record<string, {
+    chosen: string; confirmSeeds: number[]; confirmed: Array<{ name: string; qualifies: boolean }>;
+    testSeeds?: number[]; tested?: { name: string; meanD: number; stdD: number; t: number; wins: number; perTextMeanD: Record<string, number>; passes: boolean } | null;
+    riaPoint: { ppl: Record<string, TextPpl> };
+    finalists: Array<{ name: string; perTextMeanD: Record<string, number>; meanD: number; ppl: Record<string, TextPpl> }>;
+  }>;
 }
+type TextPpl = { ptb: number; c4: number; wiki: number };
 
 const record = JSON.parse(readFileSync(path.join(REPO_ROOT, 'results/defaults/selection.json'), 'utf8')) as Selection;
 
@@ -63,19 +72,53 @@ describe('defaults selection record', () => {
     assert.equal(drawn, excludedSeeds.length * excludedDraws);
   });
 
-  test('the confirm seeds are fresh and draw no held-out document; every shipped configuration but the RIA point was confirmed on them', async () => {
-    const { calibration, screenSeeds, decideSeeds, confirm } = record.settings;
+  test('the confirm and test seeds are fresh and draw no held-out document; every shipped configuration but the RIA point was confirmed on them or passed the test', async () => {
+    const { calibration, screenSeeds, decideSeeds, confirm, test: testStage } = record.settings;
     const tokenizer = TextTokenizer.load(await storiesModelDir());
     const encode = (text: string) => tokenizer.encode(text, { bos: true });
     const heldOutDocs = new Set(record.heldOutC4.documents);
-    for (const [name, target] of Object.entries(record.targets)) {
-      assert.equal(target.confirmSeeds.length, confirm.count, name);
-      for (const seed of target.confirmSeeds) {
-        assert.ok(seed >= confirm.fromSeed && ![3, 4, 5, ...screenSeeds, ...decideSeeds].includes(seed), `${name}: seed ${seed}`);
-        const { draws } = sampleCalibrationFile(C4_SAMPLE, encode, { nsamples: confirm.draws, seqlen: calibration.seqlen, seed });
-        for (const [doc] of draws) assert.ok(!heldOutDocs.has(doc), `${name}: confirm seed ${seed} draws held-out document ${doc}`);
+    const checkFresh = (name: string, seeds: number[], stage: { fromSeed: number; count: number; draws: number }, used: number[]) => {
+      assert.equal(seeds.length, stage.count, name);
+      for (const seed of seeds) {
+        assert.ok(seed >= stage.fromSeed && ![3, 4, 5, ...screenSeeds, ...decideSeeds, ...used].includes(seed), `${name}: seed ${seed}`);
+        const { draws } = sampleCalibrationFile(C4_SAMPLE, encode, { nsamples: stage.draws, seqlen: calibration.seqlen, seed });
+        for (const [doc] of draws) assert.ok(!heldOutDocs.has(doc), `${name}: seed ${seed} draws held-out document ${doc}`);
       }
-      if (target.chosen !== 'ria-point') assert.ok(target.confirmed.some((c) => c.name === target.chosen && c.qualifies), `${name}: ${target.chosen} was not confirmed`);
+    };
+    for (const [name, target] of Object.entries(record.targets)) {
+      checkFresh(name, target.confirmSeeds, confirm, []);
+      if (target.tested) checkFresh(name, target.testSeeds!, testStage, target.confirmSeeds);
+      const confirmed = target.confirmed.some((c) => c.name === target.chosen && c.qualifies);
+      const tested = target.tested?.name === target.chosen && target.tested.passes;
+      if (target.chosen !== 'ria-point') assert.ok(confirmed !== tested, `${name}: ${target.chosen} was neither confirmed nor tested, or both`);
     }
+  });
+
+  test('the test stage: its candidate is the finalist that loses no text on the decide seeds, and its t-test and per-text means follow from the per-seed perplexities', () => {
+    const { decideSeeds, test: testStage } = record.settings;
+    const texts = ['ptb', 'c4', 'wiki'] as const;
+    const mean = (x: number[]) => x.reduce((a, b) => a + b, 0) / x.length;
+    let testedTargets = 0;
+    for (const [name, target] of Object.entries(record.targets)) {
+      if (!target.tested) continue;
+      testedTargets++;
+      const eligible = target.finalists.filter((f) => texts.every((t) => f.perTextMeanD[t] < 0)).sort((a, b) => a.meanD - b.meanD);
+      assert.equal(target.tested.name, eligible[0].name, name);
+      const row = eligible[0];
+      const ria = target.riaPoint.ppl;
+      const logRatio = (s: number, t: (typeof texts)[number]) => Math.log(row.ppl[s][t]) - Math.log(ria[s][t]);
+      const d = target.testSeeds!.map((s) => mean(texts.map((t) => logRatio(s, t))));
+      const m = mean(d);
+      const sd = Math.sqrt(d.reduce((a, x) => a + (x - m) ** 2, 0) / (d.length - 1));
+      const t = m / (sd / Math.sqrt(d.length));
+      assert.ok(Math.abs(m - target.tested.meanD) < 1e-12 && Math.abs(t - target.tested.t) < 1e-9, `${name}: mean ${m}, t ${t}`);
+      assert.equal(target.tested.wins, d.filter((x) => x < 0).length);
+      const perText = texts.map((text) => mean(target.testSeeds!.map((s) => logRatio(s, text))));
+      perText.forEach((x, i) => assert.ok(Math.abs(x - target.tested!.perTextMeanD[texts[i]]) < 1e-12, `${name}: ${texts[i]}`));
+      assert.equal(target.tested.passes, t < -testStage.tQuantile && perText.every((x) => x < 0), name);
+      // The decide seeds judged which finalist is tested, never whether it passes.
+      assert.ok(target.testSeeds!.every((s) => !decideSeeds.includes(s)), name);
+    }
+    assert.ok(testedTargets > 0, 'no target went to the test stage');
   });
 });
