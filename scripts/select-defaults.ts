@@ -140,9 +140,12 @@ function heldOutC4(encode: (text: string) => Int32Array): { windows: Int32Array[
 /** The confirm (or test) seeds: the first `count` seeds from `fromSeed` up whose first `draws` draws avoid every held-out C4 document. */
 function freshSeeds(encode: (text: string) => Int32Array, heldOutDocuments: number[], { fromSeed, count, draws }: { fromSeed: number; count: number; draws: number }): number[] {
   const held = new Set(heldOutDocuments);
+  // Thousands of seeds draw from the same documents: each is tokenized once.
+  const tokenized = new Map<string, Int32Array>();
+  const encodeOnce = (text: string) => tokenized.get(text) ?? tokenized.set(text, encode(text)).get(text)!;
   const seeds: number[] = [];
   for (let seed = fromSeed; seeds.length < count; seed++) {
-    const drawn = sampleCalibrationFile(DATA.c4, encode, { nsamples: draws, seqlen: SELECTION.calibration.seqlen, seed }).draws;
+    const drawn = sampleCalibrationFile(DATA.c4, encodeOnce, { nsamples: draws, seqlen: SELECTION.calibration.seqlen, seed }).draws;
     if (drawn.every(([doc]) => !held.has(doc))) seeds.push(seed);
   }
   return seeds;
