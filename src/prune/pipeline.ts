@@ -5,6 +5,10 @@
  * tensors, in the input's dtypes. A channel permutation of the MLP's intermediate channels is
  * folded into the stored gate/up rows and down columns (storage-order.ts), so down_proj is N:M as
  * written; the non-weight files of the input are copied alongside (io/model-files.ts).
+ *
+ * With `replay`, masks recorded by an earlier prune of the same model with the same settings
+ * (mask-replay.ts) are applied to the dense layers instead: no statistics, no scoring, no forward
+ * pass, the same checkpoint.
  */
 import path from 'node:path';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
@@ -26,6 +30,7 @@ import type { PruneSettings, PruneTarget } from './settings.ts';
 import { WorkDir } from './work-dir.ts';
 import { foldMlpPermutation, storageOrder, type StorageOrder } from './storage-order.ts';
 import { keepOnSignal } from '../io/atomic.ts';
+import { applyLayerMasks, masksFit, type RecordedMasks } from './mask-replay.ts';
 
 export interface PipelineRequest {
   modelDir: string;
@@ -39,6 +44,8 @@ export interface PipelineRequest {
   progress?: Progress;
   /** How the pruned weights are stored (default: dense, 5 GB shards). */
   output?: OutputOptions;
+  /** Masks an earlier prune of this model with these settings and windows recorded: applied instead of pruning (masksReproduce must hold). */
+  replay?: RecordedMasks;
 }
 
 export interface OutputOptions {
@@ -75,7 +82,8 @@ export async function runPrunePipeline(request: PipelineRequest): Promise<Pipeli
     const { spec } = model;
     validateAgainstModel(spec, settings);
     const inputSha256 = model.hashAndCheckFinite();
-    const identity = { settings, inputSha256, spec, windows: windowsSha256(windows) };
+    // A replayed run commits no activations: it never resumes a pruning run's state, nor one of those a replayed one's.
+    const identity = { settings, inputSha256, spec, windows: windowsSha256(windows), ...(request.replay ? { replayed: true } : {}) };
     const { work, state } = WorkDir.open<LayerReport>(outDir, { resume: request.resume, overwrite: request.overwrite, identity });
     let layerTargets = (state?.layerTargets as PruneTarget[] | undefined) ?? [];
     if (state) progress?.log(`resuming at layer ${state.layersDone} of ${spec.numLayers}`);
@@ -84,8 +92,32 @@ export async function runPrunePipeline(request: PipelineRequest): Promise<Pipeli
     const prunable = new Set(LINEAR_NAMES.map((n) => `${n}.weight`));
     let layers: LayerReport[];
     let files: CopiedModelFiles;
+    const writeDone = async (layer: number, weights: BlockWeights, report: LayerReport, hidden: Float32Array[]) => {
+      await work.commitLayer(layer, report, hidden, (file) => writeLayer(model, file, layer, foldMlpPermutation(weights, report), prunable));
+      // Written out: the next layer is read into these arrays.
+      if (layer + 1 < spec.numLayers) model.recycleBlock(weights);
+    };
     try {
-      await pruneLayers({
+      if (request.replay) {
+        const { replay } = request;
+        if (!masksFit(replay, settings, spec.numLayers)) throw new Error('internal: masks recorded with other settings, or not for every layer');
+        layerTargets = replay.layers.map((layer) => layer.target);
+        if (!state) await work.commitStart(layerTargets, []);
+        for (let layer = work.state!.layersDone; layer < spec.numLayers; layer++) {
+          const weights = model.readBlock(layer);
+          // Dense values with +0 where the recorded run pruned: already in the stored dtype.
+          applyLayerMasks(replay, layer, weights);
+          // The recorded report, with this run's seconds: none spent on statistics, scores or forward passes.
+          const recorded = replay.layers[layer];
+          const report: LayerReport = {
+            ...recorded,
+            linears: recorded.linears.map((linear) => ({ ...linear, seconds: { score: 0, select: 0, update: 0 } })),
+            seconds: { statistics: 0, pruning: 0, forward: 0 },
+          };
+          await writeDone(layer, weights, report, []);
+          progress?.update(layer + 1, `layer ${layer}: masks applied`);
+        }
+      } else await pruneLayers({
         model,
         settings,
         windows,
@@ -103,11 +135,7 @@ export async function runPrunePipeline(request: PipelineRequest): Promise<Pipeli
           layerTargets = targets;
           await work.commitStart(layerTargets, hidden);
         },
-        onLayerDone: async (layer, weights, report, hidden) => {
-          await work.commitLayer(layer, report, hidden, (file) => writeLayer(model, file, layer, foldMlpPermutation(weights, report), prunable));
-          // Written out: the next layer is read into these arrays.
-          if (layer + 1 < spec.numLayers) model.recycleBlock(weights);
-        },
+        onLayerDone: writeDone,
       });
       layers = work.state!.layers;
       files = await finishOutput(model, work, request);

@@ -37,6 +37,8 @@ export interface RunIdentity {
   inputSha256: unknown;
   spec: unknown;
   windows: string;
+  /** Set when the run writes masks recorded by an earlier prune (--auto's choice) instead of pruning. */
+  replayed?: boolean;
 }
 
 /** What differs between the identity a run was started with and a resumed run's, in a few words. */
@@ -46,6 +48,9 @@ function describeIdentityChange(started: RunIdentity, now: RunIdentity): string 
   if (spec.length > 0) changes.push(`config.json describes another architecture (${spec.join(', ')})`);
   if (JSON.stringify(started.inputSha256) !== JSON.stringify(now.inputSha256)) changes.push('other model weights');
   if (started.windows !== now.windows) changes.push('other calibration windows');
+  if (Boolean(started.replayed) !== Boolean(now.replayed)) {
+    changes.push(started.replayed ? 'it was writing the masks --auto chose: resume it with --auto' : 'it was pruning, not writing the masks --auto chose');
+  }
   return changes.length <= 4 ? changes.join('; ') : `${changes.slice(0, 4).join('; ')}; and ${changes.length - 4} more`;
 }
 

@@ -25,12 +25,13 @@ export interface AutoCandidate {
 /**
  * Measures every candidate (the RIA point first, then `candidates` in order) with `trial` and
  * returns them all with the chosen one: the lowest confirmation PPL; a candidate replaces the RIA
- * point only when strictly lower.
+ * point only when strictly lower. `onMeasured` hears of each candidate as it is measured, with the
+ * index of the choice so far.
  */
 export async function chooseByConfirmation(
   candidates: ReadonlyArray<{ source: string; params: CrepeParams; objective: number | null }>,
   trial: (params: CrepeParams) => Promise<{ ppl: number; seconds: number }>,
-  onMeasured?: (candidate: AutoCandidate, index: number, total: number) => void,
+  onMeasured?: (candidate: AutoCandidate, index: number, total: number, chosenIndex: number) => void | Promise<void>,
 ): Promise<{ chosen: AutoCandidate; candidates: AutoCandidate[] }> {
   checkField(Array.isArray(candidates), 'candidates', () => `must be a list of { source, params, objective }, got ${describeValue(candidates)}`);
   // Each candidate's parameters checked, with defaults for those left out (as crepeScores takes them).
@@ -45,6 +46,7 @@ export async function chooseByConfirmation(
   checkFunction('onMeasured', onMeasured);
   const list = [{ source: 'ria-point', params: RIA_POINT, objective: null }, ...resolved];
   const measured: AutoCandidate[] = [];
+  let chosen = 0;
   for (const candidate of list) {
     const result = await trial(candidate.params);
     // NaN is a measurement (a diverged model) and never wins; anything but a number would never win unnoticed.
@@ -52,12 +54,11 @@ export async function chooseByConfirmation(
     const { ppl, seconds } = result;
     const entry = { ...candidate, confirmationPpl: ppl, seconds };
     measured.push(entry);
-    onMeasured?.(entry, measured.length - 1, list.length);
+    // NaN never wins: only a strictly lower finite PPL replaces the current choice.
+    if (entry.confirmationPpl < measured[chosen].confirmationPpl) chosen = measured.length - 1;
+    await onMeasured?.(entry, measured.length - 1, list.length, chosen);
   }
-  // NaN never wins: only a strictly lower finite PPL replaces the current choice.
-  let chosen = measured[0];
-  for (const entry of measured.slice(1)) if (entry.confirmationPpl < chosen.confirmationPpl) chosen = entry;
-  return { chosen, candidates: measured };
+  return { chosen: measured[chosen], candidates: measured };
 }
 
 /**

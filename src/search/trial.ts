@@ -36,12 +36,14 @@ export interface TrialResult {
   windowNll: number[];
 }
 
+/** `onLayer` sees each pruned layer (its weights as the pruning loop hands them over) before it is measured. */
 export async function pruneAndMeasure(
   model: ModelSource,
   settings: PruneSettings,
   calibration: Int32Array[],
   heldOut: HeldOutText,
   engine: EngineOptions,
+  onLayer?: (layer: number, weights: BlockWeights, report: LayerReport) => Promise<void>,
 ): Promise<TrialResult> {
   const started = performance.now();
   const reports: LayerReport[] = [];
@@ -52,6 +54,7 @@ export async function pruneAndMeasure(
       model, settings, windows: calibration, engine, lastLayerOutputs: false,
       onLayerDone: async (layer, weights, report) => {
         reports.push(report);
+        await onLayer?.(layer, weights, report);
         await measure.onLayer(layer, weights);
       },
     });

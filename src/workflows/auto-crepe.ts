@@ -4,10 +4,13 @@
  * confirmation by real perplexity on held-out calibration windows — the calibration draw continued,
  * disjoint from the statistics windows — of the RIA point, the configuration the run falls back to
  * (the target's shipped default, unless it is the RIA point) and the best PHO candidates; the lowest
- * wins and an earlier one wins ties, the RIA point first (search/auto.ts).
+ * wins and an earlier one wins ties, the RIA point first (search/auto.ts). Each confirmation prune
+ * records its masks (prune/mask-replay.ts; the choice so far and the candidate in hand are kept,
+ * each an eighth of a byte per weight), so that the chosen model is written without pruning again.
  */
 import os from 'node:os';
-import { rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
+import path from 'node:path';
 import { ModelCheckpoint } from '../model/checkpoint.ts';
 import type { ModelSpec } from '../model/spec.ts';
 import type { CalibrationSet } from '../data/calibration.ts';
@@ -27,6 +30,7 @@ import { checkField } from '../util/errors.ts';
 import { checkFields, checkInteger, describeValue, type FieldSpec } from '../util/fields.ts';
 import { secondsSince, stageProgress, type RunControl } from './common.ts';
 import { discardOnSignal } from '../io/atomic.ts';
+import { masksReproduce, writeLayerMasks, type RecordedMasks } from '../prune/mask-replay.ts';
 
 export interface AutoOptions {
   /** PHO's proxy evaluations per window size (default 12), rounded up to whole CMA-ES generations of 6. */
@@ -55,6 +59,18 @@ export interface AutoReport {
   };
   confirmation: { windows: number; seqlen: number; draws: Array<[number, number]>; statisticsDraws: Array<[number, number]> };
   seconds: { pho: number; confirmation: number; total: number };
+  /**
+   * Whether the confirmation prunes recorded their masks, so that the chosen model is written from
+   * them; false where pruning does more than zero weights (reconstruction, a channel permutation).
+   */
+  masksRecorded: boolean;
+}
+
+/** The auto step's report, and the chosen candidate's masks until `release()` (null when not recorded). */
+export interface AutoResult {
+  report: AutoReport;
+  masks: RecordedMasks | null;
+  release(): void;
 }
 
 const defaults = (options: AutoOptions) => ({
@@ -110,7 +126,7 @@ export async function runAutoCrepe(
     /** The settings the run falls back to, their CRePE configuration named by `fallback` (e.g. "default configs/crepe-60.json"). */
     settings: PruneSettings; fallback: string;
   },
-): Promise<AutoReport> {
+): Promise<AutoResult> {
   const started = performance.now();
   // The options were checked by autoOptionsOf before any work.
   const { budget, confirm, windows: count } = defaults(options);
@@ -128,8 +144,16 @@ export async function runAutoCrepe(
   const cacheDir = `${run.outDir}.crepe-auto-cache`;
   // Scratch for this run alone (it holds the output's lock): one left by a killed run is not
   // reused, and this one is removed at the end, and by a Ctrl-C (the command line's handler).
-  rmSync(cacheDir, { recursive: true, force: true });
+  // The masks outlive this call, until the caller has written the chosen model.
+  const masksDir = `${run.outDir}.crepe-auto-masks`;
+  const recordMasks = masksReproduce(settings);
+  for (const dir of [cacheDir, masksDir]) rmSync(dir, { recursive: true, force: true });
   const kept = discardOnSignal(cacheDir);
+  const keptMasks = discardOnSignal(masksDir);
+  const release = () => {
+    rmSync(masksDir, { recursive: true, force: true });
+    keptMasks();
+  };
   try {
     // PHO on the run's statistics windows.
     const rows = defaultProxyRows(run.spec, budget * kSet.length);
@@ -164,13 +188,28 @@ export async function runAutoCrepe(
     const heldOut = { tokens: concatWindows(held.windows), seqlen, maxChunks: held.windows.length };
     const confirmProgress = stageProgress(control, 'auto: confirm on held-out calibration windows', candidates.length + 1);
     const confirmStarted = performance.now();
-    const { chosen, candidates: measured } = await chooseByConfirmation(
-      candidates,
-      (params) => pruneAndMeasure(model, { ...settings, crepe: params }, run.windows.windows, heldOut, engine),
-      (c, i) => confirmProgress.update(i + 1, `${c.source} PPL ${c.confirmationPpl.toFixed(3)}`),
-    );
+    const recorded: Array<RecordedMasks | null> = [];
+    const trial = async (params: CrepeParams) => {
+      const trialSettings = { ...settings, crepe: params };
+      if (!recordMasks) return pruneAndMeasure(model, trialSettings, run.windows.windows, heldOut, engine);
+      const masks: RecordedMasks = { dir: path.join(masksDir, String(recorded.length)), settings: trialSettings, layers: [] };
+      recorded.push(masks);
+      mkdirSync(masks.dir, { recursive: true });
+      return pruneAndMeasure(model, trialSettings, run.windows.windows, heldOut, engine, async (layer, weights, report) => {
+        masks.layers.push(report);
+        await writeLayerMasks(masks.dir, layer, weights, report);
+      });
+    };
+    const { chosen, candidates: measured } = await chooseByConfirmation(candidates, trial, (c, i, _total, chosenIndex) => {
+      confirmProgress.update(i + 1, `${c.source} PPL ${c.confirmationPpl.toFixed(3)}`);
+      // Only the choice so far can still be written: the other masks go.
+      recorded.forEach((masks, j) => {
+        if (masks && j !== chosenIndex) rmSync(masks.dir, { recursive: true, force: true });
+        if (j !== chosenIndex) recorded[j] = null;
+      });
+    });
     confirmProgress.done(`chose ${chosen.source}`);
-    return {
+    const report: AutoReport = {
       chosen,
       candidates: measured,
       pho: {
@@ -179,7 +218,12 @@ export async function runAutoCrepe(
       },
       confirmation: { windows: held.windows.length, seqlen, draws: held.draws, statisticsDraws: run.windows.draws },
       seconds: { pho: phoSeconds, confirmation: secondsSince(confirmStarted), total: secondsSince(started) },
+      masksRecorded: recordMasks,
     };
+    return { report, masks: recordMasks ? recorded[measured.indexOf(chosen)] : null, release };
+  } catch (error) {
+    release();
+    throw error;
   } finally {
     model.close();
     rmSync(cacheDir, { recursive: true, force: true });

@@ -52,6 +52,7 @@ export function stageSeconds(report: PruneReport): Array<{ stage: string; second
   const sum = stageTotals(report.layers);
   const layerTotal = sum.statistics + sum.pruning + sum.forward;
   const stages = [
+    ...(report.auto ? [{ stage: 'auto (PHO, confirmation)', seconds: report.auto.seconds.total }] : []),
     ...(report.baseline ? [{ stage: 'dense perplexity', seconds: report.baseline.seconds }] : []),
     { stage: 'calibration statistics', seconds: sum.statistics },
     { stage: 'scoring and pruning', seconds: sum.pruning },

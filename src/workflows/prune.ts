@@ -26,7 +26,8 @@ import type { MethodName } from '../prune/methods.ts';
 import { resolveCrepeParams, type CrepeParams } from '../prune/scores/crepe.ts';
 import { PACKAGE_ROOT, checkCrepeConfigName, loadCrepeConfig } from '../search/crepe-config.ts';
 import { defaultConfigFile, defaultCrepeConfigFor } from '../search/crepe-defaults.ts';
-import { runAutoCrepe, type AutoOptions, type AutoReport } from './auto-crepe.ts';
+import { runAutoCrepe, type AutoOptions, type AutoReport, type AutoResult } from './auto-crepe.ts';
+import { masksFit } from '../prune/mask-replay.ts';
 import { atomicWriteFile, atomicWriteJson } from '../io/atomic.ts';
 import { readInputJson, readInputText } from '../io/input-file.ts';
 import type { CopiedModelFiles } from '../io/model-files.ts';
@@ -345,18 +346,22 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
   const lock = lockOutput(outDir, (note) => request.onProgress?.({ kind: 'note', stage: 'output', done: 0, total: 0, detail: note }));
   let finished = false;
   let auto: AutoReport | undefined;
+  let autoMasks: AutoResult | undefined;
   try {
     if (autoOptions) {
       // With auto the configuration is always the target's shipped default (a given one is refused).
       const fallback = `default ${path.relative(PACKAGE_ROOT, crepeConfig!.file)}`;
-      auto = await runAutoCrepe(request, autoOptions, { spec, outDir, settings, fallback, windows, continued, seqlen, engine });
+      autoMasks = await runAutoCrepe(request, autoOptions, { spec, outDir, settings, fallback, windows, continued, seqlen, engine });
+      auto = autoMasks.report;
       settings = settingsFor(request, calibration, null, auto.chosen.params);
     }
+    // The chosen candidate's confirmation prune had these settings and windows: its masks are this model.
+    const replay = autoMasks?.masks && masksFit(autoMasks.masks, settings, spec.numLayers) ? autoMasks.masks : undefined;
     // The dense baseline on the same windows, before anything is pruned.
     const baseline = evalText ? await measurePerplexity(request.model, evalText, engine, request, 'eval dense') : null;
-    const progress = stageProgress(request, `prune ${settings.method} ${describeTarget(settings.target)}`, spec.numLayers, {
-      name: 'layers', tokens: windows.windows.length * seqlen,
-    });
+    const progress = replay
+      ? stageProgress(request, `prune ${settings.method} ${describeTarget(settings.target)} (the masks of its confirmation)`, spec.numLayers, { name: 'layers' })
+      : stageProgress(request, `prune ${settings.method} ${describeTarget(settings.target)}`, spec.numLayers, { name: 'layers', tokens: windows.windows.length * seqlen });
     const result = await runPrunePipeline({
       modelDir: request.model,
       outDir,
@@ -367,6 +372,7 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
       overwrite: Boolean(request.overwrite),
       progress,
       output,
+      replay,
     });
     progress.done(`linear sparsity ${(result.linearSparsity * 100).toFixed(3)}%`);
     finished = true;
@@ -407,6 +413,7 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
     if (finished || ((request.signal?.aborted || callback.failed()) && !request.resume)) rmSync(workDir, { recursive: true, force: true });
     throw error;
   } finally {
+    autoMasks?.release();
     lock.release();
   }
 }

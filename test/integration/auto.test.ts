@@ -3,7 +3,8 @@
 // default on the confirmation windows, and those windows overlap no statistics window.
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { CrepeParams } from '../../src/prune/scores/crepe.ts';
 import { pruneModel } from '../../src/workflows/prune.ts';
@@ -49,5 +50,17 @@ describe('prune --auto on stories260K', () => {
       { k: auto.chosen.params.k, beta: auto.chosen.params.beta, gamma: auto.chosen.params.gamma },
     );
     assert.ok(!existsSync(`${out}.crepe-auto-cache`));
+    // Written from the chosen candidate's confirmation masks: the model a plain prune with its parameters writes, byte for byte.
+    assert.equal(auto.masksRecorded, true);
+    assert.ok(!existsSync(`${out}.crepe-auto-masks`));
+    const plainOut = path.join(scratchDir('auto-plain'), 'pruned');
+    const plain = await pruneModel({
+      model, out: plainOut, method: 'crepe', target: { kind: 'unstructured', sparsity: 0.5 }, calib: C4_SAMPLE, nsamples: 4, seqlen: 64, seed: 1,
+      crepe: { k: auto.chosen.params.k, alpha: auto.chosen.params.alpha, beta: auto.chosen.params.beta, gamma: auto.chosen.params.gamma, a: auto.chosen.params.a, variant: auto.chosen.params.variant }, threads: 1,
+    });
+    assert.deepEqual(plain.settings, result.settings);
+    const sha = (dir: string) => createHash('sha256').update(readFileSync(path.join(dir, 'model.safetensors'))).digest('hex');
+    assert.equal(sha(out), sha(plainOut));
+    assert.deepEqual(result.layers.map((l) => l.linears.map((x) => x.pruned)), plain.layers.map((l) => l.linears.map((x) => x.pruned)));
   });
 });
