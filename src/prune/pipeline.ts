@@ -82,7 +82,7 @@ export async function runPrunePipeline(request: PipelineRequest): Promise<Pipeli
     const { spec } = model;
     validateAgainstModel(spec, settings);
     const inputSha256 = model.hashAndCheckFinite();
-    // A replayed run commits no activations: it never resumes a pruning run's state, nor one of those a replayed one's.
+    // A replayed run commits no activations: neither kind of run resumes the other's state.
     const identity = { settings, inputSha256, spec, windows: windowsSha256(windows), ...(request.replay ? { replayed: true } : {}) };
     const { work, state } = WorkDir.open<LayerReport>(outDir, { resume: request.resume, overwrite: request.overwrite, identity });
     let layerTargets = (state?.layerTargets as PruneTarget[] | undefined) ?? [];

@@ -60,15 +60,16 @@ export interface AutoReport {
   confirmation: { windows: number; seqlen: number; draws: Array<[number, number]>; statisticsDraws: Array<[number, number]> };
   seconds: { pho: number; confirmation: number; total: number };
   /**
-   * Whether the confirmation prunes recorded their masks, so that the chosen model is written from
-   * them; false where pruning does more than zero weights (reconstruction, a channel permutation).
+   * Whether the pruned model was written from the chosen candidate's confirmation masks (the bytes
+   * pruning it again would write) rather than pruned again: false where pruning does more than zero
+   * weights (reconstruction, a channel permutation) or the run's settings differ from the trial's.
    */
-  masksRecorded: boolean;
+  outputFromMasks: boolean;
 }
 
-/** The auto step's report, and the chosen candidate's masks until `release()` (null when not recorded). */
+/** The auto step's report (the output's part filled in by the run), and the chosen candidate's masks until `release()` (null when not recorded). */
 export interface AutoResult {
-  report: AutoReport;
+  report: Omit<AutoReport, 'outputFromMasks'>;
   masks: RecordedMasks | null;
   release(): void;
 }
@@ -209,7 +210,7 @@ export async function runAutoCrepe(
       });
     });
     confirmProgress.done(`chose ${chosen.source}`);
-    const report: AutoReport = {
+    const report: AutoResult['report'] = {
       chosen,
       candidates: measured,
       pho: {
@@ -218,7 +219,6 @@ export async function runAutoCrepe(
       },
       confirmation: { windows: held.windows.length, seqlen, draws: held.draws, statisticsDraws: run.windows.draws },
       seconds: { pho: phoSeconds, confirmation: secondsSince(confirmStarted), total: secondsSince(started) },
-      masksRecorded: recordMasks,
     };
     return { report, masks: recordMasks ? recorded[measured.indexOf(chosen)] : null, release };
   } catch (error) {

@@ -287,6 +287,10 @@ type CrepeConfigChoice = NonNullable<PruneReport['crepeConfig']>;
 /** Method crepe: the configuration file the run starts from (given, or the target's shipped default); undefined for other methods. */
 function crepeConfigChoice(request: PruneRequest): (CrepeConfigChoice & { file: string }) | undefined {
   checkField(!(request.auto && request.crepeConfig !== undefined), 'auto', 'searches the configuration itself: give crepeConfig or auto, not both');
+  // PHO searches k, β and γ over ratios to α = 1: an override of one would replace the choice after its confirmation.
+  for (const name of ['k', 'alpha', 'beta', 'gamma'] as const) {
+    checkField(!(request.auto && request.crepe?.[name] !== undefined), `crepe.${name}`, 'is what auto searches (k, β and γ, with α = 1): give it or auto, not both');
+  }
   if (request.method !== 'crepe') return undefined;
   if (request.crepeConfig !== undefined) {
     checkCrepeConfigName(request.crepeConfig);
@@ -352,11 +356,11 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
       // With auto the configuration is always the target's shipped default (a given one is refused).
       const fallback = `default ${path.relative(PACKAGE_ROOT, crepeConfig!.file)}`;
       autoMasks = await runAutoCrepe(request, autoOptions, { spec, outDir, settings, fallback, windows, continued, seqlen, engine });
-      auto = autoMasks.report;
-      settings = settingsFor(request, calibration, null, auto.chosen.params);
+      settings = settingsFor(request, calibration, null, autoMasks.report.chosen.params);
     }
     // The chosen candidate's confirmation prune had these settings and windows: its masks are this model.
     const replay = autoMasks?.masks && masksFit(autoMasks.masks, settings, spec.numLayers) ? autoMasks.masks : undefined;
+    if (autoMasks) auto = { ...autoMasks.report, outputFromMasks: replay !== undefined };
     // The dense baseline on the same windows, before anything is pruned.
     const baseline = evalText ? await measurePerplexity(request.model, evalText, engine, request, 'eval dense') : null;
     const progress = replay

@@ -51,7 +51,7 @@ describe('prune --auto on stories260K', () => {
     );
     assert.ok(!existsSync(`${out}.crepe-auto-cache`));
     // Written from the chosen candidate's confirmation masks: the model a plain prune with its parameters writes, byte for byte.
-    assert.equal(auto.masksRecorded, true);
+    assert.equal(auto.outputFromMasks, true);
     assert.ok(!existsSync(`${out}.crepe-auto-masks`));
     const plainOut = path.join(scratchDir('auto-plain'), 'pruned');
     const plain = await pruneModel({

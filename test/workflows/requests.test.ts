@@ -78,6 +78,7 @@ describe('library requests from JavaScript', () => {
       ['pass switched on by true', () => pruneModel(prune(out, { owl: true })), 'owl', /^must be an object with some of the fields m, lambda, got true$/],
       ['auto as text', () => pruneModel(prune(out, { method: 'crepe', auto: 'yes' })), 'auto', /^must be true, false or an object of options, got "yes"$/],
       ['auto option of the wrong type', () => pruneModel(prune(out, { method: 'crepe', auto: { budget: '3' } })), 'auto.budget', /got "3"$/],
+      ['auto with a searched coefficient given', () => pruneModel(prune(out, { method: 'crepe', auto: true, crepe: { beta: 2 } })), 'crepe.beta', /^is what auto searches \(k, β and γ, with α = 1\): give it or auto, not both$/],
       ['exclude as text', () => pruneModel(prune(out, { exclude: 'down_proj' })), 'exclude', /^must be a list of linear names, got "down_proj"$/],
       ['command of the wrong type', () => pruneModel(prune(out, { command: 5 })), 'command', /^must be a non-empty string, got 5$/],
       ['proxy cache of the wrong type', () => search(out, { proxyCache: 5 }), 'proxyCache', /^must name a directory$/],
