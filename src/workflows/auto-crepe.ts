@@ -189,6 +189,7 @@ export async function runAutoCrepe(
     const heldOut = { tokens: concatWindows(held.windows), seqlen, maxChunks: held.windows.length };
     const confirmProgress = stageProgress(control, 'auto: confirm on held-out calibration windows', candidates.length + 1);
     const confirmStarted = performance.now();
+    // Trial i records candidate i's masks (the RIA point first, as chooseByConfirmation measures them).
     const recorded: Array<RecordedMasks | null> = [];
     const trial = async (params: CrepeParams) => {
       const trialSettings = { ...settings, crepe: params };
@@ -205,8 +206,9 @@ export async function runAutoCrepe(
       confirmProgress.update(i + 1, `${c.source} PPL ${c.confirmationPpl.toFixed(3)}`);
       // Only the choice so far can still be written: the other masks go.
       recorded.forEach((masks, j) => {
-        if (masks && j !== chosenIndex) rmSync(masks.dir, { recursive: true, force: true });
-        if (j !== chosenIndex) recorded[j] = null;
+        if (j === chosenIndex || masks === null) return;
+        rmSync(masks.dir, { recursive: true, force: true });
+        recorded[j] = null;
       });
     });
     confirmProgress.done(`chose ${chosen.source}`);
