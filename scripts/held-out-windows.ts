@@ -4,9 +4,9 @@
  * hillclimb-seeds.ts); WikiText-2 validation's and other texts' windows, and the per-text split of
  * one evaluation of several texts, for the same scripts.
  */
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hfWikitextText, readJsonlDocuments } from '../src/data/text-sources.ts';
+import { sha256Bytes } from '../src/util/hash.ts';
 import { mean } from '../src/util/stats.ts';
 
 /**
@@ -51,7 +51,7 @@ export function wikitextValidWindows(
   file: string, encode: (text: string) => Int32Array, opts: { from: number; count: number; seqlen: number },
 ): Int32Array[] {
   const bytes = readFileSync(file);
-  const sha = createHash('sha256').update(bytes).digest('hex');
+  const sha = sha256Bytes(bytes);
   if (sha !== WIKITEXT_VALID.sha256) throw new Error(`${file}: sha256 ${sha}, expected ${WIKITEXT_VALID.sha256} (${WIKITEXT_VALID.source})`);
   return tokenWindows(encode(hfWikitextText(bytes.toString('utf8'))), opts, file);
 }

@@ -55,8 +55,8 @@ import path from 'node:path';
 import { convertToHuggingFace } from '../src/model/convert.ts';
 import { ModelCheckpoint } from '../src/model/checkpoint.ts';
 import { TextTokenizer } from '../src/model/tokenizer.ts';
-import { sampleCalibrationFile } from '../src/data/calibration.ts';
-import { readEvalText } from '../src/data/text-sources.ts';
+import { sampleC4Windows, sampleCalibrationFile } from '../src/data/calibration.ts';
+import { readEvalText, readJsonlDocuments } from '../src/data/text-sources.ts';
 import { pruneSettings } from '../src/prune/settings.ts';
 import { parseTarget, type PruneTarget } from '../src/prune/target.ts';
 import { pruneAndMeasure } from '../src/search/trial.ts';
@@ -140,12 +140,13 @@ function heldOutC4(encode: (text: string) => Int32Array): { windows: Int32Array[
 /** The confirm (or test) seeds: the first `count` seeds from `fromSeed` up whose first `draws` draws avoid every held-out C4 document. */
 function freshSeeds(encode: (text: string) => Int32Array, heldOutDocuments: number[], { fromSeed, count, draws }: { fromSeed: number; count: number; draws: number }): number[] {
   const held = new Set(heldOutDocuments);
-  // Thousands of seeds draw from the same documents: each is tokenized once.
+  // Thousands of seeds draw from the same documents: the file is read once, each document tokenized once.
+  const documents = readJsonlDocuments(DATA.c4);
   const tokenized = new Map<string, Int32Array>();
   const encodeOnce = (text: string) => tokenized.get(text) ?? tokenized.set(text, encode(text)).get(text)!;
   const seeds: number[] = [];
   for (let seed = fromSeed; seeds.length < count; seed++) {
-    const drawn = sampleCalibrationFile(DATA.c4, encodeOnce, { nsamples: draws, seqlen: SELECTION.calibration.seqlen, seed }).draws;
+    const drawn = sampleC4Windows(documents, encodeOnce, { nsamples: draws, seqlen: SELECTION.calibration.seqlen, seed }).draws;
     if (drawn.every(([doc]) => !held.has(doc))) seeds.push(seed);
   }
   return seeds;

@@ -14,7 +14,7 @@ import path from 'node:path';
 import type { BlockWeights } from '../model/spec.ts';
 import { atomicWriteFile } from '../io/atomic.ts';
 import type { LayerReport } from './layer-loop.ts';
-import type { PruneSettings } from './settings.ts';
+import { updatesWeights, type PruneSettings } from './settings.ts';
 
 /** Masks recorded by a run: the directory of their files, the run's settings and its layer reports. */
 export interface RecordedMasks {
@@ -25,7 +25,7 @@ export interface RecordedMasks {
 
 /** Whether a run's pruned weights are its dense weights with zeros, in the input's order: what masks can reproduce. */
 export function masksReproduce(settings: PruneSettings): boolean {
-  return settings.method !== 'sparsegpt' && !settings.reconstruct && settings.permute === null;
+  return !updatesWeights(settings) && settings.permute === null;
 }
 
 /**

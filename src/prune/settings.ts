@@ -155,13 +155,17 @@ export function checkPruneSettings(settings: unknown, field = 'settings'): asser
   }
   // riaA and sparsegpt hold their defaults for the methods that do not read them, which pruneSettings would refuse as given.
   const { riaA, sparsegpt, ...rest } = settings as unknown as PruneSettings;
-  const readsSparseGpt = rest.method === 'sparsegpt' || rest.reconstruct === true;
   try {
-    pruneSettings({ ...rest, ...(rest.method === 'ria' && { riaA }), ...(readsSparseGpt && { sparsegpt }) });
+    pruneSettings({ ...rest, ...(rest.method === 'ria' && { riaA }), ...(updatesWeights(rest) && { sparsegpt }) });
   } catch (error) {
     if (error instanceof FieldError) throw new FieldError(`${field}.${error.field}`, error.problem);
     throw error;
   }
+}
+
+/** Whether SparseGPT's weight update runs (method sparsegpt, or reconstruct): the only step that changes kept weights. */
+export function updatesWeights(settings: Pick<PruneSettings, 'method' | 'reconstruct'>): boolean {
+  return settings.method === 'sparsegpt' || settings.reconstruct === true;
 }
 
 /** The target with its keys in the hashed order. */

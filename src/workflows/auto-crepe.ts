@@ -191,16 +191,17 @@ export async function runAutoCrepe(
     const confirmStarted = performance.now();
     // Trial i records candidate i's masks (the RIA point first, as chooseByConfirmation measures them).
     const recorded: Array<RecordedMasks | null> = [];
-    const trial = async (params: CrepeParams) => {
+    const trial = (params: CrepeParams) => {
       const trialSettings = { ...settings, crepe: params };
-      if (!recordMasks) return pruneAndMeasure(model, trialSettings, run.windows.windows, heldOut, engine);
-      const masks: RecordedMasks = { dir: path.join(masksDir, String(recorded.length)), settings: trialSettings, layers: [] };
-      recorded.push(masks);
-      mkdirSync(masks.dir, { recursive: true });
-      return pruneAndMeasure(model, trialSettings, run.windows.windows, heldOut, engine, async (layer, weights, report) => {
+      const masks: RecordedMasks | null = recordMasks ? { dir: path.join(masksDir, String(recorded.length)), settings: trialSettings, layers: [] } : null;
+      if (masks) {
+        recorded.push(masks);
+        mkdirSync(masks.dir, { recursive: true });
+      }
+      return pruneAndMeasure(model, trialSettings, run.windows.windows, heldOut, engine, masks ? async (layer, weights, report) => {
         masks.layers.push(report);
         await writeLayerMasks(masks.dir, layer, weights, report);
-      });
+      } : undefined);
     };
     const { chosen, candidates: measured } = await chooseByConfirmation(candidates, trial, (c, i, _total, chosenIndex) => {
       confirmProgress.update(i + 1, `${c.source} PPL ${c.confirmationPpl.toFixed(3)}`);

@@ -363,9 +363,11 @@ export async function pruneModel(request: PruneRequest): Promise<PruneResult> {
     if (autoMasks) auto = { ...autoMasks.report, outputFromMasks: replay !== undefined };
     // The dense baseline on the same windows, before anything is pruned.
     const baseline = evalText ? await measurePerplexity(request.model, evalText, engine, request, 'eval dense') : null;
-    const progress = replay
-      ? stageProgress(request, `prune ${settings.method} ${describeTarget(settings.target)} (the masks of its confirmation)`, spec.numLayers, { name: 'layers' })
-      : stageProgress(request, `prune ${settings.method} ${describeTarget(settings.target)}`, spec.numLayers, { name: 'layers', tokens: windows.windows.length * seqlen });
+    // Written from recorded masks, no calibration token goes through the model.
+    const progress = stageProgress(
+      request, `prune ${settings.method} ${describeTarget(settings.target)}${replay ? ' (the masks of its confirmation)' : ''}`, spec.numLayers,
+      { name: 'layers', ...(replay ? {} : { tokens: windows.windows.length * seqlen }) },
+    );
     const result = await runPrunePipeline({
       modelDir: request.model,
       outDir,
